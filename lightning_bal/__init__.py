@@ -1,5 +1,6 @@
 """lightning_bal: Bayesian active learning for PyTorch Lightning."""
 
 from lightning_bal.__about__ import __version__
+from lightning_bal.data import ActiveDataModule
 
-__all__ = ["__version__"]
+__all__ = ["ActiveDataModule", "__version__"]

@@ -1,0 +1,450 @@
+"""ActiveDataModule: who is labelled (D_L), who is in the pool (D_U), and the loaders over each."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_bal.data.queries import read_answers, write_queries
+from lightning_bal.data.views import LabelledView, PoolView, default_input_fn
+from lightning_bal.utilities.checks import check_non_negative_int, check_positive_int
+
+__all__ = ["ActiveDataModule"]
+
+_UNLABELLED = -1
+
+
+def _as_index_tensor(name: str, value: Any) -> Tensor:
+    """Turn an int, a sequence, a numpy array or a tensor of dataset indices into a 1-D int64 tensor."""
+    if isinstance(value, bool):
+        raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got {value!r}.")
+    if isinstance(value, int):
+        return torch.tensor([value], dtype=torch.long)
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, Tensor):
+        try:
+            value = torch.as_tensor(list(value))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got {value!r}.") from err
+    if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
+        raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got dtype {value.dtype}.")
+    return value.detach().to("cpu", torch.long).reshape(-1)
+
+
+def _describe(indices: Tensor, limit: int = 5) -> str:
+    shown = indices[:limit].tolist()
+    return f"{shown}{' ...' if indices.numel() > limit else ''}"
+
+
+class ActiveDataModule(pl.LightningDataModule):
+    """A ``LightningDataModule`` that tracks the labelled set D_L and the pool D_U of one training dataset.
+
+    State is a single tensor ``acquired_at[N]``: ``-1`` for a pool sample, else the active learning step at which the
+    sample was labelled (``0`` for the initial labels). Everything else is derived from it. All public methods take
+    and return absolute dataset indices.
+
+    Args:
+        train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
+            mappings with ``"input"``/``"target"`` keys, or bare inputs when labels come from an annotator.
+        val_dataset: optional validation dataset, passed through to ``val_dataloader``.
+        test_dataset: optional test dataset, passed through to ``test_dataloader``.
+        initial_labels: number of samples labelled at step 0 when the module is built.
+        balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets`` or
+            ``train_dataset.targets``, and ``initial_labels`` divisible by the number of classes).
+        targets: the dataset's labels, used for balanced labelling and the labelled-set class histogram.
+        batch_size: batch size of the train loader over D_L.
+        pool_batch_size: batch size of the pool loader (inference only, so it can be larger).
+        eval_batch_size: batch size of the validation and test loaders (defaults to ``pool_batch_size``).
+        num_workers: workers of every loader.
+        pool_dataset: the same samples as ``train_dataset`` in the same order, read without training augmentation.
+        pool_overrides: attributes to set on a shallow copy of ``train_dataset`` to read the pool without
+            augmentation, e.g. ``{"transform": eval_transform}`` (ignored when ``pool_dataset`` is given).
+        input_fn: picks the model input from a dataset item (default: ``item[0]`` or ``item["input"]``).
+        max_pool_size: score only a random subset of at most this many pool samples per step.
+        seed: seed of the module's generator (initial labels, pool subsets); ``None`` draws one from torch.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.randn(100, 3), torch.arange(100) % 4)
+        >>> dm = ActiveDataModule(data, initial_labels=8, balanced_initial=True, targets=data.tensors[1], seed=0)
+        >>> dm.num_labelled, dm.num_pool, dm.step
+        (8, 92, 0)
+        >>> dm.next_step()
+        1
+        >>> dm.label([int(dm.pool_indices[0])])
+        >>> dm.num_labelled, int(dm.acquired_at.max())
+        (9, 1)
+    """
+
+    def __init__(
+        self,
+        train_dataset: Dataset,
+        val_dataset: Dataset | None = None,
+        test_dataset: Dataset | None = None,
+        *,
+        initial_labels: int = 0,
+        balanced_initial: bool = False,
+        targets: Sequence[int] | Tensor | np.ndarray | None = None,
+        batch_size: int = 32,
+        pool_batch_size: int = 256,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pool_dataset: Dataset | None = None,
+        pool_overrides: Mapping[str, Any] | None = None,
+        input_fn: Callable[[Any], Any] | None = None,
+        max_pool_size: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not hasattr(train_dataset, "__getitem__") or not hasattr(train_dataset, "__len__"):
+            raise TypeError(
+                f"Expected argument `train_dataset` to be a map-style dataset with `__len__` and `__getitem__`,"
+                f" but got {type(train_dataset).__name__}."
+            )
+        self.train_dataset = train_dataset
+        self.val_dataset = val_dataset
+        self.test_dataset = test_dataset
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.pool_batch_size = check_positive_int("pool_batch_size", pool_batch_size)
+        self.eval_batch_size = check_positive_int("eval_batch_size", eval_batch_size or pool_batch_size)
+        self.num_workers = check_non_negative_int("num_workers", num_workers)
+        self.max_pool_size = None if max_pool_size is None else check_positive_int("max_pool_size", max_pool_size)
+        self.input_fn = input_fn or default_input_fn
+        self.pool_dataset = self._make_pool_dataset(train_dataset, pool_dataset, pool_overrides)
+        size = len(train_dataset)
+        self._targets = self._resolve_targets(targets, train_dataset, size)
+
+        self.generator = torch.Generator().manual_seed(int(torch.seed() if seed is None else seed))
+        self.acquired_at = torch.full((size,), _UNLABELLED, dtype=torch.long)
+        self._step = 0
+        self._annotations: dict[int, int | float] = {}
+        self._pending_query = torch.empty(0, dtype=torch.long)
+        self._pool_subset = torch.empty(0, dtype=torch.long)
+        self._pool_subset_step = -1
+        self._checked_pool_determinism = False
+
+        check_non_negative_int("initial_labels", initial_labels)
+        if balanced_initial and initial_labels:
+            num_classes = int(torch.unique(self._require_targets(None)).numel())
+            if initial_labels % num_classes:
+                raise ValueError(
+                    f"Expected argument `initial_labels` to be divisible by the {num_classes} classes when"
+                    f" `balanced_initial=True`, but got {initial_labels}."
+                )
+            self.label_balanced(initial_labels // num_classes)
+        elif initial_labels:
+            self.label_randomly(initial_labels)
+
+    # ------------------------------------------------------------------ construction helpers
+    @staticmethod
+    def _make_pool_dataset(
+        train_dataset: Dataset, pool_dataset: Dataset | None, pool_overrides: Mapping[str, Any] | None
+    ) -> Dataset:
+        if pool_dataset is not None:
+            if len(pool_dataset) != len(train_dataset):  # type: ignore[arg-type]
+                raise ValueError(
+                    f"Expected argument `pool_dataset` to hold the same {len(train_dataset)} samples as"  # type: ignore[arg-type]
+                    f" `train_dataset`, but got {len(pool_dataset)}."  # type: ignore[arg-type]
+                )
+            return pool_dataset
+        if not pool_overrides:
+            return train_dataset
+        # A shallow copy, so the training loader keeps its augmentation while the pool reads without it.
+        view = copy.copy(train_dataset)
+        for name, value in pool_overrides.items():
+            if not hasattr(view, name):
+                raise ValueError(
+                    f"Expected every key of `pool_overrides` to be an attribute of the train dataset,"
+                    f" but {type(train_dataset).__name__} has no attribute {name!r}."
+                )
+            setattr(view, name, value)
+        return view
+
+    @staticmethod
+    def _resolve_targets(targets: Any, dataset: Dataset, size: int) -> Tensor | None:
+        if targets is None:
+            targets = getattr(dataset, "targets", None)
+        if targets is None:
+            return None
+        tensor = torch.as_tensor(np.asarray(targets)).reshape(-1)
+        if tensor.numel() != size:
+            raise ValueError(
+                f"Expected argument `targets` to have one label per sample ({size}), but got {tensor.numel()}."
+            )
+        if tensor.is_floating_point():
+            raise TypeError(f"Expected argument `targets` to hold integer class labels, but got dtype {tensor.dtype}.")
+        return tensor.long()
+
+    def _require_targets(self, targets: Any) -> Tensor:
+        resolved = self._resolve_targets(targets, self.train_dataset, len(self)) if targets is not None else None
+        resolved = resolved if resolved is not None else self._targets
+        if resolved is None:
+            raise ValueError(
+                "Expected argument `targets` (or a `targets` attribute on the train dataset) for balanced labelling,"
+                " but got None."
+            )
+        return resolved
+
+    # ------------------------------------------------------------------ derived views of the state
+    def __len__(self) -> int:
+        return int(self.acquired_at.numel())
+
+    @property
+    def step(self) -> int:
+        """The current active learning step: new labels are recorded at this step (0 = initial labels)."""
+        return self._step
+
+    @property
+    def labelled_indices(self) -> Tensor:
+        """Dataset indices of D_L, ascending."""
+        return torch.nonzero(self.acquired_at != _UNLABELLED).reshape(-1)
+
+    @property
+    def pool_indices(self) -> Tensor:
+        """Dataset indices of D_U, ascending."""
+        return torch.nonzero(self.acquired_at == _UNLABELLED).reshape(-1)
+
+    @property
+    def num_labelled(self) -> int:
+        """Size of D_L."""
+        return int((self.acquired_at != _UNLABELLED).sum())
+
+    @property
+    def num_pool(self) -> int:
+        """Size of D_U."""
+        return len(self) - self.num_labelled
+
+    @property
+    def annotations(self) -> dict[int, int | float]:
+        """Labels given by an annotator, by dataset index; they take precedence over the dataset's own targets."""
+        return dict(self._annotations)
+
+    @property
+    def pending_query(self) -> Tensor:
+        """Dataset indices queried for a human annotator and not yet answered."""
+        return self._pending_query.clone()
+
+    def labelled_targets(self) -> Tensor | None:
+        """Class labels of D_L (annotator labels first, then the dataset's targets), or ``None`` when unknown."""
+        indices = self.labelled_indices
+        values: list[int] = []
+        for index in indices.tolist():
+            if index in self._annotations:
+                values.append(int(self._annotations[index]))
+            elif self._targets is not None:
+                values.append(int(self._targets[index]))
+            else:
+                return None
+        return torch.tensor(values, dtype=torch.long)
+
+    # ------------------------------------------------------------------ labelling
+    def _check_pool_members(self, name: str, indices: Tensor) -> None:
+        out_of_range = indices[(indices < 0) | (indices >= len(self))]
+        if out_of_range.numel():
+            raise ValueError(
+                f"Expected argument `{name}` to hold dataset indices in [0, {len(self)}),"
+                f" but got {_describe(out_of_range)}."
+            )
+        unique, counts = torch.unique(indices, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(
+                f"Expected argument `{name}` to hold distinct indices,"
+                f" but got duplicates {_describe(unique[counts > 1])}."
+            )
+        already = indices[self.acquired_at[indices] != _UNLABELLED]
+        if already.numel():
+            raise ValueError(
+                f"Expected argument `{name}` to hold pool indices, but {_describe(already)} are already labelled."
+            )
+
+    @staticmethod
+    def _as_labels(labels: Any, expected: int) -> list[int | float]:
+        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+            raise TypeError(f"Expected argument `labels` to be a sequence of numbers, but got {type(labels).__name__}.")
+        values = labels.tolist() if isinstance(labels, (Tensor, np.ndarray)) else list(labels)
+        if len(values) != expected:
+            raise ValueError(
+                f"Expected argument `labels` to have one label per index ({expected}), but got {len(values)}."
+            )
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(
+                    f"Expected argument `labels` to hold numbers, but got {value!r} of type {type(value).__name__}."
+                )
+        return values
+
+    def label(self, dataset_indices: int | Sequence[int] | Tensor | np.ndarray, labels: Any = None) -> None:
+        """Move ``dataset_indices`` from D_U to D_L at the current step, optionally with an annotator's ``labels``.
+
+        Either every index is labelled or, on bad input, none is.
+
+        Raises:
+            TypeError: indices that are not integers, labels that are not numbers.
+            ValueError: an index out of range, duplicated, or already labelled; labels of the wrong length.
+        """
+        indices = _as_index_tensor("dataset_indices", dataset_indices)
+        self._check_pool_members("dataset_indices", indices)
+        values = None if labels is None else self._as_labels(labels, indices.numel())
+        # Everything is validated above: from here on nothing can fail half-way.
+        self.acquired_at[indices] = self._step
+        if values is not None:
+            self._annotations.update(zip(indices.tolist(), values, strict=True))
+        if self._pending_query.numel():
+            self._pending_query = self._pending_query[~torch.isin(self._pending_query, indices)]
+
+    def label_randomly(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Label ``n`` pool samples drawn uniformly at random; returns their dataset indices."""
+        check_positive_int("n", n)
+        pool = self.pool_indices
+        if n > pool.numel():
+            raise ValueError(f"Expected argument `n` to be at most the pool size {pool.numel()}, but got {n}.")
+        chosen = pool[torch.randperm(pool.numel(), generator=generator or self.generator)[:n]]
+        self.label(chosen)
+        return chosen
+
+    def label_balanced(
+        self, per_class: int, targets: Sequence[int] | Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Label ``per_class`` random pool samples of every class (the usual balanced initial set)."""
+        check_positive_int("per_class", per_class)
+        resolved = self._require_targets(targets)
+        generator = generator or self.generator
+        pool = self.pool_indices
+        pool_targets = resolved[pool]
+        chosen = []
+        for cls in torch.unique(resolved).tolist():
+            members = pool[pool_targets == cls]
+            if members.numel() < per_class:
+                raise ValueError(
+                    f"Expected argument `per_class` to be at most the {members.numel()} pool samples of class {cls},"
+                    f" but got {per_class}."
+                )
+            chosen.append(members[torch.randperm(members.numel(), generator=generator)[:per_class]])
+        indices = torch.cat(chosen)
+        self.label(indices)
+        return indices
+
+    def next_step(self) -> int:
+        """Start the next active learning step (labels from now on are recorded at it); returns its number."""
+        self._step += 1
+        return self._step
+
+    # ------------------------------------------------------------------ human annotators
+    def query(self, dataset_indices: int | Sequence[int] | Tensor | np.ndarray) -> None:
+        """Record ``dataset_indices`` as the pending query for a human annotator (they stay in the pool)."""
+        indices = _as_index_tensor("dataset_indices", dataset_indices)
+        self._check_pool_members("dataset_indices", indices)
+        self._pending_query = indices.clone()
+
+    def export_queries(self, path: str | Path) -> Path:
+        """Write the pending query (dataset index, step, empty label) to ``path`` (``.json`` or ``.csv``)."""
+        return write_queries(path, self._pending_query.tolist(), self._step)
+
+    def import_labels(self, path: str | Path) -> Tensor:
+        """Label the answered rows of a file written by :meth:`export_queries`; unanswered rows stay in the pool."""
+        indices, labels = read_answers(path)
+        tensor = torch.tensor(indices, dtype=torch.long)
+        if indices:
+            self.label(tensor, labels)
+        return tensor
+
+    # ------------------------------------------------------------------ pool subset and loaders
+    def scoring_indices(self) -> Tensor:
+        """Pool indices to score at this step: the whole pool, or a seeded random subset of ``max_pool_size``."""
+        pool = self.pool_indices
+        if self.max_pool_size is None or pool.numel() <= self.max_pool_size:
+            return pool
+        if self._pool_subset_step != self._step:
+            chosen = torch.randperm(pool.numel(), generator=self.generator)[: self.max_pool_size]
+            self._pool_subset = pool[chosen].sort().values
+            self._pool_subset_step = self._step
+        return self._pool_subset[self.acquired_at[self._pool_subset] == _UNLABELLED]
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled loader over D_L (annotator labels included)."""
+        if self.num_labelled == 0:
+            raise RuntimeError("The labelled set is empty: label some samples (e.g. `initial_labels=20`) before fit.")
+        return self._loader(
+            LabelledView(self.train_dataset, self.labelled_indices, self._annotations), self.batch_size, True
+        )
+
+    def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
+        """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``."""
+        indices = self.scoring_indices() if indices is None else _as_index_tensor("indices", indices)
+        view = PoolView(self.pool_dataset, indices, self.input_fn)
+        if not self._checked_pool_determinism and len(view):
+            self._checked_pool_determinism = True
+            self._warn_if_nondeterministic(view)
+        return self._loader(view, self.pool_batch_size)
+
+    @staticmethod
+    def _warn_if_nondeterministic(view: PoolView) -> None:
+        first, second = view[0][0], view[0][0]
+        same = (
+            torch.equal(first, second) if isinstance(first, Tensor) and isinstance(second, Tensor) else first == second
+        )
+        if not same:
+            rank_zero_warn(
+                "Reading the same pool item twice gave different inputs: the pool is read with random augmentation,"
+                " which adds noise to the acquisition scores. Pass `pool_dataset` or `pool_overrides` to read it"
+                " without augmentation."
+            )
+
+    def val_dataloader(self) -> DataLoader | list:
+        """Loader over the validation dataset, or no loader when none was given."""
+        return [] if self.val_dataset is None else self._loader(self.val_dataset, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader | list:
+        """Loader over the test dataset, or no loader when none was given."""
+        return [] if self.test_dataset is None else self._loader(self.test_dataset, self.eval_batch_size)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and primitives only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``."""
+        annotated = sorted(self._annotations)
+        return {
+            "acquired_at": self.acquired_at.clone(),
+            "step": self._step,
+            "generator_state": self.generator.get_state(),
+            "annotation_indices": torch.tensor(annotated, dtype=torch.long),
+            "annotation_values": torch.tensor([float(self._annotations[i]) for i in annotated], dtype=torch.float64),
+            "annotation_is_int": [isinstance(self._annotations[i], int) for i in annotated],
+            "pending_query": self._pending_query.clone(),
+            "pool_subset": self._pool_subset.clone(),
+            "pool_subset_step": self._pool_subset_step,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the labelled set, annotator labels, pending query and generator; refuses another dataset size."""
+        acquired_at = state_dict["acquired_at"]
+        if not isinstance(acquired_at, Tensor) or acquired_at.numel() != len(self):
+            got = acquired_at.numel() if isinstance(acquired_at, Tensor) else type(acquired_at).__name__
+            raise ValueError(
+                f"Expected a state dict for a dataset of {len(self)} samples,"
+                f" but got one with `acquired_at` of size {got}."
+            )
+        values = state_dict["annotation_values"].tolist()
+        is_int = state_dict["annotation_is_int"]
+        self.acquired_at = acquired_at.clone().long()
+        self._step = int(state_dict["step"])
+        self.generator.set_state(state_dict["generator_state"])
+        self._annotations = {
+            i: int(v) if as_int else v
+            for i, v, as_int in zip(state_dict["annotation_indices"].tolist(), values, is_int, strict=True)
+        }
+        self._pending_query = state_dict["pending_query"].clone()
+        self._pool_subset = state_dict["pool_subset"].clone()
+        self._pool_subset_step = int(state_dict["pool_subset_step"])

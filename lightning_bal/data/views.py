@@ -1,0 +1,88 @@
+"""Dataset views the datamodule hands to dataloaders: D_L with annotator labels, and D_U with dataset indices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+__all__ = ["LabelledView", "PoolView", "default_input_fn", "replace_target"]
+
+
+def default_input_fn(item: Any) -> Any:
+    """Pick the model input out of a dataset item: the first element of a tuple/list, ``item["input"]`` of a mapping.
+
+    Example:
+        >>> default_input_fn((torch.tensor([1.0]), 3))
+        tensor([1.])
+    """
+    if isinstance(item, (tuple, list)):
+        return item[0]
+    if isinstance(item, Mapping):
+        return item["input"]
+    return item
+
+
+def replace_target(item: Any, target: Any) -> Any:
+    """Return ``item`` with its target replaced by an annotator's label.
+
+    A ``(input, target, ...)`` tuple gets ``target`` in position 1, a mapping under ``"target"``; a bare input (a pool
+    read from unlabelled data) becomes ``(input, target)``.
+
+    Example:
+        >>> replace_target((torch.tensor([1.0]), -1), 7)
+        (tensor([1.]), 7)
+    """
+    if isinstance(item, (tuple, list)):
+        if len(item) < 2:
+            return type(item)([item[0], target]) if isinstance(item, list) else (item[0], target)
+        replaced = list(item)
+        # Match the dataset's own target type so batches that mix both collate into one tensor.
+        original = replaced[1]
+        replaced[1] = torch.as_tensor(target, dtype=original.dtype) if isinstance(original, Tensor) else target
+        return type(item)(replaced) if isinstance(item, list) else tuple(replaced)
+    if isinstance(item, Mapping):
+        original = item.get("target")
+        return {
+            **item,
+            "target": torch.as_tensor(target, dtype=original.dtype) if isinstance(original, Tensor) else target,
+        }
+    return (item, target)
+
+
+class LabelledView(Dataset):
+    """The labelled set D_L: ``indices`` of ``dataset``, with annotator labels taking precedence over the dataset's."""
+
+    def __init__(self, dataset: Dataset, indices: Tensor, annotations: Mapping[int, Any]) -> None:
+        self.dataset = dataset
+        self.indices = indices.tolist()
+        self.annotations = dict(annotations)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> Any:
+        index = self.indices[position]
+        item = self.dataset[index]
+        if index in self.annotations:
+            return replace_target(item, self.annotations[index])
+        return item
+
+
+class PoolView(Dataset):
+    """The pool D_U (or a shard of it): yields ``(input, dataset_index)`` so every score keeps its absolute index."""
+
+    def __init__(self, dataset: Dataset, indices: Tensor, input_fn: Callable[[Any], Any]) -> None:
+        self.dataset = dataset
+        self.indices = indices.tolist()
+        self.input_fn = input_fn
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[Any, Tensor]:
+        index = self.indices[position]
+        return self.input_fn(self.dataset[index]), torch.tensor(index, dtype=torch.long)

@@ -1,0 +1,99 @@
+"""MC-DropConnect: dropout on the weights of Linear and Conv layers, for models that have no dropout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+__all__ = ["DROPCONNECT_TYPES", "DropConnectWeight", "dropconnect_layers", "mc_dropconnect"]
+
+#: Layers whose ``weight`` MC-DropConnect masks.
+DROPCONNECT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+class DropConnectWeight(nn.Module):
+    """Weight parametrization that zeroes each weight with probability ``p`` and rescales the rest.
+
+    .. math:: \\tilde W = W \\odot M / (1 - p), \\quad M_{ij} \\sim \\mathrm{Bernoulli}(1 - p)
+
+    By default a fresh mask comes from torch's global generator at every forward. The MC engine sets
+    :attr:`mask_fn` to draw seeded masks instead (one per MC sample, shared by every item of the batch).
+
+    Args:
+        p: probability of dropping a weight, in ``[0, 1)``.
+
+    Example:
+        >>> import torch
+        >>> w = torch.ones(2, 3)
+        >>> DropConnectWeight(0.0)(w).tolist()
+        [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = _check_p(p)
+        self.mask_fn: Callable[[Tensor], Tensor] | None = None
+
+    def forward(self, weight: Tensor) -> Tensor:
+        """Return the masked, rescaled weight (same shape as ``weight``)."""
+        if self.mask_fn is None:
+            return nn.functional.dropout(weight, self.p, training=True)
+        return weight * self.mask_fn(weight)
+
+
+def _check_p(p: float) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise ValueError(f"Expected argument `dropconnect` to be a float in [0, 1), but got {p!r}")
+    return float(p)
+
+
+def dropconnect_layers(module: nn.Module) -> list[nn.Module]:
+    """The layers of ``module`` (itself included) that MC-DropConnect would mask, in registration order."""
+    return [layer for layer in module.modules() if isinstance(layer, DROPCONNECT_TYPES)]
+
+
+@contextmanager
+def mc_dropconnect(module: nn.Module, p: float) -> Iterator[list[DropConnectWeight]]:
+    """Mask the weights of every Linear/Conv layer of ``module`` while the context is open.
+
+    The original ``weight`` parameters (the same objects, so optimizers keep working) come back on exit,
+    also when an exception is raised.
+
+    Args:
+        module: the model.
+        p: probability of dropping each weight, in ``[0, 1)``.
+
+    Yields:
+        The parametrizations, one per masked layer, in registration order.
+
+    Example:
+        >>> net = nn.Linear(4, 2)
+        >>> weight = net.weight
+        >>> with mc_dropconnect(net, 0.5) as params:
+        ...     len(params)
+        1
+        >>> net.weight is weight
+        True
+    """
+    p = _check_p(p)
+    layers = dropconnect_layers(module)
+    # Parametrizing re-registers `weight` after `bias`; remember the order so state_dict keys come back as they were.
+    orders = [list(layer._parameters) for layer in layers]
+    done: list[nn.Module] = []
+    params: list[DropConnectWeight] = []
+    try:
+        for layer in layers:
+            param = DropConnectWeight(p)
+            parametrize.register_parametrization(layer, "weight", param, unsafe=True)
+            done.append(layer)
+            params.append(param)
+        yield params
+    finally:
+        for layer, order in reversed(list(zip(done, orders))):
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+            layer._parameters = {name: layer._parameters[name] for name in order}
+
+

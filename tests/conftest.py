@@ -1,0 +1,25 @@
+import os
+
+import pytest
+import torch
+import torch.distributed
+
+
+@pytest.fixture(autouse=True)
+def _restore_env_and_process_group():
+    """Each test starts and ends without a process group and with the environment it found."""
+    env = dict(os.environ)
+    yield
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(env)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """Keep CPU tests from oversubscribing the 2-core CI machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(threads, 2))
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,276 @@
+import csv
+import json
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import Dataset, TensorDataset
+
+from lightning_bal import ActiveDataModule
+from tests.helpers.models import DropoutClassifier, blobs
+
+
+def make_dm(n: int = 60, **kwargs) -> ActiveDataModule:
+    kwargs.setdefault("seed", 0)
+    return ActiveDataModule(blobs(n), **kwargs)
+
+
+def snapshot(dm: ActiveDataModule) -> dict:
+    state = dm.state_dict()
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
+def assert_state_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+        else:
+            assert a[key] == b[key], key
+
+
+def test_label_moves_exactly_those_indices_and_records_step():
+    dm = make_dm(20)
+    dm.label([3, 7])
+    assert dm.labelled_indices.tolist() == [3, 7]
+    assert dm.step == 0
+    assert dm.next_step() == 1
+    dm.label(torch.tensor([5]))
+    assert dm.labelled_indices.tolist() == [3, 5, 7]
+    assert dm.acquired_at[[3, 5, 7]].tolist() == [0, 1, 0]
+    assert dm.num_labelled + dm.num_pool == 20
+    assert set(dm.pool_indices.tolist()).isdisjoint(dm.labelled_indices.tolist())
+
+
+@pytest.mark.parametrize("indices", [4, [4], np.array([4]), torch.tensor([4])])
+def test_label_accepts_common_index_types(indices):
+    dm = make_dm(10)
+    dm.label(indices)
+    assert dm.labelled_indices.tolist() == [4]
+
+
+@pytest.mark.parametrize("per_class", [1, 3, 5])
+def test_label_balanced_gives_exactly_per_class(per_class):
+    dm = make_dm(60)
+    chosen = dm.label_balanced(per_class)
+    counts = torch.bincount(dm.train_dataset.targets[chosen], minlength=3)
+    assert counts.tolist() == [per_class] * 3
+    assert dm.num_labelled == 3 * per_class
+
+
+def test_initial_labels_balanced_and_random():
+    balanced = make_dm(60, initial_labels=6, balanced_initial=True)
+    assert torch.bincount(balanced.labelled_targets(), minlength=3).tolist() == [2, 2, 2]
+    random = make_dm(60, initial_labels=7)
+    assert random.num_labelled == 7
+    assert (random.acquired_at[random.labelled_indices] == 0).all()
+
+
+def test_label_randomly_is_seeded():
+    a, b = make_dm(50, seed=3), make_dm(50, seed=3)
+    assert torch.equal(a.label_randomly(5), b.label_randomly(5))
+    assert torch.equal(
+        a.label_randomly(5, torch.Generator().manual_seed(1)), b.label_randomly(5, torch.Generator().manual_seed(1))
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda dm: dm.label([100]), ValueError, r"in \[0, 20\).*\[100\]"),
+        (lambda dm: dm.label([-1]), ValueError, r"in \[0, 20\)"),
+        (lambda dm: dm.label([1, 2]), ValueError, r"\[1\] are already labelled"),
+        (lambda dm: dm.label([4, 4, 5]), ValueError, r"duplicates \[4\]"),
+        (lambda dm: dm.label([4, 5], labels=[0]), ValueError, r"`labels` to have one label per index \(2\), but got 1"),
+        (lambda dm: dm.label([4], labels="a"), TypeError, r"`labels` to be a sequence"),
+        (lambda dm: dm.label([4], labels=["cat"]), TypeError, r"`labels` to hold numbers"),
+        (lambda dm: dm.label([1.5]), TypeError, r"integer dataset indices"),
+        (lambda dm: dm.label(True), TypeError, r"integer dataset indices"),
+        (lambda dm: dm.label_randomly(20), ValueError, r"at most the pool size 19, but got 20"),
+        (lambda dm: dm.label_randomly(0), ValueError, r"`n` to be a positive integer, but got 0"),
+        (lambda dm: dm.label_balanced(10), ValueError, r"`per_class` to be at most"),
+        (lambda dm: dm.query([1]), ValueError, r"already labelled"),
+        (lambda dm: dm.load_state_dict(make_dm(21).state_dict()), ValueError, r"dataset of 20 samples.*size 21"),
+    ],
+)
+def test_bad_input_raises_and_changes_nothing(call, error, match):
+    dm = make_dm(20)
+    dm.label([1])
+    before = snapshot(dm)
+    with pytest.raises(error, match=match):
+        call(dm)
+    assert_state_equal(before, snapshot(dm))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"batch_size": 0}, "`batch_size` to be a positive integer"),
+        ({"max_pool_size": -3}, "`max_pool_size` to be a positive integer"),
+        ({"initial_labels": 7, "balanced_initial": True}, "divisible by the 3 classes"),
+        ({"targets": [0, 1]}, r"one label per sample \(60\)"),
+        ({"pool_overrides": {"no_such_attribute": 1}}, "no attribute 'no_such_attribute'"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make_dm(60, **kwargs)
+
+
+def test_balanced_without_targets_names_the_argument():
+    data = TensorDataset(torch.randn(10, 2), torch.zeros(10, dtype=torch.long))
+    with pytest.raises(ValueError, match="`targets`"):
+        ActiveDataModule(data, seed=0).label_balanced(1)
+
+
+def test_train_loader_uses_annotator_labels_and_pool_loader_yields_indices():
+    dm = make_dm(12, pool_batch_size=5)
+    dm.label([0, 1], labels=[2, 2])
+    dm.label([2])
+    seen = {}
+    for x, y in dm.train_dataloader():
+        for row, target in zip(x, y, strict=True):
+            seen[int(torch.nonzero((dm.train_dataset.tensors[0] == row).all(1))[0])] = int(target)
+    assert seen == {0: 2, 1: 2, 2: int(dm.train_dataset.targets[2])}
+    indices = torch.cat([idx for _, idx in dm.pool_dataloader()])
+    assert indices.tolist() == list(range(3, 12))
+    inputs = torch.cat([x for x, _ in dm.pool_dataloader()])
+    assert torch.equal(inputs, dm.train_dataset.tensors[0][3:])
+
+
+class _Augmented(Dataset):
+    def __init__(self, n: int = 10):
+        self.data = torch.randn(n, 2)
+        self.noise = 1.0
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i] + self.noise * torch.randn(2), 0
+
+
+def test_pool_warns_once_when_augmented_and_overrides_remove_it():
+    dm = ActiveDataModule(_Augmented(), seed=0)
+    with pytest.warns(UserWarning, match="different inputs"):
+        dm.pool_dataloader()
+    clean = ActiveDataModule(_Augmented(), pool_overrides={"noise": 0.0}, seed=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clean.pool_dataloader()
+    assert clean.train_dataset.noise == 1.0, "the training view keeps its augmentation"
+
+
+def test_max_pool_size_draws_a_recorded_subset_per_step():
+    dm = make_dm(100, max_pool_size=10, seed=1)
+    first = dm.scoring_indices()
+    assert first.numel() == 10
+    assert torch.equal(first, dm.scoring_indices()), "stable within a step"
+    assert torch.equal(dm.state_dict()["pool_subset"], first)
+    dm.label(first[:2])
+    assert dm.scoring_indices().tolist() == first[2:].tolist()
+    dm.next_step()
+    assert not torch.equal(dm.scoring_indices(), first[2:])
+    assert torch.isin(dm.scoring_indices(), dm.pool_indices).all()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_export_import_round_trip(tmp_path, suffix):
+    dm = make_dm(30)
+    dm.label([0])
+    dm.next_step()
+    dm.query([5, 9, 11])
+    path = dm.export_queries(tmp_path / f"queries{suffix}")
+    # The annotator answers two of three queries.
+    if suffix == ".json":
+        rows = json.loads(path.read_text())
+        assert [(r["index"], r["step"]) for r in rows] == [(5, 1), (9, 1), (11, 1)]
+        rows[0]["label"], rows[2]["label"] = 2, 0
+        path.write_text(json.dumps(rows))
+    else:
+        rows = list(csv.DictReader(path.open()))
+        assert [(r["index"], r["step"]) for r in rows] == [("5", "1"), ("9", "1"), ("11", "1")]
+        rows[0]["label"], rows[2]["label"] = "2", "0"
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["index", "step", "label"])
+            writer.writeheader()
+            writer.writerows(rows)
+    assert dm.import_labels(path).tolist() == [5, 11]
+    assert dm.annotations == {5: 2, 11: 0}
+    assert dm.acquired_at[[5, 9, 11]].tolist() == [1, -1, 1]
+    assert dm.pending_query.tolist() == [9], "the unanswered query stays pending and in the pool"
+
+
+def test_import_rejects_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match="`.json` or `.csv`"):
+        make_dm().export_queries(tmp_path / "q.txt")
+
+
+def test_state_dict_round_trip_restores_everything():
+    dm = make_dm(40, max_pool_size=5)
+    dm.label_randomly(4)
+    dm.next_step()
+    dm.label([int(dm.pool_indices[0])], labels=[1])
+    dm.scoring_indices()
+    dm.query(dm.pool_indices[:2])
+    other = make_dm(40, seed=99, max_pool_size=5)
+    other.load_state_dict(dm.state_dict())
+    assert_state_equal(snapshot(dm), snapshot(other))
+    assert other.annotations == dm.annotations
+    assert torch.equal(dm.label_randomly(3), other.label_randomly(3)), "generator state restored"
+
+
+def test_checkpoint_round_trip_through_trainer(tmp_path):
+    pl.seed_everything(0)
+    dm = make_dm(60, initial_labels=6, balanced_initial=True, val_dataset=blobs(30, seed=1))
+    dm.next_step()
+    dm.label(dm.pool_indices[:3], labels=[0, 1, 2])
+    trainer = pl.Trainer(
+        max_epochs=1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(DropoutClassifier(), datamodule=dm)
+    path = tmp_path / "run.ckpt"
+    trainer.save_checkpoint(path)
+
+    checkpoint = torch.load(path, weights_only=True)
+    assert torch.equal(checkpoint["ActiveDataModule"]["acquired_at"], dm.acquired_at)
+
+    resumed = make_dm(60, seed=123, val_dataset=blobs(30, seed=1))
+    trainer = pl.Trainer(
+        max_epochs=2, default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(DropoutClassifier(), datamodule=resumed, ckpt_path=path)
+    assert torch.equal(resumed.acquired_at, dm.acquired_at)
+    assert resumed.annotations == dm.annotations
+    assert resumed.step == dm.step
+    assert torch.equal(resumed.generator.get_state(), dm.generator.get_state())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    calls=st.lists(st.tuples(st.sampled_from(["label", "random", "step"]), st.integers(0, 10**6)), max_size=12),
+)
+def test_property_labelled_and_pool_stay_disjoint_and_complete(n, calls):
+    dm = ActiveDataModule(TensorDataset(torch.zeros(n, 1)), seed=0)
+    for kind, value in calls:
+        if dm.num_pool == 0:
+            break
+        if kind == "step":
+            dm.next_step()
+        elif kind == "random":
+            dm.label_randomly(1 + value % dm.num_pool)
+        else:
+            pool = dm.pool_indices
+            take = pool[torch.randperm(pool.numel(), generator=torch.Generator().manual_seed(value))[: 1 + value % 3]]
+            dm.label(take)
+        labelled, pool = set(dm.labelled_indices.tolist()), set(dm.pool_indices.tolist())
+        assert labelled.isdisjoint(pool)
+        assert labelled | pool == set(range(n))
+        assert dm.num_labelled + dm.num_pool == n
+        assert int(dm.acquired_at.max()) <= dm.step
