@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_bal.data.queries import read_answers, write_queries
+from lightning_bal.data.sampler import EpochShuffleSampler
 from lightning_bal.data.views import LabelledView, PoolView, default_input_fn
 from lightning_bal.utilities.checks import check_non_negative_int, check_positive_int
 
@@ -124,12 +125,15 @@ class ActiveDataModule(pl.LightningDataModule):
         size = len(train_dataset)
         self._targets = self._resolve_targets(targets, train_dataset, size)
 
-        self.generator = torch.Generator().manual_seed(int(torch.seed() if seed is None else seed))
+        self.seed = int(torch.seed() if seed is None else seed) % 2**62
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.acquired_at = torch.full((size,), _UNLABELLED, dtype=torch.long)
         self._step = 0
         self._annotations: dict[int, int | float] = {}
-        self._pending_query = torch.empty(0, dtype=torch.long)
-        self._pool_subset = torch.empty(0, dtype=torch.long)
+        # Plain lists, not tensors: `ddp_spawn` cannot send empty tensors to its processes (torch shares them by
+        # file descriptor, which fails for size 0).
+        self._pending_query: list[int] = []
+        self._pool_subset: list[int] = []
         self._pool_subset_step = -1
         self._checked_pool_determinism = False
 
@@ -232,7 +236,7 @@ class ActiveDataModule(pl.LightningDataModule):
     @property
     def pending_query(self) -> Tensor:
         """Dataset indices queried for a human annotator and not yet answered."""
-        return self._pending_query.clone()
+        return torch.tensor(self._pending_query, dtype=torch.long)
 
     def labelled_targets(self) -> Tensor | None:
         """Class labels of D_L (annotator labels first, then the dataset's targets), or ``None`` when unknown."""
@@ -299,8 +303,9 @@ class ActiveDataModule(pl.LightningDataModule):
         self.acquired_at[indices] = self._step
         if values is not None:
             self._annotations.update(zip(indices.tolist(), values, strict=True))
-        if self._pending_query.numel():
-            self._pending_query = self._pending_query[~torch.isin(self._pending_query, indices)]
+        if self._pending_query:
+            answered = set(indices.tolist())
+            self._pending_query = [i for i in self._pending_query if i not in answered]
 
     def label_randomly(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Label ``n`` pool samples drawn uniformly at random; returns their dataset indices."""
@@ -334,6 +339,19 @@ class ActiveDataModule(pl.LightningDataModule):
         self.label(indices)
         return indices
 
+    def acquire(self, dataset_indices: int | Sequence[int] | Tensor | np.ndarray, labels: Any = None) -> int:
+        """Start the next active learning step and label ``dataset_indices`` at it; returns the new step.
+
+        Validation comes first, so on bad input neither the step nor the labelled set changes.
+        """
+        indices = _as_index_tensor("dataset_indices", dataset_indices)
+        self._check_pool_members("dataset_indices", indices)
+        if labels is not None:
+            self._as_labels(labels, indices.numel())
+        self._step += 1
+        self.label(indices, labels)
+        return self._step
+
     def next_step(self) -> int:
         """Start the next active learning step (labels from now on are recorded at it); returns its number."""
         self._step += 1
@@ -344,11 +362,11 @@ class ActiveDataModule(pl.LightningDataModule):
         """Record ``dataset_indices`` as the pending query for a human annotator (they stay in the pool)."""
         indices = _as_index_tensor("dataset_indices", dataset_indices)
         self._check_pool_members("dataset_indices", indices)
-        self._pending_query = indices.clone()
+        self._pending_query = indices.tolist()
 
     def export_queries(self, path: str | Path) -> Path:
         """Write the pending query (dataset index, step, empty label) to ``path`` (``.json`` or ``.csv``)."""
-        return write_queries(path, self._pending_query.tolist(), self._step)
+        return write_queries(path, self._pending_query, self._step)
 
     def import_labels(self, path: str | Path) -> Tensor:
         """Label the answered rows of a file written by :meth:`export_queries`; unanswered rows stay in the pool."""
@@ -366,20 +384,26 @@ class ActiveDataModule(pl.LightningDataModule):
             return pool
         if self._pool_subset_step != self._step:
             chosen = torch.randperm(pool.numel(), generator=self.generator)[: self.max_pool_size]
-            self._pool_subset = pool[chosen].sort().values
+            self._pool_subset = pool[chosen].sort().values.tolist()
             self._pool_subset_step = self._step
-        return self._pool_subset[self.acquired_at[self._pool_subset] == _UNLABELLED]
+        subset = torch.tensor(self._pool_subset, dtype=torch.long)
+        return subset[self.acquired_at[subset] == _UNLABELLED]
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers)
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+        # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=generator
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled loader over D_L (annotator labels included)."""
         if self.num_labelled == 0:
             raise RuntimeError("The labelled set is empty: label some samples (e.g. `initial_labels=20`) before fit.")
-        return self._loader(
-            LabelledView(self.train_dataset, self.labelled_indices, self._annotations), self.batch_size, True
-        )
+        view = LabelledView(self.train_dataset, self.labelled_indices, self._annotations)
+        # The shuffle depends on the seed and the epoch only, not on the global RNG (which Lightning does not
+        # checkpoint), so a resumed run sees the same batches as an uninterrupted one.
+        return self._loader(view, self.batch_size, EpochShuffleSampler(len(view), self.seed))
 
     def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
         """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``."""
@@ -412,18 +436,30 @@ class ActiveDataModule(pl.LightningDataModule):
         return [] if self.test_dataset is None else self._loader(self.test_dataset, self.eval_batch_size)
 
     # ------------------------------------------------------------------ state
+    def __getstate__(self) -> dict[str, Any]:
+        # `ddp_spawn` pickles the datamodule with torch's shared-memory pickler, which cannot send a Generator.
+        state = self.__dict__.copy()
+        state["generator"] = self.generator.get_state().tolist()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        generator = torch.Generator()
+        generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+        self.__dict__.update({**state, "generator": generator})
+
     def state_dict(self) -> dict[str, Any]:
         """Tensors and primitives only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``."""
         annotated = sorted(self._annotations)
         return {
             "acquired_at": self.acquired_at.clone(),
+            "seed": self.seed,
             "step": self._step,
             "generator_state": self.generator.get_state(),
             "annotation_indices": torch.tensor(annotated, dtype=torch.long),
             "annotation_values": torch.tensor([float(self._annotations[i]) for i in annotated], dtype=torch.float64),
             "annotation_is_int": [isinstance(self._annotations[i], int) for i in annotated],
-            "pending_query": self._pending_query.clone(),
-            "pool_subset": self._pool_subset.clone(),
+            "pending_query": torch.tensor(self._pending_query, dtype=torch.long),
+            "pool_subset": torch.tensor(self._pool_subset, dtype=torch.long),
             "pool_subset_step": self._pool_subset_step,
         }
 
@@ -440,11 +476,12 @@ class ActiveDataModule(pl.LightningDataModule):
         is_int = state_dict["annotation_is_int"]
         self.acquired_at = acquired_at.clone().long()
         self._step = int(state_dict["step"])
+        self.seed = int(state_dict.get("seed", self.seed))
         self.generator.set_state(state_dict["generator_state"])
         self._annotations = {
             i: int(v) if as_int else v
             for i, v, as_int in zip(state_dict["annotation_indices"].tolist(), values, is_int, strict=True)
         }
-        self._pending_query = state_dict["pending_query"].clone()
-        self._pool_subset = state_dict["pool_subset"].clone()
+        self._pending_query = state_dict["pending_query"].tolist()
+        self._pool_subset = state_dict["pool_subset"].tolist()
         self._pool_subset_step = int(state_dict["pool_subset_step"])

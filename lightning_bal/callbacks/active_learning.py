@@ -1,0 +1,359 @@
+"""ActiveLearningCallback: turn any Lightning training run into an active learning run, on one device or many."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor
+from typing_extensions import override
+
+from lightning_bal.callbacks.monitoring import log_step
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.heuristics import Heuristic, get_heuristic
+from lightning_bal.mc import check_stochastic_layers, mc_batches
+from lightning_bal.utilities.checks import check_positive_int
+from lightning_bal.utilities.distributed import gather_uneven, shard
+
+__all__ = ["ActiveLearningCallback"]
+
+# Distinct streams for the MC masks and for the heuristic's own sampling, both derived from (seed, step).
+_MC_SALT, _SELECT_SALT = 0x5EED_0001, 0x5EED_0002
+
+
+def _derive_seed(seed: int, step: int, salt: int) -> int:
+    return (seed * 1_000_003 + step * 7_919 + salt) % (2**62)
+
+
+class _PoolScores(NamedTuple):
+    """What the pool pass leaves on rank zero: scores of every scored item, and what a batch-aware heuristic needs."""
+
+    indices: Tensor  # dataset indices, ascending
+    scores: Tensor
+    candidate_indices: Tensor  # batch-aware heuristics only (else empty): the top-M items by score ...
+    candidate_log_probs: Tensor  # ... and their log-probabilities [M, K, C]
+
+
+class ActiveLearningCallback(Callback):
+    r"""Run an active learning step (score the pool, pick ``query_size`` samples, label them) every few epochs.
+
+    At the end of every ``every_n_epochs``-th training epoch (after its validation, so the logged metrics belong to the
+    labelled-set size they were trained on) the callback draws ``iterations`` MC-Dropout samples of the model's
+    predictions over the pool D_U of the trainer's :class:`~lightning_bal.ActiveDataModule`, scores them with the
+    heuristic U, labels the selection and makes the next epoch train on the grown labelled set D_L.
+
+    Under DDP every rank scores its own disjoint shard of the pool; scores travel with their dataset indices, the
+    selection is made once on rank zero and broadcast, so every rank labels exactly the same samples.
+
+    Args:
+        heuristic: a :class:`~lightning_bal.heuristics.Heuristic` or a registry name such as ``"bald"``.
+        query_size: samples labelled per active learning step.
+        iterations: MC samples K drawn per pool item.
+        every_n_epochs: training epochs per active learning step.
+        reset_weights: after each step, reset the model to its weights at fit start and re-create the optimizers
+            (the protocol of Gal et al. 2017). The initial weights are kept in the checkpoint.
+        label_budget: stop once D_L holds this many samples (the last labelled set is still trained and validated).
+        max_pool_size: score at most this many random pool samples per step (sets the datamodule's option).
+        seed: seed of the MC masks and of stochastic selection; ``None`` draws one on rank zero and broadcasts it.
+        mc_kwargs: extra keyword arguments for :func:`lightning_bal.mc.mc_batches` (e.g. ``consistent_masks``).
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> from lightning_bal.heuristics import BALD
+        >>> callback = ActiveLearningCallback(BALD(), query_size=10, iterations=20)
+        >>> trainer = pl.Trainer(max_epochs=5, callbacks=[callback], logger=False, enable_progress_bar=False)
+        >>> callback.query_size, callback.heuristic.name
+        (10, 'bald')
+    """
+
+    def __init__(
+        self,
+        heuristic: Heuristic | str,
+        query_size: int,
+        iterations: int = 20,
+        *,
+        every_n_epochs: int = 1,
+        reset_weights: bool = False,
+        label_budget: int | None = None,
+        max_pool_size: int | None = None,
+        seed: int | None = None,
+        mc_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(heuristic, str):
+            heuristic = get_heuristic(heuristic)
+        if not isinstance(heuristic, Heuristic):
+            raise TypeError(
+                "Expected argument `heuristic` to be a `lightning_bal.heuristics.Heuristic` or a registry name,"
+                f" but got {type(heuristic).__name__}."
+            )
+        self.heuristic = heuristic
+        self.query_size = check_positive_int("query_size", query_size)
+        self.iterations = check_positive_int("iterations", iterations)
+        if heuristic.needs_mc_samples and iterations < 2:
+            raise ValueError(
+                f"Expected argument `iterations` to be at least 2 for {type(heuristic).__name__}, which needs MC"
+                f" samples, but got {iterations}."
+            )
+        self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
+        self.reset_weights = bool(reset_weights)
+        self.label_budget = None if label_budget is None else check_positive_int("label_budget", label_budget)
+        self.max_pool_size = None if max_pool_size is None else check_positive_int("max_pool_size", max_pool_size)
+        self.mc_kwargs = dict(mc_kwargs or {})
+        self.seed = seed
+        self.steps_done = 0
+        # None until the first step: `ddp_spawn` cannot send empty tensors to its processes.
+        self.last_selection: Tensor | None = None
+        self.last_shard: Tensor | None = None
+        self._last_step_epoch = -1
+        self._trained_epoch = -1
+        self._initial_weights: dict[str, Tensor] | None = None
+        self._catch_up_on_fit_start = False
+        self._recreate_optimizers_on_train_start = False
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            heuristic=self.heuristic.name, query_size=self.query_size, iterations=self.iterations
+        )
+
+    # ------------------------------------------------------------------ setup and checks
+    @staticmethod
+    def _datamodule(trainer: pl.Trainer) -> ActiveDataModule:
+        datamodule = getattr(trainer, "datamodule", None)
+        if not isinstance(datamodule, ActiveDataModule):
+            raise TypeError(
+                "Expected `trainer.fit(..., datamodule=...)` to be given a `lightning_bal.ActiveDataModule`,"
+                f" but got {type(datamodule).__name__}."
+            )
+        return datamodule
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        datamodule = self._datamodule(trainer)
+        if self.heuristic.needs_predictions and not self.mc_kwargs.get("dropconnect"):
+            check_stochastic_layers(pl_module)
+        self._configure_dataloader_reload(trainer)
+        if self.max_pool_size is not None:
+            datamodule.max_pool_size = self.max_pool_size
+        if self.seed is None:
+            self.seed = int(trainer.strategy.broadcast(int(torch.randint(0, 2**62, (1,)).item()), src=0))
+        # Every rank must start from rank zero's labelled set, whatever each process did before fit.
+        datamodule.load_state_dict(trainer.strategy.broadcast(datamodule.state_dict(), src=0))
+
+    def _configure_dataloader_reload(self, trainer: pl.Trainer) -> None:
+        # Set by the Trainer at init but not declared on the class.
+        reload = trainer.reload_dataloaders_every_n_epochs  # type: ignore[attr-defined]
+        if reload == 0:
+            trainer.reload_dataloaders_every_n_epochs = 1  # type: ignore[attr-defined]
+        elif self.every_n_epochs % reload:
+            raise ValueError(
+                f"`Trainer(reload_dataloaders_every_n_epochs={reload})` would keep training on a stale labelled set:"
+                f" the active learning step runs every {self.every_n_epochs} epochs. Use a divisor of"
+                f" `every_n_epochs` or leave it at 0 (the callback then reloads the train loader every epoch)."
+            )
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.reset_weights and self._initial_weights is None:
+            self._initial_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        if self._catch_up_on_fit_start:
+            # The checkpoint was written after this epoch's training but before its active learning step (e.g. by a
+            # ModelCheckpoint at validation end): Lightning resumes at the next epoch, so run the step now.
+            self._catch_up_on_fit_start = False
+            rank_zero_info(f"Resuming: running the active learning step of epoch {self._trained_epoch} first.")
+            self._active_learning_step(trainer, pl_module, self._trained_epoch)
+            self._recreate_optimizers_on_train_start = self.reset_weights
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._recreate_optimizers_on_train_start:
+            # The optimizer state was restored from the checkpoint after `on_fit_start`; reset it as the step did.
+            self._recreate_optimizers_on_train_start = False
+            trainer.strategy.setup_optimizers(trainer)
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx + 1 >= trainer.num_training_batches:
+            self._trained_epoch = trainer.current_epoch
+
+    def _is_due(self, epoch: int) -> bool:
+        return epoch >= 0 and (epoch + 1) % self.every_n_epochs == 0 and self._last_step_epoch < epoch
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._is_due(trainer.current_epoch):
+            self._active_learning_step(trainer, pl_module, trainer.current_epoch)
+
+    # ------------------------------------------------------------------ the active learning step
+    def _active_learning_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
+        datamodule = self._datamodule(trainer)
+        self._last_step_epoch = epoch
+        budget_left = self.label_budget - datamodule.num_labelled if self.label_budget is not None else None
+        candidates = datamodule.scoring_indices()
+        if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
+            reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
+            if trainer.strategy.reduce_boolean_decision(True, all=False):
+                rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
+                trainer.should_stop = True
+            return
+        query_size = min(self.query_size, candidates.numel(), self.query_size if budget_left is None else budget_left)
+        if candidates.numel() < self.query_size:
+            rank_zero_warn(
+                f"The pool to score holds {candidates.numel()} samples, fewer than `query_size={self.query_size}`:"
+                " labelling all of them; training stops at the next step."
+            )
+
+        start = time.perf_counter()
+        pool = self._score_pool(trainer, pl_module, datamodule, candidates)
+        pool_seconds = time.perf_counter() - start
+
+        selected, selected_scores = torch.empty(0, dtype=torch.long), torch.empty(0)
+        if trainer.is_global_zero:
+            selected, selected_scores = self._select(pool, query_size)
+        selected = trainer.strategy.broadcast(selected, src=0)
+
+        log_step(
+            trainer,
+            num_labelled=datamodule.num_labelled,
+            num_pool=datamodule.num_pool,
+            step=datamodule.step,
+            pool_seconds=pool_seconds,
+            pool_scores=pool.scores if self.heuristic.needs_predictions else None,
+            selected_scores=selected_scores if self.heuristic.needs_predictions else None,
+            labelled_classes=datamodule.labelled_targets(),
+        )
+        datamodule.acquire(selected)
+        self.steps_done += 1
+        self.last_selection = selected.clone()
+        if self.reset_weights and self._initial_weights is not None:
+            pl_module.load_state_dict(self._initial_weights)
+            trainer.strategy.setup_optimizers(trainer)
+
+    def _score_pool(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule, candidates: Tensor
+    ) -> _PoolScores:
+        if not self.heuristic.needs_predictions:
+            empty = torch.empty(0)
+            return _PoolScores(candidates, torch.zeros(candidates.numel()), empty.long(), empty)
+        world_size = trainer.world_size
+        local = shard(candidates, trainer.global_rank, world_size)
+        self.last_shard = local
+        num_candidates = self.heuristic.num_candidates(self.query_size, candidates.numel())
+
+        scores, indices = [], []
+        top_scores = torch.empty(0)
+        top_indices = torch.empty(0, dtype=torch.long)
+        top_log_probs = torch.empty(0)
+        seed = _derive_seed(int(self.seed or 0), self.steps_done, _MC_SALT)
+        for batch_indices, log_probs in self._progress(trainer, datamodule, local, seed, pl_module):
+            batch_scores = self.heuristic.score(log_probs)
+            scores.append(batch_scores.float().cpu())
+            indices.append(batch_indices.cpu())
+            if num_candidates:
+                top_scores, top_indices, top_log_probs = self._keep_top(
+                    num_candidates, top_scores, top_indices, top_log_probs, batch_scores, batch_indices, log_probs
+                )
+
+        device = pl_module.device
+        local_scores = torch.cat(scores) if scores else torch.empty(0)
+        local_indices = torch.cat(indices) if indices else torch.empty(0, dtype=torch.long)
+        all_scores = gather_uneven(trainer.strategy, local_scores.to(device), world_size).cpu()
+        all_indices = gather_uneven(trainer.strategy, local_indices.to(device), world_size).cpu()
+        # Sorting by dataset index makes the selection independent of how the pool was sharded.
+        order = torch.argsort(all_indices)
+        candidate_indices, candidate_log_probs = torch.empty(0, dtype=torch.long), torch.empty(0)
+        if num_candidates:
+            cand_scores = gather_uneven(trainer.strategy, top_scores.to(device), world_size).cpu()
+            cand_indices = gather_uneven(trainer.strategy, top_indices.to(device), world_size).cpu()
+            cand_log_probs = gather_uneven(trainer.strategy, top_log_probs.to(device), world_size).cpu()
+            cand_order = torch.argsort(cand_indices)
+            cand_scores, cand_indices, cand_log_probs = (
+                cand_scores[cand_order],
+                cand_indices[cand_order],
+                cand_log_probs[cand_order],
+            )
+            keep = torch.topk(
+                cand_scores, min(num_candidates, cand_scores.numel()), largest=self.heuristic.higher_is_better
+            )
+            kept = keep.indices.sort().values
+            candidate_indices, candidate_log_probs = cand_indices[kept], cand_log_probs[kept]
+        return _PoolScores(all_indices[order], all_scores[order], candidate_indices, candidate_log_probs)
+
+    def _keep_top(
+        self,
+        k: int,
+        top_scores: Tensor,
+        top_indices: Tensor,
+        top_log_probs: Tensor,
+        batch_scores: Tensor,
+        batch_indices: Tensor,
+        log_probs: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Running top-``k`` of this rank's shard by score, with the log-probs a batch-aware heuristic needs."""
+        scores = torch.cat([top_scores, batch_scores.float().cpu()])
+        indices = torch.cat([top_indices, batch_indices.cpu()])
+        log_probs = log_probs.cpu() if top_log_probs.numel() == 0 else torch.cat([top_log_probs, log_probs.cpu()])
+        if scores.numel() <= k:
+            return scores, indices, log_probs
+        keep = torch.topk(scores, k, largest=self.heuristic.higher_is_better).indices
+        return scores[keep], indices[keep], log_probs[keep]
+
+    def _progress(
+        self, trainer: pl.Trainer, datamodule: ActiveDataModule, local: Tensor, seed: int, pl_module: pl.LightningModule
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        loader = datamodule.pool_dataloader(local)
+        batches = mc_batches(pl_module, loader, self.iterations, seed=seed, **self.mc_kwargs)
+        bar_callback = trainer.progress_bar_callback
+        if not (isinstance(bar_callback, TQDMProgressBar) and bar_callback.is_enabled and trainer.is_global_zero):
+            yield from batches
+            return
+        bar = Tqdm(total=len(loader), desc="Pool pass (MC-Dropout)", leave=False, dynamic_ncols=True, unit="batch")
+        try:
+            for batch in batches:
+                bar.update(1)
+                yield batch
+        finally:
+            bar.close()
+
+    def _select(self, pool: _PoolScores, query_size: int) -> tuple[Tensor, Tensor]:
+        generator = torch.Generator().manual_seed(_derive_seed(int(self.seed or 0), self.steps_done, _SELECT_SALT))
+        if self.heuristic.batch_aware:
+            selection = self.heuristic.select(pool.candidate_log_probs, query_size, generator)
+            return pool.candidate_indices[selection.indices], selection.scores
+        selection = self.heuristic.select_from_scores(pool.scores, query_size, generator)
+        return pool.indices[selection.indices], selection.scores
+
+    # ------------------------------------------------------------------ state
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        pending = self._trained_epoch >= 0 and self._is_due(self._trained_epoch)
+        return {
+            "seed": self.seed,
+            "steps_done": self.steps_done,
+            "last_selection": torch.empty(0, dtype=torch.long) if self.last_selection is None else self.last_selection,
+            "last_step_epoch": self._last_step_epoch,
+            "trained_epoch": self._trained_epoch,
+            "pending_step": pending,
+            "initial_weights": dict(self._initial_weights or {}),
+        }
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seed = state_dict["seed"]
+        self.steps_done = int(state_dict["steps_done"])
+        self.last_selection = state_dict["last_selection"].clone() if state_dict["last_selection"].numel() else None
+        self._last_step_epoch = int(state_dict["last_step_epoch"])
+        self._trained_epoch = int(state_dict["trained_epoch"])
+        self._catch_up_on_fit_start = bool(state_dict.get("pending_step", False))
+        self._initial_weights = dict(state_dict.get("initial_weights") or {}) or None

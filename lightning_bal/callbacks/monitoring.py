@@ -1,0 +1,78 @@
+"""What an active learning step reports to the trainer's loggers, against the number of labelled samples."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor
+
+__all__ = ["log_step"]
+
+
+def _stats(prefix: str, scores: Tensor) -> dict[str, float]:
+    if scores.numel() == 0:
+        return {}
+    scores = scores.double()
+    return {
+        f"{prefix}_mean": float(scores.mean()),
+        f"{prefix}_max": float(scores.max()),
+        f"{prefix}_min": float(scores.min()),
+    }
+
+
+@rank_zero_only
+def log_step(
+    trainer: Trainer,
+    *,
+    num_labelled: int,
+    num_pool: int,
+    step: int,
+    pool_seconds: float,
+    pool_scores: Tensor | None,
+    selected_scores: Tensor | None,
+    labelled_classes: Tensor | None,
+    prefix: str = "active",
+) -> dict[str, float]:
+    """Log one active learning step to every logger of ``trainer`` at ``step=num_labelled`` (rank zero only).
+
+    Scalars: labelled and pool counts, the validation metrics the user logged (``val*`` keys of
+    ``trainer.callback_metrics``, so the active learning curve appears by itself), score statistics of the pool and of
+    the selection, per-class counts of D_L and the seconds spent in the pool pass. TensorBoard loggers also get
+    histograms of the pool scores and of the labelled classes. Returns the scalars.
+    """
+    metrics: dict[str, float] = {
+        f"{prefix}/num_labelled": float(num_labelled),
+        f"{prefix}/num_pool": float(num_pool),
+        f"{prefix}/step": float(step),
+        f"{prefix}/pool_pass_seconds": pool_seconds,
+    }
+    for name, value in trainer.callback_metrics.items():
+        if name.startswith("val") and isinstance(value, (Tensor, float, int)):
+            metrics[f"{prefix}/{name}"] = float(value)
+    if pool_scores is not None:
+        metrics.update(_stats(f"{prefix}/score_pool", pool_scores))
+    if selected_scores is not None:
+        metrics.update(_stats(f"{prefix}/score_selected", selected_scores))
+    counts = None
+    if labelled_classes is not None and labelled_classes.numel():
+        counts = torch.bincount(labelled_classes)
+        metrics.update({f"{prefix}/labelled_class_{c}": float(n) for c, n in enumerate(counts.tolist())})
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=num_labelled)
+        if isinstance(logger, TensorBoardLogger):
+            _histograms(logger, prefix, num_labelled, pool_scores, labelled_classes)
+    return metrics
+
+
+def _histograms(
+    logger: TensorBoardLogger, prefix: str, step: int, pool_scores: Tensor | None, labelled_classes: Tensor | None
+) -> None:
+    writer = logger.experiment
+    if pool_scores is not None and pool_scores.numel():
+        writer.add_histogram(f"{prefix}/pool_scores", pool_scores.float().cpu(), global_step=step)
+    if labelled_classes is not None and labelled_classes.numel():
+        # One bin per class, centred on the class id.
+        bins = torch.arange(int(labelled_classes.max()) + 2, dtype=torch.float64) - 0.5
+        writer.add_histogram(f"{prefix}/labelled_classes", labelled_classes.cpu(), global_step=step, bins=bins.numpy())

@@ -1,0 +1,106 @@
+"""DDP for real on CPU (gloo): two processes, each scoring its own shard of the pool."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import Callback
+
+from lightning_bal import ActiveLearningCallback
+from lightning_bal.heuristics import BALD
+from tests.helpers.models import DropoutClassifier
+from tests.helpers.runs import make_datamodule
+
+pytestmark = pytest.mark.slow
+
+
+class RankNoisyBALD(BALD):
+    """BALD whose scores disagree between ranks on purpose: rank r adds r * 10 to every score, and on rank 1 the
+    order of the pool is reversed, so a rank that selected on its own would pick different samples."""
+
+    def score(self, log_probs):
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        scores = super().score(log_probs)
+        return scores + 10.0 * rank if rank == 0 else -scores + 10.0 * rank
+
+    def select_from_scores(self, scores, query_size, generator=None):
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        if rank:
+            scores = scores.flip(0)
+        return super().select_from_scores(scores, query_size, generator)
+
+
+class AssertRanksAgree(Callback):
+    """After each step (at the next epoch start), every rank holds the same labelled set, and the shards that the
+    ranks scored are disjoint and cover the whole pool they had."""
+
+    def __init__(self):
+        self.pool_before = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        dm = trainer.datamodule
+        acquired = trainer.strategy.all_gather(dm.acquired_at)
+        assert acquired.shape[0] == 2
+        assert torch.equal(acquired[0], acquired[1]), "ranks disagree on the labelled set"
+        al = next(c for c in trainer.callbacks if isinstance(c, ActiveLearningCallback))
+        if self.pool_before is not None and al.last_shard is not None:
+            length = torch.tensor([al.last_shard.numel()])
+            lengths = trainer.strategy.all_gather(length).reshape(-1).tolist()
+            padded = torch.full((max(lengths),), -1, dtype=torch.long)
+            padded[: al.last_shard.numel()] = al.last_shard
+            shards = trainer.strategy.all_gather(padded)
+            union = torch.cat([shards[r, :n] for r, n in enumerate(lengths)])
+            assert union.numel() == self.pool_before.numel(), "a sample was scored twice or skipped"
+            assert torch.equal(union.sort().values, self.pool_before), "the shards do not cover the pool"
+        self.pool_before = dm.pool_indices.clone()
+
+
+class WriteResult(Callback):
+    def __init__(self, path):
+        self.path = path
+
+    def on_fit_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            torch.save(trainer.datamodule.acquired_at.clone(), self.path)
+
+
+def _fit(tmp_path, heuristic, devices, name, lr=0.05, **callback_kwargs):
+    pl.seed_everything(0)
+    dm = make_datamodule(n=91, batch_size=8)  # 85 in the pool: uneven shards
+    callback = ActiveLearningCallback(heuristic, query_size=4, iterations=6, seed=7, **callback_kwargs)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp_spawn" if devices > 1 else "auto",
+        max_epochs=3,
+        callbacks=[AssertRanksAgree(), callback, WriteResult(tmp_path / name)]
+        if devices > 1
+        else [callback, WriteResult(tmp_path / name)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(DropoutClassifier(lr=lr), datamodule=dm)
+    return torch.load(tmp_path / name, weights_only=True)
+
+
+def test_ranks_that_disagree_still_label_the_same_samples(tmp_path):
+    acquired = _fit(tmp_path, RankNoisyBALD(), 2, "noisy.pt")
+    assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
+
+
+@pytest.mark.parametrize("heuristic", ["bald", "batchbald"])
+def test_shards_cover_the_pool_and_ranks_agree(tmp_path, heuristic):
+    acquired = _fit(tmp_path, heuristic, 2, f"{heuristic}.pt")
+    assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
+
+
+@pytest.mark.parametrize("heuristic", ["bald", "batchbald"])
+def test_two_processes_select_what_one_process_selects(tmp_path, heuristic):
+    """With training switched off (lr=0) both runs score the same model: MC samples do not depend on the rank that
+    draws them, so the selections agree step for step."""
+    one = _fit(tmp_path, heuristic, 1, "one.pt", lr=0.0)
+    two = _fit(tmp_path, heuristic, 2, "two.pt", lr=0.0)
+    assert torch.equal(one, two)

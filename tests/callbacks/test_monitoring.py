@@ -1,0 +1,42 @@
+import pytest
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_bal import ActiveLearningCallback
+from tests.helpers.models import DropoutClassifier
+from tests.helpers.runs import make_datamodule, make_trainer
+
+
+@pytest.mark.parametrize("heuristic", ["bald", "random"])
+def test_tensorboard_receives_the_active_learning_curve(tmp_path, heuristic):
+    logger = TensorBoardLogger(tmp_path, name="al")
+    dm = make_datamodule()
+    callback = ActiveLearningCallback(heuristic, query_size=5, iterations=4, seed=0)
+    make_trainer(tmp_path, [callback], max_epochs=3, logger=logger).fit(DropoutClassifier(), datamodule=dm)
+    logger.experiment.flush()
+
+    events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0, "histograms": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+
+    def series(tag):
+        return [(e.step, e.value) for e in events.Scalars(tag)]
+
+    assert series("active/num_labelled") == [(6, 6.0), (11, 11.0), (16, 16.0)]
+    assert series("active/num_pool") == [(6, 84.0), (11, 79.0), (16, 74.0)]
+    assert [s for s, _ in series("active/val_acc")] == [6, 11, 16]
+    assert all(0.0 <= v <= 1.0 for _, v in series("active/val_acc"))
+    assert all(v >= 0 for _, v in series("active/pool_pass_seconds"))
+    counts = [sum(events.Scalars(f"active/labelled_class_{c}")[i].value for c in range(3)) for i in range(3)]
+    assert counts == [6.0, 11.0, 16.0]
+    histograms = set(events.Tags()["histograms"])
+    assert "active/labelled_classes" in histograms
+    if heuristic == "bald":
+        assert {"active/score_pool_mean", "active/score_selected_max", "active/score_pool_min"} <= scalars
+        assert "active/pool_scores" in histograms
+        for pool_max, selected_min in zip(
+            events.Scalars("active/score_pool_max"), events.Scalars("active/score_selected_min"), strict=True
+        ):
+            assert selected_min.value <= pool_max.value
+    else:
+        assert "active/score_pool_mean" not in scalars, "Random has no scores to report"

@@ -1,0 +1,68 @@
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from lightning_bal import ActiveLearningCallback
+from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(tmp_path, max_epochs, ckpt_path=None, val=True, reset_weights=False):
+    pl.seed_everything(0)
+    dm = make_datamodule(val=val)
+    callback = ActiveLearningCallback("bald", query_size=4, iterations=5, seed=5, reset_weights=reset_weights)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}")
+    trainer = make_trainer(tmp_path, [callback, checkpoint], max_epochs=max_epochs, enable_checkpointing=True)
+    trainer.fit(SeededDropoutClassifier(), datamodule=dm, ckpt_path=ckpt_path)
+    return dm, callback
+
+
+@pytest.mark.parametrize(("val", "reset_weights"), [(True, False), (True, True), (False, False)])
+def test_stopped_and_resumed_run_labels_like_an_uninterrupted_one(tmp_path, val, reset_weights):
+    full, full_callback = _run(tmp_path / "full", 4, val=val, reset_weights=reset_weights)
+    _run(tmp_path / "part", 2, val=val, reset_weights=reset_weights)
+    ckpt = tmp_path / "part" / "ckpt" / "epoch=1.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    assert any(key.startswith("ActiveLearningCallback") for key in state["callbacks"])
+    resumed, resumed_callback = _run(tmp_path / "part", 4, ckpt_path=ckpt, val=val, reset_weights=reset_weights)
+    assert torch.equal(resumed.acquired_at, full.acquired_at)
+    assert resumed_callback.steps_done == full_callback.steps_done == 4
+    assert torch.equal(resumed_callback.last_selection, full_callback.last_selection)
+
+
+def _script(tmp_path, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.callbacks.resume_script", str(tmp_path), *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_run_killed_during_a_pool_pass_resumes_without_losing_or_duplicating_labels(tmp_path):
+    full = _script(tmp_path / "full", 4, tmp_path / "full.pt")
+    assert full.returncode == 0, full.stderr[-3000:]
+    # The first pool pass reads 84 items (+2 for the determinism check); die 40 reads into the second one.
+    killed = _script(tmp_path / "run", 4, tmp_path / "never.pt", "--kill-after-pool-reads", 126)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (tmp_path / "never.pt").exists()
+    last = tmp_path / "run" / "ckpt" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["ActiveDataModule"]["step"] == 1, "killed during step 2"
+    resumed = _script(tmp_path / "run", 4, tmp_path / "resumed.pt", "--ckpt", last)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = torch.load(tmp_path / "full.pt", weights_only=True)
+    got = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    assert torch.equal(got["acquired_at"], expected["acquired_at"])
+    assert got["steps_done"] == expected["steps_done"] == 4
