@@ -15,9 +15,9 @@ DROPCONNECT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2
 
 
 class DropConnectWeight(nn.Module):
-    """Weight parametrization that zeroes each weight with probability ``p`` and rescales the rest.
+    r"""Weight parametrization that zeroes each weight with probability ``p`` and rescales the rest.
 
-    .. math:: \\tilde W = W \\odot M / (1 - p), \\quad M_{ij} \\sim \\mathrm{Bernoulli}(1 - p)
+    .. math:: \tilde W = W \odot M / (1 - p), \quad M_{ij} \sim \mathrm{Bernoulli}(1 - p)
 
     By default a fresh mask comes from torch's global generator at every forward. The MC engine sets
     :attr:`mask_fn` to draw seeded masks instead (one per MC sample, shared by every item of the batch).
@@ -92,8 +92,6 @@ def mc_dropconnect(module: nn.Module, p: float) -> Iterator[list[DropConnectWeig
             params.append(param)
         yield params
     finally:
-        for layer, order in reversed(list(zip(done, orders))):
+        for layer, order in reversed(list(zip(done, orders, strict=True))):
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
             layer._parameters = {name: layer._parameters[name] for name in order}
-
-

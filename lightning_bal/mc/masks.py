@@ -47,9 +47,9 @@ def _combine_(h: Tensor, word: Tensor) -> Tensor:
 
 
 def hash_uniform32(keys: Tensor, numel: int) -> Tensor:
-    """Hash every pair (key, element) to a 32-bit integer, uniformly spread.
+    r"""Hash every pair (key, element) to a 32-bit integer, uniformly spread.
 
-    .. math:: u_{ij} = \\mathrm{fmix32}(\\mathrm{key}_i \\oplus \\mathrm{fmix32}(j)), \\quad j < \\mathrm{numel}
+    .. math:: u_{ij} = \mathrm{fmix32}(\mathrm{key}_i \oplus \mathrm{fmix32}(j)), \quad j < \mathrm{numel}
 
     Args:
         keys: int64 tensor of any shape ``[...]`` with values in ``[0, 2**32)``.
@@ -63,7 +63,9 @@ def hash_uniform32(keys: Tensor, numel: int) -> Tensor:
         >>> u.shape, bool(u.min() >= 0), bool(u.max() < 2**32), round(u.double().mean().item() / 2**32, 2)
         (torch.Size([2, 100000]), True, True, 0.5)
     """
-    counters = _fmix_(torch.arange(1, numel + 1, device=keys.device, dtype=torch.int64).mul_(_GOLDEN).bitwise_and_(_M32))
+    counters = _fmix_(
+        torch.arange(1, numel + 1, device=keys.device, dtype=torch.int64).mul_(_GOLDEN).bitwise_and_(_M32)
+    )
     return _fmix_(keys.unsqueeze(-1).bitwise_xor(counters))
 
 
@@ -80,10 +82,10 @@ def mask_shape(layer: nn.Module, feature_shape: tuple[int, ...]) -> tuple[int, .
 
 
 def apply_dropout(layer: nn.Module, x: Tensor, keep: Tensor) -> Tensor:
-    """Apply a built-in dropout ``layer`` to ``x`` with the given keep mask, exactly as the layer would in training.
+    r"""Apply a built-in dropout ``layer`` to ``x`` with the given keep mask, exactly as the layer would in training.
 
-    Standard dropout: :math:`x \\odot m / (1 - p)`; alpha dropout keeps SELU's mean and variance:
-    :math:`a (x \\odot m + \\alpha' (1 - m)) + b`.
+    Standard dropout: :math:`x \odot m / (1 - p)`; alpha dropout keeps SELU's mean and variance:
+    :math:`a (x \odot m + \alpha' (1 - m)) + b`.
 
     Args:
         layer: a built-in dropout layer (its ``p`` is read).
@@ -105,6 +107,17 @@ def apply_dropout(layer: nn.Module, x: Tensor, keep: Tensor) -> Tensor:
         noise = keep.to(x.dtype)
         return x * (noise * a) + ((noise - 1.0) * (_SELU_ALPHA * a) + _SELU_ALPHA * a * p)
     return x * (keep.to(x.dtype) * (1.0 / (1.0 - p)))
+
+
+def _threshold(p: float) -> int:
+    return min(int(round(p * 2**32)), 2**32)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    numel = 1
+    for size in shape:
+        numel *= size
+    return numel
 
 
 class MaskSampler:
@@ -129,6 +142,18 @@ class MaskSampler:
         self.consistent = consistent
         self._cache: dict[tuple[int, float, tuple[int, ...], int, int, str], Tensor] = {}
 
+    def consistent_keep(
+        self, layer_id: int, p: float, shape: tuple[int, ...], ks: range, device: torch.device | None = None
+    ) -> Tensor:
+        """Boolean keep masks ``[len(ks), *shape]`` shared by all items, whatever :attr:`consistent` says."""
+        device = torch.device("cpu") if device is None else device
+        key = (layer_id, p, shape, ks.start, ks.stop, str(device))
+        if key not in self._cache:
+            base = self._layer_key(layer_id)
+            keys = torch.tensor([_combine(base, k) for k in ks], dtype=torch.int64, device=device)
+            self._cache[key] = (hash_uniform32(keys, _numel(shape)) >= _threshold(p)).view(len(ks), *shape)
+        return self._cache[key]
+
     def _layer_key(self, layer_id: int) -> int:
         h = _combine(_combine(0x5BD1E995, self.seed), self.seed >> 32)
         return _combine(h, layer_id)
@@ -142,21 +167,12 @@ class MaskSampler:
         indices: Tensor | None = None,
         device: torch.device | None = None,
     ) -> Tensor:
-        """Boolean keep masks: ``[len(ks), *shape]`` if consistent, else ``[B, len(ks), *shape]`` for ``indices [B]``."""
-        threshold = min(int(round(p * 2**32)), 2**32)
-        numel = 1
-        for size in shape:
-            numel *= size
+        """Boolean keep masks ``[len(ks), *shape]`` if consistent, else ``[B, len(ks), *shape]`` for ``indices [B]``."""
         if self.consistent:
-            device = torch.device("cpu") if device is None else device
-            key = (layer_id, p, shape, ks.start, ks.stop, str(device))
-            if key not in self._cache:
-                base = self._layer_key(layer_id)
-                keys = torch.tensor([_combine(base, k) for k in ks], dtype=torch.int64, device=device)
-                self._cache[key] = (hash_uniform32(keys, numel) >= threshold).view(len(ks), *shape)
-            return self._cache[key]
+            return self.consistent_keep(layer_id, p, shape, ks, device)
         if indices is None:
             raise ValueError("Expected argument `indices` to be a tensor of dataset indices, but got None")
+        threshold, numel = _threshold(p), _numel(shape)
         idx = indices.to(dtype=torch.int64)
         h = torch.full_like(idx, self._layer_key(layer_id))
         h = _combine_(_combine_(h, idx), idx >> 32)

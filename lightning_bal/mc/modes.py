@@ -48,12 +48,12 @@ def switch_modes(module: nn.Module, train: Callable[[nn.Module], bool]) -> Itera
 
 @contextmanager
 def mc_dropout(module: nn.Module, *, dropconnect: float | None = None) -> Iterator[nn.Module]:
-    """Keep dropout active at prediction time: MC-Dropout (Gal and Ghahramani, 2016).
+    r"""Keep dropout active at prediction time: MC-Dropout (Gal and Ghahramani, 2016).
 
     The model goes to eval mode (BatchNorm and friends use their running statistics) and only the stochastic
     layers (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout`` and layers marked with
     :func:`~lightning_bal.mc.layers.mark_stochastic`) run in training mode. Each forward pass is then one sample
-    :math:`\\hat y_k = f(x; \\hat\\omega_k)`, :math:`\\hat\\omega_k \\sim q(\\omega)`. On exit every submodule's
+    :math:`\hat y_k = f(x; \hat\omega_k)`, :math:`\hat\omega_k \sim q(\omega)`. On exit every submodule's
     ``.training`` is restored exactly, also after an exception.
 
     Args:

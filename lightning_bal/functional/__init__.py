@@ -1,0 +1,31 @@
+"""Acquisition heuristics as pure tensor functions of ``[N, K, C, ...]`` log-probabilities."""
+
+from lightning_bal.functional.bald import bald, expected_entropy
+from lightning_bal.functional.batchbald import batchbald
+from lightning_bal.functional.confidence import least_confidence, margin
+from lightning_bal.functional.entropy import entropy
+from lightning_bal.functional.mean_std import mean_std
+from lightning_bal.functional.stochastic import (
+    SAMPLING_MODES,
+    SamplingMode,
+    sample_without_replacement,
+    sampling_log_weights,
+)
+from lightning_bal.functional.variance import variance
+from lightning_bal.functional.variation_ratios import variation_ratios
+
+__all__ = [
+    "SAMPLING_MODES",
+    "SamplingMode",
+    "bald",
+    "batchbald",
+    "entropy",
+    "expected_entropy",
+    "least_confidence",
+    "margin",
+    "mean_std",
+    "sample_without_replacement",
+    "sampling_log_weights",
+    "variance",
+    "variation_ratios",
+]

@@ -1,0 +1,100 @@
+"""One chunked pass over ``[N, K, C, ...]`` log-probabilities that yields the MC moments the heuristics need."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from lightning_bal.functional._validation import check_mass
+
+__all__ = ["McMoments", "mc_moments", "fast_exp_"]
+
+# ~4 MiB of float32 per chunk: the exp buffer stays in cache while it is reduced, which is ~2x faster than one
+# pass over the whole pool and bounds the temporary memory independently of N.
+_CHUNK_ELEMENTS = 1 << 20
+_LOG2_E = 1.0 / math.log(2.0)
+
+
+class McMoments(NamedTuple):
+    r"""Moments over the K MC samples, with trailing dims flattened into ``R``.
+
+    Attributes:
+        mean_probs: ``[N, C, R]``, :math:`\bar p_c = \frac{1}{K}\sum_k p_{kc}`.
+        expected_entropy: ``[N, R]``, :math:`\frac{1}{K}\sum_k H[p_k]`, or ``None`` when not requested.
+        variance_probs: ``[N, C, R]``, :math:`\frac{1}{K}\sum_k (p_{kc} - \bar p_c)^2` (two-pass, no cancellation),
+            or ``None`` when not requested.
+    """
+
+    mean_probs: Tensor
+    expected_entropy: Tensor | None
+    variance_probs: Tensor | None
+
+
+def fast_exp_(log_values: Tensor, out: Tensor) -> Tensor:
+    r"""Write ``exp(log_values)`` into ``out`` as ``exp2(x * log2(e))``, about 2x faster than ``exp`` on CPU.
+
+    The relative error is below ``|x| * eps``, i.e. under 1e-5 for float32 log-probabilities above -80.
+
+    Example:
+        >>> fast_exp_(torch.tensor([0.0, -1.0]), torch.empty(2))
+        tensor([1.0000, 0.3679])
+    """
+    return torch.mul(log_values, _LOG2_E, out=out).exp2_()
+
+
+def mc_moments(
+    log_probs: Tensor,
+    expected_entropy: bool = False,
+    variance: bool = False,
+    validate_args: bool = True,
+) -> McMoments:
+    r"""Compute MC moments of ``exp(log_probs)`` chunk by chunk, never materialising more than one chunk of probs.
+
+    Args:
+        log_probs: ``[N, K, C, ...]`` log-probabilities (checked by the caller for rank and dtype).
+        expected_entropy: Also return the mean entropy of the K sample predictions.
+        variance: Also return the variance of the probabilities over the K samples.
+        validate_args: Check that every row of ``exp(log_probs)`` sums to one on average (free here).
+
+    Returns:
+        The requested :class:`McMoments`, in float32 for half-precision inputs and the input dtype otherwise.
+
+    Example:
+        >>> moments = mc_moments(torch.full((1, 2, 4), 0.25).log(), expected_entropy=True)
+        >>> moments.mean_probs.squeeze(-1), moments.expected_entropy
+        (tensor([[0.2500, 0.2500, 0.2500, 0.2500]]), tensor([[1.3863]]))
+    """
+    num_items, num_samples, num_classes = log_probs.shape[:3]
+    rest = math.prod(log_probs.shape[3:])
+    log_probs_N_K_C_R = log_probs.reshape(num_items, num_samples, num_classes, rest)
+    dtype = log_probs.dtype if log_probs.dtype in (torch.float32, torch.float64) else torch.float32
+
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, num_samples * num_classes * rest))
+    sum_probs_N_C_R = torch.empty(num_items, num_classes, rest, dtype=dtype, device=log_probs.device)
+    sum_nats_N_R = torch.empty(num_items, rest, dtype=dtype, device=log_probs.device) if expected_entropy else None
+    variance_N_C_R = (
+        torch.empty(num_items, num_classes, rest, dtype=dtype, device=log_probs.device) if variance else None
+    )
+    buffer_B_K_C_R = torch.empty(
+        min(chunk, num_items), num_samples, num_classes, rest, dtype=dtype, device=log_probs.device
+    )
+
+    for start in range(0, num_items, chunk):
+        log_probs_b = log_probs_N_K_C_R[start : start + chunk]
+        probs_b = fast_exp_(log_probs_b, buffer_B_K_C_R[: log_probs_b.shape[0]])
+        torch.sum(probs_b, 1, out=sum_probs_N_C_R[start : start + chunk])
+        if variance_N_C_R is not None:
+            torch.var(probs_b, 1, correction=0, out=variance_N_C_R[start : start + chunk])
+        if sum_nats_N_R is not None:
+            torch.sum(probs_b.mul_(log_probs_b), (1, 2), out=sum_nats_N_R[start : start + chunk])
+
+    if validate_args and num_items > 0:
+        check_mass(sum_probs_N_C_R.sum(), num_items * num_samples * rest, log_probs)
+    return McMoments(
+        mean_probs=sum_probs_N_C_R.div_(num_samples),
+        expected_entropy=None if sum_nats_N_R is None else sum_nats_N_R.div_(-num_samples),
+        variance_probs=variance_N_C_R,
+    )

@@ -1,0 +1,109 @@
+"""Stochastic batch acquisition: sample a batch in proportion to a score (Kirsch et al., 2023)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+__all__ = ["SamplingMode", "SAMPLING_MODES", "sampling_log_weights", "sample_without_replacement"]
+
+SamplingMode = Literal["power", "softmax", "softrank"]
+SAMPLING_MODES: tuple[str, ...] = ("power", "softmax", "softrank")
+
+
+def sampling_log_weights(
+    scores: Tensor, mode: SamplingMode = "power", beta: float = 1.0, higher_is_better: bool = True
+) -> Tensor:
+    r"""Unnormalised log sampling weights of each item, from its acquisition score.
+
+    .. math:: \log w_i = \beta \log s_i \ (\text{power}), \quad \beta s_i \ (\text{softmax}), \quad
+        -\beta \log \mathrm{rank}_i \ (\text{softrank})
+
+    ``rank`` is 1 for the best score (ties broken by position). For ``higher_is_better=False`` softmax uses
+    :math:`-s_i` and softrank ranks ascending; power needs non-negative scores where higher is better.
+
+    Args:
+        scores: ``[N]`` acquisition scores.
+        mode: ``"power"``, ``"softmax"`` or ``"softrank"``.
+        beta: Coldness :math:`\beta \ge 0`; 0 gives uniform sampling, large values approach top-k.
+        higher_is_better: Whether larger scores mean more informative items.
+
+    Returns:
+        ``[N]`` float64 log-weights (``-inf`` for a zero power score).
+
+    Example:
+        >>> sampling_log_weights(torch.tensor([1.0, 4.0]), "power", beta=0.5).exp()
+        tensor([1., 2.], dtype=torch.float64)
+    """
+    if mode not in SAMPLING_MODES:
+        raise ValueError(f"Expected argument `mode` to be one of {SAMPLING_MODES}, but got {mode!r}.")
+    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta >= 0 or beta == float("inf"):
+        raise ValueError(f"Expected argument `beta` to be a finite number >= 0, but got {beta!r}.")
+    if not isinstance(scores, Tensor) or scores.ndim != 1:
+        got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
+        raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")
+    scores = scores.to(torch.float64)
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("Expected argument `scores` to contain finite values, but got NaN or inf.")
+    if mode == "power":
+        if not higher_is_better:
+            raise ValueError(
+                "Expected argument `higher_is_better` to be True for power sampling (it needs non-negative scores"
+                " where higher is better), but got False."
+            )
+        if bool((scores < 0).any()):
+            raise ValueError(
+                f"Expected argument `scores` to be >= 0 for power sampling, but got {float(scores.min())}."
+            )
+        return scores.log() * beta if beta > 0 else torch.zeros_like(scores)
+    if mode == "softmax":
+        return scores * (beta if higher_is_better else -beta)
+    order = torch.argsort(scores, descending=higher_is_better, stable=True)
+    ranks = torch.empty_like(scores)
+    ranks[order] = torch.arange(1, scores.numel() + 1, dtype=scores.dtype, device=scores.device)
+    return ranks.log() * -beta
+
+
+def sample_without_replacement(
+    log_weights: Tensor, query_size: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    r"""Draw ``query_size`` distinct items one after another, each with probability proportional to its weight.
+
+    .. math:: P(i_t = i \mid i_{<t}) = \frac{w_i}{\sum_{j \notin i_{<t}} w_j}
+
+    Implemented in one shot with the Gumbel-top-k trick, which has exactly this sequential distribution.
+
+    Args:
+        log_weights: ``[N]`` unnormalised log-weights; at least ``query_size`` must be finite.
+        query_size: Number of items to draw, ``0 <= query_size <= N``.
+        generator: Random generator on the device of ``log_weights``; ``None`` uses the global generator.
+
+    Returns:
+        ``(indices, probabilities)``: int64 ``[query_size]`` in drawing order, and the float64 probability with which
+        each was drawn given the earlier draws (the formula above).
+
+    Example:
+        >>> indices, probabilities = sample_without_replacement(torch.zeros(4), 2, torch.Generator().manual_seed(0))
+        >>> probabilities
+        tensor([0.2500, 0.3333], dtype=torch.float64)
+    """
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= log_weights.numel():
+        raise ValueError(
+            f"Expected argument `query_size` to be an integer in [0, {log_weights.numel()}], but got {query_size!r}."
+        )
+    log_weights = log_weights.to(torch.float64)
+    num_drawable = int(torch.isfinite(log_weights).sum())
+    if num_drawable < query_size:
+        raise ValueError(
+            f"Expected argument `log_weights` to give at least `query_size`={query_size} items a non-zero"
+            f" probability, but got {num_drawable}."
+        )
+    uniform = torch.rand(log_weights.shape, dtype=torch.float64, device=log_weights.device, generator=generator)
+    gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny)))
+    indices = torch.topk(log_weights + gumbel, query_size).indices
+    probs = torch.softmax(log_weights, 0)
+    drawn = probs[indices]
+    remaining = probs.sum() - torch.cumsum(drawn, 0) + drawn
+    return indices, drawn / remaining.clamp_min(torch.finfo(torch.float64).tiny)

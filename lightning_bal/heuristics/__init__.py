@@ -1,0 +1,43 @@
+"""Acquisition heuristics as small classes: ``score`` a pool batch by batch, ``select`` a batch."""
+
+from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.heuristics.batchbald import BatchBALD
+from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
+from lightning_bal.heuristics.combine import CombineHeuristics
+from lightning_bal.heuristics.random_sampling import Random
+from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic
+from lightning_bal.heuristics.regression import Variance
+from lightning_bal.heuristics.stochastic import (
+    PowerBALD,
+    PowerEntropy,
+    SoftmaxBALD,
+    SoftmaxEntropy,
+    SoftrankBALD,
+    SoftrankEntropy,
+    StochasticHeuristic,
+)
+
+__all__ = [
+    "BALD",
+    "HEURISTICS",
+    "BatchBALD",
+    "CombineHeuristics",
+    "Entropy",
+    "Heuristic",
+    "LeastConfidence",
+    "Margin",
+    "MeanSTD",
+    "PowerBALD",
+    "PowerEntropy",
+    "Random",
+    "Selection",
+    "SoftmaxBALD",
+    "SoftmaxEntropy",
+    "SoftrankBALD",
+    "SoftrankEntropy",
+    "StochasticHeuristic",
+    "Variance",
+    "VariationRatios",
+    "available_heuristics",
+    "get_heuristic",
+]

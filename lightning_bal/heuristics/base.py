@@ -1,0 +1,117 @@
+"""The heuristic interface: score a pool, then select a batch from the scores."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import Tensor
+
+from lightning_bal.functional._validation import Reduction, check_reduction
+
+__all__ = ["Selection", "Heuristic", "check_scores", "top_k"]
+
+
+class Selection(NamedTuple):
+    """A selected batch, in selection order.
+
+    Attributes:
+        indices: int64 ``[q]`` positions into the N items that were scored.
+        scores: ``[q]`` the score of each selected item. For BatchBALD, ``scores[i]`` is the estimated joint mutual
+            information of the first ``i + 1`` picks.
+        probabilities: For stochastic heuristics, float64 ``[q]``: the probability with which each item was drawn
+            given the earlier draws, ``p_i / sum of p_j over the items not drawn before it``. ``None`` otherwise.
+    """
+
+    indices: Tensor
+    scores: Tensor
+    probabilities: Tensor | None = None
+
+
+def check_scores(scores: Tensor, query_size: int) -> None:
+    """Check that ``scores`` is ``[N]`` and ``query_size`` an integer in ``[0, N]``.
+
+    Example:
+        >>> check_scores(torch.zeros(3), 4)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `query_size` to be an integer in [0, 3], but got 4.
+    """
+    if not isinstance(scores, Tensor) or scores.ndim != 1:
+        got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
+        raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= scores.numel():
+        raise ValueError(
+            f"Expected argument `query_size` to be an integer in [0, {scores.numel()}], but got {query_size!r}."
+        )
+
+
+def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Tensor:
+    """Indices of the ``query_size`` best scores, best first; equal scores go to the lower index.
+
+    Runs in O(N): ``topk`` finds the cut-off score, then only the items at the cut-off are ordered by index.
+
+    Example:
+        >>> top_k(torch.tensor([0.5, 0.9, 0.5, 0.1, 0.9]), 3)
+        tensor([1, 4, 0])
+    """
+    if query_size == 0:
+        return torch.empty(0, dtype=torch.int64, device=scores.device)
+    keys = scores if higher_is_better else -scores
+    cutoff = torch.topk(keys, query_size).values[-1]
+    above = torch.nonzero(keys > cutoff).squeeze(1)
+    tied = torch.nonzero(keys == cutoff).squeeze(1)[: query_size - above.numel()]
+    chosen = torch.cat([above, tied])
+    order = torch.sort(keys[chosen], descending=True, stable=True).indices
+    return chosen[order]
+
+
+class Heuristic:
+    """Base class of acquisition heuristics: ``score`` items one batch at a time, ``select`` a batch from them.
+
+    Subclasses set the class attributes and implement :meth:`score`. The default :meth:`select_from_scores` takes
+    the top ``query_size`` scores (ties go to the lower index).
+
+    Attributes:
+        name: Registry name, e.g. ``"bald"``.
+        higher_is_better: Whether a larger score means a more informative item.
+        needs_predictions: False only for :class:`Random`, whose callers can skip the MC pass entirely.
+        needs_mc_samples: Whether the inputs need K >= 2 MC samples.
+        batch_aware: Whether :meth:`select` needs the candidates' log-probabilities, not only their scores.
+        stochastic: Whether selection is random (then :class:`Selection` carries probabilities).
+    """
+
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    needs_predictions: ClassVar[bool] = True
+    needs_mc_samples: ClassVar[bool] = False
+    batch_aware: ClassVar[bool] = False
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self, reduction: Reduction = "mean", validate_args: bool = True) -> None:
+        check_reduction(reduction)
+        self.reduction = reduction
+        self.validate_args = validate_args
+
+    def score(self, log_probs: Any) -> Tensor:
+        """Score each item: ``[N, K, C, ...]`` log-probabilities to ``[N]`` scores (pointwise, so batch by batch)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `score`.")
+
+    def select(self, log_probs: Any, query_size: int, generator: torch.Generator | None = None) -> Selection:
+        """Select ``query_size`` of the N items of ``log_probs``; equals ``select_from_scores(score(log_probs))``."""
+        return self.select_from_scores(self.score(log_probs), query_size, generator)
+
+    def select_from_scores(
+        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
+    ) -> Selection:
+        """Select ``query_size`` items from their ``[N]`` scores: the best ones first (``generator`` is unused)."""
+        check_scores(scores, query_size)
+        indices = top_k(scores, query_size, self.higher_is_better)
+        return Selection(indices, scores[indices])
+
+    def num_candidates(self, query_size: int, pool_size: int) -> int:
+        """Number of top-scored items whose log-probabilities :meth:`select` needs; 0 for pointwise heuristics."""
+        return 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,81 @@
+"""BatchBALD as a heuristic: BALD pre-filters the pool, greedy joint mutual information picks the batch."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from lightning_bal.functional import bald, batchbald
+from lightning_bal.heuristics.base import Heuristic, Selection, top_k
+
+__all__ = ["BatchBALD"]
+
+
+class BatchBALD(Heuristic):
+    """BatchBALD (Kirsch et al., 2019) over the ``max_candidates`` items with the highest BALD score.
+
+    :meth:`score` is BALD, the pre-filter: a streaming caller keeps the log-probabilities of the
+    :meth:`num_candidates` best-scored items only and passes them to :meth:`select`. Given more items than that,
+    :meth:`select` pre-filters them itself. The K MC samples must be consistent across items (the same dropout
+    masks for every item); see :func:`~lightning_bal.functional.batchbald`.
+
+    Args:
+        max_candidates: Pre-filter size M (default 1000; ``None`` keeps the whole pool). BatchBALD's cost grows
+            linearly in M, and its picks are in practice among the top BALD items.
+        num_samples: Joint configurations enumerated exactly, or drawn once exact enumeration is larger.
+        validate_args: Check inputs (see :func:`~lightning_bal.functional.batchbald`).
+
+    Example:
+        >>> import torch
+        >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]], [[0.5, 0.5], [0.5, 0.5]]])
+        >>> BatchBALD().select(log_probs.log(), 2)
+        Selection(indices=tensor([0, 1]), scores=tensor([0.3681, 0.3753]), probabilities=None)
+    """
+
+    name: ClassVar[str] = "batchbald"
+    needs_mc_samples: ClassVar[bool] = True
+    batch_aware: ClassVar[bool] = True
+
+    def __init__(
+        self, max_candidates: int | None = 1000, num_samples: int = 10_000, validate_args: bool = True
+    ) -> None:
+        super().__init__(validate_args=validate_args)
+        for arg, value in (("max_candidates", max_candidates), ("num_samples", num_samples)):
+            if (value is not None or arg == "num_samples") and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"Expected argument `{arg}` to be a positive integer, but got {value!r}.")
+        self.max_candidates = max_candidates
+        self.num_samples = num_samples
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C]`` log-probabilities to ``[N]`` BALD scores, the pre-filter."""
+        return bald(log_probs, "mean", self.validate_args)
+
+    def num_candidates(self, query_size: int, pool_size: int) -> int:
+        """``min(pool_size, max(query_size, max_candidates))``: how many top-BALD items :meth:`select` needs."""
+        limit = pool_size if self.max_candidates is None else max(query_size, self.max_candidates)
+        return min(pool_size, limit)
+
+    def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
+        """Greedy BatchBALD over ``[N, K, C]`` log-probabilities; scores are the joint MI of the picks so far."""
+        candidates = self.num_candidates(query_size, log_probs.shape[0]) if log_probs.ndim > 0 else 0
+        if 0 < candidates < log_probs.shape[0]:
+            keep = top_k(self.score(log_probs), candidates)
+            indices, scores = batchbald(log_probs[keep], query_size, self.num_samples, generator, self.validate_args)
+            return Selection(keep[indices], scores)
+        return Selection(*batchbald(log_probs, query_size, self.num_samples, generator, self.validate_args))
+
+    def select_from_scores(
+        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
+    ) -> Selection:
+        """Not available: BatchBALD needs the candidates' log-probabilities, not only their scores."""
+        raise TypeError(
+            "Expected `select(log_probs, ...)` for the batch-aware BatchBALD: it needs the log-probabilities of the"
+            " `num_candidates(query_size, pool_size)` best-scored items, but got `select_from_scores(scores, ...)`."
+        )
+
+    def __repr__(self) -> str:
+        return f"BatchBALD(max_candidates={self.max_candidates}, num_samples={self.num_samples})"

@@ -1,0 +1,115 @@
+"""Pointwise classification heuristics, thin classes over :mod:`lightning_bal.functional`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import Tensor
+
+from lightning_bal.functional import bald, entropy, least_confidence, margin, mean_std, variation_ratios
+from lightning_bal.heuristics.base import Heuristic
+
+__all__ = ["BALD", "Entropy", "LeastConfidence", "Margin", "MeanSTD", "VariationRatios"]
+
+
+class Entropy(Heuristic):
+    """Max-entropy acquisition: :func:`~lightning_bal.functional.entropy` of the MC-mean prediction.
+
+    Example:
+        >>> import torch
+        >>> Entropy().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
+        tensor([0])
+    """
+
+    name: ClassVar[str] = "entropy"
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities to ``[N]`` entropies."""
+        return entropy(log_probs, self.reduction, self.validate_args)
+
+
+class BALD(Heuristic):
+    """BALD, the mutual information of prediction and parameters (Houlsby et al., 2011).
+
+    Example:
+        >>> import torch
+        >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
+        >>> BALD().select(log_probs, 1)
+        Selection(indices=tensor([1]), scores=tensor([0.3681]), probabilities=None)
+    """
+
+    name: ClassVar[str] = "bald"
+    needs_mc_samples: ClassVar[bool] = True
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities to ``[N]`` BALD scores."""
+        return bald(log_probs, self.reduction, self.validate_args)
+
+
+class Margin(Heuristic):
+    """Smallest margin between the two most probable classes of the MC-mean prediction (lower is better).
+
+    Example:
+        >>> import torch
+        >>> Margin().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
+        tensor([0])
+    """
+
+    name: ClassVar[str] = "margin"
+    higher_is_better: ClassVar[bool] = False
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities to ``[N]`` margins."""
+        return margin(log_probs, self.reduction, self.validate_args)
+
+
+class LeastConfidence(Heuristic):
+    """One minus the top probability of the MC-mean prediction (``1 -`` Baal's ``Certainty``).
+
+    Example:
+        >>> import torch
+        >>> LeastConfidence().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
+        tensor([0])
+    """
+
+    name: ClassVar[str] = "least_confidence"
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities to ``[N]`` scores in ``[0, 1 - 1/C]``."""
+        return least_confidence(log_probs, self.reduction, self.validate_args)
+
+
+class VariationRatios(Heuristic):
+    """Disagreement of the MC samples' predicted classes (Gal et al., 2017).
+
+    Example:
+        >>> import torch
+        >>> log_probs = torch.tensor([[[0.9, 0.1], [0.9, 0.1]], [[0.9, 0.1], [0.1, 0.9]]]).log()
+        >>> VariationRatios().score(log_probs)
+        tensor([0.0000, 0.5000])
+    """
+
+    name: ClassVar[str] = "variation_ratios"
+    needs_mc_samples: ClassVar[bool] = True
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities to ``[N]`` variation ratios."""
+        return variation_ratios(log_probs, self.reduction, self.validate_args)
+
+
+class MeanSTD(Heuristic):
+    """Class-averaged standard deviation of the MC sample probabilities (Gal et al., 2017).
+
+    Example:
+        >>> import torch
+        >>> log_probs = torch.tensor([[[0.9, 0.1], [0.9, 0.1]], [[0.9, 0.1], [0.1, 0.9]]]).log()
+        >>> MeanSTD().score(log_probs)
+        tensor([0.0000, 0.4000])
+    """
+
+    name: ClassVar[str] = "mean_std"
+    needs_mc_samples: ClassVar[bool] = True
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities to ``[N]`` mean standard deviations."""
+        return mean_std(log_probs, self.reduction, self.validate_args)

@@ -1,0 +1,77 @@
+"""Look heuristics up by name, for config files and the CLI."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from lightning_bal.heuristics.base import Heuristic
+from lightning_bal.heuristics.batchbald import BatchBALD
+from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
+from lightning_bal.heuristics.random_sampling import Random
+from lightning_bal.heuristics.regression import Variance
+from lightning_bal.heuristics.stochastic import (
+    PowerBALD,
+    PowerEntropy,
+    SoftmaxBALD,
+    SoftmaxEntropy,
+    SoftrankBALD,
+    SoftrankEntropy,
+)
+
+__all__ = ["HEURISTICS", "available_heuristics", "get_heuristic"]
+
+HEURISTICS: dict[str, type[Heuristic]] = {
+    cls.name: cls
+    for cls in (
+        Random,
+        Entropy,
+        Margin,
+        LeastConfidence,
+        VariationRatios,
+        MeanSTD,
+        BALD,
+        BatchBALD,
+        Variance,
+        PowerBALD,
+        PowerEntropy,
+        SoftmaxBALD,
+        SoftmaxEntropy,
+        SoftrankBALD,
+        SoftrankEntropy,
+    )
+}
+
+
+def available_heuristics() -> list[str]:
+    """Registered names, sorted.
+
+    Example:
+        >>> available_heuristics()[:3]
+        ['bald', 'batchbald', 'entropy']
+    """
+    return sorted(HEURISTICS)
+
+
+def get_heuristic(name: str, **kwargs: Any) -> Heuristic:
+    """Build the heuristic registered as ``name`` (case and ``-``/``_`` insensitive) with ``kwargs``.
+
+    Example:
+        >>> get_heuristic("BatchBALD", max_candidates=500)
+        BatchBALD(max_candidates=500, num_samples=10000)
+        >>> get_heuristic("bal")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `name` to be a registered heuristic, but got 'bal'. Did you mean 'bald'? ...
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"Expected argument `name` to be a string, but got {type(name)}.")
+    key = name.strip().lower().replace("-", "_")
+    if key not in HEURISTICS:
+        close = difflib.get_close_matches(key, HEURISTICS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Expected argument `name` to be a registered heuristic, but got {name!r}.{hint}"
+            f" Available: {', '.join(available_heuristics())}."
+        )
+    return HEURISTICS[key](**kwargs)

@@ -1,0 +1,124 @@
+"""Stochastic batch acquisition (Kirsch et al., 2023): draw the batch in proportion to a base score."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from lightning_bal.functional import SamplingMode, sample_without_replacement, sampling_log_weights
+from lightning_bal.functional._validation import Reduction
+from lightning_bal.heuristics.base import Heuristic, Selection, check_scores
+from lightning_bal.heuristics.classification import BALD, Entropy
+
+__all__ = [
+    "StochasticHeuristic",
+    "PowerBALD",
+    "PowerEntropy",
+    "SoftmaxBALD",
+    "SoftmaxEntropy",
+    "SoftrankBALD",
+    "SoftrankEntropy",
+]
+
+
+class StochasticHeuristic(Heuristic):
+    r"""Score with ``base_heuristic``, then draw the batch without replacement with weights from the scores.
+
+    .. math:: w_i = s_i^\beta \ (\text{power}), \quad e^{\beta s_i} \ (\text{softmax}), \quad
+        \mathrm{rank}_i^{-\beta} \ (\text{softrank})
+
+    Subclasses fix ``base_heuristic`` and ``mode``; :class:`Selection.probabilities` holds each item's drawing
+    probability given the earlier draws, for importance weighting.
+
+    Args:
+        beta: Coldness :math:`\beta \ge 0` (1 in the paper); 0 is uniform, large values approach top-k.
+        reduction: Passed to the base heuristic.
+        validate_args: Passed to the base heuristic.
+    """
+
+    base_heuristic: ClassVar[type[Heuristic]]
+    mode: ClassVar[SamplingMode]
+    stochastic: ClassVar[bool] = True
+
+    def __init__(self, beta: float = 1.0, reduction: Reduction = "mean", validate_args: bool = True) -> None:
+        super().__init__(reduction=reduction, validate_args=validate_args)
+        # Fails early (e.g. power over a lower-is-better score) rather than at the first acquisition.
+        sampling_log_weights(torch.ones(1), self.mode, beta, self.base_heuristic.higher_is_better)
+        self.beta = beta
+        self._base = self.base_heuristic(reduction=reduction, validate_args=validate_args)
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """The base heuristic's ``[N]`` scores."""
+        return self._base.score(log_probs)
+
+    def select_from_scores(
+        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
+    ) -> Selection:
+        """Draw ``query_size`` items with weights from ``scores``, seeded by ``generator``."""
+        check_scores(scores, query_size)
+        log_weights = sampling_log_weights(scores, self.mode, self.beta, self.base_heuristic.higher_is_better)
+        indices, probabilities = sample_without_replacement(log_weights, query_size, generator)
+        return Selection(indices, scores[indices], probabilities)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(beta={self.beta})"
+
+
+class PowerBALD(StochasticHeuristic):
+    """BALD scores raised to the power beta, the paper's best performer.
+
+    Example:
+        >>> import torch
+        >>> selection = PowerBALD().select_from_scores(torch.tensor([1.0, 3.0]), 2, torch.Generator().manual_seed(0))
+        >>> selection.probabilities  # item 0 was drawn first with probability 1 / (1 + 3), then item 1 surely
+        tensor([0.2500, 1.0000], dtype=torch.float64)
+    """
+
+    name: ClassVar[str] = "power_bald"
+    base_heuristic: ClassVar[type[Heuristic]] = BALD
+    mode: ClassVar[SamplingMode] = "power"
+    needs_mc_samples: ClassVar[bool] = True
+
+
+class PowerEntropy(StochasticHeuristic):
+    """Entropy scores raised to the power beta."""
+
+    name: ClassVar[str] = "power_entropy"
+    base_heuristic: ClassVar[type[Heuristic]] = Entropy
+    mode: ClassVar[SamplingMode] = "power"
+
+
+class SoftmaxBALD(StochasticHeuristic):
+    """Softmax of beta times the BALD scores."""
+
+    name: ClassVar[str] = "softmax_bald"
+    base_heuristic: ClassVar[type[Heuristic]] = BALD
+    mode: ClassVar[SamplingMode] = "softmax"
+    needs_mc_samples: ClassVar[bool] = True
+
+
+class SoftmaxEntropy(StochasticHeuristic):
+    """Softmax of beta times the entropy scores."""
+
+    name: ClassVar[str] = "softmax_entropy"
+    base_heuristic: ClassVar[type[Heuristic]] = Entropy
+    mode: ClassVar[SamplingMode] = "softmax"
+
+
+class SoftrankBALD(StochasticHeuristic):
+    """Weights ``rank ** -beta`` of the BALD ranking."""
+
+    name: ClassVar[str] = "softrank_bald"
+    base_heuristic: ClassVar[type[Heuristic]] = BALD
+    mode: ClassVar[SamplingMode] = "softrank"
+    needs_mc_samples: ClassVar[bool] = True
+
+
+class SoftrankEntropy(StochasticHeuristic):
+    """Weights ``rank ** -beta`` of the entropy ranking."""
+
+    name: ClassVar[str] = "softrank_entropy"
+    base_heuristic: ClassVar[type[Heuristic]] = Entropy
+    mode: ClassVar[SamplingMode] = "softrank"

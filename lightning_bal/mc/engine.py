@@ -1,0 +1,298 @@
+"""Scoring a pool with MC-Dropout: K samples per item, streamed per batch or gathered."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, nullcontext
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
+from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
+from lightning_bal.mc.masks import MaskSampler
+from lightning_bal.mc.modes import switch_modes
+from lightning_bal.mc.sampling import BatchSampler, call_module
+from lightning_bal.mc.split import MCSplit, split_module
+
+__all__ = ["MCPrediction", "log_softmax_classes", "mc_batches", "mc_predict"]
+
+#: Activation bytes one chunk may hold on CPU when no budget is given (also a cache-friendly size).
+CPU_MEMORY_BUDGET = 256 * 2**20
+
+
+class MCPrediction(NamedTuple):
+    """Result of :func:`mc_predict`.
+
+    Attributes:
+        indices: dataset indices ``[N]``, in the order the loader gave them.
+        log_probs: transformed outputs ``[N, K, C, ...]``, or ``None`` when a ``score_fn`` was given.
+        scores: ``score_fn`` of each item ``[N]``, or ``None`` without ``score_fn``.
+    """
+
+    indices: Tensor
+    log_probs: Tensor | None
+    scores: Tensor | None
+
+
+def log_softmax_classes(outputs: Tensor) -> Tensor:
+    """Default output transform: logits ``[B, K, C, ...]`` to float32 log-probabilities over the classes (dim 2).
+
+    Example:
+        >>> log_softmax_classes(torch.zeros(1, 1, 4)).exp().tolist()
+        [[[0.25, 0.25, 0.25, 0.25]]]
+    """
+    return outputs.float().log_softmax(dim=2)
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    for param in module.parameters():
+        return param.device
+    for buffer in module.buffers():
+        return buffer.device
+    return torch.device("cpu")
+
+
+def _to_device(inputs: Any, device: torch.device) -> Any:
+    if isinstance(inputs, Tensor):
+        return inputs.to(device, non_blocking=True)
+    if isinstance(inputs, dict):
+        return {key: _to_device(value, device) for key, value in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(_to_device(value, device) for value in inputs)
+    return inputs
+
+
+def _unpack(batch: Any, device: torch.device) -> tuple[Any, Tensor]:
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Tensor)):
+        raise TypeError(
+            "Expected each pool batch to be a pair `(inputs, dataset_indices)` with `dataset_indices` an int64"
+            f" tensor [B], but got {type(batch).__name__}"
+        )
+    inputs, indices = batch
+    if indices.dim() != 1 or indices.dtype.is_floating_point or indices.dtype == torch.bool:
+        raise ValueError(
+            f"Expected `dataset_indices` to be an integer tensor [B], but got {indices.dtype} of shape"
+            f" {tuple(indices.shape)}"
+        )
+    return _to_device(inputs, device), indices.to(device=device, dtype=torch.int64)
+
+
+def _default_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(CPU_MEMORY_BUDGET, free // 4)
+    return CPU_MEMORY_BUDGET
+
+
+class _Plan(NamedTuple):
+    features: nn.Module | None
+    trunk: list[nn.Module]
+    layers: list[nn.Module] | None
+    head: Callable[..., Tensor]
+
+
+def _plan(split: MCSplit, dropconnect: bool) -> _Plan:
+    if split.layers is None:
+        return _Plan(split.features, [], None, split.head)
+    if not dropconnect:
+        return _Plan(split.features, [], split.layers, split.head)
+    # DropConnect needs one forward per sample (the weights differ), so only the layers before the first
+    # Linear/Conv are shared.
+    first = next(
+        (
+            i
+            for i, layer in enumerate(split.layers)
+            if has_stochastic_layers(layer) or any(isinstance(m, DROPCONNECT_TYPES) for m in layer.modules())
+        ),
+        len(split.layers),
+    )
+    return _Plan(split.features, split.layers[:first], None, nn.Sequential(*split.layers[first:]))
+
+
+def _sample(plan: _Plan, sampler: BatchSampler, inputs: Any, indices: Tensor) -> Tensor:
+    x = inputs if plan.features is None else call_module(plan.features, inputs)
+    if plan.layers is not None and isinstance(x, Tensor):
+        return sampler.run_layers(plan.layers, x, indices)
+    for layer in plan.trunk:
+        x = layer(x)
+    return sampler.run_replicated(plan.head, x, indices)
+
+
+def mc_batches(
+    module: nn.Module,
+    dataloader: Iterable[Any],
+    iterations: int,
+    *,
+    seed: int | None = None,
+    consistent_masks: bool = True,
+    output_transform: Callable[[Tensor], Tensor] | None = log_softmax_classes,
+    share_prefix: bool = True,
+    chunk_rows: int | None = None,
+    memory_budget: int | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    dropconnect: float | None = None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    r"""Stream K MC-Dropout samples of every pool batch: yields ``(dataset_indices [B], outputs [B, K, C, ...])``.
+
+    Each batch is drawn from :math:`\hat y_{ik} = f(x_i; \hat\omega_k)`, :math:`k = 1..K`. The model stays in
+    MC mode (eval, dropout on) until the iterator is exhausted or closed; every submodule's mode is restored
+    then. Each batch runs under ``torch.inference_mode`` on the model's device (that of its first parameter).
+
+    How the K samples are computed:
+
+    - shared prefix: a plain ``nn.Sequential``, or a model with ``mc_split()`` (see
+      :class:`~lightning_bal.mc.split.SplitModule`), runs everything before its first stochastic layer once per
+      batch; any other model runs whole K times;
+    - batched replication: the K samples run as forwards of up to ``chunk_rows`` rows (items x samples),
+      by default as many as fit ``memory_budget``;
+    - masks: drawn by the engine from ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)`` with a
+      counter-based hash, so results depend neither on batch order nor on the number of ranks.
+
+    ``consistent_masks=True`` (the default) makes sample ``k`` use the same masks for every pool item, i.e.
+    the K samples are K fixed sub-networks: that is what BatchBALD's joint entropies assume, it leaves
+    pointwise scores (BALD, entropy) unbiased, and it is what makes the pass fast (no per-item random
+    numbers, and a dropout-then-Linear pair becomes one GEMM against K masked weight copies). Use ``False``
+    for independent masks per item (as ``train()``-mode dropout draws them), at a higher cost.
+
+    Args:
+        module: the model (any ``nn.Module``, e.g. a ``LightningModule``; its ``forward`` is called).
+        dataloader: yields ``(inputs, dataset_indices)``; ``inputs`` a tensor (called as ``module(x)``), a
+            tuple/list (``module(*x)``) or a dict (``module(**x)``); ``dataset_indices`` an int64 tensor ``[B]``.
+        iterations: K, the number of MC samples.
+        seed: seeds all masks; ``None`` draws one from the OS (never from torch's global generator). Give
+            the same seed on every rank for the same samples.
+        consistent_masks: one mask per sample shared by all items (default), or one per item and sample.
+        output_transform: maps the raw outputs ``[B, K, C, ...]`` (float) to what is yielded; the default
+            is ``log_softmax`` over the classes (dim 2); ``None`` yields the raw outputs (e.g. regression).
+        share_prefix: run the deterministic prefix once per batch where the structure allows it.
+        chunk_rows: most rows per forward after the prefix; ``None`` picks it from ``memory_budget``.
+        memory_budget: activation bytes per chunk (default 256 MiB on CPU, a quarter of free GPU memory).
+        autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``).
+        dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect), one consistent
+            weight mask per sample; these layers then run once per sample.
+
+    Returns:
+        An iterator of ``(dataset_indices [B], outputs [B, K, C, ...])`` on the model's device.
+
+    Raises:
+        ValueError: if ``iterations`` is not positive, or the model has no stochastic layer and ``dropconnect``
+            is not set.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
+        >>> loader = [(torch.randn(5, 3), torch.arange(5))]
+        >>> [(idx.shape, out.shape) for idx, out in mc_batches(net, loader, iterations=10, seed=0)]
+        [(torch.Size([5]), torch.Size([5, 10, 4]))]
+    """
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"Expected argument `iterations` to be a positive integer, but got {iterations!r}")
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1):
+        raise ValueError(f"Expected argument `chunk_rows` to be a positive integer or None, but got {chunk_rows!r}")
+    if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget < 1):
+        raise ValueError(
+            f"Expected argument `memory_budget` to be a positive integer or None, but got {memory_budget!r}"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"Expected argument `seed` to be an int or None, but got {type(seed).__name__}")
+    if dropconnect is None:
+        check_stochastic_layers(module)
+    split = split_module(module) if share_prefix else MCSplit(None, None, module)
+    masks = MaskSampler(secrets.randbits(63) if seed is None else seed, consistent_masks)
+    return _iterate(
+        module,
+        dataloader,
+        iterations,
+        split,
+        masks,
+        output_transform,
+        chunk_rows,
+        memory_budget,
+        autocast_dtype,
+        dropconnect,
+    )
+
+
+def _iterate(
+    module: nn.Module,
+    dataloader: Iterable[Any],
+    iterations: int,
+    split: MCSplit,
+    masks: MaskSampler,
+    output_transform: Callable[[Tensor], Tensor] | None,
+    chunk_rows: int | None,
+    memory_budget: int | None,
+    autocast_dtype: torch.dtype | None,
+    dropconnect: float | None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    device = _module_device(module)
+    budget = memory_budget if memory_budget is not None else _default_budget(device)
+    plan = _plan(split, dropconnect is not None)
+    with ExitStack() as stack:
+        # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
+        stack.enter_context(switch_modes(module, is_marked))
+        params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
+        sampler = BatchSampler(module, iterations, masks, chunk_rows, budget, params)
+        stack.enter_context(sampler.hooks(module))
+        for batch in dataloader:
+            inputs, indices = _unpack(batch, device)
+            autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
+            with torch.inference_mode(), autocast:
+                outputs = _sample(plan, sampler, inputs, indices)
+            with torch.inference_mode():
+                outputs = outputs.float() if output_transform is None else output_transform(outputs)
+            yield indices, outputs
+
+
+def mc_predict(
+    module: nn.Module,
+    dataloader: Iterable[Any],
+    iterations: int,
+    *,
+    score_fn: Callable[[Tensor], Tensor] | None = None,
+    **kwargs: Any,
+) -> MCPrediction:
+    """Run :func:`mc_batches` over the whole pool and gather the outputs, or only their scores.
+
+    With ``score_fn`` (``[B, K, C, ...] -> [B]``, e.g. BALD) each batch is scored as it comes and only the
+    ``[N]`` scores are kept; without it the ``[N, K, C, ...]`` log-probabilities are returned.
+
+    Args:
+        module: the model.
+        dataloader: yields ``(inputs, dataset_indices)``.
+        iterations: K, the number of MC samples.
+        score_fn: optional per-batch scoring function.
+        **kwargs: passed on to :func:`mc_batches` (``seed``, ``consistent_masks``, ``chunk_rows``, ...).
+
+    Returns:
+        :class:`MCPrediction` ``(indices [N], log_probs [N, K, C, ...] or None, scores [N] or None)``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
+        >>> loader = [(torch.randn(5, 3), torch.arange(5)), (torch.randn(2, 3), torch.arange(5, 7))]
+        >>> pred = mc_predict(net, loader, iterations=10, seed=0)
+        >>> pred.indices.tolist(), pred.log_probs.shape, pred.scores
+        ([0, 1, 2, 3, 4, 5, 6], torch.Size([7, 10, 4]), None)
+    """
+    indices, outputs, scores = [], [], []
+    for batch_indices, batch_outputs in mc_batches(module, dataloader, iterations, **kwargs):
+        indices.append(batch_indices)
+        if score_fn is None:
+            outputs.append(batch_outputs)
+            continue
+        batch_scores = score_fn(batch_outputs)
+        if not isinstance(batch_scores, Tensor) or batch_scores.shape != batch_indices.shape:
+            shape = tuple(batch_scores.shape) if isinstance(batch_scores, Tensor) else type(batch_scores).__name__
+            raise ValueError(
+                f"Expected `score_fn` to return a tensor of shape {tuple(batch_indices.shape)}, but got {shape}"
+            )
+        scores.append(batch_scores)
+    if not indices:
+        raise ValueError("Expected argument `dataloader` to yield at least one batch, but got none")
+    return MCPrediction(
+        torch.cat(indices),
+        torch.cat(outputs) if score_fn is None else None,
+        torch.cat(scores) if score_fn is not None else None,
+    )

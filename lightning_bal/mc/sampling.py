@@ -1,0 +1,267 @@
+"""The K-sample forward of one batch: the shared prefix once, the stochastic rest on batched replicas.
+
+Two runners share one mask source (:class:`~lightning_bal.mc.masks.MaskSampler`):
+
+- layer by layer over a flat ``nn.Sequential``: activations stay ``[B, ...]`` until the first stochastic
+  layer and become ``[B, K, ...]`` after it; with consistent masks, an ``nn.Dropout`` followed (through
+  reshapes) by an ``nn.Linear`` on a shared input is folded into one GEMM against K masked weight copies.
+- whole callables (any module, or a declared head): inputs replicated to ``K_c * B`` rows per forward, masks
+  applied by forward hooks on the dropout layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, DropConnectWeight
+from lightning_bal.mc.layers import BUILTIN_STOCHASTIC_TYPES, has_stochastic_layers, stochastic_layers
+from lightning_bal.mc.masks import MaskSampler, apply_dropout, mask_shape
+
+__all__ = ["BatchSampler", "call_module"]
+
+# Layers that only move features around: a mask commutes with them, so it can be carried to the next Linear.
+_RESHAPES = (nn.Flatten, nn.Identity)
+
+
+def call_module(fn: Callable[..., Tensor], inputs: Any) -> Tensor:
+    """Call ``fn`` on a batch: ``fn(x)`` for a tensor, ``fn(*x)`` for a tuple/list, ``fn(**x)`` for a dict."""
+    if isinstance(inputs, dict):
+        return fn(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return fn(*inputs)
+    return fn(inputs)
+
+
+def _repeat(inputs: Any, times: int, rows: int) -> Any:
+    # Repeat every tensor holding the batch (dim 0 == rows) `times` over, sample-major.
+    if isinstance(inputs, Tensor):
+        if inputs.dim() == 0 or inputs.shape[0] != rows or times == 1:
+            return inputs
+        return inputs.repeat(times, *([1] * (inputs.dim() - 1)))
+    if isinstance(inputs, dict):
+        return {key: _repeat(value, times, rows) for key, value in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(_repeat(value, times, rows) for value in inputs)
+    return inputs
+
+
+def _rowwise(layer: nn.Module, y: Tensor) -> Tensor:
+    b, k = y.shape[:2]
+    out = layer(y.reshape(b * k, *y.shape[2:]))
+    return out.view(b, k, *out.shape[1:])
+
+
+class BatchSampler:
+    """Runs the K MC samples of one batch for a model inside an MC pass.
+
+    Args:
+        module: the whole model (its stochastic layers are numbered in registration order for the masks).
+        iterations: K, the number of MC samples.
+        masks: the mask source.
+        chunk_rows: most rows (items x samples) per forward after the shared prefix; ``None`` picks it from
+            ``memory_budget`` after measuring the first chunk.
+        memory_budget: bytes of activations a chunk may hold, used when ``chunk_rows`` is ``None``.
+        dropconnect: the DropConnect parametrizations in force, if any (forces one sample per forward).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        iterations: int,
+        masks: MaskSampler,
+        chunk_rows: int | None,
+        memory_budget: int,
+        dropconnect: Sequence[DropConnectWeight] = (),
+    ) -> None:
+        self.iterations = iterations
+        self.masks = masks
+        self.chunk_rows = chunk_rows
+        self.memory_budget = memory_budget
+        self.dropconnect = list(dropconnect)
+        self._layer_ids = {id(layer): i for i, (_, layer) in enumerate(stochastic_layers(module))}
+        self._row_bytes: float | None = None
+        self._folded: dict[tuple[int, int], tuple[Tensor, Tensor | None]] = {}
+        # What the forward hooks need to know about the rows currently flowing: samples, dataset indices, layout.
+        self._ks = range(0)
+        self._indices: Tensor | None = None
+        self._items_first = False
+        for i, param in enumerate(self.dropconnect):
+            param.mask_fn = self._dropconnect_mask(len(self._layer_ids) + i, param.p)
+
+    # ----------------------------------------------------------------------------------------------- hooks
+    @contextmanager
+    def hooks(self, module: nn.Module) -> Iterator[None]:
+        """Let built-in dropout layers run as identities and apply the engine's masks in forward hooks."""
+        handles = [
+            layer.register_forward_hook(self._hook)
+            for layer in module.modules()
+            if isinstance(layer, BUILTIN_STOCHASTIC_TYPES)
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            for param in self.dropconnect:
+                param.mask_fn = None
+
+    def _hook(self, layer: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor:
+        x = args[0]
+        kc = len(self._ks)
+        rows = x.shape[0] // kc
+        y = x.view(rows, kc, *x.shape[1:]) if self._items_first else x.view(kc, rows, *x.shape[1:]).transpose(0, 1)
+        y = self._drop(layer, y, self._indices)
+        return y.reshape(x.shape) if self._items_first else y.transpose(0, 1).reshape(x.shape)
+
+    def _dropconnect_mask(self, layer_id: int, p: float) -> Callable[[Tensor], Tensor]:
+        def mask(weight: Tensor) -> Tensor:
+            keep = self.masks.consistent_keep(layer_id, p, tuple(weight.shape), self._ks, weight.device)
+            return keep[0].to(weight.dtype) * (1.0 / (1.0 - p))
+
+        return mask
+
+    # ------------------------------------------------------------------------------------------------ masks
+    def _drop(self, layer: nn.Module, y: Tensor, indices: Tensor | None) -> Tensor:
+        """Apply ``layer``'s dropout to per-sample activations ``y`` ``[B, K_c, ...]`` for samples ``self._ks``."""
+        shape = mask_shape(layer, tuple(y.shape[2:]))
+        p = float(layer.p)  # type: ignore[arg-type]
+        keep = self.masks.keep(self._layer_ids[id(layer)], p, shape, self._ks, indices, y.device)
+        return apply_dropout(layer, y, keep if not self.masks.consistent else keep.unsqueeze(0))
+
+    # ------------------------------------------------------------------------------------------ chunk sizes
+    def _items_per_chunk(self, batch: int) -> int:
+        k = self.iterations
+        if self.chunk_rows is not None:
+            return max(1, self.chunk_rows // k)
+        if self._row_bytes is None:
+            return min(batch, 4)
+        return max(1, min(batch, int(self.memory_budget // max(1.0, self._row_bytes * k))))
+
+    def _samples_per_chunk(self, batch: int) -> int:
+        if self.dropconnect:
+            return 1
+        if self.chunk_rows is not None:
+            return max(1, min(self.iterations, self.chunk_rows // max(1, batch)))
+        if self._row_bytes is None:
+            return 1
+        return max(1, min(self.iterations, int(self.memory_budget // max(1.0, self._row_bytes * batch))))
+
+    def _note(self, y: Tensor) -> None:
+        # Peak bytes per (item, sample) row; input and output of a layer are alive together, hence the 2.
+        per_row = 2.0 * y.numel() * y.element_size() / max(1, y.shape[0] * y.shape[1])
+        self._row_bytes = max(self._row_bytes or 0.0, per_row)
+
+    # ----------------------------------------------------------------------------------------------- layers
+    def run_layers(self, layers: Sequence[nn.Module], x: Tensor, indices: Tensor) -> Tensor:
+        """K samples of a flat layer list on ``x`` ``[B, ...]``: returns ``[B, K, ...]``."""
+        batch = x.shape[0]
+        outs, start = [], 0
+        while start < batch:
+            items = self._items_per_chunk(batch)
+            stop = min(batch, start + items)
+            outs.append(self._run_layers_chunk(layers, x[start:stop], indices[start:stop]))
+            start = stop
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def _run_layers_chunk(self, layers: Sequence[nn.Module], x: Tensor, indices: Tensor) -> Tensor:
+        k = self.iterations
+        self._ks, self._indices, self._items_first = range(k), indices, True
+        shared: Tensor | None = x
+        sampled: Tensor | None = None
+        pending: Tensor | None = None  # scaled consistent mask [K, *features] not yet applied to `shared`
+        pending_from = -1
+        for layer in layers:
+            if sampled is None and shared is not None:
+                if isinstance(layer, BUILTIN_STOCHASTIC_TYPES) and pending is None and self._foldable(layer):
+                    p = float(layer.p)  # type: ignore[arg-type]
+                    keep = self.masks.keep(
+                        self._layer_ids[id(layer)], p, tuple(shared.shape[1:]), range(k), None, x.device
+                    )
+                    pending, pending_from = keep.to(shared.dtype) * (1.0 / (1.0 - p)), id(layer)
+                    continue
+                if pending is not None:
+                    if isinstance(layer, _RESHAPES) and getattr(layer, "start_dim", 1) >= 1:
+                        shared, pending = layer(shared), layer(pending)
+                        continue
+                    if isinstance(layer, nn.Linear) and shared.dim() == 2 and not self.dropconnect:
+                        sampled = self._fold(pending_from, layer, shared, pending)
+                        shared = pending = None
+                        self._note(sampled)
+                        continue
+                    sampled, shared, pending = shared.unsqueeze(1) * pending.unsqueeze(0), None, None
+                elif isinstance(layer, BUILTIN_STOCHASTIC_TYPES) or self._is_random(layer):
+                    sampled, shared = shared.unsqueeze(1).expand(shared.shape[0], k, *shared.shape[1:]), None
+                else:
+                    shared = layer(shared)
+                    continue
+            assert sampled is not None
+            if isinstance(layer, BUILTIN_STOCHASTIC_TYPES):
+                sampled = self._drop(layer, sampled, indices)
+            else:
+                sampled = _rowwise(layer, sampled.contiguous())
+            self._note(sampled)
+        if sampled is None and shared is not None:
+            sampled = shared.unsqueeze(1) * pending.unsqueeze(0) if pending is not None else shared.unsqueeze(1)
+            sampled = sampled.expand(shared.shape[0], k, *sampled.shape[2:])
+        assert sampled is not None
+        self._note(sampled)
+        return sampled
+
+    def _foldable(self, layer: nn.Module) -> bool:
+        return self.masks.consistent and type(layer) is nn.Dropout
+
+    def _is_random(self, layer: nn.Module) -> bool:
+        return has_stochastic_layers(layer) or (
+            bool(self.dropconnect) and any(isinstance(m, DROPCONNECT_TYPES) for m in layer.modules())
+        )
+
+    def _fold(self, drop_id: int, linear: nn.Linear, x: Tensor, scale: Tensor) -> Tensor:
+        # (x * m_k) W^T = x (W * m_k)^T: K masked weight copies side by side make one [B, K*O] GEMM.
+        key = (drop_id, id(linear))
+        if key not in self._folded:
+            k, out_features = scale.shape[0], linear.out_features
+            stacked = (linear.weight.unsqueeze(0) * scale.unsqueeze(1)).reshape(k * out_features, -1)
+            self._folded[key] = (stacked, None if linear.bias is None else linear.bias.repeat(k))
+        stacked, bias = self._folded[key]
+        return nn.functional.linear(x, stacked, bias).view(x.shape[0], -1, linear.out_features)
+
+    # -------------------------------------------------------------------------------------------- callables
+    def run_replicated(self, fn: Callable[..., Tensor], inputs: Any, indices: Tensor) -> Tensor:
+        """K samples of ``fn`` on a batch of ``B`` rows, ``K_c * B`` rows per forward: returns ``[B, K, ...]``."""
+        batch = indices.shape[0]
+        outs, start = [], 0
+        self._indices, self._items_first = indices, False
+        while start < self.iterations:
+            kc = self._samples_per_chunk(batch)
+            self._ks = range(start, min(self.iterations, start + kc))
+            out = call_module(fn, _repeat(inputs, len(self._ks), batch))
+            out = out.view(len(self._ks), batch, *out.shape[1:])
+            if self._row_bytes is None and self.chunk_rows is None:
+                self._row_bytes = self._measure(fn, inputs, out)
+            outs.append(out)
+            start = self._ks.stop
+        return torch.cat(outs).transpose(0, 1).contiguous()
+
+    def _measure(self, fn: Callable[..., Tensor], inputs: Any, out: Tensor) -> float:
+        # Largest activation per row seen while running one sample of the batch again with size-recording hooks.
+        peak = [float(out[0].numel() * out.element_size())]
+
+        def record(_: nn.Module, __: Any, output: Any) -> None:
+            if isinstance(output, Tensor) and output.dim() > 0:
+                peak[0] = max(peak[0], output.numel() * output.element_size() / output.shape[0])
+
+        modules = list(fn.modules()) if isinstance(fn, nn.Module) else []
+        handles = [m.register_forward_hook(record) for m in modules]
+        try:
+            ks, self._ks = self._ks, range(self._ks.start, self._ks.start + 1)
+            call_module(fn, inputs)
+            self._ks = ks
+        finally:
+            for handle in handles:
+                handle.remove()
+        return 2.0 * peak[0]

@@ -1,0 +1,94 @@
+"""Finding the deterministic prefix of a model: the part that runs once per batch instead of K times."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from torch import nn
+
+from lightning_bal.mc.layers import has_stochastic_layers
+
+__all__ = ["MCSplit", "SplitModule", "flatten_sequential", "split_module"]
+
+
+@runtime_checkable
+class SplitModule(Protocol):
+    """A model that declares where its deterministic prefix ends.
+
+    ``mc_split()`` returns ``(features, head)`` such that ``module(x) == head(features(x))`` for a tensor
+    ``x``, and ``features`` holds no stochastic layer. ``features`` then runs once per batch and only
+    ``head`` runs K times. Returning ``(nn.Identity(), self.net)`` for an ``nn.Sequential`` ``self.net`` lets
+    the engine find the split inside it.
+
+    Example:
+        >>> class Net(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.features, self.head = nn.Linear(4, 8), nn.Sequential(nn.Dropout(0.5), nn.Linear(8, 2))
+        ...     def forward(self, x):
+        ...         return self.head(self.features(x))
+        ...     def mc_split(self):
+        ...         return self.features, self.head
+        >>> isinstance(Net(), SplitModule)
+        True
+    """
+
+    def mc_split(self) -> tuple[nn.Module, nn.Module]:
+        """Return ``(features, head)`` with ``forward(x) == head(features(x))``."""
+        ...
+
+
+class MCSplit(NamedTuple):
+    """What runs once per batch (``features``), and what runs K times (``head``, as flat ``layers`` when known)."""
+
+    features: nn.Module | None
+    layers: list[nn.Module] | None
+    head: nn.Module
+
+
+def flatten_sequential(module: nn.Module) -> list[nn.Module] | None:
+    """The layers of a plain ``nn.Sequential``, nested ones inlined; ``None`` for anything else.
+
+    Subclasses that override ``forward`` are not plain: their layers may not simply run one after another.
+
+    Example:
+        >>> flatten_sequential(nn.Sequential(nn.ReLU(), nn.Sequential(nn.Tanh(), nn.Identity())))
+        [ReLU(), Tanh(), Identity()]
+    """
+    if not isinstance(module, nn.Sequential) or type(module).forward is not nn.Sequential.forward:
+        return None
+    layers: list[nn.Module] = []
+    for child in module:
+        inner = flatten_sequential(child)
+        layers.extend([child] if inner is None else inner)
+    return layers
+
+
+def split_module(module: nn.Module) -> MCSplit:
+    """Split ``module`` into a deterministic ``features`` part and the rest, where the structure allows it.
+
+    A :class:`SplitModule` gives its split; a plain ``nn.Sequential`` is split layer by layer by the engine;
+    any other module runs whole, K times.
+
+    Raises:
+        TypeError: if ``mc_split()`` does not return two modules.
+        ValueError: if the declared ``features`` contain a stochastic layer.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+        >>> split = split_module(net)
+        >>> split.features is None, len(split.layers)
+        (True, 2)
+    """
+    if isinstance(module, SplitModule):
+        pair = module.mc_split()
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(m, nn.Module) for m in pair)):
+            raise TypeError(f"Expected `mc_split()` to return a `(features, head)` pair of modules, but got {pair!r}")
+        features, head = pair
+        if has_stochastic_layers(features):
+            raise ValueError(
+                "Expected the `features` returned by `mc_split()` to hold no stochastic layer, but got one:"
+                " it would run once per batch, so its randomness would be shared by all MC samples."
+            )
+        return MCSplit(features, flatten_sequential(head), head)
+    return MCSplit(None, flatten_sequential(module), module)
