@@ -51,6 +51,10 @@ class ActiveLearningCallback(Callback):
     Under DDP every rank scores its own disjoint shard of the pool; scores travel with their dataset indices, the
     selection is made once on rank zero and broadcast, so every rank labels exactly the same samples.
 
+    Each step's figures (labelled and pool sizes, the user's ``val*`` metrics, score statistics, pool-pass time) go to
+    the trainer's loggers against the number of labelled samples, and to :attr:`history` on rank zero; the step that
+    finds the budget spent or the pool empty logs the last labelled set's figures and stops training.
+
     Args:
         heuristic: a :class:`~lightning_bal.heuristics.Heuristic` or a registry name such as ``"bald"``.
         query_size: samples labelled per active learning step.
@@ -110,6 +114,7 @@ class ActiveLearningCallback(Callback):
         # None until the first step: `ddp_spawn` cannot send empty tensors to its processes.
         self.last_selection: Tensor | None = None
         self.last_shard: Tensor | None = None
+        self.history: list[dict[str, float]] = []
         self._last_step_epoch = -1
         self._trained_epoch = -1
         self._initial_weights: dict[str, Tensor] | None = None
@@ -203,6 +208,8 @@ class ActiveLearningCallback(Callback):
         candidates = datamodule.scoring_indices()
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
+            # The last labelled set has been trained and validated: its point closes the active learning curve.
+            self._log(trainer, datamodule, 0.0, None, None)
             if trainer.strategy.reduce_boolean_decision(True, all=False):
                 rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
                 trainer.should_stop = True
@@ -223,22 +230,37 @@ class ActiveLearningCallback(Callback):
             selected, selected_scores = self._select(pool, query_size)
         selected = trainer.strategy.broadcast(selected, src=0)
 
-        log_step(
-            trainer,
-            num_labelled=datamodule.num_labelled,
-            num_pool=datamodule.num_pool,
-            step=datamodule.step,
-            pool_seconds=pool_seconds,
-            pool_scores=pool.scores if self.heuristic.needs_predictions else None,
-            selected_scores=selected_scores if self.heuristic.needs_predictions else None,
-            labelled_classes=datamodule.labelled_targets(),
-        )
+        if self.heuristic.needs_predictions:
+            self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores)
+        else:
+            self._log(trainer, datamodule, pool_seconds, None, None)
         datamodule.acquire(selected)
         self.steps_done += 1
         self.last_selection = selected.clone()
         if self.reset_weights and self._initial_weights is not None:
             pl_module.load_state_dict(self._initial_weights)
             trainer.strategy.setup_optimizers(trainer)
+
+    def _log(
+        self,
+        trainer: pl.Trainer,
+        datamodule: ActiveDataModule,
+        pool_seconds: float,
+        pool_scores: Tensor | None,
+        selected_scores: Tensor | None,
+    ) -> None:
+        metrics = log_step(
+            trainer,
+            num_labelled=datamodule.num_labelled,
+            num_pool=datamodule.num_pool,
+            step=datamodule.step,
+            pool_seconds=pool_seconds,
+            pool_scores=pool_scores,
+            selected_scores=selected_scores,
+            labelled_classes=datamodule.labelled_targets(),
+        )
+        if metrics is not None:
+            self.history.append(metrics)
 
     def _score_pool(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule, candidates: Tensor

@@ -64,6 +64,8 @@ class ActiveDataModule(pl.LightningDataModule):
             ``train_dataset.targets``, and ``initial_labels`` divisible by the number of classes).
         targets: the dataset's labels, used for balanced labelling and the labelled-set class histogram.
         batch_size: batch size of the train loader over D_L.
+        train_samples_per_epoch: draw at least this many samples per training epoch, repeating D_L in fresh
+            permutations, so that a small labelled set still gets enough optimiser steps per epoch.
         pool_batch_size: batch size of the pool loader (inference only, so it can be larger).
         eval_batch_size: batch size of the validation and test loaders (defaults to ``pool_batch_size``).
         num_workers: workers of every loader.
@@ -97,6 +99,7 @@ class ActiveDataModule(pl.LightningDataModule):
         balanced_initial: bool = False,
         targets: Sequence[int] | Tensor | np.ndarray | None = None,
         batch_size: int = 32,
+        train_samples_per_epoch: int | None = None,
         pool_batch_size: int = 256,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -116,6 +119,11 @@ class ActiveDataModule(pl.LightningDataModule):
         self.val_dataset = val_dataset
         self.test_dataset = test_dataset
         self.batch_size = check_positive_int("batch_size", batch_size)
+        self.train_samples_per_epoch = (
+            None
+            if train_samples_per_epoch is None
+            else check_positive_int("train_samples_per_epoch", train_samples_per_epoch)
+        )
         self.pool_batch_size = check_positive_int("pool_batch_size", pool_batch_size)
         self.eval_batch_size = check_positive_int("eval_batch_size", eval_batch_size or pool_batch_size)
         self.num_workers = check_non_negative_int("num_workers", num_workers)
@@ -403,7 +411,8 @@ class ActiveDataModule(pl.LightningDataModule):
         view = LabelledView(self.train_dataset, self.labelled_indices, self._annotations)
         # The shuffle depends on the seed and the epoch only, not on the global RNG (which Lightning does not
         # checkpoint), so a resumed run sees the same batches as an uninterrupted one.
-        return self._loader(view, self.batch_size, EpochShuffleSampler(len(view), self.seed))
+        sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch)
+        return self._loader(view, self.batch_size, sampler)
 
     def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
         """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``."""

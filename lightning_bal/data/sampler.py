@@ -11,7 +11,11 @@ __all__ = ["EpochShuffleSampler"]
 
 
 class EpochShuffleSampler(Sampler[int]):
-    """Shuffle ``range(length)`` anew each epoch from ``(seed, epoch)`` only.
+    """Shuffle ``range(length)`` anew each epoch from ``(seed, epoch)`` only, optionally to a fixed epoch size.
+
+    With ``num_samples`` larger than ``length``, an epoch chains fresh permutations until ``num_samples`` indices are
+    drawn: a labelled set of 20 samples still gets enough optimiser steps per epoch (BatchBALD's experiments train
+    on a fixed 5,056 samples per epoch the same way).
 
     Lightning calls ``set_epoch`` before every training epoch (as for a ``DistributedSampler``), so a run resumed from
     a checkpoint sees the same batches as an uninterrupted one, whatever the global RNG did in between.
@@ -24,11 +28,14 @@ class EpochShuffleSampler(Sampler[int]):
         >>> sampler.set_epoch(1)
         >>> sorted(sampler) == sorted(first)
         True
+        >>> sorted(EpochShuffleSampler(2, seed=0, num_samples=5))
+        [0, 0, 0, 1, 1]
     """
 
-    def __init__(self, length: int, seed: int) -> None:
+    def __init__(self, length: int, seed: int, num_samples: int | None = None) -> None:
         self.length = length
         self.seed = seed
+        self.num_samples = max(length, num_samples or 0)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -36,8 +43,10 @@ class EpochShuffleSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.length
+        return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**62)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
+        rounds = -(-self.num_samples // self.length)
+        order = torch.cat([torch.randperm(self.length, generator=generator) for _ in range(rounds)])
+        return iter(order[: self.num_samples].tolist())

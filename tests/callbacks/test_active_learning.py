@@ -132,6 +132,9 @@ def test_label_budget_stops_training_after_the_last_labelled_set_is_trained(tmp_
     assert dm.num_labelled == 13, "5 then the 2 that are left of the budget"
     assert torch.bincount(dm.acquired_at[dm.labelled_indices]).tolist() == [6, 5, 2]
     assert trainer.current_epoch == 3, "epochs 0-1 acquire, epoch 2 trains on the final set, then stop"
+    callback = trainer.callbacks[0]
+    assert [h["active/num_labelled"] for h in callback.history] == [6.0, 11.0, 13.0], "the final set closes the curve"
+    assert all("active/val_acc" in h for h in callback.history)
 
 
 def test_pool_smaller_than_query_labels_the_rest_warns_and_stops(tmp_path):

@@ -274,3 +274,15 @@ def test_property_labelled_and_pool_stay_disjoint_and_complete(n, calls):
         assert labelled | pool == set(range(n))
         assert dm.num_labelled + dm.num_pool == n
         assert int(dm.acquired_at.max()) <= dm.step
+
+
+@pytest.mark.parametrize(
+    ("samples_per_epoch", "expected"), [(None, [1, 1, 1, 1, 1]), (3, [1, 1, 1, 1, 1]), (12, [2, 2, 2, 3, 3])]
+)
+def test_train_samples_per_epoch_repeats_a_small_labelled_set(samples_per_epoch, expected):
+    data = TensorDataset(torch.arange(40), torch.zeros(40, dtype=torch.long))
+    dm = ActiveDataModule(data, train_samples_per_epoch=samples_per_epoch, seed=0)
+    dm.label([1, 2, 3, 4, 5])
+    seen = torch.cat([x for x, _ in dm.train_dataloader()])
+    assert set(seen.tolist()) == {1, 2, 3, 4, 5}
+    assert sorted(torch.bincount(seen)[1:].tolist()) == expected, "whole permutations, then a partial one"
