@@ -149,7 +149,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--query-size", type=int, default=10)
     parser.add_argument("--budget", type=int, default=150, help="stop once this many samples are labelled")
     parser.add_argument("--iterations", type=int, default=20, help="MC samples K")
-    parser.add_argument("--epochs-per-step", type=int, default=2)
+    parser.add_argument("--epochs-per-step", type=int, default=5)
     parser.add_argument("--samples-per-epoch", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("outputs/quickstart"))
