@@ -273,23 +273,25 @@ class ActiveLearningCallback(Callback):
         self.last_shard = local
         num_candidates = self.heuristic.num_candidates(self.query_size, candidates.numel())
 
-        scores, indices = [], []
+        # Preallocated: only [N] scores are kept however large the pool (and no heap growth from concatenation).
+        local_scores = torch.empty(local.numel())
+        local_indices = torch.empty(local.numel(), dtype=torch.long)
+        filled = 0
         top_scores = torch.empty(0)
         top_indices = torch.empty(0, dtype=torch.long)
         top_log_probs = torch.empty(0)
         seed = _derive_seed(int(self.seed or 0), self.steps_done, _MC_SALT)
         for batch_indices, log_probs in self._progress(trainer, datamodule, local, seed, pl_module):
             batch_scores = self.heuristic.score(log_probs)
-            scores.append(batch_scores.float().cpu())
-            indices.append(batch_indices.cpu())
+            local_scores[filled : filled + batch_scores.numel()] = batch_scores
+            local_indices[filled : filled + batch_scores.numel()] = batch_indices
+            filled += batch_scores.numel()
             if num_candidates:
                 top_scores, top_indices, top_log_probs = self._keep_top(
                     num_candidates, top_scores, top_indices, top_log_probs, batch_scores, batch_indices, log_probs
                 )
 
         device = pl_module.device
-        local_scores = torch.cat(scores) if scores else torch.empty(0)
-        local_indices = torch.cat(indices) if indices else torch.empty(0, dtype=torch.long)
         all_scores = gather_uneven(trainer.strategy, local_scores.to(device), world_size).cpu()
         all_indices = gather_uneven(trainer.strategy, local_indices.to(device), world_size).cpu()
         # Sorting by dataset index makes the selection independent of how the pool was sharded.

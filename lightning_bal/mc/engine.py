@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, nullcontext
@@ -143,9 +144,10 @@ def mc_batches(
 
     How the K samples are computed:
 
-    - shared prefix: a plain ``nn.Sequential``, or a model with ``mc_split()`` (see
-      :class:`~lightning_bal.mc.split.SplitModule`), runs everything before its first stochastic layer once per
-      batch; any other model runs whole K times;
+    - shared prefix: a plain ``nn.Sequential``, a model with ``mc_split()`` (see
+      :class:`~lightning_bal.mc.split.SplitModule`), or a model that only wraps an ``nn.Sequential`` (the usual
+      ``LightningModule``; checked on the first batch against its own ``forward``) runs everything before its first
+      stochastic layer once per batch; any other model runs whole K times;
     - batched replication: the K samples run as forwards of up to ``chunk_rows`` rows (items x samples),
       by default as many as fit ``memory_budget``;
     - masks: drawn by the engine from ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)`` with a
@@ -229,6 +231,12 @@ def _iterate(
 ) -> Iterator[tuple[Tensor, Tensor]]:
     device = _module_device(module)
     budget = memory_budget if memory_budget is not None else _default_budget(device)
+    batches = iter(dataloader)
+    first = next(batches, None)
+    if first is None:
+        return
+    if split.unverified and not _same_outputs(module, split.head, _unpack(first, device)[0]):
+        split = MCSplit(None, None, module)
     plan = _plan(split, dropconnect is not None)
     with ExitStack() as stack:
         # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
@@ -236,7 +244,7 @@ def _iterate(
         params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
         sampler = BatchSampler(module, iterations, masks, chunk_rows, budget, params)
         stack.enter_context(sampler.hooks(module))
-        for batch in dataloader:
+        for batch in itertools.chain([first], batches):
             inputs, indices = _unpack(batch, device)
             autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
             with torch.inference_mode(), autocast:
@@ -244,6 +252,13 @@ def _iterate(
             with torch.inference_mode():
                 outputs = outputs.float() if output_transform is None else output_transform(outputs)
             yield indices, outputs
+
+
+def _same_outputs(module: nn.Module, head: nn.Module, inputs: Any) -> bool:
+    """Whether ``module`` and the ``head`` guessed from its structure give the same deterministic outputs."""
+    with switch_modes(module, lambda _: False), torch.inference_mode():
+        expected, got = call_module(module, inputs), call_module(head, inputs)
+    return isinstance(expected, Tensor) and isinstance(got, Tensor) and torch.equal(expected, got)
 
 
 def mc_predict(

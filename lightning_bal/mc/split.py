@@ -8,7 +8,7 @@ from torch import nn
 
 from lightning_bal.mc.layers import has_stochastic_layers
 
-__all__ = ["MCSplit", "SplitModule", "flatten_sequential", "split_module"]
+__all__ = ["MCSplit", "SplitModule", "flatten_sequential", "split_module", "wrapped_sequential"]
 
 
 @runtime_checkable
@@ -39,11 +39,16 @@ class SplitModule(Protocol):
 
 
 class MCSplit(NamedTuple):
-    """What runs once per batch (``features``), and what runs K times (``head``, as flat ``layers`` when known)."""
+    """What runs once per batch (``features``), and what runs K times (``head``, as flat ``layers`` when known).
+
+    ``unverified`` marks a ``head`` guessed from the model's structure (see :func:`wrapped_sequential`): the engine
+    uses it only after checking on the first batch that it computes what the model's own ``forward`` does.
+    """
 
     features: nn.Module | None
     layers: list[nn.Module] | None
     head: nn.Module
+    unverified: bool = False
 
 
 def flatten_sequential(module: nn.Module) -> list[nn.Module] | None:
@@ -64,11 +69,37 @@ def flatten_sequential(module: nn.Module) -> list[nn.Module] | None:
     return layers
 
 
+def wrapped_sequential(module: nn.Module) -> nn.Sequential | None:
+    """The plain ``nn.Sequential`` that holds all of ``module``'s parameters and buffers, if there is one.
+
+    This is the usual shape of a ``LightningModule`` (``self.net = nn.Sequential(...)`` and ``forward`` calls it).
+    Whether ``forward`` really is ``self.net(x)`` cannot be read from the structure: callers must check it.
+
+    Example:
+        >>> class Wrapper(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+        ...     def forward(self, x):
+        ...         return self.net(x)
+        >>> wrapped_sequential(Wrapper()) is not None, wrapped_sequential(nn.Linear(2, 2))
+        (True, None)
+    """
+    state = {id(t) for t in [*module.parameters(), *module.buffers()]}
+    for child in module.children():
+        if flatten_sequential(child) is None:
+            continue
+        if state and state == {id(t) for t in [*child.parameters(), *child.buffers()]}:
+            return child  # type: ignore[return-value]
+    return None
+
+
 def split_module(module: nn.Module) -> MCSplit:
     """Split ``module`` into a deterministic ``features`` part and the rest, where the structure allows it.
 
-    A :class:`SplitModule` gives its split; a plain ``nn.Sequential`` is split layer by layer by the engine;
-    any other module runs whole, K times.
+    A :class:`SplitModule` gives its split; a plain ``nn.Sequential`` is split layer by layer by the engine; a
+    module that wraps one (:func:`wrapped_sequential`) is split like it once the engine has checked that its
+    ``forward`` gives the same outputs; any other module runs whole, K times.
 
     Raises:
         TypeError: if ``mc_split()`` does not return two modules.
@@ -91,4 +122,7 @@ def split_module(module: nn.Module) -> MCSplit:
                 " it would run once per batch, so its randomness would be shared by all MC samples."
             )
         return MCSplit(features, flatten_sequential(head), head)
-    return MCSplit(None, flatten_sequential(module), module)
+    layers = flatten_sequential(module)
+    if layers is None and (inner := wrapped_sequential(module)) is not None:
+        return MCSplit(None, flatten_sequential(inner), inner, unverified=True)
+    return MCSplit(None, layers, module)

@@ -227,3 +227,41 @@ def test_automatic_chunks_grow_after_the_first():
     counter.calls = 0
     mc_predict(net, [(torch.randn(24, 64), torch.arange(24))], K, seed=0, memory_budget=1)
     assert counter.calls == 24 - 4 + 1
+
+
+class RowCounter(nn.Module):
+    """Identity that counts the rows (items x samples) it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = 0
+
+    def forward(self, x):
+        self.rows += x.shape[0]
+        return x
+
+
+class Wrapper(nn.Module):
+    """The usual LightningModule shape: `self.net` is a Sequential and `forward` calls it."""
+
+    def __init__(self, scale: float, counter: nn.Module) -> None:
+        super().__init__()
+        self.net = head_dropout_cnn(counter)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.net(x) * self.scale
+
+
+@pytest.mark.parametrize(("scale", "shared"), [(1.0, True), (2.0, False)])
+def test_wrapped_sequential_shares_its_prefix_only_when_forward_matches(scale, shared):
+    """A wrapper whose forward is `self.net(x)` gets the shared prefix; one that does more runs whole K times.
+    Either way the samples equal those of full passes with the same seed."""
+    counter = RowCounter()
+    wrapper = Wrapper(scale, counter)
+    fast = mc_predict(wrapper, pool(), K, seed=3)
+    # 24 items: about 24 trunk rows when shared (plus the first batch's check), at least 24 * K when not.
+    assert (counter.rows < 24 * 3) == shared, counter.rows
+    full = mc_predict(wrapper, pool(), K, seed=3, share_prefix=False)
+    torch.testing.assert_close(fast.log_probs, full.log_probs, atol=1e-5, rtol=1e-5)
+    assert all(modes(wrapper)), "modes restored after the check"
