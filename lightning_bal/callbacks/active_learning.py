@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
+from torchmetrics.functional.classification import multiclass_calibration_error
 from typing_extensions import override
 
 from lightning_bal.callbacks.monitoring import log_step
@@ -23,8 +24,9 @@ from lightning_bal.utilities.distributed import gather_uneven, shard
 
 __all__ = ["ActiveLearningCallback"]
 
-# Distinct streams for the MC masks and for the heuristic's own sampling, both derived from (seed, step).
-_MC_SALT, _SELECT_SALT = 0x5EED_0001, 0x5EED_0002
+# Distinct streams for the pool's MC masks, the heuristic's own sampling and the validation MC pass, all derived
+# from (seed, step) so that every rank, and a resumed run, draws the same.
+_MC_SALT, _SELECT_SALT, _CALIBRATION_SALT = 0x5EED_0001, 0x5EED_0002, 0x5EED_0003
 
 
 def _derive_seed(seed: int, step: int, salt: int) -> int:
@@ -66,6 +68,9 @@ class ActiveLearningCallback(Callback):
         max_pool_size: score at most this many random pool samples per step (sets the datamodule's option).
         seed: seed of the MC masks and of stochastic selection; ``None`` draws one on rank zero and broadcasts it.
         mc_kwargs: extra keyword arguments for :func:`lightning_bal.mc.mc_batches` (e.g. ``consistent_masks``).
+        log_calibration: at each step, also run the MC pass over the validation set and log the expected calibration
+            error (torchmetrics, 15 bins) and the accuracy of the MC-averaged predictions (``active/val_mc_ece``,
+            ``active/val_mc_acc``). Costs one more MC pass, over the validation set, per step.
 
     Example:
         >>> import lightning.pytorch as pl
@@ -88,6 +93,7 @@ class ActiveLearningCallback(Callback):
         max_pool_size: int | None = None,
         seed: int | None = None,
         mc_kwargs: Mapping[str, Any] | None = None,
+        log_calibration: bool = False,
     ) -> None:
         if isinstance(heuristic, str):
             heuristic = get_heuristic(heuristic)
@@ -109,6 +115,7 @@ class ActiveLearningCallback(Callback):
         self.label_budget = None if label_budget is None else check_positive_int("label_budget", label_budget)
         self.max_pool_size = None if max_pool_size is None else check_positive_int("max_pool_size", max_pool_size)
         self.mc_kwargs = dict(mc_kwargs or {})
+        self.log_calibration = bool(log_calibration)
         self.seed = seed
         self.steps_done = 0
         # None until the first step: `ddp_spawn` cannot send empty tensors to its processes.
@@ -144,8 +151,10 @@ class ActiveLearningCallback(Callback):
         if stage != "fit":
             return
         datamodule = self._datamodule(trainer)
-        if self.heuristic.needs_predictions and not self.mc_kwargs.get("dropconnect"):
+        if (self.heuristic.needs_predictions or self.log_calibration) and not self.mc_kwargs.get("dropconnect"):
             check_stochastic_layers(pl_module)
+        if self.log_calibration and datamodule.val_dataset is None:
+            raise ValueError("`log_calibration=True` needs a `val_dataset` in the `ActiveDataModule`, but it has none.")
         self._configure_dataloader_reload(trainer)
         if self.max_pool_size is not None:
             datamodule.max_pool_size = self.max_pool_size
@@ -209,7 +218,7 @@ class ActiveLearningCallback(Callback):
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
             # The last labelled set has been trained and validated: its point closes the active learning curve.
-            self._log(trainer, datamodule, 0.0, None, None)
+            self._log(trainer, datamodule, 0.0, None, None, self._calibration(trainer, pl_module, datamodule))
             if trainer.strategy.reduce_boolean_decision(True, all=False):
                 rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
                 trainer.should_stop = True
@@ -230,10 +239,11 @@ class ActiveLearningCallback(Callback):
             selected, selected_scores = self._select(pool, query_size)
         selected = trainer.strategy.broadcast(selected, src=0)
 
+        calibration = self._calibration(trainer, pl_module, datamodule)
         if self.heuristic.needs_predictions:
-            self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores)
+            self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores, calibration)
         else:
-            self._log(trainer, datamodule, pool_seconds, None, None)
+            self._log(trainer, datamodule, pool_seconds, None, None, calibration)
         datamodule.acquire(selected)
         self.steps_done += 1
         self.last_selection = selected.clone()
@@ -248,6 +258,7 @@ class ActiveLearningCallback(Callback):
         pool_seconds: float,
         pool_scores: Tensor | None,
         selected_scores: Tensor | None,
+        extra: dict[str, float],
     ) -> None:
         metrics = log_step(
             trainer,
@@ -258,9 +269,36 @@ class ActiveLearningCallback(Callback):
             pool_scores=pool_scores,
             selected_scores=selected_scores,
             labelled_classes=datamodule.labelled_targets(),
+            extra=extra,
         )
         if metrics is not None:
             self.history.append(metrics)
+
+    def _calibration(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule
+    ) -> dict[str, float]:
+        """ECE and accuracy of the MC-averaged predictions on the validation set (sharded like the pool)."""
+        if not self.log_calibration:
+            return {}
+        world_size = trainer.world_size
+        local = shard(torch.arange(len(datamodule.val_dataset)), trainer.global_rank, world_size)  # type: ignore[arg-type]
+        seed = _derive_seed(int(self.seed or 0), self.steps_done, _CALIBRATION_SALT)
+        indices, probs = [], []
+        for batch_indices, log_probs in mc_batches(
+            pl_module, datamodule.val_mc_dataloader(local), self.iterations, seed=seed, **self.mc_kwargs
+        ):
+            indices.append(batch_indices)
+            probs.append(log_probs.exp().mean(1))
+        device = pl_module.device
+        num_classes = probs[0].shape[-1] if probs else 0
+        local_probs = torch.cat(probs) if probs else torch.zeros(0, num_classes, device=device)
+        local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long, device=device)
+        all_probs = gather_uneven(trainer.strategy, local_probs.to(device), world_size).cpu()
+        all_indices = gather_uneven(trainer.strategy, local_indices.to(device), world_size).cpu()
+        targets = datamodule.val_targets()[all_indices]
+        ece = multiclass_calibration_error(all_probs, targets, num_classes=all_probs.shape[-1], n_bins=15)
+        accuracy = (all_probs.argmax(-1) == targets).float().mean()
+        return {"val_mc_ece": float(ece), "val_mc_acc": float(accuracy)}
 
     def _score_pool(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule, candidates: Tensor

@@ -33,13 +33,15 @@ def log_step(
     pool_scores: Tensor | None,
     selected_scores: Tensor | None,
     labelled_classes: Tensor | None,
+    extra: dict[str, float] | None = None,
     prefix: str = "active",
 ) -> dict[str, float]:
     """Log one active learning step to every logger of ``trainer`` at ``step=num_labelled`` (rank zero only).
 
     Scalars: labelled and pool counts, the validation metrics the user logged (``val*`` keys of
     ``trainer.callback_metrics``, so the active learning curve appears by itself), score statistics of the pool and of
-    the selection, per-class counts of D_L and the seconds spent in the pool pass. TensorBoard loggers also get
+    the selection, per-class counts of D_L, the seconds spent in the pool pass and any ``extra`` figures (e.g. the
+    calibration of the MC-averaged predictions). TensorBoard loggers also get
     histograms of the pool scores and of the labelled classes. Returns the scalars.
     """
     metrics: dict[str, float] = {
@@ -51,6 +53,7 @@ def log_step(
     for name, value in trainer.callback_metrics.items():
         if name.startswith("val") and isinstance(value, (Tensor, float, int)):
             metrics[f"{prefix}/{name}"] = float(value)
+    metrics.update({f"{prefix}/{name}": value for name, value in (extra or {}).items()})
     if pool_scores is not None:
         metrics.update(_stats(f"{prefix}/score_pool", pool_scores))
     if selected_scores is not None:

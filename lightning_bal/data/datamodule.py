@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_bal.data.queries import read_answers, write_queries
 from lightning_bal.data.sampler import EpochShuffleSampler
-from lightning_bal.data.views import LabelledView, PoolView, default_input_fn
+from lightning_bal.data.views import LabelledView, PoolView, default_input_fn, target_of
 from lightning_bal.utilities.checks import check_non_negative_int, check_positive_int
 
 __all__ = ["ActiveDataModule"]
@@ -144,6 +144,7 @@ class ActiveDataModule(pl.LightningDataModule):
         self._pool_subset: list[int] = []
         self._pool_subset_step = -1
         self._checked_pool_determinism = False
+        self._val_targets: Tensor | None = None
 
         check_non_negative_int("initial_labels", initial_labels)
         if balanced_initial and initial_labels:
@@ -435,6 +436,25 @@ class ActiveDataModule(pl.LightningDataModule):
                 " which adds noise to the acquisition scores. Pass `pool_dataset` or `pool_overrides` to read it"
                 " without augmentation."
             )
+
+    def val_mc_dataloader(self, indices: Tensor | None = None) -> DataLoader:
+        """Loader over the validation set (or its ``indices``) yielding ``(inputs, val_indices)`` for an MC pass."""
+        if self.val_dataset is None:
+            raise RuntimeError("`val_mc_dataloader` needs a `val_dataset`, but none was given.")
+        if indices is None:
+            indices = torch.arange(len(self.val_dataset))  # type: ignore[arg-type]
+        return self._loader(PoolView(self.val_dataset, indices, self.input_fn), self.eval_batch_size)
+
+    def val_targets(self) -> Tensor:
+        """Class labels of the validation set, read once (``item[1]`` or ``item["target"]``)."""
+        if self.val_dataset is None:
+            raise RuntimeError("`val_targets` needs a `val_dataset`, but none was given.")
+        if self._val_targets is None:
+            self._val_targets = torch.tensor(
+                [int(target_of(self.val_dataset[i])) for i in range(len(self.val_dataset))],  # type: ignore[arg-type]
+                dtype=torch.long,
+            )
+        return self._val_targets
 
     def val_dataloader(self) -> DataLoader | list:
         """Loader over the validation dataset, or no loader when none was given."""

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-__all__ = ["LabelledView", "PoolView", "default_input_fn", "replace_target"]
+__all__ = ["LabelledView", "PoolView", "default_input_fn", "replace_target", "target_of"]
 
 
 def default_input_fn(item: Any) -> Any:
@@ -24,6 +24,20 @@ def default_input_fn(item: Any) -> Any:
     if isinstance(item, Mapping):
         return item["input"]
     return item
+
+
+def target_of(item: Any) -> Any:
+    """Pick the target out of a dataset item: the second element of a tuple/list, ``item["target"]`` of a mapping.
+
+    Example:
+        >>> target_of((torch.tensor([1.0]), 3))
+        3
+    """
+    if isinstance(item, (tuple, list)) and len(item) > 1:
+        return item[1]
+    if isinstance(item, Mapping):
+        return item["target"]
+    raise TypeError(f"Expected a dataset item `(input, target, ...)` or a mapping with a `target`, but got {item!r}.")
 
 
 def replace_target(item: Any, target: Any) -> Any:

@@ -40,3 +40,25 @@ def test_tensorboard_receives_the_active_learning_curve(tmp_path, heuristic):
             assert selected_min.value <= pool_max.value
     else:
         assert "active/score_pool_mean" not in scalars, "Random has no scores to report"
+
+
+def test_calibration_of_mc_predictions_is_logged_per_step(tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="al")
+    callback = ActiveLearningCallback("bald", query_size=5, iterations=4, seed=0, log_calibration=True)
+    make_trainer(tmp_path, [callback], max_epochs=2, logger=logger).fit(
+        DropoutClassifier(), datamodule=make_datamodule()
+    )
+    logger.experiment.flush()
+    events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    ece = [(e.step, e.value) for e in events.Scalars("active/val_mc_ece")]
+    accuracy = [(e.step, e.value) for e in events.Scalars("active/val_mc_acc")]
+    assert [s for s, _ in ece] == [s for s, _ in accuracy] == [6, 11]
+    assert all(0.0 <= v <= 1.0 for _, v in ece + accuracy)
+    assert callback.history[0]["active/val_mc_ece"] == pytest.approx(ece[0][1])
+
+
+def test_calibration_needs_a_validation_set(tmp_path):
+    callback = ActiveLearningCallback("bald", query_size=5, iterations=4, log_calibration=True)
+    with pytest.raises(ValueError, match="`log_calibration=True` needs a `val_dataset`"):
+        make_trainer(tmp_path, [callback]).fit(DropoutClassifier(), datamodule=make_datamodule(val=False))
