@@ -18,8 +18,9 @@ def _restore_env_and_process_group():
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    """Keep CPU tests from oversubscribing the 2-core CI machine."""
+    """One thread per test process: CI runs two of them (`-n 2`) on 2 cores, and oversubscribed threads are many
+    times slower there."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)

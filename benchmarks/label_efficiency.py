@@ -1,0 +1,227 @@
+"""Label efficiency: test accuracy against labels for Random, Entropy, BALD, BatchBALD and PowerBALD.
+
+Run from the repository root (``-m`` makes ``examples`` importable):
+
+    python -m benchmarks.label_efficiency --data /path/to/mnist       # or set LIGHTNING_BAL_MNIST
+    python -m benchmarks.label_efficiency --dataset digits --budget 100 --seeds 0   # no MNIST needed
+
+Protocol of Gal et al. 2017 and Kirsch et al. 2019 (see ``examples/mnist.py``): 20 initial labels balanced over the
+classes, 10 labels per step, the two-convolution CNN with dropout, K MC samples (``--iterations``; the papers used
+100), weights reset after every step, test accuracy on the 10,000 test images after every step, several seeds. Each
+step trains a fixed budget (``--epochs-per-step`` x ``--samples-per-epoch``) instead of the papers' early stopping,
+and ``--max-pool-size`` scores a random subset of the pool per step to fit a CPU. A GPU is used when present.
+
+Outputs in ``--out``: ``results.csv`` (heuristic, seed, labelled, test_accuracy; appended after every run),
+``curves.png`` (mean over seeds with the min-max band) and ``table.md`` (labels needed to reach 90% and 95% test
+accuracy, next to the published numbers), which is also printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import TensorDataset
+
+from examples.digits_quickstart import DigitsCNN, area_under_curve, digits
+from examples.mnist import MnistCNN, active_learning_curve, load_mnist
+
+__all__ = [
+    "GAL_2017",
+    "KIRSCH_2019",
+    "THRESHOLDS",
+    "Curve",
+    "labels_to_reach",
+    "main",
+    "parse_args",
+    "plot_curves",
+    "summary_table",
+]
+
+Curve = list[tuple[int, float]]
+THRESHOLDS = (0.90, 0.95)
+# Gal et al. 2017, Table 1: labels to reach 10% / 5% test error on MNIST.
+GAL_2017 = {"bald": (145, 335), "variation_ratios": (120, 295), "entropy": (165, 355), "random": (255, 835)}
+# Kirsch et al. 2019, acquisition size 10, median over 6 runs: labels acquired beyond the initial set to reach
+# 90% / 95% test accuracy.
+KIRSCH_2019 = {"batchbald": (90, 200), "bald": (120, 250)}
+
+
+def labels_to_reach(curve: Curve, threshold: float) -> int | None:
+    """The fewest labels at which ``curve`` (``(labelled, accuracy)`` per step) reaches ``threshold``, else ``None``.
+
+    Example:
+        >>> labels_to_reach([(20, 0.5), (30, 0.91), (40, 0.89), (50, 0.96)], 0.9)
+        30
+        >>> labels_to_reach([(20, 0.5), (30, 0.91)], 0.95) is None
+        True
+    """
+    return next((labelled for labelled, accuracy in curve if accuracy >= threshold), None)
+
+
+def _median_labels(curves: list[Curve], threshold: float, offset: int = 0) -> str:
+    """Median over seeds of the labels to reach ``threshold`` (minus ``offset``); unreached seeds count as infinite."""
+    reached = [labels_to_reach(curve, threshold) for curve in curves]
+    values = sorted(float("inf") if n is None else n - offset for n in reached)
+    median = statistics.median(values)
+    budget = max(labelled for curve in curves for labelled, _ in curve) - offset
+    shown = f">{budget}" if median == float("inf") else f"{median:g}"
+    return f"{shown} ({sum(n is not None for n in reached)}/{len(reached)})"
+
+
+def summary_table(results: dict[str, dict[int, Curve]], initial_labels: int) -> str:
+    """A markdown table: labels to reach 90% and 95% test accuracy per heuristic, beside the published numbers.
+
+    Each of our cells is the median over seeds (a seed that never reaches the threshold counts as infinite; the
+    parenthesis says how many seeds reached it), in total labels and in labels acquired beyond the initial set.
+
+    Example:
+        >>> curves = {"random": {0: [(20, 0.8), (30, 0.9), (40, 0.95)]}}
+        >>> print(summary_table(curves, 20).splitlines()[2])
+        | random | 30 (1/1) | 40 (1/1) | 10 (1/1) | 20 (1/1) | 255 / 835 | - | 0.8875 | 0.9500 |
+    """
+    header = (
+        "| heuristic | labels to 90% | labels to 95% | acquired to 90% | acquired to 95% |"
+        " Gal 2017 (10% / 5% error) | Kirsch 2019 acquired (90% / 95%) | mean accuracy over the curve |"
+        " final accuracy |\n|" + " --- |" * 9
+    )
+    rows = [header]
+    for name, by_seed in results.items():
+        curves = list(by_seed.values())
+        gal, kirsch = GAL_2017.get(name), KIRSCH_2019.get(name)
+        cells = [
+            name,
+            *(_median_labels(curves, t) for t in THRESHOLDS),
+            *(_median_labels(curves, t, initial_labels) for t in THRESHOLDS),
+            f"{gal[0]} / {gal[1]}" if gal else "-",
+            f"{kirsch[0]} / {kirsch[1]}" if kirsch else "-",
+            f"{statistics.mean(area_under_curve(c) for c in curves):.4f}",
+            f"{statistics.mean(c[-1][1] for c in curves):.4f}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def plot_curves(results: dict[str, dict[int, Curve]], path: Path, title: str) -> None:
+    """Test accuracy against labels: the mean over seeds as a line, the min-max over seeds as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, by_seed in results.items():
+        curves = list(by_seed.values())
+        # Seeds share the grid of labelled counts; a run stopped early (exhausted pool) is cut to the shortest.
+        length = min(len(c) for c in curves)
+        xs = [labelled for labelled, _ in curves[0][:length]]
+        accuracies = torch.tensor([[acc for _, acc in c[:length]] for c in curves])
+        (line,) = ax.plot(xs, accuracies.mean(0).tolist(), marker="o", markersize=2.5, label=name)
+        ax.fill_between(
+            xs, accuracies.min(0).values.tolist(), accuracies.max(0).values.tolist(), color=line.get_color(), alpha=0.2
+        )
+    for threshold in THRESHOLDS:
+        ax.axhline(threshold, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("labelled samples")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line options (``--help`` lists them)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
+    parser.add_argument("--data", type=Path, default=None, help="MNIST folder (default: $LIGHTNING_BAL_MNIST)")
+    parser.add_argument("--heuristics", nargs="+", default=["random", "entropy", "bald", "batchbald", "power_bald"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--initial-labels", type=int, default=20)
+    parser.add_argument("--query-size", type=int, default=10)
+    parser.add_argument("--budget", type=int, default=300, help="stop once this many samples are labelled")
+    parser.add_argument("--iterations", type=int, default=20, help="MC samples K (the papers used 100)")
+    parser.add_argument("--epochs-per-step", type=int, default=5)
+    parser.add_argument("--samples-per-epoch", type=int, default=2048)
+    parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset per step")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/label_efficiency"))
+    return parser.parse_args(argv)
+
+
+def _datasets(args: argparse.Namespace) -> Callable[[int], tuple[TensorDataset, TensorDataset]]:
+    """The ``(train, test)`` sets for a seed: MNIST is read once and shared; the digits draw a test split per seed."""
+    if args.dataset == "digits":
+        return digits
+    mnist = load_mnist(args.data)
+    return lambda seed: mnist
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
+    """Run every heuristic on every seed, write the CSV, the plot and the table; returns the curves by name and seed."""
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / "results.csv"
+    with csv_path.open("w", newline="") as handle:
+        csv.writer(handle).writerow(["heuristic", "seed", "labelled", "test_accuracy"])
+    make_model: Callable[[], pl.LightningModule] = DigitsCNN if args.dataset == "digits" else MnistCNN
+    datasets = _datasets(args)
+    results: dict[str, dict[int, Curve]] = {name: {} for name in args.heuristics}
+    start = time.perf_counter()
+    for seed in args.seeds:
+        for name in args.heuristics:
+            run_start = time.perf_counter()
+            train_set, test_set = datasets(seed)
+            curve = active_learning_curve(
+                make_model,
+                train_set,
+                test_set,
+                name,
+                seed=seed,
+                budget=args.budget,
+                initial_labels=args.initial_labels,
+                query_size=args.query_size,
+                iterations=args.iterations,
+                epochs_per_step=args.epochs_per_step,
+                samples_per_epoch=args.samples_per_epoch,
+                max_pool_size=args.max_pool_size,
+            )
+            results[name][seed] = curve
+            # Appended run by run, so an interrupted benchmark keeps what it measured.
+            with csv_path.open("a", newline="") as handle:
+                csv.writer(handle).writerows((name, seed, n, f"{acc:.4f}") for n, acc in curve)
+            print(
+                f"{name:>10} seed {seed}: accuracy {curve[-1][1]:.4f} at {curve[-1][0]} labels, mean over the curve"
+                f" {area_under_curve(curve):.4f} ({time.perf_counter() - run_start:.0f} s)",
+                flush=True,
+            )
+    elapsed = time.perf_counter() - start
+    title = f"{args.dataset}: query size {args.query_size}, K={args.iterations}, {len(args.seeds)} seeds"
+    plot_curves(results, args.out / "curves.png", title)
+    table = summary_table(results, args.initial_labels)
+    settings = ", ".join(f"{key}={value}" for key, value in vars(args).items())
+    report = f"{table}\n\nSettings: {settings}.\n\nTotal time {elapsed:.0f} s on {_device_name()}.\n"
+    (args.out / "table.md").write_text(report)
+    print(table)
+    print(f"Wrote {csv_path}, {args.out / 'curves.png'} and {args.out / 'table.md'} ({elapsed:.0f} s).")
+    return results
+
+
+def _device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU, {torch.get_num_threads()} torch threads"
+
+
+if __name__ == "__main__":
+    main()

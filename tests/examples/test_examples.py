@@ -1,0 +1,184 @@
+"""CI runs of the examples and of the short label-efficiency benchmark, reduced to tiny budgets so they never rot."""
+
+import csv
+import doctest
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from benchmarks import label_efficiency
+from examples import cli, mnist
+from examples.digits_quickstart import area_under_curve
+from examples.mnist import MNIST_ENV, MnistCNN, gal_cnn, load_mnist, read_idx
+from lightning_bal.mc.split import split_module
+from tests.examples.idx_files import REPO, write_idx
+
+
+@pytest.mark.parametrize("module", [mnist, cli, label_efficiency])
+def test_doctests(module):
+    failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert failures == 0
+
+
+# ---------------------------------------------------------------- IDX files and the MNIST loader
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(0, 5), min_size=1, max_size=4), seed=st.integers(0, 2**32 - 1))
+def test_read_idx_round_trip(tmp_path_factory, shape, seed):
+    array = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+    path = write_idx(tmp_path_factory.mktemp("idx") / "data-idx-ubyte.gz", array)
+    read = read_idx(path)
+    assert read.dtype == np.uint8
+    np.testing.assert_array_equal(read, array)
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (bytes([0, 0, 9, 1, 0, 0, 0, 1, 5]), "unsigned bytes"),  # type byte 0x09: signed bytes
+        (bytes([1, 0, 8, 1, 0, 0, 0, 1, 5]), "unsigned bytes"),
+        (bytes([0, 0]), "unsigned bytes"),
+        (bytes([0, 0, 8, 2, 0, 0, 0, 1]), "dimension sizes"),
+        (bytes([0, 0, 8, 1, 0, 0, 0, 3, 5, 6]), "3 data bytes"),
+    ],
+)
+def test_read_idx_rejects_malformed_files(tmp_path, raw, match):
+    path = tmp_path / "bad.gz"
+    path.write_bytes(gzip.compress(raw))
+    with pytest.raises(ValueError, match=match):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("from_env", [False, True])
+def test_load_mnist_from_argument_or_environment(tiny_mnist, monkeypatch, from_env):
+    if from_env:
+        monkeypatch.setenv(MNIST_ENV, str(tiny_mnist))
+    train, test = load_mnist(None if from_env else tiny_mnist)
+    assert train.tensors[0].shape == (60, 1, 28, 28)
+    assert test.tensors[0].shape == (20, 1, 28, 28)
+    assert train.tensors[0].dtype == torch.float32
+    assert float(train.tensors[0].max()) == 1.0
+    assert torch.equal(train.targets, torch.arange(60) % 10)
+
+
+def test_load_mnist_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv(MNIST_ENV, raising=False)
+    with pytest.raises(ValueError, match=MNIST_ENV):
+        load_mnist()
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        load_mnist(tmp_path)
+
+
+def test_gal_cnn_is_the_papers_network():
+    net = gal_cnn()
+    kinds = [type(layer) for layer in net]
+    assert kinds == [
+        nn.Conv2d, nn.ReLU, nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Dropout, nn.Flatten,
+        nn.Linear, nn.ReLU, nn.Dropout, nn.Linear,
+    ]  # fmt: skip
+    assert [net[0].out_channels, net[0].kernel_size, net[2].kernel_size] == [32, (4, 4), (4, 4)]
+    assert [net[5].p, net[9].p, net[7].out_features] == [0.25, 0.5, 128]
+    assert isinstance(MnistCNN().net, nn.Sequential)
+    with pytest.raises(ValueError, match="image_size"):
+        gal_cnn(6)
+
+
+def test_mnist_cnn_lets_the_mc_engine_share_the_convolutions():
+    model = MnistCNN().eval()
+    features, head = model.mc_split()
+    inputs = torch.rand(3, 1, 28, 28)
+    torch.testing.assert_close(head(features(inputs)), model(inputs))
+    # Flat layers: the engine can run everything before the first dropout once per item instead of K times.
+    assert split_module(model).layers == list(model.net)
+
+
+# ---------------------------------------------------------------- the examples, reduced
+def test_mnist_example_on_tiny_idx_files(tiny_mnist, tmp_path):
+    argv = ["--data", str(tiny_mnist), "--heuristics", "bald", "random", "--budget", "40", "--iterations", "3"]
+    argv += ["--epochs-per-step", "1", "--samples-per-epoch", "64", "--max-pool-size", "25", "--out", str(tmp_path)]
+    curves = mnist.main(argv)
+    for curve in curves.values():
+        assert [n for n, _ in curve] == [20, 30, 40]
+        assert all(0.0 <= acc <= 1.0 for _, acc in curve)
+    assert (tmp_path / "curves.csv").read_text().count("\n") == 1 + 2 * 3
+
+
+@pytest.mark.slow
+def test_cli_example_with_the_yaml_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["cli.py"])  # pytest's own arguments are not the CLI's
+    argv = ["fit", "--config", str(REPO / "examples/configs/digits.yaml"), "--trainer.logger=false"]
+    argv += [f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"]
+    argv += ["--trainer.callbacks.init_args.label_budget=40", "--trainer.callbacks.init_args.heuristic=entropy"]
+    argv += ["--trainer.callbacks.init_args.every_n_epochs=1", "--trainer.check_val_every_n_epoch=1"]
+    argv += ["--data.train_samples_per_epoch=128"]
+    curve = cli.main(argv)
+    assert [n for n, _ in curve] == [20, 30, 40]
+    assert (tmp_path / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_example_on_two_cpu_processes():
+    argv = ["--accelerator", "cpu", "--devices", "2", "--budget", "40", "--iterations", "3"]
+    argv += ["--epochs-per-step", "1", "--samples-per-epoch", "128"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.ddp", *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert [pair.split(",")[0] for pair in last.split("), ")] == ["(20", "(30", "(40"]
+
+
+# ---------------------------------------------------------------- the label-efficiency benchmark
+@pytest.mark.parametrize(
+    ("curve", "threshold", "expected"),
+    [([(20, 0.5), (30, 0.9)], 0.9, 30), ([(20, 0.95)], 0.9, 20), ([(20, 0.5), (30, 0.89)], 0.9, None)],
+)
+def test_labels_to_reach(curve, threshold, expected):
+    assert label_efficiency.labels_to_reach(curve, threshold) == expected
+
+
+def test_summary_table_reports_medians_and_published_numbers():
+    results = {
+        "bald": {
+            0: [(20, 0.5), (30, 0.9), (40, 0.95)],
+            1: [(20, 0.5), (30, 0.8), (40, 0.91)],
+            2: [(20, 0.9), (30, 0.9)],
+        },
+        "power_bald": {0: [(20, 0.5), (30, 0.6)]},
+    }
+    rows = label_efficiency.summary_table(results, initial_labels=20).splitlines()
+    assert rows[2].startswith("| bald | 30 (3/3) | >40 (1/3) | 10 (3/3) | >20 (1/3) | 145 / 335 | 120 / 250 |")
+    assert rows[3].startswith("| power_bald | >30 (0/1) | >30 (0/1) | >10 (0/1) | >10 (0/1) | - | - |")
+
+
+def test_benchmark_runs_every_heuristic_on_tiny_mnist(tiny_mnist, tmp_path):
+    argv = ["--data", str(tiny_mnist), "--seeds", "0", "1", "--budget", "30", "--iterations", "3"]
+    argv += ["--epochs-per-step", "1", "--samples-per-epoch", "64", "--max-pool-size", "30", "--out", str(tmp_path)]
+    results = label_efficiency.main(argv)
+    assert list(results) == ["random", "entropy", "bald", "batchbald", "power_bald"]
+    with (tmp_path / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5 * 2 * 2
+    assert {row["labelled"] for row in rows} == {"20", "30"}
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert "| batchbald |" in (tmp_path / "table.md").read_text()
+
+
+@pytest.mark.slow
+def test_bald_beats_random_on_digits(tmp_path):
+    # The quick start's lesson: with weights reset after each step, 5 epochs of 2048 samples per step train enough
+    # for BALD's selection to matter; fixed seeds make the comparison reproducible.
+    argv = ["--dataset", "digits", "--heuristics", "bald", "random", "--seeds", "0", "1", "--budget", "100"]
+    results = label_efficiency.main([*argv, "--out", str(tmp_path)])
+    mean_auc = {name: np.mean([area_under_curve(c) for c in by_seed.values()]) for name, by_seed in results.items()}
+    assert mean_auc["bald"] > mean_auc["random"]
+    assert Path(tmp_path / "table.md").is_file()
