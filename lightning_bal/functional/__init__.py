@@ -4,7 +4,9 @@ from lightning_bal.functional.bald import bald, expected_entropy
 from lightning_bal.functional.batchbald import batchbald
 from lightning_bal.functional.confidence import least_confidence, margin
 from lightning_bal.functional.entropy import entropy
+from lightning_bal.functional.epig import epig
 from lightning_bal.functional.mean_std import mean_std
+from lightning_bal.functional.risk import lure_weights, pure_weights, uniform_probabilities, weighted_risk
 from lightning_bal.functional.stochastic import (
     SAMPLING_MODES,
     SamplingMode,
@@ -20,12 +22,17 @@ __all__ = [
     "bald",
     "batchbald",
     "entropy",
+    "epig",
     "expected_entropy",
     "least_confidence",
+    "lure_weights",
     "margin",
     "mean_std",
+    "pure_weights",
     "sample_without_replacement",
     "sampling_log_weights",
+    "uniform_probabilities",
     "variance",
     "variation_ratios",
+    "weighted_risk",
 ]

@@ -4,6 +4,7 @@ from lightning_bal.heuristics.base import Heuristic, Selection
 from lightning_bal.heuristics.batchbald import BatchBALD
 from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
 from lightning_bal.heuristics.combine import CombineHeuristics
+from lightning_bal.heuristics.epig import EPIG
 from lightning_bal.heuristics.random_sampling import Random
 from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic
 from lightning_bal.heuristics.regression import Variance
@@ -19,6 +20,7 @@ from lightning_bal.heuristics.stochastic import (
 
 __all__ = [
     "BALD",
+    "EPIG",
     "HEURISTICS",
     "BatchBALD",
     "CombineHeuristics",
