@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lightning_bal.data.queries import read_answers, write_queries
 from lightning_bal.data.sampler import EpochShuffleSampler
 from lightning_bal.data.views import LabelledView, PoolView, default_input_fn, target_of
+from lightning_bal.functional.risk import lure_weights, pure_weights
 from lightning_bal.utilities.checks import check_non_negative_int, check_positive_int
 
 __all__ = ["ActiveDataModule"]
@@ -74,6 +75,9 @@ class ActiveDataModule(pl.LightningDataModule):
             augmentation, e.g. ``{"transform": eval_transform}`` (ignored when ``pool_dataset`` is given).
         input_fn: picks the model input from a dataset item (default: ``item[0]`` or ``item["input"]``).
         max_pool_size: score only a random subset of at most this many pool samples per step.
+        return_weights: make the train loader yield each sample's ``"lure"`` or ``"pure"`` risk weight after the
+            item, ``(input, target, weight)``, so that ``training_step`` can weight its per-sample loss (see
+            :meth:`risk_weights`).
         seed: seed of the module's generator (initial labels, pool subsets); ``None`` draws one from torch.
 
     Example:
@@ -107,6 +111,7 @@ class ActiveDataModule(pl.LightningDataModule):
         pool_overrides: Mapping[str, Any] | None = None,
         input_fn: Callable[[Any], Any] | None = None,
         max_pool_size: int | None = None,
+        return_weights: Literal["lure", "pure"] | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -129,6 +134,11 @@ class ActiveDataModule(pl.LightningDataModule):
         self.num_workers = check_non_negative_int("num_workers", num_workers)
         self.max_pool_size = None if max_pool_size is None else check_positive_int("max_pool_size", max_pool_size)
         self.input_fn = input_fn or default_input_fn
+        if return_weights not in (None, "lure", "pure"):
+            raise ValueError(
+                f"Expected argument `return_weights` to be None, 'lure' or 'pure', but got {return_weights!r}."
+            )
+        self.return_weights = return_weights
         self.pool_dataset = self._make_pool_dataset(train_dataset, pool_dataset, pool_overrides)
         size = len(train_dataset)
         self._targets = self._resolve_targets(targets, train_dataset, size)
@@ -136,6 +146,9 @@ class ActiveDataModule(pl.LightningDataModule):
         self.seed = int(torch.seed() if seed is None else seed) % 2**62
         self.generator = torch.Generator().manual_seed(self.seed)
         self.acquired_at = torch.full((size,), _UNLABELLED, dtype=torch.long)
+        # Acquisition order and drawing probability of every labelled sample: what unbiased risk estimates need.
+        self.acquisition_order = torch.full((size,), _UNLABELLED, dtype=torch.long)
+        self.acquisition_probability = torch.full((size,), float("nan"), dtype=torch.float64)
         self._step = 0
         self._annotations: dict[int, int | float] = {}
         # Plain lists, not tensors: `ddp_spawn` cannot send empty tensors to its processes (torch shares them by
@@ -296,10 +309,17 @@ class ActiveDataModule(pl.LightningDataModule):
                 )
         return values
 
-    def label(self, dataset_indices: int | Sequence[int] | Tensor | np.ndarray, labels: Any = None) -> None:
+    def label(
+        self,
+        dataset_indices: int | Sequence[int] | Tensor | np.ndarray,
+        labels: Any = None,
+        probabilities: Tensor | Sequence[float] | None = None,
+    ) -> None:
         """Move ``dataset_indices`` from D_U to D_L at the current step, optionally with an annotator's ``labels``.
 
-        Either every index is labelled or, on bad input, none is.
+        ``probabilities``, when the indices were drawn at random in the given order, holds each one's drawing
+        probability given the earlier draws, over the whole pool (e.g. ``Selection.probabilities`` of a stochastic
+        heuristic): :meth:`risk_weights` needs them. Either every index is labelled or, on bad input, none is.
 
         Raises:
             TypeError: indices that are not integers, labels that are not numbers.
@@ -308,7 +328,11 @@ class ActiveDataModule(pl.LightningDataModule):
         indices = _as_index_tensor("dataset_indices", dataset_indices)
         self._check_pool_members("dataset_indices", indices)
         values = None if labels is None else self._as_labels(labels, indices.numel())
+        drawn = None if probabilities is None else self._as_probabilities(probabilities, indices.numel())
         # Everything is validated above: from here on nothing can fail half-way.
+        self.acquisition_order[indices] = self.num_labelled + torch.arange(indices.numel())
+        if drawn is not None:
+            self.acquisition_probability[indices] = drawn
         self.acquired_at[indices] = self._step
         if values is not None:
             self._annotations.update(zip(indices.tolist(), values, strict=True))
@@ -316,14 +340,60 @@ class ActiveDataModule(pl.LightningDataModule):
             answered = set(indices.tolist())
             self._pending_query = [i for i in self._pending_query if i not in answered]
 
+    @staticmethod
+    def _as_probabilities(probabilities: Any, expected: int) -> Tensor:
+        values = torch.as_tensor(probabilities, dtype=torch.float64).reshape(-1)
+        if values.numel() != expected:
+            raise ValueError(
+                f"Expected argument `probabilities` to have one value per index ({expected}), but got {values.numel()}."
+            )
+        if not bool(((values > 0) & (values <= 1)).all()):
+            raise ValueError(f"Expected argument `probabilities` to lie in (0, 1], but got {values.tolist()}.")
+        return values
+
+    def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
+        r"""Importance weights of D_L for an unbiased estimate of the population risk (Farquhar et al., 2021).
+
+        The mean of ``weights * losses`` over D_L estimates the mean loss over the whole dataset without the bias of
+        active selection, when every sample was drawn at random with a recorded probability (``label_randomly``, or
+        a stochastic heuristic scoring the whole pool). Returns float64 ``[N]``: a weight per labelled sample,
+        ``nan`` in the pool.
+
+        Raises:
+            ValueError: if a labelled sample has no recorded drawing probability (deterministic acquisitions such as
+                top-k, balanced or manual labels cannot be corrected).
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(10, 1)), initial_labels=4, seed=0)
+            >>> dm.risk_weights()[dm.labelled_indices].tolist()  # uniform draws need no correction
+            [1.0, 1.0, 1.0, 1.0]
+        """
+        if estimator not in ("lure", "pure"):
+            raise ValueError(f"Expected argument `estimator` to be 'lure' or 'pure', but got {estimator!r}.")
+        labelled = self.labelled_indices
+        in_order = labelled[torch.argsort(self.acquisition_order[labelled])]
+        probabilities = self.acquisition_probability[in_order]
+        missing = in_order[probabilities.isnan()]
+        if missing.numel():
+            raise ValueError(
+                f"Expected every labelled sample to have a recorded drawing probability, but {_describe(missing)}"
+                " have none: only random draws (`label_randomly`, stochastic heuristics over the whole pool) can be"
+                " re-weighted."
+            )
+        compute = lure_weights if estimator == "lure" else pure_weights
+        weights = torch.full((len(self),), float("nan"), dtype=torch.float64)
+        weights[in_order] = compute(probabilities, len(self))
+        return weights
+
     def label_randomly(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Label ``n`` pool samples drawn uniformly at random; returns their dataset indices."""
+        """Label ``n`` pool samples drawn uniformly at random (their drawing probabilities are recorded)."""
         check_positive_int("n", n)
         pool = self.pool_indices
         if n > pool.numel():
             raise ValueError(f"Expected argument `n` to be at most the pool size {pool.numel()}, but got {n}.")
         chosen = pool[torch.randperm(pool.numel(), generator=generator or self.generator)[:n]]
-        self.label(chosen)
+        self.label(chosen, probabilities=1.0 / (pool.numel() - torch.arange(n, dtype=torch.float64)))
         return chosen
 
     def label_balanced(
@@ -348,7 +418,12 @@ class ActiveDataModule(pl.LightningDataModule):
         self.label(indices)
         return indices
 
-    def acquire(self, dataset_indices: int | Sequence[int] | Tensor | np.ndarray, labels: Any = None) -> int:
+    def acquire(
+        self,
+        dataset_indices: int | Sequence[int] | Tensor | np.ndarray,
+        labels: Any = None,
+        probabilities: Tensor | Sequence[float] | None = None,
+    ) -> int:
         """Start the next active learning step and label ``dataset_indices`` at it; returns the new step.
 
         Validation comes first, so on bad input neither the step nor the labelled set changes.
@@ -357,8 +432,10 @@ class ActiveDataModule(pl.LightningDataModule):
         self._check_pool_members("dataset_indices", indices)
         if labels is not None:
             self._as_labels(labels, indices.numel())
+        if probabilities is not None:
+            self._as_probabilities(probabilities, indices.numel())
         self._step += 1
-        self.label(indices, labels)
+        self.label(indices, labels, probabilities)
         return self._step
 
     def next_step(self) -> int:
@@ -409,7 +486,8 @@ class ActiveDataModule(pl.LightningDataModule):
         """Shuffled loader over D_L (annotator labels included)."""
         if self.num_labelled == 0:
             raise RuntimeError("The labelled set is empty: label some samples (e.g. `initial_labels=20`) before fit.")
-        view = LabelledView(self.train_dataset, self.labelled_indices, self._annotations)
+        weights = None if self.return_weights is None else self.risk_weights(self.return_weights)
+        view = LabelledView(self.train_dataset, self.labelled_indices, self._annotations, weights)
         # The shuffle depends on the seed and the epoch only, not on the global RNG (which Lightning does not
         # checkpoint), so a resumed run sees the same batches as an uninterrupted one.
         sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch)
@@ -481,6 +559,8 @@ class ActiveDataModule(pl.LightningDataModule):
         annotated = sorted(self._annotations)
         return {
             "acquired_at": self.acquired_at.clone(),
+            "acquisition_order": self.acquisition_order.clone(),
+            "acquisition_probability": self.acquisition_probability.clone(),
             "seed": self.seed,
             "step": self._step,
             "generator_state": self.generator.get_state(),
@@ -504,6 +584,13 @@ class ActiveDataModule(pl.LightningDataModule):
         values = state_dict["annotation_values"].tolist()
         is_int = state_dict["annotation_is_int"]
         self.acquired_at = acquired_at.clone().long()
+        # Keys added after the first release: older checkpoints load with nothing recorded.
+        self.acquisition_order = state_dict.get(
+            "acquisition_order", torch.full_like(self.acquired_at, _UNLABELLED)
+        ).clone()
+        self.acquisition_probability = state_dict.get(
+            "acquisition_probability", torch.full(self.acquired_at.shape, float("nan"), dtype=torch.float64)
+        ).clone()
         self._step = int(state_dict["step"])
         self.seed = int(state_dict.get("seed", self.seed))
         self.generator.set_state(state_dict["generator_state"])

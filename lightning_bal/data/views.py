@@ -68,12 +68,18 @@ def replace_target(item: Any, target: Any) -> Any:
 
 
 class LabelledView(Dataset):
-    """The labelled set D_L: ``indices`` of ``dataset``, with annotator labels taking precedence over the dataset's."""
+    """The labelled set D_L: ``indices`` of ``dataset``, with annotator labels taking precedence over the dataset's.
 
-    def __init__(self, dataset: Dataset, indices: Tensor, annotations: Mapping[int, Any]) -> None:
+    With ``weights`` (float ``[N]``, by dataset index) each item is followed by its weight: ``(*item, weight)``.
+    """
+
+    def __init__(
+        self, dataset: Dataset, indices: Tensor, annotations: Mapping[int, Any], weights: Tensor | None = None
+    ) -> None:
         self.dataset = dataset
         self.indices = indices.tolist()
         self.annotations = dict(annotations)
+        self.weights = None if weights is None else weights.float()
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -82,8 +88,13 @@ class LabelledView(Dataset):
         index = self.indices[position]
         item = self.dataset[index]
         if index in self.annotations:
-            return replace_target(item, self.annotations[index])
-        return item
+            item = replace_target(item, self.annotations[index])
+        if self.weights is None:
+            return item
+        weight = self.weights[index]
+        if isinstance(item, Mapping):
+            return {**item, "weight": weight}
+        return (*item, weight) if isinstance(item, (tuple, list)) else (item, weight)
 
 
 class PoolView(Dataset):

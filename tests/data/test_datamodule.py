@@ -27,7 +27,7 @@ def assert_state_equal(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a:
         if isinstance(a[key], torch.Tensor):
-            assert torch.equal(a[key], b[key]), key
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, equal_nan=True, msg=key)
         else:
             assert a[key] == b[key], key
 
@@ -286,3 +286,60 @@ def test_train_samples_per_epoch_repeats_a_small_labelled_set(samples_per_epoch,
     seen = torch.cat([x for x, _ in dm.train_dataloader()])
     assert set(seen.tolist()) == {1, 2, 3, 4, 5}
     assert sorted(torch.bincount(seen)[1:].tolist()) == expected, "whole permutations, then a partial one"
+
+
+def test_random_draws_record_probabilities_and_need_no_correction():
+    dm = make_dm(30)
+    dm.label_randomly(5)
+    order = dm.labelled_indices[torch.argsort(dm.acquisition_order[dm.labelled_indices])]
+    expected = 1.0 / (30 - torch.arange(5, dtype=torch.float64))
+    torch.testing.assert_close(dm.acquisition_probability[order], expected)
+    for estimator in ("lure", "pure"):
+        weights = dm.risk_weights(estimator)
+        assert weights[dm.pool_indices].isnan().all()
+    torch.testing.assert_close(dm.risk_weights("lure")[dm.labelled_indices], torch.ones(5, dtype=torch.float64))
+
+
+def test_stochastic_acquisition_weights_follow_lure():
+    from lightning_bal.functional import lure_weights
+
+    dm = make_dm(20)
+    dm.label_randomly(2)
+    dm.acquire([dm.pool_indices[0].item(), dm.pool_indices[1].item()], probabilities=[0.5, 0.25])
+    order = dm.labelled_indices[torch.argsort(dm.acquisition_order[dm.labelled_indices])]
+    probabilities = torch.cat([1.0 / torch.tensor([20.0, 19.0], dtype=torch.float64), torch.tensor([0.5, 0.25])])
+    torch.testing.assert_close(dm.risk_weights()[order], lure_weights(probabilities.double(), 20))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda dm: dm.label(dm.pool_indices[:1], probabilities=[0.0]), r"`probabilities` to lie in \(0, 1\]"),
+        (lambda dm: dm.acquire(dm.pool_indices[:2], probabilities=[0.5]), r"one value per index \(2\), but got 1"),
+        (lambda dm: dm.risk_weights("mean"), "'lure' or 'pure'"),
+    ],
+)
+def test_bad_probabilities_change_nothing(call, match):
+    dm = make_dm(20)
+    dm.label_randomly(2)
+    before = snapshot(dm)
+    with pytest.raises(ValueError, match=match):
+        call(dm)
+    assert_state_equal(before, snapshot(dm))
+
+
+def test_deterministic_labels_cannot_be_reweighted():
+    dm = make_dm(20)
+    dm.label([1, 2])
+    with pytest.raises(ValueError, match=r"\[1, 2\] have none"):
+        dm.risk_weights()
+
+
+def test_train_loader_yields_weights_when_asked():
+    dm = make_dm(20, return_weights="lure")
+    dm.label_randomly(4)
+    dm.acquire(dm.pool_indices[:2], probabilities=[0.3, 0.2])
+    batches = list(dm.train_dataloader())
+    x, y, w = (torch.cat(parts) for parts in zip(*batches, strict=True))
+    assert x.shape == (6, 4)
+    assert sorted(w.tolist()) == pytest.approx(sorted(dm.risk_weights()[dm.labelled_indices].float().tolist()))
