@@ -26,7 +26,7 @@ __all__ = ["ActiveLearningCallback"]
 
 # Distinct streams for the pool's MC masks, the heuristic's own sampling and the validation MC pass, all derived
 # from (seed, step) so that every rank, and a resumed run, draws the same.
-_MC_SALT, _SELECT_SALT, _CALIBRATION_SALT = 0x5EED_0001, 0x5EED_0002, 0x5EED_0003
+_MC_SALT, _SELECT_SALT, _CALIBRATION_SALT, _TARGET_SALT = 0x5EED_0001, 0x5EED_0002, 0x5EED_0003, 0x5EED_0004
 
 
 def _derive_seed(seed: int, step: int, salt: int) -> int:
@@ -68,6 +68,8 @@ class ActiveLearningCallback(Callback):
         max_pool_size: score at most this many random pool samples per step (sets the datamodule's option).
         seed: seed of the MC masks and of stochastic selection; ``None`` draws one on rank zero and broadcasts it.
         mc_kwargs: extra keyword arguments for :func:`lightning_bal.mc.mc_batches` (e.g. ``consistent_masks``).
+        num_targets: for target-aware heuristics (EPIG), how many random pool samples stand for the input
+            distribution of interest; their MC predictions are computed each step with the same masks as the pool's.
         log_calibration: at each step, also run the MC pass over the validation set and log the expected calibration
             error (torchmetrics, 15 bins) and the accuracy of the MC-averaged predictions (``active/val_mc_ece``,
             ``active/val_mc_acc``). Costs one more MC pass, over the validation set, per step.
@@ -94,6 +96,7 @@ class ActiveLearningCallback(Callback):
         seed: int | None = None,
         mc_kwargs: Mapping[str, Any] | None = None,
         log_calibration: bool = False,
+        num_targets: int = 100,
     ) -> None:
         if isinstance(heuristic, str):
             heuristic = get_heuristic(heuristic)
@@ -116,6 +119,13 @@ class ActiveLearningCallback(Callback):
         self.max_pool_size = None if max_pool_size is None else check_positive_int("max_pool_size", max_pool_size)
         self.mc_kwargs = dict(mc_kwargs or {})
         self.log_calibration = bool(log_calibration)
+        self.num_targets = check_positive_int("num_targets", num_targets)
+        needs_fixed_models = heuristic.batch_aware or getattr(heuristic, "needs_targets", False)
+        if needs_fixed_models and self.mc_kwargs.get("consistent_masks") is False:
+            raise ValueError(
+                f"{type(heuristic).__name__} needs the K MC samples to be K fixed models (joint predictions across"
+                " items), but got `mc_kwargs={'consistent_masks': False}`."
+            )
         self.seed = seed
         self.steps_done = 0
         # None until the first step: `ddp_spawn` cannot send empty tensors to its processes.
@@ -234,17 +244,21 @@ class ActiveLearningCallback(Callback):
         pool = self._score_pool(trainer, pl_module, datamodule, candidates)
         pool_seconds = time.perf_counter() - start
 
-        selected, selected_scores = torch.empty(0, dtype=torch.long), torch.empty(0)
+        selected, selected_scores, probabilities = torch.empty(0, dtype=torch.long), torch.empty(0), None
         if trainer.is_global_zero:
-            selected, selected_scores = self._select(pool, query_size)
-        selected = trainer.strategy.broadcast(selected, src=0)
+            selected, selected_scores, probabilities = self._select(pool, query_size)
+        selected, probabilities = trainer.strategy.broadcast((selected, probabilities), src=0)
+        if candidates.numel() != datamodule.num_pool:
+            # Drawn from a subset of the pool: these are not the probabilities over the whole pool that unbiased
+            # risk estimates need, so none are recorded.
+            probabilities = None
 
         calibration = self._calibration(trainer, pl_module, datamodule)
         if self.heuristic.needs_predictions:
             self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores, calibration)
         else:
             self._log(trainer, datamodule, pool_seconds, None, None, calibration)
-        datamodule.acquire(selected)
+        datamodule.acquire(selected, probabilities=probabilities)
         self.steps_done += 1
         self.last_selection = selected.clone()
         if self.reset_weights and self._initial_weights is not None:
@@ -319,6 +333,8 @@ class ActiveLearningCallback(Callback):
         top_indices = torch.empty(0, dtype=torch.long)
         top_log_probs = torch.empty(0)
         seed = _derive_seed(int(self.seed or 0), self.steps_done, _MC_SALT)
+        if getattr(self.heuristic, "needs_targets", False):
+            self._set_targets(trainer, pl_module, datamodule, candidates, seed)
         for batch_indices, log_probs in self._progress(trainer, datamodule, local, seed, pl_module):
             batch_scores = self.heuristic.score(log_probs)
             local_scores[filled : filled + batch_scores.numel()] = batch_scores
@@ -351,6 +367,33 @@ class ActiveLearningCallback(Callback):
             kept = keep.indices.sort().values
             candidate_indices, candidate_log_probs = cand_indices[kept], cand_log_probs[kept]
         return _PoolScores(all_indices[order], all_scores[order], candidate_indices, candidate_log_probs)
+
+    def _set_targets(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        datamodule: ActiveDataModule,
+        candidates: Tensor,
+        seed: int,
+    ) -> None:
+        """Give a target-aware heuristic (EPIG) MC predictions on a random sample of the pool, sharded like the pool.
+
+        The pool pass uses the same ``seed``, hence the same K sub-networks: the joint predictive of a pool item
+        and a target needs sample k to be one model for both.
+        """
+        generator = torch.Generator().manual_seed(_derive_seed(int(self.seed or 0), self.steps_done, _TARGET_SALT))
+        chosen = candidates[torch.randperm(candidates.numel(), generator=generator)[: self.num_targets]]
+        local = shard(chosen.sort().values, trainer.global_rank, trainer.world_size)
+        indices, log_probs = [], []
+        for batch_indices, batch_log_probs in mc_batches(
+            pl_module, datamodule.pool_dataloader(local), self.iterations, seed=seed, **self.mc_kwargs
+        ):
+            indices.append(batch_indices)
+            log_probs.append(batch_log_probs)
+        device = pl_module.device
+        gathered = gather_uneven(trainer.strategy, torch.cat(log_probs).to(device), trainer.world_size)
+        order = torch.argsort(gather_uneven(trainer.strategy, torch.cat(indices).to(device), trainer.world_size))
+        self.heuristic.set_targets(gathered[order])  # type: ignore[attr-defined]
 
     def _keep_top(
         self,
@@ -388,13 +431,14 @@ class ActiveLearningCallback(Callback):
         finally:
             bar.close()
 
-    def _select(self, pool: _PoolScores, query_size: int) -> tuple[Tensor, Tensor]:
+    def _select(self, pool: _PoolScores, query_size: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Dataset indices, scores and (stochastic heuristics) drawing probabilities of the selection."""
         generator = torch.Generator().manual_seed(_derive_seed(int(self.seed or 0), self.steps_done, _SELECT_SALT))
         if self.heuristic.batch_aware:
             selection = self.heuristic.select(pool.candidate_log_probs, query_size, generator)
-            return pool.candidate_indices[selection.indices], selection.scores
+            return pool.candidate_indices[selection.indices], selection.scores, selection.probabilities
         selection = self.heuristic.select_from_scores(pool.scores, query_size, generator)
-        return pool.indices[selection.indices], selection.scores
+        return pool.indices[selection.indices], selection.scores, selection.probabilities
 
     # ------------------------------------------------------------------ state
     @override

@@ -21,7 +21,9 @@ class RecordPool(Callback):
 
 
 @pytest.mark.parametrize(
-    "heuristic", [BALD(), Entropy(), Random(), BatchBALD(num_samples=200), "bald", "random"], ids=str
+    "heuristic",
+    [BALD(), Entropy(), Random(), BatchBALD(num_samples=200), "bald", "random", "epig", "power_bald"],
+    ids=str,
 )
 def test_each_step_labels_query_size_pool_samples(tmp_path, heuristic):
     pl.seed_everything(0)
@@ -216,3 +218,62 @@ def test_nan_predictions_fail_the_step_and_label_nothing(tmp_path):
         )
     assert dm.num_labelled == 6
     assert dm.step == 0
+
+
+def test_epig_scores_the_pool_against_targets_drawn_from_the_pool(tmp_path, monkeypatch):
+    """The targets are MC predictions of pool samples with the pool's own masks; the selection is EPIG's top-q."""
+    from lightning_bal.functional import epig
+    from lightning_bal.heuristics import EPIG
+
+    pl.seed_everything(0)
+    dm = make_datamodule(n=70)
+    pool_before = dm.pool_indices.clone()
+    seen = {}
+    original = active_learning_module.mc_batches
+
+    def spy(*args, **kwargs):
+        for indices, log_probs in original(*args, **kwargs):
+            seen.update(zip(indices.tolist(), log_probs, strict=True))
+            yield indices, log_probs
+
+    monkeypatch.setattr(active_learning_module, "mc_batches", spy)
+    heuristic = EPIG()
+    callback = ActiveLearningCallback(heuristic, query_size=4, iterations=8, num_targets=15, seed=3)
+    make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(), datamodule=dm)
+    targets = heuristic._targets
+    assert sorted(seen) == pool_before.tolist()
+    pool_log_probs = torch.stack([seen[i] for i in pool_before.tolist()])
+    assert targets.shape == (15, 8, 3)
+    # The targets are pool samples predicted with the pool's own masks: each is one of the pool's rows.
+    assert all(any(torch.equal(row, target) for row in pool_log_probs) for target in targets)
+    scores = epig(pool_log_probs, targets)
+    expected = pool_before[scores.topk(4).indices]
+    assert sorted(callback.last_selection.tolist()) == sorted(expected.tolist())
+
+
+def test_stochastic_selection_records_probabilities_for_risk_weights(tmp_path):
+    dm = make_datamodule(n=60)  # initial labels drawn uniformly: probabilities recorded
+    make_trainer(tmp_path, [ActiveLearningCallback("power_bald", query_size=4, iterations=5, seed=0)], 2).fit(
+        DropoutClassifier(), datamodule=dm
+    )
+    acquired = dm.acquisition_probability[dm.acquired_at > 0]
+    assert acquired.numel() == 8
+    assert torch.isfinite(acquired).all()
+    weights = dm.risk_weights("lure")[dm.labelled_indices]
+    assert torch.isfinite(weights).all()
+    assert (weights > 0).all()
+
+
+def test_probabilities_are_not_recorded_when_only_a_subset_was_scored(tmp_path):
+    dm = make_datamodule(n=60)
+    callback = ActiveLearningCallback("power_bald", query_size=4, iterations=5, max_pool_size=20, seed=0)
+    make_trainer(tmp_path, [callback], 1).fit(DropoutClassifier(), datamodule=dm)
+    assert dm.acquisition_probability[dm.acquired_at == 1].isnan().all()
+    with pytest.raises(ValueError, match="have none"):
+        dm.risk_weights()
+
+
+@pytest.mark.parametrize("heuristic", ["batchbald", "epig"])
+def test_joint_heuristics_refuse_per_item_masks(heuristic):
+    with pytest.raises(ValueError, match="K fixed models"):
+        ActiveLearningCallback(heuristic, query_size=2, mc_kwargs={"consistent_masks": False})

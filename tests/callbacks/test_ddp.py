@@ -97,7 +97,7 @@ def test_shards_cover_the_pool_and_ranks_agree(tmp_path, heuristic):
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
 
 
-@pytest.mark.parametrize("heuristic", ["bald", "batchbald"])
+@pytest.mark.parametrize("heuristic", ["bald", "batchbald", "epig"])
 def test_two_processes_select_what_one_process_selects(tmp_path, heuristic):
     """With training switched off (lr=0) both runs score the same model: MC samples do not depend on the rank that
     draws them, so the selections agree step for step."""
