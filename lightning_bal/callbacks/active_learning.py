@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -17,8 +18,11 @@ from typing_extensions import override
 
 from lightning_bal.callbacks.monitoring import log_step
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.functional import weighted_risk
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc import check_stochastic_layers, mc_batches
+from lightning_bal.mc.modes import switch_modes
+from lightning_bal.mc.sampling import call_module
 from lightning_bal.utilities.checks import check_positive_int
 from lightning_bal.utilities.distributed import gather_uneven, shard
 
@@ -68,6 +72,10 @@ class ActiveLearningCallback(Callback):
         max_pool_size: score at most this many random pool samples per step (sets the datamodule's option).
         seed: seed of the MC masks and of stochastic selection; ``None`` draws one on rank zero and broadcasts it.
         mc_kwargs: extra keyword arguments for :func:`lightning_bal.mc.mc_batches` (e.g. ``consistent_masks``).
+        log_risk: at each step, log the model's mean negative log-likelihood over D_L (``active/train_nll_mean``)
+            and, when every labelled sample was drawn with a recorded probability (random initial labels and a
+            stochastic heuristic), the LURE estimate that corrects the bias of active selection
+            (``active/train_nll_lure``, Farquhar et al., 2021). Rank zero, one deterministic pass over D_L.
         num_targets: for target-aware heuristics (EPIG), how many random pool samples stand for the input
             distribution of interest; their MC predictions are computed each step with the same masks as the pool's.
         log_calibration: at each step, also run the MC pass over the validation set and log the expected calibration
@@ -97,6 +105,7 @@ class ActiveLearningCallback(Callback):
         mc_kwargs: Mapping[str, Any] | None = None,
         log_calibration: bool = False,
         num_targets: int = 100,
+        log_risk: bool = False,
     ) -> None:
         if isinstance(heuristic, str):
             heuristic = get_heuristic(heuristic)
@@ -120,6 +129,7 @@ class ActiveLearningCallback(Callback):
         self.mc_kwargs = dict(mc_kwargs or {})
         self.log_calibration = bool(log_calibration)
         self.num_targets = check_positive_int("num_targets", num_targets)
+        self.log_risk = bool(log_risk)
         needs_fixed_models = heuristic.batch_aware or getattr(heuristic, "needs_targets", False)
         if needs_fixed_models and self.mc_kwargs.get("consistent_masks") is False:
             raise ValueError(
@@ -228,7 +238,8 @@ class ActiveLearningCallback(Callback):
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
             # The last labelled set has been trained and validated: its point closes the active learning curve.
-            self._log(trainer, datamodule, 0.0, None, None, self._calibration(trainer, pl_module, datamodule))
+            extra = {**self._calibration(trainer, pl_module, datamodule), **self._risk(trainer, pl_module, datamodule)}
+            self._log(trainer, datamodule, 0.0, None, None, extra)
             if trainer.strategy.reduce_boolean_decision(True, all=False):
                 rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
                 trainer.should_stop = True
@@ -253,7 +264,10 @@ class ActiveLearningCallback(Callback):
             # risk estimates need, so none are recorded.
             probabilities = None
 
-        calibration = self._calibration(trainer, pl_module, datamodule)
+        calibration = {
+            **self._calibration(trainer, pl_module, datamodule),
+            **self._risk(trainer, pl_module, datamodule),
+        }
         if self.heuristic.needs_predictions:
             self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores, calibration)
         else:
@@ -313,6 +327,26 @@ class ActiveLearningCallback(Callback):
         ece = multiclass_calibration_error(all_probs, targets, num_classes=all_probs.shape[-1], n_bins=15)
         accuracy = (all_probs.argmax(-1) == targets).float().mean()
         return {"val_mc_ece": float(ece), "val_mc_acc": float(accuracy)}
+
+    def _risk(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule
+    ) -> dict[str, float]:
+        """Plain and LURE-weighted mean NLL of the deterministic model over D_L (rank zero only)."""
+        targets = datamodule.labelled_targets()
+        if not (self.log_risk and trainer.is_global_zero) or targets is None:
+            return {}
+        labelled = datamodule.labelled_indices
+        losses = []
+        # The pool view reads D_L without augmentation, in the order of `labelled`, which `targets` follows.
+        with switch_modes(pl_module, lambda _: False), torch.inference_mode():
+            for inputs, _ in datamodule.pool_dataloader(labelled):
+                logits = call_module(pl_module, move_data_to_device(inputs, pl_module.device))
+                losses.append(logits.float().log_softmax(-1).cpu())
+        nll = -torch.cat(losses).gather(1, targets[:, None]).squeeze(1).double()
+        metrics = {"train_nll_mean": float(nll.mean())}
+        if not datamodule.acquisition_probability[labelled].isnan().any():
+            metrics["train_nll_lure"] = float(weighted_risk(nll, datamodule.risk_weights("lure")[labelled]))
+        return metrics
 
     def _score_pool(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule, candidates: Tensor

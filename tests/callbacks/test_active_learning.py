@@ -277,3 +277,17 @@ def test_probabilities_are_not_recorded_when_only_a_subset_was_scored(tmp_path):
 def test_joint_heuristics_refuse_per_item_masks(heuristic):
     with pytest.raises(ValueError, match="K fixed models"):
         ActiveLearningCallback(heuristic, query_size=2, mc_kwargs={"consistent_masks": False})
+
+
+@pytest.mark.parametrize(("heuristic", "lure"), [("power_bald", True), ("bald", False)])
+def test_risk_estimates_are_logged_next_to_the_plain_mean(tmp_path, heuristic, lure):
+    dm = make_datamodule(n=60)
+    callback = ActiveLearningCallback(heuristic, query_size=4, iterations=5, seed=0, log_risk=True)
+    make_trainer(tmp_path, [callback], 2).fit(DropoutClassifier(), datamodule=dm)
+    first, second = callback.history
+    assert first["active/train_nll_mean"] > 0
+    # Step 1 scores a model trained on the 6 uniform initial labels only: LURE weights are all 1 there.
+    assert ("active/train_nll_lure" in second) == lure
+    if lure:
+        assert first["active/train_nll_lure"] == pytest.approx(first["active/train_nll_mean"])
+        assert second["active/train_nll_lure"] != pytest.approx(second["active/train_nll_mean"])
