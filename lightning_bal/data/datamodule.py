@@ -261,16 +261,28 @@ class ActiveDataModule(pl.LightningDataModule):
         return torch.tensor(self._pending_query, dtype=torch.long)
 
     def labelled_targets(self) -> Tensor | None:
-        """Class labels of D_L (annotator labels first, then the dataset's targets), or ``None`` when unknown."""
-        indices = self.labelled_indices
+        """Class labels of D_L in ``labelled_indices`` order, or ``None`` when they are not integer classes.
+
+        Annotator labels come first, then ``targets`` (or the dataset's ``targets``), else each item's own target.
+        """
         values: list[int] = []
-        for index in indices.tolist():
+        for index in self.labelled_indices.tolist():
             if index in self._annotations:
-                values.append(int(self._annotations[index]))
+                value: Any = self._annotations[index]
             elif self._targets is not None:
-                values.append(int(self._targets[index]))
+                value = self._targets[index]
             else:
+                try:
+                    value = target_of(self.train_dataset[index])
+                except TypeError:
+                    return None
+            if isinstance(value, Tensor):
+                if value.numel() != 1 or value.is_floating_point():
+                    return None
+                value = value.item()
+            if not isinstance(value, int) or isinstance(value, bool):
                 return None
+            values.append(value)
         return torch.tensor(values, dtype=torch.long)
 
     # ------------------------------------------------------------------ labelling

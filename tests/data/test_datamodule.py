@@ -343,3 +343,14 @@ def test_train_loader_yields_weights_when_asked():
     x, y, w = (torch.cat(parts) for parts in zip(*batches, strict=True))
     assert x.shape == (6, 4)
     assert sorted(w.tolist()) == pytest.approx(sorted(dm.risk_weights()[dm.labelled_indices].float().tolist()))
+
+
+def test_labelled_targets_read_from_items_when_no_targets_are_given():
+    data = TensorDataset(torch.randn(10, 2), torch.arange(10) % 3)
+    dm = ActiveDataModule(data, seed=0)
+    dm.label([4, 1])
+    dm.label([7], labels=[2])
+    assert dm.labelled_targets().tolist() == [1, 1, 2]
+    regression = ActiveDataModule(TensorDataset(torch.randn(5, 2), torch.randn(5)), seed=0)
+    regression.label([0])
+    assert regression.labelled_targets() is None
