@@ -8,7 +8,7 @@ K=20, BALD, 2 CPU threads. It prints, in one run:
   rebuild of the train loader that follows, and the overhead of both over the bare pass (target: under 10% of the step);
 - the pool pass with 1 process and with 2 DDP processes on the CPU (`--ddp`).
 
-    python benchmarks/callback_step.py [--pool 10000] [--ddp]
+    python -m benchmarks.callback_step [--pool 10000] [--ddp]     # from the repository root
 """
 
 from __future__ import annotations
@@ -26,31 +26,16 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import TensorDataset
 
+from examples.mnist import gal_cnn
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.heuristics import BALD
 from lightning_bal.mc import mc_batches
 
 
-def gal_cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 4),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 4),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Dropout(0.25),
-        nn.Flatten(),
-        nn.Linear(32 * 11 * 11, 128),
-        nn.ReLU(),
-        nn.Dropout(0.5),
-        nn.Linear(128, 10),
-    )
-
-
 class Model(pl.LightningModule):
     def __init__(self) -> None:
         super().__init__()
-        self.net = gal_cnn()
+        self.net = gal_cnn()  # the Gal et al. 2017 CNN, as in the MNIST example
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

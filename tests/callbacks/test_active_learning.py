@@ -40,25 +40,31 @@ def test_each_step_labels_query_size_pool_samples(tmp_path, heuristic):
     assert sorted(callback.last_selection.tolist()) == torch.nonzero(dm.acquired_at == 3).reshape(-1).tolist()
 
 
-def test_bald_selection_is_the_top_of_the_streamed_scores(tmp_path, monkeypatch):
-    """What the callback labels is exactly the top-q of BALD over the pool, computed here from the same MC samples."""
-    pl.seed_everything(0)
-    dm = make_datamodule(n=70)
-    pool_before = dm.pool_indices.clone()
+def spy_on_mc_batches(monkeypatch) -> dict:
+    """Record the MC samples the callback draws, by dataset index."""
     seen = {}
     original = active_learning_module.mc_batches
 
     def spy(*args, **kwargs):
         for indices, log_probs in original(*args, **kwargs):
-            seen.update(zip(indices.tolist(), BALD().score(log_probs).tolist(), strict=True))
+            seen.update(zip(indices.tolist(), log_probs, strict=True))
             yield indices, log_probs
 
     monkeypatch.setattr(active_learning_module, "mc_batches", spy)
+    return seen
+
+
+def test_bald_selection_is_the_top_of_the_streamed_scores(tmp_path, monkeypatch):
+    """What the callback labels is exactly the top-q of BALD over the pool, computed here from the same MC samples."""
+    pl.seed_everything(0)
+    dm = make_datamodule(n=70)
+    pool_before = dm.pool_indices.clone()
+    seen = spy_on_mc_batches(monkeypatch)
     callback = ActiveLearningCallback(BALD(), query_size=4, iterations=8, seed=3)
     make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(), datamodule=dm)
     assert sorted(seen) == pool_before.tolist(), "every pool sample scored exactly once"
-    expected = sorted(seen, key=lambda i: -seen[i])[:4]
-    assert sorted(callback.last_selection.tolist()) == sorted(expected)
+    scores = BALD().score(torch.stack([seen[i] for i in pool_before.tolist()]))
+    assert sorted(callback.last_selection.tolist()) == sorted(pool_before[scores.topk(4).indices].tolist())
 
 
 def test_random_heuristic_skips_the_mc_pass(tmp_path, monkeypatch):
@@ -228,15 +234,7 @@ def test_epig_scores_the_pool_against_targets_drawn_from_the_pool(tmp_path, monk
     pl.seed_everything(0)
     dm = make_datamodule(n=70)
     pool_before = dm.pool_indices.clone()
-    seen = {}
-    original = active_learning_module.mc_batches
-
-    def spy(*args, **kwargs):
-        for indices, log_probs in original(*args, **kwargs):
-            seen.update(zip(indices.tolist(), log_probs, strict=True))
-            yield indices, log_probs
-
-    monkeypatch.setattr(active_learning_module, "mc_batches", spy)
+    seen = spy_on_mc_batches(monkeypatch)
     heuristic = EPIG()
     callback = ActiveLearningCallback(heuristic, query_size=4, iterations=8, num_targets=15, seed=3)
     make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(), datamodule=dm)
