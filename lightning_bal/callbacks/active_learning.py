@@ -288,6 +288,8 @@ class ActiveLearningCallback(Callback):
         selected_scores: Tensor | None,
         extra: dict[str, float],
     ) -> None:
+        if not trainer.is_global_zero:
+            return  # logging is rank zero's; the class histogram below reads D_L's targets
         metrics = log_step(
             trainer,
             num_labelled=datamodule.num_labelled,
