@@ -265,13 +265,24 @@ class ActiveDataModule(pl.LightningDataModule):
 
         Annotator labels come first, then ``targets`` (or the dataset's ``targets``), else each item's own target.
         """
+        labelled = self.labelled_indices
+        if self._targets is not None:
+            # Vectorised: this runs at every step for the class histogram, over a D_L that keeps growing.
+            targets = self._targets[labelled].clone()
+            annotated = [
+                (position, self._annotations[index])
+                for position, index in enumerate(labelled.tolist())
+                if index in self._annotations
+            ]
+            for position, annotation in annotated:
+                if isinstance(annotation, bool) or not isinstance(annotation, int):
+                    return None
+                targets[position] = annotation
+            return targets
         values: list[int] = []
-        for index in self.labelled_indices.tolist():
-            if index in self._annotations:
-                value: Any = self._annotations[index]
-            elif self._targets is not None:
-                value = self._targets[index]
-            else:
+        for index in labelled.tolist():
+            value: Any = self._annotations.get(index)
+            if value is None:
                 try:
                     value = target_of(self.train_dataset[index])
                 except TypeError:
