@@ -1,4 +1,4 @@
-"""Label efficiency: test accuracy against labels for Random, Entropy, BALD, BatchBALD and PowerBALD.
+"""Label efficiency: test accuracy against labels for Random, Entropy, BALD, BatchBALD, PowerBALD, EPIG, ...
 
 Run from the repository root (``-m`` makes ``examples`` importable):
 
@@ -7,13 +7,19 @@ Run from the repository root (``-m`` makes ``examples`` importable):
 
 Protocol of Gal et al. 2017 and Kirsch et al. 2019 (see ``examples/mnist.py``): 20 initial labels balanced over the
 classes, 10 labels per step, the two-convolution CNN with dropout, K MC samples (``--iterations``; the papers used
-100), weights reset after every step, test accuracy on the 10,000 test images after every step, several seeds. Each
-step trains a fixed budget (``--epochs-per-step`` x ``--samples-per-epoch``) instead of the papers' early stopping,
-and ``--max-pool-size`` scores a random subset of the pool per step to fit a CPU. A GPU is used when present.
+100), weights reset after every step, test accuracy on the 10,000 test images after every step, several seeds. With
+``--val-size`` each step trains to convergence on D_L (early stopping on validation accuracy with ``--patience``, best
+weights restored), as the papers did; without it each step trains a fixed budget (``--epochs-per-step`` x
+``--samples-per-epoch``). ``--max-pool-size`` scores a random subset of the pool per step to fit a CPU (0: the whole
+pool). A GPU is used when present.
 
-Outputs in ``--out``: ``results.csv`` (heuristic, seed, labelled, test_accuracy; appended after every run),
-``curves.png`` (mean over seeds with the min-max band) and ``table.md`` (labels needed to reach 90% and 95% test
-accuracy, next to the published numbers), which is also printed.
+A heuristic written ``name+lure`` (e.g. ``power_bald+lure``) trains on the LURE-weighted loss of Farquhar et al. 2021;
+it needs ``--initial random`` and the whole pool scored (``--max-pool-size 0``; ``--pool-size`` keeps that cheap).
+
+Outputs in ``--out``: ``results.csv`` (heuristic, seed, labelled, test accuracy and NLL, plain and LURE NLL over D_L;
+appended after every run), ``curves.png`` (mean over seeds with the min-max band) and ``table.md`` (labels needed to
+reach 90% and 95% test accuracy, next to the published numbers, and the risk estimates against the test NLL), which
+is also printed.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from examples.digits_quickstart import DigitsCNN, area_under_curve, digits
-from examples.mnist import MnistCNN, active_learning_curve, load_mnist
+from examples.mnist import MnistCNN, active_learning_run, load_mnist
 
 __all__ = [
     "GAL_2017",
@@ -41,6 +47,7 @@ __all__ = [
     "main",
     "parse_args",
     "plot_curves",
+    "risk_table",
     "summary_table",
 ]
 
@@ -108,6 +115,42 @@ def summary_table(results: dict[str, dict[int, Curve]], initial_labels: int) -> 
     return "\n".join(rows)
 
 
+def risk_table(histories: dict[str, dict[int, list[dict[str, float]]]]) -> str:
+    """A markdown table: the plain and LURE-weighted mean NLL over D_L against the test NLL, averaged over steps.
+
+    Each cell is the mean over every step of every seed (the LURE column over the steps that have it: every label drawn
+    with a known probability). The gaps say how far each estimate of the risk over D_L lies below the model's risk
+    on the test set.
+
+    Example:
+        >>> steps = [{"active/train_nll_mean": 0.1, "active/train_nll_lure": 0.3, "active/test_nll": 0.5}]
+        >>> print(risk_table({"power_bald": {0: steps}}).splitlines()[2])
+        | power_bald | 1 | 0.1000 | 0.3000 | 0.5000 | 0.4000 | 0.2000 |
+    """
+    rows = [
+        "| heuristic | steps | plain NLL over D_L | LURE NLL over D_L | test NLL | test - plain | test - LURE |\n|"
+        + " --- |" * 7
+    ]
+    for name, by_seed in histories.items():
+        steps = [step for history in by_seed.values() for step in history]
+        plain = [step["active/train_nll_mean"] for step in steps]
+        test = [step["active/test_nll"] for step in steps]
+        weighted = [(s["active/train_nll_lure"], s["active/test_nll"]) for s in steps if "active/train_nll_lure" in s]
+        lure = f"{statistics.mean(w for w, _ in weighted):.4f}" if weighted else "-"
+        lure_gap = f"{statistics.mean(t - w for w, t in weighted):.4f}" if weighted else "-"
+        cells = [
+            name,
+            str(len(steps)),
+            f"{statistics.mean(plain):.4f}",
+            lure,
+            f"{statistics.mean(test):.4f}",
+            f"{statistics.mean(t - p for p, t in zip(plain, test, strict=True)):.4f}",
+            lure_gap,
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def plot_curves(results: dict[str, dict[int, Curve]], path: Path, title: str) -> None:
     """Test accuracy against labels: the mean over seeds as a line, the min-max over seeds as a band."""
     import matplotlib
@@ -143,15 +186,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
     parser.add_argument("--data", type=Path, default=None, help="MNIST folder (default: $LIGHTNING_BAL_MNIST)")
-    parser.add_argument("--heuristics", nargs="+", default=["random", "entropy", "bald", "batchbald", "power_bald"])
+    parser.add_argument(
+        "--heuristics",
+        nargs="+",
+        default=["random", "entropy", "bald", "batchbald", "power_bald"],
+        help="registry names; `name+lure` trains on the LURE-weighted loss",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--initial-labels", type=int, default=20)
+    parser.add_argument("--initial", choices=["balanced", "random"], default="balanced", help="how D_L starts")
     parser.add_argument("--query-size", type=int, default=10)
     parser.add_argument("--budget", type=int, default=300, help="stop once this many samples are labelled")
     parser.add_argument("--iterations", type=int, default=20, help="MC samples K (the papers used 100)")
     parser.add_argument("--epochs-per-step", type=int, default=5)
     parser.add_argument("--samples-per-epoch", type=int, default=2048)
-    parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset per step")
+    parser.add_argument("--val-size", type=int, default=0, help="train each step to convergence on this validation")
+    parser.add_argument("--patience", type=int, default=3, help="epochs without improvement that end a step")
+    parser.add_argument("--max-epochs-per-step", type=int, default=30, help="with --val-size")
+    parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset (0: whole pool)")
+    parser.add_argument("--pool-size", type=int, default=None, help="D_U: a fixed random subset of the training split")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=Path("outputs/label_efficiency"))
     return parser.parse_args(argv)
@@ -165,41 +218,65 @@ def _datasets(args: argparse.Namespace) -> Callable[[int], tuple[TensorDataset, 
     return lambda seed: mnist
 
 
+_CSV_COLUMNS = {
+    "test_accuracy": "active/test_acc",
+    "test_nll": "active/test_nll",
+    "train_nll_mean": "active/train_nll_mean",
+    "train_nll_lure": "active/train_nll_lure",
+}
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
     """Run every heuristic on every seed, write the CSV, the plot and the table; returns the curves by name and seed."""
     args = parse_args(argv)
+    for spec in args.heuristics:
+        if spec.partition("+")[2] not in ("", "lure"):
+            raise ValueError(f"Expected a heuristic name, optionally with `+lure`, but got {spec!r}.")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / "results.csv"
     with csv_path.open("w", newline="") as handle:
-        csv.writer(handle).writerow(["heuristic", "seed", "labelled", "test_accuracy"])
+        csv.writer(handle).writerow(["heuristic", "seed", "labelled", *_CSV_COLUMNS])
     make_model: Callable[[], pl.LightningModule] = DigitsCNN if args.dataset == "digits" else MnistCNN
     datasets = _datasets(args)
-    results: dict[str, dict[int, Curve]] = {name: {} for name in args.heuristics}
+    results: dict[str, dict[int, Curve]] = {spec: {} for spec in args.heuristics}
+    histories: dict[str, dict[int, list[dict[str, float]]]] = {spec: {} for spec in args.heuristics}
     start = time.perf_counter()
     for seed in args.seeds:
         for name in args.heuristics:
             run_start = time.perf_counter()
             train_set, test_set = datasets(seed)
-            curve = active_learning_curve(
+            heuristic, _, weighting = name.partition("+")
+            history = active_learning_run(
                 make_model,
                 train_set,
                 test_set,
-                name,
+                heuristic,
                 seed=seed,
                 budget=args.budget,
                 initial_labels=args.initial_labels,
+                balanced_initial=args.initial == "balanced",
                 query_size=args.query_size,
                 iterations=args.iterations,
                 epochs_per_step=args.epochs_per_step,
                 samples_per_epoch=args.samples_per_epoch,
-                max_pool_size=args.max_pool_size,
+                val_size=args.val_size,
+                patience=args.patience,
+                max_epochs_per_step=args.max_epochs_per_step,
+                max_pool_size=args.max_pool_size or None,
+                pool_size=args.pool_size,
+                risk_weights="lure" if weighting else None,
             )
+            histories[name][seed] = history
+            curve = [(int(h["active/num_labelled"]), float(h["active/test_acc"])) for h in history]
             results[name][seed] = curve
             # Appended run by run, so an interrupted benchmark keeps what it measured.
             with csv_path.open("a", newline="") as handle:
-                csv.writer(handle).writerows((name, seed, n, f"{acc:.4f}") for n, acc in curve)
+                csv.writer(handle).writerows(
+                    [name, seed, int(h["active/num_labelled"]), *(_cell(h, key) for key in _CSV_COLUMNS.values())]
+                    for h in history
+                )
             print(
                 f"{name:>10} seed {seed}: accuracy {curve[-1][1]:.4f} at {curve[-1][0]} labels, mean over the curve"
                 f" {area_under_curve(curve):.4f} ({time.perf_counter() - run_start:.0f} s)",
@@ -208,13 +285,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
     elapsed = time.perf_counter() - start
     title = f"{args.dataset}: query size {args.query_size}, K={args.iterations}, {len(args.seeds)} seeds"
     plot_curves(results, args.out / "curves.png", title)
-    table = summary_table(results, args.initial_labels)
+    table = f"{summary_table(results, args.initial_labels)}\n\n{risk_table(histories)}"
     settings = ", ".join(f"{key}={value}" for key, value in vars(args).items())
     report = f"{table}\n\nSettings: {settings}.\n\nTotal time {elapsed:.0f} s on {_device_name()}.\n"
     (args.out / "table.md").write_text(report)
     print(table)
     print(f"Wrote {csv_path}, {args.out / 'curves.png'} and {args.out / 'table.md'} ({elapsed:.0f} s).")
     return results
+
+
+def _cell(figures: dict[str, float], key: str) -> str:
+    return f"{figures[key]:.4f}" if key in figures else ""
 
 
 def _device_name() -> str:

@@ -61,9 +61,11 @@ class DigitsCNN(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = F.cross_entropy(self(x), y)
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        # With `ActiveDataModule(return_weights="lure")` each sample comes with its importance weight.
+        x, y, *weight = batch
+        losses = F.cross_entropy(self(x), y, reduction="none")
+        loss = (losses * weight[0]).mean() if weight else losses.mean()
         self.log("train_loss", loss)
         return loss
 

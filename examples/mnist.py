@@ -9,11 +9,11 @@ MNIST (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-im
 
 Protocol: 20 initial labels balanced over the classes, 10 labels per step, the two-convolution CNN with dropout of
 Gal et al. 2017, MC-Dropout with K samples, the weights reset to their initial values after every step, and test
-accuracy on the 10,000 test images after every step. One deviation: the papers train each step with early stopping on
-a small validation set, but Lightning's ``EarlyStopping`` ends the whole ``fit`` and the active learning steps live
-inside one ``fit``; so each step trains a fixed budget instead (``--epochs-per-step`` epochs of
-``--samples-per-epoch`` samples drawn from the labelled set). The test set is evaluated once per step, at its end,
-and nothing is selected on it.
+accuracy on the 10,000 test images after every step (``ActiveLearningCallback(log_test=True)``; nothing is selected on
+them). With ``--val-size`` each step trains to convergence, as in the papers: a validation set of that many samples is
+held out of the training split and the step runs once validation accuracy has not improved for ``--patience`` epochs
+of ``--samples-per-epoch`` samples (``ActiveLearningCallback(monitor="val_acc")``), with the best weights restored.
+Without it each step trains a fixed budget of ``--epochs-per-step`` such epochs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -43,6 +43,7 @@ __all__ = [
     "MNIST_FILES",
     "MnistCNN",
     "active_learning_curve",
+    "active_learning_run",
     "gal_cnn",
     "load_mnist",
     "main",
@@ -189,7 +190,11 @@ class MnistCNN(DigitsCNN):
         return nn.Identity(), self.net
 
 
-def active_learning_curve(
+def _subset(dataset: TensorDataset, indices: torch.Tensor) -> TensorDataset:
+    return TensorDataset(*(tensor[indices] for tensor in dataset.tensors))
+
+
+def active_learning_run(
     make_model: Callable[[], pl.LightningModule],
     train_set: TensorDataset,
     test_set: TensorDataset,
@@ -198,59 +203,94 @@ def active_learning_curve(
     seed: int,
     budget: int,
     initial_labels: int = 20,
+    balanced_initial: bool = True,
     query_size: int = 10,
     iterations: int = 20,
     epochs_per_step: int = 5,
     samples_per_epoch: int = 2048,
+    val_size: int = 0,
+    patience: int = 3,
+    max_epochs_per_step: int = 30,
     max_pool_size: int | None = None,
+    pool_size: int | None = None,
+    risk_weights: Literal["lure", "pure"] | None = None,
     batch_size: int = 64,
     logger: Logger | bool = False,
     **trainer_kwargs: Any,
-) -> list[tuple[int, float]]:
-    """One active learning run from ``initial_labels`` to ``budget`` labels; ``(labelled, test accuracy)`` per step.
+) -> list[dict[str, float]]:
+    """One active learning run from ``initial_labels`` to ``budget`` labels; the callback's figures of every step.
 
-    ``seed`` fixes the initial weights, the balanced initial set, the pool subsets and the MC masks, so runs of
-    different heuristics at one seed start from the same model and labels. The model must log ``val_acc``; the test set
-    is its validation set, evaluated once at the end of each step. ``trainer_kwargs`` go to the ``Trainer``
-    (default ``accelerator="auto", devices=1``); under DDP the curve is returned on rank zero only (empty elsewhere).
+    ``seed`` fixes the initial weights, the validation split, the initial set, the pool subsets and the MC masks, so
+    runs of different heuristics at one seed start from the same model and labels. Each step's dict holds
+    ``active/num_labelled``, ``active/test_acc``, ``active/test_nll`` and the plain and (when every label was drawn
+    with a known probability) LURE-weighted NLL over D_L (``active/train_nll_mean``, ``active/train_nll_lure``).
+
+    ``val_size > 0`` holds out that many training samples to train each step to convergence (``monitor="val_acc"``,
+    ``patience``, at most ``max_epochs_per_step`` epochs of ``samples_per_epoch``); otherwise each step trains
+    ``epochs_per_step`` epochs. ``pool_size`` restricts D_U to a fixed random subset of the training split.
+    ``risk_weights="lure"`` trains on the LURE-weighted loss (the model's ``training_step`` must use the weight that
+    each batch then carries); it needs random initial labels and the whole pool scored (``max_pool_size=None``).
+    ``trainer_kwargs`` go to the ``Trainer`` (default ``accelerator="auto", devices=1``); under DDP the figures are
+    returned on rank zero only (empty elsewhere).
     """
     pl.seed_everything(seed, verbose=False)
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))
+    val_set = _subset(train_set, order[:val_size]) if val_size else None
+    if val_size or pool_size is not None:
+        pool_end = None if pool_size is None else val_size + pool_size
+        train_set = _subset(train_set, order[val_size:pool_end].sort().values)
     datamodule = ActiveDataModule(
         train_set,
-        val_dataset=test_set,
+        val_dataset=val_set,
+        test_dataset=test_set,
         initial_labels=initial_labels,
-        balanced_initial=True,
+        balanced_initial=balanced_initial,
         batch_size=batch_size,
         # A few dozen labels are a handful of batches: draw a fixed number of samples per epoch instead.
         train_samples_per_epoch=samples_per_epoch,
         eval_batch_size=1000,
+        return_weights=risk_weights,
         seed=seed,
     )
+    converge = {"monitor": "val_acc", "mode": "max", "patience": patience, "max_epochs_per_step": max_epochs_per_step}
     callback = ActiveLearningCallback(
         heuristic,
         query_size=query_size,
         iterations=iterations,
-        every_n_epochs=epochs_per_step,
+        **(converge if val_size else {"every_n_epochs": epochs_per_step}),
         reset_weights=True,
         label_budget=budget,
         max_pool_size=max_pool_size,
         seed=seed,
+        log_test=True,
+        log_risk=True,
     )
     steps = math.ceil((budget - initial_labels) / query_size) + 1
     trainer_kwargs = {"accelerator": "auto", "devices": 1, **trainer_kwargs}
     trainer = pl.Trainer(
-        max_epochs=steps * epochs_per_step,
+        max_epochs=steps * (max_epochs_per_step if val_size else epochs_per_step),
         callbacks=[callback],
         logger=logger,
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
-        check_val_every_n_epoch=epochs_per_step,
         **trainer_kwargs,
     )
     trainer.fit(make_model(), datamodule=datamodule)
-    return [(int(h["active/num_labelled"]), float(h["active/val_acc"])) for h in callback.history]
+    return callback.history
+
+
+def active_learning_curve(
+    make_model: Callable[[], pl.LightningModule],
+    train_set: TensorDataset,
+    test_set: TensorDataset,
+    heuristic: str,
+    **kwargs: Any,
+) -> list[tuple[int, float]]:
+    """``(labelled, test accuracy)`` per step of :func:`active_learning_run` (same arguments)."""
+    history = active_learning_run(make_model, train_set, test_set, heuristic, **kwargs)
+    return [(int(h["active/num_labelled"]), float(h["active/test_acc"])) for h in history]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -264,6 +304,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=20, help="MC samples K (the papers used 100)")
     parser.add_argument("--epochs-per-step", type=int, default=5)
     parser.add_argument("--samples-per-epoch", type=int, default=2048)
+    parser.add_argument("--val-size", type=int, default=0, help="train each step to convergence on this validation")
+    parser.add_argument("--patience", type=int, default=3, help="epochs without improvement that end a step")
     parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset per step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("outputs/mnist"))
@@ -290,6 +332,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[int, float]]]:
             iterations=args.iterations,
             epochs_per_step=args.epochs_per_step,
             samples_per_epoch=args.samples_per_epoch,
+            val_size=args.val_size,
+            patience=args.patience,
             max_pool_size=args.max_pool_size,
         )
         labels, accuracy = curves[heuristic][-1]

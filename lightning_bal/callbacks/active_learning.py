@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import lightning.pytorch as pl
 import torch
@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
+from torch.utils.data import Dataset
 from torchmetrics.functional.classification import multiclass_calibration_error
 from typing_extensions import override
 
@@ -50,9 +51,11 @@ class ActiveLearningCallback(Callback):
     r"""Run an active learning step (score the pool, pick ``query_size`` samples, label them) every few epochs.
 
     At the end of every ``every_n_epochs``-th training epoch (after its validation, so the logged metrics belong to the
-    labelled-set size they were trained on) the callback draws ``iterations`` MC-Dropout samples of the model's
-    predictions over the pool D_U of the trainer's :class:`~lightning_bal.ActiveDataModule`, scores them with the
-    heuristic U, labels the selection and makes the next epoch train on the grown labelled set D_L.
+    labelled-set size they were trained on), or, with ``monitor``, once the model has converged on the labelled set
+    (the monitored validation metric has not improved for ``patience`` validations), the callback draws
+    ``iterations`` MC-Dropout samples of the model's predictions over the pool D_U of the trainer's
+    :class:`~lightning_bal.ActiveDataModule`, scores them with the heuristic U, labels the selection and makes the next
+    epoch train on the grown labelled set D_L.
 
     Under DDP every rank scores its own disjoint shard of the pool; scores travel with their dataset indices, the
     selection is made once on rank zero and broadcast, so every rank labels exactly the same samples.
@@ -65,7 +68,17 @@ class ActiveLearningCallback(Callback):
         heuristic: a :class:`~lightning_bal.heuristics.Heuristic` or a registry name such as ``"bald"``.
         query_size: samples labelled per active learning step.
         iterations: MC samples K drawn per pool item.
-        every_n_epochs: training epochs per active learning step.
+        every_n_epochs: training epochs per active learning step (without ``monitor``).
+        monitor: train to convergence at every step instead: a validation metric the model logs (e.g. ``"val_loss"``);
+            the step runs at the end of the first epoch after which it has not improved for ``patience``
+            validations, or after ``max_epochs_per_step`` epochs. Like Lightning's ``EarlyStopping``, but it ends
+            the step, not the fit (the protocol of Gal et al. 2017 and Kirsch et al. 2019).
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` value is an improvement.
+        patience: validations without improvement after which the step runs.
+        min_delta: the smallest change of ``monitor`` that counts as an improvement.
+        max_epochs_per_step: with ``monitor``, run the step after this many epochs even without convergence.
+        restore_best_weights: with ``monitor``, score the pool (and report the step's figures) with the weights of
+            the best validation of the step, as ``ModelCheckpoint``'s best model would.
         reset_weights: after each step, reset the model to its weights at fit start and re-create the optimizers
             (the protocol of Gal et al. 2017). The initial weights are kept in the checkpoint.
         label_budget: stop once D_L holds this many samples (the last labelled set is still trained and validated).
@@ -76,8 +89,14 @@ class ActiveLearningCallback(Callback):
             and, when every labelled sample was drawn with a recorded probability (random initial labels and a
             stochastic heuristic), the LURE estimate that corrects the bias of active selection
             (``active/train_nll_lure``, Farquhar et al., 2021). Rank zero, one deterministic pass over D_L.
-        num_targets: for target-aware heuristics (EPIG), how many random pool samples stand for the input
-            distribution of interest; their MC predictions are computed each step with the same masks as the pool's.
+        num_targets: for target-aware heuristics (EPIG), how many random samples of ``target_dataset`` (default: of
+            the pool) stand for the input distribution of interest; their MC predictions are computed each step with
+            the same masks as the pool's.
+        log_test: at each step, log the accuracy and mean negative log-likelihood of the deterministic model on the
+            datamodule's ``test_dataset`` (``active/test_acc``, ``active/test_nll``): the active learning curve on
+            held-out data, with the validation set free for ``monitor``. One deterministic pass over it per step.
+        target_dataset: for target-aware heuristics (EPIG), the inputs whose predictions matter (read with the
+            datamodule's ``input_fn``); ``num_targets`` of them are drawn at random each step. Default: the pool.
         log_calibration: at each step, also run the MC pass over the validation set and log the expected calibration
             error (torchmetrics, 15 bins) and the accuracy of the MC-averaged predictions (``active/val_mc_ece``,
             ``active/val_mc_acc``). Costs one more MC pass, over the validation set, per step.
@@ -98,6 +117,12 @@ class ActiveLearningCallback(Callback):
         iterations: int = 20,
         *,
         every_n_epochs: int = 1,
+        monitor: str | None = None,
+        mode: Literal["min", "max"] = "min",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        max_epochs_per_step: int | None = None,
+        restore_best_weights: bool = True,
         reset_weights: bool = False,
         label_budget: int | None = None,
         max_pool_size: int | None = None,
@@ -105,7 +130,9 @@ class ActiveLearningCallback(Callback):
         mc_kwargs: Mapping[str, Any] | None = None,
         log_calibration: bool = False,
         num_targets: int = 100,
+        target_dataset: Dataset | None = None,
         log_risk: bool = False,
+        log_test: bool = False,
     ) -> None:
         if isinstance(heuristic, str):
             heuristic = get_heuristic(heuristic)
@@ -123,14 +150,38 @@ class ActiveLearningCallback(Callback):
                 f" samples, but got {iterations}."
             )
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
+        if monitor is not None and every_n_epochs != 1:
+            raise ValueError(
+                f"Expected either `every_n_epochs` or `monitor`, but got `every_n_epochs={every_n_epochs}` and"
+                f" `monitor={monitor!r}`: with `monitor` the step runs when the model has converged."
+            )
+        if mode not in ("min", "max"):
+            raise ValueError(f"Expected argument `mode` to be 'min' or 'max', but got {mode!r}.")
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = check_positive_int("patience", patience)
+        if not min_delta >= 0:
+            raise ValueError(f"Expected argument `min_delta` to be non-negative, but got {min_delta}.")
+        self.min_delta = float(min_delta)
+        self.max_epochs_per_step = (
+            None if max_epochs_per_step is None else check_positive_int("max_epochs_per_step", max_epochs_per_step)
+        )
+        self.restore_best_weights = bool(restore_best_weights)
         self.reset_weights = bool(reset_weights)
         self.label_budget = None if label_budget is None else check_positive_int("label_budget", label_budget)
         self.max_pool_size = None if max_pool_size is None else check_positive_int("max_pool_size", max_pool_size)
         self.mc_kwargs = dict(mc_kwargs or {})
         self.log_calibration = bool(log_calibration)
         self.num_targets = check_positive_int("num_targets", num_targets)
+        needs_targets = getattr(heuristic, "needs_targets", False)
+        if target_dataset is not None and not needs_targets:
+            raise ValueError(
+                f"`target_dataset` is used by target-aware heuristics (EPIG) only, but got {type(heuristic).__name__}."
+            )
+        self.target_dataset = target_dataset
         self.log_risk = bool(log_risk)
-        needs_fixed_models = heuristic.batch_aware or getattr(heuristic, "needs_targets", False)
+        self.log_test = bool(log_test)
+        needs_fixed_models = heuristic.batch_aware or needs_targets
         if needs_fixed_models and self.mc_kwargs.get("consistent_masks") is False:
             raise ValueError(
                 f"{type(heuristic).__name__} needs the K MC samples to be K fixed models (joint predictions across"
@@ -147,6 +198,11 @@ class ActiveLearningCallback(Callback):
         self._initial_weights: dict[str, Tensor] | None = None
         self._catch_up_on_fit_start = False
         self._recreate_optimizers_on_train_start = False
+        # Convergence within the current step (with `monitor`): best value, validations since, and its model.
+        self._best_score: float | None = None
+        self._wait = 0
+        self._best_weights: dict[str, Tensor] | None = None
+        self._best_val_metrics: dict[str, float] | None = None
 
     @property
     @override
@@ -175,6 +231,12 @@ class ActiveLearningCallback(Callback):
             check_stochastic_layers(pl_module)
         if self.log_calibration and datamodule.val_dataset is None:
             raise ValueError("`log_calibration=True` needs a `val_dataset` in the `ActiveDataModule`, but it has none.")
+        if self.monitor is not None and datamodule.val_dataset is None:
+            raise ValueError(
+                f"`monitor={self.monitor!r}` needs a `val_dataset` in the `ActiveDataModule`, but it has none."
+            )
+        if self.log_test and datamodule.test_dataset is None:
+            raise ValueError("`log_test=True` needs a `test_dataset` in the `ActiveDataModule`, but it has none.")
         self._configure_dataloader_reload(trainer)
         if self.max_pool_size is not None:
             datamodule.max_pool_size = self.max_pool_size
@@ -222,7 +284,40 @@ class ActiveLearningCallback(Callback):
             self._trained_epoch = trainer.current_epoch
 
     def _is_due(self, epoch: int) -> bool:
-        return epoch >= 0 and (epoch + 1) % self.every_n_epochs == 0 and self._last_step_epoch < epoch
+        if epoch < 0 or self._last_step_epoch >= epoch:
+            return False
+        if self.monitor is None:
+            return (epoch + 1) % self.every_n_epochs == 0
+        capped = self.max_epochs_per_step is not None and epoch - self._last_step_epoch >= self.max_epochs_per_step
+        return self._wait >= self.patience or capped
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.monitor is None or trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            available = ", ".join(sorted(trainer.callback_metrics)) or "none"
+            raise RuntimeError(
+                f"`ActiveLearningCallback(monitor={self.monitor!r})` found no such metric after validation; the"
+                f" logged metrics are: {available}. Log it with `self.log` in `validation_step`."
+            )
+        # Rank zero's value decides, so every rank runs the step at the same epoch even if the metric is not synced.
+        score = float(trainer.strategy.broadcast(float(value), src=0))
+        if score != score:
+            raise ValueError(f"The monitored metric `{self.monitor}` is NaN: the model diverged.")
+        best = self._best_score
+        if best is None or (score < best - self.min_delta if self.mode == "min" else score > best + self.min_delta):
+            self._best_score, self._wait = score, 0
+            self._best_val_metrics = {
+                name: float(metric)
+                for name, metric in trainer.callback_metrics.items()
+                if name.startswith("val") and isinstance(metric, (Tensor, float, int))
+            }
+            if self.restore_best_weights:
+                self._best_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        else:
+            self._wait += 1
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -233,13 +328,17 @@ class ActiveLearningCallback(Callback):
     def _active_learning_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
         datamodule = self._datamodule(trainer)
         self._last_step_epoch = epoch
+        if self._best_weights is not None:
+            pl_module.load_state_dict(self._best_weights)
+        val_metrics = self._best_val_metrics
+        self._best_score, self._wait, self._best_weights, self._best_val_metrics = None, 0, None, None
         budget_left = self.label_budget - datamodule.num_labelled if self.label_budget is not None else None
         candidates = datamodule.scoring_indices()
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
             # The last labelled set has been trained and validated: its point closes the active learning curve.
-            extra = {**self._calibration(trainer, pl_module, datamodule), **self._risk(trainer, pl_module, datamodule)}
-            self._log(trainer, datamodule, 0.0, None, None, extra)
+            extra = self._evaluations(trainer, pl_module, datamodule)
+            self._log(trainer, datamodule, 0.0, None, None, extra, val_metrics)
             if trainer.strategy.reduce_boolean_decision(True, all=False):
                 rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
                 trainer.should_stop = True
@@ -264,14 +363,11 @@ class ActiveLearningCallback(Callback):
             # risk estimates need, so none are recorded.
             probabilities = None
 
-        calibration = {
-            **self._calibration(trainer, pl_module, datamodule),
-            **self._risk(trainer, pl_module, datamodule),
-        }
+        extra = self._evaluations(trainer, pl_module, datamodule)
         if self.heuristic.needs_predictions:
-            self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores, calibration)
+            self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores, extra, val_metrics)
         else:
-            self._log(trainer, datamodule, pool_seconds, None, None, calibration)
+            self._log(trainer, datamodule, pool_seconds, None, None, extra, val_metrics)
         datamodule.acquire(selected, probabilities=probabilities)
         self.steps_done += 1
         self.last_selection = selected.clone()
@@ -287,6 +383,7 @@ class ActiveLearningCallback(Callback):
         pool_scores: Tensor | None,
         selected_scores: Tensor | None,
         extra: dict[str, float],
+        val_metrics: dict[str, float] | None,
     ) -> None:
         if not trainer.is_global_zero:
             return  # logging is rank zero's; the class histogram below reads D_L's targets
@@ -300,9 +397,39 @@ class ActiveLearningCallback(Callback):
             selected_scores=selected_scores,
             labelled_classes=datamodule.labelled_targets(),
             extra=extra,
+            val_metrics=val_metrics,
         )
         if metrics is not None:
             self.history.append(metrics)
+
+    def _evaluations(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule
+    ) -> dict[str, float]:
+        """The optional figures of the model the step scored with: calibration, risk over D_L, test metrics."""
+        return {
+            **self._calibration(trainer, pl_module, datamodule),
+            **self._risk(trainer, pl_module, datamodule),
+            **self._test(trainer, pl_module, datamodule),
+        }
+
+    def _test(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule
+    ) -> dict[str, float]:
+        """Accuracy and mean NLL of the deterministic model on the test set (sharded like the pool)."""
+        if not self.log_test:
+            return {}
+        test_dataset = datamodule.eval_dataset("test")
+        local = shard(torch.arange(len(test_dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
+        local_indices, local_log_probs = _deterministic_log_probs(
+            pl_module, datamodule.inputs_dataloader(test_dataset, local)
+        )
+        device = pl_module.device
+        log_probs = gather_uneven(trainer.strategy, local_log_probs.to(device), trainer.world_size).cpu()
+        indices = gather_uneven(trainer.strategy, local_indices.to(device), trainer.world_size).cpu()
+        targets = datamodule.eval_targets("test")[indices]
+        nll = -log_probs.gather(1, targets[:, None]).double().mean()
+        accuracy = (log_probs.argmax(-1) == targets).double().mean()
+        return {"test_acc": float(accuracy), "test_nll": float(nll)}
 
     def _calibration(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule
@@ -311,11 +438,12 @@ class ActiveLearningCallback(Callback):
         if not self.log_calibration:
             return {}
         world_size = trainer.world_size
-        local = shard(torch.arange(len(datamodule.val_dataset)), trainer.global_rank, world_size)  # type: ignore[arg-type]
+        val_dataset = datamodule.eval_dataset("val")
+        local = shard(torch.arange(len(val_dataset)), trainer.global_rank, world_size)  # type: ignore[arg-type]
         seed = _derive_seed(int(self.seed or 0), self.steps_done, _CALIBRATION_SALT)
         indices, probs = [], []
         for batch_indices, log_probs in mc_batches(
-            pl_module, datamodule.val_mc_dataloader(local), self.iterations, seed=seed, **self.mc_kwargs
+            pl_module, datamodule.inputs_dataloader(val_dataset, local), self.iterations, seed=seed, **self.mc_kwargs
         ):
             indices.append(batch_indices)
             probs.append(log_probs.exp().mean(1))
@@ -325,7 +453,7 @@ class ActiveLearningCallback(Callback):
         local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long, device=device)
         all_probs = gather_uneven(trainer.strategy, local_probs.to(device), world_size).cpu()
         all_indices = gather_uneven(trainer.strategy, local_indices.to(device), world_size).cpu()
-        targets = datamodule.val_targets()[all_indices]
+        targets = datamodule.eval_targets("val")[all_indices]
         ece = multiclass_calibration_error(all_probs, targets, num_classes=all_probs.shape[-1], n_bins=15)
         accuracy = (all_probs.argmax(-1) == targets).float().mean()
         return {"val_mc_ece": float(ece), "val_mc_acc": float(accuracy)}
@@ -338,13 +466,9 @@ class ActiveLearningCallback(Callback):
         if not (self.log_risk and trainer.is_global_zero) or targets is None:
             return {}
         labelled = datamodule.labelled_indices
-        losses = []
         # The pool view reads D_L without augmentation, in the order of `labelled`, which `targets` follows.
-        with switch_modes(pl_module, lambda _: False), torch.inference_mode():
-            for inputs, _ in datamodule.pool_dataloader(labelled):
-                logits = call_module(pl_module, move_data_to_device(inputs, pl_module.device))
-                losses.append(logits.float().log_softmax(-1).cpu())
-        nll = -torch.cat(losses).gather(1, targets[:, None]).squeeze(1).double()
+        _, log_probs = _deterministic_log_probs(pl_module, datamodule.pool_dataloader(labelled))
+        nll = -log_probs.gather(1, targets[:, None]).squeeze(1).double()
         metrics = {"train_nll_mean": float(nll.mean())}
         if not datamodule.acquisition_probability[labelled].isnan().any():
             metrics["train_nll_lure"] = float(weighted_risk(nll, datamodule.risk_weights("lure")[labelled]))
@@ -412,18 +536,23 @@ class ActiveLearningCallback(Callback):
         candidates: Tensor,
         seed: int,
     ) -> None:
-        """Give a target-aware heuristic (EPIG) MC predictions on a random sample of the pool, sharded like the pool.
+        """Give a target-aware heuristic (EPIG) MC predictions on random targets (of ``target_dataset`` or the pool).
 
         The pool pass uses the same ``seed``, hence the same K sub-networks: the joint predictive of a pool item
         and a target needs sample k to be one model for both.
         """
         generator = torch.Generator().manual_seed(_derive_seed(int(self.seed or 0), self.steps_done, _TARGET_SALT))
-        chosen = candidates[torch.randperm(candidates.numel(), generator=generator)[: self.num_targets]]
+        source = candidates if self.target_dataset is None else torch.arange(len(self.target_dataset))  # type: ignore[arg-type]
+        chosen = source[torch.randperm(source.numel(), generator=generator)[: self.num_targets]]
         local = shard(chosen.sort().values, trainer.global_rank, trainer.world_size)
+        loader = (
+            datamodule.pool_dataloader(local)
+            if self.target_dataset is None
+            else datamodule.inputs_dataloader(self.target_dataset, local)
+        )
         indices, log_probs = [], []
-        for batch_indices, batch_log_probs in mc_batches(
-            pl_module, datamodule.pool_dataloader(local), self.iterations, seed=seed, **self.mc_kwargs
-        ):
+        batches = mc_batches(pl_module, loader, self.iterations, seed=seed, **self.mc_kwargs)
+        for batch_indices, batch_log_probs in batches:
             indices.append(batch_indices)
             log_probs.append(batch_log_probs)
         device = pl_module.device
@@ -488,6 +617,11 @@ class ActiveLearningCallback(Callback):
             "trained_epoch": self._trained_epoch,
             "pending_step": pending,
             "initial_weights": dict(self._initial_weights or {}),
+            # The convergence tracking of the current step (with `monitor`), so a resumed step ends where it would have.
+            "best_score": self._best_score,
+            "wait": self._wait,
+            "best_weights": dict(self._best_weights or {}),
+            "best_val_metrics": dict(self._best_val_metrics or {}),
         }
 
     @override
@@ -499,3 +633,20 @@ class ActiveLearningCallback(Callback):
         self._trained_epoch = int(state_dict["trained_epoch"])
         self._catch_up_on_fit_start = bool(state_dict.get("pending_step", False))
         self._initial_weights = dict(state_dict.get("initial_weights") or {}) or None
+        self._best_score = state_dict.get("best_score")
+        self._wait = int(state_dict.get("wait", 0))
+        self._best_weights = dict(state_dict.get("best_weights") or {}) or None
+        self._best_val_metrics = dict(state_dict.get("best_val_metrics") or {}) or None
+
+
+def _deterministic_log_probs(pl_module: pl.LightningModule, loader: Any) -> tuple[Tensor, Tensor]:
+    """``(indices, log-probabilities)`` of the model, stochastic layers off, over a loader of ``(inputs, indices)``."""
+    indices, log_probs = [], []
+    with switch_modes(pl_module, lambda _: False), torch.inference_mode():
+        for inputs, batch_indices in loader:
+            logits = call_module(pl_module, move_data_to_device(inputs, pl_module.device))
+            log_probs.append(logits.float().log_softmax(-1).cpu())
+            indices.append(batch_indices)
+    if not log_probs:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, 0)
+    return torch.cat(indices), torch.cat(log_probs)

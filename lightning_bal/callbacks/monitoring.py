@@ -34,6 +34,7 @@ def log_step(
     selected_scores: Tensor | None,
     labelled_classes: Tensor | None,
     extra: dict[str, float] | None = None,
+    val_metrics: dict[str, float] | None = None,
     prefix: str = "active",
 ) -> dict[str, float]:
     """Log one active learning step to every logger of ``trainer`` at ``step=num_labelled`` (rank zero only).
@@ -41,8 +42,9 @@ def log_step(
     Scalars: labelled and pool counts, the validation metrics the user logged (``val*`` keys of
     ``trainer.callback_metrics``, so the active learning curve appears by itself), score statistics of the pool and of
     the selection, per-class counts of D_L, the seconds spent in the pool pass and any ``extra`` figures (e.g. the
-    calibration of the MC-averaged predictions). TensorBoard loggers also get
-    histograms of the pool scores and of the labelled classes. Returns the scalars.
+    calibration of the MC-averaged predictions). ``val_metrics``, when given, replaces the ``val*`` metrics of
+    ``trainer.callback_metrics`` (the figures of a restored best model rather than of the last epoch). TensorBoard
+    loggers also get histograms of the pool scores and of the labelled classes. Returns the scalars.
     """
     metrics: dict[str, float] = {
         f"{prefix}/num_labelled": float(num_labelled),
@@ -50,9 +52,13 @@ def log_step(
         f"{prefix}/step": float(step),
         f"{prefix}/pool_pass_seconds": pool_seconds,
     }
-    for name, value in trainer.callback_metrics.items():
-        if name.startswith("val") and isinstance(value, (Tensor, float, int)):
-            metrics[f"{prefix}/{name}"] = float(value)
+    if val_metrics is None:
+        val_metrics = {
+            name: float(value)
+            for name, value in trainer.callback_metrics.items()
+            if name.startswith("val") and isinstance(value, (Tensor, float, int))
+        }
+    metrics.update({f"{prefix}/{name}": value for name, value in val_metrics.items()})
     metrics.update({f"{prefix}/{name}": value for name, value in (extra or {}).items()})
     if pool_scores is not None:
         metrics.update(_stats(f"{prefix}/score_pool", pool_scores))

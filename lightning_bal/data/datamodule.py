@@ -157,7 +157,7 @@ class ActiveDataModule(pl.LightningDataModule):
         self._pool_subset: list[int] = []
         self._pool_subset_step = -1
         self._checked_pool_determinism = False
-        self._val_targets: Tensor | None = None
+        self._eval_targets: dict[str, Tensor] = {}
 
         check_non_negative_int("initial_labels", initial_labels)
         if balanced_initial and initial_labels:
@@ -538,24 +538,31 @@ class ActiveDataModule(pl.LightningDataModule):
                 " without augmentation."
             )
 
-    def val_mc_dataloader(self, indices: Tensor | None = None) -> DataLoader:
-        """Loader over the validation set (or its ``indices``) yielding ``(inputs, val_indices)`` for an MC pass."""
-        if self.val_dataset is None:
-            raise RuntimeError("`val_mc_dataloader` needs a `val_dataset`, but none was given.")
-        if indices is None:
-            indices = torch.arange(len(self.val_dataset))  # type: ignore[arg-type]
-        return self._loader(PoolView(self.val_dataset, indices, self.input_fn), self.eval_batch_size)
+    def inputs_dataloader(self, dataset: Dataset, indices: Tensor | None = None) -> DataLoader:
+        """Loader over ``dataset`` (or its ``indices``) yielding ``(inputs, indices)``, read with ``input_fn``.
 
-    def val_targets(self) -> Tensor:
-        """Class labels of the validation set, read once (``item[1]`` or ``item["target"]``)."""
-        if self.val_dataset is None:
-            raise RuntimeError("`val_targets` needs a `val_dataset`, but none was given.")
-        if self._val_targets is None:
-            self._val_targets = torch.tensor(
-                [int(target_of(self.val_dataset[i])) for i in range(len(self.val_dataset))],  # type: ignore[arg-type]
+        For MC and evaluation passes over data outside the pool: the validation or test set, or EPIG's targets.
+        """
+        if indices is None:
+            indices = torch.arange(len(dataset))  # type: ignore[arg-type]
+        return self._loader(PoolView(dataset, indices, self.input_fn), self.eval_batch_size)
+
+    def eval_dataset(self, split: Literal["val", "test"]) -> Dataset:
+        """The validation or test dataset; a clear error when the datamodule was given none."""
+        dataset = {"val": self.val_dataset, "test": self.test_dataset}[split]
+        if dataset is None:
+            raise RuntimeError(f"This needs a `{split}_dataset` in the `ActiveDataModule`, but none was given.")
+        return dataset
+
+    def eval_targets(self, split: Literal["val", "test"]) -> Tensor:
+        """Class labels of the validation or test set, read once (``item[1]`` or ``item["target"]``)."""
+        if split not in self._eval_targets:
+            dataset = self.eval_dataset(split)
+            self._eval_targets[split] = torch.tensor(
+                [int(target_of(dataset[i])) for i in range(len(dataset))],  # type: ignore[arg-type]
                 dtype=torch.long,
             )
-        return self._val_targets
+        return self._eval_targets[split]
 
     def val_dataloader(self) -> DataLoader | list:
         """Loader over the validation dataset, or no loader when none was given."""

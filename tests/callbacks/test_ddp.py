@@ -32,10 +32,11 @@ class RankNoisyBALD(BALD):
 
 class AssertRanksAgree(Callback):
     """After each step (at the next epoch start), every rank holds the same labelled set, and the shards that the
-    ranks scored are disjoint and cover the whole pool they had."""
+    ranks scored are disjoint and cover the whole pool they had before the step."""
 
     def __init__(self):
         self.pool_before = None
+        self.steps_seen = 0
 
     def on_train_epoch_start(self, trainer, pl_module):
         dm = trainer.datamodule
@@ -43,7 +44,8 @@ class AssertRanksAgree(Callback):
         assert acquired.shape[0] == 2
         assert torch.equal(acquired[0], acquired[1]), "ranks disagree on the labelled set"
         al = next(c for c in trainer.callbacks if isinstance(c, ActiveLearningCallback))
-        if self.pool_before is not None and al.last_shard is not None:
+        stepped, self.steps_seen = al.steps_done != self.steps_seen, al.steps_done
+        if stepped and self.pool_before is not None and al.last_shard is not None:
             length = torch.tensor([al.last_shard.numel()])
             lengths = trainer.strategy.all_gather(length).reshape(-1).tolist()
             padded = torch.full((max(lengths),), -1, dtype=torch.long)
@@ -64,7 +66,15 @@ class WriteResult(Callback):
             torch.save(trainer.datamodule.acquired_at.clone(), self.path)
 
 
-def _fit(tmp_path, heuristic, devices, name, lr=0.05, **callback_kwargs):
+class RankDependentValidation(DropoutClassifier):
+    """Logs an unsynced ``val_score`` that improves every epoch on rank 0 and never on rank 1."""
+
+    def validation_step(self, batch, batch_idx):
+        super().validation_step(batch, batch_idx)
+        self.log("val_score", float(-self.current_epoch) if self.global_rank == 0 else 1.0)
+
+
+def _fit(tmp_path, heuristic, devices, name, lr=0.05, model_cls=DropoutClassifier, max_epochs=3, **callback_kwargs):
     pl.seed_everything(0)
     dm = make_datamodule(n=91, batch_size=8)  # 85 in the pool: uneven shards
     callback = ActiveLearningCallback(heuristic, query_size=4, iterations=6, seed=7, **callback_kwargs)
@@ -72,7 +82,7 @@ def _fit(tmp_path, heuristic, devices, name, lr=0.05, **callback_kwargs):
         accelerator="cpu",
         devices=devices,
         strategy="ddp_spawn" if devices > 1 else "auto",
-        max_epochs=3,
+        max_epochs=max_epochs,
         callbacks=[AssertRanksAgree(), callback, WriteResult(tmp_path / name)]
         if devices > 1
         else [callback, WriteResult(tmp_path / name)],
@@ -82,13 +92,29 @@ def _fit(tmp_path, heuristic, devices, name, lr=0.05, **callback_kwargs):
         enable_model_summary=False,
         default_root_dir=tmp_path,
     )
-    trainer.fit(DropoutClassifier(lr=lr), datamodule=dm)
+    trainer.fit(model_cls(lr=lr), datamodule=dm)
     return torch.load(tmp_path / name, weights_only=True)
 
 
 def test_ranks_that_disagree_still_label_the_same_samples(tmp_path):
     acquired = _fit(tmp_path, RankNoisyBALD(), 2, "noisy.pt", log_calibration=True)
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
+
+
+def test_ranks_with_different_metrics_end_each_step_at_the_same_epoch(tmp_path):
+    """Rank 1 alone would run a step after every epoch; rank 0's metric decides, so both step at epochs 1 and 3."""
+    acquired = _fit(
+        tmp_path,
+        "bald",
+        2,
+        "monitor.pt",
+        model_cls=RankDependentValidation,
+        max_epochs=4,
+        monitor="val_score",
+        patience=1,
+        max_epochs_per_step=2,
+    )
+    assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4]
 
 
 @pytest.mark.parametrize("heuristic", ["bald", "batchbald"])

@@ -15,10 +15,12 @@ from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_tr
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(tmp_path, max_epochs, ckpt_path=None, val=True, reset_weights=False):
+def _run(tmp_path, max_epochs, ckpt_path=None, val=True, reset_weights=False, **callback_kwargs):
     pl.seed_everything(0)
     dm = make_datamodule(val=val)
-    callback = ActiveLearningCallback("bald", query_size=4, iterations=5, seed=5, reset_weights=reset_weights)
+    callback = ActiveLearningCallback(
+        "bald", query_size=4, iterations=5, seed=5, reset_weights=reset_weights, **callback_kwargs
+    )
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}")
     trainer = make_trainer(tmp_path, [callback, checkpoint], max_epochs=max_epochs, enable_checkpointing=True)
     trainer.fit(SeededDropoutClassifier(), datamodule=dm, ckpt_path=ckpt_path)
@@ -36,6 +38,21 @@ def test_stopped_and_resumed_run_labels_like_an_uninterrupted_one(tmp_path, val,
     assert torch.equal(resumed.acquired_at, full.acquired_at)
     assert resumed_callback.steps_done == full_callback.steps_done == 4
     assert torch.equal(resumed_callback.last_selection, full_callback.last_selection)
+
+
+@pytest.mark.parametrize("stop_after", [2, 3, 4])
+def test_resumed_convergence_tracking_ends_steps_where_an_uninterrupted_run_does(tmp_path, stop_after):
+    """With `monitor`, a checkpoint in the middle of a step keeps the best value, the wait and the best weights."""
+    kwargs = {"monitor": "val_loss", "patience": 2, "max_epochs_per_step": 3, "reset_weights": True}
+    full, full_callback = _run(tmp_path / "full", 8, **kwargs)
+    _run(tmp_path / "part", stop_after, **kwargs)
+    ckpt = tmp_path / "part" / "ckpt" / f"epoch={stop_after - 1}.ckpt"
+    resumed, resumed_callback = _run(tmp_path / "part", 8, ckpt_path=ckpt, **kwargs)
+    assert torch.equal(resumed.acquired_at, full.acquired_at)
+    assert resumed_callback.steps_done == full_callback.steps_done >= 2
+    resumed_figures, full_figures = resumed_callback.history[-1], full_callback.history[-1]
+    del resumed_figures["active/pool_pass_seconds"], full_figures["active/pool_pass_seconds"]
+    assert resumed_figures == pytest.approx(full_figures)
 
 
 def _script(tmp_path, *args):

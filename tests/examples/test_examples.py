@@ -173,6 +173,29 @@ def test_benchmark_runs_every_heuristic_on_tiny_mnist(tiny_mnist, tmp_path):
     assert "| batchbald |" in (tmp_path / "table.md").read_text()
 
 
+def test_benchmark_trains_to_convergence_and_reports_weighted_risks(tiny_mnist, tmp_path):
+    argv = ["--data", str(tiny_mnist), "--heuristics", "power_bald", "power_bald+lure", "epig", "--seeds", "0"]
+    argv += ["--budget", "40", "--iterations", "3", "--initial", "random", "--max-pool-size", "0", "--val-size", "10"]
+    argv += ["--patience", "1", "--max-epochs-per-step", "2", "--samples-per-epoch", "32", "--out", str(tmp_path)]
+    label_efficiency.main(argv)
+    with (tmp_path / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["heuristic"], row["labelled"]) for row in rows] == [
+        (name, n) for name in ("power_bald", "power_bald+lure", "epig") for n in ("20", "30", "40")
+    ]
+    assert all(float(row["test_nll"]) > 0 and float(row["train_nll_mean"]) > 0 for row in rows)
+    # Random initial labels and stochastic selection over the whole pool: every label has its probability.
+    assert all(row["train_nll_lure"] for row in rows if row["heuristic"].startswith("power_bald"))
+    assert not any(row["train_nll_lure"] for row in rows if row["heuristic"] == "epig" and row["labelled"] != "20")
+    table = (tmp_path / "table.md").read_text()
+    assert "| power_bald+lure | 3 |" in table and "| epig | 3 |" in table
+
+
+def test_benchmark_refuses_an_unknown_weighting(tiny_mnist):
+    with pytest.raises(ValueError, match="optionally with `\\+lure`"):
+        label_efficiency.main(["--data", str(tiny_mnist), "--heuristics", "bald+fair"])
+
+
 @pytest.mark.slow
 def test_bald_beats_random_on_digits(tmp_path):
     # The quick start's lesson: with weights reset after each step, 5 epochs of 2048 samples per step train enough

@@ -1,0 +1,218 @@
+"""Training to convergence within each step (``monitor``), test-set figures per step, and EPIG's target dataset."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+import lightning_bal.callbacks.active_learning as active_learning_module
+from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.functional import epig
+from lightning_bal.heuristics import EPIG
+from tests.helpers.models import DropoutClassifier, blobs
+from tests.helpers.runs import make_datamodule, make_trainer
+
+
+class ScriptedValidation(DropoutClassifier):
+    """Logs ``val_score = values[epoch]`` and keeps a copy of its weights at every validation, by epoch."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+        self.weights_at = {}
+
+    def validation_step(self, batch, batch_idx):
+        super().validation_step(batch, batch_idx)
+        self.log("val_score", float(self.values[self.current_epoch]))
+
+    def on_validation_epoch_end(self):
+        if not self.trainer.sanity_checking:
+            self.weights_at[self.current_epoch] = {k: v.clone() for k, v in self.state_dict().items()}
+
+
+def record_scored_models(monkeypatch) -> list:
+    """``(epoch, weights)`` of the model each time the callback scores the pool."""
+    scored = []
+    original = active_learning_module.ActiveLearningCallback._score_pool
+
+    def spy(self, trainer, pl_module, datamodule, candidates):
+        scored.append((trainer.current_epoch, {k: v.clone() for k, v in pl_module.state_dict().items()}))
+        return original(self, trainer, pl_module, datamodule, candidates)
+
+    monkeypatch.setattr(active_learning_module.ActiveLearningCallback, "_score_pool", spy)
+    return scored
+
+
+@pytest.mark.parametrize(
+    ("values", "kwargs", "step_epochs", "best_epochs"),
+    [
+        # Improves at 1, then two validations without improvement: step at 3 with the weights of epoch 1.
+        ([5, 4, 4.5, 4.2, 3, 3.5, 3.1], {"patience": 2}, [3, 6], [1, 4]),
+        # Always improving: only the cap ends a step.
+        ([10, 9, 8, 7, 6, 5, 4], {"patience": 2, "max_epochs_per_step": 3}, [2, 5], [2, 5]),
+        # A higher value is better, but only by more than min_delta.
+        ([0.5, 0.55, 0.56, 0.9, 0.7, 0.95, 0.96], {"mode": "max", "min_delta": 0.1, "patience": 2}, [2, 5], [0, 3]),
+        # patience=1: the first validation without improvement ends the step.
+        ([3, 2, 2, 1, 1, 1, 1], {"patience": 1}, [2, 4, 6], [1, 3, 5]),
+    ],
+)
+def test_step_runs_when_the_monitored_metric_stops_improving(
+    tmp_path, monkeypatch, values, kwargs, step_epochs, best_epochs
+):
+    scored = record_scored_models(monkeypatch)
+    pl.seed_everything(0)
+    model = ScriptedValidation(values)
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, monitor="val_score", **kwargs)
+    make_trainer(tmp_path, [callback], max_epochs=len(values)).fit(model, datamodule=make_datamodule())
+    assert [epoch for epoch, _ in scored] == step_epochs
+    for (_, weights), best in zip(scored, best_epochs, strict=True):
+        assert all(torch.equal(weights[k], model.weights_at[best][k]) for k in weights), "not the best weights"
+    # The step's figures are those of the model it scored with, not of the last epoch.
+    assert [h["active/val_score"] for h in callback.history] == [pytest.approx(values[e]) for e in best_epochs]
+    assert callback.steps_done == len(step_epochs)
+
+
+def test_without_restoring_the_last_weights_are_scored(tmp_path, monkeypatch):
+    scored = record_scored_models(monkeypatch)
+    pl.seed_everything(0)
+    model = ScriptedValidation([5, 4, 4.5, 4.2])
+    callback = ActiveLearningCallback(
+        "bald", query_size=2, iterations=4, seed=0, monitor="val_score", patience=2, restore_best_weights=False
+    )
+    make_trainer(tmp_path, [callback], max_epochs=4).fit(model, datamodule=make_datamodule())
+    ((epoch, weights),) = scored
+    assert epoch == 3
+    assert all(torch.equal(weights[k], model.weights_at[3][k]) for k in weights)
+
+
+def test_a_metric_that_is_not_logged_is_a_clear_error(tmp_path):
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, monitor="val_nope")
+    trainer = make_trainer(tmp_path, [callback], max_epochs=2, num_sanity_val_steps=0)
+    with pytest.raises(RuntimeError, match=r"monitor='val_nope'.*val_acc, val_loss"):
+        trainer.fit(DropoutClassifier(), datamodule=make_datamodule())
+
+
+def test_a_nan_metric_fails_the_step_and_labels_nothing(tmp_path):
+    dm = make_datamodule()
+    labelled = dm.acquired_at.clone()
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, monitor="val_score")
+    with pytest.raises(ValueError, match="`val_score` is NaN"):
+        make_trainer(tmp_path, [callback], max_epochs=3).fit(ScriptedValidation([1, float("nan"), 1]), datamodule=dm)
+    assert torch.equal(dm.acquired_at, labelled)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"monitor": "val_loss", "every_n_epochs": 2}, "either `every_n_epochs` or `monitor`"),
+        ({"monitor": "val_loss", "mode": "up"}, "`mode` to be 'min' or 'max'"),
+        ({"monitor": "val_loss", "patience": 0}, "`patience` to be a positive integer"),
+        ({"monitor": "val_loss", "min_delta": -1.0}, "`min_delta` to be non-negative"),
+        ({"monitor": "val_loss", "max_epochs_per_step": 0}, "`max_epochs_per_step` to be a positive integer"),
+        ({"target_dataset": blobs(10)}, "target-aware heuristics"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ActiveLearningCallback("bald", query_size=2, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "datamodule_kwargs", "match"),
+    [
+        ({"monitor": "val_loss"}, {"val": False}, "needs a `val_dataset`"),
+        ({"log_test": True}, {}, "needs a `test_dataset`"),
+    ],
+)
+def test_missing_datasets_are_refused_at_setup(tmp_path, kwargs, datamodule_kwargs, match):
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        make_trainer(tmp_path, [callback]).fit(DropoutClassifier(), datamodule=make_datamodule(**datamodule_kwargs))
+
+
+def test_test_figures_are_those_of_the_scored_model(tmp_path):
+    pl.seed_everything(0)
+    test_set = blobs(40, seed=4)
+    dm = make_datamodule(test_dataset=test_set, eval_batch_size=7)
+    model = DropoutClassifier()
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, log_test=True)
+    make_trainer(tmp_path, [callback], max_epochs=1).fit(model, datamodule=dm)
+    inputs, targets = test_set.tensors
+    model.eval()
+    with torch.no_grad():
+        logits = model(inputs)
+    (figures,) = callback.history
+    assert figures["active/test_acc"] == pytest.approx((logits.argmax(-1) == targets).float().mean().item())
+    assert figures["active/test_nll"] == pytest.approx(F.cross_entropy(logits, targets).item(), rel=1e-5)
+
+
+def test_epig_draws_its_targets_from_the_given_dataset(tmp_path, monkeypatch):
+    calls = []
+    original = active_learning_module.mc_batches
+
+    def spy(module, loader, *args, **kwargs):
+        indices, log_probs = [], []
+        for batch_indices, batch_log_probs in original(module, loader, *args, **kwargs):
+            indices.append(batch_indices)
+            log_probs.append(batch_log_probs)
+            yield batch_indices, batch_log_probs
+        calls.append((loader.dataset.dataset, torch.cat(indices), torch.cat(log_probs)))
+
+    monkeypatch.setattr(active_learning_module, "mc_batches", spy)
+    pl.seed_everything(0)
+    dm = make_datamodule(n=70)
+    pool_before = dm.pool_indices.clone()
+    targets_set = blobs(25, seed=9)
+    heuristic = EPIG()
+    callback = ActiveLearningCallback(
+        heuristic, query_size=4, iterations=8, num_targets=10, target_dataset=targets_set, seed=3
+    )
+    make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(), datamodule=dm)
+    (target_source, target_indices, target_log_probs), (pool_source, pool_indices, pool_log_probs) = calls
+    assert target_source is targets_set and pool_source is dm.train_dataset
+    assert target_indices.unique().numel() == 10 and int(target_indices.max()) < 25
+    assert torch.equal(heuristic._targets, target_log_probs[target_indices.argsort()])
+    assert torch.equal(pool_indices, pool_before)
+    expected = pool_before[epig(pool_log_probs, heuristic._targets).topk(4).indices]
+    assert sorted(callback.last_selection.tolist()) == sorted(expected.tolist())
+
+
+def test_convergence_state_survives_a_checkpoint():
+    callback = ActiveLearningCallback("bald", query_size=2, monitor="val_loss")
+    callback._best_score, callback._wait = 0.25, 2
+    callback._best_weights = {"w": torch.ones(3)}
+    callback._best_val_metrics = {"val_loss": 0.25}
+    restored = ActiveLearningCallback("bald", query_size=2, monitor="val_loss")
+    restored.load_state_dict(callback.state_dict())
+    assert (restored._best_score, restored._wait, restored._best_val_metrics) == (0.25, 2, {"val_loss": 0.25})
+    assert torch.equal(restored._best_weights["w"], torch.ones(3))
+
+
+def test_uses_the_datamodule_input_fn_for_targets(tmp_path):
+    """A target dataset of mappings is read with the datamodule's ``input_fn``, like the pool."""
+
+    class Mapped(torch.utils.data.Dataset):
+        def __init__(self, base):
+            self.base = base
+
+        def __len__(self):
+            return len(self.base)
+
+        def __getitem__(self, i):
+            x, y = self.base[i]
+            return {"input": x, "target": y}
+
+    pl.seed_everything(0)
+    dm = ActiveDataModule(Mapped(blobs(60)), initial_labels=6, seed=0, batch_size=16, targets=blobs(60).targets)
+    heuristic = EPIG()
+    callback = ActiveLearningCallback(
+        heuristic, query_size=3, iterations=4, num_targets=5, target_dataset=Mapped(blobs(20, seed=2)), seed=0
+    )
+    make_trainer(tmp_path, [callback], max_epochs=1).fit(MappedClassifier(), datamodule=dm)
+    assert heuristic._targets.shape == (5, 4, 3)
+    assert dm.num_labelled == 9
+
+
+class MappedClassifier(DropoutClassifier):
+    def training_step(self, batch, batch_idx):
+        return super().training_step((batch["input"], batch["target"]), batch_idx)
