@@ -6,6 +6,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_bal.functional._validation import check_mass
@@ -45,6 +46,21 @@ def fast_exp_(log_values: Tensor, out: Tensor) -> Tensor:
     return torch.mul(log_values, _LOG2_E, out=out).exp2_()
 
 
+def _sum_over_samples_(probs_B_K_C_R: Tensor, out_B_C_R: Tensor, rows: Tensor, bag_starts: Tensor) -> None:
+    """Sum ``[B, K, C, R]`` over K into ``out``, reading the K samples of each item as one bag of ``[C * R]`` rows.
+
+    On CPU, ``torch.sum`` over the middle dim pays a per-output overhead that ``embedding_bag`` (whole-row SIMD adds)
+    does not: measured 1.4-2x faster for K=20 and 2.6-8x for K=2, single-threaded, from C*R=10 to 65,536.
+    """
+    if probs_B_K_C_R.device.type != "cpu":
+        torch.sum(probs_B_K_C_R, 1, out=out_B_C_R)
+        return
+    num_items, num_samples = probs_B_K_C_R.shape[:2]
+    rows_BK = probs_B_K_C_R.reshape(num_items * num_samples, -1)
+    sums = F.embedding_bag(rows[: num_items * num_samples], rows_BK, bag_starts[:num_items], mode="sum")
+    out_B_C_R.copy_(sums.view(out_B_C_R.shape))
+
+
 def mc_moments(
     log_probs: Tensor,
     expected_entropy: bool = False,
@@ -81,11 +97,14 @@ def mc_moments(
     buffer_B_K_C_R = torch.empty(
         min(chunk, num_items), num_samples, num_classes, rest, dtype=dtype, device=log_probs.device
     )
+    # Bags for _sum_over_samples_, built once: item b of a chunk is rows b*K .. b*K+K-1 of the flattened buffer.
+    rows = torch.arange(buffer_B_K_C_R.shape[0] * num_samples, dtype=torch.int32, device=log_probs.device)
+    bag_starts = rows[::num_samples].contiguous()
 
     for start in range(0, num_items, chunk):
         log_probs_b = log_probs_N_K_C_R[start : start + chunk]
         probs_b = fast_exp_(log_probs_b, buffer_B_K_C_R[: log_probs_b.shape[0]])
-        torch.sum(probs_b, 1, out=sum_probs_N_C_R[start : start + chunk])
+        _sum_over_samples_(probs_b, sum_probs_N_C_R[start : start + chunk], rows, bag_starts)
         if variance_N_C_R is not None:
             torch.var(probs_b, 1, correction=0, out=variance_N_C_R[start : start + chunk])
         if sum_nats_N_R is not None:

@@ -169,8 +169,10 @@ def test_epig_draws_its_targets_from_the_given_dataset(tmp_path, monkeypatch):
     )
     make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(), datamodule=dm)
     (target_source, target_indices, target_log_probs), (pool_source, pool_indices, pool_log_probs) = calls
-    assert target_source is targets_set and pool_source is dm.train_dataset
-    assert target_indices.unique().numel() == 10 and int(target_indices.max()) < 25
+    assert target_source is targets_set
+    assert pool_source is dm.train_dataset
+    assert target_indices.unique().numel() == 10
+    assert int(target_indices.max()) < 25
     assert torch.equal(heuristic._targets, target_log_probs[target_indices.argsort()])
     assert torch.equal(pool_indices, pool_before)
     expected = pool_before[epig(pool_log_probs, heuristic._targets).topk(4).indices]

@@ -157,3 +157,22 @@ def test_variance_matches_population_variance(shape, reduction):
 
 def test_empty_pool_gives_empty_scores():
     assert entropy(torch.zeros(0, 3, 4)).shape == (0,)
+
+
+def test_zero_probabilities_contribute_nothing():
+    # -inf log-probs are exact zeros: 0 log 0 = 0 as in torch.xlogy, in a class zero for every sample or only some.
+    log_probs = random_log_probs(7, 5, 4, 3)
+    log_probs[:, :, 0] = float("-inf")
+    log_probs[:, 1:, 1] = float("-inf")
+    log_probs = log_probs.log_softmax(2)
+    mean = log_probs.exp().mean(1)
+    expected = -torch.xlogy(mean, mean).sum(1).mean(1)
+    torch.testing.assert_close(entropy(log_probs), expected)
+
+
+def test_large_finite_scores_are_not_reported_as_non_finite():
+    predictions = torch.tensor([[0.0, 3e38], [0.0, -3e38]]).expand(3, 2, 2)  # a variance of 9e76 overflows float32
+    with pytest.raises(ValueError, match="finite"):
+        variance(predictions)
+    huge = torch.tensor([[0.0, 2.5e19]]).expand(4, 2)  # each variance ~1.6e38 is finite, their sum is not
+    torch.testing.assert_close(variance(huge), torch.full((4,), 2.5e19**2 / 4))
