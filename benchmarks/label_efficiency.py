@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -205,6 +206,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-epochs-per-step", type=int, default=30, help="with --val-size")
     parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset (0: whole pool)")
     parser.add_argument("--pool-size", type=int, default=None, help="D_U: a fixed random subset of the training split")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="MNIST: L2 of c / |D_L| on dense weights")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=Path("outputs/label_efficiency"))
     return parser.parse_args(argv)
@@ -238,7 +240,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
     csv_path = args.out / "results.csv"
     with csv_path.open("w", newline="") as handle:
         csv.writer(handle).writerow(["heuristic", "seed", "labelled", *_CSV_COLUMNS])
-    make_model: Callable[[], pl.LightningModule] = DigitsCNN if args.dataset == "digits" else MnistCNN
+    make_model: Callable[[], pl.LightningModule] = (
+        DigitsCNN if args.dataset == "digits" else functools.partial(MnistCNN, weight_decay=args.weight_decay)
+    )
     datasets = _datasets(args)
     results: dict[str, dict[int, Curve]] = {spec: {} for spec in args.heuristics}
     histories: dict[str, dict[int, list[dict[str, float]]]] = {spec: {} for spec in args.heuristics}

@@ -180,9 +180,23 @@ class MnistCNN(DigitsCNN):
         ('Identity', 'Sequential')
     """
 
-    def __init__(self, lr: float = 1e-3, image_size: int = 28) -> None:
+    def __init__(self, lr: float = 1e-3, image_size: int = 28, weight_decay: float = 0.0) -> None:
         super().__init__(lr)
+        self.save_hyperparameters()
         self.net = gal_cnn(image_size)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam; with ``weight_decay=c``, an L2 penalty of ``c / |D_L|`` on the dense layers' weights (Gal et al.).
+
+        The penalty is the prior of the MC-Dropout posterior: it weighs less as D_L grows, and the callback re-creates
+        the optimizer after every step, so each step reads the current labelled-set size.
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        labelled = datamodule.num_labelled if isinstance(datamodule, ActiveDataModule) else 1
+        dense = [m.weight for m in self.net if isinstance(m, nn.Linear)]
+        others = [p for p in self.parameters() if all(p is not w for w in dense)]
+        groups = [{"params": dense, "weight_decay": self.hparams.weight_decay / labelled}, {"params": others}]
+        return torch.optim.Adam(groups, lr=self.hparams.lr)
 
     def mc_split(self) -> tuple[nn.Module, nn.Module]:
         """``(Identity, net)``: the MC engine then runs the convolutions before the first dropout once per item."""
@@ -191,7 +205,9 @@ class MnistCNN(DigitsCNN):
 
 
 def _subset(dataset: TensorDataset, indices: torch.Tensor) -> TensorDataset:
-    return TensorDataset(*(tensor[indices] for tensor in dataset.tensors))
+    subset = TensorDataset(*(tensor[indices] for tensor in dataset.tensors))
+    subset.targets = subset.tensors[1]  # type: ignore[attr-defined]  # read by ActiveDataModule's balanced labelling
+    return subset
 
 
 def active_learning_run(

@@ -60,7 +60,8 @@ class ActiveLearningCallback(Callback):
     Under DDP every rank scores its own disjoint shard of the pool; scores travel with their dataset indices, the
     selection is made once on rank zero and broadcast, so every rank labels exactly the same samples.
 
-    Each step's figures (labelled and pool sizes, the user's ``val*`` metrics, score statistics, pool-pass time) go to
+    Each step's figures (labelled and pool sizes, epochs trained since the last step, the user's ``val*`` metrics,
+    score statistics, pool-pass time) go to
     the trainer's loggers against the number of labelled samples, and to :attr:`history` on rank zero; the step that
     finds the budget spent or the pool empty logs the last labelled set's figures and stops training.
 
@@ -327,6 +328,7 @@ class ActiveLearningCallback(Callback):
     # ------------------------------------------------------------------ the active learning step
     def _active_learning_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
         datamodule = self._datamodule(trainer)
+        epochs_trained = float(epoch - self._last_step_epoch)
         self._last_step_epoch = epoch
         if self._best_weights is not None:
             pl_module.load_state_dict(self._best_weights)
@@ -337,7 +339,7 @@ class ActiveLearningCallback(Callback):
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
             # The last labelled set has been trained and validated: its point closes the active learning curve.
-            extra = self._evaluations(trainer, pl_module, datamodule)
+            extra = {"epochs_trained": epochs_trained, **self._evaluations(trainer, pl_module, datamodule)}
             self._log(trainer, datamodule, 0.0, None, None, extra, val_metrics)
             if trainer.strategy.reduce_boolean_decision(True, all=False):
                 rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
@@ -363,7 +365,7 @@ class ActiveLearningCallback(Callback):
             # risk estimates need, so none are recorded.
             probabilities = None
 
-        extra = self._evaluations(trainer, pl_module, datamodule)
+        extra = {"epochs_trained": epochs_trained, **self._evaluations(trainer, pl_module, datamodule)}
         if self.heuristic.needs_predictions:
             self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores, extra, val_metrics)
         else:

@@ -70,6 +70,8 @@ def test_step_runs_when_the_monitored_metric_stops_improving(
     # The step's figures are those of the model it scored with, not of the last epoch.
     assert [h["active/val_score"] for h in callback.history] == [pytest.approx(values[e]) for e in best_epochs]
     assert callback.steps_done == len(step_epochs)
+    trained = [b - a for a, b in zip([-1, *step_epochs], step_epochs, strict=False)]
+    assert [h["active/epochs_trained"] for h in callback.history] == trained
 
 
 def test_without_restoring_the_last_weights_are_scored(tmp_path, monkeypatch):
