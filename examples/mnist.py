@@ -186,7 +186,7 @@ class MnistCNN(DigitsCNN):
         self.net = gal_cnn(image_size)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam; with ``weight_decay=c``, an L2 penalty of ``c / |D_L|`` on the dense layers' weights (Gal et al.).
+        """Adam; with ``weight_decay=c``, a loss term ``c / |D_L| * ||w||^2`` on the dense layers' weights (Gal et al.).
 
         The penalty is the prior of the MC-Dropout posterior: it weighs less as D_L grows, and the callback re-creates
         the optimizer after every step, so each step reads the current labelled-set size.
@@ -195,7 +195,8 @@ class MnistCNN(DigitsCNN):
         labelled = datamodule.num_labelled if isinstance(datamodule, ActiveDataModule) else 1
         dense = [m.weight for m in self.net if isinstance(m, nn.Linear)]
         others = [p for p in self.parameters() if all(p is not w for w in dense)]
-        groups = [{"params": dense, "weight_decay": self.hparams.weight_decay / labelled}, {"params": others}]
+        # Adam's `weight_decay` adds `decay * w` to the gradient, the gradient of `decay / 2 * ||w||^2`.
+        groups = [{"params": dense, "weight_decay": 2 * self.hparams.weight_decay / labelled}, {"params": others}]
         return torch.optim.Adam(groups, lr=self.hparams.lr)
 
     def mc_split(self) -> tuple[nn.Module, nn.Module]:

@@ -11,7 +11,12 @@ from lightning_bal.heuristics import BALD
 from tests.helpers.models import DropoutClassifier
 from tests.helpers.runs import make_datamodule
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # A gloo peer that closes its connection while the other process tears down aborts it now and then (Lightning's
+    # own ddp_spawn tests see the same); only that is retried, never a failed assertion.
+    pytest.mark.flaky(reruns=2, only_rerun=["terminated with signal SIGABRT"]),
+]
 
 
 class RankNoisyBALD(BALD):
