@@ -8,17 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from benchmarks import label_efficiency
 from examples import cli, mnist
 from examples.digits_quickstart import area_under_curve
 from examples.mnist import MNIST_ENV, MnistCNN, gal_cnn, load_mnist, read_idx
+from lightning_bal import ActiveDataModule
 from lightning_bal.mc.split import split_module
 from tests.examples.idx_files import REPO, write_idx
 
@@ -98,6 +101,19 @@ def test_mnist_cnn_lets_the_mc_engine_share_the_convolutions():
     torch.testing.assert_close(head(features(inputs)), model(inputs))
     # Flat layers: the engine can run everything before the first dropout once per item instead of K times.
     assert split_module(model).layers == list(model.net)
+
+
+@pytest.mark.parametrize("labelled", [20, 50])
+def test_mnist_cnn_weight_decay_shrinks_as_the_labelled_set_grows(labelled):
+    model = MnistCNN(weight_decay=3.5)
+    data = TensorDataset(torch.zeros(60, 1, 28, 28), torch.arange(60) % 10)
+    model.trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    model.trainer.datamodule = ActiveDataModule(data, initial_labels=labelled, seed=0)
+    decayed, other = model.configure_optimizers().param_groups
+    assert decayed["weight_decay"] == pytest.approx(2 * 3.5 / labelled)
+    assert [p.shape for p in decayed["params"]] == [(128, 32 * 11 * 11), (10, 128)]
+    assert other["weight_decay"] == 0
+    assert len(decayed["params"]) + len(other["params"]) == len(list(model.parameters()))
 
 
 # ---------------------------------------------------------------- the examples, reduced
