@@ -205,7 +205,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=3, help="epochs without improvement that end a step")
     parser.add_argument("--max-epochs-per-step", type=int, default=30, help="with --val-size")
     parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset (0: whole pool)")
-    parser.add_argument("--pool-size", type=int, default=None, help="D_U: a fixed random subset of the training split")
+    parser.add_argument(
+        "--pool-size", type=int, default=None, help="D_L and D_U: a fixed random subset of the training split"
+    )
     parser.add_argument("--weight-decay", type=float, default=0.0, help="MNIST: L2 of c / |D_L| on dense weights")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=Path("outputs/label_efficiency"))
@@ -234,6 +236,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
     for spec in args.heuristics:
         if spec.partition("+")[2] not in ("", "lure"):
             raise ValueError(f"Expected a heuristic name, optionally with `+lure`, but got {spec!r}.")
+        if spec.endswith("+lure") and (args.initial != "random" or args.max_pool_size):
+            raise ValueError(
+                f"{spec!r} needs every label drawn with a known probability: `--initial random --max-pool-size 0`."
+            )
+    if args.weight_decay and args.dataset != "mnist":
+        raise ValueError("`--weight-decay` applies to the MNIST model only.")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

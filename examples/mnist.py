@@ -188,8 +188,9 @@ class MnistCNN(DigitsCNN):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam; with ``weight_decay=c``, a loss term ``c / |D_L| * ||w||^2`` on the dense layers' weights (Gal et al.).
 
-        The penalty is the prior of the MC-Dropout posterior: it weighs less as D_L grows, and the callback re-creates
-        the optimizer after every step, so each step reads the current labelled-set size.
+        The penalty is the prior of the MC-Dropout posterior: it weighs less as D_L grows. The callback re-creates the
+        optimizer after every step when it resets the weights (``reset_weights=True``, as here), so each step reads the
+        current labelled-set size.
         """
         datamodule = getattr(self.trainer, "datamodule", None)
         labelled = datamodule.num_labelled if isinstance(datamodule, ActiveDataModule) else 1
@@ -244,7 +245,7 @@ def active_learning_run(
 
     ``val_size > 0`` holds out that many training samples to train each step to convergence (``monitor="val_acc"``,
     ``patience``, at most ``max_epochs_per_step`` epochs of ``samples_per_epoch``); otherwise each step trains
-    ``epochs_per_step`` epochs. ``pool_size`` restricts D_U to a fixed random subset of the training split.
+    ``epochs_per_step`` epochs. ``pool_size`` restricts D_L and D_U to a fixed random subset of the training split.
     ``risk_weights="lure"`` trains on the LURE-weighted loss (the model's ``training_step`` must use the weight that
     each batch then carries); it needs random initial labels and the whole pool scored (``max_pool_size=None``).
     ``trainer_kwargs`` go to the ``Trainer`` (default ``accelerator="auto", devices=1``); under DDP the figures are

@@ -11,13 +11,14 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchmetrics.functional.classification import multiclass_calibration_error
 from typing_extensions import override
 
-from lightning_bal.callbacks.monitoring import log_step
+from lightning_bal.callbacks.monitoring import log_step, val_figures
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional import weighted_risk
 from lightning_bal.heuristics import Heuristic, get_heuristic
@@ -79,7 +80,8 @@ class ActiveLearningCallback(Callback):
         min_delta: the smallest change of ``monitor`` that counts as an improvement.
         max_epochs_per_step: with ``monitor``, run the step after this many epochs even without convergence.
         restore_best_weights: with ``monitor``, score the pool (and report the step's figures) with the weights of
-            the best validation of the step, as ``ModelCheckpoint``'s best model would.
+            the best validation of the step, as ``ModelCheckpoint``'s best model would. The copy is kept on the CPU
+            and in the callback's checkpoint (one more copy of the weights).
         reset_weights: after each step, reset the model to its weights at fit start and re-create the optimizers
             (the protocol of Gal et al. 2017). The initial weights are kept in the checkpoint.
         label_budget: stop once D_L holds this many samples (the last labelled set is still trained and validated).
@@ -164,6 +166,10 @@ class ActiveLearningCallback(Callback):
         if not min_delta >= 0:
             raise ValueError(f"Expected argument `min_delta` to be non-negative, but got {min_delta}.")
         self.min_delta = float(min_delta)
+        if max_epochs_per_step is not None and monitor is None:
+            raise ValueError(
+                "`max_epochs_per_step` caps the steps that `monitor` ends; without `monitor` use `every_n_epochs`."
+            )
         self.max_epochs_per_step = (
             None if max_epochs_per_step is None else check_positive_int("max_epochs_per_step", max_epochs_per_step)
         )
@@ -174,7 +180,7 @@ class ActiveLearningCallback(Callback):
         self.mc_kwargs = dict(mc_kwargs or {})
         self.log_calibration = bool(log_calibration)
         self.num_targets = check_positive_int("num_targets", num_targets)
-        needs_targets = getattr(heuristic, "needs_targets", False)
+        needs_targets = bool(getattr(heuristic, "needs_targets", False))
         if target_dataset is not None and not needs_targets:
             raise ValueError(
                 f"`target_dataset` is used by target-aware heuristics (EPIG) only, but got {type(heuristic).__name__}."
@@ -294,29 +300,28 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.monitor is None or trainer.sanity_checking:
+        if self.monitor is None or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
         value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
+        # Rank zero's value decides, so every rank runs the step at the same epoch even if the metric is not synced,
+        # and every rank raises together if rank zero has none.
+        broadcast = trainer.strategy.broadcast(None if value is None else float(value), src=0)
+        if broadcast is None:
             available = ", ".join(sorted(trainer.callback_metrics)) or "none"
             raise RuntimeError(
                 f"`ActiveLearningCallback(monitor={self.monitor!r})` found no such metric after validation; the"
                 f" logged metrics are: {available}. Log it with `self.log` in `validation_step`."
             )
-        # Rank zero's value decides, so every rank runs the step at the same epoch even if the metric is not synced.
-        score = float(trainer.strategy.broadcast(float(value), src=0))
+        score = float(broadcast)
         if score != score:
             raise ValueError(f"The monitored metric `{self.monitor}` is NaN: the model diverged.")
         best = self._best_score
         if best is None or (score < best - self.min_delta if self.mode == "min" else score > best + self.min_delta):
             self._best_score, self._wait = score, 0
-            self._best_val_metrics = {
-                name: float(metric)
-                for name, metric in trainer.callback_metrics.items()
-                if name.startswith("val") and isinstance(metric, (Tensor, float, int))
-            }
             if self.restore_best_weights:
-                self._best_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+                self._best_val_metrics = val_figures(trainer.callback_metrics)
+                # On the CPU: the copy must not cost accelerator memory, and is only read back once per step.
+                self._best_weights = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         else:
             self._wait += 1
 
@@ -334,12 +339,13 @@ class ActiveLearningCallback(Callback):
             pl_module.load_state_dict(self._best_weights)
         val_metrics = self._best_val_metrics
         self._best_score, self._wait, self._best_weights, self._best_val_metrics = None, 0, None, None
+        # The figures of the model that scores the pool (scoring does not change it).
+        extra = {"epochs_trained": epochs_trained, **self._evaluations(trainer, pl_module, datamodule)}
         budget_left = self.label_budget - datamodule.num_labelled if self.label_budget is not None else None
         candidates = datamodule.scoring_indices()
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
             # The last labelled set has been trained and validated: its point closes the active learning curve.
-            extra = {"epochs_trained": epochs_trained, **self._evaluations(trainer, pl_module, datamodule)}
             self._log(trainer, datamodule, 0.0, None, None, extra, val_metrics)
             if trainer.strategy.reduce_boolean_decision(True, all=False):
                 rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
@@ -365,7 +371,6 @@ class ActiveLearningCallback(Callback):
             # risk estimates need, so none are recorded.
             probabilities = None
 
-        extra = {"epochs_trained": epochs_trained, **self._evaluations(trainer, pl_module, datamodule)}
         if self.heuristic.needs_predictions:
             self._log(trainer, datamodule, pool_seconds, pool.scores, selected_scores, extra, val_metrics)
         else:
@@ -558,8 +563,11 @@ class ActiveLearningCallback(Callback):
             indices.append(batch_indices)
             log_probs.append(batch_log_probs)
         device = pl_module.device
-        gathered = gather_uneven(trainer.strategy, torch.cat(log_probs).to(device), trainer.world_size)
-        order = torch.argsort(gather_uneven(trainer.strategy, torch.cat(indices).to(device), trainer.world_size))
+        # A rank with no targets (fewer targets than ranks) still joins the gathers, with empty tensors.
+        local_log_probs = torch.cat(log_probs) if log_probs else torch.zeros(0)
+        local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long)
+        gathered = gather_uneven(trainer.strategy, local_log_probs.to(device), trainer.world_size)
+        order = torch.argsort(gather_uneven(trainer.strategy, local_indices.to(device), trainer.world_size))
         self.heuristic.set_targets(gathered[order])  # type: ignore[attr-defined]
 
     def _keep_top(
@@ -647,8 +655,14 @@ def _deterministic_log_probs(pl_module: pl.LightningModule, loader: Any) -> tupl
     with switch_modes(pl_module, lambda _: False), torch.inference_mode():
         for inputs, batch_indices in loader:
             logits = call_module(pl_module, move_data_to_device(inputs, pl_module.device))
+            if logits.ndim != 2:
+                raise ValueError(
+                    "`log_test` and `log_risk` need a classifier with `[batch, classes]` outputs, but the model"
+                    f" returned shape {tuple(logits.shape)}."
+                )
             log_probs.append(logits.float().log_softmax(-1).cpu())
             indices.append(batch_indices)
     if not log_probs:
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0, 0)
+        # An empty shard: `gather_uneven` gives it the class dimension of the other ranks.
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0)
     return torch.cat(indices), torch.cat(log_probs)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-__all__ = ["log_step"]
+__all__ = ["log_step", "val_figures"]
+
+
+def val_figures(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The user's validation figures: the scalar ``val*`` entries of ``trainer.callback_metrics``."""
+    return {
+        name: float(value)
+        for name, value in metrics.items()
+        if name.startswith("val") and isinstance(value, (Tensor, float, int))
+    }
 
 
 def _stats(prefix: str, scores: Tensor) -> dict[str, float]:
@@ -53,11 +65,7 @@ def log_step(
         f"{prefix}/pool_pass_seconds": pool_seconds,
     }
     if val_metrics is None:
-        val_metrics = {
-            name: float(value)
-            for name, value in trainer.callback_metrics.items()
-            if name.startswith("val") and isinstance(value, (Tensor, float, int))
-        }
+        val_metrics = val_figures(trainer.callback_metrics)
     metrics.update({f"{prefix}/{name}": value for name, value in val_metrics.items()})
     metrics.update({f"{prefix}/{name}": value for name, value in (extra or {}).items()})
     if pool_scores is not None:

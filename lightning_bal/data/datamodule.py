@@ -202,7 +202,9 @@ class ActiveDataModule(pl.LightningDataModule):
             targets = getattr(dataset, "targets", None)
         if targets is None:
             return None
-        tensor = torch.as_tensor(np.asarray(targets)).reshape(-1)
+        # A copy, not a view: memory borrowed from numpy or from the dataset's own tensor came back as garbage in
+        # `ddp_spawn` processes (seen as a bincount of ~1e19 classes).
+        tensor = torch.tensor(np.asarray(targets)).reshape(-1)
         if tensor.numel() != size:
             raise ValueError(
                 f"Expected argument `targets` to have one label per sample ({size}), but got {tensor.numel()}."
@@ -558,9 +560,13 @@ class ActiveDataModule(pl.LightningDataModule):
         """Class labels of the validation or test set, read once (``item[1]`` or ``item["target"]``)."""
         if split not in self._eval_targets:
             dataset = self.eval_dataset(split)
-            self._eval_targets[split] = torch.tensor(
-                [int(target_of(dataset[i])) for i in range(len(dataset))],  # type: ignore[arg-type]
-                dtype=torch.long,
+            size = len(dataset)  # type: ignore[arg-type]
+            # A `targets` attribute spares decoding every item just for its label.
+            known = self._resolve_targets(None, dataset, size)
+            self._eval_targets[split] = (
+                known
+                if known is not None
+                else torch.tensor([int(target_of(dataset[i])) for i in range(size)], dtype=torch.long)
             )
         return self._eval_targets[split]
 

@@ -22,18 +22,33 @@ def shard(indices: Tensor, rank: int, world_size: int) -> Tensor:
     return indices[rank::world_size]
 
 
+_MAX_DIMS = 8
+
+
 def gather_uneven(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
     """Concatenate ``tensor`` (rows may differ per rank) from every rank, in rank order, on every rank.
 
     ``strategy.all_gather`` needs equal shapes, so each rank pads its rows to the longest and the padding is dropped
-    after the gather using the gathered lengths. With one process this returns ``tensor`` unchanged.
+    after the gather using the gathered lengths. A rank with no rows may not know the trailing shape (an empty shard
+    never ran the model): it takes that of a rank with rows. With one process this returns ``tensor`` unchanged.
     """
     if world_size == 1:
         return tensor
-    length = torch.tensor([tensor.shape[0]], device=tensor.device)
-    lengths = strategy.all_gather(length).reshape(-1).tolist()
+    if not 1 <= tensor.ndim <= _MAX_DIMS:
+        raise ValueError(f"Expected a tensor with 1 to {_MAX_DIMS} dims to gather, but got {tensor.ndim}.")
+    shape = torch.zeros(_MAX_DIMS + 1, dtype=torch.long, device=tensor.device)
+    shape[0] = tensor.ndim
+    shape[1 : tensor.ndim + 1] = torch.tensor(tensor.shape)
+    shapes = strategy.all_gather(shape).reshape(world_size, -1).tolist()
+    lengths = [rank_shape[1] for rank_shape in shapes]
     longest = max(lengths)
-    padded = tensor.new_zeros((longest, *tensor.shape[1:]))
+    if longest == 0:
+        return tensor
+    reference = next(rank_shape for rank_shape in shapes if rank_shape[1] > 0)
+    trailing = tuple(reference[2 : reference[0] + 1])
+    if tensor.shape[0] == 0:
+        tensor = tensor.new_zeros((0, *trailing))
+    padded = tensor.new_zeros((longest, *trailing))
     padded[: tensor.shape[0]] = tensor
     gathered = strategy.all_gather(padded)
     return torch.cat([gathered[r, :n] for r, n in enumerate(lengths)])

@@ -85,6 +85,37 @@ def test_without_restoring_the_last_weights_are_scored(tmp_path, monkeypatch):
     ((epoch, weights),) = scored
     assert epoch == 3
     assert all(torch.equal(weights[k], model.weights_at[3][k]) for k in weights)
+    assert callback.history[0]["active/val_score"] == pytest.approx(4.2)  # the figures of the scored model
+
+
+def test_rank_zeros_metric_decides(tmp_path, monkeypatch):
+    """The local metric improves every epoch (no step would ever run); the broadcast value of rank zero, constant
+    here, is what counts: with patience 1 the steps run at epochs 1 and 3."""
+    from lightning.pytorch.strategies import SingleDeviceStrategy
+
+    original = SingleDeviceStrategy.broadcast
+
+    def rank_zero_says_constant(self, obj, src=0):
+        return 1.0 if isinstance(obj, float) else original(self, obj, src)
+
+    monkeypatch.setattr(SingleDeviceStrategy, "broadcast", rank_zero_says_constant)
+    scored = record_scored_models(monkeypatch)
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, monitor="val_score", patience=1)
+    model = ScriptedValidation([5, 4, 3, 2])
+    make_trainer(tmp_path, [callback], max_epochs=4).fit(model, datamodule=make_datamodule())
+    assert [epoch for epoch, _ in scored] == [1, 3]
+
+
+def test_validate_outside_fit_leaves_the_convergence_state_alone(tmp_path):
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, monitor="val_score", patience=3)
+    model = ScriptedValidation([5, 4, 6, 7])
+    trainer = make_trainer(tmp_path, [callback], max_epochs=3)
+    dm = make_datamodule()
+    trainer.fit(model, datamodule=dm)
+    state = (callback._best_score, callback._wait)
+    model.values = [0.0] * 10
+    trainer.validate(model, datamodule=dm, verbose=False)
+    assert (callback._best_score, callback._wait) == state == (4.0, 1)
 
 
 def test_a_metric_that_is_not_logged_is_a_clear_error(tmp_path):
@@ -111,6 +142,7 @@ def test_a_nan_metric_fails_the_step_and_labels_nothing(tmp_path):
         ({"monitor": "val_loss", "patience": 0}, "`patience` to be a positive integer"),
         ({"monitor": "val_loss", "min_delta": -1.0}, "`min_delta` to be non-negative"),
         ({"monitor": "val_loss", "max_epochs_per_step": 0}, "`max_epochs_per_step` to be a positive integer"),
+        ({"max_epochs_per_step": 5}, "without `monitor` use `every_n_epochs`"),
         ({"target_dataset": blobs(10)}, "target-aware heuristics"),
     ],
 )

@@ -1,14 +1,17 @@
 """DDP for real on CPU (gloo): two processes, each scoring its own shard of the pool."""
 
+from datetime import timedelta
+
 import lightning.pytorch as pl
 import pytest
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.heuristics import BALD
-from tests.helpers.models import DropoutClassifier
+from tests.helpers.models import DropoutClassifier, blobs
 from tests.helpers.runs import make_datamodule
 
 pytestmark = [
@@ -72,21 +75,32 @@ class WriteResult(Callback):
 
 
 class RankDependentValidation(DropoutClassifier):
-    """Logs an unsynced ``val_score`` that improves every epoch on rank 0 and never on rank 1."""
+    """Logs an unsynced ``val_score`` that never improves on rank 0 and improves every epoch on rank 1."""
 
     def validation_step(self, batch, batch_idx):
         super().validation_step(batch, batch_idx)
-        self.log("val_score", float(-self.current_epoch) if self.global_rank == 0 else 1.0)
+        self.log("val_score", 1.0 if self.global_rank == 0 else float(-self.current_epoch))
 
 
-def _fit(tmp_path, heuristic, devices, name, lr=0.05, model_cls=DropoutClassifier, max_epochs=3, **callback_kwargs):
+def _fit(
+    tmp_path,
+    heuristic,
+    devices,
+    name,
+    lr=0.05,
+    model_cls=DropoutClassifier,
+    max_epochs=3,
+    datamodule_kwargs=None,
+    **callback_kwargs,
+):
     pl.seed_everything(0)
-    dm = make_datamodule(n=91, batch_size=8)  # 85 in the pool: uneven shards
+    dm = make_datamodule(n=91, batch_size=8, **(datamodule_kwargs or {}))  # 85 in the pool: uneven shards
     callback = ActiveLearningCallback(heuristic, query_size=4, iterations=6, seed=7, **callback_kwargs)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=devices,
-        strategy="ddp_spawn" if devices > 1 else "auto",
+        # Ranks that disagree would wait for each other forever: fail after two minutes instead.
+        strategy=DDPStrategy(start_method="spawn", timeout=timedelta(seconds=120)) if devices > 1 else "auto",
         max_epochs=max_epochs,
         callbacks=[AssertRanksAgree(), callback, WriteResult(tmp_path / name)]
         if devices > 1
@@ -107,7 +121,7 @@ def test_ranks_that_disagree_still_label_the_same_samples(tmp_path):
 
 
 def test_ranks_with_different_metrics_end_each_step_at_the_same_epoch(tmp_path):
-    """Rank 1 alone would run a step after every epoch; rank 0's metric decides, so both step at epochs 1 and 3."""
+    """Rank 1 alone would never run a step; rank 0's metric decides, so both step at epochs 1 and 3."""
     acquired = _fit(
         tmp_path,
         "bald",
@@ -117,9 +131,22 @@ def test_ranks_with_different_metrics_end_each_step_at_the_same_epoch(tmp_path):
         max_epochs=4,
         monitor="val_score",
         patience=1,
-        max_epochs_per_step=2,
     )
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4]
+
+
+def test_a_rank_with_an_empty_shard_still_joins_the_gathers(tmp_path):
+    """One EPIG target and one test sample for two ranks: rank 1 has nothing to predict in either pass."""
+    acquired = _fit(
+        tmp_path,
+        "epig",
+        2,
+        "empty_shards.pt",
+        num_targets=1,
+        log_test=True,
+        datamodule_kwargs={"test_dataset": blobs(1, seed=3)},
+    )
+    assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
 
 
 @pytest.mark.parametrize("heuristic", ["bald", "batchbald"])

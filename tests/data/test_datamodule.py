@@ -354,3 +354,20 @@ def test_labelled_targets_read_from_items_when_no_targets_are_given():
     regression = ActiveDataModule(TensorDataset(torch.randn(5, 2), torch.randn(5)), seed=0)
     regression.label([0])
     assert regression.labelled_targets() is None
+
+
+def _check_targets_in_child(rank, datamodule, num_classes):
+    targets = datamodule.labelled_targets()
+    assert targets is not None
+    assert 0 <= int(targets.min()) <= int(targets.max()) < num_classes, f"rank {rank} read {targets.tolist()}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("as_numpy", [False, True])
+def test_targets_survive_the_trip_to_spawned_processes(as_numpy):
+    """`ddp_spawn` sends the datamodule to its processes through shared memory; targets that borrowed the memory of
+    the dataset's tensor (or of a numpy array) used to arrive there as garbage."""
+    dataset = blobs(91)
+    targets = dataset.targets.numpy() if as_numpy else dataset.targets
+    dm = ActiveDataModule(dataset, targets=targets, initial_labels=30, seed=0)
+    torch.multiprocessing.spawn(_check_targets_in_child, args=(dm, 3), nprocs=2)

@@ -209,9 +209,18 @@ def test_benchmark_trains_to_convergence_and_reports_weighted_risks(tiny_mnist, 
     assert "| epig | 3 |" in table
 
 
-def test_benchmark_refuses_an_unknown_weighting(tiny_mnist):
-    with pytest.raises(ValueError, match="optionally with `\\+lure`"):
-        label_efficiency.main(["--data", str(tiny_mnist), "--heuristics", "bald+fair"])
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--heuristics", "bald+fair"], "optionally with `\\+lure`"),
+        (["--heuristics", "power_bald+lure"], "--initial random --max-pool-size 0"),
+        (["--heuristics", "power_bald+lure", "--initial", "random"], "--initial random --max-pool-size 0"),
+        (["--dataset", "digits", "--weight-decay", "3.5"], "MNIST model only"),
+    ],
+)
+def test_benchmark_refuses_bad_options_before_training(tiny_mnist, argv, match):
+    with pytest.raises(ValueError, match=match):
+        label_efficiency.main(["--data", str(tiny_mnist), *argv])
 
 
 @pytest.mark.slow
