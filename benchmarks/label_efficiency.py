@@ -48,6 +48,7 @@ __all__ = [
     "main",
     "parse_args",
     "plot_curves",
+    "read_results",
     "risk_table",
     "summary_table",
 ]
@@ -119,37 +120,50 @@ def summary_table(results: dict[str, dict[int, Curve]], initial_labels: int) -> 
 def risk_table(histories: dict[str, dict[int, list[dict[str, float]]]]) -> str:
     """A markdown table: the plain and LURE-weighted mean NLL over D_L against the test NLL, averaged over steps.
 
-    Each cell is the mean over every step of every seed (the LURE column over the steps that have it: every label drawn
-    with a known probability). The gaps say how far each estimate of the risk over D_L lies below the model's risk
-    on the test set.
+    The means run over the steps of every seed at which every label had been drawn with a known probability (random
+    initial labels, then a stochastic heuristic over the whole pool), so the three columns describe the same models;
+    a heuristic with no such step is averaged over all its steps, without the LURE columns. The gaps say how far
+    each estimate of the risk over D_L lies below the model's risk on the test set.
 
     Example:
-        >>> steps = [{"active/train_nll_mean": 0.1, "active/train_nll_lure": 0.3, "active/test_nll": 0.5}]
+        >>> steps = [{"active/train_nll_mean": 0.1, "active/train_nll_lure": 0.3, "active/test_nll": 0.5},
+        ...          {"active/train_nll_mean": 0.2, "active/test_nll": 0.4}]
         >>> print(risk_table({"power_bald": {0: steps}}).splitlines()[2])
-        | power_bald | 1 | 0.1000 | 0.3000 | 0.5000 | 0.4000 | 0.2000 |
+        | power_bald | 1 / 2 | 0.1000 | 0.3000 | 0.5000 | 0.4000 | 0.2000 |
     """
     rows = [
-        "| heuristic | steps | plain NLL over D_L | LURE NLL over D_L | test NLL | test - plain | test - LURE |\n|"
-        + " --- |" * 7
+        "| heuristic | steps with LURE / all | plain NLL over D_L | LURE NLL over D_L | test NLL | test - plain |"
+        " test - LURE |\n|" + " --- |" * 7
     ]
     for name, by_seed in histories.items():
         steps = [step for history in by_seed.values() for step in history]
-        plain = [step["active/train_nll_mean"] for step in steps]
-        test = [step["active/test_nll"] for step in steps]
-        weighted = [(s["active/train_nll_lure"], s["active/test_nll"]) for s in steps if "active/train_nll_lure" in s]
-        lure = f"{statistics.mean(w for w, _ in weighted):.4f}" if weighted else "-"
-        lure_gap = f"{statistics.mean(t - w for w, t in weighted):.4f}" if weighted else "-"
+        weighted = [step for step in steps if "active/train_nll_lure" in step]
+        used = weighted or steps
+        plain = statistics.mean(step["active/train_nll_mean"] for step in used)
+        test = statistics.mean(step["active/test_nll"] for step in used)
+        lure = statistics.mean(step["active/train_nll_lure"] for step in weighted) if weighted else None
         cells = [
             name,
-            str(len(steps)),
-            f"{statistics.mean(plain):.4f}",
-            lure,
-            f"{statistics.mean(test):.4f}",
-            f"{statistics.mean(t - p for p, t in zip(plain, test, strict=True)):.4f}",
-            lure_gap,
+            f"{len(weighted)} / {len(steps)}",
+            f"{plain:.4f}",
+            "-" if lure is None else f"{lure:.4f}",
+            f"{test:.4f}",
+            f"{test - plain:.4f}",
+            "-" if lure is None else f"{test - lure:.4f}",
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def read_results(path: Path) -> dict[str, dict[int, list[dict[str, float]]]]:
+    """The per-step figures of a ``results.csv`` written by :func:`main`, by heuristic and seed."""
+    histories: dict[str, dict[int, list[dict[str, float]]]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            figures = {"active/num_labelled": float(row["labelled"])}
+            figures.update({key: float(row[column]) for column, key in _CSV_COLUMNS.items() if row.get(column)})
+            histories.setdefault(row["heuristic"], {}).setdefault(int(row["seed"]), []).append(figures)
+    return histories
 
 
 def plot_curves(results: dict[str, dict[int, Curve]], path: Path, title: str) -> None:
@@ -211,6 +225,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.0, help="MNIST: L2 of c / |D_L| on dense weights")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=Path("outputs/label_efficiency"))
+    parser.add_argument(
+        "--from-csv", type=Path, default=None, help="write the plot and tables of an earlier results.csv; run nothing"
+    )
     return parser.parse_args(argv)
 
 
@@ -245,6 +262,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.from_csv is not None:
+        histories = read_results(args.from_csv)
+        return _report(args, histories, f"Figures read from {args.from_csv}.")
     csv_path = args.out / "results.csv"
     with csv_path.open("w", newline="") as handle:
         csv.writer(handle).writerow(["heuristic", "seed", "labelled", *_CSV_COLUMNS])
@@ -252,7 +272,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
         DigitsCNN if args.dataset == "digits" else functools.partial(MnistCNN, weight_decay=args.weight_decay)
     )
     datasets = _datasets(args)
-    results: dict[str, dict[int, Curve]] = {spec: {} for spec in args.heuristics}
     histories: dict[str, dict[int, list[dict[str, float]]]] = {spec: {} for spec in args.heuristics}
     start = time.perf_counter()
     for seed in args.seeds:
@@ -281,8 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
                 risk_weights="lure" if weighting else None,
             )
             histories[name][seed] = history
-            curve = [(int(h["active/num_labelled"]), float(h["active/test_acc"])) for h in history]
-            results[name][seed] = curve
+            curve = _curve(history)
             # Appended run by run, so an interrupted benchmark keeps what it measured.
             with csv_path.open("a", newline="") as handle:
                 csv.writer(handle).writerows(
@@ -295,14 +313,28 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
                 flush=True,
             )
     elapsed = time.perf_counter() - start
-    title = f"{args.dataset}: query size {args.query_size}, K={args.iterations}, {len(args.seeds)} seeds"
+    return _report(args, histories, f"Total time {elapsed:.0f} s on {_device_name()}.")
+
+
+def _curve(history: list[dict[str, float]]) -> Curve:
+    return [(int(h["active/num_labelled"]), float(h["active/test_acc"])) for h in history]
+
+
+def _report(
+    args: argparse.Namespace, histories: dict[str, dict[int, list[dict[str, float]]]], footer: str
+) -> dict[str, dict[int, Curve]]:
+    """Write ``curves.png`` and ``table.md`` into ``args.out`` and print the tables; returns the curves."""
+    results = {
+        name: {seed: _curve(history) for seed, history in by_seed.items()} for name, by_seed in histories.items()
+    }
+    seeds = len({seed for by_seed in histories.values() for seed in by_seed})
+    title = f"{args.dataset}: query size {args.query_size}, K={args.iterations}, {seeds} seeds"
     plot_curves(results, args.out / "curves.png", title)
     table = f"{summary_table(results, args.initial_labels)}\n\n{risk_table(histories)}"
     settings = ", ".join(f"{key}={value}" for key, value in vars(args).items())
-    report = f"{table}\n\nSettings: {settings}.\n\nTotal time {elapsed:.0f} s on {_device_name()}.\n"
-    (args.out / "table.md").write_text(report)
+    (args.out / "table.md").write_text(f"{table}\n\nSettings: {settings}.\n\n{footer}\n")
     print(table)
-    print(f"Wrote {csv_path}, {args.out / 'curves.png'} and {args.out / 'table.md'} ({elapsed:.0f} s).")
+    print(f"Wrote {args.out / 'curves.png'} and {args.out / 'table.md'}. {footer}")
     return results
 
 
