@@ -109,7 +109,12 @@ def mc_moments(
         if variance_N_C_R is not None:
             torch.var(probs_b, 1, correction=0, out=variance_N_C_R[start : start + chunk])
         if sum_nats_N_R is not None:
-            torch.sum(probs_b.mul_(log_probs_b), (1, 2), out=sum_nats_N_R[start : start + chunk])
+            nats_b = sum_nats_N_R[start : start + chunk]
+            torch.sum(probs_b.mul_(log_probs_b), (1, 2), out=nats_b)
+            if nats_b.isnan().any():
+                # A -inf log-prob is an exact zero and contributes 0 log 0 = 0 (as in torch.xlogy), not 0 * -inf. Only
+                # chunks that hit one pay for the second pass; NaN inputs are caught by the mass check.
+                torch.sum(probs_b.nan_to_num_(nan=0.0, posinf=float("inf")), (1, 2), out=nats_b)
 
     if validate_args and num_items > 0:
         check_mass(sum_probs_N_C_R.sum(), num_items * num_samples * rest, log_probs)

@@ -165,9 +165,12 @@ def test_zero_probabilities_contribute_nothing():
     log_probs[:, :, 0] = float("-inf")
     log_probs[:, 1:, 1] = float("-inf")
     log_probs = log_probs.log_softmax(2)
-    mean = log_probs.exp().mean(1)
-    expected = -torch.xlogy(mean, mean).sum(1).mean(1)
-    torch.testing.assert_close(entropy(log_probs), expected)
+    probs = log_probs.exp()
+    mean = probs.mean(1)
+    expected_entropy = -torch.xlogy(mean, mean).sum(1).mean(1)
+    torch.testing.assert_close(entropy(log_probs), expected_entropy)
+    mean_entropy = -torch.xlogy(probs, probs).sum(2).mean(1).mean(1)
+    torch.testing.assert_close(bald(log_probs), expected_entropy - mean_entropy)
 
 
 def test_large_finite_scores_are_not_reported_as_non_finite():
