@@ -16,9 +16,10 @@ import os
 import time
 from collections.abc import Callable
 
-# On 2 shared cores, OpenMP threads that spin after each parallel region steal the core the next library needs
-# (measured: our entropy 18-1000 ms right after Baal's numpy calls, 6-9 ms alone). Sleeping waits are fair to both.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The OpenMP wait policy is left to the runtime (GNU OpenMP spins briefly, then sleeps): that is what users get.
+# `OMP_WAIT_POLICY=PASSIVE` (sleep at once) changed none of Baal's figures on an idle machine but made every short
+# torch op pay a thread wake-up (our entropy 9.1 ms instead of 5.6); on a machine shared with other jobs, spinning
+# threads of either library can steal the other's core, so compare only runs made under the same load.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
