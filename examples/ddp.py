@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 from examples.digits_quickstart import DigitsCNN, digits
 from examples.mnist import active_learning_curve
 
@@ -54,8 +56,12 @@ def main(argv: list[str] | None = None) -> list[tuple[int, float]]:
         devices=args.devices,
         strategy="ddp",
     )
+    # Lightning leaves the process group open; closing it lets each rank's gloo threads finish before the interpreter
+    # exits (a rank could otherwise abort at exit: "terminate called without an active exception").
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     if curve:
-        print(f"{args.heuristic} on {args.devices} devices, (labelled, val_acc):")
+        print(f"{args.heuristic} on {args.devices} devices, (labelled, test accuracy):")
         print(", ".join(f"({n}, {acc:.3f})" for n, acc in curve))
     return curve
 

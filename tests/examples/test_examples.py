@@ -142,6 +142,8 @@ def test_cli_example_with_the_yaml_config(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+# A gloo thread still running at interpreter exit aborts a rank after a completed run, now and then; only that retries.
+@pytest.mark.flaky(reruns=2, only_rerun=["terminate called without an active exception"])
 def test_ddp_example_on_two_cpu_processes():
     argv = ["--accelerator", "cpu", "--devices", "2", "--budget", "40", "--iterations", "3"]
     argv += ["--epochs-per-step", "1", "--samples-per-epoch", "128"]
