@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from examples.digits_quickstart import DigitsCNN, area_under_curve, digits
-from examples.mnist import MnistCNN, active_learning_run, load_mnist
+from examples.mnist import MnistCNN, active_learning_run, add_protocol_args, load_mnist
 
 __all__ = [
     "GAL_2017",
@@ -208,17 +208,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="registry names; `name+lure` trains on the LURE-weighted loss",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--initial-labels", type=int, default=20)
+    add_protocol_args(parser)
     parser.add_argument("--initial", choices=["balanced", "random"], default="balanced", help="how D_L starts")
-    parser.add_argument("--query-size", type=int, default=10)
-    parser.add_argument("--budget", type=int, default=300, help="stop once this many samples are labelled")
-    parser.add_argument("--iterations", type=int, default=20, help="MC samples K (the papers used 100)")
-    parser.add_argument("--epochs-per-step", type=int, default=5)
-    parser.add_argument("--samples-per-epoch", type=int, default=2048)
-    parser.add_argument("--val-size", type=int, default=0, help="train each step to convergence on this validation")
-    parser.add_argument("--patience", type=int, default=3, help="epochs without improvement that end a step")
-    parser.add_argument("--max-epochs-per-step", type=int, default=30, help="with --val-size")
-    parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset (0: whole pool)")
     parser.add_argument(
         "--pool-size", type=int, default=None, help="D_L and D_U: a fixed random subset of the training split"
     )

@@ -44,6 +44,7 @@ __all__ = [
     "MnistCNN",
     "active_learning_curve",
     "active_learning_run",
+    "add_protocol_args",
     "gal_cnn",
     "load_mnist",
     "main",
@@ -311,11 +312,8 @@ def active_learning_curve(
     return [(int(h["active/num_labelled"]), float(h["active/test_acc"])) for h in history]
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command-line options (``--help`` lists them)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None, help=f"folder of the IDX files (default: ${MNIST_ENV})")
-    parser.add_argument("--heuristics", nargs="+", default=["bald", "random"])
+def add_protocol_args(parser: argparse.ArgumentParser) -> None:
+    """The options of :func:`active_learning_run` that the example and the label-efficiency benchmark share."""
     parser.add_argument("--initial-labels", type=int, default=20)
     parser.add_argument("--query-size", type=int, default=10)
     parser.add_argument("--budget", type=int, default=300, help="stop once this many samples are labelled")
@@ -324,7 +322,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples-per-epoch", type=int, default=2048)
     parser.add_argument("--val-size", type=int, default=0, help="train each step to convergence on this validation")
     parser.add_argument("--patience", type=int, default=3, help="epochs without improvement that end a step")
-    parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset per step")
+    parser.add_argument("--max-epochs-per-step", type=int, default=30, help="with --val-size")
+    parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset (0: whole pool)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line options (``--help`` lists them)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None, help=f"folder of the IDX files (default: ${MNIST_ENV})")
+    parser.add_argument("--heuristics", nargs="+", default=["bald", "random"])
+    add_protocol_args(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("outputs/mnist"))
     return parser.parse_args(argv)
@@ -352,7 +359,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[int, float]]]:
             samples_per_epoch=args.samples_per_epoch,
             val_size=args.val_size,
             patience=args.patience,
-            max_pool_size=args.max_pool_size,
+            max_epochs_per_step=args.max_epochs_per_step,
+            max_pool_size=args.max_pool_size or None,
         )
         labels, accuracy = curves[heuristic][-1]
         print(
