@@ -30,9 +30,10 @@ from lightning_bal.utilities.distributed import gather_uneven, shard
 
 __all__ = ["ActiveLearningCallback"]
 
-# Distinct streams for the pool's MC masks, the heuristic's own sampling and the validation MC pass, all derived
-# from (seed, step) so that every rank, and a resumed run, draws the same.
+# Distinct streams for the pool's MC masks, the heuristic's own sampling and the validation and test MC passes, all
+# derived from (seed, step) so that every rank, and a resumed run, draws the same.
 _MC_SALT, _SELECT_SALT, _CALIBRATION_SALT, _TARGET_SALT = 0x5EED_0001, 0x5EED_0002, 0x5EED_0003, 0x5EED_0004
+_TEST_SALT = 0x5EED_0005
 
 
 def _derive_seed(seed: int, step: int, salt: int) -> int:
@@ -103,6 +104,10 @@ class ActiveLearningCallback(Callback):
         log_calibration: at each step, also run the MC pass over the validation set and log the expected calibration
             error (torchmetrics, 15 bins) and the accuracy of the MC-averaged predictions (``active/val_mc_ece``,
             ``active/val_mc_acc``). Costs one more MC pass, over the validation set, per step.
+        log_test_mc: at each step, log the accuracy and mean negative log-likelihood of the MC-averaged predictions
+            (the mean of the ``iterations`` MC probabilities, as Kirsch et al. 2019 report test accuracy) on the
+            datamodule's ``test_dataset`` (``active/test_mc_acc``, ``active/test_mc_nll``). One MC pass over it per
+            step.
 
     Example:
         >>> import lightning.pytorch as pl
@@ -136,6 +141,7 @@ class ActiveLearningCallback(Callback):
         target_dataset: Dataset | None = None,
         log_risk: bool = False,
         log_test: bool = False,
+        log_test_mc: bool = False,
     ) -> None:
         if isinstance(heuristic, str):
             heuristic = get_heuristic(heuristic)
@@ -188,6 +194,7 @@ class ActiveLearningCallback(Callback):
         self.target_dataset = target_dataset
         self.log_risk = bool(log_risk)
         self.log_test = bool(log_test)
+        self.log_test_mc = bool(log_test_mc)
         needs_fixed_models = heuristic.batch_aware or needs_targets
         if needs_fixed_models and self.mc_kwargs.get("consistent_masks") is False:
             raise ValueError(
@@ -234,7 +241,9 @@ class ActiveLearningCallback(Callback):
         if stage != "fit":
             return
         datamodule = self._datamodule(trainer)
-        if (self.heuristic.needs_predictions or self.log_calibration) and not self.mc_kwargs.get("dropconnect"):
+        if (self.heuristic.needs_predictions or self.log_calibration or self.log_test_mc) and not self.mc_kwargs.get(
+            "dropconnect"
+        ):
             check_stochastic_layers(pl_module)
         if self.log_calibration and datamodule.val_dataset is None:
             raise ValueError("`log_calibration=True` needs a `val_dataset` in the `ActiveDataModule`, but it has none.")
@@ -242,8 +251,9 @@ class ActiveLearningCallback(Callback):
             raise ValueError(
                 f"`monitor={self.monitor!r}` needs a `val_dataset` in the `ActiveDataModule`, but it has none."
             )
-        if self.log_test and datamodule.test_dataset is None:
-            raise ValueError("`log_test=True` needs a `test_dataset` in the `ActiveDataModule`, but it has none.")
+        for name in ("log_test", "log_test_mc"):
+            if getattr(self, name) and datamodule.test_dataset is None:
+                raise ValueError(f"`{name}=True` needs a `test_dataset` in the `ActiveDataModule`, but it has none.")
         self._configure_dataloader_reload(trainer)
         if self.max_pool_size is not None:
             datamodule.max_pool_size = self.max_pool_size
@@ -417,6 +427,7 @@ class ActiveLearningCallback(Callback):
             **self._calibration(trainer, pl_module, datamodule),
             **self._risk(trainer, pl_module, datamodule),
             **self._test(trainer, pl_module, datamodule),
+            **self._test_mc(trainer, pl_module, datamodule),
         }
 
     def _test(
@@ -444,13 +455,40 @@ class ActiveLearningCallback(Callback):
         """ECE and accuracy of the MC-averaged predictions on the validation set (sharded like the pool)."""
         if not self.log_calibration:
             return {}
+        probs, targets = self._mc_mean_probs(trainer, pl_module, datamodule, "val", _CALIBRATION_SALT)
+        ece = multiclass_calibration_error(probs, targets, num_classes=probs.shape[-1], n_bins=15)
+        accuracy = (probs.argmax(-1) == targets).float().mean()
+        return {"val_mc_ece": float(ece), "val_mc_acc": float(accuracy)}
+
+    def _test_mc(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule
+    ) -> dict[str, float]:
+        """Accuracy and mean NLL of the MC-averaged predictions on the test set (sharded like the pool)."""
+        if not self.log_test_mc:
+            return {}
+        probs, targets = self._mc_mean_probs(trainer, pl_module, datamodule, "test", _TEST_SALT)
+        # The mean of K float32 probabilities can underflow to 0 on a confidently wrong item; one such item would make
+        # the mean NLL infinite, so it counts as -log(1e-12) instead.
+        nll = -probs.gather(1, targets[:, None]).double().clamp_min(1e-12).log().mean()
+        accuracy = (probs.argmax(-1) == targets).double().mean()
+        return {"test_mc_acc": float(accuracy), "test_mc_nll": float(nll)}
+
+    def _mc_mean_probs(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        datamodule: ActiveDataModule,
+        split: Literal["val", "test"],
+        salt: int,
+    ) -> tuple[Tensor, Tensor]:
+        """``(probabilities averaged over the K MC samples, targets)`` of a split, gathered from every rank."""
         world_size = trainer.world_size
-        val_dataset = datamodule.eval_dataset("val")
-        local = shard(torch.arange(len(val_dataset)), trainer.global_rank, world_size)  # type: ignore[arg-type]
-        seed = _derive_seed(int(self.seed or 0), self.steps_done, _CALIBRATION_SALT)
+        dataset = datamodule.eval_dataset(split)
+        local = shard(torch.arange(len(dataset)), trainer.global_rank, world_size)  # type: ignore[arg-type]
+        seed = _derive_seed(int(self.seed or 0), self.steps_done, salt)
         indices, probs = [], []
         for batch_indices, log_probs in mc_batches(
-            pl_module, datamodule.inputs_dataloader(val_dataset, local), self.iterations, seed=seed, **self.mc_kwargs
+            pl_module, datamodule.inputs_dataloader(dataset, local), self.iterations, seed=seed, **self.mc_kwargs
         ):
             indices.append(batch_indices)
             probs.append(log_probs.exp().mean(1))
@@ -460,10 +498,7 @@ class ActiveLearningCallback(Callback):
         local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long, device=device)
         all_probs = gather_uneven(trainer.strategy, local_probs.to(device), world_size).cpu()
         all_indices = gather_uneven(trainer.strategy, local_indices.to(device), world_size).cpu()
-        targets = datamodule.eval_targets("val")[all_indices]
-        ece = multiclass_calibration_error(all_probs, targets, num_classes=all_probs.shape[-1], n_bins=15)
-        accuracy = (all_probs.argmax(-1) == targets).float().mean()
-        return {"val_mc_ece": float(ece), "val_mc_acc": float(accuracy)}
+        return all_probs, datamodule.eval_targets(split)[all_indices]
 
     def _risk(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule

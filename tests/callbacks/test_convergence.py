@@ -155,7 +155,8 @@ def test_bad_arguments_fail_at_construction(kwargs, match):
     ("kwargs", "datamodule_kwargs", "match"),
     [
         ({"monitor": "val_loss"}, {"val": False}, "needs a `val_dataset`"),
-        ({"log_test": True}, {}, "needs a `test_dataset`"),
+        ({"log_test": True}, {}, "`log_test=True` needs a `test_dataset`"),
+        ({"log_test_mc": True}, {}, "`log_test_mc=True` needs a `test_dataset`"),
     ],
 )
 def test_missing_datasets_are_refused_at_setup(tmp_path, kwargs, datamodule_kwargs, match):
@@ -178,6 +179,24 @@ def test_test_figures_are_those_of_the_scored_model(tmp_path):
     (figures,) = callback.history
     assert figures["active/test_acc"] == pytest.approx((logits.argmax(-1) == targets).float().mean().item())
     assert figures["active/test_nll"] == pytest.approx(F.cross_entropy(logits, targets).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("p", [1e-9, 0.3])
+def test_mc_test_figures_average_the_mc_predictions(tmp_path, p):
+    """With dropout all but off the K MC samples are the deterministic model: the MC figures equal the plain ones.
+    With real dropout they are the figures of a different (averaged) predictive distribution."""
+    pl.seed_everything(0)
+    dm = make_datamodule(test_dataset=blobs(40, seed=4), eval_batch_size=7)
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=8, seed=0, log_test=True, log_test_mc=True)
+    make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(p=p, hidden=64), datamodule=dm)
+    (figures,) = callback.history
+    if p < 1e-6:
+        assert figures["active/test_mc_acc"] == pytest.approx(figures["active/test_acc"])
+        assert figures["active/test_mc_nll"] == pytest.approx(figures["active/test_nll"], rel=1e-5)
+    else:
+        assert figures["active/test_mc_nll"] != pytest.approx(figures["active/test_nll"], rel=1e-3)
+        assert 0.0 < figures["active/test_mc_nll"] < 10.0
+        assert 0.0 <= figures["active/test_mc_acc"] <= 1.0
 
 
 def test_epig_draws_its_targets_from_the_given_dataset(tmp_path, monkeypatch):

@@ -144,6 +144,7 @@ def test_a_rank_with_an_empty_shard_still_joins_the_gathers(tmp_path):
         "empty_shards.pt",
         num_targets=1,
         log_test=True,
+        log_test_mc=True,
         datamodule_kwargs={"test_dataset": blobs(1, seed=3)},
     )
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
