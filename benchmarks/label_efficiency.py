@@ -248,8 +248,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
             raise ValueError(
                 f"{spec!r} needs every label drawn with a known probability: `--initial random --max-pool-size 0`."
             )
-    if args.weight_decay and args.dataset != "mnist":
-        raise ValueError("`--weight-decay` applies to the MNIST model only.")
+    if (args.weight_decay or args.network != "gal") and args.dataset != "mnist":
+        raise ValueError("`--weight-decay` and `--network` apply to the MNIST model only.")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -260,7 +260,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
     with csv_path.open("w", newline="") as handle:
         csv.writer(handle).writerow(["heuristic", "seed", "labelled", *_CSV_COLUMNS])
     make_model: Callable[[], pl.LightningModule] = (
-        DigitsCNN if args.dataset == "digits" else functools.partial(MnistCNN, weight_decay=args.weight_decay)
+        DigitsCNN
+        if args.dataset == "digits"
+        else functools.partial(MnistCNN, weight_decay=args.weight_decay, network=args.network)
     )
     datasets = _datasets(args)
     histories: dict[str, dict[int, list[dict[str, float]]]] = {spec: {} for spec in args.heuristics}

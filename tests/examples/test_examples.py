@@ -20,7 +20,7 @@ from torch.utils.data import TensorDataset
 from benchmarks import label_efficiency
 from examples import cli, mnist
 from examples.digits_quickstart import area_under_curve
-from examples.mnist import MNIST_ENV, MnistCNN, gal_cnn, load_mnist, read_idx
+from examples.mnist import MNIST_ENV, MnistCNN, gal_cnn, kirsch_cnn, load_mnist, read_idx
 from lightning_bal import ActiveDataModule
 from lightning_bal.mc.split import split_module
 from tests.examples.idx_files import REPO, write_idx
@@ -94,6 +94,29 @@ def test_gal_cnn_is_the_papers_network():
         gal_cnn(6)
 
 
+def test_kirsch_cnn_is_the_batchbald_papers_network():
+    net = kirsch_cnn()
+    kinds = [type(layer).__name__ for layer in net]
+    assert kinds == [
+        "Standardize", "Conv2d", "Dropout2d", "MaxPool2d", "ReLU", "Conv2d", "Dropout2d", "MaxPool2d", "ReLU",
+        "Flatten", "Linear", "Dropout", "ReLU", "Linear",
+    ]  # fmt: skip
+    assert [net[1].out_channels, net[1].kernel_size, net[5].out_channels, net[5].kernel_size] == [
+        32,
+        (5, 5),
+        64,
+        (5, 5),
+    ]
+    assert [net[2].p, net[6].p, net[11].p, net[10].in_features, net[10].out_features] == [0.5, 0.5, 0.5, 1024, 128]
+    # Raw pixels in, standardized with the MNIST training statistics inside the network.
+    torch.testing.assert_close(net[0](torch.full((1,), 0.1307 + 0.3081)), torch.ones(1))
+    assert isinstance(MnistCNN(network="kirsch").net[1], nn.Conv2d)
+    with pytest.raises(ValueError, match="image_size"):
+        kirsch_cnn(14)
+    with pytest.raises(ValueError, match="`network` to be one of"):
+        MnistCNN(network="lenet")
+
+
 def test_mnist_cnn_lets_the_mc_engine_share_the_convolutions():
     model = MnistCNN().eval()
     features, head = model.mc_split()
@@ -117,10 +140,11 @@ def test_mnist_cnn_weight_decay_shrinks_as_the_labelled_set_grows(labelled):
 
 
 # ---------------------------------------------------------------- the examples, reduced
-@pytest.mark.parametrize("converge", [False, True])
-def test_mnist_example_on_tiny_idx_files(tiny_mnist, tmp_path, converge):
+@pytest.mark.parametrize(("converge", "network"), [(False, "gal"), (True, "gal"), (True, "kirsch")])
+def test_mnist_example_on_tiny_idx_files(tiny_mnist, tmp_path, converge, network):
     argv = ["--data", str(tiny_mnist), "--heuristics", "bald", "random", "--budget", "40", "--iterations", "3"]
     argv += ["--epochs-per-step", "1", "--samples-per-epoch", "64", "--max-pool-size", "25", "--out", str(tmp_path)]
+    argv += ["--network", network]
     curves = mnist.main([*argv, "--val-size", "10", "--patience", "1"] if converge else argv)
     for curve in curves.values():
         assert [n for n, _ in curve] == [20, 30, 40]
