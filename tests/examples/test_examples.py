@@ -199,8 +199,10 @@ def test_summary_table_reports_medians_and_published_numbers():
         "power_bald": {0: [(20, 0.5), (30, 0.6)]},
     }
     rows = label_efficiency.summary_table(results, initial_labels=20).splitlines()
-    assert rows[2].startswith("| bald | 30 (3/3) | >40 (1/3) | 10 (3/3) | >20 (1/3) | 145 / 335 | 120 / 250 |")
-    assert rows[3].startswith("| power_bald | >30 (0/1) | >30 (0/1) | >10 (0/1) | >10 (0/1) | - | - |")
+    assert rows[2].startswith(
+        "| bald | 30 (3/3) | 20 / 30 / 40 | >40 (1/3) | 10 (3/3) | >20 (1/3) | 145 / 335 | 120 / 250 | 130-200, 155 |"
+    )
+    assert rows[3].startswith("| power_bald | >30 (0/1) | - | >30 (0/1) | >10 (0/1) | >10 (0/1) | - | - | - |")
 
 
 def test_benchmark_runs_every_heuristic_on_tiny_mnist(tiny_mnist, tmp_path):
