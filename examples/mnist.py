@@ -8,12 +8,16 @@ MNIST (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-im
 ``LIGHTNING_BAL_MNIST``; nothing is downloaded and torchvision is not needed.
 
 Protocol: 20 initial labels balanced over the classes, 10 labels per step, the two-convolution CNN with dropout of
-Gal et al. 2017, MC-Dropout with K samples, the weights reset to their initial values after every step, and test
-accuracy on the 10,000 test images after every step (``ActiveLearningCallback(log_test=True)``; nothing is selected on
-them). With ``--val-size`` each step trains to convergence, as in the papers: a validation set of that many samples is
-held out of the training split and the step runs once validation accuracy has not improved for ``--patience`` epochs
-of ``--samples-per-epoch`` samples (``ActiveLearningCallback(monitor="val_acc")``), with the best weights restored.
-Without it each step trains a fixed budget of ``--epochs-per-step`` such epochs.
+Gal et al. 2017 (``--network gal``) or of Kirsch et al. 2019 (``--network kirsch``), MC-Dropout with K samples, the
+weights reset to their initial values after every step, and test accuracy on the 10,000 test images after every step
+(``ActiveLearningCallback(log_test=True)``; nothing is selected on them). With ``--val-size`` each step trains to
+convergence, as in the papers: a validation set of that many samples is held out of the training split and the step
+runs once validation accuracy has not improved for ``--patience`` epochs of ``--samples-per-epoch`` samples
+(``ActiveLearningCallback(monitor="val_acc")``), with the best weights restored. Without it each step trains a fixed
+budget of ``--epochs-per-step`` such epochs. The settings of the benchmark's headline run (``benchmarks/README.md``)::
+
+    python -m examples.mnist --data /path/to/mnist --heuristics batchbald bald random --budget 200 \\
+        --network kirsch --val-size 1024 --patience 3 --samples-per-epoch 5056
 """
 
 from __future__ import annotations
