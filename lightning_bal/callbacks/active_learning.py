@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, NamedTuple
@@ -455,9 +456,9 @@ class ActiveLearningCallback(Callback):
         """ECE and accuracy of the MC-averaged predictions on the validation set (sharded like the pool)."""
         if not self.log_calibration:
             return {}
-        probs, targets = self._mc_mean_probs(trainer, pl_module, datamodule, "val", _CALIBRATION_SALT)
-        ece = multiclass_calibration_error(probs, targets, num_classes=probs.shape[-1], n_bins=15)
-        accuracy = (probs.argmax(-1) == targets).float().mean()
+        log_probs, targets = self._mc_mean_log_probs(trainer, pl_module, datamodule, "val", _CALIBRATION_SALT)
+        ece = multiclass_calibration_error(log_probs.exp(), targets, num_classes=log_probs.shape[-1], n_bins=15)
+        accuracy = (log_probs.argmax(-1) == targets).float().mean()
         return {"val_mc_ece": float(ece), "val_mc_acc": float(accuracy)}
 
     def _test_mc(
@@ -466,14 +467,12 @@ class ActiveLearningCallback(Callback):
         """Accuracy and mean NLL of the MC-averaged predictions on the test set (sharded like the pool)."""
         if not self.log_test_mc:
             return {}
-        probs, targets = self._mc_mean_probs(trainer, pl_module, datamodule, "test", _TEST_SALT)
-        # The mean of K float32 probabilities can underflow to 0 on a confidently wrong item; one such item would make
-        # the mean NLL infinite, so it counts as -log(1e-12) instead.
-        nll = -probs.gather(1, targets[:, None]).double().clamp_min(1e-12).log().mean()
-        accuracy = (probs.argmax(-1) == targets).double().mean()
+        log_probs, targets = self._mc_mean_log_probs(trainer, pl_module, datamodule, "test", _TEST_SALT)
+        nll = -log_probs.gather(1, targets[:, None]).double().mean()
+        accuracy = (log_probs.argmax(-1) == targets).double().mean()
         return {"test_mc_acc": float(accuracy), "test_mc_nll": float(nll)}
 
-    def _mc_mean_probs(
+    def _mc_mean_log_probs(
         self,
         trainer: pl.Trainer,
         pl_module: pl.LightningModule,
@@ -481,24 +480,25 @@ class ActiveLearningCallback(Callback):
         split: Literal["val", "test"],
         salt: int,
     ) -> tuple[Tensor, Tensor]:
-        """``(probabilities averaged over the K MC samples, targets)`` of a split, gathered from every rank."""
+        """``(log of the mean of the K MC probabilities, targets)`` of a split, gathered from every rank."""
         world_size = trainer.world_size
         dataset = datamodule.eval_dataset(split)
         local = shard(torch.arange(len(dataset)), trainer.global_rank, world_size)  # type: ignore[arg-type]
         seed = _derive_seed(int(self.seed or 0), self.steps_done, salt)
-        indices, probs = [], []
+        indices, mean_log_probs = [], []
         for batch_indices, log_probs in mc_batches(
             pl_module, datamodule.inputs_dataloader(dataset, local), self.iterations, seed=seed, **self.mc_kwargs
         ):
             indices.append(batch_indices)
-            probs.append(log_probs.exp().mean(1))
+            # In log space: a mean of probabilities can underflow to 0 where the model is confidently wrong.
+            mean_log_probs.append(torch.logsumexp(log_probs, 1) - math.log(log_probs.shape[1]))
         device = pl_module.device
-        num_classes = probs[0].shape[-1] if probs else 0
-        local_probs = torch.cat(probs) if probs else torch.zeros(0, num_classes, device=device)
+        num_classes = mean_log_probs[0].shape[-1] if mean_log_probs else 0
+        local_log_probs = torch.cat(mean_log_probs) if mean_log_probs else torch.zeros(0, num_classes, device=device)
         local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long, device=device)
-        all_probs = gather_uneven(trainer.strategy, local_probs.to(device), world_size).cpu()
+        all_log_probs = gather_uneven(trainer.strategy, local_log_probs.to(device), world_size).cpu()
         all_indices = gather_uneven(trainer.strategy, local_indices.to(device), world_size).cpu()
-        return all_probs, datamodule.eval_targets(split)[all_indices]
+        return all_log_probs, datamodule.eval_targets(split)[all_indices]
 
     def _risk(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule
