@@ -47,6 +47,7 @@ __all__ = [
     "MNIST_ENV",
     "MNIST_FILES",
     "MnistCNN",
+    "Standardize",
     "active_learning_curve",
     "active_learning_run",
     "add_protocol_args",
