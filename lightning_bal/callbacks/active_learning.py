@@ -15,8 +15,9 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
+from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import Dataset
-from torchmetrics.functional.classification import multiclass_calibration_error
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_calibration_error
 from typing_extensions import override
 
 from lightning_bal.callbacks.monitoring import log_step, val_figures
@@ -445,10 +446,8 @@ class ActiveLearningCallback(Callback):
         device = pl_module.device
         log_probs = gather_uneven(trainer.strategy, local_log_probs.to(device), trainer.world_size).cpu()
         indices = gather_uneven(trainer.strategy, local_indices.to(device), trainer.world_size).cpu()
-        targets = datamodule.eval_targets("test")[indices]
-        nll = -log_probs.gather(1, targets[:, None]).double().mean()
-        accuracy = (log_probs.argmax(-1) == targets).double().mean()
-        return {"test_acc": float(accuracy), "test_nll": float(nll)}
+        accuracy, nll = _accuracy_and_nll(log_probs, datamodule.eval_targets("test")[indices])
+        return {"test_acc": accuracy, "test_nll": nll}
 
     def _calibration(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule
@@ -468,9 +467,8 @@ class ActiveLearningCallback(Callback):
         if not self.log_test_mc:
             return {}
         log_probs, targets = self._mc_mean_log_probs(trainer, pl_module, datamodule, "test", _TEST_SALT)
-        nll = -log_probs.gather(1, targets[:, None]).double().mean()
-        accuracy = (log_probs.argmax(-1) == targets).double().mean()
-        return {"test_mc_acc": float(accuracy), "test_mc_nll": float(nll)}
+        accuracy, nll = _accuracy_and_nll(log_probs, targets)
+        return {"test_mc_acc": accuracy, "test_mc_nll": nll}
 
     def _mc_mean_log_probs(
         self,
@@ -682,6 +680,12 @@ class ActiveLearningCallback(Callback):
         self._wait = int(state_dict.get("wait", 0))
         self._best_weights = dict(state_dict.get("best_weights") or {}) or None
         self._best_val_metrics = dict(state_dict.get("best_val_metrics") or {}) or None
+
+
+def _accuracy_and_nll(log_probs: Tensor, targets: Tensor) -> tuple[float, float]:
+    """Accuracy and mean negative log-likelihood of ``[N, C]`` log-probabilities (float64 sums over N)."""
+    accuracy = multiclass_accuracy(log_probs, targets, num_classes=log_probs.shape[-1], average="micro")
+    return float(accuracy), float(F.nll_loss(log_probs.double(), targets))
 
 
 def _deterministic_log_probs(pl_module: pl.LightningModule, loader: Any) -> tuple[Tensor, Tensor]:
