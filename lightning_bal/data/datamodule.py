@@ -1,8 +1,7 @@
-"""ActiveDataModule: who is labelled (D_L), who is in the pool (D_U), and the loaders over each."""
+"""ActiveDataModule: the datasets and loaders of D_L and D_U; who is labelled is its :class:`LabelLedger`'s job."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -10,50 +9,36 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
 from lightning_bal.data.queries import read_answers, write_queries
 from lightning_bal.data.sampler import EpochShuffleSampler
-from lightning_bal.data.views import LabelledView, PoolView, default_input_fn, target_of
-from lightning_bal.functional.risk import lure_weights, pure_weights
-from lightning_bal.utilities.checks import check_non_negative_int, check_positive_int
+from lightning_bal.data.targets import labelled_classes, resolve_targets
+from lightning_bal.data.views import (
+    LabelledView,
+    PoolView,
+    default_input_fn,
+    pool_view_of,
+    target_of,
+    warn_if_nondeterministic,
+)
+from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
+from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["ActiveDataModule"]
 
-_UNLABELLED = -1
-
-
-def _as_index_tensor(name: str, value: Any) -> Tensor:
-    """Turn an int, a sequence, a numpy array or a tensor of dataset indices into a 1-D int64 tensor."""
-    if isinstance(value, bool):
-        raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got {value!r}.")
-    if isinstance(value, int):
-        return torch.tensor([value], dtype=torch.long)
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not isinstance(value, Tensor):
-        try:
-            value = torch.as_tensor(list(value))
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got {value!r}.") from err
-    if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
-        raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got dtype {value.dtype}.")
-    return value.detach().to("cpu", torch.long).reshape(-1)
-
-
-def _describe(indices: Tensor, limit: int = 5) -> str:
-    shown = indices[:limit].tolist()
-    return f"{shown}{' ...' if indices.numel() > limit else ''}"
+Indices = int | Sequence[int] | Tensor | np.ndarray
 
 
 class ActiveDataModule(pl.LightningDataModule):
-    """A ``LightningDataModule`` that tracks the labelled set D_L and the pool D_U of one training dataset.
+    """A ``LightningDataModule`` over the labelled set D_L and the pool D_U of one training dataset.
 
-    State is a single tensor ``acquired_at[N]``: ``-1`` for a pool sample, else the active learning step at which the
-    sample was labelled (``0`` for the initial labels). Everything else is derived from it. All public methods take
-    and return absolute dataset indices.
+    Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`), which
+    validates every change before making it; the module keeps the datasets and builds the loaders. The main state
+    is ``acquired_at[N]``: ``-1`` for a pool sample, else the active learning step at which the sample was labelled
+    (``0`` for the initial labels). All public methods take and return absolute dataset indices.
 
     Args:
         train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
@@ -64,6 +49,9 @@ class ActiveDataModule(pl.LightningDataModule):
         balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets`` or
             ``train_dataset.targets``, and ``initial_labels`` divisible by the number of classes).
         targets: the dataset's labels, used for balanced labelling and the labelled-set class histogram.
+        task: ``"classification"`` or ``"regression"``: what annotator labels must be (integer classes in
+            ``[0, num_classes)``, or finite numbers). Default: classification when integer ``targets`` are known.
+        num_classes: the number of classes (default: ``max(targets) + 1`` when targets are known).
         batch_size: batch size of the train loader over D_L.
         train_samples_per_epoch: draw at least this many samples per training epoch, repeating D_L in fresh
             permutations, so that a small labelled set still gets enough optimiser steps per epoch.
@@ -74,11 +62,13 @@ class ActiveDataModule(pl.LightningDataModule):
         pool_overrides: attributes to set on a shallow copy of ``train_dataset`` to read the pool without
             augmentation, e.g. ``{"transform": eval_transform}`` (ignored when ``pool_dataset`` is given).
         input_fn: picks the model input from a dataset item (default: ``item[0]`` or ``item["input"]``).
-        max_pool_size: score only a random subset of at most this many pool samples per step.
+        max_pool_size: score only a random subset of at most this many pool samples per step (the one place
+            for this limit: the callback scores :meth:`scoring_indices`).
         return_weights: make the train loader yield each sample's ``"lure"`` or ``"pure"`` risk weight after the
             item, ``(input, target, weight)``, so that ``training_step`` can weight its per-sample loss (see
             :meth:`risk_weights`).
-        seed: seed of the module's generator (initial labels, pool subsets); ``None`` draws one from torch.
+        seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
+            given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -86,9 +76,8 @@ class ActiveDataModule(pl.LightningDataModule):
         >>> dm = ActiveDataModule(data, initial_labels=8, balanced_initial=True, targets=data.tensors[1], seed=0)
         >>> dm.num_labelled, dm.num_pool, dm.step
         (8, 92, 0)
-        >>> dm.next_step()
+        >>> dm.acquire([int(dm.pool_indices[0])])
         1
-        >>> dm.label([int(dm.pool_indices[0])])
         >>> dm.num_labelled, int(dm.acquired_at.max())
         (9, 1)
     """
@@ -102,6 +91,8 @@ class ActiveDataModule(pl.LightningDataModule):
         initial_labels: int = 0,
         balanced_initial: bool = False,
         targets: Sequence[int] | Tensor | np.ndarray | None = None,
+        task: Task | None = None,
+        num_classes: int | None = None,
         batch_size: int = 32,
         train_samples_per_epoch: int | None = None,
         pool_batch_size: int = 256,
@@ -139,21 +130,20 @@ class ActiveDataModule(pl.LightningDataModule):
                 f"Expected argument `return_weights` to be None, 'lure' or 'pure', but got {return_weights!r}."
             )
         self.return_weights = return_weights
-        self.pool_dataset = self._make_pool_dataset(train_dataset, pool_dataset, pool_overrides)
+        self.pool_dataset = pool_view_of(train_dataset, pool_dataset, pool_overrides)
         size = len(train_dataset)
-        self._targets = self._resolve_targets(targets, train_dataset, size)
+        self._targets = None if task == "regression" else resolve_targets(targets, train_dataset, size)
+        if task is None and self._targets is not None:
+            task = "classification"
+        if num_classes is None and task == "classification" and self._targets is not None and size:
+            num_classes = int(self._targets.max()) + 1
+        self.ledger = LabelLedger(size, task, num_classes)
 
+        seed = check_seed("seed", seed)
         self.seed = int(torch.seed() if seed is None else seed) % 2**62
         self.generator = torch.Generator().manual_seed(self.seed)
-        self.acquired_at = torch.full((size,), _UNLABELLED, dtype=torch.long)
-        # Acquisition order and drawing probability of every labelled sample: what unbiased risk estimates need.
-        self.acquisition_order = torch.full((size,), _UNLABELLED, dtype=torch.long)
-        self.acquisition_probability = torch.full((size,), float("nan"), dtype=torch.float64)
-        self._step = 0
-        self._annotations: dict[int, int | float] = {}
-        # Plain lists, not tensors: `ddp_spawn` cannot send empty tensors to its processes (torch shares them by
+        # A plain list, not a tensor: `ddp_spawn` cannot send empty tensors to its processes (torch shares them by
         # file descriptor, which fails for size 0).
-        self._pending_query: list[int] = []
         self._pool_subset: list[int] = []
         self._pool_subset_step = -1
         self._checked_pool_determinism = False
@@ -172,49 +162,8 @@ class ActiveDataModule(pl.LightningDataModule):
             self.label_randomly(initial_labels)
 
     # ------------------------------------------------------------------ construction helpers
-    @staticmethod
-    def _make_pool_dataset(
-        train_dataset: Dataset, pool_dataset: Dataset | None, pool_overrides: Mapping[str, Any] | None
-    ) -> Dataset:
-        if pool_dataset is not None:
-            if len(pool_dataset) != len(train_dataset):  # type: ignore[arg-type]
-                raise ValueError(
-                    f"Expected argument `pool_dataset` to hold the same {len(train_dataset)} samples as"  # type: ignore[arg-type]
-                    f" `train_dataset`, but got {len(pool_dataset)}."  # type: ignore[arg-type]
-                )
-            return pool_dataset
-        if not pool_overrides:
-            return train_dataset
-        # A shallow copy, so the training loader keeps its augmentation while the pool reads without it.
-        view = copy.copy(train_dataset)
-        for name, value in pool_overrides.items():
-            if not hasattr(view, name):
-                raise ValueError(
-                    f"Expected every key of `pool_overrides` to be an attribute of the train dataset,"
-                    f" but {type(train_dataset).__name__} has no attribute {name!r}."
-                )
-            setattr(view, name, value)
-        return view
-
-    @staticmethod
-    def _resolve_targets(targets: Any, dataset: Dataset, size: int) -> Tensor | None:
-        if targets is None:
-            targets = getattr(dataset, "targets", None)
-        if targets is None:
-            return None
-        # A copy, not a view: memory borrowed from numpy or from the dataset's own tensor came back as garbage in
-        # `ddp_spawn` processes (seen as a bincount of ~1e19 classes).
-        tensor = torch.tensor(np.asarray(targets)).reshape(-1)
-        if tensor.numel() != size:
-            raise ValueError(
-                f"Expected argument `targets` to have one label per sample ({size}), but got {tensor.numel()}."
-            )
-        if tensor.is_floating_point():
-            raise TypeError(f"Expected argument `targets` to hold integer class labels, but got dtype {tensor.dtype}.")
-        return tensor.long()
-
     def _require_targets(self, targets: Any) -> Tensor:
-        resolved = self._resolve_targets(targets, self.train_dataset, len(self)) if targets is not None else None
+        resolved = resolve_targets(targets, self.train_dataset, len(self)) if targets is not None else None
         resolved = resolved if resolved is not None else self._targets
         if resolved is None:
             raise ValueError(
@@ -223,158 +172,96 @@ class ActiveDataModule(pl.LightningDataModule):
             )
         return resolved
 
-    # ------------------------------------------------------------------ derived views of the state
+    # ------------------------------------------------------------------ the label ledger's state, read-only here
     def __len__(self) -> int:
-        return int(self.acquired_at.numel())
+        return len(self.ledger)
+
+    @property
+    def acquired_at(self) -> Tensor:
+        """``[N]``: ``-1`` in the pool, else the step at which the sample was labelled (see :class:`LabelLedger`)."""
+        return self.ledger.acquired_at
+
+    @property
+    def acquisition_order(self) -> Tensor:
+        """``[N]``: the position of each labelled sample in labelling order, ``-1`` in the pool."""
+        return self.ledger.acquisition_order
+
+    @property
+    def acquisition_probability(self) -> Tensor:
+        """``[N]`` float64: each sample's recorded drawing probability, ``nan`` where none was recorded."""
+        return self.ledger.acquisition_probability
 
     @property
     def step(self) -> int:
         """The current active learning step: new labels are recorded at this step (0 = initial labels)."""
-        return self._step
+        return self.ledger.step
 
     @property
     def labelled_indices(self) -> Tensor:
         """Dataset indices of D_L, ascending."""
-        return torch.nonzero(self.acquired_at != _UNLABELLED).reshape(-1)
+        return self.ledger.labelled_indices
 
     @property
     def pool_indices(self) -> Tensor:
         """Dataset indices of D_U, ascending."""
-        return torch.nonzero(self.acquired_at == _UNLABELLED).reshape(-1)
+        return self.ledger.pool_indices
 
     @property
     def num_labelled(self) -> int:
         """Size of D_L."""
-        return int((self.acquired_at != _UNLABELLED).sum())
+        return self.ledger.num_labelled
 
     @property
     def num_pool(self) -> int:
         """Size of D_U."""
-        return len(self) - self.num_labelled
+        return self.ledger.num_pool
 
     @property
     def annotations(self) -> dict[int, int | float]:
         """Labels given by an annotator, by dataset index; they take precedence over the dataset's own targets."""
-        return dict(self._annotations)
+        return dict(self.ledger.annotations)
 
     @property
     def pending_query(self) -> Tensor:
         """Dataset indices queried for a human annotator and not yet answered."""
-        return torch.tensor(self._pending_query, dtype=torch.long)
+        return torch.tensor(self.ledger.pending_query, dtype=torch.long)
 
     def labelled_targets(self) -> Tensor | None:
         """Class labels of D_L in ``labelled_indices`` order, or ``None`` when they are not integer classes.
 
         Annotator labels come first, then ``targets`` (or the dataset's ``targets``), else each item's own target.
         """
-        labelled = self.labelled_indices
-        if self._targets is not None:
-            # Vectorised: this runs at every step for the class histogram, over a D_L that keeps growing.
-            targets = self._targets[labelled].clone()
-            annotated = [
-                (position, self._annotations[index])
-                for position, index in enumerate(labelled.tolist())
-                if index in self._annotations
-            ]
-            for position, annotation in annotated:
-                if isinstance(annotation, bool) or not isinstance(annotation, int):
-                    return None
-                targets[position] = annotation
-            return targets
-        values: list[int] = []
-        for index in labelled.tolist():
-            value: Any = self._annotations.get(index)
-            if value is None:
-                try:
-                    value = target_of(self.train_dataset[index])
-                except TypeError:
-                    return None
-            if isinstance(value, Tensor):
-                if value.numel() != 1 or value.is_floating_point():
-                    return None
-                value = value.item()
-            if not isinstance(value, int) or isinstance(value, bool):
-                return None
-            values.append(value)
-        return torch.tensor(values, dtype=torch.long)
+        return labelled_classes(self.labelled_indices, self.ledger.annotations, self._targets, self.train_dataset)
 
-    # ------------------------------------------------------------------ labelling
-    def _check_pool_members(self, name: str, indices: Tensor) -> None:
-        out_of_range = indices[(indices < 0) | (indices >= len(self))]
-        if out_of_range.numel():
-            raise ValueError(
-                f"Expected argument `{name}` to hold dataset indices in [0, {len(self)}),"
-                f" but got {_describe(out_of_range)}."
-            )
-        unique, counts = torch.unique(indices, return_counts=True)
-        if (counts > 1).any():
-            raise ValueError(
-                f"Expected argument `{name}` to hold distinct indices,"
-                f" but got duplicates {_describe(unique[counts > 1])}."
-            )
-        already = indices[self.acquired_at[indices] != _UNLABELLED]
-        if already.numel():
-            raise ValueError(
-                f"Expected argument `{name}` to hold pool indices, but {_describe(already)} are already labelled."
-            )
-
-    @staticmethod
-    def _as_labels(labels: Any, expected: int) -> list[int | float]:
-        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
-            raise TypeError(f"Expected argument `labels` to be a sequence of numbers, but got {type(labels).__name__}.")
-        values = labels.tolist() if isinstance(labels, (Tensor, np.ndarray)) else list(labels)
-        if len(values) != expected:
-            raise ValueError(
-                f"Expected argument `labels` to have one label per index ({expected}), but got {len(values)}."
-            )
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(
-                    f"Expected argument `labels` to hold numbers, but got {value!r} of type {type(value).__name__}."
-                )
-        return values
-
-    def label(
-        self,
-        dataset_indices: int | Sequence[int] | Tensor | np.ndarray,
-        labels: Any = None,
-        probabilities: Tensor | Sequence[float] | None = None,
-    ) -> None:
+    # ------------------------------------------------------------------ labelling: validated by the ledger
+    def label(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> None:
         """Move ``dataset_indices`` from D_U to D_L at the current step, optionally with an annotator's ``labels``.
 
         ``probabilities``, when the indices were drawn at random in the given order, holds each one's drawing
         probability given the earlier draws, over the whole pool (e.g. ``Selection.probabilities`` of a stochastic
         heuristic): :meth:`risk_weights` needs them. Either every index is labelled or, on bad input, none is.
+        Labels are checked against the task (classes in ``[0, num_classes)``, or finite numbers).
 
         Raises:
             TypeError: indices that are not integers, labels that are not numbers.
-            ValueError: an index out of range, duplicated, or already labelled; labels of the wrong length.
+            ValueError: an index out of range, duplicated, or already labelled; labels invalid for the task.
         """
-        indices = _as_index_tensor("dataset_indices", dataset_indices)
-        self._check_pool_members("dataset_indices", indices)
-        values = None if labels is None else self._as_labels(labels, indices.numel())
-        drawn = None if probabilities is None else self._as_probabilities(probabilities, indices.numel())
-        # Everything is validated above: from here on nothing can fail half-way.
-        self.acquisition_order[indices] = self.num_labelled + torch.arange(indices.numel())
-        if drawn is not None:
-            self.acquisition_probability[indices] = drawn
-        self.acquired_at[indices] = self._step
-        if values is not None:
-            self._annotations.update(zip(indices.tolist(), values, strict=True))
-        if self._pending_query:
-            answered = set(indices.tolist())
-            self._pending_query = [i for i in self._pending_query if i not in answered]
+        self.ledger.label(dataset_indices, labels, probabilities)
 
-    @staticmethod
-    def _as_probabilities(probabilities: Any, expected: int) -> Tensor:
-        values = torch.as_tensor(probabilities, dtype=torch.float64).reshape(-1)
-        if values.numel() != expected:
-            raise ValueError(
-                f"Expected argument `probabilities` to have one value per index ({expected}), but got {values.numel()}."
-            )
-        if not bool(((values > 0) & (values <= 1)).all()):
-            raise ValueError(f"Expected argument `probabilities` to lie in (0, 1], but got {values.tolist()}.")
-        return values
+    def acquire(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> int:
+        """Start the next active learning step and label ``dataset_indices`` at it; returns the new step.
+
+        The one way to label at a new step: on bad input neither the step nor the labelled set changes.
+        """
+        return self.ledger.acquire(dataset_indices, labels, probabilities)
+
+    def relabel(self, dataset_indices: Indices, labels: Any) -> None:
+        """Correct an annotator's labels of labelled ``dataset_indices`` (their step and order are kept)."""
+        self.ledger.relabel(dataset_indices, labels)
+
+    def unlabel(self, dataset_indices: Indices) -> None:
+        """Return labelled ``dataset_indices`` to the pool, forgetting their labels (e.g. a label found wrong)."""
+        self.ledger.unlabel(dataset_indices)
 
     def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
         r"""Importance weights of D_L for an unbiased estimate of the population risk (Farquhar et al., 2021).
@@ -394,98 +281,34 @@ class ActiveDataModule(pl.LightningDataModule):
             >>> dm.risk_weights()[dm.labelled_indices].tolist()  # uniform draws need no correction
             [1.0, 1.0, 1.0, 1.0]
         """
-        if estimator not in ("lure", "pure"):
-            raise ValueError(f"Expected argument `estimator` to be 'lure' or 'pure', but got {estimator!r}.")
-        labelled = self.labelled_indices
-        in_order = labelled[torch.argsort(self.acquisition_order[labelled])]
-        probabilities = self.acquisition_probability[in_order]
-        missing = in_order[probabilities.isnan()]
-        if missing.numel():
-            raise ValueError(
-                f"Expected every labelled sample to have a recorded drawing probability, but {_describe(missing)}"
-                " have none: only random draws (`label_randomly`, stochastic heuristics over the whole pool) can be"
-                " re-weighted."
-            )
-        compute = lure_weights if estimator == "lure" else pure_weights
-        weights = torch.full((len(self),), float("nan"), dtype=torch.float64)
-        weights[in_order] = compute(probabilities, len(self))
-        return weights
+        return self.ledger.risk_weights(estimator)
 
     def label_randomly(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Label ``n`` pool samples drawn uniformly at random (their drawing probabilities are recorded)."""
-        check_positive_int("n", n)
-        pool = self.pool_indices
-        if n > pool.numel():
-            raise ValueError(f"Expected argument `n` to be at most the pool size {pool.numel()}, but got {n}.")
-        chosen = pool[torch.randperm(pool.numel(), generator=generator or self.generator)[:n]]
-        self.label(chosen, probabilities=1.0 / (pool.numel() - torch.arange(n, dtype=torch.float64)))
-        return chosen
+        return self.ledger.label_randomly(n, generator or self.generator)
 
     def label_balanced(
         self, per_class: int, targets: Sequence[int] | Tensor | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
         """Label ``per_class`` random pool samples of every class (the usual balanced initial set)."""
-        check_positive_int("per_class", per_class)
-        resolved = self._require_targets(targets)
-        generator = generator or self.generator
-        pool = self.pool_indices
-        pool_targets = resolved[pool]
-        chosen = []
-        for cls in torch.unique(resolved).tolist():
-            members = pool[pool_targets == cls]
-            if members.numel() < per_class:
-                raise ValueError(
-                    f"Expected argument `per_class` to be at most the {members.numel()} pool samples of class {cls},"
-                    f" but got {per_class}."
-                )
-            chosen.append(members[torch.randperm(members.numel(), generator=generator)[:per_class]])
-        indices = torch.cat(chosen)
-        self.label(indices)
-        return indices
-
-    def acquire(
-        self,
-        dataset_indices: int | Sequence[int] | Tensor | np.ndarray,
-        labels: Any = None,
-        probabilities: Tensor | Sequence[float] | None = None,
-    ) -> int:
-        """Start the next active learning step and label ``dataset_indices`` at it; returns the new step.
-
-        Validation comes first, so on bad input neither the step nor the labelled set changes.
-        """
-        indices = _as_index_tensor("dataset_indices", dataset_indices)
-        self._check_pool_members("dataset_indices", indices)
-        if labels is not None:
-            self._as_labels(labels, indices.numel())
-        if probabilities is not None:
-            self._as_probabilities(probabilities, indices.numel())
-        self._step += 1
-        self.label(indices, labels, probabilities)
-        return self._step
-
-    def next_step(self) -> int:
-        """Start the next active learning step (labels from now on are recorded at it); returns its number."""
-        self._step += 1
-        return self._step
+        return self.ledger.label_balanced(per_class, self._require_targets(targets), generator or self.generator)
 
     # ------------------------------------------------------------------ human annotators
-    def query(self, dataset_indices: int | Sequence[int] | Tensor | np.ndarray) -> None:
+    def query(self, dataset_indices: Indices) -> None:
         """Record ``dataset_indices`` as the pending query for a human annotator (they stay in the pool)."""
-        indices = _as_index_tensor("dataset_indices", dataset_indices)
-        self._check_pool_members("dataset_indices", indices)
-        self._pending_query = indices.tolist()
+        self.ledger.query(dataset_indices)
 
     def export_queries(self, path: str | Path) -> Path:
         """Write the pending query (dataset index, step, empty label) to ``path`` (``.json`` or ``.csv``)."""
-        return write_queries(path, self._pending_query, self._step)
+        return write_queries(path, self.ledger.pending_query, self.step)
 
     def import_labels(self, path: str | Path) -> Tensor:
-        """Label the answered rows of a file written by :meth:`export_queries`; unanswered rows stay in the pool."""
+        """Label the answered rows of a file written by :meth:`export_queries`; unanswered rows stay in the pool.
+
+        Every row must belong to the pending query, and every label must suit the task; otherwise nothing changes.
+        """
         indices, labels = read_answers(path)
-        tensor = torch.tensor(indices, dtype=torch.long)
-        if indices:
-            self.label(tensor, labels)
-        return tensor
+        return self.ledger.answer(indices, labels)
 
     # ------------------------------------------------------------------ pool subset and loaders
     def scoring_indices(self) -> Tensor:
@@ -493,12 +316,12 @@ class ActiveDataModule(pl.LightningDataModule):
         pool = self.pool_indices
         if self.max_pool_size is None or pool.numel() <= self.max_pool_size:
             return pool
-        if self._pool_subset_step != self._step:
+        if self._pool_subset_step != self.step:
             chosen = torch.randperm(pool.numel(), generator=self.generator)[: self.max_pool_size]
             self._pool_subset = pool[chosen].sort().values.tolist()
-            self._pool_subset_step = self._step
+            self._pool_subset_step = self.step
         subset = torch.tensor(self._pool_subset, dtype=torch.long)
-        return subset[self.acquired_at[subset] == _UNLABELLED]
+        return subset[self.acquired_at[subset] == UNLABELLED]
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
@@ -512,33 +335,22 @@ class ActiveDataModule(pl.LightningDataModule):
         if self.num_labelled == 0:
             raise RuntimeError("The labelled set is empty: label some samples (e.g. `initial_labels=20`) before fit.")
         weights = None if self.return_weights is None else self.risk_weights(self.return_weights)
-        view = LabelledView(self.train_dataset, self.labelled_indices, self._annotations, weights)
+        view = LabelledView(self.train_dataset, self.labelled_indices, self.ledger.annotations, weights)
         # The shuffle depends on the seed and the epoch only, not on the global RNG (which Lightning does not
-        # checkpoint), so a resumed run sees the same batches as an uninterrupted one.
-        sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch)
+        # checkpoint), so a resumed run sees the same batches as an uninterrupted one. The epoch is read here too:
+        # under DDP, Lightning releases before 2.4 did not forward `set_epoch` to a custom sampler.
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch, epoch=epoch)
         return self._loader(view, self.batch_size, sampler)
 
     def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
         """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``."""
-        indices = self.scoring_indices() if indices is None else _as_index_tensor("indices", indices)
+        indices = self.scoring_indices() if indices is None else as_index_tensor("indices", indices)
         view = PoolView(self.pool_dataset, indices, self.input_fn)
         if not self._checked_pool_determinism and len(view):
             self._checked_pool_determinism = True
-            self._warn_if_nondeterministic(view)
+            warn_if_nondeterministic(view)
         return self._loader(view, self.pool_batch_size)
-
-    @staticmethod
-    def _warn_if_nondeterministic(view: PoolView) -> None:
-        first, second = view[0][0], view[0][0]
-        same = (
-            torch.equal(first, second) if isinstance(first, Tensor) and isinstance(second, Tensor) else first == second
-        )
-        if not same:
-            rank_zero_warn(
-                "Reading the same pool item twice gave different inputs: the pool is read with random augmentation,"
-                " which adds noise to the acquisition scores. Pass `pool_dataset` or `pool_overrides` to read it"
-                " without augmentation."
-            )
 
     def inputs_dataloader(self, dataset: Dataset, indices: Tensor | None = None) -> DataLoader:
         """Loader over ``dataset`` (or its ``indices``) yielding ``(inputs, indices)``, read with ``input_fn``.
@@ -562,7 +374,7 @@ class ActiveDataModule(pl.LightningDataModule):
             dataset = self.eval_dataset(split)
             size = len(dataset)  # type: ignore[arg-type]
             # A `targets` attribute spares decoding every item just for its label.
-            known = self._resolve_targets(None, dataset, size)
+            known = resolve_targets(None, dataset, size)
             self._eval_targets[split] = (
                 known
                 if known is not None
@@ -592,48 +404,41 @@ class ActiveDataModule(pl.LightningDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and primitives only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``."""
-        annotated = sorted(self._annotations)
         return {
-            "acquired_at": self.acquired_at.clone(),
-            "acquisition_order": self.acquisition_order.clone(),
-            "acquisition_probability": self.acquisition_probability.clone(),
+            **self.ledger.state_dict(),
             "seed": self.seed,
-            "step": self._step,
             "generator_state": self.generator.get_state(),
-            "annotation_indices": torch.tensor(annotated, dtype=torch.long),
-            "annotation_values": torch.tensor([float(self._annotations[i]) for i in annotated], dtype=torch.float64),
-            "annotation_is_int": [isinstance(self._annotations[i], int) for i in annotated],
-            "pending_query": torch.tensor(self._pending_query, dtype=torch.long),
             "pool_subset": torch.tensor(self._pool_subset, dtype=torch.long),
             "pool_subset_step": self._pool_subset_step,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the labelled set, annotator labels, pending query and generator; refuses another dataset size."""
-        acquired_at = state_dict["acquired_at"]
-        if not isinstance(acquired_at, Tensor) or acquired_at.numel() != len(self):
-            got = acquired_at.numel() if isinstance(acquired_at, Tensor) else type(acquired_at).__name__
-            raise ValueError(
-                f"Expected a state dict for a dataset of {len(self)} samples,"
-                f" but got one with `acquired_at` of size {got}."
-            )
-        values = state_dict["annotation_values"].tolist()
-        is_int = state_dict["annotation_is_int"]
-        self.acquired_at = acquired_at.clone().long()
-        # Keys added after the first release: older checkpoints load with nothing recorded.
-        self.acquisition_order = state_dict.get(
-            "acquisition_order", torch.full_like(self.acquired_at, _UNLABELLED)
-        ).clone()
-        self.acquisition_probability = state_dict.get(
-            "acquisition_probability", torch.full(self.acquired_at.shape, float("nan"), dtype=torch.float64)
-        ).clone()
-        self._step = int(state_dict["step"])
-        self.seed = int(state_dict.get("seed", self.seed))
-        self.generator.set_state(state_dict["generator_state"])
-        self._annotations = {
-            i: int(v) if as_int else v
-            for i, v, as_int in zip(state_dict["annotation_indices"].tolist(), values, is_int, strict=True)
-        }
-        self._pending_query = state_dict["pending_query"].tolist()
-        self._pool_subset = state_dict["pool_subset"].tolist()
-        self._pool_subset_step = int(state_dict["pool_subset_step"])
+        """Restore the labels, pending query, generator and pool subset; a bad state dict changes nothing.
+
+        Everything is validated before anything is replaced (another dataset size, a missing key, a bad generator
+        state, labels invalid for the task).
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"Expected a state dict, but got {type(state_dict).__name__}.")
+        ledger = LabelLedger(len(self), self.ledger.task, self.ledger.num_classes)
+        ledger.load_state_dict(state_dict)
+        missing = [key for key in ("generator_state", "pool_subset", "pool_subset_step") if key not in state_dict]
+        if missing:
+            raise KeyError(f"Expected the datamodule's state to hold {missing}, but it has only {sorted(state_dict)}.")
+        generator = torch.Generator()
+        try:
+            generator.set_state(state_dict["generator_state"])
+        except (TypeError, RuntimeError) as err:
+            raise ValueError(f"Expected `generator_state` to be a torch.Generator state, but it is not: {err}") from err
+        seed = check_seed("seed", state_dict.get("seed", self.seed))
+        subset = as_index_tensor("pool_subset", state_dict["pool_subset"])
+        ledger.check_in_range("pool_subset", subset)
+        subset_step = state_dict["pool_subset_step"]
+        if isinstance(subset_step, bool) or not isinstance(subset_step, int) or subset_step < -1:
+            raise ValueError(f"Expected `pool_subset_step` to be an integer >= -1, but got {subset_step!r}.")
+        # Validated: swap everything at once.
+        self.ledger = ledger
+        self.generator = generator
+        self.seed = int(seed if seed is not None else self.seed)
+        self._pool_subset = subset.tolist()
+        self._pool_subset_step = subset_step

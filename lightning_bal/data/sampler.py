@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
+from lightning_bal.utilities.seeding import Stream, derive_seed
+
 __all__ = ["EpochShuffleSampler"]
 
 
@@ -17,8 +19,9 @@ class EpochShuffleSampler(Sampler[int]):
     drawn: a labelled set of 20 samples still gets enough optimiser steps per epoch (BatchBALD's experiments train
     on a fixed 5,056 samples per epoch the same way).
 
-    Lightning calls ``set_epoch`` before every training epoch (as for a ``DistributedSampler``), so a run resumed from
-    a checkpoint sees the same batches as an uninterrupted one, whatever the global RNG did in between.
+    The datamodule builds it with the trainer's current epoch, and Lightning calls ``set_epoch`` before every
+    training epoch (as for a ``DistributedSampler``), so a run resumed from a checkpoint sees the same batches as an
+    uninterrupted one, whatever the global RNG did in between.
 
     Example:
         >>> sampler = EpochShuffleSampler(5, seed=0)
@@ -33,11 +36,11 @@ class EpochShuffleSampler(Sampler[int]):
         (5, [0, 1])
     """
 
-    def __init__(self, length: int, seed: int, num_samples: int | None = None) -> None:
+    def __init__(self, length: int, seed: int, num_samples: int | None = None, epoch: int = 0) -> None:
         self.length = length
         self.seed = seed
         self.num_samples = max(length, num_samples or 0)
-        self.epoch = 0
+        self.epoch = epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the permutation of ``epoch``."""
@@ -47,7 +50,7 @@ class EpochShuffleSampler(Sampler[int]):
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**62)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, Stream.SHUFFLE))
         rounds = -(-self.num_samples // self.length)
         order = torch.cat([torch.randperm(self.length, generator=generator) for _ in range(rounds)])
         return iter(order[: self.num_samples].tolist())

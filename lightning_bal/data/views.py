@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import Dataset
 
-__all__ = ["LabelledView", "PoolView", "default_input_fn", "replace_target", "target_of"]
+__all__ = [
+    "LabelledView",
+    "PoolView",
+    "default_input_fn",
+    "pool_view_of",
+    "replace_target",
+    "target_of",
+    "warn_if_nondeterministic",
+]
 
 
 def default_input_fn(item: Any) -> Any:
@@ -111,3 +121,40 @@ class PoolView(Dataset):
     def __getitem__(self, position: int) -> tuple[Any, Tensor]:
         index = self.indices[position]
         return self.input_fn(self.dataset[index]), torch.tensor(index, dtype=torch.long)
+
+
+def pool_view_of(
+    train_dataset: Dataset, pool_dataset: Dataset | None, pool_overrides: Mapping[str, Any] | None
+) -> Dataset:
+    """The dataset the pool is read from: ``pool_dataset``, else ``train_dataset`` with ``pool_overrides`` set."""
+    if pool_dataset is not None:
+        if len(pool_dataset) != len(train_dataset):  # type: ignore[arg-type]
+            raise ValueError(
+                f"Expected argument `pool_dataset` to hold the same {len(train_dataset)} samples as"  # type: ignore[arg-type]
+                f" `train_dataset`, but got {len(pool_dataset)}."  # type: ignore[arg-type]
+            )
+        return pool_dataset
+    if not pool_overrides:
+        return train_dataset
+    # A shallow copy, so the training loader keeps its augmentation while the pool reads without it.
+    view = copy.copy(train_dataset)
+    for name, value in pool_overrides.items():
+        if not hasattr(view, name):
+            raise ValueError(
+                f"Expected every key of `pool_overrides` to be an attribute of the train dataset,"
+                f" but {type(train_dataset).__name__} has no attribute {name!r}."
+            )
+        setattr(view, name, value)
+    return view
+
+
+def warn_if_nondeterministic(view: PoolView) -> None:
+    """Warn once if reading the same pool item twice gives different inputs (random augmentation)."""
+    first, second = view[0][0], view[0][0]
+    same = torch.equal(first, second) if isinstance(first, Tensor) and isinstance(second, Tensor) else first == second
+    if not same:
+        rank_zero_warn(
+            "Reading the same pool item twice gave different inputs: the pool is read with random augmentation,"
+            " which adds noise to the acquisition scores. Pass `pool_dataset` or `pool_overrides` to read it"
+            " without augmentation."
+        )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
-__all__ = ["check_positive_int", "check_non_negative_int"]
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["as_index_tensor", "check_non_negative_int", "check_positive_int", "describe"]
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -41,3 +46,39 @@ def check_non_negative_int(name: str, value: Any) -> int:
     if value < 0:
         raise ValueError(f"Expected argument `{name}` to be a non-negative integer, but got {value}.")
     return value
+
+
+def as_index_tensor(name: str, value: Any) -> Tensor:
+    """Turn an int, a sequence, a numpy array (any strides) or a tensor of indices into a 1-D int64 tensor.
+
+    Example:
+        >>> as_index_tensor("indices", np.argsort([3, 1, 2])[::-1]).tolist()
+        [0, 2, 1]
+        >>> as_index_tensor("indices", []).tolist()
+        []
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got {value!r}.")
+    if isinstance(value, numbers.Integral):
+        return torch.tensor([int(value)], dtype=torch.long)
+    if isinstance(value, np.ndarray):
+        # `np.ascontiguousarray`: torch refuses the negative strides of `np.argsort(x)[::-1]`.
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    if not isinstance(value, Tensor):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got {value!r}.")
+        items = list(value)
+        if not items:
+            return torch.zeros(0, dtype=torch.long)
+        if any(isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral) for i in items):
+            raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got {items!r}.")
+        return torch.tensor([int(i) for i in items], dtype=torch.long)
+    if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
+        raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got dtype {value.dtype}.")
+    return value.detach().to("cpu", torch.long).reshape(-1)
+
+
+def describe(indices: Tensor | list[int], limit: int = 5) -> str:
+    """The first ``limit`` indices, for error messages."""
+    shown = indices[:limit].tolist() if isinstance(indices, Tensor) else list(indices[:limit])
+    return f"{shown}{' ...' if len(indices) > limit else ''}"

@@ -37,8 +37,7 @@ def test_label_moves_exactly_those_indices_and_records_step():
     dm.label([3, 7])
     assert dm.labelled_indices.tolist() == [3, 7]
     assert dm.step == 0
-    assert dm.next_step() == 1
-    dm.label(torch.tensor([5]))
+    assert dm.acquire(torch.tensor([5])) == 1
     assert dm.labelled_indices.tolist() == [3, 5, 7]
     assert dm.acquired_at[[3, 5, 7]].tolist() == [0, 1, 0]
     assert dm.num_labelled + dm.num_pool == 20
@@ -174,16 +173,15 @@ def test_max_pool_size_draws_a_recorded_subset_per_step():
     assert torch.equal(dm.state_dict()["pool_subset"], first)
     dm.label(first[:2])
     assert dm.scoring_indices().tolist() == first[2:].tolist()
-    dm.next_step()
-    assert not torch.equal(dm.scoring_indices(), first[2:])
+    dm.acquire(first[2:3])
+    assert not torch.equal(dm.scoring_indices(), first[3:])
     assert torch.isin(dm.scoring_indices(), dm.pool_indices).all()
 
 
 @pytest.mark.parametrize("suffix", [".json", ".csv"])
 def test_export_import_round_trip(tmp_path, suffix):
     dm = make_dm(30)
-    dm.label([0])
-    dm.next_step()
+    dm.acquire([0])
     dm.query([5, 9, 11])
     path = dm.export_queries(tmp_path / f"queries{suffix}")
     # The annotator answers two of three queries.
@@ -214,8 +212,7 @@ def test_import_rejects_unknown_format(tmp_path):
 def test_state_dict_round_trip_restores_everything():
     dm = make_dm(40, max_pool_size=5)
     dm.label_randomly(4)
-    dm.next_step()
-    dm.label([int(dm.pool_indices[0])], labels=[1])
+    dm.acquire([int(dm.pool_indices[0])], labels=[1])
     dm.scoring_indices()
     dm.query(dm.pool_indices[:2])
     other = make_dm(40, seed=99, max_pool_size=5)
@@ -228,8 +225,7 @@ def test_state_dict_round_trip_restores_everything():
 def test_checkpoint_round_trip_through_trainer(tmp_path):
     pl.seed_everything(0)
     dm = make_dm(60, initial_labels=6, balanced_initial=True, val_dataset=blobs(30, seed=1))
-    dm.next_step()
-    dm.label(dm.pool_indices[:3], labels=[0, 1, 2])
+    dm.acquire(dm.pool_indices[:3], labels=[0, 1, 2])
     trainer = pl.Trainer(
         max_epochs=1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False
     )
@@ -262,7 +258,7 @@ def test_property_labelled_and_pool_stay_disjoint_and_complete(n, calls):
         if dm.num_pool == 0:
             break
         if kind == "step":
-            dm.next_step()
+            dm.acquire(dm.pool_indices[value % dm.num_pool])
         elif kind == "random":
             dm.label_randomly(1 + value % dm.num_pool)
         else:

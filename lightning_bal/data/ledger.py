@@ -1,0 +1,396 @@
+"""The label ledger: who is labelled (D_L), when, in which order, with which label; no Lightning, no data loading."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lightning_bal.functional.risk import lure_weights, pure_weights
+from lightning_bal.utilities.checks import as_index_tensor, check_positive_int, describe
+
+__all__ = ["LabelLedger", "Task"]
+
+UNLABELLED = -1
+Task = Literal["classification", "regression"]
+
+
+class LabelLedger:
+    """Every change of labels, validated before it happens: either all of a call takes effect, or none of it.
+
+    State: ``acquired_at[N]`` (``-1`` in the pool D_U, else the step at which the sample joined D_L, ``0`` for the
+    initial labels), ``acquisition_order[N]`` and ``acquisition_probability[N]`` (what unbiased risk estimates need),
+    the current ``step``, annotator labels by dataset index, and the pending query. Indices are absolute dataset
+    indices everywhere.
+
+    Args:
+        size: number of samples N.
+        task: what annotator labels must be: ``"classification"`` (integer classes in ``[0, num_classes)``),
+            ``"regression"`` (finite numbers), or ``None`` (finite numbers, integers kept as classes).
+        num_classes: the number of classes of a classification task (labels are checked against it when known).
+
+    Example:
+        >>> ledger = LabelLedger(6, task="classification", num_classes=3)
+        >>> ledger.label([0, 4], labels=[2, 1])
+        >>> ledger.acquire([5])
+        1
+        >>> ledger.labelled_indices.tolist(), ledger.acquired_at.tolist()
+        ([0, 4, 5], [0, -1, -1, -1, 0, 1])
+        >>> ledger.label([1], labels=[7])
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `labels` to hold classes in [0, 3), but got 7.
+    """
+
+    def __init__(self, size: int, task: Task | None = None, num_classes: int | None = None) -> None:
+        if task not in (None, "classification", "regression"):
+            raise ValueError(
+                f"Expected argument `task` to be 'classification', 'regression' or None, but got {task!r}."
+            )
+        if num_classes is not None:
+            check_positive_int("num_classes", num_classes)
+            if task == "regression":
+                raise ValueError("Expected `num_classes` only for a classification task, but got `task='regression'`.")
+        self.task = task
+        self.num_classes = num_classes
+        self.acquired_at = torch.full((size,), UNLABELLED, dtype=torch.long)
+        self.acquisition_order = torch.full((size,), UNLABELLED, dtype=torch.long)
+        self.acquisition_probability = torch.full((size,), float("nan"), dtype=torch.float64)
+        self.step = 0
+        self.annotations: dict[int, int | float] = {}
+        # A plain list, not a tensor: `ddp_spawn` cannot send empty tensors to its processes.
+        self.pending_query: list[int] = []
+
+    # ------------------------------------------------------------------ views
+    def __len__(self) -> int:
+        return int(self.acquired_at.numel())
+
+    @property
+    def labelled_indices(self) -> Tensor:
+        """Dataset indices of D_L, ascending."""
+        return torch.nonzero(self.acquired_at != UNLABELLED).reshape(-1)
+
+    @property
+    def pool_indices(self) -> Tensor:
+        """Dataset indices of D_U, ascending."""
+        return torch.nonzero(self.acquired_at == UNLABELLED).reshape(-1)
+
+    @property
+    def num_labelled(self) -> int:
+        """Size of D_L."""
+        return int((self.acquired_at != UNLABELLED).sum())
+
+    @property
+    def num_pool(self) -> int:
+        """Size of D_U."""
+        return len(self) - self.num_labelled
+
+    # ------------------------------------------------------------------ checks
+    def check_in_range(self, name: str, indices: Tensor) -> None:
+        """Raise unless every index lies in ``[0, N)`` and none repeats."""
+        out_of_range = indices[(indices < 0) | (indices >= len(self))]
+        if out_of_range.numel():
+            raise ValueError(
+                f"Expected argument `{name}` to hold dataset indices in [0, {len(self)}),"
+                f" but got {describe(out_of_range)}."
+            )
+        unique, counts = torch.unique(indices, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(
+                f"Expected argument `{name}` to hold distinct indices,"
+                f" but got duplicates {describe(unique[counts > 1])}."
+            )
+
+    def check_pool_members(self, name: str, indices: Tensor) -> None:
+        """Raise unless every index is a distinct, in-range index of the pool."""
+        self.check_in_range(name, indices)
+        already = indices[self.acquired_at[indices] != UNLABELLED]
+        if already.numel():
+            raise ValueError(
+                f"Expected argument `{name}` to hold pool indices, but {describe(already)} are already labelled."
+            )
+
+    def check_labels(self, labels: Any, expected: int) -> list[int | float]:
+        """Annotator labels as plain numbers, one per index, valid for the task (see the class docstring)."""
+        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+            raise TypeError(f"Expected argument `labels` to be a sequence of numbers, but got {type(labels).__name__}.")
+        values = labels.reshape(-1).tolist() if isinstance(labels, (Tensor, np.ndarray)) else list(labels)
+        if len(values) != expected:
+            raise ValueError(
+                f"Expected argument `labels` to have one label per index ({expected}), but got {len(values)}."
+            )
+        return [self._check_label(value) for value in values]
+
+    def _check_label(self, value: Any) -> int | float:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(
+                f"Expected argument `labels` to hold numbers, but got {value!r} of type {type(value).__name__}."
+            )
+        if not math.isfinite(float(value)):
+            raise ValueError(f"Expected argument `labels` to hold finite numbers, but got {value!r}.")
+        if self.task == "regression":
+            return float(value)
+        integral = isinstance(value, numbers.Integral) or float(value).is_integer()
+        if self.task == "classification" and not integral:
+            raise ValueError(f"Expected argument `labels` to hold integer classes, but got {value!r}.")
+        if not integral:
+            return float(value)
+        label = int(value)
+        if self.task == "classification" and not 0 <= label < (self.num_classes or 2**63 - 1):
+            span = f"[0, {self.num_classes})" if self.num_classes else "[0, inf)"
+            raise ValueError(f"Expected argument `labels` to hold classes in {span}, but got {value!r}.")
+        return label
+
+    @staticmethod
+    def check_probabilities(probabilities: Any, expected: int) -> Tensor:
+        """Drawing probabilities in ``(0, 1]``, one per index, as float64."""
+        values = torch.as_tensor(probabilities, dtype=torch.float64).reshape(-1)
+        if values.numel() != expected:
+            raise ValueError(
+                f"Expected argument `probabilities` to have one value per index ({expected}), but got {values.numel()}."
+            )
+        if not bool(((values > 0) & (values <= 1)).all()):
+            raise ValueError(f"Expected argument `probabilities` to lie in (0, 1], but got {values.tolist()}.")
+        return values
+
+    # ------------------------------------------------------------------ changes
+    def label(self, indices: Any, labels: Any = None, probabilities: Any = None) -> None:
+        """Move ``indices`` from D_U to D_L at the current step, optionally with an annotator's ``labels``.
+
+        ``probabilities``, when the indices were drawn at random in the given order, holds each one's drawing
+        probability given the earlier draws, over the whole pool: :meth:`risk_weights` needs them.
+
+        Raises:
+            TypeError: indices that are not integers, labels that are not numbers.
+            ValueError: an index out of range, duplicated or already labelled; labels invalid for the task or of
+                the wrong length; probabilities outside ``(0, 1]``.
+        """
+        tensor = as_index_tensor("indices", indices)
+        self.check_pool_members("indices", tensor)
+        values = None if labels is None else self.check_labels(labels, tensor.numel())
+        drawn = None if probabilities is None else self.check_probabilities(probabilities, tensor.numel())
+        self._record(tensor, values, drawn)
+
+    def acquire(self, indices: Any, labels: Any = None, probabilities: Any = None) -> int:
+        """Start the next active learning step and label ``indices`` at it (see :meth:`label`); returns the step.
+
+        The one way to label at a new step: on bad input neither the step nor the labelled set changes.
+        """
+        tensor = as_index_tensor("indices", indices)
+        self.check_pool_members("indices", tensor)
+        values = None if labels is None else self.check_labels(labels, tensor.numel())
+        drawn = None if probabilities is None else self.check_probabilities(probabilities, tensor.numel())
+        self.step += 1
+        self._record(tensor, values, drawn)
+        return self.step
+
+    def _record(self, indices: Tensor, values: list[int | float] | None, drawn: Tensor | None) -> None:
+        # Everything is validated by the caller: from here on nothing can fail half-way.
+        self.acquisition_order[indices] = (
+            int(self.acquisition_order.max().clamp_min(-1)) + 1 + torch.arange(indices.numel())
+        )
+        if drawn is not None:
+            self.acquisition_probability[indices] = drawn
+        self.acquired_at[indices] = self.step
+        if values is not None:
+            self.annotations.update(zip(indices.tolist(), values, strict=True))
+        if self.pending_query:
+            answered = set(indices.tolist())
+            self.pending_query = [i for i in self.pending_query if i not in answered]
+
+    def relabel(self, indices: Any, labels: Any) -> None:
+        """Correct the labels of labelled ``indices`` (an annotator's mistake); their step and order are kept."""
+        tensor = as_index_tensor("indices", indices)
+        self.check_in_range("indices", tensor)
+        pool = tensor[self.acquired_at[tensor] == UNLABELLED]
+        if pool.numel():
+            raise ValueError(
+                f"Expected argument `indices` to hold labelled indices, but {describe(pool)} are in the pool:"
+                " label them with `label`."
+            )
+        values = self.check_labels(labels, tensor.numel())
+        self.annotations.update(zip(tensor.tolist(), values, strict=True))
+
+    def unlabel(self, indices: Any) -> None:
+        """Return labelled ``indices`` to the pool, forgetting their labels, step, order and drawing probability."""
+        tensor = as_index_tensor("indices", indices)
+        self.check_in_range("indices", tensor)
+        pool = tensor[self.acquired_at[tensor] == UNLABELLED]
+        if pool.numel():
+            raise ValueError(
+                f"Expected argument `indices` to hold labelled indices, but {describe(pool)} are in the pool."
+            )
+        self.acquired_at[tensor] = UNLABELLED
+        self.acquisition_order[tensor] = UNLABELLED
+        self.acquisition_probability[tensor] = float("nan")
+        for index in tensor.tolist():
+            self.annotations.pop(index, None)
+
+    def label_randomly(self, n: int, generator: torch.Generator) -> Tensor:
+        """Label ``n`` pool samples drawn uniformly at random (their drawing probabilities are recorded)."""
+        check_positive_int("n", n)
+        pool = self.pool_indices
+        if n > pool.numel():
+            raise ValueError(f"Expected argument `n` to be at most the pool size {pool.numel()}, but got {n}.")
+        chosen = pool[torch.randperm(pool.numel(), generator=generator)[:n]]
+        self.label(chosen, probabilities=1.0 / (pool.numel() - torch.arange(n, dtype=torch.float64)))
+        return chosen
+
+    def label_balanced(self, per_class: int, targets: Tensor, generator: torch.Generator) -> Tensor:
+        """Label ``per_class`` random pool samples of every class of ``targets`` (``[N]`` integer classes)."""
+        check_positive_int("per_class", per_class)
+        pool = self.pool_indices
+        pool_targets = targets[pool]
+        chosen = []
+        for cls in torch.unique(targets).tolist():
+            members = pool[pool_targets == cls]
+            if members.numel() < per_class:
+                raise ValueError(
+                    f"Expected argument `per_class` to be at most the {members.numel()} pool samples of class {cls},"
+                    f" but got {per_class}."
+                )
+            chosen.append(members[torch.randperm(members.numel(), generator=generator)[:per_class]])
+        indices = torch.cat(chosen)
+        self.label(indices)
+        return indices
+
+    def query(self, indices: Any) -> None:
+        """Record ``indices`` as the pending query for a human annotator (they stay in the pool)."""
+        tensor = as_index_tensor("indices", indices)
+        self.check_pool_members("indices", tensor)
+        self.pending_query = tensor.tolist()
+
+    def answer(self, indices: Any, labels: Any) -> Tensor:
+        """Label answered rows of the pending query with the annotator's ``labels``; the rest stay pending.
+
+        Raises:
+            ValueError: an index that is not in the pending query (never queried, or answered before).
+        """
+        tensor = as_index_tensor("indices", indices)
+        pending = set(self.pending_query)
+        stray = [i for i in tensor.tolist() if i not in pending]
+        if stray:
+            raise ValueError(
+                f"Expected answers for the pending query only, but got rows for {describe(stray)}, which were not"
+                f" queried (pending: {describe(self.pending_query)})."
+            )
+        self.label(tensor, labels)
+        return tensor
+
+    # ------------------------------------------------------------------ risk
+    def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
+        """Importance weights of D_L for an unbiased estimate of the population risk (Farquhar et al., 2021).
+
+        Returns float64 ``[N]``: a weight per labelled sample, ``nan`` in the pool.
+
+        Raises:
+            ValueError: if a labelled sample has no recorded drawing probability.
+        """
+        if estimator not in ("lure", "pure"):
+            raise ValueError(f"Expected argument `estimator` to be 'lure' or 'pure', but got {estimator!r}.")
+        labelled = self.labelled_indices
+        in_order = labelled[torch.argsort(self.acquisition_order[labelled])]
+        probabilities = self.acquisition_probability[in_order]
+        missing = in_order[probabilities.isnan()]
+        if missing.numel():
+            raise ValueError(
+                f"Expected every labelled sample to have a recorded drawing probability, but {describe(missing)}"
+                " have none: only random draws (`label_randomly`, stochastic heuristics over the whole pool) can be"
+                " re-weighted."
+            )
+        compute = lure_weights if estimator == "lure" else pure_weights
+        weights = torch.full((len(self),), float("nan"), dtype=torch.float64)
+        weights[in_order] = compute(probabilities, len(self))
+        return weights
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and primitives only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``."""
+        annotated = sorted(self.annotations)
+        return {
+            "acquired_at": self.acquired_at.clone(),
+            "acquisition_order": self.acquisition_order.clone(),
+            "acquisition_probability": self.acquisition_probability.clone(),
+            "step": self.step,
+            "annotation_indices": torch.tensor(annotated, dtype=torch.long),
+            "annotation_values": torch.tensor([float(self.annotations[i]) for i in annotated], dtype=torch.float64),
+            "annotation_is_int": [isinstance(self.annotations[i], int) for i in annotated],
+            "pending_query": torch.tensor(self.pending_query, dtype=torch.long),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Validate every entry first, then replace the state: a bad state dict changes nothing."""
+        new = self._validated(state_dict)
+        self.__dict__.update(new)
+
+    def _validated(self, state: Any) -> dict[str, Any]:
+        if not isinstance(state, dict):
+            raise TypeError(f"Expected a state dict, but got {type(state).__name__}.")
+        missing = [key for key in ("acquired_at", "step") if key not in state]
+        if missing:
+            raise KeyError(f"Expected the label state to hold {missing}, but it has only {sorted(state)}.")
+        size = len(self)
+        acquired_at = _int_vector(state, "acquired_at", size)
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"Expected `step` to be a non-negative integer, but got {step!r}.")
+        if bool((acquired_at < UNLABELLED).any()) or bool((acquired_at > step).any()):
+            raise ValueError(f"Expected `acquired_at` to hold -1 or a step in [0, {step}], but got other values.")
+        labelled = acquired_at != UNLABELLED
+        # Keys added after the first release: older checkpoints load with nothing recorded.
+        order = (
+            _int_vector(state, "acquisition_order", size)
+            if "acquisition_order" in state
+            else torch.full((size,), UNLABELLED, dtype=torch.long)
+        )
+        if bool((order[~labelled] != UNLABELLED).any()) or bool((order[labelled] < UNLABELLED).any()):
+            raise ValueError("Expected `acquisition_order` to be -1 exactly in the pool, but got other values.")
+        probability = state.get("acquisition_probability", torch.full((size,), float("nan"), dtype=torch.float64))
+        if not isinstance(probability, Tensor) or probability.shape != (size,) or not probability.is_floating_point():
+            raise ValueError(f"Expected `acquisition_probability` to be a float tensor of shape [{size}].")
+        known = probability[~probability.isnan()]
+        if bool(((known <= 0) | (known > 1)).any()):
+            raise ValueError("Expected `acquisition_probability` to lie in (0, 1] or be NaN.")
+        annotations = self._validated_annotations(state, labelled)
+        pending = as_index_tensor("pending_query", state.get("pending_query", []))
+        self.check_in_range("pending_query", pending)
+        if bool(labelled[pending].any()):
+            raise ValueError("Expected `pending_query` to hold pool indices, but some are labelled.")
+        return {
+            "acquired_at": acquired_at.clone(),
+            "acquisition_order": order.clone(),
+            "acquisition_probability": probability.to(torch.float64).clone(),
+            "step": int(step),
+            "annotations": annotations,
+            "pending_query": pending.tolist(),
+        }
+
+    def _validated_annotations(self, state: dict[str, Any], labelled: Tensor) -> dict[int, int | float]:
+        indices = as_index_tensor("annotation_indices", state.get("annotation_indices", []))
+        values = state.get("annotation_values", torch.zeros(0, dtype=torch.float64))
+        is_int = list(state.get("annotation_is_int", []))
+        if not isinstance(values, Tensor) or values.numel() != indices.numel() or len(is_int) != indices.numel():
+            raise ValueError(
+                "Expected `annotation_indices`, `annotation_values` and `annotation_is_int` of one length."
+            )
+        self.check_in_range("annotation_indices", indices)
+        if not bool(labelled[indices].all()):
+            raise ValueError("Expected `annotation_indices` to hold labelled indices, but some are in the pool.")
+        annotations: dict[int, int | float] = {}
+        for index, value, as_int in zip(indices.tolist(), values.tolist(), is_int, strict=True):
+            annotations[index] = self._check_label(int(value) if as_int else value)
+        return annotations
+
+
+def _int_vector(state: dict[str, Any], key: str, size: int) -> Tensor:
+    value = state[key]
+    if not isinstance(value, Tensor) or value.shape != (size,):
+        got = f"size {value.numel()}, shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"Expected a state dict for a dataset of {size} samples, but got `{key}` of {got}.")
+    if value.is_floating_point() or value.dtype == torch.bool or value.is_complex():
+        raise ValueError(f"Expected `{key}` to be an integer tensor, but got dtype {value.dtype}.")
+    return value.long()
