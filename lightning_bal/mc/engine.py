@@ -15,7 +15,7 @@ from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
 from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.sampling import BatchSampler, call_module
+from lightning_bal.mc.sampling import BatchSampler, call_module, map_tensors
 from lightning_bal.mc.split import MCSplit, split_module
 
 __all__ = ["MCPrediction", "log_softmax_classes", "mc_batches", "mc_predict"]
@@ -29,22 +29,37 @@ class MCPrediction(NamedTuple):
 
     Attributes:
         indices: dataset indices ``[N]``, in the order the loader gave them.
-        log_probs: transformed outputs ``[N, K, C, ...]``, or ``None`` when a ``score_fn`` was given.
+        log_probs: transformed outputs ``[N, K, C, ...]`` (a tuple/dict of them for a model with several outputs),
+            or ``None`` when a ``score_fn`` was given.
         scores: ``score_fn`` of each item ``[N]``, or ``None`` without ``score_fn``.
     """
 
     indices: Tensor
-    log_probs: Tensor | None
+    log_probs: Any
     scores: Tensor | None
 
 
 def log_softmax_classes(outputs: Tensor) -> Tensor:
     """Default output transform: logits ``[B, K, C, ...]`` to float32 log-probabilities over the classes (dim 2).
 
+    Refuses what cannot be class logits: a tuple or dict of outputs, or a single class (a regression output, which
+    would become all zeros).
+
     Example:
         >>> log_softmax_classes(torch.zeros(1, 1, 4)).exp().tolist()
         [[[0.25, 0.25, 0.25, 0.25]]]
     """
+    if not isinstance(outputs, Tensor):
+        raise TypeError(
+            f"Expected the model to return class logits as one tensor, but it returned a {type(outputs).__name__}:"
+            " give a heuristic that names the output it scores (e.g. `BALD(output=0)`), or an `output_transform`."
+        )
+    if outputs.dim() < 3 or outputs.shape[2] < 2:
+        raise ValueError(
+            f"Expected class logits [B, K, C, ...] with C >= 2, but the model's outputs have shape"
+            f" {tuple(outputs.shape)}: a regression output? Use a regression heuristic (e.g. `Variance`), or"
+            " `output_transform=None` for raw outputs."
+        )
     return outputs.float().log_softmax(dim=2)
 
 
@@ -66,19 +81,69 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
-def _unpack(batch: Any, device: torch.device) -> tuple[Any, Tensor]:
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Tensor)):
+def _unpack(batch: Any, device: torch.device, numbered: int) -> tuple[Any, Tensor]:
+    """``(inputs, dataset_indices)`` of a batch; a batch of inputs alone is numbered from ``numbered`` on."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and _is_index_vector(batch[1], batch[0]):
+        inputs, indices = batch
+    elif isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Tensor):
         raise TypeError(
-            "Expected each pool batch to be a pair `(inputs, dataset_indices)` with `dataset_indices` an int64"
-            f" tensor [B], but got {type(batch).__name__}"
+            "Expected each pool batch to be inputs alone or a pair `(inputs, dataset_indices)` with `dataset_indices`"
+            f" an integer tensor [B], but got a second element of dtype {batch[1].dtype} and shape"
+            f" {tuple(batch[1].shape)}: a loader of `(inputs, targets)`? Pass a loader of inputs alone."
         )
-    inputs, indices = batch
-    if indices.dim() != 1 or indices.dtype.is_floating_point or indices.dtype == torch.bool:
-        raise ValueError(
-            f"Expected `dataset_indices` to be an integer tensor [B], but got {indices.dtype} of shape"
-            f" {tuple(indices.shape)}"
-        )
+    else:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 1 else batch
+        size = _batch_size(inputs)
+        indices = torch.arange(numbered, numbered + size)
     return _to_device(inputs, device), indices.to(device=device, dtype=torch.int64)
+
+
+def _is_index_vector(value: Any, inputs: Any) -> bool:
+    if not isinstance(value, Tensor) or value.dim() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
+        return False
+    size = _batch_size(inputs, default=value.shape[0])
+    return value.shape[0] == size
+
+
+def _batch_size(inputs: Any, default: int | None = None) -> int:
+    """Rows of the first tensor in ``inputs`` (a tensor, or a tuple/list/dict holding tensors)."""
+    if isinstance(inputs, Tensor) and inputs.dim() > 0:
+        return int(inputs.shape[0])
+    values = inputs.values() if isinstance(inputs, dict) else inputs if isinstance(inputs, (tuple, list)) else []
+    for value in values:
+        if isinstance(value, (Tensor, tuple, list, dict)):
+            return _batch_size(value, default)
+    if default is not None:
+        return default
+    raise TypeError(f"Expected each pool batch to hold a tensor of inputs, but got {type(inputs).__name__}.")
+
+
+class _IndexLedger:
+    """Refuses a dataset index that comes twice within one pass: the sign of a loader of ``(inputs, targets)``."""
+
+    def __init__(self) -> None:
+        self.seen = torch.zeros(0, dtype=torch.bool)
+
+    def check(self, indices: Tensor) -> None:
+        cpu = indices.cpu()
+        if cpu.numel() == 0:
+            return
+        if int(cpu.min()) < 0:
+            raise ValueError(f"Expected non-negative dataset indices, but got {int(cpu.min())}.")
+        top = int(cpu.max()) + 1
+        if top > self.seen.numel():
+            grown = torch.zeros(max(top, 2 * self.seen.numel()), dtype=torch.bool)
+            grown[: self.seen.numel()] = self.seen
+            self.seen = grown
+        unique, counts = torch.unique(cpu, return_counts=True)
+        repeated = torch.cat([unique[counts > 1], unique[self.seen[unique]]]).unique()
+        if repeated.numel():
+            raise ValueError(
+                f"Expected every dataset index to come once per pass, but {repeated[:5].tolist()} came again. The"
+                " loader's second element is read as dataset indices: is it yielding `(inputs, targets)`? Pass a"
+                " loader of inputs alone (numbered in loader order), or `(inputs, dataset_indices)`."
+            )
+        self.seen[unique] = True
 
 
 def _default_budget(device: torch.device) -> int:
@@ -113,7 +178,7 @@ def _plan(split: MCSplit, dropconnect: bool) -> _Plan:
     return _Plan(split.features, split.layers[:first], None, nn.Sequential(*split.layers[first:]))
 
 
-def _sample(plan: _Plan, sampler: BatchSampler, inputs: Any, indices: Tensor) -> Tensor:
+def _sample(plan: _Plan, sampler: BatchSampler, inputs: Any, indices: Tensor) -> Any:
     x = inputs if plan.features is None else call_module(plan.features, inputs)
     if plan.layers is not None and isinstance(x, Tensor):
         return sampler.run_layers(plan.layers, x, indices)
@@ -161,14 +226,18 @@ def mc_batches(
 
     Args:
         module: the model (any ``nn.Module``, e.g. a ``LightningModule``; its ``forward`` is called).
-        dataloader: yields ``(inputs, dataset_indices)``; ``inputs`` a tensor (called as ``module(x)``), a
-            tuple/list (``module(*x)``) or a dict (``module(**x)``); ``dataset_indices`` an int64 tensor ``[B]``.
+        dataloader: yields ``(inputs, dataset_indices)``, or inputs alone (items are then numbered in loader
+            order); ``inputs`` a tensor (called as ``module(x)``), a tuple/list (``module(*x)``) or a dict
+            (``module(**x)``); ``dataset_indices`` an integer tensor ``[B]``. An index that repeats within the
+            pass is refused (the usual cause: a loader of ``(inputs, targets)``).
         iterations: K, the number of MC samples.
         seed: seeds all masks; ``None`` draws one from the OS (never from torch's global generator). Give
             the same seed on every rank for the same samples.
         consistent_masks: one mask per sample shared by all items (default), or one per item and sample.
-        output_transform: maps the raw outputs ``[B, K, C, ...]`` (float) to what is yielded; the default
-            is ``log_softmax`` over the classes (dim 2); ``None`` yields the raw outputs (e.g. regression).
+        output_transform: maps the raw outputs ``[B, K, C, ...]`` (or a tuple/dict of them, for a model with
+            several outputs) to what is yielded; the default is ``log_softmax`` over the classes (dim 2), which
+            refuses a single-unit or structured output; ``None`` yields the raw outputs as float32 (e.g.
+            regression). A heuristic's own transform is :meth:`~lightning_bal.heuristics.Heuristic.transform`.
         share_prefix: run the deterministic prefix once per batch where the structure allows it.
         chunk_rows: most rows per forward after the prefix; ``None`` picks it from ``memory_budget``.
         memory_budget: activation bytes per chunk (default 256 MiB on CPU, a quarter of free GPU memory).
@@ -235,8 +304,9 @@ def _iterate(
     first = next(batches, None)
     if first is None:
         return
-    if split.unverified and not _same_outputs(module, split.head, _unpack(first, device)[0]):
+    if split.unverified and not _same_outputs(module, split.head, _unpack(first, device, 0)[0]):
         split = MCSplit(None, None, module)
+    seen, numbered = _IndexLedger(), 0
     plan = _plan(split, dropconnect is not None)
     with ExitStack() as stack:
         # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
@@ -245,12 +315,14 @@ def _iterate(
         sampler = BatchSampler(module, iterations, masks, chunk_rows, budget, params)
         stack.enter_context(sampler.hooks(module))
         for batch in itertools.chain([first], batches):
-            inputs, indices = _unpack(batch, device)
+            inputs, indices = _unpack(batch, device, numbered)
+            seen.check(indices)
+            numbered += indices.numel()
             autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
             with torch.inference_mode(), autocast:
                 outputs = _sample(plan, sampler, inputs, indices)
             with torch.inference_mode():
-                outputs = outputs.float() if output_transform is None else output_transform(outputs)
+                outputs = map_tensors(outputs, Tensor.float) if output_transform is None else output_transform(outputs)
             yield indices, outputs
 
 
@@ -308,6 +380,16 @@ def mc_predict(
         raise ValueError("Expected argument `dataloader` to yield at least one batch, but got none")
     return MCPrediction(
         torch.cat(indices),
-        torch.cat(outputs) if score_fn is None else None,
+        _cat_rows(outputs) if score_fn is None else None,
         torch.cat(scores) if score_fn is not None else None,
     )
+
+
+def _cat_rows(parts: list[Any]) -> Any:
+    """Concatenate per-batch outputs along the items: tensors, or tuples/dicts of them."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {key: _cat_rows([part[key] for part in parts]) for key in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(_cat_rows([part[i] for part in parts]) for i in range(len(first)))
+    return torch.cat(parts)

@@ -22,7 +22,7 @@ from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, DropConnectWeight
 from lightning_bal.mc.layers import BUILTIN_STOCHASTIC_TYPES, has_stochastic_layers, stochastic_layers
 from lightning_bal.mc.masks import MaskSampler, apply_dropout, mask_shape
 
-__all__ = ["BatchSampler", "call_module"]
+__all__ = ["BatchSampler", "call_module", "first_tensor", "map_tensors"]
 
 # Layers that only move features around: a mask commutes with them, so it can be carried to the next Linear.
 _RESHAPES = (nn.Flatten, nn.Identity)
@@ -35,6 +35,47 @@ def call_module(fn: Callable[..., Tensor], inputs: Any) -> Tensor:
     if isinstance(inputs, (tuple, list)):
         return fn(*inputs)
     return fn(inputs)
+
+
+def map_tensors(outputs: Any, fn: Callable[[Tensor], Any]) -> Any:
+    """Apply ``fn`` to every tensor of a model's outputs: a tensor, or a tuple/list/dict of them (nested).
+
+    Example:
+        >>> map_tensors({"a": torch.ones(1), "b": (torch.zeros(1),)}, lambda t: t + 1)
+        {'a': tensor([2.]), 'b': (tensor([1.]),)}
+    """
+    if isinstance(outputs, Tensor):
+        return fn(outputs)
+    if isinstance(outputs, dict):
+        return {key: map_tensors(value, fn) for key, value in outputs.items()}
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(map_tensors(value, fn) for value in outputs)
+    return outputs
+
+
+def first_tensor(outputs: Any) -> Tensor:
+    """The first tensor of a model's outputs (a tensor, or a tuple/list/dict holding tensors)."""
+    if isinstance(outputs, Tensor):
+        return outputs
+    values = outputs.values() if isinstance(outputs, dict) else outputs if isinstance(outputs, (tuple, list)) else []
+    for value in values:
+        try:
+            return first_tensor(value)
+        except TypeError:
+            continue
+    raise TypeError(f"Expected the model to return a tensor, or a tuple or dict of tensors, but got {outputs!r}.")
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Concatenate per-chunk outputs ``[K_c, B, ...]`` along the samples and move them to ``[B, K, ...]``."""
+    first = parts[0]
+    if isinstance(first, Tensor):
+        return torch.cat(parts).transpose(0, 1).contiguous()
+    if isinstance(first, dict):
+        return {key: _concat([part[key] for part in parts]) for key in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(_concat([part[i] for part in parts]) for i in range(len(first)))
+    return first
 
 
 def _repeat(inputs: Any, times: int, rows: int) -> Any:
@@ -231,23 +272,26 @@ class BatchSampler:
         return nn.functional.linear(x, stacked, bias).view(x.shape[0], -1, linear.out_features)
 
     # -------------------------------------------------------------------------------------------- callables
-    def run_replicated(self, fn: Callable[..., Tensor], inputs: Any, indices: Tensor) -> Tensor:
-        """K samples of ``fn`` on a batch of ``B`` rows, ``K_c * B`` rows per forward: returns ``[B, K, ...]``."""
+    def run_replicated(self, fn: Callable[..., Any], inputs: Any, indices: Tensor) -> Any:
+        """K samples of ``fn`` on a batch of ``B`` rows, ``K_c * B`` rows per forward: returns ``[B, K, ...]``.
+
+        A model with several outputs (a tuple or dict of tensors) gets each of them as ``[B, K, ...]``.
+        """
         batch = indices.shape[0]
         outs, start = [], 0
         self._indices, self._items_first = indices, False
         while start < self.iterations:
             kc = self._samples_per_chunk(batch)
             self._ks = range(start, min(self.iterations, start + kc))
-            out = call_module(fn, _repeat(inputs, len(self._ks), batch))
-            out = out.view(len(self._ks), batch, *out.shape[1:])
+            kc = len(self._ks)
+            out = map_tensors(call_module(fn, _repeat(inputs, kc, batch)), lambda t: t.view(kc, batch, *t.shape[1:]))
             if self._row_bytes is None and self.chunk_rows is None:
-                self._row_bytes = self._measure(fn, inputs, out)
+                self._row_bytes = self._measure(fn, inputs, first_tensor(out))
             outs.append(out)
             start = self._ks.stop
-        return torch.cat(outs).transpose(0, 1).contiguous()
+        return _concat(outs)
 
-    def _measure(self, fn: Callable[..., Tensor], inputs: Any, out: Tensor) -> float:
+    def _measure(self, fn: Callable[..., Any], inputs: Any, out: Tensor) -> float:
         # Largest activation per row seen while running one sample of the batch again with size-recording hooks.
         peak = [float(out[0].numel() * out.element_size())]
 

@@ -212,10 +212,67 @@ def test_argument_errors(kwargs, error, match):
         mc_batches(head_dropout_cnn(), pool(), **args)
 
 
-@pytest.mark.parametrize("batch", [torch.randn(3, 1, 8, 8), (torch.randn(3, 1, 8, 8), torch.rand(3))])
+@pytest.mark.parametrize(
+    "batch", [(torch.randn(3, 1, 8, 8), torch.rand(3)), (torch.randn(3, 1, 8, 8), torch.ones(3, 2))]
+)
 def test_bad_batches(batch):
     with pytest.raises((TypeError, ValueError), match="dataset_indices"):
         mc_predict(head_dropout_cnn(), [batch], K)
+
+
+@pytest.mark.parametrize("wrap", [lambda x: x, lambda x: (x,), lambda x: [x]])
+def test_a_loader_of_inputs_alone_is_numbered_in_loader_order(wrap):
+    inputs = torch.randn(7, 1, 8, 8)
+    loader = [wrap(inputs[:4]), wrap(inputs[4:])]
+    pred = mc_predict(head_dropout_cnn(), loader, K, seed=0)
+    assert pred.indices.tolist() == list(range(7))
+    ref = mc_predict(head_dropout_cnn(), [(inputs, torch.arange(7))], K, seed=0)
+    torch.testing.assert_close(pred.log_probs, ref.log_probs)
+
+
+@pytest.mark.parametrize("consistent_masks", [True, False])
+def test_a_loader_of_inputs_and_labels_is_refused(consistent_masks):
+    """The trap: `(x, y)` with integer class labels looks like `(inputs, dataset_indices)`; labels repeat."""
+    inputs, labels = torch.randn(8, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    with pytest.raises(ValueError, match=r"came again.*\(inputs, targets\)"):
+        mc_predict(head_dropout_cnn(), [(inputs, labels)], K, seed=0, consistent_masks=consistent_masks)
+    with pytest.raises(ValueError, match="came again"):
+        mc_predict(head_dropout_cnn(), [(inputs[:4], torch.arange(4)), (inputs[4:], torch.arange(3, 7))], K, seed=0)
+
+
+class TwoHeads(nn.Module):
+    """A trunk with two heads, returned as a tuple or a dict."""
+
+    def __init__(self, as_dict: bool):
+        super().__init__()
+        self.as_dict = as_dict
+        self.trunk = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5))
+        self.classes, self.value = nn.Linear(16, 3), nn.Linear(16, 1)
+
+    def forward(self, x):
+        h = self.trunk(x)
+        out = (self.classes(h), self.value(h))
+        return {"classes": out[0], "value": out[1]} if self.as_dict else out
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_models_with_several_outputs_keep_their_structure(as_dict):
+    torch.manual_seed(0)
+    net, x = TwoHeads(as_dict), torch.randn(5, 4)
+    pred = mc_predict(net, [x[:3], x[3:]], K, seed=0, output_transform=None)
+    classes, value = (pred.log_probs["classes"], pred.log_probs["value"]) if as_dict else pred.log_probs
+    assert classes.shape == (5, K, 3) and value.shape == (5, K, 1)
+    assert classes.std(1).sum() > 0, "the K samples differ"
+    with pytest.raises(TypeError, match="returned a (tuple|dict)"):
+        mc_predict(net, [x], K, seed=0)
+
+
+def test_single_unit_output_is_not_log_softmaxed_to_zeros():
+    net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+    with pytest.raises(ValueError, match="regression"):
+        mc_predict(net, [torch.randn(3, 4)], K, seed=0)
+    raw = mc_predict(net, [torch.randn(3, 4)], K, seed=0, output_transform=None).log_probs
+    assert raw.shape == (3, K, 1) and raw.std(1).sum() > 0
 
 
 def test_automatic_chunks_grow_after_the_first():

@@ -1,0 +1,164 @@
+"""Train each active learning step to convergence: when has a monitored validation metric stopped improving?"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from torch import Tensor
+
+from lightning_bal.utilities.checks import check_positive_int
+
+__all__ = ["Convergence", "Plateau"]
+
+
+class Plateau:
+    """The one comparison ``EarlyStopping`` makes: has ``value`` stopped improving for ``patience`` updates?
+
+    A pure object (no Trainer): feed it one value per validation with :meth:`update`.
+
+    Args:
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher value is an improvement.
+        patience: updates without improvement after which :attr:`stalled` is true.
+        min_delta: the smallest change that counts as an improvement.
+
+    Example:
+        >>> plateau = Plateau("min", patience=2)
+        >>> [plateau.update(v) for v in (1.0, 0.5, 0.5, 0.6)]
+        [True, True, False, False]
+        >>> plateau.stalled, plateau.best
+        (True, 0.5)
+    """
+
+    def __init__(self, mode: Literal["min", "max"] = "min", patience: int = 3, min_delta: float = 0.0) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"Expected argument `mode` to be 'min' or 'max', but got {mode!r}.")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
+            raise ValueError(f"Expected argument `min_delta` to be a finite number >= 0, but got {min_delta!r}.")
+        self.mode = mode
+        self.patience = check_positive_int("patience", patience)
+        self.min_delta = float(min_delta)
+        self.best: float | None = None
+        self.wait = 0
+
+    def update(self, value: float) -> bool:
+        """Record one value; returns whether it improved on the best so far.
+
+        Raises:
+            ValueError: if ``value`` is NaN or infinite (the model diverged; nothing is recorded).
+        """
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"Expected a finite monitored value, but got {value}: the model diverged.")
+        best = self.best
+        improved = best is None or (
+            value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+        )
+        if improved:
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+        return improved
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the last ``patience`` updates brought no improvement."""
+        return self.wait >= self.patience
+
+    def reset(self) -> None:
+        """Forget the best value (a new step starts)."""
+        self.best, self.wait = None, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best value and the updates since."""
+        return {"best_score": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        best = state_dict.get("best_score")
+        self.best = None if best is None else float(best)
+        self.wait = int(state_dict.get("wait", 0))
+
+
+class Convergence:
+    """Run each active learning step once the model has converged on D_L, not after a fixed number of epochs.
+
+    The step runs at the end of the first epoch after which the validation metric ``monitor`` has not improved for
+    ``patience`` validations, or after ``max_epochs`` epochs. Like Lightning's ``EarlyStopping``, but it ends the
+    step, not the fit (the protocol of Gal et al. 2017 and Kirsch et al. 2019).
+
+    Args:
+        monitor: a validation metric the model logs with ``self.log`` (e.g. ``"val_loss"``).
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` value is an improvement.
+        patience: validations without improvement after which the step runs.
+        min_delta: the smallest change of ``monitor`` that counts as an improvement.
+        max_epochs: run the step after this many epochs even without convergence.
+        restore_best_weights: score the pool (and report the step's figures) with the weights of the step's best
+            validation, as ``ModelCheckpoint``'s best model would. The copy is kept on the CPU and in the callback's
+            checkpoint (one more copy of the weights).
+
+    Example:
+        >>> from lightning_bal import ActiveLearningCallback
+        >>> callback = ActiveLearningCallback("bald", 10, convergence=Convergence("val_loss", patience=3))
+        >>> callback.convergence.monitor
+        'val_loss'
+    """
+
+    def __init__(
+        self,
+        monitor: str,
+        mode: Literal["min", "max"] = "min",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        max_epochs: int | None = None,
+        restore_best_weights: bool = True,
+    ) -> None:
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"Expected argument `monitor` to be a metric name, but got {monitor!r}.")
+        self.monitor = monitor
+        self.plateau = Plateau(mode, patience, min_delta)
+        self.max_epochs = None if max_epochs is None else check_positive_int("max_epochs", max_epochs)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.best_weights: dict[str, Tensor] | None = None
+        self.best_val_metrics: dict[str, float] | None = None
+
+    def due(self, epochs_since_step: int) -> bool:
+        """Whether the step should run after this epoch."""
+        return self.plateau.stalled or (self.max_epochs is not None and epochs_since_step >= self.max_epochs)
+
+    def observe(self, value: float, state: dict[str, Tensor], val_metrics: dict[str, float]) -> None:
+        """Record one validation's ``value``; on improvement keep a CPU copy of the model ``state`` and its figures."""
+        if not math.isfinite(value):
+            raise ValueError(f"The monitored metric `{self.monitor}` is {value}: the model diverged.")
+        if self.plateau.update(value) and self.restore_best_weights:
+            # On the CPU: the copy must not cost accelerator memory, and is only read back once per step.
+            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+            self.best_val_metrics = val_metrics
+
+    def take_best(self) -> tuple[dict[str, Tensor] | None, dict[str, float] | None]:
+        """The best weights and validation figures of the step, and start tracking the next step afresh."""
+        best = self.best_weights, self.best_val_metrics
+        self.plateau.reset()
+        self.best_weights, self.best_val_metrics = None, None
+        return best
+
+    def state_dict(self) -> dict[str, Any]:
+        """The tracking of the current step, so a resumed step ends where it would have."""
+        return {
+            **self.plateau.state_dict(),
+            "best_weights": dict(self.best_weights or {}),
+            "best_val_metrics": dict(self.best_val_metrics or {}),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.plateau.load_state_dict(state_dict)
+        self.best_weights = dict(state_dict.get("best_weights") or {}) or None
+        self.best_val_metrics = dict(state_dict.get("best_val_metrics") or {}) or None
+
+    def __repr__(self) -> str:
+        p = self.plateau
+        return (
+            f"Convergence({self.monitor!r}, mode={p.mode!r}, patience={p.patience}, min_delta={p.min_delta},"
+            f" max_epochs={self.max_epochs}, restore_best_weights={self.restore_best_weights})"
+        )
