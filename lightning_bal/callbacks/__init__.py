@@ -1,5 +1,24 @@
-"""Lightning callbacks that run active learning inside a Trainer."""
+"""Lightning callbacks that run active learning inside a Trainer, and the objects that configure them."""
 
 from lightning_bal.callbacks.active_learning import ActiveLearningCallback
+from lightning_bal.callbacks.convergence import Convergence, Plateau
+from lightning_bal.callbacks.evaluation import (
+    Calibration,
+    LabelledRisk,
+    MCTestCurve,
+    StepContext,
+    StepEvaluation,
+    TestCurve,
+)
 
-__all__ = ["ActiveLearningCallback"]
+__all__ = [
+    "ActiveLearningCallback",
+    "Calibration",
+    "Convergence",
+    "LabelledRisk",
+    "MCTestCurve",
+    "Plateau",
+    "StepContext",
+    "StepEvaluation",
+    "TestCurve",
+]

@@ -139,7 +139,7 @@ class LabelLedger:
             raise ValueError(f"Expected argument `labels` to hold integer classes, but got {value!r}.")
         if not integral:
             return float(value)
-        label = int(value)
+        label = int(float(value))
         if self.task == "classification" and not 0 <= label < (self.num_classes or 2**63 - 1):
             span = f"[0, {self.num_classes})" if self.num_classes else "[0, inf)"
             raise ValueError(f"Expected argument `labels` to hold classes in {span}, but got {value!r}.")
@@ -335,9 +335,10 @@ class LabelLedger:
             raise KeyError(f"Expected the label state to hold {missing}, but it has only {sorted(state)}.")
         size = len(self)
         acquired_at = _int_vector(state, "acquired_at", size)
-        step = state["step"]
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"Expected `step` to be a non-negative integer, but got {step!r}.")
+        raw_step = state["step"]
+        if isinstance(raw_step, bool) or not isinstance(raw_step, numbers.Integral) or raw_step < 0:
+            raise ValueError(f"Expected `step` to be a non-negative integer, but got {raw_step!r}.")
+        step = int(raw_step)
         if bool((acquired_at < UNLABELLED).any()) or bool((acquired_at > step).any()):
             raise ValueError(f"Expected `acquired_at` to hold -1 or a step in [0, {step}], but got other values.")
         labelled = acquired_at != UNLABELLED
@@ -364,7 +365,7 @@ class LabelLedger:
             "acquired_at": acquired_at.clone(),
             "acquisition_order": order.clone(),
             "acquisition_probability": probability.to(torch.float64).clone(),
-            "step": int(step),
+            "step": step,
             "annotations": annotations,
             "pending_query": pending.tolist(),
         }

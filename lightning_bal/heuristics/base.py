@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
 from lightning_bal.functional._validation import Reduction, check_reduction
+from lightning_bal.functional.outputs import OutputKey, log_softmax_classes, select_output
 
 __all__ = ["Selection", "Heuristic", "check_scores", "top_k"]
 
@@ -72,6 +73,11 @@ class Heuristic:
     Subclasses set the class attributes and implement :meth:`score`. The default :meth:`select_from_scores` takes
     the top ``query_size`` scores (ties go to the lower index).
 
+    What a heuristic consumes is declared, not guessed: :attr:`consumes` says whether :meth:`score` takes class
+    log-probabilities or raw outputs (regression), and ``output`` names the output it scores of a model that returns
+    several (a tuple position or a dict key). :meth:`transform` turns the model's raw MC outputs into that input; the
+    engine applies it batch by batch.
+
     Attributes:
         name: Registry name, e.g. ``"bald"``.
         higher_is_better: Whether a larger score means a more informative item.
@@ -79,6 +85,15 @@ class Heuristic:
         needs_mc_samples: Whether the inputs need K >= 2 MC samples.
         batch_aware: Whether :meth:`select` needs the candidates' log-probabilities, not only their scores.
         stochastic: Whether selection is random (then :class:`Selection` carries probabilities).
+        consumes: ``"log_probs"`` (class log-probabilities ``[N, K, C, ...]``, made from logits by
+            :meth:`transform`) or ``"outputs"`` (raw outputs ``[N, K, ...]``, e.g. regression).
+        needs_targets: Whether :meth:`score` also takes the MC predictions of target inputs (EPIG).
+
+    Args:
+        reduction: How scores over trailing dims (pixels, tokens) become one score per item.
+        validate_args: Check inputs (shapes, finiteness) before scoring.
+        output: Which output of a multi-output model to score (tuple position or dict key); ``None`` for a model
+            that returns one tensor.
     """
 
     name: ClassVar[str]
@@ -87,11 +102,25 @@ class Heuristic:
     needs_mc_samples: ClassVar[bool] = False
     batch_aware: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
+    consumes: ClassVar[Literal["log_probs", "outputs"]] = "log_probs"
+    needs_targets: ClassVar[bool] = False
 
-    def __init__(self, reduction: Reduction = "mean", validate_args: bool = True) -> None:
+    def __init__(
+        self, reduction: Reduction = "mean", validate_args: bool = True, output: OutputKey | None = None
+    ) -> None:
         check_reduction(reduction)
+        if output is not None and (isinstance(output, bool) or not isinstance(output, (int, str))):
+            raise TypeError(
+                f"Expected argument `output` to be a tuple position, a dict key or None, but got {output!r}."
+            )
         self.reduction = reduction
         self.validate_args = validate_args
+        self.output = output
+
+    def transform(self, outputs: Any) -> Any:
+        """The model's raw MC outputs ``[B, K, ...]`` (or a tuple/dict of them) to what :meth:`score` consumes."""
+        selected = select_output(outputs, self.output)
+        return log_softmax_classes(selected) if self.consumes == "log_probs" else selected.float()
 
     def score(self, log_probs: Any) -> Tensor:
         """Score each item: ``[N, K, C, ...]`` log-probabilities to ``[N]`` scores (pointwise, so batch by batch)."""

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
+from lightning_bal.functional.outputs import OutputKey, select_output
 from lightning_bal.heuristics.base import Heuristic
 
 __all__ = ["CombineHeuristics"]
 
 
 class CombineHeuristics(Heuristic):
-    r"""Score output ``i`` of a multi-output model with ``heuristics[i]`` and combine the scores.
+    r"""Score output ``outputs[i]`` of a multi-output model with ``heuristics[i]`` and combine the scores.
 
     .. math:: s = \sum_i w_i \, \sigma_i s_i \Big/ \sum_i w_i, \quad \sigma_i = +1 \text{ if heuristic } i
         \text{ is higher-is-better else } -1
@@ -22,8 +24,10 @@ class CombineHeuristics(Heuristic):
     them on comparable scales. ``needs_mc_samples`` is True, as MC samples suit every member.
 
     Args:
-        heuristics: Pointwise heuristics, one per model output.
-        weights: Non-negative weights, one per heuristic, not all zero (default: all 1).
+        heuristics: Pointwise heuristics, one per model output; each transforms its output as it declares (class
+            log-probabilities, or raw outputs for regression heuristics).
+        weights: Non-negative finite weights, one per heuristic, not all zero (default: all 1).
+        outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...).
 
     Example:
         >>> import torch
@@ -37,7 +41,12 @@ class CombineHeuristics(Heuristic):
     name: ClassVar[str] = "combine"
     needs_mc_samples: ClassVar[bool] = True
 
-    def __init__(self, heuristics: Sequence[Heuristic], weights: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        heuristics: Sequence[Heuristic],
+        weights: Sequence[float] | None = None,
+        outputs: Sequence[OutputKey] | None = None,
+    ) -> None:
         super().__init__()
         if not heuristics or not all(isinstance(h, Heuristic) and not h.batch_aware for h in heuristics):
             raise ValueError(
@@ -45,13 +54,25 @@ class CombineHeuristics(Heuristic):
                 f" but got {heuristics!r}."
             )
         weights = [1.0] * len(heuristics) if weights is None else list(weights)
-        if len(weights) != len(heuristics) or any(w < 0 for w in weights) or sum(weights) <= 0:
+        numbers = all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
+        if len(weights) != len(heuristics) or not numbers or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(
                 f"Expected argument `weights` to be {len(heuristics)} non-negative numbers, not all zero,"
                 f" but got {weights!r}."
             )
+        keys = list(range(len(heuristics))) if outputs is None else list(outputs)
+        if len(keys) != len(heuristics) or len(set(keys)) != len(keys):
+            raise ValueError(
+                f"Expected argument `outputs` to name {len(heuristics)} distinct outputs, one per heuristic,"
+                f" but got {outputs!r}."
+            )
         self.heuristics = list(heuristics)
         self.weights = [w / sum(weights) for w in weights]
+        self.outputs = keys
+
+    def transform(self, outputs: Any) -> list[Any]:
+        """Each member's input: its output of the model, transformed as the member declares."""
+        return [h.transform(select_output(outputs, key)) for h, key in zip(self.heuristics, self.outputs, strict=True)]
 
     def score(self, log_probs: Sequence[Tensor]) -> Tensor:
         """One tensor per output (each ``[N, K, C, ...]``, or ``[N, K, ...]`` for regression) to ``[N]`` scores."""

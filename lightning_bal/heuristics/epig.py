@@ -1,14 +1,18 @@
-"""EPIG as a heuristic: score pool batches against target inputs set once per acquisition step."""
+"""EPIG as a heuristic: score pool batches against the MC predictions of target inputs, passed in at scoring."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from lightning_bal.functional import epig
 from lightning_bal.functional.epig import check_targets
-from lightning_bal.heuristics.base import Heuristic
+from lightning_bal.functional.outputs import OutputKey
+from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.utilities.checks import check_positive_int
 
 __all__ = ["EPIG"]
 
@@ -18,20 +22,21 @@ class EPIG(Heuristic):
 
     .. math:: \mathrm{EPIG}(x) = E_{x^* \sim p_*}\, I[y; y^* \mid x, x^*]
 
-    Pointwise, so pool batches are scored one at a time, but every batch is scored against the same targets: call
-    :meth:`set_targets` with the ``[T, K, C]`` log-probabilities of T target inputs (a sample of the input
-    distribution of interest, e.g. of the pool) once per acquisition step, from the same K MC samples as the pool
-    batches, before :meth:`score`. Callers detect this need with ``getattr(heuristic, "needs_targets", False)``.
+    Pointwise, so pool batches are scored one at a time, but every batch is scored against the same targets: the
+    ``[T, K, C]`` log-probabilities of T target inputs (a sample of the input distribution of interest), drawn from
+    the same K MC samples as the pool batches, passed to :meth:`score` as ``targets``. The callback draws
+    ``num_targets`` targets each step from ``target_dataset`` (default: the pool) and passes them.
 
     Args:
+        num_targets: how many target inputs the callback draws at each step.
+        target_dataset: the inputs whose predictions matter (read with the datamodule's ``input_fn``); default: the
+            pool.
         validate_args: Check the targets and each pool batch.
+        output: Which output of a multi-output model to score.
 
     Example:
-        >>> import torch
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
-        >>> heuristic = EPIG()
-        >>> heuristic.set_targets(log_probs[1:])
-        >>> heuristic.select(log_probs, 1)
+        >>> EPIG().select(log_probs, 1, targets=log_probs[1:])
         Selection(indices=tensor([1]), scores=tensor([0.2218]), probabilities=None)
     """
 
@@ -39,26 +44,45 @@ class EPIG(Heuristic):
     needs_mc_samples: ClassVar[bool] = True
     needs_targets: ClassVar[bool] = True
 
-    def __init__(self, validate_args: bool = True) -> None:
-        super().__init__(validate_args=validate_args)
-        self._targets: Tensor | None = None
-
-    def set_targets(self, log_probs_targets: Tensor) -> None:
-        """Set the ``[T, K, C]`` target log-probabilities that :meth:`score` measures information about.
-
-        They are kept on their device and moved to the device of the first pool batch that needs them.
-        """
-        if self.validate_args:
-            check_targets(log_probs_targets)
-        self._targets = log_probs_targets.detach()
-
-    def score(self, log_probs: Tensor) -> Tensor:
-        """``[N, K, C]`` pool log-probabilities to ``[N]`` EPIG scores against the targets."""
-        if self._targets is None:
-            raise RuntimeError(
-                "EPIG needs target inputs: call `set_targets(log_probs_targets)` with their [T, K, C]"
-                " log-probabilities before `score`."
+    def __init__(
+        self,
+        num_targets: int = 100,
+        target_dataset: Dataset | None = None,
+        validate_args: bool = True,
+        output: OutputKey | None = None,
+    ) -> None:
+        super().__init__(validate_args=validate_args, output=output)
+        self.num_targets = check_positive_int("num_targets", num_targets)
+        if target_dataset is not None and not (
+            hasattr(target_dataset, "__len__") and hasattr(target_dataset, "__getitem__")
+        ):
+            raise TypeError(
+                "Expected argument `target_dataset` to be a map-style dataset with `__len__` and `__getitem__`,"
+                f" but got {type(target_dataset).__name__}."
             )
-        if self._targets.device != log_probs.device:
-            self._targets = self._targets.to(log_probs.device)
-        return epig(log_probs, self._targets, self.validate_args)
+        self.target_dataset = target_dataset
+
+    def score(self, log_probs: Tensor, targets: Tensor | None = None) -> Tensor:
+        """``[N, K, C]`` pool log-probabilities to ``[N]`` EPIG scores against ``[T, K, C]`` target log-probs."""
+        if targets is None:
+            raise ValueError(
+                "EPIG needs target inputs: pass `targets=` with their [T, K, C] log-probabilities, from the same K"
+                " MC samples as the pool."
+            )
+        if self.validate_args:
+            check_targets(targets)
+        return epig(log_probs, targets.to(log_probs.device), self.validate_args)
+
+    def select(
+        self,
+        log_probs: Tensor,
+        query_size: int,
+        generator: torch.Generator | None = None,
+        *,
+        targets: Tensor | None = None,
+    ) -> Selection:
+        """Select the ``query_size`` items with the highest EPIG against ``targets``."""
+        return self.select_from_scores(self.score(log_probs, targets), query_size, generator)
+
+    def __repr__(self) -> str:
+        return f"EPIG(num_targets={self.num_targets})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from torch import Tensor
 
@@ -23,6 +23,7 @@ class Variance(Heuristic):
 
     name: ClassVar[str] = "variance"
     needs_mc_samples: ClassVar[bool] = True
+    consumes: ClassVar[Literal["log_probs", "outputs"]] = "outputs"
 
     def score(self, log_probs: Tensor) -> Tensor:
         """``[N, K, ...]`` regression predictions (not log-probabilities) to ``[N]`` variances."""

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from lightning_bal.functional.outputs import log_softmax_classes
 from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
 from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
@@ -37,30 +38,6 @@ class MCPrediction(NamedTuple):
     indices: Tensor
     log_probs: Any
     scores: Tensor | None
-
-
-def log_softmax_classes(outputs: Tensor) -> Tensor:
-    """Default output transform: logits ``[B, K, C, ...]`` to float32 log-probabilities over the classes (dim 2).
-
-    Refuses what cannot be class logits: a tuple or dict of outputs, or a single class (a regression output, which
-    would become all zeros).
-
-    Example:
-        >>> log_softmax_classes(torch.zeros(1, 1, 4)).exp().tolist()
-        [[[0.25, 0.25, 0.25, 0.25]]]
-    """
-    if not isinstance(outputs, Tensor):
-        raise TypeError(
-            f"Expected the model to return class logits as one tensor, but it returned a {type(outputs).__name__}:"
-            " give a heuristic that names the output it scores (e.g. `BALD(output=0)`), or an `output_transform`."
-        )
-    if outputs.dim() < 3 or outputs.shape[2] < 2:
-        raise ValueError(
-            f"Expected class logits [B, K, C, ...] with C >= 2, but the model's outputs have shape"
-            f" {tuple(outputs.shape)}: a regression output? Use a regression heuristic (e.g. `Variance`), or"
-            " `output_transform=None` for raw outputs."
-        )
-    return outputs.float().log_softmax(dim=2)
 
 
 def _module_device(module: nn.Module) -> torch.device:

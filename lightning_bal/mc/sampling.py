@@ -11,6 +11,7 @@ Two runners share one mask source (:class:`~lightning_bal.mc.masks.MaskSampler`)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -76,6 +77,11 @@ def _concat(parts: list[Any]) -> Any:
     if isinstance(first, (tuple, list)):
         return type(first)(_concat([part[i] for part in parts]) for i in range(len(first)))
     return first
+
+
+def _split_rows(samples: int, rows: int, output: Tensor) -> Tensor:
+    """``[samples * rows, ...]`` to ``[samples, rows, ...]``."""
+    return output.view(samples, rows, *output.shape[1:])
 
 
 def _repeat(inputs: Any, times: int, rows: int) -> Any:
@@ -284,7 +290,7 @@ class BatchSampler:
             kc = self._samples_per_chunk(batch)
             self._ks = range(start, min(self.iterations, start + kc))
             kc = len(self._ks)
-            out = map_tensors(call_module(fn, _repeat(inputs, kc, batch)), lambda t: t.view(kc, batch, *t.shape[1:]))
+            out = map_tensors(call_module(fn, _repeat(inputs, kc, batch)), functools.partial(_split_rows, kc, batch))
             if self._row_bytes is None and self.chunk_rows is None:
                 self._row_bytes = self._measure(fn, inputs, first_tensor(out))
             outs.append(out)

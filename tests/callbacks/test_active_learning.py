@@ -3,9 +3,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-import lightning_bal.callbacks.active_learning as active_learning_module
+import lightning_bal.mc.posterior as posterior_module
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.callbacks import LabelledRisk
 from lightning_bal.heuristics import BALD, BatchBALD, Entropy, Random
+from lightning_bal.mc import MCDropout
 from tests.helpers.models import DropoutClassifier, NoDropoutClassifier, blobs
 from tests.helpers.runs import make_datamodule, make_trainer
 
@@ -43,14 +45,14 @@ def test_each_step_labels_query_size_pool_samples(tmp_path, heuristic):
 def spy_on_mc_batches(monkeypatch) -> dict:
     """Record the MC samples the callback draws, by dataset index."""
     seen = {}
-    original = active_learning_module.mc_batches
+    original = posterior_module.mc_batches
 
     def spy(*args, **kwargs):
         for indices, log_probs in original(*args, **kwargs):
             seen.update(zip(indices.tolist(), log_probs, strict=True))
             yield indices, log_probs
 
-    monkeypatch.setattr(active_learning_module, "mc_batches", spy)
+    monkeypatch.setattr(posterior_module, "mc_batches", spy)
     return seen
 
 
@@ -71,7 +73,7 @@ def test_random_heuristic_skips_the_mc_pass(tmp_path, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("Random must not run an MC pass")
 
-    monkeypatch.setattr(active_learning_module, "mc_batches", forbidden)
+    monkeypatch.setattr(posterior_module, "mc_batches", forbidden)
     dm = make_datamodule()
     make_trainer(tmp_path, [ActiveLearningCallback(Random(), query_size=4, seed=0)], max_epochs=2).fit(
         NoDropoutClassifier(), datamodule=dm
@@ -163,7 +165,8 @@ def test_max_pool_size_scores_a_recorded_subset(tmp_path):
         def on_train_epoch_end(self, trainer, pl_module):
             record.append(trainer.datamodule.scoring_indices().clone())
 
-    callback = ActiveLearningCallback("bald", query_size=3, iterations=4, max_pool_size=20, seed=0)
+    dm.max_pool_size = 20
+    callback = ActiveLearningCallback("bald", query_size=3, iterations=4, seed=0)
     make_trainer(tmp_path, [Record(), callback], max_epochs=2).fit(DropoutClassifier(), datamodule=dm)
     for step, subset in enumerate(record, start=1):
         assert subset.numel() == 20
@@ -235,10 +238,19 @@ def test_epig_scores_the_pool_against_targets_drawn_from_the_pool(tmp_path, monk
     dm = make_datamodule(n=70)
     pool_before = dm.pool_indices.clone()
     seen = spy_on_mc_batches(monkeypatch)
-    heuristic = EPIG()
-    callback = ActiveLearningCallback(heuristic, query_size=4, iterations=8, num_targets=15, seed=3)
+    heuristic = EPIG(num_targets=15)
+    given = []
+    original = heuristic.score
+
+    def record(log_probs, targets=None):
+        given.append(targets)
+        return original(log_probs, targets)
+
+    heuristic.score = record
+    callback = ActiveLearningCallback(heuristic, query_size=4, iterations=8, seed=3)
     make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(), datamodule=dm)
-    targets = heuristic._targets
+    targets = given[0]
+    assert all(t is targets for t in given), "every pool batch is scored against the same targets"
     assert sorted(seen) == pool_before.tolist()
     pool_log_probs = torch.stack([seen[i] for i in pool_before.tolist()])
     assert targets.shape == (15, 8, 3)
@@ -264,7 +276,8 @@ def test_stochastic_selection_records_probabilities_for_risk_weights(tmp_path):
 
 def test_probabilities_are_not_recorded_when_only_a_subset_was_scored(tmp_path):
     dm = make_datamodule(n=60)
-    callback = ActiveLearningCallback("power_bald", query_size=4, iterations=5, max_pool_size=20, seed=0)
+    dm.max_pool_size = 20
+    callback = ActiveLearningCallback("power_bald", query_size=4, iterations=5, seed=0)
     make_trainer(tmp_path, [callback], 1).fit(DropoutClassifier(), datamodule=dm)
     assert dm.acquisition_probability[dm.acquired_at == 1].isnan().all()
     with pytest.raises(ValueError, match="have none"):
@@ -274,13 +287,13 @@ def test_probabilities_are_not_recorded_when_only_a_subset_was_scored(tmp_path):
 @pytest.mark.parametrize("heuristic", ["batchbald", "epig"])
 def test_joint_heuristics_refuse_per_item_masks(heuristic):
     with pytest.raises(ValueError, match="K fixed models"):
-        ActiveLearningCallback(heuristic, query_size=2, mc_kwargs={"consistent_masks": False})
+        ActiveLearningCallback(heuristic, query_size=2, posterior=MCDropout(consistent_masks=False))
 
 
 @pytest.mark.parametrize(("heuristic", "lure"), [("power_bald", True), ("bald", False)])
 def test_risk_estimates_are_logged_next_to_the_plain_mean(tmp_path, heuristic, lure):
     dm = make_datamodule(n=60)
-    callback = ActiveLearningCallback(heuristic, query_size=4, iterations=5, seed=0, log_risk=True)
+    callback = ActiveLearningCallback(heuristic, query_size=4, iterations=5, seed=0, evaluations=[LabelledRisk()])
     make_trainer(tmp_path, [callback], 2).fit(DropoutClassifier(), datamodule=dm)
     first, second = callback.history
     assert first["active/train_nll_mean"] > 0

@@ -5,10 +5,13 @@ import pytest
 import torch
 from torch.nn import functional as F  # noqa: N812
 
-import lightning_bal.callbacks.active_learning as active_learning_module
+import lightning_bal.mc.posterior as posterior_module
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.callbacks import Convergence, MCTestCurve, TestCurve
+from lightning_bal.callbacks.pool_pass import PoolPass
 from lightning_bal.functional import epig
 from lightning_bal.heuristics import EPIG
+from lightning_bal.mc import MCDropout
 from tests.helpers.models import DropoutClassifier, blobs
 from tests.helpers.runs import make_datamodule, make_trainer
 
@@ -30,16 +33,29 @@ class ScriptedValidation(DropoutClassifier):
             self.weights_at[self.current_epoch] = {k: v.clone() for k, v in self.state_dict().items()}
 
 
+def record_targets(heuristic) -> list:
+    """The ``targets`` each call of ``heuristic.score`` is given."""
+    given = []
+    original = heuristic.score
+
+    def record(log_probs, targets=None):
+        given.append(targets)
+        return original(log_probs, targets)
+
+    heuristic.score = record
+    return given
+
+
 def record_scored_models(monkeypatch) -> list:
     """``(epoch, weights)`` of the model each time the callback scores the pool."""
     scored = []
-    original = active_learning_module.ActiveLearningCallback._score_pool
+    original = PoolPass.run
 
-    def spy(self, trainer, pl_module, datamodule, candidates):
-        scored.append((trainer.current_epoch, {k: v.clone() for k, v in pl_module.state_dict().items()}))
-        return original(self, trainer, pl_module, datamodule, candidates)
+    def spy(self, strategy, rank, world_size, module, *args, **kwargs):
+        scored.append((module.trainer.current_epoch, {k: v.clone() for k, v in module.state_dict().items()}))
+        return original(self, strategy, rank, world_size, module, *args, **kwargs)
 
-    monkeypatch.setattr(active_learning_module.ActiveLearningCallback, "_score_pool", spy)
+    monkeypatch.setattr(PoolPass, "run", spy)
     return scored
 
 
@@ -49,7 +65,7 @@ def record_scored_models(monkeypatch) -> list:
         # Improves at 1, then two validations without improvement: step at 3 with the weights of epoch 1.
         ([5, 4, 4.5, 4.2, 3, 3.5, 3.1], {"patience": 2}, [3, 6], [1, 4]),
         # Always improving: only the cap ends a step.
-        ([10, 9, 8, 7, 6, 5, 4], {"patience": 2, "max_epochs_per_step": 3}, [2, 5], [2, 5]),
+        ([10, 9, 8, 7, 6, 5, 4], {"patience": 2, "max_epochs": 3}, [2, 5], [2, 5]),
         # A higher value is better, but only by more than min_delta.
         ([0.5, 0.55, 0.56, 0.9, 0.7, 0.95, 0.96], {"mode": "max", "min_delta": 0.1, "patience": 2}, [2, 5], [0, 3]),
         # patience=1: the first validation without improvement ends the step.
@@ -62,7 +78,9 @@ def test_step_runs_when_the_monitored_metric_stops_improving(
     scored = record_scored_models(monkeypatch)
     pl.seed_everything(0)
     model = ScriptedValidation(values)
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, monitor="val_score", **kwargs)
+    callback = ActiveLearningCallback(
+        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", **kwargs)
+    )
     make_trainer(tmp_path, [callback], max_epochs=len(values)).fit(model, datamodule=make_datamodule())
     assert [epoch for epoch, _ in scored] == step_epochs
     for (_, weights), best in zip(scored, best_epochs, strict=True):
@@ -79,7 +97,11 @@ def test_without_restoring_the_last_weights_are_scored(tmp_path, monkeypatch):
     pl.seed_everything(0)
     model = ScriptedValidation([5, 4, 4.5, 4.2])
     callback = ActiveLearningCallback(
-        "bald", query_size=2, iterations=4, seed=0, monitor="val_score", patience=2, restore_best_weights=False
+        "bald",
+        query_size=2,
+        iterations=4,
+        seed=0,
+        convergence=Convergence("val_score", patience=2, restore_best_weights=False),
     )
     make_trainer(tmp_path, [callback], max_epochs=4).fit(model, datamodule=make_datamodule())
     ((epoch, weights),) = scored
@@ -100,26 +122,31 @@ def test_rank_zeros_metric_decides(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SingleDeviceStrategy, "broadcast", rank_zero_says_constant)
     scored = record_scored_models(monkeypatch)
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, monitor="val_score", patience=1)
+    callback = ActiveLearningCallback(
+        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", patience=1)
+    )
     model = ScriptedValidation([5, 4, 3, 2])
     make_trainer(tmp_path, [callback], max_epochs=4).fit(model, datamodule=make_datamodule())
     assert [epoch for epoch, _ in scored] == [1, 3]
 
 
 def test_validate_outside_fit_leaves_the_convergence_state_alone(tmp_path):
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, monitor="val_score", patience=3)
+    callback = ActiveLearningCallback(
+        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", patience=3)
+    )
     model = ScriptedValidation([5, 4, 6, 7])
     trainer = make_trainer(tmp_path, [callback], max_epochs=3)
     dm = make_datamodule()
     trainer.fit(model, datamodule=dm)
-    state = (callback._best_score, callback._wait)
+    plateau = callback.convergence.plateau
+    state = (plateau.best, plateau.wait)
     model.values = [0.0] * 10
     trainer.validate(model, datamodule=dm, verbose=False)
-    assert (callback._best_score, callback._wait) == state == (4.0, 1)
+    assert (plateau.best, plateau.wait) == state == (4.0, 1)
 
 
 def test_a_metric_that_is_not_logged_is_a_clear_error(tmp_path):
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, monitor="val_nope")
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, convergence=Convergence("val_nope"))
     trainer = make_trainer(tmp_path, [callback], max_epochs=2, num_sanity_val_steps=0)
     with pytest.raises(RuntimeError, match=r"monitor='val_nope'.*val_acc, val_loss"):
         trainer.fit(DropoutClassifier(), datamodule=make_datamodule())
@@ -128,35 +155,49 @@ def test_a_metric_that_is_not_logged_is_a_clear_error(tmp_path):
 def test_a_nan_metric_fails_the_step_and_labels_nothing(tmp_path):
     dm = make_datamodule()
     labelled = dm.acquired_at.clone()
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, monitor="val_score")
-    with pytest.raises(ValueError, match="`val_score` is NaN"):
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, convergence=Convergence("val_score"))
+    with pytest.raises(ValueError, match="`val_score` is nan"):
         make_trainer(tmp_path, [callback], max_epochs=3).fit(ScriptedValidation([1, float("nan"), 1]), datamodule=dm)
     assert torch.equal(dm.acquired_at, labelled)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("build", "error", "match"),
     [
-        ({"monitor": "val_loss", "every_n_epochs": 2}, "either `every_n_epochs` or `monitor`"),
-        ({"monitor": "val_loss", "mode": "up"}, "`mode` to be 'min' or 'max'"),
-        ({"monitor": "val_loss", "patience": 0}, "`patience` to be a positive integer"),
-        ({"monitor": "val_loss", "min_delta": -1.0}, "`min_delta` to be non-negative"),
-        ({"monitor": "val_loss", "max_epochs_per_step": 0}, "`max_epochs_per_step` to be a positive integer"),
-        ({"max_epochs_per_step": 5}, "without `monitor` use `every_n_epochs`"),
-        ({"target_dataset": blobs(10)}, "target-aware heuristics"),
+        (
+            lambda: ActiveLearningCallback("bald", 2, convergence=Convergence("val_loss"), every_n_epochs=2),
+            ValueError,
+            "either `every_n_epochs` or `convergence`",
+        ),
+        (lambda: Convergence("val_loss", mode="up"), ValueError, "`mode` to be 'min' or 'max'"),
+        (lambda: Convergence("val_loss", patience=0), ValueError, "`patience` to be a positive integer"),
+        (lambda: Convergence("val_loss", min_delta=-1.0), ValueError, "`min_delta` to be a finite number >= 0"),
+        (lambda: Convergence("val_loss", max_epochs=0), ValueError, "`max_epochs` to be a positive integer"),
+        (lambda: Convergence(None), TypeError, "`monitor` to be a metric name"),
+        (lambda: ActiveLearningCallback("bald", 2, convergence="val_loss"), TypeError, "`convergence` to be a"),
+        (lambda: ActiveLearningCallback("bald", 2, max_epochs_per_step=5), TypeError, r"Convergence\(monitor"),
+        (lambda: ActiveLearningCallback("bald", 2, target_dataset=blobs(10)), TypeError, r"EPIG\(target_dataset"),
+        (lambda: ActiveLearningCallback("bald", 2, log_test=True), TypeError, r"evaluations=\[TestCurve\(\)\]"),
+        (lambda: ActiveLearningCallback("bald", 2, seed="abc"), TypeError, "`seed` to be an integer"),
+        (lambda: ActiveLearningCallback("bald", 2, evaluations=["test"]), TypeError, "`StepEvaluation`"),
+        (lambda: ActiveLearningCallback("bald", 2, posterior={"consistent_masks": False}), TypeError, "`MCDropout`"),
+        (lambda: ActiveLearningCallback("bald", 2, mc_kwargs={"consistant_masks": False}), TypeError, "MCDropout"),
+        (lambda: MCDropout(consistant_masks=False), TypeError, "consistant_masks"),
+        (lambda: MCDropout(chunk_rows=0), ValueError, "`chunk_rows`"),
+        (lambda: MCDropout(dropconnect=1.5), ValueError, "`dropconnect`"),
     ],
 )
-def test_bad_arguments_fail_at_construction(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        ActiveLearningCallback("bald", query_size=2, **kwargs)
+def test_bad_arguments_fail_at_construction(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
 
 
 @pytest.mark.parametrize(
     ("kwargs", "datamodule_kwargs", "match"),
     [
-        ({"monitor": "val_loss"}, {"val": False}, "needs a `val_dataset`"),
-        ({"log_test": True}, {}, "`log_test=True` needs a `test_dataset`"),
-        ({"log_test_mc": True}, {}, "`log_test_mc=True` needs a `test_dataset`"),
+        ({"convergence": Convergence("val_loss")}, {"val": False}, "needs a `val_dataset`"),
+        ({"evaluations": [TestCurve()]}, {}, "`TestCurve` needs a `test_dataset`"),
+        ({"evaluations": [MCTestCurve()]}, {}, "`MCTestCurve` needs a `test_dataset`"),
     ],
 )
 def test_missing_datasets_are_refused_at_setup(tmp_path, kwargs, datamodule_kwargs, match):
@@ -170,7 +211,7 @@ def test_test_figures_are_those_of_the_scored_model(tmp_path):
     test_set = blobs(40, seed=4)
     dm = make_datamodule(test_dataset=test_set, eval_batch_size=7)
     model = DropoutClassifier()
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, log_test=True)
+    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, seed=0, evaluations=[TestCurve()])
     make_trainer(tmp_path, [callback], max_epochs=1).fit(model, datamodule=dm)
     inputs, targets = test_set.tensors
     model.eval()
@@ -187,7 +228,9 @@ def test_mc_test_figures_average_the_mc_predictions(tmp_path, p):
     With real dropout they are the figures of a different (averaged) predictive distribution."""
     pl.seed_everything(0)
     dm = make_datamodule(test_dataset=blobs(40, seed=4), eval_batch_size=7)
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=8, seed=0, log_test=True, log_test_mc=True)
+    callback = ActiveLearningCallback(
+        "bald", query_size=2, iterations=8, seed=0, evaluations=[TestCurve(), MCTestCurve()]
+    )
     make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(p=p, hidden=64), datamodule=dm)
     (figures,) = callback.history
     if p < 1e-6:
@@ -201,7 +244,7 @@ def test_mc_test_figures_average_the_mc_predictions(tmp_path, p):
 
 def test_epig_draws_its_targets_from_the_given_dataset(tmp_path, monkeypatch):
     calls = []
-    original = active_learning_module.mc_batches
+    original = posterior_module.mc_batches
 
     def spy(module, loader, *args, **kwargs):
         indices, log_probs = [], []
@@ -211,36 +254,36 @@ def test_epig_draws_its_targets_from_the_given_dataset(tmp_path, monkeypatch):
             yield batch_indices, batch_log_probs
         calls.append((loader.dataset.dataset, torch.cat(indices), torch.cat(log_probs)))
 
-    monkeypatch.setattr(active_learning_module, "mc_batches", spy)
+    monkeypatch.setattr(posterior_module, "mc_batches", spy)
     pl.seed_everything(0)
     dm = make_datamodule(n=70)
     pool_before = dm.pool_indices.clone()
     targets_set = blobs(25, seed=9)
-    heuristic = EPIG()
-    callback = ActiveLearningCallback(
-        heuristic, query_size=4, iterations=8, num_targets=10, target_dataset=targets_set, seed=3
-    )
+    heuristic = EPIG(num_targets=10, target_dataset=targets_set)
+    given = record_targets(heuristic)
+    callback = ActiveLearningCallback(heuristic, query_size=4, iterations=8, seed=3)
     make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(), datamodule=dm)
     (target_source, target_indices, target_log_probs), (pool_source, pool_indices, pool_log_probs) = calls
     assert target_source is targets_set
     assert pool_source is dm.train_dataset
     assert target_indices.unique().numel() == 10
     assert int(target_indices.max()) < 25
-    assert torch.equal(heuristic._targets, target_log_probs[target_indices.argsort()])
+    assert torch.equal(given[0], target_log_probs[target_indices.argsort()])
     assert torch.equal(pool_indices, pool_before)
-    expected = pool_before[epig(pool_log_probs, heuristic._targets).topk(4).indices]
+    expected = pool_before[epig(pool_log_probs, given[0]).topk(4).indices]
     assert sorted(callback.last_selection.tolist()) == sorted(expected.tolist())
 
 
 def test_convergence_state_survives_a_checkpoint():
-    callback = ActiveLearningCallback("bald", query_size=2, monitor="val_loss")
-    callback._best_score, callback._wait = 0.25, 2
-    callback._best_weights = {"w": torch.ones(3)}
-    callback._best_val_metrics = {"val_loss": 0.25}
-    restored = ActiveLearningCallback("bald", query_size=2, monitor="val_loss")
+    callback = ActiveLearningCallback("bald", query_size=2, convergence=Convergence("val_loss"))
+    callback.convergence.observe(0.25, {"w": torch.ones(3)}, {"val_loss": 0.25})
+    callback.convergence.observe(0.5, {"w": torch.zeros(3)}, {"val_loss": 0.5})
+    callback.convergence.observe(0.5, {"w": torch.zeros(3)}, {"val_loss": 0.5})
+    restored = ActiveLearningCallback("bald", query_size=2, convergence=Convergence("val_loss"))
     restored.load_state_dict(callback.state_dict())
-    assert (restored._best_score, restored._wait, restored._best_val_metrics) == (0.25, 2, {"val_loss": 0.25})
-    assert torch.equal(restored._best_weights["w"], torch.ones(3))
+    tracked = restored.convergence
+    assert (tracked.plateau.best, tracked.plateau.wait, tracked.best_val_metrics) == (0.25, 2, {"val_loss": 0.25})
+    assert torch.equal(tracked.best_weights["w"], torch.ones(3))
 
 
 def test_uses_the_datamodule_input_fn_for_targets(tmp_path):
@@ -259,12 +302,11 @@ def test_uses_the_datamodule_input_fn_for_targets(tmp_path):
 
     pl.seed_everything(0)
     dm = ActiveDataModule(Mapped(blobs(60)), initial_labels=6, seed=0, batch_size=16, targets=blobs(60).targets)
-    heuristic = EPIG()
-    callback = ActiveLearningCallback(
-        heuristic, query_size=3, iterations=4, num_targets=5, target_dataset=Mapped(blobs(20, seed=2)), seed=0
-    )
+    heuristic = EPIG(num_targets=5, target_dataset=Mapped(blobs(20, seed=2)))
+    given = record_targets(heuristic)
+    callback = ActiveLearningCallback(heuristic, query_size=3, iterations=4, seed=0)
     make_trainer(tmp_path, [callback], max_epochs=1).fit(MappedClassifier(), datamodule=dm)
-    assert heuristic._targets.shape == (5, 4, 3)
+    assert given[0].shape == (5, 4, 3)
     assert dm.num_labelled == 9
 
 

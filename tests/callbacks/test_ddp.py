@@ -10,7 +10,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveLearningCallback
-from lightning_bal.heuristics import BALD
+from lightning_bal.callbacks import Calibration, Convergence, MCTestCurve, TestCurve
+from lightning_bal.heuristics import BALD, EPIG
 from tests.helpers.models import DropoutClassifier, blobs
 from tests.helpers.runs import make_datamodule
 
@@ -116,7 +117,7 @@ def _fit(
 
 
 def test_ranks_that_disagree_still_label_the_same_samples(tmp_path):
-    acquired = _fit(tmp_path, RankNoisyBALD(), 2, "noisy.pt", log_calibration=True)
+    acquired = _fit(tmp_path, RankNoisyBALD(), 2, "noisy.pt", evaluations=[Calibration()])
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
 
 
@@ -129,8 +130,7 @@ def test_ranks_with_different_metrics_end_each_step_at_the_same_epoch(tmp_path):
         "monitor.pt",
         model_cls=RankDependentValidation,
         max_epochs=4,
-        monitor="val_score",
-        patience=1,
+        convergence=Convergence("val_score", patience=1),
     )
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4]
 
@@ -139,12 +139,10 @@ def test_a_rank_with_an_empty_shard_still_joins_the_gathers(tmp_path):
     """One EPIG target and one test sample for two ranks: rank 1 has nothing to predict in either pass."""
     acquired = _fit(
         tmp_path,
-        "epig",
+        EPIG(num_targets=1),
         2,
         "empty_shards.pt",
-        num_targets=1,
-        log_test=True,
-        log_test_mc=True,
+        evaluations=[TestCurve(), MCTestCurve()],
         datamodule_kwargs={"test_dataset": blobs(1, seed=3)},
     )
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]

@@ -3,6 +3,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_bal import ActiveLearningCallback
+from lightning_bal.callbacks import Calibration
 from tests.helpers.models import DropoutClassifier
 from tests.helpers.runs import make_datamodule, make_trainer
 
@@ -44,7 +45,7 @@ def test_tensorboard_receives_the_active_learning_curve(tmp_path, heuristic):
 
 def test_calibration_of_mc_predictions_is_logged_per_step(tmp_path):
     logger = TensorBoardLogger(tmp_path, name="al")
-    callback = ActiveLearningCallback("bald", query_size=5, iterations=4, seed=0, log_calibration=True)
+    callback = ActiveLearningCallback("bald", query_size=5, iterations=4, seed=0, evaluations=[Calibration()])
     make_trainer(tmp_path, [callback], max_epochs=2, logger=logger).fit(
         DropoutClassifier(), datamodule=make_datamodule()
     )
@@ -59,6 +60,6 @@ def test_calibration_of_mc_predictions_is_logged_per_step(tmp_path):
 
 
 def test_calibration_needs_a_validation_set(tmp_path):
-    callback = ActiveLearningCallback("bald", query_size=5, iterations=4, log_calibration=True)
-    with pytest.raises(ValueError, match="`log_calibration=True` needs a `val_dataset`"):
+    callback = ActiveLearningCallback("bald", query_size=5, iterations=4, evaluations=[Calibration()])
+    with pytest.raises(ValueError, match="`Calibration` needs a `val_dataset`"):
         make_trainer(tmp_path, [callback]).fit(DropoutClassifier(), datamodule=make_datamodule(val=False))

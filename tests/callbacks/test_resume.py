@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_bal import ActiveLearningCallback
+from lightning_bal.callbacks import Convergence
 from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,11 +44,14 @@ def test_stopped_and_resumed_run_labels_like_an_uninterrupted_one(tmp_path, val,
 @pytest.mark.parametrize("stop_after", [2, 3, 4])
 def test_resumed_convergence_tracking_ends_steps_where_an_uninterrupted_run_does(tmp_path, stop_after):
     """With `monitor`, a checkpoint in the middle of a step keeps the best value, the wait and the best weights."""
-    kwargs = {"monitor": "val_loss", "patience": 2, "max_epochs_per_step": 3, "reset_weights": True}
-    full, full_callback = _run(tmp_path / "full", 8, **kwargs)
-    _run(tmp_path / "part", stop_after, **kwargs)
+
+    def converge():
+        return {"convergence": Convergence("val_loss", patience=2, max_epochs=3), "reset_weights": True}
+
+    full, full_callback = _run(tmp_path / "full", 8, **converge())
+    _run(tmp_path / "part", stop_after, **converge())
     ckpt = tmp_path / "part" / "ckpt" / f"epoch={stop_after - 1}.ckpt"
-    resumed, resumed_callback = _run(tmp_path / "part", 8, ckpt_path=ckpt, **kwargs)
+    resumed, resumed_callback = _run(tmp_path / "part", 8, ckpt_path=ckpt, **converge())
     assert torch.equal(resumed.acquired_at, full.acquired_at)
     assert resumed_callback.steps_done == full_callback.steps_done >= 2
     resumed_figures, full_figures = resumed_callback.history[-1], full_callback.history[-1]

@@ -1,0 +1,226 @@
+"""Optional figures of the model at each active learning step: test curves, calibration, risk over D_L.
+
+Each evaluation is an object passed to :class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``. It
+checks at setup that the datamodule has what it needs, and at each step returns its figures, which the callback
+logs under ``active/`` against the number of labelled samples. Passes over held-out data are sharded over ranks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from torch import Tensor
+from torch.nn import functional as F  # noqa: N812
+from torchmetrics.functional.classification import multiclass_calibration_error
+
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.functional import weighted_risk
+from lightning_bal.functional.outputs import OutputKey, log_softmax_classes, select_output
+from lightning_bal.mc.modes import switch_modes
+from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.mc.sampling import call_module
+from lightning_bal.utilities.distributed import gather_uneven, shard
+from lightning_bal.utilities.seeding import Stream, derive_seed
+
+__all__ = ["Calibration", "LabelledRisk", "MCTestCurve", "StepContext", "StepEvaluation", "TestCurve"]
+
+
+class StepContext(NamedTuple):
+    """What an evaluation may read at a step: the run's objects, the MC settings and the step's seed."""
+
+    trainer: pl.Trainer
+    pl_module: pl.LightningModule
+    datamodule: ActiveDataModule
+    iterations: int
+    posterior: MCDropout
+    seed: int
+    step: int
+
+
+class StepEvaluation:
+    """Base class: figures of the model the step scores the pool with (its weights before any reset).
+
+    Subclasses set ``needs_mc`` (the evaluation samples the posterior, so the model needs stochastic layers),
+    implement :meth:`__call__` and, when they need data, :meth:`check`.
+
+    Args:
+        output: for a model that returns several outputs, the one holding the class logits (tuple position or
+            dict key); ``None`` when ``forward`` returns the ``[batch, classes]`` logits themselves.
+    """
+
+    needs_mc: ClassVar[bool] = False
+
+    def __init__(self, output: OutputKey | None = None) -> None:
+        self.output = output
+
+    def check(self, datamodule: ActiveDataModule) -> None:
+        """Raise a clear error at setup when the datamodule lacks what this evaluation needs."""
+
+    def __call__(self, context: StepContext) -> dict[str, float]:
+        """The figures of this step, by name (logged as ``active/<name>``)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def _require(self, datamodule: ActiveDataModule, split: Literal["val", "test"]) -> None:
+        if (datamodule.val_dataset if split == "val" else datamodule.test_dataset) is None:
+            raise ValueError(
+                f"`{type(self).__name__}` needs a `{split}_dataset` in the `ActiveDataModule`, but it has none."
+            )
+
+    def _logits_check(self, logits: Tensor) -> Tensor:
+        if logits.ndim != 2 or logits.shape[1] < 2:
+            raise ValueError(
+                f"`{type(self).__name__}` needs class logits `[batch, classes]` from the model's `forward` (or"
+                f" `output=`), but got shape {tuple(logits.shape)}."
+            )
+        return logits
+
+    def _deterministic(self, pl_module: pl.LightningModule, loader: Any) -> tuple[Tensor, Tensor]:
+        """``(indices, log-probabilities)`` of the model, stochastic layers off, over ``(inputs, indices)``."""
+        indices, log_probs = [], []
+        with switch_modes(pl_module, lambda _: False), torch.inference_mode():
+            for inputs, batch_indices in loader:
+                outputs = call_module(pl_module, move_data_to_device(inputs, pl_module.device))
+                logits = self._logits_check(select_output(outputs, self.output))
+                log_probs.append(logits.float().log_softmax(-1).cpu())
+                indices.append(batch_indices)
+        if not log_probs:
+            # An empty shard: `gather_uneven` gives it the class dimension of the other ranks.
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0)
+        return torch.cat(indices), torch.cat(log_probs)
+
+    def _mc_mean(self, context: StepContext, split: Literal["val", "test"], stream: Stream) -> tuple[Tensor, Tensor]:
+        """``(log of the mean of the K MC probabilities, targets)`` of a split, gathered from every rank."""
+        trainer, datamodule = context.trainer, context.datamodule
+        dataset = datamodule.eval_dataset(split)
+        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
+        seed = derive_seed(context.seed, context.step, stream)
+
+        def transform(outputs: Any) -> Tensor:
+            return log_softmax_classes(select_output(outputs, self.output))
+
+        indices, mean_log_probs = [], []
+        loader = datamodule.inputs_dataloader(dataset, local)
+        for batch_indices, log_probs in context.posterior.batches(
+            context.pl_module, loader, context.iterations, seed, transform
+        ):
+            indices.append(batch_indices)
+            # In log space: a mean of probabilities can underflow to 0 where the model is confidently wrong.
+            mean_log_probs.append(torch.logsumexp(log_probs, 1) - math.log(log_probs.shape[1]))
+        device = context.pl_module.device
+        num_classes = mean_log_probs[0].shape[-1] if mean_log_probs else 0
+        local_log_probs = torch.cat(mean_log_probs) if mean_log_probs else torch.zeros(0, num_classes, device=device)
+        local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long, device=device)
+        all_log_probs = gather_uneven(trainer.strategy, local_log_probs.to(device), trainer.world_size).cpu()
+        all_indices = gather_uneven(trainer.strategy, local_indices.to(device), trainer.world_size).cpu()
+        return all_log_probs, datamodule.eval_targets(split)[all_indices]
+
+
+class TestCurve(StepEvaluation):
+    """Accuracy and mean NLL of the deterministic model on the datamodule's ``test_dataset``.
+
+    Logs ``active/test_acc`` and ``active/test_nll``: the active learning curve on held-out data, leaving the
+    validation set to ``Convergence``. One deterministic pass over the test set per step, sharded over ranks.
+
+    Example:
+        >>> TestCurve()
+        TestCurve()
+    """
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def check(self, datamodule: ActiveDataModule) -> None:
+        """Needs a ``test_dataset``."""
+        self._require(datamodule, "test")
+
+    def __call__(self, context: StepContext) -> dict[str, float]:
+        """``{"test_acc": ..., "test_nll": ...}``."""
+        trainer, datamodule = context.trainer, context.datamodule
+        dataset = datamodule.eval_dataset("test")
+        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
+        local_indices, local_log_probs = self._deterministic(
+            context.pl_module, datamodule.inputs_dataloader(dataset, local)
+        )
+        device = context.pl_module.device
+        log_probs = gather_uneven(trainer.strategy, local_log_probs.to(device), trainer.world_size).cpu()
+        indices = gather_uneven(trainer.strategy, local_indices.to(device), trainer.world_size).cpu()
+        accuracy, nll = accuracy_and_nll(log_probs, datamodule.eval_targets("test")[indices])
+        return {"test_acc": accuracy, "test_nll": nll}
+
+
+class MCTestCurve(StepEvaluation):
+    """Accuracy and mean NLL of the MC-averaged predictions on the datamodule's ``test_dataset``.
+
+    The mean of the K MC probabilities, as Kirsch et al. 2019 report test accuracy; logs ``active/test_mc_acc`` and
+    ``active/test_mc_nll``. One MC pass over the test set per step.
+    """
+
+    __test__ = False
+    needs_mc: ClassVar[bool] = True
+
+    def check(self, datamodule: ActiveDataModule) -> None:
+        """Needs a ``test_dataset``."""
+        self._require(datamodule, "test")
+
+    def __call__(self, context: StepContext) -> dict[str, float]:
+        """``{"test_mc_acc": ..., "test_mc_nll": ...}``."""
+        log_probs, targets = self._mc_mean(context, "test", Stream.TEST)
+        accuracy, nll = accuracy_and_nll(log_probs, targets)
+        return {"test_mc_acc": accuracy, "test_mc_nll": nll}
+
+
+class Calibration(StepEvaluation):
+    """Expected calibration error (torchmetrics, 15 bins) and accuracy of the MC-averaged validation predictions.
+
+    Logs ``active/val_mc_ece`` and ``active/val_mc_acc``. One MC pass over the validation set per step.
+    """
+
+    needs_mc: ClassVar[bool] = True
+
+    def check(self, datamodule: ActiveDataModule) -> None:
+        """Needs a ``val_dataset``."""
+        self._require(datamodule, "val")
+
+    def __call__(self, context: StepContext) -> dict[str, float]:
+        """``{"val_mc_ece": ..., "val_mc_acc": ...}``."""
+        log_probs, targets = self._mc_mean(context, "val", Stream.CALIBRATION)
+        ece = multiclass_calibration_error(log_probs.exp(), targets, num_classes=log_probs.shape[-1], n_bins=15)
+        accuracy = (log_probs.argmax(-1) == targets).float().mean()
+        return {"val_mc_ece": float(ece), "val_mc_acc": float(accuracy)}
+
+
+class LabelledRisk(StepEvaluation):
+    """The model's mean NLL over D_L, and its LURE estimate that corrects the bias of active selection.
+
+    Logs ``active/train_nll_mean`` and, when every labelled sample was drawn with a recorded probability (random
+    initial labels and a stochastic heuristic), ``active/train_nll_lure`` (Farquhar et al., 2021). Rank zero, one
+    deterministic pass over D_L.
+    """
+
+    def __call__(self, context: StepContext) -> dict[str, float]:
+        """``{"train_nll_mean": ..., "train_nll_lure": ...}`` on rank zero, ``{}`` elsewhere."""
+        datamodule = context.datamodule
+        targets = datamodule.labelled_targets()
+        if not context.trainer.is_global_zero or targets is None:
+            return {}
+        labelled = datamodule.labelled_indices
+        # The pool view reads D_L without augmentation, in the order of `labelled`, which `targets` follows.
+        _, log_probs = self._deterministic(context.pl_module, datamodule.pool_dataloader(labelled))
+        nll = -log_probs.gather(1, targets[:, None]).squeeze(1).double()
+        metrics = {"train_nll_mean": float(nll.mean())}
+        if not datamodule.acquisition_probability[labelled].isnan().any():
+            metrics["train_nll_lure"] = float(weighted_risk(nll, datamodule.risk_weights("lure")[labelled]))
+        return metrics
+
+
+def accuracy_and_nll(log_probs: Tensor, targets: Tensor) -> tuple[float, float]:
+    """Accuracy and mean negative log-likelihood of ``[N, C]`` log-probabilities (float64 sums over N)."""
+    # float64 on purpose: torchmetrics' accuracy is float32, and 0.6 would then be logged as 0.6000000238.
+    accuracy = (log_probs.argmax(-1) == targets).double().mean()
+    return float(accuracy), float(F.nll_loss(log_probs.double(), targets))

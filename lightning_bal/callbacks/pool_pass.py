@@ -1,0 +1,245 @@
+"""The distributed pool pass: score each rank's shard, gather scores with their indices, select once, broadcast."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import torch
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from torch import Tensor, nn
+
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.heuristics import Heuristic
+from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.utilities.distributed import gather_uneven, shard
+from lightning_bal.utilities.seeding import Stream, derive_seed
+
+__all__ = ["PoolPass", "PoolSelection"]
+
+
+class PoolSelection(NamedTuple):
+    """What a pool pass gives every rank.
+
+    Attributes:
+        indices: dataset indices selected, in selection order (the same on every rank).
+        probabilities: drawing probabilities of a stochastic heuristic (``None`` otherwise), the same on every rank.
+        scores: rank zero: the selection's scores (empty elsewhere).
+        pool_scores: rank zero: the scores of every scored item (``None`` when the heuristic needs no predictions).
+        num_scored: how many pool items were scored, over all ranks.
+        seconds: time this rank spent in the pass.
+        shard: dataset indices this rank scored.
+    """
+
+    indices: Tensor
+    probabilities: Tensor | None
+    scores: Tensor
+    pool_scores: Tensor | None
+    num_scored: int
+    seconds: float
+    shard: Tensor
+
+
+class _Scores(NamedTuple):
+    indices: Tensor  # dataset indices, ascending
+    scores: Tensor
+    candidate_indices: Tensor  # batch-aware heuristics only (else empty): the top-M items by score ...
+    candidate_outputs: Tensor  # ... and their transformed outputs [M, K, C]
+
+
+class PoolPass:
+    """Score the pool with ``heuristic`` on K samples of ``posterior``, across every rank of ``strategy``.
+
+    Each rank scores its own disjoint shard of the candidates; scores travel with their dataset indices and are
+    sorted by index, so the selection does not depend on the sharding. The selection is made once, on rank zero,
+    and broadcast. Batch-aware heuristics (BatchBALD) keep each rank's top candidates with their outputs and select
+    among the merged candidates. Needs only a strategy with ``all_gather`` and ``broadcast`` (the Trainer's, or a
+    stand-in in tests).
+
+    Args:
+        heuristic: scores and selects.
+        iterations: K, the MC samples per item.
+        posterior: draws the K samples.
+    """
+
+    def __init__(self, heuristic: Heuristic, iterations: int, posterior: MCDropout) -> None:
+        self.heuristic = heuristic
+        self.iterations = iterations
+        self.posterior = posterior
+
+    def run(
+        self,
+        strategy: Any,
+        rank: int,
+        world_size: int,
+        module: nn.Module,
+        datamodule: ActiveDataModule,
+        candidates: Tensor,
+        query_size: int,
+        seed: int,
+        step: int,
+        progress: bool = False,
+    ) -> PoolSelection:
+        """Score ``candidates`` (dataset indices of the pool) and select ``query_size`` of them on every rank."""
+        start = time.perf_counter()
+        local = shard(candidates, rank, world_size)
+        pool = self._score(
+            strategy, rank, world_size, module, datamodule, candidates, local, query_size, seed, step, progress
+        )
+        seconds = time.perf_counter() - start
+        selected, scores, probabilities = torch.empty(0, dtype=torch.long), torch.empty(0), None
+        if rank == 0:
+            selected, scores, probabilities = self._select(pool, query_size, derive_seed(seed, step, Stream.SELECTION))
+        selected, probabilities = strategy.broadcast((selected, probabilities), src=0)
+        pool_scores = pool.scores if self.heuristic.needs_predictions else None
+        return PoolSelection(selected, probabilities, scores, pool_scores, candidates.numel(), seconds, local)
+
+    def _score(
+        self,
+        strategy: Any,
+        rank: int,
+        world_size: int,
+        module: nn.Module,
+        datamodule: ActiveDataModule,
+        candidates: Tensor,
+        local: Tensor,
+        query_size: int,
+        seed: int,
+        step: int,
+        progress: bool,
+    ) -> _Scores:
+        if not self.heuristic.needs_predictions:
+            empty = torch.empty(0)
+            return _Scores(candidates, torch.zeros(candidates.numel()), empty.long(), empty)
+        num_candidates = self.heuristic.num_candidates(query_size, candidates.numel())
+        # Preallocated: only [N] scores are kept however large the pool (and no heap growth from concatenation).
+        local_scores = torch.empty(local.numel())
+        local_indices = torch.empty(local.numel(), dtype=torch.long)
+        filled = 0
+        top_scores, top_indices, top_outputs = torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0)
+        mask_seed = derive_seed(seed, step, Stream.MASKS)
+        targets = None
+        if self.heuristic.needs_targets:
+            targets = self._targets(strategy, rank, world_size, module, datamodule, candidates, seed, step)
+        loader = datamodule.pool_dataloader(local)
+        batches = self.posterior.batches(module, loader, self.iterations, mask_seed, self.heuristic.transform)
+        for batch_indices, outputs in _progress(batches, len(loader), progress and rank == 0):
+            batch_scores = self.heuristic.score(outputs) if targets is None else self.heuristic.score(outputs, targets)  # type: ignore[call-arg]
+            local_scores[filled : filled + batch_scores.numel()] = batch_scores
+            local_indices[filled : filled + batch_scores.numel()] = batch_indices
+            filled += batch_scores.numel()
+            if num_candidates:
+                top_scores, top_indices, top_outputs = self._keep_top(
+                    num_candidates, top_scores, top_indices, top_outputs, batch_scores, batch_indices, outputs
+                )
+        device = _device(module)
+        all_scores = gather_uneven(strategy, local_scores.to(device), world_size).cpu()
+        all_indices = gather_uneven(strategy, local_indices.to(device), world_size).cpu()
+        # Sorting by dataset index makes the selection independent of how the pool was sharded.
+        order = torch.argsort(all_indices)
+        candidate_indices, candidate_outputs = torch.empty(0, dtype=torch.long), torch.empty(0)
+        if num_candidates:
+            cand_scores = gather_uneven(strategy, top_scores.to(device), world_size).cpu()
+            cand_indices = gather_uneven(strategy, top_indices.to(device), world_size).cpu()
+            cand_outputs = gather_uneven(strategy, top_outputs.to(device), world_size).cpu()
+            cand_order = torch.argsort(cand_indices)
+            cand_scores, cand_indices, cand_outputs = (
+                cand_scores[cand_order],
+                cand_indices[cand_order],
+                cand_outputs[cand_order],
+            )
+            keep = torch.topk(
+                cand_scores, min(num_candidates, cand_scores.numel()), largest=self.heuristic.higher_is_better
+            )
+            kept = keep.indices.sort().values
+            candidate_indices, candidate_outputs = cand_indices[kept], cand_outputs[kept]
+        return _Scores(all_indices[order], all_scores[order], candidate_indices, candidate_outputs)
+
+    def _targets(
+        self,
+        strategy: Any,
+        rank: int,
+        world_size: int,
+        module: nn.Module,
+        datamodule: ActiveDataModule,
+        candidates: Tensor,
+        seed: int,
+        step: int,
+    ) -> Tensor:
+        """MC predictions on random targets (of the heuristic's ``target_dataset``, or the pool) for EPIG.
+
+        The pool pass uses the same mask seed, hence the same K sub-networks: the joint predictive of a pool item
+        and a target needs sample k to be one model for both.
+        """
+        target_dataset = getattr(self.heuristic, "target_dataset", None)
+        num_targets = int(getattr(self.heuristic, "num_targets", 100))
+        generator = torch.Generator().manual_seed(derive_seed(seed, step, Stream.TARGETS))
+        source = candidates if target_dataset is None else torch.arange(len(target_dataset))
+        chosen = source[torch.randperm(source.numel(), generator=generator)[:num_targets]]
+        local = shard(chosen.sort().values, rank, world_size)
+        loader = (
+            datamodule.pool_dataloader(local)
+            if target_dataset is None
+            else datamodule.inputs_dataloader(target_dataset, local)
+        )
+        indices, outputs = [], []
+        mask_seed = derive_seed(seed, step, Stream.MASKS)
+        for batch_indices, batch_outputs in self.posterior.batches(
+            module, loader, self.iterations, mask_seed, self.heuristic.transform
+        ):
+            indices.append(batch_indices)
+            outputs.append(batch_outputs)
+        device = _device(module)
+        # A rank with no targets (fewer targets than ranks) still joins the gathers, with empty tensors.
+        local_outputs = torch.cat(outputs) if outputs else torch.zeros(0)
+        local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long)
+        gathered = gather_uneven(strategy, local_outputs.to(device), world_size)
+        order = torch.argsort(gather_uneven(strategy, local_indices.to(device), world_size))
+        return gathered[order]
+
+    def _keep_top(
+        self,
+        k: int,
+        top_scores: Tensor,
+        top_indices: Tensor,
+        top_outputs: Tensor,
+        batch_scores: Tensor,
+        batch_indices: Tensor,
+        outputs: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Running top-``k`` of this rank's shard by score, with the outputs a batch-aware heuristic needs."""
+        scores = torch.cat([top_scores, batch_scores.float().cpu()])
+        indices = torch.cat([top_indices, batch_indices.cpu()])
+        outputs = outputs.cpu() if top_outputs.numel() == 0 else torch.cat([top_outputs, outputs.cpu()])
+        if scores.numel() <= k:
+            return scores, indices, outputs
+        keep = torch.topk(scores, k, largest=self.heuristic.higher_is_better).indices
+        return scores[keep], indices[keep], outputs[keep]
+
+    def _select(self, pool: _Scores, query_size: int, seed: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Dataset indices, scores and (stochastic heuristics) drawing probabilities of the selection."""
+        generator = torch.Generator().manual_seed(seed)
+        if self.heuristic.batch_aware:
+            selection = self.heuristic.select(pool.candidate_outputs, query_size, generator)
+            return pool.candidate_indices[selection.indices], selection.scores, selection.probabilities
+        selection = self.heuristic.select_from_scores(pool.scores, query_size, generator)
+        return pool.indices[selection.indices], selection.scores, selection.probabilities
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
+def _progress(batches: Iterator[Any], total: int, show: bool) -> Iterator[Any]:
+    """One bar for the whole pool pass on rank zero, following Lightning's TQDM conventions."""
+    if not show:
+        yield from batches
+        return
+    bar = Tqdm(total=total, desc="Pool pass (MC-Dropout)", leave=False, dynamic_ncols=True, unit="batch")
+    try:
+        for batch in batches:
+            bar.update(1)
+            yield batch
+    finally:
+        bar.close()

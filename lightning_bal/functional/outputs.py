@@ -1,0 +1,74 @@
+"""From a model's raw outputs to what a heuristic consumes: pick one output, then class log-probabilities or floats."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor
+
+__all__ = ["OutputKey", "log_softmax_classes", "select_output"]
+
+#: Names one output of a model that returns several: a position in a tuple/list or a key of a dict.
+OutputKey = int | str
+
+
+def select_output(outputs: Any, key: OutputKey | None) -> Tensor:
+    """The output named ``key`` of a model's outputs; ``None`` means the model returns a single tensor.
+
+    Example:
+        >>> import torch
+        >>> select_output({"logits": torch.zeros(2, 3)}, "logits").shape
+        torch.Size([2, 3])
+        >>> select_output((torch.zeros(1),), None)
+        Traceback (most recent call last):
+        ...
+        TypeError: Expected the model to return one tensor, but it returned a tuple of 1 outputs: name the output ...
+    """
+    if key is None:
+        if isinstance(outputs, Tensor):
+            return outputs
+        size = len(outputs) if isinstance(outputs, (Mapping, Sequence)) else "?"
+        names = f" (keys {sorted(outputs)})" if isinstance(outputs, Mapping) else ""
+        raise TypeError(
+            f"Expected the model to return one tensor, but it returned a {type(outputs).__name__} of {size}"
+            f" outputs{names}: name the output to score, e.g. `BALD(output=0)` or `BALD(output='logits')`."
+        )
+    try:
+        selected = outputs[key]
+    except (KeyError, IndexError, TypeError) as err:
+        available = sorted(outputs) if isinstance(outputs, Mapping) else f"positions 0..{len(outputs) - 1}"
+        raise KeyError(
+            f"Expected the model's outputs to hold `output={key!r}`, but they hold {available}"
+            if isinstance(outputs, (Mapping, Sequence)) and not isinstance(outputs, Tensor)
+            else f"Expected the model to return a tuple or dict to pick `output={key!r}` from, but it returned a"
+            f" {type(outputs).__name__}."
+        ) from err
+    if not isinstance(selected, Tensor):
+        raise TypeError(f"Expected output {key!r} of the model to be a tensor, but got {type(selected).__name__}.")
+    return selected
+
+
+def log_softmax_classes(outputs: Any) -> Tensor:
+    """Class logits ``[B, K, C, ...]`` to float32 log-probabilities over the classes (dim 2).
+
+    Refuses what cannot be class logits: a tuple or dict of outputs, or a single class (a regression output, which
+    would become all zeros).
+
+    Example:
+        >>> import torch
+        >>> log_softmax_classes(torch.zeros(1, 1, 4)).exp().tolist()
+        [[[0.25, 0.25, 0.25, 0.25]]]
+    """
+    if not isinstance(outputs, Tensor):
+        raise TypeError(
+            f"Expected the model to return class logits as one tensor, but it returned a {type(outputs).__name__}:"
+            " give a heuristic that names the output it scores (e.g. `BALD(output=0)`), or an `output_transform`."
+        )
+    if outputs.dim() < 3 or outputs.shape[2] < 2:
+        raise ValueError(
+            f"Expected class logits [B, K, C, ...] with C >= 2, but the model's outputs have shape"
+            f" {tuple(outputs.shape)}: a regression output? Use a regression heuristic (e.g. `Variance`), or"
+            " `output_transform=None` for raw outputs."
+        )
+    return outputs.float().log_softmax(dim=2)
