@@ -102,9 +102,8 @@ def run(heuristic: str, args: argparse.Namespace) -> list[tuple[int, float]]:
         label_budget=args.budget,
         seed=args.seed,
     )
-    steps = (args.budget - args.initial_labels + args.query_size - 1) // args.query_size + 1
     trainer = pl.Trainer(
-        max_epochs=steps * args.epochs_per_step,
+        max_epochs=-1,  # run until the callback stops training: once `label_budget` is spent
         callbacks=[callback],
         logger=TensorBoardLogger(args.out / "tensorboard", name=heuristic),
         enable_checkpointing=False,

@@ -10,10 +10,10 @@ MNIST (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-im
 Protocol: 20 initial labels balanced over the classes, 10 labels per step, the two-convolution CNN with dropout of
 Gal et al. 2017 (``--network gal``) or of Kirsch et al. 2019 (``--network kirsch``), MC-Dropout with K samples, the
 weights reset to their initial values after every step, and test accuracy on the 10,000 test images after every step
-(``ActiveLearningCallback(log_test=True)``; nothing is selected on them). With ``--val-size`` each step trains to
+(``ActiveLearningCallback(evaluations=[TestCurve()])``; nothing is selected on them). With ``--val-size`` each step trains to
 convergence, as in the papers: a validation set of that many samples is held out of the training split and the step
 runs once validation accuracy has not improved for ``--patience`` epochs of ``--samples-per-epoch`` samples
-(``ActiveLearningCallback(monitor="val_acc")``), with the best weights restored. Without it each step trains a fixed
+(``ActiveLearningCallback(convergence=Convergence("val_acc", mode="max"))``), with the best weights restored. Without it each step trains a fixed
 budget of ``--epochs-per-step`` such epochs. The settings of the benchmark's headline run (``benchmarks/README.md``)::
 
     python -m examples.mnist --data /path/to/mnist --heuristics batchbald bald random --budget 200 \\
@@ -42,6 +42,7 @@ from torch.utils.data import TensorDataset
 
 from examples.digits_quickstart import DigitsCNN
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
 
 __all__ = [
     "MNIST_ENV",
@@ -311,7 +312,7 @@ def active_learning_run(
     ``active/num_labelled``, ``active/test_acc``, ``active/test_nll`` and the plain and (when every label was drawn
     with a known probability) LURE-weighted NLL over D_L (``active/train_nll_mean``, ``active/train_nll_lure``).
 
-    ``val_size > 0`` holds out that many training samples to train each step to convergence (``monitor="val_acc"``,
+    ``val_size > 0`` holds out that many training samples to train each step to convergence (``Convergence("val_acc")``,
     ``patience``, at most ``max_epochs_per_step`` epochs of ``samples_per_epoch``); otherwise each step trains
     ``epochs_per_step`` epochs. ``pool_size`` restricts D_L and D_U to a fixed random subset of the training split.
     ``risk_weights="lure"`` trains on the LURE-weighted loss (the model's ``training_step`` must use the weight that
@@ -336,20 +337,23 @@ def active_learning_run(
         train_samples_per_epoch=samples_per_epoch,
         eval_batch_size=1000,
         return_weights=risk_weights,
+        max_pool_size=max_pool_size,
         seed=seed,
     )
-    converge = {"monitor": "val_acc", "mode": "max", "patience": patience, "max_epochs_per_step": max_epochs_per_step}
+    schedule: dict[str, Any] = (
+        {"convergence": Convergence("val_acc", mode="max", patience=patience, max_epochs=max_epochs_per_step)}
+        if val_size
+        else {"every_n_epochs": epochs_per_step}
+    )
     callback = ActiveLearningCallback(
         heuristic,
         query_size=query_size,
         iterations=iterations,
-        **(converge if val_size else {"every_n_epochs": epochs_per_step}),
+        **schedule,
         reset_weights=True,
         label_budget=budget,
-        max_pool_size=max_pool_size,
         seed=seed,
-        log_test=True,
-        log_risk=True,
+        evaluations=[TestCurve(), LabelledRisk()],
     )
     steps = math.ceil((budget - initial_labels) / query_size) + 1
     trainer_kwargs = {"accelerator": "auto", "devices": 1, **trainer_kwargs}

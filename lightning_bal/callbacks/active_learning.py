@@ -170,7 +170,7 @@ class ActiveLearningCallback(Callback):
     @override
     def state_key(self) -> str:
         # Identity only: a resumed run may change `iterations` or the heuristic's options and keep its state.
-        return self._generate_state_key()
+        return type(self).__qualname__
 
     # ------------------------------------------------------------------ setup and checks
     @staticmethod

@@ -60,7 +60,14 @@ def read_answers(path: str | Path) -> tuple[list[int], list[int | float]]:
             )
     else:
         with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            # Without the header, the first answer would be read as column names and silently dropped.
+            if reader.fieldnames is None or not {"index", "label"} <= set(reader.fieldnames):
+                raise ValueError(
+                    f"Expected {str(path)!r} to start with the header `index,step,label`, but got"
+                    f" {reader.fieldnames!r}."
+                )
+            rows = list(reader)
     indices: list[int] = []
     labels: list[int | float] = []
     for row in rows:
@@ -68,6 +75,15 @@ def read_answers(path: str | Path) -> tuple[list[int], list[int | float]]:
             raise ValueError(f"Expected every row of {str(path)!r} to have an `index`, but got {row!r}.")
         label = _parse_label(row.get("label"))
         if label is not None:
-            indices.append(int(row["index"]))
+            indices.append(_parse_index(row["index"]))
             labels.append(label)
     return indices, labels
+
+
+def _parse_index(value: Any) -> int:
+    # `int(0.7)` would label item 0 and `int(True)` item 1: only whole numbers name an item.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise ValueError(f"Expected every `index` to be an integer dataset index, but got {value!r}.")

@@ -261,7 +261,8 @@ def test_models_with_several_outputs_keep_their_structure(as_dict):
     net, x = TwoHeads(as_dict), torch.randn(5, 4)
     pred = mc_predict(net, [x[:3], x[3:]], K, seed=0, output_transform=None)
     classes, value = (pred.log_probs["classes"], pred.log_probs["value"]) if as_dict else pred.log_probs
-    assert classes.shape == (5, K, 3) and value.shape == (5, K, 1)
+    assert classes.shape == (5, K, 3)
+    assert value.shape == (5, K, 1)
     assert classes.std(1).sum() > 0, "the K samples differ"
     with pytest.raises(TypeError, match="returned a (tuple|dict)"):
         mc_predict(net, [x], K, seed=0)
@@ -272,7 +273,8 @@ def test_single_unit_output_is_not_log_softmaxed_to_zeros():
     with pytest.raises(ValueError, match="regression"):
         mc_predict(net, [torch.randn(3, 4)], K, seed=0)
     raw = mc_predict(net, [torch.randn(3, 4)], K, seed=0, output_transform=None).log_probs
-    assert raw.shape == (3, K, 1) and raw.std(1).sum() > 0
+    assert raw.shape == (3, K, 1)
+    assert raw.std(1).sum() > 0
 
 
 def test_automatic_chunks_grow_after_the_first():
