@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.callbacks.monitoring import log_step, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection
+from lightning_bal.callbacks.schedule import configure_dataloader_reload, warn_about_schedule
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc.posterior import MCDropout
@@ -201,49 +201,14 @@ class ActiveLearningCallback(Callback):
             )
         for evaluation in self.evaluations:
             evaluation.check(datamodule)
-        self._configure_dataloader_reload(trainer)
-        self._warn_about_schedule(trainer, datamodule)
+        configure_dataloader_reload(trainer, self.every_n_epochs)
+        warn_about_schedule(
+            trainer, datamodule, self.every_n_epochs, self.query_size, self.label_budget, self.convergence
+        )
         seed = datamodule.seed if self.seed is None else self.seed
         self._run_seed = int(trainer.strategy.broadcast(seed, src=0))
         # Every rank must start from rank zero's labelled set, whatever each process did before fit.
         datamodule.load_state_dict(trainer.strategy.broadcast(datamodule.state_dict(), src=0))
-
-    def _configure_dataloader_reload(self, trainer: pl.Trainer) -> None:
-        # Set by the Trainer at init but not declared on the class.
-        reload = trainer.reload_dataloaders_every_n_epochs  # type: ignore[attr-defined]
-        if reload == 0:
-            trainer.reload_dataloaders_every_n_epochs = 1  # type: ignore[attr-defined]
-        elif self.every_n_epochs % reload:
-            raise ValueError(
-                f"`Trainer(reload_dataloaders_every_n_epochs={reload})` would keep training on a stale labelled set:"
-                f" the active learning step runs every {self.every_n_epochs} epochs. Use a divisor of"
-                f" `every_n_epochs` or leave it at 0 (the callback then reloads the train loader every epoch)."
-            )
-
-    def _warn_about_schedule(self, trainer: pl.Trainer, datamodule: ActiveDataModule) -> None:
-        check_val = trainer.check_val_every_n_epoch
-        if (
-            self.convergence is None
-            and datamodule.val_dataset is not None
-            and check_val
-            and self.every_n_epochs % check_val
-        ):
-            rank_zero_warn(
-                f"`Trainer(check_val_every_n_epoch={check_val})` does not validate at every step"
-                f" (`every_n_epochs={self.every_n_epochs}`): a step then logs the validation figures of an older"
-                " labelled set. Make `every_n_epochs` a multiple of it."
-            )
-        max_epochs = trainer.max_epochs
-        if self.label_budget is None or max_epochs is None or max_epochs < 0:
-            return
-        steps_needed = math.ceil(max(0, self.label_budget - datamodule.num_labelled) / self.query_size) + 1
-        epochs_per_step = self.every_n_epochs if self.convergence is None else self.convergence.plateau.patience + 1
-        if max_epochs < steps_needed * epochs_per_step:
-            rank_zero_warn(
-                f"`Trainer(max_epochs={max_epochs})` may end the run before `label_budget={self.label_budget}` is"
-                f" spent: that takes {steps_needed} steps of at least {epochs_per_step} epoch(s). Use"
-                " `Trainer(max_epochs=-1)` to run until the budget is spent (the callback then stops training)."
-            )
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -15,13 +15,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
 from lightning_bal.data.queries import read_answers, write_queries
 from lightning_bal.data.sampler import EpochShuffleSampler
-from lightning_bal.data.targets import labelled_classes, resolve_targets
+from lightning_bal.data.targets import dataset_classes, labelled_classes, resolve_targets
 from lightning_bal.data.views import (
     LabelledView,
     PoolView,
     default_input_fn,
     pool_view_of,
-    target_of,
     warn_if_nondeterministic,
 )
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
@@ -235,16 +234,10 @@ class ActiveDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ labelling: validated by the ledger
     def label(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> None:
-        """Move ``dataset_indices`` from D_U to D_L at the current step, optionally with an annotator's ``labels``.
+        """Move ``dataset_indices`` from D_U to D_L at the current step: see :meth:`LabelLedger.label`.
 
-        ``probabilities``, when the indices were drawn at random in the given order, holds each one's drawing
-        probability given the earlier draws, over the whole pool (e.g. ``Selection.probabilities`` of a stochastic
-        heuristic): :meth:`risk_weights` needs them. Either every index is labelled or, on bad input, none is.
-        Labels are checked against the task (classes in ``[0, num_classes)``, or finite numbers).
-
-        Raises:
-            TypeError: indices that are not integers, labels that are not numbers.
-            ValueError: an index out of range, duplicated, or already labelled; labels invalid for the task.
+        Either every index is labelled or, on bad input (an index out of range, repeated or already labelled;
+        labels invalid for the task), none is.
         """
         self.ledger.label(dataset_indices, labels, probabilities)
 
@@ -264,16 +257,7 @@ class ActiveDataModule(pl.LightningDataModule):
         self.ledger.unlabel(dataset_indices)
 
     def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
-        r"""Importance weights of D_L for an unbiased estimate of the population risk (Farquhar et al., 2021).
-
-        The mean of ``weights * losses`` over D_L estimates the mean loss over the whole dataset without the bias of
-        active selection, when every sample was drawn at random with a recorded probability (``label_randomly``, or
-        a stochastic heuristic scoring the whole pool). Returns float64 ``[N]``: a weight per labelled sample,
-        ``nan`` in the pool.
-
-        Raises:
-            ValueError: if a labelled sample has no recorded drawing probability (deterministic acquisitions such as
-                top-k, balanced or manual labels cannot be corrected).
+        """Importance weights of D_L for an unbiased risk estimate: see :meth:`LabelLedger.risk_weights`.
 
         Example:
             >>> from torch.utils.data import TensorDataset
@@ -371,15 +355,7 @@ class ActiveDataModule(pl.LightningDataModule):
     def eval_targets(self, split: Literal["val", "test"]) -> Tensor:
         """Class labels of the validation or test set, read once (``item[1]`` or ``item["target"]``)."""
         if split not in self._eval_targets:
-            dataset = self.eval_dataset(split)
-            size = len(dataset)  # type: ignore[arg-type]
-            # A `targets` attribute spares decoding every item just for its label.
-            known = resolve_targets(None, dataset, size)
-            self._eval_targets[split] = (
-                known
-                if known is not None
-                else torch.tensor([int(target_of(dataset[i])) for i in range(size)], dtype=torch.long)
-            )
+            self._eval_targets[split] = dataset_classes(self.eval_dataset(split))
         return self._eval_targets[split]
 
     def val_dataloader(self) -> DataLoader | list:

@@ -285,10 +285,14 @@ class LabelLedger:
     def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
         """Importance weights of D_L for an unbiased estimate of the population risk (Farquhar et al., 2021).
 
-        Returns float64 ``[N]``: a weight per labelled sample, ``nan`` in the pool.
+        The mean of ``weights * losses`` over D_L estimates the mean loss over the whole dataset without the bias of
+        active selection, when every sample was drawn at random with a recorded probability (random draws, or a
+        stochastic heuristic scoring the whole pool). Returns float64 ``[N]``: a weight per labelled sample, ``nan``
+        in the pool.
 
         Raises:
-            ValueError: if a labelled sample has no recorded drawing probability.
+            ValueError: if a labelled sample has no recorded drawing probability (deterministic acquisitions such as
+                top-k, balanced or manual labels cannot be corrected).
         """
         if estimator not in ("lure", "pure"):
             raise ValueError(f"Expected argument `estimator` to be 'lure' or 'pure', but got {estimator!r}.")

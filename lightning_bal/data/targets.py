@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from lightning_bal.data.views import target_of
 
-__all__ = ["labelled_classes", "resolve_targets"]
+__all__ = ["dataset_classes", "labelled_classes", "resolve_targets"]
 
 
 def resolve_targets(targets: Any, dataset: Dataset, size: int) -> Tensor | None:
@@ -71,3 +71,13 @@ def labelled_classes(
             return None
         values.append(value)
     return torch.tensor(values, dtype=torch.long)
+
+
+def dataset_classes(dataset: Dataset) -> Tensor:
+    """Class labels of every item of ``dataset``: its ``targets`` attribute, else ``item[1]`` or ``item["target"]``."""
+    size = len(dataset)  # type: ignore[arg-type]
+    # A `targets` attribute spares decoding every item just for its label.
+    known = resolve_targets(None, dataset, size)
+    if known is not None:
+        return known
+    return torch.tensor([int(target_of(dataset[i])) for i in range(size)], dtype=torch.long)
