@@ -21,6 +21,7 @@ from lightning_bal.callbacks.schedule import configure_dataloader_reload, warn_a
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.mc.split import describe_split
 from lightning_bal.utilities.checks import check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
@@ -212,6 +213,8 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.heuristic.needs_predictions:
+            rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:
             self._initial_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         if self._catch_up_on_fit_start:

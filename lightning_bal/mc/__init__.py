@@ -1,9 +1,8 @@
 """MC-Dropout: switching dropout on at prediction time, and the K-sample pool pass."""
 
-from lightning_bal.functional.outputs import log_softmax_classes
 from lightning_bal.mc.dropconnect import mc_dropconnect
 from lightning_bal.mc.engine import MCPrediction, mc_batches, mc_predict
-from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_stochastic, mark_stochastic
+from lightning_bal.mc.layers import mark_stochastic
 from lightning_bal.mc.modes import mc_dropout
 from lightning_bal.mc.posterior import MCDropout
 from lightning_bal.mc.split import SplitModule
@@ -12,10 +11,6 @@ __all__ = [
     "MCDropout",
     "MCPrediction",
     "SplitModule",
-    "check_stochastic_layers",
-    "has_stochastic_layers",
-    "is_stochastic",
-    "log_softmax_classes",
     "mark_stochastic",
     "mc_batches",
     "mc_dropconnect",

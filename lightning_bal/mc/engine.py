@@ -16,7 +16,7 @@ from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
 from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.sampling import BatchSampler, call_module, map_tensors
+from lightning_bal.mc.sampling import SampleRunner, call_module, map_tensors
 from lightning_bal.mc.split import MCSplit, split_module
 
 __all__ = ["MCPrediction", "log_softmax_classes", "mc_batches", "mc_predict"]
@@ -155,7 +155,7 @@ def _plan(split: MCSplit, dropconnect: bool) -> _Plan:
     return _Plan(split.features, split.layers[:first], None, nn.Sequential(*split.layers[first:]))
 
 
-def _sample(plan: _Plan, sampler: BatchSampler, inputs: Any, indices: Tensor) -> Any:
+def _sample(plan: _Plan, sampler: SampleRunner, inputs: Any, indices: Tensor) -> Any:
     x = inputs if plan.features is None else call_module(plan.features, inputs)
     if plan.layers is not None and isinstance(x, Tensor):
         return sampler.run_layers(plan.layers, x, indices)
@@ -289,7 +289,7 @@ def _iterate(
         # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
         stack.enter_context(switch_modes(module, is_marked))
         params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
-        sampler = BatchSampler(module, iterations, masks, chunk_rows, budget, params)
+        sampler = SampleRunner(module, iterations, masks, chunk_rows, budget, params)
         stack.enter_context(sampler.hooks(module))
         for batch in itertools.chain([first], batches):
             inputs, indices = _unpack(batch, device, numbered)

@@ -23,7 +23,7 @@ from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, DropConnectWeight
 from lightning_bal.mc.layers import BUILTIN_STOCHASTIC_TYPES, has_stochastic_layers, stochastic_layers
 from lightning_bal.mc.masks import MaskSampler, apply_dropout, mask_shape
 
-__all__ = ["BatchSampler", "call_module", "first_tensor", "map_tensors"]
+__all__ = ["SampleRunner", "call_module", "first_tensor", "map_tensors"]
 
 # Layers that only move features around: a mask commutes with them, so it can be carried to the next Linear.
 _RESHAPES = (nn.Flatten, nn.Identity)
@@ -103,7 +103,7 @@ def _rowwise(layer: nn.Module, y: Tensor) -> Tensor:
     return out.view(b, k, *out.shape[1:])
 
 
-class BatchSampler:
+class SampleRunner:
     """Runs the K MC samples of one batch for a model inside an MC pass.
 
     Args:

@@ -8,7 +8,7 @@ from torch import nn
 
 from lightning_bal.mc.layers import has_stochastic_layers
 
-__all__ = ["MCSplit", "SplitModule", "flatten_sequential", "split_module", "wrapped_sequential"]
+__all__ = ["MCSplit", "SplitModule", "describe_split", "flatten_sequential", "split_module", "wrapped_sequential"]
 
 
 @runtime_checkable
@@ -126,3 +126,44 @@ def split_module(module: nn.Module) -> MCSplit:
     if layers is None and (inner := wrapped_sequential(module)) is not None:
         return MCSplit(None, flatten_sequential(inner), inner, unverified=True)
     return MCSplit(None, layers, module)
+
+
+def describe_split(module: nn.Module) -> str:
+    """Which MC path the engine takes for ``module``, and why: logged at setup, so the slow path is never silent.
+
+    Example:
+        >>> describe_split(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 2)))
+        'shared prefix: layers 0-1 of 4 (up to Linear, ReLU) run once per batch, the 2 from Dropout on run K times'
+    """
+    name = type(module).__name__
+    try:
+        split = split_module(module)
+    except (TypeError, ValueError) as err:
+        return f"K full passes: {err}"
+    if split.layers is None:
+        head = "its declared head" if split.features is not None else f"the whole `{name}`"
+        reason = (
+            "its head is not a plain nn.Sequential"
+            if split.features is not None
+            else "its `forward` is custom (not a plain nn.Sequential, nor one wrapping a single nn.Sequential)"
+        )
+        return (
+            f"K full passes of {head}: {reason}. Define `mc_split()` returning `(features, head)` with the"
+            " deterministic part in `features` to run it once per batch (see the user guide)."
+        )
+    first = next((i for i, layer in enumerate(split.layers) if has_stochastic_layers(layer)), len(split.layers))
+    shared = ", ".join(type(layer).__name__ for layer in split.layers[:first][-2:])
+    prefix = (
+        "declared `mc_split()`: its features run once per batch; in its head, " if split.features is not None else ""
+    )
+    checked = (
+        " (a module wrapping an nn.Sequential: checked against `forward` on the first batch)"
+        if split.unverified
+        else ""
+    )
+    if first == 0:
+        return f"{prefix}no shared layers: the first layer is stochastic, all {len(split.layers)} run K times{checked}"
+    return (
+        f"{prefix or 'shared prefix: '}layers 0-{first - 1} of {len(split.layers)} (up to {shared}) run once per batch,"
+        f" the {len(split.layers) - first} from {type(split.layers[first]).__name__} on run K times{checked}"
+    )

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 from mc_models import CallCounter, Declared, Opaque, head_dropout_cnn, pool
@@ -324,3 +326,41 @@ def test_wrapped_sequential_shares_its_prefix_only_when_forward_matches(scale, s
     full = mc_predict(wrapper, pool(), K, seed=3, share_prefix=False)
     torch.testing.assert_close(fast.log_probs, full.log_probs, atol=1e-5, rtol=1e-5)
     assert all(modes(wrapper)), "modes restored after the check"
+
+
+class CustomForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.drop, self.b = nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.b(self.drop(torch.relu(self.a(x))))
+
+
+class DeclaredSplit(CustomForward):
+    def mc_split(self):
+        return nn.Sequential(self.a, nn.ReLU()), nn.Sequential(self.drop, self.b)
+
+
+class WrapsSequential(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        (CustomForward(), r"K full passes of the whole `CustomForward`: its `forward` is custom.*mc_split\(\)"),
+        (DeclaredSplit(), r"declared `mc_split\(\)`: its features run once per batch; in its head, no shared layers"),
+        (WrapsSequential(), r"layers 0-1 of 4 \(up to Linear, ReLU\).*checked against `forward`"),
+        (nn.Sequential(nn.Dropout(0.2), nn.Linear(4, 2)), "no shared layers"),
+    ],
+)
+def test_the_mc_path_is_described(module, expected):
+    from lightning_bal.mc.split import describe_split
+
+    assert re.search(expected, describe_split(module))

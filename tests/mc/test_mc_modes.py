@@ -2,14 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_bal.mc import (
-    check_stochastic_layers,
-    has_stochastic_layers,
-    is_stochastic,
-    mark_stochastic,
-    mc_dropconnect,
-    mc_dropout,
-)
+from lightning_bal.mc import mark_stochastic, mc_dropconnect, mc_dropout
+from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_stochastic
 
 
 def nested() -> nn.Module:
