@@ -67,16 +67,22 @@ def sampling_log_weights(
 
 
 def sample_without_replacement(
-    log_weights: Tensor, query_size: int, generator: torch.Generator | None = None
+    log_weights: Tensor,
+    query_size: int,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Draw ``query_size`` distinct items one after another, each with probability proportional to its weight.
 
     .. math:: P(i_t = i \mid i_{<t}) = \frac{w_i}{\sum_{j \notin i_{<t}} w_j}
 
-    Implemented in one shot with the Gumbel-top-k trick, which has exactly this sequential distribution.
+    Implemented in one shot with the Gumbel-top-k trick, which has exactly this sequential distribution, in
+    O(N log query_size). The probabilities are computed in log space, as exact as the float64 log-weights allow
+    however lopsided the weights (``total - cumsum`` of the drawn mass would cancel to rounding noise once the first
+    draws hold almost all of it).
 
     Args:
-        log_weights: ``[N]`` unnormalised log-weights; at least ``query_size`` must be finite.
+        log_weights: ``[N]`` unnormalised log-weights, ``-inf`` for weight zero (never drawn); at least ``query_size``
+            must be finite. NaN and ``+inf`` are rejected.
         query_size: Number of items to draw, ``0 <= query_size <= N``.
         generator: Random generator on the device of ``log_weights``; ``None`` uses the global generator.
 
@@ -88,13 +94,22 @@ def sample_without_replacement(
         >>> indices, probabilities = sample_without_replacement(torch.zeros(4), 2, torch.Generator().manual_seed(0))
         >>> probabilities
         tensor([0.2500, 0.3333], dtype=torch.float64)
+        >>> log_weights = torch.tensor([100.0, 0.0, 0.0, 0.0])  # weights e^100, 1, 1, 1
+        >>> sample_without_replacement(log_weights, 2, torch.Generator().manual_seed(0))[1]
+        tensor([1.0000, 0.3333], dtype=torch.float64)
     """
     if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= log_weights.numel():
         raise ValueError(
             f"Expected argument `query_size` to be an integer in [0, {log_weights.numel()}], but got {query_size!r}."
         )
     log_weights = log_weights.to(torch.float64)
-    num_drawable = int(torch.isfinite(log_weights).sum())
+    if bool((log_weights.isnan() | (log_weights == torch.inf)).any()):
+        raise ValueError("Expected argument `log_weights` to hold no NaN or +inf, but got some.")
+    if bool((log_weights > -torch.inf).any()):
+        # Shifting by the largest weight changes no probability and keeps the Gumbel keys far from overflow; a
+        # weight that becomes zero by it (e^-inf) is zero relative to the largest in float64 too.
+        log_weights = log_weights - log_weights.max()
+    num_drawable = int((log_weights > -torch.inf).sum())
     if num_drawable < query_size:
         raise ValueError(
             f"Expected argument `log_weights` to give at least `query_size`={query_size} items a non-zero"
@@ -103,7 +118,21 @@ def sample_without_replacement(
     uniform = torch.rand(log_weights.shape, dtype=torch.float64, device=log_weights.device, generator=generator)
     gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny)))
     indices = torch.topk(log_weights + gumbel, query_size).indices
-    probs = torch.softmax(log_weights, 0)
-    drawn = probs[indices]
-    remaining = probs.sum() - torch.cumsum(drawn, 0) + drawn
-    return indices, drawn / remaining.clamp_min(torch.finfo(torch.float64).tiny)
+    return indices, _conditional_probabilities(log_weights, indices)
+
+
+def _conditional_probabilities(log_weights: Tensor, drawn: Tensor) -> Tensor:
+    r"""Probability of each draw given the earlier ones, :math:`w_{i_t} / \sum_{j \notin i_{<t}} w_j`, in log space.
+
+    The mass left before draw t is that of the items never drawn plus that of draws t, t+1, ...: a suffix sum of
+    the drawn weights, accumulated backwards with ``logcumsumexp`` so that no step subtracts (O(N + q) in all).
+
+    Example:
+        >>> log_weights = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64).log()
+        >>> _conditional_probabilities(log_weights, torch.tensor([3, 0]))  # 4 / 10, then 1 / (10 - 4)
+        tensor([0.4000, 0.1667], dtype=torch.float64)
+    """
+    log_undrawn = log_weights.index_fill(0, drawn, -torch.inf).logsumexp(0)
+    log_drawn = log_weights[drawn]
+    log_left = torch.logaddexp(log_drawn.flip(0).logcumsumexp(0).flip(0), log_undrawn)
+    return (log_drawn - log_left).exp()
