@@ -157,6 +157,36 @@ def test_nan_and_positive_infinite_log_weights_raise(bad):
         sample_without_replacement(torch.tensor([0.0, bad]), 1)
 
 
+@pytest.mark.parametrize(("num_weighted", "num_zero", "query_size"), [(2, 4, 5), (0, 5, 3), (1, 3, 4), (3, 3, 3)])
+def test_fill_uniformly_draws_weighted_items_first_then_zero_weight_ones(num_weighted, num_zero, query_size):
+    log_weights = torch.cat([torch.tensor([1.0, 2.0, 3.0][:num_weighted]).log(), torch.full((num_zero,), -math.inf)])
+    generator = torch.Generator().manual_seed(num_weighted)
+    indices, probabilities = sample_without_replacement(log_weights, query_size, generator, fill_uniformly=True)
+    assert len(set(indices.tolist())) == query_size
+    weighted = min(num_weighted, query_size)
+    assert sorted(indices[:weighted].tolist()) == list(range(weighted))
+    assert all(index >= num_weighted for index in indices[weighted:].tolist())
+    if weighted:
+        assert_close_to_reference(log_weights.tolist()[:num_weighted], indices[:weighted], probabilities[:weighted])
+    num_fill = query_size - weighted
+    expected_fill = 1.0 / torch.arange(num_zero, num_zero - num_fill, -1, dtype=torch.float64)
+    torch.testing.assert_close(probabilities[weighted:], expected_fill, rtol=0, atol=0)
+
+
+def test_fill_uniformly_is_uniform_and_seeded():
+    log_weights = torch.tensor([0.0] + [-math.inf] * 4)
+    generator = torch.Generator().manual_seed(0)
+    counts = [0] * 5
+    for _ in range(2000):
+        indices, _ = sample_without_replacement(log_weights, 2, generator, fill_uniformly=True)
+        assert indices[0].item() == 0
+        counts[int(indices[1])] += 1
+    assert all(400 < count < 600 for count in counts[1:])  # 500 expected, sd ~19
+    first = sample_without_replacement(log_weights, 4, torch.Generator().manual_seed(3), fill_uniformly=True)
+    second = sample_without_replacement(log_weights, 4, torch.Generator().manual_seed(3), fill_uniformly=True)
+    assert first[0].tolist() == second[0].tolist()
+
+
 def test_empty_input():
     indices, probabilities = sample_without_replacement(torch.zeros(0), 0)
     assert indices.shape == probabilities.shape == (0,)
