@@ -41,7 +41,7 @@ def batchbald(
     Args:
         log_probs: ``[N, K, C]`` log-probabilities of the candidates, K >= 2 consistent MC samples. ``-inf`` is an
             exact zero probability (contributing :math:`0 \log 0 = 0`, as in :func:`~lightning_bal.functional.bald`).
-        query_size: Number of items to select, ``1 <= query_size <= N``.
+        query_size: Number of items to select, ``0 <= query_size <= N``.
         num_samples: Largest number of joint configurations enumerated exactly, and the number drawn beyond.
         generator: Random generator on the device of ``log_probs`` for the sampled phase; ``None`` uses the global
             generator. Unused while the phase stays exact.
@@ -67,7 +67,7 @@ def batchbald(
                 f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
             )
         for name, value, low, high in (
-            ("query_size", query_size, 1, log_probs.shape[0]),
+            ("query_size", query_size, 0, log_probs.shape[0]),
             ("num_samples", num_samples, 1, None),
         ):
             if (

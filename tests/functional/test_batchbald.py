@@ -94,7 +94,7 @@ def test_scores_never_exceed_joint_entropy_bound():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"query_size": 0}, "query_size"),
+        ({"query_size": -1}, "query_size"),
         ({"query_size": 11}, "query_size"),
         ({"query_size": 2, "num_samples": 0}, "num_samples"),
     ],
@@ -171,3 +171,10 @@ def test_nan_and_positive_infinity_are_rejected(bad, match):
     log_probs[2, 1, 3] = bad
     with pytest.raises(ValueError, match=match):
         batchbald(log_probs, 2)
+
+
+@pytest.mark.parametrize("n", [0, 5])
+def test_query_size_zero_and_empty_pool(n):
+    indices, scores = batchbald(random_log_probs(n, 4, 3), 0)
+    assert indices.shape == scores.shape == (0,)
+    assert indices.dtype == torch.int64

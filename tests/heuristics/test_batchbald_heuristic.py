@@ -21,3 +21,9 @@ def test_batchbald_accepts_exact_zeros_like_bald(max_candidates, validate_args):
     assert not selection.scores.isnan().any()
     assert len(set(selection.indices.tolist())) == 4
     assert selection.indices[0].item() == int(BALD().score(log_probs).argmax())
+
+
+@pytest.mark.parametrize(("n", "max_candidates"), [(0, 1000), (5, 1000), (30, 10)])
+def test_batchbald_selects_nothing_for_query_size_zero(n, max_candidates):
+    selection = BatchBALD(max_candidates=max_candidates).select(log_probs_with_exact_zeros(n), 0)
+    assert selection.indices.shape == selection.scores.shape == (0,)

@@ -129,3 +129,9 @@ def test_power_selection_never_crashes_and_draws_non_zero_scores_first(num_items
     assert ((selection.probabilities > 0) & (selection.probabilities <= 1)).all()
     if query_size:
         assert torch.isfinite(lure_weights(selection.probabilities, num_items)).all()
+
+
+@pytest.mark.parametrize("cls", STOCHASTIC)
+def test_empty_pool_selects_nothing(cls):
+    selection = cls().select(torch.zeros(0, 3, 4), 0, torch.Generator().manual_seed(0))
+    assert selection.indices.shape == selection.scores.shape == selection.probabilities.shape == (0,)
