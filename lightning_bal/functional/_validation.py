@@ -66,7 +66,9 @@ def check_mass(mass: Tensor, num_rows: int, log_probs: Tensor, name: str = "log_
         ...
         ValueError: Expected argument `log_probs` to hold log-probabilities (values <= 0 whose exp sums to 1 ...
     """
-    mean_mass = float(mass) / max(num_rows, 1)
+    if num_rows == 0:  # an empty pool has no row to check
+        return
+    mean_mass = float(mass) / num_rows
     if mean_mass != mean_mass:  # NaN
         raise ValueError(f"Expected argument `{name}` to contain finite values, but got NaN.")
     if abs(mean_mass - 1.0) > _MASS_TOLERANCE:

@@ -39,12 +39,13 @@ def batchbald(
     for every item), since joint probabilities multiply over items within a sample.
 
     Args:
-        log_probs: ``[N, K, C]`` log-probabilities of the candidates, K >= 2 consistent MC samples.
-        query_size: Number of items to select, ``1 <= query_size <= N``.
+        log_probs: ``[N, K, C]`` log-probabilities of the candidates, K >= 2 consistent MC samples. ``-inf`` is an
+            exact zero probability (contributing :math:`0 \log 0 = 0`, as in :func:`~lightning_bal.functional.bald`).
+        query_size: Number of items to select, ``0 <= query_size <= N``.
         num_samples: Largest number of joint configurations enumerated exactly, and the number drawn beyond.
         generator: Random generator on the device of ``log_probs`` for the sampled phase; ``None`` uses the global
             generator. Unused while the phase stays exact.
-        validate_args: Check the input (rank, dtype, K >= 2, finite values, rows of ``exp`` summing to one).
+        validate_args: Check the input (rank, dtype, K >= 2, no NaN or ``+inf``, rows of ``exp`` summing to one).
 
     Returns:
         ``(indices, scores)``: int64 ``[query_size]`` positions into the N candidates in selection order, and
@@ -56,6 +57,8 @@ def batchbald(
         >>> indices, scores = batchbald(log_probs.log(), query_size=2)
         >>> indices, scores
         (tensor([0, 1]), tensor([0.3681, 0.5144]))
+        >>> batchbald(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).log(), query_size=1)  # exact zeros: log 2 nats
+        (tensor([0]), tensor([0.6931]))
     """
     if validate_args:
         check_log_probs(log_probs, needs_mc_samples=True)
@@ -64,7 +67,7 @@ def batchbald(
                 f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
             )
         for name, value, low, high in (
-            ("query_size", query_size, 1, log_probs.shape[0]),
+            ("query_size", query_size, 0, log_probs.shape[0]),
             ("num_samples", num_samples, 1, None),
         ):
             if (
@@ -80,8 +83,10 @@ def batchbald(
     probs_N_K_C = fast_exp_(log_probs, torch.empty(log_probs.shape, dtype=dtype, device=log_probs.device))
     if validate_args:
         check_mass(probs_N_K_C.sum(), num_items * num_mc, log_probs)
-    # Aleatoric term of each candidate, -1/K sum_k sum_c p log p.
-    expected_entropy_N = (probs_N_K_C * log_probs).sum((1, 2)).div_(-num_mc)
+    # Aleatoric term of each candidate, -1/K sum_k sum_c p log p. Clamping -inf (an exact zero) to the lowest finite
+    # value makes 0 log 0 = 0 rather than 0 * -inf = NaN, while a NaN input still propagates.
+    finite_log_probs = log_probs.clamp_min(torch.finfo(log_probs.dtype).min)
+    expected_entropy_N = (probs_N_K_C * finite_log_probs).sum((1, 2)).div_(-num_mc)
     if validate_args and not bool(torch.isfinite(expected_entropy_N).all()):
         raise ValueError("Expected argument `log_probs` to contain finite values, but got NaN or inf.")
     probs_K_NC = probs_N_K_C.permute(1, 0, 2).reshape(num_mc, num_items * num_classes)

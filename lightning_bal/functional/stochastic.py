@@ -67,43 +67,95 @@ def sampling_log_weights(
 
 
 def sample_without_replacement(
-    log_weights: Tensor, query_size: int, generator: torch.Generator | None = None
+    log_weights: Tensor,
+    query_size: int,
+    generator: torch.Generator | None = None,
+    fill_uniformly: bool = False,
 ) -> tuple[Tensor, Tensor]:
     r"""Draw ``query_size`` distinct items one after another, each with probability proportional to its weight.
 
     .. math:: P(i_t = i \mid i_{<t}) = \frac{w_i}{\sum_{j \notin i_{<t}} w_j}
 
-    Implemented in one shot with the Gumbel-top-k trick, which has exactly this sequential distribution.
+    Implemented in one shot with the Gumbel-top-k trick, which has exactly this sequential distribution, in
+    O(N log query_size). The probabilities are computed in log space, as exact as the float64 log-weights allow
+    however lopsided the weights (``total - cumsum`` of the drawn mass would cancel to rounding noise once the first
+    draws hold almost all of it).
+
+    Items of weight zero (``log_weights = -inf``) are never drawn while items of non-zero weight remain. When fewer
+    than ``query_size`` items have a non-zero weight, ``fill_uniformly=True`` draws all of them first, then the
+    remaining picks uniformly at random among the zero-weight items; each of these is recorded with probability
+    ``1 / (number of zero-weight items not yet drawn)``. That is the exact conditional probability of this process
+    (the limit of adding a vanishing constant to every weight): conditional on the zero-weight phase, which this
+    query reaches surely, so importance weights such as LURE stay well defined.
 
     Args:
-        log_weights: ``[N]`` unnormalised log-weights; at least ``query_size`` must be finite.
+        log_weights: ``[N]`` unnormalised log-weights, ``-inf`` for weight zero; NaN and ``+inf`` are rejected.
         query_size: Number of items to draw, ``0 <= query_size <= N``.
         generator: Random generator on the device of ``log_weights``; ``None`` uses the global generator.
+        fill_uniformly: Whether to complete the draw uniformly among the zero-weight items (see above) when fewer
+            than ``query_size`` items have a non-zero weight, instead of raising.
 
     Returns:
         ``(indices, probabilities)``: int64 ``[query_size]`` in drawing order, and the float64 probability with which
-        each was drawn given the earlier draws (the formula above).
+        each was drawn given the earlier draws (the formula above, or the uniform fill).
 
     Example:
         >>> indices, probabilities = sample_without_replacement(torch.zeros(4), 2, torch.Generator().manual_seed(0))
         >>> probabilities
         tensor([0.2500, 0.3333], dtype=torch.float64)
+        >>> log_weights = torch.tensor([100.0, 0.0, 0.0, 0.0])  # weights e^100, 1, 1, 1
+        >>> sample_without_replacement(log_weights, 2, torch.Generator().manual_seed(0))[1]
+        tensor([1.0000, 0.3333], dtype=torch.float64)
+        >>> log_weights = torch.tensor([0.0, float("-inf"), float("-inf"), float("-inf")])  # one non-zero weight
+        >>> sample_without_replacement(log_weights, 3, torch.Generator().manual_seed(0), fill_uniformly=True)
+        (tensor([0, 3, 1]), tensor([1.0000, 0.3333, 0.5000], dtype=torch.float64))
     """
     if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= log_weights.numel():
         raise ValueError(
             f"Expected argument `query_size` to be an integer in [0, {log_weights.numel()}], but got {query_size!r}."
         )
     log_weights = log_weights.to(torch.float64)
-    num_drawable = int(torch.isfinite(log_weights).sum())
-    if num_drawable < query_size:
+    if bool((log_weights.isnan() | (log_weights == torch.inf)).any()):
+        raise ValueError("Expected argument `log_weights` to hold no NaN or +inf, but got some.")
+    if bool((log_weights > -torch.inf).any()):
+        # Shifting by the largest weight changes no probability and keeps the Gumbel keys far from overflow; a
+        # weight that becomes zero by it (e^-inf) is zero relative to the largest in float64 too.
+        log_weights = log_weights - log_weights.max()
+    drawable = log_weights > -torch.inf
+    num_drawable = int(drawable.sum())
+    if num_drawable < query_size and not fill_uniformly:
         raise ValueError(
             f"Expected argument `log_weights` to give at least `query_size`={query_size} items a non-zero"
             f" probability, but got {num_drawable}."
         )
     uniform = torch.rand(log_weights.shape, dtype=torch.float64, device=log_weights.device, generator=generator)
     gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny)))
-    indices = torch.topk(log_weights + gumbel, query_size).indices
-    probs = torch.softmax(log_weights, 0)
-    drawn = probs[indices]
-    remaining = probs.sum() - torch.cumsum(drawn, 0) + drawn
-    return indices, drawn / remaining.clamp_min(torch.finfo(torch.float64).tiny)
+    weighted = torch.topk(log_weights + gumbel, min(query_size, num_drawable)).indices
+    probabilities = _conditional_probabilities(log_weights, weighted)
+    if weighted.numel() == query_size:
+        return weighted, probabilities
+    # Zero-weight phase: Gumbel keys alone order the zero-weight items uniformly at random.
+    zero_weight = torch.nonzero(~drawable).squeeze(1)
+    num_fill = query_size - weighted.numel()
+    filled = zero_weight[torch.topk(gumbel[zero_weight], num_fill).indices]
+    left = torch.arange(
+        zero_weight.numel(), zero_weight.numel() - num_fill, -1, dtype=torch.float64, device=log_weights.device
+    )
+    return torch.cat([weighted, filled]), torch.cat([probabilities, left.reciprocal()])
+
+
+def _conditional_probabilities(log_weights: Tensor, drawn: Tensor) -> Tensor:
+    r"""Probability of each draw given the earlier ones, :math:`w_{i_t} / \sum_{j \notin i_{<t}} w_j`, in log space.
+
+    The mass left before draw t is that of the items never drawn plus that of draws t, t+1, ...: a suffix sum of
+    the drawn weights, accumulated backwards with ``logcumsumexp`` so that no step subtracts (O(N + q) in all).
+
+    Example:
+        >>> log_weights = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64).log()
+        >>> _conditional_probabilities(log_weights, torch.tensor([3, 0]))  # 4 / 10, then 1 / (10 - 4)
+        tensor([0.4000, 0.1667], dtype=torch.float64)
+    """
+    log_undrawn = log_weights.index_fill(0, drawn, -torch.inf).logsumexp(0)
+    log_drawn = log_weights[drawn]
+    log_left = torch.logaddexp(log_drawn.flip(0).logcumsumexp(0).flip(0), log_undrawn)
+    return (log_drawn - log_left).exp()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -29,13 +31,17 @@ def variation_ratios(log_probs: Tensor, reduction: Reduction = "mean", validate_
     Example:
         >>> variation_ratios(torch.tensor([[[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]]).log())
         tensor([0.2500])
+        >>> variation_ratios(torch.zeros(0, 4, 2))  # an empty pool
+        tensor([])
     """
     if validate_args:
         check_log_probs(log_probs, needs_mc_samples=True)
         check_reduction(reduction)
         mc_moments(log_probs, validate_args=True)
     num_items, num_samples, num_classes = log_probs.shape[:3]
-    votes_N_K_R = log_probs.reshape(num_items, num_samples, num_classes, -1).argmax(2)
+    # The trailing size is spelled out: `reshape(..., -1)` is ambiguous, hence an error, for an empty pool.
+    rest = math.prod(log_probs.shape[3:])
+    votes_N_K_R = log_probs.reshape(num_items, num_samples, num_classes, rest).argmax(2)
     counts_N_C_R = torch.zeros(
         num_items, num_classes, votes_N_K_R.shape[2], dtype=torch.int64, device=log_probs.device
     ).scatter_add_(1, votes_N_K_R, torch.ones_like(votes_N_K_R))

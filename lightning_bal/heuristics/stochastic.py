@@ -32,6 +32,13 @@ class StochasticHeuristic(Heuristic):
     Subclasses fix ``base_heuristic`` and ``mode``; :class:`Selection.probabilities` holds each item's drawing
     probability given the earlier draws, for importance weighting.
 
+    Selection never fails for lack of weight. Items of weight zero (a power score of exactly 0, e.g. a BALD score of
+    0) are drawn only once every item of non-zero weight is drawn: when fewer than ``query_size`` items have a
+    non-zero weight, all of them come first, then the remaining picks are drawn uniformly at random among the
+    zero-weight items. Each of those is recorded with probability ``1 / (number of zero-weight items not yet
+    drawn)``, its probability conditional on this zero-weight phase (which such a query reaches surely), so LURE and
+    PURE weights stay well defined. See :func:`~lightning_bal.functional.sample_without_replacement`.
+
     Args:
         beta: Coldness :math:`\beta \ge 0` (1 in the paper); 0 is uniform, large values approach top-k.
         reduction: Passed to the base heuristic.
@@ -56,10 +63,10 @@ class StochasticHeuristic(Heuristic):
     def select_from_scores(
         self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
     ) -> Selection:
-        """Draw ``query_size`` items with weights from ``scores``, seeded by ``generator``."""
+        """Draw ``query_size`` items with weights from ``scores``, seeded by ``generator``; zero weights drawn last."""
         check_scores(scores, query_size)
         log_weights = sampling_log_weights(scores, self.mode, self.beta, self.base_heuristic.higher_is_better)
-        indices, probabilities = sample_without_replacement(log_weights, query_size, generator)
+        indices, probabilities = sample_without_replacement(log_weights, query_size, generator, fill_uniformly=True)
         return Selection(indices, scores[indices], probabilities)
 
     def __repr__(self) -> str:
@@ -74,6 +81,10 @@ class PowerBALD(StochasticHeuristic):
         >>> selection = PowerBALD().select_from_scores(torch.tensor([1.0, 3.0]), 2, torch.Generator().manual_seed(0))
         >>> selection.probabilities  # item 0 was drawn first with probability 1 / (1 + 3), then item 1 surely
         tensor([0.2500, 1.0000], dtype=torch.float64)
+        >>> scores = torch.tensor([0.0, 2.0, 0.0, 0.0])  # one non-zero score for two picks
+        >>> selection = PowerBALD().select_from_scores(scores, 2, torch.Generator().manual_seed(0))
+        >>> selection.indices, selection.probabilities  # item 1 surely, then one of the 3 zero-score items
+        (tensor([1, 0]), tensor([1.0000, 0.3333], dtype=torch.float64))
     """
 
     name: ClassVar[str] = "power_bald"

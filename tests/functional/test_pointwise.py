@@ -155,8 +155,15 @@ def test_variance_matches_population_variance(shape, reduction):
         variance(predictions[:, :1])
 
 
-def test_empty_pool_gives_empty_scores():
-    assert entropy(torch.zeros(0, 3, 4)).shape == (0,)
+@pytest.mark.parametrize("fn", POINTWISE)
+@pytest.mark.parametrize("shape", [(0, 3, 4), (0, 3, 4, 2, 5)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "max"])
+@pytest.mark.parametrize("validate_args", [True, False])
+def test_empty_pool_gives_empty_scores(fn, shape, reduction, validate_args):
+    for dtype in (torch.float32, torch.float64):
+        scores = fn(torch.zeros(shape, dtype=dtype), reduction=reduction, validate_args=validate_args)
+        assert scores.shape == (0,)
+        assert scores.dtype == dtype
 
 
 def test_zero_probabilities_contribute_nothing():
