@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional import bald, batchbald
+from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, top_k
 
 __all__ = ["BatchBALD"]
@@ -26,6 +27,7 @@ class BatchBALD(Heuristic):
             linearly in M, and its picks are in practice among the top BALD items.
         num_samples: Joint configurations enumerated exactly, or drawn once exact enumeration is larger.
         validate_args: Check inputs (see :func:`~lightning_bal.functional.batchbald`).
+        output: Which output of a multi-output model to score (tuple position or dict key).
 
     Example:
         >>> import torch
@@ -39,9 +41,13 @@ class BatchBALD(Heuristic):
     batch_aware: ClassVar[bool] = True
 
     def __init__(
-        self, max_candidates: int | None = 1000, num_samples: int = 10_000, validate_args: bool = True
+        self,
+        max_candidates: int | None = 1000,
+        num_samples: int = 10_000,
+        validate_args: bool = True,
+        output: OutputKey | None = None,
     ) -> None:
-        super().__init__(validate_args=validate_args)
+        super().__init__(validate_args=validate_args, output=output)
         for arg, value in (("max_candidates", max_candidates), ("num_samples", num_samples)):
             if (value is not None or arg == "num_samples") and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from lightning_bal.functional import SamplingMode, sample_without_replacement, sampling_log_weights
 from lightning_bal.functional._validation import Reduction
+from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, check_scores
 from lightning_bal.heuristics.classification import BALD, Entropy
 
@@ -43,14 +44,21 @@ class StochasticHeuristic(Heuristic):
         beta: Coldness :math:`\beta \ge 0` (1 in the paper); 0 is uniform, large values approach top-k.
         reduction: Passed to the base heuristic.
         validate_args: Passed to the base heuristic.
+        output: Which output of a multi-output model to score (tuple position or dict key).
     """
 
     base_heuristic: ClassVar[type[Heuristic]]
     mode: ClassVar[SamplingMode]
     stochastic: ClassVar[bool] = True
 
-    def __init__(self, beta: float = 1.0, reduction: Reduction = "mean", validate_args: bool = True) -> None:
-        super().__init__(reduction=reduction, validate_args=validate_args)
+    def __init__(
+        self,
+        beta: float = 1.0,
+        reduction: Reduction = "mean",
+        validate_args: bool = True,
+        output: OutputKey | None = None,
+    ) -> None:
+        super().__init__(reduction=reduction, validate_args=validate_args, output=output)
         # Fails early (e.g. power over a lower-is-better score) rather than at the first acquisition.
         sampling_log_weights(torch.ones(1), self.mode, beta, self.base_heuristic.higher_is_better)
         self.beta = beta
