@@ -161,8 +161,11 @@ class ActiveLearningCallback(Callback):
         self._last_step_epoch = -1
         self._trained_epoch = -1
         self._initial_weights: dict[str, Tensor] | None = None
-        self._catch_up_on_fit_start = False
+        # Where a run resumed before its pending step catches up: None, "fit_start" or "train_start".
+        self._catch_up: str | None = None
         self._recreate_optimizers_on_train_start = False
+        self._resume_stage: str | None = None
+        self._val_metrics: dict[str, float] | None = None
         self._fitted = False
         if self.convergence is not None:
             self.convergence.take_best()
@@ -217,20 +220,36 @@ class ActiveLearningCallback(Callback):
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:
             self._initial_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
-        if self._catch_up_on_fit_start:
-            # The checkpoint was written after this epoch's training but before its active learning step (e.g. by a
-            # ModelCheckpoint at validation end): Lightning resumes at the next epoch, so run the step now.
-            self._catch_up_on_fit_start = False
-            rank_zero_info(f"Resuming: running the active learning step of epoch {self._trained_epoch} first.")
-            self._active_learning_step(trainer, pl_module, self._trained_epoch)
+        if self._catch_up == "fit_start":
+            # Written after this epoch's training but before its step, outside the epoch (e.g. by a callback of the
+            # user's at epoch end): Lightning resumes at the next epoch, so run the step before its loader is built.
+            self._catch_up = None
+            self._run_pending_step(trainer, pl_module)
             self._recreate_optimizers_on_train_start = self.reset_weights
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._catch_up == "train_start":
+            # Written at the end of the epoch's last batch: Lightning restarts at the next epoch without this epoch's
+            # end and rebuilds the train loader for it after this hook; the step must come first. Here, after the
+            # loops were restored, the loader size Lightning checks the restart against is still the old one.
+            self._catch_up = None
+            # Lightning skips this epoch's validation on such a restart: log no validation figures rather than the
+            # previous epoch's.
+            self._val_metrics = {}
+            self._run_pending_step(trainer, pl_module)
+            # Lightning then decides whether its restored batch count ends the old epoch by comparing it with the
+            # new, larger loader, and would train only part of the next epoch: count the last batch as completed,
+            # as Lightning itself does when the loader size has not changed.
+            trainer.fit_loop.epoch_loop.batch_progress.increment_completed()
         if self._recreate_optimizers_on_train_start:
             # The optimizer state was restored from the checkpoint after `on_fit_start`; reset it as the step did.
             self._recreate_optimizers_on_train_start = False
             trainer.strategy.setup_optimizers(trainer)
+
+    def _run_pending_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        rank_zero_info(f"Resuming: running the active learning step of epoch {self._trained_epoch} first.")
+        self._active_learning_step(trainer, pl_module, self._trained_epoch)
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -261,7 +280,11 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.convergence is None or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        # Kept (and checkpointed): a run resumed before the step has no validation metrics of its own to log.
+        self._val_metrics = val_figures(trainer.callback_metrics)
+        if self.convergence is None:
             return
         monitor = self.convergence.monitor
         value = trainer.callback_metrics.get(monitor)
@@ -286,11 +309,12 @@ class ActiveLearningCallback(Callback):
         datamodule = self._datamodule(trainer)
         epochs_trained = float(epoch - self._last_step_epoch)
         self._last_step_epoch = epoch
-        val_metrics = None
+        val_metrics = self._val_metrics
         if self.convergence is not None:
-            best_weights, val_metrics = self.convergence.take_best()
+            best_weights, best_val_metrics = self.convergence.take_best()
             if best_weights is not None:
                 pl_module.load_state_dict(best_weights)
+                val_metrics = best_val_metrics
         # The figures of the model that scores the pool (scoring does not change it).
         context = StepContext(
             trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done
@@ -386,6 +410,7 @@ class ActiveLearningCallback(Callback):
             "pending_step": pending,
             "initial_weights": dict(self._initial_weights or {}),
             "history": [dict(row) for row in self.history],
+            "val_metrics": dict(self._val_metrics or {}),
             # The convergence tracking of the current step, so a resumed step ends where it would have.
             **(self.convergence.state_dict() if self.convergence is not None else {}),
         }
@@ -397,9 +422,12 @@ class ActiveLearningCallback(Callback):
         self.last_selection = state_dict["last_selection"].clone() if state_dict["last_selection"].numel() else None
         self._last_step_epoch = int(state_dict["last_step_epoch"])
         self._trained_epoch = int(state_dict["trained_epoch"])
-        self._catch_up_on_fit_start = bool(state_dict.get("pending_step", False))
+        pending = bool(state_dict.get("pending_step", False))
+        stage, self._resume_stage = self._resume_stage, None
+        self._catch_up = None if not pending or stage == "reenter" else stage or "fit_start"
         self._initial_weights = dict(state_dict.get("initial_weights") or {}) or None
         self.history = [dict(row) for row in state_dict.get("history", [])]
+        self._val_metrics = dict(state_dict.get("val_metrics") or {}) or None
         if self.convergence is not None:
             self.convergence.load_state_dict(state_dict)
 
@@ -407,6 +435,20 @@ class ActiveLearningCallback(Callback):
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        loops = checkpoint.get("loops", {}).get("fit_loop", {})
+        epoch = loops.get("epoch_progress", {}).get("current", {})
+        batch = loops.get("epoch_loop.batch_progress", {}).get("current", {})
+        own = checkpoint.get("callbacks", {}).get(self.state_key, {})
+        after_last_batch = batch.get("completed", 0) < batch.get("processed", 0) and own.get(
+            "trained_epoch"
+        ) == checkpoint.get("epoch")
+        if after_last_batch:
+            self._resume_stage = "train_start"
+        elif epoch.get("processed", 0) < epoch.get("started", 0):
+            # Written inside an epoch (at a validation, or mid-epoch): Lightning re-enters that epoch, with a train
+            # loader built from the labelled set as it was, and ends it with `on_train_epoch_end`, where the pending
+            # step runs as it would have. Catching up before would grow the loader under the restarted epoch.
+            self._resume_stage = "reenter"
         states = checkpoint.get("callbacks", {})
         if self.state_key in states:
             return

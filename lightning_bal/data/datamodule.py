@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
 from lightning_bal.data.queries import read_answers, write_queries
-from lightning_bal.data.sampler import EpochShuffleSampler
+from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
 from lightning_bal.data.targets import dataset_classes, labelled_classes, resolve_targets
 from lightning_bal.data.views import (
     LabelledView,
@@ -325,7 +325,22 @@ class ActiveDataModule(pl.LightningDataModule):
         # under DDP, Lightning releases before 2.4 did not forward `set_epoch` to a custom sampler.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch, epoch=epoch)
-        return self._loader(view, self.batch_size, sampler)
+        generator = torch.Generator().manual_seed(self.seed)
+        return ResumableLoader(
+            view,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            generator=generator,
+            trained_batches=self._trained_batches,
+        )
+
+    def _trained_batches(self) -> int:
+        # What Lightning's own epoch loop counts as trained in the current epoch.
+        trainer = self.trainer
+        return (
+            0 if trainer is None else int(getattr(trainer.fit_loop.epoch_loop.batch_progress.current, "processed", 0))
+        )
 
     def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
         """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``."""
