@@ -18,6 +18,7 @@ from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.callbacks.monitoring import log_step, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection
 from lightning_bal.callbacks.schedule import configure_dataloader_reload, warn_about_schedule
+from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc.posterior import MCDropout
@@ -255,6 +256,7 @@ class ActiveLearningCallback(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fitted = True
         datamodule = self._datamodule(trainer)
+        hand_back_labels(trainer, datamodule)
         budget_left = self.label_budget is not None and datamodule.num_labelled < self.label_budget
         if budget_left and datamodule.num_pool and not trainer.should_stop:
             rank_zero_warn(
