@@ -20,7 +20,7 @@ from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection
 from lightning_bal.callbacks.schedule import configure_dataloader_reload, warn_about_schedule
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
-from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.mc.split import describe_split
 from lightning_bal.utilities.checks import check_positive_int
 from lightning_bal.utilities.seeding import check_seed
@@ -74,7 +74,8 @@ class ActiveLearningCallback(Callback):
         reset_weights: after each step, reset the model to its weights at fit start and re-create the optimizers
             (the protocol of Gal et al. 2017). The initial weights are kept in the checkpoint.
         label_budget: stop once D_L holds this many samples (the last labelled set is still trained and validated).
-        posterior: how the K samples are drawn (default ``MCDropout()``; its options are the engine's).
+        posterior: how the K samples are drawn, a :class:`~lightning_bal.mc.Posterior` (default ``MCDropout()``;
+            see :mod:`lightning_bal.posteriors` for ensembles, SWAG and last-layer Laplace).
         evaluations: per-step figures to add, e.g. ``[TestCurve(), Calibration()]``
             (see :mod:`lightning_bal.callbacks.evaluation`).
         seed: seed of the MC masks and of stochastic selection; ``None`` uses the datamodule's seed.
@@ -98,7 +99,7 @@ class ActiveLearningCallback(Callback):
         convergence: Convergence | None = None,
         reset_weights: bool = False,
         label_budget: int | None = None,
-        posterior: MCDropout | None = None,
+        posterior: Posterior | None = None,
         evaluations: Sequence[StepEvaluation] = (),
         seed: int | None = None,
         **moved: Any,
@@ -134,12 +135,14 @@ class ActiveLearningCallback(Callback):
         self.reset_weights = bool(reset_weights)
         self.label_budget = None if label_budget is None else check_positive_int("label_budget", label_budget)
         self.posterior = MCDropout() if posterior is None else posterior
-        if not isinstance(self.posterior, MCDropout):
-            raise TypeError(f"Expected argument `posterior` to be an `MCDropout`, but got {posterior!r}.")
-        if (heuristic.batch_aware or heuristic.needs_targets) and not self.posterior.consistent_masks:
+        if not isinstance(self.posterior, Posterior):
+            raise TypeError(
+                f"Expected argument `posterior` to be a `Posterior` (e.g. `MCDropout`), but got {posterior!r}."
+            )
+        if (heuristic.batch_aware or heuristic.needs_targets) and not self.posterior.consistent_samples:
             raise ValueError(
                 f"{type(heuristic).__name__} needs the K MC samples to be K fixed models (joint predictions across"
-                " items), but got `MCDropout(consistent_masks=False)`."
+                f" items), but got `{self.posterior!r}`."
             )
         self.evaluations = list(evaluations)
         for evaluation in self.evaluations:
@@ -213,7 +216,7 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.heuristic.needs_predictions:
+        if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:
             self._initial_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
@@ -251,6 +254,7 @@ class ActiveLearningCallback(Callback):
     ) -> None:
         if batch_idx + 1 >= trainer.num_training_batches:
             self._trained_epoch = trainer.current_epoch
+        self.posterior.on_train_batch_end(trainer, pl_module)
 
     def _is_due(self, epoch: int) -> bool:
         if epoch < 0 or self._last_step_epoch >= epoch:
@@ -291,6 +295,8 @@ class ActiveLearningCallback(Callback):
             best_weights, val_metrics = self.convergence.take_best()
             if best_weights is not None:
                 pl_module.load_state_dict(best_weights)
+        if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
+            self.posterior.fit(trainer, pl_module, datamodule)
         # The figures of the model that scores the pool (scoring does not change it).
         context = StepContext(
             trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done
@@ -386,6 +392,7 @@ class ActiveLearningCallback(Callback):
             "pending_step": pending,
             "initial_weights": dict(self._initial_weights or {}),
             "history": [dict(row) for row in self.history],
+            "posterior": self.posterior.state_dict(),
             # The convergence tracking of the current step, so a resumed step ends where it would have.
             **(self.convergence.state_dict() if self.convergence is not None else {}),
         }
@@ -400,6 +407,7 @@ class ActiveLearningCallback(Callback):
         self._catch_up_on_fit_start = bool(state_dict.get("pending_step", False))
         self._initial_weights = dict(state_dict.get("initial_weights") or {}) or None
         self.history = [dict(row) for row in state_dict.get("history", [])]
+        self.posterior.load_state_dict(state_dict.get("posterior", {}))
         if self.convergence is not None:
             self.convergence.load_state_dict(state_dict)
 
