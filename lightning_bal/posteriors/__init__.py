@@ -11,13 +11,17 @@ from lightning_bal.posteriors.ensemble import (
     ensemble_cross_entropy,
     ensemble_log_probs,
 )
+from lightning_bal.posteriors.laplace import LastLayerLaplace
+from lightning_bal.posteriors.swag import SWAG
 
 __all__ = [
     "DeepEnsemble",
     "EnsemblePosterior",
+    "LastLayerLaplace",
     "MCDropConnect",
     "MCDropout",
     "Posterior",
+    "SWAG",
     "ensemble_cross_entropy",
     "ensemble_log_probs",
 ]
