@@ -10,10 +10,10 @@ MNIST (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-im
 Protocol: 20 initial labels balanced over the classes, 10 labels per step, the two-convolution CNN with dropout of
 Gal et al. 2017 (``--network gal``) or of Kirsch et al. 2019 (``--network kirsch``), MC-Dropout with K samples, the
 weights reset to their initial values after every step, and test accuracy on the 10,000 test images after every step
-(``ActiveLearningCallback(evaluations=[TestCurve()])``; nothing is selected on them). With ``--val-size`` each step trains to
+(``evaluations=[TestCurve()]``; nothing is selected on them). With ``--val-size`` each step trains to
 convergence, as in the papers: a validation set of that many samples is held out of the training split and the step
 runs once validation accuracy has not improved for ``--patience`` epochs of ``--samples-per-epoch`` samples
-(``ActiveLearningCallback(convergence=Convergence("val_acc", mode="max"))``), with the best weights restored. Without it each step trains a fixed
+(``Convergence("val_acc", mode="max")``), with the best weights restored. Without it each step trains a fixed
 budget of ``--epochs-per-step`` such epochs. The settings of the benchmark's headline run (``benchmarks/README.md``)::
 
     python -m examples.mnist --data /path/to/mnist --heuristics batchbald bald random --budget 200 \\
