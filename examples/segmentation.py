@@ -38,7 +38,7 @@ def place_on_canvas(digits: TensorDataset, count: int, seed: int, canvas: int = 
         >>> digits = TensorDataset(torch.ones(3, 1, 28, 28), torch.tensor([4, 0, 9]))
         >>> images, maps = place_on_canvas(digits, 2, seed=0).tensors
         >>> images.shape, maps.shape, sorted(maps.unique().tolist())
-        (torch.Size([2, 1, 48, 48]), torch.Size([2, 48, 48]), [0, 1, 5])
+        (torch.Size([2, 1, 48, 48]), torch.Size([2, 48, 48]), [0, 5, 10])
     """
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(len(digits), generator=generator)[:count]
