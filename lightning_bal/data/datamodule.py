@@ -66,6 +66,9 @@ class ActiveDataModule(pl.LightningDataModule):
         return_weights: make the train loader yield each sample's ``"lure"`` or ``"pure"`` risk weight after the
             item, ``(input, target, weight)``, so that ``training_step`` can weight its per-sample loss (see
             :meth:`risk_weights`).
+        collate_fn: batches items of every loader (e.g. pads sequences of different lengths); it gets tuples
+            ``(input, target, ...)`` from the train, validation and test sets, and ``(input, dataset_index)`` from
+            the pool. Default: torch's ``default_collate``.
         seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
             given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
 
@@ -102,6 +105,7 @@ class ActiveDataModule(pl.LightningDataModule):
         input_fn: Callable[[Any], Any] | None = None,
         max_pool_size: int | None = None,
         return_weights: Literal["lure", "pure"] | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -129,6 +133,9 @@ class ActiveDataModule(pl.LightningDataModule):
                 f"Expected argument `return_weights` to be None, 'lure' or 'pure', but got {return_weights!r}."
             )
         self.return_weights = return_weights
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"Expected argument `collate_fn` to be callable or None, but got {collate_fn!r}.")
+        self.collate_fn = collate_fn
         self.pool_dataset = pool_view_of(train_dataset, pool_dataset, pool_overrides)
         size = len(train_dataset)
         self._targets = None if task == "regression" else resolve_targets(targets, train_dataset, size)
@@ -311,7 +318,12 @@ class ActiveDataModule(pl.LightningDataModule):
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=generator
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            generator=generator,
+            collate_fn=self.collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader:
