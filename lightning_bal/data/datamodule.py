@@ -314,16 +314,18 @@ class ActiveDataModule(pl.LightningDataModule):
         subset = torch.tensor(self._pool_subset, dtype=torch.long)
         return subset[self.acquired_at[subset] == UNLABELLED]
 
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, **kwargs: Any) -> DataLoader:
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
+        loader_cls = ResumableLoader if "trained_batches" in kwargs else DataLoader
+        return loader_cls(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
             generator=generator,
             collate_fn=self.collate_fn,
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -337,15 +339,7 @@ class ActiveDataModule(pl.LightningDataModule):
         # under DDP, Lightning releases before 2.4 did not forward `set_epoch` to a custom sampler.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch, epoch=epoch)
-        generator = torch.Generator().manual_seed(self.seed)
-        return ResumableLoader(
-            view,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            generator=generator,
-            trained_batches=self._trained_batches,
-        )
+        return self._loader(view, self.batch_size, sampler, trained_batches=self._trained_batches)
 
     def _trained_batches(self) -> int:
         # What Lightning's own epoch loop counts as trained in the current epoch.
