@@ -19,9 +19,9 @@ from torch.utils.data import TensorDataset
 
 from benchmarks import label_efficiency
 from examples import cli, mnist
-from examples.digits_quickstart import area_under_curve
-from examples.mnist import MNIST_ENV, MnistCNN, gal_cnn, kirsch_cnn, load_mnist, read_idx
 from lightning_bal import ActiveDataModule
+from lightning_bal.experiments import MNIST_ENV, area_under_curve, gal_cnn, kirsch_cnn, load_mnist, read_idx
+from lightning_bal.experiments import DropoutCNN as MnistCNN
 from lightning_bal.mc.split import split_module
 from tests.examples.idx_files import REPO, write_idx
 
