@@ -341,9 +341,10 @@ class ActiveLearningCallback(Callback):
             trainer.strategy.setup_optimizers(trainer)
 
     @staticmethod
-    def _show_progress(trainer: pl.Trainer) -> bool:
+    def _show_progress(trainer: pl.Trainer) -> int:
+        """The refresh rate of the pool pass's bar: the trainer's TQDM bar's (0: no bar)."""
         bar = trainer.progress_bar_callback
-        return isinstance(bar, TQDMProgressBar) and bar.is_enabled
+        return bar.refresh_rate if isinstance(bar, TQDMProgressBar) and bar.is_enabled else 0
 
     def _log(
         self,
