@@ -213,6 +213,8 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for evaluation in self.evaluations:
+            evaluation.check_model(pl_module, self._datamodule(trainer))
         if self.heuristic.needs_predictions:
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:
