@@ -144,10 +144,19 @@ class PaperProtocol:
             seeds: one run per heuristic and seed.
             model: builds the model for a seed.
             datasets: ``(train, test)`` for a seed (the training set carries ``.targets`` for a balanced start).
-            trainer: ``Trainer`` keyword arguments over ``accelerator="auto", devices=1`` without a progress bar.
+            trainer: ``Trainer`` keyword arguments over ``accelerator="auto", devices=1``, no progress bar, and a
+                ``log_every_n_steps`` no longer than an epoch.
             log_dir: TensorBoard folder, or ``None``.
         """
-        settings = {"accelerator": "auto", "devices": 1, "enable_progress_bar": False, **(trainer or {})}
+        # An epoch is `samples_per_epoch` samples: log at least once per epoch (Lightning warns otherwise).
+        batches = max(1, self.samples_per_epoch // self.batch_size)
+        settings = {
+            "accelerator": "auto",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "log_every_n_steps": min(50, batches),
+            **(trainer or {}),
+        }
         return Experiment(
             heuristics,
             seeds,
