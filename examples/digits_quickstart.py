@@ -92,7 +92,8 @@ def experiment(args: argparse.Namespace) -> Experiment:
         },
         trainer={
             "check_val_every_n_epoch": args.epochs_per_step,
-            "log_every_n_steps": 8,
+            # An epoch is `samples_per_epoch` samples in batches of 64: log within each one.
+            "log_every_n_steps": max(1, min(50, args.samples_per_epoch // 64)),
             "accelerator": "auto",
             "devices": 1,
         },
