@@ -13,37 +13,26 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
+from lightning_bal.callbacks.checks import (
+    configure_dataloader_reload,
+    refuse_moved_keywords,
+    require_datamodule,
+    warn_about_schedule,
+)
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.callbacks.monitoring import log_step, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection
-from lightning_bal.callbacks.schedule import configure_dataloader_reload, warn_about_schedule
+from lightning_bal.callbacks.resume import legacy_state, resume_stage
+from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
-from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.mc.split import describe_split
 from lightning_bal.utilities.checks import check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["ActiveLearningCallback"]
-
-# Keywords of earlier releases, and what replaced each: a clear error instead of Python's bare "unexpected keyword".
-_MOVED = {
-    "monitor": "convergence=Convergence(monitor, ...)",
-    "mode": "convergence=Convergence(monitor, mode=...)",
-    "patience": "convergence=Convergence(monitor, patience=...)",
-    "min_delta": "convergence=Convergence(monitor, min_delta=...)",
-    "max_epochs_per_step": "convergence=Convergence(monitor, max_epochs=...)",
-    "restore_best_weights": "convergence=Convergence(monitor, restore_best_weights=...)",
-    "max_pool_size": "ActiveDataModule(max_pool_size=...)",
-    "mc_kwargs": "posterior=MCDropout(...)",
-    "num_targets": "EPIG(num_targets=...)",
-    "target_dataset": "EPIG(target_dataset=...)",
-    "log_test": "evaluations=[TestCurve()]",
-    "log_test_mc": "evaluations=[MCTestCurve()]",
-    "log_calibration": "evaluations=[Calibration()]",
-    "log_risk": "evaluations=[LabelledRisk()]",
-}
 
 
 class ActiveLearningCallback(Callback):
@@ -74,7 +63,8 @@ class ActiveLearningCallback(Callback):
         reset_weights: after each step, reset the model to its weights at fit start and re-create the optimizers
             (the protocol of Gal et al. 2017). The initial weights are kept in the checkpoint.
         label_budget: stop once D_L holds this many samples (the last labelled set is still trained and validated).
-        posterior: how the K samples are drawn (default ``MCDropout()``; its options are the engine's).
+        posterior: how the K samples are drawn, a :class:`~lightning_bal.mc.Posterior` (default ``MCDropout()``;
+            see :mod:`lightning_bal.posteriors` for ensembles, SWAG and last-layer Laplace).
         evaluations: per-step figures to add, e.g. ``[TestCurve(), Calibration()]``
             (see :mod:`lightning_bal.callbacks.evaluation`).
         seed: seed of the MC masks and of stochastic selection; ``None`` uses the datamodule's seed.
@@ -98,15 +88,12 @@ class ActiveLearningCallback(Callback):
         convergence: Convergence | None = None,
         reset_weights: bool = False,
         label_budget: int | None = None,
-        posterior: MCDropout | None = None,
+        posterior: Posterior | None = None,
         evaluations: Sequence[StepEvaluation] = (),
         seed: int | None = None,
         **moved: Any,
     ) -> None:
-        if moved:
-            name = next(iter(moved))
-            hint = f" It moved: use `{_MOVED[name]}`." if name in _MOVED else ""
-            raise TypeError(f"ActiveLearningCallback() got an unexpected keyword argument {name!r}.{hint}")
+        refuse_moved_keywords(moved)
         if isinstance(heuristic, str):
             heuristic = get_heuristic(heuristic)
         if not isinstance(heuristic, Heuristic):
@@ -134,12 +121,14 @@ class ActiveLearningCallback(Callback):
         self.reset_weights = bool(reset_weights)
         self.label_budget = None if label_budget is None else check_positive_int("label_budget", label_budget)
         self.posterior = MCDropout() if posterior is None else posterior
-        if not isinstance(self.posterior, MCDropout):
-            raise TypeError(f"Expected argument `posterior` to be an `MCDropout`, but got {posterior!r}.")
-        if (heuristic.batch_aware or heuristic.needs_targets) and not self.posterior.consistent_masks:
+        if not isinstance(self.posterior, Posterior):
+            raise TypeError(
+                f"Expected argument `posterior` to be a `Posterior` (e.g. `MCDropout`), but got {posterior!r}."
+            )
+        if (heuristic.batch_aware or heuristic.needs_targets) and not self.posterior.consistent_samples:
             raise ValueError(
                 f"{type(heuristic).__name__} needs the K MC samples to be K fixed models (joint predictions across"
-                " items), but got `MCDropout(consistent_masks=False)`."
+                f" items), but got `{self.posterior!r}`."
             )
         self.evaluations = list(evaluations)
         for evaluation in self.evaluations:
@@ -161,8 +150,11 @@ class ActiveLearningCallback(Callback):
         self._last_step_epoch = -1
         self._trained_epoch = -1
         self._initial_weights: dict[str, Tensor] | None = None
-        self._catch_up_on_fit_start = False
+        # Where a run resumed before its pending step catches up: None, "fit_start" or "train_start".
+        self._catch_up: str | None = None
         self._recreate_optimizers_on_train_start = False
+        self._resume_stage: str | None = None
+        self._val_metrics: dict[str, float] | None = None
         self._fitted = False
         if self.convergence is not None:
             self.convergence.take_best()
@@ -174,16 +166,6 @@ class ActiveLearningCallback(Callback):
         return type(self).__qualname__
 
     # ------------------------------------------------------------------ setup and checks
-    @staticmethod
-    def _datamodule(trainer: pl.Trainer) -> ActiveDataModule:
-        datamodule = getattr(trainer, "datamodule", None)
-        if not isinstance(datamodule, ActiveDataModule):
-            raise TypeError(
-                "Expected `trainer.fit(..., datamodule=...)` to be given a `lightning_bal.ActiveDataModule`,"
-                f" but got {type(datamodule).__name__}."
-            )
-        return datamodule
-
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
@@ -192,7 +174,7 @@ class ActiveLearningCallback(Callback):
             # A second `fit` with the same callback and no checkpoint is a new run: nothing of the first carries over.
             self.history = []
             self._reset_run_state()
-        datamodule = self._datamodule(trainer)
+        datamodule = require_datamodule(trainer)
         if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
             self.posterior.check(pl_module)
         if self.convergence is not None and datamodule.val_dataset is None:
@@ -214,30 +196,47 @@ class ActiveLearningCallback(Callback):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for evaluation in self.evaluations:
-            evaluation.check_model(pl_module, self._datamodule(trainer))
-        if self.heuristic.needs_predictions:
+            evaluation.check_model(pl_module, require_datamodule(trainer))
+        if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:
             self._initial_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
-        if self._catch_up_on_fit_start:
-            # The checkpoint was written after this epoch's training but before its active learning step (e.g. by a
-            # ModelCheckpoint at validation end): Lightning resumes at the next epoch, so run the step now.
-            self._catch_up_on_fit_start = False
-            rank_zero_info(f"Resuming: running the active learning step of epoch {self._trained_epoch} first.")
-            self._active_learning_step(trainer, pl_module, self._trained_epoch)
+        if self._catch_up == "fit_start":
+            # Written after this epoch's training but before its step, outside the epoch (e.g. by a callback of the
+            # user's at epoch end): Lightning resumes at the next epoch, so run the step before its loader is built.
+            self._catch_up = None
+            self._run_pending_step(trainer, pl_module)
             self._recreate_optimizers_on_train_start = self.reset_weights
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._catch_up == "train_start":
+            # Written at the end of the epoch's last batch: Lightning restarts at the next epoch without this epoch's
+            # end and rebuilds the train loader for it after this hook; the step must come first. Here, after the
+            # loops were restored, the loader size Lightning checks the restart against is still the old one.
+            self._catch_up = None
+            # Lightning skips this epoch's validation on such a restart: log no validation figures rather than the
+            # previous epoch's.
+            self._val_metrics = {}
+            self._run_pending_step(trainer, pl_module)
+            # Lightning then decides whether its restored batch count ends the old epoch by comparing it with the
+            # new, larger loader, and would train only part of the next epoch: count the last batch as completed,
+            # as Lightning itself does when the loader size has not changed.
+            trainer.fit_loop.epoch_loop.batch_progress.increment_completed()
         if self._recreate_optimizers_on_train_start:
             # The optimizer state was restored from the checkpoint after `on_fit_start`; reset it as the step did.
             self._recreate_optimizers_on_train_start = False
             trainer.strategy.setup_optimizers(trainer)
 
+    def _run_pending_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        rank_zero_info(f"Resuming: running the active learning step of epoch {self._trained_epoch} first.")
+        self._active_learning_step(trainer, pl_module, self._trained_epoch)
+
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fitted = True
-        datamodule = self._datamodule(trainer)
+        datamodule = require_datamodule(trainer)
+        hand_back_labels(trainer, datamodule)
         budget_left = self.label_budget is not None and datamodule.num_labelled < self.label_budget
         if budget_left and datamodule.num_pool and not trainer.should_stop:
             rank_zero_warn(
@@ -253,6 +252,7 @@ class ActiveLearningCallback(Callback):
     ) -> None:
         if batch_idx + 1 >= trainer.num_training_batches:
             self._trained_epoch = trainer.current_epoch
+        self.posterior.on_train_batch_end(trainer, pl_module)
 
     def _is_due(self, epoch: int) -> bool:
         if epoch < 0 or self._last_step_epoch >= epoch:
@@ -263,7 +263,11 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.convergence is None or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        # Kept (and checkpointed): a run resumed before the step has no validation metrics of its own to log.
+        self._val_metrics = val_figures(trainer.callback_metrics)
+        if self.convergence is None:
             return
         monitor = self.convergence.monitor
         value = trainer.callback_metrics.get(monitor)
@@ -285,14 +289,17 @@ class ActiveLearningCallback(Callback):
 
     # ------------------------------------------------------------------ the active learning step
     def _active_learning_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
-        datamodule = self._datamodule(trainer)
+        datamodule = require_datamodule(trainer)
         epochs_trained = float(epoch - self._last_step_epoch)
         self._last_step_epoch = epoch
-        val_metrics = None
+        val_metrics = self._val_metrics
         if self.convergence is not None:
-            best_weights, val_metrics = self.convergence.take_best()
+            best_weights, best_val_metrics = self.convergence.take_best()
             if best_weights is not None:
                 pl_module.load_state_dict(best_weights)
+                val_metrics = best_val_metrics
+        if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
+            self.posterior.fit(trainer, pl_module, datamodule)
         # The figures of the model that scores the pool (scoring does not change it).
         context = StepContext(
             trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done
@@ -389,6 +396,8 @@ class ActiveLearningCallback(Callback):
             "pending_step": pending,
             "initial_weights": dict(self._initial_weights or {}),
             "history": [dict(row) for row in self.history],
+            "val_metrics": dict(self._val_metrics or {}),
+            "posterior": self.posterior.state_dict(),
             # The convergence tracking of the current step, so a resumed step ends where it would have.
             **(self.convergence.state_dict() if self.convergence is not None else {}),
         }
@@ -400,9 +409,13 @@ class ActiveLearningCallback(Callback):
         self.last_selection = state_dict["last_selection"].clone() if state_dict["last_selection"].numel() else None
         self._last_step_epoch = int(state_dict["last_step_epoch"])
         self._trained_epoch = int(state_dict["trained_epoch"])
-        self._catch_up_on_fit_start = bool(state_dict.get("pending_step", False))
+        pending = bool(state_dict.get("pending_step", False))
+        stage, self._resume_stage = self._resume_stage, None
+        self._catch_up = None if not pending or stage == "reenter" else stage or "fit_start"
         self._initial_weights = dict(state_dict.get("initial_weights") or {}) or None
         self.history = [dict(row) for row in state_dict.get("history", [])]
+        self._val_metrics = dict(state_dict.get("val_metrics") or {}) or None
+        self.posterior.load_state_dict(state_dict.get("posterior", {}))
         if self.convergence is not None:
             self.convergence.load_state_dict(state_dict)
 
@@ -410,15 +423,9 @@ class ActiveLearningCallback(Callback):
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        self._resume_stage = resume_stage(checkpoint, checkpoint.get("callbacks", {}).get(self.state_key, {}))
         states = checkpoint.get("callbacks", {})
-        if self.state_key in states:
-            return
-        # Releases before 0.2 keyed the state on the heuristic, query size and iterations as well.
-        legacy = [key for key in states if key.startswith(f"{type(self).__qualname__}{{")]
-        if len(legacy) == 1:
-            self.load_state_dict(states[legacy[0]])
-            return
-        rank_zero_warn(
-            f"The checkpoint holds no state for `{self.state_key}` (it holds {sorted(states) or 'none'}): the"
-            " active learning run restarts its step count and schedule from scratch."
-        )
+        if self.state_key not in states:
+            legacy = legacy_state(states, self.state_key)
+            if legacy is not None:
+                self.load_state_dict(legacy)

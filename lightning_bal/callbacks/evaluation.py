@@ -21,7 +21,7 @@ from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional import weighted_risk
 from lightning_bal.functional.outputs import OutputKey, log_softmax_classes, select_output
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.utilities.distributed import gather_uneven, shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
@@ -36,7 +36,7 @@ class StepContext(NamedTuple):
     pl_module: pl.LightningModule
     datamodule: ActiveDataModule
     iterations: int
-    posterior: MCDropout
+    posterior: Posterior
     seed: int
     step: int
 

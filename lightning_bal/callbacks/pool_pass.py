@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
-from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.mc.posterior import Posterior
 from lightning_bal.utilities.distributed import gather_uneven, shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
@@ -64,7 +64,7 @@ class PoolPass:
         posterior: draws the K samples.
     """
 
-    def __init__(self, heuristic: Heuristic, iterations: int, posterior: MCDropout) -> None:
+    def __init__(self, heuristic: Heuristic, iterations: int, posterior: Posterior) -> None:
         self.heuristic = heuristic
         self.iterations = iterations
         self.posterior = posterior

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
 from lightning_bal.data.queries import read_answers, write_queries
-from lightning_bal.data.sampler import EpochShuffleSampler
+from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
 from lightning_bal.data.targets import dataset_classes, labelled_classes, resolve_targets
 from lightning_bal.data.views import (
     LabelledView,
@@ -66,6 +66,9 @@ class ActiveDataModule(pl.LightningDataModule):
         return_weights: make the train loader yield each sample's ``"lure"`` or ``"pure"`` risk weight after the
             item, ``(input, target, weight)``, so that ``training_step`` can weight its per-sample loss (see
             :meth:`risk_weights`).
+        collate_fn: batches items of every loader (e.g. pads sequences of different lengths); it gets tuples
+            ``(input, target, ...)`` from the train, validation and test sets, and ``(input, dataset_index)`` from
+            the pool. Default: torch's ``default_collate``.
         seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
             given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
 
@@ -102,6 +105,7 @@ class ActiveDataModule(pl.LightningDataModule):
         input_fn: Callable[[Any], Any] | None = None,
         max_pool_size: int | None = None,
         return_weights: Literal["lure", "pure"] | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -129,6 +133,9 @@ class ActiveDataModule(pl.LightningDataModule):
                 f"Expected argument `return_weights` to be None, 'lure' or 'pure', but got {return_weights!r}."
             )
         self.return_weights = return_weights
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"Expected argument `collate_fn` to be callable or None, but got {collate_fn!r}.")
+        self.collate_fn = collate_fn
         self.pool_dataset = pool_view_of(train_dataset, pool_dataset, pool_overrides)
         size = len(train_dataset)
         self._targets = None if task == "regression" else resolve_targets(targets, train_dataset, size)
@@ -307,11 +314,18 @@ class ActiveDataModule(pl.LightningDataModule):
         subset = torch.tensor(self._pool_subset, dtype=torch.long)
         return subset[self.acquired_at[subset] == UNLABELLED]
 
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, **kwargs: Any) -> DataLoader:
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=generator
+        loader_cls = ResumableLoader if "trained_batches" in kwargs else DataLoader
+        return loader_cls(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            generator=generator,
+            collate_fn=self.collate_fn,
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -325,7 +339,14 @@ class ActiveDataModule(pl.LightningDataModule):
         # under DDP, Lightning releases before 2.4 did not forward `set_epoch` to a custom sampler.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch, epoch=epoch)
-        return self._loader(view, self.batch_size, sampler)
+        return self._loader(view, self.batch_size, sampler, trained_batches=self._trained_batches)
+
+    def _trained_batches(self) -> int:
+        # What Lightning's own epoch loop counts as trained in the current epoch.
+        trainer = self.trainer
+        return (
+            0 if trainer is None else int(getattr(trainer.fit_loop.epoch_loop.batch_progress.current, "processed", 0))
+        )
 
     def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
         """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``."""

@@ -1,15 +1,16 @@
-"""A shuffling sampler whose order depends only on a seed and the epoch Lightning sets on it."""
+"""The train loader's order: a shuffle that depends only on the seed and the epoch, resumable mid-epoch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
-__all__ = ["EpochShuffleSampler"]
+__all__ = ["EpochShuffleSampler", "ResumableLoader"]
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -54,3 +55,44 @@ class EpochShuffleSampler(Sampler[int]):
         rounds = -(-self.num_samples // self.length)
         order = torch.cat([torch.randperm(self.length, generator=generator) for _ in range(rounds)])
         return iter(order[: self.num_samples].tolist())
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` that Lightning can resume in the middle of an epoch.
+
+    Lightning saves a loader's ``state_dict`` in its checkpoints when it has one, and on a mid-epoch restart expects
+    the loader to yield only the batches not trained yet. A plain ``DataLoader`` starts the epoch over instead, so
+    the restarted epoch would train its first batches twice and never see its last ones. Here ``trained_batches``
+    reports how many batches of the current epoch were trained when the checkpoint was written, and the first
+    iteration after :meth:`load_state_dict` skips that many.
+
+    Example:
+        >>> loader = ResumableLoader(list(range(6)), batch_size=2, trained_batches=lambda: 2)
+        >>> state = loader.state_dict()
+        >>> loader.load_state_dict(state)
+        >>> [b.tolist() for b in loader], len([b for b in loader])
+        ([[4, 5]], 3)
+    """
+
+    def __init__(self, *args: Any, trained_batches: Callable[[], int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.trained_batches = trained_batches
+        self._skip = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """How many batches of the current epoch have been trained (0 once the epoch's batches are all trained)."""
+        trained = 0 if self.trained_batches is None else int(self.trained_batches())
+        # After the last batch Lightning starts the next epoch, whose new loader must not skip anything.
+        return {"trained_batches": trained if trained < len(self) else 0}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Skip the trained batches in the next iteration."""
+        self._skip = int(state_dict.get("trained_batches", 0))
+
+    def __iter__(self) -> Any:
+        iterator = super().__iter__()
+        skip, self._skip = self._skip, 0
+        # The skipped batches are read and dropped: any sampler (a distributed one included) keeps its own order.
+        for _ in range(skip):
+            next(iterator, None)
+        return iterator

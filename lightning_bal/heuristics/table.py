@@ -35,6 +35,7 @@ COSTS: dict[str, str] = {
     " S = `num_samples`; keeps M×K×C log-probabilities",
     "epig": "O(N·T·K·C²) against T = `num_targets` target inputs, whose K predictions are computed each step",
     "variance": "O(N·K·D) over the D output values",
+    "gaussian_mi": "O(N·K·D) over the D (mean, variance) outputs of a heteroscedastic head",
     "power_bald": "BALD, then an O(N) weighted draw",
     "power_entropy": "entropy, then an O(N) weighted draw",
     "softmax_bald": "BALD, then an O(N) weighted draw",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -11,10 +12,85 @@ from torch import Tensor, nn
 from lightning_bal.mc.engine import mc_batches
 from lightning_bal.mc.layers import check_stochastic_layers
 
-__all__ = ["MCDropout"]
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from lightning_bal.data import ActiveDataModule
+
+__all__ = ["MCDropConnect", "MCDropout", "Posterior"]
 
 
-class MCDropout:
+class Posterior(ABC):
+    """How the K predictive samples ``[B, K, C, ...]`` of a batch are drawn: the one object the callback samples.
+
+    :class:`~lightning_bal.ActiveLearningCallback` (its pool pass) and the MC evaluations call only these methods,
+    so a new posterior is one subclass, and heuristics, DDP, logging and resume stay as they are.
+
+    - :meth:`batches` (required) streams ``(dataset_indices [B], outputs [B, K, ...])`` over a loader; sample ``k``
+      must depend only on ``seed`` and ``k`` (and, when :attr:`consistent_samples` is false, the item's dataset
+      index), never on the batch order or on the rank, so that every rank draws the same K models.
+    - :meth:`check` raises a clear error at setup when the model cannot be sampled.
+    - :meth:`on_train_batch_end` is called after every training batch, :meth:`fit` at every active learning step
+      after its training and before any sampling (a posterior that learns from the trained model, e.g. SWAG's
+      moments or a Laplace approximation, does it there; every rank calls both with the same model and data).
+    - :meth:`state_dict` / :meth:`load_state_dict` hold what must survive a checkpoint: flat tensors and primitives
+      only, stored in the callback's state and loadable with ``torch.load(..., weights_only=True)``.
+
+    Attributes:
+        consistent_samples: sample ``k`` is one fixed model for every item (what BatchBALD and EPIG need).
+
+    Example:
+        >>> class Deterministic(Posterior):
+        ...     def batches(self, module, dataloader, iterations, seed, output_transform):
+        ...         for inputs, indices in dataloader:
+        ...             outputs = module(inputs)[:, None].expand(-1, iterations, -1)
+        ...             yield indices, outputs if output_transform is None else output_transform(outputs)
+        >>> net = nn.Linear(3, 2)
+        >>> [out.shape for _, out in Deterministic().batches(net, [(torch.ones(4, 3), torch.arange(4))], 5, 0, None)]
+        [torch.Size([4, 5, 2])]
+    """
+
+    consistent_samples: bool = True
+
+    def check(self, module: nn.Module) -> None:  # noqa: B027
+        """Raise a clear error at setup if ``module`` cannot be sampled by this posterior."""
+
+    @abstractmethod
+    def batches(
+        self,
+        module: nn.Module,
+        dataloader: Iterable[Any],
+        iterations: int,
+        seed: int,
+        output_transform: Callable[[Any], Any] | None,
+    ) -> Iterator[tuple[Tensor, Any]]:
+        """Yield ``(dataset_indices [B], output_transform(outputs [B, K, ...]))`` for every batch of ``dataloader``.
+
+        Args:
+            module: the model (its ``forward`` is called).
+            dataloader: yields ``(inputs, dataset_indices)``, or inputs alone (numbered in loader order).
+            iterations: K, the samples asked for (a posterior with a fixed number of samples, such as an ensemble,
+                documents what it yields instead).
+            seed: seeds the samples; the same on every rank.
+            output_transform: maps the raw ``[B, K, ...]`` outputs (or a tuple/dict of them) to what is yielded;
+                ``None`` yields them as float32.
+        """
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: B027
+        """Called by the callback after every training batch (after the optimizer step)."""
+
+    def fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:  # noqa: B027
+        """Called at every active learning step, once its training is done and before any sample is drawn."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What must survive a checkpoint (flat tensors and primitives); nothing by default."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: B027
+        """Restore :meth:`state_dict`'s output."""
+
+
+class MCDropout(Posterior):
     """MC-Dropout (and MC-DropConnect): K samples of the model's predictions with its stochastic layers on.
 
     Every option is checked here, when the object is built, so a misspelled or invalid option fails before any
@@ -71,6 +147,11 @@ class MCDropout:
         self.autocast_dtype = autocast_dtype
         self.dropconnect = None if dropconnect is None else float(dropconnect)
 
+    @property
+    def consistent_samples(self) -> bool:  # type: ignore[override]
+        """``consistent_masks``: each sample is one fixed sub-network."""
+        return self.consistent_masks
+
     def check(self, module: nn.Module) -> None:
         """Raise a clear error if ``module`` cannot be sampled (no stochastic layer and no DropConnect)."""
         if self.dropconnect is None:
@@ -103,3 +184,32 @@ class MCDropout:
         defaults = MCDropout()
         changed = {k: v for k, v in vars(self).items() if getattr(defaults, k) != v}
         return f"MCDropout({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+class MCDropConnect(MCDropout):
+    """MC-DropConnect (Mobiny et al. 2019): K samples with the Linear/Conv weights dropped with probability ``p``.
+
+    :class:`MCDropout` with ``dropconnect=p``, through the same engine: one consistent weight mask per sample, and
+    the model needs no dropout layer (its dropout layers, if any, are sampled as well).
+
+    Args:
+        p: probability of dropping each weight, in (0, 1).
+        **kwargs: the other options of :class:`MCDropout` (``consistent_masks``, ``chunk_rows``, ...).
+
+    Example:
+        >>> MCDropConnect(0.2)
+        MCDropConnect(0.2)
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4))
+        >>> loader = [(torch.randn(5, 3), torch.arange(5))]
+        >>> [out.shape for _, out in MCDropConnect(0.2).batches(net, loader, 6, 0, None)]
+        [torch.Size([5, 6, 4])]
+    """
+
+    def __init__(self, p: float, **kwargs: Any) -> None:
+        if "dropconnect" in kwargs:
+            raise TypeError("MCDropConnect() takes the drop probability as `p`, not `dropconnect`.")
+        super().__init__(dropconnect=p, **kwargs)
+
+    def __repr__(self) -> str:
+        options = repr(MCDropout(**{k: v for k, v in vars(self).items() if k != "dropconnect"}))[len("MCDropout(") : -1]
+        return f"MCDropConnect({self.dropconnect!r}{', ' + options if options else ''})"

@@ -161,3 +161,30 @@ def test_two_processes_select_what_one_process_selects(tmp_path, heuristic):
     one = _fit(tmp_path, heuristic, 1, "one.pt", lr=0.0)
     two = _fit(tmp_path, heuristic, 2, "two.pt", lr=0.0)
     assert torch.equal(one, two)
+
+
+def test_the_main_process_can_load_the_final_labelled_set_after_ddp_spawn(tmp_path):
+    """Spawned processes share no memory with the main process: its datamodule keeps the labelled set from before
+    fit, and the callback hands the final one back through a file (the model's weights come back by Lightning)."""
+    from lightning_bal.callbacks.spawn import FINAL_STATE_FILE
+
+    pl.seed_everything(0)
+    dm = make_datamodule(n=91, batch_size=8)
+    before = dm.acquired_at.clone()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy=DDPStrategy(start_method="spawn", timeout=timedelta(seconds=120)),
+        max_epochs=2,
+        callbacks=[ActiveLearningCallback("bald", query_size=4, iterations=4), WriteResult(tmp_path / "child.pt")],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(DropoutClassifier(), datamodule=dm)  # the children warn where the final state is
+    assert torch.equal(dm.acquired_at, before), "no shared memory: the main process's copy did not change"
+    dm.load_state_dict(torch.load(tmp_path / FINAL_STATE_FILE, weights_only=True))
+    assert torch.equal(dm.acquired_at, torch.load(tmp_path / "child.pt", weights_only=True))
+    assert dm.num_labelled == 6 + 8

@@ -87,3 +87,43 @@ def test_run_killed_during_a_pool_pass_resumes_without_losing_or_duplicating_lab
     got = torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert torch.equal(got["acquired_at"], expected["acquired_at"])
     assert got["steps_done"] == expected["steps_done"] == 4
+
+
+def _newest_loadable(folder):
+    """The checkpoint a user would resume from: the newest that loads (a torn file does not)."""
+    for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        try:
+            torch.load(path, weights_only=True)
+        except Exception:  # noqa: BLE001, S112 - a torn file fails in pickle or in zip, with several error types
+            continue
+        return path
+    return None
+
+
+# Kill moments drawn once from a seeded generator (the first training batch is 1; a 4-epoch run trains 1+2+2+2 = 7
+# batches and writes 4 epoch checkpoints plus `last`).
+_MOMENTS = torch.Generator().manual_seed(15)
+TRAIN_KILLS = sorted(int(b) for b in torch.randint(2, 8, (2,), generator=_MOMENTS))
+CHECKPOINT_KILLS = [2, 5]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kill",
+    [("--kill-at-train-batch", b) for b in TRAIN_KILLS] + [("--kill-in-checkpoint", n) for n in CHECKPOINT_KILLS],
+    ids=str,
+)
+def test_run_killed_in_training_or_while_checkpointing_resumes_identically(tmp_path, kill):
+    full = _script(tmp_path / "full", 4, tmp_path / "full.pt")
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = _script(tmp_path / "run", 4, tmp_path / "never.pt", *kill)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (tmp_path / "never.pt").exists()
+    path = _newest_loadable(tmp_path / "run" / "ckpt")
+    args = ("--ckpt", path) if path is not None else ()
+    resumed = _script(tmp_path / "run", 4, tmp_path / "resumed.pt", *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = torch.load(tmp_path / "full.pt", weights_only=True)
+    got = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    assert torch.equal(got["acquired_at"], expected["acquired_at"])
+    assert got["steps_done"] == expected["steps_done"] == 4

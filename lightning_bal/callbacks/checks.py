@@ -1,8 +1,9 @@
-"""Checks of the trainer's schedule against the active learning schedule, made once at setup."""
+"""The callback's checks: moved keywords, the datamodule, and the trainer's schedule against the active learning one."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
@@ -10,7 +11,45 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.data import ActiveDataModule
 
-__all__ = ["configure_dataloader_reload", "warn_about_schedule"]
+__all__ = ["configure_dataloader_reload", "refuse_moved_keywords", "require_datamodule", "warn_about_schedule"]
+
+
+# Keywords of earlier releases, and what replaced each: a clear error instead of Python's bare "unexpected keyword".
+_MOVED = {
+    "monitor": "convergence=Convergence(monitor, ...)",
+    "mode": "convergence=Convergence(monitor, mode=...)",
+    "patience": "convergence=Convergence(monitor, patience=...)",
+    "min_delta": "convergence=Convergence(monitor, min_delta=...)",
+    "max_epochs_per_step": "convergence=Convergence(monitor, max_epochs=...)",
+    "restore_best_weights": "convergence=Convergence(monitor, restore_best_weights=...)",
+    "max_pool_size": "ActiveDataModule(max_pool_size=...)",
+    "mc_kwargs": "posterior=MCDropout(...)",
+    "num_targets": "EPIG(num_targets=...)",
+    "target_dataset": "EPIG(target_dataset=...)",
+    "log_test": "evaluations=[TestCurve()]",
+    "log_test_mc": "evaluations=[MCTestCurve()]",
+    "log_calibration": "evaluations=[Calibration()]",
+    "log_risk": "evaluations=[LabelledRisk()]",
+}
+
+
+def refuse_moved_keywords(moved: dict[str, Any]) -> None:
+    """Refuse keywords the constructor does not take, naming the replacement of those that moved."""
+    if moved:
+        name = next(iter(moved))
+        hint = f" It moved: use `{_MOVED[name]}`." if name in _MOVED else ""
+        raise TypeError(f"ActiveLearningCallback() got an unexpected keyword argument {name!r}.{hint}")
+
+
+def require_datamodule(trainer: pl.Trainer) -> ActiveDataModule:
+    """The trainer's datamodule, which must be an :class:`~lightning_bal.ActiveDataModule`."""
+    datamodule = getattr(trainer, "datamodule", None)
+    if not isinstance(datamodule, ActiveDataModule):
+        raise TypeError(
+            "Expected `trainer.fit(..., datamodule=...)` to be given a `lightning_bal.ActiveDataModule`,"
+            f" but got {type(datamodule).__name__}."
+        )
+    return datamodule
 
 
 def configure_dataloader_reload(trainer: pl.Trainer, every_n_epochs: int) -> None:

@@ -1,0 +1,54 @@
+"""Where a run resumed before its pending active learning step must run it, read from Lightning's loop state."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from lightning.pytorch.utilities import rank_zero_warn
+
+__all__ = ["legacy_state", "resume_stage"]
+
+
+def resume_stage(
+    checkpoint: dict[str, Any], callback_state: dict[str, Any]
+) -> Literal["train_start", "reenter"] | None:
+    """How Lightning will restart from ``checkpoint``, as far as a pending step is concerned.
+
+    - ``"train_start"``: written at the end of an epoch's last training batch. Lightning restarts at the next epoch
+      without this epoch's end (nor its validation), and builds that epoch's loader after ``on_train_start``: the
+      pending step runs there.
+    - ``"reenter"``: written inside an epoch (at a validation, or mid-epoch). Lightning re-enters that epoch with a
+      train loader built from the labelled set as it was, and ends it with ``on_train_epoch_end``, where the pending
+      step runs as it would have; catching up earlier would grow the loader under the restarted epoch.
+    - ``None``: written between epochs; a pending step (if any) runs at ``on_fit_start``, before the next loader.
+
+    Example:
+        >>> loops = {"epoch_progress": {"current": {"started": 3, "processed": 2}}}
+        >>> resume_stage({"loops": {"fit_loop": loops}, "epoch": 2}, {"trained_epoch": 2})
+        'reenter'
+    """
+    loops = checkpoint.get("loops", {}).get("fit_loop", {})
+    epoch = loops.get("epoch_progress", {}).get("current", {})
+    batch = loops.get("epoch_loop.batch_progress", {}).get("current", {})
+    at_batch_end = batch.get("completed", 0) < batch.get("processed", 0)
+    if at_batch_end and callback_state.get("trained_epoch") == checkpoint.get("epoch"):
+        return "train_start"
+    if epoch.get("processed", 0) < epoch.get("started", 0):
+        return "reenter"
+    return None
+
+
+def legacy_state(states: dict[str, Any], state_key: str) -> dict[str, Any] | None:
+    """The callback's state saved under an older key, if the checkpoint has exactly one; else warn and return None.
+
+    Releases before 0.2 keyed the state on the heuristic, query size and iterations as well, so a resumed run that
+    changed one of them silently lost the state.
+    """
+    legacy = [key for key in states if key.startswith(f"{state_key}{{")]
+    if len(legacy) == 1:
+        return states[legacy[0]]
+    rank_zero_warn(
+        f"The checkpoint holds no state for `{state_key}` (it holds {sorted(states) or 'none'}): the active learning"
+        " run restarts its step count and schedule from scratch."
+    )
+    return None

@@ -1,0 +1,303 @@
+"""Deep ensembles trained as one model: M members' weights stacked, their forward vmapped with ``torch.func``."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+from torch.nn import functional as F  # noqa: N812
+
+from lightning_bal.mc.modes import switch_modes
+from lightning_bal.mc.posterior import Posterior
+from lightning_bal.mc.sampling import call_module, map_tensors
+from lightning_bal.posteriors._common import finish, input_batches, stack_samples
+from lightning_bal.utilities.seeding import check_seed
+
+__all__ = ["DeepEnsemble", "EnsemblePosterior", "ensemble_cross_entropy", "ensemble_log_probs"]
+
+
+def _key(name: str) -> str:
+    # Registered names cannot hold dots; `-` cannot appear in a member's own attribute names.
+    return name.replace(".", "-")
+
+
+class DeepEnsemble(nn.Module):
+    r"""M members of one architecture trained together as one module, in one fused (vmapped) forward.
+
+    The members' parameters and buffers are stacked along a leading ``[M, ...]`` dimension
+    (:func:`torch.func.stack_module_state`) and registered on this module, so one optimizer, one ``state_dict``,
+    DDP's gradient synchronisation and the callback's ``reset_weights`` (which reloads the fit-start ``state_dict``)
+    cover every member. ``forward`` runs all members on the same batch with :func:`torch.func.vmap` over
+    :func:`torch.func.functional_call` and returns ``[M, B, ...]``. Each member has its own initialisation (one call
+    of ``make_member`` each, under its own seed when ``seed`` is given); the members see the same batches.
+
+    Train with a loss summed over the members (:func:`ensemble_cross_entropy`), so that each member's gradient is the
+    one it would get alone. Sample it with :class:`EnsemblePosterior`.
+
+    Args:
+        make_member: builds one member (called ``num_members`` times); every member must have the same parameter
+            and buffer names, shapes and dtypes.
+        num_members: M, at least 2.
+        seed: build member ``m`` under ``torch.manual_seed(seed + m)`` (the global generator is restored after);
+            ``None`` draws the members one after another from the global generator.
+
+    Raises:
+        ValueError: if ``num_members`` is below 2 or the members' architectures differ.
+
+    Example:
+        >>> ensemble = DeepEnsemble(lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4)), 5, seed=0)
+        >>> ensemble(torch.randn(2, 3)).shape
+        torch.Size([5, 2, 4])
+        >>> ensemble.stacked.get_parameter("0-weight").shape
+        torch.Size([5, 8, 3])
+    """
+
+    def __init__(self, make_member: Callable[[], nn.Module], num_members: int, *, seed: int | None = None) -> None:
+        if isinstance(make_member, nn.Module) or not callable(make_member):
+            raise TypeError(
+                "Expected argument `make_member` to be a function that builds one member (e.g. `lambda: Net()`),"
+                f" but got {type(make_member).__name__}; use `DeepEnsemble.from_members` for existing modules."
+            )
+        if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 2:
+            raise ValueError(
+                f"Expected argument `num_members` to be an integer of at least 2, but got {num_members!r}."
+            )
+        seed = check_seed("seed", seed)
+        members = []
+        for m in range(num_members):
+            if seed is None:
+                members.append(make_member())
+                continue
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + m)
+                members.append(make_member())
+        super().__init__()
+        self._setup(members)
+
+    @classmethod
+    def from_members(cls, members: Sequence[nn.Module]) -> DeepEnsemble:
+        """An ensemble of existing ``members`` (their weights are copied; at least 2, one architecture).
+
+        Example:
+            >>> DeepEnsemble.from_members([nn.Linear(3, 2), nn.Linear(3, 4)])
+            Traceback (most recent call last):
+            ...
+            ValueError: Expected every member of the ensemble to have member 0's architecture, but member 1 has `weight` of shape (4, 3) (member 0: (2, 3)).
+        """  # noqa: E501
+        members = list(members)
+        if len(members) < 2:
+            raise ValueError(f"Expected argument `members` to hold at least 2 modules, but got {len(members)}.")
+        ensemble = cls.__new__(cls)
+        nn.Module.__init__(ensemble)
+        ensemble._setup(members)
+        return ensemble
+
+    def _setup(self, members: list[nn.Module]) -> None:
+        _check_same_architecture(members)
+        params, buffers = stack_module_state(members)
+        self.num_members = len(members)
+        self._param_names = list(params)
+        self._buffer_names = list(buffers)
+        keys = [_key(name) for name in [*params, *buffers]]
+        if len(set(keys)) != len(keys):
+            raise ValueError("Expected the members' parameter and buffer names to stay distinct with `.` read as `-`.")
+        self.stacked = nn.Module()
+        for name, value in params.items():
+            self.stacked.register_parameter(_key(name), nn.Parameter(value.detach().clone()))
+        for name, value in buffers.items():
+            self.stacked.register_buffer(_key(name), value.detach().clone())
+        # The structure the stacked weights are called through: not registered (no weights of its own, on `meta`).
+        self._base: tuple[nn.Module] = (copy.deepcopy(members[0]).to("meta"),)
+
+    def _weights(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        params: dict[str, Tensor] = {name: self.stacked.get_parameter(_key(name)) for name in self._param_names}
+        buffers = {name: self.stacked.get_buffer(_key(name)) for name in self._buffer_names}
+        return params, buffers
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Every member's output on the same inputs, stacked: ``[M, B, ...]`` (tuples/dicts of them likewise)."""
+        base = self._base[0]
+        base.train(self.training)
+        params, buffers = self._weights()
+
+        def member(member_params: dict[str, Tensor], member_buffers: dict[str, Tensor], *inputs: Any) -> Any:
+            return functional_call(base, (member_params, member_buffers), inputs, kwargs)
+
+        if torch.is_inference_mode_enabled():
+            # Scoring: one member after another is faster on CPU than vmap (which turns convolutions into grouped
+            # ones); the same outputs, stacked.
+            outputs = [
+                member({n: v[m] for n, v in params.items()}, {n: v[m] for n, v in buffers.items()}, *args)
+                for m in range(self.num_members)
+            ]
+            return _stack_members(outputs)
+        in_dims = (0, 0, *(None for _ in args))
+        return vmap(member, in_dims=in_dims, randomness="different")(params, buffers, *args)
+
+    def member(self, index: int) -> nn.Module:
+        """A standalone copy of member ``index`` (its own module, with its weights), e.g. to run it alone.
+
+        Example:
+            >>> ensemble = DeepEnsemble(lambda: nn.Linear(3, 2), 3, seed=0).eval()
+            >>> x = torch.randn(4, 3)
+            >>> torch.allclose(ensemble.member(2)(x), ensemble(x)[2])
+            True
+        """
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.num_members:
+            raise ValueError(f"Expected argument `index` to be in [0, {self.num_members}), but got {index!r}.")
+        params, buffers = self._weights()
+        device = next(iter(params.values())).device if params else torch.device("cpu")
+        module = copy.deepcopy(self._base[0]).to_empty(device=device)
+        weights = {name: value[index].detach().clone() for name, value in {**params, **buffers}.items()}
+        module.load_state_dict(weights, strict=False)
+        return module.train(self.training)
+
+    def extra_repr(self) -> str:
+        """``num_members`` and the members' class, in the module's repr."""
+        return f"num_members={self.num_members}, member={type(self._base[0]).__name__}"
+
+
+def _stack_members(outputs: list[Any]) -> Any:
+    """``[M, B, ...]`` from M member outputs ``[B, ...]`` (tensors, or tuples/dicts of them)."""
+    return map_tensors(stack_samples(outputs), lambda t: t.movedim(1, 0))
+
+
+def _signature(member: nn.Module) -> list[tuple[str, str, tuple[int, ...], torch.dtype]]:
+    return [
+        *((name, "parameter", tuple(p.shape), p.dtype) for name, p in member.named_parameters()),
+        *((name, "buffer", tuple(b.shape), b.dtype) for name, b in member.named_buffers()),
+    ]
+
+
+def _check_same_architecture(members: list[nn.Module]) -> None:
+    for m, member in enumerate(members):
+        if not isinstance(member, nn.Module):
+            raise TypeError(
+                f"Expected every member of the ensemble to be an `nn.Module`, but member {m} is {member!r}."
+            )
+    reference = _signature(members[0])
+    for m, member in enumerate(members[1:], start=1):
+        if type(member) is not type(members[0]):
+            raise ValueError(
+                "Expected every member of the ensemble to have member 0's architecture, but member"
+                f" {m} is a {type(member).__name__} (member 0: {type(members[0]).__name__})."
+            )
+        signature = _signature(member)
+        names = {entry[0]: entry for entry in reference}
+        for name, kind, shape, dtype in signature:
+            if name not in names:
+                raise ValueError(
+                    "Expected every member of the ensemble to have member 0's architecture, but member"
+                    f" {m} has a {kind} `{name}` that member 0 lacks."
+                )
+            _, _, ref_shape, ref_dtype = names[name]
+            if (shape, dtype) != (ref_shape, ref_dtype):
+                what = f"of shape {shape} (member 0: {ref_shape})" if shape != ref_shape else f"of dtype {dtype}"
+                raise ValueError(
+                    "Expected every member of the ensemble to have member 0's architecture, but member"
+                    f" {m} has `{name}` {what}."
+                )
+        if len(signature) != len(reference):
+            missing = sorted(set(names) - {entry[0] for entry in signature})
+            raise ValueError(
+                "Expected every member of the ensemble to have member 0's architecture, but member"
+                f" {m} lacks {missing}."
+            )
+
+
+def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""The members' cross-entropies summed: :math:`\sum_m \frac1B \sum_i -\log p_m(y_i \mid x_i)`.
+
+    Each member's gradient is then the one it gets trained alone on the batch (a mean over members would scale
+    every member's learning rate by 1/M).
+
+    Args:
+        logits: ``[M, B, C]`` (a :class:`DeepEnsemble`'s output).
+        targets: class indices ``[B]``.
+
+    Example:
+        >>> ensemble_cross_entropy(torch.zeros(3, 2, 4), torch.tensor([0, 1]))  # 3 x ln 4
+        tensor(4.1589)
+    """
+    if logits.ndim != 3 or targets.shape != logits.shape[1:2]:
+        raise ValueError(
+            f"Expected `logits` [M, B, C] and `targets` [B], but got {tuple(logits.shape)} and {tuple(targets.shape)}."
+        )
+    num_members = logits.shape[0]
+    return F.cross_entropy(logits.flatten(0, 1), targets.repeat(num_members)) * num_members
+
+
+def ensemble_log_probs(logits: Tensor) -> Tensor:
+    r"""The ensemble's predictive log-probabilities ``[B, C]`` from ``[M, B, C]`` logits: :math:`\log\frac1M\sum_m p_m`.
+
+    Example:
+        >>> ensemble_log_probs(torch.zeros(3, 2, 4)).exp()
+        tensor([[0.2500, 0.2500, 0.2500, 0.2500],
+                [0.2500, 0.2500, 0.2500, 0.2500]])
+    """
+    return torch.logsumexp(logits.float().log_softmax(-1), dim=0) - math.log(logits.shape[0])
+
+
+class EnsemblePosterior(Posterior):
+    """The members of the model's :class:`DeepEnsemble` as the K samples: K = M, sample ``m`` is member ``m``.
+
+    Calls the model's own ``forward`` (in eval mode, stochastic layers off), which must return the ensemble's
+    ``[M, B, ...]`` output, and yields it as ``[B, M, ...]``. The ``iterations`` the callback asks for are ignored:
+    an ensemble has exactly M samples. The samples are the same fixed models for every item, so BatchBALD and EPIG
+    accept them.
+
+    Example:
+        >>> net = DeepEnsemble(lambda: nn.Linear(3, 4), 5, seed=0)
+        >>> loader = [(torch.randn(2, 3), torch.arange(2))]
+        >>> [out.shape for _, out in EnsemblePosterior().batches(net, loader, 20, 0, None)]
+        [torch.Size([2, 5, 4])]
+    """
+
+    consistent_samples = True
+
+    def check(self, module: nn.Module) -> None:
+        """The model must hold exactly one :class:`DeepEnsemble`."""
+        self._ensemble(module)
+
+    @staticmethod
+    def _ensemble(module: nn.Module) -> DeepEnsemble:
+        ensembles = [sub for sub in module.modules() if isinstance(sub, DeepEnsemble)]
+        if len(ensembles) != 1:
+            raise ValueError(
+                "Expected argument `module` to hold exactly one `DeepEnsemble` for `EnsemblePosterior`, but"
+                f" `{type(module).__name__}` holds {len(ensembles)}."
+            )
+        return ensembles[0]
+
+    def batches(
+        self,
+        module: nn.Module,
+        dataloader: Iterable[Any],
+        iterations: int,
+        seed: int,
+        output_transform: Callable[[Any], Any] | None,
+    ) -> Iterator[tuple[Tensor, Any]]:
+        """``(dataset_indices [B], output_transform(outputs [B, M, ...]))``; ``iterations`` and ``seed`` unused."""
+        num_members = self._ensemble(module).num_members
+
+        def members_second(tensor: Tensor) -> Tensor:
+            if tensor.ndim < 2 or tensor.shape[0] != num_members:
+                raise ValueError(
+                    f"Expected the model's outputs to be the ensemble's [M={num_members}, B, ...], but got a tensor of"
+                    f" shape {tuple(tensor.shape)}: return the `DeepEnsemble`'s output from `forward`."
+                )
+            return tensor.movedim(0, 1)
+
+        with switch_modes(module, lambda _: False):
+            for inputs, indices in input_batches(module, dataloader):
+                with torch.inference_mode():
+                    outputs = finish(map_tensors(call_module(module, inputs), members_second), output_transform)
+                yield indices, outputs
+
+    def __repr__(self) -> str:
+        return "EnsemblePosterior()"

@@ -1,0 +1,244 @@
+"""Last-layer Laplace: a Gaussian over the last Linear layer's weights, its precision the softmax GGN on D_L."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from lightning_bal.mc.modes import switch_modes
+from lightning_bal.mc.posterior import Posterior
+from lightning_bal.mc.sampling import call_module
+from lightning_bal.posteriors._common import finish, input_batches
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from lightning_bal.data import ActiveDataModule
+
+__all__ = ["LastLayerLaplace"]
+
+
+class LastLayerLaplace(Posterior):
+    r"""Last-layer Laplace approximation (Daxberger et al. 2021): K samples of the last Linear layer's weights.
+
+    The network up to the last layer is kept at its trained weights; the last layer's weights and bias
+    :math:`\theta = \operatorname{vec}[W\ b]` get the Gaussian :math:`\mathcal N(\theta_{MAP}, (H + \tau I)^{-1})`
+    with :math:`H = \sum_{i \in D_L} (\operatorname{diag} p_i - p_i p_i^\top) \otimes \tilde\phi_i \tilde\phi_i^\top`
+    the generalised Gauss-Newton of the softmax likelihood (:math:`\tilde\phi_i = [\phi(x_i); 1]` the layer's
+    input), ``full`` or its ``diag``\ onal, and :math:`\tau` = ``prior_precision``. It is fitted on D_L (read without
+    augmentation) at every active learning step, on every rank (so every rank holds the same Gaussian). Scoring
+    costs one deterministic forward per batch: the K samples are K matrix products of the features.
+
+    Written here rather than through ``laplace-torch``, whose dependencies (torchvision, backpack, curvlinops,
+    asdfghjkl) would replace the pinned torch.
+
+    Args:
+        last_layer: name of the last layer (as in ``named_modules()``); ``None`` takes the last ``nn.Linear``.
+            The model's ``forward`` must return that layer's output, the class logits ``[B, C]``.
+        hessian_structure: ``"full"`` (a ``C(H+1)`` square covariance) or ``"diag"``.
+        prior_precision: :math:`\tau > 0`.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4))
+        >>> laplace = LastLayerLaplace()
+        >>> laplace.fit_loader(net, [(torch.randn(20, 3), torch.arange(20))])
+        >>> [out.shape for _, out in laplace.batches(net, [torch.randn(5, 3)], 10, 0, None)]
+        [torch.Size([5, 10, 4])]
+        >>> LastLayerLaplace().check(nn.Sequential(nn.Conv1d(1, 1, 3)))
+        Traceback (most recent call last):
+        ...
+        ValueError: LastLayerLaplace could not find the last layer of `Sequential`: it holds no `nn.Linear`. Pass `last_layer=` the name of the layer that computes the logits.
+    """  # noqa: E501
+
+    consistent_samples = True
+
+    def __init__(
+        self,
+        last_layer: str | None = None,
+        *,
+        hessian_structure: Literal["full", "diag"] = "full",
+        prior_precision: float = 1.0,
+    ) -> None:
+        if last_layer is not None and not isinstance(last_layer, str):
+            raise TypeError(f"Expected argument `last_layer` to be a module name or None, but got {last_layer!r}.")
+        if hessian_structure not in ("full", "diag"):
+            raise ValueError(
+                f"Expected argument `hessian_structure` to be 'full' or 'diag', but got {hessian_structure!r}."
+            )
+        if (
+            isinstance(prior_precision, bool)
+            or not isinstance(prior_precision, (int, float))
+            or not prior_precision > 0
+        ):
+            raise ValueError(
+                f"Expected argument `prior_precision` to be a positive number, but got {prior_precision!r}."
+            )
+        self.last_layer = last_layer
+        self.hessian_structure = hessian_structure
+        self.prior_precision = float(prior_precision)
+        self.mean = torch.zeros(0)
+        # `full`: the lower Cholesky factor L of the posterior precision; `diag`: the precision's square root.
+        self.factor = torch.zeros(0)
+
+    # ------------------------------------------------------------------ the last layer
+    def _layer(self, module: nn.Module) -> tuple[str, nn.Linear]:
+        if self.last_layer is not None:
+            layer = dict(module.named_modules()).get(self.last_layer)
+            if not isinstance(layer, nn.Linear):
+                found = "no such module" if layer is None else f"a {type(layer).__name__}"
+                raise ValueError(
+                    f"Expected argument `last_layer` to name an `nn.Linear` of `{type(module).__name__}`, but"
+                    f" {self.last_layer!r} is {found}."
+                )
+            return self.last_layer, layer
+        linears = [(name, m) for name, m in module.named_modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(
+                f"LastLayerLaplace could not find the last layer of `{type(module).__name__}`: it holds no"
+                " `nn.Linear`. Pass `last_layer=` the name of the layer that computes the logits."
+            )
+        return linears[-1]
+
+    def check(self, module: nn.Module) -> None:
+        """The model must hold the last layer (``last_layer``, or an ``nn.Linear``)."""
+        self._layer(module)
+
+    @contextmanager
+    def _features(self, module: nn.Module) -> Iterator[Callable[[Any], tuple[Tensor, Tensor]]]:
+        """A function of a batch's inputs returning ``(phi~ [B, H(+1)], logits [B, C])``, checked against the model."""
+        name, layer = self._layer(module)
+        captured: dict[str, Tensor] = {}
+
+        def hook(_: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
+            captured["input"], captured["output"] = args[0], output
+
+        def run(inputs: Any) -> tuple[Tensor, Tensor]:
+            captured.clear()
+            outputs = call_module(module, inputs)
+            if "output" not in captured or not isinstance(outputs, Tensor) or outputs is not captured["output"]:
+                raise ValueError(
+                    f"LastLayerLaplace could not find the last layer of `{type(module).__name__}`: its output is not"
+                    f" that of `{name}`. Return the logits of the last `nn.Linear` from `forward`, or pass"
+                    " `last_layer=` the name of the layer that computes them."
+                )
+            if outputs.ndim != 2 or outputs.shape[1] < 2:
+                raise ValueError(
+                    f"LastLayerLaplace needs class logits [B, C] from the last layer, but got {tuple(outputs.shape)}."
+                )
+            features = captured["input"].float()
+            if layer.bias is not None:
+                features = torch.cat([features, features.new_ones(features.shape[0], 1)], dim=1)
+            return features, outputs.float()
+
+        handle = layer.register_forward_hook(hook)
+        try:
+            with switch_modes(module, lambda _: False):
+                yield run
+        finally:
+            handle.remove()
+
+    @staticmethod
+    def _weights(layer: nn.Linear) -> Tensor:
+        """``vec([W b])``, row-major: ``[C * (H + 1)]``."""
+        weight = layer.weight.detach().float()
+        if layer.bias is not None:
+            weight = torch.cat([weight, layer.bias.detach().float()[:, None]], dim=1)
+        return weight.reshape(-1).cpu()
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+        """Fit the Gaussian on D_L with the model as trained in this step."""
+        self.fit_loader(pl_module, datamodule.pool_dataloader(datamodule.labelled_indices))
+
+    def fit_loader(self, module: nn.Module, dataloader: Iterable[Any]) -> None:
+        """Fit the Gaussian on the inputs of ``dataloader`` (``(inputs, indices)`` or inputs alone)."""
+        _, layer = self._layer(module)
+        hessian: Tensor | None = None
+        with self._features(module) as features, torch.no_grad():
+            for inputs, _ in input_batches(module, dataloader):
+                phi, logits = features(inputs)
+                phi, probs = phi.double().cpu(), logits.double().softmax(-1).cpu()
+                if self.hessian_structure == "diag":
+                    # diag(Lambda_i)[c] * phi_i[h]^2 with Lambda_i = diag(p_i) - p_i p_i^T.
+                    part = torch.einsum("nc,nh->ch", probs - probs**2, phi**2).reshape(-1)
+                else:
+                    lam = torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]
+                    size = probs.shape[1] * phi.shape[1]
+                    part = torch.einsum("ncd,nh,ng->chdg", lam, phi, phi).reshape(size, size)
+                hessian = part if hessian is None else hessian + part
+        mean = self._weights(layer)
+        if hessian is None:
+            hessian = torch.zeros(mean.numel(), dtype=torch.float64)
+            if self.hessian_structure == "full":
+                hessian = torch.diag(hessian)
+        if self.hessian_structure == "diag":
+            factor = (hessian + self.prior_precision).sqrt()
+        else:
+            precision = hessian + self.prior_precision * torch.eye(mean.numel(), dtype=torch.float64)
+            factor = torch.linalg.cholesky(precision)
+        self.mean, self.factor = mean, factor
+
+    # ------------------------------------------------------------------ sampling
+    def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
+        """``[K, C * (H + 1)]`` samples of the last layer's ``vec([W b])``."""
+        if self.mean.numel() == 0:
+            raise RuntimeError(
+                "LastLayerLaplace was sampled before it was fitted: it fits at each active learning step."
+            )
+        z = torch.randn(num_samples, self.mean.numel(), generator=generator, dtype=torch.float64)
+        if self.hessian_structure == "diag":
+            noise = z / self.factor
+        else:
+            # theta = mean + L^{-T} z has covariance (L L^T)^{-1}, the inverse of the posterior precision.
+            noise = torch.linalg.solve_triangular(self.factor.mT, z.T, upper=True).T
+        return (self.mean.double() + noise).float()
+
+    def batches(
+        self,
+        module: nn.Module,
+        dataloader: Iterable[Any],
+        iterations: int,
+        seed: int,
+        output_transform: Callable[[Any], Any] | None,
+    ) -> Iterator[tuple[Tensor, Any]]:
+        """``(dataset_indices [B], output_transform(logits [B, K, C]))``, sample ``k`` a draw of the last layer."""
+        _, layer = self._layer(module)
+        if self.mean.numel() and self.mean.numel() != self._weights(layer).numel():
+            raise RuntimeError(
+                f"LastLayerLaplace was fitted on a last layer of {self.mean.numel()} weights, but the model's has"
+                f" {self._weights(layer).numel()}."
+            )
+        samples = self.sample_weights(iterations, torch.Generator().manual_seed(seed))
+        samples = samples.to(layer.weight.device).reshape(iterations, layer.out_features, -1)
+        with self._features(module) as features:
+            for inputs, indices in input_batches(module, dataloader):
+                with torch.inference_mode():
+                    phi, _ = features(inputs)
+                    outputs = finish(torch.einsum("bh,kch->bkc", phi, samples), output_transform)
+                yield indices, outputs
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The fitted mean and precision factor (empty before the first fit)."""
+        return {"mean": self.mean, "factor": self.factor}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output (an empty dict restores an unfitted Laplace)."""
+        mean, factor = state_dict.get("mean", torch.zeros(0)), state_dict.get("factor", torch.zeros(0))
+        expected = (mean.numel(),) if self.hessian_structure == "diag" else (mean.numel(), mean.numel())
+        if mean.numel() and tuple(factor.shape) != expected:
+            raise ValueError(
+                f"Expected a `{self.hessian_structure}` LastLayerLaplace state with a factor of shape {expected},"
+                f" but got {tuple(factor.shape)}."
+            )
+        self.mean, self.factor = mean.clone(), factor.clone()
+
+    def __repr__(self) -> str:
+        return (
+            f"LastLayerLaplace(last_layer={self.last_layer!r}, hessian_structure={self.hessian_structure!r},"
+            f" prior_precision={self.prior_precision})"
+        )

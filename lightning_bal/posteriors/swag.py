@@ -1,0 +1,293 @@
+"""SWAG (Maddox et al. 2019): a Gaussian over the weights from the moments of each step's training trajectory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from lightning_bal.mc.modes import switch_modes
+from lightning_bal.mc.posterior import Posterior
+from lightning_bal.mc.sampling import call_module
+from lightning_bal.posteriors._common import finish, input_batches, stack_samples
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from lightning_bal.data import ActiveDataModule
+
+__all__ = ["SWAG"]
+
+
+class SWAG(Posterior):
+    r"""SWAG: K weight samples from a Gaussian fitted to the weights SGD visits while each step trains.
+
+    After every ``every_n_batches``-th training batch of an active learning step (from its ``burn_in_epochs``-th
+    epoch on) the trainable weights :math:`\theta_i` update the running moments :math:`\bar\theta`,
+    :math:`\overline{\theta^2}` and the last ``rank`` deviations :math:`D = [\theta_i - \bar\theta_i]`. At the step,
+    sample :math:`k` is
+
+    .. math:: \theta_k = \bar\theta + \sqrt{s}\left(\tfrac{1}{\sqrt2}\,\sigma \odot z_1
+              + \tfrac{1}{\sqrt{2(R-1)}}\,D^\top z_2\right),\quad
+              \sigma^2 = \overline{\theta^2} - \bar\theta^2,\ z_1, z_2 \sim \mathcal N(0, I)
+
+    (diagonal only while fewer than 2 deviations are stored), with ``s = scale``. BatchNorm running statistics are
+    recomputed for every sample on D_L (read without augmentation), as the paper does; samples run in eval mode.
+    The moments restart with each step's training. Everything is a function of the weights, D_L and the seed, so
+    every rank draws the same K models; the moments are in the callback's checkpoint.
+
+    Memory: ``(rank + 2) x P`` floats for P trainable weights, and K sampled weight vectors while scoring.
+
+    Args:
+        rank: R, the most deviation columns kept (the low-rank part of the covariance).
+        every_n_batches: collect the weights after every this many training batches.
+        burn_in_epochs: training epochs of each step before collecting starts.
+        scale: s, scales the covariance (the paper samples with 0.5).
+
+    Example:
+        >>> swag = SWAG(rank=10)
+        >>> list(swag.batches(nn.Linear(2, 2), [torch.ones(1, 2)], 3, 0, None))
+        Traceback (most recent call last):
+        ...
+        RuntimeError: SWAG has collected no weights yet: it collects them during each active learning step's training (after `burn_in_epochs=0` epochs, every `every_n_batches=1` batches), so the step trained no batch past the burn-in.
+    """  # noqa: E501
+
+    consistent_samples = True
+
+    def __init__(
+        self, rank: int = 20, *, every_n_batches: int = 1, burn_in_epochs: int = 0, scale: float = 0.5
+    ) -> None:
+        for name, value, low in (("rank", rank, 1), ("every_n_batches", every_n_batches, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"Expected argument `{name}` to be a positive integer, but got {value!r}.")
+        if isinstance(burn_in_epochs, bool) or not isinstance(burn_in_epochs, int) or burn_in_epochs < 0:
+            raise ValueError(
+                f"Expected argument `burn_in_epochs` to be a non-negative integer, but got {burn_in_epochs!r}."
+            )
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise ValueError(f"Expected argument `scale` to be a positive number, but got {scale!r}.")
+        self.rank = rank
+        self.every_n_batches = every_n_batches
+        self.burn_in_epochs = burn_in_epochs
+        self.scale = float(scale)
+        self._clear()
+        self._stale = False
+        self._refresh_loader: Callable[[], Iterable[Any]] | None = None
+
+    def _clear(self) -> None:
+        self.num_snapshots = 0
+        self.mean = torch.zeros(0)
+        self.sq_mean = torch.zeros(0)
+        self.deviations = torch.zeros(0, 0)
+        self._step_start_epoch = -1
+        self._batches_seen = 0
+
+    # ------------------------------------------------------------------ collecting
+    @staticmethod
+    def _params(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        return [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+
+    def check(self, module: nn.Module) -> None:
+        """The model needs trainable parameters."""
+        if not self._params(module):
+            raise ValueError(
+                f"Expected argument `module` to have trainable parameters for SWAG, but `{module}` has none."
+            )
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Collect the weights every ``every_n_batches`` batches past the step's burn-in (moments restart per step)."""
+        if self._stale or self._step_start_epoch < 0:
+            self._clear()
+            self._stale = False
+            self._step_start_epoch = trainer.current_epoch
+        if trainer.current_epoch - self._step_start_epoch < self.burn_in_epochs:
+            return
+        self._batches_seen += 1
+        if self._batches_seen % self.every_n_batches == 0:
+            self.collect(pl_module)
+
+    def collect(self, module: nn.Module) -> None:
+        """Add ``module``'s current trainable weights to the moments.
+
+        Example:
+            >>> net, swag = nn.Linear(1, 1, bias=False), SWAG(rank=2)
+            >>> for value in (1.0, 2.0, 3.0):
+            ...     _ = net.weight.data.fill_(value)
+            ...     swag.collect(net)
+            >>> swag.mean, swag.sq_mean, swag.deviations
+            (tensor([2.]), tensor([4.6667]), tensor([[0.5000],
+                    [1.0000]]))
+        """
+        weights = torch.cat([p.detach().reshape(-1) for _, p in self._params(module)]).float().cpu()
+        if self.num_snapshots and weights.numel() != self.mean.numel():
+            raise RuntimeError(
+                f"SWAG collected {self.mean.numel()} weights so far, but the model now has {weights.numel()}."
+            )
+        n = self.num_snapshots
+        self.mean = weights.clone() if n == 0 else (self.mean * n + weights) / (n + 1)
+        self.sq_mean = weights**2 if n == 0 else (self.sq_mean * n + weights**2) / (n + 1)
+        deviation = (weights - self.mean)[None]
+        kept = self.deviations if self.deviations.numel() else torch.zeros(0, weights.numel())
+        self.deviations = torch.cat([kept, deviation])[-self.rank :]
+        self.num_snapshots = n + 1
+
+    def fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+        """Close this step's moments (the next training batch starts new ones) and keep D_L for BatchNorm."""
+        self._require_moments()
+        indices = datamodule.labelled_indices.clone()
+        self._refresh_loader = lambda: datamodule.pool_dataloader(indices)
+        self._stale = True
+
+    def _require_moments(self) -> None:
+        if self.num_snapshots == 0:
+            raise RuntimeError(
+                "SWAG has collected no weights yet: it collects them during each active learning step's training"
+                f" (after `burn_in_epochs={self.burn_in_epochs}` epochs, every `every_n_batches={self.every_n_batches}`"
+                " batches), so the step trained no batch past the burn-in."
+            )
+
+    # ------------------------------------------------------------------ sampling
+    def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
+        """``[K, P]`` weight vectors drawn from the SWAG Gaussian.
+
+        Example:
+            >>> swag = SWAG()
+            >>> swag.collect(nn.Linear(2, 1))
+            >>> swag.sample_weights(4, torch.Generator().manual_seed(0)).shape  # one snapshot: zero variance
+            torch.Size([4, 3])
+        """
+        self._require_moments()
+        variance = (self.sq_mean - self.mean**2).clamp_min(0.0)
+        z1 = torch.randn(num_samples, self.mean.numel(), generator=generator)
+        noise = z1 * variance.sqrt() / 2**0.5
+        rank = self.deviations.shape[0]
+        if rank >= 2:
+            z2 = torch.randn(num_samples, rank, generator=generator)
+            noise = noise + z2 @ self.deviations / (2 * (rank - 1)) ** 0.5
+        return self.mean + self.scale**0.5 * noise
+
+    def batches(
+        self,
+        module: nn.Module,
+        dataloader: Iterable[Any],
+        iterations: int,
+        seed: int,
+        output_transform: Callable[[Any], Any] | None,
+    ) -> Iterator[tuple[Tensor, Any]]:
+        """``(dataset_indices [B], output_transform(outputs [B, K, ...]))``, sample ``k`` a SWAG weight draw."""
+        self._require_moments()
+        states = self._sample_states(module, iterations, torch.Generator().manual_seed(seed))
+        with switch_modes(module, lambda _: False):
+            for inputs, indices in input_batches(module, dataloader):
+                with torch.inference_mode():
+                    samples = [call_module(_bound(module, state), inputs) for state in states]
+                    outputs = finish(stack_samples(samples), output_transform)
+                yield indices, outputs
+
+    def _sample_states(
+        self, module: nn.Module, num_samples: int, generator: torch.Generator
+    ) -> list[dict[str, Tensor]]:
+        """Each sample's weights and (refreshed on D_L) BatchNorm buffers, by name."""
+        params = self._params(module)
+        if sum(p.numel() for _, p in params) != self.mean.numel():
+            raise RuntimeError(
+                f"SWAG collected {self.mean.numel()} weights, but the model has {sum(p.numel() for _, p in params)}."
+            )
+        device = params[0][1].device
+        vectors = self.sample_weights(num_samples, generator).to(device)
+        norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        refresh = self._refresh_loader if norms else None
+        states = []
+        for vector in vectors:
+            state: dict[str, Tensor] = {}
+            offset = 0
+            for name, p in params:
+                state[name] = vector[offset : offset + p.numel()].view_as(p).to(p.dtype)
+                offset += p.numel()
+            if refresh is not None:
+                state.update(_refreshed_buffers(module, norms, state, refresh()))
+            states.append(state)
+        return states
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The moments and where the collection stands (tensors and primitives)."""
+        return {
+            "num_snapshots": self.num_snapshots,
+            "mean": self.mean,
+            "sq_mean": self.sq_mean,
+            "deviations": self.deviations,
+            "stale": self._stale,
+            "step_start_epoch": self._step_start_epoch,
+            "batches_seen": self._batches_seen,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output (an empty dict restores a fresh SWAG)."""
+        if not state_dict:
+            self._clear()
+            self._stale = False
+            return
+        mean, sq_mean, deviations = state_dict["mean"], state_dict["sq_mean"], state_dict["deviations"]
+        if sq_mean.shape != mean.shape or (deviations.numel() and deviations.shape[1] != mean.numel()):
+            raise ValueError(
+                f"Expected SWAG state with matching shapes, but got mean {tuple(mean.shape)}, sq_mean"
+                f" {tuple(sq_mean.shape)} and deviations {tuple(deviations.shape)}."
+            )
+        self.num_snapshots = int(state_dict["num_snapshots"])
+        self.mean, self.sq_mean, self.deviations = mean.clone(), sq_mean.clone(), deviations.clone()
+        self._stale = bool(state_dict["stale"])
+        self._step_start_epoch = int(state_dict["step_start_epoch"])
+        self._batches_seen = int(state_dict["batches_seen"])
+        # D_L for the BatchNorm refresh comes back with the next `fit`.
+
+    def __repr__(self) -> str:
+        return (
+            f"SWAG(rank={self.rank}, every_n_batches={self.every_n_batches}, burn_in_epochs={self.burn_in_epochs},"
+            f" scale={self.scale})"
+        )
+
+
+def _bound(module: nn.Module, state: dict[str, Tensor]) -> Callable[..., Any]:
+    """``module``'s forward with ``state``'s tensors in place of its own (the rest of its weights unchanged)."""
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        return functional_call(module, state, args, kwargs, strict=False)
+
+    return forward
+
+
+def _refreshed_buffers(
+    module: nn.Module, norms: list[_BatchNorm], weights: dict[str, Tensor], loader: Iterable[Any]
+) -> dict[str, Tensor]:
+    """BatchNorm statistics of the model with ``weights``, recomputed over ``loader`` (averaged over its items)."""
+    names = {id(m): name for name, m in module.named_modules()}
+    buffers = {}
+    for norm in norms:
+        prefix = names[id(norm)]
+        for attr in ("running_mean", "running_var", "num_batches_tracked"):
+            value = getattr(norm, attr)
+            buffers[f"{prefix}.{attr}" if prefix else attr] = value.detach().clone()
+    for key, value in buffers.items():
+        if key.endswith("running_var"):
+            value.fill_(1.0)
+        else:
+            value.zero_()
+    momenta = [norm.momentum for norm in norms]
+    try:
+        seen = 0
+        with switch_modes(module, lambda m: isinstance(m, _BatchNorm)), torch.no_grad():
+            for inputs, indices in input_batches(module, loader):
+                # Each batch weighs by its size (as SWAG's reference code does): the mean is D_L's exact mean.
+                for norm in norms:
+                    norm.momentum = indices.numel() / (seen + indices.numel())
+                seen += indices.numel()
+                call_module(_bound(module, {**weights, **buffers}), inputs)
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+    return buffers
