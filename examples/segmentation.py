@@ -22,9 +22,9 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import TensorDataset
 
-from examples.mnist import load_mnist
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.callbacks import SegmentationIoU
+from lightning_bal.experiments import load_mnist
 from lightning_bal.heuristics import get_heuristic
 
 NUM_CLASSES = 11  # background and the ten digits

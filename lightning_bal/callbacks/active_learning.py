@@ -195,6 +195,8 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for evaluation in self.evaluations:
+            evaluation.check_model(pl_module, require_datamodule(trainer))
         if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:
@@ -348,9 +350,10 @@ class ActiveLearningCallback(Callback):
             trainer.strategy.setup_optimizers(trainer)
 
     @staticmethod
-    def _show_progress(trainer: pl.Trainer) -> bool:
+    def _show_progress(trainer: pl.Trainer) -> int:
+        """The refresh rate of the pool pass's bar: the trainer's TQDM bar's (0: no bar)."""
         bar = trainer.progress_bar_callback
-        return isinstance(bar, TQDMProgressBar) and bar.is_enabled
+        return bar.refresh_rate if isinstance(bar, TQDMProgressBar) and bar.is_enabled else 0
 
     def _log(
         self,

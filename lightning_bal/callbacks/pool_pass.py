@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import torch
-from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, TQDMProgressBar
 from torch import Tensor, nn
 
 from lightning_bal.data import ActiveDataModule
@@ -79,7 +80,7 @@ class PoolPass:
         query_size: int,
         seed: int,
         step: int,
-        progress: bool = False,
+        progress: int = 0,
     ) -> PoolSelection:
         """Score ``candidates`` (dataset indices of the pool) and select ``query_size`` of them on every rank."""
         start = time.perf_counter()
@@ -107,7 +108,7 @@ class PoolPass:
         query_size: int,
         seed: int,
         step: int,
-        progress: bool,
+        progress: int,
     ) -> _Scores:
         if not self.heuristic.needs_predictions:
             empty = torch.empty(0)
@@ -124,7 +125,7 @@ class PoolPass:
             targets = self._targets(strategy, rank, world_size, module, datamodule, candidates, seed, step)
         loader = datamodule.pool_dataloader(local)
         batches = self.posterior.batches(module, loader, self.iterations, mask_seed, self.heuristic.transform)
-        for batch_indices, outputs in _progress(batches, len(loader), progress and rank == 0):
+        for batch_indices, outputs in _progress(batches, len(loader), progress if rank == 0 else 0):
             batch_scores = self.heuristic.score(outputs) if targets is None else self.heuristic.score(outputs, targets)  # type: ignore[call-arg]
             local_scores[filled : filled + batch_scores.numel()] = batch_scores
             local_indices[filled : filled + batch_scores.numel()] = batch_indices
@@ -231,15 +232,28 @@ def _device(module: nn.Module) -> torch.device:
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
-def _progress(batches: Iterator[Any], total: int, show: bool) -> Iterator[Any]:
-    """One bar for the whole pool pass on rank zero, following Lightning's TQDM conventions."""
-    if not show:
+def _progress(batches: Iterator[Any], total: int, refresh_rate: int) -> Iterator[Any]:
+    """One bar for the whole pool pass, drawn as Lightning's ``TQDMProgressBar`` draws its own.
+
+    On stdout, redrawn every ``refresh_rate`` batches and at the last one (the trainer's bar's ``refresh_rate``, which
+    ``TQDM_MINITERS`` raises for piped output); ``0`` draws nothing.
+    """
+    if refresh_rate <= 0:
         yield from batches
         return
-    bar = Tqdm(total=total, desc="Pool pass (MC-Dropout)", leave=False, dynamic_ncols=True, unit="batch")
+    bar = Tqdm(
+        total=total,
+        desc="Pool pass (MC-Dropout)",
+        leave=False,
+        dynamic_ncols=True,
+        file=sys.stdout,
+        bar_format=TQDMProgressBar.BAR_FORMAT,
+    )
     try:
-        for batch in batches:
-            bar.update(1)
+        for done, batch in enumerate(batches, start=1):
+            if done % refresh_rate == 0 or done == total:
+                bar.n = done
+                bar.refresh()
             yield batch
     finally:
         bar.close()
