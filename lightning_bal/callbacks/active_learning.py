@@ -196,7 +196,10 @@ class ActiveLearningCallback(Callback):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for evaluation in self.evaluations:
-            evaluation.check_model(pl_module, require_datamodule(trainer))
+            # A posterior of its own (an ensemble, SWAG) need not sample through `forward`: only MC-Dropout's
+            # samples are `forward`'s outputs, so only there does checking `forward` check what is evaluated.
+            if not evaluation.needs_mc or isinstance(self.posterior, MCDropout):
+                evaluation.check_model(pl_module, require_datamodule(trainer))
         if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:
