@@ -1,0 +1,165 @@
+"""Heuristics that select on embeddings rather than on scores: BADGE and Core-Set."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from lightning_bal.functional.diversity import GreedySelection, gradient_embedding, k_center_greedy, kmeans_pp
+from lightning_bal.functional.outputs import OutputKey
+from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.utilities.collective import Collective
+
+__all__ = ["BADGE", "CoreSet", "EmbeddingHeuristic"]
+
+
+class EmbeddingHeuristic(Heuristic):
+    """Base class of heuristics that select a batch from per-item embeddings taken during the pool pass.
+
+    The pool pass records the model's features (at the MC split, or at ``layer``) with a
+    :class:`~lightning_bal.mc.features.FeatureTap`, turns each batch into embeddings with :meth:`embed`, keeps them
+    on the rank that computed them, and calls :meth:`select_embeddings` on every rank with a
+    :class:`~lightning_bal.utilities.collective.Collective`: the pool is never gathered.
+
+    Attributes:
+        needs_embeddings: Always ``True``: the pool pass takes features for this heuristic.
+        needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
+
+    Args:
+        layer: name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
+            ``None`` for the model's deterministic split.
+        output: which output of a multi-output model to use (tuple position or dict key).
+        validate_args: check inputs.
+    """
+
+    needs_embeddings: ClassVar[bool] = True
+    needs_labelled_embeddings: ClassVar[bool] = False
+
+    def __init__(self, layer: str | None = None, output: OutputKey | None = None, validate_args: bool = True) -> None:
+        super().__init__(output=output, validate_args=validate_args)
+        if layer is not None and not isinstance(layer, str):
+            raise TypeError(f"Expected argument `layer` to be a submodule name or None, but got {layer!r}.")
+        self.layer = layer
+
+    def embed(self, features: Tensor, outputs: Any) -> Tensor:
+        """Embeddings ``[B, E]`` of a batch from its features ``[B, ...]`` and transformed outputs."""
+        return features.flatten(1).float()
+
+    def score(self, log_probs: Any) -> Tensor:
+        """Not pointwise: these heuristics select from embeddings (see :meth:`select_embeddings`)."""
+        raise TypeError(f"{type(self).__name__} selects from embeddings: use `select_embeddings` (or `select`).")
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """Select ``query_size`` items (dataset indices) from this rank's ``embeddings`` ``[N_r, E]``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `select_embeddings`.")
+
+    def select(self, embeddings: Any, query_size: int, generator: torch.Generator | None = None) -> Selection:
+        """Select ``query_size`` of the N rows of ``embeddings`` ``[N, E]`` on one process (no labelled set)."""
+        seed = 0 if generator is None else int(torch.randint(2**62, (1,), generator=generator))
+        picks = self.select_embeddings(embeddings, query_size, seed=seed)
+        return Selection(picks.indices, picks.scores)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()" if self.layer is None else f"{type(self).__name__}(layer={self.layer!r})"
+
+
+class BADGE(EmbeddingHeuristic):
+    r"""BADGE (Ash et al., 2020): k-means++ seeding on the gradient embeddings of the last layer.
+
+    .. math:: g_i = (\bar p_i - e_{\hat y_i}) \otimes h_i, \qquad \text{picks} \sim \text{k-means++}(\{g_i\})
+
+    ``h`` are the inputs of the last linear layer, i.e. the features at the model's MC split (a model whose only
+    stochastic layer is the dropout before its last ``nn.Linear`` splits there), or at ``layer``; :math:`\bar p` is
+    the MC mean predictive. Magnitude (uncertainty) and diversity in one: the first pick has the largest gradient,
+    each next one is drawn with probability :math:`\propto` its squared gradient distance to the nearest pick.
+    Gradients are in closed form and kept factored (C + D numbers per item); see
+    :func:`~lightning_bal.functional.diversity.gradient_embedding`.
+
+    Args:
+        layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).
+        output: which output of a multi-output model.
+        validate_args: check inputs.
+
+    Example:
+        >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]).log()
+        >>> features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.1], [1.0, 1.0]])
+        >>> badge = BADGE()
+        >>> embeddings = badge.embed(features, log_probs)
+        >>> badge.select(embeddings, 2).indices
+        tensor([1, 3])
+    """
+
+    name = "badge"
+
+    def embed(self, features: Tensor, outputs: Any) -> Tensor:
+        """Factored gradient embeddings ``[B, C + D]`` (see ``gradient_embedding``)."""
+        embeddings = gradient_embedding(outputs, features)
+        self.num_classes = embeddings.shape[1] - features.flatten(1).shape[1]
+        return embeddings
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """k-means++ seeding on this rank's factored gradient embeddings."""
+        num_classes = getattr(self, "num_classes", None)
+        if num_classes is None and embeddings.shape[0] > 0:
+            raise RuntimeError("Expected `BADGE.embed` to run before `select_embeddings`: the class count is unknown.")
+        return kmeans_pp(
+            embeddings, query_size, seed=seed, indices=indices, num_classes=num_classes, collective=collective
+        )
+
+
+class CoreSet(EmbeddingHeuristic):
+    r"""Core-Set (Sener and Savarese, 2018): greedy k-center on the features, the labelled set as initial centres.
+
+    .. math:: x^\star = \arg\max_{x \in \text{pool}} \min_{c \in D_L \cup \text{picks}} \lVert h(x) - h(c) \rVert
+
+    Needs no predictions, only features: with ``iterations=1`` in the callback the pool pass costs one forward.
+
+    Args:
+        layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).
+        output: unused for the selection (kept for a uniform signature).
+        validate_args: check inputs.
+
+    Example:
+        >>> features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
+        >>> CoreSet().select_embeddings(features, 2, seed=0, labelled=torch.tensor([[0.0, 0.0]])).indices
+        tensor([3, 2])
+    """
+
+    name = "coreset"
+    consumes = "outputs"
+    needs_labelled_embeddings = True
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """Greedy k-center on this rank's features, ``labelled`` (D_L's features, on every rank) as centres."""
+        return k_center_greedy(
+            embeddings, query_size, centres=labelled, seed=seed, indices=indices, collective=collective
+        )
