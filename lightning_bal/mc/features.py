@@ -111,8 +111,9 @@ class FeatureTap:
         parts, self._parts = self._parts, []
         if not parts:
             raise RuntimeError(
-                f"Expected the feature layer {self.layer or '(the split)'} to run during the MC pass, but it did not:"
-                " is it part of the model's forward?"
+                f"Expected the feature layer {self.layer or '(the split)'} to run during the MC pass, but it did not"
+                " run: it is not part of the model's forward, or it is a Linear that the engine folds with the"
+                " dropout before it (name a layer before the first stochastic layer)."
             )
         rows = sum(part.shape[0] for part, _ in parts)
         if rows == batch:
