@@ -215,6 +215,7 @@ def kmeans_pp(
     indices: Tensor | None = None,
     num_classes: int | None = None,
     collective: Collective | None = None,
+    include_origin: bool = False,
 ) -> GreedySelection:
     r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
 
@@ -232,6 +233,8 @@ def kmeans_pp(
         indices: ``[N]`` dataset indices of the rows (default: positions); they make the draws shard-independent.
         num_classes: C for factored gradient embeddings; ``None`` for plain Euclidean embeddings.
         collective: cross-rank decisions; ``None`` for one process.
+        include_origin: also count the origin as a centre, so :math:`D(x)^2 \le \lVert x \rVert^2` (what
+            scikit-activeml 1.0.1's ``Badge`` does); the default follows the BADGE paper and its code.
 
     Returns:
         :class:`GreedySelection` of dataset indices and each pick's :math:`D^2` (the first: its squared norm).
@@ -266,7 +269,8 @@ def kmeans_pp(
             row = torch.cat([points.x[position], min_d2[position].reshape(1)])
         shared = collective.share(row, owner).to(points.x.device)
         centre, score = shared[:-1], shared[-1]
-        min_d2 = points.sq_dist(centre) if t == 0 else torch.minimum(min_d2, points.sq_dist(centre))
+        first = t == 0 and not include_origin
+        min_d2 = points.sq_dist(centre) if first else torch.minimum(min_d2, points.sq_dist(centre))
         picks.append(index)
         scores.append(float(score))
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
