@@ -10,7 +10,7 @@ index)``, so the selection does not depend on how the pool is sharded.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -216,6 +216,7 @@ def kmeans_pp(
     num_classes: int | None = None,
     collective: Collective | None = None,
     include_origin: bool = False,
+    first: Literal["largest", "random"] = "largest",
 ) -> GreedySelection:
     r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
 
@@ -235,6 +236,8 @@ def kmeans_pp(
         collective: cross-rank decisions; ``None`` for one process.
         include_origin: also count the origin as a centre, so :math:`D(x)^2 \le \lVert x \rVert^2` (what
             scikit-activeml 1.0.1's ``Badge`` does); the default follows the BADGE paper and its code.
+        first: the first pick is the item of ``"largest"`` norm (BADGE), or ``"random"`` (uniform, as in
+            k-means++ proper; the start of :func:`~lightning_bal.functional.cold_start.kmeans`).
 
     Returns:
         :class:`GreedySelection` of dataset indices and each pick's :math:`D^2` (the first: its squared norm).
@@ -245,6 +248,8 @@ def kmeans_pp(
         tensor([1, 3, 0])
     """
     indices = _check(embeddings, query_size, indices)
+    if first not in ("largest", "random"):
+        raise ValueError(f"Expected argument `first` to be 'largest' or 'random', but got {first!r}.")
     collective = collective or Collective()
     points = _Points(embeddings, num_classes)
     if query_size > _total_items(collective, len(points)):
@@ -254,7 +259,7 @@ def kmeans_pp(
     picks, scores = [], []
     for t in range(query_size):
         if t == 0:
-            keys = min_d2.double().clone()
+            keys = min_d2.double().clone() if first == "largest" else item_uniforms(seed, 0, indices).to(min_d2.device)
         else:
             weights = min_d2.double().masked_fill(picked, 0.0)
             if collective.sum(weights.sum()) <= 0.0:
@@ -269,8 +274,8 @@ def kmeans_pp(
             row = torch.cat([points.x[position], min_d2[position].reshape(1)])
         shared = collective.share(row, owner).to(points.x.device)
         centre, score = shared[:-1], shared[-1]
-        first = t == 0 and not include_origin
-        min_d2 = points.sq_dist(centre) if first else torch.minimum(min_d2, points.sq_dist(centre))
+        replace = t == 0 and not include_origin
+        min_d2 = points.sq_dist(centre) if replace else torch.minimum(min_d2, points.sq_dist(centre))
         picks.append(index)
         scores.append(float(score))
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))

@@ -7,12 +7,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from lightning_bal.functional.cold_start import probcover, typiclust
 from lightning_bal.functional.diversity import GreedySelection, gradient_embedding, k_center_greedy, kmeans_pp
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
 from lightning_bal.utilities.collective import Collective
 
-__all__ = ["BADGE", "CoreSet", "EmbeddingHeuristic"]
+__all__ = ["BADGE", "CoreSet", "EmbeddingHeuristic", "ProbCover", "TypiClust"]
 
 
 class EmbeddingHeuristic(Heuristic):
@@ -26,22 +27,39 @@ class EmbeddingHeuristic(Heuristic):
     Attributes:
         needs_embeddings: Always ``True``: the pool pass takes features for this heuristic.
         needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
+        gathers_pool: Whether :meth:`select_embeddings` needs the whole pool on one process (the cold-start methods):
+            the pool pass then gathers the embeddings on every rank; otherwise each rank keeps its shard.
 
     Args:
         layer: name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
             ``None`` for the model's deterministic split.
+        embeddings: ``[len(dataset), E]`` embeddings the user supplies (e.g. self-supervised), indexed by dataset
+            index; then the model's features are not used and the pool pass runs no model at all.
         output: which output of a multi-output model to use (tuple position or dict key).
         validate_args: check inputs.
     """
 
     needs_embeddings: ClassVar[bool] = True
     needs_labelled_embeddings: ClassVar[bool] = False
+    gathers_pool: ClassVar[bool] = False
 
-    def __init__(self, layer: str | None = None, output: OutputKey | None = None, validate_args: bool = True) -> None:
+    def __init__(
+        self,
+        layer: str | None = None,
+        output: OutputKey | None = None,
+        validate_args: bool = True,
+        embeddings: Tensor | None = None,
+    ) -> None:
         super().__init__(output=output, validate_args=validate_args)
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"Expected argument `layer` to be a submodule name or None, but got {layer!r}.")
+        if embeddings is not None and (not isinstance(embeddings, Tensor) or embeddings.ndim < 2):
+            got = tuple(embeddings.shape) if isinstance(embeddings, Tensor) else type(embeddings).__name__
+            raise ValueError(f"Expected argument `embeddings` to be a tensor [len(dataset), E], but got {got}.")
+        if embeddings is not None and layer is not None:
+            raise ValueError("Expected either `layer` or `embeddings`, but got both.")
         self.layer = layer
+        self.embeddings = embeddings
 
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Embeddings ``[B, E]`` of a batch from its features ``[B, ...]`` and transformed outputs."""
@@ -162,4 +180,128 @@ class CoreSet(EmbeddingHeuristic):
         """Greedy k-center on this rank's features, ``labelled`` (D_L's features, on every rank) as centres."""
         return k_center_greedy(
             embeddings, query_size, centres=labelled, seed=seed, indices=indices, collective=collective
+        )
+
+
+class TypiClust(EmbeddingHeuristic):
+    r"""TypiClust (Hacohen et al., 2022), for the cold start: typical items of the largest uncovered clusters.
+
+    See :func:`~lightning_bal.functional.cold_start.typiclust`. Runs on the whole pool (gathered under DDP), on the
+    model's features or on ``embeddings`` the user supplies (self-supervised ones, as in the paper, when D_L is
+    empty and the model has learnt nothing yet).
+
+    Args:
+        k: neighbours of the typicality (20, as in the paper).
+        layer: features layer; ``None`` for the MC split.
+        embeddings: ``[len(dataset), E]`` user-supplied embeddings (then the model is not run).
+        output: unused (kept for a uniform signature).
+        validate_args: check inputs.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
+        >>> TypiClust(k=1).select(x, 2).indices
+        tensor([2, 4])
+    """
+
+    name = "typiclust"
+    consumes = "outputs"
+    needs_labelled_embeddings = True
+    gathers_pool = True
+
+    def __init__(
+        self,
+        k: int = 20,
+        layer: str | None = None,
+        embeddings: Tensor | None = None,
+        output: OutputKey | None = None,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(layer=layer, output=output, validate_args=validate_args, embeddings=embeddings)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
+        self.k = k
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """TypiClust on the whole pool's ``embeddings`` (``collective`` is unused: the pool is gathered)."""
+        return typiclust(embeddings, query_size, labelled=labelled, k=self.k, seed=seed, indices=indices)
+
+
+class ProbCover(EmbeddingHeuristic):
+    r"""ProbCover (Yehuda et al., 2022), for the cold start: greedy max coverage by δ-balls.
+
+    See :func:`~lightning_bal.functional.cold_start.probcover`. Give ``delta``, or ``num_classes`` to choose it by
+    purity (the largest radius whose balls are ``alpha``-pure w.r.t. a k-means clustering into ``num_classes``).
+
+    Args:
+        delta: ball radius; ``None`` to choose it by purity.
+        num_classes: clusters of the purity test.
+        alpha: purity required.
+        layer: features layer; ``None`` for the MC split.
+        embeddings: ``[len(dataset), E]`` user-supplied embeddings (then the model is not run).
+        output: unused (kept for a uniform signature).
+        validate_args: check inputs.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
+        >>> ProbCover(delta=0.15).select(x, 2).indices
+        tensor([1, 3])
+    """
+
+    name = "probcover"
+    consumes = "outputs"
+    needs_labelled_embeddings = True
+    gathers_pool = True
+
+    def __init__(
+        self,
+        delta: float | None = None,
+        num_classes: int | None = None,
+        alpha: float = 0.95,
+        layer: str | None = None,
+        embeddings: Tensor | None = None,
+        output: OutputKey | None = None,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(layer=layer, output=output, validate_args=validate_args, embeddings=embeddings)
+        if delta is None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2):
+            raise ValueError(
+                f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
+            )
+        if delta is not None and (isinstance(delta, bool) or not isinstance(delta, (int, float)) or delta < 0):
+            raise ValueError(f"Expected argument `delta` to be a non-negative float or None, but got {delta!r}.")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+            raise ValueError(f"Expected argument `alpha` to be in (0, 1), but got {alpha!r}.")
+        self.delta = None if delta is None else float(delta)
+        self.num_classes = num_classes
+        self.alpha = float(alpha)
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """ProbCover on the whole pool's ``embeddings`` (``collective`` is unused: the pool is gathered)."""
+        return probcover(
+            embeddings,
+            query_size,
+            labelled=labelled,
+            delta=self.delta,
+            num_classes=self.num_classes,
+            alpha=self.alpha,
+            seed=seed,
+            indices=indices,
         )
