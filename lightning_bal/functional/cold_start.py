@@ -15,7 +15,7 @@ from torch import Tensor
 
 from lightning_bal.functional.diversity import GreedySelection, item_uniforms, kmeans_pp, min_sq_distances
 
-__all__ = ["coverage", "kmeans", "probcover", "purity", "typicality", "typiclust"]
+__all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
 
 _CHUNK = 2048
 
@@ -169,11 +169,36 @@ def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor) -> Tensor:
         tensor([1.0000, 1.0000, 0.3333])
     """
     points = _as_points("points", points)
-    impure = torch.empty(len(points))
+    impure = torch.empty(len(points), dtype=torch.float64)
     for start, d2 in _blocks(points, points):
         other = pseudo_labels[start : start + d2.shape[0]].unsqueeze(1) != pseudo_labels.unsqueeze(0)
         impure[start : start + d2.shape[0]] = d2.masked_fill(~other, float("inf")).min(1).values.sqrt()
-    return (impure.unsqueeze(0) > deltas.float().unsqueeze(1)).float().mean(1)
+    return (impure.unsqueeze(0) > deltas.double().unsqueeze(1)).float().mean(1)
+
+
+def purity_radius(
+    points: Tensor, num_classes: int, *, alpha: float = 0.95, deltas: Tensor | None = None, seed: int = 0
+) -> float:
+    """ProbCover's radius: the largest of ``deltas`` (ascending, up to the first that fails) with purity >= ``alpha``.
+
+    Purity is taken w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest
+    radius fails, it is returned (as scikit-activeml does, which warns).
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+        >>> purity_radius(x, 2, deltas=torch.tensor([0.2, 1.0, 6.0]))
+        1.0
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
+        )
+    points = _as_points("points", points)
+    deltas = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else deltas.double().sort().values
+    pseudo, _ = kmeans(points, min(num_classes, len(points)), seed=seed)
+    failing = torch.nonzero(purity(points, pseudo, deltas) < alpha)
+    last = (int(failing[0]) if failing.numel() else len(deltas)) - 1
+    return float(deltas[max(last, 0)])
 
 
 def _graph(points: Tensor, delta: float) -> tuple[Tensor, Tensor]:
@@ -236,16 +261,7 @@ def probcover(
         )
     everything = torch.cat([points, labelled])
     if delta is None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
-                f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
-            )
-        deltas = torch.arange(1, 11) * 0.2 if deltas is None else deltas.sort().values
-        pseudo, _ = kmeans(everything, min(num_classes, len(everything)), seed=seed)
-        passing = purity(everything, pseudo, deltas) >= alpha
-        failing = torch.nonzero(~passing)
-        last = (int(failing[0]) if failing.numel() else len(deltas)) - 1
-        delta = float(deltas[max(last, 0)])
+        delta = purity_radius(everything, num_classes, alpha=alpha, deltas=deltas, seed=seed)  # type: ignore[arg-type]
     if not delta >= 0:
         raise ValueError(f"Expected argument `delta` to be a non-negative float, but got {delta!r}.")
     pointers, neighbours = _graph(everything, delta)

@@ -1,9 +1,12 @@
 """Parity with scikit-activeml 1.0.1: Core-Set picks, BADGE's first pick, its D^2 law and its k-means++ potential."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
+from lightning_bal.functional.cold_start import coverage, probcover, purity_radius, typiclust
 from lightning_bal.functional.diversity import (
     gradient_embedding,
     gradient_embedding_dense,
@@ -101,3 +104,48 @@ def test_badge_potential_matches_over_seeds():
         picks = kmeans_pp(embeddings, 10, seed=seed, num_classes=4, include_origin=True).indices
         ours.append(float(kmeans_potential(dense, dense[picks])))
     assert abs(np.mean(ours) / np.mean(theirs) - 1) < 0.10
+
+
+def _six_blobs():
+    rng = np.random.default_rng(0)
+    sizes = [30, 45, 60, 75, 90, 105]
+    return np.concatenate([rng.normal(size=(n, 5)) * 0.5 + 8 * rng.normal(size=5) for n in sizes])
+
+
+def test_typiclust_picks_match():
+    """Separated blobs, one per cluster: both k-means agree, and then the picks must be the same."""
+    pool_module = pytest.importorskip("skactiveml.pool")
+    x = _six_blobs()
+    labelled = [0, 75]  # one item in each of the two smallest-but-one blobs
+    y = np.full(len(x), np.nan)
+    y[labelled] = 0
+    expected = pool_module.TypiClust(k=5, random_state=0).query(x, y, batch_size=4)
+    pool = [i for i in range(len(x)) if i not in labelled]
+    ours = typiclust(torch.from_numpy(x[pool]), 4, labelled=torch.from_numpy(x[labelled]), k=5)
+    assert [pool[i] for i in ours.indices.tolist()] == expected.tolist()
+
+
+def test_probcover_radius_matches():
+    pool_module = pytest.importorskip("skactiveml.pool")
+    x = _six_blobs()
+    strategy = pool_module.ProbCover(n_classes=6, random_state=0)
+    strategy.query(x, np.full(len(x), np.nan), batch_size=2)
+    assert purity_radius(torch.from_numpy(x), 6) == pytest.approx(strategy.delta_max_)
+
+
+@pytest.mark.parametrize("delta", [0.4, 0.7, 1.0])
+def test_probcover_coverage_matches(delta):
+    """Ties in the coverage counts are broken at random by scikit-activeml and by index here: the first pick's
+    coverage is the same (the maximum degree), and the coverage after 10 picks agrees within 2 points."""
+    pool_module = pytest.importorskip("skactiveml.pool")
+    x = np.random.default_rng(1).normal(size=(300, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its purity warning: the radius is given here
+        picks, utilities = pool_module.ProbCover(deltas=[delta], random_state=0).query(
+            x, np.full(len(x), np.nan), batch_size=10, return_utilities=True
+        )
+    ours = probcover(torch.from_numpy(x), 10, delta=delta)
+    assert ours.scores[0] == np.nanmax(utilities[0])
+    points = torch.from_numpy(x)
+    theirs_coverage = coverage(points, points[picks], delta)
+    assert abs(float(coverage(points, points[ours.indices], delta)) - float(theirs_coverage)) <= 0.02
