@@ -85,12 +85,14 @@ def select_from_embeddings(
         if heuristic.needs_labelled_embeddings:
             mine = shard(datamodule.labelled_indices, rank, world_size)
             # D_L needs features only: one sample suffices (the features sit before every stochastic layer).
-            local_labelled = (
-                embed_items(heuristic, posterior, 1, module, datamodule.pool_dataloader(mine), mask_seed)[0]
+            local_labelled, local_indices = (
+                embed_items(heuristic, posterior, 1, module, datamodule.pool_dataloader(mine), mask_seed)
                 if mine.numel()
-                else torch.zeros(0, 0)
+                else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
             )
-            labelled = collective.gather_rows(local_labelled)
+            # In dataset-index order, as with one process: selections must not depend on the sharding.
+            order = torch.argsort(collective.gather_rows(local_indices))
+            labelled = collective.gather_rows(local_labelled)[order]
     if heuristic.gathers_pool:
         # Cold-start methods cluster the whole pool: every rank gathers it and runs the same deterministic selection.
         embeddings, indices = collective.gather_rows(embeddings), collective.gather_rows(indices)
