@@ -123,6 +123,7 @@ class _Points:
     def __init__(self, embeddings: Tensor, num_classes: int | None) -> None:
         self.x = embeddings.flatten(1).float() if embeddings.ndim > 1 else embeddings.float().unsqueeze(1)
         self.num_classes = num_classes
+        self.x2: Tensor | None = None
         if num_classes is not None and len(self) > 0:
             if not 0 < num_classes < self.x.shape[1]:
                 raise ValueError(
@@ -147,10 +148,10 @@ class _Points:
             a, h = centre[: self.num_classes], centre[self.num_classes :]
             cross = (self.a @ a) * (self.h @ h)
             return (self.a2 * self.h2 + a.square().sum() * h.square().sum() - 2.0 * cross).clamp_min_(0.0)
-        out = torch.empty(len(self), dtype=self.x.dtype, device=self.x.device)
-        for start in range(0, len(self), _CHUNK):
-            out[start : start + _CHUNK] = (self.x[start : start + _CHUNK] - centre).square_().sum(1)
-        return out
+        # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c: one matrix-vector product, reading the embeddings once.
+        if self.x2 is None:
+            self.x2 = self.x.square().sum(1)
+        return torch.addmv(self.x2 + centre.square().sum(), self.x, centre, alpha=-2.0).clamp_min_(0.0)
 
 
 def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
