@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional.diversity import GreedySelection
 from lightning_bal.mc.features import FeatureTap
-from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
@@ -23,7 +23,7 @@ Progress = Callable[[Iterator[Any], int, bool], Iterator[Any]]
 
 def embed_items(
     heuristic: Any,
-    posterior: MCDropout,
+    posterior: Posterior,
     iterations: int,
     module: nn.Module,
     loader: Any,
@@ -34,7 +34,16 @@ def embed_items(
 
     The features come from the pass that computes the predictions (a forward hook), so they cost no extra forward.
     An empty loader gives ``[0, 0]`` embeddings.
+
+    Raises:
+        TypeError: if ``posterior`` is not MC-Dropout (or MC-DropConnect): the features are taken from its pass.
     """
+    if not isinstance(posterior, MCDropout):
+        raise TypeError(
+            f"Expected an MCDropout (or MCDropConnect) posterior for {type(heuristic).__name__}, whose features are"
+            f" taken from the MC-Dropout pass, but got {type(posterior).__name__}. Pass `embeddings=` to the heuristic"
+            " to select on embeddings of your own with any posterior."
+        )
     tap = FeatureTap(heuristic.layer)
     batches = posterior.batches(module, loader, iterations, mask_seed, heuristic.transform, features=tap)
     if progress is not None:
@@ -51,7 +60,7 @@ def embed_items(
 
 def select_from_embeddings(
     heuristic: Any,
-    posterior: MCDropout,
+    posterior: Posterior,
     iterations: int,
     strategy: Any,
     rank: int,
@@ -114,7 +123,7 @@ def initial_selection(
     query_size: int,
     module: nn.Module | None = None,
     *,
-    posterior: MCDropout | None = None,
+    posterior: Posterior | None = None,
     seed: int | None = None,
 ) -> Tensor:
     """Dataset indices of a cold-start selection from the pool, before any training (D_L may be empty).

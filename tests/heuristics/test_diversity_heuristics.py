@@ -125,3 +125,15 @@ def test_initial_selection_from_model_features():
 def test_cold_start_errors(call, error, match):
     with pytest.raises(error, match=match):
         call(make_datamodule(initial=0))
+
+
+def test_features_need_the_mc_dropout_posterior():
+    from lightning_bal.callbacks.embedding_pass import embed_items
+    from lightning_bal.mc import Posterior
+
+    class Other(Posterior):
+        def batches(self, module, dataloader, iterations, seed, output_transform):
+            yield from ()
+
+    with pytest.raises(TypeError, match="MCDropout"):
+        embed_items(BADGE(), Other(), 2, DropoutClassifier(), [], 0)

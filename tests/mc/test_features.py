@@ -132,3 +132,15 @@ def test_posterior_passes_the_tap_on():
     _, out = next(iter(batches))
     assert out.shape == (7, 4, 2)
     assert tap.latest.shape == (7, 6)
+
+
+def test_features_follow_the_runs_of_items_that_a_small_memory_budget_makes():
+    """A batch whose K-sample outputs exceed the budget is yielded in runs: each run gets its own items' features."""
+    module = _net()
+    tap, seen = FeatureTap(), []
+    for indices, out in mc_batches(module, LOADER, iterations=5, seed=0, features=tap, memory_budget=64):
+        assert tap.latest.shape[0] == indices.numel() == out.shape[0]
+        seen.append(tap.latest)
+    assert len(seen) > len(LOADER)  # the budget did split the batches
+    with torch.no_grad():
+        assert torch.allclose(torch.cat(seen), module[1](module[0](torch.cat(LOADER))), atol=1e-6)
