@@ -44,7 +44,7 @@ def embed_items(
             f" taken from the MC-Dropout pass, but got {type(posterior).__name__}. Pass `embeddings=` to the heuristic"
             " to select on embeddings of your own with any posterior."
         )
-    tap = FeatureTap(heuristic.layer)
+    tap: FeatureTap = heuristic.feature_tap()
     batches = posterior.batches(module, loader, iterations, mask_seed, heuristic.transform, features=tap)
     if progress is not None:
         batches = progress(batches, len(loader), True)

@@ -11,6 +11,7 @@ from lightning_bal.functional.cold_start import probcover, typiclust
 from lightning_bal.functional.diversity import GreedySelection, gradient_embedding, k_center_greedy, kmeans_pp
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.mc.features import FeatureTap
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["BADGE", "CoreSet", "EmbeddingHeuristic", "ProbCover", "TypiClust"]
@@ -61,6 +62,10 @@ class EmbeddingHeuristic(Heuristic):
         self.layer = layer
         self.embeddings = embeddings
 
+    def feature_tap(self) -> FeatureTap:
+        """Where the pool pass takes the features: ``layer``, or the model's split."""
+        return FeatureTap(self.layer)
+
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Embeddings ``[B, E]`` of a batch from its features ``[B, ...]`` and transformed outputs."""
         return features.flatten(1).float()
@@ -97,11 +102,11 @@ class BADGE(EmbeddingHeuristic):
 
     .. math:: g_i = (\bar p_i - e_{\hat y_i}) \otimes h_i, \qquad \text{picks} \sim \text{k-means++}(\{g_i\})
 
-    ``h`` are the inputs of the last linear layer, i.e. the features at the model's MC split (a model whose only
-    stochastic layer is the dropout before its last ``nn.Linear`` splits there), or at ``layer``; :math:`\bar p` is
-    the MC mean predictive. Magnitude (uncertainty) and diversity in one: the first pick has the largest gradient,
-    each next one is drawn with probability :math:`\propto` its squared gradient distance to the nearest pick.
-    Gradients are in closed form and kept factored (C + D numbers per item); see
+    ``h`` is the input of the model's last ``nn.Linear`` (its MC mean over the K samples when a dropout runs before
+    it; the split's output when that dropout is the model's only one), or the features at ``layer``;
+    :math:`\bar p` is the MC mean predictive. Magnitude (uncertainty) and diversity in one: the first pick has the
+    largest gradient, each next one is drawn with probability :math:`\propto` its squared gradient distance to the
+    nearest pick. Gradients are in closed form and kept factored (C + D numbers per item); see
     :func:`~lightning_bal.functional.diversity.gradient_embedding`.
 
     Args:
@@ -119,6 +124,10 @@ class BADGE(EmbeddingHeuristic):
     """
 
     name = "badge"
+
+    def feature_tap(self) -> FeatureTap:
+        """The input of the model's last ``nn.Linear`` (or ``layer``'s output when given)."""
+        return FeatureTap(self.layer if self.layer is not None else FeatureTap.LAST_LINEAR)
 
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Factored gradient embeddings ``[B, C + D]`` (see ``gradient_embedding``)."""

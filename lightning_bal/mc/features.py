@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -30,12 +30,14 @@ class FeatureTap:
       layer, i.e. the end of the shared prefix;
     - any other model: there is no split, name a layer.
 
-    A named ``layer`` (a name of ``module.named_modules()``, e.g. ``"net.1"``) must run before every stochastic layer:
-    its output is then the same for all K samples. Where the model runs whole K times, the first sample's rows are
-    taken (identical to the others for such a layer).
+    A named ``layer`` (a name of ``module.named_modules()``, e.g. ``"net.1"``) that runs before every stochastic layer
+    gives its output, the same for all K samples; one that runs after a stochastic layer gives the MC mean of its
+    output over the K samples. :attr:`LAST_LINEAR` takes the input of the model's last ``nn.Linear`` (BADGE's ``h``):
+    its MC mean, or, when the engine folds that Linear with the dropout right before it, the split's output.
 
     Args:
-        layer: name of the submodule whose output is the features; ``None`` for the split.
+        layer: name of the submodule whose output is the features; ``None`` for the split; :attr:`LAST_LINEAR`.
+        inputs: take the layer's input instead of its output.
 
     Example:
         >>> import torch
@@ -47,16 +49,37 @@ class FeatureTap:
         torch.Size([5, 10, 4]) torch.Size([5, 8])
     """
 
-    def __init__(self, layer: str | None = None) -> None:
+    #: ``layer`` value for the input of the model's last ``nn.Linear`` (what BADGE's gradients need).
+    LAST_LINEAR: ClassVar[str] = "<input of the last nn.Linear>"
+
+    def __init__(self, layer: str | None = None, *, inputs: bool = False) -> None:
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"Expected argument `layer` to be a submodule name or None, but got {layer!r}.")
         self.layer = layer
+        self.inputs = inputs or layer == self.LAST_LINEAR
         self.latest: Tensor | None = None
-        self._parts: list[tuple[Tensor, bool]] = []
+        self._parts: list[tuple[Tensor, bool, range]] = []
+        self._fallback: list[tuple[Tensor, bool, range]] = []
         self._ready: list[Tensor] = []
         self._runner: SampleRunner | None = None
 
+    def _split(self, split: MCSplit) -> nn.Module | None:
+        if split.features is not None:
+            return split.features
+        if split.layers is not None:
+            first = next((i for i, layer in enumerate(split.layers) if has_stochastic_layers(layer)), 0)
+            if first > 0:
+                return split.layers[first - 1]
+        return None
+
     def _target(self, module: nn.Module, split: MCSplit) -> nn.Module:
+        if self.layer == self.LAST_LINEAR:
+            linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+            if not linears:
+                raise ValueError(
+                    "Expected the model to hold an nn.Linear for `FeatureTap.LAST_LINEAR`, but found none."
+                )
+            return linears[-1]
         if self.layer is not None:
             modules = dict(module.named_modules())
             if self.layer not in modules:
@@ -66,37 +89,44 @@ class FeatureTap:
                     f" Some names: {names}."
                 )
             return modules[self.layer]
-        if split.features is not None:
-            return split.features
-        if split.layers is not None:
-            first = next((i for i, layer in enumerate(split.layers) if has_stochastic_layers(layer)), 0)
-            if first > 0:
-                return split.layers[first - 1]
-        raise ValueError(
-            "Expected a model with a deterministic part before its first stochastic layer to take features at the"
-            " split, but the MC pass runs it whole K times (no split found, or the first layer is stochastic)."
-            " Pass `FeatureTap(layer=...)` naming a layer that runs before every stochastic layer, or define"
-            " `mc_split()`."
-        )
+        target = self._split(split)
+        if target is None:
+            raise ValueError(
+                "Expected a model with a deterministic part before its first stochastic layer to take features at the"
+                " split, but the MC pass runs it whole K times (no split found, or the first layer is stochastic)."
+                " Pass `FeatureTap(layer=...)` naming a layer, or define `mc_split()`."
+            )
+        return target
 
     @contextmanager
     def attach(self, module: nn.Module, split: MCSplit, runner: SampleRunner) -> Iterator[None]:
         """Hook the target layer of ``module`` for the duration of an MC pass (called by the engine)."""
         target = self._target(module, split)
-        self._runner, self._parts, self._ready, self.latest = runner, [], [], None
-        handle = target.register_forward_hook(self._hook)
+        self._runner, self._parts, self._fallback, self._ready, self.latest = runner, [], [], [], None
+        if self.inputs:
+            handles = [target.register_forward_pre_hook(lambda _, args: self._record(self._parts, args[0]))]
+        else:
+            handles = [target.register_forward_hook(lambda _, __, out: self._record(self._parts, out))]
+        fallback = self._split(split) if self.layer == self.LAST_LINEAR else None
+        if fallback is not None:
+            # A last Linear right after the first dropout is folded into one GEMM and never runs as a module: its
+            # input is then the split's output (dropout has mean one).
+            handles.append(fallback.register_forward_hook(lambda _, __, out: self._record(self._fallback, out)))
         try:
             yield
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
             self._runner = None
 
-    def _hook(self, _: nn.Module, __: Any, output: Any) -> None:
-        if not isinstance(output, Tensor):
-            raise TypeError(f"Expected the feature layer to return a tensor, but got {type(output).__name__}.")
+    def _record(self, parts: list[tuple[Tensor, bool, range]], value: Any) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Expected the feature layer to see a tensor, but got {type(value).__name__}.")
         runner = self._runner
-        items_first = True if runner is None else runner._items_first
-        self._parts.append((output.detach(), items_first))
+        if runner is None:
+            parts.append((value.detach(), True, range(1)))
+        else:
+            parts.append((value.detach(), runner._items_first, runner._ks))
 
     def publish(self, rows: int) -> None:
         """Make the features of the ``rows`` items about to be yielded :attr:`latest` (called by the engine)."""
@@ -108,23 +138,39 @@ class FeatureTap:
 
     def finish(self, batch: int) -> None:
         """Assemble the features ``[batch, ...]`` of the items that have just run (called by the engine)."""
-        parts, self._parts = self._parts, []
+        parts, fallback, self._parts, self._fallback = self._parts, self._fallback, [], []
+        parts = parts or fallback
         if not parts:
             raise RuntimeError(
                 f"Expected the feature layer {self.layer or '(the split)'} to run during the MC pass, but it did not"
                 " run: it is not part of the model's forward, or it is a Linear that the engine folds with the"
-                " dropout before it (name a layer before the first stochastic layer)."
+                " dropout before it (name the layer before that dropout)."
             )
-        rows = sum(part.shape[0] for part, _ in parts)
-        if rows == batch:
-            self._ready.append(parts[0][0].float() if len(parts) == 1 else torch.cat([p for p, _ in parts]).float())
-            return
-        first, items_first = parts[0]
-        if not items_first and first.shape[0] % batch == 0:
-            # The whole model runs on replicas, sample-major: the first `batch` rows are sample 0.
-            self._ready.append(first[:batch].float())
-            return
-        raise ValueError(
-            f"Expected the feature layer {self.layer!r} to run before every stochastic layer (once per item), but it"
-            f" saw {rows} rows for a batch of {batch}: it runs after a stochastic layer. Name an earlier layer."
-        )
+        self._ready.append(_assemble(parts, batch, self._runner.iterations if self._runner else 1, self.layer))
+
+
+def _assemble(parts: list[tuple[Tensor, bool, range]], batch: int, iterations: int, layer: str | None) -> Tensor:
+    """Features ``[batch, ...]`` from what the hook saw: per-item rows, or the MC mean of per-sample rows."""
+    rows = sum(part.shape[0] for part, _, _ in parts)
+    if rows == batch:
+        return parts[0][0].float() if len(parts) == 1 else torch.cat([part for part, _, _ in parts]).float()
+    if all(items_first for _, items_first, _ in parts) and rows == batch * iterations:
+        # After a stochastic layer, run item by item: [b * K] rows, items first; the MC mean over the K samples.
+        return torch.cat([p.float().view(-1, iterations, *p.shape[1:]).mean(1) for p, _, _ in parts])
+    if not any(items_first for _, items_first, _ in parts):
+        # The whole model on replicas: [K_c * batch] rows per forward, sample-major; the MC mean over all K. A
+        # forward that repeats samples already seen (the engine's one-sample measuring run) is skipped.
+        seen: set[int] = set()
+        total = None
+        for part, _, ks in parts:
+            if seen.intersection(ks) or part.shape[0] != len(ks) * batch:
+                continue
+            seen.update(ks)
+            chunk = part.float().view(len(ks), batch, *part.shape[1:]).sum(0)
+            total = chunk if total is None else total + chunk
+        if total is not None and len(seen) == iterations:
+            return total / iterations
+    raise ValueError(
+        f"Expected the feature layer {layer!r} to see one row per item or per item and sample, but it saw {rows} rows"
+        f" for {batch} items and {iterations} samples."
+    )

@@ -105,12 +105,6 @@ def test_the_tap_costs_no_extra_forward():
     ("module", "tap", "error", "match"),
     [
         (Custom(), FeatureTap(), ValueError, "no split found"),
-        (
-            nn.Sequential(nn.Linear(3, 6), nn.Dropout(0.5), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2)),
-            FeatureTap(layer="3"),
-            ValueError,
-            "runs after a stochastic layer",
-        ),
         (_net(), FeatureTap(layer="3"), RuntimeError, "did not run"),
         (_net(), FeatureTap(layer="nope"), ValueError, "to name a submodule"),
         (nn.Sequential(nn.Dropout(0.5), nn.Linear(3, 2)), FeatureTap(), ValueError, "first layer is stochastic"),
@@ -144,3 +138,51 @@ def test_features_follow_the_runs_of_items_that_a_small_memory_budget_makes():
     assert len(seen) > len(LOADER)  # the budget did split the batches
     with torch.no_grad():
         assert torch.allclose(torch.cat(seen), module[1](module[0](torch.cat(LOADER))), atol=1e-6)
+
+
+def _deep():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(3, 6), nn.ReLU(), nn.Dropout(0.3), nn.Linear(6, 5), nn.ReLU(), nn.Dropout(0.5), nn.Linear(5, 2)
+    )
+
+
+@pytest.mark.parametrize("consistent_masks", [True, False])
+def test_a_layer_after_dropout_gives_its_mc_mean(consistent_masks):
+    """The same seed gives the same masks to the model truncated at the layer: its K outputs, averaged."""
+    module = _deep()
+    features, _ = _collect(module, LOADER, FeatureTap(layer="4"), consistent_masks=consistent_masks)
+    truncated = nn.Sequential(*module[:5])
+    samples = torch.cat(
+        [
+            o
+            for _, o in mc_batches(
+                truncated, LOADER, 5, seed=0, output_transform=None, consistent_masks=consistent_masks
+            )
+        ]
+    )
+    assert torch.allclose(features, samples.mean(1), atol=1e-6)
+
+
+def test_last_linear_input_is_its_mc_mean_or_the_split_when_folded():
+    module = _deep()
+    features, _ = _collect(module, LOADER, FeatureTap(FeatureTap.LAST_LINEAR))
+    truncated = nn.Sequential(*module[:6])
+    samples = torch.cat([o for _, o in mc_batches(truncated, LOADER, 5, seed=0, output_transform=None)])
+    assert torch.allclose(features, samples.mean(1), atol=1e-6)
+    folded = _net()  # Linear, ReLU, Dropout, Linear: the last Linear is folded with the only dropout
+    features, _ = _collect(folded, LOADER, FeatureTap(FeatureTap.LAST_LINEAR))
+    with torch.no_grad():
+        assert torch.allclose(features, folded[1](folded[0](torch.cat(LOADER))), atol=1e-6)
+
+
+def test_a_model_run_whole_k_times_gives_the_mc_mean_of_a_layer_after_dropout():
+    torch.manual_seed(0)
+    module = Custom()
+    features, _ = _collect(module, LOADER, FeatureTap(layer="out", inputs=True))
+    # The input of `out` is dropout(relu(body(x))): its MC mean is close to relu(body(x)), not equal.
+    with torch.no_grad():
+        plain = torch.relu(module.body(torch.cat(LOADER)))
+    assert features.shape == plain.shape
+    assert not torch.allclose(features, plain)
+    assert (features - plain).abs().mean() < plain.abs().mean()
