@@ -2,6 +2,7 @@
 
 from lightning_bal.callbacks.active_learning import ActiveLearningCallback
 from lightning_bal.callbacks.convergence import Convergence, Plateau
+from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.callbacks.evaluation import (
     Calibration,
     LabelledRisk,
@@ -24,4 +25,5 @@ __all__ = [
     "StepContext",
     "StepEvaluation",
     "TestCurve",
+    "initial_selection",
 ]

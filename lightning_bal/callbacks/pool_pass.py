@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, TQDMProgressBar
 from torch import Tensor, nn
 
+from lightning_bal.callbacks.embedding_pass import select_from_embeddings
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import Posterior
@@ -85,6 +86,27 @@ class PoolPass:
         """Score ``candidates`` (dataset indices of the pool) and select ``query_size`` of them on every rank."""
         start = time.perf_counter()
         local = shard(candidates, rank, world_size)
+        if getattr(self.heuristic, "needs_embeddings", False):
+            # Embedding heuristics (BADGE, Core-Set): every rank selects from its own shard, with collectives.
+            picks = select_from_embeddings(
+                self.heuristic,
+                self.posterior,
+                self.iterations,
+                strategy,
+                rank,
+                world_size,
+                module,
+                datamodule,
+                local,
+                query_size,
+                seed,
+                step,
+                _progress if progress and rank == 0 else None,
+            )
+            selected = strategy.broadcast(picks.indices, src=0)
+            scores = picks.scores if rank == 0 else torch.empty(0)
+            seconds = time.perf_counter() - start
+            return PoolSelection(selected, None, scores, None, candidates.numel(), seconds, local)
         pool = self._score(
             strategy, rank, world_size, module, datamodule, candidates, local, query_size, seed, step, progress
         )

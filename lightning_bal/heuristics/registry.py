@@ -8,6 +8,7 @@ from typing import Any
 from lightning_bal.heuristics.base import Heuristic
 from lightning_bal.heuristics.batchbald import BatchBALD
 from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
+from lightning_bal.heuristics.diversity import BADGE, CoreSet, ProbCover, TypiClust
 from lightning_bal.heuristics.epig import EPIG
 from lightning_bal.heuristics.random_sampling import Random
 from lightning_bal.heuristics.regression import GaussianMI, Variance
@@ -42,6 +43,10 @@ HEURISTICS: dict[str, type[Heuristic]] = {
         SoftmaxEntropy,
         SoftrankBALD,
         SoftrankEntropy,
+        BADGE,
+        CoreSet,
+        TypiClust,
+        ProbCover,
     )
 }
 
@@ -51,7 +56,7 @@ def available_heuristics() -> list[str]:
 
     Example:
         >>> available_heuristics()[:3]
-        ['bald', 'batchbald', 'entropy']
+        ['badge', 'bald', 'batchbald']
     """
     return sorted(HEURISTICS)
 

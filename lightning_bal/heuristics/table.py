@@ -42,6 +42,10 @@ COSTS: dict[str, str] = {
     "softmax_entropy": "entropy, then an O(N) weighted draw",
     "softrank_bald": "BALD, then an O(N log N) ranking and weighted draw",
     "softrank_entropy": "entropy, then an O(N log N) ranking and weighted draw",
+    "badge": "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix",
+    "coreset": "O(N·D) per pick for q greedy k-center picks, D_L as the first centres; no N×N matrix",
+    "typiclust": "k-means into |D_L| + q clusters, then O(n·k·D) typicality per cluster (k nearest neighbours)",
+    "probcover": "O(N²·D) in blocks to build the δ-ball graph (kept as an edge list), then O(edges) per pick",
 }
 
 

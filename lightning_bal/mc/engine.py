@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from lightning_bal.functional.outputs import log_softmax_classes
 from lightning_bal.mc.chunks import ItemChunker
 from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
+from lightning_bal.mc.features import FeatureTap
 from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
 from lightning_bal.mc.modes import switch_modes
@@ -178,6 +179,7 @@ def mc_batches(
     memory_budget: int | None = None,
     autocast_dtype: torch.dtype | None = None,
     dropconnect: float | None = None,
+    features: FeatureTap | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     r"""Stream K MC-Dropout samples of every pool batch: yields ``(dataset_indices [B], outputs [B, K, C, ...])``.
 
@@ -224,6 +226,8 @@ def mc_batches(
         autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``).
         dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect), one consistent
             weight mask per sample; these layers then run once per sample.
+        features: a :class:`~lightning_bal.mc.features.FeatureTap`: after each batch is yielded, its ``latest`` holds
+            that batch's features (at the split, or at a named layer), taken from this pass by a forward hook.
 
     Returns:
         An iterator of ``(dataset_indices [B], outputs [B, K, C, ...])`` on the model's device.
@@ -263,6 +267,7 @@ def mc_batches(
         memory_budget,
         autocast_dtype,
         dropconnect,
+        features,
     )
 
 
@@ -277,6 +282,7 @@ def _iterate(
     memory_budget: int | None,
     autocast_dtype: torch.dtype | None,
     dropconnect: float | None,
+    features: FeatureTap | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     device = _module_device(module)
     budget = memory_budget if memory_budget is not None else _default_budget(device)
@@ -295,11 +301,16 @@ def _iterate(
         sampler = SampleRunner(module, iterations, masks, chunk_rows, budget, params)
         stack.enter_context(sampler.hooks(module))
         chunker = ItemChunker(budget)
+        if features is not None:
+            stack.enter_context(features.attach(module, split, sampler))
 
         def run(inputs: Any, indices: Tensor) -> Any:
             autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
             with torch.inference_mode(), autocast:
-                return _sample(plan, sampler, inputs, indices)
+                outputs = _sample(plan, sampler, inputs, indices)
+            if features is not None:
+                features.finish(indices.numel())
+            return outputs
 
         for batch in itertools.chain([first], batches):
             inputs, indices = _unpack(batch, device, numbered)
@@ -308,6 +319,8 @@ def _iterate(
             # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a
             # whole batch's K samples at once.
             for run_indices, outputs in chunker.run(run, inputs, indices):
+                if features is not None:
+                    features.publish(run_indices.numel())
                 with torch.inference_mode():
                     outputs = (
                         map_tensors(outputs, Tensor.float) if output_transform is None else output_transform(outputs)
