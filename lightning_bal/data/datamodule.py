@@ -502,7 +502,12 @@ class ActiveDataModule(pl.LightningDataModule):
     def _aligned(self, state: dict[str, Any]) -> dict[str, Any]:
         acquired_at = state.get("acquired_at")
         saved_ids = state.get("ids")
-        if saved_ids is None and self._ids is None and isinstance(acquired_at, Tensor) and len(acquired_at) >= len(self):
+        if (
+            saved_ids is None
+            and self._ids is None
+            and isinstance(acquired_at, Tensor)
+            and len(acquired_at) >= len(self)
+        ):
             return state  # same default ids (a larger state fails the ledger's size check with a clear message)
         if not isinstance(acquired_at, Tensor) or acquired_at.dim() != 1:
             return state  # the ledger names what is wrong
@@ -544,8 +549,12 @@ class ActiveDataModule(pl.LightningDataModule):
         if new_ids is not None:
             clash = [item for item in new_ids if str(item) in id_lookup(self.ids)]
             if clash:
-                raise ValueError(f"Expected argument `ids` to hold new ids, but {clash[:5]} are already in the dataset.")
-        all_ids = None if new_ids is None and self._ids is None else self.ids + list(new_ids or range(size, size + added))
+                raise ValueError(
+                    f"Expected argument `ids` to hold new ids, but {clash[:5]} are already in the dataset."
+                )
+        all_ids = (
+            None if new_ids is None and self._ids is None else self.ids + list(new_ids or range(size, size + added))
+        )
         if all_ids is not None:
             check_ids("ids", all_ids, size + added)
         pool_part = pool_view_of(dataset, pool_dataset, self.pool_overrides)

@@ -38,7 +38,9 @@ def check_ids(name: str, ids: Any, size: int) -> list[ItemId]:
         ValueError: Expected argument `ids` to hold distinct ids, but got 'a.png' more than once.
     """
     if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, Tensor)) and not hasattr(ids, "tolist"):
-        raise TypeError(f"Expected argument `{name}` to be a sequence of ints or strings, but got {type(ids).__name__}.")
+        raise TypeError(
+            f"Expected argument `{name}` to be a sequence of ints or strings, but got {type(ids).__name__}."
+        )
     values = ids.tolist() if hasattr(ids, "tolist") else list(ids)
     if len(values) != size:
         raise ValueError(f"Expected argument `{name}` to hold one id per item ({size}), but got {len(values)}.")
@@ -93,7 +95,7 @@ def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Seque
     if lost.numel():
         raise ValueError(
             "Expected every labelled or queried item of the saved state to be in the dataset, but the ids"
-            f" {describe([old_ids[i] for i in lost.tolist()])} are missing from it."  # type: ignore[arg-type]
+            f" {describe([old_ids[i] for i in lost.tolist()])} are missing from it."
         )
     kept = mapping >= 0
     moved = dict(state)

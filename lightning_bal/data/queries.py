@@ -100,7 +100,11 @@ def _load_rows(path: Path) -> list[Any]:
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         # Without the header, the first answer would be read as column names and silently dropped.
-        if reader.fieldnames is None or "label" not in reader.fieldnames or not {"id", "index"} & set(reader.fieldnames):
+        if (
+            reader.fieldnames is None
+            or "label" not in reader.fieldnames
+            or not {"id", "index"} & set(reader.fieldnames)
+        ):
             raise ValueError(
                 f"Expected {str(path)!r} to start with the header `id,index,step,score,label`, but got"
                 f" {reader.fieldnames!r}."
