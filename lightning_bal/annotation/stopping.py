@@ -138,7 +138,7 @@ class LowUncertainty(StoppingCriterion):
         >>> criterion = LowUncertainty(mean_below=0.05, max_below=0.2)
         >>> criterion.update(StopContext(0, 0, {}, pool_scores=torch.tensor([0.01, 0.3], dtype=torch.float64)))
         {'stop_pool_score_mean': 0.155, 'stop_pool_score_max': 0.3}
-        >>> _ = criterion.update(StopContext(0, 1, {}, pool_scores=torch.tensor([0.01, 0.1])))
+        >>> _ = criterion.update(StopContext(0, 1, {}, pool_scores=torch.tensor([0.01, 0.05])))
         >>> criterion.stop
         True
     """
