@@ -9,6 +9,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
@@ -492,6 +493,14 @@ class ActiveDataModule(pl.LightningDataModule):
         subset_step = state_dict["pool_subset_step"]
         if isinstance(subset_step, bool) or not isinstance(subset_step, int) or subset_step < -1:
             raise ValueError(f"Expected `pool_subset_step` to be an integer >= -1, but got {subset_step!r}.")
+        lost = sorted(set(self.ledger.annotations) - set(ledger.annotations))
+        if lost:
+            rank_zero_warn(
+                f"Loading this state drops the annotators' labels of {len(lost)} items (ids"
+                f" {[self.ids[i] for i in lost[:5]]}{' ...' if len(lost) > 5 else ''}). If they were imported into the"
+                " datamodule after its checkpoint was saved, import them into the checkpoint instead (`lightning-bal"
+                " import CKPT ANSWERS` or `lightning_bal.annotation.import_answers`), then `fit(ckpt_path=CKPT)`."
+            )
         # Validated: swap everything at once.
         self.ledger = ledger
         self.generator = generator

@@ -92,7 +92,8 @@ def test_losing_a_labelled_item_is_an_error_but_pool_items_may_go():
     kept = [name for name in NAMES if name != "img11.png"]  # a pool item removed
     dm = make_dm(kept, data=Subset(blobs(20), [i for i in range(20) if i != 11]), num_classes=3)
     dm.load_state_dict(state)
-    assert dm.num_labelled == 3 and len(dm) == 19
+    assert dm.num_labelled == 3
+    assert len(dm) == 19
     gone = [name for name in NAMES if name != "img05.png"]  # a labelled item removed
     dm = make_dm(gone, data=Subset(blobs(20), [i for i in range(20) if i != 5]), num_classes=3)
     before = snapshot(dm)
@@ -113,7 +114,8 @@ def test_old_checkpoints_without_ids_load_by_index():
     # and into a grown dataset with default ids: the new items are in the pool
     grown = ActiveDataModule(blobs(25), seed=1)
     grown.load_state_dict(state)
-    assert grown.labelled_indices.tolist() == [3, 4] and grown.num_pool == 23
+    assert grown.labelled_indices.tolist() == [3, 4]
+    assert grown.num_pool == 23
 
 
 def test_add_items_grows_the_pool_and_keeps_everything_else():
@@ -125,11 +127,15 @@ def test_add_items_grows_the_pool_and_keeps_everything_else():
     new = blobs(6, seed=4)
     added = dm.add_items(new, ids=[f"new{i}.png" for i in range(6)])
     assert added.tolist() == list(range(20, 26))
-    assert len(dm) == 26 and dm.num_pool == 23 and dm.step == 2
+    assert len(dm) == 26
+    assert dm.num_pool == 23
+    assert dm.step == 2
     after = dm.state_dict()
     for key in ("acquired_at", "acquisition_order"):
-        assert torch.equal(after[key][:20], before[key]) and (after[key][20:] == -1).all()
-    assert dm.annotations == {1: 0, 2: 1} and dm.pending_query.tolist() == [7]
+        assert torch.equal(after[key][:20], before[key])
+        assert (after[key][20:] == -1).all()
+    assert dm.annotations == {1: 0, 2: 1}
+    assert dm.pending_query.tolist() == [7]
     assert torch.isin(added, dm.scoring_indices()).all()
     assert torch.equal(dm.pool_dataloader(added).dataset[0][0], new[0][0])
     assert dm.indices_of(["new3.png"]).tolist() == [23]
@@ -157,7 +163,8 @@ def test_add_items_refuses_bad_ids_and_changes_nothing(ids, match):
 def test_default_ids_grow_with_the_index():
     dm = ActiveDataModule(blobs(10), initial_labels=2, seed=0)
     dm.add_items(blobs(3, seed=4))
-    assert dm.ids == list(range(13)) and dm.state_dict()["ids"] is None
+    assert dm.ids == list(range(13))
+    assert dm.state_dict()["ids"] is None
     assert dm.labelled_targets() is not None, "targets of the new dataset are appended"
 
 
@@ -165,7 +172,8 @@ def test_pending_query_is_not_scored():
     dm = make_dm()
     dm.query([3, 4], new_step=True)
     scoring = dm.scoring_indices()
-    assert not torch.isin(torch.tensor([3, 4]), scoring).any() and scoring.numel() == 18
+    assert not torch.isin(torch.tensor([3, 4]), scoring).any()
+    assert scoring.numel() == 18
 
 
 def test_remap_state_checks_positions():
