@@ -55,7 +55,7 @@ class QueryFiles:
 
     def __init__(
         self,
-        format: Format = "csv",  # noqa: A002 - the word a user expects
+        format: Format = "csv",
         folder: str | Path | None = None,
         predictions: bool = False,
         data_key: str = "image",

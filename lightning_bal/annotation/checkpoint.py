@@ -80,12 +80,12 @@ class LabelState:
     def export(
         self,
         path: str | Path,
-        format: Literal["csv", "json", "label_studio"] | None = None,  # noqa: A002
+        format: Literal["csv", "json", "label_studio"] | None = None,
         **label_studio: Any,
     ) -> Path:
         """Write the pending query to ``path`` (format from the suffix unless given; Label Studio: see kwargs)."""
         path = Path(path)
-        format = format or ("csv" if path.suffix.lower() == ".csv" else "json")  # noqa: A001
+        format = format or ("csv" if path.suffix.lower() == ".csv" else "json")
         ids = self.pending_ids()
         recorded = self.annotator_state
         scores = [recorded.get("scores", {}).get(str(i)) for i in ids]
@@ -155,7 +155,7 @@ def load_label_state(path: str | Path) -> LabelState:
     path = Path(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a torn file
+    except Exception as err:  # torch raises many kinds for a torn file
         raise ValueError(f"Expected {str(path)!r} to be a readable checkpoint, but loading failed: {err}") from err
     if not isinstance(checkpoint, dict):
         raise ValueError(f"Expected {str(path)!r} to hold a checkpoint dict, but got {type(checkpoint).__name__}.")
@@ -164,16 +164,16 @@ def load_label_state(path: str | Path) -> LabelState:
 
 def read_any_answers(
     path: str | Path,
-    format: Literal["csv", "json", "label_studio"] | None = None,  # noqa: A002
+    format: Literal["csv", "json", "label_studio"] | None = None,
     label_map: dict[str, int] | None = None,
     on_disagreement: Literal["first", "skip", "error"] = "first",
 ) -> tuple[list[str], list[int | float], set[int]]:
     """Answers of a query file (CSV/JSON) or a Label Studio export (needs ``label_map``), as ids, labels, steps."""
     path = Path(path)
     if format is None:
-        format = "csv" if path.suffix.lower() == ".csv" else "json"  # noqa: A001
+        format = "csv" if path.suffix.lower() == ".csv" else "json"
         if format == "json" and label_map is not None:
-            format = "label_studio"  # noqa: A001
+            format = "label_studio"
     if format == "label_studio":
         if label_map is None:
             raise ValueError("Expected argument `label_map` to read a Label Studio export, but got None.")
@@ -187,7 +187,7 @@ def import_answers(
     checkpoint: str | Path,
     answers: str | Path,
     output: str | Path | None = None,
-    format: Literal["csv", "json", "label_studio"] | None = None,  # noqa: A002
+    format: Literal["csv", "json", "label_studio"] | None = None,
     label_map: dict[str, int] | None = None,
     on_disagreement: Literal["first", "skip", "error"] = "first",
 ) -> Tensor:

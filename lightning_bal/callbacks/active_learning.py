@@ -331,7 +331,9 @@ class ActiveLearningCallback(Callback):
         extra = {"epochs_trained": epochs_trained}
         for evaluation in self.evaluations:
             extra.update(evaluation(context))
-        budget_left = self.label_budget - datamodule.num_labelled if self.label_budget is not None else None
+        # Items queried from people and not yet answered are labels already bought.
+        bought = datamodule.num_labelled + len(datamodule.ledger.pending_query)
+        budget_left = self.label_budget - bought if self.label_budget is not None else None
         candidates = datamodule.scoring_indices()
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"

@@ -14,6 +14,7 @@ from lightning_bal.annotation import QueryFiles, import_answers, load_label_stat
 from lightning_bal.annotation.cli import main as cli
 from tests.annotation.annotation_script import run_round
 from tests.helpers.models import blobs
+from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = blobs(60).tensors[1]  # make_datamodule's training data
@@ -111,3 +112,20 @@ def test_several_rounds_with_a_process_restart(tmp_path):
     assert all(t["data"]["lbal_step"] == 3 and t["data"]["lbal_score"] > 0 for t in tasks)
     assert all(t["predictions"][0]["result"][0]["value"]["choices"][0] in "abc" for t in tasks)
     assert not torch.isin(dm3.pending_query, dm3.labelled_indices).any()
+
+
+def test_pending_items_count_against_the_label_budget(tmp_path):
+    """Queried, unanswered items are labels already bought: the budget stops the queries, not the answers."""
+    ids = [f"item{i:02d}" for i in range(60)]
+    ckpt = None
+    pending = []
+    for _ in range(3):
+        dm = make_datamodule(n=60, initial=6, ids=ids)
+        callback = ActiveLearningCallback("bald", query_size=4, iterations=3, label_budget=12, annotator=QueryFiles())
+        trainer = make_trainer(tmp_path, [callback], max_epochs=-1)
+        trainer.fit(SeededDropoutClassifier(), datamodule=dm, ckpt_path=ckpt)
+        pending.append(len(dm.pending_query))
+        ckpt = tmp_path / f"annotation/annotation-step{dm.step:03d}.ckpt"
+    assert pending == [4, 6, 6], "4 asked, then 2 more up to the budget, then none"
+    assert dm.step == 2
+    assert dm.num_labelled == 6
