@@ -10,6 +10,7 @@ from lightning_bal.callbacks.evaluation import (
     StepEvaluation,
     TestCurve,
 )
+from lightning_bal.callbacks.task_evaluation import RegressionCurve, SegmentationIoU
 
 __all__ = [
     "ActiveLearningCallback",
@@ -18,6 +19,8 @@ __all__ = [
     "LabelledRisk",
     "MCTestCurve",
     "Plateau",
+    "RegressionCurve",
+    "SegmentationIoU",
     "StepContext",
     "StepEvaluation",
     "TestCurve",

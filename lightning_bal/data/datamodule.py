@@ -68,6 +68,9 @@ class ActiveDataModule(pl.LightningDataModule):
         return_weights: make the train loader yield each sample's ``"lure"`` or ``"pure"`` risk weight after the
             item, ``(input, target, weight)``, so that ``training_step`` can weight its per-sample loss (see
             :meth:`risk_weights`).
+        collate_fn: batches items of every loader (e.g. pads sequences of different lengths); it gets tuples
+            ``(input, target, ...)`` from the train, validation and test sets, and ``(input, dataset_index)`` from
+            the pool. Default: torch's ``default_collate``.
         seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
             given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
         ids: a stable id per training item (file names, database keys; default ``train_dataset.ids`` if it has
@@ -107,6 +110,7 @@ class ActiveDataModule(pl.LightningDataModule):
         input_fn: Callable[[Any], Any] | None = None,
         max_pool_size: int | None = None,
         return_weights: Literal["lure", "pure"] | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
         seed: int | None = None,
         ids: Sequence[ItemId] | None = None,
     ) -> None:
@@ -135,6 +139,9 @@ class ActiveDataModule(pl.LightningDataModule):
                 f"Expected argument `return_weights` to be None, 'lure' or 'pure', but got {return_weights!r}."
             )
         self.return_weights = return_weights
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"Expected argument `collate_fn` to be callable or None, but got {collate_fn!r}.")
+        self.collate_fn = collate_fn
         self.pool_overrides = pool_overrides
         self.pool_dataset = pool_view_of(train_dataset, pool_dataset, pool_overrides)
         size = len(train_dataset)
@@ -368,11 +375,18 @@ class ActiveDataModule(pl.LightningDataModule):
         subset = torch.tensor(self._pool_subset, dtype=torch.long)
         return subset[self.acquired_at[subset] == UNLABELLED]
 
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, **kwargs: Any) -> DataLoader:
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=generator
+        loader_cls = ResumableLoader if "trained_batches" in kwargs else DataLoader
+        return loader_cls(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            generator=generator,
+            collate_fn=self.collate_fn,
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -386,15 +400,7 @@ class ActiveDataModule(pl.LightningDataModule):
         # under DDP, Lightning releases before 2.4 did not forward `set_epoch` to a custom sampler.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch, epoch=epoch)
-        generator = torch.Generator().manual_seed(self.seed)
-        return ResumableLoader(
-            view,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            generator=generator,
-            trained_batches=self._trained_batches,
-        )
+        return self._loader(view, self.batch_size, sampler, trained_batches=self._trained_batches)
 
     def _trained_batches(self) -> int:
         # What Lightning's own epoch loop counts as trained in the current epoch.

@@ -7,7 +7,7 @@ from lightning_bal.heuristics.combine import CombineHeuristics
 from lightning_bal.heuristics.epig import EPIG
 from lightning_bal.heuristics.random_sampling import Random
 from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic
-from lightning_bal.heuristics.regression import Variance
+from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
     PowerBALD,
     PowerEntropy,
@@ -21,6 +21,7 @@ from lightning_bal.heuristics.stochastic import (
 __all__ = [
     "BALD",
     "EPIG",
+    "GaussianMI",
     "HEURISTICS",
     "BatchBALD",
     "CombineHeuristics",

@@ -10,7 +10,7 @@ from lightning_bal.heuristics.batchbald import BatchBALD
 from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
 from lightning_bal.heuristics.epig import EPIG
 from lightning_bal.heuristics.random_sampling import Random
-from lightning_bal.heuristics.regression import Variance
+from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
     PowerBALD,
     PowerEntropy,
@@ -35,6 +35,7 @@ HEURISTICS: dict[str, type[Heuristic]] = {
         BatchBALD,
         EPIG,
         Variance,
+        GaussianMI,
         PowerBALD,
         PowerEntropy,
         SoftmaxBALD,

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_bal.functional.outputs import log_softmax_classes
+from lightning_bal.mc.chunks import ItemChunker
 from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
 from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
@@ -192,6 +193,8 @@ def mc_batches(
       stochastic layer once per batch; any other model runs whole K times;
     - batched replication: the K samples run as forwards of up to ``chunk_rows`` rows (items x samples),
       by default as many as fit ``memory_budget``;
+    - bounded outputs: a batch whose K-sample outputs ``[B, K, ...]`` would exceed ``memory_budget`` is run and
+      yielded in runs of fewer items (at least one), so that large outputs (segmentation maps) stay bounded;
     - masks: drawn by the engine from ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)`` with a
       counter-based hash, so results depend neither on batch order nor on the number of ranks.
 
@@ -291,16 +294,25 @@ def _iterate(
         params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
         sampler = SampleRunner(module, iterations, masks, chunk_rows, budget, params)
         stack.enter_context(sampler.hooks(module))
+        chunker = ItemChunker(budget)
+
+        def run(inputs: Any, indices: Tensor) -> Any:
+            autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
+            with torch.inference_mode(), autocast:
+                return _sample(plan, sampler, inputs, indices)
+
         for batch in itertools.chain([first], batches):
             inputs, indices = _unpack(batch, device, numbered)
             seen.check(indices)
             numbered += indices.numel()
-            autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
-            with torch.inference_mode(), autocast:
-                outputs = _sample(plan, sampler, inputs, indices)
-            with torch.inference_mode():
-                outputs = map_tensors(outputs, Tensor.float) if output_transform is None else output_transform(outputs)
-            yield indices, outputs
+            # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a
+            # whole batch's K samples at once.
+            for run_indices, outputs in chunker.run(run, inputs, indices):
+                with torch.inference_mode():
+                    outputs = (
+                        map_tensors(outputs, Tensor.float) if output_transform is None else output_transform(outputs)
+                    )
+                yield run_indices, outputs
 
 
 def _same_outputs(module: nn.Module, head: nn.Module, inputs: Any) -> bool:
