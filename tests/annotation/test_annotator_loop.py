@@ -129,3 +129,23 @@ def test_pending_items_count_against_the_label_budget(tmp_path):
     assert pending == [4, 6, 6], "4 asked, then 2 more up to the budget, then none"
     assert dm.step == 2
     assert dm.num_labelled == 6
+
+
+def test_new_items_between_rounds_join_the_pool(tmp_path):
+    ids = [f"item{i:02d}" for i in range(60)]
+    dm, _, _ = run_round(tmp_path)
+    ckpt = tmp_path / "annotation/annotation-step001.ckpt"
+    answered = answer(tmp_path / "annotation/query-step001.csv", tmp_path / "answers.csv")
+    import_answers(ckpt, tmp_path / "answers.csv")
+    # New data arrived: a fresh process builds the datamodule, appends the items, and resumes.
+    grown = make_datamodule(n=60, initial=6, ids=ids)
+    grown.add_items(blobs(15, seed=7), ids=[f"new{i:02d}" for i in range(15)])
+    callback = ActiveLearningCallback("bald", query_size=4, iterations=4, annotator=QueryFiles())
+    trainer = make_trainer(tmp_path, [callback], max_epochs=-1)
+    trainer.fit(SeededDropoutClassifier(), datamodule=grown, ckpt_path=ckpt)
+    assert len(grown) == 75
+    assert sorted(grown.ids[i] for i in grown.labelled_indices.tolist()) == sorted(
+        [dm.ids[i] for i in dm.labelled_indices.tolist()] + answered
+    )
+    assert callback.history[-1]["active/num_scored"] == 75 - 10, "the new items were scored with the old pool"
+    assert grown.step == 2
