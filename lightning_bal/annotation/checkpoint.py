@@ -30,6 +30,17 @@ class LabelState:
     Args:
         checkpoint: a loaded Lightning checkpoint (a dict).
         source: where it came from, for messages.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> from lightning_bal import ActiveDataModule
+        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(4, 1)), ids=["a", "b", "c", "d"], seed=0)
+        >>> dm.query([2], new_step=True)
+        >>> state = LabelState({"ActiveDataModule": dm.state_dict()})
+        >>> state.pending_ids(), state.ledger.step
+        (['c'], 1)
+        >>> state.answer(["c"], [1], {1}, "answers").tolist()
+        [2]
     """
 
     def __init__(self, checkpoint: dict[str, Any], source: str = "the checkpoint") -> None:
@@ -162,7 +173,7 @@ def load_label_state(path: str | Path) -> LabelState:
     return LabelState(checkpoint, repr(str(path)))
 
 
-def read_any_answers(
+def _read_answers_file(
     path: str | Path,
     format: Literal["csv", "json", "label_studio"] | None = None,
     label_map: dict[str, int] | None = None,
@@ -213,7 +224,7 @@ def import_answers(
         ['b']
     """
     state = load_label_state(checkpoint)
-    ids, labels, steps = read_any_answers(answers, format, label_map, on_disagreement)
+    ids, labels, steps = _read_answers_file(answers, format, label_map, on_disagreement)
     labelled = state.answer(ids, labels, steps, repr(str(answers)))
     state.save(output or checkpoint)
     return labelled

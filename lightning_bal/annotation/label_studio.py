@@ -94,7 +94,14 @@ def to_label_studio_tasks(
 
 
 def write_label_studio_tasks(path: str | Path, ids: Sequence[int | str], step: int, **kwargs: Any) -> Path:
-    """Write :func:`to_label_studio_tasks` to ``path`` as a JSON list (Label Studio's task import format)."""
+    """Write :func:`to_label_studio_tasks` to ``path`` as a JSON list (Label Studio's task import format).
+
+    Example:
+        >>> import tempfile
+        >>> path = write_label_studio_tasks(Path(tempfile.mkdtemp()) / "tasks.json", ["a.png"], step=1)
+        >>> json.loads(path.read_text())[0]["data"]["lbal_id"]
+        'a.png'
+    """
     path = Path(path)
     path.write_text(json.dumps(to_label_studio_tasks(ids, step, **kwargs), indent=2) + "\n")
     return path

@@ -40,7 +40,20 @@ class StopContext(NamedTuple):
 
 
 class StoppingCriterion:
-    """Base class: :meth:`update` once per step; :attr:`stop` and :attr:`reason` say whether and why to stop."""
+    """Base class: :meth:`update` once per step; :attr:`stop` and :attr:`reason` say whether and why to stop.
+
+    Example:
+        >>> class EnoughLabels(StoppingCriterion):
+        ...     name = "enough_labels"
+        ...
+        ...     def update(self, context):
+        ...         if context.num_labelled >= 100:
+        ...             self.stop, self.reason = True, "100 labels"
+        ...         return {"stop_labels": float(context.num_labelled)}
+        >>> criterion = EnoughLabels()
+        >>> criterion.update(StopContext(num_labelled=120, step=3, val_metrics={})), criterion.stop
+        ({'stop_labels': 120.0}, True)
+    """
 
     name: ClassVar[str] = "criterion"
     #: The criterion reads the heuristic's pool scores (the heuristic must score uncertainty, higher = more).

@@ -349,7 +349,17 @@ class ActiveDataModule(pl.LightningDataModule):
         return self.ledger.answer(self.indices_of(answers.ids), answers.labels)
 
     def check_answer_steps(self, steps: set[int], source: str) -> None:
-        """Refuse answers to a query of another step than the pending one (a stale or foreign answers file)."""
+        """Refuse answers to a query of another step than the pending one (a stale or foreign answers file).
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), seed=0)
+            >>> dm.query([1], new_step=True)
+            >>> dm.check_answer_steps({0}, source="old.csv")
+            Traceback (most recent call last):
+            ...
+            ValueError: Expected answers to the query of step 1, but old.csv answers step(s) [0]: it is stale ...
+        """
         stale = sorted(steps - {self.step})
         if stale:
             raise ValueError(
