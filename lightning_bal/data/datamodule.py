@@ -536,6 +536,8 @@ class ActiveDataModule(pl.LightningDataModule):
             return state  # same default ids (a larger state fails the ledger's size check with a clear message)
         if not isinstance(acquired_at, Tensor) or acquired_at.dim() != 1:
             return state  # the ledger names what is wrong
+        if isinstance(saved_ids, list) and saved_ids == self._ids:
+            return state  # the usual resume: this module's own ids, already checked
         old_ids = list(range(len(acquired_at))) if saved_ids is None else check_ids("ids", saved_ids, len(acquired_at))
         if old_ids == self.ids:
             return state
