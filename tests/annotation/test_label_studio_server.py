@@ -45,10 +45,12 @@ class Server:
     def __init__(self, folder):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Label Studio 1.17+ turns the legacy (fixed) API token off unless asked: the test posts with it.
         env = {
             **os.environ,
             "LABEL_STUDIO_BASE_DATA_DIR": str(folder),
             "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         }
         self.log = (folder / "server.log").open("w")
         self.process = subprocess.Popen(
