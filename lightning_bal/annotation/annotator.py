@@ -14,6 +14,7 @@ from lightning_bal.annotation.label_studio import write_label_studio_tasks
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.data.queries import write_queries
+from lightning_bal.functional.outputs import OutputKey
 
 __all__ = ["QueryFiles"]
 
@@ -41,7 +42,7 @@ class QueryFiles:
         format: ``"csv"``, ``"json"`` or ``"label_studio"``.
         folder: where queries and checkpoints go (default: the run's directory, see above).
         predictions: also record the model's guess (class and probability) for each queried item: Label Studio
-            shows it to annotators as a pre-annotation.
+            tasks carry it as a pre-annotation (it is kept in the checkpoint for ``lightning-bal export`` too).
         data_key: for ``"label_studio"``: the task field that holds each item's id (``"image"`` for image
             paths or URLs, ``"text"`` for texts; see :func:`~lightning_bal.annotation.to_label_studio_tasks`).
         data_prefix: for ``"label_studio"``: prepended to each id to make its data reference (a URL or folder).
@@ -95,6 +96,7 @@ class QueryFiles:
         datamodule: ActiveDataModule,
         selection: Tensor,
         scores: Tensor | None,
+        output: OutputKey | None = None,
     ) -> tuple[Path, Path]:
         """Record the query, write it, checkpoint and stop (every rank calls this; rank zero writes files).
 
@@ -104,6 +106,7 @@ class QueryFiles:
             datamodule: the run's datamodule; its pending query grows by ``selection``.
             selection: dataset indices selected at this step, in selection order.
             scores: rank zero: their scores in the same order (``None`` or empty when unknown).
+            output: the model output holding the class logits, for a model with several (for ``predictions``).
 
         Returns:
             The query file and the checkpoint paths.
@@ -121,7 +124,7 @@ class QueryFiles:
         self.recorded = {"scores": {ids[i]: recorded[ids[i]] for i in indices if ids[i] in recorded}}
         if self.predictions:
             loader = datamodule.inputs_dataloader(datamodule.pool_dataset, torch.tensor(indices, dtype=torch.long))
-            classes, confidences = predict_classes(pl_module, loader)
+            classes, confidences = predict_classes(pl_module, loader, output)
             self.recorded["predictions"] = {
                 ids[i]: [int(c), float(p)]
                 for i, c, p in zip(indices, classes.tolist(), confidences.tolist(), strict=True)

@@ -380,7 +380,9 @@ class ActiveLearningCallback(Callback):
         if self.annotator is not None:
             # The query goes to people: record and write it, checkpoint (after the reset, as the step left the
             # model), and end this fit; the next `fit(ckpt_path=...)` trains on their answers.
-            self.annotator.hand_over(trainer, pl_module, datamodule, selection.indices, selection.scores)
+            self.annotator.hand_over(
+                trainer, pl_module, datamodule, selection.indices, selection.scores, self.heuristic.output
+            )
 
     def _should_stop(
         self,
