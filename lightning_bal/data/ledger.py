@@ -260,11 +260,15 @@ class LabelLedger:
         self.label(indices)
         return indices
 
-    def query(self, indices: Any) -> None:
-        """Record ``indices`` as the pending query for a human annotator (they stay in the pool)."""
+    def query(self, indices: Any, *, new_step: bool = False) -> None:
+        """Record ``indices`` as the pending query for a human annotator (they stay in the pool).
+
+        With ``new_step`` the query opens the next step (as :meth:`acquire` does): its answers are labelled at it.
+        """
         tensor = as_index_tensor("indices", indices)
         self.check_pool_members("indices", tensor)
         self.pending_query = tensor.tolist()
+        self.step += int(new_step)
 
     def answer(self, indices: Any, labels: Any) -> Tensor:
         """Label answered rows of the pending query with the annotator's ``labels``; the rest stay pending.
