@@ -268,3 +268,13 @@ class StablePredictions(StoppingCriterion):
         previous = state.get("previous")
         self.previous = None if previous is None or previous.numel() == 0 else previous.clone()
         self.stable_steps = int(state.get("stable_steps", 0))
+
+
+def stop_reasons(criteria: list[StoppingCriterion], context: StopContext, figures: dict[str, float]) -> list[str]:
+    """Update every criterion with ``context``, add their figures to ``figures``; the reasons of those that stop."""
+    reasons = []
+    for criterion in criteria:
+        figures.update(criterion.update(context))
+        if criterion.stop:
+            reasons.append(criterion.reason)
+    return reasons

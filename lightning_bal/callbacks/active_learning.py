@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
@@ -15,8 +15,13 @@ from typing_extensions import override
 
 from lightning_bal.annotation.annotator import QueryFiles
 from lightning_bal.annotation.predict import predict_classes
-from lightning_bal.annotation.stopping import StopContext, StoppingCriterion
+from lightning_bal.annotation.stopping import StopContext, StoppingCriterion, stop_reasons
 from lightning_bal.callbacks.checks import (
+    check_convergence,
+    check_heuristic,
+    check_items,
+    check_posterior,
+    check_stopping,
     configure_dataloader_reload,
     refuse_moved_keywords,
     require_datamodule,
@@ -24,12 +29,12 @@ from lightning_bal.callbacks.checks import (
 )
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
-from lightning_bal.callbacks.monitoring import log_step, val_figures
-from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection
+from lightning_bal.callbacks.monitoring import log_selection, val_figures
+from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection, progress_refresh_rate
 from lightning_bal.callbacks.resume import legacy_state, resume_stage
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.heuristics import Heuristic, get_heuristic
+from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.mc.split import describe_split
 from lightning_bal.utilities.checks import check_positive_int
@@ -104,60 +109,17 @@ class ActiveLearningCallback(Callback):
         **moved: Any,
     ) -> None:
         refuse_moved_keywords(moved)
-        if isinstance(heuristic, str):
-            heuristic = get_heuristic(heuristic)
-        if not isinstance(heuristic, Heuristic):
-            raise TypeError(
-                "Expected argument `heuristic` to be a `lightning_bal.heuristics.Heuristic` or a registry name,"
-                f" but got {type(heuristic).__name__}."
-            )
-        self.heuristic = heuristic
+        self.heuristic = heuristic = check_heuristic(heuristic, iterations)
         self.query_size = check_positive_int("query_size", query_size)
         self.iterations = check_positive_int("iterations", iterations)
-        if heuristic.needs_mc_samples and iterations < 2:
-            raise ValueError(
-                f"Expected argument `iterations` to be at least 2 for {type(heuristic).__name__}, which needs MC"
-                f" samples, but got {iterations}."
-            )
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
-        if convergence is not None and not isinstance(convergence, Convergence):
-            raise TypeError(f"Expected argument `convergence` to be a `Convergence`, but got {convergence!r}.")
-        if convergence is not None and every_n_epochs != 1:
-            raise ValueError(
-                f"Expected either `every_n_epochs` or `convergence`, but got `every_n_epochs={every_n_epochs}` and"
-                f" `convergence={convergence!r}`: with `convergence` the step runs when the model has converged."
-            )
-        self.convergence = convergence
+        self.convergence = check_convergence(convergence, every_n_epochs)
         self.reset_weights = bool(reset_weights)
         self.label_budget = None if label_budget is None else check_positive_int("label_budget", label_budget)
-        self.posterior = MCDropout() if posterior is None else posterior
-        if not isinstance(self.posterior, Posterior):
-            raise TypeError(
-                f"Expected argument `posterior` to be a `Posterior` (e.g. `MCDropout`), but got {posterior!r}."
-            )
-        if (heuristic.batch_aware or heuristic.needs_targets) and not self.posterior.consistent_samples:
-            raise ValueError(
-                f"{type(heuristic).__name__} needs the K MC samples to be K fixed models (joint predictions across"
-                f" items), but got `{self.posterior!r}`."
-            )
-        self.evaluations = list(evaluations)
-        for evaluation in self.evaluations:
-            if not isinstance(evaluation, StepEvaluation):
-                raise TypeError(
-                    f"Expected every item of `evaluations` to be a `StepEvaluation`, but got {evaluation!r}."
-                )
+        self.posterior = check_posterior(MCDropout() if posterior is None else posterior, heuristic)
+        self.evaluations = check_items("evaluations", evaluations, StepEvaluation)
         self.seed = check_seed("seed", seed)
-        self.stopping = list(stopping)
-        for criterion in self.stopping:
-            if not isinstance(criterion, StoppingCriterion):
-                raise TypeError(
-                    f"Expected every item of `stopping` to be a `StoppingCriterion`, but got {criterion!r}."
-                )
-            if criterion.needs_pool_scores and not (heuristic.needs_predictions and heuristic.higher_is_better):
-                raise ValueError(
-                    f"{type(criterion).__name__} reads the pool's uncertainty from the heuristic's scores, but"
-                    f" {type(heuristic).__name__} does not score uncertainty (higher = more uncertain)."
-                )
+        self.stopping = check_stopping(stopping, heuristic)
         if annotator is not None and not isinstance(annotator, QueryFiles):
             raise TypeError(f"Expected argument `annotator` to be a `QueryFiles`, but got {annotator!r}.")
         self.annotator = annotator
@@ -343,7 +305,7 @@ class ActiveLearningCallback(Callback):
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
             # The last labelled set has been trained and validated: its point closes the active learning curve.
-            self._log(trainer, datamodule, None, extra, val_metrics)
+            self._log(log_selection(trainer, datamodule, None, extra, val_metrics))
             if trainer.strategy.reduce_boolean_decision(True, all=False):
                 rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
                 trainer.should_stop = True
@@ -364,7 +326,7 @@ class ActiveLearningCallback(Callback):
             query_size,
             self._run_seed,
             self.steps_done,
-            progress=self._show_progress(trainer),
+            progress=progress_refresh_rate(trainer),
         )
         self.last_shard = selection.shard
         if self.stopping and self._should_stop(trainer, pl_module, datamodule, selection, extra, val_metrics):
@@ -374,7 +336,7 @@ class ActiveLearningCallback(Callback):
             # Drawn from a subset of the pool: these are not the probabilities over the whole pool that unbiased
             # risk estimates need, so none are recorded.
             probabilities = None
-        self._log(trainer, datamodule, selection, extra, val_metrics)
+        self._log(log_selection(trainer, datamodule, selection, extra, val_metrics))
         if self.annotator is None:
             datamodule.acquire(selection.indices, probabilities=probabilities)
         self.steps_done += 1
@@ -401,57 +363,18 @@ class ActiveLearningCallback(Callback):
         def predict(dataset: Any) -> Tensor:
             return predict_classes(pl_module, datamodule.inputs_dataloader(dataset), self.heuristic.output)[0]
 
-        context = StopContext(
-            datamodule.num_labelled,
-            datamodule.step,
-            dict(val_figures(trainer.callback_metrics) if val_metrics is None else val_metrics),
-            selection.pool_scores,
-            predict,
-        )
-        reasons = []
-        for criterion in self.stopping:
-            extra.update(criterion.update(context))
-            if criterion.stop:
-                reasons.append(criterion.reason)
+        figures = dict(val_figures(trainer.callback_metrics) if val_metrics is None else val_metrics)
+        context = StopContext(datamodule.num_labelled, datamodule.step, figures, selection.pool_scores, predict)
+        reasons = stop_reasons(self.stopping, context, extra)
         # Rank zero alone sees the pool's scores: any rank's decision stops every rank.
         if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
             return False
-        self._log(trainer, datamodule, None, extra, val_metrics)
+        self._log(log_selection(trainer, datamodule, None, extra, val_metrics))
         rank_zero_info(f"Active learning stops: {'; '.join(reasons)} ({datamodule.num_labelled} labelled).")
         trainer.should_stop = True
         return True
 
-    @staticmethod
-    def _show_progress(trainer: pl.Trainer) -> int:
-        """The refresh rate of the pool pass's bar: the trainer's TQDM bar's (0: no bar)."""
-        bar = trainer.progress_bar_callback
-        return bar.refresh_rate if isinstance(bar, TQDMProgressBar) and bar.is_enabled else 0
-
-    def _log(
-        self,
-        trainer: pl.Trainer,
-        datamodule: ActiveDataModule,
-        selection: PoolSelection | None,
-        extra: dict[str, float],
-        val_metrics: dict[str, float] | None,
-    ) -> None:
-        if not trainer.is_global_zero:
-            return  # logging is rank zero's; the class histogram below reads D_L's targets
-        figures = dict(extra)
-        if selection is not None:
-            figures["num_scored"] = float(selection.num_scored)
-        metrics = log_step(
-            trainer,
-            num_labelled=datamodule.num_labelled,
-            num_pool=datamodule.num_pool,
-            step=datamodule.step,
-            pool_seconds=0.0 if selection is None else selection.seconds,
-            pool_scores=None if selection is None else selection.pool_scores,
-            selected_scores=None if selection is None or selection.pool_scores is None else selection.scores,
-            labelled_classes=datamodule.labelled_targets(),
-            extra=figures,
-            val_metrics=val_metrics,
-        )
+    def _log(self, metrics: dict[str, float] | None) -> None:
         if metrics is not None:
             self.history.append(metrics)
 

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
+from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.heuristics import Heuristic, get_heuristic
+from lightning_bal.mc.posterior import Posterior
 
-__all__ = ["configure_dataloader_reload", "refuse_moved_keywords", "require_datamodule", "warn_about_schedule"]
+__all__ = [
+    "check_convergence",
+    "check_heuristic",
+    "check_items",
+    "check_posterior",
+    "check_stopping",
+    "configure_dataloader_reload",
+    "refuse_moved_keywords",
+    "require_datamodule",
+    "warn_about_schedule",
+]
 
 
 # Keywords of earlier releases, and what replaced each: a clear error instead of Python's bare "unexpected keyword".
@@ -31,6 +45,67 @@ _MOVED = {
     "log_calibration": "evaluations=[Calibration()]",
     "log_risk": "evaluations=[LabelledRisk()]",
 }
+
+
+def check_heuristic(heuristic: Heuristic | str, iterations: int) -> Heuristic:
+    """A heuristic object (a registry name is looked up) that can run with ``iterations`` MC samples."""
+    if isinstance(heuristic, str):
+        heuristic = get_heuristic(heuristic)
+    if not isinstance(heuristic, Heuristic):
+        raise TypeError(
+            "Expected argument `heuristic` to be a `lightning_bal.heuristics.Heuristic` or a registry name,"
+            f" but got {type(heuristic).__name__}."
+        )
+    if heuristic.needs_mc_samples and isinstance(iterations, int) and iterations < 2:
+        raise ValueError(
+            f"Expected argument `iterations` to be at least 2 for {type(heuristic).__name__}, which needs MC"
+            f" samples, but got {iterations}."
+        )
+    return heuristic
+
+
+def check_convergence(convergence: Convergence | None, every_n_epochs: int) -> Convergence | None:
+    """``convergence`` if it is a :class:`Convergence` (or None) that does not clash with ``every_n_epochs``."""
+    if convergence is not None and not isinstance(convergence, Convergence):
+        raise TypeError(f"Expected argument `convergence` to be a `Convergence`, but got {convergence!r}.")
+    if convergence is not None and every_n_epochs != 1:
+        raise ValueError(
+            f"Expected either `every_n_epochs` or `convergence`, but got `every_n_epochs={every_n_epochs}` and"
+            f" `convergence={convergence!r}`: with `convergence` the step runs when the model has converged."
+        )
+    return convergence
+
+
+def check_posterior(posterior: Any, heuristic: Heuristic) -> Posterior:
+    """``posterior`` if it is a :class:`Posterior` whose samples suit ``heuristic``."""
+    if not isinstance(posterior, Posterior):
+        raise TypeError(f"Expected argument `posterior` to be a `Posterior` (e.g. `MCDropout`), but got {posterior!r}.")
+    if (heuristic.batch_aware or heuristic.needs_targets) and not posterior.consistent_samples:
+        raise ValueError(
+            f"{type(heuristic).__name__} needs the K MC samples to be K fixed models (joint predictions across"
+            f" items), but got `{posterior!r}`."
+        )
+    return posterior
+
+
+def check_items(name: str, items: Sequence[Any], kind: type) -> list[Any]:
+    """``items`` as a list, every one an instance of ``kind``."""
+    for item in items:
+        if not isinstance(item, kind):
+            raise TypeError(f"Expected every item of `{name}` to be a `{kind.__name__}`, but got {item!r}.")
+    return list(items)
+
+
+def check_stopping(stopping: Sequence[StoppingCriterion], heuristic: Heuristic) -> list[StoppingCriterion]:
+    """Stopping criteria, each able to read what it needs from ``heuristic``'s scores."""
+    criteria = check_items("stopping", stopping, StoppingCriterion)
+    for criterion in criteria:
+        if criterion.needs_pool_scores and not (heuristic.needs_predictions and heuristic.higher_is_better):
+            raise ValueError(
+                f"{type(criterion).__name__} reads the pool's uncertainty from the heuristic's scores, but"
+                f" {type(heuristic).__name__} does not score uncertainty (higher = more uncertain)."
+            )
+    return criteria
 
 
 def refuse_moved_keywords(moved: dict[str, Any]) -> None:

@@ -11,9 +11,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
+from lightning_bal.callbacks.pool_pass import PoolSelection
+from lightning_bal.data import ActiveDataModule
 from lightning_bal.utilities.tensorboard import add_layout
 
-__all__ = ["HP_METRIC_SOURCES", "log_step", "val_figures"]
+__all__ = ["log_selection", "HP_METRIC_SOURCES", "log_step", "val_figures"]
 
 # What `hp_metric` shows in TensorBoard's HParams tab: the latest point of the first of these active learning curves.
 HP_METRIC_SOURCES = ("test_acc", "val_acc")
@@ -106,3 +108,30 @@ def _histograms(
         # One bin per class, centred on the class id.
         bins = torch.arange(int(labelled_classes.max()) + 2, dtype=torch.float64) - 0.5
         writer.add_histogram(f"{prefix}/labelled_classes", labelled_classes.cpu(), global_step=step, bins=bins.numpy())
+
+
+def log_selection(
+    trainer: Trainer,
+    datamodule: ActiveDataModule,
+    selection: PoolSelection | None,
+    extra: dict[str, float],
+    val_metrics: dict[str, float] | None,
+) -> dict[str, float] | None:
+    """Log a step of the callback (its selection, or ``None`` for a step that labels nothing); rank zero only."""
+    if not trainer.is_global_zero:
+        return None  # logging is rank zero's; the class histogram reads D_L's targets
+    figures = dict(extra)
+    if selection is not None:
+        figures["num_scored"] = float(selection.num_scored)
+    return log_step(
+        trainer,
+        num_labelled=datamodule.num_labelled,
+        num_pool=datamodule.num_pool,
+        step=datamodule.step,
+        pool_seconds=0.0 if selection is None else selection.seconds,
+        pool_scores=None if selection is None else selection.pool_scores,
+        selected_scores=None if selection is None or selection.pool_scores is None else selection.scores,
+        labelled_classes=datamodule.labelled_targets(),
+        extra=figures,
+        val_metrics=val_metrics,
+    )

@@ -18,7 +18,7 @@ from lightning_bal.mc.posterior import Posterior
 from lightning_bal.utilities.distributed import gather_uneven, shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
-__all__ = ["PoolPass", "PoolSelection"]
+__all__ = ["PoolPass", "PoolSelection", "progress_refresh_rate"]
 
 
 class PoolSelection(NamedTuple):
@@ -279,3 +279,9 @@ def _progress(batches: Iterator[Any], total: int, refresh_rate: int) -> Iterator
             yield batch
     finally:
         bar.close()
+
+
+def progress_refresh_rate(trainer: Any) -> int:
+    """The refresh rate of the pool pass's bar: the trainer's TQDM bar's (0: no bar)."""
+    bar = trainer.progress_bar_callback
+    return bar.refresh_rate if isinstance(bar, TQDMProgressBar) and bar.is_enabled else 0

@@ -5,7 +5,7 @@ import pytest
 from lightning.pytorch.callbacks import TQDMProgressBar
 
 from lightning_bal import ActiveLearningCallback
-from lightning_bal.callbacks.pool_pass import _progress
+from lightning_bal.callbacks.pool_pass import _progress, progress_refresh_rate
 from tests.helpers.models import DropoutClassifier
 from tests.helpers.runs import make_datamodule, make_trainer
 
@@ -45,7 +45,7 @@ def test_no_bar_at_refresh_rate_zero(capsys):
 def test_the_callback_passes_the_trainers_refresh_rate(tmp_path, refresh_rate, expected):
     callback = ActiveLearningCallback("bald", query_size=2, iterations=2)
     trainer = _trainer(tmp_path, [callback, TQDMProgressBar(refresh_rate=refresh_rate)])
-    assert callback._show_progress(trainer) == expected
+    assert progress_refresh_rate(trainer) == expected
     trainer = make_trainer(tmp_path, [callback])  # enable_progress_bar=False
     assert callback._show_progress(trainer) == 0
 

@@ -1,0 +1,237 @@
+"""The datamodule's labelling API: who is labelled, labelling, annotator queries; each call forwarded to its ledger.
+
+:class:`LabelOperations` is a mixin of :class:`~lightning_bal.ActiveDataModule`: it keeps the module's own file to
+datasets and loaders, and gathers here the thin, documented surface over :class:`LabelLedger` that users call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from lightning_bal.data.ids import ItemId, id_lookup
+from lightning_bal.data.ledger import LabelLedger
+from lightning_bal.data.queries import read_answers, write_queries
+from lightning_bal.data.targets import labelled_classes, resolve_targets
+
+__all__ = ["Indices", "LabelOperations"]
+
+Indices = int | Sequence[int] | Tensor | np.ndarray
+
+
+class LabelOperations:
+    """D_L and D_U as read from the :attr:`ledger`, and every way to change them (validated by the ledger).
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> from lightning_bal import ActiveDataModule
+        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(6, 1), torch.arange(6) % 2), seed=0)
+        >>> dm.label([0, 1]); dm.acquire([4])
+        1
+        >>> dm.labelled_indices.tolist(), dm.num_pool, dm.step
+        ([0, 1, 4], 3, 1)
+    """
+
+    ledger: LabelLedger
+    generator: torch.Generator
+    train_dataset: Dataset
+    _targets: Tensor | None
+    _ids: list[ItemId] | None
+    _id_lookup: dict[str, int] | None
+
+    # ------------------------------------------------------------------ construction helpers
+    def _require_targets(self, targets: Any) -> Tensor:
+        resolved = resolve_targets(targets, self.train_dataset, len(self)) if targets is not None else None
+        resolved = resolved if resolved is not None else self._targets
+        if resolved is None:
+            raise ValueError(
+                "Expected argument `targets` (or a `targets` attribute on the train dataset) for balanced labelling,"
+                " but got None."
+            )
+        return resolved
+
+    # ------------------------------------------------------------------ the label ledger's state, read-only here
+    def __len__(self) -> int:
+        return len(self.ledger)
+
+    @property
+    def acquired_at(self) -> Tensor:
+        """``[N]``: ``-1`` in the pool, else the step at which the sample was labelled (see :class:`LabelLedger`)."""
+        return self.ledger.acquired_at
+
+    @property
+    def acquisition_order(self) -> Tensor:
+        """``[N]``: the position of each labelled sample in labelling order, ``-1`` in the pool."""
+        return self.ledger.acquisition_order
+
+    @property
+    def acquisition_probability(self) -> Tensor:
+        """``[N]`` float64: each sample's recorded drawing probability, ``nan`` where none was recorded."""
+        return self.ledger.acquisition_probability
+
+    @property
+    def step(self) -> int:
+        """The current active learning step: new labels are recorded at this step (0 = initial labels)."""
+        return self.ledger.step
+
+    @property
+    def labelled_indices(self) -> Tensor:
+        """Dataset indices of D_L, ascending."""
+        return self.ledger.labelled_indices
+
+    @property
+    def pool_indices(self) -> Tensor:
+        """Dataset indices of D_U, ascending."""
+        return self.ledger.pool_indices
+
+    @property
+    def num_labelled(self) -> int:
+        """Size of D_L."""
+        return self.ledger.num_labelled
+
+    @property
+    def num_pool(self) -> int:
+        """Size of D_U."""
+        return self.ledger.num_pool
+
+    @property
+    def annotations(self) -> dict[int, int | float]:
+        """Labels given by an annotator, by dataset index; they take precedence over the dataset's own targets."""
+        return dict(self.ledger.annotations)
+
+    @property
+    def pending_query(self) -> Tensor:
+        """Dataset indices queried for a human annotator and not yet answered."""
+        return torch.tensor(self.ledger.pending_query, dtype=torch.long)
+
+    @property
+    def ids(self) -> list[ItemId]:
+        """Each training item's stable id (its index unless ``ids`` were given)."""
+        return list(range(len(self))) if self._ids is None else list(self._ids)
+
+    def indices_of(self, ids: Sequence[ItemId]) -> Tensor:
+        """Dataset indices of items named by id (compared as text, as files carry them).
+
+        Raises:
+            ValueError: an id that names no item of the dataset (nothing else is done).
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> from lightning_bal import ActiveDataModule
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), ids=["a", "b", "c"], seed=0)
+            >>> dm.indices_of(["c", "a"]).tolist()
+            [2, 0]
+        """
+        if self._id_lookup is None:
+            self._id_lookup = id_lookup(self.ids)
+        unknown = [item for item in ids if str(item) not in self._id_lookup]
+        if unknown:
+            raise ValueError(
+                f"Expected ids of items of the training dataset, but got unknown ids {unknown[:5]}"
+                f"{' ...' if len(unknown) > 5 else ''} (answers from another project or dataset?)."
+            )
+        return torch.tensor([self._id_lookup[str(item)] for item in ids], dtype=torch.long)
+
+    def labelled_targets(self) -> Tensor | None:
+        """Class labels of D_L in ``labelled_indices`` order, or ``None`` when they are not integer classes.
+
+        Annotator labels come first, then ``targets`` (or the dataset's ``targets``), else each item's own target.
+        """
+        return labelled_classes(self.labelled_indices, self.ledger.annotations, self._targets, self.train_dataset)
+
+    # ------------------------------------------------------------------ labelling: validated by the ledger
+    def label(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> None:
+        """Move ``dataset_indices`` from D_U to D_L at the current step: see :meth:`LabelLedger.label`.
+
+        Either every index is labelled or, on bad input (an index out of range, repeated or already labelled;
+        labels invalid for the task), none is.
+        """
+        self.ledger.label(dataset_indices, labels, probabilities)
+
+    def acquire(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> int:
+        """Start the next active learning step and label ``dataset_indices`` at it; returns the new step.
+
+        The one way to label at a new step: on bad input neither the step nor the labelled set changes.
+        """
+        return self.ledger.acquire(dataset_indices, labels, probabilities)
+
+    def relabel(self, dataset_indices: Indices, labels: Any) -> None:
+        """Correct an annotator's labels of labelled ``dataset_indices`` (their step and order are kept)."""
+        self.ledger.relabel(dataset_indices, labels)
+
+    def unlabel(self, dataset_indices: Indices) -> None:
+        """Return labelled ``dataset_indices`` to the pool, forgetting their labels (e.g. a label found wrong)."""
+        self.ledger.unlabel(dataset_indices)
+
+    def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
+        """Importance weights of D_L for an unbiased risk estimate: see :meth:`LabelLedger.risk_weights`.
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> from lightning_bal import ActiveDataModule
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(10, 1)), initial_labels=4, seed=0)
+            >>> dm.risk_weights()[dm.labelled_indices].tolist()  # uniform draws need no correction
+            [1.0, 1.0, 1.0, 1.0]
+        """
+        return self.ledger.risk_weights(estimator)
+
+    def label_randomly(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Label ``n`` pool samples drawn uniformly at random (their drawing probabilities are recorded)."""
+        return self.ledger.label_randomly(n, generator or self.generator)
+
+    def label_balanced(
+        self, per_class: int, targets: Sequence[int] | Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Label ``per_class`` random pool samples of every class (the usual balanced initial set)."""
+        return self.ledger.label_balanced(per_class, self._require_targets(targets), generator or self.generator)
+
+    # ------------------------------------------------------------------ human annotators
+    def query(self, dataset_indices: Indices, new_step: bool = False) -> None:
+        """Record ``dataset_indices`` as the pending query for a human annotator (they stay in the pool).
+
+        With ``new_step``, the query opens the next active learning step: its answers are recorded at it.
+        """
+        self.ledger.query(dataset_indices, new_step=new_step)
+
+    def export_queries(self, path: str | Path, scores: Sequence[float | None] | None = None) -> Path:
+        """Write the pending query (id, index, step, score, empty label) to ``path`` (``.json`` or ``.csv``)."""
+        pending = self.ledger.pending_query
+        ids = self.ids
+        return write_queries(path, pending, self.step, [ids[i] for i in pending], scores)
+
+    def import_labels(self, path: str | Path) -> Tensor:
+        """Label the answered rows of a file written by :meth:`export_queries`; unanswered rows stay in the pool.
+
+        Rows name items by id. Every row must belong to the pending query and name the current step (a file of an
+        older query is refused), and every label must suit the task; otherwise nothing changes. Returns the dataset
+        indices labelled.
+        """
+        answers = read_answers(path)
+        self.check_answer_steps(answers.steps, source=str(path))
+        return self.ledger.answer(self.indices_of(answers.ids), answers.labels)
+
+    def check_answer_steps(self, steps: set[int], source: str) -> None:
+        """Refuse answers to a query of another step than the pending one (a stale or foreign answers file).
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> from lightning_bal import ActiveDataModule
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), seed=0)
+            >>> dm.query([1], new_step=True)
+            >>> dm.check_answer_steps({0}, source="old.csv")
+            Traceback (most recent call last):
+            ...
+            ValueError: Expected answers to the query of step 1, but old.csv answers step(s) [0]: it is stale ...
+        """
+        stale = sorted(steps - {self.step})
+        if stale:
+            raise ValueError(
+                f"Expected answers to the query of step {self.step}, but {source} answers step(s) {stale}: it is"
+                " stale (an older query) or belongs to another run. Export the pending query again."
+            )
