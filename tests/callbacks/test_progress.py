@@ -42,12 +42,12 @@ def test_no_bar_at_refresh_rate_zero(capsys):
 
 
 @pytest.mark.parametrize(("refresh_rate", "expected"), [(1, 1), (25, 25)])
-def test_the_callback_passes_the_trainers_refresh_rate(tmp_path, refresh_rate, expected):
+def test_the_pool_pass_takes_the_trainers_refresh_rate(tmp_path, refresh_rate, expected):
     callback = ActiveLearningCallback("bald", query_size=2, iterations=2)
     trainer = _trainer(tmp_path, [callback, TQDMProgressBar(refresh_rate=refresh_rate)])
     assert progress_refresh_rate(trainer) == expected
     trainer = make_trainer(tmp_path, [callback])  # enable_progress_bar=False
-    assert callback._show_progress(trainer) == 0
+    assert progress_refresh_rate(trainer) == 0
 
 
 def test_a_run_with_a_throttled_bar_prints_few_pool_lines(tmp_path, capsys):
