@@ -363,8 +363,15 @@ class ActiveLearningCallback(Callback):
         if not trainer.is_global_zero:
             return  # logging is rank zero's; the class histogram below reads D_L's targets
         figures = dict(extra)
+        statistics = None
         if selection is not None:
             figures["num_scored"] = float(selection.num_scored)
+            if len(selection.rank_seconds) > 1:
+                # Each rank's own time, so that a straggler shows.
+                figures.update({f"pool_pass_seconds_rank{r}": t for r, t in enumerate(selection.rank_seconds)})
+            if selection.pool_statistics is not None:
+                stats = selection.pool_statistics
+                statistics = {"mean": stats.mean, "max": stats.max, "min": stats.min}
         metrics = log_step(
             trainer,
             num_labelled=datamodule.num_labelled,
@@ -376,6 +383,7 @@ class ActiveLearningCallback(Callback):
             labelled_classes=datamodule.labelled_targets(),
             extra=figures,
             val_metrics=val_metrics,
+            pool_statistics=statistics,
         )
         if metrics is not None:
             self.history.append(metrics)

@@ -48,6 +48,7 @@ def log_step(
     extra: dict[str, float] | None = None,
     val_metrics: dict[str, float] | None = None,
     prefix: str = "active",
+    pool_statistics: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Log one active learning step to every logger of ``trainer`` at ``step=num_labelled`` (rank zero only).
 
@@ -57,6 +58,9 @@ def log_step(
     calibration of the MC-averaged predictions). ``val_metrics``, when given, replaces the ``val*`` metrics of
     ``trainer.callback_metrics`` (the figures of a restored best model rather than of the last epoch). TensorBoard
     loggers also get histograms of the pool scores and of the labelled classes. Returns the scalars.
+
+    ``pool_statistics`` (``mean``, ``max``, ``min`` of the whole pool, reduced over the ranks) replaces the statistics
+    of ``pool_scores``, which is then only a bounded sample for the histogram.
     """
     metrics: dict[str, float] = {
         f"{prefix}/num_labelled": float(num_labelled),
@@ -68,7 +72,9 @@ def log_step(
         val_metrics = val_figures(trainer.callback_metrics)
     metrics.update({f"{prefix}/{name}": value for name, value in val_metrics.items()})
     metrics.update({f"{prefix}/{name}": value for name, value in (extra or {}).items()})
-    if pool_scores is not None:
+    if pool_statistics is not None:
+        metrics.update({f"{prefix}/score_pool_{name}": float(value) for name, value in pool_statistics.items()})
+    elif pool_scores is not None:
         metrics.update(_stats(f"{prefix}/score_pool", pool_scores))
     if selected_scores is not None:
         metrics.update(_stats(f"{prefix}/score_selected", selected_scores))
