@@ -31,12 +31,20 @@ from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.data.views import PoolView, default_input_fn
 
 
+class ToFloat(nn.Module):
+    """Inputs stored in half precision (a float16 memmap) are computed in float32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
 class MLP(pl.LightningModule):
     """Three hidden layers; the only dropout sits before the last layer, so only that layer runs K times."""
 
     def __init__(self, dim: int, hidden: int = 256, classes: int = 10) -> None:
         super().__init__()
         self.net = nn.Sequential(
+            ToFloat(),
             nn.Linear(dim, hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
@@ -46,7 +54,7 @@ class MLP(pl.LightningModule):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.float())
+        return self.net(x)
 
     def training_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
