@@ -17,6 +17,7 @@ from lightning_bal.callbacks.sharded_selection import (
     select_stochastic,
     select_top_k,
     selection_rule,
+    sort_by_index,
     stack_ranks,
 )
 from lightning_bal.data import ActiveDataModule
@@ -169,7 +170,6 @@ class PoolPass:
                 )
         device = _device(module)
         local_scores, local_indices = local_scores[:filled], local_indices[:filled]
-        order = torch.argsort(local_indices)
         candidate_indices, candidate_outputs = torch.empty(0, dtype=torch.long), torch.empty(0)
         if num_candidates:
             cand_scores = gather_uneven(strategy, top_scores.to(device), world_size).cpu()
@@ -186,7 +186,8 @@ class PoolPass:
             )
             kept = keep.indices.sort().values
             candidate_indices, candidate_outputs = cand_indices[kept], cand_outputs[kept]
-        return _Scores(local_indices[order], local_scores[order], candidate_indices, candidate_outputs)
+        local_indices, local_scores = sort_by_index(local_indices, local_scores)
+        return _Scores(local_indices, local_scores, candidate_indices, candidate_outputs)
 
     def _targets(
         self,

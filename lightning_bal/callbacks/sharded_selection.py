@@ -39,6 +39,7 @@ __all__ = [
     "select_top_k",
     "selection_rule",
     "gather_rows",
+    "sort_by_index",
     "stack_ranks",
 ]
 
@@ -120,6 +121,19 @@ def gather_rows(strategy: Any, tensor: Tensor, world_size: int, device: torch.de
     return gather_uneven(strategy, tensor.to(device), world_size).cpu()
 
 
+def sort_by_index(indices: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+    """``(indices, scores)`` in ascending index order; no copy when they already are (the pool loader's order).
+
+    Example:
+        >>> sort_by_index(torch.tensor([3, 1]), torch.tensor([0.5, 0.25]))
+        (tensor([1, 3]), tensor([0.2500, 0.5000]))
+    """
+    if indices.numel() < 2 or bool((indices[1:] > indices[:-1]).all()):
+        return indices, scores
+    order = torch.argsort(indices)
+    return indices[order], scores[order]
+
+
 # ---------------------------------------------------------------------------------------------------------- top-k
 def select_top_k(
     strategy: Any,
@@ -150,8 +164,7 @@ def select_top_k(
         tensor([1, 4])
     """
     device = device or torch.device("cpu")
-    order = torch.argsort(indices)
-    indices, scores = indices[order], scores[order]
+    indices, scores = sort_by_index(indices, scores)
     local = top_k(scores, min(query_size, scores.numel()), heuristic.higher_is_better)
     merged_indices = gather_rows(strategy, indices[local], world_size, device)
     merged_scores = gather_rows(strategy, scores[local], world_size, device)
@@ -367,14 +380,13 @@ def pool_statistics(
         (49.5, 99.0, 0.0, 10)
     """
     device = device or torch.device("cpu")
-    values = scores.double()
-    empty = values.numel() == 0
+    empty = scores.numel() == 0
     figures = torch.tensor(
         [
-            float(values.sum()),
-            float(values.numel()),
-            -torch.inf if empty else float(values.max()),
-            torch.inf if empty else float(values.min()),
+            float(scores.sum(dtype=torch.float64)),
+            float(scores.numel()),
+            -torch.inf if empty else float(scores.max()),
+            torch.inf if empty else float(scores.min()),
         ],
         dtype=torch.float64,
     )
