@@ -74,6 +74,7 @@ class BatchedPoolView(Dataset):
     Args:
         inputs: the input rows of the whole dataset: a tensor, a numpy array or a numpy memmap.
         indices: int64 dataset indices of the rows to read, in reading order.
+        dataset: the dataset the rows belong to (kept as :attr:`dataset`, as the item-by-item view does).
 
     Example:
         >>> view = BatchedPoolView(torch.arange(10.0).reshape(5, 2), torch.tensor([4, 1, 3]))
@@ -84,9 +85,10 @@ class BatchedPoolView(Dataset):
         (3, tensor(3))
     """
 
-    def __init__(self, inputs: Tensor | np.ndarray, indices: Tensor) -> None:
+    def __init__(self, inputs: Tensor | np.ndarray, indices: Tensor, dataset: Dataset | None = None) -> None:
         self.inputs = inputs
         self.indices = indices.to(torch.int64)
+        self.dataset = dataset
 
     def __len__(self) -> int:
         return self.indices.numel()
@@ -124,7 +126,7 @@ def batched_loader(
     inputs = batched_inputs(dataset, input_fn)
     if inputs is None:
         return None
-    view = BatchedPoolView(inputs, indices)
+    view = BatchedPoolView(inputs, indices, dataset)
     return DataLoader(
         view,
         sampler=ChunkSampler(len(view), batch_size),
