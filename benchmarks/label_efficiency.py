@@ -1,6 +1,6 @@
 """Label efficiency: test accuracy against labels for Random, Entropy, BALD, BatchBALD, PowerBALD, EPIG, ...
 
-Run from the repository root (``-m`` makes ``examples`` importable):
+Run from the repository root (``-m`` makes ``benchmarks`` importable):
 
     python -m benchmarks.label_efficiency --data /path/to/mnist       # or set LIGHTNING_BAL_MNIST
     python -m benchmarks.label_efficiency --dataset digits --budget 100 --seeds 0   # no MNIST needed
@@ -19,14 +19,13 @@ it needs ``--initial random`` and the whole pool scored (``--max-pool-size 0``; 
 Outputs in ``--out``: ``results.csv`` (heuristic, seed, labelled, test accuracy and NLL, plain and LURE NLL over D_L;
 appended after every run), ``curves.png`` (mean over seeds with the min-max band) and ``table.md`` (labels needed to
 reach 90% and 95% test accuracy, next to the published numbers, and the risk estimates against the test NLL), which
-is also printed.
+is also printed. The runs are an :class:`lightning_bal.experiments.Experiment` of the
+:class:`lightning_bal.experiments.PaperProtocol`: every heuristic starts each seed from the same labels and weights.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -36,8 +35,17 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import TensorDataset
 
-from examples.digits_quickstart import DigitsCNN, area_under_curve, digits
-from examples.mnist import MnistCNN, active_learning_run, add_protocol_args, load_mnist
+from lightning_bal.experiments import (
+    Curve,
+    DropoutCNN,
+    ExperimentResult,
+    add_protocol_arguments,
+    area_under_curve,
+    labels_to_reach,
+    load_digits,
+    load_mnist,
+    protocol_from_arguments,
+)
 
 __all__ = [
     "GAL_2017",
@@ -54,7 +62,6 @@ __all__ = [
     "summary_table",
 ]
 
-Curve = list[tuple[int, float]]
 THRESHOLDS = (0.90, 0.95)
 # Gal et al. 2017, Table 1: labels to reach 10% / 5% test error on MNIST.
 GAL_2017 = {"bald": (145, 335), "variation_ratios": (120, 295), "entropy": (165, 355), "random": (255, 835)}
@@ -65,18 +72,6 @@ KIRSCH_2019 = {"batchbald": (90, 200), "bald": (120, 250)}
 # read from the paper's result files (BlackHC/BatchBALD, laaos_results/paper/mnist_{independent_bald,multibald_bald}
 # _k100_b10_*.py; 20 initial labels + 10 per step).
 KIRSCH_2019_RUNS = {"batchbald": (80, 105, 120), "bald": (130, 155, 200)}
-
-
-def labels_to_reach(curve: Curve, threshold: float) -> int | None:
-    """The fewest labels at which ``curve`` (``(labelled, accuracy)`` per step) reaches ``threshold``, else ``None``.
-
-    Example:
-        >>> labels_to_reach([(20, 0.5), (30, 0.91), (40, 0.89), (50, 0.96)], 0.9)
-        30
-        >>> labels_to_reach([(20, 0.5), (30, 0.91)], 0.95) is None
-        True
-    """
-    return next((labelled for labelled, accuracy in curve if accuracy >= threshold), None)
 
 
 def _median_labels(curves: list[Curve], threshold: float, offset: int = 0) -> str:
@@ -174,43 +169,12 @@ def risk_table(histories: dict[str, dict[int, list[dict[str, float]]]]) -> str:
 
 def read_results(path: Path) -> dict[str, dict[int, list[dict[str, float]]]]:
     """The per-step figures of a ``results.csv`` written by :func:`main`, by heuristic and seed."""
-    histories: dict[str, dict[int, list[dict[str, float]]]] = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            figures = {"active/num_labelled": float(row["labelled"])}
-            figures.update({key: float(row[column]) for column, key in _CSV_COLUMNS.items() if row.get(column)})
-            histories.setdefault(row["heuristic"], {}).setdefault(int(row["seed"]), []).append(figures)
-    return histories
+    return ExperimentResult.read_csv(path, columns=_CSV_COLUMNS).histories
 
 
-def plot_curves(results: dict[str, dict[int, Curve]], path: Path, title: str) -> None:
+def plot_curves(histories: dict[str, dict[int, list[dict[str, float]]]], path: Path, title: str) -> None:
     """Test accuracy against labels: the mean over seeds as a line, the min-max over seeds as a band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, by_seed in results.items():
-        curves = list(by_seed.values())
-        # Seeds share the grid of labelled counts; a run stopped early (exhausted pool) is cut to the shortest.
-        length = min(len(c) for c in curves)
-        xs = [labelled for labelled, _ in curves[0][:length]]
-        accuracies = torch.tensor([[acc for _, acc in c[:length]] for c in curves])
-        (line,) = ax.plot(xs, accuracies.mean(0).tolist(), marker="o", markersize=2.5, label=name)
-        ax.fill_between(
-            xs, accuracies.min(0).values.tolist(), accuracies.max(0).values.tolist(), color=line.get_color(), alpha=0.2
-        )
-    for threshold in THRESHOLDS:
-        ax.axhline(threshold, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_xlabel("labelled samples")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ExperimentResult(histories).plot(path, title=title, thresholds=THRESHOLDS, ylabel="test accuracy")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -225,7 +189,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="registry names; `name+lure` trains on the LURE-weighted loss",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    add_protocol_args(parser)
+    add_protocol_arguments(parser)
     parser.add_argument("--initial", choices=["balanced", "random"], default="balanced", help="how D_L starts")
     parser.add_argument(
         "--pool-size", type=int, default=None, help="D_L and D_U: a fixed random subset of the training split"
@@ -242,7 +206,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _datasets(args: argparse.Namespace) -> Callable[[int], tuple[TensorDataset, TensorDataset]]:
     """The ``(train, test)`` sets for a seed: MNIST is read once and shared; the digits draw a test split per seed."""
     if args.dataset == "digits":
-        return digits
+        return load_digits
     mnist = load_mnist(args.data)
     return lambda seed: mnist
 
@@ -274,56 +238,43 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
         histories = read_results(args.from_csv)
         return _report(args, histories, f"Figures read from {args.from_csv}.")
     csv_path = args.out / "results.csv"
-    with csv_path.open("w", newline="") as handle:
-        csv.writer(handle).writerow(["heuristic", "seed", "labelled", *_CSV_COLUMNS])
-    make_model: Callable[[], pl.LightningModule] = (
-        DigitsCNN
+    make_model: Callable[[int], pl.LightningModule] = (
+        (lambda seed: DropoutCNN("digits", image_size=8))
         if args.dataset == "digits"
-        else functools.partial(MnistCNN, weight_decay=args.weight_decay, network=args.network)
+        else (lambda seed: DropoutCNN(args.network, weight_decay=args.weight_decay))
     )
     datasets = _datasets(args)
-    histories: dict[str, dict[int, list[dict[str, float]]]] = {spec: {} for spec in args.heuristics}
+    # `name+lure` runs train on weighted losses: one experiment per weighting, merged in the order asked for.
+    groups: dict[str, list[str]] = {}
+    for spec in args.heuristics:
+        groups.setdefault(spec.partition("+")[2], []).append(spec)
+    done = ExperimentResult({spec: {} for spec in args.heuristics})
     start = time.perf_counter()
-    for seed in args.seeds:
-        for name in args.heuristics:
-            run_start = time.perf_counter()
-            train_set, test_set = datasets(seed)
-            heuristic, _, weighting = name.partition("+")
-            history = active_learning_run(
-                make_model,
-                train_set,
-                test_set,
-                heuristic,
-                seed=seed,
-                budget=args.budget,
-                initial_labels=args.initial_labels,
-                balanced_initial=args.initial == "balanced",
-                query_size=args.query_size,
-                iterations=args.iterations,
-                epochs_per_step=args.epochs_per_step,
-                samples_per_epoch=args.samples_per_epoch,
-                val_size=args.val_size,
-                patience=args.patience,
-                max_epochs_per_step=args.max_epochs_per_step,
-                max_pool_size=args.max_pool_size or None,
-                pool_size=args.pool_size,
-                risk_weights="lure" if weighting else None,
-            )
-            histories[name][seed] = history
-            curve = _curve(history)
-            # Appended run by run, so an interrupted benchmark keeps what it measured.
-            with csv_path.open("a", newline="") as handle:
-                csv.writer(handle).writerows(
-                    [name, seed, int(h["active/num_labelled"]), *(_cell(h, key) for key in _CSV_COLUMNS.values())]
-                    for h in history
-                )
+    for weighting, specs in groups.items():
+        protocol = protocol_from_arguments(
+            args,
+            balanced_initial=args.initial == "balanced",
+            pool_size=args.pool_size,
+            risk_weights="lure" if weighting else None,
+        )
+        names = [spec.partition("+")[0] for spec in specs]
+        experiment = protocol.experiment(names, args.seeds, model=make_model, datasets=datasets)
+
+        def on_run(name: str, seed: int, result: ExperimentResult, seconds: float, weighting: str = weighting) -> None:
+            spec = f"{name}+{weighting}" if weighting else name
+            done.histories[spec][seed] = result.histories[name][seed]
+            # Rewritten after every run, so an interrupted benchmark keeps what it measured.
+            done.write_csv(csv_path, columns=_CSV_COLUMNS)
+            curve = _curve(done.histories[spec][seed])
             print(
-                f"{name:>10} seed {seed}: accuracy {curve[-1][1]:.4f} at {curve[-1][0]} labels, mean over the curve"
-                f" {area_under_curve(curve):.4f} ({time.perf_counter() - run_start:.0f} s)",
+                f"{spec:>10} seed {seed}: accuracy {curve[-1][1]:.4f} at {curve[-1][0]} labels, mean over the curve"
+                f" {area_under_curve(curve):.4f} ({seconds:.0f} s)",
                 flush=True,
             )
+
+        experiment.run(on_run=on_run)
     elapsed = time.perf_counter() - start
-    return _report(args, histories, f"Total time {elapsed:.0f} s on {_device_name()}.")
+    return _report(args, done.histories, f"Total time {elapsed:.0f} s on {_device_name()}.")
 
 
 def _curve(history: list[dict[str, float]]) -> Curve:
@@ -339,17 +290,13 @@ def _report(
     }
     seeds = len({seed for by_seed in histories.values() for seed in by_seed})
     title = f"{args.dataset}: query size {args.query_size}, K={args.iterations}, {seeds} seeds"
-    plot_curves(results, args.out / "curves.png", title)
+    plot_curves(histories, args.out / "curves.png", title)
     table = f"{summary_table(results, args.initial_labels)}\n\n{risk_table(histories)}"
     settings = ", ".join(f"{key}={value}" for key, value in vars(args).items())
     (args.out / "table.md").write_text(f"{table}\n\nSettings: {settings}.\n\n{footer}\n")
     print(table)
     print(f"Wrote {args.out / 'curves.png'} and {args.out / 'table.md'}. {footer}")
     return results
-
-
-def _cell(figures: dict[str, float], key: str) -> str:
-    return f"{figures[key]:.4f}" if key in figures else ""
 
 
 def _device_name() -> str:

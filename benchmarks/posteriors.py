@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from lightning_bal.experiments.models import gal_cnn
 from lightning_bal.mc import MCDropout
 from lightning_bal.posteriors import SWAG, DeepEnsemble, EnsemblePosterior, LastLayerLaplace
 
@@ -23,21 +24,9 @@ BATCH = 256
 
 
 def cnn(dropout: bool) -> nn.Sequential:
-    """conv(32,4)-relu-conv(32,4)-relu-maxpool-[dropout]-flatten-dense(128)-relu-[dropout]-dense(10)."""
-    drop: Callable[[float], list[nn.Module]] = (lambda p: [nn.Dropout(p)]) if dropout else (lambda p: [])
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 4),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 4),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        *drop(0.25),
-        nn.Flatten(),
-        nn.Linear(32 * 11 * 11, 128),
-        nn.ReLU(),
-        *drop(0.5),
-        nn.Linear(128, 10),
-    ).eval()
+    """The Gal et al. CNN, with or without its dropout layers (SWAG, Laplace and ensembles need none)."""
+    layers = [layer for layer in gal_cnn() if dropout or not isinstance(layer, nn.Dropout)]
+    return nn.Sequential(*layers).eval()
 
 
 def fastest(fn: Callable[[], object], repeat: int = 3) -> float:

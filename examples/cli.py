@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from lightning.pytorch.cli import LightningCLI
 
-from examples.digits_quickstart import DigitsCNN, digits
+from examples.digits_quickstart import DigitsCNN
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.experiments import load_digits
 
 __all__ = ["DigitsActiveDataModule", "main"]
 
@@ -37,7 +38,7 @@ class DigitsActiveDataModule(ActiveDataModule):
         max_pool_size: int | None = None,
         seed: int | None = 0,
     ) -> None:
-        train_set, test_set = digits(split_seed, test_size)
+        train_set, test_set = load_digits(split_seed, test_size)
         super().__init__(
             train_set,
             val_dataset=test_set,

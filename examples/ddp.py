@@ -14,8 +14,8 @@ import argparse
 
 import torch
 
-from examples.digits_quickstart import DigitsCNN, digits
-from examples.mnist import active_learning_curve
+from examples.digits_quickstart import DigitsCNN
+from lightning_bal.experiments import PaperProtocol, load_digits
 
 __all__ = ["main", "parse_args"]
 
@@ -39,23 +39,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> list[tuple[int, float]]:
     """Run the digits active learning loop under DDP; returns the curve on rank zero, ``[]`` on the other ranks."""
     args = parse_args(argv)
-    train_set, test_set = digits(args.seed)
-    curve = active_learning_curve(
-        DigitsCNN,
-        train_set,
-        test_set,
-        args.heuristic,
-        seed=args.seed,
+    train_set, test_set = load_digits(args.seed)
+    protocol = PaperProtocol(
         budget=args.budget,
         initial_labels=args.initial_labels,
         query_size=args.query_size,
         iterations=args.iterations,
         epochs_per_step=args.epochs_per_step,
         samples_per_epoch=args.samples_per_epoch,
-        accelerator=args.accelerator,
-        devices=args.devices,
-        strategy="ddp",
     )
+    experiment = protocol.experiment(
+        [args.heuristic],
+        [args.seed],
+        model=lambda seed: DigitsCNN(),
+        datasets=lambda seed: (train_set, test_set),
+        trainer={"accelerator": args.accelerator, "devices": args.devices, "strategy": "ddp"},
+    )
+    curve = experiment.run().curves()[args.heuristic][args.seed]  # rank zero's; empty on the other ranks
     # Lightning leaves the process group open; closing it lets each rank's gloo threads finish before the interpreter
     # exits (a rank could otherwise abort at exit: "terminate called without an active exception").
     if torch.distributed.is_initialized():

@@ -1,40 +1,26 @@
-"""Quick start: active learning on scikit-learn's bundled digits, BALD against Random, in a few minutes on a CPU.
+"""Quick start: active learning on scikit-learn's bundled digits, BALD against Random over 2 seeds, on a CPU.
 
     python examples/digits_quickstart.py
 
-It trains a small CNN with dropout, adds one `ActiveLearningCallback` to a plain Lightning `Trainer`, and writes
-TensorBoard logs (`tensorboard --logdir outputs/quickstart`), a CSV of the curves and a PNG of test accuracy against
-the number of labelled samples, one line per heuristic.
+It trains a small CNN with dropout, adds one `ActiveLearningCallback` to a plain Lightning `Trainer`, and compares the
+heuristics with `lightning_bal.experiments.Experiment`: each seed starts every heuristic from the same initial labels
+and weights. It writes a CSV of the curves, a PNG of test accuracy against the number of labelled samples (the mean
+over seeds and its min-max band, one colour per heuristic) and TensorBoard logs (`tensorboard --logdir
+outputs/quickstart/tensorboard`, tab Custom Scalars: every run's curve on one chart).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import time
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
-from sklearn.datasets import load_digits
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
-from torch.utils.data import TensorDataset
 
-from lightning_bal import ActiveDataModule, ActiveLearningCallback
-
-
-def digits(seed: int = 0, test_size: int = 500) -> tuple[TensorDataset, TensorDataset]:
-    """The 1,797 8x8 digits as `(image [1, 8, 8], label)`, split into a training pool and a held-out test set."""
-    data = load_digits()
-    images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    labels = torch.tensor(data.target, dtype=torch.long)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    test, train = order[:test_size], order[test_size:]
-    train_set = TensorDataset(images[train], labels[train])
-    train_set.targets = labels[train]  # type: ignore[attr-defined]
-    return train_set, TensorDataset(images[test], labels[test])
+from lightning_bal import ActiveDataModule
+from lightning_bal.experiments import Curve, Experiment, ExperimentResult, load_digits
 
 
 class DigitsCNN(pl.LightningModule):
@@ -79,106 +65,75 @@ class DigitsCNN(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
 
 
-def run(heuristic: str, args: argparse.Namespace) -> list[tuple[int, float]]:
-    """One active learning run; returns (labelled samples, test accuracy) after each step."""
-    pl.seed_everything(args.seed, verbose=False)
-    train_set, test_set = digits(args.seed)
-    datamodule = ActiveDataModule(
-        train_set,
-        val_dataset=test_set,
-        initial_labels=args.initial_labels,
-        balanced_initial=True,
-        batch_size=64,
-        # A few dozen labels are a handful of batches: draw a fixed number of samples per epoch instead.
-        train_samples_per_epoch=args.samples_per_epoch,
-        seed=args.seed,
+def experiment(args: argparse.Namespace) -> Experiment:
+    """BALD against Random (or ``--heuristics``) on every seed of ``--seeds``."""
+    train_set, test_set = load_digits(seed=0)
+    return Experiment(
+        args.heuristics,
+        args.seeds,
+        model=lambda seed: DigitsCNN(),
+        # `seed` draws the initial labels: every heuristic of a seed starts from the same ones.
+        datamodule=lambda seed: ActiveDataModule(
+            train_set,
+            val_dataset=test_set,  # validated once per step: `val_acc` is the active learning curve
+            initial_labels=args.initial_labels,
+            balanced_initial=True,
+            batch_size=64,
+            # A few dozen labels are a handful of batches: draw a fixed number of samples per epoch instead.
+            train_samples_per_epoch=args.samples_per_epoch,
+            seed=seed,
+        ),
+        callback={
+            "query_size": args.query_size,
+            "iterations": args.iterations,
+            "every_n_epochs": args.epochs_per_step,
+            "reset_weights": True,
+            "label_budget": args.budget,  # the trainer runs until it is spent (`max_epochs=-1`)
+        },
+        trainer={
+            "check_val_every_n_epoch": args.epochs_per_step,
+            # An epoch is `samples_per_epoch` samples in batches of 64: log within each one.
+            "log_every_n_steps": max(1, min(50, args.samples_per_epoch // 64)),
+            "accelerator": "auto",
+            "devices": 1,
+        },
+        metric="active/val_acc",
+        log_dir=args.out / "tensorboard",
     )
-    callback = ActiveLearningCallback(
-        heuristic,
-        query_size=args.query_size,
-        iterations=args.iterations,
-        every_n_epochs=args.epochs_per_step,
-        reset_weights=True,
-        label_budget=args.budget,
-        seed=args.seed,
-    )
-    trainer = pl.Trainer(
-        max_epochs=-1,  # run until the callback stops training: once `label_budget` is spent
-        callbacks=[callback],
-        logger=TensorBoardLogger(args.out / "tensorboard", name=heuristic),
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=args.epochs_per_step,
-        accelerator="auto",
-        devices=1,
-    )
-    trainer.fit(DigitsCNN(), datamodule=datamodule)
-    return [(int(h["active/num_labelled"]), h["active/val_acc"]) for h in callback.history]
-
-
-def plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, curve in curves.items():
-        ax.plot(*zip(*curve, strict=True), marker="o", markersize=3, label=name)
-    ax.set_xlabel("labelled samples")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Active learning on scikit-learn digits")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def area_under_curve(curve: list[tuple[int, float]]) -> float:
-    """Mean accuracy over the labelled range (trapezoids), so curves of the same range compare directly."""
-    xs, ys = zip(*curve, strict=True)
-    area = sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False))
-    return area / (xs[-1] - xs[0])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heuristics", nargs="+", default=["bald", "random"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--initial-labels", type=int, default=20)
     parser.add_argument("--query-size", type=int, default=10)
-    parser.add_argument("--budget", type=int, default=150, help="stop once this many samples are labelled")
+    parser.add_argument("--budget", type=int, default=120, help="stop once this many samples are labelled")
     parser.add_argument("--iterations", type=int, default=20, help="MC samples K")
-    parser.add_argument("--epochs-per-step", type=int, default=5)
+    parser.add_argument("--epochs-per-step", type=int, default=4)
     parser.add_argument("--samples-per-epoch", type=int, default=2048)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("outputs/quickstart"))
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> dict[str, list[tuple[int, float]]]:
+def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
+    """Run the experiment, write ``curves.csv``, ``curve.png`` and ``summary.md``; returns the curves by seed."""
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    curves = {}
-    for heuristic in args.heuristics:
-        start = time.perf_counter()
-        curves[heuristic] = run(heuristic, args)
-        print(f"{heuristic}: {len(curves[heuristic])} steps in {time.perf_counter() - start:.1f} s")
-    with (args.out / "curves.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["heuristic", "labelled", "test_accuracy"])
-        writer.writerows((name, n, f"{acc:.4f}") for name, curve in curves.items() for n, acc in curve)
-    plot(curves, args.out / "curve.png")
-    for name, curve in curves.items():
-        labels, accuracy = curve[-1]
-        print(
-            f"{name:>10}: accuracy {accuracy:.3f} at {labels} labels, mean over the curve {area_under_curve(curve):.3f}"
-        )
+
+    def progress(heuristic: str, seed: int, result: ExperimentResult, seconds: float) -> None:
+        print(f"{heuristic} seed {seed}: {len(result.histories[heuristic][seed])} steps in {seconds:.1f} s", flush=True)
+
+    result = experiment(args).run(on_run=progress)
+    result.write_csv(args.out / "curves.csv", columns={"test_accuracy": "active/val_acc"})
+    result.plot(args.out / "curve.png", title="Active learning on scikit-learn digits", ylabel="test accuracy")
+    summary = result.summary(thresholds=(0.9,))
+    (args.out / "summary.md").write_text(summary + "\n")
+    print(summary)
     print(
-        f"Wrote {args.out / 'curve.png'}, {args.out / 'curves.csv'} and TensorBoard logs in {args.out / 'tensorboard'}"
+        f"Wrote {args.out / 'curve.png'}, {args.out / 'curves.csv'}, {args.out / 'summary.md'} and TensorBoard logs"
+        f" in {args.out / 'tensorboard'}"
     )
-    return curves
+    return result.curves()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from lightning_bal.callbacks.active_learning import ActiveLearningCallback
 from lightning_bal.callbacks.convergence import Convergence, Plateau
+from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.callbacks.evaluation import (
     Calibration,
     LabelledRisk,
@@ -10,6 +11,7 @@ from lightning_bal.callbacks.evaluation import (
     StepEvaluation,
     TestCurve,
 )
+from lightning_bal.callbacks.task_evaluation import RegressionCurve, SegmentationIoU
 
 __all__ = [
     "ActiveLearningCallback",
@@ -18,7 +20,10 @@ __all__ = [
     "LabelledRisk",
     "MCTestCurve",
     "Plateau",
+    "RegressionCurve",
+    "SegmentationIoU",
     "StepContext",
     "StepEvaluation",
     "TestCurve",
+    "initial_selection",
 ]

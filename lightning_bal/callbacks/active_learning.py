@@ -13,6 +13,9 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
+from lightning_bal.annotation.annotator import QueryFiles
+from lightning_bal.annotation.predict import predict_classes
+from lightning_bal.annotation.stopping import StopContext, StoppingCriterion
 from lightning_bal.callbacks.checks import (
     configure_dataloader_reload,
     refuse_moved_keywords,
@@ -69,6 +72,11 @@ class ActiveLearningCallback(Callback):
         evaluations: per-step figures to add, e.g. ``[TestCurve(), Calibration()]``
             (see :mod:`lightning_bal.callbacks.evaluation`).
         seed: seed of the MC masks and of stochastic selection; ``None`` uses the datamodule's seed.
+        stopping: criteria that may end the run at a step, e.g. ``[MetricPlateau("val_acc")]`` (see
+            :mod:`lightning_bal.annotation.stopping`); their figures are logged at every step.
+        annotator: send each query to people instead of labelling from the dataset, e.g. ``QueryFiles("csv")``:
+            the step records and writes the query, saves a checkpoint and ends ``fit`` (see
+            :class:`~lightning_bal.annotation.QueryFiles`).
 
     Example:
         >>> import lightning.pytorch as pl
@@ -92,6 +100,8 @@ class ActiveLearningCallback(Callback):
         posterior: Posterior | None = None,
         evaluations: Sequence[StepEvaluation] = (),
         seed: int | None = None,
+        stopping: Sequence[StoppingCriterion] = (),
+        annotator: QueryFiles | None = None,
         **moved: Any,
     ) -> None:
         refuse_moved_keywords(moved)
@@ -138,6 +148,20 @@ class ActiveLearningCallback(Callback):
                     f"Expected every item of `evaluations` to be a `StepEvaluation`, but got {evaluation!r}."
                 )
         self.seed = check_seed("seed", seed)
+        self.stopping = list(stopping)
+        for criterion in self.stopping:
+            if not isinstance(criterion, StoppingCriterion):
+                raise TypeError(
+                    f"Expected every item of `stopping` to be a `StoppingCriterion`, but got {criterion!r}."
+                )
+            if criterion.needs_pool_scores and not (heuristic.needs_predictions and heuristic.higher_is_better):
+                raise ValueError(
+                    f"{type(criterion).__name__} reads the pool's uncertainty from the heuristic's scores, but"
+                    f" {type(heuristic).__name__} does not score uncertainty (higher = more uncertain)."
+                )
+        if annotator is not None and not isinstance(annotator, QueryFiles):
+            raise TypeError(f"Expected argument `annotator` to be a `QueryFiles`, but got {annotator!r}.")
+        self.annotator = annotator
         self.pool_pass = PoolPass(heuristic, self.iterations, self.posterior)
         self.history: list[dict[str, float]] = []
         self._reset_run_state()
@@ -159,6 +183,8 @@ class ActiveLearningCallback(Callback):
         self._fitted = False
         if self.convergence is not None:
             self.convergence.take_best()
+        for criterion in self.stopping:
+            criterion.load_state_dict({})  # an empty state is a fresh criterion
 
     @property
     @override
@@ -197,6 +223,11 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for evaluation in self.evaluations:
+            # A posterior of its own (an ensemble, SWAG) need not sample through `forward`: only MC-Dropout's
+            # samples are `forward`'s outputs, so only there does checking `forward` check what is evaluated.
+            if not evaluation.needs_mc or isinstance(self.posterior, MCDropout):
+                evaluation.check_model(pl_module, require_datamodule(trainer))
         if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:
@@ -307,7 +338,9 @@ class ActiveLearningCallback(Callback):
         extra = {"epochs_trained": epochs_trained}
         for evaluation in self.evaluations:
             extra.update(evaluation(context))
-        budget_left = self.label_budget - datamodule.num_labelled if self.label_budget is not None else None
+        # Items queried from people and not yet answered are labels already bought.
+        bought = datamodule.num_labelled + len(datamodule.ledger.pending_query)
+        budget_left = self.label_budget - bought if self.label_budget is not None else None
         candidates = datamodule.scoring_indices()
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
@@ -336,23 +369,65 @@ class ActiveLearningCallback(Callback):
             progress=self._show_progress(trainer),
         )
         self.last_shard = selection.shard
+        if self.stopping and self._should_stop(trainer, pl_module, datamodule, selection, extra, val_metrics):
+            return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
             # Drawn from a subset of the pool: these are not the probabilities over the whole pool that unbiased
             # risk estimates need, so none are recorded.
             probabilities = None
         self._log(trainer, datamodule, selection, extra, val_metrics)
-        datamodule.acquire(selection.indices, probabilities=probabilities)
+        if self.annotator is None:
+            datamodule.acquire(selection.indices, probabilities=probabilities)
         self.steps_done += 1
         self.last_selection = selection.indices.clone()
         if self.reset_weights and self._initial_weights is not None:
             pl_module.load_state_dict(self._initial_weights)
             trainer.strategy.setup_optimizers(trainer)
+        if self.annotator is not None:
+            # The query goes to people: record and write it, checkpoint (after the reset, as the step left the
+            # model), and end this fit; the next `fit(ckpt_path=...)` trains on their answers.
+            self.annotator.hand_over(
+                trainer, pl_module, datamodule, selection.indices, selection.scores, self.heuristic.output
+            )
+
+    def _should_stop(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        datamodule: ActiveDataModule,
+        selection: PoolSelection,
+        extra: dict[str, float],
+        val_metrics: dict[str, float] | None,
+    ) -> bool:
+        def predict(dataset: Any) -> Tensor:
+            return predict_classes(pl_module, datamodule.inputs_dataloader(dataset), self.heuristic.output)[0]
+
+        context = StopContext(
+            datamodule.num_labelled,
+            datamodule.step,
+            dict(val_figures(trainer.callback_metrics) if val_metrics is None else val_metrics),
+            selection.pool_scores,
+            predict,
+        )
+        reasons = []
+        for criterion in self.stopping:
+            extra.update(criterion.update(context))
+            if criterion.stop:
+                reasons.append(criterion.reason)
+        # Rank zero alone sees the pool's scores: any rank's decision stops every rank.
+        if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
+            return False
+        self._log(trainer, datamodule, None, extra, val_metrics)
+        rank_zero_info(f"Active learning stops: {'; '.join(reasons)} ({datamodule.num_labelled} labelled).")
+        trainer.should_stop = True
+        return True
 
     @staticmethod
-    def _show_progress(trainer: pl.Trainer) -> bool:
+    def _show_progress(trainer: pl.Trainer) -> int:
+        """The refresh rate of the pool pass's bar: the trainer's TQDM bar's (0: no bar)."""
         bar = trainer.progress_bar_callback
-        return isinstance(bar, TQDMProgressBar) and bar.is_enabled
+        return bar.refresh_rate if isinstance(bar, TQDMProgressBar) and bar.is_enabled else 0
 
     def _log(
         self,
@@ -405,6 +480,8 @@ class ActiveLearningCallback(Callback):
             "history": [dict(row) for row in self.history],
             "val_metrics": dict(self._val_metrics or {}),
             "posterior": self.posterior.state_dict(),
+            "stopping": [criterion.state_dict() for criterion in self.stopping],
+            "annotator": {} if self.annotator is None else self.annotator.state_dict(),
             # The convergence tracking of the current step, so a resumed step ends where it would have.
             **(self.convergence.state_dict() if self.convergence is not None else {}),
         }
@@ -423,6 +500,10 @@ class ActiveLearningCallback(Callback):
         self.history = [dict(row) for row in state_dict.get("history", [])]
         self._val_metrics = dict(state_dict.get("val_metrics") or {}) or None
         self.posterior.load_state_dict(state_dict.get("posterior", {}))
+        for criterion, state in zip(self.stopping, state_dict.get("stopping", []), strict=False):
+            criterion.load_state_dict(state)
+        if self.annotator is not None:
+            self.annotator.load_state_dict(state_dict.get("annotator") or {})
         if self.convergence is not None:
             self.convergence.load_state_dict(state_dict)
 

@@ -60,6 +60,9 @@ class StepEvaluation:
     def check(self, datamodule: ActiveDataModule) -> None:
         """Raise a clear error at setup when the datamodule lacks what this evaluation needs."""
 
+    def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+        """Raise a clear error at fit start when the model's outputs do not suit this evaluation."""
+
     def __call__(self, context: StepContext) -> dict[str, float]:
         """The figures of this step, by name (logged as ``active/<name>``)."""
         raise NotImplementedError
@@ -80,6 +83,22 @@ class StepEvaluation:
                 f" `output=`), but got shape {tuple(logits.shape)}."
             )
         return logits
+
+    def _check_logits_on_one_item(
+        self, pl_module: pl.LightningModule, datamodule: ActiveDataModule, split: Literal["val", "test"]
+    ) -> None:
+        """Run ``forward`` on the first item of ``split`` (stochastic layers off) and check it gives class logits."""
+        dataset = datamodule.eval_dataset(split)
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            return
+        inputs, _ = next(iter(datamodule.inputs_dataloader(dataset, torch.zeros(1, dtype=torch.long))))
+        with switch_modes(pl_module, lambda _: False), torch.inference_mode():
+            outputs = call_module(pl_module, move_data_to_device(inputs, pl_module.device))
+        try:
+            logits = select_output(outputs, self.output)
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise ValueError(f"`{type(self).__name__}` could not pick the class logits from `forward`: {err}") from err
+        self._logits_check(logits)
 
     def _deterministic(self, pl_module: pl.LightningModule, loader: Any) -> tuple[Tensor, Tensor]:
         """``(indices, log-probabilities)`` of the model, stochastic layers off, over ``(inputs, indices)``."""
@@ -139,6 +158,10 @@ class TestCurve(StepEvaluation):
         """Needs a ``test_dataset``."""
         self._require(datamodule, "test")
 
+    def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+        """``forward`` on one test item must give ``[batch, classes]`` logits (or ``output=`` must pick them)."""
+        self._check_logits_on_one_item(pl_module, datamodule, "test")
+
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"test_acc": ..., "test_nll": ...}``."""
         trainer, datamodule = context.trainer, context.datamodule
@@ -168,6 +191,10 @@ class MCTestCurve(StepEvaluation):
         """Needs a ``test_dataset``."""
         self._require(datamodule, "test")
 
+    def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+        """``forward`` on one test item must give ``[batch, classes]`` logits (or ``output=`` must pick them)."""
+        self._check_logits_on_one_item(pl_module, datamodule, "test")
+
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"test_mc_acc": ..., "test_mc_nll": ...}``."""
         log_probs, targets = self._mc_mean(context, "test", Stream.TEST)
@@ -186,6 +213,10 @@ class Calibration(StepEvaluation):
     def check(self, datamodule: ActiveDataModule) -> None:
         """Needs a ``val_dataset``."""
         self._require(datamodule, "val")
+
+    def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+        """``forward`` on one val item must give ``[batch, classes]`` logits (or ``output=`` must pick them)."""
+        self._check_logits_on_one_item(pl_module, datamodule, "val")
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"val_mc_ece": ..., "val_mc_acc": ...}``."""

@@ -11,7 +11,12 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-__all__ = ["log_step", "val_figures"]
+from lightning_bal.utilities.tensorboard import add_layout
+
+__all__ = ["HP_METRIC_SOURCES", "log_step", "val_figures"]
+
+# What `hp_metric` shows in TensorBoard's HParams tab: the latest point of the first of these active learning curves.
+HP_METRIC_SOURCES = ("test_acc", "val_acc")
 
 
 def val_figures(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -57,7 +62,11 @@ def log_step(
     the selection, per-class counts of D_L, the seconds spent in the pool pass and any ``extra`` figures (e.g. the
     calibration of the MC-averaged predictions). ``val_metrics``, when given, replaces the ``val*`` metrics of
     ``trainer.callback_metrics`` (the figures of a restored best model rather than of the last epoch). TensorBoard
-    loggers also get histograms of the pool scores and of the labelled classes. Returns the scalars.
+    loggers also get histograms of the pool scores and of the labelled classes, the custom-scalars layout of
+    :mod:`lightning_bal.utilities.tensorboard` (the curves against labelled samples, every run on one chart) and
+    ``hp_metric``: the latest ``test_acc`` (else ``val_acc``) of the curve, in place of the ``-1`` that
+    ``TensorBoardLogger(default_hp_metric=True)`` writes at the start (unless the model logs ``hp_metric`` itself).
+    Returns the scalars.
 
     ``pool_statistics`` (``mean``, ``max``, ``min`` of the whole pool, reduced over the ranks) replaces the statistics
     of ``pool_scores``, which is then only a bounded sample for the histogram.
@@ -86,6 +95,10 @@ def log_step(
         logger.log_metrics(metrics, step=num_labelled)
         if isinstance(logger, TensorBoardLogger):
             _histograms(logger, prefix, num_labelled, pool_scores, labelled_classes)
+            add_layout(logger.experiment, prefix)
+            curve = next((f"{prefix}/{name}" for name in HP_METRIC_SOURCES if f"{prefix}/{name}" in metrics), None)
+            if curve is not None and "hp_metric" not in trainer.callback_metrics:
+                logger.log_metrics({"hp_metric": metrics[curve]}, step=num_labelled)
     return metrics
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
-from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, TQDMProgressBar
 from torch import Tensor, nn
 
+from lightning_bal.callbacks.embedding_pass import select_from_embeddings
 from lightning_bal.callbacks.sharded_selection import (
     PoolStatistics,
     gather_rows,
@@ -98,11 +100,32 @@ class PoolPass:
         query_size: int,
         seed: int,
         step: int,
-        progress: bool = False,
+        progress: int = 0,
     ) -> PoolSelection:
         """Score ``candidates`` (dataset indices of the pool) and select ``query_size`` of them on every rank."""
         start = time.perf_counter()
         local = shard(candidates, rank, world_size)
+        if getattr(self.heuristic, "needs_embeddings", False):
+            # Embedding heuristics (BADGE, Core-Set): every rank selects from its own shard, with collectives.
+            picks = select_from_embeddings(
+                self.heuristic,
+                self.posterior,
+                self.iterations,
+                strategy,
+                rank,
+                world_size,
+                module,
+                datamodule,
+                local,
+                query_size,
+                seed,
+                step,
+                _rank_progress(progress, rank, world_size),
+            )
+            selected = strategy.broadcast(picks.indices, src=0)
+            scores = picks.scores if rank == 0 else torch.empty(0)
+            seconds = time.perf_counter() - start
+            return PoolSelection(selected, None, scores, None, candidates.numel(), seconds, local)
         pool = self._score(
             strategy, rank, world_size, module, datamodule, candidates, local, query_size, seed, step, progress
         )
@@ -142,7 +165,7 @@ class PoolPass:
         query_size: int,
         seed: int,
         step: int,
-        progress: bool,
+        progress: int,
     ) -> _Scores:
         if not self.heuristic.needs_predictions:
             empty = torch.empty(0)
@@ -298,18 +321,41 @@ def _device(module: nn.Module) -> torch.device:
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
-def _progress(batches: Iterator[Any], total: int, show: bool, rank: int, world_size: int) -> Iterator[Any]:
-    """One bar per rank for its shard of the pool pass (prefixed by the rank under DDP), as Lightning's TQDM bars."""
-    if not show:
+def _rank_progress(
+    refresh_rate: int, rank: int, world_size: int
+) -> Callable[[Iterator[Any], int, bool], Iterator[Any]] | None:
+    """This rank's bar as the embedding pass calls it: ``(batches, total, show)``."""
+    if refresh_rate <= 0:
+        return None
+    return lambda batches, total, show: _progress(batches, total, refresh_rate if show else 0, rank, world_size)
+
+
+def _progress(
+    batches: Iterator[Any], total: int, refresh_rate: int, rank: int = 0, world_size: int = 1
+) -> Iterator[Any]:
+    """One bar per rank for its shard of the pool pass, drawn as Lightning's ``TQDMProgressBar`` draws its own.
+
+    On stdout, redrawn every ``refresh_rate`` batches and at the last one (the trainer's bar's ``refresh_rate``, which
+    ``TQDM_MINITERS`` raises for piped output); ``0`` draws nothing. Under DDP each rank draws its own bar on its own
+    line, prefixed by its rank, so that a straggler shows.
+    """
+    if refresh_rate <= 0:
         yield from batches
         return
-    desc = "Pool pass (MC-Dropout)" if world_size == 1 else f"[rank {rank}] Pool pass (MC-Dropout)"
     bar = Tqdm(
-        total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch", position=rank if world_size > 1 else None
+        total=total,
+        desc="Pool pass (MC-Dropout)" if world_size == 1 else f"[rank {rank}] Pool pass (MC-Dropout)",
+        position=rank if world_size > 1 else None,
+        leave=False,
+        dynamic_ncols=True,
+        file=sys.stdout,
+        bar_format=TQDMProgressBar.BAR_FORMAT,
     )
     try:
-        for batch in batches:
-            bar.update(1)
+        for done, batch in enumerate(batches, start=1):
+            if done % refresh_rate == 0 or done == total:
+                bar.n = done
+                bar.refresh()
             yield batch
     finally:
         bar.close()

@@ -9,10 +9,12 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from lightning_bal.data.batched import batched_loader
+from lightning_bal.data.ids import ItemId, check_ids, id_lookup, remap_state
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
 from lightning_bal.data.queries import read_answers, write_queries
 from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
@@ -67,8 +69,14 @@ class ActiveDataModule(pl.LightningDataModule):
         return_weights: make the train loader yield each sample's ``"lure"`` or ``"pure"`` risk weight after the
             item, ``(input, target, weight)``, so that ``training_step`` can weight its per-sample loss (see
             :meth:`risk_weights`).
+        collate_fn: batches items of every loader (e.g. pads sequences of different lengths); it gets tuples
+            ``(input, target, ...)`` from the train, validation and test sets, and ``(input, dataset_index)`` from
+            the pool. Default: torch's ``default_collate``.
         seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
             given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
+        ids: a stable id per training item (file names, database keys; default ``train_dataset.ids`` if it has
+            them, else the index): query files and answers name items by id, and a checkpoint re-maps its labels by
+            id onto a re-ordered or grown dataset (see :mod:`lightning_bal.data.ids`).
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -103,7 +111,9 @@ class ActiveDataModule(pl.LightningDataModule):
         input_fn: Callable[[Any], Any] | None = None,
         max_pool_size: int | None = None,
         return_weights: Literal["lure", "pure"] | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
         seed: int | None = None,
+        ids: Sequence[ItemId] | None = None,
     ) -> None:
         super().__init__()
         if not hasattr(train_dataset, "__getitem__") or not hasattr(train_dataset, "__len__"):
@@ -130,8 +140,17 @@ class ActiveDataModule(pl.LightningDataModule):
                 f"Expected argument `return_weights` to be None, 'lure' or 'pure', but got {return_weights!r}."
             )
         self.return_weights = return_weights
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"Expected argument `collate_fn` to be callable or None, but got {collate_fn!r}.")
+        self.collate_fn = collate_fn
+        self.pool_overrides = pool_overrides
         self.pool_dataset = pool_view_of(train_dataset, pool_dataset, pool_overrides)
         size = len(train_dataset)
+        if ids is None:
+            ids = getattr(train_dataset, "ids", None)
+        # None: every item's id is its index (stored as None, so default runs keep small checkpoints).
+        self._ids: list[ItemId] | None = None if ids is None else check_ids("ids", ids, size)
+        self._id_lookup: dict[str, int] | None = None
         self._targets = None if task == "regression" else resolve_targets(targets, train_dataset, size)
         if task is None and self._targets is not None:
             task = "classification"
@@ -226,6 +245,33 @@ class ActiveDataModule(pl.LightningDataModule):
         """Dataset indices queried for a human annotator and not yet answered."""
         return torch.tensor(self.ledger.pending_query, dtype=torch.long)
 
+    @property
+    def ids(self) -> list[ItemId]:
+        """Each training item's stable id (its index unless ``ids`` were given)."""
+        return list(range(len(self))) if self._ids is None else list(self._ids)
+
+    def indices_of(self, ids: Sequence[ItemId]) -> Tensor:
+        """Dataset indices of items named by id (compared as text, as files carry them).
+
+        Raises:
+            ValueError: an id that names no item of the dataset (nothing else is done).
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), ids=["a", "b", "c"], seed=0)
+            >>> dm.indices_of(["c", "a"]).tolist()
+            [2, 0]
+        """
+        if self._id_lookup is None:
+            self._id_lookup = id_lookup(self.ids)
+        unknown = [item for item in ids if str(item) not in self._id_lookup]
+        if unknown:
+            raise ValueError(
+                f"Expected ids of items of the training dataset, but got unknown ids {unknown[:5]}"
+                f"{' ...' if len(unknown) > 5 else ''} (answers from another project or dataset?)."
+            )
+        return torch.tensor([self._id_lookup[str(item)] for item in ids], dtype=torch.long)
+
     def labelled_targets(self) -> Tensor | None:
         """Class labels of D_L in ``labelled_indices`` order, or ``None`` when they are not integer classes.
 
@@ -279,26 +325,58 @@ class ActiveDataModule(pl.LightningDataModule):
         return self.ledger.label_balanced(per_class, self._require_targets(targets), generator or self.generator)
 
     # ------------------------------------------------------------------ human annotators
-    def query(self, dataset_indices: Indices) -> None:
-        """Record ``dataset_indices`` as the pending query for a human annotator (they stay in the pool)."""
-        self.ledger.query(dataset_indices)
+    def query(self, dataset_indices: Indices, new_step: bool = False) -> None:
+        """Record ``dataset_indices`` as the pending query for a human annotator (they stay in the pool).
 
-    def export_queries(self, path: str | Path) -> Path:
-        """Write the pending query (dataset index, step, empty label) to ``path`` (``.json`` or ``.csv``)."""
-        return write_queries(path, self.ledger.pending_query, self.step)
+        With ``new_step``, the query opens the next active learning step: its answers are recorded at it.
+        """
+        self.ledger.query(dataset_indices, new_step=new_step)
+
+    def export_queries(self, path: str | Path, scores: Sequence[float | None] | None = None) -> Path:
+        """Write the pending query (id, index, step, score, empty label) to ``path`` (``.json`` or ``.csv``)."""
+        pending = self.ledger.pending_query
+        ids = self.ids
+        return write_queries(path, pending, self.step, [ids[i] for i in pending], scores)
 
     def import_labels(self, path: str | Path) -> Tensor:
         """Label the answered rows of a file written by :meth:`export_queries`; unanswered rows stay in the pool.
 
-        Every row must belong to the pending query, and every label must suit the task; otherwise nothing changes.
+        Rows name items by id. Every row must belong to the pending query and name the current step (a file of an
+        older query is refused), and every label must suit the task; otherwise nothing changes. Returns the dataset
+        indices labelled.
         """
-        indices, labels = read_answers(path)
-        return self.ledger.answer(indices, labels)
+        answers = read_answers(path)
+        self.check_answer_steps(answers.steps, source=str(path))
+        return self.ledger.answer(self.indices_of(answers.ids), answers.labels)
+
+    def check_answer_steps(self, steps: set[int], source: str) -> None:
+        """Refuse answers to a query of another step than the pending one (a stale or foreign answers file).
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), seed=0)
+            >>> dm.query([1], new_step=True)
+            >>> dm.check_answer_steps({0}, source="old.csv")
+            Traceback (most recent call last):
+            ...
+            ValueError: Expected answers to the query of step 1, but old.csv answers step(s) [0]: it is stale ...
+        """
+        stale = sorted(steps - {self.step})
+        if stale:
+            raise ValueError(
+                f"Expected answers to the query of step {self.step}, but {source} answers step(s) {stale}: it is"
+                " stale (an older query) or belongs to another run. Export the pending query again."
+            )
 
     # ------------------------------------------------------------------ pool subset and loaders
     def scoring_indices(self) -> Tensor:
-        """Pool indices to score at this step: the whole pool, or a seeded random subset of ``max_pool_size``."""
+        """Pool indices to score at this step: the whole pool, or a seeded random subset of ``max_pool_size``.
+
+        Items of the pending query are left out: they are with the annotators already.
+        """
         pool = self.pool_indices
+        if self.ledger.pending_query:
+            pool = pool[~torch.isin(pool, torch.tensor(self.ledger.pending_query, dtype=torch.long))]
         if self.max_pool_size is None or pool.numel() <= self.max_pool_size:
             return pool
         if self._pool_subset_step != self.step:
@@ -308,11 +386,18 @@ class ActiveDataModule(pl.LightningDataModule):
         subset = torch.tensor(self._pool_subset, dtype=torch.long)
         return subset[self.acquired_at[subset] == UNLABELLED]
 
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, **kwargs: Any) -> DataLoader:
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers, generator=generator
+        loader_cls = ResumableLoader if "trained_batches" in kwargs else DataLoader
+        return loader_cls(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            generator=generator,
+            collate_fn=self.collate_fn,
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -326,15 +411,7 @@ class ActiveDataModule(pl.LightningDataModule):
         # under DDP, Lightning releases before 2.4 did not forward `set_epoch` to a custom sampler.
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch, epoch=epoch)
-        generator = torch.Generator().manual_seed(self.seed)
-        return ResumableLoader(
-            view,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            generator=generator,
-            trained_batches=self._trained_batches,
-        )
+        return self._loader(view, self.batch_size, sampler, trained_batches=self._trained_batches)
 
     def _trained_batches(self) -> int:
         # What Lightning's own epoch loop counts as trained in the current epoch.
@@ -416,16 +493,21 @@ class ActiveDataModule(pl.LightningDataModule):
             "generator_state": self.generator.get_state(),
             "pool_subset": torch.tensor(self._pool_subset, dtype=torch.long),
             "pool_subset_step": self._pool_subset_step,
+            "ids": None if self._ids is None else list(self._ids),
+            "task": self.ledger.task,
+            "num_classes": self.ledger.num_classes,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the labels, pending query, generator and pool subset; a bad state dict changes nothing.
 
-        Everything is validated before anything is replaced (another dataset size, a missing key, a bad generator
-        state, labels invalid for the task).
+        Everything is validated before anything is replaced (a missing key, a bad generator state, labels invalid
+        for the task). A state saved for other item ids (a re-ordered or grown dataset; states without ids name
+        items by index) is re-mapped by id: new items join the pool, labelled or queried items must still be there.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected a state dict, but got {type(state_dict).__name__}.")
+        state_dict = self._aligned(state_dict)
         ledger = LabelLedger(len(self), self.ledger.task, self.ledger.num_classes)
         ledger.load_state_dict(state_dict)
         missing = [key for key in ("generator_state", "pool_subset", "pool_subset_step") if key not in state_dict]
@@ -442,9 +524,95 @@ class ActiveDataModule(pl.LightningDataModule):
         subset_step = state_dict["pool_subset_step"]
         if isinstance(subset_step, bool) or not isinstance(subset_step, int) or subset_step < -1:
             raise ValueError(f"Expected `pool_subset_step` to be an integer >= -1, but got {subset_step!r}.")
+        lost = sorted(set(self.ledger.annotations) - set(ledger.annotations))
+        if lost:
+            rank_zero_warn(
+                f"Loading this state drops the annotators' labels of {len(lost)} items (ids"
+                f" {[self.ids[i] for i in lost[:5]]}{' ...' if len(lost) > 5 else ''}). If they were imported into the"
+                " datamodule after its checkpoint was saved, import them into the checkpoint instead (`lightning-bal"
+                " import CKPT ANSWERS` or `lightning_bal.annotation.import_answers`), then `fit(ckpt_path=CKPT)`."
+            )
         # Validated: swap everything at once.
         self.ledger = ledger
         self.generator = generator
         self.seed = int(seed if seed is not None else self.seed)
         self._pool_subset = subset.tolist()
         self._pool_subset_step = subset_step
+
+    def _aligned(self, state: dict[str, Any]) -> dict[str, Any]:
+        acquired_at = state.get("acquired_at")
+        saved_ids = state.get("ids")
+        if (
+            saved_ids is None
+            and self._ids is None
+            and isinstance(acquired_at, Tensor)
+            and len(acquired_at) >= len(self)
+        ):
+            return state  # same default ids (a larger state fails the ledger's size check with a clear message)
+        if not isinstance(acquired_at, Tensor) or acquired_at.dim() != 1:
+            return state  # the ledger names what is wrong
+        if isinstance(saved_ids, list) and saved_ids == self._ids:
+            return state  # the usual resume: this module's own ids, already checked
+        old_ids = list(range(len(acquired_at))) if saved_ids is None else check_ids("ids", saved_ids, len(acquired_at))
+        if old_ids == self.ids:
+            return state
+        return remap_state(state, old_ids, self.ids)
+
+    # ------------------------------------------------------------------ a growing pool
+    def add_items(
+        self, dataset: Dataset, ids: Sequence[ItemId] | None = None, pool_dataset: Dataset | None = None
+    ) -> Tensor:
+        """Append the items of ``dataset`` to the training dataset; they join the pool. Returns their indices.
+
+        Labels, steps, drawing probabilities and the pending query of the items already there are kept. The
+        training dataset becomes a ``ConcatDataset`` of the old one and ``dataset`` (the pool reads ``pool_dataset``,
+        or ``dataset`` with the module's ``pool_overrides``). ``ids`` default to ``dataset.ids``, or to the new
+        indices when the module uses default ids. A checkpoint of the smaller dataset loads into the grown one.
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(4, 1)), initial_labels=2, seed=0)
+            >>> dm.add_items(TensorDataset(torch.ones(3, 1))).tolist()
+            [4, 5, 6]
+            >>> len(dm), dm.num_labelled, dm.num_pool
+            (7, 2, 5)
+        """
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(f"Expected argument `dataset` to be a map-style dataset, but got {type(dataset).__name__}.")
+        size, added = len(self), len(dataset)
+        if ids is None:
+            ids = getattr(dataset, "ids", None)
+        if ids is None and self._ids is not None:
+            raise ValueError(
+                "Expected argument `ids` (or a `dataset.ids` attribute) for the new items, since this datamodule"
+                " names its items by `ids`, but got None."
+            )
+        new_ids = None if ids is None else check_ids("ids", ids, added)
+        if new_ids is not None:
+            clash = [item for item in new_ids if str(item) in id_lookup(self.ids)]
+            if clash:
+                raise ValueError(
+                    f"Expected argument `ids` to hold new ids, but {clash[:5]} are already in the dataset."
+                )
+        all_ids = (
+            None if new_ids is None and self._ids is None else self.ids + list(new_ids or range(size, size + added))
+        )
+        if all_ids is not None:
+            check_ids("ids", all_ids, size + added)
+        pool_part = pool_view_of(dataset, pool_dataset, self.pool_overrides)
+        new_targets = None if self._targets is None else resolve_targets(None, dataset, added)
+        grown = LabelLedger(size + added, self.ledger.task, self.ledger.num_classes)
+        grown.load_state_dict(remap_state(self.ledger.state_dict(), self.ids, all_ids or list(range(size + added))))
+        # Validated: swap everything at once.
+        self.train_dataset = ConcatDataset([self.train_dataset, dataset])
+        self.pool_dataset = (
+            self.train_dataset
+            if pool_dataset is None and not self.pool_overrides and self.pool_dataset is self.train_dataset.datasets[0]
+            else ConcatDataset([self.pool_dataset, pool_part])
+        )
+        self._targets = None if new_targets is None else torch.cat([self._targets, new_targets])  # type: ignore[list-item]
+        self._ids = all_ids
+        self._id_lookup = None
+        self.ledger = grown
+        self._pool_subset_step = -1
+        return torch.arange(size, size + added)

@@ -169,24 +169,26 @@ class LabelLedger:
             ValueError: an index out of range, duplicated or already labelled; labels invalid for the task or of
                 the wrong length; probabilities outside ``(0, 1]``.
         """
-        tensor = as_index_tensor("indices", indices)
-        self.check_pool_members("indices", tensor)
-        values = None if labels is None else self.check_labels(labels, tensor.numel())
-        drawn = None if probabilities is None else self.check_probabilities(probabilities, tensor.numel())
-        self._record(tensor, values, drawn)
+        self._record(*self._checked(indices, labels, probabilities))
 
     def acquire(self, indices: Any, labels: Any = None, probabilities: Any = None) -> int:
         """Start the next active learning step and label ``indices`` at it (see :meth:`label`); returns the step.
 
         The one way to label at a new step: on bad input neither the step nor the labelled set changes.
         """
+        checked = self._checked(indices, labels, probabilities)
+        self.step += 1
+        self._record(*checked)
+        return self.step
+
+    def _checked(
+        self, indices: Any, labels: Any, probabilities: Any
+    ) -> tuple[Tensor, list[int | float] | None, Tensor | None]:
         tensor = as_index_tensor("indices", indices)
         self.check_pool_members("indices", tensor)
         values = None if labels is None else self.check_labels(labels, tensor.numel())
         drawn = None if probabilities is None else self.check_probabilities(probabilities, tensor.numel())
-        self.step += 1
-        self._record(tensor, values, drawn)
-        return self.step
+        return tensor, values, drawn
 
     def _record(self, indices: Tensor, values: list[int | float] | None, drawn: Tensor | None) -> None:
         # Everything is validated by the caller: from here on nothing can fail half-way.
@@ -258,11 +260,15 @@ class LabelLedger:
         self.label(indices)
         return indices
 
-    def query(self, indices: Any) -> None:
-        """Record ``indices`` as the pending query for a human annotator (they stay in the pool)."""
+    def query(self, indices: Any, *, new_step: bool = False) -> None:
+        """Record ``indices`` as the pending query for a human annotator (they stay in the pool).
+
+        With ``new_step`` the query opens the next step (as :meth:`acquire` does): its answers are labelled at it.
+        """
         tensor = as_index_tensor("indices", indices)
         self.check_pool_members("indices", tensor)
         self.pending_query = tensor.tolist()
+        self.step += int(new_step)
 
     def answer(self, indices: Any, labels: Any) -> Tensor:
         """Label answered rows of the pending query with the annotator's ``labels``; the rest stay pending.

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["read_answers", "write_queries"]
+__all__ = ["Answers", "read_answers", "write_queries"]
+
+
+class Answers(NamedTuple):
+    """The answered rows of a query file.
+
+    Attributes:
+        ids: each answered item's id as text (the ``id`` column, else the ``index`` column of older files).
+        labels: the annotator's labels, one per id.
+        steps: the query steps the file's rows name (empty for files without a ``step`` column).
+    """
+
+    ids: list[str]
+    labels: list[int | float]
+    steps: set[int]
 
 
 def _format(path: Path) -> str:
@@ -17,20 +33,41 @@ def _format(path: Path) -> str:
     return suffix[1:]
 
 
-def write_queries(path: str | Path, indices: list[int], step: int) -> Path:
-    """Write one row per queried dataset index with an empty ``label`` for the annotator to fill in.
+def write_queries(
+    path: str | Path,
+    indices: Sequence[int],
+    step: int,
+    ids: Sequence[int | str] | None = None,
+    scores: Sequence[float | None] | None = None,
+) -> Path:
+    """Write one row per queried item with an empty ``label`` for the annotator to fill in.
 
-    JSON holds a list of ``{"index": i, "step": s, "label": null}``; CSV the columns ``index,step,label``.
+    Columns: ``id`` (the item's id, default its index), ``index`` (its dataset position when written, for
+    information only), ``step`` (the query's step: answers of another step are refused), ``score`` (the heuristic's
+    score, empty when unknown) and ``label``. JSON holds a list of such objects; CSV has a header row.
+
+    Example:
+        >>> import tempfile
+        >>> path = write_queries(Path(tempfile.mkdtemp()) / "q.csv", [4, 2], step=3, ids=["d.png", "b.png"])
+        >>> print(path.read_text().strip())
+        id,index,step,score,label
+        d.png,4,3,,
+        b.png,2,3,,
     """
     path = Path(path)
+    ids = list(indices) if ids is None else list(ids)
+    scores = [None] * len(ids) if scores is None else list(scores)
+    rows = [
+        {"id": item, "index": int(index), "step": step, "score": score, "label": None}
+        for item, index, score in zip(ids, indices, scores, strict=True)
+    ]
     if _format(path) == "json":
-        rows = [{"index": i, "step": step, "label": None} for i in indices]
         path.write_text(json.dumps(rows, indent=2) + "\n")
     else:
         with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["index", "step", "label"])
-            writer.writerows([i, step, ""] for i in indices)
+            writer = csv.DictWriter(handle, fieldnames=["id", "index", "step", "score", "label"])
+            writer.writeheader()
+            writer.writerows({**row, "score": "" if row["score"] is None else row["score"]} for row in rows)
     return path
 
 
@@ -49,41 +86,77 @@ def _parse_label(value: Any) -> int | float | None:
             raise ValueError(f"Expected every `label` to be a number or empty, but got {value!r}.") from err
 
 
-def read_answers(path: str | Path) -> tuple[list[int], list[int | float]]:
-    """Read the answered rows of a file written by :func:`write_queries`; rows with an empty label are skipped."""
-    path = Path(path)
+def _load_rows(path: Path) -> list[Any]:
     if _format(path) == "json":
-        rows = json.loads(path.read_text())
+        try:
+            rows = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"Expected {str(path)!r} to hold JSON, but it does not parse (truncated?): {err}") from err
         if not isinstance(rows, list):
             raise ValueError(
                 f"Expected {str(path)!r} to hold a JSON list of query rows, but got {type(rows).__name__}."
             )
-    else:
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            # Without the header, the first answer would be read as column names and silently dropped.
-            if reader.fieldnames is None or not {"index", "label"} <= set(reader.fieldnames):
-                raise ValueError(
-                    f"Expected {str(path)!r} to start with the header `index,step,label`, but got"
-                    f" {reader.fieldnames!r}."
-                )
-            rows = list(reader)
-    indices: list[int] = []
+        return rows
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        # Without the header, the first answer would be read as column names and silently dropped.
+        if (
+            reader.fieldnames is None
+            or "label" not in reader.fieldnames
+            or not {"id", "index"} & set(reader.fieldnames)
+        ):
+            raise ValueError(
+                f"Expected {str(path)!r} to start with the header `id,index,step,score,label`, but got"
+                f" {reader.fieldnames!r}."
+            )
+        rows = list(reader)
+    for number, row in enumerate(rows, start=2):
+        # csv fills the missing cells of a cut-off last line with None.
+        if None in row.values() or None in row:
+            raise ValueError(f"Expected every row of {str(path)!r} to have all columns, but line {number} does not.")
+    return rows
+
+
+def read_answers(path: str | Path) -> Answers:
+    """Read the answered rows of a file written by :func:`write_queries`; rows with an empty label are skipped.
+
+    Example:
+        >>> import tempfile
+        >>> path = write_queries(Path(tempfile.mkdtemp()) / "q.json", [4, 2], step=3, ids=["d.png", "b.png"])
+        >>> path.write_text(path.read_text().replace('"label": null', '"label": 1', 1)) > 0
+        True
+        >>> read_answers(path)
+        Answers(ids=['d.png'], labels=[1], steps={3})
+    """
+    path = Path(path)
+    ids: list[str] = []
     labels: list[int | float] = []
-    for row in rows:
-        if not isinstance(row, dict) or "index" not in row:
-            raise ValueError(f"Expected every row of {str(path)!r} to have an `index`, but got {row!r}.")
+    steps: set[int] = set()
+    for row in _load_rows(path):
+        if not isinstance(row, dict) or not {"id", "index"} & set(row):
+            raise ValueError(f"Expected every row of {str(path)!r} to have an `id`, but got {row!r}.")
+        if row.get("step") not in (None, ""):
+            steps.add(_parse_int("step", row["step"]))
         label = _parse_label(row.get("label"))
-        if label is not None:
-            indices.append(_parse_index(row["index"]))
-            labels.append(label)
-    return indices, labels
+        if label is None:
+            continue
+        if isinstance(label, float) and not math.isfinite(label):
+            raise ValueError(f"Expected every `label` to be a finite number, but got {label!r}.")
+        ids.append(_parse_id(row["id"]) if "id" in row else str(_parse_int("index", row["index"])))
+        labels.append(label)
+    return Answers(ids, labels, steps)
 
 
-def _parse_index(value: Any) -> int:
+def _parse_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"Expected every `id` to be an integer or a non-empty string, but got {value!r}.")
+    return value if isinstance(value, str) else str(value)
+
+
+def _parse_int(name: str, value: Any) -> int:
     # `int(0.7)` would label item 0 and `int(True)` item 1: only whole numbers name an item.
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
-    raise ValueError(f"Expected every `index` to be an integer dataset index, but got {value!r}.")
+    raise ValueError(f"Expected every `{name}` to be an integer, but got {value!r}.")

@@ -10,17 +10,68 @@ from torch import Tensor
 
 __all__ = [
     "Reduction",
+    "TopQ",
     "check_log_probs",
+    "check_mask",
     "check_mass",
     "check_finite_scores",
     "check_reduction",
     "reduce_scores",
     "finalize_scores",
+    "check_masked_inputs",
 ]
 
-Reduction = str | Callable[[Tensor], Tensor]
 
-_REDUCTIONS = ("mean", "sum", "max")
+class TopQ:
+    """Reduction to the mean of the top ``q`` fraction of an item's valid positions (at least one position).
+
+    The string ``"topq"`` is ``TopQ(0.1)``. Items with no valid position get the heuristic's empty score.
+
+    Args:
+        q: fraction of positions averaged, in ``(0, 1]``; ``TopQ(1.0)`` is the mean.
+
+    Example:
+        >>> TopQ(0.5)(torch.tensor([[1.0, 4.0, 2.0, 3.0]]))
+        tensor([3.5000])
+        >>> TopQ(0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `q` to be a fraction in (0, 1], but got 0.0.
+    """
+
+    def __init__(self, q: float = 0.1) -> None:
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 1.0:
+            raise ValueError(f"Expected argument `q` to be a fraction in (0, 1], but got {q!r}.")
+        self.q = float(q)
+
+    def __call__(self, scores: Tensor, mask: Tensor | None = None, empty: float = 0.0) -> Tensor:
+        """Reduce ``[N, ...]`` scores (``mask``: bool ``[N, ...]``, True where a position counts) to ``[N]``."""
+        flat = scores.flatten(1)
+        valid = torch.ones_like(flat, dtype=torch.bool) if mask is None else mask.flatten(1)
+        counts = valid.sum(1)
+        taken = (counts.double() * self.q).ceil().long().clamp_min(1)
+        ordered = flat.masked_fill(~valid, -math.inf).sort(dim=1, descending=True).values
+        positions = torch.arange(flat.shape[1], device=flat.device)
+        top = positions.unsqueeze(0) < taken.unsqueeze(1)
+        means = torch.where(top, ordered, torch.zeros((), dtype=flat.dtype, device=flat.device)).sum(1) / taken
+        return means.masked_fill(counts == 0, empty) if flat.shape[1] else torch.full_like(means, empty)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TopQ) and other.q == self.q
+
+    def __hash__(self) -> int:
+        return hash(("TopQ", self.q))
+
+    def __repr__(self) -> str:
+        return f"TopQ(q={self.q})"
+
+
+#: How per-position scores (pixels, tokens, outputs) become one score per item: ``"mean"``, ``"sum"``, ``"max"``,
+#: ``"topq"`` (``TopQ(0.1)``), a :class:`TopQ`, or a callable ``reduction(scores [N, ...]) -> [N]`` (called as
+#: ``reduction(scores, mask)`` when a mask is given).
+Reduction = str | TopQ | Callable[..., Tensor]
+
+_REDUCTIONS = ("mean", "sum", "max", "topq")
 # Row masses of float32 log-softmax outputs deviate from 1 by ~1e-6; probabilities or logits by far more.
 _MASS_TOLERANCE = 1e-3
 
@@ -91,31 +142,71 @@ def check_finite_scores(scores: Tensor, name: str = "log_probs") -> None:
 
 
 def check_reduction(reduction: Reduction) -> None:
-    """Check that ``reduction`` is one of ``"mean"``, ``"sum"``, ``"max"`` or a callable.
+    """Check that ``reduction`` is one of ``"mean"``, ``"sum"``, ``"max"``, ``"topq"``, a :class:`TopQ` or a callable.
 
     Example:
         >>> check_reduction("median")
         Traceback (most recent call last):
         ...
-        ValueError: Expected argument `reduction` to be one of ('mean', 'sum', 'max') or a callable, but got 'median'.
+        ValueError: Expected argument `reduction` to be one of ('mean', 'sum', 'max', 'topq'), a TopQ or a callable, ...
     """
     if not callable(reduction) and reduction not in _REDUCTIONS:
         raise ValueError(
-            f"Expected argument `reduction` to be one of {_REDUCTIONS} or a callable, but got {reduction!r}."
+            f"Expected argument `reduction` to be one of {_REDUCTIONS}, a TopQ or a callable, but got {reduction!r}."
         )
 
 
-def reduce_scores(scores: Tensor, reduction: Reduction) -> Tensor:
+def check_mask(mask: Tensor | None, shape: tuple[int, ...], name: str = "mask") -> None:
+    """Check that ``mask`` is a bool tensor of ``shape``: ``[N, ...]``, one flag per scored position.
+
+    ``True`` marks a position that counts; ``False`` one that is ignored (padding, void pixels, ``ignore_index``).
+
+    Example:
+        >>> check_mask(torch.ones(2, 3, dtype=torch.bool), (2, 4))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `mask` to have shape (2, 4) (items, then the trailing dims of the scores), ...
+    """
+    if mask is None:
+        return
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(
+            f"Expected argument `{name}` to be a bool tensor (True where a position counts), but got {got}."
+        )
+    if len(shape) < 2:
+        raise ValueError(
+            f"Expected argument `{name}` only for scores over positions (pixels, tokens: trailing dims), but the"
+            f" inputs have none (one score per item, shape {tuple(shape)})."
+        )
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(
+            f"Expected argument `{name}` to have shape {tuple(shape)} (items, then the trailing dims of the scores),"
+            f" but got {tuple(mask.shape)}."
+        )
+
+
+def reduce_scores(scores: Tensor, reduction: Reduction, mask: Tensor | None = None, empty: float = 0.0) -> Tensor:
     """Reduce per-position scores ``[N, ...]`` to one score per item ``[N]``; ``[N]`` passes through unchanged.
+
+    Positions where the bool ``mask`` ``[N, ...]`` is False do not count; an item with no position that counts
+    gets ``empty`` (the heuristic's least informative score).
 
     Example:
         >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "max")
         tensor([3., 2.])
+        >>> mask = torch.tensor([[True, False], [False, False]])
+        >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "mean", mask=mask)
+        tensor([1., 0.])
     """
     if scores.ndim == 1:
         return scores
+    if reduction == "topq":
+        reduction = TopQ()
+    if isinstance(reduction, TopQ):
+        return reduction(scores, mask, empty)
     if callable(reduction):
-        reduced = reduction(scores)
+        reduced = reduction(scores) if mask is None else reduction(scores, mask)
         if not isinstance(reduced, Tensor) or reduced.shape != scores.shape[:1]:
             got = tuple(reduced.shape) if isinstance(reduced, Tensor) else type(reduced)
             raise ValueError(
@@ -123,14 +214,31 @@ def reduce_scores(scores: Tensor, reduction: Reduction) -> Tensor:
             )
         return reduced
     flat = scores.flatten(1)
-    if reduction == "mean":
-        return flat.mean(1)
-    if reduction == "sum":
-        return flat.sum(1)
-    return flat.amax(1)
+    if mask is None:
+        if reduction == "mean":
+            return flat.mean(1)
+        if reduction == "sum":
+            return flat.sum(1)
+        return flat.amax(1)
+    valid = mask.flatten(1)
+    counts = valid.sum(1)
+    if reduction == "max":
+        reduced = flat.masked_fill(~valid, -math.inf).amax(1) if flat.shape[1] else flat.sum(1)
+    else:
+        reduced = flat.masked_fill(~valid, 0.0).sum(1)
+        if reduction == "mean":
+            reduced = reduced / counts.clamp_min(1)
+    return reduced.masked_fill(counts == 0, empty)
 
 
-def finalize_scores(scores_N_R: Tensor, log_probs: Tensor, reduction: Reduction, validate_args: bool) -> Tensor:
+def finalize_scores(
+    scores_N_R: Tensor,
+    log_probs: Tensor,
+    reduction: Reduction,
+    validate_args: bool,
+    mask: Tensor | None = None,
+    empty: float = 0.0,
+) -> Tensor:
     """Restore the trailing dims of ``[N, R]`` scores, check them for NaN/inf and reduce them to ``[N]``.
 
     Example:
@@ -140,4 +248,17 @@ def finalize_scores(scores_N_R: Tensor, log_probs: Tensor, reduction: Reduction,
     scores = scores_N_R.reshape(log_probs.shape[:1] + log_probs.shape[3:])
     if validate_args:
         check_finite_scores(scores)
-    return reduce_scores(scores, reduction)
+    return reduce_scores(scores, reduction, mask, empty)
+
+
+def check_masked_inputs(log_probs: Tensor, mask: Tensor | None) -> None:
+    """Check a ``mask`` against ``[N, K, C, ...]`` log-probabilities: it must be ``[N, ...]`` (trailing dims only).
+
+    Example:
+        >>> check_masked_inputs(torch.zeros(2, 3, 4, 5), torch.ones(2, 4, dtype=torch.bool))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `mask` to have shape (2, 5) (items, then the trailing dims of the scores), ...
+    """
+    if mask is not None:
+        check_mask(mask, tuple(log_probs.shape[:1] + log_probs.shape[3:]))

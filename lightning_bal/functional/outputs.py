@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["OutputKey", "log_softmax_classes", "select_output"]
+__all__ = ["Masked", "OutputKey", "log_softmax_classes", "sample_mask", "select_output", "split_masked"]
 
 #: Names one output of a model that returns several: a position in a tuple/list or a key of a dict.
 OutputKey = int | str
@@ -97,3 +97,58 @@ def _log_softmax(x: Tensor, dim: int) -> Tensor:
             return x - log_sum
     shifted = x - x.amax(dim, keepdim=True)
     return shifted.sub_(shifted.exp().sum(dim, keepdim=True).log_())
+
+
+class Masked(NamedTuple):
+    """What a heuristic with a ``mask`` scores: its input and which positions count.
+
+    Attributes:
+        values: ``[N, K, C, ...]`` log-probabilities, or ``[N, K, ...]`` raw outputs.
+        mask: bool ``[N, ...]`` over the trailing dims ``...``: True where a position (pixel, token) counts.
+    """
+
+    values: Tensor
+    mask: Tensor
+
+
+def sample_mask(mask: Any, key: OutputKey = "mask") -> Tensor:
+    """The validity mask ``[B, ...]`` of a model output ``[B, K, ...]`` (sample 0: validity must not be random).
+
+    Example:
+        >>> import torch
+        >>> sample_mask(torch.tensor([[[True, False]], [[True, True]]]))
+        tensor([[ True, False],
+                [ True,  True]])
+        >>> sample_mask(torch.ones(2, 1, 3))
+        Traceback (most recent call last):
+        ...
+        TypeError: Expected output 'mask' of the model to be a bool mask (True where a position counts, e.g. ...
+    """
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(
+            f"Expected output {key!r} of the model to be a bool mask (True where a position counts, e.g."
+            f" `tokens != pad_id`), but got {got}."
+        )
+    if mask.dim() < 3:
+        raise ValueError(
+            f"Expected output {key!r} of the model to be a mask [B, ...] over the positions of each item (pixels,"
+            f" tokens), i.e. [B, K, ...] after MC sampling, but got shape {tuple(mask.shape)}."
+        )
+    return mask[:, 0]
+
+
+def split_masked(inputs: Any, mask: Tensor | None = None) -> tuple[Any, Tensor | None]:
+    """``(values, mask)`` of a heuristic's input: a :class:`Masked` pair, or a tensor with an optional ``mask``.
+
+    Example:
+        >>> import torch
+        >>> values, mask = split_masked(Masked(torch.zeros(1, 2, 3), torch.ones(1, dtype=torch.bool)))
+        >>> values.shape, mask
+        (torch.Size([1, 2, 3]), tensor([True]))
+    """
+    if isinstance(inputs, Masked):
+        if mask is not None:
+            raise ValueError("Expected one mask, but got a `Masked` input and a `mask` argument.")
+        return inputs.values, inputs.mask
+    return inputs, mask

@@ -4,10 +4,11 @@ from lightning_bal.heuristics.base import Heuristic, Selection
 from lightning_bal.heuristics.batchbald import BatchBALD
 from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
 from lightning_bal.heuristics.combine import CombineHeuristics
+from lightning_bal.heuristics.diversity import BADGE, CoreSet, EmbeddingHeuristic, ProbCover, TypiClust
 from lightning_bal.heuristics.epig import EPIG
 from lightning_bal.heuristics.random_sampling import Random
 from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic
-from lightning_bal.heuristics.regression import Variance
+from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
     PowerBALD,
     PowerEntropy,
@@ -19,11 +20,15 @@ from lightning_bal.heuristics.stochastic import (
 )
 
 __all__ = [
+    "BADGE",
     "BALD",
     "EPIG",
+    "GaussianMI",
     "HEURISTICS",
     "BatchBALD",
     "CombineHeuristics",
+    "CoreSet",
+    "EmbeddingHeuristic",
     "Entropy",
     "Heuristic",
     "LeastConfidence",
@@ -31,6 +36,7 @@ __all__ = [
     "MeanSTD",
     "PowerBALD",
     "PowerEntropy",
+    "ProbCover",
     "Random",
     "Selection",
     "SoftmaxBALD",
@@ -38,6 +44,7 @@ __all__ = [
     "SoftrankBALD",
     "SoftrankEntropy",
     "StochasticHeuristic",
+    "TypiClust",
     "Variance",
     "VariationRatios",
     "available_heuristics",

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._validation import Reduction, check_reduction
-from lightning_bal.functional.outputs import OutputKey, log_softmax_classes, select_output
+from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
 
 __all__ = ["Selection", "Heuristic", "check_scores", "top_k"]
 
@@ -94,6 +94,9 @@ class Heuristic:
         validate_args: Check inputs (shapes, finiteness) before scoring.
         output: Which output of a multi-output model to score (tuple position or dict key); ``None`` for a model
             that returns one tensor.
+        mask: Which output of the model holds a bool validity mask ``[B, ...]`` over the scored positions (True
+            where a pixel or token counts); positions marked False are left out of ``reduction``. Needs ``output``.
+            See ``docs/tasks.md``.
     """
 
     name: ClassVar[str]
@@ -106,21 +109,39 @@ class Heuristic:
     needs_targets: ClassVar[bool] = False
 
     def __init__(
-        self, reduction: Reduction = "mean", validate_args: bool = True, output: OutputKey | None = None
+        self,
+        reduction: Reduction = "mean",
+        validate_args: bool = True,
+        output: OutputKey | None = None,
+        mask: OutputKey | None = None,
     ) -> None:
         check_reduction(reduction)
-        if output is not None and (isinstance(output, bool) or not isinstance(output, (int, str))):
-            raise TypeError(
-                f"Expected argument `output` to be a tuple position, a dict key or None, but got {output!r}."
+        for name, key in (("output", output), ("mask", mask)):
+            if key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))):
+                raise TypeError(
+                    f"Expected argument `{name}` to be a tuple position, a dict key or None, but got {key!r}."
+                )
+        if mask is not None and (output is None or mask == output):
+            raise ValueError(
+                f"Expected argument `output` to name the model output to score, apart from `mask={mask!r}`, but got"
+                f" output={output!r}: a model with a mask returns both, e.g. `dict(logits=..., mask=...)`."
             )
         self.reduction = reduction
         self.validate_args = validate_args
         self.output = output
+        self.mask = mask
 
     def transform(self, outputs: Any) -> Any:
-        """The model's raw MC outputs ``[B, K, ...]`` (or a tuple/dict of them) to what :meth:`score` consumes."""
+        """The model's raw MC outputs ``[B, K, ...]`` (or a tuple/dict of them) to what :meth:`score` consumes.
+
+        With ``mask``, a :class:`~lightning_bal.functional.outputs.Masked` pair of the scored values and the
+        validity mask ``[B, ...]``.
+        """
         selected = select_output(outputs, self.output)
-        return log_softmax_classes(selected) if self.consumes == "log_probs" else selected.float()
+        values = log_softmax_classes(selected) if self.consumes == "log_probs" else selected.float()
+        if self.mask is None:
+            return values
+        return Masked(values, sample_mask(select_output(outputs, self.mask), self.mask))
 
     def score(self, log_probs: Any) -> Tensor:
         """Score each item: ``[N, K, C, ...]`` log-probabilities to ``[N]`` scores (pointwise, so batch by batch)."""

@@ -7,6 +7,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from lightning_bal.functional import bald, entropy, least_confidence, margin, mean_std, variation_ratios
+from lightning_bal.functional.outputs import Masked, split_masked
 from lightning_bal.heuristics.base import Heuristic
 
 __all__ = ["BALD", "Entropy", "LeastConfidence", "Margin", "MeanSTD", "VariationRatios"]
@@ -23,9 +24,10 @@ class Entropy(Heuristic):
 
     name: ClassVar[str] = "entropy"
 
-    def score(self, log_probs: Tensor) -> Tensor:
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities to ``[N]`` entropies."""
-        return entropy(log_probs, self.reduction, self.validate_args)
+        values, mask = split_masked(log_probs, mask)
+        return entropy(values, self.reduction, self.validate_args, mask)
 
 
 class BALD(Heuristic):
@@ -41,9 +43,10 @@ class BALD(Heuristic):
     name: ClassVar[str] = "bald"
     needs_mc_samples: ClassVar[bool] = True
 
-    def score(self, log_probs: Tensor) -> Tensor:
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities to ``[N]`` BALD scores."""
-        return bald(log_probs, self.reduction, self.validate_args)
+        values, mask = split_masked(log_probs, mask)
+        return bald(values, self.reduction, self.validate_args, mask)
 
 
 class Margin(Heuristic):
@@ -58,9 +61,10 @@ class Margin(Heuristic):
     name: ClassVar[str] = "margin"
     higher_is_better: ClassVar[bool] = False
 
-    def score(self, log_probs: Tensor) -> Tensor:
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities to ``[N]`` margins."""
-        return margin(log_probs, self.reduction, self.validate_args)
+        values, mask = split_masked(log_probs, mask)
+        return margin(values, self.reduction, self.validate_args, mask)
 
 
 class LeastConfidence(Heuristic):
@@ -74,9 +78,10 @@ class LeastConfidence(Heuristic):
 
     name: ClassVar[str] = "least_confidence"
 
-    def score(self, log_probs: Tensor) -> Tensor:
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities to ``[N]`` scores in ``[0, 1 - 1/C]``."""
-        return least_confidence(log_probs, self.reduction, self.validate_args)
+        values, mask = split_masked(log_probs, mask)
+        return least_confidence(values, self.reduction, self.validate_args, mask)
 
 
 class VariationRatios(Heuristic):
@@ -92,9 +97,10 @@ class VariationRatios(Heuristic):
     name: ClassVar[str] = "variation_ratios"
     needs_mc_samples: ClassVar[bool] = True
 
-    def score(self, log_probs: Tensor) -> Tensor:
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities to ``[N]`` variation ratios."""
-        return variation_ratios(log_probs, self.reduction, self.validate_args)
+        values, mask = split_masked(log_probs, mask)
+        return variation_ratios(values, self.reduction, self.validate_args, mask)
 
 
 class MeanSTD(Heuristic):
@@ -110,6 +116,7 @@ class MeanSTD(Heuristic):
     name: ClassVar[str] = "mean_std"
     needs_mc_samples: ClassVar[bool] = True
 
-    def score(self, log_probs: Tensor) -> Tensor:
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities to ``[N]`` mean standard deviations."""
-        return mean_std(log_probs, self.reduction, self.validate_args)
+        values, mask = split_masked(log_probs, mask)
+        return mean_std(values, self.reduction, self.validate_args, mask)

@@ -8,9 +8,10 @@ from typing import Any
 from lightning_bal.heuristics.base import Heuristic
 from lightning_bal.heuristics.batchbald import BatchBALD
 from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
+from lightning_bal.heuristics.diversity import BADGE, CoreSet, ProbCover, TypiClust
 from lightning_bal.heuristics.epig import EPIG
 from lightning_bal.heuristics.random_sampling import Random
-from lightning_bal.heuristics.regression import Variance
+from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
     PowerBALD,
     PowerEntropy,
@@ -35,12 +36,17 @@ HEURISTICS: dict[str, type[Heuristic]] = {
         BatchBALD,
         EPIG,
         Variance,
+        GaussianMI,
         PowerBALD,
         PowerEntropy,
         SoftmaxBALD,
         SoftmaxEntropy,
         SoftrankBALD,
         SoftrankEntropy,
+        BADGE,
+        CoreSet,
+        TypiClust,
+        ProbCover,
     )
 }
 
@@ -50,7 +56,7 @@ def available_heuristics() -> list[str]:
 
     Example:
         >>> available_heuristics()[:3]
-        ['bald', 'batchbald', 'entropy']
+        ['badge', 'bald', 'batchbald']
     """
     return sorted(HEURISTICS)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
+import torch
 from torch import Tensor
 
-from lightning_bal.functional import variance
+from lightning_bal.functional import gaussian_mutual_information, variance
+from lightning_bal.functional._validation import Reduction
+from lightning_bal.functional.outputs import Masked, OutputKey, sample_mask, select_output, split_masked
 from lightning_bal.heuristics.base import Heuristic
 
-__all__ = ["Variance"]
+__all__ = ["GaussianMI", "Variance"]
 
 
 class Variance(Heuristic):
@@ -25,6 +28,77 @@ class Variance(Heuristic):
     needs_mc_samples: ClassVar[bool] = True
     consumes: ClassVar[Literal["log_probs", "outputs"]] = "outputs"
 
-    def score(self, log_probs: Tensor) -> Tensor:
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, ...]`` regression predictions (not log-probabilities) to ``[N]`` variances."""
-        return variance(log_probs, self.reduction, self.validate_args)
+        values, mask = split_masked(log_probs, mask)
+        return variance(values, self.reduction, self.validate_args, mask)
+
+
+class GaussianMI(Heuristic):
+    r"""Mutual information of a heteroscedastic head, :math:`\frac12\log(1 + \mathrm{Var}_k\mu_k/\overline{\sigma^2})`.
+
+    The model returns a predicted mean and a log-variance (a tuple or a dict); :meth:`transform` stacks the two as
+    ``[B, K, 2, ...]`` (mean first), which :meth:`score` consumes. See
+    :func:`~lightning_bal.functional.gaussian_mutual_information` for the approximation and its source.
+
+    Args:
+        mean: The output holding the predicted means (tuple position or dict key).
+        log_variance: The output holding the predicted log-variances.
+        reduction: How scores over trailing dims become one score per item.
+        validate_args: Check inputs before scoring.
+        mask: The output holding a bool validity mask over trailing dims, if any.
+
+    Example:
+        >>> import torch
+        >>> outputs = (torch.tensor([[0.0, 2.0], [1.0, 1.0]]), torch.zeros(2, 2))  # (means, log-variances), K=2
+        >>> GaussianMI().score(GaussianMI().transform(outputs))
+        tensor([0.3466, 0.0000])
+    """
+
+    name: ClassVar[str] = "gaussian_mi"
+    needs_mc_samples: ClassVar[bool] = True
+    consumes: ClassVar[Literal["log_probs", "outputs"]] = "outputs"
+
+    def __init__(
+        self,
+        mean: OutputKey = 0,
+        log_variance: OutputKey = 1,
+        reduction: Reduction = "mean",
+        validate_args: bool = True,
+        mask: OutputKey | None = None,
+    ) -> None:
+        if mean == log_variance:
+            raise ValueError(
+                f"Expected arguments `mean` and `log_variance` to name two outputs, but both are {mean!r}."
+            )
+        super().__init__(reduction=reduction, validate_args=validate_args, output=mean, mask=mask)
+        if mask is not None and mask == log_variance:
+            raise ValueError(f"Expected argument `mask` to name an output apart from `log_variance`, got {mask!r}.")
+        self.log_variance = log_variance
+
+    def transform(self, outputs: Any) -> Tensor | Masked:
+        """``(mean [B, K, ...], log-variance [B, K, ...])`` outputs to ``[B, K, 2, ...]`` (and the mask, if any)."""
+        means, log_variances = select_output(outputs, self.output), select_output(outputs, self.log_variance)
+        if means.shape != log_variances.shape:
+            raise ValueError(
+                f"Expected the model's mean {self.output!r} and log-variance {self.log_variance!r} outputs to have one"
+                f" shape, but got {tuple(means.shape)} and {tuple(log_variances.shape)}."
+            )
+        stacked = torch.stack([means.float(), log_variances.float()], dim=2)
+        if self.mask is None:
+            return stacked
+        return Masked(stacked, sample_mask(select_output(outputs, self.mask), self.mask))
+
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
+        """``[N, K, 2, ...]`` stacked means and log-variances to ``[N]`` mutual informations in nats."""
+        values, mask = split_masked(log_probs, mask)
+        if self.validate_args and (not isinstance(values, Tensor) or values.dim() < 3 or values.shape[2] != 2):
+            got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+            raise ValueError(
+                f"Expected argument `log_probs` to be stacked means and log-variances [N, K, 2, ...] (see"
+                f" `GaussianMI.transform`), but got {got}."
+            )
+        return gaussian_mutual_information(values[:, :, 0], values[:, :, 1], self.reduction, self.validate_args, mask)
+
+    def __repr__(self) -> str:
+        return f"GaussianMI(mean={self.output!r}, log_variance={self.log_variance!r})"

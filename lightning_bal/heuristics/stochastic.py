@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -45,6 +45,7 @@ class StochasticHeuristic(Heuristic):
         reduction: Passed to the base heuristic.
         validate_args: Passed to the base heuristic.
         output: Which output of a multi-output model to score (tuple position or dict key).
+        mask: Which output holds a bool validity mask over the scored positions (see :class:`Heuristic`).
     """
 
     base_heuristic: ClassVar[type[Heuristic]]
@@ -57,16 +58,17 @@ class StochasticHeuristic(Heuristic):
         reduction: Reduction = "mean",
         validate_args: bool = True,
         output: OutputKey | None = None,
+        mask: OutputKey | None = None,
     ) -> None:
-        super().__init__(reduction=reduction, validate_args=validate_args, output=output)
+        super().__init__(reduction=reduction, validate_args=validate_args, output=output, mask=mask)
         # Fails early (e.g. power over a lower-is-better score) rather than at the first acquisition.
         sampling_log_weights(torch.ones(1), self.mode, beta, self.base_heuristic.higher_is_better)
         self.beta = beta
         self._base = self.base_heuristic(reduction=reduction, validate_args=validate_args)
 
-    def score(self, log_probs: Tensor) -> Tensor:
-        """The base heuristic's ``[N]`` scores."""
-        return self._base.score(log_probs)
+    def score(self, log_probs: Any, mask: Tensor | None = None) -> Tensor:
+        """The base heuristic's ``[N]`` scores (of a :class:`~lightning_bal.functional.outputs.Masked` input too)."""
+        return self._base.score(log_probs, mask=mask)  # type: ignore[call-arg]
 
     def select_from_scores(
         self, scores: Tensor, query_size: int, generator: torch.Generator | None = None

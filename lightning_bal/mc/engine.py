@@ -12,7 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from lightning_bal.functional.outputs import log_softmax_classes
+from lightning_bal.mc.chunks import ItemChunker
 from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
+from lightning_bal.mc.features import FeatureTap
 from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
 from lightning_bal.mc.modes import switch_modes
@@ -177,6 +179,7 @@ def mc_batches(
     memory_budget: int | None = None,
     autocast_dtype: torch.dtype | None = None,
     dropconnect: float | None = None,
+    features: FeatureTap | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     r"""Stream K MC-Dropout samples of every pool batch: yields ``(dataset_indices [B], outputs [B, K, C, ...])``.
 
@@ -192,6 +195,8 @@ def mc_batches(
       stochastic layer once per batch; any other model runs whole K times;
     - batched replication: the K samples run as forwards of up to ``chunk_rows`` rows (items x samples),
       by default as many as fit ``memory_budget``;
+    - bounded outputs: a batch whose K-sample outputs ``[B, K, ...]`` would exceed ``memory_budget`` is run and
+      yielded in runs of fewer items (at least one), so that large outputs (segmentation maps) stay bounded;
     - masks: drawn by the engine from ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)`` with a
       counter-based hash, so results depend neither on batch order nor on the number of ranks.
 
@@ -221,6 +226,8 @@ def mc_batches(
         autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``).
         dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect), one consistent
             weight mask per sample; these layers then run once per sample.
+        features: a :class:`~lightning_bal.mc.features.FeatureTap`: after each batch is yielded, its ``latest`` holds
+            that batch's features (at the split, or at a named layer), taken from this pass by a forward hook.
 
     Returns:
         An iterator of ``(dataset_indices [B], outputs [B, K, C, ...])`` on the model's device.
@@ -260,6 +267,7 @@ def mc_batches(
         memory_budget,
         autocast_dtype,
         dropconnect,
+        features,
     )
 
 
@@ -274,6 +282,7 @@ def _iterate(
     memory_budget: int | None,
     autocast_dtype: torch.dtype | None,
     dropconnect: float | None,
+    features: FeatureTap | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     device = _module_device(module)
     budget = memory_budget if memory_budget is not None else _default_budget(device)
@@ -291,16 +300,32 @@ def _iterate(
         params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
         sampler = SampleRunner(module, iterations, masks, chunk_rows, budget, params)
         stack.enter_context(sampler.hooks(module))
+        chunker = ItemChunker(budget)
+        if features is not None:
+            stack.enter_context(features.attach(module, split, sampler))
+
+        def run(inputs: Any, indices: Tensor) -> Any:
+            autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
+            with torch.inference_mode(), autocast:
+                outputs = _sample(plan, sampler, inputs, indices)
+            if features is not None:
+                features.finish(indices.numel())
+            return outputs
+
         for batch in itertools.chain([first], batches):
             inputs, indices = _unpack(batch, device, numbered)
             seen.check(indices)
             numbered += indices.numel()
-            autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
-            with torch.inference_mode(), autocast:
-                outputs = _sample(plan, sampler, inputs, indices)
-            with torch.inference_mode():
-                outputs = map_tensors(outputs, Tensor.float) if output_transform is None else output_transform(outputs)
-            yield indices, outputs
+            # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a
+            # whole batch's K samples at once.
+            for run_indices, outputs in chunker.run(run, inputs, indices):
+                if features is not None:
+                    features.publish(run_indices.numel())
+                with torch.inference_mode():
+                    outputs = (
+                        map_tensors(outputs, Tensor.float) if output_transform is None else output_transform(outputs)
+                    )
+                yield run_indices, outputs
 
 
 def _same_outputs(module: nn.Module, head: nn.Module, inputs: Any) -> bool:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_bal.mc.engine import mc_batches
+from lightning_bal.mc.features import FeatureTap
 from lightning_bal.mc.layers import check_stochastic_layers
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ class MCDropout(Posterior):
         iterations: int,
         seed: int,
         output_transform: Callable[[Any], Any] | None,
+        features: FeatureTap | None = None,
     ) -> Iterator[tuple[Tensor, Any]]:
         """``(dataset_indices [B], transformed outputs)`` of each batch: see :func:`~lightning_bal.mc.mc_batches`."""
         return mc_batches(
@@ -178,6 +180,7 @@ class MCDropout(Posterior):
             memory_budget=self.memory_budget,
             autocast_dtype=self.autocast_dtype,
             dropconnect=self.dropconnect,
+            features=features,
         )
 
     def __repr__(self) -> str:

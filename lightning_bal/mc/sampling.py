@@ -79,6 +79,27 @@ def _concat(parts: list[Any]) -> Any:
     return first
 
 
+def _allocate(chunk: Any, samples: int) -> list[Any]:
+    """An empty ``[B, K, ...]`` structure shaped like a ``[K_c, B, ...]`` chunk of outputs (in a one-item list)."""
+
+    def empty(part: Tensor) -> Tensor:
+        return part.new_empty((part.shape[1], samples, *part.shape[2:]))
+
+    return [map_tensors(chunk, empty)]
+
+
+def _place(out: Any, chunk: Any, start: int, stop: int) -> None:
+    """Copy a ``[K_c, B, ...]`` chunk into samples ``start:stop`` of the ``[B, K, ...]`` outputs."""
+    if isinstance(out, Tensor):
+        out[:, start:stop].copy_(chunk.transpose(0, 1))
+    elif isinstance(out, dict):
+        for key in out:
+            _place(out[key], chunk[key], start, stop)
+    elif isinstance(out, (tuple, list)):
+        for target, part in zip(out, chunk, strict=True):
+            _place(target, part, start, stop)
+
+
 def _split_rows(samples: int, rows: int, output: Tensor) -> Tensor:
     """``[samples * rows, ...]`` to ``[samples, rows, ...]``."""
     return output.view(samples, rows, *output.shape[1:])
@@ -284,7 +305,8 @@ class SampleRunner:
         A model with several outputs (a tuple or dict of tensors) gets each of them as ``[B, K, ...]``.
         """
         batch = indices.shape[0]
-        outs, start = [], 0
+        outs: list[Any] = []
+        start = 0
         self._indices, self._items_first = indices, False
         while start < self.iterations:
             kc = self._samples_per_chunk(batch)
@@ -293,9 +315,14 @@ class SampleRunner:
             out = map_tensors(call_module(fn, _repeat(inputs, kc, batch)), functools.partial(_split_rows, kc, batch))
             if self._row_bytes is None and self.chunk_rows is None:
                 self._row_bytes = self._measure(fn, inputs, first_tensor(out))
-            outs.append(out)
+            if kc == self.iterations:
+                return _concat([out])
+            # Each chunk is copied into its place in [B, K, ...] as it comes, then dropped: the samples are held
+            # once, plus one chunk (not the chunks, their concatenation and its transpose).
+            outs = outs or _allocate(out, self.iterations)
+            _place(outs[0], out, self._ks.start, self._ks.stop)
             start = self._ks.stop
-        return _concat(outs)
+        return outs[0]
 
     def _measure(self, fn: Callable[..., Any], inputs: Any, out: Tensor) -> float:
         # Largest activation per row seen while running one sample of the batch again with size-recording hooks.

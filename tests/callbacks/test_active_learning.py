@@ -9,7 +9,7 @@ from lightning_bal.callbacks import LabelledRisk
 from lightning_bal.heuristics import BALD, BatchBALD, Entropy, Random
 from lightning_bal.mc import MCDropout
 from tests.helpers.models import DropoutClassifier, NoDropoutClassifier, blobs
-from tests.helpers.runs import make_datamodule, make_trainer
+from tests.helpers.runs import make_datamodule, make_trainer, record_targets
 
 
 class RecordPool(Callback):
@@ -239,14 +239,7 @@ def test_epig_scores_the_pool_against_targets_drawn_from_the_pool(tmp_path, monk
     pool_before = dm.pool_indices.clone()
     seen = spy_on_mc_batches(monkeypatch)
     heuristic = EPIG(num_targets=15)
-    given = []
-    original = heuristic.score
-
-    def record(log_probs, targets=None):
-        given.append(targets)
-        return original(log_probs, targets)
-
-    heuristic.score = record
+    given = record_targets(heuristic)
     callback = ActiveLearningCallback(heuristic, query_size=4, iterations=8, seed=3)
     make_trainer(tmp_path, [callback], max_epochs=1).fit(DropoutClassifier(), datamodule=dm)
     targets = given[0]

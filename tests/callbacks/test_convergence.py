@@ -13,7 +13,7 @@ from lightning_bal.functional import epig
 from lightning_bal.heuristics import EPIG
 from lightning_bal.mc import MCDropout
 from tests.helpers.models import DropoutClassifier, blobs
-from tests.helpers.runs import make_datamodule, make_trainer
+from tests.helpers.runs import make_datamodule, make_trainer, record_targets
 
 
 class ScriptedValidation(DropoutClassifier):
@@ -31,19 +31,6 @@ class ScriptedValidation(DropoutClassifier):
     def on_validation_epoch_end(self):
         if not self.trainer.sanity_checking:
             self.weights_at[self.current_epoch] = {k: v.clone() for k, v in self.state_dict().items()}
-
-
-def record_targets(heuristic) -> list:
-    """The ``targets`` each call of ``heuristic.score`` is given."""
-    given = []
-    original = heuristic.score
-
-    def record(log_probs, targets=None):
-        given.append(targets)
-        return original(log_probs, targets)
-
-    heuristic.score = record
-    return given
 
 
 def record_scored_models(monkeypatch) -> list:

@@ -195,7 +195,7 @@ def test_export_import_round_trip(tmp_path, suffix):
         assert [(r["index"], r["step"]) for r in rows] == [("5", "1"), ("9", "1"), ("11", "1")]
         rows[0]["label"], rows[2]["label"] = "2", "0"
         with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["index", "step", "label"])
+            writer = csv.DictWriter(handle, fieldnames=["id", "index", "step", "score", "label"])
             writer.writeheader()
             writer.writerows(rows)
     assert dm.import_labels(path).tolist() == [5, 11]

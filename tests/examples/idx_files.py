@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:
-    """The inverse of `examples.mnist.read_idx`: header 00 00 08 <ndim>, big-endian uint32 sizes, then the bytes."""
+    """The inverse of `lightning_bal.experiments.read_idx`: header 00 00 08 <ndim>, big-endian uint32 sizes, bytes."""
     header = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()))
     return path

@@ -18,10 +18,10 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from benchmarks import label_efficiency
-from examples import cli, mnist
-from examples.digits_quickstart import area_under_curve
-from examples.mnist import MNIST_ENV, MnistCNN, gal_cnn, kirsch_cnn, load_mnist, read_idx
+from examples import cli, digits_quickstart, mnist
 from lightning_bal import ActiveDataModule
+from lightning_bal.experiments import MNIST_ENV, area_under_curve, gal_cnn, kirsch_cnn, load_mnist, read_idx
+from lightning_bal.experiments import DropoutCNN as MnistCNN
 from lightning_bal.mc.split import split_module
 from tests.examples.idx_files import REPO, write_idx
 
@@ -150,6 +150,18 @@ def test_mnist_example_on_tiny_idx_files(tiny_mnist, tmp_path, converge, network
         assert [n for n, _ in curve] == [20, 30, 40]
         assert all(0.0 <= acc <= 1.0 for _, acc in curve)
     assert (tmp_path / "curves.csv").read_text().count("\n") == 1 + 2 * 3
+
+
+def test_quickstart_compares_two_seeds_without_a_logging_interval_warning(tmp_path, recwarn):
+    argv = ["--budget", "30", "--epochs-per-step", "1", "--samples-per-epoch", "128", "--iterations", "3"]
+    curves = digits_quickstart.main([*argv, "--out", str(tmp_path)])
+    assert {name: sorted(by_seed) for name, by_seed in curves.items()} == {"bald": [0, 1], "random": [0, 1]}
+    assert all([n for n, _ in curve] == [20, 30] for by_seed in curves.values() for curve in by_seed.values())
+    assert (tmp_path / "curves.csv").read_text().count("\n") == 1 + 2 * 2 * 2
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| bald | 2 |" in (tmp_path / "summary.md").read_text()
+    assert sorted(p.name for p in (tmp_path / "tensorboard" / "bald").iterdir()) == ["seed_0", "seed_1"]
+    assert not [w for w in recwarn if "log_every_n_steps" in str(w.message)]
 
 
 @pytest.mark.slow

@@ -40,3 +40,16 @@ def make_trainer(tmp_path: Any, callbacks: list, max_epochs: int = 3, **kwargs: 
         devices=1,
         **kwargs,
     )
+
+
+def record_targets(heuristic) -> list:
+    """The ``targets`` each call of ``heuristic.score`` is given."""
+    given = []
+    original = heuristic.score
+
+    def record(log_probs, targets=None):
+        given.append(targets)
+        return original(log_probs, targets)
+
+    heuristic.score = record
+    return given

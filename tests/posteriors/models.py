@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from lightning_bal.posteriors import DeepEnsemble, ensemble_cross_entropy, ensemble_log_probs
+from tests.helpers.models import DropoutClassifier
 
 
 def mlp(features: int = 4, num_classes: int = 3, hidden: int = 16, batchnorm: bool = False) -> nn.Sequential:
@@ -42,28 +43,11 @@ class EnsembleClassifier(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
-class PlainClassifier(pl.LightningModule):
-    """An MLP without dropout (optionally with BatchNorm): for SWAG and Laplace."""
+class PlainClassifier(DropoutClassifier):
+    """The same classifier as the callback tests', as an MLP without dropout (optionally with BatchNorm): for SWAG
+    and Laplace."""
 
     def __init__(self, batchnorm: bool = False, lr: float = 0.05):
-        super().__init__()
+        super().__init__(lr=lr)
         self.save_hyperparameters()
         self.net = mlp(batchnorm=batchnorm)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.cross_entropy(self(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self(x)
-        self.log("val_loss", F.cross_entropy(logits, y))
-        self.log("val_acc", (logits.argmax(-1) == y).float().mean())
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)

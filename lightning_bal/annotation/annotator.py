@@ -1,0 +1,177 @@
+"""Annotator mode of the callback: hand each query to people through files, checkpoint, and end ``fit``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from lightning_bal.annotation.label_studio import write_label_studio_tasks
+from lightning_bal.annotation.predict import predict_classes
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.data.queries import write_queries
+from lightning_bal.functional.outputs import OutputKey
+
+__all__ = ["QueryFiles"]
+
+Format = Literal["csv", "json", "label_studio"]
+
+
+class QueryFiles:
+    """Send each active learning query to a labelling team as a file, then stop the run until the answers are in.
+
+    Passed to :class:`~lightning_bal.ActiveLearningCallback` as ``annotator=QueryFiles()``. At each step the
+    callback selects as usual, and instead of labelling from the dataset's targets it:
+
+    1. records the selection (and any items of the previous query still unanswered) as the datamodule's pending
+       query, which opens the next step;
+    2. writes it to ``<folder>/query-step<S>.<ext>`` (ids, step, scores; Label Studio tasks for
+       ``format="label_studio"``);
+    3. saves a checkpoint ``<folder>/annotation-step<S>.ckpt`` with ``trainer.save_checkpoint``;
+    4. ends ``fit`` (``trainer.should_stop``), logging what it wrote and where.
+
+    The folder is ``folder`` if given, else ``<trainer.log_dir or default_root_dir>/annotation``. To go on, import
+    the answers into the checkpoint (``lightning-bal import CKPT ANSWERS`` or
+    :func:`lightning_bal.annotation.import_answers`) and call ``trainer.fit(..., ckpt_path=CKPT)``.
+
+    Args:
+        format: ``"csv"``, ``"json"`` or ``"label_studio"``.
+        folder: where queries and checkpoints go (default: the run's directory, see above).
+        predictions: also record the model's guess (class and probability) for each queried item: Label Studio
+            tasks carry it as a pre-annotation (it is kept in the checkpoint for ``lightning-bal export`` too).
+        data_key: for ``"label_studio"``: the task field that holds each item's id (``"image"`` for image
+            paths or URLs, ``"text"`` for texts; see :func:`~lightning_bal.annotation.to_label_studio_tasks`).
+        data_prefix: for ``"label_studio"``: prepended to each id to make its data reference (a URL or folder).
+        label_names: for ``"label_studio"`` predictions: the class names the Label Studio project uses.
+
+    Example:
+        >>> annotator = QueryFiles(format="csv")
+        >>> annotator.format, annotator.suffix
+        ('csv', '.csv')
+    """
+
+    def __init__(
+        self,
+        format: Format = "csv",
+        folder: str | Path | None = None,
+        predictions: bool = False,
+        data_key: str = "image",
+        data_prefix: str = "",
+        label_names: list[str] | None = None,
+    ) -> None:
+        if format not in ("csv", "json", "label_studio"):
+            raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
+        if predictions and format == "label_studio" and label_names is None:
+            raise ValueError(
+                "Expected argument `label_names` with `predictions=True` (Label Studio shows class names)."
+            )
+        self.format = format
+        self.folder = None if folder is None else Path(folder)
+        self.predictions = bool(predictions)
+        self.data_key = data_key
+        self.data_prefix = data_prefix
+        self.label_names = None if label_names is None else list(label_names)
+        self.written: list[Path] = []
+        self.recorded: dict[str, dict[str, Any]] = {}
+
+    @property
+    def suffix(self) -> str:
+        """The query file's extension."""
+        return ".csv" if self.format == "csv" else ".json"
+
+    def folder_for(self, trainer: pl.Trainer) -> Path:
+        """The folder this run's queries and checkpoints go to."""
+        if self.folder is not None:
+            return self.folder
+        return Path(trainer.log_dir or trainer.default_root_dir) / "annotation"
+
+    def hand_over(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        datamodule: ActiveDataModule,
+        selection: Tensor,
+        scores: Tensor | None,
+        output: OutputKey | None = None,
+    ) -> tuple[Path, Path]:
+        """Record the query, write it, checkpoint and stop (every rank calls this; rank zero writes files).
+
+        Args:
+            trainer: the running trainer.
+            pl_module: the model that scored the pool (for ``predictions``).
+            datamodule: the run's datamodule; its pending query grows by ``selection``.
+            selection: dataset indices selected at this step, in selection order.
+            scores: rank zero: their scores in the same order (``None`` or empty when unknown).
+            output: the model output holding the class logits, for a model with several (for ``predictions``).
+
+        Returns:
+            The query file and the checkpoint paths.
+        """
+        leftover = datamodule.ledger.pending_query
+        indices = leftover + selection.tolist()
+        datamodule.query(indices, new_step=True)
+        step = datamodule.step
+        folder = Path(trainer.strategy.broadcast(str(self.folder_for(trainer)), src=0))
+        query_path = folder / f"query-step{step:03d}{self.suffix}"
+        ckpt_path = folder / f"annotation-step{step:03d}.ckpt"
+        ids = [str(item) for item in datamodule.ids]
+        # Scores of items still unanswered come from the query that asked for them first.
+        recorded = {**self.recorded.get("scores", {}), **self._scores(selection, scores, ids)}
+        self.recorded = {"scores": {ids[i]: recorded[ids[i]] for i in indices if ids[i] in recorded}}
+        if self.predictions:
+            loader = datamodule.inputs_dataloader(datamodule.pool_dataset, torch.tensor(indices, dtype=torch.long))
+            classes, confidences = predict_classes(pl_module, loader, output)
+            self.recorded["predictions"] = {
+                ids[i]: [int(c), float(p)]
+                for i, c, p in zip(indices, classes.tolist(), confidences.tolist(), strict=True)
+            }
+        if trainer.is_global_zero:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.write(query_path, datamodule)
+        trainer.save_checkpoint(ckpt_path)
+        trainer.should_stop = True
+        self.written.append(query_path)
+        rank_zero_info(
+            f"Active learning query of step {step}: {len(indices)} items ({len(leftover)} still unanswered from"
+            f" before) written to {str(query_path)!r}; checkpoint {str(ckpt_path)!r}. Training stops here. Import the"
+            f" answers with `lightning-bal import {ckpt_path} ANSWERS` and resume with"
+            f" `trainer.fit(..., ckpt_path={str(ckpt_path)!r})`."
+        )
+        return query_path, ckpt_path
+
+    @staticmethod
+    def _scores(selection: Tensor, scores: Tensor | None, ids: list[str]) -> dict[str, float]:
+        if scores is None or scores.numel() != selection.numel():
+            return {}  # off rank zero, or a heuristic without scores
+        return {ids[i]: float(s) for i, s in zip(selection.tolist(), scores.tolist(), strict=True)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pending query's scores and model guesses by id (the command line exports them)."""
+        return {key: dict(value) for key, value in self.recorded.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.recorded = {key: dict(value) for key, value in state.items() if key in ("scores", "predictions")}
+
+    def write(self, path: Path, datamodule: ActiveDataModule) -> Path:
+        """Write the datamodule's pending query to ``path`` in this object's format, with the recorded scores."""
+        pending = datamodule.ledger.pending_query
+        ids = [datamodule.ids[i] for i in pending]
+        scores = [self.recorded.get("scores", {}).get(str(item)) for item in ids]
+        if self.format == "label_studio":
+            guesses = self.recorded.get("predictions")
+            return write_label_studio_tasks(
+                path,
+                ids,
+                datamodule.step,
+                data_key=self.data_key,
+                data_prefix=self.data_prefix,
+                scores=scores,
+                predictions=None if guesses is None else [tuple(guesses[str(item)]) for item in ids],
+                label_names=self.label_names,
+            )
+        return write_queries(path, pending, datamodule.step, ids, scores)

@@ -1,0 +1,217 @@
+"""Label Studio: a query as Label Studio tasks, and Label Studio's JSON export read back as answers.
+
+Each task's ``data`` holds the item's data reference under ``data_key`` (an image path or URL, or a text), and the
+fields Label Studio keeps untouched through its export: ``lbal_id`` (the item's id), ``lbal_step`` (the query's step)
+and ``lbal_score`` (the heuristic's score; ``null`` when unknown). With predictions, each task also carries the
+model's guess as a pre-annotation of a ``<Choices name="label" toName="image">`` control.
+
+Reading an export, the **first completed annotation wins**: the annotations of a task that are not cancelled and
+hold a choice are ordered by creation time (then annotation id), and the first one gives the label. Later
+annotations that disagree are counted in :attr:`LabelStudioAnswers.disagreements`; ``on_disagreement="skip"`` leaves
+such tasks unanswered (pending) instead, and ``"error"`` refuses the whole file. Tasks without a completed
+annotation stay pending.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+__all__ = ["LabelStudioAnswers", "read_label_studio_export", "to_label_studio_tasks", "write_label_studio_tasks"]
+
+
+def to_label_studio_tasks(
+    ids: Sequence[int | str],
+    step: int,
+    data_key: str = "image",
+    data_prefix: str = "",
+    scores: Sequence[float | None] | None = None,
+    predictions: Sequence[tuple[int, float]] | None = None,
+    label_names: Sequence[str] | None = None,
+    from_name: str = "label",
+) -> list[dict[str, Any]]:
+    """Label Studio tasks for the queried items ``ids`` (import them into a project as JSON).
+
+    Args:
+        ids: the queried items' ids, in query order.
+        step: the query's step (kept in each task, so that an answer to an older query is refused).
+        data_key: the task field the project's labelling config reads (``$image`` or ``$text``).
+        data_prefix: prepended to each id to make the data reference (e.g. a URL or
+            ``/data/local-files/?d=``); for texts, give the text itself as the id or map it before.
+        scores: the heuristic's score of each item (``None`` where unknown).
+        predictions: the model's guess ``(class, probability)`` for each item, shown as a pre-annotation.
+        label_names: class names of the project's choices (needed with ``predictions``).
+        from_name: the name of the project's ``<Choices>`` control.
+
+    Example:
+        >>> tasks = to_label_studio_tasks(["cat1.png"], step=2, data_prefix="/data/", scores=[0.5],
+        ...                               predictions=[(1, 0.75)], label_names=["cat", "dog"])
+        >>> tasks[0]["data"]
+        {'image': '/data/cat1.png', 'lbal_id': 'cat1.png', 'lbal_step': 2, 'lbal_score': 0.5}
+        >>> tasks[0]["predictions"][0]["result"][0]["value"]
+        {'choices': ['dog']}
+    """
+    ids = list(ids)
+    scores = [None] * len(ids) if scores is None else list(scores)
+    if len(scores) != len(ids):
+        raise ValueError(f"Expected argument `scores` to hold one score per id ({len(ids)}), but got {len(scores)}.")
+    if predictions is not None and label_names is None:
+        raise ValueError("Expected argument `label_names` with `predictions` (Label Studio shows class names).")
+    if predictions is not None and len(predictions) != len(ids):
+        raise ValueError(
+            f"Expected argument `predictions` to hold one guess per id ({len(ids)}), but got {len(predictions)}."
+        )
+    tasks = []
+    for position, (item, score) in enumerate(zip(ids, scores, strict=True)):
+        task: dict[str, Any] = {
+            "data": {
+                data_key: f"{data_prefix}{item}",
+                "lbal_id": item,
+                "lbal_step": step,
+                "lbal_score": None if score is None else float(score),
+            }
+        }
+        if predictions is not None and label_names is not None:
+            cls, probability = predictions[position]
+            task["predictions"] = [
+                {
+                    "model_version": "lightning_bal",
+                    "score": float(probability),
+                    "result": [
+                        {
+                            "from_name": from_name,
+                            "to_name": data_key,
+                            "type": "choices",
+                            "value": {"choices": [label_names[int(cls)]]},
+                        }
+                    ],
+                }
+            ]
+        tasks.append(task)
+    return tasks
+
+
+def write_label_studio_tasks(path: str | Path, ids: Sequence[int | str], step: int, **kwargs: Any) -> Path:
+    """Write :func:`to_label_studio_tasks` to ``path`` as a JSON list (Label Studio's task import format).
+
+    Example:
+        >>> import tempfile
+        >>> path = write_label_studio_tasks(Path(tempfile.mkdtemp()) / "tasks.json", ["a.png"], step=1)
+        >>> json.loads(path.read_text())[0]["data"]["lbal_id"]
+        'a.png'
+    """
+    path = Path(path)
+    path.write_text(json.dumps(to_label_studio_tasks(ids, step, **kwargs), indent=2) + "\n")
+    return path
+
+
+class LabelStudioAnswers(NamedTuple):
+    """Answers read from a Label Studio export.
+
+    Attributes:
+        ids: the answered items' ids as text.
+        labels: their class indices (through the label map).
+        steps: the query steps the export's tasks name.
+        disagreements: ids of tasks whose completed annotations disagree.
+        unanswered: ids of tasks without a completed annotation (they stay pending).
+    """
+
+    ids: list[str]
+    labels: list[int | float]
+    steps: set[int]
+    disagreements: list[str]
+    unanswered: list[str]
+
+
+def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> str | None:
+    result = annotation.get("result") or []
+    choices = [
+        r.get("value", {}).get("choices")
+        for r in result
+        if isinstance(r, dict) and r.get("type") == "choices" and (from_name is None or r.get("from_name") == from_name)
+    ]
+    choices = [c for c in choices if c]
+    if not choices:
+        return None
+    if len(choices) > 1 or len(choices[0]) != 1:
+        raise ValueError(f"Expected one choice per annotation ({where}), but got {choices!r}: single-label only.")
+    return str(choices[0][0])
+
+
+def read_label_studio_export(
+    path: str | Path,
+    label_map: Mapping[str, int],
+    from_name: str | None = None,
+    on_disagreement: Literal["first", "skip", "error"] = "first",
+) -> LabelStudioAnswers:
+    """Read Label Studio's JSON export of tasks made by :func:`to_label_studio_tasks` (see the module docstring).
+
+    Args:
+        path: the export (``Export -> JSON`` in Label Studio, or ``GET /api/projects/<id>/export``).
+        label_map: each choice's class index, e.g. ``{"cat": 0, "dog": 1}``.
+        from_name: read only this ``<Choices>`` control (default: any).
+        on_disagreement: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave the task pending) or
+            ``"error"``.
+
+    Raises:
+        ValueError: a file that is not a complete JSON list of tasks, a task without ``lbal_id`` (not made by
+            lightning_bal), a choice outside ``label_map``, several choices in one annotation, or a disagreement
+            with ``on_disagreement="error"``.
+
+    Example:
+        >>> import tempfile
+        >>> export = [{"id": 7, "data": {"image": "a.png", "lbal_id": "a.png", "lbal_step": 1},
+        ...            "annotations": [{"id": 1, "created_at": "2024-01-01T10:00:00Z", "was_cancelled": False,
+        ...                             "result": [{"type": "choices", "from_name": "label",
+        ...                                         "value": {"choices": ["dog"]}}]}]}]
+        >>> path = Path(tempfile.mkdtemp()) / "export.json"
+        >>> _ = path.write_text(json.dumps(export))
+        >>> read_label_studio_export(path, {"cat": 0, "dog": 1})
+        LabelStudioAnswers(ids=['a.png'], labels=[1], steps={1}, disagreements=[], unanswered=[])
+    """
+    if on_disagreement not in ("first", "skip", "error"):
+        raise ValueError(
+            f"Expected argument `on_disagreement` to be 'first', 'skip' or 'error', but got {on_disagreement!r}."
+        )
+    path = Path(path)
+    try:
+        tasks = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"Expected {str(path)!r} to hold JSON, but it does not parse (truncated?): {err}") from err
+    if not isinstance(tasks, list):
+        raise ValueError(
+            f"Expected {str(path)!r} to hold a JSON list of Label Studio tasks, but got {type(tasks).__name__}."
+        )
+    answers = LabelStudioAnswers([], [], set(), [], [])
+    for number, task in enumerate(tasks):
+        data = task.get("data") if isinstance(task, dict) else None
+        if not isinstance(data, dict) or "lbal_id" not in data:
+            raise ValueError(
+                f"Expected every task of {str(path)!r} to carry `data.lbal_id` (tasks exported by lightning_bal),"
+                f" but task {number} has none: an export of another project?"
+            )
+        item = str(data["lbal_id"])
+        if data.get("lbal_step") is not None:
+            answers.steps.add(int(data["lbal_step"]))
+        done = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled", False)]
+        done.sort(key=lambda a: (str(a.get("created_at", "")), a.get("id") or 0))
+        choices = [c for c in (_choice(a, from_name, f"task {item!r}") for a in done) if c is not None]
+        if not choices:
+            answers.unanswered.append(item)
+            continue
+        unknown = sorted({c for c in choices if c not in label_map})
+        if unknown:
+            raise ValueError(
+                f"Expected every choice to be in the label map {sorted(label_map)}, but task {item!r} has {unknown}."
+            )
+        if len(set(choices)) > 1:
+            answers.disagreements.append(item)
+            if on_disagreement == "error":
+                raise ValueError(f"Expected the annotations of task {item!r} to agree, but got {choices}.")
+            if on_disagreement == "skip":
+                continue
+        answers.ids.append(item)
+        answers.labels.append(int(label_map[choices[0]]))
+    return answers

@@ -1,0 +1,270 @@
+"""When to stop buying labels: stopping criteria passed to the callback as ``stopping=[...]``.
+
+Each criterion is a small decision object. At every active learning step the callback gives it a
+:class:`StopContext`; it returns figures (logged with the step's other figures) and sets :attr:`~StoppingCriterion.stop`
+when the run should end. The criteria are pure: feed them scripted contexts to test them without a Trainer. The
+label budget stays the callback's ``label_budget``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from lightning_bal.utilities.checks import check_positive_int
+
+__all__ = ["LowUncertainty", "MetricPlateau", "StablePredictions", "StopContext", "StoppingCriterion", "cohen_kappa"]
+
+
+class StopContext(NamedTuple):
+    """What a stopping criterion may read at a step.
+
+    Attributes:
+        num_labelled: size of D_L the model was trained on.
+        step: the datamodule's step.
+        val_metrics: the step's validation figures (``val*`` metrics).
+        pool_scores: the heuristic's scores of the scored pool items (``None`` where unknown, e.g. off rank zero).
+        predict: the model's predicted classes ``[N]`` on a dataset (eval mode, deterministic).
+    """
+
+    num_labelled: int
+    step: int
+    val_metrics: Mapping[str, float]
+    pool_scores: Tensor | None = None
+    predict: Callable[[Dataset], Tensor] | None = None
+
+
+class StoppingCriterion:
+    """Base class: :meth:`update` once per step; :attr:`stop` and :attr:`reason` say whether and why to stop.
+
+    Example:
+        >>> class EnoughLabels(StoppingCriterion):
+        ...     name = "enough_labels"
+        ...
+        ...     def update(self, context):
+        ...         if context.num_labelled >= 100:
+        ...             self.stop, self.reason = True, "100 labels"
+        ...         return {"stop_labels": float(context.num_labelled)}
+        >>> criterion = EnoughLabels()
+        >>> criterion.update(StopContext(num_labelled=120, step=3, val_metrics={})), criterion.stop
+        ({'stop_labels': 120.0}, True)
+    """
+
+    name: ClassVar[str] = "criterion"
+    #: The criterion reads the heuristic's pool scores (the heuristic must score uncertainty, higher = more).
+    needs_pool_scores: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.reason = ""
+
+    def update(self, context: StopContext) -> dict[str, float]:
+        """Take one step's context; return the figures to log (keys prefixed ``stop_``)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Primitives and tensors only."""
+        return {"stop": self.stop, "reason": self.reason}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.stop = bool(state.get("stop", False))
+        self.reason = str(state.get("reason", ""))
+
+
+class MetricPlateau(StoppingCriterion):
+    """Stop when a validation metric has not improved across ``patience`` active learning steps.
+
+    Args:
+        monitor: a metric the model logs in validation, e.g. ``"val_acc"``.
+        mode: ``"max"`` or ``"min"``.
+        patience: steps without improvement before stopping.
+        min_delta: the smallest change that counts as an improvement.
+
+    Example:
+        >>> criterion = MetricPlateau("val_acc", mode="max", patience=2)
+        >>> for value in (0.70, 0.80, 0.80, 0.79):
+        ...     figures = criterion.update(StopContext(0, 0, {"val_acc": value}))
+        >>> criterion.stop, figures["stop_val_acc_best"]
+        (True, 0.8)
+    """
+
+    name = "metric_plateau"
+
+    def __init__(
+        self, monitor: str, mode: Literal["min", "max"] = "max", patience: int = 3, min_delta: float = 0.0
+    ) -> None:
+        # Imported here: the callbacks package imports this module.
+        from lightning_bal.callbacks.convergence import Plateau
+
+        super().__init__()
+        self.monitor = monitor
+        self.plateau = Plateau(mode, patience, min_delta)
+
+    def update(self, context: StopContext) -> dict[str, float]:
+        """Record the step's value of ``monitor``."""
+        if self.monitor not in context.val_metrics:
+            raise RuntimeError(
+                f"`MetricPlateau(monitor={self.monitor!r})` found no such validation metric at the step; the"
+                f" metrics are: {sorted(context.val_metrics) or 'none'}."
+            )
+        self.plateau.update(float(context.val_metrics[self.monitor]))
+        if self.plateau.stalled and not self.stop:
+            self.stop = True
+            self.reason = (
+                f"{self.monitor} has not improved for {self.plateau.patience} steps (best {self.plateau.best})"
+            )
+        return {
+            f"stop_{self.monitor}_best": float(self.plateau.best or 0.0),
+            "stop_plateau_wait": float(self.plateau.wait),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The plateau's best and wait, and the decision."""
+        best = self.plateau.best
+        return {**super().state_dict(), "best": best, "wait": self.plateau.wait}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        super().load_state_dict(state)
+        self.plateau.best = None if state.get("best") is None else float(state["best"])
+        self.plateau.wait = int(state.get("wait", 0))
+
+
+class LowUncertainty(StoppingCriterion):
+    """Stop when the pool's uncertainty (the heuristic's scores) is low: its mean and/or max below thresholds.
+
+    Every given threshold must be met. The scores are those of the callback's heuristic (e.g. BALD's mutual
+    information in nats), so thresholds depend on it; the figures ``stop_pool_score_mean``/``_max`` are logged at
+    every step to choose them.
+
+    Args:
+        mean_below: stop once the mean score of the pool is at most this.
+        max_below: stop once the largest score of the pool is at most this.
+
+    Example:
+        >>> criterion = LowUncertainty(mean_below=0.05, max_below=0.2)
+        >>> criterion.update(StopContext(0, 0, {}, pool_scores=torch.tensor([0.01, 0.3], dtype=torch.float64)))
+        {'stop_pool_score_mean': 0.155, 'stop_pool_score_max': 0.3}
+        >>> _ = criterion.update(StopContext(0, 1, {}, pool_scores=torch.tensor([0.01, 0.05])))
+        >>> criterion.stop
+        True
+    """
+
+    name = "low_uncertainty"
+    needs_pool_scores = True
+
+    def __init__(self, mean_below: float | None = None, max_below: float | None = None) -> None:
+        super().__init__()
+        if mean_below is None and max_below is None:
+            raise ValueError("Expected argument `mean_below` or `max_below` (or both), but got neither.")
+        for name, value in (("mean_below", mean_below), ("max_below", max_below)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(f"Expected argument `{name}` to be a number, but got {value!r}.")
+        self.mean_below = mean_below
+        self.max_below = max_below
+
+    def update(self, context: StopContext) -> dict[str, float]:
+        """Compare the pool's mean and max score with the thresholds (no scores: no decision)."""
+        scores = context.pool_scores
+        if scores is None or scores.numel() == 0:
+            return {}
+        mean, largest = float(scores.double().mean()), float(scores.double().max())
+        met = (self.mean_below is None or mean <= self.mean_below) and (
+            self.max_below is None or largest <= self.max_below
+        )
+        if met and not self.stop:
+            self.stop = True
+            self.reason = f"the pool's uncertainty is low (mean {mean:.4g}, max {largest:.4g})"
+        return {"stop_pool_score_mean": mean, "stop_pool_score_max": largest}
+
+
+def cohen_kappa(first: Tensor, second: Tensor) -> float:
+    r"""Cohen's kappa of two labelings of the same items: :math:`(p_o - p_e) / (1 - p_e)`.
+
+    :math:`p_o` is the observed agreement and :math:`p_e` the agreement expected from the two labelings' class
+    frequencies. Two identical constant labelings (:math:`p_e = 1`) have kappa 1.
+
+    Example:
+        >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
+        0.5
+    """
+    if first.shape != second.shape or first.dim() != 1:
+        raise ValueError(f"Expected two [N] labelings, but got shapes {tuple(first.shape)} and {tuple(second.shape)}.")
+    observed = float((first == second).double().mean())
+    classes = int(torch.cat([first, second]).max()) + 1
+    p_first = torch.bincount(first, minlength=classes).double() / first.numel()
+    p_second = torch.bincount(second, minlength=classes).double() / second.numel()
+    expected = float((p_first * p_second).sum())
+    if math.isclose(expected, 1.0):
+        return 1.0 if observed == 1.0 else 0.0
+    return (observed - expected) / (1.0 - expected)
+
+
+class StablePredictions(StoppingCriterion):
+    """Stop when predictions on a fixed stop set no longer change (Bloodgood and Vijay-Shanker, 2009).
+
+    At each step the model predicts the classes of ``stop_set`` (which needs no labels); Cohen's kappa between
+    these and the previous step's predictions is logged as ``stop_kappa``. The run stops once kappa has stayed at
+    or above ``threshold`` for ``patience`` successive steps.
+
+    Args:
+        stop_set: unlabelled items, read like the pool (``input_fn``); a few thousand are typical.
+        threshold: the agreement that counts as stable (the paper uses 0.99).
+        patience: successive stable steps before stopping (the paper uses 3).
+
+    Example:
+        >>> criterion = StablePredictions(stop_set=None, threshold=0.9, patience=2)
+        >>> guesses = iter([torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0])])
+        >>> for step in range(3):
+        ...     figures = criterion.update(StopContext(0, step, {}, predict=lambda _: next(guesses)))
+        >>> figures, criterion.stop
+        ({'stop_kappa': 1.0, 'stop_stable_steps': 2.0}, True)
+    """
+
+    name = "stable_predictions"
+
+    def __init__(self, stop_set: Dataset | None, threshold: float = 0.99, patience: int = 3) -> None:
+        super().__init__()
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
+            raise ValueError(f"Expected argument `threshold` to be a kappa in [-1, 1], but got {threshold!r}.")
+        self.stop_set = stop_set
+        self.threshold = float(threshold)
+        self.patience = check_positive_int("patience", patience)
+        self.previous: Tensor | None = None
+        self.stable_steps = 0
+
+    def update(self, context: StopContext) -> dict[str, float]:
+        """Predict the stop set and compare with the previous step's predictions."""
+        if context.predict is None:
+            raise RuntimeError("`StablePredictions` needs the model's predictions, but the context has no `predict`.")
+        current = context.predict(self.stop_set).reshape(-1).long().cpu()  # type: ignore[arg-type]
+        figures: dict[str, float] = {}
+        if self.previous is not None:
+            kappa = cohen_kappa(self.previous, current)
+            self.stable_steps = self.stable_steps + 1 if kappa >= self.threshold else 0
+            figures = {"stop_kappa": kappa, "stop_stable_steps": float(self.stable_steps)}
+            if self.stable_steps >= self.patience and not self.stop:
+                self.stop = True
+                self.reason = (
+                    f"predictions on the stop set are stable (kappa >= {self.threshold} for {self.patience} steps)"
+                )
+        self.previous = current
+        return figures
+
+    def state_dict(self) -> dict[str, Any]:
+        """The last predictions and the count of stable steps."""
+        previous = torch.empty(0, dtype=torch.long) if self.previous is None else self.previous
+        return {**super().state_dict(), "previous": previous, "stable_steps": self.stable_steps}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        super().load_state_dict(state)
+        previous = state.get("previous")
+        self.previous = None if previous is None or previous.numel() == 0 else previous.clone()
+        self.stable_steps = int(state.get("stable_steps", 0))

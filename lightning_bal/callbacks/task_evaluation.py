@@ -1,0 +1,229 @@
+"""Per-step figures for tasks beyond classification: regression RMSE and NLL, segmentation mean IoU.
+
+Like :mod:`lightning_bal.callbacks.evaluation`, each is a :class:`~lightning_bal.callbacks.StepEvaluation` given to
+:class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``; its figures are logged under ``active/``
+against the number of labelled samples. Every rank evaluates its own shard of the held-out set and the ranks sum
+their sufficient statistics (squared errors, log-likelihoods, a confusion matrix), so the figures are those of the
+whole set whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from torch import Tensor
+from torch.utils.data import Subset
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.data.views import target_of
+from lightning_bal.functional.outputs import OutputKey, select_output
+from lightning_bal.mc.modes import switch_modes
+from lightning_bal.mc.sampling import call_module
+from lightning_bal.utilities.distributed import shard
+from lightning_bal.utilities.seeding import Stream, derive_seed
+
+__all__ = ["RegressionCurve", "SegmentationIoU", "gaussian_nll_terms", "mean_iou"]
+
+Split = Literal["val", "test"]
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _check_split(split: Any) -> Split:
+    if split not in ("val", "test"):
+        raise ValueError(f"Expected argument `split` to be 'val' or 'test', but got {split!r}.")
+    return split
+
+
+def _targets(dataset: Any, indices: Tensor) -> Tensor:
+    """The targets of ``dataset`` items ``indices`` (``item[1]`` or ``item["target"]``), stacked."""
+    return torch.stack([torch.as_tensor(target_of(dataset[i])) for i in indices.tolist()])
+
+
+def _sum_over_ranks(context: StepContext, values: Tensor) -> Tensor:
+    """Sum ``values`` over every rank (float64 on the module's device, back on the CPU)."""
+    total = context.trainer.strategy.reduce(values.to(context.pl_module.device), reduce_op="sum")
+    return total.cpu()
+
+
+def gaussian_nll_terms(mean: Tensor, variance: Tensor, targets: Tensor) -> Tensor:
+    r"""Negative log-likelihood of ``targets`` under :math:`\mathcal N(\text{mean}, \text{variance})`, element-wise.
+
+    Example:
+        >>> gaussian_nll_terms(torch.zeros(1), torch.ones(1), torch.zeros(1))  # 1/2 log(2 pi)
+        tensor([0.9189])
+    """
+    return 0.5 * (_LOG_2PI + variance.log() + (targets - mean).square() / variance)
+
+
+def mean_iou(confusion: Tensor) -> float:
+    """Mean over classes of intersection over union from a ``[C, C]`` confusion matrix (true rows, predicted columns).
+
+    Classes absent from both targets and predictions do not count (torchmetrics' ``MulticlassJaccardIndex`` does
+    the same per batch); ``nan`` when no class is present.
+
+    Example:
+        >>> mean_iou(torch.tensor([[3, 1], [0, 2]]))  # class 0: 3 / 4, class 1: 2 / 3
+        0.7083333333333333
+    """
+    confusion = confusion.double()
+    intersection = confusion.diagonal()
+    union = confusion.sum(0) + confusion.sum(1) - intersection
+    present = union > 0
+    return float((intersection[present] / union[present]).mean()) if bool(present.any()) else math.nan
+
+
+class RegressionCurve(StepEvaluation):
+    r"""RMSE and Gaussian NLL of the MC-averaged regression predictions on the validation or test set.
+
+    The prediction is the mean of the K MC means; its variance is :math:`\mathrm{Var}_k[\mu_k] + \overline{\sigma^2}`
+    (the law of total variance) with :math:`\sigma^2_k` from a ``log_variance`` output, or ``noise_variance`` for a
+    single-output head. Logs ``active/<split>_rmse`` and, when a variance is known, ``active/<split>_nll`` (mean
+    per target value, in nats). Targets are ``item[1]`` (or ``item["target"]``) of the dataset, of the mean's shape.
+
+    Args:
+        split: ``"test"`` (default) or ``"val"``.
+        output: the output holding the predicted means (``None``: ``forward`` returns them).
+        log_variance: the output holding predicted log-variances (a heteroscedastic head), if any.
+        noise_variance: the noise variance added to the MC variance for the NLL of a single-output head; ``None``
+            logs no NLL for such a head.
+
+    Example:
+        >>> RegressionCurve(split="val", output="mean", log_variance="log_var")
+        RegressionCurve(split='val')
+    """
+
+    needs_mc: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        split: Split = "test",
+        output: OutputKey | None = None,
+        log_variance: OutputKey | None = None,
+        noise_variance: float | None = None,
+    ) -> None:
+        super().__init__(output)
+        self.split = _check_split(split)
+        if log_variance is not None and output is None:
+            raise ValueError(
+                "Expected argument `output` to name the mean output when `log_variance` is given, but got None."
+            )
+        if noise_variance is not None and not (
+            isinstance(noise_variance, (int, float)) and not isinstance(noise_variance, bool) and noise_variance > 0
+        ):
+            raise ValueError(f"Expected argument `noise_variance` to be a positive number, but got {noise_variance!r}.")
+        self.log_variance = log_variance
+        self.noise_variance = noise_variance
+
+    def check(self, datamodule: ActiveDataModule) -> None:
+        """Needs the split's dataset."""
+        self._require(datamodule, self.split)
+
+    def _transform(self, outputs: Any) -> Tensor:
+        means = select_output(outputs, self.output).float()
+        if self.log_variance is None:
+            return means.unsqueeze(2)
+        return torch.stack([means, select_output(outputs, self.log_variance).float()], dim=2)
+
+    def __call__(self, context: StepContext) -> dict[str, float]:
+        """``{"<split>_rmse": ..., "<split>_nll": ...}``."""
+        trainer, datamodule = context.trainer, context.datamodule
+        dataset = datamodule.eval_dataset(self.split)
+        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
+        stream = Stream.TEST if self.split == "test" else Stream.CALIBRATION
+        seed = derive_seed(context.seed, context.step, stream)
+        sums = torch.zeros(3, dtype=torch.float64)  # squared errors, NLL terms, values
+        loader = datamodule.inputs_dataloader(dataset, local)
+        for indices, outputs in context.posterior.batches(
+            context.pl_module, loader, context.iterations, seed, self._transform
+        ):
+            outputs = outputs.double().cpu()
+            means = outputs[:, :, 0]
+            mean = means.mean(1)
+            targets = _targets(dataset, indices.cpu()).double().reshape(mean.shape)
+            sums[0] += (mean - targets).square().sum()
+            sums[2] += targets.numel()
+            noise = outputs[:, :, 1].exp().mean(1) if self.log_variance is not None else self.noise_variance
+            if noise is not None:
+                variance = means.var(1, correction=0) + noise
+                sums[1] += gaussian_nll_terms(mean, variance, targets).sum()
+        total = _sum_over_ranks(context, sums)
+        count = max(1.0, float(total[2]))
+        metrics = {f"{self.split}_rmse": math.sqrt(float(total[0]) / count)}
+        if self.log_variance is not None or self.noise_variance is not None:
+            metrics[f"{self.split}_nll"] = float(total[1]) / count
+        return metrics
+
+    def __repr__(self) -> str:
+        return f"RegressionCurve(split={self.split!r})"
+
+
+class SegmentationIoU(StepEvaluation):
+    """Mean IoU (torchmetrics' confusion matrix) of the deterministic model's per-pixel predictions.
+
+    One deterministic pass (stochastic layers off) over the split; logs ``active/<split>_miou`` and
+    ``active/<split>_pixel_acc``. Targets are ``[H, W]`` class maps, ``item[1]`` (or ``item["target"]``); pixels
+    equal to ``ignore_index`` do not count. Works as well for sequence labelling (``[B, C, T]`` logits, ``[T]``
+    targets, padding marked ``ignore_index``) when the datamodule's ``collate_fn`` pads targets.
+
+    Args:
+        num_classes: C, the number of classes (background included).
+        split: ``"val"`` (default) or ``"test"``.
+        ignore_index: the target value of void or padded pixels, if any.
+        output: the output holding the ``[B, C, ...]`` logits of a model that returns several.
+
+    Example:
+        >>> SegmentationIoU(num_classes=11)
+        SegmentationIoU(num_classes=11, split='val')
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        split: Split = "val",
+        ignore_index: int | None = None,
+        output: OutputKey | None = None,
+    ) -> None:
+        super().__init__(output)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
+        self.num_classes = num_classes
+        self.split = _check_split(split)
+        self.ignore_index = ignore_index
+
+    def check(self, datamodule: ActiveDataModule) -> None:
+        """Needs the split's dataset."""
+        self._require(datamodule, self.split)
+
+    def __call__(self, context: StepContext) -> dict[str, float]:
+        """``{"<split>_miou": ..., "<split>_pixel_acc": ...}``."""
+        trainer, datamodule, module = context.trainer, context.datamodule, context.pl_module
+        dataset = datamodule.eval_dataset(self.split)
+        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
+        confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.float64)
+        with switch_modes(module, lambda _: False), torch.inference_mode():
+            # Whole items through the datamodule's collate function, so that padded targets come padded.
+            for batch in datamodule._loader(Subset(dataset, local.tolist()), datamodule.eval_batch_size):
+                inputs, targets = batch[0], batch[1]
+                logits = select_output(call_module(module, move_data_to_device(inputs, module.device)), self.output)
+                if logits.dim() < 3 or logits.shape[1] != self.num_classes:
+                    raise ValueError(
+                        f"`SegmentationIoU` needs logits [B, {self.num_classes}, ...] from the model (or `output=`),"
+                        f" but got shape {tuple(logits.shape)}."
+                    )
+                predictions = logits.argmax(1).cpu()
+                targets = torch.as_tensor(targets).long().cpu().reshape(predictions.shape)
+                confusion += multiclass_confusion_matrix(
+                    predictions, targets, self.num_classes, ignore_index=self.ignore_index, validate_args=False
+                ).double()
+        total = _sum_over_ranks(context, confusion)
+        counted = float(total.sum())
+        accuracy = float(total.diagonal().sum()) / counted if counted else math.nan
+        return {f"{self.split}_miou": mean_iou(total), f"{self.split}_pixel_acc": accuracy}
+
+    def __repr__(self) -> str:
+        return f"SegmentationIoU(num_classes={self.num_classes}, split={self.split!r})"

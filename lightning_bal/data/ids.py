@@ -1,0 +1,116 @@
+"""Stable item ids: the names a labelling team uses for items, and carrying label state across a changed dataset.
+
+The ledger keeps its state by position in the training dataset. Positions mean something else once the dataset is
+re-ordered or grows, so the datamodule's state also holds each position's id (a file name, a database key, or the
+position itself by default), and a state saved under one list of ids is re-mapped onto another by id.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_bal.utilities.checks import describe
+
+__all__ = ["ItemId", "check_ids", "id_lookup", "remap_state"]
+
+ItemId = int | str
+
+#: Keys of the datamodule's state that hold one value per dataset position.
+_PER_ITEM = {"acquired_at": -1, "acquisition_order": -1, "acquisition_probability": float("nan")}
+#: Keys that hold dataset positions.
+_POSITIONS = ("annotation_indices", "pending_query", "pool_subset")
+
+
+def check_ids(name: str, ids: Any, size: int) -> list[ItemId]:
+    """``ids`` as a list of ``size`` distinct integers or strings (distinct as text too: files store them as text).
+
+    Example:
+        >>> check_ids("ids", ["a.png", "b.png"], 2)
+        ['a.png', 'b.png']
+        >>> check_ids("ids", ["a.png", "a.png"], 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `ids` to hold distinct ids, but got 'a.png' more than once.
+    """
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, Tensor)) and not hasattr(ids, "tolist"):
+        raise TypeError(
+            f"Expected argument `{name}` to be a sequence of ints or strings, but got {type(ids).__name__}."
+        )
+    values = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+    if len(values) != size:
+        raise ValueError(f"Expected argument `{name}` to hold one id per item ({size}), but got {len(values)}.")
+    seen: set[str] = set()
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (numbers.Integral, str)):
+            raise TypeError(f"Expected argument `{name}` to hold ints or strings, but got {value!r}.")
+        if str(value) in seen:
+            raise ValueError(f"Expected argument `{name}` to hold distinct ids, but got {value!r} more than once.")
+        seen.add(str(value))
+    return [value if isinstance(value, str) else int(value) for value in values]
+
+
+def id_lookup(ids: Sequence[ItemId]) -> dict[str, int]:
+    """Position of every id, keyed by the id as text (how CSV, JSON and Label Studio files carry it).
+
+    Example:
+        >>> id_lookup(["a.png", 7])
+        {'a.png': 0, '7': 1}
+    """
+    return {str(value): position for position, value in enumerate(ids)}
+
+
+def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Sequence[ItemId]) -> dict[str, Any]:
+    """Move a datamodule state saved for items ``old_ids`` onto items ``new_ids`` (re-ordered, grown or shrunk).
+
+    Items only in ``new_ids`` join the pool. Items only in ``old_ids`` may be dropped if they were in the pool and
+    not queried; a labelled or queried item that is gone is an error (its label would silently vanish).
+
+    Example:
+        >>> state = {"acquired_at": torch.tensor([0, -1]), "step": 0, "pending_query": torch.tensor([1])}
+        >>> moved = remap_state(state, ["a", "b"], ["c", "b", "a"])
+        >>> moved["acquired_at"].tolist(), moved["pending_query"].tolist()
+        ([-1, -1, 0], [1])
+    """
+    lookup = id_lookup(new_ids)
+    mapping = torch.tensor([lookup.get(str(value), -1) for value in old_ids], dtype=torch.long)
+    acquired_at = state["acquired_at"]
+    if not isinstance(acquired_at, Tensor) or acquired_at.shape != (len(old_ids),):
+        raise ValueError(
+            f"Expected the state's `acquired_at` to hold one entry per id ({len(old_ids)}), but got"
+            f" {tuple(acquired_at.shape) if isinstance(acquired_at, Tensor) else type(acquired_at).__name__}."
+        )
+    for key in _POSITIONS:
+        positions = torch.as_tensor(state.get(key, []), dtype=torch.long).reshape(-1)
+        if bool(((positions < 0) | (positions >= len(old_ids))).any()):
+            raise ValueError(f"Expected the state's `{key}` to hold positions in [0, {len(old_ids)}), but it does not.")
+    pending = torch.as_tensor(state.get("pending_query", []), dtype=torch.long).reshape(-1)
+    needed = (acquired_at != -1).clone()
+    needed[pending] = True
+    lost = torch.nonzero(needed & (mapping < 0)).reshape(-1)
+    if lost.numel():
+        raise ValueError(
+            "Expected every labelled or queried item of the saved state to be in the dataset, but the ids"
+            f" {describe([old_ids[i] for i in lost.tolist()])} are missing from it."
+        )
+    kept = mapping >= 0
+    moved = dict(state)
+    for key, fill in _PER_ITEM.items():
+        if key in state:
+            old = state[key]
+            if not isinstance(old, Tensor) or old.shape != (len(old_ids),):
+                raise ValueError(f"Expected the state's `{key}` to hold one entry per id ({len(old_ids)}).")
+            new = torch.full((len(new_ids),), fill, dtype=old.dtype)
+            new[mapping[kept]] = old[kept]
+            moved[key] = new
+    for key in _POSITIONS:
+        if key in state:
+            positions = torch.as_tensor(state[key], dtype=torch.long).reshape(-1)
+            new_positions = mapping[positions]
+            moved[key] = new_positions[new_positions >= 0]  # pool subset members that left the dataset drop out
+    moved["ids"] = list(new_ids)
+    return moved

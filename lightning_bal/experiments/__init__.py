@@ -1,0 +1,35 @@
+"""Experiments: heuristics x seeds from the same labels and weights, their curves and summaries, the papers' protocol.
+
+Not imported by ``import lightning_bal``; plotting needs matplotlib and the digits need scikit-learn (the
+``examples`` extra).
+"""
+
+from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_reach, mean_and_spread
+from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digits, load_mnist, read_idx
+from lightning_bal.experiments.experiment import Experiment, ExperimentResult, History
+from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, digits_cnn, gal_cnn, kirsch_cnn
+from lightning_bal.experiments.protocol import PaperProtocol, add_protocol_arguments, protocol_from_arguments
+
+__all__ = [
+    "MNIST_ENV",
+    "MNIST_FILES",
+    "NETWORKS",
+    "PaperProtocol",
+    "Curve",
+    "DropoutCNN",
+    "Experiment",
+    "ExperimentResult",
+    "History",
+    "Standardize",
+    "add_protocol_arguments",
+    "area_under_curve",
+    "digits_cnn",
+    "gal_cnn",
+    "kirsch_cnn",
+    "labels_to_reach",
+    "load_digits",
+    "load_mnist",
+    "mean_and_spread",
+    "protocol_from_arguments",
+    "read_idx",
+]

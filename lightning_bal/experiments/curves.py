@@ -1,0 +1,64 @@
+"""Summaries of active learning curves: labels to reach an accuracy, area under the curve, mean and spread.
+
+A curve is a list of ``(labelled samples, value)`` pairs, one per active learning step, in the order of the steps.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+__all__ = ["Curve", "area_under_curve", "labels_to_reach", "mean_and_spread"]
+
+Curve = list[tuple[int, float]]
+
+
+def labels_to_reach(curve: Curve, threshold: float) -> int | None:
+    """The fewest labels at which ``curve`` reaches ``threshold``, else ``None``.
+
+    Example:
+        >>> labels_to_reach([(20, 0.5), (30, 0.91), (40, 0.89), (50, 0.96)], 0.9)
+        30
+        >>> labels_to_reach([(20, 0.5), (30, 0.91)], 0.95) is None
+        True
+    """
+    return next((labelled for labelled, value in curve if value >= threshold), None)
+
+
+def area_under_curve(curve: Curve) -> float:
+    """The mean value over the labelled range (trapezoids divided by the range), so curves of one range compare.
+
+    A one-point curve has its single value.
+
+    Example:
+        >>> area_under_curve([(20, 0.5), (30, 0.7), (40, 0.9)])
+        0.7
+        >>> area_under_curve([(20, 0.5)])
+        0.5
+    """
+    if not curve:
+        raise ValueError("Expected argument `curve` to hold at least one (labelled, value) pair, but got none.")
+    xs, ys = zip(*curve, strict=True)
+    if xs[-1] == xs[0]:
+        return float(statistics.mean(ys))
+    area = sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False))
+    return round(area / (xs[-1] - xs[0]), 12)
+
+
+def mean_and_spread(curves: Sequence[Curve]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """``(labelled, mean, min, max)`` over seeds at each step, cut to the shortest curve.
+
+    Seeds share the grid of labelled counts (same initial set size and query size); a run stopped early (an exhausted
+    pool) shortens every column to its length.
+
+    Example:
+        >>> mean_and_spread([[(20, 0.5), (30, 0.7)], [(20, 0.7), (30, 0.9), (40, 1.0)]])
+        ([20, 30], [0.6, 0.8], [0.5, 0.7], [0.7, 0.9])
+    """
+    if not curves or not all(curves):
+        raise ValueError("Expected argument `curves` to hold at least one non-empty curve, but got none.")
+    length = min(len(curve) for curve in curves)
+    xs = [labelled for labelled, _ in curves[0][:length]]
+    columns = [[curve[i][1] for curve in curves] for i in range(length)]
+    means = [round(statistics.fmean(column), 12) for column in columns]
+    return xs, means, [min(column) for column in columns], [max(column) for column in columns]

@@ -1,0 +1,214 @@
+"""The protocol of Gal et al. 2017 and Kirsch et al. 2019 as settings that build an :class:`Experiment`.
+
+A small balanced initial set, a fixed number of labels per step, MC-Dropout with K samples, the weights reset to
+their initial values after every step, and test accuracy on a held-out test set after every step (nothing is
+selected on it). Each step trains either a fixed budget of epochs or, with ``val_size``, to convergence on a
+validation set held out of the training split (the best weights restored), as the papers did.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import TensorDataset
+
+from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.experiments.experiment import Experiment
+
+__all__ = ["PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"]
+
+Datasets = Callable[[int], tuple[TensorDataset, TensorDataset]]
+
+
+@dataclass(frozen=True)
+class PaperProtocol:
+    """Settings of the papers' protocol; :meth:`experiment` turns them into an :class:`Experiment`.
+
+    Each run's history holds ``active/num_labelled``, ``active/test_acc``, ``active/test_nll`` and the plain and (when
+    every label was drawn with a known probability) LURE-weighted NLL over D_L (``active/train_nll_mean``,
+    ``active/train_nll_lure``).
+
+    Args:
+        budget: stop once D_L holds this many samples.
+        initial_labels: size of the initial D_L.
+        balanced_initial: the initial D_L holds as many samples of every class (else a uniform draw).
+        query_size: labels per step.
+        iterations: K, the MC samples (the papers used 100).
+        epochs_per_step: without ``val_size``, the epochs trained per step.
+        samples_per_epoch: samples drawn with replacement from D_L per epoch (a few dozen labels are a few batches).
+        val_size: hold out this many training samples and train each step to convergence on them
+            (``Convergence("val_acc", patience, max_epochs_per_step)``); 0: a fixed budget per step.
+        patience: epochs without improvement of ``val_acc`` that end a step.
+        max_epochs_per_step: with ``val_size``, the most epochs of one step.
+        max_pool_size: score a random subset of this many pool samples per step (``None``: the whole pool).
+        pool_size: D_L and D_U are a fixed random subset of this many training samples (``None``: all of them).
+        risk_weights: ``"lure"`` trains on the LURE-weighted loss (the model's ``training_step`` must use the weight
+            each batch then carries); needs ``balanced_initial=False`` and ``max_pool_size=None``.
+        batch_size: training batch size.
+
+    Example:
+        >>> protocol = PaperProtocol(budget=40, val_size=100)
+        >>> protocol.callback_kwargs()["convergence"]
+        Convergence('val_acc', mode='max', patience=3, min_delta=0.0, max_epochs=30, restore_best_weights=True)
+        >>> PaperProtocol(budget=10)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `budget` to exceed `initial_labels=20`, but got 10.
+    """
+
+    budget: int = 300
+    initial_labels: int = 20
+    balanced_initial: bool = True
+    query_size: int = 10
+    iterations: int = 20
+    epochs_per_step: int = 5
+    samples_per_epoch: int = 2048
+    val_size: int = 0
+    patience: int = 3
+    max_epochs_per_step: int = 30
+    max_pool_size: int | None = None
+    pool_size: int | None = None
+    risk_weights: Literal["lure", "pure"] | None = None
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.budget <= self.initial_labels:
+            raise ValueError(
+                f"Expected argument `budget` to exceed `initial_labels={self.initial_labels}`, but got {self.budget}."
+            )
+        if self.val_size < 0:
+            raise ValueError(f"Expected argument `val_size` to be non-negative, but got {self.val_size}.")
+
+    def datamodule(self, train_set: TensorDataset, test_set: TensorDataset, seed: int) -> ActiveDataModule:
+        """The datamodule of one run: ``seed`` draws the validation split, the pool subset and the initial labels."""
+        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))
+        val_set = _subset(train_set, order[: self.val_size]) if self.val_size else None
+        if self.val_size or self.pool_size is not None:
+            pool_end = None if self.pool_size is None else self.val_size + self.pool_size
+            train_set = _subset(train_set, order[self.val_size : pool_end].sort().values)
+        return ActiveDataModule(
+            train_set,
+            val_dataset=val_set,
+            test_dataset=test_set,
+            initial_labels=self.initial_labels,
+            balanced_initial=self.balanced_initial,
+            batch_size=self.batch_size,
+            train_samples_per_epoch=self.samples_per_epoch,
+            eval_batch_size=1000,
+            return_weights=self.risk_weights,
+            max_pool_size=self.max_pool_size,
+            seed=seed,
+        )
+
+    def callback_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`~lightning_bal.ActiveLearningCallback` beside the heuristic and the seed."""
+        schedule: dict[str, Any] = (
+            {
+                "convergence": Convergence(
+                    "val_acc", mode="max", patience=self.patience, max_epochs=self.max_epochs_per_step
+                )
+            }
+            if self.val_size
+            else {"every_n_epochs": self.epochs_per_step}
+        )
+        return {
+            "query_size": self.query_size,
+            "iterations": self.iterations,
+            **schedule,
+            "reset_weights": True,
+            "label_budget": self.budget,
+            "evaluations": [TestCurve(), LabelledRisk()],
+        }
+
+    def experiment(
+        self,
+        heuristics: Sequence[str],
+        seeds: Iterable[int],
+        *,
+        model: Callable[[int], pl.LightningModule],
+        datasets: Datasets,
+        trainer: Mapping[str, Any] | None = None,
+        log_dir: str | Path | None = None,
+    ) -> Experiment:
+        """An :class:`Experiment` of this protocol.
+
+        Args:
+            heuristics: registry names.
+            seeds: one run per heuristic and seed.
+            model: builds the model for a seed.
+            datasets: ``(train, test)`` for a seed (the training set carries ``.targets`` for a balanced start).
+            trainer: ``Trainer`` keyword arguments over ``accelerator="auto", devices=1``, no progress bar, and a
+                ``log_every_n_steps`` no longer than an epoch.
+            log_dir: TensorBoard folder, or ``None``.
+        """
+        # An epoch is `samples_per_epoch` samples: log at least once per epoch (Lightning warns otherwise).
+        batches = max(1, self.samples_per_epoch // self.batch_size)
+        settings = {
+            "accelerator": "auto",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "log_every_n_steps": min(50, batches),
+            **(trainer or {}),
+        }
+        return Experiment(
+            heuristics,
+            seeds,
+            model=model,
+            datamodule=lambda seed: self.datamodule(*datasets(seed), seed),
+            callback=self.callback_kwargs(),
+            trainer=settings,
+            metric="active/test_acc",
+            log_dir=log_dir,
+        )
+
+
+def _subset(dataset: TensorDataset, indices: torch.Tensor) -> TensorDataset:
+    subset = TensorDataset(*(tensor[indices] for tensor in dataset.tensors))
+    subset.targets = subset.tensors[1]  # type: ignore[attr-defined]  # read by ActiveDataModule's balanced labelling
+    return subset
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser, budget: int = 300) -> None:
+    """Command-line options for the fields of :class:`PaperProtocol` that scripts share, and ``--network``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_protocol_arguments(parser)
+        >>> protocol_from_arguments(parser.parse_args(["--budget", "40", "--max-pool-size", "0"]))
+        PaperProtocol(budget=40, initial_labels=20, ...max_pool_size=None, pool_size=None, risk_weights=None, ...)
+    """
+    parser.add_argument("--initial-labels", type=int, default=20)
+    parser.add_argument("--query-size", type=int, default=10)
+    parser.add_argument("--budget", type=int, default=budget, help="stop once this many samples are labelled")
+    parser.add_argument("--iterations", type=int, default=20, help="MC samples K (the papers used 100)")
+    parser.add_argument("--epochs-per-step", type=int, default=5)
+    parser.add_argument("--samples-per-epoch", type=int, default=2048)
+    parser.add_argument("--val-size", type=int, default=0, help="train each step to convergence on this validation")
+    parser.add_argument("--patience", type=int, default=3, help="epochs without improvement that end a step")
+    parser.add_argument("--max-epochs-per-step", type=int, default=30, help="with --val-size")
+    parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset (0: whole pool)")
+    parser.add_argument("--network", choices=["gal", "kirsch"], default="gal", help="CNN of Gal 2017 or Kirsch 2019")
+
+
+def protocol_from_arguments(args: argparse.Namespace, **overrides: Any) -> PaperProtocol:
+    """The :class:`PaperProtocol` of options added by :func:`add_protocol_arguments` (``overrides`` win)."""
+    settings: dict[str, Any] = {
+        "budget": args.budget,
+        "initial_labels": args.initial_labels,
+        "query_size": args.query_size,
+        "iterations": args.iterations,
+        "epochs_per_step": args.epochs_per_step,
+        "samples_per_epoch": args.samples_per_epoch,
+        "val_size": args.val_size,
+        "patience": args.patience,
+        "max_epochs_per_step": args.max_epochs_per_step,
+        "max_pool_size": args.max_pool_size or None,
+    }
+    return PaperProtocol(**{**settings, **overrides})

@@ -1,0 +1,299 @@
+r"""Cold-start selection when D_L is empty or tiny: TypiClust (Hacohen et al., 2022), ProbCover (Yehuda et al., 2022).
+
+Both need no model predictions, only embeddings (the model's features, or self-supervised embeddings the user
+supplies). Distances are computed in blocks of rows, so no N×N matrix is held; ProbCover keeps its δ-ball graph as
+an edge list (memory O(edges)). They run on the whole pool: the callback gathers the pool's embeddings for them
+(cold start pools are the small ones; BADGE and Core-Set are the methods that never gather).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from lightning_bal.functional.diversity import GreedySelection, item_uniforms, kmeans_pp, min_sq_distances
+
+__all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
+
+_CHUNK = 2048
+
+
+def _blocks(points: Tensor, others: Tensor) -> Iterator[tuple[int, Tensor]]:
+    """``(row_start, squared distances [rows, M])`` of blocks of ``points`` to all ``others``."""
+    other_norms = others.square().sum(1)
+    for start in range(0, points.shape[0], _CHUNK):
+        rows = points[start : start + _CHUNK]
+        d2 = torch.addmm(rows.square().sum(1, keepdim=True) + other_norms, rows, others.T, alpha=-2.0)
+        yield start, d2.clamp_min_(0.0)
+
+
+def _as_points(name: str, points: Tensor) -> Tensor:
+    if not isinstance(points, Tensor) or points.ndim < 2:
+        got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
+        raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
+    # Float64: distances from the |x|^2 + |y|^2 - 2 x.y expansion lose digits for near points in float32, and
+    # typicality and the δ-ball graph are made of near points.
+    return points.flatten(1).double()
+
+
+def kmeans(points: Tensor, num_clusters: int, *, seed: int = 0, max_iter: int = 100) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, seeded and deterministic.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+        >>> labels, centres = kmeans(x, 2)
+        >>> labels[0] == labels[1] != labels[2] == labels[3]
+        tensor(True)
+    """
+    points = _as_points("points", points)
+    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or not 1 <= num_clusters <= len(points):
+        raise ValueError(
+            f"Expected argument `num_clusters` to be an integer in [1, {len(points)}], but got {num_clusters!r}."
+        )
+    centres = points[kmeans_pp(points, num_clusters, seed=seed, first="random").indices]
+    labels = torch.full((len(points),), -1, dtype=torch.int64)
+    for _ in range(max_iter):
+        new = torch.cat([d2.argmin(1) for _, d2 in _blocks(points, centres)])
+        if torch.equal(new, labels):
+            break
+        labels = new
+        sums = torch.zeros_like(centres).index_add_(0, labels, points)
+        counts = torch.bincount(labels, minlength=num_clusters)
+        filled = counts > 0  # an empty cluster keeps its centre
+        centres[filled] = sums[filled] / counts[filled].unsqueeze(1).float()
+    return labels, centres
+
+
+def typicality(points: Tensor, k: int = 20) -> Tensor:
+    r"""TypiClust's typicality: the inverse mean distance to the ``k`` nearest neighbours, ``[N]``.
+
+    .. math:: \mathrm{Typicality}(x) = \Big(\frac1k \sum_{x_i \in \mathrm{kNN}(x)} \lVert x - x_i \rVert\Big)^{-1}
+
+    With fewer than ``k + 1`` points, ``k`` is the number of other points; a lone point has typicality 1.
+
+    Example:
+        >>> typicality(torch.tensor([[0.0], [1.0], [3.0]]), k=1)
+        tensor([1.0000, 1.0000, 0.5000])
+    """
+    points = _as_points("points", points)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
+    if len(points) == 1:
+        return torch.ones(1)
+    k = min(k, len(points) - 1)
+    out = torch.empty(len(points))
+    for start, d2 in _blocks(points, points):
+        rows = torch.arange(d2.shape[0])
+        d2[rows, rows + start] = float("inf")  # the point itself is not its own neighbour
+        nearest = torch.topk(d2, k, dim=1, largest=False).values.sqrt().sum(1)
+        out[start : start + d2.shape[0]] = (1.0 / (nearest / k + 1e-7)).float()
+    return out
+
+
+def typiclust(
+    points: Tensor,
+    query_size: int,
+    *,
+    labelled: Tensor | None = None,
+    k: int = 20,
+    seed: int = 0,
+    indices: Tensor | None = None,
+) -> GreedySelection:
+    r"""TypiClust (TPC-RP): the most typical item of each of the largest clusters that hold no labelled item.
+
+    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters; the clusters holding a labelled
+    item are covered; then B times: the largest uncovered cluster gives its most typical item (:func:`typicality`
+    within the cluster) and becomes covered. Ties go to the lower cluster number and the lower index.
+
+    Args:
+        points: ``[N, D]`` pool embeddings.
+        query_size: B, the number of picks.
+        labelled: ``[M, D]`` embeddings of D_L (``None`` or empty at a cold start).
+        k: neighbours in the typicality (20 in the paper; scikit-activeml's default is 5).
+        seed: seeds the k-means start.
+        indices: ``[N]`` dataset indices of the rows (default: positions).
+
+    Returns:
+        :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and their typicality.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
+        >>> typiclust(x, 2, k=1).indices
+        tensor([2, 4])
+    """
+    points = _as_points("points", points)
+    indices = torch.arange(len(points)) if indices is None else indices.long()
+    labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= len(points):
+        raise ValueError(
+            f"Expected argument `query_size` to be an integer in [0, {len(points)}], but got {query_size!r}."
+        )
+    if query_size == 0:
+        return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
+    everything = torch.cat([points, labelled])
+    num_clusters = min(len(labelled) + query_size, len(everything))
+    labels, _ = kmeans(everything, num_clusters, seed=seed)
+    pool_labels = labels[: len(points)]
+    sizes = torch.bincount(labels, minlength=num_clusters).float()
+    sizes[labels[len(points) :].unique()] = 0.0  # covered by D_L
+    picked = torch.zeros(len(points), dtype=torch.bool)
+    picks, scores = [], []
+    for t in range(query_size):
+        cluster = int(torch.argmax(sizes))
+        members = torch.nonzero((pool_labels == cluster) & ~picked).squeeze(1)
+        if sizes[cluster] <= 0 or members.numel() == 0:
+            # No uncovered cluster left (empty clusters): a uniform pick among the rest.
+            keys = item_uniforms(seed, t, indices).masked_fill(picked, -1.0)
+            position, score = int(keys.argmax()), float("nan")
+        else:
+            typical = typicality(points[members], k)
+            best = int(torch.argmax(typical))
+            position, score = int(members[best]), float(typical[best])
+        sizes[cluster] = 0.0
+        picked[position] = True
+        picks.append(int(indices[position]))
+        scores.append(score)
+    return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
+
+
+def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor) -> Tensor:
+    r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
+
+    Computed from each point's distance to the nearest point of another pseudo-label (the ball is pure iff that
+    distance exceeds δ), in one blocked pass for all radii.
+
+    Example:
+        >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
+        tensor([1.0000, 1.0000, 0.3333])
+    """
+    points = _as_points("points", points)
+    impure = torch.empty(len(points), dtype=torch.float64)
+    for start, d2 in _blocks(points, points):
+        other = pseudo_labels[start : start + d2.shape[0]].unsqueeze(1) != pseudo_labels.unsqueeze(0)
+        impure[start : start + d2.shape[0]] = d2.masked_fill(~other, float("inf")).min(1).values.sqrt()
+    return (impure.unsqueeze(0) > deltas.double().unsqueeze(1)).float().mean(1)
+
+
+def purity_radius(
+    points: Tensor, num_classes: int, *, alpha: float = 0.95, deltas: Tensor | None = None, seed: int = 0
+) -> float:
+    """ProbCover's radius: the largest of ``deltas`` (ascending, up to the first that fails) with purity >= ``alpha``.
+
+    Purity is taken w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest
+    radius fails, it is returned (as scikit-activeml does, which warns).
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+        >>> purity_radius(x, 2, deltas=torch.tensor([0.2, 1.0, 6.0]))
+        1.0
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
+        )
+    points = _as_points("points", points)
+    deltas = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else deltas.double().sort().values
+    pseudo, _ = kmeans(points, min(num_classes, len(points)), seed=seed)
+    failing = torch.nonzero(purity(points, pseudo, deltas) < alpha)
+    last = (int(failing[0]) if failing.numel() else len(deltas)) - 1
+    return float(deltas[max(last, 0)])
+
+
+def _graph(points: Tensor, delta: float) -> tuple[Tensor, Tensor]:
+    """CSR ``(row_pointers [N + 1], neighbours [E])`` of the δ-ball graph (self-loops included)."""
+    neighbours, counts = [], []
+    for _, d2 in _blocks(points, points):
+        rows, cols = torch.nonzero(d2 <= delta**2, as_tuple=True)
+        neighbours.append(cols)
+        counts.append(torch.bincount(rows, minlength=d2.shape[0]))
+    pointers = torch.zeros(len(points) + 1, dtype=torch.int64)
+    pointers[1:] = torch.cumsum(torch.cat(counts), 0)
+    return pointers, torch.cat(neighbours)
+
+
+def probcover(
+    points: Tensor,
+    query_size: int,
+    *,
+    labelled: Tensor | None = None,
+    delta: float | None = None,
+    num_classes: int | None = None,
+    alpha: float = 0.95,
+    deltas: Tensor | None = None,
+    seed: int = 0,
+    indices: Tensor | None = None,
+) -> GreedySelection:
+    r"""ProbCover: greedy maximum coverage of the pool by δ-balls around the picks.
+
+    Each pick is the item whose δ-ball holds the most points not yet covered by a ball of D_L or of an earlier
+    pick (ties: the lower index). Without ``delta``, the radius is the largest of ``deltas`` (ascending, stopping at
+    the first failure) whose :func:`purity` w.r.t. a k-means clustering into ``num_classes`` clusters is at least
+    ``alpha``, as in the paper and scikit-activeml.
+
+    Args:
+        points: ``[N, D]`` pool embeddings.
+        query_size: number of picks.
+        labelled: ``[M, D]`` embeddings of D_L (``None`` or empty at a cold start).
+        delta: the ball radius; ``None`` to choose it by purity.
+        num_classes: clusters of the purity test (needed when ``delta`` is ``None``).
+        alpha: the purity required.
+        deltas: candidate radii (default ``0.2, 0.4, ..., 2.0``, scikit-activeml's).
+        seed: seeds the k-means of the purity test.
+        indices: ``[N]`` dataset indices of the rows (default: positions).
+
+    Returns:
+        :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and the number of newly
+        covered points of each pick.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
+        >>> probcover(x, 2, delta=0.15)
+        GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
+    """
+    points = _as_points("points", points)
+    indices = torch.arange(len(points)) if indices is None else indices.long()
+    labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= len(points):
+        raise ValueError(
+            f"Expected argument `query_size` to be an integer in [0, {len(points)}], but got {query_size!r}."
+        )
+    everything = torch.cat([points, labelled])
+    if delta is None:
+        delta = purity_radius(everything, num_classes, alpha=alpha, deltas=deltas, seed=seed)  # type: ignore[arg-type]
+    if not delta >= 0:
+        raise ValueError(f"Expected argument `delta` to be a non-negative float, but got {delta!r}.")
+    pointers, neighbours = _graph(everything, delta)
+    covered = torch.zeros(len(everything), dtype=torch.bool)
+    for row in range(len(points), len(everything)):
+        covered[neighbours[pointers[row] : pointers[row + 1]]] = True
+    # Uncovered neighbours of each pool item; the graph is symmetric, so newly covered points update their
+    # neighbours' counts.
+    owners = torch.repeat_interleave(torch.arange(len(everything)), pointers[1:] - pointers[:-1])
+    counts = torch.zeros(len(everything)).index_add_(0, owners, (~covered[neighbours]).float())[: len(points)]
+    picked = torch.zeros(len(points), dtype=torch.bool)
+    picks, scores = [], []
+    for _ in range(query_size):
+        position = int(torch.argmax(counts.masked_fill(picked, -1.0)))
+        ball = neighbours[pointers[position] : pointers[position + 1]]
+        new = ball[~covered[ball]]
+        scores.append(float(new.numel()))
+        covered[new] = True
+        for point in new.tolist():
+            around = neighbours[pointers[point] : pointers[point + 1]]
+            around = around[around < len(points)]
+            counts.index_add_(0, around, torch.full((around.numel(),), -1.0))
+        picked[position] = True
+        picks.append(int(indices[position]))
+    return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
+
+
+def coverage(points: Tensor, centres: Tensor, delta: float) -> Tensor:
+    """ProbCover's objective: the share of ``points`` within ``delta`` of a centre.
+
+    Example:
+        >>> coverage(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([[0.5]]), 0.5)
+        tensor(0.6667)
+    """
+    return (min_sq_distances(points, centres) <= delta**2).float().mean()

@@ -1,0 +1,361 @@
+r"""Diversity by greedy selection on embeddings: BADGE's k-means++ seeding and Core-Set's greedy k-center.
+
+Both keep one number per pool item (its distance to the nearest centre so far) and add one centre per pick, so a
+pick costs O(N·D) and memory stays O(N·D): no N×N matrix. Both run unchanged across ranks: each rank keeps its own
+shard of the embeddings and distances, and a pick needs only the best candidate of each rank
+(:meth:`~lightning_bal.utilities.collective.Collective.argmax`) and the winner's row
+(:meth:`~lightning_bal.utilities.collective.Collective.share`). Random draws are hashed from ``(seed, pick, dataset
+index)``, so the selection does not depend on how the pool is sharded.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor
+
+from lightning_bal.mc.masks import hash_uniform32
+from lightning_bal.utilities.collective import Collective
+
+__all__ = [
+    "GreedySelection",
+    "covering_radius",
+    "gradient_embedding",
+    "gradient_embedding_dense",
+    "item_uniforms",
+    "k_center_greedy",
+    "kmeans_pp",
+    "kmeans_potential",
+    "min_sq_distances",
+]
+
+_M32 = 0xFFFFFFFF
+#: Rows per chunk when distances are computed against many centres at once (bounds the temporary [rows, centres]).
+_CHUNK = 4096
+
+
+class GreedySelection(NamedTuple):
+    """Picks of a greedy selection, in order.
+
+    Attributes:
+        indices: int64 ``[q]`` dataset indices (positions when no ``indices`` were given), the same on every rank.
+        scores: ``[q]`` the criterion of each pick when it was made: its squared distance to the nearest earlier
+            centre for k-means++ (its squared norm for the first pick), its distance to the nearest centre for
+            k-center (``inf`` for a first pick without centres).
+    """
+
+    indices: Tensor
+    scores: Tensor
+
+
+def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
+    """Uniform numbers in (0, 1), float64 ``[N]``, hashed from ``(seed, counter, dataset index)``: shard-independent.
+
+    Example:
+        >>> u = item_uniforms(0, 1, torch.arange(5))
+        >>> bool(((u > 0) & (u < 1)).all()), torch.equal(u[3:], item_uniforms(0, 1, torch.tensor([3, 4])))
+        (True, True)
+    """
+    idx = indices.to(torch.int64)
+    h = torch.zeros_like(idx)
+    for word in (seed & _M32, (seed >> 32) & _M32, counter & _M32):
+        h = hash_uniform32(h.bitwise_xor_(word), 1)[..., 0]
+    for column in (idx & _M32, idx >> 32):
+        h = hash_uniform32(h.bitwise_xor_(column), 1)[..., 0]
+    return (h.double() + 0.5) / 2.0**32
+
+
+def gradient_embedding(log_probs: Tensor, features: Tensor) -> Tensor:
+    r"""BADGE's gradient embedding of the last linear layer, in factored form: ``[N, C + D]`` = ``[a, h]``.
+
+    For a last layer :math:`z = W h + b` trained with cross-entropy, the gradient of the loss at the model's own
+    most likely label :math:`\hat y = \arg\max_c p_c` with respect to :math:`W` is the outer product
+
+    .. math:: g = (p - e_{\hat y}) \otimes h, \qquad \lVert g_i - g_j \rVert^2 = \lVert a_i\rVert^2 \lVert h_i\rVert^2
+        + \lVert a_j\rVert^2 \lVert h_j\rVert^2 - 2 (a_i \cdot a_j)(h_i \cdot h_j)
+
+    with :math:`a = p - e_{\hat y}`. It is kept as ``[a, h]`` (C + D numbers, not C·D) and distances are taken
+    with the identity above; :func:`gradient_embedding_dense` gives the C·D form. With K MC samples, :math:`p` is
+    the mean predictive :math:`\frac1K \sum_k p_k` (BADGE uses the deterministic network; the mean is its MC
+    estimate). No autograd: the closed form above is the gradient.
+
+    Args:
+        log_probs: ``[N, K, C]`` MC log-probabilities, or ``[N, C]``.
+        features: ``[N, D]`` inputs of the last linear layer (or ``[N, ...]``, flattened).
+
+    Returns:
+        ``[N, C + D]`` float32: ``a`` in the first C columns, ``h`` in the rest.
+
+    Example:
+        >>> log_probs = torch.tensor([[0.75, 0.25]]).log()
+        >>> gradient_embedding(log_probs, torch.tensor([[2.0, 0.0, 1.0]]))
+        tensor([[-0.2500,  0.2500,  2.0000,  0.0000,  1.0000]])
+    """
+    if not isinstance(log_probs, Tensor) or log_probs.ndim not in (2, 3):
+        got = tuple(log_probs.shape) if isinstance(log_probs, Tensor) else type(log_probs).__name__
+        raise ValueError(f"Expected argument `log_probs` to be a tensor [N, K, C] or [N, C], but got {got}.")
+    if not isinstance(features, Tensor) or features.ndim < 2 or features.shape[0] != log_probs.shape[0]:
+        got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
+        raise ValueError(f"Expected argument `features` to be a tensor [{log_probs.shape[0]}, D], but got {got}.")
+    if log_probs.ndim == 3:
+        probs = (torch.logsumexp(log_probs.float(), dim=1) - torch.log(torch.tensor(float(log_probs.shape[1])))).exp()
+    else:
+        probs = log_probs.float().exp()
+    a = probs - torch.nn.functional.one_hot(probs.argmax(1), probs.shape[1]).float()
+    return torch.cat([a, features.flatten(1).float()], dim=1)
+
+
+def gradient_embedding_dense(embeddings: Tensor, num_classes: int) -> Tensor:
+    """The ``[N, C·D]`` gradient embeddings of a factored ``[N, C + D]`` one (for checks on small N).
+
+    Example:
+        >>> gradient_embedding_dense(torch.tensor([[-0.25, 0.25, 2.0, 0.0, 1.0]]), 2)
+        tensor([[-0.5000, -0.0000, -0.2500,  0.5000,  0.0000,  0.2500]])
+    """
+    a, h = embeddings[:, :num_classes], embeddings[:, num_classes:]
+    return (a.unsqueeze(2) * h.unsqueeze(1)).flatten(1)
+
+
+class _Points:
+    """Pool embeddings with squared distances to one centre: Euclidean, or between factored gradient embeddings."""
+
+    def __init__(self, embeddings: Tensor, num_classes: int | None) -> None:
+        self.x = embeddings.flatten(1).float() if embeddings.ndim > 1 else embeddings.float().unsqueeze(1)
+        self.num_classes = num_classes
+        self.x2: Tensor | None = None
+        if num_classes is not None and len(self) > 0:
+            if not 0 < num_classes < self.x.shape[1]:
+                raise ValueError(
+                    f"Expected argument `num_classes` in [1, {self.x.shape[1] - 1}] for factored embeddings of"
+                    f" {self.x.shape[1]} columns, but got {num_classes}."
+                )
+            self.a, self.h = self.x[:, :num_classes], self.x[:, num_classes:]
+            self.a2, self.h2 = self.a.square().sum(1), self.h.square().sum(1)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def sq_norms(self) -> Tensor:
+        if len(self) == 0:
+            return self.x.new_empty(0)
+        return self.a2 * self.h2 if self.num_classes is not None else self.x.square().sum(1)
+
+    def sq_dist(self, centre: Tensor) -> Tensor:
+        if len(self) == 0:
+            return self.x.new_empty(0)
+        if self.num_classes is not None:
+            a, h = centre[: self.num_classes], centre[self.num_classes :]
+            cross = (self.a @ a) * (self.h @ h)
+            return (self.a2 * self.h2 + a.square().sum() * h.square().sum() - 2.0 * cross).clamp_min_(0.0)
+        # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c: one matrix-vector product, reading the embeddings once.
+        if self.x2 is None:
+            self.x2 = self.x.square().sum(1)
+        return torch.addmv(self.x2 + centre.square().sum(), self.x, centre, alpha=-2.0).clamp_min_(0.0)
+
+
+def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
+    """Squared Euclidean distance of each of ``points [N, D]`` to its nearest of ``centres [M, D]``, ``[N]``.
+
+    Computed in chunks of rows and centres, so memory stays O((N + M) D); ``inf`` when there are no centres.
+
+    Example:
+        >>> min_sq_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 1.0]]))
+        tensor([ 1., 18.])
+    """
+    points = points.flatten(1).float()
+    out = torch.full((points.shape[0],), float("inf"), device=points.device)
+    if centres.numel() == 0:
+        return out
+    centres = centres.flatten(1).float().to(points.device)
+    centre_norms = centres.square().sum(1)
+    for start in range(0, points.shape[0], _CHUNK):
+        rows = points[start : start + _CHUNK]
+        row_norms = rows.square().sum(1, keepdim=True)
+        best = out[start : start + _CHUNK]
+        for c_start in range(0, centres.shape[0], _CHUNK):
+            block = centres[c_start : c_start + _CHUNK]
+            # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c: one GEMM per block.
+            d2 = torch.addmm(row_norms + centre_norms[c_start : c_start + _CHUNK], rows, block.T, alpha=-2.0)
+            torch.minimum(best, d2.clamp_min_(0.0).min(1).values, out=best)
+    return out
+
+
+def _check(embeddings: Tensor, query_size: int, indices: Tensor | None) -> Tensor:
+    if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
+        raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or query_size < 0:
+        raise ValueError(f"Expected argument `query_size` to be a non-negative integer, but got {query_size!r}.")
+    if indices is None:
+        return torch.arange(embeddings.shape[0], device=embeddings.device)
+    if indices.shape != (embeddings.shape[0],):
+        raise ValueError(
+            f"Expected argument `indices` to have shape [{embeddings.shape[0]}] like `embeddings`, but got"
+            f" {tuple(indices.shape)}."
+        )
+    return indices.to(device=embeddings.device, dtype=torch.int64)
+
+
+def _pick(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float, int, int]:
+    """The best key over all ranks with its dataset index (ties: the lower index), and the rank that holds it."""
+    if keys.numel() == 0:
+        return collective.argmax(float("-inf"), 2**53)
+    best = keys.max()
+    return collective.argmax(best, indices[keys == best].min())
+
+
+def _total_items(collective: Collective, n: int) -> int:
+    return int(collective.sum(n))
+
+
+def kmeans_pp(
+    embeddings: Tensor,
+    query_size: int,
+    *,
+    seed: int = 0,
+    indices: Tensor | None = None,
+    num_classes: int | None = None,
+    collective: Collective | None = None,
+    include_origin: bool = False,
+    first: Literal["largest", "random"] = "largest",
+) -> GreedySelection:
+    r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
+
+    The first pick is the item of largest norm (BADGE's choice, and scikit-activeml's); each next pick is drawn
+    with probability proportional to :math:`D(x)^2`, its squared distance to the nearest pick so far. The draw is
+    an exponential race, :math:`\arg\max_i D(x_i)^2 / E_i` with :math:`E_i = -\log u_i` and :math:`u_i` hashed from
+    ``(seed, pick, dataset index)``: an exact draw from :math:`D^2 / \sum D^2` that each rank runs on its own shard.
+    If every remaining :math:`D^2` is zero, the pick is uniform among the items not yet picked.
+
+    Args:
+        embeddings: ``[N, D]`` this rank's pool embeddings; factored ``[N, C + D]`` gradient embeddings (from
+            :func:`gradient_embedding`) with ``num_classes=C``.
+        query_size: number of picks (over all ranks).
+        seed: seeds the draws.
+        indices: ``[N]`` dataset indices of the rows (default: positions); they make the draws shard-independent.
+        num_classes: C for factored gradient embeddings; ``None`` for plain Euclidean embeddings.
+        collective: cross-rank decisions; ``None`` for one process.
+        include_origin: also count the origin as a centre, so :math:`D(x)^2 \le \lVert x \rVert^2` (what
+            scikit-activeml 1.0.1's ``Badge`` does); the default follows the BADGE paper and its code.
+        first: the first pick is the item of ``"largest"`` norm (BADGE), or ``"random"`` (uniform, as in
+            k-means++ proper; the start of :func:`~lightning_bal.functional.cold_start.kmeans`).
+
+    Returns:
+        :class:`GreedySelection` of dataset indices and each pick's :math:`D^2` (the first: its squared norm).
+
+    Example:
+        >>> x = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 0.1], [0.0, 9.0]])
+        >>> kmeans_pp(x, 3, seed=0).indices
+        tensor([1, 3, 0])
+    """
+    indices = _check(embeddings, query_size, indices)
+    if first not in ("largest", "random"):
+        raise ValueError(f"Expected argument `first` to be 'largest' or 'random', but got {first!r}.")
+    collective = collective or Collective()
+    points = _Points(embeddings, num_classes)
+    if query_size > _total_items(collective, len(points)):
+        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
+    min_d2 = points.sq_norms()
+    picked = torch.zeros(len(points), dtype=torch.bool, device=points.x.device)
+    picks, scores = [], []
+    for t in range(query_size):
+        if t == 0:
+            keys = min_d2.double().clone() if first == "largest" else item_uniforms(seed, 0, indices).to(min_d2.device)
+        else:
+            weights = min_d2.double().masked_fill(picked, 0.0)
+            if collective.sum(weights.sum()) <= 0.0:
+                weights = (~picked).double()
+            keys = weights / -torch.log(item_uniforms(seed, t, indices).to(weights.device))
+        keys.masked_fill_(picked, float("-inf"))
+        _, index, owner = _pick(collective, keys, indices)
+        row = None
+        if owner == collective.rank:
+            position = int(torch.nonzero(indices == index)[0, 0])
+            picked[position] = True
+            row = torch.cat([points.x[position], min_d2[position].reshape(1)])
+        shared = collective.share(row, owner).to(points.x.device)
+        centre, score = shared[:-1], shared[-1]
+        replace = t == 0 and not include_origin
+        min_d2 = points.sq_dist(centre) if replace else torch.minimum(min_d2, points.sq_dist(centre))
+        picks.append(index)
+        scores.append(float(score))
+    return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
+
+
+def k_center_greedy(
+    embeddings: Tensor,
+    query_size: int,
+    *,
+    centres: Tensor | None = None,
+    seed: int = 0,
+    indices: Tensor | None = None,
+    collective: Collective | None = None,
+) -> GreedySelection:
+    r"""Greedy k-center (Sener and Savarese, 2018, Core-Set): each pick is the item farthest from every centre.
+
+    .. math:: x^\star = \arg\max_{x \in \text{pool}} \min_{c \in D_L \cup \text{picks}} \lVert x - c \rVert
+
+    a 2-approximation of the minimax facility location (the covering radius). The labelled set's embeddings are the
+    initial centres; without any, the first pick is uniform (hashed from ``seed`` and the dataset index). Ties go
+    to the lower dataset index.
+
+    Args:
+        embeddings: ``[N, D]`` this rank's pool embeddings.
+        query_size: number of picks (over all ranks).
+        centres: ``[M, D]`` embeddings of D_L, the same on every rank; ``None`` or empty for none.
+        seed: seeds the first pick when there are no centres.
+        indices: ``[N]`` dataset indices of the rows (default: positions).
+        collective: cross-rank decisions; ``None`` for one process.
+
+    Returns:
+        :class:`GreedySelection` of dataset indices and each pick's distance to its nearest centre.
+
+    Example:
+        >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
+        >>> k_center_greedy(x, 2, centres=torch.tensor([[0.0, 0.0]]))
+        GreedySelection(indices=tensor([3, 2]), scores=tensor([9., 4.]))
+    """
+    indices = _check(embeddings, query_size, indices)
+    collective = collective or Collective()
+    points = _Points(embeddings, None)
+    if query_size > _total_items(collective, len(points)):
+        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
+    min_d2 = min_sq_distances(points.x, centres if centres is not None else points.x[:0])
+    picked = torch.zeros(len(points), dtype=torch.bool, device=points.x.device)
+    picks, scores = [], []
+    for t in range(query_size):
+        keys = min_d2.double()
+        if t == 0 and collective.sum(torch.isfinite(keys).sum()) == 0:
+            keys = item_uniforms(seed, 0, indices).to(keys.device)
+        keys = keys.masked_fill(picked, float("-inf"))
+        _, index, owner = _pick(collective, keys, indices)
+        row = None
+        if owner == collective.rank:
+            position = int(torch.nonzero(indices == index)[0, 0])
+            picked[position] = True
+            row = torch.cat([points.x[position], min_d2[position].reshape(1)])
+        shared = collective.share(row, owner).to(points.x.device)
+        torch.minimum(min_d2, points.sq_dist(shared[:-1]), out=min_d2)
+        picks.append(index)
+        scores.append(float(shared[-1].sqrt()))
+    return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
+
+
+def covering_radius(points: Tensor, centres: Tensor) -> Tensor:
+    """The k-center objective: the largest distance of a point to its nearest centre.
+
+    Example:
+        >>> covering_radius(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
+        tensor(5.)
+    """
+    return min_sq_distances(points, centres).max().sqrt()
+
+
+def kmeans_potential(points: Tensor, centres: Tensor) -> Tensor:
+    """The k-means potential: the sum of squared distances of the points to their nearest centre.
+
+    Example:
+        >>> kmeans_potential(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
+        tensor(25.)
+    """
+    return min_sq_distances(points, centres).sum()

@@ -1,0 +1,316 @@
+"""Heuristics that select on embeddings rather than on scores: BADGE and Core-Set."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from lightning_bal.functional.cold_start import probcover, typiclust
+from lightning_bal.functional.diversity import GreedySelection, gradient_embedding, k_center_greedy, kmeans_pp
+from lightning_bal.functional.outputs import OutputKey
+from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.mc.features import FeatureTap
+from lightning_bal.utilities.collective import Collective
+
+__all__ = ["BADGE", "CoreSet", "EmbeddingHeuristic", "ProbCover", "TypiClust"]
+
+
+class EmbeddingHeuristic(Heuristic):
+    """Base class of heuristics that select a batch from per-item embeddings taken during the pool pass.
+
+    The pool pass records the model's features (at the MC split, or at ``layer``) with a
+    :class:`~lightning_bal.mc.features.FeatureTap`, turns each batch into embeddings with :meth:`embed`, keeps them
+    on the rank that computed them, and calls :meth:`select_embeddings` on every rank with a
+    :class:`~lightning_bal.utilities.collective.Collective`: the pool is never gathered.
+
+    Attributes:
+        needs_embeddings: Always ``True``: the pool pass takes features for this heuristic.
+        needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
+        gathers_pool: Whether :meth:`select_embeddings` needs the whole pool on one process (the cold-start methods):
+            the pool pass then gathers the embeddings on every rank; otherwise each rank keeps its shard.
+
+    Args:
+        layer: name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
+            ``None`` for the model's deterministic split.
+        embeddings: ``[len(dataset), E]`` embeddings the user supplies (e.g. self-supervised), indexed by dataset
+            index; then the model's features are not used and the pool pass runs no model at all.
+        output: which output of a multi-output model to use (tuple position or dict key).
+        validate_args: check inputs.
+    """
+
+    needs_embeddings: ClassVar[bool] = True
+    needs_labelled_embeddings: ClassVar[bool] = False
+    gathers_pool: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        layer: str | None = None,
+        output: OutputKey | None = None,
+        validate_args: bool = True,
+        embeddings: Tensor | None = None,
+    ) -> None:
+        super().__init__(output=output, validate_args=validate_args)
+        if layer is not None and not isinstance(layer, str):
+            raise TypeError(f"Expected argument `layer` to be a submodule name or None, but got {layer!r}.")
+        if embeddings is not None and (not isinstance(embeddings, Tensor) or embeddings.ndim < 2):
+            got = tuple(embeddings.shape) if isinstance(embeddings, Tensor) else type(embeddings).__name__
+            raise ValueError(f"Expected argument `embeddings` to be a tensor [len(dataset), E], but got {got}.")
+        if embeddings is not None and layer is not None:
+            raise ValueError("Expected either `layer` or `embeddings`, but got both.")
+        self.layer = layer
+        self.embeddings = embeddings
+
+    def feature_tap(self) -> FeatureTap:
+        """Where the pool pass takes the features: ``layer``, or the model's split."""
+        return FeatureTap(self.layer)
+
+    def embed(self, features: Tensor, outputs: Any) -> Tensor:
+        """Embeddings ``[B, E]`` of a batch from its features ``[B, ...]`` and transformed outputs."""
+        return features.flatten(1).float()
+
+    def score(self, log_probs: Any) -> Tensor:
+        """Not pointwise: these heuristics select from embeddings (see :meth:`select_embeddings`)."""
+        raise TypeError(f"{type(self).__name__} selects from embeddings: use `select_embeddings` (or `select`).")
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """Select ``query_size`` items (dataset indices) from this rank's ``embeddings`` ``[N_r, E]``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `select_embeddings`.")
+
+    def select(self, embeddings: Any, query_size: int, generator: torch.Generator | None = None) -> Selection:
+        """Select ``query_size`` of the N rows of ``embeddings`` ``[N, E]`` on one process (no labelled set)."""
+        seed = 0 if generator is None else int(torch.randint(2**62, (1,), generator=generator))
+        picks = self.select_embeddings(embeddings, query_size, seed=seed)
+        return Selection(picks.indices, picks.scores)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()" if self.layer is None else f"{type(self).__name__}(layer={self.layer!r})"
+
+
+class BADGE(EmbeddingHeuristic):
+    r"""BADGE (Ash et al., 2020): k-means++ seeding on the gradient embeddings of the last layer.
+
+    .. math:: g_i = (\bar p_i - e_{\hat y_i}) \otimes h_i, \qquad \text{picks} \sim \text{k-means++}(\{g_i\})
+
+    ``h`` is the input of the model's last ``nn.Linear`` (its MC mean over the K samples when a dropout runs before
+    it; the split's output when that dropout is the model's only one), or the features at ``layer``;
+    :math:`\bar p` is the MC mean predictive. Magnitude (uncertainty) and diversity in one: the first pick has the
+    largest gradient, each next one is drawn with probability :math:`\propto` its squared gradient distance to the
+    nearest pick. Gradients are in closed form and kept factored (C + D numbers per item); see
+    :func:`~lightning_bal.functional.diversity.gradient_embedding`.
+
+    Args:
+        layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).
+        output: which output of a multi-output model.
+        validate_args: check inputs.
+
+    Example:
+        >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]).log()
+        >>> features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.1], [1.0, 1.0]])
+        >>> badge = BADGE()
+        >>> embeddings = badge.embed(features, log_probs)
+        >>> badge.select(embeddings, 2).indices
+        tensor([1, 3])
+    """
+
+    name = "badge"
+
+    def feature_tap(self) -> FeatureTap:
+        """The input of the model's last ``nn.Linear`` (or ``layer``'s output when given)."""
+        return FeatureTap(self.layer if self.layer is not None else FeatureTap.LAST_LINEAR)
+
+    def embed(self, features: Tensor, outputs: Any) -> Tensor:
+        """Factored gradient embeddings ``[B, C + D]`` (see ``gradient_embedding``)."""
+        embeddings = gradient_embedding(outputs, features)
+        self.num_classes = embeddings.shape[1] - features.flatten(1).shape[1]
+        return embeddings
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """k-means++ seeding on this rank's factored gradient embeddings."""
+        num_classes = getattr(self, "num_classes", None)
+        if num_classes is None and embeddings.shape[0] > 0:
+            raise RuntimeError("Expected `BADGE.embed` to run before `select_embeddings`: the class count is unknown.")
+        return kmeans_pp(
+            embeddings, query_size, seed=seed, indices=indices, num_classes=num_classes, collective=collective
+        )
+
+
+class CoreSet(EmbeddingHeuristic):
+    r"""Core-Set (Sener and Savarese, 2018): greedy k-center on the features, the labelled set as initial centres.
+
+    .. math:: x^\star = \arg\max_{x \in \text{pool}} \min_{c \in D_L \cup \text{picks}} \lVert h(x) - h(c) \rVert
+
+    Needs no predictions, only features: with ``iterations=1`` in the callback the pool pass costs one forward.
+
+    Args:
+        layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).
+        output: unused for the selection (kept for a uniform signature).
+        validate_args: check inputs.
+
+    Example:
+        >>> features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
+        >>> CoreSet().select_embeddings(features, 2, seed=0, labelled=torch.tensor([[0.0, 0.0]])).indices
+        tensor([3, 2])
+    """
+
+    name = "coreset"
+    consumes = "outputs"
+    needs_labelled_embeddings = True
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """Greedy k-center on this rank's features, ``labelled`` (D_L's features, on every rank) as centres."""
+        return k_center_greedy(
+            embeddings, query_size, centres=labelled, seed=seed, indices=indices, collective=collective
+        )
+
+
+class TypiClust(EmbeddingHeuristic):
+    r"""TypiClust (Hacohen et al., 2022), for the cold start: typical items of the largest uncovered clusters.
+
+    See :func:`~lightning_bal.functional.cold_start.typiclust`. Runs on the whole pool (gathered under DDP), on the
+    model's features or on ``embeddings`` the user supplies (self-supervised ones, as in the paper, when D_L is
+    empty and the model has learnt nothing yet).
+
+    Args:
+        k: neighbours of the typicality (20, as in the paper).
+        layer: features layer; ``None`` for the MC split.
+        embeddings: ``[len(dataset), E]`` user-supplied embeddings (then the model is not run).
+        output: unused (kept for a uniform signature).
+        validate_args: check inputs.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
+        >>> TypiClust(k=1).select(x, 2).indices
+        tensor([2, 4])
+    """
+
+    name = "typiclust"
+    consumes = "outputs"
+    needs_labelled_embeddings = True
+    gathers_pool = True
+
+    def __init__(
+        self,
+        k: int = 20,
+        layer: str | None = None,
+        embeddings: Tensor | None = None,
+        output: OutputKey | None = None,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(layer=layer, output=output, validate_args=validate_args, embeddings=embeddings)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
+        self.k = k
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """TypiClust on the whole pool's ``embeddings`` (``collective`` is unused: the pool is gathered)."""
+        return typiclust(embeddings, query_size, labelled=labelled, k=self.k, seed=seed, indices=indices)
+
+
+class ProbCover(EmbeddingHeuristic):
+    r"""ProbCover (Yehuda et al., 2022), for the cold start: greedy max coverage by δ-balls.
+
+    See :func:`~lightning_bal.functional.cold_start.probcover`. Give ``delta``, or ``num_classes`` to choose it by
+    purity (the largest radius whose balls are ``alpha``-pure w.r.t. a k-means clustering into ``num_classes``).
+
+    Args:
+        delta: ball radius; ``None`` to choose it by purity.
+        num_classes: clusters of the purity test.
+        alpha: purity required.
+        layer: features layer; ``None`` for the MC split.
+        embeddings: ``[len(dataset), E]`` user-supplied embeddings (then the model is not run).
+        output: unused (kept for a uniform signature).
+        validate_args: check inputs.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
+        >>> ProbCover(delta=0.15).select(x, 2).indices
+        tensor([1, 3])
+    """
+
+    name = "probcover"
+    consumes = "outputs"
+    needs_labelled_embeddings = True
+    gathers_pool = True
+
+    def __init__(
+        self,
+        delta: float | None = None,
+        num_classes: int | None = None,
+        alpha: float = 0.95,
+        layer: str | None = None,
+        embeddings: Tensor | None = None,
+        output: OutputKey | None = None,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(layer=layer, output=output, validate_args=validate_args, embeddings=embeddings)
+        if delta is None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2):
+            raise ValueError(
+                f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
+            )
+        if delta is not None and (isinstance(delta, bool) or not isinstance(delta, (int, float)) or delta < 0):
+            raise ValueError(f"Expected argument `delta` to be a non-negative float or None, but got {delta!r}.")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+            raise ValueError(f"Expected argument `alpha` to be in (0, 1), but got {alpha!r}.")
+        self.delta = None if delta is None else float(delta)
+        self.num_classes = num_classes
+        self.alpha = float(alpha)
+
+    def select_embeddings(
+        self,
+        embeddings: Tensor,
+        query_size: int,
+        *,
+        seed: int,
+        indices: Tensor | None = None,
+        labelled: Tensor | None = None,
+        collective: Collective | None = None,
+    ) -> GreedySelection:
+        """ProbCover on the whole pool's ``embeddings`` (``collective`` is unused: the pool is gathered)."""
+        return probcover(
+            embeddings,
+            query_size,
+            labelled=labelled,
+            delta=self.delta,
+            num_classes=self.num_classes,
+            alpha=self.alpha,
+            seed=seed,
+            indices=indices,
+        )

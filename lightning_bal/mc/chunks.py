@@ -1,0 +1,104 @@
+"""Splitting a pool batch into runs of items whose K-sample outputs ``[b, K, ...]`` fit a memory budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["ItemChunker", "output_bytes", "slice_items"]
+
+
+def slice_items(inputs: Any, start: int, stop: int, rows: int) -> Any:
+    """Items ``start:stop`` of a batch of ``rows`` items: every tensor whose dim 0 is ``rows`` is sliced (nested).
+
+    Example:
+        >>> slice_items({"x": torch.arange(4), "scale": torch.tensor(2.0)}, 1, 3, 4)
+        {'x': tensor([1, 2]), 'scale': tensor(2.)}
+    """
+    if isinstance(inputs, Tensor):
+        return inputs[start:stop] if inputs.dim() > 0 and inputs.shape[0] == rows else inputs
+    if isinstance(inputs, dict):
+        return {key: slice_items(value, start, stop, rows) for key, value in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(slice_items(value, start, stop, rows) for value in inputs)
+    return inputs
+
+
+def output_bytes(outputs: Any) -> int:
+    """Bytes held by the tensors of a model's outputs (a tensor, or a tuple/list/dict of them).
+
+    Example:
+        >>> output_bytes((torch.zeros(2, 3), {"m": torch.zeros(4, dtype=torch.bool)}))
+        28
+    """
+    if isinstance(outputs, Tensor):
+        return outputs.numel() * outputs.element_size()
+    values = outputs.values() if isinstance(outputs, dict) else outputs if isinstance(outputs, (tuple, list)) else []
+    return sum(output_bytes(value) for value in values)
+
+
+def _cat_items(parts: list[Any]) -> Any:
+    first = parts[0]
+    if isinstance(first, Tensor):
+        return torch.cat(parts)
+    if isinstance(first, dict):
+        return {key: _cat_items([part[key] for part in parts]) for key in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(_cat_items([part[i] for part in parts]) for i in range(len(first)))
+    return first
+
+
+class ItemChunker:
+    """Runs a batch's K samples a few items at a time, so that no ``[b, K, ...]`` output exceeds ``budget`` bytes.
+
+    The first item of the first batch is run alone to measure one item's outputs; from then on each run takes
+    ``budget // bytes_per_item`` items (at least one). A batch that fits is still yielded whole, as the loader made
+    it; a batch that does not is yielded in runs of items. The floor is one item's ``[1, K, ...]`` outputs. Results
+    do not change: masks depend on the sample (and, with independent masks, the dataset index), not on the batch.
+
+    Args:
+        budget: bytes that one yielded ``[b, K, ...]`` output may hold.
+
+    Example:
+        >>> chunker = ItemChunker(budget=64)  # 64 bytes: two items of 8 float32 outputs each
+        >>> run = lambda x, idx: x[:, None].expand(-1, 8).float()  # one "sample" row of 8 floats per item
+        >>> [idx.tolist() for idx, _ in chunker.run(run, torch.arange(5), torch.arange(5))]
+        [[0], [1, 2], [3, 4]]
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.bytes_per_item: float | None = None
+
+    def _items(self) -> int:
+        assert self.bytes_per_item is not None
+        return max(1, int(self.budget // max(1.0, self.bytes_per_item)))
+
+    def run(self, sample: Callable[[Any, Tensor], Any], inputs: Any, indices: Tensor) -> Iterator[tuple[Tensor, Any]]:
+        """Yield ``(indices [b], sample(inputs[b], indices[b]))`` over the batch, ``b`` items at a time."""
+        rows = int(indices.shape[0])
+        start, parts = 0, []
+        if self.bytes_per_item is None:
+            probe = sample(slice_items(inputs, 0, 1, rows), indices[:1])
+            self.bytes_per_item = float(output_bytes(probe))
+            if rows == 1 or self._items() < rows:
+                yield indices[:1], probe
+            else:
+                parts.append(probe)
+            start = 1 if rows else 0
+        if start == 0 and self._items() >= rows:
+            yield indices, sample(inputs, indices)
+            return
+        while start < rows:
+            stop = min(rows, start + self._items())
+            out = sample(slice_items(inputs, start, stop, rows), indices[start:stop])
+            if parts:
+                parts.append(out)
+            else:
+                yield indices[start:stop], out
+            start = stop
+        if parts:
+            yield indices, _cat_items(parts)

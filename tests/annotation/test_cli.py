@@ -1,0 +1,114 @@
+"""The `lightning-bal` command line on a checkpoint: status, export, import; bad input changes nothing."""
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_bal import ActiveDataModule
+from lightning_bal.annotation import load_label_state
+from lightning_bal.annotation.cli import main
+from tests.helpers.models import blobs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    dm = ActiveDataModule(blobs(15), ids=[f"doc{i}" for i in range(15)], seed=0)
+    dm.label([0, 1, 2])
+    dm.query([5, 9, 11], new_step=True)
+    path = tmp_path / "run.ckpt"
+    callback = {"steps_done": 1, "history": [{"active/val_acc": 0.5}], "annotator": {"scores": {"doc9": 0.25}}}
+    torch.save({"ActiveDataModule": dm.state_dict(), "callbacks": {"ActiveLearningCallback": callback}}, path)
+    return path
+
+
+def test_status(checkpoint, capsys):
+    assert main(["status", str(checkpoint)]) == 0
+    text = capsys.readouterr().out
+    assert "15 items: 3 labelled (0 by annotators), 12 in the pool" in text
+    assert "step 1; pending query: 3 items ['doc5', 'doc9', 'doc11']" in text
+    assert main(["status", str(checkpoint), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["last_metrics"] == {"active/val_acc": 0.5}
+    assert status["steps_done"] == 1
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_export_then_import(checkpoint, tmp_path, suffix):
+    query = tmp_path / f"query{suffix}"
+    assert main(["export", str(checkpoint), str(query)]) == 0
+    if suffix == ".csv":
+        rows = list(csv.DictReader(query.open()))
+        assert [(r["id"], r["step"], r["score"]) for r in rows] == [
+            ("doc5", "1", ""),
+            ("doc9", "1", "0.25"),
+            ("doc11", "1", ""),
+        ]
+        rows[1]["label"] = "2"
+        with query.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        rows = json.loads(query.read_text())
+        rows[1]["label"] = 2
+        query.write_text(json.dumps(rows))
+    assert main(["import", str(checkpoint), str(query)]) == 0
+    state = load_label_state(checkpoint)
+    assert state.ledger.annotations == {9: 2}
+    assert state.pending_ids() == ["doc5", "doc11"]
+    checkpoint_keys = torch.load(checkpoint, weights_only=True)
+    assert "callbacks" in checkpoint_keys, "the rest of the checkpoint is kept"
+
+
+def test_export_label_studio(checkpoint, tmp_path):
+    tasks = tmp_path / "tasks.json"
+    args = ["export", str(checkpoint), str(tasks), "--format", "label_studio", "--data-key", "text"]
+    assert main([*args, "--data-prefix", "s3://docs/"]) == 0
+    data = [t["data"] for t in json.loads(tasks.read_text())]
+    assert data[1] == {"text": "s3://docs/doc9", "lbal_id": "doc9", "lbal_step": 1, "lbal_score": 0.25}
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "match"),
+    [
+        ('[{"id": "doc99", "step": 1, "label": 1}]', [], "unknown ids"),
+        ('[{"id": "doc1", "step": 1, "label": 1}]', [], "not\\s+queried"),
+        ('[{"id": "doc5", "step": 1, "label": 7}]', [], "classes in"),
+        ('[{"id": "doc5", "step": 1, "label": 1}', [], "truncated"),
+        ('[{"id": "doc5", "step": 0, "label": 1}]', [], "stale"),
+        ('[{"data": {"lbal_id": "doc5", "lbal_step": 1}, "annotations": []}]', ["--labels", "a,b"], "not in"),
+    ],
+)
+def test_bad_answers_exit_1_and_leave_the_checkpoint_alone(checkpoint, tmp_path, capsys, content, extra, match):
+    answers = tmp_path / "answers.json"
+    answers.write_text(content)
+    before = checkpoint.read_bytes()
+    if match == "not in":  # a Label Studio export whose choice is outside the label map
+        rows = json.loads(content)
+        rows[0]["annotations"] = [{"id": 1, "result": [{"type": "choices", "value": {"choices": ["zebra"]}}]}]
+        answers.write_text(json.dumps(rows))
+        match = "label map"
+    assert main(["import", str(checkpoint), str(answers), *extra]) == 1
+    assert re.search(match, capsys.readouterr().err)
+    assert checkpoint.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_console_script_runs_as_a_module(checkpoint):
+    result = subprocess.run(
+        [sys.executable, "-m", "lightning_bal.annotation.cli", "status", str(checkpoint)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pending query: 3 items" in result.stdout

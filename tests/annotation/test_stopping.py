@@ -1,0 +1,113 @@
+"""Stopping criteria: scripted metrics for each decision, and each one ending a real run."""
+
+import pytest
+import torch
+
+from lightning_bal import ActiveLearningCallback
+from lightning_bal.annotation import LowUncertainty, MetricPlateau, StablePredictions, StopContext
+from lightning_bal.annotation.stopping import cohen_kappa
+from tests.helpers.models import blobs
+from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_trainer
+
+
+def context(step, val=None, scores=None, predict=None):
+    return StopContext(10 + step, step, val or {}, scores, predict)
+
+
+@pytest.mark.parametrize(
+    ("values", "mode", "patience", "stops_at"),
+    [
+        ([0.5, 0.6, 0.7, 0.7, 0.69, 0.71], "max", 2, 4),
+        ([0.5, 0.6, 0.7, 0.8], "max", 1, None),
+        ([1.0, 0.9, 0.95, 0.92], "min", 2, 3),
+    ],
+)
+def test_metric_plateau(values, mode, patience, stops_at):
+    criterion = MetricPlateau("val_acc", mode=mode, patience=patience)
+    stopped = None
+    for step, value in enumerate(values):
+        criterion.update(context(step, {"val_acc": value}))
+        if criterion.stop and stopped is None:
+            stopped = step
+    assert stopped == stops_at
+
+
+def test_metric_plateau_needs_its_metric():
+    with pytest.raises(RuntimeError, match=r"monitor='val_acc'.*val_loss"):
+        MetricPlateau("val_acc").update(context(0, {"val_loss": 1.0}))
+
+
+@pytest.mark.parametrize(
+    ("mean_below", "max_below", "scores", "stop"),
+    [
+        (0.1, None, [0.05, 0.12], True),
+        (0.1, 0.1, [0.05, 0.12], False),
+        (None, 0.2, [0.05, 0.12], True),
+        (0.01, None, [0.05, 0.12], False),
+    ],
+)
+def test_low_uncertainty(mean_below, max_below, scores, stop):
+    criterion = LowUncertainty(mean_below, max_below)
+    figures = criterion.update(context(0, scores=torch.tensor(scores, dtype=torch.float64)))
+    assert criterion.stop is stop
+    assert figures == pytest.approx({"stop_pool_score_mean": sum(scores) / 2, "stop_pool_score_max": max(scores)})
+    assert LowUncertainty(1.0).update(context(0)) == {}, "no scores (off rank zero): no decision"
+
+
+def test_cohen_kappa_matches_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        a = torch.randint(0, 4, (50,), generator=generator)
+        b = torch.where(torch.rand(50, generator=generator) < 0.7, a, torch.randint(0, 4, (50,), generator=generator))
+        assert cohen_kappa(a, b) == pytest.approx(metrics.cohen_kappa_score(a.numpy(), b.numpy()))
+    assert cohen_kappa(torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long)) == 1.0
+
+
+def test_stable_predictions_needs_patience_successive_stable_steps():
+    base = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    flipped = base.clone()
+    flipped[:4] = (flipped[:4] + 1) % 3
+    scripted = iter([base, base, flipped, flipped, flipped, flipped])
+    criterion = StablePredictions(stop_set=None, threshold=0.9, patience=2)
+    kappas, stops = [], []
+    for step in range(6):
+        figures = criterion.update(context(step, predict=lambda _: next(scripted)))
+        kappas.append(figures.get("stop_kappa"))
+        stops.append(criterion.stop)
+    assert kappas[0] is None
+    assert kappas[1] == 1.0
+    assert kappas[2] < 0.9
+    assert stops == [False, False, False, False, True, True]
+    restored = StablePredictions(stop_set=None, threshold=0.9, patience=2)
+    restored.load_state_dict(criterion.state_dict())
+    assert torch.equal(restored.previous, flipped)
+    assert restored.stable_steps == 3
+    assert restored.stop
+
+
+def test_low_uncertainty_needs_an_uncertainty_heuristic():
+    with pytest.raises(ValueError, match="does not score uncertainty"):
+        ActiveLearningCallback("random", 4, stopping=[LowUncertainty(0.1)])
+    with pytest.raises(TypeError, match="`stopping`"):
+        ActiveLearningCallback("bald", 4, stopping=["plateau"])
+
+
+@pytest.mark.parametrize(
+    ("criterion", "steps"),
+    [
+        (LowUncertainty(max_below=100.0), 0),  # always low: stops at the first step, before labelling
+        (StablePredictions(blobs(30, seed=2), threshold=-1.0, patience=1), 1),  # stable from the 2nd step on
+        (MetricPlateau("val_loss", mode="min", patience=1, min_delta=100.0), 1),  # never improves after the first
+    ],
+)
+def test_each_criterion_ends_a_run(tmp_path, criterion, steps):
+    callback = ActiveLearningCallback("bald", query_size=3, iterations=3, stopping=[criterion])
+    dm = make_datamodule(n=60, initial=6)
+    trainer = make_trainer(tmp_path, [callback], max_epochs=10)
+    trainer.fit(SeededDropoutClassifier(), datamodule=dm)
+    assert callback.steps_done == steps
+    assert trainer.current_epoch == steps + 1
+    assert dm.num_labelled == 6 + 3 * steps
+    logged = {key for row in callback.history for key in row}
+    assert any(key.startswith("active/stop_") for key in logged)

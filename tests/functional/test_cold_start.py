@@ -1,0 +1,106 @@
+"""TypiClust and ProbCover: k-means, typicality, purity and greedy coverage against naive references."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightning_bal.functional.cold_start import coverage, kmeans, probcover, purity, typicality, typiclust
+
+
+def _blobs(sizes, seed=0, spread=0.3, dim=2):
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.arange(len(sizes)).float().unsqueeze(1) * torch.tensor([[6.0] + [0.0] * (dim - 1)])
+    return torch.cat(
+        [c + spread * torch.randn(n, dim, generator=generator) for c, n in zip(centres, sizes, strict=True)]
+    )
+
+
+def test_kmeans_finds_separated_blobs_and_is_seeded():
+    x = _blobs([20, 30, 40])
+    labels, centres = kmeans(x, 3, seed=1)
+    truth = torch.repeat_interleave(torch.arange(3), torch.tensor([20, 30, 40]))
+    for blob in range(3):
+        assert labels[truth == blob].unique().numel() == 1
+    assert labels.unique().numel() == 3
+    assert torch.equal(labels, kmeans(x, 3, seed=1)[0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 1000), n=st.integers(2, 30), k=st.integers(1, 6))
+def test_typicality_is_the_inverse_mean_knn_distance(seed, n, k):
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(seed))
+    d = torch.cdist(x.double(), x.double())
+    kk = min(k, n - 1)
+    expected = 1.0 / (d.sort(1).values[:, 1 : kk + 1].mean(1) + 1e-7)
+    assert torch.allclose(typicality(x, k).double(), expected, rtol=1e-4)
+
+
+def test_typiclust_picks_the_most_typical_item_of_the_largest_uncovered_clusters():
+    x = _blobs([10, 50, 30, 20])
+    # One labelled item in the 50-blob: the picks come from the 30-blob, then the 20-blob, then the 10-blob.
+    picks = typiclust(x, 3, labelled=x[15:16], k=5).indices
+    assert [_blob_of(p) for p in picks] == [2, 3, 0]
+    for p in picks:
+        members = torch.nonzero(_blob_ids() == _blob_of(p)).squeeze(1)
+        assert int(p) == int(members[typicality(x[members], 5).argmax()])
+
+
+def _blob_ids():
+    return torch.repeat_interleave(torch.arange(4), torch.tensor([10, 50, 30, 20]))
+
+
+def _blob_of(p):
+    return int(_blob_ids()[int(p)])
+
+
+def _naive_probcover(x, q, delta, labelled):
+    everything = torch.cat([x, labelled])
+    adj = torch.cdist(everything.double(), everything.double()) <= delta
+    covered = adj[len(x) :].any(0) if len(labelled) else torch.zeros(len(everything), dtype=torch.bool)
+    picks = []
+    for _ in range(q):
+        counts = (adj[: len(x)] & ~covered).sum(1).double()
+        counts[picks] = -1
+        p = int(counts.argmax())
+        picks.append(p)
+        covered |= adj[p]
+    return picks
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 1000), n=st.integers(3, 40), m=st.integers(0, 3), delta=st.floats(0.1, 1.5))
+def test_probcover_matches_the_naive_greedy(seed, n, m, delta):
+    generator = torch.Generator().manual_seed(seed)
+    x, labelled = torch.randn(n, 2, generator=generator), torch.randn(m, 2, generator=generator)
+    q = min(n, 4)
+    got = probcover(x, q, labelled=labelled, delta=delta)
+    assert got.indices.tolist() == _naive_probcover(x.double(), q, delta, labelled.double())
+
+
+def test_probcover_chooses_the_largest_pure_radius():
+    x = _blobs([30, 30, 30], spread=0.2)
+    labels, _ = kmeans(x, 3, seed=0)
+    deltas = torch.tensor([0.2, 0.5, 1.0, 3.0, 8.0])
+    pure = purity(x, labels, deltas)
+    assert pure[:3].min() >= 0.95
+    assert pure[4] < 0.95
+    picks = probcover(x, 3, num_classes=3, deltas=deltas)
+    # The largest pure radius covers each blob with one ball: one pick per blob, covering everything.
+    assert sorted(int(p) // 30 for p in picks.indices) == [0, 1, 2]
+    assert float(coverage(x, x[picks.indices], float(deltas[3]))) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: kmeans(torch.zeros(3, 2), 4), "`num_clusters`"),
+        (lambda: typicality(torch.zeros(3, 2), 0), "`k`"),
+        (lambda: typiclust(torch.zeros(3, 2), 4), "`query_size`"),
+        (lambda: probcover(torch.zeros(3, 2), 1), "`num_classes`"),
+        (lambda: probcover(torch.zeros(3), 1, delta=1.0), "`points`"),
+    ],
+)
+def test_errors_name_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -1,0 +1,58 @@
+"""Segmentation and regression under DDP on CPU (gloo): two processes label what one process labels."""
+
+from datetime import timedelta
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.strategies import DDPStrategy
+
+from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.callbacks import RegressionCurve, SegmentationIoU
+from lightning_bal.heuristics import BALD, GaussianMI
+from tests.callbacks.test_ddp import AssertRanksAgree, WriteResult
+from tests.tasks.models import DropoutRegressor, TinySegmenter, regression_data, segmentation_data
+
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=2, only_rerun=["terminated with signal SIGABRT"])]
+
+
+def _fit(tmp_path, task, devices, name):
+    pl.seed_everything(0)
+    if task == "segmentation":
+        dm = ActiveDataModule(segmentation_data(31), val_dataset=segmentation_data(7, seed=1), initial_labels=4, seed=0)
+        heuristic, evaluation, model = BALD(reduction="topq"), SegmentationIoU(3), TinySegmenter(lr=0.0)
+    else:
+        dm = ActiveDataModule(
+            regression_data(31), test_dataset=regression_data(7, seed=1), task="regression", initial_labels=4, seed=0
+        )
+        heuristic = GaussianMI(mean="mean", log_variance="log_var")
+        evaluation, model = RegressionCurve(output="mean", log_variance="log_var"), DropoutRegressor(lr=0.0)
+    callback = ActiveLearningCallback(heuristic, query_size=3, iterations=4, seed=7, evaluations=[evaluation])
+    callbacks = (
+        [AssertRanksAgree(), callback, WriteResult(tmp_path / name)]
+        if devices > 1
+        else [callback, WriteResult(tmp_path / name)]
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy=DDPStrategy(start_method="spawn", timeout=timedelta(seconds=120)) if devices > 1 else "auto",
+        max_epochs=3,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=dm)
+    return torch.load(tmp_path / name, weights_only=True)
+
+
+@pytest.mark.parametrize("task", ["segmentation", "regression"])
+def test_two_processes_label_what_one_process_labels(tmp_path, task):
+    """Training is off (lr=0), so both runs score the same model: the labelled sets match step for step."""
+    one = _fit(tmp_path, task, 1, "one.pt")
+    two = _fit(tmp_path, task, 2, "two.pt")
+    assert torch.bincount(two[two >= 0]).tolist() == [4, 3, 3, 3]
+    assert torch.equal(one, two)
