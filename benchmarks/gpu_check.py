@@ -15,8 +15,8 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import TensorDataset
 
-from examples.mnist import gal_cnn
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.experiments import gal_cnn
 from lightning_bal.heuristics import BALD
 from lightning_bal.mc import MCDropout
 
