@@ -32,6 +32,7 @@ from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection, progress_refresh_rate
 from lightning_bal.callbacks.resume import legacy_state, resume_stage
+from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
@@ -165,6 +166,7 @@ class ActiveLearningCallback(Callback):
         datamodule = require_datamodule(trainer)
         if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
             self.posterior.check(pl_module)
+            check_pool_pass(trainer.strategy, pl_module, datamodule, self.heuristic, self.posterior)
         if self.convergence is not None and datamodule.val_dataset is None:
             raise ValueError(
                 f"`Convergence({self.convergence.monitor!r})` needs a `val_dataset` in the `ActiveDataModule`,"

@@ -55,6 +55,7 @@ def log_step(
     extra: dict[str, float] | None = None,
     val_metrics: dict[str, float] | None = None,
     prefix: str = "active",
+    pool_statistics: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Log one active learning step to every logger of ``trainer`` at ``step=num_labelled`` (rank zero only).
 
@@ -68,6 +69,9 @@ def log_step(
     ``hp_metric``: the latest ``test_acc`` (else ``val_acc``) of the curve, in place of the ``-1`` that
     ``TensorBoardLogger(default_hp_metric=True)`` writes at the start (unless the model logs ``hp_metric`` itself).
     Returns the scalars.
+
+    ``pool_statistics`` (``mean``, ``max``, ``min`` of the whole pool, reduced over the ranks) replaces the statistics
+    of ``pool_scores``, which is then only a bounded sample for the histogram.
     """
     metrics: dict[str, float] = {
         f"{prefix}/num_labelled": float(num_labelled),
@@ -79,7 +83,9 @@ def log_step(
         val_metrics = val_figures(trainer.callback_metrics)
     metrics.update({f"{prefix}/{name}": value for name, value in val_metrics.items()})
     metrics.update({f"{prefix}/{name}": value for name, value in (extra or {}).items()})
-    if pool_scores is not None:
+    if pool_statistics is not None:
+        metrics.update({f"{prefix}/score_pool_{name}": float(value) for name, value in pool_statistics.items()})
+    elif pool_scores is not None:
         metrics.update(_stats(f"{prefix}/score_pool", pool_scores))
     if selected_scores is not None:
         metrics.update(_stats(f"{prefix}/score_selected", selected_scores))
@@ -121,8 +127,15 @@ def log_selection(
     if not trainer.is_global_zero:
         return None  # logging is rank zero's; the class histogram reads D_L's targets
     figures = dict(extra)
+    statistics = None
     if selection is not None:
         figures["num_scored"] = float(selection.num_scored)
+        if len(selection.rank_seconds) > 1:
+            # Each rank's own time, so that a straggler shows.
+            figures.update({f"pool_pass_seconds_rank{r}": t for r, t in enumerate(selection.rank_seconds)})
+        if selection.pool_statistics is not None:
+            stats = selection.pool_statistics
+            statistics = {"mean": stats.mean, "max": stats.max, "min": stats.min}
     return log_step(
         trainer,
         num_labelled=datamodule.num_labelled,
@@ -134,4 +147,5 @@ def log_selection(
         labelled_classes=datamodule.labelled_targets(),
         extra=figures,
         val_metrics=val_metrics,
+        pool_statistics=statistics,
     )

@@ -1,10 +1,10 @@
-"""The distributed pool pass: score each rank's shard, gather scores with their indices, select once, broadcast."""
+"""The distributed pool pass: score each rank's shard, merge each rank's candidates, select once, broadcast."""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
@@ -12,8 +12,19 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, TQDMProgres
 from torch import Tensor, nn
 
 from lightning_bal.callbacks.embedding_pass import select_from_embeddings
+from lightning_bal.callbacks.sharded_selection import (
+    PoolStatistics,
+    gather_rows,
+    pool_statistics,
+    select_stochastic,
+    select_top_k,
+    selection_rule,
+    sort_by_index,
+    stack_ranks,
+)
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
+from lightning_bal.heuristics.stochastic import StochasticHeuristic
 from lightning_bal.mc.posterior import Posterior
 from lightning_bal.utilities.distributed import gather_uneven, shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
@@ -28,10 +39,13 @@ class PoolSelection(NamedTuple):
         indices: dataset indices selected, in selection order (the same on every rank).
         probabilities: drawing probabilities of a stochastic heuristic (``None`` otherwise), the same on every rank.
         scores: rank zero: the selection's scores (empty elsewhere).
-        pool_scores: rank zero: the scores of every scored item (``None`` when the heuristic needs no predictions).
+        pool_scores: a bounded sample of the pool's scores over all ranks, for a histogram (``None`` when the
+            heuristic needs no predictions).
         num_scored: how many pool items were scored, over all ranks.
         seconds: time this rank spent in the pass.
         shard: dataset indices this rank scored.
+        pool_statistics: mean, max and min of every scored item's score, all-reduced over the ranks.
+        rank_seconds: the time each rank spent scoring, in rank order.
     """
 
     indices: Tensor
@@ -41,10 +55,12 @@ class PoolSelection(NamedTuple):
     num_scored: int
     seconds: float
     shard: Tensor
+    pool_statistics: PoolStatistics | None = None
+    rank_seconds: tuple[float, ...] = ()
 
 
 class _Scores(NamedTuple):
-    indices: Tensor  # dataset indices, ascending
+    indices: Tensor  # this rank's dataset indices, ascending (every candidate when nothing is scored)
     scores: Tensor
     candidate_indices: Tensor  # batch-aware heuristics only (else empty): the top-M items by score ...
     candidate_outputs: Tensor  # ... and their transformed outputs [M, K, C]
@@ -53,11 +69,14 @@ class _Scores(NamedTuple):
 class PoolPass:
     """Score the pool with ``heuristic`` on K samples of ``posterior``, across every rank of ``strategy``.
 
-    Each rank scores its own disjoint shard of the candidates; scores travel with their dataset indices and are
-    sorted by index, so the selection does not depend on the sharding. The selection is made once, on rank zero,
-    and broadcast. Batch-aware heuristics (BatchBALD) keep each rank's top candidates with their outputs and select
-    among the merged candidates. Needs only a strategy with ``all_gather`` and ``broadcast`` (the Trainer's, or a
-    stand-in in tests).
+    Each rank scores its own disjoint shard of the candidates and keeps its scores; only a bounded number of rows per
+    rank crosses ranks (see :mod:`~lightning_bal.callbacks.sharded_selection`): each rank's top ``q`` for top-k
+    heuristics, its best ``q`` Gumbel keys and an all-reduced normaliser for stochastic ones, its top candidates with
+    their outputs for batch-aware ones (BatchBALD), and reduced statistics for logging. Candidates travel with their
+    dataset indices, so the selection does not depend on the sharding and equals that of one process. A heuristic
+    with a selection rule of its own (an overridden ``select_from_scores``) gets every score gathered instead. The
+    selection is made on rank zero and broadcast. Needs only a strategy with ``all_gather`` and ``broadcast`` (the
+    Trainer's, or a stand-in in tests).
 
     Args:
         heuristic: scores and selects.
@@ -101,7 +120,7 @@ class PoolPass:
                 query_size,
                 seed,
                 step,
-                _progress if progress and rank == 0 else None,
+                _rank_progress(progress, rank, world_size),
             )
             selected = strategy.broadcast(picks.indices, src=0)
             scores = picks.scores if rank == 0 else torch.empty(0)
@@ -111,12 +130,28 @@ class PoolPass:
             strategy, rank, world_size, module, datamodule, candidates, local, query_size, seed, step, progress
         )
         seconds = time.perf_counter() - start
-        selected, scores, probabilities = torch.empty(0, dtype=torch.long), torch.empty(0), None
-        if rank == 0:
-            selected, scores, probabilities = self._select(pool, query_size, derive_seed(seed, step, Stream.SELECTION))
+        device = _device(module)
+        selected, scores, probabilities = self._select(
+            strategy, rank, world_size, pool, query_size, derive_seed(seed, step, Stream.SELECTION), device
+        )
         selected, probabilities = strategy.broadcast((selected, probabilities), src=0)
-        pool_scores = pool.scores if self.heuristic.needs_predictions else None
-        return PoolSelection(selected, probabilities, scores, pool_scores, candidates.numel(), seconds, local)
+        if rank != 0:
+            scores = torch.empty(0)
+        statistics = None
+        if self.heuristic.needs_predictions:
+            statistics = pool_statistics(strategy, world_size, pool.scores, device)
+        rank_seconds = stack_ranks(strategy, torch.tensor([seconds], dtype=torch.float64, device=device), world_size)
+        return PoolSelection(
+            selected,
+            probabilities,
+            scores,
+            None if statistics is None else statistics.sample,
+            candidates.numel(),
+            seconds,
+            local,
+            statistics,
+            tuple(rank_seconds.reshape(-1).tolist()),
+        )
 
     def _score(
         self,
@@ -147,7 +182,7 @@ class PoolPass:
             targets = self._targets(strategy, rank, world_size, module, datamodule, candidates, seed, step)
         loader = datamodule.pool_dataloader(local)
         batches = self.posterior.batches(module, loader, self.iterations, mask_seed, self.heuristic.transform)
-        for batch_indices, outputs in _progress(batches, len(loader), progress if rank == 0 else 0):
+        for batch_indices, outputs in _progress(batches, len(loader), progress, rank, world_size):
             batch_scores = self.heuristic.score(outputs) if targets is None else self.heuristic.score(outputs, targets)  # type: ignore[call-arg]
             local_scores[filled : filled + batch_scores.numel()] = batch_scores
             local_indices[filled : filled + batch_scores.numel()] = batch_indices
@@ -157,10 +192,7 @@ class PoolPass:
                     num_candidates, top_scores, top_indices, top_outputs, batch_scores, batch_indices, outputs
                 )
         device = _device(module)
-        all_scores = gather_uneven(strategy, local_scores.to(device), world_size).cpu()
-        all_indices = gather_uneven(strategy, local_indices.to(device), world_size).cpu()
-        # Sorting by dataset index makes the selection independent of how the pool was sharded.
-        order = torch.argsort(all_indices)
+        local_scores, local_indices = local_scores[:filled], local_indices[:filled]
         candidate_indices, candidate_outputs = torch.empty(0, dtype=torch.long), torch.empty(0)
         if num_candidates:
             cand_scores = gather_uneven(strategy, top_scores.to(device), world_size).cpu()
@@ -177,7 +209,8 @@ class PoolPass:
             )
             kept = keep.indices.sort().values
             candidate_indices, candidate_outputs = cand_indices[kept], cand_outputs[kept]
-        return _Scores(all_indices[order], all_scores[order], candidate_indices, candidate_outputs)
+        local_indices, local_scores = sort_by_index(local_indices, local_scores)
+        return _Scores(local_indices, local_scores, candidate_indices, candidate_outputs)
 
     def _targets(
         self,
@@ -240,32 +273,79 @@ class PoolPass:
         keep = torch.topk(scores, k, largest=self.heuristic.higher_is_better).indices
         return scores[keep], indices[keep], outputs[keep]
 
-    def _select(self, pool: _Scores, query_size: int, seed: int) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Dataset indices, scores and (stochastic heuristics) drawing probabilities of the selection."""
+    def _select(
+        self,
+        strategy: Any,
+        rank: int,
+        world_size: int,
+        pool: _Scores,
+        query_size: int,
+        seed: int,
+        device: torch.device,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Dataset indices, scores and (stochastic heuristics) drawing probabilities of the selection.
+
+        Every rank takes part (the merges are collective); rank zero's result is the one broadcast.
+        """
+        heuristic = self.heuristic
+        pointwise = heuristic.needs_predictions and not heuristic.batch_aware
+        rule = selection_rule(heuristic) if pointwise else None
+        if rule == "top_k":
+            merged = select_top_k(strategy, world_size, pool.indices, pool.scores, query_size, heuristic, device)
+            return merged.indices, merged.scores, merged.probabilities
+        if rule == "stochastic" and isinstance(heuristic, StochasticHeuristic):
+            merged = select_stochastic(
+                strategy, world_size, pool.indices, pool.scores, query_size, heuristic, seed, device
+            )
+            return merged.indices, merged.scores, merged.probabilities
+        indices, scores = pool.indices, pool.scores
+        if pointwise:
+            # A selection rule of the heuristic's own: it needs every score in one place.
+            indices, scores = (
+                gather_rows(strategy, indices, world_size, device),
+                gather_rows(strategy, scores, world_size, device),
+            )
+            order = torch.argsort(indices)
+            indices, scores = indices[order], scores[order]
+        if rank != 0:
+            return torch.empty(0, dtype=torch.long), torch.empty(0), None
         generator = torch.Generator().manual_seed(seed)
         if self.heuristic.batch_aware:
             selection = self.heuristic.select(pool.candidate_outputs, query_size, generator)
             return pool.candidate_indices[selection.indices], selection.scores, selection.probabilities
-        selection = self.heuristic.select_from_scores(pool.scores, query_size, generator)
-        return pool.indices[selection.indices], selection.scores, selection.probabilities
+        selection = self.heuristic.select_from_scores(scores, query_size, generator)
+        return indices[selection.indices], selection.scores, selection.probabilities
 
 
 def _device(module: nn.Module) -> torch.device:
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
-def _progress(batches: Iterator[Any], total: int, refresh_rate: int) -> Iterator[Any]:
-    """One bar for the whole pool pass, drawn as Lightning's ``TQDMProgressBar`` draws its own.
+def _rank_progress(
+    refresh_rate: int, rank: int, world_size: int
+) -> Callable[[Iterator[Any], int, bool], Iterator[Any]] | None:
+    """This rank's bar as the embedding pass calls it: ``(batches, total, show)``."""
+    if refresh_rate <= 0:
+        return None
+    return lambda batches, total, show: _progress(batches, total, refresh_rate if show else 0, rank, world_size)
+
+
+def _progress(
+    batches: Iterator[Any], total: int, refresh_rate: int, rank: int = 0, world_size: int = 1
+) -> Iterator[Any]:
+    """One bar per rank for its shard of the pool pass, drawn as Lightning's ``TQDMProgressBar`` draws its own.
 
     On stdout, redrawn every ``refresh_rate`` batches and at the last one (the trainer's bar's ``refresh_rate``, which
-    ``TQDM_MINITERS`` raises for piped output); ``0`` draws nothing.
+    ``TQDM_MINITERS`` raises for piped output); ``0`` draws nothing. Under DDP each rank draws its own bar on its own
+    line, prefixed by its rank, so that a straggler shows.
     """
     if refresh_rate <= 0:
         yield from batches
         return
     bar = Tqdm(
         total=total,
-        desc="Pool pass (MC-Dropout)",
+        desc="Pool pass (MC-Dropout)" if world_size == 1 else f"[rank {rank}] Pool pass (MC-Dropout)",
+        position=rank if world_size > 1 else None,
         leave=False,
         dynamic_ncols=True,
         file=sys.stdout,

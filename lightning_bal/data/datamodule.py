@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
+from lightning_bal.data.batched import batched_loader
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup, remap_state
 from lightning_bal.data.labelling import LabelOperations
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
@@ -229,8 +230,15 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         )
 
     def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
-        """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``."""
+        """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``.
+
+        A pool whose inputs are one tensor or numpy array (a ``TensorDataset``, an array, a memmap) is read a whole
+        batch per indexing op (see :mod:`lightning_bal.data.batched`); any other dataset item by item.
+        """
         indices = self.scoring_indices() if indices is None else as_index_tensor("indices", indices)
+        batched = self._batched_loader(self.pool_dataset, indices, self.pool_batch_size)
+        if batched is not None:
+            return batched
         view = PoolView(self.pool_dataset, indices, self.input_fn)
         if not self._checked_pool_determinism and len(view):
             self._checked_pool_determinism = True
@@ -244,7 +252,14 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         """
         if indices is None:
             indices = torch.arange(len(dataset))  # type: ignore[arg-type]
+        batched = self._batched_loader(dataset, indices, self.eval_batch_size)
+        if batched is not None:
+            return batched
         return self._loader(PoolView(dataset, indices, self.input_fn), self.eval_batch_size)
+
+    def _batched_loader(self, dataset: Dataset, indices: Tensor, batch_size: int) -> DataLoader | None:
+        generator = torch.Generator().manual_seed(self.seed)
+        return batched_loader(dataset, indices, self.input_fn, batch_size, self.num_workers, generator)
 
     def eval_dataset(self, split: Literal["val", "test"]) -> Dataset:
         """The validation or test dataset; a clear error when the datamodule was given none."""

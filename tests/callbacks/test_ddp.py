@@ -73,6 +73,9 @@ class WriteResult(Callback):
     def on_fit_end(self, trainer, pl_module):
         if trainer.is_global_zero:
             torch.save(trainer.datamodule.acquired_at.clone(), self.path)
+            al = next(c for c in trainer.callbacks if isinstance(c, ActiveLearningCallback))
+            extra = {"probabilities": trainer.datamodule.acquisition_probability.clone(), "history": al.history}
+            torch.save(extra, f"{self.path}.extra")
 
 
 class RankDependentValidation(DropoutClassifier):
@@ -154,13 +157,22 @@ def test_shards_cover_the_pool_and_ranks_agree(tmp_path, heuristic):
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
 
 
-@pytest.mark.parametrize("heuristic", ["bald", "batchbald", "epig"])
+@pytest.mark.parametrize("heuristic", ["bald", "batchbald", "epig", "power_bald", "softrank_bald"])
 def test_two_processes_select_what_one_process_selects(tmp_path, heuristic):
     """With training switched off (lr=0) both runs score the same model: MC samples do not depend on the rank that
-    draws them, so the selections agree step for step."""
+    draws them, and neither do the Gumbel keys of stochastic heuristics, so the selections agree step for step, and
+    so do the recorded drawing probabilities."""
     one = _fit(tmp_path, heuristic, 1, "one.pt", lr=0.0)
     two = _fit(tmp_path, heuristic, 2, "two.pt", lr=0.0)
     assert torch.equal(one, two)
+    one_extra = torch.load(tmp_path / "one.pt.extra", weights_only=True)
+    two_extra = torch.load(tmp_path / "two.pt.extra", weights_only=True)
+    torch.testing.assert_close(two_extra["probabilities"], one_extra["probabilities"], equal_nan=True)
+    # Each rank's pool-pass time is logged, and the pool statistics are reduced over both ranks.
+    for one_row, two_row in zip(one_extra["history"], two_extra["history"], strict=True):
+        assert {"active/pool_pass_seconds_rank0", "active/pool_pass_seconds_rank1"} <= set(two_row)
+        for name in ("active/score_pool_mean", "active/score_pool_max", "active/score_pool_min"):
+            assert two_row[name] == pytest.approx(one_row[name], rel=1e-5)
 
 
 def test_the_main_process_can_load_the_final_labelled_set_after_ddp_spawn(tmp_path):

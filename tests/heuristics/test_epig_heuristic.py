@@ -87,6 +87,7 @@ def test_is_a_heuristic():
     assert repr(EPIG()) == "EPIG(num_targets=100)"
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_targets_move_to_the_pool_device():
     pool, targets = random_log_probs(20), random_log_probs(5, seed=1)

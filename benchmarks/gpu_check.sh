@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One command for a machine with a GPU: the GPU tests, the MC pool pass with and without bf16 autocast, the
+# heuristics benchmark and the callback on a pool of 1M 28x28 images (Gal CNN, K=20); every figure goes to one file.
+# Without a GPU (or with GPU_CHECK_SIZE=tiny) everything runs at a tiny size on the CPU: tests/benchmarks runs it so
+# the script cannot rot.
+#
+#   bash benchmarks/gpu_check.sh [OUTPUT_FILE]        # from the repository root; default gpu_check_results.txt
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-gpu_check_results.txt}"
+if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then size=full; else size=tiny; fi
+size="${GPU_CHECK_SIZE:-$size}"
+if [ "$size" = full ]; then
+  mc_pool=200000; callback_pool=1000000; heuristics_n=100000; repeats=3; k=20; limit=240; gpu_tests=tests
+else
+  mc_pool=64; callback_pool=128; heuristics_n=500; repeats=1; k=4; limit=120
+  gpu_tests="tests/callbacks/test_scale_checks.py tests/heuristics/test_epig_heuristic.py"
+fi
+export PYTHONPATH="${PWD}${PYTHONPATH:+:$PYTHONPATH}"
+failed=0
+step() {  # step NAME COMMAND...: run with a time limit, keep going on failure, record it
+  local name="$1"; shift
+  echo "== ${name}"
+  local start=$SECONDS
+  if ! timeout "$limit" "$@"; then echo "!! ${name}: FAILED (or past ${limit} s)"; failed=1; fi
+  echo "-- ${name}: $((SECONDS - start)) s"
+}
+{
+  echo "gpu_check (${size}) $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  python -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU: CPU fallback')"
+  step "tests marked gpu" python -m pytest -q -p no:cacheprovider -m gpu -rs $gpu_tests
+  step "MC pool pass, float32 and bf16 autocast" python -m benchmarks.gpu_check mc --pool "$mc_pool" --iterations "$k"
+  step "heuristics benchmark" python benchmarks/heuristics.py --quick --skip-w2 --repeats "$repeats" --w1-n "$heuristics_n"
+  step "callback on a pool of 28x28 images" python -m benchmarks.gpu_check callback --pool "$callback_pool" --iterations "$k"
+  echo "gpu_check done: $([ $failed = 0 ] && echo 'all steps ran' || echo 'some steps FAILED')"
+} 2>&1 | grep --line-buffered -v "Warning\|warnings.warn\|^  warnings\|^  return\|deprecated" | tee "$out"
+# The block above ran in a subshell (a pipeline): its verdict is read back from the file.
+if grep -q "some steps FAILED" "$out"; then exit 1; fi

@@ -1,0 +1,183 @@
+"""The pool pass at scale: a large pool through the callback against one eval pass over the same loader.
+
+Workload of issue 19: N items of 64-d (``--dim``) random inputs, an MLP whose only dropout sits before its last
+layer, K=20, BALD, pool batch 4096, one thread by default. It prints, in one run:
+
+- one deterministic eval pass over the datamodule's pool loader (the floor);
+- the callback's pool pass (sharding, MC pass, scoring, selection, logging statistics), from its logged seconds;
+- their ratio (target: at most 1.3x) and the peak RSS growth of each (``resource``'s ``ru_maxrss``).
+
+``--memmap PATH`` writes the pool to a float16 numpy memmap at ``PATH`` (once; reused when the file already has
+the right size) and scores it from disk: a pool larger than memory, with the ledger's state in O(N) integers.
+
+    python -m benchmarks.scale --pool 1000000                                    # from the repository root
+    python -m benchmarks.scale --pool 10000000 --dim 16 --memmap /tmp/pool.f16   # 10^7 items from disk
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.data.views import PoolView, default_input_fn
+
+
+class ToFloat(nn.Module):
+    """Inputs stored in half precision (a float16 memmap) are computed in float32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
+class MLP(pl.LightningModule):
+    """Three hidden layers; the only dropout sits before the last layer, so only that layer runs K times."""
+
+    def __init__(self, dim: int, hidden: int = 256, classes: int = 10) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            ToFloat(),
+            nn.Linear(dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(hidden, classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).sum() * 0.0  # the weights stay put: only the pool pass is timed
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pool_dataset(pool: int, dim: int, memmap: str | None) -> TensorDataset | np.memmap:
+    if memmap is None:
+        generator = torch.Generator().manual_seed(0)
+        return TensorDataset(torch.randn(pool, dim, generator=generator), torch.arange(pool) % 10)
+    path = Path(memmap)
+    if not path.exists() or path.stat().st_size != pool * dim * 2:
+        data = np.memmap(path, dtype=np.float16, mode="w+", shape=(pool, dim))
+        rng = np.random.default_rng(0)
+        for start in range(0, pool, 2**20):  # written a chunk at a time: never the whole pool in memory
+            stop = min(start + 2**20, pool)
+            data[start:stop] = rng.standard_normal((stop - start, dim), dtype=np.float32)
+        data.flush()
+        del data
+    return np.memmap(path, dtype=np.float16, mode="r", shape=(pool, dim))
+
+
+def eval_pass(model: nn.Module, loader) -> tuple[float, float]:
+    """Wall and CPU seconds of one deterministic pass over ``loader``."""
+    model.eval()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with torch.inference_mode():
+        for inputs, _ in loader:
+            model(inputs)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def timed_pool_pass(callback: ActiveLearningCallback, cpu_seconds: list[float]) -> None:
+    """Record the CPU seconds of the callback's pool pass (wall seconds are in its logged figures)."""
+    run = callback.pool_pass.run
+
+    def timed(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            cpu_seconds.append(time.process_time() - start)
+
+    callback.pool_pass.run = timed  # type: ignore[method-assign]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--item-by-item", action="store_true", help="also time an eval pass reading item by item")
+    parser.add_argument("--memmap", default=None, help="score a float16 memmap at this path (written if missing)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pl.seed_everything(0, verbose=False)
+
+    rss_start = peak_rss_mib()
+    data = pool_dataset(args.pool, args.dim, args.memmap)
+    dm = ActiveDataModule(data, initial_labels=20, pool_batch_size=args.batch_size, batch_size=20, seed=0)
+    model = MLP(args.dim)
+    rss_data = peak_rss_mib()
+    eval_pass(model, dm.pool_dataloader(torch.arange(min(args.pool, 10 * args.batch_size))))  # warm-up
+    floor, floor_cpu = eval_pass(model, dm.pool_dataloader())
+    rss_eval = peak_rss_mib()
+
+    callback = ActiveLearningCallback("bald", query_size=10, iterations=args.iterations, seed=0)
+    cpu_seconds: list[float] = []
+    timed_pool_pass(callback, cpu_seconds)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    rss_step = peak_rss_mib()
+    row = callback.history[0]
+    seconds, cpu = row["active/pool_pass_seconds"], cpu_seconds[0]
+    source = f"float16 memmap {args.memmap}" if args.memmap else "TensorDataset"
+    print(
+        f"pool {args.pool:,} x {args.dim}-d ({source}), K={args.iterations}, batch {args.batch_size},"
+        f" {torch.get_num_threads()} thread(s)"
+    )
+    print(f"one eval pass over the pool loader     {floor:8.2f} s wall  {floor_cpu:8.2f} s CPU")
+    print(f"callback pool pass (BALD)              {seconds:8.2f} s wall  {cpu:8.2f} s CPU")
+    verdict = "PASS" if cpu / floor_cpu <= 1.3 else "FAIL"
+    print(
+        f"ratio                                  {seconds / floor:8.2f}x wall {cpu / floor_cpu:8.2f}x CPU"
+        f"  [{verdict}: <= 1.3x]"
+    )
+    hidden, classes = 256, 10
+    trunk, head = args.dim * hidden + hidden * hidden, hidden * classes
+    print(
+        "arithmetic floor of the ratio: (trunk + K x head) / (trunk + head) ="
+        f" {(trunk + args.iterations * head) / (trunk + head):.2f}x the multiply-adds"
+    )
+    if args.item_by_item:
+        view = PoolView(data, dm.scoring_indices(), default_input_fn)
+        old, old_cpu = eval_pass(model, torch.utils.data.DataLoader(view, batch_size=args.batch_size))
+        print(f"eval pass reading item by item         {old:8.2f} s wall  {old_cpu:8.2f} s CPU  (the old floor)")
+    print(
+        f"peak RSS: start {rss_start:.0f} MiB, +{rss_data - rss_start:.0f} MiB data and datamodule,"
+        f" +{rss_eval - rss_data:.0f} MiB eval pass, +{rss_step - rss_eval:.0f} MiB callback step"
+        f" (the pool's scores and indices: {args.pool * 12 / 2**20:.0f} MiB)"
+    )
+    print(f"selected {int(callback.last_selection.numel())} items; pool score mean {row['active/score_pool_mean']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
