@@ -113,11 +113,23 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         ids: Sequence[ItemId] | None = None,
     ) -> None:
         super().__init__()
-        if not hasattr(train_dataset, "__getitem__") or not hasattr(train_dataset, "__len__"):
+        if (
+            isinstance(train_dataset, (str, bytes))
+            or not hasattr(train_dataset, "__getitem__")
+            or not hasattr(train_dataset, "__len__")
+        ):
             raise TypeError(
                 f"Expected argument `train_dataset` to be a map-style dataset with `__len__` and `__getitem__`,"
                 f" but got {type(train_dataset).__name__}."
             )
+        for name, dataset in (("val_dataset", val_dataset), ("test_dataset", test_dataset)):
+            if dataset is not None and (
+                isinstance(dataset, (str, bytes))
+                or not (hasattr(dataset, "__getitem__") or hasattr(dataset, "__iter__"))
+            ):
+                raise TypeError(
+                    f"Expected argument `{name}` to be a dataset or None, but got {type(dataset).__name__}."
+                )
         self.train_dataset = train_dataset
         self.val_dataset = val_dataset
         self.test_dataset = test_dataset
@@ -128,9 +140,13 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
             else check_positive_int("train_samples_per_epoch", train_samples_per_epoch)
         )
         self.pool_batch_size = check_positive_int("pool_batch_size", pool_batch_size)
-        self.eval_batch_size = check_positive_int("eval_batch_size", eval_batch_size or pool_batch_size)
+        self.eval_batch_size = check_positive_int(
+            "eval_batch_size", pool_batch_size if eval_batch_size is None else eval_batch_size
+        )
         self.num_workers = check_non_negative_int("num_workers", num_workers)
         self.max_pool_size = None if max_pool_size is None else check_positive_int("max_pool_size", max_pool_size)
+        if input_fn is not None and not callable(input_fn):
+            raise TypeError(f"Expected argument `input_fn` to be a callable or None, but got {input_fn!r}.")
         self.input_fn = input_fn or default_input_fn
         if return_weights not in (None, "lure", "pure"):
             raise ValueError(
@@ -151,8 +167,15 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         self._targets = None if task == "regression" else resolve_targets(targets, train_dataset, size)
         if task is None and self._targets is not None:
             task = "classification"
-        if num_classes is None and task == "classification" and self._targets is not None and size:
-            num_classes = int(self._targets.max()) + 1
+        if task == "classification" and self._targets is not None and size:
+            largest = int(self._targets.max())
+            if num_classes is None:
+                num_classes = largest + 1
+            elif check_positive_int("num_classes", num_classes) <= largest:
+                raise ValueError(
+                    f"Expected argument `num_classes` to exceed every class of `targets`, but got {num_classes} with"
+                    f" class {largest} among the targets."
+                )
         self.ledger = LabelLedger(size, task, num_classes)
 
         seed = check_seed("seed", seed)
@@ -166,6 +189,10 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         self._eval_targets: dict[str, Tensor] = {}
 
         check_non_negative_int("initial_labels", initial_labels)
+        if initial_labels > size:
+            raise ValueError(
+                f"Expected argument `initial_labels` to be at most the dataset size {size}, but got {initial_labels}."
+            )
         if balanced_initial and initial_labels:
             num_classes = int(torch.unique(self._require_targets(None)).numel())
             if initial_labels % num_classes:
@@ -235,7 +262,11 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         A pool whose inputs are one tensor or numpy array (a ``TensorDataset``, an array, a memmap) is read a whole
         batch per indexing op (see :mod:`lightning_bal.data.batched`); any other dataset item by item.
         """
-        indices = self.scoring_indices() if indices is None else as_index_tensor("indices", indices)
+        if indices is None:
+            indices = self.scoring_indices()
+        else:
+            indices = as_index_tensor("indices", indices)
+            self.ledger.check_in_range("indices", indices)
         batched = self._batched_loader(self.pool_dataset, indices, self.pool_batch_size)
         if batched is not None:
             return batched
@@ -315,7 +346,7 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         items by index) is re-mapped by id: new items join the pool, labelled or queried items must still be there.
         """
         if not isinstance(state_dict, dict):
-            raise TypeError(f"Expected a state dict, but got {type(state_dict).__name__}.")
+            raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state_dict).__name__}.")
         state_dict = self._aligned(state_dict)
         ledger = LabelLedger(len(self), self.ledger.task, self.ledger.num_classes)
         ledger.load_state_dict(state_dict)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional.risk import lure_weights, pure_weights
-from lightning_bal.utilities.checks import as_index_tensor, check_positive_int, describe
+from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 
 __all__ = ["LabelLedger", "Task"]
 
@@ -47,6 +47,7 @@ class LabelLedger:
     """
 
     def __init__(self, size: int, task: Task | None = None, num_classes: int | None = None) -> None:
+        check_non_negative_int("size", size)
         if task not in (None, "classification", "regression"):
             raise ValueError(
                 f"Expected argument `task` to be 'classification', 'regression' or None, but got {task!r}."
@@ -148,7 +149,12 @@ class LabelLedger:
     @staticmethod
     def check_probabilities(probabilities: Any, expected: int) -> Tensor:
         """Drawing probabilities in ``(0, 1]``, one per index, as float64."""
-        values = torch.as_tensor(probabilities, dtype=torch.float64).reshape(-1)
+        try:
+            if isinstance(probabilities, (str, bytes)):
+                raise TypeError(type(probabilities).__name__)
+            values = torch.as_tensor(probabilities, dtype=torch.float64).reshape(-1)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"Expected argument `probabilities` to hold numbers, but got {probabilities!r}.") from err
         if values.numel() != expected:
             raise ValueError(
                 f"Expected argument `probabilities` to have one value per index ({expected}), but got {values.numel()}."
@@ -235,6 +241,7 @@ class LabelLedger:
     def label_randomly(self, n: int, generator: torch.Generator) -> Tensor:
         """Label ``n`` pool samples drawn uniformly at random (their drawing probabilities are recorded)."""
         check_positive_int("n", n)
+        _check_generator(generator)
         pool = self.pool_indices
         if n > pool.numel():
             raise ValueError(f"Expected argument `n` to be at most the pool size {pool.numel()}, but got {n}.")
@@ -245,6 +252,15 @@ class LabelLedger:
     def label_balanced(self, per_class: int, targets: Tensor, generator: torch.Generator) -> Tensor:
         """Label ``per_class`` random pool samples of every class of ``targets`` (``[N]`` integer classes)."""
         check_positive_int("per_class", per_class)
+        _check_generator(generator)
+        if not isinstance(targets, Tensor):
+            raise TypeError(f"Expected argument `targets` to be a tensor, but got {type(targets).__name__}.")
+        if targets.shape != (len(self),):
+            raise ValueError(
+                f"Expected argument `targets` to be a tensor of shape [{len(self)}], but got {tuple(targets.shape)}."
+            )
+        if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+            raise TypeError(f"Expected argument `targets` to hold integer classes, but got dtype {targets.dtype}.")
         pool = self.pool_indices
         pool_targets = targets[pool]
         chosen = []
@@ -339,7 +355,7 @@ class LabelLedger:
 
     def _validated(self, state: Any) -> dict[str, Any]:
         if not isinstance(state, dict):
-            raise TypeError(f"Expected a state dict, but got {type(state).__name__}.")
+            raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state).__name__}.")
         missing = [key for key in ("acquired_at", "step") if key not in state]
         if missing:
             raise KeyError(f"Expected the label state to hold {missing}, but it has only {sorted(state)}.")
@@ -350,7 +366,11 @@ class LabelLedger:
             raise ValueError(f"Expected `step` to be a non-negative integer, but got {raw_step!r}.")
         step = int(raw_step)
         if bool((acquired_at < UNLABELLED).any()) or bool((acquired_at > step).any()):
-            raise ValueError(f"Expected `acquired_at` to hold -1 or a step in [0, {step}], but got other values.")
+            bad = acquired_at[(acquired_at < UNLABELLED) | (acquired_at > step)]
+            raise ValueError(
+                f"Expected `acquired_at` to hold -1 or a step in [0, {step}] (`step` is {step}), but got"
+                f" {describe(bad.unique())}."
+            )
         labelled = acquired_at != UNLABELLED
         # Keys added after the first release: older checkpoints load with nothing recorded.
         order = (
@@ -383,7 +403,9 @@ class LabelLedger:
     def _validated_annotations(self, state: dict[str, Any], labelled: Tensor) -> dict[int, int | float]:
         indices = as_index_tensor("annotation_indices", state.get("annotation_indices", []))
         values = state.get("annotation_values", torch.zeros(0, dtype=torch.float64))
-        is_int = list(state.get("annotation_is_int", []))
+        is_int = state.get("annotation_is_int", [])
+        if not isinstance(is_int, (list, tuple)) or not all(isinstance(flag, bool) for flag in is_int):
+            raise TypeError(f"Expected `annotation_is_int` to be a list of bools, but got {is_int!r}.")
         if not isinstance(values, Tensor) or values.numel() != indices.numel() or len(is_int) != indices.numel():
             raise ValueError(
                 "Expected `annotation_indices`, `annotation_values` and `annotation_is_int` of one length."
@@ -393,8 +415,19 @@ class LabelLedger:
             raise ValueError("Expected `annotation_indices` to hold labelled indices, but some are in the pool.")
         annotations: dict[int, int | float] = {}
         for index, value, as_int in zip(indices.tolist(), values.tolist(), is_int, strict=True):
-            annotations[index] = self._check_label(int(value) if as_int else value)
+            finite = math.isfinite(value)
+            if as_int and finite and not float(value).is_integer():
+                raise ValueError(f"Expected `annotation_values` to hold integer classes where marked, but got {value}.")
+            try:
+                annotations[index] = self._check_label(int(value) if as_int and finite else value)
+            except ValueError as err:
+                raise ValueError(f"Expected `annotation_values` valid for the task: {err}") from err
         return annotations
+
+
+def _check_generator(generator: Any) -> None:
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"Expected argument `generator` to be a torch.Generator, but got {generator!r}.")
 
 
 def _int_vector(state: dict[str, Any], key: str, size: int) -> Tensor:

@@ -23,13 +23,20 @@ def resolve_targets(targets: Any, dataset: Dataset, size: int) -> Tensor | None:
         return None
     # A copy, not a view: memory borrowed from numpy or from the dataset's own tensor came back as garbage in
     # `ddp_spawn` processes (seen as a bincount of ~1e19 classes).
-    tensor = torch.tensor(np.asarray(targets)).reshape(-1)
+    try:
+        tensor = torch.tensor(np.asarray(targets)).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"Expected argument `targets` to hold integer class labels, but got {err}") from err
     if tensor.numel() != size:
         raise ValueError(
             f"Expected argument `targets` to have one label per sample ({size}), but got {tensor.numel()}."
         )
     if tensor.is_floating_point():
         raise TypeError(f"Expected argument `targets` to hold integer class labels, but got dtype {tensor.dtype}.")
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"Expected argument `targets` to hold integer class labels, but got dtype {tensor.dtype}.")
+    if tensor.numel() and int(tensor.min()) < 0:
+        raise ValueError(f"Expected argument `targets` to hold non-negative class labels, but got {int(tensor.min())}.")
     return tensor.long()
 
 

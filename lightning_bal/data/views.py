@@ -128,12 +128,22 @@ def pool_view_of(
 ) -> Dataset:
     """The dataset the pool is read from: ``pool_dataset``, else ``train_dataset`` with ``pool_overrides`` set."""
     if pool_dataset is not None:
+        if isinstance(pool_dataset, (str, bytes)) or not hasattr(pool_dataset, "__len__"):
+            raise TypeError(
+                "Expected argument `pool_dataset` to be a map-style dataset with `__len__` and `__getitem__`, but got"
+                f" {type(pool_dataset).__name__}."
+            )
         if len(pool_dataset) != len(train_dataset):  # type: ignore[arg-type]
             raise ValueError(
                 f"Expected argument `pool_dataset` to hold the same {len(train_dataset)} samples as"  # type: ignore[arg-type]
-                f" `train_dataset`, but got {len(pool_dataset)}."  # type: ignore[arg-type]
+                f" `train_dataset`, but got {len(pool_dataset)}."
             )
         return pool_dataset
+    if pool_overrides is not None and not isinstance(pool_overrides, Mapping):
+        raise TypeError(
+            f"Expected argument `pool_overrides` to be a mapping of attribute names to values, but got"
+            f" {type(pool_overrides).__name__}."
+        )
     if not pool_overrides:
         return train_dataset
     # A shallow copy, so the training loader keeps its augmentation while the pool reads without it.
