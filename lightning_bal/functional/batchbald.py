@@ -78,6 +78,8 @@ def batchbald(
             ):
                 bound = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
                 raise ValueError(f"Expected argument `{name}` to be {bound}, but got {value!r}.")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
     num_items, num_mc, num_classes = log_probs.shape
     dtype = log_probs.dtype if log_probs.dtype in (torch.float32, torch.float64) else torch.float32
     probs_N_K_C = fast_exp_(log_probs, torch.empty(log_probs.shape, dtype=dtype, device=log_probs.device))

@@ -35,6 +35,12 @@ def select_output(outputs: Any, key: OutputKey | None) -> Tensor:
             f"Expected the model to return one tensor, but it returned a {type(outputs).__name__} of {size}"
             f" outputs{names}: name the output to score, e.g. `BALD(output=0)` or `BALD(output='logits')`."
         )
+    if isinstance(outputs, Tensor):
+        # Indexing would silently pick the first item (key 0) of a single output instead of an output.
+        raise KeyError(
+            f"Expected the model to return a tuple or dict to pick `output={key!r}` from, but it returned a"
+            f" {type(outputs).__name__}."
+        )
     try:
         selected = outputs[key]
     except (KeyError, IndexError, TypeError) as err:

@@ -110,6 +110,15 @@ def sample_without_replacement(
         >>> sample_without_replacement(log_weights, 3, torch.Generator().manual_seed(0), fill_uniformly=True)
         (tensor([0, 3, 1]), tensor([1.0000, 0.3333, 0.5000], dtype=torch.float64))
     """
+    if not isinstance(log_weights, Tensor) or log_weights.ndim != 1:
+        got = tuple(log_weights.shape) if isinstance(log_weights, Tensor) else type(log_weights).__name__
+        raise ValueError(f"Expected argument `log_weights` to be a tensor of shape [N], but got {got}.")
+    if not log_weights.is_floating_point():
+        raise TypeError(
+            f"Expected argument `log_weights` to be a floating point tensor, but got dtype {log_weights.dtype}."
+        )
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
     if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= log_weights.numel():
         raise ValueError(
             f"Expected argument `query_size` to be an integer in [0, {log_weights.numel()}], but got {query_size!r}."

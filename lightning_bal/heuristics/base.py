@@ -116,6 +116,8 @@ class Heuristic:
         mask: OutputKey | None = None,
     ) -> None:
         check_reduction(reduction)
+        if not isinstance(validate_args, bool):
+            raise TypeError(f"Expected argument `validate_args` to be a bool, but got {validate_args!r}.")
         for name, key in (("output", output), ("mask", mask)):
             if key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))):
                 raise TypeError(

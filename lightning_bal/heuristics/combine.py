@@ -48,10 +48,19 @@ class CombineHeuristics(Heuristic):
         outputs: Sequence[OutputKey] | None = None,
     ) -> None:
         super().__init__()
-        if not heuristics or not all(isinstance(h, Heuristic) and not h.batch_aware for h in heuristics):
+        if (
+            not isinstance(heuristics, Sequence)
+            or not heuristics
+            or not all(isinstance(h, Heuristic) and not h.batch_aware for h in heuristics)
+        ):
             raise ValueError(
                 "Expected argument `heuristics` to be a non-empty sequence of pointwise heuristics,"
                 f" but got {heuristics!r}."
+            )
+        if weights is not None and not isinstance(weights, Sequence):
+            raise ValueError(
+                f"Expected argument `weights` to be {len(heuristics)} non-negative numbers, not all zero,"
+                f" but got {weights!r}."
             )
         weights = [1.0] * len(heuristics) if weights is None else list(weights)
         numbers = all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
@@ -60,7 +69,11 @@ class CombineHeuristics(Heuristic):
                 f"Expected argument `weights` to be {len(heuristics)} non-negative numbers, not all zero,"
                 f" but got {weights!r}."
             )
+        if outputs is not None and (isinstance(outputs, (str, bytes)) or not isinstance(outputs, Sequence)):
+            raise TypeError(f"Expected argument `outputs` to be a sequence of output names, but got {outputs!r}.")
         keys = list(range(len(heuristics))) if outputs is None else list(outputs)
+        if any(isinstance(key, bool) or not isinstance(key, (int, str)) for key in keys):
+            raise TypeError(f"Expected argument `outputs` to hold tuple positions or dict keys, but got {outputs!r}.")
         if len(keys) != len(heuristics) or len(set(keys)) != len(keys):
             raise ValueError(
                 f"Expected argument `outputs` to name {len(heuristics)} distinct outputs, one per heuristic,"

@@ -53,8 +53,9 @@ class EPIG(Heuristic):
     ) -> None:
         super().__init__(validate_args=validate_args, output=output)
         self.num_targets = check_positive_int("num_targets", num_targets)
-        if target_dataset is not None and not (
-            hasattr(target_dataset, "__len__") and hasattr(target_dataset, "__getitem__")
+        if target_dataset is not None and (
+            isinstance(target_dataset, (str, bytes))
+            or not (hasattr(target_dataset, "__len__") and hasattr(target_dataset, "__getitem__"))
         ):
             raise TypeError(
                 "Expected argument `target_dataset` to be a map-style dataset with `__len__` and `__getitem__`,"
