@@ -34,6 +34,7 @@ from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection, progress_
 from lightning_bal.callbacks.resume import legacy_state, resume_stage
 from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.callbacks.spawn import hand_back_labels
+from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
@@ -115,7 +116,9 @@ class ActiveLearningCallback(Callback):
         self.iterations = check_positive_int("iterations", iterations)
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self.convergence = check_convergence(convergence, every_n_epochs)
-        self.reset_weights = bool(reset_weights)
+        if not isinstance(reset_weights, bool):
+            raise TypeError(f"Expected argument `reset_weights` to be a bool, but got {reset_weights!r}.")
+        self.reset_weights = reset_weights
         self.label_budget = None if label_budget is None else check_positive_int("label_budget", label_budget)
         self.posterior = check_posterior(MCDropout() if posterior is None else posterior, heuristic)
         self.evaluations = check_items("evaluations", evaluations, StepEvaluation)
@@ -403,22 +406,25 @@ class ActiveLearningCallback(Callback):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._run_seed = int(state_dict["seed"] or 0)
-        self.steps_done = int(state_dict["steps_done"])
-        self.last_selection = state_dict["last_selection"].clone() if state_dict["last_selection"].numel() else None
-        self._last_step_epoch = int(state_dict["last_step_epoch"])
-        self._trained_epoch = int(state_dict["trained_epoch"])
-        pending = bool(state_dict.get("pending_step", False))
-        stage, self._resume_stage = self._resume_stage, None
-        self._catch_up = None if not pending or stage == "reenter" else stage or "fit_start"
-        self._initial_weights = dict(state_dict.get("initial_weights") or {}) or None
-        self.history = [dict(row) for row in state_dict.get("history", [])]
-        self._val_metrics = dict(state_dict.get("val_metrics") or {}) or None
-        self.posterior.load_state_dict(state_dict.get("posterior", {}))
+        # Everything is checked first (then the posterior loads its own): a bad state dict changes nothing here.
+        valid = validated_callback_state(state_dict)
+        if self.convergence is not None:
+            validated_convergence_state(state_dict)
+        self.posterior.load_state_dict(valid["posterior"])
         for criterion, state in zip(self.stopping, state_dict.get("stopping", []), strict=False):
             criterion.load_state_dict(state)
         if self.annotator is not None:
             self.annotator.load_state_dict(state_dict.get("annotator") or {})
+        self._run_seed = valid["seed"]
+        self.steps_done = valid["steps_done"]
+        self.last_selection = valid["last_selection"]
+        self._last_step_epoch = valid["last_step_epoch"]
+        self._trained_epoch = valid["trained_epoch"]
+        stage, self._resume_stage = self._resume_stage, None
+        self._catch_up = None if not valid["pending_step"] or stage == "reenter" else stage or "fit_start"
+        self._initial_weights = valid["initial_weights"]
+        self.history = valid["history"]
+        self._val_metrics = valid["val_metrics"]
         if self.convergence is not None:
             self.convergence.load_state_dict(state_dict)
 

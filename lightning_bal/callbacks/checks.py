@@ -90,6 +90,8 @@ def check_posterior(posterior: Any, heuristic: Heuristic) -> Posterior:
 
 def check_items(name: str, items: Sequence[Any], kind: type) -> list[Any]:
     """``items`` as a list, every one an instance of ``kind``."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise TypeError(f"Expected argument `{name}` to be a sequence of `{kind.__name__}`s, but got {items!r}.")
     for item in items:
         if not isinstance(item, kind):
             raise TypeError(f"Expected every item of `{name}` to be a `{kind.__name__}`, but got {item!r}.")

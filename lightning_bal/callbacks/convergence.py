@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from torch import Tensor
 
+from lightning_bal.callbacks.state import validated_convergence_state
 from lightning_bal.utilities.checks import check_positive_int
 
 __all__ = ["Convergence", "Plateau"]
@@ -47,6 +48,8 @@ class Plateau:
         Raises:
             ValueError: if ``value`` is NaN or infinite (the model diverged; nothing is recorded).
         """
+        if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+            raise ValueError(f"Expected argument `value` to be a number, but got {value!r}.")
         value = float(value)
         if not math.isfinite(value):
             raise ValueError(f"Expected a finite monitored value, but got {value}: the model diverged.")
@@ -74,10 +77,9 @@ class Plateau:
         return {"best_score": self.best, "wait": self.wait}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        best = state_dict.get("best_score")
-        self.best = None if best is None else float(best)
-        self.wait = int(state_dict.get("wait", 0))
+        """Restore :meth:`state_dict`; a bad entry raises before anything changes."""
+        valid = validated_convergence_state(state_dict)
+        self.best, self.wait = valid["best_score"], valid["wait"]
 
 
 class Convergence:
@@ -118,7 +120,9 @@ class Convergence:
         self.monitor = monitor
         self.plateau = Plateau(mode, patience, min_delta)
         self.max_epochs = None if max_epochs is None else check_positive_int("max_epochs", max_epochs)
-        self.restore_best_weights = bool(restore_best_weights)
+        if not isinstance(restore_best_weights, bool):
+            raise TypeError(f"Expected argument `restore_best_weights` to be a bool, but got {restore_best_weights!r}.")
+        self.restore_best_weights = restore_best_weights
         self.best_weights: dict[str, Tensor] | None = None
         self.best_val_metrics: dict[str, float] | None = None
 
@@ -151,10 +155,10 @@ class Convergence:
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        self.plateau.load_state_dict(state_dict)
-        self.best_weights = dict(state_dict.get("best_weights") or {}) or None
-        self.best_val_metrics = dict(state_dict.get("best_val_metrics") or {}) or None
+        """Restore :meth:`state_dict`; a bad entry raises before anything changes."""
+        valid = validated_convergence_state(state_dict)
+        self.plateau.best, self.plateau.wait = valid["best_score"], valid["wait"]
+        self.best_weights, self.best_val_metrics = valid["best_weights"], valid["best_val_metrics"]
 
     def __repr__(self) -> str:
         p = self.plateau

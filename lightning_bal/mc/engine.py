@@ -246,12 +246,16 @@ def mc_batches(
         raise ValueError(f"Expected argument `iterations` to be a positive integer, but got {iterations!r}")
     if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1):
         raise ValueError(f"Expected argument `chunk_rows` to be a positive integer or None, but got {chunk_rows!r}")
-    if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget < 1):
+    if memory_budget is not None and (
+        isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1
+    ):
         raise ValueError(
             f"Expected argument `memory_budget` to be a positive integer or None, but got {memory_budget!r}"
         )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"Expected argument `seed` to be an int or None, but got {type(seed).__name__}")
+    if not hasattr(dataloader, "__iter__"):
+        raise TypeError(f"Expected argument `dataloader` to be an iterable of batches, but got {dataloader!r}.")
     if dropconnect is None:
         check_stochastic_layers(module)
     split = split_module(module) if share_prefix else MCSplit(None, None, module)

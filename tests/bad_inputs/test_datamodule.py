@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -293,13 +296,8 @@ def test_probabilities_accept_valid_neighbours(probabilities):
 )
 def test_sampling_methods_refused(call, error, match):
     dm = make_dm()
-    refuses(
-        "ActiveDataModule." + match.split("`")[1] if "`" in match else "ActiveDataModule.risk_weights",
-        lambda: call(dm),
-        error,
-        match,
-        dm,
-    )
+    method = re.search(r"dm\.(\w+)\(", inspect.getsource(call)).group(1)
+    refuses(f"ActiveDataModule.{method}", lambda: call(dm), error, match, dm)
 
 
 def test_label_balanced_without_targets_is_refused():

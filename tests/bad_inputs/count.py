@@ -1,0 +1,75 @@
+"""Count the bad inputs tried by tests/bad_inputs and how many got a clear error with the state unchanged.
+
+Run from the repository root: ``python -m tests.bad_inputs.count`` (add ``--markdown`` for the table in
+docs/reliability.md). It runs the module's tests in this process, then reads what :func:`refuses` recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.bad_inputs import harness
+
+
+def family(entry: str) -> str:
+    """Group entry points for the table: methods by their class, functions by their module."""
+    entry = entry.split(" (")[0]
+    if entry.startswith("ActiveDataModule.import_labels"):
+        return "ActiveDataModule.import_labels / export_queries (JSON, CSV, paths)"
+    if entry.startswith("ActiveDataModule.export_queries"):
+        return "ActiveDataModule.import_labels / export_queries (JSON, CSV, paths)"
+    if entry.endswith("load_state_dict"):
+        return entry
+    if entry.startswith("heuristics.") or entry == "get_heuristic":
+        return "heuristic constructors, get_heuristic"
+    if entry.startswith("CombineHeuristics"):
+        return "CombineHeuristics"
+    if entry.startswith("functional."):
+        return entry
+    if entry.startswith(("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.")):
+        return entry
+    if entry.startswith(("Convergence", "Plateau")):
+        return "Convergence, Plateau"
+    if entry.startswith("MCDropout"):
+        return "MCDropout, MCDropConnect"
+    return "heuristic score / select / transform"
+
+
+def main() -> int:
+    """Run the module quietly and print the figures; exit non-zero unless every bad input got a clear error."""
+    here = Path(__file__).parent
+    code = pytest.main(["-q", "-p", "no:cacheprovider", "--no-header", "-o", "addopts=", str(here)])
+    tried, clear = Counter(), Counter()
+    problems = Counter()
+    for entry, outcome in harness.RECORDS:
+        tried[family(entry)] += 1
+        if outcome == "clear":
+            clear[family(entry)] += 1
+        else:
+            problems[(family(entry), outcome)] += 1
+    markdown = "--markdown" in sys.argv
+    print()
+    print(
+        "| Entry point | Bad inputs tried | Clear error, state unchanged |"
+        if markdown
+        else "Bad inputs by entry point:"
+    )
+    if markdown:
+        print("|---|---:|---:|")
+    for name in sorted(tried):
+        print(f"| `{name}` | {tried[name]} | {clear[name]} |" if markdown else f"  {name}: {clear[name]}/{tried[name]}")
+    total, ok = sum(tried.values()), sum(clear.values())
+    print(
+        f"| **all** | **{total}** | **{ok}** |" if markdown else f"Total: {ok} of {total} bad inputs got a clear error"
+    )
+    for (name, outcome), count in sorted(problems.items()):
+        print(f"  NOT CLEAR: {name}: {outcome} x{count}")
+    return int(code != 0 or ok != total)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
