@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import TensorDataset
 
 from lightning_bal import ActiveDataModule
@@ -312,3 +314,61 @@ def test_sampling_methods_accept_valid_neighbours():
     fresh = ActiveDataModule(blobs(30), initial_labels=6, seed=0)
     assert accepts(lambda: fresh.risk_weights("pure"))[fresh.labelled_indices].isfinite().all()
     assert fresh.label_randomly(24).numel() == 24
+
+
+# ---------------------------------------------------------------------------------------------- generated inputs
+NOT_AN_INDEX = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+    st.booleans(),
+    st.none(),
+    st.complex_numbers(max_magnitude=10),
+)
+OUT_OF_RANGE = st.one_of(st.integers(max_value=-1), st.integers(min_value=30, max_value=2**62))
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    method=st.sampled_from(["label", "acquire", "query", "relabel", "unlabel", "pool_dataloader"]),
+    bad=st.one_of(
+        st.tuples(st.just("type"), NOT_AN_INDEX),
+        st.tuples(st.just("range"), OUT_OF_RANGE),
+        st.tuples(st.just("list-type"), st.lists(NOT_AN_INDEX, min_size=1, max_size=3)),
+        st.tuples(st.just("list-range"), st.lists(OUT_OF_RANGE, min_size=1, max_size=3)),
+    ),
+)
+def test_generated_bad_indices_refused(method, bad):
+    kind, value = bad
+    dm = make_dm()
+    if method == "pool_dataloader" and value is None:
+        return  # `indices=None` is the documented default
+    if kind.startswith("list"):
+        value = [pool(dm) if method not in ("relabel", "unlabel") else labelled(dm), *value]
+    error, match = (
+        (TypeError, r"`\w*indices`.*integer dataset indices") if "type" in kind else (ValueError, r"in \[0, 30\)")
+    )
+    refuses(f"ActiveDataModule.{method}", lambda: INDEX_METHODS[method](dm, value), error, match, dm)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    method=st.sampled_from(["label", "acquire", "relabel"]),
+    count=st.integers(1, 4),
+    labels=st.one_of(
+        st.lists(st.integers(0, 2), max_size=8),
+        st.lists(st.one_of(st.integers(-(2**40), -1), st.integers(3, 2**40)), min_size=1, max_size=4),
+        st.lists(st.floats().filter(lambda v: not (v == v and v.is_integer())), min_size=1, max_size=4),
+    ),
+)
+def test_generated_bad_labels_refused(method, count, labels):
+    dm = make_dm()
+    indices = (dm.labelled_indices if method == "relabel" else dm.pool_indices)[:count].tolist()
+    if len(labels) == count and all(isinstance(v, int) and 0 <= v < 3 for v in labels):
+        labels = [*labels, 0]  # valid labels of the right length: make the length wrong
+    refuses(
+        f"ActiveDataModule.{method}",
+        lambda: getattr(dm, method)(indices, labels=labels),
+        (ValueError, TypeError),
+        r"`labels`.*(one label per index|classes in \[0, 3\)|integer classes|finite)",
+        dm,
+    )
