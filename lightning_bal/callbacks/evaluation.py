@@ -55,6 +55,10 @@ class StepEvaluation:
     needs_mc: ClassVar[bool] = False
 
     def __init__(self, output: OutputKey | None = None) -> None:
+        if output is not None and (isinstance(output, bool) or not isinstance(output, (int, str))):
+            raise TypeError(
+                f"Expected argument `output` to be a tuple position, a dict key or None, but got {output!r}."
+            )
         self.output = output
 
     def check(self, datamodule: ActiveDataModule) -> None:

@@ -32,8 +32,12 @@ def family(entry: str) -> str:
         return entry
     if entry.startswith(("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.")):
         return entry
+    if entry.startswith("gaussian_mi"):
+        return "heuristic score / select / transform"
     if entry.startswith(("Convergence", "Plateau")):
         return "Convergence, Plateau"
+    if entry.startswith("evaluations"):
+        return "step evaluations (TestCurve, RegressionCurve, ...)"
     if entry.startswith("MCDropout"):
         return "MCDropout, MCDropConnect"
     return "heuristic score / select / transform"

@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 from torch import nn
 
 from lightning_bal import ActiveLearningCallback
-from lightning_bal.callbacks import Calibration, Convergence, Plateau, TestCurve
+from lightning_bal.callbacks import (
+    Calibration,
+    Convergence,
+    LabelledRisk,
+    MCTestCurve,
+    Plateau,
+    RegressionCurve,
+    SegmentationIoU,
+    TestCurve,
+)
 from lightning_bal.heuristics import BALD, BatchBALD, Random
 from lightning_bal.mc import MCDropConnect, MCDropout, mc_batches, mc_predict
 from tests.bad_inputs.harness import accepts, refuses
@@ -75,6 +84,32 @@ def test_callback_constructor_refuses(kwargs, error, match):
 def test_callback_constructor_accepts_valid_neighbours(kwargs):
     callback = accepts(lambda: ActiveLearningCallback(**kwargs))
     assert callback.query_size == kwargs["query_size"]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        *[
+            (lambda cls=cls, v=v: cls(output=v), TypeError, r"`output`.*tuple position, a dict key or None")
+            for cls in (TestCurve, MCTestCurve, Calibration, LabelledRisk, RegressionCurve)
+            for v in (1.5, True, ["logits"])
+        ],
+        (lambda: RegressionCurve(split="train"), ValueError, r"`split`.*'val' or 'test'|`split`"),
+        (lambda: RegressionCurve(log_variance="log_var"), ValueError, r"`output`.*mean output.*`log_variance`"),
+        (lambda: RegressionCurve(output=0, noise_variance=-1.0), ValueError, r"`noise_variance`"),
+        (lambda: SegmentationIoU(1), ValueError, r"`num_classes`.*integer >= 2.*1"),
+        (lambda: SegmentationIoU(3.0), ValueError, r"`num_classes`.*integer >= 2"),
+        (lambda: SegmentationIoU(3, split="train"), ValueError, r"`split`"),
+        (lambda: SegmentationIoU(3, output=0.5), TypeError, r"`output`.*tuple position"),
+    ],
+)
+def test_evaluation_constructors_refuse(call, error, match):
+    refuses("evaluations (TestCurve, ...)", call, error, match)
+
+
+def test_evaluation_constructors_accept_valid_neighbours():
+    for evaluation in (TestCurve(output="logits"), MCTestCurve(output=0), RegressionCurve("val", 0, 1, None)):
+        assert accepts(lambda e=evaluation: ActiveLearningCallback("bald", 5, evaluations=[e])).evaluations
 
 
 # ---------------------------------------------------------------------------------------------- callback state

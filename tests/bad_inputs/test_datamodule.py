@@ -77,6 +77,7 @@ CONSTRUCTOR = [
     ({"seed": 1.5}, TypeError, r"`seed`.*integer or None"),
     ({"seed": True}, TypeError, r"`seed`.*integer or None"),
     ({"input_fn": 5}, TypeError, r"`input_fn`.*callable"),
+    ({"collate_fn": "stack"}, TypeError, r"`collate_fn`.*callable"),
     ({"pool_dataset": TensorDataset(torch.zeros(29, 4))}, ValueError, r"`pool_dataset`.*same 30 samples.*29"),
     ({"pool_dataset": 7}, TypeError, r"`pool_dataset`.*dataset"),
     ({"pool_overrides": {"no_such_attribute": 1}}, ValueError, r"`pool_overrides`.*no attribute 'no_such_attribute'"),

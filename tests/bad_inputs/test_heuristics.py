@@ -44,6 +44,8 @@ COMMON = [
     ("output", [0], TypeError, r"`output`.*tuple position, a dict key or None"),
     ("validate_args", "yes", TypeError, r"`validate_args`.*bool.*'yes'"),
     ("validate_args", None, TypeError, r"`validate_args`.*bool"),
+    ("mask", 2.5, TypeError, r"`mask`.*tuple position, a dict key or None.*2.5"),
+    ("mask", [1], TypeError, r"`mask`.*tuple position, a dict key or None"),
 ]
 
 
@@ -163,7 +165,9 @@ def test_combine_heuristics_accepts_valid_neighbours():
 
 
 # ---------------------------------------------------------------------------------------------- score and select
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("random", "variance", "epig")])
+@pytest.mark.parametrize(
+    "name", [n for n in NAMES if HEURISTICS[n].consumes == "log_probs" and n not in ("random", "epig")]
+)
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
@@ -210,6 +214,30 @@ def test_select_from_scores_accepts_valid_neighbours(name):
     for scores, query_size in ((torch.rand(4) + 0.1, 4), (torch.rand(4) + 0.1, 0), (torch.zeros(0), 0)):
         selection = accepts(lambda s=scores, q=query_size: heuristic.select_from_scores(s, q, torch.Generator()))
         assert selection.indices.numel() == query_size
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: torch.zeros(6, 4, 3), ValueError, r"`log_probs`.*\[N, K, 2, \.\.\.\].*\(6, 4, 3\)"),
+        (lambda: torch.zeros(6, 4), ValueError, r"`log_probs`.*\[N, K, 2, \.\.\.\].*\(6, 4\)"),
+        (lambda: [[0.0, 1.0]], ValueError, r"`log_probs`.*\[N, K, 2, \.\.\.\].*list"),
+        (lambda: torch.zeros(6, 4, 2).index_fill(0, torch.tensor([1]), NAN), ValueError, r"(NaN|finite)"),
+        (lambda: torch.zeros(6, 1, 2), ValueError, r"K >= 2"),
+    ],
+)
+def test_gaussian_mi_score_refuses(make, error, match):
+    heuristic, value = get_heuristic("gaussian_mi"), make()
+    refuses("gaussian_mi.score", lambda: heuristic.score(value), error, match, heuristic, value)
+
+
+def test_gaussian_mi_refuses_one_output_for_both_moments():
+    refuses(
+        "heuristics.gaussian_mi()",
+        lambda: get_heuristic("gaussian_mi", mean=1),
+        ValueError,
+        r"`mean` and `log_variance`.*two outputs",
+    )
 
 
 def test_batchbald_refuses_selection_from_scores_alone():
