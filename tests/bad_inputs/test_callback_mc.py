@@ -353,7 +353,7 @@ def test_engine_accepts_valid_neighbours():
     assert module.training
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(
     st.lists(st.integers(0, 12), min_size=1, max_size=4).filter(lambda v: len(set(v)) < len(v))
     | st.lists(st.integers(-50, -1), min_size=1, max_size=3),

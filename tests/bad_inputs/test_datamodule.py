@@ -328,7 +328,7 @@ NOT_AN_INDEX = st.one_of(
 OUT_OF_RANGE = st.one_of(st.integers(max_value=-1), st.integers(min_value=30, max_value=2**62))
 
 
-@settings(max_examples=80, deadline=None, derandomize=True)
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
 @given(
     method=st.sampled_from(["label", "acquire", "query", "relabel", "unlabel", "pool_dataloader"]),
     bad=st.one_of(
@@ -351,7 +351,7 @@ def test_generated_bad_indices_refused(method, bad):
     refuses(f"ActiveDataModule.{method}", lambda: INDEX_METHODS[method](dm, value), error, match, dm)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
 @given(
     method=st.sampled_from(["label", "acquire", "relabel"]),
     count=st.integers(1, 4),

@@ -312,7 +312,7 @@ def test_risk_accepts_valid_neighbours():
 
 
 # ---------------------------------------------------------------------------------------------- generated inputs
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
 @given(
     st.sampled_from(sorted(POINTWISE)),
     st.integers(1, 4),
@@ -334,7 +334,7 @@ def test_generated_non_log_probabilities_refused(name, n, k, c, kind, seed):
     refuses(f"functional.{name}", lambda: fn(value), ValueError, r"`log_probs`.*(log-probabilities|NaN|finite)", value)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(st.integers(0, 5), st.one_of(st.integers(-100, -1), st.integers(6, 100), st.floats(0, 5), st.booleans()))
 def test_generated_query_sizes_refused(n_items, query_size):
     query_size = query_size if not isinstance(query_size, int) or isinstance(query_size, bool) else query_size

@@ -287,7 +287,7 @@ def test_transform_refuses(heuristic, outputs, error, match):
     refuses(f"{heuristic.name}.transform", lambda: heuristic.transform(outputs), error, match, heuristic, outputs)
 
 
-@settings(max_examples=50, deadline=None, derandomize=True)
+@settings(max_examples=50, deadline=None, derandomize=True, database=None)
 @given(
     st.sampled_from([n for n in NAMES if n not in ("batchbald", "epig")]),
     st.integers(0, 6),

@@ -306,7 +306,9 @@ LEDGER_KEYS = [
     "pending_query",
 ]
 DM_KEYS = [*LEDGER_KEYS, "generator_state", "pool_subset", "pool_subset_step"]
-FAST = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 DM, DM_STATE = make_dm(), make_dm().state_dict()
 LEDGER, LEDGER_STATE = make_ledger(), make_ledger().state_dict()
 
