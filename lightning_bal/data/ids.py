@@ -87,7 +87,10 @@ def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Seque
     for key in _POSITIONS:
         positions = torch.as_tensor(state.get(key, []), dtype=torch.long).reshape(-1)
         if bool(((positions < 0) | (positions >= len(old_ids))).any()):
-            raise ValueError(f"Expected the state's `{key}` to hold positions in [0, {len(old_ids)}), but it does not.")
+            raise ValueError(
+                f"Expected the state's `{key}` to hold positions in [0, {len(old_ids)}) (its `acquired_at` holds"
+                f" {len(old_ids)} items), but it does not."
+            )
     pending = torch.as_tensor(state.get("pending_query", []), dtype=torch.long).reshape(-1)
     needed = (acquired_at != -1).clone()
     needed[pending] = True
