@@ -417,7 +417,7 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
             >>> len(dm), dm.num_labelled, dm.num_pool
             (7, 2, 5)
         """
-        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"Expected argument `dataset` to be a map-style dataset, but got {type(dataset).__name__}.")
         size, added = len(self), len(dataset)
         if ids is None:
