@@ -40,7 +40,7 @@ CALLBACK = [
     ({"query_size": 2.5}, TypeError, r"`query_size`.*positive integer"),
     ({"query_size": True}, TypeError, r"`query_size`.*positive integer"),
     ({"query_size": "10"}, TypeError, r"`query_size`.*positive integer"),
-    ({"iterations": 0}, ValueError, r"`iterations`.*positive integer"),
+    ({"iterations": 0}, ValueError, r"`iterations`.*(positive integer|at least 2).*0"),
     ({"iterations": 1}, ValueError, r"`iterations`.*at least 2 for BALD"),
     ({"iterations": 20.0}, TypeError, r"`iterations`.*positive integer"),
     ({"every_n_epochs": 0}, ValueError, r"`every_n_epochs`.*positive integer"),
@@ -293,7 +293,7 @@ def batches(*second):
 
 
 ENGINE = [
-    ({"iterations": 0}, ValueError, r"`iterations`.*positive integer"),
+    ({"iterations": 0}, ValueError, r"`iterations`.*(positive integer|at least 2).*0"),
     ({"iterations": 2.0}, ValueError, r"`iterations`.*positive integer"),
     ({"iterations": True}, ValueError, r"`iterations`.*positive integer"),
     ({"chunk_rows": 0}, ValueError, r"`chunk_rows`.*positive integer"),
