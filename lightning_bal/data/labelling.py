@@ -13,12 +13,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
-from lightning_bal.data.ids import ItemId, id_lookup
+from lightning_bal.data.ids import ItemId, check_ids, id_lookup, remap_state
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import read_answers, write_queries
 from lightning_bal.data.targets import labelled_classes, resolve_targets
+from lightning_bal.data.views import pool_view_of
 
 __all__ = ["Indices", "LabelOperations"]
 
@@ -41,6 +42,9 @@ class LabelOperations:
     ledger: LabelLedger
     generator: torch.Generator
     train_dataset: Dataset
+    pool_dataset: Dataset
+    pool_overrides: Any
+    _pool_subset_step: int
     _targets: Tensor | None
     _ids: list[ItemId] | None
     _id_lookup: dict[str, int] | None
@@ -235,3 +239,60 @@ class LabelOperations:
                 f"Expected answers to the query of step {self.step}, but {source} answers step(s) {stale}: it is"
                 " stale (an older query) or belongs to another run. Export the pending query again."
             )
+
+    # ------------------------------------------------------------------ a growing pool
+    def add_items(
+        self, dataset: Dataset, ids: Sequence[ItemId] | None = None, pool_dataset: Dataset | None = None
+    ) -> Tensor:
+        """Append the items of ``dataset`` to the training dataset; they join the pool. Returns their indices.
+
+        Labels, steps, drawing probabilities and the pending query of the items already there are kept. The
+        training dataset becomes a ``ConcatDataset`` of the old one and ``dataset`` (the pool reads ``pool_dataset``,
+        or ``dataset`` with the module's ``pool_overrides``). ``ids`` default to ``dataset.ids``, or to the new
+        indices when the module uses default ids. A checkpoint of the smaller dataset loads into the grown one.
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> from lightning_bal import ActiveDataModule
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(4, 1)), initial_labels=2, seed=0)
+            >>> dm.add_items(TensorDataset(torch.ones(3, 1))).tolist()
+            [4, 5, 6]
+            >>> len(dm), dm.num_labelled, dm.num_pool
+            (7, 2, 5)
+        """
+        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(f"Expected argument `dataset` to be a map-style dataset, but got {type(dataset).__name__}.")
+        size, added = len(self), len(dataset)
+        if ids is None:
+            ids = getattr(dataset, "ids", None)
+        if ids is None and self._ids is not None:
+            raise ValueError(
+                "Expected argument `ids` (or a `dataset.ids` attribute) for the new items, since this datamodule"
+                " names its items by `ids`, but got None."
+            )
+        new_ids = None if ids is None else check_ids("ids", ids, added)
+        if new_ids is not None:
+            clash = [item for item in new_ids if str(item) in id_lookup(self.ids)]
+            if clash:
+                raise ValueError(
+                    f"Expected argument `ids` to hold new ids, but {clash[:5]} are already in the dataset."
+                )
+        all_ids = (
+            None if new_ids is None and self._ids is None else self.ids + list(new_ids or range(size, size + added))
+        )
+        if all_ids is not None:
+            check_ids("ids", all_ids, size + added)
+        pool_part = pool_view_of(dataset, pool_dataset, self.pool_overrides)
+        new_targets = None if self._targets is None else resolve_targets(None, dataset, added)
+        grown = LabelLedger(size + added, self.ledger.task, self.ledger.num_classes)
+        grown.load_state_dict(remap_state(self.ledger.state_dict(), self.ids, all_ids or list(range(size + added))))
+        # Validated: swap everything at once.
+        shared_pool = pool_dataset is None and not self.pool_overrides and self.pool_dataset is self.train_dataset
+        self.train_dataset = ConcatDataset([self.train_dataset, dataset])
+        self.pool_dataset = self.train_dataset if shared_pool else ConcatDataset([self.pool_dataset, pool_part])
+        self._targets = None if new_targets is None else torch.cat([self._targets, new_targets])  # type: ignore[list-item]
+        self._ids = all_ids
+        self._id_lookup = None
+        self.ledger = grown
+        self._pool_subset_step = -1
+        return torch.arange(size, size + added)

@@ -305,12 +305,12 @@ ENGINE = [
     ({"dropconnect": -0.1}, ValueError, r"`dropconnect`"),
     ({"module": nn.Linear(3, 4)}, ValueError, r"`module`.*stochastic layer"),
     ({"module": "net"}, TypeError, r"`module`.*torch.nn.Module"),
-    ({"dataloader": batches((torch.randn(2, 3), torch.tensor([0.0, 1.0])))}, TypeError, r"`\(inputs, targets\)`"),
-    ({"dataloader": batches((torch.randn(2, 3), torch.tensor([3, 5])))}, ValueError, r"dataset index.*once per pass"),
-    ({"dataloader": batches((torch.randn(2, 3), torch.tensor([7, 7])))}, ValueError, r"dataset index.*once per pass"),
-    ({"dataloader": batches((torch.randn(2, 3), torch.tensor([-1, 9])))}, ValueError, r"non-negative dataset indices"),
+    ({"dataloader": batches((torch.ones(2, 3), torch.tensor([0.0, 1.0])))}, TypeError, r"`\(inputs, targets\)`"),
+    ({"dataloader": batches((torch.ones(2, 3), torch.tensor([3, 5])))}, ValueError, r"dataset index.*once per pass"),
+    ({"dataloader": batches((torch.ones(2, 3), torch.tensor([7, 7])))}, ValueError, r"dataset index.*once per pass"),
+    ({"dataloader": batches((torch.ones(2, 3), torch.tensor([-1, 9])))}, ValueError, r"non-negative dataset indices"),
     ({"dataloader": batches("text")}, TypeError, r"pool batch.*tensor of inputs"),
-    ({"dataloader": batches((torch.randn(2, 1, 3),))}, ValueError, r"class logits.*C >= 2"),
+    ({"dataloader": batches((torch.ones(2, 1, 3),))}, ValueError, r"class logits.*C >= 2"),
     ({"dataloader": 5}, TypeError, r"`dataloader`.*iterable"),
 ]
 

@@ -70,7 +70,7 @@ CONSTRUCTOR = [
     ({"num_classes": 2}, ValueError, r"`num_classes`.*2.*class 2"),
     ({"num_classes": 3, "task": "regression"}, ValueError, r"`num_classes`.*classification"),
     ({"targets": torch.arange(29) % 3}, ValueError, r"`targets`.*one label per sample \(30\).*29"),
-    ({"targets": torch.rand(30)}, TypeError, r"`targets`.*integer class labels.*float"),
+    ({"targets": torch.linspace(0.1, 0.9, 30)}, TypeError, r"`targets`.*integer class labels.*float"),
     ({"targets": torch.full((30,), -1)}, ValueError, r"`targets`.*non-negative.*-1"),
     ({"targets": ["a"] * 30}, TypeError, r"`targets`.*integer class labels"),
     ({"seed": "abc"}, TypeError, r"`seed`.*integer or None"),

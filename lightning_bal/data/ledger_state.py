@@ -1,0 +1,101 @@
+"""Loading a label ledger's state: every entry checked against the ledger (size, task) before anything is replaced."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from lightning_bal.utilities.checks import as_index_tensor, describe
+
+if TYPE_CHECKING:
+    from lightning_bal.data.ledger import LabelLedger
+
+__all__ = ["validated_ledger_state"]
+
+UNLABELLED = -1
+
+
+def validated_ledger_state(ledger: LabelLedger, state: Any) -> dict[str, Any]:
+    """The ledger's attributes from a state dict, every entry validated for ``ledger`` (its size and task)."""
+    if not isinstance(state, dict):
+        raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state).__name__}.")
+    missing = [key for key in ("acquired_at", "step") if key not in state]
+    if missing:
+        raise KeyError(f"Expected the label state to hold {missing}, but it has only {sorted(state)}.")
+    size = len(ledger)
+    acquired_at = _int_vector(state, "acquired_at", size)
+    raw_step = state["step"]
+    if isinstance(raw_step, bool) or not isinstance(raw_step, numbers.Integral) or raw_step < 0:
+        raise ValueError(f"Expected `step` to be a non-negative integer, but got {raw_step!r}.")
+    step = int(raw_step)
+    if bool((acquired_at < UNLABELLED).any()) or bool((acquired_at > step).any()):
+        bad = acquired_at[(acquired_at < UNLABELLED) | (acquired_at > step)]
+        raise ValueError(
+            f"Expected `acquired_at` to hold -1 or a step in [0, {step}] (`step` is {step}), but got"
+            f" {describe(bad.unique())}."
+        )
+    labelled = acquired_at != UNLABELLED
+    # Keys added after the first release: older checkpoints load with nothing recorded.
+    order = (
+        _int_vector(state, "acquisition_order", size)
+        if "acquisition_order" in state
+        else torch.full((size,), UNLABELLED, dtype=torch.long)
+    )
+    if bool((order[~labelled] != UNLABELLED).any()) or bool((order[labelled] < UNLABELLED).any()):
+        raise ValueError("Expected `acquisition_order` to be -1 exactly in the pool, but got other values.")
+    probability = state.get("acquisition_probability", torch.full((size,), float("nan"), dtype=torch.float64))
+    if not isinstance(probability, Tensor) or probability.shape != (size,) or not probability.is_floating_point():
+        raise ValueError(f"Expected `acquisition_probability` to be a float tensor of shape [{size}].")
+    known = probability[~probability.isnan()]
+    if bool(((known <= 0) | (known > 1)).any()):
+        raise ValueError("Expected `acquisition_probability` to lie in (0, 1] or be NaN.")
+    annotations = _validated_annotations(ledger, state, labelled)
+    pending = as_index_tensor("pending_query", state.get("pending_query", []))
+    ledger.check_in_range("pending_query", pending)
+    if bool(labelled[pending].any()):
+        raise ValueError("Expected `pending_query` to hold pool indices, but some are labelled.")
+    return {
+        "acquired_at": acquired_at.clone(),
+        "acquisition_order": order.clone(),
+        "acquisition_probability": probability.to(torch.float64).clone(),
+        "step": step,
+        "annotations": annotations,
+        "pending_query": pending.tolist(),
+    }
+
+
+def _validated_annotations(ledger: LabelLedger, state: dict[str, Any], labelled: Tensor) -> dict[int, int | float]:
+    indices = as_index_tensor("annotation_indices", state.get("annotation_indices", []))
+    values = state.get("annotation_values", torch.zeros(0, dtype=torch.float64))
+    is_int = state.get("annotation_is_int", [])
+    if not isinstance(is_int, (list, tuple)) or not all(isinstance(flag, bool) for flag in is_int):
+        raise TypeError(f"Expected `annotation_is_int` to be a list of bools, but got {is_int!r}.")
+    if not isinstance(values, Tensor) or values.numel() != indices.numel() or len(is_int) != indices.numel():
+        raise ValueError("Expected `annotation_indices`, `annotation_values` and `annotation_is_int` of one length.")
+    ledger.check_in_range("annotation_indices", indices)
+    if not bool(labelled[indices].all()):
+        raise ValueError("Expected `annotation_indices` to hold labelled indices, but some are in the pool.")
+    annotations: dict[int, int | float] = {}
+    for index, value, as_int in zip(indices.tolist(), values.tolist(), is_int, strict=True):
+        finite = math.isfinite(value)
+        if as_int and finite and not float(value).is_integer():
+            raise ValueError(f"Expected `annotation_values` to hold integer classes where marked, but got {value}.")
+        try:
+            annotations[index] = ledger.check_label(int(value) if as_int and finite else value)
+        except ValueError as err:
+            raise ValueError(f"Expected `annotation_values` valid for the task: {err}") from err
+    return annotations
+
+
+def _int_vector(state: dict[str, Any], key: str, size: int) -> Tensor:
+    value = state[key]
+    if not isinstance(value, Tensor) or value.shape != (size,):
+        got = f"size {value.numel()}, shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"Expected a state dict for a dataset of {size} samples, but got `{key}` of {got}.")
+    if value.is_floating_point() or value.dtype == torch.bool or value.is_complex():
+        raise ValueError(f"Expected `{key}` to be an integer tensor, but got dtype {value.dtype}.")
+    return value.long()
