@@ -12,6 +12,7 @@ outputs/quickstart/tensorboard`, tab Custom Scalars: every run's curve on one ch
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -96,6 +97,8 @@ def experiment(args: argparse.Namespace) -> Experiment:
             "log_every_n_steps": max(1, min(50, args.samples_per_epoch // 64)),
             "accelerator": "auto",
             "devices": 1,
+            # Progress bars redraw in place on a terminal; piped into a file they would be thousands of lines.
+            "enable_progress_bar": sys.stdout.isatty(),
         },
         metric="active/val_acc",
         log_dir=args.out / "tensorboard",
