@@ -305,13 +305,23 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
             self._eval_targets[split] = dataset_classes(self.eval_dataset(split))
         return self._eval_targets[split]
 
-    def val_dataloader(self) -> DataLoader | list:
-        """Loader over the validation dataset, or no loader when none was given."""
-        return [] if self.val_dataset is None else self._loader(self.val_dataset, self.eval_batch_size)
+    # Without a validation (test) set the hook is LightningDataModule's own, so Lightning sees no such loader and
+    # runs no loop over it, instead of warning about an empty one.
+    @property
+    def val_dataloader(self) -> Callable[[], DataLoader]:
+        """Builds the loader over the validation dataset (Lightning's default hook when none was given)."""
+        return super().val_dataloader if self.val_dataset is None else self._val_loader
 
-    def test_dataloader(self) -> DataLoader | list:
-        """Loader over the test dataset, or no loader when none was given."""
-        return [] if self.test_dataset is None else self._loader(self.test_dataset, self.eval_batch_size)
+    @property
+    def test_dataloader(self) -> Callable[[], DataLoader]:
+        """Builds the loader over the test dataset (Lightning's default hook when none was given)."""
+        return super().test_dataloader if self.test_dataset is None else self._test_loader
+
+    def _val_loader(self) -> DataLoader:
+        return self._loader(self.eval_dataset("val"), self.eval_batch_size)
+
+    def _test_loader(self) -> DataLoader:
+        return self._loader(self.eval_dataset("test"), self.eval_batch_size)
 
     # ------------------------------------------------------------------ state
     def __getstate__(self) -> dict[str, Any]:
