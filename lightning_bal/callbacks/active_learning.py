@@ -309,11 +309,7 @@ class ActiveLearningCallback(Callback):
         candidates = datamodule.scoring_indices()
         if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
             reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
-            # The last labelled set has been trained and validated: its point closes the active learning curve.
-            self._log(log_selection(trainer, datamodule, None, extra, val_metrics))
-            if trainer.strategy.reduce_boolean_decision(True, all=False):
-                rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
-                trainer.should_stop = True
+            self._stop(trainer, datamodule, reason, extra, val_metrics)
             return
         query_size = min(self.query_size, candidates.numel(), self.query_size if budget_left is None else budget_left)
         if candidates.numel() < self.query_size:
@@ -374,10 +370,21 @@ class ActiveLearningCallback(Callback):
         # Rank zero alone sees the pool's scores: any rank's decision stops every rank.
         if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
             return False
-        self._log(log_selection(trainer, datamodule, None, extra, val_metrics))
-        rank_zero_info(f"Active learning stops: {'; '.join(reasons)} ({datamodule.num_labelled} labelled).")
-        trainer.should_stop = True
+        self._stop(trainer, datamodule, "; ".join(reasons), extra, val_metrics)
         return True
+
+    def _stop(
+        self,
+        trainer: pl.Trainer,
+        datamodule: ActiveDataModule,
+        reason: str,
+        extra: dict[str, float],
+        val_metrics: dict[str, float] | None,
+    ) -> None:
+        """Log the last labelled set's point, which closes the active learning curve, and end training."""
+        self._log(log_selection(trainer, datamodule, None, extra, val_metrics))
+        rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
+        trainer.should_stop = True
 
     def _log(self, metrics: dict[str, float] | None) -> None:
         if metrics is not None:

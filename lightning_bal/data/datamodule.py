@@ -310,18 +310,15 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
     @property
     def val_dataloader(self) -> Callable[[], DataLoader]:
         """Builds the loader over the validation dataset (Lightning's default hook when none was given)."""
-        return super().val_dataloader if self.val_dataset is None else self._val_loader
+        return super().val_dataloader if self.val_dataset is None else lambda: self._eval_loader("val")
 
     @property
     def test_dataloader(self) -> Callable[[], DataLoader]:
         """Builds the loader over the test dataset (Lightning's default hook when none was given)."""
-        return super().test_dataloader if self.test_dataset is None else self._test_loader
+        return super().test_dataloader if self.test_dataset is None else lambda: self._eval_loader("test")
 
-    def _val_loader(self) -> DataLoader:
-        return self._loader(self.eval_dataset("val"), self.eval_batch_size)
-
-    def _test_loader(self) -> DataLoader:
-        return self._loader(self.eval_dataset("test"), self.eval_batch_size)
+    def _eval_loader(self, split: Literal["val", "test"]) -> DataLoader:
+        return self._loader(self.eval_dataset(split), self.eval_batch_size)
 
     # ------------------------------------------------------------------ state
     def __getstate__(self) -> dict[str, Any]:
