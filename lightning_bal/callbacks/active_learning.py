@@ -31,7 +31,7 @@ from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection, progress_refresh_rate
-from lightning_bal.callbacks.resume import legacy_state, resume_stage
+from lightning_bal.callbacks.resume import legacy_state, replay_skipped_validation, resume_stage
 from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
@@ -208,17 +208,16 @@ class ActiveLearningCallback(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._catch_up == "train_start":
             # Written at the end of the epoch's last batch: Lightning restarts at the next epoch without this epoch's
-            # end and rebuilds the train loader for it after this hook; the step must come first. Here, after the
-            # loops were restored, the loader size Lightning checks the restart against is still the old one.
+            # validation and end, and rebuilds the train loader for it after this hook; both must come first. Here,
+            # after the loops were restored, the loader size Lightning checks the restart against is still the old one.
             self._catch_up = None
-            # Lightning skips this epoch's validation on such a restart: log no validation figures rather than the
-            # previous epoch's.
-            self._val_metrics = {}
-            self._run_pending_step(trainer, pl_module)
-            # Lightning then decides whether its restored batch count ends the old epoch by comparing it with the
-            # new, larger loader, and would train only part of the next epoch: count the last batch as completed,
-            # as Lightning itself does when the loader size has not changed.
-            trainer.fit_loop.epoch_loop.batch_progress.increment_completed()
+            replay_skipped_validation(trainer, self._trained_epoch)
+            if self._is_due(self._trained_epoch):
+                self._run_pending_step(trainer, pl_module)
+                # Lightning then decides whether its restored batch count ends the old epoch by comparing it with
+                # the new, larger loader, and would train only part of the next epoch: count the last batch as
+                # completed, as Lightning itself does when the loader size has not changed.
+                trainer.fit_loop.epoch_loop.batch_progress.increment_completed()
         if self._recreate_optimizers_on_train_start:
             # The optimizer state was restored from the checkpoint after `on_fit_start`; reset it as the step did.
             self._recreate_optimizers_on_train_start = False
@@ -428,7 +427,9 @@ class ActiveLearningCallback(Callback):
         self._last_step_epoch = valid["last_step_epoch"]
         self._trained_epoch = valid["trained_epoch"]
         stage, self._resume_stage = self._resume_stage, None
-        self._catch_up = None if not valid["pending_step"] or stage == "reenter" else stage or "fit_start"
+        # From the last batch's end, the validation the restart skips is owed (and may make a `Convergence` step due).
+        pending = valid["pending_step"] or stage == "train_start"
+        self._catch_up = None if not pending or stage == "reenter" else stage or "fit_start"
         self._initial_weights = valid["initial_weights"]
         self.history = valid["history"]
         self._val_metrics = valid["val_metrics"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
-__all__ = ["legacy_state", "resume_stage"]
+__all__ = ["legacy_state", "replay_skipped_validation", "resume_stage"]
 
 
 def resume_stage(
@@ -36,6 +37,46 @@ def resume_stage(
     if epoch.get("processed", 0) < epoch.get("started", 0):
         return "reenter"
     return None
+
+
+def replay_skipped_validation(trainer: pl.Trainer, epoch: int) -> None:
+    """Run the validation Lightning owed ``epoch`` but skips when restarting from a checkpoint of its last batch.
+
+    Lightning validates after an epoch's last training batch, so a checkpoint written at that batch's end precedes the
+    validation, and Lightning's restart goes on to the next epoch without it. Replayed with the checkpoint's weights,
+    it gives the figures, the `Convergence` observation and the hooks of the uninterrupted run.
+    """
+    if not _validated_after_last_batch(trainer, epoch):
+        return
+    progress = trainer.fit_loop.epoch_progress.current
+    restored_epoch = progress.completed
+    val_loop = trainer.fit_loop.epoch_loop.val_loop
+    # The validation progress restored from the checkpoint is that of an earlier, finished validation.
+    val_loop.restarting = False
+    progress.completed = epoch  # hooks read the epoch they validate, as in the uninterrupted run
+    trainer.validating = True
+    try:
+        val_loop.run()
+    finally:
+        trainer.training = True
+        progress.completed = restored_epoch
+
+
+def _validated_after_last_batch(trainer: pl.Trainer, epoch: int) -> bool:
+    # Lightning's own decision (`_TrainingEpochLoop._should_check_val_fx`) for the last batch of `epoch`, made while
+    # `num_training_batches` is still that epoch's: the restart has not rebuilt the loader yet.
+    if not trainer.enable_validation:
+        return False
+    every = trainer.check_val_every_n_epoch
+    if every is not None and (epoch + 1) % every:
+        return False
+    check = trainer.val_check_batch
+    if check is None:  # a time-based interval: whether it had elapsed is not known
+        return False
+    if check == float("inf"):
+        return True
+    last = trainer.fit_loop.epoch_loop.total_batch_idx if every is None else trainer.num_training_batches - 1
+    return (int(last) + 1) % int(check) == 0
 
 
 def legacy_state(states: dict[str, Any], state_key: str) -> dict[str, Any] | None:

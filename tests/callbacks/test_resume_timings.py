@@ -35,6 +35,8 @@ TIMINGS = {
     "val-check-interval-0.5": ({}, {"val_check_interval": 0.5}),
     # Validation every other epoch; ModelCheckpoint then saves at those validations.
     "check-val-every-2": ({}, {"check_val_every_n_epoch": 2}),
+    # Every training step with validation every other epoch: only some last batches precede a validation.
+    "every-train-step-val-every-2": ({"every_n_train_steps": 1}, {"check_val_every_n_epoch": 2}),
 }
 
 
@@ -46,7 +48,7 @@ def _run(root, max_epochs, timing, reset_weights, converge, ckpt_path=None):
         "bald",
         query_size=4,
         iterations=4,
-        every_n_epochs=2 if timing == "check-val-every-2" and not converge else 1,
+        every_n_epochs=2 if timing.endswith("every-2") and not converge else 1,
         reset_weights=reset_weights,
         convergence=Convergence("val_loss", patience=1, max_epochs=2) if converge else None,
     )
@@ -59,16 +61,7 @@ def _run(root, max_epochs, timing, reset_weights, converge, ckpt_path=None):
     return dm.acquired_at.clone(), callback.steps_done, figures
 
 
-LOST_VALIDATION = pytest.mark.xfail(
-    strict=True,
-    reason="A checkpoint written at the end of an epoch's last batch resumes without that epoch's validation"
-    " (Lightning's restart logic); `Convergence` then misses one validation and may step one epoch later.",
-)
-CASES = [
-    pytest.param(timing, converge, marks=LOST_VALIDATION if converge and timing == "every-train-step" else ())
-    for timing in TIMINGS
-    for converge in (False, True)
-]
+CASES = [(timing, converge) for timing in TIMINGS for converge in (False, True)]
 
 
 @pytest.mark.slow
@@ -87,8 +80,4 @@ def test_resume_from_every_checkpoint_matches_an_uninterrupted_run(tmp_path, tim
         assert resumed[1] == full[1], path.name
         assert len(resumed[2]) == len(full[2]), path.name
         for got, expected in zip(resumed[2], full[2], strict=True):
-            if timing == "every-train-step" and not any(k.startswith("active/val") for k in got):
-                # Written after an epoch's last batch: Lightning resumes without that epoch's validation, so the
-                # step it owed logs no validation figures (everything else, labels included, is identical).
-                expected = {k: v for k, v in expected.items() if not k.startswith("active/val")}
             assert got == pytest.approx(expected), path.name
