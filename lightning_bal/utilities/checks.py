@@ -13,39 +13,39 @@ __all__ = ["as_index_tensor", "check_non_negative_int", "check_positive_int", "d
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` if it is a positive ``int`` (not a ``bool``), else raise naming ``name``.
+    """Return ``value`` as an ``int`` if it is a positive integer (numpy's included, not a ``bool``), else raise.
 
     Example:
-        >>> check_positive_int("query_size", 10)
+        >>> check_positive_int("query_size", np.int64(10))
         10
         >>> check_positive_int("query_size", 0)
         Traceback (most recent call last):
         ...
         ValueError: Expected argument `query_size` to be a positive integer, but got 0.
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(
             f"Expected argument `{name}` to be a positive integer, but got {value!r} of type {type(value)}."
         )
     if value <= 0:
         raise ValueError(f"Expected argument `{name}` to be a positive integer, but got {value}.")
-    return value
+    return int(value)
 
 
 def check_non_negative_int(name: str, value: Any) -> int:
-    """Return ``value`` if it is an ``int`` >= 0 (not a ``bool``), else raise naming ``name``.
+    """Return ``value`` as an ``int`` if it is an integer >= 0 (numpy's included, not a ``bool``), else raise.
 
     Example:
         >>> check_non_negative_int("per_class", 0)
         0
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(
             f"Expected argument `{name}` to be a non-negative integer, but got {value!r} of type {type(value)}."
         )
     if value < 0:
         raise ValueError(f"Expected argument `{name}` to be a non-negative integer, but got {value}.")
-    return value
+    return int(value)
 
 
 def as_index_tensor(name: str, value: Any) -> Tensor:

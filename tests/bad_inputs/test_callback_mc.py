@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -79,11 +80,15 @@ def test_callback_constructor_refuses(kwargs, error, match):
         {"heuristic": BALD(), "query_size": 5, "convergence": Convergence("val_acc", mode="max"), "seed": 0},
         {"heuristic": "batchbald", "query_size": 5, "reset_weights": True, "label_budget": 5, "evaluations": ()},
         {"heuristic": "entropy", "query_size": 5, "posterior": MCDropConnect(0.1), "evaluations": [TestCurve()]},
+        # numpy integers, as `np.argmax` or a config read with numpy hands them over
+        {"heuristic": "bald", "query_size": np.int64(5), "iterations": np.int32(3), "label_budget": np.int64(50)},
     ],
 )
 def test_callback_constructor_accepts_valid_neighbours(kwargs):
     callback = accepts(lambda: ActiveLearningCallback(**kwargs))
     assert callback.query_size == kwargs["query_size"]
+    assert type(callback.query_size) is int
+    assert type(callback.iterations) is int
 
 
 @pytest.mark.parametrize(
