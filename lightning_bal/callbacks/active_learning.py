@@ -9,15 +9,15 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
 from lightning_bal.annotation.annotator import QueryFiles
-from lightning_bal.annotation.predict import predict_classes
-from lightning_bal.annotation.stopping import StopContext, StoppingCriterion, stop_reasons
+from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.checks import (
     check_convergence,
+    check_fit,
     check_heuristic,
     check_items,
     check_posterior,
@@ -26,15 +26,16 @@ from lightning_bal.callbacks.checks import (
     refuse_moved_keywords,
     require_datamodule,
     warn_about_schedule,
+    warn_if_budget_left,
 )
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
-from lightning_bal.callbacks.monitoring import log_selection, val_figures
-from lightning_bal.callbacks.pool_pass import PoolPass, PoolSelection, progress_refresh_rate
+from lightning_bal.callbacks.monitoring import log_selection, monitored_value, val_figures
+from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
 from lightning_bal.callbacks.resume import legacy_state, replay_skipped_validation, resume_stage
-from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
+from lightning_bal.callbacks.step_plan import plan_query, step_stop_reasons
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
@@ -167,16 +168,7 @@ class ActiveLearningCallback(Callback):
             self.history = []
             self._reset_run_state()
         datamodule = require_datamodule(trainer)
-        if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
-            self.posterior.check(pl_module)
-            check_pool_pass(trainer.strategy, pl_module, datamodule, self.heuristic, self.posterior)
-        if self.convergence is not None and datamodule.val_dataset is None:
-            raise ValueError(
-                f"`Convergence({self.convergence.monitor!r})` needs a `val_dataset` in the `ActiveDataModule`,"
-                " but it has none."
-            )
-        for evaluation in self.evaluations:
-            evaluation.check(datamodule)
+        check_fit(trainer, pl_module, datamodule, self.heuristic, self.posterior, self.evaluations, self.convergence)
         configure_dataloader_reload(trainer, self.every_n_epochs)
         warn_about_schedule(
             trainer, datamodule, self.every_n_epochs, self.query_size, self.label_budget, self.convergence
@@ -232,14 +224,7 @@ class ActiveLearningCallback(Callback):
         self._fitted = True
         datamodule = require_datamodule(trainer)
         hand_back_labels(trainer, datamodule)
-        budget_left = self.label_budget is not None and datamodule.num_labelled < self.label_budget
-        if budget_left and datamodule.num_pool and not trainer.should_stop:
-            rank_zero_warn(
-                f"Training ended after {self.steps_done} active learning steps with {datamodule.num_labelled} of"
-                f" `label_budget={self.label_budget}` labels: the trainer's limits (max_epochs={trainer.max_epochs},"
-                f" max_steps={trainer.max_steps}) stopped it first, and the last labelled set was not evaluated."
-                " Use `Trainer(max_epochs=-1)` to run until the budget is spent."
-            )
+        warn_if_budget_left(trainer, datamodule, self.label_budget, self.steps_done)
 
     @override
     def on_train_batch_end(
@@ -264,18 +249,8 @@ class ActiveLearningCallback(Callback):
         self._val_metrics = val_figures(trainer.callback_metrics)
         if self.convergence is None:
             return
-        monitor = self.convergence.monitor
-        value = trainer.callback_metrics.get(monitor)
-        # Rank zero's value decides, so every rank runs the step at the same epoch even if the metric is not synced,
-        # and every rank raises together if rank zero has none.
-        broadcast = trainer.strategy.broadcast(None if value is None else float(value), src=0)
-        if broadcast is None:
-            available = ", ".join(sorted(trainer.callback_metrics)) or "none"
-            raise RuntimeError(
-                f"`Convergence(monitor={monitor!r})` found no such metric after validation; the logged metrics"
-                f" are: {available}. Log it with `self.log` in `validation_step`."
-            )
-        self.convergence.observe(float(broadcast), pl_module.state_dict(), val_figures(trainer.callback_metrics))
+        value = monitored_value(trainer, self.convergence.monitor)
+        self.convergence.observe(value, pl_module.state_dict(), val_figures(trainer.callback_metrics))
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -302,20 +277,11 @@ class ActiveLearningCallback(Callback):
         extra = {"epochs_trained": epochs_trained}
         for evaluation in self.evaluations:
             extra.update(evaluation(context))
-        # Items queried from people and not yet answered are labels already bought.
-        bought = datamodule.num_labelled + len(datamodule.ledger.pending_query)
-        budget_left = self.label_budget - bought if self.label_budget is not None else None
-        candidates = datamodule.scoring_indices()
-        if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
-            reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
-            self._stop(trainer, datamodule, reason, extra, val_metrics)
+        plan = plan_query(datamodule, self.query_size, self.label_budget)
+        if plan.stop_reason is not None:
+            self._stop(trainer, datamodule, plan.stop_reason, extra, val_metrics)
             return
-        query_size = min(self.query_size, candidates.numel(), self.query_size if budget_left is None else budget_left)
-        if candidates.numel() < self.query_size:
-            rank_zero_warn(
-                f"The pool to score holds {candidates.numel()} samples, fewer than `query_size={self.query_size}`:"
-                " labelling all of them; training stops at the next step."
-            )
+        candidates = plan.candidates
         selection = self.pool_pass.run(
             trainer.strategy,
             trainer.global_rank,
@@ -323,14 +289,20 @@ class ActiveLearningCallback(Callback):
             pl_module,
             datamodule,
             candidates,
-            query_size,
+            plan.query_size,
             self._run_seed,
             self.steps_done,
             progress=progress_refresh_rate(trainer),
         )
         self.last_shard = selection.shard
-        if self.stopping and self._should_stop(trainer, pl_module, datamodule, selection, extra, val_metrics):
-            return
+        if self.stopping:
+            scores = selection.pool_scores
+            reasons = step_stop_reasons(
+                self.stopping, trainer, pl_module, datamodule, self.heuristic.output, scores, val_metrics, extra
+            )
+            if reasons:
+                self._stop(trainer, datamodule, "; ".join(reasons), extra, val_metrics)
+                return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
             # Drawn from a subset of the pool: these are not the probabilities over the whole pool that unbiased
@@ -350,27 +322,6 @@ class ActiveLearningCallback(Callback):
             self.annotator.hand_over(
                 trainer, pl_module, datamodule, selection.indices, selection.scores, self.heuristic.output
             )
-
-    def _should_stop(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        datamodule: ActiveDataModule,
-        selection: PoolSelection,
-        extra: dict[str, float],
-        val_metrics: dict[str, float] | None,
-    ) -> bool:
-        def predict(dataset: Any) -> Tensor:
-            return predict_classes(pl_module, datamodule.inputs_dataloader(dataset), self.heuristic.output)[0]
-
-        figures = dict(val_figures(trainer.callback_metrics) if val_metrics is None else val_metrics)
-        context = StopContext(datamodule.num_labelled, datamodule.step, figures, selection.pool_scores, predict)
-        reasons = stop_reasons(self.stopping, context, extra)
-        # Rank zero alone sees the pool's scores: any rank's decision stops every rank.
-        if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
-            return False
-        self._stop(trainer, datamodule, "; ".join(reasons), extra, val_metrics)
-        return True
 
     def _stop(
         self,

@@ -11,12 +11,15 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.convergence import Convergence
+from lightning_bal.callbacks.evaluation import StepEvaluation
+from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc.posterior import Posterior
 
 __all__ = [
     "check_convergence",
+    "check_fit",
     "check_heuristic",
     "check_items",
     "check_posterior",
@@ -25,6 +28,7 @@ __all__ = [
     "refuse_moved_keywords",
     "require_datamodule",
     "warn_about_schedule",
+    "warn_if_budget_left",
 ]
 
 
@@ -170,3 +174,38 @@ def warn_about_schedule(
             f" spent: that takes {steps_needed} steps of at least {epochs_per_step} epoch(s). Use"
             " `Trainer(max_epochs=-1)` to run until the budget is spent (the callback then stops training)."
         )
+
+
+def warn_if_budget_left(
+    trainer: pl.Trainer, datamodule: ActiveDataModule, label_budget: int | None, steps_done: int
+) -> None:
+    """At fit end: warn when the trainer's limits, not the budget or the pool, ended the run."""
+    budget_left = label_budget is not None and datamodule.num_labelled < label_budget
+    if budget_left and datamodule.num_pool and not trainer.should_stop:
+        rank_zero_warn(
+            f"Training ended after {steps_done} active learning steps with {datamodule.num_labelled} of"
+            f" `label_budget={label_budget}` labels: the trainer's limits (max_epochs={trainer.max_epochs},"
+            f" max_steps={trainer.max_steps}) stopped it first, and the last labelled set was not evaluated."
+            " Use `Trainer(max_epochs=-1)` to run until the budget is spent."
+        )
+
+
+def check_fit(
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    datamodule: ActiveDataModule,
+    heuristic: Heuristic,
+    posterior: Posterior,
+    evaluations: Sequence[StepEvaluation],
+    convergence: Convergence | None,
+) -> None:
+    """At setup, before any training: the model, the pool and the datasets can carry the run's steps."""
+    if heuristic.needs_predictions or any(e.needs_mc for e in evaluations):
+        posterior.check(pl_module)
+        check_pool_pass(trainer.strategy, pl_module, datamodule, heuristic, posterior)
+    if convergence is not None and datamodule.val_dataset is None:
+        raise ValueError(
+            f"`Convergence({convergence.monitor!r})` needs a `val_dataset` in the `ActiveDataModule`, but it has none."
+        )
+    for evaluation in evaluations:
+        evaluation.check(datamodule)

@@ -15,7 +15,7 @@ from lightning_bal.callbacks.pool_pass import PoolSelection
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.utilities.tensorboard import add_layout
 
-__all__ = ["log_selection", "HP_METRIC_SOURCES", "log_step", "val_figures"]
+__all__ = ["log_selection", "HP_METRIC_SOURCES", "log_step", "monitored_value", "val_figures"]
 
 # What `hp_metric` shows in TensorBoard's HParams tab: the latest point of the first of these active learning curves.
 HP_METRIC_SOURCES = ("test_acc", "val_acc")
@@ -149,3 +149,20 @@ def log_selection(
         val_metrics=val_metrics,
         pool_statistics=statistics,
     )
+
+
+def monitored_value(trainer: Trainer, monitor: str) -> float:
+    """Rank zero's value of the logged metric ``monitor`` after validation, on every rank.
+
+    Rank zero's value decides, so every rank acts at the same epoch even if the metric is not synced, and every rank
+    raises together if rank zero has none.
+    """
+    value = trainer.callback_metrics.get(monitor)
+    broadcast = trainer.strategy.broadcast(None if value is None else float(value), src=0)
+    if broadcast is None:
+        available = ", ".join(sorted(trainer.callback_metrics)) or "none"
+        raise RuntimeError(
+            f"`Convergence(monitor={monitor!r})` found no such metric after validation; the logged metrics"
+            f" are: {available}. Log it with `self.log` in `validation_step`."
+        )
+    return float(broadcast)

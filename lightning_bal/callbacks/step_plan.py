@@ -1,0 +1,82 @@
+"""What an active learning step does before and after it scores the pool: how many to label, and whether to stop."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+
+from lightning_bal.annotation.predict import predict_classes
+from lightning_bal.annotation.stopping import StopContext, StoppingCriterion, stop_reasons
+from lightning_bal.callbacks.monitoring import val_figures
+from lightning_bal.data import ActiveDataModule
+
+__all__ = ["QueryPlan", "plan_query", "step_stop_reasons"]
+
+
+class QueryPlan(NamedTuple):
+    """The pool items a step scores and how many of them it labels, or why the run stops instead."""
+
+    candidates: Tensor
+    query_size: int
+    stop_reason: str | None
+
+
+def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int | None) -> QueryPlan:
+    """Plan a step: score ``datamodule.scoring_indices()`` and label at most ``query_size``, within ``label_budget``.
+
+    Items queried from people and not yet answered count as labels already bought. A pool smaller than the query
+    size is labelled whole, with a warning.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.randn(30, 2), torch.arange(30) % 3)
+        >>> datamodule = ActiveDataModule(data, initial_labels=6, seed=0)
+        >>> plan_query(datamodule, query_size=10, label_budget=12).query_size
+        6
+        >>> plan_query(datamodule, query_size=10, label_budget=6).stop_reason
+        'the label budget is spent'
+    """
+    bought = datamodule.num_labelled + len(datamodule.ledger.pending_query)
+    budget_left = None if label_budget is None else label_budget - bought
+    candidates = datamodule.scoring_indices()
+    if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
+        reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
+        return QueryPlan(candidates, 0, reason)
+    if candidates.numel() < query_size:
+        rank_zero_warn(
+            f"The pool to score holds {candidates.numel()} samples, fewer than `query_size={query_size}`:"
+            " labelling all of them; training stops at the next step."
+        )
+    limit = query_size if budget_left is None else budget_left
+    return QueryPlan(candidates, min(query_size, candidates.numel(), limit), None)
+
+
+def step_stop_reasons(
+    criteria: list[StoppingCriterion],
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    datamodule: ActiveDataModule,
+    output: Any,
+    pool_scores: Tensor | None,
+    val_metrics: dict[str, float] | None,
+    figures: dict[str, float],
+) -> list[str]:
+    """Why the stopping ``criteria`` end the run at this step (empty: go on), the same on every rank.
+
+    Each criterion's figures are added to ``figures``. Rank zero alone holds the pool's scores, so any rank's decision
+    stops every rank; then the reasons are rank zero's, or a generic one on the other ranks.
+    """
+
+    def predict(dataset: Any) -> Tensor:
+        return predict_classes(pl_module, datamodule.inputs_dataloader(dataset), output)[0]
+
+    metrics = dict(val_figures(trainer.callback_metrics) if val_metrics is None else val_metrics)
+    context = StopContext(datamodule.num_labelled, datamodule.step, metrics, pool_scores, predict)
+    reasons = stop_reasons(criteria, context, figures)
+    if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
+        return []
+    return reasons or ["another rank's stopping criterion"]
