@@ -18,6 +18,7 @@ from lightning_bal.mc.features import FeatureTap
 from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
 from lightning_bal.mc.modes import switch_modes
+from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
 from lightning_bal.mc.sampling import SampleRunner, call_module, map_tensors
 from lightning_bal.mc.split import MCSplit, split_module
 
@@ -40,89 +41,6 @@ class MCPrediction(NamedTuple):
     indices: Tensor
     log_probs: Any
     scores: Tensor | None
-
-
-def _module_device(module: nn.Module) -> torch.device:
-    for param in module.parameters():
-        return param.device
-    for buffer in module.buffers():
-        return buffer.device
-    return torch.device("cpu")
-
-
-def _to_device(inputs: Any, device: torch.device) -> Any:
-    if isinstance(inputs, Tensor):
-        return inputs.to(device, non_blocking=True)
-    if isinstance(inputs, dict):
-        return {key: _to_device(value, device) for key, value in inputs.items()}
-    if isinstance(inputs, (tuple, list)):
-        return type(inputs)(_to_device(value, device) for value in inputs)
-    return inputs
-
-
-def _unpack(batch: Any, device: torch.device, numbered: int) -> tuple[Any, Tensor]:
-    """``(inputs, dataset_indices)`` of a batch; a batch of inputs alone is numbered from ``numbered`` on."""
-    if isinstance(batch, (tuple, list)) and len(batch) == 2 and _is_index_vector(batch[1], batch[0]):
-        inputs, indices = batch
-    elif isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Tensor):
-        raise TypeError(
-            "Expected each pool batch to be inputs alone or a pair `(inputs, dataset_indices)` with `dataset_indices`"
-            f" an integer tensor [B], but got a second element of dtype {batch[1].dtype} and shape"
-            f" {tuple(batch[1].shape)}: a loader of `(inputs, targets)`? Pass a loader of inputs alone."
-        )
-    else:
-        inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 1 else batch
-        size = _batch_size(inputs)
-        indices = torch.arange(numbered, numbered + size)
-    return _to_device(inputs, device), indices.to(device=device, dtype=torch.int64)
-
-
-def _is_index_vector(value: Any, inputs: Any) -> bool:
-    if not isinstance(value, Tensor) or value.dim() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
-        return False
-    size = _batch_size(inputs, default=value.shape[0])
-    return value.shape[0] == size
-
-
-def _batch_size(inputs: Any, default: int | None = None) -> int:
-    """Rows of the first tensor in ``inputs`` (a tensor, or a tuple/list/dict holding tensors)."""
-    if isinstance(inputs, Tensor) and inputs.dim() > 0:
-        return int(inputs.shape[0])
-    values = inputs.values() if isinstance(inputs, dict) else inputs if isinstance(inputs, (tuple, list)) else []
-    for value in values:
-        if isinstance(value, (Tensor, tuple, list, dict)):
-            return _batch_size(value, default)
-    if default is not None:
-        return default
-    raise TypeError(f"Expected each pool batch to hold a tensor of inputs, but got {type(inputs).__name__}.")
-
-
-class _IndexLedger:
-    """Refuses a dataset index that comes twice within one pass: the sign of a loader of ``(inputs, targets)``."""
-
-    def __init__(self) -> None:
-        self.seen = torch.zeros(0, dtype=torch.bool)
-
-    def check(self, indices: Tensor) -> None:
-        cpu = indices.cpu()
-        if cpu.numel() == 0:
-            return
-        if int(cpu.min()) < 0:
-            raise ValueError(f"Expected non-negative dataset indices, but got {int(cpu.min())}.")
-        top = int(cpu.max()) + 1
-        if top > self.seen.numel():
-            grown = torch.zeros(max(top, 2 * self.seen.numel()), dtype=torch.bool)
-            grown[: self.seen.numel()] = self.seen
-            self.seen = grown
-        unique, counts = torch.unique(cpu, return_counts=True)
-        repeated = torch.cat([unique[counts > 1], unique[self.seen[unique]]]).unique()
-        if repeated.numel():
-            raise ValueError(
-                f"Expected every dataset index to come once per pass, but {repeated[:5].tolist()} came again. The"
-                " loader's second element is read as dataset indices: is it yielding `(inputs, targets)`? Pass a"
-                " loader of inputs alone (numbered in loader order), or `(inputs, dataset_indices)`."
-            )
-        self.seen[unique] = True
 
 
 def _default_budget(device: torch.device) -> int:
@@ -288,15 +206,15 @@ def _iterate(
     dropconnect: float | None,
     features: FeatureTap | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    device = _module_device(module)
+    device = module_device(module)
     budget = memory_budget if memory_budget is not None else _default_budget(device)
     batches = iter(dataloader)
     first = next(batches, None)
     if first is None:
         return
-    if split.unverified and not _same_outputs(module, split.head, _unpack(first, device, 0)[0]):
+    if split.unverified and not _same_outputs(module, split.head, unpack_batch(first, device, 0)[0]):
         split = MCSplit(None, None, module)
-    seen, numbered = _IndexLedger(), 0
+    seen, numbered = IndexLedger(), 0
     plan = _plan(split, dropconnect is not None)
     with ExitStack() as stack:
         # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
@@ -317,7 +235,7 @@ def _iterate(
             return outputs
 
         for batch in itertools.chain([first], batches):
-            inputs, indices = _unpack(batch, device, numbered)
+            inputs, indices = unpack_batch(batch, device, numbered)
             seen.check(indices)
             numbered += indices.numel()
             # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a

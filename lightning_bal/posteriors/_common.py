@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_bal.mc.engine import _IndexLedger, _module_device, _unpack
+from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
 from lightning_bal.mc.sampling import map_tensors
 
 __all__ = ["finish", "input_batches", "stack_samples"]
@@ -16,10 +16,10 @@ __all__ = ["finish", "input_batches", "stack_samples"]
 
 def input_batches(module: nn.Module, dataloader: Iterable[Any]) -> Iterator[tuple[Any, Tensor]]:
     """``(inputs on the model's device, dataset_indices [B])`` of each batch, as the MC engine reads them."""
-    device = _module_device(module)
-    seen, numbered = _IndexLedger(), 0
+    device = module_device(module)
+    seen, numbered = IndexLedger(), 0
     for batch in dataloader:
-        inputs, indices = _unpack(batch, device, numbered)
+        inputs, indices = unpack_batch(batch, device, numbered)
         seen.check(indices)
         numbered += indices.numel()
         yield inputs, indices

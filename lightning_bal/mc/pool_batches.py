@@ -1,0 +1,115 @@
+"""Reading a pool loader's batches: inputs alone or ``(inputs, dataset_indices)``, on the model's device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["IndexLedger", "module_device", "to_device", "unpack_batch"]
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of the module's first parameter (or buffer); the CPU for a module without either.
+
+    Example:
+        >>> module_device(nn.Linear(2, 2))
+        device(type='cpu')
+    """
+    for param in module.parameters():
+        return param.device
+    for buffer in module.buffers():
+        return buffer.device
+    return torch.device("cpu")
+
+
+def to_device(inputs: Any, device: torch.device) -> Any:
+    """Move every tensor in ``inputs`` (nested tuples, lists and dicts) to ``device``; leave anything else as it is.
+
+    Example:
+        >>> to_device({"x": torch.zeros(2), "name": "a"}, torch.device("cpu"))["name"]
+        'a'
+    """
+    if isinstance(inputs, Tensor):
+        return inputs.to(device, non_blocking=True)
+    if isinstance(inputs, dict):
+        return {key: to_device(value, device) for key, value in inputs.items()}
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(to_device(value, device) for value in inputs)
+    return inputs
+
+
+def unpack_batch(batch: Any, device: torch.device, numbered: int) -> tuple[Any, Tensor]:
+    """``(inputs, dataset_indices)`` of a batch; a batch of inputs alone is numbered from ``numbered`` on."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and _is_index_vector(batch[1], batch[0]):
+        inputs, indices = batch
+    elif isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Tensor):
+        raise TypeError(
+            "Expected each pool batch to be inputs alone or a pair `(inputs, dataset_indices)` with `dataset_indices`"
+            f" an integer tensor [B], but got a second element of dtype {batch[1].dtype} and shape"
+            f" {tuple(batch[1].shape)}: a loader of `(inputs, targets)`? Pass a loader of inputs alone."
+        )
+    else:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 1 else batch
+        size = _batch_size(inputs)
+        indices = torch.arange(numbered, numbered + size)
+    return to_device(inputs, device), indices.to(device=device, dtype=torch.int64)
+
+
+def _is_index_vector(value: Any, inputs: Any) -> bool:
+    if not isinstance(value, Tensor) or value.dim() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
+        return False
+    size = _batch_size(inputs, default=value.shape[0])
+    return value.shape[0] == size
+
+
+def _batch_size(inputs: Any, default: int | None = None) -> int:
+    """Rows of the first tensor in ``inputs`` (a tensor, or a tuple/list/dict holding tensors)."""
+    if isinstance(inputs, Tensor) and inputs.dim() > 0:
+        return int(inputs.shape[0])
+    values = inputs.values() if isinstance(inputs, dict) else inputs if isinstance(inputs, (tuple, list)) else []
+    for value in values:
+        if isinstance(value, (Tensor, tuple, list, dict)):
+            return _batch_size(value, default)
+    if default is not None:
+        return default
+    raise TypeError(f"Expected each pool batch to hold a tensor of inputs, but got {type(inputs).__name__}.")
+
+
+class IndexLedger:
+    """Refuses a dataset index that comes twice within one pass: the sign of a loader of ``(inputs, targets)``.
+
+    Example:
+        >>> ledger = IndexLedger()
+        >>> ledger.check(torch.tensor([0, 1]))
+        >>> ledger.check(torch.tensor([1]))
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected every dataset index to come once per pass, but [1] came again. ...
+    """
+
+    def __init__(self) -> None:
+        self.seen = torch.zeros(0, dtype=torch.bool)
+
+    def check(self, indices: Tensor) -> None:
+        """Record a batch's dataset ``indices``; raise if one is negative or came before in this pass."""
+        cpu = indices.cpu()
+        if cpu.numel() == 0:
+            return
+        if int(cpu.min()) < 0:
+            raise ValueError(f"Expected non-negative dataset indices, but got {int(cpu.min())}.")
+        top = int(cpu.max()) + 1
+        if top > self.seen.numel():
+            grown = torch.zeros(max(top, 2 * self.seen.numel()), dtype=torch.bool)
+            grown[: self.seen.numel()] = self.seen
+            self.seen = grown
+        unique, counts = torch.unique(cpu, return_counts=True)
+        repeated = torch.cat([unique[counts > 1], unique[self.seen[unique]]]).unique()
+        if repeated.numel():
+            raise ValueError(
+                f"Expected every dataset index to come once per pass, but {repeated[:5].tolist()} came again. The"
+                " loader's second element is read as dataset indices: is it yielding `(inputs, targets)`? Pass a"
+                " loader of inputs alone (numbered in loader order), or `(inputs, dataset_indices)`."
+            )
+        self.seen[unique] = True
