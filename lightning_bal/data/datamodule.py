@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_bal.data.batched import batched_loader
-from lightning_bal.data.ids import ItemId, check_ids, remap_state
+from lightning_bal.data.ids import ItemId, align_state, check_ids
 from lightning_bal.data.labelling import LabelOperations
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
 from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
@@ -354,7 +354,7 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state_dict).__name__}.")
-        state_dict = self._aligned(state_dict)
+        state_dict = align_state(state_dict, self._ids, len(self))
         ledger = LabelLedger(len(self), self.ledger.task, self.ledger.num_classes)
         ledger.load_state_dict(state_dict)
         missing = [key for key in ("generator_state", "pool_subset", "pool_subset_step") if key not in state_dict]
@@ -385,22 +385,3 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         self.seed = int(seed if seed is not None else self.seed)
         self._pool_subset = subset.tolist()
         self._pool_subset_step = subset_step
-
-    def _aligned(self, state: dict[str, Any]) -> dict[str, Any]:
-        acquired_at = state.get("acquired_at")
-        saved_ids = state.get("ids")
-        if (
-            saved_ids is None
-            and self._ids is None
-            and isinstance(acquired_at, Tensor)
-            and len(acquired_at) >= len(self)
-        ):
-            return state  # same default ids (a larger state fails the ledger's size check with a clear message)
-        if not isinstance(acquired_at, Tensor) or acquired_at.dim() != 1:
-            return state  # the ledger names what is wrong
-        if isinstance(saved_ids, list) and saved_ids == self._ids:
-            return state  # the usual resume: this module's own ids, already checked
-        old_ids = list(range(len(acquired_at))) if saved_ids is None else check_ids("ids", saved_ids, len(acquired_at))
-        if old_ids == self.ids:
-            return state
-        return remap_state(state, old_ids, self.ids)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from lightning_bal.utilities.checks import describe
 
-__all__ = ["ItemId", "check_ids", "id_lookup", "remap_state"]
+__all__ = ["ItemId", "align_state", "check_ids", "id_lookup", "remap_state"]
 
 ItemId = int | str
 
@@ -117,3 +117,30 @@ def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Seque
             moved[key] = new_positions[new_positions >= 0]  # pool subset members that left the dataset drop out
     moved["ids"] = list(new_ids)
     return moved
+
+
+def align_state(state: dict[str, Any], ids: list[ItemId] | None, size: int) -> dict[str, Any]:
+    """A datamodule ``state`` re-mapped onto the items named ``ids`` (``None``: the default ids ``0 .. size-1``).
+
+    A state saved for the same items is returned as it is; one saved for other ids (a re-ordered or grown dataset;
+    states without ids name items by index) goes through :func:`remap_state`. A malformed state is returned as it is,
+    for the ledger's checks to name what is wrong.
+
+    Example:
+        >>> state = {"acquired_at": torch.tensor([0, -1]), "ids": ["a", "b"]}
+        >>> align_state(state, ["b", "a", "c"], 3)["acquired_at"].tolist()
+        [-1, 0, -1]
+    """
+    acquired_at = state.get("acquired_at")
+    saved_ids = state.get("ids")
+    if saved_ids is None and ids is None and isinstance(acquired_at, Tensor) and len(acquired_at) >= size:
+        return state  # same default ids (a larger state fails the ledger's size check with a clear message)
+    if not isinstance(acquired_at, Tensor) or acquired_at.dim() != 1:
+        return state
+    if isinstance(saved_ids, list) and saved_ids == ids:
+        return state  # the usual resume: this module's own ids, already checked
+    old_ids = list(range(len(acquired_at))) if saved_ids is None else check_ids("ids", saved_ids, len(acquired_at))
+    new_ids = list(range(size)) if ids is None else ids
+    if old_ids == new_ids:
+        return state
+    return remap_state(state, old_ids, new_ids)
