@@ -2,8 +2,8 @@ r"""Cold-start selection when D_L is empty or tiny: TypiClust (Hacohen et al., 2
 
 Both need no model predictions, only embeddings (the model's features, or self-supervised embeddings the user
 supplies). Distances are computed in blocks of rows, so no N×N matrix is held; ProbCover keeps its δ-ball graph as
-an edge list (memory O(edges)). They run on the whole pool: the callback gathers the pool's embeddings for them
-(cold start pools are the small ones; BADGE and Core-Set are the methods that never gather).
+an edge list (memory O(edges)). TypiClust runs on the ranks' shards (k-means by per-cluster sums over ranks, one
+cluster's rows gathered per pick); ProbCover's graph spans the whole pool, which the callback gathers for it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional.diversity import GreedySelection, item_uniforms, kmeans_pp, min_sq_distances
+from lightning_bal.utilities.collective import Collective
 
 __all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
 
 _CHUNK = 2048
+#: D_L's rows in TypiClust's clustering are numbered from here: past any dataset index, exact in float64.
+_LABELLED_NUMBERS = 2**40
 
 
 def _blocks(points: Tensor, others: Tensor) -> Iterator[tuple[int, Tensor]]:
@@ -38,8 +41,20 @@ def _as_points(name: str, points: Tensor) -> Tensor:
     return points.flatten(1).double()
 
 
-def kmeans(points: Tensor, num_clusters: int, *, seed: int = 0, max_iter: int = 100) -> tuple[Tensor, Tensor]:
+def kmeans(
+    points: Tensor,
+    num_clusters: int,
+    *,
+    seed: int = 0,
+    max_iter: int = 100,
+    indices: Tensor | None = None,
+    collective: Collective | None = None,
+) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, seeded and deterministic.
+
+    Under DDP each rank passes its shard of ``points`` (with their dataset ``indices``) and a ``collective``: the
+    start is drawn by :func:`~lightning_bal.functional.diversity.kmeans_pp` over all ranks, and each iteration sums
+    the clusters' rows over ranks (``k x D`` numbers); every rank gets its own rows' labels and the same centres.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
@@ -48,22 +63,33 @@ def kmeans(points: Tensor, num_clusters: int, *, seed: int = 0, max_iter: int = 
         tensor(True)
     """
     points = _as_points("points", points)
-    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or not 1 <= num_clusters <= len(points):
+    collective = collective or Collective()
+    indices = torch.arange(len(points)) if indices is None else indices.long()
+    total = int(collective.sum(len(points)))
+    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or not 1 <= num_clusters <= total:
         raise ValueError(
-            f"Expected argument `num_clusters` to be an integer in [1, {len(points)}], but got {num_clusters!r}."
+            f"Expected argument `num_clusters` to be an integer in [1, {total}], but got {num_clusters!r}."
         )
-    centres = points[kmeans_pp(points, num_clusters, seed=seed, first="random").indices]
+    start = kmeans_pp(points, num_clusters, seed=seed, indices=indices, first="random", collective=collective).indices
+    centres = _rows_by_index(points, indices, start, collective)
     labels = torch.full((len(points),), -1, dtype=torch.int64)
     for _ in range(max_iter):
-        new = torch.cat([d2.argmin(1) for _, d2 in _blocks(points, centres)])
-        if torch.equal(new, labels):
+        new = torch.cat([d2.argmin(1) for _, d2 in _blocks(points, centres)] or [labels])
+        if collective.sum(int((new != labels).sum())) == 0:
             break
         labels = new
-        sums = torch.zeros_like(centres).index_add_(0, labels, points)
-        counts = torch.bincount(labels, minlength=num_clusters)
+        sums = collective.all_sum(torch.zeros_like(centres).index_add_(0, labels, points))
+        counts = collective.all_sum(torch.bincount(labels, minlength=num_clusters).double())
         filled = counts > 0  # an empty cluster keeps its centre
-        centres[filled] = sums[filled] / counts[filled].unsqueeze(1).float()
+        centres[filled] = sums[filled] / counts[filled].unsqueeze(1)
     return labels, centres
+
+
+def _rows_by_index(points: Tensor, indices: Tensor, wanted: Tensor, collective: Collective) -> Tensor:
+    """The rows of dataset indices ``wanted``, in that order, on every rank (each held by one rank)."""
+    mine = torch.isin(indices, wanted)
+    rows, held = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
+    return rows[torch.argsort(held)][torch.argsort(torch.argsort(wanted))]
 
 
 def typicality(points: Tensor, k: int = 20) -> Tensor:
@@ -100,20 +126,25 @@ def typiclust(
     k: int = 20,
     seed: int = 0,
     indices: Tensor | None = None,
+    collective: Collective | None = None,
 ) -> GreedySelection:
     r"""TypiClust (TPC-RP): the most typical item of each of the largest clusters that hold no labelled item.
 
     The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters; the clusters holding a labelled
     item are covered; then B times: the largest uncovered cluster gives its most typical item (:func:`typicality`
-    within the cluster) and becomes covered. Ties go to the lower cluster number and the lower index.
+    within the cluster) and becomes covered. Ties go to the lower cluster number and the lower dataset index.
+
+    Under DDP no rank holds the pool: k-means runs over the shards (:func:`kmeans`), and each pick gathers only the
+    chosen cluster's rows, on which every rank computes the same typicalities.
 
     Args:
-        points: ``[N, D]`` pool embeddings.
-        query_size: B, the number of picks.
-        labelled: ``[M, D]`` embeddings of D_L (``None`` or empty at a cold start).
+        points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
+        query_size: B, the number of picks (over all ranks).
+        labelled: ``[M, D]`` embeddings of D_L, the same on every rank (``None`` or empty at a cold start).
         k: neighbours in the typicality (20 in the paper; scikit-activeml's default is 5).
         seed: seeds the k-means start.
         indices: ``[N]`` dataset indices of the rows (default: positions).
+        collective: cross-rank decisions; ``None`` for one process.
 
     Returns:
         :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and their typicality.
@@ -124,36 +155,45 @@ def typiclust(
         tensor([2, 4])
     """
     points = _as_points("points", points)
+    collective = collective or Collective()
     indices = torch.arange(len(points)) if indices is None else indices.long()
     labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= len(points):
-        raise ValueError(
-            f"Expected argument `query_size` to be an integer in [0, {len(points)}], but got {query_size!r}."
-        )
+    total = int(collective.sum(len(points)))
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
+        raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
     if query_size == 0:
         return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
-    everything = torch.cat([points, labelled])
-    num_clusters = min(len(labelled) + query_size, len(everything))
-    labels, _ = kmeans(everything, num_clusters, seed=seed)
+    # D_L joins the clustering once (on rank zero), numbered past any dataset index so its rows draw their own keys.
+    extra = labelled if collective.rank == 0 else labelled[:0]
+    rows = torch.cat([points, extra])
+    row_indices = torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
+    num_clusters = min(len(labelled) + query_size, total + len(labelled))
+    labels, _ = kmeans(rows, num_clusters, seed=seed, indices=row_indices, collective=collective)
     pool_labels = labels[: len(points)]
-    sizes = torch.bincount(labels, minlength=num_clusters).float()
-    sizes[labels[len(points) :].unique()] = 0.0  # covered by D_L
+    sizes = collective.all_sum(torch.bincount(labels, minlength=num_clusters).double())
+    covered = collective.all_sum(torch.bincount(labels[len(points) :], minlength=num_clusters).double()) > 0
+    sizes[covered] = 0.0
     picked = torch.zeros(len(points), dtype=torch.bool)
     picks, scores = [], []
     for t in range(query_size):
         cluster = int(torch.argmax(sizes))
-        members = torch.nonzero((pool_labels == cluster) & ~picked).squeeze(1)
-        if sizes[cluster] <= 0 or members.numel() == 0:
+        mine = (pool_labels == cluster) & ~picked
+        members, member_indices = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
+        if sizes[cluster] <= 0 or member_indices.numel() == 0:
             # No uncovered cluster left (empty clusters): a uniform pick among the rest.
             keys = item_uniforms(seed, t, indices).masked_fill(picked, -1.0)
-            position, score = int(keys.argmax()), float("nan")
+            best = int(keys.argmax()) if len(keys) else None
+            key, number = (float("-inf"), 0) if best is None else (keys[best], indices[best])
+            _, index, _ = collective.argmax(key, number)
+            score = float("nan")
         else:
-            typical = typicality(points[members], k)
+            order = torch.argsort(member_indices)  # as with one process: typicality's ties go to the lower index
+            typical = typicality(members[order], k)
             best = int(torch.argmax(typical))
-            position, score = int(members[best]), float(typical[best])
+            index, score = int(member_indices[order][best]), float(typical[best])
         sizes[cluster] = 0.0
-        picked[position] = True
-        picks.append(int(indices[position]))
+        picked |= indices == index
+        picks.append(index)
         scores.append(score)
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
 

@@ -195,8 +195,8 @@ class CoreSet(EmbeddingHeuristic):
 class TypiClust(EmbeddingHeuristic):
     r"""TypiClust (Hacohen et al., 2022), for the cold start: typical items of the largest uncovered clusters.
 
-    See :func:`~lightning_bal.functional.cold_start.typiclust`. Runs on the whole pool (gathered under DDP), on the
-    model's features or on ``embeddings`` the user supplies (self-supervised ones, as in the paper, when D_L is
+    See :func:`~lightning_bal.functional.cold_start.typiclust`. Under DDP each rank keeps its shard of the pool. Runs on
+    the model's features or on ``embeddings`` the user supplies (self-supervised ones, as in the paper, when D_L is
     empty and the model has learnt nothing yet).
 
     Args:
@@ -215,7 +215,6 @@ class TypiClust(EmbeddingHeuristic):
     name = "typiclust"
     consumes = "outputs"
     needs_labelled_embeddings = True
-    gathers_pool = True
 
     def __init__(
         self,
@@ -240,8 +239,10 @@ class TypiClust(EmbeddingHeuristic):
         labelled: Tensor | None = None,
         collective: Collective | None = None,
     ) -> GreedySelection:
-        """TypiClust on the whole pool's ``embeddings`` (``collective`` is unused: the pool is gathered)."""
-        return typiclust(embeddings, query_size, labelled=labelled, k=self.k, seed=seed, indices=indices)
+        """TypiClust on this rank's ``embeddings``, deciding with the other ranks through ``collective``."""
+        return typiclust(
+            embeddings, query_size, labelled=labelled, k=self.k, seed=seed, indices=indices, collective=collective
+        )
 
 
 class ProbCover(EmbeddingHeuristic):

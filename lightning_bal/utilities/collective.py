@@ -63,6 +63,14 @@ class Collective:
         local = torch.tensor([float(value)], dtype=torch.float64, device=device)
         return float(self.strategy.all_gather(local).sum())
 
+    def all_sum(self, tensor: Tensor) -> Tensor:
+        """The element-wise sum of a same-shape ``tensor`` over ranks, on every rank (for per-cluster sums)."""
+        if self.world_size == 1:
+            return tensor
+        device = getattr(self.strategy, "root_device", torch.device("cpu"))
+        gathered = self.strategy.all_gather(tensor.to(device))
+        return gathered.reshape(self.world_size, *tensor.shape).sum(0).to(tensor.device)
+
     def share(self, row: Tensor | None, owner: int) -> Tensor:
         """``row`` of rank ``owner`` on every rank (other ranks pass ``None``)."""
         if self.world_size == 1:

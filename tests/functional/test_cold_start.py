@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_bal.functional.cold_start import coverage, kmeans, probcover, purity, typicality, typiclust
+from tests.helpers.thread_ranks import ThreadRanks
 
 
 def _blobs(sizes, seed=0, spread=0.3, dim=2):
@@ -44,6 +45,34 @@ def test_typiclust_picks_the_most_typical_item_of_the_largest_uncovered_clusters
     for p in picks:
         members = torch.nonzero(_blob_ids() == _blob_of(p)).squeeze(1)
         assert int(p) == int(members[typicality(x[members], 5).argmax()])
+
+
+@pytest.mark.parametrize(("world_size", "labelled"), [(2, 0), (3, 1), (3, 4)])
+def test_typiclust_on_shards_selects_what_one_process_selects(world_size, labelled):
+    """No rank holds the pool: k-means sums clusters over ranks, and each pick gathers one cluster's rows."""
+    x = _blobs([10, 50, 30, 20, 25], spread=1.0, dim=3)
+    indices = torch.randperm(len(x), generator=torch.Generator().manual_seed(1)) + 500
+    known = x[:labelled] + 0.1
+    expected = typiclust(x, 6, labelled=known, k=5, seed=4, indices=indices)
+    shards = [torch.arange(rank, len(x), world_size) for rank in range(world_size)]
+
+    def select(rank, collective):
+        shard = shards[rank]
+        return typiclust(x[shard], 6, labelled=known, k=5, seed=4, indices=indices[shard], collective=collective)
+
+    for got in ThreadRanks(world_size).run(select):
+        assert torch.equal(got.indices, expected.indices)
+        torch.testing.assert_close(got.scores, expected.scores)
+
+
+def test_kmeans_on_shards_gives_each_rank_its_rows_labels_and_the_same_centres():
+    x = _blobs([20, 30, 40], spread=0.8)
+    labels, centres = kmeans(x, 3, seed=2)
+    shards = [torch.arange(rank, len(x), 2) for rank in range(2)]
+    results = ThreadRanks(2).run(lambda rank, c: kmeans(x[shards[rank]], 3, seed=2, indices=shards[rank], collective=c))
+    for shard, (got_labels, got_centres) in zip(shards, results, strict=True):
+        assert torch.equal(got_labels, labels[shard])
+        torch.testing.assert_close(got_centres, centres)
 
 
 def _blob_ids():
