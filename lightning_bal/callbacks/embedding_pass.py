@@ -102,11 +102,6 @@ def select_from_embeddings(
             # In dataset-index order, as with one process: selections must not depend on the sharding.
             order = torch.argsort(collective.gather_rows(local_indices))
             labelled = collective.gather_rows(local_labelled)[order]
-    if heuristic.gathers_pool:
-        # Cold-start methods cluster the whole pool: every rank gathers it and runs the same deterministic selection.
-        embeddings, indices = collective.gather_rows(embeddings), collective.gather_rows(indices)
-        order = torch.argsort(indices)
-        embeddings, indices, collective = embeddings[order], indices[order], Collective()
     return heuristic.select_embeddings(
         embeddings,
         query_size,

@@ -198,31 +198,51 @@ def typiclust(
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
 
 
-def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor) -> Tensor:
+def purity(
+    points: Tensor,
+    pseudo_labels: Tensor,
+    deltas: Tensor,
+    *,
+    collective: Collective | None = None,
+) -> Tensor:
     r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
 
     Computed from each point's distance to the nearest point of another pseudo-label (the ball is pure iff that
-    distance exceeds δ), in one blocked pass for all radii.
+    distance exceeds δ), in one blocked pass for all radii. Under DDP each rank passes its shard and a
+    ``collective``: the shards visit every rank in turn, and the share is summed over ranks.
 
     Example:
         >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
         tensor([1.0000, 1.0000, 0.3333])
     """
     points = _as_points("points", points)
-    impure = torch.empty(len(points), dtype=torch.float64)
-    for start, d2 in _blocks(points, points):
-        other = pseudo_labels[start : start + d2.shape[0]].unsqueeze(1) != pseudo_labels.unsqueeze(0)
-        impure[start : start + d2.shape[0]] = d2.masked_fill(~other, float("inf")).min(1).values.sqrt()
-    return (impure.unsqueeze(0) > deltas.double().unsqueeze(1)).float().mean(1)
+    collective = collective or Collective()
+    impure = torch.full((len(points),), float("inf"), dtype=torch.float64)
+    for others, other_labels in _each_rank(collective, points, pseudo_labels):
+        for start, d2 in _blocks(points, others):
+            same = pseudo_labels[start : start + d2.shape[0]].unsqueeze(1) == other_labels.unsqueeze(0)
+            nearest = d2.masked_fill(same, float("inf")).min(1).values.sqrt() if d2.shape[1] else impure[:0]
+            rows = slice(start, start + d2.shape[0])
+            impure[rows] = torch.minimum(impure[rows], nearest)
+    pure = (impure.unsqueeze(0) > deltas.double().unsqueeze(1)).double().sum(1)
+    return (collective.all_sum(pure) / collective.sum(len(points))).float()
 
 
 def purity_radius(
-    points: Tensor, num_classes: int, *, alpha: float = 0.95, deltas: Tensor | None = None, seed: int = 0
+    points: Tensor,
+    num_classes: int | None,
+    *,
+    alpha: float = 0.95,
+    deltas: Tensor | None = None,
+    seed: int = 0,
+    indices: Tensor | None = None,
+    collective: Collective | None = None,
 ) -> float:
     """ProbCover's radius: the largest of ``deltas`` (ascending, up to the first that fails) with purity >= ``alpha``.
 
     Purity is taken w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest
-    radius fails, it is returned (as scikit-activeml does, which warns).
+    radius fails, it is returned (as scikit-activeml does, which warns). Under DDP, ``points`` is this rank's shard
+    (numbered by ``indices``), with a ``collective``.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
@@ -234,23 +254,30 @@ def purity_radius(
             f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
         )
     points = _as_points("points", points)
+    collective = collective or Collective()
     deltas = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else deltas.double().sort().values
-    pseudo, _ = kmeans(points, min(num_classes, len(points)), seed=seed)
-    failing = torch.nonzero(purity(points, pseudo, deltas) < alpha)
+    clusters = min(num_classes, int(collective.sum(len(points))))
+    pseudo, _ = kmeans(points, clusters, seed=seed, indices=indices, collective=collective)
+    failing = torch.nonzero(purity(points, pseudo, deltas, collective=collective) < alpha)
     last = (int(failing[0]) if failing.numel() else len(deltas)) - 1
     return float(deltas[max(last, 0)])
 
 
-def _graph(points: Tensor, delta: float) -> tuple[Tensor, Tensor]:
-    """CSR ``(row_pointers [N + 1], neighbours [E])`` of the δ-ball graph (self-loops included)."""
-    neighbours, counts = [], []
-    for _, d2 in _blocks(points, points):
-        rows, cols = torch.nonzero(d2 <= delta**2, as_tuple=True)
-        neighbours.append(cols)
-        counts.append(torch.bincount(rows, minlength=d2.shape[0]))
-    pointers = torch.zeros(len(points) + 1, dtype=torch.int64)
-    pointers[1:] = torch.cumsum(torch.cat(counts), 0)
-    return pointers, torch.cat(neighbours)
+def _each_rank(collective: Collective, rows: Tensor, labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    """Every rank's ``(rows, labels)`` in turn, on every rank: one shard held at a time, never the whole pool."""
+    for owner in range(collective.world_size):
+        mine = owner == collective.rank
+        shared = collective.share(torch.cat([rows, labels.double().unsqueeze(1)], 1) if mine else None, owner)
+        yield shared[:, :-1], shared[:, -1].long()
+
+
+def _count_within(points: Tensor, others: Tensor, delta: float) -> Tensor:
+    """For each of ``points``, how many of ``others`` lie within ``delta`` ``[N]`` (blocked: no N×M matrix)."""
+    counts = torch.zeros(len(points), dtype=torch.float64)
+    for start in range(0, len(others), _CHUNK):
+        for row, d2 in _blocks(points, others[start : start + _CHUNK]):
+            counts[row : row + d2.shape[0]] += (d2 <= delta**2).sum(1)
+    return counts
 
 
 def probcover(
@@ -264,24 +291,30 @@ def probcover(
     deltas: Tensor | None = None,
     seed: int = 0,
     indices: Tensor | None = None,
+    collective: Collective | None = None,
 ) -> GreedySelection:
     r"""ProbCover: greedy maximum coverage of the pool by δ-balls around the picks.
 
     Each pick is the item whose δ-ball holds the most points not yet covered by a ball of D_L or of an earlier
-    pick (ties: the lower index). Without ``delta``, the radius is the largest of ``deltas`` (ascending, stopping at
-    the first failure) whose :func:`purity` w.r.t. a k-means clustering into ``num_classes`` clusters is at least
-    ``alpha``, as in the paper and scikit-activeml.
+    pick (ties: the lower dataset index). Without ``delta``, the radius is the largest of ``deltas`` (ascending,
+    stopping at the first failure) whose :func:`purity` w.r.t. a k-means clustering into ``num_classes`` clusters
+    is at least ``alpha``, as in the paper and scikit-activeml.
+
+    Under DDP no rank holds the pool: each rank counts its items' uncovered neighbours shard by shard (one shard
+    held at a time), a pick is the best count over ranks, and only the points it newly covers (its ball) are
+    gathered, so every rank can lower its counts. Counts are integers: one process and several pick the same.
 
     Args:
-        points: ``[N, D]`` pool embeddings.
-        query_size: number of picks.
-        labelled: ``[M, D]`` embeddings of D_L (``None`` or empty at a cold start).
+        points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
+        query_size: number of picks (over all ranks).
+        labelled: ``[M, D]`` embeddings of D_L, the same on every rank (``None`` or empty at a cold start).
         delta: the ball radius; ``None`` to choose it by purity.
         num_classes: clusters of the purity test (needed when ``delta`` is ``None``).
         alpha: the purity required.
         deltas: candidate radii (default ``0.2, 0.4, ..., 2.0``, scikit-activeml's).
         seed: seeds the k-means of the purity test.
         indices: ``[N]`` dataset indices of the rows (default: positions).
+        collective: cross-rank decisions; ``None`` for one process.
 
     Returns:
         :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and the number of newly
@@ -293,39 +326,50 @@ def probcover(
         GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
     """
     points = _as_points("points", points)
+    collective = collective or Collective()
     indices = torch.arange(len(points)) if indices is None else indices.long()
     labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= len(points):
-        raise ValueError(
-            f"Expected argument `query_size` to be an integer in [0, {len(points)}], but got {query_size!r}."
-        )
-    everything = torch.cat([points, labelled])
+    total = int(collective.sum(len(points)))
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
+        raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
     if delta is None:
-        delta = purity_radius(everything, num_classes, alpha=alpha, deltas=deltas, seed=seed)  # type: ignore[arg-type]
+        # The radius is chosen on the pool and D_L together; D_L joins on rank zero only, numbered past the pool.
+        extra = labelled if collective.rank == 0 else labelled[:0]
+        numbers = torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
+        everything = torch.cat([points, extra])
+        delta = purity_radius(
+            everything,
+            num_classes,
+            alpha=alpha,
+            deltas=deltas,
+            seed=seed,
+            indices=numbers,
+            collective=collective,
+        )
     if not delta >= 0:
         raise ValueError(f"Expected argument `delta` to be a non-negative float, but got {delta!r}.")
-    pointers, neighbours = _graph(everything, delta)
-    covered = torch.zeros(len(everything), dtype=torch.bool)
-    for row in range(len(points), len(everything)):
-        covered[neighbours[pointers[row] : pointers[row + 1]]] = True
-    # Uncovered neighbours of each pool item; the graph is symmetric, so newly covered points update their
-    # neighbours' counts.
-    owners = torch.repeat_interleave(torch.arange(len(everything)), pointers[1:] - pointers[:-1])
-    counts = torch.zeros(len(everything)).index_add_(0, owners, (~covered[neighbours]).float())[: len(points)]
+    covered = (
+        min_sq_distances(points, labelled) <= delta**2 if len(labelled) else torch.zeros(len(points), dtype=torch.bool)
+    )
+    counts = torch.zeros(len(points), dtype=torch.float64)
+    for others, _ in _each_rank(collective, points[~covered], indices[~covered]):
+        counts += _count_within(points, others, delta)
     picked = torch.zeros(len(points), dtype=torch.bool)
     picks, scores = [], []
     for _ in range(query_size):
-        position = int(torch.argmax(counts.masked_fill(picked, -1.0)))
-        ball = neighbours[pointers[position] : pointers[position + 1]]
-        new = ball[~covered[ball]]
-        scores.append(float(new.numel()))
-        covered[new] = True
-        for point in new.tolist():
-            around = neighbours[pointers[point] : pointers[point + 1]]
-            around = around[around < len(points)]
-            counts.index_add_(0, around, torch.full((around.numel(),), -1.0))
-        picked[position] = True
-        picks.append(int(indices[position]))
+        keys = counts.masked_fill(picked, -1.0)
+        best = keys.max() if len(keys) else torch.tensor(float("-inf"))
+        number = indices[keys == best].min() if len(keys) else torch.tensor(0)
+        _, index, owner = collective.argmax(best, number)
+        mine = indices == index
+        centre = collective.share(points[mine][0] if owner == collective.rank else None, owner)
+        new = ~covered & (min_sq_distances(points, centre.unsqueeze(0)) <= delta**2)
+        ball = collective.gather_rows(points[new])
+        scores.append(float(len(ball)))
+        covered |= new
+        counts -= _count_within(points, ball, delta)
+        picked |= mine
+        picks.append(index)
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
 
 

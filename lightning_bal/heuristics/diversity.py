@@ -28,8 +28,6 @@ class EmbeddingHeuristic(Heuristic):
     Attributes:
         needs_embeddings: Always ``True``: the pool pass takes features for this heuristic.
         needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
-        gathers_pool: Whether :meth:`select_embeddings` needs the whole pool on one process (the cold-start methods):
-            the pool pass then gathers the embeddings on every rank; otherwise each rank keeps its shard.
 
     Args:
         layer: name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
@@ -42,7 +40,6 @@ class EmbeddingHeuristic(Heuristic):
 
     needs_embeddings: ClassVar[bool] = True
     needs_labelled_embeddings: ClassVar[bool] = False
-    gathers_pool: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -269,7 +266,6 @@ class ProbCover(EmbeddingHeuristic):
     name = "probcover"
     consumes = "outputs"
     needs_labelled_embeddings = True
-    gathers_pool = True
 
     def __init__(
         self,
@@ -304,7 +300,7 @@ class ProbCover(EmbeddingHeuristic):
         labelled: Tensor | None = None,
         collective: Collective | None = None,
     ) -> GreedySelection:
-        """ProbCover on the whole pool's ``embeddings`` (``collective`` is unused: the pool is gathered)."""
+        """ProbCover on this rank's ``embeddings``, deciding with the other ranks through ``collective``."""
         return probcover(
             embeddings,
             query_size,
@@ -314,4 +310,5 @@ class ProbCover(EmbeddingHeuristic):
             alpha=self.alpha,
             seed=seed,
             indices=indices,
+            collective=collective,
         )

@@ -65,6 +65,34 @@ def test_typiclust_on_shards_selects_what_one_process_selects(world_size, labell
         torch.testing.assert_close(got.scores, expected.scores)
 
 
+@pytest.mark.parametrize(("world_size", "labelled", "delta"), [(2, 0, 1.0), (3, 2, 1.5), (3, 1, None)])
+def test_probcover_on_shards_selects_what_one_process_selects(world_size, labelled, delta):
+    """Counts travel shard by shard and each pick gathers only its ball: the same picks and newly covered counts."""
+    x = _blobs([10, 50, 30, 20, 25], spread=1.0, dim=3)
+    indices = torch.randperm(len(x), generator=torch.Generator().manual_seed(2)) + 100
+    known = x[:labelled] + 0.1
+    kwargs = {"labelled": known, "delta": delta, "num_classes": 5, "seed": 3}
+    expected = probcover(x, 7, indices=indices, **kwargs)
+    shards = [torch.arange(rank, len(x), world_size) for rank in range(world_size)]
+
+    def select(rank, collective):
+        return probcover(x[shards[rank]], 7, indices=indices[shards[rank]], collective=collective, **kwargs)
+
+    for got in ThreadRanks(world_size).run(select):
+        assert torch.equal(got.indices, expected.indices)
+        assert torch.equal(got.scores, expected.scores)
+
+
+def test_purity_on_shards_is_the_purity_of_the_pool():
+    x = _blobs([20, 30, 40], spread=1.2)
+    labels = torch.arange(len(x)) % 3
+    deltas = torch.tensor([0.1, 0.5, 1.0, 3.0])
+    shards = [torch.arange(rank, len(x), 2) for rank in range(2)]
+    results = ThreadRanks(2).run(lambda rank, c: purity(x[shards[rank]], labels[shards[rank]], deltas, collective=c))
+    for got in results:
+        torch.testing.assert_close(got, purity(x, labels, deltas))
+
+
 def test_kmeans_on_shards_gives_each_rank_its_rows_labels_and_the_same_centres():
     x = _blobs([20, 30, 40], spread=0.8)
     labels, centres = kmeans(x, 3, seed=2)
