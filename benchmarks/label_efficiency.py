@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_bal.experiments import (
+    COLD_STARTS,
     Curve,
     DropoutCNN,
     ExperimentResult,
@@ -190,7 +191,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     add_protocol_arguments(parser)
-    parser.add_argument("--initial", choices=["balanced", "random"], default="balanced", help="how D_L starts")
+    parser.add_argument(
+        "--initial",
+        choices=["balanced", "random", "typiclust", "probcover"],
+        default="balanced",
+        help="how D_L starts: balanced over the classes, a uniform draw, or a cold start on PCA embeddings",
+    )
     parser.add_argument(
         "--pool-size", type=int, default=None, help="D_L and D_U: a fixed random subset of the training split"
     )
@@ -254,6 +260,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
         protocol = protocol_from_arguments(
             args,
             balanced_initial=args.initial == "balanced",
+            cold_start=args.initial if args.initial in COLD_STARTS else None,
             pool_size=args.pool_size,
             risk_weights="lure" if weighting else None,
         )

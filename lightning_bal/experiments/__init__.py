@@ -4,6 +4,7 @@ Not imported by ``import lightning_bal``; plotting needs matplotlib and the digi
 ``examples`` extra).
 """
 
+from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels, pixel_embeddings
 from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_reach, mean_and_spread
 from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digits, load_mnist, read_idx
 from lightning_bal.experiments.experiment import Experiment, ExperimentResult, History
@@ -11,6 +12,7 @@ from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, 
 from lightning_bal.experiments.protocol import PaperProtocol, add_protocol_arguments, protocol_from_arguments
 
 __all__ = [
+    "COLD_STARTS",
     "MNIST_ENV",
     "MNIST_FILES",
     "NETWORKS",
@@ -23,6 +25,7 @@ __all__ = [
     "Standardize",
     "add_protocol_arguments",
     "area_under_curve",
+    "cold_start_labels",
     "digits_cnn",
     "gal_cnn",
     "kirsch_cnn",
@@ -30,6 +33,7 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "mean_and_spread",
+    "pixel_embeddings",
     "protocol_from_arguments",
     "read_idx",
 ]

@@ -20,6 +20,7 @@ from torch.utils.data import TensorDataset
 
 from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.experiments.cold_start import cold_start_labels
 from lightning_bal.experiments.experiment import Experiment
 
 __all__ = ["PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"]
@@ -39,6 +40,8 @@ class PaperProtocol:
         budget: stop once D_L holds this many samples.
         initial_labels: size of the initial D_L.
         balanced_initial: the initial D_L holds as many samples of every class (else a uniform draw).
+        cold_start: choose the initial D_L with ``"typiclust"`` or ``"probcover"`` on PCA embeddings of the pixels
+            (:func:`~lightning_bal.experiments.cold_start.cold_start_labels`) instead.
         query_size: labels per step.
         iterations: K, the MC samples (the papers used 100).
         epochs_per_step: without ``val_size``, the epochs trained per step.
@@ -66,6 +69,7 @@ class PaperProtocol:
     budget: int = 300
     initial_labels: int = 20
     balanced_initial: bool = True
+    cold_start: Literal["typiclust", "probcover"] | None = None
     query_size: int = 10
     iterations: int = 20
     epochs_per_step: int = 5
@@ -93,11 +97,11 @@ class PaperProtocol:
         if self.val_size or self.pool_size is not None:
             pool_end = None if self.pool_size is None else self.val_size + self.pool_size
             train_set = _subset(train_set, order[self.val_size : pool_end].sort().values)
-        return ActiveDataModule(
+        datamodule = ActiveDataModule(
             train_set,
             val_dataset=val_set,
             test_dataset=test_set,
-            initial_labels=self.initial_labels,
+            initial_labels=0 if self.cold_start else self.initial_labels,
             balanced_initial=self.balanced_initial,
             batch_size=self.batch_size,
             train_samples_per_epoch=self.samples_per_epoch,
@@ -106,6 +110,12 @@ class PaperProtocol:
             max_pool_size=self.max_pool_size,
             seed=seed,
         )
+        if self.cold_start is not None:
+            inputs, targets = train_set.tensors[:2]
+            classes = int(targets.max()) + 1
+            picks = cold_start_labels(datamodule, inputs, self.cold_start, self.initial_labels, classes, seed)
+            datamodule.label(picks)
+        return datamodule
 
     def callback_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~lightning_bal.ActiveLearningCallback` beside the heuristic and the seed."""

@@ -1,0 +1,75 @@
+"""The first labelled set of a run chosen by a cold-start heuristic (TypiClust, ProbCover) instead of at random.
+
+At a cold start the model has learnt nothing, so its features say little; the papers cluster self-supervised
+embeddings. None install offline, so the experiments take the stand-in that does: a PCA of the training inputs'
+pixels, each embedding scaled to unit norm (the scale ProbCover's default radii of 0.2-2.0 assume). It is a weaker
+representation than SimCLR's, and the benchmark tables say so.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from lightning_bal.callbacks.embedding_pass import initial_selection
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.heuristics import ProbCover, TypiClust
+
+__all__ = ["COLD_STARTS", "cold_start_labels", "pixel_embeddings"]
+
+COLD_STARTS = ("typiclust", "probcover")
+
+
+def pixel_embeddings(inputs: Tensor, dims: int = 50, seed: int = 0) -> Tensor:
+    """Unit-norm embeddings ``[N, dims]`` of ``inputs`` ``[N, ...]`` from a seeded randomised PCA of the pixels.
+
+    The centred pixels are projected on the top ``dims`` principal directions, then each row is scaled to unit norm.
+
+    Example:
+        >>> x = torch.randn(100, 1, 8, 8)
+        >>> e = pixel_embeddings(x, dims=5)
+        >>> e.shape, bool(torch.allclose(e.norm(dim=1), torch.ones(100)))
+        (torch.Size([100, 5]), True)
+    """
+    flat = inputs.flatten(1).double()
+    if not 1 <= dims <= min(flat.shape):
+        raise ValueError(f"Expected argument `dims` to be in [1, {min(flat.shape)}], but got {dims}.")
+    centred = flat - flat.mean(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _, _, directions = torch.pca_lowrank(centred, q=dims, center=False)
+    projected = centred @ directions
+    return (projected / projected.norm(dim=1, keepdim=True).clamp_min(1e-12)).float()
+
+
+def cold_start_labels(
+    datamodule: ActiveDataModule,
+    inputs: Tensor,
+    method: Literal["typiclust", "probcover"],
+    count: int,
+    num_classes: int,
+    seed: int,
+) -> Tensor:
+    """Dataset indices of ``count`` items chosen by ``method`` on :func:`pixel_embeddings` of ``inputs``.
+
+    ``inputs`` are the datamodule's training inputs, row for row. TypiClust uses the paper's 20 neighbours; ProbCover
+    chooses its radius by purity against ``num_classes`` clusters. Label them with ``datamodule.label``.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> x = torch.cat([torch.randn(30, 4) - 3, torch.randn(30, 4) + 3])
+        >>> dm = ActiveDataModule(TensorDataset(x, torch.arange(60) // 30), seed=0)
+        >>> picks = cold_start_labels(dm, x, "typiclust", 2, num_classes=2, seed=0)
+        >>> sorted(int(i) // 30 for i in picks)  # one from each cluster
+        [0, 1]
+    """
+    embeddings = pixel_embeddings(inputs, dims=min(50, *inputs.flatten(1).shape), seed=seed)
+    if method == "typiclust":
+        heuristic: TypiClust | ProbCover = TypiClust(embeddings=embeddings)
+    elif method == "probcover":
+        heuristic = ProbCover(num_classes=num_classes, embeddings=embeddings)
+    else:
+        raise ValueError(f"Expected argument `method` to be one of {COLD_STARTS}, but got {method!r}.")
+    return initial_selection(datamodule, heuristic, count, seed=seed)
