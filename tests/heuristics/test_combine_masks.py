@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
+from lightning_bal.callbacks.setup_probe import PROBE_ITEMS
 from lightning_bal.functional import bald, entropy, variance
 from lightning_bal.functional.outputs import Masked
 from lightning_bal.heuristics import BALD, CombineHeuristics, Entropy, Margin, PowerBALD, Variance
@@ -140,6 +141,9 @@ def test_combined_masked_heads_through_the_callback(tmp_path):
         TwoHeadTagger(), datamodule=dm
     )
     assert dm.num_labelled == 10
+    # The first call is the setup probe, on the first pool items (see `callbacks/setup_probe.py`).
+    assert len(recorded[0][1]) == PROBE_ITEMS
+    recorded = recorded[1:]
     assert sum(len(scores) for _, scores in recorded) == pool.numel()
     assert any(not bool(tags.mask.all()) for (tags, _), _ in recorded), "no batch was padded"
     for (tags, values), scores in recorded:
