@@ -9,6 +9,10 @@ from the datamodule's declared ``task``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import lightning.pytorch as pl
 import torch
 from torch import nn
 
@@ -16,10 +20,30 @@ from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import CombineHeuristics, Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
 
-__all__ = ["PROBE_ITEMS", "check_task", "probe_heuristic"]
+if TYPE_CHECKING:
+    from lightning_bal.callbacks.evaluation import StepEvaluation
+
+__all__ = ["PROBE_ITEMS", "check_outputs", "check_task", "probe_heuristic"]
 
 #: How many pool items the probe scores.
 PROBE_ITEMS = 2
+
+
+def check_outputs(
+    module: pl.LightningModule,
+    datamodule: ActiveDataModule,
+    heuristic: Heuristic,
+    posterior: Posterior,
+    evaluations: Sequence[StepEvaluation],
+    seed: int,
+) -> None:
+    """The callback's checks at fit start: each evaluation's ``check_model``, then :func:`probe_heuristic`."""
+    for evaluation in evaluations:
+        # A posterior of its own (an ensemble, SWAG) need not sample through `forward`: only MC-Dropout's
+        # samples are `forward`'s outputs, so only there does checking `forward` check what is evaluated.
+        if not evaluation.needs_mc or isinstance(posterior, MCDropout):
+            evaluation.check_model(module, datamodule)
+    probe_heuristic(module, datamodule, heuristic, posterior, seed)
 
 
 def probe_heuristic(
