@@ -7,7 +7,7 @@ background (0) or the digit's class plus one (1..10) where the digit's ink is ab
 MNIST files in ``../shared/data/mnist`` (or ``--mnist``; nothing is downloaded). A small encoder-decoder with
 ``Dropout2d`` outputs ``[B, 11, 40, 40]`` logits; BALD scores each pixel and reduces the pixel scores of an image
 with ``--reduction`` (``mean``, ``sum``, ``max`` or ``topq``). ``SegmentationIoU`` logs the validation mean IoU
-against the number of labelled images (TensorBoard under ``outputs/segmentation``).
+against the number of labelled images (TensorBoard under ``outputs/segmentation/seed<s>/<heuristic>``).
 """
 
 from __future__ import annotations
