@@ -33,6 +33,7 @@ from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, monitored_value, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
 from lightning_bal.callbacks.resume import legacy_state, replay_skipped_validation, resume_stage
+from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
 from lightning_bal.callbacks.step_plan import plan_query, step_stop_reasons
@@ -180,11 +181,8 @@ class ActiveLearningCallback(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for evaluation in self.evaluations:
-            # A posterior of its own (an ensemble, SWAG) need not sample through `forward`: only MC-Dropout's
-            # samples are `forward`'s outputs, so only there does checking `forward` check what is evaluated.
-            if not evaluation.needs_mc or isinstance(self.posterior, MCDropout):
-                evaluation.check_model(pl_module, require_datamodule(trainer))
+        datamodule = require_datamodule(trainer)
+        check_outputs(pl_module, datamodule, self.heuristic, self.posterior, self.evaluations, self._run_seed)
         if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:

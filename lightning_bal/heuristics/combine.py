@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from lightning_bal.functional.outputs import OutputKey, select_output
+from lightning_bal.functional.outputs import Masked, OutputKey, sample_mask, select_output
 from lightning_bal.heuristics.base import Heuristic
 
 __all__ = ["CombineHeuristics"]
@@ -23,11 +23,19 @@ class CombineHeuristics(Heuristic):
     The combined score is therefore always higher-is-better. Scores are not rescaled: choose weights that put
     them on comparable scales. ``needs_mc_samples`` is True, as MC samples suit every member.
 
+    With ``mask``, the model also returns a bool validity mask over the positions of each item (padding tokens, void
+    pixels; see ``docs/tasks.md``): each masked member then reduces its per-position scores over the valid positions
+    only, with its own ``reduction``, before the scores are combined. :meth:`transform` hands a masked member a
+    :class:`~lightning_bal.functional.outputs.Masked` pair, and :meth:`score` takes one by hand too.
+
     Args:
         heuristics: Pointwise heuristics, one per model output; each transforms its output as it declares (class
-            log-probabilities, or raw outputs for regression heuristics).
+            log-probabilities, or raw outputs for regression heuristics). A member does not name a ``mask`` of its
+            own: give it here.
         weights: Non-negative finite weights, one per heuristic, not all zero (default: all 1).
         outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...).
+        mask: The model output holding the validity mask ``[B, ...]``: one key for every member, or one key (or
+            ``None``, unmasked) per member. It is none of ``outputs``. Default: no mask.
 
     Example:
         >>> import torch
@@ -36,6 +44,16 @@ class CombineHeuristics(Heuristic):
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> combined.score([log_probs, log_probs])
         tensor([0.0000, 0.1840])
+
+        Per-token scores of two heads, without the padding (the second item's last token):
+
+        >>> from lightning_bal.heuristics import Variance
+        >>> tags = torch.tensor([[0.5, 0.5], [0.9, 0.1]]).log()[None, :, :, None].expand(2, 2, 2, 2)  # [N, K, C, T]
+        >>> values = torch.tensor([[[1.0, 0.0], [3.0, 0.0]], [[1.0, 0.0], [1.0, 4.0]]])  # [N, K, T]
+        >>> valid = torch.tensor([[[True, False]] * 2, [[True, False]] * 2])  # [N, K, T], as the engine yields it
+        >>> masked = CombineHeuristics([BALD(), Variance()], outputs=["tags", "values"], mask="valid")
+        >>> masked.score(masked.transform({"tags": tags, "values": values, "valid": valid}))
+        tensor([0.5509, 0.0509])
     """
 
     name: ClassVar[str] = "combine"
@@ -46,6 +64,7 @@ class CombineHeuristics(Heuristic):
         heuristics: Sequence[Heuristic],
         weights: Sequence[float] | None = None,
         outputs: Sequence[OutputKey] | None = None,
+        mask: OutputKey | Sequence[OutputKey | None] | None = None,
     ) -> None:
         super().__init__()
         if (
@@ -71,7 +90,7 @@ class CombineHeuristics(Heuristic):
             )
         if outputs is not None and (isinstance(outputs, (str, bytes)) or not isinstance(outputs, Sequence)):
             raise TypeError(f"Expected argument `outputs` to be a sequence of output names, but got {outputs!r}.")
-        keys = list(range(len(heuristics))) if outputs is None else list(outputs)
+        keys: list[OutputKey] = list(range(len(heuristics))) if outputs is None else list(outputs)
         if any(isinstance(key, bool) or not isinstance(key, (int, str)) for key in keys):
             raise TypeError(f"Expected argument `outputs` to hold tuple positions or dict keys, but got {outputs!r}.")
         if len(keys) != len(heuristics) or len(set(keys)) != len(keys):
@@ -79,16 +98,33 @@ class CombineHeuristics(Heuristic):
                 f"Expected argument `outputs` to name {len(heuristics)} distinct outputs, one per heuristic,"
                 f" but got {outputs!r}."
             )
+        named = [h.mask for h in heuristics if getattr(h, "mask", None) is not None]
+        if named:
+            raise ValueError(
+                f"Expected the members of `heuristics` to name no `mask` of their own, but got mask={named[0]!r}:"
+                f" give it to `CombineHeuristics(mask={named[0]!r})`, which reads it from the model's outputs."
+            )
         self.heuristics = list(heuristics)
         self.weights = [w / sum(weights) for w in weights]
         self.outputs = keys
+        self.masks = _check_masks(mask, keys)
 
     def transform(self, outputs: Any) -> list[Any]:
-        """Each member's input: its output of the model, transformed as the member declares."""
-        return [h.transform(select_output(outputs, key)) for h, key in zip(self.heuristics, self.outputs, strict=True)]
+        """Each member's input: its output of the model, transformed as the member declares, and its mask if any."""
+        inputs = []
+        for heuristic, key, mask_key in zip(self.heuristics, self.outputs, self.masks, strict=True):
+            values = heuristic.transform(select_output(outputs, key))
+            if mask_key is not None:
+                values = Masked(values, sample_mask(select_output(outputs, mask_key), mask_key))
+            inputs.append(values)
+        return inputs
 
-    def score(self, log_probs: Sequence[Tensor]) -> Tensor:
-        """One tensor per output (each ``[N, K, C, ...]``, or ``[N, K, ...]`` for regression) to ``[N]`` scores."""
+    def score(self, log_probs: Sequence[Tensor | Masked]) -> Tensor:
+        """One input per output to ``[N]`` scores.
+
+        Each input is ``[N, K, C, ...]`` log-probabilities, ``[N, K, ...]`` raw outputs for regression, or a ``Masked``
+        pair of one and its mask ``[N, ...]``.
+        """
         if isinstance(log_probs, Tensor) or len(log_probs) != len(self.heuristics):
             raise ValueError(
                 f"Expected argument `log_probs` to be a sequence of {len(self.heuristics)} tensors (one per output),"
@@ -102,4 +138,31 @@ class CombineHeuristics(Heuristic):
         return total
 
     def __repr__(self) -> str:
-        return f"CombineHeuristics({self.heuristics!r}, weights={self.weights!r})"
+        masks = "" if all(key is None for key in self.masks) else f", mask={self.masks!r}"
+        return f"CombineHeuristics({self.heuristics!r}, weights={self.weights!r}{masks})"
+
+
+def _check_masks(mask: Any, outputs: list[OutputKey]) -> list[OutputKey | None]:
+    """One mask key (or ``None``) per member from ``CombineHeuristics(mask=...)``; refuses a scored output."""
+    if mask is None or (isinstance(mask, (int, str)) and not isinstance(mask, bool)):
+        masks = [mask] * len(outputs)
+    elif isinstance(mask, Sequence) and not isinstance(mask, bytes):
+        masks = list(mask)
+        if len(masks) != len(outputs):
+            raise ValueError(
+                f"Expected argument `mask` to name one output, or one output (or None) per heuristic ({len(outputs)}),"
+                f" but got {mask!r}."
+            )
+    else:
+        raise TypeError(
+            f"Expected argument `mask` to be a tuple position, a dict key, or a sequence of them, got {mask!r}."
+        )
+    if any(key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))) for key in masks):
+        raise TypeError(f"Expected argument `mask` to hold tuple positions, dict keys or None, but got {mask!r}.")
+    scored = [key for key in masks if key is not None and key in outputs]
+    if scored:
+        raise ValueError(
+            f"Expected argument `mask` to name an output apart from the scored `outputs` {outputs!r}, but got"
+            f" {scored[0]!r}."
+        )
+    return masks

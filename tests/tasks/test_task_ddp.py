@@ -1,4 +1,5 @@
-"""Segmentation and regression under DDP on CPU (gloo): two processes label what one process labels."""
+"""Segmentation, regression and sequence labelling under DDP on CPU (gloo): two processes label what one process
+labels."""
 
 from datetime import timedelta
 
@@ -9,9 +10,19 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.callbacks import RegressionCurve, SegmentationIoU
+from lightning_bal.callbacks.spawn import FINAL_STATE_FILE
 from lightning_bal.heuristics import BALD, GaussianMI
 from tests.callbacks.test_ddp import AssertRanksAgree, WriteResult
-from tests.tasks.models import DropoutRegressor, TinySegmenter, regression_data, segmentation_data
+from tests.tasks.models import (
+    IGNORE,
+    DropoutRegressor,
+    Sequences,
+    Tagger,
+    TinySegmenter,
+    pad_collate,
+    regression_data,
+    segmentation_data,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=2, only_rerun=["terminated with signal SIGABRT"])]
 
@@ -21,6 +32,20 @@ def _fit(tmp_path, task, devices, name):
     if task == "segmentation":
         dm = ActiveDataModule(segmentation_data(31), val_dataset=segmentation_data(7, seed=1), initial_labels=4, seed=0)
         heuristic, evaluation, model = BALD(reduction="topq"), SegmentationIoU(3), TinySegmenter(lr=0.0)
+    elif task == "sequence":
+        # Sequences of 2..9 tokens padded per batch by the datamodule's collate function: the two ranks' pool
+        # batches (and one process's) are padded to different lengths, and the mask keeps the padding out.
+        dm = ActiveDataModule(
+            Sequences(31),
+            val_dataset=Sequences(7, seed=1),
+            initial_labels=4,
+            seed=0,
+            collate_fn=pad_collate,
+            batch_size=4,
+            pool_batch_size=5,
+        )
+        heuristic = BALD(output="logits", mask="valid", reduction="mean")
+        evaluation, model = SegmentationIoU(3, ignore_index=IGNORE, output="logits"), Tagger(lr=0.0)
     else:
         dm = ActiveDataModule(
             regression_data(31), test_dataset=regression_data(7, seed=1), task="regression", initial_labels=4, seed=0
@@ -46,10 +71,16 @@ def _fit(tmp_path, task, devices, name):
         default_root_dir=tmp_path,
     )
     trainer.fit(model, datamodule=dm)
-    return torch.load(tmp_path / name, weights_only=True)
+    acquired = torch.load(tmp_path / name, weights_only=True)
+    if devices > 1:
+        # The main process's datamodule is handed rank zero's final state, which every rank agreed on.
+        assert dm.num_labelled == 4
+        dm.load_state_dict(torch.load(tmp_path / FINAL_STATE_FILE, weights_only=True))
+    assert torch.equal(dm.acquired_at, acquired)
+    return acquired
 
 
-@pytest.mark.parametrize("task", ["segmentation", "regression"])
+@pytest.mark.parametrize("task", ["segmentation", "regression", "sequence"])
 def test_two_processes_label_what_one_process_labels(tmp_path, task):
     """Training is off (lr=0), so both runs score the same model: the labelled sets match step for step."""
     one = _fit(tmp_path, task, 1, "one.pt")

@@ -1,0 +1,132 @@
+"""Checks at fit start that a heuristic can score the model's outputs, so that a bad pairing fails before training.
+
+A mask of the wrong shape, a reduction the outputs do not allow, a classification heuristic on a regression head are
+only seen when the heuristic meets real outputs: without the probe that is the first pool batch, after a whole first
+round of training; with it, the same error is raised at fit start. A regression heuristic on the class logits of a
+classification task raises nothing at all (it scores the spread of the logits), so :func:`check_task` refuses it
+from the datamodule's declared ``task``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.heuristics import CombineHeuristics, Heuristic
+from lightning_bal.mc.posterior import MCDropout, Posterior
+
+if TYPE_CHECKING:
+    from lightning_bal.callbacks.evaluation import StepEvaluation
+
+__all__ = ["PROBE_ITEMS", "check_outputs", "check_task", "probe_heuristic"]
+
+#: How many pool items the probe scores.
+PROBE_ITEMS = 2
+
+
+def check_outputs(
+    module: pl.LightningModule,
+    datamodule: ActiveDataModule,
+    heuristic: Heuristic,
+    posterior: Posterior,
+    evaluations: Sequence[StepEvaluation],
+    seed: int,
+) -> None:
+    """The callback's checks at fit start: each evaluation's ``check_model``, then :func:`probe_heuristic`."""
+    for evaluation in evaluations:
+        # A posterior of its own (an ensemble, SWAG) need not sample through `forward`: only MC-Dropout's
+        # samples are `forward`'s outputs, so only there does checking `forward` check what is evaluated.
+        if not evaluation.needs_mc or isinstance(posterior, MCDropout):
+            evaluation.check_model(module, datamodule)
+    probe_heuristic(module, datamodule, heuristic, posterior, seed)
+
+
+def probe_heuristic(
+    module: nn.Module, datamodule: ActiveDataModule, heuristic: Heuristic, posterior: Posterior, seed: int
+) -> bool:
+    """:func:`check_task`, then score the first :data:`PROBE_ITEMS` pool items with K=2 MC samples (scores unused).
+
+    Whatever the heuristic's ``transform`` or ``score`` raises on the model's outputs is raised here, unchanged. The
+    global random state, the model's modes and the datamodule are left as they were. Skipped (returns ``False``) for
+    heuristics that score nothing themselves (Random, EPIG's targets, embedding heuristics), for posteriors other than
+    MC-Dropout (an ensemble or SWAG may not be ready before training), and for an empty pool.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> from lightning_bal.heuristics import BALD, Variance
+        >>> dm = ActiveDataModule(TensorDataset(torch.randn(6, 3), torch.zeros(6)), seed=0)  # no declared task
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+        >>> probe_heuristic(net, dm, Variance(), MCDropout(), seed=0)
+        True
+        >>> probe_heuristic(net, dm, BALD(), MCDropout(), seed=0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected class logits [B, K, C, ...] with C >= 2, but the model's outputs have shape (2, 2, 1): ...
+    """
+    check_task(datamodule, heuristic)
+    skip = (
+        not heuristic.needs_predictions
+        or heuristic.needs_targets
+        or getattr(heuristic, "needs_embeddings", False)
+        or not isinstance(posterior, MCDropout)
+        or datamodule.num_pool == 0
+    )
+    if skip:
+        return False
+    loader = datamodule.pool_dataloader(datamodule.pool_indices[:PROBE_ITEMS])
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        for _, outputs in posterior.batches(module, loader, 2, seed, heuristic.transform):
+            heuristic.score(outputs)
+            if heuristic.batch_aware:
+                # BatchBALD's pre-filter scores items one by one; what it refuses is met when it selects.
+                heuristic.select(outputs, 1, torch.Generator().manual_seed(seed))
+    return True
+
+
+def check_task(datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
+    """Refuse a heuristic that scores the whole model output as the other task's kind of output.
+
+    With ``task="classification"`` the model's output is class logits, which a regression heuristic (``consumes =
+    "outputs"``) would score as raw values; with ``task="regression"`` it is a regression output, which a
+    classification heuristic would log-softmax as if it were classes. A heuristic that names its ``output`` (a model
+    with several heads), :class:`~lightning_bal.heuristics.CombineHeuristics`, Random and the embedding heuristics
+    are not checked; nor is a datamodule without a declared task (e.g. segmentation maps).
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> from lightning_bal.heuristics import Variance
+        >>> data = TensorDataset(torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]))
+        >>> dm = ActiveDataModule(data, task="classification", seed=0)
+        >>> check_task(dm, Variance(output="value"))
+        >>> check_task(dm, Variance())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected a classification heuristic for the class logits of `task='classification'`, but got ...
+    """
+    task = datamodule.ledger.task
+    skip = (
+        task is None
+        or heuristic.output is not None
+        or isinstance(heuristic, CombineHeuristics)
+        or not heuristic.needs_predictions
+        or getattr(heuristic, "needs_embeddings", False)
+    )
+    if skip:
+        return
+    if task == "classification" and heuristic.consumes == "outputs":
+        raise ValueError(
+            f"Expected a classification heuristic for the class logits of `task='classification'`, but got"
+            f" {heuristic!r}, which scores raw regression outputs. Name the model's regression output"
+            f" (`{type(heuristic).__name__}(output=...)`) or declare `ActiveDataModule(task='regression')`."
+        )
+    if task == "regression" and heuristic.consumes == "log_probs":
+        raise ValueError(
+            f"Expected a regression heuristic (e.g. `Variance()`) for the outputs of `task='regression'`, but got"
+            f" {heuristic!r}, which scores class logits, not a regression output. Name the model's class-logit output"
+            f" (`{type(heuristic).__name__}(output=...)`) or declare `ActiveDataModule(task='classification')`."
+        )
