@@ -7,6 +7,7 @@ from lightning_bal.functional.confidence import least_confidence, margin
 from lightning_bal.functional.entropy import entropy
 from lightning_bal.functional.epig import epig
 from lightning_bal.functional.gaussian import gaussian_mutual_information
+from lightning_bal.functional.ical import hsic, ical
 from lightning_bal.functional.mean_std import mean_std
 from lightning_bal.functional.risk import lure_weights, pure_weights, uniform_probabilities, weighted_risk
 from lightning_bal.functional.stochastic import (
@@ -29,6 +30,8 @@ __all__ = [
     "epig",
     "expected_entropy",
     "gaussian_mutual_information",
+    "hsic",
+    "ical",
     "least_confidence",
     "lure_weights",
     "margin",

@@ -33,6 +33,8 @@ __all__ = [
 _M32 = 0xFFFFFFFF
 #: Rows per chunk when distances are computed against many centres at once (bounds the temporary [rows, centres]).
 _CHUNK = 4096
+#: Items first brought up to date per k-center pick (see ``_LazyDistances``).
+_LAZY_START = 64
 
 
 class GreedySelection(NamedTuple):
@@ -317,28 +319,98 @@ def k_center_greedy(
     """
     indices = _check(embeddings, query_size, indices)
     collective = collective or Collective()
-    points = _Points(embeddings, None)
-    if query_size > _total_items(collective, len(points)):
+    x = embeddings.flatten(1).float() if embeddings.ndim > 1 else embeddings.float().unsqueeze(1)
+    if query_size > _total_items(collective, x.shape[0]):
         raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
-    min_d2 = min_sq_distances(points.x, centres if centres is not None else points.x[:0])
-    picked = torch.zeros(len(points), dtype=torch.bool, device=points.x.device)
+    initial = x[:0] if centres is None else centres.flatten(1).float().to(x.device)
+    distances = _LazyDistances(x, initial, query_size)
+    picked = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     picks, scores = [], []
     for t in range(query_size):
-        keys = min_d2.double()
-        if t == 0 and collective.sum(torch.isfinite(keys).sum()) == 0:
-            keys = item_uniforms(seed, 0, indices).to(keys.device)
-        keys = keys.masked_fill(picked, float("-inf"))
-        _, index, owner = _pick(collective, keys, indices)
+        if t == 0 and collective.sum(initial.shape[0]) == 0:
+            keys = item_uniforms(seed, 0, indices).to(x.device).masked_fill(picked, float("-inf"))
+            _, index, owner = _pick(collective, keys, indices)
+        else:
+            value, index = distances.best(picked, indices)
+            _, index, owner = collective.argmax(value, index)
         row = None
         if owner == collective.rank:
             position = int(torch.nonzero(indices == index)[0, 0])
             picked[position] = True
-            row = torch.cat([points.x[position], min_d2[position].reshape(1)])
-        shared = collective.share(row, owner).to(points.x.device)
-        torch.minimum(min_d2, points.sq_dist(shared[:-1]), out=min_d2)
+            row = torch.cat([x[position], distances.value[position].reshape(1)])
+        shared = collective.share(row, owner).to(x.device)
+        distances.add(shared[:-1])
         picks.append(index)
         scores.append(float(shared[-1].sqrt()))
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
+
+
+class _LazyDistances:
+    """Each item's squared distance to its nearest centre, brought up to date only where it can decide a pick.
+
+    Adding a centre can only lower a distance, so an out-of-date value is an upper bound of the true one. A pick
+    needs the largest true value: bring the ``size`` largest values up to date (against the centres added since
+    each was last updated, one GEMM); if the best of them is still above the next value, it is the largest true
+    value (every other true value is at most its bound), else try 4× as many. Greedy k-center on spread-out
+    embeddings moves few items' nearest centre per pick, so a pick reads a few rows instead of all N; in the worst
+    case (everything out of date and tied) it updates everything, like the eager update, in blocks. The picks are
+    those of the eager update: the winner is the largest true value, ties to the lower dataset index.
+    """
+
+    def __init__(self, x: Tensor, centres: Tensor, query_size: int) -> None:
+        self.x = x
+        self.sq_norms = x.square().sum(1)
+        self.centres = x.new_empty(centres.shape[0] + query_size, x.shape[1])
+        self.centres[: centres.shape[0]] = centres
+        self.centre_sq_norms = self.centres.square().sum(1)
+        self.count = centres.shape[0]
+        self.value = min_sq_distances(x, centres)
+        self.seen = torch.full((x.shape[0],), self.count, dtype=torch.int64, device=x.device)
+
+    def add(self, centre: Tensor) -> None:
+        self.centres[self.count] = centre
+        self.centre_sq_norms[self.count] = centre.square().sum()
+        self.count += 1
+
+    def refresh(self, rows: Tensor) -> None:
+        """Bring ``rows`` up to date against every centre added since the oldest of them was."""
+        for start in range(0, rows.numel(), _CHUNK):
+            block = rows[start : start + _CHUNK]
+            first = int(self.seen[block].min())
+            centres = self.centres[first : self.count]
+            # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c: one GEMM against the new centres.
+            d2 = torch.addmm(
+                self.sq_norms[block, None] + self.centre_sq_norms[None, first : self.count],
+                self.x[block],
+                centres.T,
+                alpha=-2.0,
+            )
+            self.value[block] = torch.minimum(self.value[block], d2.clamp_min_(0.0).min(1).values)
+            self.seen[block] = self.count
+
+    def best(self, picked: Tensor, indices: Tensor) -> tuple[float, int]:
+        """The largest true distance among the items not picked, and its dataset index (ties: the lower one)."""
+        free = int((~picked).sum())
+        if free == 0:
+            return float("-inf"), 2**53
+        size = _LAZY_START
+        while True:
+            keys = self.value.masked_fill(picked, float("-inf"))
+            if size + 1 >= free:
+                self.refresh(torch.nonzero((self.seen < self.count) & ~picked).squeeze(1))
+                keys = self.value.masked_fill(picked, float("-inf"))
+                best = keys.max()
+                return float(best), int(indices[keys == best].min())
+            top = torch.topk(keys, size + 1)
+            candidates, bound = top.indices[:size], top.values[size]
+            out_of_date = candidates[self.seen[candidates] < self.count]
+            if out_of_date.numel():
+                self.refresh(out_of_date)
+            values = self.value[candidates]
+            best = values.max()
+            if best > bound:
+                return float(best), int(indices[candidates][values == best].min())
+            size *= 4
 
 
 def covering_radius(points: Tensor, centres: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfiden
 from lightning_bal.heuristics.combine import CombineHeuristics
 from lightning_bal.heuristics.diversity import BADGE, CoreSet, EmbeddingHeuristic, ProbCover, TypiClust
 from lightning_bal.heuristics.epig import EPIG
+from lightning_bal.heuristics.ical import ICAL
 from lightning_bal.heuristics.random_sampling import Random
 from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic
 from lightning_bal.heuristics.regression import GaussianMI, Variance
@@ -25,6 +26,7 @@ __all__ = [
     "EPIG",
     "GaussianMI",
     "HEURISTICS",
+    "ICAL",
     "BatchBALD",
     "CombineHeuristics",
     "CoreSet",

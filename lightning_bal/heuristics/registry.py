@@ -10,6 +10,7 @@ from lightning_bal.heuristics.batchbald import BatchBALD
 from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
 from lightning_bal.heuristics.diversity import BADGE, CoreSet, ProbCover, TypiClust
 from lightning_bal.heuristics.epig import EPIG
+from lightning_bal.heuristics.ical import ICAL
 from lightning_bal.heuristics.random_sampling import Random
 from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
@@ -47,6 +48,7 @@ HEURISTICS: dict[str, type[Heuristic]] = {
         CoreSet,
         TypiClust,
         ProbCover,
+        ICAL,
     )
 }
 

@@ -45,6 +45,8 @@ COSTS: dict[str, str] = {
     "badge": "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix",
     "coreset": "O(N·D) per pick for q greedy k-center picks, D_L as the first centres; no N×N matrix",
     "typiclust": "k-means into |D_L| + q clusters, then O(n·k·D) typicality per cluster (k nearest neighbours)",
+    "ical": "BALD, then q greedy picks over the top M = `max_candidates`, each O(M·K²) on [K, K] sample kernels"
+    " (keeps M×K² numbers), against T = `num_targets` candidates drawn at each pick",
     "probcover": "O(N²·D) in blocks to build the δ-ball graph (kept as an edge list), then O(edges) per pick",
 }
 

@@ -12,6 +12,7 @@ from lightning_bal.heuristics import (
     BALD,
     EPIG,
     HEURISTICS,
+    ICAL,
     BatchBALD,
     CombineHeuristics,
     Entropy,
@@ -27,6 +28,9 @@ NAN, INF = float("nan"), float("inf")
 NAMES = sorted(HEURISTICS)
 # Heuristics over embeddings (BADGE, Core-Set, TypiClust, ProbCover) select from features, not from scores.
 SCORING = [name for name in NAMES if not getattr(HEURISTICS[name], "needs_embeddings", False)]
+# Batch-aware heuristics (BatchBALD, ICAL) need the candidates' log-probabilities and EPIG needs targets: neither
+# selects from scores alone.
+FROM_SCORES = [name for name in SCORING if not (HEURISTICS[name].batch_aware or HEURISTICS[name].needs_targets)]
 
 
 def log_probs(n: int = 6, k: int = 4, c: int = 3, seed: int = 0) -> torch.Tensor:
@@ -186,7 +190,7 @@ def test_score_refuses(name, make, error, match):
     refuses(f"{name}.score", lambda: heuristic.score(value), error, match, heuristic, value)
 
 
-@pytest.mark.parametrize("name", [n for n in SCORING if n not in ("batchbald", "epig")])
+@pytest.mark.parametrize("name", FROM_SCORES)
 @pytest.mark.parametrize(
     ("scores", "query_size", "match"),
     [
@@ -211,7 +215,7 @@ def test_select_from_scores_refuses(name, scores, query_size, match):
     )
 
 
-@pytest.mark.parametrize("name", [n for n in SCORING if n not in ("batchbald", "epig")])
+@pytest.mark.parametrize("name", FROM_SCORES)
 def test_select_from_scores_accepts_valid_neighbours(name):
     heuristic = get_heuristic(name)
     for scores, query_size in ((torch.rand(4) + 0.1, 4), (torch.rand(4) + 0.1, 0), (torch.zeros(0), 0)):
@@ -243,10 +247,10 @@ def test_gaussian_mi_refuses_one_output_for_both_moments():
     )
 
 
-def test_batchbald_refuses_selection_from_scores_alone():
-    heuristic = BatchBALD()
+@pytest.mark.parametrize("heuristic", [BatchBALD(), ICAL()])
+def test_batch_aware_heuristics_refuse_selection_from_scores_alone(heuristic):
     refuses(
-        "batchbald.select_from_scores",
+        f"{heuristic.name}.select_from_scores",
         lambda: heuristic.select_from_scores(torch.ones(3), 1),
         TypeError,
         r"`select\(log_probs, \.\.\.\)`.*batch-aware",
@@ -292,7 +296,7 @@ def test_transform_refuses(heuristic, outputs, error, match):
 
 @settings(max_examples=50, deadline=None, derandomize=True, database=None)
 @given(
-    st.sampled_from([n for n in SCORING if n not in ("batchbald", "epig")]),
+    st.sampled_from(FROM_SCORES),
     st.integers(0, 6),
     st.one_of(st.integers(-50, -1), st.integers(7, 50), st.floats(allow_nan=True), st.none(), st.text(max_size=2)),
 )

@@ -11,7 +11,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.callbacks import Calibration, Convergence, MCTestCurve, TestCurve
-from lightning_bal.heuristics import BALD, EPIG
+from lightning_bal.heuristics import BALD, EPIG, ICAL
 from tests.helpers.models import DropoutClassifier, blobs
 from tests.helpers.runs import make_datamodule
 
@@ -157,7 +157,12 @@ def test_shards_cover_the_pool_and_ranks_agree(tmp_path, heuristic):
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4, 4]
 
 
-@pytest.mark.parametrize("heuristic", ["bald", "batchbald", "epig", "power_bald", "softrank_bald"])
+@pytest.mark.parametrize(
+    "heuristic",
+    # ICAL with fewer candidates than the pool: its candidates come from the per-rank top-M merge.
+    ["bald", "batchbald", "epig", "power_bald", "softrank_bald", ICAL(max_candidates=20, num_targets=10)],
+    ids=str,
+)
 def test_two_processes_select_what_one_process_selects(tmp_path, heuristic):
     """With training switched off (lr=0) both runs score the same model: MC samples do not depend on the rank that
     draws them, and neither do the Gumbel keys of stochastic heuristics, so the selections agree step for step, and

@@ -155,3 +155,128 @@ def test_item_uniforms_depend_on_seed_counter_and_index_only():
 def test_errors_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def _naive_k_center_by_index(x, centres, q, indices):
+    """The eager greedy in float64, ties to the lower dataset index."""
+    picks = []
+    for _ in range(q):
+        chosen = torch.cat([centres, x[picks]]) if picks else centres
+        d = torch.cdist(x.double(), chosen.double()).min(1).values
+        d[picks] = -1
+        tied = torch.nonzero(d == d.max()).squeeze(1)
+        picks.append(int(tied[indices[tied].argmin()]))
+    return indices[picks].tolist()
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(70, 400),
+    d=st.integers(1, 8),
+    m=st.integers(1, 6),
+    grid=st.booleans(),
+    duplicates=st.booleans(),
+)
+def test_lazy_k_center_matches_the_eager_greedy_beyond_the_first_block(seed, n, d, m, grid, duplicates):
+    """Pools larger than the lazily updated block, with ties (integer grids) and duplicate rows, in shuffled order."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(-3, 4, (n, d), generator=generator).float() if grid else torch.randn(n, d, generator=generator)
+    if duplicates:
+        x[n // 2 :] = x[: n - n // 2].clone()
+    centres = x[torch.randperm(n, generator=generator)[:m]] + (0.0 if grid else 0.01)
+    indices = torch.randperm(10 * n, generator=generator)[:n]
+    q = min(n, 30)
+    got = k_center_greedy(x, q, centres=centres, indices=indices)
+    expected = _naive_k_center_by_index(x, centres, q, indices)
+    if grid or not duplicates:
+        # Integer grids are exact in float32, so exact ties go to the lower index; random points have no ties.
+        assert got.indices.tolist() == expected
+    else:
+        # Duplicates of random points tie only up to the rounding of the GEMM that computed each copy's distance:
+        # either copy may be picked, at the same distance.
+        rows = {int(i): r for r, i in enumerate(indices.tolist())}
+
+        def radii(picks):
+            chosen = [rows[i] for i in picks]
+            return torch.stack([covering_radius(x, torch.cat([centres, x[chosen[:k]]])) for k in range(q)])
+
+        torch.testing.assert_close(radii(got.indices.tolist()), radii(expected))
+
+
+def test_lazy_k_center_reads_few_rows_per_pick_on_spread_out_embeddings(monkeypatch):
+    from lightning_bal.functional import diversity
+
+    rows = []
+    original = diversity._LazyDistances.refresh
+
+    def count(self, block):
+        rows.append(block.numel())
+        return original(self, block)
+
+    monkeypatch.setattr(diversity._LazyDistances, "refresh", count)
+    x = _points(3, 5000, 32)
+    got = k_center_greedy(x, 50, centres=x[:20] + 0.5)
+    assert got.indices.tolist() == _naive_k_center(x, x[:20] + 0.5, 50)
+    assert sum(rows) < 5000 * 50 / 10  # the eager update reads all 5000 rows at each of the 50 picks
+
+
+class _ThreadRanks:
+    """``world_size`` ranks as threads of this process: ``all_gather`` and ``broadcast`` through shared slots."""
+
+    def __init__(self, world_size):
+        import threading
+
+        self.barrier = threading.Barrier(world_size, timeout=60)
+        self.slots = [None] * world_size
+
+    def strategy(self, rank):
+        ranks = self
+
+        class Strategy:
+            def all_gather(self, tensor):
+                ranks.slots[rank] = tensor
+                ranks.barrier.wait()
+                out = torch.stack(list(ranks.slots))
+                ranks.barrier.wait()
+                return out
+
+            def broadcast(self, obj, src):
+                if rank == src:
+                    ranks.slots[src] = obj
+                ranks.barrier.wait()
+                out = ranks.slots[src]
+                ranks.barrier.wait()
+                return out
+
+        return Strategy()
+
+
+@pytest.mark.parametrize("with_centres", [True, False])
+def test_lazy_k_center_on_shards_selects_what_one_process_selects(with_centres):
+    """Shards larger than the lazily updated block: each rank brings its own shard up to date, a pick at a time."""
+    import threading
+
+    from lightning_bal.utilities.collective import Collective
+
+    x = _points(4, 700, 6)
+    centres = _points(5, 3, 6) if with_centres else None
+    indices = torch.randperm(700, generator=torch.Generator().manual_seed(0)) + 1000
+    expected = k_center_greedy(x, 40, centres=centres, seed=3, indices=indices)
+    ranks, results = _ThreadRanks(3), {}
+
+    def run(rank):
+        shard = torch.arange(rank, 700, 3)
+        collective = Collective(ranks.strategy(rank), rank, 3)
+        results[rank] = k_center_greedy(
+            x[shard], 40, centres=centres, seed=3, indices=indices[shard], collective=collective
+        )
+
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for rank in range(3):
+        assert torch.equal(results[rank].indices, expected.indices)
+        torch.testing.assert_close(results[rank].scores, expected.scores)
