@@ -11,10 +11,31 @@ from lightning_bal.functional import bald, batchbald
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, top_k
 
-__all__ = ["BatchBALD"]
+__all__ = ["BALDPrefiltered", "BatchBALD"]
 
 
-class BatchBALD(Heuristic):
+class BALDPrefiltered(Heuristic):
+    """A batch-aware heuristic that picks among the ``max_candidates`` items of highest BALD score.
+
+    :meth:`score` is BALD, the pre-filter: a streaming caller (the callback, under DDP merged over ranks) keeps the
+    log-probabilities of the :meth:`num_candidates` best-scored items and passes them to ``select``.
+    """
+
+    needs_mc_samples: ClassVar[bool] = True
+    batch_aware: ClassVar[bool] = True
+    max_candidates: int | None
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C]`` log-probabilities to ``[N]`` BALD scores, the pre-filter."""
+        return bald(log_probs, "mean", self.validate_args)
+
+    def num_candidates(self, query_size: int, pool_size: int) -> int:
+        """``min(pool_size, max(query_size, max_candidates))``: how many top-BALD items ``select`` needs."""
+        limit = pool_size if self.max_candidates is None else max(query_size, self.max_candidates)
+        return min(pool_size, limit)
+
+
+class BatchBALD(BALDPrefiltered):
     """BatchBALD (Kirsch et al., 2019) over the ``max_candidates`` items with the highest BALD score.
 
     :meth:`score` is BALD, the pre-filter: a streaming caller keeps the log-probabilities of the
@@ -37,8 +58,6 @@ class BatchBALD(Heuristic):
     """
 
     name: ClassVar[str] = "batchbald"
-    needs_mc_samples: ClassVar[bool] = True
-    batch_aware: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -55,15 +74,6 @@ class BatchBALD(Heuristic):
                 raise ValueError(f"Expected argument `{arg}` to be a positive integer, but got {value!r}.")
         self.max_candidates = max_candidates
         self.num_samples = num_samples
-
-    def score(self, log_probs: Tensor) -> Tensor:
-        """``[N, K, C]`` log-probabilities to ``[N]`` BALD scores, the pre-filter."""
-        return bald(log_probs, "mean", self.validate_args)
-
-    def num_candidates(self, query_size: int, pool_size: int) -> int:
-        """``min(pool_size, max(query_size, max_candidates))``: how many top-BALD items :meth:`select` needs."""
-        limit = pool_size if self.max_candidates is None else max(query_size, self.max_candidates)
-        return min(pool_size, limit)
 
     def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Greedy BatchBALD over ``[N, K, C]`` log-probabilities; scores are the joint MI of the picks so far."""

@@ -7,16 +7,16 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from lightning_bal.functional import bald
 from lightning_bal.functional.ical import Samples, ical
 from lightning_bal.functional.outputs import OutputKey
-from lightning_bal.heuristics.base import Heuristic, Selection, top_k
+from lightning_bal.heuristics.base import Selection, top_k
+from lightning_bal.heuristics.batchbald import BALDPrefiltered
 from lightning_bal.utilities.checks import check_positive_int
 
 __all__ = ["ICAL"]
 
 
-class ICAL(Heuristic):
+class ICAL(BALDPrefiltered):
     r"""ICAL (Jain, Liu and Gifford, 2020) over the ``max_candidates`` items with the highest BALD score.
 
     Greedily adds the candidate that makes the batch's sampled labels most dependent (normalised HSIC over the K
@@ -44,8 +44,6 @@ class ICAL(Heuristic):
     """
 
     name: ClassVar[str] = "ical"
-    needs_mc_samples: ClassVar[bool] = True
-    batch_aware: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -74,15 +72,6 @@ class ICAL(Heuristic):
         self.resample_targets = resample_targets
         self.normalized = normalized
         self.samples: Samples = samples
-
-    def score(self, log_probs: Tensor) -> Tensor:
-        """``[N, K, C]`` log-probabilities to ``[N]`` BALD scores, the pre-filter."""
-        return bald(log_probs, "mean", self.validate_args)
-
-    def num_candidates(self, query_size: int, pool_size: int) -> int:
-        """``min(pool_size, max(query_size, max_candidates))``: how many top-BALD items :meth:`select` needs."""
-        limit = pool_size if self.max_candidates is None else max(query_size, self.max_candidates)
-        return min(pool_size, limit)
 
     def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Greedy ICAL over ``[N, K, C]`` log-probabilities; scores are the batch's dependence at each pick."""

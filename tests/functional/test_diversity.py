@@ -15,6 +15,7 @@ from lightning_bal.functional.diversity import (
     kmeans_pp,
     min_sq_distances,
 )
+from tests.helpers.thread_ranks import ThreadRanks
 
 
 def _points(seed, n, d):
@@ -221,62 +222,19 @@ def test_lazy_k_center_reads_few_rows_per_pick_on_spread_out_embeddings(monkeypa
     assert sum(rows) < 5000 * 50 / 10  # the eager update reads all 5000 rows at each of the 50 picks
 
 
-class _ThreadRanks:
-    """``world_size`` ranks as threads of this process: ``all_gather`` and ``broadcast`` through shared slots."""
-
-    def __init__(self, world_size):
-        import threading
-
-        self.barrier = threading.Barrier(world_size, timeout=60)
-        self.slots = [None] * world_size
-
-    def strategy(self, rank):
-        ranks = self
-
-        class Strategy:
-            def all_gather(self, tensor):
-                ranks.slots[rank] = tensor
-                ranks.barrier.wait()
-                out = torch.stack(list(ranks.slots))
-                ranks.barrier.wait()
-                return out
-
-            def broadcast(self, obj, src):
-                if rank == src:
-                    ranks.slots[src] = obj
-                ranks.barrier.wait()
-                out = ranks.slots[src]
-                ranks.barrier.wait()
-                return out
-
-        return Strategy()
-
-
 @pytest.mark.parametrize("with_centres", [True, False])
 def test_lazy_k_center_on_shards_selects_what_one_process_selects(with_centres):
     """Shards larger than the lazily updated block: each rank brings its own shard up to date, a pick at a time."""
-    import threading
-
-    from lightning_bal.utilities.collective import Collective
-
     x = _points(4, 700, 6)
     centres = _points(5, 3, 6) if with_centres else None
     indices = torch.randperm(700, generator=torch.Generator().manual_seed(0)) + 1000
     expected = k_center_greedy(x, 40, centres=centres, seed=3, indices=indices)
-    ranks, results = _ThreadRanks(3), {}
 
-    def run(rank):
+    def select(rank, collective):
         shard = torch.arange(rank, 700, 3)
-        collective = Collective(ranks.strategy(rank), rank, 3)
-        results[rank] = k_center_greedy(
-            x[shard], 40, centres=centres, seed=3, indices=indices[shard], collective=collective
-        )
+        return k_center_greedy(x[shard], 40, centres=centres, seed=3, indices=indices[shard], collective=collective)
 
-    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = ThreadRanks(3).run(select)
     for rank in range(3):
         assert torch.equal(results[rank].indices, expected.indices)
         torch.testing.assert_close(results[rank].scores, expected.scores)
