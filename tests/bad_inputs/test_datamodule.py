@@ -354,7 +354,7 @@ NOT_AN_INDEX = st.one_of(
     st.none(),
     st.complex_numbers(max_magnitude=10),
 )
-OUT_OF_RANGE = st.one_of(st.integers(max_value=-1), st.integers(min_value=30, max_value=2**62))
+OUT_OF_RANGE = st.one_of(st.integers(-(2**62), -1), st.integers(min_value=30, max_value=2**62))
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, database=None)

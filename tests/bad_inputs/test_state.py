@@ -244,7 +244,7 @@ def bad_values(key: str, state: dict) -> st.SearchStrategy:
             st.sampled_from([torch.float32, torch.float64, torch.bool]).map(lambda d: state[key].to(d)),
         )
     if key == "step":
-        return st.one_of(junk.filter(lambda v: not isinstance(v, int)), st.integers(max_value=-1), st.just(0))
+        return st.one_of(junk.filter(lambda v: not isinstance(v, int)), st.integers(-(2**40), -1), st.just(0))
     if key == "acquisition_order":
         return st.one_of(
             junk,
@@ -263,7 +263,7 @@ def bad_values(key: str, state: dict) -> st.SearchStrategy:
         )
     if key == "annotation_indices":
         return st.one_of(
-            st.lists(st.integers(N, 2**40) | st.integers(max_value=-1), min_size=2, max_size=2).map(torch.tensor),
+            st.lists(st.integers(N, 2**40) | st.integers(-(2**40), -1), min_size=2, max_size=2).map(torch.tensor),
             st.lists(st.sampled_from(pool), min_size=2, max_size=2, unique=True).map(torch.tensor),
             st.lists(st.floats(allow_nan=False), min_size=2, max_size=2).map(torch.tensor),
             st.integers(0, 5).filter(lambda n: n != 2).map(lambda n: torch.arange(n)),
@@ -289,7 +289,7 @@ def bad_values(key: str, state: dict) -> st.SearchStrategy:
         )
     if key == "pool_subset":
         return st.one_of(
-            st.lists(st.integers(N, 2**40) | st.integers(max_value=-1), min_size=1, max_size=3).map(torch.tensor),
+            st.lists(st.integers(N, 2**40) | st.integers(-(2**40), -1), min_size=1, max_size=3).map(torch.tensor),
             st.lists(st.floats(allow_nan=False), min_size=1, max_size=3).map(torch.tensor),
         )
     assert key == "pool_subset_step"
