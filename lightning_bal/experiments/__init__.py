@@ -6,20 +6,33 @@ Not imported by ``import lightning_bal``; plotting needs matplotlib and the digi
 
 from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_reach, mean_and_spread
 from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digits, load_mnist, read_idx
-from lightning_bal.experiments.experiment import Experiment, ExperimentResult, History
+from lightning_bal.experiments.experiment import Experiment, ExperimentResult, History, Row
 from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, digits_cnn, gal_cnn, kirsch_cnn
+from lightning_bal.experiments.posteriors import (
+    POSTERIORS,
+    EnsembleCNN,
+    EnsembleLabelledRisk,
+    EnsembleTestCurve,
+    posterior_row,
+    split_row_name,
+)
 from lightning_bal.experiments.protocol import PaperProtocol, add_protocol_arguments, protocol_from_arguments
 
 __all__ = [
     "MNIST_ENV",
     "MNIST_FILES",
     "NETWORKS",
+    "POSTERIORS",
     "PaperProtocol",
     "Curve",
     "DropoutCNN",
+    "EnsembleCNN",
+    "EnsembleLabelledRisk",
+    "EnsembleTestCurve",
     "Experiment",
     "ExperimentResult",
     "History",
+    "Row",
     "Standardize",
     "add_protocol_arguments",
     "area_under_curve",
@@ -30,6 +43,8 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "mean_and_spread",
+    "posterior_row",
     "protocol_from_arguments",
     "read_idx",
+    "split_row_name",
 ]

@@ -38,9 +38,12 @@ def test_seed_makes_members_reproducible_and_leaves_global_rng_alone():
         assert torch.equal(pa, pb), name
 
 
-def test_training_with_batchnorm_updates_each_members_statistics_and_gradients():
+@pytest.mark.parametrize("fused", [True, False, None])
+def test_training_with_batchnorm_updates_each_members_statistics_and_gradients(fused):
+    # vmapped (`fused=True`) or one member after another (`False`; `None` on the CPU): the same training step.
     torch.manual_seed(0)
-    ensemble = DeepEnsemble(lambda: mlp(batchnorm=True), 3, seed=0).train()
+    ensemble = DeepEnsemble(lambda: mlp(batchnorm=True), 3, seed=0, fused=fused).train()
+    member = ensemble.member(0).train()
     x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
     loss = ensemble_cross_entropy(ensemble(x), y)
     loss.backward()
@@ -48,10 +51,10 @@ def test_training_with_batchnorm_updates_each_members_statistics_and_gradients()
     assert running_mean.shape == (3, 16)
     assert running_mean.abs().sum() > 0
     assert not torch.allclose(running_mean[0], running_mean[1])
-    # The summed loss gives member 0 the gradient it gets alone.
-    member = ensemble.member(0).train()
+    # The summed loss gives member 0 the gradient and the statistics it gets alone.
     nn.functional.cross_entropy(member(x), y).backward()
     torch.testing.assert_close(ensemble.stacked.get_parameter("0-weight").grad[0], member[0].weight.grad)
+    torch.testing.assert_close(running_mean[0], member[1].running_mean)
 
 
 @pytest.mark.parametrize(
