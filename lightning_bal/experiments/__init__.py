@@ -13,6 +13,7 @@ from lightning_bal.experiments.posteriors import (
     EnsembleCNN,
     EnsembleLabelledRisk,
     EnsembleTestCurve,
+    ensemble_loader,
     posterior_row,
     split_row_name,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "add_protocol_arguments",
     "area_under_curve",
     "digits_cnn",
+    "ensemble_loader",
     "gal_cnn",
     "kirsch_cnn",
     "labels_to_reach",

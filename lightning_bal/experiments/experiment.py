@@ -208,6 +208,8 @@ class Row:
         heuristic: the registry name the row runs.
         model: turns the seed's initial model (a deep copy, the one every row of the seed starts from) and the seed
             into this row's model (e.g. an ensemble around it); ``None`` keeps it.
+        datamodule: changes the run's datamodule before training (e.g. a larger batch for an ensemble whose members
+            each take a part of it); ``None`` keeps it.
         callback: keyword arguments of :class:`~lightning_bal.ActiveLearningCallback` over the experiment's
             (e.g. ``{"posterior": SWAG()}``); deep-copied for every run, so stateful posteriors start fresh.
 
@@ -219,6 +221,7 @@ class Row:
 
     heuristic: str
     model: Callable[[pl.LightningModule, int], pl.LightningModule] | None = None
+    datamodule: Callable[[ActiveDataModule], ActiveDataModule] | None = None
     callback: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -325,6 +328,8 @@ class Experiment:
         row = self.rows.get(heuristic, Row(heuristic))
         if row.model is not None:
             model = row.model(model, seed)
+        if row.datamodule is not None:
+            datamodule = row.datamodule(datamodule)
         callback_kwargs = copy.deepcopy({**self.callback, **row.callback})
         callback = ActiveLearningCallback(row.heuristic, seed=seed, **callback_kwargs)
         logger: TensorBoardLogger | bool = False

@@ -18,16 +18,25 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from lightning_bal.callbacks import LabelledRisk, StepEvaluation, TestCurve
+from lightning_bal.data import ActiveDataModule
 from lightning_bal.experiments.experiment import Row
 from lightning_bal.experiments.models import NETWORKS, DropoutCNN
 from lightning_bal.mc import MCDropout
-from lightning_bal.posteriors import SWAG, DeepEnsemble, EnsemblePosterior, LastLayerLaplace, ensemble_log_probs
+from lightning_bal.posteriors import (
+    SWAG,
+    DeepEnsemble,
+    EnsemblePosterior,
+    LastLayerLaplace,
+    ensemble_log_probs,
+    member_batches,
+)
 
 __all__ = [
     "POSTERIORS",
     "EnsembleCNN",
     "EnsembleLabelledRisk",
     "EnsembleTestCurve",
+    "ensemble_loader",
     "posterior_row",
     "split_row_name",
 ]
@@ -63,9 +72,15 @@ class EnsembleCNN(pl.LightningModule):
     ``val_acc`` of the ensemble's prediction (the mean of the members' probabilities). Adam, as :class:`DropoutCNN`
     (without its weight decay).
 
+    With ``own_data_order`` (the default) each member trains on its own part of every batch
+    (:func:`~lightning_bal.posteriors.member_batches`), so the loader must serve M times the batch and M times the
+    epoch (:func:`ensemble_loader`) for each member to get the steps and batch size one network gets; without it the
+    members train on the same batches.
+
     Args:
         members: the member networks (one architecture); their weights are copied.
         lr: Adam's learning rate.
+        own_data_order: each member trains on its own part of every batch.
 
     Example:
         >>> model = EnsembleCNN.around(DropoutCNN("digits", image_size=8), num_members=3, seed=0)
@@ -73,13 +88,14 @@ class EnsembleCNN(pl.LightningModule):
         torch.Size([3, 2, 10])
     """
 
-    def __init__(self, members: Sequence[nn.Module], lr: float = 1e-3) -> None:
+    def __init__(self, members: Sequence[nn.Module], lr: float = 1e-3, own_data_order: bool = True) -> None:
         super().__init__()
         self.lr = lr
+        self.own_data_order = own_data_order
         self.ensemble = DeepEnsemble.from_members(members)
 
     @classmethod
-    def around(cls, model: DropoutCNN, num_members: int = 5, seed: int = 0) -> EnsembleCNN:
+    def around(cls, model: DropoutCNN, num_members: int = 5, seed: int = 0, own_data_order: bool = True) -> EnsembleCNN:
         """An ensemble whose member 0 is ``model``'s network and whose other members are new ones of its kind.
 
         Member ``m >= 1`` is built under ``torch.manual_seed`` of ``seed`` and ``m`` (the global generator is left
@@ -97,7 +113,7 @@ class EnsembleCNN(pl.LightningModule):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed * 1_000 + m)
                 members.append(NETWORKS[hparams["network"]](hparams["image_size"], hparams["num_classes"]))
-        return cls(members, lr=hparams["lr"])
+        return cls(members, lr=hparams["lr"], own_data_order=own_data_order)
 
     def forward(self, inputs: Tensor) -> Tensor:
         """``[M, B, C]``: every member's class logits."""
@@ -105,10 +121,16 @@ class EnsembleCNN(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """The members' cross-entropies summed (so each member gets the gradient it would get alone)."""
-        inputs, targets, *weight = batch
-        logits = self(inputs)
-        losses = F.cross_entropy(logits.flatten(0, 1), targets.repeat(logits.shape[0]), reduction="none")
-        losses = losses.view(logits.shape[:2])
+        num_members = self.ensemble.num_members
+        if self.own_data_order:
+            inputs, targets, *weight = (member_batches(part, num_members) for part in batch)
+            logits = self.ensemble.forward_members(inputs)
+        else:
+            inputs, targets, *weight = batch
+            logits = self(inputs)
+            targets = targets.expand(num_members, -1)
+            weight = [w.expand(num_members, -1) for w in weight]
+        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(logits.shape[:2])
         loss = (losses * weight[0]).mean(1).sum() if weight else losses.mean(1).sum()
         self.log("train_loss", loss)
         return loss
@@ -155,12 +177,32 @@ class EnsembleLabelledRisk(_EnsembleMean, LabelledRisk):
     """
 
 
+def ensemble_loader(datamodule: ActiveDataModule, num_members: int) -> ActiveDataModule:
+    """``datamodule``, serving ``num_members`` times its batch and its epoch (other loaders unchanged).
+
+    For an :class:`EnsembleCNN` whose members each train on their own part of every batch: each member then gets
+    the batch size and the steps per epoch that one network gets.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.zeros(8, 2), torch.zeros(8, dtype=torch.long))
+        >>> datamodule = ensemble_loader(ActiveDataModule(data, batch_size=4, train_samples_per_epoch=16), 5)
+        >>> datamodule.batch_size, datamodule.train_samples_per_epoch
+        (20, 80)
+    """
+    datamodule.batch_size *= num_members
+    if datamodule.train_samples_per_epoch is not None:
+        datamodule.train_samples_per_epoch *= num_members
+    return datamodule
+
+
 def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = None) -> Row:
     """The :class:`~lightning_bal.experiments.Row` of ``heuristic@posterior`` over a :class:`DropoutCNN`.
 
     - ``mc_dropout``: :class:`~lightning_bal.mc.MCDropout` (the default), the row under its explicit name.
     - ``ensemble``: :class:`EnsemblePosterior` over :meth:`EnsembleCNN.around` the seed's network (K = ``members``,
-      whatever ``iterations``), with :class:`EnsembleTestCurve` and :class:`EnsembleLabelledRisk`.
+      whatever ``iterations``), with :class:`EnsembleTestCurve` and :class:`EnsembleLabelledRisk`; each member
+      trains on its own data order (:func:`ensemble_loader`).
     - ``swag``: :class:`~lightning_bal.posteriors.SWAG` over the CNN (``swag`` its keyword arguments; default
       ``rank=20, every_n_batches=4, burn_in_epochs=2``: the first two epochs of each step's training are the descent
       from the reset weights, not the neighbourhood of the optimum SWAG describes).
@@ -194,6 +236,7 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
     return Row(
         heuristic,
         model=make,
+        datamodule=lambda datamodule: ensemble_loader(datamodule, members),
         callback={"posterior": EnsemblePosterior(), "evaluations": [EnsembleTestCurve(), EnsembleLabelledRisk()]},
     )
 

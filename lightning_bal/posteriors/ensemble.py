@@ -18,7 +18,7 @@ from lightning_bal.mc.sampling import call_module, map_tensors
 from lightning_bal.posteriors._common import finish, input_batches, stack_samples
 from lightning_bal.utilities.seeding import check_seed
 
-__all__ = ["DeepEnsemble", "EnsemblePosterior", "ensemble_cross_entropy", "ensemble_log_probs"]
+__all__ = ["DeepEnsemble", "EnsemblePosterior", "ensemble_cross_entropy", "ensemble_log_probs", "member_batches"]
 
 
 def _key(name: str) -> str:
@@ -35,7 +35,8 @@ class DeepEnsemble(nn.Module):
     cover every member. ``forward`` runs all members on the same batch with :func:`torch.func.vmap` over
     :func:`torch.func.functional_call` on an accelerator (one member after another on the CPU, see ``fused``) and
     returns ``[M, B, ...]``. Each member has its own initialisation (one call of ``make_member`` each, under its own
-    seed when ``seed`` is given); the members see the same batches.
+    seed when ``seed`` is given). :meth:`forward_members` runs member ``m`` on its own batch instead, so that each
+    member has its own data order (:func:`member_batches`).
 
     Train with a loss summed over the members (:func:`ensemble_cross_entropy`), so that each member's gradient is the
     one it would get alone. Sample it with :class:`EnsemblePosterior`.
@@ -135,6 +136,31 @@ class DeepEnsemble(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Every member's output on the same inputs, stacked: ``[M, B, ...]`` (tuples/dicts of them likewise)."""
+        return self._run(args, kwargs, per_member=False)
+
+    def forward_members(self, *args: Tensor, **kwargs: Any) -> Any:
+        """Member ``m``'s output on its own inputs ``args[i][m]``, stacked: ``[M, B, ...]``.
+
+        Each positional argument holds one batch per member, ``[M, B, ...]`` (see :func:`member_batches`), so each
+        member trains on its own data order; keyword arguments are shared.
+
+        Example:
+            >>> ensemble = DeepEnsemble(lambda: nn.Linear(3, 2), 2, seed=0)
+            >>> x = torch.randn(2, 4, 3)
+            >>> out = ensemble.forward_members(x)
+            >>> out.shape, torch.allclose(out[1], ensemble.member(1)(x[1]))
+            (torch.Size([2, 4, 2]), True)
+        """
+        for i, value in enumerate(args):
+            if not isinstance(value, Tensor) or value.ndim < 1 or value.shape[0] != self.num_members:
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(
+                    f"Expected every positional argument of `forward_members` to be a tensor [M={self.num_members},"
+                    f" B, ...], but argument {i} is {shape}."
+                )
+        return self._run(args, kwargs, per_member=True)
+
+    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], per_member: bool) -> Any:
         base = self._base[0]
         base.train(self.training)
         params, buffers = self._weights()
@@ -146,11 +172,15 @@ class DeepEnsemble(nn.Module):
             # Scoring, and training on CPU: one member after another is faster there than vmap (which turns
             # convolutions into grouped ones, 1.8x slower for the Kirsch CNN's training step); the same outputs.
             outputs = [
-                member({n: v[m] for n, v in params.items()}, {n: v[m] for n, v in buffers.items()}, *args)
+                member(
+                    {n: v[m] for n, v in params.items()},
+                    {n: v[m] for n, v in buffers.items()},
+                    *((a[m] for a in args) if per_member else args),
+                )
                 for m in range(self.num_members)
             ]
             return _stack_members(outputs)
-        in_dims = (0, 0, *(None for _ in args))
+        in_dims = (0, 0, *((0 if per_member else None) for _ in args))
         return vmap(member, in_dims=in_dims, randomness="different")(params, buffers, *args)
 
     def _vmapped(self, params: dict[str, Tensor]) -> bool:
@@ -229,6 +259,39 @@ def _check_same_architecture(members: list[nn.Module]) -> None:
             )
 
 
+def member_batches(batch: Tensor, num_members: int) -> Tensor:
+    """``[M, B, ...]`` from a batch ``[M * B, ...]``: member ``m`` gets the ``m``-th run of ``B`` consecutive items.
+
+    Give each member of a :class:`DeepEnsemble` its own data order: let the loader serve ``M`` times the batch (and,
+    with ``train_samples_per_epoch``, ``M`` times the epoch) and train on ``forward_members(member_batches(x, M))``.
+    The loader's shuffle is one random order of the epoch, so each member's items are its own random order, the
+    members never share an item at the same step, and the orders follow the datamodule's seed (the same every run).
+    A batch of ``N`` items that ``M`` does not divide (an epoch's last) is completed from its start, so at most
+    ``M - 1`` items are seen twice in it.
+
+    Example:
+        >>> member_batches(torch.arange(6), 3)
+        tensor([[0, 1],
+                [2, 3],
+                [4, 5]])
+        >>> member_batches(torch.arange(5), 3)  # item 0 is repeated to fill the last member's batch
+        tensor([[0, 1],
+                [2, 3],
+                [4, 0]])
+    """
+    if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
+        raise ValueError(f"Expected argument `num_members` to be a positive integer, but got {num_members!r}.")
+    if not isinstance(batch, Tensor) or batch.ndim < 1 or batch.shape[0] < num_members:
+        shape = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
+        raise ValueError(
+            f"Expected argument `batch` to be a tensor of at least `num_members={num_members}` items, but got {shape}."
+        )
+    size = -(-batch.shape[0] // num_members)
+    if size * num_members != batch.shape[0]:
+        batch = batch[torch.arange(size * num_members, device=batch.device) % batch.shape[0]]
+    return batch.unflatten(0, (num_members, size))
+
+
 def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     r"""The members' cross-entropies summed: :math:`\sum_m \frac1B \sum_i -\log p_m(y_i \mid x_i)`.
 
@@ -237,18 +300,20 @@ def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
 
     Args:
         logits: ``[M, B, C]`` (a :class:`DeepEnsemble`'s output).
-        targets: class indices ``[B]``.
+        targets: class indices ``[B]``, or ``[M, B]``, one batch per member (:meth:`DeepEnsemble.forward_members`).
 
     Example:
         >>> ensemble_cross_entropy(torch.zeros(3, 2, 4), torch.tensor([0, 1]))  # 3 x ln 4
         tensor(4.1589)
     """
-    if logits.ndim != 3 or targets.shape != logits.shape[1:2]:
+    if logits.ndim != 3 or targets.shape not in (logits.shape[1:2], logits.shape[:2]):
         raise ValueError(
-            f"Expected `logits` [M, B, C] and `targets` [B], but got {tuple(logits.shape)} and {tuple(targets.shape)}."
+            "Expected `logits` [M, B, C] and `targets` [B] or [M, B], but got"
+            f" {tuple(logits.shape)} and {tuple(targets.shape)}."
         )
     num_members = logits.shape[0]
-    return F.cross_entropy(logits.flatten(0, 1), targets.repeat(num_members)) * num_members
+    targets = targets.flatten() if targets.ndim == 2 else targets.repeat(num_members)
+    return F.cross_entropy(logits.flatten(0, 1), targets) * num_members
 
 
 def ensemble_log_probs(logits: Tensor) -> Tensor:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch.nn import functional as F  # noqa: N812
 
 from lightning_bal.experiments import (
     DropoutCNN,
@@ -13,7 +14,7 @@ from lightning_bal.experiments import (
     posterior_row,
     split_row_name,
 )
-from lightning_bal.posteriors import SWAG, EnsemblePosterior, LastLayerLaplace
+from lightning_bal.posteriors import SWAG, EnsemblePosterior, LastLayerLaplace, member_batches
 
 ROWS = ["random", "bald@mc_dropout", "bald@ensemble", "bald@swag", "bald@laplace"]
 MODELS: list[torch.nn.Module] = []
@@ -108,3 +109,42 @@ def test_experiment_rejects_rows_it_does_not_run():
         Experiment(
             ["x"], [0], model=_model, datamodule=lambda seed: None, rows={"x": Row("bald", callback={"seed": 1})}
         )
+
+
+def _member_orders(seed: int) -> list[torch.Tensor]:
+    """The items each member of a 5-member `EnsembleCNN` trains on in the first epoch, ``[M, items]``."""
+    train, _ = load_digits(seed=0)
+    datamodule = PaperProtocol(budget=40, samples_per_epoch=64, batch_size=16).datamodule(train, train, seed)
+    datamodule = posterior_row("bald@ensemble").datamodule(datamodule)
+    datamodule.setup("fit")
+    # The items' own inputs identify them: the index of each input in the training set.
+    lookup = {tuple(train.tensors[0][i].flatten().tolist()): i for i in datamodule.labelled_indices.tolist()}
+    orders = [
+        torch.tensor([lookup[tuple(x.flatten().tolist())] for x in member_batches(inputs, 5)[m]])
+        for inputs, *_ in datamodule.train_dataloader()
+        for m in range(5)
+    ]
+    return [torch.cat(orders[m::5]) for m in range(5)]
+
+
+def test_ensemble_members_each_get_their_own_data_order_fixed_by_the_seed():
+    orders = _member_orders(seed=0)
+    # Each member gets the batch size and the steps one network gets: 64 items per epoch, in batches of 16.
+    assert [len(order) for order in orders] == [64] * 5
+    for m in range(1, 5):
+        assert not torch.equal(orders[0], orders[m])
+    # The orders follow the run's seed: the same again, another seed another.
+    for ours, again in zip(orders, _member_orders(seed=0), strict=True):
+        assert torch.equal(ours, again)
+    assert not torch.equal(orders[0], _member_orders(seed=1)[0])
+
+
+def test_ensemble_training_step_gives_each_member_its_part_of_the_batch():
+    torch.manual_seed(0)
+    model = EnsembleCNN.around(DropoutCNN("digits", image_size=8), num_members=2, seed=0).eval()  # dropout off
+    x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    with torch.no_grad():
+        loss = model.training_step((x, y), 0)
+        members = [model.ensemble.member(m).eval() for m in range(2)]
+        expected = sum(F.cross_entropy(members[m](x[3 * m : 3 * m + 3]), y[3 * m : 3 * m + 3]) for m in range(2))
+    torch.testing.assert_close(loss, expected)
