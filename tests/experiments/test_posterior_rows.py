@@ -27,6 +27,9 @@ def _model(seed: int) -> DropoutCNN:
 
 @pytest.fixture(scope="module")
 def result():
+    # A module fixture runs before the autouse one-thread fixture: oversubscribed threads made it 60 s, not 2.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     MODELS.clear()
     digits = load_digits(seed=0)
     # A fixed 3 epochs per step (no early stopping), so SWAG's 2 burn-in epochs leave it one to collect in.
@@ -36,10 +39,12 @@ def result():
     experiment = protocol.experiment(
         ROWS, [0], model=_model, datasets=lambda seed: digits, trainer={"accelerator": "cpu"}
     )
-    return experiment, experiment.run()
+    try:
+        yield experiment, experiment.run()
+    finally:
+        torch.set_num_threads(threads)
 
 
-@pytest.mark.slow  # five short runs: ~15 s on an idle core
 def test_every_posterior_row_runs_one_step_on_the_digits(result):
     experiment, outcome = result
     assert {name: experiment.rows[name].heuristic for name in experiment.rows} == dict.fromkeys(ROWS[1:], "bald")
@@ -57,7 +62,6 @@ def test_every_posterior_row_runs_one_step_on_the_digits(result):
     assert len(MODELS) == 1
 
 
-@pytest.mark.slow
 def test_rows_select_different_labels_than_random(result):
     # Different posteriors score differently: the step's new labels differ between the rows.
     _, outcome = result
