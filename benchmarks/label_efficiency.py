@@ -15,6 +15,10 @@ pool). A GPU is used when present.
 
 A heuristic written ``name+lure`` (e.g. ``power_bald+lure``) trains on the LURE-weighted loss of Farquhar et al. 2021;
 it needs ``--initial random`` and the whole pool scored (``--max-pool-size 0``; ``--pool-size`` keeps that cheap).
+A heuristic written ``name@posterior`` draws its K samples from another posterior (``mc_dropout``, ``ensemble``: a
+5-member deep ensemble around the seed's CNN, ``swag``, ``laplace``: last-layer Laplace; see
+:func:`lightning_bal.experiments.posterior_row`), in the same run as the other rows, e.g.
+``--heuristics random bald@mc_dropout bald@ensemble bald@swag bald@laplace``.
 
 Outputs in ``--out``: ``results.csv`` (heuristic, seed, labelled, test accuracy and NLL, plain and LURE NLL over D_L;
 appended after every run), ``curves.png`` (mean over seeds with the min-max band) and ``table.md`` (labels needed to
@@ -37,6 +41,7 @@ from torch.utils.data import TensorDataset
 
 from lightning_bal.experiments import (
     COLD_STARTS,
+    POSTERIORS,
     Curve,
     DropoutCNN,
     ExperimentResult,
@@ -46,6 +51,7 @@ from lightning_bal.experiments import (
     load_digits,
     load_mnist,
     protocol_from_arguments,
+    split_row_name,
 )
 
 __all__ = [
@@ -187,7 +193,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--heuristics",
         nargs="+",
         default=["random", "entropy", "bald", "batchbald", "power_bald"],
-        help="registry names; `name+lure` trains on the LURE-weighted loss",
+        help="registry names; `name+lure` trains on the LURE-weighted loss; `name@posterior` samples another posterior"
+        f" ({', '.join(POSTERIORS)})",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     add_protocol_arguments(parser)
@@ -231,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
     for spec in args.heuristics:
         if spec.partition("+")[2] not in ("", "lure"):
             raise ValueError(f"Expected a heuristic name, optionally with `+lure`, but got {spec!r}.")
+        split_row_name(spec.partition("+")[0])
         if spec.endswith("+lure") and (args.initial != "random" or args.max_pool_size):
             raise ValueError(
                 f"{spec!r} needs every label drawn with a known probability: `--initial random --max-pool-size 0`."

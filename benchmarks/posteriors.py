@@ -1,10 +1,11 @@
 """Cost of scoring a pool with each posterior, as a ratio to one deterministic eval pass over it.
 
-Run: python benchmarks/posteriors.py [--n N] [--members M] [--iterations K]
-Workload: N random 1x28x28 inputs, batch 256, the Gal et al. 2017 MNIST CNN (dropout removed for the ensemble,
-SWAG and Laplace), 1 thread, fastest of 3 runs. Rows: a fused (vmapped) DeepEnsemble of M members through
-EnsemblePosterior, against M separate eval passes of the members one after another; MC-Dropout (K samples, the
-engine); SWAG (K weight draws, moments from M snapshots, no BatchNorm); last-layer Laplace (K draws, full GGN).
+Run: python benchmarks/posteriors.py [--n N] [--members M] [--iterations K] [--network gal|kirsch]
+Workload: N random 1x28x28 inputs, batch 256, the Gal et al. 2017 MNIST CNN, or Kirsch et al. 2019's with
+``--network kirsch`` (dropout removed for the ensemble, SWAG and Laplace), 1 thread, fastest of 3 runs. Rows: a
+DeepEnsemble of M members through EnsemblePosterior, against M separate eval passes of the members one after
+another; MC-Dropout (K samples, the engine); SWAG (K weight draws, moments from M snapshots, no BatchNorm);
+last-layer Laplace (K draws, full GGN).
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from lightning_bal.experiments.models import gal_cnn
+from lightning_bal.experiments.models import NETWORKS
 from lightning_bal.mc import MCDropout
 from lightning_bal.posteriors import SWAG, DeepEnsemble, EnsemblePosterior, LastLayerLaplace
 
 BATCH = 256
 
 
-def cnn(dropout: bool) -> nn.Sequential:
-    """The Gal et al. CNN, with or without its dropout layers (SWAG, Laplace and ensembles need none)."""
-    layers = [layer for layer in gal_cnn() if dropout or not isinstance(layer, nn.Dropout)]
+def cnn(network: str, dropout: bool) -> nn.Sequential:
+    """The CNN, with or without its dropout layers (SWAG, Laplace and ensembles need none)."""
+    layers = [layer for layer in NETWORKS[network]() if dropout or not isinstance(layer, (nn.Dropout, nn.Dropout2d))]
     return nn.Sequential(*layers).eval()
 
 
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2048)
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--network", choices=["gal", "kirsch"], default="gal")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -54,14 +56,14 @@ def main() -> None:
         for _ in posterior.batches(module, loader, k, 0, log_softmax):
             pass
 
-    plain = cnn(dropout=False)
+    plain = cnn(args.network, dropout=False)
 
     def one_pass(module: nn.Module = plain) -> None:
         with torch.inference_mode():
             for inputs, _ in loader:
                 module(inputs).log_softmax(-1)
 
-    ensemble = DeepEnsemble(lambda: cnn(dropout=False), args.members, seed=0).eval()
+    ensemble = DeepEnsemble(lambda: cnn(args.network, dropout=False), args.members, seed=0).eval()
     members = [ensemble.member(m).eval() for m in range(args.members)]
     swag = SWAG(rank=args.members)
     for m in range(args.members):
@@ -73,11 +75,11 @@ def main() -> None:
     rows = [
         (f"{m} separate eval passes (members one after another)", fastest(lambda: [one_pass(mod) for mod in members])),
         (f"DeepEnsemble via EnsemblePosterior (K = M = {m})", fastest(lambda: drain(EnsemblePosterior(), ensemble, m))),
-        (f"MC-Dropout (K = {k}, the engine)", fastest(lambda: drain(MCDropout(), cnn(dropout=True), k))),
+        (f"MC-Dropout (K = {k}, the engine)", fastest(lambda: drain(MCDropout(), cnn(args.network, dropout=True), k))),
         (f"SWAG (K = {k} weight draws, no BatchNorm)", fastest(lambda: drain(swag, plain, k))),
         (f"last-layer Laplace (K = {k}, full GGN)", fastest(lambda: drain(laplace, plain, k))),
     ]
-    print(f"N={args.n}, batch {BATCH}, 1 thread; one eval pass: {floor:.3f} s")
+    print(f"{args.network} CNN, N={args.n}, batch {BATCH}, 1 thread; one eval pass: {floor:.3f} s")
     print("| scoring | seconds | ratio to one eval pass |")
     print("| --- | --- | --- |")
     for name, seconds in rows:

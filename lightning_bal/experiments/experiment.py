@@ -25,7 +25,7 @@ from lightning_bal.data import ActiveDataModule
 from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_reach, mean_and_spread
 from lightning_bal.utilities.tensorboard import write_layout
 
-__all__ = ["Experiment", "ExperimentResult", "History"]
+__all__ = ["Experiment", "ExperimentResult", "History", "Row"]
 
 History = list[dict[str, float]]
 _LABELLED = "active/num_labelled"
@@ -200,6 +200,31 @@ class ExperimentResult:
         return ExperimentResult(histories, self.metric)
 
 
+@dataclass(frozen=True)
+class Row:
+    """A row of an :class:`Experiment` that is more than a heuristic's name: its own posterior, model or evaluations.
+
+    Args:
+        heuristic: the registry name the row runs.
+        model: turns the seed's initial model (a deep copy, the one every row of the seed starts from) and the seed
+            into this row's model (e.g. an ensemble around it); ``None`` keeps it.
+        datamodule: changes the run's datamodule before training (e.g. a larger batch for an ensemble whose members
+            each take a part of it); ``None`` keeps it.
+        callback: keyword arguments of :class:`~lightning_bal.ActiveLearningCallback` over the experiment's
+            (e.g. ``{"posterior": SWAG()}``); deep-copied for every run, so stateful posteriors start fresh.
+
+    Example:
+        >>> from lightning_bal.posteriors import SWAG
+        >>> Row("bald", callback={"posterior": SWAG()}).heuristic
+        'bald'
+    """
+
+    heuristic: str
+    model: Callable[[pl.LightningModule, int], pl.LightningModule] | None = None
+    datamodule: Callable[[ActiveDataModule], ActiveDataModule] | None = None
+    callback: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Experiment:
     """Run every heuristic on every seed, each seed's runs from the same initial labels and initial weights.
 
@@ -209,10 +234,12 @@ class Experiment:
     (evaluations deep-copied per run) and the trainer ``Trainer(**trainer)`` over defaults that run until the label
     budget is spent (``max_epochs=-1``) without checkpoints. With ``log_dir`` each run logs to TensorBoard in
     ``log_dir/<heuristic>/seed_<seed>`` and the folder gets a custom-scalars layout that draws every run's curves on
-    shared charts.
+    shared charts. A name in ``rows`` runs that :class:`Row` instead: its heuristic, with its own callback arguments
+    and model (built from the seed's shared initial model), so posteriors compare from the same start in one run.
 
     Args:
-        heuristics: registry names (:func:`~lightning_bal.heuristics.get_heuristic`).
+        heuristics: the rows' names: registry names (:func:`~lightning_bal.heuristics.get_heuristic`) or keys of
+            ``rows``.
         seeds: one run per heuristic and seed.
         model: builds the LightningModule for a seed.
         datamodule: builds the ``ActiveDataModule`` for a seed.
@@ -220,6 +247,7 @@ class Experiment:
         trainer: keyword arguments of ``Trainer`` over the defaults.
         metric: the figure the result summarises by default (``"active/val_acc"`` when validation is the test set).
         log_dir: TensorBoard folder, or ``None`` for no logger.
+        rows: ``{name: Row}`` for the names of ``heuristics`` that are not plain registry names.
 
     Example:
         >>> from lightning_bal.experiments import DropoutCNN, load_digits
@@ -249,6 +277,7 @@ class Experiment:
         trainer: Mapping[str, Any] | None = None,
         metric: str = "active/test_acc",
         log_dir: str | Path | None = None,
+        rows: Mapping[str, Row] | None = None,
     ) -> None:
         self.heuristics = list(heuristics)
         self.seeds = list(seeds)
@@ -258,9 +287,13 @@ class Experiment:
             raise ValueError(f"Expected argument `heuristics` to name each heuristic once, but got {self.heuristics}.")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"Expected argument `seeds` to be distinct integers, at least one, but got {self.seeds}.")
+        self.rows = dict(rows or {})
         for reserved in ("heuristic", "seed"):
-            if reserved in (callback or {}):
+            if any(reserved in settings for settings in [callback or {}, *(r.callback for r in self.rows.values())]):
                 raise ValueError(f"Expected argument `callback` without `{reserved}` (the experiment sets it).")
+        unused = sorted(set(self.rows) - set(self.heuristics))
+        if unused:
+            raise ValueError(f"Expected argument `rows` to name rows of `heuristics`, but {unused} are not among them.")
         self.model = model
         self.datamodule = datamodule
         self.callback = dict(callback or {})
@@ -289,10 +322,16 @@ class Experiment:
         return result
 
     def run_one(self, heuristic: str, seed: int, model: pl.LightningModule) -> History:
-        """One run of ``heuristic`` at ``seed`` from ``model``; returns the callback's history (rank zero's)."""
+        """One run of the row ``heuristic`` at ``seed`` from ``model``; returns the callback's history (rank zero's)."""
         pl.seed_everything(seed, verbose=False)
         datamodule = self.datamodule(seed)
-        callback = ActiveLearningCallback(heuristic, seed=seed, **copy.deepcopy(self.callback))
+        row = self.rows.get(heuristic, Row(heuristic))
+        if row.model is not None:
+            model = row.model(model, seed)
+        if row.datamodule is not None:
+            datamodule = row.datamodule(datamodule)
+        callback_kwargs = copy.deepcopy({**self.callback, **row.callback})
+        callback = ActiveLearningCallback(row.heuristic, seed=seed, **callback_kwargs)
         logger: TensorBoardLogger | bool = False
         if self.log_dir is not None:
             logger = TensorBoardLogger(self.log_dir, name=heuristic, version=f"seed_{seed}", default_hp_metric=False)

@@ -22,6 +22,7 @@ from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.experiments.cold_start import cold_start_labels
 from lightning_bal.experiments.experiment import Experiment
+from lightning_bal.experiments.posteriors import posterior_row, split_row_name
 
 __all__ = ["PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"]
 
@@ -150,7 +151,8 @@ class PaperProtocol:
         """An :class:`Experiment` of this protocol.
 
         Args:
-            heuristics: registry names.
+            heuristics: registry names, or ``heuristic@posterior`` rows (:func:`posterior_row`: ``mc_dropout``,
+                ``ensemble``, ``swag``, ``laplace``; the model must then be a :class:`DropoutCNN`).
             seeds: one run per heuristic and seed.
             model: builds the model for a seed.
             datasets: ``(train, test)`` for a seed (the training set carries ``.targets`` for a balanced start).
@@ -167,6 +169,7 @@ class PaperProtocol:
             "log_every_n_steps": min(50, batches),
             **(trainer or {}),
         }
+        rows = {name: posterior_row(name) for name in heuristics if split_row_name(name)[1] is not None}
         return Experiment(
             heuristics,
             seeds,
@@ -176,6 +179,7 @@ class PaperProtocol:
             trainer=settings,
             metric="active/test_acc",
             log_dir=log_dir,
+            rows=rows,
         )
 
 

@@ -10,6 +10,7 @@ from lightning_bal.posteriors.ensemble import (
     EnsemblePosterior,
     ensemble_cross_entropy,
     ensemble_log_probs,
+    member_batches,
 )
 from lightning_bal.posteriors.laplace import LastLayerLaplace
 from lightning_bal.posteriors.swag import SWAG
@@ -24,4 +25,5 @@ __all__ = [
     "SWAG",
     "ensemble_cross_entropy",
     "ensemble_log_probs",
+    "member_batches",
 ]

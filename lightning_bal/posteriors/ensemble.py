@@ -18,7 +18,7 @@ from lightning_bal.mc.sampling import call_module, map_tensors
 from lightning_bal.posteriors._common import finish, input_batches, stack_samples
 from lightning_bal.utilities.seeding import check_seed
 
-__all__ = ["DeepEnsemble", "EnsemblePosterior", "ensemble_cross_entropy", "ensemble_log_probs"]
+__all__ = ["DeepEnsemble", "EnsemblePosterior", "ensemble_cross_entropy", "ensemble_log_probs", "member_batches"]
 
 
 def _key(name: str) -> str:
@@ -33,8 +33,10 @@ class DeepEnsemble(nn.Module):
     (:func:`torch.func.stack_module_state`) and registered on this module, so one optimizer, one ``state_dict``,
     DDP's gradient synchronisation and the callback's ``reset_weights`` (which reloads the fit-start ``state_dict``)
     cover every member. ``forward`` runs all members on the same batch with :func:`torch.func.vmap` over
-    :func:`torch.func.functional_call` and returns ``[M, B, ...]``. Each member has its own initialisation (one call
-    of ``make_member`` each, under its own seed when ``seed`` is given); the members see the same batches.
+    :func:`torch.func.functional_call` on an accelerator (one member after another on the CPU, see ``fused``) and
+    returns ``[M, B, ...]``. Each member has its own initialisation (one call of ``make_member`` each, under its own
+    seed when ``seed`` is given). :meth:`forward_members` runs member ``m`` on its own batch instead, so that each
+    member has its own data order (:func:`member_batches`).
 
     Train with a loss summed over the members (:func:`ensemble_cross_entropy`), so that each member's gradient is the
     one it would get alone. Sample it with :class:`EnsemblePosterior`.
@@ -45,6 +47,9 @@ class DeepEnsemble(nn.Module):
         num_members: M, at least 2.
         seed: build member ``m`` under ``torch.manual_seed(seed + m)`` (the global generator is restored after);
             ``None`` draws the members one after another from the global generator.
+        fused: train all members in one ``vmap`` (``True``), or one member after another (``False``); ``None``:
+            vmapped unless the weights are on the CPU, where the loop is faster. Scoring (under
+            ``torch.inference_mode``) always runs the members one after another.
 
     Raises:
         ValueError: if ``num_members`` is below 2 or the members' architectures differ.
@@ -57,7 +62,14 @@ class DeepEnsemble(nn.Module):
         torch.Size([5, 8, 3])
     """
 
-    def __init__(self, make_member: Callable[[], nn.Module], num_members: int, *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        make_member: Callable[[], nn.Module],
+        num_members: int,
+        *,
+        seed: int | None = None,
+        fused: bool | None = None,
+    ) -> None:
         if isinstance(make_member, nn.Module) or not callable(make_member):
             raise TypeError(
                 "Expected argument `make_member` to be a function that builds one member (e.g. `lambda: Net()`),"
@@ -77,10 +89,10 @@ class DeepEnsemble(nn.Module):
                 torch.manual_seed(seed + m)
                 members.append(make_member())
         super().__init__()
-        self._setup(members)
+        self._setup(members, fused)
 
     @classmethod
-    def from_members(cls, members: Sequence[nn.Module]) -> DeepEnsemble:
+    def from_members(cls, members: Sequence[nn.Module], *, fused: bool | None = None) -> DeepEnsemble:
         """An ensemble of existing ``members`` (their weights are copied; at least 2, one architecture).
 
         Example:
@@ -94,11 +106,14 @@ class DeepEnsemble(nn.Module):
             raise ValueError(f"Expected argument `members` to hold at least 2 modules, but got {len(members)}.")
         ensemble = cls.__new__(cls)
         nn.Module.__init__(ensemble)
-        ensemble._setup(members)
+        ensemble._setup(members, fused)
         return ensemble
 
-    def _setup(self, members: list[nn.Module]) -> None:
+    def _setup(self, members: list[nn.Module], fused: bool | None) -> None:
         _check_same_architecture(members)
+        if fused is not None and not isinstance(fused, bool):
+            raise TypeError(f"Expected argument `fused` to be a bool or None, but got {fused!r}.")
+        self.fused = fused
         params, buffers = stack_module_state(members)
         self.num_members = len(members)
         self._param_names = list(params)
@@ -121,6 +136,31 @@ class DeepEnsemble(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Every member's output on the same inputs, stacked: ``[M, B, ...]`` (tuples/dicts of them likewise)."""
+        return self._run(args, kwargs, per_member=False)
+
+    def forward_members(self, *args: Tensor, **kwargs: Any) -> Any:
+        """Member ``m``'s output on its own inputs ``args[i][m]``, stacked: ``[M, B, ...]``.
+
+        Each positional argument holds one batch per member, ``[M, B, ...]`` (see :func:`member_batches`), so each
+        member trains on its own data order; keyword arguments are shared.
+
+        Example:
+            >>> ensemble = DeepEnsemble(lambda: nn.Linear(3, 2), 2, seed=0)
+            >>> x = torch.randn(2, 4, 3)
+            >>> out = ensemble.forward_members(x)
+            >>> out.shape, torch.allclose(out[1], ensemble.member(1)(x[1]))
+            (torch.Size([2, 4, 2]), True)
+        """
+        for i, value in enumerate(args):
+            if not isinstance(value, Tensor) or value.ndim < 1 or value.shape[0] != self.num_members:
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(
+                    f"Expected every positional argument of `forward_members` to be a tensor [M={self.num_members},"
+                    f" B, ...], but argument {i} is {shape}."
+                )
+        return self._run(args, kwargs, per_member=True)
+
+    def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], per_member: bool) -> Any:
         base = self._base[0]
         base.train(self.training)
         params, buffers = self._weights()
@@ -128,16 +168,25 @@ class DeepEnsemble(nn.Module):
         def member(member_params: dict[str, Tensor], member_buffers: dict[str, Tensor], *inputs: Any) -> Any:
             return functional_call(base, (member_params, member_buffers), inputs, kwargs)
 
-        if torch.is_inference_mode_enabled():
-            # Scoring: one member after another is faster on CPU than vmap (which turns convolutions into grouped
-            # ones); the same outputs, stacked.
+        if torch.is_inference_mode_enabled() or not self._vmapped(params):
+            # Scoring, and training on CPU: one member after another is faster there than vmap (which turns
+            # convolutions into grouped ones, 1.8x slower for the Kirsch CNN's training step); the same outputs.
             outputs = [
-                member({n: v[m] for n, v in params.items()}, {n: v[m] for n, v in buffers.items()}, *args)
+                member(
+                    {n: v[m] for n, v in params.items()},
+                    {n: v[m] for n, v in buffers.items()},
+                    *((a[m] for a in args) if per_member else args),
+                )
                 for m in range(self.num_members)
             ]
             return _stack_members(outputs)
-        in_dims = (0, 0, *(None for _ in args))
+        in_dims = (0, 0, *((0 if per_member else None) for _ in args))
         return vmap(member, in_dims=in_dims, randomness="different")(params, buffers, *args)
+
+    def _vmapped(self, params: dict[str, Tensor]) -> bool:
+        if self.fused is not None:
+            return self.fused
+        return any(value.device.type != "cpu" for value in params.values())
 
     def member(self, index: int) -> nn.Module:
         """A standalone copy of member ``index`` (its own module, with its weights), e.g. to run it alone.
@@ -210,6 +259,39 @@ def _check_same_architecture(members: list[nn.Module]) -> None:
             )
 
 
+def member_batches(batch: Tensor, num_members: int) -> Tensor:
+    """``[M, B, ...]`` from a batch ``[M * B, ...]``: member ``m`` gets the ``m``-th run of ``B`` consecutive items.
+
+    Give each member of a :class:`DeepEnsemble` its own data order: let the loader serve ``M`` times the batch (and,
+    with ``train_samples_per_epoch``, ``M`` times the epoch) and train on ``forward_members(member_batches(x, M))``.
+    The loader's shuffle is one random order of the epoch, so each member's items are its own random order, the
+    members never share an item at the same step, and the orders follow the datamodule's seed (the same every run).
+    A batch of ``N`` items that ``M`` does not divide (an epoch's last) is completed from its start, so at most
+    ``M - 1`` items are seen twice in it.
+
+    Example:
+        >>> member_batches(torch.arange(6), 3)
+        tensor([[0, 1],
+                [2, 3],
+                [4, 5]])
+        >>> member_batches(torch.arange(5), 3)  # item 0 is repeated to fill the last member's batch
+        tensor([[0, 1],
+                [2, 3],
+                [4, 0]])
+    """
+    if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
+        raise ValueError(f"Expected argument `num_members` to be a positive integer, but got {num_members!r}.")
+    if not isinstance(batch, Tensor) or batch.ndim < 1 or batch.shape[0] < num_members:
+        shape = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
+        raise ValueError(
+            f"Expected argument `batch` to be a tensor of at least `num_members={num_members}` items, but got {shape}."
+        )
+    size = -(-batch.shape[0] // num_members)
+    if size * num_members != batch.shape[0]:
+        batch = batch[torch.arange(size * num_members, device=batch.device) % batch.shape[0]]
+    return batch.unflatten(0, (num_members, size))
+
+
 def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     r"""The members' cross-entropies summed: :math:`\sum_m \frac1B \sum_i -\log p_m(y_i \mid x_i)`.
 
@@ -218,18 +300,20 @@ def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
 
     Args:
         logits: ``[M, B, C]`` (a :class:`DeepEnsemble`'s output).
-        targets: class indices ``[B]``.
+        targets: class indices ``[B]``, or ``[M, B]``, one batch per member (:meth:`DeepEnsemble.forward_members`).
 
     Example:
         >>> ensemble_cross_entropy(torch.zeros(3, 2, 4), torch.tensor([0, 1]))  # 3 x ln 4
         tensor(4.1589)
     """
-    if logits.ndim != 3 or targets.shape != logits.shape[1:2]:
+    if logits.ndim != 3 or targets.shape not in (logits.shape[1:2], logits.shape[:2]):
         raise ValueError(
-            f"Expected `logits` [M, B, C] and `targets` [B], but got {tuple(logits.shape)} and {tuple(targets.shape)}."
+            "Expected `logits` [M, B, C] and `targets` [B] or [M, B], but got"
+            f" {tuple(logits.shape)} and {tuple(targets.shape)}."
         )
     num_members = logits.shape[0]
-    return F.cross_entropy(logits.flatten(0, 1), targets.repeat(num_members)) * num_members
+    targets = targets.flatten() if targets.ndim == 2 else targets.repeat(num_members)
+    return F.cross_entropy(logits.flatten(0, 1), targets) * num_members
 
 
 def ensemble_log_probs(logits: Tensor) -> Tensor:

@@ -162,13 +162,13 @@ class SWAG(Posterior):
         """
         self._require_moments()
         variance = (self.sq_mean - self.mean**2).clamp_min(0.0)
-        z1 = torch.randn(num_samples, self.mean.numel(), generator=generator)
-        noise = z1 * variance.sqrt() / 2**0.5
+        # In place, in the order of the formula: the same numbers as out-of-place ops, without K x P temporaries.
+        noise = torch.randn(num_samples, self.mean.numel(), generator=generator).mul_(variance.sqrt()).div_(2**0.5)
         rank = self.deviations.shape[0]
         if rank >= 2:
             z2 = torch.randn(num_samples, rank, generator=generator)
-            noise = noise + z2 @ self.deviations / (2 * (rank - 1)) ** 0.5
-        return self.mean + self.scale**0.5 * noise
+            noise.add_((z2 @ self.deviations).div_((2 * (rank - 1)) ** 0.5))
+        return noise.mul_(self.scale**0.5).add_(self.mean)
 
     def batches(
         self,
@@ -199,8 +199,6 @@ class SWAG(Posterior):
             )
         device = params[0][1].device
         vectors = self.sample_weights(num_samples, generator).to(device)
-        norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-        refresh = self._refresh_loader if norms else None
         states = []
         for vector in vectors:
             state: dict[str, Tensor] = {}
@@ -208,9 +206,17 @@ class SWAG(Posterior):
             for name, p in params:
                 state[name] = vector[offset : offset + p.numel()].view_as(p).to(p.dtype)
                 offset += p.numel()
-            if refresh is not None:
-                state.update(_refreshed_buffers(module, norms, state, refresh()))
             states.append(state)
+        norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        if norms:
+            if self._refresh_loader is None:
+                raise RuntimeError(
+                    "SWAG needs D_L to refresh the model's BatchNorm statistics: sample it after an active learning"
+                    " step's `fit` (a resumed run refits before sampling)."
+                )
+            refreshed = _refreshed_buffers(module, norms, states, self._refresh_loader())
+            for state, buffers in zip(states, refreshed, strict=True):
+                state.update(buffers)
         return states
 
     # ------------------------------------------------------------------ state
@@ -262,21 +268,23 @@ def _bound(module: nn.Module, state: dict[str, Tensor]) -> Callable[..., Any]:
 
 
 def _refreshed_buffers(
-    module: nn.Module, norms: list[_BatchNorm], weights: dict[str, Tensor], loader: Iterable[Any]
-) -> dict[str, Tensor]:
-    """BatchNorm statistics of the model with ``weights``, recomputed over ``loader`` (averaged over its items)."""
+    module: nn.Module, norms: list[_BatchNorm], samples: list[dict[str, Tensor]], loader: Iterable[Any]
+) -> list[dict[str, Tensor]]:
+    """Each sample's BatchNorm statistics, recomputed over ``loader`` (its items averaged), in one pass over it.
+
+    Each batch of D_L is read once and run through every sample (rather than D_L read once per sample): the same
+    numbers, as every sample sees the same batches in the same order with the same momenta.
+    """
     names = {id(m): name for name, m in module.named_modules()}
-    buffers = {}
+    fresh: dict[str, Tensor] = {}
     for norm in norms:
         prefix = names[id(norm)]
         for attr in ("running_mean", "running_var", "num_batches_tracked"):
             value = getattr(norm, attr)
-            buffers[f"{prefix}.{attr}" if prefix else attr] = value.detach().clone()
-    for key, value in buffers.items():
-        if key.endswith("running_var"):
-            value.fill_(1.0)
-        else:
-            value.zero_()
+            start = torch.ones_like(value) if attr == "running_var" else torch.zeros_like(value)
+            fresh[f"{prefix}.{attr}" if prefix else attr] = start
+    buffers = [{key: value.clone() for key, value in fresh.items()} for _ in samples]
+    bound = [_bound(module, {**weights, **own}) for weights, own in zip(samples, buffers, strict=True)]
     momenta = [norm.momentum for norm in norms]
     try:
         seen = 0
@@ -286,7 +294,8 @@ def _refreshed_buffers(
                 for norm in norms:
                     norm.momentum = indices.numel() / (seen + indices.numel())
                 seen += indices.numel()
-                call_module(_bound(module, {**weights, **buffers}), inputs)
+                for forward in bound:
+                    call_module(forward, inputs)
     finally:
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum

@@ -8,7 +8,7 @@ from torch import nn
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.callbacks import MCTestCurve
 from lightning_bal.heuristics import BALD, BatchBALD
-from lightning_bal.posteriors import DeepEnsemble, EnsemblePosterior, ensemble_cross_entropy
+from lightning_bal.posteriors import DeepEnsemble, EnsemblePosterior, ensemble_cross_entropy, member_batches
 from tests.helpers.models import DropoutClassifier, blobs
 from tests.helpers.runs import make_datamodule, make_trainer
 from tests.posteriors.models import EnsembleClassifier, mlp
@@ -38,9 +38,12 @@ def test_seed_makes_members_reproducible_and_leaves_global_rng_alone():
         assert torch.equal(pa, pb), name
 
 
-def test_training_with_batchnorm_updates_each_members_statistics_and_gradients():
+@pytest.mark.parametrize("fused", [True, False, None])
+def test_training_with_batchnorm_updates_each_members_statistics_and_gradients(fused):
+    # vmapped (`fused=True`) or one member after another (`False`; `None` on the CPU): the same training step.
     torch.manual_seed(0)
-    ensemble = DeepEnsemble(lambda: mlp(batchnorm=True), 3, seed=0).train()
+    ensemble = DeepEnsemble(lambda: mlp(batchnorm=True), 3, seed=0, fused=fused).train()
+    member = ensemble.member(0).train()
     x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
     loss = ensemble_cross_entropy(ensemble(x), y)
     loss.backward()
@@ -48,10 +51,10 @@ def test_training_with_batchnorm_updates_each_members_statistics_and_gradients()
     assert running_mean.shape == (3, 16)
     assert running_mean.abs().sum() > 0
     assert not torch.allclose(running_mean[0], running_mean[1])
-    # The summed loss gives member 0 the gradient it gets alone.
-    member = ensemble.member(0).train()
+    # The summed loss gives member 0 the gradient and the statistics it gets alone.
     nn.functional.cross_entropy(member(x), y).backward()
     torch.testing.assert_close(ensemble.stacked.get_parameter("0-weight").grad[0], member[0].weight.grad)
+    torch.testing.assert_close(running_mean[0], member[1].running_mean)
 
 
 @pytest.mark.parametrize(
@@ -136,3 +139,29 @@ def test_batchbald_accepts_ensemble_samples(tmp_path):
     callback, _, _, dm = _run(tmp_path, reset_weights=False, max_epochs=1, heuristic=BatchBALD())
     assert callback.steps_done == 1
     assert dm.num_labelled == 11
+
+
+def test_member_batches_gives_each_member_its_own_run_of_items():
+    torch.testing.assert_close(member_batches(torch.arange(6), 3), torch.tensor([[0, 1], [2, 3], [4, 5]]))
+    # An epoch's last batch that M does not divide is completed from its start.
+    torch.testing.assert_close(member_batches(torch.arange(7), 3), torch.tensor([[0, 1, 2], [3, 4, 5], [6, 0, 1]]))
+    assert member_batches(torch.zeros(8, 2, 5), 4).shape == (4, 2, 2, 5)
+    with pytest.raises(ValueError, match="at least `num_members=3` items"):
+        member_batches(torch.arange(2), 3)
+    with pytest.raises(ValueError, match="`num_members`"):
+        member_batches(torch.arange(4), 0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_forward_members_trains_each_member_on_its_own_batch(fused):
+    torch.manual_seed(0)
+    ensemble = DeepEnsemble(lambda: mlp(batchnorm=True), 3, seed=0, fused=fused).train()
+    alone = [ensemble.member(m).train() for m in range(3)]
+    x, y = torch.randn(3, 8, 4), torch.randint(0, 3, (3, 8))
+    ensemble_cross_entropy(ensemble.forward_members(x), y).backward()
+    for m, member in enumerate(alone):
+        nn.functional.cross_entropy(member(x[m]), y[m]).backward()
+        torch.testing.assert_close(ensemble.stacked.get_parameter("0-weight").grad[m], member[0].weight.grad)
+        torch.testing.assert_close(ensemble.stacked.get_buffer("1-running_mean")[m], member[1].running_mean)
+    with pytest.raises(ValueError, match=r"\[M=3, B, \.\.\.\], but argument 0 is \(4, 4\)"):
+        ensemble.forward_members(torch.randn(4, 4))

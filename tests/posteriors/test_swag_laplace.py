@@ -52,6 +52,68 @@ def test_swag_refreshes_batchnorm_on_the_labelled_set():
     torch.testing.assert_close(out[:, 1], expected, atol=1e-5, rtol=1e-5)
 
 
+def _swag_with_snapshots(net: nn.Module, rank: int = 3, snapshots: int = 5) -> SWAG:
+    torch.manual_seed(0)
+    swag = SWAG(rank=rank)
+    for _ in range(snapshots):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        swag.collect(net)
+    return swag
+
+
+def test_swag_sample_weights_are_the_formula_exactly():
+    swag = _swag_with_snapshots(nn.Linear(3, 2))
+    generator = torch.Generator().manual_seed(4)
+    z1, z2 = torch.randn(7, 8, generator=generator), torch.randn(7, 3, generator=generator)
+    noise = (
+        z1 * (swag.sq_mean - swag.mean**2).clamp_min(0.0).sqrt() / 2**0.5 + z2 @ swag.deviations / (2 * (3 - 1)) ** 0.5
+    )
+    expected = swag.mean + 0.5**0.5 * noise
+    assert torch.equal(swag.sample_weights(7, torch.Generator().manual_seed(4)), expected)
+
+
+class _CountingLoader:
+    def __init__(self, batches):
+        self.batches, self.passes = batches, 0
+
+    def __iter__(self):
+        self.passes += 1
+        return iter(self.batches)
+
+
+def test_swag_refreshes_every_samples_batchnorm_in_one_pass_over_the_labelled_set():
+    net = mlp(batchnorm=True)
+    swag = _swag_with_snapshots(net)
+    labelled = torch.randn(40, 4) * 3 + 1
+    loader = _CountingLoader([(labelled[:20], torch.arange(20)), (labelled[20:], torch.arange(20, 40))])
+    swag._refresh_loader = lambda: loader
+    pool = torch.randn(6, 4)
+    [(_, out)] = list(swag.batches(net, [pool], 3, 0, None))
+    assert loader.passes == 1
+    # Reference: each sample's weights in a copy of the network, its statistics the mean over D_L's (equal) batches.
+    for k, vector in enumerate(swag.sample_weights(3, torch.Generator().manual_seed(0))):
+        copy = mlp(batchnorm=True)
+        torch.nn.utils.vector_to_parameters(vector, copy.parameters())
+        copy[1].reset_running_stats()
+        copy[1].momentum = None  # a cumulative average over the batches
+        with torch.no_grad():
+            copy.train()(labelled[:20])
+            copy(labelled[20:])
+            expected = copy.eval()(pool)
+        torch.testing.assert_close(out[:, k], expected, atol=1e-5, rtol=1e-5)
+    assert net[1].momentum == 0.1  # the model's own BatchNorm is left as it was
+    assert torch.equal(net[1].running_var, torch.ones(16))
+
+
+def test_swag_with_batchnorm_needs_the_labelled_set():
+    net = mlp(batchnorm=True)
+    swag = _swag_with_snapshots(net)
+    with pytest.raises(RuntimeError, match="needs D_L to refresh"):
+        list(swag.batches(net, [torch.randn(2, 4)], 2, 0, None))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

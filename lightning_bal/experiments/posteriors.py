@@ -1,0 +1,247 @@
+"""Rows of the papers' protocol that draw the K samples from another posterior: ``heuristic@posterior``.
+
+``bald@ensemble`` runs BALD over a deep ensemble of the seed's CNN, ``bald@swag`` and ``bald@laplace`` run it over
+SWAG and last-layer Laplace samples of the CNN itself, ``bald@mc_dropout`` is plain ``bald`` under an explicit name.
+:func:`posterior_row` turns such a name into an :class:`~lightning_bal.experiments.Row`, so all of them run in one
+:class:`~lightning_bal.experiments.Experiment`, each seed's rows from the same labels and initial weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+
+from lightning_bal.callbacks import LabelledRisk, StepEvaluation, TestCurve
+from lightning_bal.data import ActiveDataModule
+from lightning_bal.experiments.experiment import Row
+from lightning_bal.experiments.models import NETWORKS, DropoutCNN
+from lightning_bal.mc import MCDropout
+from lightning_bal.posteriors import (
+    SWAG,
+    DeepEnsemble,
+    EnsemblePosterior,
+    LastLayerLaplace,
+    ensemble_log_probs,
+    member_batches,
+)
+
+__all__ = [
+    "POSTERIORS",
+    "EnsembleCNN",
+    "EnsembleLabelledRisk",
+    "EnsembleTestCurve",
+    "ensemble_loader",
+    "posterior_row",
+    "split_row_name",
+]
+
+POSTERIORS = ("mc_dropout", "ensemble", "swag", "laplace")
+
+
+def split_row_name(name: str) -> tuple[str, str | None]:
+    """``"bald@swag"`` -> ``("bald", "swag")``; a name without ``@`` has no posterior of its own.
+
+    Example:
+        >>> split_row_name("bald@ensemble"), split_row_name("random")
+        (('bald', 'ensemble'), ('random', None))
+        >>> split_row_name("bald@hmc")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected a row `heuristic@posterior` with a posterior in ('mc_dropout', 'ensemble', 'swag', 'laplace'), but got 'bald@hmc'.
+    """  # noqa: E501
+    heuristic, at, posterior = name.partition("@")
+    if not at:
+        return name, None
+    if posterior not in POSTERIORS or not heuristic:
+        raise ValueError(f"Expected a row `heuristic@posterior` with a posterior in {POSTERIORS}, but got {name!r}.")
+    return heuristic, posterior
+
+
+class EnsembleCNN(pl.LightningModule):
+    """A :class:`~lightning_bal.posteriors.DeepEnsemble` of :class:`DropoutCNN` networks, trained like one of them.
+
+    ``forward`` returns the members' logits ``[M, B, C]`` (what
+    :class:`~lightning_bal.posteriors.EnsemblePosterior` samples); training sums the members' cross-entropies (each
+    weighted by the risk weight a sample carries under ``return_weights``), validation logs ``val_loss`` and
+    ``val_acc`` of the ensemble's prediction (the mean of the members' probabilities). Adam, as :class:`DropoutCNN`
+    (without its weight decay).
+
+    With ``own_data_order`` (the default) each member trains on its own part of every batch
+    (:func:`~lightning_bal.posteriors.member_batches`), so the loader must serve M times the batch and M times the
+    epoch (:func:`ensemble_loader`) for each member to get the steps and batch size one network gets; without it the
+    members train on the same batches.
+
+    Args:
+        members: the member networks (one architecture); their weights are copied.
+        lr: Adam's learning rate.
+        own_data_order: each member trains on its own part of every batch.
+
+    Example:
+        >>> model = EnsembleCNN.around(DropoutCNN("digits", image_size=8), num_members=3, seed=0)
+        >>> model(torch.zeros(2, 1, 8, 8)).shape
+        torch.Size([3, 2, 10])
+    """
+
+    def __init__(self, members: Sequence[nn.Module], lr: float = 1e-3, own_data_order: bool = True) -> None:
+        super().__init__()
+        self.lr = lr
+        self.own_data_order = own_data_order
+        self.ensemble = DeepEnsemble.from_members(members)
+
+    @classmethod
+    def around(cls, model: DropoutCNN, num_members: int = 5, seed: int = 0, own_data_order: bool = True) -> EnsembleCNN:
+        """An ensemble whose member 0 is ``model``'s network and whose other members are new ones of its kind.
+
+        Member ``m >= 1`` is built under ``torch.manual_seed`` of ``seed`` and ``m`` (the global generator is left
+        as it was), so the ensemble's row starts from the same network as the other rows of the seed, plus M - 1.
+        """
+        if not isinstance(model, DropoutCNN):
+            raise TypeError(f"Expected argument `model` to be a `DropoutCNN`, but got {type(model).__name__}.")
+        if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 2:
+            raise ValueError(
+                f"Expected argument `num_members` to be an integer of at least 2, but got {num_members!r}."
+            )
+        hparams = model.hparams
+        members: list[nn.Module] = [model.net]
+        for m in range(1, num_members):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed * 1_000 + m)
+                members.append(NETWORKS[hparams["network"]](hparams["image_size"], hparams["num_classes"]))
+        return cls(members, lr=hparams["lr"], own_data_order=own_data_order)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """``[M, B, C]``: every member's class logits."""
+        return self.ensemble(inputs)
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """The members' cross-entropies summed (so each member gets the gradient it would get alone)."""
+        num_members = self.ensemble.num_members
+        if self.own_data_order:
+            inputs, targets, *weight = (member_batches(part, num_members) for part in batch)
+            logits = self.ensemble.forward_members(inputs)
+        else:
+            inputs, targets, *weight = batch
+            logits = self(inputs)
+            targets = targets.expand(num_members, -1)
+            weight = [w.expand(num_members, -1) for w in weight]
+        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(logits.shape[:2])
+        loss = (losses * weight[0]).mean(1).sum() if weight else losses.mean(1).sum()
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """``val_loss`` and ``val_acc`` of the ensemble's prediction."""
+        inputs, targets = batch
+        log_probs = ensemble_log_probs(self(inputs))
+        self.log("val_loss", F.nll_loss(log_probs, targets))
+        self.log("val_acc", (log_probs.argmax(-1) == targets).float().mean())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over every member's weights."""
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class _EnsembleMean(StepEvaluation):
+    """Reads an ensemble's ``[M, B, C]`` logits as its prediction, ``log mean_m p_m`` (``[B, C]`` stays as it is)."""
+
+    def _logits_check(self, logits: Tensor) -> Tensor:
+        # Log-probabilities are their own log-softmax, so the evaluation's log_softmax leaves them unchanged.
+        return super()._logits_check(ensemble_log_probs(logits) if logits.ndim == 3 else logits)
+
+
+class EnsembleTestCurve(_EnsembleMean, TestCurve):
+    """:class:`~lightning_bal.callbacks.TestCurve` of an ensemble: accuracy and NLL of its mean prediction.
+
+    Logs ``active/test_acc`` and ``active/test_nll``, as the other rows do with their deterministic model.
+
+    Example:
+        >>> EnsembleTestCurve()
+        EnsembleTestCurve()
+    """
+
+    __test__ = False
+
+
+class EnsembleLabelledRisk(_EnsembleMean, LabelledRisk):
+    """:class:`~lightning_bal.callbacks.LabelledRisk` of an ensemble: the NLL of its mean prediction over D_L.
+
+    Example:
+        >>> EnsembleLabelledRisk()
+        EnsembleLabelledRisk()
+    """
+
+
+def ensemble_loader(datamodule: ActiveDataModule, num_members: int) -> ActiveDataModule:
+    """``datamodule``, serving ``num_members`` times its batch and its epoch (other loaders unchanged).
+
+    For an :class:`EnsembleCNN` whose members each train on their own part of every batch: each member then gets
+    the batch size and the steps per epoch that one network gets.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.zeros(8, 2), torch.zeros(8, dtype=torch.long))
+        >>> datamodule = ensemble_loader(ActiveDataModule(data, batch_size=4, train_samples_per_epoch=16), 5)
+        >>> datamodule.batch_size, datamodule.train_samples_per_epoch
+        (20, 80)
+    """
+    datamodule.batch_size *= num_members
+    if datamodule.train_samples_per_epoch is not None:
+        datamodule.train_samples_per_epoch *= num_members
+    return datamodule
+
+
+def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = None) -> Row:
+    """The :class:`~lightning_bal.experiments.Row` of ``heuristic@posterior`` over a :class:`DropoutCNN`.
+
+    - ``mc_dropout``: :class:`~lightning_bal.mc.MCDropout` (the default), the row under its explicit name.
+    - ``ensemble``: :class:`EnsemblePosterior` over :meth:`EnsembleCNN.around` the seed's network (K = ``members``,
+      whatever ``iterations``), with :class:`EnsembleTestCurve` and :class:`EnsembleLabelledRisk`; each member
+      trains on its own data order (:func:`ensemble_loader`).
+    - ``swag``: :class:`~lightning_bal.posteriors.SWAG` over the CNN (``swag`` its keyword arguments; default
+      ``rank=20, every_n_batches=4, burn_in_epochs=2``: the first two epochs of each step's training are the descent
+      from the reset weights, not the neighbourhood of the optimum SWAG describes).
+    - ``laplace``: :class:`~lightning_bal.posteriors.LastLayerLaplace` on the CNN's last ``nn.Linear`` (full GGN,
+      prior precision 1).
+
+    SWAG and Laplace samples run with dropout off; every posterior leaves training as it is for the MC-Dropout row
+    except the ensemble, which trains M networks.
+
+    Example:
+        >>> row = posterior_row("bald@laplace")
+        >>> row.heuristic, row.callback["posterior"]
+        ('bald', LastLayerLaplace(last_layer=None, hessian_structure='full', prior_precision=1.0))
+        >>> [type(e).__name__ for e in posterior_row("bald@ensemble").callback["evaluations"]]
+        ['EnsembleTestCurve', 'EnsembleLabelledRisk']
+    """
+    heuristic, posterior = split_row_name(name)
+    if posterior is None:
+        raise ValueError(f"Expected argument `name` to be `heuristic@posterior`, but got {name!r}.")
+    if posterior == "mc_dropout":
+        return Row(heuristic, callback={"posterior": MCDropout()})
+    if posterior == "swag":
+        settings = {"rank": 20, "every_n_batches": 4, "burn_in_epochs": 2, **(swag or {})}
+        return Row(heuristic, callback={"posterior": SWAG(**settings)})
+    if posterior == "laplace":
+        return Row(heuristic, callback={"posterior": LastLayerLaplace()})
+
+    def make(model: pl.LightningModule, seed: int) -> pl.LightningModule:
+        return EnsembleCNN.around(_dropout_cnn(model), members, seed)
+
+    return Row(
+        heuristic,
+        model=make,
+        datamodule=lambda datamodule: ensemble_loader(datamodule, members),
+        callback={"posterior": EnsemblePosterior(), "evaluations": [EnsembleTestCurve(), EnsembleLabelledRisk()]},
+    )
+
+
+def _dropout_cnn(model: pl.LightningModule) -> DropoutCNN:
+    if not isinstance(model, DropoutCNN):
+        raise TypeError(f"The `@ensemble` rows need the experiment's model to be a `DropoutCNN`, got {type(model)}.")
+    return copy.deepcopy(model)
