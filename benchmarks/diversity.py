@@ -23,10 +23,10 @@ import torch  # noqa: E402
 
 from lightning_bal.functional.diversity import (  # noqa: E402
     covering_radius,
-    gradient_embedding,
     k_center_greedy,
     kmeans_pp,
 )
+from lightning_bal.functional.gradient_embeddings import gradient_embedding  # noqa: E402
 
 
 def peak_rss_tracker() -> Callable[[], int] | None:

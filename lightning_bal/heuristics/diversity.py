@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional.cold_start import probcover, typiclust
-from lightning_bal.functional.diversity import GreedySelection, gradient_embedding, k_center_greedy, kmeans_pp
+from lightning_bal.functional.diversity import GreedySelection, k_center_greedy, kmeans_pp
+from lightning_bal.functional.gradient_embeddings import gradient_embedding
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
 from lightning_bal.mc.features import FeatureTap
@@ -104,7 +105,7 @@ class BADGE(EmbeddingHeuristic):
     :math:`\bar p` is the MC mean predictive. Magnitude (uncertainty) and diversity in one: the first pick has the
     largest gradient, each next one is drawn with probability :math:`\propto` its squared gradient distance to the
     nearest pick. Gradients are in closed form and kept factored (C + D numbers per item); see
-    :func:`~lightning_bal.functional.diversity.gradient_embedding`.
+    :func:`~lightning_bal.functional.gradient_embeddings.gradient_embedding`.
 
     Args:
         layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).

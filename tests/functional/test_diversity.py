@@ -7,14 +7,13 @@ from hypothesis import strategies as st
 
 from lightning_bal.functional.diversity import (
     covering_radius,
-    gradient_embedding,
-    gradient_embedding_dense,
     item_uniforms,
     k_center_greedy,
     kmeans_potential,
     kmeans_pp,
     min_sq_distances,
 )
+from lightning_bal.functional.gradient_embeddings import gradient_embedding, gradient_embedding_dense
 from tests.helpers.thread_ranks import ThreadRanks
 
 

@@ -8,13 +8,12 @@ import torch
 
 from lightning_bal.functional.cold_start import coverage, probcover, purity_radius, typiclust
 from lightning_bal.functional.diversity import (
-    gradient_embedding,
-    gradient_embedding_dense,
     k_center_greedy,
     kmeans_potential,
     kmeans_pp,
     min_sq_distances,
 )
+from lightning_bal.functional.gradient_embeddings import gradient_embedding, gradient_embedding_dense
 
 pytestmark = pytest.mark.reference
 

@@ -7,7 +7,8 @@ import torch
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.callbacks import initial_selection
 from lightning_bal.functional.cold_start import typiclust
-from lightning_bal.functional.diversity import gradient_embedding, k_center_greedy, kmeans_pp
+from lightning_bal.functional.diversity import k_center_greedy, kmeans_pp
+from lightning_bal.functional.gradient_embeddings import gradient_embedding
 from lightning_bal.heuristics import BADGE, BALD, CoreSet, ProbCover, TypiClust, get_heuristic
 from lightning_bal.utilities.seeding import Stream, derive_seed
 from tests.helpers.models import DropoutClassifier, blobs
