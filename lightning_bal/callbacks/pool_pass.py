@@ -20,13 +20,12 @@ from lightning_bal.callbacks.sharded_selection import (
     select_top_k,
     selection_rule,
     sort_by_index,
-    stack_ranks,
 )
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.heuristics.stochastic import StochasticHeuristic
 from lightning_bal.mc.posterior import Posterior
-from lightning_bal.utilities.distributed import gather_uneven, shard
+from lightning_bal.utilities.distributed import gather_uneven, shard, stack_ranks
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
 __all__ = ["PoolPass", "PoolSelection", "progress_refresh_rate"]

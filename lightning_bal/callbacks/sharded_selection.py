@@ -28,7 +28,7 @@ from lightning_bal.functional.stochastic import sampling_log_weights
 from lightning_bal.heuristics.base import Heuristic, top_k
 from lightning_bal.heuristics.stochastic import StochasticHeuristic
 from lightning_bal.mc.masks import hash_uniform32
-from lightning_bal.utilities.distributed import gather_uneven
+from lightning_bal.utilities.distributed import gather_rows, stack_ranks
 
 __all__ = [
     "PoolStatistics",
@@ -38,9 +38,7 @@ __all__ = [
     "select_stochastic",
     "select_top_k",
     "selection_rule",
-    "gather_rows",
     "sort_by_index",
-    "stack_ranks",
 ]
 
 _M32 = 0xFFFFFFFF
@@ -97,28 +95,6 @@ def selection_rule(heuristic: Heuristic) -> str:
     if isinstance(heuristic, StochasticHeuristic) and method is StochasticHeuristic.select_from_scores:
         return "stochastic"
     return "custom"
-
-
-def stack_ranks(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
-    """``[world_size, ...]``: ``tensor`` (same shape on every rank) from every rank, in rank order.
-
-    Example:
-        >>> stack_ranks(None, torch.tensor([1.5]), 1)
-        tensor([[1.5000]])
-    """
-    if world_size == 1:
-        return tensor.unsqueeze(0)
-    return strategy.all_gather(tensor).reshape(world_size, *tensor.shape)
-
-
-def gather_rows(strategy: Any, tensor: Tensor, world_size: int, device: torch.device) -> Tensor:
-    """Rows of every rank (uneven lengths allowed), concatenated in rank order, back on the CPU.
-
-    Example:
-        >>> gather_rows(None, torch.tensor([3, 1]), 1, torch.device("cpu"))
-        tensor([3, 1])
-    """
-    return gather_uneven(strategy, tensor.to(device), world_size).cpu()
 
 
 def sort_by_index(indices: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:

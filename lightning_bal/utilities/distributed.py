@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["gather_uneven", "shard"]
+__all__ = ["gather_rows", "gather_uneven", "shard", "stack_ranks"]
 
 
 def shard(indices: Tensor, rank: int, world_size: int) -> Tensor:
@@ -52,3 +52,25 @@ def gather_uneven(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
     padded[: tensor.shape[0]] = tensor
     gathered = strategy.all_gather(padded)
     return torch.cat([gathered[r, :n] for r, n in enumerate(lengths)])
+
+
+def stack_ranks(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
+    """``[world_size, ...]``: ``tensor`` (same shape on every rank) from every rank, in rank order.
+
+    Example:
+        >>> stack_ranks(None, torch.tensor([1.5]), 1)
+        tensor([[1.5000]])
+    """
+    if world_size == 1:
+        return tensor.unsqueeze(0)
+    return strategy.all_gather(tensor).reshape(world_size, *tensor.shape)
+
+
+def gather_rows(strategy: Any, tensor: Tensor, world_size: int, device: torch.device) -> Tensor:
+    """Rows of every rank (uneven lengths allowed), concatenated in rank order, back on the CPU.
+
+    Example:
+        >>> gather_rows(None, torch.tensor([3, 1]), 1, torch.device("cpu"))
+        tensor([3, 1])
+    """
+    return gather_uneven(strategy, tensor.to(device), world_size).cpu()
