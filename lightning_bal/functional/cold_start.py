@@ -41,6 +41,26 @@ def _as_points(name: str, points: Tensor) -> Tensor:
     return points.flatten(1).double()
 
 
+def _checked(
+    points: Tensor, query_size: int, labelled: Tensor | None, indices: Tensor | None, collective: Collective | None
+) -> tuple[Tensor, Tensor, Tensor, Collective]:
+    """A cold-start selection's checked inputs on this rank: float64 points and D_L, dataset indices, the collective."""
+    points = _as_points("points", points)
+    collective = collective or Collective()
+    indices = torch.arange(len(points)) if indices is None else indices.long()
+    labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
+    total = int(collective.sum(len(points)))
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
+        raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
+    return points, labelled, indices, collective
+
+
+def _with_labelled(points: Tensor, labelled: Tensor, indices: Tensor, collective: Collective) -> tuple[Tensor, Tensor]:
+    """This rank's rows with D_L appended on rank zero only (so it counts once), numbered past any dataset index."""
+    extra = labelled if collective.rank == 0 else labelled[:0]
+    return torch.cat([points, extra]), torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
+
+
 def kmeans(
     points: Tensor,
     num_clusters: int,
@@ -154,20 +174,11 @@ def typiclust(
         >>> typiclust(x, 2, k=1).indices
         tensor([2, 4])
     """
-    points = _as_points("points", points)
-    collective = collective or Collective()
-    indices = torch.arange(len(points)) if indices is None else indices.long()
-    labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
-    total = int(collective.sum(len(points)))
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
-        raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
+    points, labelled, indices, collective = _checked(points, query_size, labelled, indices, collective)
     if query_size == 0:
         return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
-    # D_L joins the clustering once (on rank zero), numbered past any dataset index so its rows draw their own keys.
-    extra = labelled if collective.rank == 0 else labelled[:0]
-    rows = torch.cat([points, extra])
-    row_indices = torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
-    num_clusters = min(len(labelled) + query_size, total + len(labelled))
+    rows, row_indices = _with_labelled(points, labelled, indices, collective)
+    num_clusters = len(labelled) + query_size  # at most the rows clustered: query_size <= the pool
     labels, _ = kmeans(rows, num_clusters, seed=seed, indices=row_indices, collective=collective)
     pool_labels = labels[: len(points)]
     sizes = collective.all_sum(torch.bincount(labels, minlength=num_clusters).double())
@@ -325,18 +336,10 @@ def probcover(
         >>> probcover(x, 2, delta=0.15)
         GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
     """
-    points = _as_points("points", points)
-    collective = collective or Collective()
-    indices = torch.arange(len(points)) if indices is None else indices.long()
-    labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
-    total = int(collective.sum(len(points)))
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
-        raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
+    points, labelled, indices, collective = _checked(points, query_size, labelled, indices, collective)
     if delta is None:
-        # The radius is chosen on the pool and D_L together; D_L joins on rank zero only, numbered past the pool.
-        extra = labelled if collective.rank == 0 else labelled[:0]
-        numbers = torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
-        everything = torch.cat([points, extra])
+        # The radius is chosen on the pool and D_L together.
+        everything, numbers = _with_labelled(points, labelled, indices, collective)
         delta = purity_radius(
             everything,
             num_classes,
