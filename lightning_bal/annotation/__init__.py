@@ -14,6 +14,7 @@ from lightning_bal.annotation.stopping import (
     StablePredictions,
     StopContext,
     StoppingCriterion,
+    TargetReached,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "StablePredictions",
     "StopContext",
     "StoppingCriterion",
+    "TargetReached",
     "import_answers",
     "load_label_state",
     "read_label_studio_export",

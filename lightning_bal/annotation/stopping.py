@@ -18,7 +18,15 @@ from torch.utils.data import Dataset
 
 from lightning_bal.utilities.checks import check_positive_int
 
-__all__ = ["LowUncertainty", "MetricPlateau", "StablePredictions", "StopContext", "StoppingCriterion", "cohen_kappa"]
+__all__ = [
+    "LowUncertainty",
+    "MetricPlateau",
+    "StablePredictions",
+    "StopContext",
+    "StoppingCriterion",
+    "TargetReached",
+    "cohen_kappa",
+]
 
 
 class StopContext(NamedTuple):
@@ -30,6 +38,7 @@ class StopContext(NamedTuple):
         val_metrics: the step's validation figures (``val*`` metrics).
         pool_scores: the heuristic's scores of the scored pool items (``None`` where unknown, e.g. off rank zero).
         predict: the model's predicted classes ``[N]`` on a dataset (eval mode, deterministic).
+        figures: the step's figures from the callback's ``evaluations`` (e.g. ``test_acc`` of ``TestCurve``).
     """
 
     num_labelled: int
@@ -37,6 +46,7 @@ class StopContext(NamedTuple):
     val_metrics: Mapping[str, float]
     pool_scores: Tensor | None = None
     predict: Callable[[Dataset], Tensor] | None = None
+    figures: Mapping[str, float] = {}
 
 
 class StoppingCriterion:
@@ -134,6 +144,56 @@ class MetricPlateau(StoppingCriterion):
         super().load_state_dict(state)
         self.plateau.best = None if state.get("best") is None else float(state["best"])
         self.plateau.wait = int(state.get("wait", 0))
+
+
+class TargetReached(StoppingCriterion):
+    """Stop once a step's figure reaches a target: the labels bought are enough for the accuracy the team needs.
+
+    The figure is a validation metric (``val_acc``) or one of the step's evaluation figures (``test_acc`` of
+    :class:`~lightning_bal.callbacks.TestCurve`). Stopping changes nothing before the step that reaches the target, so
+    a run stopped this way measures the labels needed to reach it as a longer run would, for less compute.
+
+    Args:
+        monitor: the figure, e.g. ``"val_acc"`` or ``"test_acc"``.
+        target: the value that is enough.
+        mode: ``"max"``: reached at ``target`` or above; ``"min"``: at ``target`` or below.
+
+    Example:
+        >>> criterion = TargetReached("test_acc", 0.9)
+        >>> criterion.update(StopContext(40, 2, {}, figures={"test_acc": 0.91})), criterion.stop
+        ({}, True)
+        >>> criterion.reason
+        'test_acc reached 0.9 (0.91 with 40 labels)'
+    """
+
+    name = "target_reached"
+
+    def __init__(self, monitor: str, target: float, mode: Literal["min", "max"] = "max") -> None:
+        super().__init__()
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"Expected argument `monitor` to be a metric's name, but got {monitor!r}.")
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
+            raise ValueError(f"Expected argument `target` to be a finite number, but got {target!r}.")
+        if mode not in ("min", "max"):
+            raise ValueError(f"Expected argument `mode` to be 'min' or 'max', but got {mode!r}.")
+        self.monitor = monitor
+        self.target = float(target)
+        self.mode = mode
+
+    def update(self, context: StopContext) -> dict[str, float]:
+        """Compare the step's value of ``monitor`` with the target."""
+        metrics = {**context.val_metrics, **context.figures}
+        if self.monitor not in metrics:
+            raise RuntimeError(
+                f"`TargetReached(monitor={self.monitor!r})` found no such figure at the step; the validation metrics"
+                f" and evaluation figures are: {sorted(metrics) or 'none'}."
+            )
+        value = float(metrics[self.monitor])
+        reached = value >= self.target if self.mode == "max" else value <= self.target
+        if reached and not self.stop:
+            self.stop = True
+            self.reason = f"{self.monitor} reached {self.target:g} ({value:.4g} with {context.num_labelled} labels)"
+        return {}
 
 
 class LowUncertainty(StoppingCriterion):

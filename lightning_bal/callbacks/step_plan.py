@@ -75,7 +75,7 @@ def step_stop_reasons(
         return predict_classes(pl_module, datamodule.inputs_dataloader(dataset), output)[0]
 
     metrics = dict(val_figures(trainer.callback_metrics) if val_metrics is None else val_metrics)
-    context = StopContext(datamodule.num_labelled, datamodule.step, metrics, pool_scores, predict)
+    context = StopContext(datamodule.num_labelled, datamodule.step, metrics, pool_scores, predict, dict(figures))
     reasons = stop_reasons(criteria, context, figures)
     if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
         return []

@@ -18,6 +18,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import TensorDataset
 
+from lightning_bal.annotation.stopping import TargetReached
 from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.experiments.cold_start import cold_start_labels
@@ -39,6 +40,8 @@ class PaperProtocol:
 
     Args:
         budget: stop once D_L holds this many samples.
+        stop_at: also stop once the test accuracy reaches this (:class:`~lightning_bal.annotation.TargetReached`):
+            the labels to reach it are measured as with a longer run, for less compute.
         initial_labels: size of the initial D_L.
         balanced_initial: the initial D_L holds as many samples of every class (else a uniform draw).
         cold_start: choose the initial D_L with ``"typiclust"`` or ``"probcover"`` on PCA embeddings of the pixels
@@ -68,6 +71,7 @@ class PaperProtocol:
     """
 
     budget: int = 300
+    stop_at: float | None = None
     initial_labels: int = 20
     balanced_initial: bool = True
     cold_start: Literal["typiclust", "probcover"] | None = None
@@ -136,6 +140,7 @@ class PaperProtocol:
             "reset_weights": True,
             "label_budget": self.budget,
             "evaluations": [TestCurve(), LabelledRisk()],
+            "stopping": [] if self.stop_at is None else [TargetReached("test_acc", self.stop_at)],
         }
 
     def experiment(
@@ -196,11 +201,12 @@ def add_protocol_arguments(parser: argparse.ArgumentParser, budget: int = 300) -
         >>> parser = argparse.ArgumentParser()
         >>> add_protocol_arguments(parser)
         >>> protocol_from_arguments(parser.parse_args(["--budget", "40", "--max-pool-size", "0"]))
-        PaperProtocol(budget=40, initial_labels=20, ...max_pool_size=None, pool_size=None, risk_weights=None, ...)
+        PaperProtocol(budget=40, stop_at=None, ...max_pool_size=None, pool_size=None, risk_weights=None, ...)
     """
     parser.add_argument("--initial-labels", type=int, default=20)
     parser.add_argument("--query-size", type=int, default=10)
     parser.add_argument("--budget", type=int, default=budget, help="stop once this many samples are labelled")
+    parser.add_argument("--stop-at", type=float, default=None, help="also stop once the test accuracy reaches this")
     parser.add_argument("--iterations", type=int, default=20, help="MC samples K (the papers used 100)")
     parser.add_argument("--epochs-per-step", type=int, default=5)
     parser.add_argument("--samples-per-epoch", type=int, default=2048)
@@ -215,6 +221,7 @@ def protocol_from_arguments(args: argparse.Namespace, **overrides: Any) -> Paper
     """The :class:`PaperProtocol` of options added by :func:`add_protocol_arguments` (``overrides`` win)."""
     settings: dict[str, Any] = {
         "budget": args.budget,
+        "stop_at": args.stop_at,
         "initial_labels": args.initial_labels,
         "query_size": args.query_size,
         "iterations": args.iterations,

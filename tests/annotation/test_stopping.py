@@ -1,11 +1,13 @@
 """Stopping criteria: scripted metrics for each decision, and each one ending a real run."""
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
 from lightning_bal import ActiveLearningCallback
-from lightning_bal.annotation import LowUncertainty, MetricPlateau, StablePredictions, StopContext
+from lightning_bal.annotation import LowUncertainty, MetricPlateau, StablePredictions, StopContext, TargetReached
 from lightning_bal.annotation.stopping import cohen_kappa
+from lightning_bal.callbacks import TestCurve
 from tests.helpers.models import blobs
 from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_trainer
 
@@ -35,6 +37,62 @@ def test_metric_plateau(values, mode, patience, stops_at):
 def test_metric_plateau_needs_its_metric():
     with pytest.raises(RuntimeError, match=r"monitor='val_acc'.*val_loss"):
         MetricPlateau("val_acc").update(context(0, {"val_loss": 1.0}))
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode", "target", "stops_at"),
+    [
+        ("test_acc", "max", 0.8, 2),  # an evaluation figure
+        ("val_acc", "max", 0.8, 3),  # a validation metric
+        ("val_loss", "min", 0.3, 2),
+        ("test_acc", "max", 0.99, None),
+    ],
+)
+def test_target_reached(monitor, mode, target, stops_at):
+    val = [{"val_acc": a, "val_loss": b} for a, b in [(0.5, 0.9), (0.7, 0.5), (0.79, 0.3), (0.85, 0.4)]]
+    test = [{"test_acc": a} for a in (0.6, 0.75, 0.8, 0.78)]
+    criterion = TargetReached(monitor, target, mode=mode)
+    stopped = None
+    for step in range(4):
+        assert criterion.update(StopContext(10 + step, step, val[step], figures=test[step])) == {}
+        if criterion.stop and stopped is None:
+            stopped = step
+    assert stopped == stops_at
+    if stops_at is not None:
+        assert criterion.reason.startswith(f"{monitor} reached {target:g}")
+        assert f"with {10 + stops_at} labels" in criterion.reason
+
+
+def test_target_reached_refuses_bad_arguments():
+    with pytest.raises(RuntimeError, match=r"monitor='test_acc'.*\['val_acc'\]"):
+        TargetReached("test_acc", 0.9).update(context(0, {"val_acc": 1.0}))
+    with pytest.raises(ValueError, match="`target`"):
+        TargetReached("val_acc", float("nan"))
+    with pytest.raises(ValueError, match="`mode`"):
+        TargetReached("val_acc", 0.9, mode="above")
+    with pytest.raises(TypeError, match="`monitor`"):
+        TargetReached("", 0.9)
+
+
+def test_target_reached_changes_nothing_before_the_target(tmp_path):
+    """A run stopped at a test accuracy has the history of a longer run up to the first step that reaches it."""
+
+    def run(stopping):
+        pl.seed_everything(0)
+        callback = ActiveLearningCallback(
+            "bald", query_size=3, iterations=3, label_budget=21, evaluations=[TestCurve()], stopping=stopping
+        )
+        datamodule = make_datamodule(n=60, initial=6, test_dataset=blobs(40, seed=3))
+        trainer = make_trainer(tmp_path, [callback], max_epochs=20)
+        trainer.fit(SeededDropoutClassifier(), datamodule=datamodule)
+        return [(row["active/num_labelled"], row["active/test_acc"]) for row in callback.history]
+
+    full = run([])
+    assert len(full) == 6
+    target = sorted(acc for _, acc in full)[-3]  # reached after the first step, before the last
+    first = next(step for step, (_, acc) in enumerate(full) if acc >= target)
+    assert 0 < first < len(full) - 1
+    assert run([TargetReached("test_acc", target)]) == full[: first + 1]
 
 
 @pytest.mark.parametrize(
@@ -99,6 +157,7 @@ def test_low_uncertainty_needs_an_uncertainty_heuristic():
         (LowUncertainty(max_below=100.0), 0),  # always low: stops at the first step, before labelling
         (StablePredictions(blobs(30, seed=2), threshold=-1.0, patience=1), 1),  # stable from the 2nd step on
         (MetricPlateau("val_loss", mode="min", patience=1, min_delta=100.0), 1),  # never improves after the first
+        (TargetReached("val_loss", 100.0, mode="min"), 0),  # reached at the first step
     ],
 )
 def test_each_criterion_ends_a_run(tmp_path, criterion, steps):
@@ -110,4 +169,5 @@ def test_each_criterion_ends_a_run(tmp_path, criterion, steps):
     assert trainer.current_epoch == steps + 1
     assert dm.num_labelled == 6 + 3 * steps
     logged = {key for row in callback.history for key in row}
-    assert any(key.startswith("active/stop_") for key in logged)
+    # TargetReached's figure is the monitored one, already logged.
+    assert any(key.startswith("active/stop_") for key in logged) is not isinstance(criterion, TargetReached)
