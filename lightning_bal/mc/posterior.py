@@ -104,7 +104,9 @@ class MCDropout(Posterior):
         share_prefix: run the deterministic prefix once per batch where the model's structure allows it.
         chunk_rows: most rows (items x samples) per forward after the prefix; ``None`` picks it from
             ``memory_budget``.
-        memory_budget: activation bytes per chunk (default 256 MiB on CPU, a quarter of free GPU memory).
+        memory_budget: bytes of activations per forward chunk and of K-sample outputs per run of items (default on
+            CPU: 32 MiB of activations, near the cache's size, and 256 MiB of outputs; on GPU a quarter of free
+            memory for both).
         autocast_dtype: run the forwards under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``).
         dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect); then the model needs no
             dropout layer.
