@@ -1,6 +1,7 @@
 """Speed of an MC-Dropout pool pass: lightning_bal against one eval pass, K plain passes and Baal 2.1.0.
 
 Run: python benchmarks/mc_predict.py [--quick] [--per-item] [--n N] [--iterations K] [--cpu-time] [--only early]
+     [--memory-budget-mib MIB]
 Workload (Gal et al. 2017 MNIST CNN): N random 1x28x28 inputs, batch 256, K=20, 2 threads. All methods run in
 this one process; the floor and ours are the fastest of 3 runs; times are ratios to the one-pass floor measured in
 the same run. On a machine shared with other jobs, ``--cpu-time`` times the process's CPU seconds instead of wall
@@ -116,8 +117,10 @@ def main() -> None:
     parser.add_argument("--per-item", action="store_true", help="also time ours with per-item masks")
     parser.add_argument("--cpu-time", action="store_true", help="time CPU seconds (a shared machine), not wall")
     parser.add_argument("--only", choices=["head", "early"], help="run one of the two tables")
+    parser.add_argument("--memory-budget-mib", type=int, help="ours with this memory_budget (default: the engine's)")
     args = parser.parse_args()
     clock = time.process_time if args.cpu_time else time.perf_counter
+    budget = None if args.memory_budget_mib is None else args.memory_budget_mib * 2**20
     torch.set_num_threads(args.threads)
     n, k = (2_000 if args.quick else args.n), args.iterations
     pool = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -146,10 +149,12 @@ def main() -> None:
                 rows[label] = measure(lambda m=model, r=replicate, c=caching: baal_predict(m, pool, k, r, c), 1, clock)
         except ImportError:
             print("baal not installed: skipping its rows")
-        rows["ours (consistent masks)"] = measure(lambda m=model: mc_predict(m, loader, k, seed=0), 3, clock)
+        rows["ours (consistent masks)"] = measure(
+            lambda m=model: mc_predict(m, loader, k, seed=0, memory_budget=budget), 3, clock
+        )
         if args.per_item:
             rows["ours (per-item masks)"] = measure(
-                lambda m=model: mc_predict(m, loader, k, seed=0, consistent_masks=False), 1, clock
+                lambda m=model: mc_predict(m, loader, k, seed=0, consistent_masks=False, memory_budget=budget), 1, clock
             )
         results[name] = rows
         floor = rows["floor: 1 eval pass"][0]
