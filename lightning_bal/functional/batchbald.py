@@ -9,6 +9,7 @@ from torch import Tensor
 
 from lightning_bal.functional._mc_pass import fast_exp_
 from lightning_bal.functional._validation import check_log_probs, check_mass
+from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["batchbald"]
 
@@ -66,18 +67,8 @@ def batchbald(
             raise ValueError(
                 f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
             )
-        for name, value, low, high in (
-            ("query_size", query_size, 0, log_probs.shape[0]),
-            ("num_samples", num_samples, 1, None),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < low
-                or (high is not None and value > high)
-            ):
-                bound = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-                raise ValueError(f"Expected argument `{name}` to be {bound}, but got {value!r}.")
+        query_size = check_int_in_range("query_size", query_size, 0, log_probs.shape[0])
+        num_samples = check_int_in_range("num_samples", num_samples, 1)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
     num_items, num_mc, num_classes = log_probs.shape

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._validation import check_log_probs, check_mass
+from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["RQ_ALPHAS", "hsic", "ical", "sample_kernels"]
 
@@ -250,13 +251,8 @@ def _check_ical_args(
         raise ValueError(
             f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
         )
-    for name, value, low, high in (
-        ("query_size", query_size, 0, log_probs.shape[0]),
-        ("num_targets", num_targets, 1, None),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-            bound = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-            raise ValueError(f"Expected argument `{name}` to be {bound}, but got {value!r}.")
+    check_int_in_range("query_size", query_size, 0, log_probs.shape[0])
+    check_int_in_range("num_targets", num_targets, 1)
     for name, flag in (("resample_targets", resample_targets), ("normalized", normalized)):
         if not isinstance(flag, bool):
             raise TypeError(f"Expected argument `{name}` to be a bool, but got {flag!r}.")

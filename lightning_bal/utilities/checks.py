@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["as_index_tensor", "check_non_negative_int", "check_positive_int", "describe"]
+__all__ = ["as_index_tensor", "check_int_in_range", "check_non_negative_int", "check_positive_int", "describe"]
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -46,6 +46,24 @@ def check_non_negative_int(name: str, value: Any) -> int:
     if value < 0:
         raise ValueError(f"Expected argument `{name}` to be a non-negative integer, but got {value}.")
     return int(value)
+
+
+def check_int_in_range(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """Return ``value`` as an ``int`` if it is an integer (numpy's included, not a ``bool``) in ``[low, high]``.
+
+    Example:
+        >>> check_int_in_range("query_size", np.int64(3), 0, 5)
+        3
+        >>> check_int_in_range("query_size", 6, 0, 5)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `query_size` to be an integer in [0, 5], but got 6.
+    """
+    number = None if isinstance(value, bool) or not isinstance(value, numbers.Integral) else int(value)
+    if number is None or number < low or (high is not None and number > high):
+        bound = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
+        raise ValueError(f"Expected argument `{name}` to be {bound}, but got {value!r}.")
+    return number
 
 
 def as_index_tensor(name: str, value: Any) -> Tensor:
