@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
@@ -46,7 +47,8 @@ class StopContext(NamedTuple):
     val_metrics: Mapping[str, float]
     pool_scores: Tensor | None = None
     predict: Callable[[Dataset], Tensor] | None = None
-    figures: Mapping[str, float] = {}
+    # Read-only: a NamedTuple's default is one object shared by every context.
+    figures: Mapping[str, float] = MappingProxyType({})
 
 
 class StoppingCriterion:

@@ -279,6 +279,11 @@ class ActiveLearningCallback(Callback):
         if plan.stop_reason is not None:
             self._stop(trainer, datamodule, plan.stop_reason, extra, val_metrics)
             return
+        # Criteria that do not read the pool's scores decide first: a run they stop needs no pool pass.
+        before = [criterion for criterion in self.stopping if not criterion.needs_pool_scores]
+        after = [criterion for criterion in self.stopping if criterion.needs_pool_scores]
+        if self._stopped_by(before, trainer, pl_module, datamodule, None, val_metrics, extra):
+            return
         candidates = plan.candidates
         selection = self.pool_pass.run(
             trainer.strategy,
@@ -293,14 +298,8 @@ class ActiveLearningCallback(Callback):
             progress=progress_refresh_rate(trainer),
         )
         self.last_shard = selection.shard
-        if self.stopping:
-            scores = selection.pool_scores
-            reasons = step_stop_reasons(
-                self.stopping, trainer, pl_module, datamodule, self.heuristic.output, scores, val_metrics, extra
-            )
-            if reasons:
-                self._stop(trainer, datamodule, "; ".join(reasons), extra, val_metrics)
-                return
+        if self._stopped_by(after, trainer, pl_module, datamodule, selection.pool_scores, val_metrics, extra):
+            return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
             # Drawn from a subset of the pool: these are not the probabilities over the whole pool that unbiased
@@ -320,6 +319,25 @@ class ActiveLearningCallback(Callback):
             self.annotator.hand_over(
                 trainer, pl_module, datamodule, selection.indices, selection.scores, self.heuristic.output
             )
+
+    def _stopped_by(
+        self,
+        criteria: list[StoppingCriterion],
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        datamodule: ActiveDataModule,
+        pool_scores: Tensor | None,
+        val_metrics: dict[str, float] | None,
+        extra: dict[str, float],
+    ) -> bool:
+        """Update ``criteria`` with the step's context and end the run if any of them stops it (on every rank)."""
+        if not criteria:
+            return False
+        output = self.heuristic.output
+        reasons = step_stop_reasons(criteria, trainer, pl_module, datamodule, output, pool_scores, val_metrics, extra)
+        if reasons:
+            self._stop(trainer, datamodule, "; ".join(reasons), extra, val_metrics)
+        return bool(reasons)
 
     def _stop(
         self,

@@ -162,10 +162,15 @@ def test_low_uncertainty_needs_an_uncertainty_heuristic():
 )
 def test_each_criterion_ends_a_run(tmp_path, criterion, steps):
     callback = ActiveLearningCallback("bald", query_size=3, iterations=3, stopping=[criterion])
+    passes = []
+    run_pool_pass = callback.pool_pass.run
+    callback.pool_pass.run = lambda *args, **kwargs: passes.append(1) or run_pool_pass(*args, **kwargs)
     dm = make_datamodule(n=60, initial=6)
     trainer = make_trainer(tmp_path, [callback], max_epochs=10)
     trainer.fit(SeededDropoutClassifier(), datamodule=dm)
     assert callback.steps_done == steps
+    # Only a criterion that reads the pool's scores costs a pool pass at the step that stops.
+    assert len(passes) == steps + criterion.needs_pool_scores
     assert trainer.current_epoch == steps + 1
     assert dm.num_labelled == 6 + 3 * steps
     logged = {key for row in callback.history for key in row}
