@@ -1,4 +1,4 @@
-"""Weighted combination of heuristics for models with several outputs."""
+"""Weighted combination of heuristics: one per output of a multi-output model, or several on one output."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ __all__ = ["CombineHeuristics"]
 
 
 class CombineHeuristics(Heuristic):
-    r"""Score output ``outputs[i]`` of a multi-output model with ``heuristics[i]`` and combine the scores.
+    r"""Score output ``outputs[i]`` of the model with ``heuristics[i]`` and combine the scores.
 
     .. math:: s = \sum_i w_i \, \sigma_i s_i \Big/ \sum_i w_i, \quad \sigma_i = +1 \text{ if heuristic } i
         \text{ is higher-is-better else } -1
@@ -29,11 +29,12 @@ class CombineHeuristics(Heuristic):
     :class:`~lightning_bal.functional.outputs.Masked` pair, and :meth:`score` takes one by hand too.
 
     Args:
-        heuristics: Pointwise heuristics, one per model output; each transforms its output as it declares (class
-            log-probabilities, or raw outputs for regression heuristics). A member does not name a ``mask`` of its
-            own: give it here.
+        heuristics: Pointwise heuristics; each transforms its output as it declares (class log-probabilities, or
+            raw outputs for regression heuristics). A member does not name a ``mask`` of its own: give it here.
         weights: Non-negative finite weights, one per heuristic, not all zero (default: all 1).
         outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...).
+            Members may share an output (``outputs=["logits", "logits"]``); ``None`` for every member scores a
+            model that returns one tensor (``outputs=[None, None]``).
         mask: The model output holding the validity mask ``[B, ...]``: one key for every member, or one key (or
             ``None``, unmasked) per member. It is none of ``outputs``. Default: no mask.
 
@@ -43,6 +44,12 @@ class CombineHeuristics(Heuristic):
         >>> combined = CombineHeuristics([BALD(), Margin()], weights=[1.0, 1.0])
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> combined.score([log_probs, log_probs])
+        tensor([0.0000, 0.1840])
+
+        The same two heuristics on the one tensor a classifier returns (its logits, ``[N, K, C]``):
+
+        >>> hybrid = CombineHeuristics([BALD(), Margin()], outputs=[None, None])
+        >>> hybrid.score(hybrid.transform(log_probs))
         tensor([0.0000, 0.1840])
 
         Per-token scores of two heads, without the padding (the second item's last token):
@@ -90,12 +97,20 @@ class CombineHeuristics(Heuristic):
             )
         if outputs is not None and (isinstance(outputs, (str, bytes)) or not isinstance(outputs, Sequence)):
             raise TypeError(f"Expected argument `outputs` to be a sequence of output names, but got {outputs!r}.")
-        keys: list[OutputKey] = list(range(len(heuristics))) if outputs is None else list(outputs)
-        if any(isinstance(key, bool) or not isinstance(key, (int, str)) for key in keys):
-            raise TypeError(f"Expected argument `outputs` to hold tuple positions or dict keys, but got {outputs!r}.")
-        if len(keys) != len(heuristics) or len(set(keys)) != len(keys):
+        keys: list[OutputKey | None] = list(range(len(heuristics))) if outputs is None else list(outputs)
+        if any(key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))) for key in keys):
+            raise TypeError(
+                f"Expected argument `outputs` to hold tuple positions, dict keys or None, but got {outputs!r}."
+            )
+        if len(keys) != len(heuristics):
             raise ValueError(
-                f"Expected argument `outputs` to name {len(heuristics)} distinct outputs, one per heuristic,"
+                f"Expected argument `outputs` to name {len(heuristics)} outputs, one per heuristic,"
+                f" but got {outputs!r}."
+            )
+        if None in keys and any(key is not None for key in keys):
+            # A model returns either one tensor (None) or a tuple/dict of outputs, never both.
+            raise ValueError(
+                f"Expected argument `outputs` to be None for every member (a model returning one tensor) or for none,"
                 f" but got {outputs!r}."
             )
         named = [h.mask for h in heuristics if getattr(h, "mask", None) is not None]
@@ -142,7 +157,7 @@ class CombineHeuristics(Heuristic):
         return f"CombineHeuristics({self.heuristics!r}, weights={self.weights!r}{masks})"
 
 
-def _check_masks(mask: Any, outputs: list[OutputKey]) -> list[OutputKey | None]:
+def _check_masks(mask: Any, outputs: list[OutputKey | None]) -> list[OutputKey | None]:
     """One mask key (or ``None``) per member from ``CombineHeuristics(mask=...)``; refuses a scored output."""
     if mask is None or (isinstance(mask, (int, str)) and not isinstance(mask, bool)):
         masks = [mask] * len(outputs)
@@ -159,6 +174,11 @@ def _check_masks(mask: Any, outputs: list[OutputKey]) -> list[OutputKey | None]:
         )
     if any(key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))) for key in masks):
         raise TypeError(f"Expected argument `mask` to hold tuple positions, dict keys or None, but got {mask!r}.")
+    if None in outputs and any(key is not None for key in masks):
+        raise ValueError(
+            f"Expected no `mask` for a model returning one tensor (`outputs` of None), but got mask={mask!r}: name the"
+            " outputs of a model that returns its mask beside them."
+        )
     scored = [key for key in masks if key is not None and key in outputs]
     if scored:
         raise ValueError(

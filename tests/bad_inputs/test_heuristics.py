@@ -142,9 +142,10 @@ def test_get_heuristic_accepts_valid_spellings(name):
         ({"weights": [True, 1.0]}, ValueError, r"`weights`.*2 non-negative numbers"),
         ({"weights": ["1", 1.0]}, ValueError, r"`weights`.*2 non-negative numbers"),
         ({"weights": 1.0}, ValueError, r"`weights`.*2 non-negative numbers"),
-        ({"outputs": [0, 0]}, ValueError, r"`outputs`.*2 distinct outputs"),
-        ({"outputs": [0]}, ValueError, r"`outputs`.*2 distinct outputs"),
-        ({"outputs": [0, 1.5]}, TypeError, r"`outputs`.*tuple positions or dict keys.*1.5"),
+        ({"outputs": [0, None]}, ValueError, r"`outputs`.*None for every member.*or for none"),
+        ({"outputs": [0]}, ValueError, r"`outputs`.*2 outputs, one per heuristic"),
+        ({"outputs": [0, 1.5]}, TypeError, r"`outputs`.*tuple positions, dict keys or None.*1.5"),
+        ({"outputs": [None, None], "mask": "valid"}, ValueError, r"no `mask` for a model returning one tensor"),
         ({"outputs": "ab"}, TypeError, r"`outputs`.*sequence"),
     ],
 )

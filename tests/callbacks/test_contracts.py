@@ -11,7 +11,7 @@ from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import TensorDataset
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
-from lightning_bal.heuristics import BALD, CombineHeuristics, Variance
+from lightning_bal.heuristics import BALD, CombineHeuristics, Entropy, Margin, Variance
 from tests.helpers.models import DropoutClassifier, blobs
 from tests.helpers.runs import make_datamodule, make_trainer
 
@@ -87,10 +87,11 @@ class TwoHeads(DropoutClassifier):
     [
         (False, CombineHeuristics([BALD(), Variance()], weights=[1.0, 0.5])),
         (True, CombineHeuristics([BALD(), Variance()], outputs=["logits", "value"])),
+        (True, CombineHeuristics([BALD(), Margin(), Variance()], outputs=["logits", "logits", "value"])),
         (True, BALD(output="logits")),
         (False, BALD(output=0)),
     ],
-    ids=["tuple-combined", "dict-combined", "dict-one-head", "tuple-one-head"],
+    ids=["tuple-combined", "dict-combined", "dict-shared-head", "dict-one-head", "tuple-one-head"],
 )
 def test_models_with_several_outputs_run_through_the_callback(tmp_path, as_dict, heuristic):
     pl.seed_everything(0)
@@ -99,6 +100,24 @@ def test_models_with_several_outputs_run_through_the_callback(tmp_path, as_dict,
     make_trainer(tmp_path, [callback], max_epochs=2).fit(TwoHeads(as_dict), datamodule=dm)
     assert dm.num_labelled == 14
     assert callback.history[0]["active/score_pool_max"] > callback.history[0]["active/score_pool_min"]
+
+
+def test_heuristics_combined_on_one_tensor_output_select_as_their_weighted_sum(tmp_path):
+    def acquired(heuristic):
+        pl.seed_everything(0)
+        dm = make_datamodule()
+        callback = ActiveLearningCallback(heuristic, query_size=4, iterations=6, seed=3)
+        make_trainer(tmp_path, [callback], max_epochs=3).fit(DropoutClassifier(), datamodule=dm)
+        return dm.acquired_at
+
+    alone = acquired(BALD())
+
+    # A member with weight 0 adds exact zeros: the selections must match BALD's alone, item for item.
+    def combined(weights):
+        return CombineHeuristics([BALD(), Entropy()], weights=weights, outputs=[None, None])
+
+    assert torch.equal(acquired(combined([1.0, 0.0])), alone)
+    assert not torch.equal(acquired(combined([0.0, 1.0])), alone)
 
 
 def test_a_multi_output_model_without_a_named_output_is_a_clear_error(tmp_path):
