@@ -53,8 +53,9 @@ def probe_heuristic(
 
     Whatever the heuristic's ``transform`` or ``score`` raises on the model's outputs is raised here, unchanged. The
     global random state, the model's modes and the datamodule are left as they were. Skipped (returns ``False``) for
-    heuristics that score nothing themselves (Random, EPIG's targets, embedding heuristics), for posteriors other than
-    MC-Dropout (an ensemble or SWAG may not be ready before training), and for an empty pool.
+    heuristics that score nothing themselves (Random, EPIG's targets, embedding heuristics), for posteriors that cannot
+    sample before their first ``fit`` (SWAG, Laplace; see :attr:`~lightning_bal.mc.Posterior.samples_before_fit`),
+    and for an empty pool.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -73,7 +74,7 @@ def probe_heuristic(
         not heuristic.needs_predictions
         or heuristic.needs_targets
         or getattr(heuristic, "needs_embeddings", False)
-        or not isinstance(posterior, MCDropout)
+        or not posterior.samples_before_fit
         or datamodule.num_pool == 0
     )
     if skip:

@@ -39,6 +39,8 @@ class Posterior(ABC):
 
     Attributes:
         consistent_samples: sample ``k`` is one fixed model for every item (what BatchBALD and EPIG need).
+        samples_before_fit: :meth:`batches` works on a model before any :meth:`fit` (MC-Dropout, an ensemble; not
+            SWAG or Laplace), so the callback can try the heuristic on a few pool items at fit start.
 
     Example:
         >>> class Deterministic(Posterior):
@@ -52,6 +54,7 @@ class Posterior(ABC):
     """
 
     consistent_samples: bool = True
+    samples_before_fit: bool = False
 
     def check(self, module: nn.Module) -> None:  # noqa: B027
         """Raise a clear error at setup if ``module`` cannot be sampled by this posterior."""
@@ -118,6 +121,8 @@ class MCDropout(Posterior):
         ...
         TypeError: MCDropout.__init__() got an unexpected keyword argument 'consistant_masks'
     """
+
+    samples_before_fit = True
 
     def __init__(
         self,

@@ -343,6 +343,7 @@ class EnsemblePosterior(Posterior):
     """
 
     consistent_samples = True
+    samples_before_fit = True
 
     def check(self, module: nn.Module) -> None:
         """The model must hold exactly one :class:`DeepEnsemble`."""

@@ -105,6 +105,25 @@ def test_posterior_refuses_a_forward_that_hides_the_members():
         list(EnsemblePosterior().batches(Averaged(), [torch.randn(4, 4)], 3, 0, None))
 
 
+class TrainsOnTheMean(EnsembleClassifier):
+    """Returns the members' mean logits from ``forward``, which hides the members from the posterior."""
+
+    def forward(self, x):
+        return self.ensemble(x).mean(0)
+
+    def training_step(self, batch, batch_idx):
+        return nn.functional.cross_entropy(self(batch[0]), batch[1])
+
+
+def test_an_ensemble_that_hides_its_members_fails_at_fit_start(tmp_path):
+    callback = ActiveLearningCallback(BALD(), query_size=5, posterior=EnsemblePosterior())
+    trainer = make_trainer(tmp_path, [callback], max_epochs=2)
+    with pytest.raises(ValueError, match=r"\[M=3, B, \.\.\.\]"):
+        trainer.fit(TrainsOnTheMean(members=3), datamodule=make_datamodule())
+    # The probe met the bad outputs before a round of training was spent.
+    assert trainer.global_step == 0
+
+
 def _run(tmp_path, reset_weights, max_epochs=3, heuristic=None, **kwargs):
     pl.seed_everything(0)
     dm = make_datamodule(test_dataset=blobs(20, seed=2))
