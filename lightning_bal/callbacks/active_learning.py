@@ -36,7 +36,7 @@ from lightning_bal.callbacks.resume import legacy_state, replay_skipped_validati
 from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
-from lightning_bal.callbacks.step_plan import plan_query, step_stop_reasons
+from lightning_bal.callbacks.step_plan import StepStop, plan_query
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
@@ -276,13 +276,9 @@ class ActiveLearningCallback(Callback):
         for evaluation in self.evaluations:
             extra.update(evaluation(context))
         plan = plan_query(datamodule, self.query_size, self.label_budget)
-        if plan.stop_reason is not None:
-            self._stop(trainer, datamodule, plan.stop_reason, extra, val_metrics)
-            return
-        # Criteria that do not read the pool's scores decide first: a run they stop needs no pool pass.
-        before = [criterion for criterion in self.stopping if not criterion.needs_pool_scores]
-        after = [criterion for criterion in self.stopping if criterion.needs_pool_scores]
-        if self._stopped_by(before, trainer, pl_module, datamodule, None, val_metrics, extra):
+        stop = StepStop(self.stopping, trainer, pl_module, datamodule, self.heuristic.output, val_metrics, extra)
+        reasons = [plan.stop_reason] if plan.stop_reason is not None else stop.before_pass()
+        if self._stop(trainer, datamodule, reasons, extra, val_metrics):
             return
         candidates = plan.candidates
         selection = self.pool_pass.run(
@@ -298,7 +294,7 @@ class ActiveLearningCallback(Callback):
             progress=progress_refresh_rate(trainer),
         )
         self.last_shard = selection.shard
-        if self._stopped_by(after, trainer, pl_module, datamodule, selection.pool_scores, val_metrics, extra):
+        if self._stop(trainer, datamodule, stop.after_pass(selection.pool_scores), extra, val_metrics):
             return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
@@ -320,37 +316,21 @@ class ActiveLearningCallback(Callback):
                 trainer, pl_module, datamodule, selection.indices, selection.scores, self.heuristic.output
             )
 
-    def _stopped_by(
-        self,
-        criteria: list[StoppingCriterion],
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        datamodule: ActiveDataModule,
-        pool_scores: Tensor | None,
-        val_metrics: dict[str, float] | None,
-        extra: dict[str, float],
-    ) -> bool:
-        """Update ``criteria`` with the step's context and end the run if any of them stops it (on every rank)."""
-        if not criteria:
-            return False
-        output = self.heuristic.output
-        reasons = step_stop_reasons(criteria, trainer, pl_module, datamodule, output, pool_scores, val_metrics, extra)
-        if reasons:
-            self._stop(trainer, datamodule, "; ".join(reasons), extra, val_metrics)
-        return bool(reasons)
-
     def _stop(
         self,
         trainer: pl.Trainer,
         datamodule: ActiveDataModule,
-        reason: str,
+        reasons: list[str],
         extra: dict[str, float],
         val_metrics: dict[str, float] | None,
-    ) -> None:
-        """Log the last labelled set's point, which closes the active learning curve, and end training."""
+    ) -> bool:
+        """End training if there are ``reasons``, after logging the last point of the curve; returns whether it did."""
+        if not reasons:
+            return False
         self._log(log_selection(trainer, datamodule, None, extra, val_metrics))
-        rank_zero_info(f"Active learning stops: {reason} ({datamodule.num_labelled} labelled).")
+        rank_zero_info(f"Active learning stops: {'; '.join(reasons)} ({datamodule.num_labelled} labelled).")
         trainer.should_stop = True
+        return True
 
     def _log(self, metrics: dict[str, float] | None) -> None:
         if metrics is not None:

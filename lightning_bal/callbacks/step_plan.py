@@ -13,7 +13,7 @@ from lightning_bal.annotation.stopping import StopContext, StoppingCriterion, st
 from lightning_bal.callbacks.monitoring import val_figures
 from lightning_bal.data import ActiveDataModule
 
-__all__ = ["QueryPlan", "plan_query", "step_stop_reasons"]
+__all__ = ["QueryPlan", "StepStop", "plan_query"]
 
 
 class QueryPlan(NamedTuple):
@@ -55,28 +55,44 @@ def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int 
     return QueryPlan(candidates, min(query_size, candidates.numel(), limit), None)
 
 
-def step_stop_reasons(
-    criteria: list[StoppingCriterion],
-    trainer: pl.Trainer,
-    pl_module: pl.LightningModule,
-    datamodule: ActiveDataModule,
-    output: Any,
-    pool_scores: Tensor | None,
-    val_metrics: dict[str, float] | None,
-    figures: dict[str, float],
-) -> list[str]:
-    """Why the stopping ``criteria`` end the run at this step (empty: go on), the same on every rank.
+class StepStop(NamedTuple):
+    """The stopping ``criteria`` of one step, asked before its pool pass and after it.
 
-    Each criterion's figures are added to ``figures``. Rank zero alone holds the pool's scores, so any rank's decision
-    stops every rank; then the reasons are rank zero's, or a generic one on the other ranks.
+    Criteria that do not read the pool's scores decide before the pass, so a run they stop skips it; those that do
+    (``needs_pool_scores``) decide after it. Each criterion's figures are added to ``figures``. Rank zero alone holds
+    the pool's scores, so any rank's decision stops every rank; the reasons are then rank zero's, or a generic one on
+    the other ranks.
     """
 
-    def predict(dataset: Any) -> Tensor:
-        return predict_classes(pl_module, datamodule.inputs_dataloader(dataset), output)[0]
+    criteria: list[StoppingCriterion]
+    trainer: pl.Trainer
+    pl_module: pl.LightningModule
+    datamodule: ActiveDataModule
+    output: Any
+    val_metrics: dict[str, float] | None
+    figures: dict[str, float]
 
-    metrics = dict(val_figures(trainer.callback_metrics) if val_metrics is None else val_metrics)
-    context = StopContext(datamodule.num_labelled, datamodule.step, metrics, pool_scores, predict, dict(figures))
-    reasons = stop_reasons(criteria, context, figures)
-    if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
-        return []
-    return reasons or ["another rank's stopping criterion"]
+    def before_pass(self) -> list[str]:
+        """Why the criteria that do not read pool scores end the run now (empty: go on), the same on every rank."""
+        return self._reasons([c for c in self.criteria if not c.needs_pool_scores], None)
+
+    def after_pass(self, pool_scores: Tensor | None) -> list[str]:
+        """Why the criteria that read the pool's scores end the run now (empty: go on), the same on every rank."""
+        return self._reasons([c for c in self.criteria if c.needs_pool_scores], pool_scores)
+
+    def _reasons(self, criteria: list[StoppingCriterion], pool_scores: Tensor | None) -> list[str]:
+        if not criteria:
+            return []  # every rank holds the same criteria: all skip the collective alike
+
+        def predict(dataset: Any) -> Tensor:
+            return predict_classes(self.pl_module, self.datamodule.inputs_dataloader(dataset), self.output)[0]
+
+        trainer, datamodule = self.trainer, self.datamodule
+        metrics = dict(val_figures(trainer.callback_metrics) if self.val_metrics is None else self.val_metrics)
+        context = StopContext(
+            datamodule.num_labelled, datamodule.step, metrics, pool_scores, predict, dict(self.figures)
+        )
+        reasons = stop_reasons(criteria, context, self.figures)
+        if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
+            return []
+        return reasons or ["another rank's stopping criterion"]
