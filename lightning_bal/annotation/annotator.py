@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_bal.annotation.label_studio import write_label_studio_tasks
+from lightning_bal.annotation.label_studio import check_data_key, write_label_studio_tasks
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.data.queries import write_queries
@@ -72,7 +72,7 @@ class QueryFiles:
         self.format = format
         self.folder = None if folder is None else Path(folder)
         self.predictions = bool(predictions)
-        self.data_key = data_key
+        self.data_key = check_data_key("data_key", data_key)
         self.data_prefix = data_prefix
         self.label_names = None if label_names is None else list(label_names)
         self.written: list[Path] = []

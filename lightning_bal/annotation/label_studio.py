@@ -19,7 +19,36 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["LabelStudioAnswers", "read_label_studio_export", "to_label_studio_tasks", "write_label_studio_tasks"]
+from lightning_bal.data.queries import read_text
+
+__all__ = [
+    "TASK_FIELDS",
+    "LabelStudioAnswers",
+    "check_data_key",
+    "read_label_studio_export",
+    "to_label_studio_tasks",
+    "write_label_studio_tasks",
+]
+
+#: The fields of a task's ``data`` that lightning_bal writes and reads back; a data key may not take their place.
+TASK_FIELDS = ("lbal_id", "lbal_step", "lbal_score")
+
+
+def check_data_key(name: str, data_key: Any) -> str:
+    """``data_key`` if it can name the task field of the data reference (a non-empty string, not a library field).
+
+    Example:
+        >>> check_data_key("data_key", "text")
+        'text'
+    """
+    if not isinstance(data_key, str) or not data_key:
+        raise TypeError(f"Expected argument `{name}` to be a non-empty string, but got {data_key!r}.")
+    if data_key in TASK_FIELDS:
+        raise ValueError(
+            f"Expected argument `{name}` to be a task field other than lightning_bal's own {TASK_FIELDS}, but got"
+            f" {data_key!r}: the data reference would replace the item's {data_key.removeprefix('lbal_')}."
+        )
+    return data_key
 
 
 def to_label_studio_tasks(
@@ -53,6 +82,7 @@ def to_label_studio_tasks(
         >>> tasks[0]["predictions"][0]["result"][0]["value"]
         {'choices': ['dog']}
     """
+    check_data_key("data_key", data_key)
     ids = list(ids)
     scores = [None] * len(ids) if scores is None else list(scores)
     if len(scores) != len(ids):
@@ -63,6 +93,13 @@ def to_label_studio_tasks(
         raise ValueError(
             f"Expected argument `predictions` to hold one guess per id ({len(ids)}), but got {len(predictions)}."
         )
+    if predictions is not None and label_names is not None:
+        classes = [int(cls) for cls, _ in predictions]
+        if classes and not 0 <= min(classes) <= max(classes) < len(label_names):
+            raise ValueError(
+                f"Expected argument `label_names` to name every class the model guesses, but it has"
+                f" {len(label_names)} names and the guesses hold classes {sorted(set(classes))}."
+            )
     tasks = []
     for position, (item, score) in enumerate(zip(ids, scores, strict=True)):
         task: dict[str, Any] = {
@@ -103,7 +140,7 @@ def write_label_studio_tasks(path: str | Path, ids: Sequence[int | str], step: i
         'a.png'
     """
     path = Path(path)
-    path.write_text(json.dumps(to_label_studio_tasks(ids, step, **kwargs), indent=2) + "\n")
+    path.write_text(json.dumps(to_label_studio_tasks(ids, step, **kwargs), indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -126,18 +163,37 @@ class LabelStudioAnswers(NamedTuple):
 
 
 def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> str | None:
-    result = annotation.get("result") or []
-    choices = [
-        r.get("value", {}).get("choices")
-        for r in result
-        if isinstance(r, dict) and r.get("type") == "choices" and (from_name is None or r.get("from_name") == from_name)
-    ]
-    choices = [c for c in choices if c]
+    result = annotation.get("result")
+    if result is None:
+        return None
+    if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+        raise ValueError(
+            f"Expected the `result` of every annotation of {where} to be a list of objects, but got {result!r}."
+        )
+    choices = []
+    for region in result:
+        if region.get("type") != "choices" or (from_name is not None and region.get("from_name") != from_name):
+            continue
+        value = region.get("value")
+        chosen = value.get("choices") if isinstance(value, dict) else None
+        if not isinstance(chosen, list) or not all(isinstance(c, str) for c in chosen):
+            raise ValueError(
+                f"Expected the `value.choices` of every choice of {where} to be a list of names, but got {value!r}."
+            )
+        if chosen:
+            choices.append(chosen)
     if not choices:
         return None
     if len(choices) > 1 or len(choices[0]) != 1:
         raise ValueError(f"Expected one choice per annotation ({where}), but got {choices!r}: single-label only.")
-    return str(choices[0][0])
+    return choices[0][0]
+
+
+def _step(value: Any, where: str) -> int:
+    # int(1.7) and int(True) would both read as step 1 and let an answer of another query through.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"Expected the `data.lbal_step` of {where} to be an integer step, but got {value!r}.")
 
 
 def read_label_studio_export(
@@ -156,9 +212,10 @@ def read_label_studio_export(
             ``"error"``.
 
     Raises:
-        ValueError: a file that is not a complete JSON list of tasks, a task without ``lbal_id`` (not made by
-            lightning_bal), a choice outside ``label_map``, several choices in one annotation, or a disagreement
-            with ``on_disagreement="error"``.
+        ValueError: a file that is not UTF-8 or not a complete JSON list of tasks, a task without ``lbal_id`` (not
+            made by lightning_bal), a malformed task (``lbal_step`` not an integer; ``annotations``, ``result`` or
+            ``choices`` not a list), a choice outside ``label_map``, several choices in one annotation, or a
+            disagreement with ``on_disagreement="error"``.
 
     Example:
         >>> import tempfile
@@ -177,7 +234,7 @@ def read_label_studio_export(
         )
     path = Path(path)
     try:
-        tasks = json.loads(path.read_text())
+        tasks = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise ValueError(f"Expected {str(path)!r} to hold JSON, but it does not parse (truncated?): {err}") from err
     if not isinstance(tasks, list):
@@ -193,11 +250,17 @@ def read_label_studio_export(
                 f" but task {number} has none: an export of another project?"
             )
         item = str(data["lbal_id"])
+        where = f"task {item!r} (task {number} of {str(path)!r})"
         if data.get("lbal_step") is not None:
-            answers.steps.add(int(data["lbal_step"]))
-        done = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled", False)]
+            answers.steps.add(_step(data["lbal_step"], where))
+        annotations = task.get("annotations")
+        if annotations is None:
+            annotations = []
+        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+            raise ValueError(f"Expected the `annotations` of {where} to be a list of objects, but got {annotations!r}.")
+        done = [a for a in annotations if not a.get("was_cancelled", False)]
         done.sort(key=lambda a: (str(a.get("created_at", "")), a.get("id") or 0))
-        choices = [c for c in (_choice(a, from_name, f"task {item!r}") for a in done) if c is not None]
+        choices = [c for c in (_choice(a, from_name, where) for a in done) if c is not None]
         if not choices:
             answers.unanswered.append(item)
             continue

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-__all__ = ["Answers", "read_answers", "write_queries"]
+__all__ = ["Answers", "read_answers", "read_text", "write_queries"]
+
+# Python's int() and float() also accept "1_0" (as 10) and non-ASCII digits: an answer is plain decimal only.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE)
 
 
 class Answers(NamedTuple):
@@ -26,11 +32,35 @@ class Answers(NamedTuple):
     steps: set[int]
 
 
-def _format(path: Path) -> str:
+def read_text(path: str | Path) -> str:
+    r"""The text of an answers file, as UTF-8 with or without the byte-order mark spreadsheet programs write.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if it is not UTF-8 (a file saved as Latin-1 or UTF-16, say), naming the file and the encoding.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "a.csv"
+        >>> _ = path.write_bytes(b"\xef\xbb\xbfid,label\n")
+        >>> read_text(path)
+        'id,label\n'
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"Expected {str(path)!r} to be UTF-8 text, but byte {err.start} ({data[err.start : err.start + 1]!r}) is"
+            " not UTF-8: save it as UTF-8 (\"CSV UTF-8\" in spreadsheet programs)."
+        ) from err
+
+
+def _format(path: Path) -> Literal["csv", "json"]:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".csv"):
         raise ValueError(f"Expected argument `path` to end in `.json` or `.csv`, but got {str(path)!r}.")
-    return suffix[1:]
+    return "csv" if suffix == ".csv" else "json"
 
 
 def write_queries(
@@ -62,9 +92,9 @@ def write_queries(
         for item, index, score in zip(ids, indices, scores, strict=True)
     ]
     if _format(path) == "json":
-        path.write_text(json.dumps(rows, indent=2) + "\n")
+        path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     else:
-        with path.open("w", newline="") as handle:
+        with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=["id", "index", "step", "score", "label"])
             writer.writeheader()
             writer.writerows({**row, "score": "" if row["score"] is None else row["score"]} for row in rows)
@@ -77,39 +107,39 @@ def _parse_label(value: Any) -> int | float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     text = str(value).strip()
-    try:
+    if isinstance(value, str) and _INTEGER.fullmatch(text):
         return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError as err:
-            raise ValueError(f"Expected every `label` to be a number or empty, but got {value!r}.") from err
+    if isinstance(value, str) and _NUMBER.fullmatch(text):
+        return float(text)
+    raise ValueError(f"Expected every `label` to be a number or empty, but got {value!r}.")
 
 
-def _load_rows(path: Path) -> list[Any]:
-    if _format(path) == "json":
+def _load_rows(path: Path, format: Literal["csv", "json"]) -> list[Any]:
+    text = read_text(path)
+    if format == "json":
         try:
-            rows = json.loads(path.read_text())
+            rows = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"Expected {str(path)!r} to hold JSON, but it does not parse (truncated?): {err}") from err
         if not isinstance(rows, list):
             raise ValueError(
                 f"Expected {str(path)!r} to hold a JSON list of query rows, but got {type(rows).__name__}."
             )
-        return rows
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        # Without the header, the first answer would be read as column names and silently dropped.
-        if (
-            reader.fieldnames is None
-            or "label" not in reader.fieldnames
-            or not {"id", "index"} & set(reader.fieldnames)
-        ):
+        if rows and all(isinstance(row, dict) and isinstance(row.get("data"), dict) for row in rows):
             raise ValueError(
-                f"Expected {str(path)!r} to start with the header `id,index,step,score,label`, but got"
-                f" {reader.fieldnames!r}."
+                f"Expected {str(path)!r} to hold query rows (`id`, `step`, `label`), but it holds Label Studio tasks:"
+                " read it as a Label Studio export (format 'label_studio', with the class names)."
             )
-        rows = list(reader)
+        return rows
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # Without the header, the first answer would be read as column names and silently dropped.
+    if reader.fieldnames is None or "label" not in reader.fieldnames or not {"id", "index"} & set(reader.fieldnames):
+        looks_json = text.lstrip()[:1] in ("[", "{")
+        raise ValueError(
+            f"Expected {str(path)!r} to start with the header `id,index,step,score,label`, but got"
+            f" {reader.fieldnames!r}{': it looks like JSON, not CSV' if looks_json else ''}."
+        )
+    rows = list(reader)
     for number, row in enumerate(rows, start=2):
         # csv fills the missing cells of a cut-off last line with None.
         if None in row.values() or None in row:
@@ -117,8 +147,11 @@ def _load_rows(path: Path) -> list[Any]:
     return rows
 
 
-def read_answers(path: str | Path) -> Answers:
+def read_answers(path: str | Path, format: Literal["csv", "json"] | None = None) -> Answers:
     """Read the answered rows of a file written by :func:`write_queries`; rows with an empty label are skipped.
+
+    The file is read as ``format`` if given, else by its suffix (``.csv`` or ``.json``); it is UTF-8, with or without
+    a byte-order mark.
 
     Example:
         >>> import tempfile
@@ -129,10 +162,12 @@ def read_answers(path: str | Path) -> Answers:
         Answers(ids=['d.png'], labels=[1], steps={3})
     """
     path = Path(path)
+    if format is not None and format not in ("csv", "json"):
+        raise ValueError(f"Expected argument `format` to be 'csv', 'json' or None, but got {format!r}.")
     ids: list[str] = []
     labels: list[int | float] = []
     steps: set[int] = set()
-    for row in _load_rows(path):
+    for row in _load_rows(path, format or _format(path)):
         if not isinstance(row, dict) or not {"id", "index"} & set(row):
             raise ValueError(f"Expected every row of {str(path)!r} to have an `id`, but got {row!r}.")
         if row.get("step") not in (None, ""):
@@ -157,6 +192,6 @@ def _parse_int(name: str, value: Any) -> int:
     # `int(0.7)` would label item 0 and `int(True)` item 1: only whole numbers name an item.
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         return int(value.strip())
     raise ValueError(f"Expected every `{name}` to be an integer, but got {value!r}.")

@@ -80,7 +80,8 @@ def test_export_label_studio(checkpoint, tmp_path):
     ("content", "extra", "match"),
     [
         ('[{"id": "doc99", "step": 1, "label": 1}]', [], "unknown ids"),
-        ('[{"id": "doc1", "step": 1, "label": 1}]', [], "not\\s+queried"),
+        ('[{"id": "doc1", "step": 1, "label": 1}]', [], "\\['doc1'\\] that are already\\s+labelled"),
+        ('[{"id": "doc3", "step": 1, "label": 1}]', [], "\\['doc3'\\], which were\\s+not\\s+queried"),
         ('[{"id": "doc5", "step": 1, "label": 7}]', [], "classes in"),
         ('[{"id": "doc5", "step": 1, "label": 1}', [], "truncated"),
         ('[{"id": "doc5", "step": 0, "label": 1}]', [], "stale"),
