@@ -141,7 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     imported = commands.add_parser("import", help="record answers in the checkpoint (validated, atomic)")
     imported.add_argument("checkpoint")
     imported.add_argument("answers")
-    imported.add_argument("--format", choices=["csv", "json", "label_studio"])
+    imported.add_argument(
+        "--format",
+        choices=["csv", "json", "label_studio"],
+        help="how to read ANSWERS (default: a .csv file as CSV, Label Studio tasks as an export, other JSON as rows)",
+    )
     imported.add_argument("--labels", help="comma-separated class names, in class order (Label Studio)")
     imported.add_argument("--label-map", help="a JSON file mapping class names to indices (Label Studio)")
     imported.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")

@@ -2,7 +2,9 @@
 
 import csv
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 
 from lightning_bal import ActiveDataModule
 from lightning_bal.annotation import load_label_state
+from lightning_bal.annotation.checkpoint import temporary_path
 from lightning_bal.annotation.cli import main
 from tests.helpers.models import blobs
 
@@ -113,3 +116,37 @@ def test_console_script_runs_as_a_module(checkpoint):
     )
     assert result.returncode == 0, result.stderr
     assert "pending query: 3 items" in result.stdout
+
+
+KILLED_MID_WRITE = """
+import os, signal, sys, torch
+from lightning_bal.annotation.cli import main
+
+def save_then_die(obj, f, *args, **kwargs):
+    real_save(obj, f, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # the temporary file is whole, the rename never happens
+
+real_save, torch.save = torch.save, save_then_die
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_import_leaves_the_checkpoint_and_no_litter_after_the_next_write(checkpoint, tmp_path):
+    answers = tmp_path / "answers.json"
+    answers.write_text('[{"id": "doc9", "step": 1, "label": 2}]')
+    before = checkpoint.read_bytes()
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_WRITE, "import", str(checkpoint), str(answers)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert checkpoint.read_bytes() == before
+    litter = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert litter == [temporary_path(checkpoint).name], "the killed write leaves its one fixed-name temporary"
+    assert main(["import", str(checkpoint), str(answers)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.json", "run.ckpt"]
+    assert load_label_state(checkpoint).ledger.annotations == {9: 2}
