@@ -23,7 +23,7 @@ from lightning_bal.data.queries import read_answers, read_text, write_queries
 __all__ = ["LabelState", "answers_format", "import_answers", "load_label_state", "temporary_path"]
 
 CALLBACK_KEY = "ActiveLearningCallback"
-FORMATS = ("csv", "json", "label_studio")
+_FORMATS = ("csv", "json", "label_studio")
 
 
 def temporary_path(path: str | Path) -> Path:
@@ -82,6 +82,7 @@ class LabelState:
     Args:
         checkpoint: a loaded Lightning checkpoint (a dict).
         source: where it came from, for messages.
+        path: the checkpoint's file, if it came from one (an export there is refused).
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -284,7 +285,7 @@ def answers_format(
         ('csv', 'csv')
     """
     if format is not None:
-        if format not in FORMATS:
+        if format not in _FORMATS:
             raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
         return format  # type: ignore[return-value]
     path = Path(path)
