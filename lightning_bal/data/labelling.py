@@ -340,15 +340,16 @@ class LabelOperations:
         # One item of each side, not the whole dataset: enough to catch data of another kind, which would otherwise
         # fail much later, when a batch mixing old and new items is collated.
         shapes = self.collate_fn is None
-        reads = [("item", self.train_dataset[0], dataset[0])]
+        reads = [("item", "the training dataset's", self.train_dataset[0], dataset[0])]
         if not shared_pool:
-            reads.append(("pool input", self.input_fn(self.pool_dataset[0]), self.input_fn(pool_part[0])))
-        for what, old, new in reads:
+            pool_inputs = (self.input_fn(self.pool_dataset[0]), self.input_fn(pool_part[0]))
+            reads.append(("pool input", "the pool's", *pool_inputs))
+        for what, whose, old, new in reads:
             expected, found = item_layout(old, shapes), item_layout(new, shapes)
             if expected != found:
                 raise ValueError(
                     f"Expected argument `dataset` to hold items laid out as the training dataset's, but its first"
-                    f" {what} is {found} where the training dataset's is {expected}."
+                    f" {what} is {found} where {whose} is {expected}."
                 )
 
     def _new_targets(self, targets: Any, dataset: Dataset, added: int) -> Tensor | None:
@@ -368,7 +369,8 @@ class LabelOperations:
         num_classes = self.ledger.num_classes
         if num_classes is not None and added and int(new_targets.max()) >= num_classes:
             raise ValueError(
-                f"Expected argument `targets` to hold classes below `num_classes` ({num_classes}), but got class"
-                f" {int(new_targets.max())}."
+                f"Expected argument `targets` (or `dataset.targets`) to hold classes below `num_classes`"
+                f" ({num_classes}), but got class {int(new_targets.max())}. A datamodule that will see more classes"
+                " needs them in its `num_classes` from the start."
             )
         return new_targets

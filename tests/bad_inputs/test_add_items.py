@@ -63,7 +63,12 @@ BAD = [
     # the pool's reading of the new items
     (blobs(3), {"pool_dataset": TensorDataset(torch.zeros(2, 4))}, ValueError, r"`pool_dataset`.*same 3 samples.*2"),
     (blobs(3), {"pool_dataset": 5}, TypeError, r"`pool_dataset`.*map-style dataset.*int"),
-    (blobs(3), {"pool_dataset": TensorDataset(torch.zeros(3, 6))}, ValueError, r"`dataset`.*pool input.*tensor\[6\]"),
+    (
+        blobs(3),
+        {"pool_dataset": TensorDataset(torch.zeros(3, 6))},
+        ValueError,
+        r"`dataset`.*pool input is tensor\[6\].*the pool's is tensor\[4\]",
+    ),
 ]
 
 
