@@ -43,13 +43,14 @@ def item_layout(value: Any, shapes: bool = True) -> str:
     """What items must share to be batched together: the structure, and the kind, dtype and shape of each part.
 
     Numbers are ``int``, ``float`` or ``bool`` (numpy scalars included); tensors and arrays show their dtype and,
-    with ``shapes``, their shape (a custom ``collate_fn`` may pad parts of different shapes).
+    with ``shapes``, their shape (a custom ``collate_fn`` may pad parts of different shapes). Tuples and lists are
+    alike, and so are all mappings: the default collate batches them alike.
 
     Example:
         >>> item_layout((torch.zeros(2, 3), 1))
-        'tuple(tensor[2, 3] torch.float32, int)'
+        '(tensor[2, 3] torch.float32, int)'
         >>> item_layout({"input": np.zeros(4, dtype=np.float32)}, shapes=False)
-        "dict('input': ndarray float32)"
+        "{'input': ndarray float32}"
     """
     if isinstance(value, Tensor):
         return f"tensor{list(value.shape) if shapes else ''} {value.dtype}"
@@ -62,10 +63,10 @@ def item_layout(value: Any, shapes: bool = True) -> str:
     if isinstance(value, numbers.Real):
         return "float"
     if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__}({', '.join(item_layout(part, shapes) for part in value)})"
+        return f"({', '.join(item_layout(part, shapes) for part in value)})"
     if isinstance(value, Mapping):
         parts = ", ".join(f"{key!r}: {item_layout(value[key], shapes)}" for key in sorted(value, key=str))
-        return f"{type(value).__name__}({parts})"
+        return f"{{{parts}}}"
     return type(value).__name__
 
 

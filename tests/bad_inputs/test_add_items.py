@@ -39,10 +39,15 @@ BAD = [
     (with_targets(X3.half(), Y3), {}, ValueError, r"`dataset`.*torch.float16.*torch.float32"),
     (with_targets(X3, Y3.int()), {}, ValueError, r"`dataset`.*tensor\[\] torch.int32.*tensor\[\] torch.int64"),
     (with_targets(X3, Y3.float()), {"targets": Y3}, ValueError, r"`dataset`.*tensor\[\] torch.float32"),
-    (TensorDataset(X3), {"targets": Y3}, ValueError, r"`dataset`.*tuple\(tensor\[4\] torch.float32\) where"),
+    (TensorDataset(X3), {"targets": Y3}, ValueError, r"`dataset`.*is \(tensor\[4\] torch.float32\) where"),
     ([(x, int(y)) for x, y in zip(X3, Y3, strict=True)], {"targets": Y3}, ValueError, r"`dataset`.*, int\) where"),
     ([(x.numpy(), y) for x, y in zip(X3, Y3, strict=True)], {"targets": Y3}, ValueError, r"`dataset`.*ndarray\[4\]"),
-    ([{"input": x, "target": y} for x, y in zip(X3, Y3, strict=True)], {"targets": Y3}, ValueError, r"`dataset`.*dict"),
+    (
+        [{"input": x, "target": y} for x, y in zip(X3, Y3, strict=True)],
+        {"targets": Y3},
+        ValueError,
+        r"`dataset`.*is \{'input': tensor\[4\] torch.float32, 'target': tensor\[\] torch.int64\} where",
+    ),
     # targets: required, one per item, integer classes below num_classes
     (plain(X3, Y3), {}, ValueError, r"`targets`.*`dataset.targets`.*knows the labels.*None"),
     (with_targets(X3, torch.tensor([0, 9, 1])), {}, ValueError, r"`targets`.*`num_classes` \(3\).*class 9"),
@@ -150,9 +155,12 @@ def test_add_items_accepts_valid_neighbours(dataset, kwargs):
     assert batch[0].shape == (len(dm), 4)
 
 
-def test_items_of_numpy_scalars_and_python_numbers_mix():
-    """What the default collate handles is not refused: a numpy integer target next to a Python one."""
+def test_what_the_default_collate_batches_together_is_not_refused():
+    """A numpy integer target next to a Python one, a list item next to a tuple one: they collate."""
     old = [(torch.zeros(2), i % 2) for i in range(6)]
     dm = ActiveDataModule(old, initial_labels=2, seed=0)
     accepts(lambda: dm.add_items([(torch.ones(2), np.int64(1))] * 3))
-    assert next(iter(DataLoader(dm.train_dataset, batch_size=9)))[1].dtype == torch.int64
+    accepts(lambda: dm.add_items([[torch.ones(2), 0]] * 2))
+    inputs, targets = next(iter(DataLoader(dm.train_dataset, batch_size=len(dm))))
+    assert inputs.shape == (11, 2)
+    assert targets.dtype == torch.int64
