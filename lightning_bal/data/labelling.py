@@ -6,6 +6,8 @@ datasets and loaders, and gathers here the thin, documented surface over :class:
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -212,8 +214,13 @@ class LabelOperations:
         self.ledger.query(dataset_indices, new_step=new_step)
 
     def export_queries(self, path: str | Path, scores: Sequence[float | None] | None = None) -> Path:
-        """Write the pending query (id, index, step, score, empty label) to ``path`` (``.json`` or ``.csv``)."""
+        """Write the pending query (id, index, step, score, empty label) to ``path`` (``.json`` or ``.csv``).
+
+        ``scores``, one finite number or ``None`` per queried item in query order, fill the ``score`` column.
+        """
         pending = self.ledger.pending_query
+        if scores is not None:
+            scores = _checked_scores(scores, len(pending))
         ids = self.ids
         return write_queries(path, pending, self.step, [ids[i] for i in pending], scores)
 
@@ -374,3 +381,20 @@ class LabelOperations:
                 " needs them in its `num_classes` from the start."
             )
         return new_targets
+
+
+def _checked_scores(scores: Any, expected: int) -> list[float | None]:
+    # JSON has no NaN or infinity, and a file with the wrong number of scores would pair them with the wrong items.
+    if isinstance(scores, (str, bytes)) or not isinstance(scores, (Sequence, Tensor, np.ndarray)):
+        raise TypeError(f"Expected argument `scores` to be a sequence of numbers or None, but got {scores!r}.")
+    values = scores.tolist() if isinstance(scores, (Tensor, np.ndarray)) else list(scores)
+    if len(values) != expected:
+        raise ValueError(
+            f"Expected argument `scores` to hold one score per queried item ({expected}), but got {len(values)}."
+        )
+    for value in values:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise TypeError(f"Expected argument `scores` to hold numbers or None, but got {value!r}.")
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"Expected argument `scores` to hold finite numbers or None, but got {value!r}.")
+    return [None if value is None else float(value) for value in values]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +116,38 @@ def test_train_dataloader_of_an_empty_labelled_set_refused():
     refuses("ActiveDataModule.train_dataloader", dm.train_dataloader, RuntimeError, r"labelled set is empty", dm)
     dm.label([3])
     assert len(accepts(dm.train_dataloader).dataset) == 1
+
+
+@pytest.mark.parametrize(
+    ("scores", "error", "match"),
+    [
+        ([0.5], ValueError, r"`scores`.*one score per queried item \(2\).*1"),
+        ([0.5, 0.1, 0.2], ValueError, r"`scores`.*one score per queried item \(2\).*3"),
+        ([0.5, float("nan")], ValueError, r"`scores`.*finite.*nan"),
+        ([float("inf"), 0.5], ValueError, r"`scores`.*finite.*inf"),
+        (torch.tensor([0.5, -float("inf")]), ValueError, r"`scores`.*finite.*-inf"),
+        ([0.5, "high"], TypeError, r"`scores`.*numbers or None.*'high'"),
+        ([True, 0.5], TypeError, r"`scores`.*numbers or None.*True"),
+        ([1 + 2j, 0.5], TypeError, r"`scores`.*numbers or None"),
+        ("0.5", TypeError, r"`scores`.*sequence of numbers"),
+        (0.5, TypeError, r"`scores`.*sequence of numbers"),
+    ],
+)
+def test_export_queries_scores_refused(tmp_path, scores, error, match):
+    dm = make_dm()  # two items queried
+    path = tmp_path / "queries.json"
+    call = lambda: dm.export_queries(path, scores=scores)  # noqa: E731
+    refuses("ActiveDataModule.export_queries", call, error, match, dm, vars(dm))
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+@pytest.mark.parametrize("scores", [[0.5, None], np.array([1.0, -2.0]), torch.tensor([3, 4]), (np.float32(0.25), 0)])
+def test_export_queries_scores_accept_valid_neighbours(tmp_path, scores, suffix):
+    dm = make_dm()
+    path = accepts(lambda: dm.export_queries(tmp_path / f"queries{suffix}", scores=scores))
+    if suffix == ".json":
+        written = [row["score"] for row in json.loads(path.read_text())]
+    else:
+        written = [float(row["score"]) if row["score"] else None for row in csv.DictReader(path.open())]
+    assert written == [None if value is None else float(value) for value in scores]
