@@ -192,6 +192,9 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         self._eval_targets: dict[str, Tensor] = {}
 
         check_non_negative_int("initial_labels", initial_labels)
+        # A string such as "false" would be truthy and label a balanced set.
+        if not isinstance(balanced_initial, (bool, np.bool_)):
+            raise TypeError(f"Expected argument `balanced_initial` to be a bool, but got {balanced_initial!r}.")
         if initial_labels > size:
             raise ValueError(
                 f"Expected argument `initial_labels` to be at most the dataset size {size}, but got {initial_labels}."
