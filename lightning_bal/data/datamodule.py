@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -13,7 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_bal.data.batched import batched_loader
-from lightning_bal.data.ids import ItemId, align_state, check_ids
+from lightning_bal.data.ids import ItemId, align_state
 from lightning_bal.data.labelling import LabelOperations
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
 from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
@@ -25,10 +26,12 @@ from lightning_bal.data.views import (
     pool_view_of,
     warn_if_nondeterministic,
 )
-from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
+from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["ActiveDataModule"]
+
+_STATE_KEYS = ("generator_state", "pool_subset", "pool_subset_step", "seed", "ids")
 
 
 class ActiveDataModule(LabelOperations, pl.LightningDataModule):
@@ -162,7 +165,7 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         if ids is None:
             ids = getattr(train_dataset, "ids", None)
         # None: every item's id is its index (stored as None, so default runs keep small checkpoints).
-        self._ids: list[ItemId] | None = None if ids is None else check_ids("ids", ids, size)
+        self._ids: list[ItemId] | None = None if ids is None else self._checked_ids("ids", ids, size)
         self._id_lookup: dict[str, int] | None = None
         self._targets = None if task == "regression" else resolve_targets(targets, train_dataset, size)
         if task is None and self._targets is not None:
@@ -189,6 +192,9 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         self._eval_targets: dict[str, Tensor] = {}
 
         check_non_negative_int("initial_labels", initial_labels)
+        # A string such as "false" would be truthy and label a balanced set.
+        if not isinstance(balanced_initial, (bool, np.bool_)):
+            raise TypeError(f"Expected argument `balanced_initial` to be a bool, but got {balanced_initial!r}.")
         if initial_labels > size:
             raise ValueError(
                 f"Expected argument `initial_labels` to be at most the dataset size {size}, but got {initial_labels}."
@@ -281,8 +287,22 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
 
         For MC and evaluation passes over data outside the pool: the validation or test set, or EPIG's targets.
         """
+        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(
+                f"Expected argument `dataset` to be a map-style dataset with `__len__` and `__getitem__`, but got"
+                f" {type(dataset).__name__}."
+            )
+        size = len(dataset)
         if indices is None:
-            indices = torch.arange(len(dataset))  # type: ignore[arg-type]
+            indices = torch.arange(size)
+        else:
+            indices = as_index_tensor("indices", indices)
+            outside = indices[(indices < 0) | (indices >= size)]
+            if outside.numel():
+                raise ValueError(
+                    f"Expected argument `indices` to hold indices in [0, {size}) of `dataset`, but got"
+                    f" {describe(outside)}."
+                )
         batched = self._batched_loader(dataset, indices, self.eval_batch_size)
         if batched is not None:
             return batched
@@ -294,7 +314,10 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
 
     def eval_dataset(self, split: Literal["val", "test"]) -> Dataset:
         """The validation or test dataset; a clear error when the datamodule was given none."""
-        dataset = {"val": self.val_dataset, "test": self.test_dataset}[split]
+        datasets = {"val": self.val_dataset, "test": self.test_dataset}
+        if not isinstance(split, str) or split not in datasets:
+            raise ValueError(f"Expected argument `split` to be 'val' or 'test', but got {split!r}.")
+        dataset = datasets[split]
         if dataset is None:
             raise RuntimeError(f"This needs a `{split}_dataset` in the `ActiveDataModule`, but none was given.")
         return dataset
@@ -349,23 +372,27 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         """Restore the labels, pending query, generator and pool subset; a bad state dict changes nothing.
 
         Everything is validated before anything is replaced (a missing key, a bad generator state, labels invalid
-        for the task). A state saved for other item ids (a re-ordered or grown dataset; states without ids name
-        items by index) is re-mapped by id: new items join the pool, labelled or queried items must still be there.
+        for the task). A state saved for other item ids (a re-ordered or grown dataset; a state with default ids,
+        ``ids`` None, names items by index) is re-mapped by id: new items join the pool, labelled or queried items
+        must still be there.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state_dict).__name__}.")
+        # The keys read here: every state this module ever saved holds them (no release wrote a smaller layout).
+        missing = [key for key in _STATE_KEYS if key not in state_dict]
+        if missing:
+            raise KeyError(f"Expected the datamodule's state to hold {missing}, but it has only {sorted(state_dict)}.")
         state_dict = align_state(state_dict, self._ids, len(self))
         ledger = LabelLedger(len(self), self.ledger.task, self.ledger.num_classes)
         ledger.load_state_dict(state_dict)
-        missing = [key for key in ("generator_state", "pool_subset", "pool_subset_step") if key not in state_dict]
-        if missing:
-            raise KeyError(f"Expected the datamodule's state to hold {missing}, but it has only {sorted(state_dict)}.")
         generator = torch.Generator()
         try:
             generator.set_state(state_dict["generator_state"])
         except (TypeError, RuntimeError) as err:
             raise ValueError(f"Expected `generator_state` to be a torch.Generator state, but it is not: {err}") from err
-        seed = check_seed("seed", state_dict.get("seed", self.seed))
+        seed = state_dict["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"Expected the state's `seed` to be an integer, but got {seed!r}.")
         subset = as_index_tensor("pool_subset", state_dict["pool_subset"])
         ledger.check_in_range("pool_subset", subset)
         subset_step = state_dict["pool_subset_step"]
@@ -382,6 +409,6 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
         # Validated: swap everything at once.
         self.ledger = ledger
         self.generator = generator
-        self.seed = int(seed if seed is not None else self.seed)
+        self.seed = int(seed)
         self._pool_subset = subset.tolist()
         self._pool_subset_step = subset_step

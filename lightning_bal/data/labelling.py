@@ -6,6 +6,8 @@ datasets and loaders, and gathers here the thin, documented surface over :class:
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +21,7 @@ from lightning_bal.data.ids import ItemId, check_ids, id_lookup, remap_state
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import read_answers, write_queries
 from lightning_bal.data.targets import labelled_classes, resolve_targets
-from lightning_bal.data.views import pool_view_of
+from lightning_bal.data.views import item_layout, pool_view_of
 
 __all__ = ["Indices", "LabelOperations"]
 
@@ -44,6 +46,8 @@ class LabelOperations:
     train_dataset: Dataset
     pool_dataset: Dataset
     pool_overrides: Any
+    collate_fn: Any
+    input_fn: Any
     _pool_subset_step: int
     _targets: Tensor | None
     _ids: list[ItemId] | None
@@ -123,6 +127,7 @@ class LabelOperations:
         """Dataset indices of items named by id (compared as text, as files carry them).
 
         Raises:
+            TypeError: ``ids`` is a string or not a sequence.
             ValueError: an id that names no item of the dataset (nothing else is done).
 
         Example:
@@ -132,6 +137,11 @@ class LabelOperations:
             >>> dm.indices_of(["c", "a"]).tolist()
             [2, 0]
         """
+        # A string is a sequence too: its characters would be looked up as ids.
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, Tensor, np.ndarray)):
+            raise TypeError(f"Expected argument `ids` to be a sequence of ids, but got {type(ids).__name__}.")
+        if isinstance(ids, (Tensor, np.ndarray)):
+            ids = ids.tolist()
         if self._id_lookup is None:
             self._id_lookup = id_lookup(self.ids)
         unknown = [item for item in ids if str(item) not in self._id_lookup]
@@ -204,8 +214,13 @@ class LabelOperations:
         self.ledger.query(dataset_indices, new_step=new_step)
 
     def export_queries(self, path: str | Path, scores: Sequence[float | None] | None = None) -> Path:
-        """Write the pending query (id, index, step, score, empty label) to ``path`` (``.json`` or ``.csv``)."""
+        """Write the pending query (id, index, step, score, empty label) to ``path`` (``.json`` or ``.csv``).
+
+        ``scores``, one finite number or ``None`` per queried item in query order, fill the ``score`` column.
+        """
         pending = self.ledger.pending_query
+        if scores is not None:
+            scores = _checked_scores(scores, len(pending))
         ids = self.ids
         return write_queries(path, pending, self.step, [ids[i] for i in pending], scores)
 
@@ -242,7 +257,11 @@ class LabelOperations:
 
     # ------------------------------------------------------------------ a growing pool
     def add_items(
-        self, dataset: Dataset, ids: Sequence[ItemId] | None = None, pool_dataset: Dataset | None = None
+        self,
+        dataset: Dataset,
+        ids: Sequence[ItemId] | None = None,
+        pool_dataset: Dataset | None = None,
+        targets: Sequence[int] | Tensor | np.ndarray | None = None,
     ) -> Tensor:
         """Append the items of ``dataset`` to the training dataset; they join the pool. Returns their indices.
 
@@ -250,6 +269,20 @@ class LabelOperations:
         training dataset becomes a ``ConcatDataset`` of the old one and ``dataset`` (the pool reads ``pool_dataset``,
         or ``dataset`` with the module's ``pool_overrides``). ``ids`` default to ``dataset.ids``, or to the new
         indices when the module uses default ids. A checkpoint of the smaller dataset loads into the grown one.
+
+        Args:
+            dataset: the new items, laid out as the training dataset's (checked on the first item of each: the same
+                structure, tensor dtypes and, unless the module has a ``collate_fn``, shapes).
+            ids: a stable id per new item, distinct from the ids already there and not empty.
+            pool_dataset: the new items read without training augmentation (as the constructor's ``pool_dataset``).
+            targets: the new items' labels, needed when the module knows the labels of its items (its ``targets``
+                or ``train_dataset.targets``); default ``dataset.targets``. Classes must be below ``num_classes``.
+
+        Raises:
+            TypeError: ``dataset`` is not a map-style dataset; ``ids`` or ``targets`` of the wrong type.
+            ValueError: items laid out differently from the training dataset's; ids empty, repeated or already in
+                the dataset; targets missing, of the wrong length, or classes outside ``[0, num_classes)``. Nothing
+                changes then.
 
         Example:
             >>> from torch.utils.data import TensorDataset
@@ -270,9 +303,10 @@ class LabelOperations:
                 "Expected argument `ids` (or a `dataset.ids` attribute) for the new items, since this datamodule"
                 " names its items by `ids`, but got None."
             )
-        new_ids = None if ids is None else check_ids("ids", ids, added)
+        new_ids = None if ids is None else self._checked_ids("ids", ids, added)
         if new_ids is not None:
-            clash = [item for item in new_ids if str(item) in id_lookup(self.ids)]
+            known = id_lookup(self.ids)
+            clash = [item for item in new_ids if str(item) in known]
             if clash:
                 raise ValueError(
                     f"Expected argument `ids` to hold new ids, but {clash[:5]} are already in the dataset."
@@ -280,14 +314,14 @@ class LabelOperations:
         all_ids = (
             None if new_ids is None and self._ids is None else self.ids + list(new_ids or range(size, size + added))
         )
-        if all_ids is not None:
-            check_ids("ids", all_ids, size + added)
         pool_part = pool_view_of(dataset, pool_dataset, self.pool_overrides)
-        new_targets = None if self._targets is None else resolve_targets(None, dataset, added)
+        shared_pool = pool_dataset is None and not self.pool_overrides and self.pool_dataset is self.train_dataset
+        if size and added:
+            self._check_layout(dataset, pool_part, shared_pool)
+        new_targets = self._new_targets(targets, dataset, added)
         grown = LabelLedger(size + added, self.ledger.task, self.ledger.num_classes)
         grown.load_state_dict(remap_state(self.ledger.state_dict(), self.ids, all_ids or list(range(size + added))))
         # Validated: swap everything at once.
-        shared_pool = pool_dataset is None and not self.pool_overrides and self.pool_dataset is self.train_dataset
         self.train_dataset = ConcatDataset([self.train_dataset, dataset])
         self.pool_dataset = self.train_dataset if shared_pool else ConcatDataset([self.pool_dataset, pool_part])
         self._targets = None if new_targets is None else torch.cat([self._targets, new_targets])  # type: ignore[list-item]
@@ -296,3 +330,71 @@ class LabelOperations:
         self.ledger = grown
         self._pool_subset_step = -1
         return torch.arange(size, size + added)
+
+    @staticmethod
+    def _checked_ids(name: str, ids: Any, size: int) -> list[ItemId]:
+        checked = check_ids(name, ids, size)
+        # Answer files name items by id, and a blank cell names none: such an item could never be labelled.
+        blank = [item for item in checked if isinstance(item, str) and not item.strip()]
+        if blank:
+            raise ValueError(
+                f"Expected argument `{name}` to hold non-empty ids (answer files name items by them), but got"
+                f" {blank[0]!r}."
+            )
+        return checked
+
+    def _check_layout(self, dataset: Dataset, pool_part: Dataset, shared_pool: bool) -> None:
+        # One item of each side, not the whole dataset: enough to catch data of another kind, which would otherwise
+        # fail much later, when a batch mixing old and new items is collated.
+        shapes = self.collate_fn is None
+        reads = [("item", "the training dataset's", self.train_dataset[0], dataset[0])]
+        if not shared_pool:
+            pool_inputs = (self.input_fn(self.pool_dataset[0]), self.input_fn(pool_part[0]))
+            reads.append(("pool input", "the pool's", *pool_inputs))
+        for what, whose, old, new in reads:
+            expected, found = item_layout(old, shapes), item_layout(new, shapes)
+            if expected != found:
+                raise ValueError(
+                    f"Expected argument `dataset` to hold items laid out as the training dataset's, but its first"
+                    f" {what} is {found} where {whose} is {expected}."
+                )
+
+    def _new_targets(self, targets: Any, dataset: Dataset, added: int) -> Tensor | None:
+        if self._targets is None:
+            if targets is not None:
+                raise ValueError(
+                    "Expected argument `targets` only when the datamodule knows its items' labels (`targets` or"
+                    " `train_dataset.targets` at construction), but it has none."
+                )
+            return None
+        new_targets = resolve_targets(targets, dataset, added)
+        if new_targets is None:
+            raise ValueError(
+                "Expected argument `targets` (or a `dataset.targets` attribute) for the new items, since the"
+                " datamodule knows the labels of its items, but got None."
+            )
+        num_classes = self.ledger.num_classes
+        if num_classes is not None and added and int(new_targets.max()) >= num_classes:
+            raise ValueError(
+                f"Expected argument `targets` (or `dataset.targets`) to hold classes below `num_classes`"
+                f" ({num_classes}), but got class {int(new_targets.max())}. A datamodule that will see more classes"
+                " needs them in its `num_classes` from the start."
+            )
+        return new_targets
+
+
+def _checked_scores(scores: Any, expected: int) -> list[float | None]:
+    # JSON has no NaN or infinity, and a file with the wrong number of scores would pair them with the wrong items.
+    if isinstance(scores, (str, bytes)) or not isinstance(scores, (Sequence, Tensor, np.ndarray)):
+        raise TypeError(f"Expected argument `scores` to be a sequence of numbers or None, but got {scores!r}.")
+    values = scores.tolist() if isinstance(scores, (Tensor, np.ndarray)) else list(scores)
+    if len(values) != expected:
+        raise ValueError(
+            f"Expected argument `scores` to hold one score per queried item ({expected}), but got {len(values)}."
+        )
+    for value in values:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise TypeError(f"Expected argument `scores` to hold numbers or None, but got {value!r}.")
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"Expected argument `scores` to hold finite numbers or None, but got {value!r}.")
+    return [None if value is None else float(value) for value in values]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
@@ -15,6 +17,7 @@ __all__ = [
     "LabelledView",
     "PoolView",
     "default_input_fn",
+    "item_layout",
     "pool_view_of",
     "replace_target",
     "target_of",
@@ -34,6 +37,37 @@ def default_input_fn(item: Any) -> Any:
     if isinstance(item, Mapping):
         return item["input"]
     return item
+
+
+def item_layout(value: Any, shapes: bool = True) -> str:
+    """What items must share to be batched together: the structure, and the kind, dtype and shape of each part.
+
+    Numbers are ``int``, ``float`` or ``bool`` (numpy scalars included); tensors and arrays show their dtype and,
+    with ``shapes``, their shape (a custom ``collate_fn`` may pad parts of different shapes). Tuples and lists are
+    alike, and so are all mappings: the default collate batches them alike.
+
+    Example:
+        >>> item_layout((torch.zeros(2, 3), 1))
+        '(tensor[2, 3] torch.float32, int)'
+        >>> item_layout({"input": np.zeros(4, dtype=np.float32)}, shapes=False)
+        "{'input': ndarray float32}"
+    """
+    if isinstance(value, Tensor):
+        return f"tensor{list(value.shape) if shapes else ''} {value.dtype}"
+    if isinstance(value, np.ndarray):
+        return f"ndarray{list(value.shape) if shapes else ''} {value.dtype}"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    if isinstance(value, numbers.Real):
+        return "float"
+    if isinstance(value, (tuple, list)):
+        return f"({', '.join(item_layout(part, shapes) for part in value)})"
+    if isinstance(value, Mapping):
+        parts = ", ".join(f"{key!r}: {item_layout(value[key], shapes)}" for key in sorted(value, key=str))
+        return f"{{{parts}}}"
+    return type(value).__name__
 
 
 def target_of(item: Any) -> Any:

@@ -102,12 +102,11 @@ def test_losing_a_labelled_item_is_an_error_but_pool_items_may_go():
     assert_unchanged(before, dm)
 
 
-def test_old_checkpoints_without_ids_load_by_index():
+def test_states_with_default_ids_load_by_index_and_states_without_ids_are_refused():
     dm = ActiveDataModule(blobs(20), seed=0)
     dm.label([3, 4])
     state = dm.state_dict()
-    for key in ("ids", "task", "num_classes"):
-        del state[key]
+    assert state["ids"] is None
     other = ActiveDataModule(blobs(20), seed=1)
     other.load_state_dict(state)
     assert other.labelled_indices.tolist() == [3, 4]
@@ -116,6 +115,12 @@ def test_old_checkpoints_without_ids_load_by_index():
     grown.load_state_dict(state)
     assert grown.labelled_indices.tolist() == [3, 4]
     assert grown.num_pool == 23
+    # 0.1.0 is the first release: no state it wrote lacks `ids`, so one that does is not a datamodule's state.
+    del state["ids"]
+    before = snapshot(grown)
+    with pytest.raises(KeyError, match=r"hold \['ids'\]"):
+        grown.load_state_dict(state)
+    assert_unchanged(before, grown)
 
 
 def test_add_items_grows_the_pool_and_keeps_everything_else():

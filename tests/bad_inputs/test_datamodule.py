@@ -62,6 +62,9 @@ CONSTRUCTOR = [
     ({"initial_labels": 2.0}, TypeError, r"`initial_labels`.*non-negative integer"),
     ({"initial_labels": 31}, ValueError, r"`initial_labels`.*at most.*30"),
     ({"initial_labels": 5, "balanced_initial": True}, ValueError, r"`initial_labels`.*divisible by the 3 classes"),
+    ({"initial_labels": 6, "balanced_initial": "false"}, TypeError, r"`balanced_initial`.*bool.*'false'"),
+    ({"initial_labels": 6, "balanced_initial": 1}, TypeError, r"`balanced_initial`.*bool.*1"),
+    ({"balanced_initial": None}, TypeError, r"`balanced_initial`.*bool.*None"),
     ({"initial_labels": 33, "balanced_initial": True}, ValueError, r"`per_class`|`initial_labels`.*at most"),
     ({"task": "classif"}, ValueError, r"`task`.*'classification', 'regression'"),
     ({"task": 3}, ValueError, r"`task`.*'classification', 'regression'"),
@@ -89,6 +92,8 @@ CONSTRUCTOR = [
     ({"ids": [None] * 30}, TypeError, r"`ids`.*ints or strings.*None"),
     ({"ids": "abc"}, TypeError, r"`ids`.*sequence of ints or strings"),
     ({"ids": [str(i) for i in range(29)] + ["0"]}, ValueError, r"`ids`.*distinct ids.*'0'"),
+    ({"ids": [str(i) for i in range(29)] + [""]}, ValueError, r"`ids`.*non-empty.*''"),
+    ({"ids": [str(i) for i in range(29)] + ["\t"]}, ValueError, r"`ids`.*non-empty.*'\\t'"),
     ({"test_dataset": "test"}, TypeError, r"`test_dataset`.*dataset"),
 ]
 
@@ -110,6 +115,8 @@ def test_constructor_refuses_a_train_dataset_that_is_not_map_style(dataset):
         {"batch_size": 1, "eval_batch_size": 1, "pool_batch_size": 1, "num_workers": 0},
         {"initial_labels": 30},
         {"initial_labels": 6, "balanced_initial": True},
+        {"initial_labels": 6, "balanced_initial": np.bool_(True)},
+        {"initial_labels": 5, "balanced_initial": False},
         {"num_classes": 3, "task": "classification"},
         {"num_classes": 5},
         {"task": "regression"},
@@ -307,29 +314,6 @@ def test_sampling_methods_refused(call, error, match):
     dm = make_dm()
     method = re.search(r"dm\.(\w+)\(", inspect.getsource(call)).group(1)
     refuses(f"ActiveDataModule.{method}", lambda: call(dm), error, match, dm)
-
-
-@pytest.mark.parametrize(
-    ("args", "error", "match"),
-    [
-        ((5,), TypeError, r"`dataset`.*map-style dataset.*int"),
-        (("abc",), TypeError, r"`dataset`.*map-style dataset.*str"),
-        ((blobs(3), [1, 2]), ValueError, r"`ids`.*one id per item \(3\).*2"),
-        ((blobs(3), [0, 1, 2]), ValueError, r"`ids`.*new ids.*already in the dataset"),
-        ((blobs(2), ["a", "a"]), ValueError, r"`ids`.*distinct ids.*'a'"),
-        ((blobs(2), [1.5, 2.5]), TypeError, r"`ids`.*ints or strings"),
-    ],
-)
-def test_add_items_refuses(args, error, match):
-    dm = make_dm()
-    refuses("ActiveDataModule.add_items", lambda: dm.add_items(*args), error, match, dm)
-
-
-def test_add_items_accepts_valid_neighbours():
-    dm = make_dm()
-    accepts(lambda: dm.add_items(blobs(3), [30, 31, 32]))
-    assert len(dm) == 33
-    assert dm.num_pool == 33 - dm.num_labelled
 
 
 def test_label_balanced_without_targets_is_refused():

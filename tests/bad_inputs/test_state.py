@@ -165,8 +165,12 @@ DATAMODULE_CASES = [
     ("generator_state", torch.zeros(10, dtype=torch.uint8), r"`generator_state`.*torch.Generator state"),
     ("generator_state", lambda t: t.float(), r"`generator_state`.*torch.Generator state"),
     ("generator_state", None, r"`generator_state`.*torch.Generator state"),
-    ("seed", "abc", r"`seed`.*integer or None"),
-    ("seed", 2.5, r"`seed`.*integer or None"),
+    ("seed", DELETE, r"hold \['seed'\]"),
+    ("ids", DELETE, r"hold \['ids'\]"),
+    ("seed", "abc", r"`seed`.*integer"),
+    ("seed", 2.5, r"`seed`.*integer"),
+    ("seed", None, r"`seed`.*integer.*None"),
+    ("seed", True, r"`seed`.*integer.*True"),
     ("pool_subset", torch.tensor([N + 4]), r"`pool_subset`.*in \[0, 30\)"),
     ("pool_subset", torch.tensor([1.0]), r"`pool_subset`.*integer dataset indices"),
     ("pool_subset", torch.tensor([2, 2]), r"`pool_subset`.*distinct"),
@@ -218,9 +222,10 @@ def test_valid_states_load():
     assert other.annotations == dm.annotations
     assert other.pending_query.tolist() == dm.pending_query.tolist()
     assert torch.equal(other.generator.get_state(), dm.generator.get_state())
-    legacy = {k: v for k, v in state.items() if not k.startswith(("acquisition_", "annotation_", "pending", "seed"))}
-    accepts(lambda: other.load_state_dict({**legacy, "step": np.int64(1)}))
+    legacy = {k: v for k, v in state.items() if not k.startswith(("acquisition_", "annotation_", "pending"))}
+    accepts(lambda: other.load_state_dict({**legacy, "step": np.int64(1), "seed": np.int64(7)}))
     assert other.step == 1
+    assert other.seed == 7
     assert other.annotations == {}
     ledger = LabelLedger(N, "classification", 3)
     accepts(lambda: ledger.load_state_dict(make_ledger().state_dict()))

@@ -367,3 +367,36 @@ def test_targets_survive_the_trip_to_spawned_processes(as_numpy):
     targets = dataset.targets.numpy() if as_numpy else dataset.targets
     dm = ActiveDataModule(dataset, targets=targets, initial_labels=30, seed=0)
     torch.multiprocessing.spawn(_check_targets_in_child, args=(dm, 3), nprocs=2)
+
+
+def test_added_items_bring_their_targets_and_train_with_the_old_ones():
+    dm = make_dm(12, initial_labels=3, balanced_initial=True)
+    new = TensorDataset(torch.randn(6, 4), torch.tensor([0, 1, 2, 2, 1, 0]))  # no `targets` attribute
+    added = dm.add_items(new, targets=new.tensors[1])
+    dm.label(added[:3])
+    expected = torch.cat([torch.arange(12) % 3, new.tensors[1]])[dm.labelled_indices]
+    assert torch.equal(dm.labelled_targets(), expected)
+    assert dm.label_balanced(1).numel() == 3, "balanced labelling still sees the classes of every item"
+    inputs, targets = zip(*dm.train_dataloader(), strict=True)
+    assert torch.cat(inputs).shape == (dm.num_labelled, 4)
+    assert sorted(torch.cat(targets).tolist()) == sorted(dm.labelled_targets().tolist())
+
+
+def test_added_items_without_targets_keep_the_old_targets():
+    dm = make_dm(12, initial_labels=3, balanced_initial=True)
+    with pytest.raises(ValueError, match=r"`targets`.*knows the labels"):
+        dm.add_items(TensorDataset(torch.randn(6, 4), torch.zeros(6, dtype=torch.long)))
+    assert len(dm) == 12
+    assert dm.label_balanced(1).numel() == 3
+
+
+@pytest.mark.parametrize("drop", ["seed", "ids", "pool_subset"])
+def test_a_state_without_a_key_of_the_datamodule_is_refused(drop):
+    dm = make_dm(20, initial_labels=4)
+    state = dm.state_dict()
+    del state[drop]
+    other = make_dm(20, seed=1)
+    before = snapshot(other)
+    with pytest.raises(KeyError, match=rf"hold \['{drop}'\]"):
+        other.load_state_dict(state)
+    assert_state_equal(before, snapshot(other))
