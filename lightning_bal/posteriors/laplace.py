@@ -249,8 +249,8 @@ class LastLayerLaplace(Posterior):
                 f" {expected}, but got {tuple(factor.shape)}."
             )
         # The precision's square root (diag) or its Cholesky factor (full): sampling divides by it or solves with it.
-        pivots = factor if diag else factor.diagonal()
-        if bool((pivots <= 0).any()) or (not diag and bool(factor.triu(1).any())):
+        pivots = factor if diag or factor.ndim == 1 else factor.diagonal()
+        if bool((pivots <= 0).any()) or (factor.ndim == 2 and bool(factor.triu(1).any())):
             kind = "positive" if diag else "lower-triangular with a positive diagonal"
             raise ValueError(f"Expected state entry `factor` of LastLayerLaplace to be {kind}, but it is not.")
         self.mean, self.factor = mean.clone(), factor.clone()
