@@ -247,8 +247,8 @@ def _open_dropconnect(module: nn.Module) -> None:
 @pytest.mark.parametrize(
     ("entry", "call", "error", "match"),
     [
-        ("MCDropConnect.check", lambda: MCDropConnect(0.3).check(NOTHING_TO_MASK), ValueError, r"`module`.*mask"),
-        ("MCDropConnect.check", lambda: MCDropConnect(0.3).check("net"), TypeError, r"`module`.*nn.Module"),
+        ("MCDropout/MCDropConnect", lambda: MCDropConnect(0.3).check(NOTHING_TO_MASK), ValueError, r"`module`.*mask"),
+        ("MCDropout/MCDropConnect", lambda: MCDropConnect(0.3).check("net"), TypeError, r"`module`.*nn.Module"),
         ("mc.mc_dropconnect", lambda: _open_dropconnect(NOTHING_TO_MASK), ValueError, r"`module`.*Linear, Conv1d"),
         ("mc.describe_split", lambda: describe_split(NOTHING_TO_MASK, dropconnect=True), ValueError, r"`module`.*mask"),
         ("mc.describe_split", lambda: describe_split(NO_DROPOUT), ValueError, r"`module`.*stochastic layer"),
