@@ -95,12 +95,17 @@ def wrapped_sequential(module: nn.Module) -> nn.Sequential | None:
     return None
 
 
-def split_module(module: nn.Module) -> MCSplit:
+def _maskable(module: nn.Module) -> bool:
+    return any(isinstance(m, DROPCONNECT_TYPES) for m in module.modules())
+
+
+def split_module(module: nn.Module, dropconnect: bool = False) -> MCSplit:
     """Split ``module`` into a deterministic ``features`` part and the rest, where the structure allows it.
 
     A :class:`SplitModule` gives its split; a plain ``nn.Sequential`` is split layer by layer by the engine; a
     module that wraps one (:func:`wrapped_sequential`) is split like it once the engine has checked that its
-    ``forward`` gives the same outputs; any other module runs whole, K times.
+    ``forward`` gives the same outputs; any other module runs whole, K times. With ``dropconnect`` (MC-DropConnect
+    on), declared ``features`` holding a Linear/Conv layer run whole too: their weights differ in every sample.
 
     Raises:
         TypeError: if ``mc_split()`` does not return two modules.
@@ -122,6 +127,8 @@ def split_module(module: nn.Module) -> MCSplit:
                 "Expected the `features` returned by `mc_split()` to hold no stochastic layer, but got one:"
                 " it would run once per batch, so its randomness would be shared by all MC samples."
             )
+        if dropconnect and _maskable(features):
+            return MCSplit(None, None, module)
         return MCSplit(features, flatten_sequential(head), head)
     layers = flatten_sequential(module)
     if layers is None and (inner := wrapped_sequential(module)) is not None:
@@ -152,9 +159,14 @@ def describe_split(module: nn.Module, dropconnect: bool = False) -> str:
         check_stochastic_layers(module)
     name = type(module).__name__
     try:
-        split = split_module(module)
+        split = split_module(module, dropconnect)
     except (TypeError, ValueError) as err:
         return f"K full passes: {err}"
+    if dropconnect and isinstance(module, SplitModule) and split.features is None:
+        return (
+            f"K full passes of the whole `{name}`: MC-DropConnect masks the Linear/Conv layers of its declared"
+            " `mc_split()` features, so they cannot run once per batch"
+        )
     if split.layers is None:
         head = "its declared head" if split.features is not None else f"the whole `{name}`"
         reason = (
@@ -168,8 +180,7 @@ def describe_split(module: nn.Module, dropconnect: bool = False) -> str:
         )
 
     def stochastic(layer: nn.Module) -> bool:
-        masked = dropconnect and any(isinstance(m, DROPCONNECT_TYPES) for m in layer.modules())
-        return masked or has_stochastic_layers(layer)
+        return (dropconnect and _maskable(layer)) or has_stochastic_layers(layer)
 
     first = next((i for i, layer in enumerate(split.layers) if stochastic(layer)), None)
     shared = ", ".join(type(layer).__name__ for layer in split.layers[:first][-2:])
