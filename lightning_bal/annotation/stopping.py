@@ -114,7 +114,9 @@ class StoppingCriterion:
 def _entry(criterion: StoppingCriterion, state: Mapping[str, Any], name: str) -> Any:
     # A non-empty state is a saved one: every entry the criterion saves must be there.
     if name not in state:
-        raise KeyError(f"Expected state entry `{name}` in the state of `{type(criterion).__name__}`, but it is missing")
+        raise KeyError(
+            f"Expected state entry `{name}` in the state of `{type(criterion).__name__}`, but it is missing."
+        )
     return state[name]
 
 
