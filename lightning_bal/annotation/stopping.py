@@ -9,6 +9,7 @@ label budget stays the callback's ``label_budget``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -16,8 +17,10 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchmetrics.functional.classification import multiclass_cohen_kappa
 
 from lightning_bal.utilities.checks import check_positive_int
+from lightning_bal.utilities.plateau import Plateau, monitor_mode, plateau_state
 
 __all__ = [
     "LowUncertainty",
@@ -84,9 +87,54 @@ class StoppingCriterion:
         return {"stop": self.stop, "reason": self.reason}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        self.stop = bool(state.get("stop", False))
-        self.reason = str(state.get("reason", ""))
+        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion).
+
+        Raises:
+            TypeError, ValueError, KeyError: naming the first bad or missing entry; nothing is restored then.
+        """
+        for name, value in self._checked_state(state).items():
+            setattr(self, name, value)
+
+    def _checked_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes :meth:`load_state_dict` sets, read from ``state`` and checked (subclasses add theirs)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"Expected the state of `{type(self).__name__}` to be a mapping, but got {state!r:.80}.")
+        if not state:
+            return {"stop": False, "reason": ""}
+        stop, reason = _entry(self, state, "stop"), _entry(self, state, "reason")
+        if not isinstance(stop, bool):
+            raise TypeError(f"Expected state entry `stop` of `{type(self).__name__}` to be a bool, but got {stop!r}.")
+        if not isinstance(reason, str):
+            raise TypeError(
+                f"Expected state entry `reason` of `{type(self).__name__}` to be a string, but got {reason!r:.80}."
+            )
+        return {"stop": stop, "reason": reason}
+
+
+def _entry(criterion: StoppingCriterion, state: Mapping[str, Any], name: str) -> Any:
+    # A non-empty state is a saved one: every entry the criterion saves must be there.
+    if name not in state:
+        raise KeyError(
+            f"Expected state entry `{name}` in the state of `{type(criterion).__name__}`, but it is missing."
+        )
+    return state[name]
+
+
+def _check_monitor(monitor: Any) -> str:
+    if not isinstance(monitor, str) or not monitor:
+        raise TypeError(f"Expected argument `monitor` to be a non-empty string, but got {monitor!r}.")
+    return monitor
+
+
+def _finite_figure(criterion: str, monitor: str, value: Any) -> float:
+    """The step's value of ``monitor`` as a float, refused (naming it) unless a finite number."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{criterion}` expected the figure `{monitor}` to be a number, but got {value!r:.80}.")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"`{criterion}` expected the figure `{monitor}` to be finite, but got {float(value)}.")
+    return float(value)
 
 
 class MetricPlateau(StoppingCriterion):
@@ -94,7 +142,8 @@ class MetricPlateau(StoppingCriterion):
 
     Args:
         monitor: a metric the model logs in validation, e.g. ``"val_acc"``.
-        mode: ``"max"`` or ``"min"``.
+        mode: ``"max"`` or ``"min"``; ``None`` reads it from ``monitor``'s name (``val_acc``: ``"max"``,
+            ``val_loss``: ``"min"``; :func:`~lightning_bal.utilities.plateau.monitor_mode`).
         patience: steps without improvement before stopping.
         min_delta: the smallest change that counts as an improvement.
 
@@ -109,14 +158,11 @@ class MetricPlateau(StoppingCriterion):
     name = "metric_plateau"
 
     def __init__(
-        self, monitor: str, mode: Literal["min", "max"] = "max", patience: int = 3, min_delta: float = 0.0
+        self, monitor: str, mode: Literal["min", "max"] | None = None, patience: int = 3, min_delta: float = 0.0
     ) -> None:
-        # Imported here: the callbacks package imports this module.
-        from lightning_bal.callbacks.convergence import Plateau
-
         super().__init__()
-        self.monitor = monitor
-        self.plateau = Plateau(mode, patience, min_delta)
+        self.monitor = _check_monitor(monitor)
+        self.plateau = Plateau(mode, patience, min_delta, monitor=monitor)
 
     def update(self, context: StopContext) -> dict[str, float]:
         """Record the step's value of ``monitor``."""
@@ -125,7 +171,7 @@ class MetricPlateau(StoppingCriterion):
                 f"`MetricPlateau(monitor={self.monitor!r})` found no such validation metric at the step; the"
                 f" metrics are: {sorted(context.val_metrics) or 'none'}."
             )
-        self.plateau.update(float(context.val_metrics[self.monitor]))
+        self.plateau.update(_finite_figure("MetricPlateau", self.monitor, context.val_metrics[self.monitor]))
         if self.plateau.stalled and not self.stop:
             self.stop = True
             self.reason = (
@@ -142,10 +188,12 @@ class MetricPlateau(StoppingCriterion):
         return {**super().state_dict(), "best": best, "wait": self.plateau.wait}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        super().load_state_dict(state)
-        self.plateau.best = None if state.get("best") is None else float(state["best"])
-        self.plateau.wait = int(state.get("wait", 0))
+        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""
+        valid = self._checked_state(state)
+        for name in ("best", "wait") if state else ():
+            _entry(self, state, name)
+        self.plateau.best, self.plateau.wait = plateau_state(state, best="best", wait="wait")
+        self.stop, self.reason = valid["stop"], valid["reason"]
 
 
 class TargetReached(StoppingCriterion):
@@ -158,7 +206,8 @@ class TargetReached(StoppingCriterion):
     Args:
         monitor: the figure, e.g. ``"val_acc"`` or ``"test_acc"``.
         target: the value that is enough.
-        mode: ``"max"``: reached at ``target`` or above; ``"min"``: at ``target`` or below.
+        mode: ``"max"``: reached at ``target`` or above; ``"min"``: at ``target`` or below; ``None`` reads it from
+            ``monitor``'s name (:func:`~lightning_bal.utilities.plateau.monitor_mode`).
 
     Example:
         >>> criterion = TargetReached("test_acc", 0.9)
@@ -170,17 +219,13 @@ class TargetReached(StoppingCriterion):
 
     name = "target_reached"
 
-    def __init__(self, monitor: str, target: float, mode: Literal["min", "max"] = "max") -> None:
+    def __init__(self, monitor: str, target: float, mode: Literal["min", "max"] | None = None) -> None:
         super().__init__()
-        if not isinstance(monitor, str) or not monitor:
-            raise TypeError(f"Expected argument `monitor` to be a metric's name, but got {monitor!r}.")
+        self.monitor = _check_monitor(monitor)
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
             raise ValueError(f"Expected argument `target` to be a finite number, but got {target!r}.")
-        if mode not in ("min", "max"):
-            raise ValueError(f"Expected argument `mode` to be 'min' or 'max', but got {mode!r}.")
-        self.monitor = monitor
+        self.mode = monitor_mode(monitor, mode)
         self.target = float(target)
-        self.mode = mode
 
     def update(self, context: StopContext) -> dict[str, float]:
         """Compare the step's value of ``monitor`` with the target."""
@@ -190,7 +235,7 @@ class TargetReached(StoppingCriterion):
                 f"`TargetReached(monitor={self.monitor!r})` found no such figure at the step; the validation metrics"
                 f" and evaluation figures are: {sorted(metrics) or 'none'}."
             )
-        value = float(metrics[self.monitor])
+        value = _finite_figure("TargetReached", self.monitor, metrics[self.monitor])
         reached = value >= self.target if self.mode == "max" else value <= self.target
         if reached and not self.stop:
             self.stop = True
@@ -228,14 +273,25 @@ class LowUncertainty(StoppingCriterion):
         for name, value in (("mean_below", mean_below), ("max_below", max_below)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise TypeError(f"Expected argument `{name}` to be a number, but got {value!r}.")
-        self.mean_below = mean_below
-        self.max_below = max_below
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"Expected argument `{name}` to be a finite number, but got {value!r}.")
+        self.mean_below = None if mean_below is None else float(mean_below)
+        self.max_below = None if max_below is None else float(max_below)
 
     def update(self, context: StopContext) -> dict[str, float]:
         """Compare the pool's mean and max score with the thresholds (no scores: no decision)."""
         scores = context.pool_scores
-        if scores is None or scores.numel() == 0:
+        if scores is None:
             return {}
+        if not isinstance(scores, Tensor) or scores.is_complex() or scores.dtype == torch.bool:
+            raise TypeError(f"`LowUncertainty` expected `pool_scores` to be a real tensor, but got {scores!r:.80}.")
+        if scores.numel() == 0:
+            return {}
+        if not bool(torch.isfinite(scores).all()):
+            raise ValueError(
+                f"`LowUncertainty` expected finite `pool_scores`, but {int((~torch.isfinite(scores)).sum())} of"
+                f" {scores.numel()} are NaN or infinite."
+            )
         mean, largest = float(scores.double().mean()), float(scores.double().max())
         met = (self.mean_below is None or mean <= self.mean_below) and (
             self.max_below is None or largest <= self.max_below
@@ -247,7 +303,7 @@ class LowUncertainty(StoppingCriterion):
 
 
 def cohen_kappa(first: Tensor, second: Tensor) -> float:
-    r"""Cohen's kappa of two labelings of the same items: :math:`(p_o - p_e) / (1 - p_e)`.
+    r"""Cohen's kappa of two labelings of the same items: :math:`(p_o - p_e) / (1 - p_e)` (torchmetrics' figure).
 
     :math:`p_o` is the observed agreement and :math:`p_e` the agreement expected from the two labelings' class
     frequencies. Two identical constant labelings (:math:`p_e = 1`) have kappa 1.
@@ -256,16 +312,28 @@ def cohen_kappa(first: Tensor, second: Tensor) -> float:
         >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
         0.5
     """
-    if first.shape != second.shape or first.dim() != 1:
-        raise ValueError(f"Expected two [N] labelings, but got shapes {tuple(first.shape)} and {tuple(second.shape)}.")
-    observed = float((first == second).double().mean())
-    classes = int(torch.cat([first, second]).max()) + 1
-    p_first = torch.bincount(first, minlength=classes).double() / first.numel()
-    p_second = torch.bincount(second, minlength=classes).double() / second.numel()
-    expected = float((p_first * p_second).sum())
-    if math.isclose(expected, 1.0):
-        return 1.0 if observed == 1.0 else 0.0
-    return (observed - expected) / (1.0 - expected)
+    for name, labels in (("first", first), ("second", second)):
+        _check_labels(name, labels)
+    if first.shape != second.shape or first.numel() == 0:
+        raise ValueError(
+            f"Expected two non-empty [N] labelings, but got shapes {tuple(first.shape)} and {tuple(second.shape)}."
+        )
+    if bool((first == first[0]).all()) and torch.equal(first, second):
+        # p_e = 1: kappa is 0 / 0; a labeling agrees fully with itself.
+        return 1.0
+    # torchmetrics needs at least two classes; a missing class changes no count.
+    num_classes = max(int(torch.cat([first, second]).max()) + 1, 2)
+    return float(multiclass_cohen_kappa(second, first, num_classes=num_classes))
+
+
+def _check_labels(name: str, labels: Any) -> None:
+    if not isinstance(labels, Tensor) or labels.dim() != 1:
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"Expected `{name}` to be a labeling [N] of class indices, but got {shape}.")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"Expected `{name}` to hold integer class indices, but got dtype {labels.dtype}.")
+    if labels.numel() and int(labels.min()) < 0:
+        raise ValueError(f"Expected `{name}` to hold class indices >= 0, but got {int(labels.min())}.")
 
 
 class StablePredictions(StoppingCriterion):
@@ -305,7 +373,17 @@ class StablePredictions(StoppingCriterion):
         """Predict the stop set and compare with the previous step's predictions."""
         if context.predict is None:
             raise RuntimeError("`StablePredictions` needs the model's predictions, but the context has no `predict`.")
-        current = context.predict(self.stop_set).reshape(-1).long().cpu()  # type: ignore[arg-type]
+        predicted = context.predict(self.stop_set)  # type: ignore[arg-type]
+        if not isinstance(predicted, Tensor):
+            raise TypeError(f"`StablePredictions` expected `predict` to return a tensor, but got {predicted!r:.80}.")
+        current = predicted.reshape(-1).cpu()
+        _check_labels("predict(stop_set)", current)
+        current = current.long()
+        if self.previous is not None and current.shape != self.previous.shape:
+            raise ValueError(
+                f"`StablePredictions` expected {self.previous.numel()} predictions on the stop set, as at the previous"
+                f" step, but got {current.numel()}."
+            )
         figures: dict[str, float] = {}
         if self.previous is not None:
             kappa = cohen_kappa(self.previous, current)
@@ -325,11 +403,18 @@ class StablePredictions(StoppingCriterion):
         return {**super().state_dict(), "previous": previous, "stable_steps": self.stable_steps}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        super().load_state_dict(state)
-        previous = state.get("previous")
-        self.previous = None if previous is None or previous.numel() == 0 else previous.clone()
-        self.stable_steps = int(state.get("stable_steps", 0))
+        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""
+        valid = self._checked_state(state)
+        previous = _entry(self, state, "previous") if state else torch.empty(0, dtype=torch.long)
+        steps = _entry(self, state, "stable_steps") if state else 0
+        if not isinstance(previous, Tensor):
+            raise TypeError(f"Expected state entry `previous` to be a tensor of class indices, got {previous!r:.80}.")
+        _check_labels("previous", previous)
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+            raise ValueError(f"Expected state entry `stable_steps` to be an integer >= 0, but got {steps!r}.")
+        self.stop, self.reason = valid["stop"], valid["reason"]
+        self.previous = None if previous.numel() == 0 else previous.detach().cpu().long().clone()
+        self.stable_steps = int(steps)
 
 
 def stop_reasons(criteria: list[StoppingCriterion], context: StopContext, figures: dict[str, float]) -> list[str]:

@@ -1,7 +1,7 @@
 """Lightning callbacks that run active learning inside a Trainer, and the objects that configure them."""
 
 from lightning_bal.callbacks.active_learning import ActiveLearningCallback
-from lightning_bal.callbacks.convergence import Convergence, Plateau
+from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.callbacks.evaluation import (
     Calibration,
@@ -12,6 +12,7 @@ from lightning_bal.callbacks.evaluation import (
     TestCurve,
 )
 from lightning_bal.callbacks.task_evaluation import RegressionCurve, SegmentationIoU
+from lightning_bal.utilities.plateau import Plateau
 
 __all__ = [
     "ActiveLearningCallback",

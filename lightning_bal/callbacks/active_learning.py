@@ -184,7 +184,8 @@ class ActiveLearningCallback(Callback):
         datamodule = require_datamodule(trainer)
         check_outputs(pl_module, datamodule, self.heuristic, self.posterior, self.evaluations, self._run_seed)
         if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
-            rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
+            path = describe_split(pl_module, dropconnect=self.posterior.dropconnect is not None)
+            rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {path}.")
         if self.reset_weights and self._initial_weights is None:
             self._initial_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         if self._catch_up == "fit_start":

@@ -9,77 +9,9 @@ from torch import Tensor
 
 from lightning_bal.callbacks.state import validated_convergence_state
 from lightning_bal.utilities.checks import check_positive_int
+from lightning_bal.utilities.plateau import Plateau
 
-__all__ = ["Convergence", "Plateau"]
-
-
-class Plateau:
-    """The one comparison ``EarlyStopping`` makes: has ``value`` stopped improving for ``patience`` updates?
-
-    A pure object (no Trainer): feed it one value per validation with :meth:`update`.
-
-    Args:
-        mode: ``"min"`` or ``"max"``: whether a lower or a higher value is an improvement.
-        patience: updates without improvement after which :attr:`stalled` is true.
-        min_delta: the smallest change that counts as an improvement.
-
-    Example:
-        >>> plateau = Plateau("min", patience=2)
-        >>> [plateau.update(v) for v in (1.0, 0.5, 0.5, 0.6)]
-        [True, True, False, False]
-        >>> plateau.stalled, plateau.best
-        (True, 0.5)
-    """
-
-    def __init__(self, mode: Literal["min", "max"] = "min", patience: int = 3, min_delta: float = 0.0) -> None:
-        if mode not in ("min", "max"):
-            raise ValueError(f"Expected argument `mode` to be 'min' or 'max', but got {mode!r}.")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
-            raise ValueError(f"Expected argument `min_delta` to be a finite number >= 0, but got {min_delta!r}.")
-        self.mode = mode
-        self.patience = check_positive_int("patience", patience)
-        self.min_delta = float(min_delta)
-        self.best: float | None = None
-        self.wait = 0
-
-    def update(self, value: float) -> bool:
-        """Record one value; returns whether it improved on the best so far.
-
-        Raises:
-            ValueError: if ``value`` is NaN or infinite (the model diverged; nothing is recorded).
-        """
-        if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-            raise ValueError(f"Expected argument `value` to be a number, but got {value!r}.")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"Expected a finite monitored value, but got {value}: the model diverged.")
-        best = self.best
-        improved = best is None or (
-            value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
-        )
-        if improved:
-            self.best, self.wait = value, 0
-        else:
-            self.wait += 1
-        return improved
-
-    @property
-    def stalled(self) -> bool:
-        """Whether the last ``patience`` updates brought no improvement."""
-        return self.wait >= self.patience
-
-    def reset(self) -> None:
-        """Forget the best value (a new step starts)."""
-        self.best, self.wait = None, 0
-
-    def state_dict(self) -> dict[str, Any]:
-        """The best value and the updates since."""
-        return {"best_score": self.best, "wait": self.wait}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; a bad entry raises before anything changes."""
-        valid = validated_convergence_state(state_dict)
-        self.best, self.wait = valid["best_score"], valid["wait"]
+__all__ = ["Convergence"]
 
 
 class Convergence:
@@ -91,7 +23,9 @@ class Convergence:
 
     Args:
         monitor: a validation metric the model logs with ``self.log`` (e.g. ``"val_loss"``).
-        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` value is an improvement.
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` value is an improvement; ``None`` reads
+            it from the name (``val_acc``: ``"max"``, ``val_loss``: ``"min"``, see
+            :func:`~lightning_bal.utilities.plateau.monitor_mode`), and asks for it when the name does not tell.
         patience: validations without improvement after which the step runs.
         min_delta: the smallest change of ``monitor`` that counts as an improvement.
         max_epochs: run the step after this many epochs even without convergence.
@@ -109,7 +43,7 @@ class Convergence:
     def __init__(
         self,
         monitor: str,
-        mode: Literal["min", "max"] = "min",
+        mode: Literal["min", "max"] | None = None,
         patience: int = 3,
         min_delta: float = 0.0,
         max_epochs: int | None = None,
@@ -118,7 +52,7 @@ class Convergence:
         if not isinstance(monitor, str) or not monitor:
             raise TypeError(f"Expected argument `monitor` to be a metric name, but got {monitor!r}.")
         self.monitor = monitor
-        self.plateau = Plateau(mode, patience, min_delta)
+        self.plateau = Plateau(mode, patience, min_delta, monitor=monitor)
         self.max_epochs = None if max_epochs is None else check_positive_int("max_epochs", max_epochs)
         if not isinstance(restore_best_weights, bool):
             raise TypeError(f"Expected argument `restore_best_weights` to be a bool, but got {restore_best_weights!r}.")

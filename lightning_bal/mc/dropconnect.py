@@ -8,7 +8,13 @@ from contextlib import contextmanager
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-__all__ = ["DROPCONNECT_TYPES", "DropConnectWeight", "dropconnect_layers", "mc_dropconnect"]
+__all__ = [
+    "DROPCONNECT_TYPES",
+    "DropConnectWeight",
+    "check_dropconnect_layers",
+    "dropconnect_layers",
+    "mc_dropconnect",
+]
 
 #: Layers whose ``weight`` MC-DropConnect masks.
 DROPCONNECT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -55,6 +61,27 @@ def dropconnect_layers(module: nn.Module) -> list[nn.Module]:
     return [layer for layer in module.modules() if isinstance(layer, DROPCONNECT_TYPES)]
 
 
+def check_dropconnect_layers(module: nn.Module) -> list[nn.Module]:
+    """The layers MC-DropConnect masks in ``module``; a clear error if there are none (every sample would be the same).
+
+    Example:
+        >>> check_dropconnect_layers(nn.Sequential(nn.ReLU(), nn.Tanh()))
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `module` to hold a layer MC-DropConnect can mask (Linear, Conv1d, Conv2d, Conv3d), but `Sequential` has none: its weights cannot be dropped.
+    """  # noqa: E501
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}.")
+    layers = dropconnect_layers(module)
+    if not layers:
+        names = ", ".join(t.__name__ for t in DROPCONNECT_TYPES)
+        raise ValueError(
+            f"Expected argument `module` to hold a layer MC-DropConnect can mask ({names}), but"
+            f" `{type(module).__name__}` has none: its weights cannot be dropped."
+        )
+    return layers
+
+
 @contextmanager
 def mc_dropconnect(module: nn.Module, p: float) -> Iterator[list[DropConnectWeight]]:
     """Mask the weights of every Linear/Conv layer of ``module`` while the context is open.
@@ -69,6 +96,9 @@ def mc_dropconnect(module: nn.Module, p: float) -> Iterator[list[DropConnectWeig
     Yields:
         The parametrizations, one per masked layer, in registration order.
 
+    Raises:
+        ValueError: if ``p`` is not in ``[0, 1)`` or ``module`` holds no layer to mask.
+
     Example:
         >>> net = nn.Linear(4, 2)
         >>> weight = net.weight
@@ -79,7 +109,7 @@ def mc_dropconnect(module: nn.Module, p: float) -> Iterator[list[DropConnectWeig
         True
     """
     p = _check_p(p)
-    layers = dropconnect_layers(module)
+    layers = check_dropconnect_layers(module)
     # Parametrizing re-registers `weight` after `bias`; remember the order so state_dict keys come back as they were.
     orders = [list(layer._parameters) for layer in layers]
     done: list[nn.Module] = []

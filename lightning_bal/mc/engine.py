@@ -183,7 +183,7 @@ def mc_batches(
         raise TypeError(f"Expected argument `dataloader` to be an iterable of batches, but got {dataloader!r}.")
     if dropconnect is None:
         check_stochastic_layers(module)
-    split = split_module(module) if share_prefix else MCSplit(None, None, module)
+    split = split_module(module, dropconnect is not None) if share_prefix else MCSplit(None, None, module)
     masks = MaskSampler(secrets.randbits(63) if seed is None else seed, consistent_masks)
     return _iterate(
         module,

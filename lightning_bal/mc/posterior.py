@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from lightning_bal.mc.dropconnect import check_dropconnect_layers
 from lightning_bal.mc.engine import mc_batches
 from lightning_bal.mc.features import FeatureTap
 from lightning_bal.mc.layers import check_stochastic_layers
@@ -161,9 +162,11 @@ class MCDropout(Posterior):
         return self.consistent_masks
 
     def check(self, module: nn.Module) -> None:
-        """Raise a clear error if ``module`` cannot be sampled (no stochastic layer and no DropConnect)."""
+        """Raise a clear error if ``module`` cannot be sampled (no stochastic layer, or no layer DropConnect masks)."""
         if self.dropconnect is None:
             check_stochastic_layers(module)
+        else:
+            check_dropconnect_layers(module)
 
     def batches(
         self,

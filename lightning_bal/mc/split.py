@@ -6,7 +6,8 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 from torch import nn
 
-from lightning_bal.mc.layers import has_stochastic_layers
+from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, check_dropconnect_layers
+from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers
 
 __all__ = ["MCSplit", "SplitModule", "describe_split", "flatten_sequential", "split_module", "wrapped_sequential"]
 
@@ -94,12 +95,17 @@ def wrapped_sequential(module: nn.Module) -> nn.Sequential | None:
     return None
 
 
-def split_module(module: nn.Module) -> MCSplit:
+def _maskable(module: nn.Module) -> bool:
+    return any(isinstance(m, DROPCONNECT_TYPES) for m in module.modules())
+
+
+def split_module(module: nn.Module, dropconnect: bool = False) -> MCSplit:
     """Split ``module`` into a deterministic ``features`` part and the rest, where the structure allows it.
 
     A :class:`SplitModule` gives its split; a plain ``nn.Sequential`` is split layer by layer by the engine; a
     module that wraps one (:func:`wrapped_sequential`) is split like it once the engine has checked that its
-    ``forward`` gives the same outputs; any other module runs whole, K times.
+    ``forward`` gives the same outputs; any other module runs whole, K times. With ``dropconnect`` (MC-DropConnect
+    on), declared ``features`` holding a Linear/Conv layer run whole too: their weights differ in every sample.
 
     Raises:
         TypeError: if ``mc_split()`` does not return two modules.
@@ -121,6 +127,8 @@ def split_module(module: nn.Module) -> MCSplit:
                 "Expected the `features` returned by `mc_split()` to hold no stochastic layer, but got one:"
                 " it would run once per batch, so its randomness would be shared by all MC samples."
             )
+        if dropconnect and _maskable(features):
+            return MCSplit(None, None, module)
         return MCSplit(features, flatten_sequential(head), head)
     layers = flatten_sequential(module)
     if layers is None and (inner := wrapped_sequential(module)) is not None:
@@ -128,18 +136,37 @@ def split_module(module: nn.Module) -> MCSplit:
     return MCSplit(None, layers, module)
 
 
-def describe_split(module: nn.Module) -> str:
+def describe_split(module: nn.Module, dropconnect: bool = False) -> str:
     """Which MC path the engine takes for ``module``, and why: logged at setup, so the slow path is never silent.
+
+    Args:
+        module: the model.
+        dropconnect: MC-DropConnect is on, so its Linear/Conv layers are stochastic too (as the engine plans it).
+
+    Raises:
+        ValueError: if nothing in ``module`` is stochastic: no stochastic layer, or with ``dropconnect`` no layer
+            to mask. Every MC sample would be the same.
 
     Example:
         >>> describe_split(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 2)))
         'shared prefix: layers 0-1 of 4 (up to Linear, ReLU) run once per batch, the 2 from Dropout on run K times'
+        >>> describe_split(nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), dropconnect=True)
+        'shared prefix: layers 0-0 of 2 (up to ReLU) run once per batch, the 1 from Linear on run K times'
     """
+    if dropconnect:
+        check_dropconnect_layers(module)
+    else:
+        check_stochastic_layers(module)
     name = type(module).__name__
     try:
-        split = split_module(module)
+        split = split_module(module, dropconnect)
     except (TypeError, ValueError) as err:
         return f"K full passes: {err}"
+    if dropconnect and isinstance(module, SplitModule) and split.features is None:
+        return (
+            f"K full passes of the whole `{name}`: MC-DropConnect masks the Linear/Conv layers of its declared"
+            " `mc_split()` features, so they cannot run once per batch"
+        )
     if split.layers is None:
         head = "its declared head" if split.features is not None else f"the whole `{name}`"
         reason = (
@@ -151,7 +178,11 @@ def describe_split(module: nn.Module) -> str:
             f"K full passes of {head}: {reason}. Define `mc_split()` returning `(features, head)` with the"
             " deterministic part in `features` to run it once per batch (see the user guide)."
         )
-    first = next((i for i, layer in enumerate(split.layers) if has_stochastic_layers(layer)), len(split.layers))
+
+    def stochastic(layer: nn.Module) -> bool:
+        return (dropconnect and _maskable(layer)) or has_stochastic_layers(layer)
+
+    first = next((i for i, layer in enumerate(split.layers) if stochastic(layer)), None)
     shared = ", ".join(type(layer).__name__ for layer in split.layers[:first][-2:])
     prefix = (
         "declared `mc_split()`: its features run once per batch; in its head, " if split.features is not None else ""
@@ -161,6 +192,11 @@ def describe_split(module: nn.Module) -> str:
         if split.unverified
         else ""
     )
+    if first is None:
+        # Stochastic (checked above) outside these layers: e.g. a dropout `forward` applies around a wrapped Sequential.
+        return (
+            f"{prefix}none of its {len(split.layers)} plain layers is stochastic (its randomness is outside){checked}"
+        )
     if first == 0:
         return f"{prefix}no shared layers: the first layer is stochastic, all {len(split.layers)} run K times{checked}"
     return (

@@ -52,7 +52,9 @@ class DeepEnsemble(nn.Module):
             ``torch.inference_mode``) always runs the members one after another.
 
     Raises:
-        ValueError: if ``num_members`` is below 2 or the members' architectures differ.
+        ValueError: if ``num_members`` is below 2 or the members differ in architecture: their weights' names,
+            shapes and dtypes, their submodules' classes and settings (e.g. a dropout rate), or a ``forward`` of
+            their own.
 
     Example:
         >>> ensemble = DeepEnsemble(lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4)), 5, seed=0)
@@ -257,6 +259,48 @@ def _check_same_architecture(members: list[nn.Module]) -> None:
                 "Expected every member of the ensemble to have member 0's architecture, but member"
                 f" {m} lacks {missing}."
             )
+        _check_same_structure(members[0], member, m)
+
+
+# Plain settings of a module (`p` of a Dropout, `negative_slope`, a custom layer's `scale`): they change its forward.
+_SETTINGS = (bool, int, float, str, tuple, type(None))
+
+
+def _structure(member: nn.Module) -> list[tuple[str, type, str, dict[str, str], Any]]:
+    """What decides a member's forward besides its weights: each submodule's class, settings, mode, own ``forward``."""
+    rows = []
+    for name, module in member.named_modules():
+        settings = {
+            key: repr(value)
+            for key, value in vars(module).items()
+            if not key.startswith("_") and isinstance(value, _SETTINGS)
+        }
+        forward = vars(module).get("forward")
+        rows.append((name, type(module), module.extra_repr(), settings, getattr(forward, "__code__", forward)))
+    return rows
+
+
+def _check_same_structure(first: nn.Module, member: nn.Module, m: int) -> None:
+    # The ensemble runs every member through member 0's modules: another layer, dropout rate or forward would be lost.
+    prefix = f"Expected every member of the ensemble to compute member 0's forward, but member {m}"
+    reference, structure = _structure(first), _structure(member)
+    if [row[0] for row in structure] != [row[0] for row in reference]:
+        raise ValueError(
+            f"{prefix} has the submodules {[row[0] for row in structure]} (member 0: {[row[0] for row in reference]})."
+        )
+    for (name, kind, extra, settings, forward), (_, ref_kind, ref_extra, ref_settings, ref_forward) in zip(
+        structure, reference, strict=True
+    ):
+        where = f"`{name}`" if name else "top module"
+        if kind is not ref_kind:
+            raise ValueError(f"{prefix}'s {where} is a {kind.__name__} (member 0: {ref_kind.__name__}).")
+        if extra != ref_extra or settings != ref_settings:
+            differ = sorted(key for key in {*settings, *ref_settings} if settings.get(key) != ref_settings.get(key))
+            got = ", ".join(f"{key}={settings.get(key)}" for key in differ) or extra
+            had = ", ".join(f"{key}={ref_settings.get(key)}" for key in differ) or ref_extra
+            raise ValueError(f"{prefix}'s {where} has {got} (member 0: {had}).")
+        if forward is not ref_forward:
+            raise ValueError(f"{prefix}'s {where} has its own `forward`, unlike member 0's.")
 
 
 def member_batches(batch: Tensor, num_members: int) -> Tensor:

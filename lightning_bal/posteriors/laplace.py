@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
-from lightning_bal.posteriors._common import finish, input_batches
+from lightning_bal.posteriors._common import finish, input_batches, state_entries, state_tensor
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -72,10 +73,10 @@ class LastLayerLaplace(Posterior):
         if (
             isinstance(prior_precision, bool)
             or not isinstance(prior_precision, (int, float))
-            or not prior_precision > 0
+            or not 0 < prior_precision < math.inf
         ):
             raise ValueError(
-                f"Expected argument `prior_precision` to be a positive number, but got {prior_precision!r}."
+                f"Expected argument `prior_precision` to be a finite positive number, but got {prior_precision!r}."
             )
         self.last_layer = last_layer
         self.hessian_structure = hessian_structure
@@ -227,14 +228,31 @@ class LastLayerLaplace(Posterior):
         return {"mean": self.mean, "factor": self.factor}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output (an empty dict restores an unfitted Laplace)."""
-        mean, factor = state_dict.get("mean", torch.zeros(0)), state_dict.get("factor", torch.zeros(0))
-        expected = (mean.numel(),) if self.hessian_structure == "diag" else (mean.numel(), mean.numel())
-        if mean.numel() and tuple(factor.shape) != expected:
+        """Restore :meth:`state_dict`'s output (an empty dict restores an unfitted Laplace).
+
+        Raises:
+            TypeError, ValueError, KeyError: naming the first bad or missing entry; nothing is restored then.
+        """
+        state = state_entries("LastLayerLaplace", state_dict, ("mean", "factor"))
+        if state is None:
+            self.mean, self.factor = torch.zeros(0), torch.zeros(0)
+            return
+        mean = state_tensor("LastLayerLaplace", "mean", state["mean"], 1)
+        diag = self.hessian_structure == "diag"
+        factor = state_tensor("LastLayerLaplace", "factor", state["factor"], 1 if diag or not mean.numel() else 2)
+        expected = (mean.numel(),) if diag else (mean.numel(), mean.numel())
+        if not mean.numel():
+            expected = (0,)
+        if tuple(factor.shape) != expected:
             raise ValueError(
-                f"Expected a `{self.hessian_structure}` LastLayerLaplace state with a factor of shape {expected},"
-                f" but got {tuple(factor.shape)}."
+                f"Expected state entry `factor` of a `{self.hessian_structure}` LastLayerLaplace to have shape"
+                f" {expected}, but got {tuple(factor.shape)}."
             )
+        # The precision's square root (diag) or its Cholesky factor (full): sampling divides by it or solves with it.
+        pivots = factor if diag or factor.ndim == 1 else factor.diagonal()
+        if bool((pivots <= 0).any()) or (factor.ndim == 2 and bool(factor.triu(1).any())):
+            kind = "positive" if diag else "lower-triangular with a positive diagonal"
+            raise ValueError(f"Expected state entry `factor` of LastLayerLaplace to be {kind}, but it is not.")
         self.mean, self.factor = mean.clone(), factor.clone()
 
     def __repr__(self) -> str:

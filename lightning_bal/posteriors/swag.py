@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
-from lightning_bal.posteriors._common import finish, input_batches, stack_samples
+from lightning_bal.posteriors._common import (
+    finish,
+    input_batches,
+    stack_samples,
+    state_entries,
+    state_int,
+    state_tensor,
+)
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -68,8 +76,8 @@ class SWAG(Posterior):
             raise ValueError(
                 f"Expected argument `burn_in_epochs` to be a non-negative integer, but got {burn_in_epochs!r}."
             )
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            raise ValueError(f"Expected argument `scale` to be a positive number, but got {scale!r}.")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+            raise ValueError(f"Expected argument `scale` to be a finite positive number, but got {scale!r}.")
         self.rank = rank
         self.every_n_batches = every_n_batches
         self.burn_in_epochs = burn_in_epochs
@@ -233,22 +241,40 @@ class SWAG(Posterior):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output (an empty dict restores a fresh SWAG)."""
-        if not state_dict:
+        """Restore :meth:`state_dict`'s output (an empty dict restores a fresh SWAG).
+
+        Raises:
+            TypeError, ValueError, KeyError: naming the first bad or missing entry; nothing is restored then.
+        """
+        names = ("num_snapshots", "mean", "sq_mean", "deviations", "stale", "step_start_epoch", "batches_seen")
+        state = state_entries("SWAG", state_dict, names)
+        if state is None:
             self._clear()
             self._stale = False
             return
-        mean, sq_mean, deviations = state_dict["mean"], state_dict["sq_mean"], state_dict["deviations"]
+        count = state_int("SWAG", "num_snapshots", state["num_snapshots"], 0)
+        mean = state_tensor("SWAG", "mean", state["mean"], 1)
+        sq_mean = state_tensor("SWAG", "sq_mean", state["sq_mean"], 1)
+        deviations = state_tensor("SWAG", "deviations", state["deviations"], 2)
         if sq_mean.shape != mean.shape or (deviations.numel() and deviations.shape[1] != mean.numel()):
             raise ValueError(
-                f"Expected SWAG state with matching shapes, but got mean {tuple(mean.shape)}, sq_mean"
-                f" {tuple(sq_mean.shape)} and deviations {tuple(deviations.shape)}."
+                f"Expected SWAG state entries of matching shapes, but got `mean` {tuple(mean.shape)}, `sq_mean`"
+                f" {tuple(sq_mean.shape)} and `deviations` {tuple(deviations.shape)}."
             )
-        self.num_snapshots = int(state_dict["num_snapshots"])
+        if (count == 0) != (mean.numel() == 0) or deviations.shape[0] > count:
+            raise ValueError(
+                f"Expected state entry `num_snapshots` of `SWAG` to count the collected weights, but got {count} with"
+                f" {mean.numel()} mean weights and {deviations.shape[0]} deviations."
+            )
+        if bool((sq_mean < 0).any()):
+            raise ValueError("Expected state entry `sq_mean` of `SWAG` (a mean of squares) to be >= 0, but it is not.")
+        if not isinstance(state["stale"], bool):
+            raise TypeError(f"Expected state entry `stale` of `SWAG` to be a bool, but got {state['stale']!r}.")
+        start = state_int("SWAG", "step_start_epoch", state["step_start_epoch"], -1)
+        seen = state_int("SWAG", "batches_seen", state["batches_seen"], 0)
+        self.num_snapshots = count
         self.mean, self.sq_mean, self.deviations = mean.clone(), sq_mean.clone(), deviations.clone()
-        self._stale = bool(state_dict["stale"])
-        self._step_start_epoch = int(state_dict["step_start_epoch"])
-        self._batches_seen = int(state_dict["batches_seen"])
+        self._stale, self._step_start_epoch, self._batches_seen = state["stale"], start, seen
         # D_L for the BatchNorm refresh comes back with the next `fit`.
 
     def __repr__(self) -> str:

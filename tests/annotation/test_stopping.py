@@ -122,6 +122,22 @@ def test_cohen_kappa_matches_scikit_learn():
     assert cohen_kappa(torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long)) == 1.0
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "kappa"),
+    [
+        # The figures of the hand-written kappa torchmetrics' replaced (issue #28), to float32 precision.
+        ([0, 1, 2, 0, 1, 2, 0, 1], [0, 1, 2, 0, 1, 1, 0, 2], 0.6190476190476191),
+        ([0, 0, 1, 1, 2, 3], [3, 0, 1, 1, 2, 3], 0.7777777777777778),
+        ([2, 0, 2, 0, 2], [2, 0, 0, 0, 2], 0.6153846153846155),
+        ([0, 1, 0, 1], [1, 0, 1, 0], -1.0),
+        ([0, 0, 0], [1, 1, 1], 0.0),
+        ([1, 1, 1, 1], [1, 1, 1, 1], 1.0),  # p_e = 1: a labeling agrees fully with itself
+    ],
+)
+def test_cohen_kappa_keeps_the_figures_of_the_hand_written_one(first, second, kappa):
+    assert cohen_kappa(torch.tensor(first), torch.tensor(second)) == pytest.approx(kappa, abs=1e-6)
+
+
 def test_stable_predictions_needs_patience_successive_stable_steps():
     base = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     flipped = base.clone()

@@ -42,6 +42,10 @@ def family(entry: str) -> str:
         return "step evaluations (TestCurve, RegressionCurve, ...)"
     if entry.startswith("MCDropout"):
         return "MCDropout, MCDropConnect"
+    if entry.startswith(("MetricPlateau", "TargetReached", "LowUncertainty", "StablePredictions", "cohen_kappa")):
+        return "stopping criteria (constructors, update, cohen_kappa)"
+    if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace")):
+        return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
     return "heuristic score / select / transform"
 
 

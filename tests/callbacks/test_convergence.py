@@ -17,16 +17,17 @@ from tests.helpers.runs import make_datamodule, make_trainer, record_targets
 
 
 class ScriptedValidation(DropoutClassifier):
-    """Logs ``val_score = values[epoch]`` and keeps a copy of its weights at every validation, by epoch."""
+    """Logs ``name = values[epoch]`` and keeps a copy of its weights at every validation, by epoch."""
 
-    def __init__(self, values):
+    def __init__(self, values, name="val_score"):
         super().__init__()
         self.values = values
+        self.name = name
         self.weights_at = {}
 
     def validation_step(self, batch, batch_idx):
         super().validation_step(batch, batch_idx)
-        self.log("val_score", float(self.values[self.current_epoch]))
+        self.log(self.name, float(self.values[self.current_epoch]))
 
     def on_validation_epoch_end(self):
         if not self.trainer.sanity_checking:
@@ -66,7 +67,7 @@ def test_step_runs_when_the_monitored_metric_stops_improving(
     pl.seed_everything(0)
     model = ScriptedValidation(values)
     callback = ActiveLearningCallback(
-        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", **kwargs)
+        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", **{"mode": "min", **kwargs})
     )
     make_trainer(tmp_path, [callback], max_epochs=len(values)).fit(model, datamodule=make_datamodule())
     assert [epoch for epoch, _ in scored] == step_epochs
@@ -88,7 +89,7 @@ def test_without_restoring_the_last_weights_are_scored(tmp_path, monkeypatch):
         query_size=2,
         iterations=4,
         seed=0,
-        convergence=Convergence("val_score", patience=2, restore_best_weights=False),
+        convergence=Convergence("val_score", mode="min", patience=2, restore_best_weights=False),
     )
     make_trainer(tmp_path, [callback], max_epochs=4).fit(model, datamodule=make_datamodule())
     ((epoch, weights),) = scored
@@ -110,7 +111,7 @@ def test_rank_zeros_metric_decides(tmp_path, monkeypatch):
     monkeypatch.setattr(SingleDeviceStrategy, "broadcast", rank_zero_says_constant)
     scored = record_scored_models(monkeypatch)
     callback = ActiveLearningCallback(
-        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", patience=1)
+        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", mode="min", patience=1)
     )
     model = ScriptedValidation([5, 4, 3, 2])
     make_trainer(tmp_path, [callback], max_epochs=4).fit(model, datamodule=make_datamodule())
@@ -119,7 +120,7 @@ def test_rank_zeros_metric_decides(tmp_path, monkeypatch):
 
 def test_validate_outside_fit_leaves_the_convergence_state_alone(tmp_path):
     callback = ActiveLearningCallback(
-        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", patience=3)
+        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_score", mode="min", patience=3)
     )
     model = ScriptedValidation([5, 4, 6, 7])
     trainer = make_trainer(tmp_path, [callback], max_epochs=3)
@@ -133,7 +134,9 @@ def test_validate_outside_fit_leaves_the_convergence_state_alone(tmp_path):
 
 
 def test_a_metric_that_is_not_logged_is_a_clear_error(tmp_path):
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, convergence=Convergence("val_nope"))
+    callback = ActiveLearningCallback(
+        "bald", query_size=2, iterations=4, convergence=Convergence("val_nope", mode="min")
+    )
     trainer = make_trainer(tmp_path, [callback], max_epochs=2, num_sanity_val_steps=0)
     with pytest.raises(RuntimeError, match=r"monitor='val_nope'.*val_acc, val_loss"):
         trainer.fit(DropoutClassifier(), datamodule=make_datamodule())
@@ -142,7 +145,9 @@ def test_a_metric_that_is_not_logged_is_a_clear_error(tmp_path):
 def test_a_nan_metric_fails_the_step_and_labels_nothing(tmp_path):
     dm = make_datamodule()
     labelled = dm.acquired_at.clone()
-    callback = ActiveLearningCallback("bald", query_size=2, iterations=4, convergence=Convergence("val_score"))
+    callback = ActiveLearningCallback(
+        "bald", query_size=2, iterations=4, convergence=Convergence("val_score", mode="min")
+    )
     with pytest.raises(ValueError, match="`val_score` is nan"):
         make_trainer(tmp_path, [callback], max_epochs=3).fit(ScriptedValidation([1, float("nan"), 1]), datamodule=dm)
     assert torch.equal(dm.acquired_at, labelled)
@@ -300,3 +305,19 @@ def test_uses_the_datamodule_input_fn_for_targets(tmp_path):
 class MappedClassifier(DropoutClassifier):
     def training_step(self, batch, batch_idx):
         return super().training_step((batch["input"], batch["target"]), batch_idx)
+
+
+def test_restore_best_weights_restores_the_best_accuracy_weights(tmp_path, monkeypatch):
+    """Issue #28: `Convergence("val_accuracy")` without `mode` maximises it, and restores the best epoch's weights."""
+    scored = record_scored_models(monkeypatch)
+    pl.seed_everything(0)
+    model = ScriptedValidation([0.5, 0.6, 0.9, 0.8, 0.85, 0.7], name="val_accuracy")
+    callback = ActiveLearningCallback(
+        "bald", query_size=2, iterations=4, seed=0, convergence=Convergence("val_accuracy", patience=2)
+    )
+    make_trainer(tmp_path, [callback], max_epochs=6).fit(model, datamodule=make_datamodule())
+    # The best is epoch 2's 0.9; two validations without improvement end the step at epoch 4.
+    assert [epoch for epoch, _ in scored] == [4]
+    (_, weights), best = scored[0], model.weights_at[2]
+    assert all(torch.equal(weights[k], best[k]) for k in weights), "not the best accuracy's weights"
+    assert callback.history[0]["active/val_accuracy"] == pytest.approx(0.9)

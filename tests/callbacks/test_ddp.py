@@ -133,7 +133,7 @@ def test_ranks_with_different_metrics_end_each_step_at_the_same_epoch(tmp_path):
         "monitor.pt",
         model_cls=RankDependentValidation,
         max_epochs=4,
-        convergence=Convergence("val_score", patience=1),
+        convergence=Convergence("val_score", mode="min", patience=1),
     )
     assert torch.bincount(acquired[acquired >= 0]).tolist() == [6, 4, 4]
 

@@ -10,7 +10,7 @@ from torch.func import jacrev
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.heuristics import BALD, BatchBALD
-from lightning_bal.posteriors import SWAG, LastLayerLaplace
+from lightning_bal.posteriors import SWAG, LastLayerLaplace, MCDropConnect
 from tests.helpers.runs import make_datamodule, make_trainer
 from tests.posteriors.models import PlainClassifier, mlp
 
@@ -144,6 +144,17 @@ def test_swag_in_the_callback_restarts_its_moments_each_step(tmp_path):
     # Moments of the last step only: its one epoch of 1 batch (6 + 10 labelled, batch size 16).
     assert swag.num_snapshots == 1
     assert callback.history[-1]["active/score_pool_max"] > 0
+
+
+def test_mc_dropconnect_runs_a_model_without_dropout(tmp_path, caplog):
+    """Issue #27: the callback's description of the MC path indexed past the layers of a model without dropout."""
+    with caplog.at_level("INFO", logger="lightning.pytorch"):
+        callback, _, dm = _fit(tmp_path, MCDropConnect(0.3), max_epochs=2, model=PlainClassifier())
+    assert callback.steps_done == 2
+    assert dm.num_labelled == 16
+    described = [r.getMessage() for r in caplog.records if "Active learning MC pass" in r.getMessage()]
+    assert described, "the MC path is logged at fit start"
+    assert "no shared layers: the first layer is stochastic, all 3 run K times" in described[0]
 
 
 def test_swag_before_any_collection_fails_clearly(tmp_path):

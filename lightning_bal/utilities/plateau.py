@@ -1,0 +1,185 @@
+"""A monitored figure: the direction that improves it (:func:`monitor_mode`), and when it stalls (:class:`Plateau`).
+
+Every class that takes a ``monitor`` (``Convergence``, ``MetricPlateau``, ``TargetReached``) reads its direction from
+:func:`monitor_mode`, so a ``val_acc`` is maximised everywhere and a ``val_loss`` minimised everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from lightning_bal.utilities.checks import check_positive_int
+
+__all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "Plateau", "monitor_mode", "plateau_state"]
+
+#: Words of a monitor's name that make a higher value better.
+HIGHER_IS_BETTER = frozenset(
+    {"acc", "accuracy", "f1", "auroc", "auc", "precision", "recall", "iou", "jaccard", "map", "r2", "kappa"}
+)
+#: Words of a monitor's name that make a lower value better.
+LOWER_IS_BETTER = frozenset({"loss", "error", "nll", "mse", "mae", "rmse", "ece", "brier"})
+
+
+def _words(monitor: str) -> set[str]:
+    # `val_acc`, `val/acc`, `test-acc`, `valAcc`; a trailing count names a variant (`map50`, `acc5`), not a new figure.
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", monitor).lower()
+    words = {word for word in re.split(r"[^a-z0-9]+", spaced) if word}
+    return words | {word.rstrip("0123456789") for word in words}
+
+
+def monitor_mode(monitor: str | None, mode: str | None = None) -> Literal["min", "max"]:
+    """The direction in which ``monitor`` improves: ``mode`` if given, else read from the monitor's name.
+
+    Names holding an accuracy-like word (``acc``, ``f1``, ``auroc``, ...: :data:`HIGHER_IS_BETTER`) are maximised,
+    names holding a loss-like word (``loss``, ``nll``, ``ece``, ...: :data:`LOWER_IS_BETTER`) minimised. Any other
+    name needs an explicit ``mode``: a guessed direction would stop on the worst value or restore the worst weights.
+
+    Args:
+        monitor: the figure's name, e.g. ``"val_acc"``.
+        mode: ``"min"``, ``"max"``, or ``None`` to read it from ``monitor``.
+
+    Raises:
+        ValueError: if ``mode`` is neither ``"min"``, ``"max"`` nor ``None``, or is ``None`` and the name tells
+            nothing (or both directions).
+
+    Example:
+        >>> monitor_mode("val_acc"), monitor_mode("val_loss"), monitor_mode("val_score", "max")
+        ('max', 'min', 'max')
+        >>> monitor_mode("val_score")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `mode` ('min' or 'max') for the monitor 'val_score': its name does not say whether higher is better.
+    """  # noqa: E501
+    if mode is not None:
+        if mode not in ("min", "max"):
+            raise ValueError(
+                f"Expected argument `mode` to be 'min' or 'max' (or None to read it from the monitor's name), but got"
+                f" {mode!r}."
+            )
+        return "min" if mode == "min" else "max"
+    if not isinstance(monitor, str) or not monitor:
+        raise TypeError(f"Expected argument `monitor` to be a non-empty string, but got {monitor!r}.")
+    words = _words(monitor)
+    higher, lower = words & HIGHER_IS_BETTER, words & LOWER_IS_BETTER
+    if higher and lower:
+        raise ValueError(
+            f"Expected argument `mode` ('min' or 'max') for the monitor {monitor!r}: its name reads both as higher is"
+            f" better ({sorted(higher)}) and as lower is better ({sorted(lower)})."
+        )
+    if not higher and not lower:
+        raise ValueError(
+            f"Expected argument `mode` ('min' or 'max') for the monitor {monitor!r}: its name does not say whether"
+            " higher is better."
+        )
+    return "max" if higher else "min"
+
+
+class Plateau:
+    """The one comparison ``EarlyStopping`` makes: has ``value`` stopped improving for ``patience`` updates?
+
+    A pure object (no Trainer): feed it one value per validation with :meth:`update`.
+
+    Args:
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher value is an improvement; ``None`` reads it from
+            ``monitor``'s name (:func:`monitor_mode`).
+        patience: updates without improvement after which :attr:`stalled` is true.
+        min_delta: the smallest change that counts as an improvement.
+        monitor: the name of the tracked figure, from which ``mode=None`` is read.
+
+    Example:
+        >>> plateau = Plateau("min", patience=2)
+        >>> [plateau.update(v) for v in (1.0, 0.5, 0.5, 0.6)]
+        [True, True, False, False]
+        >>> plateau.stalled, plateau.best
+        (True, 0.5)
+        >>> Plateau(monitor="val_acc").mode
+        'max'
+    """
+
+    def __init__(
+        self,
+        mode: Literal["min", "max"] | None = None,
+        patience: int = 3,
+        min_delta: float = 0.0,
+        *,
+        monitor: str | None = None,
+    ) -> None:
+        if mode is None and monitor is None:
+            raise ValueError(
+                "Expected argument `mode` ('min' or 'max') or a `monitor` whose name tells it, got neither."
+            )
+        self.mode = monitor_mode(monitor, mode)
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
+            raise ValueError(f"Expected argument `min_delta` to be a finite number >= 0, but got {min_delta!r}.")
+        self.patience = check_positive_int("patience", patience)
+        self.min_delta = float(min_delta)
+        self.best: float | None = None
+        self.wait = 0
+
+    def update(self, value: float) -> bool:
+        """Record one value; returns whether it improved on the best so far.
+
+        Raises:
+            ValueError: if ``value`` is NaN or infinite (the model diverged; nothing is recorded).
+        """
+        if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+            raise ValueError(f"Expected argument `value` to be a number, but got {value!r}.")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"Expected a finite monitored value, but got {value}: the model diverged.")
+        best = self.best
+        improved = best is None or (
+            value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+        )
+        if improved:
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+        return improved
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the last ``patience`` updates brought no improvement."""
+        return self.wait >= self.patience
+
+    def reset(self) -> None:
+        """Forget the best value (a new step starts)."""
+        self.best, self.wait = None, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best value and the updates since."""
+        return {"best_score": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`; a bad entry raises before anything changes."""
+        self.best, self.wait = plateau_state(state_dict, best="best_score", wait="wait")
+
+
+def plateau_state(state: Mapping[str, Any], *, best: str, wait: str) -> tuple[float | None, int]:
+    """The entries ``best`` (a finite number or None) and ``wait`` (an integer >= 0) of ``state``, checked.
+
+    Both may be missing (a fresh tracker). Errors name the entry.
+
+    Example:
+        >>> plateau_state({"best": 0.5, "wait": 2}, best="best", wait="wait")
+        (0.5, 2)
+        >>> plateau_state({"wait": -1}, best="best", wait="wait")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected state entry `wait` to be an integer >= 0, but got -1.
+    """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"Expected the state to be a mapping, but got {type(state).__name__}.")
+    value = state.get(best)
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value))
+    ):
+        raise ValueError(f"Expected state entry `{best}` to be a finite number or None, but got {value!r}.")
+    count = state.get(wait, 0)
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+        raise ValueError(f"Expected state entry `{wait}` to be an integer >= 0, but got {count!r}.")
+    return (None if value is None else float(value)), int(count)
