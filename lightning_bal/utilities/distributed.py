@@ -36,8 +36,9 @@ def gather_uneven(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
     # torch.distributed's default group instead of `strategy` (the thread-ranks harness of the diversity and
     # cold-start tests has no process group), and (2) needs the same number of dims on every rank: a rank holding
     # `torch.zeros(0)` while another holds [n, 10] aborts gloo ("collective mismatch", checked on torch 2.13 and
-    # torchmetrics 1.9). Its cost is the same: `python -m benchmarks.gather` (2 gloo processes, 2 CPU cores) gives
-    # about 6-20 ms against 6-80 ms at 1k-20k rows of [10], and 160-170 ms for both at 100k-200k rows.
+    # torchmetrics 1.9). Switching would not be faster either: `python -m benchmarks.gather` (2 gloo processes on a
+    # shared 2-core CPU, medians of 30) gave 1.3 / 8.8 / 29 ms for this function against 45 / 8.0 / 32 ms for
+    # `gather_all_tensors` + `cat`, at 1k / 10k / 100k rows of [10] on rank 0 and twice that on rank 1.
     if world_size == 1:
         return tensor
     if not 1 <= tensor.ndim <= _MAX_DIMS:
