@@ -2,12 +2,15 @@
 
 Each evaluation is an object passed to :class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``. It
 checks at setup that the datamodule has what it needs, and at each step returns its figures, which the callback
-logs under ``active/`` against the number of labelled samples. Passes over held-out data are sharded over ranks.
+logs under ``active/`` against the number of labelled samples. Passes over held-out data are sharded over ranks;
+each rank accumulates its shard into torchmetrics states, which are synchronised across processes when the figures
+are computed.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import lightning.pytorch as pl
@@ -15,7 +18,8 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor
 from torch.nn import functional as F  # noqa: N812
-from torchmetrics.functional.classification import multiclass_calibration_error
+from torchmetrics import MeanMetric
+from torchmetrics.classification import BinaryCalibrationError
 
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional import weighted_risk
@@ -23,7 +27,7 @@ from lightning_bal.functional.outputs import OutputKey, log_softmax_classes, sel
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
-from lightning_bal.utilities.distributed import gather_uneven, shard
+from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
 __all__ = ["Calibration", "LabelledRisk", "MCTestCurve", "StepContext", "StepEvaluation", "TestCurve"]
@@ -114,35 +118,28 @@ class StepEvaluation:
                 log_probs.append(logits.float().log_softmax(-1).cpu())
                 indices.append(batch_indices)
         if not log_probs:
-            # An empty shard: `gather_uneven` gives it the class dimension of the other ranks.
-            return torch.zeros(0, dtype=torch.long), torch.zeros(0)
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0, 0)
         return torch.cat(indices), torch.cat(log_probs)
 
-    def _mc_mean(self, context: StepContext, split: Literal["val", "test"], stream: Stream) -> tuple[Tensor, Tensor]:
-        """``(log of the mean of the K MC probabilities, targets)`` of a split, gathered from every rank."""
+    def _mc_mean(
+        self, context: StepContext, split: Literal["val", "test"], stream: Stream
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """``(log of the mean of the K MC probabilities, targets)`` per batch of this rank's shard of a split."""
         trainer, datamodule = context.trainer, context.datamodule
         dataset = datamodule.eval_dataset(split)
         local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
         seed = derive_seed(context.seed, context.step, stream)
+        targets = datamodule.eval_targets(split)
 
         def transform(outputs: Any) -> Tensor:
             return log_softmax_classes(select_output(outputs, self.output))
 
-        indices, mean_log_probs = [], []
         loader = datamodule.inputs_dataloader(dataset, local)
-        for batch_indices, log_probs in context.posterior.batches(
+        for indices, log_probs in context.posterior.batches(
             context.pl_module, loader, context.iterations, seed, transform
         ):
-            indices.append(batch_indices)
             # In log space: a mean of probabilities can underflow to 0 where the model is confidently wrong.
-            mean_log_probs.append(torch.logsumexp(log_probs, 1) - math.log(log_probs.shape[1]))
-        device = context.pl_module.device
-        num_classes = mean_log_probs[0].shape[-1] if mean_log_probs else 0
-        local_log_probs = torch.cat(mean_log_probs) if mean_log_probs else torch.zeros(0, num_classes, device=device)
-        local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long, device=device)
-        all_log_probs = gather_uneven(trainer.strategy, local_log_probs.to(device), trainer.world_size).cpu()
-        all_indices = gather_uneven(trainer.strategy, local_indices.to(device), trainer.world_size).cpu()
-        return all_log_probs, datamodule.eval_targets(split)[all_indices]
+            yield torch.logsumexp(log_probs, 1) - math.log(log_probs.shape[1]), targets[indices.cpu()]
 
 
 class TestCurve(StepEvaluation):
@@ -171,13 +168,9 @@ class TestCurve(StepEvaluation):
         trainer, datamodule = context.trainer, context.datamodule
         dataset = datamodule.eval_dataset("test")
         local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
-        local_indices, local_log_probs = self._deterministic(
-            context.pl_module, datamodule.inputs_dataloader(dataset, local)
-        )
-        device = context.pl_module.device
-        log_probs = gather_uneven(trainer.strategy, local_log_probs.to(device), trainer.world_size).cpu()
-        indices = gather_uneven(trainer.strategy, local_indices.to(device), trainer.world_size).cpu()
-        accuracy, nll = accuracy_and_nll(log_probs, datamodule.eval_targets("test")[indices])
+        indices, log_probs = self._deterministic(context.pl_module, datamodule.inputs_dataloader(dataset, local))
+        batches = [(log_probs, datamodule.eval_targets("test")[indices])]
+        accuracy, nll = accuracy_and_nll(batches, context.pl_module.device)
         return {"test_acc": accuracy, "test_nll": nll}
 
 
@@ -201,8 +194,8 @@ class MCTestCurve(StepEvaluation):
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"test_mc_acc": ..., "test_mc_nll": ...}``."""
-        log_probs, targets = self._mc_mean(context, "test", Stream.TEST)
-        accuracy, nll = accuracy_and_nll(log_probs, targets)
+        batches = self._mc_mean(context, "test", Stream.TEST)
+        accuracy, nll = accuracy_and_nll(batches, context.pl_module.device)
         return {"test_mc_acc": accuracy, "test_mc_nll": nll}
 
 
@@ -224,10 +217,18 @@ class Calibration(StepEvaluation):
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"val_mc_ece": ..., "val_mc_acc": ...}``."""
-        log_probs, targets = self._mc_mean(context, "val", Stream.CALIBRATION)
-        ece = multiclass_calibration_error(log_probs.exp(), targets, num_classes=log_probs.shape[-1], n_bins=15)
-        accuracy = (log_probs.argmax(-1) == targets).float().mean()
-        return {"val_mc_ece": float(ece), "val_mc_acc": float(accuracy)}
+        # The top-label ECE of torchmetrics' multiclass metric is the binary ECE of (confidence, correct) pairs;
+        # the binary metric needs no class count, which a rank with an empty shard could not know.
+        device = context.pl_module.device
+        ece = BinaryCalibrationError(n_bins=15).to(device)
+        accuracy = MeanMetric(nan_strategy="disable").to(device)
+        for log_probs, targets in self._mc_mean(context, "val", Stream.CALIBRATION):
+            # Rounding can put a certain prediction a hair above 1, which the metric would read as a logit.
+            confidence, predicted = log_probs.exp().clamp(max=1.0).max(-1)
+            correct = predicted == targets.to(device)
+            ece.update(confidence, correct.long())
+            accuracy.update(correct.float())
+        return {"val_mc_ece": float(ece.compute()), "val_mc_acc": float(accuracy.compute())}
 
 
 class LabelledRisk(StepEvaluation):
@@ -254,8 +255,19 @@ class LabelledRisk(StepEvaluation):
         return metrics
 
 
-def accuracy_and_nll(log_probs: Tensor, targets: Tensor) -> tuple[float, float]:
-    """Accuracy and mean negative log-likelihood of ``[N, C]`` log-probabilities (float64 sums over N)."""
+def accuracy_and_nll(batches: Iterable[tuple[Tensor, Tensor]], device: torch.device) -> tuple[float, float]:
+    """Accuracy and mean negative log-likelihood of ``([B, C] log-probabilities, [B] targets)`` batches.
+
+    The sums are torchmetrics states, synchronised across processes: every rank passes its shard's batches (maybe
+    none) and gets the figures of all of them.
+    """
     # float64 on purpose: torchmetrics' accuracy is float32, and 0.6 would then be logged as 0.6000000238.
-    accuracy = (log_probs.argmax(-1) == targets).double().mean()
-    return float(accuracy), float(F.nll_loss(log_probs.double(), targets))
+    accuracy = MeanMetric(nan_strategy="disable").set_dtype(torch.float64).to(device)
+    nll = MeanMetric(nan_strategy="disable").set_dtype(torch.float64).to(device)
+    for log_probs, targets in batches:
+        if not len(targets):
+            continue
+        log_probs, targets = log_probs.to(device, torch.float64), targets.to(device)
+        accuracy.update((log_probs.argmax(-1) == targets).double())
+        nll.update(F.nll_loss(log_probs, targets, reduction="none"))
+    return float(accuracy.compute()), float(nll.compute())

@@ -27,8 +27,8 @@ from torch import Tensor
 from lightning_bal.functional.stochastic import sampling_log_weights
 from lightning_bal.heuristics.base import Heuristic, top_k
 from lightning_bal.heuristics.stochastic import StochasticHeuristic
-from lightning_bal.mc.masks import hash_uniform32
 from lightning_bal.utilities.distributed import gather_rows, stack_ranks
+from lightning_bal.utilities.hashing import hash_uniform32
 
 __all__ = [
     "PoolStatistics",

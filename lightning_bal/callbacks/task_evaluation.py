@@ -2,9 +2,10 @@
 
 Like :mod:`lightning_bal.callbacks.evaluation`, each is a :class:`~lightning_bal.callbacks.StepEvaluation` given to
 :class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``; its figures are logged under ``active/``
-against the number of labelled samples. Every rank evaluates its own shard of the held-out set and the ranks sum
-their sufficient statistics (squared errors, log-likelihoods, a confusion matrix), so the figures are those of the
-whole set whatever the number of processes.
+against the number of labelled samples. Every rank evaluates its own shard of the held-out set into torchmetrics
+metrics, whose states (sums of squared errors and log-likelihoods, a confusion matrix) are synchronised across
+processes before the figures are computed, so the figures are those of the whole set whatever the number of
+processes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor
+from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import Subset
-from torchmetrics.functional.classification import multiclass_confusion_matrix
+from torchmetrics import MeanMetric, MeanSquaredError
+from torchmetrics.classification import MulticlassJaccardIndex
 
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.data import ActiveDataModule
@@ -27,10 +30,9 @@ from lightning_bal.mc.sampling import call_module
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
-__all__ = ["RegressionCurve", "SegmentationIoU", "gaussian_nll_terms", "mean_iou"]
+__all__ = ["RegressionCurve", "SegmentationIoU"]
 
 Split = Literal["val", "test"]
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _check_split(split: Any) -> Split:
@@ -44,46 +46,14 @@ def _targets(dataset: Any, indices: Tensor) -> Tensor:
     return torch.stack([torch.as_tensor(target_of(dataset[i])) for i in indices.tolist()])
 
 
-def _sum_over_ranks(context: StepContext, values: Tensor) -> Tensor:
-    """Sum ``values`` over every rank (float64 on the module's device, back on the CPU)."""
-    total = context.trainer.strategy.reduce(values.to(context.pl_module.device), reduce_op="sum")
-    return total.cpu()
-
-
-def gaussian_nll_terms(mean: Tensor, variance: Tensor, targets: Tensor) -> Tensor:
-    r"""Negative log-likelihood of ``targets`` under :math:`\mathcal N(\text{mean}, \text{variance})`, element-wise.
-
-    Example:
-        >>> gaussian_nll_terms(torch.zeros(1), torch.ones(1), torch.zeros(1))  # 1/2 log(2 pi)
-        tensor([0.9189])
-    """
-    return 0.5 * (_LOG_2PI + variance.log() + (targets - mean).square() / variance)
-
-
-def mean_iou(confusion: Tensor) -> float:
-    """Mean over classes of intersection over union from a ``[C, C]`` confusion matrix (true rows, predicted columns).
-
-    Classes absent from both targets and predictions do not count (torchmetrics' ``MulticlassJaccardIndex`` does
-    the same per batch); ``nan`` when no class is present.
-
-    Example:
-        >>> mean_iou(torch.tensor([[3, 1], [0, 2]]))  # class 0: 3 / 4, class 1: 2 / 3
-        0.7083333333333333
-    """
-    confusion = confusion.double()
-    intersection = confusion.diagonal()
-    union = confusion.sum(0) + confusion.sum(1) - intersection
-    present = union > 0
-    return float((intersection[present] / union[present]).mean()) if bool(present.any()) else math.nan
-
-
 class RegressionCurve(StepEvaluation):
     r"""RMSE and Gaussian NLL of the MC-averaged regression predictions on the validation or test set.
 
     The prediction is the mean of the K MC means; its variance is :math:`\mathrm{Var}_k[\mu_k] + \overline{\sigma^2}`
     (the law of total variance) with :math:`\sigma^2_k` from a ``log_variance`` output, or ``noise_variance`` for a
     single-output head. Logs ``active/<split>_rmse`` and, when a variance is known, ``active/<split>_nll`` (mean
-    per target value, in nats). Targets are ``item[1]`` (or ``item["target"]``) of the dataset, of the mean's shape.
+    per target value, in nats: torch's ``gaussian_nll_loss`` with ``full=True``, which clamps variances at 1e-6).
+    Targets are ``item[1]`` (or ``item["target"]``) of the dataset, of the mean's shape.
 
     Args:
         split: ``"test"`` (default) or ``"val"``.
@@ -136,7 +106,9 @@ class RegressionCurve(StepEvaluation):
         local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
         stream = Stream.TEST if self.split == "test" else Stream.CALIBRATION
         seed = derive_seed(context.seed, context.step, stream)
-        sums = torch.zeros(3, dtype=torch.float64)  # squared errors, NLL terms, values
+        # float64 states: the figures are sums over the whole split, whose float32 rounding would show.
+        rmse = MeanSquaredError(squared=False).set_dtype(torch.float64)
+        nll = MeanMetric(nan_strategy="disable").set_dtype(torch.float64)
         loader = datamodule.inputs_dataloader(dataset, local)
         for indices, outputs in context.posterior.batches(
             context.pl_module, loader, context.iterations, seed, self._transform
@@ -145,17 +117,15 @@ class RegressionCurve(StepEvaluation):
             means = outputs[:, :, 0]
             mean = means.mean(1)
             targets = _targets(dataset, indices.cpu()).double().reshape(mean.shape)
-            sums[0] += (mean - targets).square().sum()
-            sums[2] += targets.numel()
+            rmse.update(mean, targets)
             noise = outputs[:, :, 1].exp().mean(1) if self.log_variance is not None else self.noise_variance
             if noise is not None:
                 variance = means.var(1, correction=0) + noise
-                sums[1] += gaussian_nll_terms(mean, variance, targets).sum()
-        total = _sum_over_ranks(context, sums)
-        count = max(1.0, float(total[2]))
-        metrics = {f"{self.split}_rmse": math.sqrt(float(total[0]) / count)}
+                nll.update(F.gaussian_nll_loss(mean, targets, variance, full=True, reduction="none"))
+        device = context.pl_module.device
+        metrics = {f"{self.split}_rmse": float(rmse.to(device).compute())}
         if self.log_variance is not None or self.noise_variance is not None:
-            metrics[f"{self.split}_nll"] = float(total[1]) / count
+            metrics[f"{self.split}_nll"] = float(nll.to(device).compute())
         return metrics
 
     def __repr__(self) -> str:
@@ -163,12 +133,14 @@ class RegressionCurve(StepEvaluation):
 
 
 class SegmentationIoU(StepEvaluation):
-    """Mean IoU (torchmetrics' confusion matrix) of the deterministic model's per-pixel predictions.
+    """Mean IoU (torchmetrics' ``MulticlassJaccardIndex``) of the deterministic model's per-pixel predictions.
 
     One deterministic pass (stochastic layers off) over the split; logs ``active/<split>_miou`` and
     ``active/<split>_pixel_acc``. Targets are ``[H, W]`` class maps, ``item[1]`` (or ``item["target"]``); pixels
-    equal to ``ignore_index`` do not count. Works as well for sequence labelling (``[B, C, T]`` logits, ``[T]``
-    targets, padding marked ``ignore_index``) when the datamodule's ``collate_fn`` pads targets.
+    equal to ``ignore_index`` do not count. The mean runs over the classes present in the targets or predictions
+    (not the ``ignore_index`` class, when it is one of the ``num_classes``). Works as well for sequence labelling
+    (``[B, C, T]`` logits, ``[T]`` targets, padding marked ``ignore_index``) when the datamodule's ``collate_fn`` pads
+    targets.
 
     Args:
         num_classes: C, the number of classes (background included).
@@ -204,7 +176,10 @@ class SegmentationIoU(StepEvaluation):
         trainer, datamodule, module = context.trainer, context.datamodule, context.pl_module
         dataset = datamodule.eval_dataset(self.split)
         local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
-        confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.float64)
+        # Synchronised by hand (`sync_on_compute=False`): the pixel accuracy is read off the same summed matrix.
+        iou = MulticlassJaccardIndex(
+            self.num_classes, ignore_index=self.ignore_index, validate_args=False, sync_on_compute=False
+        ).to(module.device)
         with switch_modes(module, lambda _: False), torch.inference_mode():
             # Whole items through the datamodule's collate function, so that padded targets come padded.
             for batch in datamodule._loader(Subset(dataset, local.tolist()), datamodule.eval_batch_size):
@@ -215,15 +190,13 @@ class SegmentationIoU(StepEvaluation):
                         f"`SegmentationIoU` needs logits [B, {self.num_classes}, ...] from the model (or `output=`),"
                         f" but got shape {tuple(logits.shape)}."
                     )
-                predictions = logits.argmax(1).cpu()
-                targets = torch.as_tensor(targets).long().cpu().reshape(predictions.shape)
-                confusion += multiclass_confusion_matrix(
-                    predictions, targets, self.num_classes, ignore_index=self.ignore_index, validate_args=False
-                ).double()
-        total = _sum_over_ranks(context, confusion)
-        counted = float(total.sum())
-        accuracy = float(total.diagonal().sum()) / counted if counted else math.nan
-        return {f"{self.split}_miou": mean_iou(total), f"{self.split}_pixel_acc": accuracy}
+                predictions = logits.argmax(1)
+                iou.update(predictions, torch.as_tensor(targets).long().to(module.device).reshape(predictions.shape))
+        iou.sync()
+        confusion = iou.confmat.double().cpu()
+        counted = float(confusion.sum())
+        accuracy = float(confusion.diagonal().sum()) / counted if counted else math.nan
+        return {f"{self.split}_miou": float(iou.compute()), f"{self.split}_pixel_acc": accuracy}
 
     def __repr__(self) -> str:
         return f"SegmentationIoU(num_classes={self.num_classes}, split={self.split!r})"

@@ -10,13 +10,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_bal.data.ledger_state import validated_ledger_state
+from lightning_bal.data.ledger_state import UNLABELLED, validated_ledger_state
 from lightning_bal.functional.risk import lure_weights, pure_weights
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 
-__all__ = ["LabelLedger", "Task"]
+__all__ = ["UNLABELLED", "LabelLedger", "Task"]
 
-UNLABELLED = -1
 Task = Literal["classification", "regression"]
 
 
@@ -351,8 +350,17 @@ class LabelLedger:
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Validate every entry first, then replace the state: a bad state dict changes nothing."""
-        self.__dict__.update(validated_ledger_state(self, state_dict))
+        """Validate every entry first, then replace the state: a bad state dict changes nothing.
+
+        Every key that :meth:`state_dict` writes is required.
+        """
+        state = validated_ledger_state(self, state_dict)
+        self.acquired_at = state.acquired_at
+        self.acquisition_order = state.acquisition_order
+        self.acquisition_probability = state.acquisition_probability
+        self.step = state.step
+        self.annotations = state.annotations
+        self.pending_query = state.pending_query
 
 
 def _check_generator(generator: Any) -> None:

@@ -1,29 +1,63 @@
-"""Loading a label ledger's state: every entry checked against the ledger (size, task) before anything is replaced."""
+"""Loading a label ledger's state: every entry checked against the ledger (size, task) before anything is replaced.
+
+This module knows the ledger only through :class:`LedgerChecks`, so that `ledger.py` imports it and never the
+reverse; `UNLABELLED` lives here for the same reason.
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 
 from lightning_bal.utilities.checks import as_index_tensor, describe
 
-if TYPE_CHECKING:
-    from lightning_bal.data.ledger import LabelLedger
-
-__all__ = ["validated_ledger_state"]
+__all__ = ["STATE_KEYS", "UNLABELLED", "LedgerChecks", "LedgerState", "validated_ledger_state"]
 
 UNLABELLED = -1
+STATE_KEYS = (
+    "acquired_at",
+    "acquisition_order",
+    "acquisition_probability",
+    "step",
+    "annotation_indices",
+    "annotation_values",
+    "annotation_is_int",
+    "pending_query",
+)
 
 
-def validated_ledger_state(ledger: LabelLedger, state: Any) -> dict[str, Any]:
-    """The ledger's attributes from a state dict, every entry validated for ``ledger`` (its size and task)."""
+class LedgerChecks(Protocol):
+    """What validating a state needs of the ledger it is for: its size and its checks of indices and labels."""
+
+    def __len__(self) -> int: ...
+
+    def check_in_range(self, name: str, indices: Tensor) -> None:
+        """Raise unless every index lies in ``[0, N)`` and none repeats."""
+
+    def check_label(self, value: Any) -> int | float:
+        """One annotator label as a plain number valid for the task."""
+
+
+class LedgerState(NamedTuple):
+    """A validated ledger state, in the ledger's own types (fresh tensors, plain numbers and lists)."""
+
+    acquired_at: Tensor
+    acquisition_order: Tensor
+    acquisition_probability: Tensor
+    step: int
+    annotations: dict[int, int | float]
+    pending_query: list[int]
+
+
+def validated_ledger_state(ledger: LedgerChecks, state: Any) -> LedgerState:
+    """The ledger's state from a state dict, every entry validated for ``ledger`` (its size and task)."""
     if not isinstance(state, dict):
         raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state).__name__}.")
-    missing = [key for key in ("acquired_at", "step") if key not in state]
+    missing = [key for key in STATE_KEYS if key not in state]
     if missing:
         raise KeyError(f"Expected the label state to hold {missing}, but it has only {sorted(state)}.")
     size = len(ledger)
@@ -39,39 +73,34 @@ def validated_ledger_state(ledger: LabelLedger, state: Any) -> dict[str, Any]:
             f" {describe(bad.unique())}."
         )
     labelled = acquired_at != UNLABELLED
-    # Keys added after the first release: older checkpoints load with nothing recorded.
-    order = (
-        _int_vector(state, "acquisition_order", size)
-        if "acquisition_order" in state
-        else torch.full((size,), UNLABELLED, dtype=torch.long)
-    )
+    order = _int_vector(state, "acquisition_order", size)
     if bool((order[~labelled] != UNLABELLED).any()) or bool((order[labelled] < UNLABELLED).any()):
         raise ValueError("Expected `acquisition_order` to be -1 exactly in the pool, but got other values.")
-    probability = state.get("acquisition_probability", torch.full((size,), float("nan"), dtype=torch.float64))
+    probability = state["acquisition_probability"]
     if not isinstance(probability, Tensor) or probability.shape != (size,) or not probability.is_floating_point():
         raise ValueError(f"Expected `acquisition_probability` to be a float tensor of shape [{size}].")
     known = probability[~probability.isnan()]
     if bool(((known <= 0) | (known > 1)).any()):
         raise ValueError("Expected `acquisition_probability` to lie in (0, 1] or be NaN.")
     annotations = _validated_annotations(ledger, state, labelled)
-    pending = as_index_tensor("pending_query", state.get("pending_query", []))
+    pending = as_index_tensor("pending_query", state["pending_query"])
     ledger.check_in_range("pending_query", pending)
     if bool(labelled[pending].any()):
         raise ValueError("Expected `pending_query` to hold pool indices, but some are labelled.")
-    return {
-        "acquired_at": acquired_at.clone(),
-        "acquisition_order": order.clone(),
-        "acquisition_probability": probability.to(torch.float64).clone(),
-        "step": step,
-        "annotations": annotations,
-        "pending_query": pending.tolist(),
-    }
+    return LedgerState(
+        acquired_at=acquired_at.clone(),
+        acquisition_order=order.clone(),
+        acquisition_probability=probability.to(torch.float64).clone(),
+        step=step,
+        annotations=annotations,
+        pending_query=pending.tolist(),
+    )
 
 
-def _validated_annotations(ledger: LabelLedger, state: dict[str, Any], labelled: Tensor) -> dict[int, int | float]:
-    indices = as_index_tensor("annotation_indices", state.get("annotation_indices", []))
-    values = state.get("annotation_values", torch.zeros(0, dtype=torch.float64))
-    is_int = state.get("annotation_is_int", [])
+def _validated_annotations(ledger: LedgerChecks, state: dict[str, Any], labelled: Tensor) -> dict[int, int | float]:
+    indices = as_index_tensor("annotation_indices", state["annotation_indices"])
+    values = state["annotation_values"]
+    is_int = state["annotation_is_int"]
     if not isinstance(is_int, (list, tuple)) or not all(isinstance(flag, bool) for flag in is_int):
         raise TypeError(f"Expected `annotation_is_int` to be a list of bools, but got {is_int!r}.")
     if not isinstance(values, Tensor) or values.numel() != indices.numel() or len(is_int) != indices.numel():

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
@@ -16,9 +16,9 @@ __all__ = ["EpochShuffleSampler", "ResumableLoader"]
 class EpochShuffleSampler(Sampler[int]):
     """Shuffle ``range(length)`` anew each epoch from ``(seed, epoch)`` only, optionally to a fixed epoch size.
 
-    With ``num_samples`` larger than ``length``, an epoch chains fresh permutations until ``num_samples`` indices are
-    drawn: a labelled set of 20 samples still gets enough optimiser steps per epoch (BatchBALD's experiments train
-    on a fixed 5,056 samples per epoch the same way).
+    The draw is ``RandomSampler``'s: with ``num_samples`` larger than ``length``, an epoch chains fresh permutations
+    until ``num_samples`` indices are drawn, so a labelled set of 20 samples still gets enough optimiser steps per
+    epoch (BatchBALD's experiments train on a fixed 5,056 samples per epoch the same way).
 
     The datamodule builds it with the trainer's current epoch, and Lightning calls ``set_epoch`` before every
     training epoch (as for a ``DistributedSampler``), so a run resumed from a checkpoint sees the same batches as an
@@ -51,10 +51,11 @@ class EpochShuffleSampler(Sampler[int]):
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
+        # Not a plain `RandomSampler(generator=...)`: that one draws each epoch from wherever its generator stopped,
+        # a state no checkpoint holds, so a resumed run would shuffle differently. A generator seeded from
+        # (seed, epoch) at every iteration makes the order a function of those two alone.
         generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, Stream.SHUFFLE))
-        rounds = -(-self.num_samples // self.length)
-        order = torch.cat([torch.randperm(self.length, generator=generator) for _ in range(rounds)])
-        return iter(order[: self.num_samples].tolist())
+        return iter(RandomSampler(range(self.length), num_samples=self.num_samples, generator=generator))
 
 
 class ResumableLoader(DataLoader):

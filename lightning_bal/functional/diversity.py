@@ -15,8 +15,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_bal.mc.masks import hash_uniform32
 from lightning_bal.utilities.collective import Collective
+from lightning_bal.utilities.hashing import hash_uniform32
 
 __all__ = [
     "GreedySelection",

@@ -9,6 +9,7 @@ from contextlib import ExitStack, nullcontext
 from typing import Any, NamedTuple
 
 import torch
+from lightning_utilities import apply_to_collection
 from torch import Tensor, nn
 
 from lightning_bal.functional.outputs import log_softmax_classes
@@ -19,7 +20,7 @@ from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_laye
 from lightning_bal.mc.masks import MaskSampler
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
-from lightning_bal.mc.sampling import SampleRunner, call_module, map_tensors
+from lightning_bal.mc.sampling import SampleRunner, call_module
 from lightning_bal.mc.split import MCSplit, split_module
 
 __all__ = ["MCPrediction", "log_softmax_classes", "mc_batches", "mc_predict"]
@@ -252,7 +253,9 @@ def _iterate(
                     features.publish(run_indices.numel())
                 with torch.inference_mode():
                     outputs = (
-                        map_tensors(outputs, Tensor.float) if output_transform is None else output_transform(outputs)
+                        apply_to_collection(outputs, Tensor, Tensor.float)
+                        if output_transform is None
+                        else output_transform(outputs)
                     )
                 yield run_indices, outputs
 

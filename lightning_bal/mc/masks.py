@@ -1,8 +1,8 @@
 """Seeded dropout masks from a counter-based hash, so every rank draws the same mask for the same item.
 
-A mask element is kept when ``hash(seed, layer, [dataset index,] k, element) >= p * 2**32``. The hash is
-MurmurHash3's 32-bit finalizer applied to combined words, computed with int64 torch ops, so it gives the same bits
-on every device and does not depend on batch order, batch size or the number of ranks.
+A mask element is kept when ``hash(seed, layer, [dataset index,] k, element) >= p * 2**32``. The hash
+(:mod:`lightning_bal.utilities.hashing`) gives the same bits on every device and does not depend on batch order,
+batch size or the number of ranks.
 """
 
 from __future__ import annotations
@@ -10,63 +10,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MaskSampler", "apply_dropout", "hash_uniform32", "mask_shape"]
+from lightning_bal.utilities.hashing import combine, combine_, hash_uniform32
 
-_M32 = 0xFFFFFFFF
-_GOLDEN = 0x9E3779B9
+__all__ = ["MaskSampler", "apply_dropout", "mask_shape"]
+
 _CHANNEL_TYPES = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.FeatureAlphaDropout)
 _ALPHA_TYPES = (nn.AlphaDropout, nn.FeatureAlphaDropout)
 # SELU's negative saturation value, the constant torch's alpha dropout uses.
 _SELU_ALPHA = 1.7580993408473766
-
-
-def _fmix(h: int) -> int:
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & _M32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & _M32
-    return h ^ (h >> 16)
-
-
-def _fmix_(h: Tensor) -> Tensor:
-    # In place on int64 holding 32-bit values; the products may wrap past 2**63 but their low 32 bits are exact.
-    h.bitwise_xor_(h >> 16)
-    h.mul_(0x85EBCA6B).bitwise_and_(_M32)
-    h.bitwise_xor_(h >> 13)
-    h.mul_(0xC2B2AE35).bitwise_and_(_M32)
-    return h.bitwise_xor_(h >> 16)
-
-
-def _combine(h: int, word: int) -> int:
-    return _fmix((h ^ ((word & _M32) + _GOLDEN + ((h << 6) & _M32) + (h >> 2))) & _M32)
-
-
-def _combine_(h: Tensor, word: Tensor) -> Tensor:
-    mixed = (word & _M32) + _GOLDEN + ((h << 6) & _M32) + (h >> 2)
-    return _fmix_(h.bitwise_xor_(mixed).bitwise_and_(_M32))
-
-
-def hash_uniform32(keys: Tensor, numel: int) -> Tensor:
-    r"""Hash every pair (key, element) to a 32-bit integer, uniformly spread.
-
-    .. math:: u_{ij} = \mathrm{fmix32}(\mathrm{key}_i \oplus \mathrm{fmix32}(j)), \quad j < \mathrm{numel}
-
-    Args:
-        keys: int64 tensor of any shape ``[...]`` with values in ``[0, 2**32)``.
-        numel: number of elements per key.
-
-    Returns:
-        int64 tensor ``[..., numel]`` with values in ``[0, 2**32)``.
-
-    Example:
-        >>> u = hash_uniform32(torch.tensor([0, 1]), 100_000)
-        >>> u.shape, bool(u.min() >= 0), bool(u.max() < 2**32), round(u.double().mean().item() / 2**32, 2)
-        (torch.Size([2, 100000]), True, True, 0.5)
-    """
-    counters = _fmix_(
-        torch.arange(1, numel + 1, device=keys.device, dtype=torch.int64).mul_(_GOLDEN).bitwise_and_(_M32)
-    )
-    return _fmix_(keys.unsqueeze(-1).bitwise_xor(counters))
 
 
 def mask_shape(layer: nn.Module, feature_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -150,13 +101,13 @@ class MaskSampler:
         key = (layer_id, p, shape, ks.start, ks.stop, str(device))
         if key not in self._cache:
             base = self._layer_key(layer_id)
-            keys = torch.tensor([_combine(base, k) for k in ks], dtype=torch.int64, device=device)
+            keys = torch.tensor([combine(base, k) for k in ks], dtype=torch.int64, device=device)
             self._cache[key] = (hash_uniform32(keys, _numel(shape)) >= _threshold(p)).view(len(ks), *shape)
         return self._cache[key]
 
     def _layer_key(self, layer_id: int) -> int:
-        h = _combine(_combine(0x5BD1E995, self.seed), self.seed >> 32)
-        return _combine(h, layer_id)
+        h = combine(combine(0x5BD1E995, self.seed), self.seed >> 32)
+        return combine(h, layer_id)
 
     def keep(
         self,
@@ -175,7 +126,7 @@ class MaskSampler:
         threshold, numel = _threshold(p), _numel(shape)
         idx = indices.to(dtype=torch.int64)
         h = torch.full_like(idx, self._layer_key(layer_id))
-        h = _combine_(_combine_(h, idx), idx >> 32)
+        h = combine_(combine_(h, idx), idx >> 32)
         ks_t = torch.arange(ks.start, ks.stop, device=idx.device, dtype=torch.int64)
-        keys = _combine_(h.unsqueeze(1).repeat(1, len(ks)), ks_t.expand(len(idx), -1))
+        keys = combine_(h.unsqueeze(1).repeat(1, len(ks)), ks_t.expand(len(idx), -1))
         return (hash_uniform32(keys, numel) >= threshold).view(len(idx), len(ks), *shape)

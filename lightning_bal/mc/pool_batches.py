@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 
-__all__ = ["IndexLedger", "module_device", "to_device", "unpack_batch"]
+__all__ = ["IndexLedger", "module_device", "unpack_batch"]
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -24,22 +25,6 @@ def module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def to_device(inputs: Any, device: torch.device) -> Any:
-    """Move every tensor in ``inputs`` (nested tuples, lists and dicts) to ``device``; leave anything else as it is.
-
-    Example:
-        >>> to_device({"x": torch.zeros(2), "name": "a"}, torch.device("cpu"))["name"]
-        'a'
-    """
-    if isinstance(inputs, Tensor):
-        return inputs.to(device, non_blocking=True)
-    if isinstance(inputs, dict):
-        return {key: to_device(value, device) for key, value in inputs.items()}
-    if isinstance(inputs, (tuple, list)):
-        return type(inputs)(to_device(value, device) for value in inputs)
-    return inputs
-
-
 def unpack_batch(batch: Any, device: torch.device, numbered: int) -> tuple[Any, Tensor]:
     """``(inputs, dataset_indices)`` of a batch; a batch of inputs alone is numbered from ``numbered`` on."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2 and _is_index_vector(batch[1], batch[0]):
@@ -54,7 +39,7 @@ def unpack_batch(batch: Any, device: torch.device, numbered: int) -> tuple[Any, 
         inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 1 else batch
         size = _batch_size(inputs)
         indices = torch.arange(numbered, numbered + size)
-    return to_device(inputs, device), indices.to(device=device, dtype=torch.int64)
+    return move_data_to_device(inputs, device), indices.to(device=device, dtype=torch.int64)
 
 
 def _is_index_vector(value: Any, inputs: Any) -> bool:

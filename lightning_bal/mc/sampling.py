@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from lightning_utilities import apply_to_collection
 from torch import Tensor, nn
 
 from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, DropConnectWeight
 from lightning_bal.mc.layers import BUILTIN_STOCHASTIC_TYPES, has_stochastic_layers, stochastic_layers
 from lightning_bal.mc.masks import MaskSampler, apply_dropout, mask_shape
 
-__all__ = ["SampleRunner", "call_module", "first_tensor", "map_tensors"]
+__all__ = ["SampleRunner", "call_module", "first_tensor"]
 
 # Layers that only move features around: a mask commutes with them, so it can be carried to the next Linear.
 _RESHAPES = (nn.Flatten, nn.Identity)
@@ -36,22 +37,6 @@ def call_module(fn: Callable[..., Tensor], inputs: Any) -> Tensor:
     if isinstance(inputs, (tuple, list)):
         return fn(*inputs)
     return fn(inputs)
-
-
-def map_tensors(outputs: Any, fn: Callable[[Tensor], Any]) -> Any:
-    """Apply ``fn`` to every tensor of a model's outputs: a tensor, or a tuple/list/dict of them (nested).
-
-    Example:
-        >>> map_tensors({"a": torch.ones(1), "b": (torch.zeros(1),)}, lambda t: t + 1)
-        {'a': tensor([2.]), 'b': (tensor([1.]),)}
-    """
-    if isinstance(outputs, Tensor):
-        return fn(outputs)
-    if isinstance(outputs, dict):
-        return {key: map_tensors(value, fn) for key, value in outputs.items()}
-    if isinstance(outputs, (tuple, list)):
-        return type(outputs)(map_tensors(value, fn) for value in outputs)
-    return outputs
 
 
 def first_tensor(outputs: Any) -> Tensor:
@@ -85,7 +70,7 @@ def _allocate(chunk: Any, samples: int) -> list[Any]:
     def empty(part: Tensor) -> Tensor:
         return part.new_empty((part.shape[1], samples, *part.shape[2:]))
 
-    return [map_tensors(chunk, empty)]
+    return [apply_to_collection(chunk, Tensor, empty)]
 
 
 def _place(out: Any, chunk: Any, start: int, stop: int) -> None:
@@ -312,7 +297,9 @@ class SampleRunner:
             kc = self._samples_per_chunk(batch)
             self._ks = range(start, min(self.iterations, start + kc))
             kc = len(self._ks)
-            out = map_tensors(call_module(fn, _repeat(inputs, kc, batch)), functools.partial(_split_rows, kc, batch))
+            out = apply_to_collection(
+                call_module(fn, _repeat(inputs, kc, batch)), Tensor, functools.partial(_split_rows, kc, batch)
+            )
             if self._row_bytes is None and self.chunk_rows is None:
                 self._row_bytes = self._measure(fn, inputs, first_tensor(out))
             if kc == self.iterations:

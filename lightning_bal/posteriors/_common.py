@@ -7,10 +7,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
+from lightning_utilities import apply_to_collection
 from torch import Tensor, nn
 
 from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
-from lightning_bal.mc.sampling import map_tensors
 
 __all__ = ["finish", "input_batches", "stack_samples", "state_entries", "state_int", "state_tensor"]
 
@@ -38,7 +38,7 @@ def stack_samples(samples: list[Any]) -> Any:
 
 def finish(outputs: Any, output_transform: Any) -> Any:
     """The yielded outputs: ``output_transform(outputs)``, or float32 outputs without a transform."""
-    return map_tensors(outputs, Tensor.float) if output_transform is None else output_transform(outputs)
+    return apply_to_collection(outputs, Tensor, Tensor.float) if output_transform is None else output_transform(outputs)
 
 
 def state_entries(owner: str, state: Any, names: tuple[str, ...]) -> dict[str, Any] | None:

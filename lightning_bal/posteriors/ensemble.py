@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
+from lightning_utilities import apply_to_collection
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F  # noqa: N812
 
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.posterior import Posterior
-from lightning_bal.mc.sampling import call_module, map_tensors
+from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import finish, input_batches, stack_samples
 from lightning_bal.utilities.seeding import check_seed
 
@@ -215,7 +216,7 @@ class DeepEnsemble(nn.Module):
 
 def _stack_members(outputs: list[Any]) -> Any:
     """``[M, B, ...]`` from M member outputs ``[B, ...]`` (tensors, or tuples/dicts of them)."""
-    return map_tensors(stack_samples(outputs), lambda t: t.movedim(1, 0))
+    return apply_to_collection(stack_samples(outputs), Tensor, lambda t: t.movedim(1, 0))
 
 
 def _signature(member: nn.Module) -> list[tuple[str, str, tuple[int, ...], torch.dtype]]:
@@ -425,7 +426,9 @@ class EnsemblePosterior(Posterior):
         with switch_modes(module, lambda _: False):
             for inputs, indices in input_batches(module, dataloader):
                 with torch.inference_mode():
-                    outputs = finish(map_tensors(call_module(module, inputs), members_second), output_transform)
+                    outputs = finish(
+                        apply_to_collection(call_module(module, inputs), Tensor, members_second), output_transform
+                    )
                 yield indices, outputs
 
     def __repr__(self) -> str:

@@ -121,6 +121,12 @@ def with_entry(index: int, value):
 STATE_CASES = [
     ("acquired_at", DELETE, r"hold \['acquired_at'\]"),
     ("step", DELETE, r"hold \['step'\]"),
+    ("acquisition_order", DELETE, r"hold \['acquisition_order'\]"),
+    ("acquisition_probability", DELETE, r"hold \['acquisition_probability'\]"),
+    ("annotation_indices", DELETE, r"hold \['annotation_indices'\]"),
+    ("annotation_values", DELETE, r"hold \['annotation_values'\]"),
+    ("annotation_is_int", DELETE, r"hold \['annotation_is_int'\]"),
+    ("pending_query", DELETE, r"hold \['pending_query'\]"),
     ("acquired_at", torch.zeros(5, 10, dtype=torch.long), r"`acquired_at` of size 50, shape \(5, 10\)"),
     ("acquired_at", torch.zeros(N + 1, dtype=torch.long), r"`acquired_at` of size 31"),
     ("acquired_at", lambda t: t.float(), r"`acquired_at`.*integer tensor.*float32"),
@@ -213,7 +219,7 @@ def test_a_state_of_another_dataset_size_is_refused():
 
 
 def test_valid_states_load():
-    """The valid neighbours: a round trip, another run's state of the same size, legacy keys absent, numpy step."""
+    """The valid neighbours: a round trip, another run's state of the same size, a numpy step."""
     dm = make_dm()
     state = dm.state_dict()
     other = ActiveDataModule(blobs(N), initial_labels=9, seed=5)
@@ -222,11 +228,9 @@ def test_valid_states_load():
     assert other.annotations == dm.annotations
     assert other.pending_query.tolist() == dm.pending_query.tolist()
     assert torch.equal(other.generator.get_state(), dm.generator.get_state())
-    legacy = {k: v for k, v in state.items() if not k.startswith(("acquisition_", "annotation_", "pending"))}
-    accepts(lambda: other.load_state_dict({**legacy, "step": np.int64(1), "seed": np.int64(7)}))
+    accepts(lambda: other.load_state_dict({**state, "step": np.int64(1), "seed": np.int64(7)}))
     assert other.step == 1
     assert other.seed == 7
-    assert other.annotations == {}
     ledger = LabelLedger(N, "classification", 3)
     accepts(lambda: ledger.load_state_dict(make_ledger().state_dict()))
     assert ledger.annotations == {3: 1, 4: 2}

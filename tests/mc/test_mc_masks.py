@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from lightning_bal.mc.masks import MaskSampler, apply_dropout, hash_uniform32, mask_shape
+from lightning_bal.mc.masks import MaskSampler, apply_dropout, mask_shape
+from lightning_bal.utilities.hashing import hash_uniform32
 
 
 @settings(max_examples=25, deadline=None)

@@ -6,6 +6,7 @@ from datetime import timedelta
 import lightning.pytorch as pl
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
@@ -24,7 +25,22 @@ from tests.tasks.models import (
     segmentation_data,
 )
 
+# The figures of the task evaluations (mean IoU and pixel accuracy, RMSE and NLL).
+FIGURES = ("active/val_", "active/test_")
+
 pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=2, only_rerun=["terminated with signal SIGABRT"])]
+
+
+class WriteFigures(Callback):
+    """Rank zero's figures of every step, which are those of the whole held-out set on every rank."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_fit_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            al = next(c for c in trainer.callbacks if isinstance(c, ActiveLearningCallback))
+            torch.save([{k: v for k, v in step.items() if k.startswith(FIGURES)} for step in al.history], self.path)
 
 
 def _fit(tmp_path, task, devices, name):
@@ -54,9 +70,9 @@ def _fit(tmp_path, task, devices, name):
         evaluation, model = RegressionCurve(output="mean", log_variance="log_var"), DropoutRegressor(lr=0.0)
     callback = ActiveLearningCallback(heuristic, query_size=3, iterations=4, seed=7, evaluations=[evaluation])
     callbacks = (
-        [AssertRanksAgree(), callback, WriteResult(tmp_path / name)]
+        [AssertRanksAgree(), callback, WriteResult(tmp_path / name), WriteFigures(tmp_path / f"{name}.figures")]
         if devices > 1
-        else [callback, WriteResult(tmp_path / name)]
+        else [callback, WriteResult(tmp_path / name), WriteFigures(tmp_path / f"{name}.figures")]
     )
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -87,3 +103,11 @@ def test_two_processes_label_what_one_process_labels(tmp_path, task):
     two = _fit(tmp_path, task, 2, "two.pt")
     assert torch.bincount(two[two >= 0]).tolist() == [4, 3, 3, 3]
     assert torch.equal(one, two)
+    # Each rank evaluates its shard; the metric states are synchronised, so the figures are the whole set's (up to
+    # float32 rounding in the model: a rank's batches hold other items than one process's).
+    one_figures = torch.load(tmp_path / "one.pt.figures", weights_only=True)
+    two_figures = torch.load(tmp_path / "two.pt.figures", weights_only=True)
+    assert len(one_figures) == 3
+    assert all(len(step) == 2 for step in one_figures)
+    for one_step, two_step in zip(one_figures, two_figures, strict=True):
+        assert two_step == pytest.approx(one_step, rel=1e-6)

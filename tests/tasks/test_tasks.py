@@ -1,17 +1,20 @@
 """Segmentation, regression and sequence labelling end to end: ActiveDataModule + ActiveLearningCallback + Trainer."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.nn import functional as F  # noqa: N812
+from torch.utils.data import TensorDataset
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.callbacks import RegressionCurve, SegmentationIoU
-from lightning_bal.callbacks.task_evaluation import gaussian_nll_terms, mean_iou
+from lightning_bal.callbacks.evaluation import StepContext
 from lightning_bal.functional import bald
 from lightning_bal.heuristics import BALD, BatchBALD, Entropy, GaussianMI, PowerBALD, Variance
-from lightning_bal.mc import mc_batches
+from lightning_bal.mc import Posterior, mc_batches
 from tests.helpers.runs import make_trainer
 from tests.tasks.models import (
     IGNORE,
@@ -25,21 +28,64 @@ from tests.tasks.models import (
 )
 
 
-def test_mean_iou_matches_torchmetrics():
-    generator = torch.Generator().manual_seed(0)
-    predictions = torch.randint(0, 4, (5, 6, 6), generator=generator)
-    targets = torch.randint(0, 4, (5, 6, 6), generator=generator)
-    from torchmetrics.functional.classification import multiclass_confusion_matrix
-
-    confusion = multiclass_confusion_matrix(predictions, targets, 4)
-    expected = MulticlassJaccardIndex(num_classes=4, average="macro")(predictions, targets)
-    assert mean_iou(confusion) == pytest.approx(float(expected), abs=1e-6)
+def _context(model, dm, posterior=None, iterations=4):
+    """A step's context for one process, without a Trainer."""
+    trainer = SimpleNamespace(global_rank=0, world_size=1, strategy=None)
+    return StepContext(trainer, model, dm, iterations, posterior, seed=0, step=0)
 
 
-def test_gaussian_nll_matches_torch():
-    mean, var, y = torch.randn(7), torch.rand(7) + 0.1, torch.randn(7)
-    expected = torch.nn.functional.gaussian_nll_loss(mean, y, var, full=True, reduction="none")
-    torch.testing.assert_close(gaussian_nll_terms(mean, var, y), expected)
+@pytest.mark.parametrize("ignore_index", [None, IGNORE, 2])
+def test_segmentation_figures_are_torchmetrics_over_the_whole_split(ignore_index):
+    images, maps = segmentation_data(10, seed=1).tensors
+    if ignore_index is not None:
+        maps = maps.clone()
+        maps[:, 0, :] = ignore_index  # a void row in every image
+    # Several batches: the figures are those of the whole split, not of a batch.
+    val = TensorDataset(images, maps)
+    dm = ActiveDataModule(segmentation_data(12), val_dataset=val, initial_labels=2, seed=0, eval_batch_size=3)
+    model = TinySegmenter()
+    figures = SegmentationIoU(3, ignore_index=ignore_index)(_context(model, dm))
+    model.eval()
+    with torch.no_grad():
+        predictions = model(images).argmax(1)
+    expected = MulticlassJaccardIndex(3, average="macro", ignore_index=ignore_index)(predictions, maps)
+    assert figures["val_miou"] == pytest.approx(float(expected), abs=1e-7)
+    counted = maps != ignore_index if ignore_index is not None else torch.ones_like(maps, dtype=torch.bool)
+    assert figures["val_pixel_acc"] == float((predictions == maps)[counted].double().mean())
+
+
+class FixedSamples(Posterior):
+    """K given samples of ``{"mean", "log_var"}`` per dataset index: the figures can be computed by hand."""
+
+    def __init__(self, samples):
+        self.samples = samples  # [N, K, 2]
+
+    def batches(self, module, dataloader, iterations, seed, output_transform):
+        for _, indices in dataloader:
+            rows = self.samples[indices]
+            yield indices, output_transform({"mean": rows[:, :, 0], "log_var": rows[:, :, 1]})
+
+
+@pytest.mark.parametrize(("log_variance", "noise_variance"), [("log_var", None), (None, 0.25), (None, None)])
+def test_regression_figures_over_the_whole_split(log_variance, noise_variance):
+    data = regression_data(11, seed=1)
+    dm = ActiveDataModule(
+        regression_data(12), test_dataset=data, task="regression", initial_labels=2, seed=0, eval_batch_size=4
+    )
+    samples = torch.randn(11, 5, 2, generator=torch.Generator().manual_seed(0))
+    evaluation = RegressionCurve("test", output="mean", log_variance=log_variance, noise_variance=noise_variance)
+    figures = evaluation(_context(DropoutRegressor(), dm, FixedSamples(samples), iterations=5))
+    samples, targets = samples.double(), data.tensors[1].double()
+    mean = samples[:, :, 0].mean(1)
+    assert figures["test_rmse"] == pytest.approx(float((mean - targets).square().mean().sqrt()), rel=1e-12)
+    if log_variance is None and noise_variance is None:
+        assert "test_nll" not in figures
+        return
+    noise = samples[:, :, 1].exp().mean(1) if log_variance else noise_variance
+    variance = samples[:, :, 0].var(1, correction=0) + noise
+    expected = 0.5 * (math.log(2 * math.pi) + variance.log() + (targets - mean).square() / variance).mean()
+    assert figures["test_nll"] == pytest.approx(float(expected), rel=1e-12)
+    assert figures["test_nll"] == pytest.approx(float(F.gaussian_nll_loss(mean, targets, variance, full=True)))
 
 
 @pytest.mark.parametrize(
