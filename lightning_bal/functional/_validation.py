@@ -228,21 +228,36 @@ def check_mask(mask: Tensor | None, shape: tuple[int, ...], name: str = "mask") 
         )
 
 
-def reduce_scores(scores: Tensor, reduction: Reduction, mask: Tensor | None = None, empty: float = 0.0) -> Tensor:
+def reduce_scores(
+    scores: Tensor,
+    reduction: Reduction,
+    mask: Tensor | None = None,
+    empty: float = 0.0,
+    higher_is_better: bool = True,
+) -> Tensor:
     """Reduce per-position scores ``[N, ...]`` to one score per item ``[N]``; ``[N]`` passes through unchanged.
 
     Positions where the bool ``mask`` ``[N, ...]`` is False do not count; an item with no position that counts
     gets ``empty`` (the heuristic's least informative score).
 
+    ``"max"`` and ``"topq"`` look at the most uncertain positions whatever the score's direction: for a score whose
+    lower is more uncertain (``higher_is_better=False``, e.g. a margin), ``"max"`` is the smallest score and
+    ``"topq"`` the mean of the smallest. A callable gets the scores as they are.
+
     Example:
         >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "max")
         tensor([3., 2.])
+        >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "max", higher_is_better=False)
+        tensor([1., 0.])
         >>> mask = torch.tensor([[True, False], [False, False]])
         >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "mean", mask=mask)
         tensor([1., 0.])
     """
     if scores.ndim == 1:
         return scores
+    if not higher_is_better and (reduction in ("max", "topq") or isinstance(reduction, TopQ)):
+        # The most uncertain positions of a lower-is-better score are its smallest: reduce the negated scores.
+        return reduce_scores(scores.neg(), reduction, mask, -empty).neg_()
     if reduction == "topq":
         reduction = TopQ()
     if isinstance(reduction, TopQ):
@@ -280,8 +295,12 @@ def finalize_scores(
     validate_args: bool,
     mask: Tensor | None = None,
     empty: float = 0.0,
+    higher_is_better: bool = True,
 ) -> Tensor:
     """Restore the trailing dims of ``[N, R]`` scores, check them for NaN/inf and reduce them to ``[N]``.
+
+    ``higher_is_better`` is the score's direction, which decides what ``"max"`` and ``"topq"`` keep (see
+    :func:`reduce_scores`).
 
     Example:
         >>> finalize_scores(torch.ones(2, 3), torch.zeros(2, 5, 4, 3), "sum", validate_args=True)
@@ -290,7 +309,7 @@ def finalize_scores(
     scores = scores_N_R.reshape(log_probs.shape[:1] + log_probs.shape[3:])
     if validate_args:
         check_finite_scores(scores)
-    return reduce_scores(scores, reduction, mask, empty)
+    return reduce_scores(scores, reduction, mask, empty, higher_is_better)
 
 
 def check_masked_inputs(log_probs: Tensor, mask: Tensor | None) -> None:
