@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._entropy import entropy_over_classes
 from lightning_bal.functional._mc_pass import fast_exp_
 from lightning_bal.functional._validation import check_log_probs, check_mass, row_mass_error
 from lightning_bal.utilities.checks import check_int_in_range
@@ -95,7 +96,7 @@ def batchbald(
     for step in range(query_size):
         if exact:
             weights_J = log_joint_J.exp()
-            joint_entropy = torch.special.entr(weights_J).sum()
+            joint_entropy = entropy_over_classes(weights_J.view(1, -1, 1))[0, 0]
         else:
             weights_J = torch.full_like(log_joint_J, 1.0 / log_joint_J.shape[0])
             joint_entropy = -log_joint_J.mean()
