@@ -130,6 +130,11 @@ def log_selection(
     statistics = None
     if selection is not None:
         figures["num_scored"] = float(selection.num_scored)
+        if selection.gains is not None and selection.gains.numel():
+            # BatchBALD: its selected scores are BALD scores, like the pool's; what each pick added to the batch's
+            # joint mutual information is another quantity, logged under its own names.
+            figures.update(_stats("selected_joint_mi_gain", selection.gains))
+            figures["selected_joint_mi"] = float(selection.gains.double().sum())
         if len(selection.rank_seconds) > 1:
             # Each rank's own time, so that a straggler shows.
             figures.update({f"pool_pass_seconds_rank{r}": t for r, t in enumerate(selection.rank_seconds)})

@@ -45,6 +45,7 @@ class PoolSelection(NamedTuple):
         shard: dataset indices this rank scored.
         pool_statistics: mean, max and min of every scored item's score, all-reduced over the ranks.
         rank_seconds: the time each rank spent scoring, in rank order.
+        gains: rank zero, BatchBALD: the joint mutual information each pick added (``None`` otherwise).
     """
 
     indices: Tensor
@@ -56,6 +57,7 @@ class PoolSelection(NamedTuple):
     shard: Tensor
     pool_statistics: PoolStatistics | None = None
     rank_seconds: tuple[float, ...] = ()
+    gains: Tensor | None = None
 
 
 class _Scores(NamedTuple):
@@ -130,7 +132,7 @@ class PoolPass:
         )
         seconds = time.perf_counter() - start
         device = _device(module)
-        selected, scores, probabilities = self._select(
+        selected, scores, probabilities, gains = self._select(
             strategy, rank, world_size, pool, query_size, derive_seed(seed, step, Stream.SELECTION), device
         )
         selected, probabilities = strategy.broadcast((selected, probabilities), src=0)
@@ -150,6 +152,7 @@ class PoolPass:
             local,
             statistics,
             tuple(rank_seconds.reshape(-1).tolist()),
+            gains,
         )
 
     def _score(
@@ -281,8 +284,8 @@ class PoolPass:
         query_size: int,
         seed: int,
         device: torch.device,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Dataset indices, scores and (stochastic heuristics) drawing probabilities of the selection.
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Dataset indices, scores, (stochastic) drawing probabilities and (BatchBALD) gains of the selection.
 
         Every rank takes part (the merges are collective); rank zero's result is the one broadcast.
         """
@@ -291,12 +294,12 @@ class PoolPass:
         rule = selection_rule(heuristic) if pointwise else None
         if rule == "top_k":
             merged = select_top_k(strategy, world_size, pool.indices, pool.scores, query_size, heuristic, device)
-            return merged.indices, merged.scores, merged.probabilities
+            return merged.indices, merged.scores, merged.probabilities, None
         if rule == "stochastic" and isinstance(heuristic, StochasticHeuristic):
             merged = select_stochastic(
                 strategy, world_size, pool.indices, pool.scores, query_size, heuristic, seed, device
             )
-            return merged.indices, merged.scores, merged.probabilities
+            return merged.indices, merged.scores, merged.probabilities, None
         indices, scores = pool.indices, pool.scores
         if pointwise:
             # A selection rule of the heuristic's own: it needs every score in one place.
@@ -307,13 +310,13 @@ class PoolPass:
             order = torch.argsort(indices)
             indices, scores = indices[order], scores[order]
         if rank != 0:
-            return torch.empty(0, dtype=torch.long), torch.empty(0), None
+            return torch.empty(0, dtype=torch.long), torch.empty(0), None, None
         generator = torch.Generator().manual_seed(seed)
         if self.heuristic.batch_aware:
             selection = self.heuristic.select(pool.candidate_outputs, query_size, generator)
-            return pool.candidate_indices[selection.indices], selection.scores, selection.probabilities
+            return pool.candidate_indices[selection.indices], selection.scores, selection.probabilities, selection.gains
         selection = self.heuristic.select_from_scores(scores, query_size, generator)
-        return indices[selection.indices], selection.scores, selection.probabilities
+        return indices[selection.indices], selection.scores, selection.probabilities, None
 
 
 def _device(module: nn.Module) -> torch.device:

@@ -14,6 +14,8 @@ __all__ = [
     "check_log_probs",
     "check_mask",
     "check_mass",
+    "mass_tolerance",
+    "row_mass_error",
     "check_finite_scores",
     "check_reduction",
     "reduce_scores",
@@ -72,8 +74,12 @@ class TopQ:
 Reduction = str | TopQ | Callable[..., Tensor]
 
 _REDUCTIONS = ("mean", "sum", "max", "topq")
-# Row masses of float32 log-softmax outputs deviate from 1 by ~1e-6; probabilities or logits by far more.
-_MASS_TOLERANCE = 1e-3
+# A row of log-probabilities rounded to bfloat16 anywhere upstream (a bf16 model's log_softmax, upcast later) has a
+# mass off by up to u * (1 + H) <= u * (1 + ln C), u = 2**-8 the unit roundoff: measured up to 0.005 for C=2 and
+# 0.02 for C=1000. Twice that bound leaves room for the log_softmax's own rounding; probabilities (mass >= C),
+# logits and rows summing to 0 or 2 miss it by far. Float32 rows deviate by ~1e-6.
+_BF16_EPS = 2.0**-7
+_MIN_MASS_TOLERANCE = 1e-3
 
 
 def check_log_probs(log_probs: Tensor, needs_mc_samples: bool, name: str = "log_probs") -> None:
@@ -104,31 +110,67 @@ def check_log_probs(log_probs: Tensor, needs_mc_samples: bool, name: str = "log_
         )
 
 
-def check_mass(mass: Tensor, num_rows: int, log_probs: Tensor, name: str = "log_probs") -> None:
-    """Check that ``exp(log_probs)`` sums to one over the class dim, given ``mass = exp(log_probs).sum()``.
-
-    The check is on the mean row mass ``mass / num_rows`` (``num_rows = N * K * prod(trailing dims)``): it is free
-    given the class means the heuristics compute anyway, and probabilities or logits fail it by a wide margin.
+def mass_tolerance(num_classes: int) -> float:
+    """How far a row's mass ``sum_c exp(log_probs)`` may stray from 1 for ``num_classes`` classes.
 
     Example:
-        >>> probs = torch.full((2, 3, 4), 0.25)
-        >>> check_mass(probs.exp().sum(), 6, probs)  # doctest: +ELLIPSIS
+        >>> round(mass_tolerance(10), 4)
+        0.0258
+    """
+    return max(_MIN_MASS_TOLERANCE, _BF16_EPS * (1.0 + math.log(max(num_classes, 1))))
+
+
+def row_mass_error(probs: Tensor) -> Tensor:
+    """The largest ``|sum_c probs - 1|`` over the rows of ``[N, K, C, ...]`` probabilities, a 0-d tensor.
+
+    One pass over ``probs`` (a matrix-vector product without trailing dims), no host sync; NaN if a row holds NaN.
+
+    Example:
+        >>> row_mass_error(torch.tensor([[[0.5, 0.5], [1.0, 1.0]]]))
+        tensor(1.)
+    """
+    if probs.numel() == 0:
+        return probs.new_zeros(())
+    num_classes = probs.shape[2]
+    if math.prod(probs.shape[3:]) == 1:
+        # `sum(2)` over a few contiguous classes pays a per-row overhead that a product with a ones vector does not.
+        masses = torch.mv(probs.reshape(-1, num_classes), probs.new_ones(num_classes))
+    else:
+        masses = probs.sum(2)
+    lowest, highest = torch.aminmax(masses)
+    return torch.maximum(highest - 1.0, 1.0 - lowest)
+
+
+def check_mass(error: Tensor, log_probs: Tensor, name: str = "log_probs") -> None:
+    """Check that every row of ``exp(log_probs)`` sums to one over the class dim, given ``error = row_mass_error``.
+
+    ``error`` is the largest deviation of a row's mass from 1, computed by the caller from the probabilities it
+    needs anyway; only a failing check reads ``log_probs`` again, to name the first bad row.
+
+    Example:
+        >>> log_probs = torch.tensor([[[-0.6931, -0.6931], [0.0, 0.0]]])
+        >>> check_mass(row_mass_error(log_probs.exp()), log_probs)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: Expected argument `log_probs` to hold log-probabilities (values <= 0 whose exp sums to 1 ...
+        ValueError: Expected argument `log_probs` to hold log-probabilities ... row mass of `log_probs[0, 1, :]` is 2.
     """
-    if num_rows == 0:  # an empty pool has no row to check
-        return
-    mean_mass = float(mass) / num_rows
-    if mean_mass != mean_mass:  # NaN
+    worst = float(error)
+    if worst != worst:  # NaN
         raise ValueError(f"Expected argument `{name}` to contain finite values, but got NaN.")
-    if abs(mean_mass - 1.0) > _MASS_TOLERANCE:
-        largest = float(log_probs.max())
-        hint = " (probabilities or logits?)" if largest > 0 else ""
-        raise ValueError(
-            f"Expected argument `{name}` to hold log-probabilities (values <= 0 whose exp sums to 1 over dim 2),"
-            f" but got values up to {largest:.4g}{hint}." + ("" if hint else f" Mean row mass is {mean_mass:.6g}.")
-        )
+    tolerance = mass_tolerance(log_probs.shape[2])
+    if worst <= tolerance:
+        return
+    masses = torch.logsumexp(log_probs.detach().double(), dim=2).exp()
+    deviation = (masses - 1.0).abs()
+    bad = torch.nonzero(~(deviation <= tolerance))
+    row = tuple(int(i) for i in (bad[0] if bad.numel() else torch.unravel_index(deviation.argmax(), masses.shape)))
+    index = ", ".join([str(i) for i in row[:2]] + [":"] + [str(i) for i in row[2:]])
+    largest = float(log_probs.max())
+    hint = f" values up to {largest:.4g} (probabilities or logits?);" if largest > 0 else ""
+    raise ValueError(
+        f"Expected argument `{name}` to hold log-probabilities (values <= 0 whose exp sums to 1 over dim 2, within"
+        f" {tolerance:.3g}), but got{hint} row mass of `{name}[{index}]` is {float(masses[row]):.6g}."
+    )
 
 
 def check_finite_scores(scores: Tensor, name: str = "log_probs") -> None:
@@ -186,21 +228,36 @@ def check_mask(mask: Tensor | None, shape: tuple[int, ...], name: str = "mask") 
         )
 
 
-def reduce_scores(scores: Tensor, reduction: Reduction, mask: Tensor | None = None, empty: float = 0.0) -> Tensor:
+def reduce_scores(
+    scores: Tensor,
+    reduction: Reduction,
+    mask: Tensor | None = None,
+    empty: float = 0.0,
+    higher_is_better: bool = True,
+) -> Tensor:
     """Reduce per-position scores ``[N, ...]`` to one score per item ``[N]``; ``[N]`` passes through unchanged.
 
     Positions where the bool ``mask`` ``[N, ...]`` is False do not count; an item with no position that counts
     gets ``empty`` (the heuristic's least informative score).
 
+    ``"max"`` and ``"topq"`` look at the most uncertain positions whatever the score's direction: for a score whose
+    lower is more uncertain (``higher_is_better=False``, e.g. a margin), ``"max"`` is the smallest score and
+    ``"topq"`` the mean of the smallest. A callable gets the scores as they are.
+
     Example:
         >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "max")
         tensor([3., 2.])
+        >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "max", higher_is_better=False)
+        tensor([1., 0.])
         >>> mask = torch.tensor([[True, False], [False, False]])
         >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "mean", mask=mask)
         tensor([1., 0.])
     """
     if scores.ndim == 1:
         return scores
+    if not higher_is_better and (reduction in ("max", "topq") or isinstance(reduction, TopQ)):
+        # The most uncertain positions of a lower-is-better score are its smallest: reduce the negated scores.
+        return reduce_scores(scores.neg(), reduction, mask, -empty).neg_()
     if reduction == "topq":
         reduction = TopQ()
     if isinstance(reduction, TopQ):
@@ -238,8 +295,12 @@ def finalize_scores(
     validate_args: bool,
     mask: Tensor | None = None,
     empty: float = 0.0,
+    higher_is_better: bool = True,
 ) -> Tensor:
     """Restore the trailing dims of ``[N, R]`` scores, check them for NaN/inf and reduce them to ``[N]``.
+
+    ``higher_is_better`` is the score's direction, which decides what ``"max"`` and ``"topq"`` keep (see
+    :func:`reduce_scores`).
 
     Example:
         >>> finalize_scores(torch.ones(2, 3), torch.zeros(2, 5, 4, 3), "sum", validate_args=True)
@@ -248,7 +309,7 @@ def finalize_scores(
     scores = scores_N_R.reshape(log_probs.shape[:1] + log_probs.shape[3:])
     if validate_args:
         check_finite_scores(scores)
-    return reduce_scores(scores, reduction, mask, empty)
+    return reduce_scores(scores, reduction, mask, empty, higher_is_better)
 
 
 def check_masked_inputs(log_probs: Tensor, mask: Tensor | None) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
+from lightning_bal.functional._entropy import entropy_over_classes
 from lightning_bal.functional._mc_pass import mc_moments
 from lightning_bal.functional._validation import (
     Reduction,
@@ -38,6 +38,7 @@ def bald(
         ``[N]`` scores in nats, between 0 and :func:`~lightning_bal.functional.entropy`.
 
     Example:
+        >>> import torch
         >>> log_probs = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log()
         >>> bald(log_probs)
         tensor([0.6931])
@@ -48,9 +49,7 @@ def bald(
         check_masked_inputs(log_probs, mask)
     moments = mc_moments(log_probs, expected_entropy=True, validate_args=validate_args)
     assert moments.expected_entropy is not None  # requested above; narrows the type for mypy
-    scores_N_R = (
-        torch.xlogy(moments.mean_probs, moments.mean_probs).sum(1).neg_().sub_(moments.expected_entropy).clamp_min_(0.0)
-    )
+    scores_N_R = entropy_over_classes(moments.mean_probs).sub_(moments.expected_entropy).clamp_min_(0.0)
     return finalize_scores(scores_N_R, log_probs, reduction, validate_args, mask)
 
 
@@ -73,6 +72,7 @@ def expected_entropy(
         ``[N]`` conditional entropies in nats.
 
     Example:
+        >>> import torch
         >>> expected_entropy(torch.full((1, 2, 2), 0.5).log())
         tensor([0.6931])
     """

@@ -7,8 +7,9 @@ import math
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._entropy import entropy_over_classes
 from lightning_bal.functional._mc_pass import fast_exp_
-from lightning_bal.functional._validation import check_log_probs, check_mass
+from lightning_bal.functional._validation import check_log_probs, check_mass, row_mass_error
 from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["batchbald"]
@@ -75,7 +76,7 @@ def batchbald(
     dtype = log_probs.dtype if log_probs.dtype in (torch.float32, torch.float64) else torch.float32
     probs_N_K_C = fast_exp_(log_probs, torch.empty(log_probs.shape, dtype=dtype, device=log_probs.device))
     if validate_args:
-        check_mass(probs_N_K_C.sum(), num_items * num_mc, log_probs)
+        check_mass(row_mass_error(probs_N_K_C), log_probs)
     # Aleatoric term of each candidate, -1/K sum_k sum_c p log p. Clamping -inf (an exact zero) to the lowest finite
     # value makes 0 log 0 = 0 rather than 0 * -inf = NaN, while a NaN input still propagates.
     finite_log_probs = log_probs.clamp_min(torch.finfo(log_probs.dtype).min)
@@ -95,7 +96,7 @@ def batchbald(
     for step in range(query_size):
         if exact:
             weights_J = log_joint_J.exp()
-            joint_entropy = torch.special.entr(weights_J).sum()
+            joint_entropy = entropy_over_classes(weights_J.view(1, -1, 1))[0, 0]
         else:
             weights_J = torch.full_like(log_joint_J, 1.0 / log_joint_J.shape[0])
             joint_entropy = -log_joint_J.mean()

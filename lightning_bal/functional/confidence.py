@@ -28,7 +28,9 @@ def margin(
     Args:
         log_probs: ``[N, K, C, ...]`` log-probabilities with C >= 2 classes.
         reduction: How trailing dims ``...`` are reduced: ``"mean"``, ``"sum"``, ``"max"``, ``"topq"``, a
-            :class:`~lightning_bal.functional.TopQ` or a callable (see :data:`Reduction`).
+            :class:`~lightning_bal.functional.TopQ` or a callable (see :data:`Reduction`). As for every heuristic,
+            ``"max"`` keeps the most uncertain position, here the SMALLEST margin, and ``"topq"`` the smallest
+            margins; a callable gets the margins as they are.
         validate_args: Check the input (rank, dtype, C >= 2, finite values, rows of ``exp`` summing to one).
         mask: Optional bool ``[N, ...]`` (the trailing dims): True where a position counts; positions marked False
             (padding, void pixels) are left out of the reduction, and an item with none that counts scores 1.0.
@@ -40,6 +42,9 @@ def margin(
         >>> import torch
         >>> margin(torch.tensor([[[0.7, 0.2, 0.1]]]).log())
         tensor([0.5000])
+        >>> pixels = torch.tensor([[0.5, 0.99], [0.5, 0.01]]).log()[None, None]  # [1, 1, C=2, 2 pixels]
+        >>> margin(pixels, reduction="max")  # the most uncertain pixel: the smallest margin
+        tensor([0.])
     """
     if validate_args:
         check_log_probs(log_probs, needs_mc_samples=False)
@@ -48,7 +53,8 @@ def margin(
         if log_probs.shape[2] < 2:
             raise ValueError(f"Expected argument `log_probs` to have C >= 2 classes, but got C={log_probs.shape[2]}.")
     top2_N_2_R = mc_moments(log_probs, validate_args=validate_args).mean_probs.topk(2, dim=1).values
-    return finalize_scores(top2_N_2_R[:, 0] - top2_N_2_R[:, 1], log_probs, reduction, validate_args, mask, empty=1.0)
+    margins_N_R = top2_N_2_R[:, 0] - top2_N_2_R[:, 1]
+    return finalize_scores(margins_N_R, log_probs, reduction, validate_args, mask, empty=1.0, higher_is_better=False)
 
 
 def least_confidence(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._validation import check_finite_scores, check_log_probs, check_mass
+from lightning_bal.functional._validation import check_finite_scores, check_log_probs, check_mass, row_mass_error
 
 __all__ = ["epig", "check_targets"]
 
@@ -30,7 +30,7 @@ def _check_shape(log_probs: Tensor, name: str, items: str, min_items: int) -> No
 def _probs(log_probs: Tensor, name: str, dtype: torch.dtype, validate_args: bool) -> Tensor:
     probs = log_probs.to(dtype).exp()
     if validate_args and probs.numel() > 0:
-        check_mass(probs.detach().sum(), probs.shape[0] * probs.shape[1], log_probs, name=name)
+        check_mass(row_mass_error(probs.detach()), log_probs, name=name)
     return probs
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._validation import check_log_probs, check_mass
+from lightning_bal.functional._validation import check_log_probs, check_mass, row_mass_error
 from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["RQ_ALPHAS", "hsic", "ical", "sample_kernels"]
@@ -181,7 +181,7 @@ def ical(
     if query_size == 0:
         return torch.empty(0, dtype=torch.int64, device=log_probs.device), log_probs.new_empty(0)
     if validate_args:
-        check_mass(log_probs.exp().sum(), num_items * num_mc, log_probs)
+        check_mass(row_mass_error(log_probs.exp()), log_probs)
         if not bool(torch.isfinite(log_probs.clamp_min(torch.finfo(log_probs.dtype).min)).all()):
             raise ValueError("Expected argument `log_probs` to contain finite values, but got NaN or inf.")
     kernels_N_K_K = sample_kernels(log_probs, samples, generator)

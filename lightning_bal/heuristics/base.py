@@ -18,15 +18,18 @@ class Selection(NamedTuple):
 
     Attributes:
         indices: int64 ``[q]`` positions into the N items that were scored.
-        scores: ``[q]`` the score of each selected item. For BatchBALD, ``scores[i]`` is the estimated joint mutual
-            information of the first ``i + 1`` picks.
+        scores: ``[q]`` the score of each selected item, the same score as the heuristic gives the pool (for
+            BatchBALD, each pick's BALD score).
         probabilities: For stochastic heuristics, float64 ``[q]``: the probability with which each item was drawn
             given the earlier draws, ``p_i / sum of p_j over the items not drawn before it``. ``None`` otherwise.
+        gains: For BatchBALD, ``[q]``: the joint mutual information each pick added to the picks before it (their
+            cumulative sum is the batch's joint mutual information). ``None`` otherwise.
     """
 
     indices: Tensor
     scores: Tensor
     probabilities: Tensor | None = None
+    gains: Tensor | None = None
 
 
 def check_scores(scores: Tensor, query_size: int) -> None:

@@ -53,8 +53,11 @@ class BatchBALD(BALDPrefiltered):
     Example:
         >>> import torch
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]], [[0.5, 0.5], [0.5, 0.5]]])
-        >>> BatchBALD().select(log_probs.log(), 2)
-        Selection(indices=tensor([0, 1]), scores=tensor([0.3681, 0.3753]), probabilities=None)
+        >>> selection = BatchBALD().select(log_probs.log(), 2)
+        >>> selection.indices, selection.scores  # each pick's BALD score
+        (tensor([0, 1]), tensor([0.3681, 0.0201]))
+        >>> selection.gains  # joint MI each pick added: the second, correlated with the first, less than its BALD
+        tensor([0.3681, 0.0073])
     """
 
     name: ClassVar[str] = "batchbald"
@@ -76,13 +79,20 @@ class BatchBALD(BALDPrefiltered):
         self.num_samples = num_samples
 
     def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
-        """Greedy BatchBALD over ``[N, K, C]`` log-probabilities; scores are the joint MI of the picks so far."""
+        """Greedy BatchBALD over ``[N, K, C]`` log-probabilities.
+
+        ``scores`` are the picks' BALD scores (the pool's score, so the two compare) and ``gains`` the joint mutual
+        information each pick added to the earlier ones.
+        """
         candidates = self.num_candidates(query_size, log_probs.shape[0]) if log_probs.ndim > 0 else 0
+        keep = None
         if 0 < candidates < log_probs.shape[0]:
             keep = top_k(self.score(log_probs), candidates)
-            indices, scores = batchbald(log_probs[keep], query_size, self.num_samples, generator, self.validate_args)
-            return Selection(keep[indices], scores)
-        return Selection(*batchbald(log_probs, query_size, self.num_samples, generator, self.validate_args))
+            log_probs = log_probs[keep]
+        indices, joint_mi = batchbald(log_probs, query_size, self.num_samples, generator, self.validate_args)
+        bald_scores = bald(log_probs[indices], "mean", validate_args=False).to(joint_mi.dtype)
+        gains = torch.diff(joint_mi, prepend=joint_mi.new_zeros(1)) if query_size else joint_mi
+        return Selection(indices if keep is None else keep[indices], bald_scores, gains=gains)
 
     def select_from_scores(
         self, scores: Tensor, query_size: int, generator: torch.Generator | None = None

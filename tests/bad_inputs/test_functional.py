@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_bal import functional as F  # noqa: N812
+from lightning_bal.functional._validation import mass_tolerance
 from tests.bad_inputs.harness import accepts, refuses
 
 NAN, INF = float("nan"), float("inf")
@@ -21,6 +24,14 @@ def log_probs(n: int = 6, k: int = 4, c: int = 3, *trailing: int, seed: int = 0)
 def with_value(tensor: torch.Tensor, value: float) -> torch.Tensor:
     tensor = tensor.clone()
     tensor.view(-1)[1] = value
+    return tensor
+
+
+def with_row_masses(tensor: torch.Tensor, first: tuple[int, ...], second: tuple[int, ...]) -> torch.Tensor:
+    """Make row ``first`` (an index with the class dim left out) sum to 2 and row ``second`` to 0: mean mass 1."""
+    tensor = tensor.clone()
+    tensor[first[:2] + (slice(None),) + first[2:]] += math.log(2.0)
+    tensor[second[:2] + (slice(None),) + second[2:]] = -INF
     return tensor
 
 
@@ -52,6 +63,15 @@ BAD_LOG_PROBS = [
     (lambda: torch.full((6, 4, 3), NAN), ValueError, r"`log_probs`.*(finite|NaN)"),
     (lambda: log_probs().exp().log1p(), ValueError, r"`log_probs`.*log-probabilities"),
     (lambda: log_probs(6, 4, 3, 5).exp(), ValueError, r"`log_probs`.*log-probabilities"),
+    # Rows summing to 2 and 0 keep the mean row mass at 1: every row is checked, and the first bad one named.
+    (lambda: with_row_masses(log_probs(), (2, 1), (4, 3)), ValueError, r"row mass of `log_probs\[2, 1, :\]` is 2\b"),
+    (lambda: with_row_masses(log_probs(), (5, 0), (0, 2)), ValueError, r"row mass of `log_probs\[0, 2, :\]` is 0\b"),
+    (lambda: with_row_masses(log_probs(), (3, 0), (3, 1)), ValueError, r"row mass of `log_probs\[3, 0, :\]` is 2\b"),
+    (
+        lambda: with_row_masses(log_probs(6, 4, 3, 5), (1, 2, 4), (1, 2, 3)),
+        ValueError,
+        r"row mass of `log_probs\[1, 2, :, 3\]` is 0\b",
+    ),
 ]
 
 
@@ -99,8 +119,11 @@ def test_bad_reduction_refused(name, reduction, match):
         lambda: log_probs().double(),
         lambda: log_probs().clamp_min(-20).masked_fill(log_probs() < -2, -INF).log_softmax(2),
         lambda: log_probs(1, 2, 2),
+        # What a bfloat16 model's log_softmax gives, upcast: every row's mass off by rounding (up to ~0.02 here).
+        lambda: torch.randn(6, 4, 1000, generator=torch.Generator().manual_seed(3)).bfloat16().log_softmax(2).float(),
+        lambda: log_probs(6, 4, 2).bfloat16(),
     ],
-    ids=["plain", "empty-pool", "trailing", "float64", "exact-zeros", "smallest"],
+    ids=["plain", "empty-pool", "trailing", "float64", "exact-zeros", "smallest", "bf16-rounded-1000", "bf16"],
 )
 def test_pointwise_valid_neighbours_accepted(name, make):
     fn, _ = POINTWISE[name]
@@ -156,6 +179,7 @@ def generator() -> torch.Generator:
         ({"log_probs": with_value(log_probs(), INF)}, ValueError, r"`log_probs`.*(\+inf|finite|log-prob)"),
         ({"log_probs": log_probs().long()}, TypeError, r"`log_probs`.*floating point"),
         ({"log_probs": log_probs().tolist()}, TypeError, r"`log_probs`.*torch.Tensor"),
+        ({"log_probs": with_row_masses(log_probs(), (2, 1), (4, 3))}, ValueError, r"`log_probs\[2, 1, :\]` is 2\b"),
     ],
 )
 def test_batchbald_refuses(kwargs, error, match):
@@ -186,6 +210,13 @@ def test_batchbald_accepts_valid_neighbours():
         (log_probs(), with_value(log_probs(5, 4, 3), NAN), ValueError, r"`log_probs_targets`.*(NaN|finite)"),
         (log_probs().tolist(), log_probs(5, 4, 3), TypeError, r"`log_probs_pool`.*torch.Tensor"),
         (log_probs(), log_probs(5, 4, 3).long(), TypeError, r"`log_probs_targets`.*floating point"),
+        (with_row_masses(log_probs(), (1, 1), (2, 2)), log_probs(5, 4, 3), ValueError, r"`log_probs_pool\[1, 1, :\]`"),
+        (
+            log_probs(),
+            with_row_masses(log_probs(5, 4, 3), (4, 0), (0, 3)),
+            ValueError,
+            r"`log_probs_targets\[0, 3, :\]",
+        ),
     ],
 )
 def test_epig_refuses(pool, targets, error, match):
@@ -332,6 +363,41 @@ def test_generated_non_log_probabilities_refused(name, n, k, c, kind, seed):
         "nan": with_value(valid, NAN),
     }[kind]
     refuses(f"functional.{name}", lambda: fn(value), ValueError, r"`log_probs`.*(log-probabilities|NaN|finite)", value)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.sampled_from(sorted(POINTWISE)),
+    st.integers(1, 5),
+    st.integers(2, 4),
+    st.integers(2, 50),
+    st.integers(0, 2**16),
+    st.data(),
+)
+def test_generated_row_masses_refused(name, n, k, c, seed, data):
+    """One row's mass moved out of tolerance, another moved back so the mean stays 1: refused, that row named."""
+    fn, _ = POINTWISE[name]
+    value = log_probs(n, k, c, seed=seed)
+    tolerance = mass_tolerance(c)
+    mass = data.draw(st.one_of(st.floats(0.0, 1.0 - 2 * tolerance), st.floats(1.0 + 2 * tolerance, 2.0)), "mass")
+    row = data.draw(st.tuples(st.integers(0, n - 1), st.integers(0, k - 1)), "row")
+    other = data.draw(st.tuples(st.integers(0, n - 1), st.integers(0, k - 1)).filter(lambda r: r != row), "other")
+    # The other row takes the mass the first lost (or gave up), so that the mean row mass stays 1.
+    for index, new_mass in ((row, mass), (other, 2.0 - mass)):
+        value[index] += math.log(new_mass) if new_mass > 0 else -INF
+    first = min(row, other)
+    pattern = rf"`log_probs`.*log-probabilities.*row mass of `log_probs\[{first[0]}, {first[1]}, :\]`"
+    refuses(f"functional.{name}", lambda: fn(value), ValueError, pattern, value)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(st.sampled_from(sorted(POINTWISE)), st.sampled_from([2, 10, 21, 100, 1000]), st.integers(0, 2**16))
+def test_generated_bfloat16_log_probs_accepted(name, c, seed):
+    """A bfloat16 model's log-probabilities pass the row check, however they reach the heuristic."""
+    fn, _ = POINTWISE[name]
+    logits = torch.randn(3, 4, c, generator=torch.Generator().manual_seed(seed)) * (1 + seed % 8)
+    for value in (logits.bfloat16().log_softmax(2), logits.bfloat16().log_softmax(2).float(), logits.log_softmax(2)):
+        assert accepts(lambda v=value: fn(v)).shape == (3,)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -35,6 +37,14 @@ FROM_SCORES = [name for name in SCORING if not (HEURISTICS[name].batch_aware or 
 
 def log_probs(n: int = 6, k: int = 4, c: int = 3, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, k, c, generator=torch.Generator().manual_seed(seed)).log_softmax(2)
+
+
+def rows_of_mass_two_and_zero() -> torch.Tensor:
+    """Log-probabilities whose mean row mass is 1 although rows [1, 0] and [4, 2] sum to 2 and 0."""
+    value = log_probs()
+    value[1, 0] += math.log(2.0)
+    value[4, 2] = -INF
+    return value
 
 
 def takes(name: str, argument: str) -> bool:
@@ -184,6 +194,7 @@ def test_combine_heuristics_accepts_valid_neighbours():
         (lambda: log_probs().long(), TypeError, r"`log_probs`.*floating point"),
         (lambda: log_probs().tolist(), TypeError, r"`log_probs`.*torch.Tensor"),
         (lambda: log_probs().index_fill(0, torch.tensor([2]), NAN), ValueError, r"`log_probs`.*(NaN|finite)"),
+        (rows_of_mass_two_and_zero, ValueError, r"row mass of `log_probs\[1, 0, :\]` is 2\b"),
     ],
 )
 def test_score_refuses(name, make, error, match):

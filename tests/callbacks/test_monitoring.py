@@ -8,7 +8,7 @@ from tests.helpers.models import DropoutClassifier
 from tests.helpers.runs import make_datamodule, make_trainer
 
 
-@pytest.mark.parametrize("heuristic", ["bald", "random"])
+@pytest.mark.parametrize("heuristic", ["bald", "batchbald", "random"])
 def test_tensorboard_receives_the_active_learning_curve(tmp_path, heuristic):
     logger = TensorBoardLogger(tmp_path, name="al")
     dm = make_datamodule()
@@ -32,14 +32,24 @@ def test_tensorboard_receives_the_active_learning_curve(tmp_path, heuristic):
     assert counts == [6.0, 11.0, 16.0]
     histograms = set(events.Tags()["histograms"])
     assert "active/labelled_classes" in histograms
-    if heuristic == "bald":
+    if heuristic != "random":
         assert {"active/score_pool_mean", "active/score_selected_max", "active/score_pool_min"} <= scalars
         assert "active/pool_scores" in histograms
-        for pool_max, selected_min in zip(
-            events.Scalars("active/score_pool_max"), events.Scalars("active/score_selected_min"), strict=True
+        # Like with like: the selected scores are pool scores (for BatchBALD too: its picks' BALD scores).
+        for pool_max, selected_max in zip(
+            events.Scalars("active/score_pool_max"), events.Scalars("active/score_selected_max"), strict=True
         ):
-            assert selected_min.value <= pool_max.value
+            assert selected_max.value <= pool_max.value + 1e-6
+    gain_tags = {f"active/selected_joint_mi_gain_{s}" for s in ("mean", "max", "min")} | {"active/selected_joint_mi"}
+    if heuristic == "batchbald":
+        assert gain_tags <= scalars
+        for step in callback.history:
+            # Five picks: the batch's joint MI is the sum of what each pick added.
+            assert step["active/selected_joint_mi"] == pytest.approx(5 * step["active/selected_joint_mi_gain_mean"])
+            assert step["active/selected_joint_mi_gain_max"] <= step["active/score_pool_max"] + 1e-5
     else:
+        assert not gain_tags & scalars
+    if heuristic == "random":
         assert "active/score_pool_mean" not in scalars, "Random has no scores to report"
 
 

@@ -22,11 +22,11 @@ from lightning_bal.functional.outputs import Masked
 from lightning_bal.heuristics import BALD, Entropy, GaussianMI, Margin, PowerBALD, Variance
 
 
-def reference(scores, mask, reduction, empty=0.0):
-    """Item by item, over the list of valid positions."""
+def reference(scores, mask, reduction, empty=0.0, higher_is_better=True):
+    """Item by item, over the list of valid positions, most uncertain first."""
     out = []
     for row, valid in zip(scores.flatten(1).tolist(), mask.flatten(1).tolist(), strict=True):
-        kept = sorted((s for s, v in zip(row, valid, strict=True) if v), reverse=True)
+        kept = sorted((s for s, v in zip(row, valid, strict=True) if v), reverse=higher_is_better)
         if not kept:
             out.append(empty)
         elif reduction == "mean":
@@ -47,13 +47,20 @@ def reference(scores, mask, reduction, empty=0.0):
     positions=st.integers(1, 7),
     reduction=st.sampled_from(["mean", "sum", "max", TopQ(0.1), TopQ(0.5), TopQ(1.0)]),
     seed=st.integers(0, 2**16),
+    higher_is_better=st.booleans(),
+    masked=st.booleans(),
 )
-def test_masked_reductions_match_a_reference_over_valid_positions(n, positions, reduction, seed):
+def test_masked_reductions_match_a_reference_over_valid_positions(
+    n, positions, reduction, seed, higher_is_better, masked
+):
+    """For a lower-is-better score, "max" and "topq" keep the smallest scores: the most uncertain positions."""
     generator = torch.Generator().manual_seed(seed)
     scores = torch.randn(n, positions, generator=generator, dtype=torch.float64)
     mask = torch.rand(n, positions, generator=generator) < 0.6
-    got = reduce_scores(scores, reduction, mask, empty=-7.0)
-    torch.testing.assert_close(got, reference(scores, mask, reduction, empty=-7.0))
+    if not masked:
+        mask.fill_(True)
+    got = reduce_scores(scores, reduction, mask if masked else None, -7.0, higher_is_better)
+    torch.testing.assert_close(got, reference(scores, mask, reduction, -7.0, higher_is_better))
 
 
 def test_topq_string_is_the_top_tenth():

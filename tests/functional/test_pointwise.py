@@ -90,6 +90,8 @@ def test_trailing_dims_are_reduced(fn, reduction, reduce):
     per_pixel = torch.stack(
         [fn(log_probs[..., i, j]) for i in range(2) for j in range(3)], dim=1
     )  # [N, 6] from the 3-dim path
+    if fn is margin and reduction == "max":
+        reduce = torch.amin  # "max" keeps the most uncertain pixel: the smallest margin
     torch.testing.assert_close(fn(log_probs, reduction=reduction), reduce(per_pixel, dim=1))
     torch.testing.assert_close(fn(log_probs, reduction=lambda s: s.flatten(1).min(1).values), per_pixel.min(1).values)
 
@@ -113,7 +115,7 @@ def test_half_precision_is_computed_in_float32(fn):
         (lambda: torch.zeros(3, 4), ValueError, "at least 3 dims"),
         (lambda: torch.zeros(3, 4, 2, dtype=torch.int64), TypeError, "floating point"),
         (lambda: torch.full((3, 4, 2), 0.5), ValueError, "probabilities or logits"),
-        (lambda: torch.full((3, 4, 2), -5.0), ValueError, "Mean row mass"),
+        (lambda: torch.full((3, 4, 2), -5.0), ValueError, r"row mass of `log_probs\[0, 0, :\]` is 0.0134759"),
         (
             lambda: random_log_probs(3, 4, 2).index_put_((torch.tensor(1),), torch.tensor(float("nan"))),
             ValueError,
@@ -186,3 +188,29 @@ def test_large_finite_scores_are_not_reported_as_non_finite():
         variance(predictions)
     huge = torch.tensor([[0.0, 2.5e19]]).expand(4, 2)  # each variance ~1.6e38 is finite, their sum is not
     torch.testing.assert_close(variance(huge), torch.full((4,), 2.5e19**2 / 4))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.integers(1, 30),
+    st.integers(2, 8),
+    st.integers(2, 12),
+    st.floats(0.0, 1.0),
+    st.sampled_from([torch.float32, torch.float64]),
+    st.integers(0, 2**16),
+)
+def test_bald_and_entropy_share_one_entropy(n, k, c, one_hot_share, dtype, seed):
+    """BALD's predictive entropy is entropy()'s to the bit: 0 <= BALD <= entropy holds exactly, and with one-hot
+    samples (exact zeros in the log-probabilities: no aleatoric part) BALD equals entropy. Both match float64 xlogy."""
+    generator = torch.Generator().manual_seed(seed)
+    log_probs = torch.log_softmax(torch.randn(n, k, c, generator=generator, dtype=dtype) * 3, dim=2)
+    labels = torch.randint(0, c, (n, k), generator=generator)
+    one_hot = torch.full_like(log_probs, -math.inf).scatter_(2, labels[..., None], 0.0)
+    hard = torch.rand(n, 1, 1, generator=generator) < one_hot_share
+    log_probs = torch.where(hard, one_hot, log_probs)
+    h, mi = entropy(log_probs), bald(log_probs)
+    assert (mi >= 0).all()
+    assert (mi <= h).all()
+    assert torch.equal(mi[hard.flatten()], h[hard.flatten()])
+    mean_probs = log_probs.double().exp().mean(1)
+    torch.testing.assert_close(h.double(), -torch.xlogy(mean_probs, mean_probs).sum(1), atol=1e-5, rtol=1e-5)
