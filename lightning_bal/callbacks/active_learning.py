@@ -384,10 +384,10 @@ class ActiveLearningCallback(Callback):
         if self.convergence is not None:
             validated_convergence_state(state_dict)
         self.posterior.load_state_dict(valid["posterior"])
-        for criterion, state in zip(self.stopping, state_dict.get("stopping", []), strict=False):
+        for criterion, state in zip(self.stopping, valid["stopping"], strict=False):
             criterion.load_state_dict(state)
         if self.annotator is not None:
-            self.annotator.load_state_dict(state_dict.get("annotator") or {})
+            self.annotator.load_state_dict(valid["annotator"])
         self._run_seed = valid["seed"]
         self.steps_done = valid["steps_done"]
         self.last_selection = valid["last_selection"]
