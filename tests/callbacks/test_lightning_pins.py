@@ -31,12 +31,12 @@ EPOCHS = 4
 
 
 def _trainer(callbacks: list[Callback], tmp_path: Any, **kwargs: Any) -> pl.Trainer:
+    kwargs.setdefault("enable_checkpointing", False)
     return pl.Trainer(
         max_epochs=EPOCHS,
         callbacks=callbacks,
         default_root_dir=tmp_path,
         logger=False,
-        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -169,3 +169,46 @@ def test_loop_internals_the_callbacks_touch_exist(tmp_path):
     _fit(_trainer([Probe()], tmp_path, max_steps=1), num_batches=3)
     assert seen == dict.fromkeys(seen, True)
     assert len(seen) == 6
+
+
+class _Events(Callback):
+    """The training batches and validations of a run, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, int]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.events.append(("train", trainer.current_epoch, batch_idx))
+
+    def on_validation_start(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.events.append(("val", trainer.current_epoch, -1))
+
+
+def _events(tmp_path: Any, checkpoint: Callback | None = None, ckpt_path: Any = None) -> list[tuple[str, int, int]]:
+    events = _Events()
+    callbacks: list[Callback] = [events] if checkpoint is None else [events, checkpoint]
+    trainer = _trainer(callbacks, tmp_path, enable_checkpointing=checkpoint is not None)
+    torch.manual_seed(0)
+    train = DataLoader(blobs(12), batch_size=4)  # 3 batches an epoch
+    val = DataLoader(blobs(8, seed=1))
+    trainer.fit(DropoutClassifier(), train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path)
+    return events.events
+
+
+@pytest.mark.parametrize("save_on", ["train-step", "validation"])
+def test_restart_points_are_those_resume_assumes(tmp_path, save_on):
+    """A restart goes on right after the checkpoint's moment, except from an epoch's last batch: there Lightning
+    skips the epoch's validation (`replay_skipped_validation` runs it) and the next epoch starts afresh."""
+    full = _events(tmp_path / "full")
+    kwargs = {"every_n_train_steps": 1} if save_on == "train-step" else {"save_on_train_epoch_end": False}
+    saver = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, filename="{step}", **kwargs)
+    _events(tmp_path / "part", saver)
+    for path in sorted((tmp_path / "ckpt").glob("*.ckpt")):
+        step = torch.load(path, weights_only=True)["global_step"]
+        epoch, batch = divmod(step - 1, 3)
+        moment = ("train", epoch, batch) if save_on == "train-step" else ("val", epoch, -1)
+        expected = full[full.index(moment) + 1 :]
+        if save_on == "train-step" and batch == 2:
+            expected = expected[1:] if expected[:1] == [("val", epoch, -1)] else expected
+        assert _events(tmp_path / path.stem, ckpt_path=path) == expected, path.name
