@@ -9,8 +9,12 @@ Lightning offers no public surface for these, so each is checked here against Li
   (``batch_progress.increment_completed``).
 - ``data/datamodule.py``: the train loader skips ``batch_progress.current.processed`` batches on a restart.
 
-Checked on lightning 2.2.5 (the declared floor, ``lightning>=2.2``) and 2.6.6. A new Lightning release that changes
-one of these fails here first, naming the assumption, rather than as a resumed run that differs.
+Checked on lightning 2.2.5 (the declared floor, ``lightning>=2.2``), 2.4.0, 2.5.0 and 2.6.6. All pass on 2.5.0 and
+2.6.6. On 2.2.5 and 2.4.0 every pin but one passes: ``test_restart_points_are_those_resume_assumes`` fails, because
+those releases run a validation first when they restart from a mid-epoch checkpoint, and validate again when they
+restart from one written at a validation's end; resume is then not exact (``test_resume_timings.py`` fails there
+too). A new Lightning release that changes one of these fails here first, naming the assumption, rather than as a
+resumed run that differs.
 """
 
 from __future__ import annotations
@@ -176,6 +180,11 @@ class _Events(Callback):
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int, int]] = []
+        self.processed_at_start = -1
+
+    def on_train_start(self, trainer, pl_module):
+        # What `ActiveDataModule.train_dataloader` reads to skip the batches the restarted epoch already trained.
+        self.processed_at_start = trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.events.append(("train", trainer.current_epoch, batch_idx))
@@ -185,7 +194,7 @@ class _Events(Callback):
             self.events.append(("val", trainer.current_epoch, -1))
 
 
-def _events(tmp_path: Any, checkpoint: Callback | None = None, ckpt_path: Any = None) -> list[tuple[str, int, int]]:
+def _events(tmp_path: Any, checkpoint: Callback | None = None, ckpt_path: Any = None) -> _Events:
     events = _Events()
     callbacks: list[Callback] = [events] if checkpoint is None else [events, checkpoint]
     trainer = _trainer(callbacks, tmp_path, enable_checkpointing=checkpoint is not None)
@@ -193,14 +202,14 @@ def _events(tmp_path: Any, checkpoint: Callback | None = None, ckpt_path: Any = 
     train = DataLoader(blobs(12), batch_size=4)  # 3 batches an epoch
     val = DataLoader(blobs(8, seed=1))
     trainer.fit(DropoutClassifier(), train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path)
-    return events.events
+    return events
 
 
 @pytest.mark.parametrize("save_on", ["train-step", "validation"])
 def test_restart_points_are_those_resume_assumes(tmp_path, save_on):
     """A restart goes on right after the checkpoint's moment, except from an epoch's last batch: there Lightning
     skips the epoch's validation (`replay_skipped_validation` runs it) and the next epoch starts afresh."""
-    full = _events(tmp_path / "full")
+    full = _events(tmp_path / "full").events
     kwargs = {"every_n_train_steps": 1} if save_on == "train-step" else {"save_on_train_epoch_end": False}
     saver = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, filename="{step}", **kwargs)
     _events(tmp_path / "part", saver)
@@ -211,4 +220,8 @@ def test_restart_points_are_those_resume_assumes(tmp_path, save_on):
         expected = full[full.index(moment) + 1 :]
         if save_on == "train-step" and batch == 2:
             expected = expected[1:] if expected[:1] == [("val", epoch, -1)] else expected
-        assert _events(tmp_path / path.stem, ckpt_path=path) == expected, path.name
+        resumed = _events(tmp_path / path.stem, ckpt_path=path)
+        message = f"lightning {pl.__version__} restarts {path.name} otherwise (true from 2.5.0 on)"
+        assert resumed.events == expected, message
+        if save_on == "train-step" and batch < 2:
+            assert resumed.processed_at_start == batch + 1, path.name
