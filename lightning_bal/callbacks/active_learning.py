@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
@@ -32,7 +32,7 @@ from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, monitored_value, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
-from lightning_bal.callbacks.resume import legacy_state, replay_skipped_validation, resume_stage
+from lightning_bal.callbacks.resume import replay_skipped_validation, resume_stage, undone_if_interrupted
 from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
@@ -216,7 +216,7 @@ class ActiveLearningCallback(Callback):
 
     def _run_pending_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         rank_zero_info(f"Resuming: running the active learning step of epoch {self._trained_epoch} first.")
-        self._active_learning_step(trainer, pl_module, self._trained_epoch)
+        self._step_or_nothing(trainer, pl_module, self._trained_epoch)
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -254,9 +254,29 @@ class ActiveLearningCallback(Callback):
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._is_due(trainer.current_epoch):
-            self._active_learning_step(trainer, pl_module, trainer.current_epoch)
+            self._step_or_nothing(trainer, pl_module, trainer.current_epoch)
 
     # ------------------------------------------------------------------ the active learning step
+    def _step_or_nothing(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
+        """Run the step; if anything interrupts it, leave everything it touched as it was before (issue #27).
+
+        The step is then recorded as done only once it completes: a checkpoint written on the way out holds the
+        state before it (its epoch still owed), and the resumed run redoes it identically. The posterior is left as
+        its fit left it: a fit depends only on the model and the labelled set, so the redone step fits it the same.
+        """
+        parts: list[Any] = [require_datamodule(trainer), *self.stopping]
+        parts += [part for part in (self.convergence, self.annotator) if part is not None]
+        if self.reset_weights:
+            parts.append(pl_module)  # the reset happens before the query is handed over, which may still fail
+        bookkeeping = self.steps_done, self.last_selection, self.last_shard, self._last_step_epoch, len(self.history)
+        try:
+            with undone_if_interrupted(*parts):
+                self._active_learning_step(trainer, pl_module, epoch)
+        except BaseException:
+            self.steps_done, self.last_selection, self.last_shard, self._last_step_epoch, logged = bookkeeping
+            del self.history[logged:]
+            raise
+
     def _active_learning_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
         datamodule = require_datamodule(trainer)
         epochs_trained = float(epoch - self._last_step_epoch)
@@ -365,10 +385,10 @@ class ActiveLearningCallback(Callback):
         if self.convergence is not None:
             validated_convergence_state(state_dict)
         self.posterior.load_state_dict(valid["posterior"])
-        for criterion, state in zip(self.stopping, state_dict.get("stopping", []), strict=False):
+        for criterion, state in zip(self.stopping, valid["stopping"], strict=False):
             criterion.load_state_dict(state)
         if self.annotator is not None:
-            self.annotator.load_state_dict(state_dict.get("annotator") or {})
+            self.annotator.load_state_dict(valid["annotator"])
         self._run_seed = valid["seed"]
         self.steps_done = valid["steps_done"]
         self.last_selection = valid["last_selection"]
@@ -388,9 +408,10 @@ class ActiveLearningCallback(Callback):
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        self._resume_stage = resume_stage(checkpoint, checkpoint.get("callbacks", {}).get(self.state_key, {}))
         states = checkpoint.get("callbacks", {})
+        self._resume_stage = resume_stage(checkpoint, states.get(self.state_key, {}))
         if self.state_key not in states:
-            legacy = legacy_state(states, self.state_key)
-            if legacy is not None:
-                self.load_state_dict(legacy)
+            rank_zero_warn(
+                f"The checkpoint holds no state for `{self.state_key}` (it holds {sorted(states) or 'none'}): the"
+                " active learning run restarts its step count and schedule from scratch."
+            )

@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, Protocol
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_warn
 
-__all__ = ["legacy_state", "replay_skipped_validation", "resume_stage"]
+__all__ = ["replay_skipped_validation", "resume_stage", "undone_if_interrupted"]
+
+
+class _Stateful(Protocol):
+    def state_dict(self) -> Any: ...
+
+    def load_state_dict(self, state_dict: Any, /) -> Any: ...
+
+
+@contextmanager
+def undone_if_interrupted(*parts: _Stateful) -> Iterator[None]:
+    """Put every part back as it was if the block raises (an exception, or Ctrl-C), then let the error go on.
+
+    An active learning step runs in such a block: a checkpoint Lightning writes on the way out
+    (``OnExceptionCheckpoint``) then holds the state from before the step, never a step half done (labels given to
+    part of the selection, a query recorded but not written), and the resumed run redoes the step with the same seeds.
+    The states are deep copies: labelling and weight resets write into the tensors a ``state_dict`` hands out.
+
+    Example:
+        >>> from torch import nn
+        >>> layer = nn.Linear(1, 1, bias=False)
+        >>> try:
+        ...     with undone_if_interrupted(layer):
+        ...         _ = layer.weight.data.fill_(5.0)
+        ...         raise KeyboardInterrupt
+        ... except KeyboardInterrupt:
+        ...     pass
+        >>> float(layer.weight) != 5.0
+        True
+    """
+    saved = [copy.deepcopy(part.state_dict()) for part in parts]
+    try:
+        yield
+    except BaseException:
+        for part, state in zip(parts, saved, strict=True):
+            part.load_state_dict(state)
+        raise
 
 
 def resume_stage(
@@ -77,19 +115,3 @@ def _validated_after_last_batch(trainer: pl.Trainer, epoch: int) -> bool:
         return True
     last = trainer.fit_loop.epoch_loop.total_batch_idx if every is None else trainer.num_training_batches - 1
     return (int(last) + 1) % int(check) == 0
-
-
-def legacy_state(states: dict[str, Any], state_key: str) -> dict[str, Any] | None:
-    """The callback's state saved under an older key, if the checkpoint has exactly one; else warn and return None.
-
-    Releases before 0.2 keyed the state on the heuristic, query size and iterations as well, so a resumed run that
-    changed one of them silently lost the state.
-    """
-    legacy = [key for key in states if key.startswith(f"{state_key}{{")]
-    if len(legacy) == 1:
-        return states[legacy[0]]
-    rank_zero_warn(
-        f"The checkpoint holds no state for `{state_key}` (it holds {sorted(states) or 'none'}): the active learning"
-        " run restarts its step count and schedule from scratch."
-    )
-    return None

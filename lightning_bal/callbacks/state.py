@@ -11,8 +11,22 @@ from torch import Tensor
 
 __all__ = ["validated_callback_state", "validated_convergence_state"]
 
-# Written by every release; later keys are read with defaults so that older checkpoints still load.
-_REQUIRED = ("seed", "steps_done", "last_selection", "last_step_epoch", "trained_epoch")
+# Written by every `state_dict`, whatever the configuration. Those of `Convergence` are not: a run resumed with a
+# `Convergence` it did not have before starts tracking afresh.
+_REQUIRED = (
+    "seed",
+    "steps_done",
+    "last_selection",
+    "last_step_epoch",
+    "trained_epoch",
+    "pending_step",
+    "initial_weights",
+    "history",
+    "val_metrics",
+    "posterior",
+    "stopping",
+    "annotator",
+)
 
 
 def _integer(state: dict[str, Any], key: str, minimum: int) -> int:
@@ -38,7 +52,8 @@ def validated_callback_state(state: Any) -> dict[str, Any]:
 
     Example:
         >>> state = {"seed": 0, "steps_done": 1, "last_selection": torch.tensor([4]), "last_step_epoch": 0,
-        ...          "trained_epoch": 0}
+        ...          "trained_epoch": 0, "pending_step": False, "initial_weights": {}, "history": [],
+        ...          "val_metrics": {}, "posterior": {}, "stopping": [], "annotator": {}}
         >>> validated_callback_state(state)["steps_done"]
         1
         >>> validated_callback_state({**state, "steps_done": -1})
@@ -52,25 +67,31 @@ def validated_callback_state(state: Any) -> dict[str, Any]:
     if missing:
         raise KeyError(f"Expected the callback's state to hold {missing}, but it has only {sorted(state)}.")
     seed = state["seed"]
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"Expected `seed` to be an integer or None, but got {seed!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"Expected `seed` to be an integer, but got {seed!r}.")
     selection = state["last_selection"]
     if not isinstance(selection, Tensor) or selection.is_floating_point() or selection.dtype == torch.bool:
         got = f"dtype {selection.dtype}" if isinstance(selection, Tensor) else type(selection).__name__
         raise TypeError(f"Expected `last_selection` to be an integer tensor, but got {got}.")
     if selection.ndim != 1:
         raise ValueError(f"Expected `last_selection` to have shape [q], but got {tuple(selection.shape)}.")
-    pending = state.get("pending_step", False)
+    pending = state["pending_step"]
     if not isinstance(pending, bool):
         raise TypeError(f"Expected `pending_step` to be a bool, but got {pending!r}.")
-    history = state.get("history", [])
+    history = state["history"]
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         raise TypeError(f"Expected `history` to be a list of dicts, but got {history!r:.80}.")
-    posterior = state.get("posterior", {})
+    posterior = state["posterior"]
     if not isinstance(posterior, dict):
         raise TypeError(f"Expected `posterior` to be a dict (the posterior's state), but got {posterior!r:.80}.")
+    stopping = state["stopping"]
+    if not isinstance(stopping, list) or not all(isinstance(entry, dict) for entry in stopping):
+        raise TypeError(f"Expected `stopping` to be a list of dicts (one per criterion), but got {stopping!r:.80}.")
+    annotator = state["annotator"]
+    if not isinstance(annotator, dict):
+        raise TypeError(f"Expected `annotator` to be a dict (the annotator's state), but got {annotator!r:.80}.")
     return {
-        "seed": int(seed or 0),
+        "seed": int(seed),
         "steps_done": _integer(state, "steps_done", 0),
         "last_selection": selection.clone() if selection.numel() else None,
         "last_step_epoch": _integer(state, "last_step_epoch", -1),
@@ -80,6 +101,8 @@ def validated_callback_state(state: Any) -> dict[str, Any]:
         "history": [dict(row) for row in history],
         "val_metrics": _mapping(state, "val_metrics") or None,
         "posterior": posterior,
+        "stopping": [dict(entry) for entry in stopping],
+        "annotator": dict(annotator),
     }
 
 

@@ -127,3 +127,16 @@ def test_run_killed_in_training_or_while_checkpointing_resumes_identically(tmp_p
     got = torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert torch.equal(got["acquired_at"], expected["acquired_at"])
     assert got["steps_done"] == expected["steps_done"] == 4
+
+
+@pytest.mark.parametrize(
+    "key", ["ActiveLearningCallback{'heuristic': 'bald', 'query_size': 4}", "ActiveDataModule", "EarlyStopping"]
+)
+def test_checkpoint_without_the_callback_state_warns_and_loads_nothing(key):
+    # Only the class name keys the state: 0.1.0 was never released, so no other key is read as the callback's.
+    written = ActiveLearningCallback("bald", query_size=4)
+    written.steps_done = 2
+    callback = ActiveLearningCallback("bald", query_size=4)
+    with pytest.warns(UserWarning, match=r"holds no state for `ActiveLearningCallback`.*from scratch"):
+        callback.on_load_checkpoint(None, None, {"callbacks": {key: written.state_dict()}})
+    assert callback.steps_done == 0
