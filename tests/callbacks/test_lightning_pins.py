@@ -9,11 +9,10 @@ Lightning offers no public surface for these, so each is checked here against Li
   (``batch_progress.increment_completed``).
 - ``data/datamodule.py``: the train loader skips ``batch_progress.current.processed`` batches on a restart.
 
-Checked on lightning 2.2.5 (the declared floor, ``lightning>=2.2``), 2.4.0, 2.5.0 and 2.6.6. All pass on 2.5.0 and
-2.6.6. On 2.2.5 and 2.4.0 every pin but one passes: ``test_restart_points_are_those_resume_assumes`` fails, because
-those releases run a validation first when they restart from a mid-epoch checkpoint, and validate again when they
-restart from one written at a validation's end; resume is then not exact (``test_resume_timings.py`` fails there
-too). A new Lightning release that changes one of these fails here first, naming the assumption, rather than as a
+Checked on lightning 2.5.0 (the declared floor, ``lightning>=2.5``) and 2.6.6: all pass. The floor is 2.5 because
+of ``test_restart_points_are_those_resume_assumes``: on 2.2.5 and 2.4.0 it fails, as those releases run a validation
+first when they restart from a mid-epoch checkpoint, and validate again when they restart from one written at a
+validation's end; resume is then not exact (``test_resume_timings.py`` fails there too). A new Lightning release that changes one of these fails here first, naming the assumption, rather than as a
 resumed run that differs.
 """
 
