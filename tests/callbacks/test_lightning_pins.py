@@ -12,8 +12,8 @@ Lightning offers no public surface for these, so each is checked here against Li
 Checked on lightning 2.5.0 (the declared floor, ``lightning>=2.5``) and 2.6.6: all pass. The floor is 2.5 because
 of ``test_restart_points_are_those_resume_assumes``: on 2.2.5 and 2.4.0 it fails, as those releases run a validation
 first when they restart from a mid-epoch checkpoint, and validate again when they restart from one written at a
-validation's end; resume is then not exact (``test_resume_timings.py`` fails there too). A new Lightning release that changes one of these fails here first, naming the assumption, rather than as a
-resumed run that differs.
+validation's end; resume is then not exact (``test_resume_timings.py`` fails there too). A new Lightning release
+that changes one of these fails here first, naming the assumption, rather than as a resumed run that differs.
 """
 
 from __future__ import annotations
