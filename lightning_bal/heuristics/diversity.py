@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional.cold_start import probcover, typiclust
-from lightning_bal.functional.diversity import GreedySelection, k_center_greedy, kmeans_pp
+from lightning_bal.functional.diversity import GreedySelection, check_finite, k_center_greedy, kmeans_pp
 from lightning_bal.functional.gradient_embeddings import gradient_embedding
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
@@ -57,6 +57,8 @@ class EmbeddingHeuristic(Heuristic):
             raise ValueError(f"Expected argument `embeddings` to be a tensor [len(dataset), E], but got {got}.")
         if embeddings is not None and layer is not None:
             raise ValueError("Expected either `layer` or `embeddings`, but got both.")
+        if embeddings is not None:
+            check_finite("embeddings", embeddings)
         self.layer = layer
         self.embeddings = embeddings
 
@@ -283,8 +285,15 @@ class ProbCover(EmbeddingHeuristic):
             raise ValueError(
                 f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
             )
-        if delta is not None and (isinstance(delta, bool) or not isinstance(delta, (int, float)) or delta < 0):
-            raise ValueError(f"Expected argument `delta` to be a non-negative float or None, but got {delta!r}.")
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
+            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
+        if num_classes is not None and num_classes < 2:
+            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
+        # A NaN radius covers nothing and an infinite one everything: either way the picks would mean nothing.
+        if delta is not None and (
+            isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf")
+        ):
+            raise ValueError(f"Expected argument `delta` to be a finite positive radius or None, but got {delta!r}.")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
             raise ValueError(f"Expected argument `alpha` to be in (0, 1), but got {alpha!r}.")
         self.delta = None if delta is None else float(delta)
