@@ -28,7 +28,7 @@ def check_threshold(argument: str, threshold: Any) -> float:
     return float(threshold)
 
 
-def _check_curve(curve: Any, argument: str = "curve") -> Curve:
+def _check_curve(curve: Any, argument: str = "curve") -> Sequence[Any]:
     """``curve`` as given: a list of ``(labelled, value)`` pairs, labelled counts non-decreasing."""
     if isinstance(curve, (str, bytes)) or not isinstance(curve, Sequence):
         raise TypeError(f"Expected argument `{argument}` to be a list of (labelled, value) pairs, but got {curve!r}.")

@@ -258,10 +258,10 @@ class ExperimentResult:
         """
         thresholds = _check_thresholds(thresholds)
         path = _check_path(path)
-        curves = self.curves(metric)
+        by_heuristic = self.curves(metric)
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, by_seed in curves.items():
+        for name, by_seed in by_heuristic.items():
             curves = [curve for curve in by_seed.values() if curve]
             if not curves:
                 continue
@@ -321,9 +321,9 @@ class Row:
     def __post_init__(self) -> None:
         _check_heuristic("heuristic", self.heuristic)
         if self.model is not None:
-            _check_factory("model", self.model, "a LightningModule from the seed's model and the seed")
+            check_factory("model", self.model, "a LightningModule from the seed's model and the seed")
         if self.datamodule is not None:
-            _check_factory("datamodule", self.datamodule, "an ActiveDataModule from the run's datamodule")
+            check_factory("datamodule", self.datamodule, "an ActiveDataModule from the run's datamodule")
         _check_callback("callback", self.callback)
 
 
@@ -406,8 +406,8 @@ class Experiment:
         for name in names:
             if name not in row_map:
                 _check_heuristic("heuristics", name)
-        _check_factory("model", model, "the LightningModule for a seed (e.g. `lambda seed: Net()`)")
-        _check_factory("datamodule", datamodule, "the ActiveDataModule for a seed (e.g. `lambda seed: make(seed)`)")
+        check_factory("model", model, "the LightningModule for a seed (e.g. `lambda seed: Net()`)")
+        check_factory("datamodule", datamodule, "the ActiveDataModule for a seed (e.g. `lambda seed: make(seed)`)")
         _check_callback("callback", callback)
         for reserved in ("heuristic", "seed"):
             if any(reserved in settings for settings in [callback or {}, *(r.callback for r in row_map.values())]):
@@ -488,7 +488,7 @@ def _check_heuristic(argument: str, name: Any) -> None:
         )
 
 
-def _check_factory(argument: str, factory: Any, builds: str) -> None:
+def check_factory(argument: str, factory: Any, builds: str) -> None:
     """Refuse a model or datamodule given where a function building one is expected (it would fail at run time)."""
     if isinstance(factory, (nn.Module, pl.LightningDataModule)) or not callable(factory):
         raise TypeError(
