@@ -18,11 +18,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import TensorBoardLogger
+import torch
 from torch import nn
 
 from lightning_bal.callbacks import ActiveLearningCallback
@@ -87,6 +89,13 @@ class ExperimentResult:
                         f"Expected argument `histories` to hold {_LABELLED!r} in every step, but step {missing} of"
                         f" {name!r} seed {seed!r} has none."
                     )
+                for i, step in enumerate(history):
+                    wrong = {key: value for key, value in step.items() if not _is_number(value)}
+                    if wrong:
+                        raise TypeError(
+                            f"Expected argument `histories` to hold numbers, but step {i} of {name!r} seed {seed!r}"
+                            f" holds {wrong}."
+                        )
         _check_metric("metric", self.metric)
 
     def metrics(self) -> list[str]:
@@ -392,9 +401,10 @@ class Experiment:
         if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
             raise TypeError(f"Expected argument `seeds` to be a list of integers, but got {seeds!r}.")
         seed_list = list(seeds)
-        wrong = [seed for seed in seed_list if isinstance(seed, bool) or not isinstance(seed, int)]
+        wrong = [seed for seed in seed_list if isinstance(seed, bool) or not isinstance(seed, Integral)]
         if wrong:
             raise TypeError(f"Expected argument `seeds` to be integers, but got {wrong} in {seed_list}.")
+        seed_list = [int(seed) for seed in seed_list]
         if not seed_list or len(set(seed_list)) != len(seed_list):
             raise ValueError(f"Expected argument `seeds` to be distinct integers, at least one, but got {seed_list}.")
         if rows is not None and not isinstance(rows, Mapping):
@@ -477,6 +487,15 @@ class Experiment:
         trainer = pl.Trainer(**settings)
         trainer.fit(model, datamodule=datamodule)
         return [dict(step) for step in callback.history]
+
+
+def _is_number(value: Any) -> bool:
+    """A real number: a Python or NumPy number, or a one-element tensor (a callback's history may hold either)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, Real):
+        return True
+    return hasattr(value, "numel") and value.numel() == 1 and not value.is_complex() and value.dtype != torch.bool
 
 
 def _check_heuristic(argument: str, name: Any) -> None:

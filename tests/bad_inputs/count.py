@@ -26,6 +26,8 @@ def family(entry: str) -> str:
         return entry
     if entry.startswith("heuristics.") or entry == "get_heuristic":
         return "heuristic constructors, get_heuristic"
+    if entry.startswith("experiments."):
+        return entry
     if entry.startswith("EmbeddingHeuristic"):
         return "BADGE, CoreSet, TypiClust, ProbCover: select_embeddings / select"
     if entry.startswith("CombineHeuristics"):
