@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.loggers import TensorBoardLogger
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
 from lightning_bal.callbacks import ActiveLearningCallback
