@@ -13,15 +13,29 @@ import torch
 
 from lightning_bal import ActiveDataModule
 from lightning_bal.experiments import (
+    DropoutCNN,
+    EnsembleCNN,
     Experiment,
     ExperimentResult,
     PaperProtocol,
     Row,
+    Standardize,
     add_protocol_arguments,
     area_under_curve,
+    cold_start_labels,
+    digits_cnn,
+    ensemble_loader,
+    gal_cnn,
+    kirsch_cnn,
     labels_to_reach,
+    load_digits,
+    load_mnist,
     mean_and_spread,
+    pixel_embeddings,
+    posterior_row,
     protocol_from_arguments,
+    read_idx,
+    split_row_name,
 )
 from lightning_bal.experiments.__main__ import main
 from tests.bad_inputs.harness import accepts, refuses
@@ -550,3 +564,153 @@ def test_the_command_accepts_valid_neighbours(tmp_path, capsys):
 def test_history_figures_may_be_one_element_tensors():
     outcome = accepts(lambda: ExperimentResult({"bald": {0: [{"active/num_labelled": torch.tensor(20)}]}}))
     assert outcome.metrics() == []
+
+
+# ------------------------------------------------------------------------------------ cold start, data, models
+def cold_datamodule() -> ActiveDataModule:
+    return ActiveDataModule(blobs(30), seed=0)
+
+
+def pixels() -> torch.Tensor:
+    return torch.randn(30, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+
+
+def spoilt_pixels() -> torch.Tensor:
+    x = pixels()
+    x[3, 0, 1, 1] = NAN
+    return x
+
+
+OTHERS = [
+    # (entry, call, error, message pattern)
+    ("pixel_embeddings", lambda: pixel_embeddings(pixels(), dims=2.5), ValueError, r"`dims`.*integer in \[1, 16\]"),
+    ("pixel_embeddings", lambda: pixel_embeddings(pixels(), dims=True), ValueError, r"`dims`.*integer.*True"),
+    ("pixel_embeddings", lambda: pixel_embeddings(pixels(), dims=17), ValueError, r"`dims`.*\[1, 16\].*17"),
+    ("pixel_embeddings", lambda: pixel_embeddings(spoilt_pixels(), dims=2), ValueError, r"`inputs`.*finite.*row 3"),
+    ("pixel_embeddings", lambda: pixel_embeddings([[1.0, 2.0]], dims=1), ValueError, r"`inputs`.*real tensor.*list"),
+    ("pixel_embeddings", lambda: pixel_embeddings(torch.zeros(5), dims=1), ValueError, r"`inputs`.*\[N, \.\.\.\]"),
+    ("pixel_embeddings", lambda: pixel_embeddings(pixels(), dims=2, seed=1.5), TypeError, r"`seed`.*integer.*1.5"),
+    (
+        "cold_start_labels",
+        lambda: cold_start_labels(cold_datamodule(), pixels(), "kmeans", 2, 3, 0),
+        ValueError,
+        r"`method`.*\('typiclust', 'probcover'\).*'kmeans'",
+    ),
+    (
+        "cold_start_labels",
+        lambda: cold_start_labels(cold_datamodule(), pixels(), "typiclust", 0, 3, 0),
+        ValueError,
+        r"`count`.*\[1, 30\].*0",
+    ),
+    (
+        "cold_start_labels",
+        lambda: cold_start_labels(cold_datamodule(), pixels(), "typiclust", 2.0, 3, 0),
+        ValueError,
+        r"`count`.*integer.*2.0",
+    ),
+    (
+        "cold_start_labels",
+        lambda: cold_start_labels(cold_datamodule(), pixels()[:20], "typiclust", 2, 3, 0),
+        ValueError,
+        r"`inputs`.*30 training inputs.*20 rows",
+    ),
+    (
+        "cold_start_labels",
+        lambda: cold_start_labels(cold_datamodule(), pixels(), "probcover", 2, 1, 0),
+        ValueError,
+        r"`num_classes`.*>= 2.*1",
+    ),
+    (
+        "cold_start_labels",
+        lambda: cold_start_labels(blobs(30), pixels(), "typiclust", 2, 3, 0),
+        TypeError,
+        r"`datamodule`.*ActiveDataModule.*TensorDataset",
+    ),
+    (
+        "cold_start_labels",
+        lambda: cold_start_labels(cold_datamodule(), pixels(), "typiclust", 2, 3, "0"),
+        TypeError,
+        r"`seed`.*integer",
+    ),
+    (
+        "cold_start_labels",
+        lambda: cold_start_labels(cold_datamodule(), spoilt_pixels(), "probcover", 2, 3, 0),
+        ValueError,
+        r"`inputs`.*finite.*row 3",
+    ),
+    ("load_digits", lambda: load_digits(test_size=0.5), ValueError, r"`test_size`.*integer in \(0, 1797\).*0.5"),
+    ("load_digits", lambda: load_digits(test_size=1797), ValueError, r"`test_size`.*\(0, 1797\).*1797"),
+    ("load_digits", lambda: load_digits(seed="a"), TypeError, r"`seed`.*integer.*'a'"),
+    ("load_mnist", lambda: load_mnist(5), TypeError, r"`root`.*folder path or None.*5"),
+    ("read_idx", lambda: read_idx("/nonexistent/x-idx1-ubyte.gz"), FileNotFoundError, r"`path`.*IDX.*not a file"),
+    ("read_idx", lambda: read_idx(None), TypeError, r"`path`.*file path.*None"),
+    ("DropoutCNN", lambda: DropoutCNN("digits", image_size=8, lr=-1), ValueError, r"`lr`.*finite positive.*-1"),
+    ("DropoutCNN", lambda: DropoutCNN("digits", image_size=8, lr=NAN), ValueError, r"`lr`.*finite positive.*nan"),
+    ("DropoutCNN", lambda: DropoutCNN("digits", image_size=8.5), TypeError, r"`image_size`.*integer.*8.5"),
+    ("DropoutCNN", lambda: DropoutCNN("digits", image_size=2), ValueError, r"`image_size`.*at least 4.*2"),
+    ("DropoutCNN", lambda: DropoutCNN("digits", image_size=8, num_classes=1), ValueError, r"`num_classes`.*>= 2"),
+    ("DropoutCNN", lambda: DropoutCNN("digits", image_size=8, weight_decay=-0.1), ValueError, r"`weight_decay`"),
+    ("DropoutCNN", lambda: DropoutCNN("resnet"), ValueError, r"`network`.*\['digits', 'gal', 'kirsch'\]"),
+    ("networks", lambda: gal_cnn(image_size="28"), TypeError, r"`image_size`.*integer.*'28'"),
+    ("networks", lambda: kirsch_cnn(num_classes=0), ValueError, r"`num_classes`.*>= 2.*0"),
+    ("networks", lambda: digits_cnn(num_classes=2.0), ValueError, r"`num_classes`.*>= 2.*2.0"),
+    ("networks", lambda: Standardize(0.1, 0.0), ValueError, r"`std`.*finite positive.*0.0"),
+    ("networks", lambda: Standardize(NAN, 1.0), ValueError, r"`mean`.*finite.*nan"),
+    ("posterior_row", lambda: posterior_row(5), TypeError, r"row name.*5"),
+    ("posterior_row", lambda: posterior_row("bald"), ValueError, r"`name`.*`heuristic@posterior`.*'bald'"),
+    ("posterior_row", lambda: posterior_row("bald@ensemble", members=1), ValueError, r"`members`.*at least 2.*1"),
+    ("posterior_row", lambda: posterior_row("bald@swag", swag={"rnk": 3}), ValueError, r"`swag`.*SWAG.*\['rnk'\]"),
+    ("posterior_row", lambda: posterior_row("bald@swag", swag=[3]), TypeError, r"`swag`.*mapping"),
+    ("posterior_row", lambda: split_row_name(None), TypeError, r"row name.*None"),
+    ("posterior_row", lambda: split_row_name("bald@"), ValueError, r"`heuristic@posterior`.*'bald@'"),
+    ("ensemble", lambda: ensemble_loader(cold_datamodule(), 0), ValueError, r"`num_members`.*positive.*0"),
+    ("ensemble", lambda: ensemble_loader(blobs(30), 2), TypeError, r"`datamodule`.*ActiveDataModule"),
+    ("ensemble", lambda: EnsembleCNN([digits_cnn(), digits_cnn()], lr=0), ValueError, r"`lr`.*finite positive.*0"),
+    ("ensemble", lambda: EnsembleCNN([digits_cnn()] * 2, own_data_order="yes"), TypeError, r"`own_data_order`.*bool"),
+    (
+        "ensemble",
+        lambda: EnsembleCNN.around(DropoutCNN("digits", image_size=8), 3, seed="x"),
+        TypeError,
+        r"`seed`.*integer.*'x'",
+    ),
+    ("ensemble", lambda: EnsembleCNN.around(DropoutCNN("digits", image_size=8), 1), ValueError, r"`num_members`"),
+]
+
+
+@pytest.mark.parametrize(("entry", "call", "error", "match"), OTHERS, ids=[f"{c[0]}-{i}" for i, c in enumerate(OTHERS)])
+def test_cold_start_data_and_model_entries_refuse(entry, call, error, match):
+    refuses(f"experiments.{entry}", call, error, match)
+
+
+def test_a_refused_cold_start_leaves_the_datamodule_as_it_was():
+    dm = cold_datamodule()
+    refuses(
+        "experiments.cold_start_labels",
+        lambda: cold_start_labels(dm, pixels(), "typiclust", 31, 3, 0),
+        ValueError,
+        r"`count`.*\[1, 30\].*31",
+        dm,
+    )
+    refuses(
+        "experiments.ensemble_loader",
+        lambda: ensemble_loader(dm, -2),
+        ValueError,
+        r"`num_members`.*positive.*-2",
+        dm,
+    )
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: pixel_embeddings(pixels().double(), dims=16, seed=-1),
+        lambda: cold_start_labels(cold_datamodule(), pixels(), "probcover", 30, 2, 3),
+        lambda: DropoutCNN("digits", image_size=4, num_classes=2, lr=1, weight_decay=0),
+        lambda: Standardize(-1, 1e-3),
+        lambda: posterior_row("bald@swag", members=2, swag={"rank": 2}),
+        lambda: ensemble_loader(cold_datamodule(), 1),
+        lambda: EnsembleCNN.around(DropoutCNN("digits", image_size=8), 2, seed=-4, own_data_order=False),
+    ],
+)
+def test_cold_start_data_and_model_entries_accept_valid_neighbours(call):
+    assert accepts(call) is not None
