@@ -259,6 +259,21 @@ def purity(
         tensor([1.0000, 1.0000, 0.3333])
     """
     points = _as_points("points", points)
+    if (
+        not isinstance(pseudo_labels, Tensor)
+        or pseudo_labels.shape != (len(points),)
+        or pseudo_labels.is_floating_point()
+        or pseudo_labels.is_complex()
+    ):
+        got = (
+            f"{tuple(pseudo_labels.shape)} {pseudo_labels.dtype}"
+            if isinstance(pseudo_labels, Tensor)
+            else pseudo_labels
+        )
+        raise ValueError(
+            f"Expected argument `pseudo_labels` to be an integer tensor [{len(points)}] like `points`, but got {got}."
+        )
+    deltas = _checked_deltas(deltas)
     collective = collective or Collective()
     impure = torch.full((len(points),), float("inf"), dtype=torch.float64)
     for others, other_labels in _each_rank(collective, points, pseudo_labels):
@@ -299,7 +314,7 @@ def purity_radius(
     _check_alpha(alpha)
     points = _as_points("points", points)
     collective = collective or Collective()
-    deltas = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else _checked_deltas(deltas)
+    deltas = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else _checked_deltas(deltas).sort().values
     clusters = min(num_classes, int(collective.sum(len(points))))
     pseudo, _ = kmeans(points, clusters, seed=seed, indices=indices, collective=collective)
     failing = torch.nonzero(purity(points, pseudo, deltas, collective=collective) < alpha)
@@ -313,14 +328,14 @@ def _check_alpha(alpha: float) -> None:
 
 
 def _checked_deltas(deltas: Tensor) -> Tensor:
-    """Candidate radii ``[R]``, ascending: at least one, each finite and positive."""
+    """Candidate radii ``[R]`` as float64, in their order: at least one, each finite and positive."""
     if not isinstance(deltas, Tensor) or deltas.ndim != 1 or deltas.numel() == 0 or deltas.is_complex():
         got = tuple(deltas.shape) if isinstance(deltas, Tensor) else type(deltas).__name__
         raise ValueError(f"Expected argument `deltas` to be a non-empty tensor [R] of radii, but got {got}.")
     radii = deltas.double()
     if not bool((torch.isfinite(radii) & (radii > 0)).all()):
         raise ValueError(f"Expected argument `deltas` to be finite positive radii, but got {deltas.tolist()}.")
-    return radii.sort().values
+    return radii
 
 
 def _check_delta(delta: float) -> None:
@@ -446,4 +461,8 @@ def coverage(points: Tensor, centres: Tensor, delta: float) -> Tensor:
         >>> coverage(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([[0.5]]), 0.5)
         tensor(0.6667)
     """
+    points = _as_points("points", points)
+    check_finite("points", points)
+    check_finite("centres", _as_points("centres", centres))
+    _check_delta(delta)
     return (min_sq_distances(points, centres) <= delta**2).float().mean()

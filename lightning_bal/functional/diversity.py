@@ -57,6 +57,12 @@ def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
         >>> bool(((u > 0) & (u < 1)).all()), torch.equal(u[3:], item_uniforms(0, 1, torch.tensor([3, 4])))
         (True, True)
     """
+    check_seed(seed)
+    if isinstance(counter, bool) or not isinstance(counter, int):
+        raise TypeError(f"Expected argument `counter` to be an integer, but got {counter!r}.")
+    if not isinstance(indices, Tensor) or indices.is_floating_point() or indices.is_complex():
+        got = f"dtype {indices.dtype}" if isinstance(indices, Tensor) else type(indices).__name__
+        raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
     idx = indices.to(torch.int64)
     h = torch.zeros_like(idx)
     for word in (seed & _M32, (seed >> 32) & _M32, counter & _M32):
@@ -112,10 +118,20 @@ def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
         >>> min_sq_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 1.0]]))
         tensor([ 1., 18.])
     """
+    if not isinstance(points, Tensor) or points.ndim < 2:
+        got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
+        raise ValueError(f"Expected argument `points` to be a tensor [N, D], but got {got}.")
+    if not isinstance(centres, Tensor):
+        raise TypeError(f"Expected argument `centres` to be a tensor [M, D], but got {type(centres).__name__}.")
     points = points.flatten(1).float()
     out = torch.full((points.shape[0],), float("inf"), device=points.device)
     if centres.numel() == 0:
         return out
+    if centres.ndim < 2 or centres[0].numel() != points.shape[1]:
+        raise ValueError(
+            f"Expected argument `centres` to be a tensor [M, {points.shape[1]}] like `points`, but got"
+            f" {tuple(centres.shape)}."
+        )
     centres = centres.flatten(1).float().to(points.device)
     centre_norms = centres.square().sum(1)
     for start in range(0, points.shape[0], _CHUNK):
@@ -449,7 +465,17 @@ def covering_radius(points: Tensor, centres: Tensor) -> Tensor:
         >>> covering_radius(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(5.)
     """
+    _check_objective(points, centres)
     return min_sq_distances(points, centres).max().sqrt()
+
+
+def _check_objective(points: Tensor, centres: Tensor) -> None:
+    """An objective of NaN or inf rows would be NaN or inf itself: refuse them, naming the row."""
+    for name, rows in (("points", points), ("centres", centres)):
+        if not isinstance(rows, Tensor) or rows.ndim < 2:
+            got = tuple(rows.shape) if isinstance(rows, Tensor) else type(rows).__name__
+            raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
+        check_finite(name, rows)
 
 
 def kmeans_potential(points: Tensor, centres: Tensor) -> Tensor:
@@ -459,4 +485,5 @@ def kmeans_potential(points: Tensor, centres: Tensor) -> Tensor:
         >>> kmeans_potential(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(25.)
     """
+    _check_objective(points, centres)
     return min_sq_distances(points, centres).sum()

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
 import torch
 from torch import Tensor
 
-from lightning_bal.functional.cold_start import kmeans, probcover, purity_radius, typicality, typiclust
-from lightning_bal.functional.diversity import k_center_greedy, kmeans_pp
+from lightning_bal.functional.cold_start import (
+    coverage,
+    kmeans,
+    probcover,
+    purity,
+    purity_radius,
+    typicality,
+    typiclust,
+)
+from lightning_bal.functional.diversity import (
+    covering_radius,
+    item_uniforms,
+    k_center_greedy,
+    kmeans_potential,
+    kmeans_pp,
+    min_sq_distances,
+)
 from lightning_bal.heuristics import BADGE, CoreSet, ProbCover, TypiClust
 from lightning_bal.heuristics.diversity import EmbeddingHeuristic
+from lightning_bal.utilities.collective import Collective
 from tests.bad_inputs.harness import accepts, refuses
 from tests.helpers.thread_ranks import ThreadRanks
 
 NAN, INF = float("nan"), float("inf")
 N, D = 12, 3
+LABELS, DELTAS = torch.arange(N) % 2, torch.tensor([0.5, 1.0])
 
 
 def points(seed: int = 0, n: int = N, d: int = D) -> Tensor:
@@ -107,21 +125,32 @@ def test_labelled_embeddings_of_another_width_refused(name):
 
 
 def test_every_rank_refuses_a_nan_row_held_by_one_rank():
-    # Rank 1 alone holds the NaN row: every rank must raise the same error, none may wait for the others.
+    # Rank 1 alone holds the NaN row: every rank must raise the same error, none may be left waiting for the others.
+    # Each rank runs to its own end (ThreadRanks.run would abort the barrier on the first error); a rank left waiting
+    # fails at the barrier's timeout.
     x, indices = spoilt(NAN, 7), torch.arange(N)
-    messages: list[str] = []
+    ranks = ThreadRanks(2)
+    ranks.barrier = threading.Barrier(2, timeout=10)
+    outcomes: list[BaseException | None] = [None, None]
 
-    def run(rank: int, collective) -> None:
-        mine = slice(0, 6) if rank == 0 else slice(6, N)
+    def rank(number: int) -> None:
+        mine = slice(0, 6) if number == 0 else slice(6, N)
         try:
+            collective = Collective(ranks.strategy(number), number, 2)
             k_center_greedy(x[mine], 3, indices=indices[mine], collective=collective)
-        except ValueError as err:
-            messages.append(str(err))
-            raise
+        except BaseException as err:  # noqa: BLE001 - each rank's outcome is compared below
+            outcomes[number] = err
 
-    refuses("functional.k_center_greedy", lambda: ThreadRanks(2).run(run), ValueError, r"dataset index 7", x)
-    assert len(messages) == 2
-    assert messages[0] == messages[1]
+    def both() -> None:
+        threads = [threading.Thread(target=rank, args=(number,)) for number in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        raise next((err for err in outcomes if not isinstance(err, ValueError)), outcomes[0]) or AssertionError
+
+    refuses("functional.k_center_greedy", both, ValueError, r"`embeddings`.*dataset index 7 holds NaN", x)
+    assert str(outcomes[0]) == str(outcomes[1])
 
 
 # ---------------------------------------------------------------------------------------------- select_embeddings
@@ -296,6 +325,30 @@ BAD_FUNCTIONAL = [
     ("purity_radius", lambda x: purity_radius(x, 2, alpha=1.5), ValueError, r"`alpha`.*\(0, 1\]"),
     ("purity_radius", lambda x: purity_radius(x, 2, deltas=torch.tensor([INF])), ValueError, r"`deltas`.*finite"),
     ("purity_radius", lambda x: purity_radius(spoilt(NAN, 5, x), 2), ValueError, r"`points`.*finite.*row 5"),
+    (
+        "purity",
+        lambda x: purity(x, torch.zeros(N - 1, dtype=torch.long), DELTAS),
+        ValueError,
+        r"`pseudo_labels`.*\[12\]",
+    ),
+    ("purity", lambda x: purity(x, torch.zeros(N), DELTAS), ValueError, r"`pseudo_labels`.*integer tensor"),
+    ("purity", lambda x: purity(x, LABELS, torch.tensor([0.5, -1.0])), ValueError, r"`deltas`.*finite positive"),
+    ("purity", lambda x: purity(x, LABELS, [0.5]), ValueError, r"`deltas`.*tensor \[R\].*list"),
+    ("coverage", lambda x: coverage(x, x[:2], NAN), ValueError, r"`delta`.*finite positive.*nan"),
+    ("coverage", lambda x: coverage(x, x[:2], -1.0), ValueError, r"`delta`.*finite positive"),
+    ("coverage", lambda x: coverage(spoilt(INF, 2, x), x[:2], 1.0), ValueError, r"`points`.*finite.*row 2"),
+    ("coverage", lambda x: coverage(x, spoilt(NAN, 1, x)[:2], 1.0), ValueError, r"`centres`.*finite.*row 1"),
+    ("coverage", lambda x: coverage(x, x[0], 1.0), ValueError, r"`centres`.*\[N, D\]"),
+    ("covering_radius", lambda x: covering_radius(spoilt(NAN, 7, x), x[:2]), ValueError, r"`points`.*row 7"),
+    ("covering_radius", lambda x: covering_radius(x, x[0]), ValueError, r"`centres`.*\[N, D\]"),
+    ("kmeans_potential", lambda x: kmeans_potential(x, spoilt(INF, 0, x)), ValueError, r"`centres`.*row 0"),
+    ("kmeans_potential", lambda x: kmeans_potential(x[0], x), ValueError, r"`points`.*\[N, D\]"),
+    ("min_sq_distances", lambda x: min_sq_distances(x, x[:, :2]), ValueError, r"`centres`.*\[M, 3\].*\(12, 2\)"),
+    ("min_sq_distances", lambda x: min_sq_distances(x, "c"), TypeError, r"`centres`.*tensor"),
+    ("min_sq_distances", lambda x: min_sq_distances(x[0], x), ValueError, r"`points`.*\[N, D\]"),
+    ("item_uniforms", lambda x: item_uniforms(0.5, 1, torch.arange(3)), TypeError, r"`seed`.*integer.*0.5"),
+    ("item_uniforms", lambda x: item_uniforms(0, "1", torch.arange(3)), TypeError, r"`counter`.*integer"),
+    ("item_uniforms", lambda x: item_uniforms(0, 1, torch.rand(3)), TypeError, r"`indices`.*integer.*float32"),
 ]
 
 
@@ -322,6 +375,12 @@ def test_functional_entries_refuse(entry, call, error, match):
         lambda x: kmeans(x, N, max_iter=1, indices=torch.arange(N).flip(0)),
         lambda x: typicality(x, k=N + 5),
         lambda x: purity_radius(x, 2, deltas=torch.tensor([0.1])),
+        lambda x: purity(x, LABELS.int(), torch.tensor([2.0, 0.5])),
+        lambda x: coverage(x, x[:1].double(), 3),
+        lambda x: covering_radius(x, x),
+        lambda x: kmeans_potential(x.double(), x[:1]),
+        lambda x: min_sq_distances(x, torch.empty(0)),
+        lambda x: item_uniforms(-7, 0, torch.arange(3, dtype=torch.int32)),
     ],
 )
 def test_functional_entries_accept_valid_neighbours(call):
