@@ -531,7 +531,7 @@ def _check_callback(argument: str, settings: Any) -> None:
         return
     if not isinstance(settings, Mapping) or not all(isinstance(key, str) for key in settings):
         raise TypeError(f"Expected argument `{argument}` to be a mapping of keyword arguments, but got {settings!r}.")
-    parameters = inspect.signature(ActiveLearningCallback).parameters
+    parameters = _named_parameters(ActiveLearningCallback)
     unknown = sorted(key for key in settings if key not in parameters)
     if unknown:
         raise ValueError(
@@ -540,12 +540,18 @@ def _check_callback(argument: str, settings: Any) -> None:
         )
 
 
+def _named_parameters(cls: type) -> list[str]:
+    """The keyword arguments ``cls`` names (a ``**kwargs`` of the callback only refuses moved names)."""
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    return [name for name, p in inspect.signature(cls).parameters.items() if p.kind not in variadic]
+
+
 def _check_trainer(settings: Any) -> None:
     if settings is None:
         return
     if not isinstance(settings, Mapping) or not all(isinstance(key, str) for key in settings):
         raise TypeError(f"Expected argument `trainer` to be a mapping of keyword arguments, but got {settings!r}.")
-    parameters = inspect.signature(pl.Trainer).parameters
+    parameters = _named_parameters(pl.Trainer)
     unknown = sorted(key for key in settings if key not in parameters)
     if unknown:
         raise ValueError(f"Expected argument `trainer` to hold arguments of Trainer, but {unknown} are not among them.")

@@ -89,9 +89,8 @@ class PaperProtocol:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("budget", "query_size", "iterations", "epochs_per_step", "samples_per_epoch", "batch_size"):
-            _check_int(name, getattr(self, name), 1)
-        for name in ("patience", "max_epochs_per_step"):
+        positive = ("budget", "query_size", "iterations", "epochs_per_step", "samples_per_epoch", "batch_size")
+        for name in (*positive, "patience", "max_epochs_per_step"):
             _check_int(name, getattr(self, name), 1)
         for name in ("initial_labels", "val_size"):
             _check_int(name, getattr(self, name), 0)
