@@ -89,8 +89,17 @@ class EmbeddingHeuristic(Heuristic):
 
     def select(self, embeddings: Any, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Select ``query_size`` of the N rows of ``embeddings`` ``[N, E]`` on one process (no labelled set)."""
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
+        state = None if generator is None else generator.get_state()
         seed = 0 if generator is None else int(torch.randint(2**62, (1,), generator=generator))
-        picks = self.select_embeddings(embeddings, query_size, seed=seed)
+        try:
+            picks = self.select_embeddings(embeddings, query_size, seed=seed)
+        except Exception:
+            # A refused selection leaves the generator as it was, so the caller can retry with the same draws.
+            if generator is not None and state is not None:
+                generator.set_state(state)
+            raise
         return Selection(picks.indices, picks.scores)
 
     def __repr__(self) -> str:

@@ -84,6 +84,29 @@ def test_non_finite_embeddings_refused_naming_the_first_bad_row(name, value):
     match = r"`(embeddings|points)`.*finite.*row 4 holds NaN or inf \(2 such rows\)"
     refuses(f"EmbeddingHeuristic.select_embeddings ({name})", lambda: select(heuristic, x), ValueError, match, x)
     refuses(f"EmbeddingHeuristic.select ({name})", lambda: heuristic.select(x, 3), ValueError, match, x)
+    generator = torch.Generator().manual_seed(5)
+    refuses(
+        f"EmbeddingHeuristic.select ({name})",
+        lambda: heuristic.select(x, 3, generator=generator),
+        ValueError,
+        match,
+        x,
+        generator,
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_select_refuses_a_generator_that_is_not_one(name):
+    heuristic, x = MAKERS[name](), embeddings(name)
+    refuses(
+        f"EmbeddingHeuristic.select ({name})",
+        lambda: heuristic.select(x, 3, generator=5),
+        TypeError,
+        r"`generator`.*torch.Generator or None.*5",
+        x,
+    )
+    picks = accepts(lambda: heuristic.select(x, 3, generator=torch.Generator().manual_seed(1)))
+    assert picks.indices.unique().numel() == 3
 
 
 @pytest.mark.parametrize("name", NAMES)
