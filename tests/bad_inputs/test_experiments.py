@@ -547,7 +547,7 @@ def test_the_command_refuses_naming_the_flag(text, argv, match, tmp_path, capsys
         path.write_text(text)
     plot = ["--plot", str(tmp_path / "c.png")]
     refuses(
-        "experiments python -m lightning_bal.experiments",
+        "experiments.__main__ (python -m lightning_bal.experiments)",
         lambda: command([str(path), *argv, *plot], capsys),
         CommandError,
         match,
