@@ -49,6 +49,11 @@ def _as_points(name: str, points: Tensor) -> Tensor:
     return points.flatten(1).double()
 
 
+def _indices(indices: Tensor | None, rows: int) -> Tensor:
+    """Checked dataset indices on their own device (positions on the CPU, where the selections keep their books)."""
+    return check_indices(indices, rows, indices.device if isinstance(indices, Tensor) else torch.device("cpu"))
+
+
 def _checked(
     points: Tensor, query_size: int, labelled: Tensor | None, indices: Tensor | None, collective: Collective | None
 ) -> tuple[Tensor, Tensor, Tensor, Collective]:
@@ -56,7 +61,7 @@ def _checked(
     points = _as_points("points", points)
     collective = collective or Collective()
     positions = indices is None
-    indices = check_indices(indices, len(points), indices.device if isinstance(indices, Tensor) else points.device)
+    indices = _indices(indices, len(points))
     if labelled is not None and not isinstance(labelled, Tensor):
         raise TypeError(
             f"Expected argument `labelled` to be a tensor [M, D] or None, but got {type(labelled).__name__}."
@@ -105,7 +110,7 @@ def kmeans(
     points = _as_points("points", points)
     collective = collective or Collective()
     positions = indices is None
-    indices = check_indices(indices, len(points), indices.device if isinstance(indices, Tensor) else points.device)
+    indices = _indices(indices, len(points))
     check_seed(seed)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"Expected argument `max_iter` to be a positive integer, but got {max_iter!r}.")
