@@ -9,12 +9,24 @@ Nothing is run: the figures come from the CSV (4 decimals), so tables and plots 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from lightning_bal.experiments.experiment import ExperimentResult
 
 __all__ = ["main"]
+
+
+def _finite(text: str) -> float:
+    """An argparse type: a finite number (``nan`` or ``inf`` is no accuracy to reach)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,15 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("csv", type=Path, help="a CSV written by ExperimentResult.write_csv")
     parser.add_argument("--metric", default="test_acc", help="the CSV column of the curve (default: test_acc)")
-    parser.add_argument("--thresholds", nargs="*", type=float, default=[0.9], help="labels to reach each of these")
+    parser.add_argument("--thresholds", nargs="*", type=_finite, default=[0.9], help="labels to reach each of these")
     parser.add_argument("--plot", type=Path, default=None, help="write the mean and min-max band to this PNG")
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
     if not args.csv.is_file():
         parser.error(f"argument csv: no such file: {args.csv}")
-    result = ExperimentResult.read_csv(args.csv, metric=f"active/{args.metric}")
-    if not any(curve for by_seed in result.curves().values() for curve in by_seed.values()):
-        parser.error(f"argument --metric: the CSV has no column {args.metric!r} with values")
+    if not args.metric:
+        parser.error("argument --metric: expected a column name, got ''")
+    try:
+        result = ExperimentResult.read_csv(args.csv, metric=f"active/{args.metric}")
+    except ValueError as err:
+        parser.error(f"argument csv: {err}")
+    if f"active/{args.metric}" not in result.metrics():
+        columns = [key.removeprefix("active/") for key in result.metrics()]
+        parser.error(f"argument --metric: the CSV has no column {args.metric!r} with values; its columns: {columns}")
     print(result.summary(thresholds=args.thresholds))
     if args.plot is not None:
         result.plot(args.plot, title=args.title, thresholds=args.thresholds)

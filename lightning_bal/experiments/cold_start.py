@@ -15,6 +15,7 @@ from torch import Tensor
 
 from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.functional.diversity import check_finite
 from lightning_bal.heuristics import ProbCover, TypiClust
 
 __all__ = ["COLD_STARTS", "cold_start_labels", "pixel_embeddings"]
@@ -33,9 +34,14 @@ def pixel_embeddings(inputs: Tensor, dims: int = 50, seed: int = 0) -> Tensor:
         >>> e.shape, bool(torch.allclose(e.norm(dim=1), torch.ones(100)))
         (torch.Size([100, 5]), True)
     """
+    if not isinstance(inputs, Tensor) or inputs.ndim < 2 or inputs.is_complex() or inputs.dtype == torch.bool:
+        got = f"{tuple(inputs.shape)} {inputs.dtype}" if isinstance(inputs, Tensor) else type(inputs).__name__
+        raise ValueError(f"Expected argument `inputs` to be a real tensor [N, ...], but got {got}.")
+    _check_integer("seed", seed)
     flat = inputs.flatten(1).double()
-    if not 1 <= dims <= min(flat.shape):
-        raise ValueError(f"Expected argument `dims` to be in [1, {min(flat.shape)}], but got {dims}.")
+    if isinstance(dims, bool) or not isinstance(dims, int) or not 1 <= dims <= min(flat.shape):
+        raise ValueError(f"Expected argument `dims` to be an integer in [1, {min(flat.shape)}], but got {dims!r}.")
+    check_finite("inputs", flat)
     centred = flat - flat.mean(0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -65,11 +71,32 @@ def cold_start_labels(
         >>> sorted(int(i) // 30 for i in picks)  # one from each cluster
         [0, 1]
     """
-    embeddings = pixel_embeddings(inputs, dims=min(50, *inputs.flatten(1).shape), seed=seed)
-    if method == "typiclust":
-        heuristic: TypiClust | ProbCover = TypiClust(embeddings=embeddings)
-    elif method == "probcover":
-        heuristic = ProbCover(num_classes=num_classes, embeddings=embeddings)
-    else:
+    if method not in COLD_STARTS:
         raise ValueError(f"Expected argument `method` to be one of {COLD_STARTS}, but got {method!r}.")
+    if not isinstance(datamodule, ActiveDataModule):
+        raise TypeError(
+            f"Expected argument `datamodule` to be an ActiveDataModule, but got {type(datamodule).__name__}."
+        )
+    if isinstance(inputs, Tensor) and inputs.ndim >= 1 and len(inputs) != len(datamodule):
+        raise ValueError(
+            f"Expected argument `inputs` to hold the datamodule's {len(datamodule)} training inputs row for row, but"
+            f" got {len(inputs)} rows."
+        )
+    pool = int(datamodule.pool_indices.numel())
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= pool:
+        raise ValueError(f"Expected argument `count` to be an integer in [1, {pool}], but got {count!r}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
+    _check_integer("seed", seed)
+    embeddings = pixel_embeddings(inputs, dims=min(50, *inputs.flatten(1).shape), seed=seed)
+    heuristic: TypiClust | ProbCover = (
+        TypiClust(embeddings=embeddings)
+        if method == "typiclust"
+        else ProbCover(num_classes=num_classes, embeddings=embeddings)
+    )
     return initial_selection(datamodule, heuristic, count, seed=seed)
+
+
+def _check_integer(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Expected argument `{name}` to be an integer, but got {value!r}.")

@@ -40,7 +40,11 @@ def read_idx(path: str | Path) -> np.ndarray:
         >>> read_idx(path)
         array([7, 2, 1], dtype=uint8)
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"Expected argument `path` to be a file path, but got {path!r}.")
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected argument `path` to be a gzipped IDX file, but {str(path)!r} is not a file.")
     with gzip.open(path, "rb") as handle:
         raw = handle.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UNSIGNED_BYTE:
@@ -90,6 +94,8 @@ def load_mnist(root: str | Path | None = None) -> tuple[TensorDataset, TensorDat
         ValueError: neither ``root`` nor the environment variable is set.
         FileNotFoundError: one of the four files is missing.
     """
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"Expected argument `root` to be a folder path or None, but got {root!r}.")
     if root is None:
         root = os.environ.get(MNIST_ENV)
     if not root:
@@ -126,9 +132,13 @@ def load_digits(seed: int = 0, test_size: int = 500) -> tuple[TensorDataset, Ten
             "`load_digits` reads scikit-learn's bundled digits: install scikit-learn with"
             " `pip install 'lightning-bal[examples]'`."
         ) from err
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
     data = sklearn_digits()
-    if not 0 < test_size < len(data.target):
-        raise ValueError(f"Expected argument `test_size` to be in (0, {len(data.target)}), but got {test_size}.")
+    if isinstance(test_size, bool) or not isinstance(test_size, int) or not 0 < test_size < len(data.target):
+        raise ValueError(
+            f"Expected argument `test_size` to be an integer in (0, {len(data.target)}), but got {test_size!r}."
+        )
     images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
     labels = torch.tensor(data.target, dtype=torch.long)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))

@@ -8,6 +8,7 @@ returns risk weights), ``val_loss``/``val_acc``, and the weight decay of Gal et 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -21,6 +22,13 @@ from lightning_bal.data import ActiveDataModule
 __all__ = ["NETWORKS", "DropoutCNN", "Standardize", "digits_cnn", "gal_cnn", "kirsch_cnn"]
 
 
+def _check_shape(image_size: int, num_classes: int) -> None:
+    if isinstance(image_size, bool) or not isinstance(image_size, int):
+        raise TypeError(f"Expected argument `image_size` to be an integer, but got {image_size!r}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
+
+
 def digits_cnn(image_size: int = 8, num_classes: int = 10) -> nn.Sequential:
     """A small CNN for scikit-learn's 8x8 digits as one ``nn.Sequential``.
 
@@ -30,6 +38,7 @@ def digits_cnn(image_size: int = 8, num_classes: int = 10) -> nn.Sequential:
         >>> digits_cnn()(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 10])
     """
+    _check_shape(image_size, num_classes)
     side = (image_size - 2) // 2
     if side < 1:
         raise ValueError(f"Expected argument `image_size` to be at least 4, but got {image_size}.")
@@ -58,6 +67,7 @@ def gal_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
         >>> gal_cnn()(torch.zeros(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """
+    _check_shape(image_size, num_classes)
     side = (image_size - 6) // 2
     if side < 1:
         raise ValueError(f"Expected argument `image_size` to be at least 8, but got {image_size}.")
@@ -81,6 +91,10 @@ class Standardize(nn.Module):
 
     def __init__(self, mean: float, std: float) -> None:
         super().__init__()
+        if not _finite(mean):
+            raise ValueError(f"Expected argument `mean` to be a finite number, but got {mean!r}.")
+        if not _finite(std) or std <= 0:
+            raise ValueError(f"Expected argument `std` to be a finite positive number, but got {std!r}.")
         self.mean, self.std = mean, std
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -104,6 +118,7 @@ def kirsch_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
         >>> kirsch_cnn()(torch.zeros(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """
+    _check_shape(image_size, num_classes)
     side = ((image_size - 4) // 2 - 4) // 2
     if side < 1:
         raise ValueError(f"Expected argument `image_size` to be at least 16, but got {image_size}.")
@@ -123,6 +138,10 @@ def kirsch_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
         nn.ReLU(),
         nn.Linear(128, num_classes),
     )
+
+
+def _finite(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 NETWORKS: dict[str, Callable[..., nn.Sequential]] = {"gal": gal_cnn, "kirsch": kirsch_cnn, "digits": digits_cnn}
@@ -157,6 +176,11 @@ class DropoutCNN(pl.LightningModule):
         super().__init__()
         if network not in NETWORKS:
             raise ValueError(f"Expected argument `network` to be one of {sorted(NETWORKS)}, but got {network!r}.")
+        if not _finite(lr) or lr <= 0:
+            raise ValueError(f"Expected argument `lr` to be a finite positive number, but got {lr!r}.")
+        if not _finite(weight_decay) or weight_decay < 0:
+            raise ValueError(f"Expected argument `weight_decay` to be a finite number >= 0, but got {weight_decay!r}.")
+        _check_shape(image_size, num_classes)
         self.save_hyperparameters()
         self.net = NETWORKS[network](image_size, num_classes)
 

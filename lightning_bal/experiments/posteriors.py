@@ -9,7 +9,9 @@ SWAG and last-layer Laplace samples of the CNN itself, ``bald@mc_dropout`` is pl
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import inspect
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -55,6 +57,8 @@ def split_row_name(name: str) -> tuple[str, str | None]:
         ...
         ValueError: Expected a row `heuristic@posterior` with a posterior in ('mc_dropout', 'ensemble', 'swag', 'laplace'), but got 'bald@hmc'.
     """  # noqa: E501
+    if not isinstance(name, str):
+        raise TypeError(f"Expected a row name `heuristic` or `heuristic@posterior`, but got {name!r}.")
     heuristic, at, posterior = name.partition("@")
     if not at:
         return name, None
@@ -90,6 +94,10 @@ class EnsembleCNN(pl.LightningModule):
 
     def __init__(self, members: Sequence[nn.Module], lr: float = 1e-3, own_data_order: bool = True) -> None:
         super().__init__()
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+            raise ValueError(f"Expected argument `lr` to be a finite positive number, but got {lr!r}.")
+        if not isinstance(own_data_order, bool):
+            raise TypeError(f"Expected argument `own_data_order` to be a bool, but got {own_data_order!r}.")
         self.lr = lr
         self.own_data_order = own_data_order
         self.ensemble = DeepEnsemble.from_members(members)
@@ -107,6 +115,8 @@ class EnsembleCNN(pl.LightningModule):
             raise ValueError(
                 f"Expected argument `num_members` to be an integer of at least 2, but got {num_members!r}."
             )
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
         hparams = model.hparams
         members: list[nn.Module] = [model.net]
         for m in range(1, num_members):
@@ -190,6 +200,12 @@ def ensemble_loader(datamodule: ActiveDataModule, num_members: int) -> ActiveDat
         >>> datamodule.batch_size, datamodule.train_samples_per_epoch
         (20, 80)
     """
+    if not isinstance(datamodule, ActiveDataModule):
+        raise TypeError(
+            f"Expected argument `datamodule` to be an ActiveDataModule, but got {type(datamodule).__name__}."
+        )
+    if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
+        raise ValueError(f"Expected argument `num_members` to be a positive integer, but got {num_members!r}.")
     datamodule.batch_size *= num_members
     if datamodule.train_samples_per_epoch is not None:
         datamodule.train_samples_per_epoch *= num_members
@@ -220,6 +236,14 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
         ['EnsembleTestCurve', 'EnsembleLabelledRisk']
     """
     heuristic, posterior = split_row_name(name)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 2:
+        raise ValueError(f"Expected argument `members` to be an integer of at least 2, but got {members!r}.")
+    if swag is not None:
+        if not isinstance(swag, Mapping):
+            raise TypeError(f"Expected argument `swag` to be a mapping of SWAG's keyword arguments, but got {swag!r}.")
+        unknown = sorted(set(swag) - set(inspect.signature(SWAG).parameters))
+        if unknown:
+            raise ValueError(f"Expected argument `swag` to hold arguments of SWAG, but {unknown} are not among them.")
     if posterior is None:
         raise ValueError(f"Expected argument `name` to be `heuristic@posterior`, but got {name!r}.")
     if posterior == "mc_dropout":

@@ -9,6 +9,7 @@ validation set held out of the training split (the best weights restored), as th
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,8 @@ from torch.utils.data import TensorDataset
 from lightning_bal.annotation.stopping import TargetReached
 from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.experiments.cold_start import cold_start_labels
-from lightning_bal.experiments.experiment import Experiment
+from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels
+from lightning_bal.experiments.experiment import Experiment, check_factory
 from lightning_bal.experiments.posteriors import posterior_row, split_row_name
 
 __all__ = ["PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"]
@@ -88,12 +89,39 @@ class PaperProtocol:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
+        positive = ("budget", "query_size", "iterations", "epochs_per_step", "samples_per_epoch", "batch_size")
+        for name in (*positive, "patience", "max_epochs_per_step"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("initial_labels", "val_size"):
+            _check_int(name, getattr(self, name), 0)
+        for name in ("max_pool_size", "pool_size"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1, "or None")
+        if not isinstance(self.balanced_initial, bool):
+            raise TypeError(f"Expected argument `balanced_initial` to be a bool, but got {self.balanced_initial!r}.")
+        if self.stop_at is not None and (
+            isinstance(self.stop_at, bool) or not isinstance(self.stop_at, (int, float)) or not 0 < self.stop_at <= 1
+        ):
+            raise ValueError(
+                f"Expected argument `stop_at` to be a test accuracy in (0, 1] or None, but got {self.stop_at!r}."
+            )
+        if self.cold_start not in (None, *COLD_STARTS):
+            raise ValueError(
+                f"Expected argument `cold_start` to be one of {COLD_STARTS} or None, but got {self.cold_start!r}."
+            )
+        if self.risk_weights not in (None, "lure", "pure"):
+            raise ValueError(
+                f"Expected argument `risk_weights` to be 'lure', 'pure' or None, but got {self.risk_weights!r}."
+            )
         if self.budget <= self.initial_labels:
             raise ValueError(
                 f"Expected argument `budget` to exceed `initial_labels={self.initial_labels}`, but got {self.budget}."
             )
-        if self.val_size < 0:
-            raise ValueError(f"Expected argument `val_size` to be non-negative, but got {self.val_size}.")
+        if self.pool_size is not None and self.pool_size < self.initial_labels:
+            raise ValueError(
+                f"Expected argument `pool_size` to hold the `initial_labels={self.initial_labels}`, but got"
+                f" {self.pool_size}."
+            )
 
     def datamodule(self, train_set: TensorDataset, test_set: TensorDataset, seed: int) -> ActiveDataModule:
         """The datamodule of one run: ``seed`` draws the validation split, the pool subset and the initial labels."""
@@ -165,6 +193,11 @@ class PaperProtocol:
                 ``log_every_n_steps`` no longer than an epoch.
             log_dir: TensorBoard folder, or ``None``.
         """
+        check_factory("datasets", datasets, "the (train, test) datasets for a seed")
+        if trainer is not None and not isinstance(trainer, Mapping):
+            raise TypeError(f"Expected argument `trainer` to be a mapping of keyword arguments, but got {trainer!r}.")
+        if isinstance(heuristics, (str, bytes)):
+            raise TypeError(f"Expected argument `heuristics` to be a list of names, but got {heuristics!r}.")
         # An epoch is `samples_per_epoch` samples: log at least once per epoch (Lightning warns otherwise).
         batches = max(1, self.samples_per_epoch // self.batch_size)
         settings = {
@@ -194,6 +227,45 @@ def _subset(dataset: TensorDataset, indices: torch.Tensor) -> TensorDataset:
     return subset
 
 
+def _check_int(name: str, value: Any, low: int, alternative: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "a positive integer" if low else "a non-negative integer"
+        raise TypeError(
+            f"Expected argument `{name}` to be {kind}{' ' + alternative if alternative else ''}, but got {value!r}."
+        )
+    if value < low:
+        kind = "a positive integer" if low else "a non-negative integer"
+        raise ValueError(
+            f"Expected argument `{name}` to be {kind}{' ' + alternative if alternative else ''}, but got {value!r}."
+        )
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``low`` (argparse names the flag in its error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer of at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _accuracy(text: str) -> float:
+    """An argparse type: a test accuracy in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected an accuracy in (0, 1], got {text!r}")
+    return value
+
+
 def add_protocol_arguments(parser: argparse.ArgumentParser, budget: int = 300) -> None:
     """Command-line options for the fields of :class:`PaperProtocol` that scripts share, and ``--network``.
 
@@ -203,22 +275,31 @@ def add_protocol_arguments(parser: argparse.ArgumentParser, budget: int = 300) -
         >>> protocol_from_arguments(parser.parse_args(["--budget", "40", "--max-pool-size", "0"]))
         PaperProtocol(budget=40, stop_at=None, ...max_pool_size=None, pool_size=None, risk_weights=None, ...)
     """
-    parser.add_argument("--initial-labels", type=int, default=20)
-    parser.add_argument("--query-size", type=int, default=10)
-    parser.add_argument("--budget", type=int, default=budget, help="stop once this many samples are labelled")
-    parser.add_argument("--stop-at", type=float, default=None, help="also stop once the test accuracy reaches this")
-    parser.add_argument("--iterations", type=int, default=20, help="MC samples K (the papers used 100)")
-    parser.add_argument("--epochs-per-step", type=int, default=5)
-    parser.add_argument("--samples-per-epoch", type=int, default=2048)
-    parser.add_argument("--val-size", type=int, default=0, help="train each step to convergence on this validation")
-    parser.add_argument("--patience", type=int, default=3, help="epochs without improvement that end a step")
-    parser.add_argument("--max-epochs-per-step", type=int, default=30, help="with --val-size")
-    parser.add_argument("--max-pool-size", type=int, default=2000, help="score a random pool subset (0: whole pool)")
+    positive, non_negative = _at_least(1), _at_least(0)
+    parser.add_argument("--initial-labels", type=non_negative, default=20)
+    parser.add_argument("--query-size", type=positive, default=10)
+    parser.add_argument("--budget", type=positive, default=budget, help="stop once this many samples are labelled")
+    parser.add_argument("--stop-at", type=_accuracy, default=None, help="also stop once the test accuracy reaches this")
+    parser.add_argument("--iterations", type=positive, default=20, help="MC samples K (the papers used 100)")
+    parser.add_argument("--epochs-per-step", type=positive, default=5)
+    parser.add_argument("--samples-per-epoch", type=positive, default=2048)
+    parser.add_argument(
+        "--val-size", type=non_negative, default=0, help="train each step to convergence on this validation"
+    )
+    parser.add_argument("--patience", type=positive, default=3, help="epochs without improvement that end a step")
+    parser.add_argument("--max-epochs-per-step", type=positive, default=30, help="with --val-size")
+    parser.add_argument(
+        "--max-pool-size", type=non_negative, default=2000, help="score a random pool subset (0: whole pool)"
+    )
     parser.add_argument("--network", choices=["gal", "kirsch"], default="gal", help="CNN of Gal 2017 or Kirsch 2019")
 
 
 def protocol_from_arguments(args: argparse.Namespace, **overrides: Any) -> PaperProtocol:
-    """The :class:`PaperProtocol` of options added by :func:`add_protocol_arguments` (``overrides`` win)."""
+    """The :class:`PaperProtocol` of options added by :func:`add_protocol_arguments` (``overrides`` win).
+
+    Raises:
+        ValueError: the options do not make a protocol (e.g. ``--budget`` not above ``--initial-labels``).
+    """
     settings: dict[str, Any] = {
         "budget": args.budget,
         "stop_at": args.stop_at,

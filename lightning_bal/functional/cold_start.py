@@ -13,7 +13,15 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from lightning_bal.functional.diversity import GreedySelection, item_uniforms, kmeans_pp, min_sq_distances
+from lightning_bal.functional.diversity import (
+    GreedySelection,
+    check_finite,
+    check_indices,
+    check_seed,
+    item_uniforms,
+    kmeans_pp,
+    min_sq_distances,
+)
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
@@ -41,17 +49,34 @@ def _as_points(name: str, points: Tensor) -> Tensor:
     return points.flatten(1).double()
 
 
+def _indices(indices: Tensor | None, rows: int) -> Tensor:
+    """Checked dataset indices on their own device (positions on the CPU, where the selections keep their books)."""
+    return check_indices(indices, rows, indices.device if isinstance(indices, Tensor) else torch.device("cpu"))
+
+
 def _checked(
     points: Tensor, query_size: int, labelled: Tensor | None, indices: Tensor | None, collective: Collective | None
 ) -> tuple[Tensor, Tensor, Tensor, Collective]:
     """A cold-start selection's checked inputs on this rank: float64 points and D_L, dataset indices, the collective."""
     points = _as_points("points", points)
     collective = collective or Collective()
-    indices = torch.arange(len(points)) if indices is None else indices.long()
+    positions = indices is None
+    indices = _indices(indices, len(points))
+    if labelled is not None and not isinstance(labelled, Tensor):
+        raise TypeError(
+            f"Expected argument `labelled` to be a tensor [M, D] or None, but got {type(labelled).__name__}."
+        )
     labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
+    if labelled.shape[1] != points.shape[1]:
+        raise ValueError(
+            f"Expected argument `labelled` to have {points.shape[1]} columns like `points`, but got"
+            f" {labelled.shape[1]}."
+        )
+    check_finite("labelled", labelled, what="the embeddings of D_L")
     total = int(collective.sum(len(points)))
     if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
         raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
+    check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
     return points, labelled, indices, collective
 
 
@@ -84,12 +109,17 @@ def kmeans(
     """
     points = _as_points("points", points)
     collective = collective or Collective()
-    indices = torch.arange(len(points)) if indices is None else indices.long()
+    positions = indices is None
+    indices = _indices(indices, len(points))
+    check_seed(seed)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"Expected argument `max_iter` to be a positive integer, but got {max_iter!r}.")
     total = int(collective.sum(len(points)))
     if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or not 1 <= num_clusters <= total:
         raise ValueError(
             f"Expected argument `num_clusters` to be an integer in [1, {total}], but got {num_clusters!r}."
         )
+    check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
     start = kmeans_pp(points, num_clusters, seed=seed, indices=indices, first="random", collective=collective).indices
     centres = _rows_by_index(points, indices, start, collective)
     labels = torch.full((len(points),), -1, dtype=torch.int64)
@@ -112,6 +142,11 @@ def _rows_by_index(points: Tensor, indices: Tensor, wanted: Tensor, collective: 
     return rows[torch.argsort(held)][torch.argsort(torch.argsort(wanted))]
 
 
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
+
+
 def typicality(points: Tensor, k: int = 20) -> Tensor:
     r"""TypiClust's typicality: the inverse mean distance to the ``k`` nearest neighbours, ``[N]``.
 
@@ -124,8 +159,8 @@ def typicality(points: Tensor, k: int = 20) -> Tensor:
         tensor([1.0000, 1.0000, 0.5000])
     """
     points = _as_points("points", points)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
+    _check_k(k)
+    check_finite("points", points)
     if len(points) == 1:
         return torch.ones(1)
     k = min(k, len(points) - 1)
@@ -175,6 +210,8 @@ def typiclust(
         tensor([2, 4])
     """
     points, labelled, indices, collective = _checked(points, query_size, labelled, indices, collective)
+    _check_k(k)
+    check_seed(seed)
     if query_size == 0:
         return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
     rows, row_indices = _with_labelled(points, labelled, indices, collective)
@@ -227,6 +264,21 @@ def purity(
         tensor([1.0000, 1.0000, 0.3333])
     """
     points = _as_points("points", points)
+    if (
+        not isinstance(pseudo_labels, Tensor)
+        or pseudo_labels.shape != (len(points),)
+        or pseudo_labels.is_floating_point()
+        or pseudo_labels.is_complex()
+    ):
+        got = (
+            f"{tuple(pseudo_labels.shape)} {pseudo_labels.dtype}"
+            if isinstance(pseudo_labels, Tensor)
+            else pseudo_labels
+        )
+        raise ValueError(
+            f"Expected argument `pseudo_labels` to be an integer tensor [{len(points)}] like `points`, but got {got}."
+        )
+    deltas = _checked_deltas(deltas)
     collective = collective or Collective()
     impure = torch.full((len(points),), float("inf"), dtype=torch.float64)
     for others, other_labels in _each_rank(collective, points, pseudo_labels):
@@ -264,14 +316,36 @@ def purity_radius(
         raise ValueError(
             f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
         )
+    _check_alpha(alpha)
     points = _as_points("points", points)
     collective = collective or Collective()
-    deltas = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else deltas.double().sort().values
+    deltas = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else _checked_deltas(deltas).sort().values
     clusters = min(num_classes, int(collective.sum(len(points))))
     pseudo, _ = kmeans(points, clusters, seed=seed, indices=indices, collective=collective)
     failing = torch.nonzero(purity(points, pseudo, deltas, collective=collective) < alpha)
     last = (int(failing[0]) if failing.numel() else len(deltas)) - 1
     return float(deltas[max(last, 0)])
+
+
+def _check_alpha(alpha: float) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
+
+
+def _checked_deltas(deltas: Tensor) -> Tensor:
+    """Candidate radii ``[R]`` as float64, in their order: at least one, each finite and positive."""
+    if not isinstance(deltas, Tensor) or deltas.ndim != 1 or deltas.numel() == 0 or deltas.is_complex():
+        got = tuple(deltas.shape) if isinstance(deltas, Tensor) else type(deltas).__name__
+        raise ValueError(f"Expected argument `deltas` to be a non-empty tensor [R] of radii, but got {got}.")
+    radii = deltas.double()
+    if not bool((torch.isfinite(radii) & (radii > 0)).all()):
+        raise ValueError(f"Expected argument `deltas` to be finite positive radii, but got {deltas.tolist()}.")
+    return radii
+
+
+def _check_delta(delta: float) -> None:
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf"):
+        raise ValueError(f"Expected argument `delta` to be a finite positive radius, but got {delta!r}.")
 
 
 def _each_rank(collective: Collective, rows: Tensor, labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
@@ -337,6 +411,17 @@ def probcover(
         GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
     """
     points, labelled, indices, collective = _checked(points, query_size, labelled, indices, collective)
+    check_seed(seed)
+    if delta is not None:
+        _check_delta(delta)
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
+        )
+    else:
+        _check_alpha(alpha)
+        if deltas is not None:
+            _checked_deltas(deltas)
     if delta is None:
         # The radius is chosen on the pool and D_L together.
         everything, numbers = _with_labelled(points, labelled, indices, collective)
@@ -349,8 +434,6 @@ def probcover(
             indices=numbers,
             collective=collective,
         )
-    if not delta >= 0:
-        raise ValueError(f"Expected argument `delta` to be a non-negative float, but got {delta!r}.")
     covered = (
         min_sq_distances(points, labelled) <= delta**2 if len(labelled) else torch.zeros(len(points), dtype=torch.bool)
     )
@@ -383,4 +466,8 @@ def coverage(points: Tensor, centres: Tensor, delta: float) -> Tensor:
         >>> coverage(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([[0.5]]), 0.5)
         tensor(0.6667)
     """
+    points = _as_points("points", points)
+    check_finite("points", points)
+    check_finite("centres", _as_points("centres", centres))
+    _check_delta(delta)
     return (min_sq_distances(points, centres) <= delta**2).float().mean()

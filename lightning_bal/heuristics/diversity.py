@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional.cold_start import probcover, typiclust
-from lightning_bal.functional.diversity import GreedySelection, k_center_greedy, kmeans_pp
+from lightning_bal.functional.diversity import GreedySelection, check_finite, k_center_greedy, kmeans_pp
 from lightning_bal.functional.gradient_embeddings import gradient_embedding
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
@@ -57,6 +57,8 @@ class EmbeddingHeuristic(Heuristic):
             raise ValueError(f"Expected argument `embeddings` to be a tensor [len(dataset), E], but got {got}.")
         if embeddings is not None and layer is not None:
             raise ValueError("Expected either `layer` or `embeddings`, but got both.")
+        if embeddings is not None:
+            check_finite("embeddings", embeddings)
         self.layer = layer
         self.embeddings = embeddings
 
@@ -87,8 +89,17 @@ class EmbeddingHeuristic(Heuristic):
 
     def select(self, embeddings: Any, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Select ``query_size`` of the N rows of ``embeddings`` ``[N, E]`` on one process (no labelled set)."""
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
+        state = None if generator is None else generator.get_state()
         seed = 0 if generator is None else int(torch.randint(2**62, (1,), generator=generator))
-        picks = self.select_embeddings(embeddings, query_size, seed=seed)
+        try:
+            picks = self.select_embeddings(embeddings, query_size, seed=seed)
+        except Exception:
+            # A refused selection leaves the generator as it was, so the caller can retry with the same draws.
+            if generator is not None and state is not None:
+                generator.set_state(state)
+            raise
         return Selection(picks.indices, picks.scores)
 
     def __repr__(self) -> str:
@@ -283,8 +294,15 @@ class ProbCover(EmbeddingHeuristic):
             raise ValueError(
                 f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
             )
-        if delta is not None and (isinstance(delta, bool) or not isinstance(delta, (int, float)) or delta < 0):
-            raise ValueError(f"Expected argument `delta` to be a non-negative float or None, but got {delta!r}.")
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
+            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
+        if num_classes is not None and num_classes < 2:
+            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
+        # A NaN radius covers nothing and an infinite one everything: either way the picks would mean nothing.
+        if delta is not None and (
+            isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf")
+        ):
+            raise ValueError(f"Expected argument `delta` to be a finite positive radius or None, but got {delta!r}.")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
             raise ValueError(f"Expected argument `alpha` to be in (0, 1), but got {alpha!r}.")
         self.delta = None if delta is None else float(delta)

@@ -14,6 +14,20 @@ import pytest
 
 from tests.bad_inputs import harness
 
+# The experiments' entry points (tests/bad_inputs/test_experiments.py) in a few rows.
+_EXPERIMENTS = {
+    **dict.fromkeys(("Experiment", "Row"), "experiments: Experiment, Row"),
+    **dict.fromkeys(
+        ("ExperimentResult", "labels_to_reach", "area_under_curve", "mean_and_spread"),
+        "experiments: ExperimentResult (curves, read_csv, write_csv, plot), curve helpers",
+    ),
+    **dict.fromkeys(
+        ("PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"),
+        "experiments: PaperProtocol and its command-line options",
+    ),
+    "__main__": "python -m lightning_bal.experiments",
+}
+
 
 def family(entry: str) -> str:
     """Group entry points for the table: methods by their class, functions by their module."""
@@ -28,6 +42,13 @@ def family(entry: str) -> str:
         return entry
     if entry.startswith("heuristics.") or entry == "get_heuristic":
         return "heuristic constructors, get_heuristic"
+    if entry.startswith("experiments"):
+        return _EXPERIMENTS.get(
+            entry.removeprefix("experiments.").split(".")[0].split("(")[0],
+            "experiments: cold start, datasets, CNNs, posterior rows",
+        )
+    if entry.startswith("EmbeddingHeuristic"):
+        return "BADGE, CoreSet, TypiClust, ProbCover: select_embeddings / select"
     if entry.startswith("CombineHeuristics"):
         return "CombineHeuristics"
     if entry.startswith("functional."):
