@@ -1,4 +1,4 @@
-"""ActiveDataModule: its datasets, construction checks and state; its bases build the loaders and keep the labels."""
+"""ActiveDataModule: its datasets, construction checks and state; its bases load, label and add items."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lightning_bal.data.additions import ItemAdditions
 from lightning_bal.data.ids import ItemId, align_state
 from lightning_bal.data.ledger import LabelLedger, Task
 from lightning_bal.data.loaders import Loaders
@@ -25,7 +26,7 @@ __all__ = ["ActiveDataModule"]
 _STATE_KEYS = ("generator_state", "pool_subset", "pool_subset_step", "seed", "ids")
 
 
-class ActiveDataModule(Loaders):
+class ActiveDataModule(ItemAdditions, Loaders):
     """A ``LightningDataModule`` over the labelled set D_L and the pool D_U of one training dataset.
 
     Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`), which
