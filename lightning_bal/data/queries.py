@@ -52,7 +52,7 @@ def read_text(path: str | Path) -> str:
     except UnicodeDecodeError as err:
         raise ValueError(
             f"Expected {str(path)!r} to be UTF-8 text, but byte {err.start} ({data[err.start : err.start + 1]!r}) is"
-            ' not UTF-8: save it as UTF-8 ("CSV UTF-8" in spreadsheet programs).'
+            " not UTF-8: save it as UTF-8 (\"CSV UTF-8\" in spreadsheet programs)."
         ) from err
 
 
