@@ -1,4 +1,4 @@
-"""ActiveDataModule: the datasets and loaders of D_L and D_U; who is labelled is its :class:`LabelLedger`'s job."""
+"""ActiveDataModule: its datasets, construction checks and state; its bases load, label and add items."""
 
 from __future__ import annotations
 
@@ -6,27 +6,19 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
-from lightning_bal.data.batched import batched_loader
+from lightning_bal.data.additions import ItemAdditions
 from lightning_bal.data.ids import ItemId, align_state
-from lightning_bal.data.labelling import LabelOperations
-from lightning_bal.data.ledger import UNLABELLED, LabelLedger, Task
-from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
-from lightning_bal.data.targets import dataset_classes, resolve_targets
-from lightning_bal.data.views import (
-    LabelledView,
-    PoolView,
-    default_input_fn,
-    pool_view_of,
-    warn_if_nondeterministic,
-)
-from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
+from lightning_bal.data.ledger import LabelLedger, Task
+from lightning_bal.data.loaders import Loaders
+from lightning_bal.data.targets import resolve_targets
+from lightning_bal.data.views import default_input_fn, pool_view_of
+from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["ActiveDataModule"]
@@ -34,7 +26,7 @@ __all__ = ["ActiveDataModule"]
 _STATE_KEYS = ("generator_state", "pool_subset", "pool_subset_step", "seed", "ids")
 
 
-class ActiveDataModule(LabelOperations, pl.LightningDataModule):
+class ActiveDataModule(ItemAdditions, Loaders):
     """A ``LightningDataModule`` over the labelled set D_L and the pool D_U of one training dataset.
 
     Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`), which
@@ -209,139 +201,6 @@ class ActiveDataModule(LabelOperations, pl.LightningDataModule):
             self.label_balanced(initial_labels // num_classes)
         elif initial_labels:
             self.label_randomly(initial_labels)
-
-    # ------------------------------------------------------------------ pool subset and loaders
-    def scoring_indices(self) -> Tensor:
-        """Pool indices to score at this step: the whole pool, or a seeded random subset of ``max_pool_size``.
-
-        Items of the pending query are left out: they are with the annotators already.
-        """
-        pool = self.pool_indices
-        if self.ledger.pending_query:
-            pool = pool[~torch.isin(pool, torch.tensor(self.ledger.pending_query, dtype=torch.long))]
-        if self.max_pool_size is None or pool.numel() <= self.max_pool_size:
-            return pool
-        if self._pool_subset_step != self.step:
-            chosen = torch.randperm(pool.numel(), generator=self.generator)[: self.max_pool_size]
-            self._pool_subset = pool[chosen].sort().values.tolist()
-            self._pool_subset_step = self.step
-        subset = torch.tensor(self._pool_subset, dtype=torch.long)
-        return subset[self.acquired_at[subset] == UNLABELLED]
-
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, **kwargs: Any) -> DataLoader:
-        # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
-        generator = torch.Generator().manual_seed(self.seed)
-        loader_cls = ResumableLoader if "trained_batches" in kwargs else DataLoader
-        return loader_cls(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            generator=generator,
-            collate_fn=self.collate_fn,
-            **kwargs,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled loader over D_L (annotator labels included)."""
-        if self.num_labelled == 0:
-            raise RuntimeError("The labelled set is empty: label some samples (e.g. `initial_labels=20`) before fit.")
-        weights = None if self.return_weights is None else self.risk_weights(self.return_weights)
-        view = LabelledView(self.train_dataset, self.labelled_indices, self.ledger.annotations, weights)
-        # The shuffle depends on the seed and the epoch only, not on the global RNG (which Lightning does not
-        # checkpoint), so a resumed run sees the same batches as an uninterrupted one. The epoch is read here too:
-        # under DDP, Lightning releases before 2.4 did not forward `set_epoch` to a custom sampler.
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        sampler = EpochShuffleSampler(len(view), self.seed, self.train_samples_per_epoch, epoch=epoch)
-        return self._loader(view, self.batch_size, sampler, trained_batches=self._trained_batches)
-
-    def _trained_batches(self) -> int:
-        # What Lightning's own epoch loop counts as trained in the current epoch.
-        trainer = self.trainer
-        return (
-            0 if trainer is None else int(getattr(trainer.fit_loop.epoch_loop.batch_progress.current, "processed", 0))
-        )
-
-    def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
-        """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``.
-
-        A pool whose inputs are one tensor or numpy array (a ``TensorDataset``, an array, a memmap) is read a whole
-        batch per indexing op (see :mod:`lightning_bal.data.batched`); any other dataset item by item.
-        """
-        if indices is None:
-            indices = self.scoring_indices()
-        else:
-            indices = as_index_tensor("indices", indices)
-            self.ledger.check_in_range("indices", indices)
-        batched = self._batched_loader(self.pool_dataset, indices, self.pool_batch_size)
-        if batched is not None:
-            return batched
-        view = PoolView(self.pool_dataset, indices, self.input_fn)
-        if not self._checked_pool_determinism and len(view):
-            self._checked_pool_determinism = True
-            warn_if_nondeterministic(view)
-        return self._loader(view, self.pool_batch_size)
-
-    def inputs_dataloader(self, dataset: Dataset, indices: Tensor | None = None) -> DataLoader:
-        """Loader over ``dataset`` (or its ``indices``) yielding ``(inputs, indices)``, read with ``input_fn``.
-
-        For MC and evaluation passes over data outside the pool: the validation or test set, or EPIG's targets.
-        """
-        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise TypeError(
-                f"Expected argument `dataset` to be a map-style dataset with `__len__` and `__getitem__`, but got"
-                f" {type(dataset).__name__}."
-            )
-        size = len(dataset)
-        if indices is None:
-            indices = torch.arange(size)
-        else:
-            indices = as_index_tensor("indices", indices)
-            outside = indices[(indices < 0) | (indices >= size)]
-            if outside.numel():
-                raise ValueError(
-                    f"Expected argument `indices` to hold indices in [0, {size}) of `dataset`, but got"
-                    f" {describe(outside)}."
-                )
-        batched = self._batched_loader(dataset, indices, self.eval_batch_size)
-        if batched is not None:
-            return batched
-        return self._loader(PoolView(dataset, indices, self.input_fn), self.eval_batch_size)
-
-    def _batched_loader(self, dataset: Dataset, indices: Tensor, batch_size: int) -> DataLoader | None:
-        generator = torch.Generator().manual_seed(self.seed)
-        return batched_loader(dataset, indices, self.input_fn, batch_size, self.num_workers, generator)
-
-    def eval_dataset(self, split: Literal["val", "test"]) -> Dataset:
-        """The validation or test dataset; a clear error when the datamodule was given none."""
-        datasets = {"val": self.val_dataset, "test": self.test_dataset}
-        if not isinstance(split, str) or split not in datasets:
-            raise ValueError(f"Expected argument `split` to be 'val' or 'test', but got {split!r}.")
-        dataset = datasets[split]
-        if dataset is None:
-            raise RuntimeError(f"This needs a `{split}_dataset` in the `ActiveDataModule`, but none was given.")
-        return dataset
-
-    def eval_targets(self, split: Literal["val", "test"]) -> Tensor:
-        """Class labels of the validation or test set, read once (``item[1]`` or ``item["target"]``)."""
-        if split not in self._eval_targets:
-            self._eval_targets[split] = dataset_classes(self.eval_dataset(split))
-        return self._eval_targets[split]
-
-    # Without a validation (test) set the hook is LightningDataModule's own, so Lightning sees no such loader and
-    # runs no loop over it, instead of warning about an empty one.
-    @property
-    def val_dataloader(self) -> Callable[[], DataLoader]:
-        """Builds the loader over the validation dataset (Lightning's default hook when none was given)."""
-        return super().val_dataloader if self.val_dataset is None else lambda: self._eval_loader("val")
-
-    @property
-    def test_dataloader(self) -> Callable[[], DataLoader]:
-        """Builds the loader over the test dataset (Lightning's default hook when none was given)."""
-        return super().test_dataloader if self.test_dataset is None else lambda: self._eval_loader("test")
-
-    def _eval_loader(self, split: Literal["val", "test"]) -> DataLoader:
-        return self._loader(self.eval_dataset(split), self.eval_batch_size)
 
     # ------------------------------------------------------------------ state
     def __getstate__(self) -> dict[str, Any]:

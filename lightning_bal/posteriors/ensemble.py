@@ -17,6 +17,7 @@ from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import finish, input_batches, stack_samples
+from lightning_bal.posteriors._members import check_same_architecture
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["DeepEnsemble", "EnsemblePosterior", "ensemble_cross_entropy", "ensemble_log_probs", "member_batches"]
@@ -113,7 +114,7 @@ class DeepEnsemble(nn.Module):
         return ensemble
 
     def _setup(self, members: list[nn.Module], fused: bool | None) -> None:
-        _check_same_architecture(members)
+        check_same_architecture(members)
         if fused is not None and not isinstance(fused, bool):
             raise TypeError(f"Expected argument `fused` to be a bool or None, but got {fused!r}.")
         self.fused = fused
@@ -217,91 +218,6 @@ class DeepEnsemble(nn.Module):
 def _stack_members(outputs: list[Any]) -> Any:
     """``[M, B, ...]`` from M member outputs ``[B, ...]`` (tensors, or tuples/dicts of them)."""
     return apply_to_collection(stack_samples(outputs), Tensor, lambda t: t.movedim(1, 0))
-
-
-def _signature(member: nn.Module) -> list[tuple[str, str, tuple[int, ...], torch.dtype]]:
-    return [
-        *((name, "parameter", tuple(p.shape), p.dtype) for name, p in member.named_parameters()),
-        *((name, "buffer", tuple(b.shape), b.dtype) for name, b in member.named_buffers()),
-    ]
-
-
-def _check_same_architecture(members: list[nn.Module]) -> None:
-    for m, member in enumerate(members):
-        if not isinstance(member, nn.Module):
-            raise TypeError(
-                f"Expected every member of the ensemble to be an `nn.Module`, but member {m} is {member!r}."
-            )
-    reference = _signature(members[0])
-    for m, member in enumerate(members[1:], start=1):
-        if type(member) is not type(members[0]):
-            raise ValueError(
-                "Expected every member of the ensemble to have member 0's architecture, but member"
-                f" {m} is a {type(member).__name__} (member 0: {type(members[0]).__name__})."
-            )
-        signature = _signature(member)
-        names = {entry[0]: entry for entry in reference}
-        for name, kind, shape, dtype in signature:
-            if name not in names:
-                raise ValueError(
-                    "Expected every member of the ensemble to have member 0's architecture, but member"
-                    f" {m} has a {kind} `{name}` that member 0 lacks."
-                )
-            _, _, ref_shape, ref_dtype = names[name]
-            if (shape, dtype) != (ref_shape, ref_dtype):
-                what = f"of shape {shape} (member 0: {ref_shape})" if shape != ref_shape else f"of dtype {dtype}"
-                raise ValueError(
-                    "Expected every member of the ensemble to have member 0's architecture, but member"
-                    f" {m} has `{name}` {what}."
-                )
-        if len(signature) != len(reference):
-            missing = sorted(set(names) - {entry[0] for entry in signature})
-            raise ValueError(
-                "Expected every member of the ensemble to have member 0's architecture, but member"
-                f" {m} lacks {missing}."
-            )
-        _check_same_structure(members[0], member, m)
-
-
-# Plain settings of a module (`p` of a Dropout, `negative_slope`, a custom layer's `scale`): they change its forward.
-_SETTINGS = (bool, int, float, str, tuple, type(None))
-
-
-def _structure(member: nn.Module) -> list[tuple[str, type, str, dict[str, str], Any]]:
-    """What decides a member's forward besides its weights: each submodule's class, settings, mode, own ``forward``."""
-    rows = []
-    for name, module in member.named_modules():
-        settings = {
-            key: repr(value)
-            for key, value in vars(module).items()
-            if not key.startswith("_") and isinstance(value, _SETTINGS)
-        }
-        forward = vars(module).get("forward")
-        rows.append((name, type(module), module.extra_repr(), settings, getattr(forward, "__code__", forward)))
-    return rows
-
-
-def _check_same_structure(first: nn.Module, member: nn.Module, m: int) -> None:
-    # The ensemble runs every member through member 0's modules: another layer, dropout rate or forward would be lost.
-    prefix = f"Expected every member of the ensemble to compute member 0's forward, but member {m}"
-    reference, structure = _structure(first), _structure(member)
-    if [row[0] for row in structure] != [row[0] for row in reference]:
-        raise ValueError(
-            f"{prefix} has the submodules {[row[0] for row in structure]} (member 0: {[row[0] for row in reference]})."
-        )
-    for (name, kind, extra, settings, forward), (_, ref_kind, ref_extra, ref_settings, ref_forward) in zip(
-        structure, reference, strict=True
-    ):
-        where = f"`{name}`" if name else "top module"
-        if kind is not ref_kind:
-            raise ValueError(f"{prefix}'s {where} is a {kind.__name__} (member 0: {ref_kind.__name__}).")
-        if extra != ref_extra or settings != ref_settings:
-            differ = sorted(key for key in {*settings, *ref_settings} if settings.get(key) != ref_settings.get(key))
-            got = ", ".join(f"{key}={settings.get(key)}" for key in differ) or extra
-            had = ", ".join(f"{key}={ref_settings.get(key)}" for key in differ) or ref_extra
-            raise ValueError(f"{prefix}'s {where} has {got} (member 0: {had}).")
-        if forward is not ref_forward:
-            raise ValueError(f"{prefix}'s {where} has its own `forward`, unlike member 0's.")
 
 
 def member_batches(batch: Tensor, num_members: int) -> Tensor:
