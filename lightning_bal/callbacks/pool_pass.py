@@ -12,19 +12,12 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, TQDMProgres
 from torch import Tensor, nn
 
 from lightning_bal.callbacks.embedding_pass import select_from_embeddings
-from lightning_bal.callbacks.sharded_selection import (
-    PoolStatistics,
-    gather_rows,
-    pool_statistics,
-    select_stochastic,
-    select_top_k,
-    selection_rule,
-    sort_by_index,
-)
+from lightning_bal.callbacks.sharded_selection import PoolStatistics, pool_statistics, sort_by_index
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
-from lightning_bal.heuristics.stochastic import StochasticHeuristic
+from lightning_bal.heuristics.base import ScoredShard
 from lightning_bal.mc.posterior import Posterior
+from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.distributed import gather_uneven, shard, stack_ranks
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
@@ -58,24 +51,15 @@ class PoolSelection(NamedTuple):
     rank_seconds: tuple[float, ...] = ()
 
 
-class _Scores(NamedTuple):
-    indices: Tensor  # this rank's dataset indices, ascending (every candidate when nothing is scored)
-    scores: Tensor
-    candidate_indices: Tensor  # batch-aware heuristics only (else empty): the top-M items by score ...
-    candidate_outputs: Tensor  # ... and their transformed outputs [M, K, C]
-
-
 class PoolPass:
     """Score the pool with ``heuristic`` on K samples of ``posterior``, across every rank of ``strategy``.
 
-    Each rank scores its own disjoint shard of the candidates and keeps its scores; only a bounded number of rows per
-    rank crosses ranks (see :mod:`~lightning_bal.callbacks.sharded_selection`): each rank's top ``q`` for top-k
-    heuristics, its best ``q`` Gumbel keys and an all-reduced normaliser for stochastic ones, its top candidates with
-    their outputs for batch-aware ones (BatchBALD), and reduced statistics for logging. Candidates travel with their
-    dataset indices, so the selection does not depend on the sharding and equals that of one process. A heuristic
-    with a selection rule of its own (an overridden ``select_from_scores``) gets every score gathered instead. The
-    selection is made on rank zero and broadcast. Needs only a strategy with ``all_gather`` and ``broadcast`` (the
-    Trainer's, or a stand-in in tests).
+    Each rank scores its own disjoint shard of the candidates and keeps its scores; the heuristic's
+    :meth:`~lightning_bal.heuristics.Heuristic.select_sharded` decides what crosses ranks (each rank's top ``q`` for
+    top-k heuristics, every score for stochastic ones, the top candidates with their outputs for batch-aware ones) and
+    selects exactly what its own ``select`` would from the whole pool with the step's selection seed. Rank zero's
+    selection is broadcast. Needs only a strategy with ``all_gather`` and ``broadcast`` (the Trainer's, or a
+    stand-in in tests).
 
     Args:
         heuristic: scores and selects.
@@ -131,7 +115,7 @@ class PoolPass:
         seconds = time.perf_counter() - start
         device = _device(module)
         selected, scores, probabilities = self._select(
-            strategy, rank, world_size, pool, query_size, derive_seed(seed, step, Stream.SELECTION), device
+            strategy, rank, world_size, pool, query_size, derive_seed(seed, step, Stream.SELECTION)
         )
         selected, probabilities = strategy.broadcast((selected, probabilities), src=0)
         if rank != 0:
@@ -165,10 +149,9 @@ class PoolPass:
         seed: int,
         step: int,
         progress: int,
-    ) -> _Scores:
+    ) -> ScoredShard:
         if not self.heuristic.needs_predictions:
-            empty = torch.empty(0)
-            return _Scores(candidates, torch.zeros(candidates.numel()), empty.long(), empty)
+            return ScoredShard(local, torch.zeros(local.numel()))
         num_candidates = self.heuristic.num_candidates(query_size, candidates.numel())
         # Preallocated: only [N] scores are kept however large the pool (and no heap growth from concatenation).
         local_scores = torch.empty(local.numel())
@@ -190,26 +173,8 @@ class PoolPass:
                 top_scores, top_indices, top_outputs = self._keep_top(
                     num_candidates, top_scores, top_indices, top_outputs, batch_scores, batch_indices, outputs
                 )
-        device = _device(module)
-        local_scores, local_indices = local_scores[:filled], local_indices[:filled]
-        candidate_indices, candidate_outputs = torch.empty(0, dtype=torch.long), torch.empty(0)
-        if num_candidates:
-            cand_scores = gather_uneven(strategy, top_scores.to(device), world_size).cpu()
-            cand_indices = gather_uneven(strategy, top_indices.to(device), world_size).cpu()
-            cand_outputs = gather_uneven(strategy, top_outputs.to(device), world_size).cpu()
-            cand_order = torch.argsort(cand_indices)
-            cand_scores, cand_indices, cand_outputs = (
-                cand_scores[cand_order],
-                cand_indices[cand_order],
-                cand_outputs[cand_order],
-            )
-            keep = torch.topk(
-                cand_scores, min(num_candidates, cand_scores.numel()), largest=self.heuristic.higher_is_better
-            )
-            kept = keep.indices.sort().values
-            candidate_indices, candidate_outputs = cand_indices[kept], cand_outputs[kept]
-        local_indices, local_scores = sort_by_index(local_indices, local_scores)
-        return _Scores(local_indices, local_scores, candidate_indices, candidate_outputs)
+        local_indices, local_scores = sort_by_index(local_indices[:filled], local_scores[:filled])
+        return ScoredShard(local_indices, local_scores, top_indices, top_scores, top_outputs)
 
     def _targets(
         self,
@@ -273,47 +238,15 @@ class PoolPass:
         return scores[keep], indices[keep], outputs[keep]
 
     def _select(
-        self,
-        strategy: Any,
-        rank: int,
-        world_size: int,
-        pool: _Scores,
-        query_size: int,
-        seed: int,
-        device: torch.device,
+        self, strategy: Any, rank: int, world_size: int, pool: ScoredShard, query_size: int, seed: int
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Dataset indices, scores and (stochastic heuristics) drawing probabilities of the selection.
+        """Dataset indices, scores and (stochastic heuristics) drawing probabilities of the selection, on every rank.
 
-        Every rank takes part (the merges are collective); rank zero's result is the one broadcast.
+        They are what the heuristic's own selection makes from every score with a generator seeded by ``seed``.
         """
-        heuristic = self.heuristic
-        pointwise = heuristic.needs_predictions and not heuristic.batch_aware
-        rule = selection_rule(heuristic) if pointwise else None
-        if rule == "top_k":
-            merged = select_top_k(strategy, world_size, pool.indices, pool.scores, query_size, heuristic, device)
-            return merged.indices, merged.scores, merged.probabilities
-        if rule == "stochastic" and isinstance(heuristic, StochasticHeuristic):
-            merged = select_stochastic(
-                strategy, world_size, pool.indices, pool.scores, query_size, heuristic, seed, device
-            )
-            return merged.indices, merged.scores, merged.probabilities
-        indices, scores = pool.indices, pool.scores
-        if pointwise:
-            # A selection rule of the heuristic's own: it needs every score in one place.
-            indices, scores = (
-                gather_rows(strategy, indices, world_size, device),
-                gather_rows(strategy, scores, world_size, device),
-            )
-            order = torch.argsort(indices)
-            indices, scores = indices[order], scores[order]
-        if rank != 0:
-            return torch.empty(0, dtype=torch.long), torch.empty(0), None
         generator = torch.Generator().manual_seed(seed)
-        if self.heuristic.batch_aware:
-            selection = self.heuristic.select(pool.candidate_outputs, query_size, generator)
-            return pool.candidate_indices[selection.indices], selection.scores, selection.probabilities
-        selection = self.heuristic.select_from_scores(scores, query_size, generator)
-        return indices[selection.indices], selection.scores, selection.probabilities
+        selection = self.heuristic.select_sharded(pool, query_size, generator, Collective(strategy, rank, world_size))
+        return selection.indices, selection.scores, selection.probabilities
 
 
 def _device(module: nn.Module) -> torch.device:
