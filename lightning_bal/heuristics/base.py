@@ -50,7 +50,7 @@ class ScoredShard(NamedTuple):
 
 
 def check_scores(scores: Tensor, query_size: int) -> None:
-    """Check that ``scores`` is ``[N]`` and ``query_size`` an integer in ``[0, N]``.
+    """Check that ``scores`` is ``[N]`` without NaN and ``query_size`` an integer in ``[0, N]``.
 
     Example:
         >>> check_scores(torch.zeros(3), 4)
@@ -64,6 +64,12 @@ def check_scores(scores: Tensor, query_size: int) -> None:
     if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= scores.numel():
         raise ValueError(
             f"Expected argument `query_size` to be an integer in [0, {scores.numel()}], but got {query_size!r}."
+        )
+    num_nan = int(scores.isnan().sum()) if scores.is_floating_point() else 0
+    if num_nan:
+        raise ValueError(
+            f"Expected argument `scores` to hold no NaN, but got {num_nan} of {scores.numel()}: a NaN score ranks"
+            " neither above nor below any other, so no selection from it is meaningful."
         )
 
 

@@ -202,6 +202,9 @@ def test_score_refuses(name, make, error, match):
         (torch.ones(2, 2), 1, r"`scores`.*shape \[N\].*\(2, 2\)"),
         ([1.0, 2.0], 1, r"`scores`.*shape \[N\]"),
         (torch.tensor(1.0), 1, r"`scores`.*shape \[N\]"),
+        # A NaN is neither better nor worse than any score: top-k would quietly return fewer items than asked.
+        (torch.tensor([NAN, 0.5, 0.2, 0.1]), 3, r"`scores`.*NaN.*1 of 4"),
+        (torch.tensor([0.5, NAN]), 0, r"`scores`.*NaN.*1 of 2"),
     ],
 )
 def test_select_from_scores_refuses(name, scores, query_size, match):
