@@ -294,7 +294,7 @@ class ActiveLearningCallback(Callback):
             progress=progress_refresh_rate(trainer),
         )
         self.last_shard = selection.shard
-        if self._stop(trainer, datamodule, stop.after_pass(selection.pool_scores), extra, val_metrics):
+        if self._stop(trainer, datamodule, stop.after_pass(selection), extra, val_metrics):
             return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:

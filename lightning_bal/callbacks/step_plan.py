@@ -11,6 +11,7 @@ from torch import Tensor
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.annotation.stopping import StopContext, StoppingCriterion, stop_reasons
 from lightning_bal.callbacks.monitoring import val_figures
+from lightning_bal.callbacks.pool_pass import PoolSelection
 from lightning_bal.data import ActiveDataModule
 
 __all__ = ["QueryPlan", "StepStop", "plan_query"]
@@ -76,11 +77,11 @@ class StepStop(NamedTuple):
         """Why the criteria that do not read pool scores end the run now (empty: go on), the same on every rank."""
         return self._reasons([c for c in self.criteria if not c.needs_pool_scores], None)
 
-    def after_pass(self, pool_scores: Tensor | None) -> list[str]:
+    def after_pass(self, selection: PoolSelection) -> list[str]:
         """Why the criteria that read the pool's scores end the run now (empty: go on), the same on every rank."""
-        return self._reasons([c for c in self.criteria if c.needs_pool_scores], pool_scores)
+        return self._reasons([c for c in self.criteria if c.needs_pool_scores], selection)
 
-    def _reasons(self, criteria: list[StoppingCriterion], pool_scores: Tensor | None) -> list[str]:
+    def _reasons(self, criteria: list[StoppingCriterion], selection: PoolSelection | None) -> list[str]:
         if not criteria:
             return []  # every rank holds the same criteria: all skip the collective alike
 
@@ -89,8 +90,16 @@ class StepStop(NamedTuple):
 
         trainer, datamodule = self.trainer, self.datamodule
         metrics = dict(val_figures(trainer.callback_metrics) if self.val_metrics is None else self.val_metrics)
+        statistics = None if selection is None else selection.pool_statistics
         context = StopContext(
-            datamodule.num_labelled, datamodule.step, metrics, pool_scores, predict, dict(self.figures)
+            datamodule.num_labelled,
+            datamodule.step,
+            metrics,
+            None if selection is None else selection.pool_scores,
+            predict,
+            dict(self.figures),
+            None if statistics is None else statistics.mean,
+            None if statistics is None else statistics.max,
         )
         reasons = stop_reasons(criteria, context, self.figures)
         if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
