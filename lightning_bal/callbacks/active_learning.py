@@ -28,15 +28,16 @@ from lightning_bal.callbacks.checks import (
     warn_about_schedule,
     warn_if_budget_left,
 )
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.convergence import Convergence
-from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
+from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, monitored_value, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
 from lightning_bal.callbacks.resume import legacy_state, replay_skipped_validation, resume_stage
 from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
-from lightning_bal.callbacks.step_plan import StepStop, plan_query
+from lightning_bal.callbacks.step_plan import plan_query, stop_reasons_at
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
@@ -129,7 +130,7 @@ class ActiveLearningCallback(Callback):
         if annotator is not None and not isinstance(annotator, QueryFiles):
             raise TypeError(f"Expected argument `annotator` to be a `QueryFiles`, but got {annotator!r}.")
         self.annotator = annotator
-        self.pool_pass = PoolPass(heuristic, self.iterations, self.posterior)
+        self.pool_pass = PoolPass(heuristic)
         self.history: list[dict[str, float]] = []
         self._reset_run_state()
 
@@ -269,32 +270,31 @@ class ActiveLearningCallback(Callback):
         if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
             self.posterior.fit(trainer, pl_module, datamodule)
         # The figures of the model that scores the pool (scoring does not change it).
-        context = StepContext(
-            trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done
-        )
         extra = {"epochs_trained": epochs_trained}
+        context = StepContext(
+            trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done, extra
+        )
         for evaluation in self.evaluations:
             extra.update(evaluation(context))
         plan = plan_query(datamodule, self.query_size, self.label_budget)
-        stop = StepStop(self.stopping, trainer, pl_module, datamodule, self.heuristic.output, val_metrics, extra)
-        reasons = [plan.stop_reason] if plan.stop_reason is not None else stop.before_pass()
+        context = context._replace(
+            val_metrics=val_metrics,
+            candidates=plan.candidates,
+            query_size=plan.query_size,
+            progress=progress_refresh_rate(trainer),
+        )
+        output = self.heuristic.output
+        reasons = (
+            [plan.stop_reason] if plan.stop_reason is not None else stop_reasons_at(self.stopping, context, output)
+        )
         if self._stop(trainer, datamodule, reasons, extra, val_metrics):
             return
         candidates = plan.candidates
-        selection = self.pool_pass.run(
-            trainer.strategy,
-            trainer.global_rank,
-            trainer.world_size,
-            pl_module,
-            datamodule,
-            candidates,
-            plan.query_size,
-            self._run_seed,
-            self.steps_done,
-            progress=progress_refresh_rate(trainer),
-        )
+        selection = self.pool_pass.run(context)
         self.last_shard = selection.shard
-        if self._stop(trainer, datamodule, stop.after_pass(selection), extra, val_metrics):
+        if self._stop(
+            trainer, datamodule, stop_reasons_at(self.stopping, context, output, selection), extra, val_metrics
+        ):
             return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:

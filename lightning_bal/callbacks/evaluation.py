@@ -8,7 +8,7 @@ logs under ``active/`` against the number of labelled samples. Passes over held-
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -17,28 +17,16 @@ from torch import Tensor
 from torch.nn import functional as F  # noqa: N812
 from torchmetrics.functional.classification import multiclass_calibration_error
 
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional import weighted_risk
 from lightning_bal.functional.outputs import OutputKey, log_softmax_classes, select_output
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.utilities.distributed import gather_uneven, shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
 __all__ = ["Calibration", "LabelledRisk", "MCTestCurve", "StepContext", "StepEvaluation", "TestCurve"]
-
-
-class StepContext(NamedTuple):
-    """What an evaluation may read at a step: the run's objects, the MC settings and the step's seed."""
-
-    trainer: pl.Trainer
-    pl_module: pl.LightningModule
-    datamodule: ActiveDataModule
-    iterations: int
-    posterior: Posterior
-    seed: int
-    step: int
 
 
 class StepEvaluation:

@@ -5,21 +5,20 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, TQDMProgressBar
 from torch import Tensor, nn
 
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.embedding_pass import select_from_embeddings
 from lightning_bal.callbacks.sharded_selection import PoolStatistics, pool_statistics, sort_by_index
-from lightning_bal.data import ActiveDataModule
-from lightning_bal.heuristics import Heuristic
+from lightning_bal.heuristics import EmbeddingHeuristic, Heuristic
 from lightning_bal.heuristics.base import ScoredShard
-from lightning_bal.mc.posterior import Posterior
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.distributed import gather_uneven, shard, stack_ranks
-from lightning_bal.utilities.seeding import Stream, derive_seed
+from lightning_bal.utilities.seeding import Stream
 
 __all__ = ["PoolPass", "PoolSelection", "progress_refresh_rate"]
 
@@ -63,63 +62,34 @@ class PoolPass:
 
     Args:
         heuristic: scores and selects.
-        iterations: K, the MC samples per item.
-        posterior: draws the K samples.
     """
 
-    def __init__(self, heuristic: Heuristic, iterations: int, posterior: Posterior) -> None:
+    def __init__(self, heuristic: Heuristic) -> None:
         self.heuristic = heuristic
-        self.iterations = iterations
-        self.posterior = posterior
 
-    def run(
-        self,
-        strategy: Any,
-        rank: int,
-        world_size: int,
-        module: nn.Module,
-        datamodule: ActiveDataModule,
-        candidates: Tensor,
-        query_size: int,
-        seed: int,
-        step: int,
-        progress: int = 0,
-    ) -> PoolSelection:
-        """Score ``candidates`` (dataset indices of the pool) and select ``query_size`` of them on every rank."""
+    def run(self, context: StepContext) -> PoolSelection:
+        """Score ``context.candidates`` (dataset indices of the pool) and select ``context.query_size`` of them."""
         start = time.perf_counter()
-        local = shard(candidates, rank, world_size)
-        if getattr(self.heuristic, "needs_embeddings", False):
+        strategy, rank, world_size = context.strategy, context.rank, context.world_size
+        local = shard(context.candidates, rank, world_size)
+        if self.heuristic.needs_embeddings:
             # Embedding heuristics (BADGE, Core-Set): every rank selects from its own shard, with collectives.
-            picks = select_from_embeddings(
-                self.heuristic,
-                self.posterior,
-                self.iterations,
-                strategy,
-                rank,
-                world_size,
-                module,
-                datamodule,
-                local,
-                query_size,
-                seed,
-                step,
-                _rank_progress(progress, rank, world_size),
-            )
+            embedding_heuristic = cast(EmbeddingHeuristic, self.heuristic)
+            bar = _rank_progress(context.progress, rank, world_size)
+            picks = select_from_embeddings(embedding_heuristic, context, local, bar)
             selected = strategy.broadcast(picks.indices, src=0)
             scores = picks.scores if rank == 0 else torch.empty(0)
             seconds = time.perf_counter() - start
-            return PoolSelection(selected, None, scores, None, candidates.numel(), seconds, local)
-        pool = self._score(
-            strategy, rank, world_size, module, datamodule, candidates, local, query_size, seed, step, progress
-        )
+            return PoolSelection(selected, None, scores, None, context.candidates.numel(), seconds, local)
+        pool = self._score(context, local)
         seconds = time.perf_counter() - start
-        device = _device(module)
-        selected, scores, probabilities = self._select(
-            strategy, rank, world_size, pool, query_size, derive_seed(seed, step, Stream.SELECTION)
+        collective = Collective(strategy, rank, world_size)
+        selection = self.heuristic.select_sharded(
+            pool, context.query_size, context.generator(Stream.SELECTION), collective
         )
-        selected, probabilities = strategy.broadcast((selected, probabilities), src=0)
-        if rank != 0:
-            scores = torch.empty(0)
+        selected, probabilities = strategy.broadcast((selection.indices, selection.probabilities), src=0)
+        scores = selection.scores if rank == 0 else torch.empty(0)
+        device = _device(context.pl_module)
         statistics = None
         if self.heuristic.needs_predictions:
             statistics = pool_statistics(strategy, world_size, pool.scores, device)
@@ -129,88 +99,66 @@ class PoolPass:
             probabilities,
             scores,
             None if statistics is None else statistics.sample,
-            candidates.numel(),
+            context.candidates.numel(),
             seconds,
             local,
             statistics,
             tuple(rank_seconds.reshape(-1).tolist()),
         )
 
-    def _score(
-        self,
-        strategy: Any,
-        rank: int,
-        world_size: int,
-        module: nn.Module,
-        datamodule: ActiveDataModule,
-        candidates: Tensor,
-        local: Tensor,
-        query_size: int,
-        seed: int,
-        step: int,
-        progress: int,
-    ) -> ScoredShard:
+    def _score(self, context: StepContext, local: Tensor) -> ScoredShard:
+        """This rank's scores of its shard ``local``, with its best candidates' inputs for a batch-aware heuristic."""
         if not self.heuristic.needs_predictions:
             return ScoredShard(local, torch.zeros(local.numel()))
-        num_candidates = self.heuristic.num_candidates(query_size, candidates.numel())
+        num_candidates = self.heuristic.num_candidates(context.query_size, context.candidates.numel())
         # Preallocated: only [N] scores are kept however large the pool (and no heap growth from concatenation).
         local_scores = torch.empty(local.numel())
         local_indices = torch.empty(local.numel(), dtype=torch.long)
         filled = 0
         top_scores, top_indices, top_outputs = torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0)
-        mask_seed = derive_seed(seed, step, Stream.MASKS)
-        targets = None
-        if self.heuristic.needs_targets:
-            targets = self._targets(strategy, rank, world_size, module, datamodule, candidates, seed, step)
-        loader = datamodule.pool_dataloader(local)
-        batches = self.posterior.batches(module, loader, self.iterations, mask_seed, self.heuristic.transform)
-        for batch_indices, outputs in _progress(batches, len(loader), progress, rank, world_size):
+        targets = self._targets(context) if self.heuristic.needs_targets else None
+        loader = context.datamodule.pool_dataloader(local)
+        batches = context.posterior.batches(
+            context.pl_module, loader, context.iterations, context.mask_seed, self.heuristic.transform
+        )
+        bar = (len(loader), context.progress, context.rank, context.world_size)
+        for batch_indices, outputs in _progress(batches, *bar):
             batch_scores = self.heuristic.score(outputs) if targets is None else self.heuristic.score(outputs, targets)  # type: ignore[call-arg]
             local_scores[filled : filled + batch_scores.numel()] = batch_scores
             local_indices[filled : filled + batch_scores.numel()] = batch_indices
             filled += batch_scores.numel()
             if num_candidates:
                 top_scores, top_indices, top_outputs = self._keep_top(
-                    num_candidates, top_scores, top_indices, top_outputs, batch_scores, batch_indices, outputs
+                    num_candidates, (top_scores, top_indices, top_outputs), (batch_scores, batch_indices, outputs)
                 )
         local_indices, local_scores = sort_by_index(local_indices[:filled], local_scores[:filled])
         return ScoredShard(local_indices, local_scores, top_indices, top_scores, top_outputs)
 
-    def _targets(
-        self,
-        strategy: Any,
-        rank: int,
-        world_size: int,
-        module: nn.Module,
-        datamodule: ActiveDataModule,
-        candidates: Tensor,
-        seed: int,
-        step: int,
-    ) -> Tensor:
+    def _targets(self, context: StepContext) -> Tensor:
         """MC predictions on random targets (of the heuristic's ``target_dataset``, or the pool) for EPIG.
 
         The pool pass uses the same mask seed, hence the same K sub-networks: the joint predictive of a pool item
         and a target needs sample k to be one model for both.
         """
-        target_dataset = getattr(self.heuristic, "target_dataset", None)
-        num_targets = int(getattr(self.heuristic, "num_targets", 100))
-        generator = torch.Generator().manual_seed(derive_seed(seed, step, Stream.TARGETS))
-        source = candidates if target_dataset is None else torch.arange(len(target_dataset))
-        chosen = source[torch.randperm(source.numel(), generator=generator)[:num_targets]]
-        local = shard(chosen.sort().values, rank, world_size)
+        target_dataset = self.heuristic.target_dataset
+        source = context.candidates if target_dataset is None else torch.arange(len(target_dataset))
+        order = torch.randperm(source.numel(), generator=context.generator(Stream.TARGETS))
+        chosen = source[order[: self.heuristic.num_targets]]
+        local = shard(chosen.sort().values, context.rank, context.world_size)
+        datamodule = context.datamodule
         loader = (
             datamodule.pool_dataloader(local)
             if target_dataset is None
             else datamodule.inputs_dataloader(target_dataset, local)
         )
         indices, outputs = [], []
-        mask_seed = derive_seed(seed, step, Stream.MASKS)
-        for batch_indices, batch_outputs in self.posterior.batches(
-            module, loader, self.iterations, mask_seed, self.heuristic.transform
+        for batch_indices, batch_outputs in context.posterior.batches(
+            context.pl_module, loader, context.iterations, context.mask_seed, self.heuristic.transform
         ):
             indices.append(batch_indices)
             outputs.append(batch_outputs)
-        device = _device(module)
+        device = _device(context.pl_module)
+        strategy, world_size = context.strategy, context.world_size
         # A rank with no targets (fewer targets than ranks) still joins the gathers, with empty tensors.
         local_outputs = torch.cat(outputs) if outputs else torch.zeros(0)
         local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long)
@@ -219,16 +167,10 @@ class PoolPass:
         return gathered[order]
 
     def _keep_top(
-        self,
-        k: int,
-        top_scores: Tensor,
-        top_indices: Tensor,
-        top_outputs: Tensor,
-        batch_scores: Tensor,
-        batch_indices: Tensor,
-        outputs: Tensor,
+        self, k: int, top: tuple[Tensor, Tensor, Tensor], batch: tuple[Tensor, Tensor, Tensor]
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Running top-``k`` of this rank's shard by score, with the outputs a batch-aware heuristic needs."""
+        """Running top-``k`` ``(scores, indices, outputs)`` of this rank's shard, with a batch's of them."""
+        (top_scores, top_indices, top_outputs), (batch_scores, batch_indices, outputs) = top, batch
         scores = torch.cat([top_scores, batch_scores.float().cpu()])
         indices = torch.cat([top_indices, batch_indices.cpu()])
         outputs = outputs.cpu() if top_outputs.numel() == 0 else torch.cat([top_outputs, outputs.cpu()])
@@ -236,17 +178,6 @@ class PoolPass:
             return scores, indices, outputs
         keep = torch.topk(scores, k, largest=self.heuristic.higher_is_better).indices
         return scores[keep], indices[keep], outputs[keep]
-
-    def _select(
-        self, strategy: Any, rank: int, world_size: int, pool: ScoredShard, query_size: int, seed: int
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Dataset indices, scores and (stochastic heuristics) drawing probabilities of the selection, on every rank.
-
-        They are what the heuristic's own selection makes from every score with a generator seeded by ``seed``.
-        """
-        generator = torch.Generator().manual_seed(seed)
-        selection = self.heuristic.select_sharded(pool, query_size, generator, Collective(strategy, rank, world_size))
-        return selection.indices, selection.scores, selection.probabilities
 
 
 def _device(module: nn.Module) -> torch.device:

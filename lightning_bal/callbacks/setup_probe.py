@@ -73,7 +73,7 @@ def probe_heuristic(
     skip = (
         not heuristic.needs_predictions
         or heuristic.needs_targets
-        or getattr(heuristic, "needs_embeddings", False)
+        or heuristic.needs_embeddings
         or not posterior.samples_before_fit
         or datamodule.num_pool == 0
     )
@@ -115,7 +115,7 @@ def check_task(datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
         or heuristic.output is not None
         or isinstance(heuristic, CombineHeuristics)
         or not heuristic.needs_predictions
-        or getattr(heuristic, "needs_embeddings", False)
+        or heuristic.needs_embeddings
     )
     if skip:
         return

@@ -114,6 +114,8 @@ class Heuristic:
         consumes: ``"log_probs"`` (class log-probabilities ``[N, K, C, ...]``, made from logits by
             :meth:`transform`) or ``"outputs"`` (raw outputs ``[N, K, ...]``, e.g. regression).
         needs_targets: Whether :meth:`score` also takes the MC predictions of target inputs (EPIG).
+        needs_embeddings: Whether the heuristic selects from per-item embeddings taken during the pool pass
+            (BADGE, Core-Set; see :class:`~lightning_bal.heuristics.EmbeddingHeuristic`), not from scores.
 
     Args:
         reduction: How scores over trailing dims (pixels, tokens) become one score per item.
@@ -133,6 +135,10 @@ class Heuristic:
     stochastic: ClassVar[bool] = False
     consumes: ClassVar[Literal["log_probs", "outputs"]] = "log_probs"
     needs_targets: ClassVar[bool] = False
+    needs_embeddings: ClassVar[bool] = False
+    #: With ``needs_targets``: the dataset the targets are drawn from (``None``: the pool), and how many are drawn.
+    target_dataset: Any = None
+    num_targets: int = 0
 
     def __init__(
         self,

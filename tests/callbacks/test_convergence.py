@@ -38,9 +38,10 @@ def record_scored_models(monkeypatch) -> list:
     scored = []
     original = PoolPass.run
 
-    def spy(self, strategy, rank, world_size, module, *args, **kwargs):
+    def spy(self, context):
+        module = context.pl_module
         scored.append((module.trainer.current_epoch, {k: v.clone() for k, v in module.state_dict().items()}))
-        return original(self, strategy, rank, world_size, module, *args, **kwargs)
+        return original(self, context)
 
     monkeypatch.setattr(PoolPass, "run", spy)
     return scored
