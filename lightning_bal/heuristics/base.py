@@ -116,6 +116,8 @@ class Heuristic:
         needs_targets: Whether :meth:`score` also takes the MC predictions of target inputs (EPIG).
         needs_embeddings: Whether the heuristic selects from per-item embeddings taken during the pool pass
             (BADGE, Core-Set; see :class:`~lightning_bal.heuristics.EmbeddingHeuristic`), not from scores.
+        cost: Its cost, a row of the table of heuristics in ``docs/heuristics.md`` (the library's own are listed in
+            :data:`~lightning_bal.heuristics.table.COSTS`); needed to register it (``register_heuristic``).
 
     Args:
         reduction: How scores over trailing dims (pixels, tokens) become one score per item.
@@ -136,6 +138,7 @@ class Heuristic:
     consumes: ClassVar[Literal["log_probs", "outputs"]] = "log_probs"
     needs_targets: ClassVar[bool] = False
     needs_embeddings: ClassVar[bool] = False
+    cost: ClassVar[str | None] = None
     #: With ``needs_targets``: the dataset the targets are drawn from (``None``: the pool), and how many are drawn.
     target_dataset: Any = None
     num_targets: int = 0

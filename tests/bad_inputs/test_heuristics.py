@@ -16,11 +16,13 @@ from lightning_bal.heuristics import (
     BatchBALD,
     CombineHeuristics,
     Entropy,
+    Heuristic,
     Margin,
     PowerBALD,
     Random,
     Variance,
     get_heuristic,
+    register_heuristic,
 )
 from tests.bad_inputs.harness import accepts, refuses
 
@@ -321,3 +323,44 @@ def test_generated_query_sizes_refused(name, n_items, query_size):
 def test_random_and_power_bald_select_without_mc_inputs():
     assert accepts(lambda: Random().select_from_scores(torch.zeros(3), 2, torch.Generator())).indices.numel() == 2
     assert accepts(lambda: PowerBALD().select_from_scores(torch.zeros(3), 3, torch.Generator())).indices.numel() == 3
+
+
+class _Costly(Heuristic):
+    name = "test_costly"
+    cost = "O(N)"
+
+
+class _Nameless(Heuristic):
+    cost = "O(N)"
+
+
+class _Costless(Heuristic):
+    name = "test_costless"
+
+
+class _Taken(Heuristic):
+    name = "bald"
+    cost = "O(N)"
+
+
+@pytest.mark.parametrize(
+    ("cls", "error", "match"),
+    [
+        (BALD(), TypeError, r"`cls`.*`Heuristic` subclass.*BALD\(\)"),
+        (int, TypeError, r"`cls`.*`Heuristic` subclass"),
+        (_Nameless, TypeError, r"`_Nameless.name`.*non-empty string"),
+        (_Costless, TypeError, r"`_Costless.cost`.*non-empty string.*None"),
+        (_Taken, ValueError, r"`_Taken.name`.*free name.*'bald' is BALD's"),
+    ],
+)
+def test_register_heuristic_refuses(cls, error, match):
+    refuses("register_heuristic", lambda: register_heuristic(cls), error, match, HEURISTICS)
+
+
+def test_register_heuristic_accepts_a_declared_class_once_or_again():
+    try:
+        assert accepts(lambda: register_heuristic(_Costly)) is _Costly
+        assert accepts(lambda: register_heuristic(_Costly)) is _Costly  # the same class again: a no-op
+        assert isinstance(get_heuristic("test_costly"), _Costly)
+    finally:
+        HEURISTICS.pop("test_costly", None)

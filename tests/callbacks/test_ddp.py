@@ -1,6 +1,7 @@
 """DDP for real on CPU (gloo): two processes, each scoring its own shard of the pool."""
 
 from datetime import timedelta
+from typing import ClassVar
 
 import lightning.pytorch as pl
 import pytest
@@ -11,7 +12,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.callbacks import Calibration, Convergence, MCTestCurve, TestCurve
-from lightning_bal.heuristics import BALD, EPIG, ICAL, get_heuristic
+from lightning_bal.heuristics import BALD, EPIG, HEURISTICS, ICAL, Heuristic, get_heuristic, register_heuristic
 from lightning_bal.mc.posterior import MCDropout
 from lightning_bal.utilities.seeding import Stream, derive_seed
 from tests.helpers.models import DropoutClassifier, blobs
@@ -185,11 +186,29 @@ def test_two_processes_select_what_one_process_selects(tmp_path, heuristic):
             assert two_row[name] == pytest.approx(one_row[name], rel=1e-5)
 
 
+class LowPeak(Heuristic):
+    """A pointwise heuristic of the user's, declared in one class here: no library file knows it."""
+
+    name: ClassVar[str] = "test_low_peak"
+    cost: ClassVar[str] = "O(N·K·C) after the MC pass"
+
+    def score(self, log_probs):
+        return -log_probs.logsumexp(1).amax(1)  # the less probable the most probable class, the higher
+
+
+@pytest.fixture
+def low_peak():
+    register_heuristic(LowPeak)
+    yield
+    del HEURISTICS[LowPeak.name]
+
+
+@pytest.mark.usefixtures("low_peak")
 @pytest.mark.parametrize("devices", [1, 2])
-@pytest.mark.parametrize("name", ["bald", "power_bald", "softrank_bald", "random"])
+@pytest.mark.parametrize("name", ["bald", "power_bald", "softrank_bald", "random", "test_low_peak"])
 def test_the_callback_picks_what_the_heuristics_own_select_picks(tmp_path, name, devices):
     """The step's picks and drawing probabilities are ``heuristic.select`` over the whole pool's MC log-probabilities
-    with the step's selection seed, on one process and on two."""
+    with the step's selection seed, on one process and on two; a heuristic of the user's, by its name, too."""
     acquired = _fit(tmp_path, name, devices, "picks.pt", lr=0.0, max_epochs=1)
     extra = torch.load(tmp_path / "picks.pt.extra", weights_only=True)
     datamodule = make_datamodule(n=91, batch_size=8)
