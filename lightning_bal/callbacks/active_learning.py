@@ -23,7 +23,6 @@ from lightning_bal.callbacks.checks import (
     check_posterior,
     check_stopping,
     configure_dataloader_reload,
-    refuse_moved_keywords,
     require_datamodule,
     warn_about_schedule,
     warn_if_budget_left,
@@ -111,9 +110,7 @@ class ActiveLearningCallback(Callback):
         seed: int | None = None,
         stopping: Sequence[StoppingCriterion] = (),
         annotator: QueryFiles | None = None,
-        **moved: Any,
     ) -> None:
-        refuse_moved_keywords(moved)
         self.heuristic = heuristic = check_heuristic(heuristic, iterations)
         self.query_size = check_positive_int("query_size", query_size)
         self.iterations = check_positive_int("iterations", iterations)

@@ -25,30 +25,10 @@ __all__ = [
     "check_posterior",
     "check_stopping",
     "configure_dataloader_reload",
-    "refuse_moved_keywords",
     "require_datamodule",
     "warn_about_schedule",
     "warn_if_budget_left",
 ]
-
-
-# Keywords of earlier releases, and what replaced each: a clear error instead of Python's bare "unexpected keyword".
-_MOVED = {
-    "monitor": "convergence=Convergence(monitor, ...)",
-    "mode": "convergence=Convergence(monitor, mode=...)",
-    "patience": "convergence=Convergence(monitor, patience=...)",
-    "min_delta": "convergence=Convergence(monitor, min_delta=...)",
-    "max_epochs_per_step": "convergence=Convergence(monitor, max_epochs=...)",
-    "restore_best_weights": "convergence=Convergence(monitor, restore_best_weights=...)",
-    "max_pool_size": "ActiveDataModule(max_pool_size=...)",
-    "mc_kwargs": "posterior=MCDropout(...)",
-    "num_targets": "EPIG(num_targets=...)",
-    "target_dataset": "EPIG(target_dataset=...)",
-    "log_test": "evaluations=[TestCurve()]",
-    "log_test_mc": "evaluations=[MCTestCurve()]",
-    "log_calibration": "evaluations=[Calibration()]",
-    "log_risk": "evaluations=[LabelledRisk()]",
-}
 
 
 def check_heuristic(heuristic: Heuristic | str, iterations: int) -> Heuristic:
@@ -112,14 +92,6 @@ def check_stopping(stopping: Sequence[StoppingCriterion], heuristic: Heuristic) 
                 f" {type(heuristic).__name__} does not score uncertainty (higher = more uncertain)."
             )
     return criteria
-
-
-def refuse_moved_keywords(moved: dict[str, Any]) -> None:
-    """Refuse keywords the constructor does not take, naming the replacement of those that moved."""
-    if moved:
-        name = next(iter(moved))
-        hint = f" It moved: use `{_MOVED[name]}`." if name in _MOVED else ""
-        raise TypeError(f"ActiveLearningCallback() got an unexpected keyword argument {name!r}.{hint}")
 
 
 def require_datamodule(trainer: pl.Trainer) -> ActiveDataModule:
