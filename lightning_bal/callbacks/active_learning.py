@@ -167,11 +167,9 @@ class ActiveLearningCallback(Callback):
             self.history = []
             self._reset_run_state()
         datamodule = require_datamodule(trainer)
-        check_fit(trainer, pl_module, datamodule, self.heuristic, self.posterior, self.evaluations, self.convergence)
+        check_fit(trainer, pl_module, self)
         configure_dataloader_reload(trainer, self.every_n_epochs)
-        warn_about_schedule(
-            trainer, datamodule, self.every_n_epochs, self.query_size, self.label_budget, self.convergence
-        )
+        warn_about_schedule(trainer, self)
         seed = datamodule.seed if self.seed is None else self.seed
         self._run_seed = int(trainer.strategy.broadcast(seed, src=0))
         # Every rank must start from rank zero's labelled set, whatever each process did before fit.
@@ -180,7 +178,7 @@ class ActiveLearningCallback(Callback):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = require_datamodule(trainer)
-        check_outputs(pl_module, datamodule, self.heuristic, self.posterior, self.evaluations, self._run_seed)
+        check_outputs(pl_module, datamodule, self, self._run_seed)
         if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {describe_split(pl_module)}.")
         if self.reset_weights and self._initial_weights is None:

@@ -1,21 +1,23 @@
-"""The callback's checks: moved keywords, the datamodule, and the trainer's schedule against the active learning one."""
+"""The callback's checks: its arguments, the datamodule, and the trainer's schedule against the active learning one."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.convergence import Convergence
-from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc.posterior import Posterior
+
+if TYPE_CHECKING:
+    from lightning_bal.callbacks.active_learning import ActiveLearningCallback
 
 __all__ = [
     "check_convergence",
@@ -119,15 +121,10 @@ def configure_dataloader_reload(trainer: pl.Trainer, every_n_epochs: int) -> Non
         )
 
 
-def warn_about_schedule(
-    trainer: pl.Trainer,
-    datamodule: ActiveDataModule,
-    every_n_epochs: int,
-    query_size: int,
-    label_budget: int | None,
-    convergence: Convergence | None,
-) -> None:
+def warn_about_schedule(trainer: pl.Trainer, callback: ActiveLearningCallback) -> None:
     """Warn when validation misses step epochs, or when the trainer's limits end the run before the budget."""
+    datamodule, every_n_epochs, convergence = require_datamodule(trainer), callback.every_n_epochs, callback.convergence
+    query_size, label_budget = callback.query_size, callback.label_budget
     check_val = trainer.check_val_every_n_epoch
     if convergence is None and datamodule.val_dataset is not None and check_val and every_n_epochs % check_val:
         rank_zero_warn(
@@ -162,16 +159,10 @@ def warn_if_budget_left(
         )
 
 
-def check_fit(
-    trainer: pl.Trainer,
-    pl_module: pl.LightningModule,
-    datamodule: ActiveDataModule,
-    heuristic: Heuristic,
-    posterior: Posterior,
-    evaluations: Sequence[StepEvaluation],
-    convergence: Convergence | None,
-) -> None:
+def check_fit(trainer: pl.Trainer, pl_module: pl.LightningModule, callback: ActiveLearningCallback) -> None:
     """At setup, before any training: the model, the pool and the datasets can carry the run's steps."""
+    datamodule, heuristic, posterior = require_datamodule(trainer), callback.heuristic, callback.posterior
+    evaluations, convergence = callback.evaluations, callback.convergence
     if heuristic.needs_predictions or any(e.needs_mc for e in evaluations):
         posterior.check(pl_module)
         check_pool_pass(trainer.strategy, pl_module, datamodule, heuristic, posterior)
