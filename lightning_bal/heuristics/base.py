@@ -65,11 +65,18 @@ def check_scores(scores: Tensor, query_size: int) -> None:
         raise ValueError(
             f"Expected argument `query_size` to be an integer in [0, {scores.numel()}], but got {query_size!r}."
         )
-    num_nan = int(scores.isnan().sum()) if scores.is_floating_point() else 0
+    _refuse_nan(_count_nan(scores), scores.numel())
+
+
+def _count_nan(scores: Tensor) -> int:
+    return int(scores.isnan().sum()) if scores.is_floating_point() else 0
+
+
+def _refuse_nan(num_nan: int, total: int) -> None:
     if num_nan:
         raise ValueError(
-            f"Expected argument `scores` to hold no NaN, but got {num_nan} of {scores.numel()}: a NaN score ranks"
-            " neither above nor below any other, so no selection from it is meaningful."
+            f"Expected argument `scores` to hold no NaN, but got {num_nan} of {total}: a NaN score ranks neither"
+            " above nor below any other, so no selection from it is meaningful."
         )
 
 
@@ -235,6 +242,9 @@ class Heuristic:
             kept = top_k(scores, num_kept, self.higher_is_better).sort().values
             selection = self.select(inputs[kept], query_size, generator)
             return selection._replace(indices=indices[kept][selection.indices])
+        # Counted over every rank, so every rank refuses alike: a NaN need not be among a rank's candidates.
+        counts = collective.all_sum(torch.tensor([_count_nan(shard.scores), shard.scores.numel()]))
+        _refuse_nan(int(counts[0]), int(counts[1]))
         keep = self.shard_candidates(shard.scores, query_size)
         indices = collective.gather_rows(shard.indices[keep])
         scores = collective.gather_rows(shard.scores[keep])

@@ -24,6 +24,8 @@ from lightning_bal.heuristics import (
     get_heuristic,
     register_heuristic,
 )
+from lightning_bal.heuristics.base import ScoredShard
+from lightning_bal.utilities.collective import Collective
 from tests.bad_inputs.harness import accepts, refuses
 
 NAN, INF = float("nan"), float("inf")
@@ -364,3 +366,20 @@ def test_register_heuristic_accepts_a_declared_class_once_or_again():
         assert isinstance(get_heuristic("test_costly"), _Costly)
     finally:
         HEURISTICS.pop("test_costly", None)
+
+
+@pytest.mark.parametrize("name", ["bald", "margin", "power_bald", "random"])
+def test_select_sharded_refuses_nan_scores_that_no_rank_would_send(name):
+    """The NaN is not among the shard's top 1: the pool pass must refuse it all the same."""
+    heuristic, generator = get_heuristic(name), torch.Generator().manual_seed(0)
+    shard = ScoredShard(torch.arange(4), torch.tensor([0.9, NAN, 0.2, 0.1]))
+    collective = Collective()
+    refuses(
+        f"{name}.select_sharded",
+        lambda: heuristic.select_sharded(shard, 1, generator, collective),
+        ValueError,
+        r"`scores`.*NaN.*1 of 4",
+        heuristic,
+        shard,
+        generator,
+    )
