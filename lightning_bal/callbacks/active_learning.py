@@ -37,7 +37,6 @@ from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
 from lightning_bal.callbacks.step_plan import plan_query, stop_reasons_at
-from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.mc.split import describe_split
@@ -282,14 +281,12 @@ class ActiveLearningCallback(Callback):
         reasons = (
             [plan.stop_reason] if plan.stop_reason is not None else stop_reasons_at(self.stopping, context, output)
         )
-        if self._stop(trainer, datamodule, reasons, extra, val_metrics):
+        if self._stop(context, reasons):
             return
         candidates = plan.candidates
         selection = self.pool_pass.run(context)
         self.last_shard = selection.shard
-        if self._stop(
-            trainer, datamodule, stop_reasons_at(self.stopping, context, output, selection), extra, val_metrics
-        ):
+        if self._stop(context, stop_reasons_at(self.stopping, context, output, selection)):
             return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
@@ -311,18 +308,12 @@ class ActiveLearningCallback(Callback):
                 trainer, pl_module, datamodule, selection.indices, selection.scores, self.heuristic.output
             )
 
-    def _stop(
-        self,
-        trainer: pl.Trainer,
-        datamodule: ActiveDataModule,
-        reasons: list[str],
-        extra: dict[str, float],
-        val_metrics: dict[str, float] | None,
-    ) -> bool:
+    def _stop(self, context: StepContext, reasons: list[str]) -> bool:
         """End training if there are ``reasons``, after logging the last point of the curve; returns whether it did."""
         if not reasons:
             return False
-        self._log(log_selection(trainer, datamodule, None, extra, val_metrics))
+        trainer, datamodule = context.trainer, context.datamodule
+        self._log(log_selection(trainer, datamodule, None, context.figures, context.val_metrics))
         rank_zero_info(f"Active learning stops: {'; '.join(reasons)} ({datamodule.num_labelled} labelled).")
         trainer.should_stop = True
         return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import lightning.pytorch as pl
@@ -46,7 +45,7 @@ class StepContext(NamedTuple):
     seed: int
     step: int
     figures: dict[str, float]
-    val_metrics: Mapping[str, float] | None = None
+    val_metrics: dict[str, float] | None = None
     candidates: Tensor = torch.empty(0, dtype=torch.int64)
     query_size: int = 0
     progress: int = 0
