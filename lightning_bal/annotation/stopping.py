@@ -43,6 +43,9 @@ class StopContext(NamedTuple):
         pool_scores: the heuristic's scores of the scored pool items (``None`` where unknown, e.g. off rank zero).
         predict: the model's predicted classes ``[N]`` on a dataset (eval mode, deterministic).
         figures: the step's figures from the callback's ``evaluations`` (e.g. ``test_acc`` of ``TestCurve``).
+        pool_mean: the exact mean score of the whole scored pool, reduced over every rank (``None`` where unknown);
+            ``pool_scores`` may be a bounded sample of them.
+        pool_max: the exact largest score of the whole scored pool, reduced over every rank (``None`` where unknown).
     """
 
     num_labelled: int
@@ -52,6 +55,8 @@ class StopContext(NamedTuple):
     predict: Callable[[Dataset], Tensor] | None = None
     # Read-only: a NamedTuple's default is one object shared by every context.
     figures: Mapping[str, float] = MappingProxyType({})
+    pool_mean: float | None = None
+    pool_max: float | None = None
 
 
 class StoppingCriterion:
@@ -293,6 +298,8 @@ class LowUncertainty(StoppingCriterion):
                 f" {scores.numel()} are NaN or infinite."
             )
         mean, largest = float(scores.double().mean()), float(scores.double().max())
+        if context.pool_mean is not None and context.pool_max is not None:
+            mean, largest = context.pool_mean, context.pool_max  # exact: the scores may be a sample of the pool
         met = (self.mean_below is None or mean <= self.mean_below) and (
             self.max_below is None or largest <= self.max_below
         )

@@ -1,13 +1,13 @@
 """Lightning callbacks that run active learning inside a Trainer, and the objects that configure them."""
 
 from lightning_bal.callbacks.active_learning import ActiveLearningCallback
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.callbacks.evaluation import (
     Calibration,
     LabelledRisk,
     MCTestCurve,
-    StepContext,
     StepEvaluation,
     TestCurve,
 )

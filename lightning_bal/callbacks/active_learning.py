@@ -23,21 +23,20 @@ from lightning_bal.callbacks.checks import (
     check_posterior,
     check_stopping,
     configure_dataloader_reload,
-    refuse_moved_keywords,
     require_datamodule,
     warn_about_schedule,
     warn_if_budget_left,
 )
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.convergence import Convergence
-from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
+from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, monitored_value, val_figures
 from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
 from lightning_bal.callbacks.resume import replay_skipped_validation, resume_stage, undone_if_interrupted
 from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.callbacks.spawn import hand_back_labels
 from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
-from lightning_bal.callbacks.step_plan import StepStop, plan_query
-from lightning_bal.data import ActiveDataModule
+from lightning_bal.callbacks.step_plan import plan_query, stop_reasons_at
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.mc.split import describe_split
@@ -110,9 +109,7 @@ class ActiveLearningCallback(Callback):
         seed: int | None = None,
         stopping: Sequence[StoppingCriterion] = (),
         annotator: QueryFiles | None = None,
-        **moved: Any,
     ) -> None:
-        refuse_moved_keywords(moved)
         self.heuristic = heuristic = check_heuristic(heuristic, iterations)
         self.query_size = check_positive_int("query_size", query_size)
         self.iterations = check_positive_int("iterations", iterations)
@@ -129,7 +126,7 @@ class ActiveLearningCallback(Callback):
         if annotator is not None and not isinstance(annotator, QueryFiles):
             raise TypeError(f"Expected argument `annotator` to be a `QueryFiles`, but got {annotator!r}.")
         self.annotator = annotator
-        self.pool_pass = PoolPass(heuristic, self.iterations, self.posterior)
+        self.pool_pass = PoolPass(heuristic)
         self.history: list[dict[str, float]] = []
         self._reset_run_state()
 
@@ -169,11 +166,9 @@ class ActiveLearningCallback(Callback):
             self.history = []
             self._reset_run_state()
         datamodule = require_datamodule(trainer)
-        check_fit(trainer, pl_module, datamodule, self.heuristic, self.posterior, self.evaluations, self.convergence)
+        check_fit(trainer, pl_module, self)
         configure_dataloader_reload(trainer, self.every_n_epochs)
-        warn_about_schedule(
-            trainer, datamodule, self.every_n_epochs, self.query_size, self.label_budget, self.convergence
-        )
+        warn_about_schedule(trainer, self)
         seed = datamodule.seed if self.seed is None else self.seed
         self._run_seed = int(trainer.strategy.broadcast(seed, src=0))
         # Every rank must start from rank zero's labelled set, whatever each process did before fit.
@@ -182,7 +177,7 @@ class ActiveLearningCallback(Callback):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = require_datamodule(trainer)
-        check_outputs(pl_module, datamodule, self.heuristic, self.posterior, self.evaluations, self._run_seed)
+        check_outputs(pl_module, datamodule, self, self._run_seed)
         if self.heuristic.needs_predictions and isinstance(self.posterior, MCDropout):
             path = describe_split(pl_module, dropconnect=self.posterior.dropconnect is not None)
             rank_zero_info(f"Active learning MC pass for {type(pl_module).__name__}: {path}.")
@@ -290,32 +285,29 @@ class ActiveLearningCallback(Callback):
         if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
             self.posterior.fit(trainer, pl_module, datamodule)
         # The figures of the model that scores the pool (scoring does not change it).
-        context = StepContext(
-            trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done
-        )
         extra = {"epochs_trained": epochs_trained}
+        context = StepContext(
+            trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done, extra
+        )
         for evaluation in self.evaluations:
             extra.update(evaluation(context))
         plan = plan_query(datamodule, self.query_size, self.label_budget)
-        stop = StepStop(self.stopping, trainer, pl_module, datamodule, self.heuristic.output, val_metrics, extra)
-        reasons = [plan.stop_reason] if plan.stop_reason is not None else stop.before_pass()
-        if self._stop(trainer, datamodule, reasons, extra, val_metrics):
-            return
-        candidates = plan.candidates
-        selection = self.pool_pass.run(
-            trainer.strategy,
-            trainer.global_rank,
-            trainer.world_size,
-            pl_module,
-            datamodule,
-            candidates,
-            plan.query_size,
-            self._run_seed,
-            self.steps_done,
+        context = context._replace(
+            val_metrics=val_metrics,
+            candidates=plan.candidates,
+            query_size=plan.query_size,
             progress=progress_refresh_rate(trainer),
         )
+        output = self.heuristic.output
+        reasons = (
+            [plan.stop_reason] if plan.stop_reason is not None else stop_reasons_at(self.stopping, context, output)
+        )
+        if self._stop(context, reasons):
+            return
+        candidates = plan.candidates
+        selection = self.pool_pass.run(context)
         self.last_shard = selection.shard
-        if self._stop(trainer, datamodule, stop.after_pass(selection.pool_scores), extra, val_metrics):
+        if self._stop(context, stop_reasons_at(self.stopping, context, output, selection)):
             return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
@@ -337,18 +329,12 @@ class ActiveLearningCallback(Callback):
                 trainer, pl_module, datamodule, selection.indices, selection.scores, self.heuristic.output
             )
 
-    def _stop(
-        self,
-        trainer: pl.Trainer,
-        datamodule: ActiveDataModule,
-        reasons: list[str],
-        extra: dict[str, float],
-        val_metrics: dict[str, float] | None,
-    ) -> bool:
+    def _stop(self, context: StepContext, reasons: list[str]) -> bool:
         """End training if there are ``reasons``, after logging the last point of the curve; returns whether it did."""
         if not reasons:
             return False
-        self._log(log_selection(trainer, datamodule, None, extra, val_metrics))
+        trainer, datamodule = context.trainer, context.datamodule
+        self._log(log_selection(trainer, datamodule, None, context.figures, context.val_metrics))
         rank_zero_info(f"Active learning stops: {'; '.join(reasons)} ({datamodule.num_labelled} labelled).")
         trainer.should_stop = True
         return True

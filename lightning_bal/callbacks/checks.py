@@ -1,21 +1,23 @@
-"""The callback's checks: moved keywords, the datamodule, and the trainer's schedule against the active learning one."""
+"""The callback's checks: its arguments, the datamodule, and the trainer's schedule against the active learning one."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.convergence import Convergence
-from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc.posterior import Posterior
+
+if TYPE_CHECKING:
+    from lightning_bal.callbacks.active_learning import ActiveLearningCallback
 
 __all__ = [
     "check_convergence",
@@ -25,30 +27,10 @@ __all__ = [
     "check_posterior",
     "check_stopping",
     "configure_dataloader_reload",
-    "refuse_moved_keywords",
     "require_datamodule",
     "warn_about_schedule",
     "warn_if_budget_left",
 ]
-
-
-# Keywords of earlier releases, and what replaced each: a clear error instead of Python's bare "unexpected keyword".
-_MOVED = {
-    "monitor": "convergence=Convergence(monitor, ...)",
-    "mode": "convergence=Convergence(monitor, mode=...)",
-    "patience": "convergence=Convergence(monitor, patience=...)",
-    "min_delta": "convergence=Convergence(monitor, min_delta=...)",
-    "max_epochs_per_step": "convergence=Convergence(monitor, max_epochs=...)",
-    "restore_best_weights": "convergence=Convergence(monitor, restore_best_weights=...)",
-    "max_pool_size": "ActiveDataModule(max_pool_size=...)",
-    "mc_kwargs": "posterior=MCDropout(...)",
-    "num_targets": "EPIG(num_targets=...)",
-    "target_dataset": "EPIG(target_dataset=...)",
-    "log_test": "evaluations=[TestCurve()]",
-    "log_test_mc": "evaluations=[MCTestCurve()]",
-    "log_calibration": "evaluations=[Calibration()]",
-    "log_risk": "evaluations=[LabelledRisk()]",
-}
 
 
 def check_heuristic(heuristic: Heuristic | str, iterations: int) -> Heuristic:
@@ -114,14 +96,6 @@ def check_stopping(stopping: Sequence[StoppingCriterion], heuristic: Heuristic) 
     return criteria
 
 
-def refuse_moved_keywords(moved: dict[str, Any]) -> None:
-    """Refuse keywords the constructor does not take, naming the replacement of those that moved."""
-    if moved:
-        name = next(iter(moved))
-        hint = f" It moved: use `{_MOVED[name]}`." if name in _MOVED else ""
-        raise TypeError(f"ActiveLearningCallback() got an unexpected keyword argument {name!r}.{hint}")
-
-
 def require_datamodule(trainer: pl.Trainer) -> ActiveDataModule:
     """The trainer's datamodule, which must be an :class:`~lightning_bal.ActiveDataModule`."""
     datamodule = getattr(trainer, "datamodule", None)
@@ -147,15 +121,10 @@ def configure_dataloader_reload(trainer: pl.Trainer, every_n_epochs: int) -> Non
         )
 
 
-def warn_about_schedule(
-    trainer: pl.Trainer,
-    datamodule: ActiveDataModule,
-    every_n_epochs: int,
-    query_size: int,
-    label_budget: int | None,
-    convergence: Convergence | None,
-) -> None:
+def warn_about_schedule(trainer: pl.Trainer, callback: ActiveLearningCallback) -> None:
     """Warn when validation misses step epochs, or when the trainer's limits end the run before the budget."""
+    datamodule, every_n_epochs, convergence = require_datamodule(trainer), callback.every_n_epochs, callback.convergence
+    query_size, label_budget = callback.query_size, callback.label_budget
     check_val = trainer.check_val_every_n_epoch
     if convergence is None and datamodule.val_dataset is not None and check_val and every_n_epochs % check_val:
         rank_zero_warn(
@@ -190,16 +159,10 @@ def warn_if_budget_left(
         )
 
 
-def check_fit(
-    trainer: pl.Trainer,
-    pl_module: pl.LightningModule,
-    datamodule: ActiveDataModule,
-    heuristic: Heuristic,
-    posterior: Posterior,
-    evaluations: Sequence[StepEvaluation],
-    convergence: Convergence | None,
-) -> None:
+def check_fit(trainer: pl.Trainer, pl_module: pl.LightningModule, callback: ActiveLearningCallback) -> None:
     """At setup, before any training: the model, the pool and the datasets can carry the run's steps."""
+    datamodule, heuristic, posterior = require_datamodule(trainer), callback.heuristic, callback.posterior
+    evaluations, convergence = callback.evaluations, callback.convergence
     if heuristic.needs_predictions or any(e.needs_mc for e in evaluations):
         posterior.check(pl_module)
         check_pool_pass(trainer.strategy, pl_module, datamodule, heuristic, posterior)

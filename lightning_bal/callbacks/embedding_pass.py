@@ -8,8 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional.diversity import GreedySelection
+from lightning_bal.heuristics import EmbeddingHeuristic
 from lightning_bal.mc.features import FeatureTap
 from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.utilities.collective import Collective
@@ -59,57 +61,53 @@ def embed_items(
 
 
 def select_from_embeddings(
-    heuristic: Any,
-    posterior: Posterior,
-    iterations: int,
-    strategy: Any,
-    rank: int,
-    world_size: int,
-    module: nn.Module,
-    datamodule: ActiveDataModule,
-    local: Tensor,
-    query_size: int,
-    seed: int,
-    step: int,
-    progress: Progress | None = None,
+    heuristic: EmbeddingHeuristic, context: StepContext, local: Tensor, progress: Progress | None = None
 ) -> GreedySelection:
-    """Embed this rank's shard ``local`` of the pool and select ``query_size`` items over all ranks.
+    """Embed this rank's shard ``local`` of the pool and select ``context.query_size`` items over all ranks.
 
     Each rank keeps its own embeddings; the heuristic's :meth:`select_embeddings` decides pick by pick through a
-    :class:`~lightning_bal.utilities.collective.Collective` on ``strategy`` (a few numbers per pick). Only D_L's
-    embeddings, when the heuristic needs them (Core-Set's initial centres), are gathered on every rank.
+    :class:`~lightning_bal.utilities.collective.Collective` on the step's strategy (a few numbers per pick). Only
+    D_L's embeddings, when the heuristic needs them (Core-Set's initial centres), are gathered on every rank.
     """
-    mask_seed = derive_seed(seed, step, Stream.MASKS)
-    collective = Collective(strategy, rank, world_size)
-    supplied = heuristic.embeddings
+    collective = Collective(context.strategy, context.rank, context.world_size)
+    embed = _embedder(heuristic, context.posterior, context.pl_module, context.datamodule, context.mask_seed)
+    embeddings, indices = embed(local, context.iterations, progress)
     labelled = None
-    if supplied is not None:
-        embeddings, indices = supplied[local].float(), local
-        if heuristic.needs_labelled_embeddings:
-            labelled = supplied[datamodule.labelled_indices].float()
-    else:
-        embeddings, indices = embed_items(
-            heuristic, posterior, iterations, module, datamodule.pool_dataloader(local), mask_seed, progress
+    if heuristic.needs_labelled_embeddings:
+        local_labelled, local_indices = embed(
+            shard(context.datamodule.labelled_indices, context.rank, context.world_size), 1, None
         )
-        if heuristic.needs_labelled_embeddings:
-            mine = shard(datamodule.labelled_indices, rank, world_size)
-            # D_L needs features only: one sample suffices (the features sit before every stochastic layer).
-            local_labelled, local_indices = (
-                embed_items(heuristic, posterior, 1, module, datamodule.pool_dataloader(mine), mask_seed)
-                if mine.numel()
-                else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
-            )
-            # In dataset-index order, as with one process: selections must not depend on the sharding.
-            order = torch.argsort(collective.gather_rows(local_indices))
-            labelled = collective.gather_rows(local_labelled)[order]
+        # In dataset-index order, as with one process: selections must not depend on the sharding.
+        order = torch.argsort(collective.gather_rows(local_indices))
+        labelled = collective.gather_rows(local_labelled)[order]
     return heuristic.select_embeddings(
         embeddings,
-        query_size,
-        seed=derive_seed(seed, step, Stream.SELECTION),
+        context.query_size,
+        seed=derive_seed(context.seed, context.step, Stream.SELECTION),
         indices=indices,
         labelled=labelled,
         collective=collective,
     )
+
+
+def _embedder(
+    heuristic: EmbeddingHeuristic, posterior: Posterior, module: nn.Module, datamodule: ActiveDataModule, mask_seed: int
+) -> Callable[[Tensor, int, Progress | None], tuple[Tensor, Tensor]]:
+    """``embed(indices, iterations, progress)``: ``(embeddings, indices)`` of dataset items.
+
+    The heuristic's own ``embeddings`` rows if it has them, else features from an MC pass (D_L needs features only:
+    one sample suffices, as the features sit before every stochastic layer).
+    """
+
+    def embed(indices: Tensor, iterations: int, progress: Progress | None) -> tuple[Tensor, Tensor]:
+        if heuristic.embeddings is not None:
+            return heuristic.embeddings[indices].float(), indices
+        if indices.numel() == 0:
+            return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+        loader = datamodule.pool_dataloader(indices)
+        return embed_items(heuristic, posterior, iterations, module, loader, mask_seed, progress)
+
+    return embed
 
 
 def initial_selection(
@@ -147,7 +145,7 @@ def initial_selection(
         >>> initial_selection(dm, TypiClust(k=1, embeddings=x), 2)
         tensor([2, 4])
     """
-    if not getattr(heuristic, "needs_embeddings", False):
+    if not isinstance(heuristic, EmbeddingHeuristic):
         raise TypeError(f"Expected argument `heuristic` to select from embeddings, but got {type(heuristic).__name__}.")
     if module is None and heuristic.embeddings is None:
         raise ValueError("Expected argument `module`, or a heuristic built with `embeddings=`, but got neither.")
@@ -157,18 +155,14 @@ def initial_selection(
             f"Expected argument `query_size` to be an integer in [1, {pool.numel()}], but got {query_size!r}."
         )
     run_seed = (datamodule.seed or 0) if seed is None else seed
-    picks = select_from_embeddings(
+    embed = _embedder(
         heuristic,
         posterior or MCDropout(),
-        1,
-        None,
-        0,
-        1,
         module if module is not None else nn.Identity(),
         datamodule,
-        pool,
-        query_size,
-        run_seed,
-        -1,
+        derive_seed(run_seed, -1, Stream.MASKS),
     )
-    return picks.indices
+    embeddings, indices = embed(pool, 1, None)
+    labelled = embed(datamodule.labelled_indices, 1, None)[0] if heuristic.needs_labelled_embeddings else None
+    seed = derive_seed(run_seed, -1, Stream.SELECTION)
+    return heuristic.select_embeddings(embeddings, query_size, seed=seed, indices=indices, labelled=labelled).indices

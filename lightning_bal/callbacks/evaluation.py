@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -21,28 +21,16 @@ from torch.nn import functional as F  # noqa: N812
 from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryCalibrationError
 
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional import weighted_risk
 from lightning_bal.functional.outputs import OutputKey, log_softmax_classes, select_output
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
 __all__ = ["Calibration", "LabelledRisk", "MCTestCurve", "StepContext", "StepEvaluation", "TestCurve"]
-
-
-class StepContext(NamedTuple):
-    """What an evaluation may read at a step: the run's objects, the MC settings and the step's seed."""
-
-    trainer: pl.Trainer
-    pl_module: pl.LightningModule
-    datamodule: ActiveDataModule
-    iterations: int
-    posterior: Posterior
-    seed: int
-    step: int
 
 
 class StepEvaluation:

@@ -9,7 +9,6 @@ from the datamodule's declared ``task``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
@@ -21,7 +20,7 @@ from lightning_bal.heuristics import CombineHeuristics, Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
 
 if TYPE_CHECKING:
-    from lightning_bal.callbacks.evaluation import StepEvaluation
+    from lightning_bal.callbacks.active_learning import ActiveLearningCallback
 
 __all__ = ["PROBE_ITEMS", "check_outputs", "check_task", "probe_heuristic"]
 
@@ -30,15 +29,11 @@ PROBE_ITEMS = 2
 
 
 def check_outputs(
-    module: pl.LightningModule,
-    datamodule: ActiveDataModule,
-    heuristic: Heuristic,
-    posterior: Posterior,
-    evaluations: Sequence[StepEvaluation],
-    seed: int,
+    module: pl.LightningModule, datamodule: ActiveDataModule, callback: ActiveLearningCallback, seed: int
 ) -> None:
     """The callback's checks at fit start: each evaluation's ``check_model``, then :func:`probe_heuristic`."""
-    for evaluation in evaluations:
+    heuristic, posterior = callback.heuristic, callback.posterior
+    for evaluation in callback.evaluations:
         # A posterior of its own (an ensemble, SWAG) need not sample through `forward`: only MC-Dropout's
         # samples are `forward`'s outputs, so only there does checking `forward` check what is evaluated.
         if not evaluation.needs_mc or isinstance(posterior, MCDropout):
@@ -73,7 +68,7 @@ def probe_heuristic(
     skip = (
         not heuristic.needs_predictions
         or heuristic.needs_targets
-        or getattr(heuristic, "needs_embeddings", False)
+        or heuristic.needs_embeddings
         or not posterior.samples_before_fit
         or datamodule.num_pool == 0
     )
@@ -115,7 +110,7 @@ def check_task(datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
         or heuristic.output is not None
         or isinstance(heuristic, CombineHeuristics)
         or not heuristic.needs_predictions
-        or getattr(heuristic, "needs_embeddings", False)
+        or heuristic.needs_embeddings
     )
     if skip:
         return

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.annotation.stopping import StopContext, StoppingCriterion, stop_reasons
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.monitoring import val_figures
+from lightning_bal.callbacks.pool_pass import PoolSelection
 from lightning_bal.data import ActiveDataModule
 
-__all__ = ["QueryPlan", "StepStop", "plan_query"]
+__all__ = ["QueryPlan", "plan_query", "stop_reasons_at"]
 
 
 class QueryPlan(NamedTuple):
@@ -55,44 +56,37 @@ def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int 
     return QueryPlan(candidates, min(query_size, candidates.numel(), limit), None)
 
 
-class StepStop(NamedTuple):
-    """The stopping ``criteria`` of one step, asked before its pool pass and after it.
+def stop_reasons_at(
+    criteria: list[StoppingCriterion], context: StepContext, output: Any, selection: PoolSelection | None = None
+) -> list[str]:
+    """Why the stopping ``criteria`` end the run at this step (empty: go on), the same on every rank.
 
-    Criteria that do not read the pool's scores decide before the pass, so a run they stop skips it; those that do
-    (``needs_pool_scores``) decide after it. Each criterion's figures are added to ``figures``. Rank zero alone holds
-    the pool's scores, so any rank's decision stops every rank; the reasons are then rank zero's, or a generic one on
-    the other ranks.
+    Asked twice per step: before the pool pass (``selection=None``) by the criteria that do not read the pool's
+    scores, so a run they stop skips the pass, and after it by those that do (``needs_pool_scores``). Each criterion's
+    figures are added to ``context.figures``. ``output`` names the model output that holds the class logits. Any
+    rank's decision stops every rank; the reasons are then that rank's, or a generic one on the other ranks.
     """
+    asked = [c for c in criteria if c.needs_pool_scores == (selection is not None)]
+    if not asked:
+        return []  # every rank holds the same criteria: all skip the collective alike
 
-    criteria: list[StoppingCriterion]
-    trainer: pl.Trainer
-    pl_module: pl.LightningModule
-    datamodule: ActiveDataModule
-    output: Any
-    val_metrics: dict[str, float] | None
-    figures: dict[str, float]
+    def predict(dataset: Any) -> Tensor:
+        return predict_classes(context.pl_module, context.datamodule.inputs_dataloader(dataset), output)[0]
 
-    def before_pass(self) -> list[str]:
-        """Why the criteria that do not read pool scores end the run now (empty: go on), the same on every rank."""
-        return self._reasons([c for c in self.criteria if not c.needs_pool_scores], None)
-
-    def after_pass(self, pool_scores: Tensor | None) -> list[str]:
-        """Why the criteria that read the pool's scores end the run now (empty: go on), the same on every rank."""
-        return self._reasons([c for c in self.criteria if c.needs_pool_scores], pool_scores)
-
-    def _reasons(self, criteria: list[StoppingCriterion], pool_scores: Tensor | None) -> list[str]:
-        if not criteria:
-            return []  # every rank holds the same criteria: all skip the collective alike
-
-        def predict(dataset: Any) -> Tensor:
-            return predict_classes(self.pl_module, self.datamodule.inputs_dataloader(dataset), self.output)[0]
-
-        trainer, datamodule = self.trainer, self.datamodule
-        metrics = dict(val_figures(trainer.callback_metrics) if self.val_metrics is None else self.val_metrics)
-        context = StopContext(
-            datamodule.num_labelled, datamodule.step, metrics, pool_scores, predict, dict(self.figures)
-        )
-        reasons = stop_reasons(criteria, context, self.figures)
-        if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
-            return []
-        return reasons or ["another rank's stopping criterion"]
+    trainer, datamodule = context.trainer, context.datamodule
+    metrics = dict(val_figures(trainer.callback_metrics) if context.val_metrics is None else context.val_metrics)
+    statistics = None if selection is None else selection.pool_statistics
+    stop_context = StopContext(
+        datamodule.num_labelled,
+        datamodule.step,
+        metrics,
+        None if selection is None else selection.pool_scores,
+        predict,
+        dict(context.figures),
+        None if statistics is None else statistics.mean,
+        None if statistics is None else statistics.max,
+    )
+    reasons = stop_reasons(asked, stop_context, context.figures)
+    if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
+        return []
+    return reasons or ["another rank's stopping criterion"]

@@ -8,7 +8,7 @@ from lightning_bal.heuristics.diversity import BADGE, CoreSet, EmbeddingHeuristi
 from lightning_bal.heuristics.epig import EPIG
 from lightning_bal.heuristics.ical import ICAL
 from lightning_bal.heuristics.random_sampling import Random
-from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic
+from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic, register_heuristic
 from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
     PowerBALD,
@@ -51,4 +51,5 @@ __all__ = [
     "VariationRatios",
     "available_heuristics",
     "get_heuristic",
+    "register_heuristic",
 ]

@@ -9,8 +9,9 @@ from torch import Tensor
 
 from lightning_bal.functional._validation import Reduction, check_reduction
 from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
+from lightning_bal.utilities.collective import Collective
 
-__all__ = ["Selection", "Heuristic", "check_scores", "top_k"]
+__all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "top_k"]
 
 
 class Selection(NamedTuple):
@@ -32,8 +33,27 @@ class Selection(NamedTuple):
     gains: Tensor | None = None
 
 
+class ScoredShard(NamedTuple):
+    """One rank's part of a scored pool, as :meth:`Heuristic.select_sharded` receives it.
+
+    Attributes:
+        indices: int64 ``[n]`` dataset indices of this rank's items, ascending.
+        scores: ``[n]`` their scores.
+        candidate_indices: batch-aware heuristics: dataset indices of this rank's :meth:`Heuristic.num_candidates`
+            best-scored items (empty otherwise) ...
+        candidate_scores: ... their scores ...
+        candidate_inputs: ... and their transformed outputs ``[M, K, C]``.
+    """
+
+    indices: Tensor
+    scores: Tensor
+    candidate_indices: Tensor = torch.empty(0, dtype=torch.int64)
+    candidate_scores: Tensor = torch.empty(0)
+    candidate_inputs: Tensor = torch.empty(0)
+
+
 def check_scores(scores: Tensor, query_size: int) -> None:
-    """Check that ``scores`` is ``[N]`` and ``query_size`` an integer in ``[0, N]``.
+    """Check that ``scores`` is ``[N]`` without NaN and ``query_size`` an integer in ``[0, N]``.
 
     Example:
         >>> check_scores(torch.zeros(3), 4)
@@ -47,6 +67,19 @@ def check_scores(scores: Tensor, query_size: int) -> None:
     if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= scores.numel():
         raise ValueError(
             f"Expected argument `query_size` to be an integer in [0, {scores.numel()}], but got {query_size!r}."
+        )
+    _refuse_nan(_count_nan(scores), scores.numel())
+
+
+def _count_nan(scores: Tensor) -> int:
+    return int(scores.isnan().sum()) if scores.is_floating_point() else 0
+
+
+def _refuse_nan(num_nan: int, total: int) -> None:
+    if num_nan:
+        raise ValueError(
+            f"Expected argument `scores` to hold no NaN, but got {num_nan} of {total}: a NaN score ranks neither"
+            " above nor below any other, so no selection from it is meaningful."
         )
 
 
@@ -91,6 +124,10 @@ class Heuristic:
         consumes: ``"log_probs"`` (class log-probabilities ``[N, K, C, ...]``, made from logits by
             :meth:`transform`) or ``"outputs"`` (raw outputs ``[N, K, ...]``, e.g. regression).
         needs_targets: Whether :meth:`score` also takes the MC predictions of target inputs (EPIG).
+        needs_embeddings: Whether the heuristic selects from per-item embeddings taken during the pool pass
+            (BADGE, Core-Set; see :class:`~lightning_bal.heuristics.EmbeddingHeuristic`), not from scores.
+        cost: Its cost, a row of the table of heuristics in ``docs/heuristics.md`` (the library's own are listed in
+            :data:`~lightning_bal.heuristics.table.COSTS`); needed to register it (``register_heuristic``).
 
     Args:
         reduction: How scores over trailing dims (pixels, tokens) become one score per item.
@@ -110,6 +147,11 @@ class Heuristic:
     stochastic: ClassVar[bool] = False
     consumes: ClassVar[Literal["log_probs", "outputs"]] = "log_probs"
     needs_targets: ClassVar[bool] = False
+    needs_embeddings: ClassVar[bool] = False
+    cost: ClassVar[str | None] = None
+    #: With ``needs_targets``: the dataset the targets are drawn from (``None``: the pool), and how many are drawn.
+    target_dataset: Any = None
+    num_targets: int = 0
 
     def __init__(
         self,
@@ -167,6 +209,51 @@ class Heuristic:
     def num_candidates(self, query_size: int, pool_size: int) -> int:
         """Number of top-scored items whose log-probabilities :meth:`select` needs; 0 for pointwise heuristics."""
         return 0
+
+    def shard_candidates(self, scores: Tensor, query_size: int) -> Tensor:
+        """Positions of one rank's ``scores`` that the selection over every rank may pick: its ``query_size`` best.
+
+        Exact for the top-k rule of :meth:`select_from_scores`: an item of the global top ``q`` is in its own rank's
+        top ``q`` under the same order (score, then lower dataset index). A stochastic draw depends on every weight,
+        so it keeps every position. A heuristic whose ``select_from_scores`` follows another rule overrides this.
+        """
+        if self.stochastic:
+            return torch.arange(scores.numel(), device=scores.device)
+        return top_k(scores, min(query_size, scores.numel()), self.higher_is_better)
+
+    def select_sharded(
+        self, shard: ScoredShard, query_size: int, generator: torch.Generator, collective: Collective
+    ) -> Selection:
+        """Select ``query_size`` items over every rank's ``shard``: the same :class:`Selection` on every rank.
+
+        A collective (every rank calls it). The result, with dataset indices for positions, is what this heuristic's
+        own :meth:`select_from_scores` (batch-aware: :meth:`select` on the candidates) makes with ``generator`` from
+        all the scores in dataset-index order, whatever the number of ranks: each rank sends only its
+        :meth:`shard_candidates` (batch-aware: its best :meth:`num_candidates` with their inputs).
+
+        Example:
+            >>> shard = ScoredShard(torch.tensor([1, 4, 7]), torch.tensor([0.9, 0.5, 0.5]))
+            >>> Heuristic().select_sharded(shard, 2, torch.Generator(), Collective()).indices
+            tensor([1, 4])
+        """
+        if self.batch_aware:
+            indices = collective.gather_rows(shard.candidate_indices)
+            order = torch.argsort(indices)
+            indices, scores = indices[order], collective.gather_rows(shard.candidate_scores)[order]
+            inputs = collective.gather_rows(shard.candidate_inputs)[order]
+            num_kept = min(self.num_candidates(query_size, scores.numel()), scores.numel())
+            kept = top_k(scores, num_kept, self.higher_is_better).sort().values
+            selection = self.select(inputs[kept], query_size, generator)
+            return selection._replace(indices=indices[kept][selection.indices])
+        # Counted over every rank, so every rank refuses alike: a NaN need not be among a rank's candidates.
+        counts = collective.all_sum(torch.tensor([_count_nan(shard.scores), shard.scores.numel()]))
+        _refuse_nan(int(counts[0]), int(counts[1]))
+        keep = self.shard_candidates(shard.scores, query_size)
+        indices = collective.gather_rows(shard.indices[keep])
+        scores = collective.gather_rows(shard.scores[keep])
+        order = torch.argsort(indices)
+        selection = self.select_from_scores(scores[order], query_size, generator)
+        return selection._replace(indices=indices[order][selection.indices])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -113,7 +113,7 @@ class CombineHeuristics(Heuristic):
                 f"Expected argument `outputs` to be None for every member (a model returning one tensor) or for none,"
                 f" but got {outputs!r}."
             )
-        named = [h.mask for h in heuristics if getattr(h, "mask", None) is not None]
+        named = [h.mask for h in heuristics if h.mask is not None]
         if named:
             raise ValueError(
                 f"Expected the members of `heuristics` to name no `mask` of their own, but got mask={named[0]!r}:"

@@ -22,7 +22,7 @@ from lightning_bal.heuristics.stochastic import (
     SoftrankEntropy,
 )
 
-__all__ = ["HEURISTICS", "available_heuristics", "get_heuristic"]
+__all__ = ["HEURISTICS", "available_heuristics", "get_heuristic", "register_heuristic"]
 
 HEURISTICS: dict[str, type[Heuristic]] = {
     cls.name: cls
@@ -51,6 +51,42 @@ HEURISTICS: dict[str, type[Heuristic]] = {
         ICAL,
     )
 }
+
+
+def register_heuristic(cls: type[Heuristic]) -> type[Heuristic]:
+    """Make ``cls`` available by its ``name`` to :func:`get_heuristic`, the callback and the CLI; returns ``cls``.
+
+    Usable as a class decorator. ``cls`` declares what it needs as class attributes (see :class:`Heuristic`) and its
+    ``cost`` for the table of heuristics; a pointwise heuristic needs nothing else: the callback scores, shards and
+    selects with it as with the library's own.
+
+    Raises:
+        TypeError: if ``cls`` is not a :class:`Heuristic` subclass with a string ``name`` and ``cost``.
+        ValueError: if another class is registered under its name.
+
+    Example:
+        >>> class Peak(Heuristic):
+        ...     name, cost = "peak", "O(N·K·C) after the MC pass"
+        ...     def score(self, log_probs):
+        ...         return log_probs.exp().amax(dim=(1, 2))
+        >>> get_heuristic(register_heuristic(Peak).name)
+        Peak()
+        >>> del HEURISTICS["peak"]
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Heuristic)):
+        raise TypeError(f"Expected argument `cls` to be a `Heuristic` subclass, but got {cls!r}.")
+    for attribute in ("name", "cost"):
+        if not isinstance(getattr(cls, attribute, None), str) or not getattr(cls, attribute):
+            raise TypeError(
+                f"Expected `{cls.__name__}.{attribute}` to be a non-empty string class attribute, but got"
+                f" {getattr(cls, attribute, None)!r}."
+            )
+    if HEURISTICS.get(cls.name, cls) is not cls:
+        raise ValueError(
+            f"Expected `{cls.__name__}.name` to be a free name, but {cls.name!r} is {HEURISTICS[cls.name].__name__}'s."
+        )
+    HEURISTICS[cls.name] = cls
+    return cls
 
 
 def available_heuristics() -> list[str]:

@@ -53,7 +53,7 @@ def family(entry: str) -> str:
         return "CombineHeuristics"
     if entry.startswith("functional."):
         return entry
-    if entry.startswith(("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.")):
+    if entry.startswith(("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.", "register_heuristic")):
         return entry
     if entry.startswith("gaussian_mi"):
         return "heuristic score / select / transform"

@@ -18,12 +18,16 @@ from lightning_bal.heuristics import (
     BatchBALD,
     CombineHeuristics,
     Entropy,
+    Heuristic,
     Margin,
     PowerBALD,
     Random,
     Variance,
     get_heuristic,
+    register_heuristic,
 )
+from lightning_bal.heuristics.base import ScoredShard
+from lightning_bal.utilities.collective import Collective
 from tests.bad_inputs.harness import accepts, refuses
 
 NAN, INF = float("nan"), float("inf")
@@ -213,6 +217,9 @@ def test_score_refuses(name, make, error, match):
         (torch.ones(2, 2), 1, r"`scores`.*shape \[N\].*\(2, 2\)"),
         ([1.0, 2.0], 1, r"`scores`.*shape \[N\]"),
         (torch.tensor(1.0), 1, r"`scores`.*shape \[N\]"),
+        # A NaN is neither better nor worse than any score: top-k would quietly return fewer items than asked.
+        (torch.tensor([NAN, 0.5, 0.2, 0.1]), 3, r"`scores`.*NaN.*1 of 4"),
+        (torch.tensor([0.5, NAN]), 0, r"`scores`.*NaN.*1 of 2"),
     ],
 )
 def test_select_from_scores_refuses(name, scores, query_size, match):
@@ -329,3 +336,61 @@ def test_generated_query_sizes_refused(name, n_items, query_size):
 def test_random_and_power_bald_select_without_mc_inputs():
     assert accepts(lambda: Random().select_from_scores(torch.zeros(3), 2, torch.Generator())).indices.numel() == 2
     assert accepts(lambda: PowerBALD().select_from_scores(torch.zeros(3), 3, torch.Generator())).indices.numel() == 3
+
+
+class _Costly(Heuristic):
+    name = "test_costly"
+    cost = "O(N)"
+
+
+class _Nameless(Heuristic):
+    cost = "O(N)"
+
+
+class _Costless(Heuristic):
+    name = "test_costless"
+
+
+class _Taken(Heuristic):
+    name = "bald"
+    cost = "O(N)"
+
+
+@pytest.mark.parametrize(
+    ("cls", "error", "match"),
+    [
+        (BALD(), TypeError, r"`cls`.*`Heuristic` subclass.*BALD\(\)"),
+        (int, TypeError, r"`cls`.*`Heuristic` subclass"),
+        (_Nameless, TypeError, r"`_Nameless.name`.*non-empty string"),
+        (_Costless, TypeError, r"`_Costless.cost`.*non-empty string.*None"),
+        (_Taken, ValueError, r"`_Taken.name`.*free name.*'bald' is BALD's"),
+    ],
+)
+def test_register_heuristic_refuses(cls, error, match):
+    refuses("register_heuristic", lambda: register_heuristic(cls), error, match, HEURISTICS)
+
+
+def test_register_heuristic_accepts_a_declared_class_once_or_again():
+    try:
+        assert accepts(lambda: register_heuristic(_Costly)) is _Costly
+        assert accepts(lambda: register_heuristic(_Costly)) is _Costly  # the same class again: a no-op
+        assert isinstance(get_heuristic("test_costly"), _Costly)
+    finally:
+        HEURISTICS.pop("test_costly", None)
+
+
+@pytest.mark.parametrize("name", ["bald", "margin", "power_bald", "random"])
+def test_select_sharded_refuses_nan_scores_that_no_rank_would_send(name):
+    """The NaN is not among the shard's top 1: the pool pass must refuse it all the same."""
+    heuristic, generator = get_heuristic(name), torch.Generator().manual_seed(0)
+    shard = ScoredShard(torch.arange(4), torch.tensor([0.9, NAN, 0.2, 0.1]))
+    collective = Collective()
+    refuses(
+        f"{name}.select_sharded",
+        lambda: heuristic.select_sharded(shard, 1, generator, collective),
+        ValueError,
+        r"`scores`.*NaN.*1 of 4",
+        heuristic,
+        shard,
+        generator,
+    )

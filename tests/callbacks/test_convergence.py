@@ -39,9 +39,10 @@ def record_scored_models(monkeypatch) -> list:
     scored = []
     original = PoolPass.run
 
-    def spy(self, strategy, rank, world_size, module, *args, **kwargs):
+    def spy(self, context):
+        module = context.pl_module
         scored.append((module.trainer.current_epoch, {k: v.clone() for k, v in module.state_dict().items()}))
-        return original(self, strategy, rank, world_size, module, *args, **kwargs)
+        return original(self, context)
 
     monkeypatch.setattr(PoolPass, "run", spy)
     return scored
@@ -167,13 +168,13 @@ def test_a_nan_metric_fails_the_step_and_labels_nothing(tmp_path):
         (lambda: Convergence("val_loss", max_epochs=0), ValueError, "`max_epochs` to be a positive integer"),
         (lambda: Convergence(None), TypeError, "`monitor` to be a metric name"),
         (lambda: ActiveLearningCallback("bald", 2, convergence="val_loss"), TypeError, "`convergence` to be a"),
-        (lambda: ActiveLearningCallback("bald", 2, max_epochs_per_step=5), TypeError, r"Convergence\(monitor"),
-        (lambda: ActiveLearningCallback("bald", 2, target_dataset=blobs(10)), TypeError, r"EPIG\(target_dataset"),
-        (lambda: ActiveLearningCallback("bald", 2, log_test=True), TypeError, r"evaluations=\[TestCurve\(\)\]"),
+        (lambda: ActiveLearningCallback("bald", 2, max_epochs_per_step=5), TypeError, "'max_epochs_per_step'"),
+        (lambda: ActiveLearningCallback("bald", 2, target_dataset=blobs(10)), TypeError, "'target_dataset'"),
+        (lambda: ActiveLearningCallback("bald", 2, log_test=True), TypeError, "'log_test'"),
         (lambda: ActiveLearningCallback("bald", 2, seed="abc"), TypeError, "`seed` to be an integer"),
         (lambda: ActiveLearningCallback("bald", 2, evaluations=["test"]), TypeError, "`StepEvaluation`"),
         (lambda: ActiveLearningCallback("bald", 2, posterior={"consistent_masks": False}), TypeError, "`MCDropout`"),
-        (lambda: ActiveLearningCallback("bald", 2, mc_kwargs={"consistant_masks": False}), TypeError, "MCDropout"),
+        (lambda: ActiveLearningCallback("bald", 2, mc_kwargs={"consistant_masks": False}), TypeError, "'mc_kwargs'"),
         (lambda: MCDropout(consistant_masks=False), TypeError, "consistant_masks"),
         (lambda: MCDropout(chunk_rows=0), ValueError, "`chunk_rows`"),
         (lambda: MCDropout(dropconnect=1.5), ValueError, "`dropconnect`"),

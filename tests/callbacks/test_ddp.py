@@ -1,6 +1,7 @@
 """DDP for real on CPU (gloo): two processes, each scoring its own shard of the pool."""
 
 from datetime import timedelta
+from typing import ClassVar
 
 import lightning.pytorch as pl
 import pytest
@@ -11,7 +12,9 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.callbacks import Calibration, Convergence, MCTestCurve, TestCurve
-from lightning_bal.heuristics import BALD, EPIG, ICAL
+from lightning_bal.heuristics import BALD, EPIG, HEURISTICS, ICAL, Heuristic, get_heuristic, register_heuristic
+from lightning_bal.mc.posterior import MCDropout
+from lightning_bal.utilities.seeding import Stream, derive_seed
 from tests.helpers.models import DropoutClassifier, blobs
 from tests.helpers.runs import make_datamodule
 
@@ -74,7 +77,11 @@ class WriteResult(Callback):
         if trainer.is_global_zero:
             torch.save(trainer.datamodule.acquired_at.clone(), self.path)
             al = next(c for c in trainer.callbacks if isinstance(c, ActiveLearningCallback))
-            extra = {"probabilities": trainer.datamodule.acquisition_probability.clone(), "history": al.history}
+            extra = {
+                "probabilities": trainer.datamodule.acquisition_probability.clone(),
+                "history": al.history,
+                "model": pl_module.state_dict(),
+            }
             torch.save(extra, f"{self.path}.extra")
 
 
@@ -165,8 +172,7 @@ def test_shards_cover_the_pool_and_ranks_agree(tmp_path, heuristic):
 )
 def test_two_processes_select_what_one_process_selects(tmp_path, heuristic):
     """With training switched off (lr=0) both runs score the same model: MC samples do not depend on the rank that
-    draws them, and neither do the Gumbel keys of stochastic heuristics, so the selections agree step for step, and
-    so do the recorded drawing probabilities."""
+    draws them, so the selections agree step for step, and so do the recorded drawing probabilities."""
     one = _fit(tmp_path, heuristic, 1, "one.pt", lr=0.0)
     two = _fit(tmp_path, heuristic, 2, "two.pt", lr=0.0)
     assert torch.equal(one, two)
@@ -178,6 +184,47 @@ def test_two_processes_select_what_one_process_selects(tmp_path, heuristic):
         assert {"active/pool_pass_seconds_rank0", "active/pool_pass_seconds_rank1"} <= set(two_row)
         for name in ("active/score_pool_mean", "active/score_pool_max", "active/score_pool_min"):
             assert two_row[name] == pytest.approx(one_row[name], rel=1e-5)
+
+
+class LowPeak(Heuristic):
+    """A pointwise heuristic of the user's, declared in one class here: no library file knows it."""
+
+    name: ClassVar[str] = "test_low_peak"
+    cost: ClassVar[str] = "O(N·K·C) after the MC pass"
+
+    def score(self, log_probs):
+        return -log_probs.logsumexp(1).amax(1)  # the less probable the most probable class, the higher
+
+
+@pytest.fixture
+def low_peak():
+    register_heuristic(LowPeak)
+    yield
+    del HEURISTICS[LowPeak.name]
+
+
+@pytest.mark.usefixtures("low_peak")
+@pytest.mark.parametrize("devices", [1, 2])
+@pytest.mark.parametrize("name", ["bald", "power_bald", "softrank_bald", "random", "test_low_peak"])
+def test_the_callback_picks_what_the_heuristics_own_select_picks(tmp_path, name, devices):
+    """The step's picks and drawing probabilities are ``heuristic.select`` over the whole pool's MC log-probabilities
+    with the step's selection seed, on one process and on two; a heuristic of the user's, by its name, too."""
+    acquired = _fit(tmp_path, name, devices, "picks.pt", lr=0.0, max_epochs=1)
+    extra = torch.load(tmp_path / "picks.pt.extra", weights_only=True)
+    datamodule = make_datamodule(n=91, batch_size=8)
+    module = DropoutClassifier()
+    module.load_state_dict(extra["model"])
+    heuristic = get_heuristic(name)
+    pool = datamodule.pool_indices
+    batches = MCDropout().batches(
+        module, datamodule.pool_dataloader(pool), 6, derive_seed(7, 0, Stream.MASKS), heuristic.transform
+    )
+    log_probs = torch.cat([outputs for _, outputs in batches])
+    expected = heuristic.select(log_probs, 4, torch.Generator().manual_seed(derive_seed(7, 0, Stream.SELECTION)))
+    picked = pool[expected.indices]
+    assert torch.equal(torch.nonzero(acquired == 1).squeeze(1), picked.sort().values)
+    if expected.probabilities is not None:
+        torch.testing.assert_close(extra["probabilities"][picked], expected.probabilities)
 
 
 def test_the_main_process_can_load_the_final_labelled_set_after_ddp_spawn(tmp_path):

@@ -1,4 +1,4 @@
-"""One process and two gloo processes select identically from the same scores and seed, as the heuristic would."""
+"""One process and two gloo processes select what the heuristic's own ``select`` does, from the same scores and seed."""
 
 import os
 import socket
@@ -8,15 +8,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lightning_bal.callbacks.sharded_selection import (
-    gumbel_noise,
-    pool_statistics,
-    select_stochastic,
-    select_top_k,
-    selection_rule,
-)
-from lightning_bal.functional.stochastic import _conditional_probabilities, sampling_log_weights
-from lightning_bal.heuristics import BALD, Margin, PowerBALD, SoftmaxEntropy, SoftrankBALD
+from lightning_bal.callbacks.sharded_selection import pool_statistics
+from lightning_bal.heuristics import BALD, Margin, PowerBALD, Random, SoftmaxEntropy, SoftrankBALD
+from lightning_bal.heuristics.base import ScoredShard
+from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.distributed import shard
 
 N, QUERY, SEED = 1_003, 12, 11
@@ -26,6 +21,7 @@ CASES = [
     ("power", PowerBALD(beta=2.0)),
     ("softmax", SoftmaxEntropy(beta=3.0)),
     ("softrank", SoftrankBALD(beta=1.0)),
+    ("random", Random()),
 ]
 
 
@@ -49,11 +45,10 @@ class _Gloo:
 
 
 def _select(strategy, world_size, rank, heuristic, query_size=QUERY):
-    scores = _scores()
     local = shard(torch.arange(N), rank, world_size)
-    if selection_rule(heuristic) == "top_k":
-        return select_top_k(strategy, world_size, local, scores[local], query_size, heuristic)
-    return select_stochastic(strategy, world_size, local, scores[local], query_size, heuristic, SEED)
+    collective = Collective(strategy, rank, world_size)
+    generator = torch.Generator().manual_seed(SEED)
+    return heuristic.select_sharded(ScoredShard(local, _scores()[local]), query_size, generator, collective)
 
 
 def _run(rank, world_size, port, path):
@@ -84,19 +79,32 @@ def two_processes(tmp_path_factory):
     return [torch.load(f"{path}.{rank}", weights_only=True) for rank in range(2)]
 
 
+def _own_selection(name):
+    heuristic = dict(CASES).get(name, PowerBALD())
+    query_size = N - 100 if name == "fill" else QUERY
+    return heuristic.select_from_scores(_scores(), query_size, torch.Generator().manual_seed(SEED))
+
+
+def _assert_same(got, expected):
+    assert torch.equal(got[0], expected.indices), "other items selected"
+    assert torch.equal(got[1], expected.scores)
+    if expected.probabilities is None:
+        assert got[2] is None
+    else:
+        assert torch.equal(got[2], expected.probabilities)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [name for name, _ in CASES] + ["fill"])
-def test_two_ranks_select_what_one_process_selects(two_processes, name):
-    heuristic = dict(CASES).get(name, PowerBALD())
-    one = _select(None, 1, 0, heuristic, query_size=N - 100 if name == "fill" else QUERY)
+def test_two_ranks_select_what_the_heuristic_selects(two_processes, name):
     for rank in range(2):
-        got = two_processes[rank][name]
-        assert torch.equal(got[0], one.indices), f"rank {rank} selected other items"
-        assert torch.equal(got[1], one.scores)
-        if one.probabilities is None:
-            assert got[2] is None
-        else:
-            torch.testing.assert_close(got[2], one.probabilities, rtol=1e-12, atol=0)
+        _assert_same(two_processes[rank][name], _own_selection(name))
+
+
+@pytest.mark.parametrize("name", [name for name, _ in CASES] + ["fill"])
+def test_one_process_selects_what_the_heuristic_selects(name):
+    heuristic = dict(CASES).get(name, PowerBALD())
+    _assert_same(tuple(_select(None, 1, 0, heuristic, N - 100 if name == "fill" else QUERY)), _own_selection(name))
 
 
 @pytest.mark.slow
@@ -108,54 +116,7 @@ def test_pool_statistics_are_reduced_over_ranks(two_processes):
         assert sample.numel() <= 102
 
 
-@pytest.mark.parametrize(("name", "heuristic"), CASES[:2])
-def test_top_k_equals_the_heuristics_own_selection(name, heuristic):
-    expected = heuristic.select_from_scores(_scores(), QUERY)
-    got = _select(None, 1, 0, heuristic)
-    assert torch.equal(got.indices, expected.indices)
-    assert torch.equal(got.scores, expected.scores)
-
-
-@pytest.mark.parametrize(("name", "heuristic"), CASES[2:])
-def test_recorded_probabilities_are_the_one_process_formula(name, heuristic):
+def test_a_top_k_rank_sends_only_its_best_query_size():
     scores = _scores()
-    got = _select(None, 1, 0, heuristic)
-    log_weights = sampling_log_weights(
-        scores, heuristic.mode, heuristic.beta, heuristic.base_heuristic.higher_is_better
-    )
-    torch.testing.assert_close(
-        got.probabilities, _conditional_probabilities(log_weights, got.indices), rtol=1e-12, atol=0
-    )
-    assert torch.equal(got.scores, scores[got.indices])
-    assert got.indices.unique().numel() == QUERY
-
-
-def test_uniform_fill_records_the_uniform_probabilities():
-    scores = _scores()
-    got = _select(None, 1, 0, PowerBALD(), query_size=N - 100)
-    nonzero = int((scores > 0).sum())
-    assert bool((scores[got.indices[:nonzero]] > 0).all())
-    assert bool((scores[got.indices[nonzero:]] == 0).all())
-    zeros = N - nonzero
-    expected = 1.0 / torch.arange(zeros, zeros - (N - 100 - nonzero), -1, dtype=torch.float64)
-    torch.testing.assert_close(got.probabilities[nonzero:], expected)
-
-
-def test_power_sampling_follows_the_weights():
-    """Over 2,000 seeds the first draw from weights 1:2:3:4 matches the expected frequencies (seeded, so fixed)."""
-    heuristic = PowerBALD()
-    firsts = torch.tensor(
-        [
-            int(select_stochastic(None, 1, torch.arange(4), torch.tensor([1.0, 2, 3, 4]), 1, heuristic, s).indices)
-            for s in range(2000)
-        ]
-    )
-    frequencies = torch.bincount(firsts, minlength=4) / 2000
-    torch.testing.assert_close(frequencies, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.03, rtol=0)
-
-
-def test_gumbel_noise_depends_on_the_index_only():
-    ids = torch.tensor([3, 2**33 + 3, 10])
-    assert torch.equal(gumbel_noise(5, ids)[[0, 2]], gumbel_noise(5, torch.tensor([3, 10])))
-    assert gumbel_noise(5, ids)[0] != gumbel_noise(5, ids)[1]
-    assert gumbel_noise(5, ids)[0] != gumbel_noise(6, ids)[0]
+    assert BALD().shard_candidates(scores, QUERY).numel() == QUERY
+    assert PowerBALD().shard_candidates(scores, QUERY).numel() == N
