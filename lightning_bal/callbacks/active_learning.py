@@ -389,6 +389,8 @@ class ActiveLearningCallback(Callback):
     ) -> None:
         self._resume_stage = resume_stage(checkpoint, checkpoint.get("callbacks", {}).get(self.state_key, {}))
         states = checkpoint.get("callbacks", {})
+        if self.annotator is not None:
+            self.annotator.on_load_checkpoint(trainer, states.get(self.state_key))
         if self.state_key not in states:
             legacy = legacy_state(states, self.state_key)
             if legacy is not None:

@@ -11,6 +11,7 @@ import torch
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.annotation import QueryFiles, import_answers, load_label_state
+from lightning_bal.annotation.checkpoint import bring_in_answers
 from lightning_bal.annotation.cli import main as cli
 from tests.annotation.annotation_script import run_round
 from tests.helpers.models import blobs
@@ -88,12 +89,11 @@ def test_several_rounds_with_a_process_restart(tmp_path):
         i: int(TARGETS[int(i[4:])]) for i in answered1
     }
 
-    # A stale answers file (the first query's) is refused, and the checkpoint is left as it was.
+    # The first round's answers file again: recognised as imported, nothing changes.
     ckpt2 = tmp_path / "annotation/annotation-step002.ckpt"
-    before = ckpt2.read_bytes()
-    with pytest.raises(ValueError, match=r"query of step 2.*step\(s\) \[1\]: it is stale"):
-        import_answers(ckpt2, tmp_path / "answers1.csv")
-    assert ckpt2.read_bytes() == before
+    again = bring_in_answers(ckpt2, tmp_path / "answers1.csv")
+    assert (again.labelled.numel(), again.unchanged, again.corrected) == (0, 3, [])
+    assert load_label_state(ckpt2).pending_ids() == pending2
 
     answered2 = answer(tmp_path / "annotation/query-step002.csv", tmp_path / "answers2.csv")
     assert import_answers(ckpt2, tmp_path / "answers2.csv").numel() == 5

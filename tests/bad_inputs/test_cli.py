@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightning_bal.annotation.checkpoint import load_label_state
 from tests.bad_inputs.files import PENDING, CliError, Folder, lightning_bal, make_checkpoint
-from tests.bad_inputs.harness import accepts, refuses
+from tests.bad_inputs.harness import accepts, refuses, snapshot
 
 
 def write(path: Path, content: object) -> Path:
@@ -222,17 +223,15 @@ def test_import_refuses(tmp_path, make, match):
     )
 
 
-def test_a_second_import_of_the_same_file_is_refused_by_id(tmp_path):
+def test_a_second_import_of_the_same_export_is_recognised_and_changes_nothing(tmp_path):
     make_checkpoint(tmp_path)
     export = studio_export(tmp_path)
     accepts(lambda: lightning_bal("import", tmp_path / "run.ckpt", export, "--labels", "cat,dog,bird"))
-    refuses(
-        "lightning-bal import",
-        lambda: lightning_bal("import", tmp_path / "run.ckpt", export, "--labels", "cat,dog,bird"),
-        CliError,
-        r"ids \['doc5', 'doc9', 'doc11'\] that are already labelled .* imported before",
-        Folder(tmp_path),
-    )
+    before = snapshot(load_label_state(tmp_path / "run.ckpt").checkpoint)
+    out = accepts(lambda: lightning_bal("import", tmp_path / "run.ckpt", export, "--labels", "cat,dog,bird"))
+    assert "Imported 0 answers" in out
+    assert "3 answers were imported before (unchanged, skipped)" in out
+    assert snapshot(load_label_state(tmp_path / "run.ckpt").checkpoint) == before
 
 
 @pytest.mark.parametrize(
