@@ -141,7 +141,6 @@ class QueryFiles:
         # What `lightning-bal status` shows the team, and the place a resumed run logs into again.
         self.run = {
             "query_file": str(query_path),
-            "checkpoint": str(ckpt_path),
             "label_budget": budget,
             "logger": logger_version(trainer),
         }
@@ -178,7 +177,7 @@ class QueryFiles:
         """Restore :meth:`state_dict`."""
         self.recorded = {key: dict(value) for key, value in state.items() if key in ("scores", "predictions")}
         self.corrections = [dict(row) for row in state.get("corrections") or []]
-        self.run = {key: state[key] for key in ("query_file", "checkpoint", "label_budget", "logger") if key in state}
+        self.run = {key: state[key] for key in ("query_file", "label_budget", "logger") if key in state}
 
     def on_load_checkpoint(self, trainer: pl.Trainer, callback_state: Any) -> None:
         """Before the checkpoint's states load: log into the logger version the checkpoint was written with.

@@ -80,11 +80,9 @@ def _check_recorded(annotator: dict[str, Any], source: str) -> None:
             f"Expected the entry `{entry}.corrections` of {source} to be a list of dicts with an `id`, but got"
             f" {corrections!r}."
         )
-    for key in ("query_file", "checkpoint"):
-        if annotator.get(key) is not None and not isinstance(annotator[key], str):
-            raise ValueError(
-                f"Expected the entry `{entry}.{key}` of {source} to be a path, but got {annotator[key]!r}."
-            )
+    query = annotator.get("query_file")
+    if query is not None and not isinstance(query, str):
+        raise ValueError(f"Expected the entry `{entry}.query_file` of {source} to be a path, but got {query!r}.")
     names = annotator.get("label_names")
     if names is not None and (not isinstance(names, list) or not all(isinstance(name, str) for name in names)):
         raise ValueError(
@@ -114,9 +112,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _when(text: str | None) -> datetime | None:
+def _when(text: Any) -> datetime | None:
     """A recorded time as an aware datetime (Label Studio's ``...Z`` included; a time without zone is UTC)."""
-    if text is None:
+    if not isinstance(text, str):
         return None
     try:
         when = datetime.fromisoformat(text)
@@ -306,7 +304,9 @@ class LabelState:
 
     def _changed_here_since(self, item: str, when: str | None) -> bool:
         """Whether the team changed ``item`` on the command line after the answer's time (unknown: yes)."""
-        local = [row for row in self.history if row["id"] == item and row.get("source", "").startswith("lightning-bal")]
+        local = [
+            row for row in self.history if row["id"] == item and str(row.get("source")).startswith("lightning-bal")
+        ]
         if not local:
             return False
         answered, changed = _when(when), _when(local[-1].get("recorded_at"))

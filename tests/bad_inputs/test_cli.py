@@ -71,6 +71,30 @@ MALFORMED = [
         r"entry `callbacks.ActiveLearningCallback.history` .* list of dicts",
     ),
     ({"datamodule_ids": ["doc0"] * 15}, r"`ActiveDataModule.ids`.*distinct"),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"corrections": {"doc5": 1}}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.corrections` .* list of dicts with an `id`",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"corrections": [{"label": 1}]}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.corrections` .* list of dicts with an `id`",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"query_file": 3}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.query_file` .* path, but got 3",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"label_names": "cat,dog"}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.label_names` .* list of names, but got 'cat,dog'",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"label_budget": 0}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.label_budget` .* positive integer, but got 0",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"label_budget": True}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.label_budget` .* positive integer, but got True",
+    ),
 ]
 
 COMMANDS: list[Callable[[Path], list[object]]] = [
@@ -85,10 +109,12 @@ COMMANDS: list[Callable[[Path], list[object]]] = [
         "a,b,c",
     ],
     lambda folder: ["import", folder / "run.ckpt", answers_csv(folder)],
+    lambda folder: ["relabel", folder / "run.ckpt", "doc1", "2"],
+    lambda folder: ["unlabel", folder / "run.ckpt", "doc1"],
 ]
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=["status", "export", "import"])
+@pytest.mark.parametrize("command", COMMANDS, ids=["status", "export", "import", "relabel", "unlabel"])
 @pytest.mark.parametrize(("replace", "match"), MALFORMED)
 def test_malformed_checkpoints_are_refused_by_every_command(tmp_path, command, replace, match):
     make_checkpoint(tmp_path, **replace)
