@@ -559,14 +559,19 @@ def bring_in_answers(
     format: Literal["csv", "json", "label_studio"] | None = None,
     label_map: dict[str, int] | None = None,
     on_disagreement: Literal["first", "skip", "error"] = "first",
+    by: str | None = None,
 ) -> Imported:
-    """:func:`import_answers`, returning what it did: labelled, corrected, unchanged and kept answers."""
+    """:func:`import_answers`, returning what it did: labelled, corrected, unchanged and kept answers.
+
+    ``by`` names who gave the answers that do not say it themselves (CSV and JSON rows), for the history.
+    """
     if output is not None and Path(output).resolve() == Path(answers).resolve():
         raise ValueError(
             f"Expected argument `output` to be another file than the answers, but got {str(output)!r} for both."
         )
     state = load_label_state(checkpoint)
     ids, labels, steps, authors, times = _read_answers_file(answers, format, label_map, on_disagreement)
+    authors = [by] * len(ids) if authors is None else [author or by for author in authors]
     imported = state.answer(ids, labels, steps, repr(str(answers)), authors, times)
     state.save(output or checkpoint)
     return imported

@@ -5,7 +5,7 @@ Commands::
     lightning-bal status CKPT [--json]
     lightning-bal export CKPT OUT [--format csv|json|label_studio] [--data-key image] [--data-prefix P] [--labels a,b]
     lightning-bal import CKPT ANSWERS [--format csv|json|label_studio] [--labels a,b | --label-map map.json]
-                         [--on-disagreement first|skip|error] [--output NEW_CKPT]
+                         [--on-disagreement first|skip|error] [--by NAME] [--output NEW_CKPT]
     lightning-bal relabel CKPT ID LABEL [ID LABEL ...] [--labels a,b] [--by NAME] [--output NEW_CKPT]
     lightning-bal unlabel CKPT ID [ID ...] [--by NAME] [--output NEW_CKPT]
 
@@ -130,7 +130,9 @@ def _import(args: argparse.Namespace) -> str:
     if args.output is not None and Path(args.output).resolve() == Path(args.answers).resolve():
         raise ValueError(f"Expected `--output` to be another file than the answers, but got {args.output!r} for both.")
     before = load_label_state(args.checkpoint).ledger.pending_query
-    done = bring_in_answers(args.checkpoint, args.answers, args.output, format, label_map, args.on_disagreement)
+    done = bring_in_answers(
+        args.checkpoint, args.answers, args.output, format, label_map, args.on_disagreement, args.by
+    )
     target = args.output or args.checkpoint
     lines = [
         f"Imported {done.labelled.numel()} answers into {target}; {len(before) - done.labelled.numel()} items of the"
@@ -225,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--label-map", help="a JSON file mapping class names to indices (Label Studio)")
     imported.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")
     imported.add_argument("--output", help="write the updated checkpoint here instead of in place")
+    imported.add_argument("--by", help="who gave answers that do not name their annotator (CSV, JSON), for the history")
     relabel = commands.add_parser("relabel", help="correct labelled items by id (kept in the history)")
     relabel.add_argument("checkpoint")
     relabel.add_argument("pairs", nargs="+", metavar="ID LABEL", help="an item's id and its new label, repeated")

@@ -149,3 +149,14 @@ def test_the_command_line_starts_without_lightning(tmp_path, command):
     assert result.returncode == 0, result.stderr
     loaded = result.stdout.strip().splitlines()[-1]
     assert loaded == ("[]" if command == "--help" else "['torch']")
+
+
+def test_a_corrected_answers_file_records_who_gave_it(tmp_path):
+    checkpoint = make_checkpoint(tmp_path)
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,step,label\ndoc5,1,1\ndoc9,1,0\n")
+    assert main(["import", str(checkpoint), str(answers)]) == 0
+    answers.write_text("id,step,label\ndoc5,1,1\ndoc9,1,2\n")  # a reviewer fixed doc9 in the spreadsheet
+    assert main(["import", str(checkpoint), str(answers), "--by", "reviewer"]) == 0
+    (row,) = load_label_state(checkpoint).history
+    assert (row["id"], row["label"], row["new"], row["by"], row["updated_at"]) == ("doc9", 0, 2, "reviewer", None)
