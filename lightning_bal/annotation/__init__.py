@@ -1,21 +1,27 @@
 """Labels from people: the callback's annotator mode, query and answer files, Label Studio, checkpoints, stopping."""
 
-from lightning_bal.annotation.annotator import QueryFiles
-from lightning_bal.annotation.checkpoint import LabelState, import_answers, load_label_state
-from lightning_bal.annotation.label_studio import (
-    LabelStudioAnswers,
-    read_label_studio_export,
-    to_label_studio_tasks,
-    write_label_studio_tasks,
-)
-from lightning_bal.annotation.stopping import (
-    LowUncertainty,
-    MetricPlateau,
-    StablePredictions,
-    StopContext,
-    StoppingCriterion,
-    TargetReached,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lightning_bal.annotation.annotator import QueryFiles
+    from lightning_bal.annotation.checkpoint import LabelState, import_answers, load_label_state
+    from lightning_bal.annotation.label_studio import (
+        LabelStudioAnswers,
+        read_label_studio_export,
+        to_label_studio_tasks,
+        write_label_studio_tasks,
+    )
+    from lightning_bal.annotation.stopping import (
+        LowUncertainty,
+        MetricPlateau,
+        StablePredictions,
+        StopContext,
+        StoppingCriterion,
+        TargetReached,
+    )
 
 __all__ = [
     "LabelState",
@@ -33,3 +39,27 @@ __all__ = [
     "to_label_studio_tasks",
     "write_label_studio_tasks",
 ]
+
+# Imported on first use: the command line reads checkpoints without loading Lightning.
+_HOMES = {
+    "QueryFiles": "annotator",
+    "LabelState": "checkpoint",
+    "import_answers": "checkpoint",
+    "load_label_state": "checkpoint",
+    "LabelStudioAnswers": "label_studio",
+    "read_label_studio_export": "label_studio",
+    "to_label_studio_tasks": "label_studio",
+    "write_label_studio_tasks": "label_studio",
+    **dict.fromkeys(
+        ["LowUncertainty", "MetricPlateau", "StablePredictions", "StopContext", "StoppingCriterion", "TargetReached"],
+        "stopping",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from lightning_bal.annotation.label_studio import check_data_key, write_label_studio_tasks
 from lightning_bal.annotation.predict import predict_classes
+from lightning_bal.annotation.run_folder import keep_logger_version, logger_version
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.data.queries import write_queries
 from lightning_bal.functional.outputs import OutputKey
@@ -37,6 +38,10 @@ class QueryFiles:
     The folder is ``folder`` if given, else ``<trainer.log_dir or default_root_dir>/annotation``. To go on, import
     the answers into the checkpoint (``lightning-bal import CKPT ANSWERS`` or
     :func:`lightning_bal.annotation.import_answers`) and call ``trainer.fit(..., ckpt_path=CKPT)``.
+
+    One run, one place: the checkpoint records the logger's version (``version_N`` of a ``TensorBoardLogger`` or
+    ``CSVLogger``), and the resumed ``fit`` logs into that version again, so its queries, checkpoints and curves stay
+    in one folder across restarts (see :func:`~lightning_bal.annotation.run_folder.keep_logger_version`).
 
     Args:
         format: ``"csv"``, ``"json"`` or ``"label_studio"``.
@@ -77,6 +82,8 @@ class QueryFiles:
         self.label_names = None if label_names is None else list(label_names)
         self.written: list[Path] = []
         self.recorded: dict[str, dict[str, Any]] = {}
+        self.corrections: list[dict[str, Any]] = []
+        self.run: dict[str, Any] = {}
 
     @property
     def suffix(self) -> str:
@@ -129,6 +136,14 @@ class QueryFiles:
                 ids[i]: [int(c), float(p)]
                 for i, c, p in zip(indices, classes.tolist(), confidences.tolist(), strict=True)
             }
+        owner = [cb for cb in trainer.callbacks if getattr(cb, "annotator", None) is self]  # type: ignore[attr-defined]
+        budget = getattr(owner[0], "label_budget", None) if owner else None
+        # What `lightning-bal status` shows the team, and the place a resumed run logs into again.
+        self.run = {
+            "query_file": str(query_path),
+            "label_budget": budget,
+            "logger": logger_version(trainer),
+        }
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             self.write(query_path, datamodule)
@@ -150,12 +165,30 @@ class QueryFiles:
         return {ids[i]: float(s) for i, s in zip(selection.tolist(), scores.tolist(), strict=True)}
 
     def state_dict(self) -> dict[str, Any]:
-        """The pending query's scores and model guesses by id (the command line exports them)."""
-        return {key: dict(value) for key, value in self.recorded.items()}
+        """The pending query's scores and model guesses by id, the label corrections, where the run writes."""
+        return {
+            **{key: dict(value) for key, value in self.recorded.items()},
+            "corrections": [dict(row) for row in self.corrections],
+            **({"label_names": list(self.label_names)} if self.label_names is not None else {}),
+            **{key: value for key, value in self.run.items() if value is not None},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
         self.recorded = {key: dict(value) for key, value in state.items() if key in ("scores", "predictions")}
+        self.corrections = [dict(row) for row in state.get("corrections") or []]
+        self.run = {key: state[key] for key in ("query_file", "label_budget", "logger") if key in state}
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, callback_state: Any) -> None:
+        """Before the checkpoint's states load: log into the logger version the checkpoint was written with.
+
+        Args:
+            trainer: the resuming trainer.
+            callback_state: the callback's state in the checkpoint (its ``annotator`` entry holds the version).
+        """
+        state = callback_state.get("annotator") if isinstance(callback_state, dict) else None
+        recorded = state.get("logger") if isinstance(state, dict) else None
+        keep_logger_version(trainer, recorded if isinstance(recorded, dict) else {})
 
     def write(self, path: Path, datamodule: ActiveDataModule) -> Path:
         """Write the datamodule's pending query to ``path`` in this object's format, with the recorded scores."""

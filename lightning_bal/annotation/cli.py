@@ -5,10 +5,13 @@ Commands::
     lightning-bal status CKPT [--json]
     lightning-bal export CKPT OUT [--format csv|json|label_studio] [--data-key image] [--data-prefix P] [--labels a,b]
     lightning-bal import CKPT ANSWERS [--format csv|json|label_studio] [--labels a,b | --label-map map.json]
-                         [--on-disagreement first|skip|error] [--output NEW_CKPT]
+                         [--on-disagreement first|skip|error] [--by NAME] [--output NEW_CKPT]
+    lightning-bal relabel CKPT ID LABEL [ID LABEL ...] [--labels a,b] [--by NAME] [--output NEW_CKPT]
+    lightning-bal unlabel CKPT ID [ID ...] [--by NAME] [--output NEW_CKPT]
 
-``import`` validates every answer before it changes anything and replaces the checkpoint atomically; errors go to
-stderr with exit status 1.
+``import``, ``relabel`` and ``unlabel`` validate everything before they change anything and replace the checkpoint
+atomically; errors go to stderr with exit status 1. ``import`` reads a whole Label Studio project's export: answers
+imported before are skipped, changed ones come in as corrections (kept in the checkpoint's history).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from lightning_bal.annotation.checkpoint import LabelState, answers_format, import_answers, load_label_state
-from lightning_bal.annotation.label_studio import check_data_key
-from lightning_bal.data.queries import read_text
+if TYPE_CHECKING:
+    from lightning_bal.annotation.checkpoint import LabelState
 
 __all__ = ["main"]
 
@@ -44,6 +47,8 @@ def _label_map(args: argparse.Namespace) -> dict[str, int] | None:
         return {name: index for index, name in enumerate(_class_names("--labels", args.labels))}
     if args.label_map is None:
         return None
+    from lightning_bal.data.queries import read_text
+
     try:
         mapping = json.loads(read_text(args.label_map))
     except FileNotFoundError as err:
@@ -69,6 +74,8 @@ def _label_map(args: argparse.Namespace) -> dict[str, int] | None:
 
 def _export_names(args: argparse.Namespace, state: LabelState) -> dict[str, object]:
     """The Label Studio options of ``export``, checked against the checkpoint."""
+    from lightning_bal.annotation.label_studio import check_data_key
+
     if args.format != "label_studio":
         flags = (("--labels", args.labels), ("--data-key", args.data_key))
         given = [flag for flag, value in flags if value is not None]
@@ -97,7 +104,16 @@ def _export_names(args: argparse.Namespace, state: LabelState) -> dict[str, obje
     return extra
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    if args.output is not None and not Path(args.output).parent.is_dir():
+        raise FileNotFoundError(
+            f"Expected `--output` to be a file in an existing folder, but {str(Path(args.output).parent)!r} is not one."
+        )
+
+
 def _import(args: argparse.Namespace) -> str:
+    from lightning_bal.annotation.checkpoint import answers_format, bring_in_answers, load_label_state
+
     label_map = _label_map(args)
     format = answers_format(args.answers, args.format, label_map)
     if format == "label_studio" and label_map is None:
@@ -110,19 +126,80 @@ def _import(args: argparse.Namespace) -> str:
             f"Expected `--labels`/`--label-map` only with Label Studio exports, but {args.answers!r} is read as"
             f" {format} (its labels are class indices already)."
         )
-    if args.output is not None and not Path(args.output).parent.is_dir():
-        raise FileNotFoundError(
-            f"Expected `--output` to be a file in an existing folder, but {str(Path(args.output).parent)!r} is not one."
-        )
+    _check_output(args)
     if args.output is not None and Path(args.output).resolve() == Path(args.answers).resolve():
         raise ValueError(f"Expected `--output` to be another file than the answers, but got {args.output!r} for both.")
     before = load_label_state(args.checkpoint).ledger.pending_query
-    labelled = import_answers(args.checkpoint, args.answers, args.output, format, label_map, args.on_disagreement)
-    target = args.output or args.checkpoint
-    return (
-        f"Imported {labelled.numel()} answers into {target}; {len(before) - labelled.numel()} items of the"
-        " query are still pending."
+    done = bring_in_answers(
+        args.checkpoint, args.answers, args.output, format, label_map, args.on_disagreement, args.by
     )
+    target = args.output or args.checkpoint
+    lines = [
+        f"Imported {done.labelled.numel()} answers into {target}; {len(before) - done.labelled.numel()} items of the"
+        " query are still pending."
+    ]
+    if done.unchanged:
+        lines.append(f"{done.unchanged} answers were imported before (unchanged, skipped).")
+    if done.corrected:
+        lines.append(f"{len(done.corrected)} corrections (changed answers) recorded: {_some(done.corrected)}.")
+    if done.kept:
+        lines.append(
+            f"{len(done.kept)} answers differ from a change made here later (relabel/unlabel), which is kept:"
+            f" {_some(done.kept)}."
+        )
+    return "\n".join(lines)
+
+
+def _some(ids: list[Any], limit: int = 10) -> str:
+    return f"{ids[:limit]}{' ...' if len(ids) > limit else ''}"
+
+
+def _labels_given(args: argparse.Namespace) -> tuple[list[str], list[int | float]]:
+    """The ``ID LABEL`` pairs of ``relabel``: labels as numbers, or as class names with ``--labels``."""
+    from lightning_bal.data.queries import parse_label
+
+    pairs = args.pairs
+    if len(pairs) % 2:
+        raise ValueError(f"Expected `ID LABEL` pairs, but got {len(pairs)} values: {pairs} (a label is missing).")
+    ids, given = pairs[0::2], pairs[1::2]
+    if args.labels is None:
+        labels = []
+        for item, text in zip(ids, given, strict=True):
+            try:
+                label = parse_label(text)
+            except ValueError as err:
+                raise ValueError(
+                    f"Expected `LABEL` of id {item!r} to be a number (or a class name with `--labels`), but got"
+                    f" {text!r}."
+                ) from err
+            if label is None:
+                raise ValueError(f"Expected `LABEL` of id {item!r} to be a number, but got {text!r}.")
+            labels.append(label)
+        return ids, labels
+    names = {name: index for index, name in enumerate(_class_names("--labels", args.labels))}
+    unknown = [text for text in given if text not in names]
+    if unknown:
+        raise ValueError(f"Expected every `LABEL` to be one of `--labels` {list(names)}, but got {unknown}.")
+    return ids, [names[text] for text in given]
+
+
+def _change(args: argparse.Namespace) -> str:
+    from lightning_bal.annotation.checkpoint import load_label_state
+
+    if args.command == "relabel":
+        ids, labels = _labels_given(args)
+    else:
+        ids, labels = args.ids, []
+    _check_output(args)
+    state = load_label_state(args.checkpoint)
+    target = args.output or args.checkpoint
+    if args.command == "relabel":
+        changed = state.relabel(ids, labels, args.by)
+        state.save(target)
+        return f"Relabelled {len(changed)} items in {target} ({len(ids) - len(changed)} had that label already)."
+    state.unlabel(ids, args.by)
+    state.save(target)
+    return f"Returned {len(ids)} items to the pool in {target}; they may be queried again."
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,7 +227,38 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--label-map", help="a JSON file mapping class names to indices (Label Studio)")
     imported.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")
     imported.add_argument("--output", help="write the updated checkpoint here instead of in place")
+    imported.add_argument("--by", help="who gave answers that do not name their annotator (CSV, JSON), for the history")
+    relabel = commands.add_parser("relabel", help="correct labelled items by id (kept in the history)")
+    relabel.add_argument("checkpoint")
+    relabel.add_argument("pairs", nargs="+", metavar="ID LABEL", help="an item's id and its new label, repeated")
+    relabel.add_argument("--labels", help="comma-separated class names, in class order: give LABEL as a name")
+    unlabel = commands.add_parser("unlabel", help="return labelled items to the pool by id (kept in the history)")
+    unlabel.add_argument("checkpoint")
+    unlabel.add_argument("ids", nargs="+", metavar="ID")
+    for command in (relabel, unlabel):
+        command.add_argument("--by", help="who makes the change, for the history (default: the login name)")
+        command.add_argument("--output", help="write the updated checkpoint here instead of in place")
     return parser
+
+
+def _status_text(status: dict[str, Any]) -> str:
+    shown = status["pending_ids"][:10]
+    more = " ..." if len(status["pending_ids"]) > 10 else ""
+    lines = [
+        f"{status['items']} items: {status['labelled']} labelled ({status['annotated']} by annotators),"
+        f" {status['pool']} in the pool",
+        f"step {status['step']}; pending query: {status['pending']} items {shown}{more}",
+    ]
+    if status["query_file"] is not None:
+        lines.append(f"query file: {status['query_file']}")
+    if status["label_budget"] is not None:
+        lines.append(
+            f"label budget: {status['label_budget']}, {status['budget_left']} left (pending items count as bought)"
+        )
+    if status["corrections"]:
+        lines.append(f"corrections recorded: {status['corrections']}")
+    lines.append(f"next: {status['next']}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,23 +271,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "status":
-            status = load_label_state(args.checkpoint).status()
-            if args.json:
-                print(json.dumps(status, indent=2))
-            else:
-                shown = status["pending_ids"][:10]
-                more = " ..." if len(status["pending_ids"]) > 10 else ""
-                print(
-                    f"{status['items']} items: {status['labelled']} labelled ({status['annotated']} by annotators),"
-                    f" {status['pool']} in the pool\nstep {status['step']}; pending query: {status['pending']} items"
-                    f" {shown}{more}"
-                )
+            from lightning_bal.annotation.checkpoint import load_label_state
+
+            status = load_label_state(args.checkpoint).status(args.checkpoint)
+            print(json.dumps(status, indent=2) if args.json else _status_text(status))
         elif args.command == "export":
+            from lightning_bal.annotation.checkpoint import load_label_state
+
             state = load_label_state(args.checkpoint)
             path = state.export(args.output, args.format, **_export_names(args, state))
             print(f"Wrote the query of step {state.ledger.step} ({len(state.pending_ids())} items) to {path}.")
-        else:
+        elif args.command == "import":
             print(_import(args))
+        else:
+            print(_change(args))
     except (ValueError, TypeError, KeyError, OSError) as err:
         print(f"lightning-bal {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -5,11 +5,17 @@ fields Label Studio keeps untouched through its export: ``lbal_id`` (the item's 
 and ``lbal_score`` (the heuristic's score; ``null`` when unknown). With predictions, each task also carries the
 model's guess as a pre-annotation of a ``<Choices name="label" toName="image">`` control.
 
-Reading an export, the **first completed annotation wins**: the annotations of a task that are not cancelled and
+Reading an export, the **first completed annotation wins**: the annotations of an item that are not cancelled and
 hold a choice are ordered by creation time (then annotation id), and the first one gives the label. Later
 annotations that disagree are counted in :attr:`LabelStudioAnswers.disagreements`; ``on_disagreement="skip"`` leaves
-such tasks unanswered (pending) instead, and ``"error"`` refuses the whole file. Tasks without a completed
-annotation stay pending.
+such items unanswered instead, and ``"error"`` refuses the whole file. Items without a completed annotation stay
+pending.
+
+One project can serve a whole run: each round's tasks are imported into the same project, so its export holds every
+round's tasks. An item queried twice (left unanswered, then asked again) has a task per round; their annotations
+are read together. The winning annotation's author (``completed_by``) and time (``updated_at``, else
+``created_at``) come back with the label, so that a correction made in Label Studio can be recorded with who made it
+and when.
 """
 
 from __future__ import annotations
@@ -151,8 +157,10 @@ class LabelStudioAnswers(NamedTuple):
         ids: the answered items' ids as text.
         labels: their class indices (through the label map).
         steps: the query steps the export's tasks name.
-        disagreements: ids of tasks whose completed annotations disagree.
-        unanswered: ids of tasks without a completed annotation (they stay pending).
+        disagreements: ids of items whose completed annotations disagree.
+        unanswered: ids of items without a completed annotation (they stay pending).
+        authors: who gave each answer (the annotation's ``completed_by``: an e-mail or a user id), one per id.
+        times: when each answer was last changed (``updated_at``, else ``created_at``), one per id.
     """
 
     ids: list[str]
@@ -160,6 +168,21 @@ class LabelStudioAnswers(NamedTuple):
     steps: set[int]
     disagreements: list[str]
     unanswered: list[str]
+    authors: list[str | None]
+    times: list[str | None]
+
+
+def _author(annotation: dict[str, Any]) -> str | None:
+    # Label Studio exports `completed_by` as a user id, or as the user's record when asked for details.
+    who = annotation.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("email") or who.get("id")
+    return None if who is None or isinstance(who, (dict, list)) else str(who)
+
+
+def _time(annotation: dict[str, Any]) -> str | None:
+    when = annotation.get("updated_at") or annotation.get("created_at")
+    return when if isinstance(when, str) else None
 
 
 def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> str | None:
@@ -225,8 +248,9 @@ def read_label_studio_export(
         ...                                         "value": {"choices": ["dog"]}}]}]}]
         >>> path = Path(tempfile.mkdtemp()) / "export.json"
         >>> _ = path.write_text(json.dumps(export))
-        >>> read_label_studio_export(path, {"cat": 0, "dog": 1})
-        LabelStudioAnswers(ids=['a.png'], labels=[1], steps={1}, disagreements=[], unanswered=[])
+        >>> answers = read_label_studio_export(path, {"cat": 0, "dog": 1})
+        >>> answers.ids, answers.labels, answers.steps, answers.times
+        (['a.png'], [1], {1}, ['2024-01-01T10:00:00Z'])
     """
     if on_disagreement not in ("first", "skip", "error"):
         raise ValueError(
@@ -241,7 +265,8 @@ def read_label_studio_export(
         raise ValueError(
             f"Expected {str(path)!r} to hold a JSON list of Label Studio tasks, but got {type(tasks).__name__}."
         )
-    answers = LabelStudioAnswers([], [], set(), [], [])
+    answers = LabelStudioAnswers([], [], set(), [], [], [], [])
+    found: dict[str, list[tuple[dict[str, Any], str]]] = {}
     for number, task in enumerate(tasks):
         data = task.get("data") if isinstance(task, dict) else None
         if not isinstance(data, dict) or "lbal_id" not in data:
@@ -259,8 +284,13 @@ def read_label_studio_export(
         if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
             raise ValueError(f"Expected the `annotations` of {where} to be a list of objects, but got {annotations!r}.")
         done = [a for a in annotations if not a.get("was_cancelled", False)]
-        done.sort(key=lambda a: (str(a.get("created_at", "")), a.get("id") or 0))
-        choices = [c for c in (_choice(a, from_name, where) for a in done) if c is not None]
+        # An item asked in several rounds has a task per round: its annotations are read together.
+        found.setdefault(item, []).extend(
+            (a, c) for a, c in ((a, _choice(a, from_name, where)) for a in done) if c is not None
+        )
+    for item, chosen in found.items():
+        chosen.sort(key=lambda pair: (str(pair[0].get("created_at", "")), pair[0].get("id") or 0))
+        choices = [c for _, c in chosen]
         if not choices:
             answers.unanswered.append(item)
             continue
@@ -277,4 +307,6 @@ def read_label_studio_export(
                 continue
         answers.ids.append(item)
         answers.labels.append(int(label_map[choices[0]]))
+        answers.authors.append(_author(chosen[0][0]))
+        answers.times.append(_time(chosen[0][0]))
     return answers

@@ -396,6 +396,8 @@ class ActiveLearningCallback(Callback):
     ) -> None:
         states = checkpoint.get("callbacks", {})
         self._resume_stage = resume_stage(checkpoint, states.get(self.state_key, {}))
+        if self.annotator is not None:
+            self.annotator.on_load_checkpoint(trainer, states.get(self.state_key))
         if self.state_key not in states:
             rank_zero_warn(
                 f"The checkpoint holds no state for `{self.state_key}` (it holds {sorted(states) or 'none'}): the"

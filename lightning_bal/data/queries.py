@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["Answers", "read_answers", "read_text", "write_queries"]
+__all__ = ["Answers", "parse_label", "read_answers", "read_text", "write_queries"]
 
 # Python's int() and float() also accept "1_0" (as 10) and non-ASCII digits: an answer is plain decimal only.
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -52,7 +52,7 @@ def read_text(path: str | Path) -> str:
     except UnicodeDecodeError as err:
         raise ValueError(
             f"Expected {str(path)!r} to be UTF-8 text, but byte {err.start} ({data[err.start : err.start + 1]!r}) is"
-            " not UTF-8: save it as UTF-8 (\"CSV UTF-8\" in spreadsheet programs)."
+            ' not UTF-8: save it as UTF-8 ("CSV UTF-8" in spreadsheet programs).'
         ) from err
 
 
@@ -101,7 +101,13 @@ def write_queries(
     return path
 
 
-def _parse_label(value: Any) -> int | float | None:
+def parse_label(value: Any) -> int | float | None:
+    """An answer's label as a number (``None`` when empty); plain decimal only.
+
+    Example:
+        >>> parse_label("2"), parse_label(" "), parse_label("0.5")
+        (2, None, 0.5)
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -172,7 +178,7 @@ def read_answers(path: str | Path, format: Literal["csv", "json"] | None = None)
             raise ValueError(f"Expected every row of {str(path)!r} to have an `id`, but got {row!r}.")
         if row.get("step") not in (None, ""):
             steps.add(_parse_int("step", row["step"]))
-        label = _parse_label(row.get("label"))
+        label = parse_label(row.get("label"))
         if label is None:
             continue
         if isinstance(label, float) and not math.isfinite(label):

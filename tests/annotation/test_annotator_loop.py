@@ -11,6 +11,7 @@ import torch
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.annotation import QueryFiles, import_answers, load_label_state
+from lightning_bal.annotation.checkpoint import bring_in_answers
 from lightning_bal.annotation.cli import main as cli
 from tests.annotation.annotation_script import run_round
 from tests.helpers.models import blobs
@@ -88,12 +89,11 @@ def test_several_rounds_with_a_process_restart(tmp_path):
         i: int(TARGETS[int(i[4:])]) for i in answered1
     }
 
-    # A stale answers file (the first query's) is refused, and the checkpoint is left as it was.
+    # The first round's answers file again: recognised as imported, nothing changes.
     ckpt2 = tmp_path / "annotation/annotation-step002.ckpt"
-    before = ckpt2.read_bytes()
-    with pytest.raises(ValueError, match=r"query of step 2.*step\(s\) \[1\]: it is stale"):
-        import_answers(ckpt2, tmp_path / "answers1.csv")
-    assert ckpt2.read_bytes() == before
+    again = bring_in_answers(ckpt2, tmp_path / "answers1.csv")
+    assert (again.labelled.numel(), again.unchanged, again.corrected) == (0, 3, [])
+    assert load_label_state(ckpt2).pending_ids() == pending2
 
     answered2 = answer(tmp_path / "annotation/query-step002.csv", tmp_path / "answers2.csv")
     assert import_answers(ckpt2, tmp_path / "answers2.csv").numel() == 5
@@ -149,3 +149,42 @@ def test_new_items_between_rounds_join_the_pool(tmp_path):
     )
     assert callback.history[-1]["active/num_scored"] == 75 - 10, "the new items were scored with the old pool"
     assert grown.step == 2
+
+
+def _scalars(folder: Path) -> dict[str, list[int]]:
+    """The steps of every scalar of every event file under ``folder``, by tag, as TensorBoard reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps: dict[str, list[int]] = {}
+    for events in sorted(folder.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            steps.setdefault(tag, []).extend(event.step for event in accumulator.Scalars(tag))
+    return steps
+
+
+@pytest.mark.slow
+def test_a_resumed_run_logs_queries_checkpoints_and_curves_into_one_version(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    ids = [f"item{i:02d}" for i in range(60)]
+    runs = tmp_path / "tb"
+    ckpt = None
+    for _ in range(3):
+        dm = make_datamodule(n=60, initial=6, ids=ids)
+        callback = ActiveLearningCallback("bald", query_size=4, iterations=4, annotator=QueryFiles())
+        # A fresh logger per process, as a user writes it: no `version=`.
+        logger = TensorBoardLogger(tmp_path, name="tb")
+        trainer = make_trainer(tmp_path, [callback], max_epochs=-1, logger=logger, enable_checkpointing=True)
+        trainer.fit(SeededDropoutClassifier(), datamodule=dm, ckpt_path=ckpt)
+        folder = runs / "version_0" / "annotation"
+        ckpt = folder / f"annotation-step{dm.step:03d}.ckpt"
+        answer(folder / f"query-step{dm.step:03d}.csv", tmp_path / "answers.csv")
+        assert cli(["import", str(ckpt), str(tmp_path / "answers.csv")]) == 0
+    assert [p.name for p in runs.iterdir()] == ["version_0"], "no version_1, version_2 left behind"
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".csv") == [f"query-step00{s}.csv" for s in (1, 2, 3)]
+    assert {p.parent for p in runs.rglob("epoch=*.ckpt")} == {runs / "version_0" / "checkpoints"}
+    curve = _scalars(runs / "version_0")["active/num_labelled"]
+    assert len(curve) == 3, "one curve of the three rounds"
+    assert curve == sorted(curve)

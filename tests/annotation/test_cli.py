@@ -87,7 +87,7 @@ def test_export_label_studio(checkpoint, tmp_path):
         ('[{"id": "doc3", "step": 1, "label": 1}]', [], "\\['doc3'\\], which were\\s+not\\s+queried"),
         ('[{"id": "doc5", "step": 1, "label": 7}]', [], "classes in"),
         ('[{"id": "doc5", "step": 1, "label": 1}', [], "truncated"),
-        ('[{"id": "doc5", "step": 0, "label": 1}]', [], "stale"),
+        ('[{"id": "doc5", "step": 2, "label": 1}]', [], "step\\(s\\) \\[2\\]: it belongs to another run"),
         ('[{"data": {"lbal_id": "doc5", "lbal_step": 1}, "annotations": []}]', ["--labels", "a,b"], "not in"),
     ],
 )

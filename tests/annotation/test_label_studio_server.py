@@ -17,6 +17,7 @@ import urllib.request
 import pytest
 
 from lightning_bal.annotation import QueryFiles, import_answers, load_label_state
+from lightning_bal.annotation.checkpoint import bring_in_answers
 from tests.annotation.annotation_script import run_round
 from tests.helpers.models import blobs
 
@@ -100,6 +101,14 @@ class Server:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read() or b"null")
 
+    def tasks(self, project):
+        tasks = self.api("GET", f"/api/tasks?project={project}&page_size=100")
+        return sorted(tasks["tasks"] if isinstance(tasks, dict) else tasks, key=lambda t: t["id"])
+
+    def export(self, project, path):
+        path.write_text(json.dumps(self.api("GET", f"/api/projects/{project}/export?exportType=JSON")))
+        return path
+
     def stop(self):
         self.process.terminate()
         try:
@@ -109,42 +118,69 @@ class Server:
         self.log.close()
 
 
-def test_round_trip_through_a_label_studio_server(tmp_path):
+def choose(name):
+    return [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [name]}}]
+
+
+def test_two_rounds_in_one_label_studio_project_with_a_correction(tmp_path):
     server = Server(tmp_path)
+    label_map = {name: i for i, name in enumerate(NAMES)}
+    targets = blobs(60).tensors[1]
     try:
         # A run writes its query as Label Studio tasks with the model's guesses, and stops.
         annotator = QueryFiles("label_studio", predictions=True, label_names=NAMES, data_prefix="/data/upload/")
         dm, _, _ = run_round(tmp_path / "run", annotator=annotator)
         tasks_path, ckpt = annotator.written[-1], tmp_path / "run/annotation/annotation-step001.ckpt"
         server.wait()
-        # 1. a project; 2. the tasks imported; 3. annotations posted as an annotator would (3 of 4 tasks).
+        # 1. one project for the run; 2. the tasks imported; 3. annotations posted as an annotator would (3 of 4).
         project = server.api("POST", "/api/projects", {"title": "lightning-bal", "label_config": CONFIG})
         server.api("POST", f"/api/projects/{project['id']}/import", json.loads(tasks_path.read_text()))
-        tasks = server.api("GET", f"/api/tasks?project={project['id']}&page_size=100")
-        tasks = tasks["tasks"] if isinstance(tasks, dict) else tasks
-        targets = blobs(60).tensors[1]
-        truth = {}
-        for task in sorted(tasks, key=lambda t: t["id"])[:3]:
+        truth, annotation_ids = {}, {}
+        for task in server.tasks(project["id"])[:3]:
             item = task["data"]["lbal_id"]
             truth[item] = int(targets[int(item.removeprefix("item"))])
-            result = [
-                {
-                    "from_name": "label",
-                    "to_name": "image",
-                    "type": "choices",
-                    "value": {"choices": [NAMES[truth[item]]]},
-                }
-            ]
-            server.api("POST", f"/api/tasks/{task['id']}/annotations", {"result": result, "was_cancelled": False})
+            posted = server.api("POST", f"/api/tasks/{task['id']}/annotations", {"result": choose(NAMES[truth[item]])})
+            annotation_ids[item] = posted["id"]
         # 4. the project's export; 5. imported into the checkpoint; 6. the run goes on.
-        export = server.api("GET", f"/api/projects/{project['id']}/export?exportType=JSON")
-        export_path = tmp_path / "export.json"
-        export_path.write_text(json.dumps(export))
-        labelled = import_answers(ckpt, export_path, label_map={name: i for i, name in enumerate(NAMES)})
+        export_path = server.export(project["id"], tmp_path / "export1.json")
+        labelled = import_answers(ckpt, export_path, label_map=label_map)
         assert sorted(dm.ids[i] for i in labelled.tolist()) == sorted(truth)
         assert len(load_label_state(ckpt).pending_ids()) == 1
-        dm2, _, _ = run_round(tmp_path / "run", ckpt=ckpt, annotator=QueryFiles("label_studio"))
+        round2 = QueryFiles("label_studio")
+        dm2, _, _ = run_round(tmp_path / "run", ckpt=ckpt, annotator=round2)
         assert {dm2.ids[i]: v for i, v in dm2.annotations.items()} == truth
         assert dm2.step == 2
+
+        # Round 2 in the same project: its tasks (the leftover item again, and 4 new ones) are all answered, and a
+        # reviewer corrects one of round 1's answers in place.
+        ckpt2 = tmp_path / "run/annotation/annotation-step002.ckpt"
+        server.api("POST", f"/api/projects/{project['id']}/import", json.loads(round2.written[-1].read_text()))
+        for task in server.tasks(project["id"]):
+            item = task["data"]["lbal_id"]
+            if task["data"]["lbal_step"] == 2:
+                truth[item] = int(targets[int(item.removeprefix("item"))])
+                server.api("POST", f"/api/tasks/{task['id']}/annotations", {"result": choose(NAMES[truth[item]])})
+        fixed = sorted(annotation_ids)[0]
+        wrong = truth[fixed]
+        truth[fixed] = (wrong + 1) % 3
+        server.api("PATCH", f"/api/annotations/{annotation_ids[fixed]}", {"result": choose(NAMES[truth[fixed]])})
+        done = bring_in_answers(ckpt2, server.export(project["id"], tmp_path / "export2.json"), label_map=label_map)
+        assert done.labelled.numel() == 5
+        assert (done.corrected, done.unchanged) == ([fixed], 2)
+        (row,) = load_label_state(ckpt2).history
+        assert (row["id"], row["label"], row["new"], row["updated_at"] is not None) == (
+            fixed,
+            wrong,
+            truth[fixed],
+            True,
+        )
+        # The same export again changes nothing; round 3 trains on every answer, the correction included.
+        again = bring_in_answers(ckpt2, tmp_path / "export2.json", label_map=label_map)
+        assert (again.labelled.numel(), again.corrected, again.unchanged) == (0, [], 8)
+        dm3, _, _ = run_round(tmp_path / "run", ckpt=ckpt2, annotator=QueryFiles("label_studio"))
+        assert {dm3.ids[i]: v for i, v in dm3.annotations.items()} == truth
+        assert [r["id"] for r in load_label_state(tmp_path / "run/annotation/annotation-step003.ckpt").history] == [
+            fixed
+        ]
     finally:
         server.stop()

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightning_bal.annotation.checkpoint import load_label_state
 from tests.bad_inputs.files import PENDING, CliError, Folder, lightning_bal, make_checkpoint
-from tests.bad_inputs.harness import accepts, refuses
+from tests.bad_inputs.harness import accepts, refuses, snapshot
 
 
 def write(path: Path, content: object) -> Path:
@@ -70,6 +71,30 @@ MALFORMED = [
         r"entry `callbacks.ActiveLearningCallback.history` .* list of dicts",
     ),
     ({"datamodule_ids": ["doc0"] * 15}, r"`ActiveDataModule.ids`.*distinct"),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"corrections": {"doc5": 1}}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.corrections` .* list of dicts with an `id`",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"corrections": [{"label": 1}]}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.corrections` .* list of dicts with an `id`",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"query_file": 3}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.query_file` .* path, but got 3",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"label_names": "cat,dog"}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.label_names` .* list of names, but got 'cat,dog'",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"label_budget": 0}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.label_budget` .* positive integer, but got 0",
+    ),
+    (
+        {"callbacks": {"ActiveLearningCallback": {"annotator": {"label_budget": True}}}},
+        r"entry `callbacks.ActiveLearningCallback.annotator.label_budget` .* positive integer, but got True",
+    ),
 ]
 
 COMMANDS: list[Callable[[Path], list[object]]] = [
@@ -84,10 +109,12 @@ COMMANDS: list[Callable[[Path], list[object]]] = [
         "a,b,c",
     ],
     lambda folder: ["import", folder / "run.ckpt", answers_csv(folder)],
+    lambda folder: ["relabel", folder / "run.ckpt", "doc1", "2"],
+    lambda folder: ["unlabel", folder / "run.ckpt", "doc1"],
 ]
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=["status", "export", "import"])
+@pytest.mark.parametrize("command", COMMANDS, ids=["status", "export", "import", "relabel", "unlabel"])
 @pytest.mark.parametrize(("replace", "match"), MALFORMED)
 def test_malformed_checkpoints_are_refused_by_every_command(tmp_path, command, replace, match):
     make_checkpoint(tmp_path, **replace)
@@ -222,17 +249,15 @@ def test_import_refuses(tmp_path, make, match):
     )
 
 
-def test_a_second_import_of_the_same_file_is_refused_by_id(tmp_path):
+def test_a_second_import_of_the_same_export_is_recognised_and_changes_nothing(tmp_path):
     make_checkpoint(tmp_path)
     export = studio_export(tmp_path)
     accepts(lambda: lightning_bal("import", tmp_path / "run.ckpt", export, "--labels", "cat,dog,bird"))
-    refuses(
-        "lightning-bal import",
-        lambda: lightning_bal("import", tmp_path / "run.ckpt", export, "--labels", "cat,dog,bird"),
-        CliError,
-        r"ids \['doc5', 'doc9', 'doc11'\] that are already labelled .* imported before",
-        Folder(tmp_path),
-    )
+    before = snapshot(load_label_state(tmp_path / "run.ckpt").checkpoint)
+    out = accepts(lambda: lightning_bal("import", tmp_path / "run.ckpt", export, "--labels", "cat,dog,bird"))
+    assert "Imported 0 answers" in out
+    assert "3 answers were imported before (unchanged, skipped)" in out
+    assert snapshot(load_label_state(tmp_path / "run.ckpt").checkpoint) == before
 
 
 @pytest.mark.parametrize(
@@ -251,3 +276,90 @@ def test_import_accepts(tmp_path, make, imported):
     make_checkpoint(tmp_path)
     args = make(tmp_path)
     assert f"Imported {imported} answers" in accepts(lambda: lightning_bal("import", tmp_path / "run.ckpt", *args))
+
+
+def _answered(folder: Path) -> Path:
+    """The checkpoint after doc5 and doc9 were answered (dog, bird), so that they can be corrected."""
+    make_checkpoint(folder)
+    path = write(
+        folder / "answers.json", [{"id": "doc5", "step": 1, "label": 1}, {"id": "doc9", "step": 1, "label": 2}]
+    )
+    lightning_bal("import", folder / "run.ckpt", path)
+    return folder / "run.ckpt"
+
+
+RELABEL_CASES = [
+    (["doc99", "1"], r"exit 1: .*relabel.* unknown ids \['doc99'\]"),
+    (["doc3", "1"], r"exit 1: .*ids of labelled items.*\['doc3'\] that are in the pool; nothing"),
+    (
+        ["doc11", "1"],
+        r"exit 1: .*\['doc11'\] that are in the pool \(pending: answer them with `lightning-bal import`\)",
+    ),
+    (["doc5", "7"], r"exit 1: .*`labels` to hold classes in \[0, 3\), but got 7"),
+    (["doc5", "-1"], r"exit 1: .*`labels` to hold classes in \[0, 3\), but got -1"),
+    (["doc5", "1.5"], r"exit 1: .*`labels`.*1.5"),
+    (["doc5", "dog"], r"exit 1: .*`LABEL` of id 'doc5' to be a number .* got 'dog'"),
+    (["doc5", "1_0"], r"exit 1: .*`LABEL` of id 'doc5' to be a number .* got '1_0'"),
+    (["doc5", ""], r"exit 1: .*`LABEL` of id 'doc5' to be a number, but got ''"),
+    (["doc5"], r"exit 1: .*`ID LABEL` pairs, but got 1 values"),
+    (["doc5", "1", "doc9"], r"exit 1: .*`ID LABEL` pairs, but got 3 values"),
+    (["doc5", "1", "doc5", "2"], r"exit 1: .*ids \['doc5'\] more than once"),
+    (["doc5", "zebra", "--labels", "cat,dog,bird"], r"exit 1: .*`LABEL` to be one of `--labels`.*\['zebra'\]"),
+    (["doc5", "dog", "--labels", "cat,dog,dog"], r"exit 1: .*`--labels` .* once.*\['dog'\]"),
+    (["doc5", "1", "--output", "{f}/no/out.ckpt"], r"exit 1: .*`--output` .* existing folder"),
+    ([], r"exit 2: .*required: ID LABEL"),
+]
+
+
+@pytest.mark.parametrize(("args", "match"), RELABEL_CASES)
+def test_relabel_refuses(tmp_path, args, match):
+    checkpoint = _answered(tmp_path)
+    args = [arg.format(f=tmp_path) for arg in args]
+    refuses(
+        "lightning-bal relabel",
+        lambda: lightning_bal("relabel", checkpoint, *args),
+        CliError,
+        match,
+        Folder(tmp_path),
+    )
+
+
+UNLABEL_CASES = [
+    (["doc99"], r"exit 1: .*unlabel.* unknown ids \['doc99'\]"),
+    (["doc3"], r"exit 1: .*ids of labelled items.*\['doc3'\] that are in the pool; nothing"),
+    (["doc11"], r"exit 1: .*\['doc11'\] that are in the pool \(pending"),
+    (["doc5", "doc5"], r"exit 1: .*ids \['doc5'\] more than once"),
+    (["doc5", "--output", "{f}/no/out.ckpt"], r"exit 1: .*`--output` .* existing folder"),
+    ([], r"exit 2: .*required: ID"),
+]
+
+
+@pytest.mark.parametrize(("args", "match"), UNLABEL_CASES)
+def test_unlabel_refuses(tmp_path, args, match):
+    checkpoint = _answered(tmp_path)
+    args = [arg.format(f=tmp_path) for arg in args]
+    refuses(
+        "lightning-bal unlabel",
+        lambda: lightning_bal("unlabel", checkpoint, *args),
+        CliError,
+        match,
+        Folder(tmp_path),
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "annotations", "changed"),
+    [
+        (["relabel", "doc5", "0"], {5: 0, 9: 2}, 1),
+        (["relabel", "doc5", "cat", "doc9", "bird", "--labels", "cat,dog,bird"], {5: 0, 9: 2}, 1),
+        (["relabel", "doc1", "2", "--by", "lead"], {1: 2, 5: 1, 9: 2}, 1),  # an initial label from the dataset
+        (["unlabel", "doc5", "doc1"], {9: 2}, 2),
+    ],
+)
+def test_relabel_and_unlabel_accept(tmp_path, args, annotations, changed):
+    checkpoint = _answered(tmp_path)
+    accepts(lambda: lightning_bal(args[0], checkpoint, *args[1:]))
+    state = load_label_state(checkpoint)
+    assert state.ledger.annotations == annotations
+    assert len(state.history) == changed
+    assert torch.load(checkpoint, weights_only=True)["callbacks"]["ActiveLearningCallback"]["annotator"]["corrections"]
