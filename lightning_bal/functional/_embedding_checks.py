@@ -97,6 +97,7 @@ def check_finite(
 
 
 def check_pool(embeddings: Tensor, query_size: int, indices: Tensor | None) -> Tensor:
+    """A greedy selection's checked ``embeddings`` and ``query_size``; returns the rows' dataset indices."""
     if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
         raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
     if isinstance(query_size, bool) or not isinstance(query_size, int) or query_size < 0:
@@ -129,6 +130,7 @@ def check_objective(points: Tensor, centres: Tensor) -> None:
 
 
 def as_points(name: str, points: Tensor) -> Tensor:
+    """``points`` ``[N, ...]`` (named ``name`` in errors) as float64 rows ``[N, D]``."""
     if not isinstance(points, Tensor) or points.ndim < 2:
         got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
         raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
@@ -175,11 +177,13 @@ def with_labelled(points: Tensor, labelled: Tensor, indices: Tensor, collective:
 
 
 def check_k(k: int) -> None:
+    """Refuse a neighbour count ``k`` that is not a positive integer."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
 
 
 def check_alpha(alpha: float) -> None:
+    """Refuse a purity ``alpha`` outside (0, 1]."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
         raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
 
@@ -196,5 +200,6 @@ def check_deltas(deltas: Tensor) -> Tensor:
 
 
 def check_delta(delta: float) -> None:
+    """Refuse a ball radius ``delta`` that is not finite and positive."""
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf"):
         raise ValueError(f"Expected argument `delta` to be a finite positive radius, but got {delta!r}.")

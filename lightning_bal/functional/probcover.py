@@ -1,4 +1,4 @@
-r"""ProbCover (Yehuda et al., 2022): greedy maximum coverage of the pool by δ-balls, with its radius and objective.
+"""ProbCover (Yehuda et al., 2022): greedy maximum coverage of the pool by δ-balls, with its radius and objective.
 
 It needs no model predictions, only embeddings. The δ-ball graph spans the whole pool, yet no rank holds it: each
 rank counts its items' neighbours shard by shard, one shard held at a time.

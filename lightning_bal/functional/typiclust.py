@@ -1,4 +1,4 @@
-r"""TypiClust (Hacohen et al., 2022): the most typical item of each of the largest clusters that D_L leaves uncovered.
+"""TypiClust (Hacohen et al., 2022): the most typical item of each of the largest clusters that D_L leaves uncovered.
 
 It needs no model predictions, only embeddings. TypiClust runs on the ranks' shards: k-means by per-cluster sums
 over ranks, and one cluster's rows gathered per pick.
