@@ -7,7 +7,7 @@ Not imported by ``import lightning_bal``; plotting needs matplotlib and the digi
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels, pixel_embeddings
 from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_reach, mean_and_spread
 from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digits, load_mnist, read_idx
-from lightning_bal.experiments.experiment import Experiment, ExperimentResult, History, Row
+from lightning_bal.experiments.experiment import Experiment, Row
 from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, digits_cnn, gal_cnn, kirsch_cnn
 from lightning_bal.experiments.posteriors import (
     POSTERIORS,
@@ -19,6 +19,7 @@ from lightning_bal.experiments.posteriors import (
     split_row_name,
 )
 from lightning_bal.experiments.protocol import PaperProtocol, add_protocol_arguments, protocol_from_arguments
+from lightning_bal.experiments.result import ExperimentResult, History
 
 __all__ = [
     "COLD_STARTS",

@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from lightning_bal.experiments.experiment import ExperimentResult
+from lightning_bal.experiments.result import ExperimentResult
 
 __all__ = ["main"]
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.functional.diversity import check_finite
+from lightning_bal.functional._embedding_checks import check_finite
 from lightning_bal.heuristics import ProbCover, TypiClust
 
 __all__ = ["COLD_STARTS", "cold_start_labels", "pixel_embeddings"]

@@ -22,8 +22,9 @@ from torch.utils.data import TensorDataset
 from lightning_bal.annotation.stopping import TargetReached
 from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.experiments.checks import check_factory
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels
-from lightning_bal.experiments.experiment import Experiment, check_factory
+from lightning_bal.experiments.experiment import Experiment
 from lightning_bal.experiments.posteriors import posterior_row, split_row_name
 
 __all__ = ["PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"]

@@ -15,6 +15,13 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._embedding_checks import (
+    check_centres,
+    check_finite,
+    check_objective,
+    check_pool,
+    check_seed,
+)
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
 
@@ -146,78 +153,6 @@ def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
     return out
 
 
-def _check(embeddings: Tensor, query_size: int, indices: Tensor | None) -> Tensor:
-    if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
-        raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or query_size < 0:
-        raise ValueError(f"Expected argument `query_size` to be a non-negative integer, but got {query_size!r}.")
-    return check_indices(indices, embeddings.shape[0], embeddings.device)
-
-
-def check_seed(seed: int) -> None:
-    """Refuse a ``seed`` that is not an integer (the draws hash its bits)."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
-
-
-def check_indices(indices: Tensor | None, rows: int, device: torch.device) -> Tensor:
-    """``indices`` as int64 on ``device`` (positions when ``None``): one distinct non-negative dataset index per row.
-
-    Under DDP each rank checks its own shard: a selection reports dataset indices, so a repeated or negative one
-    would be picked (or labelled) as if it were an item.
-    """
-    if indices is None:
-        return torch.arange(rows, device=device)
-    if (
-        not isinstance(indices, Tensor)
-        or indices.dtype == torch.bool
-        or indices.is_floating_point()
-        or indices.is_complex()
-    ):
-        got = f"dtype {indices.dtype}" if isinstance(indices, Tensor) else type(indices).__name__
-        raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
-    if indices.shape != (rows,):
-        raise ValueError(
-            f"Expected argument `indices` to have shape [{rows}] like `embeddings`, but got {tuple(indices.shape)}."
-        )
-    if rows and int(indices.min()) < 0:
-        raise ValueError(
-            f"Expected argument `indices` to be non-negative dataset indices, but got {int(indices.min())}."
-        )
-    values, counts = torch.unique(indices, return_counts=True)
-    if bool((counts > 1).any()):
-        repeated = values[counts > 1][:5].tolist()
-        raise ValueError(f"Expected argument `indices` to be distinct dataset indices, but got {repeated} repeated.")
-    return indices.to(device=device, dtype=torch.int64)
-
-
-def check_finite(
-    name: str, rows: Tensor, indices: Tensor | None = None, collective: Collective | None = None, what: str = ""
-) -> None:
-    """Refuse ``rows`` ``[N, D]`` holding NaN or inf, naming the first such row (its dataset index with ``indices``).
-
-    ``what`` says in the message what the argument holds (e.g. "the pool embeddings").
-
-    With a ``collective`` every rank learns whether any rank holds such a row, so all of them raise the same error
-    (a rank raising alone would leave the others waiting in the next collective).
-    """
-    bad = ~torch.isfinite(rows.flatten(1) if rows.ndim > 1 else rows.unsqueeze(1)).all(1)
-    numbers = torch.arange(rows.shape[0], device=rows.device) if indices is None else indices.to(rows.device)
-    first = int(numbers[bad].min()) if bool(bad.any()) else 2**53
-    if collective is None or collective.world_size == 1:
-        found, count = first < 2**53, int(bad.sum())
-    else:
-        value, first, _ = collective.argmax(1.0 if first < 2**53 else 0.0, first)
-        found = value > 0
-        count = int(collective.sum(int(bad.sum()))) if found else 0
-    if found:
-        where = "row" if indices is None else "the row of dataset index"
-        raise ValueError(
-            f"Expected argument `{name}`{f' ({what})' if what else ''} to be finite, but {where} {first} holds NaN or"
-            f" inf ({count} such rows)."
-        )
-
-
 def _pick(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float, int, int]:
     """The best key over all ranks with its dataset index (ties: the lower index), and the rank that holds it."""
     if keys.numel() == 0:
@@ -260,7 +195,7 @@ def kmeans_pp(
         include_origin: also count the origin as a centre, so :math:`D(x)^2 \le \lVert x \rVert^2` (what
             scikit-activeml 1.0.1's ``Badge`` does); the default follows the BADGE paper and its code.
         first: the first pick is the item of ``"largest"`` norm (BADGE), or ``"random"`` (uniform, as in
-            k-means++ proper; the start of :func:`~lightning_bal.functional.cold_start.kmeans`).
+            k-means++ proper; the start of :func:`~lightning_bal.functional.typiclust.kmeans`).
 
     Returns:
         :class:`GreedySelection` of dataset indices and each pick's :math:`D^2` (the first: its squared norm).
@@ -271,7 +206,7 @@ def kmeans_pp(
         tensor([1, 3, 0])
     """
     positions = indices is None
-    indices = _check(embeddings, query_size, indices)
+    indices = check_pool(embeddings, query_size, indices)
     check_seed(seed)
     if first not in ("largest", "random"):
         raise ValueError(f"Expected argument `first` to be 'largest' or 'random', but got {first!r}.")
@@ -345,11 +280,11 @@ def k_center_greedy(
         GreedySelection(indices=tensor([3, 2]), scores=tensor([9., 4.]))
     """
     positions = indices is None
-    indices = _check(embeddings, query_size, indices)
+    indices = check_pool(embeddings, query_size, indices)
     check_seed(seed)
     collective = collective or Collective()
     x = embeddings.flatten(1).float() if embeddings.ndim > 1 else embeddings.float().unsqueeze(1)
-    initial = x[:0] if centres is None else _centres(centres, x)
+    initial = x[:0] if centres is None else check_centres(centres, x)
     check_finite("embeddings", x, None if positions else indices, collective)
     if query_size > _total_items(collective, x.shape[0]):
         raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
@@ -373,21 +308,6 @@ def k_center_greedy(
         picks.append(index)
         scores.append(float(shared[-1].sqrt()))
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
-
-
-def _centres(centres: Tensor, x: Tensor) -> Tensor:
-    """``centres`` ``[M, D]`` as float32 rows on ``x``'s device, checked against the embeddings ``x`` ``[N, D]``."""
-    if not isinstance(centres, Tensor):
-        raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
-    if centres.numel() == 0:
-        return x[:0]
-    rows = centres.flatten(1).float() if centres.ndim > 1 else centres.float().unsqueeze(1)
-    if rows.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {rows.shape[1]}."
-        )
-    check_finite("centres", rows)
-    return rows.to(x.device)
 
 
 class _LazyDistances:
@@ -465,17 +385,8 @@ def covering_radius(points: Tensor, centres: Tensor) -> Tensor:
         >>> covering_radius(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(5.)
     """
-    _check_objective(points, centres)
+    check_objective(points, centres)
     return min_sq_distances(points, centres).max().sqrt()
-
-
-def _check_objective(points: Tensor, centres: Tensor) -> None:
-    """An objective of NaN or inf rows would be NaN or inf itself: refuse them, naming the row."""
-    for name, rows in (("points", points), ("centres", centres)):
-        if not isinstance(rows, Tensor) or rows.ndim < 2:
-            got = tuple(rows.shape) if isinstance(rows, Tensor) else type(rows).__name__
-            raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
-        check_finite(name, rows)
 
 
 def kmeans_potential(points: Tensor, centres: Tensor) -> Tensor:
@@ -485,5 +396,5 @@ def kmeans_potential(points: Tensor, centres: Tensor) -> Tensor:
         >>> kmeans_potential(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(25.)
     """
-    _check_objective(points, centres)
+    check_objective(points, centres)
     return min_sq_distances(points, centres).sum()

@@ -1,0 +1,205 @@
+"""Input checks of the embedding selections (k-means++, k-center, TypiClust, ProbCover) and of their objectives.
+
+Each check names the argument and what it got. Under DDP each rank checks its own shard; :func:`check_finite` with a
+collective makes every rank raise the same error, so no rank is left waiting in the next collective.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lightning_bal.utilities.collective import Collective
+
+__all__ = [
+    "as_points",
+    "check_alpha",
+    "check_centres",
+    "check_cold_start",
+    "check_delta",
+    "check_deltas",
+    "check_finite",
+    "check_indices",
+    "check_k",
+    "check_objective",
+    "check_pool",
+    "check_seed",
+    "pool_indices",
+    "with_labelled",
+]
+
+#: D_L's rows in TypiClust's clustering are numbered from here: past any dataset index, exact in float64.
+_LABELLED_NUMBERS = 2**40
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a ``seed`` that is not an integer (the draws hash its bits)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
+
+
+def check_indices(indices: Tensor | None, rows: int, device: torch.device) -> Tensor:
+    """``indices`` as int64 on ``device`` (positions when ``None``): one distinct non-negative dataset index per row.
+
+    Under DDP each rank checks its own shard: a selection reports dataset indices, so a repeated or negative one
+    would be picked (or labelled) as if it were an item.
+    """
+    if indices is None:
+        return torch.arange(rows, device=device)
+    if (
+        not isinstance(indices, Tensor)
+        or indices.dtype == torch.bool
+        or indices.is_floating_point()
+        or indices.is_complex()
+    ):
+        got = f"dtype {indices.dtype}" if isinstance(indices, Tensor) else type(indices).__name__
+        raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
+    if indices.shape != (rows,):
+        raise ValueError(
+            f"Expected argument `indices` to have shape [{rows}] like `embeddings`, but got {tuple(indices.shape)}."
+        )
+    if rows and int(indices.min()) < 0:
+        raise ValueError(
+            f"Expected argument `indices` to be non-negative dataset indices, but got {int(indices.min())}."
+        )
+    values, counts = torch.unique(indices, return_counts=True)
+    if bool((counts > 1).any()):
+        repeated = values[counts > 1][:5].tolist()
+        raise ValueError(f"Expected argument `indices` to be distinct dataset indices, but got {repeated} repeated.")
+    return indices.to(device=device, dtype=torch.int64)
+
+
+def check_finite(
+    name: str, rows: Tensor, indices: Tensor | None = None, collective: Collective | None = None, what: str = ""
+) -> None:
+    """Refuse ``rows`` ``[N, D]`` holding NaN or inf, naming the first such row (its dataset index with ``indices``).
+
+    ``what`` says in the message what the argument holds (e.g. "the pool embeddings").
+
+    With a ``collective`` every rank learns whether any rank holds such a row, so all of them raise the same error
+    (a rank raising alone would leave the others waiting in the next collective).
+    """
+    bad = ~torch.isfinite(rows.flatten(1) if rows.ndim > 1 else rows.unsqueeze(1)).all(1)
+    numbers = torch.arange(rows.shape[0], device=rows.device) if indices is None else indices.to(rows.device)
+    first = int(numbers[bad].min()) if bool(bad.any()) else 2**53
+    if collective is None or collective.world_size == 1:
+        found, count = first < 2**53, int(bad.sum())
+    else:
+        value, first, _ = collective.argmax(1.0 if first < 2**53 else 0.0, first)
+        found = value > 0
+        count = int(collective.sum(int(bad.sum()))) if found else 0
+    if found:
+        where = "row" if indices is None else "the row of dataset index"
+        raise ValueError(
+            f"Expected argument `{name}`{f' ({what})' if what else ''} to be finite, but {where} {first} holds NaN or"
+            f" inf ({count} such rows)."
+        )
+
+
+def check_pool(embeddings: Tensor, query_size: int, indices: Tensor | None) -> Tensor:
+    """A greedy selection's checked ``embeddings`` and ``query_size``; returns the rows' dataset indices."""
+    if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
+        raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or query_size < 0:
+        raise ValueError(f"Expected argument `query_size` to be a non-negative integer, but got {query_size!r}.")
+    return check_indices(indices, embeddings.shape[0], embeddings.device)
+
+
+def check_centres(centres: Tensor, x: Tensor) -> Tensor:
+    """``centres`` ``[M, D]`` as float32 rows on ``x``'s device, checked against the embeddings ``x`` ``[N, D]``."""
+    if not isinstance(centres, Tensor):
+        raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
+    if centres.numel() == 0:
+        return x[:0]
+    rows = centres.flatten(1).float() if centres.ndim > 1 else centres.float().unsqueeze(1)
+    if rows.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {rows.shape[1]}."
+        )
+    check_finite("centres", rows)
+    return rows.to(x.device)
+
+
+def check_objective(points: Tensor, centres: Tensor) -> None:
+    """An objective of NaN or inf rows would be NaN or inf itself: refuse them, naming the row."""
+    for name, rows in (("points", points), ("centres", centres)):
+        if not isinstance(rows, Tensor) or rows.ndim < 2:
+            got = tuple(rows.shape) if isinstance(rows, Tensor) else type(rows).__name__
+            raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
+        check_finite(name, rows)
+
+
+def as_points(name: str, points: Tensor) -> Tensor:
+    """``points`` ``[N, ...]`` (named ``name`` in errors) as float64 rows ``[N, D]``."""
+    if not isinstance(points, Tensor) or points.ndim < 2:
+        got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
+        raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
+    # Float64: distances from the |x|^2 + |y|^2 - 2 x.y expansion lose digits for near points in float32, and
+    # typicality and the δ-ball graph are made of near points.
+    return points.flatten(1).double()
+
+
+def pool_indices(indices: Tensor | None, rows: int) -> Tensor:
+    """Checked dataset indices on their own device (positions on the CPU, where the selections keep their books)."""
+    return check_indices(indices, rows, indices.device if isinstance(indices, Tensor) else torch.device("cpu"))
+
+
+def check_cold_start(
+    points: Tensor, query_size: int, labelled: Tensor | None, indices: Tensor | None, collective: Collective | None
+) -> tuple[Tensor, Tensor, Tensor, Collective]:
+    """A cold-start selection's checked inputs on this rank: float64 points and D_L, dataset indices, the collective."""
+    points = as_points("points", points)
+    collective = collective or Collective()
+    positions = indices is None
+    indices = pool_indices(indices, len(points))
+    if labelled is not None and not isinstance(labelled, Tensor):
+        raise TypeError(
+            f"Expected argument `labelled` to be a tensor [M, D] or None, but got {type(labelled).__name__}."
+        )
+    labelled = points[:0] if labelled is None or labelled.numel() == 0 else as_points("labelled", labelled)
+    if labelled.shape[1] != points.shape[1]:
+        raise ValueError(
+            f"Expected argument `labelled` to have {points.shape[1]} columns like `points`, but got"
+            f" {labelled.shape[1]}."
+        )
+    check_finite("labelled", labelled, what="the embeddings of D_L")
+    total = int(collective.sum(len(points)))
+    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
+        raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
+    check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
+    return points, labelled, indices, collective
+
+
+def with_labelled(points: Tensor, labelled: Tensor, indices: Tensor, collective: Collective) -> tuple[Tensor, Tensor]:
+    """This rank's rows with D_L appended on rank zero only (so it counts once), numbered past any dataset index."""
+    extra = labelled if collective.rank == 0 else labelled[:0]
+    return torch.cat([points, extra]), torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
+
+
+def check_k(k: int) -> None:
+    """Refuse a neighbour count ``k`` that is not a positive integer."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
+
+
+def check_alpha(alpha: float) -> None:
+    """Refuse a purity ``alpha`` outside (0, 1]."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
+
+
+def check_deltas(deltas: Tensor) -> Tensor:
+    """Candidate radii ``[R]`` as float64, in their order: at least one, each finite and positive."""
+    if not isinstance(deltas, Tensor) or deltas.ndim != 1 or deltas.numel() == 0 or deltas.is_complex():
+        got = tuple(deltas.shape) if isinstance(deltas, Tensor) else type(deltas).__name__
+        raise ValueError(f"Expected argument `deltas` to be a non-empty tensor [R] of radii, but got {got}.")
+    radii = deltas.double()
+    if not bool((torch.isfinite(radii) & (radii > 0)).all()):
+        raise ValueError(f"Expected argument `deltas` to be finite positive radii, but got {deltas.tolist()}.")
+    return radii
+
+
+def check_delta(delta: float) -> None:
+    """Refuse a ball radius ``delta`` that is not finite and positive."""
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf"):
+        raise ValueError(f"Expected argument `delta` to be a finite positive radius, but got {delta!r}.")
