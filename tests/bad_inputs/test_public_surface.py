@@ -7,13 +7,17 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
+from lightning_bal import ActiveDataModule
+from lightning_bal.annotation import QueryFiles
 from lightning_bal.callbacks import Convergence, Plateau
 from lightning_bal.experiments import (
     DropoutCNN,
     EnsembleCNN,
     EnsembleLabelledRisk,
     EnsembleTestCurve,
+    PaperProtocol,
     Standardize,
     split_row_name,
 )
@@ -22,6 +26,7 @@ from lightning_bal.heuristics import CombineHeuristics, StochasticHeuristic, get
 from lightning_bal.mc import FeatureTap, mark_stochastic, mc_dropout
 from lightning_bal.posteriors import (
     SWAG,
+    DeepEnsemble,
     LastLayerLaplace,
     ensemble_cross_entropy,
     ensemble_log_probs,
@@ -146,12 +151,18 @@ def test_ensemble_cross_entropy_refuses_bad_targets(targets, match):
     refuses("posteriors.ensemble_cross_entropy", lambda: ensemble_cross_entropy(LOGITS, targets), ValueError, match)
 
 
+@pytest.mark.xfail(strict=True, reason="posteriors/ensemble.py (helper `splits`): logits of another shape pass")
+@pytest.mark.parametrize("logits", [torch.zeros(4), torch.zeros(4, 3)])
+def test_ensemble_log_probs_refuses_logits_that_are_not_m_b_c(logits):
+    refuses("posteriors.ensemble_log_probs", lambda: ensemble_log_probs(logits), ValueError, r"`logits`.*\[M, B, C\]")
+
+
 # --------------------------------------------------------------------------------------------------- methods
 def _heuristic_methods():
     bald, batchbald, ical_, epig = (get_heuristic(n) for n in ("bald", "batchbald", "ical", "epig"))
     variance, gaussian_mi = get_heuristic("variance"), get_heuristic("gaussian_mi")
     combined = CombineHeuristics([get_heuristic("bald"), get_heuristic("entropy")])
-    coreset, badge = get_heuristic("coreset"), get_heuristic("badge")
+    coreset, badge, rnd = get_heuristic("coreset"), get_heuristic("badge"), get_heuristic("random")
     return [
         # (entry, heuristic, call, error, pattern)
         ("Heuristic.select (bald)", bald, lambda: bald.select(LOG_PROBS, 9), ValueError, r"`query_size`.*9"),
@@ -174,6 +185,7 @@ def _heuristic_methods():
             ValueError,
             r"`features`.*\[3, D\]",
         ),
+        ("random.score", rnd, lambda: rnd.score("x"), ValueError, r"`log_probs`.*'x'"),
         ("EmbeddingHeuristic.score", coreset, lambda: coreset.score(LOG_PROBS), TypeError, r"`select_embeddings`"),
     ]
 
@@ -190,6 +202,7 @@ def test_heuristic_methods_accept_valid_neighbours():
     assert accepts(lambda: get_heuristic("ical").select(LOG_PROBS, 2)).indices.shape == (2,)
     epig = get_heuristic("epig")
     assert accepts(lambda: epig.select(LOG_PROBS, 2, targets=_log_probs(2))).indices.shape == (2,)
+    assert accepts(lambda: get_heuristic("random").score(LOG_PROBS)).shape == (4,)
     assert accepts(lambda: get_heuristic("variance").score(torch.ones(4, 3))).shape == (4,)
     outputs = (torch.zeros(4, 3), torch.zeros(4, 3))
     assert accepts(lambda: get_heuristic("gaussian_mi").transform(outputs)).shape == (4, 3, 2)
@@ -287,3 +300,64 @@ def test_convergence_and_plateau_states_round_trip():
     plateau = Plateau("min")
     accepts(lambda: plateau.load_state_dict({"best_score": 0.25, "wait": 1}))
     assert (plateau.best, plateau.wait) == (0.25, 1)
+
+
+@pytest.mark.parametrize("index", [2, -1, "0"])
+def test_ensemble_member_refuses_a_bad_index(index):
+    ensemble = DeepEnsemble(lambda: nn.Linear(2, 2), 2)
+    refuses("DeepEnsemble.member", lambda: ensemble.member(index), ValueError, rf"`index`.*{index!r}", ensemble)
+
+
+def test_ensemble_forward_members_refuses_what_is_not_a_tensor():
+    ensemble = DeepEnsemble(lambda: nn.Linear(2, 2), 2)
+    pattern = r"`forward_members`.*\[M=2, B, \.\.\.\].*argument 0 is str"
+    refuses("DeepEnsemble.forward_members", lambda: ensemble.forward_members("x"), ValueError, pattern, ensemble)
+    assert isinstance(accepts(lambda: ensemble.member(1)), nn.Linear)
+    assert accepts(lambda: ensemble.forward_members(torch.ones(2, 3, 2))).shape == (2, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("named_train", "seed", "match"),
+    [(False, "x", r"`seed`.*'x'"), (False, 1.0, r"`seed`.*1\.0"), (True, 0, r"`train_dataset`.*str")],
+)
+def test_protocol_datamodule_refuses_a_bad_seed_or_dataset(named_train, seed, match):
+    protocol = PaperProtocol(budget=40, samples_per_epoch=64, batch_size=16, balanced_initial=False)
+    generator = torch.Generator().manual_seed(0)
+    train = TensorDataset(torch.rand(60, 1, 8, 8, generator=generator), torch.arange(60) % 10)
+    entry = "experiments.PaperProtocol.datamodule"
+    call = lambda: protocol.datamodule("train" if named_train else train, train, seed)  # noqa: E731
+    refuses(entry, call, TypeError, match, protocol, train)
+    assert accepts(lambda: protocol.datamodule(train, train, 1)).num_labelled > 0
+
+
+@pytest.mark.xfail(strict=True, reason="annotation/annotator.py (helper `ls1`): a state that is not a mapping")
+@pytest.mark.parametrize("state", [None, ["written"]])
+def test_query_files_load_state_dict_refuses_what_is_not_a_mapping(state, tmp_path):
+    files = QueryFiles(folder=tmp_path)
+    refuses("QueryFiles.load_state_dict", lambda: files.load_state_dict(state), TypeError, r"state.*mapping", files)
+
+
+@pytest.mark.xfail(strict=True, reason="data/labelling.py (helper `splits`): steps given as a list fail in set algebra")
+def test_check_answer_steps_refuses_steps_that_are_not_a_set():
+    datamodule = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), seed=0)
+    datamodule.query([1], new_step=True)
+    refuses(
+        "ActiveDataModule.check_answer_steps",
+        lambda: datamodule.check_answer_steps([1], source="a.csv"),
+        TypeError,
+        r"`steps`",
+        datamodule,
+    )
+
+
+def test_check_answer_steps_refuses_a_stale_answer_file():
+    datamodule = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), seed=0)
+    datamodule.query([1], new_step=True)
+    refuses(
+        "ActiveDataModule.check_answer_steps",
+        lambda: datamodule.check_answer_steps({0}, source="old.csv"),
+        ValueError,
+        r"query of step 1.*old\.csv answers step\(s\) \[0\].*stale",
+        datamodule,
+    )
+    accepts(lambda: datamodule.check_answer_steps({1}, source="new.csv"))
