@@ -53,7 +53,7 @@ def family(entry: str) -> str:
         return "CombineHeuristics"
     if entry.startswith("functional."):
         return entry
-    if entry.startswith(("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.")):
+    if entry.startswith(("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.", "FeatureTap", "TopQ")):
         return entry
     if entry.startswith("gaussian_mi"):
         return "heuristic score / select / transform"
@@ -65,7 +65,7 @@ def family(entry: str) -> str:
         return "MCDropout, MCDropConnect"
     if entry.startswith(("MetricPlateau", "TargetReached", "LowUncertainty", "StablePredictions", "cohen_kappa")):
         return "stopping criteria (constructors, update, cohen_kappa)"
-    if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace")):
+    if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace", "posteriors.")):
         return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
     return "heuristic score / select / transform"
 

@@ -249,7 +249,11 @@ def _convergence() -> Convergence:
 
 @pytest.mark.parametrize(
     ("value", "error", "match"),
-    [(-1, ValueError, r"`epochs_since_step`.*-1"), ("3", TypeError, r"`epochs_since_step`"), (True, TypeError, "")],
+    [
+        (-1, ValueError, r"`epochs_since_step`.*-1"),
+        ("3", TypeError, r"`epochs_since_step`"),
+        (True, TypeError, r"`epochs_since_step`"),
+    ],
 )
 def test_convergence_due_refuses_a_bad_epoch_count(value, error, match):
     convergence = _convergence()
