@@ -87,6 +87,8 @@ class LastLayerLaplace(Posterior):
 
     # ------------------------------------------------------------------ the last layer
     def _layer(self, module: nn.Module) -> tuple[str, nn.Linear]:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}.")
         if self.last_layer is not None:
             layer = dict(module.named_modules()).get(self.last_layer)
             if not isinstance(layer, nn.Linear):
@@ -157,8 +159,6 @@ class LastLayerLaplace(Posterior):
 
     def fit_loader(self, module: nn.Module, dataloader: Iterable[Any]) -> None:
         """Fit the Gaussian on the inputs of ``dataloader`` (``(inputs, indices)`` or inputs alone)."""
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}.")
         _, layer = self._layer(module)
         hessian: Tensor | None = None
         with self._features(module) as features, torch.no_grad():

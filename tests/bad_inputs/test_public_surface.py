@@ -27,7 +27,9 @@ from lightning_bal.mc import FeatureTap, mark_stochastic, mc_dropout
 from lightning_bal.posteriors import (
     SWAG,
     DeepEnsemble,
+    EnsemblePosterior,
     LastLayerLaplace,
+    MCDropout,
     ensemble_cross_entropy,
     ensemble_log_probs,
     member_batches,
@@ -227,6 +229,33 @@ def test_posterior_sampling_refuses_before_fitting():
         r"before it was fitted",
         laplace,
     )
+
+
+POSTERIOR_CHECKS = [
+    # (entry, posterior, module, error, pattern)
+    ("MCDropout.check", MCDropout(), "net", TypeError, r"`module`.*nn.Module.*str"),
+    ("MCDropout.check", MCDropout(), nn.Linear(2, 2), ValueError, r"`module`.*stochastic layer"),
+    ("SWAG.check", SWAG(), "net", TypeError, r"`module`.*nn.Module.*str"),
+    ("SWAG.check", SWAG(), nn.Linear(2, 2).requires_grad_(False), ValueError, r"`module`.*trainable parameters"),
+    ("SWAG.collect", SWAG(), "net", TypeError, r"`module`.*nn.Module.*str"),
+    ("LastLayerLaplace.check", LastLayerLaplace(), "net", TypeError, r"`module`.*nn.Module.*str"),
+    ("LastLayerLaplace.check", LastLayerLaplace(last_layer="head"), nn.Linear(2, 2), ValueError, r"`last_layer`"),
+    ("EnsemblePosterior.check", EnsemblePosterior(), nn.Linear(2, 2), ValueError, r"exactly one `DeepEnsemble`"),
+]
+
+
+@pytest.mark.parametrize(("entry", "posterior", "module", "error", "match"), POSTERIOR_CHECKS)
+def test_posterior_checks_refuse_a_model_they_cannot_sample(entry, posterior, module, error, match):
+    refuses(entry, lambda: getattr(posterior, entry.split(".")[1])(module), error, match, posterior, module)
+
+
+def test_posterior_checks_accept_a_model_they_can_sample():
+    net = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.1), nn.Linear(4, 2))
+    for posterior in (MCDropout(), SWAG(), LastLayerLaplace()):
+        accepts(lambda posterior=posterior: posterior.check(net))
+    accepts(lambda: EnsemblePosterior().check(DeepEnsemble(lambda: nn.Linear(2, 2), 2)))
+    swag = SWAG()
+    accepts(lambda: swag.collect(net))
 
 
 def test_laplace_fit_loader_refuses_what_is_not_a_module():
