@@ -59,13 +59,15 @@ def family(entry: str) -> str:
         return "heuristic score / select / transform"
     if entry.startswith(("Convergence", "Plateau")):
         return "Convergence, Plateau"
-    if entry.startswith("evaluations"):
+    if entry.startswith(
+        ("evaluations", "TestCurve", "MCTestCurve", "Calibration", "RegressionCurve", "SegmentationIoU")
+    ):
         return "step evaluations (TestCurve, RegressionCurve, ...)"
     if entry.startswith("MCDropout"):
         return "MCDropout, MCDropConnect"
     if entry.startswith(("MetricPlateau", "TargetReached", "LowUncertainty", "StablePredictions", "cohen_kappa")):
         return "stopping criteria (constructors, update, cohen_kappa)"
-    if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace", "posteriors.")):
+    if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace", "EnsemblePosterior", "posteriors.")):
         return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
     return "heuristic score / select / transform"
 

@@ -4,6 +4,7 @@ posterior sampling and the convergence tracking's state."""
 
 from __future__ import annotations
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
@@ -11,7 +12,15 @@ from torch.utils.data import TensorDataset
 
 from lightning_bal import ActiveDataModule
 from lightning_bal.annotation import QueryFiles
-from lightning_bal.callbacks import Convergence, Plateau
+from lightning_bal.callbacks import (
+    Calibration,
+    Convergence,
+    MCTestCurve,
+    Plateau,
+    RegressionCurve,
+    SegmentationIoU,
+    TestCurve,
+)
 from lightning_bal.experiments import (
     DropoutCNN,
     EnsembleCNN,
@@ -214,7 +223,7 @@ def test_heuristic_methods_accept_valid_neighbours():
 
 @pytest.mark.xfail(strict=True, reason="heuristics/stochastic.py (helper `redesign`): the abstract base fails late")
 def test_stochastic_heuristic_base_refuses_to_be_built():
-    refuses("StochasticHeuristic()", StochasticHeuristic, TypeError, r"StochasticHeuristic.*subclass")
+    refuses("heuristics.StochasticHeuristic()", StochasticHeuristic, TypeError, r"StochasticHeuristic.*subclass")
 
 
 # ------------------------------------------------------------------------------------ posteriors, convergence
@@ -394,3 +403,50 @@ def test_check_answer_steps_refuses_a_stale_answer_file():
         datamodule,
     )
     accepts(lambda: datamodule.check_answer_steps({1}, source="new.csv"))
+
+
+# ------------------------------------------------------------------------------------------ step evaluations
+class _Net(pl.LightningModule):
+    """A model whose outputs are logits ``[B, 2]``, or ``[B]`` when ``flat``."""
+
+    def __init__(self, flat: bool) -> None:
+        super().__init__()
+        self.flat = flat
+        self.layer = nn.Linear(3, 1 if flat else 2)
+
+    def forward(self, x):
+        return self.layer(x).flatten(0) if self.flat else self.layer(x)
+
+
+def _datamodules() -> tuple[ActiveDataModule, ActiveDataModule]:
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(10, 3, generator=generator), torch.arange(10) % 2)
+    bare = ActiveDataModule(data, seed=0)
+    return bare, ActiveDataModule(data, val_dataset=data, test_dataset=data, seed=0)
+
+
+EVALUATIONS = [
+    (TestCurve(), "test"),
+    (MCTestCurve(), "test"),
+    (Calibration(), "val"),
+    (RegressionCurve(), "test"),
+    (SegmentationIoU(3), "val"),
+]
+
+
+@pytest.mark.parametrize(("evaluation", "split"), EVALUATIONS, ids=lambda v: type(v).__name__)
+def test_step_evaluations_refuse_a_datamodule_without_their_split(evaluation, split):
+    bare, full = _datamodules()
+    name = type(evaluation).__name__
+    pattern = rf"`{name}` needs a `{split}_dataset`.*has none"
+    refuses(f"{name}.check", lambda: evaluation.check(bare), ValueError, pattern, evaluation, bare)
+    accepts(lambda: evaluation.check(full))
+
+
+@pytest.mark.parametrize("evaluation", [TestCurve(), MCTestCurve(), Calibration()], ids=lambda v: type(v).__name__)
+def test_step_evaluations_refuse_a_model_without_class_logits(evaluation):
+    _, full = _datamodules()
+    model = _Net(flat=True)
+    entry = f"{type(evaluation).__name__}.check_model"
+    refuses(entry, lambda: evaluation.check_model(model, full), ValueError, r"\[batch, classes\]", evaluation, model)
+    accepts(lambda: evaluation.check_model(_Net(flat=False), full))
