@@ -8,7 +8,7 @@ from typing import Any, Literal
 from torch import Tensor
 
 from lightning_bal.callbacks.state import validated_convergence_state
-from lightning_bal.utilities.checks import check_positive_int
+from lightning_bal.utilities.checks import check_non_negative_int, check_positive_int
 from lightning_bal.utilities.plateau import Plateau
 
 __all__ = ["Convergence"]
@@ -62,6 +62,7 @@ class Convergence:
 
     def due(self, epochs_since_step: int) -> bool:
         """Whether the step should run after this epoch."""
+        epochs_since_step = check_non_negative_int("epochs_since_step", epochs_since_step)
         return self.plateau.stalled or (self.max_epochs is not None and epochs_since_step >= self.max_epochs)
 
     def observe(self, value: float, state: dict[str, Tensor], val_metrics: dict[str, float]) -> None:

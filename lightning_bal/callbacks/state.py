@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -117,6 +118,8 @@ def validated_convergence_state(state: dict[str, Any]) -> dict[str, Any]:
         ...
         ValueError: Expected `best_score` to be a finite number or None, but got nan.
     """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"Expected the Convergence state to be a mapping, but got {type(state).__name__}.")
     best = state.get("best_score")
     if best is not None and (
         isinstance(best, bool) or not isinstance(best, numbers.Real) or not math.isfinite(float(best))

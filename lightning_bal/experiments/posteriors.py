@@ -59,6 +59,8 @@ def split_row_name(name: str) -> tuple[str, str | None]:
     """  # noqa: E501
     if not isinstance(name, str):
         raise TypeError(f"Expected a row name `heuristic` or `heuristic@posterior`, but got {name!r}.")
+    if not name:
+        raise ValueError("Expected a row name `heuristic` or `heuristic@posterior`, but got an empty string.")
     heuristic, at, posterior = name.partition("@")
     if not at:
         return name, None

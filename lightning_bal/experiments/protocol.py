@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,8 @@ class PaperProtocol:
 
     def datamodule(self, train_set: TensorDataset, test_set: TensorDataset, seed: int) -> ActiveDataModule:
         """The datamodule of one run: ``seed`` draws the validation split, the pool subset and the initial labels."""
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))
         val_set = _subset(train_set, order[: self.val_size]) if self.val_size else None
         if self.val_size or self.pool_size is not None:

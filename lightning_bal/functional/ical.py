@@ -59,6 +59,8 @@ def hsic(kernel_x: Tensor, kernel_y: Tensor, normalized: bool = False) -> Tensor
         if not isinstance(kernel, Tensor) or kernel.ndim < 2 or kernel.shape[-1] != kernel.shape[-2]:
             got = tuple(kernel.shape) if isinstance(kernel, Tensor) else type(kernel).__name__
             raise ValueError(f"Expected argument `{name}` to be a tensor [..., n, n], but got {got}.")
+        if not kernel.is_floating_point():
+            raise TypeError(f"Expected argument `{name}` to be a floating point tensor, but got {kernel.dtype}.")
     if kernel_x.shape[-1] != kernel_y.shape[-1]:
         raise ValueError(
             f"Expected arguments `kernel_x` and `kernel_y` to have the same number of samples, but got"

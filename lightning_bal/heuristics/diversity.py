@@ -18,6 +18,13 @@ from lightning_bal.utilities.collective import Collective
 __all__ = ["BADGE", "CoreSet", "EmbeddingHeuristic", "ProbCover", "TypiClust"]
 
 
+def _check_features(features: Any) -> None:
+    """Refuse features that are not a batch ``[B, ...]`` of at least one dimension per item."""
+    if not isinstance(features, Tensor) or features.ndim < 2:
+        got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
+        raise ValueError(f"Expected argument `features` to be a tensor [B, ...] of a batch's features, but got {got}.")
+
+
 class EmbeddingHeuristic(Heuristic):
     """Base class of heuristics that select a batch from per-item embeddings taken during the pool pass.
 
@@ -68,6 +75,7 @@ class EmbeddingHeuristic(Heuristic):
 
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Embeddings ``[B, E]`` of a batch from its features ``[B, ...]`` and transformed outputs."""
+        _check_features(features)
         return features.flatten(1).float()
 
     def score(self, log_probs: Any) -> Tensor:
@@ -140,6 +148,7 @@ class BADGE(EmbeddingHeuristic):
 
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Factored gradient embeddings ``[B, C + D]`` (see ``gradient_embedding``)."""
+        _check_features(features)
         embeddings = gradient_embedding(outputs, features)
         self.num_classes = embeddings.shape[1] - features.flatten(1).shape[1]
         return embeddings

@@ -55,6 +55,8 @@ class FeatureTap:
     def __init__(self, layer: str | None = None, *, inputs: bool = False) -> None:
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"Expected argument `layer` to be a submodule name or None, but got {layer!r}.")
+        if not isinstance(inputs, bool):
+            raise TypeError(f"Expected argument `inputs` to be a bool, but got {inputs!r}.")
         self.layer = layer
         self.inputs = inputs or layer == self.LAST_LINEAR
         self.latest: Tensor | None = None

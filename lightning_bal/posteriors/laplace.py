@@ -87,6 +87,8 @@ class LastLayerLaplace(Posterior):
 
     # ------------------------------------------------------------------ the last layer
     def _layer(self, module: nn.Module) -> tuple[str, nn.Linear]:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}.")
         if self.last_layer is not None:
             layer = dict(module.named_modules()).get(self.last_layer)
             if not isinstance(layer, nn.Linear):

@@ -97,6 +97,8 @@ class SWAG(Posterior):
     # ------------------------------------------------------------------ collecting
     @staticmethod
     def _params(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}.")
         return [(name, p) for name, p in module.named_parameters() if p.requires_grad]
 
     def check(self, module: nn.Module) -> None:

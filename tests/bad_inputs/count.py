@@ -53,19 +53,23 @@ def family(entry: str) -> str:
         return "CombineHeuristics"
     if entry.startswith("functional."):
         return entry
-    if entry.startswith(("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.", "register_heuristic")):
+    if entry.startswith(
+        ("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.", "register_heuristic", "FeatureTap", "TopQ")
+    ):
         return entry
     if entry.startswith("gaussian_mi"):
         return "heuristic score / select / transform"
     if entry.startswith(("Convergence", "Plateau")):
         return "Convergence, Plateau"
-    if entry.startswith("evaluations"):
+    if entry.startswith(
+        ("evaluations", "TestCurve", "MCTestCurve", "Calibration", "RegressionCurve", "SegmentationIoU")
+    ):
         return "step evaluations (TestCurve, RegressionCurve, ...)"
     if entry.startswith("MCDropout"):
         return "MCDropout, MCDropConnect"
     if entry.startswith(("MetricPlateau", "TargetReached", "LowUncertainty", "StablePredictions", "cohen_kappa")):
         return "stopping criteria (constructors, update, cohen_kappa)"
-    if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace")):
+    if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace", "EnsemblePosterior", "posteriors.")):
         return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
     return "heuristic score / select / transform"
 
