@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
@@ -16,10 +16,8 @@ from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc.posterior import Posterior
 
-if TYPE_CHECKING:
-    from lightning_bal.callbacks.active_learning import ActiveLearningCallback
-
 __all__ = [
+    "CallbackSettings",
     "check_convergence",
     "check_fit",
     "check_heuristic",
@@ -31,6 +29,18 @@ __all__ = [
     "warn_about_schedule",
     "warn_if_budget_left",
 ]
+
+
+class CallbackSettings(Protocol):
+    """What the fit-start checks read of an ``ActiveLearningCallback``; typed here so no check imports the callback."""
+
+    heuristic: Heuristic
+    posterior: Posterior
+    evaluations: list[Any]
+    convergence: Convergence | None
+    every_n_epochs: int
+    query_size: int
+    label_budget: int | None
 
 
 def check_heuristic(heuristic: Heuristic | str, iterations: int) -> Heuristic:
@@ -121,7 +131,7 @@ def configure_dataloader_reload(trainer: pl.Trainer, every_n_epochs: int) -> Non
         )
 
 
-def warn_about_schedule(trainer: pl.Trainer, callback: ActiveLearningCallback) -> None:
+def warn_about_schedule(trainer: pl.Trainer, callback: CallbackSettings) -> None:
     """Warn when validation misses step epochs, or when the trainer's limits end the run before the budget."""
     datamodule, every_n_epochs, convergence = require_datamodule(trainer), callback.every_n_epochs, callback.convergence
     query_size, label_budget = callback.query_size, callback.label_budget
@@ -159,7 +169,7 @@ def warn_if_budget_left(
         )
 
 
-def check_fit(trainer: pl.Trainer, pl_module: pl.LightningModule, callback: ActiveLearningCallback) -> None:
+def check_fit(trainer: pl.Trainer, pl_module: pl.LightningModule, callback: CallbackSettings) -> None:
     """At setup, before any training: the model, the pool and the datasets can carry the run's steps."""
     datamodule, heuristic, posterior = require_datamodule(trainer), callback.heuristic, callback.posterior
     evaluations, convergence = callback.evaluations, callback.convergence

@@ -37,7 +37,7 @@ class BALD(Heuristic):
         >>> import torch
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> BALD().select(log_probs, 1)
-        Selection(indices=tensor([1]), scores=tensor([0.3681]), probabilities=None)
+        Selection(indices=tensor([1]), scores=tensor([0.3681]), probabilities=None, gains=None)
     """
 
     name: ClassVar[str] = "bald"

@@ -37,7 +37,7 @@ class EPIG(Heuristic):
     Example:
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> EPIG().select(log_probs, 1, targets=log_probs[1:])
-        Selection(indices=tensor([1]), scores=tensor([0.2218]), probabilities=None)
+        Selection(indices=tensor([1]), scores=tensor([0.2218]), probabilities=None, gains=None)
     """
 
     name: ClassVar[str] = "epig"

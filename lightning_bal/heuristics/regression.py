@@ -21,7 +21,7 @@ class Variance(Heuristic):
     Example:
         >>> import torch
         >>> Variance().select(torch.tensor([[1.0, 3.0], [2.0, 2.0]]), 1)
-        Selection(indices=tensor([0]), scores=tensor([1.]), probabilities=None)
+        Selection(indices=tensor([0]), scores=tensor([1.]), probabilities=None, gains=None)
     """
 
     name: ClassVar[str] = "variance"
