@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -175,6 +176,8 @@ class QueryFiles:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"Expected the `QueryFiles` state to be a mapping (its `state_dict()`), got {state!r:.80}.")
         self.recorded = {key: dict(value) for key, value in state.items() if key in ("scores", "predictions")}
         self.corrections = [dict(row) for row in state.get("corrections") or []]
         self.run = {key: state[key] for key in ("query_file", "label_budget", "logger") if key in state}

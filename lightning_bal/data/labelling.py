@@ -247,6 +247,8 @@ class LabelOperations:
             ...
             ValueError: Expected answers to the query of step 1, but old.csv answers step(s) [0]: it is stale ...
         """
+        if not isinstance(steps, (set, frozenset)):
+            raise TypeError(f"Expected `steps` to be a set of step numbers, but got {type(steps).__name__}.")
         stale = sorted(steps - {self.step})
         if stale:
             raise ValueError(

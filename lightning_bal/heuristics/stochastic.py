@@ -60,6 +60,11 @@ class StochasticHeuristic(Heuristic):
         output: OutputKey | None = None,
         mask: OutputKey | None = None,
     ) -> None:
+        if not hasattr(type(self), "base_heuristic"):
+            raise TypeError(
+                f"`{type(self).__name__}` has no `base_heuristic`: build a subclass that sets `base_heuristic` and"
+                " `mode` (such as `PowerBALD`), not the StochasticHeuristic base."
+            )
         super().__init__(reduction=reduction, validate_args=validate_args, output=output, mask=mask)
         # Fails early (e.g. power over a lower-is-better score) rather than at the first acquisition.
         sampling_log_weights(torch.ones(1), self.mode, beta, self.base_heuristic.higher_is_better)

@@ -272,7 +272,14 @@ def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
             "Expected `logits` [M, B, C] and `targets` [B] or [M, B], but got"
             f" {tuple(logits.shape)} and {tuple(targets.shape)}."
         )
-    num_members = logits.shape[0]
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise ValueError(f"Expected `targets` to hold integer class indices, but got dtype {targets.dtype}.")
+    num_members, num_classes = logits.shape[0], logits.shape[2]
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
+        raise ValueError(
+            f"Expected `targets` in [0, {num_classes}) (the classes of `logits`), but got values in"
+            f" [{int(targets.min())}, {int(targets.max())}]."
+        )
     targets = targets.flatten() if targets.ndim == 2 else targets.repeat(num_members)
     return F.cross_entropy(logits.flatten(0, 1), targets) * num_members
 
@@ -285,6 +292,8 @@ def ensemble_log_probs(logits: Tensor) -> Tensor:
         tensor([[0.2500, 0.2500, 0.2500, 0.2500],
                 [0.2500, 0.2500, 0.2500, 0.2500]])
     """
+    if logits.ndim != 3:
+        raise ValueError(f"Expected `logits` shaped [M, B, C] (members, items, classes), got {tuple(logits.shape)}.")
     return torch.logsumexp(logits.float().log_softmax(-1), dim=0) - math.log(logits.shape[0])
 
 

@@ -153,7 +153,6 @@ def test_functions_accept_valid_neighbours():
     accepts(lambda: EnsembleLabelledRisk(output="logits"))
 
 
-@pytest.mark.xfail(strict=True, reason="posteriors/ensemble.py (helper `splits`): bad targets reach torch's errors")
 @pytest.mark.parametrize(
     ("targets", "match"),
     [(torch.full((4,), 7), r"`targets`.*\[0, 5\)|`targets`.*7"), (torch.zeros(4), r"`targets`.*integer")],
@@ -162,7 +161,6 @@ def test_ensemble_cross_entropy_refuses_bad_targets(targets, match):
     refuses("posteriors.ensemble_cross_entropy", lambda: ensemble_cross_entropy(LOGITS, targets), ValueError, match)
 
 
-@pytest.mark.xfail(strict=True, reason="posteriors/ensemble.py (helper `splits`): logits of another shape pass")
 @pytest.mark.parametrize("logits", [torch.zeros(4), torch.zeros(4, 3)])
 def test_ensemble_log_probs_refuses_logits_that_are_not_m_b_c(logits):
     refuses("posteriors.ensemble_log_probs", lambda: ensemble_log_probs(logits), ValueError, r"`logits`.*\[M, B, C\]")
@@ -221,7 +219,6 @@ def test_heuristic_methods_accept_valid_neighbours():
     assert accepts(lambda: get_heuristic("badge").embed(torch.ones(4, 3), LOG_PROBS[:, 0])).shape[0] == 4
 
 
-@pytest.mark.xfail(strict=True, reason="heuristics/stochastic.py (helper `redesign`): the abstract base fails late")
 def test_stochastic_heuristic_base_refuses_to_be_built():
     refuses("heuristics.StochasticHeuristic()", StochasticHeuristic, TypeError, r"StochasticHeuristic.*subclass")
 
@@ -372,14 +369,12 @@ def test_protocol_datamodule_refuses_a_bad_seed_or_dataset(named_train, seed, ma
     assert accepts(lambda: protocol.datamodule(train, train, 1)).num_labelled > 0
 
 
-@pytest.mark.xfail(strict=True, reason="annotation/annotator.py (helper `ls1`): a state that is not a mapping")
 @pytest.mark.parametrize("state", [None, ["written"]])
 def test_query_files_load_state_dict_refuses_what_is_not_a_mapping(state, tmp_path):
     files = QueryFiles(folder=tmp_path)
     refuses("QueryFiles.load_state_dict", lambda: files.load_state_dict(state), TypeError, r"state.*mapping", files)
 
 
-@pytest.mark.xfail(strict=True, reason="data/labelling.py (helper `splits`): steps given as a list fail in set algebra")
 def test_check_answer_steps_refuses_steps_that_are_not_a_set():
     datamodule = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), seed=0)
     datamodule.query([1], new_step=True)
