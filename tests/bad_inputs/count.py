@@ -74,6 +74,60 @@ def family(entry: str) -> str:
     return "heuristic score / select / transform"
 
 
+_DIVERSITY = (
+    "BADGE",
+    "functional.k_center_greedy",
+    "functional.kmeans",
+    "functional.typi",
+    "functional.probcover",
+    "functional.purity",
+    "functional.coverage",
+    "functional.covering_radius",
+    "functional.min_sq_distances",
+    "functional.item_uniforms",
+)
+# The surfaces of docs/reliability.md, first match wins: (surface, prefixes of the families above).
+_SURFACES = (
+    ("command line (`lightning-bal` subcommands)", ("lightning-bal",)),
+    ("answer and query files (CSV, JSON, Label Studio)", ("answer files", "QueryFiles", "ActiveDataModule.import")),
+    ("growing pool (`add_items`)", ("ActiveDataModule.add_items",)),
+    ("datamodule and label ledger (state included)", ("ActiveDataModule", "LabelLedger")),
+    ("diversity heuristics", _DIVERSITY),
+    ("experiments API", ("experiments", "python -m lightning_bal.experiments")),
+    (
+        "stopping criteria (state included)",
+        ("stopping criteria", "MetricPlateau", "TargetReached", "LowUncertainty", "StablePredictions"),
+    ),
+    ("posteriors (state included)", ("posteriors", "SWAG", "LastLayerLaplace")),
+    ("MC engine (MC-Dropout, DropConnect, feature taps)", ("mc.", "MCDropout", "FeatureTap")),
+    ("callback, convergence, step evaluations (state included)", ("ActiveLearningCallback", "Convergence", "step")),
+    ("functional heuristics (uncertainty, sampling, LURE)", ("functional.",)),
+    ("heuristic classes, registry, combinations", ("heuristic", "CombineHeuristics", "register_heuristic", "TopQ")),
+)
+
+
+def surface(name: str) -> str:
+    """The surface of docs/reliability.md that a :func:`family` belongs to."""
+    return next((title for title, prefixes in _SURFACES if name.startswith(prefixes)), name)
+
+
+def _table(tried: Counter[str], clear: Counter[str], header: str, markdown: bool, quote: str = "`") -> None:
+    print()
+    print(f"| {header} | Bad inputs tried | Clear error, state unchanged |" if markdown else f"Bad inputs by {header}:")
+    if markdown:
+        print("|---|---:|---:|")
+    for name in sorted(tried):
+        print(
+            f"| {quote}{name}{quote} | {tried[name]} | {clear[name]} |"
+            if markdown
+            else f"  {name}: {clear[name]}/{tried[name]}"
+        )
+    total, ok = sum(tried.values()), sum(clear.values())
+    print(
+        f"| **all** | **{total}** | **{ok}** |" if markdown else f"Total: {ok} of {total} bad inputs got a clear error"
+    )
+
+
 def main() -> int:
     """Run the module quietly and print the figures; exit non-zero unless every bad input got a clear error."""
     here = Path(__file__).parent
@@ -87,20 +141,13 @@ def main() -> int:
         else:
             problems[(family(entry), outcome)] += 1
     markdown = "--markdown" in sys.argv
-    print()
-    print(
-        "| Entry point | Bad inputs tried | Clear error, state unchanged |"
-        if markdown
-        else "Bad inputs by entry point:"
-    )
-    if markdown:
-        print("|---|---:|---:|")
-    for name in sorted(tried):
-        print(f"| `{name}` | {tried[name]} | {clear[name]} |" if markdown else f"  {name}: {clear[name]}/{tried[name]}")
+    by_surface, clear_by_surface = Counter[str](), Counter[str]()
+    for name, count in tried.items():
+        by_surface[surface(name)] += count
+        clear_by_surface[surface(name)] += clear[name]
+    _table(by_surface, clear_by_surface, "Surface", markdown, quote="")
+    _table(tried, clear, "Entry point", markdown)
     total, ok = sum(tried.values()), sum(clear.values())
-    print(
-        f"| **all** | **{total}** | **{ok}** |" if markdown else f"Total: {ok} of {total} bad inputs got a clear error"
-    )
     for (name, outcome), count in sorted(problems.items()):
         print(f"  NOT CLEAR: {name}: {outcome} x{count}")
     return int(code != 0 or ok != total)
