@@ -100,7 +100,10 @@ _SURFACES = (
     ),
     ("posteriors (state included)", ("posteriors", "SWAG", "LastLayerLaplace")),
     ("MC engine (MC-Dropout, DropConnect, feature taps)", ("mc.", "MCDropout", "FeatureTap")),
-    ("callback, convergence, step evaluations (state included)", ("ActiveLearningCallback", "Convergence", "step")),
+    (
+        "callback, convergence, step evaluations (state included)",
+        ("ActiveLearningCallback", "Convergence", "Plateau", "step"),
+    ),
     ("functional heuristics (uncertainty, sampling, LURE)", ("functional.",)),
     ("heuristic classes, registry, combinations", ("heuristic", "CombineHeuristics", "register_heuristic", "TopQ")),
 )

@@ -49,6 +49,7 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "Heuristic()": ("get_heuristic",),
     "Heuristic.score": ("bald.score", "entropy.score"),
     "Heuristic.select_from_scores": ("bald.select_from_scores",),
+    "Heuristic.select_sharded": ("bald.select_sharded", "power_bald.select_sharded"),
     "Heuristic.transform": ("bald.transform", "entropy.transform"),
     "StochasticHeuristic.score": ("power_bald.score", "softmax_entropy.score"),
     "StochasticHeuristic.select_from_scores": ("power_bald.select_from_scores",),
@@ -67,6 +68,9 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "LabelState()": ("lightning-bal status",),
     "LabelState.answer": ("lightning-bal import",),
     "LabelState.export": ("lightning-bal export",),
+    "LabelState.relabel": ("lightning-bal relabel",),
+    "LabelState.unlabel": ("lightning-bal unlabel",),
+    "LabelState.status": ("lightning-bal status",),
     "lightning_bal.annotation.load_label_state": ("lightning-bal status",),
     "lightning_bal.annotation.import_answers": ("answer files, CSV", "answer files, JSON"),
     "lightning_bal.annotation.read_label_studio_export": ("answer files, Label Studio",),
@@ -103,6 +107,8 @@ _CANDIDATES = "the callback calls it with the query size and pool size it valida
 
 # Public names with nothing for a bad input to reach, each with the reason.
 EXEMPT: dict[str, str] = {
+    "Heuristic.shard_candidates": "called by `select_sharded` with the shard's own scores and query size",
+    "StepContext.generator": "takes a `Stream` member from the callback, on the context the callback built",
     "MCPrediction()": "a NamedTuple of results",
     "Selection()": "a NamedTuple of results",
     "StepContext()": "a frozen record the callback builds for its evaluations",
