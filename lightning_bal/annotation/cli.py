@@ -6,6 +6,8 @@ Commands::
     lightning-bal export CKPT OUT [--format csv|json|label_studio] [--data-key image] [--data-prefix P] [--labels a,b]
     lightning-bal import CKPT ANSWERS [--format csv|json|label_studio] [--labels a,b | --label-map map.json]
                          [--on-disagreement first|skip|error] [--output NEW_CKPT]
+    lightning-bal sync CKPT --url URL --project ID_OR_TITLE --labels a,b [--token-env VAR] [--data-key image]
+                       [--data-prefix P] [--on-disagreement first|skip|error] [--output NEW_CKPT]
 
 ``import`` validates every answer before it changes anything and replaces the checkpoint atomically; errors go to
 stderr with exit status 1.
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from lightning_bal.annotation.checkpoint import LabelState, answers_format, import_answers, load_label_state
 from lightning_bal.annotation.label_studio import check_data_key
+from lightning_bal.annotation.sync import add_sync_parser, sync_command
 from lightning_bal.data.queries import read_text
 
 __all__ = ["main"]
@@ -150,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--label-map", help="a JSON file mapping class names to indices (Label Studio)")
     imported.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")
     imported.add_argument("--output", help="write the updated checkpoint here instead of in place")
+    add_sync_parser(commands)
     return parser
 
 
@@ -178,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             state = load_label_state(args.checkpoint)
             path = state.export(args.output, args.format, **_export_names(args, state))
             print(f"Wrote the query of step {state.ledger.step} ({len(state.pending_ids())} items) to {path}.")
+        elif args.command == "sync":
+            print(sync_command(args))
         else:
             print(_import(args))
     except (ValueError, TypeError, KeyError, OSError) as err:
