@@ -62,6 +62,7 @@ def token_from_env(name: str = TOKEN_ENV) -> str:
         >>> os.environ["EXAMPLE_LS_TOKEN"] = "0123456789abcdef0123456789abcdef01234567"
         >>> len(token_from_env("EXAMPLE_LS_TOKEN"))
         40
+        >>> del os.environ["EXAMPLE_LS_TOKEN"]
     """
     if not isinstance(name, str) or not name or "=" in name:
         raise ValueError(f"Expected `--token-env` to name an environment variable, but got {name!r}.")
@@ -121,6 +122,10 @@ def check_label_config(config: Any, label_names: list[str], data_key: str, from_
         )
 
 
+class _Refused(ValueError):
+    """The server refused the credentials (HTTP 401/403)."""
+
+
 def _is_jwt(token: str) -> bool:
     return token.count(".") == 2
 
@@ -166,7 +171,7 @@ class LabelStudioClient:
                 raw = response.read()
         except urllib.error.HTTPError as err:
             if err.code in (401, 403):
-                raise ValueError(
+                raise _Refused(
                     f"Expected Label Studio at {self.url} to accept the token (`--token-env`), but {what} was refused"
                     f" with HTTP {err.code}: an expired, revoked or mistyped personal access token?"
                 ) from None
@@ -203,6 +208,13 @@ class LabelStudioClient:
         """Send ``method path`` (JSON ``body``) and return the decoded JSON answer (logging in on first use)."""
         if self._authorization is None:
             self._authorization = self._login()
+        try:
+            return self._send(method, path, body, self._authorization)
+        except _Refused:
+            if not _is_jwt(self._token):
+                raise
+        # Access tokens live minutes: a long sync may outlive one, and the refresh token gets a new one.
+        self._authorization = self._login()
         return self._send(method, path, body, self._authorization)
 
     def project(self, project: int | str) -> dict[str, Any]:

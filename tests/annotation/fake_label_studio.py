@@ -33,6 +33,7 @@ class FakeLabelStudio:
         self.projects: dict[int, dict[str, Any]] = {7: {"id": 7, "title": "blobs", "label_config": config(names)}}
         self.tasks: dict[int, list[dict[str, Any]]] = {7: []}
         self.fail_on: str | None = None
+        self.access = ACCESS  # change it to expire the access tokens handed out so far
         self.requests: list[tuple[str, str]] = []
         fake = self
 
@@ -80,9 +81,9 @@ class FakeLabelStudio:
             return  # no status line: the client sees the connection closed mid-request
         if path == "/api/token/refresh/":
             if method == "POST" and isinstance(body, dict) and body.get("refresh") == PAT:
-                return self.reply(handler, 200, {"access": ACCESS})
+                return self.reply(handler, 200, {"access": self.access})
             return self.reply(handler, 401, {"detail": "Token is invalid or expired"})
-        if handler.headers.get("Authorization") != f"Bearer {ACCESS}":
+        if handler.headers.get("Authorization") != f"Bearer {self.access}":
             return self.reply(handler, 401, {"detail": "Authentication credentials were not provided."})
         parts = path.split("?")[0].strip("/").split("/")
         if parts == ["api", "projects"]:

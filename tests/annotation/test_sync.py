@@ -141,3 +141,11 @@ def test_the_command_line_syncs(tmp_path, fake, monkeypatch):
     assert "pushed 0 tasks, pulled 1 answers; 2 items still pending" in lightning_bal(*args, "--output", out)
     assert load_label_state(out).pending_ids() == ["doc5", "doc9"]
     assert load_label_state(ckpt).pending_ids() == ["doc5", "doc9", "doc11"]
+
+
+def test_an_expired_access_token_is_renewed_with_the_personal_access_token(fake):
+    client = LabelStudioClient(fake.url, PAT)
+    assert client.project(7)["title"] == "blobs"
+    fake.access = "a-later-access-token"
+    assert client.project("blobs")["id"] == 7
+    assert [path for _, path in fake.requests].count("/api/token/refresh/") == 2
