@@ -8,6 +8,8 @@ Commands::
                          [--on-disagreement first|skip|error] [--by NAME] [--output NEW_CKPT]
     lightning-bal relabel CKPT ID LABEL [ID LABEL ...] [--labels a,b] [--by NAME] [--output NEW_CKPT]
     lightning-bal unlabel CKPT ID [ID ...] [--by NAME] [--output NEW_CKPT]
+    lightning-bal sync CKPT --url URL --project ID_OR_TITLE --labels a,b [--token-env VAR] [--data-key image]
+                       [--data-prefix P] [--on-disagreement first|skip|error] [--output NEW_CKPT]
 
 ``import``, ``relabel`` and ``unlabel`` validate everything before they change anything and replace the checkpoint
 atomically; errors go to stderr with exit status 1. ``import`` reads a whole Label Studio project's export: answers
@@ -22,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from lightning_bal.annotation.label_studio_api import TOKEN_ENV
 
 if TYPE_CHECKING:
     from lightning_bal.annotation.checkpoint import LabelState
@@ -238,6 +242,18 @@ def _parser() -> argparse.ArgumentParser:
     for command in (relabel, unlabel):
         command.add_argument("--by", help="who makes the change, for the history (default: the login name)")
         command.add_argument("--output", help="write the updated checkpoint here instead of in place")
+    sync = commands.add_parser("sync", help="push the pending query to a Label Studio server and pull its answers")
+    sync.add_argument("checkpoint")
+    sync.add_argument("--url", required=True, help="the server's base URL, e.g. http://127.0.0.1:8080")
+    sync.add_argument("--project", required=True, help="the project's id or title")
+    sync.add_argument("--labels", required=True, help="comma-separated class names, in class order")
+    sync.add_argument(
+        "--token-env", default=TOKEN_ENV, help=f"the environment variable holding the token (default: {TOKEN_ENV})"
+    )
+    sync.add_argument("--data-key", default="image", help="the task field of the data reference (default: image)")
+    sync.add_argument("--data-prefix", default="", help="prepended to each id (a URL or folder)")
+    sync.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")
+    sync.add_argument("--output", help="write the updated checkpoint here instead of in place")
     return parser
 
 
@@ -281,6 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             state = load_label_state(args.checkpoint)
             path = state.export(args.output, args.format, **_export_names(args, state))
             print(f"Wrote the query of step {state.ledger.step} ({len(state.pending_ids())} items) to {path}.")
+        elif args.command == "sync":
+            from lightning_bal.annotation.sync import sync_command
+
+            print(sync_command(args))
         elif args.command == "import":
             print(_import(args))
         else:

@@ -38,7 +38,7 @@ def family(entry: str) -> str:
         return "ActiveDataModule.import_labels / export_queries (JSON, CSV, paths)"
     if entry.endswith("load_state_dict"):
         return entry
-    if entry.startswith(("lightning-bal ", "answer files", "QueryFiles")):
+    if entry.startswith(("lightning-bal ", "answer files", "QueryFiles", "LabelStudioClient")):
         return entry
     if entry.startswith("heuristics.") or entry == "get_heuristic":
         return "heuristic constructors, get_heuristic"

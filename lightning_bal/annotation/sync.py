@@ -1,0 +1,227 @@
+"""``lightning-bal sync``: push a checkpoint's pending query to a Label Studio project and pull the answers back.
+
+One sync, in this order, so that a failure at any point leaves the checkpoint as it was and the next sync resumes:
+
+1. read the project (by id or title) and check that its labelling config offers exactly the run's classes;
+2. read every task of the project; the tasks of the checkpoint's step are read as answers (the first completed
+   annotation wins, as in :func:`~lightning_bal.annotation.label_studio.read_label_studio_export`) and validated
+   against the checkpoint (known ids, pending, no conflict with a label pulled before), in memory;
+3. push the pending items that have no task of this step yet, with the model's guess as a pre-annotation and the
+   acquisition score as the prediction's score, most informative first (Label Studio's default sequential order
+   then serves them in that order);
+4. write the checkpoint with the new answers, atomically.
+
+A task is recognised by its ``data.lbal_id`` and ``data.lbal_step``, so pushing twice creates nothing and pulling
+answers already recorded changes nothing. Tasks of earlier steps are left alone (their answers were pulled then).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from lightning_bal.annotation.checkpoint import LabelState, load_label_state
+from lightning_bal.annotation.label_studio import check_data_key, read_label_studio_export, to_label_studio_tasks
+from lightning_bal.annotation.label_studio_api import (
+    LabelStudioClient,
+    check_label_config,
+    check_url,
+    token_from_env,
+)
+from lightning_bal.data.ids import ItemId, id_lookup
+
+__all__ = ["SyncResult", "sync_command", "sync_label_studio"]
+
+
+class SyncResult(NamedTuple):
+    """What one sync did.
+
+    Attributes:
+        project: the project's id.
+        pushed: ids of the items pushed as new tasks.
+        pulled: ids of the items whose answers were recorded in the checkpoint.
+        pending: ids still waiting for an answer.
+        disagreements: ids whose annotations disagree (resolved by ``on_disagreement``).
+    """
+
+    project: int
+    pushed: list[ItemId]
+    pulled: list[ItemId]
+    pending: list[ItemId]
+    disagreements: list[str]
+
+
+def _check_names(state: LabelState, label_names: Sequence[str]) -> list[str]:
+    names = list(label_names)
+    if not names or not all(isinstance(name, str) and name for name in names) or len(set(names)) != len(names):
+        raise ValueError(f"Expected `--labels` to name each class once, in class order, but got {names!r}.")
+    guesses = state.annotator_state.get("predictions") or {}
+    guessed = 1 + max((int(guess[0]) for guess in guesses.values()), default=-1)
+    classes = state.ledger.num_classes
+    if (classes is not None and len(names) != classes) or len(names) < guessed:
+        raise ValueError(
+            f"Expected `--labels` to name every class of the model ({classes or f'at least {guessed}'}), in class"
+            f" order, but got {len(names)} names: {names}."
+        )
+    return names
+
+
+def _task_step(task: Any, number: int) -> tuple[str, int]:
+    data = task.get("data") if isinstance(task, dict) else None
+    if not isinstance(data, dict) or "lbal_id" not in data:
+        raise ValueError(
+            f"Expected every task of the project to carry `data.lbal_id` (tasks pushed by lightning_bal), but task"
+            f" {number} (id {task.get('id') if isinstance(task, dict) else None}) has none: a project of another"
+            " workflow?"
+        )
+    step = data.get("lbal_step")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise ValueError(f"Expected the `data.lbal_step` of task {number} to be an integer step, but got {step!r}.")
+    return str(data["lbal_id"]), step
+
+
+def _read_answers(
+    tasks: list[dict[str, Any]], label_map: dict[str, int], from_name: str, on_disagreement: str, project: int
+) -> tuple[list[str], list[int | float], list[str]]:
+    # The export reader works on a file; the project's tasks of this step are handed to it as one.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"label-studio-project-{project}.json"
+        path.write_text(json.dumps(tasks), encoding="utf-8")
+        answers = read_label_studio_export(path, label_map, from_name, on_disagreement)  # type: ignore[arg-type]
+    return answers.ids, answers.labels, answers.disagreements
+
+
+def sync_label_studio(
+    checkpoint: str | Path,
+    client: LabelStudioClient,
+    project: int | str,
+    label_names: Sequence[str],
+    data_key: str = "image",
+    data_prefix: str = "",
+    from_name: str = "label",
+    on_disagreement: Literal["first", "skip", "error"] = "first",
+    output: str | Path | None = None,
+) -> SyncResult:
+    """Push the pending query of ``checkpoint`` to a Label Studio project and pull its answers (module docstring).
+
+    Args:
+        checkpoint: the stopped run's checkpoint (written back in place unless ``output`` is given).
+        client: the server and its token.
+        project: the project's id or title.
+        label_names: class names in class order; the project's ``<Choices>`` must offer exactly these.
+        data_key: the task field of the data reference (the project's object tag name, e.g. ``image``).
+        data_prefix: prepended to each id to make the data reference.
+        from_name: the name of the project's ``<Choices>`` control.
+        on_disagreement: ``"first"``, ``"skip"`` or ``"error"`` for tasks whose annotations disagree.
+        output: write the updated checkpoint here instead.
+
+    Raises:
+        ValueError: a bad argument, a refused token, an unknown project, a project with another labelling config,
+            tasks not made by lightning_bal or of a later step, answers for unknown or unqueried items, or an answer
+            that conflicts with the label the checkpoint holds.
+        ConnectionError: the server cannot be reached or goes away; nothing was written.
+    """
+    check_data_key("--data-key", data_key)
+    if output is not None and not Path(output).parent.is_dir():
+        raise FileNotFoundError(
+            f"Expected `--output` to be a file in an existing folder, but {str(Path(output).parent)!r} is not one."
+        )
+    state = load_label_state(checkpoint)
+    names = _check_names(state, label_names)
+    found = client.project(project)
+    project_id = int(found["id"])
+    check_label_config(found["label_config"], names, data_key, from_name)
+    step = state.ledger.step
+    current: list[dict[str, Any]] = []
+    for number, task in enumerate(client.tasks(project_id)):
+        _, task_step = _task_step(task, number)
+        if task_step > step:
+            raise ValueError(
+                f"Expected the project's tasks to be of step {step} or earlier, but task {number} is of step"
+                f" {task_step}: the project belongs to another (later) run or checkpoint."
+            )
+        if task_step == step:
+            current.append(task)
+    label_map = {name: index for index, name in enumerate(names)}
+    ids, labels, disagreements = _read_answers(current, label_map, from_name, on_disagreement, project_id)
+    lookup = id_lookup(state.ids)
+    unknown = sorted({item for item in ids if item not in lookup})
+    if unknown:
+        raise ValueError(
+            f"Expected the project's answers to name items of the checkpoint, but it answers unknown ids {unknown[:5]}"
+            " (a project of another dataset?); nothing was changed."
+        )
+    pending = set(state.ledger.pending_query)
+    new_ids, new_labels = [], []
+    for item, label in zip(ids, labels, strict=True):
+        index = lookup[item]
+        recorded = state.ledger.annotations.get(index)
+        if index in pending or recorded is None:
+            new_ids.append(item)
+            new_labels.append(label)
+        elif recorded != label:
+            raise ValueError(
+                f"Expected the project's answer for {item!r} to agree with the label pulled before"
+                f" ({names[int(recorded)]!r}), but it is now {names[int(label)]!r}: changed after the last"
+                " sync? Correct the checkpoint or the project first; nothing was changed."
+            )
+    if new_ids:
+        state.answer(new_ids, new_labels, {step}, f"Label Studio project {project_id}")
+    on_server = {str(task["data"]["lbal_id"]) for task in current}
+    push = [item for item in state.pending_ids() if str(item) not in on_server]
+    if push:
+        client.import_tasks(project_id, _tasks(state, push, names, data_key, data_prefix, from_name))
+    if new_ids:
+        state.save(output or checkpoint)
+    pulled = [state.ids[lookup[item]] for item in new_ids]
+    return SyncResult(project_id, push, pulled, state.pending_ids(), disagreements)
+
+
+def sync_command(args: Any) -> str:
+    """Run ``lightning-bal sync`` with parsed ``args``; returns the summary line."""
+    names = args.labels.split(",")
+    client = LabelStudioClient(check_url("--url", args.url), token_from_env(args.token_env))
+    done = sync_label_studio(
+        args.checkpoint,
+        client,
+        args.project,
+        names,
+        data_key=args.data_key,
+        data_prefix=args.data_prefix,
+        on_disagreement=args.on_disagreement,
+        output=args.output,
+    )
+    return (
+        f"Synced {args.checkpoint} with project {done.project} at {client.url}: pushed {len(done.pushed)} tasks,"
+        f" pulled {len(done.pulled)} answers; {len(done.pending)} items still pending."
+    )
+
+
+def _tasks(
+    state: LabelState, ids: list[ItemId], names: list[str], data_key: str, data_prefix: str, from_name: str
+) -> list[dict[str, Any]]:
+    recorded = state.annotator_state
+    scores = [recorded.get("scores", {}).get(str(item)) for item in ids]
+    guesses = recorded.get("predictions", {})
+    predictions = [tuple(guesses[str(item)]) for item in ids] if all(str(i) in guesses for i in ids) else None
+    tasks = to_label_studio_tasks(
+        ids,
+        state.ledger.step,
+        data_key=data_key,
+        data_prefix=data_prefix,
+        scores=scores,
+        predictions=predictions,
+        label_names=names,
+        from_name=from_name,
+    )
+    for task, score in zip(tasks, scores, strict=True):
+        if score is not None and "predictions" in task:
+            # Label Studio ranks tasks by their prediction's score: the acquisition score puts the most
+            # informative item on top (the guess's own probability is the pre-annotation's business, not the order's).
+            task["predictions"][0]["score"] = float(score)
+    # Imported in this order, the tasks' ids make Label Studio's sequential sampling serve the highest score first.
+    order = sorted(range(len(tasks)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))
+    return [tasks[i] for i in order]
