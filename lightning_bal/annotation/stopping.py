@@ -1,9 +1,9 @@
 """When to stop buying labels: stopping criteria passed to the callback as ``stopping=[...]``.
 
-Each criterion is a small decision object. At every active learning step the callback gives it a
-:class:`StopContext`; it returns figures (logged with the step's other figures) and sets :attr:`~StoppingCriterion.stop`
-when the run should end. The criteria are pure: feed them scripted contexts to test them without a Trainer. The
-label budget stays the callback's ``label_budget``.
+Each criterion is a small decision object. At every active learning step the callback gives it the step's context,
+read as a :class:`StepView`; it returns figures (logged with the step's other figures) and sets
+:attr:`~StoppingCriterion.stop` when the run should end. The criteria are pure: feed them scripted steps (any object
+with the attributes they read) to test them without a Trainer. The label budget stays the callback's ``label_budget``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -26,37 +25,46 @@ __all__ = [
     "LowUncertainty",
     "MetricPlateau",
     "StablePredictions",
-    "StopContext",
+    "StepView",
     "StoppingCriterion",
     "TargetReached",
     "cohen_kappa",
 ]
 
 
-class StopContext(NamedTuple):
-    """What a stopping criterion may read at a step.
+class StepView(Protocol):
+    """What a stopping criterion reads of the step: the callback hands it its step's context.
+
+    Any object with these attributes will do, e.g. a ``types.SimpleNamespace`` to script a criterion in a test.
 
     Attributes:
         num_labelled: size of D_L the model was trained on.
-        step: the datamodule's step.
-        val_metrics: the step's validation figures (``val*`` metrics).
-        pool_scores: the heuristic's scores of the scored pool items (``None`` where unknown, e.g. off rank zero).
-        predict: the model's predicted classes ``[N]`` on a dataset (eval mode, deterministic).
-        figures: the step's figures from the callback's ``evaluations`` (e.g. ``test_acc`` of ``TestCurve``).
+        step: the number of active learning steps done before this one.
+        val_metrics: the validation figures (``val*`` metrics) of the model that scores the pool.
+        figures: the step's figures so far, e.g. ``test_acc`` of ``TestCurve`` (read them, do not change them).
+        pool_scores: the heuristic's scores of the scored pool items (``None`` before the pool pass or off rank zero).
         pool_mean: the exact mean score of the whole scored pool, reduced over every rank (``None`` where unknown);
             ``pool_scores`` may be a bounded sample of them.
         pool_max: the exact largest score of the whole scored pool, reduced over every rank (``None`` where unknown).
+        predict: the model's predicted classes ``[N]`` on a dataset (eval mode, deterministic).
     """
 
-    num_labelled: int
-    step: int
-    val_metrics: Mapping[str, float]
-    pool_scores: Tensor | None = None
-    predict: Callable[[Dataset], Tensor] | None = None
-    # Read-only: a NamedTuple's default is one object shared by every context.
-    figures: Mapping[str, float] = MappingProxyType({})
-    pool_mean: float | None = None
-    pool_max: float | None = None
+    @property
+    def num_labelled(self) -> int: ...  # noqa: D102
+    @property
+    def step(self) -> int: ...  # noqa: D102
+    @property
+    def val_metrics(self) -> Mapping[str, float]: ...  # noqa: D102
+    @property
+    def figures(self) -> Mapping[str, float]: ...  # noqa: D102
+    @property
+    def pool_scores(self) -> Tensor | None: ...  # noqa: D102
+    @property
+    def pool_mean(self) -> float | None: ...  # noqa: D102
+    @property
+    def pool_max(self) -> float | None: ...  # noqa: D102
+    @property
+    def predict(self) -> Callable[[Dataset], Tensor] | None: ...  # noqa: D102
 
 
 class StoppingCriterion:
@@ -70,8 +78,9 @@ class StoppingCriterion:
         ...         if context.num_labelled >= 100:
         ...             self.stop, self.reason = True, "100 labels"
         ...         return {"stop_labels": float(context.num_labelled)}
+        >>> from types import SimpleNamespace
         >>> criterion = EnoughLabels()
-        >>> criterion.update(StopContext(num_labelled=120, step=3, val_metrics={})), criterion.stop
+        >>> criterion.update(SimpleNamespace(num_labelled=120)), criterion.stop
         ({'stop_labels': 120.0}, True)
     """
 
@@ -83,7 +92,7 @@ class StoppingCriterion:
         self.stop = False
         self.reason = ""
 
-    def update(self, context: StopContext) -> dict[str, float]:
+    def update(self, context: StepView) -> dict[str, float]:
         """Take one step's context; return the figures to log (keys prefixed ``stop_``)."""
         raise NotImplementedError
 
@@ -153,9 +162,10 @@ class MetricPlateau(StoppingCriterion):
         min_delta: the smallest change that counts as an improvement.
 
     Example:
+        >>> from types import SimpleNamespace
         >>> criterion = MetricPlateau("val_acc", mode="max", patience=2)
         >>> for value in (0.70, 0.80, 0.80, 0.79):
-        ...     figures = criterion.update(StopContext(0, 0, {"val_acc": value}))
+        ...     figures = criterion.update(SimpleNamespace(val_metrics={"val_acc": value}))
         >>> criterion.stop, figures["stop_val_acc_best"]
         (True, 0.8)
     """
@@ -169,7 +179,7 @@ class MetricPlateau(StoppingCriterion):
         self.monitor = _check_monitor(monitor)
         self.plateau = Plateau(mode, patience, min_delta, monitor=monitor)
 
-    def update(self, context: StopContext) -> dict[str, float]:
+    def update(self, context: StepView) -> dict[str, float]:
         """Record the step's value of ``monitor``."""
         if self.monitor not in context.val_metrics:
             raise RuntimeError(
@@ -215,8 +225,10 @@ class TargetReached(StoppingCriterion):
             ``monitor``'s name (:func:`~lightning_bal.utilities.plateau.monitor_mode`).
 
     Example:
+        >>> from types import SimpleNamespace
         >>> criterion = TargetReached("test_acc", 0.9)
-        >>> criterion.update(StopContext(40, 2, {}, figures={"test_acc": 0.91})), criterion.stop
+        >>> step = SimpleNamespace(num_labelled=40, val_metrics={}, figures={"test_acc": 0.91})
+        >>> criterion.update(step), criterion.stop
         ({}, True)
         >>> criterion.reason
         'test_acc reached 0.9 (0.91 with 40 labels)'
@@ -232,7 +244,7 @@ class TargetReached(StoppingCriterion):
         self.mode = monitor_mode(monitor, mode)
         self.target = float(target)
 
-    def update(self, context: StopContext) -> dict[str, float]:
+    def update(self, context: StepView) -> dict[str, float]:
         """Compare the step's value of ``monitor`` with the target."""
         metrics = {**context.val_metrics, **context.figures}
         if self.monitor not in metrics:
@@ -260,10 +272,13 @@ class LowUncertainty(StoppingCriterion):
         max_below: stop once the largest score of the pool is at most this.
 
     Example:
+        >>> from types import SimpleNamespace
         >>> criterion = LowUncertainty(mean_below=0.05, max_below=0.2)
-        >>> criterion.update(StopContext(0, 0, {}, pool_scores=torch.tensor([0.01, 0.3], dtype=torch.float64)))
+        >>> scores = torch.tensor([0.01, 0.3], dtype=torch.float64)
+        >>> criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None))
         {'stop_pool_score_mean': 0.155, 'stop_pool_score_max': 0.3}
-        >>> _ = criterion.update(StopContext(0, 1, {}, pool_scores=torch.tensor([0.01, 0.05])))
+        >>> scores = torch.tensor([0.01, 0.05])
+        >>> _ = criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None))
         >>> criterion.stop
         True
     """
@@ -283,7 +298,7 @@ class LowUncertainty(StoppingCriterion):
         self.mean_below = None if mean_below is None else float(mean_below)
         self.max_below = None if max_below is None else float(max_below)
 
-    def update(self, context: StopContext) -> dict[str, float]:
+    def update(self, context: StepView) -> dict[str, float]:
         """Compare the pool's mean and max score with the thresholds (no scores: no decision)."""
         scores = context.pool_scores
         if scores is None:
@@ -356,10 +371,11 @@ class StablePredictions(StoppingCriterion):
         patience: successive stable steps before stopping (the paper uses 3).
 
     Example:
+        >>> from types import SimpleNamespace
         >>> criterion = StablePredictions(stop_set=None, threshold=0.9, patience=2)
         >>> guesses = iter([torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0])])
         >>> for step in range(3):
-        ...     figures = criterion.update(StopContext(0, step, {}, predict=lambda _: next(guesses)))
+        ...     figures = criterion.update(SimpleNamespace(predict=lambda _: next(guesses)))
         >>> figures, criterion.stop
         ({'stop_kappa': 1.0, 'stop_stable_steps': 2.0}, True)
     """
@@ -376,7 +392,7 @@ class StablePredictions(StoppingCriterion):
         self.previous: Tensor | None = None
         self.stable_steps = 0
 
-    def update(self, context: StopContext) -> dict[str, float]:
+    def update(self, context: StepView) -> dict[str, float]:
         """Predict the stop set and compare with the previous step's predictions."""
         if context.predict is None:
             raise RuntimeError("`StablePredictions` needs the model's predictions, but the context has no `predict`.")
@@ -424,7 +440,7 @@ class StablePredictions(StoppingCriterion):
         self.stable_steps = int(steps)
 
 
-def stop_reasons(criteria: list[StoppingCriterion], context: StopContext, figures: dict[str, float]) -> list[str]:
+def stop_reasons(criteria: list[StoppingCriterion], context: StepView, figures: dict[str, float]) -> list[str]:
     """Update every criterion with ``context``, add their figures to ``figures``; the reasons of those that stop."""
     reasons = []
     for criterion in criteria:

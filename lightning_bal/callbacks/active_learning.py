@@ -27,10 +27,10 @@ from lightning_bal.callbacks.checks import (
     warn_about_schedule,
     warn_if_budget_left,
 )
-from lightning_bal.callbacks.context import StepContext
+from lightning_bal.callbacks.context import StepContext, val_figures
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepEvaluation
-from lightning_bal.callbacks.monitoring import log_selection, monitored_value, val_figures
+from lightning_bal.callbacks.monitoring import log_selection, monitored_value
 from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
 from lightning_bal.callbacks.resume import replay_skipped_validation, resume_stage, undone_if_interrupted
 from lightning_bal.callbacks.setup_probe import check_outputs
@@ -293,28 +293,26 @@ class ActiveLearningCallback(Callback):
             extra.update(evaluation(context))
         plan = plan_query(datamodule, self.query_size, self.label_budget)
         context = context._replace(
-            val_metrics=val_metrics,
+            validation=val_metrics,
             candidates=plan.candidates,
             query_size=plan.query_size,
             progress=progress_refresh_rate(trainer),
+            output=self.heuristic.output,
         )
-        output = self.heuristic.output
-        reasons = (
-            [plan.stop_reason] if plan.stop_reason is not None else stop_reasons_at(self.stopping, context, output)
-        )
+        reasons = [plan.stop_reason] if plan.stop_reason is not None else stop_reasons_at(self.stopping, context)
         if self._stop(context, reasons):
             return
         candidates = plan.candidates
         selection = self.pool_pass.run(context)
         self.last_shard = selection.shard
-        if self._stop(context, stop_reasons_at(self.stopping, context, output, selection)):
+        if self._stop(context, stop_reasons_at(self.stopping, context, selection)):
             return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
             # Drawn from a subset of the pool: these are not the probabilities over the whole pool that unbiased
             # risk estimates need, so none are recorded.
             probabilities = None
-        self._log(log_selection(trainer, datamodule, selection, extra, val_metrics))
+        self._log(log_selection(trainer, datamodule, selection, extra, context.val_metrics))
         if self.annotator is None:
             datamodule.acquire(selection.indices, probabilities=probabilities)
         self.steps_done += 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
@@ -11,6 +10,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
+from lightning_bal.callbacks.context import val_figures
 from lightning_bal.callbacks.pool_pass import PoolSelection
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.utilities.tensorboard import add_layout
@@ -19,15 +19,6 @@ __all__ = ["log_selection", "HP_METRIC_SOURCES", "log_step", "monitored_value", 
 
 # What `hp_metric` shows in TensorBoard's HParams tab: the latest point of the first of these active learning curves.
 HP_METRIC_SOURCES = ("test_acc", "val_acc")
-
-
-def val_figures(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The user's validation figures: the scalar ``val*`` entries of ``trainer.callback_metrics``."""
-    return {
-        name: float(value)
-        for name, value in metrics.items()
-        if name.startswith("val") and isinstance(value, (Tensor, float, int))
-    }
 
 
 def _stats(prefix: str, scores: Tensor) -> dict[str, float]:

@@ -31,7 +31,7 @@ from tests.tasks.models import (
 def _context(model, dm, posterior=None, iterations=4):
     """A step's context for one process, without a Trainer."""
     trainer = SimpleNamespace(global_rank=0, world_size=1, strategy=None)
-    return StepContext(trainer, model, dm, iterations, posterior, seed=0, step=0)
+    return StepContext(trainer, model, dm, iterations, posterior, seed=0, step=0, figures={})
 
 
 @pytest.mark.parametrize("ignore_index", [None, IGNORE, 2])
