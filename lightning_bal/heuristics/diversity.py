@@ -12,6 +12,7 @@ from lightning_bal.functional.diversity import GreedySelection, check_finite, k_
 from lightning_bal.functional.gradient_embeddings import gradient_embedding
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.heuristics.registry import register_heuristic
 from lightning_bal.mc.features import FeatureTap
 from lightning_bal.utilities.collective import Collective
 
@@ -106,6 +107,7 @@ class EmbeddingHeuristic(Heuristic):
         return f"{type(self).__name__}()" if self.layer is None else f"{type(self).__name__}(layer={self.layer!r})"
 
 
+@register_heuristic
 class BADGE(EmbeddingHeuristic):
     r"""BADGE (Ash et al., 2020): k-means++ seeding on the gradient embeddings of the last layer.
 
@@ -133,6 +135,9 @@ class BADGE(EmbeddingHeuristic):
     """
 
     name = "badge"
+    cost = (
+        "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix"
+    )
 
     def feature_tap(self) -> FeatureTap:
         """The input of the model's last ``nn.Linear`` (or ``layer``'s output when given)."""
@@ -163,6 +168,7 @@ class BADGE(EmbeddingHeuristic):
         )
 
 
+@register_heuristic
 class CoreSet(EmbeddingHeuristic):
     r"""Core-Set (Sener and Savarese, 2018): greedy k-center on the features, the labelled set as initial centres.
 
@@ -182,6 +188,7 @@ class CoreSet(EmbeddingHeuristic):
     """
 
     name = "coreset"
+    cost = "O(N·D) per pick for q greedy k-center picks, D_L as the first centres; no N×N matrix"
     consumes = "outputs"
     needs_labelled_embeddings = True
 
@@ -201,6 +208,7 @@ class CoreSet(EmbeddingHeuristic):
         )
 
 
+@register_heuristic
 class TypiClust(EmbeddingHeuristic):
     r"""TypiClust (Hacohen et al., 2022), for the cold start: typical items of the largest uncovered clusters.
 
@@ -222,6 +230,7 @@ class TypiClust(EmbeddingHeuristic):
     """
 
     name = "typiclust"
+    cost = "k-means into |D_L| + q clusters, then O(n·k·D) typicality per cluster (k nearest neighbours)"
     consumes = "outputs"
     needs_labelled_embeddings = True
 
@@ -254,6 +263,7 @@ class TypiClust(EmbeddingHeuristic):
         )
 
 
+@register_heuristic
 class ProbCover(EmbeddingHeuristic):
     r"""ProbCover (Yehuda et al., 2022), for the cold start: greedy max coverage by δ-balls.
 
@@ -276,6 +286,7 @@ class ProbCover(EmbeddingHeuristic):
     """
 
     name = "probcover"
+    cost = "O(N²·D) in blocks to build the δ-ball graph (kept as an edge list), then O(edges) per pick"
     consumes = "outputs"
     needs_labelled_embeddings = True
 
