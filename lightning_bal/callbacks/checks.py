@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.convergence import Convergence
+from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
 from lightning_bal.mc.posterior import Posterior
 
-if TYPE_CHECKING:
-    from lightning_bal.callbacks.active_learning import ActiveLearningCallback
-
 __all__ = [
+    "CallbackSettings",
     "check_convergence",
     "check_fit",
     "check_heuristic",
@@ -31,6 +30,25 @@ __all__ = [
     "warn_about_schedule",
     "warn_if_budget_left",
 ]
+
+
+class CallbackSettings(Protocol):
+    """What the fit-time checks read of :class:`~lightning_bal.ActiveLearningCallback`: its settings."""
+
+    @property
+    def heuristic(self) -> Heuristic: ...  # noqa: D102
+    @property
+    def posterior(self) -> Posterior: ...  # noqa: D102
+    @property
+    def evaluations(self) -> Sequence[StepEvaluation]: ...  # noqa: D102
+    @property
+    def convergence(self) -> Convergence | None: ...  # noqa: D102
+    @property
+    def every_n_epochs(self) -> int: ...  # noqa: D102
+    @property
+    def query_size(self) -> int: ...  # noqa: D102
+    @property
+    def label_budget(self) -> int | None: ...  # noqa: D102
 
 
 def check_heuristic(heuristic: Heuristic | str, iterations: int) -> Heuristic:
@@ -121,7 +139,7 @@ def configure_dataloader_reload(trainer: pl.Trainer, every_n_epochs: int) -> Non
         )
 
 
-def warn_about_schedule(trainer: pl.Trainer, callback: ActiveLearningCallback) -> None:
+def warn_about_schedule(trainer: pl.Trainer, callback: CallbackSettings) -> None:
     """Warn when validation misses step epochs, or when the trainer's limits end the run before the budget."""
     datamodule, every_n_epochs, convergence = require_datamodule(trainer), callback.every_n_epochs, callback.convergence
     query_size, label_budget = callback.query_size, callback.label_budget
@@ -159,7 +177,7 @@ def warn_if_budget_left(
         )
 
 
-def check_fit(trainer: pl.Trainer, pl_module: pl.LightningModule, callback: ActiveLearningCallback) -> None:
+def check_fit(trainer: pl.Trainer, pl_module: pl.LightningModule, callback: CallbackSettings) -> None:
     """At setup, before any training: the model, the pool and the datasets can carry the run's steps."""
     datamodule, heuristic, posterior = require_datamodule(trainer), callback.heuristic, callback.posterior
     evaluations, convergence = callback.evaluations, callback.convergence

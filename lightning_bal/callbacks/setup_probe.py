@@ -9,18 +9,14 @@ from the datamodule's declared ``task``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from lightning_bal.callbacks.checks import CallbackSettings
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import CombineHeuristics, Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
-
-if TYPE_CHECKING:
-    from lightning_bal.callbacks.active_learning import ActiveLearningCallback
 
 __all__ = ["PROBE_ITEMS", "check_outputs", "check_task", "probe_heuristic"]
 
@@ -29,7 +25,7 @@ PROBE_ITEMS = 2
 
 
 def check_outputs(
-    module: pl.LightningModule, datamodule: ActiveDataModule, callback: ActiveLearningCallback, seed: int
+    module: pl.LightningModule, datamodule: ActiveDataModule, callback: CallbackSettings, seed: int
 ) -> None:
     """The callback's checks at fit start: each evaluation's ``check_model``, then :func:`probe_heuristic`."""
     heuristic, posterior = callback.heuristic, callback.posterior
