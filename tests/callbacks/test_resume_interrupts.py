@@ -22,7 +22,6 @@ from lightning_bal import ActiveLearningCallback
 from lightning_bal.annotation import QueryFiles
 from lightning_bal.callbacks import Convergence
 from lightning_bal.callbacks.evaluation import TestCurve
-from lightning_bal.callbacks.pool_pass import PoolPass
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.heuristics import BALD
 from lightning_bal.mc.posterior import MCDropout
@@ -84,7 +83,7 @@ PHASES: dict[str, tuple[Any, str, Interrupt]] = {
     # The second pool batch: the model is in MC mode and half the pool is scored.
     "pool-pass": (BALD, "score", Interrupt(STEP, calls=2)),
     "pool-pass-ctrl-c": (BALD, "score", Interrupt(STEP, calls=2, error=KeyboardInterrupt)),
-    "selection": (PoolPass, "_select", Interrupt(STEP)),
+    "selection": (BALD, "select_sharded", Interrupt(STEP)),
     # Half of the selection is labelled when the interrupt comes: the checkpoint must not keep that half.
     "labelling": (LabelLedger, "_record", Interrupt(STEP, partial=_label_half)),
 }
@@ -198,4 +197,7 @@ def test_interrupt_while_writing_the_query_file_resumes_like_an_uninterrupted_ru
     state = resumed[3].state_dict()
     assert torch.equal(state["last_selection"], full_state["last_selection"])
     assert state["last_step_epoch"] == full_state["last_step_epoch"]
+    # The same query file, each in its own run's folder.
+    query_files = [Path(s["annotator"].pop("query_file")) for s in (state, full_state)]
+    assert query_files[0].relative_to(tmp_path / "resumed") == query_files[1].relative_to(tmp_path / "full")
     assert state["annotator"] == full_state["annotator"]
