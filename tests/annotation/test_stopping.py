@@ -12,20 +12,7 @@ from lightning_bal.annotation.stopping import cohen_kappa
 from lightning_bal.callbacks import StepContext, TestCurve
 from tests.helpers.models import blobs
 from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_trainer
-
-
-def context(step, val=None, scores=None, predict=None, figures=None):
-    """A scripted step, as a criterion reads it (any object with the attributes of `StepView`)."""
-    return SimpleNamespace(
-        num_labelled=10 + step,
-        step=step,
-        val_metrics=val or {},
-        figures=figures or {},
-        pool_scores=scores,
-        pool_mean=None,
-        pool_max=None,
-        predict=predict,
-    )
+from tests.helpers.steps import scripted_step as context
 
 
 @pytest.mark.parametrize(

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
 from lightning_bal.annotation import LowUncertainty, MetricPlateau, StablePredictions, TargetReached
 from lightning_bal.annotation.stopping import cohen_kappa
 from tests.bad_inputs.harness import accepts, refuses
+from tests.helpers.steps import scripted_step as context
 
 NAN, INF = float("nan"), float("inf")
 ERRORS = (ValueError, TypeError, KeyError)
-
-
-def context(step=0, val=None, scores=None, predict=None, figures=None) -> SimpleNamespace:
-    return SimpleNamespace(
-        num_labelled=10 + step,
-        step=step,
-        val_metrics=val or {},
-        figures=figures or {},
-        pool_scores=scores,
-        pool_mean=None,
-        pool_max=None,
-        predict=predict,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- constructors
