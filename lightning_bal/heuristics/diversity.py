@@ -305,9 +305,9 @@ class ProbCover(EmbeddingHeuristic):
             raise ValueError(
                 f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
             )
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
-            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
-        if num_classes is not None and num_classes < 2:
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        ):
             raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
         # A NaN radius covers nothing and an infinite one everything: either way the picks would mean nothing.
         if delta is not None and (
