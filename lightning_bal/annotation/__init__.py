@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         LowUncertainty,
         MetricPlateau,
         StablePredictions,
-        StopContext,
+        StepView,
         StoppingCriterion,
         TargetReached,
     )
@@ -30,7 +30,7 @@ __all__ = [
     "MetricPlateau",
     "QueryFiles",
     "StablePredictions",
-    "StopContext",
+    "StepView",
     "StoppingCriterion",
     "TargetReached",
     "import_answers",
@@ -51,7 +51,7 @@ _HOMES = {
     "to_label_studio_tasks": "label_studio",
     "write_label_studio_tasks": "label_studio",
     **dict.fromkeys(
-        ["LowUncertainty", "MetricPlateau", "StablePredictions", "StopContext", "StoppingCriterion", "TargetReached"],
+        ["LowUncertainty", "MetricPlateau", "StablePredictions", "StepView", "StoppingCriterion", "TargetReached"],
         "stopping",
     ),
 }

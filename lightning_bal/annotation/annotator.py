@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import lightning.pytorch as pl
 import torch
@@ -18,9 +18,22 @@ from lightning_bal.data import ActiveDataModule
 from lightning_bal.data.queries import write_queries
 from lightning_bal.functional.outputs import OutputKey
 
-__all__ = ["QueryFiles"]
+__all__ = ["QueryFiles", "QueryStep"]
 
 Format = Literal["csv", "json", "label_studio"]
+
+
+class QueryStep(Protocol):
+    """What :meth:`QueryFiles.hand_over` reads of the step: the callback hands it its step's context."""
+
+    @property
+    def trainer(self) -> pl.Trainer: ...  # noqa: D102
+    @property
+    def pl_module(self) -> pl.LightningModule: ...  # noqa: D102
+    @property
+    def datamodule(self) -> ActiveDataModule: ...  # noqa: D102
+    @property
+    def output(self) -> OutputKey | None: ...  # noqa: D102
 
 
 class QueryFiles:
@@ -97,28 +110,19 @@ class QueryFiles:
             return self.folder
         return Path(trainer.log_dir or trainer.default_root_dir) / "annotation"
 
-    def hand_over(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        datamodule: ActiveDataModule,
-        selection: Tensor,
-        scores: Tensor | None,
-        output: OutputKey | None = None,
-    ) -> tuple[Path, Path]:
+    def hand_over(self, context: QueryStep, selection: Tensor, scores: Tensor | None) -> tuple[Path, Path]:
         """Record the query, write it, checkpoint and stop (every rank calls this; rank zero writes files).
 
         Args:
-            trainer: the running trainer.
-            pl_module: the model that scored the pool (for ``predictions``).
-            datamodule: the run's datamodule; its pending query grows by ``selection``.
+            context: the step's context (its trainer, its model for ``predictions``, its datamodule, whose pending
+                query grows by ``selection``, and the model output holding the class logits).
             selection: dataset indices selected at this step, in selection order.
             scores: rank zero: their scores in the same order (``None`` or empty when unknown).
-            output: the model output holding the class logits, for a model with several (for ``predictions``).
 
         Returns:
             The query file and the checkpoint paths.
         """
+        trainer, datamodule = context.trainer, context.datamodule
         leftover = datamodule.ledger.pending_query
         indices = leftover + selection.tolist()
         datamodule.query(indices, new_step=True)
@@ -132,7 +136,7 @@ class QueryFiles:
         self.recorded = {"scores": {ids[i]: recorded[ids[i]] for i in indices if ids[i] in recorded}}
         if self.predictions:
             loader = datamodule.inputs_dataloader(datamodule.pool_dataset, torch.tensor(indices, dtype=torch.long))
-            classes, confidences = predict_classes(pl_module, loader, output)
+            classes, confidences = predict_classes(context.pl_module, loader, context.output)
             self.recorded["predictions"] = {
                 ids[i]: [int(c), float(p)]
                 for i, c, p in zip(indices, classes.tolist(), confidences.tolist(), strict=True)

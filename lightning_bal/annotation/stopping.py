@@ -1,128 +1,35 @@
 """When to stop buying labels: stopping criteria passed to the callback as ``stopping=[...]``.
 
-Each criterion is a small decision object. At every active learning step the callback gives it a
-:class:`StopContext`; it returns figures (logged with the step's other figures) and sets :attr:`~StoppingCriterion.stop`
-when the run should end. The criteria are pure: feed them scripted contexts to test them without a Trainer. The
-label budget stays the callback's ``label_budget``.
+Each criterion is a small decision object. At every active learning step the callback gives it the step's context,
+read as a :class:`StepView`; it returns figures (logged with the step's other figures) and sets
+:attr:`~StoppingCriterion.stop` when the run should end. The criteria are pure: feed them scripted steps (any object
+with the attributes they read) to test them without a Trainer. The label budget stays the callback's ``label_budget``.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-from typing import Any, ClassVar, Literal, NamedTuple
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
-from torchmetrics.functional.classification import multiclass_cohen_kappa
 
-from lightning_bal.utilities.checks import check_positive_int
+from lightning_bal.annotation.criterion import StepView, StoppingCriterion, _entry, stop_reasons
+from lightning_bal.annotation.stable_predictions import StablePredictions, cohen_kappa
 from lightning_bal.utilities.plateau import Plateau, monitor_mode, plateau_state
 
 __all__ = [
     "LowUncertainty",
     "MetricPlateau",
     "StablePredictions",
-    "StopContext",
+    "StepView",
     "StoppingCriterion",
     "TargetReached",
     "cohen_kappa",
+    "stop_reasons",
 ]
-
-
-class StopContext(NamedTuple):
-    """What a stopping criterion may read at a step.
-
-    Attributes:
-        num_labelled: size of D_L the model was trained on.
-        step: the datamodule's step.
-        val_metrics: the step's validation figures (``val*`` metrics).
-        pool_scores: the heuristic's scores of the scored pool items (``None`` where unknown, e.g. off rank zero).
-        predict: the model's predicted classes ``[N]`` on a dataset (eval mode, deterministic).
-        figures: the step's figures from the callback's ``evaluations`` (e.g. ``test_acc`` of ``TestCurve``).
-        pool_mean: the exact mean score of the whole scored pool, reduced over every rank (``None`` where unknown);
-            ``pool_scores`` may be a bounded sample of them.
-        pool_max: the exact largest score of the whole scored pool, reduced over every rank (``None`` where unknown).
-    """
-
-    num_labelled: int
-    step: int
-    val_metrics: Mapping[str, float]
-    pool_scores: Tensor | None = None
-    predict: Callable[[Dataset], Tensor] | None = None
-    # Read-only: a NamedTuple's default is one object shared by every context.
-    figures: Mapping[str, float] = MappingProxyType({})
-    pool_mean: float | None = None
-    pool_max: float | None = None
-
-
-class StoppingCriterion:
-    """Base class: :meth:`update` once per step; :attr:`stop` and :attr:`reason` say whether and why to stop.
-
-    Example:
-        >>> class EnoughLabels(StoppingCriterion):
-        ...     name = "enough_labels"
-        ...
-        ...     def update(self, context):
-        ...         if context.num_labelled >= 100:
-        ...             self.stop, self.reason = True, "100 labels"
-        ...         return {"stop_labels": float(context.num_labelled)}
-        >>> criterion = EnoughLabels()
-        >>> criterion.update(StopContext(num_labelled=120, step=3, val_metrics={})), criterion.stop
-        ({'stop_labels': 120.0}, True)
-    """
-
-    name: ClassVar[str] = "criterion"
-    #: The criterion reads the heuristic's pool scores (the heuristic must score uncertainty, higher = more).
-    needs_pool_scores: ClassVar[bool] = False
-
-    def __init__(self) -> None:
-        self.stop = False
-        self.reason = ""
-
-    def update(self, context: StopContext) -> dict[str, float]:
-        """Take one step's context; return the figures to log (keys prefixed ``stop_``)."""
-        raise NotImplementedError
-
-    def state_dict(self) -> dict[str, Any]:
-        """Primitives and tensors only."""
-        return {"stop": self.stop, "reason": self.reason}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion).
-
-        Raises:
-            TypeError, ValueError, KeyError: naming the first bad or missing entry; nothing is restored then.
-        """
-        for name, value in self._checked_state(state).items():
-            setattr(self, name, value)
-
-    def _checked_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        """The attributes :meth:`load_state_dict` sets, read from ``state`` and checked (subclasses add theirs)."""
-        if not isinstance(state, Mapping):
-            raise TypeError(f"Expected the state of `{type(self).__name__}` to be a mapping, but got {state!r:.80}.")
-        if not state:
-            return {"stop": False, "reason": ""}
-        stop, reason = _entry(self, state, "stop"), _entry(self, state, "reason")
-        if not isinstance(stop, bool):
-            raise TypeError(f"Expected state entry `stop` of `{type(self).__name__}` to be a bool, but got {stop!r}.")
-        if not isinstance(reason, str):
-            raise TypeError(
-                f"Expected state entry `reason` of `{type(self).__name__}` to be a string, but got {reason!r:.80}."
-            )
-        return {"stop": stop, "reason": reason}
-
-
-def _entry(criterion: StoppingCriterion, state: Mapping[str, Any], name: str) -> Any:
-    # A non-empty state is a saved one: every entry the criterion saves must be there.
-    if name not in state:
-        raise KeyError(
-            f"Expected state entry `{name}` in the state of `{type(criterion).__name__}`, but it is missing."
-        )
-    return state[name]
 
 
 def _check_monitor(monitor: Any) -> str:
@@ -153,9 +60,10 @@ class MetricPlateau(StoppingCriterion):
         min_delta: the smallest change that counts as an improvement.
 
     Example:
+        >>> from types import SimpleNamespace
         >>> criterion = MetricPlateau("val_acc", mode="max", patience=2)
         >>> for value in (0.70, 0.80, 0.80, 0.79):
-        ...     figures = criterion.update(StopContext(0, 0, {"val_acc": value}))
+        ...     figures = criterion.update(SimpleNamespace(val_metrics={"val_acc": value}))
         >>> criterion.stop, figures["stop_val_acc_best"]
         (True, 0.8)
     """
@@ -169,7 +77,7 @@ class MetricPlateau(StoppingCriterion):
         self.monitor = _check_monitor(monitor)
         self.plateau = Plateau(mode, patience, min_delta, monitor=monitor)
 
-    def update(self, context: StopContext) -> dict[str, float]:
+    def update(self, context: StepView) -> dict[str, float]:
         """Record the step's value of ``monitor``."""
         if self.monitor not in context.val_metrics:
             raise RuntimeError(
@@ -215,8 +123,10 @@ class TargetReached(StoppingCriterion):
             ``monitor``'s name (:func:`~lightning_bal.utilities.plateau.monitor_mode`).
 
     Example:
+        >>> from types import SimpleNamespace
         >>> criterion = TargetReached("test_acc", 0.9)
-        >>> criterion.update(StopContext(40, 2, {}, figures={"test_acc": 0.91})), criterion.stop
+        >>> step = SimpleNamespace(num_labelled=40, val_metrics={}, figures={"test_acc": 0.91})
+        >>> criterion.update(step), criterion.stop
         ({}, True)
         >>> criterion.reason
         'test_acc reached 0.9 (0.91 with 40 labels)'
@@ -232,7 +142,7 @@ class TargetReached(StoppingCriterion):
         self.mode = monitor_mode(monitor, mode)
         self.target = float(target)
 
-    def update(self, context: StopContext) -> dict[str, float]:
+    def update(self, context: StepView) -> dict[str, float]:
         """Compare the step's value of ``monitor`` with the target."""
         metrics = {**context.val_metrics, **context.figures}
         if self.monitor not in metrics:
@@ -260,10 +170,13 @@ class LowUncertainty(StoppingCriterion):
         max_below: stop once the largest score of the pool is at most this.
 
     Example:
+        >>> from types import SimpleNamespace
         >>> criterion = LowUncertainty(mean_below=0.05, max_below=0.2)
-        >>> criterion.update(StopContext(0, 0, {}, pool_scores=torch.tensor([0.01, 0.3], dtype=torch.float64)))
+        >>> scores = torch.tensor([0.01, 0.3], dtype=torch.float64)
+        >>> criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None))
         {'stop_pool_score_mean': 0.155, 'stop_pool_score_max': 0.3}
-        >>> _ = criterion.update(StopContext(0, 1, {}, pool_scores=torch.tensor([0.01, 0.05])))
+        >>> scores = torch.tensor([0.01, 0.05])
+        >>> _ = criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None))
         >>> criterion.stop
         True
     """
@@ -283,7 +196,7 @@ class LowUncertainty(StoppingCriterion):
         self.mean_below = None if mean_below is None else float(mean_below)
         self.max_below = None if max_below is None else float(max_below)
 
-    def update(self, context: StopContext) -> dict[str, float]:
+    def update(self, context: StepView) -> dict[str, float]:
         """Compare the pool's mean and max score with the thresholds (no scores: no decision)."""
         scores = context.pool_scores
         if scores is None:
@@ -307,128 +220,3 @@ class LowUncertainty(StoppingCriterion):
             self.stop = True
             self.reason = f"the pool's uncertainty is low (mean {mean:.4g}, max {largest:.4g})"
         return {"stop_pool_score_mean": mean, "stop_pool_score_max": largest}
-
-
-def cohen_kappa(first: Tensor, second: Tensor) -> float:
-    r"""Cohen's kappa of two labelings of the same items: :math:`(p_o - p_e) / (1 - p_e)` (torchmetrics' figure).
-
-    :math:`p_o` is the observed agreement and :math:`p_e` the agreement expected from the two labelings' class
-    frequencies. Two identical constant labelings (:math:`p_e = 1`) have kappa 1.
-
-    Example:
-        >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
-        0.5
-    """
-    for name, labels in (("first", first), ("second", second)):
-        _check_labels(name, labels)
-    if first.shape != second.shape or first.numel() == 0:
-        raise ValueError(
-            f"Expected two non-empty [N] labelings, but got shapes {tuple(first.shape)} and {tuple(second.shape)}."
-        )
-    if bool((first == first[0]).all()) and torch.equal(first, second):
-        # p_e = 1: kappa is 0 / 0; a labeling agrees fully with itself.
-        return 1.0
-    # torchmetrics needs at least two classes; a missing class changes no count.
-    num_classes = max(int(torch.cat([first, second]).max()) + 1, 2)
-    return float(multiclass_cohen_kappa(second, first, num_classes=num_classes))
-
-
-def _check_labels(name: str, labels: Any) -> None:
-    if not isinstance(labels, Tensor) or labels.dim() != 1:
-        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"Expected `{name}` to be a labeling [N] of class indices, but got {shape}.")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"Expected `{name}` to hold integer class indices, but got dtype {labels.dtype}.")
-    if labels.numel() and int(labels.min()) < 0:
-        raise ValueError(f"Expected `{name}` to hold class indices >= 0, but got {int(labels.min())}.")
-
-
-class StablePredictions(StoppingCriterion):
-    """Stop when predictions on a fixed stop set no longer change (Bloodgood and Vijay-Shanker, 2009).
-
-    At each step the model predicts the classes of ``stop_set`` (which needs no labels); Cohen's kappa between
-    these and the previous step's predictions is logged as ``stop_kappa``. The run stops once kappa has stayed at
-    or above ``threshold`` for ``patience`` successive steps.
-
-    Args:
-        stop_set: unlabelled items, read like the pool (``input_fn``); a few thousand are typical.
-        threshold: the agreement that counts as stable (the paper uses 0.99).
-        patience: successive stable steps before stopping (the paper uses 3).
-
-    Example:
-        >>> criterion = StablePredictions(stop_set=None, threshold=0.9, patience=2)
-        >>> guesses = iter([torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0])])
-        >>> for step in range(3):
-        ...     figures = criterion.update(StopContext(0, step, {}, predict=lambda _: next(guesses)))
-        >>> figures, criterion.stop
-        ({'stop_kappa': 1.0, 'stop_stable_steps': 2.0}, True)
-    """
-
-    name = "stable_predictions"
-
-    def __init__(self, stop_set: Dataset | None, threshold: float = 0.99, patience: int = 3) -> None:
-        super().__init__()
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
-            raise ValueError(f"Expected argument `threshold` to be a kappa in [-1, 1], but got {threshold!r}.")
-        self.stop_set = stop_set
-        self.threshold = float(threshold)
-        self.patience = check_positive_int("patience", patience)
-        self.previous: Tensor | None = None
-        self.stable_steps = 0
-
-    def update(self, context: StopContext) -> dict[str, float]:
-        """Predict the stop set and compare with the previous step's predictions."""
-        if context.predict is None:
-            raise RuntimeError("`StablePredictions` needs the model's predictions, but the context has no `predict`.")
-        predicted = context.predict(self.stop_set)  # type: ignore[arg-type]
-        if not isinstance(predicted, Tensor):
-            raise TypeError(f"`StablePredictions` expected `predict` to return a tensor, but got {predicted!r:.80}.")
-        current = predicted.reshape(-1).cpu()
-        _check_labels("predict(stop_set)", current)
-        current = current.long()
-        if self.previous is not None and current.shape != self.previous.shape:
-            raise ValueError(
-                f"`StablePredictions` expected {self.previous.numel()} predictions on the stop set, as at the previous"
-                f" step, but got {current.numel()}."
-            )
-        figures: dict[str, float] = {}
-        if self.previous is not None:
-            kappa = cohen_kappa(self.previous, current)
-            self.stable_steps = self.stable_steps + 1 if kappa >= self.threshold else 0
-            figures = {"stop_kappa": kappa, "stop_stable_steps": float(self.stable_steps)}
-            if self.stable_steps >= self.patience and not self.stop:
-                self.stop = True
-                self.reason = (
-                    f"predictions on the stop set are stable (kappa >= {self.threshold} for {self.patience} steps)"
-                )
-        self.previous = current
-        return figures
-
-    def state_dict(self) -> dict[str, Any]:
-        """The last predictions and the count of stable steps."""
-        previous = torch.empty(0, dtype=torch.long) if self.previous is None else self.previous
-        return {**super().state_dict(), "previous": previous, "stable_steps": self.stable_steps}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""
-        valid = self._checked_state(state)
-        previous = _entry(self, state, "previous") if state else torch.empty(0, dtype=torch.long)
-        steps = _entry(self, state, "stable_steps") if state else 0
-        if not isinstance(previous, Tensor):
-            raise TypeError(f"Expected state entry `previous` to be a tensor of class indices, got {previous!r:.80}.")
-        _check_labels("previous", previous)
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-            raise ValueError(f"Expected state entry `stable_steps` to be an integer >= 0, but got {steps!r}.")
-        self.stop, self.reason = valid["stop"], valid["reason"]
-        self.previous = None if previous.numel() == 0 else previous.detach().cpu().long().clone()
-        self.stable_steps = int(steps)
-
-
-def stop_reasons(criteria: list[StoppingCriterion], context: StopContext, figures: dict[str, float]) -> list[str]:
-    """Update every criterion with ``context``, add their figures to ``figures``; the reasons of those that stop."""
-    reasons = []
-    for criterion in criteria:
-        figures.update(criterion.update(context))
-        if criterion.stop:
-            reasons.append(criterion.reason)
-    return reasons

@@ -6,15 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
 from lightning_bal.annotation.annotator import QueryFiles
 from lightning_bal.annotation.stopping import StoppingCriterion
+from lightning_bal.callbacks.checkpointed import CheckpointedState
 from lightning_bal.callbacks.checks import (
     check_convergence,
     check_fit,
@@ -27,15 +26,14 @@ from lightning_bal.callbacks.checks import (
     warn_about_schedule,
     warn_if_budget_left,
 )
-from lightning_bal.callbacks.context import StepContext
+from lightning_bal.callbacks.context import StepContext, val_figures
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepEvaluation
-from lightning_bal.callbacks.monitoring import log_selection, monitored_value, val_figures
+from lightning_bal.callbacks.monitoring import log_selection, monitored_value
 from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
-from lightning_bal.callbacks.resume import replay_skipped_validation, resume_stage, undone_if_interrupted
+from lightning_bal.callbacks.resume import replay_skipped_validation, undone_if_interrupted
 from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.callbacks.spawn import hand_back_labels
-from lightning_bal.callbacks.state import validated_callback_state, validated_convergence_state
 from lightning_bal.callbacks.step_plan import plan_query, stop_reasons_at
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
@@ -46,7 +44,7 @@ from lightning_bal.utilities.seeding import check_seed
 __all__ = ["ActiveLearningCallback"]
 
 
-class ActiveLearningCallback(Callback):
+class ActiveLearningCallback(CheckpointedState):
     r"""Run an active learning step (score the pool, label ``query_size`` samples) every few epochs.
 
     At the end of every ``every_n_epochs``-th training epoch (after its validation, so the logged metrics belong to the
@@ -293,28 +291,26 @@ class ActiveLearningCallback(Callback):
             extra.update(evaluation(context))
         plan = plan_query(datamodule, self.query_size, self.label_budget)
         context = context._replace(
-            val_metrics=val_metrics,
+            validation=val_metrics,
             candidates=plan.candidates,
             query_size=plan.query_size,
             progress=progress_refresh_rate(trainer),
+            output=self.heuristic.output,
         )
-        output = self.heuristic.output
-        reasons = (
-            [plan.stop_reason] if plan.stop_reason is not None else stop_reasons_at(self.stopping, context, output)
-        )
+        reasons = [plan.stop_reason] if plan.stop_reason is not None else stop_reasons_at(self.stopping, context)
         if self._stop(context, reasons):
             return
         candidates = plan.candidates
         selection = self.pool_pass.run(context)
         self.last_shard = selection.shard
-        if self._stop(context, stop_reasons_at(self.stopping, context, output, selection)):
+        if self._stop(context, stop_reasons_at(self.stopping, context, selection)):
             return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
             # Drawn from a subset of the pool: these are not the probabilities over the whole pool that unbiased
             # risk estimates need, so none are recorded.
             probabilities = None
-        self._log(log_selection(trainer, datamodule, selection, extra, val_metrics))
+        self._log(log_selection(context, selection))
         if self.annotator is None:
             datamodule.acquire(selection.indices, probabilities=probabilities)
         self.steps_done += 1
@@ -325,16 +321,14 @@ class ActiveLearningCallback(Callback):
         if self.annotator is not None:
             # The query goes to people: record and write it, checkpoint (after the reset, as the step left the
             # model), and end this fit; the next `fit(ckpt_path=...)` trains on their answers.
-            self.annotator.hand_over(
-                trainer, pl_module, datamodule, selection.indices, selection.scores, self.heuristic.output
-            )
+            self.annotator.hand_over(context, selection.indices, selection.scores)
 
     def _stop(self, context: StepContext, reasons: list[str]) -> bool:
         """End training if there are ``reasons``, after logging the last point of the curve; returns whether it did."""
         if not reasons:
             return False
         trainer, datamodule = context.trainer, context.datamodule
-        self._log(log_selection(trainer, datamodule, None, context.figures, context.val_metrics))
+        self._log(log_selection(context, None))
         rank_zero_info(f"Active learning stops: {'; '.join(reasons)} ({datamodule.num_labelled} labelled).")
         trainer.should_stop = True
         return True
@@ -342,64 +336,3 @@ class ActiveLearningCallback(Callback):
     def _log(self, metrics: dict[str, float] | None) -> None:
         if metrics is not None:
             self.history.append(metrics)
-
-    # ------------------------------------------------------------------ state
-    @override
-    def state_dict(self) -> dict[str, Any]:
-        pending = self._trained_epoch >= 0 and self._is_due(self._trained_epoch)
-        return {
-            "seed": self._run_seed,
-            "steps_done": self.steps_done,
-            "last_selection": torch.empty(0, dtype=torch.long) if self.last_selection is None else self.last_selection,
-            "last_step_epoch": self._last_step_epoch,
-            "trained_epoch": self._trained_epoch,
-            "pending_step": pending,
-            "initial_weights": dict(self._initial_weights or {}),
-            "history": [dict(row) for row in self.history],
-            "val_metrics": dict(self._val_metrics or {}),
-            "posterior": self.posterior.state_dict(),
-            "stopping": [criterion.state_dict() for criterion in self.stopping],
-            "annotator": {} if self.annotator is None else self.annotator.state_dict(),
-            # The convergence tracking of the current step, so a resumed step ends where it would have.
-            **(self.convergence.state_dict() if self.convergence is not None else {}),
-        }
-
-    @override
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # Everything is checked first (then the posterior loads its own): a bad state dict changes nothing here.
-        valid = validated_callback_state(state_dict)
-        if self.convergence is not None:
-            validated_convergence_state(state_dict)
-        self.posterior.load_state_dict(valid["posterior"])
-        for criterion, state in zip(self.stopping, valid["stopping"], strict=False):
-            criterion.load_state_dict(state)
-        if self.annotator is not None:
-            self.annotator.load_state_dict(valid["annotator"])
-        self._run_seed = valid["seed"]
-        self.steps_done = valid["steps_done"]
-        self.last_selection = valid["last_selection"]
-        self._last_step_epoch = valid["last_step_epoch"]
-        self._trained_epoch = valid["trained_epoch"]
-        stage, self._resume_stage = self._resume_stage, None
-        # From the last batch's end, the validation the restart skips is owed (and may make a `Convergence` step due).
-        pending = valid["pending_step"] or stage == "train_start"
-        self._catch_up = None if not pending or stage == "reenter" else stage or "fit_start"
-        self._initial_weights = valid["initial_weights"]
-        self.history = valid["history"]
-        self._val_metrics = valid["val_metrics"]
-        if self.convergence is not None:
-            self.convergence.load_state_dict(state_dict)
-
-    @override
-    def on_load_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        states = checkpoint.get("callbacks", {})
-        self._resume_stage = resume_stage(checkpoint, states.get(self.state_key, {}))
-        if self.annotator is not None:
-            self.annotator.on_load_checkpoint(trainer, states.get(self.state_key))
-        if self.state_key not in states:
-            rank_zero_warn(
-                f"The checkpoint holds no state for `{self.state_key}` (it holds {sorted(states) or 'none'}): the"
-                " active learning run restarts its step count and schedule from scratch."
-            )

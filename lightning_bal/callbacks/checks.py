@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.convergence import Convergence
+from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.scale_checks import check_pool_pass
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic, get_heuristic
@@ -32,15 +33,22 @@ __all__ = [
 
 
 class CallbackSettings(Protocol):
-    """What the fit-start checks read of an ``ActiveLearningCallback``; typed here so no check imports the callback."""
+    """What the fit-time checks read of :class:`~lightning_bal.ActiveLearningCallback`: its settings."""
 
-    heuristic: Heuristic
-    posterior: Posterior
-    evaluations: list[Any]
-    convergence: Convergence | None
-    every_n_epochs: int
-    query_size: int
-    label_budget: int | None
+    @property
+    def heuristic(self) -> Heuristic: ...  # noqa: D102
+    @property
+    def posterior(self) -> Posterior: ...  # noqa: D102
+    @property
+    def evaluations(self) -> Sequence[StepEvaluation]: ...  # noqa: D102
+    @property
+    def convergence(self) -> Convergence | None: ...  # noqa: D102
+    @property
+    def every_n_epochs(self) -> int: ...  # noqa: D102
+    @property
+    def query_size(self) -> int: ...  # noqa: D102
+    @property
+    def label_budget(self) -> int | None: ...  # noqa: D102
 
 
 def check_heuristic(heuristic: Heuristic | str, iterations: int) -> Heuristic:

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
+from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.mc.posterior import Posterior
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
-__all__ = ["StepContext"]
+__all__ = ["StepContext", "val_figures"]
+
+
+def val_figures(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The user's validation figures: the scalar ``val*`` entries of ``trainer.callback_metrics``."""
+    return {
+        name: float(value)
+        for name, value in metrics.items()
+        if name.startswith("val") and isinstance(value, (Tensor, float, int))
+    }
 
 
 class StepContext(NamedTuple):
@@ -20,7 +33,8 @@ class StepContext(NamedTuple):
 
     Built once per step by the callback (``candidates`` and ``query_size`` are added by ``_replace`` once the step
     is planned); evaluations read it as they are, the pool pass reads the trainer surface (strategy, rank, world size)
-    and the seeds from it, and the stopping criteria get their view of it.
+    and the seeds from it, and the stopping criteria read it as a :class:`~lightning_bal.annotation.StepView` (the
+    pool's scores are added once the pool pass has them).
 
     Attributes:
         trainer: the Trainer.
@@ -31,10 +45,14 @@ class StepContext(NamedTuple):
         seed: the run's seed.
         step: the number of steps done before this one.
         figures: the step's figures, logged with it: its evaluations' and its stopping criteria's join them.
-        val_metrics: the validation figures of the model that scores the pool (``None``: the trainer's latest).
+        validation: the validation figures of the model that scores the pool (``None``: the trainer's latest).
         candidates: dataset indices of the pool items the step scores.
         query_size: how many of them it labels.
         progress: refresh rate of the pool pass's progress bar (0: none).
+        output: the model output that holds the class logits (``None``: the model's only output).
+        pool_scores: the heuristic's scores of the scored pool items (``None`` before the pool pass or off rank zero).
+        pool_mean: the exact mean score of the whole scored pool, over every rank (``None`` where unknown).
+        pool_max: the exact largest score of the whole scored pool, over every rank (``None`` where unknown).
     """
 
     trainer: pl.Trainer
@@ -45,10 +63,34 @@ class StepContext(NamedTuple):
     seed: int
     step: int
     figures: dict[str, float]
-    val_metrics: dict[str, float] | None = None
+    validation: dict[str, float] | None = None
     candidates: Tensor = torch.empty(0, dtype=torch.int64)
     query_size: int = 0
     progress: int = 0
+    output: OutputKey | None = None
+    pool_scores: Tensor | None = None
+    pool_mean: float | None = None
+    pool_max: float | None = None
+
+    @property
+    def val_metrics(self) -> dict[str, float]:
+        """The validation figures of the model that scores the pool (the trainer's latest unless ``validation``)."""
+        return dict(val_figures(self.trainer.callback_metrics) if self.validation is None else self.validation)
+
+    @property
+    def num_labelled(self) -> int:
+        """The size of D_L the model was trained on."""
+        return self.datamodule.num_labelled
+
+    @property
+    def predict(self) -> Callable[[Dataset], Tensor]:
+        """The model's predicted classes ``[N]`` on a dataset (eval mode, deterministic)."""
+
+        def predict(dataset: Dataset) -> Tensor:
+            loader = self.datamodule.inputs_dataloader(dataset)
+            return predict_classes(self.pl_module, loader, self.output)[0]
+
+        return predict
 
     @property
     def strategy(self) -> Any:

@@ -18,46 +18,9 @@ from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
-__all__ = ["embed_items", "initial_selection", "select_from_embeddings"]
+__all__ = ["initial_selection", "select_from_embeddings"]
 
 Progress = Callable[[Iterator[Any], int, bool], Iterator[Any]]
-
-
-def embed_items(
-    heuristic: Any,
-    posterior: Posterior,
-    iterations: int,
-    module: nn.Module,
-    loader: Any,
-    mask_seed: int,
-    progress: Progress | None = None,
-) -> tuple[Tensor, Tensor]:
-    """``(embeddings [N, E], dataset indices [N])`` of the items of ``loader``, from one MC pass with a feature tap.
-
-    The features come from the pass that computes the predictions (a forward hook), so they cost no extra forward.
-    An empty loader gives ``[0, 0]`` embeddings.
-
-    Raises:
-        TypeError: if ``posterior`` is not MC-Dropout (or MC-DropConnect): the features are taken from its pass.
-    """
-    if not isinstance(posterior, MCDropout):
-        raise TypeError(
-            f"Expected an MCDropout (or MCDropConnect) posterior for {type(heuristic).__name__}, whose features are"
-            f" taken from the MC-Dropout pass, but got {type(posterior).__name__}. Pass `embeddings=` to the heuristic"
-            " to select on embeddings of your own with any posterior."
-        )
-    tap: FeatureTap = heuristic.feature_tap()
-    batches = posterior.batches(module, loader, iterations, mask_seed, heuristic.transform, features=tap)
-    if progress is not None:
-        batches = progress(batches, len(loader), True)
-    embeddings, indices = [], []
-    for batch_indices, outputs in batches:
-        assert tap.latest is not None  # set by the engine before each batch is yielded
-        embeddings.append(heuristic.embed(tap.latest, outputs).cpu())
-        indices.append(batch_indices.cpu())
-    if not embeddings:
-        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
-    return torch.cat(embeddings), torch.cat(indices)
 
 
 def select_from_embeddings(
@@ -104,8 +67,22 @@ def _embedder(
             return heuristic.embeddings[indices].float(), indices
         if indices.numel() == 0:
             return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+        if not isinstance(posterior, MCDropout):
+            raise TypeError(
+                f"Expected an MCDropout (or MCDropConnect) posterior for {type(heuristic).__name__}, whose features"
+                f" are taken from the MC-Dropout pass, but got {type(posterior).__name__}. Pass `embeddings=` to the"
+                " heuristic to select on embeddings of your own with any posterior."
+            )
         loader = datamodule.pool_dataloader(indices)
-        return embed_items(heuristic, posterior, iterations, module, loader, mask_seed, progress)
+        # The features come from the pass that computes the predictions (a forward hook): no extra forward.
+        tap: FeatureTap = heuristic.feature_tap()
+        batches = posterior.batches(module, loader, iterations, mask_seed, heuristic.transform, features=tap)
+        embeddings, order = [], []
+        for batch_indices, outputs in batches if progress is None else progress(batches, len(loader), True):
+            assert tap.latest is not None  # set by the engine before each batch is yielded
+            embeddings.append(heuristic.embed(tap.latest, outputs).cpu())
+            order.append(batch_indices.cpu())
+        return torch.cat(embeddings), torch.cat(order)
 
     return embed
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
@@ -11,23 +10,14 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
+from lightning_bal.callbacks.context import StepContext, val_figures
 from lightning_bal.callbacks.pool_pass import PoolSelection
-from lightning_bal.data import ActiveDataModule
 from lightning_bal.utilities.tensorboard import add_layout
 
 __all__ = ["log_selection", "HP_METRIC_SOURCES", "log_step", "monitored_value", "val_figures"]
 
 # What `hp_metric` shows in TensorBoard's HParams tab: the latest point of the first of these active learning curves.
 HP_METRIC_SOURCES = ("test_acc", "val_acc")
-
-
-def val_figures(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The user's validation figures: the scalar ``val*`` entries of ``trainer.callback_metrics``."""
-    return {
-        name: float(value)
-        for name, value in metrics.items()
-        if name.startswith("val") and isinstance(value, (Tensor, float, int))
-    }
 
 
 def _stats(prefix: str, scores: Tensor) -> dict[str, float]:
@@ -116,17 +106,12 @@ def _histograms(
         writer.add_histogram(f"{prefix}/labelled_classes", labelled_classes.cpu(), global_step=step, bins=bins.numpy())
 
 
-def log_selection(
-    trainer: Trainer,
-    datamodule: ActiveDataModule,
-    selection: PoolSelection | None,
-    extra: dict[str, float],
-    val_metrics: dict[str, float] | None,
-) -> dict[str, float] | None:
-    """Log a step of the callback (its selection, or ``None`` for a step that labels nothing); rank zero only."""
+def log_selection(context: StepContext, selection: PoolSelection | None) -> dict[str, float] | None:
+    """Log a step with its figures (its selection, or ``None`` for a step that labels nothing); rank zero only."""
+    trainer, datamodule = context.trainer, context.datamodule
     if not trainer.is_global_zero:
         return None  # logging is rank zero's; the class histogram reads D_L's targets
-    figures = dict(extra)
+    figures = dict(context.figures)
     statistics = None
     if selection is not None:
         figures["num_scored"] = float(selection.num_scored)
@@ -151,7 +136,7 @@ def log_selection(
         selected_scores=None if selection is None or selection.pool_scores is None else selection.scores,
         labelled_classes=datamodule.labelled_targets(),
         extra=figures,
-        val_metrics=val_metrics,
+        val_metrics=context.val_metrics,
         pool_statistics=statistics,
     )
 

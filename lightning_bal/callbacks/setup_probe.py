@@ -9,18 +9,14 @@ from the datamodule's declared ``task``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from lightning_bal.callbacks.checks import CallbackSettings
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import CombineHeuristics, Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
-
-if TYPE_CHECKING:
-    from lightning_bal.callbacks.checks import CallbackSettings
 
 __all__ = ["PROBE_ITEMS", "check_outputs", "check_task", "probe_heuristic"]
 

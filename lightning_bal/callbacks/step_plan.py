@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from lightning_bal.annotation.predict import predict_classes
-from lightning_bal.annotation.stopping import StopContext, StoppingCriterion, stop_reasons
+from lightning_bal.annotation.stopping import StoppingCriterion, stop_reasons
 from lightning_bal.callbacks.context import StepContext
-from lightning_bal.callbacks.monitoring import val_figures
 from lightning_bal.callbacks.pool_pass import PoolSelection
 from lightning_bal.data import ActiveDataModule
 
@@ -57,36 +55,30 @@ def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int 
 
 
 def stop_reasons_at(
-    criteria: list[StoppingCriterion], context: StepContext, output: Any, selection: PoolSelection | None = None
+    criteria: list[StoppingCriterion], context: StepContext, selection: PoolSelection | None = None
 ) -> list[str]:
     """Why the stopping ``criteria`` end the run at this step (empty: go on), the same on every rank.
 
     Asked twice per step: before the pool pass (``selection=None``) by the criteria that do not read the pool's
     scores, so a run they stop skips the pass, and after it by those that do (``needs_pool_scores``). Each criterion's
-    figures are added to ``context.figures``. ``output`` names the model output that holds the class logits. Any
-    rank's decision stops every rank; the reasons are then that rank's, or a generic one on the other ranks.
+    figures are added to ``context.figures``. Any rank's decision stops every rank; the reasons are then that rank's,
+    or a generic one on the other ranks.
     """
     asked = [c for c in criteria if c.needs_pool_scores == (selection is not None)]
     if not asked:
         return []  # every rank holds the same criteria: all skip the collective alike
 
-    def predict(dataset: Any) -> Tensor:
-        return predict_classes(context.pl_module, context.datamodule.inputs_dataloader(dataset), output)[0]
-
-    trainer, datamodule = context.trainer, context.datamodule
-    metrics = dict(val_figures(trainer.callback_metrics) if context.val_metrics is None else context.val_metrics)
     statistics = None if selection is None else selection.pool_statistics
-    stop_context = StopContext(
-        datamodule.num_labelled,
-        datamodule.step,
-        metrics,
-        None if selection is None else selection.pool_scores,
-        predict,
-        dict(context.figures),
-        None if statistics is None else statistics.mean,
-        None if statistics is None else statistics.max,
+    view = context._replace(
+        # The criteria read the figures as they were before any of them added its own.
+        figures=dict(context.figures),
+        validation=context.val_metrics,
+        pool_scores=None if selection is None else selection.pool_scores,
+        pool_mean=None if statistics is None else statistics.mean,
+        pool_max=None if statistics is None else statistics.max,
     )
-    reasons = stop_reasons(asked, stop_context, context.figures)
+    reasons = stop_reasons(asked, view, context.figures)
+    trainer = context.trainer
     if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
         return []
     return reasons or ["another rank's stopping criterion"]

@@ -38,23 +38,7 @@ def digits_cnn(image_size: int = 8, num_classes: int = 10) -> nn.Sequential:
         >>> digits_cnn()(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 10])
     """
-    _check_shape(image_size, num_classes)
-    side = (image_size - 2) // 2
-    if side < 1:
-        raise ValueError(f"Expected argument `image_size` to be at least 4, but got {image_size}.")
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Dropout(0.25),
-        nn.Flatten(),
-        nn.Linear(32 * side * side, 128),
-        nn.ReLU(),
-        nn.Dropout(0.5),
-        nn.Linear(128, num_classes),
-    )
+    return _two_conv_cnn(image_size, num_classes, kernel=3, padding=1)
 
 
 def gal_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
@@ -67,14 +51,19 @@ def gal_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
         >>> gal_cnn()(torch.zeros(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """
+    return _two_conv_cnn(image_size, num_classes, kernel=4, padding=0)
+
+
+def _two_conv_cnn(image_size: int, num_classes: int, kernel: int, padding: int) -> nn.Sequential:
     _check_shape(image_size, num_classes)
-    side = (image_size - 6) // 2
+    shrink = 2 * (kernel - 1 - padding)  # how many pixels the two convolutions take off the side
+    side = (image_size - shrink) // 2
     if side < 1:
-        raise ValueError(f"Expected argument `image_size` to be at least 8, but got {image_size}.")
+        raise ValueError(f"Expected argument `image_size` to be at least {shrink + 2}, but got {image_size}.")
     return nn.Sequential(
-        nn.Conv2d(1, 32, 4),
+        nn.Conv2d(1, 32, kernel, padding=padding),
         nn.ReLU(),
-        nn.Conv2d(32, 32, 4),
+        nn.Conv2d(32, 32, kernel),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Dropout(0.25),

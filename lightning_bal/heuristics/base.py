@@ -126,8 +126,9 @@ class Heuristic:
         needs_targets: Whether :meth:`score` also takes the MC predictions of target inputs (EPIG).
         needs_embeddings: Whether the heuristic selects from per-item embeddings taken during the pool pass
             (BADGE, Core-Set; see :class:`~lightning_bal.heuristics.EmbeddingHeuristic`), not from scores.
-        cost: Its cost, a row of the table of heuristics in ``docs/heuristics.md`` (the library's own are listed in
-            :data:`~lightning_bal.heuristics.table.COSTS`); needed to register it (``register_heuristic``).
+        cost: Its cost, a row of the table of heuristics in ``docs/heuristics.md``, in N scored pool items, K MC
+            samples and C classes (every heuristic but ``random`` also pays the N x K forward passes of the MC pass);
+            needed to register it (``register_heuristic``).
 
     Args:
         reduction: How scores over trailing dims (pixels, tokens) become one score per item.

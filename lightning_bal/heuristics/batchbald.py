@@ -10,6 +10,7 @@ from torch import Tensor
 from lightning_bal.functional import bald, batchbald
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, top_k
+from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = ["BALDPrefiltered", "BatchBALD"]
 
@@ -35,6 +36,7 @@ class BALDPrefiltered(Heuristic):
         return min(pool_size, limit)
 
 
+@register_heuristic
 class BatchBALD(BALDPrefiltered):
     """BatchBALD (Kirsch et al., 2019) over the ``max_candidates`` items with the highest BALD score.
 
@@ -61,6 +63,10 @@ class BatchBALD(BALDPrefiltered):
     """
 
     name: ClassVar[str] = "batchbald"
+    cost = (
+        "BALD, then b greedy rounds over the top M = `max_candidates`, each O(M·K·min(C^i, S)) with"
+        " S = `num_samples`; keeps M×K×C log-probabilities"
+    )
 
     def __init__(
         self,

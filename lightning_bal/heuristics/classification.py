@@ -9,10 +9,15 @@ from torch import Tensor
 from lightning_bal.functional import bald, entropy, least_confidence, margin, mean_std, variation_ratios
 from lightning_bal.functional.outputs import Masked, split_masked
 from lightning_bal.heuristics.base import Heuristic
+from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = ["BALD", "Entropy", "LeastConfidence", "Margin", "MeanSTD", "VariationRatios"]
 
+# Reading the MC pass's [N, K, C] log-probabilities once.
+_POINTWISE = "O(N·K·C) after the MC pass"
 
+
+@register_heuristic
 class Entropy(Heuristic):
     """Max-entropy acquisition: :func:`~lightning_bal.functional.entropy` of the MC-mean prediction.
 
@@ -23,6 +28,7 @@ class Entropy(Heuristic):
     """
 
     name: ClassVar[str] = "entropy"
+    cost = _POINTWISE + " (K = 1 works)"
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities to ``[N]`` entropies."""
@@ -30,6 +36,7 @@ class Entropy(Heuristic):
         return entropy(values, self.reduction, self.validate_args, mask)
 
 
+@register_heuristic
 class BALD(Heuristic):
     """BALD, the mutual information of prediction and parameters (Houlsby et al., 2011).
 
@@ -41,6 +48,7 @@ class BALD(Heuristic):
     """
 
     name: ClassVar[str] = "bald"
+    cost = _POINTWISE
     needs_mc_samples: ClassVar[bool] = True
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
@@ -49,6 +57,7 @@ class BALD(Heuristic):
         return bald(values, self.reduction, self.validate_args, mask)
 
 
+@register_heuristic
 class Margin(Heuristic):
     """Smallest margin between the two most probable classes of the MC-mean prediction (lower is better).
 
@@ -59,6 +68,7 @@ class Margin(Heuristic):
     """
 
     name: ClassVar[str] = "margin"
+    cost = _POINTWISE + " (K = 1 works)"
     higher_is_better: ClassVar[bool] = False
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
@@ -67,6 +77,7 @@ class Margin(Heuristic):
         return margin(values, self.reduction, self.validate_args, mask)
 
 
+@register_heuristic
 class LeastConfidence(Heuristic):
     """One minus the top probability of the MC-mean prediction (``1 -`` Baal's ``Certainty``).
 
@@ -77,6 +88,7 @@ class LeastConfidence(Heuristic):
     """
 
     name: ClassVar[str] = "least_confidence"
+    cost = _POINTWISE + " (K = 1 works)"
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities to ``[N]`` scores in ``[0, 1 - 1/C]``."""
@@ -84,6 +96,7 @@ class LeastConfidence(Heuristic):
         return least_confidence(values, self.reduction, self.validate_args, mask)
 
 
+@register_heuristic
 class VariationRatios(Heuristic):
     """Disagreement of the MC samples' predicted classes (Gal et al., 2017).
 
@@ -95,6 +108,7 @@ class VariationRatios(Heuristic):
     """
 
     name: ClassVar[str] = "variation_ratios"
+    cost = _POINTWISE
     needs_mc_samples: ClassVar[bool] = True
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
@@ -103,6 +117,7 @@ class VariationRatios(Heuristic):
         return variation_ratios(values, self.reduction, self.validate_args, mask)
 
 
+@register_heuristic
 class MeanSTD(Heuristic):
     """Class-averaged standard deviation of the MC sample probabilities (Gal et al., 2017).
 
@@ -114,6 +129,7 @@ class MeanSTD(Heuristic):
     """
 
     name: ClassVar[str] = "mean_std"
+    cost = _POINTWISE
     needs_mc_samples: ClassVar[bool] = True
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:

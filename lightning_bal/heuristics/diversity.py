@@ -12,6 +12,7 @@ from lightning_bal.functional.diversity import GreedySelection, check_finite, k_
 from lightning_bal.functional.gradient_embeddings import gradient_embedding
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.heuristics.registry import register_heuristic
 from lightning_bal.mc.features import FeatureTap
 from lightning_bal.utilities.collective import Collective
 
@@ -114,6 +115,7 @@ class EmbeddingHeuristic(Heuristic):
         return f"{type(self).__name__}()" if self.layer is None else f"{type(self).__name__}(layer={self.layer!r})"
 
 
+@register_heuristic
 class BADGE(EmbeddingHeuristic):
     r"""BADGE (Ash et al., 2020): k-means++ seeding on the gradient embeddings of the last layer.
 
@@ -141,6 +143,9 @@ class BADGE(EmbeddingHeuristic):
     """
 
     name = "badge"
+    cost = (
+        "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix"
+    )
 
     def feature_tap(self) -> FeatureTap:
         """The input of the model's last ``nn.Linear`` (or ``layer``'s output when given)."""
@@ -172,6 +177,7 @@ class BADGE(EmbeddingHeuristic):
         )
 
 
+@register_heuristic
 class CoreSet(EmbeddingHeuristic):
     r"""Core-Set (Sener and Savarese, 2018): greedy k-center on the features, the labelled set as initial centres.
 
@@ -191,6 +197,7 @@ class CoreSet(EmbeddingHeuristic):
     """
 
     name = "coreset"
+    cost = "O(N·D) per pick for q greedy k-center picks, D_L as the first centres; no N×N matrix"
     consumes = "outputs"
     needs_labelled_embeddings = True
 
@@ -210,6 +217,7 @@ class CoreSet(EmbeddingHeuristic):
         )
 
 
+@register_heuristic
 class TypiClust(EmbeddingHeuristic):
     r"""TypiClust (Hacohen et al., 2022), for the cold start: typical items of the largest uncovered clusters.
 
@@ -231,6 +239,7 @@ class TypiClust(EmbeddingHeuristic):
     """
 
     name = "typiclust"
+    cost = "k-means into |D_L| + q clusters, then O(n·k·D) typicality per cluster (k nearest neighbours)"
     consumes = "outputs"
     needs_labelled_embeddings = True
 
@@ -263,6 +272,7 @@ class TypiClust(EmbeddingHeuristic):
         )
 
 
+@register_heuristic
 class ProbCover(EmbeddingHeuristic):
     r"""ProbCover (Yehuda et al., 2022), for the cold start: greedy max coverage by δ-balls.
 
@@ -285,6 +295,7 @@ class ProbCover(EmbeddingHeuristic):
     """
 
     name = "probcover"
+    cost = "O(N²·D) in blocks to build the δ-ball graph (kept as an edge list), then O(edges) per pick"
     consumes = "outputs"
     needs_labelled_embeddings = True
 
@@ -303,9 +314,9 @@ class ProbCover(EmbeddingHeuristic):
             raise ValueError(
                 f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
             )
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
-            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
-        if num_classes is not None and num_classes < 2:
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        ):
             raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
         # A NaN radius covers nothing and an infinite one everything: either way the picks would mean nothing.
         if delta is not None and (

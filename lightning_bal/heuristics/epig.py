@@ -12,11 +12,13 @@ from lightning_bal.functional import epig
 from lightning_bal.functional.epig import check_targets
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.heuristics.registry import register_heuristic
 from lightning_bal.utilities.checks import check_positive_int
 
 __all__ = ["EPIG"]
 
 
+@register_heuristic
 class EPIG(Heuristic):
     r"""Expected predictive information gain (Bickford Smith et al., 2023), see :func:`~lightning_bal.functional.epig`.
 
@@ -41,6 +43,7 @@ class EPIG(Heuristic):
     """
 
     name: ClassVar[str] = "epig"
+    cost = "O(N·T·K·C²) against T = `num_targets` target inputs, whose K predictions are computed each step"
     needs_mc_samples: ClassVar[bool] = True
     needs_targets: ClassVar[bool] = True
 

@@ -11,11 +11,13 @@ from lightning_bal.functional.ical import Samples, ical
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Selection, top_k
 from lightning_bal.heuristics.batchbald import BALDPrefiltered
+from lightning_bal.heuristics.registry import register_heuristic
 from lightning_bal.utilities.checks import check_positive_int
 
 __all__ = ["ICAL"]
 
 
+@register_heuristic
 class ICAL(BALDPrefiltered):
     r"""ICAL (Jain, Liu and Gifford, 2020) over the ``max_candidates`` items with the highest BALD score.
 
@@ -44,6 +46,10 @@ class ICAL(BALDPrefiltered):
     """
 
     name: ClassVar[str] = "ical"
+    cost = (
+        "BALD, then q greedy picks over the top M = `max_candidates`, each O(M·K²) on [K, K] sample kernels"
+        " (keeps M×K² numbers), against T = `num_targets` candidates drawn at each pick"
+    )
 
     def __init__(
         self,

@@ -9,10 +9,12 @@ from torch import Tensor
 
 from lightning_bal.functional import sample_without_replacement
 from lightning_bal.heuristics.base import Heuristic, Selection, check_scores
+from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = ["Random"]
 
 
+@register_heuristic
 class Random(Heuristic):
     """Select uniformly at random without replacement; needs no predictions.
 
@@ -27,6 +29,7 @@ class Random(Heuristic):
     """
 
     name: ClassVar[str] = "random"
+    cost = "no MC pass: O(N) to draw"
     needs_predictions: ClassVar[bool] = False
     stochastic: ClassVar[bool] = True
 

@@ -3,57 +3,19 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, TypeVar
 
 from lightning_bal.heuristics.base import Heuristic
-from lightning_bal.heuristics.batchbald import BatchBALD
-from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
-from lightning_bal.heuristics.diversity import BADGE, CoreSet, ProbCover, TypiClust
-from lightning_bal.heuristics.epig import EPIG
-from lightning_bal.heuristics.ical import ICAL
-from lightning_bal.heuristics.random_sampling import Random
-from lightning_bal.heuristics.regression import GaussianMI, Variance
-from lightning_bal.heuristics.stochastic import (
-    PowerBALD,
-    PowerEntropy,
-    SoftmaxBALD,
-    SoftmaxEntropy,
-    SoftrankBALD,
-    SoftrankEntropy,
-)
 
 __all__ = ["HEURISTICS", "available_heuristics", "get_heuristic", "register_heuristic"]
 
-HEURISTICS: dict[str, type[Heuristic]] = {
-    cls.name: cls
-    for cls in (
-        Random,
-        Entropy,
-        Margin,
-        LeastConfidence,
-        VariationRatios,
-        MeanSTD,
-        BALD,
-        BatchBALD,
-        EPIG,
-        Variance,
-        GaussianMI,
-        PowerBALD,
-        PowerEntropy,
-        SoftmaxBALD,
-        SoftmaxEntropy,
-        SoftrankBALD,
-        SoftrankEntropy,
-        BADGE,
-        CoreSet,
-        TypiClust,
-        ProbCover,
-        ICAL,
-    )
-}
+H = TypeVar("H", bound=type[Heuristic])
+
+# Filled by `register_heuristic` as the heuristics' modules are imported (the package imports every built-in one).
+HEURISTICS: dict[str, type[Heuristic]] = {}
 
 
-def register_heuristic(cls: type[Heuristic]) -> type[Heuristic]:
+def register_heuristic(cls: H) -> H:
     """Make ``cls`` available by its ``name`` to :func:`get_heuristic`, the callback and the CLI; returns ``cls``.
 
     Usable as a class decorator. ``cls`` declares what it needs as class attributes (see :class:`Heuristic`) and its

@@ -11,10 +11,12 @@ from lightning_bal.functional import gaussian_mutual_information, variance
 from lightning_bal.functional._validation import Reduction
 from lightning_bal.functional.outputs import Masked, OutputKey, sample_mask, select_output, split_masked
 from lightning_bal.heuristics.base import Heuristic
+from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = ["GaussianMI", "Variance"]
 
 
+@register_heuristic
 class Variance(Heuristic):
     """Variance of the MC predictions ``[N, K, ...]``, reduced over trailing dims (default ``"mean"``).
 
@@ -25,6 +27,7 @@ class Variance(Heuristic):
     """
 
     name: ClassVar[str] = "variance"
+    cost = "O(N·K·D) over the D output values"
     needs_mc_samples: ClassVar[bool] = True
     consumes: ClassVar[Literal["log_probs", "outputs"]] = "outputs"
 
@@ -34,6 +37,7 @@ class Variance(Heuristic):
         return variance(values, self.reduction, self.validate_args, mask)
 
 
+@register_heuristic
 class GaussianMI(Heuristic):
     r"""Mutual information of a heteroscedastic head, :math:`\frac12\log(1 + \mathrm{Var}_k\mu_k/\overline{\sigma^2})`.
 
@@ -56,6 +60,7 @@ class GaussianMI(Heuristic):
     """
 
     name: ClassVar[str] = "gaussian_mi"
+    cost = "O(N·K·D) over the D (mean, variance) outputs of a heteroscedastic head"
     needs_mc_samples: ClassVar[bool] = True
     consumes: ClassVar[Literal["log_probs", "outputs"]] = "outputs"
 

@@ -12,6 +12,7 @@ from lightning_bal.functional._validation import Reduction
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, check_scores
 from lightning_bal.heuristics.classification import BALD, Entropy
+from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = [
     "StochasticHeuristic",
@@ -88,6 +89,7 @@ class StochasticHeuristic(Heuristic):
         return f"{type(self).__name__}(beta={self.beta})"
 
 
+@register_heuristic
 class PowerBALD(StochasticHeuristic):
     """BALD scores raised to the power beta, the paper's best performer.
 
@@ -103,48 +105,59 @@ class PowerBALD(StochasticHeuristic):
     """
 
     name: ClassVar[str] = "power_bald"
+    cost = "BALD, then an O(N) weighted draw"
     base_heuristic: ClassVar[type[Heuristic]] = BALD
     mode: ClassVar[SamplingMode] = "power"
     needs_mc_samples: ClassVar[bool] = True
 
 
+@register_heuristic
 class PowerEntropy(StochasticHeuristic):
     """Entropy scores raised to the power beta."""
 
     name: ClassVar[str] = "power_entropy"
+    cost = "entropy, then an O(N) weighted draw"
     base_heuristic: ClassVar[type[Heuristic]] = Entropy
     mode: ClassVar[SamplingMode] = "power"
 
 
+@register_heuristic
 class SoftmaxBALD(StochasticHeuristic):
     """Softmax of beta times the BALD scores."""
 
     name: ClassVar[str] = "softmax_bald"
+    cost = "BALD, then an O(N) weighted draw"
     base_heuristic: ClassVar[type[Heuristic]] = BALD
     mode: ClassVar[SamplingMode] = "softmax"
     needs_mc_samples: ClassVar[bool] = True
 
 
+@register_heuristic
 class SoftmaxEntropy(StochasticHeuristic):
     """Softmax of beta times the entropy scores."""
 
     name: ClassVar[str] = "softmax_entropy"
+    cost = "entropy, then an O(N) weighted draw"
     base_heuristic: ClassVar[type[Heuristic]] = Entropy
     mode: ClassVar[SamplingMode] = "softmax"
 
 
+@register_heuristic
 class SoftrankBALD(StochasticHeuristic):
     """Weights ``rank ** -beta`` of the BALD ranking."""
 
     name: ClassVar[str] = "softrank_bald"
+    cost = "BALD, then an O(N log N) ranking and weighted draw"
     base_heuristic: ClassVar[type[Heuristic]] = BALD
     mode: ClassVar[SamplingMode] = "softrank"
     needs_mc_samples: ClassVar[bool] = True
 
 
+@register_heuristic
 class SoftrankEntropy(StochasticHeuristic):
     """Weights ``rank ** -beta`` of the entropy ranking."""
 
     name: ClassVar[str] = "softrank_entropy"
+    cost = "entropy, then an O(N log N) ranking and weighted draw"
     base_heuristic: ClassVar[type[Heuristic]] = Entropy
     mode: ClassVar[SamplingMode] = "softrank"

@@ -1,19 +1,18 @@
 """Stopping criteria: scripted metrics for each decision, and each one ending a real run."""
 
+from types import SimpleNamespace
+
 import lightning.pytorch as pl
 import pytest
 import torch
 
 from lightning_bal import ActiveLearningCallback
-from lightning_bal.annotation import LowUncertainty, MetricPlateau, StablePredictions, StopContext, TargetReached
+from lightning_bal.annotation import LowUncertainty, MetricPlateau, StablePredictions, TargetReached
 from lightning_bal.annotation.stopping import cohen_kappa
-from lightning_bal.callbacks import TestCurve
+from lightning_bal.callbacks import StepContext, TestCurve
 from tests.helpers.models import blobs
 from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_trainer
-
-
-def context(step, val=None, scores=None, predict=None):
-    return StopContext(10 + step, step, val or {}, scores, predict)
+from tests.helpers.steps import scripted_step as context
 
 
 @pytest.mark.parametrize(
@@ -54,7 +53,7 @@ def test_target_reached(monitor, mode, target, stops_at):
     criterion = TargetReached(monitor, target, mode=mode)
     stopped = None
     for step in range(4):
-        assert criterion.update(StopContext(10 + step, step, val[step], figures=test[step])) == {}
+        assert criterion.update(context(step, val[step], figures=test[step])) == {}
         if criterion.stop and stopped is None:
             stopped = step
     assert stopped == stops_at
@@ -158,6 +157,22 @@ def test_stable_predictions_needs_patience_successive_stable_steps():
     assert torch.equal(restored.previous, flipped)
     assert restored.stable_steps == 3
     assert restored.stop
+
+
+def test_criteria_read_the_step_context():
+    """The callback hands the criteria its one step context: they read D_L, the validation figures and predictions."""
+    datamodule = make_datamodule()
+    model = SeededDropoutClassifier().eval()
+    trainer = SimpleNamespace(callback_metrics={"val_acc": torch.tensor(0.75), "train_loss": torch.tensor(1.0)})
+    step = StepContext(trainer, model, datamodule, 4, None, seed=0, step=2, figures={"test_acc": 0.5})
+    target = TargetReached("val_acc", 0.7)
+    target.update(step)
+    assert target.stop
+    assert target.reason == f"val_acc reached 0.7 (0.75 with {datamodule.num_labelled} labels)"
+    stop_set = torch.utils.data.Subset(datamodule.train_dataset, range(8))
+    stable = StablePredictions(stop_set, threshold=0.9, patience=1)
+    stable.update(step)
+    assert stable.update(step) == {"stop_kappa": 1.0, "stop_stable_steps": 1.0}
 
 
 def test_low_uncertainty_needs_an_uncertainty_heuristic():

@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_bal.annotation import LowUncertainty, MetricPlateau, StablePredictions, StopContext, TargetReached
+from lightning_bal.annotation import LowUncertainty, MetricPlateau, StablePredictions, TargetReached
 from lightning_bal.annotation.stopping import cohen_kappa
 from tests.bad_inputs.harness import accepts, refuses
+from tests.helpers.steps import scripted_step as context
 
 NAN, INF = float("nan"), float("inf")
 ERRORS = (ValueError, TypeError, KeyError)
-
-
-def context(step=0, val=None, scores=None, predict=None, figures=None) -> StopContext:
-    return StopContext(10 + step, step, val or {}, scores, predict, figures or {})
 
 
 # ---------------------------------------------------------------------------------------------- constructors

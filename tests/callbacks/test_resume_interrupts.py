@@ -197,7 +197,7 @@ def test_interrupt_while_writing_the_query_file_resumes_like_an_uninterrupted_ru
     state = resumed[3].state_dict()
     assert torch.equal(state["last_selection"], full_state["last_selection"])
     assert state["last_step_epoch"] == full_state["last_step_epoch"]
-    # The two runs write into their own folders: the query file's name, not its folder, must agree.
-    got, expected = dict(state["annotator"]), dict(full_state["annotator"])
-    assert Path(got.pop("query_file")).name == Path(expected.pop("query_file")).name
-    assert got == expected
+    # The same query file, each in its own run's folder.
+    query_files = [Path(s["annotator"].pop("query_file")) for s in (state, full_state)]
+    assert query_files[0].relative_to(tmp_path / "resumed") == query_files[1].relative_to(tmp_path / "full")
+    assert state["annotator"] == full_state["annotator"]

@@ -129,7 +129,6 @@ def test_cold_start_errors(call, error, match):
 
 
 def test_features_need_the_mc_dropout_posterior():
-    from lightning_bal.callbacks.embedding_pass import embed_items
     from lightning_bal.mc import Posterior
 
     class Other(Posterior):
@@ -137,4 +136,7 @@ def test_features_need_the_mc_dropout_posterior():
             yield from ()
 
     with pytest.raises(TypeError, match="MCDropout"):
-        embed_items(BADGE(), Other(), 2, DropoutClassifier(), [], 0)
+        initial_selection(make_datamodule(initial=0), CoreSet(), 2, DropoutClassifier(), posterior=Other())
+    features = torch.randn(90, 3)
+    chosen = initial_selection(make_datamodule(initial=0), CoreSet(embeddings=features), 2, posterior=Other())
+    assert chosen.shape == (2,)  # user embeddings: the posterior is never run
