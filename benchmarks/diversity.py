@@ -1,10 +1,10 @@
 """Speed and memory of Core-Set and BADGE against scikit-activeml 1.0.1, on the same embeddings in one process.
 
-The issue's workload is N=50,000 pool items, 512-d features, query size 100 (BADGE: 10 classes, so scikit-activeml
+The default workload is N=50,000 pool items, 512-d features, query size 100 (BADGE: 10 classes, so scikit-activeml
 builds 5,120-d gradient embeddings, 2 GB in float64). Ours keeps the factored [N, C + D] form and one distance per
 item: peak memory is reported next to the size of the features (N·D·4 bytes) to show that no N×N matrix is made.
 
-    python benchmarks/diversity.py                                   # the issue's size (minutes; ~3 GB for theirs)
+    python benchmarks/diversity.py                                   # the default size (minutes; ~3 GB for theirs)
     python benchmarks/diversity.py --n 5000 --dim 128 --query 50     # a quick look
 """
 

@@ -23,17 +23,22 @@ A heuristic written ``name@posterior`` draws its K samples from another posterio
 Outputs in ``--out``: ``results.csv`` (heuristic, seed, labelled, test accuracy and NLL, plain and LURE NLL over D_L;
 appended after every run), ``curves.png`` (mean over seeds with the min-max band) and ``table.md`` (labels needed to
 reach 90% and 95% test accuracy, next to the published numbers, and the risk estimates against the test NLL), which
-is also printed. The runs are an :class:`lightning_bal.experiments.Experiment` of the
-:class:`lightning_bal.experiments.PaperProtocol`: every heuristic starts each seed from the same labels and weights.
+is also printed. ``settings.json`` beside the CSV keeps the run's settings: ``--from-csv`` reads them back, so a
+regenerated table states the settings of the run whose figures it shows, not those of the regenerating command.
+The runs are an :class:`lightning_bal.experiments.Experiment` of the :class:`lightning_bal.experiments.PaperProtocol`:
+every heuristic starts each seed from the same labels and weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -58,6 +63,7 @@ __all__ = [
     "GAL_2017",
     "KIRSCH_2019",
     "KIRSCH_2019_RUNS",
+    "SETTINGS_FILE",
     "THRESHOLDS",
     "Curve",
     "labels_to_reach",
@@ -65,7 +71,9 @@ __all__ = [
     "parse_args",
     "plot_curves",
     "read_results",
+    "read_settings",
     "risk_table",
+    "run_settings",
     "summary_table",
 ]
 
@@ -79,6 +87,10 @@ KIRSCH_2019 = {"batchbald": (90, 200), "bald": (120, 250)}
 # read from the paper's result files (BlackHC/BatchBALD, laaos_results/paper/mnist_{independent_bald,multibald_bald}
 # _k100_b10_*.py; 20 initial labels + 10 per step).
 KIRSCH_2019_RUNS = {"batchbald": (80, 105, 120), "bald": (130, 155, 200)}
+SETTINGS_FILE = "settings.json"
+# Where the data and the outputs live says nothing of the figures, and would name folders of the machine that ran.
+_LOCATIONS = frozenset({"data", "out", "from_csv"})
+_REPORTED = frozenset({"dataset", "query_size", "iterations", "initial_labels"})
 
 
 def _median_labels(curves: list[Curve], threshold: float, offset: int = 0) -> str:
@@ -211,7 +223,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=Path("outputs/label_efficiency"))
     parser.add_argument(
-        "--from-csv", type=Path, default=None, help="write the plot and tables of an earlier results.csv; run nothing"
+        "--from-csv",
+        type=Path,
+        default=None,
+        help="write the plot and tables of an earlier results.csv (and the settings.json beside it); run nothing",
     )
     return parser.parse_args(argv)
 
@@ -249,9 +264,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.from_csv is not None:
+        settings = read_settings(args.from_csv)
         histories = read_results(args.from_csv)
-        return _report(args, histories, f"Figures read from {args.from_csv}.")
+        return _report(args.out, settings, histories, f"Figures read from {args.from_csv.name}.")
     csv_path = args.out / "results.csv"
+    settings = run_settings(args)
+    _write_settings(csv_path.with_name(SETTINGS_FILE), settings)
     make_model: Callable[[int], pl.LightningModule] = (
         (lambda seed: DropoutCNN("digits", image_size=8))
         if args.dataset == "digits"
@@ -289,28 +307,54 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
 
         experiment.run(on_run=on_run)
     elapsed = time.perf_counter() - start
-    return _report(args, done.histories, f"Total time {elapsed:.0f} s on {_device_name()}.")
+    return _report(args.out, settings, done.histories, f"Total time {elapsed:.0f} s on {_device_name()}.")
 
 
 def _curve(history: list[dict[str, float]]) -> Curve:
     return [(int(h["active/num_labelled"]), float(h["active/test_acc"])) for h in history]
 
 
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that shape a run's figures, as JSON values: every option but the folders of data and outputs."""
+    settings = {key: value for key, value in vars(args).items() if key not in _LOCATIONS}
+    return json.loads(json.dumps(settings, default=str))
+
+
+def read_settings(csv_path: Path) -> dict[str, Any]:
+    """The settings a run wrote beside ``csv_path`` (see :func:`run_settings`)."""
+    path = csv_path.with_name(SETTINGS_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected `--from-csv` {csv_path} to have the run's {SETTINGS_FILE} beside it, but {path} does not exist."
+        )
+    settings = json.loads(path.read_text())
+    missing = sorted(_REPORTED - set(settings)) if isinstance(settings, dict) else sorted(_REPORTED)
+    if missing:
+        raise KeyError(f"Expected {path} to record the run's settings, but it lacks {', '.join(missing)}.")
+    return settings
+
+
+def _write_settings(path: Path, settings: dict[str, Any]) -> None:
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(json.dumps(settings, indent=1) + "\n")
+    os.replace(staged, path)
+
+
 def _report(
-    args: argparse.Namespace, histories: dict[str, dict[int, list[dict[str, float]]]], footer: str
+    out: Path, settings: dict[str, Any], histories: dict[str, dict[int, list[dict[str, float]]]], footer: str
 ) -> dict[str, dict[int, Curve]]:
-    """Write ``curves.png`` and ``table.md`` into ``args.out`` and print the tables; returns the curves."""
+    """Write ``curves.png`` and ``table.md`` into ``out`` and print the tables; returns the curves."""
     results = {
         name: {seed: _curve(history) for seed, history in by_seed.items()} for name, by_seed in histories.items()
     }
     seeds = len({seed for by_seed in histories.values() for seed in by_seed})
-    title = f"{args.dataset}: query size {args.query_size}, K={args.iterations}, {seeds} seeds"
-    plot_curves(histories, args.out / "curves.png", title)
-    table = f"{summary_table(results, args.initial_labels)}\n\n{risk_table(histories)}"
-    settings = ", ".join(f"{key}={value}" for key, value in vars(args).items())
-    (args.out / "table.md").write_text(f"{table}\n\nSettings: {settings}.\n\n{footer}\n")
+    title = f"{settings['dataset']}: query size {settings['query_size']}, K={settings['iterations']}, {seeds} seeds"
+    plot_curves(histories, out / "curves.png", title)
+    table = f"{summary_table(results, int(settings['initial_labels']))}\n\n{risk_table(histories)}"
+    described = ", ".join(f"{key}={value}" for key, value in settings.items())
+    (out / "table.md").write_text(f"{table}\n\nSettings of the run: {described}.\n\n{footer}\n")
     print(table)
-    print(f"Wrote {args.out / 'curves.png'} and {args.out / 'table.md'}. {footer}")
+    print(f"Wrote {out / 'curves.png'} and {out / 'table.md'}. {footer}")
     return results
 
 

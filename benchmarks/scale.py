@@ -1,6 +1,6 @@
 """The pool pass at scale: a large pool through the callback against one eval pass over the same loader.
 
-Workload of issue 19: N items of 64-d (``--dim``) random inputs, an MLP whose only dropout sits before its last
+Workload: N items of 64-d (``--dim``) random inputs, an MLP whose only dropout sits before its last
 layer, K=20, BALD, pool batch 4096, one thread by default. It prints, in one run:
 
 - one deterministic eval pass over the datamodule's pool loader (the floor);
@@ -11,7 +11,7 @@ layer, K=20, BALD, pool batch 4096, one thread by default. It prints, in one run
 the right size) and scores it from disk: a pool larger than memory, with the ledger's state in O(N) integers.
 
     python -m benchmarks.scale --pool 1000000                                    # from the repository root
-    python -m benchmarks.scale --pool 10000000 --dim 16 --memmap /tmp/pool.f16   # 10^7 items from disk
+    python -m benchmarks.scale --pool 10000000 --dim 16 --memmap pool.f16        # 10^7 items from disk
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 
 Each image is a 40x40 canvas with one 28x28 MNIST digit at a seeded random position; each pixel is labelled
 background (0) or the digit's class plus one (1..10) where the digit's ink is above one half. The data are the real
-MNIST files in ``../shared/data/mnist`` (or ``--mnist``; nothing is downloaded). A small encoder-decoder with
+MNIST IDX files in the folder ``--mnist`` names, else ``$LIGHTNING_BAL_MNIST`` (nothing is downloaded; see
+``docs/experiments.md`` for where to get them). A small encoder-decoder with
 ``Dropout2d`` outputs ``[B, 11, 40, 40]`` logits; BALD scores each pixel and reduces the pixel scores of an image
 with ``--reduction`` (``mean``, ``sum``, ``max`` or ``topq``). ``SegmentationIoU`` logs the validation mean IoU
 against the number of labelled images (TensorBoard under ``outputs/segmentation/seed<s>/<heuristic>``).

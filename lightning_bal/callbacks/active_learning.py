@@ -251,7 +251,7 @@ class ActiveLearningCallback(CheckpointedState):
 
     # ------------------------------------------------------------------ the active learning step
     def _step_or_nothing(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
-        """Run the step; if anything interrupts it, leave everything it touched as it was before (issue #27).
+        """Run the step; if anything interrupts it, leave everything it touched as it was before.
 
         The step is then recorded as done only once it completes: a checkpoint written on the way out holds the
         state before it (its epoch still owed), and the resumed run redoes it identically. The posterior is left as

@@ -3,6 +3,7 @@
 import csv
 import doctest
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +42,16 @@ def test_read_idx_round_trip(tmp_path_factory, shape, seed):
     read = read_idx(path)
     assert read.dtype == np.uint8
     np.testing.assert_array_equal(read, array)
+
+
+def test_benchmark_from_csv_needs_the_runs_settings(tmp_path):
+    (tmp_path / "results.csv").write_text("heuristic,seed,labelled,test_accuracy\n")
+    with pytest.raises(FileNotFoundError, match="settings.json"):
+        label_efficiency.main(["--from-csv", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out")])
+    (tmp_path / "settings.json").write_text('{"dataset": "mnist", "iterations": 20}')
+    with pytest.raises(KeyError, match="initial_labels, query_size"):
+        label_efficiency.main(["--from-csv", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "table.md").exists()
 
 
 @pytest.mark.parametrize(
@@ -236,8 +247,19 @@ def test_benchmark_trains_to_convergence_and_reports_weighted_risks(tiny_mnist, 
     argv += ["--patience", "1", "--max-epochs-per-step", "2", "--samples-per-epoch", "32", "--out", str(tmp_path)]
     results = label_efficiency.main(argv)
     # The report rebuilt from the CSV alone is the one the run wrote.
-    rebuilt = label_efficiency.main(["--from-csv", str(tmp_path / "results.csv"), "--out", str(tmp_path / "again")])
+    # Options given to the regeneration do not stand in for the run's: the table states what produced its rows.
+    again = ["--from-csv", str(tmp_path / "results.csv"), "--out", str(tmp_path / "again"), "--network", "kirsch"]
+    rebuilt = label_efficiency.main([*again, "--val-size", "0", "--query-size", "7"])
     assert rebuilt == results
+    recorded = json.loads((tmp_path / label_efficiency.SETTINGS_FILE).read_text())
+    assert (recorded["network"], recorded["val_size"], recorded["query_size"]) == ("gal", 10, 10)
+    assert not {"data", "out", "from_csv"} & set(recorded)  # folders of the machine that ran, not settings
+
+    def settings_line(path):
+        return next(line for line in path.read_text().splitlines() if line.startswith("Settings of the run:"))
+
+    assert settings_line(tmp_path / "table.md") == settings_line(tmp_path / "again" / "table.md")
+    assert "val_size=10" in settings_line(tmp_path / "again" / "table.md")
 
     def leading_cells(path):  # the CSV keeps 4 decimals: compare what does not depend on the last one
         return [line.split("|")[1:3] for line in path.read_text().splitlines() if line.startswith("|")]
