@@ -10,6 +10,9 @@ under ``data``. ``python -m examples.cli fit --help`` lists every option.
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 from lightning.pytorch.cli import LightningCLI
 
 from examples.digits_quickstart import DigitsCNN
@@ -64,4 +67,8 @@ def main(argv: list[str] | None = None) -> list[tuple[int, float]]:
 
 
 if __name__ == "__main__":
+    # Lightning's own noise, not this run's: its logger advertisement on every fit, and the torch deprecation its
+    # CombinedLoader triggers with recent torch. Set here, in the script: a library leaves the filters to its user.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
     main()

@@ -11,6 +11,8 @@ once on rank zero and broadcast, and every rank labels the same samples; the cur
 from __future__ import annotations
 
 import argparse
+import logging
+import warnings
 
 import torch
 
@@ -67,4 +69,8 @@ def main(argv: list[str] | None = None) -> list[tuple[int, float]]:
 
 
 if __name__ == "__main__":
+    # Lightning's own noise, not this run's: its logger advertisement on every fit, and the torch deprecation its
+    # CombinedLoader triggers with recent torch. Set here, in the script: a library leaves the filters to its user.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
     main()

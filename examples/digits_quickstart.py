@@ -12,7 +12,9 @@ outputs/quickstart/tensorboard`, tab Custom Scalars: every run's curve on one ch
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -140,4 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
 
 
 if __name__ == "__main__":
+    # Lightning's own noise, not this run's: its logger advertisement on every fit, and the torch deprecation its
+    # CombinedLoader triggers with recent torch. Set here, in the script: a library leaves the filters to its user.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
     main()

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
+import warnings
 from pathlib import Path
 
 from lightning_bal.experiments import (
@@ -83,4 +85,8 @@ def _report(out: Path, heuristic: str, seed: int, result: ExperimentResult, seco
 
 
 if __name__ == "__main__":
+    # Lightning's own noise, not this run's: its logger advertisement on every fit, and the torch deprecation its
+    # CombinedLoader triggers with recent torch. Set here, in the script: a library leaves the filters to its user.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
     main()

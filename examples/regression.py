@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -117,6 +119,7 @@ def run(
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=False,
+        log_every_n_steps=128 // 16,  # once per epoch of 128 samples in batches of 16, as the datamodule draws them
         default_root_dir=str(output_dir),
         logger=TensorBoardLogger(str(output_dir), name=heuristic) if logger else False,
     )
@@ -155,4 +158,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # Lightning's own noise, not this run's: its logger advertisement on every fit, and the torch deprecation its
+    # CombinedLoader triggers with recent torch. Set here, in the script: a library leaves the filters to its user.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
     main()

@@ -14,7 +14,9 @@ against the number of labelled images (TensorBoard under ``outputs/segmentation/
 from __future__ import annotations
 
 import argparse
+import logging
 import time
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -185,6 +187,7 @@ def run(
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=False,
+        log_every_n_steps=max(1, samples_per_epoch // 16),  # once per epoch, in batches of 16 as the datamodule draws
         default_root_dir=str(output_dir),
         logger=TensorBoardLogger(str(output_dir), name=name) if logger else False,
     )
@@ -226,4 +229,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # Lightning's own noise, not this run's: its logger advertisement on every fit, and the torch deprecation its
+    # CombinedLoader triggers with recent torch. Set here, in the script: a library leaves the filters to its user.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "💡 Tip" not in r.getMessage())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
     main()

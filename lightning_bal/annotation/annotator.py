@@ -152,7 +152,8 @@ class QueryFiles:
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             self.write(query_path, datamodule)
-        trainer.save_checkpoint(ckpt_path)
+        # The full checkpoint (callbacks, optimizers, loops): `fit(ckpt_path=...)` resumes the run from it.
+        trainer.save_checkpoint(ckpt_path, weights_only=False)
         trainer.should_stop = True
         self.written.append(query_path)
         rank_zero_info(

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,25 @@ def test_several_rounds_with_a_process_restart(tmp_path):
     assert all(t["data"]["lbal_step"] == 3 and t["data"]["lbal_score"] > 0 for t in tasks)
     assert all(t["predictions"][0]["result"][0]["value"]["choices"][0] in "abc" for t in tasks)
     assert not torch.isin(dm3.pending_query, dm3.labelled_indices).any()
+
+
+def test_the_query_checkpoint_is_a_full_one_written_without_a_weights_only_notice(tmp_path):
+    # Lightning logs "`weights_only` was not set" for every checkpoint saved without it.
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        run_round(tmp_path)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [r.getMessage() for r in records if "weights_only" in r.getMessage()] == []
+    checkpoint = torch.load(tmp_path / "annotation/annotation-step001.ckpt", weights_only=True)
+    assert {"callbacks", "optimizer_states", "loops"} <= set(checkpoint)
 
 
 def test_pending_items_count_against_the_label_budget(tmp_path):
