@@ -89,6 +89,7 @@ _DIVERSITY = (
 # The surfaces of docs/reliability.md, first match wins: (surface, prefixes of the families above).
 _SURFACES = (
     ("command line (`lightning-bal` subcommands)", ("lightning-bal",)),
+    ("Label Studio server client (`lightning-bal sync`)", ("LabelStudioClient",)),
     ("answer and query files (CSV, JSON, Label Studio)", ("answer files", "QueryFiles", "ActiveDataModule.import")),
     ("growing pool (`add_items`)", ("ActiveDataModule.add_items",)),
     ("datamodule and label ledger (state included)", ("ActiveDataModule", "LabelLedger")),

@@ -112,7 +112,7 @@ EXEMPT: dict[str, str] = {
     "MCPrediction()": "a NamedTuple of results",
     "Selection()": "a NamedTuple of results",
     "StepContext()": "a frozen record the callback builds for its evaluations",
-    "StopContext()": "a frozen record the callback builds for its stopping criteria",
+    "StepView()": "a Protocol: what the stopping criteria read of the step's context, which the callback builds",
     "LabelStudioAnswers()": "a NamedTuple of results",
     "Posterior()": "abstract base: its subclasses' constructors are covered",
     "Posterior.check": "abstract: each posterior's check is reached through `mc.mc_predict`",
