@@ -217,6 +217,18 @@ class LabelState:
         """Ids of the pending query, in query order."""
         return [self.ids[i] for i in self.ledger.pending_query]
 
+    def check_class_names(self, names: list[str], flag: str = "--labels") -> list[str]:
+        """``names`` if they name every class of the model once, in class order (and each class it guessed)."""
+        guesses = self.annotator_state.get("predictions") or {}
+        guessed = 1 + max((int(guess[0]) for guess in guesses.values()), default=-1)
+        classes = self.ledger.num_classes
+        if (classes is not None and len(names) != classes) or len(names) < guessed:
+            raise ValueError(
+                f"Expected `{flag}` to name every class of the model ({classes or f'at least {guessed}'}), in class"
+                f" order, but got {len(names)} names: {names}."
+            )
+        return names
+
     def status(self, path: str | Path | None = None) -> dict[str, Any]:
         """Sizes, step, pending query, where the query file is, the label budget left and the next command.
 

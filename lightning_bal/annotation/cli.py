@@ -95,15 +95,7 @@ def _export_names(args: argparse.Namespace, state: LabelState) -> dict[str, obje
     }
     if args.labels is None:
         return extra
-    names = _class_names("--labels", args.labels)
-    guesses = state.annotator_state.get("predictions") or {}
-    guessed = 1 + max((int(guess[0]) for guess in guesses.values()), default=-1)
-    classes = state.ledger.num_classes
-    if (classes is not None and len(names) != classes) or len(names) < guessed:
-        raise ValueError(
-            f"Expected `--labels` to name every class of the model ({classes or f'at least {guessed}'}), in class"
-            f" order, but got {len(names)} names: {names}."
-        )
+    names = state.check_class_names(_class_names("--labels", args.labels))
     extra["label_names"] = names
     return extra
 

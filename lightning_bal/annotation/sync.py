@@ -58,14 +58,7 @@ def _check_names(state: LabelState, label_names: Sequence[str]) -> list[str]:
     names = list(label_names)
     if not names or not all(isinstance(name, str) and name for name in names) or len(set(names)) != len(names):
         raise ValueError(f"Expected `--labels` to name each class once, in class order, but got {names!r}.")
-    guesses = state.annotator_state.get("predictions") or {}
-    guessed = 1 + max((int(guess[0]) for guess in guesses.values()), default=-1)
-    classes = state.ledger.num_classes
-    if (classes is not None and len(names) != classes) or len(names) < guessed:
-        raise ValueError(
-            f"Expected `--labels` to name every class of the model ({classes or f'at least {guessed}'}), in class"
-            f" order, but got {len(names)} names: {names}."
-        )
+    state.check_class_names(names)
     return names
 
 
