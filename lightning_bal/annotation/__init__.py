@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lightning_bal.annotation.annotator import QueryFiles
-    from lightning_bal.annotation.checkpoint import LabelState, import_answers, load_label_state
+    from lightning_bal.annotation.answer_files import import_answers
+    from lightning_bal.annotation.checkpoint import LabelState, load_label_state
     from lightning_bal.annotation.label_studio import (
         LabelStudioAnswers,
         read_label_studio_export,
@@ -44,7 +45,7 @@ __all__ = [
 _HOMES = {
     "QueryFiles": "annotator",
     "LabelState": "checkpoint",
-    "import_answers": "checkpoint",
+    "import_answers": "answer_files",
     "load_label_state": "checkpoint",
     "LabelStudioAnswers": "label_studio",
     "read_label_studio_export": "label_studio",

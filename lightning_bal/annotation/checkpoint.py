@@ -1,4 +1,4 @@
-"""The label state inside a Lightning checkpoint: read it, export its pending query, import answers into it.
+"""The label state inside a Lightning checkpoint: read it, export its pending query, record answers and corrections.
 
 These work on the checkpoint file alone (no dataset, no model), so a labelling team can run them from the command
 line (``lightning-bal``) while the run is stopped between rounds.
@@ -6,145 +6,31 @@ line (``lightning-bal``) while the run is stopped between rounds.
 
 from __future__ import annotations
 
-import getpass
-import json
 import os
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from numbers import Real
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from lightning_bal.annotation.label_studio import read_label_studio_export, write_label_studio_tasks
+from lightning_bal.annotation.checkpoint_entries import (
+    CALLBACK_KEY,
+    Imported,
+    check_recorded,
+    entry_mapping,
+    login_name,
+    recorded_time,
+    some_ids,
+    temporary_path,
+    utc_now,
+)
+from lightning_bal.annotation.label_studio import write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
 from lightning_bal.data.ledger import LabelLedger
-from lightning_bal.data.queries import read_answers, read_text, write_queries
+from lightning_bal.data.queries import write_queries
 
-__all__ = [
-    "Imported",
-    "LabelState",
-    "answers_format",
-    "bring_in_answers",
-    "import_answers",
-    "load_label_state",
-    "temporary_path",
-]
-
-CALLBACK_KEY = "ActiveLearningCallback"
-_FORMATS = ("csv", "json", "label_studio")
-
-
-def temporary_path(path: str | Path) -> Path:
-    """Where :meth:`LabelState.save` writes before it replaces ``path``: one fixed name per checkpoint.
-
-    The name is fixed so that a write killed half-way (SIGKILL, power loss) leaves no litter: the next write of the
-    same checkpoint starts by truncating the same file.
-
-    Example:
-        >>> temporary_path("runs/annotation-step001.ckpt").as_posix()
-        'runs/.annotation-step001.ckpt.lbal-tmp'
-    """
-    path = Path(path)
-    return path.with_name(f".{path.name}.lbal-tmp")
-
-
-def _some(ids: list[Any], limit: int = 5) -> str:
-    return f"{ids[:limit]}{' ...' if len(ids) > limit else ''}"
-
-
-def _mapping(value: Any, entry: str, source: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"Expected the entry `{entry}` of {source} to be a dict, but got {type(value).__name__}.")
-    return value
-
-
-def _check_recorded(annotator: dict[str, Any], source: str) -> None:
-    # The exports read these by id; a malformed entry would end in a traceback half-way through writing.
-    entry = f"callbacks.{CALLBACK_KEY}.annotator"
-    for item, score in _mapping(annotator.get("scores"), f"{entry}.scores", source).items():
-        if isinstance(score, bool) or not isinstance(score, Real):
-            raise ValueError(
-                f"Expected every score in the entry `{entry}.scores` of {source} to be a number, but {item!r} has"
-                f" {score!r}."
-            )
-    corrections = annotator.get("corrections") or []
-    if not isinstance(corrections, list) or not all(
-        isinstance(row, dict) and isinstance(row.get("id"), str) for row in corrections
-    ):
-        raise ValueError(
-            f"Expected the entry `{entry}.corrections` of {source} to be a list of dicts with an `id`, but got"
-            f" {corrections!r}."
-        )
-    query = annotator.get("query_file")
-    if query is not None and not isinstance(query, str):
-        raise ValueError(f"Expected the entry `{entry}.query_file` of {source} to be a path, but got {query!r}.")
-    names = annotator.get("label_names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(name, str) for name in names)):
-        raise ValueError(
-            f"Expected the entry `{entry}.label_names` of {source} to be a list of names, but got {names!r}."
-        )
-    budget = annotator.get("label_budget")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-        raise ValueError(
-            f"Expected the entry `{entry}.label_budget` of {source} to be a positive integer, but got {budget!r}."
-        )
-    for item, guess in _mapping(annotator.get("predictions"), f"{entry}.predictions", source).items():
-        if (
-            not isinstance(guess, (list, tuple))
-            or len(guess) != 2
-            or isinstance(guess[0], bool)
-            or not isinstance(guess[0], int)
-            or guess[0] < 0
-            or not isinstance(guess[1], Real)
-        ):
-            raise ValueError(
-                f"Expected every guess in the entry `{entry}.predictions` of {source} to be [class, probability],"
-                f" but {item!r} has {guess!r}."
-            )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _when(text: Any) -> datetime | None:
-    """A recorded time as an aware datetime (Label Studio's ``...Z`` included; a time without zone is UTC)."""
-    if not isinstance(text, str):
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None  # an unreadable time is treated as unknown
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return None  # no login name in this environment (a container without a passwd entry)
-
-
-class Imported(NamedTuple):
-    """What an import did.
-
-    Attributes:
-        labelled: dataset indices of the pending items now labelled.
-        corrected: ids whose earlier answer changed (recorded in the history).
-        unchanged: how many answers were in the checkpoint already, with the same label (an earlier round's).
-        kept: ids whose answer differs from the checkpoint but was changed here later (``lightning-bal relabel`` or
-            ``unlabel``): the checkpoint's label is kept.
-    """
-
-    labelled: Tensor
-    corrected: list[str]
-    unchanged: int
-    kept: list[str]
+__all__ = ["LabelState", "load_label_state"]
 
 
 class LabelState:
@@ -191,10 +77,10 @@ class LabelState:
         ledger.load_state_dict(state)
         saved = state.get("ids")
         ids: list[ItemId] = list(range(size)) if saved is None else check_ids(f"{key}.ids", saved, size)
-        callbacks = _mapping(checkpoint.get("callbacks"), "callbacks", source)
-        callback_state = _mapping(callbacks.get(CALLBACK_KEY), f"callbacks.{CALLBACK_KEY}", source)
-        annotator = _mapping(callback_state.get("annotator"), f"callbacks.{CALLBACK_KEY}.annotator", source)
-        _check_recorded(annotator, source)
+        callbacks = entry_mapping(checkpoint.get("callbacks"), "callbacks", source)
+        callback_state = entry_mapping(callbacks.get(CALLBACK_KEY), f"callbacks.{CALLBACK_KEY}", source)
+        annotator = entry_mapping(callback_state.get("annotator"), f"callbacks.{CALLBACK_KEY}.annotator", source)
+        check_recorded(annotator, source)
         history = callback_state.get("history") or []
         if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
             raise ValueError(
@@ -321,7 +207,7 @@ class LabelState:
         ]
         if not local:
             return False
-        answered, changed = _when(when), _when(local[-1].get("recorded_at"))
+        answered, changed = recorded_time(when), recorded_time(local[-1].get("recorded_at"))
         return answered is None or changed is None or changed >= answered
 
     def _check_known(self, ids: list[str], source: str) -> dict[str, int]:
@@ -329,12 +215,12 @@ class LabelState:
         unknown = [item for item in ids if item not in lookup]
         if unknown:
             raise ValueError(
-                f"Expected ids of items of the checkpoint's dataset, but {source} has unknown ids {_some(unknown)}"
+                f"Expected ids of items of the checkpoint's dataset, but {source} has unknown ids {some_ids(unknown)}"
                 " (answers from another project or dataset?)."
             )
         repeated = sorted({item for item in ids if ids.count(item) > 1})
         if repeated:
-            raise ValueError(f"Expected each id once, but {source} has ids {_some(repeated)} more than once.")
+            raise ValueError(f"Expected each id once, but {source} has ids {some_ids(repeated)} more than once.")
         return lookup
 
     def answer(
@@ -387,14 +273,14 @@ class LabelState:
                 fixes.append(position)
         if given:
             raise ValueError(
-                f"Expected answers for items queried from annotators, but {source} answers ids {_some(given)} that are"
-                " already labelled from the dataset (initial labels); correct those with `lightning-bal relabel`."
-                " Nothing was imported."
+                f"Expected answers for items queried from annotators, but {source} answers ids {some_ids(given)}"
+                " that are already labelled from the dataset (initial labels); correct those with"
+                " `lightning-bal relabel`. Nothing was imported."
             )
         if stray:
             raise ValueError(
-                f"Expected answers for the pending query only, but {source} answers ids {_some(stray)}, which were"
-                f" not queried (pending: {_some(self.pending_ids())}); nothing was imported."
+                f"Expected answers for the pending query only, but {source} answers ids {some_ids(stray)}, which were"
+                f" not queried (pending: {some_ids(self.pending_ids())}); nothing was imported."
             )
         labelled = self.ledger.answer([lookup[ids[p]] for p in new], [values[p] for p in new])
         self._relabel(
@@ -411,7 +297,7 @@ class LabelState:
     ) -> None:
         """Apply validated changes (``None``: back to the pool) and record each in the history."""
         lookup = id_lookup(self.ids)
-        recorded = _now()
+        recorded = utc_now()
         rows = []
         for (item, label), author, time in zip(changes, authors, times, strict=True):
             index = lookup[item]
@@ -444,7 +330,7 @@ class LabelState:
             pending = set(self.ledger.pending_query)
             queried = [item for item in pool if lookup[item] in pending]
             raise ValueError(
-                f"Expected ids of labelled items, but {source} names ids {_some(pool)} that are in the pool"
+                f"Expected ids of labelled items, but {source} names ids {some_ids(pool)} that are in the pool"
                 f"{' (pending: answer them with `lightning-bal import`)' if queried else ''}; nothing was changed."
             )
         return lookup
@@ -462,14 +348,14 @@ class LabelState:
             for item, value in zip(ids, values, strict=True)
             if self.ledger.annotations.get(lookup[item]) != value
         ]
-        self._relabel(changes, source, [by or _user()] * len(changes), [None] * len(changes))
+        self._relabel(changes, source, [by or login_name()] * len(changes), [None] * len(changes))
         return [item for item, _ in changes]
 
     def unlabel(self, ids: list[str], by: str | None = None) -> None:
         """Return labelled items to the pool by id, all or nothing; each is kept in :attr:`history`."""
         source = "lightning-bal unlabel"
         self._check_labelled(ids, source)
-        self._relabel([(item, None) for item in ids], source, [by or _user()] * len(ids), [None] * len(ids))
+        self._relabel([(item, None) for item in ids], source, [by or login_name()] * len(ids), [None] * len(ids))
 
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint with the (changed) label state, atomically: a crash leaves the old file whole."""
@@ -508,116 +394,3 @@ def load_label_state(path: str | Path) -> LabelState:
     if not isinstance(checkpoint, dict):
         raise ValueError(f"Expected {str(path)!r} to hold a checkpoint dict, but got {type(checkpoint).__name__}.")
     return LabelState(checkpoint, repr(str(path)), path)
-
-
-def _holds_label_studio_tasks(path: Path) -> bool:
-    try:
-        rows = json.loads(read_text(path))
-    except (ValueError, OSError):
-        return False  # the reader of the chosen format names what is wrong with the file
-    return isinstance(rows, list) and any(isinstance(row, dict) and isinstance(row.get("data"), dict) for row in rows)
-
-
-def answers_format(
-    path: str | Path, format: str | None = None, label_map: dict[str, int] | None = None
-) -> Literal["csv", "json", "label_studio"]:
-    """The format to read an answers file in (``format`` if given, else guessed from the file).
-
-    Without ``format``: CSV for a ``.csv`` file, else Label Studio for a JSON list of Label Studio tasks (or when a
-    ``label_map`` is given), else JSON query rows.
-
-    Example:
-        >>> answers_format("answers.txt", "csv"), answers_format("answers.csv")
-        ('csv', 'csv')
-    """
-    if format is not None:
-        if format not in _FORMATS:
-            raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
-        return format  # type: ignore[return-value]
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        return "csv"
-    return "label_studio" if label_map is not None or _holds_label_studio_tasks(path) else "json"
-
-
-def _read_answers_file(
-    path: str | Path,
-    format: Literal["csv", "json", "label_studio"] | None = None,
-    label_map: dict[str, int] | None = None,
-    on_disagreement: Literal["first", "skip", "error"] = "first",
-) -> tuple[list[str], list[int | float], set[int], list[str | None] | None, list[str | None] | None]:
-    """Answers of a query file (CSV/JSON) or a Label Studio export (needs ``label_map``).
-
-    Returns ids, labels, steps, and for Label Studio who gave and when they last changed each answer.
-    """
-    path = Path(path)
-    format = answers_format(path, format, label_map)
-    if format == "label_studio":
-        if label_map is None:
-            raise ValueError(
-                f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
-                f" {str(path)!r}, but got None."
-            )
-        studio = read_label_studio_export(path, label_map, on_disagreement=on_disagreement)
-        return studio.ids, studio.labels, studio.steps, studio.authors, studio.times
-    answers = read_answers(path, format)
-    return answers.ids, answers.labels, answers.steps, None, None
-
-
-def bring_in_answers(
-    checkpoint: str | Path,
-    answers: str | Path,
-    output: str | Path | None = None,
-    format: Literal["csv", "json", "label_studio"] | None = None,
-    label_map: dict[str, int] | None = None,
-    on_disagreement: Literal["first", "skip", "error"] = "first",
-    by: str | None = None,
-) -> Imported:
-    """:func:`import_answers`, returning what it did: labelled, corrected, unchanged and kept answers.
-
-    ``by`` names who gave the answers that do not say it themselves (CSV and JSON rows), for the history.
-    """
-    if output is not None and Path(output).resolve() == Path(answers).resolve():
-        raise ValueError(
-            f"Expected argument `output` to be another file than the answers, but got {str(output)!r} for both."
-        )
-    state = load_label_state(checkpoint)
-    ids, labels, steps, authors, times = _read_answers_file(answers, format, label_map, on_disagreement)
-    authors = [by] * len(ids) if authors is None else [author or by for author in authors]
-    imported = state.answer(ids, labels, steps, repr(str(answers)), authors, times)
-    state.save(output or checkpoint)
-    return imported
-
-
-def import_answers(
-    checkpoint: str | Path,
-    answers: str | Path,
-    output: str | Path | None = None,
-    format: Literal["csv", "json", "label_studio"] | None = None,
-    label_map: dict[str, int] | None = None,
-    on_disagreement: Literal["first", "skip", "error"] = "first",
-) -> Tensor:
-    r"""Record the answers of ``answers`` in the checkpoint's label state and write it back (to ``output``).
-
-    Every answer is checked first (known id, a query step of this checkpoint, label valid for the task); on any
-    error nothing is written. Answers to pending items label them; answers already imported are skipped; a changed
-    answer to an item labelled by an earlier import corrects it (see :meth:`LabelState.answer`), so the export of one
-    Label Studio project can be imported after every round. The checkpoint is replaced atomically. Resume with
-    ``trainer.fit(..., ckpt_path=checkpoint)``. Returns the dataset indices labelled.
-
-    Example:
-        >>> import tempfile
-        >>> from torch.utils.data import TensorDataset
-        >>> from lightning_bal import ActiveDataModule
-        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(5, 1)), ids=list("abcde"), task="classification",
-        ...                       num_classes=2, seed=0)
-        >>> dm.query([1, 3], new_step=True)
-        >>> folder = Path(tempfile.mkdtemp())
-        >>> torch.save({"ActiveDataModule": dm.state_dict()}, folder / "run.ckpt")
-        >>> _ = (folder / "answers.csv").write_text("id,step,label\nd,1,1\n")
-        >>> import_answers(folder / "run.ckpt", folder / "answers.csv").tolist()
-        [3]
-        >>> load_label_state(folder / "run.ckpt").pending_ids()
-        ['b']
-    """
-    return bring_in_answers(checkpoint, answers, output, format, label_map, on_disagreement).labelled

@@ -108,7 +108,8 @@ def _check_output(args: argparse.Namespace) -> None:
 
 
 def _import(args: argparse.Namespace) -> str:
-    from lightning_bal.annotation.checkpoint import answers_format, bring_in_answers, load_label_state
+    from lightning_bal.annotation.answer_files import answers_format, bring_in_answers
+    from lightning_bal.annotation.checkpoint import load_label_state
 
     label_map = _label_map(args)
     format = answers_format(args.answers, args.format, label_map)

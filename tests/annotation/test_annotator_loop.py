@@ -12,7 +12,7 @@ import torch
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.annotation import QueryFiles, import_answers, load_label_state
-from lightning_bal.annotation.checkpoint import bring_in_answers
+from lightning_bal.annotation.answer_files import bring_in_answers
 from lightning_bal.annotation.cli import main as cli
 from tests.annotation.annotation_script import run_round
 from tests.helpers.models import blobs

@@ -14,7 +14,7 @@ import torch
 
 from lightning_bal import ActiveDataModule
 from lightning_bal.annotation import load_label_state
-from lightning_bal.annotation.checkpoint import temporary_path
+from lightning_bal.annotation.checkpoint_entries import temporary_path
 from lightning_bal.annotation.cli import main
 from tests.helpers.models import blobs
 

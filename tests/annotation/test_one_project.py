@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_bal.annotation.checkpoint import bring_in_answers, load_label_state
+from lightning_bal.annotation.answer_files import bring_in_answers
+from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.cli import main
 from tests.bad_inputs.files import make_checkpoint
 

@@ -71,6 +71,7 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "LabelState.relabel": ("lightning-bal relabel",),
     "LabelState.unlabel": ("lightning-bal unlabel",),
     "LabelState.status": ("lightning-bal status",),
+    "LabelState.check_class_names": ("lightning-bal export", "lightning-bal sync"),
     "lightning_bal.annotation.load_label_state": ("lightning-bal status",),
     "lightning_bal.annotation.import_answers": ("answer files, CSV", "answer files, JSON"),
     "lightning_bal.annotation.read_label_studio_export": ("answer files, Label Studio",),

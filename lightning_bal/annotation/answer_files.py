@@ -1,0 +1,132 @@
+"""Answer files brought into a checkpoint's label state: CSV or JSON query rows, or a Label Studio export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from torch import Tensor
+
+from lightning_bal.annotation.checkpoint import load_label_state
+from lightning_bal.annotation.checkpoint_entries import Imported
+from lightning_bal.annotation.label_studio import read_label_studio_export
+from lightning_bal.data.queries import read_answers, read_text
+
+__all__ = ["answers_format", "bring_in_answers", "import_answers"]
+
+_FORMATS = ("csv", "json", "label_studio")
+
+
+def _holds_label_studio_tasks(path: Path) -> bool:
+    try:
+        rows = json.loads(read_text(path))
+    except (ValueError, OSError):
+        return False  # the reader of the chosen format names what is wrong with the file
+    return isinstance(rows, list) and any(isinstance(row, dict) and isinstance(row.get("data"), dict) for row in rows)
+
+
+def answers_format(
+    path: str | Path, format: str | None = None, label_map: dict[str, int] | None = None
+) -> Literal["csv", "json", "label_studio"]:
+    """The format to read an answers file in (``format`` if given, else guessed from the file).
+
+    Without ``format``: CSV for a ``.csv`` file, else Label Studio for a JSON list of Label Studio tasks (or when a
+    ``label_map`` is given), else JSON query rows.
+
+    Example:
+        >>> answers_format("answers.txt", "csv"), answers_format("answers.csv")
+        ('csv', 'csv')
+    """
+    if format is not None:
+        if format not in _FORMATS:
+            raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
+        return format  # type: ignore[return-value]
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    return "label_studio" if label_map is not None or _holds_label_studio_tasks(path) else "json"
+
+
+def _read_answers_file(
+    path: str | Path,
+    format: Literal["csv", "json", "label_studio"] | None = None,
+    label_map: dict[str, int] | None = None,
+    on_disagreement: Literal["first", "skip", "error"] = "first",
+) -> tuple[list[str], list[int | float], set[int], list[str | None] | None, list[str | None] | None]:
+    """Answers of a query file (CSV/JSON) or a Label Studio export (needs ``label_map``).
+
+    Returns ids, labels, steps, and for Label Studio who gave and when they last changed each answer.
+    """
+    path = Path(path)
+    format = answers_format(path, format, label_map)
+    if format == "label_studio":
+        if label_map is None:
+            raise ValueError(
+                f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
+                f" {str(path)!r}, but got None."
+            )
+        studio = read_label_studio_export(path, label_map, on_disagreement=on_disagreement)
+        return studio.ids, studio.labels, studio.steps, studio.authors, studio.times
+    answers = read_answers(path, format)
+    return answers.ids, answers.labels, answers.steps, None, None
+
+
+def bring_in_answers(
+    checkpoint: str | Path,
+    answers: str | Path,
+    output: str | Path | None = None,
+    format: Literal["csv", "json", "label_studio"] | None = None,
+    label_map: dict[str, int] | None = None,
+    on_disagreement: Literal["first", "skip", "error"] = "first",
+    by: str | None = None,
+) -> Imported:
+    """:func:`import_answers`, returning what it did: labelled, corrected, unchanged and kept answers.
+
+    ``by`` names who gave the answers that do not say it themselves (CSV and JSON rows), for the history.
+    """
+    if output is not None and Path(output).resolve() == Path(answers).resolve():
+        raise ValueError(
+            f"Expected argument `output` to be another file than the answers, but got {str(output)!r} for both."
+        )
+    state = load_label_state(checkpoint)
+    ids, labels, steps, authors, times = _read_answers_file(answers, format, label_map, on_disagreement)
+    authors = [by] * len(ids) if authors is None else [author or by for author in authors]
+    imported = state.answer(ids, labels, steps, repr(str(answers)), authors, times)
+    state.save(output or checkpoint)
+    return imported
+
+
+def import_answers(
+    checkpoint: str | Path,
+    answers: str | Path,
+    output: str | Path | None = None,
+    format: Literal["csv", "json", "label_studio"] | None = None,
+    label_map: dict[str, int] | None = None,
+    on_disagreement: Literal["first", "skip", "error"] = "first",
+) -> Tensor:
+    r"""Record the answers of ``answers`` in the checkpoint's label state and write it back (to ``output``).
+
+    Every answer is checked first (known id, a query step of this checkpoint, label valid for the task); on any
+    error nothing is written. Answers to pending items label them; answers already imported are skipped; a changed
+    answer to an item labelled by an earlier import corrects it (see :meth:`LabelState.answer`), so the export of one
+    Label Studio project can be imported after every round. The checkpoint is replaced atomically. Resume with
+    ``trainer.fit(..., ckpt_path=checkpoint)``. Returns the dataset indices labelled.
+
+    Example:
+        >>> import tempfile
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from lightning_bal import ActiveDataModule
+        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(5, 1)), ids=list("abcde"), task="classification",
+        ...                       num_classes=2, seed=0)
+        >>> dm.query([1, 3], new_step=True)
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> torch.save({"ActiveDataModule": dm.state_dict()}, folder / "run.ckpt")
+        >>> _ = (folder / "answers.csv").write_text("id,step,label\nd,1,1\n")
+        >>> import_answers(folder / "run.ckpt", folder / "answers.csv").tolist()
+        [3]
+        >>> load_label_state(folder / "run.ckpt").pending_ids()
+        ['b']
+    """
+    return bring_in_answers(checkpoint, answers, output, format, label_map, on_disagreement).labelled

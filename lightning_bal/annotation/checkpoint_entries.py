@@ -1,0 +1,140 @@
+"""A checkpoint's label entries: what they must hold, who changed them and when, what an import did."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime, timezone
+from numbers import Real
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from torch import Tensor
+
+__all__ = [
+    "CALLBACK_KEY",
+    "Imported",
+    "check_recorded",
+    "entry_mapping",
+    "login_name",
+    "recorded_time",
+    "some_ids",
+    "temporary_path",
+    "utc_now",
+]
+
+CALLBACK_KEY = "ActiveLearningCallback"
+
+
+def temporary_path(path: str | Path) -> Path:
+    """Where :meth:`LabelState.save` writes before it replaces ``path``: one fixed name per checkpoint.
+
+    The name is fixed so that a write killed half-way (SIGKILL, power loss) leaves no litter: the next write of the
+    same checkpoint starts by truncating the same file.
+
+    Example:
+        >>> temporary_path("runs/annotation-step001.ckpt").as_posix()
+        'runs/.annotation-step001.ckpt.lbal-tmp'
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.lbal-tmp")
+
+
+def some_ids(ids: list[Any], limit: int = 5) -> str:
+    """The first ``limit`` of ``ids`` for a message, with `...` when there are more."""
+    return f"{ids[:limit]}{' ...' if len(ids) > limit else ''}"
+
+
+def entry_mapping(value: Any, entry: str, source: str) -> dict[str, Any]:
+    """``value`` of the checkpoint ``entry`` as a dict (``None``: empty), or an error naming the entry."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"Expected the entry `{entry}` of {source} to be a dict, but got {type(value).__name__}.")
+    return value
+
+
+def check_recorded(annotator: dict[str, Any], source: str) -> None:
+    """Check the annotator entry's scores, corrections, query file, names, budget and guesses before any use."""
+    # The exports read these by id; a malformed entry would end in a traceback half-way through writing.
+    entry = f"callbacks.{CALLBACK_KEY}.annotator"
+    for item, score in entry_mapping(annotator.get("scores"), f"{entry}.scores", source).items():
+        if isinstance(score, bool) or not isinstance(score, Real):
+            raise ValueError(
+                f"Expected every score in the entry `{entry}.scores` of {source} to be a number, but {item!r} has"
+                f" {score!r}."
+            )
+    corrections = annotator.get("corrections") or []
+    if not isinstance(corrections, list) or not all(
+        isinstance(row, dict) and isinstance(row.get("id"), str) for row in corrections
+    ):
+        raise ValueError(
+            f"Expected the entry `{entry}.corrections` of {source} to be a list of dicts with an `id`, but got"
+            f" {corrections!r}."
+        )
+    query = annotator.get("query_file")
+    if query is not None and not isinstance(query, str):
+        raise ValueError(f"Expected the entry `{entry}.query_file` of {source} to be a path, but got {query!r}.")
+    names = annotator.get("label_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(name, str) for name in names)):
+        raise ValueError(
+            f"Expected the entry `{entry}.label_names` of {source} to be a list of names, but got {names!r}."
+        )
+    budget = annotator.get("label_budget")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise ValueError(
+            f"Expected the entry `{entry}.label_budget` of {source} to be a positive integer, but got {budget!r}."
+        )
+    for item, guess in entry_mapping(annotator.get("predictions"), f"{entry}.predictions", source).items():
+        if (
+            not isinstance(guess, (list, tuple))
+            or len(guess) != 2
+            or isinstance(guess[0], bool)
+            or not isinstance(guess[0], int)
+            or guess[0] < 0
+            or not isinstance(guess[1], Real)
+        ):
+            raise ValueError(
+                f"Expected every guess in the entry `{entry}.predictions` of {source} to be [class, probability],"
+                f" but {item!r} has {guess!r}."
+            )
+
+
+def utc_now() -> str:
+    """The time of a change, for the history: UTC, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def recorded_time(text: Any) -> datetime | None:
+    """A recorded time as an aware datetime (Label Studio's ``...Z`` included; a time without zone is UTC)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None  # an unreadable time is treated as unknown
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def login_name() -> str | None:
+    """Who makes a change from the command line, for the history (``None`` where no login name exists)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None  # no login name in this environment (a container without a passwd entry)
+
+
+class Imported(NamedTuple):
+    """What an import did.
+
+    Attributes:
+        labelled: dataset indices of the pending items now labelled.
+        corrected: ids whose earlier answer changed (recorded in the history).
+        unchanged: how many answers were in the checkpoint already, with the same label (an earlier round's).
+        kept: ids whose answer differs from the checkpoint but was changed here later (``lightning-bal relabel`` or
+            ``unlabel``): the checkpoint's label is kept.
+    """
+
+    labelled: Tensor
+    corrected: list[str]
+    unchanged: int
+    kept: list[str]
