@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("__about__",),
     ("utilities",),
     ("functional",),
+    ("tasks",),
     ("data",),
     ("mc",),
     ("heuristics", "posteriors"),

@@ -90,7 +90,7 @@ class ItemAdditions(LabelOperations):
         if size and added:
             self._check_layout(dataset, pool_part, shared_pool)
         new_targets = self._new_targets(targets, dataset, added)
-        grown = LabelLedger(size + added, self.ledger.task, self.ledger.num_classes)
+        grown = LabelLedger(size + added, self.ledger.task_type, self.ledger.num_classes)
         grown.load_state_dict(remap_state(self.ledger.state_dict(), self.ids, all_ids or list(range(size + added))))
         # Validated: swap everything at once.
         self.train_dataset = ConcatDataset([self.train_dataset, dataset])

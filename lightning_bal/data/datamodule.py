@@ -14,10 +14,11 @@ from torch.utils.data import Dataset
 
 from lightning_bal.data.additions import ItemAdditions
 from lightning_bal.data.ids import ItemId, align_state
-from lightning_bal.data.ledger import LabelLedger, Task
+from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.loaders import Loaders
 from lightning_bal.data.targets import resolve_targets
 from lightning_bal.data.views import default_input_fn, pool_view_of
+from lightning_bal.tasks import Classification, Task, resolve_task
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
@@ -43,8 +44,9 @@ class ActiveDataModule(ItemAdditions, Loaders):
         balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets`` or
             ``train_dataset.targets``, and ``initial_labels`` divisible by the number of classes).
         targets: the dataset's labels, used for balanced labelling and the labelled-set class histogram.
-        task: ``"classification"`` or ``"regression"``: what annotator labels must be (integer classes in
-            ``[0, num_classes)``, or finite numbers). Default: classification when integer ``targets`` are known.
+        task: ``"classification"``, ``"regression"`` (what annotator labels must be: integer classes in
+            ``[0, num_classes)``, or finite numbers) or a :class:`~lightning_bal.tasks.Task` (see ``docs/tasks.md``).
+            Default: classification when integer ``targets`` are known.
         num_classes: the number of classes (default: ``max(targets) + 1`` when targets are known).
         batch_size: batch size of the train loader over D_L.
         train_samples_per_epoch: draw at least this many samples per training epoch, repeating D_L in fresh
@@ -91,7 +93,7 @@ class ActiveDataModule(ItemAdditions, Loaders):
         initial_labels: int = 0,
         balanced_initial: bool = False,
         targets: Sequence[int] | Tensor | np.ndarray | None = None,
-        task: Task | None = None,
+        task: Task | str | None = None,
         num_classes: int | None = None,
         batch_size: int = 32,
         train_samples_per_epoch: int | None = None,
@@ -159,10 +161,11 @@ class ActiveDataModule(ItemAdditions, Loaders):
         # None: every item's id is its index (stored as None, so default runs keep small checkpoints).
         self._ids: list[ItemId] | None = None if ids is None else self._checked_ids("ids", ids, size)
         self._id_lookup: dict[str, int] | None = None
-        self._targets = None if task == "regression" else resolve_targets(targets, train_dataset, size)
-        if task is None and self._targets is not None:
-            task = "classification"
-        if task == "classification" and self._targets is not None and size:
+        kind = resolve_task(task)
+        self._targets = None if kind.name == "regression" else resolve_targets(targets, train_dataset, size)
+        if type(kind) is Task and self._targets is not None:
+            kind = Classification()
+        if kind.name == "classification" and self._targets is not None and size:
             largest = int(self._targets.max())
             if num_classes is None:
                 num_classes = largest + 1
@@ -171,7 +174,7 @@ class ActiveDataModule(ItemAdditions, Loaders):
                     f"Expected argument `num_classes` to exceed every class of `targets`, but got {num_classes} with"
                     f" class {largest} among the targets."
                 )
-        self.ledger = LabelLedger(size, task, num_classes)
+        self.ledger = LabelLedger(size, kind, num_classes)
 
         seed = check_seed("seed", seed)
         self.seed = int(torch.seed() if seed is None else seed) % 2**62
@@ -242,7 +245,7 @@ class ActiveDataModule(ItemAdditions, Loaders):
         if missing:
             raise KeyError(f"Expected the datamodule's state to hold {missing}, but it has only {sorted(state_dict)}.")
         state_dict = align_state(state_dict, self._ids, len(self))
-        ledger = LabelLedger(len(self), self.ledger.task, self.ledger.num_classes)
+        ledger = LabelLedger(len(self), self.ledger.task_type, self.ledger.num_classes)
         ledger.load_state_dict(state_dict)
         generator = torch.Generator()
         try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Literal
 
 import numpy as np
@@ -12,11 +10,10 @@ from torch import Tensor
 
 from lightning_bal.data.ledger_state import UNLABELLED, validated_ledger_state
 from lightning_bal.functional.risk import lure_weights, pure_weights
+from lightning_bal.tasks import Task, resolve_task
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 
-__all__ = ["UNLABELLED", "LabelLedger", "Task"]
-
-Task = Literal["classification", "regression"]
+__all__ = ["UNLABELLED", "LabelLedger"]
 
 
 class LabelLedger:
@@ -30,7 +27,8 @@ class LabelLedger:
     Args:
         size: number of samples N.
         task: what annotator labels must be: ``"classification"`` (integer classes in ``[0, num_classes)``),
-            ``"regression"`` (finite numbers), or ``None`` (finite numbers, integers kept as classes).
+            ``"regression"`` (finite numbers), ``None`` (finite numbers, integers kept as classes), or a
+            :class:`~lightning_bal.tasks.Task`, whose ``check_label`` decides.
         num_classes: the number of classes of a classification task (labels are checked against it when known).
 
     Example:
@@ -46,17 +44,15 @@ class LabelLedger:
         ValueError: Expected argument `labels` to hold classes in [0, 3), but got 7.
     """
 
-    def __init__(self, size: int, task: Task | None = None, num_classes: int | None = None) -> None:
+    def __init__(self, size: int, task: Task | str | None = None, num_classes: int | None = None) -> None:
         check_non_negative_int("size", size)
-        if task not in (None, "classification", "regression"):
-            raise ValueError(
-                f"Expected argument `task` to be 'classification', 'regression' or None, but got {task!r}."
-            )
+        self.task_type = resolve_task(task)
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
-            if task == "regression":
+            if self.task_type.name == "regression":
                 raise ValueError("Expected `num_classes` only for a classification task, but got `task='regression'`.")
-        self.task = task
+        #: The task's name, as the datamodule's state records it.
+        self.task = self.task_type.name
         self.num_classes = num_classes
         self.acquired_at = torch.full((size,), UNLABELLED, dtype=torch.long)
         self.acquisition_order = torch.full((size,), UNLABELLED, dtype=torch.long)
@@ -127,25 +123,8 @@ class LabelLedger:
         return [self.check_label(value) for value in values]
 
     def check_label(self, value: Any) -> int | float:
-        """One annotator label as a plain number valid for the task (an int class, or a float)."""
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-            raise TypeError(
-                f"Expected argument `labels` to hold numbers, but got {value!r} of type {type(value).__name__}."
-            )
-        if not math.isfinite(float(value)):
-            raise ValueError(f"Expected argument `labels` to hold finite numbers, but got {value!r}.")
-        if self.task == "regression":
-            return float(value)
-        integral = isinstance(value, numbers.Integral) or float(value).is_integer()
-        if self.task == "classification" and not integral:
-            raise ValueError(f"Expected argument `labels` to hold integer classes, but got {value!r}.")
-        if not integral:
-            return float(value)
-        label = int(float(value))
-        if self.task == "classification" and not 0 <= label < (self.num_classes or 2**63 - 1):
-            span = f"[0, {self.num_classes})" if self.num_classes else "[0, inf)"
-            raise ValueError(f"Expected argument `labels` to hold classes in {span}, but got {value!r}.")
-        return label
+        """One annotator label as a plain number valid for the task (see :meth:`Task.check_label`)."""
+        return self.task_type.check_label(value, self.num_classes)
 
     @staticmethod
     def check_probabilities(probabilities: Any, expected: int) -> Tensor:

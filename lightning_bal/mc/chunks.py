@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
 from torch import Tensor
+
+from lightning_bal.tasks import Task
 
 __all__ = ["ItemChunker", "output_bytes", "slice_items"]
 
@@ -15,6 +16,7 @@ def slice_items(inputs: Any, start: int, stop: int, rows: int) -> Any:
     """Items ``start:stop`` of a batch of ``rows`` items: every tensor whose dim 0 is ``rows`` is sliced (nested).
 
     Example:
+        >>> import torch
         >>> slice_items({"x": torch.arange(4), "scale": torch.tensor(2.0)}, 1, 3, 4)
         {'x': tensor([1, 2]), 'scale': tensor(2.)}
     """
@@ -31,6 +33,7 @@ def output_bytes(outputs: Any) -> int:
     """Bytes held by the tensors of a model's outputs (a tensor, or a tuple/list/dict of them).
 
     Example:
+        >>> import torch
         >>> output_bytes((torch.zeros(2, 3), {"m": torch.zeros(4, dtype=torch.bool)}))
         28
     """
@@ -38,17 +41,6 @@ def output_bytes(outputs: Any) -> int:
         return outputs.numel() * outputs.element_size()
     values = outputs.values() if isinstance(outputs, dict) else outputs if isinstance(outputs, (tuple, list)) else []
     return sum(output_bytes(value) for value in values)
-
-
-def _cat_items(parts: list[Any]) -> Any:
-    first = parts[0]
-    if isinstance(first, Tensor):
-        return torch.cat(parts)
-    if isinstance(first, dict):
-        return {key: _cat_items([part[key] for part in parts]) for key in first}
-    if isinstance(first, (tuple, list)):
-        return type(first)(_cat_items([part[i] for part in parts]) for i in range(len(first)))
-    return first
 
 
 class ItemChunker:
@@ -61,16 +53,19 @@ class ItemChunker:
 
     Args:
         budget: bytes that one yielded ``[b, K, ...]`` output may hold.
+        task: joins the runs of a batch that fits (:meth:`~lightning_bal.tasks.Task.cat_items`).
 
     Example:
+        >>> import torch
         >>> chunker = ItemChunker(budget=64)  # 64 bytes: two items of 8 float32 outputs each
         >>> run = lambda x, idx: x[:, None].expand(-1, 8).float()  # one "sample" row of 8 floats per item
         >>> [idx.tolist() for idx, _ in chunker.run(run, torch.arange(5), torch.arange(5))]
         [[0], [1, 2], [3, 4]]
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, task: Task | None = None) -> None:
         self.budget = budget
+        self.task = Task() if task is None else task
         self.bytes_per_item: float | None = None
 
     def _items(self) -> int:
@@ -101,4 +96,4 @@ class ItemChunker:
                 yield indices[start:stop], out
             start = stop
         if parts:
-            yield indices, _cat_items(parts)
+            yield indices, self.task.cat_items(parts)

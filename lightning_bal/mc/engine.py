@@ -9,9 +9,11 @@ from contextlib import ExitStack, nullcontext
 from typing import Any, NamedTuple
 
 import torch
+from lightning.pytorch import LightningModule
 from lightning_utilities import apply_to_collection
 from torch import Tensor, nn
 
+from lightning_bal.data.datamodule import ActiveDataModule
 from lightning_bal.functional.outputs import log_softmax_classes
 from lightning_bal.mc.chunks import ItemChunker
 from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
@@ -22,8 +24,9 @@ from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
 from lightning_bal.mc.sampling import SampleRunner, call_module
 from lightning_bal.mc.split import MCSplit, split_module
+from lightning_bal.tasks import Task
 
-__all__ = ["MCPrediction", "log_softmax_classes", "mc_batches", "mc_predict"]
+__all__ = ["MCPrediction", "log_softmax_classes", "mc_batches", "mc_predict", "task_of"]
 
 #: Bytes of K-sample outputs one run of items may hold on CPU when no budget is given.
 CPU_MEMORY_BUDGET = 256 * 2**20
@@ -104,6 +107,7 @@ def mc_batches(
     autocast_dtype: torch.dtype | None = None,
     dropconnect: float | None = None,
     features: FeatureTap | None = None,
+    task: Task | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     r"""Stream K MC-Dropout samples of every pool batch: yields ``(dataset_indices [B], outputs [B, K, C, ...])``.
 
@@ -154,6 +158,8 @@ def mc_batches(
             weight mask per sample; these layers then run once per sample.
         features: a :class:`~lightning_bal.mc.features.FeatureTap`: after each batch is yielded, its ``latest`` holds
             that batch's features (at the split, or at a named layer), taken from this pass by a forward hook.
+        task: how the K samples of a batch are combined and runs of items joined (:class:`~lightning_bal.tasks.Task`);
+            ``None`` takes the task of the ``ActiveDataModule`` the model trains with (see :func:`task_of`).
 
     Returns:
         An iterator of ``(dataset_indices [B], outputs [B, K, C, ...])`` on the model's device.
@@ -198,7 +204,26 @@ def mc_batches(
         autocast_dtype,
         dropconnect,
         features,
+        task_of(module) if task is None else task,
     )
+
+
+def task_of(module: nn.Module) -> Task:
+    """The task of the ``ActiveDataModule`` that ``module`` (a ``LightningModule``) trains with, else the default.
+
+    Example:
+        >>> task_of(nn.Linear(2, 2))
+        Task()
+    """
+    if isinstance(module, LightningModule):
+        try:
+            # Set by `Trainer.fit`, hence not declared on the class.
+            datamodule = getattr(module.trainer, "datamodule", None)
+        except RuntimeError:  # not attached to a Trainer
+            return Task()
+        if isinstance(datamodule, ActiveDataModule):
+            return datamodule.ledger.task_type
+    return Task()
 
 
 def _iterate(
@@ -212,7 +237,8 @@ def _iterate(
     memory_budget: int | None,
     autocast_dtype: torch.dtype | None,
     dropconnect: float | None,
-    features: FeatureTap | None = None,
+    features: FeatureTap | None,
+    task: Task,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     device = module_device(module)
     budget, chunk_budget = (memory_budget, memory_budget) if memory_budget is not None else _default_budgets(device)
@@ -228,9 +254,9 @@ def _iterate(
         # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
         stack.enter_context(switch_modes(module, is_marked))
         params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
-        sampler = SampleRunner(module, iterations, masks, chunk_rows, chunk_budget, params)
+        sampler = SampleRunner(module, iterations, masks, chunk_rows, chunk_budget, params, task)
         stack.enter_context(sampler.hooks(module))
-        chunker = ItemChunker(budget)
+        chunker = ItemChunker(budget, task)
         if features is not None:
             stack.enter_context(features.attach(module, split, sampler))
 
@@ -297,6 +323,7 @@ def mc_predict(
         >>> pred.indices.tolist(), pred.log_probs.shape, pred.scores
         ([0, 1, 2, 3, 4, 5, 6], torch.Size([7, 10, 4]), None)
     """
+    task = kwargs.setdefault("task", task_of(module))
     indices, outputs, scores = [], [], []
     for batch_indices, batch_outputs in mc_batches(module, dataloader, iterations, **kwargs):
         indices.append(batch_indices)
@@ -314,16 +341,7 @@ def mc_predict(
         raise ValueError("Expected argument `dataloader` to yield at least one batch, but got none")
     return MCPrediction(
         torch.cat(indices),
-        _cat_rows(outputs) if score_fn is None else None,
+        task.cat_items(outputs) if score_fn is None else None,
         torch.cat(scores) if score_fn is not None else None,
     )
 
-
-def _cat_rows(parts: list[Any]) -> Any:
-    """Concatenate per-batch outputs along the items: tensors, or tuples/dicts of them."""
-    first = parts[0]
-    if isinstance(first, dict):
-        return {key: _cat_rows([part[key] for part in parts]) for key in first}
-    if isinstance(first, (tuple, list)):
-        return type(first)(_cat_rows([part[i] for part in parts]) for i in range(len(first)))
-    return torch.cat(parts)

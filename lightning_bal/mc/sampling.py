@@ -18,11 +18,13 @@ from typing import Any
 
 import torch
 from lightning_utilities import apply_to_collection
+from lightning_utilities.core.apply_func import apply_to_collections
 from torch import Tensor, nn
 
 from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, DropConnectWeight
 from lightning_bal.mc.layers import BUILTIN_STOCHASTIC_TYPES, has_stochastic_layers, stochastic_layers
 from lightning_bal.mc.masks import MaskSampler, apply_dropout, mask_shape
+from lightning_bal.tasks import Task
 
 __all__ = ["SampleRunner", "call_module", "first_tensor"]
 
@@ -52,37 +54,9 @@ def first_tensor(outputs: Any) -> Tensor:
     raise TypeError(f"Expected the model to return a tensor, or a tuple or dict of tensors, but got {outputs!r}.")
 
 
-def _concat(parts: list[Any]) -> Any:
-    """Concatenate per-chunk outputs ``[K_c, B, ...]`` along the samples and move them to ``[B, K, ...]``."""
-    first = parts[0]
-    if isinstance(first, Tensor):
-        return torch.cat(parts).transpose(0, 1).contiguous()
-    if isinstance(first, dict):
-        return {key: _concat([part[key] for part in parts]) for key in first}
-    if isinstance(first, (tuple, list)):
-        return type(first)(_concat([part[i] for part in parts]) for i in range(len(first)))
-    return first
-
-
-def _allocate(chunk: Any, samples: int) -> list[Any]:
-    """An empty ``[B, K, ...]`` structure shaped like a ``[K_c, B, ...]`` chunk of outputs (in a one-item list)."""
-
-    def empty(part: Tensor) -> Tensor:
-        return part.new_empty((part.shape[1], samples, *part.shape[2:]))
-
-    return [apply_to_collection(chunk, Tensor, empty)]
-
-
-def _place(out: Any, chunk: Any, start: int, stop: int) -> None:
+def _place(start: int, stop: int, out: Tensor, chunk: Tensor) -> Tensor:
     """Copy a ``[K_c, B, ...]`` chunk into samples ``start:stop`` of the ``[B, K, ...]`` outputs."""
-    if isinstance(out, Tensor):
-        out[:, start:stop].copy_(chunk.transpose(0, 1))
-    elif isinstance(out, dict):
-        for key in out:
-            _place(out[key], chunk[key], start, stop)
-    elif isinstance(out, (tuple, list)):
-        for target, part in zip(out, chunk, strict=True):
-            _place(target, part, start, stop)
+    return out[:, start:stop].copy_(chunk.transpose(0, 1))
 
 
 def _split_rows(samples: int, rows: int, output: Tensor) -> Tensor:
@@ -120,6 +94,8 @@ class SampleRunner:
             ``memory_budget`` after measuring the first chunk.
         memory_budget: bytes of activations a chunk may hold, used when ``chunk_rows`` is ``None``.
         dropconnect: the DropConnect parametrizations in force, if any (forces one sample per forward).
+        task: combines the K samples of a task whose outputs cannot be split by rows (``batched_samples`` False):
+            those run one forward per sample.
     """
 
     def __init__(
@@ -130,8 +106,10 @@ class SampleRunner:
         chunk_rows: int | None,
         memory_budget: int,
         dropconnect: Sequence[DropConnectWeight] = (),
+        task: Task | None = None,
     ) -> None:
         self.iterations = iterations
+        self.task = Task() if task is None else task
         self.masks = masks
         self.chunk_rows = chunk_rows
         self.memory_budget = memory_budget
@@ -287,29 +265,40 @@ class SampleRunner:
     def run_replicated(self, fn: Callable[..., Any], inputs: Any, indices: Tensor) -> Any:
         """K samples of ``fn`` on a batch of ``B`` rows, ``K_c * B`` rows per forward: returns ``[B, K, ...]``.
 
-        A model with several outputs (a tuple or dict of tensors) gets each of them as ``[B, K, ...]``.
+        A model with several outputs (a tuple or dict of tensors) gets each of them as ``[B, K, ...]``. A task
+        without ``batched_samples`` (a list per item cannot be split by rows) runs K forwards of ``B`` rows and
+        combines them with its ``stack_samples``.
         """
         batch = indices.shape[0]
-        outs: list[Any] = []
-        start = 0
         self._indices, self._items_first = indices, False
+        if not self.task.batched_samples:
+            samples = []
+            for k in range(self.iterations):
+                self._ks = range(k, k + 1)
+                samples.append(call_module(fn, inputs))
+            return self.task.stack_samples(samples)
+        out: Any = None
+        start = 0
         while start < self.iterations:
             kc = self._samples_per_chunk(batch)
             self._ks = range(start, min(self.iterations, start + kc))
             kc = len(self._ks)
-            out = apply_to_collection(
+            chunk = apply_to_collection(
                 call_module(fn, _repeat(inputs, kc, batch)), Tensor, functools.partial(_split_rows, kc, batch)
             )
             if self._row_bytes is None and self.chunk_rows is None:
-                self._row_bytes = self._measure(fn, inputs, first_tensor(out))
+                self._row_bytes = self._measure(fn, inputs, first_tensor(chunk))
             if kc == self.iterations:
-                return _concat([out])
+                return apply_to_collection(chunk, Tensor, lambda part: part.transpose(0, 1).contiguous())
             # Each chunk is copied into its place in [B, K, ...] as it comes, then dropped: the samples are held
             # once, plus one chunk (not the chunks, their concatenation and its transpose).
-            outs = outs or _allocate(out, self.iterations)
-            _place(outs[0], out, self._ks.start, self._ks.stop)
+            if out is None:
+                out = apply_to_collection(
+                    chunk, Tensor, lambda part: part.new_empty((batch, self.iterations, *part.shape[2:]))
+                )
+            apply_to_collections(out, chunk, Tensor, functools.partial(_place, self._ks.start, self._ks.stop))
             start = self._ks.stop
-        return outs[0]
+        return out
 
     def _measure(self, fn: Callable[..., Any], inputs: Any, out: Tensor) -> float:
         # Largest activation per row seen while running one sample of the batch again with size-recording hooks.

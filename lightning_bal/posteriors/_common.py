@@ -1,4 +1,4 @@
-"""What the posteriors share: reading pool batches, stacking samples, and checking a saved state's entries."""
+"""What the posteriors share: reading pool batches, stacking samples (the default task's), checking saved entries."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from lightning_utilities import apply_to_collection
 from torch import Tensor, nn
 
 from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
+from lightning_bal.tasks import stack_samples
 
 __all__ = ["finish", "input_batches", "stack_samples", "state_entries", "state_int", "state_tensor"]
 
@@ -24,16 +25,6 @@ def input_batches(module: nn.Module, dataloader: Iterable[Any]) -> Iterator[tupl
         seen.check(indices)
         numbered += indices.numel()
         yield inputs, indices
-
-
-def stack_samples(samples: list[Any]) -> Any:
-    """Stack K per-sample outputs ``[B, ...]`` (tensors, or tuples/dicts of them) into ``[B, K, ...]``."""
-    first = samples[0]
-    if isinstance(first, Tensor):
-        return torch.stack(samples, dim=1)
-    if isinstance(first, dict):
-        return {key: stack_samples([sample[key] for sample in samples]) for key in first}
-    return type(first)(stack_samples([sample[i] for sample in samples]) for i in range(len(first)))
 
 
 def finish(outputs: Any, output_transform: Any) -> Any:
