@@ -18,8 +18,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import Subset
-from torchmetrics import MeanMetric, MeanSquaredError
-from torchmetrics.classification import MulticlassJaccardIndex
+from torchmetrics import MeanMetric
 
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
 from lightning_bal.data import ActiveDataModule
@@ -27,6 +26,7 @@ from lightning_bal.data.views import target_of
 from lightning_bal.functional.outputs import OutputKey, select_output
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.sampling import call_module
+from lightning_bal.tasks import PerPosition, Regression
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
@@ -106,8 +106,7 @@ class RegressionCurve(StepEvaluation):
         local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
         stream = Stream.TEST if self.split == "test" else Stream.CALIBRATION
         seed = derive_seed(context.seed, context.step, stream)
-        # float64 states: the figures are sums over the whole split, whose float32 rounding would show.
-        rmse = MeanSquaredError(squared=False).set_dtype(torch.float64)
+        rmse = Regression().metric()
         nll = MeanMetric(nan_strategy="disable").set_dtype(torch.float64)
         loader = datamodule.inputs_dataloader(dataset, local)
         for indices, outputs in context.posterior.batches(
@@ -176,10 +175,8 @@ class SegmentationIoU(StepEvaluation):
         trainer, datamodule, module = context.trainer, context.datamodule, context.pl_module
         dataset = datamodule.eval_dataset(self.split)
         local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
-        # Synchronised by hand (`sync_on_compute=False`): the pixel accuracy is read off the same summed matrix.
-        iou = MulticlassJaccardIndex(
-            self.num_classes, ignore_index=self.ignore_index, validate_args=False, sync_on_compute=False
-        ).to(module.device)
+        # Synchronised by hand: the pixel accuracy is read off the same summed confusion matrix.
+        iou = PerPosition(self.ignore_index).metric(self.num_classes).to(module.device)
         with switch_modes(module, lambda _: False), torch.inference_mode():
             # Whole items through the datamodule's collate function, so that padded targets come padded.
             for batch in datamodule._loader(Subset(dataset, local.tolist()), datamodule.eval_batch_size):

@@ -64,7 +64,7 @@ class PerPosition(Task):
     def __init__(self, ignore_index: int | None = None) -> None:
         self.ignore_index = ignore_index
 
-    def metric(self, num_classes: int | None = None) -> Metric:
+    def metric(self, num_classes: int | None = None) -> MulticlassJaccardIndex:
         """Mean IoU over the classes present, its confusion matrix synchronised by hand (for the pixel accuracy)."""
         return MulticlassJaccardIndex(
             _classes(num_classes), ignore_index=self.ignore_index, validate_args=False, sync_on_compute=False
