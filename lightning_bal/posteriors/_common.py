@@ -11,7 +11,7 @@ from lightning_utilities import apply_to_collection
 from torch import Tensor, nn
 
 from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
-from lightning_bal.tasks import stack_samples
+from lightning_bal.tasks.base import stack_samples
 
 __all__ = ["finish", "input_batches", "stack_samples", "state_entries", "state_int", "state_tensor"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightning_bal.tasks.base import Task, cat_items, merge, stack_samples
+from lightning_bal.tasks.base import Task
 from lightning_bal.tasks.classification import Classification, PerPosition
 from lightning_bal.tasks.regression import Regression
 
-__all__ = ["Classification", "PerPosition", "Regression", "Task", "cat_items", "merge", "resolve_task", "stack_samples"]
+__all__ = ["Classification", "PerPosition", "Regression", "Task", "resolve_task"]
 
 _NAMED = {None: Task, "classification": Classification, "regression": Regression}
 

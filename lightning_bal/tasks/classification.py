@@ -62,6 +62,8 @@ class PerPosition(Task):
     name: ClassVar[str | None] = "per_position"
 
     def __init__(self, ignore_index: int | None = None) -> None:
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+            raise TypeError(f"Expected argument `ignore_index` to be an integer or None, but got {ignore_index!r}.")
         self.ignore_index = ignore_index
 
     def metric(self, num_classes: int | None = None) -> MulticlassJaccardIndex:

@@ -71,6 +71,8 @@ def family(entry: str) -> str:
         return "stopping criteria (constructors, update, cohen_kappa)"
     if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace", "EnsemblePosterior", "posteriors.")):
         return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
+    if entry.startswith(("tasks.", "Task.", "Classification.", "PerPosition", "Regression.")):
+        return "tasks (Task, Classification, PerPosition, Regression, resolve_task)"
     return "heuristic score / select / transform"
 
 

@@ -34,6 +34,7 @@ PACKAGES = (
     "lightning_bal.posteriors",
     "lightning_bal.annotation",
     "lightning_bal.experiments",
+    "lightning_bal.tasks",
 )
 
 # Methods the trainer or torch call, with arguments the user does not pass.
@@ -144,6 +145,12 @@ EXEMPT: dict[str, str] = {
     "ICAL.num_candidates": _CANDIDATES,
     "SplitModule()": "a mixin of the user's LightningModule: its arguments are LightningModule's",
     "LabelState.save": "reached through `lightning-bal import`, which saves the checkpoint it loaded",
+    "Task()": "takes no arguments",
+    "Classification()": "takes no arguments",
+    "Regression()": "takes no arguments",
+    "Task.stack_samples": "the MC engine calls it with the K outputs of the model it ran",
+    "Task.cat_items": "the MC engine calls it with the runs of items it made of one batch",
+    "Regression.metric": "`num_classes` does not apply to regression: the metric takes no setting",
 }
 
 
