@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from lightning_utilities import apply_to_collection
 from torch import Tensor
 
 from lightning_bal.tasks import Task
@@ -20,13 +21,7 @@ def slice_items(inputs: Any, start: int, stop: int, rows: int) -> Any:
         >>> slice_items({"x": torch.arange(4), "scale": torch.tensor(2.0)}, 1, 3, 4)
         {'x': tensor([1, 2]), 'scale': tensor(2.)}
     """
-    if isinstance(inputs, Tensor):
-        return inputs[start:stop] if inputs.dim() > 0 and inputs.shape[0] == rows else inputs
-    if isinstance(inputs, dict):
-        return {key: slice_items(value, start, stop, rows) for key, value in inputs.items()}
-    if isinstance(inputs, (tuple, list)):
-        return type(inputs)(slice_items(value, start, stop, rows) for value in inputs)
-    return inputs
+    return apply_to_collection(inputs, Tensor, lambda x: x[start:stop] if x.dim() > 0 and x.shape[0] == rows else x)
 
 
 def output_bytes(outputs: Any) -> int:
@@ -37,10 +32,9 @@ def output_bytes(outputs: Any) -> int:
         >>> output_bytes((torch.zeros(2, 3), {"m": torch.zeros(4, dtype=torch.bool)}))
         28
     """
-    if isinstance(outputs, Tensor):
-        return outputs.numel() * outputs.element_size()
-    values = outputs.values() if isinstance(outputs, dict) else outputs if isinstance(outputs, (tuple, list)) else []
-    return sum(output_bytes(value) for value in values)
+    sizes: list[int] = []
+    apply_to_collection(outputs, Tensor, lambda x: sizes.append(x.numel() * x.element_size()))
+    return sum(sizes)
 
 
 class ItemChunker:

@@ -26,7 +26,7 @@ from lightning_bal.mc.sampling import SampleRunner, call_module
 from lightning_bal.mc.split import MCSplit, split_module
 from lightning_bal.tasks import Task
 
-__all__ = ["MCPrediction", "log_softmax_classes", "mc_batches", "mc_predict", "task_of"]
+__all__ = ["MCPrediction", "finish", "input_batches", "log_softmax_classes", "mc_batches", "mc_predict", "task_of"]
 
 #: Bytes of K-sample outputs one run of items may hold on CPU when no budget is given.
 CPU_MEMORY_BUDGET = 256 * 2**20
@@ -208,22 +208,30 @@ def mc_batches(
     )
 
 
-def task_of(module: nn.Module) -> Task:
-    """The task of the ``ActiveDataModule`` that ``module`` (a ``LightningModule``) trains with, else the default.
+def input_batches(module: nn.Module, dataloader: Iterable[Any]) -> Iterator[tuple[Any, Tensor]]:
+    """``(inputs on the model's device, dataset_indices [B])`` of each batch; an index seen twice is refused."""
+    device = module_device(module)
+    seen, numbered = IndexLedger(), 0
+    for batch in dataloader:
+        inputs, indices = unpack_batch(batch, device, numbered)
+        seen.check(indices)
+        numbered += indices.numel()
+        yield inputs, indices
 
-    Example:
-        >>> task_of(nn.Linear(2, 2))
-        Task()
-    """
-    if isinstance(module, LightningModule):
-        try:
-            # Set by `Trainer.fit`, hence not declared on the class.
-            datamodule = getattr(module.trainer, "datamodule", None)
-        except RuntimeError:  # not attached to a Trainer
-            return Task()
-        if isinstance(datamodule, ActiveDataModule):
-            return datamodule.ledger.task_type
-    return Task()
+
+def finish(outputs: Any, output_transform: Callable[[Any], Any] | None) -> Any:
+    """The yielded outputs: ``output_transform(outputs)``, or float32 outputs without a transform."""
+    return apply_to_collection(outputs, Tensor, Tensor.float) if output_transform is None else output_transform(outputs)
+
+
+def task_of(module: nn.Module) -> Task:
+    """The task of the ``ActiveDataModule`` that a ``LightningModule`` trains with, else ``Task()``."""
+    try:
+        # `datamodule` is set by `Trainer.fit`, hence not declared on the class.
+        datamodule = getattr(module.trainer, "datamodule", None) if isinstance(module, LightningModule) else None
+    except RuntimeError:  # not attached to a Trainer
+        datamodule = None
+    return datamodule.ledger.task_type if isinstance(datamodule, ActiveDataModule) else Task()
 
 
 def _iterate(
@@ -242,13 +250,12 @@ def _iterate(
 ) -> Iterator[tuple[Tensor, Tensor]]:
     device = module_device(module)
     budget, chunk_budget = (memory_budget, memory_budget) if memory_budget is not None else _default_budgets(device)
-    batches = iter(dataloader)
+    batches = input_batches(module, dataloader)
     first = next(batches, None)
     if first is None:
         return
-    if split.unverified and not _same_outputs(module, split.head, unpack_batch(first, device, 0)[0]):
+    if split.unverified and not _same_outputs(module, split.head, first[0]):
         split = MCSplit(None, None, module)
-    seen, numbered = IndexLedger(), 0
     plan = _plan(split, dropconnect is not None)
     with ExitStack() as stack:
         # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
@@ -268,21 +275,14 @@ def _iterate(
                 features.finish(indices.numel())
             return outputs
 
-        for batch in itertools.chain([first], batches):
-            inputs, indices = unpack_batch(batch, device, numbered)
-            seen.check(indices)
-            numbered += indices.numel()
+        for inputs, indices in itertools.chain([first], batches):
             # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a
             # whole batch's K samples at once.
             for run_indices, outputs in chunker.run(run, inputs, indices):
                 if features is not None:
                     features.publish(run_indices.numel())
                 with torch.inference_mode():
-                    outputs = (
-                        apply_to_collection(outputs, Tensor, Tensor.float)
-                        if output_transform is None
-                        else output_transform(outputs)
-                    )
+                    outputs = finish(outputs, output_transform)
                 yield run_indices, outputs
 
 
@@ -344,4 +344,3 @@ def mc_predict(
         task.cat_items(outputs) if score_fn is None else None,
         torch.cat(scores) if score_fn is not None else None,
     )
-

@@ -43,15 +43,11 @@ def call_module(fn: Callable[..., Tensor], inputs: Any) -> Tensor:
 
 def first_tensor(outputs: Any) -> Tensor:
     """The first tensor of a model's outputs (a tensor, or a tuple/list/dict holding tensors)."""
-    if isinstance(outputs, Tensor):
-        return outputs
-    values = outputs.values() if isinstance(outputs, dict) else outputs if isinstance(outputs, (tuple, list)) else []
-    for value in values:
-        try:
-            return first_tensor(value)
-        except TypeError:
-            continue
-    raise TypeError(f"Expected the model to return a tensor, or a tuple or dict of tensors, but got {outputs!r}.")
+    found: list[Tensor] = []
+    apply_to_collection(outputs, Tensor, found.append)
+    if not found:
+        raise TypeError(f"Expected the model to return a tensor, or a tuple or dict of tensors, but got {outputs!r}.")
+    return found[0]
 
 
 def _place(start: int, stop: int, out: Tensor, chunk: Tensor) -> Tensor:
@@ -66,15 +62,10 @@ def _split_rows(samples: int, rows: int, output: Tensor) -> Tensor:
 
 def _repeat(inputs: Any, times: int, rows: int) -> Any:
     # Repeat every tensor holding the batch (dim 0 == rows) `times` over, sample-major.
-    if isinstance(inputs, Tensor):
-        if inputs.dim() == 0 or inputs.shape[0] != rows or times == 1:
-            return inputs
-        return inputs.repeat(times, *([1] * (inputs.dim() - 1)))
-    if isinstance(inputs, dict):
-        return {key: _repeat(value, times, rows) for key, value in inputs.items()}
-    if isinstance(inputs, (tuple, list)):
-        return type(inputs)(_repeat(value, times, rows) for value in inputs)
-    return inputs
+    def repeat(x: Tensor) -> Tensor:
+        return x.repeat(times, *([1] * (x.dim() - 1))) if x.dim() and x.shape[0] == rows and times > 1 else x
+
+    return apply_to_collection(inputs, Tensor, repeat)
 
 
 def _rowwise(layer: nn.Module, y: Tensor) -> Tensor:

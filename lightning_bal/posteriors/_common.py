@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from lightning_utilities import apply_to_collection
-from torch import Tensor, nn
+from torch import Tensor
 
-from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
+from lightning_bal.mc.engine import finish, input_batches
 from lightning_bal.tasks.base import stack_samples
 
 __all__ = ["finish", "input_batches", "stack_samples", "state_entries", "state_int", "state_tensor"]
-
-
-def input_batches(module: nn.Module, dataloader: Iterable[Any]) -> Iterator[tuple[Any, Tensor]]:
-    """``(inputs on the model's device, dataset_indices [B])`` of each batch, as the MC engine reads them."""
-    device = module_device(module)
-    seen, numbered = IndexLedger(), 0
-    for batch in dataloader:
-        inputs, indices = unpack_batch(batch, device, numbered)
-        seen.check(indices)
-        numbered += indices.numel()
-        yield inputs, indices
-
-
-def finish(outputs: Any, output_transform: Any) -> Any:
-    """The yielded outputs: ``output_transform(outputs)``, or float32 outputs without a transform."""
-    return apply_to_collection(outputs, Tensor, Tensor.float) if output_transform is None else output_transform(outputs)
 
 
 def state_entries(owner: str, state: Any, names: tuple[str, ...]) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Classification and per-position classification (segmentation, sequence labelling): labels are classes."""
+"""Classification, and per-position classification (segmentation, sequence labelling)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ __all__ = ["Classification", "PerPosition"]
 
 
 class Classification(Task):
-    """One class per item: logits ``[B, C]``, labels integer classes in ``[0, num_classes)``, accuracy.
+    """Logits ``[B, C]``; a label is an integer class in ``[0, num_classes)``; evaluated by accuracy.
 
     Example:
-        >>> Classification().check_label(2.0, num_classes=3)
-        2
         >>> Classification().check_label(3, num_classes=3)
         Traceback (most recent call last):
         ...
@@ -37,19 +35,15 @@ class Classification(Task):
         return label
 
     def metric(self, num_classes: int | None = None) -> Metric:
-        """Top-1 accuracy over ``num_classes`` classes (micro: the fraction of items right)."""
+        """The fraction of items whose most probable class is right."""
         return MulticlassAccuracy(_classes(num_classes), average="micro")
 
 
 class PerPosition(Task):
-    """A class per position (pixel, token): logits ``[B, C, ...]``, targets class maps ``[...]``, mean IoU.
-
-    Annotator labels stay numbers as for the untyped task: the class maps come with the dataset. The mean IoU runs
-    over the classes present (torchmetrics' ``MulticlassJaccardIndex``); positions whose target is ``ignore_index``
-    (void pixels, padding) do not count.
+    """Logits ``[B, C, ...]`` and class maps ``[...]`` as targets (from the dataset); evaluated by mean IoU.
 
     Args:
-        ignore_index: the target value of positions that do not count, if any.
+        ignore_index: the target value of positions that do not count (void pixels, padding), if any.
 
     Example:
         >>> import torch
@@ -67,7 +61,7 @@ class PerPosition(Task):
         self.ignore_index = ignore_index
 
     def metric(self, num_classes: int | None = None) -> MulticlassJaccardIndex:
-        """Mean IoU over the classes present, its confusion matrix synchronised by hand (for the pixel accuracy)."""
+        """Mean IoU over the classes present; synchronised by hand (the pixel accuracy reads the same matrix)."""
         return MulticlassJaccardIndex(
             _classes(num_classes), ignore_index=self.ignore_index, validate_args=False, sync_on_compute=False
         )
@@ -80,4 +74,3 @@ def _classes(num_classes: Any) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
     return num_classes
-
