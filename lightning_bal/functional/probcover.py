@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._blocks import count_within, sq_distance_blocks
 from lightning_bal.functional._embedding_checks import (
     as_points,
     check_alpha,
@@ -22,7 +21,7 @@ from lightning_bal.functional._embedding_checks import (
     check_seed,
     with_labelled,
 )
-from lightning_bal.functional.diversity import GreedySelection, min_sq_distances
+from lightning_bal.functional.diversity import GreedySelection, count_within, min_sq_distances, sq_distance_blocks
 from lightning_bal.functional.typiclust import kmeans
 from lightning_bal.utilities.collective import Collective
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._blocks import sq_distance_blocks
 from lightning_bal.functional._embedding_checks import (
     as_points,
     check_cold_start,
@@ -19,7 +18,7 @@ from lightning_bal.functional._embedding_checks import (
     pool_indices,
     with_labelled,
 )
-from lightning_bal.functional.diversity import GreedySelection, item_uniforms, kmeans_pp
+from lightning_bal.functional.diversity import GreedySelection, item_uniforms, kmeans_pp, sq_distance_blocks
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["kmeans", "typicality", "typiclust"]
