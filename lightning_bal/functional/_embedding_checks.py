@@ -1,20 +1,25 @@
-"""Input checks of the embedding selections (k-means++, k-center, TypiClust, ProbCover) and of their objectives."""
+"""Input checks of the selections (k-means++, k-center, TypiClust, ProbCover, BatchBALD, ICAL) and objectives."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._validation import check_log_probs
+from lightning_bal.utilities.checks import check_int_in_range
 from lightning_bal.utilities.collective import Collective
 
 __all__ = [
     "as_points",
     "check_alpha",
+    "check_batch_inputs",
+    "check_bool",
     "check_centres",
     "check_cold_start",
     "check_delta",
     "check_deltas",
     "check_finite",
+    "check_generator",
     "check_indices",
     "check_k",
     "check_objective",
@@ -28,6 +33,29 @@ __all__ = [
 
 #: D_L's rows in TypiClust's clustering are numbered from here: past any dataset index, exact in float64.
 _LABELLED_NUMBERS = 2**40
+
+
+def check_bool(name: str, value: bool) -> None:
+    """Refuse a flag that is not a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"Expected argument `{name}` to be a bool, but got {value!r}.")
+
+
+def check_generator(generator: torch.Generator | None) -> None:
+    """Refuse a ``generator`` that is neither a ``torch.Generator`` nor ``None``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
+
+
+def check_batch_inputs(log_probs: Tensor, query_size: int, generator: torch.Generator | None) -> int:
+    """A batch-aware selection's ``[N, K, C]`` log-probabilities and generator; returns ``query_size`` as an int."""
+    check_log_probs(log_probs, needs_mc_samples=True)
+    if log_probs.ndim != 3:
+        raise ValueError(
+            f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
+        )
+    check_generator(generator)
+    return check_int_in_range("query_size", query_size, 0, log_probs.shape[0])
 
 
 def check_seed(seed: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from lightning_bal.functional._entropy import entropy_over_classes
 from lightning_bal.functional._mc_pass import mc_moments
 from lightning_bal.functional._validation import (
     Reduction,
@@ -13,6 +12,7 @@ from lightning_bal.functional._validation import (
     check_reduction,
     finalize_scores,
 )
+from lightning_bal.functional.entropy import entropy_over_classes
 
 __all__ = ["bald", "expected_entropy"]
 

@@ -7,9 +7,10 @@ import math
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._entropy import entropy_over_classes
+from lightning_bal.functional._embedding_checks import check_batch_inputs
 from lightning_bal.functional._mc_pass import fast_exp_
-from lightning_bal.functional._validation import check_log_probs, check_mass, row_mass_error
+from lightning_bal.functional._validation import check_mass, row_mass_error
+from lightning_bal.functional.entropy import entropy_over_classes
 from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["batchbald"]
@@ -63,15 +64,8 @@ def batchbald(
         (tensor([0]), tensor([0.6931]))
     """
     if validate_args:
-        check_log_probs(log_probs, needs_mc_samples=True)
-        if log_probs.ndim != 3:
-            raise ValueError(
-                f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
-            )
-        query_size = check_int_in_range("query_size", query_size, 0, log_probs.shape[0])
+        query_size = check_batch_inputs(log_probs, query_size, generator)
         num_samples = check_int_in_range("num_samples", num_samples, 1)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
     num_items, num_mc, num_classes = log_probs.shape
     dtype = log_probs.dtype if log_probs.dtype in (torch.float32, torch.float64) else torch.float32
     probs_N_K_C = fast_exp_(log_probs, torch.empty(log_probs.shape, dtype=dtype, device=log_probs.device))

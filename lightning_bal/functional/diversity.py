@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import (
+    check_bool,
     check_centres,
     check_finite,
     check_objective,
@@ -230,8 +231,7 @@ def kmeans_pp(
     check_seed(seed)
     if first not in ("largest", "random"):
         raise ValueError(f"Expected argument `first` to be 'largest' or 'random', but got {first!r}.")
-    if not isinstance(include_origin, bool):
-        raise TypeError(f"Expected argument `include_origin` to be a bool, but got {include_origin!r}.")
+    check_bool("include_origin", include_origin)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
         raise TypeError(f"Expected argument `num_classes` to be an integer or None, but got {num_classes!r}.")
     collective = collective or Collective()
