@@ -10,7 +10,7 @@ from torch import Tensor
 from lightning_bal.functional._embedding_checks import check_batch_inputs
 from lightning_bal.functional._mc_pass import fast_exp_
 from lightning_bal.functional._validation import check_mass, row_mass_error
-from lightning_bal.functional.entropy import entropy_over_classes
+from lightning_bal.functional.pointwise import entropy_over_classes
 from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["batchbald"]
