@@ -1,7 +1,6 @@
 """ProbCover (Yehuda et al., 2022): greedy maximum coverage of the pool by δ-balls, with its radius and objective.
 
-It needs no model predictions, only embeddings. The δ-ball graph spans the whole pool, yet no rank holds it: each
-rank counts its items' neighbours shard by shard, one shard held at a time.
+It needs only embeddings. No rank holds the δ-ball graph: each counts its items' neighbours one shard at a time.
 """
 
 from __future__ import annotations
@@ -28,18 +27,11 @@ from lightning_bal.utilities.collective import Collective
 __all__ = ["coverage", "probcover", "purity", "purity_radius"]
 
 
-def purity(
-    points: Tensor,
-    pseudo_labels: Tensor,
-    deltas: Tensor,
-    *,
-    collective: Collective | None = None,
-) -> Tensor:
+def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective: Collective | None = None) -> Tensor:
     r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
 
-    Computed from each point's distance to the nearest point of another pseudo-label (the ball is pure iff that
-    distance exceeds δ), in one blocked pass for all radii. Under DDP each rank passes its shard and a
-    ``collective``: the shards visit every rank in turn, and the share is summed over ranks.
+    A ball is pure iff the nearest point of another pseudo-label is farther than δ: one blocked pass for all radii.
+    Under DDP each rank passes its shard and a ``collective``.
 
     Example:
         >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
@@ -85,28 +77,32 @@ def purity_radius(
 ) -> float:
     """ProbCover's radius: the largest of ``deltas`` (ascending, up to the first that fails) with purity >= ``alpha``.
 
-    Purity is taken w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest
-    radius fails, it is returned (as scikit-activeml does, which warns). Under DDP, ``points`` is this rank's shard
-    (numbered by ``indices``), with a ``collective``.
+    Purity is w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest radius
+    fails, it is returned (as scikit-activeml does). Under DDP, pass this rank's shard, ``indices`` and a collective.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
         >>> purity_radius(x, 2, deltas=torch.tensor([0.2, 1.0, 6.0]))
         1.0
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
-        )
-    check_alpha(alpha)
+    deltas = _check_radius_args(num_classes, alpha, deltas)
     points = as_points("points", points)
     collective = collective or Collective()
-    deltas = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
     clusters = min(num_classes, int(collective.sum(len(points))))
     pseudo, _ = kmeans(points, clusters, seed=seed, indices=indices, collective=collective)
     failing = torch.nonzero(purity(points, pseudo, deltas, collective=collective) < alpha)
     last = (int(failing[0]) if failing.numel() else len(deltas)) - 1
     return float(deltas[max(last, 0)])
+
+
+def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | None) -> Tensor:
+    """Check the arguments of the purity test; returns the candidate radii, ascending (scikit-activeml's default)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
+        )
+    check_alpha(alpha)
+    return torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
 
 
 def _each_rank(collective: Collective, rows: Tensor, labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
@@ -133,13 +129,9 @@ def probcover(
     r"""ProbCover: greedy maximum coverage of the pool by δ-balls around the picks.
 
     Each pick is the item whose δ-ball holds the most points not yet covered by a ball of D_L or of an earlier
-    pick (ties: the lower dataset index). Without ``delta``, the radius is the largest of ``deltas`` (ascending,
-    stopping at the first failure) whose :func:`purity` w.r.t. a k-means clustering into ``num_classes`` clusters
-    is at least ``alpha``, as in the paper and scikit-activeml.
-
-    Under DDP no rank holds the pool: each rank counts its items' uncovered neighbours shard by shard (one shard
-    held at a time), a pick is the best count over ranks, and only the points it newly covers (its ball) are
-    gathered, so every rank can lower its counts. Counts are integers: one process and several pick the same.
+    pick (ties: the lower dataset index). Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L.
+    Under DDP a pick is the best count over ranks, and only its ball is gathered; counts are integers, so one process
+    and several pick the same.
 
     Args:
         points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
@@ -166,25 +158,11 @@ def probcover(
     check_seed(seed)
     if delta is not None:
         check_delta(delta)
-    elif isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
-        )
     else:
-        check_alpha(alpha)
-        if deltas is not None:
-            check_deltas(deltas)
-    if delta is None:
-        # The radius is chosen on the pool and D_L together.
+        _check_radius_args(num_classes, alpha, deltas)
         everything, numbers = with_labelled(points, labelled, indices, collective)
         delta = purity_radius(
-            everything,
-            num_classes,
-            alpha=alpha,
-            deltas=deltas,
-            seed=seed,
-            indices=numbers,
-            collective=collective,
+            everything, num_classes, alpha=alpha, deltas=deltas, seed=seed, indices=numbers, collective=collective
         )
     covered = (
         min_sq_distances(points, labelled) <= delta**2 if len(labelled) else torch.zeros(len(points), dtype=torch.bool)

@@ -69,10 +69,7 @@ def sampling_log_weights(
 
 
 def sample_without_replacement(
-    log_weights: Tensor,
-    query_size: int,
-    generator: torch.Generator | None = None,
-    fill_uniformly: bool = False,
+    log_weights: Tensor, query_size: int, generator: torch.Generator | None = None, fill_uniformly: bool = False
 ) -> tuple[Tensor, Tensor]:
     r"""Draw ``query_size`` distinct items one after another, each with probability proportional to its weight.
 

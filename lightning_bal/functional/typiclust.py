@@ -1,7 +1,6 @@
 """TypiClust (Hacohen et al., 2022): the most typical item of each of the largest clusters that D_L leaves uncovered.
 
-It needs no model predictions, only embeddings. TypiClust runs on the ranks' shards: k-means by per-cluster sums
-over ranks, and one cluster's rows gathered per pick.
+It needs only embeddings, and runs on the ranks' shards: k-means by per-cluster sums, one cluster gathered per pick.
 """
 
 from __future__ import annotations
@@ -35,9 +34,8 @@ def kmeans(
 ) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, seeded and deterministic.
 
-    Under DDP each rank passes its shard of ``points`` (with their dataset ``indices``) and a ``collective``: the
-    start is drawn by :func:`~lightning_bal.functional.diversity.kmeans_pp` over all ranks, and each iteration sums
-    the clusters' rows over ranks (``k x D`` numbers); every rank gets its own rows' labels and the same centres.
+    Under DDP each rank passes its shard of ``points``, their dataset ``indices`` and a ``collective``; every rank
+    gets its own rows' labels and the same centres.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
@@ -118,12 +116,9 @@ def typiclust(
 ) -> GreedySelection:
     r"""TypiClust (TPC-RP): the most typical item of each of the largest clusters that hold no labelled item.
 
-    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters; the clusters holding a labelled
-    item are covered; then B times: the largest uncovered cluster gives its most typical item (:func:`typicality`
-    within the cluster) and becomes covered. Ties go to the lower cluster number and the lower dataset index.
-
-    Under DDP no rank holds the pool: k-means runs over the shards (:func:`kmeans`), and each pick gathers only the
-    chosen cluster's rows, on which every rank computes the same typicalities.
+    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters, those holding a labelled item are
+    covered, then B times the largest uncovered cluster gives its most typical item (:func:`typicality` within the
+    cluster) and becomes covered. Ties go to the lower cluster number and the lower dataset index.
 
     Args:
         points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
