@@ -85,7 +85,7 @@ def purity_radius(
         >>> purity_radius(x, 2, deltas=torch.tensor([0.2, 1.0, 6.0]))
         1.0
     """
-    deltas = _check_radius_args(num_classes, alpha, deltas)
+    num_classes, deltas = _check_radius_args(num_classes, alpha, deltas)
     points = as_points("points", points)
     collective = collective or Collective()
     clusters = min(num_classes, int(collective.sum(len(points))))
@@ -95,14 +95,15 @@ def purity_radius(
     return float(deltas[max(last, 0)])
 
 
-def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | None) -> Tensor:
-    """Check the arguments of the purity test; returns the candidate radii, ascending (scikit-activeml's default)."""
+def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | None) -> tuple[int, Tensor]:
+    """The purity test's checked ``num_classes`` and radii, ascending (default: scikit-activeml's)."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(
             f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
         )
     check_alpha(alpha)
-    return torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
+    radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
+    return num_classes, radii
 
 
 def _each_rank(collective: Collective, rows: Tensor, labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
