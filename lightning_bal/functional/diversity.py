@@ -216,7 +216,7 @@ def kmeans_pp(
         include_origin: also count the origin as a centre, so :math:`D(x)^2 \le \lVert x \rVert^2` (what
             scikit-activeml 1.0.1's ``Badge`` does); the default follows the BADGE paper and its code.
         first: the first pick is the item of ``"largest"`` norm (BADGE), or ``"random"`` (uniform, as in
-            k-means++ proper; the start of :func:`~lightning_bal.functional.typiclust.kmeans`).
+            k-means++ proper; the start of :func:`~lightning_bal.functional.cold_start.kmeans`).
 
     Returns:
         :class:`GreedySelection` of dataset indices and each pick's :math:`D^2` (the first: its squared norm).
