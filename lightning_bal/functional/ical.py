@@ -81,10 +81,8 @@ def sample_kernels(
 ) -> Tensor:
     r"""Kernel matrices ``[N, K, K]`` over the K MC samples of each item, the HSIC inputs of :func:`ical`.
 
-    With ``samples="labels"`` (the ICAL authors' choice) each sample k draws one label :math:`y_k \sim p_k(y)` and
-    the vectors compared are one-hot labels; with ``"probs"``, the predictive vectors :math:`p_k` themselves. The
-    kernel is a mixture of rational quadratics of the squared distance,
-    :math:`\kappa(d^2) = \frac{1}{|A|}\sum_{\alpha \in A} (1 + d^2 / 2\alpha)^{-\alpha}`.
+    Compares one-hot labels :math:`y_k \sim p_k(y)` (``"labels"``, the authors' choice) or the vectors :math:`p_k`
+    by :math:`\kappa(d^2) = \frac{1}{|A|}\sum_{\alpha \in A} (1 + d^2 / 2\alpha)^{-\alpha}`.
 
     Args:
         log_probs: ``[N, K, C]`` log-probabilities.
@@ -149,8 +147,7 @@ def ical(
         num_targets: Size of the target set (at most the items not yet picked).
         resample_targets: Draw a new target set at each step (the authors' default), else keep the first one.
         normalized: Normalised HSIC (default) or the plain biased estimate.
-        samples: ``"labels"`` (sampled one-hot labels, the authors' choice) or ``"probs"`` (see
-            :func:`sample_kernels`).
+        samples: ``"labels"`` or ``"probs"`` (see :func:`sample_kernels`).
         generator: Draws the labels and the target sets; ``None`` uses the global generator.
         validate_args: Check the input.
 
@@ -159,11 +156,9 @@ def ical(
         ``scores[n]`` the dependence of the first ``n + 1`` picks on that step's target set.
 
     Example:
-        Three items whose 4 MC samples split the labels one way, two the other way (near-certain labels):
-
         >>> labels = torch.tensor([[0, 0, 1, 1]] * 3 + [[0, 1, 0, 1]] * 2)
         >>> log_probs = torch.nn.functional.one_hot(labels, 2).float().clamp(1e-6, 1 - 1e-6).log()
-        >>> ical(log_probs, 3, generator=torch.Generator().manual_seed(0))  # the second pick covers the other way
+        >>> ical(log_probs, 3, generator=torch.Generator().manual_seed(0))  # the second pick splits the other way
         (tensor([0, 3, 1]), tensor([0.8321, 1.0000, 1.0000]))
         >>> ical(log_probs, 3, normalized=False, generator=torch.Generator().manual_seed(0))[0]
         tensor([0, 1, 3])

@@ -1,6 +1,6 @@
 r"""Pointwise heuristics of MC log-probabilities ``[N, K, C, ...]``: entropy, BALD, confidence, spread of the samples.
 
-Each scores every item on its own, reduces trailing dims ``...`` by ``reduction`` (``"mean"``, ``"sum"``, ``"max"``,
+Each returns a score ``[N]`` per item, reduces trailing dims ``...`` by ``reduction`` (``"mean"``, ``"sum"``, ``"max"``,
 ``"topq"``, a :class:`~lightning_bal.functional.TopQ` or a callable, see :data:`Reduction`; ``"max"`` and ``"topq"``
 keep the most uncertain positions), and leaves out the positions that a bool ``mask`` ``[N, ...]`` marks False
 (padding, void pixels); an item with no position left gets the empty score (0.0, a margin 1.0). ``validate_args``
@@ -67,7 +67,7 @@ def entropy_over_classes(probs_N_C_R: Tensor) -> Tensor:
 def entropy(
     log_probs: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
-    r"""Entropy of the mean prediction over the MC samples (max-entropy acquisition); higher is more uncertain.
+    r"""Entropy in nats of the mean prediction over the MC samples (max-entropy acquisition); higher is more uncertain.
 
     .. math:: H[\bar p] = -\sum_c \bar p_c \log \bar p_c, \quad \bar p_c = \frac{1}{K}\sum_k p_{kc}
 
@@ -76,9 +76,6 @@ def entropy(
         reduction: How trailing dims ``...`` are reduced to one score per item (see the module).
         validate_args: Check the input (see the module).
         mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
-
-    Returns:
-        ``[N]`` scores in nats.
 
     Example:
         >>> entropy(torch.full((1, 3, 4), 0.25).log())
@@ -97,16 +94,13 @@ def bald(
 
     .. math:: \mathrm{BALD} = H\Big[\frac{1}{K}\sum_k p_k\Big] - \frac{1}{K}\sum_k H[p_k]
 
-    One chunked pass computes both terms. Rounding noise below zero is clipped, since the value is >= 0 exactly.
+    In nats, between 0 and :func:`entropy`: one chunked pass computes both terms, and noise below zero is clipped.
 
     Args:
         log_probs: ``[N, K, C, ...]`` log-probabilities with K >= 2 MC samples.
         reduction: How trailing dims ``...`` are reduced (see the module).
         validate_args: Check the input (see the module).
         mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
-
-    Returns:
-        ``[N]`` scores in nats, between 0 and :func:`entropy`.
 
     Example:
         >>> log_probs = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log()
@@ -124,7 +118,7 @@ def bald(
 def expected_entropy(
     log_probs: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
-    r"""Mean entropy of the K sample predictions, the aleatoric part of :func:`entropy`.
+    r"""Mean entropy in nats of the K sample predictions, the aleatoric part of :func:`entropy`.
 
     .. math:: \frac{1}{K}\sum_k H[p_k] = -\frac{1}{K}\sum_k \sum_c p_{kc} \log p_{kc}
 
@@ -133,9 +127,6 @@ def expected_entropy(
         reduction: How trailing dims ``...`` are reduced (see the module).
         validate_args: Check the input (see the module).
         mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
-
-    Returns:
-        ``[N]`` conditional entropies in nats.
 
     Example:
         >>> expected_entropy(torch.full((1, 2, 2), 0.5).log())
@@ -151,9 +142,11 @@ def expected_entropy(
 def margin(
     log_probs: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
-    r"""Gap between the two most probable classes of the mean prediction (Baal's ``Margin``); LOWER is more uncertain.
+    r"""Gap in ``[0, 1]`` between the two likeliest classes of the mean prediction; LOWER is more uncertain.
 
     .. math:: \bar p_{(1)} - \bar p_{(2)}, \quad \bar p = \frac{1}{K}\sum_k p_k \text{ sorted descending}
+
+    Same values as Baal's ``Margin``.
 
     Args:
         log_probs: ``[N, K, C, ...]`` log-probabilities with C >= 2 classes.
@@ -161,9 +154,6 @@ def margin(
             ``"topq"`` the smallest margins; a callable gets the margins as they are.
         validate_args: Check the input (see the module) and C >= 2.
         mask: Optional bool ``[N, ...]``: True where a position counts; an item with none scores 1.0.
-
-    Returns:
-        ``[N]`` margins in ``[0, 1]``.
 
     Example:
         >>> margin(torch.tensor([[[0.7, 0.2, 0.1]]]).log())
@@ -184,7 +174,7 @@ def margin(
 def least_confidence(
     log_probs: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
-    r"""One minus the largest class probability of the mean prediction; higher is more uncertain.
+    r"""One minus the largest class probability of the mean prediction, in ``[0, 1 - 1/C]``; higher is more uncertain.
 
     .. math:: 1 - \max_c \bar p_c, \quad \bar p = \frac{1}{K}\sum_k p_k
 
@@ -195,9 +185,6 @@ def least_confidence(
         reduction: How trailing dims ``...`` are reduced (see the module).
         validate_args: Check the input (see the module).
         mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
-
-    Returns:
-        ``[N]`` scores in ``[0, 1 - 1/C]``.
 
     Example:
         >>> least_confidence(torch.tensor([[[0.7, 0.2, 0.1]]]).log())
@@ -216,16 +203,13 @@ def mean_std(
 
     .. math:: \frac{1}{C}\sum_c \sqrt{\frac{1}{K}\sum_k (p_{kc} - \bar p_c)^2}
 
-    The population (biased) standard deviation over K, as in Gal et al. (2017).
+    The population (biased) standard deviation over K, as in Gal et al. (2017); scores lie in ``[0, 0.5]``.
 
     Args:
         log_probs: ``[N, K, C, ...]`` log-probabilities with K >= 2 MC samples.
         reduction: How trailing dims ``...`` are reduced (see the module).
         validate_args: Check the input (see the module).
         mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
-
-    Returns:
-        ``[N]`` scores in ``[0, 0.5]``.
 
     Example:
         >>> mean_std(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log())
@@ -245,16 +229,13 @@ def variation_ratios(
 
     .. math:: 1 - \frac{1}{K}\max_c \big|\{k : \arg\max_{c'} p_{kc'} = c\}\big|
 
-    Ties in a sample's argmax go to the lowest class index.
+    Ties in a sample's argmax go to the lowest class index; scores are multiples of ``1/K`` in ``[0, 1 - 1/K]``.
 
     Args:
         log_probs: ``[N, K, C, ...]`` log-probabilities with K >= 2 MC samples.
         reduction: How trailing dims ``...`` are reduced (see the module).
         validate_args: Check the input (see the module).
         mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
-
-    Returns:
-        ``[N]`` scores in ``[0, 1 - 1/K]`` (multiples of ``1/K``).
 
     Example:
         >>> variation_ratios(torch.tensor([[[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]]).log())

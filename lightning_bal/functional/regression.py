@@ -30,7 +30,7 @@ def _check_samples(name: str, values: Tensor) -> None:
 def variance(
     predictions: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
-    r"""Variance of the K MC predictions, reduced over trailing dims; higher is more uncertain.
+    r"""Variance ``[N]`` of the K MC predictions, reduced over trailing dims; higher is more uncertain.
 
     .. math:: \frac{1}{K}\sum_k \big(f_k(x) - \bar f(x)\big)^2
 
@@ -41,11 +41,7 @@ def variance(
         reduction: How trailing dims ``...`` are reduced: ``"mean"``, ``"sum"``, ``"max"``, ``"topq"``, a
             :class:`~lightning_bal.functional.TopQ` or a callable (see :data:`Reduction`).
         validate_args: Check the input (rank, dtype, K >= 2, finite values).
-        mask: Optional bool ``[N, ...]`` (the trailing dims): True where an output counts; outputs marked False are
-            left out of the reduction, and an item with none that counts scores 0.
-
-    Returns:
-        ``[N]`` variances.
+        mask: Optional bool ``[N, ...]``: True where an output counts; an item with none scores 0.
 
     Example:
         >>> import torch
@@ -72,15 +68,13 @@ def gaussian_mutual_information(
 ) -> Tensor:
     r"""Mutual information of output and parameters for K Gaussian predictions, in closed form; higher is better.
 
-    Each MC sample k predicts :math:`\mathcal N(\mu_k, \sigma^2_k)`. Moment matching their mixture by one Gaussian
-    of the same total variance (aleatoric plus epistemic) gives
+    Each MC sample k predicts :math:`\mathcal N(\mu_k, \sigma^2_k)`; moment matching their mixture gives
 
     .. math:: I \approx \frac12 \log \frac{\sigma^2_{\mathrm{tot}}}{\overline{\sigma^2}}
         = \frac12 \log\Big(1 + \frac{\mathrm{Var}_k[\mu_k]}{\overline{\sigma^2}}\Big),
         \quad \overline{\sigma^2} = \frac1K \sum_k \sigma^2_k
 
-    With one noise variance for all samples this is MacKay's (1992) information gain of a Gaussian observation. It
-    measures the spread of the means in units of the noise, so noisy regions are not mistaken for informative ones.
+    (MacKay, 1992, for one noise variance): the spread of the means in units of the noise, unlike the variance.
 
     Args:
         means: ``[N, K, ...]`` predicted means, K >= 2 MC samples.
