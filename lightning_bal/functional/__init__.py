@@ -8,12 +8,13 @@ from lightning_bal.functional.pointwise import (
     bald,
     entropy,
     expected_entropy,
+    gaussian_mutual_information,
     least_confidence,
     margin,
     mean_std,
+    variance,
     variation_ratios,
 )
-from lightning_bal.functional.regression import gaussian_mutual_information, variance
 from lightning_bal.functional.risk import lure_weights, pure_weights, uniform_probabilities, weighted_risk
 from lightning_bal.functional.stochastic import (
     SAMPLING_MODES,

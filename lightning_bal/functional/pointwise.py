@@ -1,4 +1,4 @@
-r"""Pointwise heuristics of MC log-probabilities ``[N, K, C, ...]``: entropy, BALD, confidence, spread of the samples.
+r"""Pointwise heuristics of K MC samples: entropy, BALD, confidence, spread; the variance and MI of regression outputs.
 
 Each returns a score ``[N]`` per item, reduces trailing dims ``...`` by ``reduction`` (``"mean"``, ``"sum"``, ``"max"``,
 ``"topq"``, a :class:`~lightning_bal.functional.TopQ` or a callable, see :data:`Reduction`; ``"max"`` and ``"topq"``
@@ -17,10 +17,13 @@ from torch import Tensor
 from lightning_bal.functional._mc_pass import mc_moments
 from lightning_bal.functional._validation import (
     Reduction,
+    check_finite_scores,
     check_log_probs,
+    check_mask,
     check_masked_inputs,
     check_reduction,
     finalize_scores,
+    reduce_scores,
 )
 
 __all__ = [
@@ -28,9 +31,11 @@ __all__ = [
     "entropy",
     "entropy_over_classes",
     "expected_entropy",
+    "gaussian_mutual_information",
     "least_confidence",
     "margin",
     "mean_std",
+    "variance",
     "variation_ratios",
 ]
 
@@ -256,3 +261,98 @@ def variation_ratios(
     dtype = log_probs.dtype if log_probs.dtype in (torch.float32, torch.float64) else torch.float32
     scores_N_R = 1.0 - counts_N_C_R.amax(1).to(dtype) / num_samples
     return finalize_scores(scores_N_R, log_probs, reduction, validate_args, mask)
+
+
+def _check_samples(name: str, values: Tensor) -> None:
+    """Refuse ``values`` unless a floating point tensor ``[N, K, ...]`` with K >= 2."""
+    if not isinstance(values, Tensor) or not values.is_floating_point():
+        got = values.dtype if isinstance(values, Tensor) else type(values)
+        raise TypeError(f"Expected argument `{name}` to be a floating point tensor, but got {got}.")
+    if values.ndim < 2 or values.shape[1] < 2:
+        raise ValueError(
+            f"Expected argument `{name}` to have shape [N, K, ...] with K >= 2 MC samples, but got shape"
+            f" {tuple(values.shape)}."
+        )
+
+
+def variance(
+    predictions: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
+) -> Tensor:
+    r"""Variance ``[N]`` of the K MC predictions, reduced over trailing dims; higher is more uncertain.
+
+    .. math:: \frac{1}{K}\sum_k \big(f_k(x) - \bar f(x)\big)^2
+
+    The population (biased) variance, as ``numpy.var`` and Baal's ``Variance``.
+
+    Args:
+        predictions: ``[N, K, ...]`` regression outputs (any real values) with K >= 2 MC samples.
+        reduction: How trailing dims ``...`` are reduced (see the module).
+        validate_args: Check the input (rank, dtype, K >= 2, finite values).
+        mask: Optional bool ``[N, ...]``: True where an output counts; an item with none scores 0.
+
+    Example:
+        >>> variance(torch.tensor([[1.0, 3.0], [2.0, 2.0]]))
+        tensor([1., 0.])
+    """
+    if validate_args:
+        _check_samples("predictions", predictions)
+        check_reduction(reduction)
+        if mask is not None:
+            check_mask(mask, tuple(predictions.shape[:1] + predictions.shape[2:]))
+    scores = predictions.var(dim=1, correction=0)
+    if validate_args:
+        check_finite_scores(scores, name="predictions")
+    return reduce_scores(scores, reduction, mask)
+
+
+def gaussian_mutual_information(
+    means: Tensor,
+    log_variances: Tensor,
+    reduction: Reduction = "mean",
+    validate_args: bool = True,
+    mask: Tensor | None = None,
+) -> Tensor:
+    r"""Mutual information of output and parameters for K Gaussian predictions, in closed form; higher is better.
+
+    Each MC sample k predicts :math:`\mathcal N(\mu_k, \sigma^2_k)`; moment matching their mixture gives
+
+    .. math:: I \approx \frac12 \log \frac{\sigma^2_{\mathrm{tot}}}{\overline{\sigma^2}}
+        = \frac12 \log\Big(1 + \frac{\mathrm{Var}_k[\mu_k]}{\overline{\sigma^2}}\Big),
+        \quad \overline{\sigma^2} = \frac1K \sum_k \sigma^2_k
+
+    (MacKay, 1992, for one noise variance): the spread of the means in units of the noise, unlike the variance.
+
+    Args:
+        means: ``[N, K, ...]`` predicted means, K >= 2 MC samples.
+        log_variances: ``[N, K, ...]`` predicted log-variances (natural log), same shape as ``means``.
+        reduction: How trailing dims ``...`` are reduced (see the module).
+        validate_args: Check the inputs (dtype, shapes, K >= 2, finite values).
+        mask: Optional bool ``[N, ...]``: True where an output counts.
+
+    Returns:
+        ``[N]`` scores in nats, >= 0.
+
+    Example:
+        >>> means = torch.tensor([[0.0, 2.0], [1.0, 1.0]])  # two items, K=2 samples
+        >>> gaussian_mutual_information(means, torch.zeros(2, 2))  # 0.5 * log(1 + 1 / 1)
+        tensor([0.3466, 0.0000])
+    """
+    if validate_args:
+        _check_samples("means", means)
+        if not isinstance(log_variances, Tensor) or not log_variances.is_floating_point():
+            got = log_variances.dtype if isinstance(log_variances, Tensor) else type(log_variances)
+            raise TypeError(f"Expected argument `log_variances` to be a floating point tensor, but got {got}.")
+        if log_variances.shape != means.shape:
+            raise ValueError(
+                f"Expected argument `log_variances` to have the shape of `means` {tuple(means.shape)}, but got"
+                f" {tuple(log_variances.shape)}."
+            )
+        check_reduction(reduction)
+        if mask is not None:
+            check_mask(mask, tuple(means.shape[:1] + means.shape[2:]))
+    spread = means.var(dim=1, correction=0)
+    noise = log_variances.exp().mean(1)
+    scores = spread.div(noise).log1p_().mul_(0.5)
+    if validate_args:
+        check_finite_scores(scores, name="log_variances")
+    return reduce_scores(scores, reduction, mask)
