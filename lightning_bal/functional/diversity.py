@@ -317,9 +317,8 @@ def k_center_greedy(
 class _LazyDistances:
     """Each item's squared distance to its nearest centre, brought up to date only where it can decide a pick.
 
-    A new centre only lowers distances, so a stale value bounds the true one from above: the largest true value is
-    found among the ``size`` largest bounds once it beats the next bound (else 4x as many are tried). Spread-out
-    embeddings thus read a few rows per pick instead of N, with the picks of the eager update.
+    A stale value bounds the true one from above, so the largest true value is among the largest bounds once it beats
+    the next bound: spread-out embeddings read a few rows per pick instead of N, with the picks of the eager update.
     """
 
     def __init__(self, x: Tensor, centres: Tensor, query_size: int) -> None:
