@@ -11,7 +11,6 @@ from lightning_bal.utilities.collective import Collective
 
 __all__ = [
     "as_points",
-    "check_alpha",
     "check_batch_inputs",
     "check_bool",
     "check_centres",
@@ -207,12 +206,6 @@ def check_k(k: int) -> None:
     """Refuse a neighbour count ``k`` that is not a positive integer."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
-
-
-def check_alpha(alpha: float) -> None:
-    """Refuse a purity ``alpha`` outside (0, 1]."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
-        raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
 
 
 def check_deltas(deltas: Tensor) -> Tensor:

@@ -12,7 +12,6 @@ from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import (
     as_points,
-    check_alpha,
     check_cold_start,
     check_delta,
     check_deltas,
@@ -260,7 +259,8 @@ def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | N
         raise ValueError(
             f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
         )
-    check_alpha(alpha)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
     radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
     return num_classes, radii
 
