@@ -1,35 +1,60 @@
-"""Input checks of the embedding selections (k-means++, k-center, TypiClust, ProbCover) and of their objectives.
-
-Each check names the argument and what it got. Under DDP each rank checks its own shard; :func:`check_finite` with a
-collective makes every rank raise the same error, so no rank is left waiting in the next collective.
-"""
+"""Input checks of the selections (k-means++, k-center, TypiClust, ProbCover, BatchBALD, ICAL) and objectives."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._validation import check_log_probs
+from lightning_bal.utilities.checks import check_int_in_range
 from lightning_bal.utilities.collective import Collective
 
 __all__ = [
     "as_points",
-    "check_alpha",
+    "check_batch_inputs",
+    "check_bool",
     "check_centres",
     "check_cold_start",
     "check_delta",
     "check_deltas",
     "check_finite",
+    "check_generator",
     "check_indices",
     "check_k",
     "check_objective",
     "check_pool",
+    "check_rows",
     "check_seed",
+    "float_rows",
     "pool_indices",
     "with_labelled",
 ]
 
 #: D_L's rows in TypiClust's clustering are numbered from here: past any dataset index, exact in float64.
 _LABELLED_NUMBERS = 2**40
+
+
+def check_bool(name: str, value: bool) -> None:
+    """Refuse a flag that is not a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"Expected argument `{name}` to be a bool, but got {value!r}.")
+
+
+def check_generator(generator: torch.Generator | None) -> None:
+    """Refuse a ``generator`` that is neither a ``torch.Generator`` nor ``None``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
+
+
+def check_batch_inputs(log_probs: Tensor, query_size: int, generator: torch.Generator | None) -> int:
+    """A batch-aware selection's ``[N, K, C]`` log-probabilities and generator; returns ``query_size`` as an int."""
+    check_log_probs(log_probs, needs_mc_samples=True)
+    if log_probs.ndim != 3:
+        raise ValueError(
+            f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
+        )
+    check_generator(generator)
+    return check_int_in_range("query_size", query_size, 0, log_probs.shape[0])
 
 
 def check_seed(seed: int) -> None:
@@ -39,11 +64,7 @@ def check_seed(seed: int) -> None:
 
 
 def check_indices(indices: Tensor | None, rows: int, device: torch.device) -> Tensor:
-    """``indices`` as int64 on ``device`` (positions when ``None``): one distinct non-negative dataset index per row.
-
-    Under DDP each rank checks its own shard: a selection reports dataset indices, so a repeated or negative one
-    would be picked (or labelled) as if it were an item.
-    """
+    """``indices`` as int64 on ``device`` (positions when ``None``): one distinct non-negative dataset index per row."""
     if indices is None:
         return torch.arange(rows, device=device)
     if (
@@ -74,10 +95,8 @@ def check_finite(
 ) -> None:
     """Refuse ``rows`` ``[N, D]`` holding NaN or inf, naming the first such row (its dataset index with ``indices``).
 
-    ``what`` says in the message what the argument holds (e.g. "the pool embeddings").
-
-    With a ``collective`` every rank learns whether any rank holds such a row, so all of them raise the same error
-    (a rank raising alone would leave the others waiting in the next collective).
+    ``what`` says what the argument holds. With a ``collective`` every rank raises the same error: a rank raising
+    alone would leave the others waiting in the next collective.
     """
     bad = ~torch.isfinite(rows.flatten(1) if rows.ndim > 1 else rows.unsqueeze(1)).all(1)
     numbers = torch.arange(rows.shape[0], device=rows.device) if indices is None else indices.to(rows.device)
@@ -105,13 +124,18 @@ def check_pool(embeddings: Tensor, query_size: int, indices: Tensor | None) -> T
     return check_indices(indices, embeddings.shape[0], embeddings.device)
 
 
+def float_rows(tensor: Tensor) -> Tensor:
+    """``tensor`` ``[N, ...]`` (or ``[N]``) as float32 rows ``[N, D]``."""
+    return tensor.flatten(1).float() if tensor.ndim > 1 else tensor.float().unsqueeze(1)
+
+
 def check_centres(centres: Tensor, x: Tensor) -> Tensor:
     """``centres`` ``[M, D]`` as float32 rows on ``x``'s device, checked against the embeddings ``x`` ``[N, D]``."""
     if not isinstance(centres, Tensor):
         raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
     if centres.numel() == 0:
         return x[:0]
-    rows = centres.flatten(1).float() if centres.ndim > 1 else centres.float().unsqueeze(1)
+    rows = float_rows(centres)
     if rows.shape[1] != x.shape[1]:
         raise ValueError(
             f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {rows.shape[1]}."
@@ -122,21 +146,23 @@ def check_centres(centres: Tensor, x: Tensor) -> Tensor:
 
 def check_objective(points: Tensor, centres: Tensor) -> None:
     """An objective of NaN or inf rows would be NaN or inf itself: refuse them, naming the row."""
-    for name, rows in (("points", points), ("centres", centres)):
-        if not isinstance(rows, Tensor) or rows.ndim < 2:
-            got = tuple(rows.shape) if isinstance(rows, Tensor) else type(rows).__name__
-            raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
-        check_finite(name, rows)
+    check_finite("points", check_rows("points", points))
+    check_finite("centres", check_rows("centres", centres))
+
+
+def check_rows(name: str, points: Tensor) -> Tensor:
+    """Refuse ``points`` (named ``name``) unless a tensor ``[N, D, ...]``; return it as it is."""
+    if not isinstance(points, Tensor) or points.ndim < 2:
+        got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
+        raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
+    return points
 
 
 def as_points(name: str, points: Tensor) -> Tensor:
     """``points`` ``[N, ...]`` (named ``name`` in errors) as float64 rows ``[N, D]``."""
-    if not isinstance(points, Tensor) or points.ndim < 2:
-        got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
-        raise ValueError(f"Expected argument `{name}` to be a tensor [N, D], but got {got}.")
-    # Float64: distances from the |x|^2 + |y|^2 - 2 x.y expansion lose digits for near points in float32, and
-    # typicality and the δ-ball graph are made of near points.
-    return points.flatten(1).double()
+    # Float64: the |x|^2 + |y|^2 - 2 x.y expansion loses digits for near points in float32, and typicality and the
+    # δ-ball graph are made of near points.
+    return check_rows(name, points).flatten(1).double()
 
 
 def pool_indices(indices: Tensor | None, rows: int) -> Tensor:
@@ -180,12 +206,6 @@ def check_k(k: int) -> None:
     """Refuse a neighbour count ``k`` that is not a positive integer."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
-
-
-def check_alpha(alpha: float) -> None:
-    """Refuse a purity ``alpha`` outside (0, 1]."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
-        raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
 
 
 def check_deltas(deltas: Tensor) -> Tensor:

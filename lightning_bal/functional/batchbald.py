@@ -7,15 +7,15 @@ import math
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._entropy import entropy_over_classes
+from lightning_bal.functional._embedding_checks import check_batch_inputs
 from lightning_bal.functional._mc_pass import fast_exp_
-from lightning_bal.functional._validation import check_log_probs, check_mass, row_mass_error
+from lightning_bal.functional._validation import check_mass, row_mass_error
+from lightning_bal.functional.pointwise import entropy_over_classes
 from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["batchbald"]
 
-# Elements of one [configurations, candidate classes] block: it stays in cache between the matmul that makes it
-# and the entropy that consumes it.
+# Elements of one [configurations, candidate classes] block: it stays in cache from the matmul to the entropy.
 _BLOCK_ELEMENTS = 1 << 20
 
 
@@ -31,28 +31,22 @@ def batchbald(
     .. math:: a(b_{1:n}) = H[y_{1:n}] - \sum_{i=1}^n \frac{1}{K}\sum_k H[p_k(y_i)], \quad
         p(y_{1:n}) = \frac{1}{K}\sum_k \prod_i p_k(y_i)
 
-    Step n picks the candidate maximising :math:`H[y \mid y_{1:n-1}] - \frac{1}{K}\sum_k H[p_k(y)]`, with the
-    conditional entropy averaged over the joint configurations of the items picked so far: all ``C**(n-1)`` of them
-    (exact) while ``C**(n-1) <= num_samples``, else ``num_samples`` configurations drawn once from the exact table
-    and then extended by ancestral sampling at each step (consistent sampling: later steps reuse the same draws,
-    so the estimate does not jump between steps). All draws use ``generator``.
-
-    The K MC samples must be consistent across items (sample k is the same sub-network, e.g. the same dropout masks,
-    for every item), since joint probabilities multiply over items within a sample.
+    Step n picks the candidate maximising :math:`H[y \mid y_{1:n-1}] - \frac{1}{K}\sum_k H[p_k(y)]`, averaged over
+    the joint configurations of the picks so far: all ``C**(n-1)`` while ``C**(n-1) <= num_samples``, else
+    ``num_samples`` drawn once and extended by ancestral sampling (later steps reuse the draws). The K MC samples must
+    be consistent across items (the same dropout masks), since joint probabilities multiply within a sample.
 
     Args:
         log_probs: ``[N, K, C]`` log-probabilities of the candidates, K >= 2 consistent MC samples. ``-inf`` is an
             exact zero probability (contributing :math:`0 \log 0 = 0`, as in :func:`~lightning_bal.functional.bald`).
         query_size: Number of items to select, ``0 <= query_size <= N``.
         num_samples: Largest number of joint configurations enumerated exactly, and the number drawn beyond.
-        generator: Random generator on the device of ``log_probs`` for the sampled phase; ``None`` uses the global
-            generator. Unused while the phase stays exact.
+        generator: Draws of the sampled phase, on the device of ``log_probs``; ``None`` uses the global generator.
         validate_args: Check the input (rank, dtype, K >= 2, no NaN or ``+inf``, rows of ``exp`` summing to one).
 
     Returns:
         ``(indices, scores)``: int64 ``[query_size]`` positions into the N candidates in selection order, and
-        ``scores[n]`` the estimated BatchBALD value :math:`a(b_{1:n+1})` of the first ``n + 1`` picks (so
-        ``scores[0]`` is the BALD score of the first pick and the per-step gains are ``scores.diff()``).
+        ``scores[n]`` the BatchBALD value :math:`a(b_{1:n+1})` of the first ``n + 1`` picks (``scores[0]`` is BALD).
 
     Example:
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]]])
@@ -63,15 +57,8 @@ def batchbald(
         (tensor([0]), tensor([0.6931]))
     """
     if validate_args:
-        check_log_probs(log_probs, needs_mc_samples=True)
-        if log_probs.ndim != 3:
-            raise ValueError(
-                f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
-            )
-        query_size = check_int_in_range("query_size", query_size, 0, log_probs.shape[0])
+        query_size = check_batch_inputs(log_probs, query_size, generator)
         num_samples = check_int_in_range("num_samples", num_samples, 1)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
     num_items, num_mc, num_classes = log_probs.shape
     dtype = log_probs.dtype if log_probs.dtype in (torch.float32, torch.float64) else torch.float32
     probs_N_K_C = fast_exp_(log_probs, torch.empty(log_probs.shape, dtype=dtype, device=log_probs.device))

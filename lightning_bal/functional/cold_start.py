@@ -1,11 +1,363 @@
-r"""Cold-start selection when D_L is empty or tiny: TypiClust (Hacohen et al., 2022), ProbCover (Yehuda et al., 2022).
+"""Cold-start selection from embeddings alone: TypiClust (Hacohen et al., 2022) and ProbCover (Yehuda et al., 2022).
 
-Both need no model predictions, only embeddings (the model's features, or self-supervised embeddings the user
-supplies), and compute distances in blocks of rows, so no N×N matrix is held. Each lives in its own module
-(:mod:`~lightning_bal.functional.typiclust`, :mod:`~lightning_bal.functional.probcover`); this one gathers them.
+Both run on the ranks' shards with distances in blocks of rows, so no rank holds the pool or an N×N matrix.
 """
 
-from lightning_bal.functional.probcover import coverage, probcover, purity, purity_radius
-from lightning_bal.functional.typiclust import kmeans, typicality, typiclust
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from lightning_bal.functional._embedding_checks import (
+    as_points,
+    check_cold_start,
+    check_delta,
+    check_deltas,
+    check_finite,
+    check_k,
+    check_seed,
+    pool_indices,
+    with_labelled,
+)
+from lightning_bal.functional.diversity import (
+    GreedySelection,
+    count_within,
+    item_uniforms,
+    kmeans_pp,
+    min_sq_distances,
+    sq_distance_blocks,
+)
+from lightning_bal.utilities.collective import Collective
 
 __all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
+
+
+def kmeans(
+    points: Tensor,
+    num_clusters: int,
+    *,
+    seed: int = 0,
+    max_iter: int = 100,
+    indices: Tensor | None = None,
+    collective: Collective | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, seeded and deterministic.
+
+    Under DDP each rank passes its shard of ``points``, their dataset ``indices`` and a ``collective``; every rank
+    gets its own rows' labels and the same centres.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+        >>> labels, centres = kmeans(x, 2)
+        >>> labels[0] == labels[1] != labels[2] == labels[3]
+        tensor(True)
+    """
+    points = as_points("points", points)
+    collective = collective or Collective()
+    positions = indices is None
+    indices = pool_indices(indices, len(points))
+    check_seed(seed)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"Expected argument `max_iter` to be a positive integer, but got {max_iter!r}.")
+    total = int(collective.sum(len(points)))
+    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or not 1 <= num_clusters <= total:
+        raise ValueError(
+            f"Expected argument `num_clusters` to be an integer in [1, {total}], but got {num_clusters!r}."
+        )
+    check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
+    start = kmeans_pp(points, num_clusters, seed=seed, indices=indices, first="random", collective=collective).indices
+    centres = _rows_by_index(points, indices, start, collective)
+    labels = torch.full((len(points),), -1, dtype=torch.int64)
+    for _ in range(max_iter):
+        new = torch.cat([d2.argmin(1) for _, d2 in sq_distance_blocks(points, centres)] or [labels])
+        if collective.sum(int((new != labels).sum())) == 0:
+            break
+        labels = new
+        sums = collective.all_sum(torch.zeros_like(centres).index_add_(0, labels, points))
+        counts = collective.all_sum(torch.bincount(labels, minlength=num_clusters).double())
+        filled = counts > 0  # an empty cluster keeps its centre
+        centres[filled] = sums[filled] / counts[filled].unsqueeze(1)
+    return labels, centres
+
+
+def _rows_by_index(points: Tensor, indices: Tensor, wanted: Tensor, collective: Collective) -> Tensor:
+    """The rows of dataset indices ``wanted``, in that order, on every rank (each held by one rank)."""
+    mine = torch.isin(indices, wanted)
+    rows, held = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
+    return rows[torch.argsort(held)][torch.argsort(torch.argsort(wanted))]
+
+
+def typicality(points: Tensor, k: int = 20) -> Tensor:
+    r"""TypiClust's typicality: the inverse mean distance to the ``k`` nearest neighbours, ``[N]``.
+
+    .. math:: \mathrm{Typicality}(x) = \Big(\frac1k \sum_{x_i \in \mathrm{kNN}(x)} \lVert x - x_i \rVert\Big)^{-1}
+
+    With fewer than ``k + 1`` points, ``k`` is the number of other points; a lone point has typicality 1.
+
+    Example:
+        >>> typicality(torch.tensor([[0.0], [1.0], [3.0]]), k=1)
+        tensor([1.0000, 1.0000, 0.5000])
+    """
+    points = as_points("points", points)
+    check_k(k)
+    check_finite("points", points)
+    if len(points) == 1:
+        return torch.ones(1)
+    k = min(k, len(points) - 1)
+    out = torch.empty(len(points))
+    for start, d2 in sq_distance_blocks(points, points):
+        rows = torch.arange(d2.shape[0])
+        d2[rows, rows + start] = float("inf")  # the point itself is not its own neighbour
+        nearest = torch.topk(d2, k, dim=1, largest=False).values.sqrt().sum(1)
+        out[start : start + d2.shape[0]] = (1.0 / (nearest / k + 1e-7)).float()
+    return out
+
+
+def typiclust(
+    points: Tensor,
+    query_size: int,
+    *,
+    labelled: Tensor | None = None,
+    k: int = 20,
+    seed: int = 0,
+    indices: Tensor | None = None,
+    collective: Collective | None = None,
+) -> GreedySelection:
+    r"""TypiClust (TPC-RP): the most typical item of each of the largest clusters that hold no labelled item.
+
+    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters, those holding a labelled item are
+    covered, then B times the largest uncovered cluster gives its most typical item (:func:`typicality` within the
+    cluster) and becomes covered. Ties go to the lower cluster number and the lower dataset index.
+
+    Args:
+        points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
+        query_size: B, the number of picks (over all ranks).
+        labelled: ``[M, D]`` embeddings of D_L, the same on every rank (``None`` or empty at a cold start).
+        k: neighbours in the typicality (20 in the paper; scikit-activeml's default is 5).
+        seed: seeds the k-means start.
+        indices: ``[N]`` dataset indices of the rows (default: positions).
+        collective: cross-rank decisions; ``None`` for one process.
+
+    Returns:
+        :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and their typicality.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
+        >>> typiclust(x, 2, k=1).indices
+        tensor([2, 4])
+    """
+    points, labelled, indices, collective = check_cold_start(points, query_size, labelled, indices, collective)
+    check_k(k)
+    check_seed(seed)
+    if query_size == 0:
+        return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
+    rows, row_indices = with_labelled(points, labelled, indices, collective)
+    num_clusters = len(labelled) + query_size  # at most the rows clustered: query_size <= the pool
+    labels, _ = kmeans(rows, num_clusters, seed=seed, indices=row_indices, collective=collective)
+    pool_labels = labels[: len(points)]
+    sizes = collective.all_sum(torch.bincount(labels, minlength=num_clusters).double())
+    covered = collective.all_sum(torch.bincount(labels[len(points) :], minlength=num_clusters).double()) > 0
+    sizes[covered] = 0.0
+    picked = torch.zeros(len(points), dtype=torch.bool)
+    picks, scores = [], []
+    for t in range(query_size):
+        cluster = int(torch.argmax(sizes))
+        mine = (pool_labels == cluster) & ~picked
+        members, member_indices = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
+        if sizes[cluster] <= 0 or member_indices.numel() == 0:
+            # No uncovered cluster left (empty clusters): a uniform pick among the rest.
+            keys = item_uniforms(seed, t, indices).masked_fill(picked, -1.0)
+            best = int(keys.argmax()) if len(keys) else None
+            key, number = (float("-inf"), 0) if best is None else (keys[best], indices[best])
+            _, index, _ = collective.argmax(key, number)
+            score = float("nan")
+        else:
+            order = torch.argsort(member_indices)  # as with one process: typicality's ties go to the lower index
+            typical = typicality(members[order], k)
+            best = int(torch.argmax(typical))
+            index, score = int(member_indices[order][best]), float(typical[best])
+        sizes[cluster] = 0.0
+        picked |= indices == index
+        picks.append(index)
+        scores.append(score)
+    return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
+
+
+def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective: Collective | None = None) -> Tensor:
+    r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
+
+    A ball is pure iff the nearest point of another pseudo-label is farther than δ: one blocked pass for all radii.
+    Under DDP each rank passes its shard and a ``collective``.
+
+    Example:
+        >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
+        tensor([1.0000, 1.0000, 0.3333])
+    """
+    points = as_points("points", points)
+    if (
+        not isinstance(pseudo_labels, Tensor)
+        or pseudo_labels.shape != (len(points),)
+        or pseudo_labels.is_floating_point()
+        or pseudo_labels.is_complex()
+    ):
+        got = (
+            f"{tuple(pseudo_labels.shape)} {pseudo_labels.dtype}"
+            if isinstance(pseudo_labels, Tensor)
+            else pseudo_labels
+        )
+        raise ValueError(
+            f"Expected argument `pseudo_labels` to be an integer tensor [{len(points)}] like `points`, but got {got}."
+        )
+    deltas = check_deltas(deltas)
+    collective = collective or Collective()
+    impure = torch.full((len(points),), float("inf"), dtype=torch.float64)
+    for others, other_labels in _each_rank(collective, points, pseudo_labels):
+        for start, d2 in sq_distance_blocks(points, others):
+            same = pseudo_labels[start : start + d2.shape[0]].unsqueeze(1) == other_labels.unsqueeze(0)
+            nearest = d2.masked_fill(same, float("inf")).min(1).values.sqrt() if d2.shape[1] else impure[:0]
+            rows = slice(start, start + d2.shape[0])
+            impure[rows] = torch.minimum(impure[rows], nearest)
+    pure = (impure.unsqueeze(0) > deltas.double().unsqueeze(1)).double().sum(1)
+    return (collective.all_sum(pure) / collective.sum(len(points))).float()
+
+
+def purity_radius(
+    points: Tensor,
+    num_classes: int | None,
+    *,
+    alpha: float = 0.95,
+    deltas: Tensor | None = None,
+    seed: int = 0,
+    indices: Tensor | None = None,
+    collective: Collective | None = None,
+) -> float:
+    """ProbCover's radius: the largest of ``deltas`` (ascending, up to the first that fails) with purity >= ``alpha``.
+
+    Purity is w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest radius
+    fails, it is returned (as scikit-activeml does). Under DDP, pass this rank's shard, ``indices`` and a collective.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+        >>> purity_radius(x, 2, deltas=torch.tensor([0.2, 1.0, 6.0]))
+        1.0
+    """
+    num_classes, deltas = _check_radius_args(num_classes, alpha, deltas)
+    points = as_points("points", points)
+    collective = collective or Collective()
+    clusters = min(num_classes, int(collective.sum(len(points))))
+    pseudo, _ = kmeans(points, clusters, seed=seed, indices=indices, collective=collective)
+    failing = torch.nonzero(purity(points, pseudo, deltas, collective=collective) < alpha)
+    last = (int(failing[0]) if failing.numel() else len(deltas)) - 1
+    return float(deltas[max(last, 0)])
+
+
+def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | None) -> tuple[int, Tensor]:
+    """The purity test's checked ``num_classes`` and radii, ascending (default: scikit-activeml's)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
+        )
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
+    radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
+    return num_classes, radii
+
+
+def _each_rank(collective: Collective, rows: Tensor, labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    """Every rank's ``(rows, labels)`` in turn, on every rank: one shard held at a time, never the whole pool."""
+    for owner in range(collective.world_size):
+        mine = owner == collective.rank
+        shared = collective.share(torch.cat([rows, labels.double().unsqueeze(1)], 1) if mine else None, owner)
+        yield shared[:, :-1], shared[:, -1].long()
+
+
+def probcover(
+    points: Tensor,
+    query_size: int,
+    *,
+    labelled: Tensor | None = None,
+    delta: float | None = None,
+    num_classes: int | None = None,
+    alpha: float = 0.95,
+    deltas: Tensor | None = None,
+    seed: int = 0,
+    indices: Tensor | None = None,
+    collective: Collective | None = None,
+) -> GreedySelection:
+    r"""ProbCover: greedy maximum coverage of the pool by δ-balls around the picks.
+
+    Each pick is the item whose δ-ball holds the most points not yet covered by a ball of D_L or of an earlier
+    pick (ties: the lower dataset index). Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L.
+    Under DDP a pick is the best count over ranks, and only its ball is gathered; counts are integers, so one process
+    and several pick the same.
+
+    Args:
+        points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
+        query_size: number of picks (over all ranks).
+        labelled: ``[M, D]`` embeddings of D_L, the same on every rank (``None`` or empty at a cold start).
+        delta: the ball radius; ``None`` to choose it by purity.
+        num_classes: clusters of the purity test (needed when ``delta`` is ``None``).
+        alpha: the purity required.
+        deltas: candidate radii (default ``0.2, 0.4, ..., 2.0``, scikit-activeml's).
+        seed: seeds the k-means of the purity test.
+        indices: ``[N]`` dataset indices of the rows (default: positions).
+        collective: cross-rank decisions; ``None`` for one process.
+
+    Returns:
+        :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and the number of newly
+        covered points of each pick.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
+        >>> probcover(x, 2, delta=0.15)
+        GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
+    """
+    points, labelled, indices, collective = check_cold_start(points, query_size, labelled, indices, collective)
+    check_seed(seed)
+    if delta is not None:
+        check_delta(delta)
+    else:
+        _check_radius_args(num_classes, alpha, deltas)
+        everything, numbers = with_labelled(points, labelled, indices, collective)
+        delta = purity_radius(
+            everything, num_classes, alpha=alpha, deltas=deltas, seed=seed, indices=numbers, collective=collective
+        )
+    covered = (
+        min_sq_distances(points, labelled) <= delta**2 if len(labelled) else torch.zeros(len(points), dtype=torch.bool)
+    )
+    counts = torch.zeros(len(points), dtype=torch.float64)
+    for others, _ in _each_rank(collective, points[~covered], indices[~covered]):
+        counts += count_within(points, others, delta)
+    picked = torch.zeros(len(points), dtype=torch.bool)
+    picks, scores = [], []
+    for _ in range(query_size):
+        keys = counts.masked_fill(picked, -1.0)
+        best = keys.max() if len(keys) else torch.tensor(float("-inf"))
+        number = indices[keys == best].min() if len(keys) else torch.tensor(0)
+        _, index, owner = collective.argmax(best, number)
+        mine = indices == index
+        centre = collective.share(points[mine][0] if owner == collective.rank else None, owner)
+        new = ~covered & (min_sq_distances(points, centre.unsqueeze(0)) <= delta**2)
+        ball = collective.gather_rows(points[new])
+        scores.append(float(len(ball)))
+        covered |= new
+        counts -= count_within(points, ball, delta)
+        picked |= mine
+        picks.append(index)
+    return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
+
+
+def coverage(points: Tensor, centres: Tensor, delta: float) -> Tensor:
+    """ProbCover's objective: the share of ``points`` within ``delta`` of a centre.
+
+    Example:
+        >>> coverage(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([[0.5]]), 0.5)
+        tensor(0.6667)
+    """
+    points = as_points("points", points)
+    check_finite("points", points)
+    check_finite("centres", as_points("centres", centres))
+    check_delta(delta)
+    return (min_sq_distances(points, centres) <= delta**2).float().mean()

@@ -1,43 +1,45 @@
 r"""Diversity by greedy selection on embeddings: BADGE's k-means++ seeding and Core-Set's greedy k-center.
 
-Both keep one number per pool item (its distance to the nearest centre so far) and add one centre per pick, so a
-pick costs O(N·D) and memory stays O(N·D): no N×N matrix. Both run unchanged across ranks: each rank keeps its own
-shard of the embeddings and distances, and a pick needs only the best candidate of each rank
-(:meth:`~lightning_bal.utilities.collective.Collective.argmax`) and the winner's row
-(:meth:`~lightning_bal.utilities.collective.Collective.share`). Random draws are hashed from ``(seed, pick, dataset
-index)``, so the selection does not depend on how the pool is sharded.
+No N×N matrix. Under DDP each rank keeps its shard, a pick needs only each rank's best candidate and the winner's
+row, and draws are hashed from ``(seed, pick, dataset index)``, so the selection does not depend on the sharding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import (
+    check_bool,
     check_centres,
     check_finite,
     check_objective,
     check_pool,
+    check_rows,
     check_seed,
+    float_rows,
 )
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
 
 __all__ = [
     "GreedySelection",
+    "count_within",
     "covering_radius",
     "item_uniforms",
     "k_center_greedy",
     "kmeans_pp",
     "kmeans_potential",
     "min_sq_distances",
+    "sq_distance_blocks",
 ]
 
 _M32 = 0xFFFFFFFF
-#: Rows per chunk when distances are computed against many centres at once (bounds the temporary [rows, centres]).
-_CHUNK = 4096
+#: Rows (and centres) per block of distances: bounds the temporary [rows, centres].
+_CHUNK = 2048
 #: Items first brought up to date per k-center pick (see ``_LazyDistances``).
 _LAZY_START = 64
 
@@ -47,9 +49,8 @@ class GreedySelection(NamedTuple):
 
     Attributes:
         indices: int64 ``[q]`` dataset indices (positions when no ``indices`` were given), the same on every rank.
-        scores: ``[q]`` the criterion of each pick when it was made: its squared distance to the nearest earlier
-            centre for k-means++ (its squared norm for the first pick), its distance to the nearest centre for
-            k-center (``inf`` for a first pick without centres).
+        scores: ``[q]`` each pick's criterion when it was made: k-means++'s squared distance to the nearest earlier
+            centre (the first: its squared norm), k-center's distance to the nearest centre (``inf`` without any).
     """
 
     indices: Tensor
@@ -72,10 +73,8 @@ def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
         raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
     idx = indices.to(torch.int64)
     h = torch.zeros_like(idx)
-    for word in (seed & _M32, (seed >> 32) & _M32, counter & _M32):
+    for word in (seed & _M32, (seed >> 32) & _M32, counter & _M32, idx & _M32, idx >> 32):
         h = hash_uniform32(h.bitwise_xor_(word), 1)[..., 0]
-    for column in (idx & _M32, idx >> 32):
-        h = hash_uniform32(h.bitwise_xor_(column), 1)[..., 0]
     return (h.double() + 0.5) / 2.0**32
 
 
@@ -83,25 +82,24 @@ class _Points:
     """Pool embeddings with squared distances to one centre: Euclidean, or between factored gradient embeddings."""
 
     def __init__(self, embeddings: Tensor, num_classes: int | None) -> None:
-        self.x = embeddings.flatten(1).float() if embeddings.ndim > 1 else embeddings.float().unsqueeze(1)
+        self.x = float_rows(embeddings)
         self.num_classes = num_classes
-        self.x2: Tensor | None = None
-        if num_classes is not None and len(self) > 0:
-            if not 0 < num_classes < self.x.shape[1]:
-                raise ValueError(
-                    f"Expected argument `num_classes` in [1, {self.x.shape[1] - 1}] for factored embeddings of"
-                    f" {self.x.shape[1]} columns, but got {num_classes}."
-                )
-            self.a, self.h = self.x[:, :num_classes], self.x[:, num_classes:]
-            self.a2, self.h2 = self.a.square().sum(1), self.h.square().sum(1)
+        if num_classes is None:
+            self.x2 = self.x.square().sum(1)
+            return
+        if len(self) > 0 and not 0 < num_classes < self.x.shape[1]:
+            raise ValueError(
+                f"Expected argument `num_classes` in [1, {self.x.shape[1] - 1}] for factored embeddings of"
+                f" {self.x.shape[1]} columns, but got {num_classes}."
+            )
+        self.a, self.h = self.x[:, :num_classes], self.x[:, num_classes:]
+        self.x2 = self.a.square().sum(1) * self.h.square().sum(1)
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def sq_norms(self) -> Tensor:
-        if len(self) == 0:
-            return self.x.new_empty(0)
-        return self.a2 * self.h2 if self.num_classes is not None else self.x.square().sum(1)
+        return self.x2
 
     def sq_dist(self, centre: Tensor) -> Tensor:
         if len(self) == 0:
@@ -109,28 +107,45 @@ class _Points:
         if self.num_classes is not None:
             a, h = centre[: self.num_classes], centre[self.num_classes :]
             cross = (self.a @ a) * (self.h @ h)
-            return (self.a2 * self.h2 + a.square().sum() * h.square().sum() - 2.0 * cross).clamp_min_(0.0)
-        # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c: one matrix-vector product, reading the embeddings once.
-        if self.x2 is None:
-            self.x2 = self.x.square().sum(1)
+            return (self.x2 + a.square().sum() * h.square().sum() - 2.0 * cross).clamp_min_(0.0)
         return torch.addmv(self.x2 + centre.square().sum(), self.x, centre, alpha=-2.0).clamp_min_(0.0)
+
+
+def sq_distance_blocks(points: Tensor, others: Tensor) -> Iterator[tuple[int, Tensor]]:
+    """``(row_start, squared distances [rows, M])`` of blocks of ``points`` to all ``others``."""
+    other_norms = others.square().sum(1)
+    for start in range(0, points.shape[0], _CHUNK):
+        rows = points[start : start + _CHUNK]
+        d2 = torch.addmm(rows.square().sum(1, keepdim=True) + other_norms, rows, others.T, alpha=-2.0)
+        yield start, d2.clamp_min_(0.0)
+
+
+def _blocks_of_both(points: Tensor, others: Tensor) -> Iterator[tuple[int, Tensor]]:
+    """As :func:`sq_distance_blocks`, with ``others`` in blocks too: no ``[rows, M]`` temporary for a large M."""
+    for start in range(0, len(others), _CHUNK):
+        yield from sq_distance_blocks(points, others[start : start + _CHUNK])
+
+
+def count_within(points: Tensor, others: Tensor, delta: float) -> Tensor:
+    """For each of ``points``, how many of ``others`` lie within ``delta`` ``[N]`` (blocked: no N×M matrix)."""
+    counts = torch.zeros(len(points), dtype=torch.float64)
+    for row, d2 in _blocks_of_both(points, others):
+        counts[row : row + d2.shape[0]] += (d2 <= delta**2).sum(1)
+    return counts
 
 
 def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
     """Squared Euclidean distance of each of ``points [N, D]`` to its nearest of ``centres [M, D]``, ``[N]``.
 
-    Computed in chunks of rows and centres, so memory stays O((N + M) D); ``inf`` when there are no centres.
+    Computed in blocks of rows and centres, so memory stays O((N + M) D); ``inf`` when there are no centres.
 
     Example:
         >>> min_sq_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 1.0]]))
         tensor([ 1., 18.])
     """
-    if not isinstance(points, Tensor) or points.ndim < 2:
-        got = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
-        raise ValueError(f"Expected argument `points` to be a tensor [N, D], but got {got}.")
+    points = check_rows("points", points).flatten(1).float()
     if not isinstance(centres, Tensor):
         raise TypeError(f"Expected argument `centres` to be a tensor [M, D], but got {type(centres).__name__}.")
-    points = points.flatten(1).float()
     out = torch.full((points.shape[0],), float("inf"), device=points.device)
     if centres.numel() == 0:
         return out
@@ -139,17 +154,9 @@ def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
             f"Expected argument `centres` to be a tensor [M, {points.shape[1]}] like `points`, but got"
             f" {tuple(centres.shape)}."
         )
-    centres = centres.flatten(1).float().to(points.device)
-    centre_norms = centres.square().sum(1)
-    for start in range(0, points.shape[0], _CHUNK):
-        rows = points[start : start + _CHUNK]
-        row_norms = rows.square().sum(1, keepdim=True)
-        best = out[start : start + _CHUNK]
-        for c_start in range(0, centres.shape[0], _CHUNK):
-            block = centres[c_start : c_start + _CHUNK]
-            # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c: one GEMM per block.
-            d2 = torch.addmm(row_norms + centre_norms[c_start : c_start + _CHUNK], rows, block.T, alpha=-2.0)
-            torch.minimum(best, d2.clamp_min_(0.0).min(1).values, out=best)
+    for row, d2 in _blocks_of_both(points, centres.flatten(1).float().to(points.device)):
+        best = out[row : row + d2.shape[0]]
+        torch.minimum(best, d2.min(1).values, out=best)
     return out
 
 
@@ -161,8 +168,23 @@ def _pick(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float,
     return collective.argmax(best, indices[keys == best].min())
 
 
-def _total_items(collective: Collective, n: int) -> int:
-    return int(collective.sum(n))
+def _check_size(x: Tensor, query_size: int, indices: Tensor | None, collective: Collective) -> None:
+    """Refuse non-finite rows (``indices`` ``None`` names positions) and more picks than the pool over all ranks."""
+    check_finite("embeddings", x, indices, collective)
+    if query_size > int(collective.sum(len(x))):
+        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
+
+
+def _share_pick(
+    collective: Collective, owner: int, index: int, indices: Tensor, picked: Tensor, x: Tensor, values: Tensor
+) -> Tensor:
+    """The picked row of ``x`` with its entry of ``values`` appended, on every rank; its owner marks it picked."""
+    row = None
+    if owner == collective.rank:
+        position = int(torch.nonzero(indices == index)[0, 0])
+        picked[position] = True
+        row = torch.cat([x[position], values[position].reshape(1)])
+    return collective.share(row, owner).to(x.device)
 
 
 def kmeans_pp(
@@ -178,11 +200,10 @@ def kmeans_pp(
 ) -> GreedySelection:
     r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
 
-    The first pick is the item of largest norm (BADGE's choice, and scikit-activeml's); each next pick is drawn
-    with probability proportional to :math:`D(x)^2`, its squared distance to the nearest pick so far. The draw is
-    an exponential race, :math:`\arg\max_i D(x_i)^2 / E_i` with :math:`E_i = -\log u_i` and :math:`u_i` hashed from
-    ``(seed, pick, dataset index)``: an exact draw from :math:`D^2 / \sum D^2` that each rank runs on its own shard.
-    If every remaining :math:`D^2` is zero, the pick is uniform among the items not yet picked.
+    The first pick is the item of largest norm (BADGE's choice); each next pick is drawn with probability
+    proportional to :math:`D(x)^2`, its squared distance to the nearest pick so far, by the exponential race
+    :math:`\arg\max_i D(x_i)^2 / (-\log u_i)`, :math:`u_i` hashed from ``(seed, pick, dataset index)`` so that each
+    rank runs it on its shard. If every remaining :math:`D^2` is zero, the pick is uniform.
 
     Args:
         embeddings: ``[N, D]`` this rank's pool embeddings; factored ``[N, C + D]`` gradient embeddings (from
@@ -195,7 +216,7 @@ def kmeans_pp(
         include_origin: also count the origin as a centre, so :math:`D(x)^2 \le \lVert x \rVert^2` (what
             scikit-activeml 1.0.1's ``Badge`` does); the default follows the BADGE paper and its code.
         first: the first pick is the item of ``"largest"`` norm (BADGE), or ``"random"`` (uniform, as in
-            k-means++ proper; the start of :func:`~lightning_bal.functional.typiclust.kmeans`).
+            k-means++ proper; the start of :func:`~lightning_bal.functional.cold_start.kmeans`).
 
     Returns:
         :class:`GreedySelection` of dataset indices and each pick's :math:`D^2` (the first: its squared norm).
@@ -210,15 +231,12 @@ def kmeans_pp(
     check_seed(seed)
     if first not in ("largest", "random"):
         raise ValueError(f"Expected argument `first` to be 'largest' or 'random', but got {first!r}.")
-    if not isinstance(include_origin, bool):
-        raise TypeError(f"Expected argument `include_origin` to be a bool, but got {include_origin!r}.")
+    check_bool("include_origin", include_origin)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
         raise TypeError(f"Expected argument `num_classes` to be an integer or None, but got {num_classes!r}.")
     collective = collective or Collective()
     points = _Points(embeddings, num_classes)
-    check_finite("embeddings", points.x, None if positions else indices, collective)
-    if query_size > _total_items(collective, len(points)):
-        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
+    _check_size(points.x, query_size, None if positions else indices, collective)
     min_d2 = points.sq_norms()
     picked = torch.zeros(len(points), dtype=torch.bool, device=points.x.device)
     picks, scores = [], []
@@ -232,17 +250,12 @@ def kmeans_pp(
             keys = weights / -torch.log(item_uniforms(seed, t, indices).to(weights.device))
         keys.masked_fill_(picked, float("-inf"))
         _, index, owner = _pick(collective, keys, indices)
-        row = None
-        if owner == collective.rank:
-            position = int(torch.nonzero(indices == index)[0, 0])
-            picked[position] = True
-            row = torch.cat([points.x[position], min_d2[position].reshape(1)])
-        shared = collective.share(row, owner).to(points.x.device)
-        centre, score = shared[:-1], shared[-1]
+        shared = _share_pick(collective, owner, index, indices, picked, points.x, min_d2)
+        centre = shared[:-1]
         replace = t == 0 and not include_origin
         min_d2 = points.sq_dist(centre) if replace else torch.minimum(min_d2, points.sq_dist(centre))
         picks.append(index)
-        scores.append(float(score))
+        scores.append(float(shared[-1]))
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
 
 
@@ -259,9 +272,8 @@ def k_center_greedy(
 
     .. math:: x^\star = \arg\max_{x \in \text{pool}} \min_{c \in D_L \cup \text{picks}} \lVert x - c \rVert
 
-    a 2-approximation of the minimax facility location (the covering radius). The labelled set's embeddings are the
-    initial centres; without any, the first pick is uniform (hashed from ``seed`` and the dataset index). Ties go
-    to the lower dataset index.
+    a 2-approximation of the minimax facility location. D_L's embeddings are the initial centres; without any, the
+    first pick is uniform (hashed from ``seed`` and the dataset index). Ties go to the lower dataset index.
 
     Args:
         embeddings: ``[N, D]`` this rank's pool embeddings.
@@ -283,27 +295,19 @@ def k_center_greedy(
     indices = check_pool(embeddings, query_size, indices)
     check_seed(seed)
     collective = collective or Collective()
-    x = embeddings.flatten(1).float() if embeddings.ndim > 1 else embeddings.float().unsqueeze(1)
+    x = float_rows(embeddings)
     initial = x[:0] if centres is None else check_centres(centres, x)
-    check_finite("embeddings", x, None if positions else indices, collective)
-    if query_size > _total_items(collective, x.shape[0]):
-        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
+    _check_size(x, query_size, None if positions else indices, collective)
     distances = _LazyDistances(x, initial, query_size)
     picked = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     picks, scores = [], []
     for t in range(query_size):
         if t == 0 and collective.sum(initial.shape[0]) == 0:
-            keys = item_uniforms(seed, 0, indices).to(x.device).masked_fill(picked, float("-inf"))
-            _, index, owner = _pick(collective, keys, indices)
+            _, index, owner = _pick(collective, item_uniforms(seed, 0, indices).to(x.device), indices)
         else:
             value, index = distances.best(picked, indices)
             _, index, owner = collective.argmax(value, index)
-        row = None
-        if owner == collective.rank:
-            position = int(torch.nonzero(indices == index)[0, 0])
-            picked[position] = True
-            row = torch.cat([x[position], distances.value[position].reshape(1)])
-        shared = collective.share(row, owner).to(x.device)
+        shared = _share_pick(collective, owner, index, indices, picked, x, distances.value)
         distances.add(shared[:-1])
         picks.append(index)
         scores.append(float(shared[-1].sqrt()))
@@ -313,13 +317,8 @@ def k_center_greedy(
 class _LazyDistances:
     """Each item's squared distance to its nearest centre, brought up to date only where it can decide a pick.
 
-    Adding a centre can only lower a distance, so an out-of-date value is an upper bound of the true one. A pick
-    needs the largest true value: bring the ``size`` largest values up to date (against the centres added since
-    each was last updated, one GEMM); if the best of them is still above the next value, it is the largest true
-    value (every other true value is at most its bound), else try 4× as many. Greedy k-center on spread-out
-    embeddings moves few items' nearest centre per pick, so a pick reads a few rows instead of all N; in the worst
-    case (everything out of date and tied) it updates everything, like the eager update, in blocks. The picks are
-    those of the eager update: the winner is the largest true value, ties to the lower dataset index.
+    A stale value bounds the true one from above, so the largest true value is among the largest bounds once it beats
+    the next bound: spread-out embeddings read a few rows per pick instead of N, with the picks of the eager update.
     """
 
     def __init__(self, x: Tensor, centres: Tensor, query_size: int) -> None:
@@ -342,12 +341,10 @@ class _LazyDistances:
         for start in range(0, rows.numel(), _CHUNK):
             block = rows[start : start + _CHUNK]
             first = int(self.seen[block].min())
-            centres = self.centres[first : self.count]
-            # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c: one GEMM against the new centres.
             d2 = torch.addmm(
                 self.sq_norms[block, None] + self.centre_sq_norms[None, first : self.count],
                 self.x[block],
-                centres.T,
+                self.centres[first : self.count].T,
                 alpha=-2.0,
             )
             self.value[block] = torch.minimum(self.value[block], d2.clamp_min_(0.0).min(1).values)
@@ -359,13 +356,8 @@ class _LazyDistances:
         if free == 0:
             return float("-inf"), 2**53
         size = _LAZY_START
-        while True:
+        while size + 1 < free:
             keys = self.value.masked_fill(picked, float("-inf"))
-            if size + 1 >= free:
-                self.refresh(torch.nonzero((self.seen < self.count) & ~picked).squeeze(1))
-                keys = self.value.masked_fill(picked, float("-inf"))
-                best = keys.max()
-                return float(best), int(indices[keys == best].min())
             top = torch.topk(keys, size + 1)
             candidates, bound = top.indices[:size], top.values[size]
             out_of_date = candidates[self.seen[candidates] < self.count]
@@ -376,6 +368,10 @@ class _LazyDistances:
             if best > bound:
                 return float(best), int(indices[candidates][values == best].min())
             size *= 4
+        self.refresh(torch.nonzero((self.seen < self.count) & ~picked).squeeze(1))
+        keys = self.value.masked_fill(picked, float("-inf"))
+        best = keys.max()
+        return float(best), int(indices[keys == best].min())
 
 
 def covering_radius(points: Tensor, centres: Tensor) -> Tensor:

@@ -9,13 +9,9 @@ from lightning_bal.functional._validation import check_finite_scores, check_log_
 
 __all__ = ["epig", "check_targets"]
 
-# Elements of the [chunk, C, T, C] joint per chunk (16 MiB of float32; a log buffer of the same size goes with it):
-# large enough for an efficient matmul, and memory stays bounded independently of N.
+# Elements of the [chunk, C, T, C] joint per chunk (16 MiB of float32, and a log buffer as large): an efficient
+# matmul, with memory bounded independently of N.
 _CHUNK_ELEMENTS = 1 << 22
-
-
-def _entropy(probs: Tensor, dims: tuple[int, ...]) -> Tensor:
-    return torch.xlogy(probs, probs).sum(dims).neg_()
 
 
 def _check_shape(log_probs: Tensor, name: str, items: str, min_items: int) -> None:
@@ -53,20 +49,14 @@ def epig(log_probs_pool: Tensor, log_probs_targets: Tensor, validate_args: bool 
     .. math:: \mathrm{EPIG}(x) = \frac{1}{T}\sum_{t=1}^T I[y; y_t^* \mid x, x_t^*]
         = H[y] + \frac{1}{T}\sum_t H[y_t^*] - \frac{1}{T}\sum_t H[y, y_t^*]
 
-    with the joint predictive of the K MC samples,
-    :math:`p(y, y^*) = \frac{1}{K}\sum_k p_k(y \mid x)\, p_k(y^* \mid x^*)`, and its marginals
-    :math:`p(y) = \frac{1}{K}\sum_k p_k(y \mid x)`. The targets x* sample the input distribution of interest
-    (e.g. a random subset of the pool). The pool is processed in chunks so that the ``[chunk, C, T, C]`` joint
-    stays small; each joint is one matmul over K. Rounding noise below zero is clipped, since the value is >= 0.
-
-    By the data processing inequality EPIG never exceeds :func:`~lightning_bal.functional.bald` of the same
-    samples, and it is 0 when the K samples agree.
+    with the joint predictive :math:`p(y, y^*) = \frac{1}{K}\sum_k p_k(y \mid x)\, p_k(y^* \mid x^*)` of the K MC
+    samples. The targets x* sample the input distribution of interest (e.g. a random subset of the pool). EPIG is at
+    most :func:`~lightning_bal.functional.bald` of the same samples, 0 when they agree; noise below 0 is clipped.
 
     Args:
         log_probs_pool: ``[N, K, C]`` log-probabilities of the pool items, K >= 2 MC samples.
-        log_probs_targets: ``[T, K, C']`` log-probabilities of the target inputs from the *same* K samples: sample
-            k must be the same model (e.g. the same dropout masks) for the pool and the targets, since the joint
-            pairs them up. Moved to the device of ``log_probs_pool`` if needed.
+        log_probs_targets: ``[T, K, C']`` log-probabilities of the target inputs from the *same* K samples (the
+            same dropout masks), moved to the device of ``log_probs_pool``.
         validate_args: Check both inputs (shape, dtype, K >= 2 and equal, rows of ``exp`` summing to one).
 
     Returns:
@@ -91,9 +81,8 @@ def epig(log_probs_pool: Tensor, log_probs_targets: Tensor, validate_args: bool 
             f"Expected argument `log_probs_targets` to hold the same K={num_samples} MC samples as"
             f" `log_probs_pool`, but got K={probs_targets.shape[1]}."
         )
-    # [K + 1, T * C']: the 1/K of the joint is folded in, and an extra row of `tiny` (met by a column of ones on the
-    # pool side) makes the matmul return joint + tiny, so its log is finite where the joint underflows to 0 and the
-    # entropy needs neither xlogy (about 2x slower than log) nor a clamping pass; the shift changes nothing in float.
+    # [K + 1, T * C'] with the 1/K folded in: an extra row of `tiny` (met by a column of ones on the pool side) makes
+    # the matmul return joint + tiny, whose log is finite without xlogy (2x slower than log) or a clamping pass.
     tiny = torch.finfo(dtype).tiny
     targets_K_TC = torch.cat(
         [
@@ -101,8 +90,8 @@ def epig(log_probs_pool: Tensor, log_probs_targets: Tensor, validate_args: bool 
             probs_targets.new_full((1, num_targets * num_target_classes), tiny),
         ]
     )
-    mean_entropy_targets = _entropy(probs_targets.mean(1), (1,)).mean()
-    entropy_pool_N = _entropy(probs_pool.mean(1), (1,))
+    mean_entropy_targets = torch.special.entr(probs_targets.mean(1)).sum(1).mean()
+    entropy_pool_N = torch.special.entr(probs_pool.mean(1)).sum(1)
 
     joint_size = num_classes * num_targets * num_target_classes
     chunk = max(1, _CHUNK_ELEMENTS // max(1, joint_size))

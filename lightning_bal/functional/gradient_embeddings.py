@@ -11,16 +11,13 @@ __all__ = ["gradient_embedding", "gradient_embedding_dense"]
 def gradient_embedding(log_probs: Tensor, features: Tensor) -> Tensor:
     r"""BADGE's gradient embedding of the last linear layer, in factored form: ``[N, C + D]`` = ``[a, h]``.
 
-    For a last layer :math:`z = W h + b` trained with cross-entropy, the gradient of the loss at the model's own
-    most likely label :math:`\hat y = \arg\max_c p_c` with respect to :math:`W` is the outer product
+    For a last layer :math:`z = W h + b` trained with cross-entropy, the loss gradient w.r.t. :math:`W` at the
+    predicted label :math:`\hat y = \arg\max_c p_c` (:math:`p` the MC-mean predictive) is, in closed form,
 
     .. math:: g = (p - e_{\hat y}) \otimes h, \qquad \lVert g_i - g_j \rVert^2 = \lVert a_i\rVert^2 \lVert h_i\rVert^2
         + \lVert a_j\rVert^2 \lVert h_j\rVert^2 - 2 (a_i \cdot a_j)(h_i \cdot h_j)
 
-    with :math:`a = p - e_{\hat y}`. It is kept as ``[a, h]`` (C + D numbers, not C·D) and distances are taken
-    with the identity above; :func:`gradient_embedding_dense` gives the C·D form. With K MC samples, :math:`p` is
-    the mean predictive :math:`\frac1K \sum_k p_k` (BADGE uses the deterministic network; the mean is its MC
-    estimate). No autograd: the closed form above is the gradient.
+    with :math:`a = p - e_{\hat y}`, kept as ``[a, h]`` (C + D numbers; :func:`gradient_embedding_dense` gives C·D).
 
     Args:
         log_probs: ``[N, K, C]`` MC log-probabilities, or ``[N, C]``.

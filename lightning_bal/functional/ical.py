@@ -1,12 +1,9 @@
 r"""ICAL: Information Condensing Active Learning (Jain, Liu and Gifford, 2020, arXiv:2002.07916).
 
-ICAL picks the batch whose labels depend most strongly on the labels of the rest of the pool, the dependence
-measured by the Hilbert-Schmidt Independence Criterion (HSIC) between random variables sampled under the posterior.
-The K consistent MC samples are the paired HSIC samples: sample k is one model, and it gives one label to every
-item. Each item then has a ``[K, K]`` kernel matrix over the samples, a set of items has the mean of its items'
-kernel matrices (the kernel of their sum representation), and HSIC compares the batch's kernel with the kernel of
-a random target set drawn from the pool. The approximations, with the paper's defaults and ours, are listed in
-``docs/diversity.md`` (section "ICAL").
+ICAL picks the batch whose labels depend most on the labels of the rest of the pool, by the Hilbert-Schmidt
+Independence Criterion (HSIC) over the K consistent MC samples (sample k is one model labelling every item): each
+item has a ``[K, K]`` kernel over the samples, a set the mean of its items' kernels. The approximations are listed
+in ``docs/diversity.md`` (section "ICAL").
 """
 
 from __future__ import annotations
@@ -16,7 +13,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._validation import check_log_probs, check_mass, row_mass_error
+from lightning_bal.functional._embedding_checks import check_batch_inputs, check_bool
+from lightning_bal.functional._validation import check_mass, row_mass_error
 from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["RQ_ALPHAS", "hsic", "ical", "sample_kernels"]
@@ -33,10 +31,9 @@ def hsic(kernel_x: Tensor, kernel_y: Tensor, normalized: bool = False) -> Tensor
     .. math:: \widehat{\mathrm{HSIC}}(K, L) = \frac{1}{n^2} \operatorname{tr}(K H L H), \qquad
         H = I - \tfrac{1}{n} \mathbf{1}\mathbf{1}^\top
 
-    (the two-variable case of the dHSIC estimator the ICAL authors use). With ``normalized=True``, the estimate
-    divided by :math:`\sqrt{\widehat{\mathrm{HSIC}}(K, K)\,\widehat{\mathrm{HSIC}}(L, L)}` (centred kernel
-    alignment): 1 for identical kernels, in [0, 1] for positive semi-definite ones, invariant to scaling either
-    kernel; 0 where a kernel is constant (a variable that never varies is independent of everything).
+    With ``normalized=True``, divided by :math:`\sqrt{\widehat{\mathrm{HSIC}}(K, K)\,\widehat{\mathrm{HSIC}}(L, L)}`
+    (centred kernel alignment): 1 for identical kernels, in [0, 1] for positive semi-definite ones, 0 where a kernel
+    is constant.
 
     Args:
         kernel_x: ``[..., n, n]`` kernel matrices.
@@ -66,8 +63,7 @@ def hsic(kernel_x: Tensor, kernel_y: Tensor, normalized: bool = False) -> Tensor
             f"Expected arguments `kernel_x` and `kernel_y` to have the same number of samples, but got"
             f" {kernel_x.shape[-1]} and {kernel_y.shape[-1]}."
         )
-    if not isinstance(normalized, bool):
-        raise TypeError(f"Expected argument `normalized` to be a bool, but got {normalized!r}.")
+    check_bool("normalized", normalized)
     n = kernel_x.shape[-1]
     centred_x, centred_y = _centre(kernel_x), _centre(kernel_y)
     cross = (centred_x * centred_y).sum((-2, -1)) / n**2
@@ -85,10 +81,8 @@ def sample_kernels(
 ) -> Tensor:
     r"""Kernel matrices ``[N, K, K]`` over the K MC samples of each item, the HSIC inputs of :func:`ical`.
 
-    With ``samples="labels"`` (the ICAL authors' choice) each sample k draws one label :math:`y_k \sim p_k(y)` and
-    the vectors compared are one-hot labels; with ``"probs"``, the predictive vectors :math:`p_k` themselves. The
-    kernel is a mixture of rational quadratics of the squared distance,
-    :math:`\kappa(d^2) = \frac{1}{|A|}\sum_{\alpha \in A} (1 + d^2 / 2\alpha)^{-\alpha}`.
+    Compares one-hot labels :math:`y_k \sim p_k(y)` (``"labels"``, the authors' choice) or the vectors :math:`p_k`
+    by :math:`\kappa(d^2) = \frac{1}{|A|}\sum_{\alpha \in A} (1 + d^2 / 2\alpha)^{-\alpha}`.
 
     Args:
         log_probs: ``[N, K, C]`` log-probabilities.
@@ -142,15 +136,10 @@ def ical(
         \bar K_{T_n}\Big), \qquad \bar K_S = \frac{1}{|S|}\sum_{s \in S} K_s
 
     where :math:`K_s` is item s's ``[K, K]`` kernel over the MC samples (:func:`sample_kernels`) and :math:`T_n` a
-    set of ``num_targets`` items drawn uniformly from the items not yet picked (drawn again at each step with
-    ``resample_targets``). With ``normalized=True`` (default) the dependence is the normalised HSIC
-    (:func:`hsic`): its denominator grows with the dependence between the candidate and the batch already picked,
-    so a candidate redundant with the batch loses. With ``normalized=False``, the plain HSIC is linear in
-    :math:`\bar K`, so every step ranks the candidates by their own dependence on :math:`T_n` alone.
-
-    Each step costs O(N K²) on the centred kernels (the batch enters through running sums, no recomputation); the
-    kernels take N K² numbers. The K MC samples must be consistent across items (sample k is the same sub-network
-    for every item), as for :func:`~lightning_bal.functional.batchbald`.
+    set of ``num_targets`` items drawn uniformly from those not yet picked. The normalised HSIC (:func:`hsic`)
+    penalises a candidate redundant with the batch; the plain one ranks candidates by their own dependence on
+    :math:`T_n`. A step costs O(N K²). The K MC samples must be consistent across items, as for
+    :func:`~lightning_bal.functional.batchbald`.
 
     Args:
         log_probs: ``[N, K, C]`` log-probabilities of the candidates, K >= 2 consistent MC samples.
@@ -158,8 +147,7 @@ def ical(
         num_targets: Size of the target set (at most the items not yet picked).
         resample_targets: Draw a new target set at each step (the authors' default), else keep the first one.
         normalized: Normalised HSIC (default) or the plain biased estimate.
-        samples: ``"labels"`` (sampled one-hot labels, the authors' choice) or ``"probs"`` (see
-            :func:`sample_kernels`).
+        samples: ``"labels"`` or ``"probs"`` (see :func:`sample_kernels`).
         generator: Draws the labels and the target sets; ``None`` uses the global generator.
         validate_args: Check the input.
 
@@ -168,17 +156,20 @@ def ical(
         ``scores[n]`` the dependence of the first ``n + 1`` picks on that step's target set.
 
     Example:
-        Three items whose 4 MC samples split the labels one way, two the other way (near-certain labels):
-
         >>> labels = torch.tensor([[0, 0, 1, 1]] * 3 + [[0, 1, 0, 1]] * 2)
         >>> log_probs = torch.nn.functional.one_hot(labels, 2).float().clamp(1e-6, 1 - 1e-6).log()
-        >>> ical(log_probs, 3, generator=torch.Generator().manual_seed(0))  # the second pick covers the other way
+        >>> ical(log_probs, 3, generator=torch.Generator().manual_seed(0))  # the second pick splits the other way
         (tensor([0, 3, 1]), tensor([0.8321, 1.0000, 1.0000]))
         >>> ical(log_probs, 3, normalized=False, generator=torch.Generator().manual_seed(0))[0]
         tensor([0, 1, 3])
     """
     if validate_args:
-        _check_ical_args(log_probs, query_size, num_targets, resample_targets, normalized, samples, generator)
+        query_size = check_batch_inputs(log_probs, query_size, generator)
+        check_int_in_range("num_targets", num_targets, 1)
+        check_bool("resample_targets", resample_targets)
+        check_bool("normalized", normalized)
+        if samples not in ("labels", "probs"):
+            raise ValueError(f"Expected argument `samples` to be 'labels' or 'probs', but got {samples!r}.")
     num_items, num_mc = log_probs.shape[0], log_probs.shape[1]
     if query_size == 0:
         return torch.empty(0, dtype=torch.int64, device=log_probs.device), log_probs.new_empty(0)
@@ -229,36 +220,8 @@ def _centre(kernel: Tensor) -> Tensor:
 def _targets(
     centred_N_KK: Tensor, taken_N: Tensor, num_targets: int, generator: torch.Generator | None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The target set's mean centred kernel, its inner product with each item's kernel, and its squared norm.
-
-    The ``num_targets`` targets are drawn without replacement from the items not taken.
-    """
+    """Mean centred kernel of targets drawn from the items not taken, its product with each item's, its norm²."""
     free = torch.nonzero(~taken_N).squeeze(1)  # never empty: a step always has an item left to pick
     order = torch.randperm(free.numel(), generator=generator, device=free.device)
     target_KK = centred_N_KK[free[order[:num_targets]]].mean(0)
     return target_KK, centred_N_KK @ target_KK, target_KK.square().sum()
-
-
-def _check_ical_args(
-    log_probs: Tensor,
-    query_size: int,
-    num_targets: int,
-    resample_targets: bool,
-    normalized: bool,
-    samples: str,
-    generator: torch.Generator | None,
-) -> None:
-    check_log_probs(log_probs, needs_mc_samples=True)
-    if log_probs.ndim != 3:
-        raise ValueError(
-            f"Expected argument `log_probs` to have shape [N, K, C], but got shape {tuple(log_probs.shape)}."
-        )
-    check_int_in_range("query_size", query_size, 0, log_probs.shape[0])
-    check_int_in_range("num_targets", num_targets, 1)
-    for name, flag in (("resample_targets", resample_targets), ("normalized", normalized)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"Expected argument `{name}` to be a bool, but got {flag!r}.")
-    if samples not in ("labels", "probs"):
-        raise ValueError(f"Expected argument `samples` to be 'labels' or 'probs', but got {samples!r}.")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")

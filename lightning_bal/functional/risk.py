@@ -1,20 +1,12 @@
 r"""Unbiased risk estimates from actively acquired labels: PURE and LURE (Farquhar, Gal and Rainforth, ICLR 2021).
 
-Active learning acquires labels from a pool of N items with a bias towards informative ones, so the plain mean loss
-over the M acquired items does not estimate the population risk :math:`r = \frac{1}{N}\sum_{i=1}^N L_i`. If the
-m-th item (m = 1..M, in acquisition order) was drawn with probability :math:`q_m` from the :math:`N - m + 1` items
-still in the pool, given the earlier draws, both estimators below are exactly unbiased: :math:`E[\hat R] = r`.
-
-What a caller records, for every acquired item in acquisition order (across all steps, the initial labels first):
-
-- its conditional drawing probability :math:`q_m` over the whole remaining pool. Items labelled uniformly at random
-  (e.g. the initial labels) have :math:`q_m = 1 / (N - m + 1)` (see :func:`uniform_probabilities`); a stochastic
-  heuristic's :attr:`~lightning_bal.heuristics.Selection.probabilities` hold :math:`q_m` for its draws, in order,
-  as long as it scored the whole remaining pool (scoring a random subset of the pool changes :math:`q_m`).
-- ``pool_size``: N, the size of the original pool (the dataset size before the first label), not of the pool left.
-
-Unbiasedness needs :math:`q_m > 0` for every item left in the pool at every draw; a deterministic (top-k)
-acquisition has no such probabilities and cannot be corrected.
+Actively acquired labels lean towards informative items, so their mean loss does not estimate the population risk
+:math:`r = \frac{1}{N}\sum_{i=1}^N L_i`. Both estimators here are exactly unbiased given, for every acquired item in
+acquisition order (the initial labels first), its conditional drawing probability :math:`q_m` over the whole
+remaining pool (:math:`1 / (N - m + 1)` for uniform draws, see :func:`uniform_probabilities`; a stochastic
+heuristic's :attr:`~lightning_bal.heuristics.Selection.probabilities` if it scored the whole remaining pool), and
+``pool_size``, N, the dataset size before the first label. They need :math:`q_m > 0` for every item left at every
+draw: a deterministic (top-k) acquisition cannot be corrected.
 """
 
 from __future__ import annotations
@@ -82,8 +74,7 @@ def lure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
     does labelling the whole pool (M = N). The expected weight sum is M. Pass the result to :func:`weighted_risk`.
 
     Args:
-        probabilities: ``[M]`` conditional drawing probabilities :math:`q_m`, in acquisition order (see the module
-            docstring for what to record).
+        probabilities: ``[M]`` conditional drawing probabilities :math:`q_m`, in acquisition order (see the module).
         pool_size: N, the size of the original pool.
 
     Returns:
@@ -106,18 +97,15 @@ def lure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
 def pure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
     r"""PURE weights :math:`c_m`, so that :math:`\hat R_\text{PURE} = \frac{1}{M}\sum_{m=1}^M c_m L_m` is unbiased.
 
-    The paper's estimator averages one unbiased estimate per draw, each the known losses plus the new one,
-    importance weighted. Collecting the terms of each :math:`L_m` gives weights, so it shares :func:`weighted_risk`:
+    The paper's average of one importance-weighted estimate per draw, collected into a weight per loss:
 
     .. math:: \hat R_\text{PURE} = \frac{1}{M}\sum_{m=1}^M \Big[\frac{1}{N}\sum_{t<m} L_t + \frac{L_m}{N q_m}\Big]
         = \frac{1}{M}\sum_{m=1}^M c_m L_m, \quad c_m = \frac{1}{N q_m} + \frac{M - m}{N}
 
-    Unlike LURE the weights are not 1 under uniform sampling (only their expectation matches), so PURE has a
-    larger variance; prefer :func:`lure_weights`.
+    Unlike LURE's, the weights are not 1 under uniform sampling, so PURE has a larger variance; prefer LURE.
 
     Args:
-        probabilities: ``[M]`` conditional drawing probabilities :math:`q_m`, in acquisition order (see the module
-            docstring for what to record).
+        probabilities: ``[M]`` conditional drawing probabilities :math:`q_m`, in acquisition order (see the module).
         pool_size: N, the size of the original pool.
 
     Returns:

@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._embedding_checks import check_generator
+
 __all__ = ["SamplingMode", "SAMPLING_MODES", "sampling_log_weights", "sample_without_replacement"]
 
 SamplingMode = Literal["power", "softmax", "softrank"]
@@ -67,33 +69,26 @@ def sampling_log_weights(
 
 
 def sample_without_replacement(
-    log_weights: Tensor,
-    query_size: int,
-    generator: torch.Generator | None = None,
-    fill_uniformly: bool = False,
+    log_weights: Tensor, query_size: int, generator: torch.Generator | None = None, fill_uniformly: bool = False
 ) -> tuple[Tensor, Tensor]:
     r"""Draw ``query_size`` distinct items one after another, each with probability proportional to its weight.
 
     .. math:: P(i_t = i \mid i_{<t}) = \frac{w_i}{\sum_{j \notin i_{<t}} w_j}
 
-    Implemented in one shot with the Gumbel-top-k trick, which has exactly this sequential distribution, in
-    O(N log query_size). The probabilities are computed in log space, as exact as the float64 log-weights allow
-    however lopsided the weights (``total - cumsum`` of the drawn mass would cancel to rounding noise once the first
-    draws hold almost all of it).
+    One Gumbel-top-k draw has exactly this sequential distribution, in O(N log query_size); the probabilities are
+    computed in log space, exact however lopsided the weights.
 
-    Items of weight zero (``log_weights = -inf``) are never drawn while items of non-zero weight remain. When fewer
-    than ``query_size`` items have a non-zero weight, ``fill_uniformly=True`` draws all of them first, then the
-    remaining picks uniformly at random among the zero-weight items; each of these is recorded with probability
-    ``1 / (number of zero-weight items not yet drawn)``. That is the exact conditional probability of this process
-    (the limit of adding a vanishing constant to every weight): conditional on the zero-weight phase, which this
-    query reaches surely, so importance weights such as LURE stay well defined.
+    Items of weight zero (``log_weights = -inf``) are drawn only once no other item is left, and only with
+    ``fill_uniformly=True``: uniformly, each recorded with probability ``1 / (zero-weight items not yet drawn)``, its
+    exact conditional probability (the limit of a vanishing constant added to every weight), so importance weights
+    such as LURE stay well defined.
 
     Args:
         log_weights: ``[N]`` unnormalised log-weights, ``-inf`` for weight zero; NaN and ``+inf`` are rejected.
         query_size: Number of items to draw, ``0 <= query_size <= N``.
         generator: Random generator on the device of ``log_weights``; ``None`` uses the global generator.
-        fill_uniformly: Whether to complete the draw uniformly among the zero-weight items (see above) when fewer
-            than ``query_size`` items have a non-zero weight, instead of raising.
+        fill_uniformly: Complete the draw among the zero-weight items (see above) instead of raising when fewer
+            than ``query_size`` items have a non-zero weight.
 
     Returns:
         ``(indices, probabilities)``: int64 ``[query_size]`` in drawing order, and the float64 probability with which
@@ -117,8 +112,7 @@ def sample_without_replacement(
         raise TypeError(
             f"Expected argument `log_weights` to be a floating point tensor, but got dtype {log_weights.dtype}."
         )
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
+    check_generator(generator)
     if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= log_weights.numel():
         raise ValueError(
             f"Expected argument `query_size` to be an integer in [0, {log_weights.numel()}], but got {query_size!r}."
@@ -156,8 +150,7 @@ def sample_without_replacement(
 def _conditional_probabilities(log_weights: Tensor, drawn: Tensor) -> Tensor:
     r"""Probability of each draw given the earlier ones, :math:`w_{i_t} / \sum_{j \notin i_{<t}} w_j`, in log space.
 
-    The mass left before draw t is that of the items never drawn plus that of draws t, t+1, ...: a suffix sum of
-    the drawn weights, accumulated backwards with ``logcumsumexp`` so that no step subtracts (O(N + q) in all).
+    The mass left before draw t is a suffix sum, so ``logcumsumexp`` backwards finds it without subtracting.
 
     Example:
         >>> log_weights = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64).log()
