@@ -1,9 +1,4 @@
-"""A growing pool: new items appended to the datamodule's training dataset, their ids, targets and layout checked.
-
-:class:`ItemAdditions` is a mixin of :class:`~lightning_bal.ActiveDataModule` over its labelling API
-(:class:`~lightning_bal.data.labelling.LabelOperations`): the one change of the dataset itself, kept apart from
-the thin forwards to the ledger.
-"""
+"""A growing pool: new items appended to the datamodule's training dataset, their ids, targets and layout checked."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
 """Reading a pool a whole batch at a time: one indexing op per batch for tensor- and array-backed datasets.
 
-A ``DataLoader`` over a map-style dataset calls ``__getitem__`` once per item and collates the items, which for a
-pool of 10^6 small inputs costs more than the model. When the inputs are one tensor (a ``TensorDataset``, whose first
-tensor is the input) or one numpy array (an ``np.ndarray`` or an ``np.memmap`` on disk, whose rows are the inputs),
-a batch is read with a single fancy-indexing op instead: :class:`ChunkSampler` hands the loader a ``slice`` of
-positions per batch (no per-item Python), and :class:`BatchedPoolView` turns it into ``(inputs [B, ...],
-dataset_indices [B])``. A memmap is read only where the batch's rows lie, so a pool larger than memory streams from
-disk.
+Item-by-item reading and collating costs more than the model for 10^6 small inputs. A memmap is read only where the
+batch's rows lie, so a pool larger than memory streams from disk.
 """
 
 from __future__ import annotations

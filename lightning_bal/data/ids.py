@@ -1,9 +1,4 @@
-"""Stable item ids: the names a labelling team uses for items, and carrying label state across a changed dataset.
-
-The ledger keeps its state by position in the training dataset. Positions mean something else once the dataset is
-re-ordered or grows, so the datamodule's state also holds each position's id (a file name, a database key, or the
-position itself by default), and a state saved under one list of ids is re-mapped onto another by id.
-"""
+"""Stable item ids: the names a labelling team uses for items, and re-mapping label state onto a changed dataset."""
 
 from __future__ import annotations
 

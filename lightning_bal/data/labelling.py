@@ -1,8 +1,4 @@
-"""The datamodule's labelling API: who is labelled, labelling, annotator queries; each call forwarded to its ledger.
-
-:class:`LabelOperations` is the base of :class:`~lightning_bal.ActiveDataModule` and of its loaders and added
-items: the thin, documented surface over :class:`LabelLedger` that users call.
-"""
+"""The datamodule's labelling API: who is labelled, labelling, annotator queries; each call forwarded to its ledger."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""The datamodule's loaders: D_L for training, the pool (or a seeded subset of it) for scoring, val and test sets.
-
-:class:`Loaders` is a layer of :class:`~lightning_bal.ActiveDataModule` over its labelling API
-(:class:`~lightning_bal.data.labelling.LabelOperations`): it builds every ``DataLoader`` from the module's
-datasets, batch sizes and seed, and leaves construction and state to the module's own file.
-"""
+"""The datamodule's loaders: D_L for training, the pool (or a seeded subset of it) for scoring, val and test sets."""
 
 from __future__ import annotations
 

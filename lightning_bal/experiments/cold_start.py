@@ -1,9 +1,7 @@
 """The first labelled set of a run chosen by a cold-start heuristic (TypiClust, ProbCover) instead of at random.
 
-At a cold start the model has learnt nothing, so its features say little; the papers cluster self-supervised
-embeddings. None install offline, so the experiments take the stand-in that does: a PCA of the training inputs'
-pixels, each embedding scaled to unit norm (the scale ProbCover's default radii of 0.2-2.0 assume). It is a weaker
-representation than SimCLR's, and the benchmark tables say so.
+The papers cluster self-supervised embeddings, which do not install offline; the stand-in is a PCA of the pixels,
+scaled to unit norm (the scale ProbCover's default radii assume).
 """
 
 from __future__ import annotations

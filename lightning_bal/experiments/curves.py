@@ -1,7 +1,4 @@
-"""Summaries of active learning curves: labels to reach an accuracy, area under the curve, mean and spread.
-
-A curve is a list of ``(labelled samples, value)`` pairs, one per active learning step, in the order of the steps.
-"""
+"""Summaries of curves, lists of ``(labelled, value)`` per step: labels to reach a value, area, mean and spread."""
 
 from __future__ import annotations
 

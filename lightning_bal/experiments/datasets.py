@@ -1,8 +1,4 @@
-"""Datasets for the experiments, read from local files or from packages (nothing is downloaded).
-
-MNIST from its four gzipped IDX files (:func:`load_mnist`, no torchvision needed); scikit-learn's bundled 8x8 digits
-(:func:`load_digits`, needs ``scikit-learn``, part of the ``examples`` extra).
-"""
+"""Datasets for the experiments, read from local files (MNIST's IDX files) or scikit-learn (nothing is downloaded)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""The CNNs with dropout of the papers' protocol, and a LightningModule that trains them.
-
-:func:`gal_cnn` (Gal et al. 2017), :func:`kirsch_cnn` (Kirsch et al. 2019, BatchBALD) and :func:`digits_cnn` (for
-scikit-learn's 8x8 digits) are plain ``nn.Sequential`` networks, so the MC engine runs the layers before the first
-dropout once per item. :class:`DropoutCNN` wraps one of them with Adam, cross-entropy (weighted when the datamodule
-returns risk weights), ``val_loss``/``val_acc``, and the weight decay of Gal et al. that shrinks as D_L grows.
-"""
+"""The CNNs with dropout of the papers' protocol (plain ``nn.Sequential``s), and a LightningModule that trains them."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Rows of the papers' protocol that draw the K samples from another posterior: ``heuristic@posterior``.
-
-``bald@ensemble`` runs BALD over a deep ensemble of the seed's CNN, ``bald@swag`` and ``bald@laplace`` run it over
-SWAG and last-layer Laplace samples of the CNN itself, ``bald@mc_dropout`` is plain ``bald`` under an explicit name.
-:func:`posterior_row` turns such a name into an :class:`~lightning_bal.experiments.Row`, so all of them run in one
-:class:`~lightning_bal.experiments.Experiment`, each seed's rows from the same labels and initial weights.
-"""
+"""Rows of the papers' protocol that draw the K samples from another posterior: ``heuristic@posterior``."""
 
 from __future__ import annotations
 
@@ -72,16 +66,10 @@ def split_row_name(name: str) -> tuple[str, str | None]:
 class EnsembleCNN(pl.LightningModule):
     """A :class:`~lightning_bal.posteriors.DeepEnsemble` of :class:`DropoutCNN` networks, trained like one of them.
 
-    ``forward`` returns the members' logits ``[M, B, C]`` (what
-    :class:`~lightning_bal.posteriors.EnsemblePosterior` samples); training sums the members' cross-entropies (each
-    weighted by the risk weight a sample carries under ``return_weights``), validation logs ``val_loss`` and
-    ``val_acc`` of the ensemble's prediction (the mean of the members' probabilities). Adam, as :class:`DropoutCNN`
-    (without its weight decay).
-
-    With ``own_data_order`` (the default) each member trains on its own part of every batch
-    (:func:`~lightning_bal.posteriors.member_batches`), so the loader must serve M times the batch and M times the
-    epoch (:func:`ensemble_loader`) for each member to get the steps and batch size one network gets; without it the
-    members train on the same batches.
+    ``forward`` returns the members' logits ``[M, B, C]``; training sums the members' cross-entropies (risk-weighted
+    under ``return_weights``); validation logs ``val_loss`` and ``val_acc`` of the mean prediction. Adam, without
+    :class:`DropoutCNN`'s weight decay. With ``own_data_order`` the loader must serve M times the batch and the epoch
+    (:func:`ensemble_loader`).
 
     Args:
         members: the member networks (one architecture); their weights are copied.
@@ -257,7 +245,11 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
         return Row(heuristic, callback={"posterior": LastLayerLaplace()})
 
     def make(model: pl.LightningModule, seed: int) -> pl.LightningModule:
-        return EnsembleCNN.around(_dropout_cnn(model), members, seed)
+        if not isinstance(model, DropoutCNN):
+            raise TypeError(
+                f"The `@ensemble` rows need the experiment's model to be a `DropoutCNN`, got {type(model)}."
+            )
+        return EnsembleCNN.around(copy.deepcopy(model), members, seed)
 
     return Row(
         heuristic,
@@ -265,9 +257,3 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
         datamodule=lambda datamodule: ensemble_loader(datamodule, members),
         callback={"posterior": EnsemblePosterior(), "evaluations": [EnsembleTestCurve(), EnsembleLabelledRisk()]},
     )
-
-
-def _dropout_cnn(model: pl.LightningModule) -> DropoutCNN:
-    if not isinstance(model, DropoutCNN):
-        raise TypeError(f"The `@ensemble` rows need the experiment's model to be a `DropoutCNN`, got {type(model)}.")
-    return copy.deepcopy(model)

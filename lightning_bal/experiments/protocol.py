@@ -1,10 +1,4 @@
-"""The protocol of Gal et al. 2017 and Kirsch et al. 2019 as settings that build an :class:`Experiment`.
-
-A small balanced initial set, a fixed number of labels per step, MC-Dropout with K samples, the weights reset to
-their initial values after every step, and test accuracy on a held-out test set after every step (nothing is
-selected on it). Each step trains either a fixed budget of epochs or, with ``val_size``, to convergence on a
-validation set held out of the training split (the best weights restored), as the papers did.
-"""
+"""The protocol of Gal et al. 2017 and Kirsch et al. 2019 as settings that build an :class:`Experiment`."""
 
 from __future__ import annotations
 
@@ -23,9 +17,8 @@ from torch.utils.data import TensorDataset
 from lightning_bal.annotation.stopping import TargetReached
 from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.experiments.checks import check_factory
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels
-from lightning_bal.experiments.experiment import Experiment
+from lightning_bal.experiments.experiment import Experiment, check_factory
 from lightning_bal.experiments.posteriors import posterior_row, split_row_name
 
 __all__ = ["PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"]
@@ -232,16 +225,11 @@ def _subset(dataset: TensorDataset, indices: torch.Tensor) -> TensorDataset:
 
 
 def _check_int(name: str, value: Any, low: int, alternative: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        kind = "a positive integer" if low else "a non-negative integer"
-        raise TypeError(
-            f"Expected argument `{name}` to be {kind}{' ' + alternative if alternative else ''}, but got {value!r}."
-        )
-    if value < low:
-        kind = "a positive integer" if low else "a non-negative integer"
-        raise ValueError(
-            f"Expected argument `{name}` to be {kind}{' ' + alternative if alternative else ''}, but got {value!r}."
-        )
+    wrong_type = isinstance(value, bool) or not isinstance(value, int)
+    if wrong_type or value < low:
+        kind = ("a positive integer" if low else "a non-negative integer") + (f" {alternative}" if alternative else "")
+        error = TypeError if wrong_type else ValueError
+        raise error(f"Expected argument `{name}` to be {kind}, but got {value!r}.")
 
 
 def _at_least(low: int) -> Callable[[str], int]:
@@ -304,17 +292,8 @@ def protocol_from_arguments(args: argparse.Namespace, **overrides: Any) -> Paper
     Raises:
         ValueError: the options do not make a protocol (e.g. ``--budget`` not above ``--initial-labels``).
     """
-    settings: dict[str, Any] = {
-        "budget": args.budget,
-        "stop_at": args.stop_at,
-        "initial_labels": args.initial_labels,
-        "query_size": args.query_size,
-        "iterations": args.iterations,
-        "epochs_per_step": args.epochs_per_step,
-        "samples_per_epoch": args.samples_per_epoch,
-        "val_size": args.val_size,
-        "patience": args.patience,
-        "max_epochs_per_step": args.max_epochs_per_step,
-        "max_pool_size": args.max_pool_size or None,
-    }
+    names = ["budget", "stop_at", "initial_labels", "query_size", "iterations", "epochs_per_step"]
+    names += ["samples_per_epoch", "val_size", "patience", "max_epochs_per_step"]
+    settings: dict[str, Any] = {name: getattr(args, name) for name in names}
+    settings["max_pool_size"] = args.max_pool_size or None
     return PaperProtocol(**{**settings, **overrides})
