@@ -17,7 +17,7 @@ from lightning_bal.data.ids import ItemId, align_state
 from lightning_bal.data.ledger import LabelLedger, Task
 from lightning_bal.data.loaders import Loaders
 from lightning_bal.data.targets import resolve_targets
-from lightning_bal.data.views import default_input_fn, pool_view_of
+from lightning_bal.data.views import check_map_style, default_input_fn, pool_view_of
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
@@ -108,15 +108,7 @@ class ActiveDataModule(ItemAdditions, Loaders):
         ids: Sequence[ItemId] | None = None,
     ) -> None:
         super().__init__()
-        if (
-            isinstance(train_dataset, (str, bytes))
-            or not hasattr(train_dataset, "__getitem__")
-            or not hasattr(train_dataset, "__len__")
-        ):
-            raise TypeError(
-                f"Expected argument `train_dataset` to be a map-style dataset with `__len__` and `__getitem__`,"
-                f" but got {type(train_dataset).__name__}."
-            )
+        check_map_style("train_dataset", train_dataset)
         for name, dataset in (("val_dataset", val_dataset), ("test_dataset", test_dataset)):
             if dataset is not None and (
                 isinstance(dataset, (str, bytes))

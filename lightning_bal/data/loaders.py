@@ -10,12 +10,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lightning_bal.data.batched import batched_loader
 from lightning_bal.data.labelling import LabelOperations
 from lightning_bal.data.ledger import UNLABELLED
 from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
 from lightning_bal.data.targets import dataset_classes
-from lightning_bal.data.views import LabelledView, PoolView, warn_if_nondeterministic
+from lightning_bal.data.views import LabelledView, PoolView, batched_loader, check_map_style, warn_if_nondeterministic
 from lightning_bal.utilities.checks import as_index_tensor, describe
 
 __all__ = ["Loaders"]
@@ -93,7 +92,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
         """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``.
 
         A pool whose inputs are one tensor or numpy array (a ``TensorDataset``, an array, a memmap) is read a whole
-        batch per indexing op (see :mod:`lightning_bal.data.batched`); any other dataset item by item.
+        batch per indexing op (see :func:`~lightning_bal.data.views.batched_loader`); any other dataset item by item.
         """
         if indices is None:
             indices = self.scoring_indices()
@@ -114,11 +113,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
 
         For MC and evaluation passes over data outside the pool: the validation or test set, or EPIG's targets.
         """
-        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise TypeError(
-                f"Expected argument `dataset` to be a map-style dataset with `__len__` and `__getitem__`, but got"
-                f" {type(dataset).__name__}."
-            )
+        check_map_style("dataset", dataset)
         size = len(dataset)
         if indices is None:
             indices = torch.arange(size)
