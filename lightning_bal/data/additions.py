@@ -20,7 +20,7 @@ __all__ = ["ItemAdditions"]
 
 
 class ItemAdditions(LabelOperations):
-    """:meth:`add_items`, and the checks of item ids that the datamodule's constructor shares."""
+    """:meth:`add_items`, and the id checks the datamodule's constructor shares."""
 
     def add_items(
         self,
@@ -31,24 +31,20 @@ class ItemAdditions(LabelOperations):
     ) -> Tensor:
         """Append the items of ``dataset`` to the training dataset; they join the pool. Returns their indices.
 
-        Labels, steps, drawing probabilities and the pending query of the items already there are kept. The
-        training dataset becomes a ``ConcatDataset`` of the old one and ``dataset`` (the pool reads ``pool_dataset``,
-        or ``dataset`` with the module's ``pool_overrides``). ``ids`` default to ``dataset.ids``, or to the new
-        indices when the module uses default ids. A checkpoint of the smaller dataset loads into the grown one.
+        The items already there keep their labels, steps, probabilities and pending query; the training dataset
+        becomes a ``ConcatDataset``. A checkpoint of the smaller dataset loads into the grown one.
 
         Args:
             dataset: the new items, laid out as the training dataset's (checked on the first item of each: the same
                 structure, tensor dtypes and, unless the module has a ``collate_fn``, shapes).
-            ids: a stable id per new item, distinct from the ids already there and not empty.
+            ids: a stable id per new item, distinct from the ids already there and not empty (default
+                ``dataset.ids``, or the new indices when the module uses default ids).
             pool_dataset: the new items read without training augmentation (as the constructor's ``pool_dataset``).
             targets: the new items' labels, needed when the module knows the labels of its items (its ``targets``
                 or ``train_dataset.targets``); default ``dataset.targets``. Classes must be below ``num_classes``.
 
         Raises:
-            TypeError: ``dataset`` is not a map-style dataset; ``ids`` or ``targets`` of the wrong type.
-            ValueError: items laid out differently from the training dataset's; ids empty, repeated or already in
-                the dataset; targets missing, of the wrong length, or classes outside ``[0, num_classes)``. Nothing
-                changes then.
+            TypeError, ValueError: bad ``dataset``, ``ids`` or ``targets``; nothing changes then.
 
         Example:
             >>> from torch.utils.data import TensorDataset
@@ -110,8 +106,7 @@ class ItemAdditions(LabelOperations):
         return checked
 
     def _check_layout(self, dataset: Dataset, pool_part: Dataset, shared_pool: bool) -> None:
-        # One item of each side, not the whole dataset: enough to catch data of another kind, which would otherwise
-        # fail much later, when a batch mixing old and new items is collated.
+        # One item of each side is enough to catch data of another kind before a mixed batch fails to collate.
         shapes = self.collate_fn is None
         reads = [("item", "the training dataset's", self.train_dataset[0], dataset[0])]
         if not shared_pool:

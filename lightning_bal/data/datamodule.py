@@ -17,7 +17,7 @@ from lightning_bal.data.ids import ItemId, align_state
 from lightning_bal.data.ledger import LabelLedger, Task
 from lightning_bal.data.loaders import Loaders
 from lightning_bal.data.targets import resolve_targets
-from lightning_bal.data.views import check_map_style, default_input_fn, pool_view_of
+from lightning_bal.data.views import default_input_fn, map_style_size, pool_view_of
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
@@ -108,7 +108,7 @@ class ActiveDataModule(ItemAdditions, Loaders):
         ids: Sequence[ItemId] | None = None,
     ) -> None:
         super().__init__()
-        check_map_style("train_dataset", train_dataset)
+        size = map_style_size("train_dataset", train_dataset)
         for name, dataset in (("val_dataset", val_dataset), ("test_dataset", test_dataset)):
             if dataset is not None and (
                 isinstance(dataset, (str, bytes))
@@ -145,7 +145,6 @@ class ActiveDataModule(ItemAdditions, Loaders):
         self.collate_fn = collate_fn
         self.pool_overrides = pool_overrides
         self.pool_dataset = pool_view_of(train_dataset, pool_dataset, pool_overrides)
-        size = len(train_dataset)
         if ids is None:
             ids = getattr(train_dataset, "ids", None)
         # None: every item's id is its index (stored as None, so default runs keep small checkpoints).

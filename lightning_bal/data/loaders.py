@@ -14,7 +14,7 @@ from lightning_bal.data.labelling import LabelOperations
 from lightning_bal.data.ledger import UNLABELLED
 from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
 from lightning_bal.data.targets import dataset_classes
-from lightning_bal.data.views import LabelledView, PoolView, batched_loader, check_map_style, warn_if_nondeterministic
+from lightning_bal.data.views import LabelledView, PoolView, batched_loader, map_style_size, warn_if_nondeterministic
 from lightning_bal.utilities.checks import as_index_tensor, describe
 
 __all__ = ["Loaders"]
@@ -113,8 +113,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
 
         For MC and evaluation passes over data outside the pool: the validation or test set, or EPIG's targets.
         """
-        check_map_style("dataset", dataset)
-        size = len(dataset)
+        size = map_style_size("dataset", dataset)
         if indices is None:
             indices = torch.arange(size)
         else:

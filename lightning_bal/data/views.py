@@ -24,9 +24,9 @@ __all__ = [
     "PoolView",
     "batched_inputs",
     "batched_loader",
-    "check_map_style",
     "default_input_fn",
     "item_layout",
+    "map_style_size",
     "pool_view_of",
     "replace_target",
     "target_of",
@@ -34,13 +34,14 @@ __all__ = [
 ]
 
 
-def check_map_style(name: str, dataset: Any) -> None:
-    """Refuse anything but a map-style dataset (a string has ``__len__`` and ``__getitem__`` too)."""
+def map_style_size(name: str, dataset: Any) -> int:
+    """The length of a map-style dataset, refusing anything else (a string has ``__len__`` and ``__getitem__``)."""
     if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
         raise TypeError(
             f"Expected argument `{name}` to be a map-style dataset with `__len__` and `__getitem__`, but got"
             f" {type(dataset).__name__}."
         )
+    return len(dataset)
 
 
 def default_input_fn(item: Any) -> Any:
@@ -175,11 +176,11 @@ def pool_view_of(
 ) -> Dataset:
     """The dataset the pool is read from: ``pool_dataset``, else ``train_dataset`` with ``pool_overrides`` set."""
     if pool_dataset is not None:
-        check_map_style("pool_dataset", pool_dataset)
-        if len(pool_dataset) != len(train_dataset):  # type: ignore[arg-type]
+        size, pool_size = len(train_dataset), map_style_size("pool_dataset", pool_dataset)  # type: ignore[arg-type]
+        if pool_size != size:
             raise ValueError(
-                f"Expected argument `pool_dataset` to hold the same {len(train_dataset)} samples as"  # type: ignore[arg-type]
-                f" `train_dataset`, but got {len(pool_dataset)}."
+                f"Expected argument `pool_dataset` to hold the same {size} samples as `train_dataset`, but got"
+                f" {pool_size}."
             )
         return pool_dataset
     if pool_overrides is not None and not isinstance(pool_overrides, Mapping):
@@ -258,12 +259,8 @@ def batched_inputs(dataset: Dataset, input_fn: Callable[[Any], Any]) -> Tensor |
 class BatchedPoolView(Dataset):
     """Rows ``indices`` of ``inputs`` read a batch at a time: ``view[slice]`` is ``(inputs [B, ...], indices [B])``.
 
-    ``view[position]`` reads one row (as the item-by-item views do), so the view also works with a plain loader.
-
-    Args:
-        inputs: the input rows of the whole dataset: a tensor, a numpy array or a numpy memmap.
-        indices: int64 dataset indices of the rows to read, in reading order.
-        dataset: the dataset the rows belong to (kept as :attr:`dataset`, as the item-by-item view does).
+    ``inputs`` are the rows of the whole dataset (a tensor, a numpy array or memmap); ``view[position]`` reads one
+    row, so the view also works with a plain loader.
 
     Example:
         >>> view = BatchedPoolView(torch.arange(10.0).reshape(5, 2), torch.tensor([4, 1, 3]))

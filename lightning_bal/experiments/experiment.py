@@ -107,13 +107,9 @@ class Experiment:
     """Run every heuristic on every seed, each seed's runs from the same initial labels and initial weights.
 
     For each seed, ``model(seed)`` is built once after ``seed_everything(seed)`` and every heuristic trains a deep
-    copy of it; ``datamodule(seed)`` is built anew for each run (an ``ActiveDataModule`` with ``seed=seed`` draws the
-    same initial labels each time); the callback is ``ActiveLearningCallback(heuristic, seed=seed, **callback)``
-    (evaluations deep-copied per run) and the trainer ``Trainer(**trainer)`` over defaults that run until the label
-    budget is spent (``max_epochs=-1``) without checkpoints. With ``log_dir`` each run logs to TensorBoard in
-    ``log_dir/<heuristic>/seed_<seed>`` and the folder gets a custom-scalars layout that draws every run's curves on
-    shared charts. A name in ``rows`` runs that :class:`Row` instead: its heuristic, with its own callback arguments
-    and model (built from the seed's shared initial model), so posteriors compare from the same start in one run.
+    copy of it; ``datamodule(seed)`` is built anew for each run; the trainer runs until the label budget is spent
+    (``max_epochs=-1``) without checkpoints. With ``log_dir`` each run logs to ``log_dir/<heuristic>/seed_<seed>``
+    under a custom-scalars layout that draws every run's curves on shared charts.
 
     Args:
         heuristics: the rows' names: registry names (:func:`~lightning_bal.heuristics.get_heuristic`) or keys of

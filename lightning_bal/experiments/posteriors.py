@@ -205,18 +205,12 @@ def ensemble_loader(datamodule: ActiveDataModule, num_members: int) -> ActiveDat
 def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = None) -> Row:
     """The :class:`~lightning_bal.experiments.Row` of ``heuristic@posterior`` over a :class:`DropoutCNN`.
 
-    - ``mc_dropout``: :class:`~lightning_bal.mc.MCDropout` (the default), the row under its explicit name.
-    - ``ensemble``: :class:`EnsemblePosterior` over :meth:`EnsembleCNN.around` the seed's network (K = ``members``,
-      whatever ``iterations``), with :class:`EnsembleTestCurve` and :class:`EnsembleLabelledRisk`; each member
-      trains on its own data order (:func:`ensemble_loader`).
-    - ``swag``: :class:`~lightning_bal.posteriors.SWAG` over the CNN (``swag`` its keyword arguments; default
-      ``rank=20, every_n_batches=4, burn_in_epochs=2``: the first two epochs of each step's training are the descent
-      from the reset weights, not the neighbourhood of the optimum SWAG describes).
-    - ``laplace``: :class:`~lightning_bal.posteriors.LastLayerLaplace` on the CNN's last ``nn.Linear`` (full GGN,
-      prior precision 1).
-
-    SWAG and Laplace samples run with dropout off; every posterior leaves training as it is for the MC-Dropout row
-    except the ensemble, which trains M networks.
+    - ``mc_dropout``: :class:`~lightning_bal.mc.MCDropout` (the default) under its explicit name.
+    - ``ensemble``: :class:`EnsemblePosterior` over :meth:`EnsembleCNN.around` the seed's network (K = ``members``),
+      with :class:`EnsembleTestCurve` and :class:`EnsembleLabelledRisk` and :func:`ensemble_loader`.
+    - ``swag``: :class:`~lightning_bal.posteriors.SWAG` (``swag`` its keyword arguments; default ``rank=20,
+      every_n_batches=4, burn_in_epochs=2``: the first epochs of a step descend from the reset weights).
+    - ``laplace``: :class:`~lightning_bal.posteriors.LastLayerLaplace` on the CNN's last ``nn.Linear``.
 
     Example:
         >>> row = posterior_row("bald@laplace")
