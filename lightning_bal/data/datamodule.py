@@ -30,9 +30,8 @@ class ActiveDataModule(ItemAdditions, Loaders):
     """A ``LightningDataModule`` over the labelled set D_L and the pool D_U of one training dataset.
 
     Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`), which
-    validates every change before making it; the module keeps the datasets and builds the loaders. The main state
-    is ``acquired_at[N]``: ``-1`` for a pool sample, else the active learning step at which the sample was labelled
-    (``0`` for the initial labels). All public methods take and return absolute dataset indices.
+    validates every change before making it: ``acquired_at[N]`` is ``-1`` for a pool sample, else the step at which
+    it was labelled (``0`` for the initial labels). All public methods take and return absolute dataset indices.
 
     Args:
         train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
@@ -56,19 +55,15 @@ class ActiveDataModule(ItemAdditions, Loaders):
         pool_overrides: attributes to set on a shallow copy of ``train_dataset`` to read the pool without
             augmentation, e.g. ``{"transform": eval_transform}`` (ignored when ``pool_dataset`` is given).
         input_fn: picks the model input from a dataset item (default: ``item[0]`` or ``item["input"]``).
-        max_pool_size: score only a random subset of at most this many pool samples per step (the one place
-            for this limit: the callback scores :meth:`scoring_indices`).
-        return_weights: make the train loader yield each sample's ``"lure"`` or ``"pure"`` risk weight after the
-            item, ``(input, target, weight)``, so that ``training_step`` can weight its per-sample loss (see
-            :meth:`risk_weights`).
-        collate_fn: batches items of every loader (e.g. pads sequences of different lengths); it gets tuples
-            ``(input, target, ...)`` from the train, validation and test sets, and ``(input, dataset_index)`` from
-            the pool. Default: torch's ``default_collate``.
+        max_pool_size: score only a random subset of at most this many pool samples per step (:meth:`scoring_indices`).
+        return_weights: make the train loader yield ``(input, target, weight)``, each sample's ``"lure"`` or ``"pure"``
+            risk weight (:meth:`risk_weights`) for a weighted per-sample loss.
+        collate_fn: batches items of every loader (e.g. pads sequences): ``(input, target, ...)`` items, and
+            ``(input, dataset_index)`` from the pool. Default: torch's ``default_collate``.
         seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
             given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
-        ids: a stable id per training item (file names, database keys; default ``train_dataset.ids`` if it has
-            them, else the index): query files and answers name items by id, and a checkpoint re-maps its labels by
-            id onto a re-ordered or grown dataset (see :mod:`lightning_bal.data.ids`).
+        ids: a stable id per training item (default ``train_dataset.ids`` if it has them, else the index): files name
+            items by id, and a checkpoint re-maps its labels by id onto a re-ordered or grown dataset.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -221,10 +216,8 @@ class ActiveDataModule(ItemAdditions, Loaders):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the labels, pending query, generator and pool subset; a bad state dict changes nothing.
 
-        Everything is validated before anything is replaced (a missing key, a bad generator state, labels invalid
-        for the task). A state saved for other item ids (a re-ordered or grown dataset; a state with default ids,
-        ``ids`` None, names items by index) is re-mapped by id: new items join the pool, labelled or queried items
-        must still be there.
+        A state saved for other item ids (a re-ordered or grown dataset) is re-mapped by id: new items join the pool,
+        labelled or queried items must still be there.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state_dict).__name__}.")

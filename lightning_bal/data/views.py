@@ -61,9 +61,8 @@ def default_input_fn(item: Any) -> Any:
 def item_layout(value: Any, shapes: bool = True) -> str:
     """What items must share to be batched together: the structure, and the kind, dtype and shape of each part.
 
-    Numbers are ``int``, ``float`` or ``bool`` (numpy scalars included); tensors and arrays show their dtype and,
-    with ``shapes``, their shape (a custom ``collate_fn`` may pad parts of different shapes). Tuples and lists are
-    alike, and so are all mappings: the default collate batches them alike.
+    Tuples and lists are alike, and so are all mappings (the default collate batches them alike); without ``shapes``
+    tensors and arrays show only their dtype (a custom ``collate_fn`` may pad parts of different shapes).
 
     Example:
         >>> item_layout((torch.zeros(2, 3), 1))
@@ -103,10 +102,7 @@ def target_of(item: Any) -> Any:
 
 
 def replace_target(item: Any, target: Any) -> Any:
-    """Return ``item`` with its target replaced by an annotator's label.
-
-    A ``(input, target, ...)`` tuple gets ``target`` in position 1, a mapping under ``"target"``; a bare input (a pool
-    read from unlabelled data) becomes ``(input, target)``.
+    """Return ``item`` with its target (position 1, or ``"target"``) replaced; a bare input becomes ``(input, target)``.
 
     Example:
         >>> replace_target((torch.tensor([1.0]), -1), 7)
@@ -236,9 +232,7 @@ class ChunkSampler(Sampler[slice]):
 
 
 def batched_inputs(dataset: Dataset, input_fn: Callable[[Any], Any]) -> Tensor | np.ndarray | None:
-    """The one tensor or array whose rows are the inputs of ``dataset``, or ``None`` when there is none.
-
-    Only with the default ``input_fn``: a custom one may compute the input from the item, which needs the item.
+    """The one tensor or array whose rows are the inputs of ``dataset``, or ``None`` (also for a custom ``input_fn``).
 
     Example:
         >>> inputs = torch.randn(4, 3)

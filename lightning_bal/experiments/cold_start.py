@@ -24,8 +24,6 @@ COLD_STARTS = ("typiclust", "probcover")
 def pixel_embeddings(inputs: Tensor, dims: int = 50, seed: int = 0) -> Tensor:
     """Unit-norm embeddings ``[N, dims]`` of ``inputs`` ``[N, ...]`` from a seeded randomised PCA of the pixels.
 
-    The centred pixels are projected on the top ``dims`` principal directions, then each row is scaled to unit norm.
-
     Example:
         >>> x = torch.randn(100, 1, 8, 8)
         >>> e = pixel_embeddings(x, dims=5)
@@ -58,8 +56,8 @@ def cold_start_labels(
 ) -> Tensor:
     """Dataset indices of ``count`` items chosen by ``method`` on :func:`pixel_embeddings` of ``inputs``.
 
-    ``inputs`` are the datamodule's training inputs, row for row. TypiClust uses the paper's 20 neighbours; ProbCover
-    chooses its radius by purity against ``num_classes`` clusters. Label them with ``datamodule.label``.
+    ``inputs`` are the datamodule's training inputs, row for row; ProbCover chooses its radius by purity against
+    ``num_classes`` clusters. Label them with ``datamodule.label``.
 
     Example:
         >>> from torch.utils.data import TensorDataset

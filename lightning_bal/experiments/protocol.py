@@ -36,8 +36,7 @@ class PaperProtocol:
 
     Args:
         budget: stop once D_L holds this many samples.
-        stop_at: also stop once the test accuracy reaches this (:class:`~lightning_bal.annotation.TargetReached`):
-            the labels to reach it are measured as with a longer run, for less compute.
+        stop_at: also stop once the test accuracy reaches this (:class:`~lightning_bal.annotation.TargetReached`).
         initial_labels: size of the initial D_L.
         balanced_initial: the initial D_L holds as many samples of every class (else a uniform draw).
         cold_start: choose the initial D_L with ``"typiclust"`` or ``"probcover"`` on PCA embeddings of the pixels
@@ -45,7 +44,7 @@ class PaperProtocol:
         query_size: labels per step.
         iterations: K, the MC samples (the papers used 100).
         epochs_per_step: without ``val_size``, the epochs trained per step.
-        samples_per_epoch: samples drawn with replacement from D_L per epoch (a few dozen labels are a few batches).
+        samples_per_epoch: samples drawn from D_L per epoch (a few dozen labels are a few batches).
         val_size: hold out this many training samples and train each step to convergence on them
             (``Convergence("val_acc", patience, max_epochs_per_step)``); 0: a fixed budget per step.
         patience: epochs without improvement of ``val_acc`` that end a step.
@@ -149,15 +148,10 @@ class PaperProtocol:
 
     def callback_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~lightning_bal.ActiveLearningCallback` beside the heuristic and the seed."""
-        schedule: dict[str, Any] = (
-            {
-                "convergence": Convergence(
-                    "val_acc", mode="max", patience=self.patience, max_epochs=self.max_epochs_per_step
-                )
-            }
-            if self.val_size
-            else {"every_n_epochs": self.epochs_per_step}
-        )
+        schedule: dict[str, Any] = {"every_n_epochs": self.epochs_per_step}
+        if self.val_size:
+            stop = Convergence("val_acc", mode="max", patience=self.patience, max_epochs=self.max_epochs_per_step)
+            schedule = {"convergence": stop}
         return {
             "query_size": self.query_size,
             "iterations": self.iterations,

@@ -128,8 +128,8 @@ class ExperimentResult:
     def summary(self, thresholds: Sequence[float] = (0.9,), metric: str | None = None) -> str:
         """A markdown table of the runs per heuristic.
 
-        Columns: the area under the curve and the final value (mean and min-max over seeds), and each seed's labels
-        to reach each threshold (``-``: never reached within the run).
+        Columns: area under the curve and final value (mean, min-max over seeds), each seed's labels to reach each
+        threshold (``-``: never).
 
         Example:
             >>> result = ExperimentResult({"random": {0: [{"active/num_labelled": 20, "active/test_acc": 0.5},
