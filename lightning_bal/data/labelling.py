@@ -39,11 +39,6 @@ class LabelOperations:
     ledger: LabelLedger
     generator: torch.Generator
     train_dataset: Dataset
-    pool_dataset: Dataset
-    pool_overrides: Any
-    collate_fn: Any
-    input_fn: Any
-    _pool_subset_step: int
     _targets: Tensor | None
     _ids: list[ItemId] | None
     _id_lookup: dict[str, int] | None

@@ -23,6 +23,10 @@ __all__ = ["Loaders"]
 class Loaders(LabelOperations, pl.LightningDataModule):
     """Lightning's loader hooks and the pool loaders, built from the attributes :class:`ActiveDataModule` sets."""
 
+    pool_dataset: Dataset
+    collate_fn: Any
+    input_fn: Any
+    _pool_subset_step: int
     val_dataset: Dataset | None
     test_dataset: Dataset | None
     batch_size: int
