@@ -1,4 +1,4 @@
-"""ActiveDataModule: its datasets, construction checks and state; its bases load, label and add items."""
+"""ActiveDataModule: its datasets, construction checks, state and added items; its bases load and label."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
-from lightning_bal.data.additions import ItemAdditions
-from lightning_bal.data.ids import ItemId, align_state
+from lightning_bal.data.ids import ItemId, align_state, check_ids, id_lookup, remap_state
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.loaders import Loaders
 from lightning_bal.data.targets import resolve_targets
-from lightning_bal.data.views import default_input_fn, pool_view_of
+from lightning_bal.data.views import default_input_fn, item_layout, map_style_size, pool_view_of
 from lightning_bal.tasks import Classification, Task, resolve_task
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
 from lightning_bal.utilities.seeding import check_seed
@@ -27,13 +26,12 @@ __all__ = ["ActiveDataModule"]
 _STATE_KEYS = ("generator_state", "pool_subset", "pool_subset_step", "seed", "ids")
 
 
-class ActiveDataModule(ItemAdditions, Loaders):
+class ActiveDataModule(Loaders):
     """A ``LightningDataModule`` over the labelled set D_L and the pool D_U of one training dataset.
 
     Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`), which
-    validates every change before making it; the module keeps the datasets and builds the loaders. The main state
-    is ``acquired_at[N]``: ``-1`` for a pool sample, else the active learning step at which the sample was labelled
-    (``0`` for the initial labels). All public methods take and return absolute dataset indices.
+    validates every change before making it: ``acquired_at[N]`` is ``-1`` for a pool sample, else the step at which
+    it was labelled (``0`` for the initial labels). All public methods take and return absolute dataset indices.
 
     Args:
         train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
@@ -58,19 +56,15 @@ class ActiveDataModule(ItemAdditions, Loaders):
         pool_overrides: attributes to set on a shallow copy of ``train_dataset`` to read the pool without
             augmentation, e.g. ``{"transform": eval_transform}`` (ignored when ``pool_dataset`` is given).
         input_fn: picks the model input from a dataset item (default: ``item[0]`` or ``item["input"]``).
-        max_pool_size: score only a random subset of at most this many pool samples per step (the one place
-            for this limit: the callback scores :meth:`scoring_indices`).
-        return_weights: make the train loader yield each sample's ``"lure"`` or ``"pure"`` risk weight after the
-            item, ``(input, target, weight)``, so that ``training_step`` can weight its per-sample loss (see
-            :meth:`risk_weights`).
-        collate_fn: batches items of every loader (e.g. pads sequences of different lengths); it gets tuples
-            ``(input, target, ...)`` from the train, validation and test sets, and ``(input, dataset_index)`` from
-            the pool. Default: torch's ``default_collate``.
+        max_pool_size: score only a random subset of at most this many pool samples per step (:meth:`scoring_indices`).
+        return_weights: make the train loader yield ``(input, target, weight)``, each sample's ``"lure"`` or ``"pure"``
+            risk weight (:meth:`risk_weights`) for a weighted per-sample loss.
+        collate_fn: batches items of every loader (e.g. pads sequences): ``(input, target, ...)`` items, and
+            ``(input, dataset_index)`` from the pool. Default: torch's ``default_collate``.
         seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
             given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
-        ids: a stable id per training item (file names, database keys; default ``train_dataset.ids`` if it has
-            them, else the index): query files and answers name items by id, and a checkpoint re-maps its labels by
-            id onto a re-ordered or grown dataset (see :mod:`lightning_bal.data.ids`).
+        ids: a stable id per training item (default ``train_dataset.ids`` if it has them, else the index): files name
+            items by id, and a checkpoint re-maps its labels by id onto a re-ordered or grown dataset.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -110,15 +104,7 @@ class ActiveDataModule(ItemAdditions, Loaders):
         ids: Sequence[ItemId] | None = None,
     ) -> None:
         super().__init__()
-        if (
-            isinstance(train_dataset, (str, bytes))
-            or not hasattr(train_dataset, "__getitem__")
-            or not hasattr(train_dataset, "__len__")
-        ):
-            raise TypeError(
-                f"Expected argument `train_dataset` to be a map-style dataset with `__len__` and `__getitem__`,"
-                f" but got {type(train_dataset).__name__}."
-            )
+        size = map_style_size("train_dataset", train_dataset)
         for name, dataset in (("val_dataset", val_dataset), ("test_dataset", test_dataset)):
             if dataset is not None and (
                 isinstance(dataset, (str, bytes))
@@ -155,7 +141,6 @@ class ActiveDataModule(ItemAdditions, Loaders):
         self.collate_fn = collate_fn
         self.pool_overrides = pool_overrides
         self.pool_dataset = pool_view_of(train_dataset, pool_dataset, pool_overrides)
-        size = len(train_dataset)
         if ids is None:
             ids = getattr(train_dataset, "ids", None)
         # None: every item's id is its index (stored as None, so default runs keep small checkpoints).
@@ -233,10 +218,8 @@ class ActiveDataModule(ItemAdditions, Loaders):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the labels, pending query, generator and pool subset; a bad state dict changes nothing.
 
-        Everything is validated before anything is replaced (a missing key, a bad generator state, labels invalid
-        for the task). A state saved for other item ids (a re-ordered or grown dataset; a state with default ids,
-        ``ids`` None, names items by index) is re-mapped by id: new items join the pool, labelled or queried items
-        must still be there.
+        A state saved for other item ids (a re-ordered or grown dataset) is re-mapped by id: new items join the pool,
+        labelled or queried items must still be there.
         """
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state_dict).__name__}.")
@@ -274,3 +257,125 @@ class ActiveDataModule(ItemAdditions, Loaders):
         self.seed = int(seed)
         self._pool_subset = subset.tolist()
         self._pool_subset_step = subset_step
+
+    # ------------------------------------------------------------------ a growing pool
+    def add_items(
+        self,
+        dataset: Dataset,
+        ids: Sequence[ItemId] | None = None,
+        pool_dataset: Dataset | None = None,
+        targets: Sequence[int] | Tensor | np.ndarray | None = None,
+    ) -> Tensor:
+        """Append the items of ``dataset`` to the training dataset; they join the pool. Returns their indices.
+
+        The items already there keep their labels, steps, probabilities and pending query; the training dataset
+        becomes a ``ConcatDataset``. A checkpoint of the smaller dataset loads into the grown one.
+
+        Args:
+            dataset: the new items, laid out as the training dataset's (checked on the first item of each: the same
+                structure, tensor dtypes and, unless the module has a ``collate_fn``, shapes).
+            ids: a stable id per new item, distinct from the ids already there and not empty (default
+                ``dataset.ids``, or the new indices when the module uses default ids).
+            pool_dataset: the new items read without training augmentation (as the constructor's ``pool_dataset``).
+            targets: the new items' labels, needed when the module knows the labels of its items (its ``targets``
+                or ``train_dataset.targets``); default ``dataset.targets``. Classes must be below ``num_classes``.
+
+        Raises:
+            TypeError, ValueError: bad ``dataset``, ``ids`` or ``targets``; nothing changes then.
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> from lightning_bal import ActiveDataModule
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(4, 1)), initial_labels=2, seed=0)
+            >>> dm.add_items(TensorDataset(torch.ones(3, 1))).tolist()
+            [4, 5, 6]
+            >>> len(dm), dm.num_labelled, dm.num_pool
+            (7, 2, 5)
+        """
+        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(f"Expected argument `dataset` to be a map-style dataset, but got {type(dataset).__name__}.")
+        size, added = len(self), len(dataset)
+        if ids is None:
+            ids = getattr(dataset, "ids", None)
+        if ids is None and self._ids is not None:
+            raise ValueError(
+                "Expected argument `ids` (or a `dataset.ids` attribute) for the new items, since this datamodule"
+                " names its items by `ids`, but got None."
+            )
+        new_ids = None if ids is None else self._checked_ids("ids", ids, added)
+        if new_ids is not None:
+            known = id_lookup(self.ids)
+            clash = [item for item in new_ids if str(item) in known]
+            if clash:
+                raise ValueError(
+                    f"Expected argument `ids` to hold new ids, but {clash[:5]} are already in the dataset."
+                )
+        all_ids = (
+            None if new_ids is None and self._ids is None else self.ids + list(new_ids or range(size, size + added))
+        )
+        pool_part = pool_view_of(dataset, pool_dataset, self.pool_overrides)
+        shared_pool = pool_dataset is None and not self.pool_overrides and self.pool_dataset is self.train_dataset
+        if size and added:
+            self._check_layout(dataset, pool_part, shared_pool)
+        new_targets = self._new_targets(targets, dataset, added)
+        grown = LabelLedger(size + added, self.ledger.task_type, self.ledger.num_classes)
+        grown.load_state_dict(remap_state(self.ledger.state_dict(), self.ids, all_ids or list(range(size + added))))
+        # Validated: swap everything at once.
+        self.train_dataset = ConcatDataset([self.train_dataset, dataset])
+        self.pool_dataset = self.train_dataset if shared_pool else ConcatDataset([self.pool_dataset, pool_part])
+        self._targets = None if new_targets is None else torch.cat([self._targets, new_targets])  # type: ignore[list-item]
+        self._ids = all_ids
+        self._id_lookup = None
+        self.ledger = grown
+        self._pool_subset_step = -1
+        return torch.arange(size, size + added)
+
+    @staticmethod
+    def _checked_ids(name: str, ids: Any, size: int) -> list[ItemId]:
+        checked = check_ids(name, ids, size)
+        # Answer files name items by id, and a blank cell names none: such an item could never be labelled.
+        blank = [item for item in checked if isinstance(item, str) and not item.strip()]
+        if blank:
+            raise ValueError(
+                f"Expected argument `{name}` to hold non-empty ids (answer files name items by them), but got"
+                f" {blank[0]!r}."
+            )
+        return checked
+
+    def _check_layout(self, dataset: Dataset, pool_part: Dataset, shared_pool: bool) -> None:
+        # One item of each side is enough to catch data of another kind before a mixed batch fails to collate.
+        shapes = self.collate_fn is None
+        reads = [("item", "the training dataset's", self.train_dataset[0], dataset[0])]
+        if not shared_pool:
+            pool_inputs = (self.input_fn(self.pool_dataset[0]), self.input_fn(pool_part[0]))
+            reads.append(("pool input", "the pool's", *pool_inputs))
+        for what, whose, old, new in reads:
+            expected, found = item_layout(old, shapes), item_layout(new, shapes)
+            if expected != found:
+                raise ValueError(
+                    f"Expected argument `dataset` to hold items laid out as the training dataset's, but its first"
+                    f" {what} is {found} where {whose} is {expected}."
+                )
+
+    def _new_targets(self, targets: Any, dataset: Dataset, added: int) -> Tensor | None:
+        if self._targets is None:
+            if targets is not None:
+                raise ValueError(
+                    "Expected argument `targets` only when the datamodule knows its items' labels (`targets` or"
+                    " `train_dataset.targets` at construction), but it has none."
+                )
+            return None
+        new_targets = resolve_targets(targets, dataset, added)
+        if new_targets is None:
+            raise ValueError(
+                "Expected argument `targets` (or a `dataset.targets` attribute) for the new items, since the"
+                " datamodule knows the labels of its items, but got None."
+            )
+        num_classes = self.ledger.num_classes
+        if num_classes is not None and added and int(new_targets.max()) >= num_classes:
+            raise ValueError(
+                f"Expected argument `targets` (or `dataset.targets`) to hold classes below `num_classes`"
+                f" ({num_classes}), but got class {int(new_targets.max())}. A datamodule that will see more classes"
+                " needs them in its `num_classes` from the start."
+            )
+        return new_targets

@@ -1,9 +1,4 @@
-"""Stable item ids: the names a labelling team uses for items, and carrying label state across a changed dataset.
-
-The ledger keeps its state by position in the training dataset. Positions mean something else once the dataset is
-re-ordered or grows, so the datamodule's state also holds each position's id (a file name, a database key, or the
-position itself by default), and a state saved under one list of ids is re-mapped onto another by id.
-"""
+"""Stable item ids: the names a labelling team uses for items, and re-mapping label state onto a changed dataset."""
 
 from __future__ import annotations
 
@@ -84,16 +79,15 @@ def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Seque
             f"Expected the state's `acquired_at` to hold one entry per id ({len(old_ids)}), but got"
             f" {tuple(acquired_at.shape) if isinstance(acquired_at, Tensor) else type(acquired_at).__name__}."
         )
-    for key in _POSITIONS:
-        positions = torch.as_tensor(state.get(key, []), dtype=torch.long).reshape(-1)
-        if bool(((positions < 0) | (positions >= len(old_ids))).any()):
+    positions = {key: torch.as_tensor(state.get(key, []), dtype=torch.long).reshape(-1) for key in _POSITIONS}
+    for key, held in positions.items():
+        if bool(((held < 0) | (held >= len(old_ids))).any()):
             raise ValueError(
                 f"Expected the state's `{key}` to hold positions in [0, {len(old_ids)}) (its `acquired_at` holds"
                 f" {len(old_ids)} items), but it does not."
             )
-    pending = torch.as_tensor(state.get("pending_query", []), dtype=torch.long).reshape(-1)
     needed = (acquired_at != -1).clone()
-    needed[pending] = True
+    needed[positions["pending_query"]] = True
     lost = torch.nonzero(needed & (mapping < 0)).reshape(-1)
     if lost.numel():
         raise ValueError(
@@ -112,8 +106,7 @@ def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Seque
             moved[key] = new
     for key in _POSITIONS:
         if key in state:
-            positions = torch.as_tensor(state[key], dtype=torch.long).reshape(-1)
-            new_positions = mapping[positions]
+            new_positions = mapping[positions[key]]
             moved[key] = new_positions[new_positions >= 0]  # pool subset members that left the dataset drop out
     moved["ids"] = list(new_ids)
     return moved

@@ -1,8 +1,4 @@
-"""The datamodule's labelling API: who is labelled, labelling, annotator queries; each call forwarded to its ledger.
-
-:class:`LabelOperations` is the base of :class:`~lightning_bal.ActiveDataModule` and of its loaders and added
-items: the thin, documented surface over :class:`LabelLedger` that users call.
-"""
+"""The datamodule's labelling API: who is labelled, labelling, annotator queries; each call forwarded to its ledger."""
 
 from __future__ import annotations
 
@@ -43,11 +39,6 @@ class LabelOperations:
     ledger: LabelLedger
     generator: torch.Generator
     train_dataset: Dataset
-    pool_dataset: Dataset
-    pool_overrides: Any
-    collate_fn: Any
-    input_fn: Any
-    _pool_subset_step: int
     _targets: Tensor | None
     _ids: list[ItemId] | None
     _id_lookup: dict[str, int] | None
@@ -152,26 +143,16 @@ class LabelOperations:
         return torch.tensor([self._id_lookup[str(item)] for item in ids], dtype=torch.long)
 
     def labelled_targets(self) -> Tensor | None:
-        """Class labels of D_L in ``labelled_indices`` order, or ``None`` when they are not integer classes.
-
-        Annotator labels come first, then ``targets`` (or the dataset's ``targets``), else each item's own target.
-        """
+        """Class labels of D_L in ``labelled_indices`` order (annotator labels first); ``None`` if not classes."""
         return labelled_classes(self.labelled_indices, self.ledger.annotations, self._targets, self.train_dataset)
 
     # ------------------------------------------------------------------ labelling: validated by the ledger
     def label(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> None:
-        """Move ``dataset_indices`` from D_U to D_L at the current step: see :meth:`LabelLedger.label`.
-
-        Either every index is labelled or, on bad input (an index out of range, repeated or already labelled;
-        labels invalid for the task), none is.
-        """
+        """Move ``dataset_indices`` from D_U to D_L at the current step: all of them or, on bad input, none."""
         self.ledger.label(dataset_indices, labels, probabilities)
 
     def acquire(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> int:
-        """Start the next active learning step and label ``dataset_indices`` at it; returns the new step.
-
-        The one way to label at a new step: on bad input neither the step nor the labelled set changes.
-        """
+        """Start the next active learning step and label ``dataset_indices`` at it (on bad input, neither changes)."""
         return self.ledger.acquire(dataset_indices, labels, probabilities)
 
     def relabel(self, dataset_indices: Indices, labels: Any) -> None:
@@ -206,17 +187,11 @@ class LabelOperations:
 
     # ------------------------------------------------------------------ human annotators
     def query(self, dataset_indices: Indices, new_step: bool = False) -> None:
-        """Record ``dataset_indices`` as the pending query for a human annotator (they stay in the pool).
-
-        With ``new_step``, the query opens the next active learning step: its answers are recorded at it.
-        """
+        """Record ``dataset_indices`` as the pending query for an annotator; ``new_step`` opens the next step for it."""
         self.ledger.query(dataset_indices, new_step=new_step)
 
     def export_queries(self, path: str | Path, scores: Sequence[float | None] | None = None) -> Path:
-        """Write the pending query (id, index, step, score, empty label) to ``path`` (``.json`` or ``.csv``).
-
-        ``scores``, one finite number or ``None`` per queried item in query order, fill the ``score`` column.
-        """
+        """Write the pending query (id, index, step, ``scores`` in query order, empty label) to ``.json``/``.csv``."""
         pending = self.ledger.pending_query
         if scores is not None:
             scores = _checked_scores(scores, len(pending))
@@ -226,9 +201,8 @@ class LabelOperations:
     def import_labels(self, path: str | Path) -> Tensor:
         """Label the answered rows of a file written by :meth:`export_queries`; unanswered rows stay in the pool.
 
-        Rows name items by id. Every row must belong to the pending query and name the current step (a file of an
-        older query is refused), and every label must suit the task; otherwise nothing changes. Returns the dataset
-        indices labelled.
+        Every row must belong to the pending query and name the current step, and every label must suit the task;
+        otherwise nothing changes. Returns the dataset indices labelled.
         """
         answers = read_answers(path)
         self.check_answer_steps(answers.steps, source=str(path))

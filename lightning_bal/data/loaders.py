@@ -1,9 +1,4 @@
-"""The datamodule's loaders: D_L for training, the pool (or a seeded subset of it) for scoring, val and test sets.
-
-:class:`Loaders` is a layer of :class:`~lightning_bal.ActiveDataModule` over its labelling API
-(:class:`~lightning_bal.data.labelling.LabelOperations`): it builds every ``DataLoader`` from the module's
-datasets, batch sizes and seed, and leaves construction and state to the module's own file.
-"""
+"""The datamodule's loaders: D_L for training, the pool (or a seeded subset of it) for scoring, val and test sets."""
 
 from __future__ import annotations
 
@@ -15,12 +10,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lightning_bal.data.batched import batched_loader
 from lightning_bal.data.labelling import LabelOperations
 from lightning_bal.data.ledger import UNLABELLED
 from lightning_bal.data.sampler import EpochShuffleSampler, ResumableLoader
 from lightning_bal.data.targets import dataset_classes
-from lightning_bal.data.views import LabelledView, PoolView, warn_if_nondeterministic
+from lightning_bal.data.views import LabelledView, PoolView, batched_loader, map_style_size, warn_if_nondeterministic
 from lightning_bal.utilities.checks import as_index_tensor, describe
 
 __all__ = ["Loaders"]
@@ -29,6 +23,10 @@ __all__ = ["Loaders"]
 class Loaders(LabelOperations, pl.LightningDataModule):
     """Lightning's loader hooks and the pool loaders, built from the attributes :class:`ActiveDataModule` sets."""
 
+    pool_dataset: Dataset
+    collate_fn: Any
+    input_fn: Any
+    _pool_subset_step: int
     val_dataset: Dataset | None
     test_dataset: Dataset | None
     batch_size: int
@@ -98,7 +96,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
         """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``.
 
         A pool whose inputs are one tensor or numpy array (a ``TensorDataset``, an array, a memmap) is read a whole
-        batch per indexing op (see :mod:`lightning_bal.data.batched`); any other dataset item by item.
+        batch per indexing op (see :func:`~lightning_bal.data.views.batched_loader`); any other dataset item by item.
         """
         if indices is None:
             indices = self.scoring_indices()
@@ -119,12 +117,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
 
         For MC and evaluation passes over data outside the pool: the validation or test set, or EPIG's targets.
         """
-        if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise TypeError(
-                f"Expected argument `dataset` to be a map-style dataset with `__len__` and `__getitem__`, but got"
-                f" {type(dataset).__name__}."
-            )
-        size = len(dataset)
+        size = map_style_size("dataset", dataset)
         if indices is None:
             indices = torch.arange(size)
         else:

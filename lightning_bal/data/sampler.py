@@ -16,13 +16,9 @@ __all__ = ["EpochShuffleSampler", "ResumableLoader"]
 class EpochShuffleSampler(Sampler[int]):
     """Shuffle ``range(length)`` anew each epoch from ``(seed, epoch)`` only, optionally to a fixed epoch size.
 
-    The draw is ``RandomSampler``'s: with ``num_samples`` larger than ``length``, an epoch chains fresh permutations
-    until ``num_samples`` indices are drawn, so a labelled set of 20 samples still gets enough optimiser steps per
-    epoch (BatchBALD's experiments train on a fixed 5,056 samples per epoch the same way).
-
-    The datamodule builds it with the trainer's current epoch, and Lightning calls ``set_epoch`` before every
-    training epoch (as for a ``DistributedSampler``), so a run resumed from a checkpoint sees the same batches as an
-    uninterrupted one, whatever the global RNG did in between.
+    With ``num_samples`` above ``length`` an epoch chains fresh permutations (``RandomSampler``'s draw), so a small
+    labelled set still gets enough optimiser steps (as BatchBALD's 5,056 samples per epoch). Lightning calls
+    ``set_epoch`` before every epoch, so a resumed run sees the same batches as an uninterrupted one.
 
     Example:
         >>> sampler = EpochShuffleSampler(5, seed=0)
@@ -61,11 +57,9 @@ class EpochShuffleSampler(Sampler[int]):
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` that Lightning can resume in the middle of an epoch.
 
-    Lightning saves a loader's ``state_dict`` in its checkpoints when it has one, and on a mid-epoch restart expects
-    the loader to yield only the batches not trained yet. A plain ``DataLoader`` starts the epoch over instead, so
-    the restarted epoch would train its first batches twice and never see its last ones. Here ``trained_batches``
-    reports how many batches of the current epoch were trained when the checkpoint was written, and the first
-    iteration after :meth:`load_state_dict` skips that many.
+    Lightning checkpoints a loader's ``state_dict`` and on a mid-epoch restart expects only the batches not trained
+    yet (a plain ``DataLoader`` would start the epoch over). ``trained_batches`` reports how many were trained; the
+    first iteration after :meth:`load_state_dict` skips that many.
 
     Example:
         >>> loader = ResumableLoader(list(range(6)), batch_size=2, trained_batches=lambda: 2)

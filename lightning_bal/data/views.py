@@ -1,28 +1,47 @@
-"""Dataset views the datamodule hands to dataloaders: D_L with annotator labels, and D_U with dataset indices."""
+"""Dataset views the datamodule hands to dataloaders: D_L with annotator labels, and D_U with dataset indices.
+
+A pool whose inputs are one tensor or array is read a whole batch per indexing op (:func:`batched_loader`): item by
+item reading costs more than the model for 10^6 small inputs, and a memmap is read only where the batch's rows lie.
+"""
 
 from __future__ import annotations
 
 import copy
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 __all__ = [
+    "BatchedPoolView",
+    "ChunkSampler",
     "LabelledView",
     "PoolView",
+    "batched_inputs",
+    "batched_loader",
     "default_input_fn",
     "item_layout",
+    "map_style_size",
     "pool_view_of",
     "replace_target",
     "target_of",
     "warn_if_nondeterministic",
 ]
+
+
+def map_style_size(name: str, dataset: Any) -> int:
+    """The length of a map-style dataset, refusing anything else (a string has ``__len__`` and ``__getitem__``)."""
+    if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise TypeError(
+            f"Expected argument `{name}` to be a map-style dataset with `__len__` and `__getitem__`, but got"
+            f" {type(dataset).__name__}."
+        )
+    return len(dataset)
 
 
 def default_input_fn(item: Any) -> Any:
@@ -42,9 +61,8 @@ def default_input_fn(item: Any) -> Any:
 def item_layout(value: Any, shapes: bool = True) -> str:
     """What items must share to be batched together: the structure, and the kind, dtype and shape of each part.
 
-    Numbers are ``int``, ``float`` or ``bool`` (numpy scalars included); tensors and arrays show their dtype and,
-    with ``shapes``, their shape (a custom ``collate_fn`` may pad parts of different shapes). Tuples and lists are
-    alike, and so are all mappings: the default collate batches them alike.
+    Tuples and lists are alike, and so are all mappings (the default collate batches them alike); without ``shapes``
+    tensors and arrays show only their dtype (a custom ``collate_fn`` may pad parts of different shapes).
 
     Example:
         >>> item_layout((torch.zeros(2, 3), 1))
@@ -52,10 +70,9 @@ def item_layout(value: Any, shapes: bool = True) -> str:
         >>> item_layout({"input": np.zeros(4, dtype=np.float32)}, shapes=False)
         "{'input': ndarray float32}"
     """
-    if isinstance(value, Tensor):
-        return f"tensor{list(value.shape) if shapes else ''} {value.dtype}"
-    if isinstance(value, np.ndarray):
-        return f"ndarray{list(value.shape) if shapes else ''} {value.dtype}"
+    if isinstance(value, (Tensor, np.ndarray)):
+        kind = "tensor" if isinstance(value, Tensor) else "ndarray"
+        return f"{kind}{list(value.shape) if shapes else ''} {value.dtype}"
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, numbers.Integral):
@@ -85,30 +102,23 @@ def target_of(item: Any) -> Any:
 
 
 def replace_target(item: Any, target: Any) -> Any:
-    """Return ``item`` with its target replaced by an annotator's label.
-
-    A ``(input, target, ...)`` tuple gets ``target`` in position 1, a mapping under ``"target"``; a bare input (a pool
-    read from unlabelled data) becomes ``(input, target)``.
+    """Return ``item`` with its target (position 1, or ``"target"``) replaced; a bare input becomes ``(input, target)``.
 
     Example:
         >>> replace_target((torch.tensor([1.0]), -1), 7)
         (tensor([1.]), 7)
     """
-    if isinstance(item, (tuple, list)):
-        if len(item) < 2:
-            return type(item)([item[0], target]) if isinstance(item, list) else (item[0], target)
-        replaced = list(item)
+
+    def like(original: Any) -> Any:
         # Match the dataset's own target type so batches that mix both collate into one tensor.
-        original = replaced[1]
-        replaced[1] = torch.as_tensor(target, dtype=original.dtype) if isinstance(original, Tensor) else target
-        return type(item)(replaced) if isinstance(item, list) else tuple(replaced)
+        return torch.as_tensor(target, dtype=original.dtype) if isinstance(original, Tensor) else target
+
     if isinstance(item, Mapping):
-        original = item.get("target")
-        return {
-            **item,
-            "target": torch.as_tensor(target, dtype=original.dtype) if isinstance(original, Tensor) else target,
-        }
-    return (item, target)
+        return {**item, "target": like(item.get("target"))}
+    if not isinstance(item, (tuple, list)):
+        return (item, target)
+    replaced = [item[0], like(item[1]) if len(item) > 1 else target, *item[2:]]
+    return type(item)(replaced) if isinstance(item, list) else tuple(replaced)
 
 
 class LabelledView(Dataset):
@@ -162,15 +172,11 @@ def pool_view_of(
 ) -> Dataset:
     """The dataset the pool is read from: ``pool_dataset``, else ``train_dataset`` with ``pool_overrides`` set."""
     if pool_dataset is not None:
-        if isinstance(pool_dataset, (str, bytes)) or not hasattr(pool_dataset, "__len__"):
-            raise TypeError(
-                "Expected argument `pool_dataset` to be a map-style dataset with `__len__` and `__getitem__`, but got"
-                f" {type(pool_dataset).__name__}."
-            )
-        if len(pool_dataset) != len(train_dataset):  # type: ignore[arg-type]
+        size, pool_size = len(train_dataset), map_style_size("pool_dataset", pool_dataset)  # type: ignore[arg-type]
+        if pool_size != size:
             raise ValueError(
-                f"Expected argument `pool_dataset` to hold the same {len(train_dataset)} samples as"  # type: ignore[arg-type]
-                f" `train_dataset`, but got {len(pool_dataset)}."
+                f"Expected argument `pool_dataset` to hold the same {size} samples as `train_dataset`, but got"
+                f" {pool_size}."
             )
         return pool_dataset
     if pool_overrides is not None and not isinstance(pool_overrides, Mapping):
@@ -202,3 +208,110 @@ def warn_if_nondeterministic(view: PoolView) -> None:
             " which adds noise to the acquisition scores. Pass `pool_dataset` or `pool_overrides` to read it"
             " without augmentation."
         )
+
+
+class ChunkSampler(Sampler[slice]):
+    """Consecutive ``slice`` objects of at most ``batch_size`` positions covering ``range(length)`` once, in order.
+
+    Example:
+        >>> list(ChunkSampler(5, 2))
+        [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+
+    def __init__(self, length: int, batch_size: int) -> None:
+        self.length = length
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-self.length // self.batch_size)
+
+    def __iter__(self) -> Iterator[slice]:
+        return (
+            slice(start, min(start + self.batch_size, self.length)) for start in range(0, self.length, self.batch_size)
+        )
+
+
+def batched_inputs(dataset: Dataset, input_fn: Callable[[Any], Any]) -> Tensor | np.ndarray | None:
+    """The one tensor or array whose rows are the inputs of ``dataset``, or ``None`` (also for a custom ``input_fn``).
+
+    Example:
+        >>> inputs = torch.randn(4, 3)
+        >>> batched_inputs(TensorDataset(inputs, torch.zeros(4)), default_input_fn) is inputs
+        True
+        >>> batched_inputs([(1, 2)], default_input_fn) is None
+        True
+    """
+    if input_fn is not default_input_fn:
+        return None
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[0]
+    if isinstance(dataset, (Tensor, np.ndarray)) and dataset.ndim >= 1:
+        return dataset
+    return None
+
+
+class BatchedPoolView(Dataset):
+    """Rows ``indices`` of ``inputs`` read a batch at a time: ``view[slice]`` is ``(inputs [B, ...], indices [B])``.
+
+    ``inputs`` are the rows of the whole dataset (a tensor, a numpy array or memmap); ``view[position]`` reads one
+    row, so the view also works with a plain loader.
+
+    Example:
+        >>> view = BatchedPoolView(torch.arange(10.0).reshape(5, 2), torch.tensor([4, 1, 3]))
+        >>> view[0:2]
+        (tensor([[8., 9.],
+                [2., 3.]]), tensor([4, 1]))
+        >>> len(view), view[2][1]
+        (3, tensor(3))
+    """
+
+    def __init__(self, inputs: Tensor | np.ndarray, indices: Tensor, dataset: Dataset | None = None) -> None:
+        self.inputs = inputs
+        self.indices = indices.to(torch.int64)
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return self.indices.numel()
+
+    def __getitem__(self, position: int | slice) -> tuple[Tensor, Tensor]:
+        indices = self.indices[position]
+        if isinstance(self.inputs, Tensor):
+            return self.inputs[indices], indices
+        rows = self.inputs[indices.numpy()]
+        return torch.from_numpy(np.ascontiguousarray(rows)), indices
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def batched_loader(
+    dataset: Dataset,
+    indices: Tensor,
+    input_fn: Callable[[Any], Any],
+    batch_size: int,
+    num_workers: int = 0,
+    generator: torch.Generator | None = None,
+) -> DataLoader | None:
+    """A loader of ``(inputs [B, ...], dataset_indices [B])`` over ``indices`` reading each batch in one op.
+
+    Returns ``None`` when the inputs of ``dataset`` are not one tensor or array (see :func:`batched_inputs`): the
+    caller then reads item by item.
+
+    Example:
+        >>> data = TensorDataset(torch.arange(10.0).reshape(5, 2), torch.zeros(5))
+        >>> [idx.tolist() for _, idx in batched_loader(data, torch.tensor([0, 2, 4]), default_input_fn, 2)]
+        [[0, 2], [4]]
+    """
+    inputs = batched_inputs(dataset, input_fn)
+    if inputs is None:
+        return None
+    view = BatchedPoolView(inputs, indices, dataset)
+    return DataLoader(
+        view,
+        sampler=ChunkSampler(len(view), batch_size),
+        batch_size=None,
+        collate_fn=_as_is,
+        num_workers=num_workers,
+        generator=generator,
+    )

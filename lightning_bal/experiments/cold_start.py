@@ -1,9 +1,7 @@
 """The first labelled set of a run chosen by a cold-start heuristic (TypiClust, ProbCover) instead of at random.
 
-At a cold start the model has learnt nothing, so its features say little; the papers cluster self-supervised
-embeddings. None install offline, so the experiments take the stand-in that does: a PCA of the training inputs'
-pixels, each embedding scaled to unit norm (the scale ProbCover's default radii of 0.2-2.0 assume). It is a weaker
-representation than SimCLR's, and the benchmark tables say so.
+The papers cluster self-supervised embeddings, which do not install offline; the stand-in is a PCA of the pixels,
+scaled to unit norm (the scale ProbCover's default radii assume).
 """
 
 from __future__ import annotations
@@ -25,8 +23,6 @@ COLD_STARTS = ("typiclust", "probcover")
 
 def pixel_embeddings(inputs: Tensor, dims: int = 50, seed: int = 0) -> Tensor:
     """Unit-norm embeddings ``[N, dims]`` of ``inputs`` ``[N, ...]`` from a seeded randomised PCA of the pixels.
-
-    The centred pixels are projected on the top ``dims`` principal directions, then each row is scaled to unit norm.
 
     Example:
         >>> x = torch.randn(100, 1, 8, 8)
@@ -60,8 +56,8 @@ def cold_start_labels(
 ) -> Tensor:
     """Dataset indices of ``count`` items chosen by ``method`` on :func:`pixel_embeddings` of ``inputs``.
 
-    ``inputs`` are the datamodule's training inputs, row for row. TypiClust uses the paper's 20 neighbours; ProbCover
-    chooses its radius by purity against ``num_classes`` clusters. Label them with ``datamodule.label``.
+    ``inputs`` are the datamodule's training inputs, row for row; ProbCover chooses its radius by purity against
+    ``num_classes`` clusters. Label them with ``datamodule.label``.
 
     Example:
         >>> from torch.utils.data import TensorDataset

@@ -1,7 +1,4 @@
-"""Summaries of active learning curves: labels to reach an accuracy, area under the curve, mean and spread.
-
-A curve is a list of ``(labelled samples, value)`` pairs, one per active learning step, in the order of the steps.
-"""
+"""Summaries of curves, lists of ``(labelled, value)`` per step: labels to reach a value, area, mean and spread."""
 
 from __future__ import annotations
 
@@ -67,9 +64,7 @@ def labels_to_reach(curve: Curve, threshold: float) -> int | None:
 
 
 def area_under_curve(curve: Curve) -> float:
-    """The mean value over the labelled range (trapezoids divided by the range), so curves of one range compare.
-
-    A one-point curve has its single value.
+    """The mean value over the labelled range (trapezoids divided by the range); a one-point curve has its value.
 
     Example:
         >>> area_under_curve([(20, 0.5), (30, 0.7), (40, 0.9)])
@@ -89,8 +84,7 @@ def area_under_curve(curve: Curve) -> float:
 def mean_and_spread(curves: Sequence[Curve]) -> tuple[list[int], list[float], list[float], list[float]]:
     """``(labelled, mean, min, max)`` over seeds at each step, cut to the shortest curve.
 
-    Seeds share the grid of labelled counts (same initial set size and query size); a run stopped early (an exhausted
-    pool) shortens every column to its length.
+    Seeds must share the grid of labelled counts; a run stopped early shortens every column to its length.
 
     Example:
         >>> mean_and_spread([[(20, 0.5), (30, 0.7)], [(20, 0.7), (30, 0.9), (40, 1.0)]])

@@ -1,8 +1,4 @@
-"""Datasets for the experiments, read from local files or from packages (nothing is downloaded).
-
-MNIST from its four gzipped IDX files (:func:`load_mnist`, no torchvision needed); scikit-learn's bundled 8x8 digits
-(:func:`load_digits`, needs ``scikit-learn``, part of the ``examples`` extra).
-"""
+"""Datasets for the experiments, read from local files (MNIST's IDX files) or scikit-learn (nothing is downloaded)."""
 
 from __future__ import annotations
 
@@ -30,8 +26,7 @@ _UNSIGNED_BYTE = 0x08
 def read_idx(path: str | Path) -> np.ndarray:
     """Read a gzipped IDX file of unsigned bytes (the format of MNIST) into a ``uint8`` array of its shape.
 
-    The header is two zero bytes, the type byte ``0x08`` (unsigned byte), the number of dimensions ``d``, then ``d``
-    big-endian ``uint32`` sizes; the ``prod(sizes)`` data bytes follow in C order.
+    The header ``00 00 08 d`` is followed by ``d`` big-endian ``uint32`` sizes, then the data bytes in C order.
 
     Example:
         >>> import gzip, tempfile
@@ -87,12 +82,8 @@ def _images_and_labels(root: Path, images: str, labels: str) -> TensorDataset:
 def load_mnist(root: str | Path | None = None) -> tuple[TensorDataset, TensorDataset]:
     """The MNIST training and test sets as ``(image [1, 28, 28] in [0, 1], label)`` from a folder of IDX files.
 
-    The folder is ``root``, else the environment variable ``LIGHTNING_BAL_MNIST``. The training set carries its labels
-    as ``.targets`` (for the balanced initial set).
-
-    Raises:
-        ValueError: neither ``root`` nor the environment variable is set.
-        FileNotFoundError: one of the four files is missing.
+    The folder is ``root``, else the environment variable ``LIGHTNING_BAL_MNIST`` (a ``ValueError`` when neither is
+    set, a ``FileNotFoundError`` when a file is missing). The training set carries its labels as ``.targets``.
     """
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"Expected argument `root` to be a folder path or None, but got {root!r}.")

@@ -1,14 +1,9 @@
-"""Compare heuristics over seeds: every heuristic starts each seed from the same labels and the same weights.
-
-:class:`Experiment` runs ``heuristics x seeds`` active learning runs and collects each run's
-``ActiveLearningCallback.history`` into an :class:`ExperimentResult`, which writes one CSV of the curves, a PNG of the
-mean over seeds with its min-max band, and a table of labels to reach target accuracies and of the area under the
-learning curve.
-"""
+"""Compare heuristics over seeds: every heuristic starts each seed from the same labels and the same weights."""
 
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,21 +14,60 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
 
 from lightning_bal.callbacks import ActiveLearningCallback
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.experiments.checks import (
-    check_built,
-    check_callback,
-    check_factory,
-    check_heuristic,
-    check_metric,
-    check_trainer,
-)
-from lightning_bal.experiments.result import ExperimentResult, History
+from lightning_bal.experiments.result import ExperimentResult, History, check_metric
+from lightning_bal.heuristics import HEURISTICS, available_heuristics
 from lightning_bal.utilities.tensorboard import write_layout
 
 __all__ = ["Experiment", "ExperimentResult", "History", "Row"]
+
+
+def check_heuristic(argument: str, name: Any) -> None:
+    """Refuse a row name that is not a registered heuristic (``get_heuristic`` would only fail inside the first run)."""
+    if not isinstance(name, str) or name.strip().lower().replace("-", "_") not in HEURISTICS:
+        raise ValueError(
+            f"Expected argument `{argument}` to name registered heuristics (or rows of `rows`), but got {name!r}."
+            f" Available: {', '.join(available_heuristics())}."
+        )
+
+
+def check_factory(argument: str, factory: Any, builds: str) -> None:
+    """Refuse a model or datamodule given where a function building one is expected (it would fail at run time)."""
+    if isinstance(factory, (nn.Module, pl.LightningDataModule)) or not callable(factory):
+        raise TypeError(
+            f"Expected argument `{argument}` to be a callable that builds {builds}, but got"
+            f" {type(factory).__name__} instance {factory!r:.80}."
+        )
+
+
+def check_built(argument: str, built: Any, kind: type, seed: int) -> Any:
+    """``built`` if it is a ``kind``: what a factory returned for ``seed`` (named by ``argument`` otherwise)."""
+    if not isinstance(built, kind):
+        raise TypeError(
+            f"Expected argument `{argument}` to build a {kind.__name__} for seed {seed}, but it returned"
+            f" {type(built).__name__}."
+        )
+    return built
+
+
+def check_settings(argument: str, settings: Any, cls: type) -> None:
+    """Refuse keyword arguments that ``cls`` (the callback or ``Trainer``) does not take, before any run starts."""
+    if settings is None:
+        return
+    if not isinstance(settings, Mapping) or not all(isinstance(key, str) for key in settings):
+        raise TypeError(f"Expected argument `{argument}` to be a mapping of keyword arguments, but got {settings!r}.")
+    # A `**kwargs` of the callback only refuses moved names: it accepts nothing new.
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    parameters = [name for name, p in inspect.signature(cls).parameters.items() if p.kind not in variadic]
+    unknown = sorted(key for key in settings if key not in parameters)
+    if unknown:
+        among = "them" if cls is pl.Trainer else sorted(parameters)
+        raise ValueError(
+            f"Expected argument `{argument}` to hold arguments of {cls.__name__}, but {unknown} are not among {among}."
+        )
 
 
 @dataclass(frozen=True)
@@ -66,20 +100,16 @@ class Row:
             check_factory("model", self.model, "a LightningModule from the seed's model and the seed")
         if self.datamodule is not None:
             check_factory("datamodule", self.datamodule, "an ActiveDataModule from the run's datamodule")
-        check_callback("callback", self.callback)
+        check_settings("callback", self.callback, ActiveLearningCallback)
 
 
 class Experiment:
     """Run every heuristic on every seed, each seed's runs from the same initial labels and initial weights.
 
     For each seed, ``model(seed)`` is built once after ``seed_everything(seed)`` and every heuristic trains a deep
-    copy of it; ``datamodule(seed)`` is built anew for each run (an ``ActiveDataModule`` with ``seed=seed`` draws the
-    same initial labels each time); the callback is ``ActiveLearningCallback(heuristic, seed=seed, **callback)``
-    (evaluations deep-copied per run) and the trainer ``Trainer(**trainer)`` over defaults that run until the label
-    budget is spent (``max_epochs=-1``) without checkpoints. With ``log_dir`` each run logs to TensorBoard in
-    ``log_dir/<heuristic>/seed_<seed>`` and the folder gets a custom-scalars layout that draws every run's curves on
-    shared charts. A name in ``rows`` runs that :class:`Row` instead: its heuristic, with its own callback arguments
-    and model (built from the seed's shared initial model), so posteriors compare from the same start in one run.
+    copy of it; ``datamodule(seed)`` is built anew for each run; the trainer runs until the label budget is spent
+    (``max_epochs=-1``) without checkpoints. With ``log_dir`` each run logs to ``log_dir/<heuristic>/seed_<seed>``
+    under a custom-scalars layout that draws every run's curves on shared charts.
 
     Args:
         heuristics: the rows' names: registry names (:func:`~lightning_bal.heuristics.get_heuristic`) or keys of
@@ -151,14 +181,14 @@ class Experiment:
                 check_heuristic("heuristics", name)
         check_factory("model", model, "the LightningModule for a seed (e.g. `lambda seed: Net()`)")
         check_factory("datamodule", datamodule, "the ActiveDataModule for a seed (e.g. `lambda seed: make(seed)`)")
-        check_callback("callback", callback)
+        check_settings("callback", callback, ActiveLearningCallback)
         for reserved in ("heuristic", "seed"):
             if any(reserved in settings for settings in [callback or {}, *(r.callback for r in row_map.values())]):
                 raise ValueError(f"Expected argument `callback` without `{reserved}` (the experiment sets it).")
         unused = sorted(set(row_map) - set(names))
         if unused:
             raise ValueError(f"Expected argument `rows` to name rows of `heuristics`, but {unused} are not among them.")
-        check_trainer(trainer)
+        check_settings("trainer", trainer, pl.Trainer)
         check_metric("metric", metric)
         if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(f"Expected argument `log_dir` to be a folder path or None, but got {log_dir!r}.")

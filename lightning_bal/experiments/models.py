@@ -1,10 +1,4 @@
-"""The CNNs with dropout of the papers' protocol, and a LightningModule that trains them.
-
-:func:`gal_cnn` (Gal et al. 2017), :func:`kirsch_cnn` (Kirsch et al. 2019, BatchBALD) and :func:`digits_cnn` (for
-scikit-learn's 8x8 digits) are plain ``nn.Sequential`` networks, so the MC engine runs the layers before the first
-dropout once per item. :class:`DropoutCNN` wraps one of them with Adam, cross-entropy (weighted when the datamodule
-returns risk weights), ``val_loss``/``val_acc``, and the weight decay of Gal et al. that shrinks as D_L grows.
-"""
+"""The CNNs with dropout of the papers' protocol (plain ``nn.Sequential``s), and a LightningModule that trains them."""
 
 from __future__ import annotations
 
@@ -44,8 +38,7 @@ def digits_cnn(image_size: int = 8, num_classes: int = 10) -> nn.Sequential:
 def gal_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
     """The CNN of Gal et al. 2017 as one ``nn.Sequential``, so the MC engine runs the convolutions once per item.
 
-    conv(32, 4x4)-relu-conv(32, 4x4)-relu-maxpool(2)-dropout(0.25)-flatten-dense(128)-relu-dropout(0.5)-dense(C),
-    mapping ``[B, 1, image_size, image_size]`` images to ``[B, C]`` logits.
+    conv(32, 4x4)-relu-conv(32, 4x4)-relu-maxpool(2)-dropout(0.25)-flatten-dense(128)-relu-dropout(0.5)-dense(C).
 
     Example:
         >>> gal_cnn()(torch.zeros(2, 1, 28, 28)).shape
@@ -99,9 +92,7 @@ def kirsch_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
     """The CNN of Kirsch et al. 2019 (BatchBALD) as one ``nn.Sequential``.
 
     standardize-conv(32, 5x5)-dropout2d(0.5)-maxpool(2)-relu-conv(64, 5x5)-dropout2d(0.5)-maxpool(2)-relu-flatten-
-    dense(128)-dropout(0.5)-relu-dense(C). Dropout after both convolutions (whole channels) makes it a stronger
-    learner from a few dozen labels than :func:`gal_cnn`, at the price of an MC pass that shares only the first
-    convolution.
+    dense(128)-dropout(0.5)-relu-dense(C): a stronger learner from few labels than :func:`gal_cnn`.
 
     Example:
         >>> kirsch_cnn()(torch.zeros(2, 1, 28, 28)).shape
@@ -195,9 +186,7 @@ class DropoutCNN(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam; with ``weight_decay=c``, a loss term ``c / |D_L| * ||w||^2`` on the dense layers' weights (Gal et al.).
 
-        The penalty is the prior of the MC-Dropout posterior: it weighs less as D_L grows. The callback re-creates the
-        optimizer after every step when it resets the weights (``reset_weights=True``), so each step reads the current
-        labelled-set size.
+        The callback re-creates the optimizer when it resets the weights, so each step reads the current |D_L|.
         """
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         labelled = datamodule.num_labelled if isinstance(datamodule, ActiveDataModule) else 1

@@ -1,10 +1,4 @@
-"""Rows of the papers' protocol that draw the K samples from another posterior: ``heuristic@posterior``.
-
-``bald@ensemble`` runs BALD over a deep ensemble of the seed's CNN, ``bald@swag`` and ``bald@laplace`` run it over
-SWAG and last-layer Laplace samples of the CNN itself, ``bald@mc_dropout`` is plain ``bald`` under an explicit name.
-:func:`posterior_row` turns such a name into an :class:`~lightning_bal.experiments.Row`, so all of them run in one
-:class:`~lightning_bal.experiments.Experiment`, each seed's rows from the same labels and initial weights.
-"""
+"""Rows of the papers' protocol that draw the K samples from another posterior: ``heuristic@posterior``."""
 
 from __future__ import annotations
 
@@ -72,16 +66,10 @@ def split_row_name(name: str) -> tuple[str, str | None]:
 class EnsembleCNN(pl.LightningModule):
     """A :class:`~lightning_bal.posteriors.DeepEnsemble` of :class:`DropoutCNN` networks, trained like one of them.
 
-    ``forward`` returns the members' logits ``[M, B, C]`` (what
-    :class:`~lightning_bal.posteriors.EnsemblePosterior` samples); training sums the members' cross-entropies (each
-    weighted by the risk weight a sample carries under ``return_weights``), validation logs ``val_loss`` and
-    ``val_acc`` of the ensemble's prediction (the mean of the members' probabilities). Adam, as :class:`DropoutCNN`
-    (without its weight decay).
-
-    With ``own_data_order`` (the default) each member trains on its own part of every batch
-    (:func:`~lightning_bal.posteriors.member_batches`), so the loader must serve M times the batch and M times the
-    epoch (:func:`ensemble_loader`) for each member to get the steps and batch size one network gets; without it the
-    members train on the same batches.
+    ``forward`` returns the members' logits ``[M, B, C]``; training sums the members' cross-entropies (risk-weighted
+    under ``return_weights``); validation logs ``val_loss`` and ``val_acc`` of the mean prediction. Adam, without
+    :class:`DropoutCNN`'s weight decay. With ``own_data_order`` the loader must serve M times the batch and the epoch
+    (:func:`ensemble_loader`).
 
     Args:
         members: the member networks (one architecture); their weights are copied.
@@ -217,18 +205,12 @@ def ensemble_loader(datamodule: ActiveDataModule, num_members: int) -> ActiveDat
 def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = None) -> Row:
     """The :class:`~lightning_bal.experiments.Row` of ``heuristic@posterior`` over a :class:`DropoutCNN`.
 
-    - ``mc_dropout``: :class:`~lightning_bal.mc.MCDropout` (the default), the row under its explicit name.
-    - ``ensemble``: :class:`EnsemblePosterior` over :meth:`EnsembleCNN.around` the seed's network (K = ``members``,
-      whatever ``iterations``), with :class:`EnsembleTestCurve` and :class:`EnsembleLabelledRisk`; each member
-      trains on its own data order (:func:`ensemble_loader`).
-    - ``swag``: :class:`~lightning_bal.posteriors.SWAG` over the CNN (``swag`` its keyword arguments; default
-      ``rank=20, every_n_batches=4, burn_in_epochs=2``: the first two epochs of each step's training are the descent
-      from the reset weights, not the neighbourhood of the optimum SWAG describes).
-    - ``laplace``: :class:`~lightning_bal.posteriors.LastLayerLaplace` on the CNN's last ``nn.Linear`` (full GGN,
-      prior precision 1).
-
-    SWAG and Laplace samples run with dropout off; every posterior leaves training as it is for the MC-Dropout row
-    except the ensemble, which trains M networks.
+    - ``mc_dropout``: :class:`~lightning_bal.mc.MCDropout` (the default) under its explicit name.
+    - ``ensemble``: :class:`EnsemblePosterior` over :meth:`EnsembleCNN.around` the seed's network (K = ``members``),
+      with :class:`EnsembleTestCurve` and :class:`EnsembleLabelledRisk` and :func:`ensemble_loader`.
+    - ``swag``: :class:`~lightning_bal.posteriors.SWAG` (``swag`` its keyword arguments; default ``rank=20,
+      every_n_batches=4, burn_in_epochs=2``: the first epochs of a step descend from the reset weights).
+    - ``laplace``: :class:`~lightning_bal.posteriors.LastLayerLaplace` on the CNN's last ``nn.Linear``.
 
     Example:
         >>> row = posterior_row("bald@laplace")
@@ -257,7 +239,11 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
         return Row(heuristic, callback={"posterior": LastLayerLaplace()})
 
     def make(model: pl.LightningModule, seed: int) -> pl.LightningModule:
-        return EnsembleCNN.around(_dropout_cnn(model), members, seed)
+        if not isinstance(model, DropoutCNN):
+            raise TypeError(
+                f"The `@ensemble` rows need the experiment's model to be a `DropoutCNN`, got {type(model)}."
+            )
+        return EnsembleCNN.around(copy.deepcopy(model), members, seed)
 
     return Row(
         heuristic,
@@ -265,9 +251,3 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
         datamodule=lambda datamodule: ensemble_loader(datamodule, members),
         callback={"posterior": EnsemblePosterior(), "evaluations": [EnsembleTestCurve(), EnsembleLabelledRisk()]},
     )
-
-
-def _dropout_cnn(model: pl.LightningModule) -> DropoutCNN:
-    if not isinstance(model, DropoutCNN):
-        raise TypeError(f"The `@ensemble` rows need the experiment's model to be a `DropoutCNN`, got {type(model)}.")
-    return copy.deepcopy(model)

@@ -1,10 +1,4 @@
-"""The protocol of Gal et al. 2017 and Kirsch et al. 2019 as settings that build an :class:`Experiment`.
-
-A small balanced initial set, a fixed number of labels per step, MC-Dropout with K samples, the weights reset to
-their initial values after every step, and test accuracy on a held-out test set after every step (nothing is
-selected on it). Each step trains either a fixed budget of epochs or, with ``val_size``, to convergence on a
-validation set held out of the training split (the best weights restored), as the papers did.
-"""
+"""The protocol of Gal et al. 2017 and Kirsch et al. 2019 as settings that build an :class:`Experiment`."""
 
 from __future__ import annotations
 
@@ -23,9 +17,8 @@ from torch.utils.data import TensorDataset
 from lightning_bal.annotation.stopping import TargetReached
 from lightning_bal.callbacks import Convergence, LabelledRisk, TestCurve
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.experiments.checks import check_factory
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels
-from lightning_bal.experiments.experiment import Experiment
+from lightning_bal.experiments.experiment import Experiment, check_factory
 from lightning_bal.experiments.posteriors import posterior_row, split_row_name
 
 __all__ = ["PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"]
@@ -43,8 +36,7 @@ class PaperProtocol:
 
     Args:
         budget: stop once D_L holds this many samples.
-        stop_at: also stop once the test accuracy reaches this (:class:`~lightning_bal.annotation.TargetReached`):
-            the labels to reach it are measured as with a longer run, for less compute.
+        stop_at: also stop once the test accuracy reaches this (:class:`~lightning_bal.annotation.TargetReached`).
         initial_labels: size of the initial D_L.
         balanced_initial: the initial D_L holds as many samples of every class (else a uniform draw).
         cold_start: choose the initial D_L with ``"typiclust"`` or ``"probcover"`` on PCA embeddings of the pixels
@@ -52,7 +44,7 @@ class PaperProtocol:
         query_size: labels per step.
         iterations: K, the MC samples (the papers used 100).
         epochs_per_step: without ``val_size``, the epochs trained per step.
-        samples_per_epoch: samples drawn with replacement from D_L per epoch (a few dozen labels are a few batches).
+        samples_per_epoch: samples drawn from D_L per epoch (a few dozen labels are a few batches).
         val_size: hold out this many training samples and train each step to convergence on them
             (``Convergence("val_acc", patience, max_epochs_per_step)``); 0: a fixed budget per step.
         patience: epochs without improvement of ``val_acc`` that end a step.
@@ -156,15 +148,10 @@ class PaperProtocol:
 
     def callback_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~lightning_bal.ActiveLearningCallback` beside the heuristic and the seed."""
-        schedule: dict[str, Any] = (
-            {
-                "convergence": Convergence(
-                    "val_acc", mode="max", patience=self.patience, max_epochs=self.max_epochs_per_step
-                )
-            }
-            if self.val_size
-            else {"every_n_epochs": self.epochs_per_step}
-        )
+        schedule: dict[str, Any] = {"every_n_epochs": self.epochs_per_step}
+        if self.val_size:
+            stop = Convergence("val_acc", mode="max", patience=self.patience, max_epochs=self.max_epochs_per_step)
+            schedule = {"convergence": stop}
         return {
             "query_size": self.query_size,
             "iterations": self.iterations,
@@ -232,16 +219,11 @@ def _subset(dataset: TensorDataset, indices: torch.Tensor) -> TensorDataset:
 
 
 def _check_int(name: str, value: Any, low: int, alternative: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        kind = "a positive integer" if low else "a non-negative integer"
-        raise TypeError(
-            f"Expected argument `{name}` to be {kind}{' ' + alternative if alternative else ''}, but got {value!r}."
-        )
-    if value < low:
-        kind = "a positive integer" if low else "a non-negative integer"
-        raise ValueError(
-            f"Expected argument `{name}` to be {kind}{' ' + alternative if alternative else ''}, but got {value!r}."
-        )
+    wrong_type = isinstance(value, bool) or not isinstance(value, int)
+    if wrong_type or value < low:
+        kind = ("a positive integer" if low else "a non-negative integer") + (f" {alternative}" if alternative else "")
+        error = TypeError if wrong_type else ValueError
+        raise error(f"Expected argument `{name}` to be {kind}, but got {value!r}.")
 
 
 def _at_least(low: int) -> Callable[[str], int]:
@@ -304,17 +286,8 @@ def protocol_from_arguments(args: argparse.Namespace, **overrides: Any) -> Paper
     Raises:
         ValueError: the options do not make a protocol (e.g. ``--budget`` not above ``--initial-labels``).
     """
-    settings: dict[str, Any] = {
-        "budget": args.budget,
-        "stop_at": args.stop_at,
-        "initial_labels": args.initial_labels,
-        "query_size": args.query_size,
-        "iterations": args.iterations,
-        "epochs_per_step": args.epochs_per_step,
-        "samples_per_epoch": args.samples_per_epoch,
-        "val_size": args.val_size,
-        "patience": args.patience,
-        "max_epochs_per_step": args.max_epochs_per_step,
-        "max_pool_size": args.max_pool_size or None,
-    }
+    names = ["budget", "stop_at", "initial_labels", "query_size", "iterations", "epochs_per_step"]
+    names += ["samples_per_epoch", "val_size", "patience", "max_epochs_per_step"]
+    settings: dict[str, Any] = {name: getattr(args, name) for name in names}
+    settings["max_pool_size"] = args.max_pool_size or None
     return PaperProtocol(**{**settings, **overrides})

@@ -7,19 +7,15 @@ import math
 import os
 import statistics
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from lightning_bal.experiments.checks import check_columns, check_metric, check_path, check_thresholds, is_number
-from lightning_bal.experiments.curves import (
-    Curve,
-    area_under_curve,
-    check_threshold,
-    labels_to_reach,
-    mean_and_spread,
-)
+import torch
+
+from lightning_bal.experiments.curves import Curve, area_under_curve, check_threshold, labels_to_reach, mean_and_spread
 
 __all__ = ["ExperimentResult", "History"]
 
@@ -132,8 +128,8 @@ class ExperimentResult:
     def summary(self, thresholds: Sequence[float] = (0.9,), metric: str | None = None) -> str:
         """A markdown table of the runs per heuristic.
 
-        Columns: the area under the curve and the final value (mean and min-max over seeds), and each seed's labels
-        to reach each threshold (``-``: never reached within the run).
+        Columns: area under the curve and final value (mean, min-max over seeds), each seed's labels to reach each
+        threshold (``-``: never).
 
         Example:
             >>> result = ExperimentResult({"random": {0: [{"active/num_labelled": 20, "active/test_acc": 0.5},
@@ -283,6 +279,47 @@ class ExperimentResult:
         for name, by_seed in other.histories.items():
             histories.setdefault(name, {}).update(by_seed)
         return ExperimentResult(histories, self.metric)
+
+
+def is_number(value: Any) -> bool:
+    """A real number: a Python or NumPy number, or a one-element tensor (a callback's history may hold either)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, Real):
+        return True
+    return hasattr(value, "numel") and value.numel() == 1 and not value.is_complex() and value.dtype != torch.bool
+
+
+def check_metric(argument: str, metric: Any) -> str:
+    """``metric`` if it is a non-empty history key."""
+    if not isinstance(metric, str) or not metric:
+        raise TypeError(f"Expected argument `{argument}` to be a non-empty history key string, but got {metric!r}.")
+    return metric
+
+
+def check_thresholds(thresholds: Any) -> list[float]:
+    """``thresholds`` as a list of finite numbers (a single number or a string is refused)."""
+    if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Iterable):
+        raise TypeError(f"Expected argument `thresholds` to be a sequence of numbers, but got {thresholds!r}.")
+    return [check_threshold("thresholds", value) for value in thresholds]
+
+
+def check_columns(columns: Any) -> None:
+    """Refuse ``columns`` that are not ``{column name: history key}`` or that take a reserved column's name."""
+    if not isinstance(columns, Mapping) or not all(
+        isinstance(name, str) and name and isinstance(key, str) and key for name, key in columns.items()
+    ):
+        raise TypeError(f"Expected argument `columns` to map column names to history keys, but got {columns!r}.")
+    reserved = sorted({"heuristic", "seed", "labelled"} & set(columns))
+    if reserved:
+        raise ValueError(f"Expected argument `columns` without the reserved columns {reserved}.")
+
+
+def check_path(path: Any) -> Path:
+    """``path`` as a ``Path`` (a non-path or an empty one is refused)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"Expected argument `path` to be a file path, but got {path!r}.")
+    return Path(path)
 
 
 def _count(cell: str, column: str, where: str, negative: bool = False) -> int:

@@ -6,8 +6,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
-from lightning_bal.data.batched import BatchedPoolView
-from lightning_bal.data.views import PoolView, default_input_fn
+from lightning_bal.data.views import BatchedPoolView, PoolView, default_input_fn
 from tests.helpers.models import DropoutClassifier, blobs
 from tests.helpers.runs import make_trainer
 
