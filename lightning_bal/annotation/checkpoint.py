@@ -6,6 +6,7 @@ line (``lightning-bal``) while the run is stopped between rounds.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +20,12 @@ from lightning_bal.annotation.checkpoint_entries import (
     Imported,
     check_recorded,
     entry_mapping,
+    file_digest,
     login_name,
+    next_command,
     recorded_time,
     some_ids,
+    status_path,
     temporary_path,
     utc_now,
 )
@@ -30,7 +34,7 @@ from lightning_bal.data.ids import ItemId, check_ids, id_lookup
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import write_queries
 
-__all__ = ["LabelState", "load_label_state"]
+__all__ = ["LabelState", "load_label_state", "write_status"]
 
 
 class LabelState:
@@ -126,6 +130,7 @@ class LabelState:
         budget = recorded.get("label_budget")
         # Queried items not yet answered are labels already bought (as the callback counts them).
         left = None if budget is None else max(0, budget - self.ledger.num_labelled - len(self.ledger.pending_query))
+        where = path if path is not None else self.path
         return {
             "items": len(self.ledger),
             "labelled": self.ledger.num_labelled,
@@ -140,22 +145,13 @@ class LabelState:
             "label_budget": budget,
             "budget_left": left,
             "corrections": len(self.history),
-            "next": self._next_command(path if path is not None else self.path),
+            "next": next_command(
+                "CKPT" if where is None else str(where),
+                bool(self.ledger.pending_query),
+                recorded.get("query_file"),
+                recorded.get("label_names"),
+            ),
         }
-
-    def _next_command(self, path: str | Path | None) -> str:
-        checkpoint = "CKPT" if path is None else str(path)
-        if not self.ledger.pending_query:
-            return f"resume training on the answers: trainer.fit(model, datamodule=dm, ckpt_path={checkpoint!r})"
-        names = self.annotator_state.get("label_names")
-        query = self.annotator_state.get("query_file")
-        if query is not None and query.endswith(".json") and names:
-            return (
-                f"import the tasks {query} into the Label Studio project, label them, export the project as JSON,"
-                f" then: lightning-bal import {checkpoint} EXPORT.json --labels {','.join(names)}"
-            )
-        where = f"the query file {query}" if query is not None else f"`lightning-bal export {checkpoint} QUERY.csv`"
-        return f"fill in the labels of {where}, then: lightning-bal import {checkpoint} ANSWERS"
 
     def export(
         self,
@@ -368,7 +364,28 @@ class LabelState:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
+        write_status(self, path)
         return path
+
+
+def write_status(state: LabelState, path: Path) -> None:
+    """Keep ``state``'s status next to its checkpoint at ``path``, so that ``lightning-bal status`` needs no torch."""
+    status = state.status()
+    del status["next"]  # it names the checkpoint as the user gives it
+    summary = {"sha256": file_digest(path), "status": status, "label_names": state.annotator_state.get("label_names")}
+    target = status_path(path)
+    try:
+        text = json.dumps(summary)
+        exact = json.loads(text) == summary
+    except (TypeError, ValueError):
+        exact = False
+    if not exact:
+        # Figures JSON cannot hold as they are (a tensor, NaN, a tuple): status reads the checkpoint instead.
+        target.unlink(missing_ok=True)
+        return
+    temporary = temporary_path(target)
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, target)
 
 
 def load_label_state(path: str | Path) -> LabelState:

@@ -1,23 +1,33 @@
-"""A checkpoint's label entries: what they must hold, who changed them and when, what an import did."""
+"""A checkpoint's label entries: what they must hold, who changed them and when, what an import did.
+
+Torch-free, so that ``lightning-bal status`` can answer from the summary saved next to a checkpoint.
+"""
 
 from __future__ import annotations
 
 import getpass
+import hashlib
+import json
 from datetime import datetime, timezone
 from numbers import Real
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = [
     "CALLBACK_KEY",
     "Imported",
     "check_recorded",
     "entry_mapping",
+    "file_digest",
     "login_name",
+    "next_command",
     "recorded_time",
+    "saved_status",
     "some_ids",
+    "status_path",
     "temporary_path",
     "utc_now",
 ]
@@ -37,6 +47,57 @@ def temporary_path(path: str | Path) -> Path:
     """
     path = Path(path)
     return path.with_name(f".{path.name}.lbal-tmp")
+
+
+def status_path(path: str | Path) -> Path:
+    """Where a checkpoint's status summary is kept (written with the checkpoint, read by ``lightning-bal status``).
+
+    Example:
+        >>> status_path("runs/annotation-step001.ckpt").as_posix()
+        'runs/.annotation-step001.ckpt.lbal-status.json'
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.lbal-status.json")
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def next_command(checkpoint: str, pending: bool, query: str | None, names: list[str] | None) -> str:
+    """What the team does next with the checkpoint (named ``checkpoint`` in the command)."""
+    if not pending:
+        return f"resume training on the answers: trainer.fit(model, datamodule=dm, ckpt_path={checkpoint!r})"
+    if query is not None and query.endswith(".json") and names:
+        return (
+            f"import the tasks {query} into the Label Studio project, label them, export the project as JSON,"
+            f" then: lightning-bal import {checkpoint} EXPORT.json --labels {','.join(names)}"
+        )
+    where = f"the query file {query}" if query is not None else f"`lightning-bal export {checkpoint} QUERY.csv`"
+    return f"fill in the labels of {where}, then: lightning-bal import {checkpoint} ANSWERS"
+
+
+def saved_status(path: str | Path) -> dict[str, Any] | None:
+    """The status summary saved with the checkpoint at ``path``, or ``None`` if there is none or it is out of date.
+
+    The summary names the SHA-256 of the checkpoint it describes: a checkpoint written since by anything else
+    (Lightning, a copy) is read in full instead.
+    """
+    try:
+        summary = json.loads(status_path(path).read_text(encoding="utf-8"))
+        digest = file_digest(Path(path))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("sha256") != digest or not isinstance(summary.get("status"), dict):
+        return None
+    status = summary["status"]
+    names = summary.get("label_names")
+    return {**status, "next": next_command(str(path), bool(status.get("pending")), status.get("query_file"), names)}
 
 
 def some_ids(ids: list[Any], limit: int = 5) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_bal.annotation.checkpoint_entries import saved_status
 from lightning_bal.annotation.label_studio_api import TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -280,9 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "status":
-            from lightning_bal.annotation.checkpoint import load_label_state
+            status = saved_status(args.checkpoint)
+            if status is None:
+                from lightning_bal.annotation.checkpoint import load_label_state
 
-            status = load_label_state(args.checkpoint).status(args.checkpoint)
+                status = load_label_state(args.checkpoint).status(args.checkpoint)
             print(json.dumps(status, indent=2) if args.json else _status_text(status))
         elif args.command == "export":
             from lightning_bal.annotation.checkpoint import load_label_state
