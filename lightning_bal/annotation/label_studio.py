@@ -32,6 +32,7 @@ __all__ = [
     "LabelStudioAnswers",
     "check_data_key",
     "read_label_studio_export",
+    "read_label_studio_tasks",
     "to_label_studio_tasks",
     "write_label_studio_tasks",
 ]
@@ -219,6 +220,11 @@ def _step(value: Any, where: str) -> int:
     raise ValueError(f"Expected the `data.lbal_step` of {where} to be an integer step, but got {value!r}.")
 
 
+def _check_on_disagreement(value: Any) -> None:
+    if value not in ("first", "skip", "error"):
+        raise ValueError(f"Expected argument `on_disagreement` to be 'first', 'skip' or 'error', but got {value!r}.")
+
+
 def read_label_studio_export(
     path: str | Path,
     label_map: Mapping[str, int],
@@ -252,10 +258,7 @@ def read_label_studio_export(
         >>> answers.ids, answers.labels, answers.steps, answers.times
         (['a.png'], [1], {1}, ['2024-01-01T10:00:00Z'])
     """
-    if on_disagreement not in ("first", "skip", "error"):
-        raise ValueError(
-            f"Expected argument `on_disagreement` to be 'first', 'skip' or 'error', but got {on_disagreement!r}."
-        )
+    _check_on_disagreement(on_disagreement)
     path = Path(path)
     try:
         tasks = json.loads(read_text(path))
@@ -265,17 +268,29 @@ def read_label_studio_export(
         raise ValueError(
             f"Expected {str(path)!r} to hold a JSON list of Label Studio tasks, but got {type(tasks).__name__}."
         )
+    return read_label_studio_tasks(tasks, label_map, from_name, on_disagreement, repr(str(path)))
+
+
+def read_label_studio_tasks(
+    tasks: list[Any],
+    label_map: Mapping[str, int],
+    from_name: str | None,
+    on_disagreement: Literal["first", "skip", "error"],
+    source: str,
+) -> LabelStudioAnswers:
+    """:func:`read_label_studio_export` of tasks already read (from ``source``, named in messages)."""
+    _check_on_disagreement(on_disagreement)
     answers = LabelStudioAnswers([], [], set(), [], [], [], [])
     found: dict[str, list[tuple[dict[str, Any], str]]] = {}
     for number, task in enumerate(tasks):
         data = task.get("data") if isinstance(task, dict) else None
         if not isinstance(data, dict) or "lbal_id" not in data:
             raise ValueError(
-                f"Expected every task of {str(path)!r} to carry `data.lbal_id` (tasks exported by lightning_bal),"
+                f"Expected every task of {source} to carry `data.lbal_id` (tasks exported by lightning_bal),"
                 f" but task {number} has none: an export of another project?"
             )
         item = str(data["lbal_id"])
-        where = f"task {item!r} (task {number} of {str(path)!r})"
+        where = f"task {item!r} (task {number} of {source})"
         if data.get("lbal_step") is not None:
             answers.steps.add(_step(data["lbal_step"], where))
         annotations = task.get("annotations")

@@ -17,14 +17,12 @@ answers already recorded changes nothing. Tasks of earlier steps are left alone 
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from lightning_bal.annotation.checkpoint import LabelState, load_label_state
-from lightning_bal.annotation.label_studio import check_data_key, read_label_studio_export, to_label_studio_tasks
+from lightning_bal.annotation.label_studio import check_data_key, read_label_studio_tasks, to_label_studio_tasks
 from lightning_bal.annotation.label_studio_api import (
     LabelStudioClient,
     check_label_config,
@@ -74,17 +72,6 @@ def _task_step(task: Any, number: int) -> tuple[str, int]:
     if isinstance(step, bool) or not isinstance(step, int):
         raise ValueError(f"Expected the `data.lbal_step` of task {number} to be an integer step, but got {step!r}.")
     return str(data["lbal_id"]), step
-
-
-def _read_answers(
-    tasks: list[dict[str, Any]], label_map: dict[str, int], from_name: str, on_disagreement: str, project: int
-) -> tuple[list[str], list[int | float], list[str]]:
-    # The export reader works on a file; the project's tasks of this step are handed to it as one.
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"label-studio-project-{project}.json"
-        path.write_text(json.dumps(tasks), encoding="utf-8")
-        answers = read_label_studio_export(path, label_map, from_name, on_disagreement)  # type: ignore[arg-type]
-    return answers.ids, answers.labels, answers.disagreements
 
 
 def sync_label_studio(
@@ -139,7 +126,8 @@ def sync_label_studio(
         if task_step == step:
             current.append(task)
     label_map = {name: index for index, name in enumerate(names)}
-    ids, labels, disagreements = _read_answers(current, label_map, from_name, on_disagreement, project_id)
+    answers = read_label_studio_tasks(current, label_map, from_name, on_disagreement, f"project {project_id}")
+    ids, labels, disagreements = answers.ids, answers.labels, answers.disagreements
     lookup = id_lookup(state.ids)
     unknown = sorted({item for item in ids if item not in lookup})
     if unknown:
