@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from lightning_bal.annotation.checkpoint import load_label_state, write_status
+from lightning_bal.annotation.checkpoint_entries import recorded_guesses
 from lightning_bal.annotation.label_studio import check_data_key, write_label_studio_tasks
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.annotation.run_folder import keep_logger_version, logger_version
@@ -205,9 +206,8 @@ class QueryFiles:
         """Write the datamodule's pending query to ``path`` in this object's format, with the recorded scores."""
         pending = datamodule.ledger.pending_query
         ids = [datamodule.ids[i] for i in pending]
-        scores = [self.recorded.get("scores", {}).get(str(item)) for item in ids]
+        scores, predictions = recorded_guesses(self.recorded, ids)
         if self.format == "label_studio":
-            guesses = self.recorded.get("predictions")
             return write_label_studio_tasks(
                 path,
                 ids,
@@ -215,7 +215,7 @@ class QueryFiles:
                 data_key=self.data_key,
                 data_prefix=self.data_prefix,
                 scores=scores,
-                predictions=None if guesses is None else [tuple(guesses[str(item)]) for item in ids],
+                predictions=predictions,
                 label_names=self.label_names,
             )
         return write_queries(path, pending, datamodule.step, ids, scores)

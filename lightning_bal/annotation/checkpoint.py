@@ -23,6 +23,7 @@ from lightning_bal.annotation.checkpoint_entries import (
     file_digest,
     login_name,
     next_command,
+    recorded_guesses,
     recorded_time,
     some_ids,
     status_path,
@@ -168,13 +169,10 @@ class LabelState:
             )
         format = format or ("csv" if path.suffix.lower() == ".csv" else "json")
         ids = self.pending_ids()
-        recorded = self.annotator_state
-        scores = [recorded.get("scores", {}).get(str(i)) for i in ids]
+        scores, predictions = recorded_guesses(self.annotator_state, ids)
         if format == "label_studio":
-            guesses = recorded.get("predictions", {})
-            predictions = None
-            if label_studio.get("label_names") is not None and all(str(i) in guesses for i in ids):
-                predictions = [tuple(guesses[str(i)]) for i in ids]
+            if label_studio.get("label_names") is None:
+                predictions = None
             return write_label_studio_tasks(
                 path, ids, self.ledger.step, scores=scores, predictions=predictions, **label_studio
             )

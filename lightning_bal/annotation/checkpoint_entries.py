@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CALLBACK_KEY",
     "Imported",
+    "check_output",
     "check_recorded",
     "entry_mapping",
     "file_digest",
     "login_name",
     "next_command",
+    "recorded_guesses",
     "recorded_time",
     "saved_status",
     "some_ids",
@@ -36,10 +38,7 @@ CALLBACK_KEY = "ActiveLearningCallback"
 
 
 def temporary_path(path: str | Path) -> Path:
-    """Where :meth:`LabelState.save` writes before it replaces ``path``: one fixed name per checkpoint.
-
-    The name is fixed so that a write killed half-way (SIGKILL, power loss) leaves no litter: the next write of the
-    same checkpoint starts by truncating the same file.
+    """Where :meth:`LabelState.save` writes before replacing ``path``: a fixed name, so a killed write leaves no litter.
 
     Example:
         >>> temporary_path("runs/annotation-step001.ckpt").as_posix()
@@ -98,6 +97,25 @@ def saved_status(path: str | Path) -> dict[str, Any] | None:
     status = summary["status"]
     names = summary.get("label_names")
     return {**status, "next": next_command(str(path), bool(status.get("pending")), status.get("query_file"), names)}
+
+
+def check_output(output: str | Path | None) -> None:
+    """Refuse an ``--output`` outside an existing folder before anything is read."""
+    if output is not None and not Path(output).parent.is_dir():
+        raise FileNotFoundError(
+            f"Expected `--output` to be a file in an existing folder, but {str(Path(output).parent)!r} is not one."
+        )
+
+
+def recorded_guesses(
+    recorded: dict[str, Any], ids: list[Any]
+) -> tuple[list[float | None], list[tuple[int, float]] | None]:
+    """The recorded scores of ``ids``, and the model's guesses for them (``None`` unless each has one)."""
+    scores = [recorded.get("scores", {}).get(str(item)) for item in ids]
+    guesses = recorded.get("predictions") or {}
+    if not guesses or not all(str(item) in guesses for item in ids):
+        return scores, None
+    return scores, [tuple(guesses[str(item)]) for item in ids]
 
 
 def some_ids(ids: list[Any], limit: int = 5) -> str:

@@ -1,21 +1,9 @@
 """Label Studio: a query as Label Studio tasks, and Label Studio's JSON export read back as answers.
 
-Each task's ``data`` holds the item's data reference under ``data_key`` (an image path or URL, or a text), and the
-fields Label Studio keeps untouched through its export: ``lbal_id`` (the item's id), ``lbal_step`` (the query's step)
-and ``lbal_score`` (the heuristic's score; ``null`` when unknown). With predictions, each task also carries the
-model's guess as a pre-annotation of a ``<Choices name="label" toName="image">`` control.
-
-Reading an export, the **first completed annotation wins**: the annotations of an item that are not cancelled and
-hold a choice are ordered by creation time (then annotation id), and the first one gives the label. Later
-annotations that disagree are counted in :attr:`LabelStudioAnswers.disagreements`; ``on_disagreement="skip"`` leaves
-such items unanswered instead, and ``"error"`` refuses the whole file. Items without a completed annotation stay
-pending.
-
-One project can serve a whole run: each round's tasks are imported into the same project, so its export holds every
-round's tasks. An item queried twice (left unanswered, then asked again) has a task per round; their annotations
-are read together. The winning annotation's author (``completed_by``) and time (``updated_at``, else
-``created_at``) come back with the label, so that a correction made in Label Studio can be recorded with who made it
-and when.
+Each task's ``data`` holds the item's data reference under ``data_key`` and the fields the export keeps untouched:
+``lbal_id``, ``lbal_step`` and ``lbal_score``. Reading an export, the first completed annotation of an item wins
+(``on_disagreement`` says what to do when later ones disagree), and its author and time come back with the label.
+See ``docs/annotators.md``.
 """
 
 from __future__ import annotations

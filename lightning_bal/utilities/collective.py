@@ -13,16 +13,9 @@ __all__ = ["Collective"]
 
 
 class Collective:
-    """Cross-rank decisions through a strategy's ``all_gather`` and ``broadcast`` (Lightning's, or ``None`` alone).
+    """Cross-rank decisions through a strategy's ``all_gather`` and ``broadcast``; every rank calls every method.
 
-    Every rank calls every method in the same order (they are collectives). With ``strategy=None`` or one process
-    they only return their inputs, so single-process and distributed code take the same path.
-
-    Args:
-        strategy: ``trainer.strategy`` or anything with ``all_gather(tensor)`` and ``broadcast(obj, src)``;
-            ``None`` for a single process.
-        rank: this process's global rank.
-        world_size: number of processes.
+    With ``strategy=None`` or one process the methods return their inputs, so both cases take one code path.
 
     Example:
         >>> Collective().argmax(torch.tensor(2.5), torch.tensor(7))

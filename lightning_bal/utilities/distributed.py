@@ -28,9 +28,7 @@ _MAX_DIMS = 8
 def gather_uneven(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
     """Concatenate ``tensor`` (rows may differ per rank) from every rank, in rank order, on every rank.
 
-    ``strategy.all_gather`` needs equal shapes, so each rank pads its rows to the longest and the padding is dropped
-    after the gather using the gathered lengths. A rank with no rows may not know the trailing shape (an empty shard
-    never ran the model): it takes that of a rank with rows. With one process this returns ``tensor`` unchanged.
+    Rows are padded to the longest for ``all_gather``; an empty rank takes the trailing shape of one with rows.
     """
     # Not torchmetrics' `gather_all_tensors`: it uses torch.distributed's default group, not `strategy` (the
     # thread-ranks test harness has none), needs equal dims on every rank (an empty `torch.zeros(0)` shard aborts

@@ -1,8 +1,4 @@
-"""A monitored figure: the direction that improves it (:func:`monitor_mode`), and when it stalls (:class:`Plateau`).
-
-Every class that takes a ``monitor`` (``Convergence``, ``MetricPlateau``, ``TargetReached``) reads its direction from
-:func:`monitor_mode`, so a ``val_acc`` is maximised everywhere and a ``val_loss`` minimised everywhere.
-"""
+"""A monitored figure: the direction that improves it (:func:`monitor_mode`), and when it stalls (:class:`Plateau`)."""
 
 from __future__ import annotations
 
