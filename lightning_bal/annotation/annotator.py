@@ -55,9 +55,8 @@ class QueryFiles:
     the answers into the checkpoint (``lightning-bal import CKPT ANSWERS`` or
     :func:`lightning_bal.annotation.import_answers`) and call ``trainer.fit(..., ckpt_path=CKPT)``.
 
-    One run, one place: the checkpoint records the logger's version (``version_N`` of a ``TensorBoardLogger`` or
-    ``CSVLogger``), and the resumed ``fit`` logs into that version again, so its queries, checkpoints and curves stay
-    in one folder across restarts (see :func:`~lightning_bal.annotation.run_folder.keep_logger_version`).
+    The resumed ``fit`` logs into the logger version the checkpoint recorded, so a run stays in one folder across
+    restarts (:func:`~lightning_bal.annotation.run_folder.keep_logger_version`).
 
     Args:
         format: ``"csv"``, ``"json"`` or ``"label_studio"``.

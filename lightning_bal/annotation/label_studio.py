@@ -229,10 +229,8 @@ def read_label_studio_export(
             ``"error"``.
 
     Raises:
-        ValueError: a file that is not UTF-8 or not a complete JSON list of tasks, a task without ``lbal_id`` (not
-            made by lightning_bal), a malformed task (``lbal_step`` not an integer; ``annotations``, ``result`` or
-            ``choices`` not a list), a choice outside ``label_map``, several choices in one annotation, or a
-            disagreement with ``on_disagreement="error"``.
+        ValueError: a malformed export or one not made by lightning_bal, a choice outside ``label_map``, several
+            choices in one annotation, or a disagreement with ``on_disagreement="error"``.
 
     Example:
         >>> import tempfile

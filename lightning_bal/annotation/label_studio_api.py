@@ -8,6 +8,7 @@ refusals raise :class:`ValueError`, an unreachable server :class:`ConnectionErro
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import re
@@ -228,8 +229,7 @@ class LabelStudioClient:
             return _checked_project(found, self.url)
         titles: list[str] = []
         matches: list[dict[str, Any]] = []
-        page = 1
-        while True:
+        for page in itertools.count(1):
             answer = self.request("GET", f"/api/projects?page={page}&page_size=100")
             results = answer.get("results") if isinstance(answer, dict) else answer
             if not isinstance(results, list):
@@ -240,7 +240,6 @@ class LabelStudioClient:
                     matches.append(found)
             if not (isinstance(answer, dict) and answer.get("next")):
                 break
-            page += 1
         if len(matches) != 1:
             problem = "is not one" if not matches else f"names {len(matches)} (give the id instead)"
             raise ValueError(

@@ -95,8 +95,7 @@ class MetricPlateau(StoppingCriterion):
 
     def state_dict(self) -> dict[str, Any]:
         """The plateau's best and wait, and the decision."""
-        best = self.plateau.best
-        return {**super().state_dict(), "best": best, "wait": self.plateau.wait}
+        return {**super().state_dict(), "best": self.plateau.best, "wait": self.plateau.wait}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""

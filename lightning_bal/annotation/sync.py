@@ -91,9 +91,7 @@ def sync_label_studio(
         output: write the updated checkpoint here instead.
 
     Raises:
-        ValueError: a bad argument, a refused token, an unknown project, a project with another labelling config,
-            tasks not made by lightning_bal or of a later step, answers for unknown or unqueried items, or an answer
-            that conflicts with the label the checkpoint holds.
+        ValueError: bad input, or a project, token or answers that do not fit the checkpoint; nothing was written.
         ConnectionError: the server cannot be reached or goes away; nothing was written.
     """
     check_data_key("--data-key", data_key)

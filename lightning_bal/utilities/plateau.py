@@ -38,10 +38,6 @@ def monitor_mode(monitor: str | None, mode: str | None = None) -> Literal["min",
         monitor: the figure's name, e.g. ``"val_acc"``.
         mode: ``"min"``, ``"max"``, or ``None`` to read it from ``monitor``.
 
-    Raises:
-        ValueError: if ``mode`` is neither ``"min"``, ``"max"`` nor ``None``, or is ``None`` and the name tells
-            nothing (or both directions).
-
     Example:
         >>> monitor_mode("val_acc"), monitor_mode("val_loss"), monitor_mode("val_score", "max")
         ('max', 'min', 'max')
