@@ -11,8 +11,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from lightning_bal.annotation.checkpoint import load_label_state, write_status
-from lightning_bal.annotation.checkpoint_entries import recorded_guesses
+from lightning_bal.annotation.checkpoint import load_label_state
+from lightning_bal.annotation.checkpoint_entries import recorded_guesses, write_status
 from lightning_bal.annotation.label_studio import check_data_key, write_label_studio_tasks
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.annotation.run_folder import keep_logger_version, logger_version
@@ -156,7 +156,9 @@ class QueryFiles:
         # The full checkpoint (callbacks, optimizers, loops): `fit(ckpt_path=...)` resumes the run from it.
         trainer.save_checkpoint(ckpt_path, weights_only=False)
         if trainer.is_global_zero:
-            write_status(load_label_state(ckpt_path), ckpt_path)
+            # What `lightning-bal status` reads without torch.
+            saved = load_label_state(ckpt_path)
+            write_status(ckpt_path, saved.status(), saved.annotator_state.get("label_names"))
         trainer.should_stop = True
         self.written.append(query_path)
         rank_zero_info(

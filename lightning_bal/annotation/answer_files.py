@@ -71,7 +71,7 @@ def bring_in_answers(
         if label_map is None:
             raise ValueError(
                 f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
-                f" {str(answers)!r}, but got None."
+                f" {str(Path(answers))!r}, but got None."
             )
         studio = read_label_studio_export(answers, label_map, on_disagreement=on_disagreement)
         ids, labels, steps, times = studio.ids, studio.labels, studio.steps, studio.times

@@ -6,7 +6,6 @@ line (``lightning-bal``) while the run is stopped between rounds.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,22 +19,21 @@ from lightning_bal.annotation.checkpoint_entries import (
     Imported,
     check_recorded,
     entry_mapping,
-    file_digest,
     login_name,
     next_command,
     recorded_guesses,
     recorded_time,
     some_ids,
-    status_path,
     temporary_path,
     utc_now,
+    write_status,
 )
 from lightning_bal.annotation.label_studio import write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import write_queries
 
-__all__ = ["LabelState", "load_label_state", "write_status"]
+__all__ = ["LabelState", "load_label_state"]
 
 
 class LabelState:
@@ -292,21 +290,19 @@ class LabelState:
         """Apply validated changes (``None``: back to the pool) and record each in the history."""
         lookup = id_lookup(self.ids)
         recorded = utc_now()
-        rows = []
-        for (item, label), author, time in zip(changes, authors, times, strict=True):
-            index = lookup[item]
-            rows.append(
-                {
-                    "id": item,
-                    "step": int(self.ledger.acquired_at[index]),
-                    "label": self.ledger.annotations.get(index),
-                    "new": label,
-                    "source": source,
-                    "by": author,
-                    "updated_at": time,
-                    "recorded_at": recorded,
-                }
-            )
+        rows = [
+            {
+                "id": item,
+                "step": int(self.ledger.acquired_at[lookup[item]]),
+                "label": self.ledger.annotations.get(lookup[item]),
+                "new": label,
+                "source": source,
+                "by": author,
+                "updated_at": time,
+                "recorded_at": recorded,
+            }
+            for (item, label), author, time in zip(changes, authors, times, strict=True)
+        ]
         relabelled = [(lookup[item], label) for item, label in changes if label is not None]
         if relabelled:
             self.ledger.relabel([i for i, _ in relabelled], [label for _, label in relabelled])
@@ -362,28 +358,8 @@ class LabelState:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        write_status(self, path)
+        write_status(path, self.status(), self.annotator_state.get("label_names"))
         return path
-
-
-def write_status(state: LabelState, path: Path) -> None:
-    """Keep ``state``'s status next to its checkpoint at ``path``, so that ``lightning-bal status`` needs no torch."""
-    status = state.status()
-    del status["next"]  # it names the checkpoint as the user gives it
-    summary = {"sha256": file_digest(path), "status": status, "label_names": state.annotator_state.get("label_names")}
-    target = status_path(path)
-    try:
-        text = json.dumps(summary)
-        exact = json.loads(text) == summary
-    except (TypeError, ValueError):
-        exact = False
-    if not exact:
-        # Figures JSON cannot hold as they are (a tensor, NaN, a tuple): status reads the checkpoint instead.
-        target.unlink(missing_ok=True)
-        return
-    temporary = temporary_path(target)
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, target)
 
 
 def load_label_state(path: str | Path) -> LabelState:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 from datetime import datetime, timezone
 from numbers import Real
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "status_path",
     "temporary_path",
     "utc_now",
+    "write_status",
 ]
 
 CALLBACK_KEY = "ActiveLearningCallback"
@@ -116,6 +118,25 @@ def recorded_guesses(
     if not guesses or not all(str(item) in guesses for item in ids):
         return scores, None
     return scores, [tuple(guesses[str(item)]) for item in ids]
+
+
+def write_status(path: Path, status: dict[str, Any], label_names: list[str] | None) -> None:
+    """Write the summary :func:`saved_status` reads, atomically, after the checkpoint at ``path`` is written."""
+    status = {key: value for key, value in status.items() if key != "next"}  # it names the path the user gives
+    summary = {"sha256": file_digest(path), "status": status, "label_names": label_names}
+    target = status_path(path)
+    try:
+        text = json.dumps(summary)
+        exact = json.loads(text) == summary
+    except (TypeError, ValueError):
+        exact = False
+    if not exact:
+        # Figures JSON cannot hold as they are (a tensor, NaN, a tuple): status reads the checkpoint instead.
+        target.unlink(missing_ok=True)
+        return
+    temporary = temporary_path(target)
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, target)
 
 
 def some_ids(ids: list[Any], limit: int = 5) -> str:
