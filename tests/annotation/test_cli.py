@@ -203,3 +203,8 @@ def test_a_summary_out_of_step_with_its_checkpoint_is_not_used(checkpoint):
     assert slow.stdout.endswith("torch imported: True\n")
     status_path(checkpoint).write_text("{torn")
     assert "pending query: 2 items" in run_status(checkpoint).stdout
+    state.save(checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # torn after its summary was written
+    torn = run_status(checkpoint)
+    assert torn.returncode == 1
+    assert "to be a readable checkpoint" in torn.stderr
