@@ -11,6 +11,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from lightning_bal.annotation.checkpoint import load_label_state
+from lightning_bal.annotation.checkpoint_entries import recorded_guesses, write_status
 from lightning_bal.annotation.label_studio import check_data_key, write_label_studio_tasks
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.annotation.run_folder import keep_logger_version, logger_version
@@ -53,9 +55,8 @@ class QueryFiles:
     the answers into the checkpoint (``lightning-bal import CKPT ANSWERS`` or
     :func:`lightning_bal.annotation.import_answers`) and call ``trainer.fit(..., ckpt_path=CKPT)``.
 
-    One run, one place: the checkpoint records the logger's version (``version_N`` of a ``TensorBoardLogger`` or
-    ``CSVLogger``), and the resumed ``fit`` logs into that version again, so its queries, checkpoints and curves stay
-    in one folder across restarts (see :func:`~lightning_bal.annotation.run_folder.keep_logger_version`).
+    The resumed ``fit`` logs into the logger version the checkpoint recorded, so a run stays in one folder across
+    restarts (:func:`~lightning_bal.annotation.run_folder.keep_logger_version`).
 
     Args:
         format: ``"csv"``, ``"json"`` or ``"label_studio"``.
@@ -154,6 +155,10 @@ class QueryFiles:
             self.write(query_path, datamodule)
         # The full checkpoint (callbacks, optimizers, loops): `fit(ckpt_path=...)` resumes the run from it.
         trainer.save_checkpoint(ckpt_path, weights_only=False)
+        if trainer.is_global_zero:
+            # What `lightning-bal status` reads without torch.
+            saved = load_label_state(ckpt_path)
+            write_status(ckpt_path, saved.status(), saved.annotator_state.get("label_names"))
         trainer.should_stop = True
         self.written.append(query_path)
         rank_zero_info(
@@ -202,9 +207,8 @@ class QueryFiles:
         """Write the datamodule's pending query to ``path`` in this object's format, with the recorded scores."""
         pending = datamodule.ledger.pending_query
         ids = [datamodule.ids[i] for i in pending]
-        scores = [self.recorded.get("scores", {}).get(str(item)) for item in ids]
+        scores, predictions = recorded_guesses(self.recorded, ids)
         if self.format == "label_studio":
-            guesses = self.recorded.get("predictions")
             return write_label_studio_tasks(
                 path,
                 ids,
@@ -212,7 +216,7 @@ class QueryFiles:
                 data_key=self.data_key,
                 data_prefix=self.data_prefix,
                 scores=scores,
-                predictions=None if guesses is None else [tuple(guesses[str(item)]) for item in ids],
+                predictions=predictions,
                 label_names=self.label_names,
             )
         return write_queries(path, pending, datamodule.step, ids, scores)

@@ -48,30 +48,6 @@ def answers_format(
     return "label_studio" if label_map is not None or _holds_label_studio_tasks(path) else "json"
 
 
-def _read_answers_file(
-    path: str | Path,
-    format: Literal["csv", "json", "label_studio"] | None = None,
-    label_map: dict[str, int] | None = None,
-    on_disagreement: Literal["first", "skip", "error"] = "first",
-) -> tuple[list[str], list[int | float], set[int], list[str | None] | None, list[str | None] | None]:
-    """Answers of a query file (CSV/JSON) or a Label Studio export (needs ``label_map``).
-
-    Returns ids, labels, steps, and for Label Studio who gave and when they last changed each answer.
-    """
-    path = Path(path)
-    format = answers_format(path, format, label_map)
-    if format == "label_studio":
-        if label_map is None:
-            raise ValueError(
-                f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
-                f" {str(path)!r}, but got None."
-            )
-        studio = read_label_studio_export(path, label_map, on_disagreement=on_disagreement)
-        return studio.ids, studio.labels, studio.steps, studio.authors, studio.times
-    answers = read_answers(path, format)
-    return answers.ids, answers.labels, answers.steps, None, None
-
-
 def bring_in_answers(
     checkpoint: str | Path,
     answers: str | Path,
@@ -90,8 +66,20 @@ def bring_in_answers(
             f"Expected argument `output` to be another file than the answers, but got {str(output)!r} for both."
         )
     state = load_label_state(checkpoint)
-    ids, labels, steps, authors, times = _read_answers_file(answers, format, label_map, on_disagreement)
-    authors = [by] * len(ids) if authors is None else [author or by for author in authors]
+    format = answers_format(answers, format, label_map)
+    if format == "label_studio":
+        if label_map is None:
+            raise ValueError(
+                f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
+                f" {str(Path(answers))!r}, but got None."
+            )
+        studio = read_label_studio_export(answers, label_map, on_disagreement=on_disagreement)
+        ids, labels, steps, times = studio.ids, studio.labels, studio.steps, studio.times
+        authors = [author or by for author in studio.authors]
+    else:
+        rows = read_answers(answers, format)
+        ids, labels, steps, times = rows.ids, rows.labels, rows.steps, None
+        authors = [by] * len(ids)
     imported = state.answer(ids, labels, steps, repr(str(answers)), authors, times)
     state.save(output or checkpoint)
     return imported

@@ -20,10 +20,13 @@ from lightning_bal.annotation.checkpoint_entries import (
     check_recorded,
     entry_mapping,
     login_name,
+    next_command,
+    recorded_guesses,
     recorded_time,
     some_ids,
     temporary_path,
     utc_now,
+    write_status,
 )
 from lightning_bal.annotation.label_studio import write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
@@ -126,6 +129,7 @@ class LabelState:
         budget = recorded.get("label_budget")
         # Queried items not yet answered are labels already bought (as the callback counts them).
         left = None if budget is None else max(0, budget - self.ledger.num_labelled - len(self.ledger.pending_query))
+        where = path if path is not None else self.path
         return {
             "items": len(self.ledger),
             "labelled": self.ledger.num_labelled,
@@ -140,22 +144,13 @@ class LabelState:
             "label_budget": budget,
             "budget_left": left,
             "corrections": len(self.history),
-            "next": self._next_command(path if path is not None else self.path),
+            "next": next_command(
+                "CKPT" if where is None else str(where),
+                bool(self.ledger.pending_query),
+                recorded.get("query_file"),
+                recorded.get("label_names"),
+            ),
         }
-
-    def _next_command(self, path: str | Path | None) -> str:
-        checkpoint = "CKPT" if path is None else str(path)
-        if not self.ledger.pending_query:
-            return f"resume training on the answers: trainer.fit(model, datamodule=dm, ckpt_path={checkpoint!r})"
-        names = self.annotator_state.get("label_names")
-        query = self.annotator_state.get("query_file")
-        if query is not None and query.endswith(".json") and names:
-            return (
-                f"import the tasks {query} into the Label Studio project, label them, export the project as JSON,"
-                f" then: lightning-bal import {checkpoint} EXPORT.json --labels {','.join(names)}"
-            )
-        where = f"the query file {query}" if query is not None else f"`lightning-bal export {checkpoint} QUERY.csv`"
-        return f"fill in the labels of {where}, then: lightning-bal import {checkpoint} ANSWERS"
 
     def export(
         self,
@@ -172,13 +167,10 @@ class LabelState:
             )
         format = format or ("csv" if path.suffix.lower() == ".csv" else "json")
         ids = self.pending_ids()
-        recorded = self.annotator_state
-        scores = [recorded.get("scores", {}).get(str(i)) for i in ids]
+        scores, predictions = recorded_guesses(self.annotator_state, ids)
         if format == "label_studio":
-            guesses = recorded.get("predictions", {})
-            predictions = None
-            if label_studio.get("label_names") is not None and all(str(i) in guesses for i in ids):
-                predictions = [tuple(guesses[str(i)]) for i in ids]
+            if label_studio.get("label_names") is None:
+                predictions = None
             return write_label_studio_tasks(
                 path, ids, self.ledger.step, scores=scores, predictions=predictions, **label_studio
             )
@@ -298,21 +290,19 @@ class LabelState:
         """Apply validated changes (``None``: back to the pool) and record each in the history."""
         lookup = id_lookup(self.ids)
         recorded = utc_now()
-        rows = []
-        for (item, label), author, time in zip(changes, authors, times, strict=True):
-            index = lookup[item]
-            rows.append(
-                {
-                    "id": item,
-                    "step": int(self.ledger.acquired_at[index]),
-                    "label": self.ledger.annotations.get(index),
-                    "new": label,
-                    "source": source,
-                    "by": author,
-                    "updated_at": time,
-                    "recorded_at": recorded,
-                }
-            )
+        rows = [
+            {
+                "id": item,
+                "step": int(self.ledger.acquired_at[lookup[item]]),
+                "label": self.ledger.annotations.get(lookup[item]),
+                "new": label,
+                "source": source,
+                "by": author,
+                "updated_at": time,
+                "recorded_at": recorded,
+            }
+            for (item, label), author, time in zip(changes, authors, times, strict=True)
+        ]
         relabelled = [(lookup[item], label) for item, label in changes if label is not None]
         if relabelled:
             self.ledger.relabel([i for i, _ in relabelled], [label for _, label in relabelled])
@@ -368,6 +358,7 @@ class LabelState:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
+        write_status(path, self.status(), self.annotator_state.get("label_names"))
         return path
 
 

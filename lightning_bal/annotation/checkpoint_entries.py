@@ -1,35 +1,46 @@
-"""A checkpoint's label entries: what they must hold, who changed them and when, what an import did."""
+"""A checkpoint's label entries: what they must hold, who changed them and when, what an import did.
+
+Torch-free, so that ``lightning-bal status`` can answer from the summary saved next to a checkpoint.
+"""
 
 from __future__ import annotations
 
 import getpass
+import hashlib
+import json
+import os
 from datetime import datetime, timezone
 from numbers import Real
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = [
     "CALLBACK_KEY",
     "Imported",
+    "check_output",
     "check_recorded",
     "entry_mapping",
+    "file_digest",
     "login_name",
+    "next_command",
+    "recorded_guesses",
     "recorded_time",
+    "saved_status",
     "some_ids",
+    "status_path",
     "temporary_path",
     "utc_now",
+    "write_status",
 ]
 
 CALLBACK_KEY = "ActiveLearningCallback"
 
 
 def temporary_path(path: str | Path) -> Path:
-    """Where :meth:`LabelState.save` writes before it replaces ``path``: one fixed name per checkpoint.
-
-    The name is fixed so that a write killed half-way (SIGKILL, power loss) leaves no litter: the next write of the
-    same checkpoint starts by truncating the same file.
+    """Where :meth:`LabelState.save` writes before replacing ``path``: a fixed name, so a killed write leaves no litter.
 
     Example:
         >>> temporary_path("runs/annotation-step001.ckpt").as_posix()
@@ -37,6 +48,95 @@ def temporary_path(path: str | Path) -> Path:
     """
     path = Path(path)
     return path.with_name(f".{path.name}.lbal-tmp")
+
+
+def status_path(path: str | Path) -> Path:
+    """Where a checkpoint's status summary is kept (written with the checkpoint, read by ``lightning-bal status``).
+
+    Example:
+        >>> status_path("runs/annotation-step001.ckpt").as_posix()
+        'runs/.annotation-step001.ckpt.lbal-status.json'
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.lbal-status.json")
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def next_command(checkpoint: str, pending: bool, query: str | None, names: list[str] | None) -> str:
+    """What the team does next with the checkpoint (named ``checkpoint`` in the command)."""
+    if not pending:
+        return f"resume training on the answers: trainer.fit(model, datamodule=dm, ckpt_path={checkpoint!r})"
+    if query is not None and query.endswith(".json") and names:
+        return (
+            f"import the tasks {query} into the Label Studio project, label them, export the project as JSON,"
+            f" then: lightning-bal import {checkpoint} EXPORT.json --labels {','.join(names)}"
+        )
+    where = f"the query file {query}" if query is not None else f"`lightning-bal export {checkpoint} QUERY.csv`"
+    return f"fill in the labels of {where}, then: lightning-bal import {checkpoint} ANSWERS"
+
+
+def saved_status(path: str | Path) -> dict[str, Any] | None:
+    """The status summary saved with the checkpoint at ``path``, or ``None`` if there is none or it is out of date.
+
+    The summary names the SHA-256 of the checkpoint it describes: a checkpoint written since by anything else
+    (Lightning, a copy) is read in full instead.
+    """
+    try:
+        summary = json.loads(status_path(path).read_text(encoding="utf-8"))
+        digest = file_digest(Path(path))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("sha256") != digest or not isinstance(summary.get("status"), dict):
+        return None
+    status = summary["status"]
+    names = summary.get("label_names")
+    return {**status, "next": next_command(str(path), bool(status.get("pending")), status.get("query_file"), names)}
+
+
+def check_output(output: str | Path | None) -> None:
+    """Refuse an ``--output`` outside an existing folder before anything is read."""
+    if output is not None and not Path(output).parent.is_dir():
+        raise FileNotFoundError(
+            f"Expected `--output` to be a file in an existing folder, but {str(Path(output).parent)!r} is not one."
+        )
+
+
+def recorded_guesses(
+    recorded: dict[str, Any], ids: list[Any]
+) -> tuple[list[float | None], list[tuple[int, float]] | None]:
+    """The recorded scores of ``ids``, and the model's guesses for them (``None`` unless each has one)."""
+    scores = [recorded.get("scores", {}).get(str(item)) for item in ids]
+    guesses = recorded.get("predictions") or {}
+    if not guesses or not all(str(item) in guesses for item in ids):
+        return scores, None
+    return scores, [tuple(guesses[str(item)]) for item in ids]
+
+
+def write_status(path: Path, status: dict[str, Any], label_names: list[str] | None) -> None:
+    """Write the summary :func:`saved_status` reads, atomically, after the checkpoint at ``path`` is written."""
+    status = {key: value for key, value in status.items() if key != "next"}  # it names the path the user gives
+    summary = {"sha256": file_digest(path), "status": status, "label_names": label_names}
+    target = status_path(path)
+    try:
+        text = json.dumps(summary)
+        exact = json.loads(text) == summary
+    except (TypeError, ValueError):
+        exact = False
+    if not exact:
+        # Figures JSON cannot hold as they are (a tensor, NaN, a tuple): status reads the checkpoint instead.
+        target.unlink(missing_ok=True)
+        return
+    temporary = temporary_path(target)
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, target)
 
 
 def some_ids(ids: list[Any], limit: int = 5) -> str:

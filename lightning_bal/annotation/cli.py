@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lightning_bal.annotation.checkpoint_entries import check_output, saved_status, some_ids
 from lightning_bal.annotation.label_studio_api import TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -100,13 +101,6 @@ def _export_names(args: argparse.Namespace, state: LabelState) -> dict[str, obje
     return extra
 
 
-def _check_output(args: argparse.Namespace) -> None:
-    if args.output is not None and not Path(args.output).parent.is_dir():
-        raise FileNotFoundError(
-            f"Expected `--output` to be a file in an existing folder, but {str(Path(args.output).parent)!r} is not one."
-        )
-
-
 def _import(args: argparse.Namespace) -> str:
     from lightning_bal.annotation.answer_files import answers_format, bring_in_answers
     from lightning_bal.annotation.checkpoint import load_label_state
@@ -123,7 +117,7 @@ def _import(args: argparse.Namespace) -> str:
             f"Expected `--labels`/`--label-map` only with Label Studio exports, but {args.answers!r} is read as"
             f" {format} (its labels are class indices already)."
         )
-    _check_output(args)
+    check_output(args.output)
     if args.output is not None and Path(args.output).resolve() == Path(args.answers).resolve():
         raise ValueError(f"Expected `--output` to be another file than the answers, but got {args.output!r} for both.")
     before = load_label_state(args.checkpoint).ledger.pending_query
@@ -138,17 +132,13 @@ def _import(args: argparse.Namespace) -> str:
     if done.unchanged:
         lines.append(f"{done.unchanged} answers were imported before (unchanged, skipped).")
     if done.corrected:
-        lines.append(f"{len(done.corrected)} corrections (changed answers) recorded: {_some(done.corrected)}.")
+        lines.append(f"{len(done.corrected)} corrections (changed answers) recorded: {some_ids(done.corrected, 10)}.")
     if done.kept:
         lines.append(
             f"{len(done.kept)} answers differ from a change made here later (relabel/unlabel), which is kept:"
-            f" {_some(done.kept)}."
+            f" {some_ids(done.kept, 10)}."
         )
     return "\n".join(lines)
-
-
-def _some(ids: list[Any], limit: int = 10) -> str:
-    return f"{ids[:limit]}{' ...' if len(ids) > limit else ''}"
 
 
 def _labels_given(args: argparse.Namespace) -> tuple[list[str], list[int | float]]:
@@ -187,7 +177,7 @@ def _change(args: argparse.Namespace) -> str:
         ids, labels = _labels_given(args)
     else:
         ids, labels = args.ids, []
-    _check_output(args)
+    check_output(args.output)
     state = load_label_state(args.checkpoint)
     target = args.output or args.checkpoint
     if args.command == "relabel":
@@ -203,17 +193,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightning-bal", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="sizes, step and pending query of a checkpoint")
-    status.add_argument("checkpoint")
-    status.add_argument("--json", action="store_true", help="print the status as JSON")
     export = commands.add_parser("export", help="write the pending query (CSV, JSON or Label Studio tasks)")
-    export.add_argument("checkpoint")
+    imported = commands.add_parser("import", help="record answers in the checkpoint (validated, atomic)")
+    relabel = commands.add_parser("relabel", help="correct labelled items by id (kept in the history)")
+    unlabel = commands.add_parser("unlabel", help="return labelled items to the pool by id (kept in the history)")
+    sync = commands.add_parser("sync", help="push the pending query to a Label Studio server and pull its answers")
+    for command in (status, export, imported, relabel, unlabel, sync):
+        command.add_argument("checkpoint")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
     export.add_argument("output")
     export.add_argument("--format", choices=["csv", "json", "label_studio"])
     export.add_argument("--data-key", help="Label Studio: the task field of the data reference (default: image)")
     export.add_argument("--data-prefix", default="", help="Label Studio: prepended to each id (a URL or folder)")
     export.add_argument("--labels", help="Label Studio: comma-separated class names (adds the model's guesses)")
-    imported = commands.add_parser("import", help="record answers in the checkpoint (validated, atomic)")
-    imported.add_argument("checkpoint")
     imported.add_argument("answers")
     imported.add_argument(
         "--format",
@@ -222,21 +214,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     imported.add_argument("--labels", help="comma-separated class names, in class order (Label Studio)")
     imported.add_argument("--label-map", help="a JSON file mapping class names to indices (Label Studio)")
-    imported.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")
-    imported.add_argument("--output", help="write the updated checkpoint here instead of in place")
     imported.add_argument("--by", help="who gave answers that do not name their annotator (CSV, JSON), for the history")
-    relabel = commands.add_parser("relabel", help="correct labelled items by id (kept in the history)")
-    relabel.add_argument("checkpoint")
     relabel.add_argument("pairs", nargs="+", metavar="ID LABEL", help="an item's id and its new label, repeated")
     relabel.add_argument("--labels", help="comma-separated class names, in class order: give LABEL as a name")
-    unlabel = commands.add_parser("unlabel", help="return labelled items to the pool by id (kept in the history)")
-    unlabel.add_argument("checkpoint")
     unlabel.add_argument("ids", nargs="+", metavar="ID")
     for command in (relabel, unlabel):
         command.add_argument("--by", help="who makes the change, for the history (default: the login name)")
-        command.add_argument("--output", help="write the updated checkpoint here instead of in place")
-    sync = commands.add_parser("sync", help="push the pending query to a Label Studio server and pull its answers")
-    sync.add_argument("checkpoint")
     sync.add_argument("--url", required=True, help="the server's base URL, e.g. http://127.0.0.1:8080")
     sync.add_argument("--project", required=True, help="the project's id or title")
     sync.add_argument("--labels", required=True, help="comma-separated class names, in class order")
@@ -245,18 +228,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--data-key", default="image", help="the task field of the data reference (default: image)")
     sync.add_argument("--data-prefix", default="", help="prepended to each id (a URL or folder)")
-    sync.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")
-    sync.add_argument("--output", help="write the updated checkpoint here instead of in place")
+    for command in (imported, sync):
+        command.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")
+    for command in (imported, relabel, unlabel, sync):
+        command.add_argument("--output", help="write the updated checkpoint here instead of in place")
     return parser
 
 
 def _status_text(status: dict[str, Any]) -> str:
-    shown = status["pending_ids"][:10]
-    more = " ..." if len(status["pending_ids"]) > 10 else ""
     lines = [
         f"{status['items']} items: {status['labelled']} labelled ({status['annotated']} by annotators),"
         f" {status['pool']} in the pool",
-        f"step {status['step']}; pending query: {status['pending']} items {shown}{more}",
+        f"step {status['step']}; pending query: {status['pending']} items {some_ids(status['pending_ids'], 10)}",
     ]
     if status["query_file"] is not None:
         lines.append(f"query file: {status['query_file']}")
@@ -280,9 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "status":
-            from lightning_bal.annotation.checkpoint import load_label_state
+            status = saved_status(args.checkpoint)
+            if status is None:
+                from lightning_bal.annotation.checkpoint import load_label_state
 
-            status = load_label_state(args.checkpoint).status(args.checkpoint)
+                status = load_label_state(args.checkpoint).status(args.checkpoint)
             print(json.dumps(status, indent=2) if args.json else _status_text(status))
         elif args.command == "export":
             from lightning_bal.annotation.checkpoint import load_label_state

@@ -80,11 +80,7 @@ class StoppingCriterion:
         return {"stop": self.stop, "reason": self.reason}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion).
-
-        Raises:
-            TypeError, ValueError, KeyError: naming the first bad or missing entry; nothing is restored then.
-        """
+        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""
         for name, value in self._checked_state(state).items():
             setattr(self, name, value)
 

@@ -1,21 +1,9 @@
 """Label Studio: a query as Label Studio tasks, and Label Studio's JSON export read back as answers.
 
-Each task's ``data`` holds the item's data reference under ``data_key`` (an image path or URL, or a text), and the
-fields Label Studio keeps untouched through its export: ``lbal_id`` (the item's id), ``lbal_step`` (the query's step)
-and ``lbal_score`` (the heuristic's score; ``null`` when unknown). With predictions, each task also carries the
-model's guess as a pre-annotation of a ``<Choices name="label" toName="image">`` control.
-
-Reading an export, the **first completed annotation wins**: the annotations of an item that are not cancelled and
-hold a choice are ordered by creation time (then annotation id), and the first one gives the label. Later
-annotations that disagree are counted in :attr:`LabelStudioAnswers.disagreements`; ``on_disagreement="skip"`` leaves
-such items unanswered instead, and ``"error"`` refuses the whole file. Items without a completed annotation stay
-pending.
-
-One project can serve a whole run: each round's tasks are imported into the same project, so its export holds every
-round's tasks. An item queried twice (left unanswered, then asked again) has a task per round; their annotations
-are read together. The winning annotation's author (``completed_by``) and time (``updated_at``, else
-``created_at``) come back with the label, so that a correction made in Label Studio can be recorded with who made it
-and when.
+Each task's ``data`` holds the item's data reference under ``data_key`` and the fields the export keeps untouched:
+``lbal_id``, ``lbal_step`` and ``lbal_score``. Reading an export, the first completed annotation of an item wins
+(``on_disagreement`` says what to do when later ones disagree), and its author and time come back with the label.
+See ``docs/annotators.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +20,7 @@ __all__ = [
     "LabelStudioAnswers",
     "check_data_key",
     "read_label_studio_export",
+    "read_label_studio_tasks",
     "to_label_studio_tasks",
     "write_label_studio_tasks",
 ]
@@ -219,6 +208,11 @@ def _step(value: Any, where: str) -> int:
     raise ValueError(f"Expected the `data.lbal_step` of {where} to be an integer step, but got {value!r}.")
 
 
+def _check_on_disagreement(value: Any) -> None:
+    if value not in ("first", "skip", "error"):
+        raise ValueError(f"Expected argument `on_disagreement` to be 'first', 'skip' or 'error', but got {value!r}.")
+
+
 def read_label_studio_export(
     path: str | Path,
     label_map: Mapping[str, int],
@@ -235,10 +229,8 @@ def read_label_studio_export(
             ``"error"``.
 
     Raises:
-        ValueError: a file that is not UTF-8 or not a complete JSON list of tasks, a task without ``lbal_id`` (not
-            made by lightning_bal), a malformed task (``lbal_step`` not an integer; ``annotations``, ``result`` or
-            ``choices`` not a list), a choice outside ``label_map``, several choices in one annotation, or a
-            disagreement with ``on_disagreement="error"``.
+        ValueError: a malformed export or one not made by lightning_bal, a choice outside ``label_map``, several
+            choices in one annotation, or a disagreement with ``on_disagreement="error"``.
 
     Example:
         >>> import tempfile
@@ -252,10 +244,7 @@ def read_label_studio_export(
         >>> answers.ids, answers.labels, answers.steps, answers.times
         (['a.png'], [1], {1}, ['2024-01-01T10:00:00Z'])
     """
-    if on_disagreement not in ("first", "skip", "error"):
-        raise ValueError(
-            f"Expected argument `on_disagreement` to be 'first', 'skip' or 'error', but got {on_disagreement!r}."
-        )
+    _check_on_disagreement(on_disagreement)
     path = Path(path)
     try:
         tasks = json.loads(read_text(path))
@@ -265,17 +254,29 @@ def read_label_studio_export(
         raise ValueError(
             f"Expected {str(path)!r} to hold a JSON list of Label Studio tasks, but got {type(tasks).__name__}."
         )
+    return read_label_studio_tasks(tasks, label_map, from_name, on_disagreement, repr(str(path)))
+
+
+def read_label_studio_tasks(
+    tasks: list[Any],
+    label_map: Mapping[str, int],
+    from_name: str | None,
+    on_disagreement: Literal["first", "skip", "error"],
+    source: str,
+) -> LabelStudioAnswers:
+    """:func:`read_label_studio_export` of tasks already read (from ``source``, named in messages)."""
+    _check_on_disagreement(on_disagreement)
     answers = LabelStudioAnswers([], [], set(), [], [], [], [])
     found: dict[str, list[tuple[dict[str, Any], str]]] = {}
     for number, task in enumerate(tasks):
         data = task.get("data") if isinstance(task, dict) else None
         if not isinstance(data, dict) or "lbal_id" not in data:
             raise ValueError(
-                f"Expected every task of {str(path)!r} to carry `data.lbal_id` (tasks exported by lightning_bal),"
+                f"Expected every task of {source} to carry `data.lbal_id` (tasks exported by lightning_bal),"
                 f" but task {number} has none: an export of another project?"
             )
         item = str(data["lbal_id"])
-        where = f"task {item!r} (task {number} of {str(path)!r})"
+        where = f"task {item!r} (task {number} of {source})"
         if data.get("lbal_step") is not None:
             answers.steps.add(_step(data["lbal_step"], where))
         annotations = task.get("annotations")

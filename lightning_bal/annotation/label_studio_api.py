@@ -1,18 +1,14 @@
 """A small client of Label Studio's HTTP API (standard library only), for ``lightning-bal sync``.
 
-Authentication is by **personal access token**: Label Studio 1.17+ hands out a JWT *refresh* token (Account &
-Settings -> Personal Access Token), which the client exchanges at ``/api/token/refresh/`` for a short-lived access
-token. A legacy token (40 hex digits, only where the organisation still allows them) is sent as it is. The token is
-read from an environment variable by the command line and kept out of every message, ``repr`` and file.
-
-Errors: a bad URL or token, a refused token, a missing project or a malformed answer raise :class:`ValueError`; a
-server that cannot be reached (or goes away mid-request) raises :class:`ConnectionError`. None of them leaves a
-change behind on this side.
+A personal access token (a JWT refresh token) is exchanged at ``/api/token/refresh/`` for short-lived access
+tokens; a legacy token is sent as it is. The token stays out of every message, ``repr`` and file. Bad input and
+refusals raise :class:`ValueError`, an unreachable server :class:`ConnectionError`.
 """
 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import re
@@ -233,8 +229,7 @@ class LabelStudioClient:
             return _checked_project(found, self.url)
         titles: list[str] = []
         matches: list[dict[str, Any]] = []
-        page = 1
-        while True:
+        for page in itertools.count(1):
             answer = self.request("GET", f"/api/projects?page={page}&page_size=100")
             results = answer.get("results") if isinstance(answer, dict) else answer
             if not isinstance(results, list):
@@ -245,7 +240,6 @@ class LabelStudioClient:
                     matches.append(found)
             if not (isinstance(answer, dict) and answer.get("next")):
                 break
-            page += 1
         if len(matches) != 1:
             problem = "is not one" if not matches else f"names {len(matches)} (give the id instead)"
             raise ValueError(

@@ -1,12 +1,8 @@
 """One run, one place: a resumed annotation run logs into the logger version of the run it continues.
 
-Lightning's ``TensorBoardLogger`` and ``CSVLogger`` open the next ``version_N`` for every ``fit`` unless given
-``version=``. A run stopped at each query and resumed with ``fit(ckpt_path=...)`` would then scatter its rounds over
-``version_0``, ``version_1``, ...: the queries and checkpoints (which go to ``<log_dir>/annotation``) move at each
-round and TensorBoard shows one-point runs instead of one curve. The annotator records the logger's root folder and
-version in the checkpoint; on resume, :func:`keep_logger_version` points the logger (and the ``ModelCheckpoint``
-folders derived from it) back at that version, before anything is logged. The ``version_N`` folder Lightning opened
-for the new ``fit`` is removed when nothing was written in it.
+Lightning's loggers open a new ``version_N`` at every ``fit`` unless given ``version=``, which would scatter a run
+stopped at each query over many folders. The annotator records the logger's version in the checkpoint and
+:func:`keep_logger_version` points the resumed logger (and ``ModelCheckpoint``) back at it.
 """
 
 from __future__ import annotations
@@ -55,11 +51,7 @@ def _unused(folder: Path) -> bool:
 
 
 def keep_logger_version(trainer: pl.Trainer, recorded: dict[str, Any]) -> None:
-    """Make the trainer's logger write into the ``recorded`` version (see the module docstring).
-
-    Nothing happens without a record, with a logger at the recorded version already, or with a logger that has no
-    version to set. A logger writing under another root folder is left as the user made it, with a warning.
-    """
+    """Make the trainer's logger write into the ``recorded`` version (under another root: a warning only)."""
     logger: Any = trainer.logger  # a logger with a version: TensorBoardLogger, CSVLogger or alike
     root, version = recorded.get("root_dir"), recorded.get("version")
     if logger is None or root is None or version is None or not hasattr(logger, "_version"):

@@ -27,8 +27,8 @@ def cohen_kappa(first: Tensor, second: Tensor) -> float:
         >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
         0.5
     """
-    for name, labels in (("first", first), ("second", second)):
-        _check_labels(name, labels)
+    _check_labels("first", first)
+    _check_labels("second", second)
     if first.shape != second.shape or first.numel() == 0:
         raise ValueError(
             f"Expected two non-empty [N] labelings, but got shapes {tuple(first.shape)} and {tuple(second.shape)}."

@@ -1,9 +1,7 @@
 """When to stop buying labels: stopping criteria passed to the callback as ``stopping=[...]``.
 
-Each criterion is a small decision object. At every active learning step the callback gives it the step's context,
-read as a :class:`StepView`; it returns figures (logged with the step's other figures) and sets
-:attr:`~StoppingCriterion.stop` when the run should end. The criteria are pure: feed them scripted steps (any object
-with the attributes they read) to test them without a Trainer. The label budget stays the callback's ``label_budget``.
+Each criterion reads the step as a :class:`StepView`, returns figures to log and sets ``stop``; criteria are pure,
+so scripted steps test them without a Trainer.
 """
 
 from __future__ import annotations
@@ -97,8 +95,7 @@ class MetricPlateau(StoppingCriterion):
 
     def state_dict(self) -> dict[str, Any]:
         """The plateau's best and wait, and the decision."""
-        best = self.plateau.best
-        return {**super().state_dict(), "best": best, "wait": self.plateau.wait}
+        return {**super().state_dict(), "best": self.plateau.best, "wait": self.plateau.wait}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""

@@ -1,30 +1,20 @@
 """``lightning-bal sync``: push a checkpoint's pending query to a Label Studio project and pull the answers back.
 
-One sync, in this order, so that a failure at any point leaves the checkpoint as it was and the next sync resumes:
-
-1. read the project (by id or title) and check that its labelling config offers exactly the run's classes;
-2. read every task of the project; the tasks of the checkpoint's step are read as answers (the first completed
-   annotation wins, as in :func:`~lightning_bal.annotation.label_studio.read_label_studio_export`) and validated
-   against the checkpoint (known ids, pending, no conflict with a label pulled before), in memory;
-3. push the pending items that have no task of this step yet, with the model's guess as a pre-annotation and the
-   acquisition score as the prediction's score, most informative first (Label Studio's default sequential order
-   then serves them in that order);
-4. write the checkpoint with the new answers, atomically.
-
-A task is recognised by its ``data.lbal_id`` and ``data.lbal_step``, so pushing twice creates nothing and pulling
-answers already recorded changes nothing. Tasks of earlier steps are left alone (their answers were pulled then).
+One sync reads and checks the project and its tasks of the checkpoint's step, validates their answers against the
+checkpoint in memory, pushes the pending items without a task (most informative first), and only then writes the
+checkpoint: a failure at any point leaves it as it was, and the next sync resumes. A task is recognised by its
+``data.lbal_id`` and ``data.lbal_step``, so nothing is pushed twice. See ``docs/label_studio_sync.md``.
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from lightning_bal.annotation.checkpoint import LabelState, load_label_state
-from lightning_bal.annotation.label_studio import check_data_key, read_label_studio_export, to_label_studio_tasks
+from lightning_bal.annotation.checkpoint_entries import check_output, recorded_guesses
+from lightning_bal.annotation.label_studio import check_data_key, read_label_studio_tasks, to_label_studio_tasks
 from lightning_bal.annotation.label_studio_api import (
     LabelStudioClient,
     check_label_config,
@@ -76,17 +66,6 @@ def _task_step(task: Any, number: int) -> tuple[str, int]:
     return str(data["lbal_id"]), step
 
 
-def _read_answers(
-    tasks: list[dict[str, Any]], label_map: dict[str, int], from_name: str, on_disagreement: str, project: int
-) -> tuple[list[str], list[int | float], list[str]]:
-    # The export reader works on a file; the project's tasks of this step are handed to it as one.
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"label-studio-project-{project}.json"
-        path.write_text(json.dumps(tasks), encoding="utf-8")
-        answers = read_label_studio_export(path, label_map, from_name, on_disagreement)  # type: ignore[arg-type]
-    return answers.ids, answers.labels, answers.disagreements
-
-
 def sync_label_studio(
     checkpoint: str | Path,
     client: LabelStudioClient,
@@ -112,16 +91,11 @@ def sync_label_studio(
         output: write the updated checkpoint here instead.
 
     Raises:
-        ValueError: a bad argument, a refused token, an unknown project, a project with another labelling config,
-            tasks not made by lightning_bal or of a later step, answers for unknown or unqueried items, or an answer
-            that conflicts with the label the checkpoint holds.
+        ValueError: bad input, or a project, token or answers that do not fit the checkpoint; nothing was written.
         ConnectionError: the server cannot be reached or goes away; nothing was written.
     """
     check_data_key("--data-key", data_key)
-    if output is not None and not Path(output).parent.is_dir():
-        raise FileNotFoundError(
-            f"Expected `--output` to be a file in an existing folder, but {str(Path(output).parent)!r} is not one."
-        )
+    check_output(output)
     state = load_label_state(checkpoint)
     names = _check_names(state, label_names)
     found = client.project(project)
@@ -139,7 +113,8 @@ def sync_label_studio(
         if task_step == step:
             current.append(task)
     label_map = {name: index for index, name in enumerate(names)}
-    ids, labels, disagreements = _read_answers(current, label_map, from_name, on_disagreement, project_id)
+    answers = read_label_studio_tasks(current, label_map, from_name, on_disagreement, f"project {project_id}")
+    ids, labels, disagreements = answers.ids, answers.labels, answers.disagreements
     lookup = id_lookup(state.ids)
     unknown = sorted({item for item in ids if item not in lookup})
     if unknown:
@@ -196,10 +171,7 @@ def sync_command(args: Any) -> str:
 def _tasks(
     state: LabelState, ids: list[ItemId], names: list[str], data_key: str, data_prefix: str, from_name: str
 ) -> list[dict[str, Any]]:
-    recorded = state.annotator_state
-    scores = [recorded.get("scores", {}).get(str(item)) for item in ids]
-    guesses = recorded.get("predictions", {})
-    predictions = [tuple(guesses[str(item)]) for item in ids] if all(str(i) in guesses for i in ids) else None
+    scores, predictions = recorded_guesses(state.annotator_state, ids)
     tasks = to_label_studio_tasks(
         ids,
         state.ledger.step,

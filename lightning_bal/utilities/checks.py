@@ -12,6 +12,14 @@ from torch import Tensor
 __all__ = ["as_index_tensor", "check_int_in_range", "check_non_negative_int", "check_positive_int", "describe"]
 
 
+def _check_int(name: str, value: Any, kind: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"Expected argument `{name}` to be {kind}, but got {value!r} of type {type(value)}.")
+    if value < low:
+        raise ValueError(f"Expected argument `{name}` to be {kind}, but got {value}.")
+    return int(value)
+
+
 def check_positive_int(name: str, value: Any) -> int:
     """Return ``value`` as an ``int`` if it is a positive integer (numpy's included, not a ``bool``), else raise.
 
@@ -23,13 +31,7 @@ def check_positive_int(name: str, value: Any) -> int:
         ...
         ValueError: Expected argument `query_size` to be a positive integer, but got 0.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"Expected argument `{name}` to be a positive integer, but got {value!r} of type {type(value)}."
-        )
-    if value <= 0:
-        raise ValueError(f"Expected argument `{name}` to be a positive integer, but got {value}.")
-    return int(value)
+    return _check_int(name, value, "a positive integer", 1)
 
 
 def check_non_negative_int(name: str, value: Any) -> int:
@@ -39,13 +41,7 @@ def check_non_negative_int(name: str, value: Any) -> int:
         >>> check_non_negative_int("per_class", 0)
         0
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"Expected argument `{name}` to be a non-negative integer, but got {value!r} of type {type(value)}."
-        )
-    if value < 0:
-        raise ValueError(f"Expected argument `{name}` to be a non-negative integer, but got {value}.")
-    return int(value)
+    return _check_int(name, value, "a non-negative integer", 0)
 
 
 def check_int_in_range(name: str, value: Any, low: int, high: int | None = None) -> int:

@@ -7,22 +7,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_bal.utilities.distributed import gather_uneven
+from lightning_bal.utilities.distributed import gather_rows
 
 __all__ = ["Collective"]
 
 
 class Collective:
-    """Cross-rank decisions through a strategy's ``all_gather`` and ``broadcast`` (Lightning's, or ``None`` alone).
+    """Cross-rank decisions through a strategy's ``all_gather`` and ``broadcast``; every rank calls every method.
 
-    Every rank calls every method in the same order (they are collectives). With ``strategy=None`` or one process
-    they only return their inputs, so single-process and distributed code take the same path.
-
-    Args:
-        strategy: ``trainer.strategy`` or anything with ``all_gather(tensor)`` and ``broadcast(obj, src)``;
-            ``None`` for a single process.
-        rank: this process's global rank.
-        world_size: number of processes.
+    With ``strategy=None`` or one process the methods return their inputs, so both cases take one code path.
 
     Example:
         >>> Collective().argmax(torch.tensor(2.5), torch.tensor(7))
@@ -40,6 +33,11 @@ class Collective:
         self.rank = rank
         self.world_size = world_size
 
+    @property
+    def device(self) -> torch.device:
+        """Where the strategy's collectives run."""
+        return getattr(self.strategy, "root_device", torch.device("cpu"))
+
     def argmax(self, value: Tensor | float, index: Tensor | int) -> tuple[float, int, int]:
         """The largest ``value`` over ranks, with its ``index``; ties go to the lower index: ``(value, index, rank)``.
 
@@ -48,8 +46,7 @@ class Collective:
         local = torch.tensor([float(value), float(index), float(self.rank)], dtype=torch.float64)
         if self.world_size == 1:
             return float(local[0]), int(local[1]), 0
-        device = getattr(self.strategy, "root_device", torch.device("cpu"))
-        rows = self.strategy.all_gather(local.to(device)).reshape(self.world_size, 3).cpu()
+        rows = self.strategy.all_gather(local.to(self.device)).reshape(self.world_size, 3).cpu()
         best = rows[:, 0].max()
         tied = rows[rows[:, 0] == best]
         row = tied[torch.argmin(tied[:, 1])]
@@ -59,16 +56,14 @@ class Collective:
         """The sum of a scalar over ranks (float64)."""
         if self.world_size == 1:
             return float(value)
-        device = getattr(self.strategy, "root_device", torch.device("cpu"))
-        local = torch.tensor([float(value)], dtype=torch.float64, device=device)
+        local = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
         return float(self.strategy.all_gather(local).sum())
 
     def all_sum(self, tensor: Tensor) -> Tensor:
         """The element-wise sum of a same-shape ``tensor`` over ranks, on every rank (for per-cluster sums)."""
         if self.world_size == 1:
             return tensor
-        device = getattr(self.strategy, "root_device", torch.device("cpu"))
-        gathered = self.strategy.all_gather(tensor.to(device))
+        gathered = self.strategy.all_gather(tensor.to(self.device))
         return gathered.reshape(self.world_size, *tensor.shape).sum(0).to(tensor.device)
 
     def share(self, row: Tensor | None, owner: int) -> Tensor:
@@ -84,7 +79,4 @@ class Collective:
 
     def gather_rows(self, rows: Tensor) -> Tensor:
         """Rows of every rank concatenated in rank order (uneven counts allowed): for small sets such as D_L."""
-        if self.world_size == 1:
-            return rows
-        device = getattr(self.strategy, "root_device", torch.device("cpu"))
-        return gather_uneven(self.strategy, rows.to(device), self.world_size).cpu()
+        return rows if self.world_size == 1 else gather_rows(self.strategy, rows, self.world_size, self.device)

@@ -28,17 +28,11 @@ _MAX_DIMS = 8
 def gather_uneven(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
     """Concatenate ``tensor`` (rows may differ per rank) from every rank, in rank order, on every rank.
 
-    ``strategy.all_gather`` needs equal shapes, so each rank pads its rows to the longest and the padding is dropped
-    after the gather using the gathered lengths. A rank with no rows may not know the trailing shape (an empty shard
-    never ran the model): it takes that of a rank with rows. With one process this returns ``tensor`` unchanged.
+    Rows are padded to the longest for ``all_gather``; an empty rank takes the trailing shape of one with rows.
     """
-    # Kept rather than torchmetrics' `gather_all_tensors`, which pads uneven shapes too but (1) talks to
-    # torch.distributed's default group instead of `strategy` (the thread-ranks harness of the diversity and
-    # cold-start tests has no process group), and (2) needs the same number of dims on every rank: a rank holding
-    # `torch.zeros(0)` while another holds [n, 10] aborts gloo ("collective mismatch", checked on torch 2.13 and
-    # torchmetrics 1.9). Switching would not be faster either: `python -m benchmarks.gather` (2 gloo processes on a
-    # shared 2-core CPU, medians of 30) gave 1.3 / 8.8 / 29 ms for this function against 45 / 8.0 / 32 ms for
-    # `gather_all_tensors` + `cat`, at 1k / 10k / 100k rows of [10] on rank 0 and twice that on rank 1.
+    # Not torchmetrics' `gather_all_tensors`: it uses torch.distributed's default group, not `strategy` (the
+    # thread-ranks test harness has none), needs equal dims on every rank (an empty `torch.zeros(0)` shard aborts
+    # gloo), and was not faster (`python -m benchmarks.gather`).
     if world_size == 1:
         return tensor
     if not 1 <= tensor.ndim <= _MAX_DIMS:

@@ -1,8 +1,7 @@
 """A counter-based 32-bit hash: the same bits from the same keys on every device, rank and batch layout.
 
-MurmurHash3's 32-bit finalizer applied to combined words, computed with int64 torch ops. MC-Dropout masks, the
-Gumbel noise of sharded stochastic selection and the draws of diversity heuristics all derive their randomness
-from it, so that an item's draw depends on its key only, never on where or with what else it is processed.
+MurmurHash3's 32-bit finalizer in int64 torch ops; MC-Dropout masks, Gumbel noise and diversity draws depend on
+their key only.
 """
 
 from __future__ import annotations

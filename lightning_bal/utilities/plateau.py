@@ -1,8 +1,4 @@
-"""A monitored figure: the direction that improves it (:func:`monitor_mode`), and when it stalls (:class:`Plateau`).
-
-Every class that takes a ``monitor`` (``Convergence``, ``MetricPlateau``, ``TargetReached``) reads its direction from
-:func:`monitor_mode`, so a ``val_acc`` is maximised everywhere and a ``val_loss`` minimised everywhere.
-"""
+"""A monitored figure: the direction that improves it (:func:`monitor_mode`), and when it stalls (:class:`Plateau`)."""
 
 from __future__ import annotations
 
@@ -41,10 +37,6 @@ def monitor_mode(monitor: str | None, mode: str | None = None) -> Literal["min",
     Args:
         monitor: the figure's name, e.g. ``"val_acc"``.
         mode: ``"min"``, ``"max"``, or ``None`` to read it from ``monitor``.
-
-    Raises:
-        ValueError: if ``mode`` is neither ``"min"``, ``"max"`` nor ``None``, or is ``None`` and the name tells
-            nothing (or both directions).
 
     Example:
         >>> monitor_mode("val_acc"), monitor_mode("val_loss"), monitor_mode("val_score", "max")

@@ -1,9 +1,7 @@
 """TensorBoard helpers: a custom-scalars layout for the active learning curves, and a headless render of them.
 
-TensorBoard's x-axis is the logged step. The callback logs its ``active/*`` figures at ``step = number of labelled
-samples``, so these curves read against labelled samples, while the model's own ``val_*``/``train_*`` figures run
-against the global step. The layout puts the ``active/*`` curves in the *Custom Scalars* tab, one chart per figure
-with every run (heuristic, seed) on it, so heuristics compare on one chart.
+The callback logs ``active/*`` at ``step = number of labelled samples``; the layout puts those curves, every run
+on one chart per figure, in the *Custom Scalars* tab.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.annotation import QueryFiles, import_answers, load_label_state
+from lightning_bal.annotation.checkpoint_entries import saved_status, status_path
 from tests.callbacks.test_ddp import RankNoisyBALD
 from tests.helpers.models import blobs
 from tests.helpers.runs import SeededDropoutClassifier, make_datamodule
@@ -51,7 +52,9 @@ def fit(root, ckpt=None, devices=2):
 def test_a_ddp_query_resumes_in_one_process(tmp_path):
     fit(tmp_path)
     folder = tmp_path / "annotation"
-    assert sorted(p.name for p in folder.iterdir()) == ["annotation-step001.ckpt", "query-step001.csv"]
+    ckpt = folder / "annotation-step001.ckpt"
+    assert sorted(p.name for p in folder.iterdir()) == [status_path(ckpt).name, ckpt.name, "query-step001.csv"]
+    assert saved_status(ckpt) == load_label_state(ckpt).status(ckpt), "the summary rank zero saved says the same"
     rows = list(csv.DictReader((folder / "query-step001.csv").open()))
     state = load_label_state(folder / "annotation-step001.ckpt")
     assert [r["id"] for r in rows] == state.pending_ids()

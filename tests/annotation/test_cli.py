@@ -14,7 +14,7 @@ import torch
 
 from lightning_bal import ActiveDataModule
 from lightning_bal.annotation import load_label_state
-from lightning_bal.annotation.checkpoint_entries import temporary_path
+from lightning_bal.annotation.checkpoint_entries import status_path, temporary_path
 from lightning_bal.annotation.cli import main
 from tests.helpers.models import blobs
 
@@ -148,5 +148,63 @@ def test_a_killed_import_leaves_the_checkpoint_and_no_litter_after_the_next_writ
     litter = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert litter == [temporary_path(checkpoint).name], "the killed write leaves its one fixed-name temporary"
     assert main(["import", str(checkpoint), str(answers)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.json", "run.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [status_path(checkpoint).name, "answers.json", "run.ckpt"]
     assert load_label_state(checkpoint).ledger.annotations == {9: 2}
+
+
+STATUS_WITHOUT_TORCH = """
+import sys
+from lightning_bal.annotation.cli import main
+
+code = main(sys.argv[1:])
+print("torch imported:", "torch" in sys.modules)
+sys.exit(code)
+"""
+
+
+def run_status(*args):
+    return subprocess.run(
+        [sys.executable, "-c", STATUS_WITHOUT_TORCH, "status", *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", [[], ["--json"]])
+def test_status_reads_the_saved_summary_without_torch_and_says_the_same(checkpoint, tmp_path, capsys, flags):
+    answers = tmp_path / "answers.json"
+    answers.write_text('[{"id": "doc9", "step": 1, "label": 2}]')
+    assert main(["import", str(checkpoint), str(answers)]) == 0
+    assert main(["relabel", str(checkpoint), "doc9", "1", "--by", "ann"]) == 0
+    capsys.readouterr()
+    fast = run_status(checkpoint, *flags)
+    assert fast.returncode == 0, fast.stderr
+    assert fast.stdout.endswith("torch imported: False\n")
+    status_path(checkpoint).unlink()
+    assert main(["status", str(checkpoint), *flags]) == 0
+    assert fast.stdout.removesuffix("torch imported: False\n") == capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_summary_out_of_step_with_its_checkpoint_is_not_used(checkpoint):
+    state = load_label_state(checkpoint)
+    state.save(checkpoint)
+    assert status_path(checkpoint).is_file()
+    state.ledger.answer([5], [1])
+    saved = {**state.checkpoint["ActiveDataModule"], **state.ledger.state_dict()}
+    torch.save({**state.checkpoint, "ActiveDataModule": saved}, checkpoint)  # not through `save`
+    slow = run_status(checkpoint)
+    assert slow.returncode == 0, slow.stderr
+    assert "pending query: 2 items ['doc9', 'doc11']" in slow.stdout
+    assert slow.stdout.endswith("torch imported: True\n")
+    status_path(checkpoint).write_text("{torn")
+    assert "pending query: 2 items" in run_status(checkpoint).stdout
+    state.save(checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # torn after its summary was written
+    torn = run_status(checkpoint)
+    assert torn.returncode == 1
+    assert "to be a readable checkpoint" in torn.stderr
