@@ -1,4 +1,4 @@
-"""Check a built wheel and sdist: the wheel is the package with its type marker and nothing else, the sdist builds it.
+"""Check a built wheel and sdist: the wheel is the package with its type marker and license, the sdist builds it.
 
     python .ci/check_dist.py dist/
 
@@ -37,9 +37,12 @@ def problems(dist: Path) -> list[str]:
     missing = sorted(package - sdist)
     if missing:
         found.append(f"the sdist lacks what the wheel holds: {missing[:5]}")
-    for needed in ("pyproject.toml", "README.md", "PKG-INFO"):
+    for needed in ("pyproject.toml", "README.md", "LICENSE", "PKG-INFO"):
         if needed not in sdist:
             found.append(f"the sdist lacks {needed}")
+    # The license travels with the wheel's metadata (`license-files`): Apache-2.0 asks for its text with every copy.
+    if not any(name.endswith(".dist-info/licenses/LICENSE") for name in wheel):
+        found.append("the wheel lacks the LICENSE file in its .dist-info/licenses")
     return found
 
 

@@ -130,10 +130,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
 
     result = experiment(args).run(on_run=progress)
     result.write_csv(args.out / "curves.csv", columns={"test_accuracy": "active/val_acc"})
-    result.plot(args.out / "curve.png", title="Active learning on scikit-learn digits", ylabel="test accuracy")
+    # Name what the figure draws on the figure itself: a band with no name could be read as a confidence interval.
+    if len(set(args.seeds)) > 1:
+        band = f"line: mean over {len(set(args.seeds))} seeds, band: min to max over the seeds"
+    else:
+        band = "one seed, no band"
+    result.plot(args.out / "curve.png", title=f"Active learning on scikit-learn digits\n{band}", ylabel="test accuracy")
     summary = result.summary(thresholds=(0.9,))
     (args.out / "summary.md").write_text(summary + "\n")
     print(summary)
+    print(f"{args.out / 'curve.png'}: test accuracy against labelled samples, one colour per heuristic; {band}")
     print(
         f"Wrote {args.out / 'curve.png'}, {args.out / 'curves.csv'}, {args.out / 'summary.md'} and TensorBoard logs"
         f" in {args.out / 'tensorboard'}"

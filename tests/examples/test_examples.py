@@ -163,7 +163,7 @@ def test_mnist_example_on_tiny_idx_files(tiny_mnist, tmp_path, converge, network
     assert (tmp_path / "curves.csv").read_text().count("\n") == 1 + 2 * 3
 
 
-def test_quickstart_compares_two_seeds_without_a_logging_interval_warning(tmp_path, recwarn):
+def test_quickstart_compares_two_seeds_without_a_logging_interval_warning(tmp_path, recwarn, capsys):
     argv = ["--budget", "30", "--epochs-per-step", "1", "--samples-per-epoch", "128", "--iterations", "3"]
     curves = digits_quickstart.main([*argv, "--out", str(tmp_path)])
     assert {name: sorted(by_seed) for name, by_seed in curves.items()} == {"bald": [0, 1], "random": [0, 1]}
@@ -173,6 +173,8 @@ def test_quickstart_compares_two_seeds_without_a_logging_interval_warning(tmp_pa
     assert "| bald | 2 |" in (tmp_path / "summary.md").read_text()
     assert sorted(p.name for p in (tmp_path / "tensorboard" / "bald").iterdir()) == ["seed_0", "seed_1"]
     assert not [w for w in recwarn if "log_every_n_steps" in str(w.message)]
+    # The figure's title and the printed line say what the band is.
+    assert "line: mean over 2 seeds, band: min to max over the seeds" in capsys.readouterr().out
 
 
 @pytest.mark.slow
