@@ -227,8 +227,9 @@ def main() -> None:
     parser.add_argument("--baal-batchbald", action="store_true", help="also time Baal's BatchBALD (minutes)")
     parser.add_argument("--skip-w1", action="store_true")
     parser.add_argument("--skip-w2", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     if not args.skip_w1:
         workload_1(args)
