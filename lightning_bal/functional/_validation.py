@@ -16,7 +16,6 @@ __all__ = [
     "check_mass",
     "mass_tolerance",
     "row_mass_error",
-    "row_masses",
     "check_finite_scores",
     "check_reduction",
     "reduce_scores",
@@ -121,26 +120,10 @@ def mass_tolerance(num_classes: int) -> float:
     return max(_MIN_MASS_TOLERANCE, _BF16_EPS * (1.0 + math.log(max(num_classes, 1))))
 
 
-def row_masses(probs: Tensor, out: Tensor | None = None) -> Tensor:
-    """The mass ``sum_c probs`` of each row of ``[N, K, C, ...]`` probabilities, ``[N, K, ...]`` (into ``out``).
-
-    Example:
-        >>> row_masses(torch.tensor([[[0.5, 0.5], [1.0, 1.0]]]))
-        tensor([[1., 2.]])
-    """
-    num_classes = probs.shape[2]
-    if math.prod(probs.shape[3:]) != 1:
-        return torch.sum(probs, 2, out=out)
-    # `sum(2)` over a few contiguous classes pays a per-row overhead that a product with a ones vector does not.
-    flat = None if out is None else out.view(-1)
-    masses = torch.mv(probs.reshape(-1, num_classes), probs.new_ones(num_classes), out=flat)
-    return masses.view(probs.shape[:2] + probs.shape[3:])
-
-
 def row_mass_error(probs: Tensor) -> Tensor:
     """The largest ``|sum_c probs - 1|`` over the rows of ``[N, K, C, ...]`` probabilities, a 0-d tensor.
 
-    One pass over ``probs``, no host sync; NaN if a row holds NaN.
+    One pass over ``probs`` (a matrix-vector product without trailing dims), no host sync; NaN if a row holds NaN.
 
     Example:
         >>> row_mass_error(torch.tensor([[[0.5, 0.5], [1.0, 1.0]]]))
@@ -148,7 +131,13 @@ def row_mass_error(probs: Tensor) -> Tensor:
     """
     if probs.numel() == 0:
         return probs.new_zeros(())
-    lowest, highest = torch.aminmax(row_masses(probs))
+    num_classes = probs.shape[2]
+    if math.prod(probs.shape[3:]) == 1:
+        # `sum(2)` over a few contiguous classes pays a per-row overhead that a product with a ones vector does not.
+        masses = torch.mv(probs.reshape(-1, num_classes), probs.new_ones(num_classes))
+    else:
+        masses = probs.sum(2)
+    lowest, highest = torch.aminmax(masses)
     return torch.maximum(highest - 1.0, 1.0 - lowest)
 
 

@@ -9,7 +9,6 @@ import torch
 
 from lightning_bal.functional import _mc_pass
 from lightning_bal.functional._mc_pass import mc_moments
-from lightning_bal.functional._validation import row_masses
 
 
 def log_probs(n: int, k: int, c: int, *trailing: int, seed: int = 0) -> torch.Tensor:
@@ -48,13 +47,3 @@ def test_chunking_does_not_change_moments(monkeypatch, chunk_elements, dtype):
     monkeypatch.setattr(_mc_pass, "_CHUNK_ELEMENTS", chunk_elements)
     for got, want in zip(mc_moments(value, expected_entropy=True, variance=True), expected, strict=True):
         torch.testing.assert_close(got, want)
-
-
-@pytest.mark.parametrize("shape", [(3, 4, 5), (3, 4, 5, 1), (3, 4, 5, 2, 3), (0, 4, 5)])
-def test_row_masses_match_a_sum_over_classes(shape):
-    probs = log_probs(*shape).exp()
-    expected = probs.sum(2)
-    torch.testing.assert_close(row_masses(probs), expected)
-    out = torch.empty_like(expected)
-    assert row_masses(probs, out).data_ptr() == out.data_ptr()
-    torch.testing.assert_close(out, expected)
