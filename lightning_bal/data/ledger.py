@@ -324,7 +324,6 @@ class LabelLedger:
             "step": self.step,
             "annotation_indices": torch.tensor(annotated, dtype=torch.long),
             "annotation_values": torch.tensor([float(self.annotations[i]) for i in annotated], dtype=torch.float64),
-            "annotation_is_int": [isinstance(self.annotations[i], int) for i in annotated],
             "pending_query": torch.tensor(self.pending_query, dtype=torch.long),
         }
 
