@@ -16,13 +16,13 @@ from torch import Tensor, nn
 from lightning_bal.data.datamodule import ActiveDataModule
 from lightning_bal.functional.outputs import log_softmax_classes
 from lightning_bal.mc.chunks import ItemChunker
-from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
+from lightning_bal.mc.dropconnect import mc_dropconnect
 from lightning_bal.mc.features import FeatureTap
-from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
+from lightning_bal.mc.layers import check_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
-from lightning_bal.mc.sampling import SampleRunner, call_module
+from lightning_bal.mc.sampling import SampleRunner, call_module, is_random
 from lightning_bal.mc.split import MCSplit, split_module
 from lightning_bal.tasks import Task
 
@@ -73,14 +73,7 @@ def _plan(split: MCSplit, dropconnect: bool) -> _Plan:
         return _Plan(split.features, [], split.layers, split.head)
     # DropConnect needs one forward per sample (the weights differ), so only the layers before the first
     # Linear/Conv are shared.
-    first = next(
-        (
-            i
-            for i, layer in enumerate(split.layers)
-            if has_stochastic_layers(layer) or any(isinstance(m, DROPCONNECT_TYPES) for m in layer.modules())
-        ),
-        len(split.layers),
-    )
+    first = next((i for i, layer in enumerate(split.layers) if is_random(layer, True)), len(split.layers))
     return _Plan(split.features, split.layers[:first], None, nn.Sequential(*split.layers[first:]))
 
 
@@ -115,24 +108,18 @@ def mc_batches(
     MC mode (eval, dropout on) until the iterator is exhausted or closed; every submodule's mode is restored
     then. Each batch runs under ``torch.inference_mode`` on the model's device (that of its first parameter).
 
-    How the K samples are computed:
+    How: everything before the first stochastic layer runs once per batch when the structure shows it (a plain
+    ``nn.Sequential``, a model with ``mc_split()``, see :class:`~lightning_bal.mc.split.SplitModule`, or a model
+    that only wraps an ``nn.Sequential``, checked on the first batch against its own ``forward``); the K samples
+    run as forwards of up to ``chunk_rows`` rows (items x samples); a batch whose ``[B, K, ...]`` outputs would
+    exceed ``memory_budget`` is yielded in runs of fewer items; masks come from a counter-based hash of
+    ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)``, so results depend neither on batch order nor on
+    the number of ranks.
 
-    - shared prefix: a plain ``nn.Sequential``, a model with ``mc_split()`` (see
-      :class:`~lightning_bal.mc.split.SplitModule`), or a model that only wraps an ``nn.Sequential`` (the usual
-      ``LightningModule``; checked on the first batch against its own ``forward``) runs everything before its first
-      stochastic layer once per batch; any other model runs whole K times;
-    - batched replication: the K samples run as forwards of up to ``chunk_rows`` rows (items x samples),
-      by default as many as fit ``memory_budget``;
-    - bounded outputs: a batch whose K-sample outputs ``[B, K, ...]`` would exceed ``memory_budget`` is run and
-      yielded in runs of fewer items (at least one), so that large outputs (segmentation maps) stay bounded;
-    - masks: drawn by the engine from ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)`` with a
-      counter-based hash, so results depend neither on batch order nor on the number of ranks.
-
-    ``consistent_masks=True`` (the default) makes sample ``k`` use the same masks for every pool item, i.e.
-    the K samples are K fixed sub-networks: that is what BatchBALD's joint entropies assume, it leaves
-    pointwise scores (BALD, entropy) unbiased, and it is what makes the pass fast (no per-item random
-    numbers, and a dropout-then-Linear pair becomes one GEMM against K masked weight copies). Use ``False``
-    for independent masks per item (as ``train()``-mode dropout draws them), at a higher cost.
+    ``consistent_masks=True`` (the default) makes sample ``k`` use the same masks for every item (K fixed
+    sub-networks): what BatchBALD's joint entropies assume, unbiased for pointwise scores, and fast (a
+    dropout-then-Linear pair becomes one GEMM against K masked weight copies). ``False`` draws independent masks
+    per item, as ``train()``-mode dropout does, at a higher cost.
 
     Args:
         module: the model (any ``nn.Module``, e.g. a ``LightningModule``; its ``forward`` is called).
