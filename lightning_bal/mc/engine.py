@@ -179,20 +179,51 @@ def mc_batches(
         check_stochastic_layers(module)
     split = split_module(module, dropconnect is not None) if share_prefix else MCSplit(None, None, module)
     masks = MaskSampler(secrets.randbits(63) if seed is None else seed, consistent_masks)
-    return _iterate(
-        module,
-        dataloader,
-        iterations,
-        split,
-        masks,
-        output_transform,
-        chunk_rows,
-        memory_budget,
-        autocast_dtype,
-        dropconnect,
-        features,
-        task_of(module) if task is None else task,
-    )
+    task = task_of(module) if task is None else task
+
+    # A generator of its own, so that the arguments above are checked when `mc_batches` is called.
+    def iterate() -> Iterator[tuple[Tensor, Tensor]]:
+        device = module_device(module)
+        budget, chunk_budget = (memory_budget, memory_budget) if memory_budget is not None else _default_budgets(device)
+        batches = input_batches(module, dataloader)
+        first = next(batches, None)
+        if first is None:
+            return
+        shared = split
+        if split.unverified and not _same_outputs(module, split.head, first[0]):
+            shared = MCSplit(None, None, module)
+        plan = _plan(shared, dropconnect is not None)
+        with ExitStack() as stack:
+            # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
+            stack.enter_context(switch_modes(module, is_marked))
+            params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
+            sampler = SampleRunner(module, iterations, masks, chunk_rows, chunk_budget, params, task)
+            stack.enter_context(sampler.hooks(module))
+            chunker = ItemChunker(budget, task)
+            if features is not None:
+                stack.enter_context(features.attach(module, shared, sampler))
+
+            def run(inputs: Any, indices: Tensor) -> Any:
+                autocast = (
+                    nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
+                )
+                with torch.inference_mode(), autocast:
+                    outputs = _sample(plan, sampler, inputs, indices)
+                if features is not None:
+                    features.finish(indices.numel())
+                return outputs
+
+            for inputs, indices in itertools.chain([first], batches):
+                # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a
+                # whole batch's K samples at once.
+                for run_indices, outputs in chunker.run(run, inputs, indices):
+                    if features is not None:
+                        features.publish(run_indices.numel())
+                    with torch.inference_mode():
+                        outputs = finish(outputs, output_transform)
+                    yield run_indices, outputs
+
+    return iterate()
 
 
 def input_batches(module: nn.Module, dataloader: Iterable[Any]) -> Iterator[tuple[Any, Tensor]]:
@@ -219,58 +250,6 @@ def task_of(module: nn.Module) -> Task:
     except RuntimeError:  # not attached to a Trainer
         datamodule = None
     return datamodule.ledger.task_type if isinstance(datamodule, ActiveDataModule) else Task()
-
-
-def _iterate(
-    module: nn.Module,
-    dataloader: Iterable[Any],
-    iterations: int,
-    split: MCSplit,
-    masks: MaskSampler,
-    output_transform: Callable[[Tensor], Tensor] | None,
-    chunk_rows: int | None,
-    memory_budget: int | None,
-    autocast_dtype: torch.dtype | None,
-    dropconnect: float | None,
-    features: FeatureTap | None,
-    task: Task,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    device = module_device(module)
-    budget, chunk_budget = (memory_budget, memory_budget) if memory_budget is not None else _default_budgets(device)
-    batches = input_batches(module, dataloader)
-    first = next(batches, None)
-    if first is None:
-        return
-    if split.unverified and not _same_outputs(module, split.head, first[0]):
-        split = MCSplit(None, None, module)
-    plan = _plan(split, dropconnect is not None)
-    with ExitStack() as stack:
-        # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
-        stack.enter_context(switch_modes(module, is_marked))
-        params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
-        sampler = SampleRunner(module, iterations, masks, chunk_rows, chunk_budget, params, task)
-        stack.enter_context(sampler.hooks(module))
-        chunker = ItemChunker(budget, task)
-        if features is not None:
-            stack.enter_context(features.attach(module, split, sampler))
-
-        def run(inputs: Any, indices: Tensor) -> Any:
-            autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
-            with torch.inference_mode(), autocast:
-                outputs = _sample(plan, sampler, inputs, indices)
-            if features is not None:
-                features.finish(indices.numel())
-            return outputs
-
-        for inputs, indices in itertools.chain([first], batches):
-            # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a
-            # whole batch's K samples at once.
-            for run_indices, outputs in chunker.run(run, inputs, indices):
-                if features is not None:
-                    features.publish(run_indices.numel())
-                with torch.inference_mode():
-                    outputs = finish(outputs, output_transform)
-                yield run_indices, outputs
 
 
 def _same_outputs(module: nn.Module, head: nn.Module, inputs: Any) -> bool:

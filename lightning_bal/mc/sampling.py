@@ -142,22 +142,13 @@ class SampleRunner:
         keep = self.masks.keep(self._layer_ids[id(layer)], p, shape, self._ks, indices, y.device)
         return apply_dropout(layer, y, keep if not self.masks.consistent else keep.unsqueeze(0))
 
-    def _items_per_chunk(self, batch: int) -> int:
-        k = self.iterations
+    def _fit(self, most: int, beside: int, unmeasured: int) -> int:
+        """How many of ``most`` (items, or samples) one forward takes beside ``beside`` of the other kind."""
         if self.chunk_rows is not None:
-            return max(1, self.chunk_rows // k)
+            return max(1, min(most, self.chunk_rows // beside))
         if self._row_bytes is None:
-            return min(batch, 4)
-        return max(1, min(batch, int(self.memory_budget // max(1.0, self._row_bytes * k))))
-
-    def _samples_per_chunk(self, batch: int) -> int:
-        if self.dropconnect:
-            return 1
-        if self.chunk_rows is not None:
-            return max(1, min(self.iterations, self.chunk_rows // max(1, batch)))
-        if self._row_bytes is None:
-            return 1
-        return max(1, min(self.iterations, int(self.memory_budget // max(1.0, self._row_bytes * batch))))
+            return unmeasured
+        return max(1, min(most, int(self.memory_budget // max(1.0, self._row_bytes * beside))))
 
     def _note(self, y: Tensor) -> None:
         # Peak bytes per (item, sample) row; input and output of a layer are alive together, hence the 2.
@@ -169,7 +160,7 @@ class SampleRunner:
         batch = x.shape[0]
         outs, start = [], 0
         while start < batch:
-            items = self._items_per_chunk(batch)
+            items = self._fit(batch, self.iterations, min(batch, 4))
             stop = min(batch, start + items)
             outs.append(self._run_layers_chunk(layers, x[start:stop], indices[start:stop]))
             start = stop
@@ -250,7 +241,7 @@ class SampleRunner:
         out: Any = None
         start = 0
         while start < self.iterations:
-            kc = self._samples_per_chunk(batch)
+            kc = 1 if self.dropconnect else self._fit(self.iterations, max(1, batch), 1)
             self._ks = range(start, min(self.iterations, start + kc))
             kc = len(self._ks)
             chunk = apply_to_collection(
