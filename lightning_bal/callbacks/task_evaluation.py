@@ -1,11 +1,7 @@
 """Per-step figures for tasks beyond classification: regression RMSE and NLL, segmentation mean IoU.
 
-Like :mod:`lightning_bal.callbacks.evaluation`, each is a :class:`~lightning_bal.callbacks.StepEvaluation` given to
-:class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``; its figures are logged under ``active/``
-against the number of labelled samples. Every rank evaluates its own shard of the held-out set into torchmetrics
-metrics, whose states (sums of squared errors and log-likelihoods, a confusion matrix) are synchronised across
-processes before the figures are computed, so the figures are those of the whole set whatever the number of
-processes.
+Each rank evaluates its shard of the held-out set into torchmetrics metrics, synchronised before the figures are
+computed, so they are those of the whole set whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -27,6 +23,7 @@ from lightning_bal.functional.outputs import OutputKey, select_output
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.tasks import PerPosition, Regression
+from lightning_bal.tasks.classification import check_num_classes
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
@@ -160,9 +157,7 @@ class SegmentationIoU(StepEvaluation):
         output: OutputKey | None = None,
     ) -> None:
         super().__init__(output)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
-        self.num_classes = num_classes
+        self.num_classes = check_num_classes(num_classes)
         self.split = _check_split(split)
         self.ignore_index = ignore_index
 

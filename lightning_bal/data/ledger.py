@@ -62,7 +62,6 @@ class LabelLedger:
         # A plain list, not a tensor: `ddp_spawn` cannot send empty tensors to its processes.
         self.pending_query: list[int] = []
 
-    # ------------------------------------------------------------------ views
     def __len__(self) -> int:
         return int(self.acquired_at.numel())
 
@@ -86,7 +85,6 @@ class LabelLedger:
         """Size of D_U."""
         return len(self) - self.num_labelled
 
-    # ------------------------------------------------------------------ checks
     def check_in_range(self, name: str, indices: Tensor) -> None:
         """Raise unless every index lies in ``[0, N)`` and none repeats."""
         out_of_range = indices[(indices < 0) | (indices >= len(self))]
@@ -143,7 +141,6 @@ class LabelLedger:
             raise ValueError(f"Expected argument `probabilities` to lie in (0, 1], but got {values.tolist()}.")
         return values
 
-    # ------------------------------------------------------------------ changes
     def label(self, indices: Any, labels: Any = None, probabilities: Any = None) -> None:
         """Move ``indices`` from D_U to D_L at the current step, optionally with an annotator's ``labels``.
 
@@ -192,31 +189,28 @@ class LabelLedger:
 
     def relabel(self, indices: Any, labels: Any) -> None:
         """Correct the labels of labelled ``indices`` (an annotator's mistake); their step and order are kept."""
-        tensor = as_index_tensor("indices", indices)
-        self.check_in_range("indices", tensor)
-        pool = tensor[self.acquired_at[tensor] == UNLABELLED]
-        if pool.numel():
-            raise ValueError(
-                f"Expected argument `indices` to hold labelled indices, but {describe(pool)} are in the pool:"
-                " label them with `label`."
-            )
+        tensor = self._labelled_members(indices, ": label them with `label`")
         values = self.check_labels(labels, tensor.numel())
         self.annotations.update(zip(tensor.tolist(), values, strict=True))
 
     def unlabel(self, indices: Any) -> None:
         """Return labelled ``indices`` to the pool, forgetting their labels, step, order and drawing probability."""
-        tensor = as_index_tensor("indices", indices)
-        self.check_in_range("indices", tensor)
-        pool = tensor[self.acquired_at[tensor] == UNLABELLED]
-        if pool.numel():
-            raise ValueError(
-                f"Expected argument `indices` to hold labelled indices, but {describe(pool)} are in the pool."
-            )
+        tensor = self._labelled_members(indices, ".")
         self.acquired_at[tensor] = UNLABELLED
         self.acquisition_order[tensor] = UNLABELLED
         self.acquisition_probability[tensor] = float("nan")
         for index in tensor.tolist():
             self.annotations.pop(index, None)
+
+    def _labelled_members(self, indices: Any, hint: str) -> Tensor:
+        tensor = as_index_tensor("indices", indices)
+        self.check_in_range("indices", tensor)
+        pool = tensor[self.acquired_at[tensor] == UNLABELLED]
+        if pool.numel():
+            raise ValueError(
+                f"Expected argument `indices` to hold labelled indices, but {describe(pool)} are in the pool{hint}"
+            )
+        return tensor
 
     def label_randomly(self, n: int, generator: torch.Generator) -> Tensor:
         """Label ``n`` pool samples drawn uniformly at random (their drawing probabilities are recorded)."""
@@ -283,7 +277,6 @@ class LabelLedger:
         self.label(tensor, labels)
         return tensor
 
-    # ------------------------------------------------------------------ risk
     def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
         """Importance weights of D_L for an unbiased estimate of the population risk (Farquhar et al., 2021).
 
@@ -313,7 +306,6 @@ class LabelLedger:
         weights[in_order] = compute(probabilities, len(self))
         return weights
 
-    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Tensors and primitives only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``."""
         annotated = sorted(self.annotations)
@@ -324,7 +316,6 @@ class LabelLedger:
             "step": self.step,
             "annotation_indices": torch.tensor(annotated, dtype=torch.long),
             "annotation_values": torch.tensor([float(self.annotations[i]) for i in annotated], dtype=torch.float64),
-            "annotation_is_int": [isinstance(self.annotations[i], int) for i in annotated],
             "pending_query": torch.tensor(self.pending_query, dtype=torch.long),
         }
 

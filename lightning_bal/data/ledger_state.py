@@ -1,12 +1,7 @@
-"""Loading a label ledger's state: every entry checked against the ledger (size, task) before anything is replaced.
-
-This module knows the ledger only through :class:`LedgerChecks`, so that `ledger.py` imports it and never the
-reverse; `UNLABELLED` lives here for the same reason.
-"""
+"""Loading a label ledger's state: every entry checked against the ledger (size, task) before anything is replaced."""
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, NamedTuple, Protocol
 
@@ -25,13 +20,12 @@ STATE_KEYS = (
     "step",
     "annotation_indices",
     "annotation_values",
-    "annotation_is_int",
     "pending_query",
 )
 
 
 class LedgerChecks(Protocol):
-    """What validating a state needs of the ledger it is for: its size and its checks of indices and labels."""
+    """The ledger as this module sees it, so that `ledger.py` imports this module and never the reverse."""
 
     def __len__(self) -> int: ...
 
@@ -100,21 +94,16 @@ def validated_ledger_state(ledger: LedgerChecks, state: Any) -> LedgerState:
 def _validated_annotations(ledger: LedgerChecks, state: dict[str, Any], labelled: Tensor) -> dict[int, int | float]:
     indices = as_index_tensor("annotation_indices", state["annotation_indices"])
     values = state["annotation_values"]
-    is_int = state["annotation_is_int"]
-    if not isinstance(is_int, (list, tuple)) or not all(isinstance(flag, bool) for flag in is_int):
-        raise TypeError(f"Expected `annotation_is_int` to be a list of bools, but got {is_int!r}.")
-    if not isinstance(values, Tensor) or values.numel() != indices.numel() or len(is_int) != indices.numel():
-        raise ValueError("Expected `annotation_indices`, `annotation_values` and `annotation_is_int` of one length.")
+    if not isinstance(values, Tensor) or values.numel() != indices.numel():
+        raise ValueError("Expected `annotation_indices` and `annotation_values` of one length.")
     ledger.check_in_range("annotation_indices", indices)
     if not bool(labelled[indices].all()):
         raise ValueError("Expected `annotation_indices` to hold labelled indices, but some are in the pool.")
     annotations: dict[int, int | float] = {}
-    for index, value, as_int in zip(indices.tolist(), values.tolist(), is_int, strict=True):
-        finite = math.isfinite(value)
-        if as_int and finite and not float(value).is_integer():
-            raise ValueError(f"Expected `annotation_values` to hold integer classes where marked, but got {value}.")
+    # The task's `check_label` gives each saved float back its canonical form (an integer class stays an int).
+    for index, value in zip(indices.tolist(), values.tolist(), strict=True):
         try:
-            annotations[index] = ledger.check_label(int(value) if as_int and finite else value)
+            annotations[index] = ledger.check_label(value)
         except ValueError as err:
             raise ValueError(f"Expected `annotation_values` valid for the task: {err}") from err
     return annotations

@@ -31,9 +31,7 @@ def resolve_targets(targets: Any, dataset: Dataset, size: int) -> Tensor | None:
         raise ValueError(
             f"Expected argument `targets` to have one label per sample ({size}), but got {tensor.numel()}."
         )
-    if tensor.is_floating_point():
-        raise TypeError(f"Expected argument `targets` to hold integer class labels, but got dtype {tensor.dtype}.")
-    if tensor.dtype == torch.bool or tensor.is_complex():
+    if tensor.is_floating_point() or tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"Expected argument `targets` to hold integer class labels, but got dtype {tensor.dtype}.")
     if tensor.numel() and int(tensor.min()) < 0:
         raise ValueError(f"Expected argument `targets` to hold non-negative class labels, but got {int(tensor.min())}.")

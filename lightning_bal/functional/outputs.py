@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor
@@ -35,22 +35,18 @@ def select_output(outputs: Any, key: OutputKey | None) -> Tensor:
             f"Expected the model to return one tensor, but it returned a {type(outputs).__name__} of {size}"
             f" outputs{names}: name the output to score, e.g. `BALD(output=0)` or `BALD(output='logits')`."
         )
-    if isinstance(outputs, Tensor):
+    if not isinstance(outputs, (Mapping, Sequence)) or isinstance(outputs, Tensor):
         # Indexing would silently pick the first item (key 0) of a single output instead of an output.
         raise KeyError(
             f"Expected the model to return a tuple or dict to pick `output={key!r}` from, but it returned a"
             f" {type(outputs).__name__}."
         )
     try:
-        selected = outputs[key]
+        # A str key into a tuple raises TypeError, answered below like a missing key.
+        selected = cast(Any, outputs)[key]
     except (KeyError, IndexError, TypeError) as err:
         available = sorted(outputs) if isinstance(outputs, Mapping) else f"positions 0..{len(outputs) - 1}"
-        raise KeyError(
-            f"Expected the model's outputs to hold `output={key!r}`, but they hold {available}"
-            if isinstance(outputs, (Mapping, Sequence)) and not isinstance(outputs, Tensor)
-            else f"Expected the model to return a tuple or dict to pick `output={key!r}` from, but it returned a"
-            f" {type(outputs).__name__}."
-        ) from err
+        raise KeyError(f"Expected the model's outputs to hold `output={key!r}`, but they hold {available}") from err
     if not isinstance(selected, Tensor):
         raise TypeError(f"Expected output {key!r} of the model to be a tensor, but got {type(selected).__name__}.")
     return selected

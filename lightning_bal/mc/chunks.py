@@ -25,7 +25,7 @@ def slice_items(inputs: Any, start: int, stop: int, rows: int) -> Any:
 
 
 def output_bytes(outputs: Any) -> int:
-    """Bytes held by the tensors of a model's outputs (a tensor, or a tuple/list/dict of them).
+    """Bytes held by the tensors of a model's outputs (a tensor, or a collection of them).
 
     Example:
         >>> import torch
@@ -40,14 +40,9 @@ def output_bytes(outputs: Any) -> int:
 class ItemChunker:
     """Runs a batch's K samples a few items at a time, so that no ``[b, K, ...]`` output exceeds ``budget`` bytes.
 
-    The first item of the first batch is run alone to measure one item's outputs; from then on each run takes
-    ``budget // bytes_per_item`` items (at least one). A batch that fits is still yielded whole, as the loader made
-    it; a batch that does not is yielded in runs of items. The floor is one item's ``[1, K, ...]`` outputs. Results
-    do not change: masks depend on the sample (and, with independent masks, the dataset index), not on the batch.
-
-    Args:
-        budget: bytes that one yielded ``[b, K, ...]`` output may hold.
-        task: joins the runs of a batch that fits (:meth:`~lightning_bal.tasks.Task.cat_items`).
+    The first item is run alone to measure one item's outputs (the floor: one item per run). A batch that fits is
+    yielded whole, its runs joined by ``task.cat_items``. Masks depend on the sample, not on the batch, so results
+    do not change.
 
     Example:
         >>> import torch

@@ -16,13 +16,13 @@ from torch import Tensor, nn
 from lightning_bal.data.datamodule import ActiveDataModule
 from lightning_bal.functional.outputs import log_softmax_classes
 from lightning_bal.mc.chunks import ItemChunker
-from lightning_bal.mc.dropconnect import DROPCONNECT_TYPES, mc_dropconnect
+from lightning_bal.mc.dropconnect import mc_dropconnect
 from lightning_bal.mc.features import FeatureTap
-from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_marked
+from lightning_bal.mc.layers import check_stochastic_layers, is_marked
 from lightning_bal.mc.masks import MaskSampler
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.pool_batches import IndexLedger, module_device, unpack_batch
-from lightning_bal.mc.sampling import SampleRunner, call_module
+from lightning_bal.mc.sampling import SampleRunner, call_module, is_random
 from lightning_bal.mc.split import MCSplit, split_module
 from lightning_bal.tasks import Task
 
@@ -73,14 +73,7 @@ def _plan(split: MCSplit, dropconnect: bool) -> _Plan:
         return _Plan(split.features, [], split.layers, split.head)
     # DropConnect needs one forward per sample (the weights differ), so only the layers before the first
     # Linear/Conv are shared.
-    first = next(
-        (
-            i
-            for i, layer in enumerate(split.layers)
-            if has_stochastic_layers(layer) or any(isinstance(m, DROPCONNECT_TYPES) for m in layer.modules())
-        ),
-        len(split.layers),
-    )
+    first = next((i for i, layer in enumerate(split.layers) if is_random(layer, True)), len(split.layers))
     return _Plan(split.features, split.layers[:first], None, nn.Sequential(*split.layers[first:]))
 
 
@@ -115,24 +108,18 @@ def mc_batches(
     MC mode (eval, dropout on) until the iterator is exhausted or closed; every submodule's mode is restored
     then. Each batch runs under ``torch.inference_mode`` on the model's device (that of its first parameter).
 
-    How the K samples are computed:
+    How: everything before the first stochastic layer runs once per batch when the structure shows it (a plain
+    ``nn.Sequential``, a model with ``mc_split()``, see :class:`~lightning_bal.mc.split.SplitModule`, or a model
+    that only wraps an ``nn.Sequential``, checked on the first batch against its own ``forward``); the K samples
+    run as forwards of up to ``chunk_rows`` rows (items x samples); a batch whose ``[B, K, ...]`` outputs would
+    exceed ``memory_budget`` is yielded in runs of fewer items; masks come from a counter-based hash of
+    ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)``, so results depend neither on batch order nor on
+    the number of ranks.
 
-    - shared prefix: a plain ``nn.Sequential``, a model with ``mc_split()`` (see
-      :class:`~lightning_bal.mc.split.SplitModule`), or a model that only wraps an ``nn.Sequential`` (the usual
-      ``LightningModule``; checked on the first batch against its own ``forward``) runs everything before its first
-      stochastic layer once per batch; any other model runs whole K times;
-    - batched replication: the K samples run as forwards of up to ``chunk_rows`` rows (items x samples),
-      by default as many as fit ``memory_budget``;
-    - bounded outputs: a batch whose K-sample outputs ``[B, K, ...]`` would exceed ``memory_budget`` is run and
-      yielded in runs of fewer items (at least one), so that large outputs (segmentation maps) stay bounded;
-    - masks: drawn by the engine from ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)`` with a
-      counter-based hash, so results depend neither on batch order nor on the number of ranks.
-
-    ``consistent_masks=True`` (the default) makes sample ``k`` use the same masks for every pool item, i.e.
-    the K samples are K fixed sub-networks: that is what BatchBALD's joint entropies assume, it leaves
-    pointwise scores (BALD, entropy) unbiased, and it is what makes the pass fast (no per-item random
-    numbers, and a dropout-then-Linear pair becomes one GEMM against K masked weight copies). Use ``False``
-    for independent masks per item (as ``train()``-mode dropout draws them), at a higher cost.
+    ``consistent_masks=True`` (the default) makes sample ``k`` use the same masks for every item (K fixed
+    sub-networks): what BatchBALD's joint entropies assume, unbiased for pointwise scores, and fast (a
+    dropout-then-Linear pair becomes one GEMM against K masked weight copies). ``False`` draws independent masks
+    per item, as ``train()``-mode dropout does, at a higher cost.
 
     Args:
         module: the model (any ``nn.Module``, e.g. a ``LightningModule``; its ``forward`` is called).
@@ -192,20 +179,51 @@ def mc_batches(
         check_stochastic_layers(module)
     split = split_module(module, dropconnect is not None) if share_prefix else MCSplit(None, None, module)
     masks = MaskSampler(secrets.randbits(63) if seed is None else seed, consistent_masks)
-    return _iterate(
-        module,
-        dataloader,
-        iterations,
-        split,
-        masks,
-        output_transform,
-        chunk_rows,
-        memory_budget,
-        autocast_dtype,
-        dropconnect,
-        features,
-        task_of(module) if task is None else task,
-    )
+    task = task_of(module) if task is None else task
+
+    # A generator of its own, so that the arguments above are checked when `mc_batches` is called.
+    def iterate() -> Iterator[tuple[Tensor, Tensor]]:
+        device = module_device(module)
+        budget, chunk_budget = (memory_budget, memory_budget) if memory_budget is not None else _default_budgets(device)
+        batches = input_batches(module, dataloader)
+        first = next(batches, None)
+        if first is None:
+            return
+        shared = split
+        if split.unverified and not _same_outputs(module, split.head, first[0]):
+            shared = MCSplit(None, None, module)
+        plan = _plan(shared, dropconnect is not None)
+        with ExitStack() as stack:
+            # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
+            stack.enter_context(switch_modes(module, is_marked))
+            params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
+            sampler = SampleRunner(module, iterations, masks, chunk_rows, chunk_budget, params, task)
+            stack.enter_context(sampler.hooks(module))
+            chunker = ItemChunker(budget, task)
+            if features is not None:
+                stack.enter_context(features.attach(module, shared, sampler))
+
+            def run(inputs: Any, indices: Tensor) -> Any:
+                autocast = (
+                    nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
+                )
+                with torch.inference_mode(), autocast:
+                    outputs = _sample(plan, sampler, inputs, indices)
+                if features is not None:
+                    features.finish(indices.numel())
+                return outputs
+
+            for inputs, indices in itertools.chain([first], batches):
+                # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a
+                # whole batch's K samples at once.
+                for run_indices, outputs in chunker.run(run, inputs, indices):
+                    if features is not None:
+                        features.publish(run_indices.numel())
+                    with torch.inference_mode():
+                        outputs = finish(outputs, output_transform)
+                    yield run_indices, outputs
+
+    return iterate()
 
 
 def input_batches(module: nn.Module, dataloader: Iterable[Any]) -> Iterator[tuple[Any, Tensor]]:
@@ -232,58 +250,6 @@ def task_of(module: nn.Module) -> Task:
     except RuntimeError:  # not attached to a Trainer
         datamodule = None
     return datamodule.ledger.task_type if isinstance(datamodule, ActiveDataModule) else Task()
-
-
-def _iterate(
-    module: nn.Module,
-    dataloader: Iterable[Any],
-    iterations: int,
-    split: MCSplit,
-    masks: MaskSampler,
-    output_transform: Callable[[Tensor], Tensor] | None,
-    chunk_rows: int | None,
-    memory_budget: int | None,
-    autocast_dtype: torch.dtype | None,
-    dropconnect: float | None,
-    features: FeatureTap | None,
-    task: Task,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    device = module_device(module)
-    budget, chunk_budget = (memory_budget, memory_budget) if memory_budget is not None else _default_budgets(device)
-    batches = input_batches(module, dataloader)
-    first = next(batches, None)
-    if first is None:
-        return
-    if split.unverified and not _same_outputs(module, split.head, first[0]):
-        split = MCSplit(None, None, module)
-    plan = _plan(split, dropconnect is not None)
-    with ExitStack() as stack:
-        # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
-        stack.enter_context(switch_modes(module, is_marked))
-        params = stack.enter_context(mc_dropconnect(module, dropconnect)) if dropconnect is not None else []
-        sampler = SampleRunner(module, iterations, masks, chunk_rows, chunk_budget, params, task)
-        stack.enter_context(sampler.hooks(module))
-        chunker = ItemChunker(budget, task)
-        if features is not None:
-            stack.enter_context(features.attach(module, split, sampler))
-
-        def run(inputs: Any, indices: Tensor) -> Any:
-            autocast = nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
-            with torch.inference_mode(), autocast:
-                outputs = _sample(plan, sampler, inputs, indices)
-            if features is not None:
-                features.finish(indices.numel())
-            return outputs
-
-        for inputs, indices in itertools.chain([first], batches):
-            # Runs of items whose [b, K, ...] outputs fit the budget: a large output (segmentation) never holds a
-            # whole batch's K samples at once.
-            for run_indices, outputs in chunker.run(run, inputs, indices):
-                if features is not None:
-                    features.publish(run_indices.numel())
-                with torch.inference_mode():
-                    outputs = finish(outputs, output_transform)
-                yield run_indices, outputs
 
 
 def _same_outputs(module: nn.Module, head: nn.Module, inputs: Any) -> bool:

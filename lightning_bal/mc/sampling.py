@@ -1,12 +1,7 @@
-"""The K-sample forward of one batch: the shared prefix once, the stochastic rest on batched replicas.
+"""The K-sample forward of one batch: layer by layer over a flat ``nn.Sequential``, or whole callables on replicas.
 
-Two runners share one mask source (:class:`~lightning_bal.mc.masks.MaskSampler`):
-
-- layer by layer over a flat ``nn.Sequential``: activations stay ``[B, ...]`` until the first stochastic
-  layer and become ``[B, K, ...]`` after it; with consistent masks, an ``nn.Dropout`` followed (through
-  reshapes) by an ``nn.Linear`` on a shared input is folded into one GEMM against K masked weight copies.
-- whole callables (any module, or a declared head): inputs replicated to ``K_c * B`` rows per forward, masks
-  applied by forward hooks on the dropout layers.
+Over layers, the prefix runs once and a dropout is folded into the next Linear's weights; callables run on
+``K_c * B`` replicated rows, masks applied by forward hooks on the dropout layers.
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ from lightning_bal.mc.layers import BUILTIN_STOCHASTIC_TYPES, has_stochastic_lay
 from lightning_bal.mc.masks import MaskSampler, apply_dropout, mask_shape
 from lightning_bal.tasks import Task
 
-__all__ = ["SampleRunner", "call_module", "first_tensor"]
+__all__ = ["SampleRunner", "call_module", "first_tensor", "is_random"]
 
 # Layers that only move features around: a mask commutes with them, so it can be carried to the next Linear.
 _RESHAPES = (nn.Flatten, nn.Identity)
@@ -56,7 +51,6 @@ def _place(start: int, stop: int, out: Tensor, chunk: Tensor) -> Tensor:
 
 
 def _split_rows(samples: int, rows: int, output: Tensor) -> Tensor:
-    """``[samples * rows, ...]`` to ``[samples, rows, ...]``."""
     return output.view(samples, rows, *output.shape[1:])
 
 
@@ -68,6 +62,13 @@ def _repeat(inputs: Any, times: int, rows: int) -> Any:
     return apply_to_collection(inputs, Tensor, repeat)
 
 
+def is_random(layer: nn.Module, dropconnect: bool) -> bool:
+    """Whether ``layer`` holds a stochastic layer, or (under ``dropconnect``) a weight that DropConnect masks."""
+    return has_stochastic_layers(layer) or (
+        dropconnect and any(isinstance(m, DROPCONNECT_TYPES) for m in layer.modules())
+    )
+
+
 def _rowwise(layer: nn.Module, y: Tensor) -> Tensor:
     b, k = y.shape[:2]
     out = layer(y.reshape(b * k, *y.shape[2:]))
@@ -75,19 +76,7 @@ def _rowwise(layer: nn.Module, y: Tensor) -> Tensor:
 
 
 class SampleRunner:
-    """Runs the K MC samples of one batch for a model inside an MC pass.
-
-    Args:
-        module: the whole model (its stochastic layers are numbered in registration order for the masks).
-        iterations: K, the number of MC samples.
-        masks: the mask source.
-        chunk_rows: most rows (items x samples) per forward after the shared prefix; ``None`` picks it from
-            ``memory_budget`` after measuring the first chunk.
-        memory_budget: bytes of activations a chunk may hold, used when ``chunk_rows`` is ``None``.
-        dropconnect: the DropConnect parametrizations in force, if any (forces one sample per forward).
-        task: combines the K samples of a task whose outputs cannot be split by rows (``batched_samples`` False):
-            those run one forward per sample.
-    """
+    """Runs the K MC samples of one batch; ``chunk_rows=None`` sizes forwards from ``memory_budget`` once measured."""
 
     def __init__(
         self,
@@ -115,7 +104,6 @@ class SampleRunner:
         for i, param in enumerate(self.dropconnect):
             param.mask_fn = self._dropconnect_mask(len(self._layer_ids) + i, param.p)
 
-    # ----------------------------------------------------------------------------------------------- hooks
     @contextmanager
     def hooks(self, module: nn.Module) -> Iterator[None]:
         """Let built-in dropout layers run as identities and apply the engine's masks in forward hooks."""
@@ -147,7 +135,6 @@ class SampleRunner:
 
         return mask
 
-    # ------------------------------------------------------------------------------------------------ masks
     def _drop(self, layer: nn.Module, y: Tensor, indices: Tensor | None) -> Tensor:
         """Apply ``layer``'s dropout to per-sample activations ``y`` ``[B, K_c, ...]`` for samples ``self._ks``."""
         shape = mask_shape(layer, tuple(y.shape[2:]))
@@ -155,36 +142,25 @@ class SampleRunner:
         keep = self.masks.keep(self._layer_ids[id(layer)], p, shape, self._ks, indices, y.device)
         return apply_dropout(layer, y, keep if not self.masks.consistent else keep.unsqueeze(0))
 
-    # ------------------------------------------------------------------------------------------ chunk sizes
-    def _items_per_chunk(self, batch: int) -> int:
-        k = self.iterations
+    def _fit(self, most: int, beside: int, unmeasured: int) -> int:
+        """How many of ``most`` (items, or samples) one forward takes beside ``beside`` of the other kind."""
         if self.chunk_rows is not None:
-            return max(1, self.chunk_rows // k)
+            return max(1, min(most, self.chunk_rows // beside))
         if self._row_bytes is None:
-            return min(batch, 4)
-        return max(1, min(batch, int(self.memory_budget // max(1.0, self._row_bytes * k))))
-
-    def _samples_per_chunk(self, batch: int) -> int:
-        if self.dropconnect:
-            return 1
-        if self.chunk_rows is not None:
-            return max(1, min(self.iterations, self.chunk_rows // max(1, batch)))
-        if self._row_bytes is None:
-            return 1
-        return max(1, min(self.iterations, int(self.memory_budget // max(1.0, self._row_bytes * batch))))
+            return unmeasured
+        return max(1, min(most, int(self.memory_budget // max(1.0, self._row_bytes * beside))))
 
     def _note(self, y: Tensor) -> None:
         # Peak bytes per (item, sample) row; input and output of a layer are alive together, hence the 2.
         per_row = 2.0 * y.numel() * y.element_size() / max(1, y.shape[0] * y.shape[1])
         self._row_bytes = max(self._row_bytes or 0.0, per_row)
 
-    # ----------------------------------------------------------------------------------------------- layers
     def run_layers(self, layers: Sequence[nn.Module], x: Tensor, indices: Tensor) -> Tensor:
         """K samples of a flat layer list on ``x`` ``[B, ...]``: returns ``[B, K, ...]``."""
         batch = x.shape[0]
         outs, start = [], 0
         while start < batch:
-            items = self._items_per_chunk(batch)
+            items = self._fit(batch, self.iterations, min(batch, 4))
             stop = min(batch, start + items)
             outs.append(self._run_layers_chunk(layers, x[start:stop], indices[start:stop]))
             start = stop
@@ -216,7 +192,7 @@ class SampleRunner:
                         self._note(sampled)
                         continue
                     sampled, shared, pending = shared.unsqueeze(1) * pending.unsqueeze(0), None, None
-                elif isinstance(layer, BUILTIN_STOCHASTIC_TYPES) or self._is_random(layer):
+                elif isinstance(layer, BUILTIN_STOCHASTIC_TYPES) or is_random(layer, bool(self.dropconnect)):
                     sampled, shared = shared.unsqueeze(1).expand(shared.shape[0], k, *shared.shape[1:]), None
                 else:
                     shared = layer(shared)
@@ -237,11 +213,6 @@ class SampleRunner:
     def _foldable(self, layer: nn.Module) -> bool:
         return self.masks.consistent and type(layer) is nn.Dropout
 
-    def _is_random(self, layer: nn.Module) -> bool:
-        return has_stochastic_layers(layer) or (
-            bool(self.dropconnect) and any(isinstance(m, DROPCONNECT_TYPES) for m in layer.modules())
-        )
-
     def _fold(self, drop_id: int, linear: nn.Linear, x: Tensor, scale: Tensor) -> Tensor:
         # (x * m_k) W^T = x (W * m_k)^T: K masked weight copies side by side make one [B, K*O] GEMM.
         key = (drop_id, id(linear))
@@ -252,7 +223,6 @@ class SampleRunner:
         stacked, bias = self._folded[key]
         return nn.functional.linear(x, stacked, bias).view(x.shape[0], -1, linear.out_features)
 
-    # -------------------------------------------------------------------------------------------- callables
     def run_replicated(self, fn: Callable[..., Any], inputs: Any, indices: Tensor) -> Any:
         """K samples of ``fn`` on a batch of ``B`` rows, ``K_c * B`` rows per forward: returns ``[B, K, ...]``.
 
@@ -271,7 +241,7 @@ class SampleRunner:
         out: Any = None
         start = 0
         while start < self.iterations:
-            kc = self._samples_per_chunk(batch)
+            kc = 1 if self.dropconnect else self._fit(self.iterations, max(1, batch), 1)
             self._ks = range(start, min(self.iterations, start + kc))
             kc = len(self._ks)
             chunk = apply_to_collection(

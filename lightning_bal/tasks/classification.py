@@ -9,7 +9,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 
 from lightning_bal.tasks.base import Task
 
-__all__ = ["Classification", "PerPosition"]
+__all__ = ["Classification", "PerPosition", "check_num_classes"]
 
 
 class Classification(Task):
@@ -36,7 +36,7 @@ class Classification(Task):
 
     def metric(self, num_classes: int | None = None) -> Metric:
         """The fraction of items whose most probable class is right."""
-        return MulticlassAccuracy(_classes(num_classes), average="micro")
+        return MulticlassAccuracy(check_num_classes(num_classes), average="micro")
 
 
 class PerPosition(Task):
@@ -63,14 +63,15 @@ class PerPosition(Task):
     def metric(self, num_classes: int | None = None) -> MulticlassJaccardIndex:
         """Mean IoU over the classes present; synchronised by hand (the pixel accuracy reads the same matrix)."""
         return MulticlassJaccardIndex(
-            _classes(num_classes), ignore_index=self.ignore_index, validate_args=False, sync_on_compute=False
+            check_num_classes(num_classes), ignore_index=self.ignore_index, validate_args=False, sync_on_compute=False
         )
 
     def __repr__(self) -> str:
         return f"PerPosition(ignore_index={self.ignore_index!r})"
 
 
-def _classes(num_classes: Any) -> int:
+def check_num_classes(num_classes: Any) -> int:
+    """``num_classes`` if it is an integer >= 2, else an error naming it."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
     return num_classes

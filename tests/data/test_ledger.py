@@ -202,3 +202,24 @@ def test_the_shuffle_follows_the_trainers_epoch_without_set_epoch():
     second = list(dm.train_dataloader().sampler)
     assert sorted(first) == sorted(second)
     assert first != second
+
+
+@pytest.mark.parametrize(
+    ("task", "labels", "expected"),
+    [
+        (None, [2, 0.5], {0: 2, 3: 0.5}),
+        ("regression", [2, 0.5], {0: 2.0, 3: 0.5}),
+        ("classification", [2, 1], {0: 2, 3: 1}),
+    ],
+)
+def test_saved_labels_come_back_in_the_task_canonical_form(task, labels, expected):
+    ledger = LabelLedger(5, task=task)
+    ledger.label([0, 3], labels=labels)
+    state = ledger.state_dict()
+    assert "annotation_is_int" not in state
+    # A state written before the task gave labels their form still carries the int record; it is ignored.
+    for saved in (state, {**state, "annotation_is_int": [True, False]}):
+        restored = LabelLedger(5, task=task)
+        restored.load_state_dict(saved)
+        assert restored.annotations == expected
+        assert [type(v) for v in restored.annotations.values()] == [type(v) for v in expected.values()]
