@@ -280,13 +280,13 @@ class ActiveLearningCallback(CheckpointedState):
             if best_weights is not None:
                 pl_module.load_state_dict(best_weights)
                 val_metrics = best_val_metrics
-        if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
-            self.posterior.fit(trainer, pl_module, datamodule)
         # The figures of the model that scores the pool (scoring does not change it).
         extra = {"epochs_trained": epochs_trained}
         context = StepContext(
             trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done, extra
         )
+        if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
+            self.posterior.fit(context)
         for evaluation in self.evaluations:
             extra.update(evaluation(context))
         plan = plan_query(datamodule, self.query_size, self.label_budget)

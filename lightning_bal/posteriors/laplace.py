@@ -5,20 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.posterior import Posterior
+from lightning_bal.mc.posterior import Posterior, StepFacts
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import finish, input_batches, state_entries, state_tensor
-
-if TYPE_CHECKING:
-    import lightning.pytorch as pl
-
-    from lightning_bal.data import ActiveDataModule
 
 __all__ = ["LastLayerLaplace"]
 
@@ -153,9 +148,10 @@ class LastLayerLaplace(Posterior):
         return weight.reshape(-1).cpu()
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+    def fit(self, context: StepFacts) -> None:
         """Fit the Gaussian on D_L with the model as trained in this step."""
-        self.fit_loader(pl_module, datamodule.pool_dataloader(datamodule.labelled_indices))
+        datamodule = context.datamodule
+        self.fit_loader(context.pl_module, datamodule.pool_dataloader(datamodule.labelled_indices))
 
     def fit_loader(self, module: nn.Module, dataloader: Iterable[Any]) -> None:
         """Fit the Gaussian on the inputs of ``dataloader`` (``(inputs, indices)`` or inputs alone)."""

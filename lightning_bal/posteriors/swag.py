@@ -12,7 +12,7 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.posterior import Posterior
+from lightning_bal.mc.posterior import Posterior, StepFacts
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import (
     finish,
@@ -25,8 +25,6 @@ from lightning_bal.posteriors._common import (
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
-
-    from lightning_bal.data import ActiveDataModule
 
 __all__ = ["SWAG"]
 
@@ -145,9 +143,10 @@ class SWAG(Posterior):
         self.deviations = torch.cat([kept, deviation])[-self.rank :]
         self.num_snapshots = n + 1
 
-    def fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+    def fit(self, context: StepFacts) -> None:
         """Close this step's moments (the next training batch starts new ones) and keep D_L for BatchNorm."""
         self._require_moments()
+        datamodule = context.datamodule
         indices = datamodule.labelled_indices.clone()
         self._refresh_loader = lambda: datamodule.pool_dataloader(indices)
         self._stale = True
