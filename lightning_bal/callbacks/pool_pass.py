@@ -1,4 +1,8 @@
-"""The distributed pool pass: score each rank's shard, merge each rank's candidates, select once, broadcast."""
+"""The distributed pool pass: score each rank's shard, merge each rank's candidates, select once, broadcast.
+
+Besides the selection, the figures of the pool's scores for logging and stopping are all-reduced (sum, count, max,
+min), with a bounded strided sample gathered for the histogram; with one process nothing is communicated.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,93 @@ from typing import Any, NamedTuple, cast
 
 import torch
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, TQDMProgressBar
-from torch import Tensor, nn
+from torch import Tensor
 
 from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.embedding_pass import select_from_embeddings
-from lightning_bal.callbacks.sharded_selection import PoolStatistics, pool_statistics, sort_by_index
 from lightning_bal.heuristics import EmbeddingHeuristic, Heuristic
 from lightning_bal.heuristics.base import ScoredShard
+from lightning_bal.mc.pool_batches import module_device
 from lightning_bal.utilities.collective import Collective
-from lightning_bal.utilities.distributed import gather_uneven, shard, stack_ranks
+from lightning_bal.utilities.distributed import gather_rows, gather_uneven, shard, stack_ranks
 from lightning_bal.utilities.seeding import Stream
 
-__all__ = ["PoolPass", "PoolSelection", "progress_refresh_rate"]
+__all__ = [
+    "HISTOGRAM_SAMPLE",
+    "PoolPass",
+    "PoolSelection",
+    "PoolStatistics",
+    "pool_statistics",
+    "progress_refresh_rate",
+    "sort_by_index",
+]
+
+#: Scores per pool kept for the logged histogram, over all ranks together.
+HISTOGRAM_SAMPLE = 10_000
+
+
+class PoolStatistics(NamedTuple):
+    """Statistics of the scores of the whole pool, from all-reduced per-rank figures.
+
+    Attributes:
+        mean: mean score over every scored item.
+        max: largest score.
+        min: smallest score.
+        sample: a bounded, strided sample of the scores (at most about ``HISTOGRAM_SAMPLE``) for a histogram.
+    """
+
+    mean: float
+    max: float
+    min: float
+    sample: Tensor
+
+
+def sort_by_index(indices: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+    """``(indices, scores)`` in ascending index order; no copy when they already are (the pool loader's order).
+
+    Example:
+        >>> sort_by_index(torch.tensor([3, 1]), torch.tensor([0.5, 0.25]))
+        (tensor([1, 3]), tensor([0.2500, 0.5000]))
+    """
+    if indices.numel() < 2 or bool((indices[1:] > indices[:-1]).all()):
+        return indices, scores
+    order = torch.argsort(indices)
+    return indices[order], scores[order]
+
+
+def pool_statistics(
+    strategy: Any, world_size: int, scores: Tensor, device: torch.device | None = None, sample: int = HISTOGRAM_SAMPLE
+) -> PoolStatistics | None:
+    """Mean, max and min of the scores of every rank (all-reduced), and a strided sample of them for a histogram.
+
+    Returns ``None`` when no rank scored anything.
+
+    Example:
+        >>> stats = pool_statistics(None, 1, torch.arange(100.0), sample=10)
+        >>> stats.mean, stats.max, stats.min, stats.sample.numel()
+        (49.5, 99.0, 0.0, 10)
+    """
+    device = device or torch.device("cpu")
+    empty = scores.numel() == 0
+    figures = torch.tensor(
+        [
+            float(scores.sum(dtype=torch.float64)),
+            float(scores.numel()),
+            -torch.inf if empty else float(scores.max()),
+            torch.inf if empty else float(scores.min()),
+        ],
+        dtype=torch.float64,
+    )
+    stacked = stack_ranks(strategy, figures.to(device), world_size).cpu()
+    count = float(stacked[:, 1].sum())
+    if count == 0:
+        return None
+    per_rank = -(-sample // world_size)
+    stride = max(1, -(-scores.numel() // per_rank))
+    kept = gather_rows(strategy, scores[::stride].float(), world_size, device)
+    return PoolStatistics(
+        float(stacked[:, 0].sum()) / count, float(stacked[:, 2].max()), float(stacked[:, 3].min()), kept
+    )
 
 
 class PoolSelection(NamedTuple):
@@ -30,8 +109,6 @@ class PoolSelection(NamedTuple):
         indices: dataset indices selected, in selection order (the same on every rank).
         probabilities: drawing probabilities of a stochastic heuristic (``None`` otherwise), the same on every rank.
         scores: rank zero: the selection's scores (empty elsewhere).
-        pool_scores: a bounded sample of the pool's scores over all ranks, for a histogram (``None`` when the
-            heuristic needs no predictions).
         num_scored: how many pool items were scored, over all ranks.
         seconds: time this rank spent in the pass.
         shard: dataset indices this rank scored.
@@ -43,13 +120,17 @@ class PoolSelection(NamedTuple):
     indices: Tensor
     probabilities: Tensor | None
     scores: Tensor
-    pool_scores: Tensor | None
     num_scored: int
     seconds: float
     shard: Tensor
     pool_statistics: PoolStatistics | None = None
     rank_seconds: tuple[float, ...] = ()
     gains: Tensor | None = None
+
+    @property
+    def pool_scores(self) -> Tensor | None:
+        """A bounded sample of the pool's scores over all ranks, for a histogram (``None``: no statistics)."""
+        return None if self.pool_statistics is None else self.pool_statistics.sample
 
 
 class PoolPass:
@@ -82,7 +163,7 @@ class PoolPass:
             selected = strategy.broadcast(picks.indices, src=0)
             scores = picks.scores if rank == 0 else torch.empty(0)
             seconds = time.perf_counter() - start
-            return PoolSelection(selected, None, scores, None, context.candidates.numel(), seconds, local)
+            return PoolSelection(selected, None, scores, context.candidates.numel(), seconds, local)
         pool = self._score(context, local)
         seconds = time.perf_counter() - start
         collective = Collective(strategy, rank, world_size)
@@ -91,7 +172,7 @@ class PoolPass:
         )
         selected, probabilities = strategy.broadcast((selection.indices, selection.probabilities), src=0)
         scores = selection.scores if rank == 0 else torch.empty(0)
-        device = _device(context.pl_module)
+        device = module_device(context.pl_module)
         statistics = None
         if self.heuristic.needs_predictions:
             statistics = pool_statistics(strategy, world_size, pool.scores, device)
@@ -100,7 +181,6 @@ class PoolPass:
             selected,
             probabilities,
             scores,
-            None if statistics is None else statistics.sample,
             context.candidates.numel(),
             seconds,
             local,
@@ -160,7 +240,7 @@ class PoolPass:
         ):
             indices.append(batch_indices)
             outputs.append(batch_outputs)
-        device = _device(context.pl_module)
+        device = module_device(context.pl_module)
         strategy, world_size = context.strategy, context.world_size
         # A rank with no targets (fewer targets than ranks) still joins the gathers, with empty tensors.
         local_outputs = torch.cat(outputs) if outputs else torch.zeros(0)
@@ -181,10 +261,6 @@ class PoolPass:
             return scores, indices, outputs
         keep = torch.topk(scores, k, largest=self.heuristic.higher_is_better).indices
         return scores[keep], indices[keep], outputs[keep]
-
-
-def _device(module: nn.Module) -> torch.device:
-    return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 def _rank_progress(
