@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.heuristics.stochastic import StochasticHeuristic
+from lightning_bal.mc.pool_batches import module_device
 from lightning_bal.mc.posterior import MCDropout, Posterior
 
 __all__ = ["check_autocast", "check_memory_budget", "check_pool_pass", "check_shardable"]
@@ -26,7 +27,7 @@ def check_pool_pass(
     check_shardable(strategy, datamodule, heuristic)
     if isinstance(posterior, MCDropout):
         check_memory_budget(posterior.memory_budget, datamodule)
-        check_autocast(posterior.autocast_dtype, _device(module))
+        check_autocast(posterior.autocast_dtype, module_device(module))
 
 
 def check_shardable(strategy: Any, datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
@@ -120,7 +121,3 @@ def _bytes(inputs: Any) -> int:
     if isinstance(inputs, (tuple, list)):
         return sum(_bytes(value) for value in inputs)
     return int(getattr(inputs, "nbytes", 0))
-
-
-def _device(module: nn.Module) -> torch.device:
-    return next((p.device for p in module.parameters()), torch.device("cpu"))
