@@ -172,7 +172,8 @@ class DeepEnsemble(nn.Module):
         def member(member_params: dict[str, Tensor], member_buffers: dict[str, Tensor], *inputs: Any) -> Any:
             return functional_call(base, (member_params, member_buffers), inputs, kwargs)
 
-        if torch.is_inference_mode_enabled() or not self._vmapped(params):
+        vmapped = self.fused if self.fused is not None else any(v.device.type != "cpu" for v in params.values())
+        if torch.is_inference_mode_enabled() or not vmapped:
             # Scoring, and training on CPU: one member after another is faster there than vmap (which turns
             # convolutions into grouped ones, 1.8x slower for the Kirsch CNN's training step); the same outputs.
             outputs = [
@@ -183,14 +184,9 @@ class DeepEnsemble(nn.Module):
                 )
                 for m in range(self.num_members)
             ]
-            return _stack_members(outputs)
+            return apply_to_collection(stack_samples(outputs), Tensor, lambda t: t.movedim(1, 0))
         in_dims = (0, 0, *((0 if per_member else None) for _ in args))
         return vmap(member, in_dims=in_dims, randomness="different")(params, buffers, *args)
-
-    def _vmapped(self, params: dict[str, Tensor]) -> bool:
-        if self.fused is not None:
-            return self.fused
-        return any(value.device.type != "cpu" for value in params.values())
 
     def member(self, index: int) -> nn.Module:
         """A standalone copy of member ``index`` (its own module, with its weights), e.g. to run it alone.
@@ -213,11 +209,6 @@ class DeepEnsemble(nn.Module):
     def extra_repr(self) -> str:
         """``num_members`` and the members' class, in the module's repr."""
         return f"num_members={self.num_members}, member={type(self._base[0]).__name__}"
-
-
-def _stack_members(outputs: list[Any]) -> Any:
-    """``[M, B, ...]`` from M member outputs ``[B, ...]`` (tensors, or tuples/dicts of them)."""
-    return apply_to_collection(stack_samples(outputs), Tensor, lambda t: t.movedim(1, 0))
 
 
 def member_batches(batch: Tensor, num_members: int) -> Tensor:

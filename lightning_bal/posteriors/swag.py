@@ -81,7 +81,6 @@ class SWAG(Posterior):
         self.burn_in_epochs = burn_in_epochs
         self.scale = float(scale)
         self._clear()
-        self._stale = False
         self._refresh_loader: Callable[[], Iterable[Any]] | None = None
 
     def _clear(self) -> None:
@@ -91,6 +90,7 @@ class SWAG(Posterior):
         self.deviations = torch.zeros(0, 0)
         self._step_start_epoch = -1
         self._batches_seen = 0
+        self._stale = False
 
     # ------------------------------------------------------------------ collecting
     @staticmethod
@@ -110,7 +110,6 @@ class SWAG(Posterior):
         """Collect the weights every ``every_n_batches`` batches past the step's burn-in (moments restart per step)."""
         if self._stale or self._step_start_epoch < 0:
             self._clear()
-            self._stale = False
             self._step_start_epoch = trainer.current_epoch
         if trainer.current_epoch - self._step_start_epoch < self.burn_in_epochs:
             return
@@ -208,14 +207,11 @@ class SWAG(Posterior):
             )
         device = params[0][1].device
         vectors = self.sample_weights(num_samples, generator).to(device)
-        states = []
-        for vector in vectors:
-            state: dict[str, Tensor] = {}
-            offset = 0
-            for name, p in params:
-                state[name] = vector[offset : offset + p.numel()].view_as(p).to(p.dtype)
-                offset += p.numel()
-            states.append(state)
+        sizes = [p.numel() for _, p in params]
+        states = [
+            {name: part.view_as(p).to(p.dtype) for (name, p), part in zip(params, vector.split(sizes), strict=True)}
+            for vector in vectors
+        ]
         norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
         if norms:
             if self._refresh_loader is None:
@@ -251,7 +247,6 @@ class SWAG(Posterior):
         state = state_entries("SWAG", state_dict, names)
         if state is None:
             self._clear()
-            self._stale = False
             return
         count = state_int("SWAG", "num_snapshots", state["num_snapshots"], 0)
         mean = state_tensor("SWAG", "mean", state["mean"], 1)
