@@ -35,20 +35,13 @@ __all__ = [
 class CallbackSettings(Protocol):
     """What the fit-time checks read of :class:`~lightning_bal.ActiveLearningCallback`: its settings."""
 
-    @property
-    def heuristic(self) -> Heuristic: ...  # noqa: D102
-    @property
-    def posterior(self) -> Posterior: ...  # noqa: D102
-    @property
-    def evaluations(self) -> Sequence[StepEvaluation]: ...  # noqa: D102
-    @property
-    def convergence(self) -> Convergence | None: ...  # noqa: D102
-    @property
-    def every_n_epochs(self) -> int: ...  # noqa: D102
-    @property
-    def query_size(self) -> int: ...  # noqa: D102
-    @property
-    def label_budget(self) -> int | None: ...  # noqa: D102
+    heuristic: Heuristic
+    posterior: Posterior
+    evaluations: list[StepEvaluation]
+    convergence: Convergence | None
+    every_n_epochs: int
+    query_size: int
+    label_budget: int | None
 
 
 def check_heuristic(heuristic: Heuristic | str, iterations: int) -> Heuristic:

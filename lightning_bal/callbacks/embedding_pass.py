@@ -20,7 +20,7 @@ from lightning_bal.utilities.seeding import Stream, derive_seed
 
 __all__ = ["initial_selection", "select_from_embeddings"]
 
-Progress = Callable[[Iterator[Any], int, bool], Iterator[Any]]
+Progress = Callable[[Iterator[Any], int], Iterator[Any]]
 
 
 def select_from_embeddings(
@@ -78,7 +78,7 @@ def _embedder(
         tap: FeatureTap = heuristic.feature_tap()
         batches = posterior.batches(module, loader, iterations, mask_seed, heuristic.transform, features=tap)
         embeddings, order = [], []
-        for batch_indices, outputs in batches if progress is None else progress(batches, len(loader), True):
+        for batch_indices, outputs in batches if progress is None else progress(batches, len(loader)):
             assert tap.latest is not None  # set by the engine before each batch is yielded
             embeddings.append(heuristic.embed(tap.latest, outputs).cpu())
             order.append(batch_indices.cpu())

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from typing import Any, NamedTuple, cast
 
 import torch
@@ -158,7 +159,7 @@ class PoolPass:
         if self.heuristic.needs_embeddings:
             # Embedding heuristics (BADGE, Core-Set): every rank selects from its own shard, with collectives.
             embedding_heuristic = cast(EmbeddingHeuristic, self.heuristic)
-            bar = _rank_progress(context.progress, rank, world_size)
+            bar = partial(_progress, refresh_rate=context.progress, rank=rank, world_size=world_size)
             picks = select_from_embeddings(embedding_heuristic, context, local, bar)
             selected = strategy.broadcast(picks.indices, src=0)
             scores = picks.scores if rank == 0 else torch.empty(0)
@@ -261,15 +262,6 @@ class PoolPass:
             return scores, indices, outputs
         keep = torch.topk(scores, k, largest=self.heuristic.higher_is_better).indices
         return scores[keep], indices[keep], outputs[keep]
-
-
-def _rank_progress(
-    refresh_rate: int, rank: int, world_size: int
-) -> Callable[[Iterator[Any], int, bool], Iterator[Any]] | None:
-    """This rank's bar as the embedding pass calls it: ``(batches, total, show)``."""
-    if refresh_rate <= 0:
-        return None
-    return lambda batches, total, show: _progress(batches, total, refresh_rate if show else 0, rank, world_size)
 
 
 def _progress(
