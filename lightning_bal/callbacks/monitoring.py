@@ -52,7 +52,7 @@ def log_selection(context: StepContext, selection: PoolSelection | None) -> dict
     }
     pool_scores = None if selection is None else selection.pool_scores
     if selection is not None:
-        figures["num_scored"] = float(selection.num_scored)
+        figures["num_scored"] = float(context.candidates.numel())
         if selection.gains is not None and selection.gains.numel():
             # BatchBALD: its selected scores are BALD scores, like the pool's; what each pick added to the batch's
             # joint mutual information is another quantity, logged under its own names.

@@ -110,7 +110,6 @@ class PoolSelection(NamedTuple):
         indices: dataset indices selected, in selection order (the same on every rank).
         probabilities: drawing probabilities of a stochastic heuristic (``None`` otherwise), the same on every rank.
         scores: rank zero: the selection's scores (empty elsewhere).
-        num_scored: how many pool items were scored, over all ranks.
         seconds: time this rank spent in the pass.
         shard: dataset indices this rank scored.
         pool_statistics: mean, max and min of every scored item's score, all-reduced over the ranks.
@@ -121,7 +120,6 @@ class PoolSelection(NamedTuple):
     indices: Tensor
     probabilities: Tensor | None
     scores: Tensor
-    num_scored: int
     seconds: float
     shard: Tensor
     pool_statistics: PoolStatistics | None = None
@@ -164,7 +162,7 @@ class PoolPass:
             selected = strategy.broadcast(picks.indices, src=0)
             scores = picks.scores if rank == 0 else torch.empty(0)
             seconds = time.perf_counter() - start
-            return PoolSelection(selected, None, scores, context.candidates.numel(), seconds, local)
+            return PoolSelection(selected, None, scores, seconds, local)
         pool = self._score(context, local)
         seconds = time.perf_counter() - start
         collective = Collective(strategy, rank, world_size)
@@ -182,7 +180,6 @@ class PoolPass:
             selected,
             probabilities,
             scores,
-            context.candidates.numel(),
             seconds,
             local,
             statistics,
