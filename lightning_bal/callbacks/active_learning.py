@@ -251,11 +251,9 @@ class ActiveLearningCallback(CheckpointedState):
 
     # ------------------------------------------------------------------ the active learning step
     def _step_or_nothing(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
-        """Run the step; if anything interrupts it, leave everything it touched as it was before.
+        """Run the step; if anything interrupts it, leave what it touched as it was (the resumed run redoes it).
 
-        The step is then recorded as done only once it completes: a checkpoint written on the way out holds the
-        state before it (its epoch still owed), and the resumed run redoes it identically. The posterior is left as
-        its fit left it: a fit depends only on the model and the labelled set, so the redone step fits it the same.
+        The posterior is left as fitted: a refit on the same model and labelled set is the same.
         """
         parts: list[Any] = [require_datamodule(trainer), *self.stopping]
         parts += [part for part in (self.convergence, self.annotator) if part is not None]

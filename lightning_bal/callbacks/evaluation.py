@@ -1,10 +1,7 @@
 """Optional figures of the model at each active learning step: test curves, calibration, risk over D_L.
 
-Each evaluation is an object passed to :class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``. It
-checks at setup that the datamodule has what it needs, and at each step returns its figures, which the callback
-logs under ``active/`` against the number of labelled samples. Passes over held-out data are sharded over ranks;
-each rank accumulates its shard into torchmetrics states, which are synchronised across processes when the figures
-are computed.
+Passed to :class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``; logged under ``active/``. Passes
+over held-out data are sharded over ranks into torchmetrics states, synchronised when the figures are computed.
 """
 
 from __future__ import annotations

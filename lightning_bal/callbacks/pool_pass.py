@@ -133,17 +133,10 @@ class PoolSelection(NamedTuple):
 
 
 class PoolPass:
-    """Score the pool with ``heuristic`` on K samples of ``posterior``, across every rank of ``strategy``.
+    """Score the pool with ``heuristic`` across every rank, and select as its ``select`` would on the whole pool.
 
-    Each rank scores its own disjoint shard of the candidates and keeps its scores; the heuristic's
-    :meth:`~lightning_bal.heuristics.Heuristic.select_sharded` decides what crosses ranks (each rank's top ``q`` for
-    top-k heuristics, every score for stochastic ones, the top candidates with their outputs for batch-aware ones) and
-    selects exactly what its own ``select`` would from the whole pool with the step's selection seed. Rank zero's
-    selection is broadcast. Needs only a strategy with ``all_gather`` and ``broadcast`` (the Trainer's, or a
-    stand-in in tests).
-
-    Args:
-        heuristic: scores and selects.
+    Each rank scores its own disjoint shard; the heuristic's ``select_sharded`` decides what crosses ranks, and rank
+    zero's selection is broadcast. Needs only a strategy with ``all_gather`` and ``broadcast``.
     """
 
     def __init__(self, heuristic: Heuristic) -> None:
@@ -216,11 +209,7 @@ class PoolPass:
         return ScoredShard(local_indices, local_scores, top_indices, top_scores, top_outputs)
 
     def _targets(self, context: StepContext) -> Tensor:
-        """MC predictions on random targets (of the heuristic's ``target_dataset``, or the pool) for EPIG.
-
-        The pool pass uses the same mask seed, hence the same K sub-networks: the joint predictive of a pool item
-        and a target needs sample k to be one model for both.
-        """
+        """MC predictions on EPIG's random targets, with the pool pass's mask seed (sample k: one model for both)."""
         target_dataset = self.heuristic.target_dataset
         source = context.candidates if target_dataset is None else torch.arange(len(target_dataset))
         order = torch.randperm(source.numel(), generator=context.generator(Stream.TARGETS))
@@ -264,12 +253,7 @@ class PoolPass:
 def _progress(
     batches: Iterator[Any], total: int, refresh_rate: int, rank: int = 0, world_size: int = 1
 ) -> Iterator[Any]:
-    """One bar per rank for its shard of the pool pass, drawn as Lightning's ``TQDMProgressBar`` draws its own.
-
-    On stdout, redrawn every ``refresh_rate`` batches and at the last one (the trainer's bar's ``refresh_rate``, which
-    ``TQDM_MINITERS`` raises for piped output); ``0`` draws nothing. Under DDP each rank draws its own bar on its own
-    line, prefixed by its rank, so that a straggler shows.
-    """
+    """One bar per rank (so a straggler shows), drawn as Lightning's, every ``refresh_rate`` batches (0: none)."""
     if refresh_rate <= 0:
         yield from batches
         return

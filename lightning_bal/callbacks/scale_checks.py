@@ -31,11 +31,7 @@ def check_pool_pass(
 
 
 def check_shardable(strategy: Any, datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
-    """The pool must split into independent per-rank shards the way the strategy runs the model.
-
-    Each rank scores its own shard, of uneven length, without waiting for the others: a strategy that runs
-    collectives inside the forward (FSDP, DeepSpeed, model parallelism) would hang on the rank with fewer batches.
-    Softrank sampling merges ranks by keys that hold the dataset index in 32 bits.
+    """The pool must split into independent uneven per-rank shards (no collective in the forward, at most 2**32 items).
 
     Example:
         >>> from torch.utils.data import TensorDataset

@@ -17,13 +17,7 @@ FINAL_STATE_FILE = "active_learning_final_state.pt"
 
 
 def hand_back_labels(trainer: pl.Trainer, datamodule: ActiveDataModule) -> Path | None:
-    """Save the datamodule's final state where the main process can load it, when the fit ran in spawned processes.
-
-    Lightning sends the model's weights back to the main process after ``strategy="ddp_spawn"``, but not the
-    datamodule: there it still holds the labelled set from before ``fit``. Rank zero writes the final state to
-    ``FINAL_STATE_FILE`` in ``trainer.default_root_dir`` and says how to load it. Returns the path (rank zero of a
-    spawned fit) or ``None``.
-    """
+    """After a spawned fit, write the datamodule's final state (Lightning sends back only the weights); its path."""
     launcher = trainer.strategy.launcher
     if launcher is None or getattr(launcher, "_start_method", None) not in ("spawn", "forkserver"):
         return None

@@ -24,10 +24,9 @@ class QueryPlan(NamedTuple):
 
 
 def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int | None) -> QueryPlan:
-    """Plan a step: score ``datamodule.scoring_indices()`` and label at most ``query_size``, within ``label_budget``.
+    """Plan a step: score ``datamodule.scoring_indices()``, label at most ``query_size`` within ``label_budget``.
 
-    Items queried from people and not yet answered count as labels already bought. A pool smaller than the query
-    size is labelled whole, with a warning.
+    Items queried from people and not yet answered count as bought.
 
     Example:
         >>> import torch
@@ -57,12 +56,10 @@ def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int 
 def stop_reasons_at(
     criteria: list[StoppingCriterion], context: StepContext, selection: PoolSelection | None = None
 ) -> list[str]:
-    """Why the stopping ``criteria`` end the run at this step (empty: go on), the same on every rank.
+    """Why ``criteria`` end the run at this step (empty: go on), the same on every rank; adds their figures.
 
-    Asked twice per step: before the pool pass (``selection=None``) by the criteria that do not read the pool's
-    scores, so a run they stop skips the pass, and after it by those that do (``needs_pool_scores``). Each criterion's
-    figures are added to ``context.figures``. Any rank's decision stops every rank; the reasons are then that rank's,
-    or a generic one on the other ranks.
+    Asked before the pool pass (``selection=None``) of the criteria that do not read the pool's scores, so a run they
+    stop skips the pass, and after it of those that do.
     """
     asked = [c for c in criteria if c.needs_pool_scores == (selection is not None)]
     if not asked:
