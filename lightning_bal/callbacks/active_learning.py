@@ -154,7 +154,6 @@ class ActiveLearningCallback(CheckpointedState):
         # Identity only: a resumed run may change `iterations` or the heuristic's options and keep its state.
         return type(self).__qualname__
 
-    # ------------------------------------------------------------------ setup and checks
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
@@ -249,7 +248,6 @@ class ActiveLearningCallback(CheckpointedState):
         if self._is_due(trainer.current_epoch):
             self._step_or_nothing(trainer, pl_module, trainer.current_epoch)
 
-    # ------------------------------------------------------------------ the active learning step
     def _step_or_nothing(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
         """Run the step; if anything interrupts it, leave what it touched as it was (the resumed run redoes it).
 

@@ -7,11 +7,11 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
-from lightning_bal.callbacks.context import StepContext, val_figures
+from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.pool_pass import PoolSelection
 from lightning_bal.utilities.tensorboard import add_layout
 
-__all__ = ["HP_METRIC_SOURCES", "log_selection", "monitored_value", "val_figures"]
+__all__ = ["HP_METRIC_SOURCES", "log_selection", "monitored_value"]
 
 # What `hp_metric` shows in TensorBoard's HParams tab: the latest point of the first of these active learning curves.
 HP_METRIC_SOURCES = ("test_acc", "val_acc")

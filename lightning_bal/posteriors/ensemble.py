@@ -86,11 +86,9 @@ class DeepEnsemble(nn.Module):
         seed = check_seed("seed", seed)
         members = []
         for m in range(num_members):
-            if seed is None:
-                members.append(make_member())
-                continue
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + m)
+            with torch.random.fork_rng(devices=[], enabled=seed is not None):
+                if seed is not None:
+                    torch.manual_seed(seed + m)
                 members.append(make_member())
         super().__init__()
         self._setup(members, fused)

@@ -80,7 +80,6 @@ class LastLayerLaplace(Posterior):
         # `full`: the lower Cholesky factor L of the posterior precision; `diag`: the precision's square root.
         self.factor = torch.zeros(0)
 
-    # ------------------------------------------------------------------ the last layer
     def _layer(self, module: nn.Module) -> tuple[str, nn.Linear]:
         if not isinstance(module, nn.Module):
             raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}.")
@@ -147,7 +146,6 @@ class LastLayerLaplace(Posterior):
             weight = torch.cat([weight, layer.bias.detach().float()[:, None]], dim=1)
         return weight.reshape(-1).cpu()
 
-    # ------------------------------------------------------------------ fitting
     def fit(self, context: StepFacts) -> None:
         """Fit the Gaussian on D_L with the model as trained in this step."""
         datamodule = context.datamodule
@@ -181,7 +179,6 @@ class LastLayerLaplace(Posterior):
             factor = torch.linalg.cholesky(precision)
         self.mean, self.factor = mean, factor
 
-    # ------------------------------------------------------------------ sampling
     def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
         """``[K, C * (H + 1)]`` samples of the last layer's ``vec([W b])``."""
         if self.mean.numel() == 0:
@@ -220,7 +217,6 @@ class LastLayerLaplace(Posterior):
                     outputs = finish(torch.einsum("bh,kch->bkc", phi, samples), output_transform)
                 yield indices, outputs
 
-    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The fitted mean and precision factor (empty before the first fit)."""
         return {"mean": self.mean, "factor": self.factor}

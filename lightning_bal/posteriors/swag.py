@@ -92,7 +92,6 @@ class SWAG(Posterior):
         self._batches_seen = 0
         self._stale = False
 
-    # ------------------------------------------------------------------ collecting
     @staticmethod
     def _params(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
         if not isinstance(module, nn.Module):
@@ -158,7 +157,6 @@ class SWAG(Posterior):
                 " batches), so the step trained no batch past the burn-in."
             )
 
-    # ------------------------------------------------------------------ sampling
     def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
         """``[K, P]`` weight vectors drawn from the SWAG Gaussian.
 
@@ -224,7 +222,6 @@ class SWAG(Posterior):
                 state.update(buffers)
         return states
 
-    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The moments and where the collection stands (tensors and primitives)."""
         return {
