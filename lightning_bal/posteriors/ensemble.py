@@ -31,17 +31,12 @@ def _key(name: str) -> str:
 class DeepEnsemble(nn.Module):
     r"""M members of one architecture trained together as one module, in one fused (vmapped) forward.
 
-    The members' parameters and buffers are stacked along a leading ``[M, ...]`` dimension
-    (:func:`torch.func.stack_module_state`) and registered on this module, so one optimizer, one ``state_dict``,
-    DDP's gradient synchronisation and the callback's ``reset_weights`` (which reloads the fit-start ``state_dict``)
-    cover every member. ``forward`` runs all members on the same batch with :func:`torch.func.vmap` over
-    :func:`torch.func.functional_call` on an accelerator (one member after another on the CPU, see ``fused``) and
-    returns ``[M, B, ...]``. Each member has its own initialisation (one call of ``make_member`` each, under its own
-    seed when ``seed`` is given). :meth:`forward_members` runs member ``m`` on its own batch instead, so that each
-    member has its own data order (:func:`member_batches`).
-
-    Train with a loss summed over the members (:func:`ensemble_cross_entropy`), so that each member's gradient is the
-    one it would get alone. Sample it with :class:`EnsemblePosterior`.
+    The members' weights are stacked along a leading ``[M, ...]`` dimension and registered on this module, so one
+    optimizer, one ``state_dict``, DDP and the callback's ``reset_weights`` cover every member. ``forward`` runs all
+    members on the same batch (vmapped on an accelerator, see ``fused``) and returns ``[M, B, ...]``;
+    :meth:`forward_members` runs member ``m`` on its own batch (:func:`member_batches`). Train with
+    :func:`ensemble_cross_entropy` (each member then gets the gradient it would alone) and sample with
+    :class:`EnsemblePosterior`.
 
     Args:
         make_member: builds one member (called ``num_members`` times); every member must have the same parameter
@@ -212,12 +207,9 @@ class DeepEnsemble(nn.Module):
 def member_batches(batch: Tensor, num_members: int) -> Tensor:
     """``[M, B, ...]`` from a batch ``[M * B, ...]``: member ``m`` gets the ``m``-th run of ``B`` consecutive items.
 
-    Give each member of a :class:`DeepEnsemble` its own data order: let the loader serve ``M`` times the batch (and,
-    with ``train_samples_per_epoch``, ``M`` times the epoch) and train on ``forward_members(member_batches(x, M))``.
-    The loader's shuffle is one random order of the epoch, so each member's items are its own random order, the
-    members never share an item at the same step, and the orders follow the datamodule's seed (the same every run).
-    A batch of ``N`` items that ``M`` does not divide (an epoch's last) is completed from its start, so at most
-    ``M - 1`` items are seen twice in it.
+    Gives each member of a :class:`DeepEnsemble` its own data order: let the loader serve ``M`` times the batch and
+    train on ``forward_members(member_batches(x, M))``. A batch that ``M`` does not divide is completed from its
+    start (at most ``M - 1`` items seen twice).
 
     Example:
         >>> member_batches(torch.arange(6), 3)
