@@ -32,10 +32,9 @@ from lightning_bal.callbacks.context import StepContext, val_figures
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, monitored_value
-from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
+from lightning_bal.callbacks.pool_pass import PoolPass, plan_query, progress_refresh_rate, stop_reasons_at
 from lightning_bal.callbacks.resume import replay_skipped_validation, undone_if_interrupted
 from lightning_bal.callbacks.setup_probe import check_outputs
-from lightning_bal.callbacks.step_plan import plan_query, stop_reasons_at
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
