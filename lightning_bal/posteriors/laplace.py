@@ -154,29 +154,24 @@ class LastLayerLaplace(Posterior):
     def fit_loader(self, module: nn.Module, dataloader: Iterable[Any]) -> None:
         """Fit the Gaussian on the inputs of ``dataloader`` (``(inputs, indices)`` or inputs alone)."""
         _, layer = self._layer(module)
-        hessian: Tensor | None = None
+        mean = self._weights(layer)
+        diag = self.hessian_structure == "diag"
+        hessian = torch.zeros((mean.numel(),) if diag else (mean.numel(), mean.numel()), dtype=torch.float64)
         with self._features(module) as features, torch.no_grad():
             for inputs, _ in input_batches(module, dataloader):
                 phi, logits = features(inputs)
                 phi, probs = phi.double().cpu(), logits.double().softmax(-1).cpu()
-                if self.hessian_structure == "diag":
+                if diag:
                     # diag(Lambda_i)[c] * phi_i[h]^2 with Lambda_i = diag(p_i) - p_i p_i^T.
-                    part = torch.einsum("nc,nh->ch", probs - probs**2, phi**2).reshape(-1)
+                    hessian += torch.einsum("nc,nh->ch", probs - probs**2, phi**2).reshape(-1)
                 else:
                     lam = torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]
-                    size = probs.shape[1] * phi.shape[1]
-                    part = torch.einsum("ncd,nh,ng->chdg", lam, phi, phi).reshape(size, size)
-                hessian = part if hessian is None else hessian + part
-        mean = self._weights(layer)
-        if hessian is None:
-            hessian = torch.zeros(mean.numel(), dtype=torch.float64)
-            if self.hessian_structure == "full":
-                hessian = torch.diag(hessian)
-        if self.hessian_structure == "diag":
+                    hessian += torch.einsum("ncd,nh,ng->chdg", lam, phi, phi).reshape(hessian.shape)
+        if diag:
             factor = (hessian + self.prior_precision).sqrt()
         else:
-            precision = hessian + self.prior_precision * torch.eye(mean.numel(), dtype=torch.float64)
-            factor = torch.linalg.cholesky(precision)
+            hessian += self.prior_precision * torch.eye(mean.numel(), dtype=torch.float64)
+            factor = torch.linalg.cholesky(hessian)
         self.mean, self.factor = mean, factor
 
     def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
