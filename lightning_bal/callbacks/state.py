@@ -48,19 +48,6 @@ def _mapping(state: dict[str, Any], key: str, of_tensors: bool = False) -> dict[
     return dict(value)
 
 
-def _dicts(state: dict[str, Any], key: str, kind: str) -> list[dict[str, Any]]:
-    value = state[key]
-    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
-        raise TypeError(f"Expected `{key}` to be {kind}, but got {value!r:.80}.")
-    return [dict(entry) for entry in value]
-
-
-def _state_of(state: dict[str, Any], key: str) -> dict[str, Any]:
-    if not isinstance(state[key], dict):
-        raise TypeError(f"Expected `{key}` to be a dict (the {key}'s state), but got {state[key]!r:.80}.")
-    return state[key]
-
-
 def validated_callback_state(state: Any) -> dict[str, Any]:
     """The callback's own entries of ``state``, checked: raises naming the first bad entry, before anything loads.
 
@@ -92,10 +79,18 @@ def validated_callback_state(state: Any) -> dict[str, Any]:
     pending = state["pending_step"]
     if not isinstance(pending, bool):
         raise TypeError(f"Expected `pending_step` to be a bool, but got {pending!r}.")
-    history = _dicts(state, "history", "a list of dicts")
-    posterior = _state_of(state, "posterior")
-    stopping = _dicts(state, "stopping", "a list of dicts (one per criterion)")
-    annotator = _state_of(state, "annotator")
+    history = state["history"]
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise TypeError(f"Expected `history` to be a list of dicts, but got {history!r:.80}.")
+    posterior = state["posterior"]
+    if not isinstance(posterior, dict):
+        raise TypeError(f"Expected `posterior` to be a dict (the posterior's state), but got {posterior!r:.80}.")
+    stopping = state["stopping"]
+    if not isinstance(stopping, list) or not all(isinstance(entry, dict) for entry in stopping):
+        raise TypeError(f"Expected `stopping` to be a list of dicts (one per criterion), but got {stopping!r:.80}.")
+    annotator = state["annotator"]
+    if not isinstance(annotator, dict):
+        raise TypeError(f"Expected `annotator` to be a dict (the annotator's state), but got {annotator!r:.80}.")
     return {
         "seed": int(seed),
         "steps_done": _integer(state, "steps_done", 0),
@@ -104,10 +99,10 @@ def validated_callback_state(state: Any) -> dict[str, Any]:
         "trained_epoch": _integer(state, "trained_epoch", -1),
         "pending_step": pending,
         "initial_weights": _mapping(state, "initial_weights", of_tensors=True) or None,
-        "history": history,
+        "history": [dict(row) for row in history],
         "val_metrics": _mapping(state, "val_metrics") or None,
         "posterior": posterior,
-        "stopping": stopping,
+        "stopping": [dict(entry) for entry in stopping],
         "annotator": dict(annotator),
     }
 
