@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
@@ -30,37 +32,35 @@ from lightning_bal.callbacks.context import StepContext, val_figures
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, monitored_value
-from lightning_bal.callbacks.pool_pass import PoolPass, progress_refresh_rate
+from lightning_bal.callbacks.pool_pass import PoolPass, plan_query, progress_refresh_rate, stop_reasons_at
 from lightning_bal.callbacks.resume import replay_skipped_validation, undone_if_interrupted
 from lightning_bal.callbacks.setup_probe import check_outputs
-from lightning_bal.callbacks.spawn import hand_back_labels
-from lightning_bal.callbacks.step_plan import plan_query, stop_reasons_at
+from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.mc.split import describe_split
 from lightning_bal.utilities.checks import check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
-__all__ = ["ActiveLearningCallback"]
+__all__ = ["FINAL_STATE_FILE", "ActiveLearningCallback", "hand_back_labels"]
+
+#: Written to the trainer's ``default_root_dir`` by rank zero at the end of a spawned fit.
+FINAL_STATE_FILE = "active_learning_final_state.pt"
 
 
 class ActiveLearningCallback(CheckpointedState):
     r"""Run an active learning step (score the pool, label ``query_size`` samples) every few epochs.
 
-    At the end of every ``every_n_epochs``-th training epoch (after its validation, so the logged metrics belong to the
-    labelled set they were trained on), or, with ``convergence``, once the model has converged on the labelled set,
-    the callback draws ``iterations`` samples of the model's predictions from the ``posterior`` (MC-Dropout by
-    default) over the pool D_U of the trainer's :class:`~lightning_bal.ActiveDataModule`, scores them with the
-    heuristic U, labels the selection and makes the next epoch train on the grown labelled set D_L.
+    At the end of every ``every_n_epochs``-th training epoch (after its validation), or, with ``convergence``, once
+    the model has converged on D_L, the callback draws ``iterations`` samples of the model's predictions from the
+    ``posterior`` over the pool of the trainer's :class:`~lightning_bal.ActiveDataModule`, scores them with the
+    heuristic, labels the selection, and the next epoch trains on the grown D_L. Under DDP every rank scores its own
+    shard of the pool and every rank labels the same selection, made once on rank zero.
 
-    Under DDP every rank scores its own disjoint shard of the pool; scores travel with their dataset indices, the
-    selection is made once on rank zero and broadcast, so every rank labels exactly the same samples.
-
-    Each step's figures (labelled, pool and scored sizes, epochs trained since the last step, the user's ``val*``
-    metrics, score statistics, pool-pass time, and those of the ``evaluations``) go to the trainer's loggers against
-    the number of labelled samples, and to :attr:`history` on rank zero; the step that finds the budget spent or the
-    pool empty logs the last labelled set's figures and stops training. Use ``Trainer(max_epochs=-1)`` to run until
-    then.
+    Each step's figures (sizes, epochs trained, the user's ``val*`` metrics, score statistics, pool-pass time and the
+    ``evaluations``') go to the loggers against the number of labelled samples, and to :attr:`history` on rank zero;
+    the step that finds the budget spent or the pool empty logs the last figures and stops training (use
+    ``Trainer(max_epochs=-1)`` to run until then).
 
     Args:
         heuristic: a :class:`~lightning_bal.heuristics.Heuristic` or a registry name such as ``"bald"``.
@@ -154,7 +154,6 @@ class ActiveLearningCallback(CheckpointedState):
         # Identity only: a resumed run may change `iterations` or the heuristic's options and keep its state.
         return type(self).__qualname__
 
-    # ------------------------------------------------------------------ setup and checks
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
@@ -182,8 +181,8 @@ class ActiveLearningCallback(CheckpointedState):
         if self.reset_weights and self._initial_weights is None:
             self._initial_weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         if self._catch_up == "fit_start":
-            # Written after this epoch's training but before its step, outside the epoch (e.g. by a callback of the
-            # user's at epoch end): Lightning resumes at the next epoch, so run the step before its loader is built.
+            # Written between this epoch's training and its step: Lightning resumes at the next epoch, so run the step
+            # before its loader is built.
             self._catch_up = None
             self._run_pending_step(trainer, pl_module)
             self._recreate_optimizers_on_train_start = self.reset_weights
@@ -191,16 +190,14 @@ class ActiveLearningCallback(CheckpointedState):
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._catch_up == "train_start":
-            # Written at the end of the epoch's last batch: Lightning restarts at the next epoch without this epoch's
-            # validation and end, and rebuilds the train loader for it after this hook; both must come first. Here,
-            # after the loops were restored, the loader size Lightning checks the restart against is still the old one.
+            # Written at the epoch's last batch end: Lightning restarts at the next epoch without this epoch's
+            # validation and end, and rebuilds the train loader after this hook; both must come first.
             self._catch_up = None
             replay_skipped_validation(trainer, self._trained_epoch)
             if self._is_due(self._trained_epoch):
                 self._run_pending_step(trainer, pl_module)
-                # Lightning then decides whether its restored batch count ends the old epoch by comparing it with
-                # the new, larger loader, and would train only part of the next epoch: count the last batch as
-                # completed, as Lightning itself does when the loader size has not changed.
+                # Against the new, larger loader Lightning would not see the old epoch as ended: count the last batch
+                # as completed, as it does itself when the loader size is unchanged.
                 trainer.fit_loop.epoch_loop.batch_progress.increment_completed()
         if self._recreate_optimizers_on_train_start:
             # The optimizer state was restored from the checkpoint after `on_fit_start`; reset it as the step did.
@@ -249,13 +246,10 @@ class ActiveLearningCallback(CheckpointedState):
         if self._is_due(trainer.current_epoch):
             self._step_or_nothing(trainer, pl_module, trainer.current_epoch)
 
-    # ------------------------------------------------------------------ the active learning step
     def _step_or_nothing(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
-        """Run the step; if anything interrupts it, leave everything it touched as it was before.
+        """Run the step; if anything interrupts it, leave what it touched as it was (the resumed run redoes it).
 
-        The step is then recorded as done only once it completes: a checkpoint written on the way out holds the
-        state before it (its epoch still owed), and the resumed run redoes it identically. The posterior is left as
-        its fit left it: a fit depends only on the model and the labelled set, so the redone step fits it the same.
+        The posterior is left as fitted: a refit on the same model and labelled set is the same.
         """
         parts: list[Any] = [require_datamodule(trainer), *self.stopping]
         parts += [part for part in (self.convergence, self.annotator) if part is not None]
@@ -280,13 +274,13 @@ class ActiveLearningCallback(CheckpointedState):
             if best_weights is not None:
                 pl_module.load_state_dict(best_weights)
                 val_metrics = best_val_metrics
-        if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
-            self.posterior.fit(trainer, pl_module, datamodule)
         # The figures of the model that scores the pool (scoring does not change it).
         extra = {"epochs_trained": epochs_trained}
         context = StepContext(
             trainer, pl_module, datamodule, self.iterations, self.posterior, self._run_seed, self.steps_done, extra
         )
+        if self.heuristic.needs_predictions or any(e.needs_mc for e in self.evaluations):
+            self.posterior.fit(context)
         for evaluation in self.evaluations:
             extra.update(evaluation(context))
         plan = plan_query(datamodule, self.query_size, self.label_budget)
@@ -307,9 +301,7 @@ class ActiveLearningCallback(CheckpointedState):
             return
         probabilities = selection.probabilities
         if candidates.numel() != datamodule.num_pool:
-            # Drawn from a subset of the pool: these are not the probabilities over the whole pool that unbiased
-            # risk estimates need, so none are recorded.
-            probabilities = None
+            probabilities = None  # drawn from a subset: not the whole pool's, which unbiased risk estimates need
         self._log(log_selection(context, selection))
         if self.annotator is None:
             datamodule.acquire(selection.indices, probabilities=probabilities)
@@ -336,3 +328,21 @@ class ActiveLearningCallback(CheckpointedState):
     def _log(self, metrics: dict[str, float] | None) -> None:
         if metrics is not None:
             self.history.append(metrics)
+
+
+def hand_back_labels(trainer: pl.Trainer, datamodule: ActiveDataModule) -> Path | None:
+    """After a spawned fit, write the datamodule's final state (Lightning sends back only the weights); its path."""
+    launcher = trainer.strategy.launcher
+    if launcher is None or getattr(launcher, "_start_method", None) not in ("spawn", "forkserver"):
+        return None
+    path = Path(trainer.default_root_dir) / FINAL_STATE_FILE
+    if trainer.is_global_zero:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(datamodule.state_dict(), path)
+        rank_zero_warn(
+            f"The fit ran in spawned processes (`{type(trainer.strategy).__name__}` with start method"
+            f" {launcher._start_method!r}): the `ActiveDataModule` of your main process still holds the labelled set"  # type: ignore[attr-defined]
+            f" from before `fit`. Its final state is in {str(path)!r}: load it with"
+            f" `datamodule.load_state_dict(torch.load({str(path)!r}, weights_only=True))`, or use `strategy='ddp'`."
+        )
+    return path

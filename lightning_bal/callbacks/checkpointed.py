@@ -23,11 +23,7 @@ __all__ = ["CheckpointedState"]
 
 
 class CheckpointedState(Callback):
-    """The state part of :class:`~lightning_bal.ActiveLearningCallback`: the attributes it saves and restores.
-
-    A bad saved state is refused, naming the entry, before anything is restored; where the checkpoint was written
-    (see :func:`~lightning_bal.callbacks.resume.resume_stage`) decides which step the resumed run still owes.
-    """
+    """The state part of :class:`~lightning_bal.ActiveLearningCallback`: a bad state is refused before any restore."""
 
     posterior: Posterior
     stopping: list[StoppingCriterion]

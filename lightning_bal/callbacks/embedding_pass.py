@@ -20,17 +20,15 @@ from lightning_bal.utilities.seeding import Stream, derive_seed
 
 __all__ = ["initial_selection", "select_from_embeddings"]
 
-Progress = Callable[[Iterator[Any], int, bool], Iterator[Any]]
+Progress = Callable[[Iterator[Any], int], Iterator[Any]]
 
 
 def select_from_embeddings(
     heuristic: EmbeddingHeuristic, context: StepContext, local: Tensor, progress: Progress | None = None
 ) -> GreedySelection:
-    """Embed this rank's shard ``local`` of the pool and select ``context.query_size`` items over all ranks.
+    """Embed this rank's shard ``local`` and select ``context.query_size`` items over all ranks, pick by pick.
 
-    Each rank keeps its own embeddings; the heuristic's :meth:`select_embeddings` decides pick by pick through a
-    :class:`~lightning_bal.utilities.collective.Collective` on the step's strategy (a few numbers per pick). Only
-    D_L's embeddings, when the heuristic needs them (Core-Set's initial centres), are gathered on every rank.
+    Each rank keeps its own embeddings; only D_L's (Core-Set's initial centres) are gathered on every rank.
     """
     collective = Collective(context.strategy, context.rank, context.world_size)
     embed = _embedder(heuristic, context.posterior, context.pl_module, context.datamodule, context.mask_seed)
@@ -56,11 +54,7 @@ def select_from_embeddings(
 def _embedder(
     heuristic: EmbeddingHeuristic, posterior: Posterior, module: nn.Module, datamodule: ActiveDataModule, mask_seed: int
 ) -> Callable[[Tensor, int, Progress | None], tuple[Tensor, Tensor]]:
-    """``embed(indices, iterations, progress)``: ``(embeddings, indices)`` of dataset items.
-
-    The heuristic's own ``embeddings`` rows if it has them, else features from an MC pass (D_L needs features only:
-    one sample suffices, as the features sit before every stochastic layer).
-    """
+    """``embed(indices, iterations, progress)``: ``(embeddings, indices)``, the heuristic's own or an MC pass's."""
 
     def embed(indices: Tensor, iterations: int, progress: Progress | None) -> tuple[Tensor, Tensor]:
         if heuristic.embeddings is not None:
@@ -78,7 +72,7 @@ def _embedder(
         tap: FeatureTap = heuristic.feature_tap()
         batches = posterior.batches(module, loader, iterations, mask_seed, heuristic.transform, features=tap)
         embeddings, order = [], []
-        for batch_indices, outputs in batches if progress is None else progress(batches, len(loader), True):
+        for batch_indices, outputs in batches if progress is None else progress(batches, len(loader)):
             assert tap.latest is not None  # set by the engine before each batch is yielded
             embeddings.append(heuristic.embed(tap.latest, outputs).cpu())
             order.append(batch_indices.cpu())

@@ -1,10 +1,7 @@
 """Optional figures of the model at each active learning step: test curves, calibration, risk over D_L.
 
-Each evaluation is an object passed to :class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``. It
-checks at setup that the datamodule has what it needs, and at each step returns its figures, which the callback
-logs under ``active/`` against the number of labelled samples. Passes over held-out data are sharded over ranks;
-each rank accumulates its shard into torchmetrics states, which are synchronised across processes when the figures
-are computed.
+Passed to :class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``; logged under ``active/``. Passes
+over held-out data are sharded over ranks into torchmetrics states, synchronised when the figures are computed.
 """
 
 from __future__ import annotations
@@ -45,6 +42,8 @@ class StepEvaluation:
     """
 
     needs_mc: ClassVar[bool] = False
+    # The split whose dataset it needs and on whose first item `forward` must give class logits (None: no check).
+    _split: ClassVar[Literal["val", "test"] | None] = None
 
     def __init__(self, output: OutputKey | None = None) -> None:
         if output is not None and (isinstance(output, bool) or not isinstance(output, (int, str))):
@@ -55,9 +54,28 @@ class StepEvaluation:
 
     def check(self, datamodule: ActiveDataModule) -> None:
         """Raise a clear error at setup when the datamodule lacks what this evaluation needs."""
+        if self._split is not None:
+            self._require(datamodule, self._split)
 
     def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
-        """Raise a clear error at fit start when the model's outputs do not suit this evaluation."""
+        """Raise a clear error at fit start when the model's outputs do not suit this evaluation.
+
+        The default runs ``forward`` on the first item of the evaluation's split (stochastic layers off) and checks
+        that it gives ``[batch, classes]`` logits (or that ``output=`` picks them).
+        """
+        if self._split is None:
+            return
+        dataset = datamodule.eval_dataset(self._split)
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            return
+        inputs, _ = next(iter(datamodule.inputs_dataloader(dataset, torch.zeros(1, dtype=torch.long))))
+        with switch_modes(pl_module, lambda _: False), torch.inference_mode():
+            outputs = call_module(pl_module, move_data_to_device(inputs, pl_module.device))
+        try:
+            logits = select_output(outputs, self.output)
+        except (KeyError, IndexError, TypeError, ValueError) as err:
+            raise ValueError(f"`{type(self).__name__}` could not pick the class logits from `forward`: {err}") from err
+        self._logits_check(logits)
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """The figures of this step, by name (logged as ``active/<name>``)."""
@@ -79,22 +97,6 @@ class StepEvaluation:
                 f" `output=`), but got shape {tuple(logits.shape)}."
             )
         return logits
-
-    def _check_logits_on_one_item(
-        self, pl_module: pl.LightningModule, datamodule: ActiveDataModule, split: Literal["val", "test"]
-    ) -> None:
-        """Run ``forward`` on the first item of ``split`` (stochastic layers off) and check it gives class logits."""
-        dataset = datamodule.eval_dataset(split)
-        if len(dataset) == 0:  # type: ignore[arg-type]
-            return
-        inputs, _ = next(iter(datamodule.inputs_dataloader(dataset, torch.zeros(1, dtype=torch.long))))
-        with switch_modes(pl_module, lambda _: False), torch.inference_mode():
-            outputs = call_module(pl_module, move_data_to_device(inputs, pl_module.device))
-        try:
-            logits = select_output(outputs, self.output)
-        except (KeyError, IndexError, TypeError, ValueError) as err:
-            raise ValueError(f"`{type(self).__name__}` could not pick the class logits from `forward`: {err}") from err
-        self._logits_check(logits)
 
     def _deterministic(self, pl_module: pl.LightningModule, loader: Any) -> tuple[Tensor, Tensor]:
         """``(indices, log-probabilities)`` of the model, stochastic layers off, over ``(inputs, indices)``."""
@@ -142,14 +144,7 @@ class TestCurve(StepEvaluation):
     """
 
     __test__ = False  # not a pytest test class, whatever its name
-
-    def check(self, datamodule: ActiveDataModule) -> None:
-        """Needs a ``test_dataset``."""
-        self._require(datamodule, "test")
-
-    def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
-        """``forward`` on one test item must give ``[batch, classes]`` logits (or ``output=`` must pick them)."""
-        self._check_logits_on_one_item(pl_module, datamodule, "test")
+    _split = "test"
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"test_acc": ..., "test_nll": ...}``."""
@@ -171,14 +166,7 @@ class MCTestCurve(StepEvaluation):
 
     __test__ = False
     needs_mc: ClassVar[bool] = True
-
-    def check(self, datamodule: ActiveDataModule) -> None:
-        """Needs a ``test_dataset``."""
-        self._require(datamodule, "test")
-
-    def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
-        """``forward`` on one test item must give ``[batch, classes]`` logits (or ``output=`` must pick them)."""
-        self._check_logits_on_one_item(pl_module, datamodule, "test")
+    _split = "test"
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"test_mc_acc": ..., "test_mc_nll": ...}``."""
@@ -194,14 +182,7 @@ class Calibration(StepEvaluation):
     """
 
     needs_mc: ClassVar[bool] = True
-
-    def check(self, datamodule: ActiveDataModule) -> None:
-        """Needs a ``val_dataset``."""
-        self._require(datamodule, "val")
-
-    def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
-        """``forward`` on one val item must give ``[batch, classes]`` logits (or ``output=`` must pick them)."""
-        self._check_logits_on_one_item(pl_module, datamodule, "val")
+    _split = "val"
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"val_mc_ece": ..., "val_mc_acc": ...}``."""

@@ -1,26 +1,115 @@
-"""The distributed pool pass: score each rank's shard, merge each rank's candidates, select once, broadcast."""
+"""The distributed pool pass: score each rank's shard, merge each rank's candidates, select once, broadcast.
+
+Before it, the step plans what to score and label (:func:`plan_query`); before and after it, stopping criteria may
+end the run (:func:`stop_reasons_at`).
+
+Besides the selection, the figures of the pool's scores for logging and stopping are all-reduced (sum, count, max,
+min), with a bounded strided sample gathered for the histogram; with one process nothing is communicated.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from typing import Any, NamedTuple, cast
 
 import torch
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, TQDMProgressBar
-from torch import Tensor, nn
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
 
+from lightning_bal.annotation.stopping import StoppingCriterion, stop_reasons
 from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.embedding_pass import select_from_embeddings
-from lightning_bal.callbacks.sharded_selection import PoolStatistics, pool_statistics, sort_by_index
+from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import EmbeddingHeuristic, Heuristic
 from lightning_bal.heuristics.base import ScoredShard
+from lightning_bal.mc.pool_batches import module_device
 from lightning_bal.utilities.collective import Collective
-from lightning_bal.utilities.distributed import gather_uneven, shard, stack_ranks
+from lightning_bal.utilities.distributed import gather_rows, gather_uneven, shard, stack_ranks
 from lightning_bal.utilities.seeding import Stream
 
-__all__ = ["PoolPass", "PoolSelection", "progress_refresh_rate"]
+__all__ = [
+    "HISTOGRAM_SAMPLE",
+    "PoolPass",
+    "PoolSelection",
+    "PoolStatistics",
+    "QueryPlan",
+    "plan_query",
+    "pool_statistics",
+    "progress_refresh_rate",
+    "sort_by_index",
+    "stop_reasons_at",
+]
+
+#: Scores per pool kept for the logged histogram, over all ranks together.
+HISTOGRAM_SAMPLE = 10_000
+
+
+class PoolStatistics(NamedTuple):
+    """Statistics of the scores of the whole pool, from all-reduced per-rank figures.
+
+    Attributes:
+        mean: mean score over every scored item.
+        max: largest score.
+        min: smallest score.
+        sample: a bounded, strided sample of the scores (at most about ``HISTOGRAM_SAMPLE``) for a histogram.
+    """
+
+    mean: float
+    max: float
+    min: float
+    sample: Tensor
+
+
+def sort_by_index(indices: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+    """``(indices, scores)`` in ascending index order; no copy when they already are (the pool loader's order).
+
+    Example:
+        >>> sort_by_index(torch.tensor([3, 1]), torch.tensor([0.5, 0.25]))
+        (tensor([1, 3]), tensor([0.2500, 0.5000]))
+    """
+    if indices.numel() < 2 or bool((indices[1:] > indices[:-1]).all()):
+        return indices, scores
+    order = torch.argsort(indices)
+    return indices[order], scores[order]
+
+
+def pool_statistics(
+    strategy: Any, world_size: int, scores: Tensor, device: torch.device | None = None, sample: int = HISTOGRAM_SAMPLE
+) -> PoolStatistics | None:
+    """Mean, max and min of the scores of every rank (all-reduced), and a strided sample of them for a histogram.
+
+    Returns ``None`` when no rank scored anything.
+
+    Example:
+        >>> stats = pool_statistics(None, 1, torch.arange(100.0), sample=10)
+        >>> stats.mean, stats.max, stats.min, stats.sample.numel()
+        (49.5, 99.0, 0.0, 10)
+    """
+    device = device or torch.device("cpu")
+    empty = scores.numel() == 0
+    figures = torch.tensor(
+        [
+            float(scores.sum(dtype=torch.float64)),
+            float(scores.numel()),
+            -torch.inf if empty else float(scores.max()),
+            torch.inf if empty else float(scores.min()),
+        ],
+        dtype=torch.float64,
+    )
+    stacked = stack_ranks(strategy, figures.to(device), world_size).cpu()
+    count = float(stacked[:, 1].sum())
+    if count == 0:
+        return None
+    per_rank = -(-sample // world_size)
+    stride = max(1, -(-scores.numel() // per_rank))
+    kept = gather_rows(strategy, scores[::stride].float(), world_size, device)
+    return PoolStatistics(
+        float(stacked[:, 0].sum()) / count, float(stacked[:, 2].max()), float(stacked[:, 3].min()), kept
+    )
 
 
 class PoolSelection(NamedTuple):
@@ -30,9 +119,6 @@ class PoolSelection(NamedTuple):
         indices: dataset indices selected, in selection order (the same on every rank).
         probabilities: drawing probabilities of a stochastic heuristic (``None`` otherwise), the same on every rank.
         scores: rank zero: the selection's scores (empty elsewhere).
-        pool_scores: a bounded sample of the pool's scores over all ranks, for a histogram (``None`` when the
-            heuristic needs no predictions).
-        num_scored: how many pool items were scored, over all ranks.
         seconds: time this rank spent in the pass.
         shard: dataset indices this rank scored.
         pool_statistics: mean, max and min of every scored item's score, all-reduced over the ranks.
@@ -43,27 +129,23 @@ class PoolSelection(NamedTuple):
     indices: Tensor
     probabilities: Tensor | None
     scores: Tensor
-    pool_scores: Tensor | None
-    num_scored: int
     seconds: float
     shard: Tensor
     pool_statistics: PoolStatistics | None = None
     rank_seconds: tuple[float, ...] = ()
     gains: Tensor | None = None
 
+    @property
+    def pool_scores(self) -> Tensor | None:
+        """A bounded sample of the pool's scores over all ranks, for a histogram (``None``: no statistics)."""
+        return None if self.pool_statistics is None else self.pool_statistics.sample
+
 
 class PoolPass:
-    """Score the pool with ``heuristic`` on K samples of ``posterior``, across every rank of ``strategy``.
+    """Score the pool with ``heuristic`` across every rank, and select as its ``select`` would on the whole pool.
 
-    Each rank scores its own disjoint shard of the candidates and keeps its scores; the heuristic's
-    :meth:`~lightning_bal.heuristics.Heuristic.select_sharded` decides what crosses ranks (each rank's top ``q`` for
-    top-k heuristics, every score for stochastic ones, the top candidates with their outputs for batch-aware ones) and
-    selects exactly what its own ``select`` would from the whole pool with the step's selection seed. Rank zero's
-    selection is broadcast. Needs only a strategy with ``all_gather`` and ``broadcast`` (the Trainer's, or a
-    stand-in in tests).
-
-    Args:
-        heuristic: scores and selects.
+    Each rank scores its own disjoint shard; the heuristic's ``select_sharded`` decides what crosses ranks, and rank
+    zero's selection is broadcast. Needs only a strategy with ``all_gather`` and ``broadcast``.
     """
 
     def __init__(self, heuristic: Heuristic) -> None:
@@ -77,12 +159,12 @@ class PoolPass:
         if self.heuristic.needs_embeddings:
             # Embedding heuristics (BADGE, Core-Set): every rank selects from its own shard, with collectives.
             embedding_heuristic = cast(EmbeddingHeuristic, self.heuristic)
-            bar = _rank_progress(context.progress, rank, world_size)
+            bar = partial(_progress, refresh_rate=context.progress, rank=rank, world_size=world_size)
             picks = select_from_embeddings(embedding_heuristic, context, local, bar)
             selected = strategy.broadcast(picks.indices, src=0)
             scores = picks.scores if rank == 0 else torch.empty(0)
             seconds = time.perf_counter() - start
-            return PoolSelection(selected, None, scores, None, context.candidates.numel(), seconds, local)
+            return PoolSelection(selected, None, scores, seconds, local)
         pool = self._score(context, local)
         seconds = time.perf_counter() - start
         collective = Collective(strategy, rank, world_size)
@@ -91,7 +173,7 @@ class PoolPass:
         )
         selected, probabilities = strategy.broadcast((selection.indices, selection.probabilities), src=0)
         scores = selection.scores if rank == 0 else torch.empty(0)
-        device = _device(context.pl_module)
+        device = module_device(context.pl_module)
         statistics = None
         if self.heuristic.needs_predictions:
             statistics = pool_statistics(strategy, world_size, pool.scores, device)
@@ -100,8 +182,6 @@ class PoolPass:
             selected,
             probabilities,
             scores,
-            None if statistics is None else statistics.sample,
-            context.candidates.numel(),
             seconds,
             local,
             statistics,
@@ -138,11 +218,7 @@ class PoolPass:
         return ScoredShard(local_indices, local_scores, top_indices, top_scores, top_outputs)
 
     def _targets(self, context: StepContext) -> Tensor:
-        """MC predictions on random targets (of the heuristic's ``target_dataset``, or the pool) for EPIG.
-
-        The pool pass uses the same mask seed, hence the same K sub-networks: the joint predictive of a pool item
-        and a target needs sample k to be one model for both.
-        """
+        """MC predictions on EPIG's random targets, with the pool pass's mask seed (sample k: one model for both)."""
         target_dataset = self.heuristic.target_dataset
         source = context.candidates if target_dataset is None else torch.arange(len(target_dataset))
         order = torch.randperm(source.numel(), generator=context.generator(Stream.TARGETS))
@@ -160,7 +236,7 @@ class PoolPass:
         ):
             indices.append(batch_indices)
             outputs.append(batch_outputs)
-        device = _device(context.pl_module)
+        device = module_device(context.pl_module)
         strategy, world_size = context.strategy, context.world_size
         # A rank with no targets (fewer targets than ranks) still joins the gathers, with empty tensors.
         local_outputs = torch.cat(outputs) if outputs else torch.zeros(0)
@@ -183,28 +259,10 @@ class PoolPass:
         return scores[keep], indices[keep], outputs[keep]
 
 
-def _device(module: nn.Module) -> torch.device:
-    return next((p.device for p in module.parameters()), torch.device("cpu"))
-
-
-def _rank_progress(
-    refresh_rate: int, rank: int, world_size: int
-) -> Callable[[Iterator[Any], int, bool], Iterator[Any]] | None:
-    """This rank's bar as the embedding pass calls it: ``(batches, total, show)``."""
-    if refresh_rate <= 0:
-        return None
-    return lambda batches, total, show: _progress(batches, total, refresh_rate if show else 0, rank, world_size)
-
-
 def _progress(
     batches: Iterator[Any], total: int, refresh_rate: int, rank: int = 0, world_size: int = 1
 ) -> Iterator[Any]:
-    """One bar per rank for its shard of the pool pass, drawn as Lightning's ``TQDMProgressBar`` draws its own.
-
-    On stdout, redrawn every ``refresh_rate`` batches and at the last one (the trainer's bar's ``refresh_rate``, which
-    ``TQDM_MINITERS`` raises for piped output); ``0`` draws nothing. Under DDP each rank draws its own bar on its own
-    line, prefixed by its rank, so that a straggler shows.
-    """
+    """One bar per rank (so a straggler shows), drawn as Lightning's, every ``refresh_rate`` batches (0: none)."""
     if refresh_rate <= 0:
         yield from batches
         return
@@ -231,3 +289,69 @@ def progress_refresh_rate(trainer: Any) -> int:
     """The refresh rate of the pool pass's bar: the trainer's TQDM bar's (0: no bar)."""
     bar = trainer.progress_bar_callback
     return bar.refresh_rate if isinstance(bar, TQDMProgressBar) and bar.is_enabled else 0
+
+
+class QueryPlan(NamedTuple):
+    """The pool items a step scores and how many of them it labels, or why the run stops instead."""
+
+    candidates: Tensor
+    query_size: int
+    stop_reason: str | None
+
+
+def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int | None) -> QueryPlan:
+    """Plan a step: score ``datamodule.scoring_indices()``, label at most ``query_size`` within ``label_budget``.
+
+    Items queried from people and not yet answered count as bought.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.randn(30, 2), torch.arange(30) % 3)
+        >>> datamodule = ActiveDataModule(data, initial_labels=6, seed=0)
+        >>> plan_query(datamodule, query_size=10, label_budget=12).query_size
+        6
+        >>> plan_query(datamodule, query_size=10, label_budget=6).stop_reason
+        'the label budget is spent'
+    """
+    bought = datamodule.num_labelled + len(datamodule.ledger.pending_query)
+    budget_left = None if label_budget is None else label_budget - bought
+    candidates = datamodule.scoring_indices()
+    if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
+        reason = "the label budget is spent" if candidates.numel() else "the pool is exhausted"
+        return QueryPlan(candidates, 0, reason)
+    if candidates.numel() < query_size:
+        rank_zero_warn(
+            f"The pool to score holds {candidates.numel()} samples, fewer than `query_size={query_size}`:"
+            " labelling all of them; training stops at the next step."
+        )
+    limit = query_size if budget_left is None else budget_left
+    return QueryPlan(candidates, min(query_size, candidates.numel(), limit), None)
+
+
+def stop_reasons_at(
+    criteria: list[StoppingCriterion], context: StepContext, selection: PoolSelection | None = None
+) -> list[str]:
+    """Why ``criteria`` end the run at this step (empty: go on), the same on every rank; adds their figures.
+
+    Asked before the pool pass (``selection=None``) of the criteria that do not read the pool's scores, so a run they
+    stop skips the pass, and after it of those that do.
+    """
+    asked = [c for c in criteria if c.needs_pool_scores == (selection is not None)]
+    if not asked:
+        return []  # every rank holds the same criteria: all skip the collective alike
+
+    statistics = None if selection is None else selection.pool_statistics
+    view = context._replace(
+        # The criteria read the figures as they were before any of them added its own.
+        figures=dict(context.figures),
+        validation=context.val_metrics,
+        pool_scores=None if selection is None else selection.pool_scores,
+        pool_mean=None if statistics is None else statistics.mean,
+        pool_max=None if statistics is None else statistics.max,
+    )
+    reasons = stop_reasons(asked, view, context.figures)
+    trainer = context.trainer
+    if not trainer.strategy.reduce_boolean_decision(bool(reasons), all=False):
+        return []
+    return reasons or ["another rank's stopping criterion"]

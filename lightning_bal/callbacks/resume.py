@@ -22,10 +22,8 @@ class _Stateful(Protocol):
 def undone_if_interrupted(*parts: _Stateful) -> Iterator[None]:
     """Put every part back as it was if the block raises (an exception, or Ctrl-C), then let the error go on.
 
-    An active learning step runs in such a block: a checkpoint Lightning writes on the way out
-    (``OnExceptionCheckpoint``) then holds the state from before the step, never a step half done (labels given to
-    part of the selection, a query recorded but not written), and the resumed run redoes the step with the same seeds.
-    The states are deep copies: labelling and weight resets write into the tensors a ``state_dict`` hands out.
+    A checkpoint written on the way out then never holds a step half done. Deep copies: labelling and weight resets
+    write into the tensors a ``state_dict`` hands out.
 
     Example:
         >>> from torch import nn
@@ -53,13 +51,11 @@ def resume_stage(
 ) -> Literal["train_start", "reenter"] | None:
     """How Lightning will restart from ``checkpoint``, as far as a pending step is concerned.
 
-    - ``"train_start"``: written at the end of an epoch's last training batch. Lightning restarts at the next epoch
-      without this epoch's end (nor its validation), and builds that epoch's loader after ``on_train_start``: the
-      pending step runs there.
-    - ``"reenter"``: written inside an epoch (at a validation, or mid-epoch). Lightning re-enters that epoch with a
-      train loader built from the labelled set as it was, and ends it with ``on_train_epoch_end``, where the pending
-      step runs as it would have; catching up earlier would grow the loader under the restarted epoch.
-    - ``None``: written between epochs; a pending step (if any) runs at ``on_fit_start``, before the next loader.
+    - ``"train_start"``: written at an epoch's last batch end; Lightning skips that epoch's validation and end and
+      builds the next loader after ``on_train_start``, where the pending step runs.
+    - ``"reenter"``: written inside an epoch; Lightning re-enters it and ends it with ``on_train_epoch_end``, where
+      the step runs as it would have (catching up earlier would grow the loader under the restarted epoch).
+    - ``None``: written between epochs; a pending step runs at ``on_fit_start``, before the next loader.
 
     Example:
         >>> loops = {"epoch_progress": {"current": {"started": 3, "processed": 2}}}
@@ -78,12 +74,7 @@ def resume_stage(
 
 
 def replay_skipped_validation(trainer: pl.Trainer, epoch: int) -> None:
-    """Run the validation Lightning owed ``epoch`` but skips when restarting from a checkpoint of its last batch.
-
-    Lightning validates after an epoch's last training batch, so a checkpoint written at that batch's end precedes the
-    validation, and Lightning's restart goes on to the next epoch without it. Replayed with the checkpoint's weights,
-    it gives the figures, the `Convergence` observation and the hooks of the uninterrupted run.
-    """
+    """Run the validation of ``epoch`` that Lightning skips when restarting from a checkpoint of its last batch."""
     if not _validated_after_last_batch(trainer, epoch):
         return
     progress = trainer.fit_loop.epoch_progress.current

@@ -1,11 +1,4 @@
-"""Checks at fit start that a heuristic can score the model's outputs, so that a bad pairing fails before training.
-
-A mask of the wrong shape, a reduction the outputs do not allow, a classification heuristic on a regression head are
-only seen when the heuristic meets real outputs: without the probe that is the first pool batch, after a whole first
-round of training; with it, the same error is raised at fit start. A regression heuristic on the class logits of a
-classification task raises nothing at all (it scores the spread of the logits), so :func:`check_task` refuses it
-from the datamodule's declared ``task``.
-"""
+"""Checks at fit start that the heuristic can score the model's outputs: a bad pairing fails before training."""
 
 from __future__ import annotations
 
@@ -40,13 +33,10 @@ def check_outputs(
 def probe_heuristic(
     module: nn.Module, datamodule: ActiveDataModule, heuristic: Heuristic, posterior: Posterior, seed: int
 ) -> bool:
-    """:func:`check_task`, then score the first :data:`PROBE_ITEMS` pool items with K=2 MC samples (scores unused).
+    """:func:`check_task`, then score the first :data:`PROBE_ITEMS` pool items with K=2 samples, raising what it raises.
 
-    Whatever the heuristic's ``transform`` or ``score`` raises on the model's outputs is raised here, unchanged. The
-    global random state, the model's modes and the datamodule are left as they were. Skipped (returns ``False``) for
-    heuristics that score nothing themselves (Random, EPIG's targets, embedding heuristics), for posteriors that cannot
-    sample before their first ``fit`` (SWAG, Laplace; see :attr:`~lightning_bal.mc.Posterior.samples_before_fit`),
-    and for an empty pool.
+    Leaves the random state, the model's modes and the datamodule as they were. Returns ``False`` (skipped) for
+    heuristics that score nothing themselves, posteriors that cannot sample before a ``fit`` and an empty pool.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -81,13 +71,10 @@ def probe_heuristic(
 
 
 def check_task(datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
-    """Refuse a heuristic that scores the whole model output as the other task's kind of output.
+    """Refuse a heuristic of the other task than the datamodule's declared ``task`` (it would raise nothing later).
 
-    With ``task="classification"`` the model's output is class logits, which a regression heuristic (``consumes =
-    "outputs"``) would score as raw values; with ``task="regression"`` it is a regression output, which a
-    classification heuristic would log-softmax as if it were classes. A heuristic that names its ``output`` (a model
-    with several heads), :class:`~lightning_bal.heuristics.CombineHeuristics`, Random and the embedding heuristics
-    are not checked; nor is a datamodule without a declared task (e.g. segmentation maps).
+    Not checked: a heuristic that names its ``output``, ``CombineHeuristics``, Random, embedding heuristics, and a
+    datamodule without a declared task.
 
     Example:
         >>> from torch.utils.data import TensorDataset

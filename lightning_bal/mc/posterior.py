@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +19,20 @@ if TYPE_CHECKING:
 
     from lightning_bal.data import ActiveDataModule
 
-__all__ = ["MCDropConnect", "MCDropout", "Posterior"]
+__all__ = ["MCDropConnect", "MCDropout", "Posterior", "StepFacts"]
+
+
+class StepFacts(Protocol):
+    """What :meth:`Posterior.fit` reads of the step (the callback's ``StepContext``, which this layer cannot import)."""
+
+    @property
+    def trainer(self) -> pl.Trainer: ...  # noqa: D102
+
+    @property
+    def pl_module(self) -> pl.LightningModule: ...  # noqa: D102
+
+    @property
+    def datamodule(self) -> ActiveDataModule: ...  # noqa: D102
 
 
 class Posterior(ABC):
@@ -84,8 +97,8 @@ class Posterior(ABC):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: B027
         """Called by the callback after every training batch (after the optimizer step)."""
 
-    def fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:  # noqa: B027
-        """Called at every active learning step, once its training is done and before any sample is drawn."""
+    def fit(self, context: StepFacts) -> None:  # noqa: B027
+        """Called at every active learning step with its context, once its training is done, before any sampling."""
 
     def state_dict(self) -> dict[str, Any]:
         """What must survive a checkpoint (flat tensors and primitives); nothing by default."""

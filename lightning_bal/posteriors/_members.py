@@ -1,8 +1,7 @@
-"""The checks that a :class:`~lightning_bal.posteriors.DeepEnsemble`'s members compute one forward.
+"""Checks that a :class:`~lightning_bal.posteriors.DeepEnsemble`'s members compute member 0's forward.
 
-The ensemble runs every member through member 0's modules with the member's own weights, so members must agree on
-their weights' names, shapes and dtypes and on everything else that decides a forward: submodule classes, settings
-(e.g. a dropout rate) and any ``forward`` of their own.
+Every member runs through member 0's modules with its own weights, so weights, submodule classes, settings and any
+``forward`` of their own must agree.
 """
 
 from __future__ import annotations
@@ -79,7 +78,6 @@ def _structure(member: nn.Module) -> list[tuple[str, type, str, dict[str, str], 
 
 
 def _check_same_structure(first: nn.Module, member: nn.Module, m: int) -> None:
-    # The ensemble runs every member through member 0's modules: another layer, dropout rate or forward would be lost.
     prefix = f"Expected every member of the ensemble to compute member 0's forward, but member {m}"
     reference, structure = _structure(first), _structure(member)
     if [row[0] for row in structure] != [row[0] for row in reference]:

@@ -31,17 +31,12 @@ def _key(name: str) -> str:
 class DeepEnsemble(nn.Module):
     r"""M members of one architecture trained together as one module, in one fused (vmapped) forward.
 
-    The members' parameters and buffers are stacked along a leading ``[M, ...]`` dimension
-    (:func:`torch.func.stack_module_state`) and registered on this module, so one optimizer, one ``state_dict``,
-    DDP's gradient synchronisation and the callback's ``reset_weights`` (which reloads the fit-start ``state_dict``)
-    cover every member. ``forward`` runs all members on the same batch with :func:`torch.func.vmap` over
-    :func:`torch.func.functional_call` on an accelerator (one member after another on the CPU, see ``fused``) and
-    returns ``[M, B, ...]``. Each member has its own initialisation (one call of ``make_member`` each, under its own
-    seed when ``seed`` is given). :meth:`forward_members` runs member ``m`` on its own batch instead, so that each
-    member has its own data order (:func:`member_batches`).
-
-    Train with a loss summed over the members (:func:`ensemble_cross_entropy`), so that each member's gradient is the
-    one it would get alone. Sample it with :class:`EnsemblePosterior`.
+    The members' weights are stacked along a leading ``[M, ...]`` dimension and registered on this module, so one
+    optimizer, one ``state_dict``, DDP and the callback's ``reset_weights`` cover every member. ``forward`` runs all
+    members on the same batch (vmapped on an accelerator, see ``fused``) and returns ``[M, B, ...]``;
+    :meth:`forward_members` runs member ``m`` on its own batch (:func:`member_batches`). Train with
+    :func:`ensemble_cross_entropy` (each member then gets the gradient it would alone) and sample with
+    :class:`EnsemblePosterior`.
 
     Args:
         make_member: builds one member (called ``num_members`` times); every member must have the same parameter
@@ -86,11 +81,9 @@ class DeepEnsemble(nn.Module):
         seed = check_seed("seed", seed)
         members = []
         for m in range(num_members):
-            if seed is None:
-                members.append(make_member())
-                continue
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + m)
+            with torch.random.fork_rng(devices=[], enabled=seed is not None):
+                if seed is not None:
+                    torch.manual_seed(seed + m)
                 members.append(make_member())
         super().__init__()
         self._setup(members, fused)
@@ -172,7 +165,8 @@ class DeepEnsemble(nn.Module):
         def member(member_params: dict[str, Tensor], member_buffers: dict[str, Tensor], *inputs: Any) -> Any:
             return functional_call(base, (member_params, member_buffers), inputs, kwargs)
 
-        if torch.is_inference_mode_enabled() or not self._vmapped(params):
+        vmapped = self.fused if self.fused is not None else any(v.device.type != "cpu" for v in params.values())
+        if torch.is_inference_mode_enabled() or not vmapped:
             # Scoring, and training on CPU: one member after another is faster there than vmap (which turns
             # convolutions into grouped ones, 1.8x slower for the Kirsch CNN's training step); the same outputs.
             outputs = [
@@ -183,14 +177,9 @@ class DeepEnsemble(nn.Module):
                 )
                 for m in range(self.num_members)
             ]
-            return _stack_members(outputs)
+            return apply_to_collection(stack_samples(outputs), Tensor, lambda t: t.movedim(1, 0))
         in_dims = (0, 0, *((0 if per_member else None) for _ in args))
         return vmap(member, in_dims=in_dims, randomness="different")(params, buffers, *args)
-
-    def _vmapped(self, params: dict[str, Tensor]) -> bool:
-        if self.fused is not None:
-            return self.fused
-        return any(value.device.type != "cpu" for value in params.values())
 
     def member(self, index: int) -> nn.Module:
         """A standalone copy of member ``index`` (its own module, with its weights), e.g. to run it alone.
@@ -215,20 +204,12 @@ class DeepEnsemble(nn.Module):
         return f"num_members={self.num_members}, member={type(self._base[0]).__name__}"
 
 
-def _stack_members(outputs: list[Any]) -> Any:
-    """``[M, B, ...]`` from M member outputs ``[B, ...]`` (tensors, or tuples/dicts of them)."""
-    return apply_to_collection(stack_samples(outputs), Tensor, lambda t: t.movedim(1, 0))
-
-
 def member_batches(batch: Tensor, num_members: int) -> Tensor:
     """``[M, B, ...]`` from a batch ``[M * B, ...]``: member ``m`` gets the ``m``-th run of ``B`` consecutive items.
 
-    Give each member of a :class:`DeepEnsemble` its own data order: let the loader serve ``M`` times the batch (and,
-    with ``train_samples_per_epoch``, ``M`` times the epoch) and train on ``forward_members(member_batches(x, M))``.
-    The loader's shuffle is one random order of the epoch, so each member's items are its own random order, the
-    members never share an item at the same step, and the orders follow the datamodule's seed (the same every run).
-    A batch of ``N`` items that ``M`` does not divide (an epoch's last) is completed from its start, so at most
-    ``M - 1`` items are seen twice in it.
+    Gives each member of a :class:`DeepEnsemble` its own data order: let the loader serve ``M`` times the batch and
+    train on ``forward_members(member_batches(x, M))``. A batch that ``M`` does not divide is completed from its
+    start (at most ``M - 1`` items seen twice).
 
     Example:
         >>> member_batches(torch.arange(6), 3)

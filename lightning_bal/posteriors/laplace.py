@@ -5,20 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.posterior import Posterior
+from lightning_bal.mc.posterior import Posterior, StepFacts
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import finish, input_batches, state_entries, state_tensor
-
-if TYPE_CHECKING:
-    import lightning.pytorch as pl
-
-    from lightning_bal.data import ActiveDataModule
 
 __all__ = ["LastLayerLaplace"]
 
@@ -85,7 +80,6 @@ class LastLayerLaplace(Posterior):
         # `full`: the lower Cholesky factor L of the posterior precision; `diag`: the precision's square root.
         self.factor = torch.zeros(0)
 
-    # ------------------------------------------------------------------ the last layer
     def _layer(self, module: nn.Module) -> tuple[str, nn.Linear]:
         if not isinstance(module, nn.Module):
             raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}.")
@@ -152,40 +146,34 @@ class LastLayerLaplace(Posterior):
             weight = torch.cat([weight, layer.bias.detach().float()[:, None]], dim=1)
         return weight.reshape(-1).cpu()
 
-    # ------------------------------------------------------------------ fitting
-    def fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+    def fit(self, context: StepFacts) -> None:
         """Fit the Gaussian on D_L with the model as trained in this step."""
-        self.fit_loader(pl_module, datamodule.pool_dataloader(datamodule.labelled_indices))
+        datamodule = context.datamodule
+        self.fit_loader(context.pl_module, datamodule.pool_dataloader(datamodule.labelled_indices))
 
     def fit_loader(self, module: nn.Module, dataloader: Iterable[Any]) -> None:
         """Fit the Gaussian on the inputs of ``dataloader`` (``(inputs, indices)`` or inputs alone)."""
         _, layer = self._layer(module)
-        hessian: Tensor | None = None
+        mean = self._weights(layer)
+        diag = self.hessian_structure == "diag"
+        hessian = torch.zeros((mean.numel(),) if diag else (mean.numel(), mean.numel()), dtype=torch.float64)
         with self._features(module) as features, torch.no_grad():
             for inputs, _ in input_batches(module, dataloader):
                 phi, logits = features(inputs)
                 phi, probs = phi.double().cpu(), logits.double().softmax(-1).cpu()
-                if self.hessian_structure == "diag":
+                if diag:
                     # diag(Lambda_i)[c] * phi_i[h]^2 with Lambda_i = diag(p_i) - p_i p_i^T.
-                    part = torch.einsum("nc,nh->ch", probs - probs**2, phi**2).reshape(-1)
+                    hessian += torch.einsum("nc,nh->ch", probs - probs**2, phi**2).reshape(-1)
                 else:
                     lam = torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]
-                    size = probs.shape[1] * phi.shape[1]
-                    part = torch.einsum("ncd,nh,ng->chdg", lam, phi, phi).reshape(size, size)
-                hessian = part if hessian is None else hessian + part
-        mean = self._weights(layer)
-        if hessian is None:
-            hessian = torch.zeros(mean.numel(), dtype=torch.float64)
-            if self.hessian_structure == "full":
-                hessian = torch.diag(hessian)
-        if self.hessian_structure == "diag":
+                    hessian += torch.einsum("ncd,nh,ng->chdg", lam, phi, phi).reshape(hessian.shape)
+        if diag:
             factor = (hessian + self.prior_precision).sqrt()
         else:
-            precision = hessian + self.prior_precision * torch.eye(mean.numel(), dtype=torch.float64)
-            factor = torch.linalg.cholesky(precision)
+            hessian += self.prior_precision * torch.eye(mean.numel(), dtype=torch.float64)
+            factor = torch.linalg.cholesky(hessian)
         self.mean, self.factor = mean, factor
 
-    # ------------------------------------------------------------------ sampling
     def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
         """``[K, C * (H + 1)]`` samples of the last layer's ``vec([W b])``."""
         if self.mean.numel() == 0:
@@ -224,7 +212,6 @@ class LastLayerLaplace(Posterior):
                     outputs = finish(torch.einsum("bh,kch->bkc", phi, samples), output_transform)
                 yield indices, outputs
 
-    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The fitted mean and precision factor (empty before the first fit)."""
         return {"mean": self.mean, "factor": self.factor}

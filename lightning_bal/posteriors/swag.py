@@ -12,7 +12,7 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lightning_bal.mc.modes import switch_modes
-from lightning_bal.mc.posterior import Posterior
+from lightning_bal.mc.posterior import Posterior, StepFacts
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import (
     finish,
@@ -25,8 +25,6 @@ from lightning_bal.posteriors._common import (
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
-
-    from lightning_bal.data import ActiveDataModule
 
 __all__ = ["SWAG"]
 
@@ -83,7 +81,6 @@ class SWAG(Posterior):
         self.burn_in_epochs = burn_in_epochs
         self.scale = float(scale)
         self._clear()
-        self._stale = False
         self._refresh_loader: Callable[[], Iterable[Any]] | None = None
 
     def _clear(self) -> None:
@@ -93,8 +90,8 @@ class SWAG(Posterior):
         self.deviations = torch.zeros(0, 0)
         self._step_start_epoch = -1
         self._batches_seen = 0
+        self._stale = False
 
-    # ------------------------------------------------------------------ collecting
     @staticmethod
     def _params(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
         if not isinstance(module, nn.Module):
@@ -112,7 +109,6 @@ class SWAG(Posterior):
         """Collect the weights every ``every_n_batches`` batches past the step's burn-in (moments restart per step)."""
         if self._stale or self._step_start_epoch < 0:
             self._clear()
-            self._stale = False
             self._step_start_epoch = trainer.current_epoch
         if trainer.current_epoch - self._step_start_epoch < self.burn_in_epochs:
             return
@@ -145,9 +141,10 @@ class SWAG(Posterior):
         self.deviations = torch.cat([kept, deviation])[-self.rank :]
         self.num_snapshots = n + 1
 
-    def fit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
+    def fit(self, context: StepFacts) -> None:
         """Close this step's moments (the next training batch starts new ones) and keep D_L for BatchNorm."""
         self._require_moments()
+        datamodule = context.datamodule
         indices = datamodule.labelled_indices.clone()
         self._refresh_loader = lambda: datamodule.pool_dataloader(indices)
         self._stale = True
@@ -160,7 +157,6 @@ class SWAG(Posterior):
                 " batches), so the step trained no batch past the burn-in."
             )
 
-    # ------------------------------------------------------------------ sampling
     def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
         """``[K, P]`` weight vectors drawn from the SWAG Gaussian.
 
@@ -209,14 +205,11 @@ class SWAG(Posterior):
             )
         device = params[0][1].device
         vectors = self.sample_weights(num_samples, generator).to(device)
-        states = []
-        for vector in vectors:
-            state: dict[str, Tensor] = {}
-            offset = 0
-            for name, p in params:
-                state[name] = vector[offset : offset + p.numel()].view_as(p).to(p.dtype)
-                offset += p.numel()
-            states.append(state)
+        sizes = [p.numel() for _, p in params]
+        states = [
+            {name: part.view_as(p).to(p.dtype) for (name, p), part in zip(params, vector.split(sizes), strict=True)}
+            for vector in vectors
+        ]
         norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
         if norms:
             if self._refresh_loader is None:
@@ -229,7 +222,6 @@ class SWAG(Posterior):
                 state.update(buffers)
         return states
 
-    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """The moments and where the collection stands (tensors and primitives)."""
         return {
@@ -252,7 +244,6 @@ class SWAG(Posterior):
         state = state_entries("SWAG", state_dict, names)
         if state is None:
             self._clear()
-            self._stale = False
             return
         count = state_int("SWAG", "num_snapshots", state["num_snapshots"], 0)
         mean = state_tensor("SWAG", "mean", state["mean"], 1)

@@ -230,7 +230,7 @@ def test_the_callback_picks_what_the_heuristics_own_select_picks(tmp_path, name,
 def test_the_main_process_can_load_the_final_labelled_set_after_ddp_spawn(tmp_path):
     """Spawned processes share no memory with the main process: its datamodule keeps the labelled set from before
     fit, and the callback hands the final one back through a file (the model's weights come back by Lightning)."""
-    from lightning_bal.callbacks.spawn import FINAL_STATE_FILE
+    from lightning_bal.callbacks.active_learning import FINAL_STATE_FILE
 
     pl.seed_everything(0)
     dm = make_datamodule(n=91, batch_size=8)

@@ -8,7 +8,7 @@ from torch.utils.data import TensorDataset
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.annotation import LowUncertainty
-from lightning_bal.callbacks.sharded_selection import HISTOGRAM_SAMPLE
+from lightning_bal.callbacks.pool_pass import HISTOGRAM_SAMPLE
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import Posterior
 from tests.helpers.models import DropoutClassifier

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lightning_bal.callbacks.sharded_selection import pool_statistics
+from lightning_bal.callbacks.pool_pass import pool_statistics
 from lightning_bal.heuristics import BALD, Margin, PowerBALD, Random, SoftmaxEntropy, SoftrankBALD
 from lightning_bal.heuristics.base import ScoredShard
 from lightning_bal.utilities.collective import Collective

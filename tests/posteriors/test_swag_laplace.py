@@ -157,6 +157,20 @@ def test_mc_dropconnect_runs_a_model_without_dropout(tmp_path, caplog):
     assert "no shared layers: the first layer is stochastic, all 3 run K times" in described[0]
 
 
+def test_fit_receives_the_steps_context(tmp_path):
+    """Issue #28: `Posterior.fit` takes the step's `StepContext`, as the pool pass and the evaluations do."""
+    contexts = []
+
+    class Recording(LastLayerLaplace):
+        def fit(self, context):
+            contexts.append((context.step, context.datamodule.num_labelled, context.pl_module))
+            super().fit(context)
+
+    callback, trainer, dm = _fit(tmp_path, Recording(), max_epochs=2, model=PlainClassifier())
+    assert [(step, labelled) for step, labelled, _ in contexts] == [(0, 6), (1, 11)]
+    assert all(module is trainer.lightning_module for _, _, module in contexts)
+
+
 def test_swag_before_any_collection_fails_clearly(tmp_path):
     with pytest.raises(RuntimeError, match=r"SWAG has collected no weights yet.*`burn_in_epochs=1`"):
         _fit(tmp_path, SWAG(burn_in_epochs=1), max_epochs=1)

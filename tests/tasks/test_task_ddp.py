@@ -11,7 +11,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.callbacks import RegressionCurve, SegmentationIoU
-from lightning_bal.callbacks.spawn import FINAL_STATE_FILE
+from lightning_bal.callbacks.active_learning import FINAL_STATE_FILE
 from lightning_bal.heuristics import BALD, GaussianMI
 from tests.callbacks.test_ddp import AssertRanksAgree, WriteResult
 from tests.tasks.models import (
