@@ -7,12 +7,12 @@ from lightning_bal.heuristics.combine import CombineHeuristics
 from lightning_bal.heuristics.diversity import BADGE, CoreSet, EmbeddingHeuristic, ProbCover, TypiClust
 from lightning_bal.heuristics.epig import EPIG
 from lightning_bal.heuristics.ical import ICAL
-from lightning_bal.heuristics.random_sampling import Random
 from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic, register_heuristic
 from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
     PowerBALD,
     PowerEntropy,
+    Random,
     SoftmaxBALD,
     SoftmaxEntropy,
     SoftrankBALD,

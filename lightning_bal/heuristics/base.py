@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
 from lightning_bal.functional._validation import Reduction, check_reduction
-from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
+from lightning_bal.functional.outputs import (
+    Masked,
+    OutputKey,
+    log_softmax_classes,
+    sample_mask,
+    select_output,
+    split_masked,
+)
 from lightning_bal.utilities.collective import Collective
 
-__all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "top_k"]
+__all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "is_output_key", "top_k"]
 
 
 class Selection(NamedTuple):
@@ -39,10 +47,9 @@ class ScoredShard(NamedTuple):
     Attributes:
         indices: int64 ``[n]`` dataset indices of this rank's items, ascending.
         scores: ``[n]`` their scores.
-        candidate_indices: batch-aware heuristics: dataset indices of this rank's :meth:`Heuristic.num_candidates`
-            best-scored items (empty otherwise) ...
-        candidate_scores: ... their scores ...
-        candidate_inputs: ... and their transformed outputs ``[M, K, C]``.
+        candidate_indices: Batch-aware heuristics only: dataset indices of this rank's
+            :meth:`Heuristic.num_candidates` best-scored items, their ``candidate_scores`` and their transformed
+            outputs ``candidate_inputs`` ``[M, K, C]``.
     """
 
     indices: Tensor
@@ -69,6 +76,11 @@ def check_scores(scores: Tensor, query_size: int) -> None:
             f"Expected argument `query_size` to be an integer in [0, {scores.numel()}], but got {query_size!r}."
         )
     _refuse_nan(_count_nan(scores), scores.numel())
+
+
+def is_output_key(key: Any) -> bool:
+    """Whether ``key`` can name a model output: a tuple position, a dict key or ``None``."""
+    return key is None or (not isinstance(key, bool) and isinstance(key, (int, str)))
 
 
 def _count_nan(scores: Tensor) -> int:
@@ -165,7 +177,7 @@ class Heuristic:
         if not isinstance(validate_args, bool):
             raise TypeError(f"Expected argument `validate_args` to be a bool, but got {validate_args!r}.")
         for name, key in (("output", output), ("mask", mask)):
-            if key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))):
+            if not is_output_key(key):
                 raise TypeError(
                     f"Expected argument `{name}` to be a tuple position, a dict key or None, but got {key!r}."
                 )
@@ -187,6 +199,9 @@ class Heuristic:
         """
         selected = select_output(outputs, self.output)
         values = log_softmax_classes(selected) if self.consumes == "log_probs" else selected.float()
+        return self._with_mask(outputs, values)
+
+    def _with_mask(self, outputs: Any, values: Tensor) -> Tensor | Masked:
         if self.mask is None:
             return values
         return Masked(values, sample_mask(select_output(outputs, self.mask), self.mask))
@@ -258,3 +273,14 @@ class Heuristic:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class _Pointwise(Heuristic):
+    """A heuristic whose score is the functional ``function(values, reduction, validate_args, mask)``."""
+
+    function: ClassVar[Callable[..., Tensor]]
+
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities (``[N, K, ...]`` outputs for regression) to ``[N]`` scores."""
+        values, mask = split_masked(log_probs, mask)
+        return type(self).function(values, self.reduction, self.validate_args, mask)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
@@ -22,8 +20,8 @@ class BALDPrefiltered(Heuristic):
     log-probabilities of the :meth:`num_candidates` best-scored items and passes them to ``select``.
     """
 
-    needs_mc_samples: ClassVar[bool] = True
-    batch_aware: ClassVar[bool] = True
+    needs_mc_samples = True
+    batch_aware = True
     max_candidates: int | None
 
     def score(self, log_probs: Tensor) -> Tensor:
@@ -34,6 +32,21 @@ class BALDPrefiltered(Heuristic):
         """``min(pool_size, max(query_size, max_candidates))``: how many top-BALD items ``select`` needs."""
         limit = pool_size if self.max_candidates is None else max(query_size, self.max_candidates)
         return min(pool_size, limit)
+
+    def _prefilter(self, log_probs: Tensor, query_size: int) -> Tensor | None:
+        """Positions of the :meth:`num_candidates` best BALD scores, best first; ``None`` when all are kept."""
+        candidates = self.num_candidates(query_size, log_probs.shape[0]) if log_probs.ndim > 0 else 0
+        return top_k(self.score(log_probs), candidates) if 0 < candidates < log_probs.shape[0] else None
+
+    def select_from_scores(
+        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
+    ) -> Selection:
+        """Not available: the selection needs the candidates' log-probabilities, not only their scores."""
+        raise TypeError(
+            f"Expected `select(log_probs, ...)` for the batch-aware {type(self).__name__}: it needs the"
+            " log-probabilities of the `num_candidates(query_size, pool_size)` best-scored items, but got"
+            " `select_from_scores(scores, ...)`."
+        )
 
 
 @register_heuristic
@@ -62,7 +75,7 @@ class BatchBALD(BALDPrefiltered):
         tensor([0.3681, 0.0073])
     """
 
-    name: ClassVar[str] = "batchbald"
+    name = "batchbald"
     cost = (
         "BALD, then b greedy rounds over the top M = `max_candidates`, each O(M·K·min(C^i, S)) with"
         " S = `num_samples`; keeps M×K×C log-probabilities"
@@ -90,24 +103,13 @@ class BatchBALD(BALDPrefiltered):
         ``scores`` are the picks' BALD scores (the pool's score, so the two compare) and ``gains`` the joint mutual
         information each pick added to the earlier ones.
         """
-        candidates = self.num_candidates(query_size, log_probs.shape[0]) if log_probs.ndim > 0 else 0
-        keep = None
-        if 0 < candidates < log_probs.shape[0]:
-            keep = top_k(self.score(log_probs), candidates)
+        keep = self._prefilter(log_probs, query_size)
+        if keep is not None:
             log_probs = log_probs[keep]
         indices, joint_mi = batchbald(log_probs, query_size, self.num_samples, generator, self.validate_args)
         bald_scores = bald(log_probs[indices], "mean", validate_args=False).to(joint_mi.dtype)
         gains = torch.diff(joint_mi, prepend=joint_mi.new_zeros(1)) if query_size else joint_mi
         return Selection(indices if keep is None else keep[indices], bald_scores, gains=gains)
-
-    def select_from_scores(
-        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
-    ) -> Selection:
-        """Not available: BatchBALD needs the candidates' log-probabilities, not only their scores."""
-        raise TypeError(
-            "Expected `select(log_probs, ...)` for the batch-aware BatchBALD: it needs the log-probabilities of the"
-            " `num_candidates(query_size, pool_size)` best-scored items, but got `select_from_scores(scores, ...)`."
-        )
 
     def __repr__(self) -> str:
         return f"BatchBALD(max_candidates={self.max_candidates}, num_samples={self.num_samples})"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
 from lightning_bal.functional.ical import Samples, ical
 from lightning_bal.functional.outputs import OutputKey
-from lightning_bal.heuristics.base import Selection, top_k
+from lightning_bal.heuristics.base import Selection
 from lightning_bal.heuristics.batchbald import BALDPrefiltered
 from lightning_bal.heuristics.registry import register_heuristic
 from lightning_bal.utilities.checks import check_positive_int
@@ -45,7 +43,7 @@ class ICAL(BALDPrefiltered):
         tensor([0, 3])
     """
 
-    name: ClassVar[str] = "ical"
+    name = "ical"
     cost = (
         "BALD, then q greedy picks over the top M = `max_candidates`, each O(M·K²) on [K, K] sample kernels"
         " (keeps M×K² numbers), against T = `num_targets` candidates drawn at each pick"
@@ -81,10 +79,9 @@ class ICAL(BALDPrefiltered):
 
     def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Greedy ICAL over ``[N, K, C]`` log-probabilities; scores are the batch's dependence at each pick."""
-        candidates = self.num_candidates(query_size, log_probs.shape[0]) if log_probs.ndim > 0 else 0
-        keep = None
-        if 0 < candidates < log_probs.shape[0]:
-            keep = top_k(self.score(log_probs), candidates).sort().values
+        keep = self._prefilter(log_probs, query_size)
+        if keep is not None:
+            keep = keep.sort().values
             log_probs = log_probs[keep]
         indices, scores = ical(
             log_probs,
@@ -97,15 +94,6 @@ class ICAL(BALDPrefiltered):
             self.validate_args,
         )
         return Selection(indices if keep is None else keep[indices], scores)
-
-    def select_from_scores(
-        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
-    ) -> Selection:
-        """Not available: ICAL needs the candidates' log-probabilities, not only their scores."""
-        raise TypeError(
-            "Expected `select(log_probs, ...)` for the batch-aware ICAL: it needs the log-probabilities of the"
-            " `num_candidates(query_size, pool_size)` best-scored items, but got `select_from_scores(scores, ...)`."
-        )
 
     def __repr__(self) -> str:
         return (
