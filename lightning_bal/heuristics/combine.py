@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from torch import Tensor
 
 from lightning_bal.functional.outputs import Masked, OutputKey, sample_mask, select_output
-from lightning_bal.heuristics.base import Heuristic
+from lightning_bal.heuristics.base import Heuristic, is_output_key
 
 __all__ = ["CombineHeuristics"]
 
@@ -63,8 +63,8 @@ class CombineHeuristics(Heuristic):
         tensor([0.5509, 0.0509])
     """
 
-    name: ClassVar[str] = "combine"
-    needs_mc_samples: ClassVar[bool] = True
+    name = "combine"
+    needs_mc_samples = True
 
     def __init__(
         self,
@@ -98,7 +98,7 @@ class CombineHeuristics(Heuristic):
         if outputs is not None and (isinstance(outputs, (str, bytes)) or not isinstance(outputs, Sequence)):
             raise TypeError(f"Expected argument `outputs` to be a sequence of output names, but got {outputs!r}.")
         keys: list[OutputKey | None] = list(range(len(heuristics))) if outputs is None else list(outputs)
-        if any(key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))) for key in keys):
+        if not all(map(is_output_key, keys)):
             raise TypeError(
                 f"Expected argument `outputs` to hold tuple positions, dict keys or None, but got {outputs!r}."
             )
@@ -145,12 +145,11 @@ class CombineHeuristics(Heuristic):
                 f"Expected argument `log_probs` to be a sequence of {len(self.heuristics)} tensors (one per output),"
                 f" but got {type(log_probs).__name__}."
             )
-        total: Tensor | None = None
-        for heuristic, weight, output in zip(self.heuristics, self.weights, log_probs, strict=True):
-            term = heuristic.score(output) * (weight if heuristic.higher_is_better else -weight)
-            total = term if total is None else total + term
-        assert total is not None  # heuristics is non-empty (checked in __init__)
-        return total
+        terms = [
+            heuristic.score(output) * (weight if heuristic.higher_is_better else -weight)
+            for heuristic, weight, output in zip(self.heuristics, self.weights, log_probs, strict=True)
+        ]
+        return sum(terms[1:], terms[0])
 
     def __repr__(self) -> str:
         masks = "" if all(key is None for key in self.masks) else f", mask={self.masks!r}"
@@ -159,7 +158,7 @@ class CombineHeuristics(Heuristic):
 
 def _check_masks(mask: Any, outputs: list[OutputKey | None]) -> list[OutputKey | None]:
     """One mask key (or ``None``) per member from ``CombineHeuristics(mask=...)``; refuses a scored output."""
-    if mask is None or (isinstance(mask, (int, str)) and not isinstance(mask, bool)):
+    if is_output_key(mask):
         masks = [mask] * len(outputs)
     elif isinstance(mask, Sequence) and not isinstance(mask, bytes):
         masks = list(mask)
@@ -172,7 +171,7 @@ def _check_masks(mask: Any, outputs: list[OutputKey | None]) -> list[OutputKey |
         raise TypeError(
             f"Expected argument `mask` to be a tuple position, a dict key, or a sequence of them, got {mask!r}."
         )
-    if any(key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))) for key in masks):
+    if not all(map(is_output_key, masks)):
         raise TypeError(f"Expected argument `mask` to hold tuple positions, dict keys or None, but got {mask!r}.")
     if None in outputs and any(key is not None for key in masks):
         raise ValueError(
