@@ -157,9 +157,7 @@ class BADGE(EmbeddingHeuristic):
 
     name = "badge"
     greedy = staticmethod(kmeans_pp)
-    cost = (
-        "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix"
-    )
+    cost = "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix"
 
     def feature_tap(self) -> FeatureTap:
         """The input of the model's last ``nn.Linear`` (or ``layer``'s output when given)."""
@@ -177,7 +175,6 @@ class BADGE(EmbeddingHeuristic):
         if num_classes is None and embeddings.shape[0] > 0:
             raise RuntimeError("Expected `BADGE.embed` to run before `select_embeddings`: the class count is unknown.")
         return {"num_classes": num_classes}
-
 
 
 @register_heuristic
@@ -207,7 +204,6 @@ class CoreSet(EmbeddingHeuristic):
 
     def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
         return {"centres": labelled}
-
 
 
 @register_heuristic
@@ -252,7 +248,6 @@ class TypiClust(EmbeddingHeuristic):
 
     def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
         return {"labelled": labelled, "k": self.k}
-
 
 
 @register_heuristic

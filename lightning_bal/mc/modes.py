@@ -15,26 +15,7 @@ __all__ = ["mc_dropout", "switch_modes"]
 
 @contextmanager
 def switch_modes(module: nn.Module, train: Callable[[nn.Module], bool]) -> Iterator[nn.Module]:
-    """Put each submodule in training mode where ``train(submodule)`` is true and eval mode elsewhere.
-
-    Every submodule's previous ``.training`` flag is captured first and written back on exit, also when an
-    exception is raised, so a model that was half in train mode comes back exactly as it was.
-
-    Args:
-        module: the model.
-        train: decides, per submodule, whether it runs in training mode.
-
-    Yields:
-        ``module``.
-
-    Example:
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
-        >>> with switch_modes(net, lambda m: isinstance(m, nn.Dropout)):
-        ...     [m.training for m in net]
-        [False, True]
-        >>> [m.training for m in net]
-        [True, True]
-    """
+    """Train mode for each submodule where ``train(submodule)``, eval mode elsewhere; every flag restored on exit."""
     saved = [(sub, sub.training) for sub in module.modules()]
     try:
         # Set flags directly: `.train()`/`.eval()` recurse and a user override of them could touch other state.
