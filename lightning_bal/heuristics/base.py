@@ -165,6 +165,8 @@ class Heuristic:
     #: With ``needs_targets``: the dataset the targets are drawn from (``None``: the pool), and how many are drawn.
     target_dataset: Any = None
     num_targets: int = 0
+    #: The attributes ``repr`` shows, as ``name=value``.
+    _repr_attributes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -272,7 +274,8 @@ class Heuristic:
         return selection._replace(indices=indices[order][selection.indices])
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._repr_attributes)
+        return f"{type(self).__name__}({arguments})"
 
 
 class _Pointwise(Heuristic):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -42,10 +40,11 @@ class EPIG(Heuristic):
         Selection(indices=tensor([1]), scores=tensor([0.2218]), probabilities=None, gains=None)
     """
 
-    name: ClassVar[str] = "epig"
+    name = "epig"
     cost = "O(N·T·K·C²) against T = `num_targets` target inputs, whose K predictions are computed each step"
-    needs_mc_samples: ClassVar[bool] = True
-    needs_targets: ClassVar[bool] = True
+    needs_mc_samples = True
+    needs_targets = True
+    _repr_attributes = ("num_targets",)
 
     def __init__(
         self,
@@ -87,6 +86,3 @@ class EPIG(Heuristic):
     ) -> Selection:
         """Select the ``query_size`` items with the highest EPIG against ``targets``."""
         return self.select_from_scores(self.score(log_probs, targets), query_size, generator)
-
-    def __repr__(self) -> str:
-        return f"EPIG(num_targets={self.num_targets})"

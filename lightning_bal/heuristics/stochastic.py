@@ -88,6 +88,7 @@ class StochasticHeuristic(Heuristic):
     base_heuristic: ClassVar[type[Heuristic]]
     mode: ClassVar[SamplingMode]
     stochastic = True
+    _repr_attributes = ("beta",)
 
     def __init__(
         self,
@@ -120,9 +121,6 @@ class StochasticHeuristic(Heuristic):
         log_weights = sampling_log_weights(scores, self.mode, self.beta, self.base_heuristic.higher_is_better)
         indices, probabilities = sample_without_replacement(log_weights, query_size, generator, fill_uniformly=True)
         return Selection(indices, scores[indices], probabilities)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(beta={self.beta})"
 
 
 @register_heuristic

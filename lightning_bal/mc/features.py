@@ -23,12 +23,9 @@ class FeatureTap:
     yielded, :attr:`latest` holds that batch's features ``[B, ...]`` (float32, in the batch's item order). The
     features come from a forward hook on a layer the pass runs anyway, so they cost no forward of their own.
 
-    Where the features are taken (``layer=None``):
-
-    - a model with ``mc_split()``: the output of its ``features`` module;
-    - a plain ``nn.Sequential`` (or a module wrapping one): the output of the last layer before the first stochastic
-      layer, i.e. the end of the shared prefix;
-    - any other model: there is no split, name a layer.
+    With ``layer=None`` the features are the output of the ``features`` of a model with ``mc_split()``, or of the
+    last layer before the first stochastic one of a plain ``nn.Sequential`` (or a module wrapping one), the end of
+    the shared prefix; any other model has no split: name a layer.
 
     A named ``layer`` (a name of ``module.named_modules()``, e.g. ``"net.1"``) that runs before every stochastic layer
     gives its output, the same for all K samples; one that runs after a stochastic layer gives the MC mean of its
