@@ -118,38 +118,31 @@ def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Ten
 class Heuristic:
     """Base class of acquisition heuristics: ``score`` items one batch at a time, ``select`` a batch from them.
 
-    Subclasses set the class attributes and implement :meth:`score`. The default :meth:`select_from_scores` takes
-    the top ``query_size`` scores (ties go to the lower index).
-
-    What a heuristic consumes is declared, not guessed: :attr:`consumes` says whether :meth:`score` takes class
-    log-probabilities or raw outputs (regression), and ``output`` names the output it scores of a model that returns
-    several (a tuple position or a dict key). :meth:`transform` turns the model's raw MC outputs into that input; the
-    engine applies it batch by batch.
+    Subclasses set the class attributes and implement :meth:`score`; the default :meth:`select_from_scores` takes
+    the top ``query_size`` scores (ties go to the lower index). What :meth:`score` consumes is declared, not guessed:
+    :meth:`transform` turns the model's raw MC outputs (its ``output``, of a model that returns several) into
+    :attr:`consumes`, batch by batch.
 
     Attributes:
         name: Registry name, e.g. ``"bald"``.
         higher_is_better: Whether a larger score means a more informative item.
-        needs_predictions: False only for :class:`Random`, whose callers can skip the MC pass entirely.
+        needs_predictions: False only for :class:`Random`, whose callers can skip the MC pass.
         needs_mc_samples: Whether the inputs need K >= 2 MC samples.
         batch_aware: Whether :meth:`select` needs the candidates' log-probabilities, not only their scores.
         stochastic: Whether selection is random (then :class:`Selection` carries probabilities).
-        consumes: ``"log_probs"`` (class log-probabilities ``[N, K, C, ...]``, made from logits by
-            :meth:`transform`) or ``"outputs"`` (raw outputs ``[N, K, ...]``, e.g. regression).
+        consumes: ``"log_probs"`` (``[N, K, C, ...]``, from logits) or ``"outputs"`` (raw ``[N, K, ...]``, regression).
         needs_targets: Whether :meth:`score` also takes the MC predictions of target inputs (EPIG).
-        needs_embeddings: Whether the heuristic selects from per-item embeddings taken during the pool pass
-            (BADGE, Core-Set; see :class:`~lightning_bal.heuristics.EmbeddingHeuristic`), not from scores.
-        cost: Its cost, a row of the table of heuristics in ``docs/heuristics.md``, in N scored pool items, K MC
-            samples and C classes (every heuristic but ``random`` also pays the N x K forward passes of the MC pass);
-            needed to register it (``register_heuristic``).
+        needs_embeddings: Whether it selects from per-item embeddings taken in the pool pass, not from scores (see
+            :class:`~lightning_bal.heuristics.EmbeddingHeuristic`).
+        cost: Its row of the table in ``docs/heuristics.md``, in N pool items, K MC samples and C classes, beyond the
+            N x K forwards of the MC pass; ``register_heuristic`` needs it.
 
     Args:
         reduction: How scores over trailing dims (pixels, tokens) become one score per item.
         validate_args: Check inputs (shapes, finiteness) before scoring.
-        output: Which output of a multi-output model to score (tuple position or dict key); ``None`` for a model
-            that returns one tensor.
-        mask: Which output of the model holds a bool validity mask ``[B, ...]`` over the scored positions (True
-            where a pixel or token counts); positions marked False are left out of ``reduction``. Needs ``output``.
-            See ``docs/tasks.md``.
+        output: Which output of a multi-output model to score (tuple position or dict key); ``None`` for one tensor.
+        mask: Which output holds a bool validity mask ``[B, ...]`` over the scored positions (False: left out of
+            ``reduction``). Needs ``output``. See ``docs/tasks.md``.
     """
 
     name: ClassVar[str]
@@ -231,9 +224,8 @@ class Heuristic:
     def shard_candidates(self, scores: Tensor, query_size: int) -> Tensor:
         """Positions of one rank's ``scores`` that the selection over every rank may pick: its ``query_size`` best.
 
-        Exact for the top-k rule of :meth:`select_from_scores`: an item of the global top ``q`` is in its own rank's
-        top ``q`` under the same order (score, then lower dataset index). A stochastic draw depends on every weight,
-        so it keeps every position. A heuristic whose ``select_from_scores`` follows another rule overrides this.
+        Exact for top-k (a global top-``q`` item is in its rank's top ``q``); a stochastic draw keeps every position.
+        A heuristic whose ``select_from_scores`` follows another rule overrides this.
         """
         if self.stochastic:
             return torch.arange(scores.numel(), device=scores.device)
@@ -244,9 +236,8 @@ class Heuristic:
     ) -> Selection:
         """Select ``query_size`` items over every rank's ``shard``: the same :class:`Selection` on every rank.
 
-        A collective (every rank calls it). The result, with dataset indices for positions, is what this heuristic's
-        own :meth:`select_from_scores` (batch-aware: :meth:`select` on the candidates) makes with ``generator`` from
-        all the scores in dataset-index order, whatever the number of ranks: each rank sends only its
+        A collective. Whatever the number of ranks, the result (dataset indices) is what :meth:`select_from_scores`
+        (batch-aware: :meth:`select`) makes from all the scores in dataset-index order; each rank sends only its
         :meth:`shard_candidates` (batch-aware: its best :meth:`num_candidates` with their inputs).
 
         Example:

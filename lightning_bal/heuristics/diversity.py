@@ -30,28 +30,25 @@ def _check_rows(name: str, value: Any, shape: str) -> None:
 class EmbeddingHeuristic(Heuristic):
     """Base class of heuristics that select a batch from per-item embeddings taken during the pool pass.
 
-    The pool pass records the model's features (at the MC split, or at ``layer``) with a
-    :class:`~lightning_bal.mc.features.FeatureTap`, turns each batch into embeddings with :meth:`embed`, keeps them
-    on the rank that computed them, and calls :meth:`select_embeddings` on every rank with a
-    :class:`~lightning_bal.utilities.collective.Collective`: the pool is never gathered.
+    The pool pass records the model's features with a :class:`~lightning_bal.mc.features.FeatureTap`, turns each
+    batch into embeddings with :meth:`embed`, keeps them on their rank and calls :meth:`select_embeddings` on every
+    rank with a :class:`~lightning_bal.utilities.collective.Collective`: the pool is never gathered.
 
     Attributes:
-        needs_embeddings: Always ``True``: the pool pass takes features for this heuristic.
         needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
 
     Args:
-        layer: name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
+        layer: Name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
             ``None`` for the model's deterministic split.
-        embeddings: ``[len(dataset), E]`` embeddings the user supplies (e.g. self-supervised), indexed by dataset
-            index; then the model's features are not used and the pool pass runs no model at all.
-        output: which output of a multi-output model to use (tuple position or dict key).
-        validate_args: check inputs.
+        embeddings: ``[len(dataset), E]`` embeddings the user supplies (e.g. self-supervised), by dataset index;
+            then the pool pass runs no model at all.
+        output: Which output of a multi-output model to use (tuple position or dict key).
+        validate_args: Check inputs.
     """
 
     needs_embeddings = True
     needs_labelled_embeddings: ClassVar[bool] = False
-    #: The selection of the built-in subclasses, a function of :mod:`lightning_bal.functional` given the options
-    #: of :meth:`_options`; a subclass without it implements :meth:`select_embeddings`.
+    #: The functional selection with :meth:`_options`; a subclass without one implements :meth:`select_embeddings`.
     greedy: ClassVar[Callable[..., GreedySelection] | None] = None
 
     def __init__(
@@ -142,9 +139,9 @@ class BADGE(EmbeddingHeuristic):
     :func:`~lightning_bal.functional.gradient_embeddings.gradient_embedding`.
 
     Args:
-        layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).
-        output: which output of a multi-output model.
-        validate_args: check inputs.
+        layer: Features layer; ``None`` for the last Linear's input (see :class:`EmbeddingHeuristic`).
+        output: Which output of a multi-output model.
+        validate_args: Check inputs.
 
     Example:
         >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]).log()
@@ -186,9 +183,8 @@ class CoreSet(EmbeddingHeuristic):
     Needs no predictions, only features: with ``iterations=1`` in the callback the pool pass costs one forward.
 
     Args:
-        layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).
-        output: unused for the selection (kept for a uniform signature).
-        validate_args: check inputs.
+        layer: Features layer; ``None`` for the MC split. ``output`` and ``validate_args``: see
+            :class:`EmbeddingHeuristic`.
 
     Example:
         >>> features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
@@ -210,16 +206,12 @@ class CoreSet(EmbeddingHeuristic):
 class TypiClust(EmbeddingHeuristic):
     r"""TypiClust (Hacohen et al., 2022), for the cold start: typical items of the largest uncovered clusters.
 
-    See :func:`~lightning_bal.functional.cold_start.typiclust`. Under DDP each rank keeps its shard of the pool. Runs on
-    the model's features or on ``embeddings`` the user supplies (self-supervised ones, as in the paper, when D_L is
-    empty and the model has learnt nothing yet).
+    See :func:`~lightning_bal.functional.cold_start.typiclust`. Runs on the model's features or on ``embeddings`` the
+    user supplies (self-supervised ones, as in the paper, while the model has learnt nothing yet).
 
     Args:
-        k: neighbours of the typicality (20, as in the paper).
-        layer: features layer; ``None`` for the MC split.
-        embeddings: ``[len(dataset), E]`` user-supplied embeddings (then the model is not run).
-        output: unused (kept for a uniform signature).
-        validate_args: check inputs.
+        k: Neighbours of the typicality (20, as in the paper). ``layer``, ``embeddings``, ``output`` and
+            ``validate_args``: see :class:`EmbeddingHeuristic`.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
@@ -258,13 +250,10 @@ class ProbCover(EmbeddingHeuristic):
     purity (the largest radius whose balls are ``alpha``-pure w.r.t. a k-means clustering into ``num_classes``).
 
     Args:
-        delta: ball radius; ``None`` to choose it by purity.
-        num_classes: clusters of the purity test.
-        alpha: purity required.
-        layer: features layer; ``None`` for the MC split.
-        embeddings: ``[len(dataset), E]`` user-supplied embeddings (then the model is not run).
-        output: unused (kept for a uniform signature).
-        validate_args: check inputs.
+        delta: Ball radius; ``None`` to choose it by purity.
+        num_classes: Clusters of the purity test.
+        alpha: Purity required. ``layer``, ``embeddings``, ``output`` and ``validate_args``: see
+            :class:`EmbeddingHeuristic`.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
