@@ -20,17 +20,13 @@ class CombineHeuristics(Heuristic):
     .. math:: s = \sum_i w_i \, \sigma_i s_i \Big/ \sum_i w_i, \quad \sigma_i = +1 \text{ if heuristic } i
         \text{ is higher-is-better else } -1
 
-    The combined score is therefore always higher-is-better. Scores are not rescaled: choose weights that put
-    them on comparable scales. ``needs_mc_samples`` is True, as MC samples suit every member.
-
-    With ``mask``, the model also returns a bool validity mask over the positions of each item (padding tokens, void
-    pixels; see ``docs/tasks.md``): each masked member then reduces its per-position scores over the valid positions
-    only, with its own ``reduction``, before the scores are combined. :meth:`transform` hands a masked member a
-    :class:`~lightning_bal.functional.outputs.Masked` pair, and :meth:`score` takes one by hand too.
+    The combined score is always higher-is-better. Scores are not rescaled: choose weights that put them on
+    comparable scales. With ``mask``, the model also returns a bool validity mask over each item's positions
+    (padding tokens, void pixels; see ``docs/tasks.md``): a masked member reduces its per-position scores over the
+    valid positions only, with its own ``reduction``, before the scores are combined.
 
     Args:
-        heuristics: Pointwise heuristics; each transforms its output as it declares (class log-probabilities, or
-            raw outputs for regression heuristics). A member does not name a ``mask`` of its own: give it here.
+        heuristics: Pointwise heuristics, each transforming its output as it declares; a member names no ``mask``.
         weights: Non-negative finite weights, one per heuristic, not all zero (default: all 1).
         outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...).
             Members may share an output (``outputs=["logits", "logits"]``); ``None`` for every member scores a
@@ -135,11 +131,7 @@ class CombineHeuristics(Heuristic):
         return inputs
 
     def score(self, log_probs: Sequence[Tensor | Masked]) -> Tensor:
-        """One input per output to ``[N]`` scores.
-
-        Each input is ``[N, K, C, ...]`` log-probabilities, ``[N, K, ...]`` raw outputs for regression, or a ``Masked``
-        pair of one and its mask ``[N, ...]``.
-        """
+        """One input per member (as :meth:`transform` makes it, or a ``Masked`` pair by hand) to ``[N]`` scores."""
         if isinstance(log_probs, Tensor) or len(log_probs) != len(self.heuristics):
             raise ValueError(
                 f"Expected argument `log_probs` to be a sequence of {len(self.heuristics)} tensors (one per output),"

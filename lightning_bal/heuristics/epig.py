@@ -22,14 +22,12 @@ class EPIG(Heuristic):
 
     .. math:: \mathrm{EPIG}(x) = E_{x^* \sim p_*}\, I[y; y^* \mid x, x^*]
 
-    Pointwise, so pool batches are scored one at a time, but every batch is scored against the same targets: the
-    ``[T, K, C]`` log-probabilities of T target inputs (a sample of the input distribution of interest), drawn from
-    the same K MC samples as the pool batches, passed to :meth:`score` as ``targets``. The callback draws
-    ``num_targets`` targets each step from ``target_dataset`` (default: the pool) and passes them.
+    Pointwise, but every pool batch is scored against the same ``targets``: the ``[T, K, C]`` log-probabilities of T
+    target inputs (a sample of the input distribution of interest) from the same K MC samples as the pool.
 
     Args:
-        num_targets: how many target inputs the callback draws at each step.
-        target_dataset: the inputs whose predictions matter (read with the datamodule's ``input_fn``); default: the
+        num_targets: How many target inputs the callback draws at each step.
+        target_dataset: The inputs whose predictions matter (read with the datamodule's ``input_fn``); default: the
             pool.
         validate_args: Check the targets and each pool batch.
         output: Which output of a multi-output model to score.

@@ -37,9 +37,8 @@ class Variance(_Pointwise):
 class GaussianMI(Heuristic):
     r"""Mutual information of a heteroscedastic head, :math:`\frac12\log(1 + \mathrm{Var}_k\mu_k/\overline{\sigma^2})`.
 
-    The model returns a predicted mean and a log-variance (a tuple or a dict); :meth:`transform` stacks the two as
-    ``[B, K, 2, ...]`` (mean first), which :meth:`score` consumes. See
-    :func:`~lightning_bal.functional.gaussian_mutual_information` for the approximation and its source.
+    The model returns a predicted mean and a log-variance; :meth:`transform` stacks them as ``[B, K, 2, ...]`` (mean
+    first) for :meth:`score`. See :func:`~lightning_bal.functional.gaussian_mutual_information`.
 
     Args:
         mean: The output holding the predicted means (tuple position or dict key).

@@ -25,6 +25,10 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "-"
 
 
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def heuristic_table() -> str:
     r"""The markdown table of every registered heuristic, in name order.
 
@@ -37,24 +41,14 @@ def heuristic_table() -> str:
         | `random` | `Random` | - | - | - | yes | nothing (no MC pass) | yes | no MC pass: O(N) to draw |
     """
     columns = ["name", "class", "K >= 2", "targets", "batch-aware selection", "stochastic", "consumes"]
-    rows = [
-        "| " + " | ".join([*columns, "higher is better", "cost"]) + " |",
-        "|" + " --- |" * (len(columns) + 2),
-    ]
+    columns += ["higher is better", "cost"]
+    rows = [_row(columns), _row(["---"] * len(columns))]
     for name, cls in sorted(HEURISTICS.items()):
+        flags = [_yes(flag) for flag in (cls.needs_mc_samples, cls.needs_targets, cls.batch_aware, cls.stochastic)]
         consumes = "nothing (no MC pass)" if not cls.needs_predictions else f"`{cls.consumes}`"
-        cells = [
-            f"`{name}`",
-            f"`{cls.__name__}`",
-            _yes(cls.needs_mc_samples),
-            _yes(cls.needs_targets),
-            _yes(cls.batch_aware),
-            _yes(cls.stochastic),
-            consumes,
-            _yes(cls.higher_is_better),
-            str(cls.cost),
-        ]
-        rows.append("| " + " | ".join(cells) + " |")
+        rows.append(
+            _row([f"`{name}`", f"`{cls.__name__}`", *flags, consumes, _yes(cls.higher_is_better), str(cls.cost)])
+        )
     return "\n".join(rows)
 
 
@@ -80,12 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     text = args.path.read_text()
     updated = update_table(text)
-    if args.check:
-        if updated != text:
-            print(f"{args.path}: the heuristics table is stale; run `python -m lightning_bal.heuristics.table`.")
-            return 1
-        return 0
-    if updated != text:
+    if args.check and updated != text:
+        print(f"{args.path}: the heuristics table is stale; run `python -m lightning_bal.heuristics.table`.")
+        return 1
+    if updated != text and not args.check:
         args.path.write_text(updated)
         print(f"Updated the heuristics table in {args.path}.")
     return 0
