@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
 from lightning_bal.functional._validation import Reduction, check_reduction
-from lightning_bal.functional.outputs import (
-    Masked,
-    OutputKey,
-    log_softmax_classes,
-    sample_mask,
-    select_output,
-    split_masked,
-)
+from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "is_output_key", "top_k"]
@@ -267,14 +259,3 @@ class Heuristic:
     def __repr__(self) -> str:
         arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._repr_attributes)
         return f"{type(self).__name__}({arguments})"
-
-
-class _Pointwise(Heuristic):
-    """A heuristic whose score is the functional ``function(values, reduction, validate_args, mask)``."""
-
-    function: ClassVar[Callable[..., Tensor]]
-
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
-        """``[N, K, C, ...]`` log-probabilities (``[N, K, ...]`` outputs for regression) to ``[N]`` scores."""
-        values, mask = split_masked(log_probs, mask)
-        return type(self).function(values, self.reduction, self.validate_args, mask)

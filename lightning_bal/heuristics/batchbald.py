@@ -55,10 +55,8 @@ class BALDPrefiltered(Heuristic):
 class BatchBALD(BALDPrefiltered):
     """BatchBALD (Kirsch et al., 2019) over the ``max_candidates`` items with the highest BALD score.
 
-    :meth:`score` is BALD, the pre-filter: a streaming caller keeps the log-probabilities of the
-    :meth:`num_candidates` best-scored items only and passes them to :meth:`select`. Given more items than that,
-    :meth:`select` pre-filters them itself. The K MC samples must be consistent across items (the same dropout
-    masks for every item); see :func:`~lightning_bal.functional.batchbald`.
+    Given more than :meth:`num_candidates` items, :meth:`select` pre-filters them itself. The K MC samples must be
+    consistent across items (the same dropout masks for every item); see :func:`~lightning_bal.functional.batchbald`.
 
     Args:
         max_candidates: Pre-filter size M (default 1000; ``None`` keeps the whole pool). BatchBALD's cost grows
@@ -119,13 +117,11 @@ class BatchBALD(BALDPrefiltered):
 class ICAL(BALDPrefiltered):
     r"""ICAL (Jain, Liu and Gifford, 2020) over the ``max_candidates`` items with the highest BALD score.
 
-    Greedily adds the candidate that makes the batch's sampled labels most dependent (normalised HSIC over the K
-    MC samples) on the labels of a random target set of ``num_targets`` candidates, drawn again at each pick; see
-    :func:`~lightning_bal.functional.ical.ical` and the "ICAL" section of ``docs/diversity.md`` for the
-    approximations. :meth:`score` is BALD, the pre-filter: the callback keeps the log-probabilities of the
-    :meth:`num_candidates` best-scored items (under DDP, merged from every rank's best) and passes them to
-    :meth:`select`, so the target set is drawn from those candidates (the whole pool with ``max_candidates=None``).
-    The K MC samples must be consistent across items (the callback's default MC-Dropout draws them so).
+    Greedily adds the candidate that makes the batch's sampled labels most dependent (normalised HSIC over the K MC
+    samples) on the labels of ``num_targets`` random candidates, drawn again at each pick; see
+    :func:`~lightning_bal.functional.ical.ical` and ``docs/diversity.md``. The targets come from the
+    :meth:`num_candidates` candidates (the whole pool with ``max_candidates=None``). The K MC samples must be
+    consistent across items (the callback's default MC-Dropout draws them so).
 
     Args:
         max_candidates: Pre-filter size M (default 1000; ``None`` keeps the whole pool). Memory is M K² numbers.

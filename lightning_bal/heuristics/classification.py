@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
+from torch import Tensor
+
 from lightning_bal.functional import bald, entropy, least_confidence, margin, mean_std, variation_ratios
-from lightning_bal.heuristics.base import _Pointwise
+from lightning_bal.functional.outputs import Masked, split_masked
+from lightning_bal.heuristics.base import Heuristic
 from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = ["BALD", "Entropy", "LeastConfidence", "Margin", "MeanSTD", "VariationRatios"]
+
+
+class _Pointwise(Heuristic):
+    """A heuristic whose score is the functional ``function(values, reduction, validate_args, mask)``."""
+
+    function: ClassVar[Callable[..., Tensor]]
+
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities (``[N, K, ...]`` outputs for regression) to ``[N]`` scores."""
+        values, mask = split_masked(log_probs, mask)
+        return type(self).function(values, self.reduction, self.validate_args, mask)
+
 
 # Reading the MC pass's [N, K, C] log-probabilities once.
 _POINTWISE = "O(N·K·C) after the MC pass"

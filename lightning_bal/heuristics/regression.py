@@ -10,7 +10,8 @@ from torch import Tensor
 from lightning_bal.functional import gaussian_mutual_information, variance
 from lightning_bal.functional._validation import Reduction
 from lightning_bal.functional.outputs import Masked, OutputKey, select_output, split_masked
-from lightning_bal.heuristics.base import Heuristic, _Pointwise
+from lightning_bal.heuristics.base import Heuristic
+from lightning_bal.heuristics.classification import _Pointwise
 from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = ["GaussianMI", "Variance"]

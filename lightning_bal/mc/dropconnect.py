@@ -56,18 +56,15 @@ def check_dropconnect_layers(module: nn.Module) -> list[nn.Module]:
 def mc_dropconnect(module: nn.Module, p: float) -> Iterator[list[DropConnectWeight]]:
     """Mask the weights of every Linear/Conv layer of ``module`` while the context is open.
 
-    The original ``weight`` parameters (the same objects, so optimizers keep working) come back on exit,
-    also when an exception is raised.
+    The original ``weight`` parameters (the same objects, so optimizers keep working) come back on exit, also after
+    an exception.
 
     Args:
-        module: the model.
-        p: probability of dropping each weight, in ``[0, 1)``.
+        module: The model; it must hold a layer to mask.
+        p: Probability of dropping each weight, in ``[0, 1)``.
 
     Yields:
         The parametrizations, one per masked layer, in registration order.
-
-    Raises:
-        ValueError: if ``p`` is not in ``[0, 1)`` or ``module`` holds no layer to mask.
 
     Example:
         >>> net = nn.Linear(4, 2)

@@ -34,10 +34,7 @@ def mark_stochastic(layer: nn.Module) -> nn.Module:
     cannot make it consistent across items or reproducible from a seed: only the built-in dropout types get that.
 
     Args:
-        layer: the layer to mark; it is returned for chaining.
-
-    Returns:
-        The same layer.
+        layer: The layer to mark; it is returned for chaining.
 
     Example:
         >>> from torch import nn
