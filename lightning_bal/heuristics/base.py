@@ -19,12 +19,11 @@ class Selection(NamedTuple):
 
     Attributes:
         indices: int64 ``[q]`` positions into the N items that were scored.
-        scores: ``[q]`` the score of each selected item, the same score as the heuristic gives the pool (for
-            BatchBALD, each pick's BALD score).
-        probabilities: For stochastic heuristics, float64 ``[q]``: the probability with which each item was drawn
-            given the earlier draws, ``p_i / sum of p_j over the items not drawn before it``. ``None`` otherwise.
-        gains: For BatchBALD, ``[q]``: the joint mutual information each pick added to the picks before it (their
-            cumulative sum is the batch's joint mutual information). ``None`` otherwise.
+        scores: ``[q]`` each pick's score, as the heuristic scores the pool (BatchBALD: each pick's BALD score).
+        probabilities: Stochastic heuristics: float64 ``[q]``, each item's probability to be drawn given the earlier
+            draws, ``p_i / sum of p_j over the items not drawn before it``. ``None`` otherwise.
+        gains: BatchBALD: ``[q]``, the joint mutual information each pick added (summing to the batch's). ``None``
+            otherwise.
     """
 
     indices: Tensor

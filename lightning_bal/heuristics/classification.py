@@ -16,14 +16,14 @@ __all__ = ["BALD", "Entropy", "LeastConfidence", "Margin", "MeanSTD", "Variation
 
 
 class _Pointwise(Heuristic):
-    """A heuristic whose score is the functional ``function(values, reduction, validate_args, mask)``."""
+    """A heuristic whose score is the functional ``_function(values, reduction, validate_args, mask)``."""
 
-    function: ClassVar[Callable[..., Tensor]]
+    _function: ClassVar[Callable[..., Tensor]]
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, C, ...]`` log-probabilities (``[N, K, ...]`` outputs for regression) to ``[N]`` scores."""
         values, mask = split_masked(log_probs, mask)
-        return type(self).function(values, self.reduction, self.validate_args, mask)
+        return type(self)._function(values, self.reduction, self.validate_args, mask)
 
 
 # Reading the MC pass's [N, K, C] log-probabilities once.
@@ -42,7 +42,7 @@ class Entropy(_Pointwise):
 
     name = "entropy"
     cost = _POINTWISE + " (K = 1 works)"
-    function = staticmethod(entropy)
+    _function = staticmethod(entropy)
 
 
 @register_heuristic
@@ -59,7 +59,7 @@ class BALD(_Pointwise):
     name = "bald"
     cost = _POINTWISE
     needs_mc_samples = True
-    function = staticmethod(bald)
+    _function = staticmethod(bald)
 
 
 @register_heuristic
@@ -75,7 +75,7 @@ class Margin(_Pointwise):
     name = "margin"
     cost = _POINTWISE + " (K = 1 works)"
     higher_is_better = False
-    function = staticmethod(margin)
+    _function = staticmethod(margin)
 
 
 @register_heuristic
@@ -90,7 +90,7 @@ class LeastConfidence(_Pointwise):
 
     name = "least_confidence"
     cost = _POINTWISE + " (K = 1 works)"
-    function = staticmethod(least_confidence)
+    _function = staticmethod(least_confidence)
 
 
 @register_heuristic
@@ -107,7 +107,7 @@ class VariationRatios(_Pointwise):
     name = "variation_ratios"
     cost = _POINTWISE
     needs_mc_samples = True
-    function = staticmethod(variation_ratios)
+    _function = staticmethod(variation_ratios)
 
 
 @register_heuristic
@@ -124,4 +124,4 @@ class MeanSTD(_Pointwise):
     name = "mean_std"
     cost = _POINTWISE
     needs_mc_samples = True
-    function = staticmethod(mean_std)
+    _function = staticmethod(mean_std)

@@ -49,7 +49,7 @@ class EmbeddingHeuristic(Heuristic):
     needs_embeddings = True
     needs_labelled_embeddings: ClassVar[bool] = False
     #: The functional selection with :meth:`_options`; a subclass without one implements :meth:`select_embeddings`.
-    greedy: ClassVar[Callable[..., GreedySelection] | None] = None
+    _greedy: ClassVar[Callable[..., GreedySelection] | None] = None
 
     def __init__(
         self,
@@ -96,14 +96,14 @@ class EmbeddingHeuristic(Heuristic):
 
         Deciding with the other ranks through ``collective``; ``labelled`` holds D_L's embeddings (on every rank).
         """
-        greedy = type(self).greedy
+        greedy = type(self)._greedy
         if greedy is None:
             raise NotImplementedError(f"{type(self).__name__} must implement `select_embeddings`.")
         options = self._options(embeddings, labelled)
         return greedy(embeddings, query_size, seed=seed, indices=indices, collective=collective, **options)
 
     def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
-        """Keyword arguments of :attr:`greedy` beside the embeddings, seed, dataset indices and collective."""
+        """Keyword arguments of ``_greedy`` beside the embeddings, seed, dataset indices and collective."""
         return {}
 
     def select(self, embeddings: Any, query_size: int, generator: torch.Generator | None = None) -> Selection:
@@ -153,7 +153,7 @@ class BADGE(EmbeddingHeuristic):
     """
 
     name = "badge"
-    greedy = staticmethod(kmeans_pp)
+    _greedy = staticmethod(kmeans_pp)
     cost = "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix"
 
     def feature_tap(self) -> FeatureTap:
@@ -196,7 +196,7 @@ class CoreSet(EmbeddingHeuristic):
     cost = "O(N·D) per pick for q greedy k-center picks, D_L as the first centres; no N×N matrix"
     consumes = "outputs"
     needs_labelled_embeddings = True
-    greedy = staticmethod(k_center_greedy)
+    _greedy = staticmethod(k_center_greedy)
 
     def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
         return {"centres": labelled}
@@ -223,7 +223,7 @@ class TypiClust(EmbeddingHeuristic):
     cost = "k-means into |D_L| + q clusters, then O(n·k·D) typicality per cluster (k nearest neighbours)"
     consumes = "outputs"
     needs_labelled_embeddings = True
-    greedy = staticmethod(typiclust)
+    _greedy = staticmethod(typiclust)
 
     def __init__(
         self,
@@ -265,7 +265,7 @@ class ProbCover(EmbeddingHeuristic):
     cost = "O(N²·D) in blocks to build the δ-ball graph (kept as an edge list), then O(edges) per pick"
     consumes = "outputs"
     needs_labelled_embeddings = True
-    greedy = staticmethod(probcover)
+    _greedy = staticmethod(probcover)
 
     def __init__(
         self,

@@ -31,7 +31,7 @@ class Variance(_Pointwise):
     cost = "O(N·K·D) over the D output values"
     needs_mc_samples = True
     consumes = "outputs"
-    function = staticmethod(variance)
+    _function = staticmethod(variance)
 
 
 @register_heuristic

@@ -70,12 +70,8 @@ class StochasticHeuristic(Heuristic):
         \mathrm{rank}_i^{-\beta} \ (\text{softrank})
 
     Subclasses fix ``base_heuristic`` and ``mode``; :class:`Selection.probabilities` holds each item's drawing
-    probability given the earlier draws, for importance weighting.
-
-    Selection never fails for lack of weight: items of weight zero (e.g. a BALD score of exactly 0 under power) are
-    drawn uniformly, each with probability ``1 / (zero-weight items not yet drawn)``, once every item of non-zero
-    weight is drawn, so LURE and PURE weights stay defined; see
-    :func:`~lightning_bal.functional.sample_without_replacement`.
+    probability given the earlier draws, for importance weighting. Items of weight zero are drawn uniformly once
+    every other item is (see :func:`~lightning_bal.functional.sample_without_replacement`), so selection never fails.
 
     Args:
         beta: Coldness :math:`\beta \ge 0` (1 in the paper); 0 is uniform, large values approach top-k.
