@@ -33,14 +33,10 @@ class Selection(NamedTuple):
 
 
 class ScoredShard(NamedTuple):
-    """One rank's part of a scored pool, as :meth:`Heuristic.select_sharded` receives it.
+    """One rank's scored items (dataset ``indices``, ascending) and, for batch-aware heuristics, its candidates.
 
-    Attributes:
-        indices: int64 ``[n]`` dataset indices of this rank's items, ascending.
-        scores: ``[n]`` their scores.
-        candidate_indices: Batch-aware heuristics only: dataset indices of this rank's
-            :meth:`Heuristic.num_candidates` best-scored items, their ``candidate_scores`` and their transformed
-            outputs ``candidate_inputs`` ``[M, K, C]``.
+    The candidates are the rank's :meth:`Heuristic.num_candidates` best-scored items: their dataset indices, scores
+    and transformed outputs ``[M, K, C]``.
     """
 
     indices: Tensor
@@ -51,14 +47,7 @@ class ScoredShard(NamedTuple):
 
 
 def check_scores(scores: Tensor, query_size: int) -> None:
-    """Check that ``scores`` is ``[N]`` without NaN and ``query_size`` an integer in ``[0, N]``.
-
-    Example:
-        >>> check_scores(torch.zeros(3), 4)
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `query_size` to be an integer in [0, 3], but got 4.
-    """
+    """Check that ``scores`` is ``[N]`` without NaN and ``query_size`` an integer in ``[0, N]``."""
     if not isinstance(scores, Tensor) or scores.ndim != 1:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
         raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")

@@ -30,16 +30,7 @@ def _row(cells: list[str]) -> str:
 
 
 def heuristic_table() -> str:
-    r"""The markdown table of every registered heuristic, in name order.
-
-    Example:
-        >>> rows = heuristic_table().splitlines()
-        >>> print("\n".join(rows[:2]))
-        | name | class | K >= 2 | targets | batch-aware selection | stochastic | consumes | higher is better | cost |
-        | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-        >>> print(next(row for row in rows if row.startswith("| `random`")))
-        | `random` | `Random` | - | - | - | yes | nothing (no MC pass) | yes | no MC pass: O(N) to draw |
-    """
+    """The markdown table of every registered heuristic, in name order."""
     columns = ["name", "class", "K >= 2", "targets", "batch-aware selection", "stochastic", "consumes"]
     columns += ["higher is better", "cost"]
     rows = [_row(columns), _row(["---"] * len(columns))]
@@ -53,13 +44,7 @@ def heuristic_table() -> str:
 
 
 def update_table(text: str) -> str:
-    r"""``text`` with the table between :data:`BEGIN` and :data:`END` replaced by :func:`heuristic_table`.
-
-    Example:
-        >>> doc = update_table(f"intro\n{BEGIN}\nold\n{END}\nrest\n")
-        >>> doc.splitlines()[2].startswith("| name | class |"), doc.endswith(f"{END}\nrest\n")
-        (True, True)
-    """
+    """``text`` with the table between :data:`BEGIN` and :data:`END` replaced by :func:`heuristic_table`."""
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"Expected the markers {BEGIN!r} and then {END!r} in the document, but they are missing.")
