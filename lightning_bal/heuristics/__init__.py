@@ -1,18 +1,17 @@
 """Acquisition heuristics as small classes: ``score`` a pool batch by batch, ``select`` a batch."""
 
 from lightning_bal.heuristics.base import Heuristic, Selection
-from lightning_bal.heuristics.batchbald import BatchBALD
+from lightning_bal.heuristics.batchbald import ICAL, BatchBALD
 from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
 from lightning_bal.heuristics.combine import CombineHeuristics
 from lightning_bal.heuristics.diversity import BADGE, CoreSet, EmbeddingHeuristic, ProbCover, TypiClust
 from lightning_bal.heuristics.epig import EPIG
-from lightning_bal.heuristics.ical import ICAL
-from lightning_bal.heuristics.random_sampling import Random
 from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic, register_heuristic
 from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
     PowerBALD,
     PowerEntropy,
+    Random,
     SoftmaxBALD,
     SoftmaxEntropy,
     SoftrankBALD,

@@ -11,7 +11,7 @@ from lightning_bal.functional._validation import Reduction, check_reduction
 from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
 from lightning_bal.utilities.collective import Collective
 
-__all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "top_k"]
+__all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "is_output_key", "top_k"]
 
 
 class Selection(NamedTuple):
@@ -19,12 +19,11 @@ class Selection(NamedTuple):
 
     Attributes:
         indices: int64 ``[q]`` positions into the N items that were scored.
-        scores: ``[q]`` the score of each selected item, the same score as the heuristic gives the pool (for
-            BatchBALD, each pick's BALD score).
-        probabilities: For stochastic heuristics, float64 ``[q]``: the probability with which each item was drawn
-            given the earlier draws, ``p_i / sum of p_j over the items not drawn before it``. ``None`` otherwise.
-        gains: For BatchBALD, ``[q]``: the joint mutual information each pick added to the picks before it (their
-            cumulative sum is the batch's joint mutual information). ``None`` otherwise.
+        scores: ``[q]`` each pick's score, as the heuristic scores the pool (BatchBALD: each pick's BALD score).
+        probabilities: Stochastic heuristics: float64 ``[q]``, each item's probability to be drawn given the earlier
+            draws, ``p_i / sum of p_j over the items not drawn before it``. ``None`` otherwise.
+        gains: BatchBALD: ``[q]``, the joint mutual information each pick added (summing to the batch's). ``None``
+            otherwise.
     """
 
     indices: Tensor
@@ -34,15 +33,10 @@ class Selection(NamedTuple):
 
 
 class ScoredShard(NamedTuple):
-    """One rank's part of a scored pool, as :meth:`Heuristic.select_sharded` receives it.
+    """One rank's scored items (dataset ``indices``, ascending) and, for batch-aware heuristics, its candidates.
 
-    Attributes:
-        indices: int64 ``[n]`` dataset indices of this rank's items, ascending.
-        scores: ``[n]`` their scores.
-        candidate_indices: batch-aware heuristics: dataset indices of this rank's :meth:`Heuristic.num_candidates`
-            best-scored items (empty otherwise) ...
-        candidate_scores: ... their scores ...
-        candidate_inputs: ... and their transformed outputs ``[M, K, C]``.
+    The candidates are the rank's :meth:`Heuristic.num_candidates` best-scored items: their dataset indices, scores
+    and transformed outputs ``[M, K, C]``.
     """
 
     indices: Tensor
@@ -53,14 +47,7 @@ class ScoredShard(NamedTuple):
 
 
 def check_scores(scores: Tensor, query_size: int) -> None:
-    """Check that ``scores`` is ``[N]`` without NaN and ``query_size`` an integer in ``[0, N]``.
-
-    Example:
-        >>> check_scores(torch.zeros(3), 4)
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `query_size` to be an integer in [0, 3], but got 4.
-    """
+    """Check that ``scores`` is ``[N]`` without NaN and ``query_size`` an integer in ``[0, N]``."""
     if not isinstance(scores, Tensor) or scores.ndim != 1:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
         raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")
@@ -69,6 +56,11 @@ def check_scores(scores: Tensor, query_size: int) -> None:
             f"Expected argument `query_size` to be an integer in [0, {scores.numel()}], but got {query_size!r}."
         )
     _refuse_nan(_count_nan(scores), scores.numel())
+
+
+def is_output_key(key: Any) -> bool:
+    """Whether ``key`` can name a model output: a tuple position, a dict key or ``None``."""
+    return key is None or (not isinstance(key, bool) and isinstance(key, (int, str)))
 
 
 def _count_nan(scores: Tensor) -> int:
@@ -106,38 +98,31 @@ def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Ten
 class Heuristic:
     """Base class of acquisition heuristics: ``score`` items one batch at a time, ``select`` a batch from them.
 
-    Subclasses set the class attributes and implement :meth:`score`. The default :meth:`select_from_scores` takes
-    the top ``query_size`` scores (ties go to the lower index).
-
-    What a heuristic consumes is declared, not guessed: :attr:`consumes` says whether :meth:`score` takes class
-    log-probabilities or raw outputs (regression), and ``output`` names the output it scores of a model that returns
-    several (a tuple position or a dict key). :meth:`transform` turns the model's raw MC outputs into that input; the
-    engine applies it batch by batch.
+    Subclasses set the class attributes and implement :meth:`score`; the default :meth:`select_from_scores` takes
+    the top ``query_size`` scores (ties go to the lower index). What :meth:`score` consumes is declared, not guessed:
+    :meth:`transform` turns the model's raw MC outputs (its ``output``, of a model that returns several) into
+    :attr:`consumes`, batch by batch.
 
     Attributes:
         name: Registry name, e.g. ``"bald"``.
         higher_is_better: Whether a larger score means a more informative item.
-        needs_predictions: False only for :class:`Random`, whose callers can skip the MC pass entirely.
+        needs_predictions: False only for :class:`Random`, whose callers can skip the MC pass.
         needs_mc_samples: Whether the inputs need K >= 2 MC samples.
         batch_aware: Whether :meth:`select` needs the candidates' log-probabilities, not only their scores.
         stochastic: Whether selection is random (then :class:`Selection` carries probabilities).
-        consumes: ``"log_probs"`` (class log-probabilities ``[N, K, C, ...]``, made from logits by
-            :meth:`transform`) or ``"outputs"`` (raw outputs ``[N, K, ...]``, e.g. regression).
+        consumes: ``"log_probs"`` (``[N, K, C, ...]``, from logits) or ``"outputs"`` (raw ``[N, K, ...]``, regression).
         needs_targets: Whether :meth:`score` also takes the MC predictions of target inputs (EPIG).
-        needs_embeddings: Whether the heuristic selects from per-item embeddings taken during the pool pass
-            (BADGE, Core-Set; see :class:`~lightning_bal.heuristics.EmbeddingHeuristic`), not from scores.
-        cost: Its cost, a row of the table of heuristics in ``docs/heuristics.md``, in N scored pool items, K MC
-            samples and C classes (every heuristic but ``random`` also pays the N x K forward passes of the MC pass);
-            needed to register it (``register_heuristic``).
+        needs_embeddings: Whether it selects from per-item embeddings taken in the pool pass, not from scores (see
+            :class:`~lightning_bal.heuristics.EmbeddingHeuristic`).
+        cost: Its row of the table in ``docs/heuristics.md``, in N pool items, K MC samples and C classes, beyond the
+            N x K forwards of the MC pass; ``register_heuristic`` needs it.
 
     Args:
         reduction: How scores over trailing dims (pixels, tokens) become one score per item.
         validate_args: Check inputs (shapes, finiteness) before scoring.
-        output: Which output of a multi-output model to score (tuple position or dict key); ``None`` for a model
-            that returns one tensor.
-        mask: Which output of the model holds a bool validity mask ``[B, ...]`` over the scored positions (True
-            where a pixel or token counts); positions marked False are left out of ``reduction``. Needs ``output``.
-            See ``docs/tasks.md``.
+        output: Which output of a multi-output model to score (tuple position or dict key); ``None`` for one tensor.
+        mask: Which output holds a bool validity mask ``[B, ...]`` over the scored positions (False: left out of
+            ``reduction``). Needs ``output``. See ``docs/tasks.md``.
     """
 
     name: ClassVar[str]
@@ -153,6 +138,8 @@ class Heuristic:
     #: With ``needs_targets``: the dataset the targets are drawn from (``None``: the pool), and how many are drawn.
     target_dataset: Any = None
     num_targets: int = 0
+    #: The attributes ``repr`` shows, as ``name=value``.
+    _repr_attributes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -165,7 +152,7 @@ class Heuristic:
         if not isinstance(validate_args, bool):
             raise TypeError(f"Expected argument `validate_args` to be a bool, but got {validate_args!r}.")
         for name, key in (("output", output), ("mask", mask)):
-            if key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))):
+            if not is_output_key(key):
                 raise TypeError(
                     f"Expected argument `{name}` to be a tuple position, a dict key or None, but got {key!r}."
                 )
@@ -187,6 +174,9 @@ class Heuristic:
         """
         selected = select_output(outputs, self.output)
         values = log_softmax_classes(selected) if self.consumes == "log_probs" else selected.float()
+        return self._with_mask(outputs, values)
+
+    def _with_mask(self, outputs: Any, values: Tensor) -> Tensor | Masked:
         if self.mask is None:
             return values
         return Masked(values, sample_mask(select_output(outputs, self.mask), self.mask))
@@ -214,9 +204,8 @@ class Heuristic:
     def shard_candidates(self, scores: Tensor, query_size: int) -> Tensor:
         """Positions of one rank's ``scores`` that the selection over every rank may pick: its ``query_size`` best.
 
-        Exact for the top-k rule of :meth:`select_from_scores`: an item of the global top ``q`` is in its own rank's
-        top ``q`` under the same order (score, then lower dataset index). A stochastic draw depends on every weight,
-        so it keeps every position. A heuristic whose ``select_from_scores`` follows another rule overrides this.
+        Exact for top-k (a global top-``q`` item is in its rank's top ``q``); a stochastic draw keeps every position.
+        A heuristic whose ``select_from_scores`` follows another rule overrides this.
         """
         if self.stochastic:
             return torch.arange(scores.numel(), device=scores.device)
@@ -227,9 +216,8 @@ class Heuristic:
     ) -> Selection:
         """Select ``query_size`` items over every rank's ``shard``: the same :class:`Selection` on every rank.
 
-        A collective (every rank calls it). The result, with dataset indices for positions, is what this heuristic's
-        own :meth:`select_from_scores` (batch-aware: :meth:`select` on the candidates) makes with ``generator`` from
-        all the scores in dataset-index order, whatever the number of ranks: each rank sends only its
+        A collective. Whatever the number of ranks, the result (dataset indices) is what :meth:`select_from_scores`
+        (batch-aware: :meth:`select`) makes from all the scores in dataset-index order; each rank sends only its
         :meth:`shard_candidates` (batch-aware: its best :meth:`num_candidates` with their inputs).
 
         Example:
@@ -257,4 +245,5 @@ class Heuristic:
         return selection._replace(indices=indices[order][selection.indices])
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._repr_attributes)
+        return f"{type(self).__name__}({arguments})"

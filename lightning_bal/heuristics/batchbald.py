@@ -1,18 +1,18 @@
-"""BatchBALD as a heuristic: BALD pre-filters the pool, greedy joint mutual information picks the batch."""
+"""Batch-aware heuristics: BALD pre-filters the pool, BatchBALD (joint MI) or ICAL (HSIC) picks the batch."""
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from lightning_bal.functional import bald, batchbald
+from lightning_bal.functional.ical import Samples, ical
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, top_k
 from lightning_bal.heuristics.registry import register_heuristic
+from lightning_bal.utilities.checks import check_positive_int
 
-__all__ = ["BALDPrefiltered", "BatchBALD"]
+__all__ = ["BALDPrefiltered", "BatchBALD", "ICAL"]
 
 
 class BALDPrefiltered(Heuristic):
@@ -22,8 +22,8 @@ class BALDPrefiltered(Heuristic):
     log-probabilities of the :meth:`num_candidates` best-scored items and passes them to ``select``.
     """
 
-    needs_mc_samples: ClassVar[bool] = True
-    batch_aware: ClassVar[bool] = True
+    needs_mc_samples = True
+    batch_aware = True
     max_candidates: int | None
 
     def score(self, log_probs: Tensor) -> Tensor:
@@ -35,15 +35,28 @@ class BALDPrefiltered(Heuristic):
         limit = pool_size if self.max_candidates is None else max(query_size, self.max_candidates)
         return min(pool_size, limit)
 
+    def _prefilter(self, log_probs: Tensor, query_size: int) -> Tensor | None:
+        """Positions of the :meth:`num_candidates` best BALD scores, best first; ``None`` when all are kept."""
+        candidates = self.num_candidates(query_size, log_probs.shape[0]) if log_probs.ndim > 0 else 0
+        return top_k(self.score(log_probs), candidates) if 0 < candidates < log_probs.shape[0] else None
+
+    def select_from_scores(
+        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
+    ) -> Selection:
+        """Not available: the selection needs the candidates' log-probabilities, not only their scores."""
+        raise TypeError(
+            f"Expected `select(log_probs, ...)` for the batch-aware {type(self).__name__}: it needs the"
+            " log-probabilities of the `num_candidates(query_size, pool_size)` best-scored items, but got"
+            " `select_from_scores(scores, ...)`."
+        )
+
 
 @register_heuristic
 class BatchBALD(BALDPrefiltered):
     """BatchBALD (Kirsch et al., 2019) over the ``max_candidates`` items with the highest BALD score.
 
-    :meth:`score` is BALD, the pre-filter: a streaming caller keeps the log-probabilities of the
-    :meth:`num_candidates` best-scored items only and passes them to :meth:`select`. Given more items than that,
-    :meth:`select` pre-filters them itself. The K MC samples must be consistent across items (the same dropout
-    masks for every item); see :func:`~lightning_bal.functional.batchbald`.
+    Given more than :meth:`num_candidates` items, :meth:`select` pre-filters them itself. The K MC samples must be
+    consistent across items (the same dropout masks for every item); see :func:`~lightning_bal.functional.batchbald`.
 
     Args:
         max_candidates: Pre-filter size M (default 1000; ``None`` keeps the whole pool). BatchBALD's cost grows
@@ -62,7 +75,8 @@ class BatchBALD(BALDPrefiltered):
         tensor([0.3681, 0.0073])
     """
 
-    name: ClassVar[str] = "batchbald"
+    name = "batchbald"
+    _repr_attributes = ("max_candidates", "num_samples")
     cost = (
         "BALD, then b greedy rounds over the top M = `max_candidates`, each O(M·K·min(C^i, S)) with"
         " S = `num_samples`; keeps M×K×C log-probabilities"
@@ -90,24 +104,90 @@ class BatchBALD(BALDPrefiltered):
         ``scores`` are the picks' BALD scores (the pool's score, so the two compare) and ``gains`` the joint mutual
         information each pick added to the earlier ones.
         """
-        candidates = self.num_candidates(query_size, log_probs.shape[0]) if log_probs.ndim > 0 else 0
-        keep = None
-        if 0 < candidates < log_probs.shape[0]:
-            keep = top_k(self.score(log_probs), candidates)
+        keep = self._prefilter(log_probs, query_size)
+        if keep is not None:
             log_probs = log_probs[keep]
         indices, joint_mi = batchbald(log_probs, query_size, self.num_samples, generator, self.validate_args)
         bald_scores = bald(log_probs[indices], "mean", validate_args=False).to(joint_mi.dtype)
         gains = torch.diff(joint_mi, prepend=joint_mi.new_zeros(1)) if query_size else joint_mi
         return Selection(indices if keep is None else keep[indices], bald_scores, gains=gains)
 
-    def select_from_scores(
-        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
-    ) -> Selection:
-        """Not available: BatchBALD needs the candidates' log-probabilities, not only their scores."""
-        raise TypeError(
-            "Expected `select(log_probs, ...)` for the batch-aware BatchBALD: it needs the log-probabilities of the"
-            " `num_candidates(query_size, pool_size)` best-scored items, but got `select_from_scores(scores, ...)`."
-        )
 
-    def __repr__(self) -> str:
-        return f"BatchBALD(max_candidates={self.max_candidates}, num_samples={self.num_samples})"
+@register_heuristic
+class ICAL(BALDPrefiltered):
+    r"""ICAL (Jain, Liu and Gifford, 2020) over the ``max_candidates`` items with the highest BALD score.
+
+    Greedily adds the candidate that makes the batch's sampled labels most dependent (normalised HSIC over the K MC
+    samples) on the labels of ``num_targets`` random candidates, drawn again at each pick; see
+    :func:`~lightning_bal.functional.ical.ical` and ``docs/diversity.md``. The targets come from the
+    :meth:`num_candidates` candidates (the whole pool with ``max_candidates=None``). The K MC samples must be
+    consistent across items (the callback's default MC-Dropout draws them so).
+
+    Args:
+        max_candidates: Pre-filter size M (default 1000; ``None`` keeps the whole pool). Memory is M K² numbers.
+        num_targets: Target-set size (200, the authors' default).
+        resample_targets: Draw a new target set at each pick (the authors' default).
+        normalized: Normalised HSIC (default; penalises candidates redundant with the batch) or plain HSIC.
+        samples: ``"labels"`` (one sampled label per MC sample, the authors' choice) or ``"probs"``.
+        validate_args: Check inputs (see :func:`~lightning_bal.functional.ical.ical`).
+        output: Which output of a multi-output model to score (tuple position or dict key).
+
+    Example:
+        >>> labels = torch.tensor([[0, 0, 1, 1]] * 3 + [[0, 1, 0, 1]] * 2)
+        >>> log_probs = torch.nn.functional.one_hot(labels, 2).float().clamp(1e-6, 1 - 1e-6).log()
+        >>> ICAL().select(log_probs, 2, torch.Generator().manual_seed(0)).indices
+        tensor([0, 3])
+    """
+
+    name = "ical"
+    _repr_attributes = ("max_candidates", "num_targets", "normalized", "samples")
+    cost = (
+        "BALD, then q greedy picks over the top M = `max_candidates`, each O(M·K²) on [K, K] sample kernels"
+        " (keeps M×K² numbers), against T = `num_targets` candidates drawn at each pick"
+    )
+
+    def __init__(
+        self,
+        max_candidates: int | None = 1000,
+        num_targets: int = 200,
+        resample_targets: bool = True,
+        normalized: bool = True,
+        samples: Samples = "labels",
+        validate_args: bool = True,
+        output: OutputKey | None = None,
+    ) -> None:
+        super().__init__(validate_args=validate_args, output=output)
+        if max_candidates is not None and (
+            isinstance(max_candidates, bool) or not isinstance(max_candidates, int) or max_candidates < 1
+        ):
+            raise ValueError(
+                f"Expected argument `max_candidates` to be a positive integer or None, but got {max_candidates!r}."
+            )
+        for arg, flag in (("resample_targets", resample_targets), ("normalized", normalized)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"Expected argument `{arg}` to be a bool, but got {flag!r}.")
+        if samples not in ("labels", "probs"):
+            raise ValueError(f"Expected argument `samples` to be 'labels' or 'probs', but got {samples!r}.")
+        self.max_candidates = max_candidates
+        self.num_targets = check_positive_int("num_targets", num_targets)
+        self.resample_targets = resample_targets
+        self.normalized = normalized
+        self.samples: Samples = samples
+
+    def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
+        """Greedy ICAL over ``[N, K, C]`` log-probabilities; scores are the batch's dependence at each pick."""
+        keep = self._prefilter(log_probs, query_size)
+        if keep is not None:
+            keep = keep.sort().values
+            log_probs = log_probs[keep]
+        indices, scores = ical(
+            log_probs,
+            query_size,
+            self.num_targets,
+            self.resample_targets,
+            self.normalized,
+            self.samples,
+            generator,
+            self.validate_args,
+        )
+        return Selection(indices if keep is None else keep[indices], scores)

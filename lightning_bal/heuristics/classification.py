@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from torch import Tensor
@@ -13,12 +14,24 @@ from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = ["BALD", "Entropy", "LeastConfidence", "Margin", "MeanSTD", "VariationRatios"]
 
+
+class _Pointwise(Heuristic):
+    """A heuristic whose score is the functional ``_function(values, reduction, validate_args, mask)``."""
+
+    _function: ClassVar[Callable[..., Tensor]]
+
+    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
+        """``[N, K, C, ...]`` log-probabilities (``[N, K, ...]`` outputs for regression) to ``[N]`` scores."""
+        values, mask = split_masked(log_probs, mask)
+        return type(self)._function(values, self.reduction, self.validate_args, mask)
+
+
 # Reading the MC pass's [N, K, C] log-probabilities once.
 _POINTWISE = "O(N·K·C) after the MC pass"
 
 
 @register_heuristic
-class Entropy(Heuristic):
+class Entropy(_Pointwise):
     """Max-entropy acquisition: :func:`~lightning_bal.functional.entropy` of the MC-mean prediction.
 
     Example:
@@ -27,17 +40,13 @@ class Entropy(Heuristic):
         tensor([0])
     """
 
-    name: ClassVar[str] = "entropy"
+    name = "entropy"
     cost = _POINTWISE + " (K = 1 works)"
-
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
-        """``[N, K, C, ...]`` log-probabilities to ``[N]`` entropies."""
-        values, mask = split_masked(log_probs, mask)
-        return entropy(values, self.reduction, self.validate_args, mask)
+    _function = staticmethod(entropy)
 
 
 @register_heuristic
-class BALD(Heuristic):
+class BALD(_Pointwise):
     """BALD, the mutual information of prediction and parameters (Houlsby et al., 2011).
 
     Example:
@@ -47,18 +56,14 @@ class BALD(Heuristic):
         Selection(indices=tensor([1]), scores=tensor([0.3681]), probabilities=None, gains=None)
     """
 
-    name: ClassVar[str] = "bald"
+    name = "bald"
     cost = _POINTWISE
-    needs_mc_samples: ClassVar[bool] = True
-
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
-        """``[N, K, C, ...]`` log-probabilities to ``[N]`` BALD scores."""
-        values, mask = split_masked(log_probs, mask)
-        return bald(values, self.reduction, self.validate_args, mask)
+    needs_mc_samples = True
+    _function = staticmethod(bald)
 
 
 @register_heuristic
-class Margin(Heuristic):
+class Margin(_Pointwise):
     """Smallest margin between the two most probable classes of the MC-mean prediction (lower is better).
 
     Example:
@@ -67,19 +72,15 @@ class Margin(Heuristic):
         tensor([0])
     """
 
-    name: ClassVar[str] = "margin"
+    name = "margin"
     cost = _POINTWISE + " (K = 1 works)"
-    higher_is_better: ClassVar[bool] = False
-
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
-        """``[N, K, C, ...]`` log-probabilities to ``[N]`` margins."""
-        values, mask = split_masked(log_probs, mask)
-        return margin(values, self.reduction, self.validate_args, mask)
+    higher_is_better = False
+    _function = staticmethod(margin)
 
 
 @register_heuristic
-class LeastConfidence(Heuristic):
-    """One minus the top probability of the MC-mean prediction (``1 -`` Baal's ``Certainty``).
+class LeastConfidence(_Pointwise):
+    """One minus the top probability of the MC-mean prediction (``1 -`` Baal's ``Certainty``), in ``[0, 1 - 1/C]``.
 
     Example:
         >>> import torch
@@ -87,17 +88,13 @@ class LeastConfidence(Heuristic):
         tensor([0])
     """
 
-    name: ClassVar[str] = "least_confidence"
+    name = "least_confidence"
     cost = _POINTWISE + " (K = 1 works)"
-
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
-        """``[N, K, C, ...]`` log-probabilities to ``[N]`` scores in ``[0, 1 - 1/C]``."""
-        values, mask = split_masked(log_probs, mask)
-        return least_confidence(values, self.reduction, self.validate_args, mask)
+    _function = staticmethod(least_confidence)
 
 
 @register_heuristic
-class VariationRatios(Heuristic):
+class VariationRatios(_Pointwise):
     """Disagreement of the MC samples' predicted classes (Gal et al., 2017).
 
     Example:
@@ -107,18 +104,14 @@ class VariationRatios(Heuristic):
         tensor([0.0000, 0.5000])
     """
 
-    name: ClassVar[str] = "variation_ratios"
+    name = "variation_ratios"
     cost = _POINTWISE
-    needs_mc_samples: ClassVar[bool] = True
-
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
-        """``[N, K, C, ...]`` log-probabilities to ``[N]`` variation ratios."""
-        values, mask = split_masked(log_probs, mask)
-        return variation_ratios(values, self.reduction, self.validate_args, mask)
+    needs_mc_samples = True
+    _function = staticmethod(variation_ratios)
 
 
 @register_heuristic
-class MeanSTD(Heuristic):
+class MeanSTD(_Pointwise):
     """Class-averaged standard deviation of the MC sample probabilities (Gal et al., 2017).
 
     Example:
@@ -128,11 +121,7 @@ class MeanSTD(Heuristic):
         tensor([0.0000, 0.4000])
     """
 
-    name: ClassVar[str] = "mean_std"
+    name = "mean_std"
     cost = _POINTWISE
-    needs_mc_samples: ClassVar[bool] = True
-
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
-        """``[N, K, C, ...]`` log-probabilities to ``[N]`` mean standard deviations."""
-        values, mask = split_masked(log_probs, mask)
-        return mean_std(values, self.reduction, self.validate_args, mask)
+    needs_mc_samples = True
+    _function = staticmethod(mean_std)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from torch import Tensor
 
 from lightning_bal.functional.outputs import Masked, OutputKey, sample_mask, select_output
-from lightning_bal.heuristics.base import Heuristic
+from lightning_bal.heuristics.base import Heuristic, is_output_key
 
 __all__ = ["CombineHeuristics"]
 
@@ -20,17 +20,13 @@ class CombineHeuristics(Heuristic):
     .. math:: s = \sum_i w_i \, \sigma_i s_i \Big/ \sum_i w_i, \quad \sigma_i = +1 \text{ if heuristic } i
         \text{ is higher-is-better else } -1
 
-    The combined score is therefore always higher-is-better. Scores are not rescaled: choose weights that put
-    them on comparable scales. ``needs_mc_samples`` is True, as MC samples suit every member.
-
-    With ``mask``, the model also returns a bool validity mask over the positions of each item (padding tokens, void
-    pixels; see ``docs/tasks.md``): each masked member then reduces its per-position scores over the valid positions
-    only, with its own ``reduction``, before the scores are combined. :meth:`transform` hands a masked member a
-    :class:`~lightning_bal.functional.outputs.Masked` pair, and :meth:`score` takes one by hand too.
+    The combined score is always higher-is-better. Scores are not rescaled: choose weights that put them on
+    comparable scales. With ``mask``, the model also returns a bool validity mask over each item's positions
+    (padding tokens, void pixels; see ``docs/tasks.md``): a masked member reduces its per-position scores over the
+    valid positions only, with its own ``reduction``, before the scores are combined.
 
     Args:
-        heuristics: Pointwise heuristics; each transforms its output as it declares (class log-probabilities, or
-            raw outputs for regression heuristics). A member does not name a ``mask`` of its own: give it here.
+        heuristics: Pointwise heuristics, each transforming its output as it declares; a member names no ``mask``.
         weights: Non-negative finite weights, one per heuristic, not all zero (default: all 1).
         outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...).
             Members may share an output (``outputs=["logits", "logits"]``); ``None`` for every member scores a
@@ -63,8 +59,8 @@ class CombineHeuristics(Heuristic):
         tensor([0.5509, 0.0509])
     """
 
-    name: ClassVar[str] = "combine"
-    needs_mc_samples: ClassVar[bool] = True
+    name = "combine"
+    needs_mc_samples = True
 
     def __init__(
         self,
@@ -98,7 +94,7 @@ class CombineHeuristics(Heuristic):
         if outputs is not None and (isinstance(outputs, (str, bytes)) or not isinstance(outputs, Sequence)):
             raise TypeError(f"Expected argument `outputs` to be a sequence of output names, but got {outputs!r}.")
         keys: list[OutputKey | None] = list(range(len(heuristics))) if outputs is None else list(outputs)
-        if any(key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))) for key in keys):
+        if not all(map(is_output_key, keys)):
             raise TypeError(
                 f"Expected argument `outputs` to hold tuple positions, dict keys or None, but got {outputs!r}."
             )
@@ -135,22 +131,17 @@ class CombineHeuristics(Heuristic):
         return inputs
 
     def score(self, log_probs: Sequence[Tensor | Masked]) -> Tensor:
-        """One input per output to ``[N]`` scores.
-
-        Each input is ``[N, K, C, ...]`` log-probabilities, ``[N, K, ...]`` raw outputs for regression, or a ``Masked``
-        pair of one and its mask ``[N, ...]``.
-        """
+        """One input per member (as :meth:`transform` makes it, or a ``Masked`` pair by hand) to ``[N]`` scores."""
         if isinstance(log_probs, Tensor) or len(log_probs) != len(self.heuristics):
             raise ValueError(
                 f"Expected argument `log_probs` to be a sequence of {len(self.heuristics)} tensors (one per output),"
                 f" but got {type(log_probs).__name__}."
             )
-        total: Tensor | None = None
-        for heuristic, weight, output in zip(self.heuristics, self.weights, log_probs, strict=True):
-            term = heuristic.score(output) * (weight if heuristic.higher_is_better else -weight)
-            total = term if total is None else total + term
-        assert total is not None  # heuristics is non-empty (checked in __init__)
-        return total
+        terms = [
+            heuristic.score(output) * (weight if heuristic.higher_is_better else -weight)
+            for heuristic, weight, output in zip(self.heuristics, self.weights, log_probs, strict=True)
+        ]
+        return sum(terms[1:], terms[0])
 
     def __repr__(self) -> str:
         masks = "" if all(key is None for key in self.masks) else f", mask={self.masks!r}"
@@ -159,7 +150,7 @@ class CombineHeuristics(Heuristic):
 
 def _check_masks(mask: Any, outputs: list[OutputKey | None]) -> list[OutputKey | None]:
     """One mask key (or ``None``) per member from ``CombineHeuristics(mask=...)``; refuses a scored output."""
-    if mask is None or (isinstance(mask, (int, str)) and not isinstance(mask, bool)):
+    if is_output_key(mask):
         masks = [mask] * len(outputs)
     elif isinstance(mask, Sequence) and not isinstance(mask, bytes):
         masks = list(mask)
@@ -172,7 +163,7 @@ def _check_masks(mask: Any, outputs: list[OutputKey | None]) -> list[OutputKey |
         raise TypeError(
             f"Expected argument `mask` to be a tuple position, a dict key, or a sequence of them, got {mask!r}."
         )
-    if any(key is not None and (isinstance(key, bool) or not isinstance(key, (int, str))) for key in masks):
+    if not all(map(is_output_key, masks)):
         raise TypeError(f"Expected argument `mask` to hold tuple positions, dict keys or None, but got {mask!r}.")
     if None in outputs and any(key is not None for key in masks):
         raise ValueError(

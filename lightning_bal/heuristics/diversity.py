@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -19,36 +20,36 @@ from lightning_bal.utilities.collective import Collective
 __all__ = ["BADGE", "CoreSet", "EmbeddingHeuristic", "ProbCover", "TypiClust"]
 
 
-def _check_features(features: Any) -> None:
-    """Refuse features that are not a batch ``[B, ...]`` of at least one dimension per item."""
-    if not isinstance(features, Tensor) or features.ndim < 2:
-        got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
-        raise ValueError(f"Expected argument `features` to be a tensor [B, ...] of a batch's features, but got {got}.")
+def _check_rows(name: str, value: Any, shape: str) -> None:
+    """Refuse ``value`` unless it is a tensor of rows (items) of at least one dimension each."""
+    if not isinstance(value, Tensor) or value.ndim < 2:
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"Expected argument `{name}` to be a tensor {shape}, but got {got}.")
 
 
 class EmbeddingHeuristic(Heuristic):
     """Base class of heuristics that select a batch from per-item embeddings taken during the pool pass.
 
-    The pool pass records the model's features (at the MC split, or at ``layer``) with a
-    :class:`~lightning_bal.mc.features.FeatureTap`, turns each batch into embeddings with :meth:`embed`, keeps them
-    on the rank that computed them, and calls :meth:`select_embeddings` on every rank with a
-    :class:`~lightning_bal.utilities.collective.Collective`: the pool is never gathered.
+    The pool pass records the model's features with a :class:`~lightning_bal.mc.features.FeatureTap`, turns each
+    batch into embeddings with :meth:`embed`, keeps them on their rank and calls :meth:`select_embeddings` on every
+    rank with a :class:`~lightning_bal.utilities.collective.Collective`: the pool is never gathered.
 
     Attributes:
-        needs_embeddings: Always ``True``: the pool pass takes features for this heuristic.
         needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
 
     Args:
-        layer: name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
+        layer: Name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
             ``None`` for the model's deterministic split.
-        embeddings: ``[len(dataset), E]`` embeddings the user supplies (e.g. self-supervised), indexed by dataset
-            index; then the model's features are not used and the pool pass runs no model at all.
-        output: which output of a multi-output model to use (tuple position or dict key).
-        validate_args: check inputs.
+        embeddings: ``[len(dataset), E]`` embeddings the user supplies (e.g. self-supervised), by dataset index;
+            then the pool pass runs no model at all.
+        output: Which output of a multi-output model to use (tuple position or dict key).
+        validate_args: Check inputs.
     """
 
-    needs_embeddings: ClassVar[bool] = True
+    needs_embeddings = True
     needs_labelled_embeddings: ClassVar[bool] = False
+    #: The functional selection with :meth:`_options`; a subclass without one implements :meth:`select_embeddings`.
+    _greedy: ClassVar[Callable[..., GreedySelection] | None] = None
 
     def __init__(
         self,
@@ -60,12 +61,10 @@ class EmbeddingHeuristic(Heuristic):
         super().__init__(output=output, validate_args=validate_args)
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"Expected argument `layer` to be a submodule name or None, but got {layer!r}.")
-        if embeddings is not None and (not isinstance(embeddings, Tensor) or embeddings.ndim < 2):
-            got = tuple(embeddings.shape) if isinstance(embeddings, Tensor) else type(embeddings).__name__
-            raise ValueError(f"Expected argument `embeddings` to be a tensor [len(dataset), E], but got {got}.")
-        if embeddings is not None and layer is not None:
-            raise ValueError("Expected either `layer` or `embeddings`, but got both.")
         if embeddings is not None:
+            _check_rows("embeddings", embeddings, "[len(dataset), E]")
+            if layer is not None:
+                raise ValueError("Expected either `layer` or `embeddings`, but got both.")
             check_finite("embeddings", embeddings)
         self.layer = layer
         self.embeddings = embeddings
@@ -76,7 +75,7 @@ class EmbeddingHeuristic(Heuristic):
 
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Embeddings ``[B, E]`` of a batch from its features ``[B, ...]`` and transformed outputs."""
-        _check_features(features)
+        _check_rows("features", features, "[B, ...] of a batch's features")
         return features.flatten(1).float()
 
     def score(self, log_probs: Any) -> Tensor:
@@ -93,8 +92,19 @@ class EmbeddingHeuristic(Heuristic):
         labelled: Tensor | None = None,
         collective: Collective | None = None,
     ) -> GreedySelection:
-        """Select ``query_size`` items (dataset indices) from this rank's ``embeddings`` ``[N_r, E]``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement `select_embeddings`.")
+        """Select ``query_size`` items (dataset indices) from this rank's ``embeddings`` ``[N_r, E]``.
+
+        Deciding with the other ranks through ``collective``; ``labelled`` holds D_L's embeddings (on every rank).
+        """
+        greedy = type(self)._greedy
+        if greedy is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement `select_embeddings`.")
+        options = self._options(embeddings, labelled)
+        return greedy(embeddings, query_size, seed=seed, indices=indices, collective=collective, **options)
+
+    def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
+        """Keyword arguments of ``_greedy`` beside the embeddings, seed, dataset indices and collective."""
+        return {}
 
     def select(self, embeddings: Any, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Select ``query_size`` of the N rows of ``embeddings`` ``[N, E]`` on one process (no labelled set)."""
@@ -129,9 +139,9 @@ class BADGE(EmbeddingHeuristic):
     :func:`~lightning_bal.functional.gradient_embeddings.gradient_embedding`.
 
     Args:
-        layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).
-        output: which output of a multi-output model.
-        validate_args: check inputs.
+        layer: Features layer; ``None`` for the last Linear's input (see :class:`EmbeddingHeuristic`).
+        output: Which output of a multi-output model.
+        validate_args: Check inputs.
 
     Example:
         >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]).log()
@@ -143,9 +153,8 @@ class BADGE(EmbeddingHeuristic):
     """
 
     name = "badge"
-    cost = (
-        "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix"
-    )
+    _greedy = staticmethod(kmeans_pp)
+    cost = "O(N·(C + D)) per pick for q k-means++ picks on factored gradient embeddings (D features); no N×N matrix"
 
     def feature_tap(self) -> FeatureTap:
         """The input of the model's last ``nn.Linear`` (or ``layer``'s output when given)."""
@@ -153,28 +162,16 @@ class BADGE(EmbeddingHeuristic):
 
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Factored gradient embeddings ``[B, C + D]`` (see ``gradient_embedding``)."""
-        _check_features(features)
+        _check_rows("features", features, "[B, ...] of a batch's features")
         embeddings = gradient_embedding(outputs, features)
         self.num_classes = embeddings.shape[1] - features.flatten(1).shape[1]
         return embeddings
 
-    def select_embeddings(
-        self,
-        embeddings: Tensor,
-        query_size: int,
-        *,
-        seed: int,
-        indices: Tensor | None = None,
-        labelled: Tensor | None = None,
-        collective: Collective | None = None,
-    ) -> GreedySelection:
-        """k-means++ seeding on this rank's factored gradient embeddings."""
+    def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
         num_classes = getattr(self, "num_classes", None)
         if num_classes is None and embeddings.shape[0] > 0:
             raise RuntimeError("Expected `BADGE.embed` to run before `select_embeddings`: the class count is unknown.")
-        return kmeans_pp(
-            embeddings, query_size, seed=seed, indices=indices, num_classes=num_classes, collective=collective
-        )
+        return {"num_classes": num_classes}
 
 
 @register_heuristic
@@ -186,9 +183,8 @@ class CoreSet(EmbeddingHeuristic):
     Needs no predictions, only features: with ``iterations=1`` in the callback the pool pass costs one forward.
 
     Args:
-        layer: features layer; ``None`` for the MC split (see :class:`EmbeddingHeuristic`).
-        output: unused for the selection (kept for a uniform signature).
-        validate_args: check inputs.
+        layer: Features layer; ``None`` for the MC split. ``output`` and ``validate_args``: see
+            :class:`EmbeddingHeuristic`.
 
     Example:
         >>> features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
@@ -200,37 +196,22 @@ class CoreSet(EmbeddingHeuristic):
     cost = "O(N·D) per pick for q greedy k-center picks, D_L as the first centres; no N×N matrix"
     consumes = "outputs"
     needs_labelled_embeddings = True
+    _greedy = staticmethod(k_center_greedy)
 
-    def select_embeddings(
-        self,
-        embeddings: Tensor,
-        query_size: int,
-        *,
-        seed: int,
-        indices: Tensor | None = None,
-        labelled: Tensor | None = None,
-        collective: Collective | None = None,
-    ) -> GreedySelection:
-        """Greedy k-center on this rank's features, ``labelled`` (D_L's features, on every rank) as centres."""
-        return k_center_greedy(
-            embeddings, query_size, centres=labelled, seed=seed, indices=indices, collective=collective
-        )
+    def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
+        return {"centres": labelled}
 
 
 @register_heuristic
 class TypiClust(EmbeddingHeuristic):
     r"""TypiClust (Hacohen et al., 2022), for the cold start: typical items of the largest uncovered clusters.
 
-    See :func:`~lightning_bal.functional.cold_start.typiclust`. Under DDP each rank keeps its shard of the pool. Runs on
-    the model's features or on ``embeddings`` the user supplies (self-supervised ones, as in the paper, when D_L is
-    empty and the model has learnt nothing yet).
+    See :func:`~lightning_bal.functional.cold_start.typiclust`. Runs on the model's features or on ``embeddings`` the
+    user supplies (self-supervised ones, as in the paper, while the model has learnt nothing yet).
 
     Args:
-        k: neighbours of the typicality (20, as in the paper).
-        layer: features layer; ``None`` for the MC split.
-        embeddings: ``[len(dataset), E]`` user-supplied embeddings (then the model is not run).
-        output: unused (kept for a uniform signature).
-        validate_args: check inputs.
+        k: Neighbours of the typicality (20, as in the paper). ``layer``, ``embeddings``, ``output`` and
+            ``validate_args``: see :class:`EmbeddingHeuristic`.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
@@ -242,6 +223,7 @@ class TypiClust(EmbeddingHeuristic):
     cost = "k-means into |D_L| + q clusters, then O(n·k·D) typicality per cluster (k nearest neighbours)"
     consumes = "outputs"
     needs_labelled_embeddings = True
+    _greedy = staticmethod(typiclust)
 
     def __init__(
         self,
@@ -256,20 +238,8 @@ class TypiClust(EmbeddingHeuristic):
             raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
         self.k = k
 
-    def select_embeddings(
-        self,
-        embeddings: Tensor,
-        query_size: int,
-        *,
-        seed: int,
-        indices: Tensor | None = None,
-        labelled: Tensor | None = None,
-        collective: Collective | None = None,
-    ) -> GreedySelection:
-        """TypiClust on this rank's ``embeddings``, deciding with the other ranks through ``collective``."""
-        return typiclust(
-            embeddings, query_size, labelled=labelled, k=self.k, seed=seed, indices=indices, collective=collective
-        )
+    def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
+        return {"labelled": labelled, "k": self.k}
 
 
 @register_heuristic
@@ -280,13 +250,10 @@ class ProbCover(EmbeddingHeuristic):
     purity (the largest radius whose balls are ``alpha``-pure w.r.t. a k-means clustering into ``num_classes``).
 
     Args:
-        delta: ball radius; ``None`` to choose it by purity.
-        num_classes: clusters of the purity test.
-        alpha: purity required.
-        layer: features layer; ``None`` for the MC split.
-        embeddings: ``[len(dataset), E]`` user-supplied embeddings (then the model is not run).
-        output: unused (kept for a uniform signature).
-        validate_args: check inputs.
+        delta: Ball radius; ``None`` to choose it by purity.
+        num_classes: Clusters of the purity test.
+        alpha: Purity required. ``layer``, ``embeddings``, ``output`` and ``validate_args``: see
+            :class:`EmbeddingHeuristic`.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
@@ -298,6 +265,7 @@ class ProbCover(EmbeddingHeuristic):
     cost = "O(N²·D) in blocks to build the δ-ball graph (kept as an edge list), then O(edges) per pick"
     consumes = "outputs"
     needs_labelled_embeddings = True
+    _greedy = staticmethod(probcover)
 
     def __init__(
         self,
@@ -310,13 +278,12 @@ class ProbCover(EmbeddingHeuristic):
         validate_args: bool = True,
     ) -> None:
         super().__init__(layer=layer, output=output, validate_args=validate_args, embeddings=embeddings)
-        if delta is None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2):
+        bad_classes = isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        if delta is None and bad_classes:
             raise ValueError(
                 f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
             )
-        if num_classes is not None and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
-        ):
+        if num_classes is not None and bad_classes:
             raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
         # A NaN radius covers nothing and an infinite one everything: either way the picks would mean nothing.
         if delta is not None and (
@@ -329,25 +296,5 @@ class ProbCover(EmbeddingHeuristic):
         self.num_classes = num_classes
         self.alpha = float(alpha)
 
-    def select_embeddings(
-        self,
-        embeddings: Tensor,
-        query_size: int,
-        *,
-        seed: int,
-        indices: Tensor | None = None,
-        labelled: Tensor | None = None,
-        collective: Collective | None = None,
-    ) -> GreedySelection:
-        """ProbCover on this rank's ``embeddings``, deciding with the other ranks through ``collective``."""
-        return probcover(
-            embeddings,
-            query_size,
-            labelled=labelled,
-            delta=self.delta,
-            num_classes=self.num_classes,
-            alpha=self.alpha,
-            seed=seed,
-            indices=indices,
-            collective=collective,
-        )
+    def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
+        return {"labelled": labelled, "delta": self.delta, "num_classes": self.num_classes, "alpha": self.alpha}

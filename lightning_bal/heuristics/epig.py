@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -24,14 +22,12 @@ class EPIG(Heuristic):
 
     .. math:: \mathrm{EPIG}(x) = E_{x^* \sim p_*}\, I[y; y^* \mid x, x^*]
 
-    Pointwise, so pool batches are scored one at a time, but every batch is scored against the same targets: the
-    ``[T, K, C]`` log-probabilities of T target inputs (a sample of the input distribution of interest), drawn from
-    the same K MC samples as the pool batches, passed to :meth:`score` as ``targets``. The callback draws
-    ``num_targets`` targets each step from ``target_dataset`` (default: the pool) and passes them.
+    Pointwise, but every pool batch is scored against the same ``targets``: the ``[T, K, C]`` log-probabilities of T
+    target inputs (a sample of the input distribution of interest) from the same K MC samples as the pool.
 
     Args:
-        num_targets: how many target inputs the callback draws at each step.
-        target_dataset: the inputs whose predictions matter (read with the datamodule's ``input_fn``); default: the
+        num_targets: How many target inputs the callback draws at each step.
+        target_dataset: The inputs whose predictions matter (read with the datamodule's ``input_fn``); default: the
             pool.
         validate_args: Check the targets and each pool batch.
         output: Which output of a multi-output model to score.
@@ -42,10 +38,11 @@ class EPIG(Heuristic):
         Selection(indices=tensor([1]), scores=tensor([0.2218]), probabilities=None, gains=None)
     """
 
-    name: ClassVar[str] = "epig"
+    name = "epig"
     cost = "O(N·T·K·C²) against T = `num_targets` target inputs, whose K predictions are computed each step"
-    needs_mc_samples: ClassVar[bool] = True
-    needs_targets: ClassVar[bool] = True
+    needs_mc_samples = True
+    needs_targets = True
+    _repr_attributes = ("num_targets",)
 
     def __init__(
         self,
@@ -87,6 +84,3 @@ class EPIG(Heuristic):
     ) -> Selection:
         """Select the ``query_size`` items with the highest EPIG against ``targets``."""
         return self.select_from_scores(self.score(log_probs, targets), query_size, generator)
-
-    def __repr__(self) -> str:
-        return f"EPIG(num_targets={self.num_targets})"

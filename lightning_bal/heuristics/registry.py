@@ -18,13 +18,9 @@ HEURISTICS: dict[str, type[Heuristic]] = {}
 def register_heuristic(cls: H) -> H:
     """Make ``cls`` available by its ``name`` to :func:`get_heuristic`, the callback and the CLI; returns ``cls``.
 
-    Usable as a class decorator. ``cls`` declares what it needs as class attributes (see :class:`Heuristic`) and its
-    ``cost`` for the table of heuristics; a pointwise heuristic needs nothing else: the callback scores, shards and
-    selects with it as with the library's own.
-
-    Raises:
-        TypeError: if ``cls`` is not a :class:`Heuristic` subclass with a string ``name`` and ``cost``.
-        ValueError: if another class is registered under its name.
+    Usable as a class decorator. ``cls`` is a :class:`Heuristic` subclass that declares what it needs as class
+    attributes, a free ``name`` and its ``cost``; the callback scores, shards and selects with a pointwise one as with
+    the library's own.
 
     Example:
         >>> class Peak(Heuristic):

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from lightning_bal.functional import gaussian_mutual_information, variance
 from lightning_bal.functional._validation import Reduction
-from lightning_bal.functional.outputs import Masked, OutputKey, sample_mask, select_output, split_masked
+from lightning_bal.functional.outputs import Masked, OutputKey, select_output, split_masked
 from lightning_bal.heuristics.base import Heuristic
+from lightning_bal.heuristics.classification import _Pointwise
 from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = ["GaussianMI", "Variance"]
 
 
 @register_heuristic
-class Variance(Heuristic):
+class Variance(_Pointwise):
     """Variance of the MC predictions ``[N, K, ...]``, reduced over trailing dims (default ``"mean"``).
 
     Example:
@@ -26,24 +27,19 @@ class Variance(Heuristic):
         Selection(indices=tensor([0]), scores=tensor([1.]), probabilities=None, gains=None)
     """
 
-    name: ClassVar[str] = "variance"
+    name = "variance"
     cost = "O(N·K·D) over the D output values"
-    needs_mc_samples: ClassVar[bool] = True
-    consumes: ClassVar[Literal["log_probs", "outputs"]] = "outputs"
-
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
-        """``[N, K, ...]`` regression predictions (not log-probabilities) to ``[N]`` variances."""
-        values, mask = split_masked(log_probs, mask)
-        return variance(values, self.reduction, self.validate_args, mask)
+    needs_mc_samples = True
+    consumes = "outputs"
+    _function = staticmethod(variance)
 
 
 @register_heuristic
 class GaussianMI(Heuristic):
     r"""Mutual information of a heteroscedastic head, :math:`\frac12\log(1 + \mathrm{Var}_k\mu_k/\overline{\sigma^2})`.
 
-    The model returns a predicted mean and a log-variance (a tuple or a dict); :meth:`transform` stacks the two as
-    ``[B, K, 2, ...]`` (mean first), which :meth:`score` consumes. See
-    :func:`~lightning_bal.functional.gaussian_mutual_information` for the approximation and its source.
+    The model returns a predicted mean and a log-variance; :meth:`transform` stacks them as ``[B, K, 2, ...]`` (mean
+    first) for :meth:`score`. See :func:`~lightning_bal.functional.gaussian_mutual_information`.
 
     Args:
         mean: The output holding the predicted means (tuple position or dict key).
@@ -59,10 +55,10 @@ class GaussianMI(Heuristic):
         tensor([0.3466, 0.0000])
     """
 
-    name: ClassVar[str] = "gaussian_mi"
+    name = "gaussian_mi"
     cost = "O(N·K·D) over the D (mean, variance) outputs of a heteroscedastic head"
-    needs_mc_samples: ClassVar[bool] = True
-    consumes: ClassVar[Literal["log_probs", "outputs"]] = "outputs"
+    needs_mc_samples = True
+    consumes = "outputs"
 
     def __init__(
         self,
@@ -89,10 +85,7 @@ class GaussianMI(Heuristic):
                 f"Expected the model's mean {self.output!r} and log-variance {self.log_variance!r} outputs to have one"
                 f" shape, but got {tuple(means.shape)} and {tuple(log_variances.shape)}."
             )
-        stacked = torch.stack([means.float(), log_variances.float()], dim=2)
-        if self.mask is None:
-            return stacked
-        return Masked(stacked, sample_mask(select_output(outputs, self.mask), self.mask))
+        return self._with_mask(outputs, torch.stack([means.float(), log_variances.float()], dim=2))
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, 2, ...]`` stacked means and log-variances to ``[N]`` mutual informations in nats."""

@@ -1,4 +1,4 @@
-"""Stochastic batch acquisition (Kirsch et al., 2023): draw the batch in proportion to a base score."""
+"""Random draws: uniform :class:`Random`, and stochastic batch acquisition (Kirsch et al., 2023) by a base score."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from lightning_bal.heuristics.classification import BALD, Entropy
 from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = [
+    "Random",
     "StochasticHeuristic",
     "PowerBALD",
     "PowerEntropy",
@@ -25,6 +26,43 @@ __all__ = [
 ]
 
 
+@register_heuristic
+class Random(Heuristic):
+    """Select uniformly at random without replacement; needs no predictions.
+
+    ``score`` returns zeros (one per item) and ``select_from_scores`` ignores the score values. Seed it with the
+    ``generator`` passed to ``select``/``select_from_scores``.
+
+    Example:
+        >>> selection = Random().select_from_scores(torch.zeros(4), 2, torch.Generator().manual_seed(0))
+        >>> selection.probabilities
+        tensor([0.2500, 0.3333], dtype=torch.float64)
+    """
+
+    name = "random"
+    cost = "no MC pass: O(N) to draw"
+    needs_predictions = False
+    stochastic = True
+
+    def score(self, log_probs: Any) -> Tensor:
+        """Zeros ``[N]`` for any tensor with N items on dim 0."""
+        if not isinstance(log_probs, Tensor) or log_probs.ndim < 1:
+            raise ValueError(
+                f"Expected argument `log_probs` to be a tensor with N items on dim 0, but got {log_probs!r}."
+            )
+        return torch.zeros(log_probs.shape[0], device=log_probs.device)
+
+    def select_from_scores(
+        self, scores: Tensor, query_size: int, generator: torch.Generator | None = None
+    ) -> Selection:
+        """Draw ``query_size`` of the ``len(scores)`` items uniformly; probabilities are ``1 / (N - i)``."""
+        check_scores(scores, query_size)
+        indices, probabilities = sample_without_replacement(
+            torch.zeros(scores.numel(), dtype=torch.float64, device=scores.device), query_size, generator
+        )
+        return Selection(indices, scores[indices], probabilities)
+
+
 class StochasticHeuristic(Heuristic):
     r"""Score with ``base_heuristic``, then draw the batch without replacement with weights from the scores.
 
@@ -32,14 +70,8 @@ class StochasticHeuristic(Heuristic):
         \mathrm{rank}_i^{-\beta} \ (\text{softrank})
 
     Subclasses fix ``base_heuristic`` and ``mode``; :class:`Selection.probabilities` holds each item's drawing
-    probability given the earlier draws, for importance weighting.
-
-    Selection never fails for lack of weight. Items of weight zero (a power score of exactly 0, e.g. a BALD score of
-    0) are drawn only once every item of non-zero weight is drawn: when fewer than ``query_size`` items have a
-    non-zero weight, all of them come first, then the remaining picks are drawn uniformly at random among the
-    zero-weight items. Each of those is recorded with probability ``1 / (number of zero-weight items not yet
-    drawn)``, its probability conditional on this zero-weight phase (which such a query reaches surely), so LURE and
-    PURE weights stay well defined. See :func:`~lightning_bal.functional.sample_without_replacement`.
+    probability given the earlier draws, for importance weighting. Items of weight zero are drawn uniformly once
+    every other item is (see :func:`~lightning_bal.functional.sample_without_replacement`), so selection never fails.
 
     Args:
         beta: Coldness :math:`\beta \ge 0` (1 in the paper); 0 is uniform, large values approach top-k.
@@ -51,7 +83,8 @@ class StochasticHeuristic(Heuristic):
 
     base_heuristic: ClassVar[type[Heuristic]]
     mode: ClassVar[SamplingMode]
-    stochastic: ClassVar[bool] = True
+    stochastic = True
+    _repr_attributes = ("beta",)
 
     def __init__(
         self,
@@ -85,16 +118,12 @@ class StochasticHeuristic(Heuristic):
         indices, probabilities = sample_without_replacement(log_weights, query_size, generator, fill_uniformly=True)
         return Selection(indices, scores[indices], probabilities)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(beta={self.beta})"
-
 
 @register_heuristic
 class PowerBALD(StochasticHeuristic):
     """BALD scores raised to the power beta, the paper's best performer.
 
     Example:
-        >>> import torch
         >>> selection = PowerBALD().select_from_scores(torch.tensor([1.0, 3.0]), 2, torch.Generator().manual_seed(0))
         >>> selection.probabilities  # item 0 was drawn first with probability 1 / (1 + 3), then item 1 surely
         tensor([0.2500, 1.0000], dtype=torch.float64)
@@ -104,60 +133,60 @@ class PowerBALD(StochasticHeuristic):
         (tensor([1, 0]), tensor([1.0000, 0.3333], dtype=torch.float64))
     """
 
-    name: ClassVar[str] = "power_bald"
+    name = "power_bald"
     cost = "BALD, then an O(N) weighted draw"
-    base_heuristic: ClassVar[type[Heuristic]] = BALD
-    mode: ClassVar[SamplingMode] = "power"
-    needs_mc_samples: ClassVar[bool] = True
+    base_heuristic = BALD
+    mode = "power"
+    needs_mc_samples = True
 
 
 @register_heuristic
 class PowerEntropy(StochasticHeuristic):
     """Entropy scores raised to the power beta."""
 
-    name: ClassVar[str] = "power_entropy"
+    name = "power_entropy"
     cost = "entropy, then an O(N) weighted draw"
-    base_heuristic: ClassVar[type[Heuristic]] = Entropy
-    mode: ClassVar[SamplingMode] = "power"
+    base_heuristic = Entropy
+    mode = "power"
 
 
 @register_heuristic
 class SoftmaxBALD(StochasticHeuristic):
     """Softmax of beta times the BALD scores."""
 
-    name: ClassVar[str] = "softmax_bald"
+    name = "softmax_bald"
     cost = "BALD, then an O(N) weighted draw"
-    base_heuristic: ClassVar[type[Heuristic]] = BALD
-    mode: ClassVar[SamplingMode] = "softmax"
-    needs_mc_samples: ClassVar[bool] = True
+    base_heuristic = BALD
+    mode = "softmax"
+    needs_mc_samples = True
 
 
 @register_heuristic
 class SoftmaxEntropy(StochasticHeuristic):
     """Softmax of beta times the entropy scores."""
 
-    name: ClassVar[str] = "softmax_entropy"
+    name = "softmax_entropy"
     cost = "entropy, then an O(N) weighted draw"
-    base_heuristic: ClassVar[type[Heuristic]] = Entropy
-    mode: ClassVar[SamplingMode] = "softmax"
+    base_heuristic = Entropy
+    mode = "softmax"
 
 
 @register_heuristic
 class SoftrankBALD(StochasticHeuristic):
     """Weights ``rank ** -beta`` of the BALD ranking."""
 
-    name: ClassVar[str] = "softrank_bald"
+    name = "softrank_bald"
     cost = "BALD, then an O(N log N) ranking and weighted draw"
-    base_heuristic: ClassVar[type[Heuristic]] = BALD
-    mode: ClassVar[SamplingMode] = "softrank"
-    needs_mc_samples: ClassVar[bool] = True
+    base_heuristic = BALD
+    mode = "softrank"
+    needs_mc_samples = True
 
 
 @register_heuristic
 class SoftrankEntropy(StochasticHeuristic):
     """Weights ``rank ** -beta`` of the entropy ranking."""
 
-    name: ClassVar[str] = "softrank_entropy"
+    name = "softrank_entropy"
     cost = "entropy, then an O(N log N) ranking and weighted draw"
-    base_heuristic: ClassVar[type[Heuristic]] = Entropy
-    mode: ClassVar[SamplingMode] = "softrank"
+    base_heuristic = Entropy
+    mode = "softrank"

@@ -8,34 +8,16 @@ from contextlib import contextmanager
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-__all__ = [
-    "DROPCONNECT_TYPES",
-    "DropConnectWeight",
-    "check_dropconnect_layers",
-    "dropconnect_layers",
-    "mc_dropconnect",
-]
+__all__ = ["DROPCONNECT_TYPES", "DropConnectWeight", "check_dropconnect_layers", "mc_dropconnect"]
 
 #: Layers whose ``weight`` MC-DropConnect masks.
 DROPCONNECT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 class DropConnectWeight(nn.Module):
-    r"""Weight parametrization that zeroes each weight with probability ``p`` and rescales the rest.
+    """Weight parametrization ``W * M / (1 - p)``, ``M ~ Bernoulli(1 - p)``: a fresh mask from torch's generator.
 
-    .. math:: \tilde W = W \odot M / (1 - p), \quad M_{ij} \sim \mathrm{Bernoulli}(1 - p)
-
-    By default a fresh mask comes from torch's global generator at every forward. The MC engine sets
-    :attr:`mask_fn` to draw seeded masks instead (one per MC sample, shared by every item of the batch).
-
-    Args:
-        p: probability of dropping a weight, in ``[0, 1)``.
-
-    Example:
-        >>> import torch
-        >>> w = torch.ones(2, 3)
-        >>> DropConnectWeight(0.0)(w).tolist()
-        [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    The MC engine sets :attr:`mask_fn` to draw seeded masks instead (one per MC sample, shared by the batch's items).
     """
 
     def __init__(self, p: float) -> None:
@@ -44,7 +26,7 @@ class DropConnectWeight(nn.Module):
         self.mask_fn: Callable[[Tensor], Tensor] | None = None
 
     def forward(self, weight: Tensor) -> Tensor:
-        """Return the masked, rescaled weight (same shape as ``weight``)."""
+        """The masked, rescaled ``weight``."""
         if self.mask_fn is None:
             return nn.functional.dropout(weight, self.p, training=True)
         return weight * self.mask_fn(weight)
@@ -56,23 +38,11 @@ def _check_p(p: float) -> float:
     return float(p)
 
 
-def dropconnect_layers(module: nn.Module) -> list[nn.Module]:
-    """The layers of ``module`` (itself included) that MC-DropConnect would mask, in registration order."""
-    return [layer for layer in module.modules() if isinstance(layer, DROPCONNECT_TYPES)]
-
-
 def check_dropconnect_layers(module: nn.Module) -> list[nn.Module]:
-    """The layers MC-DropConnect masks in ``module``; a clear error if there are none (every sample would be the same).
-
-    Example:
-        >>> check_dropconnect_layers(nn.Sequential(nn.ReLU(), nn.Tanh()))
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `module` to hold a layer MC-DropConnect can mask (Linear, Conv1d, Conv2d, Conv3d), but `Sequential` has none: its weights cannot be dropped.
-    """  # noqa: E501
+    """The layers of ``module`` (itself included) that MC-DropConnect masks; refuses none (every sample alike)."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}.")
-    layers = dropconnect_layers(module)
+    layers = [layer for layer in module.modules() if isinstance(layer, DROPCONNECT_TYPES)]
     if not layers:
         names = ", ".join(t.__name__ for t in DROPCONNECT_TYPES)
         raise ValueError(
@@ -86,18 +56,15 @@ def check_dropconnect_layers(module: nn.Module) -> list[nn.Module]:
 def mc_dropconnect(module: nn.Module, p: float) -> Iterator[list[DropConnectWeight]]:
     """Mask the weights of every Linear/Conv layer of ``module`` while the context is open.
 
-    The original ``weight`` parameters (the same objects, so optimizers keep working) come back on exit,
-    also when an exception is raised.
+    The original ``weight`` parameters (the same objects, so optimizers keep working) come back on exit, also after
+    an exception.
 
     Args:
-        module: the model.
-        p: probability of dropping each weight, in ``[0, 1)``.
+        module: The model; it must hold a layer to mask.
+        p: Probability of dropping each weight, in ``[0, 1)``.
 
     Yields:
         The parametrizations, one per masked layer, in registration order.
-
-    Raises:
-        ValueError: if ``p`` is not in ``[0, 1)`` or ``module`` holds no layer to mask.
 
     Example:
         >>> net = nn.Linear(4, 2)

@@ -20,24 +20,20 @@ class FeatureTap:
     """Records the features of every batch of an MC pass, at the deterministic split or at a named layer.
 
     Pass it to :func:`~lightning_bal.mc.mc_batches` (or ``MCDropout.batches``) as ``features=``; after each batch is
-    yielded, :attr:`latest` holds that batch's features ``[B, ...]`` (float32, in the batch's item order). The
-    features come from a forward hook on a layer the pass runs anyway, so they cost no forward of their own.
+    yielded, :attr:`latest` holds its features ``[B, ...]`` (float32, in item order), taken by a forward hook.
 
-    Where the features are taken (``layer=None``):
+    With ``layer=None`` the features are the output of the ``features`` of a model with ``mc_split()``, or of the
+    last layer before the first stochastic one of a plain ``nn.Sequential`` (or a module wrapping one), the end of
+    the shared prefix; any other model has no split: name a layer.
 
-    - a model with ``mc_split()``: the output of its ``features`` module;
-    - a plain ``nn.Sequential`` (or a module wrapping one): the output of the last layer before the first stochastic
-      layer, i.e. the end of the shared prefix;
-    - any other model: there is no split, name a layer.
-
-    A named ``layer`` (a name of ``module.named_modules()``, e.g. ``"net.1"``) that runs before every stochastic layer
-    gives its output, the same for all K samples; one that runs after a stochastic layer gives the MC mean of its
-    output over the K samples. :attr:`LAST_LINEAR` takes the input of the model's last ``nn.Linear`` (BADGE's ``h``):
-    its MC mean, or, when the engine folds that Linear with the dropout right before it, the split's output.
+    A named ``layer`` (of ``module.named_modules()``, e.g. ``"net.1"``) gives its output, or its MC mean over the K
+    samples when it runs after a stochastic layer. :attr:`LAST_LINEAR` takes the input of the model's last
+    ``nn.Linear`` (BADGE's ``h``): its MC mean, or the split's output when the engine folds that Linear with the
+    dropout right before it.
 
     Args:
-        layer: name of the submodule whose output is the features; ``None`` for the split; :attr:`LAST_LINEAR`.
-        inputs: take the layer's input instead of its output.
+        layer: Name of the submodule whose output is the features; ``None`` for the split; :attr:`LAST_LINEAR`.
+        inputs: Take the layer's input instead of its output.
 
     Example:
         >>> import torch

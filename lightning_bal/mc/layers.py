@@ -30,15 +30,11 @@ _MARK = "_lightning_bal_stochastic"
 def mark_stochastic(layer: nn.Module) -> nn.Module:
     """Mark a custom layer as stochastic, so that MC-Dropout switches it to training mode.
 
-    A marked layer draws its own randomness in ``train()`` mode (from torch's global generator), so the
-    engine cannot make it consistent across items or reproducible from a seed: only the built-in dropout
-    types get that.
+    A marked layer draws its own randomness in ``train()`` mode (from torch's global generator), so the engine
+    cannot make it consistent across items or reproducible from a seed: only the built-in dropout types get that.
 
     Args:
-        layer: the layer to mark; it is returned for chaining.
-
-    Returns:
-        The same layer.
+        layer: The layer to mark; it is returned for chaining.
 
     Example:
         >>> from torch import nn
@@ -57,13 +53,7 @@ def is_marked(layer: nn.Module) -> bool:
 
 
 def is_stochastic(layer: nn.Module) -> bool:
-    """Whether ``layer`` itself (not its children) is a built-in dropout type or user-marked.
-
-    Example:
-        >>> from torch import nn
-        >>> is_stochastic(nn.Dropout2d(0.1)), is_stochastic(nn.Linear(2, 2))
-        (True, False)
-    """
+    """Whether ``layer`` itself (not its children) is a built-in dropout type or user-marked."""
     return isinstance(layer, BUILTIN_STOCHASTIC_TYPES) or is_marked(layer)
 
 
@@ -73,23 +63,12 @@ def stochastic_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def has_stochastic_layers(module: nn.Module) -> bool:
-    """Whether ``module`` holds at least one stochastic layer.
-
-    Example:
-        >>> from torch import nn
-        >>> has_stochastic_layers(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)))
-        True
-    """
+    """Whether ``module`` holds at least one stochastic layer."""
     return any(is_stochastic(layer) for layer in module.modules())
 
 
 def check_stochastic_layers(module: nn.Module) -> None:
-    """Raise a clear error when ``module`` has no stochastic layer, since all MC samples would then be identical.
-
-    Raises:
-        TypeError: if ``module`` is not a ``torch.nn.Module``.
-        ValueError: if ``module`` has no stochastic layer.
-    """
+    """Refuse a ``module`` with no stochastic layer: all its MC samples would be identical."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"Expected argument `module` to be a `torch.nn.Module`, but got {type(module).__name__}")
     if not has_stochastic_layers(module):

@@ -1,11 +1,12 @@
 """Seeded dropout masks from a counter-based hash, so every rank draws the same mask for the same item.
 
-A mask element is kept when ``hash(seed, layer, [dataset index,] k, element) >= p * 2**32``. The hash
-(:mod:`lightning_bal.utilities.hashing`) gives the same bits on every device and does not depend on batch order,
-batch size or the number of ranks.
+A mask element is kept when ``hash(seed, layer, [dataset index,] k, element) >= p * 2**32``: the same bits on every
+device, whatever the batch order, batch size or number of ranks.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -21,35 +22,14 @@ _SELU_ALPHA = 1.7580993408473766
 
 
 def mask_shape(layer: nn.Module, feature_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Shape of one item's mask: per element, or per channel (dim 1 of the input) for channel-wise dropout.
-
-    Example:
-        >>> mask_shape(nn.Dropout2d(), (8, 5, 5)), mask_shape(nn.Dropout(), (8, 5, 5))
-        ((8, 1, 1), (8, 5, 5))
-    """
+    """Shape of one item's mask: per element, or per channel (dim 1 of the input) for channel-wise dropout."""
     if isinstance(layer, _CHANNEL_TYPES) and len(feature_shape) > 1:
         return (feature_shape[0],) + (1,) * (len(feature_shape) - 1)
     return feature_shape
 
 
 def apply_dropout(layer: nn.Module, x: Tensor, keep: Tensor) -> Tensor:
-    r"""Apply a built-in dropout ``layer`` to ``x`` with the given keep mask, exactly as the layer would in training.
-
-    Standard dropout: :math:`x \odot m / (1 - p)`; alpha dropout keeps SELU's mean and variance:
-    :math:`a (x \odot m + \alpha' (1 - m)) + b`.
-
-    Args:
-        layer: a built-in dropout layer (its ``p`` is read).
-        x: input activations.
-        keep: boolean mask broadcastable to ``x``.
-
-    Returns:
-        Tensor shaped like ``x``.
-
-    Example:
-        >>> apply_dropout(nn.Dropout(0.5), torch.ones(1, 3), torch.tensor([True, False, True])).tolist()
-        [[2.0, 0.0, 2.0]]
-    """
+    """Apply a built-in dropout ``layer`` to ``x`` with the bool ``keep`` mask, as the layer would in training."""
     p = float(layer.p)  # type: ignore[arg-type]
     if p >= 1.0:
         return x * 0.0
@@ -64,29 +44,8 @@ def _threshold(p: float) -> int:
     return min(int(round(p * 2**32)), 2**32)
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    numel = 1
-    for size in shape:
-        numel *= size
-    return numel
-
-
 class MaskSampler:
-    """Draws the keep masks of one MC pass from ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)``.
-
-    With ``consistent=True`` sample ``k`` uses one mask for every pool item (the K samples are K fixed
-    sub-networks); otherwise every item gets its own masks. Either way the masks depend only on the seed, the
-    layer's position in the model, the dataset index and ``k``.
-
-    Args:
-        seed: any Python integer.
-        consistent: one mask per sample shared by all items, or one per item and sample.
-
-    Example:
-        >>> sampler = MaskSampler(seed=0, consistent=True)
-        >>> sampler.keep(0, 0.5, (4,), range(3)).shape
-        torch.Size([3, 4])
-    """
+    """Draws an MC pass's keep masks from ``(seed, layer, k)``, or per item (``consistent=False``) with its index."""
 
     def __init__(self, seed: int, consistent: bool) -> None:
         self.seed = int(seed)
@@ -102,7 +61,7 @@ class MaskSampler:
         if key not in self._cache:
             base = self._layer_key(layer_id)
             keys = torch.tensor([combine(base, k) for k in ks], dtype=torch.int64, device=device)
-            self._cache[key] = (hash_uniform32(keys, _numel(shape)) >= _threshold(p)).view(len(ks), *shape)
+            self._cache[key] = (hash_uniform32(keys, math.prod(shape)) >= _threshold(p)).view(len(ks), *shape)
         return self._cache[key]
 
     def _layer_key(self, layer_id: int) -> int:
@@ -123,7 +82,7 @@ class MaskSampler:
             return self.consistent_keep(layer_id, p, shape, ks, device)
         if indices is None:
             raise ValueError("Expected argument `indices` to be a tensor of dataset indices, but got None")
-        threshold, numel = _threshold(p), _numel(shape)
+        threshold, numel = _threshold(p), math.prod(shape)
         idx = indices.to(dtype=torch.int64)
         h = torch.full_like(idx, self._layer_key(layer_id))
         h = combine_(combine_(h, idx), idx >> 32)

@@ -15,26 +15,7 @@ __all__ = ["mc_dropout", "switch_modes"]
 
 @contextmanager
 def switch_modes(module: nn.Module, train: Callable[[nn.Module], bool]) -> Iterator[nn.Module]:
-    """Put each submodule in training mode where ``train(submodule)`` is true and eval mode elsewhere.
-
-    Every submodule's previous ``.training`` flag is captured first and written back on exit, also when an
-    exception is raised, so a model that was half in train mode comes back exactly as it was.
-
-    Args:
-        module: the model.
-        train: decides, per submodule, whether it runs in training mode.
-
-    Yields:
-        ``module``.
-
-    Example:
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
-        >>> with switch_modes(net, lambda m: isinstance(m, nn.Dropout)):
-        ...     [m.training for m in net]
-        [False, True]
-        >>> [m.training for m in net]
-        [True, True]
-    """
+    """Train mode for each submodule where ``train(submodule)``, eval mode elsewhere; every flag restored on exit."""
     saved = [(sub, sub.training) for sub in module.modules()]
     try:
         # Set flags directly: `.train()`/`.eval()` recurse and a user override of them could touch other state.
@@ -50,23 +31,15 @@ def switch_modes(module: nn.Module, train: Callable[[nn.Module], bool]) -> Itera
 def mc_dropout(module: nn.Module, *, dropconnect: float | None = None) -> Iterator[nn.Module]:
     r"""Keep dropout active at prediction time: MC-Dropout (Gal and Ghahramani, 2016).
 
-    The model goes to eval mode (BatchNorm and friends use their running statistics) and only the stochastic
-    layers (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout`` and layers marked with
-    :func:`~lightning_bal.mc.layers.mark_stochastic`) run in training mode. Each forward pass is then one sample
-    :math:`\hat y_k = f(x; \hat\omega_k)`, :math:`\hat\omega_k \sim q(\omega)`. On exit every submodule's
-    ``.training`` is restored exactly, also after an exception.
+    The model goes to eval mode (BatchNorm uses its running statistics) and only the stochastic layers (the dropout
+    types and layers marked with :func:`~lightning_bal.mc.layers.mark_stochastic`) run in training mode: each forward
+    is one sample :math:`\hat y_k = f(x; \hat\omega_k)`, :math:`\hat\omega_k \sim q(\omega)`. Every submodule's
+    ``.training`` is restored on exit, also after an exception. A model with nothing stochastic is refused.
 
     Args:
-        module: the model.
-        dropconnect: if given, also drop each weight of every Linear/Conv layer with this probability
+        module: The model; yielded.
+        dropconnect: If given, also drop each weight of every Linear/Conv layer with this probability
             (MC-DropConnect), for models without dropout; the weights are restored on exit.
-
-    Yields:
-        ``module``.
-
-    Raises:
-        ValueError: if the model has no stochastic layer and ``dropconnect`` is not set, since all samples
-            would be identical.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout(0.5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -12,24 +13,17 @@ __all__ = ["IndexLedger", "module_device", "unpack_batch"]
 
 
 def module_device(module: nn.Module) -> torch.device:
-    """The device of the module's first parameter (or buffer); the CPU for a module without either.
-
-    Example:
-        >>> module_device(nn.Linear(2, 2))
-        device(type='cpu')
-    """
-    for param in module.parameters():
-        return param.device
-    for buffer in module.buffers():
-        return buffer.device
-    return torch.device("cpu")
+    """The device of the module's first parameter (or buffer); the CPU for a module without either."""
+    first = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def unpack_batch(batch: Any, device: torch.device, numbered: int) -> tuple[Any, Tensor]:
     """``(inputs, dataset_indices)`` of a batch; a batch of inputs alone is numbered from ``numbered`` on."""
-    if isinstance(batch, (tuple, list)) and len(batch) == 2 and _is_index_vector(batch[1], batch[0]):
+    pair = isinstance(batch, (tuple, list)) and len(batch) == 2
+    if pair and _is_index_vector(batch[1], batch[0]):
         inputs, indices = batch
-    elif isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Tensor):
+    elif pair and isinstance(batch[1], Tensor):
         raise TypeError(
             "Expected each pool batch to be inputs alone or a pair `(inputs, dataset_indices)` with `dataset_indices`"
             f" an integer tensor [B], but got a second element of dtype {batch[1].dtype} and shape"
@@ -37,16 +31,14 @@ def unpack_batch(batch: Any, device: torch.device, numbered: int) -> tuple[Any, 
         )
     else:
         inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 1 else batch
-        size = _batch_size(inputs)
-        indices = torch.arange(numbered, numbered + size)
+        indices = torch.arange(numbered, numbered + _batch_size(inputs))
     return move_data_to_device(inputs, device), indices.to(device=device, dtype=torch.int64)
 
 
 def _is_index_vector(value: Any, inputs: Any) -> bool:
     if not isinstance(value, Tensor) or value.dim() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
         return False
-    size = _batch_size(inputs, default=value.shape[0])
-    return value.shape[0] == size
+    return value.shape[0] == _batch_size(inputs, default=value.shape[0])
 
 
 def _batch_size(inputs: Any, default: int | None = None) -> int:
@@ -63,16 +55,7 @@ def _batch_size(inputs: Any, default: int | None = None) -> int:
 
 
 class IndexLedger:
-    """Refuses a dataset index that comes twice within one pass: the sign of a loader of ``(inputs, targets)``.
-
-    Example:
-        >>> ledger = IndexLedger()
-        >>> ledger.check(torch.tensor([0, 1]))
-        >>> ledger.check(torch.tensor([1]))
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected every dataset index to come once per pass, but [1] came again. ...
-    """
+    """Refuses a dataset index that comes twice within one pass: the sign of a loader of ``(inputs, targets)``."""
 
     def __init__(self) -> None:
         self.seen = torch.zeros(0, dtype=torch.bool)

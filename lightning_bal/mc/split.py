@@ -42,8 +42,7 @@ class SplitModule(Protocol):
 class MCSplit(NamedTuple):
     """What runs once per batch (``features``), and what runs K times (``head``, as flat ``layers`` when known).
 
-    ``unverified`` marks a ``head`` guessed from the model's structure (see :func:`wrapped_sequential`): the engine
-    uses it only after checking on the first batch that it computes what the model's own ``forward`` does.
+    ``unverified``: a ``head`` guessed from the structure, used once the first batch shows it computes ``forward``.
     """
 
     features: nn.Module | None
@@ -53,14 +52,7 @@ class MCSplit(NamedTuple):
 
 
 def flatten_sequential(module: nn.Module) -> list[nn.Module] | None:
-    """The layers of a plain ``nn.Sequential``, nested ones inlined; ``None`` for anything else.
-
-    Subclasses that override ``forward`` are not plain: their layers may not simply run one after another.
-
-    Example:
-        >>> flatten_sequential(nn.Sequential(nn.ReLU(), nn.Sequential(nn.Tanh(), nn.Identity())))
-        [ReLU(), Tanh(), Identity()]
-    """
+    """The layers of a plain ``nn.Sequential`` (one whose ``forward`` is not overridden), nested ones inlined."""
     if not isinstance(module, nn.Sequential) or type(module).forward is not nn.Sequential.forward:
         return None
     layers: list[nn.Module] = []
@@ -71,20 +63,9 @@ def flatten_sequential(module: nn.Module) -> list[nn.Module] | None:
 
 
 def wrapped_sequential(module: nn.Module) -> nn.Sequential | None:
-    """The plain ``nn.Sequential`` that holds all of ``module``'s parameters and buffers, if there is one.
+    """The plain ``nn.Sequential`` child holding all of ``module``'s state, as in ``self.net = nn.Sequential(...)``.
 
-    This is the usual shape of a ``LightningModule`` (``self.net = nn.Sequential(...)`` and ``forward`` calls it).
     Whether ``forward`` really is ``self.net(x)`` cannot be read from the structure: callers must check it.
-
-    Example:
-        >>> class Wrapper(nn.Module):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
-        ...     def forward(self, x):
-        ...         return self.net(x)
-        >>> wrapped_sequential(Wrapper()) is not None, wrapped_sequential(nn.Linear(2, 2))
-        (True, None)
     """
     state = {id(t) for t in [*module.parameters(), *module.buffers()]}
     for child in module.children():
@@ -102,20 +83,9 @@ def _maskable(module: nn.Module) -> bool:
 def split_module(module: nn.Module, dropconnect: bool = False) -> MCSplit:
     """Split ``module`` into a deterministic ``features`` part and the rest, where the structure allows it.
 
-    A :class:`SplitModule` gives its split; a plain ``nn.Sequential`` is split layer by layer by the engine; a
-    module that wraps one (:func:`wrapped_sequential`) is split like it once the engine has checked that its
-    ``forward`` gives the same outputs; any other module runs whole, K times. With ``dropconnect`` (MC-DropConnect
-    on), declared ``features`` holding a Linear/Conv layer run whole too: their weights differ in every sample.
-
-    Raises:
-        TypeError: if ``mc_split()`` does not return two modules.
-        ValueError: if the declared ``features`` contain a stochastic layer.
-
-    Example:
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
-        >>> split = split_module(net)
-        >>> split.features is None, len(split.layers)
-        (True, 2)
+    A :class:`SplitModule` gives its split; a plain ``nn.Sequential`` (or, once checked, a module wrapping one) is
+    split layer by layer by the engine; any other module runs whole, K times. With ``dropconnect``, declared
+    ``features`` holding a Linear/Conv layer run whole too: their weights differ in every sample.
     """
     if isinstance(module, SplitModule):
         pair = module.mc_split()
@@ -137,21 +107,9 @@ def split_module(module: nn.Module, dropconnect: bool = False) -> MCSplit:
 
 
 def describe_split(module: nn.Module, dropconnect: bool = False) -> str:
-    """Which MC path the engine takes for ``module``, and why: logged at setup, so the slow path is never silent.
+    """Which MC path the engine takes for ``module`` (with MC-DropConnect on, if ``dropconnect``), and why.
 
-    Args:
-        module: the model.
-        dropconnect: MC-DropConnect is on, so its Linear/Conv layers are stochastic too (as the engine plans it).
-
-    Raises:
-        ValueError: if nothing in ``module`` is stochastic: no stochastic layer, or with ``dropconnect`` no layer
-            to mask. Every MC sample would be the same.
-
-    Example:
-        >>> describe_split(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 2)))
-        'shared prefix: layers 0-1 of 4 (up to Linear, ReLU) run once per batch, the 2 from Dropout on run K times'
-        >>> describe_split(nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), dropconnect=True)
-        'shared prefix: layers 0-0 of 2 (up to ReLU) run once per batch, the 1 from Linear on run K times'
+    Logged at setup, so the slow path is never silent. Refuses a module with nothing stochastic in it.
     """
     if dropconnect:
         check_dropconnect_layers(module)

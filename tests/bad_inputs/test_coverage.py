@@ -59,10 +59,6 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "EmbeddingHeuristic.select_embeddings": tuple(
         f"EmbeddingHeuristic.select_embeddings ({name})" for name in _EMBEDDING
     ),
-    "BADGE.select_embeddings": ("EmbeddingHeuristic.select_embeddings (badge)",),
-    "CoreSet.select_embeddings": ("EmbeddingHeuristic.select_embeddings (coreset)",),
-    "TypiClust.select_embeddings": ("EmbeddingHeuristic.select_embeddings (typiclust)",),
-    "ProbCover.select_embeddings": ("EmbeddingHeuristic.select_embeddings (probcover-delta)",),
     "GaussianMI.score": ("gaussian_mi.score",),
     "MCDropConnect()": ("mc.mc_dropconnect", "MCDropout/MCDropConnect"),
     "Plateau()": ("Convergence()",),

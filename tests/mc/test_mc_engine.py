@@ -359,9 +359,24 @@ class WrapsSequential(nn.Module):
         (DeclaredSplit(), r"declared `mc_split\(\)`: its features run once per batch; in its head, no shared layers"),
         (WrapsSequential(), r"layers 0-1 of 4 \(up to Linear, ReLU\).*checked against `forward`"),
         (nn.Sequential(nn.Dropout(0.2), nn.Linear(4, 2)), "no shared layers"),
+        (
+            nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 2)),
+            r"^shared prefix: layers 0-1 of 4 \(up to Linear, ReLU\) run once per batch, the 2 from Dropout on run K"
+            r" times$",
+        ),
     ],
 )
 def test_the_mc_path_is_described(module, expected):
     from lightning_bal.mc.split import describe_split
 
     assert re.search(expected, describe_split(module))
+
+
+def test_the_mc_path_with_dropconnect_counts_maskable_layers_as_stochastic():
+    from lightning_bal.mc.split import describe_split, flatten_sequential
+
+    net = nn.Sequential(nn.ReLU(), nn.Sequential(nn.Linear(4, 2), nn.Identity()))
+    assert flatten_sequential(net) == [net[0], net[1][0], net[1][1]]
+    assert describe_split(net, dropconnect=True) == (
+        "shared prefix: layers 0-0 of 3 (up to ReLU) run once per batch, the 2 from Linear on run K times"
+    )

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from lightning_bal.mc import mark_stochastic, mc_dropconnect, mc_dropout
+from lightning_bal.mc.dropconnect import check_dropconnect_layers
 from lightning_bal.mc.layers import check_stochastic_layers, has_stochastic_layers, is_stochastic
 
 
@@ -99,3 +100,12 @@ def test_dropconnect_restored_after_exception():
 def test_dropconnect_bad_p(p):
     with pytest.raises(ValueError, match="Expected argument `dropconnect`"), mc_dropout(nn.Linear(2, 2), dropconnect=p):
         pass
+
+
+def test_dropconnect_refuses_a_model_without_a_layer_to_mask():
+    net = nn.Sequential(nn.ReLU(), nn.Tanh())
+    expected = r"layer MC-DropConnect can mask \(Linear, Conv1d, Conv2d, Conv3d\), but `Sequential` has none"
+    with pytest.raises(ValueError, match=expected), mc_dropconnect(net, 0.5):
+        pass
+    with pytest.raises(TypeError, match="Expected argument `module` to be a `torch.nn.Module`"):
+        check_dropconnect_layers("net")  # type: ignore[arg-type]
