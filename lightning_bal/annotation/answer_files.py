@@ -12,10 +12,9 @@ from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.checkpoint_entries import Imported
 from lightning_bal.annotation.label_studio import read_label_studio_export
 from lightning_bal.data.queries import read_answers, read_text
+from lightning_bal.utilities.checks import check_one_of
 
 __all__ = ["answers_format", "bring_in_answers", "import_answers"]
-
-_FORMATS = ("csv", "json", "label_studio")
 
 
 def _holds_label_studio_tasks(path: Path) -> bool:
@@ -39,9 +38,7 @@ def answers_format(
         ('csv', 'csv')
     """
     if format is not None:
-        if format not in _FORMATS:
-            raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
-        return format  # type: ignore[return-value]
+        return check_one_of("format", format, ("csv", "json", "label_studio"))  # type: ignore[no-any-return]
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return "csv"

@@ -32,6 +32,7 @@ from lightning_bal.annotation.label_studio import write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import write_queries
+from lightning_bal.utilities.checks import check_one_of
 
 __all__ = ["LabelState", "load_label_state"]
 
@@ -174,8 +175,7 @@ class LabelState:
             return write_label_studio_tasks(
                 path, ids, self.ledger.step, scores=scores, predictions=predictions, **label_studio
             )
-        if format not in ("csv", "json"):
-            raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
+        check_one_of("format", format, ("csv", "json", "label_studio"))
         if path.suffix.lower() != f".{format}":
             raise ValueError(
                 f"Expected argument `path` to end in `.{format}` for format {format!r}, but got {str(path)!r}."

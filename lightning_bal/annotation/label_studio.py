@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from lightning_bal.data.queries import read_text
+from lightning_bal.utilities.checks import check_non_empty_str, check_one_of
 
 __all__ = [
     "TASK_FIELDS",
@@ -27,6 +28,7 @@ __all__ = [
 
 #: The fields of a task's ``data`` that lightning_bal writes and reads back; a data key may not take their place.
 TASK_FIELDS = ("lbal_id", "lbal_step", "lbal_score")
+_ON_DISAGREEMENT = ("first", "skip", "error")
 
 
 def check_data_key(name: str, data_key: Any) -> str:
@@ -36,8 +38,7 @@ def check_data_key(name: str, data_key: Any) -> str:
         >>> check_data_key("data_key", "text")
         'text'
     """
-    if not isinstance(data_key, str) or not data_key:
-        raise TypeError(f"Expected argument `{name}` to be a non-empty string, but got {data_key!r}.")
+    check_non_empty_str(name, data_key)
     if data_key in TASK_FIELDS:
         raise ValueError(
             f"Expected argument `{name}` to be a task field other than lightning_bal's own {TASK_FIELDS}, but got"
@@ -208,11 +209,6 @@ def _step(value: Any, where: str) -> int:
     raise ValueError(f"Expected the `data.lbal_step` of {where} to be an integer step, but got {value!r}.")
 
 
-def _check_on_disagreement(value: Any) -> None:
-    if value not in ("first", "skip", "error"):
-        raise ValueError(f"Expected argument `on_disagreement` to be 'first', 'skip' or 'error', but got {value!r}.")
-
-
 def read_label_studio_export(
     path: str | Path,
     label_map: Mapping[str, int],
@@ -244,7 +240,7 @@ def read_label_studio_export(
         >>> answers.ids, answers.labels, answers.steps, answers.times
         (['a.png'], [1], {1}, ['2024-01-01T10:00:00Z'])
     """
-    _check_on_disagreement(on_disagreement)
+    check_one_of("on_disagreement", on_disagreement, _ON_DISAGREEMENT)
     path = Path(path)
     try:
         tasks = json.loads(read_text(path))
@@ -265,7 +261,7 @@ def read_label_studio_tasks(
     source: str,
 ) -> LabelStudioAnswers:
     """:func:`read_label_studio_export` of tasks already read (from ``source``, named in messages)."""
-    _check_on_disagreement(on_disagreement)
+    check_one_of("on_disagreement", on_disagreement, _ON_DISAGREEMENT)
     answers = LabelStudioAnswers([], [], set(), [], [], [], [])
     found: dict[str, list[tuple[dict[str, Any], str]]] = {}
     for number, task in enumerate(tasks):

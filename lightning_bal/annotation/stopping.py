@@ -16,6 +16,7 @@ from torch import Tensor
 
 from lightning_bal.annotation.criterion import StepView, StoppingCriterion, _entry, stop_reasons
 from lightning_bal.annotation.stable_predictions import StablePredictions, cohen_kappa
+from lightning_bal.utilities.checks import check_finite_number, check_non_empty_str
 from lightning_bal.utilities.plateau import Plateau, monitor_mode, plateau_state
 
 __all__ = [
@@ -28,12 +29,6 @@ __all__ = [
     "cohen_kappa",
     "stop_reasons",
 ]
-
-
-def _check_monitor(monitor: Any) -> str:
-    if not isinstance(monitor, str) or not monitor:
-        raise TypeError(f"Expected argument `monitor` to be a non-empty string, but got {monitor!r}.")
-    return monitor
 
 
 def _finite_figure(criterion: str, monitor: str, value: Any) -> float:
@@ -72,7 +67,7 @@ class MetricPlateau(StoppingCriterion):
         self, monitor: str, mode: Literal["min", "max"] | None = None, patience: int = 3, min_delta: float = 0.0
     ) -> None:
         super().__init__()
-        self.monitor = _check_monitor(monitor)
+        self.monitor = check_non_empty_str("monitor", monitor)
         self.plateau = Plateau(mode, patience, min_delta, monitor=monitor)
 
     def update(self, context: StepView) -> dict[str, float]:
@@ -133,11 +128,9 @@ class TargetReached(StoppingCriterion):
 
     def __init__(self, monitor: str, target: float, mode: Literal["min", "max"] | None = None) -> None:
         super().__init__()
-        self.monitor = _check_monitor(monitor)
-        if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
-            raise ValueError(f"Expected argument `target` to be a finite number, but got {target!r}.")
+        self.monitor = check_non_empty_str("monitor", monitor)
+        self.target = check_finite_number("target", target)
         self.mode = monitor_mode(monitor, mode)
-        self.target = float(target)
 
     def update(self, context: StepView) -> dict[str, float]:
         """Compare the step's value of ``monitor`` with the target."""

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["as_index_tensor", "check_int_in_range", "check_non_negative_int", "check_positive_int", "describe"]
+__all__ = [
+    "as_index_tensor",
+    "check_finite_number",
+    "check_int_in_range",
+    "check_non_empty_str",
+    "check_non_negative_int",
+    "check_one_of",
+    "check_positive_int",
+    "describe",
+]
 
 
 def _check_int(name: str, value: Any, kind: str, low: int) -> int:
@@ -26,10 +37,6 @@ def check_positive_int(name: str, value: Any) -> int:
     Example:
         >>> check_positive_int("query_size", np.int64(10))
         10
-        >>> check_positive_int("query_size", 0)
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `query_size` to be a positive integer, but got 0.
     """
     return _check_int(name, value, "a positive integer", 1)
 
@@ -96,3 +103,42 @@ def describe(indices: Tensor | list[int], limit: int = 5) -> str:
     """The first ``limit`` indices, for error messages."""
     shown = indices[:limit].tolist() if isinstance(indices, Tensor) else list(indices[:limit])
     return f"{shown}{' ...' if len(indices) > limit else ''}"
+
+
+def check_one_of(name: str, value: Any, choices: Sequence[str]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise a ``ValueError`` that lists them.
+
+    Example:
+        >>> check_one_of("format", "csv", ("csv", "json"))
+        'csv'
+    """
+    if value not in choices:
+        options = ", ".join(repr(choice) for choice in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ValueError(f"Expected argument `{name}` to be {options}, but got {value!r}.")
+    return value
+
+
+def check_non_empty_str(name: str, value: Any) -> str:
+    """Return ``value`` if it is a non-empty string, else raise a ``TypeError``.
+
+    Example:
+        >>> check_non_empty_str("monitor", "val_acc")
+        'val_acc'
+    """
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"Expected argument `{name}` to be a non-empty string, but got {value!r}.")
+    return value
+
+
+def check_finite_number(name: str, value: Any, low: float | None = None) -> float:
+    """Return ``value`` as a ``float`` if it is a finite ``int`` or ``float`` (not a ``bool``), ``>= low`` if given.
+
+    Example:
+        >>> check_finite_number("min_delta", 0, low=0)
+        0.0
+    """
+    finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not finite or (low is not None and value < low):
+        bound = "a finite number" if low is None else f"a finite number >= {low:g}"
+        raise ValueError(f"Expected argument `{name}` to be {bound}, but got {value!r}.")
+    return float(value)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from lightning_bal.utilities.checks import check_positive_int
+from lightning_bal.utilities.checks import check_finite_number, check_non_empty_str, check_positive_int
 
 __all__ = ["HIGHER_IS_BETTER", "LOWER_IS_BETTER", "Plateau", "monitor_mode", "plateau_state"]
 
@@ -53,9 +53,7 @@ def monitor_mode(monitor: str | None, mode: str | None = None) -> Literal["min",
                 f" {mode!r}."
             )
         return "min" if mode == "min" else "max"
-    if not isinstance(monitor, str) or not monitor:
-        raise TypeError(f"Expected argument `monitor` to be a non-empty string, but got {monitor!r}.")
-    words = _words(monitor)
+    words = _words(check_non_empty_str("monitor", monitor))
     higher, lower = words & HIGHER_IS_BETTER, words & LOWER_IS_BETTER
     if higher and lower:
         raise ValueError(
@@ -105,10 +103,8 @@ class Plateau:
                 "Expected argument `mode` ('min' or 'max') or a `monitor` whose name tells it, got neither."
             )
         self.mode = monitor_mode(monitor, mode)
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
-            raise ValueError(f"Expected argument `min_delta` to be a finite number >= 0, but got {min_delta!r}.")
+        self.min_delta = check_finite_number("min_delta", min_delta, low=0)
         self.patience = check_positive_int("patience", patience)
-        self.min_delta = float(min_delta)
         self.best: float | None = None
         self.wait = 0
 
