@@ -38,7 +38,7 @@ def answers_format(
         ('csv', 'csv')
     """
     if format is not None:
-        return check_one_of("format", format, ("csv", "json", "label_studio"))  # type: ignore[no-any-return]
+        return check_one_of("format", format, ("csv", "json", "label_studio"))
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return "csv"
