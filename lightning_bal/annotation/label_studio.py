@@ -1,10 +1,4 @@
-"""Label Studio: a query as Label Studio tasks, and Label Studio's JSON export read back as answers.
-
-Each task's ``data`` holds the item's data reference under ``data_key`` and the fields the export keeps untouched:
-``lbal_id``, ``lbal_step`` and ``lbal_score``. Reading an export, the first completed annotation of an item wins
-(``on_disagreement`` says what to do when later ones disagree), and its author and time come back with the label.
-See ``docs/annotators.md``.
-"""
+"""Label Studio: a query as Label Studio tasks, and its JSON export read back as answers (docs/annotators.md)."""
 
 from __future__ import annotations
 
@@ -32,12 +26,7 @@ _ON_DISAGREEMENT = ("first", "skip", "error")
 
 
 def check_data_key(name: str, data_key: Any) -> str:
-    """``data_key`` if it can name the task field of the data reference (a non-empty string, not a library field).
-
-    Example:
-        >>> check_data_key("data_key", "text")
-        'text'
-    """
+    """``data_key`` if it can name the task field of the data reference (a non-empty string, not a library field)."""
     check_non_empty_str(name, data_key)
     if data_key in TASK_FIELDS:
         raise ValueError(
@@ -63,8 +52,7 @@ def to_label_studio_tasks(
         ids: the queried items' ids, in query order.
         step: the query's step (kept in each task, so that an answer to an older query is refused).
         data_key: the task field the project's labelling config reads (``$image`` or ``$text``).
-        data_prefix: prepended to each id to make the data reference (e.g. a URL or
-            ``/data/local-files/?d=``); for texts, give the text itself as the id or map it before.
+        data_prefix: prepended to each id to make the data reference (e.g. a URL or ``/data/local-files/?d=``).
         scores: the heuristic's score of each item (``None`` where unknown).
         predictions: the model's guess ``(class, probability)`` for each item, shown as a pre-annotation.
         label_names: class names of the project's choices (needed with ``predictions``).
@@ -215,7 +203,7 @@ def read_label_studio_export(
     from_name: str | None = None,
     on_disagreement: Literal["first", "skip", "error"] = "first",
 ) -> LabelStudioAnswers:
-    """Read Label Studio's JSON export of tasks made by :func:`to_label_studio_tasks` (see the module docstring).
+    """Read Label Studio's JSON export of tasks made by :func:`to_label_studio_tasks` (docs/annotators.md#label-studio).
 
     Args:
         path: the export (``Export -> JSON`` in Label Studio, or ``GET /api/projects/<id>/export``).
@@ -223,10 +211,6 @@ def read_label_studio_export(
         from_name: read only this ``<Choices>`` control (default: any).
         on_disagreement: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave the task pending) or
             ``"error"``.
-
-    Raises:
-        ValueError: a malformed export or one not made by lightning_bal, a choice outside ``label_map``, several
-            choices in one annotation, or a disagreement with ``on_disagreement="error"``.
 
     Example:
         >>> import tempfile

@@ -20,8 +20,7 @@ __all__ = ["StablePredictions", "cohen_kappa"]
 def cohen_kappa(first: Tensor, second: Tensor) -> float:
     r"""Cohen's kappa of two labelings of the same items: :math:`(p_o - p_e) / (1 - p_e)` (torchmetrics' figure).
 
-    :math:`p_o` is the observed agreement and :math:`p_e` the agreement expected from the two labelings' class
-    frequencies. Two identical constant labelings (:math:`p_e = 1`) have kappa 1.
+    Two identical constant labelings (:math:`p_e = 1`) have kappa 1.
 
     Example:
         >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
@@ -54,14 +53,12 @@ def _check_labels(name: str, labels: Any) -> None:
 class StablePredictions(StoppingCriterion):
     """Stop when predictions on a fixed stop set no longer change (Bloodgood and Vijay-Shanker, 2009).
 
-    At each step the model predicts the classes of ``stop_set`` (which needs no labels); Cohen's kappa between
-    these and the previous step's predictions is logged as ``stop_kappa``. The run stops once kappa has stayed at
-    or above ``threshold`` for ``patience`` successive steps.
+    Stops once Cohen's kappa between successive steps' predictions (``stop_kappa``) has stayed at or above
+    ``threshold`` for ``patience`` steps.
 
     Args:
         stop_set: unlabelled items, read like the pool (``input_fn``); a few thousand are typical.
         threshold: the agreement that counts as stable (the paper uses 0.99).
-        patience: successive stable steps before stopping (the paper uses 3).
 
     Example:
         >>> from types import SimpleNamespace

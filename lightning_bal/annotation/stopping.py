@@ -1,8 +1,4 @@
-"""When to stop buying labels: stopping criteria passed to the callback as ``stopping=[...]``.
-
-Each criterion reads the step as a :class:`StepView`, returns figures to log and sets ``stop``; criteria are pure,
-so scripted steps test them without a Trainer.
-"""
+"""When to stop buying labels: criteria passed to the callback as ``stopping=[...]`` (docs/annotators.md)."""
 
 from __future__ import annotations
 
@@ -47,8 +43,7 @@ class MetricPlateau(StoppingCriterion):
 
     Args:
         monitor: a metric the model logs in validation, e.g. ``"val_acc"``.
-        mode: ``"max"`` or ``"min"``; ``None`` reads it from ``monitor``'s name (``val_acc``: ``"max"``,
-            ``val_loss``: ``"min"``; :func:`~lightning_bal.utilities.plateau.monitor_mode`).
+        mode: ``"max"`` or ``"min"``; ``None`` reads it from ``monitor``'s name (``val_acc``: ``"max"``).
         patience: steps without improvement before stopping.
         min_delta: the smallest change that counts as an improvement.
 
@@ -104,15 +99,11 @@ class MetricPlateau(StoppingCriterion):
 class TargetReached(StoppingCriterion):
     """Stop once a step's figure reaches a target: the labels bought are enough for the accuracy the team needs.
 
-    The figure is a validation metric (``val_acc``) or one of the step's evaluation figures (``test_acc`` of
-    :class:`~lightning_bal.callbacks.TestCurve`). Stopping changes nothing before the step that reaches the target, so
-    a run stopped this way measures the labels needed to reach it as a longer run would, for less compute.
-
     Args:
-        monitor: the figure, e.g. ``"val_acc"`` or ``"test_acc"``.
+        monitor: a validation metric (``"val_acc"``) or a figure of the step's evaluations (``"test_acc"``).
         target: the value that is enough.
         mode: ``"max"``: reached at ``target`` or above; ``"min"``: at ``target`` or below; ``None`` reads it from
-            ``monitor``'s name (:func:`~lightning_bal.utilities.plateau.monitor_mode`).
+            ``monitor``'s name.
 
     Example:
         >>> from types import SimpleNamespace
@@ -149,26 +140,17 @@ class TargetReached(StoppingCriterion):
 
 
 class LowUncertainty(StoppingCriterion):
-    """Stop when the pool's uncertainty (the heuristic's scores) is low: its mean and/or max below thresholds.
+    """Stop once the mean and/or max of the pool's scores are at most the given thresholds (every given one).
 
-    Every given threshold must be met. The scores are those of the callback's heuristic (e.g. BALD's mutual
-    information in nats), so thresholds depend on it; the figures ``stop_pool_score_mean``/``_max`` are logged at
-    every step to choose them.
-
-    Args:
-        mean_below: stop once the mean score of the pool is at most this.
-        max_below: stop once the largest score of the pool is at most this.
+    Thresholds are in the units of the callback's heuristic (BALD: nats); the logged ``stop_pool_score_mean`` and
+    ``stop_pool_score_max`` help choose them.
 
     Example:
         >>> from types import SimpleNamespace
         >>> criterion = LowUncertainty(mean_below=0.05, max_below=0.2)
-        >>> scores = torch.tensor([0.01, 0.3], dtype=torch.float64)
-        >>> criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None))
-        {'stop_pool_score_mean': 0.155, 'stop_pool_score_max': 0.3}
-        >>> scores = torch.tensor([0.01, 0.05])
-        >>> _ = criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None))
-        >>> criterion.stop
-        True
+        >>> scores = torch.tensor([0.0, 0.05], dtype=torch.float64)
+        >>> criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None)), criterion.stop
+        ({'stop_pool_score_mean': 0.025, 'stop_pool_score_max': 0.05}, True)
     """
 
     name = "low_uncertainty"

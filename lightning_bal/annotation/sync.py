@@ -1,9 +1,6 @@
 """``lightning-bal sync``: push a checkpoint's pending query to a Label Studio project and pull the answers back.
 
-One sync reads and checks the project and its tasks of the checkpoint's step, validates their answers against the
-checkpoint in memory, pushes the pending items without a task (most informative first), and only then writes the
-checkpoint: a failure at any point leaves it as it was, and the next sync resumes. A task is recognised by its
-``data.lbal_id`` and ``data.lbal_step``, so nothing is pushed twice. See ``docs/label_studio_sync.md``.
+See docs/label_studio_sync.md#what-one-sync-does-and-what-it-refuses.
 """
 
 from __future__ import annotations
@@ -77,22 +74,11 @@ def sync_label_studio(
     on_disagreement: Literal["first", "skip", "error"] = "first",
     output: str | Path | None = None,
 ) -> SyncResult:
-    """Push the pending query of ``checkpoint`` to a Label Studio project and pull its answers (module docstring).
+    """Push the pending query of ``checkpoint`` to a Label Studio project and pull its answers, all or nothing.
 
-    Args:
-        checkpoint: the stopped run's checkpoint (written back in place unless ``output`` is given).
-        client: the server and its token.
-        project: the project's id or title.
-        label_names: class names in class order; the project's ``<Choices>`` must offer exactly these.
-        data_key: the task field of the data reference (the project's object tag name, e.g. ``image``).
-        data_prefix: prepended to each id to make the data reference.
-        from_name: the name of the project's ``<Choices>`` control.
-        on_disagreement: ``"first"``, ``"skip"`` or ``"error"`` for tasks whose annotations disagree.
-        output: write the updated checkpoint here instead.
-
-    Raises:
-        ValueError: bad input, or a project, token or answers that do not fit the checkpoint; nothing was written.
-        ConnectionError: the server cannot be reached or goes away; nothing was written.
+    ``label_names`` are the class names in class order, which the project's ``<Choices name=from_name>`` must offer
+    exactly; the other arguments are those of ``lightning-bal sync`` (docs/label_studio_sync.md#flags). A
+    ``ValueError`` (input that does not fit) or ``ConnectionError`` (the server) leaves the checkpoint unwritten.
     """
     check_data_key("--data-key", data_key)
     check_output(output)
