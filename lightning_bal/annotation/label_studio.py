@@ -14,6 +14,7 @@ __all__ = [
     "TASK_FIELDS",
     "LabelStudioAnswers",
     "check_data_key",
+    "check_task_step",
     "read_label_studio_export",
     "read_label_studio_tasks",
     "to_label_studio_tasks",
@@ -190,8 +191,8 @@ def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> st
     return choices[0][0]
 
 
-def _step(value: Any, where: str) -> int:
-    # int(1.7) and int(True) would both read as step 1 and let an answer of another query through.
+def check_task_step(value: Any, where: str) -> int:
+    """A task's ``data.lbal_step``: an ``int``, as ``int(1.7)`` or ``int(True)`` would let another query's answer in."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ValueError(f"Expected the `data.lbal_step` of {where} to be an integer step, but got {value!r}.")
@@ -258,7 +259,7 @@ def read_label_studio_tasks(
         item = str(data["lbal_id"])
         where = f"task {item!r} (task {number} of {source})"
         if data.get("lbal_step") is not None:
-            answers.steps.add(_step(data["lbal_step"], where))
+            answers.steps.add(check_task_step(data["lbal_step"], where))
         annotations = task.get("annotations")
         if annotations is None:
             annotations = []

@@ -11,13 +11,13 @@ from typing import Any, Literal, NamedTuple
 
 from lightning_bal.annotation.checkpoint import LabelState, load_label_state
 from lightning_bal.annotation.checkpoint_entries import check_output, recorded_guesses
-from lightning_bal.annotation.label_studio import check_data_key, read_label_studio_tasks, to_label_studio_tasks
-from lightning_bal.annotation.label_studio_api import (
-    LabelStudioClient,
-    check_label_config,
-    check_url,
-    token_from_env,
+from lightning_bal.annotation.label_studio import (
+    check_data_key,
+    check_task_step,
+    read_label_studio_tasks,
+    to_label_studio_tasks,
 )
+from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config, check_url, token_from_env
 from lightning_bal.data.ids import ItemId, id_lookup
 
 __all__ = ["SyncResult", "sync_command", "sync_label_studio"]
@@ -49,7 +49,7 @@ def _check_names(state: LabelState, label_names: Sequence[str]) -> list[str]:
     return names
 
 
-def _task_step(task: Any, number: int) -> tuple[str, int]:
+def _task_step(task: Any, number: int) -> int:
     data = task.get("data") if isinstance(task, dict) else None
     if not isinstance(data, dict) or "lbal_id" not in data:
         raise ValueError(
@@ -57,10 +57,7 @@ def _task_step(task: Any, number: int) -> tuple[str, int]:
             f" {number} (id {task.get('id') if isinstance(task, dict) else None}) has none: a project of another"
             " workflow?"
         )
-    step = data.get("lbal_step")
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise ValueError(f"Expected the `data.lbal_step` of task {number} to be an integer step, but got {step!r}.")
-    return str(data["lbal_id"]), step
+    return check_task_step(data.get("lbal_step"), f"task {number}")
 
 
 def sync_label_studio(
@@ -90,7 +87,7 @@ def sync_label_studio(
     step = state.ledger.step
     current: list[dict[str, Any]] = []
     for number, task in enumerate(client.tasks(project_id)):
-        _, task_step = _task_step(task, number)
+        task_step = _task_step(task, number)
         if task_step > step:
             raise ValueError(
                 f"Expected the project's tasks to be of step {step} or earlier, but task {number} is of step"
