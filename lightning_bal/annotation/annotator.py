@@ -1,7 +1,4 @@
-"""Annotator mode of the callback: hand each query to people through files, checkpoint, and end ``fit``.
-
-A resumed run logs into the logger version of the run it continues (:func:`keep_logger_version`).
-"""
+"""Annotator mode of the callback: hand each query to people through files, checkpoint, and end ``fit``."""
 
 from __future__ import annotations
 
@@ -53,7 +50,6 @@ class QueryFiles:
     docs/annotators.md#the-loop.
 
     Args:
-        format: ``"csv"``, ``"json"`` or ``"label_studio"``.
         folder: where queries and checkpoints go (default: ``<trainer.log_dir or default_root_dir>/annotation``).
         predictions: also record the model's guess (class and probability) for each queried item (a Label Studio
             pre-annotation; kept in the checkpoint for ``lightning-bal export``).
@@ -231,10 +227,9 @@ def _unused(folder: Path) -> bool:
 
 
 def keep_logger_version(trainer: pl.Trainer, recorded: dict[str, Any]) -> None:
-    """Make the trainer's logger write into the ``recorded`` version (under another root: a warning only).
+    """Make the trainer's logger write into the ``recorded`` version, so that a resumed run stays in one folder.
 
-    Lightning opens a new ``version_N`` at every ``fit``: without this, a run stopped at each query would scatter
-    over many folders.
+    Under another root it only warns (docs/annotators.md#the-loop, "One run, one place").
     """
     logger: Any = trainer.logger  # a logger with a version: TensorBoardLogger, CSVLogger or alike
     root, version = recorded.get("root_dir"), recorded.get("version")

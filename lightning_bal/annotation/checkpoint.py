@@ -1,7 +1,4 @@
-"""The label state inside a Lightning checkpoint: read it, export its pending query, record answers and corrections.
-
-No dataset or model is needed, so a labelling team runs these from the command line between rounds.
-"""
+"""A checkpoint's label state, read, exported and changed without the dataset or the model (for ``lightning-bal``)."""
 
 from __future__ import annotations
 

@@ -159,11 +159,6 @@ def _author(annotation: dict[str, Any]) -> str | None:
     return None if who is None or isinstance(who, (dict, list)) else str(who)
 
 
-def _time(annotation: dict[str, Any]) -> str | None:
-    when = annotation.get("updated_at") or annotation.get("created_at")
-    return when if isinstance(when, str) else None
-
-
 def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> str | None:
     result = annotation.get("result")
     if result is None:
@@ -289,6 +284,8 @@ def read_label_studio_tasks(
                 continue
         answers.ids.append(item)
         answers.labels.append(int(label_map[choices[0]]))
-        answers.authors.append(_author(chosen[0][0]))
-        answers.times.append(_time(chosen[0][0]))
+        first = chosen[0][0]
+        answers.authors.append(_author(first))
+        when = first.get("updated_at") or first.get("created_at")
+        answers.times.append(when if isinstance(when, str) else None)
     return answers

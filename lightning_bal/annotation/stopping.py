@@ -46,7 +46,6 @@ class MetricPlateau(StoppingCriterion):
         monitor: a metric the model logs in validation, e.g. ``"val_acc"``.
         mode: ``"max"`` or ``"min"``; ``None`` reads it from ``monitor``'s name (``val_acc``: ``"max"``).
         patience: steps without improvement before stopping.
-        min_delta: the smallest change that counts as an improvement.
 
     Example:
         >>> from types import SimpleNamespace
@@ -102,7 +101,6 @@ class TargetReached(StoppingCriterion):
 
     Args:
         monitor: a validation metric (``"val_acc"``) or a figure of the step's evaluations (``"test_acc"``).
-        target: the value that is enough.
         mode: ``"max"``: reached at ``target`` or above; ``"min"``: at ``target`` or below; ``None`` reads it from
             ``monitor``'s name.
 

@@ -1,7 +1,4 @@
-"""``lightning-bal sync``: push a checkpoint's pending query to a Label Studio project and pull the answers back.
-
-See docs/label_studio_sync.md#what-one-sync-does-and-what-it-refuses.
-"""
+"""``lightning-bal sync``: push a checkpoint's query to Label Studio, pull its answers (docs/label_studio_sync.md)."""
 
 from __future__ import annotations
 

@@ -65,7 +65,6 @@ class Plateau:
     Args:
         mode: ``"min"`` or ``"max"``; ``None`` reads it from ``monitor``'s name (:func:`monitor_mode`).
         patience: updates without improvement after which :attr:`stalled` is true.
-        min_delta: the smallest change that counts as an improvement.
 
     Example:
         >>> plateau = Plateau("min", patience=2)

@@ -1,7 +1,4 @@
-"""TensorBoard helpers: a custom-scalars layout for the active learning curves, and a headless render of them.
-
-See docs/experiments.md#the-tensorboard-dashboard.
-"""
+"""TensorBoard: a custom-scalars layout of the active learning curves, and a headless render (docs/experiments.md)."""
 
 from __future__ import annotations
 
