@@ -127,11 +127,7 @@ class QueryFiles:
         owner = [cb for cb in trainer.callbacks if getattr(cb, "annotator", None) is self]  # type: ignore[attr-defined]
         budget = getattr(owner[0], "label_budget", None) if owner else None
         # What `lightning-bal status` shows the team, and the place a resumed run logs into again.
-        self.run = {
-            "query_file": str(query_path),
-            "label_budget": budget,
-            "logger": logger_version(trainer),
-        }
+        self.run = {"query_file": str(query_path), "label_budget": budget, "logger": logger_version(trainer)}
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             self.write(query_path, datamodule)

@@ -145,10 +145,7 @@ class LabelState:
         }
 
     def export(
-        self,
-        path: str | Path,
-        format: Literal["csv", "json", "label_studio"] | None = None,
-        **label_studio: Any,
+        self, path: str | Path, format: Literal["csv", "json", "label_studio"] | None = None, **label_studio: Any
     ) -> Path:
         """Write the pending query to ``path`` (format from the suffix unless given; Label Studio: see kwargs)."""
         path = Path(path)

@@ -88,10 +88,7 @@ def read_scalars(log_dir: str | Path, pattern: str = r"active/.*") -> dict[str, 
 
 
 def plot_curves_from_events(
-    log_dir: str | Path,
-    path: str | Path,
-    charts: Mapping[str, str] | None = None,
-    runs: Sequence[str] | None = None,
+    log_dir: str | Path, path: str | Path, charts: Mapping[str, str] | None = None, runs: Sequence[str] | None = None
 ) -> Path:
     """Render the custom-scalars charts of ``log_dir`` to a PNG, as the Custom Scalars tab draws them.
 
