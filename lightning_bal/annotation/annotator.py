@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.checkpoint_entries import recorded_guesses, write_status
 from lightning_bal.annotation.label_studio import check_data_key, write_label_studio_tasks
 from lightning_bal.annotation.predict import predict_classes
-from lightning_bal.annotation.run_folder import keep_logger_version, logger_version
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.data.queries import write_queries
 from lightning_bal.functional.outputs import OutputKey
+from lightning_bal.utilities.checks import check_one_of
 
-__all__ = ["QueryFiles", "QueryStep"]
+__all__ = ["QueryFiles", "QueryStep", "keep_logger_version", "logger_version"]
 
 Format = Literal["csv", "json", "label_studio"]
 
@@ -41,30 +43,17 @@ class QueryStep(Protocol):
 class QueryFiles:
     """Send each active learning query to a labelling team as a file, then stop the run until the answers are in.
 
-    Passed to :class:`~lightning_bal.ActiveLearningCallback` as ``annotator=QueryFiles()``. At each step the
-    callback selects as usual, and instead of labelling from the dataset's targets it:
-
-    1. records the selection (and any items of the previous query still unanswered) as the datamodule's pending
-       query, which opens the next step;
-    2. writes it to ``<folder>/query-step<S>.<ext>`` (ids, step, scores; Label Studio tasks for
-       ``format="label_studio"``);
-    3. saves a checkpoint ``<folder>/annotation-step<S>.ckpt`` with ``trainer.save_checkpoint``;
-    4. ends ``fit`` (``trainer.should_stop``), logging what it wrote and where.
-
-    The folder is ``folder`` if given, else ``<trainer.log_dir or default_root_dir>/annotation``. To go on, import
-    the answers into the checkpoint (``lightning-bal import CKPT ANSWERS`` or
-    :func:`lightning_bal.annotation.import_answers`) and call ``trainer.fit(..., ckpt_path=CKPT)``.
-
-    The resumed ``fit`` logs into the logger version the checkpoint recorded, so a run stays in one folder across
-    restarts (:func:`~lightning_bal.annotation.run_folder.keep_logger_version`).
+    Passed to :class:`~lightning_bal.ActiveLearningCallback` as ``annotator=QueryFiles()``: at each step it writes
+    the query to ``<folder>/query-step<S>.<ext>`` and a full checkpoint to ``<folder>/annotation-step<S>.ckpt``, then
+    ends ``fit``. Import the answers into the checkpoint (``lightning-bal import CKPT ANSWERS``) and resume with
+    ``trainer.fit(..., ckpt_path=CKPT)``, which logs into the logger version the checkpoint recorded. See
+    docs/annotators.md#the-loop.
 
     Args:
-        format: ``"csv"``, ``"json"`` or ``"label_studio"``.
-        folder: where queries and checkpoints go (default: the run's directory, see above).
-        predictions: also record the model's guess (class and probability) for each queried item: Label Studio
-            tasks carry it as a pre-annotation (it is kept in the checkpoint for ``lightning-bal export`` too).
-        data_key: for ``"label_studio"``: the task field that holds each item's id (``"image"`` for image
-            paths or URLs, ``"text"`` for texts; see :func:`~lightning_bal.annotation.to_label_studio_tasks`).
+        folder: where queries and checkpoints go (default: ``<trainer.log_dir or default_root_dir>/annotation``).
+        predictions: also record the model's guess (class and probability) for each queried item (a Label Studio
+            pre-annotation; kept in the checkpoint for ``lightning-bal export``).
+        data_key: for ``"label_studio"``: the task field that holds each item's id (``"image"``, ``"text"``).
         data_prefix: for ``"label_studio"``: prepended to each id to make its data reference (a URL or folder).
         label_names: for ``"label_studio"`` predictions: the class names the Label Studio project uses.
 
@@ -83,8 +72,7 @@ class QueryFiles:
         data_prefix: str = "",
         label_names: list[str] | None = None,
     ) -> None:
-        if format not in ("csv", "json", "label_studio"):
-            raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
+        check_one_of("format", format, ("csv", "json", "label_studio"))
         if predictions and format == "label_studio" and label_names is None:
             raise ValueError(
                 "Expected argument `label_names` with `predictions=True` (Label Studio shows class names)."
@@ -112,16 +100,10 @@ class QueryFiles:
         return Path(trainer.log_dir or trainer.default_root_dir) / "annotation"
 
     def hand_over(self, context: QueryStep, selection: Tensor, scores: Tensor | None) -> tuple[Path, Path]:
-        """Record the query, write it, checkpoint and stop (every rank calls this; rank zero writes files).
+        """Record the query, write it, checkpoint and stop; returns the query file and the checkpoint.
 
-        Args:
-            context: the step's context (its trainer, its model for ``predictions``, its datamodule, whose pending
-                query grows by ``selection``, and the model output holding the class logits).
-            selection: dataset indices selected at this step, in selection order.
-            scores: rank zero: their scores in the same order (``None`` or empty when unknown).
-
-        Returns:
-            The query file and the checkpoint paths.
+        Every rank calls this and rank zero writes the files; ``scores`` are rank zero's, in selection order (``None``
+        or empty when unknown).
         """
         trainer, datamodule = context.trainer, context.datamodule
         leftover = datamodule.ledger.pending_query
@@ -145,11 +127,7 @@ class QueryFiles:
         owner = [cb for cb in trainer.callbacks if getattr(cb, "annotator", None) is self]  # type: ignore[attr-defined]
         budget = getattr(owner[0], "label_budget", None) if owner else None
         # What `lightning-bal status` shows the team, and the place a resumed run logs into again.
-        self.run = {
-            "query_file": str(query_path),
-            "label_budget": budget,
-            "logger": logger_version(trainer),
-        }
+        self.run = {"query_file": str(query_path), "label_budget": budget, "logger": logger_version(trainer)}
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             self.write(query_path, datamodule)
@@ -193,12 +171,7 @@ class QueryFiles:
         self.run = {key: state[key] for key in ("query_file", "label_budget", "logger") if key in state}
 
     def on_load_checkpoint(self, trainer: pl.Trainer, callback_state: Any) -> None:
-        """Before the checkpoint's states load: log into the logger version the checkpoint was written with.
-
-        Args:
-            trainer: the resuming trainer.
-            callback_state: the callback's state in the checkpoint (its ``annotator`` entry holds the version).
-        """
+        """Before the checkpoint's states load: log into the logger version the checkpoint was written with."""
         state = callback_state.get("annotator") if isinstance(callback_state, dict) else None
         recorded = state.get("logger") if isinstance(state, dict) else None
         keep_logger_version(trainer, recorded if isinstance(recorded, dict) else {})
@@ -220,3 +193,66 @@ class QueryFiles:
                 label_names=self.label_names,
             )
         return write_queries(path, pending, datamodule.step, ids, scores)
+
+
+def logger_version(trainer: pl.Trainer) -> dict[str, Any]:
+    """The first logger's root folder and version, as plain values (``{}`` without a versioned logger)."""
+    logger = trainer.logger
+    version = getattr(logger, "version", None)
+    root = getattr(logger, "root_dir", None)
+    if logger is None or root is None or not isinstance(version, (int, str)) or isinstance(version, bool):
+        return {}
+    return {"root_dir": str(root), "version": version}
+
+
+def _records(path: Path) -> int:
+    """The number of records of a TensorBoard event file (a fresh one holds one: the file version)."""
+    data = path.read_bytes()
+    count = offset = 0
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[offset : offset + 8])
+        offset += 12 + length + 4  # length, its checksum, the record, its checksum
+        count += 1
+    return count
+
+
+def _unused(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing a logger wrote beyond opening it (an empty event file at most)."""
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    return all(path.name.startswith("events.out.tfevents.") and _records(path) <= 1 for path in files)
+
+
+def keep_logger_version(trainer: pl.Trainer, recorded: dict[str, Any]) -> None:
+    """Make the trainer's logger write into the ``recorded`` version, so that a resumed run stays in one folder.
+
+    Under another root it only warns (docs/annotators.md#the-loop, "One run, one place").
+    """
+    logger: Any = trainer.logger  # a logger with a version: TensorBoardLogger, CSVLogger or alike
+    root, version = recorded.get("root_dir"), recorded.get("version")
+    if logger is None or root is None or version is None or not hasattr(logger, "_version"):
+        return
+    if Path(logger.root_dir).resolve() != Path(root).resolve():
+        rank_zero_warn(
+            f"The checkpoint was written by a run logging to {root!r} (version {version!r}), but this trainer's logger"
+            f" writes to {str(logger.root_dir)!r}: the resumed run's metrics, queries and checkpoints go there."
+            f" To keep the run in one place, log to the same folder (with `version={version!r}`)."
+        )
+        return
+    if logger.version == version:
+        return
+    opened = Path(logger.log_dir)
+    experiment = getattr(logger, "_experiment", None)
+    if experiment is not None and hasattr(experiment, "close"):
+        experiment.close()
+    logger._experiment = None
+    logger._version = version
+    kept = Path(logger.log_dir)
+    for callback in trainer.checkpoint_callbacks:
+        # A `ModelCheckpoint` without `dirpath` resolved its folder inside the version opened for this fit.
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath == str(opened / "checkpoints"):
+            callback.dirpath = str(kept / "checkpoints")
+    if trainer.is_global_zero and opened.is_dir() and _unused(opened):
+        for path in sorted(opened.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        opened.rmdir()
+    rank_zero_info(f"Resuming the run logged in {str(kept)!r}: metrics, queries and checkpoints go there again.")

@@ -12,10 +12,9 @@ from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.checkpoint_entries import Imported
 from lightning_bal.annotation.label_studio import read_label_studio_export
 from lightning_bal.data.queries import read_answers, read_text
+from lightning_bal.utilities.checks import check_one_of
 
 __all__ = ["answers_format", "bring_in_answers", "import_answers"]
-
-_FORMATS = ("csv", "json", "label_studio")
 
 
 def _holds_label_studio_tasks(path: Path) -> bool:
@@ -29,19 +28,9 @@ def _holds_label_studio_tasks(path: Path) -> bool:
 def answers_format(
     path: str | Path, format: str | None = None, label_map: dict[str, int] | None = None
 ) -> Literal["csv", "json", "label_studio"]:
-    """The format to read an answers file in (``format`` if given, else guessed from the file).
-
-    Without ``format``: CSV for a ``.csv`` file, else Label Studio for a JSON list of Label Studio tasks (or when a
-    ``label_map`` is given), else JSON query rows.
-
-    Example:
-        >>> answers_format("answers.txt", "csv"), answers_format("answers.csv")
-        ('csv', 'csv')
-    """
+    """``format``, else guessed: CSV for ``.csv``, Label Studio for its tasks (or with ``label_map``), else JSON."""
     if format is not None:
-        if format not in _FORMATS:
-            raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
-        return format  # type: ignore[return-value]
+        return check_one_of("format", format, ("csv", "json", "label_studio"))
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return "csv"
@@ -95,11 +84,8 @@ def import_answers(
 ) -> Tensor:
     r"""Record the answers of ``answers`` in the checkpoint's label state and write it back (to ``output``).
 
-    Every answer is checked first (known id, a query step of this checkpoint, label valid for the task); on any
-    error nothing is written. Answers to pending items label them; answers already imported are skipped; a changed
-    answer to an item labelled by an earlier import corrects it (see :meth:`LabelState.answer`), so the export of one
-    Label Studio project can be imported after every round. The checkpoint is replaced atomically. Resume with
-    ``trainer.fit(..., ckpt_path=checkpoint)``. Returns the dataset indices labelled.
+    All or nothing, replacing the checkpoint atomically; returns the dataset indices labelled. Answers imported
+    before are skipped and changed ones come in as corrections (docs/annotators.md#one-project-for-the-whole-run).
 
     Example:
         >>> import tempfile

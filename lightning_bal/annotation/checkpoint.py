@@ -1,8 +1,4 @@
-"""The label state inside a Lightning checkpoint: read it, export its pending query, record answers and corrections.
-
-These work on the checkpoint file alone (no dataset, no model), so a labelling team can run them from the command
-line (``lightning-bal``) while the run is stopped between rounds.
-"""
+"""A checkpoint's label state, read, exported and changed without the dataset or the model (for ``lightning-bal``)."""
 
 from __future__ import annotations
 
@@ -32,16 +28,16 @@ from lightning_bal.annotation.label_studio import write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import write_queries
+from lightning_bal.utilities.checks import check_one_of
 
 __all__ = ["LabelState", "load_label_state"]
 
 
 class LabelState:
-    """The datamodule's label state found in a checkpoint, as a validated :class:`LabelLedger` with its ids.
+    """The datamodule's label state found in a loaded checkpoint, as a validated :class:`LabelLedger` with its ids.
 
     Args:
-        checkpoint: a loaded Lightning checkpoint (a dict).
-        source: where it came from, for messages.
+        source: where the checkpoint came from, for messages.
         path: the checkpoint's file, if it came from one (an export there is refused).
 
     Example:
@@ -119,11 +115,7 @@ class LabelState:
         return names
 
     def status(self, path: str | Path | None = None) -> dict[str, Any]:
-        """Sizes, step, pending query, where the query file is, the label budget left and the next command.
-
-        Args:
-            path: the checkpoint's file as the user named it (for the next command; default: where it was loaded).
-        """
+        """Sizes, step, pending query, query file, label budget left and the next command (naming ``path``)."""
         history = self.callback_state.get("history") or []
         recorded = self.annotator_state
         budget = recorded.get("label_budget")
@@ -153,10 +145,7 @@ class LabelState:
         }
 
     def export(
-        self,
-        path: str | Path,
-        format: Literal["csv", "json", "label_studio"] | None = None,
-        **label_studio: Any,
+        self, path: str | Path, format: Literal["csv", "json", "label_studio"] | None = None, **label_studio: Any
     ) -> Path:
         """Write the pending query to ``path`` (format from the suffix unless given; Label Studio: see kwargs)."""
         path = Path(path)
@@ -174,8 +163,7 @@ class LabelState:
             return write_label_studio_tasks(
                 path, ids, self.ledger.step, scores=scores, predictions=predictions, **label_studio
             )
-        if format not in ("csv", "json"):
-            raise ValueError(f"Expected argument `format` to be 'csv', 'json' or 'label_studio', but got {format!r}.")
+        check_one_of("format", format, ("csv", "json", "label_studio"))
         if path.suffix.lower() != f".{format}":
             raise ValueError(
                 f"Expected argument `path` to end in `.{format}` for format {format!r}, but got {str(path)!r}."
@@ -184,11 +172,10 @@ class LabelState:
 
     @property
     def history(self) -> list[dict[str, Any]]:
-        """Every label changed after it was given: the earlier label, the new one (``None``: unlabelled), by whom, when.
+        """Every label changed after it was given, oldest first.
 
-        Each entry: ``id``, ``step`` (when the item was labelled), ``label`` (before), ``new``, ``source`` (the file,
-        or the command), ``by`` (the annotator or the user), ``updated_at`` (Label Studio's time of the change, if
-        known) and ``recorded_at`` (when it came into the checkpoint).
+        Each entry: ``id``, ``step`` (when the item was labelled), ``label`` (before), ``new`` (``None``: unlabelled),
+        ``source``, ``by``, ``updated_at`` (Label Studio's time of the change) and ``recorded_at``.
         """
         return list(self.annotator_state.get("corrections") or [])
 
@@ -226,10 +213,8 @@ class LabelState:
     ) -> Imported:
         """Validate answers and record them, all or nothing: new answers label pending items, changed ones correct.
 
-        An answer to an item labelled by an earlier import with the same label is counted and skipped (a whole
-        project's export holds every round). One with another label is a correction: the item is relabelled and
-        the earlier label kept in :attr:`history`, with ``authors`` and ``times`` (Label Studio's). An answer that
-        differs from a label changed here later (``relabel``/``unlabel``) is skipped: the later change wins.
+        Repeated answers are skipped, and a label changed here later (``relabel``/``unlabel``) wins over the answer
+        (docs/annotators.md#one-project-for-the-whole-run).
         """
         later = sorted(step for step in steps if step > self.ledger.step)
         if later:
@@ -363,20 +348,7 @@ class LabelState:
 
 
 def load_label_state(path: str | Path) -> LabelState:
-    """Load a checkpoint (``weights_only=True``) and find its label state.
-
-    Example:
-        >>> import tempfile
-        >>> from torch.utils.data import TensorDataset
-        >>> from lightning_bal import ActiveDataModule
-        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(5, 1)), initial_labels=2, seed=0)
-        >>> dm.query([int(dm.pool_indices[0])], new_step=True)
-        >>> path = Path(tempfile.mkdtemp()) / "run.ckpt"
-        >>> torch.save({"ActiveDataModule": dm.state_dict()}, path)
-        >>> status = load_label_state(path).status()
-        >>> status["items"], status["labelled"], status["step"], status["pending"]
-        (5, 2, 1, 1)
-    """
+    """Load a checkpoint (``weights_only=True``) and find its label state (used in :func:`import_answers`'s example)."""
     path = Path(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -40,23 +40,13 @@ CALLBACK_KEY = "ActiveLearningCallback"
 
 
 def temporary_path(path: str | Path) -> Path:
-    """Where :meth:`LabelState.save` writes before replacing ``path``: a fixed name, so a killed write leaves no litter.
-
-    Example:
-        >>> temporary_path("runs/annotation-step001.ckpt").as_posix()
-        'runs/.annotation-step001.ckpt.lbal-tmp'
-    """
+    """Where :meth:`LabelState.save` writes before replacing ``path`` (a fixed name: a killed write leaves no mess)."""
     path = Path(path)
     return path.with_name(f".{path.name}.lbal-tmp")
 
 
 def status_path(path: str | Path) -> Path:
-    """Where a checkpoint's status summary is kept (written with the checkpoint, read by ``lightning-bal status``).
-
-    Example:
-        >>> status_path("runs/annotation-step001.ckpt").as_posix()
-        'runs/.annotation-step001.ckpt.lbal-status.json'
-    """
+    """Where a checkpoint's status summary is kept (written with the checkpoint, read by ``lightning-bal status``)."""
     path = Path(path)
     return path.with_name(f".{path.name}.lbal-status.json")
 
@@ -86,8 +76,7 @@ def next_command(checkpoint: str, pending: bool, query: str | None, names: list[
 def saved_status(path: str | Path) -> dict[str, Any] | None:
     """The status summary saved with the checkpoint at ``path``, or ``None`` if there is none or it is out of date.
 
-    The summary names the SHA-256 of the checkpoint it describes: a checkpoint written since by anything else
-    (Lightning, a copy) is read in full instead.
+    The summary names the checkpoint's SHA-256: a checkpoint written since by anything else is read in full instead.
     """
     try:
         summary = json.loads(status_path(path).read_text(encoding="utf-8"))

@@ -1,19 +1,7 @@
 """``lightning-bal``: the command line a labelling team uses on a stopped run's checkpoint, without Python.
 
-Commands::
-
-    lightning-bal status CKPT [--json]
-    lightning-bal export CKPT OUT [--format csv|json|label_studio] [--data-key image] [--data-prefix P] [--labels a,b]
-    lightning-bal import CKPT ANSWERS [--format csv|json|label_studio] [--labels a,b | --label-map map.json]
-                         [--on-disagreement first|skip|error] [--by NAME] [--output NEW_CKPT]
-    lightning-bal relabel CKPT ID LABEL [ID LABEL ...] [--labels a,b] [--by NAME] [--output NEW_CKPT]
-    lightning-bal unlabel CKPT ID [ID ...] [--by NAME] [--output NEW_CKPT]
-    lightning-bal sync CKPT --url URL --project ID_OR_TITLE --labels a,b [--token-env VAR] [--data-key image]
-                       [--data-prefix P] [--on-disagreement first|skip|error] [--output NEW_CKPT]
-
-``import``, ``relabel`` and ``unlabel`` validate everything before they change anything and replace the checkpoint
-atomically; errors go to stderr with exit status 1. ``import`` reads a whole Label Studio project's export: answers
-imported before are skipped, changed ones come in as corrections (kept in the checkpoint's history).
+``status``, ``export``, ``import``, ``relabel``, ``unlabel`` and ``sync`` (docs/annotators.md#the-command-line): each
+validates everything before it changes anything; errors go to stderr with exit status 1.
 """
 
 from __future__ import annotations
@@ -254,12 +242,7 @@ def _status_text(status: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0, or 1 with the error on stderr).
-
-    Example:
-        >>> main(["status", "/no/such.ckpt"])
-        1
-    """
+    """Run the command line; returns the exit status (0, or 1 with the error on stderr)."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "status":

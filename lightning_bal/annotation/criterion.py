@@ -12,19 +12,17 @@ __all__ = ["StepView", "StoppingCriterion", "stop_reasons"]
 
 
 class StepView(Protocol):
-    """What a stopping criterion reads of the step: the callback hands it its step's context.
-
-    Any object with these attributes will do, e.g. a ``types.SimpleNamespace`` to script a criterion in a test.
+    """What a stopping criterion reads of the step (any object with these attributes, e.g. a ``SimpleNamespace``).
 
     Attributes:
         num_labelled: size of D_L the model was trained on.
         step: the number of active learning steps done before this one.
-        val_metrics: the validation figures (``val*`` metrics) of the model that scores the pool.
+        val_metrics: the validation figures of the model that scores the pool.
         figures: the step's figures so far, e.g. ``test_acc`` of ``TestCurve`` (read them, do not change them).
-        pool_scores: the heuristic's scores of the scored pool items (``None`` before the pool pass or off rank zero).
-        pool_mean: the exact mean score of the whole scored pool, reduced over every rank (``None`` where unknown);
-            ``pool_scores`` may be a bounded sample of them.
-        pool_max: the exact largest score of the whole scored pool, reduced over every rank (``None`` where unknown).
+        pool_scores: the heuristic's scores of the scored pool items, or a bounded sample of them (``None`` before the
+            pool pass or off rank zero).
+        pool_mean: the exact mean score of the whole scored pool over every rank (``None`` where unknown).
+        pool_max: the exact largest score of the whole scored pool over every rank (``None`` where unknown).
         predict: the model's predicted classes ``[N]`` on a dataset (eval mode, deterministic).
     """
 

@@ -1,10 +1,4 @@
-"""Label Studio: a query as Label Studio tasks, and Label Studio's JSON export read back as answers.
-
-Each task's ``data`` holds the item's data reference under ``data_key`` and the fields the export keeps untouched:
-``lbal_id``, ``lbal_step`` and ``lbal_score``. Reading an export, the first completed annotation of an item wins
-(``on_disagreement`` says what to do when later ones disagree), and its author and time come back with the label.
-See ``docs/annotators.md``.
-"""
+"""Label Studio: a query as Label Studio tasks, and its JSON export read back as answers (docs/annotators.md)."""
 
 from __future__ import annotations
 
@@ -14,11 +8,13 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from lightning_bal.data.queries import read_text
+from lightning_bal.utilities.checks import check_non_empty_str, check_one_of
 
 __all__ = [
     "TASK_FIELDS",
     "LabelStudioAnswers",
     "check_data_key",
+    "check_task_step",
     "read_label_studio_export",
     "read_label_studio_tasks",
     "to_label_studio_tasks",
@@ -27,17 +23,12 @@ __all__ = [
 
 #: The fields of a task's ``data`` that lightning_bal writes and reads back; a data key may not take their place.
 TASK_FIELDS = ("lbal_id", "lbal_step", "lbal_score")
+_ON_DISAGREEMENT = ("first", "skip", "error")
 
 
 def check_data_key(name: str, data_key: Any) -> str:
-    """``data_key`` if it can name the task field of the data reference (a non-empty string, not a library field).
-
-    Example:
-        >>> check_data_key("data_key", "text")
-        'text'
-    """
-    if not isinstance(data_key, str) or not data_key:
-        raise TypeError(f"Expected argument `{name}` to be a non-empty string, but got {data_key!r}.")
+    """``data_key`` if it can name the task field of the data reference (a non-empty string, not a library field)."""
+    check_non_empty_str(name, data_key)
     if data_key in TASK_FIELDS:
         raise ValueError(
             f"Expected argument `{name}` to be a task field other than lightning_bal's own {TASK_FIELDS}, but got"
@@ -62,8 +53,7 @@ def to_label_studio_tasks(
         ids: the queried items' ids, in query order.
         step: the query's step (kept in each task, so that an answer to an older query is refused).
         data_key: the task field the project's labelling config reads (``$image`` or ``$text``).
-        data_prefix: prepended to each id to make the data reference (e.g. a URL or
-            ``/data/local-files/?d=``); for texts, give the text itself as the id or map it before.
+        data_prefix: prepended to each id to make the data reference (e.g. a URL or ``/data/local-files/?d=``).
         scores: the heuristic's score of each item (``None`` where unknown).
         predictions: the model's guess ``(class, probability)`` for each item, shown as a pre-annotation.
         label_names: class names of the project's choices (needed with ``predictions``).
@@ -169,11 +159,6 @@ def _author(annotation: dict[str, Any]) -> str | None:
     return None if who is None or isinstance(who, (dict, list)) else str(who)
 
 
-def _time(annotation: dict[str, Any]) -> str | None:
-    when = annotation.get("updated_at") or annotation.get("created_at")
-    return when if isinstance(when, str) else None
-
-
 def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> str | None:
     result = annotation.get("result")
     if result is None:
@@ -201,16 +186,11 @@ def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> st
     return choices[0][0]
 
 
-def _step(value: Any, where: str) -> int:
-    # int(1.7) and int(True) would both read as step 1 and let an answer of another query through.
+def check_task_step(value: Any, where: str) -> int:
+    """A task's ``data.lbal_step``: an ``int``, as ``int(1.7)`` or ``int(True)`` would let another query's answer in."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ValueError(f"Expected the `data.lbal_step` of {where} to be an integer step, but got {value!r}.")
-
-
-def _check_on_disagreement(value: Any) -> None:
-    if value not in ("first", "skip", "error"):
-        raise ValueError(f"Expected argument `on_disagreement` to be 'first', 'skip' or 'error', but got {value!r}.")
 
 
 def read_label_studio_export(
@@ -219,7 +199,7 @@ def read_label_studio_export(
     from_name: str | None = None,
     on_disagreement: Literal["first", "skip", "error"] = "first",
 ) -> LabelStudioAnswers:
-    """Read Label Studio's JSON export of tasks made by :func:`to_label_studio_tasks` (see the module docstring).
+    """Read Label Studio's JSON export of tasks made by :func:`to_label_studio_tasks` (docs/annotators.md#label-studio).
 
     Args:
         path: the export (``Export -> JSON`` in Label Studio, or ``GET /api/projects/<id>/export``).
@@ -227,10 +207,6 @@ def read_label_studio_export(
         from_name: read only this ``<Choices>`` control (default: any).
         on_disagreement: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave the task pending) or
             ``"error"``.
-
-    Raises:
-        ValueError: a malformed export or one not made by lightning_bal, a choice outside ``label_map``, several
-            choices in one annotation, or a disagreement with ``on_disagreement="error"``.
 
     Example:
         >>> import tempfile
@@ -244,7 +220,7 @@ def read_label_studio_export(
         >>> answers.ids, answers.labels, answers.steps, answers.times
         (['a.png'], [1], {1}, ['2024-01-01T10:00:00Z'])
     """
-    _check_on_disagreement(on_disagreement)
+    check_one_of("on_disagreement", on_disagreement, _ON_DISAGREEMENT)
     path = Path(path)
     try:
         tasks = json.loads(read_text(path))
@@ -265,7 +241,7 @@ def read_label_studio_tasks(
     source: str,
 ) -> LabelStudioAnswers:
     """:func:`read_label_studio_export` of tasks already read (from ``source``, named in messages)."""
-    _check_on_disagreement(on_disagreement)
+    check_one_of("on_disagreement", on_disagreement, _ON_DISAGREEMENT)
     answers = LabelStudioAnswers([], [], set(), [], [], [], [])
     found: dict[str, list[tuple[dict[str, Any], str]]] = {}
     for number, task in enumerate(tasks):
@@ -278,7 +254,7 @@ def read_label_studio_tasks(
         item = str(data["lbal_id"])
         where = f"task {item!r} (task {number} of {source})"
         if data.get("lbal_step") is not None:
-            answers.steps.add(_step(data["lbal_step"], where))
+            answers.steps.add(check_task_step(data["lbal_step"], where))
         annotations = task.get("annotations")
         if annotations is None:
             annotations = []
@@ -308,6 +284,8 @@ def read_label_studio_tasks(
                 continue
         answers.ids.append(item)
         answers.labels.append(int(label_map[choices[0]]))
-        answers.authors.append(_author(chosen[0][0]))
-        answers.times.append(_time(chosen[0][0]))
+        first = chosen[0][0]
+        answers.authors.append(_author(first))
+        when = first.get("updated_at") or first.get("created_at")
+        answers.times.append(when if isinstance(when, str) else None)
     return answers

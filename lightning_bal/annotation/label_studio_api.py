@@ -1,8 +1,6 @@
 """A small client of Label Studio's HTTP API (standard library only), for ``lightning-bal sync``.
 
-A personal access token (a JWT refresh token) is exchanged at ``/api/token/refresh/`` for short-lived access
-tokens; a legacy token is sent as it is. The token stays out of every message, ``repr`` and file. Bad input and
-refusals raise :class:`ValueError`, an unreachable server :class:`ConnectionError`.
+The token stays out of every message, ``repr`` and file (docs/label_studio_sync.md#authentication).
 """
 
 from __future__ import annotations
@@ -25,12 +23,7 @@ TOKEN_ENV = "LABEL_STUDIO_TOKEN"
 
 
 def check_url(name: str, url: Any) -> str:
-    """``url`` without its trailing slash, if it is the base URL of a server (``http(s)://host[:port][/prefix]``).
-
-    Example:
-        >>> check_url("url", "http://127.0.0.1:8080/")
-        'http://127.0.0.1:8080'
-    """
+    """``url`` without its trailing slash, if it is the base URL of a server (``http(s)://host[:port][/prefix]``)."""
     if not isinstance(url, str) or not url:
         raise TypeError(f"Expected `{name}` to be a non-empty URL string, but got {url!r}.")
     parts = urllib.parse.urlsplit(url)
@@ -52,14 +45,7 @@ def check_url(name: str, url: Any) -> str:
 
 
 def token_from_env(name: str = TOKEN_ENV) -> str:
-    """The token held by the environment variable ``name`` (checked, never shown).
-
-    Example:
-        >>> os.environ["EXAMPLE_LS_TOKEN"] = "0123456789abcdef0123456789abcdef01234567"
-        >>> len(token_from_env("EXAMPLE_LS_TOKEN"))
-        40
-        >>> del os.environ["EXAMPLE_LS_TOKEN"]
-    """
+    """The token held by the environment variable ``name`` (checked, never shown)."""
     if not isinstance(name, str) or not name or "=" in name:
         raise ValueError(f"Expected `--token-env` to name an environment variable, but got {name!r}.")
     token = os.environ.get(name)
@@ -84,14 +70,7 @@ def _check_token(where: str, token: Any) -> str:
 
 
 def check_label_config(config: Any, label_names: list[str], data_key: str, from_name: str = "label") -> None:
-    """Refuse a project whose labelling config lacks ``<Choices name=from_name toName=data_key>`` of ``label_names``.
-
-    The choices must be exactly the run's classes, in class order: a project of another run is refused.
-
-    Example:
-        >>> check_label_config('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
-        ...                    '<Choice value="cat"/><Choice value="dog"/></Choices></View>', ["cat", "dog"], "image")
-    """
+    """Refuse a project whose config lacks ``<Choices name=from_name toName=data_key>`` of exactly ``label_names``."""
     try:
         root = ElementTree.fromstring(config) if isinstance(config, str) else None
     except ElementTree.ParseError as err:
@@ -127,11 +106,9 @@ def _is_jwt(token: str) -> bool:
 
 
 class LabelStudioClient:
-    """Label Studio's HTTP API at ``url`` with the token ``token`` (see the module docstring).
+    """Label Studio's HTTP API at ``url`` (e.g. ``http://127.0.0.1:8080``) with a personal access or legacy token.
 
     Args:
-        url: the server's base URL, e.g. ``http://127.0.0.1:8080``.
-        token: a personal access token (JWT refresh token) or a legacy token.
         timeout: seconds to wait for each answer.
 
     Example:

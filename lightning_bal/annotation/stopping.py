@@ -1,8 +1,4 @@
-"""When to stop buying labels: stopping criteria passed to the callback as ``stopping=[...]``.
-
-Each criterion reads the step as a :class:`StepView`, returns figures to log and sets ``stop``; criteria are pure,
-so scripted steps test them without a Trainer.
-"""
+"""When to stop buying labels: criteria passed to the callback as ``stopping=[...]`` (docs/annotators.md)."""
 
 from __future__ import annotations
 
@@ -13,9 +9,11 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
+from torchmetrics.functional.classification import multiclass_cohen_kappa
 
 from lightning_bal.annotation.criterion import StepView, StoppingCriterion, _entry, stop_reasons
-from lightning_bal.annotation.stable_predictions import StablePredictions, cohen_kappa
+from lightning_bal.utilities.checks import check_finite_number, check_non_empty_str, check_positive_int
 from lightning_bal.utilities.plateau import Plateau, monitor_mode, plateau_state
 
 __all__ = [
@@ -28,12 +26,6 @@ __all__ = [
     "cohen_kappa",
     "stop_reasons",
 ]
-
-
-def _check_monitor(monitor: Any) -> str:
-    if not isinstance(monitor, str) or not monitor:
-        raise TypeError(f"Expected argument `monitor` to be a non-empty string, but got {monitor!r}.")
-    return monitor
 
 
 def _finite_figure(criterion: str, monitor: str, value: Any) -> float:
@@ -52,10 +44,8 @@ class MetricPlateau(StoppingCriterion):
 
     Args:
         monitor: a metric the model logs in validation, e.g. ``"val_acc"``.
-        mode: ``"max"`` or ``"min"``; ``None`` reads it from ``monitor``'s name (``val_acc``: ``"max"``,
-            ``val_loss``: ``"min"``; :func:`~lightning_bal.utilities.plateau.monitor_mode`).
+        mode: ``"max"`` or ``"min"``; ``None`` reads it from ``monitor``'s name (``val_acc``: ``"max"``).
         patience: steps without improvement before stopping.
-        min_delta: the smallest change that counts as an improvement.
 
     Example:
         >>> from types import SimpleNamespace
@@ -72,7 +62,7 @@ class MetricPlateau(StoppingCriterion):
         self, monitor: str, mode: Literal["min", "max"] | None = None, patience: int = 3, min_delta: float = 0.0
     ) -> None:
         super().__init__()
-        self.monitor = _check_monitor(monitor)
+        self.monitor = check_non_empty_str("monitor", monitor)
         self.plateau = Plateau(mode, patience, min_delta, monitor=monitor)
 
     def update(self, context: StepView) -> dict[str, float]:
@@ -109,15 +99,10 @@ class MetricPlateau(StoppingCriterion):
 class TargetReached(StoppingCriterion):
     """Stop once a step's figure reaches a target: the labels bought are enough for the accuracy the team needs.
 
-    The figure is a validation metric (``val_acc``) or one of the step's evaluation figures (``test_acc`` of
-    :class:`~lightning_bal.callbacks.TestCurve`). Stopping changes nothing before the step that reaches the target, so
-    a run stopped this way measures the labels needed to reach it as a longer run would, for less compute.
-
     Args:
-        monitor: the figure, e.g. ``"val_acc"`` or ``"test_acc"``.
-        target: the value that is enough.
+        monitor: a validation metric (``"val_acc"``) or a figure of the step's evaluations (``"test_acc"``).
         mode: ``"max"``: reached at ``target`` or above; ``"min"``: at ``target`` or below; ``None`` reads it from
-            ``monitor``'s name (:func:`~lightning_bal.utilities.plateau.monitor_mode`).
+            ``monitor``'s name.
 
     Example:
         >>> from types import SimpleNamespace
@@ -133,11 +118,9 @@ class TargetReached(StoppingCriterion):
 
     def __init__(self, monitor: str, target: float, mode: Literal["min", "max"] | None = None) -> None:
         super().__init__()
-        self.monitor = _check_monitor(monitor)
-        if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
-            raise ValueError(f"Expected argument `target` to be a finite number, but got {target!r}.")
+        self.monitor = check_non_empty_str("monitor", monitor)
+        self.target = check_finite_number("target", target)
         self.mode = monitor_mode(monitor, mode)
-        self.target = float(target)
 
     def update(self, context: StepView) -> dict[str, float]:
         """Compare the step's value of ``monitor`` with the target."""
@@ -156,26 +139,17 @@ class TargetReached(StoppingCriterion):
 
 
 class LowUncertainty(StoppingCriterion):
-    """Stop when the pool's uncertainty (the heuristic's scores) is low: its mean and/or max below thresholds.
+    """Stop once the mean and/or max of the pool's scores are at most the given thresholds (every given one).
 
-    Every given threshold must be met. The scores are those of the callback's heuristic (e.g. BALD's mutual
-    information in nats), so thresholds depend on it; the figures ``stop_pool_score_mean``/``_max`` are logged at
-    every step to choose them.
-
-    Args:
-        mean_below: stop once the mean score of the pool is at most this.
-        max_below: stop once the largest score of the pool is at most this.
+    Thresholds are in the units of the callback's heuristic (BALD: nats); the logged ``stop_pool_score_mean`` and
+    ``stop_pool_score_max`` help choose them.
 
     Example:
         >>> from types import SimpleNamespace
         >>> criterion = LowUncertainty(mean_below=0.05, max_below=0.2)
-        >>> scores = torch.tensor([0.01, 0.3], dtype=torch.float64)
-        >>> criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None))
-        {'stop_pool_score_mean': 0.155, 'stop_pool_score_max': 0.3}
-        >>> scores = torch.tensor([0.01, 0.05])
-        >>> _ = criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None))
-        >>> criterion.stop
-        True
+        >>> scores = torch.tensor([0.0, 0.05], dtype=torch.float64)
+        >>> criterion.update(SimpleNamespace(pool_scores=scores, pool_mean=None, pool_max=None)), criterion.stop
+        ({'stop_pool_score_mean': 0.025, 'stop_pool_score_max': 0.05}, True)
     """
 
     name = "low_uncertainty"
@@ -217,3 +191,116 @@ class LowUncertainty(StoppingCriterion):
             self.stop = True
             self.reason = f"the pool's uncertainty is low (mean {mean:.4g}, max {largest:.4g})"
         return {"stop_pool_score_mean": mean, "stop_pool_score_max": largest}
+
+
+def cohen_kappa(first: Tensor, second: Tensor) -> float:
+    r"""Cohen's kappa of two labelings of the same items: :math:`(p_o - p_e) / (1 - p_e)` (torchmetrics' figure).
+
+    Two identical constant labelings (:math:`p_e = 1`) have kappa 1.
+
+    Example:
+        >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
+        0.5
+    """
+    _check_labels("first", first)
+    _check_labels("second", second)
+    if first.shape != second.shape or first.numel() == 0:
+        raise ValueError(
+            f"Expected two non-empty [N] labelings, but got shapes {tuple(first.shape)} and {tuple(second.shape)}."
+        )
+    if bool((first == first[0]).all()) and torch.equal(first, second):
+        # p_e = 1: kappa is 0 / 0; a labeling agrees fully with itself.
+        return 1.0
+    # torchmetrics needs at least two classes; a missing class changes no count.
+    num_classes = max(int(torch.cat([first, second]).max()) + 1, 2)
+    return float(multiclass_cohen_kappa(second, first, num_classes=num_classes))
+
+
+def _check_labels(name: str, labels: Any) -> None:
+    if not isinstance(labels, Tensor) or labels.dim() != 1:
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise ValueError(f"Expected `{name}` to be a labeling [N] of class indices, but got {shape}.")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"Expected `{name}` to hold integer class indices, but got dtype {labels.dtype}.")
+    if labels.numel() and int(labels.min()) < 0:
+        raise ValueError(f"Expected `{name}` to hold class indices >= 0, but got {int(labels.min())}.")
+
+
+class StablePredictions(StoppingCriterion):
+    """Stop when predictions on a fixed stop set no longer change (Bloodgood and Vijay-Shanker, 2009).
+
+    Stops once Cohen's kappa between successive steps' predictions (``stop_kappa``) has stayed at or above
+    ``threshold`` for ``patience`` steps.
+
+    Args:
+        stop_set: unlabelled items, read like the pool (``input_fn``); a few thousand are typical.
+        threshold: the agreement that counts as stable (the paper uses 0.99).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> criterion = StablePredictions(stop_set=None, threshold=0.9, patience=2)
+        >>> guesses = iter([torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0])])
+        >>> for step in range(3):
+        ...     figures = criterion.update(SimpleNamespace(predict=lambda _: next(guesses)))
+        >>> figures, criterion.stop
+        ({'stop_kappa': 1.0, 'stop_stable_steps': 2.0}, True)
+    """
+
+    name = "stable_predictions"
+
+    def __init__(self, stop_set: Dataset | None, threshold: float = 0.99, patience: int = 3) -> None:
+        super().__init__()
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
+            raise ValueError(f"Expected argument `threshold` to be a kappa in [-1, 1], but got {threshold!r}.")
+        self.stop_set = stop_set
+        self.threshold = float(threshold)
+        self.patience = check_positive_int("patience", patience)
+        self.previous: Tensor | None = None
+        self.stable_steps = 0
+
+    def update(self, context: StepView) -> dict[str, float]:
+        """Predict the stop set and compare with the previous step's predictions."""
+        if context.predict is None:
+            raise RuntimeError("`StablePredictions` needs the model's predictions, but the context has no `predict`.")
+        predicted = context.predict(self.stop_set)  # type: ignore[arg-type]
+        if not isinstance(predicted, Tensor):
+            raise TypeError(f"`StablePredictions` expected `predict` to return a tensor, but got {predicted!r:.80}.")
+        current = predicted.reshape(-1).cpu()
+        _check_labels("predict(stop_set)", current)
+        current = current.long()
+        if self.previous is not None and current.shape != self.previous.shape:
+            raise ValueError(
+                f"`StablePredictions` expected {self.previous.numel()} predictions on the stop set, as at the previous"
+                f" step, but got {current.numel()}."
+            )
+        figures: dict[str, float] = {}
+        if self.previous is not None:
+            kappa = cohen_kappa(self.previous, current)
+            self.stable_steps = self.stable_steps + 1 if kappa >= self.threshold else 0
+            figures = {"stop_kappa": kappa, "stop_stable_steps": float(self.stable_steps)}
+            if self.stable_steps >= self.patience and not self.stop:
+                self.stop = True
+                self.reason = (
+                    f"predictions on the stop set are stable (kappa >= {self.threshold} for {self.patience} steps)"
+                )
+        self.previous = current
+        return figures
+
+    def state_dict(self) -> dict[str, Any]:
+        """The last predictions and the count of stable steps."""
+        previous = torch.empty(0, dtype=torch.long) if self.previous is None else self.previous
+        return {**super().state_dict(), "previous": previous, "stable_steps": self.stable_steps}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""
+        valid = self._checked_state(state)
+        previous = _entry(self, state, "previous") if state else torch.empty(0, dtype=torch.long)
+        steps = _entry(self, state, "stable_steps") if state else 0
+        if not isinstance(previous, Tensor):
+            raise TypeError(f"Expected state entry `previous` to be a tensor of class indices, got {previous!r:.80}.")
+        _check_labels("previous", previous)
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+            raise ValueError(f"Expected state entry `stable_steps` to be an integer >= 0, but got {steps!r}.")
+        self.stop, self.reason = valid["stop"], valid["reason"]
+        self.previous = None if previous.numel() == 0 else previous.detach().cpu().long().clone()
+        self.stable_steps = int(steps)

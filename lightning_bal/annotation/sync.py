@@ -1,10 +1,4 @@
-"""``lightning-bal sync``: push a checkpoint's pending query to a Label Studio project and pull the answers back.
-
-One sync reads and checks the project and its tasks of the checkpoint's step, validates their answers against the
-checkpoint in memory, pushes the pending items without a task (most informative first), and only then writes the
-checkpoint: a failure at any point leaves it as it was, and the next sync resumes. A task is recognised by its
-``data.lbal_id`` and ``data.lbal_step``, so nothing is pushed twice. See ``docs/label_studio_sync.md``.
-"""
+"""``lightning-bal sync``: push a checkpoint's query to Label Studio, pull its answers (docs/label_studio_sync.md)."""
 
 from __future__ import annotations
 
@@ -14,13 +8,13 @@ from typing import Any, Literal, NamedTuple
 
 from lightning_bal.annotation.checkpoint import LabelState, load_label_state
 from lightning_bal.annotation.checkpoint_entries import check_output, recorded_guesses
-from lightning_bal.annotation.label_studio import check_data_key, read_label_studio_tasks, to_label_studio_tasks
-from lightning_bal.annotation.label_studio_api import (
-    LabelStudioClient,
-    check_label_config,
-    check_url,
-    token_from_env,
+from lightning_bal.annotation.label_studio import (
+    check_data_key,
+    check_task_step,
+    read_label_studio_tasks,
+    to_label_studio_tasks,
 )
+from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config, check_url, token_from_env
 from lightning_bal.data.ids import ItemId, id_lookup
 
 __all__ = ["SyncResult", "sync_command", "sync_label_studio"]
@@ -52,7 +46,7 @@ def _check_names(state: LabelState, label_names: Sequence[str]) -> list[str]:
     return names
 
 
-def _task_step(task: Any, number: int) -> tuple[str, int]:
+def _task_step(task: Any, number: int) -> int:
     data = task.get("data") if isinstance(task, dict) else None
     if not isinstance(data, dict) or "lbal_id" not in data:
         raise ValueError(
@@ -60,10 +54,7 @@ def _task_step(task: Any, number: int) -> tuple[str, int]:
             f" {number} (id {task.get('id') if isinstance(task, dict) else None}) has none: a project of another"
             " workflow?"
         )
-    step = data.get("lbal_step")
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise ValueError(f"Expected the `data.lbal_step` of task {number} to be an integer step, but got {step!r}.")
-    return str(data["lbal_id"]), step
+    return check_task_step(data.get("lbal_step"), f"task {number}")
 
 
 def sync_label_studio(
@@ -77,22 +68,11 @@ def sync_label_studio(
     on_disagreement: Literal["first", "skip", "error"] = "first",
     output: str | Path | None = None,
 ) -> SyncResult:
-    """Push the pending query of ``checkpoint`` to a Label Studio project and pull its answers (module docstring).
+    """Push the pending query of ``checkpoint`` to a Label Studio project and pull its answers, all or nothing.
 
-    Args:
-        checkpoint: the stopped run's checkpoint (written back in place unless ``output`` is given).
-        client: the server and its token.
-        project: the project's id or title.
-        label_names: class names in class order; the project's ``<Choices>`` must offer exactly these.
-        data_key: the task field of the data reference (the project's object tag name, e.g. ``image``).
-        data_prefix: prepended to each id to make the data reference.
-        from_name: the name of the project's ``<Choices>`` control.
-        on_disagreement: ``"first"``, ``"skip"`` or ``"error"`` for tasks whose annotations disagree.
-        output: write the updated checkpoint here instead.
-
-    Raises:
-        ValueError: bad input, or a project, token or answers that do not fit the checkpoint; nothing was written.
-        ConnectionError: the server cannot be reached or goes away; nothing was written.
+    ``label_names`` are the class names in class order, which the project's ``<Choices name=from_name>`` must offer
+    exactly; the other arguments are those of ``lightning-bal sync`` (docs/label_studio_sync.md#flags). A
+    ``ValueError`` (input that does not fit) or ``ConnectionError`` (the server) leaves the checkpoint unwritten.
     """
     check_data_key("--data-key", data_key)
     check_output(output)
@@ -104,7 +84,7 @@ def sync_label_studio(
     step = state.ledger.step
     current: list[dict[str, Any]] = []
     for number, task in enumerate(client.tasks(project_id)):
-        _, task_step = _task_step(task, number)
+        task_step = _task_step(task, number)
         if task_step > step:
             raise ValueError(
                 f"Expected the project's tasks to be of step {step} or earlier, but task {number} is of step"

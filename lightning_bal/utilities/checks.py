@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["as_index_tensor", "check_int_in_range", "check_non_negative_int", "check_positive_int", "describe"]
+__all__ = [
+    "as_index_tensor",
+    "check_finite_number",
+    "check_int_in_range",
+    "check_non_empty_str",
+    "check_non_negative_int",
+    "check_one_of",
+    "check_positive_int",
+    "describe",
+]
 
 
 def _check_int(name: str, value: Any, kind: str, low: int) -> int:
@@ -21,26 +32,12 @@ def _check_int(name: str, value: Any, kind: str, low: int) -> int:
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` as an ``int`` if it is a positive integer (numpy's included, not a ``bool``), else raise.
-
-    Example:
-        >>> check_positive_int("query_size", np.int64(10))
-        10
-        >>> check_positive_int("query_size", 0)
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `query_size` to be a positive integer, but got 0.
-    """
+    """Return ``value`` as an ``int`` if it is a positive integer (numpy's included, not a ``bool``), else raise."""
     return _check_int(name, value, "a positive integer", 1)
 
 
 def check_non_negative_int(name: str, value: Any) -> int:
-    """Return ``value`` as an ``int`` if it is an integer >= 0 (numpy's included, not a ``bool``), else raise.
-
-    Example:
-        >>> check_non_negative_int("per_class", 0)
-        0
-    """
+    """Return ``value`` as an ``int`` if it is an integer >= 0 (numpy's included, not a ``bool``), else raise."""
     return _check_int(name, value, "a non-negative integer", 0)
 
 
@@ -68,8 +65,6 @@ def as_index_tensor(name: str, value: Any) -> Tensor:
     Example:
         >>> as_index_tensor("indices", np.argsort([3, 1, 2])[::-1]).tolist()
         [0, 2, 1]
-        >>> as_index_tensor("indices", []).tolist()
-        []
     """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"Expected argument `{name}` to hold integer dataset indices, but got {value!r}.")
@@ -96,3 +91,27 @@ def describe(indices: Tensor | list[int], limit: int = 5) -> str:
     """The first ``limit`` indices, for error messages."""
     shown = indices[:limit].tolist() if isinstance(indices, Tensor) else list(indices[:limit])
     return f"{shown}{' ...' if len(indices) > limit else ''}"
+
+
+def check_one_of(name: str, value: Any, choices: Sequence[str]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise a ``ValueError`` that lists them."""
+    if value not in choices:
+        options = ", ".join(repr(choice) for choice in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ValueError(f"Expected argument `{name}` to be {options}, but got {value!r}.")
+    return value
+
+
+def check_non_empty_str(name: str, value: Any) -> str:
+    """Return ``value`` if it is a non-empty string, else raise a ``TypeError``."""
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"Expected argument `{name}` to be a non-empty string, but got {value!r}.")
+    return value
+
+
+def check_finite_number(name: str, value: Any, low: float | None = None) -> float:
+    """Return ``value`` as a ``float`` if it is a finite ``int`` or ``float`` (not a ``bool``), ``>= low`` if given."""
+    finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not finite or (low is not None and value < low):
+        bound = "a finite number" if low is None else f"a finite number >= {low:g}"
+        raise ValueError(f"Expected argument `{name}` to be {bound}, but got {value!r}.")
+    return float(value)

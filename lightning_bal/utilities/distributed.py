@@ -56,22 +56,12 @@ def gather_uneven(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
 
 
 def stack_ranks(strategy: Any, tensor: Tensor, world_size: int) -> Tensor:
-    """``[world_size, ...]``: ``tensor`` (same shape on every rank) from every rank, in rank order.
-
-    Example:
-        >>> stack_ranks(None, torch.tensor([1.5]), 1)
-        tensor([[1.5000]])
-    """
+    """``[world_size, ...]``: ``tensor`` (same shape on every rank) from every rank, in rank order."""
     if world_size == 1:
         return tensor.unsqueeze(0)
     return strategy.all_gather(tensor).reshape(world_size, *tensor.shape)
 
 
 def gather_rows(strategy: Any, tensor: Tensor, world_size: int, device: torch.device) -> Tensor:
-    """Rows of every rank (uneven lengths allowed), concatenated in rank order, back on the CPU.
-
-    Example:
-        >>> gather_rows(None, torch.tensor([3, 1]), 1, torch.device("cpu"))
-        tensor([3, 1])
-    """
+    """Rows of every rank (uneven lengths allowed), concatenated in rank order, back on the CPU."""
     return gather_uneven(strategy, tensor.to(device), world_size).cpu()

@@ -1,8 +1,4 @@
-"""A counter-based 32-bit hash: the same bits from the same keys on every device, rank and batch layout.
-
-MurmurHash3's 32-bit finalizer in int64 torch ops; MC-Dropout masks, Gumbel noise and diversity draws depend on
-their key only.
-"""
+"""A counter-based 32-bit hash (MurmurHash3's finalizer): the same bits from the same keys on every device and rank."""
 
 from __future__ import annotations
 
@@ -33,12 +29,7 @@ def _fmix_(h: Tensor) -> Tensor:
 
 
 def combine(h: int, word: int) -> int:
-    """Mix the low 32 bits of ``word`` into the 32-bit hash ``h``.
-
-    Example:
-        >>> combine(0, 1) == combine(0, 1) != combine(0, 2)
-        True
-    """
+    """Mix the low 32 bits of ``word`` into the 32-bit hash ``h``."""
     return _fmix((h ^ ((word & _M32) + _GOLDEN + ((h << 6) & _M32) + (h >> 2))) & _M32)
 
 
@@ -58,12 +49,7 @@ def hash_uniform32(keys: Tensor, numel: int) -> Tensor:
 
     .. math:: u_{ij} = \mathrm{fmix32}(\mathrm{key}_i \oplus \mathrm{fmix32}(j)), \quad j < \mathrm{numel}
 
-    Args:
-        keys: int64 tensor of any shape ``[...]`` with values in ``[0, 2**32)``.
-        numel: number of elements per key.
-
-    Returns:
-        int64 tensor ``[..., numel]`` with values in ``[0, 2**32)``.
+    ``keys`` (int64 ``[...]``, values in ``[0, 2**32)``) give int64 ``[..., numel]`` with values in ``[0, 2**32)``.
 
     Example:
         >>> u = hash_uniform32(torch.tensor([0, 1]), 100_000)

@@ -21,9 +21,7 @@ class Stream(IntEnum):
 
 
 def derive_seed(seed: int, counter: int, stream: Stream) -> int:
-    """The seed of ``stream`` at ``counter`` (an active learning step, or an epoch for the shuffle).
-
-    A pure function of its arguments: every rank, and a resumed run, derives the same seed without communicating.
+    """The seed of ``stream`` at ``counter`` (a step, or an epoch for the shuffle): the same on every rank and resume.
 
     Example:
         >>> derive_seed(0, 1, Stream.MASKS) == derive_seed(0, 1, Stream.MASKS) != derive_seed(0, 2, Stream.MASKS)
@@ -33,14 +31,7 @@ def derive_seed(seed: int, counter: int, stream: Stream) -> int:
 
 
 def check_seed(name: str, seed: Any) -> int | None:
-    """Return ``seed`` if it is ``None`` or an ``int`` (not a ``bool``), else raise naming ``name``.
-
-    Example:
-        >>> check_seed("seed", "abc")
-        Traceback (most recent call last):
-        ...
-        TypeError: Expected argument `seed` to be an integer or None, but got 'abc' of type str.
-    """
+    """Return ``seed`` if it is ``None`` or an ``int`` (not a ``bool``), else raise naming ``name``."""
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):

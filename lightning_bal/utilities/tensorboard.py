@@ -1,8 +1,4 @@
-"""TensorBoard helpers: a custom-scalars layout for the active learning curves, and a headless render of them.
-
-The callback logs ``active/*`` at ``step = number of labelled samples``; the layout puts those curves, every run
-on one chart per figure, in the *Custom Scalars* tab.
-"""
+"""TensorBoard: a custom-scalars layout of the active learning curves, and a headless render (docs/experiments.md)."""
 
 from __future__ import annotations
 
@@ -32,12 +28,7 @@ _WITH_LAYOUT: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def layout(prefix: str = "active") -> dict[str, dict[str, list[Any]]]:
-    r"""The custom-scalars layout: ``{category: {chart title: ["Multiline", [tag regex]]}}``.
-
-    Example:
-        >>> layout()["active learning curves (x: labelled samples)"]["accuracy against labelled samples"]
-        ['Multiline', ['active/\\w*acc\\w*']]
-    """
+    """The custom-scalars layout: ``{category: {chart title: ["Multiline", [tag regex]]}}``."""
     groups = {"active learning curves (x: labelled samples)": CURVE_CHARTS, **_OTHER_CHARTS}
     return {
         category: {title: ["Multiline", [regex.replace("active/", f"{prefix}/", 1)]] for title, regex in charts.items()}
@@ -46,16 +37,7 @@ def layout(prefix: str = "active") -> dict[str, dict[str, list[Any]]]:
 
 
 def add_layout(writer: Any, prefix: str = "active") -> bool:
-    """Add :func:`layout` to a ``SummaryWriter`` once (later calls do nothing); returns whether it was added.
-
-    Example:
-        >>> import tempfile
-        >>> from torch.utils.tensorboard import SummaryWriter
-        >>> writer = SummaryWriter(tempfile.mkdtemp())
-        >>> add_layout(writer), add_layout(writer)
-        (True, False)
-        >>> writer.close()
-    """
+    """Add :func:`layout` to a ``SummaryWriter`` once (later calls do nothing); returns whether it was added."""
     if writer in _WITH_LAYOUT:
         return False
     writer.add_custom_scalars(layout(prefix))
@@ -64,14 +46,7 @@ def add_layout(writer: Any, prefix: str = "active") -> bool:
 
 
 def write_layout(log_dir: str | Path, prefix: str = "active") -> Path:
-    """Write :func:`layout` into ``log_dir`` as its own event file, for every run under it; returns the folder.
-
-    Example:
-        >>> import tempfile
-        >>> folder = write_layout(tempfile.mkdtemp())
-        >>> len(list(folder.glob("events.out.tfevents.*")))
-        1
-    """
+    """Write :func:`layout` into ``log_dir`` as its own event file, for every run under it; returns the folder."""
     from torch.utils.tensorboard import SummaryWriter
 
     folder = Path(log_dir)
@@ -113,21 +88,12 @@ def read_scalars(log_dir: str | Path, pattern: str = r"active/.*") -> dict[str, 
 
 
 def plot_curves_from_events(
-    log_dir: str | Path,
-    path: str | Path,
-    charts: Mapping[str, str] | None = None,
-    runs: Sequence[str] | None = None,
+    log_dir: str | Path, path: str | Path, charts: Mapping[str, str] | None = None, runs: Sequence[str] | None = None
 ) -> Path:
     """Render the custom-scalars charts of ``log_dir`` to a PNG, as the Custom Scalars tab draws them.
 
-    One panel per chart that has data (default: :data:`CURVE_CHARTS`), one line per run and matching tag, against
-    labelled samples. Needs matplotlib (``pip install 'lightning-bal[examples]'``).
-
-    Args:
-        log_dir: TensorBoard folder (e.g. an experiment's ``log_dir``).
-        path: the PNG to write.
-        charts: ``{title: tag regex}``.
-        runs: the runs to draw (default: all).
+    One panel per chart that has data (``charts``: ``{title: tag regex}``, default :data:`CURVE_CHARTS`), one line per
+    run (default: all) and matching tag. Needs matplotlib (``pip install 'lightning-bal[examples]'``).
     """
     try:
         import matplotlib

@@ -4,7 +4,7 @@ import lightning.pytorch as pl
 import pytest
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from lightning_bal.annotation.run_folder import keep_logger_version, logger_version
+from lightning_bal.annotation.annotator import keep_logger_version, logger_version
 
 
 def opened(logger) -> pl.Trainer:

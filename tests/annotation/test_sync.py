@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from lightning_bal.annotation import load_label_state
-from lightning_bal.annotation.label_studio_api import LabelStudioClient
+from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_url
 from lightning_bal.annotation.sync import sync_label_studio
 from tests.annotation.fake_label_studio import PAT, FakeLabelStudio
 from tests.bad_inputs.files import CliError, lightning_bal, make_checkpoint
@@ -149,3 +149,9 @@ def test_an_expired_access_token_is_renewed_with_the_personal_access_token(fake)
     fake.access = "a-later-access-token"
     assert client.project("blobs")["id"] == 7
     assert [path for _, path in fake.requests].count("/api/token/refresh/") == 2
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/", "http://127.0.0.1:8080", "https://ls.example.org/label/"])
+def test_a_base_url_is_kept_without_its_trailing_slash(url):
+    assert check_url("--url", url) == url.rstrip("/")
+    assert repr(LabelStudioClient(url, PAT)) == f"LabelStudioClient({url.rstrip('/')!r})"

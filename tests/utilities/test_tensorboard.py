@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.experiments import DropoutCNN, Experiment, load_digits
-from lightning_bal.utilities.tensorboard import layout, plot_curves_from_events, read_scalars
+from lightning_bal.utilities.tensorboard import add_layout, layout, plot_curves_from_events, read_scalars, write_layout
 from tests.helpers.models import DropoutClassifier
 from tests.helpers.runs import make_datamodule, make_trainer
 
@@ -43,6 +44,14 @@ def test_the_layout_groups_the_curves_against_labelled_samples():
     assert layout("al")["active learning: pool"]["labelled, pool and scored samples"][1] == [
         r"al/num_(labelled|pool|scored)"
     ]
+
+
+def test_the_layout_is_added_once_per_writer_and_written_as_its_own_event_file(tmp_path):
+    with SummaryWriter(str(tmp_path / "writer")) as writer:
+        assert (add_layout(writer), add_layout(writer)) == (True, False)
+    folder = write_layout(tmp_path / "layout")
+    assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+    assert "custom_scalars__config__" in _events(folder).Tags()["tensors"]
 
 
 @pytest.mark.slow
