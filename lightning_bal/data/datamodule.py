@@ -29,15 +29,12 @@ _STATE_KEYS = ("generator_state", "pool_subset", "pool_subset_step", "seed", "id
 class ActiveDataModule(Loaders):
     """A ``LightningDataModule`` over the labelled set D_L and the pool D_U of one training dataset.
 
-    Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`), which
-    validates every change before making it: ``acquired_at[N]`` is ``-1`` for a pool sample, else the step at which
-    it was labelled (``0`` for the initial labels). All public methods take and return absolute dataset indices.
+    Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`). All public
+    methods take and return absolute dataset indices.
 
     Args:
         train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
             mappings with ``"input"``/``"target"`` keys, or bare inputs when labels come from an annotator.
-        val_dataset: optional validation dataset, passed through to ``val_dataloader``.
-        test_dataset: optional test dataset, passed through to ``test_dataloader``.
         initial_labels: number of samples labelled at step 0 when the module is built.
         balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets`` or
             ``train_dataset.targets``, and ``initial_labels`` divisible by the number of classes).
@@ -45,13 +42,10 @@ class ActiveDataModule(Loaders):
         task: ``"classification"``, ``"regression"`` (what annotator labels must be: integer classes in
             ``[0, num_classes)``, or finite numbers) or a :class:`~lightning_bal.tasks.Task` (see ``docs/tasks.md``).
             Default: classification when integer ``targets`` are known.
-        num_classes: the number of classes (default: ``max(targets) + 1`` when targets are known).
-        batch_size: batch size of the train loader over D_L.
+        num_classes: default ``max(targets) + 1`` when targets are known.
         train_samples_per_epoch: draw at least this many samples per training epoch, repeating D_L in fresh
             permutations, so that a small labelled set still gets enough optimiser steps per epoch.
-        pool_batch_size: batch size of the pool loader (inference only, so it can be larger).
         eval_batch_size: batch size of the validation and test loaders (defaults to ``pool_batch_size``).
-        num_workers: workers of every loader.
         pool_dataset: the same samples as ``train_dataset`` in the same order, read without training augmentation.
         pool_overrides: attributes to set on a shallow copy of ``train_dataset`` to read the pool without
             augmentation, e.g. ``{"transform": eval_transform}`` (ignored when ``pool_dataset`` is given).
@@ -268,20 +262,15 @@ class ActiveDataModule(Loaders):
     ) -> Tensor:
         """Append the items of ``dataset`` to the training dataset; they join the pool. Returns their indices.
 
-        The items already there keep their labels, steps, probabilities and pending query; the training dataset
-        becomes a ``ConcatDataset``. A checkpoint of the smaller dataset loads into the grown one.
+        See docs/annotators.md#a-growing-pool: the items already there keep their labels and pending query.
 
         Args:
-            dataset: the new items, laid out as the training dataset's (checked on the first item of each: the same
-                structure, tensor dtypes and, unless the module has a ``collate_fn``, shapes).
-            ids: a stable id per new item, distinct from the ids already there and not empty (default
-                ``dataset.ids``, or the new indices when the module uses default ids).
+            dataset: the new items, laid out as the training dataset's.
+            ids: a stable id per new item, new and not empty (default ``dataset.ids``, or the new indices when the
+                module uses default ids).
             pool_dataset: the new items read without training augmentation (as the constructor's ``pool_dataset``).
-            targets: the new items' labels, needed when the module knows the labels of its items (its ``targets``
-                or ``train_dataset.targets``); default ``dataset.targets``. Classes must be below ``num_classes``.
-
-        Raises:
-            TypeError, ValueError: bad ``dataset``, ``ids`` or ``targets``; nothing changes then.
+            targets: the new items' labels, needed when the module knows its items' labels; default
+                ``dataset.targets``.
 
         Example:
             >>> from torch.utils.data import TensorDataset
