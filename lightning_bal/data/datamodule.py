@@ -36,29 +36,25 @@ class ActiveDataModule(Loaders):
         train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
             mappings with ``"input"``/``"target"`` keys, or bare inputs when labels come from an annotator.
         initial_labels: number of samples labelled at step 0 when the module is built.
-        balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets`` or
-            ``train_dataset.targets``, and ``initial_labels`` divisible by the number of classes).
-        targets: the dataset's labels, used for balanced labelling and the labelled-set class histogram.
-        task: ``"classification"``, ``"regression"`` (what annotator labels must be: integer classes in
-            ``[0, num_classes)``, or finite numbers) or a :class:`~lightning_bal.tasks.Task` (see ``docs/tasks.md``).
-            Default: classification when integer ``targets`` are known.
+        balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets``).
+        targets: the dataset's labels (default ``train_dataset.targets``), for balanced labelling and histograms.
+        task: ``"classification"``, ``"regression"`` or a :class:`~lightning_bal.tasks.Task` (docs/tasks.md): what
+            annotator labels must be. Default: classification when integer ``targets`` are known.
         num_classes: default ``max(targets) + 1`` when targets are known.
-        train_samples_per_epoch: draw at least this many samples per training epoch, repeating D_L in fresh
-            permutations, so that a small labelled set still gets enough optimiser steps per epoch.
+        train_samples_per_epoch: draw at least this many samples per training epoch, repeating D_L.
         eval_batch_size: batch size of the validation and test loaders (defaults to ``pool_batch_size``).
         pool_dataset: the same samples as ``train_dataset`` in the same order, read without training augmentation.
         pool_overrides: attributes to set on a shallow copy of ``train_dataset`` to read the pool without
             augmentation, e.g. ``{"transform": eval_transform}`` (ignored when ``pool_dataset`` is given).
         input_fn: picks the model input from a dataset item (default: ``item[0]`` or ``item["input"]``).
         max_pool_size: score only a random subset of at most this many pool samples per step (:meth:`scoring_indices`).
-        return_weights: make the train loader yield ``(input, target, weight)``, each sample's ``"lure"`` or ``"pure"``
-            risk weight (:meth:`risk_weights`) for a weighted per-sample loss.
-        collate_fn: batches items of every loader (e.g. pads sequences): ``(input, target, ...)`` items, and
-            ``(input, dataset_index)`` from the pool. Default: torch's ``default_collate``.
-        seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
-            given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
-        ids: a stable id per training item (default ``train_dataset.ids`` if it has them, else the index): files name
-            items by id, and a checkpoint re-maps its labels by id onto a re-ordered or grown dataset.
+        return_weights: make the train loader yield ``(input, target, weight)`` with each sample's ``"lure"`` or
+            ``"pure"`` risk weight (:meth:`risk_weights`).
+        collate_fn: batches the items of every loader (e.g. pads sequences), ``(input, dataset_index)`` in the pool's.
+        seed: seeds the initial labels, pool subsets, training shuffle and, unless the callback has its own, the MC
+            masks and stochastic selection; ``None`` draws one from torch.
+        ids: a stable id per training item (default ``train_dataset.ids``, else the index): see
+            docs/annotators.md#stable-item-ids.
 
     Example:
         >>> from torch.utils.data import TensorDataset

@@ -22,12 +22,7 @@ _POSITIONS = ("annotation_indices", "pending_query", "pool_subset")
 
 
 def check_ids(name: str, ids: Any, size: int) -> list[ItemId]:
-    """``ids`` as a list of ``size`` distinct integers or strings (distinct as text too: files store them as text).
-
-    Example:
-        >>> check_ids("ids", ["a.png", "b.png"], 2)
-        ['a.png', 'b.png']
-    """
+    """``ids`` as a list of ``size`` distinct integers or strings (distinct as text too: files store them as text)."""
     if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, Tensor)) and not hasattr(ids, "tolist"):
         raise TypeError(
             f"Expected argument `{name}` to be a sequence of ints or strings, but got {type(ids).__name__}."
@@ -46,12 +41,7 @@ def check_ids(name: str, ids: Any, size: int) -> list[ItemId]:
 
 
 def id_lookup(ids: Sequence[ItemId]) -> dict[str, int]:
-    """Position of every id, keyed by the id as text (how CSV, JSON and Label Studio files carry it).
-
-    Example:
-        >>> id_lookup(["a.png", 7])
-        {'a.png': 0, '7': 1}
-    """
+    """Position of every id, keyed by the id as text (how CSV, JSON and Label Studio files carry it)."""
     return {str(value): position for position, value in enumerate(ids)}
 
 
@@ -111,11 +101,6 @@ def align_state(state: dict[str, Any], ids: list[ItemId] | None, size: int) -> d
     """A datamodule ``state`` re-mapped onto the items named ``ids`` (``None``: the default ids ``0 .. size-1``).
 
     A state saved for the same items, or a malformed one (for the ledger's checks to name), is returned as it is.
-
-    Example:
-        >>> state = {"acquired_at": torch.tensor([0, -1]), "ids": ["a", "b"]}
-        >>> align_state(state, ["b", "a", "c"], 3)["acquired_at"].tolist()
-        [-1, 0, -1]
     """
     acquired_at = state.get("acquired_at")
     saved_ids = state.get("ids")

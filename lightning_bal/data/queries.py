@@ -82,12 +82,7 @@ def write_queries(
 
 
 def parse_label(value: Any) -> int | float | None:
-    """An answer's label as a number (``None`` when empty); plain decimal only.
-
-    Example:
-        >>> parse_label("2"), parse_label(" "), parse_label("0.5")
-        (2, None, 0.5)
-    """
+    """An answer's label as a number (``None`` when empty); plain decimal only."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -44,12 +44,7 @@ def map_style_size(name: str, dataset: Any) -> int:
 
 
 def default_input_fn(item: Any) -> Any:
-    """Pick the model input out of a dataset item: the first element of a tuple/list, ``item["input"]`` of a mapping.
-
-    Example:
-        >>> default_input_fn((torch.tensor([1.0]), 3))
-        tensor([1.])
-    """
+    """Pick the model input out of a dataset item: the first element of a tuple/list, ``item["input"]`` of a mapping."""
     if isinstance(item, (tuple, list)):
         return item[0]
     if isinstance(item, Mapping):
@@ -62,10 +57,6 @@ def item_layout(value: Any, shapes: bool = True) -> str:
 
     Tuples and lists are alike, and so are all mappings; without ``shapes`` (a custom ``collate_fn`` may pad parts of
     different shapes) tensors and arrays show only their dtype.
-
-    Example:
-        >>> item_layout((torch.zeros(2, 3), 1))
-        '(tensor[2, 3] torch.float32, int)'
     """
     if isinstance(value, (Tensor, np.ndarray)):
         kind = "tensor" if isinstance(value, Tensor) else "ndarray"
@@ -85,12 +76,7 @@ def item_layout(value: Any, shapes: bool = True) -> str:
 
 
 def target_of(item: Any) -> Any:
-    """Pick the target out of a dataset item: the second element of a tuple/list, ``item["target"]`` of a mapping.
-
-    Example:
-        >>> target_of((torch.tensor([1.0]), 3))
-        3
-    """
+    """Pick the target out of a dataset item: the second element of a tuple/list, ``item["target"]`` of a mapping."""
     if isinstance(item, (tuple, list)) and len(item) > 1:
         return item[1]
     if isinstance(item, Mapping):
@@ -99,12 +85,7 @@ def target_of(item: Any) -> Any:
 
 
 def replace_target(item: Any, target: Any) -> Any:
-    """Return ``item`` with its target (position 1, or ``"target"``) replaced; a bare input becomes ``(input, target)``.
-
-    Example:
-        >>> replace_target((torch.tensor([1.0]), -1), 7)
-        (tensor([1.]), 7)
-    """
+    """``item`` with its target (position 1, or ``"target"``) replaced; a bare input becomes ``(input, target)``."""
 
     def like(original: Any) -> Any:
         # Match the dataset's own target type so batches that mix both collate into one tensor.
@@ -205,12 +186,7 @@ def warn_if_nondeterministic(view: PoolView) -> None:
 
 
 class ChunkSampler(Sampler[slice]):
-    """Consecutive ``slice`` objects of at most ``batch_size`` positions covering ``range(length)`` once, in order.
-
-    Example:
-        >>> list(ChunkSampler(5, 2))
-        [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
-    """
+    """Consecutive ``slice`` objects of at most ``batch_size`` positions covering ``range(length)`` once, in order."""
 
     def __init__(self, length: int, batch_size: int) -> None:
         self.length = length
@@ -274,13 +250,7 @@ def batched_loader(
     num_workers: int = 0,
     generator: torch.Generator | None = None,
 ) -> DataLoader | None:
-    """A loader of ``(inputs [B, ...], dataset_indices [B])`` over ``indices``, each batch in one read, or ``None``.
-
-    Example:
-        >>> data = TensorDataset(torch.arange(10.0).reshape(5, 2), torch.zeros(5))
-        >>> [idx.tolist() for _, idx in batched_loader(data, torch.tensor([0, 2, 4]), default_input_fn, 2)]
-        [[0, 2], [4]]
-    """
+    """A loader of ``(inputs [B, ...], dataset_indices [B])`` over ``indices``, each batch in one read, or ``None``."""
     inputs = batched_inputs(dataset, input_fn)
     if inputs is None:
         return None
