@@ -258,15 +258,8 @@ class ActiveDataModule(Loaders):
     ) -> Tensor:
         """Append the items of ``dataset`` to the training dataset; they join the pool. Returns their indices.
 
-        See docs/annotators.md#a-growing-pool: the items already there keep their labels and pending query.
-
-        Args:
-            dataset: the new items, laid out as the training dataset's.
-            ids: a stable id per new item, new and not empty (default ``dataset.ids``, or the new indices when the
-                module uses default ids).
-            pool_dataset: the new items read without training augmentation (as the constructor's ``pool_dataset``).
-            targets: the new items' labels, needed when the module knows its items' labels; default
-                ``dataset.targets``.
+        ``ids``, ``pool_dataset`` and ``targets`` are the new items', as the constructor's (default ``dataset.ids``
+        and ``dataset.targets``). See docs/annotators.md#a-growing-pool.
 
         Example:
             >>> from torch.utils.data import TensorDataset

@@ -24,17 +24,7 @@ Indices = int | Sequence[int] | Tensor | np.ndarray
 
 
 class LabelOperations:
-    """D_L and D_U as read from the :attr:`ledger`, and every way to change them (validated by the ledger).
-
-    Example:
-        >>> from torch.utils.data import TensorDataset
-        >>> from lightning_bal import ActiveDataModule
-        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(6, 1), torch.arange(6) % 2), seed=0)
-        >>> dm.label([0, 1]); dm.acquire([4])
-        1
-        >>> dm.labelled_indices.tolist(), dm.num_pool, dm.step
-        ([0, 1, 4], 3, 1)
-    """
+    """D_L and D_U as read from the :attr:`ledger`, and every way to change them (validated by the ledger)."""
 
     ledger: LabelLedger
     generator: torch.Generator

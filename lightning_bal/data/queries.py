@@ -55,14 +55,6 @@ def write_queries(
     """Write one row per queried item with an empty ``label`` for the annotator to fill in.
 
     The columns are in docs/annotators.md#query-files; ``ids`` default to the indices.
-
-    Example:
-        >>> import tempfile
-        >>> path = write_queries(Path(tempfile.mkdtemp()) / "q.csv", [4, 2], step=3, ids=["d.png", "b.png"])
-        >>> print(path.read_text().strip())
-        id,index,step,score,label
-        d.png,4,3,,
-        b.png,2,3,,
     """
     path = Path(path)
     ids = list(indices) if ids is None else list(ids)

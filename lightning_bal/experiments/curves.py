@@ -73,9 +73,7 @@ def area_under_curve(curve: Curve) -> float:
 
 
 def mean_and_spread(curves: Sequence[Curve]) -> tuple[list[int], list[float], list[float], list[float]]:
-    """``(labelled, mean, min, max)`` over seeds at each step, cut to the shortest curve.
-
-    Seeds must share the grid of labelled counts; a run stopped early shortens every column to its length.
+    """``(labelled, mean, min, max)`` over seeds at each step, cut to the shortest curve (a run stopped early).
 
     Example:
         >>> mean_and_spread([[(20, 0.5), (30, 0.7)], [(20, 0.7), (30, 0.9), (40, 1.0)]])

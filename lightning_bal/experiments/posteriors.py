@@ -186,8 +186,6 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
         >>> row = posterior_row("bald@laplace")
         >>> row.heuristic, row.callback["posterior"]
         ('bald', LastLayerLaplace(last_layer=None, hessian_structure='full', prior_precision=1.0))
-        >>> [type(e).__name__ for e in posterior_row("bald@ensemble").callback["evaluations"]]
-        ['EnsembleTestCurve', 'EnsembleLabelledRisk']
     """
     heuristic, posterior = split_row_name(name)
     if isinstance(members, bool) or not isinstance(members, int) or members < 2:
