@@ -206,11 +206,7 @@ class ActiveDataModule(Loaders):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the labels, pending query, generator and pool subset; a bad state dict changes nothing.
-
-        A state saved for other item ids (a re-ordered or grown dataset) is re-mapped by id: new items join the pool,
-        labelled or queried items must still be there.
-        """
+        """Restore labels, pending query, generator and pool subset (re-mapped by id); a bad state changes nothing."""
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state_dict).__name__}.")
         # The keys read here: every state this module ever saved holds them (no release wrote a smaller layout).

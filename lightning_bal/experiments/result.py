@@ -227,7 +227,15 @@ class ExperimentResult:
         thresholds = check_thresholds(thresholds)
         path = check_path(path)
         by_heuristic = self.curves(metric)
-        plt = _pyplot()
+        try:
+            import matplotlib
+        except ImportError as err:
+            raise ImportError(
+                "Plotting the curves needs matplotlib: install it with `pip install 'lightning-bal[examples]'`."
+            ) from err
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for name, by_seed in by_heuristic.items():
             curves = [curve for curve in by_seed.values() if curve]
@@ -325,16 +333,3 @@ def _figure(cell: str, column: str, where: str) -> float:
 
 def _mean_range(values: list[float]) -> str:
     return f"{statistics.fmean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as err:
-        raise ImportError(
-            "Plotting the curves needs matplotlib: install it with `pip install 'lightning-bal[examples]'`."
-        ) from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
