@@ -28,10 +28,7 @@ def _check_curve(curve: Any, argument: str = "curve") -> Sequence[Any]:
         if (
             not isinstance(point, Sequence)
             or len(point) != 2
-            or isinstance(point[0], bool)
-            or not isinstance(point[0], Real)
-            or isinstance(point[1], bool)
-            or not isinstance(point[1], Real)
+            or any(isinstance(part, bool) or not isinstance(part, Real) for part in point)
         ):
             raise TypeError(
                 f"Expected argument `{argument}` to be a list of (labelled, value) pairs of numbers, but point {i} is"
