@@ -29,42 +29,32 @@ _STATE_KEYS = ("generator_state", "pool_subset", "pool_subset_step", "seed", "id
 class ActiveDataModule(Loaders):
     """A ``LightningDataModule`` over the labelled set D_L and the pool D_U of one training dataset.
 
-    Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`), which
-    validates every change before making it: ``acquired_at[N]`` is ``-1`` for a pool sample, else the step at which
-    it was labelled (``0`` for the initial labels). All public methods take and return absolute dataset indices.
+    Who is labelled, when, and with which label is kept by its :attr:`ledger` (a :class:`LabelLedger`). All public
+    methods take and return absolute dataset indices.
 
     Args:
         train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
             mappings with ``"input"``/``"target"`` keys, or bare inputs when labels come from an annotator.
-        val_dataset: optional validation dataset, passed through to ``val_dataloader``.
-        test_dataset: optional test dataset, passed through to ``test_dataloader``.
         initial_labels: number of samples labelled at step 0 when the module is built.
-        balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets`` or
-            ``train_dataset.targets``, and ``initial_labels`` divisible by the number of classes).
-        targets: the dataset's labels, used for balanced labelling and the labelled-set class histogram.
-        task: ``"classification"``, ``"regression"`` (what annotator labels must be: integer classes in
-            ``[0, num_classes)``, or finite numbers) or a :class:`~lightning_bal.tasks.Task` (see ``docs/tasks.md``).
-            Default: classification when integer ``targets`` are known.
-        num_classes: the number of classes (default: ``max(targets) + 1`` when targets are known).
-        batch_size: batch size of the train loader over D_L.
-        train_samples_per_epoch: draw at least this many samples per training epoch, repeating D_L in fresh
-            permutations, so that a small labelled set still gets enough optimiser steps per epoch.
-        pool_batch_size: batch size of the pool loader (inference only, so it can be larger).
+        balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets``).
+        targets: the dataset's labels (default ``train_dataset.targets``), for balanced labelling and histograms.
+        task: ``"classification"``, ``"regression"`` or a :class:`~lightning_bal.tasks.Task` (docs/tasks.md): what
+            annotator labels must be. Default: classification when integer ``targets`` are known.
+        num_classes: default ``max(targets) + 1`` when targets are known.
+        train_samples_per_epoch: draw at least this many samples per training epoch, repeating D_L.
         eval_batch_size: batch size of the validation and test loaders (defaults to ``pool_batch_size``).
-        num_workers: workers of every loader.
         pool_dataset: the same samples as ``train_dataset`` in the same order, read without training augmentation.
         pool_overrides: attributes to set on a shallow copy of ``train_dataset`` to read the pool without
             augmentation, e.g. ``{"transform": eval_transform}`` (ignored when ``pool_dataset`` is given).
         input_fn: picks the model input from a dataset item (default: ``item[0]`` or ``item["input"]``).
         max_pool_size: score only a random subset of at most this many pool samples per step (:meth:`scoring_indices`).
-        return_weights: make the train loader yield ``(input, target, weight)``, each sample's ``"lure"`` or ``"pure"``
-            risk weight (:meth:`risk_weights`) for a weighted per-sample loss.
-        collate_fn: batches items of every loader (e.g. pads sequences): ``(input, target, ...)`` items, and
-            ``(input, dataset_index)`` from the pool. Default: torch's ``default_collate``.
-        seed: the run's seed: initial labels, pool subsets and the training shuffle, and, unless the callback is
-            given its own, the MC masks and stochastic selection; ``None`` draws one from torch.
-        ids: a stable id per training item (default ``train_dataset.ids`` if it has them, else the index): files name
-            items by id, and a checkpoint re-maps its labels by id onto a re-ordered or grown dataset.
+        return_weights: make the train loader yield ``(input, target, weight)`` with each sample's ``"lure"`` or
+            ``"pure"`` risk weight (:meth:`risk_weights`).
+        collate_fn: batches the items of every loader (e.g. pads sequences), ``(input, dataset_index)`` in the pool's.
+        seed: seeds the initial labels, pool subsets, training shuffle and, unless the callback has its own, the MC
+            masks and stochastic selection; ``None`` draws one from torch.
+        ids: a stable id per training item (default ``train_dataset.ids``, else the index): see
+            docs/annotators.md#stable-item-ids.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -216,11 +206,7 @@ class ActiveDataModule(Loaders):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the labels, pending query, generator and pool subset; a bad state dict changes nothing.
-
-        A state saved for other item ids (a re-ordered or grown dataset) is re-mapped by id: new items join the pool,
-        labelled or queried items must still be there.
-        """
+        """Restore labels, pending query, generator and pool subset (re-mapped by id); a bad state changes nothing."""
         if not isinstance(state_dict, dict):
             raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state_dict).__name__}.")
         # The keys read here: every state this module ever saved holds them (no release wrote a smaller layout).
@@ -268,20 +254,8 @@ class ActiveDataModule(Loaders):
     ) -> Tensor:
         """Append the items of ``dataset`` to the training dataset; they join the pool. Returns their indices.
 
-        The items already there keep their labels, steps, probabilities and pending query; the training dataset
-        becomes a ``ConcatDataset``. A checkpoint of the smaller dataset loads into the grown one.
-
-        Args:
-            dataset: the new items, laid out as the training dataset's (checked on the first item of each: the same
-                structure, tensor dtypes and, unless the module has a ``collate_fn``, shapes).
-            ids: a stable id per new item, distinct from the ids already there and not empty (default
-                ``dataset.ids``, or the new indices when the module uses default ids).
-            pool_dataset: the new items read without training augmentation (as the constructor's ``pool_dataset``).
-            targets: the new items' labels, needed when the module knows the labels of its items (its ``targets``
-                or ``train_dataset.targets``); default ``dataset.targets``. Classes must be below ``num_classes``.
-
-        Raises:
-            TypeError, ValueError: bad ``dataset``, ``ids`` or ``targets``; nothing changes then.
+        ``ids``, ``pool_dataset`` and ``targets`` are the new items', as the constructor's (default ``dataset.ids``
+        and ``dataset.targets``). See docs/annotators.md#a-growing-pool.
 
         Example:
             >>> from torch.utils.data import TensorDataset

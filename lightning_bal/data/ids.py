@@ -22,16 +22,7 @@ _POSITIONS = ("annotation_indices", "pending_query", "pool_subset")
 
 
 def check_ids(name: str, ids: Any, size: int) -> list[ItemId]:
-    """``ids`` as a list of ``size`` distinct integers or strings (distinct as text too: files store them as text).
-
-    Example:
-        >>> check_ids("ids", ["a.png", "b.png"], 2)
-        ['a.png', 'b.png']
-        >>> check_ids("ids", ["a.png", "a.png"], 2)
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `ids` to hold distinct ids, but got 'a.png' more than once.
-    """
+    """``ids`` as a list of ``size`` distinct integers or strings (distinct as text too: files store them as text)."""
     if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, Tensor)) and not hasattr(ids, "tolist"):
         raise TypeError(
             f"Expected argument `{name}` to be a sequence of ints or strings, but got {type(ids).__name__}."
@@ -50,20 +41,14 @@ def check_ids(name: str, ids: Any, size: int) -> list[ItemId]:
 
 
 def id_lookup(ids: Sequence[ItemId]) -> dict[str, int]:
-    """Position of every id, keyed by the id as text (how CSV, JSON and Label Studio files carry it).
-
-    Example:
-        >>> id_lookup(["a.png", 7])
-        {'a.png': 0, '7': 1}
-    """
+    """Position of every id, keyed by the id as text (how CSV, JSON and Label Studio files carry it)."""
     return {str(value): position for position, value in enumerate(ids)}
 
 
 def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Sequence[ItemId]) -> dict[str, Any]:
     """Move a datamodule state saved for items ``old_ids`` onto items ``new_ids`` (re-ordered, grown or shrunk).
 
-    Items only in ``new_ids`` join the pool. Items only in ``old_ids`` may be dropped if they were in the pool and
-    not queried; a labelled or queried item that is gone is an error (its label would silently vanish).
+    New items join the pool; a dropped item must have been in the pool and not queried (its label would vanish).
 
     Example:
         >>> state = {"acquired_at": torch.tensor([0, -1]), "step": 0, "pending_query": torch.tensor([1])}
@@ -115,14 +100,7 @@ def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Seque
 def align_state(state: dict[str, Any], ids: list[ItemId] | None, size: int) -> dict[str, Any]:
     """A datamodule ``state`` re-mapped onto the items named ``ids`` (``None``: the default ids ``0 .. size-1``).
 
-    A state saved for the same items is returned as it is; one saved for other ids (a re-ordered or grown dataset;
-    states without ids name items by index) goes through :func:`remap_state`. A malformed state is returned as it is,
-    for the ledger's checks to name what is wrong.
-
-    Example:
-        >>> state = {"acquired_at": torch.tensor([0, -1]), "ids": ["a", "b"]}
-        >>> align_state(state, ["b", "a", "c"], 3)["acquired_at"].tolist()
-        [-1, 0, -1]
+    A state saved for the same items, or a malformed one (for the ledger's checks to name), is returned as it is.
     """
     acquired_at = state.get("acquired_at")
     saved_ids = state.get("ids")

@@ -24,17 +24,7 @@ Indices = int | Sequence[int] | Tensor | np.ndarray
 
 
 class LabelOperations:
-    """D_L and D_U as read from the :attr:`ledger`, and every way to change them (validated by the ledger).
-
-    Example:
-        >>> from torch.utils.data import TensorDataset
-        >>> from lightning_bal import ActiveDataModule
-        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(6, 1), torch.arange(6) % 2), seed=0)
-        >>> dm.label([0, 1]); dm.acquire([4])
-        1
-        >>> dm.labelled_indices.tolist(), dm.num_pool, dm.step
-        ([0, 1, 4], 3, 1)
-    """
+    """D_L and D_U as read from the :attr:`ledger`, and every way to change them (validated by the ledger)."""
 
     ledger: LabelLedger
     generator: torch.Generator
@@ -114,19 +104,7 @@ class LabelOperations:
         return list(range(len(self))) if self._ids is None else list(self._ids)
 
     def indices_of(self, ids: Sequence[ItemId]) -> Tensor:
-        """Dataset indices of items named by id (compared as text, as files carry them).
-
-        Raises:
-            TypeError: ``ids`` is a string or not a sequence.
-            ValueError: an id that names no item of the dataset (nothing else is done).
-
-        Example:
-            >>> from torch.utils.data import TensorDataset
-            >>> from lightning_bal import ActiveDataModule
-            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), ids=["a", "b", "c"], seed=0)
-            >>> dm.indices_of(["c", "a"]).tolist()
-            [2, 0]
-        """
+        """Dataset indices of items named by id (compared as text, as files carry them); an unknown id is an error."""
         # A string is a sequence too: its characters would be looked up as ids.
         if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, Tensor, np.ndarray)):
             raise TypeError(f"Expected argument `ids` to be a sequence of ids, but got {type(ids).__name__}.")
@@ -164,15 +142,7 @@ class LabelOperations:
         self.ledger.unlabel(dataset_indices)
 
     def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
-        """Importance weights of D_L for an unbiased risk estimate: see :meth:`LabelLedger.risk_weights`.
-
-        Example:
-            >>> from torch.utils.data import TensorDataset
-            >>> from lightning_bal import ActiveDataModule
-            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(10, 1)), initial_labels=4, seed=0)
-            >>> dm.risk_weights()[dm.labelled_indices].tolist()  # uniform draws need no correction
-            [1.0, 1.0, 1.0, 1.0]
-        """
+        """Importance weights of D_L for an unbiased risk estimate: see :meth:`LabelLedger.risk_weights`."""
         return self.ledger.risk_weights(estimator)
 
     def label_randomly(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -199,28 +169,16 @@ class LabelOperations:
         return write_queries(path, pending, self.step, [ids[i] for i in pending], scores)
 
     def import_labels(self, path: str | Path) -> Tensor:
-        """Label the answered rows of a file written by :meth:`export_queries`; unanswered rows stay in the pool.
+        """Label the answered rows of a file written by :meth:`export_queries`, all or none; returns their indices.
 
-        Every row must belong to the pending query and name the current step, and every label must suit the task;
-        otherwise nothing changes. Returns the dataset indices labelled.
+        Every row must belong to the pending query and name the current step; unanswered rows stay in the pool.
         """
         answers = read_answers(path)
         self.check_answer_steps(answers.steps, source=str(path))
         return self.ledger.answer(self.indices_of(answers.ids), answers.labels)
 
     def check_answer_steps(self, steps: set[int], source: str) -> None:
-        """Refuse answers to a query of another step than the pending one (a stale or foreign answers file).
-
-        Example:
-            >>> from torch.utils.data import TensorDataset
-            >>> from lightning_bal import ActiveDataModule
-            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(3, 1)), seed=0)
-            >>> dm.query([1], new_step=True)
-            >>> dm.check_answer_steps({0}, source="old.csv")
-            Traceback (most recent call last):
-            ...
-            ValueError: Expected answers to the query of step 1, but old.csv answers step(s) [0]: it is stale ...
-        """
+        """Refuse answers to a query of another step than the pending one (a stale or foreign answers file)."""
         if not isinstance(steps, (set, frozenset)):
             raise TypeError(f"Expected `steps` to be a set of step numbers, but got {type(steps).__name__}.")
         stale = sorted(steps - {self.step})

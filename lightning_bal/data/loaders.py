@@ -42,10 +42,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
     _eval_targets: dict[str, Tensor]
 
     def scoring_indices(self) -> Tensor:
-        """Pool indices to score at this step: the whole pool, or a seeded random subset of ``max_pool_size``.
-
-        Items of the pending query are left out: they are with the annotators already.
-        """
+        """Pool indices to score at this step (the pool or a seeded subset of ``max_pool_size``), less pending items."""
         pool = self.pool_indices
         if self.ledger.pending_query:
             pool = pool[~torch.isin(pool, torch.tensor(self.ledger.pending_query, dtype=torch.long))]
@@ -93,11 +90,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
         )
 
     def pool_dataloader(self, indices: Tensor | None = None) -> DataLoader:
-        """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``.
-
-        A pool whose inputs are one tensor or numpy array (a ``TensorDataset``, an array, a memmap) is read a whole
-        batch per indexing op (see :func:`~lightning_bal.data.views.batched_loader`); any other dataset item by item.
-        """
+        """Loader over pool ``indices`` (default :meth:`scoring_indices`) yielding ``(inputs, dataset_indices)``."""
         if indices is None:
             indices = self.scoring_indices()
         else:
@@ -113,10 +106,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
         return self._loader(view, self.pool_batch_size)
 
     def inputs_dataloader(self, dataset: Dataset, indices: Tensor | None = None) -> DataLoader:
-        """Loader over ``dataset`` (or its ``indices``) yielding ``(inputs, indices)``, read with ``input_fn``.
-
-        For MC and evaluation passes over data outside the pool: the validation or test set, or EPIG's targets.
-        """
+        """Loader over a dataset outside the pool (or its ``indices``) yielding ``(inputs, indices)``, by input_fn."""
         size = map_style_size("dataset", dataset)
         if indices is None:
             indices = torch.arange(size)

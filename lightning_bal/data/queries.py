@@ -19,13 +19,7 @@ _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(i
 
 
 class Answers(NamedTuple):
-    """The answered rows of a query file.
-
-    Attributes:
-        ids: each answered item's id as text (the ``id`` column, else the ``index`` column of older files).
-        labels: the annotator's labels, one per id.
-        steps: the query steps the file's rows name (empty for files without a ``step`` column).
-    """
+    """The answered rows of a query file: ids as text (``index`` in older files), labels, and the steps rows name."""
 
     ids: list[str]
     labels: list[int | float]
@@ -33,19 +27,7 @@ class Answers(NamedTuple):
 
 
 def read_text(path: str | Path) -> str:
-    r"""The text of an answers file, as UTF-8 with or without the byte-order mark spreadsheet programs write.
-
-    Raises:
-        FileNotFoundError: if there is no such file.
-        ValueError: if it is not UTF-8 (a file saved as Latin-1 or UTF-16, say), naming the file and the encoding.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "a.csv"
-        >>> _ = path.write_bytes(b"\xef\xbb\xbfid,label\n")
-        >>> read_text(path)
-        'id,label\n'
-    """
+    """The text of an answers file, as UTF-8 with or without the byte-order mark spreadsheet programs write."""
     data = Path(path).read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -72,17 +54,7 @@ def write_queries(
 ) -> Path:
     """Write one row per queried item with an empty ``label`` for the annotator to fill in.
 
-    Columns: ``id`` (the item's id, default its index), ``index`` (its dataset position when written, for
-    information only), ``step`` (the query's step: answers of another step are refused), ``score`` (the heuristic's
-    score, empty when unknown) and ``label``. JSON holds a list of such objects; CSV has a header row.
-
-    Example:
-        >>> import tempfile
-        >>> path = write_queries(Path(tempfile.mkdtemp()) / "q.csv", [4, 2], step=3, ids=["d.png", "b.png"])
-        >>> print(path.read_text().strip())
-        id,index,step,score,label
-        d.png,4,3,,
-        b.png,2,3,,
+    The columns are in docs/annotators.md#query-files; ``ids`` default to the indices.
     """
     path = Path(path)
     ids = list(indices) if ids is None else list(ids)
@@ -102,12 +74,7 @@ def write_queries(
 
 
 def parse_label(value: Any) -> int | float | None:
-    """An answer's label as a number (``None`` when empty); plain decimal only.
-
-    Example:
-        >>> parse_label("2"), parse_label(" "), parse_label("0.5")
-        (2, None, 0.5)
-    """
+    """An answer's label as a number (``None`` when empty); plain decimal only."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -154,10 +121,7 @@ def _load_rows(path: Path, format: Literal["csv", "json"]) -> list[Any]:
 
 
 def read_answers(path: str | Path, format: Literal["csv", "json"] | None = None) -> Answers:
-    """Read the answered rows of a file written by :func:`write_queries`; rows with an empty label are skipped.
-
-    The file is read as ``format`` if given, else by its suffix (``.csv`` or ``.json``); it is UTF-8, with or without
-    a byte-order mark.
+    """Read the answered rows of a file written by :func:`write_queries` (as ``format``, default by its suffix).
 
     Example:
         >>> import tempfile

@@ -16,21 +16,12 @@ __all__ = ["EpochShuffleSampler", "ResumableLoader"]
 class EpochShuffleSampler(Sampler[int]):
     """Shuffle ``range(length)`` anew each epoch from ``(seed, epoch)`` only, optionally to a fixed epoch size.
 
-    With ``num_samples`` above ``length`` an epoch chains fresh permutations (``RandomSampler``'s draw), so a small
-    labelled set still gets enough optimiser steps (as BatchBALD's 5,056 samples per epoch). Lightning calls
-    ``set_epoch`` before every epoch, so a resumed run sees the same batches as an uninterrupted one.
+    With ``num_samples`` above ``length`` an epoch chains fresh permutations (``RandomSampler``'s draw).
 
     Example:
-        >>> sampler = EpochShuffleSampler(5, seed=0)
-        >>> first = list(sampler)
-        >>> sorted(first), first == list(sampler)
-        ([0, 1, 2, 3, 4], True)
-        >>> sampler.set_epoch(1)
-        >>> sorted(sampler) == sorted(first)
-        True
         >>> drawn = list(EpochShuffleSampler(2, seed=0, num_samples=5))
-        >>> len(drawn), sorted(set(drawn))
-        (5, [0, 1])
+        >>> len(drawn), sorted(set(drawn)), drawn == list(EpochShuffleSampler(2, seed=0, num_samples=5))
+        (5, [0, 1], True)
     """
 
     def __init__(self, length: int, seed: int, num_samples: int | None = None, epoch: int = 0) -> None:
@@ -55,11 +46,7 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class ResumableLoader(DataLoader):
-    """A ``DataLoader`` that Lightning can resume in the middle of an epoch.
-
-    Lightning checkpoints a loader's ``state_dict`` and on a mid-epoch restart expects only the batches not trained
-    yet (a plain ``DataLoader`` would start the epoch over). ``trained_batches`` reports how many were trained; the
-    first iteration after :meth:`load_state_dict` skips that many.
+    """A ``DataLoader`` that Lightning can resume in the middle of an epoch, skipping the ``trained_batches()``.
 
     Example:
         >>> loader = ResumableLoader(list(range(6)), batch_size=2, trained_batches=lambda: 2)

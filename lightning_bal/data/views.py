@@ -1,7 +1,6 @@
 """Dataset views the datamodule hands to dataloaders: D_L with annotator labels, and D_U with dataset indices.
 
-A pool whose inputs are one tensor or array is read a whole batch per indexing op (:func:`batched_loader`): item by
-item reading costs more than the model for 10^6 small inputs, and a memmap is read only where the batch's rows lie.
+See docs/scale.md#reading-the-pool-a-batch-at-a-time for a pool read a batch per indexing op.
 """
 
 from __future__ import annotations
@@ -45,12 +44,7 @@ def map_style_size(name: str, dataset: Any) -> int:
 
 
 def default_input_fn(item: Any) -> Any:
-    """Pick the model input out of a dataset item: the first element of a tuple/list, ``item["input"]`` of a mapping.
-
-    Example:
-        >>> default_input_fn((torch.tensor([1.0]), 3))
-        tensor([1.])
-    """
+    """Pick the model input out of a dataset item: the first element of a tuple/list, ``item["input"]`` of a mapping."""
     if isinstance(item, (tuple, list)):
         return item[0]
     if isinstance(item, Mapping):
@@ -61,14 +55,8 @@ def default_input_fn(item: Any) -> Any:
 def item_layout(value: Any, shapes: bool = True) -> str:
     """What items must share to be batched together: the structure, and the kind, dtype and shape of each part.
 
-    Tuples and lists are alike, and so are all mappings (the default collate batches them alike); without ``shapes``
-    tensors and arrays show only their dtype (a custom ``collate_fn`` may pad parts of different shapes).
-
-    Example:
-        >>> item_layout((torch.zeros(2, 3), 1))
-        '(tensor[2, 3] torch.float32, int)'
-        >>> item_layout({"input": np.zeros(4, dtype=np.float32)}, shapes=False)
-        "{'input': ndarray float32}"
+    Tuples and lists are alike, and so are all mappings; without ``shapes`` (a custom ``collate_fn`` may pad parts of
+    different shapes) tensors and arrays show only their dtype.
     """
     if isinstance(value, (Tensor, np.ndarray)):
         kind = "tensor" if isinstance(value, Tensor) else "ndarray"
@@ -88,12 +76,7 @@ def item_layout(value: Any, shapes: bool = True) -> str:
 
 
 def target_of(item: Any) -> Any:
-    """Pick the target out of a dataset item: the second element of a tuple/list, ``item["target"]`` of a mapping.
-
-    Example:
-        >>> target_of((torch.tensor([1.0]), 3))
-        3
-    """
+    """Pick the target out of a dataset item: the second element of a tuple/list, ``item["target"]`` of a mapping."""
     if isinstance(item, (tuple, list)) and len(item) > 1:
         return item[1]
     if isinstance(item, Mapping):
@@ -102,12 +85,7 @@ def target_of(item: Any) -> Any:
 
 
 def replace_target(item: Any, target: Any) -> Any:
-    """Return ``item`` with its target (position 1, or ``"target"``) replaced; a bare input becomes ``(input, target)``.
-
-    Example:
-        >>> replace_target((torch.tensor([1.0]), -1), 7)
-        (tensor([1.]), 7)
-    """
+    """``item`` with its target (position 1, or ``"target"``) replaced; a bare input becomes ``(input, target)``."""
 
     def like(original: Any) -> Any:
         # Match the dataset's own target type so batches that mix both collate into one tensor.
@@ -122,10 +100,7 @@ def replace_target(item: Any, target: Any) -> Any:
 
 
 class LabelledView(Dataset):
-    """The labelled set D_L: ``indices`` of ``dataset``, with annotator labels taking precedence over the dataset's.
-
-    With ``weights`` (float ``[N]``, by dataset index) each item is followed by its weight: ``(*item, weight)``.
-    """
+    """D_L: ``indices`` of ``dataset``, annotator labels first; with ``weights`` (``[N]``) items are ``(*item, w)``."""
 
     def __init__(
         self, dataset: Dataset, indices: Tensor, annotations: Mapping[int, Any], weights: Tensor | None = None
@@ -211,12 +186,7 @@ def warn_if_nondeterministic(view: PoolView) -> None:
 
 
 class ChunkSampler(Sampler[slice]):
-    """Consecutive ``slice`` objects of at most ``batch_size`` positions covering ``range(length)`` once, in order.
-
-    Example:
-        >>> list(ChunkSampler(5, 2))
-        [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
-    """
+    """Consecutive ``slice`` objects of at most ``batch_size`` positions covering ``range(length)`` once, in order."""
 
     def __init__(self, length: int, batch_size: int) -> None:
         self.length = length
@@ -232,15 +202,7 @@ class ChunkSampler(Sampler[slice]):
 
 
 def batched_inputs(dataset: Dataset, input_fn: Callable[[Any], Any]) -> Tensor | np.ndarray | None:
-    """The one tensor or array whose rows are the inputs of ``dataset``, or ``None`` (also for a custom ``input_fn``).
-
-    Example:
-        >>> inputs = torch.randn(4, 3)
-        >>> batched_inputs(TensorDataset(inputs, torch.zeros(4)), default_input_fn) is inputs
-        True
-        >>> batched_inputs([(1, 2)], default_input_fn) is None
-        True
-    """
+    """The one tensor or array whose rows are the inputs of ``dataset``, or ``None`` (also for a custom input_fn)."""
     if input_fn is not default_input_fn:
         return None
     if isinstance(dataset, TensorDataset):
@@ -251,18 +213,13 @@ def batched_inputs(dataset: Dataset, input_fn: Callable[[Any], Any]) -> Tensor |
 
 
 class BatchedPoolView(Dataset):
-    """Rows ``indices`` of ``inputs`` read a batch at a time: ``view[slice]`` is ``(inputs [B, ...], indices [B])``.
-
-    ``inputs`` are the rows of the whole dataset (a tensor, a numpy array or memmap); ``view[position]`` reads one
-    row, so the view also works with a plain loader.
+    """Rows ``indices`` of ``inputs`` (tensor, array or memmap): ``view[slice]`` is ``(inputs [B, ...], indices [B])``.
 
     Example:
         >>> view = BatchedPoolView(torch.arange(10.0).reshape(5, 2), torch.tensor([4, 1, 3]))
         >>> view[0:2]
         (tensor([[8., 9.],
                 [2., 3.]]), tensor([4, 1]))
-        >>> len(view), view[2][1]
-        (3, tensor(3))
     """
 
     def __init__(self, inputs: Tensor | np.ndarray, indices: Tensor, dataset: Dataset | None = None) -> None:
@@ -293,16 +250,7 @@ def batched_loader(
     num_workers: int = 0,
     generator: torch.Generator | None = None,
 ) -> DataLoader | None:
-    """A loader of ``(inputs [B, ...], dataset_indices [B])`` over ``indices`` reading each batch in one op.
-
-    Returns ``None`` when the inputs of ``dataset`` are not one tensor or array (see :func:`batched_inputs`): the
-    caller then reads item by item.
-
-    Example:
-        >>> data = TensorDataset(torch.arange(10.0).reshape(5, 2), torch.zeros(5))
-        >>> [idx.tolist() for _, idx in batched_loader(data, torch.tensor([0, 2, 4]), default_input_fn, 2)]
-        [[0, 2], [4]]
-    """
+    """A loader of ``(inputs [B, ...], dataset_indices [B])`` over ``indices``, each batch in one read, or ``None``."""
     inputs = batched_inputs(dataset, input_fn)
     if inputs is None:
         return None

@@ -1,7 +1,6 @@
 """Experiments: heuristics x seeds from the same labels and weights, their curves and summaries, the papers' protocol.
 
-Not imported by ``import lightning_bal``; plotting needs matplotlib and the digits need scikit-learn (the
-``examples`` extra).
+Not imported by ``import lightning_bal``; plots and the digits need the ``examples`` extra.
 """
 
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels, pixel_embeddings

@@ -1,8 +1,4 @@
-"""The first labelled set of a run chosen by a cold-start heuristic (TypiClust, ProbCover) instead of at random.
-
-The papers cluster self-supervised embeddings, which do not install offline; the stand-in is a PCA of the pixels,
-scaled to unit norm (the scale ProbCover's default radii assume).
-"""
+"""The first labelled set of a run chosen by TypiClust or ProbCover on a PCA of the pixels (docs/diversity.md)."""
 
 from __future__ import annotations
 
@@ -54,10 +50,9 @@ def cold_start_labels(
     num_classes: int,
     seed: int,
 ) -> Tensor:
-    """Dataset indices of ``count`` items chosen by ``method`` on :func:`pixel_embeddings` of ``inputs``.
+    """Dataset indices of ``count`` items chosen by ``method`` on :func:`pixel_embeddings` of the training ``inputs``.
 
-    ``inputs`` are the datamodule's training inputs, row for row; ProbCover chooses its radius by purity against
-    ``num_classes`` clusters. Label them with ``datamodule.label``.
+    ProbCover chooses its radius by purity against ``num_classes`` clusters.
 
     Example:
         >>> from torch.utils.data import TensorDataset

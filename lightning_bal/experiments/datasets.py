@@ -26,8 +26,6 @@ _UNSIGNED_BYTE = 0x08
 def read_idx(path: str | Path) -> np.ndarray:
     """Read a gzipped IDX file of unsigned bytes (the format of MNIST) into a ``uint8`` array of its shape.
 
-    The header ``00 00 08 d`` is followed by ``d`` big-endian ``uint32`` sizes, then the data bytes in C order.
-
     Example:
         >>> import gzip, tempfile
         >>> path = Path(tempfile.mkdtemp()) / "tiny-labels-idx1-ubyte.gz"
@@ -109,7 +107,7 @@ def load_mnist(root: str | Path | None = None) -> tuple[TensorDataset, TensorDat
 def load_digits(seed: int = 0, test_size: int = 500) -> tuple[TensorDataset, TensorDataset]:
     """scikit-learn's 1,797 digits as ``(image [1, 8, 8] in [0, 1], label)``: a training pool and a held-out test set.
 
-    ``seed`` draws the split. The training set carries its labels as ``.targets`` (for a balanced initial set).
+    ``seed`` draws the split; the training set carries its labels as ``.targets``.
 
     Example:
         >>> train, test = load_digits(seed=0)

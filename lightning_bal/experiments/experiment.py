@@ -76,12 +76,9 @@ class Row:
 
     Args:
         heuristic: the registry name the row runs.
-        model: turns the seed's initial model (a deep copy, the one every row of the seed starts from) and the seed
-            into this row's model (e.g. an ensemble around it); ``None`` keeps it.
-        datamodule: changes the run's datamodule before training (e.g. a larger batch for an ensemble whose members
-            each take a part of it); ``None`` keeps it.
-        callback: keyword arguments of :class:`~lightning_bal.ActiveLearningCallback` over the experiment's
-            (e.g. ``{"posterior": SWAG()}``); deep-copied for every run, so stateful posteriors start fresh.
+        model: ``(seed's initial model, seed) -> this row's model`` (e.g. an ensemble around it); ``None`` keeps it.
+        datamodule: changes the run's datamodule before training; ``None`` keeps it.
+        callback: keyword arguments of the callback over the experiment's; deep-copied for every run.
 
     Example:
         >>> from lightning_bal.posteriors import SWAG
@@ -106,21 +103,13 @@ class Row:
 class Experiment:
     """Run every heuristic on every seed, each seed's runs from the same initial labels and initial weights.
 
-    For each seed, ``model(seed)`` is built once after ``seed_everything(seed)`` and every heuristic trains a deep
-    copy of it; ``datamodule(seed)`` is built anew for each run; the trainer runs until the label budget is spent
-    (``max_epochs=-1``) without checkpoints. With ``log_dir`` each run logs to ``log_dir/<heuristic>/seed_<seed>``
-    under a custom-scalars layout that draws every run's curves on shared charts.
+    See docs/experiments.md for what the runs share; with ``log_dir`` a run logs to ``log_dir/<heuristic>/seed_<seed>``.
 
     Args:
-        heuristics: the rows' names: registry names (:func:`~lightning_bal.heuristics.get_heuristic`) or keys of
-            ``rows``.
-        seeds: one run per heuristic and seed.
-        model: builds the LightningModule for a seed.
-        datamodule: builds the ``ActiveDataModule`` for a seed.
+        heuristics: the rows' names: registry names or keys of ``rows``.
         callback: keyword arguments of :class:`~lightning_bal.ActiveLearningCallback` beside the heuristic and seed.
         trainer: keyword arguments of ``Trainer`` over the defaults.
-        metric: the figure the result summarises by default (``"active/val_acc"`` when validation is the test set).
-        log_dir: TensorBoard folder, or ``None`` for no logger.
+        metric: the figure the result summarises by default.
         rows: ``{name: Row}`` for the names of ``heuristics`` that are not plain registry names.
 
     Example:
@@ -134,10 +123,8 @@ class Experiment:
         ...     callback={"query_size": 5, "iterations": 3, "label_budget": 20},
         ...     trainer={"enable_progress_bar": False, "log_every_n_steps": 1}, metric="active/val_acc")
         >>> result = experiment.run()
-        >>> {name: sorted(by_seed) for name, by_seed in result.histories.items()}
-        {'bald': [0, 1], 'random': [0, 1]}
-        >>> [n for n, _ in result.curves()["bald"][0]]
-        [10, 15, 20]
+        >>> sorted(result.histories["random"]), [n for n, _ in result.curves()["bald"][0]]
+        ([0, 1], [10, 15, 20])
     """
 
     def __init__(
@@ -203,12 +190,7 @@ class Experiment:
         self.log_dir = None if log_dir is None else Path(log_dir)
 
     def run(self, on_run: Callable[[str, int, ExperimentResult, float], None] | None = None) -> ExperimentResult:
-        """Run seed by seed, every heuristic within a seed; returns every run's history.
-
-        Args:
-            on_run: called after each run with the heuristic, the seed, the result so far and the run's seconds
-                (e.g. to print progress or to write the CSV, so that an interrupted experiment keeps what it did).
-        """
+        """Run seed by seed, every heuristic within a seed; ``on_run(heuristic, seed, result, seconds)`` after each."""
         if on_run is not None and not callable(on_run):
             raise TypeError(f"Expected argument `on_run` to be a callable or None, but got {on_run!r}.")
         result = ExperimentResult({name: {} for name in self.heuristics}, self.metric)

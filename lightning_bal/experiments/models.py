@@ -24,9 +24,7 @@ def _check_shape(image_size: int, num_classes: int) -> None:
 
 
 def digits_cnn(image_size: int = 8, num_classes: int = 10) -> nn.Sequential:
-    """A small CNN for scikit-learn's 8x8 digits as one ``nn.Sequential``.
-
-    conv(32, 3x3, same)-relu-conv(32, 3x3)-relu-maxpool(2)-dropout(0.25)-flatten-dense(128)-relu-dropout(0.5)-dense(C).
+    """A small CNN for scikit-learn's 8x8 digits: :func:`gal_cnn` with 3x3 convolutions, the first one padded.
 
     Example:
         >>> digits_cnn()(torch.zeros(2, 1, 8, 8)).shape
@@ -39,10 +37,6 @@ def gal_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
     """The CNN of Gal et al. 2017 as one ``nn.Sequential``, so the MC engine runs the convolutions once per item.
 
     conv(32, 4x4)-relu-conv(32, 4x4)-relu-maxpool(2)-dropout(0.25)-flatten-dense(128)-relu-dropout(0.5)-dense(C).
-
-    Example:
-        >>> gal_cnn()(torch.zeros(2, 1, 28, 28)).shape
-        torch.Size([2, 10])
     """
     return _two_conv_cnn(image_size, num_classes, kernel=4, padding=0)
 
@@ -93,10 +87,6 @@ def kirsch_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
 
     standardize-conv(32, 5x5)-dropout2d(0.5)-maxpool(2)-relu-conv(64, 5x5)-dropout2d(0.5)-maxpool(2)-relu-flatten-
     dense(128)-dropout(0.5)-relu-dense(C): a stronger learner from few labels than :func:`gal_cnn`.
-
-    Example:
-        >>> kirsch_cnn()(torch.zeros(2, 1, 28, 28)).shape
-        torch.Size([2, 10])
     """
     _check_shape(image_size, num_classes)
     side = ((image_size - 4) // 2 - 4) // 2
@@ -131,10 +121,7 @@ class DropoutCNN(pl.LightningModule):
     """One of :data:`NETWORKS` trained with Adam and cross-entropy; logs ``train_loss``, ``val_loss``, ``val_acc``.
 
     Args:
-        network: ``"gal"`` (:func:`gal_cnn`), ``"kirsch"`` (:func:`kirsch_cnn`) or ``"digits"`` (:func:`digits_cnn`).
-        lr: Adam's learning rate.
         image_size: side of the square single-channel images (28 for MNIST, 8 for the digits).
-        num_classes: C.
         weight_decay: ``c``: a loss term ``c / |D_L| * ||w||^2`` on the dense layers' weights (Gal et al. 2017).
 
     Example:
@@ -184,10 +171,7 @@ class DropoutCNN(pl.LightningModule):
         self.log("val_acc", (logits.argmax(-1) == targets).float().mean())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam; with ``weight_decay=c``, a loss term ``c / |D_L| * ||w||^2`` on the dense layers' weights (Gal et al.).
-
-        The callback re-creates the optimizer when it resets the weights, so each step reads the current |D_L|.
-        """
+        """Adam, with the dense layers' weight decay for the current |D_L| (re-created when the weights are reset)."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         labelled = datamodule.num_labelled if isinstance(datamodule, ActiveDataModule) else 1
         dense = [m.weight for m in self.net if isinstance(m, nn.Linear)]

@@ -28,41 +28,29 @@ Datasets = Callable[[int], tuple[TensorDataset, TensorDataset]]
 
 @dataclass(frozen=True)
 class PaperProtocol:
-    """Settings of the papers' protocol; :meth:`experiment` turns them into an :class:`Experiment`.
+    """Settings of the papers' protocol (docs/experiments.md#the-papers-protocol) that build an :class:`Experiment`.
 
-    Each run's history holds ``active/num_labelled``, ``active/test_acc``, ``active/test_nll`` and the plain and (when
-    every label was drawn with a known probability) LURE-weighted NLL over D_L (``active/train_nll_mean``,
-    ``active/train_nll_lure``).
+    Each run's history holds ``active/num_labelled``, ``active/test_acc``, ``active/test_nll``,
+    ``active/train_nll_mean`` and, when every label was drawn with a known probability, ``active/train_nll_lure``.
 
     Args:
         budget: stop once D_L holds this many samples.
-        stop_at: also stop once the test accuracy reaches this (:class:`~lightning_bal.annotation.TargetReached`).
-        initial_labels: size of the initial D_L.
-        balanced_initial: the initial D_L holds as many samples of every class (else a uniform draw).
-        cold_start: choose the initial D_L with ``"typiclust"`` or ``"probcover"`` on PCA embeddings of the pixels
-            (:func:`~lightning_bal.experiments.cold_start.cold_start_labels`) instead.
-        query_size: labels per step.
+        stop_at: also stop once the test accuracy reaches this.
+        cold_start: choose the initial D_L with ``"typiclust"`` or ``"probcover"`` on PCA embeddings of the pixels.
         iterations: K, the MC samples (the papers used 100).
         epochs_per_step: without ``val_size``, the epochs trained per step.
-        samples_per_epoch: samples drawn from D_L per epoch (a few dozen labels are a few batches).
-        val_size: hold out this many training samples and train each step to convergence on them
-            (``Convergence("val_acc", patience, max_epochs_per_step)``); 0: a fixed budget per step.
+        val_size: hold out this many training samples and train each step to convergence on them (0: a fixed number
+            of epochs per step).
         patience: epochs without improvement of ``val_acc`` that end a step.
-        max_epochs_per_step: with ``val_size``, the most epochs of one step.
         max_pool_size: score a random subset of this many pool samples per step (``None``: the whole pool).
         pool_size: D_L and D_U are a fixed random subset of this many training samples (``None``: all of them).
         risk_weights: ``"lure"`` trains on the LURE-weighted loss (the model's ``training_step`` must use the weight
             each batch then carries); needs ``balanced_initial=False`` and ``max_pool_size=None``.
-        batch_size: training batch size.
 
     Example:
         >>> protocol = PaperProtocol(budget=40, val_size=100)
         >>> protocol.callback_kwargs()["convergence"]
         Convergence('val_acc', mode='max', patience=3, min_delta=0.0, max_epochs=30, restore_best_weights=True)
-        >>> PaperProtocol(budget=10)
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `budget` to exceed `initial_labels=20`, but got 10.
     """
 
     budget: int = 300
@@ -172,17 +160,10 @@ class PaperProtocol:
         trainer: Mapping[str, Any] | None = None,
         log_dir: str | Path | None = None,
     ) -> Experiment:
-        """An :class:`Experiment` of this protocol.
+        """An :class:`Experiment` of this protocol; ``datasets(seed)`` gives the ``(train, test)`` datasets of a seed.
 
-        Args:
-            heuristics: registry names, or ``heuristic@posterior`` rows (:func:`posterior_row`: ``mc_dropout``,
-                ``ensemble``, ``swag``, ``laplace``; the model must then be a :class:`DropoutCNN`).
-            seeds: one run per heuristic and seed.
-            model: builds the model for a seed.
-            datasets: ``(train, test)`` for a seed (the training set carries ``.targets`` for a balanced start).
-            trainer: ``Trainer`` keyword arguments over ``accelerator="auto", devices=1``, no progress bar, and a
-                ``log_every_n_steps`` no longer than an epoch.
-            log_dir: TensorBoard folder, or ``None``.
+        ``heuristics`` may name ``heuristic@posterior`` rows (:func:`posterior_row`, over a :class:`DropoutCNN`);
+        ``trainer`` holds ``Trainer`` keyword arguments over ``accelerator="auto", devices=1`` and no progress bar.
         """
         check_factory("datasets", datasets, "the (train, test) datasets for a seed")
         if trainer is not None and not isinstance(trainer, Mapping):
@@ -281,11 +262,7 @@ def add_protocol_arguments(parser: argparse.ArgumentParser, budget: int = 300) -
 
 
 def protocol_from_arguments(args: argparse.Namespace, **overrides: Any) -> PaperProtocol:
-    """The :class:`PaperProtocol` of options added by :func:`add_protocol_arguments` (``overrides`` win).
-
-    Raises:
-        ValueError: the options do not make a protocol (e.g. ``--budget`` not above ``--initial-labels``).
-    """
+    """The :class:`PaperProtocol` of options added by :func:`add_protocol_arguments` (``overrides`` win)."""
     names = ["budget", "stop_at", "initial_labels", "query_size", "iterations", "epochs_per_step"]
     names += ["samples_per_epoch", "val_size", "patience", "max_epochs_per_step"]
     settings: dict[str, Any] = {name: getattr(args, name) for name in names}

@@ -77,12 +77,7 @@ class ExperimentResult:
         check_metric("metric", self.metric)
 
     def metrics(self) -> list[str]:
-        """The figures the runs hold (every key of their steps but ``active/num_labelled``), sorted.
-
-        Example:
-            >>> ExperimentResult({"bald": {0: [{"active/num_labelled": 20, "active/test_acc": 0.5}]}}).metrics()
-            ['active/test_acc']
-        """
+        """The figures the runs hold (every key of their steps but ``active/num_labelled``), sorted."""
         return sorted({key for step in self._steps() for key in step} - {_LABELLED})
 
     def _steps(self) -> Iterator[Mapping[str, float]]:
@@ -91,11 +86,7 @@ class ExperimentResult:
                 yield from history
 
     def curves(self, metric: str | None = None) -> dict[str, dict[int, Curve]]:
-        """``(labelled, value)`` per step of every run; steps without ``metric`` are left out.
-
-        Raises:
-            ValueError: the runs have steps, but none holds ``metric`` (a misspelt figure would give empty curves).
-        """
+        """``(labelled, value)`` per step of every run; steps without ``metric`` are left out (no step: an error)."""
         key = self.metric if metric is None else check_metric("metric", metric)
         steps = list(self._steps())
         if steps and not any(key in step for step in steps):
@@ -126,10 +117,7 @@ class ExperimentResult:
         }
 
     def summary(self, thresholds: Sequence[float] = (0.9,), metric: str | None = None) -> str:
-        """A markdown table of the runs per heuristic.
-
-        Columns: area under the curve and final value (mean, min-max over seeds), each seed's labels to reach each
-        threshold (``-``: never).
+        """A markdown table per heuristic: area under the curve, final value, each seed's labels to reach a threshold.
 
         Example:
             >>> result = ExperimentResult({"random": {0: [{"active/num_labelled": 20, "active/test_acc": 0.5},
@@ -161,8 +149,7 @@ class ExperimentResult:
 
         Args:
             path: the CSV file (its folder is created).
-            columns: ``{column name: history key}``; default: every ``active/*`` figure of the runs, named without
-                the prefix. A step without a figure leaves its cell empty.
+            columns: ``{column name: history key}``; default: every ``active/*`` figure without the prefix.
         """
         if columns is None:
             columns = {key.removeprefix("active/"): key for key in self.metrics()}
@@ -192,10 +179,7 @@ class ExperimentResult:
     ) -> ExperimentResult:
         """The result a :meth:`write_csv` file holds (figures rounded to its 4 decimals).
 
-        Args:
-            path: the CSV file.
-            columns: ``{column name: history key}``; default: every column after ``labelled`` as ``active/<name>``.
-            metric: the default figure of the result.
+        ``columns`` maps column names to history keys; by default every column after ``labelled`` is ``active/<name>``.
         """
         path = check_path(path)
         check_metric("metric", metric)
@@ -239,14 +223,19 @@ class ExperimentResult:
         thresholds: Sequence[float] = (),
         ylabel: str | None = None,
     ) -> Path:
-        """A PNG of ``metric`` against labelled samples: per heuristic, the mean over seeds and the min-max band.
-
-        Needs matplotlib (``pip install 'lightning-bal[examples]'``); ``thresholds`` draw dashed horizontal lines.
-        """
+        """A PNG of ``metric`` against labelled samples: per heuristic, the mean over seeds and the min-max band."""
         thresholds = check_thresholds(thresholds)
         path = check_path(path)
         by_heuristic = self.curves(metric)
-        plt = _pyplot()
+        try:
+            import matplotlib
+        except ImportError as err:
+            raise ImportError(
+                "Plotting the curves needs matplotlib: install it with `pip install 'lightning-bal[examples]'`."
+            ) from err
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for name, by_seed in by_heuristic.items():
             curves = [curve for curve in by_seed.values() if curve]
@@ -282,7 +271,7 @@ class ExperimentResult:
 
 
 def is_number(value: Any) -> bool:
-    """A real number: a Python or NumPy number, or a one-element tensor (a callback's history may hold either)."""
+    """A real number: a Python or NumPy number, or a one-element tensor (as a callback's history may hold)."""
     if isinstance(value, bool):
         return False
     if isinstance(value, Real):
@@ -344,16 +333,3 @@ def _figure(cell: str, column: str, where: str) -> float:
 
 def _mean_range(values: list[float]) -> str:
     return f"{statistics.fmean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as err:
-        raise ImportError(
-            "Plotting the curves needs matplotlib: install it with `pip install 'lightning-bal[examples]'`."
-        ) from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt

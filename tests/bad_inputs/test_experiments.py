@@ -350,6 +350,8 @@ CURVES = [
     ("labels_to_reach", lambda: labels_to_reach("20,0.5", 0.9), TypeError, r"`curve`.*list of \(labelled, value\)"),
     ("labels_to_reach", lambda: labels_to_reach([(20,)], 0.9), TypeError, r"`curve`.*pairs of numbers.*point 0"),
     ("labels_to_reach", lambda: labels_to_reach([(20, "0.5")], 0.9), TypeError, r"`curve`.*pairs of numbers"),
+    ("labels_to_reach", lambda: labels_to_reach([(True, 0.5)], 0.9), TypeError, r"`curve`.*pairs of numbers.*True"),
+    ("labels_to_reach", lambda: labels_to_reach([(20, False)], 0.9), TypeError, r"`curve`.*pairs of numbers.*False"),
     ("labels_to_reach", lambda: labels_to_reach([(30, 0.5), (20, 0.9)], 0.9), ValueError, r"`curve`.*point 1 has 20"),
     ("area_under_curve", lambda: area_under_curve([]), ValueError, r"`curve`.*at least one"),
     ("area_under_curve", lambda: area_under_curve([(30, 0.5), (20, 0.7)]), ValueError, r"`curve`.*never falling"),
