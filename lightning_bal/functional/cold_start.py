@@ -1,6 +1,8 @@
 """Cold-start selection from embeddings alone: TypiClust (Hacohen et al., 2022) and ProbCover (Yehuda et al., 2022).
 
-Both run on the ranks' shards with distances in blocks of rows, so no rank holds the pool or an N×N matrix.
+Both run on the ranks' shards with distances in blocks of rows, so no rank holds the pool or an N×N matrix. The
+arguments they share with :mod:`~lightning_bal.functional.diversity` mean the same; ``labelled`` ``[M, D]`` holds the
+embeddings of D_L, the same on every rank (``None`` or empty at a cold start). See docs/diversity.md.
 """
 
 from __future__ import annotations
@@ -43,10 +45,7 @@ def kmeans(
     indices: Tensor | None = None,
     collective: Collective | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, seeded and deterministic.
-
-    Under DDP each rank passes its shard of ``points``, their dataset ``indices`` and a ``collective``; every rank
-    gets its own rows' labels and the same centres.
+    """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, the same centres on every rank.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
@@ -127,21 +126,9 @@ def typiclust(
 ) -> GreedySelection:
     r"""TypiClust (TPC-RP): the most typical item of each of the largest clusters that hold no labelled item.
 
-    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters, those holding a labelled item are
-    covered, then B times the largest uncovered cluster gives its most typical item (:func:`typicality` within the
-    cluster) and becomes covered. Ties go to the lower cluster number and the lower dataset index.
-
-    Args:
-        points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
-        query_size: B, the number of picks (over all ranks).
-        labelled: ``[M, D]`` embeddings of D_L, the same on every rank (``None`` or empty at a cold start).
-        k: neighbours in the typicality (20 in the paper; scikit-activeml's default is 5).
-        seed: seeds the k-means start.
-        indices: ``[N]`` dataset indices of the rows (default: positions).
-        collective: cross-rank decisions; ``None`` for one process.
-
-    Returns:
-        :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and their typicality.
+    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters; B times, the largest cluster without a
+    labelled item or pick gives its most typical item (:func:`typicality` with ``k`` neighbours, within the cluster).
+    Ties go to the lower cluster number and the lower dataset index. Scores are the picks' typicalities.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
@@ -189,7 +176,6 @@ def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective:
     r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
 
     A ball is pure iff the nearest point of another pseudo-label is farther than δ: one blocked pass for all radii.
-    Under DDP each rank passes its shard and a ``collective``.
 
     Example:
         >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
@@ -236,7 +222,7 @@ def purity_radius(
     """ProbCover's radius: the largest of ``deltas`` (ascending, up to the first that fails) with purity >= ``alpha``.
 
     Purity is w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest radius
-    fails, it is returned (as scikit-activeml does). Under DDP, pass this rank's shard, ``indices`` and a collective.
+    fails, it is returned (as scikit-activeml does).
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
@@ -289,25 +275,8 @@ def probcover(
     r"""ProbCover: greedy maximum coverage of the pool by δ-balls around the picks.
 
     Each pick is the item whose δ-ball holds the most points not yet covered by a ball of D_L or of an earlier
-    pick (ties: the lower dataset index). Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L.
-    Under DDP a pick is the best count over ranks, and only its ball is gathered; counts are integers, so one process
-    and several pick the same.
-
-    Args:
-        points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
-        query_size: number of picks (over all ranks).
-        labelled: ``[M, D]`` embeddings of D_L, the same on every rank (``None`` or empty at a cold start).
-        delta: the ball radius; ``None`` to choose it by purity.
-        num_classes: clusters of the purity test (needed when ``delta`` is ``None``).
-        alpha: the purity required.
-        deltas: candidate radii (default ``0.2, 0.4, ..., 2.0``, scikit-activeml's).
-        seed: seeds the k-means of the purity test.
-        indices: ``[N]`` dataset indices of the rows (default: positions).
-        collective: cross-rank decisions; ``None`` for one process.
-
-    Returns:
-        :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and the number of newly
-        covered points of each pick.
+    pick (ties: the lower dataset index). Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L,
+    with ``num_classes``, ``alpha``, ``deltas`` and ``seed``. Scores are the numbers of newly covered points.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])

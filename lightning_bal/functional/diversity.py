@@ -1,7 +1,9 @@
 r"""Diversity by greedy selection on embeddings: BADGE's k-means++ seeding and Core-Set's greedy k-center.
 
-No N×N matrix. Under DDP each rank keeps its shard, a pick needs only each rank's best candidate and the winner's
-row, and draws are hashed from ``(seed, pick, dataset index)``, so the selection does not depend on the sharding.
+Each selection takes this rank's ``[N, D]`` rows, ``query_size`` picks over all ranks, a ``seed``, ``indices``
+(``[N]`` dataset indices of the rows, default: positions) and a ``collective`` (cross-rank decisions; ``None`` for one
+process). No N×N matrix; draws are hashed from ``(seed, pick, dataset index)``, so the selection does not depend on
+the sharding (see docs/diversity.md).
 """
 
 from __future__ import annotations
@@ -200,26 +202,11 @@ def kmeans_pp(
 ) -> GreedySelection:
     r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
 
-    The first pick is the item of largest norm (BADGE's choice); each next pick is drawn with probability
-    proportional to :math:`D(x)^2`, its squared distance to the nearest pick so far, by the exponential race
-    :math:`\arg\max_i D(x_i)^2 / (-\log u_i)`, :math:`u_i` hashed from ``(seed, pick, dataset index)`` so that each
-    rank runs it on its shard. If every remaining :math:`D^2` is zero, the pick is uniform.
-
-    Args:
-        embeddings: ``[N, D]`` this rank's pool embeddings; factored ``[N, C + D]`` gradient embeddings (from
-            :func:`gradient_embedding`) with ``num_classes=C``.
-        query_size: number of picks (over all ranks).
-        seed: seeds the draws.
-        indices: ``[N]`` dataset indices of the rows (default: positions); they make the draws shard-independent.
-        num_classes: C for factored gradient embeddings; ``None`` for plain Euclidean embeddings.
-        collective: cross-rank decisions; ``None`` for one process.
-        include_origin: also count the origin as a centre, so :math:`D(x)^2 \le \lVert x \rVert^2` (what
-            scikit-activeml 1.0.1's ``Badge`` does); the default follows the BADGE paper and its code.
-        first: the first pick is the item of ``"largest"`` norm (BADGE), or ``"random"`` (uniform, as in
-            k-means++ proper; the start of :func:`~lightning_bal.functional.cold_start.kmeans`).
-
-    Returns:
-        :class:`GreedySelection` of dataset indices and each pick's :math:`D^2` (the first: its squared norm).
+    Each pick after the first is drawn with probability proportional to :math:`D(x)^2`, its squared distance to the
+    nearest pick so far (uniform if every remaining :math:`D^2` is zero). The first is the item of ``"largest"`` norm
+    (BADGE) or a ``"random"`` one. ``num_classes=C`` reads ``embeddings`` as factored ``[N, C + D]`` gradient
+    embeddings (:func:`gradient_embedding`); ``include_origin`` counts the origin as a centre, as scikit-activeml
+    does. Scores are each pick's :math:`D^2` (the first: its squared norm).
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 0.1], [0.0, 9.0]])
@@ -272,19 +259,8 @@ def k_center_greedy(
 
     .. math:: x^\star = \arg\max_{x \in \text{pool}} \min_{c \in D_L \cup \text{picks}} \lVert x - c \rVert
 
-    a 2-approximation of the minimax facility location. D_L's embeddings are the initial centres; without any, the
-    first pick is uniform (hashed from ``seed`` and the dataset index). Ties go to the lower dataset index.
-
-    Args:
-        embeddings: ``[N, D]`` this rank's pool embeddings.
-        query_size: number of picks (over all ranks).
-        centres: ``[M, D]`` embeddings of D_L, the same on every rank; ``None`` or empty for none.
-        seed: seeds the first pick when there are no centres.
-        indices: ``[N]`` dataset indices of the rows (default: positions).
-        collective: cross-rank decisions; ``None`` for one process.
-
-    Returns:
-        :class:`GreedySelection` of dataset indices and each pick's distance to its nearest centre.
+    ``centres`` ``[M, D]`` are D_L's embeddings, the same on every rank; without any, the first pick is uniform. Ties
+    go to the lower dataset index. Scores are each pick's distance to its nearest centre.
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
@@ -315,11 +291,7 @@ def k_center_greedy(
 
 
 class _LazyDistances:
-    """Each item's squared distance to its nearest centre, brought up to date only where it can decide a pick.
-
-    A stale value bounds the true one from above, so the largest true value is among the largest bounds once it beats
-    the next bound: spread-out embeddings read a few rows per pick instead of N, with the picks of the eager update.
-    """
+    """Squared distances to the nearest centre, updated only where they can decide a pick (docs/diversity.md)."""
 
     def __init__(self, x: Tensor, centres: Tensor, query_size: int) -> None:
         self.x = x
@@ -337,7 +309,6 @@ class _LazyDistances:
         self.count += 1
 
     def refresh(self, rows: Tensor) -> None:
-        """Bring ``rows`` up to date against every centre added since the oldest of them was."""
         for start in range(0, rows.numel(), _CHUNK):
             block = rows[start : start + _CHUNK]
             first = int(self.seen[block].min())
@@ -351,7 +322,6 @@ class _LazyDistances:
             self.seen[block] = self.count
 
     def best(self, picked: Tensor, indices: Tensor) -> tuple[float, int]:
-        """The largest true distance among the items not picked, and its dataset index (ties: the lower one)."""
         free = int((~picked).sum())
         if free == 0:
             return float("-inf"), 2**53

@@ -49,18 +49,9 @@ def epig(log_probs_pool: Tensor, log_probs_targets: Tensor, validate_args: bool 
     .. math:: \mathrm{EPIG}(x) = \frac{1}{T}\sum_{t=1}^T I[y; y_t^* \mid x, x_t^*]
         = H[y] + \frac{1}{T}\sum_t H[y_t^*] - \frac{1}{T}\sum_t H[y, y_t^*]
 
-    with the joint predictive :math:`p(y, y^*) = \frac{1}{K}\sum_k p_k(y \mid x)\, p_k(y^* \mid x^*)` of the K MC
-    samples. The targets x* sample the input distribution of interest (e.g. a random subset of the pool). EPIG is at
-    most :func:`~lightning_bal.functional.bald` of the same samples, 0 when they agree; noise below 0 is clipped.
-
-    Args:
-        log_probs_pool: ``[N, K, C]`` log-probabilities of the pool items, K >= 2 MC samples.
-        log_probs_targets: ``[T, K, C']`` log-probabilities of the target inputs from the *same* K samples (the
-            same dropout masks), moved to the device of ``log_probs_pool``.
-        validate_args: Check both inputs (shape, dtype, K >= 2 and equal, rows of ``exp`` summing to one).
-
-    Returns:
-        ``[N]`` scores in nats, computed in float64 for float64 inputs and float32 otherwise.
+    with the joint predictive :math:`p(y, y^*) = \frac{1}{K}\sum_k p_k(y \mid x)\, p_k(y^* \mid x^*)`. The pool's
+    ``[N, K, C]`` and the targets' ``[T, K, C']`` log-probabilities come from the *same* K >= 2 MC samples (the same
+    dropout masks). Scores ``[N]`` are in nats, float64 for float64 inputs; see docs/user_guide.md for the targets.
 
     Example:
         >>> # two equally likely models that disagree on everything: the pool label reveals the target label
