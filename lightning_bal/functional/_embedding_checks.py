@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._validation import check_log_probs
-from lightning_bal.utilities.checks import check_int_in_range
+from lightning_bal.utilities.checks import check_int_in_range, check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 
 __all__ = [
@@ -67,12 +67,7 @@ def check_indices(indices: Tensor | None, rows: int, device: torch.device) -> Te
     """``indices`` as int64 on ``device`` (positions when ``None``): one distinct non-negative dataset index per row."""
     if indices is None:
         return torch.arange(rows, device=device)
-    if (
-        not isinstance(indices, Tensor)
-        or indices.dtype == torch.bool
-        or indices.is_floating_point()
-        or indices.is_complex()
-    ):
+    if not is_integer_tensor(indices) or indices.dtype == torch.bool:
         got = f"dtype {indices.dtype}" if isinstance(indices, Tensor) else type(indices).__name__
         raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
     if indices.shape != (rows,):
@@ -119,8 +114,7 @@ def check_pool(embeddings: Tensor, query_size: int, indices: Tensor | None) -> T
     """A greedy selection's checked ``embeddings`` and ``query_size``; returns the rows' dataset indices."""
     if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
         raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or query_size < 0:
-        raise ValueError(f"Expected argument `query_size` to be a non-negative integer, but got {query_size!r}.")
+    check_python_int("query_size", query_size, 0)
     return check_indices(indices, embeddings.shape[0], embeddings.device)
 
 
@@ -189,9 +183,7 @@ def check_cold_start(
             f" {labelled.shape[1]}."
         )
     check_finite("labelled", labelled, what="the embeddings of D_L")
-    total = int(collective.sum(len(points)))
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
-        raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
+    check_python_int("query_size", query_size, 0, int(collective.sum(len(points))))
     check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
     return points, labelled, indices, collective
 
@@ -204,8 +196,7 @@ def with_labelled(points: Tensor, labelled: Tensor, indices: Tensor, collective:
 
 def check_k(k: int) -> None:
     """Refuse a neighbour count ``k`` that is not a positive integer."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
+    check_python_int("k", k, 1)
 
 
 def check_deltas(deltas: Tensor) -> Tensor:

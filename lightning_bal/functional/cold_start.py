@@ -31,6 +31,7 @@ from lightning_bal.functional.diversity import (
     min_sq_distances,
     sq_distance_blocks,
 )
+from lightning_bal.utilities.checks import check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
@@ -58,13 +59,8 @@ def kmeans(
     positions = indices is None
     indices = pool_indices(indices, len(points))
     check_seed(seed)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"Expected argument `max_iter` to be a positive integer, but got {max_iter!r}.")
-    total = int(collective.sum(len(points)))
-    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or not 1 <= num_clusters <= total:
-        raise ValueError(
-            f"Expected argument `num_clusters` to be an integer in [1, {total}], but got {num_clusters!r}."
-        )
+    check_python_int("max_iter", max_iter, 1)
+    check_python_int("num_clusters", num_clusters, 1, int(collective.sum(len(points))))
     check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
     start = kmeans_pp(points, num_clusters, seed=seed, indices=indices, first="random", collective=collective).indices
     centres = _rows_by_index(points, indices, start, collective)
@@ -182,12 +178,7 @@ def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective:
         tensor([1.0000, 1.0000, 0.3333])
     """
     points = as_points("points", points)
-    if (
-        not isinstance(pseudo_labels, Tensor)
-        or pseudo_labels.shape != (len(points),)
-        or pseudo_labels.is_floating_point()
-        or pseudo_labels.is_complex()
-    ):
+    if not is_integer_tensor(pseudo_labels) or pseudo_labels.shape != (len(points),):
         got = (
             f"{tuple(pseudo_labels.shape)} {pseudo_labels.dtype}"
             if isinstance(pseudo_labels, Tensor)
@@ -241,14 +232,11 @@ def purity_radius(
 
 def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | None) -> tuple[int, Tensor]:
     """The purity test's checked ``num_classes`` and radii, ascending (default: scikit-activeml's)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
-        )
+    classes = check_python_int("num_classes", num_classes, 2, expected="an integer >= 2 when `delta` is None")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
         raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
     radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
-    return num_classes, radii
+    return classes, radii
 
 
 def _each_rank(collective: Collective, rows: Tensor, labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:

@@ -24,6 +24,7 @@ from lightning_bal.functional._embedding_checks import (
     check_seed,
     float_rows,
 )
+from lightning_bal.utilities.checks import is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
 
@@ -70,7 +71,7 @@ def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
     check_seed(seed)
     if isinstance(counter, bool) or not isinstance(counter, int):
         raise TypeError(f"Expected argument `counter` to be an integer, but got {counter!r}.")
-    if not isinstance(indices, Tensor) or indices.is_floating_point() or indices.is_complex():
+    if not is_integer_tensor(indices):
         got = f"dtype {indices.dtype}" if isinstance(indices, Tensor) else type(indices).__name__
         raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
     idx = indices.to(torch.int64)

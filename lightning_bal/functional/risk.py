@@ -11,13 +11,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lightning_bal.utilities.checks import check_python_int
+
 __all__ = ["lure_weights", "pure_weights", "uniform_probabilities", "weighted_risk"]
 
 
 def _check_probabilities(probabilities: Tensor, pool_size: int) -> Tensor:
     """Check ``pool_size`` and the ``[M]`` conditional probabilities, and return them as float64."""
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-        raise ValueError(f"Expected argument `pool_size` to be a positive integer, but got {pool_size!r}.")
+    check_python_int("pool_size", pool_size, 1)
     if not isinstance(probabilities, Tensor) or probabilities.ndim != 1:
         got = tuple(probabilities.shape) if isinstance(probabilities, Tensor) else type(probabilities)
         raise ValueError(f"Expected argument `probabilities` to be a tensor of shape [M], but got {got}.")
@@ -44,14 +45,10 @@ def uniform_probabilities(count: int, pool_size: int, num_acquired: int = 0) -> 
         >>> uniform_probabilities(2, pool_size=4, num_acquired=1)
         tensor([0.3333, 0.5000], dtype=torch.float64)
     """
-    for name, value in (("count", count), ("num_acquired", num_acquired)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"Expected argument `{name}` to be a non-negative integer, but got {value!r}.")
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < count + num_acquired:
-        raise ValueError(
-            f"Expected argument `pool_size` to be an integer >= `count` + `num_acquired` = {count + num_acquired},"
-            f" but got {pool_size!r}."
-        )
+    check_python_int("count", count, 0)
+    check_python_int("num_acquired", num_acquired, 0)
+    total = count + num_acquired
+    check_python_int("pool_size", pool_size, total, expected=f"an integer >= `count` + `num_acquired` = {total}")
     remaining = torch.arange(pool_size - num_acquired, pool_size - num_acquired - count, -1, dtype=torch.float64)
     return remaining.reciprocal()
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import check_generator
+from lightning_bal.utilities.checks import check_python_int
 
 __all__ = ["SamplingMode", "SAMPLING_MODES", "sampling_log_weights", "sample_without_replacement"]
 
@@ -85,10 +86,7 @@ def sample_without_replacement(
             f"Expected argument `log_weights` to be a floating point tensor, but got dtype {log_weights.dtype}."
         )
     check_generator(generator)
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= log_weights.numel():
-        raise ValueError(
-            f"Expected argument `query_size` to be an integer in [0, {log_weights.numel()}], but got {query_size!r}."
-        )
+    check_python_int("query_size", query_size, 0, log_weights.numel())
     log_weights = log_weights.to(torch.float64)
     if bool((log_weights.isnan() | (log_weights == torch.inf)).any()):
         raise ValueError("Expected argument `log_weights` to hold no NaN or +inf, but got some.")
