@@ -20,7 +20,6 @@ __all__ = [
     "check_finite",
     "check_generator",
     "check_indices",
-    "check_k",
     "check_objective",
     "check_pool",
     "check_rows",
@@ -192,11 +191,6 @@ def with_labelled(points: Tensor, labelled: Tensor, indices: Tensor, collective:
     """This rank's rows with D_L appended on rank zero only (so it counts once), numbered past any dataset index."""
     extra = labelled if collective.rank == 0 else labelled[:0]
     return torch.cat([points, extra]), torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
-
-
-def check_k(k: int) -> None:
-    """Refuse a neighbour count ``k`` that is not a positive integer."""
-    check_python_int("k", k, 1)
 
 
 def check_deltas(deltas: Tensor) -> Tensor:

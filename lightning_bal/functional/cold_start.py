@@ -18,7 +18,6 @@ from lightning_bal.functional._embedding_checks import (
     check_delta,
     check_deltas,
     check_finite,
-    check_k,
     check_seed,
     pool_indices,
     with_labelled,
@@ -96,7 +95,7 @@ def typicality(points: Tensor, k: int = 20) -> Tensor:
         tensor([1.0000, 1.0000, 0.5000])
     """
     points = as_points("points", points)
-    check_k(k)
+    check_python_int("k", k, 1)
     check_finite("points", points)
     if len(points) == 1:
         return torch.ones(1)
@@ -132,7 +131,7 @@ def typiclust(
         tensor([2, 4])
     """
     points, labelled, indices, collective = check_cold_start(points, query_size, labelled, indices, collective)
-    check_k(k)
+    check_python_int("k", k, 1)
     check_seed(seed)
     if query_size == 0:
         return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))

@@ -61,13 +61,7 @@ class GreedySelection(NamedTuple):
 
 
 def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
-    """Uniform numbers in (0, 1), float64 ``[N]``, hashed from ``(seed, counter, dataset index)``: shard-independent.
-
-    Example:
-        >>> u = item_uniforms(0, 1, torch.arange(5))
-        >>> bool(((u > 0) & (u < 1)).all()), torch.equal(u[3:], item_uniforms(0, 1, torch.tensor([3, 4])))
-        (True, True)
-    """
+    """Uniform numbers in (0, 1), float64 ``[N]``, hashed from ``(seed, counter, dataset index)``: shard-independent."""
     check_seed(seed)
     if isinstance(counter, bool) or not isinstance(counter, int):
         raise TypeError(f"Expected argument `counter` to be an integer, but got {counter!r}.")
@@ -138,14 +132,7 @@ def count_within(points: Tensor, others: Tensor, delta: float) -> Tensor:
 
 
 def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
-    """Squared Euclidean distance of each of ``points [N, D]`` to its nearest of ``centres [M, D]``, ``[N]``.
-
-    Computed in blocks of rows and centres, so memory stays O((N + M) D); ``inf`` when there are no centres.
-
-    Example:
-        >>> min_sq_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 1.0]]))
-        tensor([ 1., 18.])
-    """
+    """Squared distance ``[N]`` of each of ``points [N, D]`` to its nearest of ``centres [M, D]`` (``inf`` if none)."""
     points = check_rows("points", points).flatten(1).float()
     if not isinstance(centres, Tensor):
         raise TypeError(f"Expected argument `centres` to be a tensor [M, D], but got {type(centres).__name__}.")

@@ -31,14 +31,7 @@ def _probs(log_probs: Tensor, name: str, dtype: torch.dtype, validate_args: bool
 
 
 def check_targets(log_probs_targets: Tensor) -> None:
-    """Check that ``log_probs_targets`` holds ``[T, K, C]`` log-probabilities with T >= 1 and K >= 2.
-
-    Example:
-        >>> check_targets(torch.zeros(0, 2, 1))
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `log_probs_targets` to have shape [T, K, C] with T >= 1, but got shape (0, 2, 1).
-    """
+    """Check that ``log_probs_targets`` holds ``[T, K, C]`` log-probabilities with T >= 1 and K >= 2."""
     _check_shape(log_probs_targets, "log_probs_targets", "T", min_items=1)
     _probs(log_probs_targets, "log_probs_targets", log_probs_targets.dtype, validate_args=True)
 

@@ -48,12 +48,7 @@ def _check(log_probs: Tensor, reduction: Reduction, mask: Tensor | None, needs_m
 
 
 def entropy_over_classes(probs_N_C_R: Tensor) -> Tensor:
-    r"""Return :math:`-\sum_c p_c \log p_c` over dim 1 as ``[N, R]`` (:math:`0 \log 0 = 0`), shared with BatchBALD.
-
-    Example:
-        >>> entropy_over_classes(torch.tensor([[0.5, 0.5, 0.0]]).unsqueeze(-1))
-        tensor([[0.6931]])
-    """
+    r"""Return :math:`-\sum_c p_c \log p_c` over dim 1 as ``[N, R]`` (:math:`0 \log 0 = 0`), shared with BatchBALD."""
     num_items, num_classes, rest = probs_N_C_R.shape
     # Clamping before `log` is half the CPU cost of `xlogy`; a product with -1s sums classes ~2.5x faster than `sum`.
     xlogx_NR_C = (
