@@ -25,7 +25,6 @@ __all__ = [
     "check_rows",
     "check_seed",
     "float_rows",
-    "pool_indices",
     "with_labelled",
 ]
 
@@ -62,10 +61,10 @@ def check_seed(seed: int) -> None:
         raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
 
 
-def check_indices(indices: Tensor | None, rows: int, device: torch.device) -> Tensor:
-    """``indices`` as int64 on ``device`` (positions when ``None``): one distinct non-negative dataset index per row."""
+def check_indices(indices: Tensor | None, rows: int, device: torch.device | None = None) -> Tensor:
+    """One distinct non-negative dataset index per row as int64 on ``device`` (default: theirs; positions: the CPU)."""
     if indices is None:
-        return torch.arange(rows, device=device)
+        return torch.arange(rows, device=device or torch.device("cpu"))
     if not is_integer_tensor(indices) or indices.dtype == torch.bool:
         got = f"dtype {indices.dtype}" if isinstance(indices, Tensor) else type(indices).__name__
         raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
@@ -89,8 +88,7 @@ def check_finite(
 ) -> None:
     """Refuse ``rows`` ``[N, D]`` holding NaN or inf, naming the first such row (its dataset index with ``indices``).
 
-    ``what`` says what the argument holds. With a ``collective`` every rank raises the same error: a rank raising
-    alone would leave the others waiting in the next collective.
+    With a ``collective`` every rank raises the same error: one raising alone would leave the others waiting.
     """
     bad = ~torch.isfinite(rows.flatten(1) if rows.ndim > 1 else rows.unsqueeze(1)).all(1)
     numbers = torch.arange(rows.shape[0], device=rows.device) if indices is None else indices.to(rows.device)
@@ -158,11 +156,6 @@ def as_points(name: str, points: Tensor) -> Tensor:
     return check_rows(name, points).flatten(1).double()
 
 
-def pool_indices(indices: Tensor | None, rows: int) -> Tensor:
-    """Checked dataset indices on their own device (positions on the CPU, where the selections keep their books)."""
-    return check_indices(indices, rows, indices.device if isinstance(indices, Tensor) else torch.device("cpu"))
-
-
 def check_cold_start(
     points: Tensor, query_size: int, labelled: Tensor | None, indices: Tensor | None, collective: Collective | None
 ) -> tuple[Tensor, Tensor, Tensor, Collective]:
@@ -170,7 +163,7 @@ def check_cold_start(
     points = as_points("points", points)
     collective = collective or Collective()
     positions = indices is None
-    indices = pool_indices(indices, len(points))
+    indices = check_indices(indices, len(points))
     if labelled is not None and not isinstance(labelled, Tensor):
         raise TypeError(
             f"Expected argument `labelled` to be a tensor [M, D] or None, but got {type(labelled).__name__}."

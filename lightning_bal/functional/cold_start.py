@@ -18,8 +18,8 @@ from lightning_bal.functional._embedding_checks import (
     check_delta,
     check_deltas,
     check_finite,
+    check_indices,
     check_seed,
-    pool_indices,
     with_labelled,
 )
 from lightning_bal.functional.diversity import (
@@ -56,7 +56,7 @@ def kmeans(
     points = as_points("points", points)
     collective = collective or Collective()
     positions = indices is None
-    indices = pool_indices(indices, len(points))
+    indices = check_indices(indices, len(points))
     check_seed(seed)
     check_python_int("max_iter", max_iter, 1)
     check_python_int("num_clusters", num_clusters, 1, int(collective.sum(len(points))))
@@ -85,8 +85,6 @@ def _rows_by_index(points: Tensor, indices: Tensor, wanted: Tensor, collective: 
 
 def typicality(points: Tensor, k: int = 20) -> Tensor:
     r"""TypiClust's typicality: the inverse mean distance to the ``k`` nearest neighbours, ``[N]``.
-
-    .. math:: \mathrm{Typicality}(x) = \Big(\frac1k \sum_{x_i \in \mathrm{kNN}(x)} \lVert x - x_i \rVert\Big)^{-1}
 
     With fewer than ``k + 1`` points, ``k`` is the number of other points; a lone point has typicality 1.
 

@@ -48,13 +48,7 @@ _LAZY_START = 64
 
 
 class GreedySelection(NamedTuple):
-    """Picks of a greedy selection, in order.
-
-    Attributes:
-        indices: int64 ``[q]`` dataset indices (positions when no ``indices`` were given), the same on every rank.
-        scores: ``[q]`` each pick's criterion when it was made: k-means++'s squared distance to the nearest earlier
-            centre (the first: its squared norm), k-center's distance to the nearest centre (``inf`` without any).
-    """
+    """Picks of a greedy selection in order: int64 dataset ``indices``, the same on every rank, and their ``scores``."""
 
     indices: Tensor
     scores: Tensor
@@ -94,9 +88,6 @@ class _Points:
 
     def __len__(self) -> int:
         return self.x.shape[0]
-
-    def sq_norms(self) -> Tensor:
-        return self.x2
 
     def sq_dist(self, centre: Tensor) -> Tensor:
         if len(self) == 0:
@@ -212,7 +203,7 @@ def kmeans_pp(
     collective = collective or Collective()
     points = _Points(embeddings, num_classes)
     _check_size(points.x, query_size, None if positions else indices, collective)
-    min_d2 = points.sq_norms()
+    min_d2 = points.x2
     picked = torch.zeros(len(points), dtype=torch.bool, device=points.x.device)
     picks, scores = [], []
     for t in range(query_size):
@@ -245,10 +236,8 @@ def k_center_greedy(
 ) -> GreedySelection:
     r"""Greedy k-center (Sener and Savarese, 2018, Core-Set): each pick is the item farthest from every centre.
 
-    .. math:: x^\star = \arg\max_{x \in \text{pool}} \min_{c \in D_L \cup \text{picks}} \lVert x - c \rVert
-
-    ``centres`` ``[M, D]`` are D_L's embeddings, the same on every rank; without any, the first pick is uniform. Ties
-    go to the lower dataset index. Scores are each pick's distance to its nearest centre.
+    ``centres`` ``[M, D]`` are D_L's embeddings, the same on every rank; without any, the first pick is uniform (score
+    ``inf``). Ties go to the lower dataset index. Scores are each pick's distance to its nearest centre.
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])

@@ -37,9 +37,7 @@ def _check_probabilities(probabilities: Tensor, pool_size: int) -> Tensor:
 def uniform_probabilities(count: int, pool_size: int, num_acquired: int = 0) -> Tensor:
     r"""Conditional probabilities of ``count`` items drawn uniformly after ``num_acquired`` earlier draws.
 
-    .. math:: q_m = \frac{1}{N - m + 1}, \quad m = \text{num\_acquired} + 1, \dots, \text{num\_acquired} + \text{count}
-
-    Float64, to concatenate with the other draws in acquisition order.
+    Float64, :math:`q_m = 1 / (N - m + 1)` for the m-th draw, to concatenate with the others in acquisition order.
 
     Example:
         >>> uniform_probabilities(2, pool_size=4, num_acquired=1)

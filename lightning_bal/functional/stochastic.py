@@ -66,8 +66,6 @@ def sample_without_replacement(
 ) -> tuple[Tensor, Tensor]:
     r"""Draw ``query_size`` distinct items one after another, each with probability proportional to its weight.
 
-    .. math:: P(i_t = i \mid i_{<t}) = \frac{w_i}{\sum_{j \notin i_{<t}} w_j}
-
     One Gumbel-top-k draw of ``[N]`` unnormalised ``log_weights``, with the probabilities in log space. Items of weight
     zero (``-inf``) are drawn only with ``fill_uniformly=True``, once no other is left: uniformly, each with probability
     ``1 / (zero-weight items not yet drawn)``. Returns ``(indices, probabilities)`` in drawing order, each probability
