@@ -13,7 +13,6 @@ __all__ = [
     "as_points",
     "check_batch_inputs",
     "check_bool",
-    "check_centres",
     "check_cold_start",
     "check_delta",
     "check_deltas",
@@ -33,13 +32,11 @@ _LABELLED_NUMBERS = 2**40
 
 
 def check_bool(name: str, value: bool) -> None:
-    """Refuse a flag that is not a bool."""
     if not isinstance(value, bool):
         raise TypeError(f"Expected argument `{name}` to be a bool, but got {value!r}.")
 
 
 def check_generator(generator: torch.Generator | None) -> None:
-    """Refuse a ``generator`` that is neither a ``torch.Generator`` nor ``None``."""
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
 
@@ -120,21 +117,6 @@ def float_rows(tensor: Tensor) -> Tensor:
     return tensor.flatten(1).float() if tensor.ndim > 1 else tensor.float().unsqueeze(1)
 
 
-def check_centres(centres: Tensor, x: Tensor) -> Tensor:
-    """``centres`` ``[M, D]`` as float32 rows on ``x``'s device, checked against the embeddings ``x`` ``[N, D]``."""
-    if not isinstance(centres, Tensor):
-        raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
-    if centres.numel() == 0:
-        return x[:0]
-    rows = float_rows(centres)
-    if rows.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {rows.shape[1]}."
-        )
-    check_finite("centres", rows)
-    return rows.to(x.device)
-
-
 def check_objective(points: Tensor, centres: Tensor) -> None:
     """An objective of NaN or inf rows would be NaN or inf itself: refuse them, naming the row."""
     check_finite("points", check_rows("points", points))
@@ -198,6 +180,5 @@ def check_deltas(deltas: Tensor) -> Tensor:
 
 
 def check_delta(delta: float) -> None:
-    """Refuse a ball radius ``delta`` that is not finite and positive."""
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf"):
         raise ValueError(f"Expected argument `delta` to be a finite positive radius, but got {delta!r}.")

@@ -62,7 +62,10 @@ def kmeans(
     check_python_int("num_clusters", num_clusters, 1, int(collective.sum(len(points))))
     check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
     start = kmeans_pp(points, num_clusters, seed=seed, indices=indices, first="random", collective=collective).indices
-    centres = _rows_by_index(points, indices, start, collective)
+    # The start's rows on every rank, in the order of `start` (each row is held by one rank).
+    mine = torch.isin(indices, start)
+    rows, held = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
+    centres = rows[torch.argsort(held)][torch.argsort(torch.argsort(start))]
     labels = torch.full((len(points),), -1, dtype=torch.int64)
     for _ in range(max_iter):
         new = torch.cat([d2.argmin(1) for _, d2 in sq_distance_blocks(points, centres)] or [labels])
@@ -74,13 +77,6 @@ def kmeans(
         filled = counts > 0  # an empty cluster keeps its centre
         centres[filled] = sums[filled] / counts[filled].unsqueeze(1)
     return labels, centres
-
-
-def _rows_by_index(points: Tensor, indices: Tensor, wanted: Tensor, collective: Collective) -> Tensor:
-    """The rows of dataset indices ``wanted``, in that order, on every rank (each held by one rank)."""
-    mine = torch.isin(indices, wanted)
-    rows, held = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
-    return rows[torch.argsort(held)][torch.argsort(torch.argsort(wanted))]
 
 
 def typicality(points: Tensor, k: int = 20) -> Tensor:

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import (
     check_bool,
-    check_centres,
     check_finite,
     check_objective,
     check_pool,
@@ -249,7 +248,14 @@ def k_center_greedy(
     check_seed(seed)
     collective = collective or Collective()
     x = float_rows(embeddings)
-    initial = x[:0] if centres is None else check_centres(centres, x)
+    if centres is not None and not isinstance(centres, Tensor):
+        raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
+    initial = x[:0] if centres is None or centres.numel() == 0 else float_rows(centres).to(x.device)
+    if initial.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {initial.shape[1]}."
+        )
+    check_finite("centres", initial)
     _check_size(x, query_size, None if positions else indices, collective)
     distances = _LazyDistances(x, initial, query_size)
     picked = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -289,12 +295,8 @@ class _LazyDistances:
         for start in range(0, rows.numel(), _CHUNK):
             block = rows[start : start + _CHUNK]
             first = int(self.seen[block].min())
-            d2 = torch.addmm(
-                self.sq_norms[block, None] + self.centre_sq_norms[None, first : self.count],
-                self.x[block],
-                self.centres[first : self.count].T,
-                alpha=-2.0,
-            )
+            norms = self.sq_norms[block, None] + self.centre_sq_norms[None, first : self.count]
+            d2 = torch.addmm(norms, self.x[block], self.centres[first : self.count].T, alpha=-2.0)
             self.value[block] = torch.minimum(self.value[block], d2.clamp_min_(0.0).min(1).values)
             self.seen[block] = self.count
 
@@ -307,9 +309,7 @@ class _LazyDistances:
             keys = self.value.masked_fill(picked, float("-inf"))
             top = torch.topk(keys, size + 1)
             candidates, bound = top.indices[:size], top.values[size]
-            out_of_date = candidates[self.seen[candidates] < self.count]
-            if out_of_date.numel():
-                self.refresh(out_of_date)
+            self.refresh(candidates[self.seen[candidates] < self.count])
             values = self.value[candidates]
             best = values.max()
             if best > bound:

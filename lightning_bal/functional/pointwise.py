@@ -216,7 +216,6 @@ def _check_float(name: str, values: Tensor) -> None:
 
 
 def _check_samples(name: str, values: Tensor) -> None:
-    """Refuse ``values`` unless a floating point tensor ``[N, K, ...]`` with K >= 2."""
     _check_float(name, values)
     if values.ndim < 2 or values.shape[1] < 2:
         raise ValueError(
