@@ -172,11 +172,9 @@ def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective:
     """
     points = as_points("points", points)
     if not is_integer_tensor(pseudo_labels) or pseudo_labels.shape != (len(points),):
-        got = (
-            f"{tuple(pseudo_labels.shape)} {pseudo_labels.dtype}"
-            if isinstance(pseudo_labels, Tensor)
-            else pseudo_labels
-        )
+        got: object = pseudo_labels
+        if isinstance(pseudo_labels, Tensor):
+            got = f"{tuple(pseudo_labels.shape)} {pseudo_labels.dtype}"
         raise ValueError(
             f"Expected argument `pseudo_labels` to be an integer tensor [{len(points)}] like `points`, but got {got}."
         )

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import check_batch_inputs, check_bool
-from lightning_bal.functional._validation import check_mass, row_mass_error
+from lightning_bal.functional._validation import check_finite_scores, check_mass, row_mass_error
 from lightning_bal.utilities.checks import check_int_in_range
 
 __all__ = ["RQ_ALPHAS", "hsic", "ical", "sample_kernels"]
@@ -22,12 +22,10 @@ Samples = Literal["labels", "probs"]
 def hsic(kernel_x: Tensor, kernel_y: Tensor, normalized: bool = False) -> Tensor:
     r"""The biased (V-statistic) HSIC estimate of two kernel matrices over the same n paired samples.
 
-    .. math:: \widehat{\mathrm{HSIC}}(K, L) = \frac{1}{n^2} \operatorname{tr}(K H L H), \qquad
-        H = I - \tfrac{1}{n} \mathbf{1}\mathbf{1}^\top
+    .. math:: \mathrm{HSIC}(K, L) = \frac{1}{n^2} \operatorname{tr}(K H L H), \quad H = I - \tfrac{1}{n} 1 1^\top
 
-    ``kernel_x`` and ``kernel_y`` are ``[..., n, n]``, broadcastable. ``normalized=True`` divides by
-    :math:`\sqrt{\widehat{\mathrm{HSIC}}(K, K)\,\widehat{\mathrm{HSIC}}(L, L)}`: 1 for identical kernels, 0 where a
-    kernel is constant.
+    ``kernel_x`` and ``kernel_y`` are ``[..., n, n]``, broadcastable. ``normalized=True`` divides by the geometric mean
+    of the two self-dependences: 1 for identical kernels, 0 where a kernel is constant.
 
     Example:
         >>> labels = torch.tensor([0, 0, 1, 1])
@@ -133,8 +131,7 @@ def ical(
         return torch.empty(0, dtype=torch.int64, device=log_probs.device), log_probs.new_empty(0)
     if validate_args:
         check_mass(row_mass_error(log_probs.exp()), log_probs)
-        if not bool(torch.isfinite(log_probs.clamp_min(torch.finfo(log_probs.dtype).min)).all()):
-            raise ValueError("Expected argument `log_probs` to contain finite values, but got NaN or inf.")
+        check_finite_scores(log_probs.clamp_min(torch.finfo(log_probs.dtype).min))
     kernels_N_K_K = sample_kernels(log_probs, samples, generator)
     centred_N_KK = _centre(kernels_N_K_K).reshape(num_items, num_mc * num_mc)
     self_N = centred_N_KK.square().sum(1)  # <K_x, K_x>

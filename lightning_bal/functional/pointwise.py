@@ -1,11 +1,9 @@
 r"""Pointwise heuristics of K MC samples: entropy, BALD, confidence, spread; the variance and MI of regression outputs.
 
-Each returns a score ``[N]`` per item, reduces trailing dims ``...`` by ``reduction`` (``"mean"``, ``"sum"``, ``"max"``,
-``"topq"``, a :class:`~lightning_bal.functional.TopQ` or a callable, see :data:`Reduction`; ``"max"`` and ``"topq"``
-keep the most uncertain positions), and leaves out the positions that a bool ``mask`` ``[N, ...]`` marks False
-(padding, void pixels); an item with no position left gets the empty score (0.0, a margin 1.0). ``validate_args``
-checks the input: rank, dtype, K >= 2 where needed, finite values, rows of ``exp`` summing to one. ``log_probs`` is
-``[N, K, C, ...]``. The math of each score is in docs/heuristics.md.
+Each scores ``log_probs`` ``[N, K, C, ...]`` as ``[N]``: trailing dims ``...`` are reduced by ``reduction`` (see
+:data:`Reduction`; ``"max"`` and ``"topq"`` keep the most uncertain positions), positions where a bool ``mask``
+``[N, ...]`` is False are left out (an item with none left scores 0.0, a margin 1.0), and ``validate_args`` checks
+rank, dtype, K >= 2 where needed, finite values and rows of ``exp`` summing to one. See docs/heuristics.md.
 """
 
 from __future__ import annotations
