@@ -272,9 +272,7 @@ def probcover(
         delta = purity_radius(
             everything, num_classes, alpha=alpha, deltas=deltas, seed=seed, indices=numbers, collective=collective
         )
-    covered = (
-        min_sq_distances(points, labelled) <= delta**2 if len(labelled) else torch.zeros(len(points), dtype=torch.bool)
-    )
+    covered = min_sq_distances(points, labelled) <= delta**2  # nothing is covered without D_L: distances are inf
     counts = torch.zeros(len(points), dtype=torch.float64)
     for others, _ in _each_rank(collective, points[~covered], indices[~covered]):
         counts += count_within(points, others, delta)

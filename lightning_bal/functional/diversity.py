@@ -216,9 +216,8 @@ def kmeans_pp(
         keys.masked_fill_(picked, float("-inf"))
         _, index, owner = _pick(collective, keys, indices)
         shared = _share_pick(collective, owner, index, indices, picked, points.x, min_d2)
-        centre = shared[:-1]
-        replace = t == 0 and not include_origin
-        min_d2 = points.sq_dist(centre) if replace else torch.minimum(min_d2, points.sq_dist(centre))
+        distances = points.sq_dist(shared[:-1])
+        min_d2 = distances if t == 0 and not include_origin else torch.minimum(min_d2, distances)
         picks.append(index)
         scores.append(float(shared[-1]))
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))

@@ -149,9 +149,7 @@ def ical(
         if normalized:
             batch_with_N = (batch_self + 2.0 * cross_N + self_N).clamp_min_(0.0)
             denominator_N = (batch_with_N * target_self).sqrt_()
-            gains_N = torch.where(
-                denominator_N > 0, numerator_N / denominator_N.clamp_min(1e-30), torch.zeros_like(numerator_N)
-            )
+            gains_N = (numerator_N / denominator_N.clamp_min(1e-30)).masked_fill_(~(denominator_N > 0), 0.0)
         else:
             gains_N = numerator_N / ((step + 1) * num_mc**2)
         gains_N.masked_fill_(taken_N, float("-inf"))

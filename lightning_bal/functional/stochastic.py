@@ -109,9 +109,8 @@ def sample_without_replacement(
     zero_weight = torch.nonzero(~drawable).squeeze(1)
     num_fill = query_size - weighted.numel()
     filled = zero_weight[torch.topk(gumbel[zero_weight], num_fill).indices]
-    left = torch.arange(
-        zero_weight.numel(), zero_weight.numel() - num_fill, -1, dtype=torch.float64, device=log_weights.device
-    )
+    num_zero = zero_weight.numel()
+    left = torch.arange(num_zero, num_zero - num_fill, -1, dtype=torch.float64, device=log_weights.device)
     return torch.cat([weighted, filled]), torch.cat([probabilities, left.reciprocal()])
 
 
