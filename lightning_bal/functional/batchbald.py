@@ -31,11 +31,9 @@ def batchbald(
     .. math:: a(b_{1:n}) = H[y_{1:n}] - \sum_{i=1}^n \frac{1}{K}\sum_k H[p_k(y_i)], \quad
         p(y_{1:n}) = \frac{1}{K}\sum_k \prod_i p_k(y_i)
 
-    ``log_probs`` ``[N, K, C]`` holds K >= 2 MC samples, consistent across items (the same dropout masks); ``-inf``
-    is an exact zero. The joint configurations of the picks so far are enumerated while at most ``num_samples``, else
-    ``num_samples`` of them are drawn with ``generator`` (see docs/heuristics.md#batchbald-kirsch-et-al-2019).
-    Returns ``(indices, scores)``: positions into the N candidates in selection order, and ``scores[n]`` the
-    BatchBALD value of the first ``n + 1`` picks (``scores[0]`` is BALD).
+    ``log_probs`` ``[N, K, C]`` holds K >= 2 MC samples consistent across items (``-inf``: an exact zero). The picks'
+    joint configurations are enumerated up to ``num_samples``, beyond drawn with ``generator`` (docs/heuristics.md).
+    Returns positions in selection order and ``scores[n]``, the BatchBALD value of the first ``n + 1`` picks.
 
     Example:
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]]])

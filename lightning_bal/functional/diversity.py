@@ -1,9 +1,8 @@
 r"""Diversity by greedy selection on embeddings: BADGE's k-means++ seeding and Core-Set's greedy k-center.
 
-Each selection takes this rank's ``[N, D]`` rows, ``query_size`` picks over all ranks, a ``seed``, ``indices``
-(``[N]`` dataset indices of the rows, default: positions) and a ``collective`` (cross-rank decisions; ``None`` for one
-process). No N×N matrix; draws are hashed from ``(seed, pick, dataset index)``, so the selection does not depend on
-the sharding (see docs/diversity.md).
+Each takes this rank's ``[N, D]`` rows, ``query_size`` picks over all ranks, a ``seed``, their ``[N]`` dataset
+``indices`` (default: positions) and a ``collective`` (``None`` for one process); draws are hashed from the dataset
+indices, so the selection does not depend on the sharding (see docs/diversity.md). No N×N matrix is formed.
 """
 
 from __future__ import annotations
@@ -180,11 +179,10 @@ def kmeans_pp(
 ) -> GreedySelection:
     r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
 
-    Each pick after the first is drawn with probability proportional to :math:`D(x)^2`, its squared distance to the
-    nearest pick so far (uniform if every remaining :math:`D^2` is zero). The first is the item of ``"largest"`` norm
-    (BADGE) or a ``"random"`` one. ``num_classes=C`` reads ``embeddings`` as factored ``[N, C + D]`` gradient
-    embeddings (:func:`gradient_embedding`); ``include_origin`` counts the origin as a centre, as scikit-activeml
-    does. Scores are each pick's :math:`D^2` (the first: its squared norm).
+    Each pick is drawn with probability :math:`\propto D(x)^2`, the squared distance to the nearest pick so far
+    (uniformly if all are 0), and scored by it; the ``first`` is the item of ``"largest"`` norm (BADGE; scored by that
+    squared norm) or a ``"random"`` one. ``num_classes=C`` reads factored ``[N, C + D]`` gradient embeddings
+    (:func:`gradient_embedding`); ``include_origin`` also counts the origin as a centre (as scikit-activeml does).
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 0.1], [0.0, 9.0]])

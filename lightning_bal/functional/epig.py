@@ -68,12 +68,8 @@ def epig(log_probs_pool: Tensor, log_probs_targets: Tensor, validate_args: bool 
     # [K + 1, T * C'] with the 1/K folded in: an extra row of `tiny` (met by a column of ones on the pool side) makes
     # the matmul return joint + tiny, whose log is finite without xlogy (2x slower than log) or a clamping pass.
     tiny = torch.finfo(dtype).tiny
-    targets_K_TC = torch.cat(
-        [
-            probs_targets.permute(1, 0, 2).reshape(num_samples, -1) / num_samples,
-            probs_targets.new_full((1, num_targets * num_target_classes), tiny),
-        ]
-    )
+    tiny_1_TC = probs_targets.new_full((1, num_targets * num_target_classes), tiny)
+    targets_K_TC = torch.cat([probs_targets.permute(1, 0, 2).reshape(num_samples, -1) / num_samples, tiny_1_TC])
     mean_entropy_targets = torch.special.entr(probs_targets.mean(1)).sum(1).mean()
     entropy_pool_N = torch.special.entr(probs_pool.mean(1)).sum(1)
 

@@ -49,13 +49,8 @@ def entropy_over_classes(probs_N_C_R: Tensor) -> Tensor:
     r"""Return :math:`-\sum_c p_c \log p_c` over dim 1 as ``[N, R]`` (:math:`0 \log 0 = 0`), shared with BatchBALD."""
     num_items, num_classes, rest = probs_N_C_R.shape
     # Clamping before `log` is half the CPU cost of `xlogy`; a product with -1s sums classes ~2.5x faster than `sum`.
-    xlogx_NR_C = (
-        probs_N_C_R.clamp_min(torch.finfo(probs_N_C_R.dtype).tiny)
-        .log_()
-        .mul_(probs_N_C_R)
-        .transpose(1, 2)
-        .reshape(num_items * rest, num_classes)
-    )
+    xlogx_N_C_R = probs_N_C_R.clamp_min(torch.finfo(probs_N_C_R.dtype).tiny).log_().mul_(probs_N_C_R)
+    xlogx_NR_C = xlogx_N_C_R.transpose(1, 2).reshape(num_items * rest, num_classes)
     minus_ones_C = torch.full((num_classes,), -1.0, dtype=probs_N_C_R.dtype, device=probs_N_C_R.device)
     return torch.mv(xlogx_NR_C, minus_ones_C).view(num_items, rest)
 

@@ -66,10 +66,9 @@ def sample_without_replacement(
 ) -> tuple[Tensor, Tensor]:
     r"""Draw ``query_size`` distinct items one after another, each with probability proportional to its weight.
 
-    One Gumbel-top-k draw of ``[N]`` unnormalised ``log_weights``, with the probabilities in log space. Items of weight
-    zero (``-inf``) are drawn only with ``fill_uniformly=True``, once no other is left: uniformly, each with probability
-    ``1 / (zero-weight items not yet drawn)``. Returns ``(indices, probabilities)`` in drawing order, each probability
-    conditional on the earlier draws.
+    One Gumbel-top-k draw of ``[N]`` unnormalised ``log_weights``. Items of weight zero (``-inf``) are drawn only with
+    ``fill_uniformly=True``, once no other is left, uniformly. Returns ``(indices, probabilities)`` in drawing order,
+    each probability conditional on the earlier draws.
 
     Example:
         >>> indices, probabilities = sample_without_replacement(torch.zeros(4), 2, torch.Generator().manual_seed(0))
