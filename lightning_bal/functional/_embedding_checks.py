@@ -6,27 +6,24 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._validation import check_log_probs
-from lightning_bal.utilities.checks import check_int_in_range
+from lightning_bal.utilities.checks import check_int_in_range, check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 
 __all__ = [
     "as_points",
     "check_batch_inputs",
     "check_bool",
-    "check_centres",
     "check_cold_start",
     "check_delta",
     "check_deltas",
     "check_finite",
     "check_generator",
     "check_indices",
-    "check_k",
     "check_objective",
     "check_pool",
     "check_rows",
     "check_seed",
     "float_rows",
-    "pool_indices",
     "with_labelled",
 ]
 
@@ -35,13 +32,11 @@ _LABELLED_NUMBERS = 2**40
 
 
 def check_bool(name: str, value: bool) -> None:
-    """Refuse a flag that is not a bool."""
     if not isinstance(value, bool):
         raise TypeError(f"Expected argument `{name}` to be a bool, but got {value!r}.")
 
 
 def check_generator(generator: torch.Generator | None) -> None:
-    """Refuse a ``generator`` that is neither a ``torch.Generator`` nor ``None``."""
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
 
@@ -63,16 +58,11 @@ def check_seed(seed: int) -> None:
         raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
 
 
-def check_indices(indices: Tensor | None, rows: int, device: torch.device) -> Tensor:
-    """``indices`` as int64 on ``device`` (positions when ``None``): one distinct non-negative dataset index per row."""
+def check_indices(indices: Tensor | None, rows: int, device: torch.device | None = None) -> Tensor:
+    """One distinct non-negative dataset index per row as int64 on ``device`` (default: theirs; positions: the CPU)."""
     if indices is None:
-        return torch.arange(rows, device=device)
-    if (
-        not isinstance(indices, Tensor)
-        or indices.dtype == torch.bool
-        or indices.is_floating_point()
-        or indices.is_complex()
-    ):
+        return torch.arange(rows, device=device or torch.device("cpu"))
+    if not is_integer_tensor(indices) or indices.dtype == torch.bool:
         got = f"dtype {indices.dtype}" if isinstance(indices, Tensor) else type(indices).__name__
         raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
     if indices.shape != (rows,):
@@ -95,8 +85,7 @@ def check_finite(
 ) -> None:
     """Refuse ``rows`` ``[N, D]`` holding NaN or inf, naming the first such row (its dataset index with ``indices``).
 
-    ``what`` says what the argument holds. With a ``collective`` every rank raises the same error: a rank raising
-    alone would leave the others waiting in the next collective.
+    With a ``collective`` every rank raises the same error: one raising alone would leave the others waiting.
     """
     bad = ~torch.isfinite(rows.flatten(1) if rows.ndim > 1 else rows.unsqueeze(1)).all(1)
     numbers = torch.arange(rows.shape[0], device=rows.device) if indices is None else indices.to(rows.device)
@@ -119,29 +108,13 @@ def check_pool(embeddings: Tensor, query_size: int, indices: Tensor | None) -> T
     """A greedy selection's checked ``embeddings`` and ``query_size``; returns the rows' dataset indices."""
     if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
         raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or query_size < 0:
-        raise ValueError(f"Expected argument `query_size` to be a non-negative integer, but got {query_size!r}.")
+    check_python_int("query_size", query_size, 0)
     return check_indices(indices, embeddings.shape[0], embeddings.device)
 
 
 def float_rows(tensor: Tensor) -> Tensor:
     """``tensor`` ``[N, ...]`` (or ``[N]``) as float32 rows ``[N, D]``."""
     return tensor.flatten(1).float() if tensor.ndim > 1 else tensor.float().unsqueeze(1)
-
-
-def check_centres(centres: Tensor, x: Tensor) -> Tensor:
-    """``centres`` ``[M, D]`` as float32 rows on ``x``'s device, checked against the embeddings ``x`` ``[N, D]``."""
-    if not isinstance(centres, Tensor):
-        raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
-    if centres.numel() == 0:
-        return x[:0]
-    rows = float_rows(centres)
-    if rows.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {rows.shape[1]}."
-        )
-    check_finite("centres", rows)
-    return rows.to(x.device)
 
 
 def check_objective(points: Tensor, centres: Tensor) -> None:
@@ -165,11 +138,6 @@ def as_points(name: str, points: Tensor) -> Tensor:
     return check_rows(name, points).flatten(1).double()
 
 
-def pool_indices(indices: Tensor | None, rows: int) -> Tensor:
-    """Checked dataset indices on their own device (positions on the CPU, where the selections keep their books)."""
-    return check_indices(indices, rows, indices.device if isinstance(indices, Tensor) else torch.device("cpu"))
-
-
 def check_cold_start(
     points: Tensor, query_size: int, labelled: Tensor | None, indices: Tensor | None, collective: Collective | None
 ) -> tuple[Tensor, Tensor, Tensor, Collective]:
@@ -177,7 +145,7 @@ def check_cold_start(
     points = as_points("points", points)
     collective = collective or Collective()
     positions = indices is None
-    indices = pool_indices(indices, len(points))
+    indices = check_indices(indices, len(points))
     if labelled is not None and not isinstance(labelled, Tensor):
         raise TypeError(
             f"Expected argument `labelled` to be a tensor [M, D] or None, but got {type(labelled).__name__}."
@@ -189,9 +157,7 @@ def check_cold_start(
             f" {labelled.shape[1]}."
         )
     check_finite("labelled", labelled, what="the embeddings of D_L")
-    total = int(collective.sum(len(points)))
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= total:
-        raise ValueError(f"Expected argument `query_size` to be an integer in [0, {total}], but got {query_size!r}.")
+    check_python_int("query_size", query_size, 0, int(collective.sum(len(points))))
     check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
     return points, labelled, indices, collective
 
@@ -200,12 +166,6 @@ def with_labelled(points: Tensor, labelled: Tensor, indices: Tensor, collective:
     """This rank's rows with D_L appended on rank zero only (so it counts once), numbered past any dataset index."""
     extra = labelled if collective.rank == 0 else labelled[:0]
     return torch.cat([points, extra]), torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
-
-
-def check_k(k: int) -> None:
-    """Refuse a neighbour count ``k`` that is not a positive integer."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
 
 
 def check_deltas(deltas: Tensor) -> Tensor:
@@ -220,6 +180,5 @@ def check_deltas(deltas: Tensor) -> Tensor:
 
 
 def check_delta(delta: float) -> None:
-    """Refuse a ball radius ``delta`` that is not finite and positive."""
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf"):
         raise ValueError(f"Expected argument `delta` to be a finite positive radius, but got {delta!r}.")

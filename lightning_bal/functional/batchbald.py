@@ -31,30 +31,14 @@ def batchbald(
     .. math:: a(b_{1:n}) = H[y_{1:n}] - \sum_{i=1}^n \frac{1}{K}\sum_k H[p_k(y_i)], \quad
         p(y_{1:n}) = \frac{1}{K}\sum_k \prod_i p_k(y_i)
 
-    Step n picks the candidate maximising :math:`H[y \mid y_{1:n-1}] - \frac{1}{K}\sum_k H[p_k(y)]`, averaged over
-    the joint configurations of the picks so far: all ``C**(n-1)`` while ``C**(n-1) <= num_samples``, else
-    ``num_samples`` drawn once and extended by ancestral sampling (later steps reuse the draws). The K MC samples must
-    be consistent across items (the same dropout masks), since joint probabilities multiply within a sample.
-
-    Args:
-        log_probs: ``[N, K, C]`` log-probabilities of the candidates, K >= 2 consistent MC samples. ``-inf`` is an
-            exact zero probability (contributing :math:`0 \log 0 = 0`, as in :func:`~lightning_bal.functional.bald`).
-        query_size: Number of items to select, ``0 <= query_size <= N``.
-        num_samples: Largest number of joint configurations enumerated exactly, and the number drawn beyond.
-        generator: Draws of the sampled phase, on the device of ``log_probs``; ``None`` uses the global generator.
-        validate_args: Check the input (rank, dtype, K >= 2, no NaN or ``+inf``, rows of ``exp`` summing to one).
-
-    Returns:
-        ``(indices, scores)``: int64 ``[query_size]`` positions into the N candidates in selection order, and
-        ``scores[n]`` the BatchBALD value :math:`a(b_{1:n+1})` of the first ``n + 1`` picks (``scores[0]`` is BALD).
+    ``log_probs`` ``[N, K, C]`` holds K >= 2 MC samples consistent across items (``-inf``: an exact zero). The picks'
+    joint configurations are enumerated up to ``num_samples``, beyond drawn with ``generator`` (docs/heuristics.md).
+    Returns positions in selection order and ``scores[n]``, the BatchBALD value of the first ``n + 1`` picks.
 
     Example:
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]]])
-        >>> indices, scores = batchbald(log_probs.log(), query_size=2)
-        >>> indices, scores
+        >>> batchbald(log_probs.log(), query_size=2)
         (tensor([0, 1]), tensor([0.3681, 0.5144]))
-        >>> batchbald(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).log(), query_size=1)  # exact zeros: log 2 nats
-        (tensor([0]), tensor([0.6931]))
     """
     if validate_args:
         query_size = check_batch_inputs(log_probs, query_size, generator)

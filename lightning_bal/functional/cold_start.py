@@ -1,6 +1,8 @@
 """Cold-start selection from embeddings alone: TypiClust (Hacohen et al., 2022) and ProbCover (Yehuda et al., 2022).
 
-Both run on the ranks' shards with distances in blocks of rows, so no rank holds the pool or an N×N matrix.
+Both run on the ranks' shards with distances in blocks of rows, so no rank holds the pool or an N×N matrix. The
+arguments they share with :mod:`~lightning_bal.functional.diversity` mean the same; ``labelled`` ``[M, D]`` holds the
+embeddings of D_L, the same on every rank (``None`` or empty at a cold start). See docs/diversity.md.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from lightning_bal.functional._embedding_checks import (
     check_delta,
     check_deltas,
     check_finite,
-    check_k,
+    check_indices,
     check_seed,
-    pool_indices,
     with_labelled,
 )
 from lightning_bal.functional.diversity import (
@@ -29,6 +30,7 @@ from lightning_bal.functional.diversity import (
     min_sq_distances,
     sq_distance_blocks,
 )
+from lightning_bal.utilities.checks import check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
@@ -43,10 +45,7 @@ def kmeans(
     indices: Tensor | None = None,
     collective: Collective | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, seeded and deterministic.
-
-    Under DDP each rank passes its shard of ``points``, their dataset ``indices`` and a ``collective``; every rank
-    gets its own rows' labels and the same centres.
+    """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, the same centres on every rank.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
@@ -57,18 +56,16 @@ def kmeans(
     points = as_points("points", points)
     collective = collective or Collective()
     positions = indices is None
-    indices = pool_indices(indices, len(points))
+    indices = check_indices(indices, len(points))
     check_seed(seed)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"Expected argument `max_iter` to be a positive integer, but got {max_iter!r}.")
-    total = int(collective.sum(len(points)))
-    if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or not 1 <= num_clusters <= total:
-        raise ValueError(
-            f"Expected argument `num_clusters` to be an integer in [1, {total}], but got {num_clusters!r}."
-        )
+    check_python_int("max_iter", max_iter, 1)
+    check_python_int("num_clusters", num_clusters, 1, int(collective.sum(len(points))))
     check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
     start = kmeans_pp(points, num_clusters, seed=seed, indices=indices, first="random", collective=collective).indices
-    centres = _rows_by_index(points, indices, start, collective)
+    # The start's rows on every rank, in the order of `start` (each row is held by one rank).
+    mine = torch.isin(indices, start)
+    rows, held = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
+    centres = rows[torch.argsort(held)][torch.argsort(torch.argsort(start))]
     labels = torch.full((len(points),), -1, dtype=torch.int64)
     for _ in range(max_iter):
         new = torch.cat([d2.argmin(1) for _, d2 in sq_distance_blocks(points, centres)] or [labels])
@@ -82,17 +79,8 @@ def kmeans(
     return labels, centres
 
 
-def _rows_by_index(points: Tensor, indices: Tensor, wanted: Tensor, collective: Collective) -> Tensor:
-    """The rows of dataset indices ``wanted``, in that order, on every rank (each held by one rank)."""
-    mine = torch.isin(indices, wanted)
-    rows, held = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
-    return rows[torch.argsort(held)][torch.argsort(torch.argsort(wanted))]
-
-
 def typicality(points: Tensor, k: int = 20) -> Tensor:
     r"""TypiClust's typicality: the inverse mean distance to the ``k`` nearest neighbours, ``[N]``.
-
-    .. math:: \mathrm{Typicality}(x) = \Big(\frac1k \sum_{x_i \in \mathrm{kNN}(x)} \lVert x - x_i \rVert\Big)^{-1}
 
     With fewer than ``k + 1`` points, ``k`` is the number of other points; a lone point has typicality 1.
 
@@ -101,7 +89,7 @@ def typicality(points: Tensor, k: int = 20) -> Tensor:
         tensor([1.0000, 1.0000, 0.5000])
     """
     points = as_points("points", points)
-    check_k(k)
+    check_python_int("k", k, 1)
     check_finite("points", points)
     if len(points) == 1:
         return torch.ones(1)
@@ -127,21 +115,9 @@ def typiclust(
 ) -> GreedySelection:
     r"""TypiClust (TPC-RP): the most typical item of each of the largest clusters that hold no labelled item.
 
-    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters, those holding a labelled item are
-    covered, then B times the largest uncovered cluster gives its most typical item (:func:`typicality` within the
-    cluster) and becomes covered. Ties go to the lower cluster number and the lower dataset index.
-
-    Args:
-        points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
-        query_size: B, the number of picks (over all ranks).
-        labelled: ``[M, D]`` embeddings of D_L, the same on every rank (``None`` or empty at a cold start).
-        k: neighbours in the typicality (20 in the paper; scikit-activeml's default is 5).
-        seed: seeds the k-means start.
-        indices: ``[N]`` dataset indices of the rows (default: positions).
-        collective: cross-rank decisions; ``None`` for one process.
-
-    Returns:
-        :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and their typicality.
+    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters; B times, the largest cluster without a
+    labelled item or pick gives its most typical item (:func:`typicality` with ``k`` neighbours, within the cluster).
+    Ties go to the lower cluster number and the lower dataset index. Scores are the picks' typicalities.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
@@ -149,7 +125,7 @@ def typiclust(
         tensor([2, 4])
     """
     points, labelled, indices, collective = check_cold_start(points, query_size, labelled, indices, collective)
-    check_k(k)
+    check_python_int("k", k, 1)
     check_seed(seed)
     if query_size == 0:
         return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
@@ -189,24 +165,16 @@ def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective:
     r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
 
     A ball is pure iff the nearest point of another pseudo-label is farther than δ: one blocked pass for all radii.
-    Under DDP each rank passes its shard and a ``collective``.
 
     Example:
         >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
         tensor([1.0000, 1.0000, 0.3333])
     """
     points = as_points("points", points)
-    if (
-        not isinstance(pseudo_labels, Tensor)
-        or pseudo_labels.shape != (len(points),)
-        or pseudo_labels.is_floating_point()
-        or pseudo_labels.is_complex()
-    ):
-        got = (
-            f"{tuple(pseudo_labels.shape)} {pseudo_labels.dtype}"
-            if isinstance(pseudo_labels, Tensor)
-            else pseudo_labels
-        )
+    if not is_integer_tensor(pseudo_labels) or pseudo_labels.shape != (len(points),):
+        got: object = pseudo_labels
+        if isinstance(pseudo_labels, Tensor):
+            got = f"{tuple(pseudo_labels.shape)} {pseudo_labels.dtype}"
         raise ValueError(
             f"Expected argument `pseudo_labels` to be an integer tensor [{len(points)}] like `points`, but got {got}."
         )
@@ -236,7 +204,7 @@ def purity_radius(
     """ProbCover's radius: the largest of ``deltas`` (ascending, up to the first that fails) with purity >= ``alpha``.
 
     Purity is w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest radius
-    fails, it is returned (as scikit-activeml does). Under DDP, pass this rank's shard, ``indices`` and a collective.
+    fails, it is returned (as scikit-activeml does).
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
@@ -255,14 +223,11 @@ def purity_radius(
 
 def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | None) -> tuple[int, Tensor]:
     """The purity test's checked ``num_classes`` and radii, ascending (default: scikit-activeml's)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
-        )
+    classes = check_python_int("num_classes", num_classes, 2, expected="an integer >= 2 when `delta` is None")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
         raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
     radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
-    return num_classes, radii
+    return classes, radii
 
 
 def _each_rank(collective: Collective, rows: Tensor, labels: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
@@ -289,25 +254,8 @@ def probcover(
     r"""ProbCover: greedy maximum coverage of the pool by δ-balls around the picks.
 
     Each pick is the item whose δ-ball holds the most points not yet covered by a ball of D_L or of an earlier
-    pick (ties: the lower dataset index). Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L.
-    Under DDP a pick is the best count over ranks, and only its ball is gathered; counts are integers, so one process
-    and several pick the same.
-
-    Args:
-        points: ``[N, D]`` pool embeddings (this rank's shard under DDP).
-        query_size: number of picks (over all ranks).
-        labelled: ``[M, D]`` embeddings of D_L, the same on every rank (``None`` or empty at a cold start).
-        delta: the ball radius; ``None`` to choose it by purity.
-        num_classes: clusters of the purity test (needed when ``delta`` is ``None``).
-        alpha: the purity required.
-        deltas: candidate radii (default ``0.2, 0.4, ..., 2.0``, scikit-activeml's).
-        seed: seeds the k-means of the purity test.
-        indices: ``[N]`` dataset indices of the rows (default: positions).
-        collective: cross-rank decisions; ``None`` for one process.
-
-    Returns:
-        :class:`~lightning_bal.functional.diversity.GreedySelection` of dataset indices and the number of newly
-        covered points of each pick.
+    pick (ties: the lower dataset index). Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L,
+    with ``num_classes``, ``alpha``, ``deltas`` and ``seed``. Scores are the numbers of newly covered points.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
@@ -324,9 +272,7 @@ def probcover(
         delta = purity_radius(
             everything, num_classes, alpha=alpha, deltas=deltas, seed=seed, indices=numbers, collective=collective
         )
-    covered = (
-        min_sq_distances(points, labelled) <= delta**2 if len(labelled) else torch.zeros(len(points), dtype=torch.bool)
-    )
+    covered = min_sq_distances(points, labelled) <= delta**2  # nothing is covered without D_L: distances are inf
     counts = torch.zeros(len(points), dtype=torch.float64)
     for others, _ in _each_rank(collective, points[~covered], indices[~covered]):
         counts += count_within(points, others, delta)

@@ -1,7 +1,8 @@
 r"""Diversity by greedy selection on embeddings: BADGE's k-means++ seeding and Core-Set's greedy k-center.
 
-No N×N matrix. Under DDP each rank keeps its shard, a pick needs only each rank's best candidate and the winner's
-row, and draws are hashed from ``(seed, pick, dataset index)``, so the selection does not depend on the sharding.
+Each takes this rank's ``[N, D]`` rows, ``query_size`` picks over all ranks, a ``seed``, their ``[N]`` dataset
+``indices`` (default: positions) and a ``collective`` (``None`` for one process); draws are hashed from the dataset
+indices, so the selection does not depend on the sharding (see docs/diversity.md). No N×N matrix is formed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import (
     check_bool,
-    check_centres,
     check_finite,
     check_objective,
     check_pool,
@@ -22,6 +22,7 @@ from lightning_bal.functional._embedding_checks import (
     check_seed,
     float_rows,
 )
+from lightning_bal.utilities.checks import is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
 
@@ -45,30 +46,18 @@ _LAZY_START = 64
 
 
 class GreedySelection(NamedTuple):
-    """Picks of a greedy selection, in order.
-
-    Attributes:
-        indices: int64 ``[q]`` dataset indices (positions when no ``indices`` were given), the same on every rank.
-        scores: ``[q]`` each pick's criterion when it was made: k-means++'s squared distance to the nearest earlier
-            centre (the first: its squared norm), k-center's distance to the nearest centre (``inf`` without any).
-    """
+    """Picks of a greedy selection in order: int64 dataset ``indices``, the same on every rank, and their ``scores``."""
 
     indices: Tensor
     scores: Tensor
 
 
 def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
-    """Uniform numbers in (0, 1), float64 ``[N]``, hashed from ``(seed, counter, dataset index)``: shard-independent.
-
-    Example:
-        >>> u = item_uniforms(0, 1, torch.arange(5))
-        >>> bool(((u > 0) & (u < 1)).all()), torch.equal(u[3:], item_uniforms(0, 1, torch.tensor([3, 4])))
-        (True, True)
-    """
+    """Uniform numbers in (0, 1), float64 ``[N]``, hashed from ``(seed, counter, dataset index)``: shard-independent."""
     check_seed(seed)
     if isinstance(counter, bool) or not isinstance(counter, int):
         raise TypeError(f"Expected argument `counter` to be an integer, but got {counter!r}.")
-    if not isinstance(indices, Tensor) or indices.is_floating_point() or indices.is_complex():
+    if not is_integer_tensor(indices):
         got = f"dtype {indices.dtype}" if isinstance(indices, Tensor) else type(indices).__name__
         raise TypeError(f"Expected argument `indices` to be an integer tensor of dataset indices, but got {got}.")
     idx = indices.to(torch.int64)
@@ -97,9 +86,6 @@ class _Points:
 
     def __len__(self) -> int:
         return self.x.shape[0]
-
-    def sq_norms(self) -> Tensor:
-        return self.x2
 
     def sq_dist(self, centre: Tensor) -> Tensor:
         if len(self) == 0:
@@ -135,14 +121,7 @@ def count_within(points: Tensor, others: Tensor, delta: float) -> Tensor:
 
 
 def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
-    """Squared Euclidean distance of each of ``points [N, D]`` to its nearest of ``centres [M, D]``, ``[N]``.
-
-    Computed in blocks of rows and centres, so memory stays O((N + M) D); ``inf`` when there are no centres.
-
-    Example:
-        >>> min_sq_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 1.0]]))
-        tensor([ 1., 18.])
-    """
+    """Squared distance ``[N]`` of each of ``points [N, D]`` to its nearest of ``centres [M, D]`` (``inf`` if none)."""
     points = check_rows("points", points).flatten(1).float()
     if not isinstance(centres, Tensor):
         raise TypeError(f"Expected argument `centres` to be a tensor [M, D], but got {type(centres).__name__}.")
@@ -200,26 +179,10 @@ def kmeans_pp(
 ) -> GreedySelection:
     r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
 
-    The first pick is the item of largest norm (BADGE's choice); each next pick is drawn with probability
-    proportional to :math:`D(x)^2`, its squared distance to the nearest pick so far, by the exponential race
-    :math:`\arg\max_i D(x_i)^2 / (-\log u_i)`, :math:`u_i` hashed from ``(seed, pick, dataset index)`` so that each
-    rank runs it on its shard. If every remaining :math:`D^2` is zero, the pick is uniform.
-
-    Args:
-        embeddings: ``[N, D]`` this rank's pool embeddings; factored ``[N, C + D]`` gradient embeddings (from
-            :func:`gradient_embedding`) with ``num_classes=C``.
-        query_size: number of picks (over all ranks).
-        seed: seeds the draws.
-        indices: ``[N]`` dataset indices of the rows (default: positions); they make the draws shard-independent.
-        num_classes: C for factored gradient embeddings; ``None`` for plain Euclidean embeddings.
-        collective: cross-rank decisions; ``None`` for one process.
-        include_origin: also count the origin as a centre, so :math:`D(x)^2 \le \lVert x \rVert^2` (what
-            scikit-activeml 1.0.1's ``Badge`` does); the default follows the BADGE paper and its code.
-        first: the first pick is the item of ``"largest"`` norm (BADGE), or ``"random"`` (uniform, as in
-            k-means++ proper; the start of :func:`~lightning_bal.functional.cold_start.kmeans`).
-
-    Returns:
-        :class:`GreedySelection` of dataset indices and each pick's :math:`D^2` (the first: its squared norm).
+    Each pick is drawn with probability :math:`\propto D(x)^2`, the squared distance to the nearest pick so far
+    (uniformly if all are 0), and scored by it; the ``first`` is the item of ``"largest"`` norm (BADGE; scored by that
+    squared norm) or a ``"random"`` one. ``num_classes=C`` reads factored ``[N, C + D]`` gradient embeddings
+    (:func:`gradient_embedding`); ``include_origin`` also counts the origin as a centre (as scikit-activeml does).
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 0.1], [0.0, 9.0]])
@@ -237,7 +200,7 @@ def kmeans_pp(
     collective = collective or Collective()
     points = _Points(embeddings, num_classes)
     _check_size(points.x, query_size, None if positions else indices, collective)
-    min_d2 = points.sq_norms()
+    min_d2 = points.x2
     picked = torch.zeros(len(points), dtype=torch.bool, device=points.x.device)
     picks, scores = [], []
     for t in range(query_size):
@@ -251,9 +214,8 @@ def kmeans_pp(
         keys.masked_fill_(picked, float("-inf"))
         _, index, owner = _pick(collective, keys, indices)
         shared = _share_pick(collective, owner, index, indices, picked, points.x, min_d2)
-        centre = shared[:-1]
-        replace = t == 0 and not include_origin
-        min_d2 = points.sq_dist(centre) if replace else torch.minimum(min_d2, points.sq_dist(centre))
+        distances = points.sq_dist(shared[:-1])
+        min_d2 = distances if t == 0 and not include_origin else torch.minimum(min_d2, distances)
         picks.append(index)
         scores.append(float(shared[-1]))
     return GreedySelection(torch.tensor(picks, dtype=torch.int64), torch.tensor(scores))
@@ -270,21 +232,8 @@ def k_center_greedy(
 ) -> GreedySelection:
     r"""Greedy k-center (Sener and Savarese, 2018, Core-Set): each pick is the item farthest from every centre.
 
-    .. math:: x^\star = \arg\max_{x \in \text{pool}} \min_{c \in D_L \cup \text{picks}} \lVert x - c \rVert
-
-    a 2-approximation of the minimax facility location. D_L's embeddings are the initial centres; without any, the
-    first pick is uniform (hashed from ``seed`` and the dataset index). Ties go to the lower dataset index.
-
-    Args:
-        embeddings: ``[N, D]`` this rank's pool embeddings.
-        query_size: number of picks (over all ranks).
-        centres: ``[M, D]`` embeddings of D_L, the same on every rank; ``None`` or empty for none.
-        seed: seeds the first pick when there are no centres.
-        indices: ``[N]`` dataset indices of the rows (default: positions).
-        collective: cross-rank decisions; ``None`` for one process.
-
-    Returns:
-        :class:`GreedySelection` of dataset indices and each pick's distance to its nearest centre.
+    ``centres`` ``[M, D]`` are D_L's embeddings, the same on every rank; without any, the first pick is uniform (score
+    ``inf``). Ties go to the lower dataset index. Scores are each pick's distance to its nearest centre.
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
@@ -296,7 +245,14 @@ def k_center_greedy(
     check_seed(seed)
     collective = collective or Collective()
     x = float_rows(embeddings)
-    initial = x[:0] if centres is None else check_centres(centres, x)
+    if centres is not None and not isinstance(centres, Tensor):
+        raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
+    initial = x[:0] if centres is None or centres.numel() == 0 else float_rows(centres).to(x.device)
+    if initial.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {initial.shape[1]}."
+        )
+    check_finite("centres", initial)
     _check_size(x, query_size, None if positions else indices, collective)
     distances = _LazyDistances(x, initial, query_size)
     picked = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -315,11 +271,7 @@ def k_center_greedy(
 
 
 class _LazyDistances:
-    """Each item's squared distance to its nearest centre, brought up to date only where it can decide a pick.
-
-    A stale value bounds the true one from above, so the largest true value is among the largest bounds once it beats
-    the next bound: spread-out embeddings read a few rows per pick instead of N, with the picks of the eager update.
-    """
+    """Squared distances to the nearest centre, updated only where they can decide a pick (docs/diversity.md)."""
 
     def __init__(self, x: Tensor, centres: Tensor, query_size: int) -> None:
         self.x = x
@@ -337,21 +289,15 @@ class _LazyDistances:
         self.count += 1
 
     def refresh(self, rows: Tensor) -> None:
-        """Bring ``rows`` up to date against every centre added since the oldest of them was."""
         for start in range(0, rows.numel(), _CHUNK):
             block = rows[start : start + _CHUNK]
             first = int(self.seen[block].min())
-            d2 = torch.addmm(
-                self.sq_norms[block, None] + self.centre_sq_norms[None, first : self.count],
-                self.x[block],
-                self.centres[first : self.count].T,
-                alpha=-2.0,
-            )
+            norms = self.sq_norms[block, None] + self.centre_sq_norms[None, first : self.count]
+            d2 = torch.addmm(norms, self.x[block], self.centres[first : self.count].T, alpha=-2.0)
             self.value[block] = torch.minimum(self.value[block], d2.clamp_min_(0.0).min(1).values)
             self.seen[block] = self.count
 
     def best(self, picked: Tensor, indices: Tensor) -> tuple[float, int]:
-        """The largest true distance among the items not picked, and its dataset index (ties: the lower one)."""
         free = int((~picked).sum())
         if free == 0:
             return float("-inf"), 2**53
@@ -360,9 +306,7 @@ class _LazyDistances:
             keys = self.value.masked_fill(picked, float("-inf"))
             top = torch.topk(keys, size + 1)
             candidates, bound = top.indices[:size], top.values[size]
-            out_of_date = candidates[self.seen[candidates] < self.count]
-            if out_of_date.numel():
-                self.refresh(out_of_date)
+            self.refresh(candidates[self.seen[candidates] < self.count])
             values = self.value[candidates]
             best = values.max()
             if best > bound:

@@ -31,14 +31,7 @@ def _probs(log_probs: Tensor, name: str, dtype: torch.dtype, validate_args: bool
 
 
 def check_targets(log_probs_targets: Tensor) -> None:
-    """Check that ``log_probs_targets`` holds ``[T, K, C]`` log-probabilities with T >= 1 and K >= 2.
-
-    Example:
-        >>> check_targets(torch.zeros(0, 2, 1))
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `log_probs_targets` to have shape [T, K, C] with T >= 1, but got shape (0, 2, 1).
-    """
+    """Check that ``log_probs_targets`` holds ``[T, K, C]`` log-probabilities with T >= 1 and K >= 2."""
     _check_shape(log_probs_targets, "log_probs_targets", "T", min_items=1)
     _probs(log_probs_targets, "log_probs_targets", log_probs_targets.dtype, validate_args=True)
 
@@ -49,18 +42,9 @@ def epig(log_probs_pool: Tensor, log_probs_targets: Tensor, validate_args: bool 
     .. math:: \mathrm{EPIG}(x) = \frac{1}{T}\sum_{t=1}^T I[y; y_t^* \mid x, x_t^*]
         = H[y] + \frac{1}{T}\sum_t H[y_t^*] - \frac{1}{T}\sum_t H[y, y_t^*]
 
-    with the joint predictive :math:`p(y, y^*) = \frac{1}{K}\sum_k p_k(y \mid x)\, p_k(y^* \mid x^*)` of the K MC
-    samples. The targets x* sample the input distribution of interest (e.g. a random subset of the pool). EPIG is at
-    most :func:`~lightning_bal.functional.bald` of the same samples, 0 when they agree; noise below 0 is clipped.
-
-    Args:
-        log_probs_pool: ``[N, K, C]`` log-probabilities of the pool items, K >= 2 MC samples.
-        log_probs_targets: ``[T, K, C']`` log-probabilities of the target inputs from the *same* K samples (the
-            same dropout masks), moved to the device of ``log_probs_pool``.
-        validate_args: Check both inputs (shape, dtype, K >= 2 and equal, rows of ``exp`` summing to one).
-
-    Returns:
-        ``[N]`` scores in nats, computed in float64 for float64 inputs and float32 otherwise.
+    with the joint predictive :math:`p(y, y^*) = \frac{1}{K}\sum_k p_k(y \mid x)\, p_k(y^* \mid x^*)`. The pool's
+    ``[N, K, C]`` and the targets' ``[T, K, C']`` log-probabilities come from the *same* K >= 2 MC samples (the same
+    dropout masks). Scores ``[N]`` are in nats, float64 for float64 inputs; see docs/user_guide.md for the targets.
 
     Example:
         >>> # two equally likely models that disagree on everything: the pool label reveals the target label
@@ -84,12 +68,8 @@ def epig(log_probs_pool: Tensor, log_probs_targets: Tensor, validate_args: bool 
     # [K + 1, T * C'] with the 1/K folded in: an extra row of `tiny` (met by a column of ones on the pool side) makes
     # the matmul return joint + tiny, whose log is finite without xlogy (2x slower than log) or a clamping pass.
     tiny = torch.finfo(dtype).tiny
-    targets_K_TC = torch.cat(
-        [
-            probs_targets.permute(1, 0, 2).reshape(num_samples, -1) / num_samples,
-            probs_targets.new_full((1, num_targets * num_target_classes), tiny),
-        ]
-    )
+    tiny_1_TC = probs_targets.new_full((1, num_targets * num_target_classes), tiny)
+    targets_K_TC = torch.cat([probs_targets.permute(1, 0, 2).reshape(num_samples, -1) / num_samples, tiny_1_TC])
     mean_entropy_targets = torch.special.entr(probs_targets.mean(1)).sum(1).mean()
     entropy_pool_N = torch.special.entr(probs_pool.mean(1)).sum(1)
 

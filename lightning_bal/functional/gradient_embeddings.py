@@ -9,22 +9,12 @@ __all__ = ["gradient_embedding", "gradient_embedding_dense"]
 
 
 def gradient_embedding(log_probs: Tensor, features: Tensor) -> Tensor:
-    r"""BADGE's gradient embedding of the last linear layer, in factored form: ``[N, C + D]`` = ``[a, h]``.
+    r"""BADGE's gradient embedding of the last linear layer, in factored float32 form ``[N, C + D]`` = ``[a, h]``.
 
-    For a last layer :math:`z = W h + b` trained with cross-entropy, the loss gradient w.r.t. :math:`W` at the
-    predicted label :math:`\hat y = \arg\max_c p_c` (:math:`p` the MC-mean predictive) is, in closed form,
+    .. math:: g = (p - e_{\hat y}) \otimes h = a \otimes h, \qquad \hat y = \arg\max_c p_c
 
-    .. math:: g = (p - e_{\hat y}) \otimes h, \qquad \lVert g_i - g_j \rVert^2 = \lVert a_i\rVert^2 \lVert h_i\rVert^2
-        + \lVert a_j\rVert^2 \lVert h_j\rVert^2 - 2 (a_i \cdot a_j)(h_i \cdot h_j)
-
-    with :math:`a = p - e_{\hat y}`, kept as ``[a, h]`` (C + D numbers; :func:`gradient_embedding_dense` gives C·D).
-
-    Args:
-        log_probs: ``[N, K, C]`` MC log-probabilities, or ``[N, C]``.
-        features: ``[N, D]`` inputs of the last linear layer (or ``[N, ...]``, flattened).
-
-    Returns:
-        ``[N, C + D]`` float32: ``a`` in the first C columns, ``h`` in the rest.
+    from ``[N, K, C]`` (or ``[N, C]``) log-probabilities, ``p`` their MC mean, and the ``[N, D]`` (or ``[N, ...]``)
+    ``features`` ``h`` that enter the last layer (see docs/diversity.md#badge-ash-et-al-iclr-2020).
 
     Example:
         >>> log_probs = torch.tensor([[0.75, 0.25]]).log()

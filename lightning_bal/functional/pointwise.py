@@ -1,10 +1,9 @@
 r"""Pointwise heuristics of K MC samples: entropy, BALD, confidence, spread; the variance and MI of regression outputs.
 
-Each returns a score ``[N]`` per item, reduces trailing dims ``...`` by ``reduction`` (``"mean"``, ``"sum"``, ``"max"``,
-``"topq"``, a :class:`~lightning_bal.functional.TopQ` or a callable, see :data:`Reduction`; ``"max"`` and ``"topq"``
-keep the most uncertain positions), and leaves out the positions that a bool ``mask`` ``[N, ...]`` marks False
-(padding, void pixels); an item with no position left gets the empty score (0.0, a margin 1.0). ``validate_args``
-checks the input: rank, dtype, K >= 2 where needed, finite values, rows of ``exp`` summing to one.
+Each scores ``log_probs`` ``[N, K, C, ...]`` as ``[N]``: trailing dims ``...`` are reduced by ``reduction`` (see
+:data:`Reduction`; ``"max"`` and ``"topq"`` keep the most uncertain positions), positions where a bool ``mask``
+``[N, ...]`` is False are left out (an item with none left scores 0.0, a margin 1.0), and ``validate_args`` checks
+rank, dtype, K >= 2 where needed, finite values and rows of ``exp`` summing to one. See docs/heuristics.md.
 """
 
 from __future__ import annotations
@@ -47,23 +46,11 @@ def _check(log_probs: Tensor, reduction: Reduction, mask: Tensor | None, needs_m
 
 
 def entropy_over_classes(probs_N_C_R: Tensor) -> Tensor:
-    r"""Return :math:`-\sum_c p_c \log p_c` over dim 1 as ``[N, R]``, with :math:`0 \log 0 = 0`.
-
-    Shared by :func:`entropy`, :func:`bald` and BatchBALD so that they agree to the last bit. Clamping before ``log``
-    is half the CPU cost of ``xlogy``, and a product with -1s sums the classes ~2.5x faster than ``sum(1)``.
-
-    Example:
-        >>> entropy_over_classes(torch.tensor([[0.5, 0.5, 0.0]]).unsqueeze(-1))
-        tensor([[0.6931]])
-    """
+    r"""Return :math:`-\sum_c p_c \log p_c` over dim 1 as ``[N, R]`` (:math:`0 \log 0 = 0`), shared with BatchBALD."""
     num_items, num_classes, rest = probs_N_C_R.shape
-    xlogx_NR_C = (
-        probs_N_C_R.clamp_min(torch.finfo(probs_N_C_R.dtype).tiny)
-        .log_()
-        .mul_(probs_N_C_R)
-        .transpose(1, 2)
-        .reshape(num_items * rest, num_classes)
-    )
+    # Clamping before `log` is half the CPU cost of `xlogy`; a product with -1s sums classes ~2.5x faster than `sum`.
+    xlogx_N_C_R = probs_N_C_R.clamp_min(torch.finfo(probs_N_C_R.dtype).tiny).log_().mul_(probs_N_C_R)
+    xlogx_NR_C = xlogx_N_C_R.transpose(1, 2).reshape(num_items * rest, num_classes)
     minus_ones_C = torch.full((num_classes,), -1.0, dtype=probs_N_C_R.dtype, device=probs_N_C_R.device)
     return torch.mv(xlogx_NR_C, minus_ones_C).view(num_items, rest)
 
@@ -75,11 +62,7 @@ def entropy(
 
     .. math:: H[\bar p] = -\sum_c \bar p_c \log \bar p_c, \quad \bar p_c = \frac{1}{K}\sum_k p_{kc}
 
-    Args:
-        log_probs: ``[N, K, C, ...]`` log-probabilities (K may be 1: a deterministic model).
-        reduction: How trailing dims ``...`` are reduced to one score per item (see the module).
-        validate_args: Check the input (see the module).
-        mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
+    K may be 1 (a deterministic model).
 
     Example:
         >>> entropy(torch.full((1, 3, 4), 0.25).log())
@@ -98,13 +81,7 @@ def bald(
 
     .. math:: \mathrm{BALD} = H\Big[\frac{1}{K}\sum_k p_k\Big] - \frac{1}{K}\sum_k H[p_k]
 
-    In nats, between 0 and :func:`entropy`: one chunked pass computes both terms, and noise below zero is clipped.
-
-    Args:
-        log_probs: ``[N, K, C, ...]`` log-probabilities with K >= 2 MC samples.
-        reduction: How trailing dims ``...`` are reduced (see the module).
-        validate_args: Check the input (see the module).
-        mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
+    In nats, between 0 and :func:`entropy` (noise below zero is clipped). Needs K >= 2 MC samples.
 
     Example:
         >>> log_probs = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log()
@@ -126,12 +103,6 @@ def expected_entropy(
 
     .. math:: \frac{1}{K}\sum_k H[p_k] = -\frac{1}{K}\sum_k \sum_c p_{kc} \log p_{kc}
 
-    Args:
-        log_probs: ``[N, K, C, ...]`` log-probabilities.
-        reduction: How trailing dims ``...`` are reduced (see the module).
-        validate_args: Check the input (see the module).
-        mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
-
     Example:
         >>> expected_entropy(torch.full((1, 2, 2), 0.5).log())
         tensor([0.6931])
@@ -150,21 +121,12 @@ def margin(
 
     .. math:: \bar p_{(1)} - \bar p_{(2)}, \quad \bar p = \frac{1}{K}\sum_k p_k \text{ sorted descending}
 
-    Same values as Baal's ``Margin``.
-
-    Args:
-        log_probs: ``[N, K, C, ...]`` log-probabilities with C >= 2 classes.
-        reduction: How trailing dims ``...`` are reduced (see the module): ``"max"`` keeps the SMALLEST margin,
-            ``"topq"`` the smallest margins; a callable gets the margins as they are.
-        validate_args: Check the input (see the module) and C >= 2.
-        mask: Optional bool ``[N, ...]``: True where a position counts; an item with none scores 1.0.
+    Needs C >= 2 classes. ``"max"`` keeps the SMALLEST margin, ``"topq"`` the smallest margins; a callable gets the
+    margins as they are.
 
     Example:
         >>> margin(torch.tensor([[[0.7, 0.2, 0.1]]]).log())
         tensor([0.5000])
-        >>> pixels = torch.tensor([[0.5, 0.99], [0.5, 0.01]]).log()[None, None]  # [1, 1, C=2, 2 pixels]
-        >>> margin(pixels, reduction="max")  # the most uncertain pixel: the smallest margin
-        tensor([0.])
     """
     if validate_args:
         _check(log_probs, reduction, mask, needs_mc_samples=False)
@@ -181,14 +143,6 @@ def least_confidence(
     r"""One minus the largest class probability of the mean prediction, in ``[0, 1 - 1/C]``; higher is more uncertain.
 
     .. math:: 1 - \max_c \bar p_c, \quad \bar p = \frac{1}{K}\sum_k p_k
-
-    Baal's ``Certainty`` returns :math:`\max_c \bar p_c` (lower is better); this is ``1 -`` that value.
-
-    Args:
-        log_probs: ``[N, K, C, ...]`` log-probabilities.
-        reduction: How trailing dims ``...`` are reduced (see the module).
-        validate_args: Check the input (see the module).
-        mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
 
     Example:
         >>> least_confidence(torch.tensor([[[0.7, 0.2, 0.1]]]).log())
@@ -207,13 +161,7 @@ def mean_std(
 
     .. math:: \frac{1}{C}\sum_c \sqrt{\frac{1}{K}\sum_k (p_{kc} - \bar p_c)^2}
 
-    The population (biased) standard deviation over K, as in Gal et al. (2017); scores lie in ``[0, 0.5]``.
-
-    Args:
-        log_probs: ``[N, K, C, ...]`` log-probabilities with K >= 2 MC samples.
-        reduction: How trailing dims ``...`` are reduced (see the module).
-        validate_args: Check the input (see the module).
-        mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
+    The population (biased) standard deviation over K, in ``[0, 0.5]``. Needs K >= 2 MC samples.
 
     Example:
         >>> mean_std(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log())
@@ -233,19 +181,11 @@ def variation_ratios(
 
     .. math:: 1 - \frac{1}{K}\max_c \big|\{k : \arg\max_{c'} p_{kc'} = c\}\big|
 
-    Ties in a sample's argmax go to the lowest class index; scores are multiples of ``1/K`` in ``[0, 1 - 1/K]``.
-
-    Args:
-        log_probs: ``[N, K, C, ...]`` log-probabilities with K >= 2 MC samples.
-        reduction: How trailing dims ``...`` are reduced (see the module).
-        validate_args: Check the input (see the module).
-        mask: Optional bool ``[N, ...]``: True where a position counts (see the module).
+    Ties in a sample's argmax go to the lowest class index; scores are multiples of ``1/K``. Needs K >= 2 MC samples.
 
     Example:
         >>> variation_ratios(torch.tensor([[[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]]).log())
         tensor([0.2500])
-        >>> variation_ratios(torch.zeros(0, 4, 2))  # an empty pool
-        tensor([])
     """
     if validate_args:
         _check(log_probs, reduction, mask, needs_mc_samples=True)
@@ -262,11 +202,14 @@ def variation_ratios(
     return finalize_scores(scores_N_R, log_probs, reduction, validate_args, mask)
 
 
-def _check_samples(name: str, values: Tensor) -> None:
-    """Refuse ``values`` unless a floating point tensor ``[N, K, ...]`` with K >= 2."""
+def _check_float(name: str, values: Tensor) -> None:
     if not isinstance(values, Tensor) or not values.is_floating_point():
         got = values.dtype if isinstance(values, Tensor) else type(values)
         raise TypeError(f"Expected argument `{name}` to be a floating point tensor, but got {got}.")
+
+
+def _check_samples(name: str, values: Tensor) -> None:
+    _check_float(name, values)
     if values.ndim < 2 or values.shape[1] < 2:
         raise ValueError(
             f"Expected argument `{name}` to have shape [N, K, ...] with K >= 2 MC samples, but got shape"
@@ -281,13 +224,8 @@ def variance(
 
     .. math:: \frac{1}{K}\sum_k \big(f_k(x) - \bar f(x)\big)^2
 
-    The population (biased) variance, as ``numpy.var`` and Baal's ``Variance``.
-
-    Args:
-        predictions: ``[N, K, ...]`` regression outputs (any real values) with K >= 2 MC samples.
-        reduction: How trailing dims ``...`` are reduced (see the module).
-        validate_args: Check the input (rank, dtype, K >= 2, finite values).
-        mask: Optional bool ``[N, ...]``: True where an output counts; an item with none scores 0.
+    The population (biased) variance, as ``numpy.var``, of ``predictions`` ``[N, K, ...]`` (any real values),
+    K >= 2 MC samples.
 
     Example:
         >>> variance(torch.tensor([[1.0, 3.0], [2.0, 2.0]]))
@@ -296,8 +234,7 @@ def variance(
     if validate_args:
         _check_samples("predictions", predictions)
         check_reduction(reduction)
-        if mask is not None:
-            check_mask(mask, tuple(predictions.shape[:1] + predictions.shape[2:]))
+        check_mask(mask, tuple(predictions.shape[:1] + predictions.shape[2:]))
     scores = predictions.var(dim=1, correction=0)
     if validate_args:
         check_finite_scores(scores, name="predictions")
@@ -313,23 +250,10 @@ def gaussian_mutual_information(
 ) -> Tensor:
     r"""Mutual information of output and parameters for K Gaussian predictions, in closed form; higher is better.
 
-    Each MC sample k predicts :math:`\mathcal N(\mu_k, \sigma^2_k)`; moment matching their mixture gives
+    .. math:: I \approx \frac12 \log\Big(1 + \frac{\mathrm{Var}_k[\mu_k]}{\frac1K \sum_k \sigma^2_k}\Big)
 
-    .. math:: I \approx \frac12 \log \frac{\sigma^2_{\mathrm{tot}}}{\overline{\sigma^2}}
-        = \frac12 \log\Big(1 + \frac{\mathrm{Var}_k[\mu_k]}{\overline{\sigma^2}}\Big),
-        \quad \overline{\sigma^2} = \frac1K \sum_k \sigma^2_k
-
-    (MacKay, 1992, for one noise variance): the spread of the means in units of the noise, unlike the variance.
-
-    Args:
-        means: ``[N, K, ...]`` predicted means, K >= 2 MC samples.
-        log_variances: ``[N, K, ...]`` predicted log-variances (natural log), same shape as ``means``.
-        reduction: How trailing dims ``...`` are reduced (see the module).
-        validate_args: Check the inputs (dtype, shapes, K >= 2, finite values).
-        mask: Optional bool ``[N, ...]``: True where an output counts.
-
-    Returns:
-        ``[N]`` scores in nats, >= 0.
+    by moment matching the mixture of the samples' :math:`\mathcal N(\mu_k, \sigma^2_k)`, in nats (see
+    docs/heuristics.md). ``means`` and natural ``log_variances`` are ``[N, K, ...]`` with K >= 2.
 
     Example:
         >>> means = torch.tensor([[0.0, 2.0], [1.0, 1.0]])  # two items, K=2 samples
@@ -338,17 +262,14 @@ def gaussian_mutual_information(
     """
     if validate_args:
         _check_samples("means", means)
-        if not isinstance(log_variances, Tensor) or not log_variances.is_floating_point():
-            got = log_variances.dtype if isinstance(log_variances, Tensor) else type(log_variances)
-            raise TypeError(f"Expected argument `log_variances` to be a floating point tensor, but got {got}.")
+        _check_float("log_variances", log_variances)
         if log_variances.shape != means.shape:
             raise ValueError(
                 f"Expected argument `log_variances` to have the shape of `means` {tuple(means.shape)}, but got"
                 f" {tuple(log_variances.shape)}."
             )
         check_reduction(reduction)
-        if mask is not None:
-            check_mask(mask, tuple(means.shape[:1] + means.shape[2:]))
+        check_mask(mask, tuple(means.shape[:1] + means.shape[2:]))
     spread = means.var(dim=1, correction=0)
     noise = log_variances.exp().mean(1)
     scores = spread.div(noise).log1p_().mul_(0.5)

@@ -1,12 +1,9 @@
 r"""Unbiased risk estimates from actively acquired labels: PURE and LURE (Farquhar, Gal and Rainforth, ICLR 2021).
 
-Actively acquired labels lean towards informative items, so their mean loss does not estimate the population risk
-:math:`r = \frac{1}{N}\sum_{i=1}^N L_i`. Both estimators here are exactly unbiased given, for every acquired item in
-acquisition order (the initial labels first), its conditional drawing probability :math:`q_m` over the whole
-remaining pool (:math:`1 / (N - m + 1)` for uniform draws, see :func:`uniform_probabilities`; a stochastic
-heuristic's :attr:`~lightning_bal.heuristics.Selection.probabilities` if it scored the whole remaining pool), and
-``pool_size``, N, the dataset size before the first label. They need :math:`q_m > 0` for every item left at every
-draw: a deterministic (top-k) acquisition cannot be corrected.
+Both are unbiased estimates of the mean loss over all N items given ``probabilities``, the ``[M]`` conditional drawing
+probability :math:`q_m` of every acquired item in acquisition order (the initial labels first; see
+:func:`uniform_probabilities` and :attr:`~lightning_bal.heuristics.Selection.probabilities`), and ``pool_size``, N, the
+dataset size before the first label. A top-k acquisition cannot be corrected (see docs/user_guide.md).
 """
 
 from __future__ import annotations
@@ -14,13 +11,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lightning_bal.utilities.checks import check_python_int
+
 __all__ = ["lure_weights", "pure_weights", "uniform_probabilities", "weighted_risk"]
 
 
 def _check_probabilities(probabilities: Tensor, pool_size: int) -> Tensor:
     """Check ``pool_size`` and the ``[M]`` conditional probabilities, and return them as float64."""
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-        raise ValueError(f"Expected argument `pool_size` to be a positive integer, but got {pool_size!r}.")
+    check_python_int("pool_size", pool_size, 1)
     if not isinstance(probabilities, Tensor) or probabilities.ndim != 1:
         got = tuple(probabilities.shape) if isinstance(probabilities, Tensor) else type(probabilities)
         raise ValueError(f"Expected argument `probabilities` to be a tensor of shape [M], but got {got}.")
@@ -39,28 +37,16 @@ def _check_probabilities(probabilities: Tensor, pool_size: int) -> Tensor:
 def uniform_probabilities(count: int, pool_size: int, num_acquired: int = 0) -> Tensor:
     r"""Conditional probabilities of ``count`` items drawn uniformly after ``num_acquired`` earlier draws.
 
-    .. math:: q_m = \frac{1}{N - m + 1}, \quad m = \text{num\_acquired} + 1, \dots, \text{num\_acquired} + \text{count}
-
-    Args:
-        count: Number of items drawn uniformly at random, e.g. the initial labels.
-        pool_size: N, the size of the original pool.
-        num_acquired: Number of items acquired before these.
-
-    Returns:
-        float64 ``[count]`` probabilities, to concatenate with the other draws in acquisition order.
+    Float64, :math:`q_m = 1 / (N - m + 1)` for the m-th draw, to concatenate with the others in acquisition order.
 
     Example:
         >>> uniform_probabilities(2, pool_size=4, num_acquired=1)
         tensor([0.3333, 0.5000], dtype=torch.float64)
     """
-    for name, value in (("count", count), ("num_acquired", num_acquired)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"Expected argument `{name}` to be a non-negative integer, but got {value!r}.")
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < count + num_acquired:
-        raise ValueError(
-            f"Expected argument `pool_size` to be an integer >= `count` + `num_acquired` = {count + num_acquired},"
-            f" but got {pool_size!r}."
-        )
+    check_python_int("count", count, 0)
+    check_python_int("num_acquired", num_acquired, 0)
+    total = count + num_acquired
+    check_python_int("pool_size", pool_size, total, expected=f"an integer >= `count` + `num_acquired` = {total}")
     remaining = torch.arange(pool_size - num_acquired, pool_size - num_acquired - count, -1, dtype=torch.float64)
     return remaining.reciprocal()
 
@@ -70,19 +56,9 @@ def lure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
 
     .. math:: v_m = 1 + \frac{N - M}{N - m}\left(\frac{1}{(N - m + 1)\, q_m} - 1\right)
 
-    Every :math:`v_m > 0` (since :math:`\frac{N - M}{N - m} \le 1`); uniform sampling gives :math:`v_m = 1`, and so
-    does labelling the whole pool (M = N). The expected weight sum is M. Pass the result to :func:`weighted_risk`.
-
-    Args:
-        probabilities: ``[M]`` conditional drawing probabilities :math:`q_m`, in acquisition order (see the module).
-        pool_size: N, the size of the original pool.
-
-    Returns:
-        float64 ``[M]`` weights.
+    Float64 weights, all positive; uniform sampling gives :math:`v_m = 1`. Pass them to :func:`weighted_risk`.
 
     Example:
-        >>> lure_weights(uniform_probabilities(3, pool_size=5), pool_size=5)
-        tensor([1., 1., 1.], dtype=torch.float64)
         >>> lure_weights(torch.tensor([0.5, 0.5]), pool_size=3)
         tensor([0.8333, 1.0000], dtype=torch.float64)
     """
@@ -97,19 +73,9 @@ def lure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
 def pure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
     r"""PURE weights :math:`c_m`, so that :math:`\hat R_\text{PURE} = \frac{1}{M}\sum_{m=1}^M c_m L_m` is unbiased.
 
-    The paper's average of one importance-weighted estimate per draw, collected into a weight per loss:
+    .. math:: c_m = \frac{1}{N q_m} + \frac{M - m}{N}
 
-    .. math:: \hat R_\text{PURE} = \frac{1}{M}\sum_{m=1}^M \Big[\frac{1}{N}\sum_{t<m} L_t + \frac{L_m}{N q_m}\Big]
-        = \frac{1}{M}\sum_{m=1}^M c_m L_m, \quad c_m = \frac{1}{N q_m} + \frac{M - m}{N}
-
-    Unlike LURE's, the weights are not 1 under uniform sampling, so PURE has a larger variance; prefer LURE.
-
-    Args:
-        probabilities: ``[M]`` conditional drawing probabilities :math:`q_m`, in acquisition order (see the module).
-        pool_size: N, the size of the original pool.
-
-    Returns:
-        float64 ``[M]`` positive weights.
+    Float64, positive; a larger variance than LURE's, which is preferred.
 
     Example:
         >>> pure_weights(torch.tensor([0.5, 0.5]), pool_size=3)
@@ -124,13 +90,8 @@ def pure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
 def weighted_risk(losses: Tensor, weights: Tensor) -> Tensor:
     r"""The weighted risk estimate :math:`\hat R = \frac{1}{M}\sum_{m=1}^M w_m L_m`.
 
-    Args:
-        losses: ``[M]`` losses of the acquired items, in the order of ``weights``. Gradients flow through.
-        weights: ``[M]`` weights from :func:`lure_weights` or :func:`pure_weights`; cast to the dtype and device of
-            ``losses``.
-
-    Returns:
-        A scalar tensor with the dtype of ``losses``.
+    ``losses`` ``[M]`` (gradients flow through) are in the order of ``weights`` (from :func:`lure_weights` or
+    :func:`pure_weights`), which are cast to their dtype and device.
 
     Example:
         >>> weighted_risk(torch.tensor([1.0, 3.0]), torch.tensor([0.5, 1.5], dtype=torch.float64))

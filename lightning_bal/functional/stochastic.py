@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import check_generator
+from lightning_bal.utilities.checks import check_python_int
 
 __all__ = ["SamplingMode", "SAMPLING_MODES", "sampling_log_weights", "sample_without_replacement"]
 
@@ -24,16 +25,8 @@ def sampling_log_weights(
         -\beta \log \mathrm{rank}_i \ (\text{softrank})
 
     ``rank`` is 1 for the best score (ties broken by position). For ``higher_is_better=False`` softmax uses
-    :math:`-s_i` and softrank ranks ascending; power needs non-negative scores where higher is better.
-
-    Args:
-        scores: ``[N]`` acquisition scores.
-        mode: ``"power"``, ``"softmax"`` or ``"softrank"``.
-        beta: Coldness :math:`\beta \ge 0`; 0 gives uniform sampling, large values approach top-k.
-        higher_is_better: Whether larger scores mean more informative items.
-
-    Returns:
-        ``[N]`` float64 log-weights (``-inf`` for a zero power score).
+    :math:`-s_i` and softrank ranks ascending; power needs non-negative scores where higher is better. The coldness
+    ``beta >= 0`` gives uniform sampling at 0 and nears top-k as it grows. Float64, ``-inf`` for a zero power score.
 
     Example:
         >>> sampling_log_weights(torch.tensor([1.0, 4.0]), "power", beta=0.5).exp()
@@ -73,37 +66,14 @@ def sample_without_replacement(
 ) -> tuple[Tensor, Tensor]:
     r"""Draw ``query_size`` distinct items one after another, each with probability proportional to its weight.
 
-    .. math:: P(i_t = i \mid i_{<t}) = \frac{w_i}{\sum_{j \notin i_{<t}} w_j}
-
-    One Gumbel-top-k draw has exactly this sequential distribution, in O(N log query_size); the probabilities are
-    computed in log space, exact however lopsided the weights.
-
-    Items of weight zero (``log_weights = -inf``) are drawn only once no other item is left, and only with
-    ``fill_uniformly=True``: uniformly, each recorded with probability ``1 / (zero-weight items not yet drawn)``, its
-    exact conditional probability (the limit of a vanishing constant added to every weight), so importance weights
-    such as LURE stay well defined.
-
-    Args:
-        log_weights: ``[N]`` unnormalised log-weights, ``-inf`` for weight zero; NaN and ``+inf`` are rejected.
-        query_size: Number of items to draw, ``0 <= query_size <= N``.
-        generator: Random generator on the device of ``log_weights``; ``None`` uses the global generator.
-        fill_uniformly: Complete the draw among the zero-weight items (see above) instead of raising when fewer
-            than ``query_size`` items have a non-zero weight.
-
-    Returns:
-        ``(indices, probabilities)``: int64 ``[query_size]`` in drawing order, and the float64 probability with which
-        each was drawn given the earlier draws (the formula above, or the uniform fill).
+    One Gumbel-top-k draw of ``[N]`` unnormalised ``log_weights``. Items of weight zero (``-inf``) are drawn only with
+    ``fill_uniformly=True``, once no other is left, uniformly. Returns ``(indices, probabilities)`` in drawing order,
+    each probability conditional on the earlier draws.
 
     Example:
         >>> indices, probabilities = sample_without_replacement(torch.zeros(4), 2, torch.Generator().manual_seed(0))
         >>> probabilities
         tensor([0.2500, 0.3333], dtype=torch.float64)
-        >>> log_weights = torch.tensor([100.0, 0.0, 0.0, 0.0])  # weights e^100, 1, 1, 1
-        >>> sample_without_replacement(log_weights, 2, torch.Generator().manual_seed(0))[1]
-        tensor([1.0000, 0.3333], dtype=torch.float64)
-        >>> log_weights = torch.tensor([0.0, float("-inf"), float("-inf"), float("-inf")])  # one non-zero weight
-        >>> sample_without_replacement(log_weights, 3, torch.Generator().manual_seed(0), fill_uniformly=True)
-        (tensor([0, 3, 1]), tensor([1.0000, 0.3333, 0.5000], dtype=torch.float64))
     """
     if not isinstance(log_weights, Tensor) or log_weights.ndim != 1:
         got = tuple(log_weights.shape) if isinstance(log_weights, Tensor) else type(log_weights).__name__
@@ -113,10 +83,7 @@ def sample_without_replacement(
             f"Expected argument `log_weights` to be a floating point tensor, but got dtype {log_weights.dtype}."
         )
     check_generator(generator)
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= log_weights.numel():
-        raise ValueError(
-            f"Expected argument `query_size` to be an integer in [0, {log_weights.numel()}], but got {query_size!r}."
-        )
+    check_python_int("query_size", query_size, 0, log_weights.numel())
     log_weights = log_weights.to(torch.float64)
     if bool((log_weights.isnan() | (log_weights == torch.inf)).any()):
         raise ValueError("Expected argument `log_weights` to hold no NaN or +inf, but got some.")
@@ -141,22 +108,14 @@ def sample_without_replacement(
     zero_weight = torch.nonzero(~drawable).squeeze(1)
     num_fill = query_size - weighted.numel()
     filled = zero_weight[torch.topk(gumbel[zero_weight], num_fill).indices]
-    left = torch.arange(
-        zero_weight.numel(), zero_weight.numel() - num_fill, -1, dtype=torch.float64, device=log_weights.device
-    )
+    num_zero = zero_weight.numel()
+    left = torch.arange(num_zero, num_zero - num_fill, -1, dtype=torch.float64, device=log_weights.device)
     return torch.cat([weighted, filled]), torch.cat([probabilities, left.reciprocal()])
 
 
 def _conditional_probabilities(log_weights: Tensor, drawn: Tensor) -> Tensor:
-    r"""Probability of each draw given the earlier ones, :math:`w_{i_t} / \sum_{j \notin i_{<t}} w_j`, in log space.
-
-    The mass left before draw t is a suffix sum, so ``logcumsumexp`` backwards finds it without subtracting.
-
-    Example:
-        >>> log_weights = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64).log()
-        >>> _conditional_probabilities(log_weights, torch.tensor([3, 0]))  # 4 / 10, then 1 / (10 - 4)
-        tensor([0.4000, 0.1667], dtype=torch.float64)
-    """
+    r"""Probability of each draw given the earlier ones, :math:`w_{i_t} / \sum_{j \notin i_{<t}} w_j`, in log space."""
+    # The mass left before draw t is a suffix sum: `logcumsumexp` backwards finds it without subtracting.
     log_undrawn = log_weights.index_fill(0, drawn, -torch.inf).logsumexp(0)
     log_drawn = log_weights[drawn]
     log_left = torch.logaddexp(log_drawn.flip(0).logcumsumexp(0).flip(0), log_undrawn)

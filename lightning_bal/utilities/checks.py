@@ -19,7 +19,9 @@ __all__ = [
     "check_non_negative_int",
     "check_one_of",
     "check_positive_int",
+    "check_python_int",
     "describe",
+    "is_integer_tensor",
 ]
 
 
@@ -115,3 +117,28 @@ def check_finite_number(name: str, value: Any, low: float | None = None) -> floa
         bound = "a finite number" if low is None else f"a finite number >= {low:g}"
         raise ValueError(f"Expected argument `{name}` to be {bound}, but got {value!r}.")
     return float(value)
+
+
+def check_python_int(name: str, value: Any, low: int, high: int | None = None, expected: str | None = None) -> int:
+    """Return ``value`` if it is a Python ``int`` (not a ``bool``) in ``[low, high]``, else raise a ``ValueError``.
+
+    ``expected`` describes the accepted values in the message; by default, from the bounds.
+
+    Example:
+        >>> check_python_int("k", 0, 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `k` to be a positive integer, but got 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        if expected is None and high is not None:
+            expected = f"an integer in [{low}, {high}]"
+        elif expected is None:
+            expected = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+        raise ValueError(f"Expected argument `{name}` to be {expected}, but got {value!r}.")
+    return value
+
+
+def is_integer_tensor(value: Any) -> bool:
+    """Whether ``value`` is a tensor of integers or bools (neither floating point nor complex)."""
+    return isinstance(value, Tensor) and not (value.is_floating_point() or value.is_complex())
