@@ -58,7 +58,6 @@ class BatchBALD(BALDPrefiltered):
         num_samples: Joint configurations enumerated exactly, or drawn once exact enumeration is larger.
 
     Example:
-        >>> import torch
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]], [[0.5, 0.5], [0.5, 0.5]]])
         >>> selection = BatchBALD().select(log_probs.log(), 2)
         >>> selection.indices, selection.scores  # each pick's BALD score

@@ -87,10 +87,7 @@ class EmbeddingHeuristic(Heuristic):
         labelled: Tensor | None = None,
         collective: Collective | None = None,
     ) -> GreedySelection:
-        """Select ``query_size`` items (dataset indices) from this rank's ``embeddings`` ``[N_r, E]`` with the others'.
-
-        ``labelled`` holds D_L's embeddings (on every rank).
-        """
+        """Select ``query_size`` items (dataset indices) from this rank's ``embeddings`` ``[N_r, E]`` and D_L's."""
         greedy = type(self)._greedy
         if greedy is None:
             raise NotImplementedError(f"{type(self).__name__} must implement `select_embeddings`.")

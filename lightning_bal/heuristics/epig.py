@@ -23,14 +23,12 @@ class EPIG(Heuristic):
     .. math:: \mathrm{EPIG}(x) = E_{x^* \sim p_*}\, I[y; y^* \mid x, x^*]
 
     Pointwise, but every pool batch is scored against the same ``targets``: the ``[T, K, C]`` log-probabilities of T
-    target inputs (a sample of the input distribution of interest) from the same K MC samples as the pool.
+    target inputs from the same K MC samples as the pool.
 
     Args:
         num_targets: How many target inputs the callback draws at each step.
-        target_dataset: The inputs whose predictions matter (read with the datamodule's ``input_fn``); default: the
+        target_dataset: The inputs whose predictions matter (read with the datamodule's ``input_fn``); ``None``: the
             pool.
-        validate_args: Check the targets and each pool batch.
-        output: Which output of a multi-output model to score.
 
     Example:
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
