@@ -31,11 +31,7 @@ class Selection(NamedTuple):
 
 
 class ScoredShard(NamedTuple):
-    """One rank's scored items (dataset ``indices``, ascending) and, for batch-aware heuristics, its candidates.
-
-    The candidates are the rank's :meth:`Heuristic.num_candidates` best-scored items: their dataset indices, scores
-    and transformed outputs ``[M, K, C]``.
-    """
+    """One rank's scored items (dataset ``indices``, ascending) and, batch-aware, its best ones' ``[M, K, C]`` data."""
 
     indices: Tensor
     scores: Tensor
