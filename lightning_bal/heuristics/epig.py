@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lightning_bal.data.views import map_style_size
 from lightning_bal.functional import epig
 from lightning_bal.functional.epig import check_targets
 from lightning_bal.functional.outputs import OutputKey
@@ -51,14 +52,8 @@ class EPIG(Heuristic):
     ) -> None:
         super().__init__(validate_args=validate_args, output=output)
         self.num_targets = check_positive_int("num_targets", num_targets)
-        if target_dataset is not None and (
-            isinstance(target_dataset, (str, bytes))
-            or not (hasattr(target_dataset, "__len__") and hasattr(target_dataset, "__getitem__"))
-        ):
-            raise TypeError(
-                "Expected argument `target_dataset` to be a map-style dataset with `__len__` and `__getitem__`,"
-                f" but got {type(target_dataset).__name__}."
-            )
+        if target_dataset is not None:
+            map_style_size("target_dataset", target_dataset)
         self.target_dataset = target_dataset
 
     def score(self, log_probs: Tensor, targets: Tensor | None = None) -> Tensor:
