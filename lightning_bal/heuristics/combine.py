@@ -26,9 +26,8 @@ class CombineHeuristics(Heuristic):
     Args:
         heuristics: Pointwise heuristics, each transforming its output as it declares; a member names no ``mask``.
         weights: Non-negative finite weights, one per heuristic, not all zero (default: all 1).
-        outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...).
-            Members may share an output (``outputs=["logits", "logits"]``); ``None`` for every member scores a
-            model that returns one tensor (``outputs=[None, None]``).
+        outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...),
+            shared or not; ``None`` for every member scores a model that returns one tensor.
         mask: The model output holding the validity mask ``[B, ...]``: one key for every member, or one key (or
             ``None``, unmasked) per member. It is none of ``outputs``. Default: no mask.
 
