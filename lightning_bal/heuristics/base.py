@@ -20,10 +20,8 @@ class Selection(NamedTuple):
     Attributes:
         indices: int64 ``[q]`` positions into the N items that were scored.
         scores: ``[q]`` each pick's score, as the heuristic scores the pool (BatchBALD: each pick's BALD score).
-        probabilities: Stochastic heuristics: float64 ``[q]``, each item's probability to be drawn given the earlier
-            draws, ``p_i / sum of p_j over the items not drawn before it``. ``None`` otherwise.
-        gains: BatchBALD: ``[q]``, the joint mutual information each pick added (summing to the batch's). ``None``
-            otherwise.
+        probabilities: Stochastic heuristics: float64 ``[q]``, each pick's probability given the earlier draws.
+        gains: BatchBALD: ``[q]``, the joint mutual information each pick added (summing to the batch's).
     """
 
     indices: Tensor
@@ -33,11 +31,7 @@ class Selection(NamedTuple):
 
 
 class ScoredShard(NamedTuple):
-    """One rank's scored items (dataset ``indices``, ascending) and, for batch-aware heuristics, its candidates.
-
-    The candidates are the rank's :meth:`Heuristic.num_candidates` best-scored items: their dataset indices, scores
-    and transformed outputs ``[M, K, C]``.
-    """
+    """One rank's scored items (dataset ``indices``, ascending) and, batch-aware, its best ones' ``[M, K, C]`` data."""
 
     indices: Tensor
     scores: Tensor
@@ -98,28 +92,11 @@ def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Ten
 class Heuristic:
     """Base class of acquisition heuristics: ``score`` items one batch at a time, ``select`` a batch from them.
 
-    Subclasses set the class attributes and implement :meth:`score`; the default :meth:`select_from_scores` takes
-    the top ``query_size`` scores (ties go to the lower index). What :meth:`score` consumes is declared, not guessed:
-    :meth:`transform` turns the model's raw MC outputs (its ``output``, of a model that returns several) into
-    :attr:`consumes`, batch by batch.
-
-    Attributes:
-        name: Registry name, e.g. ``"bald"``.
-        higher_is_better: Whether a larger score means a more informative item.
-        needs_predictions: False only for :class:`Random`, whose callers can skip the MC pass.
-        needs_mc_samples: Whether the inputs need K >= 2 MC samples.
-        batch_aware: Whether :meth:`select` needs the candidates' log-probabilities, not only their scores.
-        stochastic: Whether selection is random (then :class:`Selection` carries probabilities).
-        consumes: ``"log_probs"`` (``[N, K, C, ...]``, from logits) or ``"outputs"`` (raw ``[N, K, ...]``, regression).
-        needs_targets: Whether :meth:`score` also takes the MC predictions of target inputs (EPIG).
-        needs_embeddings: Whether it selects from per-item embeddings taken in the pool pass, not from scores (see
-            :class:`~lightning_bal.heuristics.EmbeddingHeuristic`).
-        cost: Its row of the table in ``docs/heuristics.md``, in N pool items, K MC samples and C classes, beyond the
-            N x K forwards of the MC pass; ``register_heuristic`` needs it.
+    Subclasses declare what they need as class attributes (see docs/heuristics.md#a-heuristic-of-your-own) and
+    implement :meth:`score`; :meth:`transform` turns the model's raw MC outputs into what :meth:`score` consumes.
 
     Args:
         reduction: How scores over trailing dims (pixels, tokens) become one score per item.
-        validate_args: Check inputs (shapes, finiteness) before scoring.
         output: Which output of a multi-output model to score (tuple position or dict key); ``None`` for one tensor.
         mask: Which output holds a bool validity mask ``[B, ...]`` over the scored positions (False: left out of
             ``reduction``). Needs ``output``. See ``docs/tasks.md``.
@@ -167,11 +144,7 @@ class Heuristic:
         self.mask = mask
 
     def transform(self, outputs: Any) -> Any:
-        """The model's raw MC outputs ``[B, K, ...]`` (or a tuple/dict of them) to what :meth:`score` consumes.
-
-        With ``mask``, a :class:`~lightning_bal.functional.outputs.Masked` pair of the scored values and the
-        validity mask ``[B, ...]``.
-        """
+        """The model's raw MC outputs ``[B, K, ...]`` to what :meth:`score` consumes (with ``mask``, a ``Masked``)."""
         selected = select_output(outputs, self.output)
         values = log_softmax_classes(selected) if self.consumes == "log_probs" else selected.float()
         return self._with_mask(outputs, values)
@@ -202,11 +175,7 @@ class Heuristic:
         return 0
 
     def shard_candidates(self, scores: Tensor, query_size: int) -> Tensor:
-        """Positions of one rank's ``scores`` that the selection over every rank may pick: its ``query_size`` best.
-
-        Exact for top-k (a global top-``q`` item is in its rank's top ``q``); a stochastic draw keeps every position.
-        A heuristic whose ``select_from_scores`` follows another rule overrides this.
-        """
+        """Positions of one rank's ``scores`` the selection over all ranks may pick: top-k its best, stochastic all."""
         if self.stochastic:
             return torch.arange(scores.numel(), device=scores.device)
         return top_k(scores, min(query_size, scores.numel()), self.higher_is_better)
@@ -216,9 +185,8 @@ class Heuristic:
     ) -> Selection:
         """Select ``query_size`` items over every rank's ``shard``: the same :class:`Selection` on every rank.
 
-        A collective. Whatever the number of ranks, the result (dataset indices) is what :meth:`select_from_scores`
-        (batch-aware: :meth:`select`) makes from all the scores in dataset-index order; each rank sends only its
-        :meth:`shard_candidates` (batch-aware: its best :meth:`num_candidates` with their inputs).
+        A collective: the result is what :meth:`select_from_scores` (batch-aware: :meth:`select`) makes from all the
+        scores in dataset-index order (see docs/heuristics.md#selecting-a-batch).
 
         Example:
             >>> shard = ScoredShard(torch.tensor([1, 4, 7]), torch.tensor([0.9, 0.5, 0.5]))

@@ -16,11 +16,7 @@ __all__ = ["BALDPrefiltered", "BatchBALD", "ICAL"]
 
 
 class BALDPrefiltered(Heuristic):
-    """A batch-aware heuristic that picks among the ``max_candidates`` items of highest BALD score.
-
-    :meth:`score` is BALD, the pre-filter: a streaming caller (the callback, under DDP merged over ranks) keeps the
-    log-probabilities of the :meth:`num_candidates` best-scored items and passes them to ``select``.
-    """
+    """A batch-aware heuristic that picks among the :meth:`num_candidates` items of highest BALD (its :meth:`score`)."""
 
     needs_mc_samples = True
     batch_aware = True
@@ -55,18 +51,13 @@ class BALDPrefiltered(Heuristic):
 class BatchBALD(BALDPrefiltered):
     """BatchBALD (Kirsch et al., 2019) over the ``max_candidates`` items with the highest BALD score.
 
-    Given more than :meth:`num_candidates` items, :meth:`select` pre-filters them itself. The K MC samples must be
-    consistent across items (the same dropout masks for every item); see :func:`~lightning_bal.functional.batchbald`.
+    The K MC samples must be consistent across items; see docs/heuristics.md#batchbald-kirsch-et-al-2019.
 
     Args:
-        max_candidates: Pre-filter size M (default 1000; ``None`` keeps the whole pool). BatchBALD's cost grows
-            linearly in M, and its picks are in practice among the top BALD items.
+        max_candidates: Pre-filter size M (``None`` keeps the whole pool); the cost grows linearly in M.
         num_samples: Joint configurations enumerated exactly, or drawn once exact enumeration is larger.
-        validate_args: Check inputs (see :func:`~lightning_bal.functional.batchbald`).
-        output: Which output of a multi-output model to score (tuple position or dict key).
 
     Example:
-        >>> import torch
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]], [[0.5, 0.5], [0.5, 0.5]]])
         >>> selection = BatchBALD().select(log_probs.log(), 2)
         >>> selection.indices, selection.scores  # each pick's BALD score
@@ -99,11 +90,7 @@ class BatchBALD(BALDPrefiltered):
         self.num_samples = num_samples
 
     def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
-        """Greedy BatchBALD over ``[N, K, C]`` log-probabilities.
-
-        ``scores`` are the picks' BALD scores (the pool's score, so the two compare) and ``gains`` the joint mutual
-        information each pick added to the earlier ones.
-        """
+        """Greedy BatchBALD over ``[N, K, C]``: ``scores`` are the picks' BALD, ``gains`` their joint MI increments."""
         keep = self._prefilter(log_probs, query_size)
         if keep is not None:
             log_probs = log_probs[keep]
@@ -117,20 +104,15 @@ class BatchBALD(BALDPrefiltered):
 class ICAL(BALDPrefiltered):
     r"""ICAL (Jain, Liu and Gifford, 2020) over the ``max_candidates`` items with the highest BALD score.
 
-    Greedily adds the candidate that makes the batch's sampled labels most dependent (normalised HSIC over the K MC
-    samples) on the labels of ``num_targets`` random candidates, drawn again at each pick; see
-    :func:`~lightning_bal.functional.ical.ical` and ``docs/diversity.md``. The targets come from the
-    :meth:`num_candidates` candidates (the whole pool with ``max_candidates=None``). The K MC samples must be
-    consistent across items (the callback's default MC-Dropout draws them so).
+    Greedily adds the candidate whose sampled labels make the batch most dependent (HSIC over the K consistent MC
+    samples) on those of ``num_targets`` random candidates; see ``docs/diversity.md`` (ICAL).
 
     Args:
-        max_candidates: Pre-filter size M (default 1000; ``None`` keeps the whole pool). Memory is M K² numbers.
-        num_targets: Target-set size (200, the authors' default).
-        resample_targets: Draw a new target set at each pick (the authors' default).
-        normalized: Normalised HSIC (default; penalises candidates redundant with the batch) or plain HSIC.
-        samples: ``"labels"`` (one sampled label per MC sample, the authors' choice) or ``"probs"``.
-        validate_args: Check inputs (see :func:`~lightning_bal.functional.ical.ical`).
-        output: Which output of a multi-output model to score (tuple position or dict key).
+        max_candidates: Pre-filter size M (``None`` keeps the whole pool); memory is M K² numbers.
+        num_targets: Target-set size, drawn from the candidates.
+        resample_targets: Draw a new target set at each pick.
+        normalized: Normalised HSIC (penalises candidates redundant with the batch) or plain HSIC.
+        samples: ``"labels"`` (one sampled label per MC sample) or ``"probs"``.
 
     Example:
         >>> labels = torch.tensor([[0, 0, 1, 1]] * 3 + [[0, 1, 0, 1]] * 2)

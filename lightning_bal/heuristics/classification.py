@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
-from torch import Tensor
+import torch
 
 from lightning_bal.functional import bald, entropy, least_confidence, margin, mean_std, variation_ratios
 from lightning_bal.functional.outputs import Masked, split_masked
@@ -18,9 +18,9 @@ __all__ = ["BALD", "Entropy", "LeastConfidence", "Margin", "MeanSTD", "Variation
 class _Pointwise(Heuristic):
     """A heuristic whose score is the functional ``_function(values, reduction, validate_args, mask)``."""
 
-    _function: ClassVar[Callable[..., Tensor]]
+    _function: ClassVar[Callable[..., torch.Tensor]]
 
-    def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
+    def score(self, log_probs: torch.Tensor | Masked, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``[N, K, C, ...]`` log-probabilities (``[N, K, ...]`` outputs for regression) to ``[N]`` scores."""
         values, mask = split_masked(log_probs, mask)
         return type(self)._function(values, self.reduction, self.validate_args, mask)
@@ -35,7 +35,6 @@ class Entropy(_Pointwise):
     """Max-entropy acquisition: :func:`~lightning_bal.functional.entropy` of the MC-mean prediction.
 
     Example:
-        >>> import torch
         >>> Entropy().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
         tensor([0])
     """
@@ -50,7 +49,6 @@ class BALD(_Pointwise):
     """BALD, the mutual information of prediction and parameters (Houlsby et al., 2011).
 
     Example:
-        >>> import torch
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> BALD().select(log_probs, 1)
         Selection(indices=tensor([1]), scores=tensor([0.3681]), probabilities=None, gains=None)
@@ -67,7 +65,6 @@ class Margin(_Pointwise):
     """Smallest margin between the two most probable classes of the MC-mean prediction (lower is better).
 
     Example:
-        >>> import torch
         >>> Margin().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
         tensor([0])
     """
@@ -83,7 +80,6 @@ class LeastConfidence(_Pointwise):
     """One minus the top probability of the MC-mean prediction (``1 -`` Baal's ``Certainty``), in ``[0, 1 - 1/C]``.
 
     Example:
-        >>> import torch
         >>> LeastConfidence().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
         tensor([0])
     """
@@ -98,7 +94,6 @@ class VariationRatios(_Pointwise):
     """Disagreement of the MC samples' predicted classes (Gal et al., 2017).
 
     Example:
-        >>> import torch
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.9, 0.1]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> VariationRatios().score(log_probs)
         tensor([0.0000, 0.5000])
@@ -115,7 +110,6 @@ class MeanSTD(_Pointwise):
     """Class-averaged standard deviation of the MC sample probabilities (Gal et al., 2017).
 
     Example:
-        >>> import torch
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.9, 0.1]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> MeanSTD().score(log_probs)
         tensor([0.0000, 0.4000])

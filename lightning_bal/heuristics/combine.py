@@ -21,16 +21,13 @@ class CombineHeuristics(Heuristic):
         \text{ is higher-is-better else } -1
 
     The combined score is always higher-is-better. Scores are not rescaled: choose weights that put them on
-    comparable scales. With ``mask``, the model also returns a bool validity mask over each item's positions
-    (padding tokens, void pixels; see ``docs/tasks.md``): a masked member reduces its per-position scores over the
-    valid positions only, with its own ``reduction``, before the scores are combined.
+    comparable scales. A masked member reduces its scores over the valid positions only (see ``docs/tasks.md``).
 
     Args:
         heuristics: Pointwise heuristics, each transforming its output as it declares; a member names no ``mask``.
         weights: Non-negative finite weights, one per heuristic, not all zero (default: all 1).
-        outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...).
-            Members may share an output (``outputs=["logits", "logits"]``); ``None`` for every member scores a
-            model that returns one tensor (``outputs=[None, None]``).
+        outputs: The output each heuristic scores: tuple positions or dict keys (default: positions 0, 1, ...),
+            shared or not; ``None`` for every member scores a model that returns one tensor.
         mask: The model output holding the validity mask ``[B, ...]``: one key for every member, or one key (or
             ``None``, unmasked) per member. It is none of ``outputs``. Default: no mask.
 
@@ -41,22 +38,6 @@ class CombineHeuristics(Heuristic):
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> combined.score([log_probs, log_probs])
         tensor([0.0000, 0.1840])
-
-        The same two heuristics on the one tensor a classifier returns (its logits, ``[N, K, C]``):
-
-        >>> hybrid = CombineHeuristics([BALD(), Margin()], outputs=[None, None])
-        >>> hybrid.score(hybrid.transform(log_probs))
-        tensor([0.0000, 0.1840])
-
-        Per-token scores of two heads, without the padding (the second item's last token):
-
-        >>> from lightning_bal.heuristics import Variance
-        >>> tags = torch.tensor([[0.5, 0.5], [0.9, 0.1]]).log()[None, :, :, None].expand(2, 2, 2, 2)  # [N, K, C, T]
-        >>> values = torch.tensor([[[1.0, 0.0], [3.0, 0.0]], [[1.0, 0.0], [1.0, 4.0]]])  # [N, K, T]
-        >>> valid = torch.tensor([[[True, False]] * 2, [[True, False]] * 2])  # [N, K, T], as the engine yields it
-        >>> masked = CombineHeuristics([BALD(), Variance()], outputs=["tags", "values"], mask="valid")
-        >>> masked.score(masked.transform({"tags": tags, "values": values, "valid": valid}))
-        tensor([0.5509, 0.0509])
     """
 
     name = "combine"

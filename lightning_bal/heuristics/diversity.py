@@ -30,20 +30,15 @@ def _check_rows(name: str, value: Any, shape: str) -> None:
 class EmbeddingHeuristic(Heuristic):
     """Base class of heuristics that select a batch from per-item embeddings taken during the pool pass.
 
-    The pool pass records the model's features with a :class:`~lightning_bal.mc.features.FeatureTap`, turns each
-    batch into embeddings with :meth:`embed`, keeps them on their rank and calls :meth:`select_embeddings` on every
-    rank with a :class:`~lightning_bal.utilities.collective.Collective`: the pool is never gathered.
+    The pool pass takes features at :meth:`feature_tap`, turns each batch into embeddings with :meth:`embed` and
+    calls :meth:`select_embeddings` on every rank: the pool is never gathered (see ``docs/diversity.md``).
 
     Attributes:
         needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
 
     Args:
-        layer: Name of the submodule whose output are the features (see :class:`~lightning_bal.mc.FeatureTap`);
-            ``None`` for the model's deterministic split.
-        embeddings: ``[len(dataset), E]`` embeddings the user supplies (e.g. self-supervised), by dataset index;
-            then the pool pass runs no model at all.
-        output: Which output of a multi-output model to use (tuple position or dict key).
-        validate_args: Check inputs.
+        layer: Name of the submodule whose output are the features; ``None`` for the model's deterministic split.
+        embeddings: ``[len(dataset), E]`` embeddings the user supplies, by dataset index; then no model runs.
     """
 
     needs_embeddings = True
@@ -92,10 +87,7 @@ class EmbeddingHeuristic(Heuristic):
         labelled: Tensor | None = None,
         collective: Collective | None = None,
     ) -> GreedySelection:
-        """Select ``query_size`` items (dataset indices) from this rank's ``embeddings`` ``[N_r, E]``.
-
-        Deciding with the other ranks through ``collective``; ``labelled`` holds D_L's embeddings (on every rank).
-        """
+        """Select ``query_size`` items (dataset indices) from this rank's ``embeddings`` ``[N_r, E]`` and D_L's."""
         greedy = type(self)._greedy
         if greedy is None:
             raise NotImplementedError(f"{type(self).__name__} must implement `select_embeddings`.")
@@ -131,17 +123,8 @@ class BADGE(EmbeddingHeuristic):
 
     .. math:: g_i = (\bar p_i - e_{\hat y_i}) \otimes h_i, \qquad \text{picks} \sim \text{k-means++}(\{g_i\})
 
-    ``h`` is the input of the model's last ``nn.Linear`` (its MC mean over the K samples when a dropout runs before
-    it; the split's output when that dropout is the model's only one), or the features at ``layer``;
-    :math:`\bar p` is the MC mean predictive. Magnitude (uncertainty) and diversity in one: the first pick has the
-    largest gradient, each next one is drawn with probability :math:`\propto` its squared gradient distance to the
-    nearest pick. Gradients are in closed form and kept factored (C + D numbers per item); see
-    :func:`~lightning_bal.functional.gradient_embeddings.gradient_embedding`.
-
-    Args:
-        layer: Features layer; ``None`` for the last Linear's input (see :class:`EmbeddingHeuristic`).
-        output: Which output of a multi-output model.
-        validate_args: Check inputs.
+    ``h`` is the MC mean input of the model's last ``nn.Linear`` (or the features at ``layer``) and :math:`\bar p`
+    the MC mean predictive; see ``docs/diversity.md`` (BADGE).
 
     Example:
         >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]).log()
@@ -182,10 +165,6 @@ class CoreSet(EmbeddingHeuristic):
 
     Needs no predictions, only features: with ``iterations=1`` in the callback the pool pass costs one forward.
 
-    Args:
-        layer: Features layer; ``None`` for the MC split. ``output`` and ``validate_args``: see
-            :class:`EmbeddingHeuristic`.
-
     Example:
         >>> features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
         >>> CoreSet().select_embeddings(features, 2, seed=0, labelled=torch.tensor([[0.0, 0.0]])).indices
@@ -206,12 +185,10 @@ class CoreSet(EmbeddingHeuristic):
 class TypiClust(EmbeddingHeuristic):
     r"""TypiClust (Hacohen et al., 2022), for the cold start: typical items of the largest uncovered clusters.
 
-    See :func:`~lightning_bal.functional.cold_start.typiclust`. Runs on the model's features or on ``embeddings`` the
-    user supplies (self-supervised ones, as in the paper, while the model has learnt nothing yet).
+    See :func:`~lightning_bal.functional.cold_start.typiclust` and ``docs/diversity.md`` (cold start).
 
     Args:
-        k: Neighbours of the typicality (20, as in the paper). ``layer``, ``embeddings``, ``output`` and
-            ``validate_args``: see :class:`EmbeddingHeuristic`.
+        k: Neighbours of the typicality.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
@@ -246,14 +223,12 @@ class TypiClust(EmbeddingHeuristic):
 class ProbCover(EmbeddingHeuristic):
     r"""ProbCover (Yehuda et al., 2022), for the cold start: greedy max coverage by δ-balls.
 
-    See :func:`~lightning_bal.functional.cold_start.probcover`. Give ``delta``, or ``num_classes`` to choose it by
-    purity (the largest radius whose balls are ``alpha``-pure w.r.t. a k-means clustering into ``num_classes``).
+    See :func:`~lightning_bal.functional.cold_start.probcover` and ``docs/diversity.md`` (cold start).
 
     Args:
-        delta: Ball radius; ``None`` to choose it by purity.
+        delta: Ball radius; ``None`` to choose it by purity (the largest with ``alpha``-pure balls).
         num_classes: Clusters of the purity test.
-        alpha: Purity required. ``layer``, ``embeddings``, ``output`` and ``validate_args``: see
-            :class:`EmbeddingHeuristic`.
+        alpha: Purity required.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lightning_bal.data.views import map_style_size
 from lightning_bal.functional import epig
 from lightning_bal.functional.epig import check_targets
 from lightning_bal.functional.outputs import OutputKey
@@ -23,14 +24,12 @@ class EPIG(Heuristic):
     .. math:: \mathrm{EPIG}(x) = E_{x^* \sim p_*}\, I[y; y^* \mid x, x^*]
 
     Pointwise, but every pool batch is scored against the same ``targets``: the ``[T, K, C]`` log-probabilities of T
-    target inputs (a sample of the input distribution of interest) from the same K MC samples as the pool.
+    target inputs from the same K MC samples as the pool.
 
     Args:
         num_targets: How many target inputs the callback draws at each step.
-        target_dataset: The inputs whose predictions matter (read with the datamodule's ``input_fn``); default: the
+        target_dataset: The inputs whose predictions matter (read with the datamodule's ``input_fn``); ``None``: the
             pool.
-        validate_args: Check the targets and each pool batch.
-        output: Which output of a multi-output model to score.
 
     Example:
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
@@ -53,14 +52,8 @@ class EPIG(Heuristic):
     ) -> None:
         super().__init__(validate_args=validate_args, output=output)
         self.num_targets = check_positive_int("num_targets", num_targets)
-        if target_dataset is not None and (
-            isinstance(target_dataset, (str, bytes))
-            or not (hasattr(target_dataset, "__len__") and hasattr(target_dataset, "__getitem__"))
-        ):
-            raise TypeError(
-                "Expected argument `target_dataset` to be a map-style dataset with `__len__` and `__getitem__`,"
-                f" but got {type(target_dataset).__name__}."
-            )
+        if target_dataset is not None:
+            map_style_size("target_dataset", target_dataset)
         self.target_dataset = target_dataset
 
     def score(self, log_probs: Tensor, targets: Tensor | None = None) -> Tensor:

@@ -22,7 +22,6 @@ class Variance(_Pointwise):
     """Variance of the MC predictions ``[N, K, ...]``, reduced over trailing dims (default ``"mean"``).
 
     Example:
-        >>> import torch
         >>> Variance().select(torch.tensor([[1.0, 3.0], [2.0, 2.0]]), 1)
         Selection(indices=tensor([0]), scores=tensor([1.]), probabilities=None, gains=None)
     """
@@ -44,12 +43,8 @@ class GaussianMI(Heuristic):
     Args:
         mean: The output holding the predicted means (tuple position or dict key).
         log_variance: The output holding the predicted log-variances.
-        reduction: How scores over trailing dims become one score per item.
-        validate_args: Check inputs before scoring.
-        mask: The output holding a bool validity mask over trailing dims, if any.
 
     Example:
-        >>> import torch
         >>> outputs = (torch.tensor([[0.0, 2.0], [1.0, 1.0]]), torch.zeros(2, 2))  # (means, log-variances), K=2
         >>> GaussianMI().score(GaussianMI().transform(outputs))
         tensor([0.3466, 0.0000])

@@ -28,10 +28,7 @@ __all__ = [
 
 @register_heuristic
 class Random(Heuristic):
-    """Select uniformly at random without replacement; needs no predictions.
-
-    ``score`` returns zeros (one per item) and ``select_from_scores`` ignores the score values. Seed it with the
-    ``generator`` passed to ``select``/``select_from_scores``.
+    """Select uniformly at random without replacement, seeded by ``generator``; needs no predictions (scores zero).
 
     Example:
         >>> selection = Random().select_from_scores(torch.zeros(4), 2, torch.Generator().manual_seed(0))
@@ -69,16 +66,11 @@ class StochasticHeuristic(Heuristic):
     .. math:: w_i = s_i^\beta \ (\text{power}), \quad e^{\beta s_i} \ (\text{softmax}), \quad
         \mathrm{rank}_i^{-\beta} \ (\text{softrank})
 
-    Subclasses fix ``base_heuristic`` and ``mode``; :class:`Selection.probabilities` holds each item's drawing
-    probability given the earlier draws, for importance weighting. Items of weight zero are drawn uniformly once
-    every other item is (see :func:`~lightning_bal.functional.sample_without_replacement`), so selection never fails.
+    Subclasses fix ``base_heuristic`` and ``mode``. Items of weight zero are drawn uniformly once every other item
+    is, so selection never fails; see docs/heuristics.md#stochastic-batch-acquisition-kirsch-et-al-2023.
 
     Args:
         beta: Coldness :math:`\beta \ge 0` (1 in the paper); 0 is uniform, large values approach top-k.
-        reduction: Passed to the base heuristic.
-        validate_args: Passed to the base heuristic.
-        output: Which output of a multi-output model to score (tuple position or dict key).
-        mask: Which output holds a bool validity mask over the scored positions (see :class:`Heuristic`).
     """
 
     base_heuristic: ClassVar[type[Heuristic]]
@@ -127,10 +119,6 @@ class PowerBALD(StochasticHeuristic):
         >>> selection = PowerBALD().select_from_scores(torch.tensor([1.0, 3.0]), 2, torch.Generator().manual_seed(0))
         >>> selection.probabilities  # item 0 was drawn first with probability 1 / (1 + 3), then item 1 surely
         tensor([0.2500, 1.0000], dtype=torch.float64)
-        >>> scores = torch.tensor([0.0, 2.0, 0.0, 0.0])  # one non-zero score for two picks
-        >>> selection = PowerBALD().select_from_scores(scores, 2, torch.Generator().manual_seed(0))
-        >>> selection.indices, selection.probabilities  # item 1 surely, then one of the 3 zero-score items
-        (tensor([1, 0]), tensor([1.0000, 0.3333], dtype=torch.float64))
     """
 
     name = "power_bald"

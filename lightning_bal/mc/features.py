@@ -20,23 +20,15 @@ class FeatureTap:
     """Records the features of every batch of an MC pass, at the deterministic split or at a named layer.
 
     Pass it to :func:`~lightning_bal.mc.mc_batches` (or ``MCDropout.batches``) as ``features=``; after each batch is
-    yielded, :attr:`latest` holds its features ``[B, ...]`` (float32, in item order), taken by a forward hook.
-
-    With ``layer=None`` the features are the output of the ``features`` of a model with ``mc_split()``, or of the
-    last layer before the first stochastic one of a plain ``nn.Sequential`` (or a module wrapping one), the end of
-    the shared prefix; any other model has no split: name a layer.
-
-    A named ``layer`` (of ``module.named_modules()``, e.g. ``"net.1"``) gives its output, or its MC mean over the K
-    samples when it runs after a stochastic layer. :attr:`LAST_LINEAR` takes the input of the model's last
-    ``nn.Linear`` (BADGE's ``h``): its MC mean, or the split's output when the engine folds that Linear with the
-    dropout right before it.
+    yielded, :attr:`latest` holds its features ``[B, ...]`` (float32, in item order). A layer after a stochastic one
+    gives its MC mean over the K samples; see docs/diversity.md#embeddings-from-the-pool-pass-at-no-extra-forward.
 
     Args:
-        layer: Name of the submodule whose output is the features; ``None`` for the split; :attr:`LAST_LINEAR`.
+        layer: Name of a submodule (of ``module.named_modules()``) whose output is the features; ``None`` for the
+            end of the model's deterministic prefix; :attr:`LAST_LINEAR` for the input of its last ``nn.Linear``.
         inputs: Take the layer's input instead of its output.
 
     Example:
-        >>> import torch
         >>> from lightning_bal.mc import mc_batches
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 4))
         >>> tap = FeatureTap()

@@ -33,11 +33,7 @@ def mark_stochastic(layer: nn.Module) -> nn.Module:
     A marked layer draws its own randomness in ``train()`` mode (from torch's global generator), so the engine
     cannot make it consistent across items or reproducible from a seed: only the built-in dropout types get that.
 
-    Args:
-        layer: The layer to mark; it is returned for chaining.
-
     Example:
-        >>> from torch import nn
         >>> is_stochastic(mark_stochastic(nn.Identity()))
         True
     """

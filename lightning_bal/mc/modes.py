@@ -32,9 +32,8 @@ def mc_dropout(module: nn.Module, *, dropconnect: float | None = None) -> Iterat
     r"""Keep dropout active at prediction time: MC-Dropout (Gal and Ghahramani, 2016).
 
     The model goes to eval mode (BatchNorm uses its running statistics) and only the stochastic layers (the dropout
-    types and layers marked with :func:`~lightning_bal.mc.layers.mark_stochastic`) run in training mode: each forward
-    is one sample :math:`\hat y_k = f(x; \hat\omega_k)`, :math:`\hat\omega_k \sim q(\omega)`. Every submodule's
-    ``.training`` is restored on exit, also after an exception. A model with nothing stochastic is refused.
+    types and layers marked with :func:`~lightning_bal.mc.layers.mark_stochastic`) run in training mode. Every
+    submodule's ``.training`` is restored on exit, also after an exception. A model with nothing stochastic is refused.
 
     Args:
         module: The model; yielded.

@@ -16,21 +16,15 @@ __all__ = ["MCSplit", "SplitModule", "describe_split", "flatten_sequential", "sp
 class SplitModule(Protocol):
     """A model that declares where its deterministic prefix ends.
 
-    ``mc_split()`` returns ``(features, head)`` such that ``module(x) == head(features(x))`` for a tensor
-    ``x``, and ``features`` holds no stochastic layer. ``features`` then runs once per batch and only
-    ``head`` runs K times. Returning ``(nn.Identity(), self.net)`` for an ``nn.Sequential`` ``self.net`` lets
-    the engine find the split inside it.
+    ``mc_split()`` returns ``(features, head)`` with ``module(x) == head(features(x))`` and no stochastic layer in
+    ``features``, which then runs once per batch; see docs/user_guide.md#the-fast-mc-path-for-a-model-of-your-own.
+    Returning ``(nn.Identity(), self.net)`` for an ``nn.Sequential`` ``self.net`` lets the engine split inside it.
 
     Example:
-        >>> class Net(nn.Module):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.features, self.head = nn.Linear(4, 8), nn.Sequential(nn.Dropout(0.5), nn.Linear(8, 2))
-        ...     def forward(self, x):
-        ...         return self.head(self.features(x))
+        >>> class Net(nn.Sequential):
         ...     def mc_split(self):
-        ...         return self.features, self.head
-        >>> isinstance(Net(), SplitModule)
+        ...         return self[0], self[1:]
+        >>> isinstance(Net(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2)), SplitModule)
         True
     """
 
