@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightning_bal.tasks.base import Task
-from lightning_bal.tasks.classification import Classification, PerPosition
-from lightning_bal.tasks.regression import Regression
+from lightning_bal.tasks.base import Classification, PerPosition, Regression, Task
 
 __all__ = ["Classification", "PerPosition", "Regression", "Task", "resolve_task"]
 
