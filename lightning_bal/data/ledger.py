@@ -20,15 +20,13 @@ class LabelLedger:
     """Every change of labels, validated before it happens: either all of a call takes effect, or none of it.
 
     State: ``acquired_at[N]`` (``-1`` in the pool D_U, else the step at which the sample joined D_L, ``0`` for the
-    initial labels), ``acquisition_order[N]`` and ``acquisition_probability[N]`` (what unbiased risk estimates need),
-    the current ``step``, annotator labels by dataset index, and the pending query. Indices are absolute dataset
-    indices everywhere.
+    initial labels), ``acquisition_order[N]``, ``acquisition_probability[N]``, the current ``step``, annotator labels
+    by dataset index, and the pending query. Indices are absolute dataset indices everywhere.
 
     Args:
         size: number of samples N.
-        task: what annotator labels must be: ``"classification"`` (integer classes in ``[0, num_classes)``),
-            ``"regression"`` (finite numbers), ``None`` (finite numbers, integers kept as classes), or a
-            :class:`~lightning_bal.tasks.Task`, whose ``check_label`` decides.
+        task: ``"classification"``, ``"regression"``, ``None`` or a :class:`~lightning_bal.tasks.Task`, whose
+            ``check_label`` decides what an annotator label must be.
         num_classes: the number of classes of a classification task (labels are checked against it when known).
 
     Example:
@@ -38,10 +36,6 @@ class LabelLedger:
         1
         >>> ledger.labelled_indices.tolist(), ledger.acquired_at.tolist()
         ([0, 4, 5], [0, -1, -1, -1, 0, 1])
-        >>> ledger.label([1], labels=[7])
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `labels` to hold classes in [0, 3), but got 7.
     """
 
     def __init__(self, size: int, task: Task | str | None = None, num_classes: int | None = None) -> None:
@@ -146,19 +140,11 @@ class LabelLedger:
 
         ``probabilities``, when the indices were drawn at random in the given order, holds each one's drawing
         probability given the earlier draws, over the whole pool: :meth:`risk_weights` needs them.
-
-        Raises:
-            TypeError: indices that are not integers, labels that are not numbers.
-            ValueError: an index out of range, duplicated or already labelled; labels invalid for the task or of
-                the wrong length; probabilities outside ``(0, 1]``.
         """
         self._record(*self._checked(indices, labels, probabilities))
 
     def acquire(self, indices: Any, labels: Any = None, probabilities: Any = None) -> int:
-        """Start the next active learning step and label ``indices`` at it (see :meth:`label`); returns the step.
-
-        The one way to label at a new step: on bad input neither the step nor the labelled set changes.
-        """
+        """Start the next active learning step and label ``indices`` at it (see :meth:`label`); returns the step."""
         checked = self._checked(indices, labels, probabilities)
         self.step += 1
         self._record(*checked)
@@ -261,11 +247,7 @@ class LabelLedger:
         self.step += int(new_step)
 
     def answer(self, indices: Any, labels: Any) -> Tensor:
-        """Label answered rows of the pending query with the annotator's ``labels``; the rest stay pending.
-
-        Raises:
-            ValueError: an index that is not in the pending query (never queried, or answered before).
-        """
+        """Label answered rows of the pending query with the annotator's ``labels``; the rest stay pending."""
         tensor = as_index_tensor("indices", indices)
         pending = set(self.pending_query)
         stray = [i for i in tensor.tolist() if i not in pending]
@@ -278,16 +260,9 @@ class LabelLedger:
         return tensor
 
     def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
-        """Importance weights of D_L for an unbiased estimate of the population risk (Farquhar et al., 2021).
+        """Importance weights of D_L (float64 ``[N]``, ``nan`` in the pool) for an unbiased risk estimate.
 
-        The mean of ``weights * losses`` over D_L estimates the mean loss over the whole dataset without the bias of
-        active selection, when every sample was drawn at random with a recorded probability (random draws, or a
-        stochastic heuristic scoring the whole pool). Returns float64 ``[N]``: a weight per labelled sample, ``nan``
-        in the pool.
-
-        Raises:
-            ValueError: if a labelled sample has no recorded drawing probability (deterministic acquisitions such as
-                top-k, balanced or manual labels cannot be corrected).
+        Every labelled sample needs a recorded drawing probability; see docs/user_guide.md, "Unbiased risk estimates".
         """
         if estimator not in ("lure", "pure"):
             raise ValueError(f"Expected argument `estimator` to be 'lure' or 'pure', but got {estimator!r}.")
@@ -320,10 +295,7 @@ class LabelLedger:
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Validate every entry first, then replace the state: a bad state dict changes nothing.
-
-        Every key that :meth:`state_dict` writes is required.
-        """
+        """Validate every entry (all that :meth:`state_dict` writes are required), then replace the state."""
         state = validated_ledger_state(self, state_dict)
         self.acquired_at = state.acquired_at
         self.acquisition_order = state.acquisition_order

@@ -21,10 +21,6 @@ def select_output(outputs: Any, key: OutputKey | None) -> Tensor:
         >>> import torch
         >>> select_output({"logits": torch.zeros(2, 3)}, "logits").shape
         torch.Size([2, 3])
-        >>> select_output((torch.zeros(1),), None)
-        Traceback (most recent call last):
-        ...
-        TypeError: Expected the model to return one tensor, but it returned a tuple of 1 outputs: name the output ...
     """
     if key is None:
         if isinstance(outputs, Tensor):
@@ -78,16 +74,7 @@ def log_softmax_classes(outputs: Any) -> Tensor:
 
 
 def _log_softmax(x: Tensor, dim: int) -> Tensor:
-    """``x.log_softmax(dim)``; on the CPU as ``x - max - log(sum(exp(x - max)))``, 2-3x faster over a few classes.
-
-    Example:
-        >>> import torch
-        >>> x = torch.randn(4, 3, 5)
-        >>> torch.allclose(_log_softmax(x, 2), x.log_softmax(2), atol=1e-6)
-        True
-        >>> _log_softmax(torch.tensor([[[1000.0, 0.0]]]), 2)  # exp overflows: the shifted form
-        tensor([[[    0., -1000.]]])
-    """
+    """``x.log_softmax(dim)``; on the CPU as ``x - max - log(sum(exp(x - max)))``, 2-3x faster over a few classes."""
     if x.device.type != "cpu" or x.numel() == 0:
         return x.log_softmax(dim)
     if dim == x.dim() - 1:
@@ -121,10 +108,6 @@ def sample_mask(mask: Any, key: OutputKey = "mask") -> Tensor:
         >>> sample_mask(torch.tensor([[[True, False]], [[True, True]]]))
         tensor([[ True, False],
                 [ True,  True]])
-        >>> sample_mask(torch.ones(2, 1, 3))
-        Traceback (most recent call last):
-        ...
-        TypeError: Expected output 'mask' of the model to be a bool mask (True where a position counts, e.g. ...
     """
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
