@@ -51,8 +51,7 @@ def select_output(outputs: Any, key: OutputKey | None) -> Tensor:
 def log_softmax_classes(outputs: Any) -> Tensor:
     """Class logits ``[B, K, C, ...]`` to float32 log-probabilities over the classes (dim 2).
 
-    Refuses what cannot be class logits: a tuple or dict of outputs, or a single class (a regression output, which
-    would become all zeros).
+    Refuses a tuple or dict of outputs, and a single class (a regression output would become all zeros).
 
     Example:
         >>> import torch

@@ -49,15 +49,6 @@ class MCPrediction(NamedTuple):
     scores: Tensor | None
 
 
-def _default_budgets(device: torch.device) -> tuple[int, int]:
-    """The output and forward-chunk budgets when none is given."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        budget = max(CPU_MEMORY_BUDGET, free // 4)
-        return budget, budget
-    return CPU_MEMORY_BUDGET, CPU_CHUNK_BUDGET
-
-
 def mc_batches(
     module: nn.Module,
     dataloader: Iterable[Any],
@@ -133,7 +124,12 @@ def mc_batches(
     # A generator of its own, so that the arguments above are checked when `mc_batches` is called.
     def iterate() -> Iterator[tuple[Tensor, Tensor]]:
         device = module_device(module)
-        budget, chunk_budget = (memory_budget, memory_budget) if memory_budget is not None else _default_budgets(device)
+        if memory_budget is not None:
+            budget = chunk_budget = memory_budget
+        elif device.type == "cuda":
+            budget = chunk_budget = max(CPU_MEMORY_BUDGET, torch.cuda.mem_get_info(device)[0] // 4)
+        else:
+            budget, chunk_budget = CPU_MEMORY_BUDGET, CPU_CHUNK_BUDGET
         batches = input_batches(module, dataloader)
         first = next(batches, None)
         if first is None:
@@ -238,7 +234,7 @@ def mc_predict(
         dataloader: yields ``(inputs, dataset_indices)``.
         iterations: K, the number of MC samples.
         score_fn: optional per-batch scoring function.
-        **kwargs: passed on to :func:`mc_batches` (``seed``, ``consistent_masks``, ``chunk_rows``, ...).
+        **kwargs: passed on to :func:`mc_batches`.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
@@ -284,9 +280,8 @@ def _output_bytes(outputs: Any) -> int:
 class ItemChunker:
     """Runs a batch's K samples a few items at a time, so that no ``[b, K, ...]`` output exceeds ``budget`` bytes.
 
-    The first item is run alone to measure one item's outputs (the floor: one item per run). A batch that fits is
-    yielded whole, its runs joined by ``task.cat_items``. Masks depend on the sample, not on the batch, so results
-    do not change.
+    The first item is run alone to measure one item's outputs. A batch that fits is yielded whole, its runs joined
+    by ``task.cat_items``.
 
     Example:
         >>> chunker = ItemChunker(budget=64)  # 64 bytes: two items of 8 float32 outputs each

@@ -1,8 +1,4 @@
-"""The K-sample forward of one batch: layer by layer over a flat ``nn.Sequential``, or whole callables on replicas.
-
-Over layers, the prefix runs once and a dropout is folded into the next Linear's weights; callables run on
-``K_c * B`` replicated rows, masks applied by forward hooks on the dropout layers.
-"""
+"""The K-sample forward of one batch: layer by layer over a flat ``nn.Sequential``, or whole callables on replicas."""
 
 from __future__ import annotations
 
@@ -222,9 +218,7 @@ class SampleRunner:
     def run_replicated(self, fn: Callable[..., Any], inputs: Any, indices: Tensor) -> Any:
         """K samples of ``fn`` on a batch of ``B`` rows, ``K_c * B`` rows per forward: returns ``[B, K, ...]``.
 
-        A model with several outputs (a tuple or dict of tensors) gets each of them as ``[B, K, ...]``. A task
-        without ``batched_samples`` (a list per item cannot be split by rows) runs K forwards of ``B`` rows and
-        combines them with its ``stack_samples``.
+        A task without ``batched_samples`` runs K forwards of ``B`` rows, combined by its ``stack_samples``.
         """
         batch = indices.shape[0]
         self._indices, self._items_first = indices, False

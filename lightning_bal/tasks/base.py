@@ -54,12 +54,8 @@ def check_num_classes(num_classes: Any) -> int:
 class Task:
     """A kind of supervised task; this base is the untyped one (``task=None``): tensor outputs, labels are numbers.
 
-    Subclass it for a new task and give an instance as ``ActiveDataModule(task=...)`` (see ``docs/tasks.md``).
-
-    Attributes:
-        name: what the datamodule's state records as its task.
-        batched_samples: whether K samples may run as one forward of ``K * B`` rows whose tensors split into
-            ``[K, B, ...]``; ``False`` (a model that returns a list per item) runs one forward per sample.
+    Subclass it for a new task and give an instance as ``ActiveDataModule(task=...)``; what each member decides is
+    in docs/tasks.md#adding-a-task.
 
     Example:
         >>> Task().check_label(3.0), Task().stack_samples([torch.zeros(2, 4)] * 3).shape
