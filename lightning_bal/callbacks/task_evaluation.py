@@ -54,13 +54,10 @@ class _SplitEvaluation(StepEvaluation):
 
 
 class RegressionCurve(_SplitEvaluation):
-    r"""RMSE and Gaussian NLL of the MC-averaged regression predictions on the validation or test set.
+    """RMSE and Gaussian NLL of the MC-averaged regression predictions on the validation or test set.
 
-    The prediction is the mean of the K MC means; its variance is :math:`\mathrm{Var}_k[\mu_k] + \overline{\sigma^2}`
-    with :math:`\sigma^2_k` from a ``log_variance`` output, or ``noise_variance`` for a single-output head. Logs
-    ``active/<split>_rmse`` and, when a variance is known, ``active/<split>_nll`` (mean per target value, in nats,
-    variances clamped at 1e-6). Targets are ``item[1]`` (or ``item["target"]``), of the mean's shape. See
-    docs/tasks.md#regression.
+    Logs ``active/<split>_rmse`` and, when a variance is known (a ``log_variance`` output, or ``noise_variance``),
+    ``active/<split>_nll``; see docs/tasks.md#regression.
 
     Args:
         split: ``"test"`` (default) or ``"val"``.

@@ -29,8 +29,7 @@ __all__ = ["ItemChunker", "MCPrediction", "finish", "input_batches", "mc_batches
 
 #: Bytes of K-sample outputs one run of items may hold on CPU when no budget is given.
 CPU_MEMORY_BUDGET = 256 * 2**20
-#: Activation bytes of one forward chunk on CPU when no budget is given. Chunks near the cache's size run faster than
-#: larger ones: one thread, K=20, the early-dropout Gal CNN cost 18.7x one eval pass at 32 MiB and 26.1x at 256 MiB.
+#: Activation bytes of one forward chunk on CPU when no budget is given: near the cache's size (docs/scale.md).
 CPU_CHUNK_BUDGET = 32 * 2**20
 
 
@@ -227,14 +226,8 @@ def mc_predict(
     """Run :func:`mc_batches` over the whole pool and gather the outputs, or only their scores.
 
     With ``score_fn`` (``[B, K, C, ...] -> [B]``, e.g. BALD) each batch is scored as it comes and only the
-    ``[N]`` scores are kept; without it the ``[N, K, C, ...]`` log-probabilities are returned.
-
-    Args:
-        module: the model.
-        dataloader: yields ``(inputs, dataset_indices)``.
-        iterations: K, the number of MC samples.
-        score_fn: optional per-batch scoring function.
-        **kwargs: passed on to :func:`mc_batches`.
+    ``[N]`` scores are kept; without it the ``[N, K, C, ...]`` log-probabilities are returned. ``kwargs`` go to
+    :func:`mc_batches`.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
