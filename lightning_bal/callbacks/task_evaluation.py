@@ -22,8 +22,7 @@ from lightning_bal.data.views import target_of
 from lightning_bal.functional.outputs import OutputKey, select_output
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.sampling import call_module
-from lightning_bal.tasks import PerPosition, Regression
-from lightning_bal.tasks.base import check_num_classes
+from lightning_bal.tasks import PerPosition, Regression, check_num_classes
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 

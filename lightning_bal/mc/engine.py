@@ -68,7 +68,7 @@ def mc_batches(
 
     The model stays in MC mode (eval, dropout on by the engine's own seeded masks) until the iterator is exhausted or
     closed, then every submodule's mode is restored. Each batch runs under ``torch.inference_mode`` on the model's
-    device. Results depend neither on batch order, nor on chunking, nor on the number of ranks; how the pass shares
+    device. Masks depend neither on batch order, nor on chunking, nor on the number of ranks; how the pass shares
     work and memory is in docs/scale.md#how-the-pass-runs.
 
     Args:
@@ -83,15 +83,12 @@ def mc_batches(
         output_transform: maps the raw outputs ``[B, K, C, ...]`` (or a tuple/dict of them) to what is yielded;
             the default is ``log_softmax`` over the classes (dim 2); ``None`` yields the raw outputs as float32.
         share_prefix: run the deterministic prefix once per batch where the structure allows it.
-        chunk_rows: most rows (items x samples) per forward after the prefix; ``None`` picks it from
-            ``memory_budget``.
+        chunk_rows: most rows (items x samples) per forward after the prefix; ``None``: from ``memory_budget``.
         memory_budget: bytes of activations per forward chunk and of K-sample outputs per run of items (default on
             CPU: 32 MiB and 256 MiB; on GPU a quarter of free memory for both).
         autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``).
-        dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect), one consistent weight
-            mask per sample.
-        features: a :class:`~lightning_bal.mc.features.FeatureTap`, whose ``latest`` holds each yielded batch's
-            features.
+        dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect).
+        features: a :class:`~lightning_bal.mc.features.FeatureTap` given each yielded batch's features.
         task: how the K samples are combined and runs of items joined; ``None`` takes the task of the
             ``ActiveDataModule`` the model trains with (see :func:`task_of`).
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.mc.engine import finish, input_batches
-from lightning_bal.tasks.base import stack_samples
+from lightning_bal.tasks import stack_samples
 
 __all__ = ["finish", "input_batches", "stack_samples", "state_entries", "state_int", "state_tensor"]
 
