@@ -130,9 +130,8 @@ def mc_batches(
         first = next(batches, None)
         if first is None:
             return
-        shared = split
-        if split.unverified and not _same_outputs(module, split.head, first[0]):
-            shared = MCSplit(None, None, module)
+        unsafe = split.unverified and not _same_outputs(module, split.head, first[0])
+        shared = MCSplit(None, None, module) if unsafe else split
         trunk: list[nn.Module] = []
         layers, head = shared.layers, shared.head
         if layers is not None and dropconnect is not None:
