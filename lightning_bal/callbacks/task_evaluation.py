@@ -1,8 +1,4 @@
-"""Per-step figures for tasks beyond classification: regression RMSE and NLL, segmentation mean IoU.
-
-Each rank evaluates its shard of the held-out set into torchmetrics metrics, synchronised before the figures are
-computed, so they are those of the whole set whatever the number of processes.
-"""
+"""Per-step figures for tasks beyond classification, of the whole split whatever the number of processes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The library's tasks: what a label is, how K samples of an output are combined and joined, how a split is evaluated.
+"""Tasks: what a label is, how K samples of an output are combined and joined, how a split is evaluated.
 
-The ledger, the MC engine, the posteriors and the step evaluations ask a :class:`Task` instead of assuming
-``[B, K, C, ...]`` tensors and scalar labels; see docs/tasks.md#adding-a-task.
+The ledger, the MC engine, the posteriors and the step evaluations ask a :class:`Task` (docs/tasks.md#adding-a-task).
 """
 
 from __future__ import annotations
