@@ -1,8 +1,4 @@
-"""Per-step figures for tasks beyond classification: regression RMSE and NLL, segmentation mean IoU.
-
-Each rank evaluates its shard of the held-out set into torchmetrics metrics, synchronised before the figures are
-computed, so they are those of the whole set whatever the number of processes.
-"""
+"""Per-step figures for tasks beyond classification, of the whole split whatever the number of processes."""
 
 from __future__ import annotations
 
@@ -22,8 +18,7 @@ from lightning_bal.data.views import target_of
 from lightning_bal.functional.outputs import OutputKey, select_output
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.sampling import call_module
-from lightning_bal.tasks import PerPosition, Regression
-from lightning_bal.tasks.classification import check_num_classes
+from lightning_bal.tasks import PerPosition, Regression, check_num_classes
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
@@ -38,26 +33,32 @@ def _check_split(split: Any) -> Split:
     return split
 
 
-def _targets(dataset: Any, indices: Tensor) -> Tensor:
-    """The targets of ``dataset`` items ``indices`` (``item[1]`` or ``item["target"]``), stacked."""
-    return torch.stack([torch.as_tensor(target_of(dataset[i])) for i in indices.tolist()])
+class _SplitEvaluation(StepEvaluation):
+    """An evaluation of its ``split``, each rank over its own shard of it."""
+
+    split: Split
+
+    def check(self, datamodule: ActiveDataModule) -> None:
+        """Needs the split's dataset."""
+        self._require(datamodule, self.split)
+
+    def _shard(self, context: StepContext) -> tuple[Any, Tensor]:
+        """The split's dataset and this rank's indices of it."""
+        dataset, trainer = context.datamodule.eval_dataset(self.split), context.trainer
+        return dataset, shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
 
 
-class RegressionCurve(StepEvaluation):
-    r"""RMSE and Gaussian NLL of the MC-averaged regression predictions on the validation or test set.
+class RegressionCurve(_SplitEvaluation):
+    """RMSE and Gaussian NLL of the MC-averaged regression predictions on the validation or test set.
 
-    The prediction is the mean of the K MC means; its variance is :math:`\mathrm{Var}_k[\mu_k] + \overline{\sigma^2}`
-    (the law of total variance) with :math:`\sigma^2_k` from a ``log_variance`` output, or ``noise_variance`` for a
-    single-output head. Logs ``active/<split>_rmse`` and, when a variance is known, ``active/<split>_nll`` (mean
-    per target value, in nats: torch's ``gaussian_nll_loss`` with ``full=True``, which clamps variances at 1e-6).
-    Targets are ``item[1]`` (or ``item["target"]``) of the dataset, of the mean's shape.
+    Logs ``active/<split>_rmse`` and, when a variance is known (a ``log_variance`` output, or ``noise_variance``),
+    ``active/<split>_nll``; see docs/tasks.md#regression.
 
     Args:
         split: ``"test"`` (default) or ``"val"``.
         output: the output holding the predicted means (``None``: ``forward`` returns them).
         log_variance: the output holding predicted log-variances (a heteroscedastic head), if any.
-        noise_variance: the noise variance added to the MC variance for the NLL of a single-output head; ``None``
-            logs no NLL for such a head.
+        noise_variance: the noise variance of a single-output head's NLL; ``None`` logs no NLL for such a head.
 
     Example:
         >>> RegressionCurve(split="val", output="mean", log_variance="log_var")
@@ -86,10 +87,6 @@ class RegressionCurve(StepEvaluation):
         self.log_variance = log_variance
         self.noise_variance = noise_variance
 
-    def check(self, datamodule: ActiveDataModule) -> None:
-        """Needs the split's dataset."""
-        self._require(datamodule, self.split)
-
     def _transform(self, outputs: Any) -> Tensor:
         means = select_output(outputs, self.output).float()
         if self.log_variance is None:
@@ -98,21 +95,20 @@ class RegressionCurve(StepEvaluation):
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"<split>_rmse": ..., "<split>_nll": ...}``."""
-        trainer, datamodule = context.trainer, context.datamodule
-        dataset = datamodule.eval_dataset(self.split)
-        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
+        dataset, local = self._shard(context)
         stream = Stream.TEST if self.split == "test" else Stream.CALIBRATION
         seed = derive_seed(context.seed, context.step, stream)
         rmse = Regression().metric()
         nll = MeanMetric(nan_strategy="disable").set_dtype(torch.float64)
-        loader = datamodule.inputs_dataloader(dataset, local)
+        loader = context.datamodule.inputs_dataloader(dataset, local)
         for indices, outputs in context.posterior.batches(
             context.pl_module, loader, context.iterations, seed, self._transform
         ):
             outputs = outputs.double().cpu()
             means = outputs[:, :, 0]
             mean = means.mean(1)
-            targets = _targets(dataset, indices.cpu()).double().reshape(mean.shape)
+            targets = torch.stack([torch.as_tensor(target_of(dataset[i])) for i in indices.tolist()])
+            targets = targets.double().reshape(mean.shape)
             rmse.update(mean, targets)
             noise = outputs[:, :, 1].exp().mean(1) if self.log_variance is not None else self.noise_variance
             if noise is not None:
@@ -128,15 +124,12 @@ class RegressionCurve(StepEvaluation):
         return f"RegressionCurve(split={self.split!r})"
 
 
-class SegmentationIoU(StepEvaluation):
+class SegmentationIoU(_SplitEvaluation):
     """Mean IoU (torchmetrics' ``MulticlassJaccardIndex``) of the deterministic model's per-pixel predictions.
 
     One deterministic pass (stochastic layers off) over the split; logs ``active/<split>_miou`` and
-    ``active/<split>_pixel_acc``. Targets are ``[H, W]`` class maps, ``item[1]`` (or ``item["target"]``); pixels
-    equal to ``ignore_index`` do not count. The mean runs over the classes present in the targets or predictions
-    (not the ``ignore_index`` class, when it is one of the ``num_classes``). Works as well for sequence labelling
-    (``[B, C, T]`` logits, ``[T]`` targets, padding marked ``ignore_index``) when the datamodule's ``collate_fn`` pads
-    targets.
+    ``active/<split>_pixel_acc``. Targets are ``[H, W]`` class maps (``[T]`` for sequence labelling, padded by the
+    datamodule's ``collate_fn``), ``item[1]`` or ``item["target"]``. See docs/tasks.md#segmentation.
 
     Args:
         num_classes: C, the number of classes (background included).
@@ -161,15 +154,10 @@ class SegmentationIoU(StepEvaluation):
         self.split = _check_split(split)
         self.ignore_index = ignore_index
 
-    def check(self, datamodule: ActiveDataModule) -> None:
-        """Needs the split's dataset."""
-        self._require(datamodule, self.split)
-
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"<split>_miou": ..., "<split>_pixel_acc": ...}``."""
-        trainer, datamodule, module = context.trainer, context.datamodule, context.pl_module
-        dataset = datamodule.eval_dataset(self.split)
-        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
+        datamodule, module = context.datamodule, context.pl_module
+        dataset, local = self._shard(context)
         # Synchronised by hand: the pixel accuracy is read off the same summed confusion matrix.
         iou = PerPosition(self.ignore_index).metric(self.num_classes).to(module.device)
         with switch_modes(module, lambda _: False), torch.inference_mode():

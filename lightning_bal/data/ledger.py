@@ -2,33 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import numbers
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_bal.data.ledger_state import UNLABELLED, validated_ledger_state
 from lightning_bal.functional.risk import lure_weights, pure_weights
 from lightning_bal.tasks import Task, resolve_task
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 
 __all__ = ["UNLABELLED", "LabelLedger"]
 
+UNLABELLED = -1
+_STATE_KEYS = (
+    "acquired_at",
+    "acquisition_order",
+    "acquisition_probability",
+    "step",
+    "annotation_indices",
+    "annotation_values",
+    "pending_query",
+)
+
 
 class LabelLedger:
     """Every change of labels, validated before it happens: either all of a call takes effect, or none of it.
 
     State: ``acquired_at[N]`` (``-1`` in the pool D_U, else the step at which the sample joined D_L, ``0`` for the
-    initial labels), ``acquisition_order[N]`` and ``acquisition_probability[N]`` (what unbiased risk estimates need),
-    the current ``step``, annotator labels by dataset index, and the pending query. Indices are absolute dataset
-    indices everywhere.
+    initial labels), ``acquisition_order[N]``, ``acquisition_probability[N]``, the current ``step``, annotator labels
+    by dataset index, and the pending query. Indices are absolute dataset indices everywhere.
 
     Args:
         size: number of samples N.
-        task: what annotator labels must be: ``"classification"`` (integer classes in ``[0, num_classes)``),
-            ``"regression"`` (finite numbers), ``None`` (finite numbers, integers kept as classes), or a
-            :class:`~lightning_bal.tasks.Task`, whose ``check_label`` decides.
+        task: ``"classification"``, ``"regression"``, ``None`` or a :class:`~lightning_bal.tasks.Task`, whose
+            ``check_label`` decides what an annotator label must be.
         num_classes: the number of classes of a classification task (labels are checked against it when known).
 
     Example:
@@ -38,10 +47,6 @@ class LabelLedger:
         1
         >>> ledger.labelled_indices.tolist(), ledger.acquired_at.tolist()
         ([0, 4, 5], [0, -1, -1, -1, 0, 1])
-        >>> ledger.label([1], labels=[7])
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `labels` to hold classes in [0, 3), but got 7.
     """
 
     def __init__(self, size: int, task: Task | str | None = None, num_classes: int | None = None) -> None:
@@ -146,19 +151,11 @@ class LabelLedger:
 
         ``probabilities``, when the indices were drawn at random in the given order, holds each one's drawing
         probability given the earlier draws, over the whole pool: :meth:`risk_weights` needs them.
-
-        Raises:
-            TypeError: indices that are not integers, labels that are not numbers.
-            ValueError: an index out of range, duplicated or already labelled; labels invalid for the task or of
-                the wrong length; probabilities outside ``(0, 1]``.
         """
         self._record(*self._checked(indices, labels, probabilities))
 
     def acquire(self, indices: Any, labels: Any = None, probabilities: Any = None) -> int:
-        """Start the next active learning step and label ``indices`` at it (see :meth:`label`); returns the step.
-
-        The one way to label at a new step: on bad input neither the step nor the labelled set changes.
-        """
+        """Start the next active learning step and label ``indices`` at it (see :meth:`label`); returns the step."""
         checked = self._checked(indices, labels, probabilities)
         self.step += 1
         self._record(*checked)
@@ -251,21 +248,14 @@ class LabelLedger:
         return indices
 
     def query(self, indices: Any, *, new_step: bool = False) -> None:
-        """Record ``indices`` as the pending query for a human annotator (they stay in the pool).
-
-        With ``new_step`` the query opens the next step (as :meth:`acquire` does): its answers are labelled at it.
-        """
+        """Record ``indices`` as the pending query (they stay in the pool); ``new_step`` opens the next step."""
         tensor = as_index_tensor("indices", indices)
         self.check_pool_members("indices", tensor)
         self.pending_query = tensor.tolist()
         self.step += int(new_step)
 
     def answer(self, indices: Any, labels: Any) -> Tensor:
-        """Label answered rows of the pending query with the annotator's ``labels``; the rest stay pending.
-
-        Raises:
-            ValueError: an index that is not in the pending query (never queried, or answered before).
-        """
+        """Label answered rows of the pending query with the annotator's ``labels``; the rest stay pending."""
         tensor = as_index_tensor("indices", indices)
         pending = set(self.pending_query)
         stray = [i for i in tensor.tolist() if i not in pending]
@@ -278,17 +268,7 @@ class LabelLedger:
         return tensor
 
     def risk_weights(self, estimator: Literal["lure", "pure"] = "lure") -> Tensor:
-        """Importance weights of D_L for an unbiased estimate of the population risk (Farquhar et al., 2021).
-
-        The mean of ``weights * losses`` over D_L estimates the mean loss over the whole dataset without the bias of
-        active selection, when every sample was drawn at random with a recorded probability (random draws, or a
-        stochastic heuristic scoring the whole pool). Returns float64 ``[N]``: a weight per labelled sample, ``nan``
-        in the pool.
-
-        Raises:
-            ValueError: if a labelled sample has no recorded drawing probability (deterministic acquisitions such as
-                top-k, balanced or manual labels cannot be corrected).
-        """
+        """Importance weights of D_L (float64 ``[N]``, ``nan`` in the pool) for an unbiased risk estimate."""
         if estimator not in ("lure", "pure"):
             raise ValueError(f"Expected argument `estimator` to be 'lure' or 'pure', but got {estimator!r}.")
         labelled = self.labelled_indices
@@ -320,19 +300,95 @@ class LabelLedger:
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Validate every entry first, then replace the state: a bad state dict changes nothing.
-
-        Every key that :meth:`state_dict` writes is required.
-        """
-        state = validated_ledger_state(self, state_dict)
-        self.acquired_at = state.acquired_at
-        self.acquisition_order = state.acquisition_order
-        self.acquisition_probability = state.acquisition_probability
-        self.step = state.step
-        self.annotations = state.annotations
-        self.pending_query = state.pending_query
+        """Validate every entry (all that :meth:`state_dict` writes are required), then replace the state."""
+        # The validated state's fields are the ledger's attributes; all are checked before the first is replaced.
+        for name, value in _validated_state(self, state_dict)._asdict().items():
+            setattr(self, name, value)
 
 
 def _check_generator(generator: Any) -> None:
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"Expected argument `generator` to be a torch.Generator, but got {generator!r}.")
+
+
+class _LedgerState(NamedTuple):
+    """A validated ledger state, in the ledger's own types (fresh tensors, plain numbers and lists)."""
+
+    acquired_at: Tensor
+    acquisition_order: Tensor
+    acquisition_probability: Tensor
+    step: int
+    annotations: dict[int, int | float]
+    pending_query: list[int]
+
+
+def _validated_state(ledger: LabelLedger, state: Any) -> _LedgerState:
+    """The ledger's state from a state dict, every entry validated for ``ledger`` (its size and task)."""
+    if not isinstance(state, dict):
+        raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state).__name__}.")
+    missing = [key for key in _STATE_KEYS if key not in state]
+    if missing:
+        raise KeyError(f"Expected the label state to hold {missing}, but it has only {sorted(state)}.")
+    size = len(ledger)
+    acquired_at = _int_vector(state, "acquired_at", size)
+    raw_step = state["step"]
+    if isinstance(raw_step, bool) or not isinstance(raw_step, numbers.Integral) or raw_step < 0:
+        raise ValueError(f"Expected `step` to be a non-negative integer, but got {raw_step!r}.")
+    step = int(raw_step)
+    bad = acquired_at[(acquired_at < UNLABELLED) | (acquired_at > step)]
+    if bad.numel():
+        raise ValueError(
+            f"Expected `acquired_at` to hold -1 or a step in [0, {step}] (`step` is {step}), but got"
+            f" {describe(bad.unique())}."
+        )
+    labelled = acquired_at != UNLABELLED
+    order = _int_vector(state, "acquisition_order", size)
+    if bool((order[~labelled] != UNLABELLED).any()) or bool((order[labelled] < UNLABELLED).any()):
+        raise ValueError("Expected `acquisition_order` to be -1 exactly in the pool, but got other values.")
+    probability = state["acquisition_probability"]
+    if not isinstance(probability, Tensor) or probability.shape != (size,) or not probability.is_floating_point():
+        raise ValueError(f"Expected `acquisition_probability` to be a float tensor of shape [{size}].")
+    known = probability[~probability.isnan()]
+    if bool(((known <= 0) | (known > 1)).any()):
+        raise ValueError("Expected `acquisition_probability` to lie in (0, 1] or be NaN.")
+    annotations = _validated_annotations(ledger, state, labelled)
+    pending = as_index_tensor("pending_query", state["pending_query"])
+    ledger.check_in_range("pending_query", pending)
+    if bool(labelled[pending].any()):
+        raise ValueError("Expected `pending_query` to hold pool indices, but some are labelled.")
+    return _LedgerState(
+        acquired_at=acquired_at.clone(),
+        acquisition_order=order.clone(),
+        acquisition_probability=probability.to(torch.float64).clone(),
+        step=step,
+        annotations=annotations,
+        pending_query=pending.tolist(),
+    )
+
+
+def _validated_annotations(ledger: LabelLedger, state: dict[str, Any], labelled: Tensor) -> dict[int, int | float]:
+    indices = as_index_tensor("annotation_indices", state["annotation_indices"])
+    values = state["annotation_values"]
+    if not isinstance(values, Tensor) or values.numel() != indices.numel():
+        raise ValueError("Expected `annotation_indices` and `annotation_values` of one length.")
+    ledger.check_in_range("annotation_indices", indices)
+    if not bool(labelled[indices].all()):
+        raise ValueError("Expected `annotation_indices` to hold labelled indices, but some are in the pool.")
+    annotations: dict[int, int | float] = {}
+    # The task's `check_label` gives each saved float back its canonical form (an integer class stays an int).
+    for index, value in zip(indices.tolist(), values.tolist(), strict=True):
+        try:
+            annotations[index] = ledger.check_label(value)
+        except ValueError as err:
+            raise ValueError(f"Expected `annotation_values` valid for the task: {err}") from err
+    return annotations
+
+
+def _int_vector(state: dict[str, Any], key: str, size: int) -> Tensor:
+    value = state[key]
+    if not isinstance(value, Tensor) or value.shape != (size,):
+        got = f"size {value.numel()}, shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"Expected a state dict for a dataset of {size} samples, but got `{key}` of {got}.")
+    if value.is_floating_point() or value.dtype == torch.bool or value.is_complex():
+        raise ValueError(f"Expected `{key}` to be an integer tensor, but got dtype {value.dtype}.")
+    return value.long()

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from lightning_bal.data.datamodule import ActiveDataModule
 from lightning_bal.functional.outputs import log_softmax_classes
-from lightning_bal.mc.chunks import ItemChunker
 from lightning_bal.mc.dropconnect import mc_dropconnect
 from lightning_bal.mc.features import FeatureTap
 from lightning_bal.mc.layers import check_stochastic_layers, is_marked
@@ -26,12 +25,11 @@ from lightning_bal.mc.sampling import SampleRunner, call_module, is_random
 from lightning_bal.mc.split import MCSplit, split_module
 from lightning_bal.tasks import Task
 
-__all__ = ["MCPrediction", "finish", "input_batches", "log_softmax_classes", "mc_batches", "mc_predict", "task_of"]
+__all__ = ["ItemChunker", "MCPrediction", "finish", "input_batches", "mc_batches", "mc_predict", "task_of"]
 
 #: Bytes of K-sample outputs one run of items may hold on CPU when no budget is given.
 CPU_MEMORY_BUDGET = 256 * 2**20
-#: Activation bytes of one forward chunk on CPU when no budget is given. Chunks near the cache's size run faster than
-#: larger ones: one thread, K=20, the early-dropout Gal CNN cost 18.7x one eval pass at 32 MiB and 26.1x at 256 MiB.
+#: Activation bytes of one forward chunk on CPU when no budget is given: near the cache's size (docs/scale.md).
 CPU_CHUNK_BUDGET = 32 * 2**20
 
 
@@ -50,42 +48,6 @@ class MCPrediction(NamedTuple):
     scores: Tensor | None
 
 
-def _default_budgets(device: torch.device) -> tuple[int, int]:
-    """The output and forward-chunk budgets when none is given."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        budget = max(CPU_MEMORY_BUDGET, free // 4)
-        return budget, budget
-    return CPU_MEMORY_BUDGET, CPU_CHUNK_BUDGET
-
-
-class _Plan(NamedTuple):
-    features: nn.Module | None
-    trunk: list[nn.Module]
-    layers: list[nn.Module] | None
-    head: Callable[..., Tensor]
-
-
-def _plan(split: MCSplit, dropconnect: bool) -> _Plan:
-    if split.layers is None:
-        return _Plan(split.features, [], None, split.head)
-    if not dropconnect:
-        return _Plan(split.features, [], split.layers, split.head)
-    # DropConnect needs one forward per sample (the weights differ), so only the layers before the first
-    # Linear/Conv are shared.
-    first = next((i for i, layer in enumerate(split.layers) if is_random(layer, True)), len(split.layers))
-    return _Plan(split.features, split.layers[:first], None, nn.Sequential(*split.layers[first:]))
-
-
-def _sample(plan: _Plan, sampler: SampleRunner, inputs: Any, indices: Tensor) -> Any:
-    x = inputs if plan.features is None else call_module(plan.features, inputs)
-    if plan.layers is not None and isinstance(x, Tensor):
-        return sampler.run_layers(plan.layers, x, indices)
-    for layer in plan.trunk:
-        x = layer(x)
-    return sampler.run_replicated(plan.head, x, indices)
-
-
 def mc_batches(
     module: nn.Module,
     dataloader: Iterable[Any],
@@ -102,58 +64,33 @@ def mc_batches(
     features: FeatureTap | None = None,
     task: Task | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    r"""Stream K MC-Dropout samples of every pool batch: yields ``(dataset_indices [B], outputs [B, K, C, ...])``.
+    """Stream K MC-Dropout samples of every pool batch: yields ``(dataset_indices [B], outputs [B, K, C, ...])``.
 
-    Each batch is drawn from :math:`\hat y_{ik} = f(x_i; \hat\omega_k)`, :math:`k = 1..K`. The model stays in
-    MC mode (eval, dropout on) until the iterator is exhausted or closed; every submodule's mode is restored
-    then. Each batch runs under ``torch.inference_mode`` on the model's device (that of its first parameter).
-
-    How: everything before the first stochastic layer runs once per batch when the structure shows it (a plain
-    ``nn.Sequential``, a model with ``mc_split()``, see :class:`~lightning_bal.mc.split.SplitModule`, or a model
-    that only wraps an ``nn.Sequential``, checked on the first batch against its own ``forward``); the K samples
-    run as forwards of up to ``chunk_rows`` rows (items x samples); a batch whose ``[B, K, ...]`` outputs would
-    exceed ``memory_budget`` is yielded in runs of fewer items; masks come from a counter-based hash of
-    ``(seed, layer, k)`` or ``(seed, layer, dataset index, k)``, so results depend neither on batch order nor on
-    the number of ranks.
-
-    ``consistent_masks=True`` (the default) makes sample ``k`` use the same masks for every item (K fixed
-    sub-networks): what BatchBALD's joint entropies assume, unbiased for pointwise scores, and fast (a
-    dropout-then-Linear pair becomes one GEMM against K masked weight copies). ``False`` draws independent masks
-    per item, as ``train()``-mode dropout does, at a higher cost.
+    The model stays in MC mode (eval, dropout on by the engine's own seeded masks) until the iterator is exhausted or
+    closed, then every submodule's mode is restored. Each batch runs under ``torch.inference_mode`` on the model's
+    device. Masks depend neither on batch order, nor on chunking, nor on the number of ranks; how the pass shares
+    work and memory is in docs/scale.md#how-the-pass-runs.
 
     Args:
         module: the model (any ``nn.Module``, e.g. a ``LightningModule``; its ``forward`` is called).
         dataloader: yields ``(inputs, dataset_indices)``, or inputs alone (items are then numbered in loader
-            order); ``inputs`` a tensor (called as ``module(x)``), a tuple/list (``module(*x)``) or a dict
-            (``module(**x)``); ``dataset_indices`` an integer tensor ``[B]``. An index that repeats within the
-            pass is refused (the usual cause: a loader of ``(inputs, targets)``).
+            order); ``inputs`` a tensor (``module(x)``), a tuple/list (``module(*x)``) or a dict (``module(**x)``).
+            An index that repeats within the pass is refused (the usual cause: a loader of ``(inputs, targets)``).
         iterations: K, the number of MC samples.
-        seed: seeds all masks; ``None`` draws one from the OS (never from torch's global generator). Give
-            the same seed on every rank for the same samples.
-        consistent_masks: one mask per sample shared by all items (default), or one per item and sample.
-        output_transform: maps the raw outputs ``[B, K, C, ...]`` (or a tuple/dict of them, for a model with
-            several outputs) to what is yielded; the default is ``log_softmax`` over the classes (dim 2), which
-            refuses a single-unit or structured output; ``None`` yields the raw outputs as float32 (e.g.
-            regression). A heuristic's own transform is :meth:`~lightning_bal.heuristics.Heuristic.transform`.
+        seed: seeds all masks; ``None`` draws one from the OS. Give the same seed on every rank for the same samples.
+        consistent_masks: one mask per sample shared by all items (default: K fixed sub-networks, as BatchBALD
+            assumes), or one per item and sample.
+        output_transform: maps the raw outputs ``[B, K, C, ...]`` (or a tuple/dict of them) to what is yielded;
+            the default is ``log_softmax`` over the classes (dim 2); ``None`` yields the raw outputs as float32.
         share_prefix: run the deterministic prefix once per batch where the structure allows it.
-        chunk_rows: most rows per forward after the prefix; ``None`` picks it from ``memory_budget``.
+        chunk_rows: most rows (items x samples) per forward after the prefix; ``None``: from ``memory_budget``.
         memory_budget: bytes of activations per forward chunk and of K-sample outputs per run of items (default on
-            CPU: 32 MiB of activations, near the cache's size, and 256 MiB of outputs; on GPU a quarter of free
-            memory for both).
+            CPU: 32 MiB and 256 MiB; on GPU a quarter of free memory for both).
         autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``).
-        dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect), one consistent
-            weight mask per sample; these layers then run once per sample.
-        features: a :class:`~lightning_bal.mc.features.FeatureTap`: after each batch is yielded, its ``latest`` holds
-            that batch's features (at the split, or at a named layer), taken from this pass by a forward hook.
-        task: how the K samples of a batch are combined and runs of items joined (:class:`~lightning_bal.tasks.Task`);
-            ``None`` takes the task of the ``ActiveDataModule`` the model trains with (see :func:`task_of`).
-
-    Returns:
-        An iterator of ``(dataset_indices [B], outputs [B, K, C, ...])`` on the model's device.
-
-    Raises:
-        ValueError: if ``iterations`` is not positive, or the model has no stochastic layer and ``dropconnect``
-            is not set.
+        dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect).
+        features: a :class:`~lightning_bal.mc.features.FeatureTap` given each yielded batch's features.
+        task: how the K samples are combined and runs of items joined; ``None`` takes the task of the
+            ``ActiveDataModule`` the model trains with (see :func:`task_of`).
 
     Example:
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
@@ -161,16 +98,15 @@ def mc_batches(
         >>> [(idx.shape, out.shape) for idx, out in mc_batches(net, loader, iterations=10, seed=0)]
         [(torch.Size([5]), torch.Size([5, 10, 4]))]
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"Expected argument `iterations` to be a positive integer, but got {iterations!r}")
-    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1):
-        raise ValueError(f"Expected argument `chunk_rows` to be a positive integer or None, but got {chunk_rows!r}")
-    if memory_budget is not None and (
-        isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1
+    for name, value, kind in (
+        ("iterations", iterations, "a positive integer"),
+        ("chunk_rows", chunk_rows, "a positive integer or None"),
+        ("memory_budget", memory_budget, "a positive integer or None"),
     ):
-        raise ValueError(
-            f"Expected argument `memory_budget` to be a positive integer or None, but got {memory_budget!r}"
-        )
+        if (value is not None or name == "iterations") and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"Expected argument `{name}` to be {kind}, but got {value!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"Expected argument `seed` to be an int or None, but got {type(seed).__name__}")
     if not hasattr(dataloader, "__iter__"):
@@ -184,15 +120,25 @@ def mc_batches(
     # A generator of its own, so that the arguments above are checked when `mc_batches` is called.
     def iterate() -> Iterator[tuple[Tensor, Tensor]]:
         device = module_device(module)
-        budget, chunk_budget = (memory_budget, memory_budget) if memory_budget is not None else _default_budgets(device)
+        if memory_budget is not None:
+            budget = chunk_budget = memory_budget
+        elif device.type == "cuda":
+            budget = chunk_budget = max(CPU_MEMORY_BUDGET, torch.cuda.mem_get_info(device)[0] // 4)
+        else:
+            budget, chunk_budget = CPU_MEMORY_BUDGET, CPU_CHUNK_BUDGET
         batches = input_batches(module, dataloader)
         first = next(batches, None)
         if first is None:
             return
-        shared = split
-        if split.unverified and not _same_outputs(module, split.head, first[0]):
-            shared = MCSplit(None, None, module)
-        plan = _plan(shared, dropconnect is not None)
+        unsafe = split.unverified and not _same_outputs(module, split.head, first[0])
+        shared = MCSplit(None, None, module) if unsafe else split
+        trunk: list[nn.Module] = []
+        layers, head = shared.layers, shared.head
+        if layers is not None and dropconnect is not None:
+            # DropConnect needs one forward per sample (the weights differ), so only the layers before the first
+            # Linear/Conv are shared.
+            first_random = next((i for i, layer in enumerate(layers) if is_random(layer, True)), len(layers))
+            trunk, head, layers = layers[:first_random], nn.Sequential(*layers[first_random:]), None
         with ExitStack() as stack:
             # Built-in dropout stays in eval mode (identity): the engine applies its own seeded masks in hooks.
             stack.enter_context(switch_modes(module, is_marked))
@@ -208,7 +154,13 @@ def mc_batches(
                     nullcontext() if autocast_dtype is None else torch.autocast(device.type, dtype=autocast_dtype)
                 )
                 with torch.inference_mode(), autocast:
-                    outputs = _sample(plan, sampler, inputs, indices)
+                    x = inputs if shared.features is None else call_module(shared.features, inputs)
+                    if layers is not None and isinstance(x, Tensor):
+                        outputs = sampler.run_layers(layers, x, indices)
+                    else:
+                        for layer in trunk:
+                            x = layer(x)
+                        outputs = sampler.run_replicated(head, x, indices)
                 if features is not None:
                     features.finish(indices.numel())
                 return outputs
@@ -270,17 +222,8 @@ def mc_predict(
     """Run :func:`mc_batches` over the whole pool and gather the outputs, or only their scores.
 
     With ``score_fn`` (``[B, K, C, ...] -> [B]``, e.g. BALD) each batch is scored as it comes and only the
-    ``[N]`` scores are kept; without it the ``[N, K, C, ...]`` log-probabilities are returned.
-
-    Args:
-        module: the model.
-        dataloader: yields ``(inputs, dataset_indices)``.
-        iterations: K, the number of MC samples.
-        score_fn: optional per-batch scoring function.
-        **kwargs: passed on to :func:`mc_batches` (``seed``, ``consistent_masks``, ``chunk_rows``, ...).
-
-    Returns:
-        :class:`MCPrediction` ``(indices [N], log_probs [N, K, C, ...] or None, scores [N] or None)``.
+    ``[N]`` scores are kept; without it the ``[N, K, C, ...]`` log-probabilities are returned. ``kwargs`` go to
+    :func:`mc_batches`.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
@@ -310,3 +253,63 @@ def mc_predict(
         task.cat_items(outputs) if score_fn is None else None,
         torch.cat(scores) if score_fn is not None else None,
     )
+
+
+def _slice_items(inputs: Any, start: int, stop: int, rows: int) -> Any:
+    """Items ``start:stop`` of a batch of ``rows`` items: every tensor whose dim 0 is ``rows`` is sliced (nested)."""
+    return apply_to_collection(inputs, Tensor, lambda x: x[start:stop] if x.dim() > 0 and x.shape[0] == rows else x)
+
+
+def _output_bytes(outputs: Any) -> int:
+    sizes: list[int] = []
+    apply_to_collection(outputs, Tensor, lambda x: sizes.append(x.numel() * x.element_size()))
+    return sum(sizes)
+
+
+class ItemChunker:
+    """Runs a batch's K samples a few items at a time, so that no ``[b, K, ...]`` output exceeds ``budget`` bytes.
+
+    The first item is run alone to measure one item's outputs. A batch that fits is yielded whole, its runs joined
+    by ``task.cat_items``.
+
+    Example:
+        >>> chunker = ItemChunker(budget=64)  # 64 bytes: two items of 8 float32 outputs each
+        >>> run = lambda x, idx: x[:, None].expand(-1, 8).float()  # one "sample" row of 8 floats per item
+        >>> [idx.tolist() for idx, _ in chunker.run(run, torch.arange(5), torch.arange(5))]
+        [[0], [1, 2], [3, 4]]
+    """
+
+    def __init__(self, budget: int, task: Task | None = None) -> None:
+        self.budget = budget
+        self.task = Task() if task is None else task
+        self.bytes_per_item: float | None = None
+
+    def _items(self) -> int:
+        assert self.bytes_per_item is not None
+        return max(1, int(self.budget // max(1.0, self.bytes_per_item)))
+
+    def run(self, sample: Callable[[Any, Tensor], Any], inputs: Any, indices: Tensor) -> Iterator[tuple[Tensor, Any]]:
+        """Yield ``(indices [b], sample(inputs[b], indices[b]))`` over the batch, ``b`` items at a time."""
+        rows = int(indices.shape[0])
+        start, parts = 0, []
+        if self.bytes_per_item is None:
+            probe = sample(_slice_items(inputs, 0, 1, rows), indices[:1])
+            self.bytes_per_item = float(_output_bytes(probe))
+            if rows == 1 or self._items() < rows:
+                yield indices[:1], probe
+            else:
+                parts.append(probe)
+            start = 1 if rows else 0
+        if start == 0 and self._items() >= rows:
+            yield indices, sample(inputs, indices)
+            return
+        while start < rows:
+            stop = min(rows, start + self._items())
+            out = sample(_slice_items(inputs, start, stop, rows), indices[start:stop])
+            if parts:
+                parts.append(out)
+            else:
+                yield indices[start:stop], out
+            start = stop
+        if parts:
+            yield indices, self.task.cat_items(parts)

@@ -1,8 +1,4 @@
-"""The K-sample forward of one batch: layer by layer over a flat ``nn.Sequential``, or whole callables on replicas.
-
-Over layers, the prefix runs once and a dropout is folded into the next Linear's weights; callables run on
-``K_c * B`` replicated rows, masks applied by forward hooks on the dropout layers.
-"""
+"""The K-sample forward of one batch: layer by layer over a flat ``nn.Sequential``, or whole callables on replicas."""
 
 from __future__ import annotations
 
@@ -67,6 +63,13 @@ def is_random(layer: nn.Module, dropconnect: bool) -> bool:
     return has_stochastic_layers(layer) or (
         dropconnect and any(isinstance(m, DROPCONNECT_TYPES) for m in layer.modules())
     )
+
+
+def _spread(shared: Tensor, pending: Tensor | None, k: int) -> Tensor:
+    """``[B, ...]`` activations as ``[B, K, ...]``: times each sample's pending mask, else repeated as a view."""
+    if pending is not None:
+        return shared.unsqueeze(1) * pending.unsqueeze(0)
+    return shared.unsqueeze(1).expand(shared.shape[0], k, *shared.shape[1:])
 
 
 def _rowwise(layer: nn.Module, y: Tensor) -> Tensor:
@@ -169,49 +172,38 @@ class SampleRunner:
     def _run_layers_chunk(self, layers: Sequence[nn.Module], x: Tensor, indices: Tensor) -> Tensor:
         k = self.iterations
         self._ks, self._indices, self._items_first = range(k), indices, True
-        shared: Tensor | None = x
-        sampled: Tensor | None = None
+        shared, sampled = x, None
         pending: Tensor | None = None  # scaled consistent mask [K, *features] not yet applied to `shared`
         pending_from = -1
         for layer in layers:
-            if sampled is None and shared is not None:
-                if isinstance(layer, BUILTIN_STOCHASTIC_TYPES) and pending is None and self._foldable(layer):
-                    p = float(layer.p)  # type: ignore[arg-type]
+            if sampled is None:
+                if pending is None and self.masks.consistent and type(layer) is nn.Dropout:
+                    p = float(layer.p)
                     keep = self.masks.keep(
-                        self._layer_ids[id(layer)], p, tuple(shared.shape[1:]), range(k), None, x.device
+                        self._layer_ids[id(layer)], p, tuple(shared.shape[1:]), self._ks, None, x.device
                     )
                     pending, pending_from = keep.to(shared.dtype) * (1.0 / (1.0 - p)), id(layer)
                     continue
-                if pending is not None:
-                    if isinstance(layer, _RESHAPES) and getattr(layer, "start_dim", 1) >= 1:
-                        shared, pending = layer(shared), layer(pending)
-                        continue
-                    if isinstance(layer, nn.Linear) and shared.dim() == 2 and not self.dropconnect:
-                        sampled = self._fold(pending_from, layer, shared, pending)
-                        shared = pending = None
-                        self._note(sampled)
-                        continue
-                    sampled, shared, pending = shared.unsqueeze(1) * pending.unsqueeze(0), None, None
-                elif isinstance(layer, BUILTIN_STOCHASTIC_TYPES) or is_random(layer, bool(self.dropconnect)):
-                    sampled, shared = shared.unsqueeze(1).expand(shared.shape[0], k, *shared.shape[1:]), None
-                else:
+                if pending is not None and isinstance(layer, _RESHAPES) and getattr(layer, "start_dim", 1) >= 1:
+                    shared, pending = layer(shared), layer(pending)
+                    continue
+                if pending is not None and isinstance(layer, nn.Linear) and shared.dim() == 2 and not self.dropconnect:
+                    sampled = self._fold(pending_from, layer, shared, pending)
+                    self._note(sampled)
+                    continue
+                if pending is None and not is_random(layer, bool(self.dropconnect)):
                     shared = layer(shared)
                     continue
-            assert sampled is not None
+                sampled = _spread(shared, pending, k)
             if isinstance(layer, BUILTIN_STOCHASTIC_TYPES):
                 sampled = self._drop(layer, sampled, indices)
             else:
                 sampled = _rowwise(layer, sampled.contiguous())
             self._note(sampled)
-        if sampled is None and shared is not None:
-            sampled = shared.unsqueeze(1) * pending.unsqueeze(0) if pending is not None else shared.unsqueeze(1)
-            sampled = sampled.expand(shared.shape[0], k, *sampled.shape[2:])
-        assert sampled is not None
+        if sampled is None:
+            sampled = _spread(shared, pending, k)
         self._note(sampled)
         return sampled
-
-    def _foldable(self, layer: nn.Module) -> bool:
-        return self.masks.consistent and type(layer) is nn.Dropout
 
     def _fold(self, drop_id: int, linear: nn.Linear, x: Tensor, scale: Tensor) -> Tensor:
         # (x * m_k) W^T = x (W * m_k)^T: K masked weight copies side by side make one [B, K*O] GEMM.
@@ -226,9 +218,7 @@ class SampleRunner:
     def run_replicated(self, fn: Callable[..., Any], inputs: Any, indices: Tensor) -> Any:
         """K samples of ``fn`` on a batch of ``B`` rows, ``K_c * B`` rows per forward: returns ``[B, K, ...]``.
 
-        A model with several outputs (a tuple or dict of tensors) gets each of them as ``[B, K, ...]``. A task
-        without ``batched_samples`` (a list per item cannot be split by rows) runs K forwards of ``B`` rows and
-        combines them with its ``stack_samples``.
+        A task without ``batched_samples`` runs K forwards of ``B`` rows, combined by its ``stack_samples``.
         """
         batch = indices.shape[0]
         self._indices, self._items_first = indices, False

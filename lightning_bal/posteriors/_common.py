@@ -10,20 +10,13 @@ import torch
 from torch import Tensor
 
 from lightning_bal.mc.engine import finish, input_batches
-from lightning_bal.tasks.base import stack_samples
+from lightning_bal.tasks import stack_samples
 
 __all__ = ["finish", "input_batches", "stack_samples", "state_entries", "state_int", "state_tensor"]
 
 
 def state_entries(owner: str, state: Any, names: tuple[str, ...]) -> dict[str, Any] | None:
-    """``names``' entries of a saved ``state``; ``None`` for an empty one (a fresh posterior). Errors name the entry.
-
-    Example:
-        >>> state_entries("SWAG", {"mean": 1}, ("mean", "sq_mean"))
-        Traceback (most recent call last):
-        ...
-        KeyError: 'Expected state entry `sq_mean` in the state of `SWAG`, but it is missing.'
-    """
+    """``names``' entries of a saved ``state``; ``None`` for an empty one (a fresh posterior). Errors name the entry."""
     if not isinstance(state, Mapping):
         raise TypeError(f"Expected the state of `{owner}` to be a mapping (its `state_dict()`), but got {state!r:.80}.")
     if not state:

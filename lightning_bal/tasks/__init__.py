@@ -1,14 +1,162 @@
-"""Tasks: what a label is, how K samples of an output are combined and joined, how a split is evaluated."""
+"""Tasks: what a label is, how K samples of an output are combined and joined, how a split is evaluated.
+
+The ledger, the MC engine, the posteriors and the step evaluations ask a :class:`Task` (docs/tasks.md#adding-a-task).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
-from lightning_bal.tasks.base import Task
-from lightning_bal.tasks.classification import Classification, PerPosition
-from lightning_bal.tasks.regression import Regression
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import MeanSquaredError, Metric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 __all__ = ["Classification", "PerPosition", "Regression", "Task", "resolve_task"]
+
+
+def merge(parts: list[Any], join: Callable[[list[Tensor]], Tensor]) -> Any:
+    """``join`` the tensors at the same place of each of ``parts`` (tensors, or tuples/lists/dicts of them).
+
+    Anything else is taken from the first part (a constant such as a flag the model returns).
+
+    Example:
+        >>> merge([{"m": torch.zeros(2), "n": 3}, {"m": torch.ones(1), "n": 3}], torch.cat)
+        {'m': tensor([0., 0., 1.]), 'n': 3}
+    """
+    first = parts[0]
+    if isinstance(first, Tensor):
+        return join(parts)
+    if isinstance(first, Mapping):
+        return {key: merge([part[key] for part in parts], join) for key in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(merge(list(group), join) for group in zip(*parts, strict=True))
+    return first
+
+
+def stack_samples(samples: list[Any]) -> Any:
+    """K outputs ``[B, ...]`` (tensors, or tuples/dicts of them) stacked into ``[B, K, ...]``."""
+    return merge(samples, lambda tensors: torch.stack(tensors, dim=1))
+
+
+def check_num_classes(num_classes: Any) -> int:
+    """``num_classes`` if it is an integer >= 2, else an error naming it."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
+    return num_classes
+
+
+class Task:
+    """A kind of supervised task; this base is the untyped one (``task=None``): tensor outputs, labels are numbers.
+
+    Subclass it for a new task and give an instance as ``ActiveDataModule(task=...)``; what each member decides is
+    in docs/tasks.md#adding-a-task.
+
+    Example:
+        >>> Task().check_label(3.0), Task().stack_samples([torch.zeros(2, 4)] * 3).shape
+        (3, torch.Size([2, 3, 4]))
+    """
+
+    name: ClassVar[str | None] = None
+    batched_samples: ClassVar[bool] = True
+
+    def check_label(self, value: Any, num_classes: int | None = None) -> int | float:
+        """One annotator label (or a saved one) in canonical form: finite numbers, integers kept as classes."""
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(
+                f"Expected argument `labels` to hold numbers, but got {value!r} of type {type(value).__name__}."
+            )
+        if not math.isfinite(float(value)):
+            raise ValueError(f"Expected argument `labels` to hold finite numbers, but got {value!r}.")
+        return int(float(value)) if isinstance(value, numbers.Integral) or float(value).is_integer() else float(value)
+
+    def stack_samples(self, samples: list[Any]) -> Any:
+        """The K outputs of one batch, one per sample, as heuristics read them (by default ``[B, K, ...]``)."""
+        return stack_samples(samples)
+
+    def cat_items(self, parts: list[Any]) -> Any:
+        """Outputs of consecutive runs of items, as :meth:`stack_samples` made them, joined into one."""
+        return merge(parts, torch.cat)
+
+    def metric(self, num_classes: int | None = None) -> Metric:
+        """The torchmetrics metric a split is evaluated with; the untyped task has none (``NotImplementedError``)."""
+        raise NotImplementedError(f"Expected a task with a metric, but `{type(self).__name__}` defines none.")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Classification(Task):
+    """Logits ``[B, C]``; a label is an integer class in ``[0, num_classes)``; evaluated by accuracy.
+
+    Example:
+        >>> Classification().check_label(2.0, num_classes=3)
+        2
+    """
+
+    name: ClassVar[str | None] = "classification"
+
+    def check_label(self, value: Any, num_classes: int | None = None) -> int:
+        """An integer class in ``[0, num_classes)`` (``[0, inf)`` when the number of classes is not known)."""
+        label = super().check_label(value)
+        if not isinstance(label, int):
+            raise ValueError(f"Expected argument `labels` to hold integer classes, but got {value!r}.")
+        if not 0 <= label < (num_classes or 2**63 - 1):
+            span = f"[0, {num_classes})" if num_classes else "[0, inf)"
+            raise ValueError(f"Expected argument `labels` to hold classes in {span}, but got {value!r}.")
+        return label
+
+    def metric(self, num_classes: int | None = None) -> Metric:
+        """The fraction of items whose most probable class is right."""
+        return MulticlassAccuracy(check_num_classes(num_classes), average="micro")
+
+
+class PerPosition(Task):
+    """Logits ``[B, C, ...]`` and class maps ``[...]`` as targets (from the dataset); evaluated by mean IoU.
+
+    Args:
+        ignore_index: the target value of positions that do not count (void pixels, padding), if any.
+
+    Example:
+        >>> iou = PerPosition(ignore_index=-100).metric(num_classes=3)
+        >>> iou.update(torch.tensor([[0, 1, 2]]), torch.tensor([[0, 1, -100]]))
+        >>> float(iou.compute())
+        1.0
+    """
+
+    name: ClassVar[str | None] = "per_position"
+
+    def __init__(self, ignore_index: int | None = None) -> None:
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+            raise TypeError(f"Expected argument `ignore_index` to be an integer or None, but got {ignore_index!r}.")
+        self.ignore_index = ignore_index
+
+    def metric(self, num_classes: int | None = None) -> MulticlassJaccardIndex:
+        """Mean IoU over the classes present; synchronised by hand (the pixel accuracy reads the same matrix)."""
+        return MulticlassJaccardIndex(
+            check_num_classes(num_classes), ignore_index=self.ignore_index, validate_args=False, sync_on_compute=False
+        )
+
+    def __repr__(self) -> str:
+        return f"PerPosition(ignore_index={self.ignore_index!r})"
+
+
+class Regression(Task):
+    """One output, or a mean and a log-variance (a tuple or dict); a label is a finite float; evaluated by RMSE."""
+
+    name: ClassVar[str | None] = "regression"
+
+    def check_label(self, value: Any, num_classes: int | None = None) -> float:
+        """A finite number, as a float."""
+        return float(super().check_label(value))
+
+    def metric(self, num_classes: int | None = None) -> Metric:
+        """Root mean squared error in float64: the figure sums a whole split, whose float32 rounding would show."""
+        return MeanSquaredError(squared=False).set_dtype(torch.float64)
 
 
 def resolve_task(task: Any) -> Task:

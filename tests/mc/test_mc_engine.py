@@ -6,6 +6,7 @@ import torch
 from mc_models import CallCounter, Declared, Opaque, head_dropout_cnn, pool
 from torch import nn
 
+from lightning_bal.functional.outputs import _log_softmax
 from lightning_bal.mc import mark_stochastic, mc_batches, mc_predict
 
 K = 12
@@ -380,3 +381,11 @@ def test_the_mc_path_with_dropconnect_counts_maskable_layers_as_stochastic():
     assert describe_split(net, dropconnect=True) == (
         "shared prefix: layers 0-0 of 3 (up to ReLU) run once per batch, the 2 from Linear on run K times"
     )
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+@pytest.mark.parametrize("scale", [1.0, 1000.0])  # 1000: exp overflows, and the shifted form must take over
+def test_fast_cpu_log_softmax_equals_torchs(dim, scale):
+    x = torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(dim)) * scale
+    torch.testing.assert_close(_log_softmax(x, dim), x.log_softmax(dim), atol=1e-5, rtol=1e-6)
+    assert torch.isfinite(_log_softmax(x, dim)).all()

@@ -11,8 +11,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_bal import ActiveDataModule
 from lightning_bal.mc.engine import task_of
-from lightning_bal.tasks import Classification, PerPosition, Regression, Task, resolve_task
-from lightning_bal.tasks.base import merge
+from lightning_bal.tasks import Classification, PerPosition, Regression, Task, merge, resolve_task
 from tests.helpers.models import DropoutClassifier, blobs
 
 
