@@ -141,11 +141,13 @@ def row_mass_error(probs: Tensor) -> Tensor:
     return torch.maximum(highest - 1.0, 1.0 - lowest)
 
 
-def check_mass(error: Tensor, log_probs: Tensor, name: str = "log_probs") -> None:
+def check_mass(error: Tensor, log_probs: Tensor, name: str = "log_probs", per_item: bool = False) -> None:
     """Check that every row of ``exp(log_probs)`` sums to one over the class dim, given ``error = row_mass_error``.
 
     ``error`` is the largest deviation of a row's mass from 1, computed by the caller from the probabilities it
-    needs anyway; only a failing check reads ``log_probs`` again, to name the first bad row.
+    needs anyway; only a failing check reads ``log_probs`` again, to name the first bad row. With ``per_item``,
+    ``error`` is the largest deviation of an item's mean row mass over the K samples (per trailing position), which
+    misses rows of one item whose errors offset each other, and the first bad row of a bad item is named.
 
     Example:
         >>> log_probs = torch.tensor([[[-0.6931, -0.6931], [0.0, 0.0]]])
@@ -162,14 +164,22 @@ def check_mass(error: Tensor, log_probs: Tensor, name: str = "log_probs") -> Non
         return
     masses = torch.logsumexp(log_probs.detach().double(), dim=2).exp()
     deviation = (masses - 1.0).abs()
-    bad = torch.nonzero(~(deviation <= tolerance))
+    bad_rows = ~(deviation <= tolerance)
+    if per_item:
+        item_masses = masses.mean(1, keepdim=True)
+        bad_rows &= ~((item_masses - 1.0).abs() <= tolerance)
+    bad = torch.nonzero(bad_rows)
     row = tuple(int(i) for i in (bad[0] if bad.numel() else torch.unravel_index(deviation.argmax(), masses.shape)))
     index = ", ".join([str(i) for i in row[:2]] + [":"] + [str(i) for i in row[2:]])
     largest = float(log_probs.max())
     hint = f" values up to {largest:.4g} (probabilities or logits?);" if largest > 0 else ""
+    item = ""
+    if per_item:
+        position = ", ".join([str(row[0]), ":", ":"] + [str(i) for i in row[2:]])
+        item = f" (mean row mass of `{name}[{position}]` is {float(item_masses[(row[0], 0) + row[2:]]):.6g})"
     raise ValueError(
         f"Expected argument `{name}` to hold log-probabilities (values <= 0 whose exp sums to 1 over dim 2, within"
-        f" {tolerance:.3g}), but got{hint} row mass of `{name}[{index}]` is {float(masses[row]):.6g}."
+        f" {tolerance:.3g}), but got{hint} row mass of `{name}[{index}]` is {float(masses[row]):.6g}{item}."
     )
 
 
