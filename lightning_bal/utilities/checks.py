@@ -13,6 +13,7 @@ from torch import Tensor
 
 __all__ = [
     "as_index_tensor",
+    "check_argument",
     "check_finite_number",
     "check_int_in_range",
     "check_non_empty_str",
@@ -20,6 +21,8 @@ __all__ = [
     "check_one_of",
     "check_positive_int",
     "describe",
+    "is_finite",
+    "is_int",
 ]
 
 
@@ -115,3 +118,19 @@ def check_finite_number(name: str, value: Any, low: float | None = None) -> floa
         bound = "a finite number" if low is None else f"a finite number >= {low:g}"
         raise ValueError(f"Expected argument `{name}` to be {bound}, but got {value!r}.")
     return float(value)
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is a Python ``int`` and not a ``bool`` (``True`` would pass for 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite(value: Any) -> bool:
+    """Whether ``value`` is a finite ``int`` or ``float`` and not a ``bool``."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def check_argument(name: str, value: Any, valid: bool, expected: str, error: type[Exception] = ValueError) -> None:
+    """Unless ``valid``, raise ``error``: "Expected argument `name` to be ``expected``, but got ``value!r``."."""
+    if not valid:
+        raise error(f"Expected argument `{name}` to be {expected}, but got {value!r}.")
