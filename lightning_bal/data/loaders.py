@@ -27,7 +27,7 @@ from lightning_bal.data.views import (
     map_style_size,
     warn_if_nondeterministic,
 )
-from lightning_bal.utilities.checks import as_index_tensor, describe
+from lightning_bal.utilities.checks import as_index_tensor, check_one_of, describe
 
 __all__ = ["Indices", "LabelOperations", "Loaders"]
 
@@ -324,9 +324,7 @@ class Loaders(LabelOperations, pl.LightningDataModule):
     def eval_dataset(self, split: Literal["val", "test"]) -> Dataset:
         """The validation or test dataset; a clear error when the datamodule was given none."""
         datasets = {"val": self.val_dataset, "test": self.test_dataset}
-        if not isinstance(split, str) or split not in datasets:
-            raise ValueError(f"Expected argument `split` to be 'val' or 'test', but got {split!r}.")
-        dataset = datasets[split]
+        dataset = datasets[check_one_of("split", split, ("val", "test"))]
         if dataset is None:
             raise RuntimeError(f"This needs a `{split}_dataset` in the `ActiveDataModule`, but none was given.")
         return dataset
