@@ -18,7 +18,7 @@ from lightning_bal.data.loaders import Loaders
 from lightning_bal.data.targets import resolve_targets
 from lightning_bal.data.views import default_input_fn, item_layout, map_style_size, pool_view_of
 from lightning_bal.tasks import Classification, Task, resolve_task
-from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_one_of, check_positive_int
+from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["ActiveDataModule"]
@@ -121,7 +121,11 @@ class ActiveDataModule(Loaders):
         if input_fn is not None and not callable(input_fn):
             raise TypeError(f"Expected argument `input_fn` to be a callable or None, but got {input_fn!r}.")
         self.input_fn = input_fn or default_input_fn
-        self.return_weights = check_one_of("return_weights", return_weights, (None, "lure", "pure"))
+        if return_weights not in (None, "lure", "pure"):
+            raise ValueError(
+                f"Expected argument `return_weights` to be None, 'lure' or 'pure', but got {return_weights!r}."
+            )
+        self.return_weights = return_weights
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"Expected argument `collate_fn` to be callable or None, but got {collate_fn!r}.")
         self.collate_fn = collate_fn
