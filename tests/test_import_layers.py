@@ -193,13 +193,13 @@ def test_imports_are_read_wherever_they_stand(tmp_path):
     path.write_text(
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from lightning_bal.data.ledger import LabelLedger\n"
-        "def f():\n    from .sampler import ResumableLoader\n    import lightning_bal.utilities.checks\n"
+        "def f():\n    from .views import ResumableLoader\n    import lightning_bal.utilities.checks\n"
         "from lightning_bal.data import datamodule, ActiveDataModule\n"
     )
     modules = _modules()
     assert _imports("lightning_bal.data.mod", path, modules) == {
         "lightning_bal.data.ledger",
-        "lightning_bal.data.sampler",
+        "lightning_bal.data.views",
         "lightning_bal.utilities.checks",
         "lightning_bal.data.datamodule",
         "lightning_bal.data",

@@ -96,10 +96,8 @@ class ActiveDataModule(Loaders):
         super().__init__()
         size = map_style_size("train_dataset", train_dataset)
         for name, dataset in (("val_dataset", val_dataset), ("test_dataset", test_dataset)):
-            if dataset is not None and (
-                isinstance(dataset, (str, bytes))
-                or not (hasattr(dataset, "__getitem__") or hasattr(dataset, "__iter__"))
-            ):
+            readable = hasattr(dataset, "__getitem__") or hasattr(dataset, "__iter__")
+            if dataset is not None and (isinstance(dataset, (str, bytes)) or not readable):
                 raise TypeError(
                     f"Expected argument `{name}` to be a dataset or None, but got {type(dataset).__name__}."
                 )

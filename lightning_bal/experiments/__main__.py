@@ -9,10 +9,10 @@ Nothing is run: the figures come from the CSV (4 decimals), so tables and plots 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
+from lightning_bal.experiments.curves import check_threshold
 from lightning_bal.experiments.result import ExperimentResult
 
 __all__ = ["main"]
@@ -21,12 +21,9 @@ __all__ = ["main"]
 def _finite(text: str) -> float:
     """An argparse type: a finite number (``nan`` or ``inf`` is no accuracy to reach)."""
     try:
-        value = float(text)
+        return check_threshold("thresholds", float(text))
     except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional._embedding_checks import check_finite
 from lightning_bal.heuristics import ProbCover, TypiClust
+from lightning_bal.utilities.checks import check_argument, is_int
 
 __all__ = ["COLD_STARTS", "cold_start_labels", "pixel_embeddings"]
 
@@ -29,10 +30,9 @@ def pixel_embeddings(inputs: Tensor, dims: int = 50, seed: int = 0) -> Tensor:
     if not isinstance(inputs, Tensor) or inputs.ndim < 2 or inputs.is_complex() or inputs.dtype == torch.bool:
         got = f"{tuple(inputs.shape)} {inputs.dtype}" if isinstance(inputs, Tensor) else type(inputs).__name__
         raise ValueError(f"Expected argument `inputs` to be a real tensor [N, ...], but got {got}.")
-    _check_integer("seed", seed)
+    check_argument("seed", seed, is_int(seed), "an integer", TypeError)
     flat = inputs.flatten(1).double()
-    if isinstance(dims, bool) or not isinstance(dims, int) or not 1 <= dims <= min(flat.shape):
-        raise ValueError(f"Expected argument `dims` to be an integer in [1, {min(flat.shape)}], but got {dims!r}.")
+    check_argument("dims", dims, is_int(dims) and 1 <= dims <= min(flat.shape), f"an integer in [1, {min(flat.shape)}]")
     check_finite("inputs", flat)
     centred = flat - flat.mean(0)
     with torch.random.fork_rng(devices=[]):
@@ -62,8 +62,7 @@ def cold_start_labels(
         >>> sorted(int(i) // 30 for i in picks)  # one from each cluster
         [0, 1]
     """
-    if method not in COLD_STARTS:
-        raise ValueError(f"Expected argument `method` to be one of {COLD_STARTS}, but got {method!r}.")
+    check_argument("method", method, method in COLD_STARTS, f"one of {COLD_STARTS}")
     if not isinstance(datamodule, ActiveDataModule):
         raise TypeError(
             f"Expected argument `datamodule` to be an ActiveDataModule, but got {type(datamodule).__name__}."
@@ -74,11 +73,9 @@ def cold_start_labels(
             f" got {len(inputs)} rows."
         )
     pool = int(datamodule.pool_indices.numel())
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= pool:
-        raise ValueError(f"Expected argument `count` to be an integer in [1, {pool}], but got {count!r}.")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
-    _check_integer("seed", seed)
+    check_argument("count", count, is_int(count) and 1 <= count <= pool, f"an integer in [1, {pool}]")
+    check_argument("num_classes", num_classes, is_int(num_classes) and num_classes >= 2, "an integer >= 2")
+    check_argument("seed", seed, is_int(seed), "an integer", TypeError)
     embeddings = pixel_embeddings(inputs, dims=min(50, *inputs.flatten(1).shape), seed=seed)
     heuristic: TypiClust | ProbCover = (
         TypiClust(embeddings=embeddings)
@@ -86,8 +83,3 @@ def cold_start_labels(
         else ProbCover(num_classes=num_classes, embeddings=embeddings)
     )
     return initial_selection(datamodule, heuristic, count, seed=seed)
-
-
-def _check_integer(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"Expected argument `{name}` to be an integer, but got {value!r}.")

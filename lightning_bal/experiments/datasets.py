@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from lightning_bal.utilities.checks import check_argument, is_int
+
 __all__ = ["MNIST_ENV", "MNIST_FILES", "load_digits", "load_mnist", "read_idx"]
 
 MNIST_ENV = "LIGHTNING_BAL_MNIST"
@@ -33,8 +35,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         >>> read_idx(path)
         array([7, 2, 1], dtype=uint8)
     """
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise TypeError(f"Expected argument `path` to be a file path, but got {path!r}.")
+    check_argument("path", path, isinstance(path, (str, os.PathLike)) and bool(str(path)), "a file path", TypeError)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Expected argument `path` to be a gzipped IDX file, but {str(path)!r} is not a file.")
@@ -83,8 +84,9 @@ def load_mnist(root: str | Path | None = None) -> tuple[TensorDataset, TensorDat
     The folder is ``root``, else the environment variable ``LIGHTNING_BAL_MNIST`` (a ``ValueError`` when neither is
     set, a ``FileNotFoundError`` when a file is missing). The training set carries its labels as ``.targets``.
     """
-    if root is not None and not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"Expected argument `root` to be a folder path or None, but got {root!r}.")
+    check_argument(
+        "root", root, root is None or isinstance(root, (str, os.PathLike)), "a folder path or None", TypeError
+    )
     if root is None:
         root = os.environ.get(MNIST_ENV)
     if not root:
@@ -121,13 +123,10 @@ def load_digits(seed: int = 0, test_size: int = 500) -> tuple[TensorDataset, Ten
             "`load_digits` reads scikit-learn's bundled digits: install scikit-learn with"
             " `pip install 'lightning-bal[examples]'`."
         ) from err
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
+    check_argument("seed", seed, is_int(seed), "an integer", TypeError)
     data = sklearn_digits()
-    if isinstance(test_size, bool) or not isinstance(test_size, int) or not 0 < test_size < len(data.target):
-        raise ValueError(
-            f"Expected argument `test_size` to be an integer in (0, {len(data.target)}), but got {test_size!r}."
-        )
+    size = len(data.target)
+    check_argument("test_size", test_size, is_int(test_size) and 0 < test_size < size, f"an integer in (0, {size})")
     images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
     labels = torch.tensor(data.target, dtype=torch.long)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -12,15 +11,14 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.utilities.checks import check_argument, check_finite_number, is_finite, is_int
 
 __all__ = ["NETWORKS", "DropoutCNN", "Standardize", "digits_cnn", "gal_cnn", "kirsch_cnn"]
 
 
 def _check_shape(image_size: int, num_classes: int) -> None:
-    if isinstance(image_size, bool) or not isinstance(image_size, int):
-        raise TypeError(f"Expected argument `image_size` to be an integer, but got {image_size!r}.")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"Expected argument `num_classes` to be an integer >= 2, but got {num_classes!r}.")
+    check_argument("image_size", image_size, is_int(image_size), "an integer", TypeError)
+    check_argument("num_classes", num_classes, is_int(num_classes) and num_classes >= 2, "an integer >= 2")
 
 
 def digits_cnn(image_size: int = 8, num_classes: int = 10) -> nn.Sequential:
@@ -67,10 +65,8 @@ class Standardize(nn.Module):
 
     def __init__(self, mean: float, std: float) -> None:
         super().__init__()
-        if not _finite(mean):
-            raise ValueError(f"Expected argument `mean` to be a finite number, but got {mean!r}.")
-        if not _finite(std) or std <= 0:
-            raise ValueError(f"Expected argument `std` to be a finite positive number, but got {std!r}.")
+        check_argument("mean", mean, is_finite(mean), "a finite number")
+        check_argument("std", std, is_finite(std) and std > 0, "a finite positive number")
         self.mean, self.std = mean, std
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -110,10 +106,6 @@ def kirsch_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
     )
 
 
-def _finite(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
-
 NETWORKS: dict[str, Callable[..., nn.Sequential]] = {"gal": gal_cnn, "kirsch": kirsch_cnn, "digits": digits_cnn}
 
 
@@ -141,12 +133,9 @@ class DropoutCNN(pl.LightningModule):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
-        if network not in NETWORKS:
-            raise ValueError(f"Expected argument `network` to be one of {sorted(NETWORKS)}, but got {network!r}.")
-        if not _finite(lr) or lr <= 0:
-            raise ValueError(f"Expected argument `lr` to be a finite positive number, but got {lr!r}.")
-        if not _finite(weight_decay) or weight_decay < 0:
-            raise ValueError(f"Expected argument `weight_decay` to be a finite number >= 0, but got {weight_decay!r}.")
+        check_argument("network", network, network in NETWORKS, f"one of {sorted(NETWORKS)}")
+        check_argument("lr", lr, is_finite(lr) and lr > 0, "a finite positive number")
+        check_finite_number("weight_decay", weight_decay, 0)
         _check_shape(image_size, num_classes)
         self.save_hyperparameters()
         self.net = NETWORKS[network](image_size, num_classes)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from lightning_bal.posteriors import (
     ensemble_log_probs,
     member_batches,
 )
+from lightning_bal.utilities.checks import check_argument, is_finite, is_int
 
 __all__ = [
     "POSTERIORS",
@@ -77,10 +77,8 @@ class EnsembleCNN(pl.LightningModule):
 
     def __init__(self, members: Sequence[nn.Module], lr: float = 1e-3, own_data_order: bool = True) -> None:
         super().__init__()
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-            raise ValueError(f"Expected argument `lr` to be a finite positive number, but got {lr!r}.")
-        if not isinstance(own_data_order, bool):
-            raise TypeError(f"Expected argument `own_data_order` to be a bool, but got {own_data_order!r}.")
+        check_argument("lr", lr, is_finite(lr) and lr > 0, "a finite positive number")
+        check_argument("own_data_order", own_data_order, isinstance(own_data_order, bool), "a bool", TypeError)
         self.lr = lr
         self.own_data_order = own_data_order
         self.ensemble = DeepEnsemble.from_members(members)
@@ -90,12 +88,8 @@ class EnsembleCNN(pl.LightningModule):
         """An ensemble whose member 0 is ``model``'s network and whose others are new ones, seeded by ``seed``."""
         if not isinstance(model, DropoutCNN):
             raise TypeError(f"Expected argument `model` to be a `DropoutCNN`, but got {type(model).__name__}.")
-        if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 2:
-            raise ValueError(
-                f"Expected argument `num_members` to be an integer of at least 2, but got {num_members!r}."
-            )
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
+        check_argument("num_members", num_members, is_int(num_members) and num_members >= 2, "an integer of at least 2")
+        check_argument("seed", seed, is_int(seed), "an integer", TypeError)
         hparams = model.hparams
         members: list[nn.Module] = [model.net]
         for m in range(1, num_members):
@@ -168,8 +162,7 @@ def ensemble_loader(datamodule: ActiveDataModule, num_members: int) -> ActiveDat
         raise TypeError(
             f"Expected argument `datamodule` to be an ActiveDataModule, but got {type(datamodule).__name__}."
         )
-    if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
-        raise ValueError(f"Expected argument `num_members` to be a positive integer, but got {num_members!r}.")
+    check_argument("num_members", num_members, is_int(num_members) and num_members >= 1, "a positive integer")
     datamodule.batch_size *= num_members
     if datamodule.train_samples_per_epoch is not None:
         datamodule.train_samples_per_epoch *= num_members
@@ -188,16 +181,13 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
         ('bald', LastLayerLaplace(last_layer=None, hessian_structure='full', prior_precision=1.0))
     """
     heuristic, posterior = split_row_name(name)
-    if isinstance(members, bool) or not isinstance(members, int) or members < 2:
-        raise ValueError(f"Expected argument `members` to be an integer of at least 2, but got {members!r}.")
+    check_argument("members", members, is_int(members) and members >= 2, "an integer of at least 2")
     if swag is not None:
-        if not isinstance(swag, Mapping):
-            raise TypeError(f"Expected argument `swag` to be a mapping of SWAG's keyword arguments, but got {swag!r}.")
+        check_argument("swag", swag, isinstance(swag, Mapping), "a mapping of SWAG's keyword arguments", TypeError)
         unknown = sorted(set(swag) - set(inspect.signature(SWAG).parameters))
         if unknown:
             raise ValueError(f"Expected argument `swag` to hold arguments of SWAG, but {unknown} are not among them.")
-    if posterior is None:
-        raise ValueError(f"Expected argument `name` to be `heuristic@posterior`, but got {name!r}.")
+    check_argument("name", name, posterior is not None, "`heuristic@posterior`")
     if posterior == "mc_dropout":
         return Row(heuristic, callback={"posterior": MCDropout()})
     if posterior == "swag":

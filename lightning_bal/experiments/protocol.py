@@ -20,6 +20,7 @@ from lightning_bal.data import ActiveDataModule
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels
 from lightning_bal.experiments.experiment import Experiment, check_factory
 from lightning_bal.experiments.posteriors import posterior_row, split_row_name
+from lightning_bal.utilities.checks import check_argument, is_finite
 
 __all__ = ["PaperProtocol", "add_protocol_arguments", "protocol_from_arguments"]
 
@@ -79,22 +80,17 @@ class PaperProtocol:
         for name in ("max_pool_size", "pool_size"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1, "or None")
-        if not isinstance(self.balanced_initial, bool):
-            raise TypeError(f"Expected argument `balanced_initial` to be a bool, but got {self.balanced_initial!r}.")
-        if self.stop_at is not None and (
-            isinstance(self.stop_at, bool) or not isinstance(self.stop_at, (int, float)) or not 0 < self.stop_at <= 1
-        ):
-            raise ValueError(
-                f"Expected argument `stop_at` to be a test accuracy in (0, 1] or None, but got {self.stop_at!r}."
-            )
-        if self.cold_start not in (None, *COLD_STARTS):
-            raise ValueError(
-                f"Expected argument `cold_start` to be one of {COLD_STARTS} or None, but got {self.cold_start!r}."
-            )
-        if self.risk_weights not in (None, "lure", "pure"):
-            raise ValueError(
-                f"Expected argument `risk_weights` to be 'lure', 'pure' or None, but got {self.risk_weights!r}."
-            )
+        check_argument(
+            "balanced_initial", self.balanced_initial, isinstance(self.balanced_initial, bool), "a bool", TypeError
+        )
+        stop_at = self.stop_at
+        accuracy = stop_at is None or (is_finite(stop_at) and 0 < stop_at <= 1)
+        check_argument("stop_at", stop_at, accuracy, "a test accuracy in (0, 1] or None")
+        check_argument(
+            "cold_start", self.cold_start, self.cold_start in (None, *COLD_STARTS), f"one of {COLD_STARTS} or None"
+        )
+        weights = self.risk_weights
+        check_argument("risk_weights", weights, weights in (None, "lure", "pure"), "'lure', 'pure' or None")
         if self.budget <= self.initial_labels:
             raise ValueError(
                 f"Expected argument `budget` to exceed `initial_labels={self.initial_labels}`, but got {self.budget}."
@@ -107,8 +103,9 @@ class PaperProtocol:
 
     def datamodule(self, train_set: TensorDataset, test_set: TensorDataset, seed: int) -> ActiveDataModule:
         """The datamodule of one run: ``seed`` draws the validation split, the pool subset and the initial labels."""
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
+        check_argument(
+            "seed", seed, not isinstance(seed, bool) and isinstance(seed, numbers.Integral), "an integer", TypeError
+        )
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))
         val_set = _subset(train_set, order[: self.val_size]) if self.val_size else None
         if self.val_size or self.pool_size is not None:
@@ -166,10 +163,10 @@ class PaperProtocol:
         ``trainer`` holds ``Trainer`` keyword arguments over ``accelerator="auto", devices=1`` and no progress bar.
         """
         check_factory("datasets", datasets, "the (train, test) datasets for a seed")
-        if trainer is not None and not isinstance(trainer, Mapping):
-            raise TypeError(f"Expected argument `trainer` to be a mapping of keyword arguments, but got {trainer!r}.")
-        if isinstance(heuristics, (str, bytes)):
-            raise TypeError(f"Expected argument `heuristics` to be a list of names, but got {heuristics!r}.")
+        mapping = trainer is None or isinstance(trainer, Mapping)
+        check_argument("trainer", trainer, mapping, "a mapping of keyword arguments", TypeError)
+        names = not isinstance(heuristics, (str, bytes))
+        check_argument("heuristics", heuristics, names, "a list of names", TypeError)
         # An epoch is `samples_per_epoch` samples: log at least once per epoch (Lightning warns otherwise).
         batches = max(1, self.samples_per_epoch // self.batch_size)
         settings = {

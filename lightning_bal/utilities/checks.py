@@ -13,6 +13,7 @@ from torch import Tensor
 
 __all__ = [
     "as_index_tensor",
+    "check_argument",
     "check_finite_number",
     "check_int_in_range",
     "check_non_empty_str",
@@ -22,6 +23,8 @@ __all__ = [
     "check_python_int",
     "describe",
     "is_integer_tensor",
+    "is_finite",
+    "is_int",
 ]
 
 
@@ -142,3 +145,19 @@ def check_python_int(name: str, value: Any, low: int, high: int | None = None, e
 def is_integer_tensor(value: Any) -> bool:
     """Whether ``value`` is a tensor of integers or bools (neither floating point nor complex)."""
     return isinstance(value, Tensor) and not (value.is_floating_point() or value.is_complex())
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is a Python ``int`` and not a ``bool`` (``True`` would pass for 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite(value: Any) -> bool:
+    """Whether ``value`` is a finite ``int`` or ``float`` and not a ``bool``."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def check_argument(name: str, value: Any, valid: bool, expected: str, error: type[Exception] = ValueError) -> None:
+    """Unless ``valid``, raise ``error``: "Expected argument `name` to be ``expected``, but got ``value!r``."."""
+    if not valid:
+        raise error(f"Expected argument `{name}` to be {expected}, but got {value!r}.")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import RandomSampler
 
-from lightning_bal.data.sampler import EpochShuffleSampler
+from lightning_bal.data.views import EpochShuffleSampler
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
 
