@@ -8,7 +8,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from lightning_bal.annotation.checkpoint import load_label_state
+from lightning_bal.annotation.checkpoint import FORMATS, load_label_state
 from lightning_bal.annotation.checkpoint_entries import Imported
 from lightning_bal.annotation.label_studio import read_label_studio_export
 from lightning_bal.data.queries import read_answers, read_text
@@ -30,7 +30,7 @@ def answers_format(
 ) -> Literal["csv", "json", "label_studio"]:
     """``format``, else guessed: CSV for ``.csv``, Label Studio for its tasks (or with ``label_map``), else JSON."""
     if format is not None:
-        return check_one_of("format", format, ("csv", "json", "label_studio"))
+        return check_one_of("format", format, FORMATS)
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return "csv"

@@ -30,7 +30,9 @@ from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import write_queries
 from lightning_bal.utilities.checks import check_one_of
 
-__all__ = ["LabelState", "load_label_state"]
+__all__ = ["FORMATS", "LabelState", "load_label_state", "write_query"]
+
+FORMATS = ("csv", "json", "label_studio")
 
 
 class LabelState:
@@ -154,21 +156,12 @@ class LabelState:
                 f"Expected argument `path` (the output) to be another file than the checkpoint, but got {str(path)!r}:"
                 " writing the query there would destroy the checkpoint."
             )
-        format = format or ("csv" if path.suffix.lower() == ".csv" else "json")
-        ids = self.pending_ids()
-        scores, predictions = recorded_guesses(self.annotator_state, ids)
-        if format == "label_studio":
-            if label_studio.get("label_names") is None:
-                predictions = None
-            return write_label_studio_tasks(
-                path, ids, self.ledger.step, scores=scores, predictions=predictions, **label_studio
-            )
-        check_one_of("format", format, ("csv", "json", "label_studio"))
-        if path.suffix.lower() != f".{format}":
+        format = check_one_of("format", format or ("csv" if path.suffix.lower() == ".csv" else "json"), FORMATS)
+        if format != "label_studio" and path.suffix.lower() != f".{format}":
             raise ValueError(
                 f"Expected argument `path` to end in `.{format}` for format {format!r}, but got {str(path)!r}."
             )
-        return write_queries(path, self.ledger.pending_query, self.ledger.step, ids, scores)
+        return write_query(path, format, self.ledger, self.ids, self.annotator_state, **label_studio)
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -345,6 +338,19 @@ class LabelState:
             raise
         write_status(path, self.status(), self.annotator_state.get("label_names"))
         return path
+
+
+def write_query(
+    path: Path, format: str, ledger: LabelLedger, ids: Sequence[ItemId], recorded: dict[str, Any], **kwargs: Any
+) -> Path:
+    """Write the ledger's pending query with the ``recorded`` scores and guesses of its items (Label Studio: kwargs)."""
+    queried = [ids[i] for i in ledger.pending_query]
+    scores, predictions = recorded_guesses(recorded, queried)
+    if format != "label_studio":
+        return write_queries(path, ledger.pending_query, ledger.step, queried, scores)
+    if kwargs.get("label_names") is None:
+        predictions = None  # Label Studio shows a guess by its class name
+    return write_label_studio_tasks(path, queried, ledger.step, scores=scores, predictions=predictions, **kwargs)
 
 
 def load_label_state(path: str | Path) -> LabelState:

@@ -21,15 +21,7 @@ __all__ = ["SyncResult", "sync_command", "sync_label_studio"]
 
 
 class SyncResult(NamedTuple):
-    """What one sync did.
-
-    Attributes:
-        project: the project's id.
-        pushed: ids of the items pushed as new tasks.
-        pulled: ids of the items whose answers were recorded in the checkpoint.
-        pending: ids still waiting for an answer.
-        disagreements: ids whose annotations disagree (resolved by ``on_disagreement``).
-    """
+    """What one sync did: the project's id, the ids pushed as new tasks, pulled, still pending, and disagreed on."""
 
     project: int
     pushed: list[ItemId]
