@@ -80,30 +80,13 @@ def to_label_studio_tasks(
             )
     tasks = []
     for position, (item, score) in enumerate(zip(ids, scores, strict=True)):
-        task: dict[str, Any] = {
-            "data": {
-                data_key: f"{data_prefix}{item}",
-                "lbal_id": item,
-                "lbal_step": step,
-                "lbal_score": None if score is None else float(score),
-            }
-        }
+        data = {data_key: f"{data_prefix}{item}", "lbal_id": item, "lbal_step": step}
+        task: dict[str, Any] = {"data": {**data, "lbal_score": None if score is None else float(score)}}
         if predictions is not None and label_names is not None:
             cls, probability = predictions[position]
-            task["predictions"] = [
-                {
-                    "model_version": "lightning_bal",
-                    "score": float(probability),
-                    "result": [
-                        {
-                            "from_name": from_name,
-                            "to_name": data_key,
-                            "type": "choices",
-                            "value": {"choices": [label_names[int(cls)]]},
-                        }
-                    ],
-                }
-            ]
+            value = {"choices": [label_names[int(cls)]]}
+            result = {"from_name": from_name, "to_name": data_key, "type": "choices", "value": value}
+            task["predictions"] = [{"model_version": "lightning_bal", "score": float(probability), "result": [result]}]
         tasks.append(task)
     return tasks
 
@@ -238,9 +221,7 @@ def read_label_studio_tasks(
         where = f"task {item!r} (task {number} of {source})"
         if data.get("lbal_step") is not None:
             answers.steps.add(check_task_step(data["lbal_step"], where))
-        annotations = task.get("annotations")
-        if annotations is None:
-            annotations = []
+        annotations = [] if task.get("annotations") is None else task["annotations"]
         if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
             raise ValueError(f"Expected the `annotations` of {where} to be a list of objects, but got {annotations!r}.")
         done = [a for a in annotations if not a.get("was_cancelled", False)]

@@ -380,9 +380,8 @@ class StablePredictions(StoppingCriterion):
         previous = torch.empty(0, dtype=torch.long) if self.previous is None else self.previous
         return {**super().state_dict(), "previous": previous, "stable_steps": self.stable_steps}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""
-        valid = self._checked_state(state)
+    def _checked_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        valid = super()._checked_state(state)
         previous = _entry(self, state, "previous") if state else torch.empty(0, dtype=torch.long)
         steps = _entry(self, state, "stable_steps") if state else 0
         if not isinstance(previous, Tensor):
@@ -390,6 +389,5 @@ class StablePredictions(StoppingCriterion):
         _check_labels("previous", previous)
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ValueError(f"Expected state entry `stable_steps` to be an integer >= 0, but got {steps!r}.")
-        self.stop, self.reason = valid["stop"], valid["reason"]
-        self.previous = None if previous.numel() == 0 else previous.detach().cpu().long().clone()
-        self.stable_steps = int(steps)
+        previous = None if previous.numel() == 0 else previous.detach().cpu().long().clone()
+        return {**valid, "previous": previous, "stable_steps": int(steps)}
