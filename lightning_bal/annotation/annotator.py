@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -231,7 +232,5 @@ def keep_logger_version(trainer: pl.Trainer, recorded: dict[str, Any]) -> None:
         if isinstance(callback, ModelCheckpoint) and callback.dirpath == str(opened / "checkpoints"):
             callback.dirpath = str(kept / "checkpoints")
     if trainer.is_global_zero and opened.is_dir() and _unused(opened):
-        for path in sorted(opened.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        opened.rmdir()
+        shutil.rmtree(opened)
     rank_zero_info(f"Resuming the run logged in {str(kept)!r}: metrics, queries and checkpoints go there again.")

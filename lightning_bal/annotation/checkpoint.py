@@ -253,19 +253,11 @@ class LabelState:
                 f" not queried (pending: {some_ids(self.pending_ids())}); nothing was imported."
             )
         labelled = self.ledger.answer([lookup[ids[p]] for p in new], [values[p] for p in new])
-        self._relabel(
-            [(ids[p], values[p]) for p in fixes], source, [authors[p] for p in fixes], [times[p] for p in fixes]
-        )
+        self._relabel([(ids[p], values[p], authors[p], times[p]) for p in fixes], source)
         return Imported(labelled, [ids[p] for p in fixes], unchanged, kept)
 
-    def _relabel(
-        self,
-        changes: Sequence[tuple[str, int | float | None]],
-        source: str,
-        authors: list[str | None],
-        times: list[str | None],
-    ) -> None:
-        """Apply validated changes (``None``: back to the pool) and record each in the history."""
+    def _relabel(self, changes: Sequence[tuple[str, int | float | None, str | None, str | None]], source: str) -> None:
+        """Apply validated changes ``(id, label, by, when)`` (label ``None``: back to the pool), each in the history."""
         lookup = id_lookup(self.ids)
         recorded = utc_now()
         rows = [
@@ -279,12 +271,12 @@ class LabelState:
                 "updated_at": time,
                 "recorded_at": recorded,
             }
-            for (item, label), author, time in zip(changes, authors, times, strict=True)
+            for item, label, author, time in changes
         ]
-        relabelled = [(lookup[item], label) for item, label in changes if label is not None]
+        relabelled = [(lookup[item], label) for item, label, _, _ in changes if label is not None]
         if relabelled:
             self.ledger.relabel([i for i, _ in relabelled], [label for _, label in relabelled])
-        removed = [lookup[item] for item, label in changes if label is None]
+        removed = [lookup[item] for item, label, _, _ in changes if label is None]
         if removed:
             self.ledger.unlabel(removed)
         if rows:
@@ -311,19 +303,20 @@ class LabelState:
         source = "lightning-bal relabel"
         lookup = self._check_labelled(ids, source)
         values = self.ledger.check_labels(labels, len(ids))
+        by = by or login_name()
         changes = [
-            (item, value)
+            (item, value, by, None)
             for item, value in zip(ids, values, strict=True)
             if self.ledger.annotations.get(lookup[item]) != value
         ]
-        self._relabel(changes, source, [by or login_name()] * len(changes), [None] * len(changes))
-        return [item for item, _ in changes]
+        self._relabel(changes, source)
+        return [change[0] for change in changes]
 
     def unlabel(self, ids: list[str], by: str | None = None) -> None:
         """Return labelled items to the pool by id, all or nothing; each is kept in :attr:`history`."""
         source = "lightning-bal unlabel"
         self._check_labelled(ids, source)
-        self._relabel([(item, None) for item in ids], source, [by or login_name()] * len(ids), [None] * len(ids))
+        self._relabel([(item, None, by or login_name(), None) for item in ids], source)
 
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint with the (changed) label state, atomically: a crash leaves the old file whole."""

@@ -207,10 +207,8 @@ class TargetReached(StoppingCriterion):
         >>> from types import SimpleNamespace
         >>> criterion = TargetReached("test_acc", 0.9)
         >>> step = SimpleNamespace(num_labelled=40, val_metrics={}, figures={"test_acc": 0.91})
-        >>> criterion.update(step), criterion.stop
-        ({}, True)
-        >>> criterion.reason
-        'test_acc reached 0.9 (0.91 with 40 labels)'
+        >>> criterion.update(step), criterion.stop, criterion.reason
+        ({}, True, 'test_acc reached 0.9 (0.91 with 40 labels)')
     """
 
     name = "target_reached"
