@@ -10,7 +10,7 @@ ROOT = Path(lightning_bal.__file__).parent
 LIMIT = 400
 STEP_MODULES = sorted(
     [*ROOT.glob("callbacks/*.py"), *ROOT.glob("heuristics/*.py")]
-    + [ROOT / "annotation" / name for name in ("stopping.py", "criterion.py")]
+    + [ROOT / "annotation" / name for name in ("stopping.py",)]
 )
 
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lightning_bal.annotation.annotator import QueryFiles
-    from lightning_bal.annotation.answer_files import import_answers
     from lightning_bal.annotation.checkpoint import LabelState, load_label_state
     from lightning_bal.annotation.label_studio import (
         LabelStudioAnswers,
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
         StoppingCriterion,
         TargetReached,
     )
+    from lightning_bal.annotation.sync import import_answers
 
 __all__ = [
     "LabelState",
@@ -45,7 +45,7 @@ __all__ = [
 _HOMES = {
     "QueryFiles": "annotator",
     "LabelState": "checkpoint",
-    "import_answers": "answer_files",
+    "import_answers": "sync",
     "load_label_state": "checkpoint",
     "LabelStudioAnswers": "label_studio",
     "read_label_studio_export": "label_studio",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,12 +14,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from lightning_bal.annotation.checkpoint import load_label_state
-from lightning_bal.annotation.checkpoint_entries import recorded_guesses, write_status
-from lightning_bal.annotation.label_studio import check_data_key, write_label_studio_tasks
+from lightning_bal.annotation.checkpoint import FORMATS, load_label_state, write_query
+from lightning_bal.annotation.checkpoint_entries import write_status
+from lightning_bal.annotation.label_studio import check_data_key
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.data.queries import write_queries
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.utilities.checks import check_one_of
 
@@ -43,19 +43,12 @@ class QueryStep(Protocol):
 class QueryFiles:
     """Send each active learning query to a labelling team as a file, then stop the run until the answers are in.
 
-    Passed to :class:`~lightning_bal.ActiveLearningCallback` as ``annotator=QueryFiles()``: at each step it writes
-    the query to ``<folder>/query-step<S>.<ext>`` and a full checkpoint to ``<folder>/annotation-step<S>.ckpt``, then
-    ends ``fit``. Import the answers into the checkpoint (``lightning-bal import CKPT ANSWERS``) and resume with
-    ``trainer.fit(..., ckpt_path=CKPT)``, which logs into the logger version the checkpoint recorded. See
-    docs/annotators.md#the-loop.
+    Passed to :class:`~lightning_bal.ActiveLearningCallback` as ``annotator=QueryFiles()``; the loop (files, import,
+    resume) is in docs/annotators.md#the-loop, the Label Studio arguments in docs/annotators.md#label-studio.
 
     Args:
         folder: where queries and checkpoints go (default: ``<trainer.log_dir or default_root_dir>/annotation``).
-        predictions: also record the model's guess (class and probability) for each queried item (a Label Studio
-            pre-annotation; kept in the checkpoint for ``lightning-bal export``).
-        data_key: for ``"label_studio"``: the task field that holds each item's id (``"image"``, ``"text"``).
-        data_prefix: for ``"label_studio"``: prepended to each id to make its data reference (a URL or folder).
-        label_names: for ``"label_studio"`` predictions: the class names the Label Studio project uses.
+        predictions: also record the model's guess (class and probability) for each queried item.
 
     Example:
         >>> annotator = QueryFiles(format="csv")
@@ -72,7 +65,7 @@ class QueryFiles:
         data_prefix: str = "",
         label_names: list[str] | None = None,
     ) -> None:
-        check_one_of("format", format, ("csv", "json", "label_studio"))
+        check_one_of("format", format, FORMATS)
         if predictions and format == "label_studio" and label_names is None:
             raise ValueError(
                 "Expected argument `label_names` with `predictions=True` (Label Studio shows class names)."
@@ -178,21 +171,8 @@ class QueryFiles:
 
     def write(self, path: Path, datamodule: ActiveDataModule) -> Path:
         """Write the datamodule's pending query to ``path`` in this object's format, with the recorded scores."""
-        pending = datamodule.ledger.pending_query
-        ids = [datamodule.ids[i] for i in pending]
-        scores, predictions = recorded_guesses(self.recorded, ids)
-        if self.format == "label_studio":
-            return write_label_studio_tasks(
-                path,
-                ids,
-                datamodule.step,
-                data_key=self.data_key,
-                data_prefix=self.data_prefix,
-                scores=scores,
-                predictions=predictions,
-                label_names=self.label_names,
-            )
-        return write_queries(path, pending, datamodule.step, ids, scores)
+        studio = {"data_key": self.data_key, "data_prefix": self.data_prefix, "label_names": self.label_names}
+        return write_query(path, self.format, datamodule.ledger, datamodule.ids, self.recorded, **studio)
 
 
 def logger_version(trainer: pl.Trainer) -> dict[str, Any]:
@@ -252,7 +232,5 @@ def keep_logger_version(trainer: pl.Trainer, recorded: dict[str, Any]) -> None:
         if isinstance(callback, ModelCheckpoint) and callback.dirpath == str(opened / "checkpoints"):
             callback.dirpath = str(kept / "checkpoints")
     if trainer.is_global_zero and opened.is_dir() and _unused(opened):
-        for path in sorted(opened.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        opened.rmdir()
+        shutil.rmtree(opened)
     rank_zero_info(f"Resuming the run logged in {str(kept)!r}: metrics, queries and checkpoints go there again.")

@@ -30,7 +30,9 @@ from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import write_queries
 from lightning_bal.utilities.checks import check_one_of
 
-__all__ = ["LabelState", "load_label_state"]
+__all__ = ["FORMATS", "LabelState", "load_label_state", "write_query"]
+
+FORMATS = ("csv", "json", "label_studio")
 
 
 class LabelState:
@@ -154,21 +156,12 @@ class LabelState:
                 f"Expected argument `path` (the output) to be another file than the checkpoint, but got {str(path)!r}:"
                 " writing the query there would destroy the checkpoint."
             )
-        format = format or ("csv" if path.suffix.lower() == ".csv" else "json")
-        ids = self.pending_ids()
-        scores, predictions = recorded_guesses(self.annotator_state, ids)
-        if format == "label_studio":
-            if label_studio.get("label_names") is None:
-                predictions = None
-            return write_label_studio_tasks(
-                path, ids, self.ledger.step, scores=scores, predictions=predictions, **label_studio
-            )
-        check_one_of("format", format, ("csv", "json", "label_studio"))
-        if path.suffix.lower() != f".{format}":
+        format = check_one_of("format", format or ("csv" if path.suffix.lower() == ".csv" else "json"), FORMATS)
+        if format != "label_studio" and path.suffix.lower() != f".{format}":
             raise ValueError(
                 f"Expected argument `path` to end in `.{format}` for format {format!r}, but got {str(path)!r}."
             )
-        return write_queries(path, self.ledger.pending_query, self.ledger.step, ids, scores)
+        return write_query(path, format, self.ledger, self.ids, self.annotator_state, **label_studio)
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -260,19 +253,11 @@ class LabelState:
                 f" not queried (pending: {some_ids(self.pending_ids())}); nothing was imported."
             )
         labelled = self.ledger.answer([lookup[ids[p]] for p in new], [values[p] for p in new])
-        self._relabel(
-            [(ids[p], values[p]) for p in fixes], source, [authors[p] for p in fixes], [times[p] for p in fixes]
-        )
+        self._relabel([(ids[p], values[p], authors[p], times[p]) for p in fixes], source)
         return Imported(labelled, [ids[p] for p in fixes], unchanged, kept)
 
-    def _relabel(
-        self,
-        changes: Sequence[tuple[str, int | float | None]],
-        source: str,
-        authors: list[str | None],
-        times: list[str | None],
-    ) -> None:
-        """Apply validated changes (``None``: back to the pool) and record each in the history."""
+    def _relabel(self, changes: Sequence[tuple[str, int | float | None, str | None, str | None]], source: str) -> None:
+        """Apply validated changes ``(id, label, by, when)`` (label ``None``: back to the pool), each in the history."""
         lookup = id_lookup(self.ids)
         recorded = utc_now()
         rows = [
@@ -286,12 +271,12 @@ class LabelState:
                 "updated_at": time,
                 "recorded_at": recorded,
             }
-            for (item, label), author, time in zip(changes, authors, times, strict=True)
+            for item, label, author, time in changes
         ]
-        relabelled = [(lookup[item], label) for item, label in changes if label is not None]
+        relabelled = [(lookup[item], label) for item, label, _, _ in changes if label is not None]
         if relabelled:
             self.ledger.relabel([i for i, _ in relabelled], [label for _, label in relabelled])
-        removed = [lookup[item] for item, label in changes if label is None]
+        removed = [lookup[item] for item, label, _, _ in changes if label is None]
         if removed:
             self.ledger.unlabel(removed)
         if rows:
@@ -318,19 +303,20 @@ class LabelState:
         source = "lightning-bal relabel"
         lookup = self._check_labelled(ids, source)
         values = self.ledger.check_labels(labels, len(ids))
+        by = by or login_name()
         changes = [
-            (item, value)
+            (item, value, by, None)
             for item, value in zip(ids, values, strict=True)
             if self.ledger.annotations.get(lookup[item]) != value
         ]
-        self._relabel(changes, source, [by or login_name()] * len(changes), [None] * len(changes))
-        return [item for item, _ in changes]
+        self._relabel(changes, source)
+        return [change[0] for change in changes]
 
     def unlabel(self, ids: list[str], by: str | None = None) -> None:
         """Return labelled items to the pool by id, all or nothing; each is kept in :attr:`history`."""
         source = "lightning-bal unlabel"
         self._check_labelled(ids, source)
-        self._relabel([(item, None) for item in ids], source, [by or login_name()] * len(ids), [None] * len(ids))
+        self._relabel([(item, None, by or login_name(), None) for item in ids], source)
 
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint with the (changed) label state, atomically: a crash leaves the old file whole."""
@@ -345,6 +331,19 @@ class LabelState:
             raise
         write_status(path, self.status(), self.annotator_state.get("label_names"))
         return path
+
+
+def write_query(
+    path: Path, format: str, ledger: LabelLedger, ids: Sequence[ItemId], recorded: dict[str, Any], **kwargs: Any
+) -> Path:
+    """Write the ledger's pending query with the ``recorded`` scores and guesses of its items (Label Studio: kwargs)."""
+    queried = [ids[i] for i in ledger.pending_query]
+    scores, predictions = recorded_guesses(recorded, queried)
+    if format != "label_studio":
+        return write_queries(path, ledger.pending_query, ledger.step, queried, scores)
+    if kwargs.get("label_names") is None:
+        predictions = None  # Label Studio shows a guess by its class name
+    return write_label_studio_tasks(path, queried, ledger.step, scores=scores, predictions=predictions, **kwargs)
 
 
 def load_label_state(path: str | Path) -> LabelState:

@@ -213,14 +213,9 @@ def login_name() -> str | None:
 
 
 class Imported(NamedTuple):
-    """What an import did.
+    """What an import did: dataset indices ``labelled``, ids ``corrected``, the count ``unchanged`` and ids ``kept``.
 
-    Attributes:
-        labelled: dataset indices of the pending items now labelled.
-        corrected: ids whose earlier answer changed (recorded in the history).
-        unchanged: how many answers were in the checkpoint already, with the same label (an earlier round's).
-        kept: ids whose answer differs from the checkpoint but was changed here later (``lightning-bal relabel`` or
-            ``unlabel``): the checkpoint's label is kept.
+    ``kept`` answers differ from a label changed here later (``relabel``, ``unlabel``), which stays.
     """
 
     labelled: Tensor

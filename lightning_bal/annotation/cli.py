@@ -82,16 +82,14 @@ def _export_names(args: argparse.Namespace, state: LabelState) -> dict[str, obje
         "data_key": check_data_key("--data-key", "image" if args.data_key is None else args.data_key),
         "data_prefix": args.data_prefix,
     }
-    if args.labels is None:
-        return extra
-    names = state.check_class_names(_class_names("--labels", args.labels))
-    extra["label_names"] = names
+    if args.labels is not None:
+        extra["label_names"] = state.check_class_names(_class_names("--labels", args.labels))
     return extra
 
 
 def _import(args: argparse.Namespace) -> str:
-    from lightning_bal.annotation.answer_files import answers_format, bring_in_answers
     from lightning_bal.annotation.checkpoint import load_label_state
+    from lightning_bal.annotation.sync import answers_format, bring_in_answers
 
     label_map = _label_map(args)
     format = answers_format(args.answers, args.format, label_map)
@@ -161,10 +159,7 @@ def _labels_given(args: argparse.Namespace) -> tuple[list[str], list[int | float
 def _change(args: argparse.Namespace) -> str:
     from lightning_bal.annotation.checkpoint import load_label_state
 
-    if args.command == "relabel":
-        ids, labels = _labels_given(args)
-    else:
-        ids, labels = args.ids, []
+    ids, labels = _labels_given(args) if args.command == "relabel" else (args.ids, [])
     check_output(args.output)
     state = load_label_state(args.checkpoint)
     target = args.output or args.checkpoint

@@ -47,17 +47,10 @@ def to_label_studio_tasks(
     label_names: Sequence[str] | None = None,
     from_name: str = "label",
 ) -> list[dict[str, Any]]:
-    """Label Studio tasks for the queried items ``ids`` (import them into a project as JSON).
+    """Label Studio tasks for the queried items ``ids``, in query order (docs/annotators.md#label-studio).
 
-    Args:
-        ids: the queried items' ids, in query order.
-        step: the query's step (kept in each task, so that an answer to an older query is refused).
-        data_key: the task field the project's labelling config reads (``$image`` or ``$text``).
-        data_prefix: prepended to each id to make the data reference (e.g. a URL or ``/data/local-files/?d=``).
-        scores: the heuristic's score of each item (``None`` where unknown).
-        predictions: the model's guess ``(class, probability)`` for each item, shown as a pre-annotation.
-        label_names: class names of the project's choices (needed with ``predictions``).
-        from_name: the name of the project's ``<Choices>`` control.
+    ``data_prefix`` is prepended to each id to make the data reference (a URL or ``/data/local-files/?d=``); the
+    model's guesses ``predictions`` (``(class, probability)``, shown as pre-annotations) need ``label_names``.
 
     Example:
         >>> tasks = to_label_studio_tasks(["cat1.png"], step=2, data_prefix="/data/", scores=[0.5],
@@ -87,30 +80,13 @@ def to_label_studio_tasks(
             )
     tasks = []
     for position, (item, score) in enumerate(zip(ids, scores, strict=True)):
-        task: dict[str, Any] = {
-            "data": {
-                data_key: f"{data_prefix}{item}",
-                "lbal_id": item,
-                "lbal_step": step,
-                "lbal_score": None if score is None else float(score),
-            }
-        }
+        data = {data_key: f"{data_prefix}{item}", "lbal_id": item, "lbal_step": step}
+        task: dict[str, Any] = {"data": {**data, "lbal_score": None if score is None else float(score)}}
         if predictions is not None and label_names is not None:
             cls, probability = predictions[position]
-            task["predictions"] = [
-                {
-                    "model_version": "lightning_bal",
-                    "score": float(probability),
-                    "result": [
-                        {
-                            "from_name": from_name,
-                            "to_name": data_key,
-                            "type": "choices",
-                            "value": {"choices": [label_names[int(cls)]]},
-                        }
-                    ],
-                }
-            ]
+            value = {"choices": [label_names[int(cls)]]}
+            result = {"from_name": from_name, "to_name": data_key, "type": "choices", "value": value}
+            task["predictions"] = [{"model_version": "lightning_bal", "score": float(probability), "result": [result]}]
         tasks.append(task)
     return tasks
 
@@ -130,16 +106,9 @@ def write_label_studio_tasks(path: str | Path, ids: Sequence[int | str], step: i
 
 
 class LabelStudioAnswers(NamedTuple):
-    """Answers read from a Label Studio export.
+    """Answers read from a Label Studio export: ``ids`` with their class indices, annotators and change times.
 
-    Attributes:
-        ids: the answered items' ids as text.
-        labels: their class indices (through the label map).
-        steps: the query steps the export's tasks name.
-        disagreements: ids of items whose completed annotations disagree.
-        unanswered: ids of items without a completed annotation (they stay pending).
-        authors: who gave each answer (the annotation's ``completed_by``: an e-mail or a user id), one per id.
-        times: when each answer was last changed (``updated_at``, else ``created_at``), one per id.
+    ``steps`` are the query steps the tasks name; ``unanswered`` items stay pending.
     """
 
     ids: list[str]
@@ -201,12 +170,9 @@ def read_label_studio_export(
 ) -> LabelStudioAnswers:
     """Read Label Studio's JSON export of tasks made by :func:`to_label_studio_tasks` (docs/annotators.md#label-studio).
 
-    Args:
-        path: the export (``Export -> JSON`` in Label Studio, or ``GET /api/projects/<id>/export``).
-        label_map: each choice's class index, e.g. ``{"cat": 0, "dog": 1}``.
-        from_name: read only this ``<Choices>`` control (default: any).
-        on_disagreement: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave the task pending) or
-            ``"error"``.
+    ``label_map`` gives each choice's class index (``{"cat": 0, "dog": 1}``); ``from_name`` reads only that
+    ``<Choices>`` control; ``on_disagreement``: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave
+    the task pending) or ``"error"``.
 
     Example:
         >>> import tempfile
@@ -255,9 +221,7 @@ def read_label_studio_tasks(
         where = f"task {item!r} (task {number} of {source})"
         if data.get("lbal_step") is not None:
             answers.steps.add(check_task_step(data["lbal_step"], where))
-        annotations = task.get("annotations")
-        if annotations is None:
-            annotations = []
+        annotations = [] if task.get("annotations") is None else task["annotations"]
         if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
             raise ValueError(f"Expected the `annotations` of {where} to be a list of objects, but got {annotations!r}.")
         done = [a for a in annotations if not a.get("was_cancelled", False)]

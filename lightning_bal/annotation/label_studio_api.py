@@ -204,20 +204,18 @@ class LabelStudioClient:
                     f"Expected `--project` to name a project of {self.url}, but id {project} is not one."
                 ) from None
             return _checked_project(found, self.url)
-        titles: list[str] = []
-        matches: list[dict[str, Any]] = []
+        listed: list[Any] = []
         for page in itertools.count(1):
             answer = self.request("GET", f"/api/projects?page={page}&page_size=100")
             results = answer.get("results") if isinstance(answer, dict) else answer
             if not isinstance(results, list):
                 raise ValueError(f"Expected Label Studio at {self.url} to list its projects, but got {answer!r:.200}.")
-            for found in results:
-                titles.append(str(found.get("title")) if isinstance(found, dict) else "?")
-                if isinstance(found, dict) and found.get("title") == project:
-                    matches.append(found)
+            listed.extend(results)
             if not (isinstance(answer, dict) and answer.get("next")):
                 break
+        matches = [found for found in listed if isinstance(found, dict) and found.get("title") == project]
         if len(matches) != 1:
+            titles = [str(found.get("title")) if isinstance(found, dict) else "?" for found in listed]
             problem = "is not one" if not matches else f"names {len(matches)} (give the id instead)"
             raise ValueError(
                 f"Expected `--project` to name one project of {self.url}, but the title {project!r} {problem};"

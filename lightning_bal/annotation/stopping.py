@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchmetrics.functional.classification import multiclass_cohen_kappa
 
-from lightning_bal.annotation.criterion import StepView, StoppingCriterion, _entry, stop_reasons
 from lightning_bal.utilities.checks import check_finite_number, check_non_empty_str, check_positive_int
 from lightning_bal.utilities.plateau import Plateau, monitor_mode, plateau_state
 
@@ -28,8 +27,112 @@ __all__ = [
 ]
 
 
-def _finite_figure(criterion: str, monitor: str, value: Any) -> float:
-    """The step's value of ``monitor`` as a float, refused (naming it) unless a finite number."""
+class StepView(Protocol):
+    """What a stopping criterion reads of the step (any object with these attributes, e.g. a ``SimpleNamespace``).
+
+    ``pool_scores`` may be a bounded sample of the pool's scores; ``pool_mean`` and ``pool_max`` are exact over every
+    rank (``None`` where unknown). See docs/annotators.md#stopping-criteria.
+    """
+
+    @property
+    def num_labelled(self) -> int: ...  # noqa: D102
+    @property
+    def step(self) -> int: ...  # noqa: D102
+    @property
+    def val_metrics(self) -> Mapping[str, float]: ...  # noqa: D102
+    @property
+    def figures(self) -> Mapping[str, float]: ...  # noqa: D102
+    @property
+    def pool_scores(self) -> Tensor | None: ...  # noqa: D102
+    @property
+    def pool_mean(self) -> float | None: ...  # noqa: D102
+    @property
+    def pool_max(self) -> float | None: ...  # noqa: D102
+    @property
+    def predict(self) -> Callable[[Dataset], Tensor] | None: ...  # noqa: D102
+
+
+class StoppingCriterion:
+    """Base class: :meth:`update` once per step; :attr:`stop` and :attr:`reason` say whether and why to stop.
+
+    Example:
+        >>> class EnoughLabels(StoppingCriterion):
+        ...     name = "enough_labels"
+        ...
+        ...     def update(self, context):
+        ...         if context.num_labelled >= 100:
+        ...             self.stop, self.reason = True, "100 labels"
+        ...         return {"stop_labels": float(context.num_labelled)}
+        >>> from types import SimpleNamespace
+        >>> criterion = EnoughLabels()
+        >>> criterion.update(SimpleNamespace(num_labelled=120)), criterion.stop
+        ({'stop_labels': 120.0}, True)
+    """
+
+    name: ClassVar[str] = "criterion"
+    #: The criterion reads the heuristic's pool scores (the heuristic must score uncertainty, higher = more).
+    needs_pool_scores: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.reason = ""
+
+    def update(self, context: StepView) -> dict[str, float]:
+        """Take one step's context; return the figures to log (keys prefixed ``stop_``)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Primitives and tensors only."""
+        return {"stop": self.stop, "reason": self.reason}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""
+        for name, value in self._checked_state(state).items():
+            setattr(self, name, value)
+
+    def _checked_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes :meth:`load_state_dict` sets, read from ``state`` and checked (subclasses add theirs)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"Expected the state of `{type(self).__name__}` to be a mapping, but got {state!r:.80}.")
+        if not state:
+            return {"stop": False, "reason": ""}
+        stop, reason = _entry(self, state, "stop"), _entry(self, state, "reason")
+        if not isinstance(stop, bool):
+            raise TypeError(f"Expected state entry `stop` of `{type(self).__name__}` to be a bool, but got {stop!r}.")
+        if not isinstance(reason, str):
+            raise TypeError(
+                f"Expected state entry `reason` of `{type(self).__name__}` to be a string, but got {reason!r:.80}."
+            )
+        return {"stop": stop, "reason": reason}
+
+
+def _entry(criterion: StoppingCriterion, state: Mapping[str, Any], name: str) -> Any:
+    # A non-empty state is a saved one: every entry the criterion saves must be there.
+    if name not in state:
+        raise KeyError(
+            f"Expected state entry `{name}` in the state of `{type(criterion).__name__}`, but it is missing."
+        )
+    return state[name]
+
+
+def stop_reasons(criteria: list[StoppingCriterion], context: StepView, figures: dict[str, float]) -> list[str]:
+    """Update every criterion with ``context``, add their figures to ``figures``; the reasons of those that stop."""
+    reasons = []
+    for criterion in criteria:
+        figures.update(criterion.update(context))
+        if criterion.stop:
+            reasons.append(criterion.reason)
+    return reasons
+
+
+def _finite_figure(criterion: str, monitor: str, metrics: Mapping[str, Any], what: str, listed: str) -> float:
+    """The step's value of ``monitor`` as a float, refused (naming it) unless there and a finite number."""
+    if monitor not in metrics:
+        raise RuntimeError(
+            f"`{criterion}(monitor={monitor!r})` found no such {what} at the step; the {listed} are:"
+            f" {sorted(metrics) or 'none'}."
+        )
+    value = metrics[monitor]
     if isinstance(value, Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -67,12 +170,8 @@ class MetricPlateau(StoppingCriterion):
 
     def update(self, context: StepView) -> dict[str, float]:
         """Record the step's value of ``monitor``."""
-        if self.monitor not in context.val_metrics:
-            raise RuntimeError(
-                f"`MetricPlateau(monitor={self.monitor!r})` found no such validation metric at the step; the"
-                f" metrics are: {sorted(context.val_metrics) or 'none'}."
-            )
-        self.plateau.update(_finite_figure("MetricPlateau", self.monitor, context.val_metrics[self.monitor]))
+        metrics = context.val_metrics
+        self.plateau.update(_finite_figure("MetricPlateau", self.monitor, metrics, "validation metric", "metrics"))
         if self.plateau.stalled and not self.stop:
             self.stop = True
             self.reason = (
@@ -108,10 +207,8 @@ class TargetReached(StoppingCriterion):
         >>> from types import SimpleNamespace
         >>> criterion = TargetReached("test_acc", 0.9)
         >>> step = SimpleNamespace(num_labelled=40, val_metrics={}, figures={"test_acc": 0.91})
-        >>> criterion.update(step), criterion.stop
-        ({}, True)
-        >>> criterion.reason
-        'test_acc reached 0.9 (0.91 with 40 labels)'
+        >>> criterion.update(step), criterion.stop, criterion.reason
+        ({}, True, 'test_acc reached 0.9 (0.91 with 40 labels)')
     """
 
     name = "target_reached"
@@ -125,12 +222,8 @@ class TargetReached(StoppingCriterion):
     def update(self, context: StepView) -> dict[str, float]:
         """Compare the step's value of ``monitor`` with the target."""
         metrics = {**context.val_metrics, **context.figures}
-        if self.monitor not in metrics:
-            raise RuntimeError(
-                f"`TargetReached(monitor={self.monitor!r})` found no such figure at the step; the validation metrics"
-                f" and evaluation figures are: {sorted(metrics) or 'none'}."
-            )
-        value = _finite_figure("TargetReached", self.monitor, metrics[self.monitor])
+        listed = "validation metrics and evaluation figures"
+        value = _finite_figure("TargetReached", self.monitor, metrics, "figure", listed)
         reached = value >= self.target if self.mode == "max" else value <= self.target
         if reached and not self.stop:
             self.stop = True
@@ -139,10 +232,7 @@ class TargetReached(StoppingCriterion):
 
 
 class LowUncertainty(StoppingCriterion):
-    """Stop once the mean and/or max of the pool's scores are at most the given thresholds (every given one).
-
-    Thresholds are in the units of the callback's heuristic (BALD: nats); the logged ``stop_pool_score_mean`` and
-    ``stop_pool_score_max`` help choose them.
+    """Stop once the mean and/or max of the pool's scores are at most the given thresholds (in the heuristic's units).
 
     Example:
         >>> from types import SimpleNamespace
@@ -194,9 +284,7 @@ class LowUncertainty(StoppingCriterion):
 
 
 def cohen_kappa(first: Tensor, second: Tensor) -> float:
-    r"""Cohen's kappa of two labelings of the same items: :math:`(p_o - p_e) / (1 - p_e)` (torchmetrics' figure).
-
-    Two identical constant labelings (:math:`p_e = 1`) have kappa 1.
+    r"""Cohen's kappa of two labelings of the same items (torchmetrics'); two identical constant labelings have 1.
 
     Example:
         >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
@@ -227,10 +315,9 @@ def _check_labels(name: str, labels: Any) -> None:
 
 
 class StablePredictions(StoppingCriterion):
-    """Stop when predictions on a fixed stop set no longer change (Bloodgood and Vijay-Shanker, 2009).
+    """Stop when the kappa of successive predictions on a fixed stop set stays >= ``threshold`` for ``patience`` steps.
 
-    Stops once Cohen's kappa between successive steps' predictions (``stop_kappa``) has stayed at or above
-    ``threshold`` for ``patience`` steps.
+    Bloodgood and Vijay-Shanker (2009); see docs/annotators.md#stopping-criteria.
 
     Args:
         stop_set: unlabelled items, read like the pool (``input_fn``); a few thousand are typical.
@@ -291,9 +378,8 @@ class StablePredictions(StoppingCriterion):
         previous = torch.empty(0, dtype=torch.long) if self.previous is None else self.previous
         return {**super().state_dict(), "previous": previous, "stable_steps": self.stable_steps}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (an empty mapping restores a fresh criterion); a bad entry changes nothing."""
-        valid = self._checked_state(state)
+    def _checked_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        valid = super()._checked_state(state)
         previous = _entry(self, state, "previous") if state else torch.empty(0, dtype=torch.long)
         steps = _entry(self, state, "stable_steps") if state else 0
         if not isinstance(previous, Tensor):
@@ -301,6 +387,5 @@ class StablePredictions(StoppingCriterion):
         _check_labels("previous", previous)
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ValueError(f"Expected state entry `stable_steps` to be an integer >= 0, but got {steps!r}.")
-        self.stop, self.reason = valid["stop"], valid["reason"]
-        self.previous = None if previous.numel() == 0 else previous.detach().cpu().long().clone()
-        self.stable_steps = int(steps)
+        previous = None if previous.numel() == 0 else previous.detach().cpu().long().clone()
+        return {**valid, "previous": previous, "stable_steps": int(steps)}

@@ -28,10 +28,9 @@ def _words(monitor: str) -> set[str]:
 
 
 def monitor_mode(monitor: str | None, mode: str | None = None) -> Literal["min", "max"]:
-    """The direction in which ``monitor`` improves: ``mode`` if given, else read from the monitor's name.
+    """The direction in which ``monitor`` improves: ``mode`` if given, else read from the monitor's name's words.
 
-    A name holding a word of :data:`HIGHER_IS_BETTER` is maximised, one of :data:`LOWER_IS_BETTER` minimised; any
-    other name needs an explicit ``mode`` (a guessed direction would stop on the worst value).
+    A name with no word of :data:`HIGHER_IS_BETTER` or :data:`LOWER_IS_BETTER`, or with both, needs ``mode``.
 
     Example:
         >>> monitor_mode("val_acc"), monitor_mode("val_loss"), monitor_mode("val_score", "max")
@@ -126,14 +125,7 @@ class Plateau:
 
 
 def plateau_state(state: Mapping[str, Any], *, best: str, wait: str) -> tuple[float | None, int]:
-    """The entries ``best`` (a finite number or None) and ``wait`` (an integer >= 0) of ``state``, checked.
-
-    Both may be missing (a fresh tracker).
-
-    Example:
-        >>> plateau_state({"best": 0.5, "wait": 2}, best="best", wait="wait")
-        (0.5, 2)
-    """
+    """The entries ``best`` (a finite number or None) and ``wait`` (an integer >= 0) of ``state``, or a fresh start."""
     if not isinstance(state, Mapping):
         raise TypeError(f"Expected the state to be a mapping, but got {type(state).__name__}.")
     value = state.get(best)

@@ -12,8 +12,8 @@ import torch
 
 from lightning_bal import ActiveLearningCallback
 from lightning_bal.annotation import QueryFiles, import_answers, load_label_state
-from lightning_bal.annotation.answer_files import bring_in_answers
 from lightning_bal.annotation.cli import main as cli
+from lightning_bal.annotation.sync import bring_in_answers
 from tests.annotation.annotation_script import run_round
 from tests.helpers.models import blobs
 from tests.helpers.runs import SeededDropoutClassifier, make_datamodule, make_trainer

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from lightning_bal.annotation import QueryFiles, import_answers, load_label_state
-from lightning_bal.annotation.answer_files import bring_in_answers
+from lightning_bal.annotation.sync import bring_in_answers
 from tests.annotation.annotation_script import run_round
 from tests.helpers.models import blobs
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_bal.annotation.answer_files import bring_in_answers
 from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.cli import main
+from lightning_bal.annotation.sync import bring_in_answers
 from tests.bad_inputs.files import make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
