@@ -22,9 +22,6 @@ class _Stateful(Protocol):
 def undone_if_interrupted(*parts: _Stateful) -> Iterator[None]:
     """Put every part back as it was if the block raises (an exception, or Ctrl-C), then let the error go on.
 
-    A checkpoint written on the way out then never holds a step half done. Deep copies: labelling and weight resets
-    write into the tensors a ``state_dict`` hands out.
-
     Example:
         >>> from torch import nn
         >>> layer = nn.Linear(1, 1, bias=False)
@@ -37,6 +34,7 @@ def undone_if_interrupted(*parts: _Stateful) -> Iterator[None]:
         >>> float(layer.weight) != 5.0
         True
     """
+    # Deep copies: labelling and weight resets write into the tensors a `state_dict` hands out.
     saved = [copy.deepcopy(part.state_dict()) for part in parts]
     try:
         yield

@@ -96,3 +96,31 @@ def describe(indices: Tensor | list[int], limit: int = 5) -> str:
     """The first ``limit`` indices, for error messages."""
     shown = indices[:limit].tolist() if isinstance(indices, Tensor) else list(indices[:limit])
     return f"{shown}{' ...' if len(indices) > limit else ''}"
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a ``bool``, else raise a ``TypeError`` naming the argument."""
+    if not isinstance(value, bool):
+        raise TypeError(f"Expected argument `{name}` to be a bool, but got {value!r}.")
+    return value
+
+
+def check_int_at_least(name: str, value: Any, low: int, kind: str) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``, nor numpy's) >= ``low``, else raise naming ``kind``.
+
+    Example:
+        >>> check_int_at_least("rank", 0, 1, "a positive integer")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `rank` to be a positive integer, but got 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"Expected argument `{name}` to be {kind}, but got {value!r}.")
+    return value
+
+
+def check_finite_positive(name: str, value: Any) -> float:
+    """Return ``value`` as a ``float`` if it is a finite positive ``int`` or ``float`` (not a ``bool``), else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"Expected argument `{name}` to be a finite positive number, but got {value!r}.")
+    return float(value)
