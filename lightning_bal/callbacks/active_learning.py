@@ -15,12 +15,13 @@ from typing_extensions import override
 
 from lightning_bal.annotation.annotator import QueryFiles
 from lightning_bal.annotation.stopping import StoppingCriterion
-from lightning_bal.callbacks.checkpointed import CheckpointedState
+from lightning_bal.callbacks.checkpointed import CheckpointedState, replay_skipped_validation, undone_if_interrupted
 from lightning_bal.callbacks.checks import (
     check_convergence,
     check_fit,
     check_heuristic,
     check_items,
+    check_outputs,
     check_posterior,
     check_stopping,
     configure_dataloader_reload,
@@ -33,8 +34,6 @@ from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, monitored_value
 from lightning_bal.callbacks.pool_pass import PoolPass, plan_query, progress_refresh_rate, stop_reasons_at
-from lightning_bal.callbacks.resume import replay_skipped_validation, undone_if_interrupted
-from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior

@@ -26,10 +26,7 @@ Progress = Callable[[Iterator[Any], int], Iterator[Any]]
 def select_from_embeddings(
     heuristic: EmbeddingHeuristic, context: StepContext, local: Tensor, progress: Progress | None = None
 ) -> GreedySelection:
-    """Embed this rank's shard ``local`` and select ``context.query_size`` items over all ranks, pick by pick.
-
-    Each rank keeps its own embeddings; only D_L's (Core-Set's initial centres) are gathered on every rank.
-    """
+    """Embed this rank's shard ``local`` and select ``context.query_size`` items over all ranks, pick by pick."""
     collective = Collective(context.strategy, context.rank, context.world_size)
     embed = _embedder(heuristic, context.posterior, context.pl_module, context.datamodule, context.mask_seed)
     embeddings, indices = embed(local, context.iterations, progress)
@@ -92,14 +89,12 @@ def initial_selection(
 ) -> Tensor:
     """Dataset indices of a cold-start selection from the pool, before any training (D_L may be empty).
 
-    The callback needs a labelled set to train on before its first step; this picks it. With an embedding heuristic
-    built on user ``embeddings`` no model is run; otherwise ``module``'s features at its split (or the heuristic's
-    ``layer``) are taken from one MC sample. Label the result with ``datamodule.label(indices)``.
+    Without user ``embeddings`` on the heuristic, ``module``'s features (at its split, or the heuristic's ``layer``)
+    are taken from one MC sample. Label the result with ``datamodule.label(indices)``.
 
     Args:
         datamodule: the active datamodule (its pool is the candidate set).
-        heuristic: an embedding heuristic, e.g. :class:`~lightning_bal.heuristics.TypiClust` or
-            :class:`~lightning_bal.heuristics.ProbCover`.
+        heuristic: an embedding heuristic, e.g. :class:`~lightning_bal.heuristics.TypiClust`.
         query_size: how many items to pick.
         module: the model whose features to use (not needed with user-supplied embeddings).
         posterior: how the model is sampled (default :class:`~lightning_bal.mc.MCDropout`).

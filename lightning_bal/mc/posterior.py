@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MCDropConnect", "MCDropout", "Posterior", "StepFacts"]
 
+_ENGINE_OPTIONS = ("consistent_masks", "share_prefix", "chunk_rows", "memory_budget", "autocast_dtype", "dropconnect")
+
 
 class StepFacts(Protocol):
     """What :meth:`Posterior.fit` reads of the step (the callback's ``StepContext``, which this layer cannot import)."""
@@ -176,19 +178,10 @@ class MCDropout(Posterior):
         features: FeatureTap | None = None,
     ) -> Iterator[tuple[Tensor, Any]]:
         """``(dataset_indices [B], transformed outputs)`` of each batch: see :func:`~lightning_bal.mc.mc_batches`."""
+        # The options are the engine's keywords, under the same names.
+        options = {name: getattr(self, name) for name in _ENGINE_OPTIONS}
         return mc_batches(
-            module,
-            dataloader,
-            iterations,
-            seed=seed,
-            consistent_masks=self.consistent_masks,
-            output_transform=output_transform,
-            share_prefix=self.share_prefix,
-            chunk_rows=self.chunk_rows,
-            memory_budget=self.memory_budget,
-            autocast_dtype=self.autocast_dtype,
-            dropconnect=self.dropconnect,
-            features=features,
+            module, dataloader, iterations, seed=seed, output_transform=output_transform, features=features, **options
         )
 
     def __repr__(self) -> str:
