@@ -22,9 +22,8 @@ class Convergence:
 
     Args:
         monitor: a validation metric the model logs with ``self.log`` (e.g. ``"val_loss"``).
-        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` value is an improvement; ``None`` reads
-            it from the name (``val_acc``: ``"max"``, ``val_loss``: ``"min"``, see
-            :func:`~lightning_bal.utilities.plateau.monitor_mode`), and asks for it when the name does not tell.
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` is better; ``None`` reads it from the
+            name (:func:`~lightning_bal.utilities.plateau.monitor_mode`), and asks for it when the name does not tell.
         patience: validations without improvement after which the step runs.
         min_delta: the smallest change of ``monitor`` that counts as an improvement.
         max_epochs: run the step after this many epochs even without convergence.

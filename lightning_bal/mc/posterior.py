@@ -43,22 +43,12 @@ class Posterior(ABC):
 
     A new posterior is one subclass implementing :meth:`batches`; sample ``k`` must depend only on ``seed`` and ``k``
     (and, without :attr:`consistent_samples`, the item's dataset index), never on the batch order or the rank. See
-    docs/posteriors.md#the-protocol.
+    docs/posteriors.md#the-protocol for the other hooks and a minimal subclass.
 
     Attributes:
         consistent_samples: sample ``k`` is one fixed model for every item (what BatchBALD and EPIG need).
         samples_before_fit: :meth:`batches` works on a model before any :meth:`fit` (MC-Dropout, an ensemble; not
             SWAG or Laplace), so the callback can try the heuristic on a few pool items at fit start.
-
-    Example:
-        >>> class Deterministic(Posterior):
-        ...     def batches(self, module, dataloader, iterations, seed, output_transform):
-        ...         for inputs, indices in dataloader:
-        ...             outputs = module(inputs)[:, None].expand(-1, iterations, -1)
-        ...             yield indices, outputs if output_transform is None else output_transform(outputs)
-        >>> net = nn.Linear(3, 2)
-        >>> [out.shape for _, out in Deterministic().batches(net, [(torch.ones(4, 3), torch.arange(4))], 5, 0, None)]
-        [torch.Size([4, 5, 2])]
     """
 
     consistent_samples: bool = True

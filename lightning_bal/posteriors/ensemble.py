@@ -191,10 +191,6 @@ def member_batches(batch: Tensor, num_members: int) -> Tensor:
         tensor([[0, 1],
                 [2, 3],
                 [4, 5]])
-        >>> member_batches(torch.arange(5), 3)  # item 0 is repeated to fill the last member's batch
-        tensor([[0, 1],
-                [2, 3],
-                [4, 0]])
     """
     check_int_at_least("num_members", num_members, 1, "a positive integer")
     if not isinstance(batch, Tensor) or batch.ndim < 1 or batch.shape[0] < num_members:
