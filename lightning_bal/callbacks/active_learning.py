@@ -50,11 +50,8 @@ FINAL_STATE_FILE = "active_learning_final_state.pt"
 class ActiveLearningCallback(CheckpointedState):
     """Run an active learning step (score the pool, label ``query_size`` samples) every few epochs.
 
-    At the end of every ``every_n_epochs``-th training epoch (after its validation), or once ``convergence`` says so,
-    the callback scores the pool of the trainer's :class:`~lightning_bal.ActiveDataModule` with ``iterations``
-    samples from ``posterior`` and labels the heuristic's selection. Each step's figures go to the loggers and to
-    :attr:`history` (rank zero); the step that finds the budget spent or the pool empty stops training (use
-    ``Trainer(max_epochs=-1)``). See docs/user_guide.md#adding-the-callback-to-an-existing-trainer.
+    Each step's figures go to the loggers and to :attr:`history` (rank zero); the step that finds the budget spent or
+    the pool empty stops training (use ``Trainer(max_epochs=-1)``). See docs/user_guide.md.
 
     Args:
         heuristic: a :class:`~lightning_bal.heuristics.Heuristic` or a registry name such as ``"bald"``.

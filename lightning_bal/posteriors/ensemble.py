@@ -159,14 +159,7 @@ class DeepEnsemble(nn.Module):
         return vmap(member, in_dims=in_dims, randomness="different")(params, buffers, *args)
 
     def member(self, index: int) -> nn.Module:
-        """A standalone copy of member ``index`` (its own module, with its weights), e.g. to run it alone.
-
-        Example:
-            >>> ensemble = DeepEnsemble(lambda: nn.Linear(3, 2), 3, seed=0).eval()
-            >>> x = torch.randn(4, 3)
-            >>> torch.allclose(ensemble.member(2)(x), ensemble(x)[2])
-            True
-        """
+        """A standalone copy of member ``index`` (its own module, with its weights), e.g. to run it alone."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.num_members:
             raise ValueError(f"Expected argument `index` to be in [0, {self.num_members}), but got {index!r}.")
         params, buffers = self._weights()

@@ -129,14 +129,7 @@ class SWAG(Posterior):
             )
 
     def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
-        """``[K, P]`` weight vectors drawn from the SWAG Gaussian.
-
-        Example:
-            >>> swag = SWAG()
-            >>> swag.collect(nn.Linear(2, 1))
-            >>> swag.sample_weights(4, torch.Generator().manual_seed(0)).shape  # one snapshot: zero variance
-            torch.Size([4, 3])
-        """
+        """``[K, P]`` weight vectors drawn from the SWAG Gaussian."""
         self._require_moments()
         variance = (self.sq_mean - self.mean**2).clamp_min(0.0)
         # In place, in the order of the formula: the same numbers as out-of-place ops, without K x P temporaries.
