@@ -65,8 +65,7 @@ class ActiveLearningCallback(CheckpointedState):
         evaluations: per-step figures to add, e.g. ``[TestCurve(), Calibration()]``.
         seed: seed of the MC masks and of stochastic selection; ``None`` uses the datamodule's seed.
         stopping: criteria that may end the run at a step, e.g. ``[MetricPlateau("val_acc")]``.
-        annotator: send each query to people (e.g. ``QueryFiles("csv")``): the step writes the query, saves a
-            checkpoint and ends ``fit``.
+        annotator: send each query to people (e.g. ``QueryFiles("csv")``) and end ``fit`` (see docs/annotators.md).
 
     Example:
         >>> import lightning.pytorch as pl

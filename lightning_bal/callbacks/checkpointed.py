@@ -112,20 +112,7 @@ class _Stateful(Protocol):
 
 @contextmanager
 def undone_if_interrupted(*parts: _Stateful) -> Iterator[None]:
-    """Put every part back as it was if the block raises (an exception, or Ctrl-C), then let the error go on.
-
-    Example:
-        >>> from torch import nn
-        >>> layer = nn.Linear(1, 1, bias=False)
-        >>> try:
-        ...     with undone_if_interrupted(layer):
-        ...         _ = layer.weight.data.fill_(5.0)
-        ...         raise KeyboardInterrupt
-        ... except KeyboardInterrupt:
-        ...     pass
-        >>> float(layer.weight) != 5.0
-        True
-    """
+    """Put every part back as it was if the block raises (an exception, or Ctrl-C), then let the error go on."""
     # Deep copies: labelling and weight resets write into the tensors a `state_dict` hands out.
     saved = [copy.deepcopy(part.state_dict()) for part in parts]
     try:
@@ -143,11 +130,6 @@ def resume_stage(
 
     ``"train_start"``: written at an epoch's last batch end (the step runs at ``on_train_start``); ``"reenter"``:
     inside an epoch (at its ``on_train_epoch_end``, as it would have); ``None``: between epochs (at ``on_fit_start``).
-
-    Example:
-        >>> loops = {"epoch_progress": {"current": {"started": 3, "processed": 2}}}
-        >>> resume_stage({"loops": {"fit_loop": loops}, "epoch": 2}, {"trained_epoch": 2})
-        'reenter'
     """
     loops = checkpoint.get("loops", {}).get("fit_loop", {})
     epoch = loops.get("epoch_progress", {}).get("current", {})

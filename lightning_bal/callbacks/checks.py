@@ -292,16 +292,7 @@ def check_outputs(
 def probe_heuristic(
     module: nn.Module, datamodule: ActiveDataModule, heuristic: Heuristic, posterior: Posterior, seed: int
 ) -> bool:
-    """:func:`check_task`, then score the first :data:`PROBE_ITEMS` pool items with K=2 samples; ``False``: skipped.
-
-    Example:
-        >>> from torch.utils.data import TensorDataset
-        >>> from lightning_bal.heuristics import Variance
-        >>> dm = ActiveDataModule(TensorDataset(torch.randn(6, 3), torch.zeros(6)), seed=0)  # no declared task
-        >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 1))
-        >>> probe_heuristic(net, dm, Variance(), MCDropout(), seed=0)
-        True
-    """
+    """:func:`check_task`, then score the first :data:`PROBE_ITEMS` pool items with K=2 samples; ``False``: skipped."""
     check_task(datamodule, heuristic)
     skip = (
         not heuristic.needs_predictions

@@ -38,13 +38,9 @@ def select_from_embeddings(
         # In dataset-index order, as with one process: selections must not depend on the sharding.
         order = torch.argsort(collective.gather_rows(local_indices))
         labelled = collective.gather_rows(local_labelled)[order]
+    seed = derive_seed(context.seed, context.step, Stream.SELECTION)
     return heuristic.select_embeddings(
-        embeddings,
-        context.query_size,
-        seed=derive_seed(context.seed, context.step, Stream.SELECTION),
-        indices=indices,
-        labelled=labelled,
-        collective=collective,
+        embeddings, context.query_size, seed=seed, indices=indices, labelled=labelled, collective=collective
     )
 
 
@@ -121,13 +117,8 @@ def initial_selection(
             f"Expected argument `query_size` to be an integer in [1, {pool.numel()}], but got {query_size!r}."
         )
     run_seed = (datamodule.seed or 0) if seed is None else seed
-    embed = _embedder(
-        heuristic,
-        posterior or MCDropout(),
-        module if module is not None else nn.Identity(),
-        datamodule,
-        derive_seed(run_seed, -1, Stream.MASKS),
-    )
+    model = module if module is not None else nn.Identity()
+    embed = _embedder(heuristic, posterior or MCDropout(), model, datamodule, derive_seed(run_seed, -1, Stream.MASKS))
     embeddings, indices = embed(pool, 1, None)
     labelled = embed(datamodule.labelled_indices, 1, None)[0] if heuristic.needs_labelled_embeddings else None
     seed = derive_seed(run_seed, -1, Stream.SELECTION)

@@ -29,12 +29,10 @@ __all__ = ["Calibration", "LabelledRisk", "MCTestCurve", "StepContext", "StepEva
 class StepEvaluation:
     """Base class: figures of the model the step scores the pool with (its weights before any reset).
 
-    Subclasses set ``needs_mc`` (the evaluation samples the posterior, so the model needs stochastic layers),
-    implement :meth:`__call__` and, when they need data, :meth:`check`.
+    Subclasses set ``needs_mc`` (it samples the posterior), implement :meth:`__call__` and, if needed, :meth:`check`.
 
     Args:
-        output: for a model that returns several outputs, the one holding the class logits (tuple position or
-            dict key); ``None`` when ``forward`` returns the ``[batch, classes]`` logits themselves.
+        output: the output holding the class logits (tuple position or dict key); ``None``: ``forward``'s only one.
     """
 
     needs_mc: ClassVar[bool] = False
@@ -107,16 +105,13 @@ class StepEvaluation:
         self, context: StepContext, split: Literal["val", "test"], stream: Stream
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """``(log of the mean of the K MC probabilities, targets)`` per batch of this rank's shard of a split."""
-        trainer, datamodule = context.trainer, context.datamodule
-        dataset = datamodule.eval_dataset(split)
-        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
         seed = derive_seed(context.seed, context.step, stream)
-        targets = datamodule.eval_targets(split)
+        targets = context.datamodule.eval_targets(split)
 
         def transform(outputs: Any) -> Tensor:
             return log_softmax_classes(select_output(outputs, self.output))
 
-        loader = datamodule.inputs_dataloader(dataset, local)
+        loader = _local_loader(context, split)
         for indices, log_probs in context.posterior.batches(
             context.pl_module, loader, context.iterations, seed, transform
         ):
@@ -137,11 +132,8 @@ class TestCurve(StepEvaluation):
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"test_acc": ..., "test_nll": ...}``."""
-        trainer, datamodule = context.trainer, context.datamodule
-        dataset = datamodule.eval_dataset("test")
-        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
-        indices, log_probs = self._deterministic(context.pl_module, datamodule.inputs_dataloader(dataset, local))
-        batches = [(log_probs, datamodule.eval_targets("test")[indices])]
+        indices, log_probs = self._deterministic(context.pl_module, _local_loader(context, "test"))
+        batches = [(log_probs, context.datamodule.eval_targets("test")[indices])]
         accuracy, nll = accuracy_and_nll(batches, context.pl_module.device)
         return {"test_acc": accuracy, "test_nll": nll}
 
@@ -202,6 +194,13 @@ class LabelledRisk(StepEvaluation):
         if not datamodule.acquisition_probability[labelled].isnan().any():
             metrics["train_nll_lure"] = float(weighted_risk(nll, datamodule.risk_weights("lure")[labelled]))
         return metrics
+
+
+def _local_loader(context: StepContext, split: Literal["val", "test"]) -> Any:
+    """``(inputs, indices)`` batches of this rank's shard of a split."""
+    dataset = context.datamodule.eval_dataset(split)
+    local = shard(torch.arange(len(dataset)), context.rank, context.world_size)  # type: ignore[arg-type]
+    return context.datamodule.inputs_dataloader(dataset, local)
 
 
 def accuracy_and_nll(batches: Iterable[tuple[Tensor, Tensor]], device: torch.device) -> tuple[float, float]:

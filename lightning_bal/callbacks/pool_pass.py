@@ -51,12 +51,7 @@ class PoolStatistics(NamedTuple):
 
 
 def sort_by_index(indices: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
-    """``(indices, scores)`` in ascending index order; no copy when they already are (the pool loader's order).
-
-    Example:
-        >>> sort_by_index(torch.tensor([3, 1]), torch.tensor([0.5, 0.25]))
-        (tensor([1, 3]), tensor([0.2500, 0.5000]))
-    """
+    """``(indices, scores)`` in ascending index order; no copy when they already are (the pool loader's order)."""
     if indices.numel() < 2 or bool((indices[1:] > indices[:-1]).all()):
         return indices, scores
     order = torch.argsort(indices)
@@ -66,24 +61,11 @@ def sort_by_index(indices: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
 def pool_statistics(
     strategy: Any, world_size: int, scores: Tensor, device: torch.device | None = None, sample: int = HISTOGRAM_SAMPLE
 ) -> PoolStatistics | None:
-    """The :class:`PoolStatistics` of every rank's scores (all-reduced); ``None`` when no rank scored anything.
-
-    Example:
-        >>> stats = pool_statistics(None, 1, torch.arange(100.0), sample=10)
-        >>> stats.mean, stats.max, stats.min, stats.sample.numel()
-        (49.5, 99.0, 0.0, 10)
-    """
+    """The :class:`PoolStatistics` of every rank's scores (all-reduced); ``None`` when no rank scored anything."""
     device = device or torch.device("cpu")
-    empty = scores.numel() == 0
-    figures = torch.tensor(
-        [
-            float(scores.sum(dtype=torch.float64)),
-            float(scores.numel()),
-            -torch.inf if empty else float(scores.max()),
-            torch.inf if empty else float(scores.min()),
-        ],
-        dtype=torch.float64,
-    )
+    top, bottom = (-torch.inf, torch.inf) if scores.numel() == 0 else (float(scores.max()), float(scores.min()))
+    total = float(scores.sum(dtype=torch.float64))
+    figures = torch.tensor([total, float(scores.numel()), top, bottom], dtype=torch.float64)
     stacked = stack_ranks(strategy, figures.to(device), world_size).cpu()
     count = float(stacked[:, 1].sum())
     if count == 0:
@@ -147,16 +129,9 @@ class PoolPass:
         if self.heuristic.needs_predictions:
             statistics = pool_statistics(strategy, world_size, pool.scores, device)
         rank_seconds = stack_ranks(strategy, torch.tensor([seconds], dtype=torch.float64, device=device), world_size)
-        return PoolSelection(
-            selected,
-            probabilities,
-            scores,
-            seconds,
-            local,
-            statistics,
-            tuple(rank_seconds.reshape(-1).tolist()),
-            selection.gains if rank == 0 else None,
-        )
+        rank_seconds_tuple = tuple(rank_seconds.reshape(-1).tolist())
+        gains = selection.gains if rank == 0 else None
+        return PoolSelection(selected, probabilities, scores, seconds, local, statistics, rank_seconds_tuple, gains)
 
     def _score(self, context: StepContext, local: Tensor) -> ScoredShard:
         """This rank's scores of its shard ``local``, with its best candidates' inputs for a batch-aware heuristic."""
@@ -269,18 +244,7 @@ class QueryPlan(NamedTuple):
 
 
 def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int | None) -> QueryPlan:
-    """Plan a step: score ``datamodule.scoring_indices()``, label at most ``query_size`` within ``label_budget``.
-
-    Example:
-        >>> import torch
-        >>> from torch.utils.data import TensorDataset
-        >>> data = TensorDataset(torch.randn(30, 2), torch.arange(30) % 3)
-        >>> datamodule = ActiveDataModule(data, initial_labels=6, seed=0)
-        >>> plan_query(datamodule, query_size=10, label_budget=12).query_size
-        6
-        >>> plan_query(datamodule, query_size=10, label_budget=6).stop_reason
-        'the label budget is spent'
-    """
+    """Plan a step: score ``datamodule.scoring_indices()``, label at most ``query_size`` within ``label_budget``."""
     bought = datamodule.num_labelled + len(datamodule.ledger.pending_query)  # unanswered queries count as bought
     budget_left = None if label_budget is None else label_budget - bought
     candidates = datamodule.scoring_indices()

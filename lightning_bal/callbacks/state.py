@@ -96,12 +96,7 @@ def validated_callback_state(state: Any) -> dict[str, Any]:
 
 
 def validated_convergence_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The entries of a :class:`~lightning_bal.callbacks.Convergence` state, checked (all optional).
-
-    Example:
-        >>> validated_convergence_state({"best_score": 0.5, "wait": 2})["wait"]
-        2
-    """
+    """The entries of a :class:`~lightning_bal.callbacks.Convergence` state, checked (all optional)."""
     if not isinstance(state, Mapping):
         raise TypeError(f"Expected the Convergence state to be a mapping, but got {type(state).__name__}.")
     best = state.get("best_score")

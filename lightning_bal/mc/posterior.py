@@ -100,11 +100,9 @@ class MCDropout(Posterior):
         consistent_masks: sample ``k`` uses the same masks for every item (K fixed sub-networks; what BatchBALD and
             EPIG need, and the fast path), or ``False`` for independent masks per item.
         share_prefix: run the deterministic prefix once per batch where the model's structure allows it.
-        chunk_rows: most rows (items x samples) per forward after the prefix; ``None`` picks it from
-            ``memory_budget``.
-        memory_budget: bytes of activations per forward chunk and of K-sample outputs per run of items (default on
-            CPU: 32 MiB of activations, near the cache's size, and 256 MiB of outputs; on GPU a quarter of free
-            memory for both).
+        chunk_rows: most rows (items x samples) per forward after the prefix; ``None``: from ``memory_budget``.
+        memory_budget: bytes of activations per forward chunk and of K-sample outputs per run of items (default:
+            32 MiB and 256 MiB on CPU, a quarter of free memory on GPU; see docs/scale.md).
         autocast_dtype: run the forwards under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``).
         dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect); then the model needs no
             dropout layer.

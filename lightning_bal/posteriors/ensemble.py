@@ -39,8 +39,7 @@ class DeepEnsemble(nn.Module):
         make_member: builds one member (called ``num_members`` times); every member must compute member 0's
             forward (the same weights' names, shapes and dtypes, submodules' classes and settings).
         num_members: M, at least 2.
-        seed: build member ``m`` under ``torch.manual_seed(seed + m)`` (the global generator is restored after);
-            ``None`` draws the members one after another from the global generator.
+        seed: build member ``m`` under ``torch.manual_seed(seed + m)`` (restored after); ``None``: the global generator.
         fused: train all members in one ``vmap`` (``True``), or one member after another (``False``); ``None``:
             vmapped unless the weights are on the CPU. Scoring always runs the members one after another.
 
@@ -243,8 +242,7 @@ def ensemble_log_probs(logits: Tensor) -> Tensor:
 class EnsemblePosterior(Posterior):
     """The members of the model's :class:`DeepEnsemble` as the K samples: K = M, sample ``m`` is member ``m``.
 
-    The model's ``forward`` (in eval mode) must return the ensemble's ``[M, B, ...]`` output; ``iterations`` is
-    ignored.
+    The model's ``forward`` (in eval mode) must return the ensemble's ``[M, B, ...]``; ``iterations`` is ignored.
 
     Example:
         >>> net = DeepEnsemble(lambda: nn.Linear(3, 4), 5, seed=0)
