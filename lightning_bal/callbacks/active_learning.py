@@ -15,12 +15,13 @@ from typing_extensions import override
 
 from lightning_bal.annotation.annotator import QueryFiles
 from lightning_bal.annotation.stopping import StoppingCriterion
-from lightning_bal.callbacks.checkpointed import CheckpointedState
+from lightning_bal.callbacks.checkpointed import CheckpointedState, replay_skipped_validation, undone_if_interrupted
 from lightning_bal.callbacks.checks import (
     check_convergence,
     check_fit,
     check_heuristic,
     check_items,
+    check_outputs,
     check_posterior,
     check_stopping,
     configure_dataloader_reload,
@@ -33,13 +34,11 @@ from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.callbacks.monitoring import log_selection, monitored_value
 from lightning_bal.callbacks.pool_pass import PoolPass, plan_query, progress_refresh_rate, stop_reasons_at
-from lightning_bal.callbacks.resume import replay_skipped_validation, undone_if_interrupted
-from lightning_bal.callbacks.setup_probe import check_outputs
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc.posterior import MCDropout, Posterior
 from lightning_bal.mc.split import describe_split
-from lightning_bal.utilities.checks import check_positive_int
+from lightning_bal.utilities.checks import check_bool, check_positive_int
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["FINAL_STATE_FILE", "ActiveLearningCallback", "hand_back_labels"]
@@ -49,39 +48,24 @@ FINAL_STATE_FILE = "active_learning_final_state.pt"
 
 
 class ActiveLearningCallback(CheckpointedState):
-    r"""Run an active learning step (score the pool, label ``query_size`` samples) every few epochs.
+    """Run an active learning step (score the pool, label ``query_size`` samples) every few epochs.
 
-    At the end of every ``every_n_epochs``-th training epoch (after its validation), or, with ``convergence``, once
-    the model has converged on D_L, the callback draws ``iterations`` samples of the model's predictions from the
-    ``posterior`` over the pool of the trainer's :class:`~lightning_bal.ActiveDataModule`, scores them with the
-    heuristic, labels the selection, and the next epoch trains on the grown D_L. Under DDP every rank scores its own
-    shard of the pool and every rank labels the same selection, made once on rank zero.
-
-    Each step's figures (sizes, epochs trained, the user's ``val*`` metrics, score statistics, pool-pass time and the
-    ``evaluations``') go to the loggers against the number of labelled samples, and to :attr:`history` on rank zero;
-    the step that finds the budget spent or the pool empty logs the last figures and stops training (use
-    ``Trainer(max_epochs=-1)`` to run until then).
+    Each step's figures go to the loggers and to :attr:`history` (rank zero); the step that finds the budget spent or
+    the pool empty stops training (use ``Trainer(max_epochs=-1)``). See docs/user_guide.md.
 
     Args:
         heuristic: a :class:`~lightning_bal.heuristics.Heuristic` or a registry name such as ``"bald"``.
         query_size: samples labelled per active learning step.
         iterations: MC samples K drawn per pool item.
         every_n_epochs: training epochs per active learning step (without ``convergence``).
-        convergence: a :class:`~lightning_bal.callbacks.Convergence`: train each step until a validation metric
-            stops improving instead of a fixed number of epochs.
-        reset_weights: after each step, reset the model to its weights at fit start and re-create the optimizers
-            (the protocol of Gal et al. 2017). The initial weights are kept in the checkpoint.
+        convergence: train each step until a validation metric stops improving instead.
+        reset_weights: after each step, reset the model to its fit-start weights and re-create the optimizers.
         label_budget: stop once D_L holds this many samples (the last labelled set is still trained and validated).
-        posterior: how the K samples are drawn, a :class:`~lightning_bal.mc.Posterior` (default ``MCDropout()``;
-            see :mod:`lightning_bal.posteriors` for ensembles, SWAG and last-layer Laplace).
-        evaluations: per-step figures to add, e.g. ``[TestCurve(), Calibration()]``
-            (see :mod:`lightning_bal.callbacks.evaluation`).
+        posterior: how the K samples are drawn (default ``MCDropout()``).
+        evaluations: per-step figures to add, e.g. ``[TestCurve(), Calibration()]``.
         seed: seed of the MC masks and of stochastic selection; ``None`` uses the datamodule's seed.
-        stopping: criteria that may end the run at a step, e.g. ``[MetricPlateau("val_acc")]`` (see
-            :mod:`lightning_bal.annotation.stopping`); their figures are logged at every step.
-        annotator: send each query to people instead of labelling from the dataset, e.g. ``QueryFiles("csv")``:
-            the step records and writes the query, saves a checkpoint and ends ``fit`` (see
-            :class:`~lightning_bal.annotation.QueryFiles`).
+        stopping: criteria that may end the run at a step, e.g. ``[MetricPlateau("val_acc")]``.
+        annotator: send each query to people (e.g. ``QueryFiles("csv")``) and end ``fit`` (see docs/annotators.md).
 
     Example:
         >>> import lightning.pytorch as pl
@@ -113,9 +97,7 @@ class ActiveLearningCallback(CheckpointedState):
         self.iterations = check_positive_int("iterations", iterations)
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self.convergence = check_convergence(convergence, every_n_epochs)
-        if not isinstance(reset_weights, bool):
-            raise TypeError(f"Expected argument `reset_weights` to be a bool, but got {reset_weights!r}.")
-        self.reset_weights = reset_weights
+        self.reset_weights = check_bool("reset_weights", reset_weights)
         self.label_budget = None if label_budget is None else check_positive_int("label_budget", label_budget)
         self.posterior = check_posterior(MCDropout() if posterior is None else posterior, heuristic)
         self.evaluations = check_items("evaluations", evaluations, StepEvaluation)
@@ -247,10 +229,7 @@ class ActiveLearningCallback(CheckpointedState):
             self._step_or_nothing(trainer, pl_module, trainer.current_epoch)
 
     def _step_or_nothing(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
-        """Run the step; if anything interrupts it, leave what it touched as it was (the resumed run redoes it).
-
-        The posterior is left as fitted: a refit on the same model and labelled set is the same.
-        """
+        # Anything interrupting the step puts back what it touched (the posterior stays fitted: a refit is the same).
         parts: list[Any] = [require_datamodule(trainer), *self.stopping]
         parts += [part for part in (self.convergence, self.annotator) if part is not None]
         if self.reset_weights:

@@ -1,4 +1,4 @@
-"""The callback's checks: its arguments, the datamodule, the trainer's schedule, and a pool pass at scale."""
+"""The callback's checks: its arguments, the datamodule, the trainer's schedule, a pool pass at scale, the outputs."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.heuristics import Heuristic, get_heuristic
+from lightning_bal.heuristics import CombineHeuristics, Heuristic, get_heuristic
 from lightning_bal.heuristics.stochastic import StochasticHeuristic
 from lightning_bal.mc.pool_batches import module_device
 from lightning_bal.mc.posterior import MCDropout, Posterior
 
 __all__ = [
+    "PROBE_ITEMS",
     "CallbackSettings",
     "check_autocast",
     "check_convergence",
@@ -29,11 +30,14 @@ __all__ = [
     "check_heuristic",
     "check_items",
     "check_memory_budget",
+    "check_outputs",
     "check_pool_pass",
     "check_posterior",
     "check_shardable",
     "check_stopping",
+    "check_task",
     "configure_dataloader_reload",
+    "probe_heuristic",
     "require_datamodule",
     "warn_about_schedule",
     "warn_if_budget_left",
@@ -208,18 +212,7 @@ def check_pool_pass(
 
 
 def check_shardable(strategy: Any, datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
-    """The pool must split into independent uneven per-rank shards (no collective in the forward, at most 2**32 items).
-
-    Example:
-        >>> from torch.utils.data import TensorDataset
-        >>> class FSDPStrategy:
-        ...     world_size = 2
-        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(4, 1)), seed=0)
-        >>> check_shardable(FSDPStrategy(), dm, Heuristic())  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: The pool pass scores an uneven shard of the pool on each rank independently, but the strategy ...
-    """
+    """The pool must split into independent per-rank shards: no collective in the forward, at most 2**32 items."""
     name = type(strategy).__name__
     if int(getattr(strategy, "world_size", 1)) > 1 and name in _SHARDED_MODEL_STRATEGIES:
         raise ValueError(
@@ -235,16 +228,7 @@ def check_shardable(strategy: Any, datamodule: ActiveDataModule, heuristic: Heur
 
 
 def check_memory_budget(memory_budget: int | None, datamodule: ActiveDataModule) -> None:
-    """``memory_budget`` must hold at least the inputs of one pool batch (``pool_batch_size`` rows).
-
-    Example:
-        >>> from torch.utils.data import TensorDataset
-        >>> dm = ActiveDataModule(TensorDataset(torch.zeros(100, 8)), pool_batch_size=64, seed=0)
-        >>> check_memory_budget(1024, dm)  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected `MCDropout(memory_budget=...)` to hold at least one pool batch, but got 1024 bytes: ...
-    """
+    """``memory_budget`` must hold at least the inputs of one pool batch (``pool_batch_size`` rows)."""
     if memory_budget is None or datamodule.num_pool == 0:
         return
     inputs = datamodule.pool_dataloader(datamodule.pool_indices[:1]).dataset[0][0]
@@ -259,15 +243,7 @@ def check_memory_budget(memory_budget: int | None, datamodule: ActiveDataModule)
 
 
 def check_autocast(dtype: torch.dtype | None, device: torch.device) -> None:
-    """Autocast with ``dtype`` must be supported on ``device`` (torch would otherwise silently switch it off).
-
-    Example:
-        >>> check_autocast(torch.bfloat16, torch.device("cpu"))
-        >>> check_autocast(torch.float64, torch.device("cpu"))  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected `MCDropout(autocast_dtype=...)` to be a dtype that autocast supports on cpu, but got ...
-    """
+    """Autocast with ``dtype`` must be supported on ``device`` (torch would otherwise silently switch it off)."""
     if dtype is None:
         return
     supported = torch.amp.autocast_mode.is_autocast_available(device.type)
@@ -294,3 +270,70 @@ def _bytes(inputs: Any) -> int:
     if isinstance(inputs, (tuple, list)):
         return sum(_bytes(value) for value in inputs)
     return int(getattr(inputs, "nbytes", 0))
+
+
+#: How many pool items the probe scores.
+PROBE_ITEMS = 2
+
+
+def check_outputs(
+    module: pl.LightningModule, datamodule: ActiveDataModule, callback: CallbackSettings, seed: int
+) -> None:
+    """The callback's checks at fit start: each evaluation's ``check_model``, then :func:`probe_heuristic`."""
+    heuristic, posterior = callback.heuristic, callback.posterior
+    for evaluation in callback.evaluations:
+        # A posterior of its own (an ensemble, SWAG) need not sample through `forward`: only MC-Dropout's
+        # samples are `forward`'s outputs, so only there does checking `forward` check what is evaluated.
+        if not evaluation.needs_mc or isinstance(posterior, MCDropout):
+            evaluation.check_model(module, datamodule)
+    probe_heuristic(module, datamodule, heuristic, posterior, seed)
+
+
+def probe_heuristic(
+    module: nn.Module, datamodule: ActiveDataModule, heuristic: Heuristic, posterior: Posterior, seed: int
+) -> bool:
+    """:func:`check_task`, then score the first :data:`PROBE_ITEMS` pool items with K=2 samples; ``False``: skipped."""
+    check_task(datamodule, heuristic)
+    skip = (
+        not heuristic.needs_predictions
+        or heuristic.needs_targets
+        or heuristic.needs_embeddings
+        or not posterior.samples_before_fit
+        or datamodule.num_pool == 0
+    )
+    if skip:
+        return False
+    loader = datamodule.pool_dataloader(datamodule.pool_indices[:PROBE_ITEMS])
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        for _, outputs in posterior.batches(module, loader, 2, seed, heuristic.transform):
+            heuristic.score(outputs)
+            if heuristic.batch_aware:
+                # BatchBALD's pre-filter scores items one by one; what it refuses is met when it selects.
+                heuristic.select(outputs, 1, torch.Generator().manual_seed(seed))
+    return True
+
+
+def check_task(datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
+    """Refuse a heuristic of the other task than the datamodule's declared ``task`` (it would raise nothing later)."""
+    task = datamodule.ledger.task
+    skip = (
+        task is None
+        or heuristic.output is not None
+        or isinstance(heuristic, CombineHeuristics)
+        or not heuristic.needs_predictions
+        or heuristic.needs_embeddings
+    )
+    if skip:
+        return
+    if task == "classification" and heuristic.consumes == "outputs":
+        raise ValueError(
+            f"Expected a classification heuristic for the class logits of `task='classification'`, but got"
+            f" {heuristic!r}, which scores raw regression outputs. Name the model's regression output"
+            f" (`{type(heuristic).__name__}(output=...)`) or declare `ActiveDataModule(task='regression')`."
+        )
+    if task == "regression" and heuristic.consumes == "log_probs":
+        raise ValueError(
+            f"Expected a regression heuristic (e.g. `Variance()`) for the outputs of `task='regression'`, but got"
+            f" {heuristic!r}, which scores class logits, not a regression output. Name the model's class-logit output"
+            f" (`{type(heuristic).__name__}(output=...)`) or declare `ActiveDataModule(task='classification')`."
+        )

@@ -31,28 +31,19 @@ def val_figures(metrics: Mapping[str, Any]) -> dict[str, float]:
 class StepContext(NamedTuple):
     """One active learning step: the run's objects, the MC settings, the step's seeds and what it scores.
 
-    Built once per step by the callback (``candidates`` and ``query_size`` are added by ``_replace`` once the step
-    is planned); evaluations read it as they are, the pool pass reads the trainer surface (strategy, rank, world size)
-    and the seeds from it, and the stopping criteria read it as a :class:`~lightning_bal.annotation.StepView` (the
-    pool's scores are added once the pool pass has them).
+    Built once per step by the callback; ``candidates`` and ``query_size`` are added once the step is planned, the
+    pool's figures once the pool pass has them (``None`` before, or where unknown).
 
     Attributes:
-        trainer: the Trainer.
         pl_module: the model that scores the pool.
-        datamodule: the active datamodule.
         iterations: K, the MC samples per item.
-        posterior: draws the K samples.
-        seed: the run's seed.
         step: the number of steps done before this one.
         figures: the step's figures, logged with it: its evaluations' and its stopping criteria's join them.
         validation: the validation figures of the model that scores the pool (``None``: the trainer's latest).
-        candidates: dataset indices of the pool items the step scores.
-        query_size: how many of them it labels.
+        candidates: dataset indices of the pool items the step scores; ``query_size`` of them are labelled.
         progress: refresh rate of the pool pass's progress bar (0: none).
         output: the model output that holds the class logits (``None``: the model's only output).
-        pool_scores: the heuristic's scores of the scored pool items (``None`` before the pool pass or off rank zero).
-        pool_mean: the exact mean score of the whole scored pool, over every rank (``None`` where unknown).
-        pool_max: the exact largest score of the whole scored pool, over every rank (``None`` where unknown).
+        pool_scores: the heuristic's scores of the scored pool items (rank zero only).
     """
 
     trainer: pl.Trainer

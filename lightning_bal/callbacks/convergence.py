@@ -8,7 +8,7 @@ from typing import Any, Literal
 from torch import Tensor
 
 from lightning_bal.callbacks.state import validated_convergence_state
-from lightning_bal.utilities.checks import check_non_negative_int, check_positive_int
+from lightning_bal.utilities.checks import check_bool, check_non_negative_int, check_positive_int
 from lightning_bal.utilities.plateau import Plateau
 
 __all__ = ["Convergence"]
@@ -17,21 +17,18 @@ __all__ = ["Convergence"]
 class Convergence:
     """Run each active learning step once the model has converged on D_L, not after a fixed number of epochs.
 
-    The step runs at the end of the first epoch after which the validation metric ``monitor`` has not improved for
-    ``patience`` validations, or after ``max_epochs`` epochs. Like Lightning's ``EarlyStopping``, but it ends the
-    step, not the fit (the protocol of Gal et al. 2017 and Kirsch et al. 2019).
+    The step runs once ``monitor`` has not improved for ``patience`` validations, or after ``max_epochs`` epochs:
+    Lightning's ``EarlyStopping`` for the step, not the fit.
 
     Args:
         monitor: a validation metric the model logs with ``self.log`` (e.g. ``"val_loss"``).
-        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` value is an improvement; ``None`` reads
-            it from the name (``val_acc``: ``"max"``, ``val_loss``: ``"min"``, see
-            :func:`~lightning_bal.utilities.plateau.monitor_mode`), and asks for it when the name does not tell.
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` is better; ``None`` reads it from the
+            name (:func:`~lightning_bal.utilities.plateau.monitor_mode`), and asks for it when the name does not tell.
         patience: validations without improvement after which the step runs.
         min_delta: the smallest change of ``monitor`` that counts as an improvement.
         max_epochs: run the step after this many epochs even without convergence.
         restore_best_weights: score the pool (and report the step's figures) with the weights of the step's best
-            validation, as ``ModelCheckpoint``'s best model would. The copy is kept on the CPU and in the callback's
-            checkpoint (one more copy of the weights).
+            validation (a CPU copy, also kept in the checkpoint).
 
     Example:
         >>> from lightning_bal import ActiveLearningCallback
@@ -54,9 +51,7 @@ class Convergence:
         self.monitor = monitor
         self.plateau = Plateau(mode, patience, min_delta, monitor=monitor)
         self.max_epochs = None if max_epochs is None else check_positive_int("max_epochs", max_epochs)
-        if not isinstance(restore_best_weights, bool):
-            raise TypeError(f"Expected argument `restore_best_weights` to be a bool, but got {restore_best_weights!r}.")
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
         self.best_weights: dict[str, Tensor] | None = None
         self.best_val_metrics: dict[str, float] | None = None
 

@@ -26,10 +26,7 @@ Progress = Callable[[Iterator[Any], int], Iterator[Any]]
 def select_from_embeddings(
     heuristic: EmbeddingHeuristic, context: StepContext, local: Tensor, progress: Progress | None = None
 ) -> GreedySelection:
-    """Embed this rank's shard ``local`` and select ``context.query_size`` items over all ranks, pick by pick.
-
-    Each rank keeps its own embeddings; only D_L's (Core-Set's initial centres) are gathered on every rank.
-    """
+    """Embed this rank's shard ``local`` and select ``context.query_size`` items over all ranks, pick by pick."""
     collective = Collective(context.strategy, context.rank, context.world_size)
     embed = _embedder(heuristic, context.posterior, context.pl_module, context.datamodule, context.mask_seed)
     embeddings, indices = embed(local, context.iterations, progress)
@@ -41,13 +38,9 @@ def select_from_embeddings(
         # In dataset-index order, as with one process: selections must not depend on the sharding.
         order = torch.argsort(collective.gather_rows(local_indices))
         labelled = collective.gather_rows(local_labelled)[order]
+    seed = derive_seed(context.seed, context.step, Stream.SELECTION)
     return heuristic.select_embeddings(
-        embeddings,
-        context.query_size,
-        seed=derive_seed(context.seed, context.step, Stream.SELECTION),
-        indices=indices,
-        labelled=labelled,
-        collective=collective,
+        embeddings, context.query_size, seed=seed, indices=indices, labelled=labelled, collective=collective
     )
 
 
@@ -92,14 +85,12 @@ def initial_selection(
 ) -> Tensor:
     """Dataset indices of a cold-start selection from the pool, before any training (D_L may be empty).
 
-    The callback needs a labelled set to train on before its first step; this picks it. With an embedding heuristic
-    built on user ``embeddings`` no model is run; otherwise ``module``'s features at its split (or the heuristic's
-    ``layer``) are taken from one MC sample. Label the result with ``datamodule.label(indices)``.
+    Without user ``embeddings`` on the heuristic, ``module``'s features (at its split, or the heuristic's ``layer``)
+    are taken from one MC sample. Label the result with ``datamodule.label(indices)``.
 
     Args:
         datamodule: the active datamodule (its pool is the candidate set).
-        heuristic: an embedding heuristic, e.g. :class:`~lightning_bal.heuristics.TypiClust` or
-            :class:`~lightning_bal.heuristics.ProbCover`.
+        heuristic: an embedding heuristic, e.g. :class:`~lightning_bal.heuristics.TypiClust`.
         query_size: how many items to pick.
         module: the model whose features to use (not needed with user-supplied embeddings).
         posterior: how the model is sampled (default :class:`~lightning_bal.mc.MCDropout`).
@@ -126,13 +117,8 @@ def initial_selection(
             f"Expected argument `query_size` to be an integer in [1, {pool.numel()}], but got {query_size!r}."
         )
     run_seed = (datamodule.seed or 0) if seed is None else seed
-    embed = _embedder(
-        heuristic,
-        posterior or MCDropout(),
-        module if module is not None else nn.Identity(),
-        datamodule,
-        derive_seed(run_seed, -1, Stream.MASKS),
-    )
+    model = module if module is not None else nn.Identity()
+    embed = _embedder(heuristic, posterior or MCDropout(), model, datamodule, derive_seed(run_seed, -1, Stream.MASKS))
     embeddings, indices = embed(pool, 1, None)
     labelled = embed(datamodule.labelled_indices, 1, None)[0] if heuristic.needs_labelled_embeddings else None
     seed = derive_seed(run_seed, -1, Stream.SELECTION)

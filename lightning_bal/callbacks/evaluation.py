@@ -1,8 +1,4 @@
-"""Optional figures of the model at each active learning step: test curves, calibration, risk over D_L.
-
-Passed to :class:`~lightning_bal.ActiveLearningCallback` as ``evaluations=[...]``; logged under ``active/``. Passes
-over held-out data are sharded over ranks into torchmetrics states, synchronised when the figures are computed.
-"""
+"""Optional figures of the model at each active learning step (``evaluations=[...]``), logged under ``active/``."""
 
 from __future__ import annotations
 
@@ -33,12 +29,10 @@ __all__ = ["Calibration", "LabelledRisk", "MCTestCurve", "StepContext", "StepEva
 class StepEvaluation:
     """Base class: figures of the model the step scores the pool with (its weights before any reset).
 
-    Subclasses set ``needs_mc`` (the evaluation samples the posterior, so the model needs stochastic layers),
-    implement :meth:`__call__` and, when they need data, :meth:`check`.
+    Subclasses set ``needs_mc`` (it samples the posterior), implement :meth:`__call__` and, if needed, :meth:`check`.
 
     Args:
-        output: for a model that returns several outputs, the one holding the class logits (tuple position or
-            dict key); ``None`` when ``forward`` returns the ``[batch, classes]`` logits themselves.
+        output: the output holding the class logits (tuple position or dict key); ``None``: ``forward``'s only one.
     """
 
     needs_mc: ClassVar[bool] = False
@@ -58,11 +52,7 @@ class StepEvaluation:
             self._require(datamodule, self._split)
 
     def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
-        """Raise a clear error at fit start when the model's outputs do not suit this evaluation.
-
-        The default runs ``forward`` on the first item of the evaluation's split (stochastic layers off) and checks
-        that it gives ``[batch, classes]`` logits (or that ``output=`` picks them).
-        """
+        """Raise a clear error at fit start unless ``forward`` gives ``[batch, classes]`` logits on the split's data."""
         if self._split is None:
             return
         dataset = datamodule.eval_dataset(self._split)
@@ -115,16 +105,13 @@ class StepEvaluation:
         self, context: StepContext, split: Literal["val", "test"], stream: Stream
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """``(log of the mean of the K MC probabilities, targets)`` per batch of this rank's shard of a split."""
-        trainer, datamodule = context.trainer, context.datamodule
-        dataset = datamodule.eval_dataset(split)
-        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
         seed = derive_seed(context.seed, context.step, stream)
-        targets = datamodule.eval_targets(split)
+        targets = context.datamodule.eval_targets(split)
 
         def transform(outputs: Any) -> Tensor:
             return log_softmax_classes(select_output(outputs, self.output))
 
-        loader = datamodule.inputs_dataloader(dataset, local)
+        loader = _local_loader(context, split)
         for indices, log_probs in context.posterior.batches(
             context.pl_module, loader, context.iterations, seed, transform
         ):
@@ -133,10 +120,7 @@ class StepEvaluation:
 
 
 class TestCurve(StepEvaluation):
-    """Accuracy and mean NLL of the deterministic model on the datamodule's ``test_dataset``.
-
-    Logs ``active/test_acc`` and ``active/test_nll``: the active learning curve on held-out data, leaving the
-    validation set to ``Convergence``. One deterministic pass over the test set per step, sharded over ranks.
+    """Accuracy and mean NLL of the deterministic model on the datamodule's ``test_dataset`` (``active/test_acc``, ...).
 
     Example:
         >>> TestCurve()
@@ -148,21 +132,14 @@ class TestCurve(StepEvaluation):
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"test_acc": ..., "test_nll": ...}``."""
-        trainer, datamodule = context.trainer, context.datamodule
-        dataset = datamodule.eval_dataset("test")
-        local = shard(torch.arange(len(dataset)), trainer.global_rank, trainer.world_size)  # type: ignore[arg-type]
-        indices, log_probs = self._deterministic(context.pl_module, datamodule.inputs_dataloader(dataset, local))
-        batches = [(log_probs, datamodule.eval_targets("test")[indices])]
+        indices, log_probs = self._deterministic(context.pl_module, _local_loader(context, "test"))
+        batches = [(log_probs, context.datamodule.eval_targets("test")[indices])]
         accuracy, nll = accuracy_and_nll(batches, context.pl_module.device)
         return {"test_acc": accuracy, "test_nll": nll}
 
 
 class MCTestCurve(StepEvaluation):
-    """Accuracy and mean NLL of the MC-averaged predictions on the datamodule's ``test_dataset``.
-
-    The mean of the K MC probabilities, as Kirsch et al. 2019 report test accuracy; logs ``active/test_mc_acc`` and
-    ``active/test_mc_nll``. One MC pass over the test set per step.
-    """
+    """Accuracy and mean NLL of the mean of the K MC probabilities on the ``test_dataset`` (``active/test_mc_acc``)."""
 
     __test__ = False
     needs_mc: ClassVar[bool] = True
@@ -176,10 +153,7 @@ class MCTestCurve(StepEvaluation):
 
 
 class Calibration(StepEvaluation):
-    """Expected calibration error (torchmetrics, 15 bins) and accuracy of the MC-averaged validation predictions.
-
-    Logs ``active/val_mc_ece`` and ``active/val_mc_acc``. One MC pass over the validation set per step.
-    """
+    """ECE (15 bins) and accuracy of the MC-averaged validation predictions (``active/val_mc_ece``, ``..._acc``)."""
 
     needs_mc: ClassVar[bool] = True
     _split = "val"
@@ -201,11 +175,9 @@ class Calibration(StepEvaluation):
 
 
 class LabelledRisk(StepEvaluation):
-    """The model's mean NLL over D_L, and its LURE estimate that corrects the bias of active selection.
+    """The model's mean NLL over D_L (``active/train_nll_mean``), and its LURE estimate (Farquhar et al., 2021).
 
-    Logs ``active/train_nll_mean`` and, when every labelled sample was drawn with a recorded probability (random
-    initial labels and a stochastic heuristic), ``active/train_nll_lure`` (Farquhar et al., 2021). Rank zero, one
-    deterministic pass over D_L.
+    ``active/train_nll_lure`` is logged when every labelled sample was drawn with a recorded probability.
     """
 
     def __call__(self, context: StepContext) -> dict[str, float]:
@@ -224,12 +196,15 @@ class LabelledRisk(StepEvaluation):
         return metrics
 
 
-def accuracy_and_nll(batches: Iterable[tuple[Tensor, Tensor]], device: torch.device) -> tuple[float, float]:
-    """Accuracy and mean negative log-likelihood of ``([B, C] log-probabilities, [B] targets)`` batches.
+def _local_loader(context: StepContext, split: Literal["val", "test"]) -> Any:
+    """``(inputs, indices)`` batches of this rank's shard of a split."""
+    dataset = context.datamodule.eval_dataset(split)
+    local = shard(torch.arange(len(dataset)), context.rank, context.world_size)  # type: ignore[arg-type]
+    return context.datamodule.inputs_dataloader(dataset, local)
 
-    The sums are torchmetrics states, synchronised across processes: every rank passes its shard's batches (maybe
-    none) and gets the figures of all of them.
-    """
+
+def accuracy_and_nll(batches: Iterable[tuple[Tensor, Tensor]], device: torch.device) -> tuple[float, float]:
+    """Accuracy and mean NLL of ``([B, C] log-probabilities, [B] targets)`` batches, over every rank's batches."""
     # float64 on purpose: torchmetrics' accuracy is float32, and 0.6 would then be logged as 0.6000000238.
     accuracy = MeanMetric(nan_strategy="disable").set_dtype(torch.float64).to(device)
     nll = MeanMetric(nan_strategy="disable").set_dtype(torch.float64).to(device)

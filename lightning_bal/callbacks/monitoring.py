@@ -29,16 +29,7 @@ def _stats(prefix: str, scores: Tensor) -> dict[str, float]:
 
 
 def log_selection(context: StepContext, selection: PoolSelection | None) -> dict[str, float] | None:
-    """Log a step at ``step=num_labelled`` to every logger (rank zero only); ``selection=None``: it labels nothing.
-
-    Scalars: labelled and pool counts, the validation figures of the model that scored the pool, the step's
-    figures, score statistics of the pool (of the whole pool, reduced over the ranks) and of the selection, per-class
-    counts of D_L and the pool pass's seconds. TensorBoard loggers also get histograms of the pool scores and of the
-    labelled classes, the custom-scalars layout of :mod:`lightning_bal.utilities.tensorboard` and ``hp_metric``: the
-    latest ``test_acc`` (else ``val_acc``) of the curve, in place of the ``-1`` that
-    ``TensorBoardLogger(default_hp_metric=True)`` writes at the start (unless the model logs ``hp_metric`` itself).
-    Returns the scalars.
-    """
+    """Log a step at ``step=num_labelled`` to every logger (rank zero only; see docs/user_guide.md); its scalars."""
     trainer, datamodule = context.trainer, context.datamodule
     if not trainer.is_global_zero:
         return None  # logging is rank zero's; the class histogram reads D_L's targets
@@ -93,11 +84,7 @@ def _histograms(logger: TensorBoardLogger, step: int, pool_scores: Tensor | None
 
 
 def monitored_value(trainer: Trainer, monitor: str) -> float:
-    """Rank zero's value of the logged metric ``monitor`` after validation, on every rank.
-
-    Rank zero's value decides, so every rank acts at the same epoch even if the metric is not synced, and every rank
-    raises together if rank zero has none.
-    """
+    """Rank zero's value of the logged metric ``monitor`` after validation, on every rank (so all act alike)."""
     value = trainer.callback_metrics.get(monitor)
     broadcast = trainer.strategy.broadcast(None if value is None else float(value), src=0)
     if broadcast is None:

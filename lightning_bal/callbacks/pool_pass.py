@@ -1,11 +1,4 @@
-"""The distributed pool pass: score each rank's shard, merge each rank's candidates, select once, broadcast.
-
-Before it, the step plans what to score and label (:func:`plan_query`); before and after it, stopping criteria may
-end the run (:func:`stop_reasons_at`).
-
-Besides the selection, the figures of the pool's scores for logging and stopping are all-reduced (sum, count, max,
-min), with a bounded strided sample gathered for the histogram; with one process nothing is communicated.
-"""
+"""The distributed pool pass: score each rank's shard, merge each rank's candidates, select once, broadcast."""
 
 from __future__ import annotations
 
@@ -49,14 +42,7 @@ HISTOGRAM_SAMPLE = 10_000
 
 
 class PoolStatistics(NamedTuple):
-    """Statistics of the scores of the whole pool, from all-reduced per-rank figures.
-
-    Attributes:
-        mean: mean score over every scored item.
-        max: largest score.
-        min: smallest score.
-        sample: a bounded, strided sample of the scores (at most about ``HISTOGRAM_SAMPLE``) for a histogram.
-    """
+    """Mean, max and min of the scores of the whole pool, and a strided sample of them for a histogram."""
 
     mean: float
     max: float
@@ -65,12 +51,7 @@ class PoolStatistics(NamedTuple):
 
 
 def sort_by_index(indices: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
-    """``(indices, scores)`` in ascending index order; no copy when they already are (the pool loader's order).
-
-    Example:
-        >>> sort_by_index(torch.tensor([3, 1]), torch.tensor([0.5, 0.25]))
-        (tensor([1, 3]), tensor([0.2500, 0.5000]))
-    """
+    """``(indices, scores)`` in ascending index order; no copy when they already are (the pool loader's order)."""
     if indices.numel() < 2 or bool((indices[1:] > indices[:-1]).all()):
         return indices, scores
     order = torch.argsort(indices)
@@ -80,26 +61,11 @@ def sort_by_index(indices: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
 def pool_statistics(
     strategy: Any, world_size: int, scores: Tensor, device: torch.device | None = None, sample: int = HISTOGRAM_SAMPLE
 ) -> PoolStatistics | None:
-    """Mean, max and min of the scores of every rank (all-reduced), and a strided sample of them for a histogram.
-
-    Returns ``None`` when no rank scored anything.
-
-    Example:
-        >>> stats = pool_statistics(None, 1, torch.arange(100.0), sample=10)
-        >>> stats.mean, stats.max, stats.min, stats.sample.numel()
-        (49.5, 99.0, 0.0, 10)
-    """
+    """The :class:`PoolStatistics` of every rank's scores (all-reduced); ``None`` when no rank scored anything."""
     device = device or torch.device("cpu")
-    empty = scores.numel() == 0
-    figures = torch.tensor(
-        [
-            float(scores.sum(dtype=torch.float64)),
-            float(scores.numel()),
-            -torch.inf if empty else float(scores.max()),
-            torch.inf if empty else float(scores.min()),
-        ],
-        dtype=torch.float64,
-    )
+    top, bottom = (-torch.inf, torch.inf) if scores.numel() == 0 else (float(scores.max()), float(scores.min()))
+    total = float(scores.sum(dtype=torch.float64))
+    figures = torch.tensor([total, float(scores.numel()), top, bottom], dtype=torch.float64)
     stacked = stack_ranks(strategy, figures.to(device), world_size).cpu()
     count = float(stacked[:, 1].sum())
     if count == 0:
@@ -113,18 +79,7 @@ def pool_statistics(
 
 
 class PoolSelection(NamedTuple):
-    """What a pool pass gives every rank.
-
-    Attributes:
-        indices: dataset indices selected, in selection order (the same on every rank).
-        probabilities: drawing probabilities of a stochastic heuristic (``None`` otherwise), the same on every rank.
-        scores: rank zero: the selection's scores (empty elsewhere).
-        seconds: time this rank spent in the pass.
-        shard: dataset indices this rank scored.
-        pool_statistics: mean, max and min of every scored item's score, all-reduced over the ranks.
-        rank_seconds: the time each rank spent scoring, in rank order.
-        gains: rank zero, BatchBALD: the joint mutual information each pick added (``None`` otherwise).
-    """
+    """What a pool pass gives every rank; ``scores`` and ``gains`` (BatchBALD's) only on rank zero."""
 
     indices: Tensor
     probabilities: Tensor | None
@@ -142,11 +97,7 @@ class PoolSelection(NamedTuple):
 
 
 class PoolPass:
-    """Score the pool with ``heuristic`` across every rank, and select as its ``select`` would on the whole pool.
-
-    Each rank scores its own disjoint shard; the heuristic's ``select_sharded`` decides what crosses ranks, and rank
-    zero's selection is broadcast. Needs only a strategy with ``all_gather`` and ``broadcast``.
-    """
+    """Score the pool with ``heuristic`` across every rank, and select as its ``select`` would on the whole pool."""
 
     def __init__(self, heuristic: Heuristic) -> None:
         self.heuristic = heuristic
@@ -178,16 +129,9 @@ class PoolPass:
         if self.heuristic.needs_predictions:
             statistics = pool_statistics(strategy, world_size, pool.scores, device)
         rank_seconds = stack_ranks(strategy, torch.tensor([seconds], dtype=torch.float64, device=device), world_size)
-        return PoolSelection(
-            selected,
-            probabilities,
-            scores,
-            seconds,
-            local,
-            statistics,
-            tuple(rank_seconds.reshape(-1).tolist()),
-            selection.gains if rank == 0 else None,
-        )
+        rank_seconds_tuple = tuple(rank_seconds.reshape(-1).tolist())
+        gains = selection.gains if rank == 0 else None
+        return PoolSelection(selected, probabilities, scores, seconds, local, statistics, rank_seconds_tuple, gains)
 
     def _score(self, context: StepContext, local: Tensor) -> ScoredShard:
         """This rank's scores of its shard ``local``, with its best candidates' inputs for a batch-aware heuristic."""
@@ -300,21 +244,8 @@ class QueryPlan(NamedTuple):
 
 
 def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int | None) -> QueryPlan:
-    """Plan a step: score ``datamodule.scoring_indices()``, label at most ``query_size`` within ``label_budget``.
-
-    Items queried from people and not yet answered count as bought.
-
-    Example:
-        >>> import torch
-        >>> from torch.utils.data import TensorDataset
-        >>> data = TensorDataset(torch.randn(30, 2), torch.arange(30) % 3)
-        >>> datamodule = ActiveDataModule(data, initial_labels=6, seed=0)
-        >>> plan_query(datamodule, query_size=10, label_budget=12).query_size
-        6
-        >>> plan_query(datamodule, query_size=10, label_budget=6).stop_reason
-        'the label budget is spent'
-    """
-    bought = datamodule.num_labelled + len(datamodule.ledger.pending_query)
+    """Plan a step: score ``datamodule.scoring_indices()``, label at most ``query_size`` within ``label_budget``."""
+    bought = datamodule.num_labelled + len(datamodule.ledger.pending_query)  # unanswered queries count as bought
     budget_left = None if label_budget is None else label_budget - bought
     candidates = datamodule.scoring_indices()
     if (budget_left is not None and budget_left <= 0) or candidates.numel() == 0:
@@ -332,11 +263,7 @@ def plan_query(datamodule: ActiveDataModule, query_size: int, label_budget: int 
 def stop_reasons_at(
     criteria: list[StoppingCriterion], context: StepContext, selection: PoolSelection | None = None
 ) -> list[str]:
-    """Why ``criteria`` end the run at this step (empty: go on), the same on every rank; adds their figures.
-
-    Asked before the pool pass (``selection=None``) of the criteria that do not read the pool's scores, so a run they
-    stop skips the pass, and after it of those that do.
-    """
+    """Why ``criteria`` end the run (empty: go on), alike on every rank; before the pool pass, those not reading it."""
     asked = [c for c in criteria if c.needs_pool_scores == (selection is not None)]
     if not asked:
         return []  # every rank holds the same criteria: all skip the collective alike

@@ -49,19 +49,7 @@ def _mapping(state: dict[str, Any], key: str, of_tensors: bool = False) -> dict[
 
 
 def validated_callback_state(state: Any) -> dict[str, Any]:
-    """The callback's own entries of ``state``, checked: raises naming the first bad entry, before anything loads.
-
-    Example:
-        >>> state = {"seed": 0, "steps_done": 1, "last_selection": torch.tensor([4]), "last_step_epoch": 0,
-        ...          "trained_epoch": 0, "pending_step": False, "initial_weights": {}, "history": [],
-        ...          "val_metrics": {}, "posterior": {}, "stopping": [], "annotator": {}}
-        >>> validated_callback_state(state)["steps_done"]
-        1
-        >>> validated_callback_state({**state, "steps_done": -1})
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected `steps_done` to be a non-negative integer, but got -1.
-    """
+    """The callback's own entries of ``state``, checked: raises naming the first bad entry, before anything loads."""
     if not isinstance(state, dict):
         raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state).__name__}.")
     missing = [key for key in _REQUIRED if key not in state]
@@ -108,16 +96,7 @@ def validated_callback_state(state: Any) -> dict[str, Any]:
 
 
 def validated_convergence_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The entries of a :class:`~lightning_bal.callbacks.Convergence` state, checked (all optional).
-
-    Example:
-        >>> validated_convergence_state({"best_score": 0.5, "wait": 2})["wait"]
-        2
-        >>> validated_convergence_state({"best_score": float("nan")})
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected `best_score` to be a finite number or None, but got nan.
-    """
+    """The entries of a :class:`~lightning_bal.callbacks.Convergence` state, checked (all optional)."""
     if not isinstance(state, Mapping):
         raise TypeError(f"Expected the Convergence state to be a mapping, but got {type(state).__name__}.")
     best = state.get("best_score")

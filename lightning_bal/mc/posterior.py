@@ -13,6 +13,7 @@ from lightning_bal.mc.dropconnect import check_dropconnect_layers
 from lightning_bal.mc.engine import mc_batches
 from lightning_bal.mc.features import FeatureTap
 from lightning_bal.mc.layers import check_stochastic_layers
+from lightning_bal.utilities.checks import check_bool
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from lightning_bal.data import ActiveDataModule
 
 __all__ = ["MCDropConnect", "MCDropout", "Posterior", "StepFacts"]
+
+_ENGINE_OPTIONS = ("consistent_masks", "share_prefix", "chunk_rows", "memory_budget", "autocast_dtype", "dropconnect")
 
 
 class StepFacts(Protocol):
@@ -38,33 +41,14 @@ class StepFacts(Protocol):
 class Posterior(ABC):
     """How the K predictive samples ``[B, K, C, ...]`` of a batch are drawn: the one object the callback samples.
 
-    :class:`~lightning_bal.ActiveLearningCallback` (its pool pass) and the MC evaluations call only these methods,
-    so a new posterior is one subclass, and heuristics, DDP, logging and resume stay as they are.
-
-    - :meth:`batches` (required) streams ``(dataset_indices [B], outputs [B, K, ...])`` over a loader; sample ``k``
-      must depend only on ``seed`` and ``k`` (and, when :attr:`consistent_samples` is false, the item's dataset
-      index), never on the batch order or on the rank, so that every rank draws the same K models.
-    - :meth:`check` raises a clear error at setup when the model cannot be sampled.
-    - :meth:`on_train_batch_end` is called after every training batch, :meth:`fit` at every active learning step
-      after its training and before any sampling (a posterior that learns from the trained model, e.g. SWAG's
-      moments or a Laplace approximation, does it there; every rank calls both with the same model and data).
-    - :meth:`state_dict` / :meth:`load_state_dict` hold what must survive a checkpoint: flat tensors and primitives
-      only, stored in the callback's state and loadable with ``torch.load(..., weights_only=True)``.
+    A new posterior is one subclass implementing :meth:`batches`; sample ``k`` must depend only on ``seed`` and ``k``
+    (and, without :attr:`consistent_samples`, the item's dataset index), never on the batch order or the rank. See
+    docs/posteriors.md#the-protocol for the other hooks and a minimal subclass.
 
     Attributes:
         consistent_samples: sample ``k`` is one fixed model for every item (what BatchBALD and EPIG need).
         samples_before_fit: :meth:`batches` works on a model before any :meth:`fit` (MC-Dropout, an ensemble; not
             SWAG or Laplace), so the callback can try the heuristic on a few pool items at fit start.
-
-    Example:
-        >>> class Deterministic(Posterior):
-        ...     def batches(self, module, dataloader, iterations, seed, output_transform):
-        ...         for inputs, indices in dataloader:
-        ...             outputs = module(inputs)[:, None].expand(-1, iterations, -1)
-        ...             yield indices, outputs if output_transform is None else output_transform(outputs)
-        >>> net = nn.Linear(3, 2)
-        >>> [out.shape for _, out in Deterministic().batches(net, [(torch.ones(4, 3), torch.arange(4))], 5, 0, None)]
-        [torch.Size([4, 5, 2])]
     """
 
     consistent_samples: bool = True
@@ -87,8 +71,7 @@ class Posterior(ABC):
         Args:
             module: the model (its ``forward`` is called).
             dataloader: yields ``(inputs, dataset_indices)``, or inputs alone (numbered in loader order).
-            iterations: K, the samples asked for (a posterior with a fixed number of samples, such as an ensemble,
-                documents what it yields instead).
+            iterations: K, the samples asked for (an ensemble documents what it yields instead).
             seed: seeds the samples; the same on every rank.
             output_transform: maps the raw ``[B, K, ...]`` outputs (or a tuple/dict of them) to what is yielded;
                 ``None`` yields them as float32.
@@ -111,29 +94,22 @@ class Posterior(ABC):
 class MCDropout(Posterior):
     """MC-Dropout (and MC-DropConnect): K samples of the model's predictions with its stochastic layers on.
 
-    Every option is checked here, when the object is built, so a misspelled or invalid option fails before any
-    training. Pass it to :class:`~lightning_bal.ActiveLearningCallback` as ``posterior=``; the engine itself is
-    :func:`~lightning_bal.mc.mc_batches`.
+    Every option is checked when the object is built; the engine is :func:`~lightning_bal.mc.mc_batches`.
 
     Args:
         consistent_masks: sample ``k`` uses the same masks for every item (K fixed sub-networks; what BatchBALD and
             EPIG need, and the fast path), or ``False`` for independent masks per item.
         share_prefix: run the deterministic prefix once per batch where the model's structure allows it.
-        chunk_rows: most rows (items x samples) per forward after the prefix; ``None`` picks it from
-            ``memory_budget``.
-        memory_budget: bytes of activations per forward chunk and of K-sample outputs per run of items (default on
-            CPU: 32 MiB of activations, near the cache's size, and 256 MiB of outputs; on GPU a quarter of free
-            memory for both).
+        chunk_rows: most rows (items x samples) per forward after the prefix; ``None``: from ``memory_budget``.
+        memory_budget: bytes of activations per forward chunk and of K-sample outputs per run of items (default:
+            32 MiB and 256 MiB on CPU, a quarter of free memory on GPU; see docs/scale.md).
         autocast_dtype: run the forwards under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``).
         dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect); then the model needs no
             dropout layer.
 
     Example:
-        >>> posterior = MCDropout(consistent_masks=False)
-        >>> MCDropout(consistant_masks=False)
-        Traceback (most recent call last):
-        ...
-        TypeError: MCDropout.__init__() got an unexpected keyword argument 'consistant_masks'
+        >>> MCDropout(consistent_masks=False)
+        MCDropout(consistent_masks=False)
     """
 
     samples_before_fit = True
@@ -148,9 +124,8 @@ class MCDropout(Posterior):
         autocast_dtype: torch.dtype | None = None,
         dropconnect: float | None = None,
     ) -> None:
-        for name, flag in (("consistent_masks", consistent_masks), ("share_prefix", share_prefix)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"Expected argument `{name}` to be a bool, but got {flag!r}.")
+        check_bool("consistent_masks", consistent_masks)
+        check_bool("share_prefix", share_prefix)
         for name, value in (("chunk_rows", chunk_rows), ("memory_budget", memory_budget)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"Expected argument `{name}` to be a positive integer or None, but got {value!r}.")
@@ -191,19 +166,10 @@ class MCDropout(Posterior):
         features: FeatureTap | None = None,
     ) -> Iterator[tuple[Tensor, Any]]:
         """``(dataset_indices [B], transformed outputs)`` of each batch: see :func:`~lightning_bal.mc.mc_batches`."""
+        # The options are the engine's keywords, under the same names.
+        options = {name: getattr(self, name) for name in _ENGINE_OPTIONS}
         return mc_batches(
-            module,
-            dataloader,
-            iterations,
-            seed=seed,
-            consistent_masks=self.consistent_masks,
-            output_transform=output_transform,
-            share_prefix=self.share_prefix,
-            chunk_rows=self.chunk_rows,
-            memory_budget=self.memory_budget,
-            autocast_dtype=self.autocast_dtype,
-            dropconnect=self.dropconnect,
-            features=features,
+            module, dataloader, iterations, seed=seed, output_transform=output_transform, features=features, **options
         )
 
     def __repr__(self) -> str:
@@ -215,8 +181,7 @@ class MCDropout(Posterior):
 class MCDropConnect(MCDropout):
     """MC-DropConnect (Mobiny et al. 2019): K samples with the Linear/Conv weights dropped with probability ``p``.
 
-    :class:`MCDropout` with ``dropconnect=p``, through the same engine: one consistent weight mask per sample, and
-    the model needs no dropout layer (its dropout layers, if any, are sampled as well).
+    :class:`MCDropout` with ``dropconnect=p``: the model needs no dropout layer (any it has is sampled as well).
 
     Args:
         p: probability of dropping each weight, in (0, 1).

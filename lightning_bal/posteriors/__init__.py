@@ -1,7 +1,6 @@
-"""Posteriors beyond MC-Dropout: deep ensembles, SWAG and last-layer Laplace, behind the same ``[N, K, C]`` contract.
+"""Posteriors beyond MC-Dropout: deep ensembles, SWAG and last-layer Laplace, passed to the callback as ``posterior=``.
 
-Each is a :class:`~lightning_bal.mc.Posterior`, passed to :class:`~lightning_bal.ActiveLearningCallback` as
-``posterior=``; heuristics, DDP, logging and resume are the same whichever draws the K samples.
+See docs/posteriors.md.
 """
 
 from lightning_bal.mc.posterior import MCDropConnect, MCDropout, Posterior

@@ -1,8 +1,4 @@
-"""Checks that a :class:`~lightning_bal.posteriors.DeepEnsemble`'s members compute member 0's forward.
-
-Every member runs through member 0's modules with its own weights, so weights, submodule classes, settings and any
-``forward`` of their own must agree.
-"""
+"""Checks that a :class:`~lightning_bal.posteriors.DeepEnsemble`'s members, run through member 0's modules, agree."""
 
 from __future__ import annotations
 
@@ -30,32 +26,20 @@ def check_same_architecture(members: list[nn.Module]) -> None:
             )
     reference = _signature(members[0])
     for m, member in enumerate(members[1:], start=1):
+        prefix = f"Expected every member of the ensemble to have member 0's architecture, but member {m}"
         if type(member) is not type(members[0]):
-            raise ValueError(
-                "Expected every member of the ensemble to have member 0's architecture, but member"
-                f" {m} is a {type(member).__name__} (member 0: {type(members[0]).__name__})."
-            )
+            raise ValueError(f"{prefix} is a {type(member).__name__} (member 0: {type(members[0]).__name__}).")
         signature = _signature(member)
         names = {entry[0]: entry for entry in reference}
         for name, kind, shape, dtype in signature:
             if name not in names:
-                raise ValueError(
-                    "Expected every member of the ensemble to have member 0's architecture, but member"
-                    f" {m} has a {kind} `{name}` that member 0 lacks."
-                )
+                raise ValueError(f"{prefix} has a {kind} `{name}` that member 0 lacks.")
             _, _, ref_shape, ref_dtype = names[name]
             if (shape, dtype) != (ref_shape, ref_dtype):
                 what = f"of shape {shape} (member 0: {ref_shape})" if shape != ref_shape else f"of dtype {dtype}"
-                raise ValueError(
-                    "Expected every member of the ensemble to have member 0's architecture, but member"
-                    f" {m} has `{name}` {what}."
-                )
+                raise ValueError(f"{prefix} has `{name}` {what}.")
         if len(signature) != len(reference):
-            missing = sorted(set(names) - {entry[0] for entry in signature})
-            raise ValueError(
-                "Expected every member of the ensemble to have member 0's architecture, but member"
-                f" {m} lacks {missing}."
-            )
+            raise ValueError(f"{prefix} lacks {sorted(set(names) - {entry[0] for entry in signature})}.")
         _check_same_structure(members[0], member, m)
 
 

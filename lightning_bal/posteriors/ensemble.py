@@ -18,6 +18,7 @@ from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import finish, input_batches, stack_samples
 from lightning_bal.posteriors._members import check_same_architecture
+from lightning_bal.utilities.checks import check_int_at_least
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["DeepEnsemble", "EnsemblePosterior", "ensemble_cross_entropy", "ensemble_log_probs", "member_batches"]
@@ -31,27 +32,16 @@ def _key(name: str) -> str:
 class DeepEnsemble(nn.Module):
     r"""M members of one architecture trained together as one module, in one fused (vmapped) forward.
 
-    The members' weights are stacked along a leading ``[M, ...]`` dimension and registered on this module, so one
-    optimizer, one ``state_dict``, DDP and the callback's ``reset_weights`` cover every member. ``forward`` runs all
-    members on the same batch (vmapped on an accelerator, see ``fused``) and returns ``[M, B, ...]``;
-    :meth:`forward_members` runs member ``m`` on its own batch (:func:`member_batches`). Train with
-    :func:`ensemble_cross_entropy` (each member then gets the gradient it would alone) and sample with
-    :class:`EnsemblePosterior`.
+    The members' weights are stacked ``[M, ...]`` and registered here, so one optimizer, one ``state_dict``, DDP and
+    ``reset_weights`` cover every member. ``forward`` returns ``[M, B, ...]``. See docs/posteriors.md#deep-ensembles.
 
     Args:
-        make_member: builds one member (called ``num_members`` times); every member must have the same parameter
-            and buffer names, shapes and dtypes.
+        make_member: builds one member (called ``num_members`` times); every member must compute member 0's
+            forward (the same weights' names, shapes and dtypes, submodules' classes and settings).
         num_members: M, at least 2.
-        seed: build member ``m`` under ``torch.manual_seed(seed + m)`` (the global generator is restored after);
-            ``None`` draws the members one after another from the global generator.
+        seed: build member ``m`` under ``torch.manual_seed(seed + m)`` (restored after); ``None``: the global generator.
         fused: train all members in one ``vmap`` (``True``), or one member after another (``False``); ``None``:
-            vmapped unless the weights are on the CPU, where the loop is faster. Scoring (under
-            ``torch.inference_mode``) always runs the members one after another.
-
-    Raises:
-        ValueError: if ``num_members`` is below 2 or the members differ in architecture: their weights' names,
-            shapes and dtypes, their submodules' classes and settings (e.g. a dropout rate), or a ``forward`` of
-            their own.
+            vmapped unless the weights are on the CPU. Scoring always runs the members one after another.
 
     Example:
         >>> ensemble = DeepEnsemble(lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4)), 5, seed=0)
@@ -74,10 +64,7 @@ class DeepEnsemble(nn.Module):
                 "Expected argument `make_member` to be a function that builds one member (e.g. `lambda: Net()`),"
                 f" but got {type(make_member).__name__}; use `DeepEnsemble.from_members` for existing modules."
             )
-        if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 2:
-            raise ValueError(
-                f"Expected argument `num_members` to be an integer of at least 2, but got {num_members!r}."
-            )
+        check_int_at_least("num_members", num_members, 2, "an integer of at least 2")
         seed = check_seed("seed", seed)
         members = []
         for m in range(num_members):
@@ -90,14 +77,7 @@ class DeepEnsemble(nn.Module):
 
     @classmethod
     def from_members(cls, members: Sequence[nn.Module], *, fused: bool | None = None) -> DeepEnsemble:
-        """An ensemble of existing ``members`` (their weights are copied; at least 2, one architecture).
-
-        Example:
-            >>> DeepEnsemble.from_members([nn.Linear(3, 2), nn.Linear(3, 4)])
-            Traceback (most recent call last):
-            ...
-            ValueError: Expected every member of the ensemble to have member 0's architecture, but member 1 has `weight` of shape (4, 3) (member 0: (2, 3)).
-        """  # noqa: E501
+        """An ensemble of existing ``members`` (their weights are copied; at least 2, one architecture)."""
         members = list(members)
         if len(members) < 2:
             raise ValueError(f"Expected argument `members` to hold at least 2 modules, but got {len(members)}.")
@@ -136,10 +116,7 @@ class DeepEnsemble(nn.Module):
         return self._run(args, kwargs, per_member=False)
 
     def forward_members(self, *args: Tensor, **kwargs: Any) -> Any:
-        """Member ``m``'s output on its own inputs ``args[i][m]``, stacked: ``[M, B, ...]``.
-
-        Each positional argument holds one batch per member, ``[M, B, ...]`` (see :func:`member_batches`), so each
-        member trains on its own data order; keyword arguments are shared.
+        """Member ``m``'s output on its own inputs ``args[i][m]`` (:func:`member_batches`), stacked: ``[M, B, ...]``.
 
         Example:
             >>> ensemble = DeepEnsemble(lambda: nn.Linear(3, 2), 2, seed=0)
@@ -167,8 +144,7 @@ class DeepEnsemble(nn.Module):
 
         vmapped = self.fused if self.fused is not None else any(v.device.type != "cpu" for v in params.values())
         if torch.is_inference_mode_enabled() or not vmapped:
-            # Scoring, and training on CPU: one member after another is faster there than vmap (which turns
-            # convolutions into grouped ones, 1.8x slower for the Kirsch CNN's training step); the same outputs.
+            # Faster than vmap's grouped convolutions here (see docs/posteriors.md#deep-ensembles); the same outputs.
             outputs = [
                 member(
                     {n: v[m] for n, v in params.items()},
@@ -182,14 +158,7 @@ class DeepEnsemble(nn.Module):
         return vmap(member, in_dims=in_dims, randomness="different")(params, buffers, *args)
 
     def member(self, index: int) -> nn.Module:
-        """A standalone copy of member ``index`` (its own module, with its weights), e.g. to run it alone.
-
-        Example:
-            >>> ensemble = DeepEnsemble(lambda: nn.Linear(3, 2), 3, seed=0).eval()
-            >>> x = torch.randn(4, 3)
-            >>> torch.allclose(ensemble.member(2)(x), ensemble(x)[2])
-            True
-        """
+        """A standalone copy of member ``index`` (its own module, with its weights), e.g. to run it alone."""
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.num_members:
             raise ValueError(f"Expected argument `index` to be in [0, {self.num_members}), but got {index!r}.")
         params, buffers = self._weights()
@@ -207,22 +176,15 @@ class DeepEnsemble(nn.Module):
 def member_batches(batch: Tensor, num_members: int) -> Tensor:
     """``[M, B, ...]`` from a batch ``[M * B, ...]``: member ``m`` gets the ``m``-th run of ``B`` consecutive items.
 
-    Gives each member of a :class:`DeepEnsemble` its own data order: let the loader serve ``M`` times the batch and
-    train on ``forward_members(member_batches(x, M))``. A batch that ``M`` does not divide is completed from its
-    start (at most ``M - 1`` items seen twice).
+    A batch that ``M`` does not divide is completed from its start (at most ``M - 1`` items seen twice).
 
     Example:
         >>> member_batches(torch.arange(6), 3)
         tensor([[0, 1],
                 [2, 3],
                 [4, 5]])
-        >>> member_batches(torch.arange(5), 3)  # item 0 is repeated to fill the last member's batch
-        tensor([[0, 1],
-                [2, 3],
-                [4, 0]])
     """
-    if isinstance(num_members, bool) or not isinstance(num_members, int) or num_members < 1:
-        raise ValueError(f"Expected argument `num_members` to be a positive integer, but got {num_members!r}.")
+    check_int_at_least("num_members", num_members, 1, "a positive integer")
     if not isinstance(batch, Tensor) or batch.ndim < 1 or batch.shape[0] < num_members:
         shape = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
         raise ValueError(
@@ -237,8 +199,7 @@ def member_batches(batch: Tensor, num_members: int) -> Tensor:
 def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     r"""The members' cross-entropies summed: :math:`\sum_m \frac1B \sum_i -\log p_m(y_i \mid x_i)`.
 
-    Each member's gradient is then the one it gets trained alone on the batch (a mean over members would scale
-    every member's learning rate by 1/M).
+    Each member then gets the gradient it would get alone (a mean would scale its learning rate by 1/M).
 
     Args:
         logits: ``[M, B, C]`` (a :class:`DeepEnsemble`'s output).
@@ -281,10 +242,7 @@ def ensemble_log_probs(logits: Tensor) -> Tensor:
 class EnsemblePosterior(Posterior):
     """The members of the model's :class:`DeepEnsemble` as the K samples: K = M, sample ``m`` is member ``m``.
 
-    Calls the model's own ``forward`` (in eval mode, stochastic layers off), which must return the ensemble's
-    ``[M, B, ...]`` output, and yields it as ``[B, M, ...]``. The ``iterations`` the callback asks for are ignored:
-    an ensemble has exactly M samples. The samples are the same fixed models for every item, so BatchBALD and EPIG
-    accept them.
+    The model's ``forward`` (in eval mode) must return the ensemble's ``[M, B, ...]``; ``iterations`` is ignored.
 
     Example:
         >>> net = DeepEnsemble(lambda: nn.Linear(3, 4), 5, seed=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -14,6 +13,7 @@ from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.posterior import Posterior, StepFacts
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import finish, input_batches, state_entries, state_tensor
+from lightning_bal.utilities.checks import check_finite_positive
 
 __all__ = ["LastLayerLaplace"]
 
@@ -21,16 +21,9 @@ __all__ = ["LastLayerLaplace"]
 class LastLayerLaplace(Posterior):
     r"""Last-layer Laplace approximation (Daxberger et al. 2021): K samples of the last Linear layer's weights.
 
-    The network up to the last layer is kept at its trained weights; the last layer's weights and bias
-    :math:`\theta = \operatorname{vec}[W\ b]` get the Gaussian :math:`\mathcal N(\theta_{MAP}, (H + \tau I)^{-1})`
-    with :math:`H = \sum_{i \in D_L} (\operatorname{diag} p_i - p_i p_i^\top) \otimes \tilde\phi_i \tilde\phi_i^\top`
-    the generalised Gauss-Newton of the softmax likelihood (:math:`\tilde\phi_i = [\phi(x_i); 1]` the layer's
-    input), ``full`` or its ``diag``\ onal, and :math:`\tau` = ``prior_precision``. It is fitted on D_L (read without
-    augmentation) at every active learning step, on every rank (so every rank holds the same Gaussian). Scoring
-    costs one deterministic forward per batch: the K samples are K matrix products of the features.
-
-    Written here rather than through ``laplace-torch``, whose dependencies (torchvision, backpack, curvlinops,
-    asdfghjkl) would replace the pinned torch.
+    The network up to the last layer keeps its trained weights; the last layer's ``[W b]`` gets the Gaussian
+    :math:`\mathcal N(\theta_{MAP}, (H + \tau I)^{-1})`, ``H`` the softmax GGN over D_L, refitted at every step on
+    every rank. See docs/posteriors.md#last-layer-laplace.
 
     Args:
         last_layer: name of the last layer (as in ``named_modules()``); ``None`` takes the last ``nn.Linear``.
@@ -44,11 +37,7 @@ class LastLayerLaplace(Posterior):
         >>> laplace.fit_loader(net, [(torch.randn(20, 3), torch.arange(20))])
         >>> [out.shape for _, out in laplace.batches(net, [torch.randn(5, 3)], 10, 0, None)]
         [torch.Size([5, 10, 4])]
-        >>> LastLayerLaplace().check(nn.Sequential(nn.Conv1d(1, 1, 3)))
-        Traceback (most recent call last):
-        ...
-        ValueError: LastLayerLaplace could not find the last layer of `Sequential`: it holds no `nn.Linear`. Pass `last_layer=` the name of the layer that computes the logits.
-    """  # noqa: E501
+    """
 
     consistent_samples = True
 
@@ -65,17 +54,9 @@ class LastLayerLaplace(Posterior):
             raise ValueError(
                 f"Expected argument `hessian_structure` to be 'full' or 'diag', but got {hessian_structure!r}."
             )
-        if (
-            isinstance(prior_precision, bool)
-            or not isinstance(prior_precision, (int, float))
-            or not 0 < prior_precision < math.inf
-        ):
-            raise ValueError(
-                f"Expected argument `prior_precision` to be a finite positive number, but got {prior_precision!r}."
-            )
+        self.prior_precision = check_finite_positive("prior_precision", prior_precision)
         self.last_layer = last_layer
         self.hessian_structure = hessian_structure
-        self.prior_precision = float(prior_precision)
         self.mean = torch.zeros(0)
         # `full`: the lower Cholesky factor L of the posterior precision; `diag`: the precision's square root.
         self.factor = torch.zeros(0)
@@ -217,11 +198,7 @@ class LastLayerLaplace(Posterior):
         return {"mean": self.mean, "factor": self.factor}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output (an empty dict restores an unfitted Laplace).
-
-        Raises:
-            TypeError, ValueError, KeyError: naming the first bad or missing entry; nothing is restored then.
-        """
+        """Restore :meth:`state_dict`'s output (an empty dict: unfitted); a bad entry raises before any change."""
         state = state_entries("LastLayerLaplace", state_dict, ("mean", "factor"))
         if state is None:
             self.mean, self.factor = torch.zeros(0), torch.zeros(0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from lightning_bal.posteriors._common import (
     state_int,
     state_tensor,
 )
+from lightning_bal.utilities.checks import check_finite_positive, check_int_at_least
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -30,56 +30,27 @@ __all__ = ["SWAG"]
 
 
 class SWAG(Posterior):
-    r"""SWAG: K weight samples from a Gaussian fitted to the weights SGD visits while each step trains.
+    """SWAG: K weight samples from a Gaussian fitted to the weights SGD visits while each step trains.
 
-    After every ``every_n_batches``-th training batch of an active learning step (from its ``burn_in_epochs``-th
-    epoch on) the trainable weights :math:`\theta_i` update the running moments :math:`\bar\theta`,
-    :math:`\overline{\theta^2}` and the last ``rank`` deviations :math:`D = [\theta_i - \bar\theta_i]`. At the step,
-    sample :math:`k` is
-
-    .. math:: \theta_k = \bar\theta + \sqrt{s}\left(\tfrac{1}{\sqrt2}\,\sigma \odot z_1
-              + \tfrac{1}{\sqrt{2(R-1)}}\,D^\top z_2\right),\quad
-              \sigma^2 = \overline{\theta^2} - \bar\theta^2,\ z_1, z_2 \sim \mathcal N(0, I)
-
-    (diagonal only while fewer than 2 deviations are stored), with ``s = scale``. BatchNorm running statistics are
-    recomputed for every sample on D_L (read without augmentation), as the paper does; samples run in eval mode.
-    The moments restart with each step's training. Everything is a function of the weights, D_L and the seed, so
-    every rank draws the same K models; the moments are in the callback's checkpoint.
-
-    Memory: ``(rank + 2) x P`` floats for P trainable weights, and K sampled weight vectors while scoring.
+    The moments restart with each step's training; BatchNorm statistics are recomputed for every sample on D_L.
+    Memory: ``(rank + 2) x P`` floats for P trainable weights. See docs/posteriors.md#swag.
 
     Args:
         rank: R, the most deviation columns kept (the low-rank part of the covariance).
         every_n_batches: collect the weights after every this many training batches.
         burn_in_epochs: training epochs of each step before collecting starts.
         scale: s, scales the covariance (the paper samples with 0.5).
-
-    Example:
-        >>> swag = SWAG(rank=10)
-        >>> list(swag.batches(nn.Linear(2, 2), [torch.ones(1, 2)], 3, 0, None))
-        Traceback (most recent call last):
-        ...
-        RuntimeError: SWAG has collected no weights yet: it collects them during each active learning step's training (after `burn_in_epochs=0` epochs, every `every_n_batches=1` batches), so the step trained no batch past the burn-in.
-    """  # noqa: E501
+    """
 
     consistent_samples = True
 
     def __init__(
         self, rank: int = 20, *, every_n_batches: int = 1, burn_in_epochs: int = 0, scale: float = 0.5
     ) -> None:
-        for name, value, low in (("rank", rank, 1), ("every_n_batches", every_n_batches, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"Expected argument `{name}` to be a positive integer, but got {value!r}.")
-        if isinstance(burn_in_epochs, bool) or not isinstance(burn_in_epochs, int) or burn_in_epochs < 0:
-            raise ValueError(
-                f"Expected argument `burn_in_epochs` to be a non-negative integer, but got {burn_in_epochs!r}."
-            )
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
-            raise ValueError(f"Expected argument `scale` to be a finite positive number, but got {scale!r}.")
-        self.rank = rank
-        self.every_n_batches = every_n_batches
-        self.burn_in_epochs = burn_in_epochs
-        self.scale = float(scale)
+        self.rank = check_int_at_least("rank", rank, 1, "a positive integer")
+        self.every_n_batches = check_int_at_least("every_n_batches", every_n_batches, 1, "a positive integer")
+        self.burn_in_epochs = check_int_at_least("burn_in_epochs", burn_in_epochs, 0, "a non-negative integer")
+        self.scale = check_finite_positive("scale", scale)
         self._clear()
         self._refresh_loader: Callable[[], Iterable[Any]] | None = None
 
@@ -158,14 +129,7 @@ class SWAG(Posterior):
             )
 
     def sample_weights(self, num_samples: int, generator: torch.Generator) -> Tensor:
-        """``[K, P]`` weight vectors drawn from the SWAG Gaussian.
-
-        Example:
-            >>> swag = SWAG()
-            >>> swag.collect(nn.Linear(2, 1))
-            >>> swag.sample_weights(4, torch.Generator().manual_seed(0)).shape  # one snapshot: zero variance
-            torch.Size([4, 3])
-        """
+        """``[K, P]`` weight vectors drawn from the SWAG Gaussian."""
         self._require_moments()
         variance = (self.sq_mean - self.mean**2).clamp_min(0.0)
         # In place, in the order of the formula: the same numbers as out-of-place ops, without K x P temporaries.
@@ -235,11 +199,7 @@ class SWAG(Posterior):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output (an empty dict restores a fresh SWAG).
-
-        Raises:
-            TypeError, ValueError, KeyError: naming the first bad or missing entry; nothing is restored then.
-        """
+        """Restore :meth:`state_dict`'s output (an empty dict: a fresh SWAG); a bad entry raises before any change."""
         names = ("num_snapshots", "mean", "sq_mean", "deviations", "stale", "step_start_epoch", "batches_seen")
         state = state_entries("SWAG", state_dict, names)
         if state is None:
@@ -278,7 +238,6 @@ class SWAG(Posterior):
 
 
 def _bound(module: nn.Module, state: dict[str, Tensor]) -> Callable[..., Any]:
-    """``module``'s forward with ``state``'s tensors in place of its own (the rest of its weights unchanged)."""
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         return functional_call(module, state, args, kwargs, strict=False)
@@ -289,11 +248,7 @@ def _bound(module: nn.Module, state: dict[str, Tensor]) -> Callable[..., Any]:
 def _refreshed_buffers(
     module: nn.Module, norms: list[_BatchNorm], samples: list[dict[str, Tensor]], loader: Iterable[Any]
 ) -> list[dict[str, Tensor]]:
-    """Each sample's BatchNorm statistics, recomputed over ``loader`` (its items averaged), in one pass over it.
-
-    Each batch of D_L is read once and run through every sample (rather than D_L read once per sample): the same
-    numbers, as every sample sees the same batches in the same order with the same momenta.
-    """
+    """Each sample's BatchNorm statistics, recomputed over ``loader`` (its items averaged), in one pass over it."""
     names = {id(m): name for name, m in module.named_modules()}
     fresh: dict[str, Tensor] = {}
     for norm in norms:

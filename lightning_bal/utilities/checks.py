@@ -14,7 +14,10 @@ from torch import Tensor
 __all__ = [
     "as_index_tensor",
     "check_argument",
+    "check_bool",
     "check_finite_number",
+    "check_finite_positive",
+    "check_int_at_least",
     "check_int_in_range",
     "check_non_empty_str",
     "check_non_negative_int",
@@ -22,9 +25,9 @@ __all__ = [
     "check_positive_int",
     "check_python_int",
     "describe",
-    "is_integer_tensor",
     "is_finite",
     "is_int",
+    "is_integer_tensor",
 ]
 
 
@@ -157,3 +160,31 @@ def check_argument(name: str, value: Any, valid: bool, expected: str, error: typ
     """Unless ``valid``, raise ``error``: "Expected argument `name` to be ``expected``, but got ``value!r``."."""
     if not valid:
         raise error(f"Expected argument `{name}` to be {expected}, but got {value!r}.")
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a ``bool``, else raise a ``TypeError`` naming the argument."""
+    if not isinstance(value, bool):
+        raise TypeError(f"Expected argument `{name}` to be a bool, but got {value!r}.")
+    return value
+
+
+def check_int_at_least(name: str, value: Any, low: int, kind: str) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``, nor numpy's) >= ``low``, else raise naming ``kind``.
+
+    Example:
+        >>> check_int_at_least("rank", 0, 1, "a positive integer")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected argument `rank` to be a positive integer, but got 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"Expected argument `{name}` to be {kind}, but got {value!r}.")
+    return value
+
+
+def check_finite_positive(name: str, value: Any) -> float:
+    """Return ``value`` as a ``float`` if it is a finite positive ``int`` or ``float`` (not a ``bool``), else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"Expected argument `{name}` to be a finite positive number, but got {value!r}.")
+    return float(value)

@@ -2,7 +2,7 @@
 
 Lightning offers no public surface for these, so each is checked here against Lightning itself:
 
-- ``callbacks/resume.py``: ``_validated_after_last_batch`` repeats ``_TrainingEpochLoop._should_check_val_fx`` for
+- ``callbacks/checkpointed.py``: ``_validated_after_last_batch`` repeats ``_TrainingEpochLoop._should_check_val_fx`` for
   an epoch's last batch; ``resume_stage`` reads the fit loop's progress in the checkpoint; ``replay_skipped_validation``
   runs the validation loop by hand.
 - ``callbacks/active_learning.py``: ``on_train_start`` counts the restored last batch as completed
@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loops.training_epoch_loop import _TrainingEpochLoop
 from torch.utils.data import DataLoader
 
-from lightning_bal.callbacks.resume import _validated_after_last_batch, resume_stage
+from lightning_bal.callbacks.checkpointed import _validated_after_last_batch, resume_stage
 from tests.helpers.models import DropoutClassifier, blobs
 
 EPOCHS = 4

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from lightning_bal import ActiveLearningCallback
+from lightning_bal.callbacks.checks import check_shardable
+from lightning_bal.heuristics import Heuristic
 from lightning_bal.mc import MCDropout
 from tests.helpers.models import DropoutClassifier
 from tests.helpers.runs import make_datamodule, make_trainer
@@ -29,6 +31,15 @@ def test_bad_pool_pass_options_fail_at_setup(tmp_path, posterior, message):
     with pytest.raises(ValueError, match=message):
         make_trainer(tmp_path, [callback]).fit(_Trains(), datamodule=dm)
     assert torch.equal(dm.acquired_at, before)
+
+
+def test_a_strategy_with_collectives_in_the_forward_is_refused():
+    class FSDPStrategy:
+        world_size = 2
+
+    with pytest.raises(ValueError, match=r"but the strategy FSDPStrategy runs collectives inside the model's forward"):
+        check_shardable(FSDPStrategy(), make_datamodule(), Heuristic())
+    check_shardable(type("DDPStrategy", (), {"world_size": 2})(), make_datamodule(), Heuristic())
 
 
 def test_a_budget_that_holds_a_batch_is_accepted(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
-from lightning_bal.callbacks.setup_probe import probe_heuristic
+from lightning_bal.callbacks.checks import probe_heuristic
 from lightning_bal.heuristics import BALD, BatchBALD, Entropy, Random, Variance
 from lightning_bal.mc.posterior import MCDropout
 from tests.helpers.models import DropoutClassifier, blobs

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
-from lightning_bal.callbacks.setup_probe import PROBE_ITEMS
+from lightning_bal.callbacks.checks import PROBE_ITEMS
 from lightning_bal.functional import bald, entropy, variance
 from lightning_bal.functional.outputs import Masked
 from lightning_bal.heuristics import BALD, CombineHeuristics, Entropy, Margin, PowerBALD, Variance
