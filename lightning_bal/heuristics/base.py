@@ -7,8 +7,10 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._embedding_checks import check_bool
 from lightning_bal.functional._validation import Reduction, check_reduction
 from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
+from lightning_bal.utilities.checks import check_python_int
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "is_output_key", "top_k"]
@@ -45,10 +47,7 @@ def check_scores(scores: Tensor, query_size: int) -> None:
     if not isinstance(scores, Tensor) or scores.ndim != 1:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
         raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= scores.numel():
-        raise ValueError(
-            f"Expected argument `query_size` to be an integer in [0, {scores.numel()}], but got {query_size!r}."
-        )
+    check_python_int("query_size", query_size, 0, scores.numel())
     _refuse_nan(_count_nan(scores), scores.numel())
 
 
@@ -126,8 +125,7 @@ class Heuristic:
         mask: OutputKey | None = None,
     ) -> None:
         check_reduction(reduction)
-        if not isinstance(validate_args, bool):
-            raise TypeError(f"Expected argument `validate_args` to be a bool, but got {validate_args!r}.")
+        check_bool("validate_args", validate_args)
         for name, key in (("output", output), ("mask", mask)):
             if not is_output_key(key):
                 raise TypeError(
