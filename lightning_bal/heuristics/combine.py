@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import Tensor
 
-from lightning_bal.functional.outputs import Masked, OutputKey, sample_mask, select_output
-from lightning_bal.heuristics.base import Heuristic, is_output_key
+from lightning_bal.functional.outputs import Masked, OutputKey, select_output
+from lightning_bal.heuristics.base import Heuristic, is_output_key, with_mask
 
 __all__ = ["CombineHeuristics"]
 
@@ -98,13 +98,8 @@ class CombineHeuristics(Heuristic):
 
     def transform(self, outputs: Any) -> list[Any]:
         """Each member's input: its output of the model, transformed as the member declares, and its mask if any."""
-        inputs = []
-        for heuristic, key, mask_key in zip(self.heuristics, self.outputs, self.masks, strict=True):
-            values = heuristic.transform(select_output(outputs, key))
-            if mask_key is not None:
-                values = Masked(values, sample_mask(select_output(outputs, mask_key), mask_key))
-            inputs.append(values)
-        return inputs
+        members = zip(self.heuristics, self.outputs, self.masks, strict=True)
+        return [with_mask(outputs, h.transform(select_output(outputs, key)), mask) for h, key, mask in members]
 
     def score(self, log_probs: Sequence[Tensor | Masked]) -> Tensor:
         """One input per member (as :meth:`transform` makes it, or a ``Masked`` pair by hand) to ``[N]`` scores."""

@@ -35,15 +35,13 @@ class EmbeddingHeuristic(Heuristic):
     The pool pass takes features at :meth:`feature_tap`, turns each batch into embeddings with :meth:`embed` and
     calls :meth:`select_embeddings` on every rank: the pool is never gathered (see ``docs/diversity.md``).
 
-    Attributes:
-        needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
-
     Args:
         layer: Name of the submodule whose output are the features; ``None`` for the model's deterministic split.
         embeddings: ``[len(dataset), E]`` embeddings the user supplies, by dataset index; then no model runs.
     """
 
     needs_embeddings = True
+    #: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
     needs_labelled_embeddings: ClassVar[bool] = False
     #: The functional selection with :meth:`_options`; a subclass without one implements :meth:`select_embeddings`.
     _greedy: ClassVar[Callable[..., GreedySelection] | None] = None
@@ -124,15 +122,13 @@ class BADGE(EmbeddingHeuristic):
 
     .. math:: g_i = (\bar p_i - e_{\hat y_i}) \otimes h_i, \qquad \text{picks} \sim \text{k-means++}(\{g_i\})
 
-    ``h`` is the MC mean input of the model's last ``nn.Linear`` (or the features at ``layer``) and :math:`\bar p`
-    the MC mean predictive; see ``docs/diversity.md`` (BADGE).
+    ``h``: the MC mean input of the model's last ``nn.Linear`` (or ``layer``'s output); see docs/diversity.md.
 
     Example:
         >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]).log()
         >>> features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.1], [1.0, 1.0]])
         >>> badge = BADGE()
-        >>> embeddings = badge.embed(features, log_probs)
-        >>> badge.select(embeddings, 2).indices
+        >>> badge.select(badge.embed(features, log_probs), 2).indices
         tensor([1, 3])
     """
 

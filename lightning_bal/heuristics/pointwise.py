@@ -9,22 +9,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lightning_bal import functional
 from lightning_bal.data.views import map_style_size
-from lightning_bal.functional import (
-    bald,
-    entropy,
-    epig,
-    gaussian_mutual_information,
-    least_confidence,
-    margin,
-    mean_std,
-    variance,
-    variation_ratios,
-)
 from lightning_bal.functional._validation import Reduction
 from lightning_bal.functional.epig import check_targets
 from lightning_bal.functional.outputs import Masked, OutputKey, select_output, split_masked
-from lightning_bal.heuristics.base import Heuristic, Selection
+from lightning_bal.heuristics.base import Heuristic, Selection, with_mask
 from lightning_bal.heuristics.registry import register_heuristic
 from lightning_bal.utilities.checks import check_positive_int
 
@@ -67,7 +57,7 @@ class Entropy(_Pointwise):
 
     name = "entropy"
     cost = _POINTWISE + " (K = 1 works)"
-    _function = staticmethod(entropy)
+    _function = staticmethod(functional.entropy)
 
 
 @register_heuristic
@@ -83,7 +73,7 @@ class BALD(_Pointwise):
     name = "bald"
     cost = _POINTWISE
     needs_mc_samples = True
-    _function = staticmethod(bald)
+    _function = staticmethod(functional.bald)
 
 
 @register_heuristic
@@ -98,7 +88,7 @@ class Margin(_Pointwise):
     name = "margin"
     cost = _POINTWISE + " (K = 1 works)"
     higher_is_better = False
-    _function = staticmethod(margin)
+    _function = staticmethod(functional.margin)
 
 
 @register_heuristic
@@ -112,7 +102,7 @@ class LeastConfidence(_Pointwise):
 
     name = "least_confidence"
     cost = _POINTWISE + " (K = 1 works)"
-    _function = staticmethod(least_confidence)
+    _function = staticmethod(functional.least_confidence)
 
 
 @register_heuristic
@@ -128,7 +118,7 @@ class VariationRatios(_Pointwise):
     name = "variation_ratios"
     cost = _POINTWISE
     needs_mc_samples = True
-    _function = staticmethod(variation_ratios)
+    _function = staticmethod(functional.variation_ratios)
 
 
 @register_heuristic
@@ -144,7 +134,7 @@ class MeanSTD(_Pointwise):
     name = "mean_std"
     cost = _POINTWISE
     needs_mc_samples = True
-    _function = staticmethod(mean_std)
+    _function = staticmethod(functional.mean_std)
 
 
 @register_heuristic
@@ -195,7 +185,7 @@ class EPIG(Heuristic):
             )
         if self.validate_args:
             check_targets(targets)
-        return epig(log_probs, targets.to(log_probs.device), self.validate_args)
+        return functional.epig(log_probs, targets.to(log_probs.device), self.validate_args)
 
     def select(
         self,
@@ -222,7 +212,7 @@ class Variance(_Pointwise):
     cost = "O(N·K·D) over the D output values"
     needs_mc_samples = True
     consumes = "outputs"
-    _function = staticmethod(variance)
+    _function = staticmethod(functional.variance)
 
 
 @register_heuristic
@@ -272,7 +262,7 @@ class GaussianMI(Heuristic):
                 f"Expected the model's mean {self.output!r} and log-variance {self.log_variance!r} outputs to have one"
                 f" shape, but got {tuple(means.shape)} and {tuple(log_variances.shape)}."
             )
-        return self._with_mask(outputs, torch.stack([means.float(), log_variances.float()], dim=2))
+        return with_mask(outputs, torch.stack([means.float(), log_variances.float()], dim=2), self.mask)
 
     def score(self, log_probs: Tensor | Masked, mask: Tensor | None = None) -> Tensor:
         """``[N, K, 2, ...]`` stacked means and log-variances to ``[N]`` mutual informations in nats."""
@@ -283,7 +273,9 @@ class GaussianMI(Heuristic):
                 f"Expected argument `log_probs` to be stacked means and log-variances [N, K, 2, ...] (see"
                 f" `GaussianMI.transform`), but got {got}."
             )
-        return gaussian_mutual_information(values[:, :, 0], values[:, :, 1], self.reduction, self.validate_args, mask)
+        return functional.gaussian_mutual_information(
+            values[:, :, 0], values[:, :, 1], self.reduction, self.validate_args, mask
+        )
 
     def __repr__(self) -> str:
         return f"GaussianMI(mean={self.output!r}, log_variance={self.log_variance!r})"
