@@ -219,12 +219,9 @@ class Variance(_Pointwise):
 class GaussianMI(Heuristic):
     r"""Mutual information of a heteroscedastic head, :math:`\frac12\log(1 + \mathrm{Var}_k\mu_k/\overline{\sigma^2})`.
 
-    The model returns a predicted mean and a log-variance; :meth:`transform` stacks them as ``[B, K, 2, ...]`` (mean
-    first) for :meth:`score`. See :func:`~lightning_bal.functional.gaussian_mutual_information`.
-
-    Args:
-        mean: The output holding the predicted means (tuple position or dict key).
-        log_variance: The output holding the predicted log-variances.
+    The model returns a predicted ``mean`` and ``log_variance`` (tuple positions or dict keys); :meth:`transform`
+    stacks them as ``[B, K, 2, ...]`` for :meth:`score`; see
+    docs/heuristics.md#gaussian-mutual-information-of-a-heteroscedastic-head-regression.
 
     Example:
         >>> outputs = (torch.tensor([[0.0, 2.0], [1.0, 1.0]]), torch.zeros(2, 2))  # (means, log-variances), K=2

@@ -113,10 +113,8 @@ class FeatureTap:
         if not isinstance(value, Tensor):
             raise TypeError(f"Expected the feature layer to see a tensor, but got {type(value).__name__}.")
         runner = self._runner
-        if runner is None:
-            parts.append((value.detach(), True, range(1)))
-        else:
-            parts.append((value.detach(), runner._items_first, runner._ks))
+        layout = (True, range(1)) if runner is None else (runner._items_first, runner._ks)
+        parts.append((value.detach(), *layout))
 
     def publish(self, rows: int) -> None:
         """Make the features of the ``rows`` items about to be yielded :attr:`latest` (called by the engine)."""
