@@ -2,12 +2,20 @@
 
 from lightning_bal.heuristics.base import Heuristic, Selection
 from lightning_bal.heuristics.batchbald import ICAL, BatchBALD
-from lightning_bal.heuristics.classification import BALD, Entropy, LeastConfidence, Margin, MeanSTD, VariationRatios
 from lightning_bal.heuristics.combine import CombineHeuristics
 from lightning_bal.heuristics.diversity import BADGE, CoreSet, EmbeddingHeuristic, ProbCover, TypiClust
-from lightning_bal.heuristics.epig import EPIG
+from lightning_bal.heuristics.pointwise import (
+    BALD,
+    EPIG,
+    Entropy,
+    GaussianMI,
+    LeastConfidence,
+    Margin,
+    MeanSTD,
+    Variance,
+    VariationRatios,
+)
 from lightning_bal.heuristics.registry import HEURISTICS, available_heuristics, get_heuristic, register_heuristic
-from lightning_bal.heuristics.regression import GaussianMI, Variance
 from lightning_bal.heuristics.stochastic import (
     PowerBALD,
     PowerEntropy,

@@ -7,11 +7,13 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._embedding_checks import check_bool
 from lightning_bal.functional._validation import Reduction, check_reduction
 from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
+from lightning_bal.utilities.checks import check_python_int
 from lightning_bal.utilities.collective import Collective
 
-__all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "is_output_key", "top_k"]
+__all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "is_output_key", "top_k", "with_mask"]
 
 
 class Selection(NamedTuple):
@@ -45,16 +47,18 @@ def check_scores(scores: Tensor, query_size: int) -> None:
     if not isinstance(scores, Tensor) or scores.ndim != 1:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
         raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")
-    if isinstance(query_size, bool) or not isinstance(query_size, int) or not 0 <= query_size <= scores.numel():
-        raise ValueError(
-            f"Expected argument `query_size` to be an integer in [0, {scores.numel()}], but got {query_size!r}."
-        )
+    check_python_int("query_size", query_size, 0, scores.numel())
     _refuse_nan(_count_nan(scores), scores.numel())
 
 
 def is_output_key(key: Any) -> bool:
     """Whether ``key`` can name a model output: a tuple position, a dict key or ``None``."""
     return key is None or (not isinstance(key, bool) and isinstance(key, (int, str)))
+
+
+def with_mask(outputs: Any, values: Any, key: OutputKey | None) -> Any:
+    """``values`` paired with the validity mask the model returns as output ``key``; ``values`` alone for ``None``."""
+    return values if key is None else Masked(values, sample_mask(select_output(outputs, key), key))
 
 
 def _count_nan(scores: Tensor) -> int:
@@ -70,9 +74,7 @@ def _refuse_nan(num_nan: int, total: int) -> None:
 
 
 def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Tensor:
-    """Indices of the ``query_size`` best scores, best first; equal scores go to the lower index.
-
-    Runs in O(N): ``topk`` finds the cut-off score, then only the items at the cut-off are ordered by index.
+    """Indices of the ``query_size`` best scores, best first, in O(N); equal scores go to the lower index.
 
     Example:
         >>> top_k(torch.tensor([0.5, 0.9, 0.5, 0.1, 0.9]), 3)
@@ -92,8 +94,8 @@ def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Ten
 class Heuristic:
     """Base class of acquisition heuristics: ``score`` items one batch at a time, ``select`` a batch from them.
 
-    Subclasses declare what they need as class attributes (see docs/heuristics.md#a-heuristic-of-your-own) and
-    implement :meth:`score`; :meth:`transform` turns the model's raw MC outputs into what :meth:`score` consumes.
+    Subclasses implement :meth:`score` and declare their needs as class attributes (see
+    docs/heuristics.md#a-heuristic-of-your-own).
 
     Args:
         reduction: How scores over trailing dims (pixels, tokens) become one score per item.
@@ -126,8 +128,7 @@ class Heuristic:
         mask: OutputKey | None = None,
     ) -> None:
         check_reduction(reduction)
-        if not isinstance(validate_args, bool):
-            raise TypeError(f"Expected argument `validate_args` to be a bool, but got {validate_args!r}.")
+        check_bool("validate_args", validate_args)
         for name, key in (("output", output), ("mask", mask)):
             if not is_output_key(key):
                 raise TypeError(
@@ -147,12 +148,7 @@ class Heuristic:
         """The model's raw MC outputs ``[B, K, ...]`` to what :meth:`score` consumes (with ``mask``, a ``Masked``)."""
         selected = select_output(outputs, self.output)
         values = log_softmax_classes(selected) if self.consumes == "log_probs" else selected.float()
-        return self._with_mask(outputs, values)
-
-    def _with_mask(self, outputs: Any, values: Tensor) -> Tensor | Masked:
-        if self.mask is None:
-            return values
-        return Masked(values, sample_mask(select_output(outputs, self.mask), self.mask))
+        return with_mask(outputs, values, self.mask)
 
     def score(self, log_probs: Any) -> Tensor:
         """Score each item: ``[N, K, C, ...]`` log-probabilities to ``[N]`` scores (pointwise, so batch by batch)."""

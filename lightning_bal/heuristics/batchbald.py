@@ -6,11 +6,12 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional import bald, batchbald
+from lightning_bal.functional._embedding_checks import check_bool
 from lightning_bal.functional.ical import Samples, ical
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, top_k
 from lightning_bal.heuristics.registry import register_heuristic
-from lightning_bal.utilities.checks import check_positive_int
+from lightning_bal.utilities.checks import check_one_of, check_positive_int, check_python_int
 
 __all__ = ["BALDPrefiltered", "BatchBALD", "ICAL"]
 
@@ -81,13 +82,8 @@ class BatchBALD(BALDPrefiltered):
         output: OutputKey | None = None,
     ) -> None:
         super().__init__(validate_args=validate_args, output=output)
-        for arg, value in (("max_candidates", max_candidates), ("num_samples", num_samples)):
-            if (value is not None or arg == "num_samples") and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"Expected argument `{arg}` to be a positive integer, but got {value!r}.")
-        self.max_candidates = max_candidates
-        self.num_samples = num_samples
+        self.max_candidates = None if max_candidates is None else check_python_int("max_candidates", max_candidates, 1)
+        self.num_samples = check_python_int("num_samples", num_samples, 1)
 
     def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Greedy BatchBALD over ``[N, K, C]``: ``scores`` are the picks' BALD, ``gains`` their joint MI increments."""
@@ -139,22 +135,15 @@ class ICAL(BALDPrefiltered):
         output: OutputKey | None = None,
     ) -> None:
         super().__init__(validate_args=validate_args, output=output)
-        if max_candidates is not None and (
-            isinstance(max_candidates, bool) or not isinstance(max_candidates, int) or max_candidates < 1
-        ):
-            raise ValueError(
-                f"Expected argument `max_candidates` to be a positive integer or None, but got {max_candidates!r}."
-            )
-        for arg, flag in (("resample_targets", resample_targets), ("normalized", normalized)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"Expected argument `{arg}` to be a bool, but got {flag!r}.")
-        if samples not in ("labels", "probs"):
-            raise ValueError(f"Expected argument `samples` to be 'labels' or 'probs', but got {samples!r}.")
+        if max_candidates is not None:
+            check_python_int("max_candidates", max_candidates, 1, expected="a positive integer or None")
         self.max_candidates = max_candidates
         self.num_targets = check_positive_int("num_targets", num_targets)
+        check_bool("resample_targets", resample_targets)
+        check_bool("normalized", normalized)
         self.resample_targets = resample_targets
         self.normalized = normalized
-        self.samples: Samples = samples
+        self.samples: Samples = check_one_of("samples", samples, ("labels", "probs"))
 
     def select(self, log_probs: Tensor, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Greedy ICAL over ``[N, K, C]`` log-probabilities; scores are the batch's dependence at each pick."""

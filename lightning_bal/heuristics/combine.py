@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import Tensor
 
-from lightning_bal.functional.outputs import Masked, OutputKey, sample_mask, select_output
-from lightning_bal.heuristics.base import Heuristic, is_output_key
+from lightning_bal.functional.outputs import Masked, OutputKey, select_output
+from lightning_bal.heuristics.base import Heuristic, is_output_key, with_mask
 
 __all__ = ["CombineHeuristics"]
 
@@ -60,17 +60,12 @@ class CombineHeuristics(Heuristic):
                 "Expected argument `heuristics` to be a non-empty sequence of pointwise heuristics,"
                 f" but got {heuristics!r}."
             )
-        if weights is not None and not isinstance(weights, Sequence):
+        given = [1.0] * len(heuristics) if weights is None else list(weights) if isinstance(weights, Sequence) else []
+        numbers = all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in given)
+        if len(given) != len(heuristics) or not numbers or any(w < 0 for w in given) or sum(given) <= 0:
             raise ValueError(
                 f"Expected argument `weights` to be {len(heuristics)} non-negative numbers, not all zero,"
-                f" but got {weights!r}."
-            )
-        weights = [1.0] * len(heuristics) if weights is None else list(weights)
-        numbers = all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
-        if len(weights) != len(heuristics) or not numbers or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(
-                f"Expected argument `weights` to be {len(heuristics)} non-negative numbers, not all zero,"
-                f" but got {weights!r}."
+                f" but got {given if isinstance(weights, Sequence) else weights!r}."
             )
         if outputs is not None and (isinstance(outputs, (str, bytes)) or not isinstance(outputs, Sequence)):
             raise TypeError(f"Expected argument `outputs` to be a sequence of output names, but got {outputs!r}.")
@@ -97,19 +92,14 @@ class CombineHeuristics(Heuristic):
                 f" give it to `CombineHeuristics(mask={named[0]!r})`, which reads it from the model's outputs."
             )
         self.heuristics = list(heuristics)
-        self.weights = [w / sum(weights) for w in weights]
+        self.weights = [w / sum(given) for w in given]
         self.outputs = keys
         self.masks = _check_masks(mask, keys)
 
     def transform(self, outputs: Any) -> list[Any]:
         """Each member's input: its output of the model, transformed as the member declares, and its mask if any."""
-        inputs = []
-        for heuristic, key, mask_key in zip(self.heuristics, self.outputs, self.masks, strict=True):
-            values = heuristic.transform(select_output(outputs, key))
-            if mask_key is not None:
-                values = Masked(values, sample_mask(select_output(outputs, mask_key), mask_key))
-            inputs.append(values)
-        return inputs
+        members = zip(self.heuristics, self.outputs, self.masks, strict=True)
+        return [with_mask(outputs, h.transform(select_output(outputs, key)), mask) for h, key, mask in members]
 
     def score(self, log_probs: Sequence[Tensor | Masked]) -> Tensor:
         """One input per member (as :meth:`transform` makes it, or a ``Masked`` pair by hand) to ``[N]`` scores."""

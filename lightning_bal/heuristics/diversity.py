@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from lightning_bal.functional._embedding_checks import check_generator
 from lightning_bal.functional.cold_start import probcover, typiclust
 from lightning_bal.functional.diversity import GreedySelection, check_finite, k_center_greedy, kmeans_pp
 from lightning_bal.functional.gradient_embeddings import gradient_embedding
@@ -15,6 +16,7 @@ from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection
 from lightning_bal.heuristics.registry import register_heuristic
 from lightning_bal.mc.features import FeatureTap
+from lightning_bal.utilities.checks import check_python_int
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["BADGE", "CoreSet", "EmbeddingHeuristic", "ProbCover", "TypiClust"]
@@ -33,15 +35,13 @@ class EmbeddingHeuristic(Heuristic):
     The pool pass takes features at :meth:`feature_tap`, turns each batch into embeddings with :meth:`embed` and
     calls :meth:`select_embeddings` on every rank: the pool is never gathered (see ``docs/diversity.md``).
 
-    Attributes:
-        needs_labelled_embeddings: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
-
     Args:
         layer: Name of the submodule whose output are the features; ``None`` for the model's deterministic split.
         embeddings: ``[len(dataset), E]`` embeddings the user supplies, by dataset index; then no model runs.
     """
 
     needs_embeddings = True
+    #: Whether :meth:`select_embeddings` also needs the embeddings of D_L.
     needs_labelled_embeddings: ClassVar[bool] = False
     #: The functional selection with :meth:`_options`; a subclass without one implements :meth:`select_embeddings`.
     _greedy: ClassVar[Callable[..., GreedySelection] | None] = None
@@ -100,8 +100,7 @@ class EmbeddingHeuristic(Heuristic):
 
     def select(self, embeddings: Any, query_size: int, generator: torch.Generator | None = None) -> Selection:
         """Select ``query_size`` of the N rows of ``embeddings`` ``[N, E]`` on one process (no labelled set)."""
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"Expected argument `generator` to be a torch.Generator or None, but got {generator!r}.")
+        check_generator(generator)
         state = None if generator is None else generator.get_state()
         seed = 0 if generator is None else int(torch.randint(2**62, (1,), generator=generator))
         try:
@@ -123,15 +122,13 @@ class BADGE(EmbeddingHeuristic):
 
     .. math:: g_i = (\bar p_i - e_{\hat y_i}) \otimes h_i, \qquad \text{picks} \sim \text{k-means++}(\{g_i\})
 
-    ``h`` is the MC mean input of the model's last ``nn.Linear`` (or the features at ``layer``) and :math:`\bar p`
-    the MC mean predictive; see ``docs/diversity.md`` (BADGE).
+    ``h``: the MC mean input of the model's last ``nn.Linear`` (or ``layer``'s output); see docs/diversity.md.
 
     Example:
         >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]).log()
         >>> features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.1], [1.0, 1.0]])
         >>> badge = BADGE()
-        >>> embeddings = badge.embed(features, log_probs)
-        >>> badge.select(embeddings, 2).indices
+        >>> badge.select(badge.embed(features, log_probs), 2).indices
         tensor([1, 3])
     """
 
@@ -211,9 +208,7 @@ class TypiClust(EmbeddingHeuristic):
         validate_args: bool = True,
     ) -> None:
         super().__init__(layer=layer, output=output, validate_args=validate_args, embeddings=embeddings)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"Expected argument `k` to be a positive integer, but got {k!r}.")
-        self.k = k
+        self.k = check_python_int("k", k, 1)
 
     def _options(self, embeddings: Tensor, labelled: Tensor | None) -> dict[str, Any]:
         return {"labelled": labelled, "k": self.k}
@@ -253,13 +248,9 @@ class ProbCover(EmbeddingHeuristic):
         validate_args: bool = True,
     ) -> None:
         super().__init__(layer=layer, output=output, validate_args=validate_args, embeddings=embeddings)
-        bad_classes = isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
-        if delta is None and bad_classes:
-            raise ValueError(
-                f"Expected argument `num_classes` to be an integer >= 2 when `delta` is None, but got {num_classes!r}."
-            )
-        if num_classes is not None and bad_classes:
-            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 or None, but got {num_classes!r}.")
+        if delta is None or num_classes is not None:
+            when = " when `delta` is None" if delta is None else " or None"
+            check_python_int("num_classes", num_classes, 2, expected=f"an integer >= 2{when}")
         # A NaN radius covers nothing and an infinite one everything: either way the picks would mean nothing.
         if delta is not None and (
             isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf")

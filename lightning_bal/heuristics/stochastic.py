@@ -11,7 +11,7 @@ from lightning_bal.functional import SamplingMode, sample_without_replacement, s
 from lightning_bal.functional._validation import Reduction
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, check_scores
-from lightning_bal.heuristics.classification import BALD, Entropy
+from lightning_bal.heuristics.pointwise import BALD, Entropy
 from lightning_bal.heuristics.registry import register_heuristic
 
 __all__ = [

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from lightning_bal.functional._embedding_checks import check_bool
 from lightning_bal.mc.layers import has_stochastic_layers
 from lightning_bal.mc.sampling import SampleRunner
 from lightning_bal.mc.split import MCSplit
@@ -43,8 +44,7 @@ class FeatureTap:
     def __init__(self, layer: str | None = None, *, inputs: bool = False) -> None:
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"Expected argument `layer` to be a submodule name or None, but got {layer!r}.")
-        if not isinstance(inputs, bool):
-            raise TypeError(f"Expected argument `inputs` to be a bool, but got {inputs!r}.")
+        check_bool("inputs", inputs)
         self.layer = layer
         self.inputs = inputs or layer == self.LAST_LINEAR
         self.latest: Tensor | None = None
@@ -113,10 +113,8 @@ class FeatureTap:
         if not isinstance(value, Tensor):
             raise TypeError(f"Expected the feature layer to see a tensor, but got {type(value).__name__}.")
         runner = self._runner
-        if runner is None:
-            parts.append((value.detach(), True, range(1)))
-        else:
-            parts.append((value.detach(), runner._items_first, runner._ks))
+        layout = (True, range(1)) if runner is None else (runner._items_first, runner._ks)
+        parts.append((value.detach(), *layout))
 
     def publish(self, rows: int) -> None:
         """Make the features of the ``rows`` items about to be yielded :attr:`latest` (called by the engine)."""

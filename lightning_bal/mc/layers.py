@@ -30,8 +30,7 @@ _MARK = "_lightning_bal_stochastic"
 def mark_stochastic(layer: nn.Module) -> nn.Module:
     """Mark a custom layer as stochastic, so that MC-Dropout switches it to training mode.
 
-    A marked layer draws its own randomness in ``train()`` mode (from torch's global generator), so the engine
-    cannot make it consistent across items or reproducible from a seed: only the built-in dropout types get that.
+    Unlike the built-in dropout types, it draws from torch's global generator: neither seeded nor consistent.
 
     Example:
         >>> is_stochastic(mark_stochastic(nn.Identity()))

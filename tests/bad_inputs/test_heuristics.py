@@ -156,6 +156,9 @@ def test_get_heuristic_accepts_valid_spellings(name):
         ({"weights": [True, 1.0]}, ValueError, r"`weights`.*2 non-negative numbers"),
         ({"weights": ["1", 1.0]}, ValueError, r"`weights`.*2 non-negative numbers"),
         ({"weights": 1.0}, ValueError, r"`weights`.*2 non-negative numbers"),
+        # The message shows a sequence as the list it was read as, anything else as it came.
+        ({"weights": (1.0, -1.0)}, ValueError, r"`weights`.*but got \[1.0, -1.0\]\.$"),
+        ({"weights": 2.5}, ValueError, r"`weights`.*but got 2.5\.$"),
         ({"outputs": [0, None]}, ValueError, r"`outputs`.*None for every member.*or for none"),
         ({"outputs": [0]}, ValueError, r"`outputs`.*2 outputs, one per heuristic"),
         ({"outputs": [0, 1.5]}, TypeError, r"`outputs`.*tuple positions, dict keys or None.*1.5"),
