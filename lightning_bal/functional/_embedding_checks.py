@@ -83,20 +83,15 @@ def check_indices(indices: Tensor | None, rows: int, device: torch.device | None
 def check_finite(
     name: str, rows: Tensor, indices: Tensor | None = None, collective: Collective | None = None, what: str = ""
 ) -> None:
-    """Refuse ``rows`` ``[N, D]`` holding NaN or inf, naming the first such row (its dataset index with ``indices``).
-
-    With a ``collective`` every rank raises the same error: one raising alone would leave the others waiting.
-    """
+    """Refuse ``rows`` ``[N, D]`` holding NaN or inf, naming the first such row (its dataset index with ``indices``)."""
     bad = ~torch.isfinite(rows.flatten(1) if rows.ndim > 1 else rows.unsqueeze(1)).all(1)
     numbers = torch.arange(rows.shape[0], device=rows.device) if indices is None else indices.to(rows.device)
     first = int(numbers[bad].min()) if bool(bad.any()) else 2**53
-    if collective is None or collective.world_size == 1:
-        found, count = first < 2**53, int(bad.sum())
-    else:
-        value, first, _ = collective.argmax(1.0 if first < 2**53 else 0.0, first)
-        found = value > 0
-        count = int(collective.sum(int(bad.sum()))) if found else 0
-    if found:
+    # Every rank agrees on the error: one raising alone would leave the others waiting in a collective.
+    collective = collective or Collective()
+    found, first, _ = collective.argmax(1.0 if first < 2**53 else 0.0, first)
+    if found > 0:
+        count = int(collective.sum(int(bad.sum())))
         where = "row" if indices is None else "the row of dataset index"
         raise ValueError(
             f"Expected argument `{name}`{f' ({what})' if what else ''} to be finite, but {where} {first} holds NaN or"

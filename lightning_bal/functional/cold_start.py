@@ -28,6 +28,7 @@ from lightning_bal.functional.diversity import (
     item_uniforms,
     kmeans_pp,
     min_sq_distances,
+    pick_best,
     sq_distance_blocks,
 )
 from lightning_bal.utilities.checks import check_python_int, is_integer_tensor
@@ -144,10 +145,7 @@ def typiclust(
         members, member_indices = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
         if sizes[cluster] <= 0 or member_indices.numel() == 0:
             # No uncovered cluster left (empty clusters): a uniform pick among the rest.
-            keys = item_uniforms(seed, t, indices).masked_fill(picked, -1.0)
-            best = int(keys.argmax()) if len(keys) else None
-            key, number = (float("-inf"), 0) if best is None else (keys[best], indices[best])
-            _, index, _ = collective.argmax(key, number)
+            _, index, _ = pick_best(collective, item_uniforms(seed, t, indices).masked_fill(picked, -1.0), indices)
             score = float("nan")
         else:
             order = torch.argsort(member_indices)  # as with one process: typicality's ties go to the lower index
@@ -222,7 +220,6 @@ def purity_radius(
 
 
 def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | None) -> tuple[int, Tensor]:
-    """The purity test's checked ``num_classes`` and radii, ascending (default: scikit-activeml's)."""
     classes = check_python_int("num_classes", num_classes, 2, expected="an integer >= 2 when `delta` is None")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
         raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
@@ -279,10 +276,7 @@ def probcover(
     picked = torch.zeros(len(points), dtype=torch.bool)
     picks, scores = [], []
     for _ in range(query_size):
-        keys = counts.masked_fill(picked, -1.0)
-        best = keys.max() if len(keys) else torch.tensor(float("-inf"))
-        number = indices[keys == best].min() if len(keys) else torch.tensor(0)
-        _, index, owner = collective.argmax(best, number)
+        _, index, owner = pick_best(collective, counts.masked_fill(picked, -1.0), indices)
         mine = indices == index
         centre = collective.share(points[mine][0] if owner == collective.rank else None, owner)
         new = ~covered & (min_sq_distances(points, centre.unsqueeze(0)) <= delta**2)

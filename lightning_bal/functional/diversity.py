@@ -22,7 +22,7 @@ from lightning_bal.functional._embedding_checks import (
     check_seed,
     float_rows,
 )
-from lightning_bal.utilities.checks import is_integer_tensor
+from lightning_bal.utilities.checks import check_one_of, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
 
@@ -68,8 +68,6 @@ def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
 
 
 class _Points:
-    """Pool embeddings with squared distances to one centre: Euclidean, or between factored gradient embeddings."""
-
     def __init__(self, embeddings: Tensor, num_classes: int | None) -> None:
         self.x = float_rows(embeddings)
         self.num_classes = num_classes
@@ -107,7 +105,6 @@ def sq_distance_blocks(points: Tensor, others: Tensor) -> Iterator[tuple[int, Te
 
 
 def _blocks_of_both(points: Tensor, others: Tensor) -> Iterator[tuple[int, Tensor]]:
-    """As :func:`sq_distance_blocks`, with ``others`` in blocks too: no ``[rows, M]`` temporary for a large M."""
     for start in range(0, len(others), _CHUNK):
         yield from sq_distance_blocks(points, others[start : start + _CHUNK])
 
@@ -139,7 +136,7 @@ def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
     return out
 
 
-def _pick(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float, int, int]:
+def pick_best(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float, int, int]:
     """The best key over all ranks with its dataset index (ties: the lower index), and the rank that holds it."""
     if keys.numel() == 0:
         return collective.argmax(float("-inf"), 2**53)
@@ -148,7 +145,6 @@ def _pick(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float,
 
 
 def _check_size(x: Tensor, query_size: int, indices: Tensor | None, collective: Collective) -> None:
-    """Refuse non-finite rows (``indices`` ``None`` names positions) and more picks than the pool over all ranks."""
     check_finite("embeddings", x, indices, collective)
     if query_size > int(collective.sum(len(x))):
         raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
@@ -157,7 +153,6 @@ def _check_size(x: Tensor, query_size: int, indices: Tensor | None, collective: 
 def _share_pick(
     collective: Collective, owner: int, index: int, indices: Tensor, picked: Tensor, x: Tensor, values: Tensor
 ) -> Tensor:
-    """The picked row of ``x`` with its entry of ``values`` appended, on every rank; its owner marks it picked."""
     row = None
     if owner == collective.rank:
         position = int(torch.nonzero(indices == index)[0, 0])
@@ -192,8 +187,7 @@ def kmeans_pp(
     positions = indices is None
     indices = check_pool(embeddings, query_size, indices)
     check_seed(seed)
-    if first not in ("largest", "random"):
-        raise ValueError(f"Expected argument `first` to be 'largest' or 'random', but got {first!r}.")
+    check_one_of("first", first, ("largest", "random"))
     check_bool("include_origin", include_origin)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
         raise TypeError(f"Expected argument `num_classes` to be an integer or None, but got {num_classes!r}.")
@@ -212,7 +206,7 @@ def kmeans_pp(
                 weights = (~picked).double()
             keys = weights / -torch.log(item_uniforms(seed, t, indices).to(weights.device))
         keys.masked_fill_(picked, float("-inf"))
-        _, index, owner = _pick(collective, keys, indices)
+        _, index, owner = pick_best(collective, keys, indices)
         shared = _share_pick(collective, owner, index, indices, picked, points.x, min_d2)
         distances = points.sq_dist(shared[:-1])
         min_d2 = distances if t == 0 and not include_origin else torch.minimum(min_d2, distances)
@@ -259,7 +253,7 @@ def k_center_greedy(
     picks, scores = [], []
     for t in range(query_size):
         if t == 0 and collective.sum(initial.shape[0]) == 0:
-            _, index, owner = _pick(collective, item_uniforms(seed, 0, indices).to(x.device), indices)
+            _, index, owner = pick_best(collective, item_uniforms(seed, 0, indices).to(x.device), indices)
         else:
             value, index = distances.best(picked, indices)
             _, index, owner = collective.argmax(value, index)

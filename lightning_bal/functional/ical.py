@@ -22,8 +22,6 @@ Samples = Literal["labels", "probs"]
 def hsic(kernel_x: Tensor, kernel_y: Tensor, normalized: bool = False) -> Tensor:
     r"""The biased (V-statistic) HSIC estimate of two kernel matrices over the same n paired samples.
 
-    .. math:: \mathrm{HSIC}(K, L) = \frac{1}{n^2} \operatorname{tr}(K H L H), \quad H = I - \tfrac{1}{n} 1 1^\top
-
     ``kernel_x`` and ``kernel_y`` are ``[..., n, n]``, broadcastable. ``normalized=True`` divides by the geometric mean
     of the two self-dependences: 1 for identical kernels, 0 where a kernel is constant.
 
@@ -105,12 +103,9 @@ def ical(
 ) -> tuple[Tensor, Tensor]:
     r"""Select ``query_size`` items greedily by ICAL: the batch whose labels depend most on the target set's.
 
-    .. math:: b_{n} = \arg\max_{x \notin b_{1:n-1}} \mathrm{HSIC}\Big(\bar K_{b_{1:n-1} \cup \{x\}},\,
-        \bar K_{T_n}\Big), \qquad \bar K_S = \frac{1}{|S|}\sum_{s \in S} K_s
-
-    where :math:`K_s` is item s's ``[K, K]`` kernel over the K >= 2 consistent MC samples of ``log_probs``
-    ``[N, K, C]`` (:func:`sample_kernels`) and :math:`T_n` a set of ``num_targets`` items drawn with ``generator``
-    from those not yet picked (once, unless ``resample_targets``). Returns ``(indices, scores)``: positions in
+    Each item's kernel is over the K >= 2 consistent MC samples of ``log_probs`` ``[N, K, C]`` (:func:`sample_kernels`),
+    the targets are ``num_targets`` items drawn with ``generator`` from those not yet picked (once, unless
+    ``resample_targets``); see docs/diversity.md#ical. Returns ``(indices, scores)``: positions in
     selection order, and ``scores[n]`` the dependence of the first ``n + 1`` picks on that step's target set.
 
     Example:

@@ -21,9 +21,7 @@ def sampling_log_weights(
 ) -> Tensor:
     r"""Unnormalised log sampling weights of each item, from its acquisition score.
 
-    .. math:: \log w_i = \beta \log s_i \ (\text{power}), \quad \beta s_i \ (\text{softmax}), \quad
-        -\beta \log \mathrm{rank}_i \ (\text{softrank})
-
+    ``beta log s`` (power), ``beta s`` (softmax) or ``-beta log rank`` (softrank, see docs/heuristics.md), where
     ``rank`` is 1 for the best score (ties broken by position). For ``higher_is_better=False`` softmax uses
     :math:`-s_i` and softrank ranks ascending; power needs non-negative scores where higher is better. The coldness
     ``beta >= 0`` gives uniform sampling at 0 and nears top-k as it grows. Float64, ``-inf`` for a zero power score.
