@@ -116,9 +116,8 @@ def typiclust(
 ) -> GreedySelection:
     r"""TypiClust (TPC-RP): the most typical item of each of the largest clusters that hold no labelled item.
 
-    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters; B times, the largest cluster without a
-    labelled item or pick gives its most typical item (:func:`typicality` with ``k`` neighbours, within the cluster).
-    Ties go to the lower cluster number and the lower dataset index. Scores are the picks' typicalities.
+    Typicality is :func:`typicality` with ``k`` neighbours within the cluster; scores are the picks' typicalities. Ties
+    go to the lower cluster number and dataset index (docs/diversity.md#cold-start-typiclust-and-probcover).
 
     Example:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
@@ -250,9 +249,8 @@ def probcover(
 ) -> GreedySelection:
     r"""ProbCover: greedy maximum coverage of the pool by δ-balls around the picks.
 
-    Each pick is the item whose δ-ball holds the most points not yet covered by a ball of D_L or of an earlier
-    pick (ties: the lower dataset index). Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L,
-    with ``num_classes``, ``alpha``, ``deltas`` and ``seed``. Scores are the numbers of newly covered points.
+    Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L, with ``num_classes``, ``alpha``,
+    ``deltas`` and ``seed``. Scores are the numbers of newly covered points; ties go to the lower dataset index.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])

@@ -174,10 +174,9 @@ def kmeans_pp(
 ) -> GreedySelection:
     r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
 
-    Each pick is drawn with probability :math:`\propto D(x)^2`, the squared distance to the nearest pick so far
-    (uniformly if all are 0), and scored by it; the ``first`` is the item of ``"largest"`` norm (BADGE; scored by that
-    squared norm) or a ``"random"`` one. ``num_classes=C`` reads factored ``[N, C + D]`` gradient embeddings
-    (:func:`gradient_embedding`); ``include_origin`` also counts the origin as a centre (as scikit-activeml does).
+    Picks are scored by their squared distance to the nearest earlier pick; the ``first`` is the item of ``"largest"``
+    norm (BADGE) or a ``"random"`` one. ``num_classes=C`` reads factored ``[N, C + D]`` gradient embeddings
+    (:func:`gradient_embedding`); ``include_origin`` also counts the origin as a centre (see docs/diversity.md).
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 0.1], [0.0, 9.0]])
@@ -269,26 +268,21 @@ class _LazyDistances:
 
     def __init__(self, x: Tensor, centres: Tensor, query_size: int) -> None:
         self.x = x
-        self.sq_norms = x.square().sum(1)
         self.centres = x.new_empty(centres.shape[0] + query_size, x.shape[1])
         self.centres[: centres.shape[0]] = centres
-        self.centre_sq_norms = self.centres.square().sum(1)
         self.count = centres.shape[0]
         self.value = min_sq_distances(x, centres)
         self.seen = torch.full((x.shape[0],), self.count, dtype=torch.int64, device=x.device)
 
     def add(self, centre: Tensor) -> None:
         self.centres[self.count] = centre
-        self.centre_sq_norms[self.count] = centre.square().sum()
         self.count += 1
 
     def refresh(self, rows: Tensor) -> None:
         for start in range(0, rows.numel(), _CHUNK):
             block = rows[start : start + _CHUNK]
-            first = int(self.seen[block].min())
-            norms = self.sq_norms[block, None] + self.centre_sq_norms[None, first : self.count]
-            d2 = torch.addmm(norms, self.x[block], self.centres[first : self.count].T, alpha=-2.0)
-            self.value[block] = torch.minimum(self.value[block], d2.clamp_min_(0.0).min(1).values)
+            nearest = min_sq_distances(self.x[block], self.centres[int(self.seen[block].min()) : self.count])
+            self.value[block] = torch.minimum(self.value[block], nearest)
             self.seen[block] = self.count
 
     def best(self, picked: Tensor, indices: Tensor) -> tuple[float, int]:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import check_batch_inputs, check_bool
 from lightning_bal.functional._validation import check_finite_scores, check_mass, row_mass_error
-from lightning_bal.utilities.checks import check_int_in_range
+from lightning_bal.utilities.checks import check_int_in_range, check_one_of
 
 __all__ = ["RQ_ALPHAS", "hsic", "ical", "sample_kernels"]
 
@@ -70,8 +70,7 @@ def sample_kernels(
         tensor([[[1.0000, 0.5245],
                  [0.5245, 1.0000]]])
     """
-    if samples not in ("labels", "probs"):
-        raise ValueError(f"Expected argument `samples` to be 'labels' or 'probs', but got {samples!r}.")
+    check_one_of("samples", samples, ("labels", "probs"))
     dtype = log_probs.dtype if log_probs.dtype == torch.float64 else torch.float32
     probs_N_K_C = log_probs.to(dtype).exp()
     if samples == "labels":
@@ -119,8 +118,7 @@ def ical(
         check_int_in_range("num_targets", num_targets, 1)
         check_bool("resample_targets", resample_targets)
         check_bool("normalized", normalized)
-        if samples not in ("labels", "probs"):
-            raise ValueError(f"Expected argument `samples` to be 'labels' or 'probs', but got {samples!r}.")
+        check_one_of("samples", samples, ("labels", "probs"))
     num_items, num_mc = log_probs.shape[0], log_probs.shape[1]
     if query_size == 0:
         return torch.empty(0, dtype=torch.int64, device=log_probs.device), log_probs.new_empty(0)

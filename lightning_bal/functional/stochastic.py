@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import check_generator
-from lightning_bal.utilities.checks import check_python_int
+from lightning_bal.utilities.checks import check_finite_number, check_python_int
 
 __all__ = ["SamplingMode", "SAMPLING_MODES", "sampling_log_weights", "sample_without_replacement"]
 
@@ -32,8 +32,7 @@ def sampling_log_weights(
     """
     if mode not in SAMPLING_MODES:
         raise ValueError(f"Expected argument `mode` to be one of {SAMPLING_MODES}, but got {mode!r}.")
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta >= 0 or beta == float("inf"):
-        raise ValueError(f"Expected argument `beta` to be a finite number >= 0, but got {beta!r}.")
+    check_finite_number("beta", beta, 0)
     if not isinstance(scores, Tensor) or scores.ndim != 1:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
         raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")
