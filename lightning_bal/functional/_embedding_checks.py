@@ -99,12 +99,19 @@ def check_finite(
         )
 
 
-def check_pool(embeddings: Tensor, query_size: int, indices: Tensor | None) -> Tensor:
-    """A greedy selection's checked ``embeddings`` and ``query_size``; returns the rows' dataset indices."""
+def check_pool(
+    embeddings: Tensor, query_size: int, indices: Tensor | None, collective: Collective | None
+) -> tuple[Tensor, Collective]:
+    """A greedy selection's checked ``embeddings`` and ``query_size``; returns its dataset indices and collective."""
     if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
         raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
     check_python_int("query_size", query_size, 0)
-    return check_indices(indices, embeddings.shape[0], embeddings.device)
+    numbers = check_indices(indices, embeddings.shape[0], embeddings.device)
+    collective = collective or Collective()
+    check_finite("embeddings", float_rows(embeddings), indices, collective)
+    if query_size > int(collective.sum(len(embeddings))):
+        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
+    return numbers, collective
 
 
 def float_rows(tensor: Tensor) -> Tensor:

@@ -28,6 +28,9 @@ def batchbald(
 ) -> tuple[Tensor, Tensor]:
     r"""Select ``query_size`` items greedily by BatchBALD, the mutual information of the batch with the parameters.
 
+    .. math:: a(b_{1:n}) = H[y_{1:n}] - \sum_{i=1}^n \frac{1}{K}\sum_k H[p_k(y_i)], \quad
+        p(y_{1:n}) = \frac{1}{K}\sum_k \prod_i p_k(y_i)
+
     ``log_probs`` ``[N, K, C]`` holds K >= 2 MC samples consistent across items (``-inf``: an exact zero). The picks'
     joint configurations are enumerated up to ``num_samples``, beyond drawn with ``generator`` (docs/heuristics.md).
     Returns positions in selection order and ``scores[n]``, the BatchBALD value of the first ``n + 1`` picks.

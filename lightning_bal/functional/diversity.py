@@ -144,12 +144,6 @@ def pick_best(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[fl
     return collective.argmax(best, indices[keys == best].min())
 
 
-def _check_size(x: Tensor, query_size: int, indices: Tensor | None, collective: Collective) -> None:
-    check_finite("embeddings", x, indices, collective)
-    if query_size > int(collective.sum(len(x))):
-        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
-
-
 def _share_pick(
     collective: Collective, owner: int, index: int, indices: Tensor, picked: Tensor, x: Tensor, values: Tensor
 ) -> Tensor:
@@ -183,16 +177,13 @@ def kmeans_pp(
         >>> kmeans_pp(x, 3, seed=0).indices
         tensor([1, 3, 0])
     """
-    positions = indices is None
-    indices = check_pool(embeddings, query_size, indices)
+    indices, collective = check_pool(embeddings, query_size, indices, collective)
     check_seed(seed)
     check_one_of("first", first, ("largest", "random"))
     check_bool("include_origin", include_origin)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
         raise TypeError(f"Expected argument `num_classes` to be an integer or None, but got {num_classes!r}.")
-    collective = collective or Collective()
     points = _Points(embeddings, num_classes)
-    _check_size(points.x, query_size, None if positions else indices, collective)
     min_d2 = points.x2
     picked = torch.zeros(len(points), dtype=torch.bool, device=points.x.device)
     picks, scores = [], []
@@ -233,10 +224,8 @@ def k_center_greedy(
         >>> k_center_greedy(x, 2, centres=torch.tensor([[0.0, 0.0]]))
         GreedySelection(indices=tensor([3, 2]), scores=tensor([9., 4.]))
     """
-    positions = indices is None
-    indices = check_pool(embeddings, query_size, indices)
+    indices, collective = check_pool(embeddings, query_size, indices, collective)
     check_seed(seed)
-    collective = collective or Collective()
     x = float_rows(embeddings)
     if centres is not None and not isinstance(centres, Tensor):
         raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
@@ -246,7 +235,6 @@ def k_center_greedy(
             f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {initial.shape[1]}."
         )
     check_finite("centres", initial)
-    _check_size(x, query_size, None if positions else indices, collective)
     distances = _LazyDistances(x, initial, query_size)
     picked = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     picks, scores = [], []

@@ -102,9 +102,12 @@ def ical(
 ) -> tuple[Tensor, Tensor]:
     r"""Select ``query_size`` items greedily by ICAL: the batch whose labels depend most on the target set's.
 
-    Each item's kernel is over the K >= 2 consistent MC samples of ``log_probs`` ``[N, K, C]`` (:func:`sample_kernels`),
-    the targets are ``num_targets`` items drawn with ``generator`` from those not yet picked (once, unless
-    ``resample_targets``); see docs/diversity.md#ical. Returns ``(indices, scores)``: positions in
+    .. math:: b_{n} = \arg\max_{x \notin b_{1:n-1}} \mathrm{HSIC}\Big(\bar K_{b_{1:n-1} \cup \{x\}},\,
+        \bar K_{T_n}\Big), \qquad \bar K_S = \frac{1}{|S|}\sum_{s \in S} K_s
+
+    where :math:`K_s` is item s's ``[K, K]`` kernel over the K >= 2 consistent MC samples of ``log_probs``
+    ``[N, K, C]`` (:func:`sample_kernels`) and :math:`T_n` a set of ``num_targets`` items drawn with ``generator``
+    from those not yet picked (once, unless ``resample_targets``). Returns ``(indices, scores)``: positions in
     selection order, and ``scores[n]`` the dependence of the first ``n + 1`` picks on that step's target set.
 
     Example:

@@ -60,6 +60,8 @@ def entropy(
 ) -> Tensor:
     r"""Entropy in nats of the mean prediction over the MC samples (max-entropy acquisition); higher is more uncertain.
 
+    .. math:: H[\bar p] = -\sum_c \bar p_c \log \bar p_c, \quad \bar p_c = \frac{1}{K}\sum_k p_{kc}
+
     K may be 1 (a deterministic model).
 
     Example:
@@ -76,6 +78,8 @@ def bald(
     log_probs: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
     r"""BALD (Houlsby et al., 2011): mutual information :math:`I[y; \omega]` from K MC samples; higher is better.
+
+    .. math:: \mathrm{BALD} = H\Big[\frac{1}{K}\sum_k p_k\Big] - \frac{1}{K}\sum_k H[p_k]
 
     In nats, between 0 and :func:`entropy` (noise below zero is clipped). Needs K >= 2 MC samples.
 
@@ -97,6 +101,8 @@ def expected_entropy(
 ) -> Tensor:
     r"""Mean entropy in nats of the K sample predictions, the aleatoric part of :func:`entropy`.
 
+    .. math:: \frac{1}{K}\sum_k H[p_k] = -\frac{1}{K}\sum_k \sum_c p_{kc} \log p_{kc}
+
     Example:
         >>> expected_entropy(torch.full((1, 2, 2), 0.5).log())
         tensor([0.6931])
@@ -112,6 +118,8 @@ def margin(
     log_probs: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
     r"""Gap in ``[0, 1]`` between the two likeliest classes of the mean prediction; LOWER is more uncertain.
+
+    .. math:: \bar p_{(1)} - \bar p_{(2)}, \quad \bar p = \frac{1}{K}\sum_k p_k \text{ sorted descending}
 
     Needs C >= 2 classes. ``"max"`` keeps the SMALLEST margin, ``"topq"`` the smallest margins; a callable gets the
     margins as they are.
@@ -134,6 +142,8 @@ def least_confidence(
 ) -> Tensor:
     r"""One minus the largest class probability of the mean prediction, in ``[0, 1 - 1/C]``; higher is more uncertain.
 
+    .. math:: 1 - \max_c \bar p_c, \quad \bar p = \frac{1}{K}\sum_k p_k
+
     Example:
         >>> least_confidence(torch.tensor([[[0.7, 0.2, 0.1]]]).log())
         tensor([0.3000])
@@ -148,6 +158,8 @@ def mean_std(
     log_probs: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
     r"""Class-averaged standard deviation of the K sample probabilities (Kampffmeyer et al., 2016); higher is better.
+
+    .. math:: \frac{1}{C}\sum_c \sqrt{\frac{1}{K}\sum_k (p_{kc} - \bar p_c)^2}
 
     The population (biased) standard deviation over K, in ``[0, 0.5]``. Needs K >= 2 MC samples.
 
@@ -166,6 +178,8 @@ def variation_ratios(
     log_probs: Tensor, reduction: Reduction = "mean", validate_args: bool = True, mask: Tensor | None = None
 ) -> Tensor:
     r"""Fraction of MC samples whose predicted class is not the modal one (Freeman, 1965); higher is more uncertain.
+
+    .. math:: 1 - \frac{1}{K}\max_c \big|\{k : \arg\max_{c'} p_{kc'} = c\}\big|
 
     Ties in a sample's argmax go to the lowest class index; scores are multiples of ``1/K``. Needs K >= 2 MC samples.
 
@@ -208,6 +222,8 @@ def variance(
 ) -> Tensor:
     r"""Variance ``[N]`` of the K MC predictions, reduced over trailing dims; higher is more uncertain.
 
+    .. math:: \frac{1}{K}\sum_k \big(f_k(x) - \bar f(x)\big)^2
+
     The population (biased) variance, as ``numpy.var``, of ``predictions`` ``[N, K, ...]`` (any real values),
     K >= 2 MC samples.
 
@@ -234,7 +250,9 @@ def gaussian_mutual_information(
 ) -> Tensor:
     r"""Mutual information of output and parameters for K Gaussian predictions, in closed form; higher is better.
 
-    Moment-matches the mixture of the samples' :math:`\mathcal N(\mu_k, \sigma^2_k)`, in nats (see
+    .. math:: I \approx \frac12 \log\Big(1 + \frac{\mathrm{Var}_k[\mu_k]}{\frac1K \sum_k \sigma^2_k}\Big)
+
+    by moment matching the mixture of the samples' :math:`\mathcal N(\mu_k, \sigma^2_k)`, in nats (see
     docs/heuristics.md). ``means`` and natural ``log_variances`` are ``[N, K, ...]`` with K >= 2.
 
     Example:
