@@ -161,8 +161,6 @@ def typiclust(
 def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective: Collective | None = None) -> Tensor:
     r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
 
-    A ball is pure iff the nearest point of another pseudo-label is farther than δ: one blocked pass for all radii.
-
     Example:
         >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
         tensor([1.0000, 1.0000, 0.3333])

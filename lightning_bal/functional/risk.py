@@ -17,7 +17,6 @@ __all__ = ["lure_weights", "pure_weights", "uniform_probabilities", "weighted_ri
 
 
 def _check_probabilities(probabilities: Tensor, pool_size: int) -> Tensor:
-    """Check ``pool_size`` and the ``[M]`` conditional probabilities, and return them as float64."""
     check_python_int("pool_size", pool_size, 1)
     if not isinstance(probabilities, Tensor) or probabilities.ndim != 1:
         got = tuple(probabilities.shape) if isinstance(probabilities, Tensor) else type(probabilities)
