@@ -12,16 +12,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import (
-    as_points,
-    check_cold_start,
-    check_delta,
-    check_deltas,
-    check_finite,
-    check_indices,
-    check_seed,
-    with_labelled,
-)
+from lightning_bal.functional._embedding_checks import check_finite, check_indices, check_rows, check_seed
 from lightning_bal.functional.diversity import (
     GreedySelection,
     count_within,
@@ -35,6 +26,62 @@ from lightning_bal.utilities.checks import check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
+
+#: D_L's rows in TypiClust's clustering are numbered from here: past any dataset index, exact in float64.
+_LABELLED_NUMBERS = 2**40
+
+
+def _as_points(name: str, points: Tensor) -> Tensor:
+    """``points`` ``[N, ...]`` (named ``name`` in errors) as float64 rows ``[N, D]``."""
+    # Float64: the |x|^2 + |y|^2 - 2 x.y expansion loses digits for near points in float32, and typicality and the
+    # δ-ball graph are made of near points.
+    return check_rows(name, points).flatten(1).double()
+
+
+def _check_cold_start(
+    points: Tensor, query_size: int, labelled: Tensor | None, indices: Tensor | None, collective: Collective | None
+) -> tuple[Tensor, Tensor, Tensor, Collective]:
+    """A cold-start selection's checked inputs on this rank: float64 points and D_L, dataset indices, the collective."""
+    points = _as_points("points", points)
+    collective = collective or Collective()
+    positions = indices is None
+    indices = check_indices(indices, len(points))
+    if labelled is not None and not isinstance(labelled, Tensor):
+        raise TypeError(
+            f"Expected argument `labelled` to be a tensor [M, D] or None, but got {type(labelled).__name__}."
+        )
+    labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
+    if labelled.shape[1] != points.shape[1]:
+        raise ValueError(
+            f"Expected argument `labelled` to have {points.shape[1]} columns like `points`, but got"
+            f" {labelled.shape[1]}."
+        )
+    check_finite("labelled", labelled, what="the embeddings of D_L")
+    check_python_int("query_size", query_size, 0, int(collective.sum(len(points))))
+    check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
+    return points, labelled, indices, collective
+
+
+def _with_labelled(points: Tensor, labelled: Tensor, indices: Tensor, collective: Collective) -> tuple[Tensor, Tensor]:
+    """This rank's rows with D_L appended on rank zero only (so it counts once), numbered past any dataset index."""
+    extra = labelled if collective.rank == 0 else labelled[:0]
+    return torch.cat([points, extra]), torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
+
+
+def _check_deltas(deltas: Tensor) -> Tensor:
+    """Candidate radii ``[R]`` as float64, in their order: at least one, each finite and positive."""
+    if not isinstance(deltas, Tensor) or deltas.ndim != 1 or deltas.numel() == 0 or deltas.is_complex():
+        got = tuple(deltas.shape) if isinstance(deltas, Tensor) else type(deltas).__name__
+        raise ValueError(f"Expected argument `deltas` to be a non-empty tensor [R] of radii, but got {got}.")
+    radii = deltas.double()
+    if not bool((torch.isfinite(radii) & (radii > 0)).all()):
+        raise ValueError(f"Expected argument `deltas` to be finite positive radii, but got {deltas.tolist()}.")
+    return radii
+
+
+def _check_delta(delta: float) -> None:
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf"):
+        raise ValueError(f"Expected argument `delta` to be a finite positive radius, but got {delta!r}.")
 
 
 def kmeans(
@@ -54,7 +101,7 @@ def kmeans(
         >>> labels[0] == labels[1] != labels[2] == labels[3]
         tensor(True)
     """
-    points = as_points("points", points)
+    points = _as_points("points", points)
     collective = collective or Collective()
     positions = indices is None
     indices = check_indices(indices, len(points))
@@ -89,7 +136,7 @@ def typicality(points: Tensor, k: int = 20) -> Tensor:
         >>> typicality(torch.tensor([[0.0], [1.0], [3.0]]), k=1)
         tensor([1.0000, 1.0000, 0.5000])
     """
-    points = as_points("points", points)
+    points = _as_points("points", points)
     check_python_int("k", k, 1)
     check_finite("points", points)
     if len(points) == 1:
@@ -124,12 +171,12 @@ def typiclust(
         >>> typiclust(x, 2, k=1).indices
         tensor([2, 4])
     """
-    points, labelled, indices, collective = check_cold_start(points, query_size, labelled, indices, collective)
+    points, labelled, indices, collective = _check_cold_start(points, query_size, labelled, indices, collective)
     check_python_int("k", k, 1)
     check_seed(seed)
     if query_size == 0:
         return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
-    rows, row_indices = with_labelled(points, labelled, indices, collective)
+    rows, row_indices = _with_labelled(points, labelled, indices, collective)
     num_clusters = len(labelled) + query_size  # at most the rows clustered: query_size <= the pool
     labels, _ = kmeans(rows, num_clusters, seed=seed, indices=row_indices, collective=collective)
     pool_labels = labels[: len(points)]
@@ -165,7 +212,7 @@ def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective:
         >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
         tensor([1.0000, 1.0000, 0.3333])
     """
-    points = as_points("points", points)
+    points = _as_points("points", points)
     if not is_integer_tensor(pseudo_labels) or pseudo_labels.shape != (len(points),):
         got: object = pseudo_labels
         if isinstance(pseudo_labels, Tensor):
@@ -173,7 +220,7 @@ def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective:
         raise ValueError(
             f"Expected argument `pseudo_labels` to be an integer tensor [{len(points)}] like `points`, but got {got}."
         )
-    deltas = check_deltas(deltas)
+    deltas = _check_deltas(deltas)
     collective = collective or Collective()
     impure = torch.full((len(points),), float("inf"), dtype=torch.float64)
     for others, other_labels in _each_rank(collective, points, pseudo_labels):
@@ -207,7 +254,7 @@ def purity_radius(
         1.0
     """
     num_classes, deltas = _check_radius_args(num_classes, alpha, deltas)
-    points = as_points("points", points)
+    points = _as_points("points", points)
     collective = collective or Collective()
     clusters = min(num_classes, int(collective.sum(len(points))))
     pseudo, _ = kmeans(points, clusters, seed=seed, indices=indices, collective=collective)
@@ -220,7 +267,7 @@ def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | N
     classes = check_python_int("num_classes", num_classes, 2, expected="an integer >= 2 when `delta` is None")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
         raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
-    radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
+    radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else _check_deltas(deltas).sort().values
     return classes, radii
 
 
@@ -255,13 +302,13 @@ def probcover(
         >>> probcover(x, 2, delta=0.15)
         GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
     """
-    points, labelled, indices, collective = check_cold_start(points, query_size, labelled, indices, collective)
+    points, labelled, indices, collective = _check_cold_start(points, query_size, labelled, indices, collective)
     check_seed(seed)
     if delta is not None:
-        check_delta(delta)
+        _check_delta(delta)
     else:
         _check_radius_args(num_classes, alpha, deltas)
-        everything, numbers = with_labelled(points, labelled, indices, collective)
+        everything, numbers = _with_labelled(points, labelled, indices, collective)
         delta = purity_radius(
             everything, num_classes, alpha=alpha, deltas=deltas, seed=seed, indices=numbers, collective=collective
         )
@@ -292,8 +339,8 @@ def coverage(points: Tensor, centres: Tensor, delta: float) -> Tensor:
         >>> coverage(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([[0.5]]), 0.5)
         tensor(0.6667)
     """
-    points = as_points("points", points)
+    points = _as_points("points", points)
     check_finite("points", points)
-    check_finite("centres", as_points("centres", centres))
-    check_delta(delta)
+    check_finite("centres", _as_points("centres", centres))
+    _check_delta(delta)
     return (min_sq_distances(points, centres) <= delta**2).float().mean()

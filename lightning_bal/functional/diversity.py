@@ -13,16 +13,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import (
-    check_bool,
-    check_finite,
-    check_objective,
-    check_pool,
-    check_rows,
-    check_seed,
-    float_rows,
-)
-from lightning_bal.utilities.checks import check_one_of, is_integer_tensor
+from lightning_bal.functional._embedding_checks import check_bool, check_finite, check_indices, check_rows, check_seed
+from lightning_bal.utilities.checks import check_one_of, check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
 
@@ -43,6 +35,32 @@ _M32 = 0xFFFFFFFF
 _CHUNK = 2048
 #: Items first brought up to date per k-center pick (see ``_LazyDistances``).
 _LAZY_START = 64
+
+
+def _check_pool(
+    embeddings: Tensor, query_size: int, indices: Tensor | None, collective: Collective | None
+) -> tuple[Tensor, Collective]:
+    """A greedy selection's checked ``embeddings`` and ``query_size``; returns its dataset indices and collective."""
+    if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
+        raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
+    check_python_int("query_size", query_size, 0)
+    numbers = check_indices(indices, embeddings.shape[0], embeddings.device)
+    collective = collective or Collective()
+    check_finite("embeddings", _float_rows(embeddings), indices, collective)
+    if query_size > int(collective.sum(len(embeddings))):
+        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
+    return numbers, collective
+
+
+def _float_rows(tensor: Tensor) -> Tensor:
+    """``tensor`` ``[N, ...]`` (or ``[N]``) as float32 rows ``[N, D]``."""
+    return tensor.flatten(1).float() if tensor.ndim > 1 else tensor.float().unsqueeze(1)
+
+
+def _check_objective(points: Tensor, centres: Tensor) -> None:
+    """An objective of NaN or inf rows would be NaN or inf itself: refuse them, naming the row."""
+    check_finite("points", check_rows("points", points))
+    check_finite("centres", check_rows("centres", centres))
 
 
 class GreedySelection(NamedTuple):
@@ -69,7 +87,7 @@ def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
 
 class _Points:
     def __init__(self, embeddings: Tensor, num_classes: int | None) -> None:
-        self.x = float_rows(embeddings)
+        self.x = _float_rows(embeddings)
         self.num_classes = num_classes
         if num_classes is None:
             self.x2 = self.x.square().sum(1)
@@ -177,7 +195,7 @@ def kmeans_pp(
         >>> kmeans_pp(x, 3, seed=0).indices
         tensor([1, 3, 0])
     """
-    indices, collective = check_pool(embeddings, query_size, indices, collective)
+    indices, collective = _check_pool(embeddings, query_size, indices, collective)
     check_seed(seed)
     check_one_of("first", first, ("largest", "random"))
     check_bool("include_origin", include_origin)
@@ -224,12 +242,12 @@ def k_center_greedy(
         >>> k_center_greedy(x, 2, centres=torch.tensor([[0.0, 0.0]]))
         GreedySelection(indices=tensor([3, 2]), scores=tensor([9., 4.]))
     """
-    indices, collective = check_pool(embeddings, query_size, indices, collective)
+    indices, collective = _check_pool(embeddings, query_size, indices, collective)
     check_seed(seed)
-    x = float_rows(embeddings)
+    x = _float_rows(embeddings)
     if centres is not None and not isinstance(centres, Tensor):
         raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
-    initial = x[:0] if centres is None or centres.numel() == 0 else float_rows(centres).to(x.device)
+    initial = x[:0] if centres is None or centres.numel() == 0 else _float_rows(centres).to(x.device)
     if initial.shape[1] != x.shape[1]:
         raise ValueError(
             f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {initial.shape[1]}."
@@ -301,7 +319,7 @@ def covering_radius(points: Tensor, centres: Tensor) -> Tensor:
         >>> covering_radius(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(5.)
     """
-    check_objective(points, centres)
+    _check_objective(points, centres)
     return min_sq_distances(points, centres).max().sqrt()
 
 
@@ -312,5 +330,5 @@ def kmeans_potential(points: Tensor, centres: Tensor) -> Tensor:
         >>> kmeans_potential(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(25.)
     """
-    check_objective(points, centres)
+    _check_objective(points, centres)
     return min_sq_distances(points, centres).sum()
