@@ -12,28 +12,76 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import (
-    as_points,
-    check_cold_start,
-    check_delta,
-    check_deltas,
-    check_finite,
-    check_indices,
-    check_seed,
-    with_labelled,
-)
+from lightning_bal.functional._embedding_checks import check_finite, check_indices, check_rows, check_seed
 from lightning_bal.functional.diversity import (
     GreedySelection,
     count_within,
     item_uniforms,
     kmeans_pp,
     min_sq_distances,
+    pick_best,
     sq_distance_blocks,
 )
 from lightning_bal.utilities.checks import check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
+
+#: D_L's rows in TypiClust's clustering are numbered from here: past any dataset index, exact in float64.
+_LABELLED_NUMBERS = 2**40
+
+
+def _as_points(name: str, points: Tensor) -> Tensor:
+    """``points`` ``[N, ...]`` (named ``name`` in errors) as float64 rows ``[N, D]``."""
+    # Float64: the |x|^2 + |y|^2 - 2 x.y expansion loses digits for near points in float32, and typicality and the
+    # δ-ball graph are made of near points.
+    return check_rows(name, points).flatten(1).double()
+
+
+def _check_cold_start(
+    points: Tensor, query_size: int, labelled: Tensor | None, indices: Tensor | None, collective: Collective | None
+) -> tuple[Tensor, Tensor, Tensor, Collective]:
+    """A cold-start selection's checked inputs on this rank: float64 points and D_L, dataset indices, the collective."""
+    points = _as_points("points", points)
+    collective = collective or Collective()
+    positions = indices is None
+    indices = check_indices(indices, len(points))
+    if labelled is not None and not isinstance(labelled, Tensor):
+        raise TypeError(
+            f"Expected argument `labelled` to be a tensor [M, D] or None, but got {type(labelled).__name__}."
+        )
+    labelled = points[:0] if labelled is None or labelled.numel() == 0 else _as_points("labelled", labelled)
+    if labelled.shape[1] != points.shape[1]:
+        raise ValueError(
+            f"Expected argument `labelled` to have {points.shape[1]} columns like `points`, but got"
+            f" {labelled.shape[1]}."
+        )
+    check_finite("labelled", labelled, what="the embeddings of D_L")
+    check_python_int("query_size", query_size, 0, int(collective.sum(len(points))))
+    check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
+    return points, labelled, indices, collective
+
+
+def _with_labelled(points: Tensor, labelled: Tensor, indices: Tensor, collective: Collective) -> tuple[Tensor, Tensor]:
+    """This rank's rows with D_L appended on rank zero only (so it counts once), numbered past any dataset index."""
+    extra = labelled if collective.rank == 0 else labelled[:0]
+    return torch.cat([points, extra]), torch.cat([indices, _LABELLED_NUMBERS + torch.arange(len(extra))])
+
+
+def _check_deltas(deltas: Tensor) -> Tensor:
+    """Candidate radii ``[R]`` as float64, in their order: at least one, each finite and positive."""
+    if not isinstance(deltas, Tensor) or deltas.ndim != 1 or deltas.numel() == 0 or deltas.is_complex():
+        got = tuple(deltas.shape) if isinstance(deltas, Tensor) else type(deltas).__name__
+        raise ValueError(f"Expected argument `deltas` to be a non-empty tensor [R] of radii, but got {got}.")
+    radii = deltas.double()
+    if not bool((torch.isfinite(radii) & (radii > 0)).all()):
+        raise ValueError(f"Expected argument `deltas` to be finite positive radii, but got {deltas.tolist()}.")
+    return radii
+
+
+def _check_delta(delta: float) -> None:
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < float("inf"):
+        raise ValueError(f"Expected argument `delta` to be a finite positive radius, but got {delta!r}.")
 
 
 def kmeans(
@@ -53,7 +101,7 @@ def kmeans(
         >>> labels[0] == labels[1] != labels[2] == labels[3]
         tensor(True)
     """
-    points = as_points("points", points)
+    points = _as_points("points", points)
     collective = collective or Collective()
     positions = indices is None
     indices = check_indices(indices, len(points))
@@ -88,7 +136,7 @@ def typicality(points: Tensor, k: int = 20) -> Tensor:
         >>> typicality(torch.tensor([[0.0], [1.0], [3.0]]), k=1)
         tensor([1.0000, 1.0000, 0.5000])
     """
-    points = as_points("points", points)
+    points = _as_points("points", points)
     check_python_int("k", k, 1)
     check_finite("points", points)
     if len(points) == 1:
@@ -115,21 +163,20 @@ def typiclust(
 ) -> GreedySelection:
     r"""TypiClust (TPC-RP): the most typical item of each of the largest clusters that hold no labelled item.
 
-    The pool and D_L are clustered by k-means into :math:`|D_L| + B` clusters; B times, the largest cluster without a
-    labelled item or pick gives its most typical item (:func:`typicality` with ``k`` neighbours, within the cluster).
-    Ties go to the lower cluster number and the lower dataset index. Scores are the picks' typicalities.
+    Typicality is :func:`typicality` with ``k`` neighbours within the cluster; scores are the picks' typicalities. Ties
+    go to the lower cluster number and dataset index (docs/diversity.md#cold-start-typiclust-and-probcover).
 
     Example:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
         >>> typiclust(x, 2, k=1).indices
         tensor([2, 4])
     """
-    points, labelled, indices, collective = check_cold_start(points, query_size, labelled, indices, collective)
+    points, labelled, indices, collective = _check_cold_start(points, query_size, labelled, indices, collective)
     check_python_int("k", k, 1)
     check_seed(seed)
     if query_size == 0:
         return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
-    rows, row_indices = with_labelled(points, labelled, indices, collective)
+    rows, row_indices = _with_labelled(points, labelled, indices, collective)
     num_clusters = len(labelled) + query_size  # at most the rows clustered: query_size <= the pool
     labels, _ = kmeans(rows, num_clusters, seed=seed, indices=row_indices, collective=collective)
     pool_labels = labels[: len(points)]
@@ -144,10 +191,7 @@ def typiclust(
         members, member_indices = collective.gather_rows(points[mine]), collective.gather_rows(indices[mine])
         if sizes[cluster] <= 0 or member_indices.numel() == 0:
             # No uncovered cluster left (empty clusters): a uniform pick among the rest.
-            keys = item_uniforms(seed, t, indices).masked_fill(picked, -1.0)
-            best = int(keys.argmax()) if len(keys) else None
-            key, number = (float("-inf"), 0) if best is None else (keys[best], indices[best])
-            _, index, _ = collective.argmax(key, number)
+            _, index, _ = pick_best(collective, item_uniforms(seed, t, indices).masked_fill(picked, -1.0), indices)
             score = float("nan")
         else:
             order = torch.argsort(member_indices)  # as with one process: typicality's ties go to the lower index
@@ -164,13 +208,11 @@ def typiclust(
 def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective: Collective | None = None) -> Tensor:
     r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
 
-    A ball is pure iff the nearest point of another pseudo-label is farther than δ: one blocked pass for all radii.
-
     Example:
         >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
         tensor([1.0000, 1.0000, 0.3333])
     """
-    points = as_points("points", points)
+    points = _as_points("points", points)
     if not is_integer_tensor(pseudo_labels) or pseudo_labels.shape != (len(points),):
         got: object = pseudo_labels
         if isinstance(pseudo_labels, Tensor):
@@ -178,7 +220,7 @@ def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective:
         raise ValueError(
             f"Expected argument `pseudo_labels` to be an integer tensor [{len(points)}] like `points`, but got {got}."
         )
-    deltas = check_deltas(deltas)
+    deltas = _check_deltas(deltas)
     collective = collective or Collective()
     impure = torch.full((len(points),), float("inf"), dtype=torch.float64)
     for others, other_labels in _each_rank(collective, points, pseudo_labels):
@@ -212,7 +254,7 @@ def purity_radius(
         1.0
     """
     num_classes, deltas = _check_radius_args(num_classes, alpha, deltas)
-    points = as_points("points", points)
+    points = _as_points("points", points)
     collective = collective or Collective()
     clusters = min(num_classes, int(collective.sum(len(points))))
     pseudo, _ = kmeans(points, clusters, seed=seed, indices=indices, collective=collective)
@@ -222,11 +264,10 @@ def purity_radius(
 
 
 def _check_radius_args(num_classes: int | None, alpha: float, deltas: Tensor | None) -> tuple[int, Tensor]:
-    """The purity test's checked ``num_classes`` and radii, ascending (default: scikit-activeml's)."""
     classes = check_python_int("num_classes", num_classes, 2, expected="an integer >= 2 when `delta` is None")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
         raise ValueError(f"Expected argument `alpha` to be a purity in (0, 1], but got {alpha!r}.")
-    radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else check_deltas(deltas).sort().values
+    radii = torch.arange(1, 11, dtype=torch.float64) * 0.2 if deltas is None else _check_deltas(deltas).sort().values
     return classes, radii
 
 
@@ -253,22 +294,21 @@ def probcover(
 ) -> GreedySelection:
     r"""ProbCover: greedy maximum coverage of the pool by δ-balls around the picks.
 
-    Each pick is the item whose δ-ball holds the most points not yet covered by a ball of D_L or of an earlier
-    pick (ties: the lower dataset index). Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L,
-    with ``num_classes``, ``alpha``, ``deltas`` and ``seed``. Scores are the numbers of newly covered points.
+    Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L, with ``num_classes``, ``alpha``,
+    ``deltas`` and ``seed``. Scores are the numbers of newly covered points; ties go to the lower dataset index.
 
     Example:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
         >>> probcover(x, 2, delta=0.15)
         GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
     """
-    points, labelled, indices, collective = check_cold_start(points, query_size, labelled, indices, collective)
+    points, labelled, indices, collective = _check_cold_start(points, query_size, labelled, indices, collective)
     check_seed(seed)
     if delta is not None:
-        check_delta(delta)
+        _check_delta(delta)
     else:
         _check_radius_args(num_classes, alpha, deltas)
-        everything, numbers = with_labelled(points, labelled, indices, collective)
+        everything, numbers = _with_labelled(points, labelled, indices, collective)
         delta = purity_radius(
             everything, num_classes, alpha=alpha, deltas=deltas, seed=seed, indices=numbers, collective=collective
         )
@@ -279,10 +319,7 @@ def probcover(
     picked = torch.zeros(len(points), dtype=torch.bool)
     picks, scores = [], []
     for _ in range(query_size):
-        keys = counts.masked_fill(picked, -1.0)
-        best = keys.max() if len(keys) else torch.tensor(float("-inf"))
-        number = indices[keys == best].min() if len(keys) else torch.tensor(0)
-        _, index, owner = collective.argmax(best, number)
+        _, index, owner = pick_best(collective, counts.masked_fill(picked, -1.0), indices)
         mine = indices == index
         centre = collective.share(points[mine][0] if owner == collective.rank else None, owner)
         new = ~covered & (min_sq_distances(points, centre.unsqueeze(0)) <= delta**2)
@@ -302,8 +339,8 @@ def coverage(points: Tensor, centres: Tensor, delta: float) -> Tensor:
         >>> coverage(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([[0.5]]), 0.5)
         tensor(0.6667)
     """
-    points = as_points("points", points)
+    points = _as_points("points", points)
     check_finite("points", points)
-    check_finite("centres", as_points("centres", centres))
-    check_delta(delta)
+    check_finite("centres", _as_points("centres", centres))
+    _check_delta(delta)
     return (min_sq_distances(points, centres) <= delta**2).float().mean()

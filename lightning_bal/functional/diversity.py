@@ -13,16 +13,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import (
-    check_bool,
-    check_finite,
-    check_objective,
-    check_pool,
-    check_rows,
-    check_seed,
-    float_rows,
-)
-from lightning_bal.utilities.checks import is_integer_tensor
+from lightning_bal.functional._embedding_checks import check_bool, check_finite, check_indices, check_rows, check_seed
+from lightning_bal.utilities.checks import check_one_of, check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
 
@@ -43,6 +35,32 @@ _M32 = 0xFFFFFFFF
 _CHUNK = 2048
 #: Items first brought up to date per k-center pick (see ``_LazyDistances``).
 _LAZY_START = 64
+
+
+def _check_pool(
+    embeddings: Tensor, query_size: int, indices: Tensor | None, collective: Collective | None
+) -> tuple[Tensor, Collective]:
+    """A greedy selection's checked ``embeddings`` and ``query_size``; returns its dataset indices and collective."""
+    if not isinstance(embeddings, Tensor) or embeddings.ndim < 1:
+        raise ValueError(f"Expected argument `embeddings` to be a tensor [N, D], but got {type(embeddings).__name__}.")
+    check_python_int("query_size", query_size, 0)
+    numbers = check_indices(indices, embeddings.shape[0], embeddings.device)
+    collective = collective or Collective()
+    check_finite("embeddings", _float_rows(embeddings), indices, collective)
+    if query_size > int(collective.sum(len(embeddings))):
+        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
+    return numbers, collective
+
+
+def _float_rows(tensor: Tensor) -> Tensor:
+    """``tensor`` ``[N, ...]`` (or ``[N]``) as float32 rows ``[N, D]``."""
+    return tensor.flatten(1).float() if tensor.ndim > 1 else tensor.float().unsqueeze(1)
+
+
+def _check_objective(points: Tensor, centres: Tensor) -> None:
+    """An objective of NaN or inf rows would be NaN or inf itself: refuse them, naming the row."""
+    check_finite("points", check_rows("points", points))
+    check_finite("centres", check_rows("centres", centres))
 
 
 class GreedySelection(NamedTuple):
@@ -68,10 +86,8 @@ def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
 
 
 class _Points:
-    """Pool embeddings with squared distances to one centre: Euclidean, or between factored gradient embeddings."""
-
     def __init__(self, embeddings: Tensor, num_classes: int | None) -> None:
-        self.x = float_rows(embeddings)
+        self.x = _float_rows(embeddings)
         self.num_classes = num_classes
         if num_classes is None:
             self.x2 = self.x.square().sum(1)
@@ -107,7 +123,6 @@ def sq_distance_blocks(points: Tensor, others: Tensor) -> Iterator[tuple[int, Te
 
 
 def _blocks_of_both(points: Tensor, others: Tensor) -> Iterator[tuple[int, Tensor]]:
-    """As :func:`sq_distance_blocks`, with ``others`` in blocks too: no ``[rows, M]`` temporary for a large M."""
     for start in range(0, len(others), _CHUNK):
         yield from sq_distance_blocks(points, others[start : start + _CHUNK])
 
@@ -139,7 +154,7 @@ def min_sq_distances(points: Tensor, centres: Tensor) -> Tensor:
     return out
 
 
-def _pick(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float, int, int]:
+def pick_best(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float, int, int]:
     """The best key over all ranks with its dataset index (ties: the lower index), and the rank that holds it."""
     if keys.numel() == 0:
         return collective.argmax(float("-inf"), 2**53)
@@ -147,17 +162,9 @@ def _pick(collective: Collective, keys: Tensor, indices: Tensor) -> tuple[float,
     return collective.argmax(best, indices[keys == best].min())
 
 
-def _check_size(x: Tensor, query_size: int, indices: Tensor | None, collective: Collective) -> None:
-    """Refuse non-finite rows (``indices`` ``None`` names positions) and more picks than the pool over all ranks."""
-    check_finite("embeddings", x, indices, collective)
-    if query_size > int(collective.sum(len(x))):
-        raise ValueError(f"Expected argument `query_size` to be at most the pool size, but got {query_size}.")
-
-
 def _share_pick(
     collective: Collective, owner: int, index: int, indices: Tensor, picked: Tensor, x: Tensor, values: Tensor
 ) -> Tensor:
-    """The picked row of ``x`` with its entry of ``values`` appended, on every rank; its owner marks it picked."""
     row = None
     if owner == collective.rank:
         position = int(torch.nonzero(indices == index)[0, 0])
@@ -179,27 +186,22 @@ def kmeans_pp(
 ) -> GreedySelection:
     r"""k-means++ seeding (Arthur and Vassilvitskii, 2007), as BADGE uses it (Ash et al., 2020).
 
-    Each pick is drawn with probability :math:`\propto D(x)^2`, the squared distance to the nearest pick so far
-    (uniformly if all are 0), and scored by it; the ``first`` is the item of ``"largest"`` norm (BADGE; scored by that
-    squared norm) or a ``"random"`` one. ``num_classes=C`` reads factored ``[N, C + D]`` gradient embeddings
-    (:func:`gradient_embedding`); ``include_origin`` also counts the origin as a centre (as scikit-activeml does).
+    Picks are scored by their squared distance to the nearest earlier pick; the ``first`` is the item of ``"largest"``
+    norm (BADGE) or a ``"random"`` one. ``num_classes=C`` reads factored ``[N, C + D]`` gradient embeddings
+    (:func:`gradient_embedding`); ``include_origin`` also counts the origin as a centre (see docs/diversity.md).
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 0.1], [0.0, 9.0]])
         >>> kmeans_pp(x, 3, seed=0).indices
         tensor([1, 3, 0])
     """
-    positions = indices is None
-    indices = check_pool(embeddings, query_size, indices)
+    indices, collective = _check_pool(embeddings, query_size, indices, collective)
     check_seed(seed)
-    if first not in ("largest", "random"):
-        raise ValueError(f"Expected argument `first` to be 'largest' or 'random', but got {first!r}.")
+    check_one_of("first", first, ("largest", "random"))
     check_bool("include_origin", include_origin)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
         raise TypeError(f"Expected argument `num_classes` to be an integer or None, but got {num_classes!r}.")
-    collective = collective or Collective()
     points = _Points(embeddings, num_classes)
-    _check_size(points.x, query_size, None if positions else indices, collective)
     min_d2 = points.x2
     picked = torch.zeros(len(points), dtype=torch.bool, device=points.x.device)
     picks, scores = [], []
@@ -212,7 +214,7 @@ def kmeans_pp(
                 weights = (~picked).double()
             keys = weights / -torch.log(item_uniforms(seed, t, indices).to(weights.device))
         keys.masked_fill_(picked, float("-inf"))
-        _, index, owner = _pick(collective, keys, indices)
+        _, index, owner = pick_best(collective, keys, indices)
         shared = _share_pick(collective, owner, index, indices, picked, points.x, min_d2)
         distances = points.sq_dist(shared[:-1])
         min_d2 = distances if t == 0 and not include_origin else torch.minimum(min_d2, distances)
@@ -240,26 +242,23 @@ def k_center_greedy(
         >>> k_center_greedy(x, 2, centres=torch.tensor([[0.0, 0.0]]))
         GreedySelection(indices=tensor([3, 2]), scores=tensor([9., 4.]))
     """
-    positions = indices is None
-    indices = check_pool(embeddings, query_size, indices)
+    indices, collective = _check_pool(embeddings, query_size, indices, collective)
     check_seed(seed)
-    collective = collective or Collective()
-    x = float_rows(embeddings)
+    x = _float_rows(embeddings)
     if centres is not None and not isinstance(centres, Tensor):
         raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")
-    initial = x[:0] if centres is None or centres.numel() == 0 else float_rows(centres).to(x.device)
+    initial = x[:0] if centres is None or centres.numel() == 0 else _float_rows(centres).to(x.device)
     if initial.shape[1] != x.shape[1]:
         raise ValueError(
             f"Expected argument `centres` to have {x.shape[1]} columns like `embeddings`, but got {initial.shape[1]}."
         )
     check_finite("centres", initial)
-    _check_size(x, query_size, None if positions else indices, collective)
     distances = _LazyDistances(x, initial, query_size)
     picked = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     picks, scores = [], []
     for t in range(query_size):
         if t == 0 and collective.sum(initial.shape[0]) == 0:
-            _, index, owner = _pick(collective, item_uniforms(seed, 0, indices).to(x.device), indices)
+            _, index, owner = pick_best(collective, item_uniforms(seed, 0, indices).to(x.device), indices)
         else:
             value, index = distances.best(picked, indices)
             _, index, owner = collective.argmax(value, index)
@@ -275,26 +274,21 @@ class _LazyDistances:
 
     def __init__(self, x: Tensor, centres: Tensor, query_size: int) -> None:
         self.x = x
-        self.sq_norms = x.square().sum(1)
         self.centres = x.new_empty(centres.shape[0] + query_size, x.shape[1])
         self.centres[: centres.shape[0]] = centres
-        self.centre_sq_norms = self.centres.square().sum(1)
         self.count = centres.shape[0]
         self.value = min_sq_distances(x, centres)
         self.seen = torch.full((x.shape[0],), self.count, dtype=torch.int64, device=x.device)
 
     def add(self, centre: Tensor) -> None:
         self.centres[self.count] = centre
-        self.centre_sq_norms[self.count] = centre.square().sum()
         self.count += 1
 
     def refresh(self, rows: Tensor) -> None:
         for start in range(0, rows.numel(), _CHUNK):
             block = rows[start : start + _CHUNK]
-            first = int(self.seen[block].min())
-            norms = self.sq_norms[block, None] + self.centre_sq_norms[None, first : self.count]
-            d2 = torch.addmm(norms, self.x[block], self.centres[first : self.count].T, alpha=-2.0)
-            self.value[block] = torch.minimum(self.value[block], d2.clamp_min_(0.0).min(1).values)
+            nearest = min_sq_distances(self.x[block], self.centres[int(self.seen[block].min()) : self.count])
+            self.value[block] = torch.minimum(self.value[block], nearest)
             self.seen[block] = self.count
 
     def best(self, picked: Tensor, indices: Tensor) -> tuple[float, int]:
@@ -325,7 +319,7 @@ def covering_radius(points: Tensor, centres: Tensor) -> Tensor:
         >>> covering_radius(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(5.)
     """
-    check_objective(points, centres)
+    _check_objective(points, centres)
     return min_sq_distances(points, centres).max().sqrt()
 
 
@@ -336,5 +330,5 @@ def kmeans_potential(points: Tensor, centres: Tensor) -> Tensor:
         >>> kmeans_potential(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(25.)
     """
-    check_objective(points, centres)
+    _check_objective(points, centres)
     return min_sq_distances(points, centres).sum()

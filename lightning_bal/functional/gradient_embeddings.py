@@ -11,10 +11,8 @@ __all__ = ["gradient_embedding", "gradient_embedding_dense"]
 def gradient_embedding(log_probs: Tensor, features: Tensor) -> Tensor:
     r"""BADGE's gradient embedding of the last linear layer, in factored float32 form ``[N, C + D]`` = ``[a, h]``.
 
-    .. math:: g = (p - e_{\hat y}) \otimes h = a \otimes h, \qquad \hat y = \arg\max_c p_c
-
-    from ``[N, K, C]`` (or ``[N, C]``) log-probabilities, ``p`` their MC mean, and the ``[N, D]`` (or ``[N, ...]``)
-    ``features`` ``h`` that enter the last layer (see docs/diversity.md#badge-ash-et-al-iclr-2020).
+    ``a = p - e_argmax(p)`` from ``[N, K, C]`` (or ``[N, C]``) log-probabilities, ``p`` their MC mean; ``h`` are the
+    ``[N, D]`` (or ``[N, ...]``) ``features`` entering the last layer (see docs/diversity.md#badge-ash-et-al-iclr-2020).
 
     Example:
         >>> log_probs = torch.tensor([[0.75, 0.25]]).log()

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import check_batch_inputs, check_bool
 from lightning_bal.functional._validation import check_finite_scores, check_mass, row_mass_error
-from lightning_bal.utilities.checks import check_int_in_range
+from lightning_bal.utilities.checks import check_int_in_range, check_one_of
 
 __all__ = ["RQ_ALPHAS", "hsic", "ical", "sample_kernels"]
 
@@ -21,8 +21,6 @@ Samples = Literal["labels", "probs"]
 
 def hsic(kernel_x: Tensor, kernel_y: Tensor, normalized: bool = False) -> Tensor:
     r"""The biased (V-statistic) HSIC estimate of two kernel matrices over the same n paired samples.
-
-    .. math:: \mathrm{HSIC}(K, L) = \frac{1}{n^2} \operatorname{tr}(K H L H), \quad H = I - \tfrac{1}{n} 1 1^\top
 
     ``kernel_x`` and ``kernel_y`` are ``[..., n, n]``, broadcastable. ``normalized=True`` divides by the geometric mean
     of the two self-dependences: 1 for identical kernels, 0 where a kernel is constant.
@@ -72,8 +70,7 @@ def sample_kernels(
         tensor([[[1.0000, 0.5245],
                  [0.5245, 1.0000]]])
     """
-    if samples not in ("labels", "probs"):
-        raise ValueError(f"Expected argument `samples` to be 'labels' or 'probs', but got {samples!r}.")
+    check_one_of("samples", samples, ("labels", "probs"))
     dtype = log_probs.dtype if log_probs.dtype == torch.float64 else torch.float32
     probs_N_K_C = log_probs.to(dtype).exp()
     if samples == "labels":
@@ -124,8 +121,7 @@ def ical(
         check_int_in_range("num_targets", num_targets, 1)
         check_bool("resample_targets", resample_targets)
         check_bool("normalized", normalized)
-        if samples not in ("labels", "probs"):
-            raise ValueError(f"Expected argument `samples` to be 'labels' or 'probs', but got {samples!r}.")
+        check_one_of("samples", samples, ("labels", "probs"))
     num_items, num_mc = log_probs.shape[0], log_probs.shape[1]
     if query_size == 0:
         return torch.empty(0, dtype=torch.int64, device=log_probs.device), log_probs.new_empty(0)

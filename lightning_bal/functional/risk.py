@@ -17,7 +17,6 @@ __all__ = ["lure_weights", "pure_weights", "uniform_probabilities", "weighted_ri
 
 
 def _check_probabilities(probabilities: Tensor, pool_size: int) -> Tensor:
-    """Check ``pool_size`` and the ``[M]`` conditional probabilities, and return them as float64."""
     check_python_int("pool_size", pool_size, 1)
     if not isinstance(probabilities, Tensor) or probabilities.ndim != 1:
         got = tuple(probabilities.shape) if isinstance(probabilities, Tensor) else type(probabilities)
@@ -54,8 +53,6 @@ def uniform_probabilities(count: int, pool_size: int, num_acquired: int = 0) -> 
 def lure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
     r"""LURE weights :math:`v_m`, so that :math:`\hat R_\text{LURE} = \frac{1}{M}\sum_{m=1}^M v_m L_m` is unbiased.
 
-    .. math:: v_m = 1 + \frac{N - M}{N - m}\left(\frac{1}{(N - m + 1)\, q_m} - 1\right)
-
     Float64 weights, all positive; uniform sampling gives :math:`v_m = 1`. Pass them to :func:`weighted_risk`.
 
     Example:
@@ -72,8 +69,6 @@ def lure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
 
 def pure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
     r"""PURE weights :math:`c_m`, so that :math:`\hat R_\text{PURE} = \frac{1}{M}\sum_{m=1}^M c_m L_m` is unbiased.
-
-    .. math:: c_m = \frac{1}{N q_m} + \frac{M - m}{N}
 
     Float64, positive; a larger variance than LURE's, which is preferred.
 

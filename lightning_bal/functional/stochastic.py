@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional._embedding_checks import check_generator
-from lightning_bal.utilities.checks import check_python_int
+from lightning_bal.utilities.checks import check_finite_number, check_python_int
 
 __all__ = ["SamplingMode", "SAMPLING_MODES", "sampling_log_weights", "sample_without_replacement"]
 
@@ -21,9 +21,7 @@ def sampling_log_weights(
 ) -> Tensor:
     r"""Unnormalised log sampling weights of each item, from its acquisition score.
 
-    .. math:: \log w_i = \beta \log s_i \ (\text{power}), \quad \beta s_i \ (\text{softmax}), \quad
-        -\beta \log \mathrm{rank}_i \ (\text{softrank})
-
+    ``beta log s`` (power), ``beta s`` (softmax) or ``-beta log rank`` (softrank, see docs/heuristics.md), where
     ``rank`` is 1 for the best score (ties broken by position). For ``higher_is_better=False`` softmax uses
     :math:`-s_i` and softrank ranks ascending; power needs non-negative scores where higher is better. The coldness
     ``beta >= 0`` gives uniform sampling at 0 and nears top-k as it grows. Float64, ``-inf`` for a zero power score.
@@ -34,8 +32,7 @@ def sampling_log_weights(
     """
     if mode not in SAMPLING_MODES:
         raise ValueError(f"Expected argument `mode` to be one of {SAMPLING_MODES}, but got {mode!r}.")
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta >= 0 or beta == float("inf"):
-        raise ValueError(f"Expected argument `beta` to be a finite number >= 0, but got {beta!r}.")
+    check_finite_number("beta", beta, 0)
     if not isinstance(scores, Tensor) or scores.ndim != 1:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
         raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")
