@@ -50,7 +50,7 @@ class QueryFiles:
         folder: where queries and checkpoints go (default: ``<trainer.log_dir or default_root_dir>/annotation``).
         predictions: also record the model's guess (class and probability) for each queried item.
 
-    Example:
+    Examples:
         >>> annotator = QueryFiles(format="csv")
         >>> annotator.format, annotator.suffix
         ('csv', '.csv')

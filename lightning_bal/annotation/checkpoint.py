@@ -42,7 +42,7 @@ class LabelState:
         source: where the checkpoint came from, for messages.
         path: the checkpoint's file, if it came from one (an export there is refused).
 
-    Example:
+    Examples:
         >>> from torch.utils.data import TensorDataset
         >>> from lightning_bal import ActiveDataModule
         >>> dm = ActiveDataModule(TensorDataset(torch.zeros(4, 1)), ids=["a", "b", "c", "d"], seed=0)

@@ -52,7 +52,7 @@ def to_label_studio_tasks(
     ``data_prefix`` is prepended to each id to make the data reference (a URL or ``/data/local-files/?d=``); the
     model's guesses ``predictions`` (``(class, probability)``, shown as pre-annotations) need ``label_names``.
 
-    Example:
+    Examples:
         >>> tasks = to_label_studio_tasks(["cat1.png"], step=2, data_prefix="/data/", scores=[0.5],
         ...                               predictions=[(1, 0.75)], label_names=["cat", "dog"])
         >>> tasks[0]["data"]
@@ -94,7 +94,7 @@ def to_label_studio_tasks(
 def write_label_studio_tasks(path: str | Path, ids: Sequence[int | str], step: int, **kwargs: Any) -> Path:
     """Write :func:`to_label_studio_tasks` to ``path`` as a JSON list (Label Studio's task import format).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = write_label_studio_tasks(Path(tempfile.mkdtemp()) / "tasks.json", ["a.png"], step=1)
         >>> json.loads(path.read_text())[0]["data"]["lbal_id"]
@@ -174,7 +174,7 @@ def read_label_studio_export(
     ``<Choices>`` control; ``on_disagreement``: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave
     the task pending) or ``"error"``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> export = [{"id": 7, "data": {"image": "a.png", "lbal_id": "a.png", "lbal_step": 1},
         ...            "annotations": [{"id": 1, "created_at": "2024-01-01T10:00:00Z", "was_cancelled": False,

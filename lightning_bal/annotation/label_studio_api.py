@@ -111,7 +111,7 @@ class LabelStudioClient:
     Args:
         timeout: seconds to wait for each answer.
 
-    Example:
+    Examples:
         >>> client = LabelStudioClient("http://127.0.0.1:8080", "0123456789abcdef0123456789abcdef01234567")
         >>> client
         LabelStudioClient('http://127.0.0.1:8080')

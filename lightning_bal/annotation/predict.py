@@ -19,7 +19,7 @@ def predict_classes(
 
     The module's training mode is restored afterwards; ``output`` names the logits of a model with several outputs.
 
-    Example:
+    Examples:
         >>> from torch.utils.data import TensorDataset
         >>> class Fixed(pl.LightningModule):
         ...     def forward(self, x):

@@ -55,7 +55,7 @@ class StepView(Protocol):
 class StoppingCriterion:
     """Base class: :meth:`update` once per step; :attr:`stop` and :attr:`reason` say whether and why to stop.
 
-    Example:
+    Examples:
         >>> class EnoughLabels(StoppingCriterion):
         ...     name = "enough_labels"
         ...
@@ -150,7 +150,7 @@ class MetricPlateau(StoppingCriterion):
         mode: ``"max"`` or ``"min"``; ``None`` reads it from ``monitor``'s name (``val_acc``: ``"max"``).
         patience: steps without improvement before stopping.
 
-    Example:
+    Examples:
         >>> from types import SimpleNamespace
         >>> criterion = MetricPlateau("val_acc", mode="max", patience=2)
         >>> for value in (0.70, 0.80, 0.80, 0.79):
@@ -203,7 +203,7 @@ class TargetReached(StoppingCriterion):
         mode: ``"max"``: reached at ``target`` or above; ``"min"``: at ``target`` or below; ``None`` reads it from
             ``monitor``'s name.
 
-    Example:
+    Examples:
         >>> from types import SimpleNamespace
         >>> criterion = TargetReached("test_acc", 0.9)
         >>> step = SimpleNamespace(num_labelled=40, val_metrics={}, figures={"test_acc": 0.91})
@@ -234,7 +234,7 @@ class TargetReached(StoppingCriterion):
 class LowUncertainty(StoppingCriterion):
     """Stop once the mean and/or max of the pool's scores are at most the given thresholds (in the heuristic's units).
 
-    Example:
+    Examples:
         >>> from types import SimpleNamespace
         >>> criterion = LowUncertainty(mean_below=0.05, max_below=0.2)
         >>> scores = torch.tensor([0.0, 0.05], dtype=torch.float64)
@@ -286,7 +286,7 @@ class LowUncertainty(StoppingCriterion):
 def cohen_kappa(first: Tensor, second: Tensor) -> float:
     r"""Cohen's kappa of two labelings of the same items (torchmetrics'); two identical constant labelings have 1.
 
-    Example:
+    Examples:
         >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
         0.5
     """
@@ -323,7 +323,7 @@ class StablePredictions(StoppingCriterion):
         stop_set: unlabelled items, read like the pool (``input_fn``); a few thousand are typical.
         threshold: the agreement that counts as stable (the paper uses 0.99).
 
-    Example:
+    Examples:
         >>> from types import SimpleNamespace
         >>> criterion = StablePredictions(stop_set=None, threshold=0.9, patience=2)
         >>> guesses = iter([torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 1, 0])])

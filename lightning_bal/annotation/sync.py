@@ -99,7 +99,7 @@ def import_answers(
     All or nothing, replacing the checkpoint atomically; returns the dataset indices labelled. Answers imported
     before are skipped and changed ones come in as corrections (docs/annotators.md#one-project-for-the-whole-run).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> import torch
         >>> from torch.utils.data import TensorDataset

@@ -67,7 +67,7 @@ class ActiveLearningCallback(CheckpointedState):
         stopping: criteria that may end the run at a step, e.g. ``[MetricPlateau("val_acc")]``.
         annotator: send each query to people (e.g. ``QueryFiles("csv")``) and end ``fit`` (see docs/annotators.md).
 
-    Example:
+    Examples:
         >>> import lightning.pytorch as pl
         >>> from lightning_bal.heuristics import BALD
         >>> callback = ActiveLearningCallback(BALD(), query_size=10, iterations=20)

@@ -30,7 +30,7 @@ class Convergence:
         restore_best_weights: score the pool (and report the step's figures) with the weights of the step's best
             validation (a CPU copy, also kept in the checkpoint).
 
-    Example:
+    Examples:
         >>> from lightning_bal import ActiveLearningCallback
         >>> callback = ActiveLearningCallback("bald", 10, convergence=Convergence("val_loss", patience=3))
         >>> callback.convergence.monitor

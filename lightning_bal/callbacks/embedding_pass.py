@@ -99,7 +99,7 @@ def initial_selection(
     Returns:
         int64 ``[query_size]`` dataset indices, in selection order.
 
-    Example:
+    Examples:
         >>> from torch.utils.data import TensorDataset
         >>> from lightning_bal.heuristics import TypiClust
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])

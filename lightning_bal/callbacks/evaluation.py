@@ -122,7 +122,7 @@ class StepEvaluation:
 class TestCurve(StepEvaluation):
     """Accuracy and mean NLL of the deterministic model on the datamodule's ``test_dataset`` (``active/test_acc``, ...).
 
-    Example:
+    Examples:
         >>> TestCurve()
         TestCurve()
     """

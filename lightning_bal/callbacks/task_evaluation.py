@@ -60,7 +60,7 @@ class RegressionCurve(_SplitEvaluation):
         log_variance: the output holding predicted log-variances (a heteroscedastic head), if any.
         noise_variance: the noise variance of a single-output head's NLL; ``None`` logs no NLL for such a head.
 
-    Example:
+    Examples:
         >>> RegressionCurve(split="val", output="mean", log_variance="log_var")
         RegressionCurve(split='val')
     """
@@ -137,7 +137,7 @@ class SegmentationIoU(_SplitEvaluation):
         ignore_index: the target value of void or padded pixels, if any.
         output: the output holding the ``[B, C, ...]`` logits of a model that returns several.
 
-    Example:
+    Examples:
         >>> SegmentationIoU(num_classes=11)
         SegmentationIoU(num_classes=11, split='val')
     """

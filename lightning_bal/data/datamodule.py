@@ -56,7 +56,7 @@ class ActiveDataModule(Loaders):
         ids: a stable id per training item (default ``train_dataset.ids``, else the index): see
             docs/annotators.md#stable-item-ids.
 
-    Example:
+    Examples:
         >>> from torch.utils.data import TensorDataset
         >>> data = TensorDataset(torch.randn(100, 3), torch.arange(100) % 4)
         >>> dm = ActiveDataModule(data, initial_labels=8, balanced_initial=True, targets=data.tensors[1], seed=0)
@@ -255,7 +255,7 @@ class ActiveDataModule(Loaders):
         ``ids``, ``pool_dataset`` and ``targets`` are the new items', as the constructor's (default ``dataset.ids``
         and ``dataset.targets``). See docs/annotators.md#a-growing-pool.
 
-        Example:
+        Examples:
             >>> from torch.utils.data import TensorDataset
             >>> from lightning_bal import ActiveDataModule
             >>> dm = ActiveDataModule(TensorDataset(torch.zeros(4, 1)), initial_labels=2, seed=0)

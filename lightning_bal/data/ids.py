@@ -50,7 +50,7 @@ def remap_state(state: dict[str, Any], old_ids: Sequence[ItemId], new_ids: Seque
 
     New items join the pool; a dropped item must have been in the pool and not queried (its label would vanish).
 
-    Example:
+    Examples:
         >>> state = {"acquired_at": torch.tensor([0, -1]), "step": 0, "pending_query": torch.tensor([1])}
         >>> moved = remap_state(state, ["a", "b"], ["c", "b", "a"])
         >>> moved["acquired_at"].tolist(), moved["pending_query"].tolist()

@@ -40,7 +40,7 @@ class LabelLedger:
             ``check_label`` decides what an annotator label must be.
         num_classes: the number of classes of a classification task (labels are checked against it when known).
 
-    Example:
+    Examples:
         >>> ledger = LabelLedger(6, task="classification", num_classes=3)
         >>> ledger.label([0, 4], labels=[2, 1])
         >>> ledger.acquire([5])

@@ -123,7 +123,7 @@ def _load_rows(path: Path, format: Literal["csv", "json"]) -> list[Any]:
 def read_answers(path: str | Path, format: Literal["csv", "json"] | None = None) -> Answers:
     """Read the answered rows of a file written by :func:`write_queries` (as ``format``, default by its suffix).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = write_queries(Path(tempfile.mkdtemp()) / "q.json", [4, 2], step=3, ids=["d.png", "b.png"])
         >>> path.write_text(path.read_text().replace('"label": null', '"label": 1', 1)) > 0

@@ -45,7 +45,7 @@ def labelled_classes(
 
     ``None`` when some label is not an integer class (a regression task).
 
-    Example:
+    Examples:
         >>> labelled_classes(torch.tensor([1, 3]), {3: 2}, torch.tensor([0, 1, 1, 0]), dataset=None)
         tensor([1, 2])
     """

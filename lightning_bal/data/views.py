@@ -219,7 +219,7 @@ def batched_inputs(dataset: Dataset, input_fn: Callable[[Any], Any]) -> Tensor |
 class BatchedPoolView(Dataset):
     """Rows ``indices`` of ``inputs`` (tensor, array or memmap): ``view[slice]`` is ``(inputs [B, ...], indices [B])``.
 
-    Example:
+    Examples:
         >>> view = BatchedPoolView(torch.arange(10.0).reshape(5, 2), torch.tensor([4, 1, 3]))
         >>> view[0:2]
         (tensor([[8., 9.],
@@ -274,7 +274,7 @@ class EpochShuffleSampler(Sampler[int]):
 
     With ``num_samples`` above ``length`` an epoch chains fresh permutations (``RandomSampler``'s draw).
 
-    Example:
+    Examples:
         >>> drawn = list(EpochShuffleSampler(2, seed=0, num_samples=5))
         >>> len(drawn), sorted(set(drawn)), drawn == list(EpochShuffleSampler(2, seed=0, num_samples=5))
         (5, [0, 1], True)
@@ -304,7 +304,7 @@ class EpochShuffleSampler(Sampler[int]):
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` that Lightning can resume in the middle of an epoch, skipping the ``trained_batches()``.
 
-    Example:
+    Examples:
         >>> loader = ResumableLoader(list(range(6)), batch_size=2, trained_batches=lambda: 2)
         >>> state = loader.state_dict()
         >>> loader.load_state_dict(state)

@@ -21,7 +21,7 @@ COLD_STARTS = ("typiclust", "probcover")
 def pixel_embeddings(inputs: Tensor, dims: int = 50, seed: int = 0) -> Tensor:
     """Unit-norm embeddings ``[N, dims]`` of ``inputs`` ``[N, ...]`` from a seeded randomised PCA of the pixels.
 
-    Example:
+    Examples:
         >>> x = torch.randn(100, 1, 8, 8)
         >>> e = pixel_embeddings(x, dims=5)
         >>> e.shape, bool(torch.allclose(e.norm(dim=1), torch.ones(100)))
@@ -54,7 +54,7 @@ def cold_start_labels(
 
     ProbCover chooses its radius by purity against ``num_classes`` clusters.
 
-    Example:
+    Examples:
         >>> from torch.utils.data import TensorDataset
         >>> x = torch.cat([torch.randn(30, 4) - 3, torch.randn(30, 4) + 3])
         >>> dm = ActiveDataModule(TensorDataset(x, torch.arange(60) // 30), seed=0)

@@ -45,7 +45,7 @@ def _check_curve(curve: Any, argument: str = "curve") -> Sequence[Any]:
 def labels_to_reach(curve: Curve, threshold: float) -> int | None:
     """The fewest labels at which ``curve`` reaches ``threshold``, else ``None``.
 
-    Example:
+    Examples:
         >>> labels_to_reach([(20, 0.5), (30, 0.91), (40, 0.89), (50, 0.96)], 0.9)
         30
     """
@@ -56,7 +56,7 @@ def labels_to_reach(curve: Curve, threshold: float) -> int | None:
 def area_under_curve(curve: Curve) -> float:
     """The mean value over the labelled range (trapezoids divided by the range); a one-point curve has its value.
 
-    Example:
+    Examples:
         >>> area_under_curve([(20, 0.5), (30, 0.7), (40, 0.9)])
         0.7
     """
@@ -72,7 +72,7 @@ def area_under_curve(curve: Curve) -> float:
 def mean_and_spread(curves: Sequence[Curve]) -> tuple[list[int], list[float], list[float], list[float]]:
     """``(labelled, mean, min, max)`` over seeds at each step, cut to the shortest curve (a run stopped early).
 
-    Example:
+    Examples:
         >>> mean_and_spread([[(20, 0.5), (30, 0.7)], [(20, 0.7), (30, 0.9), (40, 1.0)]])
         ([20, 30], [0.6, 0.8], [0.5, 0.7], [0.7, 0.9])
     """

@@ -28,7 +28,7 @@ _UNSIGNED_BYTE = 0x08
 def read_idx(path: str | Path) -> np.ndarray:
     """Read a gzipped IDX file of unsigned bytes (the format of MNIST) into a ``uint8`` array of its shape.
 
-    Example:
+    Examples:
         >>> import gzip, tempfile
         >>> path = Path(tempfile.mkdtemp()) / "tiny-labels-idx1-ubyte.gz"
         >>> _ = path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1])))
@@ -111,7 +111,7 @@ def load_digits(seed: int = 0, test_size: int = 500) -> tuple[TensorDataset, Ten
 
     ``seed`` draws the split; the training set carries its labels as ``.targets``.
 
-    Example:
+    Examples:
         >>> train, test = load_digits(seed=0)
         >>> len(train), len(test), tuple(train[0][0].shape)
         (1297, 500, (1, 8, 8))

@@ -80,7 +80,7 @@ class Row:
         datamodule: changes the run's datamodule before training; ``None`` keeps it.
         callback: keyword arguments of the callback over the experiment's; deep-copied for every run.
 
-    Example:
+    Examples:
         >>> from lightning_bal.posteriors import SWAG
         >>> Row("bald", callback={"posterior": SWAG()}).heuristic
         'bald'
@@ -112,7 +112,7 @@ class Experiment:
         metric: the figure the result summarises by default.
         rows: ``{name: Row}`` for the names of ``heuristics`` that are not plain registry names.
 
-    Example:
+    Examples:
         >>> from lightning_bal.experiments import DropoutCNN, load_digits
         >>> train, test = load_digits(seed=0)
         >>> experiment = Experiment(

@@ -24,7 +24,7 @@ def _check_shape(image_size: int, num_classes: int) -> None:
 def digits_cnn(image_size: int = 8, num_classes: int = 10) -> nn.Sequential:
     """A small CNN for scikit-learn's 8x8 digits: :func:`gal_cnn` with 3x3 convolutions, the first one padded.
 
-    Example:
+    Examples:
         >>> digits_cnn()(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 10])
     """
@@ -116,7 +116,7 @@ class DropoutCNN(pl.LightningModule):
         image_size: side of the square single-channel images (28 for MNIST, 8 for the digits).
         weight_decay: ``c``: a loss term ``c / |D_L| * ||w||^2`` on the dense layers' weights (Gal et al. 2017).
 
-    Example:
+    Examples:
         >>> model = DropoutCNN("digits", image_size=8)
         >>> model(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 10])

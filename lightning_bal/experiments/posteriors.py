@@ -43,7 +43,7 @@ POSTERIORS = ("mc_dropout", "ensemble", "swag", "laplace")
 def split_row_name(name: str) -> tuple[str, str | None]:
     """``"bald@swag"`` -> ``("bald", "swag")``; a name without ``@`` has no posterior of its own.
 
-    Example:
+    Examples:
         >>> split_row_name("bald@ensemble"), split_row_name("random")
         (('bald', 'ensemble'), ('random', None))
     """
@@ -69,7 +69,7 @@ class EnsembleCNN(pl.LightningModule):
         members: the member networks (one architecture); their weights are copied.
         own_data_order: each member trains on its own part of every batch (serve it with :func:`ensemble_loader`).
 
-    Example:
+    Examples:
         >>> model = EnsembleCNN.around(DropoutCNN("digits", image_size=8), num_members=3, seed=0)
         >>> model(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([3, 2, 10])
@@ -151,7 +151,7 @@ class EnsembleLabelledRisk(_EnsembleMean, LabelledRisk):
 def ensemble_loader(datamodule: ActiveDataModule, num_members: int) -> ActiveDataModule:
     """``datamodule``, serving ``num_members`` times its batch and its epoch, for an :class:`EnsembleCNN`.
 
-    Example:
+    Examples:
         >>> from torch.utils.data import TensorDataset
         >>> data = TensorDataset(torch.zeros(8, 2), torch.zeros(8, dtype=torch.long))
         >>> datamodule = ensemble_loader(ActiveDataModule(data, batch_size=4, train_samples_per_epoch=16), 5)
@@ -175,7 +175,7 @@ def posterior_row(name: str, *, members: int = 5, swag: dict[str, Any] | None = 
     The posteriors of the rows are in docs/experiments.md#rows-with-another-posterior; ``swag`` holds SWAG's
     keyword arguments over the rows' defaults.
 
-    Example:
+    Examples:
         >>> row = posterior_row("bald@laplace")
         >>> row.heuristic, row.callback["posterior"]
         ('bald', LastLayerLaplace(last_layer=None, hessian_structure='full', prior_precision=1.0))

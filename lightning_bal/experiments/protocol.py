@@ -48,7 +48,7 @@ class PaperProtocol:
         risk_weights: ``"lure"`` trains on the LURE-weighted loss (the model's ``training_step`` must use the weight
             each batch then carries); needs ``balanced_initial=False`` and ``max_pool_size=None``.
 
-    Example:
+    Examples:
         >>> protocol = PaperProtocol(budget=40, val_size=100)
         >>> protocol.callback_kwargs()["convergence"]
         Convergence('val_acc', mode='max', patience=3, min_delta=0.0, max_epochs=30, restore_best_weights=True)
@@ -233,7 +233,7 @@ def _accuracy(text: str) -> float:
 def add_protocol_arguments(parser: argparse.ArgumentParser, budget: int = 300) -> None:
     """Command-line options for the fields of :class:`PaperProtocol` that scripts share, and ``--network``.
 
-    Example:
+    Examples:
         >>> parser = argparse.ArgumentParser()
         >>> add_protocol_arguments(parser)
         >>> protocol_from_arguments(parser.parse_args(["--budget", "40", "--max-pool-size", "0"]))

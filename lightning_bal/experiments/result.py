@@ -31,7 +31,7 @@ class ExperimentResult:
         histories: ``{heuristic: {seed: callback.history}}``; each step's dict holds ``active/num_labelled``.
         metric: the figure the curves, summaries and plot use by default (e.g. ``"active/test_acc"``).
 
-    Example:
+    Examples:
         >>> result = ExperimentResult({"bald": {0: [{"active/num_labelled": 20, "active/test_acc": 0.5},
         ...                                         {"active/num_labelled": 30, "active/test_acc": 0.9}]}})
         >>> result.curves()
@@ -119,7 +119,7 @@ class ExperimentResult:
     def summary(self, thresholds: Sequence[float] = (0.9,), metric: str | None = None) -> str:
         """A markdown table per heuristic: area under the curve, final value, each seed's labels to reach a threshold.
 
-        Example:
+        Examples:
             >>> result = ExperimentResult({"random": {0: [{"active/num_labelled": 20, "active/test_acc": 0.5},
             ...                                           {"active/num_labelled": 30, "active/test_acc": 0.9}]}})
             >>> print(result.summary())

@@ -39,7 +39,7 @@ def fast_exp_(log_values: Tensor, out: Tensor) -> Tensor:
 
     The relative error is below ``|x| * eps``, i.e. under 1e-5 for float32 log-probabilities above -80.
 
-    Example:
+    Examples:
         >>> fast_exp_(torch.tensor([0.0, -1.0]), torch.empty(2))
         tensor([1.0000, 0.3679])
     """
@@ -82,7 +82,7 @@ def mc_moments(
     Returns:
         The requested :class:`McMoments`, in float32 for half-precision inputs and the input dtype otherwise.
 
-    Example:
+    Examples:
         >>> moments = mc_moments(torch.full((1, 2, 4), 0.25).log(), expected_entropy=True)
         >>> moments.mean_probs.squeeze(-1), moments.expected_entropy
         (tensor([[0.2500, 0.2500, 0.2500, 0.2500]]), tensor([[1.3863]]))

@@ -32,7 +32,7 @@ class TopQ:
     Args:
         q: fraction of positions averaged, in ``(0, 1]``; ``TopQ(1.0)`` is the mean.
 
-    Example:
+    Examples:
         >>> TopQ(0.5)(torch.tensor([[1.0, 4.0, 2.0, 3.0]]))
         tensor([3.5000])
         >>> TopQ(0.0)
@@ -88,7 +88,7 @@ def check_log_probs(log_probs: Tensor, needs_mc_samples: bool, name: str = "log_
     Values are checked later, from quantities the heuristic computes anyway (see :func:`check_mass`), so that
     validation never costs an extra pass over ``[N, K, C]``.
 
-    Example:
+    Examples:
         >>> check_log_probs(torch.zeros(2, 3), needs_mc_samples=False)
         Traceback (most recent call last):
         ...
@@ -113,7 +113,7 @@ def check_log_probs(log_probs: Tensor, needs_mc_samples: bool, name: str = "log_
 def mass_tolerance(num_classes: int) -> float:
     """How far a row's mass ``sum_c exp(log_probs)`` may stray from 1 for ``num_classes`` classes.
 
-    Example:
+    Examples:
         >>> round(mass_tolerance(10), 4)
         0.0258
     """
@@ -125,7 +125,7 @@ def row_mass_error(probs: Tensor) -> Tensor:
 
     One pass over ``probs`` (a matrix-vector product without trailing dims), no host sync; NaN if a row holds NaN.
 
-    Example:
+    Examples:
         >>> row_mass_error(torch.tensor([[[0.5, 0.5], [1.0, 1.0]]]))
         tensor(1.)
     """
@@ -149,7 +149,7 @@ def check_mass(error: Tensor, log_probs: Tensor, name: str = "log_probs", per_it
     ``error`` is the largest deviation of an item's mean row mass over the K samples (per trailing position), which
     misses rows of one item whose errors offset each other, and the first bad row of a bad item is named.
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[-0.6931, -0.6931], [0.0, 0.0]]])
         >>> check_mass(row_mass_error(log_probs.exp()), log_probs)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
@@ -196,7 +196,7 @@ def check_finite_scores(scores: Tensor, name: str = "log_probs") -> None:
 def check_reduction(reduction: Reduction) -> None:
     """Check that ``reduction`` is one of ``"mean"``, ``"sum"``, ``"max"``, ``"topq"``, a :class:`TopQ` or a callable.
 
-    Example:
+    Examples:
         >>> check_reduction("median")
         Traceback (most recent call last):
         ...
@@ -213,7 +213,7 @@ def check_mask(mask: Tensor | None, shape: tuple[int, ...], name: str = "mask") 
 
     ``True`` marks a position that counts; ``False`` one that is ignored (padding, void pixels, ``ignore_index``).
 
-    Example:
+    Examples:
         >>> check_mask(torch.ones(2, 3, dtype=torch.bool), (2, 4))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -254,7 +254,7 @@ def reduce_scores(
     lower is more uncertain (``higher_is_better=False``, e.g. a margin), ``"max"`` is the smallest score and
     ``"topq"`` the mean of the smallest. A callable gets the scores as they are.
 
-    Example:
+    Examples:
         >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "max")
         tensor([3., 2.])
         >>> reduce_scores(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), "max", higher_is_better=False)
@@ -312,7 +312,7 @@ def finalize_scores(
     ``higher_is_better`` is the score's direction, which decides what ``"max"`` and ``"topq"`` keep (see
     :func:`reduce_scores`).
 
-    Example:
+    Examples:
         >>> finalize_scores(torch.ones(2, 3), torch.zeros(2, 5, 4, 3), "sum", validate_args=True)
         tensor([3., 3.])
     """
@@ -325,7 +325,7 @@ def finalize_scores(
 def check_masked_inputs(log_probs: Tensor, mask: Tensor | None) -> None:
     """Check a ``mask`` against ``[N, K, C, ...]`` log-probabilities: it must be ``[N, ...]`` (trailing dims only).
 
-    Example:
+    Examples:
         >>> check_masked_inputs(torch.zeros(2, 3, 4, 5), torch.ones(2, 4, dtype=torch.bool))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...

@@ -35,7 +35,7 @@ def batchbald(
     joint configurations are enumerated up to ``num_samples``, beyond drawn with ``generator`` (docs/heuristics.md).
     Returns positions in selection order and ``scores[n]``, the BatchBALD value of the first ``n + 1`` picks.
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]]])
         >>> batchbald(log_probs.log(), query_size=2)
         (tensor([0, 1]), tensor([0.3681, 0.5144]))

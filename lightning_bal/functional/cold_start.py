@@ -95,7 +95,7 @@ def kmeans(
 ) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means from a k-means++ start: ``(labels [N], centres [k, D])``, the same centres on every rank.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
         >>> labels, centres = kmeans(x, 2)
         >>> labels[0] == labels[1] != labels[2] == labels[3]
@@ -132,7 +132,7 @@ def typicality(points: Tensor, k: int = 20) -> Tensor:
 
     With fewer than ``k + 1`` points, ``k`` is the number of other points; a lone point has typicality 1.
 
-    Example:
+    Examples:
         >>> typicality(torch.tensor([[0.0], [1.0], [3.0]]), k=1)
         tensor([1.0000, 1.0000, 0.5000])
     """
@@ -166,7 +166,7 @@ def typiclust(
     Typicality is :func:`typicality` with ``k`` neighbours within the cluster; scores are the picks' typicalities. Ties
     go to the lower cluster number and dataset index (docs/diversity.md#cold-start-typiclust-and-probcover).
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
         >>> typiclust(x, 2, k=1).indices
         tensor([2, 4])
@@ -208,7 +208,7 @@ def typiclust(
 def purity(points: Tensor, pseudo_labels: Tensor, deltas: Tensor, *, collective: Collective | None = None) -> Tensor:
     r"""ProbCover's purity of each radius: the share of points whose δ-ball holds only their own pseudo-label, ``[R]``.
 
-    Example:
+    Examples:
         >>> purity(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 0, 1]), torch.tensor([0.5, 1.5, 2.5]))
         tensor([1.0000, 1.0000, 0.3333])
     """
@@ -248,7 +248,7 @@ def purity_radius(
     Purity is w.r.t. a k-means clustering of ``points`` into ``num_classes`` clusters; if even the smallest radius
     fails, it is returned (as scikit-activeml does).
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
         >>> purity_radius(x, 2, deltas=torch.tensor([0.2, 1.0, 6.0]))
         1.0
@@ -297,7 +297,7 @@ def probcover(
     Without ``delta``, the radius is :func:`purity_radius` of the pool and D_L, with ``num_classes``, ``alpha``,
     ``deltas`` and ``seed``. Scores are the numbers of newly covered points; ties go to the lower dataset index.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
         >>> probcover(x, 2, delta=0.15)
         GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
@@ -335,7 +335,7 @@ def probcover(
 def coverage(points: Tensor, centres: Tensor, delta: float) -> Tensor:
     """ProbCover's objective: the share of ``points`` within ``delta`` of a centre.
 
-    Example:
+    Examples:
         >>> coverage(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([[0.5]]), 0.5)
         tensor(0.6667)
     """

@@ -190,7 +190,7 @@ def kmeans_pp(
     norm (BADGE) or a ``"random"`` one. ``num_classes=C`` reads factored ``[N, C + D]`` gradient embeddings
     (:func:`gradient_embedding`); ``include_origin`` also counts the origin as a centre (see docs/diversity.md).
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 0.1], [0.0, 9.0]])
         >>> kmeans_pp(x, 3, seed=0).indices
         tensor([1, 3, 0])
@@ -237,7 +237,7 @@ def k_center_greedy(
     ``centres`` ``[M, D]`` are D_L's embeddings, the same on every rank; without any, the first pick is uniform (score
     ``inf``). Ties go to the lower dataset index. Scores are each pick's distance to its nearest centre.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
         >>> k_center_greedy(x, 2, centres=torch.tensor([[0.0, 0.0]]))
         GreedySelection(indices=tensor([3, 2]), scores=tensor([9., 4.]))
@@ -315,7 +315,7 @@ class _LazyDistances:
 def covering_radius(points: Tensor, centres: Tensor) -> Tensor:
     """The k-center objective: the largest distance of a point to its nearest centre.
 
-    Example:
+    Examples:
         >>> covering_radius(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(5.)
     """
@@ -326,7 +326,7 @@ def covering_radius(points: Tensor, centres: Tensor) -> Tensor:
 def kmeans_potential(points: Tensor, centres: Tensor) -> Tensor:
     """The k-means potential: the sum of squared distances of the points to their nearest centre.
 
-    Example:
+    Examples:
         >>> kmeans_potential(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0]]))
         tensor(25.)
     """

@@ -46,7 +46,7 @@ def epig(log_probs_pool: Tensor, log_probs_targets: Tensor, validate_args: bool 
     ``[N, K, C]`` and the targets' ``[T, K, C']`` log-probabilities come from the *same* K >= 2 MC samples (the same
     dropout masks). Scores ``[N]`` are in nats, float64 for float64 inputs; see docs/user_guide.md for the targets.
 
-    Example:
+    Examples:
         >>> # two equally likely models that disagree on everything: the pool label reveals the target label
         >>> log_probs = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log()
         >>> epig(log_probs, log_probs)

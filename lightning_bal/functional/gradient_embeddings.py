@@ -14,7 +14,7 @@ def gradient_embedding(log_probs: Tensor, features: Tensor) -> Tensor:
     ``a = p - e_argmax(p)`` from ``[N, K, C]`` (or ``[N, C]``) log-probabilities, ``p`` their MC mean; ``h`` are the
     ``[N, D]`` (or ``[N, ...]``) ``features`` entering the last layer (see docs/diversity.md#badge-ash-et-al-iclr-2020).
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[0.75, 0.25]]).log()
         >>> gradient_embedding(log_probs, torch.tensor([[2.0, 0.0, 1.0]]))
         tensor([[-0.2500,  0.2500,  2.0000,  0.0000,  1.0000]])
@@ -36,7 +36,7 @@ def gradient_embedding(log_probs: Tensor, features: Tensor) -> Tensor:
 def gradient_embedding_dense(embeddings: Tensor, num_classes: int) -> Tensor:
     """The ``[N, C·D]`` gradient embeddings of a factored ``[N, C + D]`` one (for checks on small N).
 
-    Example:
+    Examples:
         >>> gradient_embedding_dense(torch.tensor([[-0.25, 0.25, 2.0, 0.0, 1.0]]), 2)
         tensor([[-0.5000, -0.0000, -0.2500,  0.5000,  0.0000,  0.2500]])
     """

@@ -25,7 +25,7 @@ def hsic(kernel_x: Tensor, kernel_y: Tensor, normalized: bool = False) -> Tensor
     ``kernel_x`` and ``kernel_y`` are ``[..., n, n]``, broadcastable. ``normalized=True`` divides by the geometric mean
     of the two self-dependences: 1 for identical kernels, 0 where a kernel is constant.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([0, 0, 1, 1])
         >>> same = (labels[:, None] == labels[None, :]).float()
         >>> hsic(same, same), hsic(same, same, normalized=True)
@@ -64,7 +64,7 @@ def sample_kernels(
     :math:`p_k` (``"probs"``) by :math:`\kappa(d^2) = \frac{1}{|A|}\sum_{\alpha \in A} (1 + d^2 / 2\alpha)^{-\alpha}`,
     ``A = alphas``. Float64 for float64 input, else float32.
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log()
         >>> sample_kernels(log_probs)  # the two samples always draw different labels
         tensor([[[1.0000, 0.5245],
@@ -110,7 +110,7 @@ def ical(
     from those not yet picked (once, unless ``resample_targets``). Returns ``(indices, scores)``: positions in
     selection order, and ``scores[n]`` the dependence of the first ``n + 1`` picks on that step's target set.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([[0, 0, 1, 1]] * 3 + [[0, 1, 0, 1]] * 2)
         >>> log_probs = torch.nn.functional.one_hot(labels, 2).float().clamp(1e-6, 1 - 1e-6).log()
         >>> ical(log_probs, 3, generator=torch.Generator().manual_seed(0))  # the second pick splits the other way

@@ -17,7 +17,7 @@ OutputKey = int | str
 def select_output(outputs: Any, key: OutputKey | None) -> Tensor:
     """The output named ``key`` of a model's outputs; ``None`` means the model returns a single tensor.
 
-    Example:
+    Examples:
         >>> select_output({"logits": torch.zeros(2, 3)}, "logits").shape
         torch.Size([2, 3])
     """
@@ -52,7 +52,7 @@ def log_softmax_classes(outputs: Any) -> Tensor:
 
     Refuses a tuple or dict of outputs, and a single class (a regression output would become all zeros).
 
-    Example:
+    Examples:
         >>> log_softmax_classes(torch.zeros(1, 1, 4)).exp().tolist()
         [[[0.25, 0.25, 0.25, 0.25]]]
     """
@@ -100,7 +100,7 @@ class Masked(NamedTuple):
 def sample_mask(mask: Any, key: OutputKey = "mask") -> Tensor:
     """The validity mask ``[B, ...]`` of a model output ``[B, K, ...]`` (sample 0: validity must not be random).
 
-    Example:
+    Examples:
         >>> sample_mask(torch.tensor([[[True, False]], [[True, True]]]))
         tensor([[ True, False],
                 [ True,  True]])
@@ -122,7 +122,7 @@ def sample_mask(mask: Any, key: OutputKey = "mask") -> Tensor:
 def split_masked(inputs: Any, mask: Tensor | None = None) -> tuple[Any, Tensor | None]:
     """``(values, mask)`` of a heuristic's input: a :class:`Masked` pair, or a tensor with an optional ``mask``.
 
-    Example:
+    Examples:
         >>> values, mask = split_masked(Masked(torch.zeros(1, 2, 3), torch.ones(1, dtype=torch.bool)))
         >>> values.shape, mask
         (torch.Size([1, 2, 3]), tensor([True]))

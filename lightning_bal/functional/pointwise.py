@@ -3,7 +3,8 @@ r"""Pointwise heuristics of K MC samples: entropy, BALD, confidence, spread; the
 Each scores ``log_probs`` ``[N, K, C, ...]`` as ``[N]``: trailing dims ``...`` are reduced by ``reduction`` (see
 :data:`Reduction`; ``"max"`` and ``"topq"`` keep the most uncertain positions), positions where a bool ``mask``
 ``[N, ...]`` is False are left out (an item with none left scores 0.0, a margin 1.0), and ``validate_args`` checks
-rank, dtype, K >= 2 where needed, finite values and rows of ``exp`` summing to one. See docs/heuristics.md.
+rank, dtype, K >= 2 where needed, finite values and rows of ``exp`` summing to one on average over each
+item's K samples. See docs/heuristics.md.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def entropy(
 
     K may be 1 (a deterministic model).
 
-    Example:
+    Examples:
         >>> entropy(torch.full((1, 3, 4), 0.25).log())
         tensor([1.3863])
     """
@@ -83,7 +84,7 @@ def bald(
 
     In nats, between 0 and :func:`entropy` (noise below zero is clipped). Needs K >= 2 MC samples.
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log()
         >>> bald(log_probs)
         tensor([0.6931])
@@ -103,7 +104,7 @@ def expected_entropy(
 
     .. math:: \frac{1}{K}\sum_k H[p_k] = -\frac{1}{K}\sum_k \sum_c p_{kc} \log p_{kc}
 
-    Example:
+    Examples:
         >>> expected_entropy(torch.full((1, 2, 2), 0.5).log())
         tensor([0.6931])
     """
@@ -124,7 +125,7 @@ def margin(
     Needs C >= 2 classes. ``"max"`` keeps the SMALLEST margin, ``"topq"`` the smallest margins; a callable gets the
     margins as they are.
 
-    Example:
+    Examples:
         >>> margin(torch.tensor([[[0.7, 0.2, 0.1]]]).log())
         tensor([0.5000])
     """
@@ -144,7 +145,7 @@ def least_confidence(
 
     .. math:: 1 - \max_c \bar p_c, \quad \bar p = \frac{1}{K}\sum_k p_k
 
-    Example:
+    Examples:
         >>> least_confidence(torch.tensor([[[0.7, 0.2, 0.1]]]).log())
         tensor([0.3000])
     """
@@ -163,7 +164,7 @@ def mean_std(
 
     The population (biased) standard deviation over K, in ``[0, 0.5]``. Needs K >= 2 MC samples.
 
-    Example:
+    Examples:
         >>> mean_std(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]).clamp_min(1e-12).log())
         tensor([0.5000])
     """
@@ -183,7 +184,7 @@ def variation_ratios(
 
     Ties in a sample's argmax go to the lowest class index; scores are multiples of ``1/K``. Needs K >= 2 MC samples.
 
-    Example:
+    Examples:
         >>> variation_ratios(torch.tensor([[[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]]).log())
         tensor([0.2500])
     """
@@ -227,7 +228,7 @@ def variance(
     The population (biased) variance, as ``numpy.var``, of ``predictions`` ``[N, K, ...]`` (any real values),
     K >= 2 MC samples.
 
-    Example:
+    Examples:
         >>> variance(torch.tensor([[1.0, 3.0], [2.0, 2.0]]))
         tensor([1., 0.])
     """
@@ -255,7 +256,7 @@ def gaussian_mutual_information(
     by moment matching the mixture of the samples' :math:`\mathcal N(\mu_k, \sigma^2_k)`, in nats (see
     docs/heuristics.md). ``means`` and natural ``log_variances`` are ``[N, K, ...]`` with K >= 2.
 
-    Example:
+    Examples:
         >>> means = torch.tensor([[0.0, 2.0], [1.0, 1.0]])  # two items, K=2 samples
         >>> gaussian_mutual_information(means, torch.zeros(2, 2))  # 0.5 * log(1 + 1 / 1)
         tensor([0.3466, 0.0000])

@@ -38,7 +38,7 @@ def uniform_probabilities(count: int, pool_size: int, num_acquired: int = 0) -> 
 
     Float64, :math:`q_m = 1 / (N - m + 1)` for the m-th draw, to concatenate with the others in acquisition order.
 
-    Example:
+    Examples:
         >>> uniform_probabilities(2, pool_size=4, num_acquired=1)
         tensor([0.3333, 0.5000], dtype=torch.float64)
     """
@@ -55,7 +55,7 @@ def lure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
 
     Float64 weights, all positive; uniform sampling gives :math:`v_m = 1`. Pass them to :func:`weighted_risk`.
 
-    Example:
+    Examples:
         >>> lure_weights(torch.tensor([0.5, 0.5]), pool_size=3)
         tensor([0.8333, 1.0000], dtype=torch.float64)
     """
@@ -72,7 +72,7 @@ def pure_weights(probabilities: Tensor, pool_size: int) -> Tensor:
 
     Float64, positive; a larger variance than LURE's, which is preferred.
 
-    Example:
+    Examples:
         >>> pure_weights(torch.tensor([0.5, 0.5]), pool_size=3)
         tensor([1.0000, 0.6667], dtype=torch.float64)
     """
@@ -88,7 +88,7 @@ def weighted_risk(losses: Tensor, weights: Tensor) -> Tensor:
     ``losses`` ``[M]`` (gradients flow through) are in the order of ``weights`` (from :func:`lure_weights` or
     :func:`pure_weights`), which are cast to their dtype and device.
 
-    Example:
+    Examples:
         >>> weighted_risk(torch.tensor([1.0, 3.0]), torch.tensor([0.5, 1.5], dtype=torch.float64))
         tensor(2.5000)
     """

@@ -26,7 +26,7 @@ def sampling_log_weights(
     :math:`-s_i` and softrank ranks ascending; power needs non-negative scores where higher is better. The coldness
     ``beta >= 0`` gives uniform sampling at 0 and nears top-k as it grows. Float64, ``-inf`` for a zero power score.
 
-    Example:
+    Examples:
         >>> sampling_log_weights(torch.tensor([1.0, 4.0]), "power", beta=0.5).exp()
         tensor([1., 2.], dtype=torch.float64)
     """
@@ -67,7 +67,7 @@ def sample_without_replacement(
     ``fill_uniformly=True``, once no other is left, uniformly. Returns ``(indices, probabilities)`` in drawing order,
     each probability conditional on the earlier draws.
 
-    Example:
+    Examples:
         >>> indices, probabilities = sample_without_replacement(torch.zeros(4), 2, torch.Generator().manual_seed(0))
         >>> probabilities
         tensor([0.2500, 0.3333], dtype=torch.float64)

@@ -76,7 +76,7 @@ def _refuse_nan(num_nan: int, total: int) -> None:
 def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Tensor:
     """Indices of the ``query_size`` best scores, best first, in O(N); equal scores go to the lower index.
 
-    Example:
+    Examples:
         >>> top_k(torch.tensor([0.5, 0.9, 0.5, 0.1, 0.9]), 3)
         tensor([1, 4, 0])
     """
@@ -184,7 +184,7 @@ class Heuristic:
         A collective: the result is what :meth:`select_from_scores` (batch-aware: :meth:`select`) makes from all the
         scores in dataset-index order (see docs/heuristics.md#selecting-a-batch).
 
-        Example:
+        Examples:
             >>> shard = ScoredShard(torch.tensor([1, 4, 7]), torch.tensor([0.9, 0.5, 0.5]))
             >>> Heuristic().select_sharded(shard, 2, torch.Generator(), Collective()).indices
             tensor([1, 4])

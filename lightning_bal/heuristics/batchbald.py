@@ -58,7 +58,7 @@ class BatchBALD(BALDPrefiltered):
         max_candidates: Pre-filter size M (``None`` keeps the whole pool); the cost grows linearly in M.
         num_samples: Joint configurations enumerated exactly, or drawn once exact enumeration is larger.
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.1, 0.9]], [[0.6, 0.4], [0.4, 0.6]], [[0.5, 0.5], [0.5, 0.5]]])
         >>> selection = BatchBALD().select(log_probs.log(), 2)
         >>> selection.indices, selection.scores  # each pick's BALD score
@@ -110,7 +110,7 @@ class ICAL(BALDPrefiltered):
         normalized: Normalised HSIC (penalises candidates redundant with the batch) or plain HSIC.
         samples: ``"labels"`` (one sampled label per MC sample) or ``"probs"``.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([[0, 0, 1, 1]] * 3 + [[0, 1, 0, 1]] * 2)
         >>> log_probs = torch.nn.functional.one_hot(labels, 2).float().clamp(1e-6, 1 - 1e-6).log()
         >>> ICAL().select(log_probs, 2, torch.Generator().manual_seed(0)).indices

@@ -31,7 +31,7 @@ class CombineHeuristics(Heuristic):
         mask: The model output holding the validity mask ``[B, ...]``: one key for every member, or one key (or
             ``None``, unmasked) per member. It is none of ``outputs``. Default: no mask.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from lightning_bal.heuristics import BALD, Margin
         >>> combined = CombineHeuristics([BALD(), Margin()], weights=[1.0, 1.0])

@@ -124,7 +124,7 @@ class BADGE(EmbeddingHeuristic):
 
     ``h``: the MC mean input of the model's last ``nn.Linear`` (or ``layer``'s output); see docs/diversity.md.
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]).log()
         >>> features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.1], [1.0, 1.0]])
         >>> badge = BADGE()
@@ -162,7 +162,7 @@ class CoreSet(EmbeddingHeuristic):
 
     Needs no predictions, only features: with ``iterations=1`` in the callback the pool pass costs one forward.
 
-    Example:
+    Examples:
         >>> features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0], [9.0, 0.0]])
         >>> CoreSet().select_embeddings(features, 2, seed=0, labelled=torch.tensor([[0.0, 0.0]])).indices
         tensor([3, 2])
@@ -187,7 +187,7 @@ class TypiClust(EmbeddingHeuristic):
     Args:
         k: Neighbours of the typicality.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0], [0.2], [0.3], [0.35], [5.0], [5.1]])
         >>> TypiClust(k=1).select(x, 2).indices
         tensor([2, 4])
@@ -225,7 +225,7 @@ class ProbCover(EmbeddingHeuristic):
         num_classes: Clusters of the purity test.
         alpha: Purity required.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [9.0]])
         >>> ProbCover(delta=0.15).select(x, 2).indices
         tensor([1, 3])

@@ -50,7 +50,7 @@ _POINTWISE = "O(N·K·C) after the MC pass"
 class Entropy(_Pointwise):
     """Max-entropy acquisition: :func:`~lightning_bal.functional.entropy` of the MC-mean prediction.
 
-    Example:
+    Examples:
         >>> Entropy().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
         tensor([0])
     """
@@ -64,7 +64,7 @@ class Entropy(_Pointwise):
 class BALD(_Pointwise):
     """BALD, the mutual information of prediction and parameters (Houlsby et al., 2011).
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> BALD().select(log_probs, 1)
         Selection(indices=tensor([1]), scores=tensor([0.3681]), probabilities=None, gains=None)
@@ -80,7 +80,7 @@ class BALD(_Pointwise):
 class Margin(_Pointwise):
     """Smallest margin between the two most probable classes of the MC-mean prediction (lower is better).
 
-    Example:
+    Examples:
         >>> Margin().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
         tensor([0])
     """
@@ -95,7 +95,7 @@ class Margin(_Pointwise):
 class LeastConfidence(_Pointwise):
     """One minus the top probability of the MC-mean prediction (``1 -`` Baal's ``Certainty``), in ``[0, 1 - 1/C]``.
 
-    Example:
+    Examples:
         >>> LeastConfidence().select(torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]).log(), 1).indices
         tensor([0])
     """
@@ -109,7 +109,7 @@ class LeastConfidence(_Pointwise):
 class VariationRatios(_Pointwise):
     """Disagreement of the MC samples' predicted classes (Gal et al., 2017).
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.9, 0.1]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> VariationRatios().score(log_probs)
         tensor([0.0000, 0.5000])
@@ -125,7 +125,7 @@ class VariationRatios(_Pointwise):
 class MeanSTD(_Pointwise):
     """Class-averaged standard deviation of the MC sample probabilities (Gal et al., 2017).
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[0.9, 0.1], [0.9, 0.1]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> MeanSTD().score(log_probs)
         tensor([0.0000, 0.4000])
@@ -151,7 +151,7 @@ class EPIG(Heuristic):
         target_dataset: The inputs whose predictions matter (read with the datamodule's ``input_fn``); ``None``: the
             pool.
 
-    Example:
+    Examples:
         >>> log_probs = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.1, 0.9]]]).log()
         >>> EPIG().select(log_probs, 1, targets=log_probs[1:])
         Selection(indices=tensor([1]), scores=tensor([0.2218]), probabilities=None, gains=None)
@@ -203,7 +203,7 @@ class EPIG(Heuristic):
 class Variance(_Pointwise):
     """Variance of the MC predictions ``[N, K, ...]``, reduced over trailing dims (default ``"mean"``).
 
-    Example:
+    Examples:
         >>> Variance().select(torch.tensor([[1.0, 3.0], [2.0, 2.0]]), 1)
         Selection(indices=tensor([0]), scores=tensor([1.]), probabilities=None, gains=None)
     """
@@ -223,7 +223,7 @@ class GaussianMI(Heuristic):
     stacks them as ``[B, K, 2, ...]`` for :meth:`score`; see
     docs/heuristics.md#gaussian-mutual-information-of-a-heteroscedastic-head-regression.
 
-    Example:
+    Examples:
         >>> outputs = (torch.tensor([[0.0, 2.0], [1.0, 1.0]]), torch.zeros(2, 2))  # (means, log-variances), K=2
         >>> GaussianMI().score(GaussianMI().transform(outputs))
         tensor([0.3466, 0.0000])

@@ -20,7 +20,7 @@ def register_heuristic(cls: H) -> H:
 
     See docs/heuristics.md#a-heuristic-of-your-own.
 
-    Example:
+    Examples:
         >>> class Peak(Heuristic):
         ...     name, cost = "peak", "O(N·K·C) after the MC pass"
         ...     def score(self, log_probs):
@@ -48,7 +48,7 @@ def register_heuristic(cls: H) -> H:
 def available_heuristics() -> list[str]:
     """Registered names, sorted.
 
-    Example:
+    Examples:
         >>> available_heuristics()[:3]
         ['badge', 'bald', 'batchbald']
     """
@@ -58,7 +58,7 @@ def available_heuristics() -> list[str]:
 def get_heuristic(name: str, **kwargs: Any) -> Heuristic:
     """Build the heuristic registered as ``name`` (case and ``-``/``_`` insensitive) with ``kwargs``.
 
-    Example:
+    Examples:
         >>> get_heuristic("BatchBALD", max_candidates=500)
         BatchBALD(max_candidates=500, num_samples=10000)
     """

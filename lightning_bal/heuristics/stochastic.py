@@ -30,7 +30,7 @@ __all__ = [
 class Random(Heuristic):
     """Select uniformly at random without replacement, seeded by ``generator``; needs no predictions (scores zero).
 
-    Example:
+    Examples:
         >>> selection = Random().select_from_scores(torch.zeros(4), 2, torch.Generator().manual_seed(0))
         >>> selection.probabilities
         tensor([0.2500, 0.3333], dtype=torch.float64)
@@ -115,7 +115,7 @@ class StochasticHeuristic(Heuristic):
 class PowerBALD(StochasticHeuristic):
     """BALD scores raised to the power beta, the paper's best performer.
 
-    Example:
+    Examples:
         >>> selection = PowerBALD().select_from_scores(torch.tensor([1.0, 3.0]), 2, torch.Generator().manual_seed(0))
         >>> selection.probabilities  # item 0 was drawn first with probability 1 / (1 + 3), then item 1 surely
         tensor([0.2500, 1.0000], dtype=torch.float64)

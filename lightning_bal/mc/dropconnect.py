@@ -66,7 +66,7 @@ def mc_dropconnect(module: nn.Module, p: float) -> Iterator[list[DropConnectWeig
     Yields:
         The parametrizations, one per masked layer, in registration order.
 
-    Example:
+    Examples:
         >>> net = nn.Linear(4, 2)
         >>> weight = net.weight
         >>> with mc_dropconnect(net, 0.5) as params:

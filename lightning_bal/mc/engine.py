@@ -92,7 +92,7 @@ def mc_batches(
         task: how the K samples are combined and runs of items joined; ``None`` takes the task of the
             ``ActiveDataModule`` the model trains with (see :func:`task_of`).
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
         >>> loader = [(torch.randn(5, 3), torch.arange(5))]
         >>> [(idx.shape, out.shape) for idx, out in mc_batches(net, loader, iterations=10, seed=0)]
@@ -225,7 +225,7 @@ def mc_predict(
     ``[N]`` scores are kept; without it the ``[N, K, C, ...]`` log-probabilities are returned. ``kwargs`` go to
     :func:`mc_batches`.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
         >>> loader = [(torch.randn(5, 3), torch.arange(5)), (torch.randn(2, 3), torch.arange(5, 7))]
         >>> pred = mc_predict(net, loader, iterations=10, seed=0)
@@ -272,7 +272,7 @@ class ItemChunker:
     The first item is run alone to measure one item's outputs. A batch that fits is yielded whole, its runs joined
     by ``task.cat_items``.
 
-    Example:
+    Examples:
         >>> chunker = ItemChunker(budget=64)  # 64 bytes: two items of 8 float32 outputs each
         >>> run = lambda x, idx: x[:, None].expand(-1, 8).float()  # one "sample" row of 8 floats per item
         >>> [idx.tolist() for idx, _ in chunker.run(run, torch.arange(5), torch.arange(5))]

@@ -29,7 +29,7 @@ class FeatureTap:
             end of the model's deterministic prefix; :attr:`LAST_LINEAR` for the input of its last ``nn.Linear``.
         inputs: Take the layer's input instead of its output.
 
-    Example:
+    Examples:
         >>> from lightning_bal.mc import mc_batches
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 4))
         >>> tap = FeatureTap()

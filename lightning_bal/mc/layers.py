@@ -32,7 +32,7 @@ def mark_stochastic(layer: nn.Module) -> nn.Module:
 
     Unlike the built-in dropout types, it draws from torch's global generator: neither seeded nor consistent.
 
-    Example:
+    Examples:
         >>> is_stochastic(mark_stochastic(nn.Identity()))
         True
     """

@@ -40,7 +40,7 @@ def mc_dropout(module: nn.Module, *, dropconnect: float | None = None) -> Iterat
         dropconnect: If given, also drop each weight of every Linear/Conv layer with this probability
             (MC-DropConnect), for models without dropout; the weights are restored on exit.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout(0.5))
         >>> with mc_dropout(net):
         ...     [m.training for m in net]

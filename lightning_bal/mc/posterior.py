@@ -107,7 +107,7 @@ class MCDropout(Posterior):
         dropconnect: also drop Linear/Conv weights with this probability (MC-DropConnect); then the model needs no
             dropout layer.
 
-    Example:
+    Examples:
         >>> MCDropout(consistent_masks=False)
         MCDropout(consistent_masks=False)
     """
@@ -187,7 +187,7 @@ class MCDropConnect(MCDropout):
         p: probability of dropping each weight, in (0, 1).
         **kwargs: the other options of :class:`MCDropout` (``consistent_masks``, ``chunk_rows``, ...).
 
-    Example:
+    Examples:
         >>> MCDropConnect(0.2)
         MCDropConnect(0.2)
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4))

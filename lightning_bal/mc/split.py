@@ -20,7 +20,7 @@ class SplitModule(Protocol):
     ``features``, which then runs once per batch; see docs/user_guide.md#the-fast-mc-path-for-a-model-of-your-own.
     Returning ``(nn.Identity(), self.net)`` for an ``nn.Sequential`` ``self.net`` lets the engine split inside it.
 
-    Example:
+    Examples:
         >>> class Net(nn.Sequential):
         ...     def mc_split(self):
         ...         return self[0], self[1:]

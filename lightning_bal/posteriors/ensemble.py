@@ -43,7 +43,7 @@ class DeepEnsemble(nn.Module):
         fused: train all members in one ``vmap`` (``True``), or one member after another (``False``); ``None``:
             vmapped unless the weights are on the CPU. Scoring always runs the members one after another.
 
-    Example:
+    Examples:
         >>> ensemble = DeepEnsemble(lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4)), 5, seed=0)
         >>> ensemble(torch.randn(2, 3)).shape
         torch.Size([5, 2, 4])
@@ -118,7 +118,7 @@ class DeepEnsemble(nn.Module):
     def forward_members(self, *args: Tensor, **kwargs: Any) -> Any:
         """Member ``m``'s output on its own inputs ``args[i][m]`` (:func:`member_batches`), stacked: ``[M, B, ...]``.
 
-        Example:
+        Examples:
             >>> ensemble = DeepEnsemble(lambda: nn.Linear(3, 2), 2, seed=0)
             >>> x = torch.randn(2, 4, 3)
             >>> out = ensemble.forward_members(x)
@@ -178,7 +178,7 @@ def member_batches(batch: Tensor, num_members: int) -> Tensor:
 
     A batch that ``M`` does not divide is completed from its start (at most ``M - 1`` items seen twice).
 
-    Example:
+    Examples:
         >>> member_batches(torch.arange(6), 3)
         tensor([[0, 1],
                 [2, 3],
@@ -205,7 +205,7 @@ def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
         logits: ``[M, B, C]`` (a :class:`DeepEnsemble`'s output).
         targets: class indices ``[B]``, or ``[M, B]``, one batch per member (:meth:`DeepEnsemble.forward_members`).
 
-    Example:
+    Examples:
         >>> ensemble_cross_entropy(torch.zeros(3, 2, 4), torch.tensor([0, 1]))  # 3 x ln 4
         tensor(4.1589)
     """
@@ -229,7 +229,7 @@ def ensemble_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
 def ensemble_log_probs(logits: Tensor) -> Tensor:
     r"""The ensemble's predictive log-probabilities ``[B, C]`` from ``[M, B, C]`` logits: :math:`\log\frac1M\sum_m p_m`.
 
-    Example:
+    Examples:
         >>> ensemble_log_probs(torch.zeros(3, 2, 4)).exp()
         tensor([[0.2500, 0.2500, 0.2500, 0.2500],
                 [0.2500, 0.2500, 0.2500, 0.2500]])
@@ -244,7 +244,7 @@ class EnsemblePosterior(Posterior):
 
     The model's ``forward`` (in eval mode) must return the ensemble's ``[M, B, ...]``; ``iterations`` is ignored.
 
-    Example:
+    Examples:
         >>> net = DeepEnsemble(lambda: nn.Linear(3, 4), 5, seed=0)
         >>> loader = [(torch.randn(2, 3), torch.arange(2))]
         >>> [out.shape for _, out in EnsemblePosterior().batches(net, loader, 20, 0, None)]

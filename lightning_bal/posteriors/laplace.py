@@ -31,7 +31,7 @@ class LastLayerLaplace(Posterior):
         hessian_structure: ``"full"`` (a ``C(H+1)`` square covariance) or ``"diag"``.
         prior_precision: :math:`\tau > 0`.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4))
         >>> laplace = LastLayerLaplace()
         >>> laplace.fit_loader(net, [(torch.randn(20, 3), torch.arange(20))])

@@ -90,7 +90,7 @@ class SWAG(Posterior):
     def collect(self, module: nn.Module) -> None:
         """Add ``module``'s current trainable weights to the moments.
 
-        Example:
+        Examples:
             >>> net, swag = nn.Linear(1, 1, bias=False), SWAG(rank=2)
             >>> for value in (1.0, 2.0, 3.0):
             ...     _ = net.weight.data.fill_(value)

@@ -24,7 +24,7 @@ def merge(parts: list[Any], join: Callable[[list[Tensor]], Tensor]) -> Any:
 
     Anything else is taken from the first part (a constant such as a flag the model returns).
 
-    Example:
+    Examples:
         >>> merge([{"m": torch.zeros(2), "n": 3}, {"m": torch.ones(1), "n": 3}], torch.cat)
         {'m': tensor([0., 0., 1.]), 'n': 3}
     """
@@ -56,7 +56,7 @@ class Task:
     Subclass it for a new task and give an instance as ``ActiveDataModule(task=...)``; what each member decides is
     in docs/tasks.md#adding-a-task.
 
-    Example:
+    Examples:
         >>> Task().check_label(3.0), Task().stack_samples([torch.zeros(2, 4)] * 3).shape
         (3, torch.Size([2, 3, 4]))
     """
@@ -93,7 +93,7 @@ class Task:
 class Classification(Task):
     """Logits ``[B, C]``; a label is an integer class in ``[0, num_classes)``; evaluated by accuracy.
 
-    Example:
+    Examples:
         >>> Classification().check_label(2.0, num_classes=3)
         2
     """
@@ -121,7 +121,7 @@ class PerPosition(Task):
     Args:
         ignore_index: the target value of positions that do not count (void pixels, padding), if any.
 
-    Example:
+    Examples:
         >>> iou = PerPosition(ignore_index=-100).metric(num_classes=3)
         >>> iou.update(torch.tensor([[0, 1, 2]]), torch.tensor([[0, 1, -100]]))
         >>> float(iou.compute())

@@ -52,7 +52,7 @@ def check_non_negative_int(name: str, value: Any) -> int:
 def check_int_in_range(name: str, value: Any, low: int, high: int | None = None) -> int:
     """Return ``value`` as an ``int`` if it is an integer (numpy's included, not a ``bool``) in ``[low, high]``.
 
-    Example:
+    Examples:
         >>> check_int_in_range("query_size", np.int64(3), 0, 5)
         3
     """
@@ -66,7 +66,7 @@ def check_int_in_range(name: str, value: Any, low: int, high: int | None = None)
 def as_index_tensor(name: str, value: Any) -> Tensor:
     """Turn an int, a sequence, a numpy array (any strides) or a tensor of indices into a 1-D int64 tensor.
 
-    Example:
+    Examples:
         >>> as_index_tensor("indices", np.argsort([3, 1, 2])[::-1]).tolist()
         [0, 2, 1]
     """
@@ -126,7 +126,7 @@ def check_python_int(name: str, value: Any, low: int, high: int | None = None, e
 
     ``expected`` describes the accepted values in the message; by default, from the bounds.
 
-    Example:
+    Examples:
         >>> check_python_int("k", 0, 1)
         Traceback (most recent call last):
         ...
@@ -172,7 +172,7 @@ def check_bool(name: str, value: Any) -> bool:
 def check_int_at_least(name: str, value: Any, low: int, kind: str) -> int:
     """Return ``value`` if it is an ``int`` (not a ``bool``, nor numpy's) >= ``low``, else raise naming ``kind``.
 
-    Example:
+    Examples:
         >>> check_int_at_least("rank", 0, 1, "a positive integer")
         Traceback (most recent call last):
         ...

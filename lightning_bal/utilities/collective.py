@@ -17,7 +17,7 @@ class Collective:
 
     With ``strategy=None`` or one process the methods return their inputs, so both cases take one code path.
 
-    Example:
+    Examples:
         >>> Collective().argmax(torch.tensor(2.5), torch.tensor(7))
         (2.5, 7, 0)
     """

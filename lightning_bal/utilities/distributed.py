@@ -15,7 +15,7 @@ def shard(indices: Tensor, rank: int, world_size: int) -> Tensor:
 
     Unlike a ``DistributedSampler``, nothing is repeated to even out the shards, so no sample is scored twice.
 
-    Example:
+    Examples:
         >>> [shard(torch.arange(5), r, 2).tolist() for r in range(2)]
         [[0, 2, 4], [1, 3]]
     """

@@ -36,7 +36,7 @@ def combine(h: int, word: int) -> int:
 def combine_(h: Tensor, word: Tensor) -> Tensor:
     """:func:`combine` element-wise on int64 tensors, in place on ``h``.
 
-    Example:
+    Examples:
         >>> combine_(torch.tensor([0]), torch.tensor([1])).item() == combine(0, 1)
         True
     """
@@ -51,7 +51,7 @@ def hash_uniform32(keys: Tensor, numel: int) -> Tensor:
 
     ``keys`` (int64 ``[...]``, values in ``[0, 2**32)``) give int64 ``[..., numel]`` with values in ``[0, 2**32)``.
 
-    Example:
+    Examples:
         >>> u = hash_uniform32(torch.tensor([0, 1]), 100_000)
         >>> u.shape, bool(u.min() >= 0), bool(u.max() < 2**32), round(u.double().mean().item() / 2**32, 2)
         (torch.Size([2, 100000]), True, True, 0.5)

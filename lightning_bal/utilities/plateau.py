@@ -32,7 +32,7 @@ def monitor_mode(monitor: str | None, mode: str | None = None) -> Literal["min",
 
     A name with no word of :data:`HIGHER_IS_BETTER` or :data:`LOWER_IS_BETTER`, or with both, needs ``mode``.
 
-    Example:
+    Examples:
         >>> monitor_mode("val_acc"), monitor_mode("val_loss"), monitor_mode("val_score", "max")
         ('max', 'min', 'max')
     """
@@ -65,7 +65,7 @@ class Plateau:
         mode: ``"min"`` or ``"max"``; ``None`` reads it from ``monitor``'s name (:func:`monitor_mode`).
         patience: updates without improvement after which :attr:`stalled` is true.
 
-    Example:
+    Examples:
         >>> plateau = Plateau("min", patience=2)
         >>> [plateau.update(v) for v in (1.0, 0.5, 0.5, 0.6)], plateau.stalled, plateau.best
         ([True, True, False, False], True, 0.5)

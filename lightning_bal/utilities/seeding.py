@@ -23,7 +23,7 @@ class Stream(IntEnum):
 def derive_seed(seed: int, counter: int, stream: Stream) -> int:
     """The seed of ``stream`` at ``counter`` (a step, or an epoch for the shuffle): the same on every rank and resume.
 
-    Example:
+    Examples:
         >>> derive_seed(0, 1, Stream.MASKS) == derive_seed(0, 1, Stream.MASKS) != derive_seed(0, 2, Stream.MASKS)
         True
     """

@@ -61,7 +61,7 @@ def read_scalars(log_dir: str | Path, pattern: str = r"active/.*") -> dict[str, 
 
     A run is a folder holding event files, named by its path relative to ``log_dir`` (``bald/seed_0``).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from torch.utils.tensorboard import SummaryWriter
         >>> folder = Path(tempfile.mkdtemp())
