@@ -20,6 +20,7 @@ from lightning_bal.annotation.label_studio import check_data_key
 from lightning_bal.annotation.predict import predict_classes
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.functional.outputs import OutputKey
+from lightning_bal.mc.posterior import StepFacts
 from lightning_bal.utilities.checks import check_one_of
 
 __all__ = ["QueryFiles", "QueryStep", "keep_logger_version", "logger_version"]
@@ -27,15 +28,9 @@ __all__ = ["QueryFiles", "QueryStep", "keep_logger_version", "logger_version"]
 Format = Literal["csv", "json", "label_studio"]
 
 
-class QueryStep(Protocol):
+class QueryStep(StepFacts, Protocol):
     """What :meth:`QueryFiles.hand_over` reads of the step: the callback hands it its step's context."""
 
-    @property
-    def trainer(self) -> pl.Trainer: ...  # noqa: D102
-    @property
-    def pl_module(self) -> pl.LightningModule: ...  # noqa: D102
-    @property
-    def datamodule(self) -> ActiveDataModule: ...  # noqa: D102
     @property
     def output(self) -> OutputKey | None: ...  # noqa: D102
 
