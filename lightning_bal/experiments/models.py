@@ -35,6 +35,10 @@ def gal_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
     """The CNN of Gal et al. 2017 as one ``nn.Sequential``, so the MC engine runs the convolutions once per item.
 
     conv(32, 4x4)-relu-conv(32, 4x4)-relu-maxpool(2)-dropout(0.25)-flatten-dense(128)-relu-dropout(0.5)-dense(C).
+
+    Examples:
+        >>> gal_cnn()(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
     """
     return _two_conv_cnn(image_size, num_classes, kernel=4, padding=0)
 
@@ -83,6 +87,10 @@ def kirsch_cnn(image_size: int = 28, num_classes: int = 10) -> nn.Sequential:
 
     standardize-conv(32, 5x5)-dropout2d(0.5)-maxpool(2)-relu-conv(64, 5x5)-dropout2d(0.5)-maxpool(2)-relu-flatten-
     dense(128)-dropout(0.5)-relu-dense(C): a stronger learner from few labels than :func:`gal_cnn`.
+
+    Examples:
+        >>> kirsch_cnn()(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
     """
     _check_shape(image_size, num_classes)
     side = ((image_size - 4) // 2 - 4) // 2

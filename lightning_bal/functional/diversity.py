@@ -86,6 +86,11 @@ def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
 
 
 class _Points:
+    """Pool embeddings ``x`` and their squared norms ``x2``, or factored ones as ``a`` and ``h``.
+
+    ``a`` holds the first ``num_classes`` columns and ``h`` the rest: their outer product is the gradient embedding.
+    """
+
     def __init__(self, embeddings: Tensor, num_classes: int | None) -> None:
         self.x = _float_rows(embeddings)
         self.num_classes = num_classes

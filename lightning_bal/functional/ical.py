@@ -1,4 +1,4 @@
-r"""ICAL: Information Condensing Active Learning (Jain, Liu and Gifford, 2020), see docs/diversity.md#ical."""
+r"""ICAL: Information Condensing Active Learning (Jain, Liu and Gifford, 2020), see docs/diversity.md."""
 
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ def _place(start: int, stop: int, out: Tensor, chunk: Tensor) -> Tensor:
 
 
 def _split_rows(samples: int, rows: int, output: Tensor) -> Tensor:
+    """A sample-major ``[samples * rows, ...]`` output as ``[samples, rows, ...]``."""
     return output.view(samples, rows, *output.shape[1:])
 
 
@@ -73,6 +74,7 @@ def _spread(shared: Tensor, pending: Tensor | None, k: int) -> Tensor:
 
 
 def _rowwise(layer: nn.Module, y: Tensor) -> Tensor:
+    """Run ``layer`` on ``[B, K, ...]`` activations as ``B * K`` rows and give them back as ``[B, K, ...]``."""
     b, k = y.shape[:2]
     out = layer(y.reshape(b * k, *y.shape[2:]))
     return out.view(b, k, *out.shape[1:])

@@ -18,7 +18,7 @@ from lightning_bal.mc.posterior import Posterior
 from lightning_bal.mc.sampling import call_module
 from lightning_bal.posteriors._common import finish, input_batches, stack_samples
 from lightning_bal.posteriors._members import check_same_architecture
-from lightning_bal.utilities.checks import check_int_at_least
+from lightning_bal.utilities.checks import check_python_int
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["DeepEnsemble", "EnsemblePosterior", "ensemble_cross_entropy", "ensemble_log_probs", "member_batches"]
@@ -64,7 +64,7 @@ class DeepEnsemble(nn.Module):
                 "Expected argument `make_member` to be a function that builds one member (e.g. `lambda: Net()`),"
                 f" but got {type(make_member).__name__}; use `DeepEnsemble.from_members` for existing modules."
             )
-        check_int_at_least("num_members", num_members, 2, "an integer of at least 2")
+        check_python_int("num_members", num_members, 2, expected="an integer of at least 2")
         seed = check_seed("seed", seed)
         members = []
         for m in range(num_members):
@@ -184,7 +184,7 @@ def member_batches(batch: Tensor, num_members: int) -> Tensor:
                 [2, 3],
                 [4, 5]])
     """
-    check_int_at_least("num_members", num_members, 1, "a positive integer")
+    check_python_int("num_members", num_members, 1)
     if not isinstance(batch, Tensor) or batch.ndim < 1 or batch.shape[0] < num_members:
         shape = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
         raise ValueError(

@@ -21,7 +21,7 @@ from lightning_bal.posteriors._common import (
     state_int,
     state_tensor,
 )
-from lightning_bal.utilities.checks import check_finite_positive, check_int_at_least
+from lightning_bal.utilities.checks import check_finite_positive, check_python_int
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -40,6 +40,11 @@ class SWAG(Posterior):
         every_n_batches: collect the weights after every this many training batches.
         burn_in_epochs: training epochs of each step before collecting starts.
         scale: s, scales the covariance (the paper samples with 0.5).
+
+    Examples:
+        >>> swag = SWAG(rank=10)
+        >>> swag.rank, swag.samples_before_fit
+        (10, False)
     """
 
     consistent_samples = True
@@ -47,9 +52,9 @@ class SWAG(Posterior):
     def __init__(
         self, rank: int = 20, *, every_n_batches: int = 1, burn_in_epochs: int = 0, scale: float = 0.5
     ) -> None:
-        self.rank = check_int_at_least("rank", rank, 1, "a positive integer")
-        self.every_n_batches = check_int_at_least("every_n_batches", every_n_batches, 1, "a positive integer")
-        self.burn_in_epochs = check_int_at_least("burn_in_epochs", burn_in_epochs, 0, "a non-negative integer")
+        self.rank = check_python_int("rank", rank, 1)
+        self.every_n_batches = check_python_int("every_n_batches", every_n_batches, 1)
+        self.burn_in_epochs = check_python_int("burn_in_epochs", burn_in_epochs, 0)
         self.scale = check_finite_positive("scale", scale)
         self._clear()
         self._refresh_loader: Callable[[], Iterable[Any]] | None = None

@@ -17,7 +17,6 @@ __all__ = [
     "check_bool",
     "check_finite_number",
     "check_finite_positive",
-    "check_int_at_least",
     "check_int_in_range",
     "check_non_empty_str",
     "check_non_negative_int",
@@ -166,20 +165,6 @@ def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` if it is a ``bool``, else raise a ``TypeError`` naming the argument."""
     if not isinstance(value, bool):
         raise TypeError(f"Expected argument `{name}` to be a bool, but got {value!r}.")
-    return value
-
-
-def check_int_at_least(name: str, value: Any, low: int, kind: str) -> int:
-    """Return ``value`` if it is an ``int`` (not a ``bool``, nor numpy's) >= ``low``, else raise naming ``kind``.
-
-    Examples:
-        >>> check_int_at_least("rank", 0, 1, "a positive integer")
-        Traceback (most recent call last):
-        ...
-        ValueError: Expected argument `rank` to be a positive integer, but got 0.
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"Expected argument `{name}` to be {kind}, but got {value!r}.")
     return value
 
 

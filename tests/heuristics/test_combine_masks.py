@@ -141,7 +141,7 @@ def test_combined_masked_heads_through_the_callback(tmp_path):
         TwoHeadTagger(), datamodule=dm
     )
     assert dm.num_labelled == 10
-    # The first call is the setup probe, on the first pool items (see `callbacks/setup_probe.py`).
+    # The first call is the setup probe, on the first pool items (`probe_heuristic` in `callbacks/checks.py`).
     assert len(recorded[0][1]) == PROBE_ITEMS
     recorded = recorded[1:]
     assert sum(len(scores) for _, scores in recorded) == pool.numel()
