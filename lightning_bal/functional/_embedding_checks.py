@@ -11,18 +11,12 @@ from lightning_bal.utilities.collective import Collective
 
 __all__ = [
     "check_batch_inputs",
-    "check_bool",
     "check_finite",
     "check_generator",
     "check_indices",
     "check_rows",
     "check_seed",
 ]
-
-
-def check_bool(name: str, value: bool) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"Expected argument `{name}` to be a bool, but got {value!r}.")
 
 
 def check_generator(generator: torch.Generator | None) -> None:

@@ -13,8 +13,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import check_bool, check_finite, check_indices, check_rows, check_seed
-from lightning_bal.utilities.checks import check_one_of, check_python_int, is_integer_tensor
+from lightning_bal.functional._embedding_checks import check_finite, check_indices, check_rows, check_seed
+from lightning_bal.utilities.checks import check_bool, check_one_of, check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
 

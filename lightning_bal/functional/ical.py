@@ -7,9 +7,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import check_batch_inputs, check_bool
+from lightning_bal.functional._embedding_checks import check_batch_inputs
 from lightning_bal.functional._validation import check_finite_scores, check_mass, row_mass_error
-from lightning_bal.utilities.checks import check_int_in_range, check_one_of
+from lightning_bal.utilities.checks import check_bool, check_int_in_range, check_one_of
 
 __all__ = ["RQ_ALPHAS", "hsic", "ical", "sample_kernels"]
 

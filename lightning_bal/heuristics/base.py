@@ -7,10 +7,9 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import check_bool
 from lightning_bal.functional._validation import Reduction, check_reduction
 from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
-from lightning_bal.utilities.checks import check_python_int
+from lightning_bal.utilities.checks import check_bool, check_python_int
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["Selection", "Heuristic", "ScoredShard", "check_scores", "is_output_key", "top_k", "with_mask"]

@@ -6,12 +6,11 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional import bald, batchbald
-from lightning_bal.functional._embedding_checks import check_bool
 from lightning_bal.functional.ical import Samples, ical
 from lightning_bal.functional.outputs import OutputKey
 from lightning_bal.heuristics.base import Heuristic, Selection, top_k
 from lightning_bal.heuristics.registry import register_heuristic
-from lightning_bal.utilities.checks import check_one_of, check_positive_int, check_python_int
+from lightning_bal.utilities.checks import check_bool, check_one_of, check_positive_int, check_python_int
 
 __all__ = ["BALDPrefiltered", "BatchBALD", "ICAL"]
 

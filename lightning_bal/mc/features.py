@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from lightning_bal.functional._embedding_checks import check_bool
 from lightning_bal.mc.layers import has_stochastic_layers
 from lightning_bal.mc.sampling import SampleRunner
 from lightning_bal.mc.split import MCSplit
+from lightning_bal.utilities.checks import check_bool
 
 __all__ = ["FeatureTap"]
 
