@@ -7,12 +7,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from lightning_bal.annotation.consensus import dawid_skene, majority_vote
 from lightning_bal.data.queries import read_text
 from lightning_bal.utilities.checks import check_non_empty_str, check_one_of
 
 __all__ = [
+    "RECONCILIATIONS",
     "TASK_FIELDS",
+    "AnnotatorAnswer",
     "LabelStudioAnswers",
+    "Reconciliation",
     "check_data_key",
     "check_task_step",
     "read_label_studio_export",
@@ -23,7 +27,9 @@ __all__ = [
 
 #: The fields of a task's ``data`` that lightning_bal writes and reads back; a data key may not take their place.
 TASK_FIELDS = ("lbal_id", "lbal_step", "lbal_score")
-_ON_DISAGREEMENT = ("first", "skip", "error")
+#: How the answers of several annotators to one item become its label (docs/annotators.md#several-annotators-per-item).
+RECONCILIATIONS = ("first", "skip", "error", "majority", "dawid_skene")
+Reconciliation = Literal["first", "skip", "error", "majority", "dawid_skene"]
 
 
 def check_data_key(name: str, data_key: Any) -> str:
@@ -105,10 +111,26 @@ def write_label_studio_tasks(path: str | Path, ids: Sequence[int | str], step: i
     return path
 
 
+class AnnotatorAnswer(NamedTuple):
+    """One annotator's answer to an item.
+
+    The task's ``step``, who gave it (``by``), the class, when, and the annotation's id in Label Studio.
+    """
+
+    id: str
+    step: int | None
+    by: str | None
+    label: int
+    time: str | None
+    annotation: int | str | None
+
+
 class LabelStudioAnswers(NamedTuple):
     """Answers read from a Label Studio export: ``ids`` with their class indices, annotators and change times.
 
-    ``steps`` are the query steps the tasks name; ``unanswered`` items stay pending.
+    ``steps`` are the query steps the tasks name; ``unanswered`` items stay pending, and so do ``undecided`` ones
+    (their answers disagree and the reconciliation settles nothing: ``"skip"``, or a tie). ``answers`` holds every
+    annotator's answer, reconciled or not.
     """
 
     ids: list[str]
@@ -118,14 +140,31 @@ class LabelStudioAnswers(NamedTuple):
     unanswered: list[str]
     authors: list[str | None]
     times: list[str | None]
+    answers: list[AnnotatorAnswer]
+    undecided: list[str]
 
 
-def _author(annotation: dict[str, Any]) -> str | None:
-    # Label Studio exports `completed_by` as a user id, or as the user's record when asked for details.
+def _author(annotation: dict[str, Any], where: str) -> str | None:
+    # Label Studio exports `completed_by` as a user id, or as the user's record when asked for details; several
+    # annotators are told apart by it, so a value that names nobody is refused rather than read as "unknown".
     who = annotation.get("completed_by")
+    if who is None:
+        return None
     if isinstance(who, dict):
         who = who.get("email") or who.get("id")
-    return None if who is None or isinstance(who, (dict, list)) else str(who)
+    if isinstance(who, int) and not isinstance(who, bool):
+        return str(who)
+    if isinstance(who, str) and who.strip():
+        return who
+    raise ValueError(
+        f"Expected the `completed_by` of every annotation of {where} to be a user id, an email or a user record with"
+        f" one, but got {annotation.get('completed_by')!r}."
+    )
+
+
+def _time(annotation: dict[str, Any]) -> str | None:
+    when = annotation.get("updated_at") or annotation.get("created_at")
+    return when if isinstance(when, str) else None
 
 
 def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> str | None:
@@ -166,13 +205,15 @@ def read_label_studio_export(
     path: str | Path,
     label_map: Mapping[str, int],
     from_name: str | None = None,
-    on_disagreement: Literal["first", "skip", "error"] = "first",
+    on_disagreement: Reconciliation = "first",
 ) -> LabelStudioAnswers:
     """Read Label Studio's JSON export of tasks made by :func:`to_label_studio_tasks` (docs/annotators.md#label-studio).
 
     ``label_map`` gives each choice's class index (``{"cat": 0, "dog": 1}``); ``from_name`` reads only that
-    ``<Choices>`` control; ``on_disagreement``: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave
-    the task pending) or ``"error"``.
+    ``<Choices>`` control; ``on_disagreement``, when annotations of an item disagree: ``"first"`` (the first completed
+    annotation wins), ``"skip"`` (leave the item pending), ``"error"``, ``"majority"`` (each annotator's latest answer
+    is a vote; a tie leaves the item pending) or ``"dawid_skene"`` (the Dawid-Skene estimate over every item of the
+    export, :mod:`lightning_bal.annotation.consensus`). Every answer is kept in ``answers``.
 
     Examples:
         >>> import tempfile
@@ -186,7 +227,7 @@ def read_label_studio_export(
         >>> answers.ids, answers.labels, answers.steps, answers.times
         (['a.png'], [1], {1}, ['2024-01-01T10:00:00Z'])
     """
-    check_one_of("on_disagreement", on_disagreement, _ON_DISAGREEMENT)
+    check_one_of("on_disagreement", on_disagreement, RECONCILIATIONS)
     path = Path(path)
     try:
         tasks = json.loads(read_text(path))
@@ -203,13 +244,13 @@ def read_label_studio_tasks(
     tasks: list[Any],
     label_map: Mapping[str, int],
     from_name: str | None,
-    on_disagreement: Literal["first", "skip", "error"],
+    on_disagreement: Reconciliation,
     source: str,
 ) -> LabelStudioAnswers:
     """:func:`read_label_studio_export` of tasks already read (from ``source``, named in messages)."""
-    check_one_of("on_disagreement", on_disagreement, _ON_DISAGREEMENT)
-    answers = LabelStudioAnswers([], [], set(), [], [], [], [])
-    found: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    check_one_of("on_disagreement", on_disagreement, RECONCILIATIONS)
+    answers = LabelStudioAnswers([], [], set(), [], [], [], [], [], [])
+    found: dict[str, list[tuple[dict[str, Any], str, int | None, str]]] = {}
     for number, task in enumerate(tasks):
         data = task.get("data") if isinstance(task, dict) else None
         if not isinstance(data, dict) or "lbal_id" not in data:
@@ -219,19 +260,20 @@ def read_label_studio_tasks(
             )
         item = str(data["lbal_id"])
         where = f"task {item!r} (task {number} of {source})"
-        if data.get("lbal_step") is not None:
-            answers.steps.add(check_task_step(data["lbal_step"], where))
+        step = None if data.get("lbal_step") is None else check_task_step(data["lbal_step"], where)
+        if step is not None:
+            answers.steps.add(step)
         annotations = [] if task.get("annotations") is None else task["annotations"]
         if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
             raise ValueError(f"Expected the `annotations` of {where} to be a list of objects, but got {annotations!r}.")
         done = [a for a in annotations if not a.get("was_cancelled", False)]
         # An item asked in several rounds has a task per round: its annotations are read together.
         found.setdefault(item, []).extend(
-            (a, c) for a, c in ((a, _choice(a, from_name, where)) for a in done) if c is not None
+            (a, c, step, where) for a, c in ((a, _choice(a, from_name, where)) for a in done) if c is not None
         )
     for item, chosen in found.items():
-        chosen.sort(key=lambda pair: (str(pair[0].get("created_at", "")), pair[0].get("id") or 0))
-        choices = [c for _, c in chosen]
+        chosen.sort(key=lambda entry: (str(entry[0].get("created_at", "")), entry[0].get("id") or 0))
+        choices = [c for _, c, _, _ in chosen]
         if not choices:
             answers.unanswered.append(item)
             continue
@@ -240,16 +282,61 @@ def read_label_studio_tasks(
             raise ValueError(
                 f"Expected every choice to be in the label map {sorted(label_map)}, but task {item!r} has {unknown}."
             )
+        for annotation, choice, step, where in chosen:
+            key = annotation.get("id")
+            answers.answers.append(
+                AnnotatorAnswer(
+                    item,
+                    step,
+                    _author(annotation, where),
+                    int(label_map[choice]),
+                    _time(annotation),
+                    key if isinstance(key, (int, str)) and not isinstance(key, bool) else None,
+                )
+            )
         if len(set(choices)) > 1:
             answers.disagreements.append(item)
             if on_disagreement == "error":
                 raise ValueError(f"Expected the annotations of task {item!r} to agree, but got {choices}.")
-            if on_disagreement == "skip":
-                continue
-        answers.ids.append(item)
-        answers.labels.append(int(label_map[choices[0]]))
-        first = chosen[0][0]
-        answers.authors.append(_author(first))
-        when = first.get("updated_at") or first.get("created_at")
-        answers.times.append(when if isinstance(when, str) else None)
+    _reconcile(answers, on_disagreement, 1 + max((int(v) for v in label_map.values()), default=0))
     return answers
+
+
+def _reconcile(answers: LabelStudioAnswers, on_disagreement: str, num_classes: int) -> None:
+    """Settle the label of every answered item from ``answers.answers`` (oldest first), by ``on_disagreement``."""
+    given: dict[str, list[AnnotatorAnswer]] = {}
+    for answer in answers.answers:
+        given.setdefault(answer.id, []).append(answer)
+    items = list(given)
+    if on_disagreement in ("majority", "dawid_skene"):
+        # One column per annotator, holding their latest answer; an annotation that names nobody is its own column.
+        columns: dict[tuple[str, ...], int] = {}
+        cells: list[dict[int, int]] = []
+        for item in items:
+            row: dict[int, int] = {}
+            for number, answer in enumerate(given[item]):
+                who = ("by", answer.by) if answer.by is not None else ("nobody", item, str(number))
+                row[columns.setdefault(who, len(columns))] = answer.label
+            cells.append(row)
+        table = [[row.get(column) for column in range(len(columns))] for row in cells]
+        if on_disagreement == "majority":
+            decided = majority_vote(table, num_classes)
+        else:
+            decided = dawid_skene(table, num_classes).labels
+    else:
+        agreed = [len({a.label for a in given[item]}) == 1 for item in items]
+        decided = [
+            given[item][0].label if ok or on_disagreement == "first" else None
+            for item, ok in zip(items, agreed, strict=True)
+        ]
+    for item, label in zip(items, decided, strict=True):
+        if label is None:
+            answers.undecided.append(item)
+            continue
+        # The first answer that gave the label names who gave it; the time is when the decision last changed.
+        source = next((a for a in given[item] if a.label == label), None)
+        times = [a.time for a in given[item] if a.time is not None]
+        answers.ids.append(item)
+        answers.labels.append(label)
+        answers.authors.append(None if source is None else source.by)
+        answers.times.append(given[item][0].time if on_disagreement == "first" else max(times, default=None))
