@@ -178,7 +178,7 @@ def dawid_skene(
 
 
 def _m_step(posteriors: Tensor, seen: Tensor, smoothing: float) -> tuple[Tensor, Tensor]:
-    """Class priors ``[C]`` and confusions ``[A, C, C]`` from posteriors ``[N, C]`` and one-hot answers ``[N, A, C]``."""
+    """Class priors ``[C]`` and confusions ``[A, C, C]`` from posteriors ``[N, C]``, one-hot answers ``[N, A, C]``."""
     classes = posteriors.shape[1]
     priors = (posteriors.sum(0) + smoothing) / (posteriors.shape[0] + classes * smoothing)
     counts = torch.einsum("nk,nal->akl", posteriors, seen) + smoothing
