@@ -120,7 +120,7 @@ class AnnotatorAnswer(NamedTuple):
     id: str
     step: int | None
     by: str | None
-    label: int
+    label: int | float
     time: str | None
     annotation: int | str | None
 
@@ -308,6 +308,7 @@ def _reconcile(answers: LabelStudioAnswers, on_disagreement: str, num_classes: i
     for answer in answers.answers:
         given.setdefault(answer.id, []).append(answer)
     items = list(given)
+    decided: list[int | float | None]
     if on_disagreement in ("majority", "dawid_skene"):
         # One column per annotator, holding their latest answer; an annotation that names nobody is its own column.
         columns: dict[tuple[str, ...], int] = {}
@@ -316,13 +317,14 @@ def _reconcile(answers: LabelStudioAnswers, on_disagreement: str, num_classes: i
             row: dict[int, int] = {}
             for number, answer in enumerate(given[item]):
                 who = ("by", answer.by) if answer.by is not None else ("nobody", item, str(number))
-                row[columns.setdefault(who, len(columns))] = answer.label
+                row[columns.setdefault(who, len(columns))] = int(answer.label)
             cells.append(row)
         table = [[row.get(column) for column in range(len(columns))] for row in cells]
-        if on_disagreement == "majority":
-            decided = majority_vote(table, num_classes)
-        else:
-            decided = dawid_skene(table, num_classes).labels
+        decided = list(
+            majority_vote(table, num_classes)
+            if on_disagreement == "majority"
+            else dawid_skene(table, num_classes).labels
+        )
     else:
         agreed = [len({a.label for a in given[item]}) == 1 for item in items]
         decided = [
