@@ -114,7 +114,7 @@ class DawidSkene(NamedTuple):
 def dawid_skene(
     answers: Sequence[Sequence[int | None]],
     num_classes: int | None = None,
-    max_iterations: int = 100,
+    max_iterations: int = 500,
     tolerance: float = 1e-6,
     smoothing: float = 0.01,
 ) -> DawidSkene:
@@ -126,8 +126,8 @@ def dawid_skene(
 
     .. math:: P(y_i = k) \propto \pi_k \prod_a \theta^{(a)}_{k, \ell_{ia}}
 
-    It stops when no posterior moves more than ``tolerance``, or after ``max_iterations``. One annotator alone is
-    allowed: the estimate then keeps that annotator's answers (nothing contradicts them).
+    It stops when no posterior moves more than ``tolerance``, or after ``max_iterations``. One annotator alone (or
+    annotators who never answer the same item) is allowed: with nothing to compare, each answer stands as given.
 
     Args:
         answers: ``[N][A]`` class indices, ``None`` where an annotator did not answer.
@@ -160,7 +160,9 @@ def dawid_skene(
     votes = seen.sum(1)
     answered = votes.sum(1, keepdim=True)
     posteriors = torch.where(answered > 0, votes / answered.clamp(min=1), torch.full_like(votes, 1.0 / classes))
-    iterations, converged = 0, False
+    # Without an item answered twice nothing tells an annotator's errors from the truth (the likelihood is flat, and
+    # EM would drift wherever the smoothing pulls): the answers stand as they are.
+    iterations, converged = 0, not bool((answered > 1).any())
     while iterations < max_iterations and not converged:
         iterations += 1
         priors, confusions = _m_step(posteriors, seen, smoothing)
