@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lightning_bal.annotation.annotator import QueryFiles
     from lightning_bal.annotation.checkpoint import LabelState, load_label_state
+    from lightning_bal.annotation.consensus import cohen_kappa, dawid_skene, fleiss_kappa, majority_vote
     from lightning_bal.annotation.label_studio import (
         LabelStudioAnswers,
         read_label_studio_export,
@@ -34,8 +35,12 @@ __all__ = [
     "StepView",
     "StoppingCriterion",
     "TargetReached",
+    "cohen_kappa",
+    "dawid_skene",
+    "fleiss_kappa",
     "import_answers",
     "load_label_state",
+    "majority_vote",
     "read_label_studio_export",
     "to_label_studio_tasks",
     "write_label_studio_tasks",
@@ -48,6 +53,7 @@ _HOMES = {
     "import_answers": "sync",
     "load_label_state": "checkpoint",
     "LabelStudioAnswers": "label_studio",
+    **dict.fromkeys(["cohen_kappa", "dawid_skene", "fleiss_kappa", "majority_vote"], "consensus"),
     "read_label_studio_export": "label_studio",
     "to_label_studio_tasks": "label_studio",
     "write_label_studio_tasks": "label_studio",

@@ -40,6 +40,8 @@ def family(entry: str) -> str:
         return entry
     if entry.startswith(("lightning-bal ", "answer files", "QueryFiles", "LabelStudioClient")):
         return entry
+    if entry.startswith("annotation."):
+        return "annotation: majority_vote, dawid_skene, cohen_kappa, fleiss_kappa"
     if entry.startswith("heuristics.") or entry == "get_heuristic":
         return "heuristic constructors, get_heuristic"
     if entry.startswith("experiments"):
