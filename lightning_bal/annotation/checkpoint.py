@@ -301,12 +301,13 @@ class LabelState:
         self.ledger.check_labels([answer.label for answer in answers], len(answers))
 
     def record_answers(self, answers: Sequence[AnnotatorAnswer], source: str) -> int:
-        """Keep every answer (checked by :meth:`check_answers`) once, and the agreement of each step; the number new.
+        """Keep every answer once (checked as by :meth:`check_answers`) and the agreement of each step; the number new.
 
         The agreement of a step is Cohen's kappa where two annotators answered it, Fleiss' kappa where more did (or
         answers name no annotator), over the items answered more than once (docs/annotators.md#several-annotators-
         per-item).
         """
+        self.check_answers(answers, source)
         lookup = id_lookup(self.ids)
         rows = self.answers
         known = {_answer_key(row) for row in rows}

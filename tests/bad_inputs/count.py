@@ -42,6 +42,8 @@ def family(entry: str) -> str:
         return entry
     if entry.startswith("annotation."):
         return "annotation: majority_vote, dawid_skene, cohen_kappa, fleiss_kappa"
+    if entry.startswith("LabelState."):
+        return "LabelState: check_answers, record_answers, requeue"
     if entry.startswith("heuristics.") or entry == "get_heuristic":
         return "heuristic constructors, get_heuristic"
     if entry.startswith("experiments"):

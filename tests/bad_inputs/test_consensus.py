@@ -13,7 +13,16 @@ from typing import Any
 import pytest
 import torch
 
-from lightning_bal.annotation import cohen_kappa, dawid_skene, fleiss_kappa, import_answers, majority_vote
+from lightning_bal.annotation import (
+    LabelState,
+    cohen_kappa,
+    dawid_skene,
+    fleiss_kappa,
+    import_answers,
+    load_label_state,
+    majority_vote,
+)
+from lightning_bal.annotation.label_studio import AnnotatorAnswer
 from lightning_bal.annotation.label_studio_api import LabelStudioClient
 from lightning_bal.annotation.sync import sync_label_studio
 from tests.annotation.fake_label_studio import PAT, FakeLabelStudio
@@ -216,6 +225,39 @@ def test_status_refuses_malformed_recorded_answers(tmp_path, entry, value, match
     refuses(
         "lightning-bal status", lambda: lightning_bal("status", path), CliError, rf"exit 1: .*{match}", Folder(tmp_path)
     )
+
+
+def answer(item: str, label: Any = 1, by: Any = "ann") -> AnnotatorAnswer:
+    return AnnotatorAnswer(item, 1, by, label, None, None)
+
+
+STATE_CASES: list[tuple[str, Callable[[LabelState], Any], str]] = [  # ValueError unless a label is not a number
+    ("check_answers", lambda s: s.check_answers([answer("doc5"), answer("cat42")], "x"), r"unknown ids \['cat42'\]"),
+    ("check_answers", lambda s: s.check_answers([answer("doc5", 3)], "x"), r"`labels` to hold classes in \[0, 3\)"),
+    (
+        "check_answers",
+        lambda s: s.check_answers([answer("doc5", "dog")], "x"),
+        r"`labels` to hold numbers, but got 'dog'",
+    ),
+    ("record_answers", lambda s: s.record_answers([answer("doc5", -1)], "x"), r"`labels` .* got -1"),
+    ("record_answers", lambda s: s.record_answers([answer("doc99")], "x"), r"unknown ids \['doc99'\]"),
+    ("requeue", lambda s: s.requeue(["doc5", "cat42"], {}, "x"), r"unknown ids \['cat42'\]"),
+    ("requeue", lambda s: s.requeue(["doc5", "doc5"], {}, "x"), r"ids \['doc5'\] more than once"),
+]
+
+
+@pytest.mark.parametrize(("method", "call", "match"), STATE_CASES)
+def test_label_state_refuses_answers_of_unknown_items_or_classes(tmp_path, method, call, match):
+    state = load_label_state(make_checkpoint(tmp_path))
+    error = TypeError if "numbers" in match else ValueError
+    refuses(f"LabelState.{method}", lambda: call(state), error, match, state.checkpoint, state.ledger)
+
+
+def test_label_state_accepts_answers_and_requeues_nothing_pending(tmp_path):
+    state = load_label_state(make_checkpoint(tmp_path))
+    assert accepts(lambda: state.record_answers([answer("doc5"), answer("doc5", by="bob")], "x")) == 2
+    assert accepts(lambda: state.requeue(["doc5"], {}, "x")) == []
+    assert state.pending_ids() == PENDING
 
 
 # ---------------------------------------------------------------- sync
