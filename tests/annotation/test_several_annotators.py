@@ -300,3 +300,17 @@ def test_sync_first_still_refuses_a_changed_answer(tmp_path, fake):
     task["annotations"][0]["result"][0]["value"]["choices"] = ["dog"]
     with pytest.raises(ValueError, match=r"answer for 'doc5' to agree with the label pulled before \('cat'\)"):
         sync(ckpt, fake)
+
+
+def test_sync_command_line_takes_the_reconciliation_flags(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("LS_SEVERAL_TOKEN", PAT)
+    ckpt = make_checkpoint(tmp_path)
+    flags = ["--url", fake.url, "--project", "blobs", "--labels", ",".join(NAMES), "--token-env", "LS_SEVERAL_TOKEN"]
+    lightning_bal("sync", ckpt, *flags)
+    for item, choice in (("doc5", "cat"), ("doc9", "dog"), ("doc11", "bird")):
+        annotate(fake, item, "ann", choice)
+    lightning_bal("sync", ckpt, *flags, "--on-disagreement", "majority")
+    annotate(fake, "doc9", "bob", "cat")
+    out = lightning_bal("sync", ckpt, *flags, "--on-disagreement", "majority", "--requeue-disagreements")
+    assert "1 items went back to the queue (answers disagree)." in out
+    assert load_label_state(ckpt).pending_ids() == ["doc9"]
