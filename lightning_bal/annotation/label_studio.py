@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from lightning_bal.annotation.answers import AnswerFormat, AnswerKind, Label, read_answer, same_label, show_label
 from lightning_bal.data.queries import read_text
 from lightning_bal.utilities.checks import check_non_empty_str, check_one_of
 
@@ -106,13 +107,13 @@ def write_label_studio_tasks(path: str | Path, ids: Sequence[int | str], step: i
 
 
 class LabelStudioAnswers(NamedTuple):
-    """Answers read from a Label Studio export: ``ids`` with their class indices, annotators and change times.
+    """Answers read from a Label Studio export: ``ids`` with their labels, annotators and change times.
 
     ``steps`` are the query steps the tasks name; ``unanswered`` items stay pending.
     """
 
     ids: list[str]
-    labels: list[int | float]
+    labels: list[Label]
     steps: set[int]
     disagreements: list[str]
     unanswered: list[str]
@@ -128,33 +129,6 @@ def _author(annotation: dict[str, Any]) -> str | None:
     return None if who is None or isinstance(who, (dict, list)) else str(who)
 
 
-def _choice(annotation: dict[str, Any], from_name: str | None, where: str) -> str | None:
-    result = annotation.get("result")
-    if result is None:
-        return None
-    if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
-        raise ValueError(
-            f"Expected the `result` of every annotation of {where} to be a list of objects, but got {result!r}."
-        )
-    choices = []
-    for region in result:
-        if region.get("type") != "choices" or (from_name is not None and region.get("from_name") != from_name):
-            continue
-        value = region.get("value")
-        chosen = value.get("choices") if isinstance(value, dict) else None
-        if not isinstance(chosen, list) or not all(isinstance(c, str) for c in chosen):
-            raise ValueError(
-                f"Expected the `value.choices` of every choice of {where} to be a list of names, but got {value!r}."
-            )
-        if chosen:
-            choices.append(chosen)
-    if not choices:
-        return None
-    if len(choices) > 1 or len(choices[0]) != 1:
-        raise ValueError(f"Expected one choice per annotation ({where}), but got {choices!r}: single-label only.")
-    return choices[0][0]
-
-
 def check_task_step(value: Any, where: str) -> int:
     """A task's ``data.lbal_step``: an ``int``, as ``int(1.7)`` or ``int(True)`` would let another query's answer in."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -162,17 +136,34 @@ def check_task_step(value: Any, where: str) -> int:
     raise ValueError(f"Expected the `data.lbal_step` of {where} to be an integer step, but got {value!r}.")
 
 
+def answer_format(
+    answer: AnswerKind | AnswerFormat, label_map: Mapping[str, int] | None, from_name: str | None
+) -> AnswerFormat:
+    """``answer`` as it is, or the kind ``answer`` reading ``label_map``'s classes from the control ``from_name``."""
+    if isinstance(answer, AnswerFormat):
+        if label_map is not None and dict(label_map) != dict(answer.label_map or {}):
+            raise ValueError(
+                f"Expected argument `label_map` to be None or the label map of argument `answer`, but got"
+                f" {dict(label_map)!r} and {dict(answer.label_map or {})!r}."
+            )
+        return answer
+    return AnswerFormat(answer, label_map, from_name)
+
+
 def read_label_studio_export(
     path: str | Path,
-    label_map: Mapping[str, int],
+    label_map: Mapping[str, int] | None,
     from_name: str | None = None,
     on_disagreement: Literal["first", "skip", "error"] = "first",
+    answer: AnswerKind | AnswerFormat = "choice",
 ) -> LabelStudioAnswers:
     """Read Label Studio's JSON export of tasks made by :func:`to_label_studio_tasks` (docs/annotators.md#label-studio).
 
     ``label_map`` gives each choice's class index (``{"cat": 0, "dog": 1}``); ``from_name`` reads only that
-    ``<Choices>`` control; ``on_disagreement``: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave
-    the task pending) or ``"error"``.
+    control; ``on_disagreement``: ``"first"`` (the first completed annotation wins), ``"skip"`` (leave the task
+    pending) or ``"error"``; ``answer``: the answer type (docs/annotators.md#answer-types), one of
+    :data:`~lightning_bal.annotation.answers.ANSWER_KINDS` or an
+    :class:`~lightning_bal.annotation.answers.AnswerFormat`.
 
     Examples:
         >>> import tempfile
@@ -196,20 +187,22 @@ def read_label_studio_export(
         raise ValueError(
             f"Expected {str(path)!r} to hold a JSON list of Label Studio tasks, but got {type(tasks).__name__}."
         )
-    return read_label_studio_tasks(tasks, label_map, from_name, on_disagreement, repr(str(path)))
+    return read_label_studio_tasks(tasks, label_map, from_name, on_disagreement, repr(str(path)), answer)
 
 
 def read_label_studio_tasks(
     tasks: list[Any],
-    label_map: Mapping[str, int],
+    label_map: Mapping[str, int] | None,
     from_name: str | None,
     on_disagreement: Literal["first", "skip", "error"],
     source: str,
+    answer: AnswerKind | AnswerFormat = "choice",
 ) -> LabelStudioAnswers:
     """:func:`read_label_studio_export` of tasks already read (from ``source``, named in messages)."""
     check_one_of("on_disagreement", on_disagreement, _ON_DISAGREEMENT)
+    reading = answer_format(answer, label_map, from_name)
     answers = LabelStudioAnswers([], [], set(), [], [], [], [])
-    found: dict[str, list[tuple[dict[str, Any], str]]] = {}
+    found: dict[str, list[tuple[dict[str, Any], Label]]] = {}
     for number, task in enumerate(tasks):
         data = task.get("data") if isinstance(task, dict) else None
         if not isinstance(data, dict) or "lbal_id" not in data:
@@ -227,7 +220,9 @@ def read_label_studio_tasks(
         done = [a for a in annotations if not a.get("was_cancelled", False)]
         # An item asked in several rounds has a task per round: its annotations are read together.
         found.setdefault(item, []).extend(
-            (a, c) for a, c in ((a, _choice(a, from_name, where)) for a in done) if c is not None
+            (a, c)
+            for a, c in ((a, read_answer(a.get("result"), reading, where, item, data)) for a in done)
+            if c is not None
         )
     for item, chosen in found.items():
         chosen.sort(key=lambda pair: (str(pair[0].get("created_at", "")), pair[0].get("id") or 0))
@@ -235,19 +230,15 @@ def read_label_studio_tasks(
         if not choices:
             answers.unanswered.append(item)
             continue
-        unknown = sorted({c for c in choices if c not in label_map})
-        if unknown:
-            raise ValueError(
-                f"Expected every choice to be in the label map {sorted(label_map)}, but task {item!r} has {unknown}."
-            )
-        if len(set(choices)) > 1:
+        if any(not same_label(choices[0], c) for c in choices[1:]):
             answers.disagreements.append(item)
             if on_disagreement == "error":
-                raise ValueError(f"Expected the annotations of task {item!r} to agree, but got {choices}.")
+                shown = [show_label(c, reading) for c in choices]
+                raise ValueError(f"Expected the annotations of task {item!r} to agree, but got {shown}.")
             if on_disagreement == "skip":
                 continue
         answers.ids.append(item)
-        answers.labels.append(int(label_map[choices[0]]))
+        answers.labels.append(choices[0])
         first = chosen[0][0]
         answers.authors.append(_author(first))
         when = first.get("updated_at") or first.get("created_at")
