@@ -174,8 +174,9 @@ def read_answer(
     """The label an annotation's ``result`` gives the item, or ``None`` when it holds no region of the kind.
 
     ``where`` names the task and item in messages; ``item`` finds its size or token offsets in the format;
-    ``data`` is the task's data (its text, for ``"spans"`` without token offsets). An answer with no region of the kind is
-    ``None`` (the item stays pending), except a span or mask answer whose length or size is known: all background.
+    ``data`` is the task's data (its text, for ``"spans"`` without token offsets). An answer with no region of the
+    kind is ``None`` (the item stays pending), except a span or mask answer whose length or size is known: all
+    background.
 
     Examples:
         >>> read_answer([{"type": "number", "value": {"number": 2.5}}], AnswerFormat("number"), "task 'a'")
@@ -285,7 +286,9 @@ def _spans(
     for region in regions:
         value = region.get("value")
         start, end = (value.get("start"), value.get("end")) if isinstance(value, dict) else (None, None)
-        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (start, end)) or not 0 <= start < end:
+        if not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool) or isinstance(end, bool):
+            start = end = -1
+        if not 0 <= start < end:
             raise ValueError(
                 f"Expected each span of {where} to have integer offsets 0 <= start < end, but got {value!r}."
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -14,6 +15,7 @@ from lightning_bal.utilities.checks import check_non_empty_str, check_one_of
 __all__ = [
     "TASK_FIELDS",
     "LabelStudioAnswers",
+    "answer_format",
     "check_data_key",
     "check_task_step",
     "read_label_studio_export",
@@ -44,14 +46,16 @@ def to_label_studio_tasks(
     data_key: str = "image",
     data_prefix: str = "",
     scores: Sequence[float | None] | None = None,
-    predictions: Sequence[tuple[int, float]] | None = None,
+    predictions: Sequence[tuple[float, float]] | None = None,
     label_names: Sequence[str] | None = None,
     from_name: str = "label",
+    kind: Literal["choice", "number"] = "choice",
 ) -> list[dict[str, Any]]:
     """Label Studio tasks for the queried items ``ids``, in query order (docs/annotators.md#label-studio).
 
     ``data_prefix`` is prepended to each id to make the data reference (a URL or ``/data/local-files/?d=``); the
-    model's guesses ``predictions`` (``(class, probability)``, shown as pre-annotations) need ``label_names``.
+    model's guesses ``predictions`` (``(class, probability)``, shown as pre-annotations) need ``label_names``. With
+    ``kind="number"`` the guesses are ``(number, score)`` for a ``<Number>`` control (docs/annotators.md#answer-types).
 
     Examples:
         >>> tasks = to_label_studio_tasks(["cat1.png"], step=2, data_prefix="/data/", scores=[0.5],
@@ -60,19 +64,28 @@ def to_label_studio_tasks(
         {'image': '/data/cat1.png', 'lbal_id': 'cat1.png', 'lbal_step': 2, 'lbal_score': 0.5}
         >>> tasks[0]["predictions"][0]["result"][0]["value"]
         {'choices': ['dog']}
+        >>> to_label_studio_tasks(["a"], step=1, predictions=[(2.5, 0.9)], kind="number")[0]["predictions"][0]["result"]
+        [{'from_name': 'label', 'to_name': 'image', 'type': 'number', 'value': {'number': 2.5}}]
     """
     check_data_key("data_key", data_key)
+    check_one_of("kind", kind, ("choice", "number"))
     ids = list(ids)
     scores = [None] * len(ids) if scores is None else list(scores)
     if len(scores) != len(ids):
         raise ValueError(f"Expected argument `scores` to hold one score per id ({len(ids)}), but got {len(scores)}.")
-    if predictions is not None and label_names is None:
+    if predictions is not None and label_names is None and kind == "choice":
         raise ValueError("Expected argument `label_names` with `predictions` (Label Studio shows class names).")
     if predictions is not None and len(predictions) != len(ids):
         raise ValueError(
             f"Expected argument `predictions` to hold one guess per id ({len(ids)}), but got {len(predictions)}."
         )
-    if predictions is not None and label_names is not None:
+    if predictions is not None and kind == "number":
+        bad = [
+            g for g, _ in predictions if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g)
+        ]
+        if bad:
+            raise ValueError(f"Expected argument `predictions` to guess finite numbers, but got {bad[:5]}.")
+    elif predictions is not None and label_names is not None:
         classes = [int(cls) for cls, _ in predictions]
         if classes and not 0 <= min(classes) <= max(classes) < len(label_names):
             raise ValueError(
@@ -83,10 +96,12 @@ def to_label_studio_tasks(
     for position, (item, score) in enumerate(zip(ids, scores, strict=True)):
         data = {data_key: f"{data_prefix}{item}", "lbal_id": item, "lbal_step": step}
         task: dict[str, Any] = {"data": {**data, "lbal_score": None if score is None else float(score)}}
-        if predictions is not None and label_names is not None:
-            cls, probability = predictions[position]
-            value = {"choices": [label_names[int(cls)]]}
-            result = {"from_name": from_name, "to_name": data_key, "type": "choices", "value": value}
+        if predictions is not None and (label_names is not None or kind == "number"):
+            guess, probability = predictions[position]
+            names = list(label_names or [])
+            value = {"number": float(guess)} if kind == "number" else {"choices": [names[int(guess)]]}
+            region_type = "number" if kind == "number" else "choices"
+            result = {"from_name": from_name, "to_name": data_key, "type": region_type, "value": value}
             task["predictions"] = [{"model_version": "lightning_bal", "score": float(probability), "result": [result]}]
         tasks.append(task)
     return tasks

@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 
 from torch import Tensor
 
+from lightning_bal.annotation.answers import AnswerFormat, AnswerKind, same_label, show_label
 from lightning_bal.annotation.checkpoint import FORMATS, LabelState, load_label_state
 from lightning_bal.annotation.checkpoint_entries import Imported, check_output, recorded_guesses
 from lightning_bal.annotation.label_studio import (
@@ -37,6 +38,10 @@ def _holds_label_studio_tasks(path: Path) -> bool:
     return isinstance(rows, list) and any(isinstance(row, dict) and isinstance(row.get("data"), dict) for row in rows)
 
 
+# The answer type a Label Studio project gives a run of each task, unless told another (a class by default).
+_TASK_ANSWERS: dict[str | None, AnswerKind] = {"multilabel": "multichoice", "regression": "number"}
+
+
 def answers_format(
     path: str | Path, format: str | None = None, label_map: dict[str, int] | None = None
 ) -> Literal["csv", "json", "label_studio"]:
@@ -57,10 +62,13 @@ def bring_in_answers(
     label_map: dict[str, int] | None = None,
     on_disagreement: Literal["first", "skip", "error"] = "first",
     by: str | None = None,
+    answer: AnswerKind | AnswerFormat | None = None,
 ) -> Imported:
     """:func:`import_answers`, returning what it did: labelled, corrected, unchanged and kept answers.
 
     ``by`` names who gave the answers that do not say it themselves (CSV and JSON rows), for the history.
+    ``answer`` is the Label Studio answer type (docs/annotators.md#answer-types); by default the checkpoint's task
+    decides: a choice per item, several for a multi-label run, a number for regression.
     """
     if output is not None and Path(output).resolve() == Path(answers).resolve():
         raise ValueError(
@@ -68,18 +76,22 @@ def bring_in_answers(
         )
     state = load_label_state(checkpoint)
     format = answers_format(answers, format, label_map)
+    labels: list[Any]
     if format == "label_studio":
-        if label_map is None:
+        kind = _TASK_ANSWERS.get(state.ledger.task_type.name, "choice") if answer is None else answer
+        if label_map is None and kind != "number" and not isinstance(kind, AnswerFormat):
             raise ValueError(
                 f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
                 f" {str(Path(answers))!r}, but got None."
             )
-        studio = read_label_studio_export(answers, label_map, on_disagreement=on_disagreement)
-        ids, labels, steps, times = studio.ids, studio.labels, studio.steps, studio.times
+        studio = read_label_studio_export(answers, label_map, on_disagreement=on_disagreement, answer=kind)
+        ids, steps, times = studio.ids, studio.steps, studio.times
+        labels = list(studio.labels)
         authors = [author or by for author in studio.authors]
     else:
         rows = read_answers(answers, format)
-        ids, labels, steps, times = rows.ids, rows.labels, rows.steps, None
+        ids, steps, times = rows.ids, rows.steps, None
+        labels = list(rows.labels)
         authors = [by] * len(ids)
     imported = state.answer(ids, labels, steps, repr(str(answers)), authors, times)
     state.save(output or checkpoint)
@@ -170,7 +182,7 @@ def sync_label_studio(
     names = _check_names(state, label_names)
     found = client.project(project)
     project_id = int(found["id"])
-    check_label_config(found["label_config"], names, data_key, from_name)
+    kind = check_label_config(found["label_config"], names, data_key, from_name, state.ledger.task_type.name)
     step = state.ledger.step
     current: list[dict[str, Any]] = []
     for number, task in enumerate(client.tasks(project_id)):
@@ -183,7 +195,8 @@ def sync_label_studio(
         if task_step == step:
             current.append(task)
     label_map = {name: index for index, name in enumerate(names)}
-    answers = read_label_studio_tasks(current, label_map, from_name, on_disagreement, f"project {project_id}")
+    reading = AnswerFormat(kind, label_map, from_name, text_key=data_key)
+    answers = read_label_studio_tasks(current, None, None, on_disagreement, f"project {project_id}", reading)
     ids, labels, disagreements = answers.ids, answers.labels, answers.disagreements
     lookup = id_lookup(state.ids)
     unknown = sorted({item for item in ids if item not in lookup})
@@ -193,18 +206,19 @@ def sync_label_studio(
             " (a project of another dataset?); nothing was changed."
         )
     pending = set(state.ledger.pending_query)
-    new_ids, new_labels = [], []
+    new_ids: list[str] = []
+    new_labels: list[Any] = []
     for item, label in zip(ids, labels, strict=True):
         index = lookup[item]
         recorded = state.ledger.annotations.get(index)
         if index in pending or recorded is None:
             new_ids.append(item)
             new_labels.append(label)
-        elif recorded != label:
+        elif not same_label(recorded, label):
             raise ValueError(
                 f"Expected the project's answer for {item!r} to agree with the label pulled before"
-                f" ({names[int(recorded)]!r}), but it is now {names[int(label)]!r}: changed after the last"
-                " sync? Correct the checkpoint or the project first; nothing was changed."
+                f" ({show_label(recorded, reading)!r}), but it is now {show_label(label, reading)!r}: changed after"
+                " the last sync? Correct the checkpoint or the project first; nothing was changed."
             )
     if new_ids:
         state.answer(new_ids, new_labels, {step}, f"Label Studio project {project_id}")
