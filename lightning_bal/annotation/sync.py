@@ -93,6 +93,7 @@ def bring_in_answers(
         ids, steps, times = rows.ids, rows.steps, None
         labels = list(rows.labels)
         authors = [by] * len(ids)
+    _check_storable(labels, repr(str(answers)))
     imported = state.answer(ids, labels, steps, repr(str(answers)), authors, times)
     state.save(output or checkpoint)
     return imported
@@ -128,6 +129,18 @@ def import_answers(
         ['b']
     """
     return bring_in_answers(checkpoint, answers, output, format, label_map, on_disagreement).labelled
+
+
+def _check_storable(labels: list[Any], source: str) -> None:
+    # A checkpoint's label state keeps one number per item: a multi-hot vector or a class map would fail half-way
+    # through writing it, so such answers are refused whole, before anything changes.
+    shapes = sorted({str(list(label.shape)) for label in labels if isinstance(label, Tensor)})
+    if shapes:
+        raise ValueError(
+            f"Expected answers a checkpoint's label state can hold (a number per item), but {source} gives tensor"
+            f" labels of shapes {shapes[:3]} (multi-hot vectors or class maps): read them with"
+            " `read_label_studio_export` and label a datamodule in memory; nothing was imported."
+        )
 
 
 class SyncResult(NamedTuple):
@@ -220,12 +233,13 @@ def sync_label_studio(
                 f" ({show_label(recorded, reading)!r}), but it is now {show_label(label, reading)!r}: changed after"
                 " the last sync? Correct the checkpoint or the project first; nothing was changed."
             )
+    _check_storable(new_labels, f"Label Studio project {project_id}")
     if new_ids:
         state.answer(new_ids, new_labels, {step}, f"Label Studio project {project_id}")
     on_server = {str(task["data"]["lbal_id"]) for task in current}
     push = [item for item in state.pending_ids() if str(item) not in on_server]
     if push:
-        client.import_tasks(project_id, _tasks(state, push, names, data_key, data_prefix, from_name))
+        client.import_tasks(project_id, _tasks(state, push, names, data_key, data_prefix, from_name, kind))
     if new_ids:
         state.save(output or checkpoint)
     pulled = [state.ids[lookup[item]] for item in new_ids]
@@ -253,9 +267,17 @@ def sync_command(args: Any) -> str:
 
 
 def _tasks(
-    state: LabelState, ids: list[ItemId], names: list[str], data_key: str, data_prefix: str, from_name: str
+    state: LabelState,
+    ids: list[ItemId],
+    names: list[str],
+    data_key: str,
+    data_prefix: str,
+    from_name: str,
+    kind: AnswerKind,
 ) -> list[dict[str, Any]]:
     scores, predictions = recorded_guesses(state.annotator_state, ids)
+    if kind != "choice":
+        predictions = None  # the recorded guesses are classes, which only a single-choice control shows
     tasks = to_label_studio_tasks(
         ids,
         state.ledger.step,
