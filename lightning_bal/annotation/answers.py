@@ -196,6 +196,8 @@ def read_answer(
         if region.get("type") == region_type
         and (answer_format.from_name is None or region.get("from_name") == answer_format.from_name)
     ]
+    if not regions:
+        _check_no_other_kind(result, answer_format, where)
     if kind in ("choice", "multichoice"):
         return _choices(regions, answer_format, where, item)
     if kind == "number":
@@ -204,6 +206,24 @@ def read_answer(
         text = None if data is None else data.get(answer_format.text_key)
         return _spans(regions, answer_format, where, item, text)
     return _mask(regions, answer_format, where, item)
+
+
+def _check_no_other_kind(result: list[dict[str, Any]], answer_format: AnswerFormat, where: str) -> None:
+    # Regions of another answer type from the control read mean a project set up for another task: reading none of
+    # them would leave every item pending without a word.
+    others = sorted(
+        {
+            str(region.get("type"))
+            for region in result
+            if region.get("type") in {region_type for region_type, _ in _REGION.values()}
+            and (answer_format.from_name is None or region.get("from_name") == answer_format.from_name)
+        }
+    )
+    if others:
+        raise ValueError(
+            f"Expected the answers of {where} to be of kind {answer_format.kind!r} ({_REGION[answer_format.kind][0]}"
+            f" regions), but it holds {others} regions: a project with another label config, or another task?"
+        )
 
 
 def _names(region: dict[str, Any], field: str, where: str) -> list[str]:

@@ -84,6 +84,10 @@ def bring_in_answers(
                 f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
                 f" {str(Path(answers))!r}, but got None."
             )
+        if kind == "multichoice":
+            # A multi-hot label is as long as the run has classes, whichever of them the project names.
+            kind = AnswerFormat(kind, label_map, num_classes=state.ledger.num_classes)
+            label_map = None
         studio = read_label_studio_export(answers, label_map, on_disagreement=on_disagreement, answer=kind)
         ids, steps, times = studio.ids, studio.steps, studio.times
         labels = list(studio.labels)
@@ -208,7 +212,8 @@ def sync_label_studio(
         if task_step == step:
             current.append(task)
     label_map = {name: index for index, name in enumerate(names)}
-    reading = AnswerFormat(kind, label_map, from_name, text_key=data_key)
+    classes = state.ledger.num_classes if kind == "multichoice" else None
+    reading = AnswerFormat(kind, label_map, from_name, classes, text_key=data_key)
     answers = read_label_studio_tasks(current, None, None, on_disagreement, f"project {project_id}", reading)
     ids, labels, disagreements = answers.ids, answers.labels, answers.disagreements
     lookup = id_lookup(state.ids)
