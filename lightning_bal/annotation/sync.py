@@ -196,7 +196,8 @@ def sync_label_studio(
     check_data_key("--data-key", data_key)
     check_output(output)
     state = load_label_state(checkpoint)
-    names = _check_names(state, label_names)
+    # A number needs no class names: a regression run's project offers none.
+    names = list(label_names) if state.ledger.task_type.name == "regression" else _check_names(state, label_names)
     found = client.project(project)
     project_id = int(found["id"])
     kind = check_label_config(found["label_config"], names, data_key, from_name, state.ledger.task_type.name)

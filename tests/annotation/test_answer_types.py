@@ -26,9 +26,10 @@ from lightning_bal.annotation import (
 )
 from lightning_bal.annotation.answers import rasterize_polygon, spans_to_labels
 from lightning_bal.annotation.label_studio import to_label_studio_tasks
-from lightning_bal.annotation.label_studio_api import check_label_config
-from lightning_bal.annotation.sync import bring_in_answers
+from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
+from lightning_bal.annotation.sync import bring_in_answers, sync_label_studio
 from lightning_bal.tasks import MultiLabel, PerPosition, resolve_task
+from tests.annotation.fake_label_studio import PAT, FakeLabelStudio
 
 LABELS = {"cat": 0, "dog": 1, "bird": 2}
 
@@ -345,3 +346,34 @@ def test_a_number_answer_round_trips_through_its_pre_annotation(tmp_path):
     path.write_text(json.dumps([task]))
     assert read_label_studio_export(path, None, answer="number").labels == [4.5]
     assert read_answer(task["annotations"][0]["result"], AnswerFormat("number"), "task 'b'") == 4.5
+
+
+# ---- through a (stand-in) Label Studio server ------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake():
+    server = FakeLabelStudio(list(LABELS))
+    yield server
+    server.stop()
+
+
+def test_sync_reads_numbers_from_a_number_project(tmp_path, fake):
+    fake.projects[7]["label_config"] = config('<Number name="label" toName="image"/>')
+    ckpt = checkpoint(tmp_path, "regression")
+    client = LabelStudioClient(fake.url, PAT)
+    assert sync_label_studio(ckpt, client, "blobs", []).pushed == ["b", "d"]
+    for task, value in zip(fake.tasks[7], [2.5, -4.0], strict=True):
+        task["annotations"] = [{"id": 1, "created_at": "2026-01-01T10:00:00Z", "result": number(value)}]
+    assert sync_label_studio(ckpt, client, "blobs", []).pulled == ["b", "d"]
+    assert load_label_state(ckpt).ledger.annotations == {1: 2.5, 3: -4.0}
+
+
+def test_sync_refuses_a_project_of_another_answer_type(tmp_path, fake):
+    fake.projects[7]["label_config"] = config('<Number name="label" toName="image"/>')
+    ckpt = checkpoint(tmp_path, "classification", num_classes=3)
+    before = digest(ckpt)
+    with pytest.raises(ValueError, match=r"one <Choices name=\"label\"> control, but it holds 0 \(it has <Number>"):
+        sync_label_studio(ckpt, LabelStudioClient(fake.url, PAT), "blobs", list(LABELS))
+    assert digest(ckpt) == before
+    assert fake.tasks[7] == []
