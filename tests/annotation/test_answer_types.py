@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -377,3 +380,32 @@ def test_sync_refuses_a_project_of_another_answer_type(tmp_path, fake):
         sync_label_studio(ckpt, LabelStudioClient(fake.url, PAT), "blobs", list(LABELS))
     assert digest(ckpt) == before
     assert fake.tasks[7] == []
+
+
+# ---- against Label Studio's own converter (in Label Studio's environment, when it is installed) ----------------
+
+LABEL_STUDIO = os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
+REFERENCE = """
+import json, sys
+import numpy as np
+from label_studio_sdk.converter import brush
+asked = json.load(sys.stdin)
+mask = np.array(asked["mask"], dtype=np.uint8) * 255
+ours = brush.decode_rle(asked["rle"]).reshape(*mask.shape, 4)[:, :, 3] > 0
+print(json.dumps({"rle": [int(b) for b in brush.mask2rle(mask)], "ours": ours.tolist()}))
+"""
+
+
+@pytest.mark.skipif(LABEL_STUDIO is None, reason="label-studio is not installed (set LABEL_STUDIO_BIN)")
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (7, 5), (40, 33)])
+def test_brush_rle_agrees_with_label_studio_converter(height, width):
+    python = Path(str(LABEL_STUDIO)).resolve().parent / "python"
+    mask = torch.rand(height, width, generator=torch.Generator().manual_seed(height)) > 0.6
+    asked = json.dumps({"mask": mask.tolist(), "rle": encode_brush_rle(mask)})
+    done = subprocess.run([python, "-c", REFERENCE], input=asked, capture_output=True, text=True, timeout=120)
+    if done.returncode and "No module named" in done.stderr:
+        pytest.skip("Label Studio's environment has no label_studio_sdk converter")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["ours"] == mask.tolist()  # Label Studio's decoder reads our RLE
+    assert torch.equal(decode_brush_rle(answer["rle"], height, width), mask)  # we read Label Studio's
