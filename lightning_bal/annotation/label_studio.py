@@ -15,7 +15,6 @@ from lightning_bal.utilities.checks import check_non_empty_str, check_one_of
 __all__ = [
     "TASK_FIELDS",
     "LabelStudioAnswers",
-    "answer_format",
     "check_data_key",
     "check_task_step",
     "read_label_studio_export",
@@ -151,7 +150,7 @@ def check_task_step(value: Any, where: str) -> int:
     raise ValueError(f"Expected the `data.lbal_step` of {where} to be an integer step, but got {value!r}.")
 
 
-def answer_format(
+def _answer_format(
     answer: AnswerKind | AnswerFormat, label_map: Mapping[str, int] | None, from_name: str | None
 ) -> AnswerFormat:
     """``answer`` as it is, or the kind ``answer`` reading ``label_map``'s classes from the control ``from_name``."""
@@ -215,7 +214,7 @@ def read_label_studio_tasks(
 ) -> LabelStudioAnswers:
     """:func:`read_label_studio_export` of tasks already read (from ``source``, named in messages)."""
     check_one_of("on_disagreement", on_disagreement, _ON_DISAGREEMENT)
-    reading = answer_format(answer, label_map, from_name)
+    reading = _answer_format(answer, label_map, from_name)
     answers = LabelStudioAnswers([], [], set(), [], [], [], [])
     found: dict[str, list[tuple[dict[str, Any], Label]]] = {}
     for number, task in enumerate(tasks):
