@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_bal import ActiveDataModule
-from lightning_bal.annotation import AnswerFormat, encode_brush_rle, read_answer
+from lightning_bal.annotation import AnswerFormat, decode_brush_rle, encode_brush_rle, read_answer
 from lightning_bal.annotation.label_studio import to_label_studio_tasks
 from lightning_bal.annotation.label_studio_api import check_label_config
 from lightning_bal.annotation.sync import bring_in_answers
@@ -146,7 +146,7 @@ READ_CASES: list[tuple[Any, AnswerFormat, dict[str, Any] | None, str]] = [
 @pytest.mark.parametrize(("result", "fmt", "data", "match"), READ_CASES)
 def test_read_answer_refuses(result, fmt, data, match):
     refuses(
-        "Label Studio answers (read_answer)",
+        "read_answer",
         lambda: read_answer(result, fmt, WHERE, "b", data),
         ValueError,
         match,
@@ -200,7 +200,7 @@ FORMAT_CASES: list[tuple[Callable[[], Any], type[Exception], str]] = [
 
 @pytest.mark.parametrize(("call", "error", "match"), FORMAT_CASES)
 def test_answer_format_refuses(call, error, match):
-    refuses("Label Studio answers (AnswerFormat)", call, error, match)
+    refuses("AnswerFormat()", call, error, match)
     assert accepts(lambda: AnswerFormat("spans", LABELS, token_offsets={"b": [(0, 3)]}, background=-100)).classes == 3
 
 
@@ -249,7 +249,7 @@ CONFIG_CASES: list[tuple[str, str | None, str]] = [
 @pytest.mark.parametrize(("control", "task", "match"), CONFIG_CASES)
 def test_label_config_refuses(control, task, match):
     refuses(
-        "Label Studio answers (check_label_config)",
+        "check_label_config",
         lambda: check_label_config(view(control), ["cat", "dog"], "image", task=task),
         ValueError,
         match,
@@ -257,38 +257,69 @@ def test_label_config_refuses(control, task, match):
     assert accepts(lambda: check_label_config(view('<Number name="label" toName="image"/>'), [], "image")) == "number"
 
 
-TASK_CASES: list[tuple[Callable[[], Any], str]] = [
+TASK_CASES: list[tuple[str, Callable[[], Any], str]] = [
     (
+        "MultiLabel.check_label",
         lambda: MultiLabel().check_label([1, 2, 0], num_classes=3),
         r"`labels` to hold multi-hot vectors \(0 or 1 per class\)",
     ),
     (
+        "MultiLabel.check_label",
         lambda: MultiLabel().check_label([1, 0], num_classes=3),
         r"multi-hot vectors of 3 classes \(`num_classes`\), but got one of 2",
     ),
-    (lambda: MultiLabel().check_label([[1, 0, 1]], num_classes=3), r"`labels` to hold multi-hot vectors"),
-    (lambda: MultiLabel().check_label("101", num_classes=3), r"`labels` to hold multi-hot vectors"),
-    (lambda: MultiLabel().check_label([], num_classes=None), r"multi-hot vectors of at least 1 classes"),
-    (lambda: MultiLabel().check_label([0.5, 1], num_classes=2), r"`labels` to hold multi-hot vectors"),
     (
+        "MultiLabel.check_label",
+        lambda: MultiLabel().check_label([[1, 0, 1]], num_classes=3),
+        r"`labels` to hold multi-hot vectors",
+    ),
+    (
+        "MultiLabel.check_label",
+        lambda: MultiLabel().check_label("101", num_classes=3),
+        r"`labels` to hold multi-hot vectors",
+    ),
+    (
+        "MultiLabel.check_label",
+        lambda: MultiLabel().check_label([], num_classes=None),
+        r"multi-hot vectors of at least 1 classes",
+    ),
+    (
+        "MultiLabel.check_label",
+        lambda: MultiLabel().check_label([0.5, 1], num_classes=2),
+        r"`labels` to hold multi-hot vectors",
+    ),
+    (
+        "PerPosition.check_label",
         lambda: PerPosition().check_label(torch.zeros(2, 2), num_classes=3),
         r"`labels` to hold class maps .* dtype torch.float32",
     ),
     (
+        "PerPosition.check_label",
         lambda: PerPosition().check_label(torch.tensor([[0, 3]]), num_classes=3),
         r"classes in \[0, 3\) or `ignore_index` \(None\), but got \[3\]",
     ),
     (
+        "PerPosition.check_label",
         lambda: PerPosition(ignore_index=-100).check_label(torch.tensor([-1]), num_classes=3),
         r"or `ignore_index` \(-100\), but got \[-1\]",
     ),
-    (lambda: PerPosition().check_label(torch.tensor(1), num_classes=3), r"class maps \(non-empty integer tensors\)"),
+    (
+        "PerPosition.check_label",
+        lambda: PerPosition().check_label(torch.tensor(1), num_classes=3),
+        r"class maps \(non-empty integer tensors\)",
+    ),
+    (
+        "MultiLabel.metric",
+        lambda: MultiLabel().metric(num_classes=1),
+        r"`num_classes` to be an integer >= 2, but got 1",
+    ),
+    ("MultiLabel.metric", lambda: MultiLabel().metric(), r"`num_classes` to be an integer >= 2, but got None"),
 ]
 
 
-@pytest.mark.parametrize(("call", "match"), TASK_CASES)
-def test_task_labels_refused(call, match):
-    refuses("MultiLabel.check_label", call, ValueError, match)
+@pytest.mark.parametrize(("entry", "call", "match"), TASK_CASES)
+def test_task_labels_refused(entry, call, match):
+    refuses(entry, call, ValueError, match)
     assert accepts(
         lambda: PerPosition(ignore_index=-100).check_label(torch.tensor([-100, 2]), num_classes=3)
     ).tolist() == [-100, 2]
@@ -298,7 +329,11 @@ def test_a_datamodule_refuses_a_bad_multi_hot_whole():
     dm = ActiveDataModule(TensorDataset(torch.zeros(5, 1)), task="multilabel", num_classes=3, seed=0)
     labels = [torch.tensor([1, 0, 1]), torch.tensor([1, 0])]
     refuses(
-        "MultiLabel.check_label (datamodule)", lambda: dm.label([1, 3], labels=labels), ValueError, r"3 classes", dm
+        "MultiLabel.check_label (through a datamodule)",
+        lambda: dm.label([1, 3], labels=labels),
+        ValueError,
+        r"3 classes",
+        dm,
     )
     accepts(lambda: dm.label([1, 3], labels=[torch.tensor([1, 0, 1]), torch.tensor([0, 0, 0])]))
 
@@ -354,7 +389,7 @@ def test_bring_in_answers_refuses(tmp_path, task, result, kwargs, match):
     ckpt = checkpoint(tmp_path, task)
     path = export(tmp_path, result)
     refuses(
-        "Label Studio answers (bring_in_answers)",
+        "bring_in_answers (Label Studio answer types)",
         lambda: bring_in_answers(ckpt, path, **kwargs),
         ValueError,
         match,
@@ -367,23 +402,30 @@ def test_bring_in_answers_accepts_a_number(tmp_path):
     assert accepts(lambda: bring_in_answers(ckpt, export(tmp_path, [number(2)]))).labelled.tolist() == [1]
 
 
-EXPORT_CASES: list[tuple[Callable[[], Any], str]] = [
+EXPORT_CASES: list[tuple[str, Callable[[], Any], str]] = [
     (
-        lambda: to_label_studio_tasks(["a"], 1, predictions=[(0, 0.5)], kind="brush"),
+        "to_label_studio_tasks (kind)",
+        lambda: to_label_studio_tasks(["a"], 1, predictions=[(0, 0.5)], kind="brush"),  # type: ignore[arg-type]
         r"argument `kind` to be 'choice' or 'number', but got 'brush'",
-    ),  # type: ignore[arg-type]
+    ),
     (
+        "to_label_studio_tasks (kind)",
         lambda: to_label_studio_tasks(["a"], 1, predictions=[(float("nan"), 0.5)], kind="number"),
         r"`predictions` to guess finite numbers, but got \[nan\]",
     ),
     (
+        "to_label_studio_tasks (kind)",
         lambda: to_label_studio_tasks(["a"], 1, predictions=[(True, 0.5)], kind="number"),
         r"`predictions` to guess finite numbers, but got \[True\]",
     ),
-    (lambda: encode_brush_rle(torch.zeros(2, 2, 2)), r"argument `mask` to be a 2-D tensor"),
+    ("encode_brush_rle", lambda: encode_brush_rle(torch.zeros(2, 2, 2)), r"argument `mask` to be a 2-D tensor"),
+    ("encode_brush_rle", lambda: encode_brush_rle([[True]]), r"argument `mask` to be a 2-D tensor"),  # type: ignore[arg-type]
+    ("decode_brush_rle", lambda: decode_brush_rle("AAAA", 1, 1), r"`value.rle` of the answer to be a non-empty list"),
+    ("decode_brush_rle", lambda: decode_brush_rle(encode_brush_rle(EYE), 3, 4), r"3x4 image\), but it holds 64"),
 ]
 
 
-@pytest.mark.parametrize(("call", "match"), EXPORT_CASES)
-def test_export_side_refuses(call, match):
-    refuses("Label Studio answers (to_label_studio_tasks, encode_brush_rle)", call, ValueError, match)
+@pytest.mark.parametrize(("entry", "call", "match"), EXPORT_CASES)
+def test_export_side_refuses(entry, call, match):
+    refuses(entry, call, ValueError, match)
+    assert accepts(lambda: decode_brush_rle(encode_brush_rle(EYE), 4, 4)).equal(EYE)
