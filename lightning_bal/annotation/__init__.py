@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lightning_bal.annotation.annotator import QueryFiles
+    from lightning_bal.annotation.answers import AnswerFormat, decode_brush_rle, encode_brush_rle, read_answer
     from lightning_bal.annotation.checkpoint import LabelState, load_label_state
     from lightning_bal.annotation.consensus import cohen_kappa, dawid_skene, fleiss_kappa, majority_vote
     from lightning_bal.annotation.label_studio import (
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from lightning_bal.annotation.sync import import_answers
 
 __all__ = [
+    "AnswerFormat",
     "LabelState",
     "LabelStudioAnswers",
     "LowUncertainty",
@@ -37,10 +39,13 @@ __all__ = [
     "TargetReached",
     "cohen_kappa",
     "dawid_skene",
+    "decode_brush_rle",
+    "encode_brush_rle",
     "fleiss_kappa",
     "import_answers",
     "load_label_state",
     "majority_vote",
+    "read_answer",
     "read_label_studio_export",
     "to_label_studio_tasks",
     "write_label_studio_tasks",
@@ -57,6 +62,7 @@ _HOMES = {
     "read_label_studio_export": "label_studio",
     "to_label_studio_tasks": "label_studio",
     "write_label_studio_tasks": "label_studio",
+    **dict.fromkeys(["AnswerFormat", "decode_brush_rle", "encode_brush_rle", "read_answer"], "answers"),
     **dict.fromkeys(
         ["LowUncertainty", "MetricPlateau", "StablePredictions", "StepView", "StoppingCriterion", "TargetReached"],
         "stopping",

@@ -75,7 +75,11 @@ def family(entry: str) -> str:
         return "stopping criteria (constructors, update, cohen_kappa)"
     if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace", "EnsemblePosterior", "posteriors.")):
         return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
-    if entry.startswith(("tasks.", "Task.", "Classification.", "PerPosition", "Regression.")):
+    if entry.startswith(
+        ("read_answer", "AnswerFormat", "check_label_config", "bring_in_answers", "to_label_studio_tasks")
+    ) or entry.endswith("code_brush_rle"):
+        return "answer files, Label Studio answer types (read_answer, AnswerFormat, label config, bring_in_answers)"
+    if entry.startswith(("tasks.", "Task.", "Classification.", "PerPosition", "Regression.", "MultiLabel.")):
         return "tasks (Task, Classification, PerPosition, Regression, resolve_task)"
     return "heuristic score / select / transform"
 
