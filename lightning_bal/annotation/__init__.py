@@ -14,6 +14,11 @@ if TYPE_CHECKING:
         to_label_studio_tasks,
         write_label_studio_tasks,
     )
+    from lightning_bal.annotation.label_studio_detection import (
+        check_rectangle_config,
+        read_label_studio_boxes,
+        to_label_studio_box_tasks,
+    )
     from lightning_bal.annotation.stopping import (
         LowUncertainty,
         MetricPlateau,
@@ -34,9 +39,12 @@ __all__ = [
     "StepView",
     "StoppingCriterion",
     "TargetReached",
+    "check_rectangle_config",
     "import_answers",
     "load_label_state",
+    "read_label_studio_boxes",
     "read_label_studio_export",
+    "to_label_studio_box_tasks",
     "to_label_studio_tasks",
     "write_label_studio_tasks",
 ]
@@ -51,6 +59,9 @@ _HOMES = {
     "read_label_studio_export": "label_studio",
     "to_label_studio_tasks": "label_studio",
     "write_label_studio_tasks": "label_studio",
+    **dict.fromkeys(
+        ["check_rectangle_config", "read_label_studio_boxes", "to_label_studio_box_tasks"], "label_studio_detection"
+    ),
     **dict.fromkeys(
         ["LowUncertainty", "MetricPlateau", "StablePredictions", "StepView", "StoppingCriterion", "TargetReached"],
         "stopping",
