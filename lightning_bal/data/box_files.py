@@ -226,7 +226,7 @@ def _csv_answers(path: Path, text: str, checked: Any) -> BoxAnswers:
         where = f"line {line} of {str(path)!r}"
         if None in row or None in row.values():
             raise ValueError(
-                f"Expected every row of {str(path)!r} to have the {len(BOX_FIELDS)} columns, but {where} does not."
+                f"Expected every row of {str(path)!r} to have the {len(BOX_FIELDS)} columns, but line {line} does not."
             )
         item = _check_id(row["id"], where)
         box_fields = [row[field] for field in (*_COORDINATES, "label")]

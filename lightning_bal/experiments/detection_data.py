@@ -291,8 +291,9 @@ class DigitDetector(nn.Module):
     ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
         """In training mode the losses on ``targets``; in eval mode the detections of each image."""
         batch = self._batch(images)
-        if self.training and targets is None:
-            raise ValueError("Expected argument `targets` in training mode (the losses need them), but got None.")
+        if self.training:
+            # Checked before the backbone runs: a refused call leaves the batch-norm statistics as they were.
+            _check_targets(targets, len(batch))
         output = self.head(self.backbone(batch))
         logits, sides = output[:, : self.num_classes], output[:, self.num_classes :]
         if targets is not None and self.training:
@@ -309,11 +310,6 @@ class DigitDetector(nn.Module):
         """Per cell: the class it learns (0 = background) and the box sides (l, t, r, b) it learns, in pixels."""
         boxes = target["boxes"].to(device, torch.float32)
         labels = target["labels"].to(device)
-        if boxes.ndim != 2 or boxes.shape[-1] != 4 or len(labels) != len(boxes):
-            raise ValueError(
-                f"Expected every target as boxes [n, 4] with labels [n], but got {list(boxes.shape)} and"
-                f" {list(labels.shape)}."
-            )
         cy, cx = self._centres(height, width, device)
         classes = torch.zeros(height, width, dtype=torch.long, device=device)
         sides = torch.ones(height, width, 4, device=device)
@@ -337,8 +333,6 @@ class DigitDetector(nn.Module):
         return classes, sides
 
     def _losses(self, logits: Tensor, sides: Tensor, targets: list[Target]) -> dict[str, Tensor]:
-        if len(targets) != len(logits):
-            raise ValueError(f"Expected one target per image ({len(logits)}), but got {len(targets)}.")
         height, width = logits.shape[-2:]
         assigned = [self._assign(target, height, width, logits.device) for target in targets]
         classes = torch.stack([c for c, _ in assigned])
@@ -379,6 +373,24 @@ class DigitDetector(nn.Module):
         ranked = scores[keep].argsort(descending=True)
         keep = keep.nonzero()[:, 0][ranked]
         return {"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep], "class_probs": class_probs[keep]}
+
+
+def _check_targets(targets: Sequence[Target] | None, count: int) -> None:
+    if targets is None:
+        raise ValueError("Expected argument `targets` in training mode (the losses need them), but got None.")
+    if not isinstance(targets, (list, tuple)) or len(targets) != count:
+        given = len(targets) if isinstance(targets, (list, tuple)) else type(targets).__name__
+        raise ValueError(f"Expected argument `targets` to hold one target per image ({count}), but got {given}.")
+    for number, target in enumerate(targets):
+        boxes = target.get("boxes") if isinstance(target, dict) else None
+        labels = target.get("labels") if isinstance(target, dict) else None
+        if not (isinstance(boxes, Tensor) and isinstance(labels, Tensor)) or (
+            boxes.ndim != 2 or boxes.shape[-1] != 4 or labels.shape != (len(boxes),)
+        ):
+            shapes = [list(v.shape) if isinstance(v, Tensor) else v for v in (boxes, labels)]
+            raise ValueError(
+                f"Expected every target as boxes [n, 4] with labels [n] (tensors), but target {number} has {shapes}."
+            )
 
 
 def _box_iou(boxes: Tensor, other: Tensor) -> Tensor:
