@@ -5,7 +5,7 @@ A label follows torchvision's conventions: ``{"boxes": FloatTensor[n, 4], "label
 (0 is the background and never a box's label; a dataset of C classes has ``num_classes = C + 1``). ``n`` may be 0: an
 image with nothing on it has ``boxes`` of shape ``[0, 4]`` and ``labels`` of shape ``[0]``.
 
-The two files (docs/detection.md):
+The two files:
 
 - JSON: a list with one object per image, ``{"id": "a.png", "boxes": [[x1, y1, x2, y2], ...], "labels": [3, ...]}``
   (an empty image has ``"boxes": []`` and ``"labels": []``).
