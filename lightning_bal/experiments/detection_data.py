@@ -294,12 +294,31 @@ class DigitDetector(nn.Module):
         if self.training:
             # Checked before the backbone runs: a refused call leaves the batch-norm statistics as they were.
             _check_targets(targets, len(batch))
-        output = self.head(self.backbone(batch))
-        logits, sides = output[:, : self.num_classes], output[:, self.num_classes :]
+        features = self.backbone(batch)
         if targets is not None and self.training:
-            return self._losses(logits, sides, list(targets))
-        sizes = [(image.shape[-1], image.shape[-2]) for image in images]
-        return [self._decode(lg, sd, size) for lg, sd, size in zip(logits, sides, sizes, strict=True)]
+            output = self.head(features)
+            return self._losses(output[:, : self.num_classes], output[:, self.num_classes :], list(targets))
+        return self._detect(features, _sizes(images))
+
+    def _detect(self, features: Tensor, sizes: Tensor) -> list[dict[str, Tensor]]:
+        """The head on the backbone's ``features``, decoded into each image's detections (``sizes``: ``[B, 2]``)."""
+        output = self.head(features)
+        logits, sides = output[:, : self.num_classes], output[:, self.num_classes :]
+        return [self._decode(lg, sd, (int(w), int(h))) for lg, sd, (w, h) in zip(logits, sides, sizes, strict=True)]
+
+    def mc_split(self) -> tuple[nn.Module, nn.Module]:
+        """``(features, head)`` for the MC engine: the backbone once per batch, the head with its dropout K times.
+
+        ``head(*features(images))`` equals ``model(images)`` in eval mode (``features`` returns the backbone's map and
+        the images' sizes); see :class:`lightning_bal.mc.split.SplitModule`.
+
+        Examples:
+            >>> model = DigitDetector().eval()
+            >>> features, head = model.mc_split()
+            >>> len(head(*features([torch.zeros(1, 96, 96)])))
+            1
+        """
+        return _Features(self), _Head(self)
 
     def _centres(self, height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor]:
         ys = (torch.arange(height, device=device) + 0.5) * self.stride
@@ -373,6 +392,35 @@ class DigitDetector(nn.Module):
         ranked = scores[keep].argsort(descending=True)
         keep = keep.nonzero()[:, 0][ranked]
         return {"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep], "class_probs": class_probs[keep]}
+
+
+def _sizes(images: Sequence[Tensor] | Tensor) -> Tensor:
+    """``[B, 2]``: the width and height of each image."""
+    return torch.tensor([[image.shape[-1], image.shape[-2]] for image in images], dtype=torch.long)
+
+
+class _Features(nn.Module):
+    """The deterministic prefix of a :class:`DigitDetector`: its backbone on the padded batch, and the images' sizes."""
+
+    def __init__(self, detector: DigitDetector) -> None:
+        super().__init__()
+        self.backbone = detector.backbone
+        self._batch = detector._batch  # a bound method: the detector is not registered as a submodule twice
+
+    def forward(self, images: Sequence[Tensor] | Tensor) -> tuple[Tensor, Tensor]:
+        return self.backbone(self._batch(images)), _sizes(images)
+
+
+class _Head(nn.Module):
+    """The stochastic rest of a :class:`DigitDetector`: its head (with the dropout) and the decoding."""
+
+    def __init__(self, detector: DigitDetector) -> None:
+        super().__init__()
+        self.head = detector.head
+        self._detect = detector._detect
+
+    def forward(self, features: Tensor, sizes: Tensor) -> list[dict[str, Tensor]]:
+        return self._detect(features, sizes)
 
 
 def _check_targets(targets: Sequence[Target] | None, count: int) -> None:

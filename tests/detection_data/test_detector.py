@@ -10,6 +10,7 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from lightning_bal.experiments import DigitCanvases, DigitDetector, detection_collate, train_detector
 from lightning_bal.experiments.detection_data import _box_iou, _suppress
+from lightning_bal.mc.split import SplitModule
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +140,22 @@ def test_the_detector_learns_boxes_in_a_few_seconds():
         found = model(images)
     metric.update([{key: d[key] for key in ("boxes", "scores", "labels")} for d in found], targets)
     assert float(metric.compute()["map_50"]) > 0.3  # 0.68 when written
+
+
+@pytest.mark.parametrize("sizes", [[(96, 96), (96, 96)], [(50, 70), (97, 33)]])
+def test_the_mc_split_computes_forward_with_the_dropout_in_the_head_only(sizes):
+    torch.manual_seed(0)
+    model = DigitDetector(score_threshold=0.0).eval()
+    assert isinstance(model, SplitModule)
+    features, head = model.mc_split()
+    assert not any(isinstance(m, torch.nn.Dropout2d) for m in features.modules())
+    assert any(isinstance(m, torch.nn.Dropout2d) for m in head.modules())
+    images = [torch.rand(1, height, width) for width, height in sizes]
+    with torch.no_grad():
+        whole, parts = model(images), head(*features(images))
+    for one, other in zip(whole, parts, strict=True):
+        for key in one:
+            assert torch.equal(one[key], other[key])
+    assert sum(p.numel() for p in features.parameters()) + sum(p.numel() for p in head.parameters()) == sum(
+        p.numel() for p in model.parameters()
+    )
