@@ -15,6 +15,7 @@ eval mode ``model(images)`` returns one dict per image with ``boxes [m, 4]``, ``
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,9 +111,10 @@ class DigitCanvases(Dataset[tuple[Tensor, Target]]):
         return self.size
 
     def __getitem__(self, index: int) -> tuple[Tensor, Target]:
-        if not is_int(index) or not -self.size <= index < self.size:
+        # numpy's integers too: samplers and index arrays hand them out.
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not -self.size <= index < self.size:
             raise IndexError(f"Expected an index in [0, {self.size}), but got {index!r}.")
-        index %= self.size
+        index = int(index) % self.size
         # Seeded by (seed, index) alone: item i never depends on which items were read before it.
         rng = np.random.default_rng([self.seed, index])
         image = torch.zeros(1, self.canvas, self.canvas)
