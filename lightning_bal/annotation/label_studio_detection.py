@@ -263,6 +263,13 @@ def _annotation_boxes(
     return check_boxes(where, boxes, labels, num_classes, next(iter(sizes), None))
 
 
+def _order(annotation: dict[str, Any]) -> tuple[str, float, str]:
+    """Annotations in the order they were made: by time, then by id (Label Studio's ids are numbers, 9 before 10)."""
+    number = annotation.get("id")
+    numeric = isinstance(number, (int, float)) and not isinstance(number, bool)
+    return str(annotation.get("created_at", "")), float(number) if numeric else math.inf, str(number)  # type: ignore[arg-type]
+
+
 def _same(first: dict[str, Tensor], other: dict[str, Tensor]) -> bool:
     return torch.equal(first["boxes"], other["boxes"]) and torch.equal(first["labels"], other["labels"])
 
@@ -334,7 +341,7 @@ def read_label_studio_boxes(
         if not drawn:
             answers.unanswered.append(item)
             continue
-        drawn.sort(key=lambda pair: (str(pair[0].get("created_at", "")), str(pair[0].get("id") or "")))
+        drawn.sort(key=lambda pair: _order(pair[0]))
         if not all(_same(drawn[0][1], other) for _, other in drawn[1:]):
             answers.disagreements.append(item)
             if on_disagreement == "error":

@@ -162,3 +162,10 @@ def test_check_rectangle_config(config, match):
         return
     with pytest.raises(ValueError, match=match):
         check_rectangle_config(config, NAMES, "image")
+
+
+def test_annotations_made_at_once_are_ordered_by_their_numeric_id():
+    tasks = [_task("a", _annotation(10, "t", _rect(2, 1, 5, 5)), _annotation(9, "t", _rect(1, 1, 5, 5)))]
+    boxes = read_label_studio_boxes(tasks, LABEL_MAP)
+    assert boxes.labels[0]["boxes"][0, 0].item() == 1.0
+    assert boxes.disagreements == ["a"]
