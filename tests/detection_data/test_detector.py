@@ -6,7 +6,6 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torchmetrics.detection import MeanAveragePrecision
 
 from lightning_bal.experiments import DigitCanvases, DigitDetector, detection_collate, train_detector
 from lightning_bal.experiments.detection_data import _box_iou, _suppress
@@ -125,19 +124,42 @@ def test_suppression_drops_a_worse_box_of_the_same_label(labels, kept):
     assert _suppress(boxes, scores, torch.tensor(labels), 0.5).tolist() == kept
 
 
-def test_the_detector_learns_boxes_in_a_few_seconds():
-    """Smoke test (about 10 s): 100 steps on 32 canvases already find many of their digits."""
+@pytest.fixture(scope="module")
+def trained():
+    """100 steps on 32 canvases (about 10 s): the smoke test's detector and its training canvases."""
     data = DigitCanvases(size=32, seed=0, max_digits=3, min_size=24, max_size=36)
     cache = [data[i] for i in range(len(data))]
     torch.manual_seed(0)
     model = DigitDetector()
     losses = train_detector(model, cache, steps=100, batch_size=8, seed=0)
-    assert not model.training
-    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:5]) / 5
-    metric = MeanAveragePrecision(iou_type="bbox")
     images, targets = detection_collate(cache)
     with torch.no_grad():
         found = model(images)
+    return model, losses, found, targets
+
+
+def test_the_detector_learns_boxes_in_a_few_seconds(trained):
+    model, losses, found, targets = trained
+    assert not model.training
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:5]) / 5
+    hits = total = 0
+    for detections, target in zip(found, targets, strict=True):
+        confident = detections["scores"] > 0.1
+        iou = _box_iou(target["boxes"], detections["boxes"][confident])
+        same = target["labels"][:, None] == detections["labels"][confident][None, :]
+        hits += int(((iou >= 0.5) & same).any(1).sum())
+        total += len(target["labels"])
+    assert hits / total > 0.5  # recall at IoU 0.5 with the right digit: 0.75 when written
+
+
+def test_the_detector_scores_above_zero_map(trained):
+    """torchmetrics' mAP, which needs torchvision for boxes (torchmetrics 1.9), whatever its COCO backend."""
+    mean_ap = pytest.importorskip("torchmetrics.detection.mean_ap")
+    try:
+        metric = mean_ap.MeanAveragePrecision(iou_type="bbox")
+    except ModuleNotFoundError as err:
+        pytest.skip(f"torchmetrics' MeanAveragePrecision cannot run here: {err}")
+    _, _, found, targets = trained
     metric.update([{key: d[key] for key in ("boxes", "scores", "labels")} for d in found], targets)
     assert float(metric.compute()["map_50"]) > 0.3  # 0.68 when written
 
