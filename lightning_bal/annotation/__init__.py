@@ -16,6 +16,11 @@ if TYPE_CHECKING:
         to_label_studio_tasks,
         write_label_studio_tasks,
     )
+    from lightning_bal.annotation.label_studio_detection import (
+        check_rectangle_config,
+        read_label_studio_boxes,
+        to_label_studio_box_tasks,
+    )
     from lightning_bal.annotation.stopping import (
         LowUncertainty,
         MetricPlateau,
@@ -37,6 +42,7 @@ __all__ = [
     "StepView",
     "StoppingCriterion",
     "TargetReached",
+    "check_rectangle_config",
     "cohen_kappa",
     "dawid_skene",
     "decode_brush_rle",
@@ -46,7 +52,9 @@ __all__ = [
     "load_label_state",
     "majority_vote",
     "read_answer",
+    "read_label_studio_boxes",
     "read_label_studio_export",
+    "to_label_studio_box_tasks",
     "to_label_studio_tasks",
     "write_label_studio_tasks",
 ]
@@ -63,6 +71,9 @@ _HOMES = {
     "to_label_studio_tasks": "label_studio",
     "write_label_studio_tasks": "label_studio",
     **dict.fromkeys(["AnswerFormat", "decode_brush_rle", "encode_brush_rle", "read_answer"], "answers"),
+    **dict.fromkeys(
+        ["check_rectangle_config", "read_label_studio_boxes", "to_label_studio_box_tasks"], "label_studio_detection"
+    ),
     **dict.fromkeys(
         ["LowUncertainty", "MetricPlateau", "StablePredictions", "StepView", "StoppingCriterion", "TargetReached"],
         "stopping",

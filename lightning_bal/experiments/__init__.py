@@ -6,6 +6,7 @@ Not imported by ``import lightning_bal``; plots and the digits need the ``exampl
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels, pixel_embeddings
 from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_reach, mean_and_spread
 from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digits, load_mnist, read_idx
+from lightning_bal.experiments.detection_data import DigitCanvases, DigitDetector, detection_collate, train_detector
 from lightning_bal.experiments.experiment import Experiment, Row
 from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, digits_cnn, gal_cnn, kirsch_cnn
 from lightning_bal.experiments.posteriors import (
@@ -28,6 +29,8 @@ __all__ = [
     "POSTERIORS",
     "PaperProtocol",
     "Curve",
+    "DigitCanvases",
+    "DigitDetector",
     "DropoutCNN",
     "EnsembleCNN",
     "EnsembleLabelledRisk",
@@ -40,6 +43,7 @@ __all__ = [
     "add_protocol_arguments",
     "area_under_curve",
     "cold_start_labels",
+    "detection_collate",
     "digits_cnn",
     "ensemble_loader",
     "gal_cnn",
@@ -53,4 +57,5 @@ __all__ = [
     "protocol_from_arguments",
     "read_idx",
     "split_row_name",
+    "train_detector",
 ]

@@ -40,6 +40,12 @@ def family(entry: str) -> str:
         return entry
     if entry.startswith(("lightning-bal ", "answer files", "QueryFiles", "LabelStudioClient")):
         return entry
+    if entry.startswith(("data.check_boxes", "data.read_boxes", "data.write_boxes")):
+        return "answer files: boxes (read_boxes, write_boxes, check_boxes)"
+    if entry.startswith(
+        ("annotation.check_rectangle_config", "annotation.read_label_studio_boxes", "annotation.to_label_studio_box")
+    ):
+        return "answer files: Label Studio rectangles"
     if entry.startswith("annotation."):
         return "annotation: majority_vote, dawid_skene, cohen_kappa, fleiss_kappa"
     if entry.startswith("LabelState."):
