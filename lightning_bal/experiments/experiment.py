@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -51,6 +51,19 @@ def check_built(argument: str, built: Any, kind: type, seed: int) -> Any:
             f" {type(built).__name__}."
         )
     return built
+
+
+def check_json_settings(argument: str, settings: Any) -> dict[str, Any]:
+    """``settings`` as a dict of JSON values with string keys (records name a study by them), or ``{}`` for None."""
+    if settings is None:
+        return {}
+    if not isinstance(settings, Mapping) or not all(isinstance(key, str) for key in settings):
+        raise TypeError(f"Expected argument `{argument}` to be a mapping with string keys, but got {settings!r:.80}.")
+    try:
+        copied: dict[str, Any] = json.loads(json.dumps(dict(settings), allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"Expected argument `{argument}` to hold only finite JSON values, but {err}.") from None
+    return copied
 
 
 def check_settings(argument: str, settings: Any, cls: type) -> None:
@@ -111,6 +124,8 @@ class Experiment:
         trainer: keyword arguments of ``Trainer`` over the defaults.
         metric: the figure the result summarises by default.
         rows: ``{name: Row}`` for the names of ``heuristics`` that are not plain registry names.
+        settings: JSON values that name this study in the records of ``run(out=...)``: records written under other
+            settings are refused (default: none, the study is named by ``metric`` alone).
 
     Examples:
         >>> from lightning_bal.experiments import DropoutCNN, load_digits
@@ -139,6 +154,7 @@ class Experiment:
         metric: str = "active/test_acc",
         log_dir: str | Path | None = None,
         rows: Mapping[str, Row] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         # A string is a sequence of names too (its letters): refuse it rather than run "b", "a", "l", "d".
         if isinstance(heuristics, (str, bytes)) or not isinstance(heuristics, Iterable):
@@ -188,27 +204,62 @@ class Experiment:
         self.trainer = dict(trainer or {})
         self.metric = metric
         self.log_dir = None if log_dir is None else Path(log_dir)
+        self.settings = check_json_settings("settings", settings)
 
-    def run(self, on_run: Callable[[str, int, ExperimentResult, float], None] | None = None) -> ExperimentResult:
-        """Run seed by seed, every heuristic within a seed; ``on_run(heuristic, seed, result, seconds)`` after each."""
+    def run(
+        self,
+        on_run: Callable[[str, int, ExperimentResult, float], None] | None = None,
+        *,
+        jobs: int = 1,
+        out: str | Path | None = None,
+        shard: str | tuple[int, int] | None = None,
+    ) -> ExperimentResult:
+        """Run every heuristic on every seed (seed by seed); see docs/experiments.md#studies-that-run-for-days.
+
+        Args:
+            on_run: ``on_run(heuristic, seed, partial, seconds)`` after each run, where ``partial`` holds the runs
+                finished so far (``seconds``: that run's wall time; 0 for a run read from a record of ``out``).
+            jobs: runs at a time; above 1 each runs in a worker process (spawned, so ``model`` and ``datamodule``
+                must be picklable: module-level functions or ``functools.partial`` of them).
+            out: a folder of run records: a run already recorded there is read instead of run, and every run
+                that finishes writes its record (:func:`~lightning_bal.experiments.load_study` reads them back).
+            shard: ``"I/M"`` or ``(I, M)``: only the runs whose index (0-based, seed-major) is ``I`` modulo ``M``.
+        """
+        from lightning_bal.experiments.study import run_grid
+
         if on_run is not None and not callable(on_run):
             raise TypeError(f"Expected argument `on_run` to be a callable or None, but got {on_run!r}.")
-        result = ExperimentResult({name: {} for name in self.heuristics}, self.metric)
-        for seed in self.seeds:
-            pl.seed_everything(seed, verbose=False)
-            initial_model = check_built("model", self.model(seed), pl.LightningModule, seed)
-            for name in self.heuristics:
-                start = time.perf_counter()
-                result.histories[name][seed] = self.run_one(name, seed, copy.deepcopy(initial_model))
-                if on_run is not None:
-                    on_run(name, seed, result, time.perf_counter() - start)
+        result = run_grid(
+            self, self.study_settings(), {}, self.heuristics, self.seeds, self.metric, jobs, out, shard, on_run
+        )
         if self.log_dir is not None:
             write_layout(self.log_dir)
         return result
 
-    def run_one(self, heuristic: str, seed: int, model: pl.LightningModule) -> History:
-        """One run of the row ``heuristic`` at ``seed`` from ``model``; returns the callback's history (rank zero's)."""
+    def study_settings(self) -> dict[str, Any]:
+        """What names this experiment's study in run records: ``settings`` and the metric."""
+        return {"experiment": self.settings, "metric": self.metric}
+
+    def experiment(self, grid: Mapping[str, Any]) -> Experiment:
+        """The experiment that runs a grid point (an experiment has one point, itself)."""
+        return self
+
+    def run_seeded(self, heuristic: str, seed: int) -> History:
+        """One run from its row and seed alone: ``model(seed)`` after ``seed_everything(seed)``, then :meth:`run_one`.
+
+        A run's randomness is the same here, in a grid, in a worker process or in a shard (docs/experiments.md).
+        """
         pl.seed_everything(seed, verbose=False)
+        initial_model = check_built("model", self.model(seed), pl.LightningModule, seed)
+        # A factory that hands out one shared module would otherwise carry training from run to run.
+        return self.run_one(heuristic, seed, copy.deepcopy(initial_model))
+
+    def run_one(self, heuristic: str, seed: int, model: pl.LightningModule) -> History:
+        """One run of the row ``heuristic`` at ``seed`` from ``model``; returns the callback's history (rank zero's).
+
+        The global random state is left as the caller has it: :meth:`run_seeded` seeds it and builds the model first,
+        as the hand-written loop of docs/experiments.md does, so both train from the same random state.
+        """
         row = self.rows.get(heuristic) or Row(heuristic)
         datamodule = check_built("datamodule", self.datamodule(seed), ActiveDataModule, seed)
         if row.model is not None:
@@ -230,7 +281,8 @@ class Experiment:
             "num_sanity_val_steps": 0,
             **self.trainer,
         }
-        settings["callbacks"] = [callback, *settings.get("callbacks", [])]
+        # The trainer's own callbacks are stateful too (early stopping, checkpoints): each run starts from copies.
+        settings["callbacks"] = [callback, *copy.deepcopy(list(settings.get("callbacks", [])))]
         trainer = pl.Trainer(**settings)
         trainer.fit(model, datamodule=datamodule)
         return [dict(step) for step in callback.history]

@@ -1,0 +1,735 @@
+"""Studies that run for days: a grid of runs from a file, in worker processes or shards, one record file per run.
+
+A run's record is a JSON file named by the hash of the run's settings, written atomically when the run finishes and
+never overwritten; :func:`load_study` gathers the records of a folder (from any number of shards) into the
+:class:`~lightning_bal.experiments.ExperimentResult` that ``Experiment.run`` returns. See docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import TensorDataset
+
+from lightning_bal.__about__ import __version__
+from lightning_bal.experiments.experiment import Experiment, check_heuristic, check_json_settings, check_settings
+from lightning_bal.experiments.posteriors import posterior_row, split_row_name
+from lightning_bal.experiments.protocol import PaperProtocol
+from lightning_bal.experiments.result import ExperimentResult, History
+
+__all__ = [
+    "RECORD_FORMAT",
+    "STUDY_FILE",
+    "RunSpec",
+    "Study",
+    "load_study",
+    "parse_shard",
+    "read_records",
+    "settings_hash",
+    "study_status",
+]
+
+RECORD_FORMAT = 1
+# Written by every `run` into the output folder: what `status` compares the records with.
+STUDY_FILE = "study.json"
+_RUNNING = ".running"
+_STUDY_KEYS = ("name", "dataset", "model", "protocol", "trainer", "grid")
+_GRID_KEYS = ("heuristics", "seeds", "settings")
+_DATASETS = {"digits": ("name", "test_size"), "mnist": ("name",)}
+_NETWORKS = {"digits": ("digits",), "mnist": ("gal", "kirsch")}
+_MODEL_KEYS = ("network", "lr", "weight_decay")
+# Training samples of the 60,000 MNIST images and of scikit-learn's 1,797 digits (less the test split).
+_MNIST_TRAIN = 60_000
+_DIGITS = 1797
+# A record's fields that differ between two runs of the same settings: where, when and how fast it ran.
+MACHINE_FIELDS = ("host", "finished", "wall_s", "cpu_s", "threads", "pid")
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """16 hex digits of SHA-256 over the sorted, compact JSON of ``settings``: the same settings, the same hash.
+
+    Examples:
+        >>> settings_hash({"seed": 0, "heuristic": "bald"}) == settings_hash({"heuristic": "bald", "seed": 0})
+        True
+    """
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_shard(shard: Any) -> tuple[int, int] | None:
+    """``"I/M"`` or ``(I, M)`` as ``(I, M)`` with ``0 <= I < M``; ``None`` stays ``None`` (every run).
+
+    Examples:
+        >>> parse_shard("1/4"), parse_shard(None)
+        ((1, 4), None)
+    """
+    if shard is None:
+        return None
+    parts = shard.split("/") if isinstance(shard, str) else shard
+    numbers: list[int] = []
+    if isinstance(parts, (list, tuple)) and len(parts) == 2:
+        for part in parts:
+            if isinstance(part, str) and part.strip().isdigit():
+                numbers.append(int(part))
+            elif isinstance(part, int) and not isinstance(part, bool):
+                numbers.append(part)
+    if len(numbers) != 2 or not 0 <= numbers[0] < numbers[1]:
+        raise ValueError(
+            f"Expected argument `shard` to be 'I/M' with 0 <= I < M (shard I of M, counted from 0), but got {shard!r}."
+        )
+    return numbers[0], numbers[1]
+
+
+def check_jobs(jobs: Any) -> int:
+    """``jobs`` if it is a positive integer."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"Expected argument `jobs` to be a positive integer, but got {jobs!r}.")
+    return jobs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a grid: its row, seed and grid point, and the settings whose hash names its record.
+
+    Args:
+        index: its place in the grid (grid points, then seeds, then rows); shards split on it.
+        heuristic: the row name (a heuristic or ``heuristic@posterior``).
+        seed: the run's seed.
+        grid: the grid point's settings (``{}`` without grid settings).
+        settings: everything that determines the run: the study's settings, the row, the seed and the grid point.
+    """
+
+    index: int
+    heuristic: str
+    seed: int
+    grid: dict[str, Any]
+    settings: dict[str, Any]
+
+    @property
+    def hash(self) -> str:
+        """The hash of :attr:`settings`."""
+        return settings_hash(self.settings)
+
+    @property
+    def label(self) -> str:
+        """The run's row in the result: the heuristic, and the grid point when there is one."""
+        if not self.grid:
+            return self.heuristic
+        return f"{self.heuristic} ({', '.join(f'{key}={value}' for key, value in sorted(self.grid.items()))})"
+
+    @property
+    def filename(self) -> str:
+        """``<heuristic>_seed<seed>_<hash>.json``: readable, and unique by the hash."""
+        safe = "".join(char if char.isalnum() or char in "_-" else "-" for char in self.heuristic)
+        return f"{safe}_seed{self.seed}_{self.hash}.json"
+
+
+class _Source(Protocol):
+    """What runs a grid point: an :class:`Experiment`, or a :class:`Study` that builds one per point."""
+
+    def experiment(self, grid: Mapping[str, Any]) -> Experiment: ...
+
+
+def grid_specs(
+    study: Mapping[str, Any], points: Sequence[Mapping[str, Any]], heuristics: Sequence[str], seeds: Sequence[int]
+) -> list[RunSpec]:
+    """Every run of the grid, in order: grid points, then seeds, then rows."""
+    runs = itertools.product(points, seeds, heuristics)
+    return [
+        RunSpec(
+            i, name, seed, dict(point), {"study": dict(study), "heuristic": name, "seed": seed, "grid": dict(point)}
+        )
+        for i, (point, seed, name) in enumerate(runs)
+    ]
+
+
+def _git_commit() -> str | None:
+    """The commit of the library's checkout, or None (an installed wheel, no git)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) == 40 else None
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write ``path`` atomically and only if it does not exist (a hard link never replaces a file)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.link(temporary, path)
+    except FileExistsError:
+        raise FileExistsError(
+            f"Expected the run record {path} not to exist (a record is never overwritten), but it does."
+        ) from None
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _write_replacing(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _plain(history: History) -> list[dict[str, Any]]:
+    """The history as JSON values: tensors and NumPy numbers become Python numbers, exactly."""
+    return [{key: value.item() if hasattr(value, "item") else value for key, value in step.items()} for step in history]
+
+
+def execute(source: _Source, spec: RunSpec, folder: Path | None) -> dict[str, Any]:
+    """Run ``spec`` and return its record; with ``folder``, mark it running there, then write its record."""
+    marker = None if folder is None else folder / (spec.filename + _RUNNING)
+    if folder is not None and (folder / spec.filename).exists():
+        raise FileExistsError(
+            f"Expected the run record {folder / spec.filename} not to exist (never overwritten), but it does."
+        )
+    if marker is not None:
+        started = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+        _write_replacing(marker, json.dumps(started) + "\n")
+    wall, cpu = time.perf_counter(), time.process_time()
+    history = source.experiment(spec.grid).run_seeded(spec.heuristic, spec.seed)
+    record = {
+        "format": RECORD_FORMAT,
+        "study_hash": settings_hash(spec.settings["study"]),
+        "run_hash": spec.hash,
+        "label": spec.label,
+        "heuristic": spec.heuristic,
+        "seed": spec.seed,
+        "grid": spec.grid,
+        "settings": spec.settings,
+        "history": _plain(history),
+        "library": {"version": __version__, "commit": _git_commit()},
+        "torch": torch.__version__,
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        "threads": torch.get_num_threads(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "finished": _now(),
+    }
+    if folder is not None and marker is not None:
+        try:
+            _write_new(folder / spec.filename, json.dumps(record, indent=1) + "\n")
+        finally:
+            marker.unlink(missing_ok=True)
+    return record
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+_WORKER_SOURCE: list[Any] = []
+
+
+def _start_worker(threads: int, counter: Any, source: _Source) -> None:
+    """Pin the worker to its share of the CPU threads and, with GPUs, to one of them (round robin)."""
+    torch.set_num_threads(threads)
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        torch.cuda.set_device(index % torch.cuda.device_count())
+    _WORKER_SOURCE[:] = [source]
+
+
+def _run_in_worker(task: tuple[RunSpec, Path | None]) -> dict[str, Any]:
+    spec, folder = task
+    return execute(_WORKER_SOURCE[0], spec, folder)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS and Windows have no affinity
+        return os.cpu_count() or 1
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A run record, with the fields :func:`load_study` needs (a damaged file is refused, naming it)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"Expected the run record {path} to be a JSON file, but reading it failed: {err}.") from None
+    needed = ("format", "study_hash", "run_hash", "label", "seed", "settings", "history")
+    missing = [key for key in needed if not isinstance(record, dict) or key not in record]
+    if missing:
+        raise KeyError(f"Expected the run record {path} to hold the fields {missing}, but it does not.")
+    if record["format"] != RECORD_FORMAT or settings_hash(record["settings"]) != record["run_hash"]:
+        raise ValueError(
+            f"Expected the run record {path} to be of format {RECORD_FORMAT} with `run_hash` the hash of its"
+            f" `settings`, but got format {record['format']!r} and a hash that does not match."
+        )
+    return dict(record)
+
+
+def read_records(folder: str | Path) -> list[dict[str, Any]]:
+    """Every run record of ``folder`` (sorted by file name), all of one study, checked as :func:`load_study` does."""
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder):
+        raise TypeError(f"Expected argument `folder` to be a folder path, but got {folder!r}.")
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"Expected argument `folder` to be a folder of run records, but {path} is not one.")
+    records = [read_record(file) for file in sorted(path.glob("*.json")) if file.name != STUDY_FILE]
+    declared = _declared_study(path)
+    studies = {record["study_hash"] for record in records} | ({declared} if declared else set())
+    if len(studies) > 1:
+        theirs = sorted(
+            f"{file.name}: {json.loads(file.read_text()).get('study_hash')}"
+            for file in sorted(path.glob("*.json"))
+            if file.name != STUDY_FILE
+        )
+        raise ValueError(
+            f"Expected argument `folder` to hold the records of one study, but {path} holds records of"
+            f" {len(studies)} studies (study hashes: {theirs}{f'; {STUDY_FILE}: {declared}' if declared else ''})."
+        )
+    return records
+
+
+def _declared_study(folder: Path) -> str | None:
+    file = folder / STUDY_FILE
+    if not file.is_file():
+        return None
+    try:
+        declared = json.loads(file.read_text())["study_hash"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"Expected {file} to name its study's `study_hash`, but reading it failed: {err}.") from None
+    return str(declared)
+
+
+def load_study(folder: str | Path, metric: str | None = None) -> ExperimentResult:
+    """The result of every run recorded in ``folder``: the same result ``Experiment.run`` returns for those runs.
+
+    Args:
+        folder: a folder of run records, written by any number of shards of one study.
+        metric: the result's default figure (default: the one the study names, else ``active/test_acc``).
+    """
+    records = read_records(folder)
+    histories: dict[str, dict[int, History]] = {}
+    for record in records:
+        by_seed = histories.setdefault(record["label"], {})
+        if record["seed"] in by_seed:
+            raise ValueError(
+                f"Expected argument `folder` to hold one record per row and seed, but {record['label']!r} seed"
+                f" {record['seed']} is recorded twice."
+            )
+        by_seed[record["seed"]] = record["history"]
+    named = next((r["settings"]["study"].get("metric") for r in records if "metric" in r["settings"]["study"]), None)
+    return ExperimentResult(histories, metric or named or "active/test_acc")
+
+
+def _write_study_file(folder: Path, study: Mapping[str, Any], specs: Sequence[RunSpec]) -> None:
+    """Name the folder's study and its runs (what ``status`` lists); a folder of another study is refused."""
+    declared = _declared_study(folder)
+    study_hash = settings_hash(study)
+    if declared is not None and declared != study_hash:
+        raise ValueError(
+            f"Expected argument `out` to be a new folder or one of this study (hash {study_hash}), but {folder}"
+            f" holds the records of study {declared} ({folder / STUDY_FILE})."
+        )
+    runs = [{"label": spec.label, "seed": spec.seed, "file": spec.filename} for spec in specs]
+    _write_replacing(folder / STUDY_FILE, json.dumps({"study_hash": study_hash, "study": study, "runs": runs}) + "\n")
+
+
+def study_status(folder: str | Path) -> dict[str, list[str]]:
+    """``{"done": [...], "running": [...], "missing": [...]}``: the record files of the study written into ``folder``.
+
+    ``running`` is a run with a ``.running`` marker and no record: running now, or interrupted (a restart reruns it).
+    """
+    records = {record["run_hash"] for record in read_records(folder)}
+    path = Path(folder)
+    file = path / STUDY_FILE
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"Expected argument `folder` to hold the {STUDY_FILE} a study run writes, but {file} does not exist."
+        )
+    status: dict[str, list[str]] = {"done": [], "running": [], "missing": []}
+    for run in json.loads(file.read_text())["runs"]:
+        name = run["file"]
+        run_hash = name.rsplit("_", 1)[-1].removesuffix(".json")
+        state = "done" if run_hash in records else "running" if (path / (name + _RUNNING)).exists() else "missing"
+        status[state].append(name)
+    return status
+
+
+def run_grid(
+    source: _Source,
+    study: Mapping[str, Any],
+    points: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    heuristics: Sequence[str],
+    seeds: Sequence[int],
+    metric: str,
+    jobs: Any = 1,
+    out: Any = None,
+    shard: Any = None,
+    on_run: Callable[[str, int, ExperimentResult, float], None] | None = None,
+) -> ExperimentResult:
+    """Run the grid's runs (of ``shard``) with ``jobs`` workers, reading and writing the records of ``out``."""
+    jobs = check_jobs(jobs)
+    selected = parse_shard(shard)
+    if out is not None and (not isinstance(out, (str, os.PathLike)) or not str(out)):
+        raise TypeError(f"Expected argument `out` to be a folder path or None, but got {out!r}.")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise NotADirectoryError(f"Expected argument `out` to be a folder, but {out} is a file.")
+    grid_points = [points] if isinstance(points, Mapping) else list(points)
+    specs = grid_specs(study, grid_points, heuristics, seeds)
+    if selected is not None:
+        specs = [spec for spec in specs if spec.index % selected[1] == selected[0]]
+    folder = None if out is None else Path(out)
+    result = ExperimentResult({spec.label: {} for spec in specs}, metric)
+    pending = specs
+    if folder is not None:
+        existing = read_records(folder) if folder.is_dir() else []
+        study_hash = settings_hash(study)
+        foreign = sorted({record["study_hash"] for record in existing} - {study_hash})
+        if foreign:
+            raise ValueError(
+                f"Expected argument `out` to be a new folder or one of this study (hash {study_hash}), but {folder}"
+                f" holds records of the studies {foreign}."
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_study_file(folder, study, grid_specs(study, grid_points, heuristics, seeds))
+        done = {record["run_hash"]: record for record in existing}
+        pending = []
+        for spec in specs:
+            if spec.hash in done:
+                result.histories[spec.label][spec.seed] = done[spec.hash]["history"]
+                if on_run is not None:
+                    on_run(spec.label, spec.seed, result, 0.0)
+            else:
+                pending.append(spec)
+
+    def finished(spec: RunSpec, record: dict[str, Any]) -> None:
+        result.histories[spec.label][spec.seed] = record["history"]
+        if on_run is not None:
+            on_run(spec.label, spec.seed, result, record["wall_s"])
+
+    if jobs == 1 or len(pending) <= 1:
+        for spec in pending:
+            finished(spec, execute(source, spec, folder))
+    else:
+        _run_in_pool(source, pending, folder, jobs, finished)
+    # In grid order, whatever order the workers finished in.
+    for label, by_seed in result.histories.items():
+        result.histories[label] = {seed: by_seed[seed] for seed in seeds if seed in by_seed}
+    return result
+
+
+def _run_in_pool(
+    source: _Source,
+    pending: Sequence[RunSpec],
+    folder: Path | None,
+    jobs: int,
+    finished: Callable[[RunSpec, dict[str, Any]], None],
+) -> None:
+    import pickle
+
+    try:
+        pickle.dumps(source)
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        raise TypeError(
+            "Expected the experiment to be picklable for `jobs` > 1 (worker processes are spawned): `model`,"
+            f" `datamodule` and the rows' functions must be module-level functions or functools.partial, but {err}."
+        ) from None
+    workers = min(jobs, len(pending))
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("i", 0)
+    threads = max(1, _cores() // workers)
+    initargs = (threads, counter, source)
+    # Not a multiprocessing.Pool: a worker killed mid-run (out of memory, `kill`) would leave it waiting forever.
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
+        futures = {pool.submit(_run_in_worker, (spec, folder)): spec for spec in pending}
+        try:
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
+        except BrokenProcessPool:
+            raise RuntimeError(
+                "A worker process died during a run (killed, or out of memory): the runs it had not finished are"
+                " marked `.running` in the records folder; run the study again to rerun them."
+            ) from None
+
+
+def _load_file(path: Path) -> Any:
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        return json.loads(text)
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _check_keys(where: str, mapping: Any, allowed: Iterable[str]) -> dict[str, Any]:
+    if not isinstance(mapping, Mapping) or not all(isinstance(key, str) for key in mapping):
+        raise TypeError(f"Expected study entry `{where}` to be a mapping with string keys, but got {mapping!r:.80}.")
+    allowed = list(allowed)
+    unknown = sorted(set(mapping) - set(allowed))
+    if unknown:
+        raise KeyError(f"Expected study entry `{where}` to hold only {allowed}, but got the unknown keys {unknown}.")
+    return dict(mapping)
+
+
+def _protocol_fields() -> list[str]:
+    return list(PaperProtocol.__dataclass_fields__)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist() -> tuple[TensorDataset, TensorDataset]:
+    from lightning_bal.experiments.datasets import load_mnist
+
+    return load_mnist()
+
+
+def _datasets(name: str, test_size: int, seed: int) -> tuple[TensorDataset, TensorDataset]:
+    """The ``(train, test)`` sets of a run: the digits split per seed; MNIST read once per process."""
+    if name == "digits":
+        from lightning_bal.experiments.datasets import load_digits
+
+        return load_digits(seed, test_size)
+    return _mnist()
+
+
+def _model(settings: Mapping[str, Any], seed: int) -> pl.LightningModule:
+    from lightning_bal.experiments.models import DropoutCNN
+
+    return DropoutCNN(**settings)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study: rows x seeds x grid points of :class:`PaperProtocol` runs, from a YAML or JSON file.
+
+    Args:
+        dataset: ``{"name": "digits", "test_size": 500}`` or ``{"name": "mnist"}`` (read from ``$LIGHTNING_BAL_MNIST``).
+        model: :class:`DropoutCNN` arguments: ``network`` (``digits`` for the digits, ``gal`` or ``kirsch`` for
+            MNIST), ``lr``, ``weight_decay``.
+        protocol: :class:`PaperProtocol` fields.
+        trainer: ``Trainer`` keyword arguments (JSON values) over the protocol's.
+        grid: ``heuristics`` (rows: registry names or ``heuristic@posterior``), ``seeds``, and ``settings``:
+            ``{protocol field: [values]}``, every combination a grid point.
+        name: a free description; it does not take part in the study's hash.
+
+    Examples:
+        >>> study = Study.from_mapping({"dataset": {"name": "digits"}, "model": {"network": "digits"},
+        ...                             "protocol": {"budget": 30, "initial_labels": 10},
+        ...                             "grid": {"heuristics": ["bald", "random"], "seeds": [0, 1]}})
+        >>> [(spec.heuristic, spec.seed) for spec in study.runs()]
+        [('bald', 0), ('random', 0), ('bald', 1), ('random', 1)]
+    """
+
+    dataset: dict[str, Any]
+    model: dict[str, Any]
+    protocol: dict[str, Any]
+    trainer: dict[str, Any]
+    grid: dict[str, Any]
+    name: str = ""
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Study:
+        """The study of a YAML (``.yaml``, ``.yml``) or JSON (``.json``) file."""
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise TypeError(f"Expected argument `path` to be a study file path, but got {path!r}.")
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"Expected argument `path` to be a study file, but {file} is not a file.")
+        try:
+            content = _load_file(file)
+        except ValueError as err:  # yaml.YAMLError is not a ValueError: caught below
+            raise ValueError(f"Expected the study file {file} to be valid JSON, but {err}.") from None
+        except Exception as err:
+            if type(err).__module__.startswith("yaml"):
+                raise ValueError(f"Expected the study file {file} to be valid YAML, but {err}.") from None
+            raise
+        return cls.from_mapping(content)
+
+    @classmethod
+    def from_mapping(cls, content: Any) -> Study:
+        """The study of a file's content; every key is checked, unknown keys are refused naming them."""
+        content = _check_keys("<top level>", content, _STUDY_KEYS)
+        for required in ("dataset", "model", "grid"):
+            if required not in content:
+                raise KeyError(f"Expected the study to hold the entry `{required}`, but it does not.")
+        name = content.get("name", "")
+        if not isinstance(name, str):
+            raise TypeError(f"Expected study entry `name` to be a string, but got {name!r}.")
+        dataset = _check_keys("dataset", content["dataset"], ("name", "test_size"))
+        if dataset.get("name") not in _DATASETS:
+            raise ValueError(f"Expected study entry `dataset.name` to be one of {list(_DATASETS)}, but got {dataset}.")
+        dataset = _check_keys("dataset", dataset, _DATASETS[dataset["name"]])
+        if dataset["name"] == "digits":
+            test_size = dataset.setdefault("test_size", 500)
+            if isinstance(test_size, bool) or not isinstance(test_size, int) or not 0 < test_size < _DIGITS:
+                raise ValueError(f"Expected study entry `dataset.test_size` in (0, {_DIGITS}), but got {test_size!r}.")
+        model = _check_keys("model", content["model"], _MODEL_KEYS)
+        networks = _NETWORKS[dataset["name"]]
+        model.setdefault("network", networks[0])
+        if model["network"] not in networks:
+            raise ValueError(
+                f"Expected study entry `model.network` to fit the dataset {dataset['name']!r} (one of"
+                f" {list(networks)}), but got {model['network']!r}."
+            )
+        protocol = _check_keys("protocol", content.get("protocol") or {}, _protocol_fields())
+        trainer = _check_keys("trainer", content.get("trainer") or {}, list(content.get("trainer") or {}))
+        check_settings("trainer", trainer, pl.Trainer)
+        grid = _check_keys("grid", content["grid"], _GRID_KEYS)
+        for required in ("heuristics", "seeds"):
+            if required not in grid:
+                raise KeyError(f"Expected study entry `grid` to hold `{required}`, but it does not.")
+        heuristics, seeds = grid["heuristics"], grid["seeds"]
+        if not isinstance(heuristics, list) or not heuristics or len(set(map(str, heuristics))) != len(heuristics):
+            raise ValueError(
+                f"Expected study entry `grid.heuristics` to be a list of distinct names, got {heuristics!r}."
+            )
+        for row in heuristics:
+            try:
+                base, posterior = split_row_name(row)
+                check_heuristic("grid.heuristics", base)
+                if posterior is not None:
+                    posterior_row(row)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"Expected study entry `grid.heuristics` to name rows, but {row!r}: {err}") from None
+        integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        if not integers or not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"Expected study entry `grid.seeds` to be a list of distinct integers, but got {seeds!r}.")
+        varied = _check_keys("grid.settings", grid.get("settings") or {}, _protocol_fields())
+        for key, values in varied.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(
+                    f"Expected study entry `grid.settings.{key}` to be a non-empty list, but got {values!r}."
+                )
+            if key in protocol:
+                raise ValueError(f"Expected `{key}` in `protocol` or in `grid.settings`, not both.")
+        study = cls(
+            dataset=dataset,
+            model=model,
+            protocol=protocol,
+            trainer=trainer,
+            grid={"heuristics": list(heuristics), "seeds": list(seeds), "settings": varied},
+            name=name,
+        )
+        check_json_settings("study", study.settings())
+        for point in study.points():
+            study.check_fits(point)
+        return study
+
+    def settings(self) -> dict[str, Any]:
+        """What names the study in its records: dataset, model, protocol and trainer (not the grid, not the name)."""
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "protocol": self.protocol,
+            "trainer": self.trainer,
+            "metric": "active/test_acc",
+        }
+
+    @property
+    def hash(self) -> str:
+        """The hash of :meth:`settings`: every record of the study holds it."""
+        return settings_hash(self.settings())
+
+    def points(self) -> list[dict[str, Any]]:
+        """The grid points: every combination of the values of ``grid.settings`` (one empty point without)."""
+        varied = self.grid["settings"]
+        keys = sorted(varied)
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(varied[k] for k in keys))]
+
+    def runs(self) -> list[RunSpec]:
+        """Every run, in order: grid points, then seeds, then rows."""
+        return grid_specs(self.settings(), self.points(), self.grid["heuristics"], self.grid["seeds"])
+
+    def check_fits(self, point: Mapping[str, Any]) -> PaperProtocol:
+        """The protocol of a grid point, refused (naming the entry) when it does not fit the dataset."""
+        where = f"grid point {dict(point)}" if point else "protocol"
+        try:
+            protocol = PaperProtocol(**{**self.protocol, **point})
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"Expected study entry `protocol` ({where}) to be valid: {err}") from None
+        train = _DIGITS - self.dataset["test_size"] if self.dataset["name"] == "digits" else _MNIST_TRAIN
+        needed = protocol.val_size + max(protocol.budget, protocol.pool_size or 0)
+        if needed > train:
+            raise ValueError(
+                f"Expected study entry `protocol` ({where}) to fit the {train} training samples of"
+                f" {self.dataset['name']!r}, but `val_size` + max(`budget`, `pool_size`) = {needed}."
+            )
+        return protocol
+
+    def experiment(self, grid: Mapping[str, Any]) -> Experiment:
+        """The :class:`Experiment` of a grid point (every row and seed; a worker runs one of them)."""
+        key = json.dumps(dict(grid), sort_keys=True)
+        cached = _BUILT.get((self, key))
+        if cached is not None:
+            return cached
+        image_size = 8 if self.dataset["name"] == "digits" else 28
+        model = functools.partial(_model, {"image_size": image_size, **self.model})
+        datasets = functools.partial(_datasets, self.dataset["name"], self.dataset.get("test_size", 0))
+        built = self.check_fits(grid).experiment(
+            self.grid["heuristics"],
+            self.grid["seeds"],
+            model=model,
+            datasets=datasets,
+            trainer=copy.deepcopy(self.trainer),
+        )
+        _BUILT[(self, key)] = built
+        return built
+
+    def run(
+        self,
+        out: str | Path | None = None,
+        *,
+        jobs: int = 1,
+        shard: str | tuple[int, int] | None = None,
+        on_run: Callable[[str, int, ExperimentResult, float], None] | None = None,
+    ) -> ExperimentResult:
+        """Run the runs (of ``shard``) not yet recorded in ``out``, ``jobs`` at a time; see ``Experiment.run``."""
+        return run_grid(
+            self,
+            self.settings(),
+            self.points(),
+            self.grid["heuristics"],
+            self.grid["seeds"],
+            "active/test_acc",
+            jobs,
+            out,
+            shard,
+            on_run,
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+
+# Per process: a worker builds a grid point's experiment once, whatever number of its runs it gets.
+_BUILT: dict[tuple[Study, str], Experiment] = {}
