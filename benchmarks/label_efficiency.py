@@ -310,7 +310,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
         settings = run_settings(args)
         names = groups
     _write_settings(args.out / SETTINGS_FILE, settings)
-    done = ExperimentResult({spec: {} for specs in names.values() for spec in specs})
+    # The rows in the order asked for, whichever study (plain or `+lure`) runs them.
+    done = ExperimentResult({spec: {} for spec in (names[""] if args.study is not None else args.heuristics)})
     start = time.perf_counter()
     for weighting, study in studies.items():
 

@@ -53,6 +53,7 @@ def _run(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the folder of the run records")
     parser.add_argument("--jobs", type=_positive, default=1, help="runs at a time, each in a worker process")
     parser.add_argument("--shard", type=_shard, default=None, help="I/M: the runs whose index is I modulo M")
+    parser.add_argument("--threads", type=_positive, default=None, help="torch threads per run (default: cores/jobs)")
     args = parser.parse_args(argv)
     try:
         study = Study.from_file(args.study)
@@ -65,7 +66,7 @@ def _run(argv: list[str]) -> int:
         print(f"{label} seed {seed}: {'recorded before' if seconds == 0 else f'{seconds:.0f} s'}", flush=True)
 
     try:
-        result = study.run(args.out, jobs=args.jobs, shard=args.shard, on_run=report)
+        result = study.run(args.out, jobs=args.jobs, shard=args.shard, on_run=report, threads=args.threads)
     except ValueError as err:
         parser.error(f"argument --out: {err}")
     print(result.summary())

@@ -213,6 +213,7 @@ class Experiment:
         jobs: int = 1,
         out: str | Path | None = None,
         shard: str | tuple[int, int] | None = None,
+        threads: int | None = None,
     ) -> ExperimentResult:
         """Run every heuristic on every seed (seed by seed); see docs/experiments.md#studies-that-run-for-days.
 
@@ -224,13 +225,15 @@ class Experiment:
             out: a folder of run records: a run already recorded there is read instead of run, and every run
                 that finishes writes its record (:func:`~lightning_bal.experiments.load_study` reads them back).
             shard: ``"I/M"`` or ``(I, M)``: only the runs whose index (0-based, seed-major) is ``I`` modulo ``M``.
+            threads: torch threads per run (default: ``cores // jobs`` in workers, unchanged with ``jobs=1``).
         """
         from lightning_bal.experiments.study import run_grid
 
         if on_run is not None and not callable(on_run):
             raise TypeError(f"Expected argument `on_run` to be a callable or None, but got {on_run!r}.")
+        settings = self.study_settings()
         result = run_grid(
-            self, self.study_settings(), {}, self.heuristics, self.seeds, self.metric, jobs, out, shard, on_run
+            self, settings, {}, self.heuristics, self.seeds, self.metric, jobs, out, shard, on_run, threads
         )
         if self.log_dir is not None:
             write_layout(self.log_dir)
@@ -241,7 +244,9 @@ class Experiment:
         return {"experiment": self.settings, "metric": self.metric}
 
     def experiment(self, grid: Mapping[str, Any]) -> Experiment:
-        """The experiment that runs a grid point (an experiment has one point, itself)."""
+        """The experiment that runs a grid point: an experiment is its own one point, ``{}``."""
+        if not isinstance(grid, Mapping) or grid:
+            raise ValueError(f"Expected argument `grid` to be {{}}, the one point of an experiment, but got {grid!r}.")
         return self
 
     def run_seeded(self, heuristic: str, seed: int) -> History:
@@ -249,6 +254,13 @@ class Experiment:
 
         A run's randomness is the same here, in a grid, in a worker process or in a shard (docs/experiments.md).
         """
+        if heuristic not in self.heuristics:
+            raise ValueError(
+                f"Expected argument `heuristic` to be a row of the experiment, one of {self.heuristics}, but got"
+                f" {heuristic!r}."
+            )
+        if isinstance(seed, bool) or not isinstance(seed, Integral):
+            raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
         pl.seed_everything(seed, verbose=False)
         initial_model = check_built("model", self.model(seed), pl.LightningModule, seed)
         # A factory that hands out one shared module would otherwise carry training from run to run.

@@ -99,10 +99,10 @@ def parse_shard(shard: Any) -> tuple[int, int] | None:
     return numbers[0], numbers[1]
 
 
-def check_jobs(jobs: Any) -> int:
+def check_jobs(jobs: Any, argument: str = "jobs") -> int:
     """``jobs`` if it is a positive integer."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"Expected argument `jobs` to be a positive integer, but got {jobs!r}.")
+        raise ValueError(f"Expected argument `{argument}` to be a positive integer, but got {jobs!r}.")
     return jobs
 
 
@@ -123,6 +123,19 @@ class RunSpec:
     seed: int
     grid: dict[str, Any]
     settings: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        integer = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.index, self.seed))
+        if not integer or self.index < 0:
+            raise TypeError(
+                f"Expected `index` and `seed` to be integers (index >= 0), got {self.index!r}, {self.seed!r}."
+            )
+        if not isinstance(self.heuristic, str) or not all(isinstance(m, dict) for m in (self.grid, self.settings)):
+            raise TypeError(
+                f"Expected `heuristic` to be a row name and `grid` and `settings` dicts, but got {self.heuristic!r},"
+                f" {type(self.grid).__name__}, {type(self.settings).__name__}."
+            )
+        check_json_settings("settings", self.settings)
 
     @property
     def hash(self) -> str:
@@ -397,9 +410,12 @@ def run_grid(
     out: Any = None,
     shard: Any = None,
     on_run: Callable[[str, int, ExperimentResult, float], None] | None = None,
+    threads: Any = None,
 ) -> ExperimentResult:
     """Run the grid's runs (of ``shard``) with ``jobs`` workers, reading and writing the records of ``out``."""
     jobs = check_jobs(jobs)
+    if threads is not None:
+        check_jobs(threads, "threads")
     selected = parse_shard(shard)
     if out is not None and (not isinstance(out, (str, os.PathLike)) or not str(out)):
         raise TypeError(f"Expected argument `out` to be a folder path or None, but got {out!r}.")
@@ -439,10 +455,15 @@ def run_grid(
             on_run(spec.label, spec.seed, result, record["wall_s"])
 
     if jobs == 1 or len(pending) <= 1:
-        for spec in pending:
-            finished(spec, execute(source, spec, folder))
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or before)
+        try:
+            for spec in pending:
+                finished(spec, execute(source, spec, folder))
+        finally:
+            torch.set_num_threads(before)
     else:
-        _run_in_pool(source, pending, folder, jobs, finished)
+        _run_in_pool(source, pending, folder, jobs, finished, threads)
     # In grid order, whatever order the workers finished in.
     for label, by_seed in result.histories.items():
         result.histories[label] = {seed: by_seed[seed] for seed in seeds if seed in by_seed}
@@ -455,6 +476,7 @@ def _run_in_pool(
     folder: Path | None,
     jobs: int,
     finished: Callable[[RunSpec, dict[str, Any]], None],
+    threads: int | None,
 ) -> None:
     import pickle
 
@@ -468,8 +490,7 @@ def _run_in_pool(
     workers = min(jobs, len(pending))
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
-    threads = max(1, _cores() // workers)
-    initargs = (threads, counter, source)
+    initargs = (threads or max(1, _cores() // workers), counter, source)
     # Not a multiprocessing.Pool: a worker killed mid-run (out of memory, `kill`) would leave it waiting forever.
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
         futures = {pool.submit(_run_in_worker, (spec, folder)): spec for spec in pending}
@@ -556,6 +577,14 @@ class Study:
     trainer: dict[str, Any]
     grid: dict[str, Any]
     name: str = ""
+
+    def __post_init__(self) -> None:
+        for entry in ("dataset", "model", "protocol", "trainer", "grid"):
+            if not isinstance(getattr(self, entry), dict):
+                raise TypeError(
+                    f"Expected study entry `{entry}` to be a dict (build a study with `Study.from_file` or"
+                    f" `Study.from_mapping`, which check every entry), but got {getattr(self, entry)!r:.80}."
+                )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Study:
@@ -712,6 +741,7 @@ class Study:
         jobs: int = 1,
         shard: str | tuple[int, int] | None = None,
         on_run: Callable[[str, int, ExperimentResult, float], None] | None = None,
+        threads: int | None = None,
     ) -> ExperimentResult:
         """Run the runs (of ``shard``) not yet recorded in ``out``, ``jobs`` at a time; see ``Experiment.run``."""
         return run_grid(
@@ -725,6 +755,7 @@ class Study:
             out,
             shard,
             on_run,
+            threads,
         )
 
     def __hash__(self) -> int:

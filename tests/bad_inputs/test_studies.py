@@ -321,3 +321,69 @@ def test_the_status_command_accepts_a_study_folder(tmp_path, capsys):
     assert "done: 1" in out
     assert "running: 1" in out
     assert "missing: 2" in out
+
+
+def test_a_grid_point_that_does_not_fit_is_refused():
+    study = Study.from_mapping(changed("protocol.budget", ...))
+    match = r"`protocol` \(grid point \{'budget': 5000\}\) to fit the 1697 training samples"
+    refuses("experiments.Study.check_fits", lambda: study.check_fits({"budget": 5000}), ValueError, match, study)
+    refuses("experiments.Study.experiment", lambda: study.experiment({"budget": 5000}), ValueError, match, study)
+    match = r"`protocol` \(grid point \{'budjet': 5\}\) to be valid: .*unexpected keyword argument 'budjet'"
+    refuses("experiments.Study.check_fits", lambda: study.check_fits({"budjet": 5}), TypeError, match, study)
+    assert accepts(lambda: study.check_fits({"budget": 1697})).budget == 1697
+
+
+@pytest.mark.parametrize(
+    ("entry", "value", "match"),
+    [
+        ("dataset", "digits", r"study entry `dataset` to be a dict \(build a study with `Study.from_file`"),
+        ("grid", None, r"study entry `grid` to be a dict"),
+    ],
+)
+def test_a_study_built_by_hand_needs_dicts(entry, value, match):
+    fields = {**copy.deepcopy(STUDY), "protocol": {}, "trainer": {}, entry: value}
+    refuses("experiments.Study()", lambda: Study(**fields), TypeError, match, fields)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"index": -1}, TypeError, r"`index` and `seed` to be integers \(index >= 0\), got -1, 0"),
+        ({"seed": "0"}, TypeError, r"`index` and `seed` to be integers .*got 0, '0'"),
+        ({"heuristic": None}, TypeError, r"`heuristic` to be a row name and `grid` and `settings` dicts"),
+        ({"settings": {"a": float("inf")}}, TypeError, r"argument `settings` to hold only finite JSON values"),
+    ],
+)
+def test_a_run_spec_is_checked(change, error, match):
+    from lightning_bal.experiments import RunSpec
+
+    fields = {"index": 0, "heuristic": "bald", "seed": 0, "grid": {}, "settings": {"seed": 0}, **change}
+    refuses("experiments.RunSpec()", lambda: RunSpec(**fields), error, match, fields)
+    assert accepts(lambda: RunSpec(0, "bald", 0, {}, {"seed": 0})).filename.startswith("bald_seed0_")
+
+
+def test_read_records_refuses_what_load_study_refuses(tmp_path):
+    from lightning_bal.experiments import read_records
+
+    refuses("experiments.read_records", lambda: read_records(5), TypeError, r"`folder` to be a folder path, but got 5")
+    (tmp_path / "broken.json").write_text("{")
+    refuses(
+        "experiments.read_records",
+        lambda: read_records(tmp_path),
+        ValueError,
+        r"run record .*broken.json to be a JSON file",
+        folder(tmp_path),
+    )
+
+
+def test_an_experiment_runs_its_own_rows_from_its_own_point():
+    experiment = Experiment(["random"], [0], model=_model, datamodule=_datamodule, metric="active/num_labelled")
+    match = r"argument `heuristic` to be a row of the experiment, one of \['random'\], but got 'bald'"
+    refuses(
+        "experiments.Experiment.run_seeded", lambda: experiment.run_seeded("bald", 0), ValueError, match, experiment
+    )
+    match = r"argument `seed` to be an integer, but got 0.5"
+    refuses("experiments.Experiment.run_seeded", lambda: experiment.run_seeded("random", 0.5), TypeError, match)
+    match = r"argument `grid` to be \{\}, the one point of an experiment, but got \{'budget': 3\}"
+    refuses("experiments.Experiment.experiment", lambda: experiment.experiment({"budget": 3}), ValueError, match)
+    assert accepts(lambda: experiment.experiment({})) is experiment

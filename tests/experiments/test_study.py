@@ -166,12 +166,14 @@ def test_shards_are_disjoint_complete_and_write_the_same_records(study_run, tmp_
     assert study_status(tmp_path)["missing"] == []
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_records_one_process_writes(study_run, tmp_path):
     study, folder, result = study_run
     assert _timeless(study.run(tmp_path, jobs=2).histories) == _timeless(result.histories)
     assert _records(tmp_path) == _records(folder)
 
 
+@pytest.mark.slow
 def test_a_study_killed_mid_run_resumes_and_reruns_the_interrupted_run(study_run, tmp_path):
     study, folder, _ = study_run
     path = tmp_path / "study.yaml"
@@ -287,6 +289,7 @@ def test_a_hand_written_loop_and_the_api_start_from_the_same_random_state():
     assert _timeless(experiment.run().histories["bald"][1][0]) == _timeless(callback.history[0])
 
 
+@pytest.mark.slow
 def test_an_experiment_runs_in_workers_and_shards_with_the_same_records(tmp_path):
     experiment = _experiment(["bald", "random"], [0])
     torch.set_num_threads(THREADS)  # the autouse fixture restores it
