@@ -269,14 +269,15 @@ def _now() -> str:
 _WORKER_SOURCE: list[Any] = []
 
 
-def _start_worker(threads: int, counter: Any, source: _Source) -> None:
-    """Pin the worker to its share of the CPU threads and, with GPUs, to one of them (round robin)."""
-    torch.set_num_threads(threads)
+def _start_worker(threads: int, counter: Any, gpus: int, source: _Source) -> None:
+    """Pin the worker to its share of the CPU threads and, with several GPUs, to one of them (round robin)."""
     with counter.get_lock():
         index = counter.value
         counter.value += 1
-    if torch.cuda.is_available() and torch.cuda.device_count() > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
-        torch.cuda.set_device(index % torch.cuda.device_count())
+    if gpus > 1:
+        # Before anything initialises CUDA in this process: the worker then sees its one GPU as device 0.
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+    torch.set_num_threads(threads)
     _WORKER_SOURCE[:] = [source]
 
 
@@ -490,7 +491,9 @@ def _run_in_pool(
     workers = min(jobs, len(pending))
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
-    initargs = (threads or max(1, _cores() // workers), counter, source)
+    # Several visible GPUs are shared out unless the caller chose them (CUDA_VISIBLE_DEVICES set).
+    gpus = 0 if "CUDA_VISIBLE_DEVICES" in os.environ else torch.cuda.device_count()
+    initargs = (threads or max(1, _cores() // workers), counter, gpus, source)
     # Not a multiprocessing.Pool: a worker killed mid-run (out of memory, `kill`) would leave it waiting forever.
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
         futures = {pool.submit(_run_in_worker, (spec, folder)): spec for spec in pending}
