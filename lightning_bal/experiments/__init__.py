@@ -18,16 +18,16 @@ from lightning_bal.experiments.posteriors import (
     split_row_name,
 )
 from lightning_bal.experiments.protocol import PaperProtocol, add_protocol_arguments, protocol_from_arguments
-from lightning_bal.experiments.result import ExperimentResult, History
-from lightning_bal.experiments.study import (
+from lightning_bal.experiments.records import (
     RunSpec,
-    Study,
     load_study,
     parse_shard,
     read_records,
     settings_hash,
     study_status,
 )
+from lightning_bal.experiments.result import ExperimentResult, History
+from lightning_bal.experiments.study import Study
 
 __all__ = [
     "COLD_STARTS",

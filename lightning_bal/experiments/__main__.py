@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 from lightning_bal.experiments.curves import check_threshold
+from lightning_bal.experiments.records import load_study, parse_shard, study_status
 from lightning_bal.experiments.result import ExperimentResult
-from lightning_bal.experiments.study import Study, load_study, parse_shard, study_status
+from lightning_bal.experiments.study import Study
 
 __all__ = ["main"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from torch import nn
 
 from lightning_bal.callbacks import ActiveLearningCallback
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.experiments.records import check_json_settings, run_grid
 from lightning_bal.experiments.result import ExperimentResult, History, check_metric
 from lightning_bal.heuristics import HEURISTICS, available_heuristics
 from lightning_bal.utilities.tensorboard import write_layout
@@ -51,19 +51,6 @@ def check_built(argument: str, built: Any, kind: type, seed: int) -> Any:
             f" {type(built).__name__}."
         )
     return built
-
-
-def check_json_settings(argument: str, settings: Any) -> dict[str, Any]:
-    """``settings`` as a dict of JSON values with string keys (records name a study by them), or ``{}`` for None."""
-    if settings is None:
-        return {}
-    if not isinstance(settings, Mapping) or not all(isinstance(key, str) for key in settings):
-        raise TypeError(f"Expected argument `{argument}` to be a mapping with string keys, but got {settings!r:.80}.")
-    try:
-        copied: dict[str, Any] = json.loads(json.dumps(dict(settings), allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"Expected argument `{argument}` to hold only finite JSON values, but {err}.") from None
-    return copied
 
 
 def check_settings(argument: str, settings: Any, cls: type) -> None:
@@ -227,8 +214,6 @@ class Experiment:
             shard: ``"I/M"`` or ``(I, M)``: only the runs whose index (0-based, seed-major) is ``I`` modulo ``M``.
             threads: torch threads per run (default: ``cores // jobs`` in workers, unchanged with ``jobs=1``).
         """
-        from lightning_bal.experiments.study import run_grid
-
         if on_run is not None and not callable(on_run):
             raise TypeError(f"Expected argument `on_run` to be a callable or None, but got {on_run!r}.")
         settings = self.study_settings()

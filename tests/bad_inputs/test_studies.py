@@ -13,7 +13,7 @@ import yaml
 from lightning_bal import ActiveDataModule
 from lightning_bal.experiments import Experiment, Study, load_study, parse_shard, settings_hash, study_status
 from lightning_bal.experiments.__main__ import main
-from lightning_bal.experiments.study import RECORD_FORMAT, STUDY_FILE, execute, grid_specs
+from lightning_bal.experiments.records import RECORD_FORMAT, STUDY_FILE, execute, grid_specs
 from tests.bad_inputs.harness import accepts, refuses
 from tests.helpers.models import DropoutClassifier, blobs
 

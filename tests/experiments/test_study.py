@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.callbacks import Convergence
 from lightning_bal.experiments import Experiment, Study, load_study, read_records, settings_hash, study_status
-from lightning_bal.experiments.study import MACHINE_FIELDS, STUDY_FILE
+from lightning_bal.experiments.records import MACHINE_FIELDS, STUDY_FILE
 from tests.bad_inputs.harness import snapshot
 from tests.helpers.models import DropoutClassifier, blobs
 
