@@ -27,7 +27,7 @@ _EXPERIMENTS = {
     ),
     "__main__": "python -m lightning_bal.experiments",
     **dict.fromkeys(
-        ("Study", "parse_shard", "load_study", "study_status", "execute", "settings_hash"),
+        ("Study", "RunSpec", "parse_shard", "load_study", "read_records", "study_status", "execute", "settings_hash"),
         "experiments: studies (study files, shards, jobs, run records)",
     ),
 }
