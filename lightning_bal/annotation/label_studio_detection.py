@@ -353,7 +353,7 @@ def read_label_studio_boxes(
         first = drawn[0][0]
         answers.ids.append(item)
         answers.labels.append(drawn[0][1])
-        answers.authors.append(_author(first))
+        answers.authors.append(_author(first, f"task {item!r} of {source}"))
         when = first.get("updated_at") or first.get("created_at")
         answers.times.append(when if isinstance(when, str) else None)
     return answers

@@ -19,7 +19,16 @@ from lightning_bal.experiments.posteriors import (
     split_row_name,
 )
 from lightning_bal.experiments.protocol import PaperProtocol, add_protocol_arguments, protocol_from_arguments
+from lightning_bal.experiments.records import (
+    RunSpec,
+    load_study,
+    parse_shard,
+    read_records,
+    settings_hash,
+    study_status,
+)
 from lightning_bal.experiments.result import ExperimentResult, History
+from lightning_bal.experiments.study import Study
 
 __all__ = [
     "COLD_STARTS",
@@ -39,7 +48,9 @@ __all__ = [
     "ExperimentResult",
     "History",
     "Row",
+    "RunSpec",
     "Standardize",
+    "Study",
     "add_protocol_arguments",
     "area_under_curve",
     "cold_start_labels",
@@ -51,11 +62,16 @@ __all__ = [
     "labels_to_reach",
     "load_digits",
     "load_mnist",
+    "load_study",
     "mean_and_spread",
+    "parse_shard",
     "pixel_embeddings",
     "posterior_row",
     "protocol_from_arguments",
     "read_idx",
+    "read_records",
+    "settings_hash",
     "split_row_name",
+    "study_status",
     "train_detector",
 ]

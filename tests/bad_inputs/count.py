@@ -26,6 +26,10 @@ _EXPERIMENTS = {
         "experiments: PaperProtocol and its command-line options",
     ),
     "__main__": "python -m lightning_bal.experiments",
+    **dict.fromkeys(
+        ("Study", "RunSpec", "parse_shard", "load_study", "read_records", "study_status", "execute", "settings_hash"),
+        "experiments: studies (study files, shards, jobs, run records)",
+    ),
 }
 
 
