@@ -160,12 +160,21 @@ class Regression(Task):
 
 
 def resolve_task(task: Any) -> Task:
-    """``task`` as a :class:`Task`: a ``Task`` as it is, ``"classification"``, ``"regression"`` or ``None``."""
+    """``task`` as a :class:`Task`: a ``Task`` as it is, ``"classification"``, ``"regression"`` or ``None``.
+
+    ``"detection"`` names :class:`~lightning_bal.tasks.detection.Detection` (docs/detection.md).
+    """
     if isinstance(task, Task):
         return task
+    if isinstance(task, str) and task == "detection":
+        # Imported here: the detection module builds on this one.
+        from lightning_bal.tasks.detection import Detection
+
+        return Detection()
     named = {None: Task, "classification": Classification, "regression": Regression}
     if isinstance(task, str | None) and task in named:
         return named[task]()
     raise ValueError(
-        f"Expected argument `task` to be 'classification', 'regression' or None, or a `Task`, but got {task!r}."
+        "Expected argument `task` to be 'classification', 'regression' or None, or a `Task` (or 'detection'), but"
+        f" got {task!r}."
     )
