@@ -315,12 +315,18 @@ class LabelLedger:
             fields = sorted({field for label in structured for field in label})
             state["annotation_fields"] = {
                 field: torch.cat(
-                    [torch.as_tensor(label[field]).reshape(-1, *_trailing(label[field])) for label in structured]
+                    [
+                        torch.as_tensor(label[field]).reshape(-1, *_trailing(label[field]))
+                        for label in structured
+                        if field in label
+                    ]
                 )
                 for field in fields
             }
+            # -1: the label has no such field (an optional one, e.g. a detection label's `image_size`).
             state["annotation_field_rows"] = {
-                field: torch.tensor([_rows(label[field]) for label in structured], dtype=torch.long) for field in fields
+                field: torch.tensor([_rows(label[field]) if field in label else -1 for label in structured])
+                for field in fields
             }
         return state
 
@@ -439,15 +445,18 @@ def _structured_labels(state: dict[str, Any], expected: int) -> list[dict[str, T
                 f"Expected `annotation_field_rows['{field}']` to hold {expected} row counts (one per structured label),"
                 f" but got {counts!r}."
             )
-        if not isinstance(values, Tensor) or bool((counts < 0).any()) or values.ndim == 0:
+        if not isinstance(values, Tensor) or bool((counts < -1).any()) or values.ndim == 0:
             raise ValueError(f"Expected `annotation_fields['{field}']` to be a tensor of rows, but got {values!r}.")
-        if int(counts.sum()) != values.shape[0]:
+        present = counts >= 0
+        if int(counts[present].sum()) != values.shape[0]:
             raise ValueError(
-                f"Expected `annotation_fields['{field}']` to hold {int(counts.sum())} rows (the sum of"
+                f"Expected `annotation_fields['{field}']` to hold {int(counts[present].sum())} rows (the sum of"
                 f" `annotation_field_rows['{field}']`), but got {values.shape[0]}."
             )
-        for label, part in zip(labels, torch.split(values, counts.tolist()), strict=True):
-            label[field] = part.clone()
+        parts = iter(torch.split(values, counts[present].tolist()))
+        for label, has in zip(labels, present.tolist(), strict=True):
+            if has:
+                label[field] = next(parts).clone()
     return labels
 
 

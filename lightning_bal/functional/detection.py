@@ -34,6 +34,7 @@ __all__ = [
     "localization_stability",
     "localization_variance",
     "match_samples",
+    "matched_probs",
 ]
 
 Detections = Mapping[str, Tensor]
@@ -209,7 +210,7 @@ def _check_threshold(iou_threshold: Any) -> None:
         raise ValueError(f"Expected argument `iou_threshold` to be a number in (0, 1], but got {iou_threshold!r}.")
 
 
-def _matched_probs(matched: DetectionSamples) -> Tensor:
+def matched_probs(matched: DetectionSamples) -> Tensor:
     """``[M, K, C']``: each box's class distribution in each sample, the background where it is unmatched."""
     background = torch.zeros(matched.probs.shape[1], dtype=torch.float64)
     background[0] = 1.0
@@ -223,12 +224,12 @@ def _entropy(probs: Tensor) -> Tensor:
 
 def box_entropy(matched: DetectionSamples) -> Tensor:
     """``[M]``: the entropy of each box's mean class distribution over the K samples, ``H[mean_k p_k]``."""
-    return _entropy(_matched_probs(matched).mean(1)).clamp_min(0)
+    return _entropy(matched_probs(matched).mean(1)).clamp_min(0)
 
 
 def box_bald(matched: DetectionSamples) -> Tensor:
     """``[M]``: each box's BALD over the K samples, ``H[mean_k p_k] - mean_k H[p_k]`` (unmatched: background)."""
-    probs = _matched_probs(matched)
+    probs = matched_probs(matched)
     return (_entropy(probs.mean(1)) - _entropy(probs).mean(1)).clamp_min(0)
 
 
