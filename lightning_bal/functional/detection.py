@@ -30,6 +30,7 @@ __all__ = [
     "box_existence",
     "box_iou",
     "check_detections",
+    "check_matched",
     "detection_scores",
     "localization_stability",
     "localization_variance",
@@ -210,8 +211,19 @@ def _check_threshold(iou_threshold: Any) -> None:
         raise ValueError(f"Expected argument `iou_threshold` to be a number in (0, 1], but got {iou_threshold!r}.")
 
 
+def check_matched(matched: Any) -> DetectionSamples:
+    """``matched`` if it is what :func:`match_samples` returns, else an error naming it."""
+    if not isinstance(matched, DetectionSamples):
+        raise TypeError(
+            "Expected argument `matched` to be the `DetectionSamples` of `match_samples(samples)`, but got"
+            f" {type(matched).__name__}."
+        )
+    return matched
+
+
 def matched_probs(matched: DetectionSamples) -> Tensor:
     """``[M, K, C']``: each box's class distribution in each sample, the background where it is unmatched."""
+    check_matched(matched)
     background = torch.zeros(matched.probs.shape[1], dtype=torch.float64)
     background[0] = 1.0
     return torch.where(matched.matched[..., None], matched.probs[matched.match.clamp_min(0)], background)
@@ -238,6 +250,7 @@ def localization_variance(matched: DetectionSamples) -> Tensor:
 
     In square pixels; 0 for a box that one sample alone predicts.
     """
+    check_matched(matched)
     present = matched.matched.double()
     coordinates = matched.boxes[matched.match.clamp_min(0)] * present[..., None]
     count = present.sum(1, keepdim=True)
@@ -251,6 +264,7 @@ def localization_stability(matched: DetectionSamples) -> Tensor:
 
     1 when every sample draws the box alike, 0 when no other sample draws anything overlapping it; 1 with K = 1.
     """
+    check_matched(matched)
     k = matched.iou.shape[1]
     if k == 1:
         return torch.ones(matched.iou.shape[0], dtype=torch.float64)
@@ -260,6 +274,7 @@ def localization_stability(matched: DetectionSamples) -> Tensor:
 
 def box_existence(matched: DetectionSamples) -> Tensor:
     """``[M]``: the probability that each box exists, the fraction of the K samples that predict it."""
+    check_matched(matched)
     return matched.matched.double().mean(1)
 
 

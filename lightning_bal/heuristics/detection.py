@@ -21,6 +21,7 @@ from lightning_bal.functional.detection import (
     box_bald,
     box_entropy,
     box_existence,
+    check_detections,
     detection_scores,
     localization_stability,
     localization_variance,
@@ -88,6 +89,8 @@ class DetectionHeuristic(Heuristic):
     def score(self, log_probs: Any) -> Tensor:
         """``[N]`` image scores of N images' K samples each."""
         images = _check_images(log_probs)
+        if self.validate_args:
+            images = [check_detections(samples, f"outputs of image {i}") for i, samples in enumerate(images)]
         return detection_scores(images, self.box_score, self.reduction, self.iou_threshold, self.empty_score).float()
 
 
