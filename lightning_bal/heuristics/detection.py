@@ -211,16 +211,22 @@ class DetectionBADGE(BADGE):
 
     Args:
         num_classes: C + 1, the classes with the background, so that every image's distribution has one width.
+            ``None``: the width of the first detections embedded (their ``class_probs``, else their largest class
+            + 1); give it for a model without ``class_probs``, whose first images may not show every class.
         layer: the submodule whose ``[B, D, ...]`` output are the backbone features.
         iou_threshold: the IoU at which a box of another sample is the same box.
     """
 
     name = "detection_badge"
 
-    def __init__(self, num_classes: int, layer: str | None = None, iou_threshold: float = 0.5) -> None:
+    def __init__(self, num_classes: int | None = None, layer: str | None = None, iou_threshold: float = 0.5) -> None:
         super().__init__(layer=layer)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"Expected argument `num_classes` to be an integer >= 2 (C + 1), but got {num_classes!r}.")
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        ):
+            raise ValueError(
+                f"Expected argument `num_classes` to be an integer >= 2 (C + 1) or None, but got {num_classes!r}."
+            )
         detection_scores([], box_entropy, "max", iou_threshold)
         self.detection_classes = num_classes
         self.iou_threshold = iou_threshold
@@ -235,22 +241,23 @@ class DetectionBADGE(BADGE):
 
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Factored gradient embeddings ``[B, C + 1 + D]`` of the images' most uncertain boxes."""
-        rows = [self._most_uncertain(images) for images in _check_images(outputs)]
-        probs = torch.stack(rows) if rows else torch.zeros(0, self.detection_classes)
+        matched = [match_samples(samples, self.iou_threshold) for samples in _check_images(outputs)]
+        if self.detection_classes is None:
+            self.detection_classes = max([2, *(m.probs.shape[1] for m in matched if m.boxes.shape[0])])
+        rows = [self._most_uncertain(m, self.detection_classes) for m in matched]
+        probs = torch.stack(rows) if rows else torch.zeros(0, self.detection_classes, dtype=torch.float64)
         return super().embed(pool_features(features), probs.clamp_min(1e-12).log().float())
 
-    def _most_uncertain(self, samples: Sequence[Mapping[str, Tensor]]) -> Tensor:
-        matched = match_samples(samples, self.iou_threshold)
-        distribution = torch.zeros(self.detection_classes, dtype=torch.float64)
+    @staticmethod
+    def _most_uncertain(matched: DetectionSamples, num_classes: int) -> Tensor:
+        distribution = torch.zeros(num_classes, dtype=torch.float64)
         if matched.boxes.shape[0] == 0:
             distribution[0] = 1.0
             return distribution
         mean = matched_probs(matched).mean(1)
         width = mean.shape[1]
-        if width > self.detection_classes:
-            raise ValueError(
-                f"Expected detections of at most {self.detection_classes} classes (`num_classes`), but got {width}."
-            )
+        if width > num_classes:
+            raise ValueError(f"Expected detections of at most {num_classes} classes (`num_classes`), but got {width}.")
         distribution[:width] = mean[int(box_entropy(matched).argmax())]
         return distribution
 

@@ -234,7 +234,12 @@ def test_bad_heuristic_settings_are_refused(cls, kwargs, match):
 @pytest.mark.parametrize(
     ("call", "entry", "error", "match"),
     [
-        (lambda: DetectionBADGE(num_classes=1), "heuristics.DetectionBADGE()", ValueError, r"`num_classes`.*>= 2"),
+        (
+            lambda: DetectionBADGE(num_classes=1),
+            "heuristics.DetectionBADGE()",
+            ValueError,
+            r"`num_classes`.*>= 2 \(C \+ 1\) or None",
+        ),
         (lambda: DetectionBADGE(3, iou_threshold=2), "heuristics.DetectionBADGE()", ValueError, r"`iou_threshold`"),
         (lambda: DetectionBADGE(3, layer=4), "heuristics.DetectionBADGE()", TypeError, r"`layer`.*submodule name"),
         (lambda: DetectionCoreSet(layer=4), "heuristics.DetectionCoreSet()", TypeError, r"`layer`.*submodule name"),

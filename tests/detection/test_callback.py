@@ -60,7 +60,8 @@ def test_each_detection_heuristic_scores_the_pool_by_name():
     torch.manual_seed(0)
     data = Squares(10)
     loader = [(data.images[:6], torch.arange(6)), (data.images[6:], torch.arange(6, 10))]
-    prediction = mc_predict(TinyDetector(threshold=0.36), loader, 4, seed=0, task=Detection(), output_transform=None)
+    keep = get_heuristic("detection_bald").transform  # `None` would turn the labels into floats
+    prediction = mc_predict(TinyDetector(threshold=0.36), loader, 4, seed=0, task=Detection(), output_transform=keep)
     assert len(prediction.log_probs) == 10
     assert all(len(samples) == 4 for samples in prediction.log_probs)
     counts = {sample["boxes"].shape[0] for samples in prediction.log_probs for sample in samples}
@@ -135,3 +136,11 @@ def _fit_result(tmp_path, devices: int, name: str) -> torch.Tensor:
     # No training (lr 0): one process and two score one model, whose gradients would be averaged differently.
     fit(tmp_path, callback, devices, extra, lr=0.0)
     return torch.load(tmp_path / name, weights_only=True)
+
+
+def test_badge_takes_the_class_count_from_the_first_detections_it_embeds():
+    box = {"boxes": torch.tensor([[0.0, 0, 8, 8]]), "labels": torch.tensor([1]), "scores": torch.tensor([0.5])}
+    probs = {**box, "class_probs": torch.tensor([[0.2, 0.5, 0.2, 0.1]])}
+    badge = DetectionBADGE(layer="backbone")
+    assert badge.embed(torch.ones(1, 2), [[probs, probs]]).shape == (1, 4 + 2)
+    assert badge.embed(torch.ones(1, 2), [[box, box]]).shape == (1, 4 + 2)
