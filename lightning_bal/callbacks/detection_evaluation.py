@@ -70,13 +70,14 @@ class DetectionMAP(StepEvaluation):
         self._box_counts: dict[int, int] = {}
 
     def check(self, datamodule: ActiveDataModule) -> None:
-        """Needs the split's dataset and a datamodule of the detection task."""
+        """Needs the split's dataset, a datamodule of the detection task, and the metric's backends installed."""
         self._require(datamodule, self.split)
         if not isinstance(datamodule.ledger.task_type, Detection):
             raise ValueError(
                 "Expected `DetectionMAP` with `ActiveDataModule(task='detection')`, but the datamodule's task is"
                 f" {datamodule.ledger.task_type!r}."
             )
+        Detection().metric()  # at setup, not after the first step's training: the COCO backends may be missing
 
     def check_model(self, pl_module: pl.LightningModule, datamodule: ActiveDataModule) -> None:
         """Raise a clear error at fit start unless ``forward`` in eval mode gives torchvision's detection format."""

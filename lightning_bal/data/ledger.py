@@ -13,6 +13,7 @@ from torch import Tensor
 
 from lightning_bal.functional.risk import lure_weights, pure_weights
 from lightning_bal.tasks import Task, resolve_task
+from lightning_bal.tasks.detection import Detection  # noqa: F401 - registers `task="detection"` for every ledger
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 
 __all__ = ["UNLABELLED", "LabelLedger"]
@@ -41,8 +42,8 @@ class LabelLedger:
 
     Args:
         size: number of samples N.
-        task: ``"classification"``, ``"regression"``, ``None`` or a :class:`~lightning_bal.tasks.Task`, whose
-            ``check_label`` decides what an annotator label must be.
+        task: ``"classification"``, ``"regression"``, ``"detection"``, ``None`` or a :class:`~lightning_bal.tasks.Task`,
+            whose ``check_label`` decides what an annotator label must be.
         num_classes: the number of classes of a classification task (labels are checked against it when known).
 
     Examples:

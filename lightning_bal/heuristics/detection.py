@@ -192,6 +192,7 @@ class DetectionCoreSet(CoreSet):
     """
 
     name = "detection_coreset"
+    cost = "O(N·D) per pick for q greedy k-center picks on pooled backbone features, D_L as the first centres"
 
     def transform(self, outputs: Any) -> Any:
         """The detections are not needed, only the features."""
@@ -218,6 +219,7 @@ class DetectionBADGE(BADGE):
     """
 
     name = "detection_badge"
+    cost = "O(N·(C + D)) per pick for q k-means++ picks; matching each image's K detections first"
 
     def __init__(self, num_classes: int | None = None, layer: str | None = None, iou_threshold: float = 0.5) -> None:
         super().__init__(layer=layer)

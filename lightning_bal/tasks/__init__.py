@@ -16,7 +16,7 @@ from torch import Tensor
 from torchmetrics import MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-__all__ = ["Classification", "PerPosition", "Regression", "Task", "resolve_task"]
+__all__ = ["Classification", "NAMED_TASKS", "PerPosition", "Regression", "Task", "resolve_task"]
 
 
 def merge(parts: list[Any], join: Callable[[list[Tensor]], Tensor]) -> Any:
@@ -159,22 +159,23 @@ class Regression(Task):
         return MeanSquaredError(squared=False).set_dtype(torch.float64)
 
 
+#: Tasks of their own modules, by name, added as those modules are imported (``lightning_bal.data`` imports
+#: ``lightning_bal.tasks.detection``, which adds ``"detection"``).
+NAMED_TASKS: dict[str, type[Task]] = {}
+
+
 def resolve_task(task: Any) -> Task:
     """``task`` as a :class:`Task`: a ``Task`` as it is, ``"classification"``, ``"regression"`` or ``None``.
 
-    ``"detection"`` names :class:`~lightning_bal.tasks.detection.Detection` (docs/detection.md).
+    Or the name of a task in :data:`NAMED_TASKS` (``"detection"``).
     """
     if isinstance(task, Task):
         return task
-    if isinstance(task, str) and task == "detection":
-        # Imported here: the detection module builds on this one.
-        from lightning_bal.tasks.detection import Detection
-
-        return Detection()
-    named = {None: Task, "classification": Classification, "regression": Regression}
+    named: dict[str | None, type[Task]] = {None: Task, "classification": Classification, "regression": Regression}
+    named.update(NAMED_TASKS)
     if isinstance(task, str | None) and task in named:
         return named[task]()
+    others = "".join(f", {name!r}" for name in sorted(NAMED_TASKS))
     raise ValueError(
-        "Expected argument `task` to be 'classification', 'regression' or None, or a `Task` (or 'detection'), but"
-        f" got {task!r}."
+        f"Expected argument `task` to be 'classification', 'regression' or None, or a `Task`{others}, but got {task!r}."
     )

@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lightning_bal.functional.detection import check_detections
-from lightning_bal.tasks import Task
+from lightning_bal.tasks import NAMED_TASKS, Task
 
 __all__ = ["Detection", "detection_collate"]
 
@@ -134,12 +134,22 @@ class Detection(Task):
 
     def metric(self, num_classes: int | None = None) -> Metric:
         """The COCO mAP and mAP@0.5 of xyxy boxes: torchmetrics' ``MeanAveragePrecision`` (the ``detection`` extra)."""
-        from torchmetrics.detection import MeanAveragePrecision
+        from torchmetrics.detection.mean_ap import MeanAveragePrecision
 
-        return MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
+        try:
+            return MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
+        except ModuleNotFoundError as err:
+            raise ModuleNotFoundError(
+                "Expected torchmetrics' `MeanAveragePrecision` for the detection metric, but it cannot be built here:"
+                f" {err} It needs torchvision and pycocotools or faster-coco-eval: `pip install"
+                " lightning-bal[detection]`."
+            ) from err
 
     def __repr__(self) -> str:
         return f"Detection(image_size={self.image_size!r})"
+
+
+NAMED_TASKS["detection"] = Detection
 
 
 def _tensor(value: Any, dtype: torch.dtype, field: str) -> Tensor:

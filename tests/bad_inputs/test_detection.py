@@ -28,6 +28,7 @@ from lightning_bal.heuristics import (
 from lightning_bal.tasks.detection import Detection, detection_collate
 from tests.bad_inputs.harness import accepts, refuses
 from tests.detection.models import CLASSES, Squares, TinyDetector
+from tests.detection.skips import needs_map
 
 BOX = {"boxes": [[1.0, 1.0, 5.0, 5.0]], "labels": [1]}
 NAN = float("nan")
@@ -190,8 +191,12 @@ class ReturnsEmptyLists(TinyDetector):
         (ReturnsLogits, [], TypeError, r"list of dicts.*Tensor"),
         (ReturnsNaNBoxes, [], ValueError, r"'boxes'\]` to hold finite coordinates"),
         (ReturnsEmptyLists, [], TypeError, r"to be a dict with \['boxes', 'labels', 'scores'\].*list"),
-        (ReturnsLogits, [DetectionMAP()], TypeError, r"`forward's outputs` to be a list of dicts"),
-        (ReturnsEmptyLists, [DetectionMAP()], TypeError, r"`forward's outputs\[0\]` to be a dict"),
+        pytest.param(
+            ReturnsLogits, [DetectionMAP()], TypeError, r"`forward's outputs` to be a list of dicts", marks=needs_map
+        ),
+        pytest.param(
+            ReturnsEmptyLists, [DetectionMAP()], TypeError, r"`forward's outputs\[0\]` to be a dict", marks=needs_map
+        ),
     ],
     ids=["logits", "nan-boxes", "empty-lists", "logits-map", "empty-lists-map"],
 )

@@ -17,6 +17,7 @@ from lightning_bal.mc import mc_predict
 from lightning_bal.tasks.detection import Detection, detection_collate
 from tests.callbacks.test_ddp import AssertRanksAgree, WriteResult
 from tests.detection.models import CLASSES, Squares, TinyDetector
+from tests.detection.skips import needs_map
 
 POINTWISE = ["detection_entropy", "detection_bald", "localization_variance", "localization_stability", "box_existence"]
 
@@ -75,6 +76,7 @@ def test_each_detection_heuristic_scores_the_pool_by_name():
     assert get_heuristic("detection_bald").score(prediction.log_probs).max() > 0
 
 
+@needs_map
 def test_a_step_logs_map_against_images_and_boxes_labelled(tmp_path):
     callback = ActiveLearningCallback(
         "detection_bald", query_size=3, iterations=3, seed=0, evaluations=[DetectionMAP("test")]

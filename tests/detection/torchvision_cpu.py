@@ -5,6 +5,9 @@ That wheel links CUDA torch, so its compiled ops do not load here and ``import t
 for ``torchvision::nms`` and ``torchvision::qnms`` whatever the ops' library did. :func:`install` defines those two
 schemas with ``torch.library`` and a pure-torch CPU ``nms``, and lets ``torchvision.ops.nms`` use it; ``roi_align``
 falls back to torchvision's own Python implementation when its compiled ops are missing. Never used by the library.
+
+torchmetrics imports torchvision when it is installed, so where such a wheel is installed this module must be loaded
+first: ``pytest -p tests.detection.torchvision_cpu ...`` (importing it installs the shim).
 """
 
 from __future__ import annotations
@@ -61,3 +64,7 @@ def torchvision_or_reason() -> tuple[ModuleType | None, str]:
     # Its compiled ops did not load: `ops.nms` would refuse before calling the op defined above.
     boxes._assert_has_ops = lambda: None
     return torchvision, ""
+
+
+# Loaded as a pytest plugin (`-p`), this runs before any test module imports torchmetrics, hence torchvision.
+install()

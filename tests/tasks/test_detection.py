@@ -6,13 +6,14 @@ import io
 
 import pytest
 import torch
-from torchmetrics.detection import MeanAveragePrecision
+from torchmetrics.detection.mean_ap import MeanAveragePrecision
 
 from lightning_bal import ActiveDataModule
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.tasks import resolve_task
 from lightning_bal.tasks.detection import Detection, detection_collate
 from tests.detection.models import Squares
+from tests.detection.skips import needs_map
 
 TWO = {"boxes": [[1.0, 2.0, 10.0, 12.0], [0.0, 0.0, 32.0, 32.0]], "labels": [2, 1]}
 EMPTY = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}
@@ -56,14 +57,33 @@ def test_bad_labels_are_refused_with_the_problem_named(label, error, match):
         Detection(image_size=(32, 32)).check_label(label, num_classes=3)
 
 
-def test_the_task_by_name_and_its_metric():
+def test_the_task_by_name():
     task = resolve_task("detection")
     assert isinstance(task, Detection)
     assert task.name == "detection"
     assert not task.batched_samples
-    assert isinstance(task.metric(), MeanAveragePrecision)
     with pytest.raises(ValueError, match="`image_size`"):
         Detection(image_size=(32, 0))
+
+
+@needs_map
+def test_the_metric_is_coco_map_of_xyxy_boxes():
+    metric = Detection().metric()
+    assert isinstance(metric, MeanAveragePrecision)
+    box = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    metric.update(
+        [{"boxes": box, "labels": torch.tensor([1]), "scores": torch.tensor([0.9])}],
+        [{"boxes": box, "labels": torch.tensor([1])}],
+    )
+    assert float(metric.compute()["map_50"]) == 1.0
+
+
+def test_without_the_coco_backends_the_metric_names_the_extra(monkeypatch):
+    from torchmetrics.detection import mean_ap
+
+    monkeypatch.setattr(mean_ap, "_TORCHVISION_AVAILABLE", False)
+    with pytest.raises(ModuleNotFoundError, match=r"lightning-bal\[detection\]"):
+        Detection().metric()
 
 
 def test_samples_stay_lists_per_image():
