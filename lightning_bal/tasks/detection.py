@@ -141,8 +141,8 @@ class Detection(Task):
         except ModuleNotFoundError as err:
             raise ModuleNotFoundError(
                 "Expected torchmetrics' `MeanAveragePrecision` for the detection metric, but it cannot be built here:"
-                f" {err} It needs torchvision and pycocotools or faster-coco-eval: `pip install"
-                " lightning-bal[detection]`."
+                f" {err} It needs a torchvision built for your torch, and pycocotools or faster-coco-eval (`pip install"
+                " lightning-bal[detection]`); see docs/detection.md."
             ) from err
 
     def __repr__(self) -> str:

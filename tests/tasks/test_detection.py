@@ -175,7 +175,6 @@ def test_training_batches_carry_torchvisions_targets():
 
 
 def test_the_datamodule_reads_no_classes_from_a_detection_datasets_targets():
-    data = Squares(5)
-    data.targets_attribute = data.targets
+    data = Squares(5)  # its `targets` attribute holds dicts of boxes, as torchvision-style datasets have
     dm = ActiveDataModule(data, task="detection", seed=0, collate_fn=detection_collate)
     assert dm._targets is None
