@@ -220,6 +220,31 @@ def test_a_model_that_returns_another_format_fails_at_fit_start(tmp_path, model,
     )
 
 
+@pytest.mark.parametrize("heuristic", ["bald", "entropy", "variance", "power_bald"])
+def test_a_heuristic_of_another_task_is_refused_at_fit_start(tmp_path, heuristic):
+    pl.seed_everything(0)
+    dm = _datamodule()
+    callback = ActiveLearningCallback(heuristic, query_size=2, iterations=2, seed=0)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    match = r"detection heuristic \(e.g. 'detection_bald'.*for `task='detection'`"
+    refuses(
+        "detection.ActiveLearningCallback (heuristic)",
+        lambda: trainer.fit(TinyDetector(), datamodule=dm),
+        ValueError,
+        match,
+        dm,
+    )
+
+
 @pytest.mark.parametrize("cls", [DetectionHeuristic, *POINTWISE])
 @pytest.mark.parametrize(
     ("kwargs", "match"),
