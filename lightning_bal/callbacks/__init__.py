@@ -3,6 +3,7 @@
 from lightning_bal.callbacks.active_learning import ActiveLearningCallback
 from lightning_bal.callbacks.context import StepContext
 from lightning_bal.callbacks.convergence import Convergence
+from lightning_bal.callbacks.detection_evaluation import DetectionMAP
 from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.callbacks.evaluation import Calibration, LabelledRisk, MCTestCurve, StepEvaluation, TestCurve
 from lightning_bal.callbacks.task_evaluation import RegressionCurve, SegmentationIoU
@@ -12,6 +13,7 @@ __all__ = [
     "ActiveLearningCallback",
     "Calibration",
     "Convergence",
+    "DetectionMAP",
     "LabelledRisk",
     "MCTestCurve",
     "Plateau",

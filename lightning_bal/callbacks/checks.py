@@ -16,7 +16,7 @@ from lightning_bal.annotation.stopping import StoppingCriterion
 from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.evaluation import StepEvaluation
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.heuristics import CombineHeuristics, Heuristic, get_heuristic
+from lightning_bal.heuristics import CombineHeuristics, DetectionHeuristic, Heuristic, get_heuristic
 from lightning_bal.heuristics.stochastic import StochasticHeuristic
 from lightning_bal.mc.pool_batches import module_device
 from lightning_bal.mc.posterior import MCDropout, Posterior
@@ -325,6 +325,11 @@ def check_task(datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
     )
     if skip:
         return
+    if task == "detection" and not isinstance(heuristic, DetectionHeuristic):
+        raise ValueError(
+            f"Expected a detection heuristic (e.g. 'detection_bald', docs/detection.md) for `task='detection'`, but got"
+            f" {heuristic!r}, which scores tensor outputs, not each image's K lists of detections."
+        )
     if task == "classification" and heuristic.consumes == "outputs":
         raise ValueError(
             f"Expected a classification heuristic for the class logits of `task='classification'`, but got"

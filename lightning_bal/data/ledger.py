@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -11,6 +13,7 @@ from torch import Tensor
 
 from lightning_bal.functional.risk import lure_weights, pure_weights
 from lightning_bal.tasks import Task, resolve_task
+from lightning_bal.tasks.detection import Detection  # noqa: F401 - registers `task="detection"` for every ledger
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 
 __all__ = ["UNLABELLED", "LabelLedger"]
@@ -34,10 +37,13 @@ class LabelLedger:
     initial labels), ``acquisition_order[N]``, ``acquisition_probability[N]``, the current ``step``, annotator labels
     by dataset index, and the pending query. Indices are absolute dataset indices everywhere.
 
+    An annotator label is a number, or (a task with structured labels, such as detection's boxes) a dict of tensors
+    that the state keeps field by field, rows of all labels concatenated (see :meth:`state_dict`).
+
     Args:
         size: number of samples N.
-        task: ``"classification"``, ``"regression"``, ``None`` or a :class:`~lightning_bal.tasks.Task`, whose
-            ``check_label`` decides what an annotator label must be.
+        task: ``"classification"``, ``"regression"``, ``"detection"``, ``None`` or a :class:`~lightning_bal.tasks.Task`,
+            whose ``check_label`` decides what an annotator label must be.
         num_classes: the number of classes of a classification task (labels are checked against it when known).
 
     Examples:
@@ -63,7 +69,7 @@ class LabelLedger:
         self.acquisition_order = torch.full((size,), UNLABELLED, dtype=torch.long)
         self.acquisition_probability = torch.full((size,), float("nan"), dtype=torch.float64)
         self.step = 0
-        self.annotations: dict[int, int | float] = {}
+        self.annotations: dict[int, Any] = {}
         # A plain list, not a tensor: `ddp_spawn` cannot send empty tensors to its processes.
         self.pending_query: list[int] = []
 
@@ -114,9 +120,9 @@ class LabelLedger:
                 f"Expected argument `{name}` to hold pool indices, but {describe(already)} are already labelled."
             )
 
-    def check_labels(self, labels: Any, expected: int) -> list[int | float]:
-        """Annotator labels as plain numbers, one per index, valid for the task (see the class docstring)."""
-        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+    def check_labels(self, labels: Any, expected: int) -> list[Any]:
+        """Annotator labels in the task's canonical form, one per index (see the class docstring)."""
+        if isinstance(labels, (str, bytes, Mapping)) or not hasattr(labels, "__len__"):
             raise TypeError(f"Expected argument `labels` to be a sequence of numbers, but got {type(labels).__name__}.")
         values = labels.reshape(-1).tolist() if isinstance(labels, (Tensor, np.ndarray)) else list(labels)
         if len(values) != expected:
@@ -125,8 +131,8 @@ class LabelLedger:
             )
         return [self.check_label(value) for value in values]
 
-    def check_label(self, value: Any) -> int | float:
-        """One annotator label as a plain number valid for the task (see :meth:`Task.check_label`)."""
+    def check_label(self, value: Any) -> Any:
+        """One annotator label in the task's canonical form (see :meth:`Task.check_label`)."""
         return self.task_type.check_label(value, self.num_classes)
 
     @staticmethod
@@ -161,16 +167,14 @@ class LabelLedger:
         self._record(*checked)
         return self.step
 
-    def _checked(
-        self, indices: Any, labels: Any, probabilities: Any
-    ) -> tuple[Tensor, list[int | float] | None, Tensor | None]:
+    def _checked(self, indices: Any, labels: Any, probabilities: Any) -> tuple[Tensor, list[Any] | None, Tensor | None]:
         tensor = as_index_tensor("indices", indices)
         self.check_pool_members("indices", tensor)
         values = None if labels is None else self.check_labels(labels, tensor.numel())
         drawn = None if probabilities is None else self.check_probabilities(probabilities, tensor.numel())
         return tensor, values, drawn
 
-    def _record(self, indices: Tensor, values: list[int | float] | None, drawn: Tensor | None) -> None:
+    def _record(self, indices: Tensor, values: list[Any] | None, drawn: Tensor | None) -> None:
         # Everything is validated by the caller: from here on nothing can fail half-way.
         self.acquisition_order[indices] = (
             int(self.acquisition_order.max().clamp_min(-1)) + 1 + torch.arange(indices.numel())
@@ -287,17 +291,45 @@ class LabelLedger:
         return weights
 
     def state_dict(self) -> dict[str, Any]:
-        """Tensors and primitives only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``."""
+        """Tensors and primitives only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``.
+
+        ``annotation_values`` holds each annotated index's number, NaN for a structured label (a dict of tensors):
+        those are kept, in the order of ``annotation_indices``, as ``annotation_fields`` (each field's tensors of
+        all of them concatenated along dim 0) and ``annotation_field_rows`` (each field's rows per label).
+        """
         annotated = sorted(self.annotations)
-        return {
+        values = [self.annotations[i] for i in annotated]
+        structured = [value for value in values if isinstance(value, Mapping)]
+        state = {
             "acquired_at": self.acquired_at.clone(),
             "acquisition_order": self.acquisition_order.clone(),
             "acquisition_probability": self.acquisition_probability.clone(),
             "step": self.step,
             "annotation_indices": torch.tensor(annotated, dtype=torch.long),
-            "annotation_values": torch.tensor([float(self.annotations[i]) for i in annotated], dtype=torch.float64),
+            "annotation_values": torch.tensor(
+                [math.nan if isinstance(value, Mapping) else float(value) for value in values],
+                dtype=torch.float64,
+            ),
             "pending_query": torch.tensor(self.pending_query, dtype=torch.long),
         }
+        if structured:
+            fields = sorted({field for label in structured for field in label})
+            state["annotation_fields"] = {
+                field: torch.cat(
+                    [
+                        torch.as_tensor(label[field]).reshape(-1, *_trailing(label[field]))
+                        for label in structured
+                        if field in label
+                    ]
+                )
+                for field in fields
+            }
+            # -1: the label has no such field (an optional one, e.g. a detection label's `image_size`).
+            state["annotation_field_rows"] = {
+                field: torch.tensor([_rows(label[field]) if field in label else -1 for label in structured])
+                for field in fields
+            }
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Validate every entry (all that :meth:`state_dict` writes are required), then replace the state."""
@@ -318,7 +350,7 @@ class _LedgerState(NamedTuple):
     acquisition_order: Tensor
     acquisition_probability: Tensor
     step: int
-    annotations: dict[int, int | float]
+    annotations: dict[int, Any]
     pending_query: list[int]
 
 
@@ -366,7 +398,7 @@ def _validated_state(ledger: LabelLedger, state: Any) -> _LedgerState:
     )
 
 
-def _validated_annotations(ledger: LabelLedger, state: dict[str, Any], labelled: Tensor) -> dict[int, int | float]:
+def _validated_annotations(ledger: LabelLedger, state: dict[str, Any], labelled: Tensor) -> dict[int, Any]:
     indices = as_index_tensor("annotation_indices", state["annotation_indices"])
     values = state["annotation_values"]
     if not isinstance(values, Tensor) or values.numel() != indices.numel():
@@ -374,14 +406,59 @@ def _validated_annotations(ledger: LabelLedger, state: dict[str, Any], labelled:
     ledger.check_in_range("annotation_indices", indices)
     if not bool(labelled[indices].all()):
         raise ValueError("Expected `annotation_indices` to hold labelled indices, but some are in the pool.")
-    annotations: dict[int, int | float] = {}
-    # The task's `check_label` gives each saved float back its canonical form (an integer class stays an int).
-    for index, value in zip(indices.tolist(), values.tolist(), strict=True):
+    values = values.reshape(-1).tolist()
+    structured = iter(_structured_labels(state, sum(math.isnan(value) for value in values)))
+    annotations: dict[int, Any] = {}
+    # The task's `check_label` gives each saved value back its canonical form (an integer class stays an int).
+    for index, value in zip(indices.tolist(), values, strict=True):
         try:
-            annotations[index] = ledger.check_label(value)
-        except ValueError as err:
+            annotations[index] = ledger.check_label(next(structured) if math.isnan(value) else value)
+        except (TypeError, KeyError, ValueError) as err:
             raise ValueError(f"Expected `annotation_values` valid for the task: {err}") from err
     return annotations
+
+
+def _trailing(value: Any) -> tuple[int, ...]:
+    shape = tuple(torch.as_tensor(value).shape)
+    return shape[1:] if len(shape) > 1 else ()
+
+
+def _rows(value: Any) -> int:
+    tensor = torch.as_tensor(value)
+    return int(tensor.shape[0]) if tensor.ndim > 1 else int(tensor.numel())
+
+
+def _structured_labels(state: dict[str, Any], expected: int) -> list[dict[str, Tensor]]:
+    """The ``expected`` structured labels kept as ``annotation_fields`` / ``annotation_field_rows``, split per label."""
+    fields, rows = state.get("annotation_fields", {}), state.get("annotation_field_rows", {})
+    if not isinstance(fields, dict) or not isinstance(rows, dict) or sorted(fields) != sorted(rows):
+        raise ValueError("Expected `annotation_fields` and `annotation_field_rows` to be dicts of the same fields.")
+    if expected and not fields:
+        raise ValueError(
+            f"Expected `annotation_values` to hold finite numbers, or NaN for a structured label kept in"
+            f" `annotation_fields`, but got {expected} NaN and no `annotation_fields`."
+        )
+    labels: list[dict[str, Tensor]] = [{} for _ in range(expected)]
+    for field in sorted(fields):
+        counts, values = rows[field], fields[field]
+        if not isinstance(counts, Tensor) or counts.shape != (expected,) or counts.is_floating_point():
+            raise ValueError(
+                f"Expected `annotation_field_rows['{field}']` to hold {expected} row counts (one per structured label),"
+                f" but got {counts!r}."
+            )
+        if not isinstance(values, Tensor) or bool((counts < -1).any()) or values.ndim == 0:
+            raise ValueError(f"Expected `annotation_fields['{field}']` to be a tensor of rows, but got {values!r}.")
+        present = counts >= 0
+        if int(counts[present].sum()) != values.shape[0]:
+            raise ValueError(
+                f"Expected `annotation_fields['{field}']` to hold {int(counts[present].sum())} rows (the sum of"
+                f" `annotation_field_rows['{field}']`), but got {values.shape[0]}."
+            )
+        parts = iter(torch.split(values, counts[present].tolist()))
+        for label, has in zip(labels, present.tolist(), strict=True):
+            if has:
+                label[field] = next(parts).clone()
+    return labels
 
 
 def _int_vector(state: dict[str, Any], key: str, size: int) -> Tensor:

@@ -16,9 +16,15 @@ __all__ = ["dataset_classes", "labelled_classes", "resolve_targets"]
 
 
 def resolve_targets(targets: Any, dataset: Dataset, size: int) -> Tensor | None:
-    """``targets`` (else ``dataset.targets``) as an int64 ``[size]`` copy, or ``None`` when neither is given."""
+    """``targets`` (else ``dataset.targets``) as an int64 ``[size]`` copy, or ``None`` when neither is given.
+
+    ``None`` too for a ``dataset.targets`` of dicts (a detection dataset's boxes per image).
+    """
     if targets is None:
         targets = getattr(dataset, "targets", None)
+        # A detection dataset's `targets` are boxes per image (dicts), not classes: there are no classes to read.
+        if isinstance(targets, (list, tuple)) and targets and isinstance(targets[0], Mapping):
+            return None
     if targets is None:
         return None
     # A copy, not a view: memory borrowed from numpy or from the dataset's own tensor came back as garbage in

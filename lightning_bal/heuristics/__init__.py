@@ -3,6 +3,16 @@
 from lightning_bal.heuristics.base import Heuristic, Selection
 from lightning_bal.heuristics.batchbald import ICAL, BatchBALD
 from lightning_bal.heuristics.combine import CombineHeuristics
+from lightning_bal.heuristics.detection import (
+    BoxExistence,
+    DetectionBADGE,
+    DetectionBALD,
+    DetectionCoreSet,
+    DetectionEntropy,
+    DetectionHeuristic,
+    LocalizationStability,
+    LocalizationVariance,
+)
 from lightning_bal.heuristics.diversity import BADGE, CoreSet, EmbeddingHeuristic, ProbCover, TypiClust
 from lightning_bal.heuristics.pointwise import (
     BALD,
@@ -56,6 +66,14 @@ __all__ = [
     "TypiClust",
     "Variance",
     "VariationRatios",
+    "BoxExistence",
+    "DetectionBADGE",
+    "DetectionBALD",
+    "DetectionCoreSet",
+    "DetectionEntropy",
+    "DetectionHeuristic",
+    "LocalizationStability",
+    "LocalizationVariance",
     "available_heuristics",
     "get_heuristic",
     "register_heuristic",

@@ -16,7 +16,7 @@ from torch import Tensor
 from torchmetrics import MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex, MultilabelF1Score
 
-__all__ = ["Classification", "MultiLabel", "PerPosition", "Regression", "Task", "resolve_task"]
+__all__ = ["Classification", "MultiLabel", "NAMED_TASKS", "PerPosition", "Regression", "Task", "resolve_task"]
 
 
 def merge(parts: list[Any], join: Callable[[list[Tensor]], Tensor]) -> Any:
@@ -223,14 +223,30 @@ class MultiLabel(Task):
         return MultilabelF1Score(check_num_classes(num_classes), average="macro")
 
 
+#: Tasks of their own modules, by name, added as those modules are imported (``lightning_bal.data`` imports
+#: ``lightning_bal.tasks.detection``, which adds ``"detection"``).
+NAMED_TASKS: dict[str, type[Task]] = {}
+
+
 def resolve_task(task: Any) -> Task:
-    """``task`` as a :class:`Task`: a ``Task`` as it is, a name (``"classification"``, ``"multilabel"``...) or None."""
+    """``task`` as a :class:`Task`: a ``Task`` as it is, a name or ``None``.
+
+    The names: ``"classification"``, ``"multilabel"``, ``"regression"`` and those in :data:`NAMED_TASKS`
+    (``"detection"``).
+    """
     if isinstance(task, Task):
         return task
-    named = {None: Task, "classification": Classification, "multilabel": MultiLabel, "regression": Regression}
+    named: dict[str | None, type[Task]] = {
+        None: Task,
+        "classification": Classification,
+        "multilabel": MultiLabel,
+        "regression": Regression,
+    }
+    named.update(NAMED_TASKS)
     if isinstance(task, str | None) and task in named:
         return named[task]()
+    others = "".join(f", {name!r}" for name in sorted(NAMED_TASKS))
     raise ValueError(
-        "Expected argument `task` to be 'multilabel', 'classification', 'regression' or None, or a `Task`, but got"
-        f" {task!r}."
+        f"Expected argument `task` to be 'multilabel', 'classification', 'regression'{others} or None, or a `Task`,"
+        f" but got {task!r}."
     )

@@ -65,6 +65,8 @@ def family(entry: str) -> str:
         return "BADGE, CoreSet, TypiClust, ProbCover: select_embeddings / select"
     if entry.startswith("CombineHeuristics"):
         return "CombineHeuristics"
+    if entry.startswith(("detection.", "Detection", "BoxExistence", "Localization")):
+        return "detection (labels, model outputs, heuristics, DetectionMAP)"
     if entry.startswith("functional."):
         return entry
     if entry.startswith(

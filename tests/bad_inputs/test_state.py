@@ -46,7 +46,7 @@ def make_ledger() -> LabelLedger:
         ({"size": "10"}, TypeError, r"`size`.*non-negative integer"),
         ({"size": None}, TypeError, r"`size`.*non-negative integer"),
         ({"size": True}, TypeError, r"`size`.*non-negative integer"),
-        ({"size": 5, "task": "segmentation"}, ValueError, r"`task`.*'classification', 'regression' or None"),
+        ({"size": 5, "task": "segmentation"}, ValueError, r"`task`.*'classification', 'regression'.* or None"),
         ({"size": 5, "num_classes": 0}, ValueError, r"`num_classes`.*positive integer"),
         ({"size": 5, "num_classes": "3"}, TypeError, r"`num_classes`.*positive integer"),
         ({"size": 5, "task": "regression", "num_classes": 2}, ValueError, r"`num_classes`.*classification"),

@@ -45,7 +45,7 @@ def test_every_interface_the_plan_names_exists(hook):
     [
         ("lightning_bal.tasks:Task.stack_samples", True),
         ("lightning_bal.tasks:Task.stack_items", False),
-        ("lightning_bal.tasks.detection:Detection", False),
+        ("lightning_bal.tasks.detection:Segmentation", False),
         ("lightning_bal.mc.engine:_cat_rows", False),
     ],
 )
