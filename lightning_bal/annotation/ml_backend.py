@@ -1,0 +1,583 @@
+"""``lightning-bal serve``: a Label Studio machine-learning backend over a stopped run's checkpoint.
+
+Label Studio calls ``/health``, ``/setup`` and ``/predict``, and posts its events to ``/webhook``
+(docs/label_studio_sync.md#the-ml-backend-lightning-bal-serve). Predictions come from the guesses and scores the run
+recorded with its query, so they never wait on training. Each answer is validated as ``import`` validates it,
+appended to the journal next to the checkpoint (fsynced) and folded into the checkpoint, in that order; when
+``threshold`` answers have arrived since the last training, the user's training command runs in the background on a
+copy of the checkpoint, and its new checkpoint, with the journal's later answers folded in again, replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from lightning_bal.annotation.checkpoint import LabelState, load_label_state
+from lightning_bal.annotation.checkpoint_entries import (
+    SERVE_KEY,
+    journal_path,
+    read_journal,
+    serve_summary_path,
+    temporary_path,
+    utc_now,
+)
+from lightning_bal.annotation.label_studio import _author, _choice, check_data_key, check_task_step
+from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
+from lightning_bal.annotation.sync import _tasks
+from lightning_bal.data.ids import ItemId
+
+__all__ = [
+    "BadRequest",
+    "MLBackend",
+    "check_host",
+    "check_port",
+    "check_threshold",
+    "check_train_command",
+    "make_server",
+    "serve",
+]
+
+#: The events that carry an answer; Label Studio sends its other events to the same URL (they are acknowledged).
+ANSWER_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
+#: A request body larger than this is refused before it is read (a task batch of Label Studio is far smaller).
+MAX_BODY = 64 << 20
+_PLACEHOLDERS = ("{checkpoint}", "{output}")
+
+
+class BadRequest(ValueError):
+    """A request the backend refuses with HTTP 400 and this message; nothing was recorded."""
+
+
+def check_port(value: Any) -> int:
+    """``--port``: an integer from 0 (any free port) to 65535."""
+    try:
+        port = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    except ValueError:
+        port = value
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"Expected `--port` to be a port number from 0 (any free port) to 65535, but got {value!r}.")
+    return port
+
+
+def check_host(value: Any) -> str:
+    """``--host``: a host name or IP address without scheme, port or path (the address to listen on)."""
+    if not isinstance(value, str) or not value or not re.fullmatch(r"[A-Za-z0-9.\-:]+", value) or value.count(":") == 1:
+        raise ValueError(
+            f"Expected `--host` to be the address to listen on, such as 127.0.0.1 (no scheme, port or path), but got"
+            f" {value!r}."
+        )
+    return value
+
+
+def check_threshold(value: Any) -> int:
+    """``--threshold``: how many new answers start a training, a positive integer."""
+    try:
+        threshold = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    except ValueError:
+        threshold = value
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise ValueError(
+            f"Expected `--threshold` to be a positive number of new answers that starts a training, but got {value!r}."
+        )
+    return threshold
+
+
+def check_train_command(command: Any) -> list[str]:
+    """``--train`` split into its words: a program that exists, with ``{checkpoint}`` and ``{output}`` in it."""
+    if not isinstance(command, str) or not command.strip():
+        raise ValueError(f"Expected `--train` to be the training command line, but got {command!r}.")
+    try:
+        words = shlex.split(command)
+    except ValueError as err:  # an unclosed quote
+        problem = f"it does not split: {err}"
+        raise ValueError(f"Expected `--train` to be a shell-quoted command line, but {problem}") from None
+    missing = [name for name in _PLACEHOLDERS if not any(name in word for word in words)]
+    if missing:
+        raise ValueError(
+            f"Expected `--train` to hold {' and '.join(_PLACEHOLDERS)} (the checkpoint it resumes from, where it writes"
+            f" the new one), but {' and '.join(missing)} is missing in {command!r}."
+        )
+    unknown = sorted(set(re.findall(r"\{[^{}]*\}", command)) - set(_PLACEHOLDERS))
+    if unknown:
+        raise ValueError(f"Expected `--train` to use only the placeholders {list(_PLACEHOLDERS)}, but got {unknown}.")
+    if shutil.which(words[0]) is None:
+        raise FileNotFoundError(
+            f"Expected `--train` to start with a program, but {words[0]!r} is not on the PATH nor an executable file."
+        )
+    return words
+
+
+def _fsync_append(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_json(path: Path, value: Any) -> None:
+    temporary = temporary_path(path)
+    temporary.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+class MLBackend:
+    """The state behind ``lightning-bal serve``: the checkpoint, its answer journal, the training subprocess.
+
+    Args:
+        checkpoint: the run's checkpoint, kept current in place (answers folded in, replaced after each training).
+        label_names: the class names in class order (``--labels``).
+        train: the training command's words, with ``{checkpoint}`` and ``{output}`` (:func:`check_train_command`).
+        threshold: new answers since the last training that start the next one.
+        client: Label Studio's API, to push each new query; ``project`` names the project.
+        token_env: the variable holding the token, left out of the training command's environment.
+        command: the ``serve`` command line, shown by ``lightning-bal status`` as the one to run again.
+        log: where progress lines go (never a token).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        label_names: list[str],
+        train: list[str],
+        threshold: int = 1,
+        client: LabelStudioClient | None = None,
+        project: int | str | None = None,
+        data_key: str = "image",
+        data_prefix: str = "",
+        from_name: str = "label",
+        token_env: str | None = None,
+        command: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.threshold = check_threshold(threshold)
+        self.train = list(train)
+        self.data_key = check_data_key("--data-key", data_key)
+        self.data_prefix = data_prefix
+        self.from_name = from_name
+        self.token_env = token_env
+        self.command = command
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.journal = journal_path(self.checkpoint)
+        self._lock = threading.RLock()
+        self.state = load_label_state(self.checkpoint)
+        self.names = self.state.check_class_names(list(label_names))
+        self.label_map = {name: index for index, name in enumerate(self.names)}
+        self.client = client
+        self.project_id: int | None = None
+        if client is not None:
+            if project is None:
+                raise ValueError("Expected `--project` with `--url` (the project the new queries go to), but got None.")
+            found = client.project(project)
+            check_label_config(found["label_config"], self.names, self.data_key, from_name)
+            self.project_id = int(found["id"])
+        self.training: subprocess.Popen[bytes] | None = None
+        self.last_training: str | None = None
+        self.push_due = client is not None
+        self._stopped = threading.Event()
+        self._recover()
+
+    # -- the journal and the checkpoint -------------------------------------------------------------------------
+
+    @property
+    def marker(self) -> dict[str, int]:
+        """How far the checkpoint has folded the journal, the journal length at the last training, trainings done."""
+        found = self.state.checkpoint.get(SERVE_KEY)
+        found = found if isinstance(found, dict) else {}
+        return {key: int(found.get(key, 0)) for key in ("journal", "trained", "trainings")}
+
+    @property
+    def model_version(self) -> str:
+        """Changes with each training (and each new query step): Label Studio asks again for new predictions."""
+        return f"lightning_bal-step{self.state.ledger.step}-{self.marker['trainings']}"
+
+    def waiting(self) -> int:
+        """Answers recorded since the last training started."""
+        return len(read_journal(self.journal)) - self.marker["trained"]
+
+    def _fold(self, state: LabelState, entries: list[dict[str, Any]]) -> list[str]:
+        """Record journal ``entries`` in ``state`` one by one, in order; returns the refusals (kept in the journal)."""
+        refused = []
+        for entry in entries:
+            try:
+                state.answer(
+                    [entry["id"]], [entry["label"]], {entry["step"]}, entry["source"], [entry["by"]], [entry["time"]]
+                )
+            except (ValueError, TypeError, KeyError) as err:
+                # The run moved on (e.g. a training returned the item to the pool): the answer stays in the journal.
+                refused.append(f"{entry.get('id')!r}: {err}")
+        return refused
+
+    def _save(self, marker: dict[str, int]) -> None:
+        self.state.checkpoint[SERVE_KEY] = dict(marker)
+        self.state.save(self.checkpoint)
+        self._write_summary()
+
+    def _write_summary(self) -> None:
+        marker = self.marker
+        _write_json(
+            serve_summary_path(self.checkpoint),
+            {
+                "journal": str(self.journal),
+                "answers": len(read_journal(self.journal)),
+                "folded": marker["journal"],
+                "trained": marker["trained"],
+                "trainings": marker["trainings"],
+                "threshold": self.threshold,
+                "model_version": self.model_version,
+                "training": self.training is not None,
+                "last_training": self.last_training,
+                "push_due": self.push_due,
+                "command": self.command,
+            },
+        )
+
+    def _recover(self) -> None:
+        """Fold the journal's answers the checkpoint lacks (a crash between the two writes), drop stale copies."""
+        for stale in self.checkpoint.parent.glob(f".{self.checkpoint.name}.lbal-train-*"):
+            stale.unlink(missing_ok=True)
+        entries = read_journal(self.journal)
+        marker = self.marker
+        if len(entries) > marker["journal"]:
+            refused = self._fold(self.state, entries[marker["journal"] :])
+            for line in refused:
+                self.log(f"serve: a journal answer no longer fits the checkpoint and stays in the journal only: {line}")
+            self._save({**marker, "journal": len(entries)})
+        else:
+            self._write_summary()
+
+    def record(self, item: str, label: int, step: int, by: str | None, when: str | None, event: str) -> str:
+        """Validate one answer and record it: journal (fsynced), then checkpoint. Returns what it did."""
+        with self._lock:
+            source = f"Label Studio project {self.project_id}" if self.project_id is not None else "Label Studio"
+            done = self.state.answer([item], [label], {step}, source, [by], [when])  # validates, all or nothing
+            if not done.labelled.numel() and not done.corrected:
+                return "unchanged" if done.unchanged else "kept (changed here later)"
+            entry = {"id": item, "label": label, "step": step, "by": by, "time": when, "source": source}
+            try:
+                _fsync_append(self.journal, json.dumps({**entry, "event": event, "recorded_at": utc_now()}))
+            except BaseException:
+                self.state = load_label_state(self.checkpoint)  # memory back to what the files hold
+                raise
+            entries = len(read_journal(self.journal))
+            try:
+                self._save({**self.marker, "journal": entries})
+            except OSError as err:
+                # The journal holds the answer; the next fold (restart or training) brings it into the checkpoint.
+                self.log(f"serve: the checkpoint could not be written ({err}); the answer is kept in the journal.")
+            what = "corrected" if done.corrected else "labelled"
+        self.maybe_train()
+        return what
+
+    # -- training -----------------------------------------------------------------------------------------------
+
+    def maybe_train(self, force: bool = False) -> bool:
+        """Start the training command if none runs and enough answers arrived (or ``force``); whether it started."""
+        with self._lock:
+            if self.training is not None or self._stopped.is_set():
+                return False
+            if not force and self.waiting() < self.threshold:
+                return False
+            token = uuid.uuid4().hex[:12]
+            snapshot = self.checkpoint.with_name(f".{self.checkpoint.name}.lbal-train-{token}-in.ckpt")
+            output = self.checkpoint.with_name(f".{self.checkpoint.name}.lbal-train-{token}-out.ckpt")
+            shutil.copyfile(self.checkpoint, snapshot)
+            start = self.marker["journal"]
+            words = [
+                word.replace("{checkpoint}", str(snapshot)).replace("{output}", str(output)) for word in self.train
+            ]
+            env = {key: value for key, value in os.environ.items() if key != self.token_env}
+            log = self.checkpoint.with_name(f"{self.checkpoint.name}.train.log").open("ab")
+            try:
+                self.training = subprocess.Popen(words, stdout=log, stderr=subprocess.STDOUT, env=env)
+            except OSError as err:
+                snapshot.unlink(missing_ok=True)
+                self.last_training = f"could not start: {err}"
+                self.log(f"serve: the training command could not start: {err}")
+                return False
+            finally:
+                log.close()
+            self.log(f"serve: training started on {start} answers (pid {self.training.pid}), log {log.name}")
+            self._write_summary()
+        threading.Thread(target=self._await, args=(self.training, snapshot, output, start), daemon=True).start()
+        return True
+
+    def _await(self, process: subprocess.Popen[bytes], snapshot: Path, output: Path, start: int) -> None:
+        code = process.wait()
+        with self._lock:
+            self.training = None
+            try:
+                if code != 0 or not output.is_file():
+                    problem = f"exit status {code}" if code != 0 else f"no checkpoint at {{output}} ({output})"
+                    raise ValueError(f"the training command failed ({problem})")
+                self._adopt(output, start)
+            except (ValueError, OSError) as err:
+                self.last_training = f"failed: {err}"
+                self.log(f"serve: {err}; every answer stays in {self.checkpoint} and the journal.")
+                self._write_summary()
+            finally:
+                snapshot.unlink(missing_ok=True)
+                output.unlink(missing_ok=True)
+        if self._stopped.is_set():
+            return
+        self.push()
+        self.maybe_train()
+
+    def _adopt(self, output: Path, start: int) -> None:
+        """Make the training's checkpoint the current one, with the journal's answers after ``start`` folded in."""
+        trained = load_label_state(output)
+        if trained.ids != self.state.ids:
+            raise ValueError(f"the new checkpoint {output} holds other items than {self.checkpoint}")
+        entries = read_journal(self.journal)
+        refused = self._fold(trained, entries[start:])
+        for line in refused:
+            self.log(f"serve: an answer given during training no longer fits the new query (journal only): {line}")
+        trainings = self.marker["trainings"] + 1
+        self.state = trained
+        self.last_training = f"done ({utc_now()})"
+        self._save({"journal": len(entries), "trained": start, "trainings": trainings})
+        self.log(f"serve: training {trainings} done; step {trained.ledger.step}, model version {self.model_version}")
+        self.push_due = self.client is not None
+
+    # -- Label Studio -------------------------------------------------------------------------------------------
+
+    def push(self) -> list[ItemId]:
+        """Push the pending items that have no task of the current step in the project yet; returns their ids.
+
+        An unreachable server leaves ``push_due`` set and pushes nothing; the next push resumes (a task is recognised
+        by ``lbal_id`` and ``lbal_step``, so none is pushed twice).
+        """
+        if self.client is None or self.project_id is None:
+            return []
+        with self._lock:
+            state = self.state
+            step = state.ledger.step
+        try:
+            on_server = set()
+            for task in self.client.tasks(self.project_id):
+                data = task.get("data") if isinstance(task, dict) else None
+                if isinstance(data, dict) and data.get("lbal_step") == step:
+                    on_server.add(str(data.get("lbal_id")))
+            push = [item for item in state.pending_ids() if str(item) not in on_server]
+            if push:
+                self.client.import_tasks(
+                    self.project_id, _tasks(state, push, self.names, self.data_key, self.data_prefix, self.from_name)
+                )
+        except (ConnectionError, ValueError) as err:
+            with self._lock:
+                self.push_due = True
+                self._write_summary()
+            self.log(f"serve: push to Label Studio failed, retried later (nothing is lost): {err}")
+            return []
+        with self._lock:
+            self.push_due = state is not self.state  # a training finished meanwhile: its query goes next
+            self._write_summary()
+        if push:
+            self.log(f"serve: pushed {len(push)} tasks of step {step} to project {self.project_id}")
+        return push
+
+    def predictions(self, tasks: list[Any]) -> list[dict[str, Any]]:
+        """One prediction per task: the recorded guess and acquisition score of pending items, else an empty one."""
+        with self._lock:
+            recorded = self.state.annotator_state
+            pending = {str(item) for item in self.state.pending_ids()}
+            version = self.model_version
+        guesses, scores = recorded.get("predictions") or {}, recorded.get("scores") or {}
+        results = []
+        for task in tasks:
+            data = task.get("data") if isinstance(task, dict) else None
+            item = str(data.get("lbal_id")) if isinstance(data, dict) and "lbal_id" in data else None
+            result: list[dict[str, Any]] = []
+            if item in pending and item in guesses:
+                choice = {"choices": [self.names[int(guesses[item][0])]]}
+                result = [{"from_name": self.from_name, "to_name": self.data_key, "type": "choices", "value": choice}]
+            score = scores.get(item) if item in pending else None
+            results.append({"result": result, "score": float(score or 0.0), "model_version": version})
+        return results
+
+    def setup(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Label Studio connecting the backend to a project: its labelling config must fit the run."""
+        schema = payload.get("schema")
+        if schema is not None:
+            try:
+                check_label_config(schema, self.names, self.data_key, self.from_name)
+            except ValueError as err:
+                raise BadRequest(str(err)) from None
+        if self.push_due:
+            threading.Thread(target=self.push, daemon=True).start()
+        return {"model_version": self.model_version}
+
+    def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """An event of Label Studio: answers are recorded; ``START_TRAINING`` starts a training; others are ignored."""
+        action = payload.get("action")
+        if not isinstance(action, str):
+            raise BadRequest(f"Expected the webhook's `action` to be an event name, but got {action!r}.")
+        if action == "START_TRAINING":
+            return {"status": "training started" if self.maybe_train(force=True) else "training already running"}
+        if action not in ANSWER_EVENTS:
+            return {"status": f"ignored {action}"}
+        answer = self._answer_of(action, payload)
+        if answer is None:
+            return {"status": "no answer (cancelled or no choice)"}
+        try:
+            done = self.record(*answer, event=action)
+        except ValueError as err:
+            raise BadRequest(f"{err} Nothing was recorded.") from None
+        if self.push_due:
+            threading.Thread(target=self.push, daemon=True).start()
+        return {"status": done, "model_version": self.model_version}
+
+    @staticmethod
+    def _object(payload: dict[str, Any], name: str, action: str) -> dict[str, Any]:
+        value = payload.get(name)
+        if not isinstance(value, dict):
+            raise BadRequest(f"Expected the {action} event's `{name}` to be an object, but got {value!r:.80}.")
+        return value
+
+    def _answer_of(self, action: str, payload: dict[str, Any]) -> tuple[str, int, int, str | None, str | None] | None:
+        annotation, task = self._object(payload, "annotation", action), self._object(payload, "task", action)
+        project = payload.get("project")
+        project_id = project.get("id") if isinstance(project, dict) else task.get("project")
+        if self.project_id is not None and project_id is not None and project_id != self.project_id:
+            raise BadRequest(
+                f"Expected events of project {self.project_id} (`--project`), but this {action} is of project"
+                f" {project_id!r}: connect the backend to one project only."
+            )
+        data = task.get("data")
+        if not isinstance(data, dict) or "lbal_id" not in data:
+            raise BadRequest(
+                f"Expected the {action} event's `task.data.lbal_id` (a task pushed by lightning_bal), but task"
+                f" {task.get('id')!r} has none."
+            )
+        item = str(data["lbal_id"])
+        where = f"task {item!r} (task {task.get('id')!r} of the {action} event)"
+        try:
+            step = check_task_step(data.get("lbal_step"), where)
+            if annotation.get("was_cancelled"):
+                return None
+            choice = _choice(annotation, self.from_name, where)
+        except ValueError as err:
+            raise BadRequest(str(err)) from None
+        if choice is None:
+            return None
+        if choice not in self.label_map:
+            raise BadRequest(f"Expected the choice of {where} to be one of {self.names}, but got {choice!r}.")
+        when = annotation.get("updated_at") or annotation.get("created_at")
+        return item, self.label_map[choice], step, _author(annotation), when if isinstance(when, str) else None
+
+    def close(self) -> None:
+        """Stop: a running training is ended (its result would be dropped); the journal keeps every answer."""
+        self._stopped.set()
+        process = self.training
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The path only: a request body (e.g. /setup's access token) is never logged.
+        self.server.backend.log(f"serve: {self.command} {self.path.split('?')[0]} {args[1] if len(args) > 1 else ''}")
+
+    def _reply(self, status: int, payload: Any) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path.split("?")[0].rstrip("/") in ("", "/health"):
+            return self._reply(200, {"status": "UP", "model_class": "lightning_bal"})
+        return self._reply(404, {"error": f"Expected /health, /setup, /predict or /webhook, but got {self.path!r}."})
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        backend = self.server.backend
+        route = self.path.split("?")[0].rstrip("/")
+        handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "/setup": backend.setup,
+            "/predict": lambda payload: {"results": backend.predictions(_tasks_of(payload))},
+            "/webhook": backend.webhook,
+        }
+        if route not in handlers:
+            return self._reply(404, {"error": f"Expected /setup, /predict or /webhook, but got {route!r}."})
+        try:
+            payload = self._body()
+            status, answer = 200, handlers[route](payload)
+        except BadRequest as err:
+            status, answer = 400, {"error": str(err)}
+        except Exception as err:  # the server stays up; Label Studio shows the message
+            status, answer = 500, {"error": f"{type(err).__name__}: {err}"}
+        self._reply(201 if route == "/webhook" and status == 200 else status, answer)
+
+    def _body(self) -> dict[str, Any]:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit() or int(length) > MAX_BODY:
+            raise BadRequest(f"Expected a JSON body with a Content-Length up to {MAX_BODY} bytes, but got {length!r}.")
+        try:
+            payload = json.loads(self.rfile.read(int(length)) or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BadRequest(f"Expected the request body to be JSON, but it does not parse: {err}.") from None
+        if not isinstance(payload, dict):
+            raise BadRequest(f"Expected the request body to be a JSON object, but got {type(payload).__name__}.")
+        return payload
+
+
+def _tasks_of(payload: dict[str, Any]) -> list[Any]:
+    tasks = payload.get("tasks")
+    if not isinstance(tasks, list):
+        raise BadRequest(f"Expected /predict's `tasks` to be a list of tasks, but got {tasks!r:.80}.")
+    return tasks
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], backend: MLBackend) -> None:
+        self.backend = backend
+        super().__init__(address, _Handler)
+
+
+def make_server(backend: MLBackend, host: str, port: int) -> ThreadingHTTPServer:
+    """The HTTP server of ``backend``, listening on ``host:port`` (port 0: any free port); run ``serve_forever``."""
+    try:
+        return _Server((check_host(host), check_port(port)), backend)
+    except OSError as err:
+        raise OSError(f"Expected to listen on `--host` {host} `--port` {port}, but it failed: {err}") from None
+
+
+def serve(backend: MLBackend, host: str, port: int) -> None:
+    """Answer Label Studio at ``host:port`` until interrupted; a running training is stopped on the way out."""
+    server = make_server(backend, host, port)
+    backend.log(
+        f"serve: listening at http://{host}:{server.server_address[1]} for {backend.checkpoint} (model version"
+        f" {backend.model_version}; {backend.waiting()} of {backend.threshold} answers to the next training)"
+    )
+    try:
+        if backend.push_due:
+            backend.push()
+        backend.maybe_train()
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        backend.close()
