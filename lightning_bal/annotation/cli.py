@@ -318,10 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status = load_label_state(args.checkpoint).status(args.checkpoint)
             served = serve_status(args.checkpoint)
             status["serve"] = served
-            if served is not None and status["pending"] and served.get("command"):
+            if served is not None and served.get("command"):
                 status["next"] = (
-                    f"label in Label Studio while `{served['command']}` runs (start it again if it stopped): it"
-                    f" records the answers and trains after {served.get('threshold')} new ones"
+                    f"keep `{served['command']}` running (start it again if it stopped): it records the answers"
+                    f" from Label Studio and trains after {served.get('threshold')} new ones ({served['waiting']}"
+                    " waiting)"
                 )
             print(json.dumps(status, indent=2) if args.json else _status_text(status))
         elif args.command == "serve":

@@ -185,6 +185,8 @@ class MLBackend:
             self.project_id = int(found["id"])
         self.training: subprocess.Popen[bytes] | None = None
         self.last_training: str | None = None
+        # After a failed training, the journal's length then: the next one waits for a new answer (no retry loop).
+        self.failed_at: int | None = None
         self.push_due = client is not None
         self._stopped = threading.Event()
         self._recover()
@@ -288,7 +290,11 @@ class MLBackend:
         with self._lock:
             if self.training is not None or self._stopped.is_set():
                 return False
-            if not force and self.waiting() < self.threshold:
+            answers = len(read_journal(self.journal))
+            if not force and (
+                answers - self.marker["trained"] < self.threshold
+                or (self.failed_at is not None and answers <= self.failed_at)
+            ):
                 return False
             token = uuid.uuid4().hex[:12]
             snapshot = self.checkpoint.with_name(f".{self.checkpoint.name}.lbal-train-{token}-in.ckpt")
@@ -305,6 +311,7 @@ class MLBackend:
             except OSError as err:
                 snapshot.unlink(missing_ok=True)
                 self.last_training = f"could not start: {err}"
+                self.failed_at = answers
                 self.log(f"serve: the training command could not start: {err}")
                 return False
             finally:
@@ -325,6 +332,7 @@ class MLBackend:
                 self._adopt(output, start)
             except (ValueError, OSError) as err:
                 self.last_training = f"failed: {err}"
+                self.failed_at = len(read_journal(self.journal))
                 self.log(f"serve: {err}; every answer stays in {self.checkpoint} and the journal.")
                 self._write_summary()
             finally:
@@ -347,6 +355,7 @@ class MLBackend:
         trainings = self.marker["trainings"] + 1
         self.state = trained
         self.last_training = f"done ({utc_now()})"
+        self.failed_at = None
         self._save({"journal": len(entries), "trained": start, "trainings": trainings})
         self.log(f"serve: training {trainings} done; step {trained.ledger.step}, model version {self.model_version}")
         self.push_due = self.client is not None
