@@ -1,5 +1,5 @@
-"""`lightning-bal serve`, the Label Studio ML backend, against a stand-in Label Studio on 127.0.0.1: predictions from the
-recorded guesses, answers by webhook into the journal and the checkpoint, background training, and crashes of the
+"""`lightning-bal serve`, the Label Studio ML backend, against a stand-in Label Studio on 127.0.0.1: predictions from
+the recorded guesses, answers by webhook into the journal and the checkpoint, background training, and crashes of the
 server and of the training that lose no answer (the real server: tests/annotation/test_label_studio_server.py)."""
 
 from __future__ import annotations
@@ -270,4 +270,3 @@ def test_killed_server_and_training_lose_no_answer(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         kill_trainings(tmp_path)
-
