@@ -172,6 +172,7 @@ class MLBackend:
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.journal = journal_path(self.checkpoint)
         self._lock = threading.RLock()
+        self._pushing = threading.Lock()  # one push at a time, so that none sees the other's tasks missing
         self.state = load_label_state(self.checkpoint)
         self.names = self.state.check_class_names(list(label_names))
         self.label_map = {name: index for index, name in enumerate(self.names)}
@@ -225,9 +226,10 @@ class MLBackend:
     def _save(self, marker: dict[str, int]) -> None:
         self.state.checkpoint[SERVE_KEY] = dict(marker)
         self.state.save(self.checkpoint)
-        self._write_summary()
+        self.write_summary()
 
-    def _write_summary(self) -> None:
+    def write_summary(self) -> None:
+        """Write what ``lightning-bal status`` shows of the backend (journal, training, push), atomically."""
         marker = self.marker
         _write_json(
             serve_summary_path(self.checkpoint),
@@ -247,7 +249,10 @@ class MLBackend:
         )
 
     def _recover(self) -> None:
-        """Fold the journal's answers the checkpoint lacks (a crash between the two writes), drop stale copies."""
+        """Fold the journal's answers the checkpoint lacks (a crash between the two writes), drop stale copies.
+
+        Nothing else is written before the server listens: a refused start leaves the folder as it was.
+        """
         for stale in self.checkpoint.parent.glob(f".{self.checkpoint.name}.lbal-train-*"):
             stale.unlink(missing_ok=True)
         entries = read_journal(self.journal)
@@ -257,8 +262,6 @@ class MLBackend:
             for line in refused:
                 self.log(f"serve: a journal answer no longer fits the checkpoint and stays in the journal only: {line}")
             self._save({**marker, "journal": len(entries)})
-        else:
-            self._write_summary()
 
     def record(self, item: str, label: int, step: int, by: str | None, when: str | None, event: str) -> str:
         """Validate one answer and record it: journal (fsynced), then checkpoint. Returns what it did."""
@@ -317,7 +320,7 @@ class MLBackend:
             finally:
                 log.close()
             self.log(f"serve: training started on {start} answers (pid {self.training.pid}), log {log.name}")
-            self._write_summary()
+            self.write_summary()
         threading.Thread(target=self._await, args=(self.training, snapshot, output, start), daemon=True).start()
         return True
 
@@ -334,7 +337,7 @@ class MLBackend:
                 self.last_training = f"failed: {err}"
                 self.failed_at = len(read_journal(self.journal))
                 self.log(f"serve: {err}; every answer stays in {self.checkpoint} and the journal.")
-                self._write_summary()
+                self.write_summary()
             finally:
                 snapshot.unlink(missing_ok=True)
                 output.unlink(missing_ok=True)
@@ -370,31 +373,36 @@ class MLBackend:
         """
         if self.client is None or self.project_id is None:
             return []
+        with self._pushing:
+            return self._push(self.client, self.project_id)
+
+    def _push(self, client: LabelStudioClient, project_id: int) -> list[ItemId]:
         with self._lock:
-            state = self.state
-            step = state.ledger.step
+            state, step = self.state, self.state.ledger.step
+            pending = state.pending_ids()
+            names, key, prefix = self.names, self.data_key, self.data_prefix
+            tasks = _tasks(state, pending, names, key, prefix, self.from_name) if pending else []
         try:
             on_server = set()
-            for task in self.client.tasks(self.project_id):
+            for task in client.tasks(project_id):
                 data = task.get("data") if isinstance(task, dict) else None
                 if isinstance(data, dict) and data.get("lbal_step") == step:
                     on_server.add(str(data.get("lbal_id")))
-            push = [item for item in state.pending_ids() if str(item) not in on_server]
-            if push:
-                self.client.import_tasks(
-                    self.project_id, _tasks(state, push, self.names, self.data_key, self.data_prefix, self.from_name)
-                )
+            tasks = [task for task in tasks if str(task["data"]["lbal_id"]) not in on_server]
+            push = [task["data"]["lbal_id"] for task in tasks]
+            if tasks:
+                client.import_tasks(project_id, tasks)
         except (ConnectionError, ValueError) as err:
             with self._lock:
                 self.push_due = True
-                self._write_summary()
+                self.write_summary()
             self.log(f"serve: push to Label Studio failed, retried later (nothing is lost): {err}")
             return []
         with self._lock:
             self.push_due = state is not self.state  # a training finished meanwhile: its query goes next
-            self._write_summary()
+            self.write_summary()
         if push:
-            self.log(f"serve: pushed {len(push)} tasks of step {step} to project {self.project_id}")
+            self.log(f"serve: pushed {len(push)} tasks of step {step} to project {project_id}")
         return push
 
     def predictions(self, tasks: list[Any]) -> list[dict[str, Any]]:
@@ -576,6 +584,7 @@ def make_server(backend: MLBackend, host: str, port: int) -> ThreadingHTTPServer
 def serve(backend: MLBackend, host: str, port: int) -> None:
     """Answer Label Studio at ``host:port`` until interrupted; a running training is stopped on the way out."""
     server = make_server(backend, host, port)
+    backend.write_summary()
     backend.log(
         f"serve: listening at http://{host}:{server.server_address[1]} for {backend.checkpoint} (model version"
         f" {backend.model_version}; {backend.waiting()} of {backend.threshold} answers to the next training)"
