@@ -1,11 +1,12 @@
 """Training commands for `lightning-bal serve` in the tests: one step of the run, resumed from a checkpoint.
 
-Usage: python -m tests.annotation.serve_train CHECKPOINT OUTPUT [--run ROOT] [--fail] [--sleep S] [--wait-for FILE]
+Usage: python -m tests.annotation.serve_train CHECKPOINT OUTPUT [--run ROOT [--prefix P]] [--fail] [--wait-for FILE]
 
 Without ``--run`` it stands in for a training on the label state alone (the small checkpoints of the bad-input
 tests): the next query is the unanswered items and the first two items of the pool, with a score and a guess each.
 With ``--run ROOT`` it resumes the real run of tests/annotation/annotation_script.py one step and copies the
-checkpoint it writes to OUTPUT. ``--wait-for`` holds the training until the file exists (answers arrive meanwhile).
+checkpoint it writes to OUTPUT (its tasks' data references start with ``--prefix``). ``--wait-for`` holds the
+training until the file exists (answers arrive meanwhile).
 """
 
 import argparse
@@ -36,11 +37,11 @@ def label_state_step(checkpoint: str, output: str) -> None:
     torch.save(state.checkpoint, output)
 
 
-def run_step(root: str, checkpoint: str, output: str) -> None:
+def run_step(root: str, checkpoint: str, output: str, prefix: str) -> None:
     from lightning_bal.annotation import QueryFiles
     from tests.annotation.annotation_script import run_round
 
-    annotator = QueryFiles("label_studio", predictions=True, label_names=NAMES, data_prefix="/data/upload/")
+    annotator = QueryFiles("label_studio", predictions=True, label_names=NAMES, data_prefix=prefix)
     datamodule, _, _ = run_round(root, ckpt=checkpoint, annotator=annotator)
     shutil.copyfile(Path(root) / f"annotation/annotation-step{datamodule.step:03d}.ckpt", output)
 
@@ -50,18 +51,17 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("output")
     parser.add_argument("--run")
+    parser.add_argument("--prefix", default="")
     parser.add_argument("--fail", action="store_true")
-    parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--wait-for")
     args = parser.parse_args()
-    time.sleep(args.sleep)
     deadline = time.monotonic() + 60
     while args.wait_for and not Path(args.wait_for).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     if args.fail:
         sys.exit("training failed on purpose")
     if args.run:
-        run_step(args.run, args.checkpoint, args.output)
+        run_step(args.run, args.checkpoint, args.output, args.prefix)
     else:
         label_state_step(args.checkpoint, args.output)
 
