@@ -141,6 +141,7 @@ class MLBackend:
         train: the training command's words, with ``{checkpoint}`` and ``{output}`` (:func:`check_train_command`).
         threshold: new answers since the last training that start the next one.
         client: Label Studio's API, to push each new query; ``project`` names the project.
+        data_key, data_prefix, from_name: the tasks' data field, its prefix and the choices' control, as for ``sync``.
         token_env: the variable holding the token, left out of the training command's environment.
         command: the ``serve`` command line, shown by ``lightning-bal status`` as the one to run again.
         log: where progress lines go (never a token).
@@ -223,6 +224,14 @@ class MLBackend:
                 refused.append(f"{entry.get('id')!r}: {err}")
         return refused
 
+    def _reload(self) -> LabelState:
+        """The checkpoint as on disk, with the journal's answers it lacks (their write failed) folded in memory."""
+        state = load_label_state(self.checkpoint)
+        found = state.checkpoint.get(SERVE_KEY)
+        folded = int(found.get("journal", 0)) if isinstance(found, dict) else 0
+        self._fold(state, read_journal(self.journal)[folded:])
+        return state
+
     def _save(self, marker: dict[str, int]) -> None:
         self.state.checkpoint[SERVE_KEY] = dict(marker)
         self.state.save(self.checkpoint)
@@ -274,7 +283,7 @@ class MLBackend:
             try:
                 _fsync_append(self.journal, json.dumps({**entry, "event": event, "recorded_at": utc_now()}))
             except BaseException:
-                self.state = load_label_state(self.checkpoint)  # memory back to what the files hold
+                self.state = self._reload()  # memory back to what the files hold
                 raise
             entries = len(read_journal(self.journal))
             try:

@@ -270,3 +270,16 @@ def test_killed_server_and_training_lose_no_answer(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         kill_trainings(tmp_path)
+
+
+def test_a_journal_line_cut_short_by_a_crash_is_left_out_and_a_bad_one_named(tmp_path):
+    journal = tmp_path / "run.ckpt.answers.jsonl"
+    whole = json.dumps({"id": "doc5", "label": 1, "step": 1})
+    journal.write_text(f'{whole}\n{{"id": "doc9", "lab')  # never acknowledged: written without its newline
+    assert read_journal(journal) == [json.loads(whole)]
+    journal.write_text(f'{whole}\n{{"id": "doc9"}}\n')
+    with pytest.raises(ValueError, match=r"line 2 of the answer journal .* to be an answer \(id, label, step\)"):
+        read_journal(journal)
+    journal.write_text(f"{whole}\nnot json\n")
+    with pytest.raises(ValueError, match=r"line 2 of the answer journal .* to be JSON"):
+        read_journal(journal)
