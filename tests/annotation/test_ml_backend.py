@@ -283,3 +283,18 @@ def test_a_journal_line_cut_short_by_a_crash_is_left_out_and_a_bad_one_named(tmp
     journal.write_text(f"{whole}\nnot json\n")
     with pytest.raises(ValueError, match=r"line 2 of the answer journal .* to be JSON"):
         read_journal(journal)
+
+
+def test_status_names_the_query_file_budget_and_answers_waiting_or_says_none_is_recorded(tmp_path, served):
+    (tmp_path / "plain").mkdir()
+    plain = make_checkpoint(tmp_path / "plain")
+    text = lightning_bal("status", plain)
+    assert "query file: none recorded (write one with `lightning-bal export`)" in text
+    assert "label budget: not recorded by the run (the callback has no `label_budget`)" in text
+    assert "answers waiting: none (no `lightning-bal serve` journal)" in text
+    served.backend.command = "lightning-bal serve run.ckpt --labels cat,dog,bird --train T"
+    post(served.url, "/webhook", event("doc5", "dog"))
+    status = json.loads(lightning_bal("status", served.path, "--json"))
+    assert (status["serve"]["waiting"], status["serve"]["threshold"], status["serve"]["training"]) == (1, 2, False)
+    assert status["serve"]["journal"] == str(journal_path(served.path))
+    assert status["next"].startswith("keep `lightning-bal serve run.ckpt --labels cat,dog,bird --train T` running")
