@@ -21,7 +21,8 @@ import pytest
 from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.checkpoint_entries import journal_path, read_journal
 from lightning_bal.annotation.label_studio_api import LabelStudioClient
-from lightning_bal.annotation.ml_backend import MLBackend, make_server
+from lightning_bal.annotation.ml_backend import MLBackend
+from lightning_bal.annotation.serve import make_server
 from tests.annotation.fake_label_studio import PAT, FakeLabelStudio, config
 from tests.bad_inputs.files import lightning_bal, make_checkpoint
 

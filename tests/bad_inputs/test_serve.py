@@ -16,7 +16,8 @@ import pytest
 
 from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.label_studio_api import LabelStudioClient
-from lightning_bal.annotation.ml_backend import MLBackend, make_server
+from lightning_bal.annotation.ml_backend import MLBackend
+from lightning_bal.annotation.serve import make_server
 from tests.annotation.fake_label_studio import PAT, FakeLabelStudio, config
 from tests.annotation.test_ml_backend import event
 from tests.bad_inputs.files import CliError, Folder, lightning_bal, make_checkpoint
@@ -112,7 +113,8 @@ def test_serve_refuses(tmp_path, fake, replace, change, match):
 @pytest.fixture
 def backend(tmp_path, fake):
     make_checkpoint(tmp_path)
-    served = MLBackend(tmp_path / "run.ckpt", NAMES, TRAIN.split(), 5, LabelStudioClient(fake.url, PAT), 7, log=print)
+    client = LabelStudioClient(fake.url, PAT)
+    served = MLBackend(tmp_path / "run.ckpt", NAMES, TRAIN.split(), 5, client, 7, log=lambda line: None)
     server = make_server(served, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     served.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
