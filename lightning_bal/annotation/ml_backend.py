@@ -36,7 +36,7 @@ from lightning_bal.annotation.checkpoint_entries import (
 from lightning_bal.annotation.label_studio import _author, _choice, check_data_key, check_task_step
 from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
 from lightning_bal.annotation.sync import _tasks
-from lightning_bal.data.ids import ItemId
+from lightning_bal.data.ids import ItemId, id_lookup
 
 __all__ = ["ANSWER_EVENTS", "BadRequest", "MLBackend", "check_threshold", "check_train_command"]
 
@@ -241,9 +241,20 @@ class MLBackend:
             self._save({**marker, "journal": len(entries)})
 
     def record(self, item: str, label: int, step: int, by: str | None, when: str | None, event: str) -> str:
-        """Validate one answer and record it: journal (fsynced), then checkpoint. Returns what it did."""
+        """Validate one answer and record it: journal (fsynced), then checkpoint. Returns what it did.
+
+        An ``ANNOTATION_UPDATED`` that changes a recorded label is a correction; an ``ANNOTATION_CREATED`` that
+        disagrees with it is another annotator's answer, and the first one stays (as ``--on-disagreement first``).
+        """
         with self._lock:
             source = f"Label Studio project {self.project_id}" if self.project_id is not None else "Label Studio"
+            index = id_lookup(self.state.ids).get(item)
+            queried = index is None or index in self.state.ledger.pending_query
+            first = None if queried else self.state.ledger.annotations.get(index)
+            if event == "ANNOTATION_CREATED" and first is not None and first != label:
+                # Another annotator's answer, not a fix (a reviewer edits the annotation): the first answer stays.
+                self.log(f"serve: {item!r} answered {self.names[label]!r}, but {self.names[int(first)]!r} came first")
+                return f"disagreement: the first answer ({self.names[int(first)]}) is kept"
             done = self.state.answer([item], [label], {step}, source, [by], [when])  # validates, all or nothing
             if not done.labelled.numel() and not done.corrected:
                 return "unchanged" if done.unchanged else "kept (changed here later)"

@@ -128,6 +128,10 @@ def test_an_answer_goes_to_the_journal_then_the_checkpoint_once(served):
     assert state.ledger.annotations[5] == 1
     (entry,) = read_journal(journal_path(served.path))
     assert (entry["id"], entry["label"], entry["step"], entry["by"]) == ("doc5", 1, 1, "1")
+    # A second annotator disagrees: the first answer stays, and nothing is recorded.
+    status = post(served.url, "/webhook", event("doc5", "cat", number=2))[1]["status"]
+    assert status == "disagreement: the first answer (dog) is kept"
+    assert load_label_state(served.path).ledger.annotations[5] == 1
     # Label Studio sends the event again (a retry, an update without change): recorded once.
     assert post(served.url, "/webhook", event("doc5", "dog", action="ANNOTATION_UPDATED"))[1]["status"] == "unchanged"
     assert len(read_journal(journal_path(served.path))) == 1
