@@ -249,8 +249,9 @@ class MLBackend:
         with self._lock:
             source = f"Label Studio project {self.project_id}" if self.project_id is not None else "Label Studio"
             index = id_lookup(self.state.ids).get(item)
-            queried = index is None or index in self.state.ledger.pending_query
-            first = None if queried else self.state.ledger.annotations.get(index)
+            first = None
+            if index is not None and index not in self.state.ledger.pending_query:
+                first = self.state.ledger.annotations.get(index)
             if event == "ANNOTATION_CREATED" and first is not None and first != label:
                 # Another annotator's answer, not a fix (a reviewer edits the annotation): the first answer stays.
                 self.log(f"serve: {item!r} answered {self.names[label]!r}, but {self.names[int(first)]!r} came first")
