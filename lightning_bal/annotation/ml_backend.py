@@ -357,8 +357,8 @@ class MLBackend:
     def push(self) -> list[ItemId]:
         """Push the pending items that have no task of the current step in the project yet; returns their ids.
 
-        An unreachable server leaves ``push_due`` set and pushes nothing; the next push resumes (a task is recognised
-        by ``lbal_id`` and ``lbal_step``, so none is pushed twice).
+        An unreachable server leaves ``push_due`` set and pushes nothing; the next push (at the next event, or from
+        :meth:`retry_pushes`) resumes, and a task is recognised by ``lbal_id`` and ``lbal_step``: none is pushed twice.
         """
         if self.client is None or self.project_id is None:
             return []
@@ -393,6 +393,13 @@ class MLBackend:
         if push:
             self.log(f"serve: pushed {len(push)} tasks of step {step} to project {project_id}")
         return push
+
+    def retry_pushes(self, every: float = 30.0) -> None:
+        """Until :meth:`close`, push again every ``every`` seconds while a push is due (run it in a thread)."""
+        # Annotators cannot answer a query that never reached the project, so no event would ever retry it.
+        while not self._stopped.wait(every):
+            if self.push_due:
+                self.push()
 
     def predictions(self, tasks: list[Any]) -> list[dict[str, Any]]:
         """One prediction per task: the recorded guess and acquisition score of pending items, else an empty one."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -127,6 +128,7 @@ def serve(backend: MLBackend, host: str, port: int) -> None:
     try:
         if backend.push_due:
             backend.push()
+        threading.Thread(target=backend.retry_pushes, daemon=True).start()
         backend.maybe_train()
         server.serve_forever()
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from lightning_bal.annotation.label_studio_api import LabelStudioClient
 from lightning_bal.annotation.ml_backend import MLBackend
 from lightning_bal.annotation.serve import make_server
 from tests.annotation.fake_label_studio import PAT, FakeLabelStudio, config
-from tests.annotation.test_ml_backend import event
+from tests.annotation.test_ml_backend import event, wait_for
 from tests.bad_inputs.files import CliError, Folder, lightning_bal, make_checkpoint
 from tests.bad_inputs.harness import accepts, refuses
 
@@ -205,7 +205,8 @@ def test_serve_push_to_an_unreachable_server_loses_nothing_and_resumes(tmp_path,
     request(backend.url, "/webhook", GOOD)  # answers are recorded meanwhile (and the push is tried again)
     assert load_label_state(tmp_path / "run.ckpt").pending_ids() == ["doc9", "doc11"]
     fake.fail_on = None
-    accepts(backend.push)
-    assert not backend.push_due
+    threading.Thread(target=backend.retry_pushes, args=(0.05,), daemon=True).start()  # as serve runs it, faster
+    wait_for(lambda: not backend.push_due)
+    backend.close()
     assert [t["data"]["lbal_id"] for t in fake.tasks[7]] == ["doc9", "doc11"]
     assert backend.push() == []  # nothing twice
