@@ -61,7 +61,7 @@ def post(url: str, route: str, body: Any) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
-def wait_for(condition, timeout: float = 120.0) -> None:
+def wait_for(condition, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
