@@ -19,16 +19,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALLBACK_KEY",
+    "SERVE_KEY",
     "Imported",
     "check_output",
     "check_recorded",
     "entry_mapping",
     "file_digest",
+    "journal_path",
     "login_name",
     "next_command",
+    "read_journal",
     "recorded_guesses",
     "recorded_time",
     "saved_status",
+    "serve_status",
+    "serve_summary_path",
     "some_ids",
     "status_path",
     "temporary_path",
@@ -37,6 +42,8 @@ __all__ = [
 ]
 
 CALLBACK_KEY = "ActiveLearningCallback"
+#: The checkpoint's entry where ``lightning-bal serve`` notes how much of its answer journal the checkpoint holds.
+SERVE_KEY = "lightning_bal_serve"
 
 
 def temporary_path(path: str | Path) -> Path:
@@ -49,6 +56,61 @@ def status_path(path: str | Path) -> Path:
     """Where a checkpoint's status summary is kept (written with the checkpoint, read by ``lightning-bal status``)."""
     path = Path(path)
     return path.with_name(f".{path.name}.lbal-status.json")
+
+
+def journal_path(path: str | Path) -> Path:
+    """The answer journal of ``lightning-bal serve`` next to the checkpoint at ``path`` (one JSON answer a line)."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.answers.jsonl")
+
+
+def serve_summary_path(path: str | Path) -> Path:
+    """Where ``lightning-bal serve`` keeps what ``status`` shows of it (journal, training, push), torch-free."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lbal-serve.json")
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The answers of a journal, oldest first; a last line cut short by a crash (never acknowledged) is left out."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    lines = text.split("\n")
+    if lines[-1]:
+        lines = lines[:-1]  # written without its newline: the answer was not acknowledged
+    entries = []
+    for number, line in enumerate(lines):
+        if not line:
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"Expected line {number + 1} of the answer journal {str(path)!r} to be JSON, but it is not: {err}"
+            ) from None
+        if not isinstance(entry, dict) or not {"id", "label", "step"} <= set(entry):
+            raise ValueError(
+                f"Expected line {number + 1} of the answer journal {str(path)!r} to be an answer (id, label, step),"
+                f" but got {entry!r:.80}."
+            )
+        entries.append(entry)
+    return entries
+
+
+def serve_status(path: str | Path) -> dict[str, Any] | None:
+    """What ``lightning-bal serve`` recorded for the checkpoint at ``path``, or ``None`` if it never served it."""
+    try:
+        summary = json.loads(serve_summary_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict):
+        return None
+    # The journal is the truth about answers that arrived; the summary may be a moment behind it.
+    answers = len(read_journal(journal_path(path)))
+    trained = summary.get("trained")
+    trained = trained if isinstance(trained, int) else 0
+    return {**summary, "journal": str(journal_path(path)), "answers": answers, "waiting": answers - trained}
 
 
 def file_digest(path: Path) -> str:

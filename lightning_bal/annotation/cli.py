@@ -1,19 +1,23 @@
 """``lightning-bal``: the command line a labelling team uses on a stopped run's checkpoint, without Python.
 
-``status``, ``export``, ``import``, ``relabel``, ``unlabel`` and ``sync`` (docs/annotators.md#the-command-line): each
-validates everything before it changes anything; errors go to stderr with exit status 1.
+``status``, ``export``, ``import``, ``relabel``, ``unlabel``, ``sync`` and ``serve``
+(docs/annotators.md#the-command-line): each validates everything before it changes anything; errors go to stderr
+with exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lightning_bal.annotation.checkpoint_entries import check_output, saved_status, some_ids
+from lightning_bal.annotation.checkpoint_entries import check_output, saved_status, serve_status, some_ids
 from lightning_bal.annotation.label_studio_api import TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -184,6 +188,40 @@ def _change(args: argparse.Namespace) -> str:
     return f"Returned {len(ids)} items to the pool in {target}; they may be queried again."
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # `serve` ends as on Ctrl-C: the server closes and a running training is stopped
+
+
+def _serve(args: argparse.Namespace, argv: Sequence[str] | None) -> None:
+    from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_url, token_from_env
+    from lightning_bal.annotation.ml_backend import MLBackend, check_threshold, check_train_command
+    from lightning_bal.annotation.serve import check_host, check_port, serve
+
+    host, port, threshold = check_host(args.host), check_port(args.port), check_threshold(args.threshold)
+    train = check_train_command(args.train)
+    names = _class_names("--labels", args.labels)
+    if (args.url is None) != (args.project is None):
+        raise ValueError("Expected `--url` and `--project` together (the project each new query goes to), or neither.")
+    client = None
+    if args.url is not None:
+        client = LabelStudioClient(check_url("--url", args.url), token_from_env(args.token_env))
+    backend = MLBackend(
+        args.checkpoint,
+        names,
+        train,
+        threshold,
+        client,
+        args.project,
+        data_key=args.data_key,
+        data_prefix=args.data_prefix,
+        token_env=args.token_env,
+        command=shlex.join(["lightning-bal", *(sys.argv[1:] if argv is None else argv)]),
+    )
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    serve(backend, host, port)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightning-bal", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -193,7 +231,8 @@ def _parser() -> argparse.ArgumentParser:
     relabel = commands.add_parser("relabel", help="correct labelled items by id (kept in the history)")
     unlabel = commands.add_parser("unlabel", help="return labelled items to the pool by id (kept in the history)")
     sync = commands.add_parser("sync", help="push the pending query to a Label Studio server and pull its answers")
-    for command in (status, export, imported, relabel, unlabel, sync):
+    serve = commands.add_parser("serve", help="a Label Studio ML backend: predictions, answers by webhook, training")
+    for command in (status, export, imported, relabel, unlabel, sync, serve):
         command.add_argument("checkpoint")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     export.add_argument("output")
@@ -217,12 +256,25 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--by", help="who makes the change, for the history (default: the login name)")
     sync.add_argument("--url", required=True, help="the server's base URL, e.g. http://127.0.0.1:8080")
     sync.add_argument("--project", required=True, help="the project's id or title")
-    sync.add_argument("--labels", required=True, help="comma-separated class names, in class order")
-    sync.add_argument(
-        "--token-env", default=TOKEN_ENV, help=f"the environment variable holding the token (default: {TOKEN_ENV})"
+    serve.add_argument("--url", help="Label Studio's base URL, to push each new query (needs --project)")
+    serve.add_argument("--project", help="the project's id or title (with --url)")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", default="9090", help="the port to listen on (default: 9090; 0: any free port)")
+    serve.add_argument(
+        "--train",
+        required=True,
+        help="the training command, with {checkpoint} (resume from) and {output} (write the new checkpoint)",
     )
-    sync.add_argument("--data-key", default="image", help="the task field of the data reference (default: image)")
-    sync.add_argument("--data-prefix", default="", help="prepended to each id (a URL or folder)")
+    serve.add_argument("--threshold", default="10", help="new answers that start a training (default: 10)")
+    for command in (sync, serve):
+        command.add_argument("--labels", required=True, help="comma-separated class names, in class order")
+        command.add_argument(
+            "--token-env", default=TOKEN_ENV, help=f"the environment variable holding the token (default: {TOKEN_ENV})"
+        )
+        command.add_argument(
+            "--data-key", default="image", help="the task field of the data reference (default: image)"
+        )
+        command.add_argument("--data-prefix", default="", help="prepended to each id (a URL or folder)")
     for command in (imported, sync):
         command.add_argument(
             "--on-disagreement",
@@ -246,12 +298,24 @@ def _status_text(status: dict[str, Any]) -> str:
         f" {status['pool']} in the pool",
         f"step {status['step']}; pending query: {status['pending']} items {some_ids(status['pending_ids'], 10)}",
     ]
-    if status["query_file"] is not None:
-        lines.append(f"query file: {status['query_file']}")
+    lines.append(f"query file: {status['query_file'] or 'none recorded (write one with `lightning-bal export`)'}")
     if status["label_budget"] is not None:
         lines.append(
             f"label budget: {status['label_budget']}, {status['budget_left']} left (pending items count as bought)"
         )
+    else:
+        lines.append("label budget: not recorded by the run (the callback has no `label_budget`)")
+    served = status.get("serve")
+    if served is None:
+        lines.append("answers waiting: none (no `lightning-bal serve` journal)")
+    else:
+        running = "a training is running" if served.get("training") else f"last training: {served.get('last_training')}"
+        lines.append(
+            f"answers waiting: {served['waiting']} since the last training (it starts at {served.get('threshold')}),"
+            f" {served['answers']} in all in the journal {served['journal']}; {running}"
+        )
+        if served.get("push_due"):
+            lines.append("push to Label Studio: due (the server was unreachable; serve retries)")
     if status["corrections"]:
         lines.append(f"corrections recorded: {status['corrections']}")
     lines.append(f"next: {status['next']}")
@@ -268,7 +332,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from lightning_bal.annotation.checkpoint import load_label_state
 
                 status = load_label_state(args.checkpoint).status(args.checkpoint)
+            served = serve_status(args.checkpoint)
+            status["serve"] = served
+            if served is not None and served.get("command"):
+                status["next"] = (
+                    f"keep `{served['command']}` running (start it again if it stopped): it records the answers"
+                    f" from Label Studio and trains after {served.get('threshold')} new ones ({served['waiting']}"
+                    " waiting)"
+                )
             print(json.dumps(status, indent=2) if args.json else _status_text(status))
+        elif args.command == "serve":
+            _serve(args, argv)
         elif args.command == "export":
             from lightning_bal.annotation.checkpoint import load_label_state
 

@@ -2,33 +2,42 @@
 
 Label Studio's pins need not agree with ours, so it is looked for as an executable: `$LABEL_STUDIO_BIN`, else
 `label-studio` on the PATH (e.g. `python -m venv ls-venv && ls-venv/bin/pip install label-studio`, then
-`LABEL_STUDIO_BIN=ls-venv/bin/label-studio`). The server runs on SQLite in a temporary folder.
+`LABEL_STUDIO_BIN=ls-venv/bin/label-studio`). The server runs on SQLite in a temporary folder and is set up as
+docs/label_studio_sync.md#the-ml-backend-lightning-bal-serve tells a team to: `--internal-host` for the listen address,
+a personal access token (the legacy token only creates it), local storage for the files, and the two settings that
+let Label Studio call a backend on this machine.
 """
 
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from lightning_bal.annotation import QueryFiles, import_answers, load_label_state
+from lightning_bal.annotation import QueryFiles, load_label_state
+from lightning_bal.annotation.checkpoint_entries import journal_path, read_journal
 from lightning_bal.annotation.sync import bring_in_answers
 from tests.annotation.annotation_script import run_round
+from tests.bad_inputs.files import lightning_bal
 from tests.helpers.models import blobs
 
 BINARY = os.environ.get("LABEL_STUDIO_BIN") or shutil.which("label-studio")
-TOKEN = "lightning-bal-test-token-0123456789abcdef"
+LEGACY = "lightning-bal-test-token-0123456789abcdef"
 NAMES = ["zero", "one", "two"]
 CONFIG = (
     '<View><Image name="image" value="$image"/><Choices name="label" toName="image" choice="single">'
     + "".join(f'<Choice value="{name}"/>' for name in NAMES)
     + "</Choices></View>"
 )
+PREFIX = "/data/local-files/?d=images/"
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,61 +51,61 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(condition, timeout=300.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
 class Server:
-    def __init__(self, folder):
+    """Label Studio in ``folder``: started, stopped and started again on the same data folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # Label Studio 1.17+ turns the legacy (fixed) API token off unless asked: the test posts with it.
+        self.process: subprocess.Popen | None = None
+
+    def start(self, first: bool) -> None:
         env = {
             **os.environ,
-            "LABEL_STUDIO_BASE_DATA_DIR": str(folder),
+            "LABEL_STUDIO_BASE_DATA_DIR": str(self.folder / "ls"),
             "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.folder),
+            # A backend on this machine: Label Studio blocks local addresses for backends and webhooks by default.
+            "ML_BLOCK_LOCAL_IP": "false",
+            "SSRF_PROTECTION_ENABLED": "false",
+            "WEBHOOK_TIMEOUT": "30",
         }
-        self.log = (folder / "server.log").open("w")
-        self.process = subprocess.Popen(
-            [
-                BINARY,
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(folder / "data"),
-                "--no-browser",
-                "--username",
-                "annotator@example.com",
-                "--password",
-                "annotator-pass",
-                "--user-token",
-                TOKEN,
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        command = [BINARY, "start", "--internal-host", "127.0.0.1", "--port", str(self.port), "--data-dir",
+                   str(self.folder / "ls" / "data"), "--no-browser"]  # fmt: skip
+        if first:
+            # The legacy token is on only so that the test can create the personal access token through the API.
+            env["LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN"] = "true"
+            command += ["--username", "reviewer@example.com", "--password", "reviewer-pass", "--user-token", LEGACY]
+        with (self.folder / "server.log").open("a") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self.healthy, what=f"Label Studio to start (see {self.folder / 'server.log'})")
 
-    def wait(self, timeout=300.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Label Studio exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(1.0)
-        raise TimeoutError("Label Studio did not answer /health in time")
+    def healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"Label Studio exited with {self.process.returncode}; see {self.folder / 'server.log'}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def api(self, method, path, body=None):
         request = urllib.request.Request(
             f"{self.url}{path}",
             data=None if body is None else json.dumps(body).encode(),
             method=method,
-            headers={"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Token {LEGACY}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read() or b"null")
@@ -105,82 +114,159 @@ class Server:
         tasks = self.api("GET", f"/api/tasks?project={project}&page_size=100")
         return sorted(tasks["tasks"] if isinstance(tasks, dict) else tasks, key=lambda t: t["id"])
 
-    def export(self, project, path):
-        path.write_text(json.dumps(self.api("GET", f"/api/projects/{project}/export?exportType=JSON")))
-        return path
+    def answer(self, task, name, user=None):
+        result = [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [name]}}]
+        body = {"result": result, **({"completed_by": user} if user is not None else {})}
+        return self.api("POST", f"/api/tasks/{task['id']}/annotations", body)
 
-    def stop(self):
+    def stop(self) -> None:
+        if self.process is None:
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        self.log.close()
+            self.process.wait()
+        self.process = None
 
 
-def choose(name):
-    return [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [name]}}]
+def start_serve(folder, ckpt, url, project, run, pat):
+    """`lightning-bal serve` in its own process, as a team runs it; returns the process and its URL."""
+    port = free_port()
+    train = f"{sys.executable} -m tests.annotation.serve_train {{checkpoint}} {{output}} --run {run} --prefix {PREFIX}"
+    command = [sys.executable, "-m", "lightning_bal.annotation.cli", "serve", str(ckpt), "--port", str(port),
+               "--url", url, "--project", str(project), "--labels", ",".join(NAMES), "--data-prefix", PREFIX,
+               "--train", train, "--threshold", "5"]  # fmt: skip
+    log = folder / "serve.log"
+    with log.open("a") as handle:
+        process = subprocess.Popen(command, env={**os.environ, "LABEL_STUDIO_TOKEN": pat}, stderr=handle)
+    wait_for(lambda: "listening at" in log.read_text() or process.poll() is not None, what="serve to listen")
+    assert process.poll() is None, log.read_text()
+    return process, f"http://127.0.0.1:{port}"
 
 
-def test_two_rounds_in_one_label_studio_project_with_a_correction(tmp_path):
-    server = Server(tmp_path)
-    label_map = {name: i for i, name in enumerate(NAMES)}
+def labels(path):
+    state = load_label_state(path)
+    return {state.ids[i]: v for i, v in state.ledger.annotations.items()}
+
+
+def test_three_rounds_two_annotators_a_correction_restarts_and_the_ml_backend(tmp_path):
+    started = time.monotonic()
     targets = blobs(60).tensors[1]
+    truth = {}
+    run, live = tmp_path / "run", tmp_path / "live.ckpt"
+    (tmp_path / "images").mkdir()
+    for i in range(60):  # the items' files, served by Label Studio from its local storage
+        (tmp_path / "images" / f"item{i:02d}").write_bytes(bytes([i]) * 16)
+    server = Server(tmp_path)
+    serve = None
     try:
-        # A run writes its query as Label Studio tasks with the model's guesses, and stops.
-        annotator = QueryFiles("label_studio", predictions=True, label_names=NAMES, data_prefix="/data/upload/")
-        dm, _, _ = run_round(tmp_path / "run", annotator=annotator)
-        tasks_path, ckpt = annotator.written[-1], tmp_path / "run/annotation/annotation-step001.ckpt"
-        server.wait()
-        # 1. one project for the run; 2. the tasks imported; 3. annotations posted as an annotator would (3 of 4).
-        project = server.api("POST", "/api/projects", {"title": "lightning-bal", "label_config": CONFIG})
-        server.api("POST", f"/api/projects/{project['id']}/import", json.loads(tasks_path.read_text()))
-        truth, annotation_ids = {}, {}
-        for task in server.tasks(project["id"])[:3]:
+        # The run writes its first query and stops; the team serves the run from a checkpoint of its own.
+        annotator = QueryFiles("label_studio", predictions=True, label_names=NAMES, data_prefix=PREFIX)
+        run_round(run, annotator=annotator)
+        shutil.copyfile(run / "annotation/annotation-step001.ckpt", live)
+        server.start(first=True)
+        pat = server.api("POST", "/api/token/", {})["token"]
+        assert pat.count(".") == 2  # a personal access token (JWT refresh token): what sync and serve use
+        os.environ["LABEL_STUDIO_TOKEN"] = pat  # restored by the autouse fixture of tests/conftest.py
+        other = server.api("POST", "/api/users/", {"email": "annotator@example.com", "username": "annotator"})["id"]
+        project = server.api("POST", "/api/projects", {"title": "blobs run", "label_config": CONFIG})["id"]
+        server.api(
+            "POST",
+            "/api/storages/localfiles",
+            {"project": project, "title": "images", "path": str(tmp_path / "images"), "use_blob_urls": False},
+        )
+        request = urllib.request.Request(f"{server.url}{PREFIX}item07", headers={"Authorization": f"Token {LEGACY}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.read() == bytes([7]) * 16
+
+        # Round 1 through `sync`: pushed, answered by two annotators (who agree where both answer), pulled.
+        sync = ["sync", live, "--url", server.url, "--project", "blobs run", "--labels", ",".join(NAMES)]
+        assert "pushed 4 tasks, pulled 0 answers" in lightning_bal(*sync, "--data-prefix", PREFIX)
+        round1 = server.tasks(project)
+        assert round1[0]["data"]["image"].startswith(PREFIX)
+        annotations = {}
+        for number, task in enumerate(round1):
             item = task["data"]["lbal_id"]
             truth[item] = int(targets[int(item.removeprefix("item"))])
-            posted = server.api("POST", f"/api/tasks/{task['id']}/annotations", {"result": choose(NAMES[truth[item]])})
-            annotation_ids[item] = posted["id"]
-        # 4. the project's export; 5. imported into the checkpoint; 6. the run goes on.
-        export_path = server.export(project["id"], tmp_path / "export1.json")
-        labelled = import_answers(ckpt, export_path, label_map=label_map)
-        assert sorted(dm.ids[i] for i in labelled.tolist()) == sorted(truth)
-        assert len(load_label_state(ckpt).pending_ids()) == 1
-        round2 = QueryFiles("label_studio")
-        dm2, _, _ = run_round(tmp_path / "run", ckpt=ckpt, annotator=round2)
-        assert {dm2.ids[i]: v for i, v in dm2.annotations.items()} == truth
-        assert dm2.step == 2
+            annotations[item] = server.answer(task, NAMES[truth[item]])["id"]
+            if number < 2:
+                server.answer(task, NAMES[truth[item]], user=other)
+        assert "pulled 4 answers; 0 items still pending" in lightning_bal(*sync, "--data-prefix", PREFIX)
+        assert labels(live) == truth
 
-        # Round 2 in the same project: its tasks (the leftover item again, and 4 new ones) are all answered, and a
-        # reviewer corrects one of round 1's answers in place.
-        ckpt2 = tmp_path / "run/annotation/annotation-step002.ckpt"
-        server.api("POST", f"/api/projects/{project['id']}/import", json.loads(round2.written[-1].read_text()))
-        for task in server.tasks(project["id"]):
-            item = task["data"]["lbal_id"]
-            if task["data"]["lbal_step"] == 2:
-                truth[item] = int(targets[int(item.removeprefix("item"))])
-                server.api("POST", f"/api/tasks/{task['id']}/annotations", {"result": choose(NAMES[truth[item]])})
-        fixed = sorted(annotation_ids)[0]
-        wrong = truth[fixed]
-        truth[fixed] = (wrong + 1) % 3
-        server.api("PATCH", f"/api/annotations/{annotation_ids[fixed]}", {"result": choose(NAMES[truth[fixed]])})
-        done = bring_in_answers(ckpt2, server.export(project["id"], tmp_path / "export2.json"), label_map=label_map)
-        assert done.labelled.numel() == 5
-        assert (done.corrected, done.unchanged) == ([fixed], 2)
-        (row,) = load_label_state(ckpt2).history
-        assert (row["id"], row["label"], row["new"], row["updated_at"] is not None) == (
-            fixed,
-            wrong,
-            truth[fixed],
-            True,
-        )
-        # The same export again changes nothing; round 3 trains on every answer, the correction included.
-        again = bring_in_answers(ckpt2, tmp_path / "export2.json", label_map=label_map)
-        assert (again.labelled.numel(), again.corrected, again.unchanged) == (0, [], 8)
-        dm3, _, _ = run_round(tmp_path / "run", ckpt=ckpt2, annotator=QueryFiles("label_studio"))
-        assert {dm3.ids[i]: v for i, v in dm3.annotations.items()} == truth
-        assert [r["id"] for r in load_label_state(tmp_path / "run/annotation/annotation-step003.ckpt").history] == [
-            fixed
-        ]
-    finally:
+        # The run restarts from the checkpoint for round 2; Label Studio restarts on its data folder.
+        annotator = QueryFiles("label_studio", predictions=True, label_names=NAMES, data_prefix=PREFIX)
+        dm2, _, _ = run_round(run, ckpt=live, annotator=annotator)
+        assert dm2.step == 2
+        shutil.copyfile(run / "annotation/annotation-step002.ckpt", live)
         server.stop()
+        server.start(first=False)
+        assert len(server.tasks(project)) == 4
+
+        # Round 2 with the ML backend: serve pushes the query, Label Studio connects to it and asks for predictions.
+        serve, backend = start_serve(tmp_path, live, server.url, project, run, pat)
+        wait_for(lambda: len(server.tasks(project)) == 8, what="serve to push round 2")
+        connected = server.api("POST", "/api/ml", {"url": backend, "project": project, "title": "lightning_bal"})
+        assert (connected["readable_state"], connected["model_version"]) == ("Connected", "lightning_bal-step2-0")
+        round2 = [task for task in server.tasks(project) if task["data"]["lbal_step"] == 2]
+        selected = {"selectedItems": {"all": False, "included": [task["id"] for task in round2]}}
+        server.api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}", selected)
+        recorded = load_label_state(live).annotator_state
+        for task in round2:
+            predictions = server.api("GET", f"/api/predictions?task={task['id']}")
+            (served,) = [p for p in predictions if p["model_version"] == "lightning_bal-step2-0"]
+            assert served["score"] == pytest.approx(recorded["scores"][task["data"]["lbal_id"]])
+            guess = recorded["predictions"][task["data"]["lbal_id"]][0]
+            assert served["result"][0]["value"]["choices"] == [NAMES[guess]]
+        # Both annotators answer through Label Studio (webhooks), and a reviewer corrects a round-1 answer: the
+        # fifth new answer starts the training.
+        for number, task in enumerate(round2):
+            item = task["data"]["lbal_id"]
+            truth[item] = int(targets[int(item.removeprefix("item"))])
+            server.answer(task, NAMES[truth[item]])
+            if number == 0:
+                server.answer(task, NAMES[truth[item]], user=other)
+        fixed = sorted(annotations)[0]
+        wrong, truth[fixed] = truth[fixed], (truth[fixed] + 1) % 3
+        value = {"choices": [NAMES[truth[fixed]]]}
+        result = [{"from_name": "label", "to_name": "image", "type": "choices", "value": value}]
+        server.api("PATCH", f"/api/annotations/{annotations[fixed]}", {"result": result})
+        wait_for(lambda: len(read_journal(journal_path(live))) == 5, what="the webhooks of round 2")
+        wait_for(lambda: load_label_state(live).ledger.step == 3, what="the training of round 2")
+        state = load_label_state(live)
+        assert {state.ids[i]: v for i, v in state.ledger.annotations.items()} == truth
+        (row,) = state.history
+        assert (row["id"], row["label"], row["new"], row["by"]) == (fixed, wrong, truth[fixed], "1")
+        # The new query is pushed, and Label Studio gets predictions of the new model version.
+        wait_for(lambda: len(server.tasks(project)) == 12, what="serve to push round 3")
+        round3 = [task for task in server.tasks(project) if task["data"]["lbal_step"] == 3]
+        assert sorted(task["data"]["lbal_id"] for task in round3) == sorted(map(str, state.pending_ids()))
+        selected = {"selectedItems": {"all": False, "included": [task["id"] for task in round3]}}
+        server.api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}", selected)
+        versions = {p["model_version"] for p in server.api("GET", f"/api/predictions?task={round3[0]['id']}")}
+        assert "lightning_bal-step3-1" in versions
+
+        # Round 3: answered in Label Studio, recorded by serve; the run restarts on every answer, the fix included.
+        for task in round3:
+            item = task["data"]["lbal_id"]
+            truth[item] = int(targets[int(item.removeprefix("item"))])
+            server.answer(task, NAMES[truth[item]])
+        wait_for(lambda: labels(live) == truth, what="the webhooks of round 3")
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+        serve = None
+        export = tmp_path / "export.json"
+        export.write_text(json.dumps(server.api("GET", f"/api/projects/{project}/export?exportType=JSON")))
+        again = bring_in_answers(live, export, label_map={name: i for i, name in enumerate(NAMES)})
+        assert (again.labelled.numel(), again.corrected) == (0, [])  # the whole project agrees with the checkpoint
+        dm4, _, _ = run_round(run, ckpt=live, annotator=QueryFiles("label_studio"))
+        assert ({dm4.ids[i]: v for i, v in dm4.annotations.items()}, dm4.step) == (truth, 4)
+        assert len(truth) == 12
+    finally:
+        if serve is not None:
+            serve.kill()
+            serve.wait()
+        server.stop()
+    print(f"real-server scenario: {time.monotonic() - started:.0f} s")

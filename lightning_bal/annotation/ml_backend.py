@@ -1,0 +1,503 @@
+"""``lightning-bal serve``'s state: a stopped run's checkpoint, its answer journal and the training subprocess.
+
+Label Studio calls ``/health``, ``/setup`` and ``/predict``, and posts its events to ``/webhook``
+(docs/label_studio_sync.md#the-ml-backend-lightning-bal-serve). Predictions come from the guesses and scores the run
+recorded with its query, so they never wait on training. Each answer is validated as ``import`` validates it,
+appended to the journal next to the checkpoint (fsynced) and folded into the checkpoint, in that order; when
+``threshold`` answers have arrived since the last training, the user's training command runs in the background on a
+copy of the checkpoint, and its new checkpoint, with the journal's later answers folded in again, replaces it.
+The HTTP side is :mod:`lightning_bal.annotation.serve`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lightning_bal.annotation.answers import AnswerFormat, read_answer
+from lightning_bal.annotation.checkpoint import LabelState, load_label_state
+from lightning_bal.annotation.checkpoint_entries import (
+    SERVE_KEY,
+    journal_path,
+    read_journal,
+    serve_summary_path,
+    temporary_path,
+    utc_now,
+)
+from lightning_bal.annotation.label_studio import _author, check_data_key, check_task_step
+from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
+from lightning_bal.annotation.sync import _tasks
+from lightning_bal.data.ids import ItemId, id_lookup
+
+__all__ = ["ANSWER_EVENTS", "BadRequest", "MLBackend", "check_threshold", "check_train_command"]
+
+#: The events that carry an answer; Label Studio sends its other events to the same URL (they are acknowledged).
+ANSWER_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
+_PLACEHOLDERS = ("{checkpoint}", "{output}")
+
+
+class BadRequest(ValueError):
+    """A request the backend refuses with HTTP 400 and this message; nothing was recorded."""
+
+
+def check_threshold(value: Any) -> int:
+    """``--threshold``: how many new answers start a training, a positive integer."""
+    try:
+        threshold = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    except ValueError:
+        threshold = value
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise ValueError(
+            f"Expected `--threshold` to be a positive number of new answers that starts a training, but got {value!r}."
+        )
+    return threshold
+
+
+def check_train_command(command: Any) -> list[str]:
+    """``--train`` split into its words: a program that exists, with ``{checkpoint}`` and ``{output}`` in it."""
+    if not isinstance(command, str) or not command.strip():
+        raise ValueError(f"Expected `--train` to be the training command line, but got {command!r}.")
+    try:
+        words = shlex.split(command)
+    except ValueError as err:  # an unclosed quote
+        problem = f"it does not split: {err}"
+        raise ValueError(f"Expected `--train` to be a shell-quoted command line, but {problem}") from None
+    missing = [name for name in _PLACEHOLDERS if not any(name in word for word in words)]
+    if missing:
+        raise ValueError(
+            f"Expected `--train` to hold {' and '.join(_PLACEHOLDERS)} (the checkpoint it resumes from, where it writes"
+            f" the new one), but {' and '.join(missing)} is missing in {command!r}."
+        )
+    unknown = sorted(set(re.findall(r"\{[^{}]*\}", command)) - set(_PLACEHOLDERS))
+    if unknown:
+        raise ValueError(f"Expected `--train` to use only the placeholders {list(_PLACEHOLDERS)}, but got {unknown}.")
+    if shutil.which(words[0]) is None:
+        raise FileNotFoundError(
+            f"Expected `--train` to start with a program, but {words[0]!r} is not on the PATH nor an executable file."
+        )
+    return words
+
+
+def _fsync_append(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_json(path: Path, value: Any) -> None:
+    temporary = temporary_path(path)
+    temporary.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+class MLBackend:
+    """The state behind ``lightning-bal serve``: the checkpoint, its answer journal, the training subprocess.
+
+    Args:
+        checkpoint: the run's checkpoint, kept current in place (answers folded in, replaced after each training).
+        label_names: the class names in class order (``--labels``).
+        train: the training command's words, with ``{checkpoint}`` and ``{output}`` (:func:`check_train_command`).
+        threshold: new answers since the last training that start the next one.
+        client: Label Studio's API, to push each new query; ``project`` names the project.
+        data_key, data_prefix, from_name: the tasks' data field, its prefix and the choices' control, as for ``sync``.
+        token_env: the variable holding the token, left out of the training command's environment.
+        command: the ``serve`` command line, shown by ``lightning-bal status`` as the one to run again.
+        log: where progress lines go (never a token).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        label_names: list[str],
+        train: list[str],
+        threshold: int = 1,
+        client: LabelStudioClient | None = None,
+        project: int | str | None = None,
+        data_key: str = "image",
+        data_prefix: str = "",
+        from_name: str = "label",
+        token_env: str | None = None,
+        command: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.threshold = check_threshold(threshold)
+        self.train = list(train)
+        self.data_key = check_data_key("--data-key", data_key)
+        self.data_prefix = data_prefix
+        self.from_name = from_name
+        self.token_env = token_env
+        self.command = command
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.journal = journal_path(self.checkpoint)
+        self._lock = threading.RLock()
+        self._pushing = threading.Lock()  # one push at a time, so that none sees the other's tasks missing
+        self.state = load_label_state(self.checkpoint)
+        self.names = self.state.check_class_names(list(label_names))
+        self.label_map = {name: index for index, name in enumerate(self.names)}
+        self._reading = AnswerFormat("choice", self.label_map, from_name)
+        self.client = client
+        self.project_id: int | None = None
+        if client is not None:
+            if project is None:
+                raise ValueError("Expected `--project` with `--url` (the project the new queries go to), but got None.")
+            found = client.project(project)
+            check_label_config(found["label_config"], self.names, self.data_key, from_name)
+            self.project_id = int(found["id"])
+        self.training: subprocess.Popen[bytes] | None = None
+        self.last_training: str | None = None
+        # After a failed training, the journal's length then: the next one waits for a new answer (no retry loop).
+        self.failed_at: int | None = None
+        self.push_due = client is not None
+        self._stopped = threading.Event()
+        self._recover()
+
+    # -- the journal and the checkpoint -------------------------------------------------------------------------
+
+    @property
+    def marker(self) -> dict[str, int]:
+        """How far the checkpoint has folded the journal, the journal length at the last training, trainings done."""
+        found = self.state.checkpoint.get(SERVE_KEY)
+        found = found if isinstance(found, dict) else {}
+        return {key: int(found.get(key, 0)) for key in ("journal", "trained", "trainings")}
+
+    @property
+    def model_version(self) -> str:
+        """Changes with each training (and each new query step): Label Studio asks again for new predictions."""
+        return f"lightning_bal-step{self.state.ledger.step}-{self.marker['trainings']}"
+
+    def waiting(self) -> int:
+        """Answers recorded since the last training started."""
+        return len(read_journal(self.journal)) - self.marker["trained"]
+
+    def _fold(self, state: LabelState, entries: list[dict[str, Any]]) -> list[str]:
+        """Record journal ``entries`` in ``state`` one by one, in order; returns the refusals (kept in the journal)."""
+        refused = []
+        for entry in entries:
+            try:
+                state.answer(
+                    [entry["id"]], [entry["label"]], {entry["step"]}, entry["source"], [entry["by"]], [entry["time"]]
+                )
+            except (ValueError, TypeError, KeyError) as err:
+                # The run moved on (e.g. a training returned the item to the pool): the answer stays in the journal.
+                refused.append(f"{entry.get('id')!r}: {err}")
+        return refused
+
+    def _reload(self) -> LabelState:
+        """The checkpoint as on disk, with the journal's answers it lacks (their write failed) folded in memory."""
+        state = load_label_state(self.checkpoint)
+        found = state.checkpoint.get(SERVE_KEY)
+        folded = int(found.get("journal", 0)) if isinstance(found, dict) else 0
+        self._fold(state, read_journal(self.journal)[folded:])
+        return state
+
+    def _save(self, marker: dict[str, int]) -> None:
+        self.state.checkpoint[SERVE_KEY] = dict(marker)
+        self.state.save(self.checkpoint)
+        self.write_summary()
+
+    def write_summary(self) -> None:
+        """Write what ``lightning-bal status`` shows of the backend (journal, training, push), atomically."""
+        marker = self.marker
+        _write_json(
+            serve_summary_path(self.checkpoint),
+            {
+                "journal": str(self.journal),
+                "answers": len(read_journal(self.journal)),
+                "folded": marker["journal"],
+                "trained": marker["trained"],
+                "trainings": marker["trainings"],
+                "threshold": self.threshold,
+                "model_version": self.model_version,
+                "training": self.training is not None,
+                "last_training": self.last_training,
+                "push_due": self.push_due,
+                "command": self.command,
+            },
+        )
+
+    def _recover(self) -> None:
+        """Fold the journal's answers the checkpoint lacks (a crash between the two writes), drop stale copies.
+
+        Nothing else is written before the server listens: a refused start leaves the folder as it was.
+        """
+        for stale in self.checkpoint.parent.glob(f".{self.checkpoint.name}.lbal-train-*"):
+            stale.unlink(missing_ok=True)
+        entries = read_journal(self.journal)
+        marker = self.marker
+        if len(entries) > marker["journal"]:
+            refused = self._fold(self.state, entries[marker["journal"] :])
+            for line in refused:
+                self.log(f"serve: a journal answer no longer fits the checkpoint and stays in the journal only: {line}")
+            self._save({**marker, "journal": len(entries)})
+
+    def record(self, item: str, label: int, step: int, by: str | None, when: str | None, event: str) -> str:
+        """Validate one answer and record it: journal (fsynced), then checkpoint. Returns what it did.
+
+        An ``ANNOTATION_UPDATED`` that changes a recorded label is a correction; an ``ANNOTATION_CREATED`` that
+        disagrees with it is another annotator's answer, and the first one stays (as ``--on-disagreement first``).
+        """
+        with self._lock:
+            source = f"Label Studio project {self.project_id}" if self.project_id is not None else "Label Studio"
+            index = id_lookup(self.state.ids).get(item)
+            first = None
+            if index is not None and index not in self.state.ledger.pending_query:
+                first = self.state.ledger.annotations.get(index)
+            if event == "ANNOTATION_CREATED" and first is not None and first != label:
+                # Another annotator's answer, not a fix (a reviewer edits the annotation): the first answer stays.
+                self.log(f"serve: {item!r} answered {self.names[label]!r}, but {self.names[int(first)]!r} came first")
+                return f"disagreement: the first answer ({self.names[int(first)]}) is kept"
+            done = self.state.answer([item], [label], {step}, source, [by], [when])  # validates, all or nothing
+            if not done.labelled.numel() and not done.corrected:
+                return "unchanged" if done.unchanged else "kept (changed here later)"
+            entry = {"id": item, "label": label, "step": step, "by": by, "time": when, "source": source}
+            try:
+                _fsync_append(self.journal, json.dumps({**entry, "event": event, "recorded_at": utc_now()}))
+            except BaseException:
+                self.state = self._reload()  # memory back to what the files hold
+                raise
+            entries = len(read_journal(self.journal))
+            try:
+                self._save({**self.marker, "journal": entries})
+            except OSError as err:
+                # The journal holds the answer; the next fold (restart or training) brings it into the checkpoint.
+                self.log(f"serve: the checkpoint could not be written ({err}); the answer is kept in the journal.")
+            what = "corrected" if done.corrected else "labelled"
+        self.maybe_train()
+        return what
+
+    # -- training -----------------------------------------------------------------------------------------------
+
+    def maybe_train(self, force: bool = False) -> bool:
+        """Start the training command if none runs and enough answers arrived (or ``force``); whether it started."""
+        with self._lock:
+            if self.training is not None or self._stopped.is_set():
+                return False
+            answers = len(read_journal(self.journal))
+            if not force and (
+                answers - self.marker["trained"] < self.threshold
+                or (self.failed_at is not None and answers <= self.failed_at)
+            ):
+                return False
+            token = uuid.uuid4().hex[:12]
+            snapshot = self.checkpoint.with_name(f".{self.checkpoint.name}.lbal-train-{token}-in.ckpt")
+            output = self.checkpoint.with_name(f".{self.checkpoint.name}.lbal-train-{token}-out.ckpt")
+            shutil.copyfile(self.checkpoint, snapshot)
+            start = self.marker["journal"]
+            words = [
+                word.replace("{checkpoint}", str(snapshot)).replace("{output}", str(output)) for word in self.train
+            ]
+            env = {key: value for key, value in os.environ.items() if key != self.token_env}
+            log = self.checkpoint.with_name(f"{self.checkpoint.name}.train.log").open("ab")
+            try:
+                self.training = subprocess.Popen(words, stdout=log, stderr=subprocess.STDOUT, env=env)
+            except OSError as err:
+                snapshot.unlink(missing_ok=True)
+                self.last_training = f"could not start: {err}"
+                self.failed_at = answers
+                self.log(f"serve: the training command could not start: {err}")
+                return False
+            finally:
+                log.close()
+            self.log(f"serve: training started on {start} answers (pid {self.training.pid}), log {log.name}")
+            self.write_summary()
+        threading.Thread(target=self._await, args=(self.training, snapshot, output, start), daemon=True).start()
+        return True
+
+    def _await(self, process: subprocess.Popen[bytes], snapshot: Path, output: Path, start: int) -> None:
+        code = process.wait()
+        with self._lock:
+            self.training = None
+            try:
+                if code != 0 or not output.is_file():
+                    problem = f"exit status {code}" if code != 0 else f"no checkpoint at {{output}} ({output})"
+                    raise ValueError(f"the training command failed ({problem})")
+                self._adopt(output, start)
+            except (ValueError, OSError) as err:
+                self.last_training = f"failed: {err}"
+                self.failed_at = len(read_journal(self.journal))
+                self.log(f"serve: {err}; every answer stays in {self.checkpoint} and the journal.")
+                self.write_summary()
+            finally:
+                snapshot.unlink(missing_ok=True)
+                output.unlink(missing_ok=True)
+        if self._stopped.is_set():
+            return
+        self.push()
+        self.maybe_train()
+
+    def _adopt(self, output: Path, start: int) -> None:
+        """Make the training's checkpoint the current one, with the journal's answers after ``start`` folded in."""
+        trained = load_label_state(output)
+        if trained.ids != self.state.ids:
+            raise ValueError(f"the new checkpoint {output} holds other items than {self.checkpoint}")
+        entries = read_journal(self.journal)
+        refused = self._fold(trained, entries[start:])
+        for line in refused:
+            self.log(f"serve: an answer given during training no longer fits the new query (journal only): {line}")
+        trainings = self.marker["trainings"] + 1
+        self.state = trained
+        self.last_training = f"done ({utc_now()})"
+        self.failed_at = None
+        self._save({"journal": len(entries), "trained": start, "trainings": trainings})
+        self.log(f"serve: training {trainings} done; step {trained.ledger.step}, model version {self.model_version}")
+        self.push_due = self.client is not None
+
+    # -- Label Studio -------------------------------------------------------------------------------------------
+
+    def push(self) -> list[ItemId]:
+        """Push the pending items that have no task of the current step in the project yet; returns their ids.
+
+        An unreachable server leaves ``push_due`` set and pushes nothing; the next push (at the next event, or from
+        :meth:`retry_pushes`) resumes, and a task is recognised by ``lbal_id`` and ``lbal_step``: none is pushed twice.
+        """
+        if self.client is None or self.project_id is None:
+            return []
+        with self._pushing:
+            return self._push(self.client, self.project_id)
+
+    def _push(self, client: LabelStudioClient, project_id: int) -> list[ItemId]:
+        with self._lock:
+            state, step = self.state, self.state.ledger.step
+            pending = state.pending_ids()
+            names, key, prefix = self.names, self.data_key, self.data_prefix
+            tasks = _tasks(state, pending, names, key, prefix, self.from_name, "choice") if pending else []
+        try:
+            on_server = set()
+            for task in client.tasks(project_id):
+                data = task.get("data") if isinstance(task, dict) else None
+                if isinstance(data, dict) and data.get("lbal_step") == step:
+                    on_server.add(str(data.get("lbal_id")))
+            tasks = [task for task in tasks if str(task["data"]["lbal_id"]) not in on_server]
+            push = [task["data"]["lbal_id"] for task in tasks]
+            if tasks:
+                client.import_tasks(project_id, tasks)
+        except (ConnectionError, ValueError) as err:
+            with self._lock:
+                self.push_due = True
+                self.write_summary()
+            self.log(f"serve: push to Label Studio failed, retried later (nothing is lost): {err}")
+            return []
+        with self._lock:
+            self.push_due = state is not self.state  # a training finished meanwhile: its query goes next
+            self.write_summary()
+        if push:
+            self.log(f"serve: pushed {len(push)} tasks of step {step} to project {project_id}")
+        return push
+
+    def retry_pushes(self, every: float = 30.0) -> None:
+        """Until :meth:`close`, push again every ``every`` seconds while a push is due (run it in a thread)."""
+        # Annotators cannot answer a query that never reached the project, so no event would ever retry it.
+        while not self._stopped.wait(every):
+            if self.push_due:
+                self.push()
+
+    def predictions(self, tasks: list[Any]) -> list[dict[str, Any]]:
+        """One prediction per task: the recorded guess and acquisition score of pending items, else an empty one."""
+        with self._lock:
+            recorded = self.state.annotator_state
+            pending = {str(item) for item in self.state.pending_ids()}
+            version = self.model_version
+        guesses, scores = recorded.get("predictions") or {}, recorded.get("scores") or {}
+        results = []
+        for task in tasks:
+            data = task.get("data") if isinstance(task, dict) else None
+            item = str(data.get("lbal_id")) if isinstance(data, dict) and "lbal_id" in data else None
+            result: list[dict[str, Any]] = []
+            if item in pending and item in guesses:
+                choice = {"choices": [self.names[int(guesses[item][0])]]}
+                result = [{"from_name": self.from_name, "to_name": self.data_key, "type": "choices", "value": choice}]
+            score = scores.get(item) if item in pending else None
+            results.append({"result": result, "score": float(score or 0.0), "model_version": version})
+        return results
+
+    def setup(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Label Studio connecting the backend to a project: its labelling config must fit the run."""
+        schema = payload.get("schema")
+        if schema is not None:
+            try:
+                check_label_config(schema, self.names, self.data_key, self.from_name)
+            except ValueError as err:
+                raise BadRequest(str(err)) from None
+        if self.push_due:
+            threading.Thread(target=self.push, daemon=True).start()
+        return {"model_version": self.model_version}
+
+    def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """An event of Label Studio: answers are recorded; ``START_TRAINING`` starts a training; others are ignored."""
+        action = payload.get("action")
+        if not isinstance(action, str):
+            raise BadRequest(f"Expected the webhook's `action` to be an event name, but got {action!r}.")
+        if action == "START_TRAINING":
+            return {"status": "training started" if self.maybe_train(force=True) else "training already running"}
+        if action not in ANSWER_EVENTS:
+            return {"status": f"ignored {action}"}
+        answer = self._answer_of(action, payload)
+        if answer is None:
+            return {"status": "no answer (cancelled or no choice)"}
+        try:
+            done = self.record(*answer, event=action)
+        except ValueError as err:
+            raise BadRequest(f"{err} Nothing was recorded.") from None
+        if self.push_due:
+            threading.Thread(target=self.push, daemon=True).start()
+        return {"status": done, "model_version": self.model_version}
+
+    @staticmethod
+    def _object(payload: dict[str, Any], name: str, action: str) -> dict[str, Any]:
+        value = payload.get(name)
+        if not isinstance(value, dict):
+            raise BadRequest(f"Expected the {action} event's `{name}` to be an object, but got {value!r:.80}.")
+        return value
+
+    def _answer_of(self, action: str, payload: dict[str, Any]) -> tuple[str, int, int, str | None, str | None] | None:
+        annotation, task = self._object(payload, "annotation", action), self._object(payload, "task", action)
+        project = payload.get("project")
+        project_id = project.get("id") if isinstance(project, dict) else task.get("project")
+        if self.project_id is not None and project_id is not None and project_id != self.project_id:
+            raise BadRequest(
+                f"Expected events of project {self.project_id} (`--project`), but this {action} is of project"
+                f" {project_id!r}: connect the backend to one project only."
+            )
+        data = task.get("data")
+        if not isinstance(data, dict) or "lbal_id" not in data:
+            raise BadRequest(
+                f"Expected the {action} event's `task.data.lbal_id` (a task pushed by lightning_bal), but task"
+                f" {task.get('id')!r} has none."
+            )
+        item = str(data["lbal_id"])
+        where = f"task {item!r} (task {task.get('id')!r} of the {action} event)"
+        try:
+            step = check_task_step(data.get("lbal_step"), where)
+            if annotation.get("was_cancelled"):
+                return None
+            label = read_answer(annotation.get("result"), self._reading, where, item, data)
+            author = _author(annotation, where)
+        except ValueError as err:
+            raise BadRequest(str(err)) from None
+        if label is None:
+            return None
+        when = annotation.get("updated_at") or annotation.get("created_at")
+        return item, int(label), step, author, when if isinstance(when, str) else None
+
+    def close(self) -> None:
+        """Stop: a running training is ended (its result would be dropped); the journal keeps every answer."""
+        self._stopped.set()
+        process = self.training
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
