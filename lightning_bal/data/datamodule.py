@@ -15,6 +15,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from lightning_bal.data.ids import ItemId, align_state, check_ids, id_lookup, remap_state
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.loaders import Loaders
+from lightning_bal.data.streaming import as_streamed
 from lightning_bal.data.targets import resolve_targets
 from lightning_bal.data.views import default_input_fn, item_layout, map_style_size, pool_view_of
 from lightning_bal.tasks import Classification, Task, resolve_task
@@ -34,7 +35,9 @@ class ActiveDataModule(Loaders):
 
     Args:
         train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
-            mappings with ``"input"``/``"target"`` keys, or bare inputs when labels come from an annotator.
+            mappings with ``"input"``/``"target"`` keys, or bare inputs when labels come from an annotator. A
+            ``litdata.StreamingDataset`` is read through :class:`~lightning_bal.data.streaming.StreamedDataset`
+            (docs/multi_node.md#streamed-pools).
         initial_labels: number of samples labelled at step 0 when the module is built.
         balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets``).
         targets: the dataset's labels (default ``train_dataset.targets``), for balanced labelling and histograms.
@@ -94,6 +97,8 @@ class ActiveDataModule(Loaders):
         ids: Sequence[ItemId] | None = None,
     ) -> None:
         super().__init__()
+        # A litdata StreamingDataset counts only this rank's share; the datamodule indexes every item.
+        train_dataset, pool_dataset = as_streamed(train_dataset), as_streamed(pool_dataset)
         size = map_style_size("train_dataset", train_dataset)
         for name, dataset in (("val_dataset", val_dataset), ("test_dataset", test_dataset)):
             readable = hasattr(dataset, "__getitem__") or hasattr(dataset, "__iter__")
@@ -264,6 +269,7 @@ class ActiveDataModule(Loaders):
             >>> len(dm), dm.num_labelled, dm.num_pool
             (7, 2, 5)
         """
+        dataset, pool_dataset = as_streamed(dataset), as_streamed(pool_dataset)
         if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"Expected argument `dataset` to be a map-style dataset, but got {type(dataset).__name__}.")
         size, added = len(self), len(dataset)

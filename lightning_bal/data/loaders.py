@@ -12,11 +12,12 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from lightning_bal.data.ids import ItemId, id_lookup
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger
 from lightning_bal.data.queries import read_answers, write_queries
+from lightning_bal.data.streaming import StreamedDataset, chunk_shard
 from lightning_bal.data.targets import dataset_classes, labelled_classes, resolve_targets
 from lightning_bal.data.views import (
     EpochShuffleSampler,
@@ -28,6 +29,7 @@ from lightning_bal.data.views import (
     warn_if_nondeterministic,
 )
 from lightning_bal.utilities.checks import as_index_tensor, check_one_of, describe
+from lightning_bal.utilities.distributed import shard
 
 __all__ = ["Indices", "LabelOperations", "Loaders"]
 
@@ -217,6 +219,12 @@ def _checked_scores(scores: Any, expected: int) -> list[float | None]:
     return [None if value is None else float(value) for value in values]
 
 
+def _is_streamed(dataset: Dataset) -> bool:
+    if isinstance(dataset, ConcatDataset):
+        return any(_is_streamed(part) for part in dataset.datasets)
+    return isinstance(dataset, StreamedDataset)
+
+
 class Loaders(LabelOperations, pl.LightningDataModule):
     """Lightning's loader hooks and the pool loaders, built from the attributes :class:`ActiveDataModule` sets."""
 
@@ -251,6 +259,16 @@ class Loaders(LabelOperations, pl.LightningDataModule):
             self._pool_subset_step = self.step
         subset = torch.tensor(self._pool_subset, dtype=torch.long)
         return subset[self.acquired_at[subset] == UNLABELLED]
+
+    def pool_shard(self, candidates: Tensor, rank: int, world_size: int) -> Tensor:
+        """The part of ``candidates`` (ascending pool indices) that ``rank`` of ``world_size`` scores.
+
+        Strided shards of an in-memory pool; contiguous blocks of a streamed one (:func:`chunk_shard`), so that each
+        rank reads only its own chunks. Either way they are disjoint, cover ``candidates`` once and are equally sized.
+        """
+        if _is_streamed(self.pool_dataset):
+            return chunk_shard(candidates, rank, world_size)
+        return shard(candidates, rank, world_size)
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, **kwargs: Any) -> DataLoader:
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.
