@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lightning_bal.data.streaming import StreamedDataset
+
 if TYPE_CHECKING:
     from lightning_bal.data.datamodule import ActiveDataModule
 
-__all__ = ["ActiveDataModule"]
+__all__ = ["ActiveDataModule", "StreamedDataset"]
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,13 @@ from lightning_bal.data.views import (
     map_style_size,
     warn_if_nondeterministic,
 )
-from lightning_bal.utilities.checks import as_index_tensor, check_one_of, describe
+from lightning_bal.utilities.checks import (
+    as_index_tensor,
+    check_int_in_range,
+    check_one_of,
+    check_positive_int,
+    describe,
+)
 from lightning_bal.utilities.distributed import shard
 
 __all__ = ["Indices", "LabelOperations", "Loaders"]
@@ -266,9 +272,14 @@ class Loaders(LabelOperations, pl.LightningDataModule):
         Strided shards of an in-memory pool; contiguous blocks of a streamed one (:func:`chunk_shard`), so that each
         rank reads only its own chunks. Either way they are disjoint, cover ``candidates`` once and are equally sized.
         """
-        if _is_streamed(self.pool_dataset):
-            return chunk_shard(candidates, rank, world_size)
-        return shard(candidates, rank, world_size)
+        world_size = check_positive_int("world_size", world_size)
+        rank = check_int_in_range("rank", rank, 0, world_size - 1)
+        candidates = as_index_tensor("candidates", candidates)
+        if not _is_streamed(self.pool_dataset):
+            return shard(candidates, rank, world_size)
+        if candidates.numel() > 1 and bool((candidates[1:] < candidates[:-1]).any()):
+            raise ValueError("Expected argument `candidates` to be ascending pool indices, but they are not sorted.")
+        return chunk_shard(candidates, rank, world_size)
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, **kwargs: Any) -> DataLoader:
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lightning_bal.utilities.checks import as_index_tensor, check_int_in_range, check_positive_int, describe
+
 __all__ = ["StreamedDataset", "as_streamed", "chunk_shard", "is_streaming_dataset"]
 
 
@@ -79,8 +81,14 @@ class StreamedDataset(Dataset):
             raise IndexError(f"Expected an item index in [0, {len(self)}), but got {index}.")
         return self.dataset[int(index)]
 
-    def chunk_of(self, indices: Tensor) -> Tensor:
-        """The chunk holding each of ``indices``."""
+    def chunk_of(self, indices: Any) -> Tensor:
+        """The chunk holding each of ``indices`` (item indices)."""
+        indices = as_index_tensor("indices", indices)
+        outside = indices[(indices < 0) | (indices >= len(self))]
+        if outside.numel():
+            raise ValueError(
+                f"Expected argument `indices` to hold item indices in [0, {len(self)}), but got {describe(outside)}."
+            )
         return torch.searchsorted(self.chunk_starts, indices, right=True) - 1
 
     def __repr__(self) -> str:
@@ -102,4 +110,21 @@ def chunk_shard(indices: Tensor, rank: int, world_size: int) -> Tensor:
         >>> [chunk_shard(torch.arange(5), r, 2).tolist() for r in range(2)]
         [[0, 1, 2], [3, 4]]
     """
+    world_size = check_positive_int("world_size", world_size)
+    rank = check_int_in_range("rank", rank, 0, world_size - 1)
+    if (
+        not isinstance(indices, Tensor)
+        or indices.ndim != 1
+        or indices.is_floating_point()
+        or indices.dtype == torch.bool
+    ):
+        raise TypeError(f"Expected argument `indices` to be a 1-D integer tensor, but got {_describe(indices)}.")
+    if indices.numel() > 1 and bool((indices[1:] < indices[:-1]).any()):
+        raise ValueError("Expected argument `indices` to be ascending (chunk order), but it is not sorted.")
     return torch.tensor_split(indices, world_size)[rank]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a {value.ndim}-D tensor of {value.dtype}"
+    return type(value).__name__
