@@ -70,9 +70,11 @@ class StreamedDataset(Dataset):
         # The region of interest is each chunk's (first, end) item: subsampled datasets keep part of a chunk.
         sizes = [end - start for start, end in source.region_of_interest]
         self.chunk_starts = torch.tensor([0, *sizes], dtype=torch.long).cumsum(0)
+        # A plain int: every read checks its index against it.
+        self._length = int(self.chunk_starts[-1])
 
     def __len__(self) -> int:
-        return int(self.chunk_starts[-1])
+        return self._length
 
     def __getitem__(self, index: int) -> Any:
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
