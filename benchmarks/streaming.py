@@ -2,9 +2,9 @@
 
 The pool is written once as litdata chunks (items of ``--features`` float16 inputs and a class), read through
 :class:`~lightning_bal.data.StreamedDataset` by the datamodule, and scored by ``ActiveLearningCallback`` (BALD, an MLP
-with dropout before its last layer, K=``--iterations``). One eval pass of the same model over the same loader, read
-the same way, is timed side by side. Figures: items per second of each, their ratio, peak resident memory (and peak
-GPU memory on a GPU). See docs/multi_node.md#measured-cost-of-a-streamed-pool.
+with dropout before its last layer, K=``--iterations``). The read alone and one eval pass of the same model over the
+same loader are timed side by side with it. Figures: items per second of each, the pool pass's ratio to the eval
+pass, peak resident memory (and peak GPU memory on a GPU). See docs/multi_node.md#measured-cost-of-a-streamed-pool.
 
     python -m benchmarks.streaming --items 1000000 [--folder DIR] [--iterations 20] [--device cuda]
 """
@@ -126,6 +126,12 @@ def run(args: argparse.Namespace) -> None:
         f" {args.device}, batch {args.batch_size}, BALD, K={args.iterations}"
     )
 
+    # The read alone: what the stream costs before any model runs.
+    start = time.perf_counter()
+    for _ in dm.pool_dataloader():
+        pass
+    read_seconds = time.perf_counter() - start
+
     # One eval pass of the same model over the same loader: the floor that the MC pass is compared with.
     device = torch.device(args.device)
     model.to(device).eval()
@@ -155,10 +161,12 @@ def run(args: argparse.Namespace) -> None:
     trainer.fit(model, datamodule=dm)
     pass_seconds = callback.history[-1]["active/pool_pass_seconds"]
     scored = len(pool) - 20
+    print(f"read only:               {read_seconds:8.1f} s  {scored / read_seconds:12,.0f} items/s")
     print(f"eval pass:               {eval_seconds:8.1f} s  {scored / eval_seconds:12,.0f} items/s")
     print(f"pool pass (callback):    {pass_seconds:8.1f} s  {scored / pass_seconds:12,.0f} items/s")
     print(f"pool pass / eval pass:   {pass_seconds / eval_seconds:8.2f}x")
-    print(f"per item: eval {eval_seconds / scored * 1e6:.2f} us, pool pass {pass_seconds / scored * 1e6:.2f} us")
+    per_item = {"read": read_seconds, "eval pass": eval_seconds, "pool pass": pass_seconds}
+    print("per item: " + ", ".join(f"{name} {seconds / scored * 1e6:.2f} us" for name, seconds in per_item.items()))
     print(
         f"peak resident memory: {rss_start:,.0f} MiB at the start, {rss_eval:,.0f} MiB after the eval pass,"
         f" {peak_rss_mib():,.0f} MiB after the pool pass"

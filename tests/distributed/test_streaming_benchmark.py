@@ -20,6 +20,11 @@ def test_the_streaming_benchmark_prints_its_figures(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "streamed pool: 3,000 items of 16 float16 in 3 chunks" in out
-    for figure in (r"eval pass: +[\d.]+ s +[\d,]+ items/s", r"pool pass \(callback\): +[\d.]+ s", r"pool pass / eval"):
+    for figure in (
+        r"read only: +[\d.]+ s",
+        r"eval pass: +[\d.]+ s +[\d,]+ items/s",
+        r"pool pass \(callback\): +[\d.]+ s",
+        r"pool pass / eval",
+    ):
         assert re.search(figure, out), figure
     assert "peak resident memory" in out
