@@ -12,12 +12,11 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_bal.data.ids import ItemId, id_lookup
 from lightning_bal.data.ledger import UNLABELLED, LabelLedger
 from lightning_bal.data.queries import read_answers, write_queries
-from lightning_bal.data.streaming import StreamedDataset, chunk_shard
 from lightning_bal.data.targets import dataset_classes, labelled_classes, resolve_targets
 from lightning_bal.data.views import (
     EpochShuffleSampler,
@@ -28,14 +27,7 @@ from lightning_bal.data.views import (
     map_style_size,
     warn_if_nondeterministic,
 )
-from lightning_bal.utilities.checks import (
-    as_index_tensor,
-    check_int_in_range,
-    check_one_of,
-    check_positive_int,
-    describe,
-)
-from lightning_bal.utilities.distributed import shard
+from lightning_bal.utilities.checks import as_index_tensor, check_one_of, describe
 
 __all__ = ["Indices", "LabelOperations", "Loaders"]
 
@@ -225,12 +217,6 @@ def _checked_scores(scores: Any, expected: int) -> list[float | None]:
     return [None if value is None else float(value) for value in values]
 
 
-def _is_streamed(dataset: Dataset) -> bool:
-    if isinstance(dataset, ConcatDataset):
-        return any(_is_streamed(part) for part in dataset.datasets)
-    return isinstance(dataset, StreamedDataset)
-
-
 class Loaders(LabelOperations, pl.LightningDataModule):
     """Lightning's loader hooks and the pool loaders, built from the attributes :class:`ActiveDataModule` sets."""
 
@@ -265,21 +251,6 @@ class Loaders(LabelOperations, pl.LightningDataModule):
             self._pool_subset_step = self.step
         subset = torch.tensor(self._pool_subset, dtype=torch.long)
         return subset[self.acquired_at[subset] == UNLABELLED]
-
-    def pool_shard(self, candidates: Tensor, rank: int, world_size: int) -> Tensor:
-        """The part of ``candidates`` (ascending pool indices) that ``rank`` of ``world_size`` scores.
-
-        Strided shards of an in-memory pool; contiguous blocks of a streamed one (:func:`chunk_shard`), so that each
-        rank reads only its own chunks. Either way they are disjoint, cover ``candidates`` once and are equally sized.
-        """
-        world_size = check_positive_int("world_size", world_size)
-        rank = check_int_in_range("rank", rank, 0, world_size - 1)
-        candidates = as_index_tensor("candidates", candidates)
-        if not _is_streamed(self.pool_dataset):
-            return shard(candidates, rank, world_size)
-        if candidates.numel() > 1 and bool((candidates[1:] < candidates[:-1]).any()):
-            raise ValueError("Expected argument `candidates` to be ascending pool indices, but they are not sorted.")
-        return chunk_shard(candidates, rank, world_size)
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, **kwargs: Any) -> DataLoader:
         # Its own generator for the workers' base seed: iterating the loader leaves the global RNG alone.

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from lightning_bal.utilities.checks import as_index_tensor, check_int_in_range, check_positive_int, describe
 
-__all__ = ["StreamedDataset", "as_streamed", "chunk_shard", "is_streaming_dataset"]
+__all__ = ["StreamedDataset", "as_streamed", "chunk_shard", "is_streamed", "is_streaming_dataset"]
 
 
 def is_streaming_dataset(dataset: Any) -> bool:
@@ -100,6 +100,13 @@ class StreamedDataset(Dataset):
 def as_streamed(dataset: Any) -> Any:
     """``dataset`` as a map-style dataset of all its items: a ``StreamingDataset`` is wrapped, anything else kept."""
     return StreamedDataset(dataset) if is_streaming_dataset(dataset) else dataset
+
+
+def is_streamed(dataset: Dataset) -> bool:
+    """Whether ``dataset`` reads items from chunks: a :class:`StreamedDataset`, or a concatenation holding one."""
+    if isinstance(dataset, ConcatDataset):
+        return any(is_streamed(part) for part in dataset.datasets)
+    return isinstance(dataset, StreamedDataset)
 
 
 def chunk_shard(indices: Tensor, rank: int, world_size: int) -> Tensor:
