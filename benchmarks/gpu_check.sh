@@ -32,6 +32,10 @@ step() {  # step NAME COMMAND...: run with a time limit, keep going on failure, 
   step "MC pool pass, float32 and bf16 autocast" python -m benchmarks.gpu_check mc --pool "$mc_pool" --iterations "$k"
   step "heuristics benchmark" python benchmarks/heuristics.py --quick --skip-w2 --repeats "$repeats" --w1-n "$heuristics_n"
   step "callback on a pool of 28x28 images" python -m benchmarks.gpu_check callback --pool "$callback_pool" --iterations "$k"
+  # Streamed pools and multi-node (#32): the pool from litdata chunks on this GPU; two "nodes" of two CPU gloo
+  # processes each on 127.0.0.1 (one GPU cannot hold two nodes), at full size only: CI runs that test anyway.
+  step "streamed pool, litdata chunks" python -m benchmarks.streaming --items "$([ "$size" = full ] && echo 1000000 || echo 3000)" --iterations "$k"
+  if [ "$size" = full ]; then step "multi-node, 2 nodes x 2 CPU processes (gloo)" python -m pytest -q -p no:cacheprovider tests/distributed/test_multi_node.py; fi
   echo "gpu_check done: $([ $failed = 0 ] && echo 'all steps ran' || echo 'some steps FAILED')"
 } 2>&1 | grep --line-buffered -v "Warning\|warnings.warn\|^  warnings\|^  return\|deprecated" | tee "$out"
 # The block above ran in a subshell (a pipeline): its verdict is read back from the file.

@@ -106,7 +106,7 @@ class PoolPass:
         """Score ``context.candidates`` (dataset indices of the pool) and select ``context.query_size`` of them."""
         start = time.perf_counter()
         strategy, rank, world_size = context.strategy, context.rank, context.world_size
-        local = shard(context.candidates, rank, world_size)
+        local = context.datamodule.pool_shard(context.candidates, rank, world_size)
         if self.heuristic.needs_embeddings:
             # Embedding heuristics (BADGE, Core-Set): every rank selects from its own shard, with collectives.
             embedding_heuristic = cast(EmbeddingHeuristic, self.heuristic)

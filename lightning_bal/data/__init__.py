@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lightning_bal.data.box_files import check_boxes, read_boxes, write_boxes
+from lightning_bal.data.streaming import StreamedDataset
 
 if TYPE_CHECKING:
     from lightning_bal.data.datamodule import ActiveDataModule
 
-__all__ = ["ActiveDataModule", "check_boxes", "read_boxes", "write_boxes"]
+__all__ = ["ActiveDataModule", "StreamedDataset", "check_boxes", "read_boxes", "write_boxes"]
 
 
 def __getattr__(name: str) -> Any:

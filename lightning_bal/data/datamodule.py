@@ -15,10 +15,17 @@ from torch.utils.data import ConcatDataset, Dataset
 from lightning_bal.data.ids import ItemId, align_state, check_ids, id_lookup, remap_state
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.loaders import Loaders
+from lightning_bal.data.streaming import as_streamed, chunk_shard, is_streamed
 from lightning_bal.data.targets import resolve_targets
 from lightning_bal.data.views import default_input_fn, item_layout, map_style_size, pool_view_of
 from lightning_bal.tasks import Classification, Task, resolve_task
-from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int
+from lightning_bal.utilities.checks import (
+    as_index_tensor,
+    check_int_in_range,
+    check_non_negative_int,
+    check_positive_int,
+)
+from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["ActiveDataModule"]
@@ -34,7 +41,9 @@ class ActiveDataModule(Loaders):
 
     Args:
         train_dataset: map-style dataset holding D_L and D_U together; items are ``(input, target, ...)`` tuples,
-            mappings with ``"input"``/``"target"`` keys, or bare inputs when labels come from an annotator.
+            mappings with ``"input"``/``"target"`` keys, or bare inputs when labels come from an annotator. A
+            ``litdata.StreamingDataset`` is read through :class:`~lightning_bal.data.streaming.StreamedDataset`
+            (docs/multi_node.md#streamed-pools).
         initial_labels: number of samples labelled at step 0 when the module is built.
         balanced_initial: draw ``initial_labels`` evenly over the classes (needs ``targets``).
         targets: the dataset's labels (default ``train_dataset.targets``), for balanced labelling and histograms.
@@ -94,6 +103,8 @@ class ActiveDataModule(Loaders):
         ids: Sequence[ItemId] | None = None,
     ) -> None:
         super().__init__()
+        # A litdata StreamingDataset counts only this rank's share; the datamodule indexes every item.
+        train_dataset, pool_dataset = as_streamed(train_dataset), as_streamed(pool_dataset)
         size = map_style_size("train_dataset", train_dataset)
         for name, dataset in (("val_dataset", val_dataset), ("test_dataset", test_dataset)):
             readable = hasattr(dataset, "__getitem__") or hasattr(dataset, "__iter__")
@@ -242,6 +253,28 @@ class ActiveDataModule(Loaders):
         self._pool_subset = subset.tolist()
         self._pool_subset_step = subset_step
 
+    # ------------------------------------------------------------------ the pool over ranks
+    def pool_shard(self, candidates: Tensor, rank: int, world_size: int) -> Tensor:
+        """The part of ``candidates`` (ascending pool indices) that ``rank`` of ``world_size`` scores.
+
+        Strided shards of an in-memory pool; contiguous blocks of a streamed one (:func:`chunk_shard`), so that each
+        rank reads only its own chunks. Either way they are disjoint, cover ``candidates`` once and are equally sized.
+
+        Examples:
+            >>> from torch.utils.data import TensorDataset
+            >>> dm = ActiveDataModule(TensorDataset(torch.zeros(5, 1)), seed=0)
+            >>> [dm.pool_shard(dm.pool_indices, rank, 2).tolist() for rank in range(2)]
+            [[0, 2, 4], [1, 3]]
+        """
+        world_size = check_positive_int("world_size", world_size)
+        rank = check_int_in_range("rank", rank, 0, world_size - 1)
+        candidates = as_index_tensor("candidates", candidates)
+        if not is_streamed(self.pool_dataset):
+            return shard(candidates, rank, world_size)
+        if candidates.numel() > 1 and bool((candidates[1:] < candidates[:-1]).any()):
+            raise ValueError("Expected argument `candidates` to be ascending pool indices, but they are not sorted.")
+        return chunk_shard(candidates, rank, world_size)
+
     # ------------------------------------------------------------------ a growing pool
     def add_items(
         self,
@@ -264,6 +297,7 @@ class ActiveDataModule(Loaders):
             >>> len(dm), dm.num_labelled, dm.num_pool
             (7, 2, 5)
         """
+        dataset, pool_dataset = as_streamed(dataset), as_streamed(pool_dataset)
         if isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"Expected argument `dataset` to be a map-style dataset, but got {type(dataset).__name__}.")
         size, added = len(self), len(dataset)

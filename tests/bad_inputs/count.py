@@ -69,6 +69,8 @@ def family(entry: str) -> str:
         return "detection (labels, model outputs, heuristics, DetectionMAP)"
     if entry.startswith("functional."):
         return entry
+    if entry.startswith(("StreamedDataset", "chunk_shard")):
+        return "streamed pools (StreamedDataset, chunk_shard)"
     if entry.startswith(
         ("ActiveDataModule", "LabelLedger", "ActiveLearningCallback", "mc.", "register_heuristic", "FeatureTap", "TopQ")
     ):
