@@ -14,12 +14,24 @@ import torch
 from torch import Tensor
 
 from lightning_bal.functional.stochastic import draw_probabilities, gumbel_noise
+from lightning_bal.utilities.checks import check_python_int
 from lightning_bal.utilities.collective import Collective
 
 __all__ = ["CHUNK", "draw_sharded", "streaming_top_k", "top_k"]
 
 #: Scores per chunk: 2^20 float32 scores and their float64 keys and noise stay within a few tens of MiB.
 CHUNK = 1 << 20
+
+
+def _check_vector(name: str, value: object) -> Tensor:
+    if not isinstance(value, Tensor) or value.ndim != 1:
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(f"Expected argument `{name}` to be a tensor of shape [N], but got {got}.")
+    return value
+
+
+def _chunk(chunk: object) -> int:
+    return CHUNK if chunk is None else check_python_int("chunk", chunk, 1, expected="a positive integer or None")
 
 
 def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Tensor:
@@ -50,7 +62,8 @@ def streaming_top_k(scores: Tensor, query_size: int, higher_is_better: bool = Tr
         >>> streaming_top_k(torch.tensor([0.5, 0.9, 0.5, 0.1, 0.9]), 3, chunk=2)
         tensor([1, 4, 0])
     """
-    chunk = CHUNK if chunk is None else chunk
+    check_python_int("query_size", query_size, 0, _check_vector("scores", scores).numel())
+    chunk = _chunk(chunk)
     if scores.numel() <= chunk:
         return top_k(scores, min(query_size, scores.numel()), higher_is_better)
     best = torch.empty(0, dtype=torch.int64, device=scores.device)
@@ -100,15 +113,23 @@ def draw_sharded(
     Returns:
         ``(dataset indices [q], their scores [q], probabilities [q])`` in drawing order, alike on every rank.
     """
+    if _check_vector("indices", indices).shape != _check_vector("scores", scores).shape:
+        raise ValueError(
+            f"Expected arguments `indices` and `scores` of one shape, but got {tuple(indices.shape)} and"
+            f" {tuple(scores.shape)}."
+        )
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"Expected argument `generator` to be a torch.Generator, but got {generator!r}.")
+    chunk = _chunk(chunk)
     rank, world_size = collective.rank, collective.world_size
     device = scores.device
     total = int(collective.all_sum(torch.tensor([scores.numel()], dtype=torch.int64))[0])
+    check_python_int("query_size", query_size, 0, total)
     if scores.numel() != len(range(rank, total, world_size)):
         raise ValueError(
             f"Expected rank {rank} to hold the strided shard `{rank}::{world_size}` of a pool of {total} items,"
             f" but it holds {scores.numel()} scores."
         )
-    chunk = CHUNK if chunk is None else chunk
     chunk = max(world_size, chunk - chunk % world_size)  # every chunk starts at a multiple of the world size
     # First pass: the largest log weight and how many are positive, for the shift and the fill.
     local_max, drawable = torch.tensor(-torch.inf, dtype=torch.float64), 0
