@@ -19,9 +19,9 @@ else
   gpu_tests="tests/callbacks/test_scale_checks.py tests/heuristics/test_epig_heuristic.py"
 fi
 if [ "$size" = full ]; then
-  scale_pool=1000000; swag_pool=10000; selection_n=100000000; scale_accelerator="--accelerator gpu"
+  scale_pool=1000000; swag_pool=10000; selection_n=100000000; scale_accelerator="--accelerator gpu"; selection_way=""
 else
-  scale_pool=2000; swag_pool=64; selection_n=10000; scale_accelerator=""
+  scale_pool=2000; swag_pool=64; selection_n=10000; scale_accelerator=""; selection_way="--in-process"
 fi
 export PYTHONPATH="${PWD}${PYTHONPATH:+:$PYTHONPATH}"
 failed=0
@@ -42,7 +42,7 @@ step() {  # step NAME COMMAND...: run with a time limit, keep going on failure, 
   # The pool pass at its floor, SWAG at its floor, selection at scale (docs/scale.md).
   step "pool pass side by side with one eval pass" python -m benchmarks.scale --pool "$scale_pool" --repeats "$repeats" $scale_accelerator
   step "SWAG against K eval passes" python -m benchmarks.gpu_check swag --pool "$swag_pool" --iterations "$k" --repeats "$repeats"
-  step "selection a chunk at a time" python -m benchmarks.selection --n "$selection_n" --repeats "$repeats"
+  step "selection a chunk at a time" python -m benchmarks.selection --n "$selection_n" --repeats "$repeats" $selection_way
   echo "gpu_check done: $([ $failed = 0 ] && echo 'all steps ran' || echo 'some steps FAILED')"
 } 2>&1 | grep --line-buffered -v "Warning\|warnings.warn\|^  warnings\|^  return\|deprecated" | tee "$out"
 # The block above ran in a subshell (a pipeline): its verdict is read back from the file.

@@ -70,12 +70,18 @@ def main() -> None:
     parser.add_argument("--query", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--way", choices=WAYS, help=argparse.SUPPRESS)  # one way, in a child process
+    parser.add_argument(
+        "--in-process", action="store_true", help="every way in this process (quick; the memory column is then shared)"
+    )
     args = parser.parse_args()
     if args.way:
         print(json.dumps(measure(args.way, args.n, args.query, args.repeats)))
         return
     results = {}
     for way in WAYS:
+        if args.in_process:
+            results[way] = measure(way, args.n, args.query, args.repeats)
+            continue
         command = [sys.executable, "-m", "benchmarks.selection", "--way", way, "--n", str(args.n)]
         command += ["--query", str(args.query), "--repeats", str(args.repeats)]
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
