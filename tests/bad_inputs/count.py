@@ -73,7 +73,7 @@ def family(entry: str) -> str:
         return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
     if entry.startswith(("tasks.", "Task.", "Classification.", "PerPosition", "Regression.")):
         return "tasks (Task, Classification, PerPosition, Regression, resolve_task)"
-    if entry.startswith("heuristic selection a chunk at a time"):
+    if entry.startswith(("heuristic selection a chunk at a time", "StochasticHeuristic.select_sharded (", "Random.se")):
         return "heuristic selection a chunk at a time (streaming_top_k, draw_sharded, select_sharded)"
     return "heuristic score / select / transform"
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lightning_bal.heuristics import PowerBALD
+from lightning_bal.heuristics import PowerBALD, Random
 from lightning_bal.heuristics.base import ScoredShard
 from lightning_bal.heuristics.streaming_selection import draw_sharded, streaming_top_k
 from lightning_bal.utilities.collective import Collective
@@ -91,9 +91,32 @@ def test_a_streamed_select_sharded_refuses(scores, query_size, error, match):
     generator = torch.Generator().manual_seed(0)
     shard = ScoredShard(torch.arange(scores.numel()), scores)
     refuses(
-        "heuristic selection a chunk at a time (select_sharded, streamed)",
+        "StochasticHeuristic.select_sharded (streamed)",
         lambda: heuristic.select_sharded(shard, query_size, generator, Collective()),
         error,
+        match,
+        shard,
+        generator,
+    )
+
+
+@pytest.mark.parametrize(
+    ("scores", "query_size", "match"),
+    [
+        (torch.zeros(3), 4, r"`query_size` to be an integer in \[0, 3\], but got 4"),
+        (torch.zeros(3), -1, r"`query_size` to be an integer in \[0, 3\], but got -1"),
+        (torch.tensor([0.0, float("nan"), 0.0]), 1, r"`scores` to hold no NaN, but got 1 of 3"),
+    ],
+)
+def test_a_streamed_random_draw_refuses(scores, query_size, match):
+    heuristic = Random()
+    heuristic.stream_above = 0
+    generator = torch.Generator().manual_seed(0)
+    shard = ScoredShard(torch.arange(scores.numel()), scores)
+    refuses(
+        "Random.select_sharded (streamed)",
+        lambda: heuristic.select_sharded(shard, query_size, generator, Collective()),
+        ValueError,
         match,
         shard,
         generator,
