@@ -73,7 +73,10 @@ def family(entry: str) -> str:
         return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
     if entry.startswith(("tasks.", "Task.", "Classification.", "PerPosition", "Regression.")):
         return "tasks (Task, Classification, PerPosition, Regression, resolve_task)"
-    if entry.startswith(("heuristic selection a chunk at a time", "StochasticHeuristic.select_sharded (", "Random.se")):
+    if entry.startswith("heuristic selection a chunk at a time") or entry in (
+        "StochasticHeuristic.select_sharded",  # the streamed draws
+        "Random.select_sharded",
+    ):
         return "heuristic selection a chunk at a time (streaming_top_k, draw_sharded, select_sharded)"
     return "heuristic score / select / transform"
 
