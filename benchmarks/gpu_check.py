@@ -1,17 +1,21 @@
-"""The GPU figures of `gpu_check.sh`: the MC pool pass with and without bf16 autocast, and the callback on a pool of
-28x28 images scored with the Gal et al. CNN (K=20). Runs on the CPU too (at a tiny size, for the script's test).
+"""The GPU figures of `gpu_check.sh`: the MC pool pass with and without bf16 autocast, the callback on a pool of
+28x28 images scored with the Gal et al. CNN (K=20), and SWAG against K full eval passes. Runs on the CPU too (at a
+tiny size, for the script's test).
 
     python -m benchmarks.gpu_check mc --pool 100000          # from the repository root
     python -m benchmarks.gpu_check callback --pool 1000000
+    python -m benchmarks.gpu_check swag --pool 10000
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import lightning.pytorch as pl
 import torch
+from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import TensorDataset
 
@@ -19,6 +23,7 @@ from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.experiments import gal_cnn
 from lightning_bal.heuristics import BALD
 from lightning_bal.mc import MCDropout
+from lightning_bal.posteriors import SWAG
 
 
 class GalCNN(pl.LightningModule):
@@ -110,15 +115,62 @@ def callback(args: argparse.Namespace) -> None:
     )
 
 
+def swag(args: argparse.Namespace) -> None:
+    """SWAG's K weight draws over the pool against K full eval passes of the same CNN, in alternated pairs."""
+    device = _device()
+    net = nn.Sequential(*[layer for layer in gal_cnn() if not isinstance(layer, nn.Dropout)]).to(device).eval()
+    posterior = SWAG(rank=5)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):  # snapshots a small step apart, as SGD's would be
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter.add_(torch.randn(parameter.shape, generator=generator).to(device), alpha=1e-3)
+        posterior.collect(net)
+    inputs = _pool(args.pool).tensors[0].to(device)
+    loader = [
+        (inputs[start : start + args.batch_size], torch.arange(start, min(start + args.batch_size, args.pool)))
+        for start in range(0, args.pool, args.batch_size)
+    ]
+
+    def passes() -> None:
+        with torch.inference_mode():
+            for _ in range(args.iterations):
+                for batch, _ in loader:
+                    net(batch).log_softmax(-1)
+
+    def draws() -> None:
+        for _ in posterior.batches(net, loader, args.iterations, 0, lambda t: t.log_softmax(-1)):
+            pass
+
+    def seconds(fn) -> float:
+        _sync()
+        start = time.perf_counter()
+        fn()
+        _sync()
+        return time.perf_counter() - start
+
+    passes(), draws()  # warm-up
+    pairs = [(seconds(passes), seconds(draws)) for _ in range(args.repeats)]
+    ratios = [swag_seconds / floor for floor, swag_seconds in pairs]
+    ratio = statistics.median(ratios)
+    print(
+        f"SWAG against K full eval passes, {args.pool:,} images 28x28, Gal CNN, K={args.iterations} on {device.type}:"
+        f" {statistics.median(s for _, s in pairs):.2f} s against {statistics.median(f for f, _ in pairs):.2f} s,"
+        f" ratio {ratio:.3f}x ({min(ratios):.3f}-{max(ratios):.3f}, {args.repeats} pairs)"
+        f" [{'PASS' if ratio <= 1.1 else 'FAIL'}: <= 1.1x]"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["mc", "callback"])
+    parser.add_argument("what", choices=["mc", "callback", "swag"])
     parser.add_argument("--pool", type=int, default=100_000)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=3, help="swag: alternated pairs")
     args = parser.parse_args()
     torch.manual_seed(0)
-    {"mc": mc, "callback": callback}[args.what](args)
+    {"mc": mc, "callback": callback, "swag": swag}[args.what](args)
 
 
 if __name__ == "__main__":

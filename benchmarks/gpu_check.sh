@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One command for a machine with a GPU: the GPU tests, the MC pool pass with and without bf16 autocast, the
-# heuristics benchmark and the callback on a pool of 1M 28x28 images (Gal CNN, K=20); every figure goes to one file.
+# heuristics benchmark and the callback on a pool of 1M 28x28 images (Gal CNN, K=20); then the pool pass side by side
+# with one eval pass (1M items, with its breakdown), SWAG against K eval passes, and selection over 10^8 scores on
+# the CPU (where the pool pass keeps its scores); every figure goes to one file.
 # Without a GPU (or with GPU_CHECK_SIZE=tiny) everything runs at a tiny size on the CPU: tests/benchmarks runs it so
 # the script cannot rot.
 #
@@ -15,6 +17,11 @@ if [ "$size" = full ]; then
 else
   mc_pool=64; callback_pool=128; heuristics_n=500; repeats=1; k=4; limit=120
   gpu_tests="tests/callbacks/test_scale_checks.py tests/heuristics/test_epig_heuristic.py"
+fi
+if [ "$size" = full ]; then
+  scale_pool=1000000; swag_pool=10000; selection_n=100000000; scale_accelerator="--accelerator gpu"; selection_way=""
+else
+  scale_pool=2000; swag_pool=64; selection_n=10000; scale_accelerator=""; selection_way="--in-process"
 fi
 export PYTHONPATH="${PWD}${PYTHONPATH:+:$PYTHONPATH}"
 failed=0
@@ -36,6 +43,10 @@ step() {  # step NAME COMMAND...: run with a time limit, keep going on failure, 
   # processes each on 127.0.0.1 (one GPU cannot hold two nodes), at full size only: CI runs that test anyway.
   step "streamed pool, litdata chunks" python -m benchmarks.streaming --items "$([ "$size" = full ] && echo 1000000 || echo 3000)" --iterations "$k"
   if [ "$size" = full ]; then step "multi-node, 2 nodes x 2 CPU processes (gloo)" python -m pytest -q -p no:cacheprovider tests/distributed/test_multi_node.py; fi
+  # The pool pass at its floor, SWAG at its floor, selection at scale (docs/scale.md).
+  step "pool pass side by side with one eval pass" python -m benchmarks.scale --pool "$scale_pool" --repeats "$repeats" $scale_accelerator
+  step "SWAG against K eval passes" python -m benchmarks.gpu_check swag --pool "$swag_pool" --iterations "$k" --repeats "$repeats"
+  step "selection a chunk at a time" python -m benchmarks.selection --n "$selection_n" --repeats "$repeats" $selection_way
   echo "gpu_check done: $([ $failed = 0 ] && echo 'all steps ran' || echo 'some steps FAILED')"
 } 2>&1 | grep --line-buffered -v "Warning\|warnings.warn\|^  warnings\|^  return\|deprecated" | tee "$out"
 # The block above ran in a subshell (a pipeline): its verdict is read back from the file.

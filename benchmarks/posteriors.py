@@ -1,16 +1,20 @@
 """Cost of scoring a pool with each posterior, as a ratio to one deterministic eval pass over it.
 
-Run: python benchmarks/posteriors.py [--n N] [--members M] [--iterations K] [--network gal|kirsch]
+Run: python benchmarks/posteriors.py [--n N] [--members M] [--iterations K] [--network gal|kirsch] [--repeats R]
 Workload: N random 1x28x28 inputs, batch 256, the Gal et al. 2017 MNIST CNN, or Kirsch et al. 2019's with
 ``--network kirsch`` (dropout removed for the ensemble, SWAG and Laplace), 1 thread, fastest of 3 runs. Rows: a
 DeepEnsemble of M members through EnsemblePosterior, against M separate eval passes of the members one after
 another; MC-Dropout (K samples, the engine); SWAG (K weight draws, moments from M snapshots, no BatchNorm);
 last-layer Laplace (K draws, full GGN).
+
+Then SWAG side by side with its floor, K full eval passes over the pool: R alternated pairs, CPU seconds, the
+median ratio and its spread (target: at most 1.1x).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -45,6 +49,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--network", choices=["gal", "kirsch"], default="gal")
+    parser.add_argument("--repeats", type=int, default=5, help="alternated pairs of SWAG and K eval passes")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -84,6 +89,22 @@ def main() -> None:
     print("| --- | --- | --- |")
     for name, seconds in rows:
         print(f"| {name} | {seconds:.3f} | {seconds / floor:.2f} |")
+
+    def cpu_seconds(fn: Callable[[], object]) -> float:
+        start = time.process_time()
+        fn()
+        return time.process_time() - start
+
+    pairs = [
+        (cpu_seconds(lambda: [one_pass() for _ in range(k)]), cpu_seconds(lambda: drain(swag, plain, k)))
+        for _ in range(args.repeats)
+    ]
+    ratios = [swag_seconds / passes for passes, swag_seconds in pairs]
+    floor_k = statistics.median(passes for passes, _ in pairs)
+    swag_k = statistics.median(swag_seconds for _, swag_seconds in pairs)
+    print(f"\nSWAG side by side with K = {k} full eval passes, {args.repeats} alternated pairs, CPU seconds:")
+    print(f"K eval passes {floor_k:.3f} s, SWAG {swag_k:.3f} s: SWAG / K passes = {statistics.median(ratios):.3f}x")
+    print(f"(pairs from {min(ratios):.3f}x to {max(ratios):.3f}x; target <= 1.1x)")
 
 
 if __name__ == "__main__":

@@ -27,3 +27,7 @@ def test_gpu_check_runs_at_its_tiny_size_and_writes_every_figure(tmp_path):
     assert "bf16 against float32: speed-up" in text
     assert "callback pool pass, 128 images 28x28, Gal CNN, K=4" in text
     assert "== heuristics benchmark" in text
+    assert "ratio pool pass / eval pass" in text
+    assert "scoring (BALD)" in text
+    assert "SWAG against K full eval passes, 64 images 28x28, Gal CNN, K=4" in text
+    assert "| PowerBALD draw |" in text

@@ -10,7 +10,14 @@ from torch import Tensor
 from lightning_bal.functional._embedding_checks import check_generator
 from lightning_bal.utilities.checks import check_finite_number, check_python_int
 
-__all__ = ["SamplingMode", "SAMPLING_MODES", "sampling_log_weights", "sample_without_replacement"]
+__all__ = [
+    "SamplingMode",
+    "SAMPLING_MODES",
+    "draw_probabilities",
+    "gumbel_noise",
+    "sampling_log_weights",
+    "sample_without_replacement",
+]
 
 SamplingMode = Literal["power", "softmax", "softrank"]
 SAMPLING_MODES: tuple[str, ...] = ("power", "softmax", "softrank")
@@ -96,9 +103,10 @@ def sample_without_replacement(
             f" probability, but got {num_drawable}."
         )
     uniform = torch.rand(log_weights.shape, dtype=torch.float64, device=log_weights.device, generator=generator)
-    gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny)))
+    gumbel = gumbel_noise(uniform)
     weighted = torch.topk(log_weights + gumbel, min(query_size, num_drawable)).indices
-    probabilities = _conditional_probabilities(log_weights, weighted)
+    log_undrawn = log_weights.index_fill(0, weighted, -torch.inf).logsumexp(0)
+    probabilities = draw_probabilities(log_weights[weighted], log_undrawn)
     if weighted.numel() == query_size:
         return weighted, probabilities
     # Zero-weight phase: Gumbel keys alone order the zero-weight items uniformly at random.
@@ -110,10 +118,27 @@ def sample_without_replacement(
     return torch.cat([weighted, filled]), torch.cat([probabilities, left.reciprocal()])
 
 
-def _conditional_probabilities(log_weights: Tensor, drawn: Tensor) -> Tensor:
-    r"""Probability of each draw given the earlier ones, :math:`w_{i_t} / \sum_{j \notin i_{<t}} w_j`, in log space."""
+def gumbel_noise(uniform: Tensor) -> Tensor:
+    """Standard Gumbel noise ``-log(-log(u))`` of float64 uniforms ``u`` (a zero draw clamped to the tiniest float).
+
+    Examples:
+        >>> gumbel_noise(torch.tensor([0.5], dtype=torch.float64))
+        tensor([0.3665], dtype=torch.float64)
+    """
+    return -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny)))
+
+
+def draw_probabilities(log_drawn: Tensor, log_undrawn: Tensor) -> Tensor:
+    r"""Probability of each draw given the earlier ones, :math:`w_{i_t} / \sum_{j \notin i_{<t}} w_j`, in log space.
+
+    Args:
+        log_drawn: ``[q]`` log weights of the drawn items, in drawing order.
+        log_undrawn: scalar log of the summed weights of every item not drawn.
+
+    Examples:
+        >>> draw_probabilities(torch.tensor([0.0, 0.0], dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64))
+        tensor([0.3333, 0.5000], dtype=torch.float64)
+    """
     # The mass left before draw t is a suffix sum: `logcumsumexp` backwards finds it without subtracting.
-    log_undrawn = log_weights.index_fill(0, drawn, -torch.inf).logsumexp(0)
-    log_drawn = log_weights[drawn]
     log_left = torch.logaddexp(log_drawn.flip(0).logcumsumexp(0).flip(0), log_undrawn)
     return (log_drawn - log_left).exp()

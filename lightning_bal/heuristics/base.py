@@ -9,6 +9,7 @@ from torch import Tensor
 
 from lightning_bal.functional._validation import Reduction, check_reduction
 from lightning_bal.functional.outputs import Masked, OutputKey, log_softmax_classes, sample_mask, select_output
+from lightning_bal.heuristics.streaming_selection import streaming_top_k, top_k
 from lightning_bal.utilities.checks import check_bool, check_python_int
 from lightning_bal.utilities.collective import Collective
 
@@ -70,24 +71,6 @@ def _refuse_nan(num_nan: int, total: int) -> None:
             f"Expected argument `scores` to hold no NaN, but got {num_nan} of {total}: a NaN score ranks neither"
             " above nor below any other, so no selection from it is meaningful."
         )
-
-
-def top_k(scores: Tensor, query_size: int, higher_is_better: bool = True) -> Tensor:
-    """Indices of the ``query_size`` best scores, best first, in O(N); equal scores go to the lower index.
-
-    Examples:
-        >>> top_k(torch.tensor([0.5, 0.9, 0.5, 0.1, 0.9]), 3)
-        tensor([1, 4, 0])
-    """
-    if query_size == 0:
-        return torch.empty(0, dtype=torch.int64, device=scores.device)
-    keys = scores if higher_is_better else -scores
-    cutoff = torch.topk(keys, query_size).values[-1]
-    above = torch.nonzero(keys > cutoff).squeeze(1)
-    tied = torch.nonzero(keys == cutoff).squeeze(1)[: query_size - above.numel()]
-    chosen = torch.cat([above, tied])
-    order = torch.sort(keys[chosen], descending=True, stable=True).indices
-    return chosen[order]
 
 
 class Heuristic:
@@ -173,7 +156,7 @@ class Heuristic:
         """Positions of one rank's ``scores`` the selection over all ranks may pick: top-k its best, stochastic all."""
         if self.stochastic:
             return torch.arange(scores.numel(), device=scores.device)
-        return top_k(scores, min(query_size, scores.numel()), self.higher_is_better)
+        return streaming_top_k(scores, min(query_size, scores.numel()), self.higher_is_better)
 
     def select_sharded(
         self, shard: ScoredShard, query_size: int, generator: torch.Generator, collective: Collective

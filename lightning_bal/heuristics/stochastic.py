@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -10,11 +11,15 @@ from torch import Tensor
 from lightning_bal.functional import SamplingMode, sample_without_replacement, sampling_log_weights
 from lightning_bal.functional._validation import Reduction
 from lightning_bal.functional.outputs import OutputKey
-from lightning_bal.heuristics.base import Heuristic, Selection, check_scores
+from lightning_bal.heuristics.base import Heuristic, ScoredShard, Selection, _refuse_nan, check_scores
 from lightning_bal.heuristics.pointwise import BALD, Entropy
 from lightning_bal.heuristics.registry import register_heuristic
+from lightning_bal.heuristics.streaming_selection import CHUNK, draw_sharded
+from lightning_bal.utilities.checks import check_python_int
+from lightning_bal.utilities.collective import Collective
 
 __all__ = [
+    "STREAM_ABOVE",
     "Random",
     "StochasticHeuristic",
     "PowerBALD",
@@ -24,6 +29,54 @@ __all__ = [
     "SoftrankBALD",
     "SoftrankEntropy",
 ]
+
+
+#: Pools of more scores than this (over all ranks) are drawn a chunk at a time on each rank (``draw_sharded``); up to
+#: it, every score is gathered (at most 48 MiB with the indices) and the probabilities are bit-identical to those of
+#: ``select_from_scores``, not only equal to the last bits.
+STREAM_ABOVE = 4 * CHUNK
+
+
+def _select_streamed(
+    heuristic: Heuristic,
+    shard: ScoredShard,
+    query_size: int,
+    generator: torch.Generator,
+    collective: Collective,
+    log_weights_fn: Callable[[Tensor], Tensor] | None,
+) -> Selection | None:
+    """The streamed draw over every rank's ``shard`` (weights from each score alone); ``None``: gather instead."""
+    total = int(collective.all_sum(torch.tensor([shard.scores.numel()], dtype=torch.int64))[0])
+    if log_weights_fn is None or total <= heuristic.stream_above:  # type: ignore[attr-defined]
+        return None
+    check_python_int("query_size", query_size, 0, total)
+    scores = shard.scores
+    # Counted over every rank, so every rank refuses alike, with the messages of the gathered draw; a chunk at a
+    # time, so that no [N] temporary is made.
+    counts = torch.zeros(3, dtype=torch.float64)
+    counts[2] = torch.inf
+    for start in range(0, scores.numel(), CHUNK):
+        part = scores[start : start + CHUNK]
+        counts[0] += int(part.isnan().sum())
+        counts[1] += int((~part.isfinite()).sum())
+        counts[2] = min(float(counts[2]), float(part.min()))
+    counts = collective.gather_rows(counts[None])
+    _refuse_nan(int(counts[:, 0].sum()), total)
+    if int(counts[:, 1].sum()):
+        raise ValueError("Expected argument `scores` to contain finite values, but got NaN or inf.")
+    smallest = counts[:, 2].min()
+    if float(smallest) < 0:
+        log_weights_fn(torch.tensor([float(smallest)]))  # raises the refusal of negative scores, if the mode has one
+    indices, chosen_scores, probabilities = draw_sharded(
+        shard.indices,
+        scores,
+        log_weights_fn,
+        query_size,
+        generator,
+        collective,
+        fill_uniformly=isinstance(heuristic, StochasticHeuristic),
+    )
+    return Selection(indices, chosen_scores, probabilities)
 
 
 @register_heuristic
@@ -58,6 +111,18 @@ class Random(Heuristic):
             torch.zeros(scores.numel(), dtype=torch.float64, device=scores.device), query_size, generator
         )
         return Selection(indices, scores[indices], probabilities)
+
+    #: Above this many scores over all ranks the draw streams on each rank (see :data:`STREAM_ABOVE`).
+    stream_above: int = STREAM_ABOVE
+
+    def select_sharded(
+        self, shard: ScoredShard, query_size: int, generator: torch.Generator, collective: Collective
+    ) -> Selection:
+        """The draw :meth:`select_from_scores` makes over every rank's scores; streamed above ``stream_above``."""
+        streamed = _select_streamed(
+            self, shard, query_size, generator, collective, lambda s: torch.zeros(s.numel(), dtype=torch.float64)
+        )
+        return super().select_sharded(shard, query_size, generator, collective) if streamed is None else streamed
 
 
 class StochasticHeuristic(Heuristic):
@@ -109,6 +174,24 @@ class StochasticHeuristic(Heuristic):
         log_weights = sampling_log_weights(scores, self.mode, self.beta, self.base_heuristic.higher_is_better)
         indices, probabilities = sample_without_replacement(log_weights, query_size, generator, fill_uniformly=True)
         return Selection(indices, scores[indices], probabilities)
+
+    #: Above this many scores over all ranks the draw streams on each rank (see :data:`STREAM_ABOVE`).
+    stream_above: int = STREAM_ABOVE
+
+    def select_sharded(
+        self, shard: ScoredShard, query_size: int, generator: torch.Generator, collective: Collective
+    ) -> Selection:
+        """The draw :meth:`select_from_scores` makes over every rank's scores; streamed above ``stream_above``.
+
+        Power and softmax weights stream (a Gumbel-top-k per rank, merged); softrank weights need every score's
+        rank, so its scores are gathered.
+        """
+        higher = self.base_heuristic.higher_is_better
+        log_weights_fn = (
+            None if self.mode == "softrank" else lambda s: sampling_log_weights(s, self.mode, self.beta, higher)
+        )
+        streamed = _select_streamed(self, shard, query_size, generator, collective, log_weights_fn)
+        return super().select_sharded(shard, query_size, generator, collective) if streamed is None else streamed
 
 
 @register_heuristic

@@ -59,6 +59,8 @@ class IndexLedger:
 
     def __init__(self) -> None:
         self.seen = torch.zeros(0, dtype=torch.bool)
+        # One past the largest index recorded: a rising batch wholly above it repeats nothing.
+        self.top = 0
 
     def check(self, indices: Tensor) -> None:
         """Record a batch's dataset ``indices``; raise if one is negative or came before in this pass."""
@@ -72,6 +74,11 @@ class IndexLedger:
             grown = torch.zeros(max(top, 2 * self.seen.numel()), dtype=torch.bool)
             grown[: self.seen.numel()] = self.seen
             self.seen = grown
+        if int(cpu[0]) >= self.top and bool((cpu[1:] > cpu[:-1]).all()):
+            # The pool loader's batches come in ascending index order: no sort for `unique` (4% of a 1M-item pass).
+            self.seen[cpu] = True
+            self.top = top
+            return
         unique, counts = torch.unique(cpu, return_counts=True)
         repeated = torch.cat([unique[counts > 1], unique[self.seen[unique]]]).unique()
         if repeated.numel():
@@ -81,3 +88,4 @@ class IndexLedger:
                 " loader of inputs alone (numbered in loader order), or `(inputs, dataset_indices)`."
             )
         self.seen[unique] = True
+        self.top = max(self.top, top)

@@ -95,6 +95,11 @@ def family(entry: str) -> str:
         return "answer files, Label Studio answer types (read_answer, AnswerFormat, label config, bring_in_answers)"
     if entry.startswith(("tasks.", "Task.", "Classification.", "PerPosition", "Regression.", "MultiLabel.")):
         return "tasks (Task, Classification, PerPosition, Regression, resolve_task)"
+    if entry.startswith("heuristic selection a chunk at a time") or entry in (
+        "StochasticHeuristic.select_sharded",  # the streamed draws
+        "Random.select_sharded",
+    ):
+        return "heuristic selection a chunk at a time (streaming_top_k, draw_sharded, select_sharded)"
     return "heuristic score / select / transform"
 
 
