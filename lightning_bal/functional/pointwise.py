@@ -314,9 +314,11 @@ def _check_logits(logits: Tensor, reduction: Reduction, needs_mc_samples: bool) 
             f"Expected argument `logits` to hold finite values, but got {int((~torch.isfinite(logits)).sum())} NaN or"
             " inf."
         )
-    low, high = torch.aminmax(logits)
-    inside = bool(((logits > 0) & (logits < 1)).any())
-    if logits.numel() >= _PROBABILITY_EVIDENCE and float(low) >= 0.0 and float(high) <= 1.0 and inside:
+    if (
+        logits.numel() >= _PROBABILITY_EVIDENCE
+        and bool(((logits >= 0) & (logits <= 1)).all())
+        and bool(((logits > 0) & (logits < 1)).any())
+    ):
         raise ValueError(
             f"Expected argument `logits` to hold logits, but all its {logits.numel()} values lie in [0, 1]: sigmoid"
             " probabilities? Give the logits before the sigmoid (or `validate_args=False` if these are logits)."
@@ -351,8 +353,7 @@ def multilabel_entropy(logits: Tensor, reduction: Reduction = "sum", validate_ar
     ``logits`` ``[N, K, C]`` are per-class logits :math:`z` (before the sigmoid) of K MC samples; K may be 1. The
     classes are independent, so the sum (the default reduction) is the entropy of the prediction of all C labels
     that multiplies the classes' mean probabilities; ``"mean"`` and ``"max"`` (the most uncertain class) are the other
-    usual choices. Computed with ``logsigmoid``: stable for
-    logits of any size.
+    usual choices. Computed with ``logsigmoid``: stable for logits of any size.
 
     Examples:
         >>> multilabel_entropy(torch.zeros(1, 2, 3))  # 3 classes at p = 1/2: 3 ln 2

@@ -213,7 +213,9 @@ class _MultiLabel(Heuristic):
     consumes = "outputs"
     _function: ClassVar[Callable[..., Tensor]]
 
-    def __init__(self, reduction: Reduction = "sum", validate_args: bool = True, output: OutputKey | None = None):
+    def __init__(
+        self, reduction: Reduction = "sum", validate_args: bool = True, output: OutputKey | None = None
+    ) -> None:
         super().__init__(reduction=reduction, validate_args=validate_args, output=output)
 
     def score(self, log_probs: Tensor) -> Tensor:

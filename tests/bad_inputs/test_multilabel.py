@@ -190,3 +190,10 @@ def test_the_callback_accepts_the_heuristics_of_raw_outputs(tmp_path):
         callback = ActiveLearningCallback(heuristic, query_size=3, iterations=3, seed=0)
         accepts(lambda c=callback, d=dm: make_trainer(tmp_path, [c], max_epochs=1).fit(MultiLabelNet(), datamodule=d))
         assert dm.num_labelled == 7
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_multilabel_f1_refuses_a_datamodule_without_its_split(split):
+    dm, evaluation = _datamodule(), MultiLabelF1(3, split=split)
+    refuses("MultiLabelF1.check", lambda: evaluation.check(dm), ValueError, rf"needs a `{split}_dataset`", dm)
+    accepts(lambda: evaluation.check(_datamodule(**{f"{split}_dataset": multilabel_data(3)})))
