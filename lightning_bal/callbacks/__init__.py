@@ -6,7 +6,7 @@ from lightning_bal.callbacks.convergence import Convergence
 from lightning_bal.callbacks.detection_evaluation import DetectionMAP
 from lightning_bal.callbacks.embedding_pass import initial_selection
 from lightning_bal.callbacks.evaluation import Calibration, LabelledRisk, MCTestCurve, StepEvaluation, TestCurve
-from lightning_bal.callbacks.task_evaluation import RegressionCurve, SegmentationIoU
+from lightning_bal.callbacks.task_evaluation import MultiLabelF1, RegressionCurve, SegmentationIoU
 from lightning_bal.utilities.plateau import Plateau
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "DetectionMAP",
     "LabelledRisk",
     "MCTestCurve",
+    "MultiLabelF1",
     "Plateau",
     "RegressionCurve",
     "SegmentationIoU",

@@ -336,6 +336,11 @@ def check_task(datamodule: ActiveDataModule, heuristic: Heuristic) -> None:
             f" {heuristic!r}, which scores raw regression outputs. Name the model's regression output"
             f" (`{type(heuristic).__name__}(output=...)`) or declare `ActiveDataModule(task='regression')`."
         )
+    if task == "multilabel" and heuristic.consumes == "log_probs":
+        raise ValueError(
+            f"Expected a multi-label heuristic (e.g. 'multilabel_bald') for the per-class logits of"
+            f" `task='multilabel'`, but got {heuristic!r}, whose softmax over the classes would make them exclusive."
+        )
     if task == "regression" and heuristic.consumes == "log_probs":
         raise ValueError(
             f"Expected a regression heuristic (e.g. `Variance()`) for the outputs of `task='regression'`, but got"

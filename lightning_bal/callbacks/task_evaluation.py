@@ -18,11 +18,11 @@ from lightning_bal.data.views import target_of
 from lightning_bal.functional.outputs import OutputKey, select_output
 from lightning_bal.mc.modes import switch_modes
 from lightning_bal.mc.sampling import call_module
-from lightning_bal.tasks import PerPosition, Regression, check_num_classes
+from lightning_bal.tasks import MultiLabel, PerPosition, Regression, check_num_classes
 from lightning_bal.utilities.distributed import shard
 from lightning_bal.utilities.seeding import Stream, derive_seed
 
-__all__ = ["RegressionCurve", "SegmentationIoU"]
+__all__ = ["MultiLabelF1", "RegressionCurve", "SegmentationIoU"]
 
 Split = Literal["val", "test"]
 
@@ -180,3 +180,47 @@ class SegmentationIoU(_SplitEvaluation):
 
     def __repr__(self) -> str:
         return f"SegmentationIoU(num_classes={self.num_classes}, split={self.split!r})"
+
+
+class MultiLabelF1(_SplitEvaluation):
+    """Macro F1 (the :class:`~lightning_bal.tasks.MultiLabel` task's metric) of the deterministic model's predictions.
+
+    One deterministic pass (stochastic layers off) over the split; a class is predicted present where its logit is
+    above 0. Targets are multi-hot ``[C]`` vectors, ``item[1]`` or ``item["target"]``. Logs ``active/<split>_f1``;
+    see docs/tasks.md#multi-label-classification.
+
+    Args:
+        num_classes: C, the number of classes (labels).
+        split: ``"val"`` (default) or ``"test"``.
+        output: the output holding the ``[B, C]`` logits of a model that returns several.
+
+    Examples:
+        >>> MultiLabelF1(num_classes=5, split="test")
+        MultiLabelF1(num_classes=5, split='test')
+    """
+
+    def __init__(self, num_classes: int, split: Split = "val", output: OutputKey | None = None) -> None:
+        super().__init__(output)
+        self.num_classes = check_num_classes(num_classes)
+        self.split = _check_split(split)
+
+    def __call__(self, context: StepContext) -> dict[str, float]:
+        """``{"<split>_f1": ...}``."""
+        datamodule, module = context.datamodule, context.pl_module
+        dataset, local = self._shard(context)
+        f1 = MultiLabel().metric(self.num_classes).to(module.device)
+        with switch_modes(module, lambda _: False), torch.inference_mode():
+            for batch in datamodule._loader(Subset(dataset, local.tolist()), datamodule.eval_batch_size):
+                inputs, targets = batch[0], batch[1]
+                logits = select_output(call_module(module, move_data_to_device(inputs, module.device)), self.output)
+                if logits.dim() != 2 or logits.shape[1] != self.num_classes:
+                    raise ValueError(
+                        f"`MultiLabelF1` needs logits [B, {self.num_classes}] from the model (or `output=`), but got"
+                        f" shape {tuple(logits.shape)}."
+                    )
+                # Probabilities, not logits: torchmetrics would take logits that all lie in [0, 1] for probabilities.
+                f1.update(logits.float().sigmoid(), torch.as_tensor(targets).long().to(module.device))
+        return {f"{self.split}_f1": float(f1.compute())}
+
+    def __repr__(self) -> str:
+        return f"MultiLabelF1(num_classes={self.num_classes}, split={self.split!r})"

@@ -12,6 +12,8 @@ from lightning_bal.functional.pointwise import (
     least_confidence,
     margin,
     mean_std,
+    multilabel_bald,
+    multilabel_entropy,
     variance,
     variation_ratios,
 )
@@ -40,6 +42,8 @@ __all__ = [
     "lure_weights",
     "margin",
     "mean_std",
+    "multilabel_bald",
+    "multilabel_entropy",
     "pure_weights",
     "sample_without_replacement",
     "sampling_log_weights",

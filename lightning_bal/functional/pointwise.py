@@ -5,6 +5,9 @@ Each scores ``log_probs`` ``[N, K, C, ...]`` as ``[N]``: trailing dims ``...`` a
 ``[N, ...]`` is False are left out (an item with none left scores 0.0, a margin 1.0), and ``validate_args`` checks
 rank, dtype, K >= 2 where needed, finite values and rows of ``exp`` summing to one on average over each
 item's K samples. See docs/heuristics.md.
+
+The multi-label pair, :func:`multilabel_entropy` and :func:`multilabel_bald`, score per-class logits ``[N, K, C]``
+instead (one independent yes/no per class), reduced over the classes by ``reduction`` (default ``"sum"``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F  # noqa: N812
 
 from lightning_bal.functional._mc_pass import mc_moments
 from lightning_bal.functional._validation import (
@@ -35,6 +39,8 @@ __all__ = [
     "least_confidence",
     "margin",
     "mean_std",
+    "multilabel_bald",
+    "multilabel_entropy",
     "variance",
     "variation_ratios",
 ]
@@ -277,3 +283,106 @@ def gaussian_mutual_information(
     if validate_args:
         check_finite_scores(scores, name="log_variances")
     return reduce_scores(scores, reduction, mask)
+
+
+# Fewer values all in [0, 1] are plausible logits of a small batch (e.g. 6 values, each with odds ~1/2 for an untrained
+# model's logits around 0: ~1%); 64 such values (odds ~1e-20) leave sigmoid outputs the only likely cause.
+_PROBABILITY_EVIDENCE = 64
+
+
+def _check_logits(logits: Tensor, reduction: Reduction, needs_mc_samples: bool) -> None:
+    """Refuse anything but finite per-class logits ``[N, K, C]``, in particular sigmoid probabilities."""
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"Expected argument `logits` to be a torch.Tensor, but got {type(logits).__name__}.")
+    if not logits.is_floating_point():
+        raise TypeError(f"Expected argument `logits` to be a floating point tensor, but got dtype {logits.dtype}.")
+    if logits.ndim != 3 or not logits.shape[2]:
+        raise ValueError(
+            f"Expected argument `logits` to have shape [N, K, C] (items, MC samples, C >= 1 classes), but got shape"
+            f" {tuple(logits.shape)}."
+        )
+    if needs_mc_samples and logits.shape[1] < 2:
+        raise ValueError(
+            f"Expected argument `logits` to hold K >= 2 MC samples on dim 1 (this heuristic measures disagreement"
+            f" between samples), but got K={logits.shape[1]}."
+        )
+    check_reduction(reduction)
+    if not logits.numel():
+        return
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError(
+            f"Expected argument `logits` to hold finite values, but got {int((~torch.isfinite(logits)).sum())} NaN or"
+            " inf."
+        )
+    if (
+        logits.numel() >= _PROBABILITY_EVIDENCE
+        and bool(((logits >= 0) & (logits <= 1)).all())
+        and bool(((logits > 0) & (logits < 1)).any())
+    ):
+        raise ValueError(
+            f"Expected argument `logits` to hold logits, but all its {logits.numel()} values lie in [0, 1]: sigmoid"
+            " probabilities? Give the logits before the sigmoid (or `validate_args=False` if these are logits)."
+        )
+
+
+def _log_bernoulli(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log p, log(1 - p))`` of ``p = sigmoid(logits)`` in float32 at least, exact where ``p`` rounds to 0 or 1."""
+    logits = logits if logits.dtype == torch.float64 else logits.float()
+    return F.logsigmoid(logits), F.logsigmoid(-logits)
+
+
+def _binary_entropy(log_p: Tensor, log_q: Tensor) -> Tensor:
+    r"""``-(p \log p + q \log q)`` from ``log p`` and ``log q`` (``q = 1 - p``), 0 where a probability is 0."""
+    return -(log_p.exp() * log_p + log_q.exp() * log_q)
+
+
+def _mean_bernoulli_entropy(log_p_N_K_C: Tensor, log_q_N_K_C: Tensor) -> Tensor:
+    """Binary entropy ``[N, C]`` of each class's MC-mean probability, the mean taken in log space."""
+    log_k = math.log(log_p_N_K_C.shape[1])
+    return _binary_entropy(
+        torch.logsumexp(log_p_N_K_C, dim=1) - log_k, torch.logsumexp(log_q_N_K_C, dim=1) - log_k
+    ).clamp_min_(0.0)
+
+
+def multilabel_entropy(logits: Tensor, reduction: Reduction = "sum", validate_args: bool = True) -> Tensor:
+    r"""Binary entropy in nats of each class's MC-mean probability, reduced over the C classes; higher is better.
+
+    .. math:: \sum_c H_b(\bar p_c), \quad H_b(p) = -p \log p - (1 - p) \log(1 - p), \quad
+        \bar p_c = \frac{1}{K}\sum_k \sigma(z_{kc})
+
+    ``logits`` ``[N, K, C]`` are per-class logits :math:`z` (before the sigmoid) of K MC samples; K may be 1. The
+    classes are independent, so the sum (the default reduction) is the entropy of the prediction of all C labels
+    that multiplies the classes' mean probabilities; ``"mean"`` and ``"max"`` (the most uncertain class) are the other
+    usual choices. Computed with ``logsigmoid``: stable for logits of any size.
+
+    Examples:
+        >>> multilabel_entropy(torch.zeros(1, 2, 3))  # 3 classes at p = 1/2: 3 ln 2
+        tensor([2.0794])
+    """
+    if validate_args:
+        _check_logits(logits, reduction, needs_mc_samples=False)
+    scores_N_C = _mean_bernoulli_entropy(*_log_bernoulli(logits))
+    return reduce_scores(scores_N_C, reduction)
+
+
+def multilabel_bald(logits: Tensor, reduction: Reduction = "sum", validate_args: bool = True) -> Tensor:
+    r"""BALD of each class's Bernoulli label from K MC samples of per-class logits, reduced over the C classes.
+
+    .. math:: \sum_c \Big( H_b(\bar p_c) - \frac{1}{K}\sum_k H_b\big(\sigma(z_{kc})\big) \Big)
+
+    The mutual information :math:`I[y_c; \omega]` of each class with the parameters, in nats, between 0 and that
+    class's entropy (noise below zero is clipped). The labels are independent given the parameters, so the sum (the
+    default reduction) bounds the joint :math:`I[y_1, \dots, y_C; \omega]` from above, as BatchBALD's sum of BALD
+    scores does; ``"mean"`` and ``"max"`` are the other usual choices. ``logits`` ``[N, K, C]`` are per-class logits
+    :math:`z` of K >= 2 MC samples; computed with ``logsigmoid``: stable for logits of any size.
+
+    Examples:
+        >>> multilabel_bald(torch.tensor([[[20.0, 0.0], [-20.0, 0.0]]]))  # class 0: samples disagree fully
+        tensor([0.6931])
+    """
+    if validate_args:
+        _check_logits(logits, reduction, needs_mc_samples=True)
+    log_p_N_K_C, log_q_N_K_C = _log_bernoulli(logits)
+    expected_N_C = _binary_entropy(log_p_N_K_C, log_q_N_K_C).mean(1)
+    scores_N_C = _mean_bernoulli_entropy(log_p_N_K_C, log_q_N_K_C).sub_(expected_N_C).clamp_min_(0.0)
+    return reduce_scores(scores_N_C, reduction)

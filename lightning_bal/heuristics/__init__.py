@@ -22,6 +22,8 @@ from lightning_bal.heuristics.pointwise import (
     LeastConfidence,
     Margin,
     MeanSTD,
+    MultiLabelBALD,
+    MultiLabelEntropy,
     Variance,
     VariationRatios,
 )
@@ -53,6 +55,8 @@ __all__ = [
     "LeastConfidence",
     "Margin",
     "MeanSTD",
+    "MultiLabelBALD",
+    "MultiLabelEntropy",
     "PowerBALD",
     "PowerEntropy",
     "ProbCover",

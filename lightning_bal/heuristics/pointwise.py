@@ -1,4 +1,4 @@
-"""Pointwise heuristics, thin classes over :mod:`lightning_bal.functional`: classification, EPIG, regression."""
+"""Pointwise heuristics, thin classes over functional: classification, EPIG, multi-label, regression."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ __all__ = [
     "LeastConfidence",
     "Margin",
     "MeanSTD",
+    "MultiLabelBALD",
+    "MultiLabelEntropy",
     "Variance",
     "VariationRatios",
 ]
@@ -197,6 +199,59 @@ class EPIG(Heuristic):
     ) -> Selection:
         """Select the ``query_size`` items with the highest EPIG against ``targets``."""
         return self.select_from_scores(self.score(log_probs, targets), query_size, generator)
+
+
+class _MultiLabel(Heuristic):
+    """A heuristic of the per-class logits ``[N, K, C]`` of a multi-label model (``task="multilabel"``).
+
+    Args:
+        reduction: How the C per-class scores become one score per item; ``"sum"`` (the labels are independent),
+            ``"mean"``, ``"max"``, ``"topq"``, a ``TopQ`` or a callable.
+        output: Which output holds the logits, for a model that returns several.
+    """
+
+    consumes = "outputs"
+    _function: ClassVar[Callable[..., Tensor]]
+
+    def __init__(
+        self, reduction: Reduction = "sum", validate_args: bool = True, output: OutputKey | None = None
+    ) -> None:
+        super().__init__(reduction=reduction, validate_args=validate_args, output=output)
+
+    def score(self, log_probs: Tensor) -> Tensor:
+        """``[N, K, C]`` per-class logits (the raw outputs: no softmax) to ``[N]`` scores."""
+        return type(self)._function(log_probs, self.reduction, self.validate_args)
+
+
+@register_heuristic
+class MultiLabelEntropy(_MultiLabel):
+    """Summed binary entropy of each class's MC-mean probability, :func:`~lightning_bal.functional.multilabel_entropy`.
+
+    Examples:
+        >>> logits = torch.tensor([[[0.0, 0.0]], [[9.0, -9.0]]])  # [N=2, K=1, C=2]
+        >>> MultiLabelEntropy().select(logits, 1).indices
+        tensor([0])
+    """
+
+    name = "multilabel_entropy"
+    cost = "O(N·K·C) over the C per-class logits (K = 1 works)"
+    _function = staticmethod(functional.multilabel_entropy)
+
+
+@register_heuristic
+class MultiLabelBALD(_MultiLabel):
+    """Summed BALD of the classes' Bernoulli labels, see :func:`~lightning_bal.functional.multilabel_bald`.
+
+    Examples:
+        >>> logits = torch.tensor([[[0.0, 0.0], [0.0, 0.0]], [[5.0, 0.0], [-5.0, 0.0]]])  # [N=2, K=2, C=2]
+        >>> MultiLabelBALD().select(logits, 1)
+        Selection(indices=tensor([1]), scores=tensor([0.6530]), probabilities=None, gains=None)
+    """
+
+    name = "multilabel_bald"
+    cost = "O(N·K·C) over the C per-class logits"
+    needs_mc_samples = True
+    _function = staticmethod(functional.multilabel_bald)
 
 
 @register_heuristic

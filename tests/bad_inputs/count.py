@@ -67,6 +67,8 @@ def family(entry: str) -> str:
         return "CombineHeuristics"
     if entry.startswith(("detection.", "Detection", "BoxExistence", "Localization")):
         return "detection (labels, model outputs, heuristics, DetectionMAP)"
+    if entry.startswith(("functional.multilabel", "MultiLabelBALD", "MultiLabelEntropy", "MultiLabelF1", "multilabel")):
+        return "heuristics for multi-label (multilabel_bald, multilabel_entropy, MultiLabelF1, through the callback)"
     if entry.startswith("functional."):
         return entry
     if entry.startswith(("StreamedDataset", "chunk_shard")):
