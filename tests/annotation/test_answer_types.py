@@ -274,24 +274,6 @@ def test_choice_answers_come_into_a_classification_checkpoint(tmp_path):
     assert load_label_state(ckpt).ledger.annotations == {1: 2, 3: 0}
 
 
-@pytest.mark.parametrize(
-    ("task", "answer", "result"),
-    [
-        ("multilabel", None, choices("cat", "dog")),
-        (None, AnswerFormat("brush", LABELS), [brush(torch.eye(2, dtype=torch.bool), "dog")]),
-        (None, AnswerFormat("polygon", LABELS), [polygon([[0, 0], [100, 0], [0, 100]], "dog", 2, 2)]),
-    ],
-)
-def test_tensor_answers_are_refused_whole_by_a_checkpoint(tmp_path, task, answer, result):
-    # The checkpoint's label state keeps a number per item: a tensor label is refused before anything is written.
-    ckpt = checkpoint(tmp_path, task, num_classes=3)
-    before = digest(ckpt)
-    path = export(tmp_path / "e.json", {"b": result})
-    with pytest.raises(ValueError, match=r"tensor labels of shapes .*nothing was imported"):
-        bring_in_answers(ckpt, path, label_map=LABELS, answer=answer)
-    assert digest(ckpt) == before
-
-
 def test_multi_hot_answers_label_a_multilabel_datamodule(tmp_path):
     dm = ActiveDataModule(TensorDataset(torch.zeros(5, 1)), ids=list("abcde"), task="multilabel", num_classes=3, seed=0)
     path = export(tmp_path / "e.json", {"b": choices("cat", "bird"), "d": choices("dog")})
