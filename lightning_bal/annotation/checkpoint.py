@@ -264,6 +264,7 @@ class LabelState:
                 f"Expected answers for the pending query only, but {source} answers ids {some_ids(stray)}, which were"
                 f" not queried (pending: {some_ids(self.pending_ids())}); nothing was imported."
             )
+        self.ledger.check_shapes_kept([lookup[ids[p]] for p in fixes], [values[p] for p in fixes])
         labelled = self.ledger.answer([lookup[ids[p]] for p in new], [values[p] for p in new])
         self._relabel([(ids[p], values[p], authors[p], times[p]) for p in fixes], source)
         return Imported(labelled, [ids[p] for p in fixes], unchanged, kept)

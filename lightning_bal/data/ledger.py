@@ -204,7 +204,12 @@ class LabelLedger:
         """Correct the labels of labelled ``indices`` (an annotator's mistake); their step and order are kept."""
         tensor = self._labelled_members(indices, ": label them with `label`")
         values = self.check_labels(labels, tensor.numel())
-        for index, value in zip(tensor.tolist(), values, strict=True):
+        self.check_shapes_kept(tensor.tolist(), values)
+        self.annotations.update(zip(tensor.tolist(), values, strict=True))
+
+    def check_shapes_kept(self, indices: list[int], values: list[Any]) -> None:
+        """Raise unless each tensor label of ``values`` has the shape of the tensor label its index holds, if any."""
+        for index, value in zip(indices, values, strict=True):
             old = self.annotations.get(index)
             # An item's size does not change: a class map of another shape is an answer for another item.
             if isinstance(old, Tensor) and isinstance(value, Tensor) and old.shape != value.shape:
@@ -212,7 +217,6 @@ class LabelLedger:
                     f"Expected argument `labels` to hold a label of shape {list(old.shape)} for index {index} (the"
                     f" shape of its label), but got {list(value.shape)}."
                 )
-        self.annotations.update(zip(tensor.tolist(), values, strict=True))
 
     def unlabel(self, indices: Any) -> None:
         """Return labelled ``indices`` to the pool, forgetting their labels, step, order and drawing probability."""

@@ -354,6 +354,45 @@ def test_sync_reads_numbers_from_a_number_project(tmp_path, fake):
     assert load_label_state(ckpt).ledger.annotations == {1: 2.5, 3: -4.0}
 
 
+BRUSH_TAGS = '<Label value="cat"/><Label value="dog"/><Label value="bird"/>'
+
+
+@pytest.mark.parametrize(
+    ("task", "control", "results", "expected"),
+    [
+        (
+            "per_position",
+            f'<BrushLabels name="label" toName="image">{BRUSH_TAGS}</BrushLabels>',
+            [
+                [brush(torch.eye(2, dtype=torch.bool), "dog", from_name="label", to_name="image")],
+                [brush(torch.ones(2, 2, dtype=torch.bool), "bird", from_name="label", to_name="image")],
+            ],
+            {1: [[1, 0], [0, 1]], 3: [[2, 2], [2, 2]]},
+        ),
+        (
+            "multilabel",
+            f'<Choices name="label" toName="image" choice="multiple">{CHOICES}</Choices>',
+            [choices("cat", "bird"), choices("dog")],
+            {1: [1, 0, 1], 3: [0, 1, 0]},
+        ),
+    ],
+)
+def test_sync_pulls_tensor_answers_into_the_checkpoint(tmp_path, fake, task, control, results, expected):
+    fake.projects[7]["label_config"] = config(control)
+    ckpt = checkpoint(tmp_path, task, num_classes=3)
+    client = LabelStudioClient(fake.url, PAT)
+    assert sync_label_studio(ckpt, client, "blobs", list(LABELS)).pushed == ["b", "d"]
+    for server_task, result in zip(fake.tasks[7], results, strict=True):
+        server_task["annotations"] = [{"id": 1, "created_at": "2026-01-01T10:00:00Z", "result": result}]
+    assert sync_label_studio(ckpt, client, "blobs", list(LABELS)).pulled == ["b", "d"]
+    labels = load_label_state(ckpt).ledger.annotations
+    assert {index: label.tolist() for index, label in labels.items()} == expected
+    # Pulled again, the same answers agree with the labels the checkpoint keeps: nothing changes.
+    before = digest(ckpt)
+    assert sync_label_studio(ckpt, client, "blobs", list(LABELS)).pulled == []
+    assert digest(ckpt) == before
+
+
 def test_sync_refuses_a_project_of_another_answer_type(tmp_path, fake):
     fake.projects[7]["label_config"] = config('<Number name="label" toName="image"/>')
     ckpt = checkpoint(tmp_path, "classification", num_classes=3)
