@@ -152,7 +152,7 @@ class LabelOperations:
         self._check_target_shapes(dataset_indices, labels)
         self.ledger.relabel(dataset_indices, labels)
 
-    def _check_target_shapes(self, dataset_indices: Indices, labels: Any) -> None:
+    def _check_target_shapes(self, dataset_indices: Indices, labels: Any, what: str = "argument `labels`") -> None:
         """Refuse a tensor label (a mask) whose shape is not that of the item's target in the dataset.
 
         The labelled view trains on the label in the target's place, where another shape fails only at collation or
@@ -167,16 +167,16 @@ class LabelOperations:
         if len(indices) != len(values):
             return
         for index, value in zip(indices, values, strict=True):
-            if not isinstance(value, Tensor) or not isinstance(index, int) or not 0 <= index < len(self):
+            if not isinstance(value, Tensor) or not 0 <= index < len(self):
                 continue
             try:
                 target = target_of(self.train_dataset[index])
-            except TypeError:
+            except (TypeError, KeyError):
                 continue  # an item without a target: the label is its only one
             if isinstance(target, Tensor) and target.dim() and target.shape != value.shape:
                 raise ValueError(
-                    f"Expected argument `labels` to hold a label of shape {list(target.shape)} for index {index} (the"
-                    f" shape of its target in the dataset), but got {list(value.shape)}."
+                    f"Expected {what} to hold a label of shape {list(target.shape)} for index {index} (the shape of"
+                    f" its target in the dataset), but got {list(value.shape)}."
                 )
 
     def unlabel(self, dataset_indices: Indices) -> None:
@@ -302,6 +302,9 @@ class Loaders(LabelOperations, pl.LightningDataModule):
         if self.num_labelled == 0:
             raise RuntimeError("The labelled set is empty: label some samples (e.g. `initial_labels=20`) before fit.")
         weights = None if self.return_weights is None else self.risk_weights(self.return_weights)
+        # A loaded state's masks were never held against the dataset: a checkpoint knows no item's size.
+        masks = {i: label for i, label in self.ledger.annotations.items() if isinstance(label, Tensor)}
+        self._check_target_shapes(list(masks), list(masks.values()), "the annotator label (the state's `@tensor`)")
         view = LabelledView(self.train_dataset, self.labelled_indices, self.ledger.annotations, weights)
         # The shuffle depends on the seed and the epoch only, not on the global RNG (which Lightning does not
         # checkpoint), so a resumed run sees the same batches as an uninterrupted one. The epoch is read here too:

@@ -222,3 +222,23 @@ def test_resolve_task_refuses_options_the_task_does_not_take(options, error, mat
 def test_resolve_task_builds_a_named_task_with_its_options():
     assert accepts(lambda: resolve_task("per_position", {"ignore_index": 255})).ignore_index == 255
     assert isinstance(accepts(lambda: resolve_task("multilabel", {})), MultiLabel)
+
+
+def test_a_resumed_run_refuses_a_saved_mask_of_another_size_than_its_target(tmp_path):
+    # The checkpoint took the mask (it knows no item's size); the dataset says the item is 3 x 4.
+    saved = LabelLedger(6, "per_position", num_classes=3)
+    saved.label([1], [torch.zeros(2, 2, dtype=torch.long)])
+    dm = segmentation()
+    dm.load_state_dict({**dm.state_dict(), **saved.state_dict()})
+    refuses(
+        "ActiveDataModule.train_dataloader",
+        dm.train_dataloader,
+        ValueError,
+        r"the annotator label \(the state's `@tensor`\) to hold a label of shape \[3, 4\] for index 1.*\[2, 2\]",
+        dm,
+    )
+    fitting = LabelLedger(6, "per_position", num_classes=3)
+    fitting.label([1], [torch.ones(SIZE, dtype=torch.long)])
+    dm.load_state_dict({**dm.state_dict(), **fitting.state_dict()})
+    _, targets = next(iter(accepts(dm.train_dataloader)))
+    assert targets.tolist() == [[[1] * 4] * 3]
