@@ -28,7 +28,7 @@ from lightning_bal.annotation.checkpoint_entries import (
 from lightning_bal.annotation.consensus import cohen_kappa, fleiss_kappa
 from lightning_bal.annotation.label_studio import AnnotatorAnswer, write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
-from lightning_bal.data.ledger import LabelLedger
+from lightning_bal.data.ledger import OPTIONAL_STATE_KEYS, LabelLedger
 from lightning_bal.data.queries import write_queries
 from lightning_bal.tasks import resolve_task
 from lightning_bal.utilities.checks import check_one_of
@@ -397,7 +397,10 @@ class LabelState:
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint with the (changed) label state, atomically: a crash leaves the old file whole."""
         path = Path(path)
-        self.checkpoint[self.key] = {**self.checkpoint[self.key], **self.ledger.state_dict()}
+        # The entries the ledger writes only sometimes go first: kept, the last structured or tensor label unlabelled
+        # would leave its fields behind, which the next load refuses.
+        saved = {key: value for key, value in self.checkpoint[self.key].items() if key not in OPTIONAL_STATE_KEYS}
+        self.checkpoint[self.key] = {**saved, **self.ledger.state_dict()}
         temporary = temporary_path(path)
         try:
             torch.save(self.checkpoint, temporary)

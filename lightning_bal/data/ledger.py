@@ -16,7 +16,7 @@ from lightning_bal.tasks import Task, resolve_task
 from lightning_bal.tasks.detection import Detection  # noqa: F401 - registers `task="detection"` for every ledger
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 
-__all__ = ["UNLABELLED", "LabelLedger"]
+__all__ = ["OPTIONAL_STATE_KEYS", "UNLABELLED", "LabelLedger"]
 
 UNLABELLED = -1
 # The fields a tensor label is kept under among the structured labels' (no dict label may have them).
@@ -30,6 +30,8 @@ _STATE_KEYS = (
     "annotation_values",
     "pending_query",
 )
+#: Entries :meth:`LabelLedger.state_dict` writes only when there is something to keep in them.
+OPTIONAL_STATE_KEYS = ("annotation_fields", "annotation_field_rows", "task_options")
 
 
 class LabelLedger:

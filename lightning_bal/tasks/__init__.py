@@ -268,6 +268,6 @@ def resolve_task(task: Any, options: Any = None) -> Task:
             ) from err
     others = "".join(f", {name!r}" for name in sorted(NAMED_TASKS))
     raise ValueError(
-        f"Expected argument `task` to be 'multilabel', 'classification', 'per_position', 'regression'{others} or None,"
+        f"Expected argument `task` to be 'multilabel', 'classification', 'regression', 'per_position'{others} or None,"
         f" or a `Task`, but got {task!r}."
     )

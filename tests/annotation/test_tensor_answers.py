@@ -181,3 +181,13 @@ def test_a_changed_mask_answer_comes_in_as_a_correction_and_a_repeated_one_is_sk
     state = load_label_state(ckpt)
     assert torch.equal(state.ledger.annotations[1], drawn["d"].long())
     assert torch.equal(state.history[-1]["label"], drawn["b"].long())
+
+
+def test_the_last_mask_unlabelled_leaves_no_fields_behind_in_the_checkpoint(tmp_path):
+    dm = datamodule("per_position")
+    dm.label([0], [torch.ones(SIZE, dtype=torch.long)])
+    ckpt = run_checkpoint(tmp_path, dm)
+    assert main(["unlabel", str(ckpt), "a"]) == 0
+    state = load_label_state(ckpt)
+    assert (state.ledger.annotations, state.ledger.pending_query) == ({}, [1, 3])
+    assert "annotation_fields" not in torch.load(ckpt, weights_only=True)["ActiveDataModule"]
