@@ -549,13 +549,20 @@ def show_label(label: Label, answer_format: AnswerFormat) -> Any:
     return label
 
 
-def same_label(first: Label, second: Label) -> bool:
-    """Whether two labels are equal (tensors by shape and every value).
+def same_label(first: Any, second: Any) -> bool:
+    """Whether two labels are equal (tensors by shape and every value, structured labels field by field).
 
     Examples:
         >>> same_label(torch.tensor([1, 0]), torch.tensor([1, 0])), same_label(1, 2)
         (True, False)
     """
+    if isinstance(first, Mapping) or isinstance(second, Mapping):
+        return (
+            isinstance(first, Mapping)
+            and isinstance(second, Mapping)
+            and set(first) == set(second)
+            and all(same_label(first[key], second[key]) for key in first)
+        )
     if isinstance(first, Tensor) or isinstance(second, Tensor):
         return (
             isinstance(first, Tensor)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from lightning_bal.annotation.answers import same_label
 from lightning_bal.annotation.checkpoint_entries import (
     CALLBACK_KEY,
     Imported,
@@ -27,8 +28,9 @@ from lightning_bal.annotation.checkpoint_entries import (
 from lightning_bal.annotation.consensus import cohen_kappa, fleiss_kappa
 from lightning_bal.annotation.label_studio import AnnotatorAnswer, write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
-from lightning_bal.data.ledger import LabelLedger
+from lightning_bal.data.ledger import OPTIONAL_STATE_KEYS, LabelLedger
 from lightning_bal.data.queries import write_queries
+from lightning_bal.tasks import resolve_task
 from lightning_bal.utilities.checks import check_one_of
 
 __all__ = ["FORMATS", "LabelState", "agreement_by_step", "load_label_state", "log_agreement", "write_query"]
@@ -75,7 +77,14 @@ class LabelState:
                 f" {tuple(acquired_at.shape) if isinstance(acquired_at, Tensor) else type(acquired_at).__name__}."
             )
         size = int(acquired_at.numel())
-        ledger = LabelLedger(size, state.get("task"), state.get("num_classes"))
+        try:
+            task = resolve_task(state.get("task"), state.get("task_options"))
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"Expected the entries `{key}.task` and `{key}.task_options` of {source} to name a task, but they do"
+                f" not: {err}"
+            ) from err
+        ledger = LabelLedger(size, task, state.get("num_classes"))
         ledger.load_state_dict(state)
         saved = state.get("ids")
         ids: list[ItemId] = list(range(size)) if saved is None else check_ids(f"{key}.ids", saved, size)
@@ -238,7 +247,7 @@ class LabelState:
                 (kept if self._changed_here_since(item, None) else stray).append(item)
             elif index not in self.ledger.annotations:
                 given.append(item)
-            elif self.ledger.annotations[index] == values[position]:
+            elif same_label(self.ledger.annotations[index], values[position]):
                 unchanged += 1
             elif self._changed_here_since(item, times[position]):
                 kept.append(item)
@@ -255,6 +264,7 @@ class LabelState:
                 f"Expected answers for the pending query only, but {source} answers ids {some_ids(stray)}, which were"
                 f" not queried (pending: {some_ids(self.pending_ids())}); nothing was imported."
             )
+        self.ledger.check_shapes_kept([lookup[ids[p]] for p in fixes], [values[p] for p in fixes])
         labelled = self.ledger.answer([lookup[ids[p]] for p in new], [values[p] for p in new])
         self._relabel([(ids[p], values[p], authors[p], times[p]) for p in fixes], source)
         return Imported(labelled, [ids[p] for p in fixes], unchanged, kept)
@@ -373,7 +383,7 @@ class LabelState:
         changes = [
             (item, value, by, None)
             for item, value in zip(ids, values, strict=True)
-            if self.ledger.annotations.get(lookup[item]) != value
+            if not same_label(self.ledger.annotations.get(lookup[item]), value)
         ]
         self._relabel(changes, source)
         return [change[0] for change in changes]
@@ -387,7 +397,10 @@ class LabelState:
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint with the (changed) label state, atomically: a crash leaves the old file whole."""
         path = Path(path)
-        self.checkpoint[self.key] = {**self.checkpoint[self.key], **self.ledger.state_dict()}
+        # The entries the ledger writes only sometimes go first: kept, the last structured or tensor label unlabelled
+        # would leave its fields behind, which the next load refuses.
+        saved = {key: value for key, value in self.checkpoint[self.key].items() if key not in OPTIONAL_STATE_KEYS}
+        self.checkpoint[self.key] = {**saved, **self.ledger.state_dict()}
         temporary = temporary_path(path)
         try:
             torch.save(self.checkpoint, temporary)
@@ -413,8 +426,17 @@ def write_query(
 
 
 def _answer_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    # The same answer imported again (a second export of the project) is recorded once.
-    return tuple(row.get(key) for key in ("id", "step", "by", "label", "time", "annotation"))
+    # The same answer imported again (a second export of the project) is recorded once; a tensor label (a mask)
+    # compares by value, as its own hash would tell two copies apart.
+    return tuple(_hashable(row.get(key)) for key in ("id", "step", "by", "label", "time", "annotation"))
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return ("tensor", tuple(value.shape), tuple(value.reshape(-1).tolist()))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((str(key), _hashable(part)) for key, part in value.items())))
+    return value
 
 
 def agreement_by_step(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -41,7 +41,11 @@ def _holds_label_studio_tasks(path: Path) -> bool:
 
 
 # The answer type a Label Studio project gives a run of each task, unless told another (a class by default).
-_TASK_ANSWERS: dict[str | None, AnswerKind] = {"multilabel": "multichoice", "regression": "number"}
+_TASK_ANSWERS: dict[str | None, AnswerKind] = {
+    "multilabel": "multichoice",
+    "per_position": "brush",
+    "regression": "number",
+}
 
 
 def answers_format(
@@ -73,7 +77,7 @@ def bring_in_answers(
     ``requeue_disagreements``, labelled items whose answers the reconciliation now leaves undecided go back to the
     pending query (docs/annotators.md#several-annotators-per-item). ``answer`` is the Label Studio answer type
     (docs/annotators.md#answer-types); by default the checkpoint's task decides: a choice per item, several for a
-    multi-label run, a number for regression.
+    multi-label run, a brush mask for a per-position run, a number for regression.
     """
     check_bool("requeue_disagreements", requeue_disagreements)
     if output is not None and Path(output).resolve() == Path(answers).resolve():
@@ -108,7 +112,6 @@ def bring_in_answers(
         authors = [by] * len(ids)
         given = [AnnotatorAnswer(item, None, by, label, None, None) for item, label in zip(ids, labels, strict=True)]
     source = repr(str(answers))
-    _check_storable(labels, source)
     state.check_answers(given, source)
     imported = state.answer(ids, labels, steps, source, authors, times)
     requeued: list[str] = []
@@ -160,18 +163,6 @@ def import_answers(
     return bring_in_answers(
         checkpoint, answers, output, format, label_map, on_disagreement, requeue_disagreements=requeue_disagreements
     ).labelled
-
-
-def _check_storable(labels: list[Any], source: str) -> None:
-    # A checkpoint's label state keeps one number per item: a multi-hot vector or a class map would fail half-way
-    # through writing it, so such answers are refused whole, before anything changes.
-    shapes = sorted({str(list(label.shape)) for label in labels if isinstance(label, Tensor)})
-    if shapes:
-        raise ValueError(
-            f"Expected answers a checkpoint's label state can hold (a number per item), but {source} gives tensor"
-            f" labels of shapes {shapes[:3]} (multi-hot vectors or class maps): read them with"
-            " `read_label_studio_export` and label a datamodule in memory; nothing was imported."
-        )
 
 
 class SyncResult(NamedTuple):
@@ -282,7 +273,6 @@ def sync_label_studio(
                 f" ({show_label(recorded, reading)!r}), but it is now {show_label(label, reading)!r}: changed after"
                 " the last sync? Correct the checkpoint or the project first; nothing was changed."
             )
-    _check_storable(new_labels, source)
     changed = bool(new_ids)
     if new_ids:
         state.answer(new_ids, new_labels, {step}, source, new_authors, new_times)

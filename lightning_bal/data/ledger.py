@@ -16,9 +16,11 @@ from lightning_bal.tasks import Task, resolve_task
 from lightning_bal.tasks.detection import Detection  # noqa: F401 - registers `task="detection"` for every ledger
 from lightning_bal.utilities.checks import as_index_tensor, check_non_negative_int, check_positive_int, describe
 
-__all__ = ["UNLABELLED", "LabelLedger"]
+__all__ = ["OPTIONAL_STATE_KEYS", "UNLABELLED", "LabelLedger"]
 
 UNLABELLED = -1
+# The fields a tensor label is kept under among the structured labels' (no dict label may have them).
+_TENSOR, _SHAPE = "@tensor", "@shape"
 _STATE_KEYS = (
     "acquired_at",
     "acquisition_order",
@@ -28,6 +30,8 @@ _STATE_KEYS = (
     "annotation_values",
     "pending_query",
 )
+#: Entries :meth:`LabelLedger.state_dict` writes only when there is something to keep in them.
+OPTIONAL_STATE_KEYS = ("annotation_fields", "annotation_field_rows", "task_options")
 
 
 class LabelLedger:
@@ -37,13 +41,15 @@ class LabelLedger:
     initial labels), ``acquisition_order[N]``, ``acquisition_probability[N]``, the current ``step``, annotator labels
     by dataset index, and the pending query. Indices are absolute dataset indices everywhere.
 
-    An annotator label is a number, or (a task with structured labels, such as detection's boxes) a dict of tensors
-    that the state keeps field by field, rows of all labels concatenated (see :meth:`state_dict`).
+    An annotator label is a number, a tensor of any shape (a multi-hot vector, a class map) or (a task with structured
+    labels, such as detection's boxes) a dict of tensors; the state keeps tensors and dicts field by field, rows of all
+    labels concatenated (see :meth:`state_dict`).
 
     Args:
         size: number of samples N.
-        task: ``"classification"``, ``"regression"``, ``"detection"``, ``None`` or a :class:`~lightning_bal.tasks.Task`,
-            whose ``check_label`` decides what an annotator label must be.
+        task: a task's name (``"classification"``, ``"multilabel"``, ``"per_position"``, ``"regression"``,
+            ``"detection"``), ``None`` or a :class:`~lightning_bal.tasks.Task`, whose ``check_label`` decides what an
+            annotator label must be.
         num_classes: the number of classes of a classification task (labels are checked against it when known).
 
     Examples:
@@ -133,7 +139,15 @@ class LabelLedger:
 
     def check_label(self, value: Any) -> Any:
         """One annotator label in the task's canonical form (see :meth:`Task.check_label`)."""
-        return self.task_type.check_label(value, self.num_classes)
+        label = self.task_type.check_label(value, self.num_classes)
+        fields = label if isinstance(label, dict) else {}
+        reserved = sorted(str(field) for field in fields if str(field).startswith("@"))
+        if reserved:
+            raise ValueError(
+                f"Expected argument `labels` to hold dicts whose fields do not start with '@' (the state keeps tensor"
+                f" labels under such names), but got fields {reserved}."
+            )
+        return label
 
     @staticmethod
     def check_probabilities(probabilities: Any, expected: int) -> Tensor:
@@ -192,7 +206,19 @@ class LabelLedger:
         """Correct the labels of labelled ``indices`` (an annotator's mistake); their step and order are kept."""
         tensor = self._labelled_members(indices, ": label them with `label`")
         values = self.check_labels(labels, tensor.numel())
+        self.check_shapes_kept(tensor.tolist(), values)
         self.annotations.update(zip(tensor.tolist(), values, strict=True))
+
+    def check_shapes_kept(self, indices: list[int], values: list[Any]) -> None:
+        """Raise unless each tensor label of ``values`` has the shape of the tensor label its index holds, if any."""
+        for index, value in zip(indices, values, strict=True):
+            old = self.annotations.get(index)
+            # An item's size does not change: a class map of another shape is an answer for another item.
+            if isinstance(old, Tensor) and isinstance(value, Tensor) and old.shape != value.shape:
+                raise ValueError(
+                    f"Expected argument `labels` to hold a label of shape {list(old.shape)} for index {index} (the"
+                    f" shape of its label), but got {list(value.shape)}."
+                )
 
     def unlabel(self, indices: Any) -> None:
         """Return labelled ``indices`` to the pool, forgetting their labels, step, order and drawing probability."""
@@ -293,13 +319,15 @@ class LabelLedger:
     def state_dict(self) -> dict[str, Any]:
         """Tensors and primitives only, so a checkpoint holding it loads with ``torch.load(weights_only=True)``.
 
-        ``annotation_values`` holds each annotated index's number, NaN for a structured label (a dict of tensors):
-        those are kept, in the order of ``annotation_indices``, as ``annotation_fields`` (each field's tensors of
-        all of them concatenated along dim 0) and ``annotation_field_rows`` (each field's rows per label).
+        ``annotation_values`` holds each annotated index's number, NaN for a structured label (a dict of tensors)
+        or a tensor label: those are kept, in the order of ``annotation_indices``, as ``annotation_fields`` (each
+        field's tensors of all of them concatenated along dim 0) and ``annotation_field_rows`` (each field's rows per
+        label, ``-1`` where a label has no such field). A tensor label is kept as the fields ``@tensor`` (its values,
+        flattened) and ``@shape``. ``task_options`` (when the task has any) are the task's :meth:`Task.options`.
         """
         annotated = sorted(self.annotations)
         values = [self.annotations[i] for i in annotated]
-        structured = [value for value in values if isinstance(value, Mapping)]
+        structured = [_as_fields(value) for value in values if isinstance(value, (Mapping, Tensor))]
         state = {
             "acquired_at": self.acquired_at.clone(),
             "acquisition_order": self.acquisition_order.clone(),
@@ -307,11 +335,13 @@ class LabelLedger:
             "step": self.step,
             "annotation_indices": torch.tensor(annotated, dtype=torch.long),
             "annotation_values": torch.tensor(
-                [math.nan if isinstance(value, Mapping) else float(value) for value in values],
+                [math.nan if isinstance(value, (Mapping, Tensor)) else float(value) for value in values],
                 dtype=torch.float64,
             ),
             "pending_query": torch.tensor(self.pending_query, dtype=torch.long),
         }
+        if self.task_type.options():
+            state["task_options"] = dict(self.task_type.options())
         if structured:
             fields = sorted({field for label in structured for field in label})
             state["annotation_fields"] = {
@@ -407,7 +437,8 @@ def _validated_annotations(ledger: LabelLedger, state: dict[str, Any], labelled:
     if not bool(labelled[indices].all()):
         raise ValueError("Expected `annotation_indices` to hold labelled indices, but some are in the pool.")
     values = values.reshape(-1).tolist()
-    structured = iter(_structured_labels(state, sum(math.isnan(value) for value in values)))
+    saved = _structured_labels(state, sum(math.isnan(value) for value in values))
+    structured = iter([_from_fields(label, number) for number, label in enumerate(saved)])
     annotations: dict[int, Any] = {}
     # The task's `check_label` gives each saved value back its canonical form (an integer class stays an int).
     for index, value in zip(indices.tolist(), values, strict=True):
@@ -416,6 +447,36 @@ def _validated_annotations(ledger: LabelLedger, state: dict[str, Any], labelled:
         except (TypeError, KeyError, ValueError) as err:
             raise ValueError(f"Expected `annotation_values` valid for the task: {err}") from err
     return annotations
+
+
+def _as_fields(label: Mapping[str, Any] | Tensor) -> Mapping[str, Any]:
+    """A structured label as it is; a tensor label as its flattened values and its shape (any shape fits a row)."""
+    if isinstance(label, Tensor):
+        return {_TENSOR: label.reshape(-1), _SHAPE: torch.tensor(label.shape, dtype=torch.long)}
+    return label
+
+
+def _from_fields(label: dict[str, Tensor], number: int) -> dict[str, Tensor] | Tensor:
+    """The structured label ``number`` as saved; a tensor label (fields ``@tensor`` and ``@shape``) reshaped."""
+    if _TENSOR not in label and _SHAPE not in label:
+        return label
+    if set(label) != {_TENSOR, _SHAPE}:
+        raise ValueError(
+            f"Expected structured label {number} of `annotation_fields` to hold both `{_TENSOR}` and `{_SHAPE}` (a"
+            f" tensor label) and nothing else, but it holds {sorted(label)}."
+        )
+    values, shape = label[_TENSOR], label[_SHAPE]
+    if shape.dim() != 1 or shape.is_floating_point() or shape.is_complex() or bool((shape < 0).any()):
+        raise ValueError(
+            f"Expected `annotation_fields['{_SHAPE}']` to hold non-negative integer sizes, but label {number} has"
+            f" {shape.tolist()}."
+        )
+    if math.prod(shape.tolist()) != values.numel():
+        raise ValueError(
+            f"Expected `annotation_fields['{_TENSOR}']` to hold {math.prod(shape.tolist())} values for label {number}"
+            f" (its `{_SHAPE}` {shape.tolist()}), but got {values.numel()}."
+        )
+    return values.reshape(shape.tolist())
 
 
 def _trailing(value: Any) -> tuple[int, ...]:

@@ -25,6 +25,7 @@ from lightning_bal.data.views import (
     ResumableLoader,
     batched_loader,
     map_style_size,
+    target_of,
     warn_if_nondeterministic,
 )
 from lightning_bal.utilities.checks import as_index_tensor, check_one_of, describe
@@ -138,15 +139,45 @@ class LabelOperations:
     # ------------------------------------------------------------------ labelling: validated by the ledger
     def label(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> None:
         """Move ``dataset_indices`` from D_U to D_L at the current step: all of them or, on bad input, none."""
+        self._check_target_shapes(dataset_indices, labels)
         self.ledger.label(dataset_indices, labels, probabilities)
 
     def acquire(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> int:
         """Start the next active learning step and label ``dataset_indices`` at it (on bad input, neither changes)."""
+        self._check_target_shapes(dataset_indices, labels)
         return self.ledger.acquire(dataset_indices, labels, probabilities)
 
     def relabel(self, dataset_indices: Indices, labels: Any) -> None:
         """Correct an annotator's labels of labelled ``dataset_indices`` (their step and order are kept)."""
+        self._check_target_shapes(dataset_indices, labels)
         self.ledger.relabel(dataset_indices, labels)
+
+    def _check_target_shapes(self, dataset_indices: Indices, labels: Any, what: str = "argument `labels`") -> None:
+        """Refuse a tensor label (a mask) whose shape is not that of the item's target in the dataset.
+
+        The labelled view trains on the label in the target's place, where another shape fails only at collation or
+        in the loss. Other malformed input is left for the ledger to name.
+        """
+        if labels is None or isinstance(labels, (str, bytes, Tensor, np.ndarray)) or not hasattr(labels, "__len__"):
+            return
+        values = list(labels)
+        if not any(isinstance(value, Tensor) and value.dim() for value in values):
+            return
+        indices = as_index_tensor("dataset_indices", dataset_indices).tolist()
+        if len(indices) != len(values):
+            return
+        for index, value in zip(indices, values, strict=True):
+            if not isinstance(value, Tensor) or not 0 <= index < len(self):
+                continue
+            try:
+                target = target_of(self.train_dataset[index])
+            except (TypeError, KeyError):
+                continue  # an item without a target: the label is its only one
+            if isinstance(target, Tensor) and target.dim() and target.shape != value.shape:
+                raise ValueError(
+                    f"Expected {what} to hold a label of shape {list(target.shape)} for index {index} (the shape of"
+                    f" its target in the dataset), but got {list(value.shape)}."
+                )
 
     def unlabel(self, dataset_indices: Indices) -> None:
         """Return labelled ``dataset_indices`` to the pool, forgetting their labels (e.g. a label found wrong)."""
@@ -271,6 +302,9 @@ class Loaders(LabelOperations, pl.LightningDataModule):
         if self.num_labelled == 0:
             raise RuntimeError("The labelled set is empty: label some samples (e.g. `initial_labels=20`) before fit.")
         weights = None if self.return_weights is None else self.risk_weights(self.return_weights)
+        # A loaded state's masks were never held against the dataset: a checkpoint knows no item's size.
+        masks = {i: label for i, label in self.ledger.annotations.items() if isinstance(label, Tensor)}
+        self._check_target_shapes(list(masks), list(masks.values()), "the annotator label (the state's `@tensor`)")
         view = LabelledView(self.train_dataset, self.labelled_indices, self.ledger.annotations, weights)
         # The shuffle depends on the seed and the epoch only, not on the global RNG (which Lightning does not
         # checkpoint), so a resumed run sees the same batches as an uninterrupted one. The epoch is read here too:

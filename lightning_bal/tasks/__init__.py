@@ -85,6 +85,10 @@ class Task:
         """Outputs of consecutive runs of items, as :meth:`stack_samples` made them, joined into one."""
         return merge(parts, torch.cat)
 
+    def options(self) -> dict[str, Any]:
+        """What the task was built with beyond its name, as :func:`resolve_task` rebuilds it from a saved state."""
+        return {}
+
     def metric(self, num_classes: int | None = None) -> Metric:
         """The torchmetrics metric a split is evaluated with; the untyped task has none (``NotImplementedError``)."""
         raise NotImplementedError(f"Expected a task with a metric, but `{type(self).__name__}` defines none.")
@@ -162,6 +166,10 @@ class PerPosition(Task):
             )
         return labels.clone()
 
+    def options(self) -> dict[str, Any]:
+        """``ignore_index`` when set: a saved class map holding it is valid only for a task that knows it."""
+        return {} if self.ignore_index is None else {"ignore_index": self.ignore_index}
+
     def metric(self, num_classes: int | None = None) -> MulticlassJaccardIndex:
         """Mean IoU over the classes present; synchronised by hand (the pixel accuracy reads the same matrix)."""
         return MulticlassJaccardIndex(
@@ -228,11 +236,16 @@ class MultiLabel(Task):
 NAMED_TASKS: dict[str, type[Task]] = {}
 
 
-def resolve_task(task: Any) -> Task:
-    """``task`` as a :class:`Task`: a ``Task`` as it is, a name or ``None``.
+def resolve_task(task: Any, options: Any = None) -> Task:
+    """``task`` as a :class:`Task`: a ``Task`` as it is, a name or ``None``, built with ``options`` (a name's).
 
-    The names: ``"classification"``, ``"multilabel"``, ``"regression"`` and those in :data:`NAMED_TASKS`
-    (``"detection"``).
+    The names: ``"classification"``, ``"multilabel"``, ``"per_position"``, ``"regression"`` and those in
+    :data:`NAMED_TASKS` (``"detection"``): each task's ``name``, so the name a state saves resolves back to its task,
+    and ``options`` are what its :meth:`Task.options` returned.
+
+    Examples:
+        >>> resolve_task("per_position", {"ignore_index": 255})
+        PerPosition(ignore_index=255)
     """
     if isinstance(task, Task):
         return task
@@ -240,13 +253,21 @@ def resolve_task(task: Any) -> Task:
         None: Task,
         "classification": Classification,
         "multilabel": MultiLabel,
+        "per_position": PerPosition,
         "regression": Regression,
     }
     named.update(NAMED_TASKS)
     if isinstance(task, str | None) and task in named:
-        return named[task]()
+        if options is not None and not (isinstance(options, dict) and all(isinstance(key, str) for key in options)):
+            raise TypeError(f"Expected argument `options` to be a dict of the task's arguments, but got {options!r}.")
+        try:
+            return named[task](**(options or {}))
+        except TypeError as err:
+            raise TypeError(
+                f"Expected argument `options` to be arguments of task {task!r}, but got {options!r}: {err}"
+            ) from err
     others = "".join(f", {name!r}" for name in sorted(NAMED_TASKS))
     raise ValueError(
-        f"Expected argument `task` to be 'multilabel', 'classification', 'regression'{others} or None, or a `Task`,"
-        f" but got {task!r}."
+        f"Expected argument `task` to be 'multilabel', 'classification', 'regression', 'per_position'{others} or None,"
+        f" or a `Task`, but got {task!r}."
     )

@@ -274,24 +274,6 @@ def test_choice_answers_come_into_a_classification_checkpoint(tmp_path):
     assert load_label_state(ckpt).ledger.annotations == {1: 2, 3: 0}
 
 
-@pytest.mark.parametrize(
-    ("task", "answer", "result"),
-    [
-        ("multilabel", None, choices("cat", "dog")),
-        (None, AnswerFormat("brush", LABELS), [brush(torch.eye(2, dtype=torch.bool), "dog")]),
-        (None, AnswerFormat("polygon", LABELS), [polygon([[0, 0], [100, 0], [0, 100]], "dog", 2, 2)]),
-    ],
-)
-def test_tensor_answers_are_refused_whole_by_a_checkpoint(tmp_path, task, answer, result):
-    # The checkpoint's label state keeps a number per item: a tensor label is refused before anything is written.
-    ckpt = checkpoint(tmp_path, task, num_classes=3)
-    before = digest(ckpt)
-    path = export(tmp_path / "e.json", {"b": result})
-    with pytest.raises(ValueError, match=r"tensor labels of shapes .*nothing was imported"):
-        bring_in_answers(ckpt, path, label_map=LABELS, answer=answer)
-    assert digest(ckpt) == before
-
-
 def test_multi_hot_answers_label_a_multilabel_datamodule(tmp_path):
     dm = ActiveDataModule(TensorDataset(torch.zeros(5, 1)), ids=list("abcde"), task="multilabel", num_classes=3, seed=0)
     path = export(tmp_path / "e.json", {"b": choices("cat", "bird"), "d": choices("dog")})
@@ -370,6 +352,45 @@ def test_sync_reads_numbers_from_a_number_project(tmp_path, fake):
         task["annotations"] = [{"id": 1, "created_at": "2026-01-01T10:00:00Z", "result": number(value)}]
     assert sync_label_studio(ckpt, client, "blobs", []).pulled == ["b", "d"]
     assert load_label_state(ckpt).ledger.annotations == {1: 2.5, 3: -4.0}
+
+
+BRUSH_TAGS = '<Label value="cat"/><Label value="dog"/><Label value="bird"/>'
+
+
+@pytest.mark.parametrize(
+    ("task", "control", "results", "expected"),
+    [
+        (
+            "per_position",
+            f'<BrushLabels name="label" toName="image">{BRUSH_TAGS}</BrushLabels>',
+            [
+                [brush(torch.eye(2, dtype=torch.bool), "dog", from_name="label", to_name="image")],
+                [brush(torch.ones(2, 2, dtype=torch.bool), "bird", from_name="label", to_name="image")],
+            ],
+            {1: [[1, 0], [0, 1]], 3: [[2, 2], [2, 2]]},
+        ),
+        (
+            "multilabel",
+            f'<Choices name="label" toName="image" choice="multiple">{CHOICES}</Choices>',
+            [choices("cat", "bird"), choices("dog")],
+            {1: [1, 0, 1], 3: [0, 1, 0]},
+        ),
+    ],
+)
+def test_sync_pulls_tensor_answers_into_the_checkpoint(tmp_path, fake, task, control, results, expected):
+    fake.projects[7]["label_config"] = config(control)
+    ckpt = checkpoint(tmp_path, task, num_classes=3)
+    client = LabelStudioClient(fake.url, PAT)
+    assert sync_label_studio(ckpt, client, "blobs", list(LABELS)).pushed == ["b", "d"]
+    for server_task, result in zip(fake.tasks[7], results, strict=True):
+        server_task["annotations"] = [{"id": 1, "created_at": "2026-01-01T10:00:00Z", "result": result}]
+    assert sync_label_studio(ckpt, client, "blobs", list(LABELS)).pulled == ["b", "d"]
+    labels = load_label_state(ckpt).ledger.annotations
+    assert {index: label.tolist() for index, label in labels.items()} == expected
+    # Pulled again, the same answers agree with the labels the checkpoint keeps: nothing changes.
+    before = digest(ckpt)
+    assert sync_label_studio(ckpt, client, "blobs", list(LABELS)).pulled == []
+    assert digest(ckpt) == before
 
 
 def test_sync_refuses_a_project_of_another_answer_type(tmp_path, fake):

@@ -52,6 +52,8 @@ def family(entry: str) -> str:
         return "answer files: Label Studio rectangles"
     if entry.startswith("annotation."):
         return "annotation: majority_vote, dawid_skene, cohen_kappa, fleiss_kappa"
+    if entry.startswith("load_label_state"):
+        return "load_label_state (a checkpoint's label state, tampered entries)"
     if entry.startswith("LabelState."):
         return "LabelState: check_answers, record_answers, requeue"
     if entry.startswith("heuristics.") or entry == "get_heuristic":

@@ -358,8 +358,8 @@ IMPORT_CASES: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
     (
         "multilabel",
         [{"type": "choices", "value": {"choices": ["cat"]}}],
-        {"label_map": {"cat": 0}},
-        r"tensor labels of shapes \['\[3\]'\].*nothing was imported",
+        {"label_map": {"cat": 3}},
+        r"`label_map` to hold classes in \[0, 3\) \(`num_classes`\), but it holds 3",
     ),
     (
         "regression",
