@@ -8,6 +8,16 @@ from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_
 from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digits, load_mnist, read_idx
 from lightning_bal.experiments.experiment import Experiment, Row
 from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, digits_cnn, gal_cnn, kirsch_cnn
+from lightning_bal.experiments.paired import (
+    INTERVALS,
+    PairedComparison,
+    PairedDifference,
+    confidence_interval,
+    paired_comparison,
+    paired_table,
+    plot_paired,
+    t_quantile,
+)
 from lightning_bal.experiments.posteriors import (
     POSTERIORS,
     EnsembleCNN,
@@ -53,4 +63,12 @@ __all__ = [
     "protocol_from_arguments",
     "read_idx",
     "split_row_name",
+    "INTERVALS",
+    "PairedComparison",
+    "PairedDifference",
+    "confidence_interval",
+    "paired_comparison",
+    "paired_table",
+    "plot_paired",
+    "t_quantile",
 ]

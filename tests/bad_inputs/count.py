@@ -26,6 +26,10 @@ _EXPERIMENTS = {
         "experiments: PaperProtocol and its command-line options",
     ),
     "__main__": "python -m lightning_bal.experiments",
+    **dict.fromkeys(
+        ("paired_comparison", "confidence_interval", "t_quantile", "paired_table / plot_paired"),
+        "experiments: paired comparisons (paired_comparison, confidence_interval, t_quantile, table, figure)",
+    ),
 }
 
 
