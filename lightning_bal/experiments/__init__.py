@@ -18,6 +18,7 @@ from lightning_bal.experiments.paired import (
     plot_paired,
     t_quantile,
 )
+from lightning_bal.experiments.pools import IndexedPool, duplicated_pool, long_tailed_pool
 from lightning_bal.experiments.posteriors import (
     POSTERIORS,
     EnsembleCNN,
@@ -71,4 +72,7 @@ __all__ = [
     "paired_table",
     "plot_paired",
     "t_quantile",
+    "IndexedPool",
+    "duplicated_pool",
+    "long_tailed_pool",
 ]

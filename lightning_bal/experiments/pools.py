@@ -1,0 +1,124 @@
+"""Pools that are not balanced: long-tailed (class frequencies falling geometrically) and redundant (items repeated).
+
+These are the settings where the literature says active learning helps or hurts most.
+
+Both index a dataset that has ``targets`` (as :func:`load_mnist` and :func:`load_digits` return) without copying its
+images, and keep ``targets`` themselves, so that ``ActiveDataModule(balanced_initial=True)`` works on them. Only the
+pool changes: the test set stays as it is (balanced), so a test accuracy means the same in every setting.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from lightning_bal.utilities.checks import check_finite_number, check_python_int
+
+__all__ = ["IndexedPool", "duplicated_pool", "long_tailed_pool"]
+
+
+class IndexedPool(Dataset[Any]):
+    """Items ``indices[i]`` of ``dataset`` (an index may repeat), with their ``targets``.
+
+    Args:
+        dataset: a dataset with a 1-D ``targets`` tensor.
+        indices: which of its items, in order.
+        noise: the standard deviation of Gaussian noise added to the first tensor of each repeat after the first (0:
+            exact copies). The noise of item ``i`` is drawn from a generator seeded with ``seed`` and ``i``, so it is
+            the same on every access.
+        seed: the seed of the noise.
+    """
+
+    def __init__(self, dataset: Any, indices: Tensor, noise: float = 0.0, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.indices = indices
+        self.targets = _targets(dataset)[indices]
+        self.noise = noise
+        self.seed = seed
+        # The first occurrence of each item stays exact; a repeat gets noise (when asked) so that copies differ.
+        _, inverse = torch.unique(indices, return_inverse=True)
+        positions = torch.arange(len(indices))
+        earliest = torch.full((len(indices),), len(indices)).scatter_reduce(0, inverse, positions, "amin")
+        self.first = earliest[inverse] == positions
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.dataset[int(self.indices[index])]
+        if self.noise == 0 or bool(self.first[index]):
+            return item
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(index))
+        inputs = item[0] + self.noise * torch.randn(item[0].shape, generator=generator, dtype=item[0].dtype)
+        return (inputs, *item[1:])
+
+
+def _targets(dataset: Any) -> Tensor:
+    targets = getattr(dataset, "targets", None)
+    if not isinstance(targets, Tensor) or targets.ndim != 1 or targets.is_floating_point():
+        raise TypeError(
+            "Expected argument `dataset` to have `targets`, a 1-D tensor of class indices (as load_mnist and"
+            f" load_digits give), but got {type(targets).__name__}."
+        )
+    if len(targets) == 0:
+        raise ValueError("Expected argument `dataset` to hold at least one item, but it is empty.")
+    return targets
+
+
+def long_tailed_pool(dataset: Any, ratio: float = 10.0, seed: int = 0) -> IndexedPool:
+    """A subset whose class frequencies fall geometrically by ``ratio`` from the first class to the last.
+
+    Class ``c`` of ``C`` keeps ``floor(n * ratio ** (-c / (C - 1)))`` items, ``n`` the size of the smallest class of
+    ``dataset``, drawn without replacement by a generator seeded with ``seed``: on MNIST with ``ratio=10``, 5,421
+    zeros down to 542 nines.
+
+    Examples:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.zeros(300, 1), torch.arange(3).repeat(100))
+        >>> data.targets = data.tensors[1]
+        >>> torch.bincount(long_tailed_pool(data, ratio=4).targets).tolist()
+        [100, 50, 25]
+    """
+    targets = _targets(dataset)
+    ratio = check_finite_number("ratio", ratio, low=1.0)
+    seed = check_python_int("seed", seed, 0)
+    classes = int(targets.max()) + 1
+    counts = torch.bincount(targets, minlength=classes)
+    if classes < 2 or bool((counts == 0).any()):
+        raise ValueError(
+            f"Expected argument `dataset` to hold every class from 0 to its largest, at least 2, but it has the class"
+            f" counts {counts.tolist()}."
+        )
+    smallest = int(counts.min())
+    generator = torch.Generator().manual_seed(seed)
+    kept = []
+    for c in range(classes):
+        keep = max(1, math.floor(smallest * ratio ** (-c / (classes - 1)) + 1e-9))
+        members = torch.nonzero(targets == c).flatten()
+        kept.append(members[torch.randperm(len(members), generator=generator)[:keep]].sort().values)
+    return IndexedPool(dataset, torch.cat(kept).sort().values)
+
+
+def duplicated_pool(dataset: Any, copies: int = 3, noise: float = 0.0, seed: int = 0) -> IndexedPool:
+    """Every item of ``dataset`` ``copies`` times (item ``i`` at ``i``, ``i + N``, ...): redundancy that hurts top-k.
+
+    With ``noise > 0`` each repeat gets its own Gaussian noise of that standard deviation (Repeated MNIST of Kirsch et
+    al. 2019 used 0.1), so that copies are near and not exact duplicates.
+
+    Examples:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.arange(3.0).unsqueeze(1), torch.tensor([0, 1, 1]))
+        >>> data.targets = data.tensors[1]
+        >>> pool = duplicated_pool(data, copies=2)
+        >>> len(pool), pool.targets.tolist(), pool[4][0].tolist()
+        (6, [0, 1, 1, 0, 1, 1], [1.0])
+    """
+    targets = _targets(dataset)
+    copies = check_python_int("copies", copies, 1)
+    noise = check_finite_number("noise", noise, low=0.0)
+    seed = check_python_int("seed", seed, 0)
+    return IndexedPool(dataset, torch.arange(len(targets)).repeat(copies), noise=noise, seed=seed)
