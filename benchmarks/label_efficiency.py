@@ -20,41 +20,43 @@ A heuristic written ``name@posterior`` draws its K samples from another posterio
 :func:`lightning_bal.experiments.posterior_row`), in the same run as the other rows, e.g.
 ``--heuristics random bald@mc_dropout bald@ensemble bald@swag bald@laplace``.
 
-Outputs in ``--out``: ``results.csv`` (heuristic, seed, labelled, test accuracy and NLL, plain and LURE NLL over D_L;
-appended after every run), ``curves.png`` (mean over seeds with the min-max band) and ``table.md`` (labels needed to
-reach 90% and 95% test accuracy, next to the published numbers, and the risk estimates against the test NLL), which
-is also printed. ``settings.json`` beside the CSV keeps the run's settings: ``--from-csv`` reads them back, so a
-regenerated table states the settings of the run whose figures it shows, not those of the regenerating command.
-The runs are an :class:`lightning_bal.experiments.Experiment` of the :class:`lightning_bal.experiments.PaperProtocol`:
-every heuristic starts each seed from the same labels and weights.
+Each heuristic x seed is a run of a study (docs/experiments.md#studies-that-run-for-days): its record is written to
+``--out``/``records`` when it finishes (``records_lure`` for the ``+lure`` rows), so an interrupted benchmark
+resumes where it stopped, ``--jobs N`` runs N at a time in worker processes and ``--shard I/M`` runs every M-th run
+(then run the command once more without it to write the tables of all the records). ``--study FILE`` runs a study
+file instead of the options (``benchmarks/studies/``).
+
+Outputs in ``--out``, all generated from the records: ``results.csv`` (heuristic, seed, labelled, test accuracy and
+NLL, plain and LURE NLL over D_L; 4 decimals), ``curves.png`` (mean over seeds with the min-max band) and
+``table.md`` (labels needed to reach 90% and 95% test accuracy, next to the published numbers, and the risk
+estimates against the test NLL), which is also printed. ``settings.json`` keeps the run's settings: ``--from-csv``
+reads them back, so a table regenerated from the CSV of an older run states the settings of that run, not those of
+the regenerating command. Every heuristic starts each seed from the same labels and weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import TensorDataset
 
 from lightning_bal.experiments import (
     COLD_STARTS,
+    MNIST_ENV,
     POSTERIORS,
     Curve,
-    DropoutCNN,
     ExperimentResult,
+    Study,
     add_protocol_arguments,
     area_under_curve,
     labels_to_reach,
-    load_digits,
-    load_mnist,
     protocol_from_arguments,
     split_row_name,
 )
@@ -74,6 +76,7 @@ __all__ = [
     "read_settings",
     "risk_table",
     "run_settings",
+    "study_of_arguments",
     "summary_table",
 ]
 
@@ -89,7 +92,7 @@ KIRSCH_2019 = {"batchbald": (90, 200), "bald": (120, 250)}
 KIRSCH_2019_RUNS = {"batchbald": (80, 105, 120), "bald": (130, 155, 200)}
 SETTINGS_FILE = "settings.json"
 # Where the data and the outputs live says nothing of the figures, and would name folders of the machine that ran.
-_LOCATIONS = frozenset({"data", "out", "from_csv"})
+_LOCATIONS = frozenset({"data", "out", "from_csv", "jobs", "shard", "threads", "study"})
 _REPORTED = frozenset({"dataset", "query_size", "iterations", "initial_labels"})
 
 
@@ -220,7 +223,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pool-size", type=int, default=None, help="D_L and D_U: a fixed random subset of the training split"
     )
     parser.add_argument("--weight-decay", type=float, default=0.0, help="MNIST: L2 of c / |D_L| on dense weights")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads with --jobs 1 (default: torch's)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in a worker process")
+    parser.add_argument("--shard", default=None, help="I/M: only the runs whose index is I modulo M (from 0)")
+    parser.add_argument("--study", type=Path, default=None, help="run this study file instead of the options")
     parser.add_argument("--out", type=Path, default=Path("outputs/label_efficiency"))
     parser.add_argument(
         "--from-csv",
@@ -231,14 +237,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _datasets(args: argparse.Namespace) -> Callable[[int], tuple[TensorDataset, TensorDataset]]:
-    """The ``(train, test)`` sets for a seed: MNIST is read once and shared; the digits draw a test split per seed."""
-    if args.dataset == "digits":
-        return load_digits
-    mnist = load_mnist(args.data)
-    return lambda seed: mnist
-
-
 _CSV_COLUMNS = {
     "test_accuracy": "active/test_acc",
     "test_nll": "active/test_nll",
@@ -247,8 +245,38 @@ _CSV_COLUMNS = {
 }
 
 
+def study_of_arguments(args: argparse.Namespace, weighting: str = "") -> dict[str, Any]:
+    """The study file (as a mapping) of the options, for the heuristics written with ``+weighting`` (or without)."""
+    protocol = protocol_from_arguments(
+        args,
+        balanced_initial=args.initial == "balanced",
+        cold_start=args.initial if args.initial in COLD_STARTS else None,
+        pool_size=args.pool_size,
+        risk_weights="lure" if weighting else None,
+    )
+    names = [spec.partition("+")[0] for spec in args.heuristics if spec.partition("+")[2] == weighting]
+    digits = args.dataset == "digits"
+    return {
+        "dataset": {"name": "digits", "test_size": 500} if digits else {"name": "mnist"},
+        "model": {"network": "digits"} if digits else {"network": args.network, "weight_decay": args.weight_decay},
+        "protocol": dataclasses.asdict(protocol),
+        "grid": {"heuristics": names, "seeds": list(args.seeds)},
+    }
+
+
+def _settings_of_study(study: Study) -> dict[str, Any]:
+    """What the report states of a study file's runs: the dataset, the rows, the seeds and the protocol."""
+    return {
+        "dataset": study.dataset["name"],
+        "heuristics": study.grid["heuristics"],
+        "seeds": study.grid["seeds"],
+        **dataclasses.asdict(study.check_fits({})),
+        **study.model,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
-    """Run every heuristic on every seed, write the CSV, the plot and the table; returns the curves by name and seed."""
+    """Run (or resume) the study of the options, write the CSV, the plot and the table; returns the curves."""
     args = parse_args(argv)
     for spec in args.heuristics:
         if spec.partition("+")[2] not in ("", "lure"):
@@ -267,47 +295,43 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, Curve]]:
         settings = read_settings(args.from_csv)
         histories = read_results(args.from_csv)
         return _report(args.out, settings, histories, f"Figures read from {args.from_csv.name}.")
-    csv_path = args.out / "results.csv"
-    settings = run_settings(args)
-    _write_settings(csv_path.with_name(SETTINGS_FILE), settings)
-    make_model: Callable[[int], pl.LightningModule] = (
-        (lambda seed: DropoutCNN("digits", image_size=8))
-        if args.dataset == "digits"
-        else (lambda seed: DropoutCNN(args.network, weight_decay=args.weight_decay))
-    )
-    datasets = _datasets(args)
-    # `name+lure` runs train on weighted losses: one experiment per weighting, merged in the order asked for.
-    groups: dict[str, list[str]] = {}
-    for spec in args.heuristics:
-        groups.setdefault(spec.partition("+")[2], []).append(spec)
-    done = ExperimentResult({spec: {} for spec in args.heuristics})
+    if args.data is not None:
+        # The worker processes read MNIST from the environment they inherit.
+        os.environ[MNIST_ENV] = str(args.data)
+    if args.study is not None:
+        studies = {"": Study.from_file(args.study)}
+        settings = _settings_of_study(studies[""])
+        names = {"": list(studies[""].grid["heuristics"])}
+    else:
+        groups: dict[str, list[str]] = {}
+        for spec in args.heuristics:
+            groups.setdefault(spec.partition("+")[2], []).append(spec)
+        studies = {weighting: Study.from_mapping(study_of_arguments(args, weighting)) for weighting in groups}
+        settings = run_settings(args)
+        names = groups
+    _write_settings(args.out / SETTINGS_FILE, settings)
+    # The rows in the order asked for, whichever study (plain or `+lure`) runs them.
+    done = ExperimentResult({spec: {} for spec in (names[""] if args.study is not None else args.heuristics)})
     start = time.perf_counter()
-    for weighting, specs in groups.items():
-        protocol = protocol_from_arguments(
-            args,
-            balanced_initial=args.initial == "balanced",
-            cold_start=args.initial if args.initial in COLD_STARTS else None,
-            pool_size=args.pool_size,
-            risk_weights="lure" if weighting else None,
-        )
-        names = [spec.partition("+")[0] for spec in specs]
-        experiment = protocol.experiment(names, args.seeds, model=make_model, datasets=datasets)
+    for weighting, study in studies.items():
 
         def on_run(name: str, seed: int, result: ExperimentResult, seconds: float, weighting: str = weighting) -> None:
             spec = f"{name}+{weighting}" if weighting else name
-            done.histories[spec][seed] = result.histories[name][seed]
-            # Rewritten after every run, so an interrupted benchmark keeps what it measured.
-            done.write_csv(csv_path, columns=_CSV_COLUMNS)
-            curve = _curve(done.histories[spec][seed])
+            curve = _curve(result.histories[name][seed])
+            took = "recorded before" if seconds == 0 else f"{seconds:.0f} s"
             print(
                 f"{spec:>10} seed {seed}: accuracy {curve[-1][1]:.4f} at {curve[-1][0]} labels, mean over the curve"
-                f" {area_under_curve(curve):.4f} ({seconds:.0f} s)",
+                f" {area_under_curve(curve):.4f} ({took})",
                 flush=True,
             )
 
-        experiment.run(on_run=on_run)
+        folder = args.out / ("records_" + weighting if weighting else "records")
+        result = study.run(folder, jobs=args.jobs, shard=args.shard, on_run=on_run)
+        for name, by_seed in result.histories.items():
+            done.histories[f"{name}+{weighting}" if weighting else name] = by_seed
     elapsed = time.perf_counter() - start
-    return _report(args.out, settings, done.histories, f"Total time {elapsed:.0f} s on {_device_name()}.")
+    done.write_csv(args.out / "results.csv", columns=_CSV_COLUMNS)
+    return _report(args.out, settings, done.histories, f"Time of this call {elapsed:.0f} s on {_device_name()}.")
 
 
 def _curve(history: list[dict[str, float]]) -> Curve:

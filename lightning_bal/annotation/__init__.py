@@ -7,12 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lightning_bal.annotation.annotator import QueryFiles
+    from lightning_bal.annotation.answers import AnswerFormat, decode_brush_rle, encode_brush_rle, read_answer
     from lightning_bal.annotation.checkpoint import LabelState, load_label_state
+    from lightning_bal.annotation.consensus import cohen_kappa, dawid_skene, fleiss_kappa, majority_vote
     from lightning_bal.annotation.label_studio import (
         LabelStudioAnswers,
         read_label_studio_export,
         to_label_studio_tasks,
         write_label_studio_tasks,
+    )
+    from lightning_bal.annotation.label_studio_detection import (
+        check_rectangle_config,
+        read_label_studio_boxes,
+        to_label_studio_box_tasks,
     )
     from lightning_bal.annotation.stopping import (
         LowUncertainty,
@@ -25,6 +32,7 @@ if TYPE_CHECKING:
     from lightning_bal.annotation.sync import import_answers
 
 __all__ = [
+    "AnswerFormat",
     "LabelState",
     "LabelStudioAnswers",
     "LowUncertainty",
@@ -34,9 +42,19 @@ __all__ = [
     "StepView",
     "StoppingCriterion",
     "TargetReached",
+    "check_rectangle_config",
+    "cohen_kappa",
+    "dawid_skene",
+    "decode_brush_rle",
+    "encode_brush_rle",
+    "fleiss_kappa",
     "import_answers",
     "load_label_state",
+    "majority_vote",
+    "read_answer",
+    "read_label_studio_boxes",
     "read_label_studio_export",
+    "to_label_studio_box_tasks",
     "to_label_studio_tasks",
     "write_label_studio_tasks",
 ]
@@ -48,9 +66,14 @@ _HOMES = {
     "import_answers": "sync",
     "load_label_state": "checkpoint",
     "LabelStudioAnswers": "label_studio",
+    **dict.fromkeys(["cohen_kappa", "dawid_skene", "fleiss_kappa", "majority_vote"], "consensus"),
     "read_label_studio_export": "label_studio",
     "to_label_studio_tasks": "label_studio",
     "write_label_studio_tasks": "label_studio",
+    **dict.fromkeys(["AnswerFormat", "decode_brush_rle", "encode_brush_rle", "read_answer"], "answers"),
+    **dict.fromkeys(
+        ["check_rectangle_config", "read_label_studio_boxes", "to_label_studio_box_tasks"], "label_studio_detection"
+    ),
     **dict.fromkeys(
         ["LowUncertainty", "MetricPlateau", "StablePredictions", "StepView", "StoppingCriterion", "TargetReached"],
         "stopping",

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from lightning_bal.annotation.checkpoint import FORMATS, load_label_state, write_query
+from lightning_bal.annotation.checkpoint import FORMATS, load_label_state, log_agreement, write_query
 from lightning_bal.annotation.checkpoint_entries import write_status
 from lightning_bal.annotation.label_studio import check_data_key
 from lightning_bal.annotation.predict import predict_classes
@@ -115,7 +115,12 @@ class QueryFiles:
         owner = [cb for cb in trainer.callbacks if getattr(cb, "annotator", None) is self]  # type: ignore[attr-defined]
         budget = getattr(owner[0], "label_budget", None) if owner else None
         # What `lightning-bal status` shows the team, and the place a resumed run logs into again.
-        self.run = {"query_file": str(query_path), "label_budget": budget, "logger": logger_version(trainer)}
+        self.run = {
+            **self.run,
+            "query_file": str(query_path),
+            "label_budget": budget,
+            "logger": logger_version(trainer),
+        }
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             self.write(query_path, datamodule)
@@ -156,13 +161,15 @@ class QueryFiles:
             raise TypeError(f"Expected the `QueryFiles` state to be a mapping (its `state_dict()`), got {state!r:.80}.")
         self.recorded = {key: dict(value) for key, value in state.items() if key in ("scores", "predictions")}
         self.corrections = [dict(row) for row in state.get("corrections") or []]
-        self.run = {key: state[key] for key in ("query_file", "label_budget", "logger") if key in state}
+        kept = ("query_file", "label_budget", "logger", "answers", "agreement")  # answers: several annotators
+        self.run = {key: state[key] for key in kept if key in state}
 
     def on_load_checkpoint(self, trainer: pl.Trainer, callback_state: Any) -> None:
         """Before the checkpoint's states load: log into the logger version the checkpoint was written with."""
         state = callback_state.get("annotator") if isinstance(callback_state, dict) else None
         recorded = state.get("logger") if isinstance(state, dict) else None
         keep_logger_version(trainer, recorded if isinstance(recorded, dict) else {})
+        log_agreement(trainer, state)
 
     def write(self, path: Path, datamodule: ActiveDataModule) -> Path:
         """Write the datamodule's pending query to ``path`` in this object's format, with the recorded scores."""

@@ -24,13 +24,14 @@ from lightning_bal.annotation.checkpoint_entries import (
     utc_now,
     write_status,
 )
-from lightning_bal.annotation.label_studio import write_label_studio_tasks
+from lightning_bal.annotation.consensus import cohen_kappa, fleiss_kappa
+from lightning_bal.annotation.label_studio import AnnotatorAnswer, write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.queries import write_queries
 from lightning_bal.utilities.checks import check_one_of
 
-__all__ = ["FORMATS", "LabelState", "load_label_state", "write_query"]
+__all__ = ["FORMATS", "LabelState", "agreement_by_step", "load_label_state", "log_agreement", "write_query"]
 
 FORMATS = ("csv", "json", "label_studio")
 
@@ -82,6 +83,7 @@ class LabelState:
         callback_state = entry_mapping(callbacks.get(CALLBACK_KEY), f"callbacks.{CALLBACK_KEY}", source)
         annotator = entry_mapping(callback_state.get("annotator"), f"callbacks.{CALLBACK_KEY}.annotator", source)
         check_recorded(annotator, source)
+        _check_answer_rows(annotator, source)
         history = callback_state.get("history") or []
         if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
             raise ValueError(
@@ -138,6 +140,7 @@ class LabelState:
             "label_budget": budget,
             "budget_left": left,
             "corrections": len(self.history),
+            "agreement": [dict(row) for row in self.annotator_state.get("agreement") or []],
             "next": next_command(
                 "CKPT" if where is None else str(where),
                 bool(self.ledger.pending_query),
@@ -283,6 +286,69 @@ class LabelState:
             annotator = self.annotator_state
             self.callback_state["annotator"] = {**annotator, "corrections": [*self.history, *rows]}
 
+    @property
+    def answers(self) -> list[dict[str, Any]]:
+        """Every annotator's answer brought in, reconciled or not, oldest first.
+
+        Each entry: ``id``, ``step`` (of the task, else of the item's label), ``by``, ``label``, ``time`` (the
+        answer's), ``annotation`` (Label Studio's id) and ``source``.
+        """
+        return list(self.annotator_state.get("answers") or [])
+
+    def check_answers(self, answers: Sequence[AnnotatorAnswer], source: str) -> None:
+        """Refuse answers of unknown items, or with labels the task does not take, before anything is recorded."""
+        self._check_known(sorted({answer.id for answer in answers}), source)
+        self.ledger.check_labels([answer.label for answer in answers], len(answers))
+
+    def record_answers(self, answers: Sequence[AnnotatorAnswer], source: str) -> int:
+        """Keep every answer once (checked as by :meth:`check_answers`) and the agreement of each step; the number new.
+
+        The agreement of a step is Cohen's kappa where two annotators answered it, Fleiss' kappa where more did (or
+        answers name no annotator), over the items answered more than once (docs/annotators.md#several-annotators-
+        per-item).
+        """
+        self.check_answers(answers, source)
+        lookup = id_lookup(self.ids)
+        rows = self.answers
+        known = {_answer_key(row) for row in rows}
+        added = 0
+        for answer in answers:
+            step = answer.step
+            if step is None:
+                labelled_at = int(self.ledger.acquired_at[lookup[answer.id]])
+                step = labelled_at if labelled_at >= 0 else self.ledger.step
+            row = {**answer._asdict(), "step": step, "source": source}
+            if _answer_key(row) not in known:
+                known.add(_answer_key(row))
+                rows.append(row)
+                added += 1
+        if added:
+            self.callback_state["annotator"] = {
+                **self.annotator_state,
+                "answers": rows,
+                "agreement": agreement_by_step(rows),
+            }
+        return added
+
+    def requeue(self, ids: Sequence[str], times: dict[str, str | None], source: str) -> list[str]:
+        """Send labelled items of ``ids`` back to the pending query (their answers now disagree); the ids sent back.
+
+        Pending items stay pending; a label changed here after the item's latest answer (``times``) stays, and so do
+        initial labels (docs/annotators.md#several-annotators-per-item).
+        """
+        lookup = self._check_known(list(ids), source)
+        back = [
+            item
+            for item in ids
+            if lookup[item] in self.ledger.annotations
+            and lookup[item] not in self.ledger.pending_query
+            and not self._changed_here_since(item, times.get(item))
+        ]
+        self._relabel([(item, None, None, times.get(item)) for item in back], f"{source} (answers disagree)")
+        if back:
+            self.ledger.query([*self.ledger.pending_query, *(lookup[item] for item in back)])
+        return back
+
     def _check_labelled(self, ids: list[str], source: str) -> dict[str, int]:
         lookup = self._check_known(ids, source)
         pool = [item for item in ids if self.ledger.acquired_at[lookup[item]] < 0]
@@ -344,6 +410,74 @@ def write_query(
     if kwargs.get("label_names") is None:
         predictions = None  # Label Studio shows a guess by its class name
     return write_label_studio_tasks(path, queried, ledger.step, scores=scores, predictions=predictions, **kwargs)
+
+
+def _answer_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    # The same answer imported again (a second export of the project) is recorded once.
+    return tuple(row.get(key) for key in ("id", "step", "by", "label", "time", "annotation"))
+
+
+def agreement_by_step(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The agreement of the answers ``rows`` (:attr:`LabelState.answers`) of each step answered more than once.
+
+    Each annotator's latest answer to an item counts; an answer that names no annotator counts as one of its own.
+    Cohen's kappa where exactly two named annotators answered the step, else Fleiss' kappa; steps with no item
+    answered twice, or with answers that are not class indices, have none.
+
+    Examples:
+        >>> rows = [{"id": i, "step": 1, "by": by, "label": label}
+        ...         for by, labels in (("ann", [0, 1, 1, 0]), ("bob", [0, 1, 0, 0])) for i, label in enumerate(labels)]
+        >>> agreement_by_step(rows)
+        [{'step': 1, 'kappa': 0.5, 'method': 'cohen', 'annotators': 2, 'items': 4}]
+    """
+    steps: dict[int, dict[Any, dict[tuple[Any, ...], Any]]] = {}
+    for number, row in enumerate(rows):
+        who = ("by", row["by"]) if row.get("by") is not None else ("nobody", number)
+        steps.setdefault(row["step"], {}).setdefault(row["id"], {})[who] = row["label"]
+    found = []
+    for step, items in sorted(steps.items()):
+        labels = [label for answers in items.values() for label in answers.values()]
+        if not all(isinstance(label, int) and not isinstance(label, bool) and label >= 0 for label in labels):
+            continue  # regression answers: kappa is for classes
+        columns = sorted({who for answers in items.values() for who in answers}, key=repr)
+        table = [[answers.get(who) for who in columns] for answers in items.values()]
+        twice = sum(len(answers) >= 2 for answers in items.values())
+        if not twice:
+            continue
+        if len(columns) == 2 and all(who[0] == "by" for who in columns):
+            kappa, method = cohen_kappa([row[0] for row in table], [row[1] for row in table]), "cohen"
+        else:
+            kappa, method = fleiss_kappa(table), "fleiss"
+        named = len({who for who in columns if who[0] == "by"})
+        found.append({"step": step, "kappa": kappa, "method": method, "annotators": named, "items": twice})
+    return found
+
+
+def log_agreement(trainer: Any, annotator: Any) -> dict[str, float]:
+    """Log the newest step's agreement of the ``annotator`` state as ``annotation/kappa`` against that step.
+
+    The resumed callback calls it with the checkpoint's annotator state, so the kappa of the answers the run resumes on
+    reaches the trainer's loggers; returns what it logged (nothing without a recorded agreement).
+    """
+    rows = annotator.get("agreement") if isinstance(annotator, dict) else None
+    if not isinstance(rows, list) or not rows or not isinstance(rows[-1], dict):
+        return {}
+    newest = rows[-1]
+    metrics = {"annotation/kappa": float(newest["kappa"])}
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=int(newest["step"]))
+    return metrics
+
+
+def _check_answer_rows(annotator: dict[str, Any], source: str) -> None:
+    entry = f"callbacks.{CALLBACK_KEY}.annotator"
+    for key, needs in (("answers", ("id", "step", "by", "label")), ("agreement", ("step", "kappa"))):
+        rows = annotator.get(key) or []
+        if not isinstance(rows, list) or not all(isinstance(row, dict) and set(needs) <= set(row) for row in rows):
+            raise ValueError(
+                f"Expected the entry `{entry}.{key}` of {source} to be a list of dicts with {list(needs)}, but got"
+                f" {rows!r:.200}."
+            )
 
 
 def load_label_state(path: str | Path) -> LabelState:

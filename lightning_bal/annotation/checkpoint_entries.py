@@ -215,10 +215,12 @@ def login_name() -> str | None:
 class Imported(NamedTuple):
     """What an import did: dataset indices ``labelled``, ids ``corrected``, the count ``unchanged`` and ids ``kept``.
 
-    ``kept`` answers differ from a label changed here later (``relabel``, ``unlabel``), which stays.
+    ``kept`` answers differ from a label changed here later (``relabel``, ``unlabel``), which stays; ``requeued`` ids
+    were labelled and went back to the pending query, their annotators' answers now undecided.
     """
 
     labelled: Tensor
     corrected: list[str]
     unchanged: int
     kept: list[str]
+    requeued: tuple[str, ...] = ()

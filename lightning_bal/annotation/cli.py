@@ -108,7 +108,14 @@ def _import(args: argparse.Namespace) -> str:
         raise ValueError(f"Expected `--output` to be another file than the answers, but got {args.output!r} for both.")
     before = load_label_state(args.checkpoint).ledger.pending_query
     done = bring_in_answers(
-        args.checkpoint, args.answers, args.output, format, label_map, args.on_disagreement, args.by
+        args.checkpoint,
+        args.answers,
+        args.output,
+        format,
+        label_map,
+        args.on_disagreement,
+        args.by,
+        requeue_disagreements=args.requeue_disagreements,
     )
     target = args.output or args.checkpoint
     lines = [
@@ -123,6 +130,11 @@ def _import(args: argparse.Namespace) -> str:
         lines.append(
             f"{len(done.kept)} answers differ from a change made here later (relabel/unlabel), which is kept:"
             f" {some_ids(done.kept, 10)}."
+        )
+    if done.requeued:
+        lines.append(
+            f"{len(done.requeued)} items went back to the queue (their answers disagree):"
+            f" {some_ids(list(done.requeued), 10)}."
         )
     return "\n".join(lines)
 
@@ -212,7 +224,17 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--data-key", default="image", help="the task field of the data reference (default: image)")
     sync.add_argument("--data-prefix", default="", help="prepended to each id (a URL or folder)")
     for command in (imported, sync):
-        command.add_argument("--on-disagreement", choices=["first", "skip", "error"], default="first")
+        command.add_argument(
+            "--on-disagreement",
+            choices=["first", "skip", "error", "majority", "dawid_skene"],
+            default="first",
+            help="how several annotators' answers to an item become its label (default: first)",
+        )
+        command.add_argument(
+            "--requeue-disagreements",
+            action="store_true",
+            help="send labelled items whose answers are left undecided (a tie, skip) back to the queue",
+        )
     for command in (imported, relabel, unlabel, sync):
         command.add_argument("--output", help="write the updated checkpoint here instead of in place")
     return parser

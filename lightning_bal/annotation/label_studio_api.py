@@ -13,8 +13,11 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
+
+if TYPE_CHECKING:
+    from lightning_bal.annotation.answers import AnswerKind
 
 __all__ = ["TOKEN_ENV", "LabelStudioClient", "check_label_config", "check_url", "token_from_env"]
 
@@ -69,32 +72,85 @@ def _check_token(where: str, token: Any) -> str:
     return token
 
 
-def check_label_config(config: Any, label_names: list[str], data_key: str, from_name: str = "label") -> None:
-    """Refuse a project whose config lacks ``<Choices name=from_name toName=data_key>`` of exactly ``label_names``."""
+# The controls whose answers a run of each task reads (docs/annotators.md#answer-types), by the task's name.
+_CONTROLS: dict[str | None, tuple[str, ...]] = {
+    None: ("Choices", "Number"),
+    "classification": ("Choices",),
+    "multilabel": ("Choices",),
+    "regression": ("Number",),
+    "per_position": ("BrushLabels", "PolygonLabels", "Labels"),
+}
+_KINDS = {"Number": "number", "BrushLabels": "brush", "PolygonLabels": "polygon", "Labels": "spans"}
+
+
+def check_label_config(
+    config: Any, label_names: list[str], data_key: str, from_name: str = "label", task: str | None = None
+) -> AnswerKind:
+    """The answer kind of the project's control ``from_name``, refused unless it fits the run and its classes.
+
+    The control must label ``toName=data_key`` and fit the run's ``task`` (a task's name; docs/annotators.md#answer-
+    types): ``<Choices>`` offering exactly ``label_names``, single for a classification, ``choice="multiple"`` for a
+    multi-label run; ``<Number>`` for regression; ``<BrushLabels>``, ``<PolygonLabels>`` or ``<Labels>`` (on text)
+    for per-position labels, each of their labels one of ``label_names``.
+
+    Examples:
+        >>> check_label_config('<View><Image name="image" value="$image"/><Choices name="label" toName="image"'
+        ...                    ' choice="multiple"><Choice value="cat"/><Choice value="dog"/></Choices></View>',
+        ...                    ["cat", "dog"], "image", task="multilabel")
+        'multichoice'
+    """
     try:
         root = ElementTree.fromstring(config) if isinstance(config, str) else None
     except ElementTree.ParseError as err:
         raise ValueError(f"Expected the project's `label_config` to be XML, but it does not parse: {err}") from err
     if root is None:
         raise ValueError(f"Expected the project's `label_config` to be XML text, but got {type(config).__name__}.")
-    controls = [node for node in root.iter("Choices") if node.get("name") == from_name]
-    if len(controls) != 1:
+    if task not in _CONTROLS:
         raise ValueError(
-            f'Expected the project\'s `label_config` to hold one <Choices name="{from_name}"> control, but it holds'
-            f" {len(controls)}: a project for another task?"
+            f"Expected a run whose task is one of {sorted(str(name) for name in _CONTROLS)} to read Label Studio"
+            f" answers, but its task is {task!r}."
+        )
+    fitting = _CONTROLS[task]
+    controls = [node for node in root.iter() if node.tag in fitting and node.get("name") == from_name]
+    if len(controls) != 1:
+        others = sorted({node.tag for node in root.iter() if node.get("name") == from_name} - set(fitting))
+        tags = "|".join(fitting)
+        raise ValueError(
+            f'Expected the project\'s `label_config` to hold one <{tags} name="{from_name}"> control, but it holds'
+            f" {len(controls)}{f' (it has <{others[0]}>, which a {task} run cannot read)' if others else ''}:"
+            " a project for another task?"
         )
     control = controls[0]
     if control.get("toName") != data_key:
         raise ValueError(
-            f'Expected the project\'s <Choices name="{from_name}"> to label toName="{data_key}" (`--data-key`),'
+            f'Expected the project\'s <{control.tag} name="{from_name}"> to label toName="{data_key}" (`--data-key`),'
             f" but it labels {control.get('toName')!r}."
         )
+    if control.tag == "Number":
+        return "number"
+    if control.tag != "Choices":
+        offered = [label.get("value") for label in control.iter("Label")]
+        unknown = [name for name in offered if name not in label_names]
+        if unknown or not offered:
+            raise ValueError(
+                f'Expected the project\'s <{control.tag} name="{from_name}"> to offer labels among the classes'
+                f" {list(label_names)} (`--labels`), but it offers {offered}: a project of another run?"
+            )
+        return _KINDS[control.tag]  # type: ignore[return-value]
     names = [choice.get("value") for choice in control.iter("Choice")]
     if names != list(label_names):
         raise ValueError(
             f'Expected the project\'s <Choices name="{from_name}"> to offer the classes {list(label_names)}'
             f" (`--labels`, in class order), but it offers {names}: a project of another run?"
         )
+    multiple = control.get("choice") == "multiple"
+    if task is not None and multiple != (task == "multilabel"):
+        wanted = "several choices" if task == "multilabel" else "one choice"
+        raise ValueError(
+            f'Expected the project\'s <Choices name="{from_name}"> to take {wanted} for a {task} run, but it has'
+            f" choice={control.get('choice', 'single')!r}."
+        )
+    return "multichoice" if multiple else "choice"
 
 
 class _Refused(ValueError):

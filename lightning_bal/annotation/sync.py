@@ -12,9 +12,12 @@ from typing import Any, Literal, NamedTuple
 
 from torch import Tensor
 
+from lightning_bal.annotation.answers import AnswerFormat, AnswerKind, same_label, show_label
 from lightning_bal.annotation.checkpoint import FORMATS, LabelState, load_label_state
 from lightning_bal.annotation.checkpoint_entries import Imported, check_output, recorded_guesses
 from lightning_bal.annotation.label_studio import (
+    AnnotatorAnswer,
+    Reconciliation,
     check_data_key,
     check_task_step,
     read_label_studio_export,
@@ -24,7 +27,7 @@ from lightning_bal.annotation.label_studio import (
 from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config, check_url, token_from_env
 from lightning_bal.data.ids import ItemId, id_lookup
 from lightning_bal.data.queries import read_answers, read_text
-from lightning_bal.utilities.checks import check_one_of
+from lightning_bal.utilities.checks import check_bool, check_one_of
 
 __all__ = ["SyncResult", "answers_format", "bring_in_answers", "import_answers", "sync_command", "sync_label_studio"]
 
@@ -35,6 +38,10 @@ def _holds_label_studio_tasks(path: Path) -> bool:
     except (ValueError, OSError):
         return False  # the reader of the chosen format names what is wrong with the file
     return isinstance(rows, list) and any(isinstance(row, dict) and isinstance(row.get("data"), dict) for row in rows)
+
+
+# The answer type a Label Studio project gives a run of each task, unless told another (a class by default).
+_TASK_ANSWERS: dict[str | None, AnswerKind] = {"multilabel": "multichoice", "regression": "number"}
 
 
 def answers_format(
@@ -55,35 +62,69 @@ def bring_in_answers(
     output: str | Path | None = None,
     format: Literal["csv", "json", "label_studio"] | None = None,
     label_map: dict[str, int] | None = None,
-    on_disagreement: Literal["first", "skip", "error"] = "first",
+    on_disagreement: Reconciliation = "first",
     by: str | None = None,
+    requeue_disagreements: bool = False,
+    answer: AnswerKind | AnswerFormat | None = None,
 ) -> Imported:
-    """:func:`import_answers`, returning what it did: labelled, corrected, unchanged and kept answers.
+    """:func:`import_answers`, returning what it did: labelled, corrected, unchanged, kept and requeued answers.
 
-    ``by`` names who gave the answers that do not say it themselves (CSV and JSON rows), for the history.
+    ``by`` names who gave the answers that do not say it themselves (CSV and JSON rows), for the history. With
+    ``requeue_disagreements``, labelled items whose answers the reconciliation now leaves undecided go back to the
+    pending query (docs/annotators.md#several-annotators-per-item). ``answer`` is the Label Studio answer type
+    (docs/annotators.md#answer-types); by default the checkpoint's task decides: a choice per item, several for a
+    multi-label run, a number for regression.
     """
+    check_bool("requeue_disagreements", requeue_disagreements)
     if output is not None and Path(output).resolve() == Path(answers).resolve():
         raise ValueError(
             f"Expected argument `output` to be another file than the answers, but got {str(output)!r} for both."
         )
     state = load_label_state(checkpoint)
     format = answers_format(answers, format, label_map)
+    undecided: list[str] = []
+    labels: list[Any]
     if format == "label_studio":
-        if label_map is None:
+        kind = _TASK_ANSWERS.get(state.ledger.task_type.name, "choice") if answer is None else answer
+        if label_map is None and kind != "number" and not isinstance(kind, AnswerFormat):
             raise ValueError(
                 f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
                 f" {str(Path(answers))!r}, but got None."
             )
-        studio = read_label_studio_export(answers, label_map, on_disagreement=on_disagreement)
-        ids, labels, steps, times = studio.ids, studio.labels, studio.steps, studio.times
+        if kind == "multichoice":
+            # A multi-hot label is as long as the run has classes, whichever of them the project names.
+            kind = AnswerFormat(kind, label_map, num_classes=state.ledger.num_classes)
+            label_map = None
+        studio = read_label_studio_export(answers, label_map, on_disagreement=on_disagreement, answer=kind)
+        ids, steps, times = studio.ids, studio.steps, studio.times
+        labels = list(studio.labels)
         authors = [author or by for author in studio.authors]
+        given = [answer._replace(by=answer.by or by) for answer in studio.answers]
+        undecided = studio.undecided
     else:
         rows = read_answers(answers, format)
-        ids, labels, steps, times = rows.ids, rows.labels, rows.steps, None
+        ids, steps, times = rows.ids, rows.steps, None
+        labels = list(rows.labels)
         authors = [by] * len(ids)
-    imported = state.answer(ids, labels, steps, repr(str(answers)), authors, times)
+        given = [AnnotatorAnswer(item, None, by, label, None, None) for item, label in zip(ids, labels, strict=True)]
+    source = repr(str(answers))
+    _check_storable(labels, source)
+    state.check_answers(given, source)
+    imported = state.answer(ids, labels, steps, source, authors, times)
+    requeued: list[str] = []
+    if requeue_disagreements and undecided:
+        requeued = state.requeue(undecided, _latest_times(given), source)
+    state.record_answers(given, source)
     state.save(output or checkpoint)
-    return imported
+    return imported._replace(requeued=tuple(requeued))
+
+
+def _latest_times(answers: Sequence[AnnotatorAnswer]) -> dict[str, str | None]:
+    latest: dict[str, str | None] = {}
+    for answer in answers:
+        if answer.time is not None and (latest.get(answer.id) is None or answer.time > str(latest[answer.id])):
+            latest[answer.id] = answer.time
+    return latest
 
 
 def import_answers(
@@ -92,7 +133,8 @@ def import_answers(
     output: str | Path | None = None,
     format: Literal["csv", "json", "label_studio"] | None = None,
     label_map: dict[str, int] | None = None,
-    on_disagreement: Literal["first", "skip", "error"] = "first",
+    on_disagreement: Reconciliation = "first",
+    requeue_disagreements: bool = False,
 ) -> Tensor:
     r"""Record the answers of ``answers`` in the checkpoint's label state and write it back (to ``output``).
 
@@ -115,17 +157,35 @@ def import_answers(
         >>> load_label_state(folder / "run.ckpt").pending_ids()
         ['b']
     """
-    return bring_in_answers(checkpoint, answers, output, format, label_map, on_disagreement).labelled
+    return bring_in_answers(
+        checkpoint, answers, output, format, label_map, on_disagreement, requeue_disagreements=requeue_disagreements
+    ).labelled
+
+
+def _check_storable(labels: list[Any], source: str) -> None:
+    # A checkpoint's label state keeps one number per item: a multi-hot vector or a class map would fail half-way
+    # through writing it, so such answers are refused whole, before anything changes.
+    shapes = sorted({str(list(label.shape)) for label in labels if isinstance(label, Tensor)})
+    if shapes:
+        raise ValueError(
+            f"Expected answers a checkpoint's label state can hold (a number per item), but {source} gives tensor"
+            f" labels of shapes {shapes[:3]} (multi-hot vectors or class maps): read them with"
+            " `read_label_studio_export` and label a datamodule in memory; nothing was imported."
+        )
 
 
 class SyncResult(NamedTuple):
-    """What one sync did: the project's id, the ids pushed as new tasks, pulled, still pending, and disagreed on."""
+    """What one sync did: the project's id, the ids pushed as new tasks, pulled, still pending, and disagreed on.
+
+    ``requeued`` ids were labelled and went back to the pending query (``requeue_disagreements``).
+    """
 
     project: int
     pushed: list[ItemId]
     pulled: list[ItemId]
     pending: list[ItemId]
     disagreements: list[str]
+    requeued: list[str]
 
 
 def _check_names(state: LabelState, label_names: Sequence[str]) -> list[str]:
@@ -155,22 +215,27 @@ def sync_label_studio(
     data_key: str = "image",
     data_prefix: str = "",
     from_name: str = "label",
-    on_disagreement: Literal["first", "skip", "error"] = "first",
+    on_disagreement: Reconciliation = "first",
     output: str | Path | None = None,
+    requeue_disagreements: bool = False,
 ) -> SyncResult:
     """Push the pending query of ``checkpoint`` to a Label Studio project and pull its answers, all or nothing.
 
     ``label_names`` are the class names in class order, which the project's ``<Choices name=from_name>`` must offer
     exactly; the other arguments are those of ``lightning-bal sync`` (docs/label_studio_sync.md#flags). A
     ``ValueError`` (input that does not fit) or ``ConnectionError`` (the server) leaves the checkpoint unwritten.
+    With ``"majority"`` or ``"dawid_skene"``, a label the reconciliation changes as more answers arrive comes in as a
+    correction (docs/annotators.md#several-annotators-per-item).
     """
     check_data_key("--data-key", data_key)
     check_output(output)
+    check_bool("requeue_disagreements", requeue_disagreements)
     state = load_label_state(checkpoint)
-    names = _check_names(state, label_names)
+    # A number needs no class names: a regression run's project offers none.
+    names = list(label_names) if state.ledger.task_type.name == "regression" else _check_names(state, label_names)
     found = client.project(project)
     project_id = int(found["id"])
-    check_label_config(found["label_config"], names, data_key, from_name)
+    kind = check_label_config(found["label_config"], names, data_key, from_name, state.ledger.task_type.name)
     step = state.ledger.step
     current: list[dict[str, Any]] = []
     for number, task in enumerate(client.tasks(project_id)):
@@ -183,39 +248,56 @@ def sync_label_studio(
         if task_step == step:
             current.append(task)
     label_map = {name: index for index, name in enumerate(names)}
-    answers = read_label_studio_tasks(current, label_map, from_name, on_disagreement, f"project {project_id}")
+    classes = state.ledger.num_classes if kind == "multichoice" else None
+    reading = AnswerFormat(kind, label_map, from_name, classes, text_key=data_key)
+    answers = read_label_studio_tasks(current, None, None, on_disagreement, f"project {project_id}", reading)
     ids, labels, disagreements = answers.ids, answers.labels, answers.disagreements
     lookup = id_lookup(state.ids)
-    unknown = sorted({item for item in ids if item not in lookup})
+    unknown = sorted({item for item in [*ids, *(answer.id for answer in answers.answers)] if item not in lookup})
     if unknown:
         raise ValueError(
             f"Expected the project's answers to name items of the checkpoint, but it answers unknown ids {unknown[:5]}"
             " (a project of another dataset?); nothing was changed."
         )
+    source = f"Label Studio project {project_id}"
+    state.check_answers(answers.answers, source)
+    # Several annotators: the reconciled label may change as answers arrive, which is a correction, not a conflict.
+    settles = on_disagreement in ("majority", "dawid_skene")
     pending = set(state.ledger.pending_query)
-    new_ids, new_labels = [], []
-    for item, label in zip(ids, labels, strict=True):
+    new_ids: list[str] = []
+    new_labels: list[Any] = []
+    new_authors: list[str | None] = []
+    new_times: list[str | None] = []
+    for item, label, author, time in zip(ids, labels, answers.authors, answers.times, strict=True):
         index = lookup[item]
         recorded = state.ledger.annotations.get(index)
-        if index in pending or recorded is None:
+        if index in pending or recorded is None or (settles and not same_label(recorded, label)):
             new_ids.append(item)
             new_labels.append(label)
-        elif recorded != label:
+            new_authors.append(author)
+            new_times.append(time)
+        elif not same_label(recorded, label):
             raise ValueError(
                 f"Expected the project's answer for {item!r} to agree with the label pulled before"
-                f" ({names[int(recorded)]!r}), but it is now {names[int(label)]!r}: changed after the last"
-                " sync? Correct the checkpoint or the project first; nothing was changed."
+                f" ({show_label(recorded, reading)!r}), but it is now {show_label(label, reading)!r}: changed after"
+                " the last sync? Correct the checkpoint or the project first; nothing was changed."
             )
+    _check_storable(new_labels, source)
+    changed = bool(new_ids)
     if new_ids:
-        state.answer(new_ids, new_labels, {step}, f"Label Studio project {project_id}")
+        state.answer(new_ids, new_labels, {step}, source, new_authors, new_times)
+    requeued: list[str] = []
+    if requeue_disagreements and answers.undecided:
+        requeued = state.requeue(answers.undecided, _latest_times(answers.answers), source)
+    changed = bool(state.record_answers(answers.answers, source)) or changed or bool(requeued)
     on_server = {str(task["data"]["lbal_id"]) for task in current}
     push = [item for item in state.pending_ids() if str(item) not in on_server]
     if push:
-        client.import_tasks(project_id, _tasks(state, push, names, data_key, data_prefix, from_name))
-    if new_ids:
+        client.import_tasks(project_id, _tasks(state, push, names, data_key, data_prefix, from_name, kind))
+    if changed:
         state.save(output or checkpoint)
-    pulled = [state.ids[lookup[item]] for item in new_ids]
-    return SyncResult(project_id, push, pulled, state.pending_ids(), disagreements)
+    pulled = [state.ids[lookup[item]] for item in new_ids if lookup[item] in pending]
+    return SyncResult(project_id, push, pulled, state.pending_ids(), disagreements, requeued)
 
 
 def sync_command(args: Any) -> str:
@@ -231,17 +313,27 @@ def sync_command(args: Any) -> str:
         data_prefix=args.data_prefix,
         on_disagreement=args.on_disagreement,
         output=args.output,
+        requeue_disagreements=args.requeue_disagreements,
     )
     return (
         f"Synced {args.checkpoint} with project {done.project} at {client.url}: pushed {len(done.pushed)} tasks,"
         f" pulled {len(done.pulled)} answers; {len(done.pending)} items still pending."
+        + (f" {len(done.requeued)} items went back to the queue (answers disagree)." if done.requeued else "")
     )
 
 
 def _tasks(
-    state: LabelState, ids: list[ItemId], names: list[str], data_key: str, data_prefix: str, from_name: str
+    state: LabelState,
+    ids: list[ItemId],
+    names: list[str],
+    data_key: str,
+    data_prefix: str,
+    from_name: str,
+    kind: AnswerKind,
 ) -> list[dict[str, Any]]:
     scores, predictions = recorded_guesses(state.annotator_state, ids)
+    if kind != "choice":
+        predictions = None  # the recorded guesses are classes, which only a single-choice control shows
     tasks = to_label_studio_tasks(
         ids,
         state.ledger.step,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lightning_bal.data.box_files import check_boxes, read_boxes, write_boxes
+
 if TYPE_CHECKING:
     from lightning_bal.data.datamodule import ActiveDataModule
 
-__all__ = ["ActiveDataModule"]
+__all__ = ["ActiveDataModule", "check_boxes", "read_boxes", "write_boxes"]
 
 
 def __getattr__(name: str) -> Any:

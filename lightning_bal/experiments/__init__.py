@@ -6,6 +6,7 @@ Not imported by ``import lightning_bal``; plots and the digits need the ``exampl
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels, pixel_embeddings
 from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_reach, mean_and_spread
 from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digits, load_mnist, read_idx
+from lightning_bal.experiments.detection_data import DigitCanvases, DigitDetector, detection_collate, train_detector
 from lightning_bal.experiments.experiment import Experiment, Row
 from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, digits_cnn, gal_cnn, kirsch_cnn
 from lightning_bal.experiments.paired import (
@@ -29,7 +30,16 @@ from lightning_bal.experiments.posteriors import (
     split_row_name,
 )
 from lightning_bal.experiments.protocol import PaperProtocol, add_protocol_arguments, protocol_from_arguments
+from lightning_bal.experiments.records import (
+    RunSpec,
+    load_study,
+    parse_shard,
+    read_records,
+    settings_hash,
+    study_status,
+)
 from lightning_bal.experiments.result import ExperimentResult, History
+from lightning_bal.experiments.study import Study
 
 __all__ = [
     "COLD_STARTS",
@@ -39,6 +49,8 @@ __all__ = [
     "POSTERIORS",
     "PaperProtocol",
     "Curve",
+    "DigitCanvases",
+    "DigitDetector",
     "DropoutCNN",
     "EnsembleCNN",
     "EnsembleLabelledRisk",
@@ -47,10 +59,13 @@ __all__ = [
     "ExperimentResult",
     "History",
     "Row",
+    "RunSpec",
     "Standardize",
+    "Study",
     "add_protocol_arguments",
     "area_under_curve",
     "cold_start_labels",
+    "detection_collate",
     "digits_cnn",
     "ensemble_loader",
     "gal_cnn",
@@ -58,12 +73,18 @@ __all__ = [
     "labels_to_reach",
     "load_digits",
     "load_mnist",
+    "load_study",
     "mean_and_spread",
+    "parse_shard",
     "pixel_embeddings",
     "posterior_row",
     "protocol_from_arguments",
     "read_idx",
+    "read_records",
+    "settings_hash",
     "split_row_name",
+    "study_status",
+    "train_detector",
     "INTERVALS",
     "PairedComparison",
     "PairedDifference",

@@ -1,13 +1,16 @@
-"""Summarise a CSV of curves written by ``ExperimentResult.write_csv``: a table, and a plot with ``--plot``.
+"""Run a study, list its runs, or summarise its records (or a CSV of curves): a table, and a plot with ``--plot``.
 
-    python -m lightning_bal.experiments outputs/quickstart/curves.csv --metric test_accuracy --thresholds 0.9 0.95
-    python -m lightning_bal.experiments results.csv --metric test_accuracy --plot curves.png --title "MNIST"
-    python -m lightning_bal.experiments results.csv --paired random --paired-plot paired.png
+    python -m lightning_bal.experiments run study.yaml --out results/study --jobs 4 [--shard 0/2]
+    python -m lightning_bal.experiments status results/study
+    python -m lightning_bal.experiments results/study --metric test_acc --thresholds 0.9 0.95 --plot curves.png
+    python -m lightning_bal.experiments outputs/quickstart/curves.csv --metric test_accuracy --thresholds 0.9
+    python -m lightning_bal.experiments results/study --paired random --paired-plot paired.png
 
+``run`` runs the study's runs not yet recorded in ``--out`` (``--shard I/M``: those whose index, counted from 0, is I
+modulo M); ``status`` lists the done, running (or interrupted) and missing runs. A summary runs nothing: its figures
+come from the records (full precision) or from the CSV (4 decimals), so tables and plots can be remade at any time.
 ``--paired BASELINE`` adds the paired differences to that row, per step and for the area under the curve, with 95%
 t intervals over seeds (``lightning_bal.experiments.paired_comparison``); labels to the first ``--thresholds``.
-
-Nothing is run: the figures come from the CSV (4 decimals), so tables and plots can be remade at any time.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from pathlib import Path
 
 from lightning_bal.experiments.curves import check_threshold
 from lightning_bal.experiments.paired import paired_comparison, paired_table, plot_paired
+from lightning_bal.experiments.records import load_study, parse_shard, study_status
 from lightning_bal.experiments.result import ExperimentResult
+from lightning_bal.experiments.study import Study
 
 __all__ = ["main"]
 
@@ -31,14 +36,78 @@ def _finite(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
 
 
+def _shard(text: str) -> str:
+    """An argparse type: ``I/M`` with ``0 <= I < M``."""
+    try:
+        parse_shard(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/M with 0 <= I < M (counted from 0), got {text!r}") from None
+    return text
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a positive integer."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lightning_bal.experiments run", description=__doc__)
+    parser.add_argument("study", type=Path, help="a study file (YAML or JSON)")
+    parser.add_argument("--out", type=Path, required=True, help="the folder of the run records")
+    parser.add_argument("--jobs", type=_positive, default=1, help="runs at a time, each in a worker process")
+    parser.add_argument("--shard", type=_shard, default=None, help="I/M: the runs whose index is I modulo M")
+    parser.add_argument("--threads", type=_positive, default=None, help="torch threads per run (default: cores/jobs)")
+    args = parser.parse_args(argv)
+    try:
+        study = Study.from_file(args.study)
+    except (TypeError, ValueError, KeyError, FileNotFoundError) as err:
+        parser.error(f"argument study: {err}")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"argument --out: {args.out} is a file, expected a folder")
+
+    def report(label: str, seed: int, partial: ExperimentResult, seconds: float) -> None:
+        print(f"{label} seed {seed}: {'recorded before' if seconds == 0 else f'{seconds:.0f} s'}", flush=True)
+
+    try:
+        result = study.run(args.out, jobs=args.jobs, shard=args.shard, on_run=report, threads=args.threads)
+    except ValueError as err:
+        parser.error(f"argument --out: {err}")
+    print(result.summary())
+    return 0
+
+
+def _status(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lightning_bal.experiments status", description=__doc__)
+    parser.add_argument("folder", type=Path, help="the --out folder of a study run")
+    args = parser.parse_args(argv)
+    try:
+        status = study_status(args.folder)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        parser.error(f"argument folder: {err}")
+    for state, runs in status.items():
+        print(f"{state}: {len(runs)}")
+        for run in runs:
+            print(f"  {run}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print the summary table of a CSV of curves (and write the plot with ``--plot``); returns the exit status."""
+    """Run a study, list its runs, or print the summary table of records or a CSV; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "run":
+        return _run(argv[1:])
+    if argv and argv[0] == "status":
+        return _status(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m lightning_bal.experiments",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("csv", type=Path, help="a CSV written by ExperimentResult.write_csv")
+    parser.add_argument(
+        "csv", type=Path, help="a folder of run records, or a CSV written by ExperimentResult.write_csv"
+    )
     parser.add_argument("--metric", default="test_acc", help="the CSV column of the curve (default: test_acc)")
     parser.add_argument("--thresholds", nargs="*", type=_finite, default=[0.9], help="labels to reach each of these")
     parser.add_argument("--plot", type=Path, default=None, help="write the mean and min-max band to this PNG")
@@ -48,13 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.paired_plot is not None and args.paired is None:
         parser.error("argument --paired-plot: needs --paired BASELINE")
-    if not args.csv.is_file():
+    if not args.csv.is_file() and not args.csv.is_dir():
         parser.error(f"argument csv: no such file: {args.csv}")
     if not args.metric:
         parser.error("argument --metric: expected a column name, got ''")
     try:
-        result = ExperimentResult.read_csv(args.csv, metric=f"active/{args.metric}")
-    except ValueError as err:
+        if args.csv.is_dir():
+            result = load_study(args.csv, metric=f"active/{args.metric}")
+        else:
+            result = ExperimentResult.read_csv(args.csv, metric=f"active/{args.metric}")
+    except (ValueError, KeyError) as err:
         parser.error(f"argument csv: {err}")
     if f"active/{args.metric}" not in result.metrics():
         columns = [key.removeprefix("active/") for key in result.metrics()]

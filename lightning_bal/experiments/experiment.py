@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -18,6 +17,7 @@ from torch import nn
 
 from lightning_bal.callbacks import ActiveLearningCallback
 from lightning_bal.data import ActiveDataModule
+from lightning_bal.experiments.records import check_json_settings, run_grid
 from lightning_bal.experiments.result import ExperimentResult, History, check_metric
 from lightning_bal.heuristics import HEURISTICS, available_heuristics
 from lightning_bal.utilities.tensorboard import write_layout
@@ -111,6 +111,8 @@ class Experiment:
         trainer: keyword arguments of ``Trainer`` over the defaults.
         metric: the figure the result summarises by default.
         rows: ``{name: Row}`` for the names of ``heuristics`` that are not plain registry names.
+        settings: JSON values that name this study in the records of ``run(out=...)``: records written under other
+            settings are refused (default: none, the study is named by ``metric`` alone).
 
     Examples:
         >>> from lightning_bal.experiments import DropoutCNN, load_digits
@@ -139,6 +141,7 @@ class Experiment:
         metric: str = "active/test_acc",
         log_dir: str | Path | None = None,
         rows: Mapping[str, Row] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         # A string is a sequence of names too (its letters): refuse it rather than run "b", "a", "l", "d".
         if isinstance(heuristics, (str, bytes)) or not isinstance(heuristics, Iterable):
@@ -188,27 +191,72 @@ class Experiment:
         self.trainer = dict(trainer or {})
         self.metric = metric
         self.log_dir = None if log_dir is None else Path(log_dir)
+        self.settings = check_json_settings("settings", settings)
 
-    def run(self, on_run: Callable[[str, int, ExperimentResult, float], None] | None = None) -> ExperimentResult:
-        """Run seed by seed, every heuristic within a seed; ``on_run(heuristic, seed, result, seconds)`` after each."""
+    def run(
+        self,
+        on_run: Callable[[str, int, ExperimentResult, float], None] | None = None,
+        *,
+        jobs: int = 1,
+        out: str | Path | None = None,
+        shard: str | tuple[int, int] | None = None,
+        threads: int | None = None,
+    ) -> ExperimentResult:
+        """Run every heuristic on every seed (seed by seed); see docs/experiments.md#studies-that-run-for-days.
+
+        Args:
+            on_run: ``on_run(heuristic, seed, partial, seconds)`` after each run, where ``partial`` holds the runs
+                finished so far (``seconds``: that run's wall time; 0 for a run read from a record of ``out``).
+            jobs: runs at a time; above 1 each runs in a worker process (spawned, so ``model`` and ``datamodule``
+                must be picklable: module-level functions or ``functools.partial`` of them).
+            out: a folder of run records: a run already recorded there is read instead of run, and every run
+                that finishes writes its record (:func:`~lightning_bal.experiments.load_study` reads them back).
+            shard: ``"I/M"`` or ``(I, M)``: only the runs whose index (0-based, seed-major) is ``I`` modulo ``M``.
+            threads: torch threads per run (default: ``cores // jobs`` in workers, unchanged with ``jobs=1``).
+        """
         if on_run is not None and not callable(on_run):
             raise TypeError(f"Expected argument `on_run` to be a callable or None, but got {on_run!r}.")
-        result = ExperimentResult({name: {} for name in self.heuristics}, self.metric)
-        for seed in self.seeds:
-            pl.seed_everything(seed, verbose=False)
-            initial_model = check_built("model", self.model(seed), pl.LightningModule, seed)
-            for name in self.heuristics:
-                start = time.perf_counter()
-                result.histories[name][seed] = self.run_one(name, seed, copy.deepcopy(initial_model))
-                if on_run is not None:
-                    on_run(name, seed, result, time.perf_counter() - start)
+        settings = self.study_settings()
+        result = run_grid(
+            self, settings, {}, self.heuristics, self.seeds, self.metric, jobs, out, shard, on_run, threads
+        )
         if self.log_dir is not None:
             write_layout(self.log_dir)
         return result
 
-    def run_one(self, heuristic: str, seed: int, model: pl.LightningModule) -> History:
-        """One run of the row ``heuristic`` at ``seed`` from ``model``; returns the callback's history (rank zero's)."""
+    def study_settings(self) -> dict[str, Any]:
+        """What names this experiment's study in run records: ``settings`` and the metric."""
+        return {"experiment": self.settings, "metric": self.metric}
+
+    def experiment(self, grid: Mapping[str, Any]) -> Experiment:
+        """The experiment that runs a grid point: an experiment is its own one point, ``{}``."""
+        if not isinstance(grid, Mapping) or grid:
+            raise ValueError(f"Expected argument `grid` to be {{}}, the one point of an experiment, but got {grid!r}.")
+        return self
+
+    def run_seeded(self, heuristic: str, seed: int) -> History:
+        """One run from its row and seed alone: ``model(seed)`` after ``seed_everything(seed)``, then :meth:`run_one`.
+
+        A run's randomness is the same here, in a grid, in a worker process or in a shard (docs/experiments.md).
+        """
+        if heuristic not in self.heuristics:
+            raise ValueError(
+                f"Expected argument `heuristic` to be a row of the experiment, one of {self.heuristics}, but got"
+                f" {heuristic!r}."
+            )
+        if isinstance(seed, bool) or not isinstance(seed, Integral):
+            raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
         pl.seed_everything(seed, verbose=False)
+        initial_model = check_built("model", self.model(seed), pl.LightningModule, seed)
+        # A factory that hands out one shared module would otherwise carry training from run to run.
+        return self.run_one(heuristic, seed, copy.deepcopy(initial_model))
+
+    def run_one(self, heuristic: str, seed: int, model: pl.LightningModule) -> History:
+        """One run of the row ``heuristic`` at ``seed`` from ``model``; returns the callback's history (rank zero's).
+
+        The global random state is left as the caller has it: :meth:`run_seeded` seeds it and builds the model first,
+        as the hand-written loop of docs/experiments.md does, so both train from the same random state.
+        """
         row = self.rows.get(heuristic) or Row(heuristic)
         datamodule = check_built("datamodule", self.datamodule(seed), ActiveDataModule, seed)
         if row.model is not None:
@@ -230,7 +278,8 @@ class Experiment:
             "num_sanity_val_steps": 0,
             **self.trainer,
         }
-        settings["callbacks"] = [callback, *settings.get("callbacks", [])]
+        # The trainer's own callbacks are stateful too (early stopping, checkpoints): each run starts from copies.
+        settings["callbacks"] = [callback, *copy.deepcopy(list(settings.get("callbacks", [])))]
         trainer = pl.Trainer(**settings)
         trainer.fit(model, datamodule=datamodule)
         return [dict(step) for step in callback.history]

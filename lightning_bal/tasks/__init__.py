@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import MeanSquaredError, Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex, MultilabelF1Score
 
-__all__ = ["Classification", "PerPosition", "Regression", "Task", "resolve_task"]
+__all__ = ["Classification", "MultiLabel", "PerPosition", "Regression", "Task", "resolve_task"]
 
 
 def merge(parts: list[Any], join: Callable[[list[Tensor]], Tensor]) -> Any:
@@ -64,8 +64,11 @@ class Task:
     name: ClassVar[str | None] = None
     batched_samples: ClassVar[bool] = True
 
-    def check_label(self, value: Any, num_classes: int | None = None) -> int | float:
-        """One annotator label (or a saved one) in canonical form: finite numbers, integers kept as classes."""
+    def check_label(self, value: Any, num_classes: int | None = None) -> Any:
+        """One annotator label (or a saved one) in canonical form: finite numbers, integers kept as classes.
+
+        A subclass may take other labels (a multi-hot vector, a class map), so the result is typed by each task.
+        """
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(
                 f"Expected argument `labels` to hold numbers, but got {value!r} of type {type(value).__name__}."
@@ -135,6 +138,30 @@ class PerPosition(Task):
             raise TypeError(f"Expected argument `ignore_index` to be an integer or None, but got {ignore_index!r}.")
         self.ignore_index = ignore_index
 
+    def check_label(self, value: Any, num_classes: int | None = None) -> Any:
+        """A number (as :class:`Task` takes it), or an annotator's class map (mask, token labels) as a ``LongTensor``.
+
+        A class map is an integer tensor of classes in ``[0, num_classes)`` or ``ignore_index``.
+        """
+        if not isinstance(value, Tensor):
+            return super().check_label(value, num_classes)
+        if value.dim() == 0 or not value.numel() or value.is_floating_point() or value.is_complex():
+            raise ValueError(
+                f"Expected argument `labels` to hold class maps (non-empty integer tensors), but got a tensor of shape"
+                f" {tuple(value.shape)} and dtype {value.dtype}."
+            )
+        labels = value.detach().to("cpu", torch.long)
+        valid = labels >= 0 if num_classes is None else (labels >= 0) & (labels < num_classes)
+        if self.ignore_index is not None:
+            valid |= labels == self.ignore_index
+        if not bool(valid.all()):
+            span = f"[0, {num_classes})" if num_classes else "[0, inf)"
+            raise ValueError(
+                f"Expected argument `labels` to hold class maps with classes in {span} or `ignore_index`"
+                f" ({self.ignore_index!r}), but got {sorted(set(labels[~valid].unique().tolist()))[:5]}."
+            )
+        return labels.clone()
+
     def metric(self, num_classes: int | None = None) -> MulticlassJaccardIndex:
         """Mean IoU over the classes present; synchronised by hand (the pixel accuracy reads the same matrix)."""
         return MulticlassJaccardIndex(
@@ -159,13 +186,51 @@ class Regression(Task):
         return MeanSquaredError(squared=False).set_dtype(torch.float64)
 
 
+class MultiLabel(Task):
+    """Logits ``[B, C]``, one yes/no per class; a label is a multi-hot ``LongTensor[C]``; evaluated by macro F1.
+
+    Examples:
+        >>> MultiLabel().check_label([1, 0, 1], num_classes=3)
+        tensor([1, 0, 1])
+    """
+
+    name: ClassVar[str | None] = "multilabel"
+
+    def check_label(self, value: Any, num_classes: int | None = None) -> Tensor:
+        """A vector of 0s and 1s, one per class (``num_classes`` long when known), as a ``LongTensor``."""
+        try:
+            labels = torch.as_tensor(value.detach().cpu() if isinstance(value, Tensor) else value)
+        except (TypeError, ValueError, RuntimeError):
+            labels = None
+        if (
+            labels is None
+            or labels.dim() != 1
+            or labels.is_complex()
+            or not bool(((labels == 0) | (labels == 1)).all())
+        ):
+            raise ValueError(
+                f"Expected argument `labels` to hold multi-hot vectors (0 or 1 per class), but got {value!r:.80}."
+            )
+        if labels.numel() != (num_classes or labels.numel()) or not labels.numel():
+            raise ValueError(
+                f"Expected argument `labels` to hold multi-hot vectors of {num_classes or 'at least 1'} classes"
+                f" (`num_classes`), but got one of {labels.numel()}."
+            )
+        return labels.to(torch.long)
+
+    def metric(self, num_classes: int | None = None) -> Metric:
+        """The F1 score of each class (a logit above 0 says yes), averaged over the classes."""
+        return MultilabelF1Score(check_num_classes(num_classes), average="macro")
+
+
 def resolve_task(task: Any) -> Task:
-    """``task`` as a :class:`Task`: a ``Task`` as it is, ``"classification"``, ``"regression"`` or ``None``."""
+    """``task`` as a :class:`Task`: a ``Task`` as it is, a name (``"classification"``, ``"multilabel"``...) or None."""
     if isinstance(task, Task):
         return task
-    named = {None: Task, "classification": Classification, "regression": Regression}
+    named = {None: Task, "classification": Classification, "multilabel": MultiLabel, "regression": Regression}
     if isinstance(task, str | None) and task in named:
         return named[task]()
     raise ValueError(
-        f"Expected argument `task` to be 'classification', 'regression' or None, or a `Task`, but got {task!r}."
+        "Expected argument `task` to be 'multilabel', 'classification', 'regression' or None, or a `Task`, but got"
+        f" {task!r}."
     )

@@ -27,6 +27,10 @@ _EXPERIMENTS = {
     ),
     "__main__": "python -m lightning_bal.experiments",
     **dict.fromkeys(
+        ("Study", "RunSpec", "parse_shard", "load_study", "read_records", "study_status", "execute", "settings_hash"),
+        "experiments: studies (study files, shards, jobs, run records)",
+    ),
+    **dict.fromkeys(
         ("paired_comparison", "confidence_interval", "t_quantile", "paired_table / plot_paired"),
         "experiments: paired comparisons (paired_comparison, confidence_interval, t_quantile, table, figure)",
     ),
@@ -45,6 +49,16 @@ def family(entry: str) -> str:
         return entry
     if entry.startswith(("lightning-bal ", "answer files", "QueryFiles", "LabelStudioClient")):
         return entry
+    if entry.startswith(("data.check_boxes", "data.read_boxes", "data.write_boxes")):
+        return "answer files: boxes (read_boxes, write_boxes, check_boxes)"
+    if entry.startswith(
+        ("annotation.check_rectangle_config", "annotation.read_label_studio_boxes", "annotation.to_label_studio_box")
+    ):
+        return "answer files: Label Studio rectangles"
+    if entry.startswith("annotation."):
+        return "annotation: majority_vote, dawid_skene, cohen_kappa, fleiss_kappa"
+    if entry.startswith("LabelState."):
+        return "LabelState: check_answers, record_answers, requeue"
     if entry.startswith("heuristics.") or entry == "get_heuristic":
         return "heuristic constructors, get_heuristic"
     if entry.startswith("experiments"):
@@ -76,7 +90,11 @@ def family(entry: str) -> str:
         return "stopping criteria (constructors, update, cohen_kappa)"
     if entry.startswith(("DeepEnsemble", "SWAG", "LastLayerLaplace", "EnsemblePosterior", "posteriors.")):
         return "posteriors (DeepEnsemble, SWAG, LastLayerLaplace)"
-    if entry.startswith(("tasks.", "Task.", "Classification.", "PerPosition", "Regression.")):
+    if entry.startswith(
+        ("read_answer", "AnswerFormat", "check_label_config", "bring_in_answers", "to_label_studio_tasks")
+    ) or entry.endswith("code_brush_rle"):
+        return "answer files, Label Studio answer types (read_answer, AnswerFormat, label config, bring_in_answers)"
+    if entry.startswith(("tasks.", "Task.", "Classification.", "PerPosition", "Regression.", "MultiLabel.")):
         return "tasks (Task, Classification, PerPosition, Regression, resolve_task)"
     return "heuristic score / select / transform"
 

@@ -144,6 +144,7 @@ EXEMPT: dict[str, str] = {
     "Task()": "takes no arguments",
     "Classification()": "takes no arguments",
     "Regression()": "takes no arguments",
+    "MultiLabel()": "takes no arguments",
     "Task.stack_samples": "the MC engine calls it with the K outputs of the model it ran",
     "Task.cat_items": "the MC engine calls it with the runs of items it made of one batch",
     "Regression.metric": "`num_classes` does not apply to regression: the metric takes no setting",

@@ -55,11 +55,13 @@ def test_every_posterior_row_runs_one_step_on_the_digits(result):
             assert 0.0 <= step["active/test_acc"] <= 1.0
             assert step["active/test_nll"] > 0
             assert step["active/train_nll_mean"] > 0
-    # One initial model for the seed: the rows that keep the CNN start from the same point, so they measure the same
-    # accuracy before any selection (the ensemble's prediction is another model's).
+    # Each run builds the seed's model from the seed alone (the runs train copies): the same initial weights, so the
+    # rows that keep the CNN measure the same accuracy before any selection (the ensemble's prediction is another's).
     first = {name: outcome.histories[name][0][0]["active/test_acc"] for name in ROWS}
     assert len({first[name] for name in ROWS if name != "bald@ensemble"}) == 1
-    assert len(MODELS) == 1
+    assert len(MODELS) == len(ROWS)
+    for model in MODELS[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(model.parameters(), MODELS[0].parameters(), strict=True))
 
 
 def test_rows_select_different_labels_than_random(result):
