@@ -19,7 +19,7 @@ from lightning_bal.experiments.paired import (
     plot_paired,
     t_quantile,
 )
-from lightning_bal.experiments.pools import IndexedPool, duplicated_pool, long_tailed_pool
+from lightning_bal.experiments.pools import IndexedPool, check_pool, duplicated_pool, long_tailed_pool, make_pool
 from lightning_bal.experiments.posteriors import (
     POSTERIORS,
     EnsembleCNN,
@@ -96,4 +96,6 @@ __all__ = [
     "IndexedPool",
     "duplicated_pool",
     "long_tailed_pool",
+    "check_pool",
+    "make_pool",
 ]

@@ -406,8 +406,8 @@ def plot_paired(
 ) -> Path:
     """A PNG of each heuristic's mean difference to the baseline against labelled samples, its interval as a band.
 
-    With ``result``, the curves themselves (mean over seeds, min-max band) are drawn beside it. Each panel names its
-    band in its title.
+    With ``result``, the curves themselves (mean over seeds, min-max band, the target as a dashed line) are drawn
+    beside it. Each panel names its band in its title.
     """
     values = _check_comparisons(comparisons)
     path = check_path(path)
@@ -441,7 +441,9 @@ def plot_paired(
             xs, means, lows, highs = mean_and_spread(runs)
             ax.plot(xs, means, marker="o", markersize=2.5, color=colour[name], label=f"{name} ({len(runs)} seeds)")
             ax.fill_between(xs, lows, highs, color=colour[name], alpha=0.2)
-        ax.set_title(f"{label}: mean, band: min-max over {first.area.seeds} seeds")
+        if first.target is not None:
+            ax.axhline(first.target, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_title(f"{label}\nline: mean, band: min-max over {first.area.seeds} seeds")
         ax.set_xlabel("labelled samples")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -457,7 +459,7 @@ def plot_paired(
         lows = [d.low for _, d in comparison.steps]
         highs = [d.high for _, d in comparison.steps]
         ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.2)
-    ax.set_title(f"{label} minus {first.baseline}, same seed: mean, band: {first.interval}")
+    ax.set_title(f"{label} minus {first.baseline}, seed by seed\nline: mean, band: {first.interval}")
     ax.set_xlabel("labelled samples")
     ax.set_ylabel(f"difference in {label}")
     ax.grid(alpha=0.3)

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from lightning_bal.utilities.checks import check_finite_number, check_python_int
 
-__all__ = ["IndexedPool", "duplicated_pool", "long_tailed_pool"]
+__all__ = ["IndexedPool", "check_pool", "duplicated_pool", "long_tailed_pool", "make_pool"]
 
 
 class IndexedPool(Dataset[Any]):
@@ -103,11 +103,15 @@ def long_tailed_pool(dataset: Any, ratio: float = 10.0, seed: int = 0) -> Indexe
     return IndexedPool(dataset, torch.cat(kept).sort().values)
 
 
-def duplicated_pool(dataset: Any, copies: int = 3, noise: float = 0.0, seed: int = 0) -> IndexedPool:
+def duplicated_pool(
+    dataset: Any, copies: int = 3, noise: float = 0.0, seed: int = 0, unique: int | None = None
+) -> IndexedPool:
     """Every item of ``dataset`` ``copies`` times (item ``i`` at ``i``, ``i + N``, ...): redundancy that hurts top-k.
 
     With ``noise > 0`` each repeat gets its own Gaussian noise of that standard deviation (Repeated MNIST of Kirsch et
-    al. 2019 used 0.1), so that copies are near and not exact duplicates.
+    al. 2019 used 0.1), so that copies are near and not exact duplicates. With ``unique``, only that many distinct items
+    (drawn by a generator seeded with ``seed``) are repeated: a pool small enough to score whole, where a batch of
+    top-k picks can hold several copies of one item.
 
     Examples:
         >>> from torch.utils.data import TensorDataset
@@ -121,4 +125,55 @@ def duplicated_pool(dataset: Any, copies: int = 3, noise: float = 0.0, seed: int
     copies = check_python_int("copies", copies, 1)
     noise = check_finite_number("noise", noise, low=0.0)
     seed = check_python_int("seed", seed, 0)
-    return IndexedPool(dataset, torch.arange(len(targets)).repeat(copies), noise=noise, seed=seed)
+    items = torch.arange(len(targets))
+    if unique is not None:
+        unique = check_python_int("unique", unique, 1, len(targets))
+        items = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed))[:unique].sort().values
+    return IndexedPool(dataset, items.repeat(copies), noise=noise, seed=seed)
+
+
+_POOLS = {"long_tail": ("kind", "ratio", "seed"), "duplicated": ("kind", "copies", "noise", "seed", "unique")}
+
+
+def check_pool(spec: Any) -> dict[str, Any]:
+    """A study's ``dataset.pool`` entry, checked: a long-tailed or a duplicated pool and its arguments.
+
+    ``{"kind": "long_tail", "ratio": 10}`` or ``{"kind": "duplicated", "copies": 3, "noise": 0.1}``; ``seed`` (0 by
+    default) draws the long tail's items and the copies' noise, the same for every seed of the study.
+
+    Examples:
+        >>> check_pool({"kind": "long_tail", "ratio": 10})
+        {'kind': 'long_tail', 'ratio': 10}
+    """
+    if not isinstance(spec, dict) or spec.get("kind") not in _POOLS:
+        raise ValueError(
+            f"Expected study entry `dataset.pool` to be a mapping whose `kind` is one of {list(_POOLS)}, but got"
+            f" {spec!r:.80}."
+        )
+    unknown = sorted(set(map(str, spec)) - set(_POOLS[spec["kind"]]))
+    if unknown:
+        raise KeyError(
+            f"Expected study entry `dataset.pool` of kind {spec['kind']!r} to hold only {list(_POOLS[spec['kind']])},"
+            f" but got the unknown keys {unknown}."
+        )
+    try:
+        # `unique` is bounded by the dataset, read only when a run starts: here it need only be a positive integer.
+        if "unique" in spec:
+            check_python_int("unique", spec["unique"], 1)
+        make_pool(_CHECK, {key: value for key, value in spec.items() if key != "unique"})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"Expected study entry `dataset.pool` to be valid: {err}") from None
+    return dict(spec)
+
+
+def make_pool(dataset: Any, spec: dict[str, Any]) -> IndexedPool:
+    """The pool of a checked ``dataset.pool`` entry (:func:`check_pool`) over ``dataset``."""
+    options = {key: value for key, value in spec.items() if key != "kind"}
+    if spec["kind"] == "long_tail":
+        return long_tailed_pool(dataset, **options)
+    return duplicated_pool(dataset, **options)
+
+
+# A two-class stand-in on which check_pool tries a spec's arguments, before any dataset is read.
+_CHECK = torch.utils.data.TensorDataset(torch.zeros(2, 1), torch.tensor([0, 1]))
+_CHECK.targets = _CHECK.tensors[1]  # type: ignore[attr-defined]

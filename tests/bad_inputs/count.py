@@ -34,7 +34,9 @@ _EXPERIMENTS = {
         ("paired_comparison", "confidence_interval", "t_quantile", "paired_table / plot_paired"),
         "experiments: paired comparisons (paired_comparison, confidence_interval, t_quantile, table, figure)",
     ),
-    **dict.fromkeys(("long_tailed_pool", "duplicated_pool"), "experiments: long-tailed and duplicated pools"),
+    **dict.fromkeys(
+        ("long_tailed_pool", "duplicated_pool", "check_pool"), "experiments: long-tailed and duplicated pools"
+    ),
 }
 
 

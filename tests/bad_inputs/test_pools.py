@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_bal.experiments import duplicated_pool, long_tailed_pool
+from lightning_bal.experiments import Study, check_pool, duplicated_pool, long_tailed_pool
 from tests.bad_inputs.harness import accepts, refuses
 
 NAN = float("nan")
@@ -50,10 +50,39 @@ def test_long_tailed_pool_refuses(data, kwargs, error, match):
         (dataset(), {"noise": -0.1}, ValueError, r"`noise`.*>= 0.*-0.1"),
         (dataset(), {"noise": NAN}, ValueError, r"`noise`.*finite number"),
         (dataset(), {"seed": True}, ValueError, r"`seed`.*non-negative integer.*True"),
+        (dataset(), {"unique": 0}, ValueError, r"`unique`.*\[1, 12\].*0"),
+        (dataset(), {"unique": 13}, ValueError, r"`unique`.*\[1, 12\].*13"),
     ],
 )
 def test_duplicated_pool_refuses(data, kwargs, error, match):
     refuses("experiments.duplicated_pool", lambda: duplicated_pool(data, **kwargs), error, match, data)
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "match"),
+    [
+        ({"kind": "longtail"}, ValueError, r"`dataset.pool`.*`kind`.*\['long_tail', 'duplicated'\].*longtail"),
+        ("long_tail", ValueError, r"`dataset.pool`.*mapping"),
+        (
+            {"kind": "long_tail", "copies": 3},
+            KeyError,
+            r"`dataset.pool` of kind 'long_tail'.*unknown keys \['copies'\]",
+        ),
+        ({"kind": "long_tail", "ratio": 0.1}, ValueError, r"`dataset.pool` to be valid: .*`ratio`.*>= 1"),
+        ({"kind": "duplicated", "copies": 0}, ValueError, r"`dataset.pool` to be valid: .*`copies`"),
+    ],
+)
+def test_check_pool_refuses(spec, error, match):
+    refuses("experiments.check_pool", lambda: check_pool(spec), error, match, spec)
+
+
+def test_a_study_refuses_a_bad_pool_naming_the_entry():
+    content = {
+        "dataset": {"name": "digits", "pool": {"kind": "duplicated", "noise": -1}},
+        "model": {"network": "digits"},
+        "grid": {"heuristics": ["bald"], "seeds": [0]},
+    }
+    refuses("experiments.Study", lambda: Study.from_mapping(content), ValueError, r"`dataset.pool`.*`noise`", content)
 
 
 def test_pools_accept_valid_neighbours():

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_bal import ActiveDataModule
-from lightning_bal.experiments import duplicated_pool, long_tailed_pool
+from lightning_bal.experiments import check_pool, duplicated_pool, long_tailed_pool, make_pool
 
 
 def _dataset(per_class=(60, 50, 70, 55, 65), size=4):
@@ -65,3 +65,41 @@ def test_an_active_datamodule_draws_balanced_initial_labels_from_them(pool):
     train = long_tailed_pool(data, ratio=10) if pool == "long_tail" else duplicated_pool(data, copies=2)
     dm = ActiveDataModule(train, initial_labels=10, balanced_initial=True, seed=0)
     assert torch.bincount(dm.labelled_targets(), minlength=5).tolist() == [2, 2, 2, 2, 2]
+
+
+def test_duplicates_of_a_seeded_subset():
+    data = _dataset()
+    pool = duplicated_pool(data, copies=3, unique=20, seed=1)
+    assert len(pool) == 60
+    assert len(set(pool.indices.tolist())) == 20
+    assert torch.equal(pool.indices[:20], pool.indices[40:])
+    assert torch.equal(pool.indices, duplicated_pool(data, copies=3, unique=20, seed=1).indices)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"kind": "long_tail", "ratio": 10}, {"kind": "duplicated", "copies": 2, "noise": 0.1, "unique": 10, "seed": 3}],
+)
+def test_a_pool_entry_is_checked_and_made(spec):
+    assert check_pool(spec) == spec
+    data = _dataset()
+    made = make_pool(data, spec)
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    direct = long_tailed_pool(data, **options) if spec["kind"] == "long_tail" else duplicated_pool(data, **options)
+    assert torch.equal(made.indices, direct.indices)
+
+
+def test_a_study_with_a_pool_builds_its_runs_on_it():
+    from lightning_bal.experiments import Study
+
+    study = Study.from_mapping(
+        {
+            "dataset": {"name": "digits", "pool": {"kind": "duplicated", "copies": 2, "unique": 50}},
+            "model": {"network": "digits"},
+            "protocol": {"budget": 30, "initial_labels": 10},
+            "grid": {"heuristics": ["bald", "random"], "seeds": [0, 1]},
+        }
+    )
+    assert study.dataset["pool"] == {"kind": "duplicated", "copies": 2, "unique": 50}
+    datamodule = study.experiment({}).datamodule(0)
+    assert len(datamodule.train_dataset) == 100
