@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from lightning_bal.experiments.curves import Curve, area_under_curve, check_threshold, labels_to_reach
+from lightning_bal.experiments.curves import (
+    Curve,
+    area_under_curve,
+    check_threshold,
+    labels_to_reach,
+    mean_and_spread,
+)
 from lightning_bal.experiments.result import ExperimentResult, check_metric, check_path
 from lightning_bal.utilities.checks import check_one_of, check_python_int
 
@@ -421,8 +427,6 @@ def plot_paired(
         ) from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from lightning_bal.experiments.curves import mean_and_spread
 
     first = values[0]
     label = ylabel or first.metric.removeprefix("active/")

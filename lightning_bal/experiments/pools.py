@@ -34,15 +34,22 @@ class IndexedPool(Dataset[Any]):
     """
 
     def __init__(self, dataset: Any, indices: Tensor, noise: float = 0.0, seed: int = 0) -> None:
+        targets = _targets(dataset)
+        valid = isinstance(indices, Tensor) and indices.ndim == 1 and not indices.is_floating_point()
+        if not valid or (len(indices) and not 0 <= int(indices.min()) <= int(indices.max()) < len(targets)):
+            raise ValueError(
+                f"Expected argument `indices` to be a 1-D integer tensor of item indices in [0, {len(targets)}), but"
+                f" got {indices!r:.80}."
+            )
         self.dataset = dataset
-        self.indices = indices
-        self.targets = _targets(dataset)[indices]
-        self.noise = noise
-        self.seed = seed
+        self.indices = indices.long()
+        self.targets = targets[self.indices]
+        self.noise = check_finite_number("noise", noise, low=0.0)
+        self.seed = check_python_int("seed", seed, 0)
         # The first occurrence of each item stays exact; a repeat gets noise (when asked) so that copies differ.
-        _, inverse = torch.unique(indices, return_inverse=True)
-        positions = torch.arange(len(indices))
-        earliest = torch.full((len(indices),), len(indices)).scatter_reduce(0, inverse, positions, "amin")
+        _, inverse = torch.unique(self.indices, return_inverse=True)
+        positions = torch.arange(len(self.indices))
+        earliest = torch.full((len(self.indices),), len(self.indices)).scatter_reduce(0, inverse, positions, "amin")
         self.first = earliest[inverse] == positions
 
     def __len__(self) -> int:
@@ -160,14 +167,16 @@ def check_pool(spec: Any) -> dict[str, Any]:
         # `unique` is bounded by the dataset, read only when a run starts: here it need only be a positive integer.
         if "unique" in spec:
             check_python_int("unique", spec["unique"], 1)
-        make_pool(_CHECK, {key: value for key, value in spec.items() if key != "unique"})
+        options = {key: value for key, value in spec.items() if key not in ("kind", "unique")}
+        (long_tailed_pool if spec["kind"] == "long_tail" else duplicated_pool)(_CHECK, **options)
     except (TypeError, ValueError) as err:
         raise ValueError(f"Expected study entry `dataset.pool` to be valid: {err}") from None
     return dict(spec)
 
 
 def make_pool(dataset: Any, spec: dict[str, Any]) -> IndexedPool:
-    """The pool of a checked ``dataset.pool`` entry (:func:`check_pool`) over ``dataset``."""
+    """The pool of a ``dataset.pool`` entry (checked with :func:`check_pool`) over ``dataset``."""
+    spec = check_pool(spec)
     options = {key: value for key, value in spec.items() if key != "kind"}
     if spec["kind"] == "long_tail":
         return long_tailed_pool(dataset, **options)

@@ -35,7 +35,8 @@ _EXPERIMENTS = {
         "experiments: paired comparisons (paired_comparison, confidence_interval, t_quantile, table, figure)",
     ),
     **dict.fromkeys(
-        ("long_tailed_pool", "duplicated_pool", "check_pool"), "experiments: long-tailed and duplicated pools"
+        ("long_tailed_pool", "duplicated_pool", "check_pool", "make_pool", "IndexedPool"),
+        "experiments: long-tailed and duplicated pools",
     ),
 }
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lightning_bal.experiments import Study, check_pool, duplicated_pool, long_tailed_pool
+from lightning_bal.experiments import IndexedPool, Study, check_pool, duplicated_pool, long_tailed_pool, make_pool
 from tests.bad_inputs.harness import accepts, refuses
 
 NAN = float("nan")
@@ -85,7 +85,30 @@ def test_a_study_refuses_a_bad_pool_naming_the_entry():
     refuses("experiments.Study", lambda: Study.from_mapping(content), ValueError, r"`dataset.pool`.*`noise`", content)
 
 
+@pytest.mark.parametrize(
+    ("indices", "kwargs", "match"),
+    [
+        (torch.tensor([0, 12]), {}, r"`indices`.*in \[0, 12\)"),
+        (torch.tensor([-1]), {}, r"`indices`.*in \[0, 12\)"),
+        (torch.tensor([0.0]), {}, r"`indices`.*integer tensor"),
+        ([0, 1], {}, r"`indices`.*1-D integer tensor"),
+        (torch.tensor([0]), {"noise": -1.0}, r"`noise`.*>= 0"),
+        (torch.tensor([0]), {"seed": 1.5}, r"`seed`.*non-negative integer"),
+    ],
+)
+def test_indexed_pool_refuses(indices, kwargs, match):
+    data = dataset()
+    refuses("experiments.IndexedPool()", lambda: IndexedPool(data, indices, **kwargs), ValueError, match, data)
+
+
+def test_make_pool_refuses_an_unchecked_entry():
+    data, spec = dataset(), {"kind": "duplicated", "copies": -2}
+    refuses("experiments.make_pool", lambda: make_pool(data, spec), ValueError, r"`dataset.pool`.*`copies`", data, spec)
+
+
 def test_pools_accept_valid_neighbours():
     assert len(accepts(lambda: long_tailed_pool(dataset(), ratio=1))) == 12
     assert len(accepts(lambda: long_tailed_pool(dataset(torch.tensor([0, 1])), ratio=1e6))) == 2
     assert len(accepts(lambda: duplicated_pool(dataset(), copies=1, noise=0))) == 12
+    assert len(accepts(lambda: IndexedPool(dataset(), torch.tensor([], dtype=torch.long)))) == 0
+    assert len(accepts(lambda: make_pool(dataset(), {"kind": "duplicated", "unique": 12}))) == 36
