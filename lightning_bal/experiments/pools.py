@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, TensorDataset
 
 from lightning_bal.utilities.checks import check_finite_number, check_python_int
 
@@ -174,15 +174,21 @@ def check_pool(spec: Any) -> dict[str, Any]:
     return dict(spec)
 
 
-def make_pool(dataset: Any, spec: dict[str, Any]) -> IndexedPool:
-    """The pool of a ``dataset.pool`` entry (checked with :func:`check_pool`) over ``dataset``."""
+def make_pool(dataset: Any, spec: dict[str, Any]) -> TensorDataset:
+    """The pool of a ``dataset.pool`` entry (checked with :func:`check_pool`) over ``dataset``, as a ``TensorDataset``.
+
+    The items are copied out of the :class:`IndexedPool` (noise included) into tensors with ``targets``, as the
+    protocol holds validation images out of a ``TensorDataset`` by indexing its tensors.
+    """
     spec = check_pool(spec)
     options = {key: value for key, value in spec.items() if key != "kind"}
-    if spec["kind"] == "long_tail":
-        return long_tailed_pool(dataset, **options)
-    return duplicated_pool(dataset, **options)
+    pool = long_tailed_pool(dataset, **options) if spec["kind"] == "long_tail" else duplicated_pool(dataset, **options)
+    items = [pool[i] for i in range(len(pool))]
+    made = TensorDataset(*(torch.stack([torch.as_tensor(item[k]) for item in items]) for k in range(len(items[0]))))
+    made.targets = pool.targets  # type: ignore[attr-defined]
+    return made
 
 
 # A two-class stand-in on which check_pool tries a spec's arguments, before any dataset is read.
-_CHECK = torch.utils.data.TensorDataset(torch.zeros(2, 1), torch.tensor([0, 1]))
+_CHECK = TensorDataset(torch.zeros(2, 1), torch.tensor([0, 1]))
 _CHECK.targets = _CHECK.tensors[1]  # type: ignore[attr-defined]

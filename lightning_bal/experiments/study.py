@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import lightning.pytorch as pl
 from torch.utils.data import TensorDataset
@@ -87,8 +87,7 @@ def _datasets(
         return train, test
     from lightning_bal.experiments.pools import make_pool
 
-    # The protocol only indexes the pool and reads its `targets`, which an IndexedPool has as a TensorDataset does.
-    return cast(TensorDataset, make_pool(train, pool)), test
+    return make_pool(train, pool), test
 
 
 def _model(settings: Mapping[str, Any], seed: int) -> pl.LightningModule:

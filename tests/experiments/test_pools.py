@@ -86,7 +86,10 @@ def test_a_pool_entry_is_checked_and_made(spec):
     made = make_pool(data, spec)
     options = {k: v for k, v in spec.items() if k != "kind"}
     direct = long_tailed_pool(data, **options) if spec["kind"] == "long_tail" else duplicated_pool(data, **options)
-    assert torch.equal(made.indices, direct.indices)
+    # The same items, noise included, copied into tensors.
+    assert len(made) == len(direct)
+    assert torch.equal(made.targets, direct.targets)
+    assert all(torch.equal(made[i][0], direct[i][0]) and made[i][1] == direct[i][1] for i in range(len(made)))
 
 
 def test_a_study_with_a_pool_builds_its_runs_on_it():
@@ -96,10 +99,11 @@ def test_a_study_with_a_pool_builds_its_runs_on_it():
         {
             "dataset": {"name": "digits", "pool": {"kind": "duplicated", "copies": 2, "unique": 50}},
             "model": {"network": "digits"},
-            "protocol": {"budget": 30, "initial_labels": 10},
+            "protocol": {"budget": 30, "initial_labels": 10, "val_size": 10},
             "grid": {"heuristics": ["bald", "random"], "seeds": [0, 1]},
         }
     )
     assert study.dataset["pool"] == {"kind": "duplicated", "copies": 2, "unique": 50}
     datamodule = study.experiment({}).datamodule(0)
-    assert len(datamodule.train_dataset) == 100
+    # 10 of the 100 pool items are held out for validation.
+    assert len(datamodule.train_dataset) == 90
