@@ -9,6 +9,17 @@ from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digi
 from lightning_bal.experiments.detection_data import DigitCanvases, DigitDetector, detection_collate, train_detector
 from lightning_bal.experiments.experiment import Experiment, Row
 from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, digits_cnn, gal_cnn, kirsch_cnn
+from lightning_bal.experiments.paired import (
+    INTERVALS,
+    PairedComparison,
+    PairedDifference,
+    confidence_interval,
+    paired_comparison,
+    paired_table,
+    plot_paired,
+    t_quantile,
+)
+from lightning_bal.experiments.pools import IndexedPool, check_pool, duplicated_pool, long_tailed_pool, make_pool
 from lightning_bal.experiments.posteriors import (
     POSTERIORS,
     EnsembleCNN,
@@ -74,4 +85,17 @@ __all__ = [
     "split_row_name",
     "study_status",
     "train_detector",
+    "INTERVALS",
+    "PairedComparison",
+    "PairedDifference",
+    "confidence_interval",
+    "paired_comparison",
+    "paired_table",
+    "plot_paired",
+    "t_quantile",
+    "IndexedPool",
+    "duplicated_pool",
+    "long_tailed_pool",
+    "check_pool",
+    "make_pool",
 ]

@@ -4,10 +4,13 @@
     python -m lightning_bal.experiments status results/study
     python -m lightning_bal.experiments results/study --metric test_acc --thresholds 0.9 0.95 --plot curves.png
     python -m lightning_bal.experiments outputs/quickstart/curves.csv --metric test_accuracy --thresholds 0.9
+    python -m lightning_bal.experiments results/study --paired random --paired-plot paired.png
 
 ``run`` runs the study's runs not yet recorded in ``--out`` (``--shard I/M``: those whose index, counted from 0, is I
 modulo M); ``status`` lists the done, running (or interrupted) and missing runs. A summary runs nothing: its figures
 come from the records (full precision) or from the CSV (4 decimals), so tables and plots can be remade at any time.
+``--paired BASELINE`` adds the paired differences to that row, per step and for the area under the curve, with 95%
+t intervals over seeds (``lightning_bal.experiments.paired_comparison``); labels to the first ``--thresholds``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 from lightning_bal.experiments.curves import check_threshold
+from lightning_bal.experiments.paired import paired_comparison, paired_table, plot_paired
 from lightning_bal.experiments.records import load_study, parse_shard, study_status
 from lightning_bal.experiments.result import ExperimentResult
 from lightning_bal.experiments.study import Study
@@ -108,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thresholds", nargs="*", type=_finite, default=[0.9], help="labels to reach each of these")
     parser.add_argument("--plot", type=Path, default=None, help="write the mean and min-max band to this PNG")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--paired", metavar="BASELINE", default=None, help="paired differences to this row")
+    parser.add_argument("--paired-plot", type=Path, default=None, help="with --paired: the differences, to this PNG")
     args = parser.parse_args(argv)
+    if args.paired_plot is not None and args.paired is None:
+        parser.error("argument --paired-plot: needs --paired BASELINE")
     if not args.csv.is_file() and not args.csv.is_dir():
         parser.error(f"argument csv: no such file: {args.csv}")
     if not args.metric:
@@ -123,7 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     if f"active/{args.metric}" not in result.metrics():
         columns = [key.removeprefix("active/") for key in result.metrics()]
         parser.error(f"argument --metric: the CSV has no column {args.metric!r} with values; its columns: {columns}")
+    comparisons = None
+    if args.paired is not None:
+        try:
+            target = args.thresholds[0] if args.thresholds else None
+            comparisons = paired_comparison(result, args.paired, target=target)
+        except ValueError as err:
+            parser.error(f"argument --paired: {err}")
     print(result.summary(thresholds=args.thresholds))
+    if comparisons is not None:
+        print()
+        print(paired_table(comparisons))
+    if comparisons is not None and args.paired_plot is not None:
+        plot_paired(comparisons, args.paired_plot, result=result, title=args.title)
+        print(f"Wrote {args.paired_plot}")
     if args.plot is not None:
         result.plot(args.plot, title=args.title, thresholds=args.thresholds)
         print(f"Wrote {args.plot}")

@@ -21,6 +21,7 @@ import lightning.pytorch as pl
 from torch.utils.data import TensorDataset
 
 from lightning_bal.experiments.experiment import Experiment, check_heuristic, check_settings
+from lightning_bal.experiments.pools import check_pool
 from lightning_bal.experiments.posteriors import posterior_row, split_row_name
 from lightning_bal.experiments.protocol import PaperProtocol
 from lightning_bal.experiments.records import RunSpec, check_json_settings, grid_specs, run_grid, settings_hash
@@ -30,7 +31,7 @@ __all__ = ["Study"]
 
 _STUDY_KEYS = ("name", "dataset", "model", "protocol", "trainer", "grid")
 _GRID_KEYS = ("heuristics", "seeds", "settings")
-_DATASETS = {"digits": ("name", "test_size"), "mnist": ("name",)}
+_DATASETS = {"digits": ("name", "test_size", "pool"), "mnist": ("name", "pool")}
 _NETWORKS = {"digits": ("digits",), "mnist": ("gal", "kirsch")}
 _MODEL_KEYS = ("network", "lr", "weight_decay")
 # Training samples of the 60,000 MNIST images and of scikit-learn's 1,797 digits (less the test split).
@@ -68,13 +69,25 @@ def _mnist() -> tuple[TensorDataset, TensorDataset]:
     return load_mnist()
 
 
-def _datasets(name: str, test_size: int, seed: int) -> tuple[TensorDataset, TensorDataset]:
-    """The ``(train, test)`` sets of a run: the digits split per seed; MNIST read once per process."""
+def _datasets(
+    name: str, test_size: int, seed: int, pool: dict[str, Any] | None = None
+) -> tuple[TensorDataset, TensorDataset]:
+    """The ``(train, test)`` sets of a run: the digits split per seed; MNIST read once per process.
+
+    ``pool`` makes the training set long-tailed or duplicated (:func:`~lightning_bal.experiments.pools.make_pool`);
+    the test set stays balanced.
+    """
     if name == "digits":
         from lightning_bal.experiments.datasets import load_digits
 
-        return load_digits(seed, test_size)
-    return _mnist()
+        train, test = load_digits(seed, test_size)
+    else:
+        train, test = _mnist()
+    if pool is None:
+        return train, test
+    from lightning_bal.experiments.pools import make_pool
+
+    return make_pool(train, pool), test
 
 
 def _model(settings: Mapping[str, Any], seed: int) -> pl.LightningModule:
@@ -88,7 +101,8 @@ class Study:
     """A study: rows x seeds x grid points of :class:`PaperProtocol` runs, from a YAML or JSON file.
 
     Args:
-        dataset: ``{"name": "digits", "test_size": 500}`` or ``{"name": "mnist"}`` (read from ``$LIGHTNING_BAL_MNIST``).
+        dataset: ``{"name": "digits", "test_size": 500}`` or ``{"name": "mnist"}`` (read from ``$LIGHTNING_BAL_MNIST``),
+            and ``pool``: a long-tailed or duplicated training pool (:func:`~lightning_bal.experiments.check_pool`).
         model: :class:`DropoutCNN` arguments: ``network`` (``digits`` for the digits, ``gal`` or ``kirsch`` for
             MNIST), ``lr``, ``weight_decay``.
         protocol: :class:`PaperProtocol` fields.
@@ -148,10 +162,12 @@ class Study:
         name = content.get("name", "")
         if not isinstance(name, str):
             raise TypeError(f"Expected study entry `name` to be a string, but got {name!r}.")
-        dataset = _check_keys("dataset", content["dataset"], ("name", "test_size"))
+        dataset = _check_keys("dataset", content["dataset"], ("name", "test_size", "pool"))
         if dataset.get("name") not in _DATASETS:
             raise ValueError(f"Expected study entry `dataset.name` to be one of {list(_DATASETS)}, but got {dataset}.")
         dataset = _check_keys("dataset", dataset, _DATASETS[dataset["name"]])
+        if "pool" in dataset:
+            dataset["pool"] = check_pool(dataset["pool"])
         if dataset["name"] == "digits":
             test_size = dataset.setdefault("test_size", 500)
             if isinstance(test_size, bool) or not isinstance(test_size, int) or not 0 < test_size < _DIGITS:
@@ -257,7 +273,9 @@ class Study:
             return cached
         image_size = 8 if self.dataset["name"] == "digits" else 28
         model = functools.partial(_model, {"image_size": image_size, **self.model})
-        datasets = functools.partial(_datasets, self.dataset["name"], self.dataset.get("test_size", 0))
+        datasets = functools.partial(
+            _datasets, self.dataset["name"], self.dataset.get("test_size", 0), pool=self.dataset.get("pool")
+        )
         built = self.check_fits(grid).experiment(
             self.grid["heuristics"],
             self.grid["seeds"],

@@ -30,6 +30,14 @@ _EXPERIMENTS = {
         ("Study", "RunSpec", "parse_shard", "load_study", "read_records", "study_status", "execute", "settings_hash"),
         "experiments: studies (study files, shards, jobs, run records)",
     ),
+    **dict.fromkeys(
+        ("paired_comparison", "confidence_interval", "t_quantile", "paired_table / plot_paired"),
+        "experiments: paired comparisons (paired_comparison, confidence_interval, t_quantile, table, figure)",
+    ),
+    **dict.fromkeys(
+        ("long_tailed_pool", "duplicated_pool", "check_pool", "make_pool", "IndexedPool"),
+        "experiments: long-tailed and duplicated pools",
+    ),
 }
 
 

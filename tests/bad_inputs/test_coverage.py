@@ -86,6 +86,8 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     # `run` builds each seed's model and datamodule through `run_one`, which refuses what they built.
     "Experiment.run_one": ("experiments.Experiment.run",),
     "ExperimentResult.plot": ("experiments.ExperimentResult.plot / write_csv",),
+    "lightning_bal.experiments.paired_table": ("experiments.paired_table / plot_paired",),
+    "lightning_bal.experiments.plot_paired": ("experiments.paired_table / plot_paired",),
     "ExperimentResult.write_csv": ("experiments.ExperimentResult.plot / write_csv",),
     "ExperimentResult.labels_to_reach": ("experiments.ExperimentResult methods",),
     "ExperimentResult.area_under_curve": ("experiments.ExperimentResult methods",),
@@ -112,6 +114,8 @@ EXEMPT: dict[str, str] = {
     "StepContext()": "a frozen record the callback builds for its evaluations",
     "StepView()": "a Protocol: what the stopping criteria read of the step's context, which the callback builds",
     "LabelStudioAnswers()": "a NamedTuple of results",
+    "PairedComparison()": "a frozen record of results that `paired_comparison` builds",
+    "PairedDifference()": "a frozen record of results that `confidence_interval` builds",
     "Posterior()": "abstract base: its subclasses' constructors are covered",
     "Posterior.check": "abstract: each posterior's check is reached through `mc.mc_predict`",
     "Posterior.batches": "abstract: each posterior's batches are reached through `mc.mc_batches`",

@@ -49,7 +49,7 @@ def folder(path: Path) -> dict[str, bytes]:
     ("path", "value", "error", "match"),
     [
         ("grids", {}, KeyError, r"`<top level>` to hold only .*unknown keys \['grids'\]"),
-        ("dataset.root", "/data", KeyError, r"`dataset` to hold only \['name', 'test_size'\].*\['root'\]"),
+        ("dataset.root", "/data", KeyError, r"`dataset` to hold only \['name', 'test_size', 'pool'\].*\['root'\]"),
         ("model.depth", 3, KeyError, r"`model` to hold only .*\['depth'\]"),
         ("protocol.budjet", 30, KeyError, r"`protocol` to hold only .*\['budjet'\]"),
         ("grid.seed", [0], KeyError, r"`grid` to hold only \['heuristics', 'seeds', 'settings'\].*\['seed'\]"),
