@@ -1,4 +1,4 @@
-"""The study files of benchmarks/PROTOCOL.md parse, and hold the settings the protocol states."""
+"""The study files of the protocol in benchmarks/README.md parse, and hold the settings the protocol states."""
 
 from pathlib import Path
 
