@@ -215,6 +215,8 @@ def _serve(args: argparse.Namespace, argv: Sequence[str] | None) -> None:
         data_key=args.data_key,
         data_prefix=args.data_prefix,
         token_env=args.token_env,
+        on_disagreement=args.on_disagreement,
+        requeue_disagreements=args.requeue_disagreements,
         command=shlex.join(["lightning-bal", *(sys.argv[1:] if argv is None else argv)]),
     )
     if threading.current_thread() is threading.main_thread():
@@ -275,7 +277,7 @@ def _parser() -> argparse.ArgumentParser:
             "--data-key", default="image", help="the task field of the data reference (default: image)"
         )
         command.add_argument("--data-prefix", default="", help="prepended to each id (a URL or folder)")
-    for command in (imported, sync):
+    for command in (imported, sync, serve):
         command.add_argument(
             "--on-disagreement",
             choices=["first", "skip", "error", "majority", "dawid_skene"],

@@ -3,7 +3,9 @@
 Label Studio calls ``/health``, ``/setup`` and ``/predict``, and posts its events to ``/webhook``
 (docs/label_studio_sync.md#the-ml-backend-lightning-bal-serve). Predictions come from the guesses and scores the run
 recorded with its query, so they never wait on training. Each answer is validated as ``import`` validates it,
-appended to the journal next to the checkpoint (fsynced) and folded into the checkpoint, in that order; when
+appended to the journal next to the checkpoint (fsynced) and folded into the checkpoint, in that order: kept as an
+annotator's answer (agreement per step as for ``sync``), the item's label being the reconciliation of all its answers
+(``--on-disagreement``, the one of :func:`~lightning_bal.annotation.label_studio.read_label_studio_tasks`); when
 ``threshold`` answers have arrived since the last training, the user's training command runs in the background on a
 copy of the checkpoint, and its new checkpoint, with the journal's later answers folded in again, replaces it.
 The HTTP side is :mod:`lightning_bal.annotation.serve`.
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_bal.annotation.answers import AnswerFormat, read_answer
-from lightning_bal.annotation.checkpoint import LabelState, load_label_state
+from lightning_bal.annotation.checkpoint import LabelState, _answer_key, load_label_state
 from lightning_bal.annotation.checkpoint_entries import (
     SERVE_KEY,
     journal_path,
@@ -34,10 +36,19 @@ from lightning_bal.annotation.checkpoint_entries import (
     temporary_path,
     utc_now,
 )
-from lightning_bal.annotation.label_studio import _author, check_data_key, check_task_step
+from lightning_bal.annotation.label_studio import (
+    RECONCILIATIONS,
+    AnnotatorAnswer,
+    LabelStudioAnswers,
+    _author,
+    _reconcile,
+    check_data_key,
+    check_task_step,
+)
 from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
 from lightning_bal.annotation.sync import _tasks
 from lightning_bal.data.ids import ItemId, id_lookup
+from lightning_bal.utilities.checks import check_bool, check_one_of
 
 __all__ = ["ANSWER_EVENTS", "BadRequest", "MLBackend", "check_threshold", "check_train_command"]
 
@@ -112,6 +123,10 @@ class MLBackend:
         client: Label Studio's API, to push each new query; ``project`` names the project.
         data_key, data_prefix, from_name: the tasks' data field, its prefix and the choices' control, as for ``sync``.
         token_env: the variable holding the token, left out of the training command's environment.
+        on_disagreement: how the answers of several annotators to an item become its label, one of
+            :data:`~lightning_bal.annotation.label_studio.RECONCILIATIONS` (``--on-disagreement``).
+        requeue_disagreements: send a labelled item whose answers the reconciliation leaves undecided back to the
+            pending query (``--requeue-disagreements``).
         command: the ``serve`` command line, shown by ``lightning-bal status`` as the one to run again.
         log: where progress lines go (never a token).
     """
@@ -130,8 +145,12 @@ class MLBackend:
         token_env: str | None = None,
         command: str | None = None,
         log: Callable[[str], None] | None = None,
+        on_disagreement: str = "first",
+        requeue_disagreements: bool = False,
     ) -> None:
         self.checkpoint = Path(checkpoint)
+        self.on_disagreement = check_one_of("--on-disagreement", on_disagreement, RECONCILIATIONS)
+        self.requeue_disagreements = check_bool("--requeue-disagreements", requeue_disagreements)
         self.threshold = check_threshold(threshold)
         self.train = list(train)
         self.data_key = check_data_key("--data-key", data_key)
@@ -186,9 +205,15 @@ class MLBackend:
         refused = []
         for entry in entries:
             try:
-                state.answer(
-                    [entry["id"]], [entry["label"]], {entry["step"]}, entry["source"], [entry["by"]], [entry["time"]]
+                answer = AnnotatorAnswer(
+                    str(entry["id"]),
+                    entry["step"],
+                    entry.get("by"),
+                    entry["label"],
+                    entry.get("time"),
+                    entry.get("annotation"),
                 )
+                self._settle(state, answer, entry.get("source") or "Label Studio")
             except (ValueError, TypeError, KeyError) as err:
                 # The run moved on (e.g. a training returned the item to the pool): the answer stays in the journal.
                 refused.append(f"{entry.get('id')!r}: {err}")
@@ -242,30 +267,107 @@ class MLBackend:
                 self.log(f"serve: a journal answer no longer fits the checkpoint and stays in the journal only: {line}")
             self._save({**marker, "journal": len(entries)})
 
-    def record(self, item: str, label: int, step: int, by: str | None, when: str | None, event: str) -> str:
-        """Validate one answer and record it: journal (fsynced), then checkpoint. Returns what it did.
+    def _current_answers(self, state: LabelState, answer: AnnotatorAnswer) -> list[AnnotatorAnswer]:
+        """Every annotator's answer now standing, oldest first, ``answer`` included.
 
-        An ``ANNOTATION_UPDATED`` that changes a recorded label is a correction; an ``ANNOTATION_CREATED`` that
-        disagrees with it is another annotator's answer, and the first one stays (as ``--on-disagreement first``).
+        Those of its item, or of every item for Dawid-Skene (which estimates each annotator over all of them).
+        """
+        standing: dict[tuple[Any, ...], AnnotatorAnswer] = {}
+        rows = [*state.answers, {**answer._asdict(), "source": None}]
+        for number, row in enumerate(rows):
+            item = str(row["id"])
+            if self.on_disagreement != "dawid_skene" and item != answer.id:
+                continue
+            # An annotation updated in Label Studio replaces its earlier answer, in its place (``first`` stays first).
+            if row.get("annotation") is not None:
+                key: tuple[Any, ...] = (item, "annotation", row["annotation"])
+            else:
+                key = (item, "by", row["by"]) if row.get("by") is not None else (item, "row", number)
+            standing[key] = AnnotatorAnswer(
+                item, row.get("step"), row.get("by"), row["label"], row.get("time"), row.get("annotation")
+            )
+        return list(standing.values())
+
+    def _settle(self, state: LabelState, answer: AnnotatorAnswer, source: str) -> str:
+        """Record ``answer`` in ``state`` and settle its item's label from all its answers; returns what it did.
+
+        Validated before anything changes: an unknown item, a label the task does not take, answers that disagree
+        with ``--on-disagreement error``, or an answer :meth:`LabelState.answer` refuses leave ``state`` as it was.
+        """
+        state.check_answers([answer], source)
+        if answer.step is not None and answer.step > state.ledger.step:
+            raise ValueError(
+                f"Expected answers to the queries up to the checkpoint's step {state.ledger.step}, but {source} answers"
+                f" step(s) {[answer.step]}: it belongs to another run, or to a later checkpoint of this one."
+            )
+        item = answer.id
+        standing = self._current_answers(state, answer)
+        mine = [given for given in standing if given.id == item]
+        labels = [int(given.label) for given in mine]
+        if self.on_disagreement == "error" and len(set(labels)) > 1:
+            raise ValueError(
+                f"Expected the answers to {item!r} to agree (`--on-disagreement error`), but got"
+                f" {[self.names[label] for label in labels]}."
+            )
+        reconciled = LabelStudioAnswers([], [], set(), [], [], [], [], standing, [])
+        _reconcile(reconciled, self.on_disagreement, len(self.names))
+        decided = dict(zip(reconciled.ids, reconciled.labels, strict=True))
+        index = id_lookup(state.ids)[item]
+        pending = index in state.ledger.pending_query
+        recorded = state.ledger.annotations.get(index)
+        what = f"recorded; {item!r} stays pending (its answers {labels} leave it undecided)"
+        steps = set() if answer.step is None else {answer.step}
+        if item in decided and (pending or recorded is None or int(recorded) != int(decided[item])):
+            done = state.answer([item], [int(decided[item])], steps, source, [answer.by], [answer.time])
+            what = "kept (changed here later)" if done.kept else "corrected" if done.corrected else "labelled"
+        elif item in decided:
+            what = f"recorded; the label stays {self.names[int(decided[item])]!r} ({self.on_disagreement})"
+        elif recorded is not None and not pending:
+            back = state.requeue([item], {item: answer.time}, source) if self.requeue_disagreements else []
+            what = "requeued (its answers disagree)" if back else "recorded; its answers disagree, the label stays"
+        state.record_answers([answer], source)
+        return what
+
+    def record(
+        self,
+        item: str,
+        label: int,
+        step: int,
+        by: str | None,
+        when: str | None,
+        event: str,
+        annotation: int | str | None = None,
+    ) -> str:
+        """Validate one annotator's answer and record it: journal (fsynced), then checkpoint. Returns what it did.
+
+        Every new answer is kept (:attr:`LabelState.answers`); the item's label is the reconciliation of all its
+        answers by ``on_disagreement``, and a change of it is a correction. An answer already recorded (Label Studio
+        sending the event again) changes nothing.
         """
         with self._lock:
             source = f"Label Studio project {self.project_id}" if self.project_id is not None else "Label Studio"
-            index = id_lookup(self.state.ids).get(item)
-            first = None
-            if index is not None and index not in self.state.ledger.pending_query:
-                first = self.state.ledger.annotations.get(index)
-            if event == "ANNOTATION_CREATED" and first is not None and first != label:
-                # Another annotator's answer, not a fix (a reviewer edits the annotation): the first answer stays.
-                self.log(f"serve: {item!r} answered {self.names[label]!r}, but {self.names[int(first)]!r} came first")
-                return f"disagreement: the first answer ({self.names[int(first)]}) is kept"
-            done = self.state.answer([item], [label], {step}, source, [by], [when])  # validates, all or nothing
-            if not done.labelled.numel() and not done.corrected:
-                return "unchanged" if done.unchanged else "kept (changed here later)"
-            entry = {"id": item, "label": label, "step": step, "by": by, "time": when, "source": source}
+            answer = AnnotatorAnswer(item, step, by, label, when, annotation)
+            key = _answer_key(answer._asdict())
+            same = [row for row in self.state.answers if str(row["id"]) == item]
+            if annotation is not None:
+                # An update of an annotation that leaves its answer as it was (a retry, another field edited).
+                same = [row for row in same if row.get("annotation") == annotation][-1:]
+                if same and same[0]["label"] == label:
+                    return "unchanged"
+            if any(_answer_key(row) == key for row in same):
+                return "unchanged"
+            previous = len(self.state.ledger.pending_query)
             try:
-                _fsync_append(self.journal, json.dumps({**entry, "event": event, "recorded_at": utc_now()}))
+                what = self._settle(self.state, answer, source)  # validates, all or nothing
             except BaseException:
                 self.state = self._reload()  # memory back to what the files hold
+                raise
+            entry = {"id": item, "label": label, "step": step, "by": by, "time": when, "source": source}
+            try:
+                line = {**entry, "annotation": annotation, "event": event, "recorded_at": utc_now()}
+                _fsync_append(self.journal, json.dumps(line))
+            except BaseException:
+                self.state = self._reload()
                 raise
             entries = len(read_journal(self.journal))
             try:
@@ -273,7 +375,10 @@ class MLBackend:
             except OSError as err:
                 # The journal holds the answer; the next fold (restart or training) brings it into the checkpoint.
                 self.log(f"serve: the checkpoint could not be written ({err}); the answer is kept in the journal.")
-            what = "corrected" if done.corrected else "labelled"
+            if len(self.state.ledger.pending_query) > previous:
+                self.push_due = self.client is not None  # a requeued item goes to the project again
+        if what.startswith("recorded;") or what.startswith("requeued"):
+            self.log(f"serve: {item!r} answered {self.names[label]!r} by {by}: {what}")
         self.maybe_train()
         return what
 
@@ -447,7 +552,8 @@ class MLBackend:
         if answer is None:
             return {"status": "no answer (cancelled or no choice)"}
         try:
-            done = self.record(*answer, event=action)
+            item, label, step, by, when, key = answer
+            done = self.record(item, label, step, by, when, action, key)
         except ValueError as err:
             raise BadRequest(f"{err} Nothing was recorded.") from None
         if self.push_due:
@@ -461,7 +567,9 @@ class MLBackend:
             raise BadRequest(f"Expected the {action} event's `{name}` to be an object, but got {value!r:.80}.")
         return value
 
-    def _answer_of(self, action: str, payload: dict[str, Any]) -> tuple[str, int, int, str | None, str | None] | None:
+    def _answer_of(
+        self, action: str, payload: dict[str, Any]
+    ) -> tuple[str, int, int, str | None, str | None, int | str | None] | None:
         annotation, task = self._object(payload, "annotation", action), self._object(payload, "task", action)
         project = payload.get("project")
         project_id = project.get("id") if isinstance(project, dict) else task.get("project")
@@ -489,7 +597,9 @@ class MLBackend:
         if label is None:
             return None
         when = annotation.get("updated_at") or annotation.get("created_at")
-        return item, int(label), step, author, when if isinstance(when, str) else None
+        key = annotation.get("id")
+        key = key if isinstance(key, (int, str)) and not isinstance(key, bool) else None
+        return item, int(label), step, author, when if isinstance(when, str) else None, key
 
     def close(self) -> None:
         """Stop: a running training is ended (its result would be dropped); the journal keeps every answer."""

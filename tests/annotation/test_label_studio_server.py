@@ -24,6 +24,7 @@ import pytest
 
 from lightning_bal.annotation import QueryFiles, load_label_state
 from lightning_bal.annotation.checkpoint_entries import journal_path, read_journal
+from lightning_bal.annotation.consensus import fleiss_kappa
 from lightning_bal.annotation.sync import bring_in_answers
 from tests.annotation.annotation_script import run_round
 from tests.bad_inputs.files import lightning_bal
@@ -131,13 +132,13 @@ class Server:
         self.process = None
 
 
-def start_serve(folder, ckpt, url, project, run, pat):
-    """`lightning-bal serve` in its own process, as a team runs it; returns the process and its URL."""
+def start_serve(folder, ckpt, url, project, run, pat, *flags):
+    """`lightning-bal serve` in its own process, as a team runs it (with ``flags``); returns the process and its URL."""
     port = free_port()
     train = f"{sys.executable} -m tests.annotation.serve_train {{checkpoint}} {{output}} --run {run} --prefix {PREFIX}"
     command = [sys.executable, "-m", "lightning_bal.annotation.cli", "serve", str(ckpt), "--port", str(port),
                "--url", url, "--project", str(project), "--labels", ",".join(NAMES), "--data-prefix", PREFIX,
-               "--train", train, "--threshold", "5"]  # fmt: skip
+               "--train", train, *flags]  # fmt: skip
     log = folder / "serve.log"
     with log.open("a") as handle:
         process = subprocess.Popen(command, env={**os.environ, "LABEL_STUDIO_TOKEN": pat}, stderr=handle)
@@ -171,6 +172,7 @@ def test_three_rounds_two_annotators_a_correction_restarts_and_the_ml_backend(tm
         assert pat.count(".") == 2  # a personal access token (JWT refresh token): what sync and serve use
         os.environ["LABEL_STUDIO_TOKEN"] = pat  # restored by the autouse fixture of tests/conftest.py
         other = server.api("POST", "/api/users/", {"email": "annotator@example.com", "username": "annotator"})["id"]
+        third = server.api("POST", "/api/users/", {"email": "third@example.com", "username": "third"})["id"]
         project = server.api("POST", "/api/projects", {"title": "blobs run", "label_config": CONFIG})["id"]
         server.api(
             "POST",
@@ -206,7 +208,10 @@ def test_three_rounds_two_annotators_a_correction_restarts_and_the_ml_backend(tm
         assert len(server.tasks(project)) == 4
 
         # Round 2 with the ML backend: serve pushes the query, Label Studio connects to it and asks for predictions.
-        serve, backend = start_serve(tmp_path, live, server.url, project, run, pat)
+        # Several annotators are reconciled by majority, and a labelled item whose answers tie goes back to the queue.
+        # Eight answers come in this round (the correction included): the last starts the training.
+        flags = ("--threshold", "8", "--on-disagreement", "majority", "--requeue-disagreements")
+        serve, backend = start_serve(tmp_path, live, server.url, project, run, pat, *flags)
         wait_for(lambda: len(server.tasks(project)) == 8, what="serve to push round 2")
         connected = server.api("POST", "/api/ml", {"url": backend, "project": project, "title": "lightning_bal"})
         assert (connected["readable_state"], connected["model_version"]) == ("Connected", "lightning_bal-step2-0")
@@ -220,25 +225,47 @@ def test_three_rounds_two_annotators_a_correction_restarts_and_the_ml_backend(tm
             assert served["score"] == pytest.approx(recorded["scores"][task["data"]["lbal_id"]])
             guess = recorded["predictions"][task["data"]["lbal_id"]][0]
             assert served["result"][0]["value"]["choices"] == [NAMES[guess]]
-        # Both annotators answer through Label Studio (webhooks), and a reviewer corrects a round-1 answer: the
-        # fifth new answer starts the training.
-        for number, task in enumerate(round2):
+        # Two annotators answer through Label Studio (webhooks): they agree on the first item and disagree on the
+        # second, whose tie sends it back to the queue (its task stays in the project) until a third settles it.
+        for task in round2:
             item = task["data"]["lbal_id"]
             truth[item] = int(targets[int(item.removeprefix("item"))])
-            server.answer(task, NAMES[truth[item]])
-            if number == 0:
-                server.answer(task, NAMES[truth[item]], user=other)
-        fixed = sorted(annotations)[0]
+        agreed, tied = (task["data"]["lbal_id"] for task in round2[:2])
+        for task, user, name in [
+            (round2[0], None, NAMES[truth[agreed]]),
+            (round2[0], other, NAMES[truth[agreed]]),
+            (round2[1], None, NAMES[truth[tied]]),
+            (round2[1], other, NAMES[(truth[tied] + 1) % 3]),
+        ]:
+            server.answer(task, name, user=user)
+        wait_for(lambda: len(read_journal(journal_path(live))) == 4, what="the webhooks of the tie")
+        state = load_label_state(live)
+        assert tied in state.pending_ids()
+        assert (state.ledger.step, len(server.tasks(project))) == (2, 8)
+        server.answer(round2[1], NAMES[truth[tied]], user=third)
+        wait_for(lambda: tied not in load_label_state(live).pending_ids(), what="the third answer to settle the tie")
+        for task in round2[2:]:
+            server.answer(task, NAMES[truth[task["data"]["lbal_id"]]])
+        # A reviewer corrects a round-1 answer (of an item answered once): the eighth new answer of the round.
+        fixed = round1[-1]["data"]["lbal_id"]
         wrong, truth[fixed] = truth[fixed], (truth[fixed] + 1) % 3
         value = {"choices": [NAMES[truth[fixed]]]}
         result = [{"from_name": "label", "to_name": "image", "type": "choices", "value": value}]
         server.api("PATCH", f"/api/annotations/{annotations[fixed]}", {"result": result})
-        wait_for(lambda: len(read_journal(journal_path(live))) == 5, what="the webhooks of round 2")
+        wait_for(lambda: len(read_journal(journal_path(live))) == 8, what="the webhooks of round 2")
         wait_for(lambda: load_label_state(live).ledger.step == 3, what="the training of round 2")
         state = load_label_state(live)
         assert {state.ids[i]: v for i, v in state.ledger.annotations.items()} == truth
-        (row,) = state.history
-        assert (row["id"], row["label"], row["new"], row["by"]) == (fixed, wrong, truth[fixed], "1")
+        rows = [(row["id"], row["label"], row["new"], row["by"]) for row in state.history]
+        assert rows == [(tied, truth[tied], None, None), (fixed, wrong, truth[fixed], "1")]
+        # The agreement of round 2 (three annotators: Fleiss' kappa over the two items answered more than once).
+        shown = json.loads(lightning_bal("status", live, "--json"))["agreement"]
+        table = [[truth[agreed], truth[agreed], None], [truth[tied], (truth[tied] + 1) % 3, truth[tied]]]
+        assert [(row["step"], row["method"], row["annotators"], row["items"]) for row in shown] == [
+            (1, "cohen", 2, 2),
+            (2, "fleiss", 3, 2),
+        ]
+        assert shown[1]["kappa"] == pytest.approx(fleiss_kappa(table))
         # The new query is pushed, and Label Studio gets predictions of the new model version.
         wait_for(lambda: len(server.tasks(project)) == 12, what="serve to push round 3")
         round3 = [task for task in server.tasks(project) if task["data"]["lbal_step"] == 3]

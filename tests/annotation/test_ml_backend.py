@@ -32,8 +32,10 @@ ENV = "LS_SERVE_TEST_TOKEN"
 ANY = type("Any", (), {"__eq__": lambda self, other: True})()
 
 
-def event(item: str, choice: str, step: int = 1, action: str = "ANNOTATION_CREATED", number: int = 1) -> dict:
-    """A webhook body as Label Studio 1.23 posts it for an annotation submitted in the UI."""
+def event(
+    item: str, choice: str, step: int = 1, action: str = "ANNOTATION_CREATED", number: int = 1, by: int = 1
+) -> dict:
+    """A webhook body as Label Studio 1.23 posts it for annotation ``number`` submitted in the UI by user ``by``."""
     result = [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [choice]}}]
     return {
         "action": action,
@@ -41,7 +43,7 @@ def event(item: str, choice: str, step: int = 1, action: str = "ANNOTATION_CREAT
         "task": {"id": 100 + number, "project": 7, "data": {"image": item, "lbal_id": item, "lbal_step": step}},
         "annotation": {
             "id": number,
-            "completed_by": 1,
+            "completed_by": by,
             "result": result,
             "was_cancelled": False,
             "created_at": f"2026-01-01T00:00:{number:02d}Z",
@@ -71,12 +73,29 @@ def wait_for(condition, timeout: float = 300.0) -> None:
 class Served:
     """A backend over a fresh checkpoint, listening on a free port in a thread, connected to a stand-in server."""
 
-    def __init__(self, folder: Path, fake: FakeLabelStudio, train: list[str] | None = None, threshold: int = 2):
+    def __init__(
+        self,
+        folder: Path,
+        fake: FakeLabelStudio,
+        train: list[str] | None = None,
+        threshold: int = 2,
+        on_disagreement: str = "first",
+        requeue: bool = False,
+    ):
         self.path = make_checkpoint(folder)
         self.lines: list[str] = []
         client = LabelStudioClient(fake.url, PAT)
         self.backend = MLBackend(
-            self.path, NAMES, train or TRAIN, threshold, client, 7, token_env=ENV, log=self.lines.append
+            self.path,
+            NAMES,
+            train or TRAIN,
+            threshold,
+            client,
+            7,
+            token_env=ENV,
+            log=self.lines.append,
+            on_disagreement=on_disagreement,
+            requeue_disagreements=requeue,
         )
         self.server = make_server(self.backend, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -128,17 +147,92 @@ def test_an_answer_goes_to_the_journal_then_the_checkpoint_once(served):
     assert state.ledger.annotations[5] == 1
     (entry,) = read_journal(journal_path(served.path))
     assert (entry["id"], entry["label"], entry["step"], entry["by"]) == ("doc5", 1, 1, "1")
-    # A second annotator disagrees: the first answer stays, and nothing is recorded.
-    status = post(served.url, "/webhook", event("doc5", "cat", number=2))[1]["status"]
-    assert status == "disagreement: the first answer (dog) is kept"
-    assert load_label_state(served.path).ledger.annotations[5] == 1
+    # A second annotator disagrees: the answer is kept (journal and checkpoint), the first one stays the label.
+    status = post(served.url, "/webhook", event("doc5", "cat", number=2, by=2))[1]["status"]
+    assert status == "recorded; the label stays 'dog' (first)"
+    state = load_label_state(served.path)
+    assert state.ledger.annotations[5] == 1
+    assert [(row["by"], row["label"], row["annotation"]) for row in state.answers] == [("1", 1, 1), ("2", 0, 2)]
+    assert [row["kappa"] for row in state.status()["agreement"]] == [0.0]
     # Label Studio sends the event again (a retry, an update without change): recorded once.
     assert post(served.url, "/webhook", event("doc5", "dog", action="ANNOTATION_UPDATED"))[1]["status"] == "unchanged"
-    assert len(read_journal(journal_path(served.path))) == 1
+    assert post(served.url, "/webhook", event("doc5", "cat", number=2, by=2))[1]["status"] == "unchanged"
+    assert len(read_journal(journal_path(served.path))) == 2
     # A reviewer changes the answer in Label Studio: a correction, with the earlier label kept in the history.
     assert post(served.url, "/webhook", event("doc5", "bird", action="ANNOTATION_UPDATED"))[1]["status"] == "corrected"
     (row,) = load_label_state(served.path).history
     assert (row["id"], row["label"], row["new"], row["updated_at"]) == ("doc5", 1, 2, "2026-01-01T00:01:01Z")
+
+
+# Three annotators answer doc5 in turn (dog, cat, dog): the status of each answer and the label after it (None:
+# pending), by reconciliation, with labelled items whose answers now disagree sent back to the queue.
+RECONCILED = [
+    ("first", ["labelled", "recorded; the label stays 'dog' (first)", "recorded; the label stays 'dog' (first)"], 1),
+    ("majority", ["labelled", "requeued (its answers disagree)", "labelled"], 1),
+    ("dawid_skene", ["labelled", "requeued (its answers disagree)", "labelled"], 1),
+    ("skip", ["labelled", "requeued (its answers disagree)", "recorded; 'doc5' stays pending (its answers"], None),
+]
+
+
+@pytest.mark.parametrize(("mode", "statuses", "final"), RECONCILED)
+def test_several_annotators_are_reconciled_requeued_and_replayed_from_the_journal(
+    tmp_path, fake, mode, statuses, final
+):
+    served = Served(tmp_path, fake, threshold=99, on_disagreement=mode, requeue=True)
+    try:
+        before = served.path.read_bytes()
+        seen, labels = [], []
+        for number, (choice, by) in enumerate([("dog", 1), ("cat", 2), ("dog", 3)], start=1):
+            seen.append(post(served.url, "/webhook", event("doc5", choice, number=number, by=by))[1]["status"])
+            labels.append(load_label_state(served.path).ledger.annotations.get(5))
+        assert [status[: len(expected)] for status, expected in zip(seen, statuses, strict=True)] == statuses
+        assert labels == [1, 1 if mode == "first" else None, final]
+        state = load_label_state(served.path)
+        assert ("doc5" in state.pending_ids()) == (final is None)
+        # Every answer is kept, and the agreement of step 1 (three annotators on one item) is Fleiss' kappa.
+        assert [row["by"] for row in state.answers] == ["1", "2", "3"]
+        (step1,) = state.status()["agreement"]
+        assert (step1["step"], step1["method"], step1["annotators"]) == (1, "fleiss", 3)
+        requeued = [row for row in state.history if row["new"] is None]
+        assert len(requeued) == (0 if mode == "first" else 1)
+    finally:
+        served.stop()
+    # The checkpoint is lost back to before the answers: the journal alone brings back the same state.
+    answers, agreement = state.answers, state.status()["agreement"]
+    served.path.write_bytes(before)
+    again = MLBackend(served.path, NAMES, TRAIN, 99, on_disagreement=mode, requeue_disagreements=True)
+    replayed = load_label_state(served.path)
+    assert replayed.answers == answers
+    assert replayed.status()["agreement"] == agreement
+    assert replayed.ledger.annotations == state.ledger.annotations
+    assert replayed.pending_ids() == state.pending_ids()
+    again.close()
+
+
+def test_without_requeue_a_tie_leaves_the_label_and_an_update_of_an_answer_replaces_it(served_majority):
+    served = served_majority
+    assert post(served.url, "/webhook", event("doc5", "dog"))[1]["status"] == "labelled"
+    status = post(served.url, "/webhook", event("doc5", "cat", number=2, by=2))[1]["status"]
+    assert status == "recorded; its answers disagree, the label stays"
+    assert load_label_state(served.path).ledger.annotations[5] == 1
+    # The second annotator changes their answer to agree: still one answer each, no correction.
+    status = post(served.url, "/webhook", event("doc5", "dog", 1, "ANNOTATION_UPDATED", 2, 2))
+    assert status[1]["status"] == "recorded; the label stays 'dog' (majority)"
+    # The first annotator changes theirs: one vote each again, the label stays; then both say bird: a correction.
+    post(served.url, "/webhook", event("doc5", "bird", action="ANNOTATION_UPDATED", number=1))
+    assert load_label_state(served.path).ledger.annotations[5] == 1
+    status = post(served.url, "/webhook", event("doc5", "bird", 1, "ANNOTATION_UPDATED", 2, 2))
+    assert status[1]["status"] == "corrected"
+    state = load_label_state(served.path)
+    assert state.ledger.annotations[5] == 2
+    assert [(row["label"], row["new"], row["by"]) for row in state.history] == [(1, 2, "2")]
+
+
+@pytest.fixture
+def served_majority(tmp_path, fake):
+    backend = Served(tmp_path, fake, threshold=99, on_disagreement="majority")
+    yield backend
+    backend.stop()
 
 
 @pytest.mark.slow

@@ -71,6 +71,9 @@ CASES: list[tuple[dict[str, str | None], Callable[[FakeLabelStudio], None] | Non
     ({"--project": "8"}, None, r"`--project` to name a project of .*, but id 8 is not one"),
     ({"--token-env": "LS_SERVE_NO_SUCH_VARIABLE"}, None, r"LS_SERVE_NO_SUCH_VARIABLE \(`--token-env`\) .* not set"),
     ({"--url": "http://127.0.0.1:99999"}, None, r"`--url` to be the server's base URL"),
+    ({"--on-disagreement": "vote"}, None, r"exit 2: .*argument --on-disagreement: invalid choice: 'vote'"),
+    ({"--on-disagreement": ""}, None, r"exit 2: .*argument --on-disagreement: invalid choice: ''"),
+    ({"--on-disagreement": None, "--requeue-disagreements": "yes"}, None, r"exit 2: .*unrecognized arguments: yes"),
     ({}, set_config(config(["cat", "dog", "fish"])), r"offer the classes \['cat', 'dog', 'bird'\].*another run"),
     ({}, set_config(config(NAMES, to_name="text")), r"toName=\"image\" \(`--data-key`\), but it labels 'text'"),
     ({}, lambda fake: setattr(fake, "fail_on", "/api/projects"), r"Expected Label Studio to answer at .*"),
@@ -148,6 +151,7 @@ def changed(body: dict[str, Any], **paths: Any) -> dict[str, Any]:
 
 
 GOOD = event("doc5", "dog")
+BY = r"`completed_by` of every annotation of task 'doc5' \(task 101 of the ANNOTATION_CREATED event\) to be"
 REGION = GOOD["annotation"]["result"][0]
 WEBHOOK_CASES: list[tuple[str, Any, str]] = [
     ("/webhook", b"{not json", r"400: Expected the request body to be JSON, but it does not parse"),
@@ -173,6 +177,14 @@ WEBHOOK_CASES: list[tuple[str, Any, str]] = [
         r"400: Expected one choice per annotation .*single-label only",
     ),
     ("/webhook", changed(GOOD, project={"id": 8}), r"400: Expected events of project 7 .*this ANNOTATION_CREATED .* 8"),
+    ("/webhook", changed(GOOD, annotation__completed_by=""), rf"400: Expected the {BY} .*, but got ''"),
+    ("/webhook", changed(GOOD, annotation__completed_by=True), rf"400: Expected the {BY} .*, but got True"),
+    ("/webhook", changed(GOOD, annotation__completed_by=[1]), rf"400: Expected the {BY} .*, but got \[1\]"),
+    (
+        "/webhook",
+        changed(GOOD, annotation__completed_by={"name": "x"}),
+        rf"400: Expected the {BY} .*, but got \{{'name': 'x'\}}",
+    ),
     ("/predict", {"tasks": "doc5"}, r"400: Expected /predict's `tasks` to be a list of tasks, but got 'doc5'"),
     ("/setup", {"schema": config(["cat", "dog", "fish"])}, r"400: .*offer the classes .* offers \['cat', 'dog', 'fish"),
     ("/setup", {"schema": "<View>"}, r"400: Expected the project's `label_config` to be XML, but it does not parse"),
@@ -210,3 +222,53 @@ def test_serve_push_to_an_unreachable_server_loses_nothing_and_resumes(tmp_path,
     backend.close()
     assert [t["data"]["lbal_id"] for t in fake.tasks[7]] == ["doc9", "doc11"]
     assert backend.push() == []  # nothing twice
+
+
+def test_serve_refuses_an_answer_that_disagrees_under_on_disagreement_error(tmp_path):
+    make_checkpoint(tmp_path)
+    # No Label Studio to push to: a push in the background would rewrite the status file meanwhile.
+    served = MLBackend(tmp_path / "run.ckpt", NAMES, TRAIN.split(), 5, log=lambda line: None, on_disagreement="error")
+    server = make_server(served, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert request(url, "/webhook", GOOD)["status"] == "labelled"
+        refuses(
+            "lightning-bal serve (/webhook)",
+            lambda: request(url, "/webhook", event("doc5", "cat", number=2, by=2)),
+            Refused,
+            r"400: Expected the answers to 'doc5' to agree \(`--on-disagreement error`\), but got \['dog', 'cat'\]",
+            Folder(tmp_path),
+            served.state.ledger.state_dict(),
+            served.state.answers,
+        )
+        assert accepts(lambda: request(url, "/webhook", event("doc5", "dog", number=2, by=2)))["status"] == (
+            "recorded; the label stays 'dog' (error)"
+        )
+        assert [row["by"] for row in load_label_state(tmp_path / "run.ckpt").answers] == ["1", "2"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        served.close()
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "error", "match"),
+    [
+        ("on_disagreement", "vote", ValueError, r"`--on-disagreement` to be 'first', .*, but got 'vote'"),
+        ("on_disagreement", None, ValueError, r"`--on-disagreement` to be 'first', .*, but got None"),
+        ("requeue_disagreements", "yes", TypeError, r"`--requeue-disagreements` to be a bool, but got 'yes'"),
+        ("requeue_disagreements", 1, TypeError, r"`--requeue-disagreements` to be a bool, but got 1"),
+    ],
+)
+def test_ml_backend_refuses_bad_reconciliation_arguments(tmp_path, keyword, value, error, match):
+    make_checkpoint(tmp_path)
+    refuses(
+        "lightning-bal serve (MLBackend)",
+        lambda: MLBackend(tmp_path / "run.ckpt", NAMES, TRAIN.split(), 5, **{keyword: value}),
+        error,
+        match,
+        Folder(tmp_path),
+    )
+    valid = {"on_disagreement": "majority", "requeue_disagreements": True}[keyword]
+    accepts(lambda: MLBackend(tmp_path / "run.ckpt", NAMES, TRAIN.split(), 5, **{keyword: valid}).close())
