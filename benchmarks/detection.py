@@ -91,6 +91,7 @@ def callback_step(module: DetectorModule, pool: int, canvas: int) -> tuple[float
         enable_model_summary=False,
         enable_progress_bar=False,
     )
+    module.train()  # Lightning keeps each submodule's mode: train_detector and floor_pass leave it in eval
     calls_at: list[int] = []
     before.on_train_epoch_end = _also(before.on_train_epoch_end, lambda: calls_at.append(counter.calls))
     trainer.fit(module, datamodule=dm)

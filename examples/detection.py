@@ -277,7 +277,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[list[dict[str, flo
                 with_map=not reason,
             )
             curves.setdefault(name, []).append(history)
-            shown = {k.removeprefix("active/"): round(v, 4) for k, v in history[-1].items() if "test" in k or "num" in k}
+            shown = {
+                k.removeprefix("active/"): round(v, 4) for k, v in history[-1].items() if "test" in k or "num" in k
+            }
             print(f"seed {seed} {name} ({time.perf_counter() - start:.0f} s): {shown}", flush=True)
     plot(curves, "test_recall_50" if reason else "test_map", Path(args.figure))
     print(f"figure: {args.figure}", flush=True)
