@@ -37,3 +37,15 @@ def test_each_seed_starts_from_the_same_images_and_weights(heuristic):
     same = ("active/num_labelled", "active/num_boxes_labelled", "active/test_recall_50")
     assert [ours[0][key] for key in same] == [random[0][key] for key in same]
     assert math.isfinite(ours[-1]["active/test_recall_50"])
+
+
+def test_curves_table_gives_the_spread_and_the_per_seed_difference_from_random(tmp_path):
+    from benchmarks.detection_curves import append_run, read_records, table
+
+    path = tmp_path / "records.csv"
+    for name, seed, values in (("random", 0, 0.1), ("random", 1, 0.3), ("bald", 0, 0.2), ("bald", 1, 0.2)):
+        history = [{"active/num_labelled": 4, "active/num_boxes_labelled": 7, "active/test_recall_50": values}]
+        append_run(path, name, seed, history, 1.0)
+    text = table(read_records(path), "test_recall_50")
+    assert "| 0 | 4 | 0.200 (0.200-0.200) (7) | 0.200 (0.100-0.300) (7) |" in text
+    assert "| 0 | 4 | +0.000 (-0.100..+0.100) 1/2 |" in text
