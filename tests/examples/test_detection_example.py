@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import pytest
 
+from examples import detection
 from examples.detection import HEURISTICS, main, map_or_reason, run
 
 TINY = dict(pool_size=24, test_size=8, canvas=32, initial=4, query_size=4, steps=2, samples_per_epoch=16)
+
+
+def test_doctests():
+    failures, _ = doctest.testmod(detection, optionflags=doctest.ELLIPSIS)
+    assert failures == 0
 
 
 def test_example_runs_every_heuristic_tiny(tmp_path, capsys):
