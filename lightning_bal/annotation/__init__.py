@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lightning_bal.annotation.annotator import QueryFiles
-    from lightning_bal.annotation.answers import AnswerFormat, decode_brush_rle, encode_brush_rle, read_answer
+    from lightning_bal.annotation.answers import AnswerFormat, read_answer
     from lightning_bal.annotation.checkpoint import LabelState, load_label_state
     from lightning_bal.annotation.consensus import cohen_kappa, dawid_skene, fleiss_kappa, majority_vote
     from lightning_bal.annotation.label_studio import (
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         read_label_studio_boxes,
         to_label_studio_box_tasks,
     )
+    from lightning_bal.annotation.regions import decode_brush_rle, encode_brush_rle
     from lightning_bal.annotation.stopping import (
         LowUncertainty,
         MetricPlateau,
@@ -70,7 +71,8 @@ _HOMES = {
     "read_label_studio_export": "label_studio",
     "to_label_studio_tasks": "label_studio",
     "write_label_studio_tasks": "label_studio",
-    **dict.fromkeys(["AnswerFormat", "decode_brush_rle", "encode_brush_rle", "read_answer"], "answers"),
+    **dict.fromkeys(["AnswerFormat", "read_answer"], "answers"),
+    **dict.fromkeys(["decode_brush_rle", "encode_brush_rle"], "regions"),
     **dict.fromkeys(
         ["check_rectangle_config", "read_label_studio_boxes", "to_label_studio_box_tasks"], "label_studio_detection"
     ),

@@ -28,7 +28,8 @@ from lightning_bal.annotation.checkpoint_entries import (
 from lightning_bal.annotation.consensus import cohen_kappa, fleiss_kappa
 from lightning_bal.annotation.label_studio import AnnotatorAnswer, write_label_studio_tasks
 from lightning_bal.data.ids import ItemId, check_ids, id_lookup
-from lightning_bal.data.ledger import OPTIONAL_STATE_KEYS, LabelLedger
+from lightning_bal.data.ledger import LabelLedger
+from lightning_bal.data.ledger_state import OPTIONAL_STATE_KEYS
 from lightning_bal.data.queries import write_queries
 from lightning_bal.tasks import resolve_task
 from lightning_bal.utilities.checks import check_one_of

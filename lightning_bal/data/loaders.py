@@ -15,7 +15,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_bal.data.ids import ItemId, id_lookup
-from lightning_bal.data.ledger import UNLABELLED, LabelLedger
+from lightning_bal.data.ledger import LabelLedger
+from lightning_bal.data.ledger_state import UNLABELLED
 from lightning_bal.data.queries import read_answers, write_queries
 from lightning_bal.data.targets import dataset_classes, labelled_classes, resolve_targets
 from lightning_bal.data.views import (

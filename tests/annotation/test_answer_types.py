@@ -27,9 +27,9 @@ from lightning_bal.annotation import (
     read_answer,
     read_label_studio_export,
 )
-from lightning_bal.annotation.answers import rasterize_polygon, spans_to_labels
 from lightning_bal.annotation.label_studio import to_label_studio_tasks
 from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
+from lightning_bal.annotation.regions import rasterize_polygon, spans_to_labels
 from lightning_bal.annotation.sync import bring_in_answers, sync_label_studio
 from lightning_bal.tasks import MultiLabel, PerPosition, resolve_task
 from tests.annotation.fake_label_studio import PAT, FakeLabelStudio
