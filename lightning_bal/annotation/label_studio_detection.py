@@ -170,7 +170,6 @@ def _regions(
     return regions, mean
 
 
-
 def check_rectangle_config(config: Any, label_names: Sequence[str], data_key: str, from_name: str = "label") -> None:
     """Refuse a project config without ``<RectangleLabels name=from_name toName=data_key>`` of ``label_names``.
 
