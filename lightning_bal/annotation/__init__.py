@@ -16,11 +16,8 @@ if TYPE_CHECKING:
         to_label_studio_tasks,
         write_label_studio_tasks,
     )
-    from lightning_bal.annotation.label_studio_detection import (
-        check_rectangle_config,
-        read_label_studio_boxes,
-        to_label_studio_box_tasks,
-    )
+    from lightning_bal.annotation.label_studio_boxes import read_label_studio_boxes
+    from lightning_bal.annotation.label_studio_detection import check_rectangle_config, to_label_studio_box_tasks
     from lightning_bal.annotation.regions import decode_brush_rle, encode_brush_rle
     from lightning_bal.annotation.stopping import (
         LowUncertainty,
@@ -73,9 +70,8 @@ _HOMES = {
     "write_label_studio_tasks": "label_studio",
     **dict.fromkeys(["AnswerFormat", "read_answer"], "answers"),
     **dict.fromkeys(["decode_brush_rle", "encode_brush_rle"], "regions"),
-    **dict.fromkeys(
-        ["check_rectangle_config", "read_label_studio_boxes", "to_label_studio_box_tasks"], "label_studio_detection"
-    ),
+    **dict.fromkeys(["check_rectangle_config", "to_label_studio_box_tasks"], "label_studio_detection"),
+    "read_label_studio_boxes": "label_studio_boxes",
     **dict.fromkeys(
         ["LowUncertainty", "MetricPlateau", "StablePredictions", "StepView", "StoppingCriterion", "TargetReached"],
         "stopping",

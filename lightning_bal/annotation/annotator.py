@@ -14,7 +14,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from lightning_bal.annotation.checkpoint import FORMATS, load_label_state, log_agreement, write_query
+from lightning_bal.annotation.agreement import log_agreement
+from lightning_bal.annotation.checkpoint import FORMATS, load_label_state, write_query
 from lightning_bal.annotation.checkpoint_entries import write_status
 from lightning_bal.annotation.label_studio import check_data_key
 from lightning_bal.annotation.predict import predict_classes

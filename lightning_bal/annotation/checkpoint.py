@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import Tensor
 
+from lightning_bal.annotation.agreement import _answer_key, agreement_by_step
 from lightning_bal.annotation.answers import same_label
 from lightning_bal.annotation.checkpoint_entries import (
-    CALLBACK_KEY,
     Imported,
-    check_recorded,
-    entry_mapping,
     login_name,
     next_command,
     recorded_guesses,
@@ -25,16 +22,15 @@ from lightning_bal.annotation.checkpoint_entries import (
     utc_now,
     write_status,
 )
-from lightning_bal.annotation.consensus import cohen_kappa, fleiss_kappa
+from lightning_bal.annotation.label_entries import find_label_entries
 from lightning_bal.annotation.label_studio import AnnotatorAnswer, write_label_studio_tasks
-from lightning_bal.data.ids import ItemId, check_ids, id_lookup
+from lightning_bal.data.ids import ItemId, id_lookup
 from lightning_bal.data.ledger import LabelLedger
 from lightning_bal.data.ledger_state import OPTIONAL_STATE_KEYS
 from lightning_bal.data.queries import write_queries
-from lightning_bal.tasks import resolve_task
 from lightning_bal.utilities.checks import check_one_of
 
-__all__ = ["FORMATS", "LabelState", "agreement_by_step", "load_label_state", "log_agreement", "write_query"]
+__all__ = ["FORMATS", "LabelState", "load_label_state", "write_query"]
 
 FORMATS = ("csv", "json", "label_studio")
 
@@ -59,47 +55,7 @@ class LabelState:
     """
 
     def __init__(self, checkpoint: dict[str, Any], source: str = "the checkpoint", path: Path | None = None) -> None:
-        keys = [
-            key
-            for key, value in checkpoint.items()
-            if isinstance(value, dict) and {"acquired_at", "step", "pending_query"} <= set(value)
-        ]
-        if len(keys) != 1:
-            raise ValueError(
-                f"Expected {source} to hold the state of one `ActiveDataModule`, but found {len(keys)}"
-                f" (top-level keys: {sorted(checkpoint)})."
-            )
-        key = keys[0]
-        state = checkpoint[key]
-        acquired_at = state["acquired_at"]
-        if not isinstance(acquired_at, Tensor) or acquired_at.dim() != 1:
-            raise ValueError(
-                f"Expected the entry `{key}.acquired_at` of {source} to be a 1-D tensor, but got"
-                f" {tuple(acquired_at.shape) if isinstance(acquired_at, Tensor) else type(acquired_at).__name__}."
-            )
-        size = int(acquired_at.numel())
-        try:
-            task = resolve_task(state.get("task"), state.get("task_options"))
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"Expected the entries `{key}.task` and `{key}.task_options` of {source} to name a task, but they do"
-                f" not: {err}"
-            ) from err
-        ledger = LabelLedger(size, task, state.get("num_classes"))
-        ledger.load_state_dict(state)
-        saved = state.get("ids")
-        ids: list[ItemId] = list(range(size)) if saved is None else check_ids(f"{key}.ids", saved, size)
-        callbacks = entry_mapping(checkpoint.get("callbacks"), "callbacks", source)
-        callback_state = entry_mapping(callbacks.get(CALLBACK_KEY), f"callbacks.{CALLBACK_KEY}", source)
-        annotator = entry_mapping(callback_state.get("annotator"), f"callbacks.{CALLBACK_KEY}.annotator", source)
-        check_recorded(annotator, source)
-        _check_answer_rows(annotator, source)
-        history = callback_state.get("history") or []
-        if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
-            raise ValueError(
-                f"Expected the entry `callbacks.{CALLBACK_KEY}.history` of {source} to be a list of dicts, but got"
-                f" {history!r}."
-            )
+        key, ledger, ids, callback_state = find_label_entries(checkpoint, source)
         self.checkpoint = checkpoint
         self.key = key
         self.ledger = ledger
@@ -424,83 +380,6 @@ def write_query(
     if kwargs.get("label_names") is None:
         predictions = None  # Label Studio shows a guess by its class name
     return write_label_studio_tasks(path, queried, ledger.step, scores=scores, predictions=predictions, **kwargs)
-
-
-def _answer_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    # The same answer imported again (a second export of the project) is recorded once; a tensor label (a mask)
-    # compares by value, as its own hash would tell two copies apart.
-    return tuple(_hashable(row.get(key)) for key in ("id", "step", "by", "label", "time", "annotation"))
-
-
-def _hashable(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return ("tensor", tuple(value.shape), tuple(value.reshape(-1).tolist()))
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((str(key), _hashable(part)) for key, part in value.items())))
-    return value
-
-
-def agreement_by_step(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The agreement of the answers ``rows`` (:attr:`LabelState.answers`) of each step answered more than once.
-
-    Each annotator's latest answer to an item counts; an answer that names no annotator counts as one of its own.
-    Cohen's kappa where exactly two named annotators answered the step, else Fleiss' kappa; steps with no item
-    answered twice, or with answers that are not class indices, have none.
-
-    Examples:
-        >>> rows = [{"id": i, "step": 1, "by": by, "label": label}
-        ...         for by, labels in (("ann", [0, 1, 1, 0]), ("bob", [0, 1, 0, 0])) for i, label in enumerate(labels)]
-        >>> agreement_by_step(rows)
-        [{'step': 1, 'kappa': 0.5, 'method': 'cohen', 'annotators': 2, 'items': 4}]
-    """
-    steps: dict[int, dict[Any, dict[tuple[Any, ...], Any]]] = {}
-    for number, row in enumerate(rows):
-        who = ("by", row["by"]) if row.get("by") is not None else ("nobody", number)
-        steps.setdefault(row["step"], {}).setdefault(row["id"], {})[who] = row["label"]
-    found = []
-    for step, items in sorted(steps.items()):
-        labels = [label for answers in items.values() for label in answers.values()]
-        if not all(isinstance(label, int) and not isinstance(label, bool) and label >= 0 for label in labels):
-            continue  # regression answers: kappa is for classes
-        columns = sorted({who for answers in items.values() for who in answers}, key=repr)
-        table = [[answers.get(who) for who in columns] for answers in items.values()]
-        twice = sum(len(answers) >= 2 for answers in items.values())
-        if not twice:
-            continue
-        if len(columns) == 2 and all(who[0] == "by" for who in columns):
-            kappa, method = cohen_kappa([row[0] for row in table], [row[1] for row in table]), "cohen"
-        else:
-            kappa, method = fleiss_kappa(table), "fleiss"
-        named = len({who for who in columns if who[0] == "by"})
-        found.append({"step": step, "kappa": kappa, "method": method, "annotators": named, "items": twice})
-    return found
-
-
-def log_agreement(trainer: Any, annotator: Any) -> dict[str, float]:
-    """Log the newest step's agreement of the ``annotator`` state as ``annotation/kappa`` against that step.
-
-    The resumed callback calls it with the checkpoint's annotator state, so the kappa of the answers the run resumes on
-    reaches the trainer's loggers; returns what it logged (nothing without a recorded agreement).
-    """
-    rows = annotator.get("agreement") if isinstance(annotator, dict) else None
-    if not isinstance(rows, list) or not rows or not isinstance(rows[-1], dict):
-        return {}
-    newest = rows[-1]
-    metrics = {"annotation/kappa": float(newest["kappa"])}
-    for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=int(newest["step"]))
-    return metrics
-
-
-def _check_answer_rows(annotator: dict[str, Any], source: str) -> None:
-    entry = f"callbacks.{CALLBACK_KEY}.annotator"
-    for key, needs in (("answers", ("id", "step", "by", "label")), ("agreement", ("step", "kappa"))):
-        rows = annotator.get(key) or []
-        if not isinstance(rows, list) or not all(isinstance(row, dict) and set(needs) <= set(row) for row in rows):
-            raise ValueError(
-                f"Expected the entry `{entry}.{key}` of {source} to be a list of dicts with {list(needs)}, but got"
-                f" {rows!r:.200}."
-            )
 
 
 def load_label_state(path: str | Path) -> LabelState:

@@ -194,7 +194,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def _serve(args: argparse.Namespace, argv: Sequence[str] | None) -> None:
     from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_url, token_from_env
-    from lightning_bal.annotation.ml_backend import MLBackend, check_threshold, check_train_command
+    from lightning_bal.annotation.ml_backend import MLBackend
+    from lightning_bal.annotation.ml_backend_checks import check_threshold, check_train_command
     from lightning_bal.annotation.serve import check_host, check_port, serve
 
     host, port, threshold = check_host(args.host), check_port(args.port), check_threshold(args.threshold)

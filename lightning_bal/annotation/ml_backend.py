@@ -15,88 +15,31 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
 import shutil
 import subprocess
-import sys
 import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lightning_bal.annotation.answers import AnswerFormat, read_answer
-from lightning_bal.annotation.checkpoint import LabelState, _answer_key, load_label_state
-from lightning_bal.annotation.checkpoint_entries import (
-    SERVE_KEY,
-    journal_path,
-    read_journal,
-    serve_summary_path,
-    temporary_path,
-    utc_now,
-)
-from lightning_bal.annotation.label_studio import (
-    RECONCILIATIONS,
-    AnnotatorAnswer,
-    LabelStudioAnswers,
-    _author,
-    _reconcile,
-    check_data_key,
-    check_task_step,
-)
+from lightning_bal.annotation.agreement import _answer_key
+from lightning_bal.annotation.answers import read_answer
+from lightning_bal.annotation.checkpoint import load_label_state
+from lightning_bal.annotation.checkpoint_entries import read_journal, utc_now
+from lightning_bal.annotation.label_studio import AnnotatorAnswer, _author, check_task_step
 from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
+from lightning_bal.annotation.ml_backend_journal import AnswerJournal
 from lightning_bal.annotation.sync import _tasks
-from lightning_bal.data.ids import ItemId, id_lookup
-from lightning_bal.utilities.checks import check_bool, check_one_of
+from lightning_bal.data.ids import ItemId
 
-__all__ = ["ANSWER_EVENTS", "BadRequest", "MLBackend", "check_threshold", "check_train_command"]
+__all__ = ["ANSWER_EVENTS", "BadRequest", "MLBackend"]
 
 #: The events that carry an answer; Label Studio sends its other events to the same URL (they are acknowledged).
 ANSWER_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
-_PLACEHOLDERS = ("{checkpoint}", "{output}")
 
 
 class BadRequest(ValueError):
     """A request the backend refuses with HTTP 400 and this message; nothing was recorded."""
-
-
-def check_threshold(value: Any) -> int:
-    """``--threshold``: how many new answers start a training, a positive integer."""
-    try:
-        threshold = int(value) if isinstance(value, str) and value.strip().isdigit() else value
-    except ValueError:
-        threshold = value
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-        raise ValueError(
-            f"Expected `--threshold` to be a positive number of new answers that starts a training, but got {value!r}."
-        )
-    return threshold
-
-
-def check_train_command(command: Any) -> list[str]:
-    """``--train`` split into its words: a program that exists, with ``{checkpoint}`` and ``{output}`` in it."""
-    if not isinstance(command, str) or not command.strip():
-        raise ValueError(f"Expected `--train` to be the training command line, but got {command!r}.")
-    try:
-        words = shlex.split(command)
-    except ValueError as err:  # an unclosed quote
-        problem = f"it does not split: {err}"
-        raise ValueError(f"Expected `--train` to be a shell-quoted command line, but {problem}") from None
-    missing = [name for name in _PLACEHOLDERS if not any(name in word for word in words)]
-    if missing:
-        raise ValueError(
-            f"Expected `--train` to hold {' and '.join(_PLACEHOLDERS)} (the checkpoint it resumes from, where it writes"
-            f" the new one), but {' and '.join(missing)} is missing in {command!r}."
-        )
-    unknown = sorted(set(re.findall(r"\{[^{}]*\}", command)) - set(_PLACEHOLDERS))
-    if unknown:
-        raise ValueError(f"Expected `--train` to use only the placeholders {list(_PLACEHOLDERS)}, but got {unknown}.")
-    if shutil.which(words[0]) is None:
-        raise FileNotFoundError(
-            f"Expected `--train` to start with a program, but {words[0]!r} is not on the PATH nor an executable file."
-        )
-    return words
 
 
 def _fsync_append(path: Path, line: str) -> None:
@@ -106,19 +49,14 @@ def _fsync_append(path: Path, line: str) -> None:
         os.fsync(handle.fileno())
 
 
-def _write_json(path: Path, value: Any) -> None:
-    temporary = temporary_path(path)
-    temporary.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(temporary, path)
-
-
-class MLBackend:
+class MLBackend(AnswerJournal):
     """The state behind ``lightning-bal serve``: the checkpoint, its answer journal, the training subprocess.
 
     Args:
         checkpoint: the run's checkpoint, kept current in place (answers folded in, replaced after each training).
         label_names: the class names in class order (``--labels``).
-        train: the training command's words, with ``{checkpoint}`` and ``{output}`` (:func:`check_train_command`).
+        train: the training command's words, with ``{checkpoint}`` and ``{output}``
+            (:func:`~lightning_bal.annotation.ml_backend_checks.check_train_command`).
         threshold: new answers since the last training that start the next one.
         client: Label Studio's API, to push each new query; ``project`` names the project.
         data_key, data_prefix, from_name: the tasks' data field, its prefix and the choices' control, as for ``sync``.
@@ -130,203 +68,6 @@ class MLBackend:
         command: the ``serve`` command line, shown by ``lightning-bal status`` as the one to run again.
         log: where progress lines go (never a token).
     """
-
-    def __init__(
-        self,
-        checkpoint: str | Path,
-        label_names: list[str],
-        train: list[str],
-        threshold: int = 1,
-        client: LabelStudioClient | None = None,
-        project: int | str | None = None,
-        data_key: str = "image",
-        data_prefix: str = "",
-        from_name: str = "label",
-        token_env: str | None = None,
-        command: str | None = None,
-        log: Callable[[str], None] | None = None,
-        on_disagreement: str = "first",
-        requeue_disagreements: bool = False,
-    ) -> None:
-        self.checkpoint = Path(checkpoint)
-        self.on_disagreement = check_one_of("--on-disagreement", on_disagreement, RECONCILIATIONS)
-        self.requeue_disagreements = check_bool("--requeue-disagreements", requeue_disagreements)
-        self.threshold = check_threshold(threshold)
-        self.train = list(train)
-        self.data_key = check_data_key("--data-key", data_key)
-        self.data_prefix = data_prefix
-        self.from_name = from_name
-        self.token_env = token_env
-        self.command = command
-        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.journal = journal_path(self.checkpoint)
-        self._lock = threading.RLock()
-        self._pushing = threading.Lock()  # one push at a time, so that none sees the other's tasks missing
-        self.state = load_label_state(self.checkpoint)
-        self.names = self.state.check_class_names(list(label_names))
-        self.label_map = {name: index for index, name in enumerate(self.names)}
-        self._reading = AnswerFormat("choice", self.label_map, from_name)
-        self.client = client
-        self.project_id: int | None = None
-        if client is not None:
-            if project is None:
-                raise ValueError("Expected `--project` with `--url` (the project the new queries go to), but got None.")
-            found = client.project(project)
-            check_label_config(found["label_config"], self.names, self.data_key, from_name)
-            self.project_id = int(found["id"])
-        self.training: subprocess.Popen[bytes] | None = None
-        self.last_training: str | None = None
-        # After a failed training, the journal's length then: the next one waits for a new answer (no retry loop).
-        self.failed_at: int | None = None
-        self.push_due = client is not None
-        self._stopped = threading.Event()
-        self._recover()
-
-    # -- the journal and the checkpoint -------------------------------------------------------------------------
-
-    @property
-    def marker(self) -> dict[str, int]:
-        """How far the checkpoint has folded the journal, the journal length at the last training, trainings done."""
-        found = self.state.checkpoint.get(SERVE_KEY)
-        found = found if isinstance(found, dict) else {}
-        return {key: int(found.get(key, 0)) for key in ("journal", "trained", "trainings")}
-
-    @property
-    def model_version(self) -> str:
-        """Changes with each training (and each new query step): Label Studio asks again for new predictions."""
-        return f"lightning_bal-step{self.state.ledger.step}-{self.marker['trainings']}"
-
-    def waiting(self) -> int:
-        """Answers recorded since the last training started."""
-        return len(read_journal(self.journal)) - self.marker["trained"]
-
-    def _fold(self, state: LabelState, entries: list[dict[str, Any]]) -> list[str]:
-        """Record journal ``entries`` in ``state`` one by one, in order; returns the refusals (kept in the journal)."""
-        refused = []
-        for entry in entries:
-            try:
-                answer = AnnotatorAnswer(
-                    str(entry["id"]),
-                    entry["step"],
-                    entry.get("by"),
-                    entry["label"],
-                    entry.get("time"),
-                    entry.get("annotation"),
-                )
-                self._settle(state, answer, entry.get("source") or "Label Studio")
-            except (ValueError, TypeError, KeyError) as err:
-                # The run moved on (e.g. a training returned the item to the pool): the answer stays in the journal.
-                refused.append(f"{entry.get('id')!r}: {err}")
-        return refused
-
-    def _reload(self) -> LabelState:
-        """The checkpoint as on disk, with the journal's answers it lacks (their write failed) folded in memory."""
-        state = load_label_state(self.checkpoint)
-        found = state.checkpoint.get(SERVE_KEY)
-        folded = int(found.get("journal", 0)) if isinstance(found, dict) else 0
-        self._fold(state, read_journal(self.journal)[folded:])
-        return state
-
-    def _save(self, marker: dict[str, int]) -> None:
-        self.state.checkpoint[SERVE_KEY] = dict(marker)
-        self.state.save(self.checkpoint)
-        self.write_summary()
-
-    def write_summary(self) -> None:
-        """Write what ``lightning-bal status`` shows of the backend (journal, training, push), atomically."""
-        marker = self.marker
-        _write_json(
-            serve_summary_path(self.checkpoint),
-            {
-                "journal": str(self.journal),
-                "answers": len(read_journal(self.journal)),
-                "folded": marker["journal"],
-                "trained": marker["trained"],
-                "trainings": marker["trainings"],
-                "threshold": self.threshold,
-                "model_version": self.model_version,
-                "training": self.training is not None,
-                "last_training": self.last_training,
-                "push_due": self.push_due,
-                "command": self.command,
-            },
-        )
-
-    def _recover(self) -> None:
-        """Fold the journal's answers the checkpoint lacks (a crash between the two writes), drop stale copies.
-
-        Nothing else is written before the server listens: a refused start leaves the folder as it was.
-        """
-        for stale in self.checkpoint.parent.glob(f".{self.checkpoint.name}.lbal-train-*"):
-            stale.unlink(missing_ok=True)
-        entries = read_journal(self.journal)
-        marker = self.marker
-        if len(entries) > marker["journal"]:
-            refused = self._fold(self.state, entries[marker["journal"] :])
-            for line in refused:
-                self.log(f"serve: a journal answer no longer fits the checkpoint and stays in the journal only: {line}")
-            self._save({**marker, "journal": len(entries)})
-
-    def _current_answers(self, state: LabelState, answer: AnnotatorAnswer) -> list[AnnotatorAnswer]:
-        """Every annotator's answer now standing, oldest first, ``answer`` included.
-
-        Those of its item, or of every item for Dawid-Skene (which estimates each annotator over all of them).
-        """
-        standing: dict[tuple[Any, ...], AnnotatorAnswer] = {}
-        rows = [*state.answers, {**answer._asdict(), "source": None}]
-        for number, row in enumerate(rows):
-            item = str(row["id"])
-            if self.on_disagreement != "dawid_skene" and item != answer.id:
-                continue
-            # An annotation updated in Label Studio replaces its earlier answer, in its place (``first`` stays first).
-            if row.get("annotation") is not None:
-                key: tuple[Any, ...] = (item, "annotation", row["annotation"])
-            else:
-                key = (item, "by", row["by"]) if row.get("by") is not None else (item, "row", number)
-            standing[key] = AnnotatorAnswer(
-                item, row.get("step"), row.get("by"), row["label"], row.get("time"), row.get("annotation")
-            )
-        return list(standing.values())
-
-    def _settle(self, state: LabelState, answer: AnnotatorAnswer, source: str) -> str:
-        """Record ``answer`` in ``state`` and settle its item's label from all its answers; returns what it did.
-
-        Validated before anything changes: an unknown item, a label the task does not take, answers that disagree
-        with ``--on-disagreement error``, or an answer :meth:`LabelState.answer` refuses leave ``state`` as it was.
-        """
-        state.check_answers([answer], source)
-        if answer.step is not None and answer.step > state.ledger.step:
-            raise ValueError(
-                f"Expected answers to the queries up to the checkpoint's step {state.ledger.step}, but {source} answers"
-                f" step(s) {[answer.step]}: it belongs to another run, or to a later checkpoint of this one."
-            )
-        item = answer.id
-        standing = self._current_answers(state, answer)
-        mine = [given for given in standing if given.id == item]
-        labels = [int(given.label) for given in mine]
-        if self.on_disagreement == "error" and len(set(labels)) > 1:
-            raise ValueError(
-                f"Expected the answers to {item!r} to agree (`--on-disagreement error`), but got"
-                f" {[self.names[label] for label in labels]}."
-            )
-        reconciled = LabelStudioAnswers([], [], set(), [], [], [], [], standing, [])
-        _reconcile(reconciled, self.on_disagreement, len(self.names))
-        decided = dict(zip(reconciled.ids, reconciled.labels, strict=True))
-        index = id_lookup(state.ids)[item]
-        pending = index in state.ledger.pending_query
-        recorded = state.ledger.annotations.get(index)
-        what = f"recorded; {item!r} stays pending (its answers {labels} leave it undecided)"
-        steps = set() if answer.step is None else {answer.step}
-        if item in decided and (pending or recorded is None or int(recorded) != int(decided[item])):
-            done = state.answer([item], [int(decided[item])], steps, source, [answer.by], [answer.time])
-            what = "kept (changed here later)" if done.kept else "corrected" if done.corrected else "labelled"
-        elif item in decided:
-            what = f"recorded; the label stays {self.names[int(decided[item])]!r} ({self.on_disagreement})"
-        elif recorded is not None and not pending:
-            back = state.requeue([item], {item: answer.time}, source) if self.requeue_disagreements else []
-            what = "requeued (its answers disagree)" if back else "recorded; its answers disagree, the label stays"
-        state.record_answers([answer], source)
-        return what
 
     def record(
         self,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lightning_bal.annotation import QueryFiles, load_label_state
-from lightning_bal.annotation.checkpoint import log_agreement
+from lightning_bal.annotation.agreement import log_agreement
 from lightning_bal.annotation.consensus import cohen_kappa, fleiss_kappa
 from lightning_bal.annotation.label_studio_api import LabelStudioClient
 from lightning_bal.annotation.sync import bring_in_answers, import_answers, sync_label_studio
