@@ -157,7 +157,7 @@ def main() -> None:
     pl.seed_everything(0)
     module = DetectorModule()
     # An untrained detector finds nothing or noise: train it on canvases first so the matching has boxes to match.
-    from lightning_bal.experiments.detection_data import train_detector
+    from lightning_bal.experiments.detector import train_detector
 
     train_detector(module.model, canvases(512, 1, "train", args.canvas), steps=args.train_steps, batch_size=16)
     state = {k: v.clone() for k, v in module.state_dict().items()}

@@ -39,7 +39,8 @@ from lightning_bal import ActiveDataModule, ActiveLearningCallback
 from lightning_bal.callbacks import DetectionMAP
 from lightning_bal.callbacks.detection_evaluation import num_boxes_labelled
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
-from lightning_bal.experiments.detection_data import DigitCanvases, DigitDetector
+from lightning_bal.experiments.detection_data import DigitCanvases
+from lightning_bal.experiments.detector import DigitDetector
 from lightning_bal.functional.detection import box_iou, check_detections
 from lightning_bal.heuristics import DetectionBADGE, get_heuristic
 from lightning_bal.heuristics.base import Heuristic

@@ -6,19 +6,12 @@ Not imported by ``import lightning_bal``; plots and the digits need the ``exampl
 from lightning_bal.experiments.cold_start import COLD_STARTS, cold_start_labels, pixel_embeddings
 from lightning_bal.experiments.curves import Curve, area_under_curve, labels_to_reach, mean_and_spread
 from lightning_bal.experiments.datasets import MNIST_ENV, MNIST_FILES, load_digits, load_mnist, read_idx
-from lightning_bal.experiments.detection_data import DigitCanvases, DigitDetector, detection_collate, train_detector
+from lightning_bal.experiments.detection_data import DigitCanvases, detection_collate
+from lightning_bal.experiments.detector import DigitDetector, train_detector
 from lightning_bal.experiments.experiment import Experiment, Row
+from lightning_bal.experiments.intervals import INTERVALS, PairedDifference, confidence_interval, t_quantile
 from lightning_bal.experiments.models import NETWORKS, DropoutCNN, Standardize, digits_cnn, gal_cnn, kirsch_cnn
-from lightning_bal.experiments.paired import (
-    INTERVALS,
-    PairedComparison,
-    PairedDifference,
-    confidence_interval,
-    paired_comparison,
-    paired_table,
-    plot_paired,
-    t_quantile,
-)
+from lightning_bal.experiments.paired import PairedComparison, paired_comparison, paired_table, plot_paired
 from lightning_bal.experiments.pools import IndexedPool, check_pool, duplicated_pool, long_tailed_pool, make_pool
 from lightning_bal.experiments.posteriors import (
     POSTERIORS,
@@ -30,15 +23,9 @@ from lightning_bal.experiments.posteriors import (
     split_row_name,
 )
 from lightning_bal.experiments.protocol import PaperProtocol, add_protocol_arguments, protocol_from_arguments
-from lightning_bal.experiments.records import (
-    RunSpec,
-    load_study,
-    parse_shard,
-    read_records,
-    settings_hash,
-    study_status,
-)
+from lightning_bal.experiments.records import RunSpec, load_study, read_records, settings_hash, study_status
 from lightning_bal.experiments.result import ExperimentResult, History
+from lightning_bal.experiments.runner import parse_shard
 from lightning_bal.experiments.study import Study
 
 __all__ = [

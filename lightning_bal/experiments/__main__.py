@@ -21,8 +21,9 @@ from pathlib import Path
 
 from lightning_bal.experiments.curves import check_threshold
 from lightning_bal.experiments.paired import paired_comparison, paired_table, plot_paired
-from lightning_bal.experiments.records import load_study, parse_shard, study_status
+from lightning_bal.experiments.records import load_study, study_status
 from lightning_bal.experiments.result import ExperimentResult
+from lightning_bal.experiments.runner import parse_shard
 from lightning_bal.experiments.study import Study
 
 __all__ = ["main"]

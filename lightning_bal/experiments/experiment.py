@@ -17,8 +17,9 @@ from torch import nn
 
 from lightning_bal.callbacks import ActiveLearningCallback
 from lightning_bal.data import ActiveDataModule
-from lightning_bal.experiments.records import check_json_settings, run_grid
+from lightning_bal.experiments.records import check_json_settings
 from lightning_bal.experiments.result import ExperimentResult, History, check_metric
+from lightning_bal.experiments.runner import run_grid
 from lightning_bal.heuristics import HEURISTICS, available_heuristics
 from lightning_bal.utilities.tensorboard import write_layout
 

@@ -24,8 +24,9 @@ from lightning_bal.experiments.experiment import Experiment, check_heuristic, ch
 from lightning_bal.experiments.pools import check_pool
 from lightning_bal.experiments.posteriors import posterior_row, split_row_name
 from lightning_bal.experiments.protocol import PaperProtocol
-from lightning_bal.experiments.records import RunSpec, check_json_settings, grid_specs, run_grid, settings_hash
+from lightning_bal.experiments.records import RunSpec, check_json_settings, grid_specs, settings_hash
 from lightning_bal.experiments.result import ExperimentResult
+from lightning_bal.experiments.runner import run_grid
 
 __all__ = ["Study"]
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lightning_bal.experiments import DigitCanvases, DigitDetector, detection_collate, train_detector
-from lightning_bal.experiments.detection_data import _box_iou, _suppress
+from lightning_bal.experiments.detector import _box_iou, _suppress
 from lightning_bal.mc.split import SplitModule
 
 
