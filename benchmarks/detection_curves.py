@@ -146,23 +146,19 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--heuristics", nargs="+", default=None, help="default: all five of examples/detection.py")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default="benchmarks/results/detection_curves")
-    parser.add_argument("--pool-size", type=int, default=300)
-    parser.add_argument("--test-size", type=int, default=100)
-    parser.add_argument("--initial", type=int, default=20)
-    parser.add_argument("--query-size", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--epochs-per-step", type=int, default=4)
-    parser.add_argument("--samples-per-epoch", type=int, default=256)
-    parser.add_argument("--mc-samples", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--shim", action="store_true", help="load tests/detection/torchvision_cpu.py first (CPU torch)")
-    args = parser.parse_args(argv)
-    if args.shim:
+    # The shim must come before anything imports torchmetrics, the example (and its run flags) included.
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--shim", action="store_true")
+    if first.parse_known_args(argv)[0].shim:
         from tests.detection.torchvision_cpu import install
 
         install()
-    from examples.detection import HEURISTICS, map_or_reason, run
+    from examples.detection import HEURISTICS, add_run_arguments, map_or_reason, run, run_settings
 
+    add_run_arguments(parser, pool_size=300, test_size=100)
+    args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     reason = map_or_reason()
@@ -177,19 +173,7 @@ def main(argv: Sequence[str] | None = None) -> str:
             if (name, seed) in done:
                 continue
             start = time.perf_counter()
-            history = run(
-                name,
-                seed,
-                pool_size=args.pool_size,
-                test_size=args.test_size,
-                initial=args.initial,
-                query_size=args.query_size,
-                steps=args.steps,
-                epochs_per_step=args.epochs_per_step,
-                samples_per_epoch=args.samples_per_epoch,
-                mc_samples=args.mc_samples,
-                with_map=not reason,
-            )
+            history = run(name, seed, **run_settings(args), with_map=not reason)
             append_run(path, name, seed, history, time.perf_counter() - start)
             print(f"seed {seed} {name}: {time.perf_counter() - start:.0f} s", flush=True)
     records = read_records(path)

@@ -237,13 +237,23 @@ def plot(curves: dict[str, list[list[dict[str, float]]]], measure: str, path: Pa
     plt.close(figure)
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, list[list[dict[str, float]]]]:
-    """Run every heuristic for every seed, print each run's last figures, write the figure; the curves by name."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--heuristics", nargs="+", default=list(HEURISTICS), choices=HEURISTICS)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--pool-size", type=int, default=400)
-    parser.add_argument("--test-size", type=int, default=150)
+RUN_SETTINGS = (
+    "pool_size",
+    "test_size",
+    "canvas",
+    "initial",
+    "query_size",
+    "steps",
+    "epochs_per_step",
+    "samples_per_epoch",
+    "mc_samples",
+)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, pool_size: int = 400, test_size: int = 150) -> None:
+    """The flags of :func:`run`'s settings (this example's and the curves benchmark's command lines share them)."""
+    parser.add_argument("--pool-size", type=int, default=pool_size)
+    parser.add_argument("--test-size", type=int, default=test_size)
     parser.add_argument("--canvas", type=int, default=48)
     parser.add_argument("--initial", type=int, default=20)
     parser.add_argument("--query-size", type=int, default=20)
@@ -251,6 +261,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[list[dict[str, flo
     parser.add_argument("--epochs-per-step", type=int, default=4)
     parser.add_argument("--samples-per-epoch", type=int, default=256)
     parser.add_argument("--mc-samples", type=int, default=20)
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, int]:
+    """:func:`run`'s keyword arguments from flags added by :func:`add_run_arguments`."""
+    return {name: getattr(args, name) for name in RUN_SETTINGS}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, list[list[dict[str, float]]]]:
+    """Run every heuristic for every seed, print each run's last figures, write the figure; the curves by name."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--heuristics", nargs="+", default=list(HEURISTICS), choices=HEURISTICS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    add_run_arguments(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--figure", default="outputs/detection/curves.png")
     args = parser.parse_args(argv)
@@ -263,20 +286,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[list[dict[str, flo
     for seed in args.seeds:
         for name in args.heuristics:
             start = time.perf_counter()
-            history = run(
-                name,
-                seed,
-                pool_size=args.pool_size,
-                test_size=args.test_size,
-                canvas=args.canvas,
-                initial=args.initial,
-                query_size=args.query_size,
-                steps=args.steps,
-                epochs_per_step=args.epochs_per_step,
-                samples_per_epoch=args.samples_per_epoch,
-                mc_samples=args.mc_samples,
-                with_map=not reason,
-            )
+            history = run(name, seed, **run_settings(args), with_map=not reason)
             curves.setdefault(name, []).append(history)
             shown = {
                 k.removeprefix("active/"): round(v, 4) for k, v in history[-1].items() if "test" in k or "num" in k
