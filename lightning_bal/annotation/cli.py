@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -223,6 +224,11 @@ def _serve(args: argparse.Namespace, argv: Sequence[str] | None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     serve(backend, host, port)
+    # Everything is on disk by now (journal, checkpoint, summary). Finalising the interpreter can abort the process
+    # ("terminate called without an active exception") while torch's native threads wind down, so leave directly.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _parser() -> argparse.ArgumentParser:
