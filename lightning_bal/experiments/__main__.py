@@ -94,6 +94,30 @@ def _status(argv: list[str]) -> int:
     return 0
 
 
+def _select(
+    parser: argparse.ArgumentParser, result: ExperimentResult, rows: list[str] | None, seeds: list[int] | None
+) -> ExperimentResult:
+    """The runs of ``rows`` and ``seeds`` only (``None``: all); a row or seed the result lacks is an error."""
+    histories = result.histories
+    if rows is not None:
+        unknown = [row for row in rows if row not in histories]
+        if unknown:
+            parser.error(f"argument --rows: {unknown} are not rows of the result; its rows: {list(histories)}")
+        histories = {row: by_seed for row, by_seed in histories.items() if row in rows}
+    if seeds is not None:
+        held = sorted({seed for by_seed in histories.values() for seed in by_seed})
+        missing = sorted(set(seeds) - set(held))
+        if missing:
+            parser.error(f"argument --seeds: no run of seed {missing}; the runs hold seeds {held}")
+        histories = {row: {s: h for s, h in by_seed.items() if s in seeds} for row, by_seed in histories.items()}
+        empty = [row for row, by_seed in histories.items() if not by_seed]
+        if empty:
+            parser.error(
+                f"argument --seeds: rows {empty} have no run of seeds {sorted(set(seeds))} (leave them out with --rows)"
+            )
+    return ExperimentResult(histories, metric=result.metric)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a study, list its runs, or print the summary table of records or a CSV; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -115,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default=None)
     parser.add_argument("--paired", metavar="BASELINE", default=None, help="paired differences to this row")
     parser.add_argument("--paired-plot", type=Path, default=None, help="with --paired: the differences, to this PNG")
+    parser.add_argument("--rows", nargs="+", default=None, help="only these rows (heuristics), in the result's order")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="only these seeds (e.g. the first 5 of 10)")
     args = parser.parse_args(argv)
     if args.paired_plot is not None and args.paired is None:
         parser.error("argument --paired-plot: needs --paired BASELINE")
@@ -129,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             result = ExperimentResult.read_csv(args.csv, metric=f"active/{args.metric}")
     except (ValueError, KeyError) as err:
         parser.error(f"argument csv: {err}")
+    result = _select(parser, result, args.rows, args.seeds)
     if f"active/{args.metric}" not in result.metrics():
         columns = [key.removeprefix("active/") for key in result.metrics()]
         parser.error(f"argument --metric: the CSV has no column {args.metric!r} with values; its columns: {columns}")

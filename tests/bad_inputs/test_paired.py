@@ -166,6 +166,11 @@ def test_the_table_and_the_figure_refuse(tmp_path):
         (["--paired", "Random"], r"argument --paired: .*`baseline`.*'Random'"),
         (["--paired-plot", "p.png"], r"argument --paired-plot: needs --paired"),
         (["--paired", "random", "--metric", "val_acc"], r"argument --metric"),
+        (["--rows", "bald", "BALD"], r"argument --rows: \['BALD'\] are not rows.*\['bald', 'random'\]"),
+        (["--seeds", "0", "5"], r"argument --seeds: no run of seed \[5\]; the runs hold seeds \[0, 1, 2\]"),
+        (["--seeds", "0", "x"], r"argument --seeds: invalid int value: 'x'"),
+        (["--rows"], r"argument --rows: expected at least one argument"),
+        (["--seeds", "1", "--paired", "random"], r"argument --paired: .*at least 2 seeds.*\[1\]"),
     ],
 )
 def test_the_command_refuses_a_bad_paired_baseline(argv, match, tmp_path, capsys):
@@ -190,3 +195,29 @@ def test_the_command_prints_the_paired_table_and_draws_it(tmp_path, capsys):
     assert "Paired differences to random, 95% t interval over 3 seeds." in out
     assert "| bald | +0.0667 [" in out  # areas 0.1, 0.05, 0.05
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_command_refuses_seeds_that_leave_a_row_empty(tmp_path, capsys):
+    histories = paired()
+    histories["bald"] = {seed: histories["bald"][seed] for seed in (0, 1)}
+    path = ExperimentResult(histories).write_csv(tmp_path / "curves.csv")
+    refuses(
+        "experiments.__main__ (python -m lightning_bal.experiments)",
+        lambda: command([str(path), "--seeds", "2"], capsys),
+        CommandError,
+        r"argument --seeds: rows \['bald'\] have no run of seeds \[2\].*--rows",
+        folder(tmp_path),
+    )
+    assert accepts(lambda: command([str(path), "--seeds", "2", "--rows", "random"], capsys)) == 0
+
+
+def test_the_command_compares_the_chosen_seeds_and_rows(tmp_path, capsys):
+    histories = paired()
+    histories["badge"] = {seed: run(0.5, 0.5) for seed in (0, 1, 2)}
+    path = ExperimentResult(histories).write_csv(tmp_path / "curves.csv")
+    argv = [str(path), "--paired", "random", "--seeds", "0", "1", "--rows", "random", "bald"]
+    assert accepts(lambda: command(argv, capsys)) == 0
+    out = capsys.readouterr().out
+    assert "Paired differences to random, 95% t interval over 2 seeds" in out
+    assert "| bald | +0.0750 [" in out  # areas 0.1 and 0.05
+    assert "badge" not in out
