@@ -15,7 +15,6 @@ __all__ = [
     "check_generator",
     "check_indices",
     "check_rows",
-    "check_seed",
 ]
 
 
@@ -33,12 +32,6 @@ def check_batch_inputs(log_probs: Tensor, query_size: int, generator: torch.Gene
         )
     check_generator(generator)
     return check_int_in_range("query_size", query_size, 0, log_probs.shape[0])
-
-
-def check_seed(seed: int) -> None:
-    """Refuse a ``seed`` that is not an integer (the draws hash its bits)."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"Expected argument `seed` to be an integer, but got {seed!r}.")
 
 
 def check_indices(indices: Tensor | None, rows: int, device: torch.device | None = None) -> Tensor:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import check_finite, check_indices, check_rows, check_seed
+from lightning_bal.functional._embedding_checks import check_finite, check_indices, check_rows
 from lightning_bal.functional.diversity import (
     GreedySelection,
     count_within,
@@ -24,6 +24,7 @@ from lightning_bal.functional.diversity import (
 )
 from lightning_bal.utilities.checks import check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
+from lightning_bal.utilities.seeding import check_seed
 
 __all__ = ["coverage", "kmeans", "probcover", "purity", "purity_radius", "typicality", "typiclust"]
 
@@ -105,7 +106,7 @@ def kmeans(
     collective = collective or Collective()
     positions = indices is None
     indices = check_indices(indices, len(points))
-    check_seed(seed)
+    check_seed("seed", seed, optional=False)
     check_python_int("max_iter", max_iter, 1)
     check_python_int("num_clusters", num_clusters, 1, int(collective.sum(len(points))))
     check_finite("points", points, None if positions else indices, collective, "the pool embeddings")
@@ -173,7 +174,7 @@ def typiclust(
     """
     points, labelled, indices, collective = _check_cold_start(points, query_size, labelled, indices, collective)
     check_python_int("k", k, 1)
-    check_seed(seed)
+    check_seed("seed", seed, optional=False)
     if query_size == 0:
         return GreedySelection(torch.empty(0, dtype=torch.int64), torch.empty(0))
     rows, row_indices = _with_labelled(points, labelled, indices, collective)
@@ -303,7 +304,7 @@ def probcover(
         GreedySelection(indices=tensor([1, 3]), scores=tensor([3., 2.]))
     """
     points, labelled, indices, collective = _check_cold_start(points, query_size, labelled, indices, collective)
-    check_seed(seed)
+    check_seed("seed", seed, optional=False)
     if delta is not None:
         _check_delta(delta)
     else:

@@ -13,10 +13,11 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_bal.functional._embedding_checks import check_finite, check_indices, check_rows, check_seed
+from lightning_bal.functional._embedding_checks import check_finite, check_indices, check_rows
 from lightning_bal.utilities.checks import check_bool, check_one_of, check_python_int, is_integer_tensor
 from lightning_bal.utilities.collective import Collective
 from lightning_bal.utilities.hashing import hash_uniform32
+from lightning_bal.utilities.seeding import check_seed
 
 __all__ = [
     "GreedySelection",
@@ -72,7 +73,7 @@ class GreedySelection(NamedTuple):
 
 def item_uniforms(seed: int, counter: int, indices: Tensor) -> Tensor:
     """Uniform numbers in (0, 1), float64 ``[N]``, hashed from ``(seed, counter, dataset index)``: shard-independent."""
-    check_seed(seed)
+    check_seed("seed", seed, optional=False)
     if isinstance(counter, bool) or not isinstance(counter, int):
         raise TypeError(f"Expected argument `counter` to be an integer, but got {counter!r}.")
     if not is_integer_tensor(indices):
@@ -201,7 +202,7 @@ def kmeans_pp(
         tensor([1, 3, 0])
     """
     indices, collective = _check_pool(embeddings, query_size, indices, collective)
-    check_seed(seed)
+    check_seed("seed", seed, optional=False)
     check_one_of("first", first, ("largest", "random"))
     check_bool("include_origin", include_origin)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
@@ -248,7 +249,7 @@ def k_center_greedy(
         GreedySelection(indices=tensor([3, 2]), scores=tensor([9., 4.]))
     """
     indices, collective = _check_pool(embeddings, query_size, indices, collective)
-    check_seed(seed)
+    check_seed("seed", seed, optional=False)
     x = _float_rows(embeddings)
     if centres is not None and not isinstance(centres, Tensor):
         raise TypeError(f"Expected argument `centres` to be a tensor [M, D] or None, but got {type(centres).__name__}.")

@@ -30,12 +30,11 @@ def derive_seed(seed: int, counter: int, stream: Stream) -> int:
     return (seed * 1_000_003 + counter * 7_919 + int(stream)) % (2**62)
 
 
-def check_seed(name: str, seed: Any) -> int | None:
-    """Return ``seed`` if it is ``None`` or an ``int`` (not a ``bool``), else raise naming ``name``."""
-    if seed is None:
+def check_seed(name: str, seed: Any, optional: bool = True) -> int | None:
+    """``seed`` if it is an ``int`` (not a ``bool``), or ``None`` when ``optional``; else an error naming ``name``."""
+    if seed is None and optional:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"Expected argument `{name}` to be an integer or None, but got {seed!r} of type {type(seed).__name__}."
-        )
+        expected = "an integer or None" if optional else "an integer"
+        raise TypeError(f"Expected argument `{name}` to be {expected}, but got {seed!r} of type {type(seed).__name__}.")
     return int(seed)
