@@ -119,16 +119,14 @@ def describe_split(module: nn.Module, dropconnect: bool = False) -> str:
             f"K full passes of the whole `{name}`: MC-DropConnect masks the Linear/Conv layers of its declared"
             " `mc_split()` features, so they cannot run once per batch"
         )
+    if split.layers is None and split.features is not None:
+        # The user already split the model: the head as a whole is what runs K times, nothing more to share.
+        return "declared `mc_split()`: its features run once per batch, its head (not a plain nn.Sequential) K times"
     if split.layers is None:
-        head = "its declared head" if split.features is not None else f"the whole `{name}`"
-        reason = (
-            "its head is not a plain nn.Sequential"
-            if split.features is not None
-            else "its `forward` is custom (not a plain nn.Sequential, nor one wrapping a single nn.Sequential)"
-        )
         return (
-            f"K full passes of {head}: {reason}. Define `mc_split()` returning `(features, head)` with the"
-            " deterministic part in `features` to run it once per batch (see the user guide)."
+            f"K full passes of the whole `{name}`: its `forward` is custom (not a plain nn.Sequential, nor one wrapping"
+            " a single nn.Sequential). Define `mc_split()` returning `(features, head)` with the deterministic part in"
+            " `features` to run it once per batch (see the user guide)."
         )
 
     def stochastic(layer: nn.Module) -> bool:

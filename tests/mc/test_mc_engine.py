@@ -344,6 +344,20 @@ class DeclaredSplit(CustomForward):
         return nn.Sequential(self.a, nn.ReLU()), nn.Sequential(self.drop, self.b)
 
 
+class _Head(nn.Module):
+    def __init__(self, drop, b):
+        super().__init__()
+        self.drop, self.b = drop, b
+
+    def forward(self, x):
+        return self.b(self.drop(x))
+
+
+class DeclaredCustomHead(CustomForward):
+    def mc_split(self):
+        return nn.Sequential(self.a, nn.ReLU()), _Head(self.drop, self.b)
+
+
 class WrapsSequential(nn.Module):
     def __init__(self):
         super().__init__()
@@ -358,6 +372,11 @@ class WrapsSequential(nn.Module):
     [
         (CustomForward(), r"K full passes of the whole `CustomForward`: its `forward` is custom.*mc_split\(\)"),
         (DeclaredSplit(), r"declared `mc_split\(\)`: its features run once per batch; in its head, no shared layers"),
+        (
+            DeclaredCustomHead(),
+            r"^declared `mc_split\(\)`: its features run once per batch, its head \(not a plain nn.Sequential\)"
+            r" K times$",
+        ),
         (WrapsSequential(), r"layers 0-1 of 4 \(up to Linear, ReLU\).*checked against `forward`"),
         (nn.Sequential(nn.Dropout(0.2), nn.Linear(4, 2)), "no shared layers"),
         (
