@@ -212,8 +212,8 @@ class DetectionBADGE(BADGE):
 
     Args:
         num_classes: C + 1, the classes with the background, so that every image's distribution has one width.
-            ``None``: the width of the first detections embedded (their ``class_probs``, else their largest class
-            + 1); give it for a model without ``class_probs``, whose first images may not show every class.
+            ``None``: the width of the ``class_probs`` of the first detections embedded; a model without
+            ``class_probs`` must give it (an error says so).
         layer: the submodule whose ``[B, D, ...]`` output are the backbone features.
         iou_threshold: the IoU at which a box of another sample is the same box.
     """
@@ -243,9 +243,23 @@ class DetectionBADGE(BADGE):
 
     def embed(self, features: Tensor, outputs: Any) -> Tensor:
         """Factored gradient embeddings ``[B, C + 1 + D]`` of the images' most uncertain boxes."""
-        matched = [match_samples(samples, self.iou_threshold) for samples in _check_images(outputs)]
+        images = _check_images(outputs)
         if self.detection_classes is None:
-            self.detection_classes = max([2, *(m.probs.shape[1] for m in matched if m.boxes.shape[0])])
+            # Only `class_probs` gives the model's class count: labels show the classes one batch happens to hold.
+            widths = [
+                int(sample["class_probs"].shape[1])
+                for samples in images
+                for sample in samples
+                if "class_probs" in sample
+            ]
+            if not widths:
+                raise ValueError(
+                    "Expected argument `num_classes` (C + 1) of `DetectionBADGE` for detections without"
+                    " `class_probs`: the classes one batch shows need not be all of them, and another batch or rank"
+                    " would see another count."
+                )
+            self.detection_classes = max(2, *widths)
+        matched = [match_samples(samples, self.iou_threshold) for samples in images]
         rows = [self._most_uncertain(m, self.detection_classes) for m in matched]
         probs = torch.stack(rows) if rows else torch.zeros(0, self.detection_classes, dtype=torch.float64)
         return super().embed(pool_features(features), probs.clamp_min(1e-12).log().float())

@@ -327,6 +327,14 @@ def test_heuristic_calls_refuse_what_is_not_a_detection_output():
         r"at most 2 classes \(`num_classes`\), but got 5",
         badge,
     )
+    guessing = DetectionBADGE()
+    refuses(
+        "DetectionBADGE.embed",
+        lambda: guessing.embed(torch.ones(1, 2), [[SAMPLE, SAMPLE]]),
+        ValueError,
+        r"`num_classes` \(C \+ 1\) of `DetectionBADGE` for detections without `class_probs`",
+        guessing,
+    )
     refuses(
         "DetectionBADGE.embed",
         lambda: badge.embed(torch.ones(1), [[SAMPLE]]),

@@ -146,3 +146,16 @@ def test_badge_takes_the_class_count_from_the_first_detections_it_embeds():
     badge = DetectionBADGE(layer="backbone")
     assert badge.embed(torch.ones(1, 2), [[probs, probs]]).shape == (1, 4 + 2)
     assert badge.embed(torch.ones(1, 2), [[box, box]]).shape == (1, 4 + 2)
+    # An image without boxes still carries the model's width in its [0, C + 1] class_probs.
+    none = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long), "scores": torch.zeros(0)}
+    empty = {**none, "class_probs": torch.zeros(0, 4)}
+    assert DetectionBADGE(layer="backbone").embed(torch.ones(1, 2), [[empty, empty]]).shape == (1, 4 + 2)
+
+
+def test_badge_without_class_probs_needs_the_class_count():
+    box = {"boxes": torch.tensor([[0.0, 0, 8, 8]]), "labels": torch.tensor([1]), "scores": torch.tensor([0.5])}
+    badge = DetectionBADGE(layer="backbone")
+    with pytest.raises(ValueError, match=r"`num_classes` \(C \+ 1\) of `DetectionBADGE` for detections without"):
+        badge.embed(torch.ones(1, 2), [[box, box]])
+    assert badge.detection_classes is None
+    assert DetectionBADGE(num_classes=3, layer="backbone").embed(torch.ones(1, 2), [[box, box]]).shape == (1, 3 + 2)
