@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -235,6 +235,13 @@ def read_label_studio_export(
     """
     check_one_of("on_disagreement", on_disagreement, RECONCILIATIONS)
     path = Path(path)
+    return read_label_studio_tasks(
+        read_export_file(path), label_map, from_name, on_disagreement, repr(str(path)), answer
+    )
+
+
+def read_export_file(path: Path) -> list[Any]:
+    """The tasks of a Label Studio JSON export, or an error naming the file (truncated, not a list)."""
     try:
         tasks = json.loads(read_text(path))
     except json.JSONDecodeError as err:
@@ -243,7 +250,31 @@ def read_label_studio_export(
         raise ValueError(
             f"Expected {str(path)!r} to hold a JSON list of Label Studio tasks, but got {type(tasks).__name__}."
         )
-    return read_label_studio_tasks(tasks, label_map, from_name, on_disagreement, repr(str(path)), answer)
+    return tasks
+
+
+def answered_tasks(
+    tasks: Sequence[Any], source: str
+) -> Iterator[tuple[str, int | None, str, dict[str, Any], list[dict[str, Any]]]]:
+    """Each task of an export made by lightning_bal as ``(item, step, where, data, annotations not cancelled)``.
+
+    ``where`` names the task in messages; a task without ``data.lbal_id``, a bad step or annotations that are not a
+    list of objects is an error naming it.
+    """
+    for number, task in enumerate(tasks):
+        data = task.get("data") if isinstance(task, dict) else None
+        if not isinstance(data, dict) or "lbal_id" not in data:
+            raise ValueError(
+                f"Expected every task of {source} to carry `data.lbal_id` (tasks exported by lightning_bal),"
+                f" but task {number} has none: an export of another project?"
+            )
+        item = str(data["lbal_id"])
+        where = f"task {item!r} (task {number} of {source})"
+        step = None if data.get("lbal_step") is None else check_task_step(data["lbal_step"], where)
+        annotations = [] if task.get("annotations") is None else task["annotations"]
+        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+            raise ValueError(f"Expected the `annotations` of {where} to be a list of objects, but got {annotations!r}.")
+        yield item, step, where, data, [a for a in annotations if not a.get("was_cancelled", False)]
 
 
 def read_label_studio_tasks(
@@ -264,22 +295,9 @@ def read_label_studio_tasks(
         )
     answers = LabelStudioAnswers([], [], set(), [], [], [], [], [], [])
     found: dict[str, list[tuple[dict[str, Any], Label, int | None, str]]] = {}
-    for number, task in enumerate(tasks):
-        data = task.get("data") if isinstance(task, dict) else None
-        if not isinstance(data, dict) or "lbal_id" not in data:
-            raise ValueError(
-                f"Expected every task of {source} to carry `data.lbal_id` (tasks exported by lightning_bal),"
-                f" but task {number} has none: an export of another project?"
-            )
-        item = str(data["lbal_id"])
-        where = f"task {item!r} (task {number} of {source})"
-        step = None if data.get("lbal_step") is None else check_task_step(data["lbal_step"], where)
+    for item, step, where, data, done in answered_tasks(tasks, source):
         if step is not None:
             answers.steps.add(step)
-        annotations = [] if task.get("annotations") is None else task["annotations"]
-        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
-            raise ValueError(f"Expected the `annotations` of {where} to be a list of objects, but got {annotations!r}.")
-        done = [a for a in annotations if not a.get("was_cancelled", False)]
         # An item asked in several rounds has a task per round: its annotations are read together.
         found.setdefault(item, []).extend(
             (a, c, step, where)

@@ -8,7 +8,6 @@ are refused: an axis-aligned box cannot hold them.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -18,10 +17,9 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_bal.annotation.label_studio import _author, check_task_step
+from lightning_bal.annotation.label_studio import _author, answered_tasks, read_export_file
 from lightning_bal.annotation.label_studio_detection import _TYPE
 from lightning_bal.data.box_files import check_boxes
-from lightning_bal.data.queries import read_text
 from lightning_bal.utilities.checks import check_non_empty_str, check_one_of
 
 __all__ = ["TOLERANCE", "LabelStudioBoxes", "read_label_studio_boxes"]
@@ -169,21 +167,9 @@ def read_label_studio_boxes(
     num_classes = max(label_map.values()) + 1
     answers = LabelStudioBoxes([], [], set(), [], [], [], [])
     found: dict[str, list[tuple[dict[str, Any], dict[str, Tensor]]]] = {}
-    for number, task in enumerate(tasks):
-        data = task.get("data") if isinstance(task, dict) else None
-        if not isinstance(data, dict) or "lbal_id" not in data:
-            raise ValueError(
-                f"Expected every task of {source} to carry `data.lbal_id` (tasks exported by lightning_bal),"
-                f" but task {number} has none: an export of another project?"
-            )
-        item = str(data["lbal_id"])
-        where = f"task {item!r} (task {number} of {source})"
-        if data.get("lbal_step") is not None:
-            answers.steps.add(check_task_step(data["lbal_step"], where))
-        annotations = [] if task.get("annotations") is None else task["annotations"]
-        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
-            raise ValueError(f"Expected the `annotations` of {where} to be a list of objects, but got {annotations!r}.")
-        done = [a for a in annotations if not a.get("was_cancelled", False)]
+    for item, step, where, _, done in answered_tasks(tasks, source):
+        if step is not None:
+            answers.steps.add(step)
         found.setdefault(item, []).extend(
             (a, _annotation_boxes(a, label_map, from_name, num_classes, where)) for a in done
         )
@@ -213,15 +199,7 @@ def _tasks(export: Any) -> tuple[Sequence[Any], str]:
     """The tasks of an export (a path to its JSON, or the list read) and how messages name it."""
     if isinstance(export, (str, os.PathLike)):
         path = Path(export)
-        try:
-            tasks = json.loads(read_text(path))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"Expected {str(path)!r} to hold JSON, but it does not parse (truncated?): {err}") from err
-        if not isinstance(tasks, list):
-            raise ValueError(
-                f"Expected {str(path)!r} to hold a JSON list of Label Studio tasks, but got {type(tasks).__name__}."
-            )
-        return tasks, repr(str(path))
+        return read_export_file(path), repr(str(path))
     if isinstance(export, bytes) or not isinstance(export, Sequence):
         raise TypeError(
             "Expected argument `export` to be the path of a Label Studio export or its list of tasks, but got"
