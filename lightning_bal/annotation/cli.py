@@ -93,25 +93,31 @@ def _export_names(args: argparse.Namespace, state: LabelState) -> dict[str, obje
 
 
 def _import(args: argparse.Namespace) -> str:
+    from lightning_bal.annotation.answers import ANSWER_KINDS
     from lightning_bal.annotation.checkpoint import load_label_state
     from lightning_bal.annotation.sync import answers_format, bring_in_answers
 
     label_map = _label_map(args)
     format = answers_format(args.answers, args.format, label_map)
-    if format == "label_studio" and label_map is None:
+    if args.answer is not None and args.answer not in ANSWER_KINDS:
+        raise ValueError(f"Expected `--answer` to be one of {list(ANSWER_KINDS)}, but got {args.answer!r}.")
+    state = load_label_state(args.checkpoint)
+    # Numbers need no class names: asked for, or the kind a regression run reads by default.
+    numbers = args.answer == "number" or (args.answer is None and state.ledger.task_type.name == "regression")
+    if format == "label_studio" and label_map is None and not numbers:
         raise ValueError(
             f"Expected `--labels` or `--label-map` (the project's class names) to read the Label Studio export"
             f" {args.answers!r}, but got neither."
         )
-    if format != "label_studio" and label_map is not None:
+    if format != "label_studio" and (label_map is not None or args.answer is not None):
         raise ValueError(
-            f"Expected `--labels`/`--label-map` only with Label Studio exports, but {args.answers!r} is read as"
-            f" {format} (its labels are class indices already)."
+            f"Expected `--labels`/`--label-map`/`--answer` only with Label Studio exports, but {args.answers!r} is"
+            f" read as {format} (its labels are class indices already)."
         )
     check_output(args.output)
     if args.output is not None and Path(args.output).resolve() == Path(args.answers).resolve():
         raise ValueError(f"Expected `--output` to be another file than the answers, but got {args.output!r} for both.")
-    before = load_label_state(args.checkpoint).ledger.pending_query
+    before = state.ledger.pending_query
     done = bring_in_answers(
         args.checkpoint,
         args.answers,
@@ -121,6 +127,7 @@ def _import(args: argparse.Namespace) -> str:
         args.on_disagreement,
         args.by,
         requeue_disagreements=args.requeue_disagreements,
+        answer=args.answer,
     )
     target = args.output or args.checkpoint
     lines = [
@@ -257,6 +264,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     imported.add_argument("--labels", help="comma-separated class names, in class order (Label Studio)")
     imported.add_argument("--label-map", help="a JSON file mapping class names to indices (Label Studio)")
+    imported.add_argument(
+        "--answer",
+        help="Label Studio: the answer type, one of choice, multichoice, number, brush, polygon, spans"
+        " (default: the run's task says: choice, multichoice, number or brush)",
+    )
     imported.add_argument("--by", help="who gave answers that do not name their annotator (CSV, JSON), for the history")
     relabel.add_argument("pairs", nargs="+", metavar="ID LABEL", help="an item's id and its new label, repeated")
     relabel.add_argument("--labels", help="comma-separated class names, in class order: give LABEL as a name")

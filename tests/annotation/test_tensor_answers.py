@@ -56,7 +56,7 @@ class PixelClassifier(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def datamodule(task: Any, dataset: Dataset | None = None, num_classes: int = 3) -> ActiveDataModule:
+def datamodule(task: Any, dataset: Dataset | None = None, num_classes: int | None = 3) -> ActiveDataModule:
     return ActiveDataModule(
         dataset if dataset is not None else Images(),
         ids=IDS,
@@ -164,6 +164,44 @@ def test_span_answers_come_into_a_per_position_checkpoint(tmp_path):
     bring_in_answers(ckpt, path, answer=answer)
     labels = load_label_state(ckpt).ledger.annotations
     assert {index: label.tolist() for index, label in labels.items()} == {1: [0, 2, 0], 3: [0, 0, 0]}
+
+
+class Sentences(Dataset):
+    """5 items whose target is one class per character of "Tom met Ann" (11 characters)."""
+
+    def __len__(self) -> int:
+        return len(IDS)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(11), torch.zeros(11, dtype=torch.long)
+
+
+def test_span_answers_come_in_through_the_command_line(tmp_path, capsys):
+    ckpt = run_checkpoint(tmp_path, datamodule("per_position", Sentences()))
+    spans = [{"type": "labels", "value": {"start": 4, "end": 7, "labels": ["dog"]}}]
+    path = export(tmp_path / "e.json", {"b": spans, "d": []}, text="Tom met Ann")
+    assert main(["import", str(ckpt), str(path), "--labels", "none,cat,dog", "--answer", "spans"]) == 0
+    assert "Imported 2 answers" in capsys.readouterr().out
+    labels = load_label_state(ckpt).ledger.annotations
+    per_character = {index: label.tolist() for index, label in labels.items()}
+    assert per_character == {1: [0, 0, 0, 0, 2, 2, 2, 0, 0, 0, 0], 3: [0] * 11}
+
+
+class Patients(Dataset):
+    def __len__(self) -> int:
+        return len(IDS)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(2), torch.tensor(0.0)
+
+
+def test_number_answers_need_no_class_names_on_the_command_line(tmp_path, capsys):
+    ckpt = run_checkpoint(tmp_path, datamodule("regression", Patients(), num_classes=None))
+    number = [{"type": "number", "value": {"number": 2.5}}]
+    path = export(tmp_path / "e.json", {"b": number, "d": [{"type": "number", "value": {"number": -1.0}}]})
+    assert main(["import", str(ckpt), str(path)]) == 0
+    assert "Imported 2 answers" in capsys.readouterr().out
+    assert load_label_state(ckpt).ledger.annotations == {1: 2.5, 3: -1.0}
 
 
 def test_a_changed_mask_answer_comes_in_as_a_correction_and_a_repeated_one_is_skipped(tmp_path):

@@ -213,7 +213,17 @@ IMPORT_CASES = [
     ),
     (lambda f: [studio_export(f)], r"`--labels` or `--label-map` .* Label Studio export .* neither"),
     (lambda f: [studio_export(f), "--format", "label_studio"], r"`--labels` or `--label-map` .* neither"),
-    (lambda f: [answers_csv(f), "--labels", "cat,dog,bird"], r"`--labels`/`--label-map` only with Label Studio"),
+    (lambda f: [answers_csv(f), "--labels", "cat,dog,bird"], r"`--labels`/`--label-map`/`--answer` only with Label"),
+    (lambda f: [answers_csv(f), "--answer", "spans"], r"`--labels`/`--label-map`/`--answer` only with Label Studio"),
+    (
+        lambda f: [studio_export(f), "--labels", "cat,dog,bird", "--answer", "lines"],
+        r"`--answer` to be one of \['choice', 'multichoice', 'number', 'brush', 'polygon', 'spans'\], but got 'lines'",
+    ),
+    (lambda f: [studio_export(f), "--answer", "choice"], r"`--labels` or `--label-map` .* neither"),
+    (
+        lambda f: [studio_export(f), "--labels", "cat,dog,bird", "--answer", "number"],
+        r"of kind 'number' \(number regions\), but it holds \['choices'\] regions",
+    ),
     (lambda f: [studio_export(f), "--format", "json"], r"query rows .* holds Label Studio tasks"),
     (lambda f: [studio_export(f), "--format", "csv"], r"header `id,index,step,score,label`.* looks like JSON"),
     (lambda f: [answers_csv(f), "--format", "json"], r"hold JSON, but it does not parse"),
