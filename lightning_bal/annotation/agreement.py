@@ -12,7 +12,8 @@ from lightning_bal.annotation.consensus import cohen_kappa, fleiss_kappa
 __all__ = ["agreement_by_step", "log_agreement"]
 
 
-def _answer_key(row: dict[str, Any]) -> tuple[Any, ...]:
+def answer_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes an answer row the same answer: item, step, annotator, label, time and annotation id."""
     # The same answer imported again (a second export of the project) is recorded once; a tensor label (a mask)
     # compares by value, as its own hash would tell two copies apart.
     return tuple(_hashable(row.get(key)) for key in ("id", "step", "by", "label", "time", "annotation"))

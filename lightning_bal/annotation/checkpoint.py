@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import torch
 
-from lightning_bal.annotation.agreement import _answer_key, agreement_by_step
+from lightning_bal.annotation.agreement import agreement_by_step, answer_key
 from lightning_bal.annotation.answers import same_label
 from lightning_bal.annotation.checkpoint_entries import (
     Imported,
@@ -277,7 +277,7 @@ class LabelState:
         self.check_answers(answers, source)
         lookup = id_lookup(self.ids)
         rows = self.answers
-        known = {_answer_key(row) for row in rows}
+        known = {answer_key(row) for row in rows}
         added = 0
         for answer in answers:
             step = answer.step
@@ -285,8 +285,8 @@ class LabelState:
                 labelled_at = int(self.ledger.acquired_at[lookup[answer.id]])
                 step = labelled_at if labelled_at >= 0 else self.ledger.step
             row = {**answer._asdict(), "step": step, "source": source}
-            if _answer_key(row) not in known:
-                known.add(_answer_key(row))
+            if answer_key(row) not in known:
+                known.add(answer_key(row))
                 rows.append(row)
                 added += 1
         if added:

@@ -159,7 +159,8 @@ class LabelStudioAnswers(NamedTuple):
     undecided: list[str]
 
 
-def _author(annotation: dict[str, Any], where: str) -> str | None:
+def annotation_author(annotation: dict[str, Any], where: str) -> str | None:
+    """Who gave a Label Studio annotation (its `completed_by`), or an error naming ``where``."""
     # Label Studio exports `completed_by` as a user id, or as the user's record when asked for details; several
     # annotators are told apart by it, so a value that names nobody is refused rather than read as "unknown".
     who = annotation.get("completed_by")
@@ -316,7 +317,7 @@ def read_label_studio_tasks(
                 AnnotatorAnswer(
                     item,
                     step,
-                    _author(annotation, where),
+                    annotation_author(annotation, where),
                     label,
                     _time(annotation),
                     key if isinstance(key, (int, str)) and not isinstance(key, bool) else None,

@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from lightning_bal.annotation.label_studio import _author, answered_tasks, read_export_file
+from lightning_bal.annotation.label_studio import annotation_author, answered_tasks, read_export_file
 from lightning_bal.annotation.label_studio_detection import _TYPE
 from lightning_bal.data.box_files import check_boxes
 from lightning_bal.utilities.checks import check_non_empty_str, check_one_of
@@ -189,7 +189,7 @@ def read_label_studio_boxes(
         first = drawn[0][0]
         answers.ids.append(item)
         answers.labels.append(drawn[0][1])
-        answers.authors.append(_author(first, f"task {item!r} of {source}"))
+        answers.authors.append(annotation_author(first, f"task {item!r} of {source}"))
         when = first.get("updated_at") or first.get("created_at")
         answers.times.append(when if isinstance(when, str) else None)
     return answers

@@ -22,14 +22,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lightning_bal.annotation.agreement import _answer_key
+from lightning_bal.annotation.agreement import answer_key
 from lightning_bal.annotation.answers import read_answer
 from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.checkpoint_entries import read_journal, utc_now
-from lightning_bal.annotation.label_studio import AnnotatorAnswer, _author, check_task_step
+from lightning_bal.annotation.label_studio import AnnotatorAnswer, annotation_author, check_task_step
 from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
 from lightning_bal.annotation.ml_backend_journal import AnswerJournal
-from lightning_bal.annotation.sync import _tasks
+from lightning_bal.annotation.sync import query_tasks
 from lightning_bal.data.ids import ItemId
 
 __all__ = ["ANSWER_EVENTS", "BadRequest", "MLBackend"]
@@ -88,14 +88,14 @@ class MLBackend(AnswerJournal):
         with self._lock:
             source = f"Label Studio project {self.project_id}" if self.project_id is not None else "Label Studio"
             answer = AnnotatorAnswer(item, step, by, label, when, annotation)
-            key = _answer_key(answer._asdict())
+            key = answer_key(answer._asdict())
             same = [row for row in self.state.answers if str(row["id"]) == item]
             if annotation is not None:
                 # An update of an annotation that leaves its answer as it was (a retry, another field edited).
                 same = [row for row in same if row.get("annotation") == annotation][-1:]
                 if same and same[0]["label"] == label:
                     return "unchanged"
-            if any(_answer_key(row) == key for row in same):
+            if any(answer_key(row) == key for row in same):
                 return "unchanged"
             previous = len(self.state.ledger.pending_query)
             try:
@@ -218,7 +218,7 @@ class MLBackend(AnswerJournal):
             state, step = self.state, self.state.ledger.step
             pending = state.pending_ids()
             names, key, prefix = self.names, self.data_key, self.data_prefix
-            tasks = _tasks(state, pending, names, key, prefix, self.from_name, "choice") if pending else []
+            tasks = query_tasks(state, pending, names, key, prefix, self.from_name, "choice") if pending else []
         try:
             on_server = set()
             for task in client.tasks(project_id):
@@ -332,7 +332,7 @@ class MLBackend(AnswerJournal):
             if annotation.get("was_cancelled"):
                 return None
             label = read_answer(annotation.get("result"), self._reading, where, item, data)
-            author = _author(annotation, where)
+            author = annotation_author(annotation, where)
         except ValueError as err:
             raise BadRequest(str(err)) from None
         if label is None:

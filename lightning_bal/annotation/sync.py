@@ -283,7 +283,7 @@ def sync_label_studio(
     on_server = {str(task["data"]["lbal_id"]) for task in current}
     push = [item for item in state.pending_ids() if str(item) not in on_server]
     if push:
-        client.import_tasks(project_id, _tasks(state, push, names, data_key, data_prefix, from_name, kind))
+        client.import_tasks(project_id, query_tasks(state, push, names, data_key, data_prefix, from_name, kind))
     if changed:
         state.save(output or checkpoint)
     pulled = [state.ids[lookup[item]] for item in new_ids if lookup[item] in pending]
@@ -312,7 +312,7 @@ def sync_command(args: Any) -> str:
     )
 
 
-def _tasks(
+def query_tasks(
     state: LabelState,
     ids: list[ItemId],
     names: list[str],
@@ -321,6 +321,7 @@ def _tasks(
     from_name: str,
     kind: AnswerKind,
 ) -> list[dict[str, Any]]:
+    """The Label Studio tasks of the pending items ``ids``, with the model's recorded guesses and scores."""
     scores, predictions = recorded_guesses(state.annotator_state, ids)
     if kind != "choice":
         predictions = None  # the recorded guesses are classes, which only a single-choice control shows
