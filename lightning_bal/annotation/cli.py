@@ -95,16 +95,15 @@ def _export_names(args: argparse.Namespace, state: LabelState) -> dict[str, obje
 def _import(args: argparse.Namespace) -> str:
     from lightning_bal.annotation.answers import ANSWER_KINDS
     from lightning_bal.annotation.checkpoint import load_label_state
-    from lightning_bal.annotation.sync import answers_format, bring_in_answers
+    from lightning_bal.annotation.sync import TASK_ANSWERS, answers_format, bring_in_answers
 
     label_map = _label_map(args)
     format = answers_format(args.answers, args.format, label_map)
     if args.answer is not None and args.answer not in ANSWER_KINDS:
         raise ValueError(f"Expected `--answer` to be one of {list(ANSWER_KINDS)}, but got {args.answer!r}.")
     state = load_label_state(args.checkpoint)
-    # Numbers need no class names: asked for, or the kind a regression run reads by default.
-    numbers = args.answer == "number" or (args.answer is None and state.ledger.task_type.name == "regression")
-    if format == "label_studio" and label_map is None and not numbers:
+    kind = args.answer or TASK_ANSWERS.get(state.ledger.task_type.name, "choice")
+    if format == "label_studio" and label_map is None and kind != "number":  # numbers have no class names
         raise ValueError(
             f"Expected `--labels` or `--label-map` (the project's class names) to read the Label Studio export"
             f" {args.answers!r}, but got neither."

@@ -41,7 +41,8 @@ def _holds_label_studio_tasks(path: Path) -> bool:
 
 
 # The answer type a Label Studio project gives a run of each task, unless told another (a class by default).
-_TASK_ANSWERS: dict[str | None, AnswerKind] = {
+#: The answer kind a Label Studio export is read as by default, by the run's task (else ``"choice"``).
+TASK_ANSWERS: dict[str | None, AnswerKind] = {
     "multilabel": "multichoice",
     "per_position": "brush",
     "regression": "number",
@@ -89,7 +90,7 @@ def bring_in_answers(
     undecided: list[str] = []
     labels: list[Any]
     if format == "label_studio":
-        kind = _TASK_ANSWERS.get(state.ledger.task_type.name, "choice") if answer is None else answer
+        kind = TASK_ANSWERS.get(state.ledger.task_type.name, "choice") if answer is None else answer
         if label_map is None and kind != "number" and not isinstance(kind, AnswerFormat):
             raise ValueError(
                 f"Expected argument `label_map` (class names to indices) to read the Label Studio export"
