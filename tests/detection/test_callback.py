@@ -132,8 +132,26 @@ def test_one_process_and_two_label_the_same_images(tmp_path):
     assert torch.equal(one, two)
 
 
-def _fit_result(tmp_path, devices: int, name: str) -> torch.Tensor:
-    callback = ActiveLearningCallback("detection_bald", query_size=3, iterations=3, seed=7)
+@needs_map
+@pytest.mark.slow
+@pytest.mark.flaky(reruns=2, only_rerun=["terminated with signal SIGABRT"])
+def test_map_over_two_processes_is_the_map_over_the_whole_test_set(tmp_path):
+    """Each rank evaluates its half of the test images; the synchronised metric gives one process's figures."""
+    one = _fit_result(tmp_path, 1, "one.pt", [DetectionMAP("test")])
+    two = _fit_result(tmp_path, 2, "two.pt", [DetectionMAP("test")])
+    assert torch.equal(one, two)
+    histories = [torch.load(tmp_path / f"{name}.pt.extra", weights_only=False)["history"] for name in ("one", "two")]
+    keys = ["active/test_map", "active/test_map_50", "active/num_boxes_labelled"]
+    figures = [[[step[key] for key in keys] for step in history] for history in histories]
+    assert len(figures[0]) == 3
+    assert figures[0] == figures[1]
+    assert any(step[1] > 0 for step in figures[0]), "a figure that cannot be told apart from an empty evaluation"
+
+
+def _fit_result(tmp_path, devices: int, name: str, evaluations=()) -> torch.Tensor:
+    callback = ActiveLearningCallback(
+        "detection_bald", query_size=3, iterations=3, seed=7, evaluations=list(evaluations)
+    )
     extra = [WriteResult(tmp_path / name), *([AssertRanksAgree()] if devices > 1 else [])]
     # No training (lr 0): one process and two score one model, whose gradients would be averaged differently.
     fit(tmp_path, callback, devices, extra, lr=0.0)
