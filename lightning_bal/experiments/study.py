@@ -34,7 +34,7 @@ _STUDY_KEYS = ("name", "dataset", "model", "protocol", "trainer", "grid")
 _GRID_KEYS = ("heuristics", "seeds", "settings")
 _DATASETS = {"digits": ("name", "test_size", "pool"), "mnist": ("name", "pool")}
 _NETWORKS = {"digits": ("digits",), "mnist": ("gal", "kirsch")}
-_MODEL_KEYS = ("network", "lr", "weight_decay")
+_MODEL_KEYS = ("network", "lr", "weight_decay", "channels_last")
 # Training samples of the 60,000 MNIST images and of scikit-learn's 1,797 digits (less the test split).
 _MNIST_TRAIN = 60_000
 _DIGITS = 1797
@@ -91,6 +91,10 @@ def _datasets(
     return make_pool(train, pool), test
 
 
+def _image_size(dataset: str) -> int:
+    return 8 if dataset == "digits" else 28
+
+
 def _model(settings: Mapping[str, Any], seed: int) -> pl.LightningModule:
     from lightning_bal.experiments.models import DropoutCNN
 
@@ -105,7 +109,7 @@ class Study:
         dataset: ``{"name": "digits", "test_size": 500}`` or ``{"name": "mnist"}`` (read from ``$LIGHTNING_BAL_MNIST``),
             and ``pool``: a long-tailed or duplicated training pool (:func:`~lightning_bal.experiments.check_pool`).
         model: :class:`DropoutCNN` arguments: ``network`` (``digits`` for the digits, ``gal`` or ``kirsch`` for
-            MNIST), ``lr``, ``weight_decay``.
+            MNIST), ``lr``, ``weight_decay``, ``channels_last``.
         protocol: :class:`PaperProtocol` fields.
         trainer: ``Trainer`` keyword arguments (JSON values) over the protocol's.
         grid: ``heuristics`` (rows: registry names or ``heuristic@posterior``), ``seeds``, and ``settings``:
@@ -181,6 +185,10 @@ class Study:
                 f"Expected study entry `model.network` to fit the dataset {dataset['name']!r} (one of"
                 f" {list(networks)}), but got {model['network']!r}."
             )
+        try:  # here, not in the first run's worker
+            _model({"image_size": _image_size(dataset["name"]), **model}, 0)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"Expected study entry `model` to be valid: {err}") from None
         protocol = _check_keys("protocol", content.get("protocol") or {}, _protocol_fields())
         trainer = _check_keys("trainer", content.get("trainer") or {}, list(content.get("trainer") or {}))
         check_settings("trainer", trainer, pl.Trainer)
@@ -272,8 +280,7 @@ class Study:
         cached = _BUILT.get((self, key))
         if cached is not None:
             return cached
-        image_size = 8 if self.dataset["name"] == "digits" else 28
-        model = functools.partial(_model, {"image_size": image_size, **self.model})
+        model = functools.partial(_model, {"image_size": _image_size(self.dataset["name"]), **self.model})
         datasets = functools.partial(
             _datasets, self.dataset["name"], self.dataset.get("test_size", 0), pool=self.dataset.get("pool")
         )

@@ -43,6 +43,9 @@ class DeepEnsemble(nn.Module):
         fused: train all members in one ``vmap`` (``True``), or one member after another (``False``); ``None``:
             vmapped unless the weights are on the CPU. Scoring always runs the members one after another.
 
+    Members run one after another get their weights in member 0's memory format (e.g. channels-last convolutions,
+    which stacking would otherwise turn back into the default format).
+
     Examples:
         >>> ensemble = DeepEnsemble(lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4)), 5, seed=0)
         >>> ensemble(torch.randn(2, 3)).shape
@@ -92,6 +95,7 @@ class DeepEnsemble(nn.Module):
             raise TypeError(f"Expected argument `fused` to be a bool or None, but got {fused!r}.")
         self.fused = fused
         params, buffers = stack_module_state(members)
+        self._channels_last = {name for name, value in members[0].named_parameters() if _is_channels_last(value)}
         self.num_members = len(members)
         self._param_names = list(params)
         self._buffer_names = list(buffers)
@@ -147,7 +151,7 @@ class DeepEnsemble(nn.Module):
             # Faster than vmap's grouped convolutions here (see docs/posteriors.md#deep-ensembles); the same outputs.
             outputs = [
                 member(
-                    {n: v[m] for n, v in params.items()},
+                    {n: _channels_last(v[m]) if n in self._channels_last else v[m] for n, v in params.items()},
                     {n: v[m] for n, v in buffers.items()},
                     *((a[m] for a in args) if per_member else args),
                 )
@@ -171,6 +175,17 @@ class DeepEnsemble(nn.Module):
     def extra_repr(self) -> str:
         """``num_members`` and the members' class, in the module's repr."""
         return f"num_members={self.num_members}, member={type(self._base[0]).__name__}"
+
+
+def _is_channels_last(value: Tensor) -> bool:
+    # Strides, not `is_contiguous`: with one channel both formats are contiguous, yet convolutions tell them apart.
+    default = value.new_empty(value.shape).stride()
+    return value.dim() == 4 and value.stride() == _channels_last(value.detach()).stride() != default
+
+
+def _channels_last(value: Tensor) -> Tensor:
+    """``value`` with channels-last strides, as a differentiable copy."""
+    return torch.empty_like(value, memory_format=torch.channels_last).copy_(value)
 
 
 def member_batches(batch: Tensor, num_members: int) -> Tensor:

@@ -653,6 +653,7 @@ OTHERS = [
     ("DropoutCNN", lambda: DropoutCNN("digits", image_size=8, num_classes=1), ValueError, r"`num_classes`.*>= 2"),
     ("DropoutCNN", lambda: DropoutCNN("digits", image_size=8, weight_decay=-0.1), ValueError, r"`weight_decay`"),
     ("DropoutCNN", lambda: DropoutCNN("resnet"), ValueError, r"`network`.*\['digits', 'gal', 'kirsch'\]"),
+    ("DropoutCNN", lambda: DropoutCNN("kirsch", channels_last=1), TypeError, r"`channels_last`.*bool.*1"),
     ("networks", lambda: gal_cnn(image_size="28"), TypeError, r"`image_size`.*integer.*'28'"),
     ("networks", lambda: kirsch_cnn(num_classes=0), ValueError, r"`num_classes`.*>= 2.*0"),
     ("networks", lambda: digits_cnn(num_classes=2.0), ValueError, r"`num_classes`.*>= 2.*2.0"),

@@ -61,6 +61,8 @@ def folder(path: Path) -> dict[str, bytes]:
         ("dataset", {"name": "cifar"}, ValueError, r"`dataset.name` to be one of \['digits', 'mnist'\]"),
         ("dataset.test_size", 1797, ValueError, r"`dataset.test_size` in \(0, 1797\), but got 1797"),
         ("model.network", "gal", ValueError, r"`model.network` to fit the dataset 'digits'.*got 'gal'"),
+        ("model.lr", -1, ValueError, r"`model` to be valid: .*`lr` to be a finite positive number.*-1"),
+        ("model.channels_last", "yes", TypeError, r"`model` to be valid: .*`channels_last` to be a bool.*'yes'"),
         ("protocol.budget", 1698, ValueError, r"`protocol` \(protocol\) to fit the 1697 training samples of 'digits'"),
         ("protocol.query_size", 0, ValueError, r"`protocol` \(protocol\) to be valid: .*`query_size`.*got 0"),
         (
