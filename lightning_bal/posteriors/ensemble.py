@@ -179,8 +179,11 @@ class DeepEnsemble(nn.Module):
 
 def _is_channels_last(value: Tensor) -> bool:
     # Strides, not `is_contiguous`: with one channel both formats are contiguous, yet convolutions tell them apart.
-    default = value.new_empty(value.shape).stride()
-    return value.dim() == 4 and value.stride() == _channels_last(value.detach()).stride() != default
+    if value.dim() != 4:
+        return False
+    _, channels, height, width = value.shape
+    default = (channels * height * width, height * width, width, 1)
+    return value.stride() == (channels * height * width, 1, width * channels, channels) != default
 
 
 def _channels_last(value: Tensor) -> Tensor:
