@@ -44,7 +44,6 @@ def test_channels_last_changes_outputs_and_gradients_by_rounding_only(seed):
     torch.testing.assert_close(losses[0], losses[1])
     for (name, a), (_, b) in zip(default.named_parameters(), fast.named_parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
-        assert a.grad.stride() == a.stride() or name not in CONVOLUTIONS
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
