@@ -37,5 +37,16 @@ def test_a_protocol_study_holds_its_settings(name, query_size, budget, pool):
 
 
 def test_the_protocol_studies_are_distinct_settings():
-    hashes = {Study.from_file(path).hash for path in STUDIES.glob("mnist_*.yaml")}
-    assert len(hashes) == len(list(STUDIES.glob("mnist_*.yaml")))
+    settings = [path for path in STUDIES.glob("mnist_*.yaml") if "_seeds" not in path.stem]
+    assert len({Study.from_file(path).hash for path in settings}) == len(settings)
+
+
+@pytest.mark.parametrize("name", ["mnist_q100_seeds5to9"])
+def test_added_seeds_pair_with_the_runs_of_their_setting(name):
+    # The reading rule adds seeds 5-9 to Random and the unclear rows: their records join the setting's folder.
+    added = Study.from_file(STUDIES / f"{name}.yaml")
+    setting = Study.from_file(STUDIES / f"{name.split('_seeds')[0]}.yaml")
+    assert added.hash == setting.hash
+    assert added.grid["seeds"] == [5, 6, 7, 8, 9]
+    assert added.grid["heuristics"][0] == "random"
+    assert set(added.grid["heuristics"]) < set(setting.grid["heuristics"])
