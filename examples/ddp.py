@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     parser.add_argument("--devices", type=int, default=2, help="processes (one per device)")
-    parser.add_argument("--heuristic", default="bald")
+    parser.add_argument("--heuristic", default="power_bald", help="default: docs/choosing.md's for 10 per step")
     parser.add_argument("--initial-labels", type=int, default=20)
     parser.add_argument("--query-size", type=int, default=10)
     parser.add_argument("--budget", type=int, default=150, help="stop once this many samples are labelled")

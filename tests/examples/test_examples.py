@@ -166,15 +166,15 @@ def test_mnist_example_on_tiny_idx_files(tiny_mnist, tmp_path, converge, network
 def test_quickstart_compares_two_seeds_without_a_logging_interval_warning(tmp_path, recwarn, capsys):
     argv = ["--budget", "30", "--epochs-per-step", "1", "--samples-per-epoch", "128", "--iterations", "3"]
     curves = digits_quickstart.main([*argv, "--seeds", "0", "1", "--out", str(tmp_path)])
-    assert {name: sorted(by_seed) for name, by_seed in curves.items()} == {"bald": [0, 1], "random": [0, 1]}
+    assert {name: sorted(by_seed) for name, by_seed in curves.items()} == {"power_bald": [0, 1], "random": [0, 1]}
     assert all([n for n, _ in curve] == [20, 30] for by_seed in curves.values() for curve in by_seed.values())
     assert (tmp_path / "curves.csv").read_text().count("\n") == 1 + 2 * 2 * 2
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| bald | 2 |" in (tmp_path / "summary.md").read_text()
+    assert "| power_bald | 2 |" in (tmp_path / "summary.md").read_text()
     # The paired differences to Random: their table and the figure beside the curves.
     assert "Paired differences to random, 95% t interval over 2 seeds" in (tmp_path / "summary.md").read_text()
     assert (tmp_path / "paired.png").read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.name for p in (tmp_path / "tensorboard" / "bald").iterdir()) == ["seed_0", "seed_1"]
+    assert sorted(p.name for p in (tmp_path / "tensorboard" / "power_bald").iterdir()) == ["seed_0", "seed_1"]
     assert not [w for w in recwarn if "log_every_n_steps" in str(w.message)]
     # The figure's title and the printed line say what the band is.
     assert "line: mean over 2 seeds, band: min to max over the seeds" in capsys.readouterr().out
