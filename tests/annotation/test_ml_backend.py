@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from lightning_bal.annotation.checkpoint import load_label_state
-from lightning_bal.annotation.checkpoint_entries import journal_path, read_journal
+from lightning_bal.annotation.checkpoint_entries import journal_path, read_journal, serve_summary_path
 from lightning_bal.annotation.label_studio_api import LabelStudioClient
 from lightning_bal.annotation.ml_backend import MLBackend
 from lightning_bal.annotation.serve import make_server
@@ -102,7 +102,13 @@ class Served:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def trained(self, count: int) -> bool:
-        return self.backend.training is None and self.backend.marker["trainings"] == count
+        # What `status` reads, written after the new checkpoint: the backend's memory holds the new marker while the
+        # checkpoint is still being saved, and a test that read it then would load the previous checkpoint.
+        summary = serve_summary_path(self.path)
+        if not summary.is_file():
+            return False
+        shown = json.loads(summary.read_text())
+        return not shown["training"] and shown["trainings"] == count
 
     def stop(self) -> None:
         self.server.shutdown()
