@@ -57,15 +57,15 @@ def log_selection(context: StepContext, selection: PoolSelection | None) -> dict
             figures.update(score_pool_mean=stats.mean, score_pool_max=stats.max, score_pool_min=stats.min)
             figures.update(_stats("score_selected", selection.scores))
     labelled_classes = datamodule.labelled_targets()
-    if labelled_classes is not None and labelled_classes.numel():
-        counts = torch.bincount(labelled_classes).tolist()
-        figures.update({f"labelled_class_{c}": float(n) for c, n in enumerate(counts)})
+    counts = datamodule.labelled_class_counts()
+    if counts is not None and counts.numel():
+        figures.update({f"labelled_class_{c}": float(n) for c, n in enumerate(counts.tolist())})
     metrics = {f"active/{name}": float(value) for name, value in figures.items()}
     step = datamodule.num_labelled
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=step)
         if isinstance(logger, TensorBoardLogger):
-            _histograms(logger, step, pool_scores, labelled_classes)
+            _histograms(logger, step, pool_scores, labelled_classes, 0 if counts is None else counts.numel())
             add_layout(logger.experiment, "active")
             curve = next((f"active/{name}" for name in HP_METRIC_SOURCES if f"active/{name}" in metrics), None)
             if curve is not None and "hp_metric" not in trainer.callback_metrics:
@@ -73,13 +73,15 @@ def log_selection(context: StepContext, selection: PoolSelection | None) -> dict
     return metrics
 
 
-def _histograms(logger: TensorBoardLogger, step: int, pool_scores: Tensor | None, labelled: Tensor | None) -> None:
+def _histograms(
+    logger: TensorBoardLogger, step: int, pool_scores: Tensor | None, labelled: Tensor | None, num_classes: int
+) -> None:
     writer = logger.experiment
     if pool_scores is not None and pool_scores.numel():
         writer.add_histogram("active/pool_scores", pool_scores.float().cpu(), global_step=step)
     if labelled is not None and labelled.numel():
         # One bin per class, centred on the class id.
-        bins = torch.arange(int(labelled.max()) + 2, dtype=torch.float64) - 0.5
+        bins = torch.arange(max(num_classes, int(labelled.max()) + 1) + 1, dtype=torch.float64) - 0.5
         writer.add_histogram("active/labelled_classes", labelled.cpu(), global_step=step, bins=bins.numpy())
 
 

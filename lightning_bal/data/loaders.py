@@ -137,6 +137,27 @@ class LabelOperations:
         """Class labels of D_L in ``labelled_indices`` order (annotator labels first); ``None`` if not classes."""
         return labelled_classes(self.labelled_indices, self.ledger.annotations, self._targets, self.train_dataset)
 
+    def labelled_class_counts(self) -> Tensor | None:
+        """Labels per class in D_L, one count for each class of the training targets; ``None`` if not classes.
+
+        A class of the dataset with no label yet counts 0, so the rarest classes of a long-tailed pool show from the
+        first step rather than from their first label. Without known targets, the classes run up to the largest label.
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> from lightning_bal import ActiveDataModule
+            >>> classes = torch.arange(6) % 3
+            >>> dm = ActiveDataModule(TensorDataset(torch.randn(6, 2), classes), targets=classes)
+            >>> dm.label([0, 3])
+            >>> dm.labelled_class_counts()
+            tensor([2, 0, 0])
+        """
+        classes = self.labelled_targets()
+        if classes is None:
+            return None
+        known = 0 if self._targets is None or not self._targets.numel() else int(self._targets.max()) + 1
+        return torch.bincount(classes, minlength=known)
+
     # ------------------------------------------------------------------ labelling: validated by the ledger
     def label(self, dataset_indices: Indices, labels: Any = None, probabilities: Any = None) -> None:
         """Move ``dataset_indices`` from D_U to D_L at the current step: all of them or, on bad input, none."""

@@ -352,6 +352,31 @@ def test_labelled_targets_read_from_items_when_no_targets_are_given():
     assert regression.labelled_targets() is None
 
 
+@pytest.mark.parametrize(
+    ("labelled", "labels", "expected"),
+    [
+        ([], None, [0, 0, 0]),
+        ([0, 3], None, [2, 0, 0]),  # classes 1 and 2 have no label yet: counted 0, not left out
+        ([2, 5, 8], None, [0, 0, 3]),
+        ([0, 1], [0, 0], [2, 0, 0]),  # the annotator's label counts, not the dataset's target
+    ],
+)
+def test_labelled_class_counts_count_every_class_of_the_dataset(labelled, labels, expected):
+    dm = ActiveDataModule(TensorDataset(torch.randn(9, 2), torch.arange(9) % 3), targets=torch.arange(9) % 3, seed=0)
+    if labelled:
+        dm.label(labelled, labels=labels)
+    assert dm.labelled_class_counts().tolist() == expected
+
+
+def test_labelled_class_counts_without_targets_run_up_to_the_largest_label():
+    items = ActiveDataModule(TensorDataset(torch.randn(10, 2), torch.arange(10) % 4), seed=0)
+    items.label([1, 2])
+    assert items.labelled_class_counts().tolist() == [0, 1, 1]
+    regression = ActiveDataModule(TensorDataset(torch.randn(5, 2), torch.randn(5)), seed=0)
+    regression.label([0])
+    assert regression.labelled_class_counts() is None
+
+
 def _check_targets_in_child(rank, datamodule, num_classes):
     targets = datamodule.labelled_targets()
     assert targets is not None
