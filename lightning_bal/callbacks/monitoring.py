@@ -80,8 +80,8 @@ def _histograms(
     if pool_scores is not None and pool_scores.numel():
         writer.add_histogram("active/pool_scores", pool_scores.float().cpu(), global_step=step)
     if labelled is not None and labelled.numel():
-        # One bin per class, centred on the class id.
-        bins = torch.arange(max(num_classes, int(labelled.max()) + 1) + 1, dtype=torch.float64) - 0.5
+        # One bin per class of the dataset (empty ones too), centred on the class id.
+        bins = torch.arange(num_classes + 1, dtype=torch.float64) - 0.5
         writer.add_histogram("active/labelled_classes", labelled.cpu(), global_step=step, bins=bins.numpy())
 
 
