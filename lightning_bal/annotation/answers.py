@@ -27,7 +27,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from lightning_bal.annotation.regions import _token_bounds, decode_brush_rle, rasterize_polygon, spans_to_labels
+from lightning_bal.annotation.regions import decode_brush_rle, rasterize_polygon, spans_to_labels, token_bounds
 from lightning_bal.utilities.checks import check_one_of
 
 __all__ = [
@@ -128,7 +128,7 @@ class AnswerFormat:
         for item, size in (self.sizes or {}).items():
             _check_size(f"the size of item {item!r} in argument `sizes`", size)
         for item, offsets in (self.token_offsets or {}).items():
-            _token_bounds(offsets, f"the offsets of item {item!r} in argument `token_offsets`")
+            token_bounds(offsets, f"the offsets of item {item!r} in argument `token_offsets`")
 
     @property
     def classes(self) -> int:
@@ -271,7 +271,7 @@ def _spans(
             f" label its spans, but got {text!r:.80}."
         )
     bounds = (
-        _token_bounds(offsets, f"the token offsets of {where}")
+        token_bounds(offsets, f"the token offsets of {where}")
         if offsets is not None
         else torch.stack([torch.arange(len(str(text))), torch.arange(1, len(str(text)) + 1)], dim=1)
     )

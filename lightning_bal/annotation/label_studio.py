@@ -329,11 +329,11 @@ def read_label_studio_tasks(
                 shown = [show_label(c, reading) for c in choices]
                 raise ValueError(f"Expected the annotations of task {item!r} to agree, but got {shown}.")
     classes = 1 + max((int(v) for v in (reading.label_map or {}).values()), default=0)
-    _reconcile(answers, on_disagreement, classes)
+    reconcile(answers, on_disagreement, classes)
     return answers
 
 
-def _reconcile(answers: LabelStudioAnswers, on_disagreement: str, num_classes: int) -> None:
+def reconcile(answers: LabelStudioAnswers, on_disagreement: str, num_classes: int) -> None:
     """Settle the label of every answered item from ``answers.answers`` (oldest first), by ``on_disagreement``."""
     given: dict[str, list[AnnotatorAnswer]] = {}
     for answer in answers.answers:

@@ -30,8 +30,8 @@ from lightning_bal.annotation.label_studio import (
     RECONCILIATIONS,
     AnnotatorAnswer,
     LabelStudioAnswers,
-    _reconcile,
     check_data_key,
+    reconcile,
 )
 from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
 from lightning_bal.annotation.ml_backend_checks import check_threshold
@@ -233,7 +233,7 @@ class AnswerJournal:
                 f" {[self.names[label] for label in labels]}."
             )
         reconciled = LabelStudioAnswers([], [], set(), [], [], [], [], standing, [])
-        _reconcile(reconciled, self.on_disagreement, len(self.names))
+        reconcile(reconciled, self.on_disagreement, len(self.names))
         decided = dict(zip(reconciled.ids, reconciled.labels, strict=True))
         index = id_lookup(state.ids)[item]
         pending = index in state.ledger.pending_query

@@ -20,7 +20,7 @@ _CHANNELS = 4
 _RUN_BITS = (4, 8, 12, 16)
 
 
-def _token_bounds(offsets: Any, name: str) -> Tensor:
+def token_bounds(offsets: Any, name: str) -> Tensor:
     try:
         bounds = torch.as_tensor(offsets, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):

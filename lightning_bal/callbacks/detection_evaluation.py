@@ -10,7 +10,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.utils.data import Subset
 
 from lightning_bal.callbacks.evaluation import StepContext, StepEvaluation
-from lightning_bal.callbacks.task_evaluation import Split, _check_split
+from lightning_bal.callbacks.task_evaluation import Split, check_split
 from lightning_bal.data import ActiveDataModule
 from lightning_bal.data.views import target_of
 from lightning_bal.functional.detection import check_detections
@@ -66,7 +66,7 @@ class DetectionMAP(StepEvaluation):
 
     def __init__(self, split: Split = "test") -> None:
         super().__init__()
-        self.split = _check_split(split)
+        self.split = check_split(split)
         self._box_counts: dict[int, int] = {}
 
     def check(self, datamodule: ActiveDataModule) -> None:

@@ -27,7 +27,7 @@ __all__ = ["MultiLabelF1", "RegressionCurve", "SegmentationIoU"]
 Split = Literal["val", "test"]
 
 
-def _check_split(split: Any) -> Split:
+def check_split(split: Any) -> Split:
     if split not in ("val", "test"):
         raise ValueError(f"Expected argument `split` to be 'val' or 'test', but got {split!r}.")
     return split
@@ -75,7 +75,7 @@ class RegressionCurve(_SplitEvaluation):
         noise_variance: float | None = None,
     ) -> None:
         super().__init__(output)
-        self.split = _check_split(split)
+        self.split = check_split(split)
         if log_variance is not None and output is None:
             raise ValueError(
                 "Expected argument `output` to name the mean output when `log_variance` is given, but got None."
@@ -151,7 +151,7 @@ class SegmentationIoU(_SplitEvaluation):
     ) -> None:
         super().__init__(output)
         self.num_classes = check_num_classes(num_classes)
-        self.split = _check_split(split)
+        self.split = check_split(split)
         self.ignore_index = ignore_index
 
     def __call__(self, context: StepContext) -> dict[str, float]:
@@ -202,7 +202,7 @@ class MultiLabelF1(_SplitEvaluation):
     def __init__(self, num_classes: int, split: Split = "val", output: OutputKey | None = None) -> None:
         super().__init__(output)
         self.num_classes = check_num_classes(num_classes)
-        self.split = _check_split(split)
+        self.split = check_split(split)
 
     def __call__(self, context: StepContext) -> dict[str, float]:
         """``{"<split>_f1": ...}``."""

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_bal.data.ledger_state import UNLABELLED, _as_fields, _rows, _trailing, _validated_state
+from lightning_bal.data.ledger_state import UNLABELLED, as_fields, row_count, trailing_shape, validated_state
 from lightning_bal.functional.risk import lure_weights, pure_weights
 from lightning_bal.tasks import Task, resolve_task
 from lightning_bal.tasks.detection import Detection  # noqa: F401 - registers `task="detection"` for every ledger
@@ -312,7 +312,7 @@ class LabelLedger:
         """
         annotated = sorted(self.annotations)
         values = [self.annotations[i] for i in annotated]
-        structured = [_as_fields(value) for value in values if isinstance(value, (Mapping, Tensor))]
+        structured = [as_fields(value) for value in values if isinstance(value, (Mapping, Tensor))]
         state = {
             "acquired_at": self.acquired_at.clone(),
             "acquisition_order": self.acquisition_order.clone(),
@@ -332,7 +332,7 @@ class LabelLedger:
             state["annotation_fields"] = {
                 field: torch.cat(
                     [
-                        torch.as_tensor(label[field]).reshape(-1, *_trailing(label[field]))
+                        torch.as_tensor(label[field]).reshape(-1, *trailing_shape(label[field]))
                         for label in structured
                         if field in label
                     ]
@@ -341,7 +341,7 @@ class LabelLedger:
             }
             # -1: the label has no such field (an optional one, e.g. a detection label's `image_size`).
             state["annotation_field_rows"] = {
-                field: torch.tensor([_rows(label[field]) if field in label else -1 for label in structured])
+                field: torch.tensor([row_count(label[field]) if field in label else -1 for label in structured])
                 for field in fields
             }
         return state
@@ -349,7 +349,7 @@ class LabelLedger:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Validate every entry (all that :meth:`state_dict` writes are required), then replace the state."""
         # The validated state's fields are the ledger's attributes; all are checked before the first is replaced.
-        for name, value in _validated_state(self, state_dict)._asdict().items():
+        for name, value in validated_state(self, state_dict)._asdict().items():
             setattr(self, name, value)
 
 

@@ -51,7 +51,7 @@ class _LedgerState(NamedTuple):
     pending_query: list[int]
 
 
-def _validated_state(ledger: _Ledger, state: Any) -> _LedgerState:
+def validated_state(ledger: _Ledger, state: Any) -> _LedgerState:
     """The ledger's state from a state dict, every entry validated for ``ledger`` (its size and task)."""
     if not isinstance(state, dict):
         raise TypeError(f"Expected argument `state_dict` to be a dict, but got {type(state).__name__}.")
@@ -116,7 +116,7 @@ def _validated_annotations(ledger: _Ledger, state: dict[str, Any], labelled: Ten
     return annotations
 
 
-def _as_fields(label: Mapping[str, Any] | Tensor) -> Mapping[str, Any]:
+def as_fields(label: Mapping[str, Any] | Tensor) -> Mapping[str, Any]:
     """A structured label as it is; a tensor label as its flattened values and its shape (any shape fits a row)."""
     if isinstance(label, Tensor):
         return {_TENSOR: label.reshape(-1), _SHAPE: torch.tensor(label.shape, dtype=torch.long)}
@@ -146,12 +146,12 @@ def _from_fields(label: dict[str, Tensor], number: int) -> dict[str, Tensor] | T
     return values.reshape(shape.tolist())
 
 
-def _trailing(value: Any) -> tuple[int, ...]:
+def trailing_shape(value: Any) -> tuple[int, ...]:
     shape = tuple(torch.as_tensor(value).shape)
     return shape[1:] if len(shape) > 1 else ()
 
 
-def _rows(value: Any) -> int:
+def row_count(value: Any) -> int:
     tensor = torch.as_tensor(value)
     return int(tensor.shape[0]) if tensor.ndim > 1 else int(tensor.numel())
 

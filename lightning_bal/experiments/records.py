@@ -129,7 +129,7 @@ class _Runner(Protocol):
     def run_seeded(self, heuristic: str, seed: int) -> History: ...
 
 
-class _Source(Protocol):
+class RunSource(Protocol):
     """What runs a grid point: an ``Experiment``, or a ``Study`` that builds one per point."""
 
     def experiment(self, grid: Mapping[str, Any]) -> _Runner: ...
@@ -196,7 +196,7 @@ def _plain(history: History) -> list[dict[str, Any]]:
     return [{key: value.item() if hasattr(value, "item") else value for key, value in step.items()} for step in history]
 
 
-def execute(source: _Source, spec: RunSpec, folder: Path | None) -> dict[str, Any]:
+def execute(source: RunSource, spec: RunSpec, folder: Path | None) -> dict[str, Any]:
     """Run ``spec`` and return its record; with ``folder``, mark it running there, then write its record."""
     marker = None if folder is None else folder / (spec.filename + _RUNNING)
     if folder is not None and (folder / spec.filename).exists():
@@ -312,7 +312,7 @@ def load_study(folder: str | Path, metric: str | None = None) -> ExperimentResul
     return ExperimentResult(histories, metric or named or "active/test_acc")
 
 
-def _write_study_file(folder: Path, study: Mapping[str, Any], specs: Sequence[RunSpec]) -> None:
+def write_study_file(folder: Path, study: Mapping[str, Any], specs: Sequence[RunSpec]) -> None:
     """Name the folder's study and its runs (what ``status`` lists); a folder of another study is refused."""
     declared = _declared_study(folder)
     study_hash = settings_hash(study)

@@ -18,13 +18,13 @@ from typing import Any
 import torch
 
 from lightning_bal.experiments.records import (
+    RunSource,
     RunSpec,
-    _Source,
-    _write_study_file,
     execute,
     grid_specs,
     read_records,
     settings_hash,
+    write_study_file,
 )
 from lightning_bal.experiments.result import ExperimentResult
 
@@ -65,7 +65,7 @@ def check_jobs(jobs: Any, argument: str = "jobs") -> int:
 _WORKER_SOURCE: list[Any] = []
 
 
-def _start_worker(threads: int, counter: Any, gpus: int, source: _Source) -> None:
+def _start_worker(threads: int, counter: Any, gpus: int, source: RunSource) -> None:
     """Pin the worker to its share of the CPU threads and, with several GPUs, to one of them (round robin)."""
     with counter.get_lock():
         index = counter.value
@@ -90,7 +90,7 @@ def _cores() -> int:
 
 
 def run_grid(
-    source: _Source,
+    source: RunSource,
     study: Mapping[str, Any],
     points: Sequence[Mapping[str, Any]] | Mapping[str, Any],
     heuristics: Sequence[str],
@@ -128,7 +128,7 @@ def run_grid(
                 f" holds records of the studies {foreign}."
             )
         folder.mkdir(parents=True, exist_ok=True)
-        _write_study_file(folder, study, grid_specs(study, grid_points, heuristics, seeds))
+        write_study_file(folder, study, grid_specs(study, grid_points, heuristics, seeds))
         done = {record["run_hash"]: record for record in existing}
         pending = []
         for spec in specs:
@@ -161,7 +161,7 @@ def run_grid(
 
 
 def _run_in_pool(
-    source: _Source,
+    source: RunSource,
     pending: Sequence[RunSpec],
     folder: Path | None,
     jobs: int,

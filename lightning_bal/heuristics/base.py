@@ -48,7 +48,7 @@ def check_scores(scores: Tensor, query_size: int) -> None:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
         raise ValueError(f"Expected argument `scores` to be a tensor of shape [N], but got {got}.")
     check_python_int("query_size", query_size, 0, scores.numel())
-    _refuse_nan(_count_nan(scores), scores.numel())
+    refuse_nan(_count_nan(scores), scores.numel())
 
 
 def is_output_key(key: Any) -> bool:
@@ -65,7 +65,7 @@ def _count_nan(scores: Tensor) -> int:
     return int(scores.isnan().sum()) if scores.is_floating_point() else 0
 
 
-def _refuse_nan(num_nan: int, total: int) -> None:
+def refuse_nan(num_nan: int, total: int) -> None:
     if num_nan:
         raise ValueError(
             f"Expected argument `scores` to hold no NaN, but got {num_nan} of {total}: a NaN score ranks neither"
@@ -182,7 +182,7 @@ class Heuristic:
             return selection._replace(indices=indices[kept][selection.indices])
         # Counted over every rank, so every rank refuses alike: a NaN need not be among a rank's candidates.
         counts = collective.all_sum(torch.tensor([_count_nan(shard.scores), shard.scores.numel()]))
-        _refuse_nan(int(counts[0]), int(counts[1]))
+        refuse_nan(int(counts[0]), int(counts[1]))
         keep = self.shard_candidates(shard.scores, query_size)
         indices = collective.gather_rows(shard.indices[keep])
         scores = collective.gather_rows(shard.scores[keep])

@@ -11,7 +11,7 @@ from torch import Tensor
 from lightning_bal.functional import SamplingMode, sample_without_replacement, sampling_log_weights
 from lightning_bal.functional._validation import Reduction
 from lightning_bal.functional.outputs import OutputKey
-from lightning_bal.heuristics.base import Heuristic, ScoredShard, Selection, _refuse_nan, check_scores
+from lightning_bal.heuristics.base import Heuristic, ScoredShard, Selection, check_scores, refuse_nan
 from lightning_bal.heuristics.pointwise import BALD, Entropy
 from lightning_bal.heuristics.registry import register_heuristic
 from lightning_bal.heuristics.streaming_selection import CHUNK, draw_sharded
@@ -61,7 +61,7 @@ def _select_streamed(
         counts[1] += int((~part.isfinite()).sum())
         counts[2] = min(float(counts[2]), float(part.min()))
     counts = collective.gather_rows(counts[None])
-    _refuse_nan(int(counts[:, 0].sum()), total)
+    refuse_nan(int(counts[:, 0].sum()), total)
     if int(counts[:, 1].sum()):
         raise ValueError("Expected argument `scores` to contain finite values, but got NaN or inf.")
     smallest = counts[:, 2].min()
