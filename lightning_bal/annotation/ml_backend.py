@@ -28,7 +28,7 @@ from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.checkpoint_entries import read_journal, utc_now
 from lightning_bal.annotation.label_studio import AnnotatorAnswer, annotation_author, check_task_step
 from lightning_bal.annotation.label_studio_api import LabelStudioClient, check_label_config
-from lightning_bal.annotation.ml_backend_journal import AnswerJournal
+from lightning_bal.annotation.ml_backend_journal import SERVED_TASK, AnswerJournal
 from lightning_bal.annotation.sync import query_tasks
 from lightning_bal.data.ids import ItemId
 
@@ -273,7 +273,7 @@ class MLBackend(AnswerJournal):
         schema = payload.get("schema")
         if schema is not None:
             try:
-                check_label_config(schema, self.names, self.data_key, self.from_name)
+                check_label_config(schema, self.names, self.data_key, self.from_name, SERVED_TASK)
             except ValueError as err:
                 raise BadRequest(str(err)) from None
         if self.push_due:

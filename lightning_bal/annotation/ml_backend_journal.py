@@ -40,6 +40,9 @@ from lightning_bal.utilities.checks import check_bool, check_one_of
 
 __all__ = ["AnswerJournal"]
 
+#: The one task whose runs serve takes: a single choice per item, read and guessed as a class index.
+SERVED_TASK = "classification"
+
 
 def _write_json(path: Path, value: Any) -> None:
     temporary = temporary_path(path)
@@ -86,6 +89,14 @@ class AnswerJournal:
         self._lock = threading.RLock()
         self._pushing = threading.Lock()  # one push at a time, so that none sees the other's tasks missing
         self.state = load_label_state(self.checkpoint)
+        task = self.state.ledger.task
+        if task != SERVED_TASK:
+            # Its answers and guesses are one class per item: any other run would take a class index as its label.
+            raise ValueError(
+                f"Expected `lightning-bal serve` to be given a checkpoint of a classification run (one class per"
+                f" item), but {self.checkpoint} is of a {task} run: bring its answers in with `lightning-bal sync`"
+                " or `lightning-bal import`, which read every answer type."
+            )
         self.names = self.state.check_class_names(list(label_names))
         self.label_map = {name: index for index, name in enumerate(self.names)}
         self._reading = AnswerFormat("choice", self.label_map, from_name)
@@ -95,7 +106,7 @@ class AnswerJournal:
             if project is None:
                 raise ValueError("Expected `--project` with `--url` (the project the new queries go to), but got None.")
             found = client.project(project)
-            check_label_config(found["label_config"], self.names, self.data_key, from_name)
+            check_label_config(found["label_config"], self.names, self.data_key, from_name, SERVED_TASK)
             self.project_id = int(found["id"])
         self.training: subprocess.Popen[bytes] | None = None
         self.last_training: str | None = None

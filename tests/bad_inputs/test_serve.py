@@ -13,7 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import torch
+from torch.utils.data import TensorDataset
 
+from lightning_bal import ActiveDataModule
 from lightning_bal.annotation.checkpoint import load_label_state
 from lightning_bal.annotation.label_studio_api import LabelStudioClient
 from lightning_bal.annotation.ml_backend import MLBackend
@@ -113,6 +116,22 @@ def test_serve_refuses(tmp_path, fake, replace, change, match):
     )
 
 
+@pytest.mark.parametrize(("task", "num_classes"), [("multilabel", 3), ("regression", None), ("per_position", 3)])
+def test_serve_refuses_a_run_of_another_task(tmp_path, fake, task, num_classes):
+    # Serve reads one choice per item: on any other run a choice would become the item's label as a class index.
+    dm = ActiveDataModule(TensorDataset(torch.zeros(5, 1)), ids=list("abcde"), task=task, num_classes=num_classes)
+    dm.query([1, 3], new_step=True)
+    torch.save({"ActiveDataModule": dm.state_dict()}, tmp_path / "run.ckpt")
+    refuses(
+        "lightning-bal serve",
+        lambda: lightning_bal(*flags(fake, tmp_path, {})),
+        CliError,
+        rf"exit 1: .*checkpoint of a classification run \(one class per item\), but .* is of a {task} run: .*sync",
+        Folder(tmp_path),
+        fake.tasks,
+    )
+
+
 @pytest.fixture
 def backend(tmp_path, fake):
     make_checkpoint(tmp_path)
@@ -188,6 +207,11 @@ WEBHOOK_CASES: list[tuple[str, Any, str]] = [
     ("/predict", {"tasks": "doc5"}, r"400: Expected /predict's `tasks` to be a list of tasks, but got 'doc5'"),
     ("/setup", {"schema": config(["cat", "dog", "fish"])}, r"400: .*offer the classes .* offers \['cat', 'dog', 'fish"),
     ("/setup", {"schema": "<View>"}, r"400: Expected the project's `label_config` to be XML, but it does not parse"),
+    (
+        "/setup",
+        {"schema": '<View><Image name="image" value="$image"/><Number name="label" toName="image"/></View>'},
+        r"400: .*one <Choices name=\"label\"> control, but it holds 0 \(it has <Number>, which a classification run",
+    ),
     ("/train", {}, r"404: Expected /setup, /predict or /webhook, but got '/train'"),
 ]
 
