@@ -95,7 +95,7 @@ def _export_names(args: argparse.Namespace, state: LabelState) -> dict[str, obje
 def _import(args: argparse.Namespace) -> str:
     from lightning_bal.annotation.answers import ANSWER_KINDS
     from lightning_bal.annotation.checkpoint import load_label_state
-    from lightning_bal.annotation.sync import TASK_ANSWERS, answers_format, bring_in_answers
+    from lightning_bal.annotation.sync import TASK_ANSWERS, answers_format, bring_in_answers, check_answer_kind
 
     label_map = _label_map(args)
     format = answers_format(args.answers, args.format, label_map)
@@ -103,6 +103,8 @@ def _import(args: argparse.Namespace) -> str:
         raise ValueError(f"Expected `--answer` to be one of {list(ANSWER_KINDS)}, but got {args.answer!r}.")
     state = load_label_state(args.checkpoint)
     kind = args.answer or TASK_ANSWERS.get(state.ledger.task_type.name, "choice")
+    if format == "label_studio":
+        check_answer_kind(state.ledger.task_type.name, kind)
     if format == "label_studio" and label_map is None and kind != "number":  # numbers have no class names
         raise ValueError(
             f"Expected `--labels` or `--label-map` (the project's class names) to read the Label Studio export"

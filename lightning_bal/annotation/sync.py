@@ -40,13 +40,34 @@ def _holds_label_studio_tasks(path: Path) -> bool:
     return isinstance(rows, list) and any(isinstance(row, dict) and isinstance(row.get("data"), dict) for row in rows)
 
 
-# The answer type a Label Studio project gives a run of each task, unless told another (a class by default).
-#: The answer kind a Label Studio export is read as by default, by the run's task (else ``"choice"``).
-TASK_ANSWERS: dict[str | None, AnswerKind] = {
-    "multilabel": "multichoice",
-    "per_position": "brush",
-    "regression": "number",
+#: The answer kinds a run of each task reads (docs/annotators.md#answer-types), its default first.
+TASK_ANSWER_KINDS: dict[str | None, tuple[AnswerKind, ...]] = {
+    "classification": ("choice",),
+    "multilabel": ("multichoice",),
+    "per_position": ("brush", "polygon", "spans"),
+    "regression": ("number",),
 }
+#: The answer kind a Label Studio export is read as by default, by the run's task (else ``"choice"``).
+TASK_ANSWERS: dict[str | None, AnswerKind] = {task: kinds[0] for task, kinds in TASK_ANSWER_KINDS.items()}
+
+
+def check_answer_kind(task: str | None, kind: AnswerKind | AnswerFormat) -> None:
+    """Refuse an answer kind whose labels a run of ``task`` cannot take (a class index as a regression target).
+
+    Examples:
+        >>> check_answer_kind("per_position", "polygon")
+        >>> check_answer_kind("regression", "choice")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `--answer` to be an answer type of a regression run (number), but got 'choice': ...
+    """
+    named = kind.kind if isinstance(kind, AnswerFormat) else kind
+    kinds = TASK_ANSWER_KINDS.get(task)
+    if kinds is not None and named not in kinds:
+        raise ValueError(
+            f"Expected `--answer` to be an answer type of a {task} run ({', '.join(kinds)}), but got {named!r}: its"
+            f" answers would not be {task} labels. Nothing was changed."
+        )
 
 
 def answers_format(
@@ -91,6 +112,7 @@ def bring_in_answers(
     labels: list[Any]
     if format == "label_studio":
         kind = TASK_ANSWERS.get(state.ledger.task_type.name, "choice") if answer is None else answer
+        check_answer_kind(state.ledger.task_type.name, kind)
         if label_map is None and kind != "number" and not isinstance(kind, AnswerFormat):
             raise ValueError(
                 f"Expected argument `label_map` (class names to indices) to read the Label Studio export"

@@ -354,6 +354,7 @@ def checkpoint(folder: Path, task: str) -> Path:
     return folder / "run.ckpt"
 
 
+CHOICE = [{"type": "choices", "value": {"choices": ["cat"]}}]
 IMPORT_CASES: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
     (
         "multilabel",
@@ -376,11 +377,33 @@ IMPORT_CASES: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
         r"`label_map` to be None or the label map of argument `answer`",
     ),
     (
-        "classification",
+        "per_position",
         [],
         {"answer": "spans"},
         r"`label_map` \(class names to indices\) to read the Label Studio export",
     ),
+    # An answer type the run's task does not read: a class index would become a regression target or a mask.
+    (
+        "regression",
+        CHOICE,
+        {"label_map": {"cat": 0}, "answer": "choice"},
+        r"a regression run \(number\), but got 'choice'",
+    ),
+    (
+        "per_position",
+        CHOICE,
+        {"label_map": {"cat": 0}, "answer": "choice"},
+        r"`--answer` to be an answer type of a per_position run \(brush, polygon, spans\), but got 'choice'",
+    ),
+    ("multilabel", CHOICE, {"label_map": {"cat": 0}, "answer": "choice"}, r"multilabel run \(multichoice\), but got"),
+    ("classification", [number(1.0)], {"answer": "number"}, r"a classification run \(choice\), but got 'number'"),
+    (
+        "classification",
+        CHOICE,
+        {"answer": AnswerFormat("multichoice", {"cat": 0}, num_classes=3)},
+        r"a classification run \(choice\), but got 'multichoice'",
+    ),
+    ("classification", CHOICE, {"label_map": {"cat": 0}, "answer": "brush"}, r"classification run \(choice\), but got"),
 ]
 
 
@@ -400,6 +423,14 @@ def test_bring_in_answers_refuses(tmp_path, task, result, kwargs, match):
 def test_bring_in_answers_accepts_a_number(tmp_path):
     ckpt = checkpoint(tmp_path, "regression")
     assert accepts(lambda: bring_in_answers(ckpt, export(tmp_path, [number(2)]))).labelled.tolist() == [1]
+
+
+def test_bring_in_answers_accepts_polygons_on_a_per_position_run(tmp_path):
+    ckpt = checkpoint(tmp_path, "per_position")
+    square = [[0, 0], [100, 0], [100, 100], [0, 100]]
+    path = export(tmp_path, [polygon(square)])
+    done = accepts(lambda: bring_in_answers(ckpt, path, label_map={"cat": 1}, answer="polygon"))
+    assert done.labelled.tolist() == [1]
 
 
 EXPORT_CASES: list[tuple[str, Callable[[], Any], str]] = [

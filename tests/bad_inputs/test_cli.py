@@ -222,7 +222,7 @@ IMPORT_CASES = [
     (lambda f: [studio_export(f), "--answer", "choice"], r"`--labels` or `--label-map` .* neither"),
     (
         lambda f: [studio_export(f), "--labels", "cat,dog,bird", "--answer", "number"],
-        r"of kind 'number' \(number regions\), but it holds \['choices'\] regions",
+        r"`--answer` to be an answer type of a classification run \(choice\), but got 'number'",
     ),
     (lambda f: [studio_export(f), "--format", "json"], r"query rows .* holds Label Studio tasks"),
     (lambda f: [studio_export(f), "--format", "csv"], r"header `id,index,step,score,label`.* looks like JSON"),
