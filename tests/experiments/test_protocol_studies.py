@@ -41,7 +41,7 @@ def test_the_protocol_studies_are_distinct_settings():
     assert len({Study.from_file(path).hash for path in settings}) == len(settings)
 
 
-@pytest.mark.parametrize("name", ["mnist_q100_seeds5to9", "mnist_duplicated_seeds5to9"])
+@pytest.mark.parametrize("name", sorted(path.stem for path in STUDIES.glob("mnist_*_seeds*.yaml")))
 def test_added_seeds_pair_with_the_runs_of_their_setting(name):
     # The reading rule adds seeds 5-9 to Random and the unclear rows: their records join the setting's folder.
     added = Study.from_file(STUDIES / f"{name}.yaml")
