@@ -142,13 +142,18 @@ class PerPosition(Task):
             raise TypeError(f"Expected argument `ignore_index` to be an integer or None, but got {ignore_index!r}.")
         self.ignore_index = ignore_index
 
-    def check_label(self, value: Any, num_classes: int | None = None) -> Any:
-        """A number (as :class:`Task` takes it), or an annotator's class map (mask, token labels) as a ``LongTensor``.
+    def check_label(self, value: Any, num_classes: int | None = None) -> Tensor:
+        """An annotator's class map (mask, token labels) as a ``LongTensor``.
 
-        A class map is an integer tensor of classes in ``[0, num_classes)`` or ``ignore_index``.
+        A class map is an integer tensor of classes in ``[0, num_classes)`` or ``ignore_index``. A single number is
+        refused: the labelled view puts the label in the place of the item's target, where one class for a whole mask
+        would fail only in training, with the label already kept.
         """
         if not isinstance(value, Tensor):
-            return super().check_label(value, num_classes)
+            raise ValueError(
+                f"Expected argument `labels` to hold class maps (a mask or token labels, as an integer tensor) for a"
+                f" per-position run, but got {value!r}: one class cannot label every position of an item."
+            )
         if value.dim() == 0 or not value.numel() or value.is_floating_point() or value.is_complex():
             raise ValueError(
                 f"Expected argument `labels` to hold class maps (non-empty integer tensors), but got a tensor of shape"

@@ -420,6 +420,22 @@ def test_bring_in_answers_refuses(tmp_path, task, result, kwargs, match):
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "text"), [("answers.csv", "id,step,label\nb,1,1\n"), ("answers.json", '[{"id": "b", "label": 1}]')]
+)
+def test_a_plain_class_is_refused_as_the_answer_of_a_per_position_run(tmp_path, name, text):
+    # The labelled view would put one class where the item's mask goes, and training would fail with the label kept.
+    ckpt = checkpoint(tmp_path, "per_position")
+    (tmp_path / name).write_text(text)
+    refuses(
+        "bring_in_answers (CSV and JSON answers)",
+        lambda: bring_in_answers(ckpt, tmp_path / name),
+        ValueError,
+        r"`labels` to hold class maps .* for a per-position run, but got 1",
+        Folder(tmp_path),
+    )
+
+
 def test_bring_in_answers_accepts_a_number(tmp_path):
     ckpt = checkpoint(tmp_path, "regression")
     assert accepts(lambda: bring_in_answers(ckpt, export(tmp_path, [number(2)]))).labelled.tolist() == [1]

@@ -25,11 +25,12 @@ from tests.helpers.models import blobs
         (Classification(), [1], TypeError, r"`labels`.*numbers.*\[1\]"),
         (Regression(), float("nan"), ValueError, r"`labels`.*finite numbers.*nan"),
         (Regression(), "2.0", TypeError, r"`labels`.*numbers.*'2.0'"),
-        (PerPosition(), complex(1, 0), TypeError, r"`labels`.*numbers.*complex"),
+        (PerPosition(), complex(1, 0), ValueError, r"`labels`.*class maps.*per-position run.*\(1\+0j\)"),
+        (PerPosition(), 1, ValueError, r"`labels`.*class maps.*per-position run, but got 1: one class"),
     ],
 )
 def test_check_label_refuses(task, value, error, match):
-    entry = "Task.check_label" if type(task) in (Task, PerPosition) else f"{type(task).__name__}.check_label"
+    entry = "Task.check_label" if type(task) is Task else f"{type(task).__name__}.check_label"
     refuses(entry, lambda: task.check_label(value, num_classes=3 if "3" in match else None), error, match, task)
 
 

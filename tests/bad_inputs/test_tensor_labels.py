@@ -63,6 +63,16 @@ DATAMODULE_CASES: list[tuple[Callable[[], ActiveDataModule], Callable[[ActiveDat
         lambda dm: dm.label([2], [torch.full(SIZE, 3)]),
         r"`labels` to hold class maps with classes in \[0, 3\)",
     ),
+    (
+        segmentation,
+        lambda dm: dm.label([2, 3], [torch.zeros(SIZE, dtype=torch.long), 1]),
+        r"`labels` to hold class maps .* for a per-position run, but got 1: one class cannot label every position",
+    ),
+    (
+        segmentation,
+        lambda dm: dm.relabel([1], [2]),
+        r"`labels` to hold class maps .* for a per-position run, but got 2",
+    ),
     (multilabel, lambda dm: dm.label([1], [[1, 0]]), r"`labels` to hold multi-hot vectors of 3 classes.*one of 2"),
     (multilabel, lambda dm: dm.relabel([0], [[1, 0, 1, 1]]), r"`labels` to hold multi-hot vectors of 3 classes"),
     (multilabel, lambda dm: dm.label([1], [[2, 0, 0]]), r"`labels` to hold multi-hot vectors \(0 or 1 per class\)"),

@@ -49,7 +49,6 @@ def test_merge_refuses_outputs_of_different_structure():
         (None, 2.5, 2.5),
         ("classification", 2.0, 2),
         ("regression", 2, 2.0),
-        (PerPosition(), 1, 1),
     ],
 )
 def test_each_task_gives_a_label_its_canonical_form(task, value, expected):
